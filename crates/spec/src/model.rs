@@ -1,0 +1,512 @@
+//! The validated, scalarized model: every tensor expanded into named scalars,
+//! every expression a plain scalar [`Expr`] tree. This is what the symbolic
+//! engine, the renderers and (later) the code generator consume.
+
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+
+/// A function the expression language knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Func {
+    /// e^u
+    Exp,
+    /// natural logarithm
+    Log,
+    /// log(1 + u), accurate for small u
+    Log1p,
+    /// √u
+    Sqrt,
+    /// sine
+    Sin,
+    /// cosine
+    Cos,
+    /// tangent
+    Tan,
+    /// arctangent
+    Atan,
+    /// hyperbolic tangent
+    Tanh,
+    /// σ(u) = 1 / (1 + e^{−u})
+    Sigmoid,
+    /// log(1 + e^u)
+    Softplus,
+    /// max(0, u); derivative `step`, second derivative 0 (almost everywhere)
+    Relu,
+    /// Heaviside step: 1 for u > 0, else 0; derivative 0 almost everywhere
+    Step,
+    /// |u|; derivative `sign`, differentiable away from 0
+    Abs,
+    /// sign(u); derivative 0 almost everywhere
+    Sign,
+}
+
+impl Func {
+    /// Every function, for lookups and suggestions.
+    pub const ALL: [Func; 15] = [
+        Func::Exp,
+        Func::Log,
+        Func::Log1p,
+        Func::Sqrt,
+        Func::Sin,
+        Func::Cos,
+        Func::Tan,
+        Func::Atan,
+        Func::Tanh,
+        Func::Sigmoid,
+        Func::Softplus,
+        Func::Relu,
+        Func::Step,
+        Func::Abs,
+        Func::Sign,
+    ];
+
+    /// The name used in derivation files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Func::Exp => "exp",
+            Func::Log => "log",
+            Func::Log1p => "log1p",
+            Func::Sqrt => "sqrt",
+            Func::Sin => "sin",
+            Func::Cos => "cos",
+            Func::Tan => "tan",
+            Func::Atan => "atan",
+            Func::Tanh => "tanh",
+            Func::Sigmoid => "sigmoid",
+            Func::Softplus => "softplus",
+            Func::Relu => "relu",
+            Func::Step => "step",
+            Func::Abs => "abs",
+            Func::Sign => "sign",
+        }
+    }
+
+    /// Look a function up by its file name.
+    pub fn from_name(name: &str) -> Option<Func> {
+        Func::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// Evaluate in f64 (naively; stable forms are the code generator's job).
+    pub fn eval(self, u: f64) -> f64 {
+        match self {
+            Func::Exp => u.exp(),
+            Func::Log => u.ln(),
+            Func::Log1p => u.ln_1p(),
+            Func::Sqrt => u.sqrt(),
+            Func::Sin => u.sin(),
+            Func::Cos => u.cos(),
+            Func::Tan => u.tan(),
+            Func::Atan => u.atan(),
+            Func::Tanh => u.tanh(),
+            Func::Sigmoid => {
+                if u >= 0.0 {
+                    1.0 / (1.0 + (-u).exp())
+                } else {
+                    let e = u.exp();
+                    e / (1.0 + e)
+                }
+            }
+            Func::Softplus => u.max(0.0) + (-u.abs()).exp().ln_1p(),
+            Func::Relu => u.max(0.0),
+            Func::Step => {
+                if u > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Func::Abs => u.abs(),
+            Func::Sign => {
+                if u > 0.0 {
+                    1.0
+                } else if u < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
+/// An exact rational number `num / den` (den > 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Rational {
+    /// Numerator.
+    pub num: i128,
+    /// Denominator, positive.
+    pub den: i128,
+}
+
+impl Rational {
+    /// An integer.
+    pub fn int(n: i128) -> Rational {
+        Rational { num: n, den: 1 }
+    }
+    /// The value as f64.
+    pub fn to_f64(self) -> f64 {
+        self.num as f64 / self.den as f64
+    }
+    /// Whether this is a whole number.
+    pub fn is_integer(self) -> bool {
+        self.den == 1
+    }
+}
+
+impl fmt::Display for Rational {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.den == 1 {
+            write!(f, "{}", self.num)
+        } else {
+            write!(f, "{}/{}", self.num, self.den)
+        }
+    }
+}
+
+/// A scalar expression. Subtraction is `Add` with a `-1` factor, division is
+/// `Pow(_, -1)`: the same canonical shape a CAS uses.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expr {
+    /// An exact number.
+    Num(Rational),
+    /// A named scalar: parameter, data, constant or intermediate (by id).
+    Var(String),
+    /// A sum.
+    Add(Vec<Expr>),
+    /// A product.
+    Mul(Vec<Expr>),
+    /// base ^ exponent
+    Pow(Box<Expr>, Box<Expr>),
+    /// f(argument)
+    Call(Func, Box<Expr>),
+}
+
+impl Expr {
+    /// The number n.
+    pub fn int(n: i128) -> Expr {
+        Expr::Num(Rational::int(n))
+    }
+
+    /// Every variable id the expression mentions.
+    pub fn free_vars(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        self.collect_vars(&mut out);
+        out
+    }
+
+    fn collect_vars(&self, out: &mut BTreeSet<String>) {
+        match self {
+            Expr::Num(_) => {}
+            Expr::Var(v) => {
+                out.insert(v.clone());
+            }
+            Expr::Add(xs) | Expr::Mul(xs) => xs.iter().for_each(|x| x.collect_vars(out)),
+            Expr::Pow(a, b) => {
+                a.collect_vars(out);
+                b.collect_vars(out);
+            }
+            Expr::Call(_, a) => a.collect_vars(out),
+        }
+    }
+
+    /// Evaluate in f64 with every variable looked up in `env`.
+    /// Returns `None` when a variable is missing.
+    pub fn eval(&self, env: &HashMap<String, f64>) -> Option<f64> {
+        Some(match self {
+            Expr::Num(r) => r.to_f64(),
+            Expr::Var(v) => *env.get(v)?,
+            Expr::Add(xs) => {
+                let mut s = 0.0;
+                for x in xs {
+                    s += x.eval(env)?;
+                }
+                s
+            }
+            Expr::Mul(xs) => {
+                let mut p = 1.0;
+                for x in xs {
+                    p *= x.eval(env)?;
+                }
+                p
+            }
+            Expr::Pow(a, b) => {
+                let base = a.eval(env)?;
+                match &**b {
+                    Expr::Num(r) if r.is_integer() && r.num.abs() < i32::MAX as i128 => {
+                        base.powi(r.num as i32)
+                    }
+                    e => base.powf(e.eval(env)?),
+                }
+            }
+            Expr::Call(f, a) => f.eval(a.eval(env)?),
+        })
+    }
+
+    /// Replace variables by expressions (one pass, no recursion into the
+    /// replacements).
+    pub fn substitute(&self, map: &HashMap<String, Expr>) -> Expr {
+        match self {
+            Expr::Num(_) => self.clone(),
+            Expr::Var(v) => map.get(v).cloned().unwrap_or_else(|| self.clone()),
+            Expr::Add(xs) => Expr::Add(xs.iter().map(|x| x.substitute(map)).collect()),
+            Expr::Mul(xs) => Expr::Mul(xs.iter().map(|x| x.substitute(map)).collect()),
+            Expr::Pow(a, b) => Expr::Pow(Box::new(a.substitute(map)), Box::new(b.substitute(map))),
+            Expr::Call(f, a) => Expr::Call(*f, Box::new(a.substitute(map))),
+        }
+    }
+
+    /// Write the expression in Symbolica's input syntax (also plain
+    /// calculator syntax), fully parenthesised where needed.
+    pub fn to_input_syntax(&self) -> String {
+        let mut s = String::new();
+        self.write_input(&mut s, 0);
+        s
+    }
+
+    fn write_input(&self, out: &mut String, parent: u8) {
+        // Precedence: 1 sum, 2 product, 3 power, 4 atom.
+        let (mine, text): (u8, String) = match self {
+            Expr::Num(r) => {
+                if r.den == 1 && r.num >= 0 {
+                    (4, r.num.to_string())
+                } else {
+                    (1, r.to_string())
+                }
+            }
+            Expr::Var(v) => (4, v.clone()),
+            Expr::Add(xs) => {
+                let mut s = String::new();
+                for (i, x) in xs.iter().enumerate() {
+                    if i > 0 {
+                        s.push('+');
+                    }
+                    x.write_input(&mut s, 1);
+                }
+                (1, s)
+            }
+            Expr::Mul(xs) => {
+                let mut s = String::new();
+                for (i, x) in xs.iter().enumerate() {
+                    if i > 0 {
+                        s.push('*');
+                    }
+                    x.write_input(&mut s, 2);
+                }
+                (2, s)
+            }
+            Expr::Pow(a, b) => {
+                let mut s = String::new();
+                a.write_input(&mut s, 4);
+                s.push('^');
+                b.write_input(&mut s, 4);
+                (3, s)
+            }
+            Expr::Call(f, a) => {
+                let mut s = format!("{}(", f.name());
+                a.write_input(&mut s, 0);
+                s.push(')');
+                (4, s)
+            }
+        };
+        if mine < parent {
+            out.push('(');
+            out.push_str(&text);
+            out.push(')');
+        } else {
+            out.push_str(&text);
+        }
+    }
+}
+
+/// What role a named scalar plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// θ: what the optimizer changes.
+    Parameter,
+    /// One column of a data row.
+    Data,
+    /// A hyper-parameter with a default value.
+    Constant,
+    /// A named intermediate definition.
+    Intermediate,
+}
+
+/// One scalar of the model (a parameter entry, a data column, a constant, an
+/// intermediate entry).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scalar {
+    /// Identifier used in expressions and as the CAS symbol, e.g. `w_3`, `W_2_1`.
+    pub id: String,
+    /// Display form for LaTeX, e.g. `w_{3}`, `W_{2,1}`.
+    pub latex: String,
+    /// The tensor it belongs to (`w`).
+    pub tensor: String,
+    /// 1-based position in the tensor (empty for a scalar).
+    pub index: Vec<usize>,
+    /// What it is.
+    pub role: Role,
+}
+
+/// A named tensor of the file (parameter, data field or definition), with its
+/// shape and the ids of its scalar entries in row-major order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TensorInfo {
+    /// Name in the file.
+    pub name: String,
+    /// `[]` scalar, `[n]` vector, `[r, c]` matrix.
+    pub shape: Vec<usize>,
+    /// Scalar ids, row-major.
+    pub ids: Vec<String>,
+}
+
+/// A scalar intermediate `id := expr`, in dependency order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Definition {
+    /// The scalar being defined.
+    pub scalar: Scalar,
+    /// Its right-hand side (may mention earlier intermediates).
+    pub expr: Expr,
+}
+
+/// A probability distribution of the synthetic-data process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Distribution {
+    /// normal(mean, standard deviation), element-wise
+    Normal,
+    /// uniform(low, high), element-wise
+    Uniform,
+    /// bernoulli(probability), element-wise; 0 or 1
+    Bernoulli,
+    /// categorical(logits vector) drawn as a one-hot vector
+    Categorical,
+}
+
+/// How to draw one data field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Draw {
+    /// The data field (tensor name).
+    pub field: String,
+    /// The distribution.
+    pub distribution: Distribution,
+    /// Each argument, expanded to the field's entries (or the logits).
+    pub args: Vec<Vec<Expr>>,
+}
+
+/// The data-generating process behind `--synthetic N`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Synthetic {
+    /// Default number of samples.
+    pub samples: usize,
+    /// Parameter values used to generate the data (id → value).
+    pub truth: Vec<(String, f64)>,
+    /// The fields in drawing order.
+    pub draws: Vec<Draw>,
+}
+
+/// A validated derivation file, scalarized.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Model {
+    /// Short name (`logistic_regression`).
+    pub name: String,
+    /// Display title.
+    pub title: String,
+    /// One line for `hessforge models`.
+    pub description: String,
+    /// Teaching notes (Markdown allowed).
+    pub notes: Option<String>,
+    /// θ in order.
+    pub params: Vec<Scalar>,
+    /// Parameter tensors in file order.
+    pub param_tensors: Vec<TensorInfo>,
+    /// One data row, in column order.
+    pub data: Vec<Scalar>,
+    /// Data tensors in file order.
+    pub data_tensors: Vec<TensorInfo>,
+    /// Constants with their default values.
+    pub constants: Vec<(Scalar, f64)>,
+    /// Intermediates in dependency order.
+    pub definitions: Vec<Definition>,
+    /// Intermediate tensors in file order.
+    pub definition_tensors: Vec<TensorInfo>,
+    /// The per-sample loss ℓ(θ; x) (or the whole objective without data).
+    pub loss: Expr,
+    /// R(θ), if any.
+    pub regularizer: Option<Expr>,
+    /// Starting point (one value per parameter, 0 where unspecified).
+    pub init: Vec<f64>,
+    /// The synthetic-data process, if given.
+    pub synthetic: Option<Synthetic>,
+}
+
+impl Model {
+    /// Number of parameters P.
+    pub fn n_params(&self) -> usize {
+        self.params.len()
+    }
+
+    /// Every scalar (parameters, data, constants, intermediates) by id.
+    pub fn scalars(&self) -> impl Iterator<Item = &Scalar> {
+        self.params
+            .iter()
+            .chain(&self.data)
+            .chain(self.constants.iter().map(|(s, _)| s))
+            .chain(self.definitions.iter().map(|d| &d.scalar))
+    }
+
+    /// Evaluate the intermediates in order into `env` (which must already hold
+    /// parameters, data and constants).
+    pub fn eval_definitions(&self, env: &mut HashMap<String, f64>) -> Option<()> {
+        for d in &self.definitions {
+            let v = d.expr.eval(env)?;
+            env.insert(d.scalar.id.clone(), v);
+        }
+        Some(())
+    }
+
+    /// An environment with the given parameters, one data row and the default
+    /// constants, intermediates evaluated.
+    pub fn environment(&self, theta: &[f64], row: &[f64]) -> HashMap<String, f64> {
+        let mut env = HashMap::new();
+        for (s, v) in self.params.iter().zip(theta) {
+            env.insert(s.id.clone(), *v);
+        }
+        for (s, v) in self.data.iter().zip(row) {
+            env.insert(s.id.clone(), *v);
+        }
+        for (s, v) in &self.constants {
+            env.insert(s.id.clone(), *v);
+        }
+        self.eval_definitions(&mut env);
+        env
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_syntax_round_trips_precedence() {
+        let e = Expr::Mul(vec![
+            Expr::Add(vec![Expr::Var("a".into()), Expr::int(1)]),
+            Expr::Pow(
+                Box::new(Expr::Var("b".into())),
+                Box::new(Expr::Num(Rational { num: -1, den: 2 })),
+            ),
+        ]);
+        assert_eq!(e.to_input_syntax(), "(a+1)*b^(-1/2)");
+    }
+
+    #[test]
+    fn stable_sigmoid_and_softplus() {
+        assert_eq!(Func::Sigmoid.eval(-800.0), 0.0);
+        assert_eq!(Func::Sigmoid.eval(800.0), 1.0);
+        assert_eq!(Func::Softplus.eval(800.0), 800.0);
+        assert!((Func::Softplus.eval(0.0) - 2f64.ln()).abs() < 1e-15);
+    }
+}

@@ -1,0 +1,80 @@
+//! Every built-in derivation file loads, with the shapes the README promises.
+
+use std::path::Path;
+
+fn builtin(name: &str) -> hessforge_spec::Model {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../derivations")
+        .join(format!("{name}.toml"));
+    hessforge_spec::load_file(&path).unwrap_or_else(|e| panic!("{}", e.one_line()))
+}
+
+#[test]
+fn parameter_counts() {
+    for (name, p, data) in [
+        ("quadratic_bowl", 2, 0),
+        ("rosenbrock", 2, 0),
+        ("saddle", 2, 0),
+        ("linear_regression", 11, 11),
+        ("logistic_regression", 11, 11),
+        ("softmax_regression", 15, 7),
+        ("mlp_tanh", 17, 3),
+    ] {
+        let m = builtin(name);
+        assert_eq!(m.n_params(), p, "{name}");
+        assert_eq!(m.data.len(), data, "{name}");
+        assert_eq!(m.name, name);
+    }
+}
+
+#[test]
+fn logistic_regression_shape() {
+    let m = builtin("logistic_regression");
+    let ids: Vec<&str> = m.params.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids[0], "w_1");
+    assert_eq!(ids[10], "b");
+    assert_eq!(m.params[2].latex, "w_{3}");
+    let defs: Vec<&str> = m.definitions.iter().map(|d| d.scalar.id.as_str()).collect();
+    assert_eq!(defs, ["z", "p"]);
+    assert_eq!(m.constants[0].0.latex, "\\lambda");
+    assert_eq!(m.constants[0].1, 0.01);
+    let syn = m.synthetic.as_ref().unwrap();
+    assert_eq!(syn.draws.len(), 2);
+    assert_eq!(syn.draws[0].args[1].len(), 10);
+}
+
+#[test]
+fn matrices_are_row_major_with_two_subscripts() {
+    let m = builtin("mlp_tanh");
+    assert_eq!(m.params[1].id, "W_1_2");
+    assert_eq!(m.params[1].latex, "W_{1,2}");
+    assert_eq!(m.params[2].id, "W_2_1");
+    assert_eq!(m.init[1], -0.3);
+    let defs: Vec<&str> = m.definitions.iter().map(|d| d.scalar.id.as_str()).collect();
+    assert_eq!(defs.len(), 9);
+    assert_eq!(*defs.last().unwrap(), "yhat");
+}
+
+#[test]
+fn definitions_may_come_in_any_order() {
+    let m = hessforge_spec::load_str(
+        "t.toml",
+        r#"
+name = "t"
+title = "t"
+description = "t"
+loss = "q^2"
+[parameters]
+a = {}
+[[define]]
+name = "q"
+expr = "r + 1"
+[[define]]
+name = "r"
+expr = "a * 2"
+"#,
+    )
+    .unwrap();
+    let defs: Vec<&str> = m.definitions.iter().map(|d| d.scalar.id.as_str()).collect();
+    assert_eq!(defs, ["r", "q"]);
+}
