@@ -37,7 +37,7 @@ struct RawSpec {
     regularizer: Option<Spanned<String>>,
     #[serde(default)]
     init: IndexMap<String, Spanned<toml::Value>>,
-    synthetic: Option<Spanned<RawSynthetic>>,
+    synthetic: Option<RawSynthetic>,
 }
 
 #[derive(Deserialize)]
@@ -1272,11 +1272,10 @@ impl Loader {
 
     fn synthetic(
         &self,
-        raw: &Spanned<RawSynthetic>,
+        raw: &RawSynthetic,
         params: &[Scalar],
     ) -> Result<Synthetic, SpecError> {
-        let span = raw.span();
-        let raw = raw.get_ref();
+        let span = raw.draw.values().last().map(|v| v.span());
         let mut truth = Vec::new();
         for (name, value) in &raw.truth {
             let values = self.tensor_values(name, value, "[synthetic.truth]")?;
@@ -1403,7 +1402,7 @@ impl Loader {
         if !missing.is_empty() {
             return Err(self.src.error(
                 ErrorKind::Invalid,
-                Some(span),
+                span,
                 format!("[synthetic.draw] does not say how to draw {}", missing.join(", ")),
                 "incomplete",
                 "give a distribution for every data field",
