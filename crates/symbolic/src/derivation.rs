@@ -1,0 +1,81 @@
+//! The result of deriving a model: plain data, free of Symbolica types, that
+//! the renderers (and later the code generator) read.
+
+use hessforge_spec::{Expr, Model};
+use serde::Serialize;
+
+/// The id under which the per-sample loss appears in chains and partials.
+pub const LOSS: &str = "#loss";
+/// The id under which the regularizer appears in chains and partials.
+pub const REGULARIZER: &str = "#regularizer";
+
+/// One local partial derivative ∂`of`/∂`wrt`, where `of` is an intermediate,
+/// [`LOSS`] or [`REGULARIZER`], and `wrt` a direct dependency of it (an
+/// intermediate or a parameter), simplified and written through intermediates.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LocalPartial {
+    /// The expression being differentiated.
+    pub of: String,
+    /// The variable.
+    pub wrt: String,
+    /// The partial derivative.
+    pub expr: Expr,
+}
+
+/// ∂ℓ/∂θ_j with the chains of the chain rule that lead to it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GradientEntry {
+    /// The parameter id θ_j.
+    pub param: String,
+    /// Each chain ℓ → u → … → θ_j whose local partials multiply to a term.
+    pub paths: Vec<Vec<String>>,
+    /// The simplified result.
+    pub expr: Expr,
+}
+
+/// The same results printed by Symbolica, in its input syntax.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SymbolicaForms {
+    /// Each intermediate: (id, right-hand side).
+    pub definitions: Vec<(String, String)>,
+    /// The per-sample loss.
+    pub loss: String,
+    /// The regularizer.
+    pub regularizer: Option<String>,
+    /// ∂ℓ/∂θ_j.
+    pub gradient: Vec<String>,
+    /// ∂²ℓ/∂θ_j∂θ_k.
+    pub hessian: Vec<Vec<String>>,
+}
+
+/// A derived model: loss, gradient and Hessian (per sample and of the
+/// regularizer), with the local partials the chain rule multiplies.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Derivation {
+    /// The model it was derived from.
+    pub model: Model,
+    /// ∂u/∂v for every intermediate, the loss and the regularizer.
+    pub local_partials: Vec<LocalPartial>,
+    /// ∇ℓ, one entry per parameter.
+    pub gradient: Vec<GradientEntry>,
+    /// ∇²ℓ, P × P, symmetric.
+    pub hessian: Vec<Vec<Expr>>,
+    /// ∇R (empty without a regularizer).
+    pub regularizer_gradient: Vec<Expr>,
+    /// ∇²R (empty without a regularizer).
+    pub regularizer_hessian: Vec<Vec<Expr>>,
+    /// The results in Symbolica's syntax.
+    pub symbolica: SymbolicaForms,
+    /// Wall time of the derivation on the worker, in seconds.
+    pub seconds: f64,
+}
+
+impl Derivation {
+    /// The local partial ∂of/∂wrt, if it is not zero.
+    pub fn partial(&self, of: &str, wrt: &str) -> Option<&Expr> {
+        self.local_partials
+            .iter()
+            .find(|lp| lp.of == of && lp.wrt == wrt)
+            .map(|lp| &lp.expr)
+    }
+}
