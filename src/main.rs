@@ -1,1 +1,20 @@
-fn main() {}
+//! The `hessforge` command line: list models, derive and render them, and
+//! keep `generated/` fresh. Errors are printed with miette (file, line,
+//! column, hint); exit code 2 means bad input.
+
+mod cli;
+mod models;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .terminal_links(false)
+                .context_lines(2)
+                .build(),
+        )
+    }));
+    cli::main()
+}

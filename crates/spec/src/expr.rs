@@ -189,7 +189,10 @@ fn lex(src: &str) -> Result<Vec<(Tok, Span)>, SyntaxError> {
             while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                 i += 1;
             }
-            out.push((Tok::Ident(src[start..i].to_string()), Span { start, end: i }));
+            out.push((
+                Tok::Ident(src[start..i].to_string()),
+                Span { start, end: i },
+            ));
             continue;
         }
         if c == b'.' && bytes.get(i + 1) == Some(&b'.') {
@@ -591,7 +594,12 @@ mod tests {
                     let a: Vec<_> = args.iter().map(go).collect();
                     format!("{name}({})", a.join(","))
                 }
-                AstKind::Sum { var, from, to, body } => {
+                AstKind::Sum {
+                    var,
+                    from,
+                    to,
+                    body,
+                } => {
                     format!("sum({var}={from}..{to},{})", go(body))
                 }
                 AstKind::Vector(items) => {
@@ -611,7 +619,10 @@ mod tests {
         assert_eq!(shape("a - b - c"), "((a Sub b) Sub c)");
         assert_eq!(shape("a / b * c"), "((a Div b) Mul c)");
         assert_eq!(shape("2^-x"), "(2 Pow (-x))");
-        assert_eq!(shape("sum(j = 1..10, w[j]*x[j])"), "sum(j=1..10,(w[1] Mul x[1]))");
+        assert_eq!(
+            shape("sum(j = 1..10, w[j]*x[j])"),
+            "sum(j=1..10,(w[1] Mul x[1]))"
+        );
         assert_eq!(shape("dot(W[i,:], x)"), "dot(W[2],x)");
         assert_eq!(shape("[1, 2.5e-3, x]"), "[1,2.5e-3,x]");
         assert_eq!(shape("1.5 + .5"), "(1.5 Add .5)");

@@ -16,7 +16,14 @@ use std::sync::Arc;
 use toml::Spanned;
 
 /// Names with a meaning of their own in expressions.
-const RESERVED: [&str; 6] = ["sum", "dot", "normal", "uniform", "bernoulli", "categorical"];
+const RESERVED: [&str; 6] = [
+    "sum",
+    "dot",
+    "normal",
+    "uniform",
+    "bernoulli",
+    "categorical",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,7 +166,9 @@ impl Source {
         let base = self.content_offset(value.span());
         let limit = value.span().end;
         let start = (base + e.span.start).min(limit);
-        let end = (base + e.span.end.max(e.span.start + 1)).min(limit).max(start);
+        let end = (base + e.span.end.max(e.span.start + 1))
+            .min(limit)
+            .max(start);
         self.error(e.kind, Some(start..end), e.message, e.label, e.help)
     }
 
@@ -513,7 +522,11 @@ impl Scope<'_> {
                     "`{name}` is {} but is indexed with {} {}",
                     describe(&sym.shape),
                     indices.len(),
-                    if indices.len() == 1 { "index" } else { "indices" }
+                    if indices.len() == 1 {
+                        "index"
+                    } else {
+                        "indices"
+                    }
                 ),
                 "wrong number of indices",
                 match sym.shape.len() {
@@ -543,7 +556,9 @@ impl Scope<'_> {
                 return Err(ExprError::new(
                     ErrorKind::Shape,
                     *span,
-                    format!("index {pos} is out of range for `{name}`, which has length {len} on this axis"),
+                    format!(
+                        "index {pos} is out of range for `{name}`, which has length {len} on this axis"
+                    ),
                     "out of range",
                     format!("indices are 1-based: 1..{len}"),
                 ));
@@ -851,7 +866,10 @@ impl Loader {
             return Err(self.src.error(
                 ErrorKind::Invalid,
                 Some(raw.name.span()),
-                format!("model name `{}` is not a valid identifier", raw.name.get_ref()),
+                format!(
+                    "model name `{}` is not a valid identifier",
+                    raw.name.get_ref()
+                ),
                 "invalid name",
                 "use lower_snake_case, e.g. `logistic_regression`",
             ));
@@ -861,7 +879,13 @@ impl Loader {
         for (name, t) in &raw.parameters {
             let t_span = t.span();
             let t = t.get_ref();
-            params.extend(self.declare(name, t_span, Role::Parameter, t.shape.clone(), t.latex.clone())?);
+            params.extend(self.declare(
+                name,
+                t_span,
+                Role::Parameter,
+                t.shape.clone(),
+                t.latex.clone(),
+            )?);
             param_tensors.push(self.tensor_info(name));
         }
         if params.is_empty() {
@@ -878,7 +902,13 @@ impl Loader {
         for (name, t) in &raw.data {
             let t_span = t.span();
             let t = t.get_ref();
-            data.extend(self.declare(name, t_span, Role::Data, t.shape.clone(), t.latex.clone())?);
+            data.extend(self.declare(
+                name,
+                t_span,
+                Role::Data,
+                t.shape.clone(),
+                t.latex.clone(),
+            )?);
             data_tensors.push(self.tensor_info(name));
         }
         let mut constants = Vec::new();
@@ -918,7 +948,13 @@ impl Loader {
             let shape = range.as_ref().map(|(_, n)| vec![*n]).unwrap_or_default();
             // The shape of an element-wise vector definition is known only
             // after evaluation; declare it as a scalar for now and fix it later.
-            self.declare(d.name.get_ref(), d.name.span(), Role::Intermediate, shape, d.latex.clone())?;
+            self.declare(
+                d.name.get_ref(),
+                d.name.span(),
+                Role::Intermediate,
+                shape,
+                d.latex.clone(),
+            )?;
             def_asts.push(self.src.parse_expr(&d.expr)?);
             def_ranges.push(range);
         }
@@ -972,7 +1008,13 @@ impl Loader {
                         self.symbols.remove(name);
                         self.names.retain(|n| n != name);
                         self.all_ids.remove(name);
-                        self.declare(name, d.name.span(), Role::Intermediate, t.shape.clone(), d.latex.clone())?;
+                        self.declare(
+                            name,
+                            d.name.span(),
+                            Role::Intermediate,
+                            t.shape.clone(),
+                            d.latex.clone(),
+                        )?;
                     }
                     t.items
                 }
@@ -1040,7 +1082,10 @@ impl Loader {
         };
         let param_ids: HashSet<&str> = params.iter().map(|s| s.id.as_str()).collect();
         let data_ids: HashSet<&str> = data.iter().map(|s| s.id.as_str()).collect();
-        if !leaves_of(&loss).iter().any(|v| param_ids.contains(v.as_str())) {
+        if !leaves_of(&loss)
+            .iter()
+            .any(|v| param_ids.contains(v.as_str()))
+        {
             return Err(self.src.error(
                 ErrorKind::NoParameterDependence,
                 Some(raw.loss.span()),
@@ -1048,7 +1093,11 @@ impl Loader {
                 "nothing here changes with θ",
                 format!(
                     "use the parameters ({}) in the loss or in a definition it uses",
-                    raw.parameters.keys().cloned().collect::<Vec<_>>().join(", ")
+                    raw.parameters
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
@@ -1095,7 +1144,9 @@ impl Loader {
             symbols: &self.symbols,
             bound: vec![],
         };
-        let t = scope.eval(&ast).map_err(|e| self.src.expr_error(value, e))?;
+        let t = scope
+            .eval(&ast)
+            .map_err(|e| self.src.expr_error(value, e))?;
         if !t.shape.is_empty() {
             return Err(self.src.expr_error(
                 value,
@@ -1108,7 +1159,10 @@ impl Loader {
                 ),
             ));
         }
-        Ok(t.items.into_iter().next().expect("scalar tensor has one item"))
+        Ok(t.items
+            .into_iter()
+            .next()
+            .expect("scalar tensor has one item"))
     }
 
     /// Topological order of the definitions; a cycle is an error.
@@ -1167,7 +1221,10 @@ impl Loader {
             if state[k] == 0
                 && let Err((cycle, span)) = visit(k, &edges, &mut state, &mut order, &mut stack)
             {
-                let names: Vec<&str> = cycle.iter().map(|&i| defs[i].name.get_ref().as_str()).collect();
+                let names: Vec<&str> = cycle
+                    .iter()
+                    .map(|&i| defs[i].name.get_ref().as_str())
+                    .collect();
                 let last = cycle[cycle.len() - 2];
                 return Err(self.src.expr_error(
                     &defs[last].expr,
@@ -1263,18 +1320,17 @@ impl Loader {
         for (name, value) in raw {
             let values = self.tensor_values(name, value, "[init]")?;
             for (id, v) in self.symbols[name].ids.iter().zip(values) {
-                let k = params.iter().position(|p| &p.id == id).expect("parameter id");
+                let k = params
+                    .iter()
+                    .position(|p| &p.id == id)
+                    .expect("parameter id");
                 init[k] = v;
             }
         }
         Ok(init)
     }
 
-    fn synthetic(
-        &self,
-        raw: &RawSynthetic,
-        params: &[Scalar],
-    ) -> Result<Synthetic, SpecError> {
+    fn synthetic(&self, raw: &RawSynthetic, params: &[Scalar]) -> Result<Synthetic, SpecError> {
         let span = raw.draw.values().last().map(|v| v.span());
         let mut truth = Vec::new();
         for (name, value) in &raw.truth {
@@ -1287,7 +1343,8 @@ impl Loader {
             .symbols
             .iter()
             .filter(|(name, s)| {
-                s.role == Role::Constant || (s.role == Role::Parameter && raw.truth.contains_key(*name))
+                s.role == Role::Constant
+                    || (s.role == Role::Parameter && raw.truth.contains_key(*name))
             })
             .map(|(n, s)| (n.clone(), s.clone()))
             .collect();
@@ -1303,7 +1360,12 @@ impl Loader {
                 ));
             };
             let ast = self.src.parse_expr(text)?;
-            let AstKind::Call { name, args, name_span } = &ast.kind else {
+            let AstKind::Call {
+                name,
+                args,
+                name_span,
+            } = &ast.kind
+            else {
                 return Err(self.src.expr_error(
                     text,
                     ExprError::new(
@@ -1403,7 +1465,10 @@ impl Loader {
             return Err(self.src.error(
                 ErrorKind::Invalid,
                 span,
-                format!("[synthetic.draw] does not say how to draw {}", missing.join(", ")),
+                format!(
+                    "[synthetic.draw] does not say how to draw {}",
+                    missing.join(", ")
+                ),
                 "incomplete",
                 "give a distribution for every data field",
             ));

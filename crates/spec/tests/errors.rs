@@ -91,7 +91,11 @@ fn shape_mismatch_in_dot() {
     );
     assert_eq!(e.kind, ErrorKind::Shape);
     assert_eq!(at(&e), (1, 9));
-    assert!(e.message.contains("length 10") && e.message.contains("length 9"), "{}", e.message);
+    assert!(
+        e.message.contains("length 10") && e.message.contains("length 9"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -133,14 +137,18 @@ fn unsupported_function() {
 
 #[test]
 fn regularizer_must_not_use_data() {
-    let e = error(&format!("loss = \"b\"\nregularizer = \"dot(w, x)\"\n{PARAMS}"));
+    let e = error(&format!(
+        "loss = \"b\"\nregularizer = \"dot(w, x)\"\n{PARAMS}"
+    ));
     assert_eq!(e.kind, ErrorKind::Invalid);
     assert!(e.message.contains("data"));
 }
 
 #[test]
 fn init_of_the_wrong_length() {
-    let e = error(&format!("loss = \"b + sum(w)\"\n{PARAMS}[init]\nw = [1, 2]\n"));
+    let e = error(&format!(
+        "loss = \"b + sum(w)\"\n{PARAMS}[init]\nw = [1, 2]\n"
+    ));
     assert_eq!(e.kind, ErrorKind::Shape);
     assert_eq!(at(&e), (8, 5));
 }

@@ -46,6 +46,22 @@ pub struct SymbolicaForms {
     pub gradient: Vec<String>,
     /// ∂²ℓ/∂θ_j∂θ_k.
     pub hessian: Vec<Vec<String>>,
+    /// ∂R/∂θ_j (empty without a regularizer).
+    pub regularizer_gradient: Vec<String>,
+    /// ∂²R/∂θ_j∂θ_k (empty without a regularizer).
+    pub regularizer_hessian: Vec<Vec<String>>,
+}
+
+/// The model's own expressions in the CAS's normal form (like terms
+/// collected: `w_1 w_1` becomes `w_1^2`), for display.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NormalForms {
+    /// Each intermediate's right-hand side, in the model's order.
+    pub definitions: Vec<Expr>,
+    /// The per-sample loss.
+    pub loss: Expr,
+    /// The regularizer.
+    pub regularizer: Option<Expr>,
 }
 
 /// A derived model: loss, gradient and Hessian (per sample and of the
@@ -54,6 +70,8 @@ pub struct SymbolicaForms {
 pub struct Derivation {
     /// The model it was derived from.
     pub model: Model,
+    /// The model's expressions, normalised.
+    pub forms: NormalForms,
     /// ∂u/∂v for every intermediate, the loss and the regularizer.
     pub local_partials: Vec<LocalPartial>,
     /// ∇ℓ, one entry per parameter.
@@ -64,6 +82,9 @@ pub struct Derivation {
     pub regularizer_gradient: Vec<Expr>,
     /// ∇²R (empty without a regularizer).
     pub regularizer_hessian: Vec<Vec<Expr>>,
+    /// For a model without data and P ≤ 2: the Newton step d = −H⁻¹∇L in
+    /// closed form, one entry per parameter.
+    pub newton_step: Option<Vec<Expr>>,
     /// The results in Symbolica's syntax.
     pub symbolica: SymbolicaForms,
     /// Wall time of the derivation on the worker, in seconds.

@@ -5,7 +5,9 @@
 //!
 //! Only the worker thread (see `worker.rs`) ever holds an [`Engine`].
 
-use crate::derivation::{Derivation, GradientEntry, LocalPartial, LOSS, REGULARIZER, SymbolicaForms};
+use crate::derivation::{
+    Derivation, GradientEntry, LOSS, LocalPartial, NormalForms, REGULARIZER, SymbolicaForms,
+};
 use hessforge_spec::{Expr, Func, Model, Rational};
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
@@ -37,41 +39,71 @@ impl Engine {
     /// atan' = 1/(1+u²); log1p' = 1/(1+u); relu' = step; |u|' = sign(u);
     /// step' = sign' = 0 (almost everywhere).
     pub(crate) fn new() -> Engine {
-        let sigmoid = symbol!("hessforge::sigmoid", der = |f, _arg, out| {
-            let s = f.to_owned();
-            **out = &s * (Atom::num(1) - &s);
-        });
-        let step = symbol!("hessforge::step", der = |_f, _arg, out| {
-            **out = Atom::num(0);
-        });
-        let sign = symbol!("hessforge::sign", der = |_f, _arg, out| {
-            **out = Atom::num(0);
-        });
-        let softplus = symbol!("hessforge::softplus", der = |f, _arg, out| {
-            **out = call(symbol!("hessforge::sigmoid"), &first_arg(f));
-        });
-        let tanh = symbol!("hessforge::tanh", der = |f, _arg, out| {
-            let t = f.to_owned();
-            **out = Atom::num(1) - t.pow(Atom::num(2));
-        });
-        let tan = symbol!("hessforge::tan", der = |f, _arg, out| {
-            let t = f.to_owned();
-            **out = Atom::num(1) + t.pow(Atom::num(2));
-        });
-        let atan = symbol!("hessforge::atan", der = |f, _arg, out| {
-            let u = first_arg(f);
-            **out = (Atom::num(1) + u.pow(Atom::num(2))).pow(Atom::num(-1));
-        });
-        let log1p = symbol!("hessforge::log1p", der = |f, _arg, out| {
-            let u = first_arg(f);
-            **out = (Atom::num(1) + u).pow(Atom::num(-1));
-        });
-        let relu = symbol!("hessforge::relu", der = |f, _arg, out| {
-            **out = call(symbol!("hessforge::step"), &first_arg(f));
-        });
-        let absval = symbol!("hessforge::absval", der = |f, _arg, out| {
-            **out = call(symbol!("hessforge::sign"), &first_arg(f));
-        });
+        let sigmoid = symbol!(
+            "hessforge::sigmoid",
+            der = |f, _arg, out| {
+                let s = f.to_owned();
+                **out = &s * (Atom::num(1) - &s);
+            }
+        );
+        let step = symbol!(
+            "hessforge::step",
+            der = |_f, _arg, out| {
+                **out = Atom::num(0);
+            }
+        );
+        let sign = symbol!(
+            "hessforge::sign",
+            der = |_f, _arg, out| {
+                **out = Atom::num(0);
+            }
+        );
+        let softplus = symbol!(
+            "hessforge::softplus",
+            der = |f, _arg, out| {
+                **out = call(symbol!("hessforge::sigmoid"), &first_arg(f));
+            }
+        );
+        let tanh = symbol!(
+            "hessforge::tanh",
+            der = |f, _arg, out| {
+                let t = f.to_owned();
+                **out = Atom::num(1) - t.pow(Atom::num(2));
+            }
+        );
+        let tan = symbol!(
+            "hessforge::tan",
+            der = |f, _arg, out| {
+                let t = f.to_owned();
+                **out = Atom::num(1) + t.pow(Atom::num(2));
+            }
+        );
+        let atan = symbol!(
+            "hessforge::atan",
+            der = |f, _arg, out| {
+                let u = first_arg(f);
+                **out = (Atom::num(1) + u.pow(Atom::num(2))).pow(Atom::num(-1));
+            }
+        );
+        let log1p = symbol!(
+            "hessforge::log1p",
+            der = |f, _arg, out| {
+                let u = first_arg(f);
+                **out = (Atom::num(1) + u).pow(Atom::num(-1));
+            }
+        );
+        let relu = symbol!(
+            "hessforge::relu",
+            der = |f, _arg, out| {
+                **out = call(symbol!("hessforge::step"), &first_arg(f));
+            }
+        );
+        let absval = symbol!(
+            "hessforge::absval",
+            der = |f, _arg, out| {
+                **out = call(symbol!("hessforge::sign"), &first_arg(f));
+            }
+        );
         let custom = HashMap::from([
             (Func::Sigmoid, sigmoid),
             (Func::Step, step),
@@ -85,7 +117,8 @@ impl Engine {
             (Func::Abs, absval),
         ]);
         // Touch the engine once so that its start-up (and banner) happens here.
-        let warm = call(sigmoid, &Atom::var(symbol!("hessforge::warmup_u"))).derivative(symbol!("hessforge::warmup_u"));
+        let warm = call(sigmoid, &Atom::var(symbol!("hessforge::warmup_u")))
+            .derivative(symbol!("hessforge::warmup_u"));
         let _ = warm.factor();
         Engine { custom }
     }
@@ -140,7 +173,9 @@ impl Engine {
                 }),
                 _ => parse_rational(&a.to_owned().to_string())
                     .map(Expr::Num)
-                    .unwrap_or_else(|| panic!("unsupported number `{}` in a derivative", a.to_owned())),
+                    .unwrap_or_else(|| {
+                        panic!("unsupported number `{}` in a derivative", a.to_owned())
+                    }),
             },
             AtomView::Var(v) => {
                 let s = v.get_symbol();
@@ -168,7 +203,9 @@ impl Engine {
                         .iter()
                         .find(|(_, sym)| **sym == s)
                         .map(|(f, _)| f)
-                        .unwrap_or_else(|| panic!("unexpected function `{}` in a derivative", s.get_name()))
+                        .unwrap_or_else(|| {
+                            panic!("unexpected function `{}` in a derivative", s.get_name())
+                        })
                 };
                 Expr::Call(func, Box::new(self.to_expr(f.get(0))))
             }
@@ -191,7 +228,7 @@ impl Engine {
     fn simplest(&self, a: &Atom) -> Atom {
         let mut best = a.clone();
         let mut best_size = size(&self.to_expr(a.as_view()));
-        for candidate in [a.factor(), a.expand()] {
+        for candidate in [a.factor(), a.expand(), a.together()] {
             let s = size(&self.to_expr(candidate.as_view()));
             if s < best_size {
                 best = candidate;
@@ -240,19 +277,22 @@ impl Engine {
         let hessian_atoms = chain.hessian(&grad_atoms);
         let hessian = atoms_to_matrix(self, &hessian_atoms);
 
-        let (regularizer_gradient, regularizer_hessian, reg_atom) = match &model.regularizer {
+        let (reg_grad_atoms, reg_hess_atoms, reg_atom) = match &model.regularizer {
             Some(r) => {
                 let atom = self.to_atom(r);
-                let grads: Vec<Atom> = (0..p).map(|j| chain.total(&atom, &r.free_vars(), j)).collect();
+                let grads: Vec<Atom> = (0..p)
+                    .map(|j| chain.total(&atom, &r.free_vars(), j))
+                    .collect();
                 let hess = chain.hessian(&grads);
-                (
-                    grads.iter().map(|g| self.to_expr(g.as_view())).collect(),
-                    atoms_to_matrix(self, &hess),
-                    Some(atom),
-                )
+                (grads, hess, Some(atom))
             }
             None => (vec![], vec![], None),
         };
+        let regularizer_gradient: Vec<Expr> = reg_grad_atoms
+            .iter()
+            .map(|g| self.to_expr(g.as_view()))
+            .collect();
+        let regularizer_hessian = atoms_to_matrix(self, &reg_hess_atoms);
 
         let symbolica = SymbolicaForms {
             definitions: model
@@ -263,13 +303,42 @@ impl Engine {
             loss: loss.to_string(),
             regularizer: reg_atom.map(|r| r.to_string()),
             gradient: grad_atoms.iter().map(|g| g.to_string()).collect(),
-            hessian: hessian_atoms
-                .iter()
-                .map(|row| row.iter().map(|h| h.to_string()).collect())
-                .collect(),
+            hessian: strings(&hessian_atoms),
+            regularizer_gradient: reg_grad_atoms.iter().map(|g| g.to_string()).collect(),
+            regularizer_hessian: strings(&reg_hess_atoms),
         };
         let local_partials = chain.local_partials();
+        let newton_step = (p <= 2 && model.data.is_empty()).then(|| {
+            let total = |j: usize| match &model.regularizer {
+                Some(_) => &grad_atoms[j] + &reg_grad_atoms[j],
+                None => grad_atoms[j].clone(),
+            };
+            let hess = |j: usize, k: usize| match &model.regularizer {
+                Some(_) => &hessian_atoms[j][k] + &reg_hess_atoms[j][k],
+                None => hessian_atoms[j][k].clone(),
+            };
+            let step: Vec<Atom> = if p == 1 {
+                vec![-(total(0) / hess(0, 0))]
+            } else {
+                let det = hess(0, 0) * hess(1, 1) - hess(0, 1) * hess(0, 1);
+                vec![
+                    -((hess(1, 1) * total(0) - hess(0, 1) * total(1)) / &det),
+                    -((hess(0, 0) * total(1) - hess(0, 1) * total(0)) / &det),
+                ]
+            };
+            step.iter()
+                .map(|d| self.to_expr(chain.tidy(d).as_view()))
+                .collect()
+        });
+        let normal = |e: &Expr| self.to_expr(self.to_atom(e).as_view());
+        let forms = NormalForms {
+            definitions: model.definitions.iter().map(|d| normal(&d.expr)).collect(),
+            loss: normal(&model.loss),
+            regularizer: model.regularizer.as_ref().map(normal),
+        };
         Derivation {
+            forms,
+            newton_step,
             model: model.clone(),
             local_partials,
             gradient,
@@ -285,6 +354,12 @@ impl Engine {
 fn atoms_to_matrix(engine: &Engine, m: &[Vec<Atom>]) -> Vec<Vec<Expr>> {
     m.iter()
         .map(|row| row.iter().map(|a| engine.to_expr(a.as_view())).collect())
+        .collect()
+}
+
+fn strings(m: &[Vec<Atom>]) -> Vec<Vec<String>> {
+    m.iter()
+        .map(|row| row.iter().map(|a| a.to_string()).collect())
         .collect()
 }
 
@@ -364,7 +439,8 @@ impl<'a> Chain<'a> {
                     continue;
                 }
                 let product = engine.to_atom(&da.expr) * engine.to_atom(&db.expr);
-                let names = Atom::var(engine.var(&da.scalar.id)) * Atom::var(engine.var(&db.scalar.id));
+                let names =
+                    Atom::var(engine.var(&da.scalar.id)) * Atom::var(engine.var(&db.scalar.id));
                 resubstitute.push((product, names));
             }
         }
@@ -506,7 +582,10 @@ impl<'a> Chain<'a> {
             if lp.wrt == param {
                 out.push(stack.clone());
             } else if self.defs.contains_key(&lp.wrt)
-                && self.def_params.get(&lp.wrt).is_some_and(|ps| ps.contains(param))
+                && self
+                    .def_params
+                    .get(&lp.wrt)
+                    .is_some_and(|ps| ps.contains(param))
             {
                 self.walk(stack, param, out);
             }

@@ -15,7 +15,9 @@ mod engine;
 pub mod render;
 mod worker;
 
-pub use derivation::{Derivation, GradientEntry, LOSS, LocalPartial, REGULARIZER, SymbolicaForms};
+pub use derivation::{
+    Derivation, GradientEntry, LOSS, LocalPartial, NormalForms, REGULARIZER, SymbolicaForms,
+};
 pub use worker::EngineError;
 
 use hessforge_spec::{Expr, Model};

@@ -89,6 +89,8 @@ pub(crate) fn run<R: Send + 'static>(
                 .unwrap_or_else(|| "unknown panic".into());
             Err(EngineError(msg))
         }
-        Err(_) => Err(EngineError("the Symbolica worker thread has stopped".into())),
+        Err(_) => Err(EngineError(
+            "the Symbolica worker thread has stopped".into(),
+        )),
     }
 }

@@ -1,1 +1,488 @@
-//! Rendering.
+//! Writing a [`Derivation`] out: a standalone LaTeX document, GitHub
+//! Markdown, plain text for a terminal, or JSON. The three prose formats share
+//! one document structure (see `document.rs`); this module only decides how
+//! each block is spelled, and where long equations are broken.
+
+mod document;
+mod math;
+
+use crate::derivation::Derivation;
+use document::{Block, Inline, Math, Piece};
+use hessforge_spec::Model;
+use math::{Names, Printer, Style, tidy};
+use std::fmt::Write;
+
+/// An output format of `hessforge derive`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A standalone LaTeX document (article + amsmath) for pdflatex.
+    Latex,
+    /// Markdown with `$…$` / `$$…$$` math, as GitHub renders it.
+    Markdown,
+    /// Plain text for a terminal.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+impl Format {
+    /// Every format with its name.
+    pub const ALL: [(Format, &'static str); 4] = [
+        (Format::Latex, "latex"),
+        (Format::Markdown, "markdown"),
+        (Format::Text, "text"),
+        (Format::Json, "json"),
+    ];
+}
+
+/// Render a derivation in a format.
+pub fn render(d: &Derivation, format: Format) -> String {
+    match format {
+        Format::Latex => latex(&document::build(d)),
+        Format::Markdown => markdown(&document::build(d)),
+        Format::Text => text(&document::build(d)),
+        Format::Json => json(d),
+    }
+}
+
+/// The LaTeX name of a tensor (its entries' base name, without subscript).
+pub(crate) fn tensor_latex(model: &Model, name: &str) -> String {
+    model
+        .scalars()
+        .find(|s| s.tensor == name)
+        .map(|s| match s.latex.rfind("_{") {
+            Some(i) if !s.index.is_empty() => s.latex[..i].to_string(),
+            _ => s.latex.clone(),
+        })
+        .unwrap_or_else(|| name.to_string())
+}
+
+/// Roughly how wide a piece of LaTeX is on the page, in characters.
+fn visible_width(latex: &str) -> usize {
+    let mut width = 0;
+    let mut chars = latex.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let mut name = String::new();
+                while let Some(&n) = chars.peek() {
+                    if n.is_ascii_alphabetic() {
+                        name.push(n);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                if name.is_empty() {
+                    // `\,` and friends: a thin space.
+                    chars.next();
+                    continue;
+                }
+                width += match name.as_str() {
+                    "left" | "right" | "frac" | "mathrm" | "operatorname" | "hat" | "quad" => 0,
+                    "cdot" => 2,
+                    "sigma" | "theta" | "lambda" | "ell" | "partial" | "nabla" => 1,
+                    "log" | "exp" | "sin" | "cos" | "tan" => 3,
+                    "tanh" => 4,
+                    "arctan" => 6,
+                    _ => 2,
+                };
+            }
+            '{' | '}' | '^' | '_' | '&' => {}
+            ' ' => {}
+            '+' | '-' | '=' | ',' => width += 2,
+            _ => width += 1,
+        }
+    }
+    width
+}
+
+/// Width of a display line before it is broken.
+const LINE_WIDTH: usize = 50;
+
+/// Whether a piece of LaTeX is too wide for one display line.
+pub(crate) fn too_wide(latex: &str) -> bool {
+    visible_width(latex) > LINE_WIDTH
+}
+
+/// The lines of `lhs = step = step …`, as `align`-style rows (with `&`).
+fn aligned_rows(lhs: &Math, steps: &[Math]) -> Vec<String> {
+    let mut rows = Vec::new();
+    let lhs_width = visible_width(&lhs.latex);
+    for (i, step) in steps.iter().enumerate() {
+        let starts_with_relation =
+            step.latex.starts_with("\\leftarrow") || step.latex.starts_with("\\approx");
+        let head = match (i, starts_with_relation) {
+            (0, true) => format!("{} &", lhs.latex),
+            (0, false) => format!("{} &= ", lhs.latex),
+            (_, _) => "&= ".to_string(),
+        };
+        let limit = LINE_WIDTH.saturating_sub(lhs_width.min(24));
+        let mut line = head;
+        let mut width = 0;
+        for (k, piece) in step.latex_pieces.iter().enumerate() {
+            let (s, joiner) = match piece {
+                Piece::Term(s) => (s.as_str(), ""),
+                Piece::Factor(s) => (s.as_str(), "\\cdot "),
+            };
+            let w = visible_width(s);
+            if k > 0 && width + w > limit {
+                rows.push(line);
+                line = format!("&\\quad {joiner}{s}");
+                width = w;
+            } else {
+                if k > 0 {
+                    line.push(' ');
+                }
+                line.push_str(s);
+                width += w;
+            }
+        }
+        rows.push(line);
+    }
+    rows
+}
+
+fn matrix_fits(rows: &[Vec<Math>]) -> bool {
+    rows.iter()
+        .all(|r| r.iter().map(|m| visible_width(&m.latex) + 3).sum::<usize>() <= LINE_WIDTH)
+}
+
+fn matrix_latex(rows: &[Vec<Math>]) -> String {
+    let body: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|m| m.latex.clone())
+                .collect::<Vec<_>>()
+                .join(" & ")
+        })
+        .collect();
+    format!(
+        "\\begin{{pmatrix}} {} \\end{{pmatrix}}",
+        body.join(" \\\\ ")
+    )
+}
+
+/// The plain character of a Unicode superscript.
+fn superscript(c: char) -> Option<char> {
+    Some(match c {
+        'ᵀ' => 'T',
+        '⁻' => '-',
+        '¹' => '1',
+        '²' => '2',
+        '³' => '3',
+        '⁴' => '4',
+        'ⁱ' => 'i',
+        '⁽' => '(',
+        '⁾' => ')',
+        _ => return None,
+    })
+}
+
+/// Unicode of the prose → LaTeX.
+fn latex_prose(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        // A letter followed by a combining tilde (X̃).
+        if chars.peek() == Some(&'\u{303}') {
+            chars.next();
+            let _ = write!(out, "$\\tilde{{{c}}}$");
+            continue;
+        }
+        let m = match c {
+            c if superscript(c).is_some() => {
+                let mut run = String::from(superscript(c).unwrap_or_default());
+                while let Some(&n) = chars.peek() {
+                    match superscript(n) {
+                        Some(x) => {
+                            run.push(x);
+                            chars.next();
+                        }
+                        None => break,
+                    }
+                }
+                let _ = write!(out, "$^{{{run}}}$");
+                continue;
+            }
+            '\\' => "\\textbackslash{}",
+            '%' | '&' | '#' | '_' | '$' | '{' | '}' => {
+                out.push('\\');
+                out.push(c);
+                continue;
+            }
+            '~' => "\\textasciitilde{}",
+            '^' => "\\textasciicircum{}",
+            'σ' => "$\\sigma$",
+            'θ' => "$\\theta$",
+            'λ' => "$\\lambda$",
+            'α' => "$\\alpha$",
+            'ε' => "$\\varepsilon$",
+            'Σ' => "$\\Sigma$",
+            '∇' => "$\\nabla$",
+            '∂' => "$\\partial$",
+            'ℓ' => "$\\ell$",
+            'ŷ' => "$\\hat{y}$",
+            '·' => "$\\cdot$",
+            '×' => "$\\times$",
+            '−' => "$-$",
+            '±' => "$\\pm$",
+            '≈' => "$\\approx$",
+            '≥' => "$\\geq$",
+            '≤' => "$\\leq$",
+            '→' => "$\\to$",
+            '√' => "$\\surd$",
+            '½' => "$\\frac{1}{2}$",
+            '-' if chars.peek() == Some(&'-') => "-{}",
+            '—' => "---",
+            '–' => "--",
+            '’' => "'",
+            '“' => "``",
+            '”' => "''",
+            c if c.is_ascii() => {
+                out.push(c);
+                continue;
+            }
+            _ => "?",
+        };
+        out.push_str(m);
+    }
+    out.replace("$$", "")
+}
+
+fn latex(blocks: &[Block]) -> String {
+    let mut out = String::new();
+    let title = blocks.iter().find_map(|b| match b {
+        Block::Title(t) => Some(t.clone()),
+        _ => None,
+    });
+    out.push_str(
+        "% Generated by hessforge (https://example.invalid/hessforge); derivatives by Symbolica.\n",
+    );
+    out.push_str("\\documentclass[11pt]{article}\n\\usepackage{amsmath}\n\\usepackage{amssymb}\n");
+    out.push_str(
+        "\\allowdisplaybreaks\n\\setlength{\\parindent}{0pt}\n\\setlength{\\parskip}{0.6em}\n",
+    );
+    let _ = writeln!(
+        out,
+        "\\title{{{}}}\n\\date{{}}\n\\begin{{document}}\n\\maketitle\n",
+        latex_prose(title.as_deref().unwrap_or(""))
+    );
+    for (i, b) in blocks.iter().enumerate() {
+        match b {
+            Block::Title(_) => {}
+            Block::Heading(h) => {
+                let _ = writeln!(out, "\\section*{{{}}}\n", latex_prose(h));
+            }
+            Block::Equation { lhs, steps } => {
+                let first = !matches!(blocks.get(i.wrapping_sub(1)), Some(Block::Equation { .. }))
+                    || i == 0;
+                let last = !matches!(blocks.get(i + 1), Some(Block::Equation { .. }));
+                if first {
+                    out.push_str("\\begin{align*}\n");
+                }
+                out.push_str(&aligned_rows(lhs, steps).join(" \\\\\n"));
+                out.push_str(if last {
+                    "\n\\end{align*}\n\n"
+                } else {
+                    " \\\\[0.4em]\n"
+                });
+            }
+            Block::Paragraph(parts) => {
+                for p in parts {
+                    match p {
+                        Inline::Text(t) => out.push_str(&latex_prose(t)),
+                        Inline::Math(m) => {
+                            let _ = write!(out, "${}$", m.latex);
+                        }
+                    }
+                }
+                out.push_str("\n\n");
+            }
+            Block::Matrix { lhs, rows } => {
+                if matrix_fits(rows) {
+                    let _ = writeln!(out, "\\[\n{} = {}\n\\]\n", lhs.latex, matrix_latex(rows));
+                } else {
+                    for (i, r) in rows.iter().enumerate() {
+                        for (j, m) in r.iter().enumerate() {
+                            let sub = if r.len() == 1 {
+                                format!("{}", i + 1)
+                            } else {
+                                format!("{},{}", i + 1, j + 1)
+                            };
+                            let entry = Math::raw(
+                                format!("\\left[{}\\right]_{{{sub}}}", lhs.latex),
+                                String::new(),
+                            );
+                            let rows = aligned_rows(&entry, std::slice::from_ref(m));
+                            let _ = writeln!(
+                                out,
+                                "\\begin{{align*}}\n{}\n\\end{{align*}}\n",
+                                rows.join(" \\\\\n")
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out.push_str("\\end{document}\n");
+    out
+}
+
+fn markdown(blocks: &[Block]) -> String {
+    let mut out = String::new();
+    out.push_str("<!-- Generated by hessforge; derivatives by Symbolica. -->\n\n");
+    for b in blocks {
+        match b {
+            Block::Title(t) => {
+                let _ = writeln!(out, "# {t}\n");
+            }
+            Block::Heading(h) => {
+                let _ = writeln!(out, "## {h}\n");
+            }
+            Block::Paragraph(parts) => {
+                for p in parts {
+                    match p {
+                        Inline::Text(t) => out.push_str(t),
+                        Inline::Math(m) => {
+                            let _ = write!(out, "${}$", m.latex);
+                        }
+                    }
+                }
+                out.push_str("\n\n");
+            }
+            Block::Equation { lhs, steps } => {
+                let rows = aligned_rows(lhs, steps);
+                let _ = writeln!(
+                    out,
+                    "$$\n\\begin{{aligned}}\n{}\n\\end{{aligned}}\n$$\n",
+                    rows.join(" \\\\\n")
+                );
+            }
+            Block::Matrix { lhs, rows } => {
+                let _ = writeln!(out, "$$\n{} = {}\n$$\n", lhs.latex, matrix_latex(rows));
+            }
+        }
+    }
+    out
+}
+
+fn text(blocks: &[Block]) -> String {
+    let mut out = String::new();
+    for b in blocks {
+        match b {
+            Block::Title(t) => {
+                let _ = writeln!(out, "{t}\n{}\n", "=".repeat(t.chars().count()));
+            }
+            Block::Heading(h) => {
+                let _ = writeln!(out, "{h}\n{}\n", "-".repeat(h.chars().count()));
+            }
+            Block::Paragraph(parts) => {
+                let mut para = String::new();
+                for p in parts {
+                    match p {
+                        Inline::Text(t) => para.push_str(t),
+                        Inline::Math(m) => para.push_str(&m.text),
+                    }
+                }
+                let _ = writeln!(out, "{}\n", wrap(&para, 78));
+            }
+            Block::Equation { lhs, steps } => {
+                let indent = lhs.text.chars().count() + 2;
+                for (i, s) in steps.iter().enumerate() {
+                    let rel = if s.text.starts_with('←') || s.text.starts_with('≈') {
+                        ""
+                    } else {
+                        "= "
+                    };
+                    if i == 0 {
+                        let _ = writeln!(out, "  {} {rel}{}", lhs.text, s.text);
+                    } else {
+                        let _ = writeln!(out, "  {}{rel}{}", " ".repeat(indent + 1), s.text);
+                    }
+                }
+                out.push('\n');
+            }
+            Block::Matrix { lhs, rows } => {
+                let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
+                    .map(|j| {
+                        rows.iter()
+                            .map(|r| r[j].text.chars().count())
+                            .max()
+                            .unwrap_or(0)
+                    })
+                    .collect();
+                let _ = writeln!(out, "  {} =", lhs.text);
+                for r in rows {
+                    let cells: Vec<String> = r
+                        .iter()
+                        .zip(&widths)
+                        .map(|(m, w)| format!("{:<w$}", m.text, w = *w))
+                        .collect();
+                    let _ = writeln!(out, "    [ {} ]", cells.join("  "));
+                }
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+fn wrap(s: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = 0;
+    for word in s.split_whitespace() {
+        let w = word.chars().count();
+        if line > 0 && line + 1 + w > width {
+            out.push('\n');
+            line = 0;
+        } else if line > 0 {
+            out.push(' ');
+            line += 1;
+        }
+        out.push_str(word);
+        line += w;
+    }
+    out
+}
+
+fn json(d: &Derivation) -> String {
+    let names = Names::new(&d.model);
+    let latex_of = |e: &hessforge_spec::Expr| {
+        Printer {
+            names: &names,
+            style: Style::Latex,
+        }
+        .print(&tidy(e, &names))
+    };
+    let m = &d.model;
+    let doc = serde_json::json!({
+        "name": m.name,
+        "title": m.title,
+        "description": m.description,
+        "params": m.params.iter().map(|s| &s.id).collect::<Vec<_>>(),
+        "data": m.data.iter().map(|s| &s.id).collect::<Vec<_>>(),
+        "constants": m.constants.iter().map(|(s, v)| (s.id.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+        "definitions": d.symbolica.definitions.iter().zip(&m.definitions).map(|((id, expr), def)| serde_json::json!({
+            "name": id, "expr": expr, "latex": latex_of(&def.expr),
+        })).collect::<Vec<_>>(),
+        "loss": d.symbolica.loss,
+        "loss_latex": latex_of(&m.loss),
+        "regularizer": d.symbolica.regularizer,
+        "regularizer_latex": m.regularizer.as_ref().map(latex_of),
+        "gradient": d.symbolica.gradient,
+        "gradient_latex": d.gradient.iter().map(|g| latex_of(&g.expr)).collect::<Vec<_>>(),
+        "hessian": d.symbolica.hessian,
+        "hessian_latex": d.hessian.iter().map(|r| r.iter().map(latex_of).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        "regularizer_gradient": d.symbolica.regularizer_gradient,
+        "regularizer_hessian": d.symbolica.regularizer_hessian,
+        "regularizer_gradient_latex": d.regularizer_gradient.iter().map(latex_of).collect::<Vec<_>>(),
+        "regularizer_hessian_latex": d.regularizer_hessian.iter().map(|r| r.iter().map(latex_of).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        "init": m.init,
+    });
+    let mut s = serde_json::to_string_pretty(&doc).expect("JSON of plain data");
+    s.push('\n');
+    s
+}

@@ -1,0 +1,576 @@
+//! Printing one expression the way a teacher writes it, as LaTeX or as plain
+//! text: positive terms first (`p − y`, not `−y + p`), a negative sign
+//! absorbed into a difference (`p(1 − p)`, not `−p(−1 + p)`), coefficients
+//! and intermediates before data, denominators as fractions, `σ`, `tanh`,
+//! `e^{…}`, `√`.
+
+use hessforge_spec::{Expr, Func, Model, Rational, Role};
+use std::collections::HashMap;
+
+/// Output flavour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Style {
+    /// LaTeX math mode.
+    Latex,
+    /// Plain text for a terminal.
+    Text,
+}
+
+/// How each id is displayed and what role it plays (for factor order).
+pub(crate) struct Names {
+    latex: HashMap<String, String>,
+    role: HashMap<String, Role>,
+}
+
+impl Names {
+    pub(crate) fn new(model: &Model) -> Names {
+        let mut latex = HashMap::new();
+        let mut role = HashMap::new();
+        for s in model.scalars() {
+            latex.insert(s.id.clone(), s.latex.clone());
+            role.insert(s.id.clone(), s.role);
+        }
+        Names { latex, role }
+    }
+
+    /// A name in the given style.
+    pub(crate) fn show(&self, id: &str, style: Style) -> String {
+        match style {
+            Style::Latex => self
+                .latex
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| id.to_string()),
+            Style::Text => id.to_string(),
+        }
+    }
+
+    fn rank(&self, e: &Expr) -> u8 {
+        match e {
+            Expr::Num(_) => 0,
+            Expr::Var(v) => match self.role.get(v) {
+                Some(Role::Constant) => 1,
+                Some(Role::Intermediate) => 2,
+                Some(Role::Parameter) => 3,
+                Some(Role::Data) => 5,
+                None => 3,
+            },
+            Expr::Pow(b, _) => self.rank(b),
+            Expr::Add(_) | Expr::Mul(_) => 4,
+            Expr::Call(..) => 6,
+        }
+    }
+}
+
+fn is_negative(r: Rational) -> bool {
+    r.num < 0
+}
+
+/// The numeric coefficient of a product (1 if none) and the other factors.
+fn split_coefficient(e: &Expr) -> (Rational, Vec<Expr>) {
+    match e {
+        Expr::Num(r) => (*r, vec![]),
+        Expr::Mul(xs) => {
+            let mut c = Rational::int(1);
+            let mut rest = Vec::new();
+            for x in xs {
+                match x {
+                    Expr::Num(r) => {
+                        c = Rational {
+                            num: c.num * r.num,
+                            den: c.den * r.den,
+                        }
+                    }
+                    other => rest.push(other.clone()),
+                }
+            }
+            (reduce(c), rest)
+        }
+        other => (Rational::int(1), vec![other.clone()]),
+    }
+}
+
+fn reduce(r: Rational) -> Rational {
+    let (mut a, mut b) = (r.num.abs(), r.den.abs());
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    let g = a.max(1);
+    let sign = if r.den < 0 { -1 } else { 1 };
+    Rational {
+        num: sign * r.num / g,
+        den: sign * r.den / g,
+    }
+}
+
+fn negate(e: &Expr) -> Expr {
+    let (c, rest) = split_coefficient(e);
+    let c = Rational {
+        num: -c.num,
+        den: c.den,
+    };
+    rebuild(c, rest)
+}
+
+fn rebuild(c: Rational, mut rest: Vec<Expr>) -> Expr {
+    if rest.is_empty() {
+        return Expr::Num(c);
+    }
+    if c != Rational::int(1) {
+        rest.insert(0, Expr::Num(c));
+    }
+    if rest.len() == 1 {
+        rest.pop().expect("one factor")
+    } else {
+        Expr::Mul(rest)
+    }
+}
+
+/// A term's sign for display: a negative coefficient.
+fn term_is_negative(e: &Expr) -> bool {
+    is_negative(split_coefficient(e).0)
+}
+
+/// Normalise signs and order for display (mathematically the same value).
+pub(crate) fn tidy(e: &Expr, names: &Names) -> Expr {
+    match e {
+        Expr::Num(_) | Expr::Var(_) => e.clone(),
+        Expr::Call(f, a) => Expr::Call(*f, Box::new(tidy(a, names))),
+        Expr::Pow(b, x) => Expr::Pow(Box::new(tidy(b, names)), Box::new(tidy(x, names))),
+        Expr::Add(xs) => {
+            let mut terms: Vec<Expr> = xs.iter().map(|x| tidy(x, names)).collect();
+            // Positive terms first, otherwise keep the CAS's order.
+            terms.sort_by_key(term_is_negative);
+            Expr::Add(terms)
+        }
+        Expr::Mul(_) => {
+            let (mut c, factors) = split_coefficient(e);
+            let mut factors: Vec<Expr> = factors.iter().map(|x| tidy(x, names)).collect();
+            // Absorb a negative coefficient into a difference with mostly
+            // negative terms, raised to an odd power: −(−1 + p) = (1 − p).
+            if is_negative(c) {
+                for f in factors.iter_mut() {
+                    let (base, odd) = match f {
+                        Expr::Add(_) => (f.clone(), true),
+                        Expr::Pow(b, x) => match (&**b, &**x) {
+                            (Expr::Add(_), Expr::Num(r)) if r.is_integer() && r.num % 2 != 0 => {
+                                ((**b).clone(), true)
+                            }
+                            _ => (f.clone(), false),
+                        },
+                        _ => (f.clone(), false),
+                    };
+                    let Expr::Add(terms) = &base else { continue };
+                    let negatives = terms.iter().filter(|t| term_is_negative(t)).count();
+                    if !odd || negatives * 2 < terms.len() {
+                        continue;
+                    }
+                    let flipped = tidy(&Expr::Add(terms.iter().map(negate).collect()), names);
+                    *f = match f {
+                        Expr::Pow(_, x) => Expr::Pow(Box::new(flipped), x.clone()),
+                        _ => flipped,
+                    };
+                    c = Rational {
+                        num: -c.num,
+                        den: c.den,
+                    };
+                    break;
+                }
+            }
+            factors.sort_by_key(|f| names.rank(f));
+            rebuild(c, factors)
+        }
+    }
+}
+
+/// The printer.
+pub(crate) struct Printer<'a> {
+    pub(crate) names: &'a Names,
+    pub(crate) style: Style,
+}
+
+// Precedence levels of the context an expression is printed in.
+const TOP: u8 = 0;
+const SUM: u8 = 1;
+const PRODUCT: u8 = 2;
+const POWER: u8 = 3;
+
+impl Printer<'_> {
+    /// Print an (already tidied) expression.
+    pub(crate) fn print(&self, e: &Expr) -> String {
+        self.at(e, TOP)
+    }
+
+    /// Top-level terms of a sum, each with its sign ("+ a", "- b"), for
+    /// breaking long equations; the first without a leading "+".
+    pub(crate) fn terms(&self, e: &Expr) -> Vec<String> {
+        match e {
+            Expr::Add(xs) if xs.len() > 1 => xs
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    if term_is_negative(t) {
+                        format!("- {}", self.at(&negate(t), PRODUCT))
+                    } else if i == 0 {
+                        self.at(t, SUM)
+                    } else {
+                        format!("+ {}", self.at(t, SUM))
+                    }
+                })
+                .collect(),
+            other => vec![self.print(other)],
+        }
+    }
+
+    fn paren(&self, s: String) -> String {
+        match self.style {
+            Style::Latex => format!("\\left({s}\\right)"),
+            Style::Text => format!("({s})"),
+        }
+    }
+
+    fn number(&self, r: Rational) -> String {
+        match (self.style, r.is_integer()) {
+            (_, true) => r.num.to_string(),
+            (Style::Latex, false) => {
+                let sign = if r.num < 0 { "-" } else { "" };
+                format!("{sign}\\frac{{{}}}{{{}}}", r.num.abs(), r.den)
+            }
+            (Style::Text, false) => format!("{}/{}", r.num, r.den),
+        }
+    }
+
+    fn at(&self, e: &Expr, ctx: u8) -> String {
+        match e {
+            Expr::Num(r) => {
+                let s = self.number(*r);
+                if (r.num < 0 && ctx >= SUM) || (!r.is_integer() && ctx >= POWER) {
+                    self.paren(s)
+                } else {
+                    s
+                }
+            }
+            Expr::Var(v) => self.names.show(v, self.style),
+            Expr::Add(xs) => {
+                let mut s = String::new();
+                for (i, t) in xs.iter().enumerate() {
+                    if term_is_negative(t) {
+                        s.push_str(if i == 0 { "-" } else { " - " });
+                        s.push_str(&self.at(&negate(t), PRODUCT));
+                    } else {
+                        if i > 0 {
+                            s.push_str(" + ");
+                        }
+                        s.push_str(&self.at(t, SUM));
+                    }
+                }
+                if ctx >= PRODUCT { self.paren(s) } else { s }
+            }
+            Expr::Mul(_) => self.product(e, ctx),
+            Expr::Pow(b, x) => self.power(b, x, ctx),
+            Expr::Call(f, a) => self.call(*f, a),
+        }
+    }
+
+    /// Numerator factors and denominator factors (with positive exponents).
+    fn fraction_parts(factors: &[Expr]) -> (Vec<Expr>, Vec<Expr>) {
+        let mut num = Vec::new();
+        let mut den = Vec::new();
+        for f in factors {
+            match f {
+                Expr::Pow(b, x) => match &**x {
+                    Expr::Num(r) if r.num < 0 => {
+                        let positive = Rational {
+                            num: -r.num,
+                            den: r.den,
+                        };
+                        if positive == Rational::int(1) {
+                            den.push((**b).clone());
+                        } else {
+                            den.push(Expr::Pow(b.clone(), Box::new(Expr::Num(positive))));
+                        }
+                    }
+                    _ => num.push(f.clone()),
+                },
+                other => num.push(other.clone()),
+            }
+        }
+        (num, den)
+    }
+
+    fn juxtapose(&self, factors: &[Expr]) -> String {
+        let parts: Vec<String> = factors.iter().map(|f| self.at(f, PRODUCT)).collect();
+        match self.style {
+            Style::Latex => {
+                let mut s = String::new();
+                for (i, p) in parts.iter().enumerate() {
+                    if i > 0 {
+                        // A number after something needs an explicit product sign.
+                        let next_is_digit = p.starts_with(|c: char| c.is_ascii_digit());
+                        s.push_str(if next_is_digit { " \\cdot " } else { " \\, " });
+                    }
+                    s.push_str(p);
+                }
+                s
+            }
+            Style::Text => parts.join("·"),
+        }
+    }
+
+    fn product(&self, e: &Expr, ctx: u8) -> String {
+        let (c, factors) = split_coefficient(e);
+        let (num, den) = Self::fraction_parts(&factors);
+        let negative = c.num < 0;
+        let c_abs = Rational {
+            num: c.num.abs(),
+            den: c.den,
+        };
+        let body = if den.is_empty() && c_abs.is_integer() {
+            let mut parts = Vec::new();
+            if c_abs.num != 1 || num.is_empty() {
+                parts.push(Expr::Num(c_abs));
+            }
+            parts.extend(num);
+            self.juxtapose(&parts)
+        } else {
+            let mut top = Vec::new();
+            if c_abs.num != 1 {
+                top.push(Expr::Num(Rational::int(c_abs.num)));
+            }
+            top.extend(num);
+            let mut bottom = Vec::new();
+            if c_abs.den != 1 {
+                bottom.push(Expr::Num(Rational::int(c_abs.den)));
+            }
+            bottom.extend(den);
+            let top_s = if top.is_empty() {
+                "1".to_string()
+            } else {
+                self.fraction_part(&top)
+            };
+            let bottom_s = self.fraction_part(&bottom);
+            match self.style {
+                Style::Latex => format!("\\frac{{{top_s}}}{{{bottom_s}}}"),
+                Style::Text => format!("{top_s}/{bottom_s}"),
+            }
+        };
+        if negative {
+            let s = format!("-{body}");
+            if ctx >= SUM { self.paren(s) } else { s }
+        } else if ctx >= POWER {
+            self.paren(body)
+        } else {
+            body
+        }
+    }
+
+    /// Numerator or denominator of a fraction. In LaTeX a lone sum needs no
+    /// parentheses; in text, anything but a single atom is parenthesised.
+    fn fraction_part(&self, factors: &[Expr]) -> String {
+        match (self.style, factors) {
+            (Style::Latex, [single]) => self.at(single, SUM),
+            (Style::Latex, _) => self.juxtapose(factors),
+            (Style::Text, [single @ Expr::Add(_)]) => self.at(single, PRODUCT),
+            (Style::Text, [single]) => self.at(single, POWER),
+            (Style::Text, _) => format!("({})", self.juxtapose(factors)),
+        }
+    }
+
+    fn power(&self, b: &Expr, x: &Expr, ctx: u8) -> String {
+        if let Expr::Num(r) = x {
+            if r.num < 0 {
+                // A lone negative power is a fraction.
+                return self.product(
+                    &Expr::Mul(vec![Expr::Pow(Box::new(b.clone()), Box::new(x.clone()))]),
+                    ctx,
+                );
+            }
+            if *r == (Rational { num: 1, den: 2 }) {
+                return match self.style {
+                    Style::Latex => format!("\\sqrt{{{}}}", self.at(b, TOP)),
+                    Style::Text => format!("sqrt({})", self.at(b, TOP)),
+                };
+            }
+        }
+        let base = match b {
+            Expr::Var(_) => self.at(b, POWER),
+            Expr::Call(Func::Exp, _) => self.paren(self.at(b, TOP)),
+            Expr::Call(..) => self.at(b, TOP),
+            _ => self.paren(self.at(b, TOP)),
+        };
+        let exp = self.at(
+            x,
+            match self.style {
+                Style::Latex => TOP,
+                Style::Text => POWER,
+            },
+        );
+        let s = match self.style {
+            Style::Latex => format!("{base}^{{{exp}}}"),
+            Style::Text => format!("{base}^{exp}"),
+        };
+        if ctx > POWER { self.paren(s) } else { s }
+    }
+
+    fn call(&self, f: Func, a: &Expr) -> String {
+        let arg = self.at(a, TOP);
+        let simple = matches!(a, Expr::Var(_) | Expr::Num(_));
+        match self.style {
+            Style::Text => {
+                let name = match f {
+                    Func::Sigmoid => "σ",
+                    other => other.name(),
+                };
+                format!("{name}({arg})")
+            }
+            Style::Latex => {
+                let wrap = |s: &str| {
+                    if simple {
+                        format!("({s})")
+                    } else {
+                        format!("\\left({s}\\right)")
+                    }
+                };
+                match f {
+                    Func::Exp => {
+                        if arg.len() <= 24 {
+                            format!("e^{{{arg}}}")
+                        } else {
+                            format!("\\exp{}", wrap(&arg))
+                        }
+                    }
+                    Func::Sqrt => format!("\\sqrt{{{arg}}}"),
+                    Func::Abs => format!("\\left|{arg}\\right|"),
+                    Func::Log => format!("\\log{}", wrap(&arg)),
+                    Func::Sin => format!("\\sin{}", wrap(&arg)),
+                    Func::Cos => format!("\\cos{}", wrap(&arg)),
+                    Func::Tan => format!("\\tan{}", wrap(&arg)),
+                    Func::Atan => format!("\\arctan{}", wrap(&arg)),
+                    Func::Tanh => format!("\\tanh{}", wrap(&arg)),
+                    Func::Sigmoid => format!("\\sigma{}", wrap(&arg)),
+                    Func::Log1p => format!("\\operatorname{{log1p}}{}", wrap(&arg)),
+                    Func::Softplus => format!("\\operatorname{{softplus}}{}", wrap(&arg)),
+                    Func::Relu => format!("\\operatorname{{ReLU}}{}", wrap(&arg)),
+                    Func::Step => format!("\\operatorname{{step}}{}", wrap(&arg)),
+                    Func::Sign => format!("\\operatorname{{sign}}{}", wrap(&arg)),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Expr {
+        Expr::Var(s.into())
+    }
+
+    fn names() -> Names {
+        let model = hessforge_spec::load_str(
+            "t.toml",
+            r#"
+name = "t"
+title = "t"
+description = "t"
+loss = "p + y + x + lambda * w"
+[parameters]
+w = {}
+[data]
+x = {}
+y = {}
+[constants]
+lambda = 1
+[[define]]
+name = "p"
+expr = "sigmoid(w)"
+"#,
+        )
+        .unwrap();
+        Names::new(&model)
+    }
+
+    fn both(e: &Expr) -> (String, String) {
+        let n = names();
+        let t = tidy(e, &n);
+        (
+            Printer {
+                names: &n,
+                style: Style::Latex,
+            }
+            .print(&t),
+            Printer {
+                names: &n,
+                style: Style::Text,
+            }
+            .print(&t),
+        )
+    }
+
+    #[test]
+    fn a_teacher_writes_p_one_minus_p() {
+        // (-1)*x*p*(-1+p)
+        let e = Expr::Mul(vec![
+            Expr::int(-1),
+            v("x"),
+            v("p"),
+            Expr::Add(vec![Expr::int(-1), v("p")]),
+        ]);
+        assert_eq!(
+            both(&e),
+            (
+                "p \\, \\left(1 - p\\right) \\, x".into(),
+                "p·(1 - p)·x".into()
+            )
+        );
+    }
+
+    #[test]
+    fn prediction_minus_target() {
+        let e = Expr::Mul(vec![
+            v("x"),
+            Expr::Add(vec![Expr::Mul(vec![Expr::int(-1), v("y")]), v("p")]),
+        ]);
+        assert_eq!(both(&e).1, "(p - y)·x");
+    }
+
+    #[test]
+    fn fractions_and_powers() {
+        let e = Expr::Mul(vec![
+            Expr::Num(Rational { num: 1, den: 2 }),
+            v("lambda"),
+            Expr::Pow(Box::new(v("w")), Box::new(Expr::int(2))),
+        ]);
+        assert_eq!(
+            both(&e),
+            (
+                "\\frac{\\lambda \\, w^{2}}{2}".into(),
+                "(lambda·w^2)/2".into()
+            )
+        );
+        let e = Expr::Mul(vec![
+            v("y"),
+            Expr::Pow(Box::new(v("p")), Box::new(Expr::int(-1))),
+        ]);
+        assert_eq!(both(&e), ("\\frac{y}{p}".into(), "y/p".into()));
+    }
+
+    #[test]
+    fn a_subtracted_sum_keeps_its_parentheses() {
+        // log(p) - (x + y)
+        let e = Expr::Add(vec![
+            Expr::Call(Func::Log, Box::new(v("p"))),
+            Expr::Mul(vec![Expr::int(-1), Expr::Add(vec![v("x"), v("y")])]),
+        ]);
+        assert_eq!(both(&e).1, "log(p) - (x + y)");
+    }
+
+    #[test]
+    fn functions() {
+        let e = Expr::Call(Func::Sigmoid, Box::new(v("x")));
+        assert_eq!(both(&e), ("\\sigma(x)".into(), "σ(x)".into()));
+        let e = Expr::Call(Func::Exp, Box::new(Expr::Mul(vec![Expr::int(-1), v("x")])));
+        assert_eq!(both(&e).0, "e^{-x}");
+    }
+}
