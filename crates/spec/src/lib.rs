@@ -22,7 +22,7 @@ mod load;
 mod model;
 
 pub use error::{ErrorKind, SpecError};
-pub use load::{default_latex, load_file, load_str};
+pub use load::{default_latex, load_file, load_str, parse_expression};
 pub use model::{
     Definition, Distribution, Draw, Expr, Func, Model, Rational, Role, Scalar, Synthetic,
     TensorInfo,

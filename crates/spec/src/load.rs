@@ -1482,6 +1482,51 @@ impl Loader {
     }
 }
 
+/// Parse an expression in the scope of a loaded model (its parameters, data,
+/// constants and intermediates), e.g. a textbook form to compare a derived
+/// result with. Must be a scalar.
+pub fn parse_expression(model: &Model, text: &str) -> Result<Expr, SpecError> {
+    let mut symbols = HashMap::new();
+    let tensors = model
+        .param_tensors
+        .iter()
+        .map(|t| (t, Role::Parameter))
+        .chain(model.data_tensors.iter().map(|t| (t, Role::Data)))
+        .chain(model.definition_tensors.iter().map(|t| (t, Role::Intermediate)));
+    for (t, role) in tensors {
+        symbols.insert(
+            t.name.clone(),
+            Symbol {
+                role,
+                shape: t.shape.clone(),
+                ids: t.ids.clone(),
+            },
+        );
+    }
+    for (c, _) in &model.constants {
+        symbols.insert(
+            c.id.clone(),
+            Symbol {
+                role: Role::Constant,
+                shape: vec![],
+                ids: vec![c.id.clone()],
+            },
+        );
+    }
+    let loader = Loader {
+        src: Source {
+            path: "<expression>".into(),
+            text: Arc::new(text.to_string()),
+        },
+        symbols,
+        names: vec![],
+        latex: HashMap::new(),
+        all_ids: HashSet::new(),
+    };
+    let value = Spanned::new(0..text.len(), text.to_string());
+    loader.scalar_expr(&value, "the expression")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

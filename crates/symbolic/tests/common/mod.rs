@@ -1,0 +1,39 @@
+//! Helpers shared by the symbolic engine's tests.
+#![allow(dead_code)]
+
+use hessforge_spec::Model;
+use std::path::Path;
+
+/// A built-in derivation by name.
+pub fn builtin(name: &str) -> Model {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../derivations")
+        .join(format!("{name}.toml"));
+    hessforge_spec::load_file(&path).unwrap_or_else(|e| panic!("{}", e.one_line()))
+}
+
+/// Every built-in derivation, by name order.
+pub fn builtins() -> Vec<Model> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../derivations");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| hessforge_spec::load_file(p).unwrap_or_else(|e| panic!("{}", e.one_line())))
+        .collect()
+}
+
+/// A one-parameter model `w` with data `x` and the given loss.
+pub fn tiny(loss: &str) -> Model {
+    hessforge_spec::load_str(
+        "tiny.toml",
+        &format!(
+            "name = \"tiny\"\ntitle = \"t\"\ndescription = \"t\"\nloss = \"{loss}\"\n[parameters]\nw = {{}}\n[data]\nx = {{}}\n"
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{}", e.one_line()))
+}
