@@ -29,15 +29,27 @@ fn generated_latex_compiles_without_overfull_lines() {
     let work = tempfile::tempdir().unwrap();
     for tex in files {
         let out = Command::new("pdflatex")
-            .args(["-interaction=nonstopmode", "-halt-on-error", "-output-directory"])
+            .args([
+                "-interaction=nonstopmode",
+                "-halt-on-error",
+                "-output-directory",
+            ])
             .arg(work.path())
             .arg(&tex)
             .output()
             .unwrap();
         let stem = tex.file_stem().unwrap().to_string_lossy().to_string();
-        let log = std::fs::read_to_string(work.path().join(format!("{stem}.log"))).unwrap_or_default();
-        assert!(out.status.success(), "pdflatex failed on {}:\n{log}", tex.display());
-        let overfull: Vec<&str> = log.lines().filter(|l| l.starts_with("Overfull \\hbox")).collect();
+        let log =
+            std::fs::read_to_string(work.path().join(format!("{stem}.log"))).unwrap_or_default();
+        assert!(
+            out.status.success(),
+            "pdflatex failed on {}:\n{log}",
+            tex.display()
+        );
+        let overfull: Vec<&str> = log
+            .lines()
+            .filter(|l| l.starts_with("Overfull \\hbox"))
+            .collect();
         assert!(overfull.is_empty(), "{}: {overfull:?}", tex.display());
         assert!(work.path().join(format!("{stem}.pdf")).exists());
     }

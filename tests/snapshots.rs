@@ -6,10 +6,15 @@ use hessforge_symbolic::render::{Format, render};
 
 #[test]
 fn derivations() {
-    insta::glob!(concat!(env!("CARGO_MANIFEST_DIR"), "/derivations"), "*.toml", |path| {
-        let model = hessforge_spec::load_file(path).unwrap_or_else(|e| panic!("{}", e.one_line()));
-        let derivation = hessforge_symbolic::derive(&model).unwrap();
-        insta::assert_snapshot!("text", render(&derivation, Format::Text));
-        insta::assert_snapshot!("latex", render(&derivation, Format::Latex));
-    });
+    insta::glob!(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/derivations"),
+        "*.toml",
+        |path| {
+            let model =
+                hessforge_spec::load_file(path).unwrap_or_else(|e| panic!("{}", e.one_line()));
+            let derivation = hessforge_symbolic::derive(&model).unwrap();
+            insta::assert_snapshot!("text", render(&derivation, Format::Text));
+            insta::assert_snapshot!("latex", render(&derivation, Format::Latex));
+        }
+    );
 }

@@ -3,7 +3,7 @@
 //! [`miette::Diagnostic`], so the CLI and the build script print it with the
 //! offending line underlined.
 
-use miette::{Diagnostic, NamedSource, SourceSpan};
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 use std::sync::Arc;
 
 /// What kind of mistake a derivation file contains.
@@ -34,23 +34,43 @@ pub enum ErrorKind {
     Invalid,
 }
 
-/// An error in a derivation file, with a span into it.
-#[derive(Debug, thiserror::Error, Diagnostic)]
-#[error("{message}")]
-pub struct SpecError {
-    /// The kind of mistake.
-    pub kind: ErrorKind,
-    /// What went wrong (and what was expected).
-    pub message: String,
-    #[source_code]
+/// An error in a derivation file, with a span into it. Small (one box), so
+/// `Result<_, SpecError>` stays cheap to return.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.message)]
+pub struct SpecError(Box<Details>);
+
+#[derive(Debug)]
+struct Details {
+    kind: ErrorKind,
+    message: String,
     source_code: NamedSource<Arc<String>>,
-    #[label("{label}")]
     span: Option<SourceSpan>,
     label: String,
-    #[help]
     help: Option<String>,
     path: String,
     text: Arc<String>,
+}
+
+impl Diagnostic for SpecError {
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.0.source_code)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let span = self.0.span?;
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
+            Some(self.0.label.clone()),
+            span,
+        ))))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.0
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+    }
 }
 
 impl SpecError {
@@ -64,7 +84,7 @@ impl SpecError {
         help: impl Into<String>,
     ) -> SpecError {
         let help: String = help.into();
-        SpecError {
+        SpecError(Box::new(Details {
             kind,
             message: message.into(),
             source_code: NamedSource::new(path, text.clone()),
@@ -77,37 +97,49 @@ impl SpecError {
             help: (!help.is_empty()).then_some(help),
             path: path.to_string(),
             text: text.clone(),
-        }
+        }))
+    }
+
+    /// The kind of mistake.
+    pub fn kind(&self) -> ErrorKind {
+        self.0.kind
+    }
+
+    /// What went wrong (and what was expected).
+    pub fn message(&self) -> &str {
+        &self.0.message
     }
 
     /// The file the error is in.
     pub fn path(&self) -> &str {
-        &self.path
+        &self.0.path
     }
 
     /// The hint, if any.
     pub fn hint(&self) -> Option<&str> {
-        self.help.as_deref()
+        self.0.help.as_deref()
     }
 
     /// 1-based line and column of the start of the span, if there is one.
     pub fn line_col(&self) -> Option<(usize, usize)> {
-        let offset = self.span?.offset();
-        let before = &self.text[..offset.min(self.text.len())];
+        let offset = self.0.span?.offset();
+        let text = &self.0.text;
+        let before = &text[..offset.min(text.len())];
         let line = before.matches('\n').count() + 1;
         let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         Some((line, col))
     }
 
-    /// A one-line `file:line:col: message (hint)` form for build scripts and logs.
+    /// A one-line `file:line:col: error: message (hint: …)` form for build
+    /// scripts and logs.
     pub fn one_line(&self) -> String {
         let place = match self.line_col() {
-            Some((l, c)) => format!("{}:{l}:{c}", self.path),
-            None => self.path.clone(),
+            Some((l, c)) => format!("{}:{l}:{c}", self.0.path),
+            None => self.0.path.clone(),
         };
-        match &self.help {
-            Some(h) => format!("{place}: error: {} (hint: {h})", self.message),
-            None => format!("{place}: error: {}", self.message),
+        match &self.0.help {
+            Some(h) => format!("{place}: error: {} (hint: {h})", self.0.message),
+            None => format!("{place}: error: {}", self.0.message),
         }
     }
 }

@@ -1492,7 +1492,12 @@ pub fn parse_expression(model: &Model, text: &str) -> Result<Expr, SpecError> {
         .iter()
         .map(|t| (t, Role::Parameter))
         .chain(model.data_tensors.iter().map(|t| (t, Role::Data)))
-        .chain(model.definition_tensors.iter().map(|t| (t, Role::Intermediate)));
+        .chain(
+            model
+                .definition_tensors
+                .iter()
+                .map(|t| (t, Role::Intermediate)),
+        );
     for (t, role) in tensors {
         symbols.insert(
             t.name.clone(),

@@ -137,14 +137,14 @@ impl Engine {
             Expr::Add(xs) => {
                 let mut acc = Atom::num(0);
                 for x in xs {
-                    acc = acc + self.to_atom(x);
+                    acc += self.to_atom(x);
                 }
                 acc
             }
             Expr::Mul(xs) => {
                 let mut acc = Atom::num(1);
                 for x in xs {
-                    acc = acc * self.to_atom(x);
+                    acc *= self.to_atom(x);
                 }
                 acc
             }
@@ -492,7 +492,7 @@ impl<'a> Chain<'a> {
             if outer.is_zero() {
                 continue;
             }
-            acc = acc + outer * inner;
+            acc += outer * inner;
         }
         self.tidy(&acc)
     }
@@ -509,6 +509,7 @@ impl<'a> Chain<'a> {
     }
 
     /// The upper triangle by the chain rule, mirrored.
+    #[allow(clippy::needless_range_loop)] // writes both h[j][k] and h[k][j]
     fn hessian(&mut self, gradient: &[Atom]) -> Vec<Vec<Atom>> {
         let p = gradient.len();
         let mut h = vec![vec![Atom::num(0); p]; p];

@@ -20,14 +20,20 @@ fn param(d: &Derivation, id: &str) -> usize {
 fn rule(loss: &str, derivative: &str) {
     let m = tiny(loss);
     let d = derive(&m).unwrap();
-    assert!(same(&m, &d.gradient[0].expr, derivative), "d/dw {loss} = {derivative}");
+    assert!(
+        same(&m, &d.gradient[0].expr, derivative),
+        "d/dw {loss} = {derivative}"
+    );
 }
 
 /// d²/dw² of `loss` equals `second`.
 fn second(loss: &str, second: &str) {
     let m = tiny(loss);
     let d = derive(&m).unwrap();
-    assert!(same(&m, &d.hessian[0][0], second), "d²/dw² {loss} = {second}");
+    assert!(
+        same(&m, &d.hessian[0][0], second),
+        "d²/dw² {loss} = {second}"
+    );
 }
 
 #[test]
@@ -49,7 +55,10 @@ fn derivative_rules() {
     rule("softplus(-x * w)", "-x * sigmoid(-x * w)");
     second("relu(w)", "0");
     second("abs(w)", "0");
-    second("sigmoid(w)", "sigmoid(w) * (1 - sigmoid(w)) * (1 - 2 * sigmoid(w))");
+    second(
+        "sigmoid(w)",
+        "sigmoid(w) * (1 - sigmoid(w)) * (1 - 2 * sigmoid(w))",
+    );
     second("tanh(w)", "-2 * tanh(w) * (1 - tanh(w)^2)");
 }
 
@@ -63,7 +72,10 @@ fn logistic_regression_is_prediction_minus_target() {
         assert!(same(&m, g, &format!("(sigmoid(z) - y) * x[{j}]")));
         for k in 1..=10 {
             let h = &d.hessian[param(&d, &format!("w_{j}"))][param(&d, &format!("w_{k}"))];
-            assert!(same(&m, h, &format!("p * (1 - p) * x[{j}] * x[{k}]")), "H w_{j} w_{k}");
+            assert!(
+                same(&m, h, &format!("p * (1 - p) * x[{j}] * x[{k}]")),
+                "H w_{j} w_{k}"
+            );
         }
     }
     assert!(same(&m, &d.gradient[param(&d, "b")].expr, "p - y"));
@@ -94,7 +106,11 @@ fn quadratic_bowl_hessian_is_its_constant_matrix() {
         hessforge_spec::Expr::Num(r) => r.to_f64(),
         other => panic!("not a constant: {other:?}"),
     };
-    let h: Vec<Vec<f64>> = d.hessian.iter().map(|r| r.iter().map(constant).collect()).collect();
+    let h: Vec<Vec<f64>> = d
+        .hessian
+        .iter()
+        .map(|r| r.iter().map(constant).collect())
+        .collect();
     assert_eq!(h, [[1.0, 0.0], [0.0, 25.0]]);
     // Newton lands on the minimum in one step: d = −θ.
     let step = d.newton_step.as_ref().unwrap();
@@ -109,7 +125,10 @@ fn softmax_regression_is_probability_minus_one_hot() {
     for k in 1..=3 {
         for j in 1..=4 {
             let g = &d.gradient[param(&d, &format!("W_{k}_{j}"))].expr;
-            assert!(same(&m, g, &format!("(s[{k}] - y[{k}]) * x[{j}]")), "W_{k}_{j}");
+            assert!(
+                same(&m, g, &format!("(s[{k}] - y[{k}]) * x[{j}]")),
+                "W_{k}_{j}"
+            );
         }
     }
     let h = &d.hessian[param(&d, "W_1_1")][param(&d, "W_2_1")];
@@ -125,7 +144,11 @@ fn mlp_is_back_propagation() {
         assert!(same(&m, g, &format!("(yhat - y) * h[{i}]")));
         for j in 1..=2 {
             let g = &d.gradient[param(&d, &format!("W_{i}_{j}"))].expr;
-            assert!(same(&m, g, &format!("(yhat - y) * v[{i}] * (1 - h[{i}]^2) * x[{j}]")));
+            assert!(same(
+                &m,
+                g,
+                &format!("(yhat - y) * v[{i}] * (1 - h[{i}]^2) * x[{j}]")
+            ));
         }
     }
 }
@@ -134,7 +157,11 @@ fn mlp_is_back_propagation() {
 fn rosenbrock_and_saddle() {
     let m = builtin("rosenbrock");
     let d = derive(&m).unwrap();
-    assert!(same(&m, &d.gradient[0].expr, "-2 * (a - x) - 4 * c * x * (y - x^2)"));
+    assert!(same(
+        &m,
+        &d.gradient[0].expr,
+        "-2 * (a - x) - 4 * c * x * (y - x^2)"
+    ));
     assert!(same(&m, &d.gradient[1].expr, "2 * c * (y - x^2)"));
     assert!(same(&m, &d.hessian[0][0], "2 - 4 * c * (y - 3 * x^2)"));
     let m = builtin("saddle");

@@ -10,7 +10,10 @@ use rand_chacha::ChaCha8Rng;
 /// The objective of one sample (ℓ + R) at θ.
 fn objective(m: &Model, theta: &[f64], row: &[f64]) -> f64 {
     let env = m.environment(theta, row);
-    let reg = m.regularizer.as_ref().map_or(0.0, |r| r.eval(&env).unwrap());
+    let reg = m
+        .regularizer
+        .as_ref()
+        .map_or(0.0, |r| r.eval(&env).unwrap());
     m.loss.eval(&env).unwrap() + reg
 }
 
@@ -19,7 +22,10 @@ fn gradient(d: &Derivation, theta: &[f64], row: &[f64]) -> Vec<f64> {
     let env = d.model.environment(theta, row);
     (0..theta.len())
         .map(|j| {
-            let reg = d.regularizer_gradient.get(j).map_or(0.0, |r| r.eval(&env).unwrap());
+            let reg = d
+                .regularizer_gradient
+                .get(j)
+                .map_or(0.0, |r| r.eval(&env).unwrap());
             d.gradient[j].expr.eval(&env).unwrap() + reg
         })
         .collect()
@@ -32,7 +38,10 @@ fn hessian(d: &Derivation, theta: &[f64], row: &[f64]) -> Vec<Vec<f64>> {
         .map(|j| {
             (0..p)
                 .map(|k| {
-                    let reg = d.regularizer_hessian.get(j).map_or(0.0, |r| r[k].eval(&env).unwrap());
+                    let reg = d
+                        .regularizer_hessian
+                        .get(j)
+                        .map_or(0.0, |r| r[k].eval(&env).unwrap());
                     d.hessian[j][k].eval(&env).unwrap() + reg
                 })
                 .collect()
@@ -46,7 +55,11 @@ fn random_row(m: &Model, rng: &mut ChaCha8Rng) -> Vec<f64> {
     let mut row: Vec<f64> = m.data.iter().map(|_| rng.gen_range(-1.5..1.5)).collect();
     for t in &m.data_tensors {
         if t.name == "y" {
-            let idx: Vec<usize> = t.ids.iter().map(|id| m.data.iter().position(|s| &s.id == id).unwrap()).collect();
+            let idx: Vec<usize> = t
+                .ids
+                .iter()
+                .map(|id| m.data.iter().position(|s| &s.id == id).unwrap())
+                .collect();
             if idx.len() == 1 {
                 row[idx[0]] = f64::from(rng.gen_bool(0.5) as u8);
             } else {
@@ -90,7 +103,13 @@ fn every_builtin_matches_finite_differences() {
                 plus[j] += step;
                 minus[j] -= step;
                 let fd = (objective(&m, &plus, &row) - objective(&m, &minus, &row)) / (2.0 * step);
-                assert!(close(fd, g[j]), "{} point {point}: ∂/∂{} exact {} fd {fd}", m.name, m.params[j].id, g[j]);
+                assert!(
+                    close(fd, g[j]),
+                    "{} point {point}: ∂/∂{} exact {} fd {fd}",
+                    m.name,
+                    m.params[j].id,
+                    g[j]
+                );
                 let (gp, gm) = (gradient(&d, &plus, &row), gradient(&d, &minus, &row));
                 for k in 0..p {
                     let fd = (gp[k] - gm[k]) / (2.0 * step);
@@ -102,7 +121,11 @@ fn every_builtin_matches_finite_differences() {
                         m.params[j].id,
                         h[k][j]
                     );
-                    assert_eq!(h[j][k], h[k][j], "{}: Hessian not symmetric at ({j}, {k})", m.name);
+                    assert_eq!(
+                        h[j][k], h[k][j],
+                        "{}: Hessian not symmetric at ({j}, {k})",
+                        m.name
+                    );
                 }
             }
         }
@@ -116,7 +139,9 @@ fn finite_differences_catch_a_wrong_derivative() {
     let mut d = derive(&m).unwrap();
     d.gradient[0].expr = hessforge_spec::parse_expression(&m, "(p - y) * x[2]").unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let theta: Vec<f64> = (0..m.n_params()).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let theta: Vec<f64> = (0..m.n_params())
+        .map(|_| rng.gen_range(-1.0..1.0))
+        .collect();
     let row = random_row(&m, &mut rng);
     let g = gradient(&d, &theta, &row);
     let mut plus = theta.clone();

@@ -3,7 +3,10 @@
 //! and give the same results as calling it from one.
 
 mod common;
-use hessforge_symbolic::{derive, render::{Format, render}};
+use hessforge_symbolic::{
+    derive,
+    render::{Format, render},
+};
 
 #[test]
 fn many_threads_at_once() {
@@ -20,7 +23,10 @@ fn many_threads_at_once() {
                     (0..models.len())
                         .map(|i| {
                             let m = &models[(i + t) % models.len()];
-                            ((i + t) % models.len(), render(&derive(m).unwrap(), Format::Text))
+                            (
+                                (i + t) % models.len(),
+                                render(&derive(m).unwrap(), Format::Text),
+                            )
                         })
                         .collect::<Vec<_>>()
                 })
@@ -28,7 +34,11 @@ fn many_threads_at_once() {
             .collect();
         for h in handles {
             for (i, text) in h.join().unwrap() {
-                assert_eq!(text, reference[i], "{} differs when derived concurrently", models[i].name);
+                assert_eq!(
+                    text, reference[i],
+                    "{} differs when derived concurrently",
+                    models[i].name
+                );
             }
         }
     });
