@@ -223,16 +223,17 @@ impl Engine {
         }
     }
 
-    /// The simplest of a few equivalent forms (factored, expanded, as is),
-    /// measured by the size of the expression tree.
+    /// The simplest of a few equivalent forms (factored, as is, expanded,
+    /// over a common denominator), by [`cost`]; ties go to the earlier form,
+    /// so a factored form wins over an equally long expanded one.
     fn simplest(&self, a: &Atom) -> Atom {
-        let mut best = a.clone();
-        let mut best_size = size(&self.to_expr(a.as_view()));
-        for candidate in [a.factor(), a.expand(), a.together()] {
-            let s = size(&self.to_expr(candidate.as_view()));
-            if s < best_size {
+        let mut best = a.factor();
+        let mut best_cost = cost(&self.to_expr(best.as_view()));
+        for candidate in [a.clone(), a.expand(), a.together()] {
+            let c = cost(&self.to_expr(candidate.as_view()));
+            if c < best_cost {
                 best = candidate;
-                best_size = s;
+                best_cost = c;
             }
         }
         best
@@ -378,14 +379,24 @@ fn parse_rational(s: &str) -> Option<Rational> {
     })
 }
 
-/// Number of nodes of a tree: the measure of "simpler".
-pub(crate) fn size(e: &Expr) -> usize {
-    match e {
-        Expr::Num(_) | Expr::Var(_) => 1,
-        Expr::Add(xs) | Expr::Mul(xs) => 1 + xs.iter().map(size).sum::<usize>(),
-        Expr::Pow(a, b) => 1 + size(a) + size(b),
-        Expr::Call(_, a) => 1 + size(a),
+/// The measure of "simpler": the number of nodes of the tree, plus one for
+/// every repeated occurrence of a variable (so `x(1 − h²)` beats `x − h²x`).
+fn cost(e: &Expr) -> usize {
+    fn walk(e: &Expr, seen: &mut HashMap<String, usize>) -> usize {
+        match e {
+            Expr::Num(_) => 1,
+            Expr::Var(v) => {
+                *seen.entry(v.clone()).or_default() += 1;
+                1
+            }
+            Expr::Add(xs) | Expr::Mul(xs) => 1 + xs.iter().map(|x| walk(x, seen)).sum::<usize>(),
+            Expr::Pow(a, b) => 1 + walk(a, seen) + walk(b, seen),
+            Expr::Call(_, a) => 1 + walk(a, seen),
+        }
     }
+    let mut seen = HashMap::new();
+    let nodes = walk(e, &mut seen);
+    nodes + seen.values().map(|n| n - 1).sum::<usize>()
 }
 
 /// The chain rule through the intermediates, with memoized total derivatives.

@@ -1,0 +1,43 @@
+//! Derivation time of every built-in model: derive loss, gradient and
+//! Hessian (chain rule, back-substitution, simplification) on the worker.
+//! `cargo bench -p hessforge-symbolic --bench derive`
+
+use std::path::Path;
+
+const MODELS: [&str; 7] = [
+    "quadratic_bowl",
+    "rosenbrock",
+    "saddle",
+    "linear_regression",
+    "logistic_regression",
+    "softmax_regression",
+    "mlp_tanh",
+];
+
+fn main() {
+    // Start Symbolica (and show its banner) before timing anything.
+    let _ = hessforge_symbolic::derive(&load("saddle"));
+    divan::main();
+}
+
+fn load(name: &str) -> hessforge_spec::Model {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../derivations")
+        .join(format!("{name}.toml"));
+    hessforge_spec::load_file(&path).expect("built-in derivation loads")
+}
+
+#[divan::bench(args = MODELS, sample_count = 20)]
+fn derive(bencher: divan::Bencher, name: &str) {
+    let model = load(name);
+    bencher.bench(|| hessforge_symbolic::derive(divan::black_box(&model)).expect("derives"));
+}
+
+#[divan::bench(args = MODELS, sample_count = 20)]
+fn derive_and_render_latex(bencher: divan::Bencher, name: &str) {
+    let model = load(name);
+    bencher.bench(|| {
+        let d = hessforge_symbolic::derive(&model).expect("derives");
+        hessforge_symbolic::render::render(&d, hessforge_symbolic::render::Format::Latex)
+    });
+}
