@@ -88,7 +88,7 @@ impl Func {
         Func::ALL.into_iter().find(|f| f.name() == name)
     }
 
-    /// Evaluate in f64 (naively; stable forms are the code generator's job).
+    /// Evaluate in f64 (σ and softplus in their stable forms).
     pub fn eval(self, u: f64) -> f64 {
         match self {
             Func::Exp => u.exp(),
@@ -100,33 +100,12 @@ impl Func {
             Func::Tan => u.tan(),
             Func::Atan => u.atan(),
             Func::Tanh => u.tanh(),
-            Func::Sigmoid => {
-                if u >= 0.0 {
-                    1.0 / (1.0 + (-u).exp())
-                } else {
-                    let e = u.exp();
-                    e / (1.0 + e)
-                }
-            }
-            Func::Softplus => u.max(0.0) + (-u.abs()).exp().ln_1p(),
-            Func::Relu => u.max(0.0),
-            Func::Step => {
-                if u > 0.0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
+            Func::Sigmoid => hessforge_ir::math::sigmoid(u),
+            Func::Softplus => hessforge_ir::math::softplus(u),
+            Func::Relu => hessforge_ir::math::relu(u),
+            Func::Step => hessforge_ir::math::step(u),
             Func::Abs => u.abs(),
-            Func::Sign => {
-                if u > 0.0 {
-                    1.0
-                } else if u < 0.0 {
-                    -1.0
-                } else {
-                    0.0
-                }
-            }
+            Func::Sign => hessforge_ir::math::sign(u),
         }
     }
 }
