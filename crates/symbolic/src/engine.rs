@@ -11,17 +11,25 @@ use crate::derivation::{
 use hessforge_spec::{Expr, Func, Model, Rational};
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
-use symbolica::atom::{Atom, AtomCore, AtomView, Symbol};
+use symbolica::atom::{Atom, AtomCore, AtomView, EvaluationInfo, Symbol};
 use symbolica::coefficient::CoefficientView;
 use symbolica::symbol;
 
 /// The Symbolica side of hessforge, owned by the worker thread.
 pub(crate) struct Engine {
     /// Functions without a Symbolica built-in, by our function.
-    custom: HashMap<Func, Symbol>,
+    pub(crate) custom: HashMap<Func, Symbol>,
+    /// e^u − 1, introduced only by the stable rewrites of the lowering.
+    pub(crate) expm1: Symbol,
 }
 
-fn call(f: Symbol, arg: &Atom) -> Atom {
+/// How the CAS evaluates a function numerically (the same stable forms the
+/// IR uses), so that evaluators can be built over it.
+fn numeric(f: fn(f64) -> f64) -> EvaluationInfo {
+    EvaluationInfo::new().register(move |args: &[f64]| f(args[0]))
+}
+
+pub(crate) fn call(f: Symbol, arg: &Atom) -> Atom {
     f.call(&[arg.as_view()][..])
 }
 
@@ -41,6 +49,7 @@ impl Engine {
     pub(crate) fn new() -> Engine {
         let sigmoid = symbol!(
             "hessforge::sigmoid",
+            eval = numeric(hessforge_ir::math::sigmoid),
             der = |f, _arg, out| {
                 let s = f.to_owned();
                 **out = &s * (Atom::num(1) - &s);
@@ -48,24 +57,28 @@ impl Engine {
         );
         let step = symbol!(
             "hessforge::step",
+            eval = numeric(hessforge_ir::math::step),
             der = |_f, _arg, out| {
                 **out = Atom::num(0);
             }
         );
         let sign = symbol!(
             "hessforge::sign",
+            eval = numeric(hessforge_ir::math::sign),
             der = |_f, _arg, out| {
                 **out = Atom::num(0);
             }
         );
         let softplus = symbol!(
             "hessforge::softplus",
+            eval = numeric(hessforge_ir::math::softplus),
             der = |f, _arg, out| {
                 **out = call(symbol!("hessforge::sigmoid"), &first_arg(f));
             }
         );
         let tanh = symbol!(
             "hessforge::tanh",
+            eval = numeric(f64::tanh),
             der = |f, _arg, out| {
                 let t = f.to_owned();
                 **out = Atom::num(1) - t.pow(Atom::num(2));
@@ -73,6 +86,7 @@ impl Engine {
         );
         let tan = symbol!(
             "hessforge::tan",
+            eval = numeric(f64::tan),
             der = |f, _arg, out| {
                 let t = f.to_owned();
                 **out = Atom::num(1) + t.pow(Atom::num(2));
@@ -80,6 +94,7 @@ impl Engine {
         );
         let atan = symbol!(
             "hessforge::atan",
+            eval = numeric(f64::atan),
             der = |f, _arg, out| {
                 let u = first_arg(f);
                 **out = (Atom::num(1) + u.pow(Atom::num(2))).pow(Atom::num(-1));
@@ -87,6 +102,7 @@ impl Engine {
         );
         let log1p = symbol!(
             "hessforge::log1p",
+            eval = numeric(f64::ln_1p),
             der = |f, _arg, out| {
                 let u = first_arg(f);
                 **out = (Atom::num(1) + u).pow(Atom::num(-1));
@@ -94,12 +110,14 @@ impl Engine {
         );
         let relu = symbol!(
             "hessforge::relu",
+            eval = numeric(hessforge_ir::math::relu),
             der = |f, _arg, out| {
                 **out = call(symbol!("hessforge::step"), &first_arg(f));
             }
         );
         let absval = symbol!(
             "hessforge::absval",
+            eval = numeric(f64::abs),
             der = |f, _arg, out| {
                 **out = call(symbol!("hessforge::sign"), &first_arg(f));
             }
@@ -120,12 +138,19 @@ impl Engine {
         let warm = call(sigmoid, &Atom::var(symbol!("hessforge::warmup_u")))
             .derivative(symbol!("hessforge::warmup_u"));
         let _ = warm.factor();
-        Engine { custom }
+        let expm1 = symbol!(
+            "hessforge::expm1",
+            eval = numeric(f64::exp_m1),
+            der = |f, _arg, out| {
+                **out = first_arg(f).exp();
+            }
+        );
+        Engine { custom, expm1 }
     }
 
     /// The symbol of a model scalar. Model names live in their own namespace
     /// so that a parameter called `gamma` never means Symbolica's Γ function.
-    fn var(&self, id: &str) -> Symbol {
+    pub(crate) fn var(&self, id: &str) -> Symbol {
         symbol!(&format!("hessforge_model::{id}"))
     }
 

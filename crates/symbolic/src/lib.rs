@@ -12,6 +12,7 @@
 
 mod derivation;
 mod engine;
+mod lower;
 pub mod render;
 mod worker;
 
@@ -26,6 +27,14 @@ use hessforge_spec::{Expr, Model};
 pub fn derive(model: &Model) -> Result<Derivation, EngineError> {
     let model = model.clone();
     worker::run(move |engine| engine.derive(&model))
+}
+
+/// Lower a derivation to IR programs (loss; loss + gradient; loss + gradient
+/// + Hessian, each split into per-row and θ-only parts), optimised by
+/// Symbolica's evaluator and rewritten into numerically stable forms.
+pub fn lower(derivation: &Derivation) -> Result<hessforge_ir::ModelPrograms, EngineError> {
+    let d = derivation.clone();
+    worker::run(move |engine| engine.lower(&d))?.map_err(EngineError)
 }
 
 /// Whether two expressions over the model's names are equal as functions:

@@ -1,0 +1,231 @@
+//! Lowering a derivation to the IR: inline the intermediates, rewrite into
+//! numerically stable forms, split every output into its per-row and θ-only
+//! parts, and let Symbolica's evaluator optimise each program (Horner schemes,
+//! common-subexpression elimination) before its exported instructions are
+//! translated into [`hessforge_ir`] instructions.
+
+use crate::derivation::Derivation;
+use crate::engine::{Engine, call};
+use hessforge_ir::{Func as IrFunc, Instr, ModelPrograms, Operand, Program, Split};
+use hessforge_spec::{Expr, Func};
+use symbolica::atom::{Atom, AtomCore, AtomView, Symbol};
+use symbolica::evaluate::{ExportedInstructions, Instruction, Slot};
+use symbolica::symbol;
+
+/// Rewrites applied to every expression before evaluation, in order. Each
+/// replaces a form that overflows or cancels by one that does not:
+/// log(1+eᵘ) → softplus(u), log σ(u) → −softplus(−u),
+/// log(1−σ(u)) → −softplus(u), log(1+u) → log1p(u), eᵘ−1 → expm1(u).
+fn stable_rewrites(engine: &Engine) -> Vec<(Atom, Atom)> {
+    let u = Atom::var(symbol!("hessforge::u_"));
+    let sigmoid = engine.custom[&Func::Sigmoid];
+    let softplus = engine.custom[&Func::Softplus];
+    let log1p = engine.custom[&Func::Log1p];
+    vec![
+        ((Atom::num(1) + u.exp()).log(), call(softplus, &u)),
+        (call(sigmoid, &u).log(), -call(softplus, &(-&u))),
+        ((Atom::num(1) - call(sigmoid, &u)).log(), -call(softplus, &u)),
+        ((Atom::num(1) + &u).log(), call(log1p, &u)),
+        (u.exp() - Atom::num(1), call(engine.expm1, &u)),
+    ]
+}
+
+impl Engine {
+    /// Every program of a derived model.
+    pub(crate) fn lower(&self, d: &Derivation) -> Result<ModelPrograms, String> {
+        let m = &d.model;
+        let p = m.n_params();
+        // Intermediates, fully inlined (each right-hand side in terms of θ, x, c).
+        let mut inlined: Vec<(Atom, Atom)> = Vec::new();
+        for def in &m.definitions {
+            let mut rhs = self.to_atom(&def.expr);
+            for (name, value) in &inlined {
+                rhs = rhs.replace(name.to_pattern()).with(value.to_pattern());
+            }
+            inlined.push((Atom::var(self.var(&def.scalar.id)), rhs));
+        }
+        let rewrites = stable_rewrites(self);
+        let prepare = |e: &Expr| -> Atom {
+            let mut a = self.to_atom(e);
+            for (name, value) in inlined.iter().rev() {
+                a = a.replace(name.to_pattern()).with(value.to_pattern());
+            }
+            for (from, to) in &rewrites {
+                a = a.replace(from.to_pattern()).with(to.to_pattern());
+            }
+            a
+        };
+        let zero = Expr::int(0);
+        let reg_grad = |j: usize| d.regularizer_gradient.get(j).unwrap_or(&zero);
+        let reg_hess = |j: usize, k: usize| d.regularizer_hessian.get(j).map_or(&zero, |r| &r[k]);
+        let data: Vec<Symbol> = m.data.iter().map(|s| self.var(&s.id)).collect();
+
+        // Each output as (per-sample part of ℓ, regularizer part).
+        let mut outputs: Vec<(Atom, Atom)> = vec![(
+            prepare(&d.forms.loss),
+            d.forms.regularizer.as_ref().map_or(Atom::num(0), &prepare),
+        )];
+        for j in 0..p {
+            outputs.push((prepare(&d.gradient[j].expr), prepare(reg_grad(j))));
+        }
+        for j in 0..p {
+            for k in j..p {
+                outputs.push((prepare(&d.hessian[j][k]), prepare(reg_hess(j, k))));
+            }
+        }
+        let (per_row, theta_only): (Vec<Atom>, Vec<Atom>) = outputs
+            .into_iter()
+            .map(|(sample, reg)| {
+                let (with_data, without) = split_by_data(&sample, &data);
+                (with_data, without + reg)
+            })
+            .unzip();
+
+        let params: Vec<Atom> = m
+            .params
+            .iter()
+            .chain(&m.data)
+            .chain(m.constants.iter().map(|(s, _)| s))
+            .map(|s| Atom::var(self.var(&s.id)))
+            .collect();
+        let (n_data, n_grad) = (m.data.len(), 1 + p);
+        let level = |n: usize| -> Result<Split, String> {
+            Ok(Split {
+                per_row: self.program(&per_row[..n], &params, p, n_data)?,
+                theta_only: self.program(&theta_only[..n], &params, p, n_data)?,
+            })
+        };
+        let programs = ModelPrograms {
+            name: m.name.clone(),
+            params: m.params.iter().map(|s| s.id.clone()).collect(),
+            data: m.data.iter().map(|s| s.id.clone()).collect(),
+            constants: m.constants.iter().map(|(s, _)| s.id.clone()).collect(),
+            constant_defaults: m.constants.iter().map(|(_, v)| *v).collect(),
+            loss: level(1)?,
+            loss_grad: level(n_grad)?,
+            loss_grad_hess: level(per_row.len())?,
+        };
+        programs.validate().map_err(|e| e.to_string())?;
+        Ok(programs)
+    }
+
+    /// One optimised program for the given outputs.
+    fn program(&self, outputs: &[Atom], params: &[Atom], n_params: usize, n_data: usize) -> Result<Program, String> {
+        let evaluator = Atom::evaluator_multiple(outputs, params)
+            .build()
+            .map_err(|e| format!("cannot build the evaluator: {e:?}"))?
+            .map_coeff(&|c| c.re.to_f64());
+        translate(&evaluator.export_instructions(), n_params, n_data)
+    }
+}
+
+/// The terms of a sum that mention a data symbol, and the rest.
+fn split_by_data(a: &Atom, data: &[Symbol]) -> (Atom, Atom) {
+    let has_data = |v: AtomView<'_>| data.iter().any(|s| v.to_owned().contains_symbol(*s));
+    match a.as_view() {
+        AtomView::Add(terms) => {
+            let (mut with, mut without) = (Atom::num(0), Atom::num(0));
+            for t in terms.iter() {
+                if has_data(t) {
+                    with += t.to_owned();
+                } else {
+                    without += t.to_owned();
+                }
+            }
+            (with, without)
+        }
+        v if has_data(v) => (a.clone(), Atom::num(0)),
+        _ => (Atom::num(0), a.clone()),
+    }
+}
+
+/// Symbolica's exported instructions → IR. Parameters are laid out as θ,
+/// then the data row, then the constants; outputs live in registers after
+/// the temporaries.
+fn translate(ex: &ExportedInstructions<f64>, n_params: usize, n_data: usize) -> Result<Program, String> {
+    let temps = ex.temporary_count as u32;
+    let operand = |s: &Slot| -> Operand {
+        match *s {
+            Slot::Param(i) if i < n_params => Operand::Param(i as u32),
+            Slot::Param(i) if i < n_params + n_data => Operand::Data((i - n_params) as u32),
+            Slot::Param(i) => Operand::Constant((i - n_params - n_data) as u32),
+            Slot::Const(i) => Operand::Literal(ex.constants[i]),
+            Slot::Temp(i) => Operand::Reg(i as u32),
+            Slot::Out(i) => Operand::Reg(temps + i as u32),
+        }
+    };
+    let register = |s: &Slot| -> Result<u32, String> {
+        match operand(s) {
+            Operand::Reg(r) => Ok(r),
+            other => Err(format!("an instruction writes to {other:?}")),
+        }
+    };
+    let mut instructions = Vec::with_capacity(ex.instructions.len());
+    for ins in &ex.instructions {
+        instructions.push(match ins {
+            Instruction::Add(o, args, _) => Instr::Add {
+                dst: register(o)?,
+                args: args.iter().map(operand).collect(),
+            },
+            Instruction::Mul(o, args, _) => Instr::Mul {
+                dst: register(o)?,
+                args: args.iter().map(operand).collect(),
+            },
+            Instruction::Pow(o, b, e, _) => Instr::Powi {
+                dst: register(o)?,
+                base: operand(b),
+                exp: i32::try_from(*e).map_err(|_| format!("exponent {e} out of range"))?,
+            },
+            Instruction::Powf(o, b, e, _) => Instr::Powf {
+                dst: register(o)?,
+                base: operand(b),
+                exp: operand(e),
+            },
+            Instruction::Fun(o, f, _) => {
+                let (symbol, _tags, args) = &**f;
+                let name = symbol.get_stripped_name();
+                let func = ir_function(name).ok_or_else(|| format!("no IR function for `{name}`"))?;
+                let [arg] = args.as_slice() else {
+                    return Err(format!("`{name}` called with {} arguments", args.len()));
+                };
+                Instr::Call {
+                    dst: register(o)?,
+                    func,
+                    arg: operand(arg),
+                }
+            }
+            Instruction::Assign(o, v) => Instr::Copy {
+                dst: register(o)?,
+                src: operand(v),
+            },
+            other => return Err(format!("unsupported control flow in a straight-line program: {other:?}")),
+        });
+    }
+    Ok(Program {
+        n_regs: temps + ex.output_count as u32,
+        instructions,
+        outputs: (0..ex.output_count as u32).map(|i| Operand::Reg(temps + i)).collect(),
+    })
+}
+
+fn ir_function(name: &str) -> Option<IrFunc> {
+    Some(match name {
+        "exp" => IrFunc::Exp,
+        "log" => IrFunc::Log,
+        "log1p" => IrFunc::Log1p,
+        "expm1" => IrFunc::Expm1,
+        "sqrt" => IrFunc::Sqrt,
+        "sin" => IrFunc::Sin,
+        "cos" => IrFunc::Cos,
+        "tan" => IrFunc::Tan,
+        "atan" => IrFunc::Atan,
+        "tanh" => IrFunc::Tanh,
+        "sigmoid" => IrFunc::Sigmoid,
+        "softplus" => IrFunc::Softplus,
+        "relu" => IrFunc::Relu,
+        "step" => IrFunc::Step,
+        "absval" => IrFunc::Abs,
+        "sign" => IrFunc::Sign,
+        _ => return None,
+    })
+}
