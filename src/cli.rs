@@ -32,6 +32,24 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Check the derived gradient and Hessian against finite differences
+    /// (compiled kernel for a built-in model, IR interpreter for a file).
+    Gradcheck {
+        /// A built-in model name or a path to a .toml file.
+        model: String,
+        /// Number of random points.
+        #[arg(long, default_value_t = 5)]
+        points: usize,
+        /// Seed of the random points and data.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Largest relative error that passes.
+        #[arg(long, default_value_t = 1e-6)]
+        tol: f64,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
     /// Refresh generated/ (the committed derivations of every built-in model).
     Generate {
         /// Do not write; fail (exit 1) if generated/ is stale, showing a diff.
@@ -99,6 +117,13 @@ pub fn main() -> ExitCode {
             output,
         } => derive_command(&model, format.into(), output.as_deref()),
         Command::Generate { check, dir } => generate_command(check, dir),
+        Command::Gradcheck {
+            model,
+            points,
+            seed,
+            tol,
+            json,
+        } => gradcheck_command(&model, points, seed, tol, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -145,6 +170,36 @@ fn derive_command(model: &str, format: Format, output: Option<&Path>) -> Result<
     }
 }
 
+fn gradcheck_command(
+    name: &str,
+    points: usize,
+    seed: u64,
+    tol: f64,
+    json: bool,
+) -> Result<(), Failure> {
+    let model = models::load(name).map_err(Failure::bad_input)?;
+    let backend = crate::backend::Backend::resolve(name, &model).map_err(Failure::failed)?;
+    let report = crate::gradcheck::run(&model, &backend, points.max(1), seed, tol)
+        .map_err(Failure::bad_input)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("JSON of plain data")
+        );
+    } else {
+        println!("{report}");
+    }
+    if report.passed {
+        Ok(())
+    } else {
+        Err(Failure::failed(miette::miette!(
+            help = "a derivative rule or a simplification is wrong; compare `hessforge derive` with a hand derivation",
+            "the gradient check of `{}` failed: relative error over {tol:e}",
+            model.name
+        )))
+    }
+}
+
 /// Why an output file could not be written.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("cannot write `{path}`: {source}")]
@@ -179,6 +234,8 @@ fn generated_files() -> Result<Vec<(String, String)>, Failure> {
         let d = hessforge_symbolic::derive(m).map_err(Failure::failed)?;
         files.push((format!("{}.tex", m.name), render(&d, Format::Latex)));
         files.push((format!("{}.md", m.name), render(&d, Format::Markdown)));
+        let kernel = hessforge_build::kernel_source(m).map_err(Failure::failed)?;
+        files.push((format!("{}.rs", m.name), kernel));
     }
     Ok(files)
 }

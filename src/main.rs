@@ -1,9 +1,12 @@
-//! The `hessforge` command line: list models, derive and render them, and
-//! keep `generated/` fresh. Errors are printed with miette (file, line,
+//! The `hessforge` command line: list models, derive and render them, check
+//! gradients, and keep `generated/` fresh. Errors are printed with miette (file, line,
 //! column, hint); exit code 2 means bad input.
 
+mod backend;
 mod cli;
+mod gradcheck;
 mod models;
+mod synthetic;
 
 use std::process::ExitCode;
 

@@ -36,6 +36,11 @@ fn load_builtin(name: &str, text: &str) -> Result<Model, SpecError> {
     hessforge_spec::load_str(&format!("derivations/{name}.toml"), text)
 }
 
+/// Whether `name` is a built-in model (not a path).
+pub fn is_builtin(name: &str) -> bool {
+    BUILTIN.iter().any(|(n, _)| *n == name)
+}
+
 /// Resolve `MODEL|FILE.toml`.
 pub fn load(name_or_path: &str) -> Result<Model, LookupError> {
     let as_path = Path::new(name_or_path);

@@ -201,3 +201,58 @@ fn generate_check_names_stale_files() {
         .stderr(predicate::str::contains("-edited by hand"))
         .stderr(predicate::str::contains("cargo run --release -- generate"));
 }
+
+#[test]
+fn gradcheck_of_a_builtin_uses_the_compiled_kernel() {
+    let out = hessforge()
+        .args([
+            "gradcheck",
+            "logistic_regression",
+            "--json",
+            "--points",
+            "3",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(doc["backend"], "compiled");
+    assert_eq!(doc["passed"], true);
+    assert!(doc["gradient"]["max_rel"].as_f64().unwrap() < 1e-6);
+    assert!(doc["hessian"]["max_rel"].as_f64().unwrap() < 1e-6);
+}
+
+#[test]
+fn gradcheck_of_a_file_uses_the_interpreter() {
+    let _g = symbolica_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("huber.toml");
+    std::fs::write(
+        &file,
+        "name = \"smooth_huber\"\ntitle = \"Pseudo-Huber regression\"\ndescription = \"sqrt(1 + r^2) - 1\"\n\
+         loss = \"sqrt(1 + (a * x + b - y)^2) - 1\"\n[parameters]\na = {}\nb = {}\n[data]\nx = {}\ny = {}\n",
+    )
+    .unwrap();
+    hessforge()
+        .args(["gradcheck", file.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "gradient check of smooth_huber (interpreter)",
+        ))
+        .stdout(predicate::str::contains("passed"));
+}
+
+#[test]
+fn gradcheck_over_tolerance_exits_1() {
+    hessforge()
+        .args(["gradcheck", "rosenbrock", "--tol", "0"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("FAILED"))
+        .stderr(predicate::str::contains(
+            "the gradient check of `rosenbrock` failed",
+        ));
+}

@@ -126,14 +126,42 @@ pub enum Operand {
 #[serde(rename_all = "lowercase")]
 #[allow(missing_docs)]
 pub enum Instr {
-    Add { dst: u32, args: Vec<Operand> },
-    Mul { dst: u32, args: Vec<Operand> },
-    Neg { dst: u32, arg: Operand },
-    Div { dst: u32, num: Operand, den: Operand },
-    Powi { dst: u32, base: Operand, exp: i32 },
-    Powf { dst: u32, base: Operand, exp: Operand },
-    Call { dst: u32, func: Func, arg: Operand },
-    Copy { dst: u32, src: Operand },
+    Add {
+        dst: u32,
+        args: Vec<Operand>,
+    },
+    Mul {
+        dst: u32,
+        args: Vec<Operand>,
+    },
+    Neg {
+        dst: u32,
+        arg: Operand,
+    },
+    Div {
+        dst: u32,
+        num: Operand,
+        den: Operand,
+    },
+    Powi {
+        dst: u32,
+        base: Operand,
+        exp: i32,
+    },
+    Powf {
+        dst: u32,
+        base: Operand,
+        exp: Operand,
+    },
+    Call {
+        dst: u32,
+        func: Func,
+        arg: Operand,
+    },
+    Copy {
+        dst: u32,
+        src: Operand,
+    },
 }
 
 impl Instr {
@@ -190,7 +218,12 @@ impl std::error::Error for InvalidProgram {}
 impl Program {
     /// Check that every operand is in range and every register is written
     /// before it is read.
-    pub fn validate(&self, n_params: usize, n_data: usize, n_constants: usize) -> Result<(), InvalidProgram> {
+    pub fn validate(
+        &self,
+        n_params: usize,
+        n_data: usize,
+        n_constants: usize,
+    ) -> Result<(), InvalidProgram> {
         let mut written = vec![false; self.n_regs as usize];
         let check = |op: &Operand, written: &[bool], at: &str| -> Result<(), InvalidProgram> {
             let ok = match *op {
@@ -203,7 +236,9 @@ impl Program {
             if ok {
                 Ok(())
             } else {
-                Err(InvalidProgram(format!("{at}: operand {op:?} is out of range or read before written")))
+                Err(InvalidProgram(format!(
+                    "{at}: operand {op:?} is out of range or read before written"
+                )))
             }
         };
         for (k, ins) in self.instructions.iter().enumerate() {
@@ -212,7 +247,10 @@ impl Program {
             }
             let dst = ins.dst() as usize;
             if dst >= written.len() {
-                return Err(InvalidProgram(format!("instruction {k} writes r{dst}, beyond {} registers", self.n_regs)));
+                return Err(InvalidProgram(format!(
+                    "instruction {k} writes r{dst}, beyond {} registers",
+                    self.n_regs
+                )));
             }
             written[dst] = true;
         }
@@ -224,7 +262,14 @@ impl Program {
 
     /// Run the program: `regs` must hold at least `n_regs` values, `out` one
     /// per output.
-    pub fn run(&self, theta: &[f64], data: &[f64], constants: &[f64], regs: &mut [f64], out: &mut [f64]) {
+    pub fn run(
+        &self,
+        theta: &[f64],
+        data: &[f64],
+        constants: &[f64],
+        regs: &mut [f64],
+        out: &mut [f64],
+    ) {
         let get = |op: &Operand, regs: &[f64]| -> f64 {
             match *op {
                 Operand::Param(i) => theta[i as usize],
@@ -278,7 +323,10 @@ impl fmt::Display for Operand {
 }
 
 fn list(ops: &[Operand]) -> String {
-    ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ")
+    ops.iter()
+        .map(|o| o.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl fmt::Display for Instr {
@@ -298,7 +346,12 @@ impl fmt::Display for Instr {
 
 impl fmt::Display for Program {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "; {} instructions, {} registers", self.instructions.len(), self.n_regs)?;
+        writeln!(
+            f,
+            "; {} instructions, {} registers",
+            self.instructions.len(),
+            self.n_regs
+        )?;
         for i in &self.instructions {
             writeln!(f, "  {i}")?;
         }
@@ -306,6 +359,20 @@ impl fmt::Display for Program {
             writeln!(f, "  out{k} = {o}")?;
         }
         Ok(())
+    }
+}
+
+/// A symmetric P×P matrix, given as its upper triangle row by row, written
+/// out in full (row-major) into `full`.
+#[inline]
+pub fn unpack_upper(p: usize, upper: &[f64], full: &mut [f64]) {
+    let mut k = 0;
+    for i in 0..p {
+        for j in i..p {
+            full[i * p + j] = upper[k];
+            full[j * p + i] = upper[k];
+            k += 1;
+        }
     }
 }
 
@@ -377,9 +444,11 @@ impl ModelPrograms {
         let (p, d, c) = (self.params.len(), self.data.len(), self.constants.len());
         for level in [Outputs::Loss, Outputs::LossGrad, Outputs::LossGradHess] {
             let s = self.split(level);
-            for (which, prog, n_data) in [("per-row", &s.per_row, d), ("θ-only", &s.theta_only, 0)] {
-                prog.validate(p, n_data, c)
-                    .map_err(|e| InvalidProgram(format!("{} {which} {level:?}: {}", self.name, e.0)))?;
+            for (which, prog, n_data) in [("per-row", &s.per_row, d), ("θ-only", &s.theta_only, 0)]
+            {
+                prog.validate(p, n_data, c).map_err(|e| {
+                    InvalidProgram(format!("{} {which} {level:?}: {}", self.name, e.0))
+                })?;
                 if prog.outputs.len() != level.len(p) {
                     return Err(InvalidProgram(format!(
                         "{} {which} {level:?}: {} outputs, expected {}",
@@ -412,11 +481,14 @@ impl ModelPrograms {
         let mut regs = vec![0.0; split.per_row.n_regs.max(split.theta_only.n_regs) as usize];
         let mut row_out = vec![0.0; n_out];
         out[..n_out].iter_mut().for_each(|o| *o = 0.0);
-        if cols > 0 {
+        // No data columns: the per-row program is not run.
+        if let Some(all_rows) = data.len().checked_div(cols) {
             let mut count = 0usize;
             let mut add_row = |r: usize| {
                 let row = &data[r * cols..(r + 1) * cols];
-                split.per_row.run(theta, row, constants, &mut regs, &mut row_out);
+                split
+                    .per_row
+                    .run(theta, row, constants, &mut regs, &mut row_out);
                 for (o, v) in out.iter_mut().zip(&row_out) {
                     *o += v;
                 }
@@ -424,14 +496,16 @@ impl ModelPrograms {
             };
             match rows {
                 Some(rows) => rows.iter().for_each(|&r| add_row(r)),
-                None => (0..data.len() / cols).for_each(add_row),
+                None => (0..all_rows).for_each(add_row),
             }
             if count > 0 {
                 let inv = 1.0 / count as f64;
                 out[..n_out].iter_mut().for_each(|o| *o *= inv);
             }
         }
-        split.theta_only.run(theta, &[], constants, &mut regs, &mut row_out);
+        split
+            .theta_only
+            .run(theta, &[], constants, &mut regs, &mut row_out);
         for (o, v) in out.iter_mut().zip(&row_out) {
             *o += v;
         }
@@ -447,9 +521,20 @@ mod tests {
         Program {
             n_regs: 3,
             instructions: vec![
-                Instr::Powi { dst: 0, base: Operand::Param(0), exp: 2 },
-                Instr::Mul { dst: 1, args: vec![Operand::Param(0), Operand::Data(0)] },
-                Instr::Call { dst: 2, func: Func::Sigmoid, arg: Operand::Reg(1) },
+                Instr::Powi {
+                    dst: 0,
+                    base: Operand::Param(0),
+                    exp: 2,
+                },
+                Instr::Mul {
+                    dst: 1,
+                    args: vec![Operand::Param(0), Operand::Data(0)],
+                },
+                Instr::Call {
+                    dst: 2,
+                    func: Func::Sigmoid,
+                    arg: Operand::Reg(1),
+                },
             ],
             outputs: vec![Operand::Reg(0), Operand::Reg(2)],
         }

@@ -28,7 +28,7 @@ fn load(name: &str) -> hessforge_spec::Model {
 }
 
 #[divan::bench(args = MODELS, sample_count = 20)]
-fn derive(bencher: divan::Bencher, name: &str) {
+fn derive_only(bencher: divan::Bencher, name: &str) {
     let model = load(name);
     bencher.bench(|| hessforge_symbolic::derive(divan::black_box(&model)).expect("derives"));
 }

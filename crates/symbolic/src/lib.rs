@@ -29,8 +29,8 @@ pub fn derive(model: &Model) -> Result<Derivation, EngineError> {
     worker::run(move |engine| engine.derive(&model))
 }
 
-/// Lower a derivation to IR programs (loss; loss + gradient; loss + gradient
-/// + Hessian, each split into per-row and θ-only parts), optimised by
+/// Lower a derivation to IR programs (loss; loss and gradient; loss, gradient
+/// and Hessian — each split into per-row and θ-only parts), optimised by
 /// Symbolica's evaluator and rewritten into numerically stable forms.
 pub fn lower(derivation: &Derivation) -> Result<hessforge_ir::ModelPrograms, EngineError> {
     let d = derivation.clone();

@@ -24,7 +24,10 @@ fn stable_rewrites(engine: &Engine) -> Vec<(Atom, Atom)> {
     vec![
         ((Atom::num(1) + u.exp()).log(), call(softplus, &u)),
         (call(sigmoid, &u).log(), -call(softplus, &(-&u))),
-        ((Atom::num(1) - call(sigmoid, &u)).log(), -call(softplus, &u)),
+        (
+            (Atom::num(1) - call(sigmoid, &u)).log(),
+            -call(softplus, &u),
+        ),
         ((Atom::num(1) + &u).log(), call(log1p, &u)),
         (u.exp() - Atom::num(1), call(engine.expm1, &u)),
     ]
@@ -110,7 +113,13 @@ impl Engine {
     }
 
     /// One optimised program for the given outputs.
-    fn program(&self, outputs: &[Atom], params: &[Atom], n_params: usize, n_data: usize) -> Result<Program, String> {
+    fn program(
+        &self,
+        outputs: &[Atom],
+        params: &[Atom],
+        n_params: usize,
+        n_data: usize,
+    ) -> Result<Program, String> {
         let evaluator = Atom::evaluator_multiple(outputs, params)
             .build()
             .map_err(|e| format!("cannot build the evaluator: {e:?}"))?
@@ -142,7 +151,11 @@ fn split_by_data(a: &Atom, data: &[Symbol]) -> (Atom, Atom) {
 /// Symbolica's exported instructions → IR. Parameters are laid out as θ,
 /// then the data row, then the constants; outputs live in registers after
 /// the temporaries.
-fn translate(ex: &ExportedInstructions<f64>, n_params: usize, n_data: usize) -> Result<Program, String> {
+fn translate(
+    ex: &ExportedInstructions<f64>,
+    n_params: usize,
+    n_data: usize,
+) -> Result<Program, String> {
     let temps = ex.temporary_count as u32;
     let operand = |s: &Slot| -> Operand {
         match *s {
@@ -184,7 +197,8 @@ fn translate(ex: &ExportedInstructions<f64>, n_params: usize, n_data: usize) -> 
             Instruction::Fun(o, f, _) => {
                 let (symbol, _tags, args) = &**f;
                 let name = symbol.get_stripped_name();
-                let func = ir_function(name).ok_or_else(|| format!("no IR function for `{name}`"))?;
+                let func =
+                    ir_function(name).ok_or_else(|| format!("no IR function for `{name}`"))?;
                 let [arg] = args.as_slice() else {
                     return Err(format!("`{name}` called with {} arguments", args.len()));
                 };
@@ -198,13 +212,19 @@ fn translate(ex: &ExportedInstructions<f64>, n_params: usize, n_data: usize) -> 
                 dst: register(o)?,
                 src: operand(v),
             },
-            other => return Err(format!("unsupported control flow in a straight-line program: {other:?}")),
+            other => {
+                return Err(format!(
+                    "unsupported control flow in a straight-line program: {other:?}"
+                ));
+            }
         });
     }
     Ok(Program {
         n_regs: temps + ex.output_count as u32,
         instructions,
-        outputs: (0..ex.output_count as u32).map(|i| Operand::Reg(temps + i)).collect(),
+        outputs: (0..ex.output_count as u32)
+            .map(|i| Operand::Reg(temps + i))
+            .collect(),
     })
 }
 

@@ -13,10 +13,24 @@ use rand_chacha::ChaCha8Rng;
 fn direct(d: &Derivation, theta: &[f64], rows: &[Vec<f64>]) -> Vec<f64> {
     let m = &d.model;
     let p = m.n_params();
-    let eval_all = |env: &std::collections::HashMap<String, f64>, with_sample: bool, with_reg: bool| {
+    let eval_all = |env: &std::collections::HashMap<String, f64>,
+                    with_sample: bool,
+                    with_reg: bool| {
         let mut out = Vec::new();
-        let s = |e: &hessforge_spec::Expr| if with_sample { e.eval(env).unwrap() } else { 0.0 };
-        let r = |e: Option<&hessforge_spec::Expr>| if with_reg { e.map_or(0.0, |e| e.eval(env).unwrap()) } else { 0.0 };
+        let s = |e: &hessforge_spec::Expr| {
+            if with_sample {
+                e.eval(env).unwrap()
+            } else {
+                0.0
+            }
+        };
+        let r = |e: Option<&hessforge_spec::Expr>| {
+            if with_reg {
+                e.map_or(0.0, |e| e.eval(env).unwrap())
+            } else {
+                0.0
+            }
+        };
         out.push(s(&m.loss) + r(m.regularizer.as_ref()));
         for j in 0..p {
             out.push(s(&d.gradient[j].expr) + r(d.regularizer_gradient.get(j)));
@@ -33,7 +47,10 @@ fn direct(d: &Derivation, theta: &[f64], rows: &[Vec<f64>]) -> Vec<f64> {
     }
     let mut total = vec![0.0; Outputs::LossGradHess.len(p)];
     for row in rows {
-        for (t, v) in total.iter_mut().zip(eval_all(&m.environment(theta, row), true, false)) {
+        for (t, v) in total
+            .iter_mut()
+            .zip(eval_all(&m.environment(theta, row), true, false))
+        {
             *t += v / rows.len() as f64;
         }
     }
@@ -54,7 +71,9 @@ fn programs_match_the_derivation_for_every_builtin() {
         let (d, progs) = programs(&m);
         let p = m.n_params();
         let theta: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
-        let rows: Vec<Vec<f64>> = (0..5).map(|_| m.data.iter().map(|_| rng.gen_range(-1.0..1.0)).collect()).collect();
+        let rows: Vec<Vec<f64>> = (0..5)
+            .map(|_| m.data.iter().map(|_| rng.gen_range(-1.0..1.0)).collect())
+            .collect();
         let flat: Vec<f64> = rows.concat();
         let consts: Vec<f64> = m.constants.iter().map(|(_, v)| *v).collect();
         let reference = direct(&d, &theta, &rows);
@@ -121,11 +140,16 @@ fn logistic_regression_is_stable_at_large_scores() {
             let loss = softplus(z) - y * z;
             let grad_b = sigma - y;
             let hess_bb = sigma * (1.0 - sigma);
-            let checks = [("loss", out[0], loss), ("∂ℓ/∂b", out[1 + b_index], grad_b), ("∂²ℓ/∂b²", out[1 + 11 + hbb], hess_bb)];
+            let checks = [
+                ("loss", out[0], loss),
+                ("∂ℓ/∂b", out[1 + b_index], grad_b),
+                ("∂²ℓ/∂b²", out[1 + 11 + hbb], hess_bb),
+            ];
             for (what, got, want) in checks {
                 assert!(got.is_finite(), "z = {z}, y = {y}: {what} is {got}");
                 assert!(
-                    (got - want).abs() <= 1e-14 * want.abs().max(1.0) || (want != 0.0 && ((got - want) / want).abs() < 1e-12),
+                    (got - want).abs() <= 1e-14 * want.abs().max(1.0)
+                        || (want != 0.0 && ((got - want) / want).abs() < 1e-12),
                     "z = {z}, y = {y}: {what} = {got}, closed form {want}"
                 );
             }
@@ -133,14 +157,17 @@ fn logistic_regression_is_stable_at_large_scores() {
     }
     // The naive evaluation of the same loss (through p = σ(z) and log) is
     // not finite at z = 800 when y = 0: log(1 − p) = log(0).
-    let env = m.environment(&{
-        let mut t = vec![0.0; 11];
-        t[10] = 800.0;
-        t
-    }, &{
-        let mut r = vec![0.5; 11];
-        r[10] = 0.0;
-        r
-    });
+    let env = m.environment(
+        &{
+            let mut t = vec![0.0; 11];
+            t[10] = 800.0;
+            t
+        },
+        &{
+            let mut r = vec![0.5; 11];
+            r[10] = 0.0;
+            r
+        },
+    );
     assert!(!d.model.loss.eval(&env).unwrap().is_finite());
 }

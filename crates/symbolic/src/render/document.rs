@@ -360,27 +360,32 @@ impl Builder<'_> {
             });
         }
         if self.has_data() {
-            let reg = if self.model.regularizer.is_some() {
-                " + R(\\theta)"
-            } else {
-                ""
-            };
-            let reg_t = if self.model.regularizer.is_some() {
-                " + R(θ)"
-            } else {
-                ""
-            };
             self.blocks.push(Block::Paragraph(vec![text(
                 "The objective the optimizers minimise is the average loss over the data set:",
             )]));
-            self.blocks.push(Block::Equation {
-                lhs: Math::raw("L(\\theta)", "L(θ)"),
-                steps: vec![Math::raw(
-                    format!("\\frac{{1}}{{N}} \\sum_{{i=1}}^{{N}} \\ell\\left(\\theta; x^{{(i)}}\\right){reg}"),
-                    format!("(1/N) Σᵢ ℓ(θ; x⁽ⁱ⁾){reg_t}"),
-                )],
-            });
+            self.average_over_data(
+                Math::raw("L(\\theta)", "L(θ)"),
+                ("\\ell\\left(\\theta; x^{(i)}\\right)", "ℓ(θ; x⁽ⁱ⁾)"),
+                (" + R(\\theta)", " + R(θ)"),
+            );
         }
+    }
+
+    /// `lhs = (1/N) Σᵢ term_i (+ the regularizer's part)`: how a per-sample
+    /// quantity becomes the objective's.
+    fn average_over_data(&mut self, lhs: Math, term: (&str, &str), regularizer: (&str, &str)) {
+        let (reg, reg_t) = if self.model.regularizer.is_some() {
+            regularizer
+        } else {
+            ("", "")
+        };
+        self.blocks.push(Block::Equation {
+            lhs,
+            steps: vec![Math::raw(
+                format!("\\frac{{1}}{{N}} \\sum_{{i=1}}^{{N}} {}{reg}", term.0),
+                format!("(1/N) Σᵢ {}{reg_t}", term.1),
+            )],
+        });
     }
 
     /// Local partials in back-propagation order: the loss first, then the
@@ -537,26 +542,17 @@ impl Builder<'_> {
             }
         }
         if self.has_data() {
-            let reg = if self.model.regularizer.is_some() {
-                " + \\frac{\\partial R}{\\partial \\theta_j}"
-            } else {
-                ""
-            };
-            let reg_t = if self.model.regularizer.is_some() {
-                " + ∂R/∂θⱼ"
-            } else {
-                ""
-            };
             self.blocks.push(Block::Paragraph(vec![text(
                 "and for the objective, by linearity:",
             )]));
-            self.blocks.push(Block::Equation {
-                lhs: Math::raw("\\frac{\\partial L}{\\partial \\theta_j}", "∂L/∂θⱼ"),
-                steps: vec![Math::raw(
-                    format!("\\frac{{1}}{{N}} \\sum_{{i=1}}^{{N}} \\frac{{\\partial \\ell\\left(\\theta; x^{{(i)}}\\right)}}{{\\partial \\theta_j}}{reg}"),
-                    format!("(1/N) Σᵢ ∂ℓ(θ; x⁽ⁱ⁾)/∂θⱼ{reg_t}"),
-                )],
-            });
+            self.average_over_data(
+                Math::raw("\\frac{\\partial L}{\\partial \\theta_j}", "∂L/∂θⱼ"),
+                (
+                    "\\frac{\\partial \\ell\\left(\\theta; x^{(i)}\\right)}{\\partial \\theta_j}",
+                    "∂ℓ(θ; x⁽ⁱ⁾)/∂θⱼ",
+                ),
+                (" + \\frac{\\partial R}{\\partial \\theta_j}", " + ∂R/∂θⱼ"),
+            );
         }
     }
 
@@ -695,23 +691,14 @@ impl Builder<'_> {
             }
         }
         if self.has_data() {
-            let reg = if self.model.regularizer.is_some() {
-                " + \\nabla^2 R(\\theta)"
-            } else {
-                ""
-            };
-            let reg_t = if self.model.regularizer.is_some() {
-                " + ∇²R(θ)"
-            } else {
-                ""
-            };
-            self.blocks.push(Block::Equation {
-                lhs: Math::raw("\\nabla^2 L(\\theta)", "∇²L(θ)"),
-                steps: vec![Math::raw(
-                    format!("\\frac{{1}}{{N}} \\sum_{{i=1}}^{{N}} \\nabla^2_\\theta \\ell\\left(\\theta; x^{{(i)}}\\right){reg}"),
-                    format!("(1/N) Σᵢ ∇²ℓ(θ; x⁽ⁱ⁾){reg_t}"),
-                )],
-            });
+            self.average_over_data(
+                Math::raw("\\nabla^2 L(\\theta)", "∇²L(θ)"),
+                (
+                    "\\nabla^2_\\theta \\ell\\left(\\theta; x^{(i)}\\right)",
+                    "∇²ℓ(θ; x⁽ⁱ⁾)",
+                ),
+                (" + \\nabla^2 R(\\theta)", " + ∇²R(θ)"),
+            );
         }
     }
 

@@ -1,0 +1,122 @@
+//! The build helper: a derivation file in, the Rust source of its compiled
+//! kernels out (derive → lower → generate). `hessforge-kernels`' build script
+//! is one call of [`compile`]; `hessforge generate` calls [`kernel_source`]
+//! for the committed copies in `generated/`. A user's own crate gets kernels
+//! for its own derivation files with the same line in its `build.rs`.
+#![warn(missing_docs)]
+
+use hessforge_spec::{Model, SpecError};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Why a kernel could not be built.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum BuildError {
+    /// The derivation file is invalid.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Spec(#[from] SpecError),
+    /// The symbolic engine failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Engine(#[from] hessforge_symbolic::EngineError),
+    /// The generated code is not valid Rust.
+    #[error(transparent)]
+    Codegen(#[from] hessforge_codegen::CodegenError),
+}
+
+/// The label a model's derivation file has in generated files.
+pub fn source_label(model: &Model) -> String {
+    format!("derivations/{}.toml", model.name)
+}
+
+/// The formatted Rust source of a model's kernels.
+pub fn kernel_source(model: &Model) -> Result<String, BuildError> {
+    let derivation = hessforge_symbolic::derive(model)?;
+    let programs = hessforge_symbolic::lower(&derivation)?;
+    let source = source_label(model);
+    let info = hessforge_codegen::KernelInfo {
+        title: &model.title,
+        description: &model.description,
+        source: &source,
+    };
+    Ok(hessforge_codegen::generate(&programs, &info)?)
+}
+
+/// The derivation files of a folder, sorted.
+pub fn derivation_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// For a build script: generate the kernels of every `*.toml` in `dir` into
+/// `$OUT_DIR` (one `<model>.rs` each, and `kernels.rs` with the modules and
+/// the `REGISTRY`), to be `include!`d. Unchanged files reuse their previous
+/// output. A bad file stops the build with the same file:line:column report
+/// the CLI prints.
+pub fn compile(dir: impl AsRef<Path>) {
+    let dir = dir.as_ref();
+    let out_dir =
+        PathBuf::from(std::env::var_os("OUT_DIR").expect("compile() runs in a build script"));
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let files = derivation_files(dir)
+        .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", dir.display())));
+    // Outputs are reused when neither the file nor this generator changed:
+    // the build script's own executable identifies the generator.
+    let generator = std::env::current_exe()
+        .and_then(|exe| exe.metadata())
+        .map(|m| format!("{:?} {}", m.modified().ok(), m.len()))
+        .unwrap_or_default();
+    let mut modules = String::new();
+    let mut registry = Vec::new();
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+        let text = std::fs::read_to_string(file)
+            .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", file.display())));
+        let shown = format!(
+            "derivations/{}",
+            file.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let model = hessforge_spec::load_str(&shown, &text)
+            .unwrap_or_else(|e| fail(&format!("{}\n{:?}", e.one_line(), miette::Report::new(e))));
+        let rust_file = out_dir.join(format!("{}.rs", model.name));
+        let stamp = out_dir.join(format!("{}.toml.stamp", model.name));
+        let stamp_text = format!("{generator}\n{text}");
+        let fresh =
+            std::fs::read_to_string(&stamp).is_ok_and(|s| s == stamp_text) && rust_file.exists();
+        if !fresh {
+            let source = kernel_source(&model)
+                .unwrap_or_else(|e| fail(&format!("{shown}: {:?}", miette::Report::new(e))));
+            write(&rust_file, &source);
+            write(&stamp, &stamp_text);
+        }
+        let ty = hessforge_codegen::type_name(&model.name);
+        let _ = writeln!(
+            modules,
+            "#[doc = {doc:?}]\n#[allow(clippy::all, unused_variables, unused_parens)]\npub mod {name} {{\n    include!(concat!(env!(\"OUT_DIR\"), \"/{name}.rs\"));\n}}\n",
+            doc = format!("{}: {}", model.title, model.description),
+            name = model.name,
+        );
+        registry.push(format!("&{}::{ty}", model.name));
+    }
+    let _ = writeln!(
+        modules,
+        "/// Every compiled kernel, by model name order.\npub static REGISTRY: &[&dyn DynKernel] = &[{}];",
+        registry.join(", ")
+    );
+    write(&out_dir.join("kernels.rs"), &modules);
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text)
+        .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", path.display())));
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1)
+}

@@ -1,0 +1,193 @@
+//! One full pass of logistic regression (10 features + bias) over N seeded
+//! synthetic samples — X ~ N(0, 1), w = linspace(−1, 1, 10), b = 0.5,
+//! y ~ Bernoulli(σ(Xw + b)) — single thread, float64:
+//!
+//! - the streaming floor: summing the same N×11 array once;
+//! - a straightforward hand-written Rust implementation of the closed forms;
+//! - the compiled kernels (loss+gradient, loss+gradient+Hessian);
+//! - the IR interpreter.
+//!
+//! And one sample of `mlp_tanh` (P = 17). `cargo bench -p hessforge-kernels`
+
+use divan::{Bencher, black_box};
+use hessforge_ir::{ModelPrograms, Outputs};
+use hessforge_kernels::{Kernel, Rows, logistic_regression::LogisticRegression, mlp_tanh::MlpTanh};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+const SIZES: [usize; 3] = [1_000, 100_000, 1_000_000];
+const F: usize = 10;
+const P: usize = F + 1;
+const LAMBDA: f64 = 0.01;
+
+fn main() {
+    divan::main();
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+fn logistic_data(n: usize) -> Vec<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(42);
+    let w: Vec<f64> = (0..F)
+        .map(|i| -1.0 + 2.0 * i as f64 / (F - 1) as f64)
+        .collect();
+    let mut data = Vec::with_capacity(n * P);
+    for _ in 0..n {
+        let x: Vec<f64> = (0..F).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let z: f64 = x.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>() + 0.5;
+        data.extend(&x);
+        data.push(f64::from(u8::from(rng.gen_bool(sigmoid(z)))));
+    }
+    data
+}
+
+fn theta() -> [f64; P] {
+    let mut t = [0.0; P];
+    for (i, v) in t.iter_mut().enumerate() {
+        *v = 0.1 * (i as f64 - 5.0);
+    }
+    t
+}
+
+#[divan::bench(args = SIZES)]
+fn streaming_floor(bencher: Bencher, n: usize) {
+    let data = logistic_data(n);
+    bencher.bench(|| black_box(&data).iter().sum::<f64>());
+}
+
+/// The closed forms, written by hand: one pass, scalar loop.
+fn hand_written(
+    theta: &[f64; P],
+    data: &[f64],
+    grad: &mut [f64; P],
+    hess: Option<&mut [f64; P * P]>,
+) -> f64 {
+    let n = data.len() / P;
+    let mut loss = 0.0;
+    grad.fill(0.0);
+    let mut h = [0.0; P * P];
+    let with_hess = hess.is_some();
+    for row in data.chunks_exact(P) {
+        let mut z = theta[F];
+        for j in 0..F {
+            z += theta[j] * row[j];
+        }
+        let y = row[F];
+        // softplus(z) − y z, stable
+        loss += z.max(0.0) + (-z.abs()).exp().ln_1p() - y * z;
+        let p = sigmoid(z);
+        let r = p - y;
+        for j in 0..F {
+            grad[j] += r * row[j];
+        }
+        grad[F] += r;
+        if with_hess {
+            let w = p * (1.0 - p);
+            for i in 0..P {
+                let xi = if i < F { row[i] } else { 1.0 };
+                for j in i..P {
+                    let xj = if j < F { row[j] } else { 1.0 };
+                    h[i * P + j] += w * xi * xj;
+                }
+            }
+        }
+    }
+    let inv = 1.0 / n as f64;
+    loss *= inv;
+    grad.iter_mut().for_each(|g| *g *= inv);
+    let mut reg = 0.0;
+    for j in 0..F {
+        reg += theta[j] * theta[j];
+        grad[j] += LAMBDA * theta[j];
+    }
+    if let Some(hess) = hess {
+        for i in 0..P {
+            for j in i..P {
+                let v = h[i * P + j] * inv + if i == j && i < F { LAMBDA } else { 0.0 };
+                hess[i * P + j] = v;
+                hess[j * P + i] = v;
+            }
+        }
+    }
+    loss + 0.5 * LAMBDA * reg
+}
+
+#[divan::bench(args = SIZES)]
+fn hand_written_loss_grad(bencher: Bencher, n: usize) {
+    let data = logistic_data(n);
+    let t = theta();
+    let mut g = [0.0; P];
+    bencher.bench_local(|| hand_written(&t, black_box(&data), &mut g, None));
+}
+
+#[divan::bench(args = SIZES)]
+fn hand_written_loss_grad_hess(bencher: Bencher, n: usize) {
+    let data = logistic_data(n);
+    let t = theta();
+    let (mut g, mut h) = ([0.0; P], [0.0; P * P]);
+    bencher.bench_local(|| hand_written(&t, black_box(&data), &mut g, Some(&mut h)));
+}
+
+#[divan::bench(args = SIZES)]
+fn compiled_loss_grad(bencher: Bencher, n: usize) {
+    let data = logistic_data(n);
+    let t = theta();
+    let mut g = [0.0; P];
+    bencher.bench_local(|| {
+        LogisticRegression.loss_grad(&t, &[LAMBDA], Rows::All(black_box(&data)), &mut g)
+    });
+}
+
+#[divan::bench(args = SIZES)]
+fn compiled_loss_grad_hess(bencher: Bencher, n: usize) {
+    let data = logistic_data(n);
+    let t = theta();
+    let (mut g, mut h) = ([0.0; P], [0.0; P * P]);
+    bencher.bench_local(|| {
+        LogisticRegression.loss_grad_hess(
+            &t,
+            &[LAMBDA],
+            Rows::All(black_box(&data)),
+            &mut g,
+            &mut h,
+        )
+    });
+}
+
+fn programs(name: &str) -> ModelPrograms {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../derivations/{name}.toml"));
+    let model = hessforge_spec::load_file(&path).expect("derivation loads");
+    hessforge_symbolic::lower(&hessforge_symbolic::derive(&model).expect("derives"))
+        .expect("lowers")
+}
+
+#[divan::bench(args = SIZES, sample_count = 10)]
+fn interpreter_loss_grad_hess(bencher: Bencher, n: usize) {
+    let data = logistic_data(n);
+    let progs = programs("logistic_regression");
+    let t = theta();
+    let mut out = vec![0.0; Outputs::LossGradHess.len(P)];
+    bencher.bench_local(|| {
+        progs.evaluate(
+            Outputs::LossGradHess,
+            &t,
+            &[LAMBDA],
+            black_box(&data),
+            None,
+            &mut out,
+        )
+    });
+}
+
+#[divan::bench]
+fn mlp_tanh_one_sample_loss_grad_hess(bencher: Bencher) {
+    let t = [0.3; 17];
+    let x = [0.4, -0.7, 0.25];
+    let (mut g, mut h) = ([0.0; 17], [0.0; 17 * 17]);
+    bencher
+        .bench_local(|| MlpTanh.loss_grad_hess(&t, &[], Rows::All(black_box(&x)), &mut g, &mut h));
+}

@@ -1,0 +1,134 @@
+//! Compiled kernels for every model in `derivations/`, generated when this
+//! crate is built (`build.rs` → `hessforge_build::compile`): for each model a
+//! module `hessforge_kernels::<model>` with a zero-sized type implementing
+//! [`Kernel`] — straight-line, allocation-free loss, gradient and Hessian
+//! over a data set, specialised to the model's parameter count.
+//!
+//! ```
+//! use hessforge_kernels::{Kernel, Rows, rosenbrock::Rosenbrock};
+//! let (mut g, mut h) = ([0.0; 2], [0.0; 4]);
+//! let f = Rosenbrock.loss_grad_hess(&[1.0, 1.0], Rosenbrock::DEFAULT_CONSTANTS, Rows::All(&[]), &mut g, &mut h);
+//! assert_eq!((f, g), (0.0, [0.0, 0.0]));
+//! ```
+//!
+//! The same code is committed, formatted, in `generated/<model>.rs`.
+#![warn(missing_docs)]
+
+pub mod runtime;
+
+/// Which rows of a data set a pass reads (row-major, `N_DATA` columns).
+#[derive(Debug, Clone, Copy)]
+pub enum Rows<'a> {
+    /// Every row.
+    All(&'a [f64]),
+    /// The rows at these indices (a mini-batch).
+    Selected(&'a [f64], &'a [usize]),
+    /// Every row, in parallel (rayon) over fixed chunks of
+    /// [`runtime::PARALLEL_CHUNK_ROWS`] rows summed in order: the same bits
+    /// on every run, whatever the number of threads.
+    Parallel(&'a [f64]),
+}
+
+/// The compiled kernels of one model. The objective is
+/// L(θ) = (1/N) Σᵢ ℓ(θ; xᵢ) + R(θ) over the selected rows (just the θ-only
+/// part for a model without data).
+pub trait Kernel: Sync {
+    /// The model's name.
+    const NAME: &'static str;
+    /// Number of parameters P.
+    const N_PARAMS: usize;
+    /// Columns per data row.
+    const N_DATA: usize;
+    /// Number of constants.
+    const N_CONSTANTS: usize;
+    /// Parameter ids, in θ order.
+    const PARAM_NAMES: &'static [&'static str];
+    /// Data column ids.
+    const DATA_NAMES: &'static [&'static str];
+    /// Constant ids.
+    const CONSTANT_NAMES: &'static [&'static str];
+    /// The constants' default values.
+    const DEFAULT_CONSTANTS: &'static [f64];
+
+    /// L(θ).
+    fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64;
+    /// L(θ); writes ∇L into `grad[..P]`.
+    fn loss_grad(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, grad: &mut [f64]) -> f64;
+    /// L(θ); writes ∇L into `grad[..P]` and ∇²L, row-major P×P, into `hess`.
+    fn loss_grad_hess(
+        &self,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        grad: &mut [f64],
+        hess: &mut [f64],
+    ) -> f64;
+}
+
+/// A kernel behind a pointer: what the registry hands out.
+pub trait DynKernel: Sync {
+    /// The model's name.
+    fn name(&self) -> &'static str;
+    /// Number of parameters.
+    fn n_params(&self) -> usize;
+    /// Columns per data row.
+    fn n_data(&self) -> usize;
+    /// Parameter ids.
+    fn param_names(&self) -> &'static [&'static str];
+    /// Default constants.
+    fn default_constants(&self) -> &'static [f64];
+    /// See [`Kernel::loss`].
+    fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64;
+    /// See [`Kernel::loss_grad`].
+    fn loss_grad(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, grad: &mut [f64]) -> f64;
+    /// See [`Kernel::loss_grad_hess`].
+    fn loss_grad_hess(
+        &self,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        grad: &mut [f64],
+        hess: &mut [f64],
+    ) -> f64;
+}
+
+impl<K: Kernel> DynKernel for K {
+    fn name(&self) -> &'static str {
+        K::NAME
+    }
+    fn n_params(&self) -> usize {
+        K::N_PARAMS
+    }
+    fn n_data(&self) -> usize {
+        K::N_DATA
+    }
+    fn param_names(&self) -> &'static [&'static str] {
+        K::PARAM_NAMES
+    }
+    fn default_constants(&self) -> &'static [f64] {
+        K::DEFAULT_CONSTANTS
+    }
+    fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
+        Kernel::loss(self, theta, constants, rows)
+    }
+    fn loss_grad(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, grad: &mut [f64]) -> f64 {
+        Kernel::loss_grad(self, theta, constants, rows, grad)
+    }
+    fn loss_grad_hess(
+        &self,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        grad: &mut [f64],
+        hess: &mut [f64],
+    ) -> f64 {
+        Kernel::loss_grad_hess(self, theta, constants, rows, grad, hess)
+    }
+}
+
+include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
+
+/// The compiled kernel of a model, by name.
+pub fn kernel(name: &str) -> Option<&'static dyn DynKernel> {
+    REGISTRY.iter().copied().find(|k| k.name() == name)
+}

@@ -1,0 +1,54 @@
+//! A kernel call allocates nothing on the heap (serial passes).
+
+use hessforge_kernels::{Kernel, Rows, logistic_regression::LogisticRegression, mlp_tanh::MlpTanh};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn kernel_calls_do_not_allocate() {
+    let data: Vec<f64> = (0..100 * 11)
+        .map(|i| ((i % 7) as f64 - 3.0) * 0.3)
+        .collect();
+    let rows: Vec<usize> = (0..100).step_by(3).collect();
+    let theta = vec![0.1; 11];
+    let (mut g, mut h) = (vec![0.0; 17], vec![0.0; 17 * 17]);
+    let mlp_data: Vec<f64> = (0..50 * 3).map(|i| (i as f64 * 0.1).sin()).collect();
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let mut sink = 0.0;
+    sink += LogisticRegression.loss(&theta, &[0.01], Rows::All(&data));
+    sink += LogisticRegression.loss_grad(&theta, &[0.01], Rows::All(&data), &mut g);
+    sink += LogisticRegression.loss_grad_hess(&theta, &[0.01], Rows::All(&data), &mut g, &mut h);
+    sink += LogisticRegression.loss_grad_hess(
+        &theta,
+        &[0.01],
+        Rows::Selected(&data, &rows),
+        &mut g,
+        &mut h,
+    );
+    sink += MlpTanh.loss_grad_hess(&[0.2; 17], &[], Rows::All(&mlp_data), &mut g, &mut h);
+    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    assert!(sink.is_finite());
+    assert_eq!(
+        after - before,
+        0,
+        "kernel calls allocated {} times",
+        after - before
+    );
+}

@@ -1,0 +1,164 @@
+//! `hessforge gradcheck`: the derived gradient and Hessian against central
+//! finite differences, at seeded random points, on the back-end a user would
+//! run (compiled kernel for a built-in, IR interpreter for a file).
+
+use crate::backend::Backend;
+use hessforge_spec::Model;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+/// Maximum errors of one kind of derivative.
+#[derive(Debug, Default, Serialize)]
+pub struct Errors {
+    /// max |exact − finite difference|
+    pub max_abs: f64,
+    /// max |exact − fd| / max(1, |exact|, |fd|)
+    pub max_rel: f64,
+}
+
+impl Errors {
+    fn record(&mut self, exact: f64, fd: f64) {
+        let abs = (exact - fd).abs();
+        let rel = abs / exact.abs().max(fd.abs()).max(1.0);
+        // NaN must not hide: it makes the check fail.
+        if abs.is_nan() || abs > self.max_abs {
+            self.max_abs = abs;
+        }
+        if rel.is_nan() || rel > self.max_rel {
+            self.max_rel = rel;
+        }
+    }
+}
+
+/// The report of `gradcheck`.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The model.
+    pub model: String,
+    /// "compiled" or "interpreter".
+    pub backend: &'static str,
+    /// Points checked.
+    pub points: usize,
+    /// Data rows per point (0 for a model without data).
+    pub rows: usize,
+    /// Gradient errors.
+    pub gradient: Errors,
+    /// Hessian errors.
+    pub hessian: Errors,
+    /// Largest relative error allowed.
+    pub tolerance: f64,
+    /// Whether both stayed within the tolerance.
+    pub passed: bool,
+}
+
+/// Rows of data for the check: the model's synthetic process if it has one,
+/// else standard-normal columns.
+fn data(
+    model: &Model,
+    rows: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<f64>, crate::synthetic::SyntheticError> {
+    if model.data.is_empty() {
+        return Ok(vec![]);
+    }
+    if model.synthetic.is_some() {
+        return crate::synthetic::sample(model, rows, rng.r#gen());
+    }
+    Ok((0..rows * model.data.len())
+        .map(|_| rng.gen_range(-2.0..2.0))
+        .collect())
+}
+
+/// Step of the central difference for coordinate value v: balances
+/// truncation O(h²) and rounding O(ε/h) for O(1)-scaled functions.
+fn step(v: f64) -> f64 {
+    1e-5 * v.abs().max(1.0)
+}
+
+/// Check `points` random points near the model's starting point.
+pub fn run(
+    model: &Model,
+    backend: &Backend,
+    points: usize,
+    seed: u64,
+    tolerance: f64,
+) -> Result<Report, crate::synthetic::SyntheticError> {
+    const ROWS: usize = 16;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let constants: Vec<f64> = model.constants.iter().map(|(_, v)| *v).collect();
+    let p = model.n_params();
+    let (mut gradient, mut hessian) = (Errors::default(), Errors::default());
+    for _ in 0..points {
+        let theta: Vec<f64> = model
+            .init
+            .iter()
+            .map(|v| v + rng.gen_range(-0.5..0.5))
+            .collect();
+        let data = data(model, ROWS, &mut rng)?;
+        let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
+        backend.loss_grad_hess(&theta, &constants, &data, &mut g, &mut h);
+        let (mut gp, mut gm) = (vec![0.0; p], vec![0.0; p]);
+        for j in 0..p {
+            let s = step(theta[j]);
+            let (mut plus, mut minus) = (theta.clone(), theta.clone());
+            plus[j] += s;
+            minus[j] -= s;
+            let fd = (backend.loss(&plus, &constants, &data)
+                - backend.loss(&minus, &constants, &data))
+                / (2.0 * s);
+            gradient.record(g[j], fd);
+            backend.loss_grad(&plus, &constants, &data, &mut gp);
+            backend.loss_grad(&minus, &constants, &data, &mut gm);
+            for i in 0..p {
+                hessian.record(h[i * p + j], (gp[i] - gm[i]) / (2.0 * s));
+            }
+        }
+    }
+    let passed = gradient.max_rel <= tolerance && hessian.max_rel <= tolerance;
+    Ok(Report {
+        model: model.name.clone(),
+        backend: backend.kind(),
+        points,
+        rows: if model.data.is_empty() { 0 } else { ROWS },
+        gradient,
+        hessian,
+        tolerance,
+        passed,
+    })
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "gradient check of {} ({}), {} points{}",
+            self.model,
+            self.backend,
+            self.points,
+            if self.rows > 0 {
+                format!(", {} data rows each", self.rows)
+            } else {
+                String::new()
+            }
+        )?;
+        writeln!(f, "            max abs error   max rel error")?;
+        writeln!(
+            f,
+            "  gradient  {:>13.3e}   {:>13.3e}",
+            self.gradient.max_abs, self.gradient.max_rel
+        )?;
+        writeln!(
+            f,
+            "  Hessian   {:>13.3e}   {:>13.3e}",
+            self.hessian.max_abs, self.hessian.max_rel
+        )?;
+        write!(
+            f,
+            "{}: relative errors {} the tolerance {:.0e}",
+            if self.passed { "passed" } else { "FAILED" },
+            if self.passed { "within" } else { "exceed" },
+            self.tolerance
+        )
+    }
+}
