@@ -434,7 +434,7 @@ impl Scope<'_> {
             AstKind::Binary(op, lhs, rhs) => {
                 let a = self.eval(lhs)?;
                 let b = self.eval(rhs)?;
-                self.binary(*op, a, b, ast.span, lhs.span, rhs.span)
+                self.binary(*op, a, b, ast.span, rhs.span)
             }
             AstKind::Call {
                 name,
@@ -590,7 +590,6 @@ impl Scope<'_> {
         a: Tensor,
         b: Tensor,
         span: Span,
-        lspan: Span,
         rspan: Span,
     ) -> Result<Tensor, ExprError> {
         let shape = if a.shape == b.shape || b.shape.is_empty() {
@@ -621,7 +620,6 @@ impl Scope<'_> {
                 String::new(),
             ));
         }
-        let _ = lspan;
         let n = shape.iter().product::<usize>().max(1);
         let pick = |t: &Tensor, i: usize| {
             if t.shape.is_empty() {
@@ -1115,7 +1113,7 @@ impl Loader {
 
         let init = self.init(&raw.init, &params)?;
         let synthetic = match &raw.synthetic {
-            Some(s) => Some(self.synthetic(s, &params)?),
+            Some(s) => Some(self.synthetic(s)?),
             None => None,
         };
 
@@ -1330,7 +1328,7 @@ impl Loader {
         Ok(init)
     }
 
-    fn synthetic(&self, raw: &RawSynthetic, params: &[Scalar]) -> Result<Synthetic, SpecError> {
+    fn synthetic(&self, raw: &RawSynthetic) -> Result<Synthetic, SpecError> {
         let span = raw.draw.values().last().map(|v| v.span());
         let mut truth = Vec::new();
         for (name, value) in &raw.truth {
@@ -1473,7 +1471,6 @@ impl Loader {
                 "give a distribution for every data field",
             ));
         }
-        let _ = params;
         Ok(Synthetic {
             samples: raw.samples.unwrap_or(1000),
             truth,

@@ -7,7 +7,7 @@
 
 use super::math::{Names, Printer, Style, tidy};
 use crate::derivation::{Derivation, LOSS, REGULARIZER};
-use hessforge_spec::{Expr, Model, Role};
+use hessforge_spec::{Expr, Model};
 
 /// One piece of mathematics in both styles.
 #[derive(Debug, Clone)]
@@ -765,7 +765,6 @@ impl Builder<'_> {
                 "Convention: ReLU is differentiated as step(u) (0 at u = 0) and its second derivative is taken as 0 everywhere, as in back-propagation practice.",
             )]));
         }
-        let _ = Role::Parameter;
     }
 }
 
