@@ -256,3 +256,30 @@ fn gradcheck_over_tolerance_exits_1() {
             "the gradient check of `rosenbrock` failed",
         ));
 }
+
+#[test]
+fn a_derivation_does_not_depend_on_what_the_process_derived_before() {
+    // `generate` derives every model in one process; `derive` one model in a
+    // fresh process. The CAS orders symbols by first use, which must not show.
+    let _g = symbolica_lock();
+    let generated = Path::new(env!("CARGO_MANIFEST_DIR")).join("generated");
+    for name in [
+        "logistic_regression",
+        "mlp_tanh",
+        "saddle",
+        "softmax_regression",
+    ] {
+        let out = hessforge()
+            .args(["derive", name, "--format", "markdown"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let committed = std::fs::read_to_string(generated.join(format!("{name}.md"))).unwrap();
+        assert!(
+            String::from_utf8(out).unwrap() == committed,
+            "{name}: `derive` differs from generated/{name}.md"
+        );
+    }
+}

@@ -404,6 +404,16 @@ fn parse_rational(s: &str) -> Option<Rational> {
     })
 }
 
+/// Number of nodes of a tree.
+pub(crate) fn size(e: &Expr) -> usize {
+    match e {
+        Expr::Num(_) | Expr::Var(_) => 1,
+        Expr::Add(xs) | Expr::Mul(xs) => 1 + xs.iter().map(size).sum::<usize>(),
+        Expr::Pow(a, b) => 1 + size(a) + size(b),
+        Expr::Call(_, a) => 1 + size(a),
+    }
+}
+
 /// The measure of "simpler": the number of nodes of the tree, plus one for
 /// every repeated occurrence of a variable (so `x(1 − h²)` beats `x − h²x`).
 fn cost(e: &Expr) -> usize {

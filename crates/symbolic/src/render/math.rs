@@ -20,17 +20,25 @@ pub(crate) enum Style {
 pub(crate) struct Names {
     latex: HashMap<String, String>,
     role: HashMap<String, Role>,
+    /// Position in the model: parameters, data, constants, intermediates.
+    position: HashMap<String, usize>,
 }
 
 impl Names {
     pub(crate) fn new(model: &Model) -> Names {
         let mut latex = HashMap::new();
         let mut role = HashMap::new();
-        for s in model.scalars() {
+        let mut position = HashMap::new();
+        for (i, s) in model.scalars().enumerate() {
             latex.insert(s.id.clone(), s.latex.clone());
             role.insert(s.id.clone(), s.role);
+            position.insert(s.id.clone(), i);
         }
-        Names { latex, role }
+        Names {
+            latex,
+            role,
+            position,
+        }
     }
 
     /// A name in the given style.
@@ -131,53 +139,121 @@ fn term_is_negative(e: &Expr) -> bool {
     is_negative(split_coefficient(e).0)
 }
 
+/// A stable order of terms and factors, independent of the CAS's internal
+/// symbol order: by the model positions of the variables involved (so
+/// `w_1 x_1 + … + w_10 x_10 + b`), then smaller first, then by text.
+fn sort_key(e: &Expr, names: &Names) -> (Vec<usize>, usize, String) {
+    let positions: Vec<usize> = e
+        .free_vars()
+        .iter()
+        .map(|v| names.position.get(v).copied().unwrap_or(usize::MAX))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    (positions, crate::engine::size(e), e.to_input_syntax())
+}
+
+/// The terms of a sum raised to an odd integer power (including 1).
+fn odd_power_sum(f: &Expr) -> Option<&[Expr]> {
+    match f {
+        Expr::Add(terms) => Some(terms),
+        Expr::Pow(b, x) => match (&**b, &**x) {
+            (Expr::Add(terms), Expr::Num(r)) if r.is_integer() && r.num % 2 != 0 => Some(terms),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The factor with its sum negated: (a − b)ⁿ → (b − a)ⁿ for odd n, which
+/// changes the sign of the product.
+fn flip(f: &Expr, names: &Names) -> Expr {
+    let negated = |terms: &[Expr]| tidy(&Expr::Add(terms.iter().map(negate).collect()), names);
+    match f {
+        Expr::Add(terms) => negated(terms),
+        Expr::Pow(b, x) => match &**b {
+            Expr::Add(terms) => Expr::Pow(Box::new(negated(terms)), x.clone()),
+            _ => f.clone(),
+        },
+        _ => f.clone(),
+    }
+}
+
 /// Normalise signs and order for display (mathematically the same value).
 pub(crate) fn tidy(e: &Expr, names: &Names) -> Expr {
     match e {
         Expr::Num(_) | Expr::Var(_) => e.clone(),
         Expr::Call(f, a) => Expr::Call(*f, Box::new(tidy(a, names))),
-        Expr::Pow(b, x) => Expr::Pow(Box::new(tidy(b, names)), Box::new(tidy(x, names))),
+        // (a·b)ⁿ = aⁿ·bⁿ for an integer n, so that signs and fractions of the
+        // factors can be tidied one by one.
+        Expr::Pow(b, x) => match (&**b, &**x) {
+            (Expr::Mul(factors), Expr::Num(r)) if r.is_integer() => tidy(
+                &Expr::Mul(
+                    factors
+                        .iter()
+                        .map(|f| Expr::Pow(Box::new(f.clone()), x.clone()))
+                        .collect(),
+                ),
+                names,
+            ),
+            _ => Expr::Pow(Box::new(tidy(b, names)), Box::new(tidy(x, names))),
+        },
         Expr::Add(xs) => {
             let mut terms: Vec<Expr> = xs.iter().map(|x| tidy(x, names)).collect();
             // Positive terms first, otherwise keep the CAS's order.
-            terms.sort_by_key(term_is_negative);
+            // (and then by their text, so that the CAS's internal symbol
+            // order, which depends on what it saw before, never shows).
+            terms.sort_by_cached_key(|t| (term_is_negative(t), sort_key(t, names)));
             Expr::Add(terms)
         }
         Expr::Mul(_) => {
-            let (mut c, factors) = split_coefficient(e);
-            let mut factors: Vec<Expr> = factors.iter().map(|x| tidy(x, names)).collect();
-            // Absorb a negative coefficient into a difference with mostly
-            // negative terms, raised to an odd power: −(−1 + p) = (1 − p).
-            if is_negative(c) {
-                for f in factors.iter_mut() {
-                    let (base, odd) = match f {
-                        Expr::Add(_) => (f.clone(), true),
-                        Expr::Pow(b, x) => match (&**b, &**x) {
-                            (Expr::Add(_), Expr::Num(r)) if r.is_integer() && r.num % 2 != 0 => {
-                                ((**b).clone(), true)
-                            }
-                            _ => (f.clone(), false),
-                        },
-                        _ => (f.clone(), false),
-                    };
-                    let Expr::Add(terms) = &base else { continue };
-                    let negatives = terms.iter().filter(|t| term_is_negative(t)).count();
-                    if !odd || negatives * 2 < terms.len() {
-                        continue;
+            // Tidy the factors, flattening products that appear inside.
+            let mut flat = Vec::new();
+            if let Expr::Mul(xs) = e {
+                for x in xs {
+                    match tidy(x, names) {
+                        Expr::Mul(inner) => flat.extend(inner),
+                        other => flat.push(other),
                     }
-                    let flipped = tidy(&Expr::Add(terms.iter().map(negate).collect()), names);
-                    *f = match f {
-                        Expr::Pow(_, x) => Expr::Pow(Box::new(flipped), x.clone()),
-                        _ => flipped,
-                    };
+                }
+            }
+            let (mut c, mut factors) = split_coefficient(&Expr::Mul(flat));
+            // A difference is written with its constant first and positive,
+            // as in 1 − p (not p − 1): flip such factors, moving the sign
+            // into the coefficient...
+            for f in factors.iter_mut() {
+                let Some(terms) = odd_power_sum(f) else {
+                    continue;
+                };
+                let negative_constant =
+                    terms.iter().any(|t| matches!(t, Expr::Num(r) if r.num < 0));
+                if negative_constant && terms.len() > 1 {
+                    *f = flip(f, names);
                     c = Rational {
                         num: -c.num,
                         den: c.den,
                     };
-                    break;
                 }
             }
-            factors.sort_by_key(|f| names.rank(f));
+            // ...then a negative coefficient is absorbed into a difference with
+            // mostly negative terms: −(y − p) = (p − y).
+            // (A difference with a constant, just written 1 − p, stays so.)
+            if is_negative(c)
+                && let Some(f) = factors.iter_mut().find(|f| {
+                    odd_power_sum(f).is_some_and(|terms| {
+                        let negatives = terms.iter().filter(|t| term_is_negative(t)).count();
+                        let constant = terms.iter().any(|t| matches!(t, Expr::Num(_)));
+                        negatives * 2 >= terms.len() && !constant
+                    })
+                })
+            {
+                *f = flip(f, names);
+                c = Rational {
+                    num: -c.num,
+                    den: c.den,
+                };
+            }
+            factors.sort_by_cached_key(|f| (names.rank(f), sort_key(f, names)));
             rebuild(c, factors)
         }
     }
@@ -524,6 +600,42 @@ expr = "sigmoid(w)"
                 "p·(1 - p)·x".into()
             )
         );
+    }
+
+    #[test]
+    fn the_derivative_of_cross_entropy_in_p() {
+        // (y − p) / (p (p − 1)) is written (p − y) / (p (1 − p)).
+        let e = Expr::Mul(vec![
+            Expr::Add(vec![v("y"), Expr::Mul(vec![Expr::int(-1), v("p")])]),
+            Expr::Pow(Box::new(v("p")), Box::new(Expr::int(-1))),
+            Expr::Pow(
+                Box::new(Expr::Add(vec![Expr::int(-1), v("p")])),
+                Box::new(Expr::int(-1)),
+            ),
+        ]);
+        assert_eq!(both(&e).1, "(p - y)/(p·(1 - p))");
+        // The order the CAS happens to use must not matter: (y − p)/(p (−1 + p)).
+        let e = Expr::Mul(vec![
+            Expr::Pow(Box::new(v("p")), Box::new(Expr::int(-1))),
+            Expr::Pow(
+                Box::new(Expr::Add(vec![Expr::int(-1), v("p")])),
+                Box::new(Expr::int(-1)),
+            ),
+            Expr::Add(vec![v("y"), Expr::Mul(vec![Expr::int(-1), v("p")])]),
+        ]);
+        assert_eq!(both(&e).1, "(p - y)/(p·(1 - p))");
+        // The same over a common denominator: (y − p) · (p (p − 1))⁻¹.
+        let e = Expr::Mul(vec![
+            Expr::Add(vec![v("y"), Expr::Mul(vec![Expr::int(-1), v("p")])]),
+            Expr::Pow(
+                Box::new(Expr::Mul(vec![
+                    v("p"),
+                    Expr::Add(vec![Expr::int(-1), v("p")]),
+                ])),
+                Box::new(Expr::int(-1)),
+            ),
+        ]);
+        assert_eq!(both(&e).1, "(p - y)/(p·(1 - p))");
     }
 
     #[test]
