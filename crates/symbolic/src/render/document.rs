@@ -466,18 +466,7 @@ impl Builder<'_> {
                             .windows(2)
                             .map(|w| self.partial_symbol(&w[0], &w[1]))
                             .collect();
-                        (
-                            parts
-                                .iter()
-                                .map(|m| m.latex.clone())
-                                .collect::<Vec<_>>()
-                                .join(" \\, "),
-                            parts
-                                .iter()
-                                .map(|m| m.text.clone())
-                                .collect::<Vec<_>>()
-                                .join(" · "),
-                        )
+                        product(&parts, " \\, ")
                     })
                     .collect();
                 steps.push(join_sum(&symbols));
@@ -507,18 +496,7 @@ impl Builder<'_> {
                                 }
                             })
                             .collect();
-                        (
-                            parts
-                                .iter()
-                                .map(|m| m.latex.clone())
-                                .collect::<Vec<_>>()
-                                .join(" \\cdot "),
-                            parts
-                                .iter()
-                                .map(|m| m.text.clone())
-                                .collect::<Vec<_>>()
-                                .join(" · "),
-                        )
+                        product(&parts, " \\cdot ")
                     })
                     .collect();
                 steps.push(join_sum(&values));
@@ -785,6 +763,13 @@ fn visit_calls(e: &Expr, f: &mut dyn FnMut(hessforge_spec::Func)) {
 
 fn is_zero(e: &Expr) -> bool {
     matches!(e, Expr::Num(r) if r.num == 0)
+}
+
+/// A product of pieces: LaTeX joined by `latex_join`, text by ` · `.
+fn product(parts: &[Math], latex_join: &str) -> (String, String) {
+    let latex: Vec<&str> = parts.iter().map(|m| m.latex.as_str()).collect();
+    let text: Vec<&str> = parts.iter().map(|m| m.text.as_str()).collect();
+    (latex.join(latex_join), text.join(" · "))
 }
 
 fn join_sum(parts: &[(String, String)]) -> Math {
