@@ -35,7 +35,8 @@ pub mod math;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A function the IR can call; see [`math`] for their implementations.
+/// A function of derivation files and of the IR; see [`math`] for the
+/// implementations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[allow(missing_docs)]
@@ -59,6 +60,31 @@ pub enum Func {
 }
 
 impl Func {
+    /// The functions a derivation file may call (`expm1` is introduced only
+    /// by the stable rewrites of the lowering).
+    pub const IN_FILES: [Func; 15] = [
+        Func::Exp,
+        Func::Log,
+        Func::Log1p,
+        Func::Sqrt,
+        Func::Sin,
+        Func::Cos,
+        Func::Tan,
+        Func::Atan,
+        Func::Tanh,
+        Func::Sigmoid,
+        Func::Softplus,
+        Func::Relu,
+        Func::Step,
+        Func::Abs,
+        Func::Sign,
+    ];
+
+    /// A function of derivation files, by its name.
+    pub fn from_name(name: &str) -> Option<Func> {
+        Func::IN_FILES.into_iter().find(|f| f.name() == name)
+    }
+
     /// The function's name (also its name in [`math`]).
     pub fn name(self) -> &'static str {
         match self {

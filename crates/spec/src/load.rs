@@ -697,7 +697,10 @@ impl Scope<'_> {
             }
             _ => {
                 let Some(func) = Func::from_name(name) else {
-                    let known = Func::ALL.iter().map(|f| f.name()).chain(["dot", "sum"]);
+                    let known = Func::IN_FILES
+                        .iter()
+                        .map(|f| f.name())
+                        .chain(["dot", "sum"]);
                     let mut help = match suggestion(name, known) {
                         Some(s) => format!("did you mean `{s}`? "),
                         None => String::new(),

@@ -17,10 +17,9 @@ use symbolica::symbol;
 
 /// The Symbolica side of hessforge, owned by the worker thread.
 pub(crate) struct Engine {
-    /// Functions without a Symbolica built-in, by our function.
+    /// Functions without a Symbolica built-in, by our function (expm1 is
+    /// introduced only by the stable rewrites of the lowering).
     pub(crate) custom: HashMap<Func, Symbol>,
-    /// e^u − 1, introduced only by the stable rewrites of the lowering.
-    pub(crate) expm1: Symbol,
 }
 
 /// How the CAS evaluates a function numerically (the same stable forms the
@@ -122,6 +121,13 @@ impl Engine {
                 **out = call(symbol!("hessforge::sign"), &first_arg(f));
             }
         );
+        let expm1 = symbol!(
+            "hessforge::expm1",
+            eval = numeric(f64::exp_m1),
+            der = |f, _arg, out| {
+                **out = first_arg(f).exp();
+            }
+        );
         let custom = HashMap::from([
             (Func::Sigmoid, sigmoid),
             (Func::Step, step),
@@ -131,6 +137,7 @@ impl Engine {
             (Func::Tan, tan),
             (Func::Atan, atan),
             (Func::Log1p, log1p),
+            (Func::Expm1, expm1),
             (Func::Relu, relu),
             (Func::Abs, absval),
         ]);
@@ -138,14 +145,29 @@ impl Engine {
         let warm = call(sigmoid, &Atom::var(symbol!("hessforge::warmup_u")))
             .derivative(symbol!("hessforge::warmup_u"));
         let _ = warm.factor();
-        let expm1 = symbol!(
-            "hessforge::expm1",
-            eval = numeric(f64::exp_m1),
-            der = |f, _arg, out| {
-                **out = first_arg(f).exp();
-            }
-        );
-        Engine { custom, expm1 }
+        Engine { custom }
+    }
+
+    /// Our function behind a Symbolica function symbol, if it is one of ours
+    /// or a built-in we use (exp, log, sin, cos, sqrt).
+    pub(crate) fn function(&self, s: Symbol) -> Option<Func> {
+        let builtin = [
+            (Symbol::EXP, Func::Exp),
+            (Symbol::LOG, Func::Log),
+            (Symbol::SIN, Func::Sin),
+            (Symbol::COS, Func::Cos),
+            (Symbol::SQRT, Func::Sqrt),
+        ];
+        builtin
+            .into_iter()
+            .find(|(sym, _)| *sym == s)
+            .map(|(_, f)| f)
+            .or_else(|| {
+                self.custom
+                    .iter()
+                    .find(|(_, sym)| **sym == s)
+                    .map(|(f, _)| *f)
+            })
     }
 
     /// The symbol of a model scalar. Model names live in their own namespace
@@ -212,26 +234,9 @@ impl Engine {
             }
             AtomView::Fun(f) => {
                 let s = f.get_symbol();
-                let func = if s == Symbol::EXP {
-                    Func::Exp
-                } else if s == Symbol::LOG {
-                    Func::Log
-                } else if s == Symbol::SIN {
-                    Func::Sin
-                } else if s == Symbol::COS {
-                    Func::Cos
-                } else if s == Symbol::SQRT {
-                    Func::Sqrt
-                } else {
-                    *self
-                        .custom
-                        .iter()
-                        .find(|(_, sym)| **sym == s)
-                        .map(|(f, _)| f)
-                        .unwrap_or_else(|| {
-                            panic!("unexpected function `{}` in a derivative", s.get_name())
-                        })
-                };
+                let func = self.function(s).unwrap_or_else(|| {
+                    panic!("unexpected function `{}` in a derivative", s.get_name())
+                });
                 Expr::Call(func, Box::new(self.to_expr(f.get(0))))
             }
             AtomView::Pow(p) => {

@@ -6,7 +6,7 @@
 
 use crate::derivation::Derivation;
 use crate::engine::{Engine, call};
-use hessforge_ir::{Func as IrFunc, Instr, ModelPrograms, Operand, Program, Split};
+use hessforge_ir::{Instr, ModelPrograms, Operand, Program, Split};
 use hessforge_spec::{Expr, Func};
 use symbolica::atom::{Atom, AtomCore, AtomView, Symbol};
 use symbolica::evaluate::{ExportedInstructions, Instruction, Slot};
@@ -29,7 +29,10 @@ fn stable_rewrites(engine: &Engine) -> Vec<(Atom, Atom)> {
             -call(softplus, &u),
         ),
         ((Atom::num(1) + &u).log(), call(log1p, &u)),
-        (u.exp() - Atom::num(1), call(engine.expm1, &u)),
+        (
+            u.exp() - Atom::num(1),
+            call(engine.custom[&Func::Expm1], &u),
+        ),
     ]
 }
 
@@ -124,7 +127,7 @@ impl Engine {
             .build()
             .map_err(|e| format!("cannot build the evaluator: {e:?}"))?
             .map_coeff(&|c| c.re.to_f64());
-        translate(&evaluator.export_instructions(), n_params, n_data)
+        translate(self, &evaluator.export_instructions(), n_params, n_data)
     }
 }
 
@@ -152,6 +155,7 @@ fn split_by_data(a: &Atom, data: &[Symbol]) -> (Atom, Atom) {
 /// then the data row, then the constants; outputs live in registers after
 /// the temporaries.
 fn translate(
+    engine: &Engine,
     ex: &ExportedInstructions<f64>,
     n_params: usize,
     n_data: usize,
@@ -196,9 +200,10 @@ fn translate(
             },
             Instruction::Fun(o, f, _) => {
                 let (symbol, _tags, args) = &**f;
-                let name = symbol.get_stripped_name();
-                let func =
-                    ir_function(name).ok_or_else(|| format!("no IR function for `{name}`"))?;
+                let name = symbol.get_name();
+                let func = engine
+                    .function(*symbol)
+                    .ok_or_else(|| format!("no IR function for `{name}`"))?;
                 let [arg] = args.as_slice() else {
                     return Err(format!("`{name}` called with {} arguments", args.len()));
                 };
@@ -225,27 +230,5 @@ fn translate(
         outputs: (0..ex.output_count as u32)
             .map(|i| Operand::Reg(temps + i))
             .collect(),
-    })
-}
-
-fn ir_function(name: &str) -> Option<IrFunc> {
-    Some(match name {
-        "exp" => IrFunc::Exp,
-        "log" => IrFunc::Log,
-        "log1p" => IrFunc::Log1p,
-        "expm1" => IrFunc::Expm1,
-        "sqrt" => IrFunc::Sqrt,
-        "sin" => IrFunc::Sin,
-        "cos" => IrFunc::Cos,
-        "tan" => IrFunc::Tan,
-        "atan" => IrFunc::Atan,
-        "tanh" => IrFunc::Tanh,
-        "sigmoid" => IrFunc::Sigmoid,
-        "softplus" => IrFunc::Softplus,
-        "relu" => IrFunc::Relu,
-        "step" => IrFunc::Step,
-        "absval" => IrFunc::Abs,
-        "sign" => IrFunc::Sign,
-        _ => return None,
     })
 }

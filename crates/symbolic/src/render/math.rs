@@ -525,6 +525,7 @@ impl Printer<'_> {
                     Func::Tanh => format!("\\tanh{}", wrap(&arg)),
                     Func::Sigmoid => format!("\\sigma{}", wrap(&arg)),
                     Func::Log1p => format!("\\operatorname{{log1p}}{}", wrap(&arg)),
+                    Func::Expm1 => format!("\\operatorname{{expm1}}{}", wrap(&arg)),
                     Func::Softplus => format!("\\operatorname{{softplus}}{}", wrap(&arg)),
                     Func::Relu => format!("\\operatorname{{ReLU}}{}", wrap(&arg)),
                     Func::Step => format!("\\operatorname{{step}}{}", wrap(&arg)),
