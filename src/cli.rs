@@ -234,7 +234,7 @@ fn generated_files() -> Result<Vec<(String, String)>, Failure> {
         let d = hessforge_symbolic::derive(m).map_err(Failure::failed)?;
         files.push((format!("{}.tex", m.name), render(&d, Format::Latex)));
         files.push((format!("{}.md", m.name), render(&d, Format::Markdown)));
-        let kernel = hessforge_build::kernel_source(m).map_err(Failure::failed)?;
+        let kernel = hessforge_build::kernel_source_of(&d).map_err(Failure::failed)?;
         files.push((format!("{}.rs", m.name), kernel));
     }
     Ok(files)

@@ -32,8 +32,14 @@ pub fn source_label(model: &Model) -> String {
 
 /// The formatted Rust source of a model's kernels.
 pub fn kernel_source(model: &Model) -> Result<String, BuildError> {
-    let derivation = hessforge_symbolic::derive(model)?;
-    let programs = hessforge_symbolic::lower(&derivation)?;
+    kernel_source_of(&hessforge_symbolic::derive(model)?)
+}
+
+/// The same, from a derivation already made (so `hessforge generate`, which
+/// also renders it, derives each model once).
+pub fn kernel_source_of(derivation: &hessforge_symbolic::Derivation) -> Result<String, BuildError> {
+    let model = &derivation.model;
+    let programs = hessforge_symbolic::lower(derivation)?;
     let source = source_label(model);
     let info = hessforge_codegen::KernelInfo {
         title: &model.title,
