@@ -1,0 +1,346 @@
+//! Running a [`Method`] to the end: evaluation at each iterate, stopping
+//! rules, divergence detection, observers, and the honest final status —
+//! a small gradient where the Hessian is not positive semi-definite is a
+//! `saddle_point` or a `maximum`, never `converged`.
+
+use crate::method::{Curvature, Method, Point, Step};
+use crate::objective::{Batch, Counted, Evaluations, Objective};
+use nalgebra::{DMatrix, SymmetricEigen};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// When to stop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stopping {
+    /// Iterations (epochs for mini-batch methods).
+    pub max_iters: u64,
+    /// Stop when ‖∇L‖∞ ≤ this.
+    pub grad_tol: f64,
+    /// Stop when |ΔL| ≤ this · max(1, |L|) (0: never).
+    pub loss_change_tol: f64,
+    /// Stop after this long (None: no limit).
+    pub time_limit: Option<Duration>,
+    /// Diverged when |L| exceeds this multiple of max(1, |L₀|).
+    pub blow_up: f64,
+}
+
+impl Default for Stopping {
+    fn default() -> Self {
+        Stopping {
+            max_iters: 10_000,
+            grad_tol: 1e-8,
+            loss_change_tol: 0.0,
+            time_limit: None,
+            blow_up: 1e12,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// ‖∇L‖∞ ≤ tolerance and H positive semi-definite (or loss change below tolerance).
+    Converged,
+    /// ‖∇L‖ small but H has negative and positive eigenvalues.
+    SaddlePoint,
+    /// ‖∇L‖ small and H negative definite.
+    Maximum,
+    /// The iteration budget ran out.
+    MaxIterations,
+    /// The time budget ran out.
+    TimeLimit,
+    /// The loss became NaN/Inf or blew up.
+    Diverged,
+    /// The method could not make a step (line search / trust region).
+    Failed,
+}
+
+impl Status {
+    /// Exit-code meaning: only `Converged` is success.
+    pub fn is_success(self) -> bool {
+        self == Status::Converged
+    }
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Converged => "converged",
+            Status::SaddlePoint => "saddle_point",
+            Status::Maximum => "maximum",
+            Status::MaxIterations => "max_iterations",
+            Status::TimeLimit => "time_limit",
+            Status::Diverged => "diverged",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// One iteration as observers see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// Iteration number (0 = the start).
+    pub iteration: u64,
+    /// L(θ).
+    pub loss: f64,
+    /// ‖∇L‖∞.
+    pub grad_norm: f64,
+    /// ‖θₖ − θₖ₋₁‖₂ (0 at the start).
+    pub step_norm: f64,
+    /// Step length / learning rate of the step (0 at the start).
+    pub alpha: f64,
+    /// Seconds since the start.
+    pub seconds: f64,
+    /// θ.
+    pub theta: &'a [f64],
+    /// For second-order steps.
+    pub curvature: Option<Curvature>,
+}
+
+/// Something that watches a run (history, progress bar).
+pub trait Observer {
+    /// Called at the start (iteration 0) and after every iteration.
+    fn observe(&mut self, record: &Record<'_>);
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// The optimizer.
+    pub optimizer: String,
+    /// How it ended.
+    pub status: Status,
+    /// `status == converged`.
+    pub converged: bool,
+    /// Why, in words.
+    pub message: String,
+    /// Iterations made.
+    pub iterations: u64,
+    /// Final θ (the last finite iterate when diverged).
+    pub theta: Vec<f64>,
+    /// L at `theta`.
+    pub final_loss: f64,
+    /// ‖∇L‖∞ at `theta`.
+    pub grad_norm: f64,
+    /// Smallest Hessian eigenvalue at `theta` (when the run ended with a small gradient).
+    pub lambda_min: Option<f64>,
+    /// Passes made.
+    pub evaluations: Evaluations,
+    /// Wall time.
+    pub seconds: f64,
+    /// Second-order steps whose Newton system was modified or replaced.
+    pub modified_steps: u64,
+    /// Second-order steps that were not descent directions.
+    pub non_descent_steps: u64,
+}
+
+fn inf_norm(v: &[f64]) -> f64 {
+    v.iter().fold(
+        0.0,
+        |m, x| if x.is_nan() { f64::NAN } else { m.max(x.abs()) },
+    )
+}
+
+fn evaluate(objective: &dyn Objective, at: &mut Point, hessian: bool) {
+    at.loss = if hessian {
+        objective.loss_grad_hess(&at.theta, Batch::Full, &mut at.grad, &mut at.hess)
+    } else {
+        objective.loss_grad(&at.theta, Batch::Full, &mut at.grad)
+    };
+}
+
+fn finite(at: &Point) -> bool {
+    at.loss.is_finite() && at.grad.iter().all(|g| g.is_finite())
+}
+
+/// Eigenvalues of the Hessian at θ: (λ_min, λ_max).
+fn extreme_eigenvalues(objective: &dyn Objective, at: &mut Point) -> (f64, f64) {
+    let p = at.theta.len();
+    if p == 0 {
+        return (0.0, 0.0);
+    }
+    evaluate(objective, at, true);
+    let eig = SymmetricEigen::new(DMatrix::from_row_slice(p, p, &at.hess)).eigenvalues;
+    (eig.min(), eig.max())
+}
+
+/// Minimise from θ₀ with `method` until a stopping rule fires.
+pub fn minimize(
+    objective: &dyn Objective,
+    method: &mut dyn Method,
+    theta0: &[f64],
+    stopping: &Stopping,
+    observers: &mut [&mut dyn Observer],
+) -> Outcome {
+    let counted = Counted::new(objective);
+    let objective: &dyn Objective = &counted;
+    let start = Instant::now();
+    let p = theta0.len();
+    let hessian = method.uses_hessian();
+    method.reset(p, objective.n_rows());
+    let mut at = Point::new(theta0);
+    let mut last_good = at.theta.clone();
+    evaluate(objective, &mut at, hessian);
+    let initial_loss = at.loss;
+    let blow_up = stopping.blow_up * initial_loss.abs().max(1.0);
+    let (mut modified, mut non_descent) = (0, 0);
+    let mut notify = |at: &Point, iteration: u64, step: Option<&Step>| {
+        let record = Record {
+            iteration,
+            loss: at.loss,
+            grad_norm: inf_norm(&at.grad),
+            step_norm: step.map_or(0.0, |s| s.step_norm),
+            alpha: step.map_or(0.0, |s| s.alpha),
+            seconds: start.elapsed().as_secs_f64(),
+            theta: &at.theta,
+            curvature: step.and_then(|s| s.curvature),
+        };
+        for o in observers.iter_mut() {
+            o.observe(&record);
+        }
+    };
+    notify(&at, 0, None);
+    let mut iteration = 0;
+    let (status, message) = loop {
+        if !finite(&at) {
+            break (
+                Status::Diverged,
+                format!("the loss or gradient is not finite at iteration {iteration}"),
+            );
+        }
+        last_good.copy_from_slice(&at.theta);
+        if inf_norm(&at.grad) <= stopping.grad_tol {
+            break (
+                Status::Converged,
+                format!("‖∇L‖∞ ≤ {:e}", stopping.grad_tol),
+            );
+        }
+        if iteration >= stopping.max_iters {
+            break (
+                Status::MaxIterations,
+                format!("stopped after {} iterations", stopping.max_iters),
+            );
+        }
+        if stopping.time_limit.is_some_and(|t| start.elapsed() >= t) {
+            break (Status::TimeLimit, "the time budget ran out".to_string());
+        }
+        let previous_loss = at.loss;
+        let step = method.step(objective, &mut at, stopping.max_iters);
+        if let Some(reason) = step.failure {
+            break (Status::Failed, reason.to_string());
+        }
+        iteration += 1;
+        if let Some(c) = step.curvature {
+            modified += u64::from(c.modification.is_modified());
+            non_descent += u64::from(!c.descent);
+        }
+        if !step.evaluated {
+            evaluate(objective, &mut at, hessian);
+        }
+        notify(&at, iteration, Some(&step));
+        if at.loss.abs() > blow_up {
+            break (
+                Status::Diverged,
+                format!(
+                    "the loss blew up to {:e} at iteration {iteration} (started at {initial_loss:e}); try a smaller step",
+                    at.loss
+                ),
+            );
+        }
+        if stopping.loss_change_tol > 0.0
+            && step.step_norm > 0.0
+            && (previous_loss - at.loss).abs() <= stopping.loss_change_tol * at.loss.abs().max(1.0)
+        {
+            break (
+                Status::Converged,
+                format!("relative loss change ≤ {:e}", stopping.loss_change_tol),
+            );
+        }
+    };
+    let (mut status, mut message) = (status, message);
+    if status == Status::Diverged {
+        at.theta.copy_from_slice(&last_good);
+        evaluate(objective, &mut at, false);
+        message.push_str("; the result is the last finite iterate");
+    }
+    let mut lambda_min = None;
+    if status == Status::Converged {
+        let (lo, hi) = extreme_eigenvalues(objective, &mut at);
+        lambda_min = Some(lo);
+        let tol = 1e-8 * lo.abs().max(hi.abs()).max(1.0);
+        if hi < -tol {
+            status = Status::Maximum;
+            message = format!(
+                "{message}, but the Hessian is negative definite (λ_max = {hi:.3e}): a local maximum, not a minimum"
+            );
+        } else if lo < -tol {
+            status = Status::SaddlePoint;
+            message = format!(
+                "{message}, but the Hessian is indefinite (λ_min = {lo:.3e}): a saddle point, not a minimum"
+            );
+        }
+    }
+    Outcome {
+        optimizer: method.name().to_string(),
+        status,
+        converged: status == Status::Converged,
+        message,
+        iterations: iteration,
+        grad_norm: inf_norm(&at.grad),
+        final_loss: at.loss,
+        theta: at.theta,
+        lambda_min,
+        evaluations: counted.evaluations(),
+        seconds: start.elapsed().as_secs_f64(),
+        modified_steps: modified,
+        non_descent_steps: non_descent,
+    }
+}
+
+/// Keeps every record (the `--history` file).
+#[derive(Debug, Default, Clone)]
+pub struct History {
+    /// (iteration, loss, ‖g‖∞, step norm, α, seconds, θ, curvature)
+    pub rows: Vec<HistoryRow>,
+    /// Keep θ in each row (the CLI does for P ≤ 20).
+    pub keep_theta: bool,
+}
+
+/// One row of a [`History`].
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryRow {
+    /// Iteration.
+    pub iteration: u64,
+    /// L.
+    pub loss: f64,
+    /// ‖∇L‖∞.
+    pub grad_norm: f64,
+    /// ‖Δθ‖₂.
+    pub step_norm: f64,
+    /// Step length / learning rate.
+    pub alpha: f64,
+    /// Seconds since the start.
+    pub seconds: f64,
+    /// θ (empty unless kept).
+    pub theta: Vec<f64>,
+    /// Curvature of a second-order step.
+    pub curvature: Option<Curvature>,
+}
+
+impl Observer for History {
+    fn observe(&mut self, r: &Record<'_>) {
+        self.rows.push(HistoryRow {
+            iteration: r.iteration,
+            loss: r.loss,
+            grad_norm: r.grad_norm,
+            step_norm: r.step_norm,
+            alpha: r.alpha,
+            seconds: r.seconds,
+            theta: if self.keep_theta {
+                r.theta.to_vec()
+            } else {
+                vec![]
+            },
+            curvature: r.curvature,
+        });
+    }
+}

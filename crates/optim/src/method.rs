@@ -1,0 +1,147 @@
+//! The one interface every optimizer implements ([`Method`]: state + a step,
+//! as argmin separates solver, state and executor), the point it steps from
+//! ([`Point`]), and what a step reports ([`Step`], [`Curvature`]).
+
+use crate::objective::Objective;
+use serde::Serialize;
+
+/// The current iterate and what is known at it.
+#[derive(Debug, Clone)]
+pub struct Point {
+    /// θ.
+    pub theta: Vec<f64>,
+    /// L(θ).
+    pub loss: f64,
+    /// ∇L(θ).
+    pub grad: Vec<f64>,
+    /// ∇²L(θ), row-major P×P (valid when the method uses the Hessian).
+    pub hess: Vec<f64>,
+}
+
+impl Point {
+    /// A point at θ with nothing evaluated yet.
+    pub fn new(theta: &[f64]) -> Self {
+        let p = theta.len();
+        Point {
+            theta: theta.to_vec(),
+            loss: f64::NAN,
+            grad: vec![0.0; p],
+            hess: vec![0.0; p * p],
+        }
+    }
+}
+
+/// How a second-order step changed the Newton system, when it had to.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Modification {
+    /// H was positive definite; H d = −g solved by Cholesky.
+    None,
+    /// Cholesky failed (H not positive definite); solved with LU.
+    LuFallback,
+    /// H singular; the eigen pseudo-inverse was used.
+    PseudoInverse,
+    /// The Newton direction was not a descent direction; −g was used.
+    SteepestDescent,
+    /// Levenberg–Marquardt: H + λI with this λ.
+    Damping {
+        /// λ.
+        lambda: f64,
+    },
+    /// Saddle-free Newton: negative eigenvalues of H were flipped (|H|).
+    AbsEigenvalues,
+    /// Trust region: the CG step stopped at the boundary (radius Δ).
+    Boundary {
+        /// Δ.
+        radius: f64,
+    },
+    /// Trust region: CG met negative curvature and went to the boundary.
+    NegativeCurvature {
+        /// Δ.
+        radius: f64,
+    },
+}
+
+impl Modification {
+    /// Whether the Newton system was changed (regularised or replaced).
+    pub fn is_modified(&self) -> bool {
+        !matches!(self, Modification::None | Modification::Boundary { .. })
+    }
+}
+
+/// What a second-order step saw of the curvature.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Curvature {
+    /// The smallest eigenvalue of H (exact, or an estimate: inverse
+    /// iteration on the Cholesky factor; the smallest Rayleigh quotient
+    /// CG met in the trust region).
+    pub lambda_min: f64,
+    /// Whether the direction taken satisfied gᵀd < 0.
+    pub descent: bool,
+    /// What was done to the Newton system.
+    pub modification: Modification,
+}
+
+/// What one iteration did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    /// ‖θ_new − θ_old‖₂.
+    pub step_norm: f64,
+    /// The step length or learning rate used.
+    pub alpha: f64,
+    /// Whether `Point::loss` and `Point::grad` already hold the values at
+    /// the new θ (the driver re-evaluates otherwise).
+    pub evaluated: bool,
+    /// For second-order steps.
+    pub curvature: Option<Curvature>,
+    /// The step could not be taken (line search failed): the reason.
+    pub failure: Option<&'static str>,
+}
+
+impl Step {
+    /// A plain step of length `step_norm` with rate `alpha`.
+    pub fn moved(step_norm: f64, alpha: f64) -> Self {
+        Step {
+            step_norm,
+            alpha,
+            evaluated: false,
+            curvature: None,
+            failure: None,
+        }
+    }
+
+    /// A step that could not be taken.
+    pub fn failed(reason: &'static str) -> Self {
+        Step {
+            step_norm: 0.0,
+            alpha: 0.0,
+            evaluated: true,
+            curvature: None,
+            failure: Some(reason),
+        }
+    }
+}
+
+/// An optimizer: state plus one step from the current [`Point`].
+pub trait Method {
+    /// The optimizer's name (as `hessforge optimizers` lists it).
+    fn name(&self) -> &str;
+    /// Whether the driver must evaluate ∇²L at each iterate.
+    fn uses_hessian(&self) -> bool;
+    /// Size and zero the state for `p` parameters over `rows` data rows.
+    fn reset(&mut self, p: usize, rows: usize);
+    /// One iteration from `at` (loss and gradient valid, Hessian too when
+    /// [`Method::uses_hessian`]); moves `at.theta`. `horizon` is the
+    /// iteration budget (for schedules).
+    fn step(&mut self, objective: &dyn Objective, at: &mut Point, horizon: u64) -> Step;
+}
+
+/// Euclidean norm.
+pub(crate) fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// Dot product.
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}

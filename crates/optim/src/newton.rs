@@ -1,0 +1,286 @@
+//! Newton's method and its safeguarded relatives (seed 002 "Second-Order
+//! Optimization"; seed 004 "Newton's method in optimization"): the step
+//! solves H d = −g, the minimiser of the second-order Taylor model.
+//!
+//! - [`NewtonKind::Pure`]: θ ← θ + d, no safeguard (it is attracted to any
+//!   stationary point, saddles included — which the run then reports);
+//! - [`NewtonKind::Damped`]: θ ← θ + αd with backtracking to the Armijo
+//!   condition, −g when d is not a descent direction;
+//! - [`NewtonKind::LevenbergMarquardt`]: (H + λI) d = −g, λ shrunk after a
+//!   successful step (÷3) and grown after a failed one (×4);
+//! - [`NewtonKind::SaddleFree`]: d = −|H|⁻¹g with |H| = Q|Λ|Qᵀ (Dauphin et
+//!   al. 2014), with the Armijo line search.
+//!
+//! Linear algebra: a Cholesky factorisation (which also proves H positive
+//! definite), LU when it fails, the eigen pseudo-inverse when H is singular.
+//! Buffers are allocated once in [`Method::reset`]; a positive-definite
+//! Newton step allocates nothing.
+
+use crate::line_search::armijo;
+use crate::method::{Curvature, Method, Modification, Point, Step, dot, norm};
+use crate::objective::Objective;
+use nalgebra::{Cholesky, DMatrix, DVector, SymmetricEigen};
+
+/// Which Newton variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewtonKind {
+    /// θ ← θ − H⁻¹g.
+    Pure,
+    /// Newton direction + Armijo backtracking.
+    Damped,
+    /// Levenberg–Marquardt: H + λI with adaptive λ.
+    LevenbergMarquardt,
+    /// |H| from the eigendecomposition + Armijo backtracking.
+    SaddleFree,
+}
+
+/// Newton's method, in one of its variants.
+#[derive(Debug, Clone)]
+pub struct Newton {
+    /// The variant.
+    pub kind: NewtonKind,
+    /// λ of Levenberg–Marquardt (the starting value before a run).
+    pub lambda: f64,
+    lambda0: f64,
+    factor: Option<DMatrix<f64>>,
+    d: DVector<f64>,
+    probe: DVector<f64>,
+    trial: Vec<f64>,
+}
+
+impl Newton {
+    /// A Newton method of this kind (λ₀ = 10⁻³ for Levenberg–Marquardt).
+    pub fn new(kind: NewtonKind) -> Self {
+        Newton {
+            kind,
+            lambda: 1e-3,
+            lambda0: 1e-3,
+            factor: None,
+            d: DVector::zeros(0),
+            probe: DVector::zeros(0),
+            trial: Vec::new(),
+        }
+    }
+
+    /// With λ₀ for Levenberg–Marquardt.
+    pub fn with_lambda(mut self, lambda: f64) -> Self {
+        self.lambda = lambda;
+        self.lambda0 = lambda;
+        self
+    }
+
+    /// Factor `hess + shift·I` by Cholesky into the reused buffer; true
+    /// when it is positive definite (the factor is then kept).
+    fn cholesky(&mut self, hess: &[f64], shift: f64) -> Option<Cholesky<f64, nalgebra::Dyn>> {
+        let p = self.d.len();
+        let mut m = self.factor.take().unwrap_or_else(|| DMatrix::zeros(p, p));
+        m.copy_from_slice(hess);
+        for i in 0..p {
+            m[(i, i)] += shift;
+        }
+        Cholesky::new(m)
+    }
+
+    /// Solve (H + shift I) d = −g into `self.d` by Cholesky; on success,
+    /// λ_min(H + shift I) estimated by inverse iteration on the factor.
+    fn solve_cholesky(&mut self, hess: &[f64], grad: &[f64], shift: f64) -> Option<f64> {
+        let chol = self.cholesky(hess, shift)?;
+        for (di, gi) in self.d.iter_mut().zip(grad) {
+            *di = -gi;
+        }
+        chol.solve_mut(&mut self.d);
+        // Inverse iteration: ‖(H)⁻¹ v‖ → 1/λ_min for a unit v.
+        self.probe.fill(1.0);
+        let mut estimate = f64::INFINITY;
+        for _ in 0..12 {
+            let n = self.probe.norm();
+            self.probe /= n;
+            chol.solve_mut(&mut self.probe);
+            estimate = 1.0 / self.probe.norm();
+        }
+        self.factor = Some(chol.unpack());
+        Some(estimate)
+    }
+
+    /// The full eigendecomposition (allocates; used when H is not positive definite).
+    fn eigen(hess: &[f64], p: usize) -> SymmetricEigen<f64, nalgebra::Dyn> {
+        SymmetricEigen::new(DMatrix::from_row_slice(p, p, hess))
+    }
+
+    /// d = −Σ (qᵢᵀg / f(λᵢ)) qᵢ over eigenpairs with |λᵢ| above the cut-off.
+    fn solve_eigen(
+        &mut self,
+        eig: &SymmetricEigen<f64, nalgebra::Dyn>,
+        grad: &[f64],
+        transform: impl Fn(f64) -> f64,
+    ) {
+        let scale = eig.eigenvalues.amax().max(1.0);
+        self.d.fill(0.0);
+        for (k, &lambda) in eig.eigenvalues.iter().enumerate() {
+            let l = transform(lambda);
+            if l.abs() <= 1e-12 * scale {
+                continue;
+            }
+            let q = eig.eigenvectors.column(k);
+            let c: f64 = q.iter().zip(grad).map(|(a, b)| a * b).sum::<f64>() / l;
+            self.d.axpy(-c, &q, 1.0);
+        }
+    }
+
+    /// The Newton direction for Pure/Damped: Cholesky, else LU, else pseudo-inverse.
+    fn newton_direction(&mut self, hess: &[f64], grad: &[f64]) -> (f64, Modification) {
+        let p = grad.len();
+        if let Some(lambda_min) = self.solve_cholesky(hess, grad, 0.0) {
+            return (lambda_min, Modification::None);
+        }
+        let eig = Self::eigen(hess, p);
+        let lambda_min = eig.eigenvalues.min();
+        let lu = DMatrix::from_row_slice(p, p, hess).lu();
+        let rhs = DVector::from_iterator(p, grad.iter().map(|g| -g));
+        match lu.solve(&rhs) {
+            Some(d)
+                if d.iter().all(|x| x.is_finite())
+                    && lambda_min.abs() > 1e-12 * eig.eigenvalues.amax().max(1.0) =>
+            {
+                self.d.copy_from(&d);
+                (lambda_min, Modification::LuFallback)
+            }
+            _ => {
+                self.solve_eigen(&eig, grad, |l| l);
+                (lambda_min, Modification::PseudoInverse)
+            }
+        }
+    }
+
+    fn take_step(
+        &mut self,
+        objective: &dyn Objective,
+        at: &mut Point,
+        curvature: Curvature,
+        search: bool,
+    ) -> Step {
+        let slope = dot(self.d.as_slice(), &at.grad);
+        let mut step = if search {
+            match armijo(
+                objective,
+                &at.theta,
+                at.loss,
+                slope,
+                self.d.as_slice(),
+                &mut self.trial,
+            ) {
+                Some(acc) => {
+                    at.theta.copy_from_slice(&self.trial);
+                    at.loss = acc.loss;
+                    Step::moved(acc.alpha * self.d.norm(), acc.alpha)
+                }
+                None => {
+                    return Step::failed(
+                        "the line search found no decrease along the Newton direction",
+                    );
+                }
+            }
+        } else {
+            for (t, di) in at.theta.iter_mut().zip(self.d.iter()) {
+                *t += di;
+            }
+            Step::moved(self.d.norm(), 1.0)
+        };
+        step.curvature = Some(curvature);
+        step
+    }
+
+    fn levenberg_marquardt(&mut self, objective: &dyn Objective, at: &mut Point) -> Step {
+        let p = at.grad.len();
+        let lambda_min = Self::eigen(&at.hess, p).eigenvalues.min();
+        for _ in 0..60 {
+            let lambda = self.lambda;
+            if self.solve_cholesky(&at.hess, &at.grad, lambda).is_none() {
+                self.lambda = (lambda * 10.0).max(1e-8);
+                continue;
+            }
+            for ((t, x), di) in self.trial.iter_mut().zip(&at.theta).zip(self.d.iter()) {
+                *t = x + di;
+            }
+            let f = objective.loss(&self.trial, crate::objective::Batch::Full);
+            if f.is_finite() && f < at.loss {
+                self.lambda = (lambda / 3.0).max(1e-15);
+                at.theta.copy_from_slice(&self.trial);
+                at.loss = f;
+                let mut step = Step::moved(self.d.norm(), 1.0);
+                step.curvature = Some(Curvature {
+                    lambda_min,
+                    descent: true,
+                    modification: Modification::Damping { lambda },
+                });
+                return step;
+            }
+            self.lambda = (lambda * 4.0).max(1e-8);
+        }
+        Step::failed("Levenberg–Marquardt found no decrease for any damping λ")
+    }
+}
+
+impl Method for Newton {
+    fn name(&self) -> &str {
+        match self.kind {
+            NewtonKind::Pure => "newton",
+            NewtonKind::Damped => "newton-damped",
+            NewtonKind::LevenbergMarquardt => "newton-lm",
+            NewtonKind::SaddleFree => "newton-saddle-free",
+        }
+    }
+    fn uses_hessian(&self) -> bool {
+        true
+    }
+    fn reset(&mut self, p: usize, _rows: usize) {
+        self.factor = Some(DMatrix::zeros(p, p));
+        self.d = DVector::zeros(p);
+        self.probe = DVector::zeros(p);
+        self.trial = vec![0.0; p];
+        self.lambda = self.lambda0;
+    }
+    fn step(&mut self, objective: &dyn Objective, at: &mut Point, _horizon: u64) -> Step {
+        match self.kind {
+            NewtonKind::Pure | NewtonKind::Damped => {
+                let (lambda_min, mut modification) = self.newton_direction(&at.hess, &at.grad);
+                let mut descent = dot(self.d.as_slice(), &at.grad) < 0.0;
+                if self.kind == NewtonKind::Damped && !descent {
+                    for (di, gi) in self.d.iter_mut().zip(&at.grad) {
+                        *di = -gi;
+                    }
+                    modification = Modification::SteepestDescent;
+                    descent = true;
+                }
+                let curvature = Curvature {
+                    lambda_min,
+                    descent,
+                    modification,
+                };
+                let search = self.kind == NewtonKind::Damped;
+                self.take_step(objective, at, curvature, search)
+            }
+            NewtonKind::LevenbergMarquardt => self.levenberg_marquardt(objective, at),
+            NewtonKind::SaddleFree => {
+                let eig = Self::eigen(&at.hess, at.grad.len());
+                let lambda_min = eig.eigenvalues.min();
+                let floor = 1e-8 * eig.eigenvalues.amax().max(1.0);
+                self.solve_eigen(&eig, &at.grad, |l| l.abs().max(floor));
+                let modification = if lambda_min < 0.0 {
+                    Modification::AbsEigenvalues
+                } else {
+                    Modification::None
+                };
+                let curvature = Curvature {
+                    lambda_min,
+                    descent: dot(self.d.as_slice(), &at.grad) < 0.0,
+                    modification,
+                };
+                if norm(self.d.as_slice()) == 0.0 {
+                    return Step::failed("the gradient is orthogonal to every eigenvector");
+                }
+                self.take_step(objective, at, curvature, true)
+            }
+        }
+    }
+}

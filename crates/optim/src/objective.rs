@@ -1,0 +1,152 @@
+//! What an optimizer minimises: the [`Objective`] trait (loss, gradient and
+//! Hessian over all rows or a mini-batch of row indices), and [`Counted`],
+//! which counts the passes a run makes.
+
+use std::cell::Cell;
+
+/// Which rows of the data a pass reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Batch<'a> {
+    /// Every row: the objective L(θ) = (1/N) Σᵢ ℓ(θ; xᵢ) + R(θ).
+    Full,
+    /// The rows at these indices (a mini-batch): (1/|B|) Σ_{i∈B} ℓ(θ; xᵢ) + R(θ).
+    Rows(&'a [usize]),
+}
+
+/// A twice-differentiable objective over a data set. Implemented by the
+/// compiled kernels and by the IR interpreter (in the `hessforge` binary);
+/// the optimizers know nothing else about where the numbers come from.
+pub trait Objective {
+    /// Number of parameters P.
+    fn n_params(&self) -> usize;
+    /// Number of data rows N (0 for a model without data).
+    fn n_rows(&self) -> usize;
+    /// L(θ).
+    fn loss(&self, theta: &[f64], batch: Batch<'_>) -> f64;
+    /// L(θ); writes ∇L into `grad` (length P).
+    fn loss_grad(&self, theta: &[f64], batch: Batch<'_>, grad: &mut [f64]) -> f64;
+    /// L(θ); writes ∇L into `grad` and ∇²L, row-major P×P, into `hess`.
+    fn loss_grad_hess(
+        &self,
+        theta: &[f64],
+        batch: Batch<'_>,
+        grad: &mut [f64],
+        hess: &mut [f64],
+    ) -> f64;
+}
+
+/// How many passes a run made, by kind (a mini-batch pass counts as one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Evaluations {
+    /// Loss-only passes.
+    pub loss: u64,
+    /// Loss + gradient passes.
+    pub gradient: u64,
+    /// Loss + gradient + Hessian passes.
+    pub hessian: u64,
+}
+
+/// An objective that counts its evaluations.
+pub struct Counted<'o> {
+    inner: &'o dyn Objective,
+    loss: Cell<u64>,
+    gradient: Cell<u64>,
+    hessian: Cell<u64>,
+}
+
+impl<'o> Counted<'o> {
+    /// Wrap `inner`, with all counts at zero.
+    pub fn new(inner: &'o dyn Objective) -> Self {
+        Counted {
+            inner,
+            loss: Cell::new(0),
+            gradient: Cell::new(0),
+            hessian: Cell::new(0),
+        }
+    }
+
+    /// The counts so far.
+    pub fn evaluations(&self) -> Evaluations {
+        Evaluations {
+            loss: self.loss.get(),
+            gradient: self.gradient.get(),
+            hessian: self.hessian.get(),
+        }
+    }
+}
+
+impl Objective for Counted<'_> {
+    fn n_params(&self) -> usize {
+        self.inner.n_params()
+    }
+    fn n_rows(&self) -> usize {
+        self.inner.n_rows()
+    }
+    fn loss(&self, theta: &[f64], batch: Batch<'_>) -> f64 {
+        self.loss.set(self.loss.get() + 1);
+        self.inner.loss(theta, batch)
+    }
+    fn loss_grad(&self, theta: &[f64], batch: Batch<'_>, grad: &mut [f64]) -> f64 {
+        self.gradient.set(self.gradient.get() + 1);
+        self.inner.loss_grad(theta, batch, grad)
+    }
+    fn loss_grad_hess(
+        &self,
+        theta: &[f64],
+        batch: Batch<'_>,
+        grad: &mut [f64],
+        hess: &mut [f64],
+    ) -> f64 {
+        self.hessian.set(self.hessian.get() + 1);
+        self.inner.loss_grad_hess(theta, batch, grad, hess)
+    }
+}
+
+/// A data-free objective from closures — for tests and examples.
+pub struct FnObjective<F, G, H>
+where
+    F: Fn(&[f64]) -> f64,
+    G: Fn(&[f64], &mut [f64]),
+    H: Fn(&[f64], &mut [f64]),
+{
+    /// Number of parameters.
+    pub n_params: usize,
+    /// L(θ).
+    pub loss: F,
+    /// ∇L(θ) into the slice.
+    pub grad: G,
+    /// ∇²L(θ), row-major, into the slice.
+    pub hess: H,
+}
+
+impl<F, G, H> Objective for FnObjective<F, G, H>
+where
+    F: Fn(&[f64]) -> f64,
+    G: Fn(&[f64], &mut [f64]),
+    H: Fn(&[f64], &mut [f64]),
+{
+    fn n_params(&self) -> usize {
+        self.n_params
+    }
+    fn n_rows(&self) -> usize {
+        0
+    }
+    fn loss(&self, theta: &[f64], _: Batch<'_>) -> f64 {
+        (self.loss)(theta)
+    }
+    fn loss_grad(&self, theta: &[f64], _: Batch<'_>, grad: &mut [f64]) -> f64 {
+        (self.grad)(theta, grad);
+        (self.loss)(theta)
+    }
+    fn loss_grad_hess(
+        &self,
+        theta: &[f64],
+        _: Batch<'_>,
+        grad: &mut [f64],
+        hess: &mut [f64],
+    ) -> f64 {
+        (self.grad)(theta, grad);
+        (self.hess)(theta, hess);
+        (self.loss)(theta)
+    }
+}
