@@ -1,9 +1,12 @@
 //! The two evaluation back-ends behind one face: the compiled kernels of the
 //! built-in models, and the IR interpreter for a derivation file given at run
-//! time (derived and lowered on the spot, no rebuild).
+//! time (derived and lowered on the spot, no rebuild). [`ModelObjective`]
+//! binds a back-end to constants and data as the optimizers'
+//! [`Objective`].
 
 use hessforge_ir::{ModelPrograms, Outputs};
 use hessforge_kernels::{DynKernel, Rows};
+use hessforge_optim::{Batch, Objective};
 use hessforge_spec::Model;
 use hessforge_symbolic::EngineError;
 
@@ -14,6 +17,10 @@ pub enum Backend {
     /// The IR interpreter.
     Interpreted(Box<ModelPrograms>),
 }
+
+/// Full passes over at least this many rows run in parallel (rayon, fixed
+/// chunks summed in order: the same bits on every run).
+pub const PARALLEL_ROWS: usize = 65_536;
 
 impl Backend {
     /// The compiled kernel when `arg` names a built-in model, else the
@@ -38,14 +45,44 @@ impl Backend {
         }
     }
 
-    /// L(θ) over all rows.
-    pub fn loss(&self, theta: &[f64], constants: &[f64], data: &[f64]) -> f64 {
+    fn rows<'a>(data: &'a [f64], n_rows: usize, rows: Option<&'a [usize]>) -> Rows<'a> {
+        match rows {
+            Some(r) => Rows::Selected(data, r),
+            None if n_rows >= PARALLEL_ROWS => Rows::Parallel(data),
+            None => Rows::All(data),
+        }
+    }
+
+    /// Run the interpreter at `level` into a fresh output vector.
+    fn interpret(
+        p: &ModelPrograms,
+        level: Outputs,
+        theta: &[f64],
+        constants: &[f64],
+        data: &[f64],
+        rows: Option<&[usize]>,
+    ) -> Vec<f64> {
+        let mut out = vec![0.0; level.len(theta.len())];
+        p.evaluate(level, theta, constants, data, rows, &mut out);
+        out
+    }
+
+    /// L(θ) over the rows (all when `rows` is None).
+    pub fn loss(
+        &self,
+        theta: &[f64],
+        constants: &[f64],
+        data: &[f64],
+        rows: Option<&[usize]>,
+    ) -> f64 {
         match self {
-            Backend::Compiled(k) => k.loss(theta, constants, Rows::All(data)),
+            Backend::Compiled(k) => k.loss(
+                theta,
+                constants,
+                Self::rows(data, data.len() / k.n_data().max(1), rows),
+            ),
             Backend::Interpreted(p) => {
-                let mut out = [0.0];
-                p.evaluate(Outputs::Loss, theta, constants, data, None, &mut out);
-                out[0]
+                Self::interpret(p, Outputs::Loss, theta, constants, data, rows)[0]
             }
         }
     }
@@ -56,13 +93,16 @@ impl Backend {
         theta: &[f64],
         constants: &[f64],
         data: &[f64],
+        rows: Option<&[usize]>,
         grad: &mut [f64],
     ) -> f64 {
         match self {
-            Backend::Compiled(k) => k.loss_grad(theta, constants, Rows::All(data), grad),
+            Backend::Compiled(k) => {
+                let r = Self::rows(data, data.len() / k.n_data().max(1), rows);
+                k.loss_grad(theta, constants, r, grad)
+            }
             Backend::Interpreted(p) => {
-                let mut out = vec![0.0; Outputs::LossGrad.len(theta.len())];
-                p.evaluate(Outputs::LossGrad, theta, constants, data, None, &mut out);
+                let out = Self::interpret(p, Outputs::LossGrad, theta, constants, data, rows);
                 grad.copy_from_slice(&out[1..]);
                 out[0]
             }
@@ -75,26 +115,78 @@ impl Backend {
         theta: &[f64],
         constants: &[f64],
         data: &[f64],
+        rows: Option<&[usize]>,
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64 {
         match self {
-            Backend::Compiled(k) => k.loss_grad_hess(theta, constants, Rows::All(data), grad, hess),
+            Backend::Compiled(k) => {
+                let r = Self::rows(data, data.len() / k.n_data().max(1), rows);
+                k.loss_grad_hess(theta, constants, r, grad, hess)
+            }
             Backend::Interpreted(p) => {
                 let n = theta.len();
-                let mut out = vec![0.0; Outputs::LossGradHess.len(n)];
-                p.evaluate(
-                    Outputs::LossGradHess,
-                    theta,
-                    constants,
-                    data,
-                    None,
-                    &mut out,
-                );
+                let out = Self::interpret(p, Outputs::LossGradHess, theta, constants, data, rows);
                 grad.copy_from_slice(&out[1..=n]);
                 hessforge_ir::unpack_upper(n, &out[1 + n..], hess);
                 out[0]
             }
         }
+    }
+}
+
+/// A back-end bound to constants and data: what the optimizers minimise.
+pub struct ModelObjective<'a> {
+    /// The back-end.
+    pub backend: &'a Backend,
+    /// Values of the model's constants.
+    pub constants: Vec<f64>,
+    /// Row-major data.
+    pub data: &'a [f64],
+    /// Number of rows.
+    pub rows: usize,
+    /// Number of parameters.
+    pub n_params: usize,
+}
+
+impl ModelObjective<'_> {
+    fn batch(batch: Batch<'_>) -> Option<&[usize]> {
+        match batch {
+            Batch::Full => None,
+            Batch::Rows(r) => Some(r),
+        }
+    }
+}
+
+impl Objective for ModelObjective<'_> {
+    fn n_params(&self) -> usize {
+        self.n_params
+    }
+    fn n_rows(&self) -> usize {
+        self.rows
+    }
+    fn loss(&self, theta: &[f64], batch: Batch<'_>) -> f64 {
+        self.backend
+            .loss(theta, &self.constants, self.data, Self::batch(batch))
+    }
+    fn loss_grad(&self, theta: &[f64], batch: Batch<'_>, grad: &mut [f64]) -> f64 {
+        self.backend
+            .loss_grad(theta, &self.constants, self.data, Self::batch(batch), grad)
+    }
+    fn loss_grad_hess(
+        &self,
+        theta: &[f64],
+        batch: Batch<'_>,
+        grad: &mut [f64],
+        hess: &mut [f64],
+    ) -> f64 {
+        self.backend.loss_grad_hess(
+            theta,
+            &self.constants,
+            self.data,
+            Self::batch(batch),
+            grad,
+            hess,
+        )
     }
 }

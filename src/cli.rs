@@ -1,5 +1,5 @@
 //! Command-line parsing (clap) and the commands: `models`, `derive`,
-//! `generate`. Each command returns a [`Failure`] with the exit code it
+//! `generate`, `gradcheck`, `run`, `compare`, `optimizers`. Each command returns a [`Failure`] with the exit code it
 //! deserves; `main` prints it with miette.
 
 use crate::models;
@@ -50,6 +50,49 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run one optimizer on a model and its data.
+    Run {
+        /// A built-in model name or a path to a .toml file.
+        model: String,
+        /// The optimizer (see `hessforge optimizers`).
+        #[arg(long, short = 'O')]
+        optimizer: String,
+        #[command(flatten)]
+        problem: ProblemArgs,
+        #[command(flatten)]
+        hyper: HyperArgs,
+        #[command(flatten)]
+        stop: StopArgs,
+        /// Write one row per iteration to FILE.csv or FILE.json.
+        #[arg(long)]
+        history: Option<PathBuf>,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run several optimizers from the same start on the same data; print a table.
+    Compare {
+        /// A built-in model name or a path to a .toml file.
+        model: String,
+        /// Comma-separated optimizers (default: every full-batch one).
+        #[arg(long, value_delimiter = ',')]
+        optimizers: Vec<String>,
+        #[command(flatten)]
+        problem: ProblemArgs,
+        #[command(flatten)]
+        hyper: HyperArgs,
+        #[command(flatten)]
+        stop: StopArgs,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every optimizer: update rule, hyper-parameters, conventions.
+    Optimizers {
+        /// Update rules in LaTeX.
+        #[arg(long)]
+        latex: bool,
+    },
     /// Refresh generated/ (the committed derivations of every built-in model).
     Generate {
         /// Do not write; fail (exit 1) if generated/ is stale, showing a diff.
@@ -59,6 +102,162 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+}
+
+/// Data, start and constants (shared by `run` and `compare`).
+#[derive(clap::Args)]
+struct ProblemArgs {
+    /// Fit to this CSV file (header names the model's data columns).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Fit to N rows drawn from the derivation's [synthetic] process.
+    #[arg(long)]
+    synthetic: Option<usize>,
+    /// Seed of synthetic data, mini-batch shuffles and random starts.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Standardise data fields to mean 0, sd 1 (default: all but the last field, the response).
+    #[arg(long, num_args = 0..=1, value_delimiter = ',', default_missing_value = "")]
+    standardize: Option<Vec<String>>,
+    /// Start: zeros, random:SEED, or comma-separated values (default: the file's [init]).
+    #[arg(long)]
+    init: Option<String>,
+    /// Override a constant of the derivation file, e.g. --set lambda=0.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+}
+
+impl ProblemArgs {
+    fn problem(self) -> crate::fit::Problem {
+        crate::fit::Problem {
+            data: self.data,
+            synthetic: self.synthetic,
+            seed: self.seed,
+            standardize: self
+                .standardize
+                .map(|v| v.into_iter().filter(|f| !f.is_empty()).collect()),
+            init: self.init,
+            set: self.set,
+        }
+    }
+}
+
+/// Hyper-parameters (defaults: `hessforge optimizers`).
+#[derive(clap::Args)]
+struct HyperArgs {
+    /// Learning rate α.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Momentum ρ (or β with --momentum-form average).
+    #[arg(long)]
+    momentum: Option<f64>,
+    /// classic (v ← ρv + g) or average (v ← βv + (1−β)g).
+    #[arg(long, value_enum, default_value = "classic")]
+    momentum_form: MomentumFormArg,
+    /// Adam β₁.
+    #[arg(long)]
+    beta1: Option<f64>,
+    /// Adam β₂.
+    #[arg(long)]
+    beta2: Option<f64>,
+    /// ε of AdaGrad/RMSProp/Adam.
+    #[arg(long)]
+    eps: Option<f64>,
+    /// RMSProp decay γ.
+    #[arg(long)]
+    decay: Option<f64>,
+    /// Adam (L2) / AdamW (decoupled) weight decay λ.
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Rows per mini-batch (first-order optimizers).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Learning-rate schedule, e.g. cosine, step:100,200:0.5, exp:0.99+warmup:10.
+    #[arg(long, default_value = "constant")]
+    schedule: String,
+    /// L-BFGS memory m.
+    #[arg(long)]
+    memory: Option<usize>,
+    /// Levenberg–Marquardt initial λ.
+    #[arg(long)]
+    damping: Option<f64>,
+    /// Trust-region initial radius Δ.
+    #[arg(long)]
+    radius: Option<f64>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MomentumFormArg {
+    Classic,
+    Average,
+}
+
+impl HyperArgs {
+    fn settings(&self, seed: u64) -> Result<hessforge_optim::Settings, Failure> {
+        let schedule =
+            self.schedule
+                .parse()
+                .map_err(|e: hessforge_optim::schedule::ScheduleError| {
+                    Failure::bad_input(miette::miette!(
+                        help = format!("expected {}", hessforge_optim::schedule::SCHEDULE_SYNTAX),
+                        "--schedule: {e}"
+                    ))
+                })?;
+        Ok(hessforge_optim::Settings {
+            lr: self.lr,
+            curvature: None,
+            momentum: self.momentum,
+            momentum_average: matches!(self.momentum_form, MomentumFormArg::Average),
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            decay: self.decay,
+            weight_decay: self.weight_decay,
+            batch_size: self.batch_size,
+            seed,
+            schedule,
+            memory: self.memory,
+            damping: self.damping,
+            radius: self.radius,
+        })
+    }
+}
+
+/// Stopping rules.
+#[derive(clap::Args)]
+struct StopArgs {
+    /// Iterations (epochs for mini-batch runs).
+    #[arg(long, default_value_t = 10_000)]
+    max_iters: u64,
+    /// Stop when ‖∇L‖∞ ≤ TOL.
+    #[arg(long, default_value_t = 1e-8)]
+    tol: f64,
+    /// Stop when the relative loss change ≤ FTOL (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    ftol: f64,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    time_limit: Option<f64>,
+}
+
+impl StopArgs {
+    fn stopping(&self) -> Result<hessforge_optim::Stopping, Failure> {
+        if !(self.tol >= 0.0) || !(self.ftol >= 0.0) {
+            return Err(Failure::bad_input(miette::miette!(
+                help = "tolerances are numbers ≥ 0",
+                "--tol {} / --ftol {}: out of range",
+                self.tol,
+                self.ftol
+            )));
+        }
+        Ok(hessforge_optim::Stopping {
+            max_iters: self.max_iters,
+            grad_tol: self.tol,
+            loss_change_tol: self.ftol,
+            time_limit: crate::fit::time_limit(self.time_limit).map_err(Failure::bad_input)?,
+            ..hessforge_optim::Stopping::default()
+        })
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -124,6 +323,35 @@ pub fn main() -> ExitCode {
             tol,
             json,
         } => gradcheck_command(&model, points, seed, tol, json),
+        Command::Run {
+            model,
+            optimizer,
+            problem,
+            hyper,
+            stop,
+            history,
+            json,
+        } => run_command(
+            &model,
+            &optimizer,
+            problem,
+            &hyper,
+            &stop,
+            history.as_deref(),
+            json,
+        ),
+        Command::Compare {
+            model,
+            optimizers,
+            problem,
+            hyper,
+            stop,
+            json,
+        } => compare_command(&model, optimizers, problem, &hyper, &stop, json),
+        Command::Optimizers { latex } => {
+            print!("{}", crate::fit::catalogue(latex));
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -200,18 +428,164 @@ fn gradcheck_command(
     }
 }
 
+fn run_command(
+    name: &str,
+    optimizer: &str,
+    problem: ProblemArgs,
+    hyper: &HyperArgs,
+    stop: &StopArgs,
+    history_path: Option<&Path>,
+    json: bool,
+) -> Result<(), Failure> {
+    let problem = problem.problem();
+    let settings = hyper.settings(problem.seed)?;
+    let stopping = stop.stopping()?;
+    let prepared = crate::fit::prepare(name, &problem).map_err(Failure::bad_input)?;
+    let mut method =
+        crate::fit::optimizer(optimizer, &settings, &prepared).map_err(Failure::bad_input)?;
+    let mut history = hessforge_optim::History {
+        keep_theta: prepared.model.n_params() <= 20,
+        ..Default::default()
+    };
+    let outcome = crate::fit::fit(
+        &prepared,
+        optimizer,
+        method.as_mut(),
+        &stopping,
+        history_path.is_some().then_some(&mut history),
+    );
+    if let Some(path) = history_path {
+        crate::fit::write_history(path, &prepared, &history).map_err(Failure::bad_input)?;
+    }
+    if json {
+        let report = crate::fit::RunReport::new(&prepared, &outcome);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("JSON of plain data")
+        );
+    } else {
+        print!("{}", crate::fit::describe(&prepared, &outcome));
+    }
+    if outcome.status.is_success() {
+        Ok(())
+    } else {
+        Err(Failure::failed(miette::miette!(
+            help = "see `hessforge optimizers` for the hyper-parameters, or raise --max-iters",
+            "{} did not converge: {} ({})",
+            optimizer,
+            outcome.status.as_str(),
+            outcome.message
+        )))
+    }
+}
+
+fn compare_command(
+    name: &str,
+    optimizers: Vec<String>,
+    problem: ProblemArgs,
+    hyper: &HyperArgs,
+    stop: &StopArgs,
+    json: bool,
+) -> Result<(), Failure> {
+    let problem = problem.problem();
+    let settings = hyper.settings(problem.seed)?;
+    let stopping = stop.stopping()?;
+    let prepared = crate::fit::prepare(name, &problem).map_err(Failure::bad_input)?;
+    let names: Vec<String> = if optimizers.is_empty() {
+        crate::fit::default_comparison()
+            .into_iter()
+            .map(String::from)
+            .collect()
+    } else {
+        optimizers
+    };
+    // Every optimizer is built before any runs: a bad name fails fast.
+    let mut methods = names
+        .iter()
+        .map(|n| crate::fit::optimizer(n, &settings, &prepared))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Failure::bad_input)?;
+    let outcomes: Vec<_> = names
+        .iter()
+        .zip(methods.iter_mut())
+        .map(|(n, m)| crate::fit::fit(&prepared, n, m.as_mut(), &stopping, None))
+        .collect();
+    let best = outcomes
+        .iter()
+        .filter(|o| o.converged)
+        .min_by(|a, b| a.final_loss.total_cmp(&b.final_loss));
+    let spectrum = best.map(|o| crate::fit::hessian_spectrum(&prepared.objective(), &o.theta));
+    if json {
+        let runs: Vec<_> = outcomes
+            .iter()
+            .map(|o| crate::fit::RunReport::new(&prepared, o))
+            .collect();
+        let doc = serde_json::json!({
+            "model": prepared.model.name,
+            "data": prepared.data.source,
+            "rows": prepared.data.rows,
+            "start": prepared.start,
+            "hessian_at_optimum": spectrum.map(|(lo, hi)| serde_json::json!({
+                "lambda_min": lo, "lambda_max": hi, "condition_number": hi / lo
+            })),
+            "runs": runs,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("JSON of plain data")
+        );
+    } else {
+        println!(
+            "{} · {} kernel · data: {} ({} rows) · same start for all: {}",
+            prepared.model.name,
+            prepared.backend.kind(),
+            prepared.data.source,
+            prepared.data.rows,
+            if prepared.start.iter().all(|v| *v == 0.0) {
+                "zeros".to_string()
+            } else {
+                format!("{:?}", prepared.start)
+            }
+        );
+        println!(
+            "stopping: ‖∇L‖∞ ≤ {:e} or {} iterations
+",
+            stopping.grad_tol, stopping.max_iters
+        );
+        print!("{}", crate::fit::table(&outcomes));
+        if let Some((lo, hi)) = spectrum {
+            println!(
+                "
+Hessian at the optimum: λ_min = {lo:.3e}, λ_max = {hi:.3e}, condition number κ = {:.3e}",
+                hi / lo
+            );
+            println!(
+                "(gradient descent's error shrinks by about (κ−1)/(κ+1) per step; Newton's does not depend on κ)"
+            );
+        }
+    }
+    if outcomes.iter().any(|o| o.converged) {
+        Ok(())
+    } else {
+        Err(Failure::failed(miette::miette!(
+            help = "raise --max-iters or tune the hyper-parameters",
+            "no optimizer converged"
+        )))
+    }
+}
+
 /// Why an output file could not be written.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("cannot write `{path}`: {source}")]
 #[diagnostic(help("check that the folder exists and is writable"))]
-struct WriteError {
+pub struct WriteError {
     path: String,
     source: std::io::Error,
 }
 
 /// Write through a temporary file in the same folder and rename it into
 /// place, so a failure never leaves a half-written file behind.
-fn write_atomically(path: &Path, text: &str) -> Result<(), WriteError> {
+pub fn write_atomically(path: &Path, text: &str) -> Result<(), WriteError> {
     let err = |source| WriteError {
         path: path.display().to_string(),
         source,

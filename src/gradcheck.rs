@@ -1,35 +1,13 @@
 //! `hessforge gradcheck`: the derived gradient and Hessian against central
-//! finite differences, at seeded random points, on the back-end a user would
+//! finite differences (`hessforge_optim::gradient_check`), at seeded random points, on the back-end a user would
 //! run (compiled kernel for a built-in, IR interpreter for a file).
 
-use crate::backend::Backend;
+use crate::backend::{Backend, ModelObjective};
+use hessforge_optim::gradient_check::{Errors, check};
 use hessforge_spec::Model;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-
-/// Maximum errors of one kind of derivative.
-#[derive(Debug, Default, Serialize)]
-pub struct Errors {
-    /// max |exact − finite difference|
-    pub max_abs: f64,
-    /// max |exact − fd| / max(1, |exact|, |fd|)
-    pub max_rel: f64,
-}
-
-impl Errors {
-    fn record(&mut self, exact: f64, fd: f64) {
-        let abs = (exact - fd).abs();
-        let rel = abs / exact.abs().max(fd.abs()).max(1.0);
-        // NaN must not hide: it makes the check fail.
-        if abs.is_nan() || abs > self.max_abs {
-            self.max_abs = abs;
-        }
-        if rel.is_nan() || rel > self.max_rel {
-            self.max_rel = rel;
-        }
-    }
-}
 
 /// The report of `gradcheck`.
 #[derive(Debug, Serialize)]
@@ -70,12 +48,6 @@ fn data(
         .collect())
 }
 
-/// Step of the central difference for coordinate value v: balances
-/// truncation O(h²) and rounding O(ε/h) for O(1)-scaled functions.
-fn step(v: f64) -> f64 {
-    1e-5 * v.abs().max(1.0)
-}
-
 /// Check `points` random points near the model's starting point.
 pub fn run(
     model: &Model,
@@ -87,7 +59,6 @@ pub fn run(
     const ROWS: usize = 16;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let constants: Vec<f64> = model.constants.iter().map(|(_, v)| *v).collect();
-    let p = model.n_params();
     let (mut gradient, mut hessian) = (Errors::default(), Errors::default());
     for _ in 0..points {
         let theta: Vec<f64> = model
@@ -96,24 +67,16 @@ pub fn run(
             .map(|v| v + rng.gen_range(-0.5..0.5))
             .collect();
         let data = data(model, ROWS, &mut rng)?;
-        let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
-        backend.loss_grad_hess(&theta, &constants, &data, &mut g, &mut h);
-        let (mut gp, mut gm) = (vec![0.0; p], vec![0.0; p]);
-        for j in 0..p {
-            let s = step(theta[j]);
-            let (mut plus, mut minus) = (theta.clone(), theta.clone());
-            plus[j] += s;
-            minus[j] -= s;
-            let fd = (backend.loss(&plus, &constants, &data)
-                - backend.loss(&minus, &constants, &data))
-                / (2.0 * s);
-            gradient.record(g[j], fd);
-            backend.loss_grad(&plus, &constants, &data, &mut gp);
-            backend.loss_grad(&minus, &constants, &data, &mut gm);
-            for i in 0..p {
-                hessian.record(h[i * p + j], (gp[i] - gm[i]) / (2.0 * s));
-            }
-        }
+        let objective = ModelObjective {
+            backend,
+            constants: constants.clone(),
+            data: &data,
+            rows: if model.data.is_empty() { 0 } else { ROWS },
+            n_params: model.n_params(),
+        };
+        let (g, h) = check(&objective, &theta);
+        gradient.merge(g);
+        hessian.merge(h);
     }
     let passed = gradient.max_rel <= tolerance && hessian.max_rel <= tolerance;
     Ok(Report {

@@ -1,9 +1,11 @@
 //! The `hessforge` command line: list models, derive and render them, check
-//! gradients, and keep `generated/` fresh. Errors are printed with miette (file, line,
+//! gradients, keep `generated/` fresh, and run and compare the optimizers. Errors are printed with miette (file, line,
 //! column, hint); exit code 2 means bad input.
 
 mod backend;
 mod cli;
+mod data;
+mod fit;
 mod gradcheck;
 mod models;
 mod synthetic;

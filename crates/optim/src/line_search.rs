@@ -92,6 +92,9 @@ pub fn wolfe(
             alpha = 0.5 * (a_prev + alpha);
             continue;
         }
+        if approximately_wolfe(loss, slope, f, s) {
+            return accept(alpha, f);
+        }
         if f > loss + C1 * alpha * slope || (i > 0 && f >= f_prev) {
             return zoom(
                 &phi,
@@ -145,6 +148,14 @@ fn cubic_step(a: (f64, f64, f64), b: (f64, f64, f64)) -> f64 {
     }
 }
 
+/// Hager and Zhang's approximate Wolfe conditions, for when the loss no
+/// longer resolves the decrease (near the optimum, rounding dominates
+/// L(θ + αd) − L(θ)): L(θ+αd) ≤ L(θ) + 10⁻¹²|L(θ)| and
+/// c₂ gᵀd ≤ ∇L(θ+αd)ᵀd ≤ (2c₁ − 1) gᵀd.
+fn approximately_wolfe(loss: f64, slope: f64, f: f64, s: f64) -> bool {
+    f <= loss + 1e-12 * loss.abs() && s >= C2 * slope && s <= (2.0 * C1 - 1.0) * slope
+}
+
 type Phi<'a> = dyn Fn(f64, &mut [f64], &mut [f64]) -> (f64, f64) + 'a;
 
 fn zoom(
@@ -159,6 +170,9 @@ fn zoom(
     for _ in 0..MAX_TRIALS {
         let alpha = cubic_step(lo, hi);
         let (f, s) = phi(alpha, trial, grad);
+        if f.is_finite() && approximately_wolfe(loss, slope, f, s) {
+            return Some((alpha, f));
+        }
         if !f.is_finite() || f > loss + C1 * alpha * slope || f >= lo.1 {
             hi = (alpha, f, s);
         } else {

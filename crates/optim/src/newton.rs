@@ -264,7 +264,7 @@ impl Method for Newton {
             NewtonKind::SaddleFree => {
                 let eig = Self::eigen(&at.hess, at.grad.len());
                 let lambda_min = eig.eigenvalues.min();
-                let floor = 1e-8 * eig.eigenvalues.amax().max(1.0);
+                let floor = 1e-12 * eig.eigenvalues.amax().max(1e-300);
                 self.solve_eigen(&eig, &at.grad, |l| l.abs().max(floor));
                 let modification = if lambda_min < 0.0 {
                     Modification::AbsEigenvalues

@@ -1,0 +1,319 @@
+//! The rows a model is fitted to: a CSV file whose header names the model's
+//! data columns (`x_1` or `x1` for entry 1 of vector `x`), the derivation's
+//! seeded `[synthetic]` process, or the embedded default data set of a
+//! built-in model (`data/<model>.csv` when it exists, else its synthetic
+//! set with seed 42). Errors point at file, line and column.
+
+use crate::synthetic::{self, SyntheticError};
+use hessforge_spec::Model;
+use miette::{NamedSource, SourceSpan};
+use std::path::Path;
+
+include!(concat!(env!("OUT_DIR"), "/builtin_data.rs"));
+
+/// The seed of a built-in model's default synthetic data set.
+pub const DEFAULT_SEED: u64 = 42;
+
+/// Rows of data, row-major, one column per data scalar in model order.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// The values.
+    pub values: Vec<f64>,
+    /// Number of rows.
+    pub rows: usize,
+    /// Where they came from, in words.
+    pub source: String,
+}
+
+/// Why data could not be read.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum DataError {
+    /// The file could not be read.
+    #[error("cannot read `{path}`: {message}")]
+    #[diagnostic(help("check the path"))]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// No header or no rows.
+    #[error("`{path}` has no data rows")]
+    #[diagnostic(help(
+        "a CSV file needs a header line naming the columns ({expected}) and at least one row"
+    ))]
+    Empty {
+        /// The file.
+        path: String,
+        /// The expected header.
+        expected: String,
+    },
+    /// A column the model needs is not in the header.
+    #[error("{path}:1: missing column `{column}`")]
+    #[diagnostic(help("the header must name every data column of the model: {expected}"))]
+    MissingColumn {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// The expected header.
+        expected: String,
+        /// The text.
+        #[source_code]
+        src: NamedSource<String>,
+        /// The header.
+        #[label("this header has no `{column}`")]
+        span: SourceSpan,
+    },
+    /// A row with the wrong number of fields.
+    #[error("{path}:{line}: the row has {found} fields, the header has {expected}")]
+    #[diagnostic(help("every row needs one value per header column"))]
+    Ragged {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: u64,
+        /// Fields found.
+        found: usize,
+        /// Fields expected.
+        expected: usize,
+        /// The text.
+        #[source_code]
+        src: NamedSource<String>,
+        /// The row.
+        #[label("this row")]
+        span: SourceSpan,
+    },
+    /// A cell that is not a number, or not finite.
+    #[error("{path}:{line}:{column}: `{value}` in column `{name}` is not a finite number")]
+    #[diagnostic(help("{hint}"))]
+    BadCell {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: u64,
+        /// 1-based column (characters).
+        column: usize,
+        /// The column's name.
+        name: String,
+        /// The cell.
+        value: String,
+        /// What to do.
+        hint: String,
+        /// The text.
+        #[source_code]
+        src: NamedSource<String>,
+        /// The cell.
+        #[label("here")]
+        span: SourceSpan,
+    },
+    /// `--synthetic` without a `[synthetic]` section, or a bad draw.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Synthetic(#[from] SyntheticError),
+    /// `--standardize` of a field the model does not have.
+    #[error("cannot standardise `{0}`: not a data field of the model")]
+    #[diagnostic(help("data fields: {1}"))]
+    UnknownField(String, String),
+}
+
+fn expected_header(model: &Model) -> String {
+    model
+        .data
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Whether header `name` is the data scalar `id` (`x_1` also as `x1`).
+fn names(name: &str, id: &str) -> bool {
+    let name = name.trim();
+    name == id || name == id.replace('_', "")
+}
+
+/// Read a CSV file.
+pub fn load_csv(path: &Path, model: &Model) -> Result<Dataset, DataError> {
+    let display = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| DataError::Io {
+        path: display.clone(),
+        message: e.to_string(),
+    })?;
+    parse_csv(&display, &text, model)
+}
+
+/// Parse CSV text (`#` starts a comment line).
+pub fn parse_csv(path: &str, text: &str, model: &Model) -> Result<Dataset, DataError> {
+    let src = || NamedSource::new(path, text.to_string());
+    let expected = expected_header(model);
+    let mut reader = csv::ReaderBuilder::new()
+        .comment(Some(b'#'))
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let empty = || DataError::Empty {
+        path: path.to_string(),
+        expected: expected.clone(),
+    };
+    let header = reader.headers().map_err(|_| empty())?.clone();
+    if header.is_empty() {
+        return Err(empty());
+    }
+    let header_start = reader.position().byte() as usize;
+    let header_line = text[..header_start.min(text.len())]
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .len();
+    let columns: Vec<usize> = model
+        .data
+        .iter()
+        .map(|s| {
+            header
+                .iter()
+                .position(|h| names(h, &s.id))
+                .ok_or_else(|| DataError::MissingColumn {
+                    path: path.to_string(),
+                    column: s.id.clone(),
+                    expected: expected.clone(),
+                    src: src(),
+                    span: (header_start.saturating_sub(header_line + 1), header_line).into(),
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let mut values = Vec::new();
+    let mut rows = 0;
+    let mut record = csv::StringRecord::new();
+    loop {
+        let start = reader.position().clone();
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                return Err(DataError::Io {
+                    path: path.to_string(),
+                    message: e.to_string(),
+                });
+            }
+        }
+        let pos = record.position().cloned().unwrap_or(start);
+        let line = pos.line();
+        let row_start = pos.byte() as usize;
+        if record.len() != header.len() {
+            let row_len = text[row_start..].lines().next().unwrap_or_default().len();
+            return Err(DataError::Ragged {
+                path: path.to_string(),
+                line,
+                found: record.len(),
+                expected: header.len(),
+                src: src(),
+                span: (row_start, row_len).into(),
+            });
+        }
+        for (k, &c) in columns.iter().enumerate() {
+            let cell = &record[c];
+            // Unquoted fields: the cell starts after the earlier fields and their commas.
+            let offset: usize = (0..c).map(|i| record[i].len() + 1).sum();
+            let parsed = cell.trim().parse::<f64>();
+            match parsed {
+                Ok(v) if v.is_finite() => values.push(v),
+                _ => {
+                    let hint = if parsed.is_ok() {
+                        "NaN and infinite values cannot be fitted; drop or impute the row"
+                            .to_string()
+                    } else {
+                        format!("column `{}` must hold numbers", model.data[k].id)
+                    };
+                    return Err(DataError::BadCell {
+                        path: path.to_string(),
+                        line,
+                        column: text[row_start..row_start + offset].chars().count() + 1,
+                        name: model.data[k].id.clone(),
+                        value: cell.to_string(),
+                        hint,
+                        src: src(),
+                        span: (row_start + offset, cell.len().max(1)).into(),
+                    });
+                }
+            }
+        }
+        rows += 1;
+    }
+    if rows == 0 {
+        return Err(empty());
+    }
+    Ok(Dataset {
+        values,
+        rows,
+        source: path.to_string(),
+    })
+}
+
+/// `n` rows from the model's `[synthetic]` process.
+pub fn synthetic(model: &Model, n: usize, seed: u64) -> Result<Dataset, DataError> {
+    Ok(Dataset {
+        values: synthetic::sample(model, n, seed)?,
+        rows: n,
+        source: format!("synthetic, {n} rows, seed {seed}"),
+    })
+}
+
+/// The default data of a model: none without data fields; the embedded
+/// `data/<name>.csv` of a built-in model; else its synthetic set.
+pub fn default_for(model: &Model, builtin: bool) -> Result<Dataset, DataError> {
+    if model.data.is_empty() {
+        return Ok(Dataset {
+            values: vec![],
+            rows: 0,
+            source: "none (the model has no data)".into(),
+        });
+    }
+    if builtin && let Some((_, text)) = BUILTIN_DATA.iter().find(|(n, _)| *n == model.name) {
+        let mut d = parse_csv(&format!("data/{}.csv", model.name), text, model)?;
+        d.source = format!("data/{}.csv (embedded)", model.name);
+        return Ok(d);
+    }
+    let n = model.synthetic.as_ref().map_or(0, |s| s.samples);
+    synthetic(model, n, DEFAULT_SEED)
+}
+
+impl Dataset {
+    /// Standardise the columns of these data fields to mean 0, standard
+    /// deviation 1 (a constant column is only centred).
+    pub fn standardize(&mut self, model: &Model, fields: &[String]) -> Result<(), DataError> {
+        let cols = model.data.len();
+        for field in fields {
+            let members: Vec<usize> = (0..cols)
+                .filter(|&c| model.data[c].tensor == *field)
+                .collect();
+            if members.is_empty() {
+                let all: Vec<&str> = model.data_tensors.iter().map(|t| t.name.as_str()).collect();
+                return Err(DataError::UnknownField(field.clone(), all.join(", ")));
+            }
+            for c in members {
+                let n = self.rows as f64;
+                let column = || self.values.iter().skip(c).step_by(cols);
+                let mean = column().sum::<f64>() / n;
+                let sd = (column().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+                let scale = if sd > 0.0 { sd } else { 1.0 };
+                for v in self.values.iter_mut().skip(c).step_by(cols) {
+                    *v = (*v - mean) / scale;
+                }
+            }
+        }
+        self.source
+            .push_str(&format!(", standardised: {}", fields.join(", ")));
+        Ok(())
+    }
+}
+
+/// The fields `--standardize` scales by default: every data field but the
+/// last declared one (the response, by the convention of the built-ins).
+pub fn default_standardized(model: &Model) -> Vec<String> {
+    let n = model.data_tensors.len();
+    model
+        .data_tensors
+        .iter()
+        .take(n.saturating_sub(1))
+        .map(|t| t.name.clone())
+        .collect()
+}

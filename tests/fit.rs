@@ -1,0 +1,465 @@
+//! `run`, `compare` and `optimizers` as a user sees them: the README's main
+//! command, the JSON contract, the mathematics on the real kernels
+//! (Newton's quadratic convergence and GD's linear rate on logistic
+//! regression), determinism, and every kind of bad input.
+
+mod common;
+use common::{hessforge, symbolica_lock};
+use predicates::prelude::*;
+use serde_json::Value;
+use std::path::Path;
+
+fn json_of(args: &[&str]) -> Value {
+    let out = hessforge().args(args).output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: {e}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn compare_logistic_regression_runs_on_the_embedded_data() {
+    let out = hessforge()
+        .args(["compare", "logistic_regression"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains("data/logistic_regression.csv (embedded) (569 rows)"),
+        "{out}"
+    );
+    for name in [
+        "gd",
+        "momentum",
+        "nesterov",
+        "adam",
+        "newton",
+        "newton-damped",
+        "newton-tr",
+        "bfgs",
+        "lbfgs",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(&format!("{name} "))),
+            "{name} missing:\n{out}"
+        );
+    }
+    let newton = out.lines().find(|l| l.starts_with("newton ")).unwrap();
+    assert!(newton.contains("converged"), "{newton}");
+    let gd = out.lines().find(|l| l.starts_with("gd ")).unwrap();
+    assert!(
+        gd.contains("max_iterations"),
+        "GD crawls on the unscaled data: {gd}"
+    );
+    assert!(out.contains("condition number"), "{out}");
+    // Sorted: the converged runs first.
+    let first = out
+        .lines()
+        .skip_while(|l| !l.starts_with("optimizer"))
+        .nth(1)
+        .unwrap();
+    assert!(first.contains("converged"), "{first}");
+}
+
+#[test]
+fn run_json_has_the_contract_fields() {
+    let v = json_of(&[
+        "run",
+        "rosenbrock",
+        "--optimizer",
+        "newton-damped",
+        "--json",
+    ]);
+    for field in [
+        "model",
+        "optimizer",
+        "status",
+        "converged",
+        "iterations",
+        "final_loss",
+        "grad_norm",
+        "params",
+        "seconds",
+    ] {
+        assert!(v.get(field).is_some(), "{field} missing: {v}");
+    }
+    assert_eq!(v["status"], "converged");
+    assert_eq!(v["converged"], true);
+    assert!(
+        (v["params"]["x"].as_f64().unwrap() - 1.0).abs() < 1e-8,
+        "{v}"
+    );
+    assert!(v["iterations"].as_u64().unwrap() <= 30);
+}
+
+fn history(args: &[&str], dir: &Path) -> Vec<Value> {
+    let path = dir.join("h.json");
+    let mut all: Vec<&str> = args.to_vec();
+    let p = path.to_str().unwrap();
+    all.extend(["--history", p]);
+    hessforge().args(&all).assert().success();
+    serde_json::from_str::<Vec<Value>>(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn newton_converges_quadratically_on_logistic_regression_and_gd_linearly_to_the_same_optimum() {
+    let dir = tempfile::tempdir().unwrap();
+    let common = [
+        "logistic_regression",
+        "--synthetic",
+        "2000",
+        "--seed",
+        "5",
+        "--standardize",
+        "--init",
+        "zeros",
+    ];
+    let args: Vec<&str> = ["run"]
+        .iter()
+        .chain(&common)
+        .chain(&["--optimizer", "newton", "--tol", "1e-10"])
+        .copied()
+        .collect();
+    let newton = history(&args, dir.path());
+    let g: Vec<f64> = newton
+        .iter()
+        .map(|r| r["grad_norm"].as_f64().unwrap())
+        .collect();
+    assert!(
+        g.len() - 1 <= 12,
+        "Newton took {} iterations: {g:?}",
+        g.len() - 1
+    );
+    assert!(*g.last().unwrap() < 1e-10);
+    // Quadratic convergence: once ‖g‖ < 10⁻², each step at least squares it
+    // up to a constant: ‖g_{k+1}‖ ≤ C ‖g_k‖² with one C for all those steps.
+    let tail: Vec<(f64, f64)> = g
+        .windows(2)
+        .filter(|w| w[0] < 1e-2 && w[0] > 1e-14)
+        .map(|w| (w[0], w[1]))
+        .collect();
+    assert!(tail.len() >= 2, "{g:?}");
+    for (a, b) in &tail {
+        assert!(*b <= 10.0 * a * a, "not quadratic: {a:e} → {b:e} in {g:?}");
+    }
+    // GD with step 1/L (the default) converges linearly: the gradient norm
+    // shrinks by a steady factor < 1.
+    let args: Vec<&str> = ["run"]
+        .iter()
+        .chain(&common)
+        .chain(&["--optimizer", "gd", "--tol", "1e-9"])
+        .copied()
+        .collect();
+    let gd = history(&args, dir.path());
+    let gn: Vec<f64> = gd
+        .iter()
+        .map(|r| r["grad_norm"].as_f64().unwrap())
+        .collect();
+    let k = gn.len();
+    assert!(k > 20, "GD should need many steps, took {k}");
+    let late: Vec<f64> = gn[k / 2..]
+        .windows(10)
+        .map(|w| (w[9] / w[0]).powf(1.0 / 9.0))
+        .collect();
+    let (lo, hi) = late
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(l, h), r| (l.min(*r), h.max(*r)));
+    assert!(
+        hi < 1.0 && hi - lo < 0.05,
+        "linear rate between {lo} and {hi}"
+    );
+    let theta = |h: &[Value]| {
+        h.last().unwrap()["theta"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    for (a, b) in theta(&newton).iter().zip(theta(&gd)) {
+        assert!(
+            (a - b).abs() < 1e-6,
+            "{:?} vs {:?}",
+            theta(&newton),
+            theta(&gd)
+        );
+    }
+}
+
+#[test]
+fn saddle_is_reported_not_converged() {
+    hessforge()
+        .args(["run", "saddle", "--optimizer", "newton"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("saddle_point"))
+        .stdout(predicate::str::contains("λ_min"));
+    hessforge()
+        .args(["run", "saddle", "--optimizer", "newton-saddle-free"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("converged"));
+}
+
+#[test]
+fn divergence_exits_1_with_the_last_finite_iterate() {
+    let v = json_of(&[
+        "run",
+        "quadratic_bowl",
+        "--optimizer",
+        "gd",
+        "--lr",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(v["status"], "diverged", "{v}");
+    assert!(v["final_loss"].as_f64().unwrap().is_finite());
+    hessforge()
+        .args(["run", "quadratic_bowl", "--optimizer", "gd", "--lr", "1"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("diverged"));
+}
+
+#[test]
+fn same_seed_same_trajectory_other_seed_other_trajectory() {
+    let run = |seed: &str| {
+        let v = json_of(&[
+            "run",
+            "linear_regression",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.001",
+            "--seed",
+            seed,
+            "--max-iters",
+            "3",
+            "--json",
+        ]);
+        serde_json::to_string(&v["params"]).unwrap()
+    };
+    assert_eq!(run("3"), run("3"));
+    assert_ne!(run("3"), run("4"));
+}
+
+#[test]
+fn history_csv_has_one_row_per_iteration_with_theta() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.csv");
+    hessforge()
+        .args([
+            "run",
+            "quadratic_bowl",
+            "--optimizer",
+            "gd",
+            "--lr",
+            "0.05",
+            "--max-iters",
+            "7",
+            "--history",
+        ])
+        .arg(&path)
+        .assert()
+        .code(1);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "iteration,loss,grad_norm,step_size,alpha,seconds,lambda_min,modification,x,y"
+    );
+    assert_eq!(lines.count(), 8, "iterations 0..=7");
+}
+
+#[test]
+fn a_derivation_file_runs_through_the_interpreter() {
+    let _g = symbolica_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("my_rosenbrock.toml");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("derivations/rosenbrock.toml"),
+        &file,
+    )
+    .unwrap();
+    let out = hessforge()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--optimizer",
+            "bfgs",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["backend"], "interpreter");
+    assert_eq!(v["status"], "converged", "{v}");
+}
+
+#[test]
+fn optimizers_lists_every_rule_with_its_conventions() {
+    let out = hessforge()
+        .arg("optimizers")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    for name in [
+        "gd",
+        "sgd",
+        "minibatch",
+        "momentum",
+        "nesterov",
+        "adagrad",
+        "rmsprop",
+        "adam",
+        "adamw",
+        "newton",
+        "newton-damped",
+        "newton-lm",
+        "newton-saddle-free",
+        "newton-tr",
+        "bfgs",
+        "lbfgs",
+    ] {
+        assert!(out.contains(&format!("{name} — ")), "{name}");
+    }
+    assert!(out.contains("ε outside the square root"));
+    assert!(out.contains("v ← ρ v + g"));
+    hessforge()
+        .args(["optimizers", "--latex"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(r"\theta \leftarrow"));
+}
+
+fn bad_input(args: &[&str], expect: &[&str]) {
+    let mut a = hessforge().args(args).assert().code(2);
+    for e in expect {
+        a = a.stderr(predicate::str::contains(*e));
+    }
+}
+
+fn csv_file(dir: &Path, text: &str) -> String {
+    let p = dir.join("d.csv");
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn bad_data_files_point_at_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "x_1,x_2,x_3,x_4,x_5,x_6,x_7,x_8,x_9,x_10,y\n";
+    let row = "1,2,3,4,5,6,7,8,9,10,1\n";
+    let run = |text: &str| {
+        vec![
+            "run".to_string(),
+            "logistic_regression".into(),
+            "--optimizer".into(),
+            "newton".into(),
+            "--data".into(),
+            csv_file(dir.path(), text),
+        ]
+    };
+    let check = |text: &str, expect: &[&str]| {
+        let args = run(text);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        bad_input(&args, expect);
+    };
+    check("", &["has no data rows"]);
+    check(header, &["has no data rows"]);
+    check("x_1,x_2,y\n1,2,3\n", &["missing column `x_3`", "d.csv:1"]);
+    check(
+        &format!("{header}{row}1,2,3\n"),
+        &["d.csv:3", "the row has 3 fields, the header has 11"],
+    );
+    check(
+        &format!("{header}{row}1,2,abc,4,5,6,7,8,9,10,0\n"),
+        &["d.csv:3:5", "`abc` in column `x_3`"],
+    );
+    check(
+        &format!("{header}1,2,3,4,5,6,7,8,9,NaN,0\n"),
+        &["d.csv:2:19", "NaN and infinite"],
+    );
+    check(
+        &format!("{header}1,2,3,4,5,6,7,8,9,10,inf\n"),
+        &["not a finite number"],
+    );
+    // x1..x10 without underscores is the same header.
+    let plain = "x1,x2,x3,x4,x5,x6,x7,x8,x9,x10,y\n1,2,3,4,5,6,7,8,9,10,1\n0,1,0,1,0,1,0,1,0,1,0\n";
+    hessforge()
+        .args([
+            "run",
+            "logistic_regression",
+            "--optimizer",
+            "newton",
+            "--data",
+            &csv_file(dir.path(), plain),
+        ])
+        .assert()
+        .success();
+    bad_input(
+        &[
+            "run",
+            "logistic_regression",
+            "--optimizer",
+            "newton",
+            "--data",
+            "/no/such.csv",
+        ],
+        &["cannot read"],
+    );
+}
+
+#[test]
+fn bad_flags_say_what_is_expected() {
+    let run = |extra: &[&str], expect: &[&str]| {
+        let mut args = vec!["run", "logistic_regression", "--optimizer", "gd"];
+        args.extend(extra);
+        bad_input(&args, expect);
+    };
+    run(
+        &["--set", "lamda=0"],
+        &["no constant named `lamda`", "lambda"],
+    );
+    run(&["--set", "lambda"], &["is not NAME=VALUE"]);
+    run(
+        &["--init", "1,2"],
+        &["2 values given, the model has 11 parameters"],
+    );
+    run(&["--init", "random:x"], &["no integer seed"]);
+    run(&["--lr=-1"], &["--lr -1 is out of range"]);
+    run(&["--schedule", "wobbly"], &["unknown schedule `wobbly`"]);
+    run(&["--standardize", "z"], &["cannot standardise `z`"]);
+    run(
+        &["--synthetic", "10", "--data", "x.csv"],
+        &["exclude each other"],
+    );
+    bad_input(
+        &["run", "logistic_regression", "--optimizer", "newtonn"],
+        &["unknown optimizer `newtonn`", "hessforge optimizers"],
+    );
+    bad_input(
+        &[
+            "run",
+            "quadratic_bowl",
+            "--optimizer",
+            "gd",
+            "--synthetic",
+            "5",
+        ],
+        &["has no data"],
+    );
+    bad_input(
+        &["compare", "rosenbrock", "--optimizers", "gd,nope"],
+        &["unknown optimizer `nope`"],
+    );
+}
