@@ -242,7 +242,7 @@ struct StopArgs {
 
 impl StopArgs {
     fn stopping(&self) -> Result<hessforge_optim::Stopping, Failure> {
-        if !(self.tol >= 0.0) || !(self.ftol >= 0.0) {
+        if [self.tol, self.ftol].iter().any(|t| t.is_nan() || *t < 0.0) {
             return Err(Failure::bad_input(miette::miette!(
                 help = "tolerances are numbers ≥ 0",
                 "--tol {} / --ftol {}: out of range",

@@ -4,6 +4,10 @@
 //! built-in model (`data/<model>.csv` when it exists, else its synthetic
 //! set with seed 42). Errors point at file, line and column.
 
+// The errors carry the file text for miette's labelled snippet; they are
+// built once, on the way out, so their size costs nothing that matters.
+#![allow(clippy::result_large_err)]
+
 use crate::synthetic::{self, SyntheticError};
 use hessforge_spec::Model;
 use miette::{NamedSource, SourceSpan};

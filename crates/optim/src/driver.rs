@@ -22,6 +22,8 @@ pub struct Stopping {
     pub time_limit: Option<Duration>,
     /// Diverged when |L| exceeds this multiple of max(1, |L₀|).
     pub blow_up: f64,
+    /// Stop (converged) once L ≤ this (None: no target).
+    pub target_loss: Option<f64>,
 }
 
 impl Default for Stopping {
@@ -32,6 +34,7 @@ impl Default for Stopping {
             loss_change_tol: 0.0,
             time_limit: None,
             blow_up: 1e12,
+            target_loss: None,
         }
     }
 }
@@ -40,7 +43,8 @@ impl Default for Stopping {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
-    /// ‖∇L‖∞ ≤ tolerance and H positive semi-definite (or loss change below tolerance).
+    /// ‖∇L‖∞ ≤ tolerance (or the loss change below its tolerance, or the
+    /// target loss reached) and H positive semi-definite.
     Converged,
     /// ‖∇L‖ small but H has negative and positive eigenvalues.
     SaddlePoint,
@@ -245,6 +249,11 @@ pub fn minimize(
                     at.loss
                 ),
             );
+        }
+        if let Some(target) = stopping.target_loss
+            && at.loss <= target
+        {
+            break (Status::Converged, format!("L ≤ the target {target:e}"));
         }
         if stopping.loss_change_tol > 0.0
             && step.step_norm > 0.0

@@ -10,6 +10,19 @@ pub const C1: f64 = 1e-4;
 pub const C2: f64 = 0.9;
 const MAX_TRIALS: usize = 60;
 
+/// The line θ + αd a search walks along, and what is known at α = 0.
+#[derive(Debug, Clone, Copy)]
+pub struct Ray<'a> {
+    /// θ.
+    pub theta: &'a [f64],
+    /// L(θ).
+    pub loss: f64,
+    /// ∇L(θ)ᵀd (< 0 for a descent direction).
+    pub slope: f64,
+    /// d.
+    pub direction: &'a [f64],
+}
+
 /// What a line search found.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Accepted {
@@ -33,14 +46,13 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 /// Backtracking from α = 1, halving until L(θ + αd) ≤ L(θ) + c₁ α gᵀd.
 /// `trial` receives the accepted point. `None` if no α down to 2⁻⁶⁰ works.
-pub fn armijo(
-    objective: &dyn Objective,
-    theta: &[f64],
-    loss: f64,
-    slope: f64,
-    d: &[f64],
-    trial: &mut [f64],
-) -> Option<Accepted> {
+pub fn armijo(objective: &dyn Objective, ray: Ray<'_>, trial: &mut [f64]) -> Option<Accepted> {
+    let Ray {
+        theta,
+        loss,
+        slope,
+        direction: d,
+    } = ray;
     let mut alpha = 1.0;
     for _ in 0..MAX_TRIALS {
         moved(theta, d, alpha, trial);
@@ -63,14 +75,17 @@ pub fn armijo(
 /// accepted point and its gradient. `None` if none was found.
 pub fn wolfe(
     objective: &dyn Objective,
-    theta: &[f64],
-    loss: f64,
-    slope: f64,
-    d: &[f64],
+    ray: Ray<'_>,
     first_alpha: f64,
     trial: &mut [f64],
     grad: &mut [f64],
 ) -> Option<Accepted> {
+    let Ray {
+        theta,
+        loss,
+        slope,
+        direction: d,
+    } = ray;
     let phi = |alpha: f64, trial: &mut [f64], grad: &mut [f64]| {
         moved(theta, d, alpha, trial);
         let f = objective.loss_grad(trial, Batch::Full, grad);

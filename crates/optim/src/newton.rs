@@ -16,7 +16,7 @@
 //! Buffers are allocated once in [`Method::reset`]; a positive-definite
 //! Newton step allocates nothing.
 
-use crate::line_search::armijo;
+use crate::line_search::{Ray, armijo};
 use crate::method::{Curvature, Method, Modification, Point, Step, dot, norm};
 use crate::objective::Objective;
 use nalgebra::{Cholesky, DMatrix, DVector, SymmetricEigen};
@@ -161,14 +161,13 @@ impl Newton {
     ) -> Step {
         let slope = dot(self.d.as_slice(), &at.grad);
         let mut step = if search {
-            match armijo(
-                objective,
-                &at.theta,
-                at.loss,
+            let ray = Ray {
+                theta: &at.theta,
+                loss: at.loss,
                 slope,
-                self.d.as_slice(),
-                &mut self.trial,
-            ) {
+                direction: self.d.as_slice(),
+            };
+            match armijo(objective, ray, &mut self.trial) {
                 Some(acc) => {
                     at.theta.copy_from_slice(&self.trial);
                     at.loss = acc.loss;

@@ -5,7 +5,7 @@
 //! positive definite). The first step is scaled to length 1; the initial
 //! inverse Hessian is then γI with γ = sᵀy/yᵀy (Nocedal & Wright, 6.20).
 
-use crate::line_search::wolfe;
+use crate::line_search::{Ray, wolfe};
 use crate::method::{Method, Point, Step, dot, norm};
 use crate::objective::Objective;
 
@@ -219,7 +219,7 @@ impl Method for QuasiNewton {
     fn step(&mut self, objective: &dyn Objective, at: &mut Point, _horizon: u64) -> Step {
         self.direction(&at.grad);
         let mut slope = dot(&self.d, &at.grad);
-        if !(slope < 0.0) {
+        if slope.is_nan() || slope >= 0.0 {
             // Lost positive definiteness numerically: restart from −g.
             self.reset(at.grad.len(), 0);
             self.direction(&at.grad);
@@ -230,16 +230,13 @@ impl Method for QuasiNewton {
         } else {
             1.0 / norm(&self.d).max(1.0)
         };
-        let Some(acc) = wolfe(
-            objective,
-            &at.theta,
-            at.loss,
+        let ray = Ray {
+            theta: &at.theta,
+            loss: at.loss,
             slope,
-            &self.d,
-            first,
-            &mut self.trial,
-            &mut self.grad_new,
-        ) else {
+            direction: &self.d,
+        };
+        let Some(acc) = wolfe(objective, ray, first, &mut self.trial, &mut self.grad_new) else {
             return Step::failed("the line search found no point satisfying the Wolfe conditions");
         };
         for i in 0..self.s.len() {
