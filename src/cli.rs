@@ -535,12 +535,18 @@ fn compare_command(
             serde_json::to_string_pretty(&doc).expect("JSON of plain data")
         );
     } else {
+        let data = if prepared.data.rows == 0 {
+            "no data".to_string()
+        } else {
+            format!(
+                "data: {} ({} rows)",
+                prepared.data.source, prepared.data.rows
+            )
+        };
         println!(
-            "{} · {} kernel · data: {} ({} rows) · same start for all: {}",
+            "{} · {} kernel · {data} · same start for all: {}",
             prepared.model.name,
             prepared.backend.kind(),
-            prepared.data.source,
-            prepared.data.rows,
             if prepared.start.iter().all(|v| *v == 0.0) {
                 "zeros".to_string()
             } else {

@@ -457,7 +457,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
         .max(9);
     let mut s = format!(
         "{:<width$}  {:<14}  {:>6}  {:>17}  {:>10}  {:>20}  {:>9}\n",
-        "optimizer", "status", "iters", "evals (L/∇/H)", "seconds", "final loss", "‖∇L‖∞"
+        "optimizer", "status", "iters", "evals (L/∇/H)", "ms", "final loss", "‖∇L‖∞"
     );
     for o in order {
         let e = o.evaluations;
@@ -467,7 +467,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
             o.status.as_str(),
             o.iterations,
             format!("{}/{}/{}", e.loss, e.gradient, e.hessian),
-            o.seconds,
+            o.seconds * 1e3,
             o.final_loss,
             o.grad_norm
         ));
