@@ -147,6 +147,8 @@ pub struct ModelObjective<'a> {
     pub rows: usize,
     /// Number of parameters.
     pub n_params: usize,
+    /// Whether Gauss–Newton applies ([`loss_is_square`]).
+    pub square_loss: bool,
 }
 
 impl ModelObjective<'_> {
@@ -189,4 +191,74 @@ impl Objective for ModelObjective<'_> {
             hess,
         )
     }
+
+    /// For ℓᵢ = c·rᵢ² and no regularizer: each row's gradient
+    /// gᵢ = 2c rᵢ∇rᵢ gives the Gauss–Newton term 2c∇rᵢ∇rᵢᵀ = gᵢgᵢᵀ/(2ℓᵢ) —
+    /// no residual Jacobian needed.
+    fn loss_grad_gauss_newton(
+        &self,
+        theta: &[f64],
+        grad: &mut [f64],
+        gn: &mut [f64],
+    ) -> Option<f64> {
+        if !self.square_loss {
+            return None;
+        }
+        let p = self.n_params;
+        let mut row_grad = vec![0.0; p];
+        let n = self.rows.max(1) as f64;
+        let mut loss = 0.0;
+        grad.fill(0.0);
+        gn.fill(0.0);
+        for i in 0..self.rows {
+            let l = self.backend.loss_grad(
+                theta,
+                &self.constants,
+                self.data,
+                Some(&[i]),
+                &mut row_grad,
+            );
+            loss += l;
+            for (a, g) in grad.iter_mut().zip(&row_grad) {
+                *a += g / n;
+            }
+            if l > 0.0 {
+                for a in 0..p {
+                    for b in 0..p {
+                        gn[a * p + b] += row_grad[a] * row_grad[b] / (2.0 * l * n);
+                    }
+                }
+            }
+        }
+        Some(loss / n)
+    }
+}
+
+/// Whether Gauss–Newton applies: the per-row loss is c·r² with a positive
+/// number c — a square, or a product of one square and positive numbers
+/// (`(yhat - y)^2 / 2`) — and there is no regularizer.
+pub fn loss_is_square(model: &Model) -> bool {
+    use hessforge_spec::Expr;
+    fn positive_number(e: &Expr) -> bool {
+        match e {
+            Expr::Num(r) => r.num > 0,
+            Expr::Pow(b, x) => {
+                matches!(**b, Expr::Num(ref r) if r.num > 0) && matches!(**x, Expr::Num(_))
+            }
+            _ => false,
+        }
+    }
+    fn square(e: &Expr) -> bool {
+        matches!(e, Expr::Pow(_, x) if matches!(**x, Expr::Num(ref r) if r.num == 2 && r.den == 1))
+    }
+    !model.data.is_empty()
+        && model.regularizer.is_none()
+        && match &model.loss {
+            e if square(e) => true,
+            Expr::Mul(factors) => {
+                factors.iter().filter(|f| square(f)).count() == 1
+                    && factors.iter().all(|f| square(f) || positive_number(f))
+            }
+            _ => false,
+        }
 }

@@ -492,7 +492,7 @@ fn compare_command(
     let stopping = stop.stopping()?;
     let prepared = crate::fit::prepare(name, &problem).map_err(Failure::bad_input)?;
     let names: Vec<String> = if optimizers.is_empty() {
-        crate::fit::default_comparison()
+        crate::fit::default_comparison(&prepared.model)
             .into_iter()
             .map(String::from)
             .collect()

@@ -83,6 +83,7 @@ impl Prepared {
             data: &self.data.values,
             rows: self.data.rows,
             n_params: self.model.n_params(),
+            square_loss: crate::backend::loss_is_square(&self.model),
         }
     }
 }
@@ -475,11 +476,13 @@ pub fn table(outcomes: &[Outcome]) -> String {
     s
 }
 
-/// The optimizers `compare` runs by default: every full-batch one.
-pub fn default_comparison() -> Vec<&'static str> {
+/// The optimizers `compare` runs by default: every full-batch one
+/// (Gauss–Newton only for a loss that is a square per row).
+pub fn default_comparison(model: &Model) -> Vec<&'static str> {
+    let square = crate::backend::loss_is_square(model);
     CATALOG
         .iter()
-        .filter(|e| !e.stochastic)
+        .filter(|e| !e.stochastic && (e.name != "gauss-newton" || square))
         .map(|e| e.name)
         .collect()
 }

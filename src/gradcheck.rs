@@ -73,6 +73,7 @@ pub fn run(
             data: &data,
             rows: if model.data.is_empty() { 0 } else { ROWS },
             n_params: model.n_params(),
+            square_loss: false,
         };
         let (g, h) = check(&objective, &theta);
         gradient.merge(g);

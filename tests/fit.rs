@@ -463,3 +463,48 @@ fn bad_flags_say_what_is_expected() {
         &["unknown optimizer `nope`"],
     );
 }
+
+#[test]
+fn gauss_newton_on_the_least_squares_models() {
+    // Linear regression: G = H, so Gauss–Newton is Newton — one step.
+    let v = json_of(&[
+        "run",
+        "linear_regression",
+        "--optimizer",
+        "gauss-newton",
+        "--json",
+    ]);
+    assert_eq!(v["status"], "converged", "{v}");
+    assert_eq!(v["iterations"], 1, "{v}");
+    // The MLP's squared loss: G ≠ H, still converging.
+    let v = json_of(&[
+        "run",
+        "mlp_tanh",
+        "--optimizer",
+        "gauss-newton",
+        "--json",
+        "--tol",
+        "1e-6",
+        "--max-iters",
+        "500",
+    ]);
+    let start = json_of(&[
+        "run",
+        "mlp_tanh",
+        "--optimizer",
+        "gd",
+        "--json",
+        "--max-iters",
+        "0",
+    ]);
+    assert!(
+        v["final_loss"].as_f64().unwrap() < start["final_loss"].as_f64().unwrap() / 2.0,
+        "{v}"
+    );
+    // Not a square loss: said, not guessed.
+    hessforge()
+        .args(["run", "logistic_regression", "--optimizer", "gauss-newton"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("square"));
+}

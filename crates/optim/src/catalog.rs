@@ -320,6 +320,16 @@ pub const CATALOG: &[Entry] = &[
         stochastic: false,
     },
     Entry {
+        name: "gauss-newton",
+        summary: "Gauss–Newton for losses that are a square per row (ℓᵢ = c·rᵢ²), unregularised",
+        rule: "G = (1/N) Σ 2c ∇rᵢ∇rᵢᵀ + ∇²R;  solve G d = −g;  Armijo backtracking",
+        latex: r"\Big(\tfrac{1}{N}\textstyle\sum_i 2c\, \nabla r_i \nabla r_i^\top + \nabla^2 R\Big)\, d = -\nabla L",
+        hypers: &[],
+        convention: "∇rᵢ∇rᵢᵀ is computed as gᵢgᵢᵀ/(4c·ℓᵢ) from each row's loss and gradient, so no residual Jacobian is needed; a damping μI (from 10⁻¹² of the largest diagonal entry, ×10) is added while G is singular",
+        source: "seed 002 (Second-Order Optimization); Nocedal & Wright §10.3",
+        stochastic: false,
+    },
+    Entry {
         name: "bfgs",
         summary: "BFGS quasi-Newton with a strong-Wolfe line search",
         rule: "d = −Hₖ g;  θ₊ = θ + αd (Wolfe);  s = θ₊ − θ, y = g₊ − g, ρ = 1/yᵀs;  Hₖ₊₁ = (I − ρsyᵀ)Hₖ(I − ρysᵀ) + ρssᵀ",
@@ -522,6 +532,7 @@ pub fn build(name: &str, s: &Settings) -> Result<Box<dyn Method>, BuildError> {
         "newton" => return Ok(Box::new(Newton::new(NewtonKind::Pure))),
         "newton-damped" => return Ok(Box::new(Newton::new(NewtonKind::Damped))),
         "newton-saddle-free" => return Ok(Box::new(Newton::new(NewtonKind::SaddleFree))),
+        "gauss-newton" => return Ok(Box::new(Newton::new(NewtonKind::GaussNewton))),
         "newton-lm" => {
             let lambda = checked(s.damping, 1e-3, "--damping", positive, "> 0")?;
             return Ok(Box::new(

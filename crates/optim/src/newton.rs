@@ -9,7 +9,10 @@
 //! - [`NewtonKind::LevenbergMarquardt`]: (H + λI) d = −g, λ shrunk after a
 //!   successful step (÷3) and grown after a failed one (×4);
 //! - [`NewtonKind::SaddleFree`]: d = −|H|⁻¹g with |H| = Q|Λ|Qᵀ (Dauphin et
-//!   al. 2014), with the Armijo line search.
+//!   al. 2014), with the Armijo line search;
+//! - [`NewtonKind::GaussNewton`]: for ℓᵢ = c·rᵢ², d solves G d = −g with
+//!   G = (1/N) Σ 2c ∇rᵢ∇rᵢᵀ + ∇²R (positive semi-definite; a tiny damping
+//!   μI is added while it is singular), with the Armijo line search.
 //!
 //! Linear algebra: a Cholesky factorisation (which also proves H positive
 //! definite), LU when it fails, the eigen pseudo-inverse when H is singular.
@@ -32,6 +35,9 @@ pub enum NewtonKind {
     LevenbergMarquardt,
     /// |H| from the eigendecomposition + Armijo backtracking.
     SaddleFree,
+    /// The Gauss–Newton matrix JᵀJ in place of H (losses that are a square
+    /// per row) + Armijo backtracking.
+    GaussNewton,
 }
 
 /// Newton's method, in one of its variants.
@@ -46,6 +52,7 @@ pub struct Newton {
     d: DVector<f64>,
     probe: DVector<f64>,
     trial: Vec<f64>,
+    gauss_newton: Vec<f64>,
 }
 
 impl Newton {
@@ -59,6 +66,7 @@ impl Newton {
             d: DVector::zeros(0),
             probe: DVector::zeros(0),
             trial: Vec::new(),
+            gauss_newton: Vec::new(),
         }
     }
 
@@ -220,6 +228,52 @@ impl Newton {
     }
 }
 
+impl Newton {
+    fn gauss_newton_step(&mut self, objective: &dyn Objective, at: &mut Point) -> Step {
+        let mut gn = std::mem::take(&mut self.gauss_newton);
+        let loss = objective.loss_grad_gauss_newton(&at.theta, &mut at.grad, &mut gn);
+        let step = match loss {
+            None => Step::failed("Gauss–Newton needs a loss that is a square per row, ℓ = c·r²"),
+            Some(loss) => {
+                at.loss = loss;
+                let p = at.grad.len();
+                let scale = (0..p)
+                    .map(|i| gn[i * p + i].abs())
+                    .fold(0.0, f64::max)
+                    .max(1e-300);
+                let mut shift = 0.0;
+                let mut solved = self.solve_cholesky(&gn, &at.grad, 0.0).is_some();
+                while !solved && shift < 1e300 {
+                    shift = if shift == 0.0 {
+                        1e-12 * scale
+                    } else {
+                        shift * 10.0
+                    };
+                    solved = self.solve_cholesky(&gn, &at.grad, shift).is_some();
+                }
+                if !solved {
+                    Step::failed("the Gauss–Newton matrix could not be factored")
+                } else {
+                    let mut step = self.take_step(
+                        objective,
+                        at,
+                        Curvature {
+                            lambda_min: f64::NAN,
+                            descent: true,
+                            modification: Modification::None,
+                        },
+                        true,
+                    );
+                    step.curvature = None;
+                    step
+                }
+            }
+        };
+        self.gauss_newton = gn;
+        step
+    }
+}
+
 impl Method for Newton {
     fn name(&self) -> &str {
         match self.kind {
@@ -227,12 +281,21 @@ impl Method for Newton {
             NewtonKind::Damped => "newton-damped",
             NewtonKind::LevenbergMarquardt => "newton-lm",
             NewtonKind::SaddleFree => "newton-saddle-free",
+            NewtonKind::GaussNewton => "gauss-newton",
         }
     }
     fn uses_hessian(&self) -> bool {
-        true
+        self.kind != NewtonKind::GaussNewton
     }
     fn reset(&mut self, p: usize, _rows: usize) {
+        self.gauss_newton = vec![
+            0.0;
+            if self.kind == NewtonKind::GaussNewton {
+                p * p
+            } else {
+                0
+            }
+        ];
         self.factor = Some(DMatrix::zeros(p, p));
         self.d = DVector::zeros(p);
         self.probe = DVector::zeros(p);
@@ -260,6 +323,7 @@ impl Method for Newton {
                 self.take_step(objective, at, curvature, search)
             }
             NewtonKind::LevenbergMarquardt => self.levenberg_marquardt(objective, at),
+            NewtonKind::GaussNewton => self.gauss_newton_step(objective, at),
             NewtonKind::SaddleFree => {
                 let eig = Self::eigen(&at.hess, at.grad.len());
                 let lambda_min = eig.eigenvalues.min();

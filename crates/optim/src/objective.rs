@@ -33,6 +33,19 @@ pub trait Objective {
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64;
+    /// For a loss that is a square per row, ℓᵢ = c·rᵢ(θ)² with c > 0:
+    /// L(θ), ∇L into `grad`, and the Gauss–Newton matrix
+    /// (1/N) Σᵢ 2c ∇rᵢ∇rᵢᵀ + ∇²R (row-major P×P) into `gn`. `None` when the
+    /// objective's loss is not of that form (the default).
+    fn loss_grad_gauss_newton(
+        &self,
+        theta: &[f64],
+        grad: &mut [f64],
+        gn: &mut [f64],
+    ) -> Option<f64> {
+        let _ = (theta, grad, gn);
+        None
+    }
 }
 
 /// How many passes a run made, by kind (a mini-batch pass counts as one).
@@ -42,7 +55,7 @@ pub struct Evaluations {
     pub loss: u64,
     /// Loss + gradient passes.
     pub gradient: u64,
-    /// Loss + gradient + Hessian passes.
+    /// Loss + gradient + Hessian (or Gauss–Newton matrix) passes.
     pub hessian: u64,
 }
 
@@ -99,6 +112,15 @@ impl Objective for Counted<'_> {
     ) -> f64 {
         self.hessian.set(self.hessian.get() + 1);
         self.inner.loss_grad_hess(theta, batch, grad, hess)
+    }
+    fn loss_grad_gauss_newton(
+        &self,
+        theta: &[f64],
+        grad: &mut [f64],
+        gn: &mut [f64],
+    ) -> Option<f64> {
+        self.hessian.set(self.hessian.get() + 1);
+        self.inner.loss_grad_gauss_newton(theta, grad, gn)
     }
 }
 

@@ -325,3 +325,120 @@ fn minibatch_runs_are_reproducible_by_seed() {
         out.theta
     );
 }
+
+/// y = a·exp(b·x) fitted by least squares, ℓᵢ = ½(a e^{b xᵢ} − yᵢ)²:
+/// a nonlinear sum of squares with its true residual Jacobian.
+struct ExpFit;
+
+const EXP_ROWS: [(f64, f64); 6] = [
+    (0.0, 2.1),
+    (0.5, 2.9),
+    (1.0, 4.2),
+    (1.5, 6.1),
+    (2.0, 8.7),
+    (2.5, 12.4),
+];
+
+impl ExpFit {
+    fn sums(&self, t: &[f64], g: &mut [f64], m: Option<&mut [f64]>) -> f64 {
+        let n = EXP_ROWS.len() as f64;
+        let (mut l, mut gg, mut mm) = (0.0, [0.0; 2], [0.0; 4]);
+        for &(x, y) in &EXP_ROWS {
+            let e = (t[1] * x).exp();
+            let r = t[0] * e - y;
+            let j = [e, t[0] * x * e];
+            l += 0.5 * r * r;
+            for a in 0..2 {
+                gg[a] += r * j[a];
+                for b in 0..2 {
+                    mm[a * 2 + b] += j[a] * j[b];
+                }
+            }
+        }
+        g.iter_mut().zip(gg).for_each(|(o, v)| *o = v / n);
+        if let Some(m) = m {
+            m.iter_mut().zip(mm).for_each(|(o, v)| *o = v / n);
+        }
+        l / n
+    }
+}
+
+impl hessforge_optim::Objective for ExpFit {
+    fn n_params(&self) -> usize {
+        2
+    }
+    fn n_rows(&self) -> usize {
+        0
+    }
+    fn loss(&self, t: &[f64], _: hessforge_optim::Batch<'_>) -> f64 {
+        self.sums(t, &mut [0.0; 2], None)
+    }
+    fn loss_grad(&self, t: &[f64], _: hessforge_optim::Batch<'_>, g: &mut [f64]) -> f64 {
+        self.sums(t, g, None)
+    }
+    fn loss_grad_hess(
+        &self,
+        t: &[f64],
+        b: hessforge_optim::Batch<'_>,
+        g: &mut [f64],
+        h: &mut [f64],
+    ) -> f64 {
+        // Exact Hessian by central differences of the gradient (test fixture).
+        let l = self.loss_grad(t, b, g);
+        for k in 0..2 {
+            let (mut p, mut m) = ([t[0], t[1]], [t[0], t[1]]);
+            p[k] += 1e-6;
+            m[k] -= 1e-6;
+            let (mut gp, mut gm) = ([0.0; 2], [0.0; 2]);
+            self.loss_grad(&p, b, &mut gp);
+            self.loss_grad(&m, b, &mut gm);
+            for i in 0..2 {
+                h[i * 2 + k] = (gp[i] - gm[i]) / 2e-6;
+            }
+        }
+        l
+    }
+    fn loss_grad_gauss_newton(&self, t: &[f64], g: &mut [f64], gn: &mut [f64]) -> Option<f64> {
+        Some(self.sums(t, g, Some(gn)))
+    }
+}
+
+#[test]
+fn gauss_newton_is_newton_on_linear_least_squares_and_fits_a_nonlinear_model() {
+    let (out, _) = run(
+        &line(),
+        "gauss-newton",
+        &Settings::default(),
+        &[0.0, 0.0],
+        &Stopping::default(),
+    );
+    assert_eq!(out.status, Status::Converged, "{}", out.message);
+    assert_eq!(out.iterations, 1, "G = H for a linear residual");
+    let (out, _) = run(
+        &ExpFit,
+        "gauss-newton",
+        &Settings::default(),
+        &[1.0, 0.1],
+        &Stopping {
+            grad_tol: 1e-10,
+            ..Stopping::default()
+        },
+    );
+    assert_eq!(out.status, Status::Converged, "{}", out.message);
+    assert!(out.iterations < 30, "{}", out.iterations);
+    assert!(
+        (out.theta[0] - 2.1).abs() < 0.2 && (out.theta[1] - 0.72).abs() < 0.05,
+        "{:?}",
+        out.theta
+    );
+    // Without a square loss it says so instead of guessing.
+    let (out, _) = run(
+        &bowl(),
+        "gauss-newton",
+        &Settings::default(),
+        &[1.0, 1.0],
+        &Stopping::default(),
+    );
+    assert_eq!(out.status, Status::Failed);
+    assert!(out.message.contains("square"), "{}", out.message);
+}

@@ -55,6 +55,10 @@ impl Objective for Line {
         h.copy_from_slice(&[1.0, sx / n, sx / n, sxx / n]);
         self.loss_grad(t, batch, g)
     }
+    /// ℓ = ½r², r = θ₀ + θ₁x − y: G = mean of (1, x)(1, x)ᵀ, which is H.
+    fn loss_grad_gauss_newton(&self, t: &[f64], g: &mut [f64], gn: &mut [f64]) -> Option<f64> {
+        Some(self.loss_grad_hess(t, Batch::Full, g, gn))
+    }
 }
 
 pub fn line() -> Line {
