@@ -429,7 +429,10 @@ mod tests {
         );
         let x2 = 0.9 - 0.09 / 1.81f64.sqrt();
         let y2 = 0.9 - 0.36 / 28.96f64.sqrt();
-        close(&r[..2], &[[0.9, 0.9], [x2, y2]]);
+        // g2 = (x2, 4y2), s3 = s2 + g2², θ3 = θ2 − 0.1 g2/√s3
+        let x3 = x2 - 0.1 * x2 / (1.81 + x2 * x2).sqrt();
+        let y3 = y2 - 0.4 * y2 / (28.96 + 16.0 * y2 * y2).sqrt();
+        close(&r, &[[0.9, 0.9], [x2, y2], [x3, y3]]);
     }
 
     #[test]
@@ -473,17 +476,21 @@ mod tests {
         // m̂1 = g, v̂1 = g², so the first step is α·sign(g) in every coordinate.
         let r = three_steps(adam(0.0, false), 0.1);
         close(&r[..1], &[[0.9, 0.9]]);
-        // second step: g = (0.9, 3.6); m = 0.9·0.1·(1,4) + 0.1 g; v = 0.999·0.001·(1,16) + 0.001 g²
-        let g = [0.9, 3.6];
-        let g0 = [1.0, 4.0];
-        let mut expect = [0.9, 0.9];
-        for k in 0..2 {
-            let m = (0.9 * 0.1 * g0[k] + 0.1 * g[k]) / (1.0 - 0.81);
-            let v =
-                (0.999 * 0.001 * g0[k] * g0[k] + 0.001 * g[k] * g[k]) / (1.0 - 0.999f64.powi(2));
-            expect[k] -= 0.1 * m / v.sqrt();
+        // steps 2 and 3 from the formulas, coordinate by coordinate:
+        // m ← 0.9m + 0.1g, v ← 0.999v + 0.001g², θ ← θ − 0.1 (m/(1−0.9ᵗ)) / √(v/(1−0.999ᵗ))
+        let mut theta = [0.9, 0.9];
+        let (mut m, mut v) = ([0.1, 0.4], [0.001, 0.016]);
+        for (t, expected) in [(2, r[1]), (3, r[2])] {
+            let g = [theta[0], 4.0 * theta[1]];
+            for k in 0..2 {
+                m[k] = 0.9 * m[k] + 0.1 * g[k];
+                v[k] = 0.999 * v[k] + 0.001 * g[k] * g[k];
+                let mhat = m[k] / (1.0 - 0.9f64.powi(t));
+                let vhat = v[k] / (1.0 - 0.999f64.powi(t));
+                theta[k] -= 0.1 * mhat / vhat.sqrt();
+            }
+            close(&[expected], &[theta]);
         }
-        close(&r[1..2], &[expect]);
     }
 
     #[test]
