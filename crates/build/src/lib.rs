@@ -65,12 +65,21 @@ pub fn derivation_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// output. A bad file stops the build with the same file:line:column report
 /// the CLI prints.
 pub fn compile(dir: impl AsRef<Path>) {
-    let dir = dir.as_ref();
+    compile_dirs(&[dir.as_ref()]);
+}
+
+/// [`compile`] over the `*.toml` files of several folders, into one registry.
+pub fn compile_dirs(dirs: &[&Path]) {
     let out_dir =
         PathBuf::from(std::env::var_os("OUT_DIR").expect("compile() runs in a build script"));
-    println!("cargo:rerun-if-changed={}", dir.display());
-    let files = derivation_files(dir)
-        .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", dir.display())));
+    let mut files = Vec::new();
+    for dir in dirs {
+        println!("cargo:rerun-if-changed={}", dir.display());
+        files.extend(
+            derivation_files(dir)
+                .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", dir.display()))),
+        );
+    }
     // Outputs are reused when neither the file nor this generator changed:
     // the build script's own executable identifies the generator.
     let generator = std::env::current_exe()
@@ -83,8 +92,10 @@ pub fn compile(dir: impl AsRef<Path>) {
         println!("cargo:rerun-if-changed={}", file.display());
         let text = std::fs::read_to_string(file)
             .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", file.display())));
+        let folder = file.parent().and_then(Path::file_name).unwrap_or_default();
         let shown = format!(
-            "derivations/{}",
+            "{}/{}",
+            folder.to_string_lossy(),
             file.file_name().unwrap_or_default().to_string_lossy()
         );
         let model = hessforge_spec::load_str(&shown, &text)
