@@ -45,10 +45,12 @@ impl Backend {
         }
     }
 
-    fn rows<'a>(data: &'a [f64], n_rows: usize, rows: Option<&'a [usize]>) -> Rows<'a> {
+    /// The kernel's view of the rows: the selection, or all of them (in
+    /// parallel from [`PARALLEL_ROWS`] rows).
+    fn rows<'a>(k: &dyn DynKernel, data: &'a [f64], rows: Option<&'a [usize]>) -> Rows<'a> {
         match rows {
             Some(r) => Rows::Selected(data, r),
-            None if n_rows >= PARALLEL_ROWS => Rows::Parallel(data),
+            None if data.len() / k.n_data().max(1) >= PARALLEL_ROWS => Rows::Parallel(data),
             None => Rows::All(data),
         }
     }
@@ -76,11 +78,7 @@ impl Backend {
         rows: Option<&[usize]>,
     ) -> f64 {
         match self {
-            Backend::Compiled(k) => k.loss(
-                theta,
-                constants,
-                Self::rows(data, data.len() / k.n_data().max(1), rows),
-            ),
+            Backend::Compiled(k) => k.loss(theta, constants, Self::rows(*k, data, rows)),
             Backend::Interpreted(p) => {
                 Self::interpret(p, Outputs::Loss, theta, constants, data, rows)[0]
             }
@@ -97,10 +95,7 @@ impl Backend {
         grad: &mut [f64],
     ) -> f64 {
         match self {
-            Backend::Compiled(k) => {
-                let r = Self::rows(data, data.len() / k.n_data().max(1), rows);
-                k.loss_grad(theta, constants, r, grad)
-            }
+            Backend::Compiled(k) => k.loss_grad(theta, constants, Self::rows(*k, data, rows), grad),
             Backend::Interpreted(p) => {
                 let out = Self::interpret(p, Outputs::LossGrad, theta, constants, data, rows);
                 grad.copy_from_slice(&out[1..]);
@@ -121,8 +116,7 @@ impl Backend {
     ) -> f64 {
         match self {
             Backend::Compiled(k) => {
-                let r = Self::rows(data, data.len() / k.n_data().max(1), rows);
-                k.loss_grad_hess(theta, constants, r, grad, hess)
+                k.loss_grad_hess(theta, constants, Self::rows(*k, data, rows), grad, hess)
             }
             Backend::Interpreted(p) => {
                 let n = theta.len();

@@ -438,11 +438,11 @@ fn run_command(
     json: bool,
 ) -> Result<(), Failure> {
     let problem = problem.problem();
-    let settings = hyper.settings(problem.seed)?;
+    let mut settings = hyper.settings(problem.seed)?;
     let stopping = stop.stopping()?;
     let prepared = crate::fit::prepare(name, &problem).map_err(Failure::bad_input)?;
-    let mut method =
-        crate::fit::optimizer(optimizer, &settings, &prepared).map_err(Failure::bad_input)?;
+    crate::fit::start_curvature(&mut settings, &[optimizer], &prepared);
+    let mut method = crate::fit::optimizer(optimizer, &settings).map_err(Failure::bad_input)?;
     let mut history = hessforge_optim::History {
         keep_theta: prepared.model.n_params() <= 20,
         ..Default::default()
@@ -488,7 +488,7 @@ fn compare_command(
     json: bool,
 ) -> Result<(), Failure> {
     let problem = problem.problem();
-    let settings = hyper.settings(problem.seed)?;
+    let mut settings = hyper.settings(problem.seed)?;
     let stopping = stop.stopping()?;
     let prepared = crate::fit::prepare(name, &problem).map_err(Failure::bad_input)?;
     let names: Vec<String> = if optimizers.is_empty() {
@@ -499,10 +499,13 @@ fn compare_command(
     } else {
         optimizers
     };
-    // Every optimizer is built before any runs: a bad name fails fast.
+    // One Hessian pass at θ₀ serves every 1/L default; every optimizer is
+    // built before any runs, so a bad name fails fast.
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    crate::fit::start_curvature(&mut settings, &name_refs, &prepared);
     let mut methods = names
         .iter()
-        .map(|n| crate::fit::optimizer(n, &settings, &prepared))
+        .map(|n| crate::fit::optimizer(n, &settings))
         .collect::<Result<Vec<_>, _>>()
         .map_err(Failure::bad_input)?;
     let outcomes: Vec<_> = names

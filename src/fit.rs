@@ -226,17 +226,20 @@ pub fn hessian_spectrum(objective: &dyn Objective, theta: &[f64]) -> (f64, f64) 
     (eig.min(), eig.max())
 }
 
-/// Make an optimizer, computing L = λ_max(H(θ₀)) when its default step is 1/L.
+/// Set L = λ_max(H(θ₀)) in `settings` — once, from one Hessian pass — when
+/// any of these optimizers takes its default step 1/L.
+pub fn start_curvature(settings: &mut Settings, names: &[&str], prepared: &Prepared) {
+    if names.iter().any(|n| catalog::wants_curvature(n, settings)) {
+        settings.curvature = Some(hessian_spectrum(&prepared.objective(), &prepared.start).1);
+    }
+}
+
+/// Make an optimizer (after [`start_curvature`], for the 1/L defaults).
 pub fn optimizer(
     name: &str,
     settings: &Settings,
-    prepared: &Prepared,
 ) -> Result<Box<dyn hessforge_optim::Method>, FitError> {
-    let mut settings = settings.clone();
-    if catalog::wants_curvature(name, &settings) {
-        settings.curvature = Some(hessian_spectrum(&prepared.objective(), &prepared.start).1);
-    }
-    build(name, &settings).map_err(|e| {
+    build(name, settings).map_err(|e| {
         let hint = match e {
             hessforge_optim::BuildError::Unknown(_) => {
                 "`hessforge optimizers` lists them with their update rules".to_string()
