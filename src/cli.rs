@@ -1,11 +1,12 @@
 //! Command-line parsing (clap) and the commands: `models`, `derive`,
-//! `generate`, `gradcheck`, `run`, `compare`, `optimizers`. Each command returns a [`Failure`] with the exit code it
+//! `generate`, `gradcheck`, `run`, `compare`, `report`, `optimizers`. Each command returns a [`Failure`] with the exit code it
 //! deserves; `main` prints it with miette.
 
 use crate::models;
 use clap::{Parser, Subcommand, ValueEnum};
 use hessforge_symbolic::render::{Format, render};
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -86,6 +87,36 @@ enum Command {
         /// Print one JSON document.
         #[arg(long)]
         json: bool,
+        /// Also write the figures (SVG) into this folder.
+        #[arg(long, value_name = "DIR")]
+        plots: Option<PathBuf>,
+        /// Which figures (default: all that apply).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        figures: Vec<crate::figures::FigureKind>,
+    },
+    /// Compare optimizers and write a page: the derivation typeset, the
+    /// table, the figures, the command that reproduces it.
+    Report {
+        /// A built-in model name or a path to a .toml file.
+        model: String,
+        /// The folder to write (created if missing).
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Comma-separated optimizers (default: every full-batch one).
+        #[arg(long, value_delimiter = ',')]
+        optimizers: Vec<String>,
+        /// html (index.html, MathML) or markdown (index.md, $…$ math).
+        #[arg(long, value_enum, default_value = "html")]
+        format: crate::report::PageFormat,
+        /// Which figures (default: all that apply).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        figures: Vec<crate::figures::FigureKind>,
+        #[command(flatten)]
+        problem: ProblemArgs,
+        #[command(flatten)]
+        hyper: HyperArgs,
+        #[command(flatten)]
+        stop: StopArgs,
     },
     /// List every optimizer: update rule, hyper-parameters, conventions.
     Optimizers {
@@ -104,9 +135,9 @@ enum Command {
     },
 }
 
-/// Data, start and constants (shared by `run` and `compare`).
+/// Data, start and constants (shared by `run`, `compare` and `report`).
 #[derive(clap::Args)]
-struct ProblemArgs {
+pub struct ProblemArgs {
     /// Fit to this CSV file (header names the model's data columns).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -128,7 +159,7 @@ struct ProblemArgs {
 }
 
 impl ProblemArgs {
-    fn problem(self) -> crate::fit::Problem {
+    pub fn problem(self) -> crate::fit::Problem {
         crate::fit::Problem {
             data: self.data,
             synthetic: self.synthetic,
@@ -144,7 +175,7 @@ impl ProblemArgs {
 
 /// Hyper-parameters (defaults: `hessforge optimizers`).
 #[derive(clap::Args)]
-struct HyperArgs {
+pub struct HyperArgs {
     /// Learning rate α.
     #[arg(long)]
     lr: Option<f64>,
@@ -193,7 +224,7 @@ enum MomentumFormArg {
 }
 
 impl HyperArgs {
-    fn settings(&self, seed: u64) -> Result<hessforge_optim::Settings, Failure> {
+    pub fn settings(&self, seed: u64) -> Result<hessforge_optim::Settings, Failure> {
         let schedule =
             self.schedule
                 .parse()
@@ -225,7 +256,7 @@ impl HyperArgs {
 
 /// Stopping rules.
 #[derive(clap::Args)]
-struct StopArgs {
+pub struct StopArgs {
     /// Iterations (epochs for mini-batch runs).
     #[arg(long, default_value_t = 10_000)]
     max_iters: u64,
@@ -241,7 +272,7 @@ struct StopArgs {
 }
 
 impl StopArgs {
-    fn stopping(&self) -> Result<hessforge_optim::Stopping, Failure> {
+    pub fn stopping(&self) -> Result<hessforge_optim::Stopping, Failure> {
         if [self.tol, self.ftol].iter().any(|t| t.is_nan() || *t < 0.0) {
             return Err(Failure::bad_input(miette::miette!(
                 help = "tolerances are numbers ≥ 0",
@@ -280,19 +311,21 @@ impl From<OutputFormat> for Format {
 }
 
 /// A failed command: the report and the exit code.
-struct Failure {
+pub struct Failure {
     report: miette::Report,
     code: u8,
 }
 
 impl Failure {
-    fn bad_input(e: impl Into<miette::Report>) -> Failure {
+    /// Bad input: exit 2.
+    pub fn bad_input(e: impl Into<miette::Report>) -> Failure {
         Failure {
             report: e.into(),
             code: 2,
         }
     }
-    fn failed(e: impl Into<miette::Report>) -> Failure {
+    /// The work failed: exit 1.
+    pub fn failed(e: impl Into<miette::Report>) -> Failure {
         Failure {
             report: e.into(),
             code: 1,
@@ -347,7 +380,39 @@ pub fn main() -> ExitCode {
             hyper,
             stop,
             json,
-        } => compare_command(&model, optimizers, problem, &hyper, &stop, json),
+            plots,
+            figures,
+        } => compare_command(
+            &model,
+            optimizers,
+            problem,
+            &hyper,
+            &stop,
+            json,
+            plots.as_deref(),
+            &figures,
+        ),
+        Command::Report {
+            model,
+            output,
+            optimizers,
+            format,
+            figures,
+            problem,
+            hyper,
+            stop,
+        } => crate::report::report_command(
+            &crate::report::ReportArgs {
+                model: &model,
+                output: &output,
+                optimizers,
+                format,
+                figures: &figures,
+            },
+            problem,
+            &hyper,
+            &stop,
+        ),
         Command::Optimizers { latex } => {
             print!("{}", crate::fit::catalogue(latex));
             Ok(())
@@ -479,6 +544,7 @@ fn run_command(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn compare_command(
     name: &str,
     optimizers: Vec<String>,
@@ -486,33 +552,22 @@ fn compare_command(
     hyper: &HyperArgs,
     stop: &StopArgs,
     json: bool,
+    plots: Option<&Path>,
+    figures: &[crate::figures::FigureKind],
 ) -> Result<(), Failure> {
     let problem = problem.problem();
     let mut settings = hyper.settings(problem.seed)?;
     let stopping = stop.stopping()?;
     let prepared = crate::fit::prepare(name, &problem).map_err(Failure::bad_input)?;
-    let names: Vec<String> = if optimizers.is_empty() {
-        crate::fit::default_comparison(&prepared.model)
-            .into_iter()
-            .map(String::from)
-            .collect()
-    } else {
-        optimizers
-    };
-    // One Hessian pass at θ₀ serves every 1/L default; every optimizer is
-    // built before any runs, so a bad name fails fast.
-    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    crate::fit::start_curvature(&mut settings, &name_refs, &prepared);
-    let mut methods = names
-        .iter()
-        .map(|n| crate::fit::optimizer(n, &settings))
-        .collect::<Result<Vec<_>, _>>()
+    let names = optimizer_names(&prepared, optimizers);
+    let runs = crate::fit::run_all(&prepared, &names, &mut settings, &stopping, plots.is_some())
         .map_err(Failure::bad_input)?;
-    let outcomes: Vec<_> = names
-        .iter()
-        .zip(methods.iter_mut())
-        .map(|(n, m)| crate::fit::fit(&prepared, n, m.as_mut(), &stopping, None))
-        .collect();
+    if let Some(dir) = plots {
+        let written =
+            crate::report::write_figures(dir, &prepared, &runs, &settings, &stopping, figures)?;
+        eprintln!("wrote {written} figures to {}", dir.display());
+    }
+    let outcomes: Vec<_> = runs.into_iter().map(|r| r.outcome).collect();
     let best = outcomes
         .iter()
         .filter(|o| o.converged)
@@ -583,13 +638,25 @@ Hessian at the optimum: λ_min = {lo:.3e}, λ_max = {hi:.3e}, condition number �
     }
 }
 
+/// The optimizers asked for, or the default comparison.
+pub fn optimizer_names(prepared: &crate::fit::Prepared, asked: Vec<String>) -> Vec<String> {
+    if asked.is_empty() {
+        crate::fit::default_comparison(&prepared.model)
+            .into_iter()
+            .map(String::from)
+            .collect()
+    } else {
+        asked
+    }
+}
+
 /// Why an output file could not be written.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("cannot write `{path}`: {source}")]
 #[diagnostic(help("check that the folder exists and is writable"))]
 pub struct WriteError {
-    path: String,
-    source: std::io::Error,
+    pub(crate) path: String,
+    pub(crate) source: std::io::Error,
 }
 
 /// Write through a temporary file in the same folder and rename it into
@@ -603,7 +670,10 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), WriteError> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    let mut tmp = tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)
+        .map_err(err)?;
     tmp.write_all(text.as_bytes()).map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
@@ -620,6 +690,7 @@ fn generated_files() -> Result<Vec<(String, String)>, Failure> {
         let kernel = hessforge_build::kernel_source_of(&d).map_err(Failure::failed)?;
         files.push((format!("{}.rs", m.name), kernel));
     }
+    files.extend(crate::report::generated_figures()?);
     Ok(files)
 }
 
@@ -657,7 +728,7 @@ fn generate_command(check: bool, dir: Option<PathBuf>) -> Result<(), Failure> {
         }
         return Err(Failure::failed(Stale { files: stale }));
     }
-    std::fs::create_dir_all(&dir).map_err(|source| {
+    std::fs::create_dir_all(dir.join("figures")).map_err(|source| {
         Failure::bad_input(WriteError {
             path: dir.display().to_string(),
             source,

@@ -313,6 +313,50 @@ pub fn fit(
     outcome
 }
 
+/// One optimizer's run with its history (θ kept for P ≤ 20).
+pub struct Run {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Every iterate (empty unless asked for).
+    pub history: History,
+}
+
+/// Run several optimizers from the same start (`compare`, `report`). Every
+/// optimizer is built before any runs, so a bad name fails fast; one Hessian
+/// pass at θ₀ serves every 1/L default.
+pub fn run_all(
+    prepared: &Prepared,
+    names: &[String],
+    settings: &mut Settings,
+    stopping: &Stopping,
+    keep_history: bool,
+) -> Result<Vec<Run>, FitError> {
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    start_curvature(settings, &name_refs, prepared);
+    let mut methods = names
+        .iter()
+        .map(|n| optimizer(n, settings))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(names
+        .iter()
+        .zip(methods.iter_mut())
+        .map(|(n, m)| {
+            let mut history = History {
+                keep_theta: prepared.model.n_params() <= 20,
+                ..Default::default()
+            };
+            let outcome = fit(
+                prepared,
+                n,
+                m.as_mut(),
+                stopping,
+                keep_history.then_some(&mut history),
+            );
+            Run { outcome, history }
+        })
+        .collect())
+}
+
 /// The JSON document of `run --json` (DESIGN.md's contract and more).
 #[derive(Serialize)]
 pub struct RunReport<'a> {
@@ -446,13 +490,7 @@ pub fn write_history(
 /// The aligned table of `compare`, sorted: converged runs by time, then
 /// the rest by final loss.
 pub fn table(outcomes: &[Outcome]) -> String {
-    let mut order: Vec<&Outcome> = outcomes.iter().collect();
-    order.sort_by(|a, b| match (a.converged, b.converged) {
-        (true, true) => a.seconds.total_cmp(&b.seconds),
-        (true, false) => std::cmp::Ordering::Less,
-        (false, true) => std::cmp::Ordering::Greater,
-        (false, false) => a.final_loss.total_cmp(&b.final_loss),
-    });
+    let order = sorted(outcomes);
     let width = order
         .iter()
         .map(|o| o.optimizer.len())
@@ -477,6 +515,41 @@ pub fn table(outcomes: &[Outcome]) -> String {
         ));
     }
     s
+}
+
+/// The comparison as a Markdown table (the report), in the order of [`table`].
+pub fn markdown_table(outcomes: &[Outcome]) -> String {
+    let mut s = String::from(
+        "| optimizer | status | iterations | evaluations (L/∇/H) | time (ms) | final loss | ‖∇L‖∞ |\n\
+         |---|---|---:|---:|---:|---:|---:|\n",
+    );
+    for o in sorted(outcomes) {
+        let e = o.evaluations;
+        s.push_str(&format!(
+            "| {} | {} | {} | {}/{}/{} | {:.3} | {:.12e} | {:.2e} |\n",
+            o.optimizer,
+            o.status.as_str(),
+            o.iterations,
+            e.loss,
+            e.gradient,
+            e.hessian,
+            o.seconds * 1e3,
+            o.final_loss,
+            o.grad_norm
+        ));
+    }
+    s
+}
+
+fn sorted(outcomes: &[Outcome]) -> Vec<&Outcome> {
+    let mut order: Vec<&Outcome> = outcomes.iter().collect();
+    order.sort_by(|a, b| match (a.converged, b.converged) {
+        (true, true) => a.seconds.total_cmp(&b.seconds),
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        (false, false) => a.final_loss.total_cmp(&b.final_loss),
+    });
+    order
 }
 
 /// The optimizers `compare` runs by default: every full-batch one

@@ -5,9 +5,11 @@
 mod backend;
 mod cli;
 mod data;
+mod figures;
 mod fit;
 mod gradcheck;
 mod models;
+mod report;
 mod synthetic;
 
 use std::process::ExitCode;

@@ -9,7 +9,7 @@
 //! otherwise.
 
 use crate::FigureError;
-use crate::lines::{canvas, drawing_error, tick};
+use crate::lines::{canvas, drawing_error, linear_tick};
 use crate::style::{self, FONT, LABEL_SIZE, SQUARE, Series, TICK_SIZE, TITLE_SIZE};
 use plotters::prelude::*;
 
@@ -138,49 +138,86 @@ pub fn levels(grid: &Grid, count: usize) -> Vec<f64> {
 
 type Point = (f64, f64);
 
-/// Marching squares: the segments where the piecewise-linear interpolant
-/// of `grid` crosses `level`.
-pub fn level_segments(grid: &Grid, level: f64) -> Vec<(Point, Point)> {
+/// A grid edge: horizontal from node (i, j) to (i+1, j), or vertical from
+/// (i, j) to (i, j+1). Neighbouring cells name a shared edge alike, so their
+/// segments join exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Edge {
+    horizontal: bool,
+    i: usize,
+    j: usize,
+}
+
+impl Edge {
+    fn ends(self) -> ((usize, usize), (usize, usize)) {
+        let end = if self.horizontal {
+            (self.i + 1, self.j)
+        } else {
+            (self.i, self.j + 1)
+        };
+        ((self.i, self.j), end)
+    }
+}
+
+/// Marching squares: the segments (as pairs of crossed edges) where the
+/// piecewise-linear interpolant of `grid` crosses `level`.
+fn crossed_edges(grid: &Grid, level: f64) -> Vec<(Edge, Edge)> {
     let (nx, ny) = (grid.xs.len(), grid.ys.len());
     let mut segments = Vec::new();
     for j in 0..ny.saturating_sub(1) {
         for i in 0..nx.saturating_sub(1) {
-            // Corners counter-clockwise from bottom-left.
+            // Corners counter-clockwise from bottom-left; edge k joins
+            // corner k and corner k+1 (bottom, right, top, left).
             let corners = [
-                (grid.xs[i], grid.ys[j], grid.at(i, j)),
-                (grid.xs[i + 1], grid.ys[j], grid.at(i + 1, j)),
-                (grid.xs[i + 1], grid.ys[j + 1], grid.at(i + 1, j + 1)),
-                (grid.xs[i], grid.ys[j + 1], grid.at(i, j + 1)),
+                grid.at(i, j),
+                grid.at(i + 1, j),
+                grid.at(i + 1, j + 1),
+                grid.at(i, j + 1),
             ];
-            if corners.iter().any(|c| !c.2.is_finite()) {
+            if corners.iter().any(|c| !c.is_finite()) {
                 continue;
             }
-            let above = |c: &(f64, f64, f64)| c.2 >= level;
-            // Edge k joins corner k and corner k+1 (bottom, right, top, left).
-            let crossing = |k: usize| -> Option<Point> {
-                let (a, b) = (corners[k], corners[(k + 1) % 4]);
-                (above(&a) != above(&b)).then(|| {
-                    let s = (level - a.2) / (b.2 - a.2);
-                    (a.0 + s * (b.0 - a.0), a.1 + s * (b.1 - a.1))
-                })
-            };
-            let hits: Vec<(usize, Point)> =
-                (0..4).filter_map(|k| crossing(k).map(|p| (k, p))).collect();
+            let edges = [
+                Edge {
+                    horizontal: true,
+                    i,
+                    j,
+                },
+                Edge {
+                    horizontal: false,
+                    i: i + 1,
+                    j,
+                },
+                Edge {
+                    horizontal: true,
+                    i,
+                    j: j + 1,
+                },
+                Edge {
+                    horizontal: false,
+                    i,
+                    j,
+                },
+            ];
+            let above = |k: usize| corners[k % 4] >= level;
+            let hits: Vec<Edge> = (0..4)
+                .filter(|&k| above(k) != above(k + 1))
+                .map(|k| edges[k])
+                .collect();
             match hits.len() {
-                2 => segments.push((hits[0].1, hits[1].1)),
+                2 => segments.push((hits[0], hits[1])),
                 4 => {
                     // A saddle cell: the centre's side decides which
                     // corners are cut off.
-                    let centre = corners.iter().map(|c| c.2).sum::<f64>() / 4.0;
-                    let p = |k: usize| hits[k].1;
-                    if (centre >= level) == above(&corners[0]) {
+                    let centre = corners.iter().sum::<f64>() / 4.0;
+                    if (centre >= level) == above(0) {
                         // Corners 1 and 3 are cut off.
-                        segments.push((p(0), p(1)));
-                        segments.push((p(2), p(3)));
+                        segments.push((hits[0], hits[1]));
+                        segments.push((hits[2], hits[3]));
                     } else {
                         // Corners 0 and 2 are cut off.
-                        segments.push((p(3), p(0)));
-                        segments.push((p(1), p(2)));
+                        segments.push((hits[3], hits[0]));
+                        segments.push((hits[1], hits[2]));
                     }
                 }
                 _ => {}
@@ -188,6 +225,65 @@ pub fn level_segments(grid: &Grid, level: f64) -> Vec<(Point, Point)> {
         }
     }
     segments
+}
+
+/// Where `level` crosses an edge (linear interpolation).
+fn crossing(grid: &Grid, edge: Edge, level: f64) -> Point {
+    let ((i0, j0), (i1, j1)) = edge.ends();
+    let (a, b) = (grid.at(i0, j0), grid.at(i1, j1));
+    let s = (level - a) / (b - a);
+    (
+        grid.xs[i0] + s * (grid.xs[i1] - grid.xs[i0]),
+        grid.ys[j0] + s * (grid.ys[j1] - grid.ys[j0]),
+    )
+}
+
+/// Marching squares: the segments where the piecewise-linear interpolant
+/// of `grid` crosses `level`.
+pub fn level_segments(grid: &Grid, level: f64) -> Vec<(Point, Point)> {
+    crossed_edges(grid, level)
+        .into_iter()
+        .map(|(a, b)| (crossing(grid, a, level), crossing(grid, b, level)))
+        .collect()
+}
+
+/// The level set of `level` as polylines: the segments joined end to end
+/// (an SVG path per curve rather than per grid cell).
+pub fn level_lines(grid: &Grid, level: f64) -> Vec<Vec<Point>> {
+    let segments = crossed_edges(grid, level);
+    let mut at_edge: std::collections::HashMap<Edge, Vec<usize>> = Default::default();
+    for (k, (a, b)) in segments.iter().enumerate() {
+        at_edge.entry(*a).or_default().push(k);
+        at_edge.entry(*b).or_default().push(k);
+    }
+    let mut used = vec![false; segments.len()];
+    let mut lines = Vec::new();
+    let other = |k: usize, e: Edge| {
+        let (a, b) = segments[k];
+        if a == e { b } else { a }
+    };
+    // Walk from `edge` through unused segments until the curve ends.
+    let walk = |mut edge: Edge, used: &mut Vec<bool>| -> Vec<Edge> {
+        let mut chain = vec![];
+        while let Some(&k) = at_edge[&edge].iter().find(|&&k| !used[k]) {
+            used[k] = true;
+            edge = other(k, edge);
+            chain.push(edge);
+        }
+        chain
+    };
+    for k in 0..segments.len() {
+        if used[k] {
+            continue;
+        }
+        used[k] = true;
+        let (a, b) = segments[k];
+        let forward = walk(b, &mut used);
+        let backward = walk(a, &mut used);
+        let edges = backward.into_iter().rev().chain([a, b]).chain(forward);
+        lines.push(edges.map(|e| crossing(grid, e, level)).collect());
+    }
+    lines
 }
 
 /// The pieces of a path inside the window (a path leaving it is cut, not
@@ -217,7 +313,7 @@ fn inside_runs(points: &[Point], x: (f64, f64), y: (f64, f64)) -> Vec<Vec<Point>
 /// Iterates marked with a dot when a path has at most this many.
 const MARKED_ITERATES: usize = 200;
 
-/// Draw a contour chart as an SVG document (900 × 900).
+/// Draw a contour chart as an SVG document (a 900 × 900 plot, legend beside).
 pub fn contour_chart(spec: &ContourChart<'_>) -> Result<String, FigureError> {
     let g = spec.grid;
     let (Some(&x0), Some(&x1), Some(&y0), Some(&y1)) =
@@ -234,7 +330,10 @@ pub fn contour_chart(spec: &ContourChart<'_>) -> Result<String, FigureError> {
     {
         let root = canvas(&mut svg, SQUARE);
         root.fill(&WHITE).map_err(|e| err(&e))?;
-        let mut chart = ChartBuilder::on(&root)
+        // The plot is square; the legend has a column of its own, so it
+        // never hides a path or a marker.
+        let (plot, legend) = root.split_horizontally(SQUARE.1);
+        let mut chart = ChartBuilder::on(&plot)
             .caption(spec.title, (FONT, TITLE_SIZE))
             .margin(24)
             .x_label_area_size(64)
@@ -246,8 +345,8 @@ pub fn contour_chart(spec: &ContourChart<'_>) -> Result<String, FigureError> {
             .disable_mesh()
             .x_desc(spec.x_label)
             .y_desc(spec.y_label)
-            .x_label_formatter(&|v| tick(*v))
-            .y_label_formatter(&|v| tick(*v))
+            .x_label_formatter(&|v| linear_tick(*v, x1 - x0))
+            .y_label_formatter(&|v| linear_tick(*v, y1 - y0))
             .label_style((FONT, TICK_SIZE))
             .axis_desc_style((FONT, LABEL_SIZE))
             .draw()
@@ -259,16 +358,16 @@ pub fn contour_chart(spec: &ContourChart<'_>) -> Result<String, FigureError> {
             let shade = RGBColor(mix(60.0, 205.0), mix(80.0, 205.0), mix(130.0, 205.0));
             chart
                 .draw_series(
-                    level_segments(g, *level)
+                    level_lines(g, *level)
                         .into_iter()
-                        .map(move |(a, b)| PathElement::new([a, b], shade.stroke_width(1))),
+                        .map(move |line| PathElement::new(line, shade.stroke_width(1))),
                 )
                 .map_err(|e| err(&e))?;
         }
         for path in spec.paths {
             let colour = style::colour(path.colour);
             let line = colour.stroke_width(2);
-            let runs = inside_runs(&path.points, (x0, x1), (y0, y1));
+            let runs = inside_runs(&style::thin_path(&path.points), (x0, x1), (y0, y1));
             let mark = path.points.len() <= MARKED_ITERATES;
             chart
                 .draw_series(runs.iter().map(|run| PathElement::new(run.clone(), line)))
@@ -307,14 +406,25 @@ pub fn contour_chart(spec: &ContourChart<'_>) -> Result<String, FigureError> {
             };
             drawn.map_err(|e| err(&e))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.3))
-            .label_font((FONT, TICK_SIZE))
-            .draw()
-            .map_err(|e| err(&e))?;
+        for (k, path) in spec.paths.iter().enumerate() {
+            let y = 90 + 28 * k as i32;
+            let colour = style::colour(path.colour);
+            legend
+                .draw(&PathElement::new([(8, y), (40, y)], colour.stroke_width(3)))
+                .map_err(|e| err(&e))?;
+            legend
+                .draw_text(
+                    &path.label,
+                    &(FONT, TICK_SIZE).into_font().color(&BLACK).pos(
+                        plotters::style::text_anchor::Pos::new(
+                            plotters::style::text_anchor::HPos::Left,
+                            plotters::style::text_anchor::VPos::Center,
+                        ),
+                    ),
+                    (48, y),
+                )
+                .map_err(|e| err(&e))?;
+        }
         root.present().map_err(|e| err(&e))?;
     }
     Ok(svg)
@@ -339,6 +449,28 @@ mod tests {
                 assert!((r - 0.5).abs() < 0.01, "{p:?} is not on r = 0.5");
             }
         }
+    }
+
+    #[test]
+    fn level_lines_join_every_segment_once() {
+        let grid = Grid::sample((-1.5, 1.5), (-1.5, 1.5), 50, |x, y| {
+            x * x - y * y + y.powi(4) / 4.0
+        });
+        for level in [-0.5, 0.0, 0.3, 2.0] {
+            let segments = level_segments(&grid, level).len();
+            let lines = level_lines(&grid, level);
+            let joined: usize = lines.iter().map(|l| l.len() - 1).sum();
+            assert_eq!(joined, segments, "level {level}");
+            assert!(
+                lines.len() < segments / 4,
+                "level {level}: {} lines",
+                lines.len()
+            );
+        }
+        // The circle r = 0.5 of the bowl is one closed curve.
+        let circle = level_lines(&bowl(), 0.25);
+        assert_eq!(circle.len(), 1);
+        assert_eq!(circle[0].first(), circle[0].last());
     }
 
     #[test]

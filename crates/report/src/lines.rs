@@ -57,6 +57,12 @@ pub(crate) fn tick(v: f64) -> String {
     }
 }
 
+/// A tick label on a linear axis spanning `span`: rounding noise such as
+/// −2e−16 for a tick at zero is printed as 0.
+pub(crate) fn linear_tick(v: f64, span: f64) -> String {
+    tick(if v.abs() < 1e-9 * span { 0.0 } else { v })
+}
+
 /// Draw a line chart as an SVG document (1280 × 720).
 pub fn line_chart(spec: &LineChart<'_>) -> Result<String, FigureError> {
     let drawn: Vec<Vec<(f64, f64)>> = spec
@@ -96,13 +102,13 @@ pub fn line_chart(spec: &LineChart<'_>) -> Result<String, FigureError> {
                 let mut chart = builder
                     .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
                     .map_err(|e| err(&e))?;
-                draw_lines(&mut chart, spec, &drawn, (x_lo, x_hi))?;
+                draw_lines(&mut chart, spec, &drawn, (x_lo, x_hi), y_hi - y_lo)?;
             }
             Scale::Log => {
                 let mut chart = builder
                     .build_cartesian_2d(x_lo..x_hi, (y_lo..y_hi).log_scale())
                     .map_err(|e| err(&e))?;
-                draw_lines(&mut chart, spec, &drawn, (x_lo, x_hi))?;
+                draw_lines(&mut chart, spec, &drawn, (x_lo, x_hi), y_hi - y_lo)?;
             }
         }
         root.present().map_err(|e| err(&e))?;
@@ -117,6 +123,7 @@ fn draw_lines<'a, Y>(
     spec: &LineChart<'_>,
     drawn: &[Vec<(f64, f64)>],
     (x_lo, x_hi): (f64, f64),
+    y_span: f64,
 ) -> Result<(), FigureError>
 where
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
@@ -126,8 +133,11 @@ where
         .configure_mesh()
         .x_desc(spec.x_label)
         .y_desc(spec.y_label)
-        .x_label_formatter(&|v| tick(*v))
-        .y_label_formatter(&|v| tick(*v))
+        .x_label_formatter(&|v| linear_tick(*v, x_hi - x_lo))
+        .y_label_formatter(&|v| match spec.y_scale {
+            Scale::Linear => linear_tick(*v, y_span),
+            Scale::Log => tick(*v),
+        })
         .label_style((FONT, TICK_SIZE))
         .axis_desc_style((FONT, LABEL_SIZE))
         .light_line_style(WHITE.mix(0.0))
@@ -207,5 +217,6 @@ mod tests {
         assert_eq!(tick(120.0), "120");
         assert_eq!(tick(1e-7), "1e-7");
         assert_eq!(tick(-2.0), "-2");
+        assert_eq!(super::linear_tick(-2e-16, 1.8), "0");
     }
 }

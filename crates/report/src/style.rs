@@ -6,8 +6,8 @@ use plotters::style::RGBColor;
 
 /// A slide: 1280 × 720.
 pub const WIDE: (u32, u32) = (1280, 720);
-/// A contour plot: square.
-pub const SQUARE: (u32, u32) = (900, 900);
+/// A contour plot: a 900 × 900 square and a legend column beside it.
+pub const SQUARE: (u32, u32) = (1240, 900);
 /// Title font size (px).
 pub const TITLE_SIZE: u32 = 28;
 /// Axis-label font size (px).
@@ -98,11 +98,26 @@ impl Series {
     }
 }
 
+/// A path through parameter space thinned like [`Series::drawable`], but
+/// keeping its first [`MAX_POINTS`]/2 iterates (the zig-zag) untouched.
+pub fn thin_path(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let head = points.len().min(MAX_POINTS / 2);
+    let mut out = points[..head].to_vec();
+    if head < points.len() {
+        out.extend(thin_to(points[head..].to_vec(), MAX_POINTS / 2));
+    }
+    out
+}
+
 fn thin(points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
-    if points.len() <= MAX_POINTS {
+    thin_to(points, MAX_POINTS)
+}
+
+fn thin_to(points: Vec<(f64, f64)>, max: usize) -> Vec<(f64, f64)> {
+    if points.len() <= max {
         return points;
     }
-    let stride = points.len().div_ceil(MAX_POINTS);
+    let stride = points.len().div_ceil(max);
     let last = *points.last().expect("non-empty");
     let mut out: Vec<_> = points.into_iter().step_by(stride).collect();
     if out.last() != Some(&last) {
@@ -153,6 +168,10 @@ mod tests {
         assert!(thinned.len() <= MAX_POINTS + 1);
         assert_eq!(thinned.first(), points.first());
         assert_eq!(thinned.last(), points.last());
+        let path = thin_path(&points);
+        assert!(path.len() <= MAX_POINTS + 1);
+        assert_eq!(path[..MAX_POINTS / 2], points[..MAX_POINTS / 2]);
+        assert_eq!(path.last(), points.last());
     }
 
     #[test]

@@ -1,0 +1,590 @@
+//! The figures of a comparison (`compare --plots`, `report`, `generate`):
+//! which apply to a problem, and the numbers behind each — the runs'
+//! histories, the loss on a grid around the paths, the stationary points
+//! found there, a learning-rate sweep of gradient descent, GD/SGD/mini-batch
+//! paths, the schedules, and the Hessian's eigenvalues along the Newton
+//! paths. hessforge-report draws them.
+
+use crate::fit::{Prepared, Run};
+use hessforge_optim::{Batch, History, Objective, Outcome, Settings, Status, Stopping};
+use hessforge_report::{
+    ContourChart, Figure, Grid, LineChart, Marker, MarkerKind, Reference, Scale, Series,
+    contour_chart, line_chart, schedule_chart,
+};
+use nalgebra::{DMatrix, SymmetricEigen};
+
+/// The figures hessforge draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FigureKind {
+    /// Loss per iteration, every optimizer.
+    Loss,
+    /// ‖∇L‖∞ per iteration, every optimizer (log scale).
+    GradNorm,
+    /// Level sets of L with every optimizer's path (2 parameters).
+    Contour,
+    /// Gradient descent with α = 0.1/L, 1/L, 1.9/L, 2.5/L.
+    LrSweep,
+    /// GD vs SGD vs mini-batch paths (2-parameter data models).
+    SgdPaths,
+    /// Every learning-rate schedule over 200 updates.
+    Schedules,
+    /// λ_min and λ_max of the Hessian along each Newton-type path.
+    Curvature,
+}
+
+impl FigureKind {
+    /// All of them, in the report's order.
+    pub const ALL: [FigureKind; 7] = [
+        FigureKind::Loss,
+        FigureKind::GradNorm,
+        FigureKind::Contour,
+        FigureKind::Curvature,
+        FigureKind::LrSweep,
+        FigureKind::SgdPaths,
+        FigureKind::Schedules,
+    ];
+
+    /// The file stem (`grad_norm` → `grad_norm.svg`).
+    pub fn stem(self) -> &'static str {
+        match self {
+            FigureKind::Loss => "loss",
+            FigureKind::GradNorm => "grad_norm",
+            FigureKind::Contour => "contour",
+            FigureKind::LrSweep => "lr_sweep",
+            FigureKind::SgdPaths => "sgd_paths",
+            FigureKind::Schedules => "schedules",
+            FigureKind::Curvature => "curvature",
+        }
+    }
+}
+
+/// A drawn figure: what the page says about it and the SVG.
+pub struct Drawn {
+    /// File, title, caption.
+    pub figure: Figure,
+    /// The SVG document.
+    pub svg: String,
+}
+
+/// Draw the figures asked for; a figure that does not apply to this
+/// problem becomes a note saying why (the others are still drawn).
+pub fn draw(
+    prepared: &Prepared,
+    runs: &[Run],
+    settings: &Settings,
+    stopping: &Stopping,
+    kinds: &[FigureKind],
+) -> (Vec<Drawn>, Vec<String>) {
+    let mut drawn = Vec::new();
+    let mut notes = Vec::new();
+    for &kind in kinds {
+        match draw_one(kind, prepared, runs, settings, stopping) {
+            Ok((title, caption, svg)) => drawn.push(Drawn {
+                figure: Figure {
+                    file: format!("{}.svg", kind.stem()),
+                    title,
+                    caption,
+                },
+                svg,
+            }),
+            Err(why) => notes.push(format!("{}: {why}", kind.stem())),
+        }
+    }
+    (drawn, notes)
+}
+
+type Made = Result<(String, String, String), String>;
+
+fn draw_one(
+    kind: FigureKind,
+    prepared: &Prepared,
+    runs: &[Run],
+    settings: &Settings,
+    stopping: &Stopping,
+) -> Made {
+    let model = &prepared.model.name;
+    let p = prepared.model.n_params();
+    let needs_two = |what: &str| -> Result<(), String> {
+        if p == 2 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} needs a model with 2 parameters; `{model}` has {p} (the other figures are still made)"
+            ))
+        }
+    };
+    match kind {
+        FigureKind::Loss => per_iteration(prepared, runs, false),
+        FigureKind::GradNorm => per_iteration(prepared, runs, true),
+        FigureKind::Contour => {
+            needs_two("a contour plot")?;
+            let paths = paths_of(runs);
+            contour(prepared, &paths, &format!("{model}: level sets of L and each optimizer's path"))
+                .map(|svg| {
+                    (
+                        "Level sets and paths".to_string(),
+                        "Contours of the loss (log-spaced above the minimum when its range is wide), every optimizer's iterates from the same start, and the stationary points: minima circled, saddles crossed.".to_string(),
+                        svg,
+                    )
+                })
+        }
+        FigureKind::Curvature => curvature(prepared, runs),
+        FigureKind::LrSweep => lr_sweep(prepared, settings, stopping),
+        FigureKind::SgdPaths => {
+            if prepared.data.rows == 0 {
+                return Err(format!("`{model}` has no data, so no mini-batches"));
+            }
+            needs_two("the path plot")?;
+            sgd_paths(prepared, settings, stopping)
+        }
+        FigureKind::Schedules => schedules(),
+    }
+}
+
+/// The legend entry of a run: its name, and how it ended unless it converged.
+fn label(o: &Outcome) -> String {
+    if o.status == Status::Converged {
+        o.optimizer.clone()
+    } else {
+        format!("{} — {}", o.optimizer, o.status.as_str())
+    }
+}
+
+/// The last iteration a per-iteration figure shows: four times the longest
+/// converged run (at least 50), so a 7-step Newton run is not a sliver
+/// beside a 10 000-step gradient descent; `None` when nothing is cut.
+fn iteration_cap(runs: &[Run]) -> Option<u64> {
+    let longest = runs.iter().map(|r| r.outcome.iterations).max()?;
+    let converged = runs
+        .iter()
+        .filter(|r| r.outcome.converged)
+        .map(|r| r.outcome.iterations)
+        .max()?;
+    let cap = (4 * converged).max(50);
+    (cap < longest).then_some(cap)
+}
+
+fn per_iteration(prepared: &Prepared, runs: &[Run], gradient: bool) -> Made {
+    let cap = iteration_cap(runs);
+    let series: Vec<Series> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Series {
+            label: label(&r.outcome),
+            points: r
+                .history
+                .rows
+                .iter()
+                .take_while(|row| cap.is_none_or(|c| row.iteration <= c))
+                .map(|row| {
+                    let y = if gradient { row.grad_norm } else { row.loss };
+                    (row.iteration as f64, y)
+                })
+                .collect(),
+            colour: i,
+        })
+        .collect();
+    let model = &prepared.model.name;
+    let cut = cap.map_or(String::new(), |c| {
+        format!(" The x axis stops at iteration {c} (four times the longest converged run); the runs still going there continue to the iteration counts of the table.")
+    });
+    if gradient {
+        let title = format!("{model}: gradient norm per iteration");
+        let svg = line_chart(&LineChart {
+            title: &title,
+            x_label: "iteration k",
+            y_label: "‖∇L(θ_k)‖∞",
+            y_scale: Scale::Log,
+            series: &series,
+            reference: None,
+        })
+        .map_err(|e| e.to_string())?;
+        Ok((
+            "Gradient norm per iteration".into(),
+            format!(
+                "Log scale: linear convergence (gradient descent and its relatives) is a straight line whose slope is set by the condition number; Newton's quadratic convergence is a cliff.{cut}"
+            ),
+            svg,
+        ))
+    } else {
+        let best = runs
+            .iter()
+            .filter(|r| r.outcome.converged)
+            .map(|r| r.outcome.final_loss)
+            .min_by(f64::total_cmp);
+        let scale = Scale::for_values(series.iter().flat_map(|s| s.points.iter().map(|p| &p.1)));
+        let reference = best
+            .filter(|b| scale == Scale::Linear || *b > 0.0)
+            .map(|b| Reference {
+                value: b,
+                label: format!("optimum L* = {b:.6e}"),
+            });
+        let title = format!("{model}: loss per iteration");
+        let svg = line_chart(&LineChart {
+            title: &title,
+            x_label: "iteration k",
+            y_label: "L(θ_k)",
+            y_scale: scale,
+            series: &series,
+            reference,
+        })
+        .map_err(|e| e.to_string())?;
+        Ok((
+            "Loss per iteration".into(),
+            format!(
+                "Every optimizer from the same start ({} y axis); the grey line is the lowest loss any converged run reached.{cut}",
+                if scale == Scale::Log {
+                    "log"
+                } else {
+                    "linear: the loss takes values ≤ 0"
+                }
+            ),
+            svg,
+        ))
+    }
+}
+
+fn paths_of(runs: &[Run]) -> Vec<(Series, bool)> {
+    runs.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let points = r
+                .history
+                .rows
+                .iter()
+                .filter(|row| row.theta.len() == 2)
+                .map(|row| (row.theta[0], row.theta[1]))
+                .collect();
+            let series = Series {
+                label: label(&r.outcome),
+                points,
+                colour: i,
+            };
+            (series, r.outcome.status != Status::Diverged)
+        })
+        .collect()
+}
+
+/// The window: every point of the runs that did not diverge, and the
+/// start, padded by 15 %.
+fn window(prepared: &Prepared, paths: &[(Series, bool)]) -> ((f64, f64), (f64, f64)) {
+    let points = paths
+        .iter()
+        .filter(|(_, bounded)| *bounded)
+        .flat_map(|(s, _)| s.points.iter().copied())
+        .chain(std::iter::once((prepared.start[0], prepared.start[1])))
+        .filter(|(x, y)| x.is_finite() && y.is_finite());
+    let (mut x, mut y) = (
+        (f64::INFINITY, f64::NEG_INFINITY),
+        (f64::INFINITY, f64::NEG_INFINITY),
+    );
+    for (a, b) in points {
+        x = (x.0.min(a), x.1.max(a));
+        y = (y.0.min(b), y.1.max(b));
+    }
+    let pad = |(lo, hi): (f64, f64)| {
+        let width = (hi - lo).max(0.1 * (lo.abs() + hi.abs()) / 2.0).max(1e-3);
+        let middle = (lo + hi) / 2.0;
+        (middle - 0.65 * width, middle + 0.65 * width)
+    };
+    (pad(x), pad(y))
+}
+
+fn contour(prepared: &Prepared, paths: &[(Series, bool)], title: &str) -> Result<String, String> {
+    let objective = prepared.objective();
+    let (wx, wy) = window(prepared, paths);
+    let grid = Grid::sample(wx, wy, 120, |x, y| objective.loss(&[x, y], Batch::Full));
+    let mut markers = vec![Marker {
+        at: (prepared.start[0], prepared.start[1]),
+        kind: MarkerKind::Start,
+    }];
+    markers.extend(stationary_points(&objective, wx, wy));
+    let series: Vec<Series> = paths.iter().map(|(s, _)| s.clone()).collect();
+    let params = &prepared.model.params;
+    contour_chart(&ContourChart {
+        title,
+        x_label: &params[0].id,
+        y_label: &params[1].id,
+        grid: &grid,
+        paths: &series,
+        markers: &markers,
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// Stationary points in the window: pure Newton on ∇L = 0 from a 7 × 7
+/// grid of starts, kept when ‖∇L‖∞ is tiny, told apart by the Hessian's
+/// eigenvalues (both positive: minimum; mixed: saddle; both negative:
+/// maximum).
+fn stationary_points(objective: &dyn Objective, wx: (f64, f64), wy: (f64, f64)) -> Vec<Marker> {
+    let mut found: Vec<Marker> = Vec::new();
+    let scale = (wx.1 - wx.0).max(wy.1 - wy.0);
+    let (mut g, mut h) = ([0.0; 2], [0.0; 4]);
+    for i in 0..7 {
+        for j in 0..7 {
+            let mut t = [
+                wx.0 + (wx.1 - wx.0) * (i as f64 + 0.5) / 7.0,
+                wy.0 + (wy.1 - wy.0) * (j as f64 + 0.5) / 7.0,
+            ];
+            for _ in 0..60 {
+                objective.loss_grad_hess(&t, Batch::Full, &mut g, &mut h);
+                let det = h[0] * h[3] - h[1] * h[2];
+                if !det.is_finite() || det.abs() < 1e-300 {
+                    break;
+                }
+                t[0] -= (h[3] * g[0] - h[1] * g[1]) / det;
+                t[1] -= (h[0] * g[1] - h[2] * g[0]) / det;
+                if !t.iter().all(|v| v.is_finite()) {
+                    break;
+                }
+            }
+            let l = objective.loss_grad_hess(&t, Batch::Full, &mut g, &mut h);
+            let inside = (wx.0..=wx.1).contains(&t[0]) && (wy.0..=wy.1).contains(&t[1]);
+            if !inside || g.iter().any(|v| !(v.abs() <= 1e-9 * l.abs().max(1.0))) {
+                continue;
+            }
+            let eig = SymmetricEigen::new(DMatrix::from_row_slice(2, 2, &h)).eigenvalues;
+            let kind = match (eig.min() > 0.0, eig.max() < 0.0) {
+                (true, _) => MarkerKind::Minimum,
+                (_, true) => MarkerKind::Maximum,
+                _ if eig.min() < 0.0 && eig.max() > 0.0 => MarkerKind::Saddle,
+                _ => continue,
+            };
+            let known = found.iter().any(|m| {
+                (m.at.0 - t[0]).abs() < 1e-6 * scale && (m.at.1 - t[1]).abs() < 1e-6 * scale
+            });
+            if !known {
+                found.push(Marker {
+                    at: (t[0], t[1]),
+                    kind,
+                });
+            }
+        }
+    }
+    found
+}
+
+/// λ_min and λ_max of ∇²L(θ_k) along each Newton-type path.
+fn curvature(prepared: &Prepared, runs: &[Run]) -> Made {
+    let objective = prepared.objective();
+    let p = prepared.model.n_params();
+    let newton: Vec<&Run> = runs
+        .iter()
+        .filter(|r| {
+            r.outcome.optimizer.starts_with("newton") || r.outcome.optimizer == "gauss-newton"
+        })
+        .filter(|r| {
+            r.history
+                .rows
+                .first()
+                .is_some_and(|row| row.theta.len() == p)
+        })
+        .collect();
+    if newton.is_empty() {
+        return Err("no Newton-type optimizer in the comparison (or more than 20 parameters, so no iterates were kept)".into());
+    }
+    let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
+    let mut series = Vec::new();
+    for (k, run) in newton.iter().enumerate() {
+        let mut lo = Vec::new();
+        let mut hi = Vec::new();
+        for row in run.history.rows.iter().take(2_000) {
+            objective.loss_grad_hess(&row.theta, Batch::Full, &mut g, &mut h);
+            if h.iter().all(|v| v.is_finite()) {
+                let eig = SymmetricEigen::new(DMatrix::from_row_slice(p, p, &h)).eigenvalues;
+                lo.push((row.iteration as f64, eig.min()));
+                hi.push((row.iteration as f64, eig.max()));
+            }
+        }
+        let name = &run.outcome.optimizer;
+        series.push(Series {
+            label: format!("{name}: λ_min"),
+            points: lo,
+            colour: 2 * k,
+        });
+        series.push(Series {
+            label: format!("{name}: λ_max"),
+            points: hi,
+            colour: 2 * k + 1,
+        });
+    }
+    let scale = Scale::for_values(series.iter().flat_map(|s| s.points.iter().map(|p| &p.1)));
+    let title = format!(
+        "{}: the Hessian's extreme eigenvalues along each path",
+        prepared.model.name
+    );
+    let svg = line_chart(&LineChart {
+        title: &title,
+        x_label: "iteration k",
+        y_label: "eigenvalue of ∇²L(θ_k)",
+        y_scale: scale,
+        series: &series,
+        reference: (scale == Scale::Linear).then(|| Reference {
+            value: 0.0,
+            label: "λ = 0".into(),
+        }),
+    })
+    .map_err(|e| e.to_string())?;
+    Ok((
+        "Curvature along the path".into(),
+        "Where λ_min is negative the Hessian is indefinite: the pure Newton step heads for the saddle as readily as for a minimum, while saddle-free Newton (|H|) and the damped variants keep descending.".into(),
+        svg,
+    ))
+}
+
+/// Run gradient descent with a fixed step for at most 200 iterations.
+fn descend(
+    prepared: &Prepared,
+    name: &str,
+    settings: &Settings,
+    stopping: &Stopping,
+) -> Result<Run, String> {
+    let mut method = crate::fit::optimizer(name, settings).map_err(|e| e.to_string())?;
+    let mut history = History {
+        keep_theta: true,
+        ..Default::default()
+    };
+    let stopping = Stopping {
+        max_iters: stopping.max_iters.min(200),
+        time_limit: None,
+        ..*stopping
+    };
+    let outcome = crate::fit::fit(
+        prepared,
+        name,
+        method.as_mut(),
+        &stopping,
+        Some(&mut history),
+    );
+    Ok(Run { outcome, history })
+}
+
+fn lipschitz(prepared: &Prepared) -> Result<f64, String> {
+    let l = crate::fit::hessian_spectrum(&prepared.objective(), &prepared.start).1;
+    if l.is_finite() && l > 0.0 {
+        Ok(l)
+    } else {
+        Err(format!(
+            "λ_max of the Hessian at the start is {l:e}: no step 1/L to sweep around"
+        ))
+    }
+}
+
+fn lr_sweep(prepared: &Prepared, settings: &Settings, stopping: &Stopping) -> Made {
+    let l = lipschitz(prepared)?;
+    let mut series = Vec::new();
+    for (i, (c, intent)) in [
+        (0.1, "too small"),
+        (1.0, "good"),
+        (1.9, "too large"),
+        (2.5, "far too large"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let settings = Settings {
+            lr: Some(c / l),
+            ..settings.clone()
+        };
+        let run = descend(prepared, "gd", &settings, stopping)?;
+        series.push(Series {
+            label: format!("α = {c}/L ({intent}) — {}", run.outcome.status.as_str()),
+            points: run
+                .history
+                .rows
+                .iter()
+                .map(|r| (r.iteration as f64, r.loss))
+                .collect(),
+            colour: i,
+        });
+    }
+    let scale = Scale::for_values(series.iter().flat_map(|s| s.points.iter().map(|p| &p.1)));
+    let title = format!(
+        "{}: gradient descent with four step sizes",
+        prepared.model.name
+    );
+    let svg = line_chart(&LineChart {
+        title: &title,
+        x_label: "iteration k",
+        y_label: "L(θ_k)",
+        y_scale: scale,
+        series: &series,
+        reference: None,
+    })
+    .map_err(|e| e.to_string())?;
+    Ok((
+        "Learning-rate sweep".into(),
+        format!(
+            "Gradient descent with α = c/L, L = λ_max(∇²L(θ₀)) = {l:.4e}: a small step crawls, 1/L descends steadily, beyond 2/L the iterates overshoot along the steepest direction and the loss oscillates or grows. The legend gives how each run ended."
+        ),
+        svg,
+    ))
+}
+
+fn sgd_paths(prepared: &Prepared, settings: &Settings, stopping: &Stopping) -> Made {
+    let l = lipschitz(prepared)?;
+    let mut runs = Vec::new();
+    for (name, batch) in [("gd", None), ("minibatch", Some(32)), ("sgd", Some(1))] {
+        let settings = Settings {
+            lr: Some(match batch {
+                // One sample's curvature can exceed the mean's: a smaller step.
+                Some(1) => 0.1 / l,
+                _ => 1.0 / l,
+            }),
+            batch_size: batch,
+            ..settings.clone()
+        };
+        let mut run = descend(prepared, name, &settings, stopping)?;
+        run.outcome.optimizer = match batch {
+            None => "gd (full batch)".into(),
+            Some(b) => format!("{name} (batch {b}, α = {:.2e})", settings.lr.unwrap_or(0.0)),
+        };
+        runs.push(run);
+    }
+    let paths = paths_of(&runs);
+    let title = format!(
+        "{}: full batch, mini-batch and SGD paths",
+        prepared.model.name
+    );
+    let svg = contour(prepared, &paths, &title)?;
+    Ok((
+        "GD vs SGD vs mini-batch".into(),
+        "One point per epoch: the full gradient moves straight down the valley, mini-batch and single-sample gradients are noisy estimates of it, so their paths wander and settle into a cloud around the minimum whose size shrinks with the step.".into(),
+        svg,
+    ))
+}
+
+fn schedules() -> Made {
+    let steps = 200;
+    let spellings = [
+        "constant",
+        "step:70,140:0.5",
+        "exp:0.985",
+        "cosine",
+        "linear:0:0.05",
+        "invsqrt",
+        "cyclic:50:4",
+        "cosine+warmup:20",
+    ];
+    let schedules: Vec<(String, hessforge_optim::schedule::Schedule)> = spellings
+        .iter()
+        .map(|s| {
+            (
+                format!("--schedule {s}"),
+                s.parse().expect("valid spellings"),
+            )
+        })
+        .collect();
+    let svg = schedule_chart(
+        "Learning-rate schedules over 200 updates (base rate α = 1)",
+        &schedules,
+        1.0,
+        steps,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((
+        "Learning-rate schedules".into(),
+        "α_t for every schedule hessforge knows, computed by the same function the optimizers call; the legend gives the flag that selects it.".into(),
+        svg,
+    ))
+}
