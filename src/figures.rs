@@ -340,7 +340,8 @@ fn stationary_points(objective: &dyn Objective, wx: (f64, f64), wy: (f64, f64)) 
             }
             let l = objective.loss_grad_hess(&t, Batch::Full, &mut g, &mut h);
             let inside = (wx.0..=wx.1).contains(&t[0]) && (wy.0..=wy.1).contains(&t[1]);
-            if !inside || g.iter().any(|v| !(v.abs() <= 1e-9 * l.abs().max(1.0))) {
+            let stationary = g.iter().all(|v| v.abs() <= 1e-9 * l.abs().max(1.0));
+            if !inside || !stationary {
                 continue;
             }
             let eig = SymmetricEigen::new(DMatrix::from_row_slice(2, 2, &h)).eigenvalues;

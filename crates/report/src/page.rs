@@ -116,7 +116,8 @@ main { max-width: 62rem; margin: 0 auto; padding: 1rem 2rem 4rem; }
 math[display=block] { overflow-x: auto; overflow-y: hidden; padding: 0.3em 0; }
 math { font-size: 1.1em; }
 table { border-collapse: collapse; margin: 1em 0; font-variant-numeric: tabular-nums; }
-th, td { border-bottom: 1px solid #ccc; padding: 0.25em 0.7em; text-align: right; }
+table { font-size: 0.9em; }
+th, td { border-bottom: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 img { max-width: 100%; height: auto; border: 1px solid #eee; }
 pre { background: #f5f5f5; padding: 0.8em; overflow-x: auto; }
