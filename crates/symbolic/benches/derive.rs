@@ -4,10 +4,11 @@
 
 use std::path::Path;
 
-const MODELS: [&str; 7] = [
+const MODELS: [&str; 8] = [
     "quadratic_bowl",
     "rosenbrock",
     "saddle",
+    "simple_linear_regression",
     "linear_regression",
     "logistic_regression",
     "softmax_regression",
