@@ -269,10 +269,21 @@ pub struct StopArgs {
     /// Stop after this many seconds.
     #[arg(long)]
     time_limit: Option<f64>,
+    /// Stop (converged) once L ≤ this value, e.g. to time GD to a loss
+    /// Newton reached.
+    #[arg(long, allow_negative_numbers = true)]
+    target_loss: Option<f64>,
 }
 
 impl StopArgs {
     pub fn stopping(&self) -> Result<hessforge_optim::Stopping, Failure> {
+        if self.target_loss.is_some_and(|t| !t.is_finite()) {
+            return Err(Failure::bad_input(miette::miette!(
+                help = "a finite number",
+                "--target-loss {:?}: not a loss value",
+                self.target_loss.unwrap_or_default()
+            )));
+        }
         if [self.tol, self.ftol].iter().any(|t| t.is_nan() || *t < 0.0) {
             return Err(Failure::bad_input(miette::miette!(
                 help = "tolerances are numbers ≥ 0",
@@ -286,6 +297,7 @@ impl StopArgs {
             grad_tol: self.tol,
             loss_change_tol: self.ftol,
             time_limit: crate::fit::time_limit(self.time_limit).map_err(Failure::bad_input)?,
+            target_loss: self.target_loss,
             ..hessforge_optim::Stopping::default()
         })
     }

@@ -293,7 +293,11 @@ fn window(prepared: &Prepared, paths: &[(Series, bool)]) -> ((f64, f64), (f64, f
 fn contour(prepared: &Prepared, paths: &[(Series, bool)], title: &str) -> Result<String, String> {
     let objective = prepared.objective();
     let (wx, wy) = window(prepared, paths);
-    let grid = Grid::sample(wx, wy, 120, |x, y| objective.loss(&[x, y], Batch::Full));
+    // 120 × 120 evaluations of L, fewer for big data sets (each evaluation
+    // is a pass over every row): at most about 5·10⁸ row evaluations.
+    let rows = prepared.data.rows.max(1) as f64;
+    let n = ((5e8 / rows).sqrt() as usize).clamp(40, 120);
+    let grid = Grid::sample(wx, wy, n, |x, y| objective.loss(&[x, y], Batch::Full));
     let mut markers = vec![Marker {
         at: (prepared.start[0], prepared.start[1]),
         kind: MarkerKind::Start,
@@ -332,9 +336,14 @@ fn stationary_points(objective: &dyn Objective, wx: (f64, f64), wy: (f64, f64)) 
                 if !det.is_finite() || det.abs() < 1e-300 {
                     break;
                 }
-                t[0] -= (h[3] * g[0] - h[1] * g[1]) / det;
-                t[1] -= (h[0] * g[1] - h[2] * g[0]) / det;
-                if !t.iter().all(|v| v.is_finite()) {
+                let step = [
+                    (h[3] * g[0] - h[1] * g[1]) / det,
+                    (h[0] * g[1] - h[2] * g[0]) / det,
+                ];
+                t[0] -= step[0];
+                t[1] -= step[1];
+                let small = step.iter().all(|d| d.abs() <= 1e-14 * scale);
+                if small || !t.iter().all(|v| v.is_finite()) {
                     break;
                 }
             }

@@ -508,3 +508,33 @@ fn gauss_newton_on_the_least_squares_models() {
         .code(1)
         .stdout(predicate::str::contains("square"));
 }
+
+#[test]
+fn target_loss_stops_a_run_once_reached() {
+    let run = json_of(&[
+        "run",
+        "quadratic_bowl",
+        "--optimizer",
+        "gd",
+        "--target-loss",
+        "1e-3",
+        "--tol",
+        "0",
+        "--json",
+    ]);
+    assert_eq!(run["status"], "converged", "{run}");
+    assert!(run["final_loss"].as_f64().unwrap() <= 1e-3, "{run}");
+    assert!(run["message"].as_str().unwrap().contains("target"), "{run}");
+    hessforge()
+        .args([
+            "run",
+            "quadratic_bowl",
+            "--optimizer",
+            "gd",
+            "--target-loss",
+            "inf",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--target-loss"));
+}

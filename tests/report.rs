@@ -202,3 +202,39 @@ fn an_unknown_figure_is_a_usage_error() {
         .code(2)
         .stderr(predicate::str::contains("possible values"));
 }
+
+#[test]
+fn figures_one_two_six_and_seven_work_for_any_number_of_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    hessforge()
+        .args([
+            "compare",
+            "logistic_regression",
+            "--optimizers",
+            "gd,newton",
+            "--max-iters",
+            "50",
+            "--figures",
+            "loss,grad-norm,schedules,curvature",
+            "--plots",
+        ])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("wrote 4 figures"));
+    let curvature = svg_texts(&dir.path().join("curvature.svg"));
+    assert!(
+        curvature.iter().any(|t| t == "newton: λ_max"),
+        "{curvature:?}"
+    );
+    let loss = svg_texts(&dir.path().join("loss.svg"));
+    assert!(
+        loss.iter().any(|t| t.starts_with("optimum L* = 2.18847")),
+        "{loss:?}"
+    );
+    let schedules = svg_texts(&dir.path().join("schedules.svg"));
+    assert!(
+        schedules.iter().any(|t| t == "--schedule cyclic:50:4"),
+        "{schedules:?}"
+    );
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# hessforge against the tools people use today (JAX, SymPy, CasADi, NumPy,
+# SciPy), on the same problems, data and starting points, in one run.
+#
+#   benches/compare/run.sh            # the full comparison (about 15 minutes on 2 cores)
+#   benches/compare/run.sh --smoke    # smallest sizes, one repeat: checks the plumbing
+#
+# Builds hessforge (release) and its measuring binary, creates a Python
+# virtual environment outside the source tree ($HESSFORGE_COMPARE_VENV,
+# default ~/.cache/hessforge-compare/venv) with the pinned versions of
+# requirements.txt, writes the data, runs both sides alternately and writes
+# results.json and results.md into $HESSFORGE_COMPARE_OUT (default
+# target/compare/).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+smoke=""
+[ "${1:-}" = "--smoke" ] && smoke="--smoke"
+
+venv="${HESSFORGE_COMPARE_VENV:-$HOME/.cache/hessforge-compare/venv}"
+out="${HESSFORGE_COMPARE_OUT:-$root/target/compare}"
+data="$out/data"
+mkdir -p "$data"
+
+for tool in gcc taskset python3; do
+  command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 2; }
+done
+
+echo "== building hessforge and compare_side (release)"
+(cd "$root" && cargo build --release --quiet --bin hessforge \
+  && cargo build --release --quiet --features bench-models --example compare_side)
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "== creating the Python environment in $venv"
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+"$venv/bin/python" -m pip install --quiet -r "$here/requirements.txt"
+
+if [ -n "$smoke" ]; then sizes="1000"; else sizes="1000 100000 1000000"; fi
+echo "== data: logistic regression, N = $sizes"
+"$venv/bin/python" "$here/anchors/make_data.py" "$data" $sizes
+
+echo "== measuring (both sides alternately)"
+"$venv/bin/python" "$here/harness.py" "$root/target/release/hessforge" \
+  "$root/target/release/examples/compare_side" "$data" "$out" $smoke
+echo "== wrote $out/results.json and $out/results.md"

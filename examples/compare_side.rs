@@ -1,0 +1,155 @@
+//! hessforge's side of `benches/compare/run.sh`: the measurements the
+//! Python anchors are compared with, each printed as one JSON object.
+//!
+//! ```text
+//! compare_side codegen FILE.toml REPEATS     derive + optimise + emit Rust; operation count
+//! compare_side kernel-pass DATA.csv REPEATS [--parallel]
+//!                                            one loss+gradient+Hessian pass of logistic regression
+//! compare_side mlp-sample P REPEATS          one sample of mlp_tanh (P = 5, 17, 65)
+//! ```
+//!
+//! Built by `run.sh` with `cargo build --release --features bench-models
+//! --example compare_side`; times are seconds, medians over the repeats
+//! after one warm-up.
+
+use hessforge_kernels::{
+    Kernel, Rows, logistic_regression::LogisticRegression, mlp_tanh::MlpTanh, mlp_tanh_1::MlpTanh1,
+    mlp_tanh_16::MlpTanh16,
+};
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize, what: &str| -> String {
+        args.get(i)
+            .cloned()
+            .unwrap_or_else(|| fail(&format!("missing {what}; see the usage in the file header")))
+    };
+    let repeats: usize = arg(2, "REPEATS")
+        .parse()
+        .unwrap_or_else(|_| fail("REPEATS is a count"));
+    let json = match arg(0, "a task").as_str() {
+        "codegen" => codegen(Path::new(&arg(1, "FILE.toml")), repeats),
+        "kernel-pass" => kernel_pass(
+            Path::new(&arg(1, "DATA.csv")),
+            repeats,
+            args.iter().any(|a| a == "--parallel"),
+        ),
+        "mlp-sample" => mlp_sample(
+            arg(1, "P")
+                .parse()
+                .unwrap_or_else(|_| fail("P is 5, 17 or 65")),
+            repeats,
+        ),
+        other => fail(&format!("unknown task `{other}`")),
+    };
+    println!("{json}");
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("compare_side: {message}");
+    std::process::exit(2)
+}
+
+/// Median, min and max of `repeats` timings of `f` after one warm-up call.
+fn time(repeats: usize, mut f: impl FnMut()) -> serde_json::Value {
+    f();
+    let mut t: Vec<f64> = (0..repeats.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    serde_json::json!({"median": t[t.len() / 2], "min": t[0], "max": t[t.len() - 1], "repeats": t.len()})
+}
+
+fn codegen(file: &Path, repeats: usize) -> serde_json::Value {
+    let model = hessforge_spec::load_file(file).unwrap_or_else(|e| fail(&e.one_line()));
+    let derivation = hessforge_symbolic::derive(&model).unwrap_or_else(|e| fail(&e.to_string()));
+    let programs = hessforge_symbolic::lower(&derivation).unwrap_or_else(|e| fail(&e.to_string()));
+    let split = programs.split(hessforge_ir::Outputs::LossGradHess);
+    let operations = split.per_row.operation_count() + split.theta_only.operation_count();
+    let derive = time(repeats, || {
+        black_box(hessforge_symbolic::derive(&model).expect("derives"));
+    });
+    let total = time(repeats, || {
+        black_box(hessforge_build::kernel_source(&model).expect("generates"));
+    });
+    serde_json::json!({
+        "task": "codegen", "model": model.name, "params": model.n_params(),
+        "operations": operations, "derive_s": derive, "total_s": total,
+    })
+}
+
+/// The CSV of `run.sh` (header x_1..x_10,y; no comments) as row-major rows.
+fn read_rows(file: &Path) -> (Vec<f64>, usize) {
+    let text =
+        std::fs::read_to_string(file).unwrap_or_else(|e| fail(&format!("{}: {e}", file.display())));
+    let mut values = Vec::new();
+    let mut rows = 0;
+    for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        for cell in line.split(',') {
+            values.push(
+                cell.trim()
+                    .parse::<f64>()
+                    .unwrap_or_else(|_| fail(&format!("bad cell `{cell}`"))),
+            );
+        }
+        rows += 1;
+    }
+    (values, rows)
+}
+
+fn kernel_pass(file: &Path, repeats: usize, parallel: bool) -> serde_json::Value {
+    let (data, rows) = read_rows(file);
+    let k = LogisticRegression;
+    let p = LogisticRegression::N_PARAMS;
+    assert_eq!(data.len(), rows * LogisticRegression::N_DATA, "11 columns");
+    let theta: Vec<f64> = (0..p).map(|i| 0.01 * (i as f64 - 5.0)).collect();
+    let constants = [0.01];
+    let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
+    let mut loss = 0.0;
+    let t = time(repeats, || {
+        let rows = if parallel {
+            Rows::Parallel(&data)
+        } else {
+            Rows::All(&data)
+        };
+        loss = k.loss_grad_hess(black_box(&theta), &constants, rows, &mut g, &mut h);
+    });
+    serde_json::json!({
+        "task": "kernel-pass", "rows": rows, "parallel": parallel, "seconds": t,
+        "loss": loss, "grad0": g[0], "hess00": h[0],
+    })
+}
+
+fn mlp_sample(p: usize, repeats: usize) -> serde_json::Value {
+    let theta: Vec<f64> = (0..p).map(|i| 0.3 * ((i % 7) as f64 - 3.0) / 3.0).collect();
+    let x = [0.4, -0.7, 0.25];
+    let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
+    const CALLS: usize = 100_000;
+    let mut loss = 0.0;
+    let mut run = |f: &mut dyn FnMut(&[f64], &mut [f64], &mut [f64]) -> f64| {
+        time(repeats, || {
+            for _ in 0..CALLS {
+                loss = f(black_box(&theta), &mut g, &mut h);
+            }
+        })
+    };
+    let t = match p {
+        5 => run(&mut |t, g, h| MlpTanh1.loss_grad_hess(t, &[], Rows::All(black_box(&x)), g, h)),
+        17 => run(&mut |t, g, h| MlpTanh.loss_grad_hess(t, &[], Rows::All(black_box(&x)), g, h)),
+        65 => run(&mut |t, g, h| MlpTanh16.loss_grad_hess(t, &[], Rows::All(black_box(&x)), g, h)),
+        _ => fail("P is 5, 17 or 65"),
+    };
+    let per_sample = |key: &str| t[key].as_f64().unwrap_or(0.0) / CALLS as f64;
+    serde_json::json!({
+        "task": "mlp-sample", "params": p, "calls_per_repeat": CALLS,
+        "seconds_per_sample": {"median": per_sample("median"), "min": per_sample("min"), "max": per_sample("max")},
+        "loss": loss,
+    })
+}
