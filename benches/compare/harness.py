@@ -192,7 +192,7 @@ def versions():
     import importlib.metadata as md
     out = {p: md.version(p) for p in ("numpy", "scipy", "sympy", "casadi", "jax", "jaxlib")}
     out["python"] = platform.python_version()
-    out["rustc"] = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    out["rust"] = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip().removeprefix("rustc ")
     return out
 
 
