@@ -127,13 +127,16 @@ fn kernel_pass(file: &Path, repeats: usize, parallel: bool) -> serde_json::Value
     })
 }
 
+/// One sample's loss + gradient + Hessian: (θ, gradient, Hessian) → loss.
+type SampleKernel<'a> = dyn FnMut(&[f64], &mut [f64], &mut [f64]) -> f64 + 'a;
+
 fn mlp_sample(p: usize, repeats: usize) -> serde_json::Value {
     let theta: Vec<f64> = (0..p).map(|i| 0.3 * ((i % 7) as f64 - 3.0) / 3.0).collect();
     let x = [0.4, -0.7, 0.25];
     let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
     const CALLS: usize = 100_000;
     let mut loss = 0.0;
-    let mut run = |f: &mut dyn FnMut(&[f64], &mut [f64], &mut [f64]) -> f64| {
+    let mut run = |f: &mut SampleKernel<'_>| {
         time(repeats, || {
             for _ in 0..CALLS {
                 loss = f(black_box(&theta), &mut g, &mut h);
