@@ -582,7 +582,7 @@ pub fn catalogue(latex: bool) -> String {
         s.push_str(&format!("  source      {}\n\n", e.source));
     }
     s.push_str(
-        "Stopping (all): --max-iters (10000; epochs for mini-batch runs), --tol on ‖∇L‖∞ (1e-8), --ftol on the relative loss change (off), --time-limit SECONDS (none).\n\
+        "Stopping (all): --max-iters (10000; epochs for mini-batch runs), --tol on ‖∇L‖∞ (1e-8), --ftol on the relative loss change (off), --time-limit SECONDS (none), --target-loss L (none: stop as converged once the loss ≤ L).\n\
          A small gradient where the Hessian is not positive semi-definite ends as saddle_point or maximum, never converged.\n",
     );
     s
