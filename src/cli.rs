@@ -580,11 +580,7 @@ fn compare_command(
         eprintln!("wrote {written} figures to {}", dir.display());
     }
     let outcomes: Vec<_> = runs.into_iter().map(|r| r.outcome).collect();
-    let best = outcomes
-        .iter()
-        .filter(|o| o.converged)
-        .min_by(|a, b| a.final_loss.total_cmp(&b.final_loss));
-    let spectrum = best.map(|o| crate::fit::hessian_spectrum(&prepared.objective(), &o.theta));
+    let spectrum = crate::fit::optimum_spectrum(&prepared, &outcomes);
     if json {
         let runs: Vec<_> = outcomes
             .iter()
@@ -667,8 +663,16 @@ pub fn optimizer_names(prepared: &crate::fit::Prepared, asked: Vec<String>) -> V
 #[error("cannot write `{path}`: {source}")]
 #[diagnostic(help("check that the folder exists and is writable"))]
 pub struct WriteError {
-    pub(crate) path: String,
-    pub(crate) source: std::io::Error,
+    path: String,
+    source: std::io::Error,
+}
+
+/// Create a folder (and its parents) for output.
+pub fn create_dir(dir: &Path) -> Result<(), WriteError> {
+    std::fs::create_dir_all(dir).map_err(|source| WriteError {
+        path: dir.display().to_string(),
+        source,
+    })
 }
 
 /// Write through a temporary file in the same folder and rename it into
@@ -740,12 +744,7 @@ fn generate_command(check: bool, dir: Option<PathBuf>) -> Result<(), Failure> {
         }
         return Err(Failure::failed(Stale { files: stale }));
     }
-    std::fs::create_dir_all(dir.join("figures")).map_err(|source| {
-        Failure::bad_input(WriteError {
-            path: dir.display().to_string(),
-            source,
-        })
-    })?;
+    create_dir(&dir.join("figures")).map_err(Failure::bad_input)?;
     for (name, text) in &files {
         write_atomically(&dir.join(name), text).map_err(Failure::bad_input)?;
     }

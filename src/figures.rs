@@ -207,12 +207,9 @@ fn per_iteration(prepared: &Prepared, runs: &[Run], gradient: bool) -> Made {
             svg,
         ))
     } else {
-        let best = runs
-            .iter()
-            .filter(|r| r.outcome.converged)
-            .map(|r| r.outcome.final_loss)
-            .min_by(f64::total_cmp);
-        let scale = Scale::for_values(series.iter().flat_map(|s| s.points.iter().map(|p| &p.1)));
+        let best =
+            crate::fit::best_converged(runs.iter().map(|r| &r.outcome)).map(|o| o.final_loss);
+        let scale = Scale::for_series(&series);
         let reference = best
             .filter(|b| scale == Scale::Linear || *b > 0.0)
             .map(|b| Reference {
@@ -418,7 +415,7 @@ fn curvature(prepared: &Prepared, runs: &[Run]) -> Made {
             colour: 2 * k + 1,
         });
     }
-    let scale = Scale::for_values(series.iter().flat_map(|s| s.points.iter().map(|p| &p.1)));
+    let scale = Scale::for_series(&series);
     let title = format!(
         "{}: the Hessian's extreme eigenvalues along each path",
         prepared.model.name
@@ -469,8 +466,12 @@ fn descend(
     Ok(Run { outcome, history })
 }
 
-fn lipschitz(prepared: &Prepared) -> Result<f64, String> {
-    let l = crate::fit::hessian_spectrum(&prepared.objective(), &prepared.start).1;
+/// L = λ_max(∇²L(θ₀)): the value `run_all` already put in the settings
+/// when an optimizer of the comparison uses it, else one Hessian pass.
+fn lipschitz(prepared: &Prepared, settings: &Settings) -> Result<f64, String> {
+    let l = settings
+        .curvature
+        .unwrap_or_else(|| crate::fit::hessian_spectrum(&prepared.objective(), &prepared.start).1);
     if l.is_finite() && l > 0.0 {
         Ok(l)
     } else {
@@ -481,7 +482,7 @@ fn lipschitz(prepared: &Prepared) -> Result<f64, String> {
 }
 
 fn lr_sweep(prepared: &Prepared, settings: &Settings, stopping: &Stopping) -> Made {
-    let l = lipschitz(prepared)?;
+    let l = lipschitz(prepared, settings)?;
     let mut series = Vec::new();
     for (i, (c, intent)) in [
         (0.1, "too small"),
@@ -508,7 +509,7 @@ fn lr_sweep(prepared: &Prepared, settings: &Settings, stopping: &Stopping) -> Ma
             colour: i,
         });
     }
-    let scale = Scale::for_values(series.iter().flat_map(|s| s.points.iter().map(|p| &p.1)));
+    let scale = Scale::for_series(&series);
     let title = format!(
         "{}: gradient descent with four step sizes",
         prepared.model.name
@@ -532,7 +533,7 @@ fn lr_sweep(prepared: &Prepared, settings: &Settings, stopping: &Stopping) -> Ma
 }
 
 fn sgd_paths(prepared: &Prepared, settings: &Settings, stopping: &Stopping) -> Made {
-    let l = lipschitz(prepared)?;
+    let l = lipschitz(prepared, settings)?;
     let mut runs = Vec::new();
     for (name, batch) in [("gd", None), ("minibatch", Some(32)), ("sgd", Some(1))] {
         let settings = Settings {

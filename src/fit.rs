@@ -226,6 +226,20 @@ pub fn hessian_spectrum(objective: &dyn Objective, theta: &[f64]) -> (f64, f64) 
     (eig.min(), eig.max())
 }
 
+/// The converged run with the lowest final loss: the optimum the
+/// comparison reports.
+pub fn best_converged<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> Option<&'a Outcome> {
+    outcomes
+        .into_iter()
+        .filter(|o| o.converged)
+        .min_by(|a, b| a.final_loss.total_cmp(&b.final_loss))
+}
+
+/// (λ_min, λ_max) of the Hessian at the best converged run's θ, if any run converged.
+pub fn optimum_spectrum(prepared: &Prepared, outcomes: &[Outcome]) -> Option<(f64, f64)> {
+    best_converged(outcomes).map(|o| hessian_spectrum(&prepared.objective(), &o.theta))
+}
+
 /// Set L = λ_max(H(θ₀)) in `settings` — once, from one Hessian pass — when
 /// any of these optimizers takes its default step 1/L.
 pub fn start_curvature(settings: &mut Settings, names: &[&str], prepared: &Prepared) {

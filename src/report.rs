@@ -2,7 +2,7 @@
 //! figures, and write them with the page (HTML with MathML, or Markdown)
 //! into one folder; each file is written atomically.
 
-use crate::cli::{Failure, HyperArgs, ProblemArgs, StopArgs, WriteError, write_atomically};
+use crate::cli::{Failure, HyperArgs, ProblemArgs, StopArgs, create_dir, write_atomically};
 use crate::figures::{self, FigureKind};
 use crate::fit::{Prepared, Run};
 use hessforge_optim::{Settings, Stopping};
@@ -33,15 +33,6 @@ pub struct ReportArgs<'a> {
     pub figures: &'a [FigureKind],
 }
 
-fn create_dir(dir: &Path) -> Result<(), Failure> {
-    std::fs::create_dir_all(dir).map_err(|source| {
-        Failure::bad_input(WriteError {
-            path: dir.display().to_string(),
-            source,
-        })
-    })
-}
-
 /// Draw the figures into `dir`; print a note for each that does not apply.
 /// Returns how many were written.
 pub fn write_figures(
@@ -52,12 +43,18 @@ pub fn write_figures(
     stopping: &Stopping,
     kinds: &[FigureKind],
 ) -> Result<usize, Failure> {
-    create_dir(dir)?;
+    create_dir(dir).map_err(Failure::bad_input)?;
     let (drawn, _) = draw(prepared, runs, settings, stopping, kinds);
-    for d in &drawn {
+    write_drawn(dir, &drawn)?;
+    Ok(drawn.len())
+}
+
+/// Each figure's SVG into `dir`, under its file name.
+fn write_drawn(dir: &Path, drawn: &[figures::Drawn]) -> Result<(), Failure> {
+    for d in drawn {
         write_atomically(&dir.join(&d.figure.file), &d.svg).map_err(Failure::bad_input)?;
     }
-    Ok(drawn.len())
+    Ok(())
 }
 
 fn draw(
@@ -144,7 +141,7 @@ pub fn report_command(
     let prepared = crate::fit::prepare(args.model, &problem).map_err(Failure::bad_input)?;
     let names = crate::cli::optimizer_names(&prepared, args.optimizers.clone());
     // Fail on an unwritable folder before the work, not after.
-    create_dir(args.output)?;
+    create_dir(args.output).map_err(Failure::bad_input)?;
     let derivation = hessforge_symbolic::derive(&prepared.model).map_err(Failure::failed)?;
     let runs = crate::fit::run_all(&prepared, &names, &mut settings, &stopping, true)
         .map_err(Failure::bad_input)?;
@@ -162,20 +159,13 @@ pub fn report_command(
         stopping.max_iters
     );
     comparison.push_str(&crate::fit::markdown_table(&outcomes));
-    if let Some(best) = outcomes
-        .iter()
-        .filter(|o| o.converged)
-        .min_by(|a, b| a.final_loss.total_cmp(&b.final_loss))
-    {
-        let (lo, hi) = crate::fit::hessian_spectrum(&prepared.objective(), &best.theta);
+    if let Some((lo, hi)) = crate::fit::optimum_spectrum(&prepared, &outcomes) {
         comparison.push_str(&format!(
             "\nThe Hessian at the optimum: $\\lambda_{{\\min}} = {lo:.3e}$, $\\lambda_{{\\max}} = {hi:.3e}$, condition number $\\kappa = {:.3e}$.\n",
             hi / lo
         ));
     }
-    for d in &drawn {
-        write_atomically(&args.output.join(&d.figure.file), &d.svg).map_err(Failure::bad_input)?;
-    }
+    write_drawn(args.output, &drawn)?;
     let report = Report {
         derivation: render(&derivation, Format::Markdown),
         comparison,

@@ -9,7 +9,7 @@
 //! otherwise.
 
 use crate::FigureError;
-use crate::lines::{canvas, drawing_error, linear_tick};
+use crate::lines::{drawing_error, linear_tick};
 use crate::style::{self, FONT, LABEL_SIZE, SQUARE, Series, TICK_SIZE, TITLE_SIZE};
 use plotters::prelude::*;
 
@@ -328,7 +328,7 @@ pub fn contour_chart(spec: &ContourChart<'_>) -> Result<String, FigureError> {
     let levels = levels(g, 18);
     let mut svg = String::new();
     {
-        let root = canvas(&mut svg, SQUARE);
+        let root = style::canvas(&mut svg, SQUARE);
         root.fill(&WHITE).map_err(|e| err(&e))?;
         // The plot is square; the legend has a column of its own, so it
         // never hides a path or a marker.

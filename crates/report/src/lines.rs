@@ -6,7 +6,6 @@
 use crate::FigureError;
 use crate::style::{self, FONT, LABEL_SIZE, Scale, Series, TICK_SIZE, TITLE_SIZE, WIDE};
 use hessforge_optim::schedule::Schedule;
-use plotters::coord::Shift;
 use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -89,7 +88,7 @@ pub fn line_chart(spec: &LineChart<'_>) -> Result<String, FigureError> {
     let err = drawing_error(spec.title);
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, WIDE).into_drawing_area();
+        let root = style::canvas(&mut svg, WIDE);
         root.fill(&WHITE).map_err(|e| err(&e))?;
         let mut builder = ChartBuilder::on(&root);
         builder
@@ -199,11 +198,6 @@ pub fn schedule_chart(
         series: &series,
         reference: None,
     })
-}
-
-/// An empty drawing area helper for the contour module (same canvas rules).
-pub(crate) fn canvas(svg: &mut String, size: (u32, u32)) -> DrawingArea<SVGBackend<'_>, Shift> {
-    SVGBackend::with_string(svg, size).into_drawing_area()
 }
 
 #[cfg(test)]

@@ -69,6 +69,20 @@ impl Scale {
             Scale::Linear
         }
     }
+
+    /// [`Scale::for_values`] of every y value of these lines.
+    pub fn for_series(series: &[Series]) -> Scale {
+        Scale::for_values(series.iter().flat_map(|s| s.points.iter().map(|p| &p.1)))
+    }
+}
+
+/// The SVG canvas every figure draws on.
+pub(crate) fn canvas(
+    svg: &mut String,
+    size: (u32, u32),
+) -> plotters::drawing::DrawingArea<plotters::prelude::SVGBackend<'_>, plotters::coord::Shift> {
+    use plotters::prelude::IntoDrawingArea;
+    plotters::prelude::SVGBackend::with_string(svg, size).into_drawing_area()
 }
 
 /// One line of a figure.
