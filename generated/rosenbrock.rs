@@ -2,105 +2,141 @@
 // from derivations/rosenbrock.toml. Do not edit by hand.
 
 use crate::{Kernel, Rows, runtime};
+use hessforge_ir::lanes::F64x4;
 /// The Rosenbrock function: (1 − x)² + 100 (y − x²)²: a curved valley; minimum at (1, 1), start (−1.2, 1).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Rosenbrock;
-/// One data row's contribution to `loss` (added into `acc`).
-#[inline(always)]
-fn loss_row(t: &[f64; 2], x: &[f64; 0], c: &[f64; 2], acc: &mut [f64; 1]) {
-    let r0: f64 = 0.0;
-    acc[0] += r0;
+/// The programs of `loss`: one data row, four rows at once (one per lane), and the part that depends on θ only (once per pass).
+struct Loss;
+impl runtime::PassProgram<2, 0, 2, 1> for Loss {
+    #[inline(always)]
+    fn row(t: &[f64; 2], x: &[f64; 0], c: &[f64; 2], acc: &mut [f64; 1]) {
+        let r0: f64 = 0.0;
+        acc[0] += r0;
+    }
+    #[inline(always)]
+    fn rows4(t: &[f64; 2], x: &[F64x4; 0], c: &[f64; 2], acc: &mut [F64x4; 1]) {
+        let r0: f64 = 0.0;
+        acc[0] += r0;
+    }
+    #[inline(always)]
+    fn theta_only(t: &[f64; 2], c: &[f64; 2], acc: &mut [f64; 1]) {
+        let r3: f64 = t[0] * t[0];
+        let r3: f64 = (-1.0) * r3;
+        let r3: f64 = t[1] + r3;
+        let r3: f64 = r3 * r3;
+        let r3: f64 = c[1] * r3;
+        let r1: f64 = t[0] * (-1.0);
+        let r1: f64 = c[0] + r1;
+        let r1: f64 = r1 * r1;
+        let r3: f64 = r3 + r1;
+        acc[0] += r3;
+    }
 }
-/// The part of `loss` that depends on θ only (added into `acc` once per pass).
-#[inline(always)]
-fn loss_theta(t: &[f64; 2], c: &[f64; 2], acc: &mut [f64; 1]) {
-    let r3: f64 = t[0] * t[0];
-    let r3: f64 = (-1.0) * r3;
-    let r3: f64 = t[1] + r3;
-    let r3: f64 = r3 * r3;
-    let r3: f64 = c[1] * r3;
-    let r1: f64 = t[0] * (-1.0);
-    let r1: f64 = c[0] + r1;
-    let r1: f64 = r1 * r1;
-    let r3: f64 = r3 + r1;
-    acc[0] += r3;
+/// The programs of `loss_grad`: one data row, four rows at once (one per lane), and the part that depends on θ only (once per pass).
+struct LossGrad;
+impl runtime::PassProgram<2, 0, 2, 3> for LossGrad {
+    #[inline(always)]
+    fn row(t: &[f64; 2], x: &[f64; 0], c: &[f64; 2], acc: &mut [f64; 3]) {
+        let r0: f64 = 0.0;
+        acc[0] += r0;
+        let r1: f64 = 0.0;
+        acc[1] += r1;
+        let r2: f64 = 0.0;
+        acc[2] += r2;
+    }
+    #[inline(always)]
+    fn rows4(t: &[f64; 2], x: &[F64x4; 0], c: &[f64; 2], acc: &mut [F64x4; 3]) {
+        let r0: f64 = 0.0;
+        acc[0] += r0;
+        let r1: f64 = 0.0;
+        acc[1] += r1;
+        let r2: f64 = 0.0;
+        acc[2] += r2;
+    }
+    #[inline(always)]
+    fn theta_only(t: &[f64; 2], c: &[f64; 2], acc: &mut [f64; 3]) {
+        let r5: f64 = t[0] * t[0];
+        let r5: f64 = (-1.0) * r5;
+        let r5: f64 = t[1] + r5;
+        let r4: f64 = r5 * r5;
+        let r4: f64 = c[1] * r4;
+        let r6: f64 = t[0] * (-1.0);
+        let r6: f64 = c[0] + r6;
+        let r6: f64 = r6 * r6;
+        let r4: f64 = r4 + r6;
+        acc[0] += r4;
+        let r6: f64 = c[1] * 2.0 * r5;
+        acc[2] += r6;
+        let r5: f64 = (-1.0) + r6;
+        let r5: f64 = t[0] * r5;
+        let r5: f64 = c[0] + r5;
+        let r5: f64 = (-2.0) * r5;
+        acc[1] += r5;
+    }
 }
-/// One data row's contribution to `loss_grad` (added into `acc`).
-#[inline(always)]
-fn loss_grad_row(t: &[f64; 2], x: &[f64; 0], c: &[f64; 2], acc: &mut [f64; 3]) {
-    let r0: f64 = 0.0;
-    let r1: f64 = 0.0;
-    let r2: f64 = 0.0;
-    acc[0] += r0;
-    acc[1] += r1;
-    acc[2] += r2;
-}
-/// The part of `loss_grad` that depends on θ only (added into `acc` once per pass).
-#[inline(always)]
-fn loss_grad_theta(t: &[f64; 2], c: &[f64; 2], acc: &mut [f64; 3]) {
-    let r5: f64 = t[0] * t[0];
-    let r5: f64 = (-1.0) * r5;
-    let r5: f64 = t[1] + r5;
-    let r4: f64 = r5 * r5;
-    let r4: f64 = c[1] * r4;
-    let r6: f64 = t[0] * (-1.0);
-    let r6: f64 = c[0] + r6;
-    let r6: f64 = r6 * r6;
-    let r4: f64 = r4 + r6;
-    let r6: f64 = c[1] * 2.0 * r5;
-    let r5: f64 = (-1.0) + r6;
-    let r5: f64 = t[0] * r5;
-    let r5: f64 = c[0] + r5;
-    let r5: f64 = (-2.0) * r5;
-    acc[0] += r4;
-    acc[1] += r5;
-    acc[2] += r6;
-}
-/// One data row's contribution to `loss_grad_hess` (added into `acc`).
-#[inline(always)]
-fn loss_grad_hess_row(t: &[f64; 2], x: &[f64; 0], c: &[f64; 2], acc: &mut [f64; 6]) {
-    let r0: f64 = 0.0;
-    let r1: f64 = 0.0;
-    let r2: f64 = 0.0;
-    let r3: f64 = 0.0;
-    let r4: f64 = 0.0;
-    let r5: f64 = 0.0;
-    acc[0] += r0;
-    acc[1] += r1;
-    acc[2] += r2;
-    acc[3] += r3;
-    acc[4] += r4;
-    acc[5] += r5;
-}
-/// The part of `loss_grad_hess` that depends on θ only (added into `acc` once per pass).
-#[inline(always)]
-fn loss_grad_hess_theta(t: &[f64; 2], c: &[f64; 2], acc: &mut [f64; 6]) {
-    let r10: f64 = t[0] * t[0];
-    let r9: f64 = (-1.0) * r10;
-    let r9: f64 = t[1] + r9;
-    let r7: f64 = r9 * r9;
-    let r7: f64 = c[1] * r7;
-    let r11: f64 = t[0] * (-1.0);
-    let r11: f64 = c[0] + r11;
-    let r11: f64 = r11 * r11;
-    let r7: f64 = r7 + r11;
-    let r11: f64 = c[1] * r9;
-    let r9: f64 = 2.0 * r11;
-    let r8: f64 = (-1.0) + r9;
-    let r8: f64 = t[0] * r8;
-    let r8: f64 = c[0] + r8;
-    let r8: f64 = (-2.0) * r8;
-    let r11: f64 = (-4.0) * r11;
-    let r10: f64 = c[1] * 8.0 * r10;
-    let r10: f64 = 2.0 + r11 + r10;
-    let r11: f64 = t[0] * c[1] * (-4.0);
-    let r12: f64 = c[1] * 2.0;
-    acc[0] += r7;
-    acc[1] += r8;
-    acc[2] += r9;
-    acc[3] += r10;
-    acc[4] += r11;
-    acc[5] += r12;
+/// The programs of `loss_grad_hess`: one data row, four rows at once (one per lane), and the part that depends on θ only (once per pass).
+struct LossGradHess;
+impl runtime::PassProgram<2, 0, 2, 6> for LossGradHess {
+    #[inline(always)]
+    fn row(t: &[f64; 2], x: &[f64; 0], c: &[f64; 2], acc: &mut [f64; 6]) {
+        let r0: f64 = 0.0;
+        acc[0] += r0;
+        let r1: f64 = 0.0;
+        acc[1] += r1;
+        let r2: f64 = 0.0;
+        acc[2] += r2;
+        let r3: f64 = 0.0;
+        acc[3] += r3;
+        let r4: f64 = 0.0;
+        acc[4] += r4;
+        let r5: f64 = 0.0;
+        acc[5] += r5;
+    }
+    #[inline(always)]
+    fn rows4(t: &[f64; 2], x: &[F64x4; 0], c: &[f64; 2], acc: &mut [F64x4; 6]) {
+        let r0: f64 = 0.0;
+        acc[0] += r0;
+        let r1: f64 = 0.0;
+        acc[1] += r1;
+        let r2: f64 = 0.0;
+        acc[2] += r2;
+        let r3: f64 = 0.0;
+        acc[3] += r3;
+        let r4: f64 = 0.0;
+        acc[4] += r4;
+        let r5: f64 = 0.0;
+        acc[5] += r5;
+    }
+    #[inline(always)]
+    fn theta_only(t: &[f64; 2], c: &[f64; 2], acc: &mut [f64; 6]) {
+        let r10: f64 = t[0] * t[0];
+        let r9: f64 = (-1.0) * r10;
+        let r9: f64 = t[1] + r9;
+        let r7: f64 = r9 * r9;
+        let r7: f64 = c[1] * r7;
+        let r11: f64 = t[0] * (-1.0);
+        let r11: f64 = c[0] + r11;
+        let r11: f64 = r11 * r11;
+        let r7: f64 = r7 + r11;
+        acc[0] += r7;
+        let r11: f64 = c[1] * r9;
+        let r9: f64 = 2.0 * r11;
+        acc[2] += r9;
+        let r8: f64 = (-1.0) + r9;
+        let r8: f64 = t[0] * r8;
+        let r8: f64 = c[0] + r8;
+        let r8: f64 = (-2.0) * r8;
+        acc[1] += r8;
+        let r11: f64 = (-4.0) * r11;
+        let r10: f64 = c[1] * 8.0 * r10;
+        let r10: f64 = 2.0 + r11 + r10;
+        acc[3] += r10;
+        let r11: f64 = t[0] * c[1] * (-4.0);
+        acc[4] += r11;
+        let r12: f64 = c[1] * 2.0;
+        acc[5] += r12;
+    }
 }
 impl Kernel for Rosenbrock {
     const NAME: &'static str = "rosenbrock";
@@ -112,7 +148,7 @@ impl Kernel for Rosenbrock {
     const CONSTANT_NAMES: &'static [&'static str] = &["a", "c"];
     const DEFAULT_CONSTANTS: &'static [f64] = &[1.0, 100.0];
     fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
-        runtime::pass::<2, 0, 2, 1>(theta, constants, rows, loss_row, loss_theta)[0]
+        runtime::pass::<Loss, 2, 0, 2, 1>(theta, constants, rows)[0]
     }
     fn loss_grad(
         &self,
@@ -121,12 +157,7 @@ impl Kernel for Rosenbrock {
         rows: Rows<'_>,
         grad: &mut [f64],
     ) -> f64 {
-        let acc = runtime::pass::<
-            2,
-            0,
-            2,
-            3,
-        >(theta, constants, rows, loss_grad_row, loss_grad_theta);
+        let acc = runtime::pass::<LossGrad, 2, 0, 2, 3>(theta, constants, rows);
         grad[..2].copy_from_slice(&acc[1..]);
         acc[0]
     }
@@ -138,12 +169,7 @@ impl Kernel for Rosenbrock {
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64 {
-        let acc = runtime::pass::<
-            2,
-            0,
-            2,
-            6,
-        >(theta, constants, rows, loss_grad_hess_row, loss_grad_hess_theta);
+        let acc = runtime::pass::<LossGradHess, 2, 0, 2, 6>(theta, constants, rows);
         grad[..2].copy_from_slice(&acc[1..=2]);
         runtime::unpack_hessian::<2>(&acc[1 + 2..], hess);
         acc[0]

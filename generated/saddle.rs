@@ -2,90 +2,126 @@
 // from derivations/saddle.toml. Do not edit by hand.
 
 use crate::{Kernel, Rows, runtime};
+use hessforge_ir::lanes::F64x4;
 /// A saddle point: x² − y² + y⁴/4: a saddle at the origin, minima at (0, ±√2).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Saddle;
-/// One data row's contribution to `loss` (added into `acc`).
-#[inline(always)]
-fn loss_row(t: &[f64; 2], x: &[f64; 0], c: &[f64; 0], acc: &mut [f64; 1]) {
-    let r0: f64 = 0.0;
-    acc[0] += r0;
+/// The programs of `loss`: one data row, four rows at once (one per lane), and the part that depends on θ only (once per pass).
+struct Loss;
+impl runtime::PassProgram<2, 0, 0, 1> for Loss {
+    #[inline(always)]
+    fn row(t: &[f64; 2], x: &[f64; 0], c: &[f64; 0], acc: &mut [f64; 1]) {
+        let r0: f64 = 0.0;
+        acc[0] += r0;
+    }
+    #[inline(always)]
+    fn rows4(t: &[f64; 2], x: &[F64x4; 0], c: &[f64; 0], acc: &mut [F64x4; 1]) {
+        let r0: f64 = 0.0;
+        acc[0] += r0;
+    }
+    #[inline(always)]
+    fn theta_only(t: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 1]) {
+        let r3: f64 = t[1] * t[1];
+        let r1: f64 = 0.25 * r3;
+        let r1: f64 = (-1.0) + r1;
+        let r3: f64 = r3 * r1;
+        let r1: f64 = t[0] * t[0];
+        let r3: f64 = r3 + r1;
+        acc[0] += r3;
+    }
 }
-/// The part of `loss` that depends on θ only (added into `acc` once per pass).
-#[inline(always)]
-fn loss_theta(t: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 1]) {
-    let r3: f64 = t[1] * t[1];
-    let r1: f64 = 0.25 * r3;
-    let r1: f64 = (-1.0) + r1;
-    let r3: f64 = r3 * r1;
-    let r1: f64 = t[0] * t[0];
-    let r3: f64 = r3 + r1;
-    acc[0] += r3;
+/// The programs of `loss_grad`: one data row, four rows at once (one per lane), and the part that depends on θ only (once per pass).
+struct LossGrad;
+impl runtime::PassProgram<2, 0, 0, 3> for LossGrad {
+    #[inline(always)]
+    fn row(t: &[f64; 2], x: &[f64; 0], c: &[f64; 0], acc: &mut [f64; 3]) {
+        let r0: f64 = 0.0;
+        acc[0] += r0;
+        let r1: f64 = 0.0;
+        acc[1] += r1;
+        let r2: f64 = 0.0;
+        acc[2] += r2;
+    }
+    #[inline(always)]
+    fn rows4(t: &[f64; 2], x: &[F64x4; 0], c: &[f64; 0], acc: &mut [F64x4; 3]) {
+        let r0: f64 = 0.0;
+        acc[0] += r0;
+        let r1: f64 = 0.0;
+        acc[1] += r1;
+        let r2: f64 = 0.0;
+        acc[2] += r2;
+    }
+    #[inline(always)]
+    fn theta_only(t: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 3]) {
+        let r6: f64 = t[1] * t[1];
+        let r4: f64 = 0.25 * r6;
+        let r4: f64 = (-1.0) + r4;
+        let r4: f64 = r6 * r4;
+        let r5: f64 = t[0] * t[0];
+        let r4: f64 = r4 + r5;
+        acc[0] += r4;
+        let r5: f64 = t[0] * 2.0;
+        acc[1] += r5;
+        let r6: f64 = (-2.0) + r6;
+        let r6: f64 = t[1] * r6;
+        acc[2] += r6;
+    }
 }
-/// One data row's contribution to `loss_grad` (added into `acc`).
-#[inline(always)]
-fn loss_grad_row(t: &[f64; 2], x: &[f64; 0], c: &[f64; 0], acc: &mut [f64; 3]) {
-    let r0: f64 = 0.0;
-    let r1: f64 = 0.0;
-    let r2: f64 = 0.0;
-    acc[0] += r0;
-    acc[1] += r1;
-    acc[2] += r2;
-}
-/// The part of `loss_grad` that depends on θ only (added into `acc` once per pass).
-#[inline(always)]
-fn loss_grad_theta(t: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 3]) {
-    let r6: f64 = t[1] * t[1];
-    let r4: f64 = 0.25 * r6;
-    let r4: f64 = (-1.0) + r4;
-    let r4: f64 = r6 * r4;
-    let r5: f64 = t[0] * t[0];
-    let r4: f64 = r4 + r5;
-    let r5: f64 = t[0] * 2.0;
-    let r6: f64 = (-2.0) + r6;
-    let r6: f64 = t[1] * r6;
-    acc[0] += r4;
-    acc[1] += r5;
-    acc[2] += r6;
-}
-/// One data row's contribution to `loss_grad_hess` (added into `acc`).
-#[inline(always)]
-fn loss_grad_hess_row(t: &[f64; 2], x: &[f64; 0], c: &[f64; 0], acc: &mut [f64; 6]) {
-    let r0: f64 = 0.0;
-    let r1: f64 = 0.0;
-    let r2: f64 = 0.0;
-    let r3: f64 = 0.0;
-    let r4: f64 = 0.0;
-    let r5: f64 = 0.0;
-    acc[0] += r0;
-    acc[1] += r1;
-    acc[2] += r2;
-    acc[3] += r3;
-    acc[4] += r4;
-    acc[5] += r5;
-}
-/// The part of `loss_grad_hess` that depends on θ only (added into `acc` once per pass).
-#[inline(always)]
-fn loss_grad_hess_theta(t: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 6]) {
-    let r10: f64 = t[1] * t[1];
-    let r5: f64 = 0.25 * r10;
-    let r5: f64 = (-1.0) + r5;
-    let r5: f64 = r10 * r5;
-    let r6: f64 = t[0] * t[0];
-    let r5: f64 = r5 + r6;
-    let r6: f64 = t[0] * 2.0;
-    let r7: f64 = (-2.0) + r10;
-    let r7: f64 = t[1] * r7;
-    let r10: f64 = 3.0 * r10;
-    let r10: f64 = (-2.0) + r10;
-    let r8: f64 = 2.0;
-    let r9: f64 = 0.0;
-    acc[0] += r5;
-    acc[1] += r6;
-    acc[2] += r7;
-    acc[3] += r8;
-    acc[4] += r9;
-    acc[5] += r10;
+/// The programs of `loss_grad_hess`: one data row, four rows at once (one per lane), and the part that depends on θ only (once per pass).
+struct LossGradHess;
+impl runtime::PassProgram<2, 0, 0, 6> for LossGradHess {
+    #[inline(always)]
+    fn row(t: &[f64; 2], x: &[f64; 0], c: &[f64; 0], acc: &mut [f64; 6]) {
+        let r0: f64 = 0.0;
+        acc[0] += r0;
+        let r1: f64 = 0.0;
+        acc[1] += r1;
+        let r2: f64 = 0.0;
+        acc[2] += r2;
+        let r3: f64 = 0.0;
+        acc[3] += r3;
+        let r4: f64 = 0.0;
+        acc[4] += r4;
+        let r5: f64 = 0.0;
+        acc[5] += r5;
+    }
+    #[inline(always)]
+    fn rows4(t: &[f64; 2], x: &[F64x4; 0], c: &[f64; 0], acc: &mut [F64x4; 6]) {
+        let r0: f64 = 0.0;
+        acc[0] += r0;
+        let r1: f64 = 0.0;
+        acc[1] += r1;
+        let r2: f64 = 0.0;
+        acc[2] += r2;
+        let r3: f64 = 0.0;
+        acc[3] += r3;
+        let r4: f64 = 0.0;
+        acc[4] += r4;
+        let r5: f64 = 0.0;
+        acc[5] += r5;
+    }
+    #[inline(always)]
+    fn theta_only(t: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 6]) {
+        let r10: f64 = t[1] * t[1];
+        let r5: f64 = 0.25 * r10;
+        let r5: f64 = (-1.0) + r5;
+        let r5: f64 = r10 * r5;
+        let r6: f64 = t[0] * t[0];
+        let r5: f64 = r5 + r6;
+        acc[0] += r5;
+        let r6: f64 = t[0] * 2.0;
+        acc[1] += r6;
+        let r7: f64 = (-2.0) + r10;
+        let r7: f64 = t[1] * r7;
+        acc[2] += r7;
+        let r10: f64 = 3.0 * r10;
+        let r10: f64 = (-2.0) + r10;
+        acc[5] += r10;
+        let r8: f64 = 2.0;
+        acc[3] += r8;
+        let r9: f64 = 0.0;
+        acc[4] += r9;
+    }
 }
 impl Kernel for Saddle {
     const NAME: &'static str = "saddle";
@@ -97,7 +133,7 @@ impl Kernel for Saddle {
     const CONSTANT_NAMES: &'static [&'static str] = &[];
     const DEFAULT_CONSTANTS: &'static [f64] = &[];
     fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
-        runtime::pass::<2, 0, 0, 1>(theta, constants, rows, loss_row, loss_theta)[0]
+        runtime::pass::<Loss, 2, 0, 0, 1>(theta, constants, rows)[0]
     }
     fn loss_grad(
         &self,
@@ -106,12 +142,7 @@ impl Kernel for Saddle {
         rows: Rows<'_>,
         grad: &mut [f64],
     ) -> f64 {
-        let acc = runtime::pass::<
-            2,
-            0,
-            0,
-            3,
-        >(theta, constants, rows, loss_grad_row, loss_grad_theta);
+        let acc = runtime::pass::<LossGrad, 2, 0, 0, 3>(theta, constants, rows);
         grad[..2].copy_from_slice(&acc[1..]);
         acc[0]
     }
@@ -123,12 +154,7 @@ impl Kernel for Saddle {
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64 {
-        let acc = runtime::pass::<
-            2,
-            0,
-            0,
-            6,
-        >(theta, constants, rows, loss_grad_hess_row, loss_grad_hess_theta);
+        let acc = runtime::pass::<LossGradHess, 2, 0, 0, 6>(theta, constants, rows);
         grad[..2].copy_from_slice(&acc[1..=2]);
         runtime::unpack_hessian::<2>(&acc[1 + 2..], hess);
         acc[0]

@@ -2,84 +2,132 @@
 // from derivations/simple_linear_regression.toml. Do not edit by hand.
 
 use crate::{Kernel, Rows, runtime};
+use hessforge_ir::lanes::F64x4;
 /// Simple linear regression: A line ŷ = w x + b fitted by least squares: two parameters, so its loss surface can be drawn.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SimpleLinearRegression;
-/// One data row's contribution to `loss` (added into `acc`).
-#[inline(always)]
-fn loss_row(t: &[f64; 2], x: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 1]) {
-    let r3: f64 = x[1] * (-1.0);
-    let r1: f64 = t[0] * x[0];
-    let r3: f64 = t[1] + r3 + r1;
-    let r1: f64 = r3 * r3;
-    let r3: f64 = 0.5 * r1;
-    acc[0] += r3;
+/// The programs of `loss`: one data row, four rows at once (one per lane), and the part that depends on θ only (once per pass).
+struct Loss;
+impl runtime::PassProgram<2, 2, 0, 1> for Loss {
+    #[inline(always)]
+    fn row(t: &[f64; 2], x: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 1]) {
+        let r3: f64 = x[1] * (-1.0);
+        let r1: f64 = t[0] * x[0];
+        let r3: f64 = t[1] + r3 + r1;
+        let r1: f64 = r3 * r3;
+        let r3: f64 = 0.5 * r1;
+        acc[0] += r3;
+    }
+    #[inline(always)]
+    fn rows4(t: &[f64; 2], x: &[F64x4; 2], c: &[f64; 0], acc: &mut [F64x4; 1]) {
+        let r3: F64x4 = x[1] * (-1.0);
+        let r1: F64x4 = t[0] * x[0];
+        let r3: F64x4 = t[1] + r3 + r1;
+        let r1: F64x4 = r3 * r3;
+        let r3: F64x4 = 0.5 * r1;
+        acc[0] += r3;
+    }
+    #[inline(always)]
+    fn theta_only(t: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 1]) {
+        let r0: f64 = 0.0;
+        acc[0] += r0;
+    }
 }
-/// The part of `loss` that depends on θ only (added into `acc` once per pass).
-#[inline(always)]
-fn loss_theta(t: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 1]) {
-    let r0: f64 = 0.0;
-    acc[0] += r0;
+/// The programs of `loss_grad`: one data row, four rows at once (one per lane), and the part that depends on θ only (once per pass).
+struct LossGrad;
+impl runtime::PassProgram<2, 2, 0, 3> for LossGrad {
+    #[inline(always)]
+    fn row(t: &[f64; 2], x: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 3]) {
+        let r6: f64 = x[1] * (-1.0);
+        let r5: f64 = t[0] * x[0];
+        let r6: f64 = r6 + r5;
+        acc[2] += r6;
+        let r5: f64 = t[1] + r6;
+        let r4: f64 = r5 * r5;
+        let r4: f64 = 0.5 * r4;
+        acc[0] += r4;
+        let r5: f64 = x[0] * r5;
+        acc[1] += r5;
+    }
+    #[inline(always)]
+    fn rows4(t: &[f64; 2], x: &[F64x4; 2], c: &[f64; 0], acc: &mut [F64x4; 3]) {
+        let r6: F64x4 = x[1] * (-1.0);
+        let r5: F64x4 = t[0] * x[0];
+        let r6: F64x4 = r6 + r5;
+        acc[2] += r6;
+        let r5: F64x4 = t[1] + r6;
+        let r4: F64x4 = r5 * r5;
+        let r4: F64x4 = 0.5 * r4;
+        acc[0] += r4;
+        let r5: F64x4 = x[0] * r5;
+        acc[1] += r5;
+    }
+    #[inline(always)]
+    fn theta_only(t: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 3]) {
+        let r0: f64 = 0.0;
+        acc[0] += r0;
+        let r1: f64 = 0.0;
+        acc[1] += r1;
+        let r2: f64 = t[1];
+        acc[2] += r2;
+    }
 }
-/// One data row's contribution to `loss_grad` (added into `acc`).
-#[inline(always)]
-fn loss_grad_row(t: &[f64; 2], x: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 3]) {
-    let r6: f64 = x[1] * (-1.0);
-    let r5: f64 = t[0] * x[0];
-    let r6: f64 = r6 + r5;
-    let r5: f64 = t[1] + r6;
-    let r4: f64 = r5 * r5;
-    let r4: f64 = 0.5 * r4;
-    let r5: f64 = x[0] * r5;
-    acc[0] += r4;
-    acc[1] += r5;
-    acc[2] += r6;
-}
-/// The part of `loss_grad` that depends on θ only (added into `acc` once per pass).
-#[inline(always)]
-fn loss_grad_theta(t: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 3]) {
-    let r0: f64 = 0.0;
-    let r1: f64 = 0.0;
-    let r2: f64 = t[1];
-    acc[0] += r0;
-    acc[1] += r1;
-    acc[2] += r2;
-}
-/// One data row's contribution to `loss_grad_hess` (added into `acc`).
-#[inline(always)]
-fn loss_grad_hess_row(t: &[f64; 2], x: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 6]) {
-    let r7: f64 = x[1] * (-1.0);
-    let r6: f64 = t[0] * x[0];
-    let r7: f64 = r7 + r6;
-    let r6: f64 = t[1] + r7;
-    let r5: f64 = r6 * r6;
-    let r5: f64 = 0.5 * r5;
-    let r6: f64 = x[0] * r6;
-    let r8: f64 = x[0] * x[0];
-    let r9: f64 = x[0];
-    let r10: f64 = 0.0;
-    acc[0] += r5;
-    acc[1] += r6;
-    acc[2] += r7;
-    acc[3] += r8;
-    acc[4] += r9;
-    acc[5] += r10;
-}
-/// The part of `loss_grad_hess` that depends on θ only (added into `acc` once per pass).
-#[inline(always)]
-fn loss_grad_hess_theta(t: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 6]) {
-    let r0: f64 = 0.0;
-    let r1: f64 = 0.0;
-    let r2: f64 = t[1];
-    let r3: f64 = 0.0;
-    let r4: f64 = 0.0;
-    let r5: f64 = 1.0;
-    acc[0] += r0;
-    acc[1] += r1;
-    acc[2] += r2;
-    acc[3] += r3;
-    acc[4] += r4;
-    acc[5] += r5;
+/// The programs of `loss_grad_hess`: one data row, four rows at once (one per lane), and the part that depends on θ only (once per pass).
+struct LossGradHess;
+impl runtime::PassProgram<2, 2, 0, 6> for LossGradHess {
+    #[inline(always)]
+    fn row(t: &[f64; 2], x: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 6]) {
+        let r7: f64 = x[1] * (-1.0);
+        let r6: f64 = t[0] * x[0];
+        let r7: f64 = r7 + r6;
+        acc[2] += r7;
+        let r6: f64 = t[1] + r7;
+        let r5: f64 = r6 * r6;
+        let r5: f64 = 0.5 * r5;
+        acc[0] += r5;
+        let r6: f64 = x[0] * r6;
+        acc[1] += r6;
+        let r8: f64 = x[0] * x[0];
+        acc[3] += r8;
+        let r9: f64 = x[0];
+        acc[4] += r9;
+        let r10: f64 = 0.0;
+        acc[5] += r10;
+    }
+    #[inline(always)]
+    fn rows4(t: &[f64; 2], x: &[F64x4; 2], c: &[f64; 0], acc: &mut [F64x4; 6]) {
+        let r7: F64x4 = x[1] * (-1.0);
+        let r6: F64x4 = t[0] * x[0];
+        let r7: F64x4 = r7 + r6;
+        acc[2] += r7;
+        let r6: F64x4 = t[1] + r7;
+        let r5: F64x4 = r6 * r6;
+        let r5: F64x4 = 0.5 * r5;
+        acc[0] += r5;
+        let r6: F64x4 = x[0] * r6;
+        acc[1] += r6;
+        let r8: F64x4 = x[0] * x[0];
+        acc[3] += r8;
+        let r9: F64x4 = x[0];
+        acc[4] += r9;
+        let r10: f64 = 0.0;
+        acc[5] += r10;
+    }
+    #[inline(always)]
+    fn theta_only(t: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 6]) {
+        let r0: f64 = 0.0;
+        acc[0] += r0;
+        let r1: f64 = 0.0;
+        acc[1] += r1;
+        let r2: f64 = t[1];
+        acc[2] += r2;
+        let r3: f64 = 0.0;
+        acc[3] += r3;
+        let r4: f64 = 0.0;
+        acc[4] += r4;
+        let r5: f64 = 1.0;
+        acc[5] += r5;
+    }
 }
 impl Kernel for SimpleLinearRegression {
     const NAME: &'static str = "simple_linear_regression";
@@ -91,7 +139,7 @@ impl Kernel for SimpleLinearRegression {
     const CONSTANT_NAMES: &'static [&'static str] = &[];
     const DEFAULT_CONSTANTS: &'static [f64] = &[];
     fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
-        runtime::pass::<2, 2, 0, 1>(theta, constants, rows, loss_row, loss_theta)[0]
+        runtime::pass::<Loss, 2, 2, 0, 1>(theta, constants, rows)[0]
     }
     fn loss_grad(
         &self,
@@ -100,12 +148,7 @@ impl Kernel for SimpleLinearRegression {
         rows: Rows<'_>,
         grad: &mut [f64],
     ) -> f64 {
-        let acc = runtime::pass::<
-            2,
-            2,
-            0,
-            3,
-        >(theta, constants, rows, loss_grad_row, loss_grad_theta);
+        let acc = runtime::pass::<LossGrad, 2, 2, 0, 3>(theta, constants, rows);
         grad[..2].copy_from_slice(&acc[1..]);
         acc[0]
     }
@@ -117,12 +160,7 @@ impl Kernel for SimpleLinearRegression {
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64 {
-        let acc = runtime::pass::<
-            2,
-            2,
-            0,
-            6,
-        >(theta, constants, rows, loss_grad_hess_row, loss_grad_hess_theta);
+        let acc = runtime::pass::<LossGradHess, 2, 2, 0, 6>(theta, constants, rows);
         grad[..2].copy_from_slice(&acc[1..=2]);
         runtime::unpack_hessian::<2>(&acc[1 + 2..], hess);
         acc[0]

@@ -11,6 +11,7 @@
 use hessforge_ir::{Func, Instr, ModelPrograms, Operand, Outputs, Program};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
+use std::collections::HashMap;
 
 /// Codegen produced something that is not valid Rust.
 #[derive(Debug, thiserror::Error)]
@@ -126,10 +127,45 @@ fn join(args: &[Operand], op: TokenStream) -> TokenStream {
     parts.fold(first, |acc, p| quote!(#acc #op #p))
 }
 
+/// How a program's registers are typed: one row at a time (`f64`), or four
+/// rows at once, where every register that depends on the data row is an
+/// `F64x4` and the rest stay `f64` (computed once for all four lanes).
+#[derive(Clone, Copy, PartialEq)]
+enum Width {
+    OneRow,
+    FourRows,
+}
+
 /// The straight-line statements of a program; outputs are added into `acc`.
-fn body(p: &Program) -> TokenStream {
+fn body(p: &Program, width: Width) -> TokenStream {
+    // Per register number, whether its current value depends on the data
+    // row, and how many times it has been written (registers are reused, so
+    // both are tracked instruction by instruction).
+    let mut per_row = HashMap::<u32, bool>::new();
+    let mut version = HashMap::<u32, u32>::new();
+    let mut shared = SharedExponentials::default();
     let stmts = p.instructions.iter().map(|ins| {
         let dst = reg(ins.dst());
+        let depends_on_row = ins.operands().iter().any(|o| match o {
+            Operand::Data(_) => true,
+            Operand::Reg(r) => per_row.get(r).copied().unwrap_or(false),
+            _ => false,
+        });
+        let lanes = width == Width::FourRows && depends_on_row;
+        let key = |o: &Operand| match *o {
+            Operand::Data(i) => Some(ValueKey::Data(i)),
+            Operand::Reg(r) => Some(ValueKey::Reg(r, version.get(&r).copied().unwrap_or(0))),
+            _ => None,
+        };
+        let mut prelude = TokenStream::new();
+        let negated = match ins {
+            Instr::Neg { arg, .. } => key(arg),
+            Instr::Mul { args, .. } => match args.as_slice() {
+                [Operand::Literal(m), x] | [x, Operand::Literal(m)] if *m == -1.0 => key(x),
+                _ => None,
+            },
+            _ => None,
+        };
         let value = match ins {
             Instr::Add { args, .. } => join(args, quote!(+)),
             Instr::Mul { args, .. } => join(args, quote!(*)),
@@ -145,21 +181,140 @@ fn body(p: &Program) -> TokenStream {
                 let a = operand(base);
                 quote!(#a.powi(#exp))
             }
+            Instr::Powf { base, exp, .. } if lanes => {
+                let (a, b) = (operand(base), operand(exp));
+                quote!(F64x4::from(#a).powf(#b))
+            }
             Instr::Powf { base, exp, .. } => {
                 let (a, b) = (operand(base), operand(exp));
                 quote!(#a.powf(#b))
             }
+            Instr::Call {
+                func: func @ (Func::Sigmoid | Func::Softplus),
+                arg,
+                ..
+            } if lanes => {
+                let base = key(arg).map(|k| shared.negation_of.get(&k).copied().unwrap_or(k));
+                let a = operand(arg);
+                match base {
+                    Some(base) => shared.call(*func, base, &a, &mut prelude),
+                    None => lane_call_tokens(*func, a),
+                }
+            }
+            Instr::Call { func, arg, .. } if lanes => lane_call_tokens(*func, operand(arg)),
             Instr::Call { func, arg, .. } => call(*func, operand(arg)),
             Instr::Copy { src, .. } => operand(src),
         };
-        quote!(let #dst: f64 = #value;)
+        per_row.insert(ins.dst(), depends_on_row);
+        let written = version.entry(ins.dst()).or_insert(0);
+        *written += 1;
+        if let (Some(x), true) = (negated, lanes) {
+            shared
+                .negation_of
+                .insert(ValueKey::Reg(ins.dst(), *written), x);
+        }
+        if lanes {
+            quote!(#prelude let #dst: F64x4 = #value;)
+        } else {
+            quote!(let #dst: f64 = #value;)
+        }
     });
-    let outs = p.outputs.iter().enumerate().map(|(k, o)| {
-        let v = operand(o);
-        let k = n(k);
-        quote!(acc[#k] += #v;)
-    });
-    quote!(#(#stmts)* #(#outs)*)
+    // Each output is added into `acc` right after the instruction that
+    // computes its final value, so that the value need not stay live (in a
+    // register or spilled) until the end of the program; outputs that are
+    // not registers are added at the end.
+    let mut last_write = HashMap::new();
+    for (i, ins) in p.instructions.iter().enumerate() {
+        last_write.insert(ins.dst(), i);
+    }
+    let mut after: Vec<Vec<TokenStream>> = vec![Vec::new(); p.instructions.len()];
+    let mut at_end = Vec::new();
+    for (k, o) in p.outputs.iter().enumerate() {
+        let (v, k) = (operand(o), n(k));
+        let add = quote!(acc[#k] += #v;);
+        match o {
+            Operand::Reg(r) if last_write.contains_key(r) => after[last_write[r]].push(add),
+            _ => at_end.push(add),
+        }
+    }
+    let stmts = stmts.zip(after).map(|(stmt, adds)| quote!(#stmt #(#adds)*));
+    quote!(#(#stmts)* #(#at_end)*)
+}
+
+/// One value of a four-row program: a data column, or a register as written
+/// by its n-th write.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum ValueKey {
+    Data(u32),
+    Reg(u32, u32),
+}
+
+/// σ(±x) and softplus(±x) of the same x share e^{−|x|} (and softplus also
+/// ln(1 + e^{−|x|})): in a four-row program each is computed once, at its
+/// first use, and named `eN` / `lN` (the results have the same bits as the
+/// separate calls).
+#[derive(Default)]
+struct SharedExponentials {
+    /// Values known to be −x, and their x.
+    negation_of: HashMap<ValueKey, ValueKey>,
+    /// e^{−|x|} and ln(1 + e^{−|x|}) already computed, by x.
+    exp: HashMap<ValueKey, Ident>,
+    log1p_exp: HashMap<ValueKey, Ident>,
+}
+
+impl SharedExponentials {
+    /// The tokens of σ(a) or softplus(a), where a = ±`base`; what they need
+    /// and has not been computed yet is appended to `prelude`.
+    fn call(
+        &mut self,
+        func: Func,
+        base: ValueKey,
+        a: &TokenStream,
+        prelude: &mut TokenStream,
+    ) -> TokenStream {
+        let next = self.exp.len();
+        let e = self.exp.entry(base).or_insert_with(|| {
+            let e = format_ident!("e{next}");
+            prelude.extend(quote!(let #e: F64x4 = #a.exp_neg_abs();));
+            e
+        });
+        let e = e.clone();
+        if func == Func::Sigmoid {
+            return quote!(#a.sigmoid_with(#e));
+        }
+        let next = self.log1p_exp.len();
+        let l = self.log1p_exp.entry(base).or_insert_with(|| {
+            let l = format_ident!("l{next}");
+            prelude.extend(quote!(let #l: F64x4 = #e.ln_1p();));
+            l
+        });
+        quote!(#a.softplus_with(#l))
+    }
+}
+
+/// A function applied to four lanes: the vectorised [`F64x4`] method.
+///
+/// [`F64x4`]: hessforge_ir::lanes::F64x4
+fn lane_call_tokens(func: Func, a: TokenStream) -> TokenStream {
+    let method = match func {
+        Func::Exp => quote!(exp),
+        Func::Log => quote!(ln),
+        Func::Log1p => quote!(ln_1p),
+        Func::Expm1 => quote!(exp_m1),
+        Func::Sqrt => quote!(sqrt),
+        Func::Sin => quote!(sin),
+        Func::Cos => quote!(cos),
+        Func::Tan => quote!(tan),
+        Func::Atan => quote!(atan),
+        Func::Tanh => quote!(tanh),
+        Func::Abs => quote!(abs),
+        Func::Sigmoid => quote!(sigmoid),
+        Func::Softplus => quote!(softplus),
+        Func::Relu => quote!(relu),
+        Func::Step => quote!(step),
+        Func::Sign => quote!(sign),
+    };
+    quote!(#a.#method())
 }
 
 fn strings(names: &[String]) -> TokenStream {
@@ -188,29 +343,34 @@ fn model_tokens(m: &ModelPrograms, info: &KernelInfo<'_>) -> TokenStream {
     ] {
         let k = n(level.len(p_count));
         let split = m.split(level);
-        let row_fn = format_ident!("{stem}_row");
-        let theta_fn = format_ident!("{stem}_theta");
-        let row_body = body(&split.per_row);
-        let theta_body = body(&split.theta_only);
-        let row_doc = format!(" One data row's contribution to `{stem}` (added into `acc`).");
-        let theta_doc = format!(
-            " The part of `{stem}` that depends on θ only (added into `acc` once per pass)."
+        let program = format_ident!("{}", type_name(stem));
+        let row_body = body(&split.per_row, Width::OneRow);
+        let rows4_body = body(&split.per_row, Width::FourRows);
+        let theta_body = body(&split.theta_only, Width::OneRow);
+        let program_doc = format!(
+            " The programs of `{stem}`: one data row, four rows at once (one per lane), \
+             and the part that depends on θ only (once per pass)."
         );
         functions.push(quote! {
-            #[doc = #row_doc]
-            #[inline(always)]
-            fn #row_fn(t: &[f64; #p], x: &[f64; #d], c: &[f64; #c], acc: &mut [f64; #k]) {
-                #row_body
-            }
-            #[doc = #theta_doc]
-            #[inline(always)]
-            fn #theta_fn(t: &[f64; #p], c: &[f64; #c], acc: &mut [f64; #k]) {
-                #theta_body
+            #[doc = #program_doc]
+            struct #program;
+            impl runtime::PassProgram<#p, #d, #c, #k> for #program {
+                #[inline(always)]
+                fn row(t: &[f64; #p], x: &[f64; #d], c: &[f64; #c], acc: &mut [f64; #k]) {
+                    #row_body
+                }
+                #[inline(always)]
+                fn rows4(t: &[f64; #p], x: &[F64x4; #d], c: &[f64; #c], acc: &mut [F64x4; #k]) {
+                    #rows4_body
+                }
+                #[inline(always)]
+                fn theta_only(t: &[f64; #p], c: &[f64; #c], acc: &mut [f64; #k]) {
+                    #theta_body
+                }
             }
         });
         let method = format_ident!("{stem}");
-        let pass =
-            quote!(runtime::pass::<#p, #d, #c, #k>(theta, constants, rows, #row_fn, #theta_fn));
+        let pass = quote!(runtime::pass::<#program, #p, #d, #c, #k>(theta, constants, rows));
         methods.push(match level {
             Outputs::Loss => quote! {
                 fn #method(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
@@ -236,6 +396,7 @@ fn model_tokens(m: &ModelPrograms, info: &KernelInfo<'_>) -> TokenStream {
     }
     quote! {
         use crate::{Kernel, Rows, runtime};
+        use hessforge_ir::lanes::F64x4;
 
         #[doc = #doc]
         #[derive(Debug, Clone, Copy, Default)]

@@ -22,7 +22,9 @@
 //! An operand is a parameter `pI`, a data column `dI`, a constant `cI`, a
 //! literal number, or a register `rI` written earlier. The functions are
 //! evaluated by [`math`], in numerically stable forms (σ and softplus never
-//! overflow), both by the interpreter and by the generated Rust code.
+//! overflow), both by the interpreter and by the generated Rust code;
+//! [`lanes`] has the same arithmetic and functions on four f64 lanes, for the
+//! generated programs that take four data rows at once.
 //!
 //! A model is six programs ([`ModelPrograms`]): loss; loss and gradient; loss,
 //! gradient and Hessian (upper triangle, row by row) — each split into the part
@@ -30,6 +32,7 @@
 //! regularizer, constant terms), evaluated once per pass.
 #![warn(missing_docs)]
 
+pub mod lanes;
 pub mod math;
 
 use serde::{Deserialize, Serialize};
