@@ -109,17 +109,17 @@ impl F64x4 {
     /// max(0, x).
     #[inline(always)]
     pub fn relu(self) -> Self {
-        lanewise!(lane::relu, self)
+        lanewise!(crate::math::relu, self)
     }
     /// 1 for x > 0, else 0.
     #[inline(always)]
     pub fn step(self) -> Self {
-        lanewise!(lane::step, self)
+        lanewise!(crate::math::step, self)
     }
     /// −1, 0 or 1.
     #[inline(always)]
     pub fn sign(self) -> Self {
-        lanewise!(lane::sign, self)
+        lanewise!(crate::math::sign, self)
     }
     /// sin x (std, lane by lane).
     #[inline(always)]
@@ -505,30 +505,6 @@ pub mod lane {
         sigmoid => sigmoid_lanes;
         /// softplus(x).
         softplus => softplus_lanes;
-    }
-
-    /// max(0, x), as [`crate::math::relu`] (0 for NaN).
-    #[inline(always)]
-    pub fn relu(x: f64) -> f64 {
-        if x > 0.0 { x } else { 0.0 }
-    }
-
-    /// 1 for x > 0, else 0.
-    #[inline(always)]
-    pub fn step(x: f64) -> f64 {
-        if x > 0.0 { 1.0 } else { 0.0 }
-    }
-
-    /// −1, 0 or 1, as [`crate::math::sign`] (0 for NaN).
-    #[inline(always)]
-    pub fn sign(x: f64) -> f64 {
-        if x > 0.0 {
-            1.0
-        } else if x < 0.0 {
-            -1.0
-        } else {
-            0.0
-        }
     }
 
     /// xⁿ by repeated squaring (1/x^|n| for negative n).
