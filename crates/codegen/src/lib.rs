@@ -292,27 +292,19 @@ impl SharedExponentials {
     }
 }
 
-/// A function applied to four lanes: the vectorised [`F64x4`] method.
+/// A function applied to four lanes: the vectorised [`F64x4`] method, which
+/// has std's name where std has the function (so [`call`]'s tokens serve),
+/// and the function's own name for hessforge's (σ, softplus, relu, step, sign).
 ///
 /// [`F64x4`]: hessforge_ir::lanes::F64x4
 fn lane_call_tokens(func: Func, a: TokenStream) -> TokenStream {
     let method = match func {
-        Func::Exp => quote!(exp),
-        Func::Log => quote!(ln),
-        Func::Log1p => quote!(ln_1p),
-        Func::Expm1 => quote!(exp_m1),
-        Func::Sqrt => quote!(sqrt),
-        Func::Sin => quote!(sin),
-        Func::Cos => quote!(cos),
-        Func::Tan => quote!(tan),
-        Func::Atan => quote!(atan),
-        Func::Tanh => quote!(tanh),
-        Func::Abs => quote!(abs),
         Func::Sigmoid => quote!(sigmoid),
         Func::Softplus => quote!(softplus),
         Func::Relu => quote!(relu),
         Func::Step => quote!(step),
         Func::Sign => quote!(sign),
+        _ => return call(func, a),
     };
     quote!(#a.#method())
 }
