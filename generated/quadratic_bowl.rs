@@ -2,11 +2,11 @@
 // from derivations/quadratic_bowl.toml. Do not edit by hand.
 
 use crate::{Kernel, Rows, runtime};
-use hessforge_ir::lanes::F64x4;
+use hessforge_ir::lanes::F64x8;
 /// An ill-conditioned quadratic bowl: L = ½(x² + 25 y²): condition number 25, GD zig-zags, Newton lands in one step.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct QuadraticBowl;
-/// The programs of `loss`: one data row, four rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct Loss;
 impl runtime::PassProgram<2, 0, 0, 1> for Loss {
     #[inline(always)]
@@ -15,7 +15,7 @@ impl runtime::PassProgram<2, 0, 0, 1> for Loss {
         acc[0] += r0;
     }
     #[inline(always)]
-    fn rows4(t: &[f64; 2], x: &[F64x4; 0], c: &[f64; 0], acc: &mut [F64x4; 1]) {
+    fn rows8(t: &[f64; 2], x: &[F64x8; 0], c: &[f64; 0], acc: &mut [F64x8; 1]) {
         let r0: f64 = 0.0;
         acc[0] += r0;
     }
@@ -29,7 +29,7 @@ impl runtime::PassProgram<2, 0, 0, 1> for Loss {
         acc[0] += r3;
     }
 }
-/// The programs of `loss_grad`: one data row, four rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss_grad`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct LossGrad;
 impl runtime::PassProgram<2, 0, 0, 3> for LossGrad {
     #[inline(always)]
@@ -42,7 +42,7 @@ impl runtime::PassProgram<2, 0, 0, 3> for LossGrad {
         acc[2] += r2;
     }
     #[inline(always)]
-    fn rows4(t: &[f64; 2], x: &[F64x4; 0], c: &[f64; 0], acc: &mut [F64x4; 3]) {
+    fn rows8(t: &[f64; 2], x: &[F64x8; 0], c: &[f64; 0], acc: &mut [F64x8; 3]) {
         let r0: f64 = 0.0;
         acc[0] += r0;
         let r1: f64 = 0.0;
@@ -64,7 +64,7 @@ impl runtime::PassProgram<2, 0, 0, 3> for LossGrad {
         acc[1] += r4;
     }
 }
-/// The programs of `loss_grad_hess`: one data row, four rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss_grad_hess`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct LossGradHess;
 impl runtime::PassProgram<2, 0, 0, 6> for LossGradHess {
     #[inline(always)]
@@ -83,7 +83,7 @@ impl runtime::PassProgram<2, 0, 0, 6> for LossGradHess {
         acc[5] += r5;
     }
     #[inline(always)]
-    fn rows4(t: &[f64; 2], x: &[F64x4; 0], c: &[f64; 0], acc: &mut [F64x4; 6]) {
+    fn rows8(t: &[f64; 2], x: &[F64x8; 0], c: &[f64; 0], acc: &mut [F64x8; 6]) {
         let r0: f64 = 0.0;
         acc[0] += r0;
         let r1: f64 = 0.0;

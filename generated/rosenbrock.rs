@@ -2,11 +2,11 @@
 // from derivations/rosenbrock.toml. Do not edit by hand.
 
 use crate::{Kernel, Rows, runtime};
-use hessforge_ir::lanes::F64x4;
+use hessforge_ir::lanes::F64x8;
 /// The Rosenbrock function: (1 − x)² + 100 (y − x²)²: a curved valley; minimum at (1, 1), start (−1.2, 1).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Rosenbrock;
-/// The programs of `loss`: one data row, four rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct Loss;
 impl runtime::PassProgram<2, 0, 2, 1> for Loss {
     #[inline(always)]
@@ -15,7 +15,7 @@ impl runtime::PassProgram<2, 0, 2, 1> for Loss {
         acc[0] += r0;
     }
     #[inline(always)]
-    fn rows4(t: &[f64; 2], x: &[F64x4; 0], c: &[f64; 2], acc: &mut [F64x4; 1]) {
+    fn rows8(t: &[f64; 2], x: &[F64x8; 0], c: &[f64; 2], acc: &mut [F64x8; 1]) {
         let r0: f64 = 0.0;
         acc[0] += r0;
     }
@@ -33,7 +33,7 @@ impl runtime::PassProgram<2, 0, 2, 1> for Loss {
         acc[0] += r3;
     }
 }
-/// The programs of `loss_grad`: one data row, four rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss_grad`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct LossGrad;
 impl runtime::PassProgram<2, 0, 2, 3> for LossGrad {
     #[inline(always)]
@@ -46,7 +46,7 @@ impl runtime::PassProgram<2, 0, 2, 3> for LossGrad {
         acc[2] += r2;
     }
     #[inline(always)]
-    fn rows4(t: &[f64; 2], x: &[F64x4; 0], c: &[f64; 2], acc: &mut [F64x4; 3]) {
+    fn rows8(t: &[f64; 2], x: &[F64x8; 0], c: &[f64; 2], acc: &mut [F64x8; 3]) {
         let r0: f64 = 0.0;
         acc[0] += r0;
         let r1: f64 = 0.0;
@@ -75,7 +75,7 @@ impl runtime::PassProgram<2, 0, 2, 3> for LossGrad {
         acc[1] += r5;
     }
 }
-/// The programs of `loss_grad_hess`: one data row, four rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss_grad_hess`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct LossGradHess;
 impl runtime::PassProgram<2, 0, 2, 6> for LossGradHess {
     #[inline(always)]
@@ -94,7 +94,7 @@ impl runtime::PassProgram<2, 0, 2, 6> for LossGradHess {
         acc[5] += r5;
     }
     #[inline(always)]
-    fn rows4(t: &[f64; 2], x: &[F64x4; 0], c: &[f64; 2], acc: &mut [F64x4; 6]) {
+    fn rows8(t: &[f64; 2], x: &[F64x8; 0], c: &[f64; 2], acc: &mut [F64x8; 6]) {
         let r0: f64 = 0.0;
         acc[0] += r0;
         let r1: f64 = 0.0;

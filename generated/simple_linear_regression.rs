@@ -2,11 +2,11 @@
 // from derivations/simple_linear_regression.toml. Do not edit by hand.
 
 use crate::{Kernel, Rows, runtime};
-use hessforge_ir::lanes::F64x4;
+use hessforge_ir::lanes::F64x8;
 /// Simple linear regression: A line ŷ = w x + b fitted by least squares: two parameters, so its loss surface can be drawn.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SimpleLinearRegression;
-/// The programs of `loss`: one data row, four rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct Loss;
 impl runtime::PassProgram<2, 2, 0, 1> for Loss {
     #[inline(always)]
@@ -19,12 +19,12 @@ impl runtime::PassProgram<2, 2, 0, 1> for Loss {
         acc[0] += r3;
     }
     #[inline(always)]
-    fn rows4(t: &[f64; 2], x: &[F64x4; 2], c: &[f64; 0], acc: &mut [F64x4; 1]) {
-        let r3: F64x4 = x[1] * (-1.0);
-        let r1: F64x4 = t[0] * x[0];
-        let r3: F64x4 = t[1] + r3 + r1;
-        let r1: F64x4 = r3 * r3;
-        let r3: F64x4 = 0.5 * r1;
+    fn rows8(t: &[f64; 2], x: &[F64x8; 2], c: &[f64; 0], acc: &mut [F64x8; 1]) {
+        let r3: F64x8 = x[1] * (-1.0);
+        let r1: F64x8 = t[0] * x[0];
+        let r3: F64x8 = t[1] + r3 + r1;
+        let r1: F64x8 = r3 * r3;
+        let r3: F64x8 = 0.5 * r1;
         acc[0] += r3;
     }
     #[inline(always)]
@@ -33,7 +33,7 @@ impl runtime::PassProgram<2, 2, 0, 1> for Loss {
         acc[0] += r0;
     }
 }
-/// The programs of `loss_grad`: one data row, four rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss_grad`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct LossGrad;
 impl runtime::PassProgram<2, 2, 0, 3> for LossGrad {
     #[inline(always)]
@@ -50,16 +50,16 @@ impl runtime::PassProgram<2, 2, 0, 3> for LossGrad {
         acc[1] += r5;
     }
     #[inline(always)]
-    fn rows4(t: &[f64; 2], x: &[F64x4; 2], c: &[f64; 0], acc: &mut [F64x4; 3]) {
-        let r6: F64x4 = x[1] * (-1.0);
-        let r5: F64x4 = t[0] * x[0];
-        let r6: F64x4 = r6 + r5;
+    fn rows8(t: &[f64; 2], x: &[F64x8; 2], c: &[f64; 0], acc: &mut [F64x8; 3]) {
+        let r6: F64x8 = x[1] * (-1.0);
+        let r5: F64x8 = t[0] * x[0];
+        let r6: F64x8 = r6 + r5;
         acc[2] += r6;
-        let r5: F64x4 = t[1] + r6;
-        let r4: F64x4 = r5 * r5;
-        let r4: F64x4 = 0.5 * r4;
+        let r5: F64x8 = t[1] + r6;
+        let r4: F64x8 = r5 * r5;
+        let r4: F64x8 = 0.5 * r4;
         acc[0] += r4;
-        let r5: F64x4 = x[0] * r5;
+        let r5: F64x8 = x[0] * r5;
         acc[1] += r5;
     }
     #[inline(always)]
@@ -72,7 +72,7 @@ impl runtime::PassProgram<2, 2, 0, 3> for LossGrad {
         acc[2] += r2;
     }
 }
-/// The programs of `loss_grad_hess`: one data row, four rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss_grad_hess`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct LossGradHess;
 impl runtime::PassProgram<2, 2, 0, 6> for LossGradHess {
     #[inline(always)]
@@ -95,20 +95,20 @@ impl runtime::PassProgram<2, 2, 0, 6> for LossGradHess {
         acc[5] += r10;
     }
     #[inline(always)]
-    fn rows4(t: &[f64; 2], x: &[F64x4; 2], c: &[f64; 0], acc: &mut [F64x4; 6]) {
-        let r7: F64x4 = x[1] * (-1.0);
-        let r6: F64x4 = t[0] * x[0];
-        let r7: F64x4 = r7 + r6;
+    fn rows8(t: &[f64; 2], x: &[F64x8; 2], c: &[f64; 0], acc: &mut [F64x8; 6]) {
+        let r7: F64x8 = x[1] * (-1.0);
+        let r6: F64x8 = t[0] * x[0];
+        let r7: F64x8 = r7 + r6;
         acc[2] += r7;
-        let r6: F64x4 = t[1] + r7;
-        let r5: F64x4 = r6 * r6;
-        let r5: F64x4 = 0.5 * r5;
+        let r6: F64x8 = t[1] + r7;
+        let r5: F64x8 = r6 * r6;
+        let r5: F64x8 = 0.5 * r5;
         acc[0] += r5;
-        let r6: F64x4 = x[0] * r6;
+        let r6: F64x8 = x[0] * r6;
         acc[1] += r6;
-        let r8: F64x4 = x[0] * x[0];
+        let r8: F64x8 = x[0] * x[0];
         acc[3] += r8;
-        let r9: F64x4 = x[0];
+        let r9: F64x8 = x[0];
         acc[4] += r9;
         let r10: f64 = 0.0;
         acc[5] += r10;

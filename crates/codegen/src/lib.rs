@@ -127,13 +127,13 @@ fn join(args: &[Operand], op: TokenStream) -> TokenStream {
     parts.fold(first, |acc, p| quote!(#acc #op #p))
 }
 
-/// How a program's registers are typed: one row at a time (`f64`), or four
+/// How a program's registers are typed: one row at a time (`f64`), or eight
 /// rows at once, where every register that depends on the data row is an
-/// `F64x4` and the rest stay `f64` (computed once for all four lanes).
+/// `F64x8` and the rest stay `f64` (computed once for all eight lanes).
 #[derive(Clone, Copy, PartialEq)]
 enum Width {
     OneRow,
-    FourRows,
+    EightRows,
 }
 
 /// The straight-line statements of a program; outputs are added into `acc`.
@@ -151,7 +151,7 @@ fn body(p: &Program, width: Width) -> TokenStream {
             Operand::Reg(r) => per_row.get(r).copied().unwrap_or(false),
             _ => false,
         });
-        let lanes = width == Width::FourRows && depends_on_row;
+        let lanes = width == Width::EightRows && depends_on_row;
         let key = |o: &Operand| match *o {
             Operand::Data(i) => Some(ValueKey::Data(i)),
             Operand::Reg(r) => Some(ValueKey::Reg(r, version.get(&r).copied().unwrap_or(0))),
@@ -183,7 +183,7 @@ fn body(p: &Program, width: Width) -> TokenStream {
             }
             Instr::Powf { base, exp, .. } if lanes => {
                 let (a, b) = (operand(base), operand(exp));
-                quote!(F64x4::from(#a).powf(#b))
+                quote!(F64x8::from(#a).powf(#b))
             }
             Instr::Powf { base, exp, .. } => {
                 let (a, b) = (operand(base), operand(exp));
@@ -214,7 +214,7 @@ fn body(p: &Program, width: Width) -> TokenStream {
                 .insert(ValueKey::Reg(ins.dst(), *written), x);
         }
         if lanes {
-            quote!(#prelude let #dst: F64x4 = #value;)
+            quote!(#prelude let #dst: F64x8 = #value;)
         } else {
             quote!(let #dst: f64 = #value;)
         }
@@ -241,7 +241,7 @@ fn body(p: &Program, width: Width) -> TokenStream {
     quote!(#(#stmts)* #(#at_end)*)
 }
 
-/// One value of a four-row program: a data column, or a register as written
+/// One value of an eight-row program: a data column, or a register as written
 /// by its n-th write.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum ValueKey {
@@ -250,7 +250,7 @@ enum ValueKey {
 }
 
 /// σ(±x) and softplus(±x) of the same x share e^{−|x|} (and softplus also
-/// ln(1 + e^{−|x|})): in a four-row program each is computed once, at its
+/// ln(1 + e^{−|x|})): in an eight-row program each is computed once, at its
 /// first use, and named `eN` / `lN` (the results have the same bits as the
 /// separate calls).
 #[derive(Default)]
@@ -275,7 +275,7 @@ impl SharedExponentials {
         let next = self.exp.len();
         let e = self.exp.entry(base).or_insert_with(|| {
             let e = format_ident!("e{next}");
-            prelude.extend(quote!(let #e: F64x4 = #a.exp_neg_abs();));
+            prelude.extend(quote!(let #e: F64x8 = #a.exp_neg_abs();));
             e
         });
         let e = e.clone();
@@ -285,18 +285,18 @@ impl SharedExponentials {
         let next = self.log1p_exp.len();
         let l = self.log1p_exp.entry(base).or_insert_with(|| {
             let l = format_ident!("l{next}");
-            prelude.extend(quote!(let #l: F64x4 = #e.ln_1p();));
+            prelude.extend(quote!(let #l: F64x8 = #e.ln_1p();));
             l
         });
         quote!(#a.softplus_with(#l))
     }
 }
 
-/// A function applied to four lanes: the vectorised [`F64x4`] method, which
+/// A function applied to eight lanes: the vectorised [`F64x8`] method, which
 /// has std's name where std has the function (so [`call`]'s tokens serve),
 /// and the function's own name for hessforge's (σ, softplus, relu, step, sign).
 ///
-/// [`F64x4`]: hessforge_ir::lanes::F64x4
+/// [`F64x8`]: hessforge_ir::lanes::F64x8
 fn lane_call_tokens(func: Func, a: TokenStream) -> TokenStream {
     let method = match func {
         Func::Sigmoid => quote!(sigmoid),
@@ -337,10 +337,10 @@ fn model_tokens(m: &ModelPrograms, info: &KernelInfo<'_>) -> TokenStream {
         let split = m.split(level);
         let program = format_ident!("{}", type_name(stem));
         let row_body = body(&split.per_row, Width::OneRow);
-        let rows4_body = body(&split.per_row, Width::FourRows);
+        let rows8_body = body(&split.per_row, Width::EightRows);
         let theta_body = body(&split.theta_only, Width::OneRow);
         let program_doc = format!(
-            " The programs of `{stem}`: one data row, four rows at once (one per lane), \
+            " The programs of `{stem}`: one data row, eight rows at once (one per lane), \
              and the part that depends on θ only (once per pass)."
         );
         functions.push(quote! {
@@ -352,8 +352,8 @@ fn model_tokens(m: &ModelPrograms, info: &KernelInfo<'_>) -> TokenStream {
                     #row_body
                 }
                 #[inline(always)]
-                fn rows4(t: &[f64; #p], x: &[F64x4; #d], c: &[f64; #c], acc: &mut [F64x4; #k]) {
-                    #rows4_body
+                fn rows8(t: &[f64; #p], x: &[F64x8; #d], c: &[f64; #c], acc: &mut [F64x8; #k]) {
+                    #rows8_body
                 }
                 #[inline(always)]
                 fn theta_only(t: &[f64; #p], c: &[f64; #c], acc: &mut [f64; #k]) {
@@ -388,7 +388,7 @@ fn model_tokens(m: &ModelPrograms, info: &KernelInfo<'_>) -> TokenStream {
     }
     quote! {
         use crate::{Kernel, Rows, runtime};
-        use hessforge_ir::lanes::F64x4;
+        use hessforge_ir::lanes::F64x8;
 
         #[doc = #doc]
         #[derive(Debug, Clone, Copy, Default)]

@@ -1,15 +1,18 @@
-//! Four data rows at once: [`F64x4`], four f64 lanes with the arithmetic and
-//! the functions of the IR, used by the generated kernels to run the per-row
-//! program on four samples in one go.
+//! Eight data rows at once: [`F64x8`], eight f64 lanes with the arithmetic
+//! and the functions of the IR, used by the generated kernels to run the
+//! per-row program on eight samples in one go.
 //!
 //! Every operation is written lane by lane in plain Rust, branch-free, with
 //! no calls into libm for the functions the models use most (exp, log,
-//! log1p, expm1, tanh, σ, softplus): the compiler turns the four identical
-//! lanes into one vector instruction each. Compiled inside a function with
+//! log1p, expm1, tanh, σ, softplus): the compiler turns the eight identical
+//! lanes into vector instructions. Compiled inside a function with
 //! `#[target_feature(enable = "avx2")]` (the kernels' runtime checks the CPU
-//! once and picks that path) the lanes fill one 256-bit register; on other
-//! CPUs the same code runs on two SSE2 halves or scalar, with the same bits
-//! (no fused multiply–add is ever used, so every path rounds identically).
+//! once and picks that path) the lanes fill two 256-bit registers, so every
+//! step is two independent instructions and the long dependency chains of
+//! exp and ln (polynomials by Estrin's scheme, to shorten them further) keep
+//! both halves of the pipeline busy; on other CPUs the same code runs on
+//! SSE2 halves or scalar, with the same bits (no fused multiply–add is ever
+//! used, so every path rounds identically).
 //!
 //! Accuracy: exp, log and friends are within a few units in the last place
 //! of the correctly rounded value over the whole f64 range (tested against
@@ -22,43 +25,83 @@ use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
 macro_rules! lanewise {
     ($f:path, $v:expr) => {{
         let a = $v.0;
-        F64x4([$f(a[0]), $f(a[1]), $f(a[2]), $f(a[3])])
+        F64x8(each_lane!(i => $f(a[i])))
     }};
 }
 
-/// Four f64 lanes, one per data row.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[repr(C, align(32))]
-pub struct F64x4(pub [f64; 4]);
+/// `[e(0), e(1), …]` for every lane index, written out (no closure).
+macro_rules! each_lane {
+    ($i:ident => $e:expr) => {
+        [
+            {
+                let $i = 0;
+                $e
+            },
+            {
+                let $i = 1;
+                $e
+            },
+            {
+                let $i = 2;
+                $e
+            },
+            {
+                let $i = 3;
+                $e
+            },
+            {
+                let $i = 4;
+                $e
+            },
+            {
+                let $i = 5;
+                $e
+            },
+            {
+                let $i = 6;
+                $e
+            },
+            {
+                let $i = 7;
+                $e
+            },
+        ]
+    };
+}
 
-impl F64x4 {
+/// Eight f64 lanes, one per data row.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[repr(C, align(64))]
+pub struct F64x8(pub [f64; 8]);
+
+impl F64x8 {
     /// The number of lanes.
-    pub const LANES: usize = 4;
+    pub const LANES: usize = 8;
 
     /// The same value in every lane.
     #[inline(always)]
     pub fn splat(v: f64) -> Self {
-        Self([v; 4])
+        Self([v; 8])
     }
 
     /// f applied to every lane.
     #[inline(always)]
     pub fn map(self, f: impl Fn(f64) -> f64) -> Self {
         let a = self.0;
-        Self([f(a[0]), f(a[1]), f(a[2]), f(a[3])])
+        Self(each_lane!(i => f(a[i])))
     }
 
     #[inline(always)]
     fn zip(self, other: Self, f: impl Fn(f64, f64) -> f64) -> Self {
         let (a, b) = (self.0, other.0);
-        Self([f(a[0], b[0]), f(a[1], b[1]), f(a[2], b[2]), f(a[3], b[3])])
+        Self(each_lane!(i => f(a[i], b[i])))
     }
 
     /// The sum of the lanes, always in the order (l0 + l1) + (l2 + l3).
     #[inline(always)]
     pub fn sum(self) -> f64 {
         let a = self.0;
-        (a[0] + a[1]) + (a[2] + a[3])
+        ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
     }
 
     /// eˣ.
@@ -104,7 +147,7 @@ impl F64x4 {
     /// |x|.
     #[inline(always)]
     pub fn abs(self) -> Self {
-        self.bits().and(I64x4::splat(i64::MAX)).as_f64()
+        self.bits().and(I64x8::splat(i64::MAX)).as_f64()
     }
     /// max(0, x).
     #[inline(always)]
@@ -148,12 +191,12 @@ impl F64x4 {
     }
     /// xʸ (std, lane by lane).
     #[inline(always)]
-    pub fn powf(self, y: impl Into<F64x4>) -> Self {
+    pub fn powf(self, y: impl Into<F64x8>) -> Self {
         self.zip(y.into(), f64::powf)
     }
 }
 
-impl From<f64> for F64x4 {
+impl From<f64> for F64x8 {
     #[inline(always)]
     fn from(v: f64) -> Self {
         Self::splat(v)
@@ -162,24 +205,24 @@ impl From<f64> for F64x4 {
 
 macro_rules! binary {
     ($trait:ident, $method:ident, $op:tt) => {
-        impl $trait for F64x4 {
-            type Output = F64x4;
+        impl $trait for F64x8 {
+            type Output = F64x8;
             #[inline(always)]
-            fn $method(self, o: F64x4) -> F64x4 {
+            fn $method(self, o: F64x8) -> F64x8 {
                 self.zip(o, |a, b| a $op b)
             }
         }
-        impl $trait<f64> for F64x4 {
-            type Output = F64x4;
+        impl $trait<f64> for F64x8 {
+            type Output = F64x8;
             #[inline(always)]
-            fn $method(self, o: f64) -> F64x4 {
+            fn $method(self, o: f64) -> F64x8 {
                 self.map(|a| a $op o)
             }
         }
-        impl $trait<F64x4> for f64 {
-            type Output = F64x4;
+        impl $trait<F64x8> for f64 {
+            type Output = F64x8;
             #[inline(always)]
-            fn $method(self, o: F64x4) -> F64x4 {
+            fn $method(self, o: F64x8) -> F64x8 {
                 o.map(|b| self $op b)
             }
         }
@@ -190,23 +233,23 @@ binary!(Sub, sub, -);
 binary!(Mul, mul, *);
 binary!(Div, div, /);
 
-impl Neg for F64x4 {
-    type Output = F64x4;
+impl Neg for F64x8 {
+    type Output = F64x8;
     #[inline(always)]
-    fn neg(self) -> F64x4 {
+    fn neg(self) -> F64x8 {
         self.map(|a| -a)
     }
 }
 
-impl AddAssign for F64x4 {
+impl AddAssign for F64x8 {
     #[inline(always)]
-    fn add_assign(&mut self, o: F64x4) {
+    fn add_assign(&mut self, o: F64x8) {
         *self = *self + o;
     }
 }
 
 /// Adding a scalar adds it to every lane (every row contributes it).
-impl AddAssign<f64> for F64x4 {
+impl AddAssign<f64> for F64x8 {
     #[inline(always)]
     fn add_assign(&mut self, o: f64) {
         *self = *self + o;
@@ -220,127 +263,124 @@ const SHIFTER: f64 = 6_755_399_441_055_744.0;
 const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
 const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 
-/// Four i64 lanes: the bit patterns and exponents inside exp and ln, and
+/// Eight i64 lanes: the bit patterns and exponents inside exp and ln, and
 /// comparison masks (all ones for true, zero for false).
 #[derive(Clone, Copy)]
-struct I64x4([i64; 4]);
+struct I64x8([i64; 8]);
 
 macro_rules! int_op {
     ($name:ident, $f:expr) => {
         #[inline(always)]
-        fn $name(self, o: I64x4) -> I64x4 {
+        fn $name(self, o: I64x8) -> I64x8 {
             let (a, b) = (self.0, o.0);
             let f = $f;
-            I64x4([f(a[0], b[0]), f(a[1], b[1]), f(a[2], b[2]), f(a[3], b[3])])
+            I64x8(each_lane!(i => f(a[i], b[i])))
         }
     };
 }
 
-impl I64x4 {
+impl I64x8 {
     #[inline(always)]
     fn splat(v: i64) -> Self {
-        Self([v; 4])
+        Self([v; 8])
     }
     int_op!(add, |a: i64, b: i64| a.wrapping_add(b));
     int_op!(sub, |a: i64, b: i64| a.wrapping_sub(b));
     int_op!(and, |a: i64, b: i64| a & b);
     int_op!(or, |a: i64, b: i64| a | b);
     #[inline(always)]
-    fn shr<const S: u32>(self) -> I64x4 {
+    fn shr<const S: u32>(self) -> I64x8 {
         let a = self.0;
-        I64x4([a[0] >> S, a[1] >> S, a[2] >> S, a[3] >> S])
+        I64x8(each_lane!(i => a[i] >> S))
     }
     #[inline(always)]
-    fn shl<const S: u32>(self) -> I64x4 {
+    fn shl<const S: u32>(self) -> I64x8 {
         let a = self.0;
-        I64x4([a[0] << S, a[1] << S, a[2] << S, a[3] << S])
+        I64x8(each_lane!(i => a[i] << S))
     }
     #[inline(always)]
-    fn not(self) -> I64x4 {
+    fn not(self) -> I64x8 {
         let a = self.0;
-        I64x4([!a[0], !a[1], !a[2], !a[3]])
+        I64x8(each_lane!(i => !a[i]))
     }
     #[inline(always)]
-    fn as_f64(self) -> F64x4 {
+    fn as_f64(self) -> F64x8 {
         let a = self.0;
-        F64x4([
-            f64::from_bits(a[0] as u64),
-            f64::from_bits(a[1] as u64),
-            f64::from_bits(a[2] as u64),
-            f64::from_bits(a[3] as u64),
-        ])
+        F64x8(each_lane!(i => f64::from_bits(a[i] as u64)))
     }
 }
 
 macro_rules! compare {
     ($name:ident, $op:tt) => {
         #[inline(always)]
-        fn $name(self, o: impl Into<F64x4>) -> I64x4 {
+        fn $name(self, o: impl Into<F64x8>) -> I64x8 {
             let (a, b) = (self.0, o.into().0);
-            I64x4([
-                -i64::from(a[0] $op b[0]),
-                -i64::from(a[1] $op b[1]),
-                -i64::from(a[2] $op b[2]),
-                -i64::from(a[3] $op b[3]),
-            ])
+            I64x8(each_lane!(i => -i64::from(a[i] $op b[i])))
         }
     };
 }
 
-/// The vectorised functions, written one operation on all four lanes at a
+/// The vectorised functions, written one operation on all eight lanes at a
 /// time (each operation becomes one vector instruction), branch-free:
 /// special cases are blended in with masks at the end.
-impl F64x4 {
+impl F64x8 {
     compare!(lt, <);
     compare!(gt, >);
     compare!(ge, >=);
     compare!(eq, ==);
 
     #[inline(always)]
-    fn bits(self) -> I64x4 {
+    fn bits(self) -> I64x8 {
         let a = self.0;
-        I64x4([
-            a[0].to_bits() as i64,
-            a[1].to_bits() as i64,
-            a[2].to_bits() as i64,
-            a[3].to_bits() as i64,
-        ])
+        I64x8(each_lane!(i => a[i].to_bits() as i64))
     }
 
     /// `mask ? a : b`, lane by lane.
     #[inline(always)]
-    fn select(mask: I64x4, a: impl Into<F64x4>, b: impl Into<F64x4>) -> F64x4 {
+    fn select(mask: I64x8, a: impl Into<F64x8>, b: impl Into<F64x8>) -> F64x8 {
         mask.and(a.into().bits())
             .or(mask.not().and(b.into().bits()))
             .as_f64()
     }
 
     #[inline(always)]
-    fn clamp(self, lo: f64, hi: f64) -> F64x4 {
+    fn clamp(self, lo: f64, hi: f64) -> F64x8 {
         self.map(|v| v.clamp(lo, hi))
     }
 
-    /// p(x) = c₀ + c₁x + … by Horner's rule (coefficients from c₀ up).
+    /// p(x) = c₀ + c₁x + … by Estrin's scheme: neighbours are paired with
+    /// x, the pairs with x², then x⁴, …, so the chain of dependent
+    /// operations is log₂ n deep instead of n (Horner's rule) and the vector
+    /// unit's pipelines stay full.
     #[inline(always)]
-    fn polynomial(self, coefficients: &[f64]) -> F64x4 {
-        let (last, rest) = coefficients.split_last().expect("a coefficient");
-        let mut p = F64x4::splat(*last);
-        for &c in rest.iter().rev() {
-            p = p * self + c;
+    fn polynomial<const N: usize>(self, coefficients: &[f64; N]) -> F64x8 {
+        let mut terms: [F64x8; N] = std::array::from_fn(|i| F64x8::splat(coefficients[i]));
+        let (mut len, mut power) = (N, self);
+        while len > 1 {
+            for i in 0..len / 2 {
+                terms[i] = terms[2 * i] + terms[2 * i + 1] * power;
+            }
+            if len % 2 == 1 {
+                terms[len / 2] = terms[len - 1];
+            }
+            len = len.div_ceil(2);
+            if len > 1 {
+                power = power * power;
+            }
         }
-        p
+        terms[0]
     }
 
     /// eˣ: x = k ln 2 + r with |r| ≤ ½ ln 2, eʳ by its Taylor polynomial to
     /// degree 13 (truncation below 2⁻⁵⁸), times 2ᵏ applied in two halves so
     /// that results in the subnormal range are rounded once.
     #[inline(always)]
-    fn exp_lanes(self) -> F64x4 {
+    fn exp_lanes(self) -> F64x8 {
         // Beyond these bounds the result is ∞ or 0 anyway (NaN stays NaN).
         let x = self.clamp(-746.0, 710.0);
         let shifted = x * std::f64::consts::LOG2_E + SHIFTER;
         let k = shifted - SHIFTER;
-        let k_int = shifted.bits().sub(I64x4::splat(SHIFTER.to_bits() as i64));
+        let k_int = shifted.bits().sub(I64x8::splat(SHIFTER.to_bits() as i64));
         let r = (x - k * LN2_HI) - k * LN2_LO;
         const TAYLOR: [f64; 14] = [
             1.0,
@@ -360,7 +400,7 @@ impl F64x4 {
         ];
         let p = r.polynomial(&TAYLOR);
         // 2ᵏ for −1022 ≤ k ≤ 1023 by building the exponent field.
-        let pow2 = |k: I64x4| k.add(I64x4::splat(1023)).shl::<52>().as_f64();
+        let pow2 = |k: I64x8| k.add(I64x8::splat(1023)).shl::<52>().as_f64();
         let half = k_int.shr::<1>();
         p * pow2(half) * pow2(k_int.sub(half))
     }
@@ -368,7 +408,7 @@ impl F64x4 {
     /// ln x: x = 2ᵉ m with √½ ≤ m < √2, ln m = 2 atanh(s), s = (m − 1)/(m + 1),
     /// by its series to s²³ (|s| ≤ 0.172, truncation below 2⁻⁶⁰).
     #[inline(always)]
-    fn ln_lanes(self) -> F64x4 {
+    fn ln_lanes(self) -> F64x8 {
         /// The bits of √½, where the mantissa range starts.
         const SQRT_HALF_BITS: i64 = 0x3fe6_a09e_667f_3bcd;
         const ONE_BITS: i64 = 0x3ff0_0000_0000_0000;
@@ -376,18 +416,18 @@ impl F64x4 {
         let x = self;
         let subnormal = x.lt(f64::MIN_POSITIVE);
         // 2⁵⁴ lifts a subnormal into the normal range.
-        let scaled = F64x4::select(subnormal, x * 18_014_398_509_481_984.0, x);
-        let bits = scaled.bits().add(I64x4::splat(ONE_BITS - SQRT_HALF_BITS));
+        let scaled = F64x8::select(subnormal, x * 18_014_398_509_481_984.0, x);
+        let bits = scaled.bits().add(I64x8::splat(ONE_BITS - SQRT_HALF_BITS));
         let e = bits
             .shr::<52>()
-            .sub(I64x4::splat(1023))
-            .sub(subnormal.and(I64x4::splat(54)));
+            .sub(I64x8::splat(1023))
+            .sub(subnormal.and(I64x8::splat(54)));
         let m = bits
-            .and(I64x4::splat(MANTISSA))
-            .add(I64x4::splat(SQRT_HALF_BITS))
+            .and(I64x8::splat(MANTISSA))
+            .add(I64x8::splat(SQRT_HALF_BITS))
             .as_f64();
         // e as f64 without an integer conversion instruction (|e| < 2⁵¹).
-        let e = e.add(I64x4::splat(SHIFTER.to_bits() as i64)).as_f64() - SHIFTER;
+        let e = e.add(I64x8::splat(SHIFTER.to_bits() as i64)).as_f64() - SHIFTER;
         let f = m - 1.0;
         let s = f / (2.0 + f);
         let z = s * s;
@@ -408,85 +448,85 @@ impl F64x4 {
         // 2s = f − s f, so ln m = f − s (f − q z): the large term f is exact.
         let log_m = f - s * (f - q * z);
         let r = e * LN2_HI + (log_m + e * LN2_LO);
-        let r = F64x4::select(x.eq(f64::INFINITY), x, r);
-        let r = F64x4::select(x.gt(0.0), r, f64::NAN);
-        F64x4::select(x.eq(0.0), f64::NEG_INFINITY, r)
+        let r = F64x8::select(x.eq(f64::INFINITY), x, r);
+        let r = F64x8::select(x.gt(0.0), r, f64::NAN);
+        F64x8::select(x.eq(0.0), f64::NEG_INFINITY, r)
     }
 
     /// ln(1 + x) = ln(w) · x / (w − 1) with w = 1 + x rounded (Goldberg).
     #[inline(always)]
-    fn ln_1p_lanes(self) -> F64x4 {
+    fn ln_1p_lanes(self) -> F64x8 {
         let w = 1.0 + self;
         let r = w.ln_lanes() * (self / (w - 1.0));
-        let r = F64x4::select(w.eq(f64::INFINITY), w, r);
-        F64x4::select(w.eq(1.0), self, r)
+        let r = F64x8::select(w.eq(f64::INFINITY), w, r);
+        F64x8::select(w.eq(1.0), self, r)
     }
 
     /// eˣ − 1 = (u − 1) · x / ln u with u = eˣ rounded (Kahan).
     #[inline(always)]
-    fn exp_m1_lanes(self) -> F64x4 {
+    fn exp_m1_lanes(self) -> F64x8 {
         let u = self.exp_lanes();
         let um1 = u - 1.0;
         let r = um1 * (self / u.ln_lanes());
-        let r = F64x4::select(u.eq(f64::INFINITY), u, r);
-        let r = F64x4::select(um1.eq(-1.0), -1.0, r);
-        F64x4::select(u.eq(1.0), self, r)
+        let r = F64x8::select(u.eq(f64::INFINITY), u, r);
+        let r = F64x8::select(um1.eq(-1.0), -1.0, r);
+        F64x8::select(u.eq(1.0), self, r)
     }
 
     /// tanh x = −t / (2 + t) with t = expm1(−2|x|), sign restored.
     #[inline(always)]
-    fn tanh_lanes(self) -> F64x4 {
+    fn tanh_lanes(self) -> F64x8 {
         let t = (-2.0 * self.abs()).exp_m1_lanes();
         let magnitude = -t / (2.0 + t);
-        let sign = self.bits().and(I64x4::splat(i64::MIN));
+        let sign = self.bits().and(I64x8::splat(i64::MIN));
         magnitude.bits().or(sign).as_f64()
     }
 
     /// σ(x) = 1/(1 + e^{−x}) for x ≥ 0, e^{x}/(1 + e^{x}) otherwise.
     #[inline(always)]
-    fn sigmoid_lanes(self) -> F64x4 {
+    fn sigmoid_lanes(self) -> F64x8 {
         self.sigmoid_with(self.exp_neg_abs())
     }
 
     /// softplus(x) = max(x, 0) + ln(1 + e^{−|x|}).
     #[inline(always)]
-    fn softplus_lanes(self) -> F64x4 {
+    fn softplus_lanes(self) -> F64x8 {
         self.softplus_with(self.exp_neg_abs().ln_1p_lanes())
     }
 
     /// e^{−|x|}: the one exponential inside σ(x), σ(−x), softplus(x) and
     /// softplus(−x), which generated code computes once for all four.
     #[inline(always)]
-    pub fn exp_neg_abs(self) -> F64x4 {
+    pub fn exp_neg_abs(self) -> F64x8 {
         (-self.abs()).exp_lanes()
     }
 
     /// σ(x) given `e` = [`exp_neg_abs`](Self::exp_neg_abs) of ±x (the same
     /// bits as [`sigmoid`](Self::sigmoid)).
     #[inline(always)]
-    pub fn sigmoid_with(self, e: F64x4) -> F64x4 {
-        F64x4::select(self.ge(0.0), 1.0, e) / (1.0 + e)
+    pub fn sigmoid_with(self, e: F64x8) -> F64x8 {
+        F64x8::select(self.ge(0.0), 1.0, e) / (1.0 + e)
     }
 
     /// softplus(x) given `l` = ln(1 + e^{−|x|}) (the same bits as
     /// [`softplus`](Self::softplus)).
     #[inline(always)]
-    pub fn softplus_with(self, l: F64x4) -> F64x4 {
-        F64x4::select(self.gt(0.0), self, 0.0) + l
+    pub fn softplus_with(self, l: F64x8) -> F64x8 {
+        F64x8::select(self.gt(0.0), self, 0.0) + l
     }
 }
 
 /// The same functions one value at a time (lane 0 of the vector code), so
 /// that they can be tested against std and used on their own.
 pub mod lane {
-    use super::F64x4;
+    use super::F64x8;
 
     macro_rules! one_lane {
         ($(#[$doc:meta] $name:ident => $method:ident;)*) => {$(
             #[$doc]
             #[inline(always)]
             pub fn $name(x: f64) -> f64 {
-                F64x4::splat(x).$method().0[0]
+                F64x8::splat(x).$method().0[0]
             }
         )*};
     }
@@ -648,21 +688,30 @@ mod tests {
 
     #[test]
     fn lanes_compute_each_lane_on_its_own() {
-        let a = F64x4([1.0, -2.0, 0.5, 800.0]);
-        let b = F64x4::splat(2.0);
-        assert_eq!((a + b).0, [3.0, 0.0, 2.5, 802.0]);
-        assert_eq!((2.0 * a - b).0, [0.0, -6.0, -1.0, 1598.0]);
-        assert_eq!((a / 2.0).0, [0.5, -1.0, 0.25, 400.0]);
-        assert_eq!((-a).0, [-1.0, 2.0, -0.5, -800.0]);
+        let a = F64x8([1.0, -2.0, 0.5, 800.0, -0.25, 3.0, -800.0, 0.0]);
+        let b = F64x8::splat(2.0);
+        assert_eq!((a + b).0, [3.0, 0.0, 2.5, 802.0, 1.75, 5.0, -798.0, 2.0]);
+        assert_eq!(
+            (2.0 * a - b).0,
+            [0.0, -6.0, -1.0, 1598.0, -2.5, 4.0, -1602.0, -2.0]
+        );
+        assert_eq!(
+            (a / 2.0).0,
+            [0.5, -1.0, 0.25, 400.0, -0.125, 1.5, -400.0, 0.0]
+        );
+        assert_eq!((-a).0, [-1.0, 2.0, -0.5, -800.0, 0.25, -3.0, 800.0, -0.0]);
         let s = a.sigmoid();
         for (l, &x) in s.0.iter().zip(&a.0) {
             assert_eq!(*l, lane::sigmoid(x));
         }
-        let mut acc = F64x4::default();
+        let mut acc = F64x8::default();
         acc += a;
         acc += 1.0;
-        assert_eq!(acc.0, [2.0, -1.0, 1.5, 801.0]);
-        assert_eq!(acc.sum(), (2.0 + -1.0) + (1.5 + 801.0));
+        assert_eq!(acc.0, [2.0, -1.0, 1.5, 801.0, 0.75, 4.0, -799.0, 1.0]);
+        assert_eq!(
+            acc.sum(),
+            ((2.0 + -1.0) + (1.5 + 801.0)) + ((0.75 + 4.0) + (-799.0 + 1.0))
+        );
         assert_eq!(a.powf(2.0).0[2], 0.25);
     }
 }

@@ -23,8 +23,8 @@
 //! literal number, or a register `rI` written earlier. The functions are
 //! evaluated by [`math`], in numerically stable forms (σ and softplus never
 //! overflow), both by the interpreter and by the generated Rust code;
-//! [`lanes`] has the same arithmetic and functions on four f64 lanes, for the
-//! generated programs that take four data rows at once.
+//! [`lanes`] has the same arithmetic and functions on eight f64 lanes, for the
+//! generated programs that take eight data rows at once.
 //!
 //! A model is six programs ([`ModelPrograms`]): loss; loss and gradient; loss,
 //! gradient and Hessian (upper triangle, row by row) — each split into the part

@@ -1,11 +1,11 @@
 //! The hand-written half of every kernel: the row loops (all rows, a
-//! mini-batch, the deterministic parallel pass) — four rows at a time in
+//! mini-batch, the deterministic parallel pass) — eight rows at a time in
 //! vector lanes, compiled for AVX2 behind a run-time CPU check —, the mean
 //! over rows, and unpacking the Hessian's upper triangle. Generated code
-//! calls these with its straight-line per-row, four-row and θ-only functions.
+//! calls these with its straight-line per-row, eight-row and θ-only functions.
 
 use crate::Rows;
-use hessforge_ir::lanes::F64x4;
+use hessforge_ir::lanes::F64x8;
 use rayon::prelude::*;
 
 /// Rows per chunk of the parallel pass (fixed, so the summation order — and
@@ -27,16 +27,16 @@ fn array<'a, const N: usize>(values: &'a [f64], what: &str) -> &'a [f64; N] {
 pub trait PassProgram<const P: usize, const D: usize, const C: usize, const K: usize> {
     /// Adds one data row's contributions into `acc`.
     fn row(t: &[f64; P], x: &[f64; D], c: &[f64; C], acc: &mut [f64; K]);
-    /// Adds four rows' contributions, one row per lane (`x[j]` holds column
-    /// j of the four rows).
-    fn rows4(t: &[f64; P], x: &[F64x4; D], c: &[f64; C], acc: &mut [F64x4; K]);
+    /// Adds eight rows' contributions, one row per lane (`x[j]` holds column
+    /// j of the eight rows).
+    fn rows8(t: &[f64; P], x: &[F64x8; D], c: &[f64; C], acc: &mut [F64x8; K]);
     /// Adds the part that depends on θ only (once per pass).
     fn theta_only(t: &[f64; P], c: &[f64; C], acc: &mut [f64; K]);
 }
 
 /// One pass: the mean over the selected rows of the per-row contributions,
-/// plus the θ-only part once. Rows are taken four at a time through
-/// [`PassProgram::rows4`] (one row per lane), the last `n mod 4` one by one.
+/// plus the θ-only part once. Rows are taken eight at a time through
+/// [`PassProgram::rows8`] (one row per lane), the last `n mod 8` one by one.
 #[inline(always)]
 pub fn pass<Prog, const P: usize, const D: usize, const C: usize, const K: usize>(
     theta: &[f64],
@@ -117,7 +117,7 @@ fn sum<'d, Prog, const P: usize, const D: usize, const C: usize, const K: usize>
     sum_portable::<Prog, P, D, C, K>(t, c, n, at, acc);
 }
 
-/// [`sum_portable`] compiled for AVX2: four lanes fill one register.
+/// [`sum_portable`] compiled for AVX2: eight lanes fill two registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn sum_avx2<'d, Prog, const P: usize, const D: usize, const C: usize, const K: usize>(
@@ -132,8 +132,8 @@ fn sum_avx2<'d, Prog, const P: usize, const D: usize, const C: usize, const K: u
     sum_portable::<Prog, P, D, C, K>(t, c, n, at, acc);
 }
 
-/// Four rows per step (column j of the four rows gathered into one
-/// `F64x4`), lane sums added in lane order, then the remaining rows one by
+/// Eight rows per step (column j of the eight rows gathered into one
+/// `F64x8`), lane sums added in lane order, then the remaining rows one by
 /// one.
 #[inline(always)]
 fn sum_portable<'d, Prog, const P: usize, const D: usize, const C: usize, const K: usize>(
@@ -145,21 +145,20 @@ fn sum_portable<'d, Prog, const P: usize, const D: usize, const C: usize, const 
 ) where
     Prog: PassProgram<P, D, C, K>,
 {
-    let groups = n / F64x4::LANES;
+    let groups = n / F64x8::LANES;
     if groups > 0 {
-        let mut lanes = [F64x4::default(); K];
+        let mut lanes = [F64x8::default(); K];
         for g in 0..groups {
-            let first = g * F64x4::LANES;
-            let r = [at(first), at(first + 1), at(first + 2), at(first + 3)];
-            let x: [F64x4; D] =
-                std::array::from_fn(|j| F64x4([r[0][j], r[1][j], r[2][j], r[3][j]]));
-            Prog::rows4(t, &x, c, &mut lanes);
+            let first = g * F64x8::LANES;
+            let r: [&[f64; D]; F64x8::LANES] = std::array::from_fn(|l| at(first + l));
+            let x: [F64x8; D] = std::array::from_fn(|j| F64x8(std::array::from_fn(|l| r[l][j])));
+            Prog::rows8(t, &x, c, &mut lanes);
         }
         for (a, l) in acc.iter_mut().zip(&lanes) {
             *a += l.sum();
         }
     }
-    for i in groups * F64x4::LANES..n {
+    for i in groups * F64x8::LANES..n {
         Prog::row(t, at(i), c, acc);
     }
 }
@@ -180,10 +179,10 @@ mod tests {
     struct EveryFunction;
     impl PassProgram<1, 2, 0, 1> for EveryFunction {
         fn row(t: &[f64; 1], x: &[f64; 2], _: &[f64; 0], acc: &mut [f64; 1]) {
-            let lanes = rows4_of_one(t, x);
+            let lanes = rows8_of_one(t, x);
             acc[0] += lanes.0[0];
         }
-        fn rows4(t: &[f64; 1], x: &[F64x4; 2], _: &[f64; 0], acc: &mut [F64x4; 1]) {
+        fn rows8(t: &[f64; 1], x: &[F64x8; 2], _: &[f64; 0], acc: &mut [F64x8; 1]) {
             let (a, b) = (x[0] * t[0], x[1]);
             acc[0] += a.softplus()
                 + b.sigmoid()
@@ -196,9 +195,9 @@ mod tests {
         fn theta_only(_: &[f64; 1], _: &[f64; 0], _: &mut [f64; 1]) {}
     }
 
-    fn rows4_of_one(t: &[f64; 1], x: &[f64; 2]) -> F64x4 {
-        let mut acc = [F64x4::default()];
-        EveryFunction::rows4(t, &[F64x4::splat(x[0]), F64x4::splat(x[1])], &[], &mut acc);
+    fn rows8_of_one(t: &[f64; 1], x: &[f64; 2]) -> F64x8 {
+        let mut acc = [F64x8::default()];
+        EveryFunction::rows8(t, &[F64x8::splat(x[0]), F64x8::splat(x[1])], &[], &mut acc);
         acc[0]
     }
 
@@ -225,24 +224,23 @@ mod tests {
     }
 
     #[test]
-    fn four_row_groups_and_the_remainder_add_up_to_the_mean() {
-        // 7 rows: one group of four, three rows one by one.
-        let (t, rows) = ([0.7], data(7));
+    fn eight_row_groups_and_the_remainder_add_up_to_the_mean() {
+        // 13 rows: one group of eight, five rows one by one.
+        let (t, rows) = ([0.7], data(13));
+        let one_row = |i: usize| rows8_of_one(&t, &[rows[2 * i], rows[2 * i + 1]]).0[0];
         let mean = pass::<EveryFunction, 1, 2, 0, 1>(&t, &[], Rows::All(&rows))[0];
-        let one_by_one: f64 = rows
-            .chunks_exact(2)
-            .map(|x| rows4_of_one(&t, &[x[0], x[1]]).0[0])
-            .sum::<f64>()
-            / 7.0;
+        let one_by_one = (0..13).map(one_row).sum::<f64>() / 13.0;
         assert!(
             (mean - one_by_one).abs() <= 1e-14 * one_by_one.abs(),
             "{mean} vs {one_by_one}"
         );
-        let selected =
-            pass::<EveryFunction, 1, 2, 0, 1>(&t, &[], Rows::Selected(&rows, &[6, 0, 6]))[0];
-        let want = (2.0 * rows4_of_one(&t, &[rows[12], rows[13]]).0[0]
-            + rows4_of_one(&t, &[rows[0], rows[1]]).0[0])
-            / 3.0;
-        assert!((selected - want).abs() <= 1e-14 * want.abs());
+        // A mini-batch with repeats: one group of eight and two rows.
+        let batch = [6, 0, 6, 12, 3, 3, 9, 1, 0, 11];
+        let selected = pass::<EveryFunction, 1, 2, 0, 1>(&t, &[], Rows::Selected(&rows, &batch))[0];
+        let want = batch.iter().map(|&i| one_row(i)).sum::<f64>() / batch.len() as f64;
+        assert!(
+            (selected - want).abs() <= 1e-14 * want.abs(),
+            "{selected} vs {want}"
+        );
     }
 }

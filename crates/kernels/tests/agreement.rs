@@ -91,7 +91,7 @@ fn compiled_equals_interpreter_equals_derivation() {
         let programs = hessforge_symbolic::lower(&d).unwrap();
         let k = kernel(&m.name).unwrap();
         for _ in 0..3 {
-            let c = case(&m, &mut rng, 7);
+            let c = case(&m, &mut rng, 13); // one group of eight rows and five single rows
             let fast = compiled(k, &c, Rows::All(&c.data));
             let mut slow = vec![0.0; Outputs::LossGradHess.len(m.n_params())];
             programs.evaluate(
@@ -163,7 +163,7 @@ fn compiled_kernels_match_finite_differences() {
     let mut rng = ChaCha8Rng::seed_from_u64(12);
     for m in builtins() {
         let k = kernel(&m.name).unwrap();
-        let c = case(&m, &mut rng, 5);
+        let c = case(&m, &mut rng, 11);
         let p = m.n_params();
         let rows = Rows::All(&c.data);
         let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
