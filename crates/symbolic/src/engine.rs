@@ -9,9 +9,10 @@ use crate::derivation::{
     Derivation, GradientEntry, LOSS, LocalPartial, NormalForms, REGULARIZER, SymbolicaForms,
 };
 use hessforge_spec::{Expr, Func, Model, Rational};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 use symbolica::atom::{Atom, AtomCore, AtomView, EvaluationInfo, Symbol};
+use symbolica::id::Pattern;
 use symbolica::coefficient::CoefficientView;
 use symbolica::symbol;
 
@@ -439,6 +440,50 @@ fn cost(e: &Expr) -> usize {
     nodes + seen.values().map(|n| n - 1).sum::<usize>()
 }
 
+/// One back-substitution of [`Chain::tidy`]: an intermediate's right-hand
+/// side (or a power or product of them) → its name, as Symbolica patterns
+/// built once, with the variables each side uses.
+struct Resubstitution {
+    pattern: Pattern,
+    name: Pattern,
+    variables: HashSet<Symbol>,
+    name_variables: HashSet<Symbol>,
+}
+
+impl Resubstitution {
+    fn new(rhs: &Atom, name: &Atom) -> Self {
+        Resubstitution {
+            pattern: rhs.to_pattern(),
+            name: name.to_pattern(),
+            variables: variables(rhs.as_view()),
+            name_variables: variables(name.as_view()),
+        }
+    }
+}
+
+/// The variables (symbols other than function names) an expression uses.
+fn variables(a: AtomView) -> HashSet<Symbol> {
+    fn walk(a: AtomView, out: &mut HashSet<Symbol>) {
+        match a {
+            AtomView::Var(v) => {
+                out.insert(v.get_symbol());
+            }
+            AtomView::Fun(f) => f.iter().for_each(|x| walk(x, out)),
+            AtomView::Pow(p) => {
+                let (b, e) = p.get_base_exp();
+                walk(b, out);
+                walk(e, out);
+            }
+            AtomView::Mul(m) => m.iter().for_each(|x| walk(x, out)),
+            AtomView::Add(s) => s.iter().for_each(|x| walk(x, out)),
+            AtomView::Num(_) => {}
+        }
+    }
+    let mut out = HashSet::new();
+    walk(a, &mut out);
+    out
+}
+
 /// The chain rule through the intermediates, with memoized total derivatives.
 struct Chain<'a> {
     engine: &'a Engine,
@@ -450,7 +495,7 @@ struct Chain<'a> {
     /// (intermediate id, parameter index) → d(intermediate)/dθ_j, simplified.
     memo: HashMap<(String, usize), Atom>,
     /// Back-substitution: each intermediate's right-hand side → its symbol.
-    resubstitute: Vec<(Atom, Atom)>,
+    resubstitute: Vec<Resubstitution>,
     /// Local partials ∂owner/∂v recorded for the derivation text.
     partials: Vec<LocalPartial>,
 }
@@ -496,6 +541,10 @@ impl<'a> Chain<'a> {
             }
         }
         resubstitute.reverse();
+        let resubstitute = resubstitute
+            .iter()
+            .map(|(rhs, name): &(Atom, Atom)| Resubstitution::new(rhs, name))
+            .collect();
         let mut chain = Chain {
             engine,
             model,
@@ -512,8 +561,19 @@ impl<'a> Chain<'a> {
     /// Replace right-hand sides of definitions by their names, then simplify.
     fn tidy(&self, a: &Atom) -> Atom {
         let mut a = a.clone();
-        for (pattern, name) in &self.resubstitute {
-            a = a.replace(pattern.to_pattern()).with(name.to_pattern());
+        // A superset of the variables in `a`: a right-hand side that uses a
+        // variable not in it cannot occur in it, and is not searched for
+        // (the search is most of the time of a large derivation).
+        let mut present = variables(a.as_view());
+        for r in &self.resubstitute {
+            if !r.variables.is_subset(&present) {
+                continue;
+            }
+            let replaced = a.replace(&r.pattern).with(&r.name);
+            if replaced != a {
+                present.extend(&r.name_variables);
+                a = replaced;
+            }
         }
         self.engine.simplest(&a)
     }
