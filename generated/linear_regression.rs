@@ -6,9 +6,9 @@ use hessforge_ir::lanes::F64x8;
 /// Linear regression: Least squares with 10 features + bias: a convex quadratic, so Newton needs one step.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LinearRegression;
-/// The programs of `loss`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss`: one data row, 8 rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct Loss;
-impl runtime::PassProgram<11, 11, 0, 1> for Loss {
+impl runtime::PassProgram<11, 11, 0, 1, 8> for Loss {
     #[inline(always)]
     fn row(t: &[f64; 11], x: &[f64; 11], c: &[f64; 0], acc: &mut [f64; 1]) {
         let r0: f64 = t[0] * x[0];
@@ -28,7 +28,7 @@ impl runtime::PassProgram<11, 11, 0, 1> for Loss {
         acc[0] += r12;
     }
     #[inline(always)]
-    fn rows8(t: &[f64; 11], x: &[F64x8; 11], c: &[f64; 0], acc: &mut [F64x8; 1]) {
+    fn rows(t: &[f64; 11], x: &[F64x8; 11], c: &[f64; 0], acc: &mut [F64x8; 1]) {
         let r0: F64x8 = t[0] * x[0];
         let r1: F64x8 = t[1] * x[1];
         let r12: F64x8 = t[2] * x[2];
@@ -51,9 +51,9 @@ impl runtime::PassProgram<11, 11, 0, 1> for Loss {
         acc[0] += r0;
     }
 }
-/// The programs of `loss_grad`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss_grad`: one data row, 8 rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct LossGrad;
-impl runtime::PassProgram<11, 11, 0, 12> for LossGrad {
+impl runtime::PassProgram<11, 11, 0, 12, 8> for LossGrad {
     #[inline(always)]
     fn row(t: &[f64; 11], x: &[f64; 11], c: &[f64; 0], acc: &mut [f64; 12]) {
         let r15: f64 = t[0] * x[0];
@@ -104,7 +104,7 @@ impl runtime::PassProgram<11, 11, 0, 12> for LossGrad {
         acc[10] += r23;
     }
     #[inline(always)]
-    fn rows8(t: &[f64; 11], x: &[F64x8; 11], c: &[f64; 0], acc: &mut [F64x8; 12]) {
+    fn rows(t: &[f64; 11], x: &[F64x8; 11], c: &[f64; 0], acc: &mut [F64x8; 12]) {
         let r15: F64x8 = t[0] * x[0];
         let r19: F64x8 = t[1] * x[1];
         let r24: F64x8 = t[2] * x[2];
@@ -180,9 +180,9 @@ impl runtime::PassProgram<11, 11, 0, 12> for LossGrad {
         acc[11] += r11;
     }
 }
-/// The programs of `loss_grad_hess`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss_grad_hess`: one data row, 8 rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct LossGradHess;
-impl runtime::PassProgram<11, 11, 0, 78> for LossGradHess {
+impl runtime::PassProgram<11, 11, 0, 78, 8> for LossGradHess {
     #[inline(always)]
     fn row(t: &[f64; 11], x: &[f64; 11], c: &[f64; 0], acc: &mut [f64; 78]) {
         let r70: f64 = t[0] * x[0];
@@ -365,7 +365,7 @@ impl runtime::PassProgram<11, 11, 0, 78> for LossGradHess {
         acc[77] += r145;
     }
     #[inline(always)]
-    fn rows8(t: &[f64; 11], x: &[F64x8; 11], c: &[f64; 0], acc: &mut [F64x8; 78]) {
+    fn rows(t: &[f64; 11], x: &[F64x8; 11], c: &[f64; 0], acc: &mut [F64x8; 78]) {
         let r70: F64x8 = t[0] * x[0];
         let r74: F64x8 = t[1] * x[1];
         let r79: F64x8 = t[2] * x[2];
@@ -739,7 +739,7 @@ impl Kernel for LinearRegression {
     const CONSTANT_NAMES: &'static [&'static str] = &[];
     const DEFAULT_CONSTANTS: &'static [f64] = &[];
     fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
-        runtime::pass::<Loss, 11, 11, 0, 1>(theta, constants, rows)[0]
+        runtime::pass::<Loss, 11, 11, 0, 1, 8>(theta, constants, rows)[0]
     }
     fn loss_grad(
         &self,
@@ -748,7 +748,7 @@ impl Kernel for LinearRegression {
         rows: Rows<'_>,
         grad: &mut [f64],
     ) -> f64 {
-        let acc = runtime::pass::<LossGrad, 11, 11, 0, 12>(theta, constants, rows);
+        let acc = runtime::pass::<LossGrad, 11, 11, 0, 12, 8>(theta, constants, rows);
         grad[..11].copy_from_slice(&acc[1..]);
         acc[0]
     }
@@ -760,7 +760,14 @@ impl Kernel for LinearRegression {
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64 {
-        let acc = runtime::pass::<LossGradHess, 11, 11, 0, 78>(theta, constants, rows);
+        let acc = runtime::pass::<
+            LossGradHess,
+            11,
+            11,
+            0,
+            78,
+            8,
+        >(theta, constants, rows);
         grad[..11].copy_from_slice(&acc[1..=11]);
         runtime::unpack_hessian::<11>(&acc[1 + 11..], hess);
         acc[0]

@@ -6,9 +6,9 @@ use hessforge_ir::lanes::F64x8;
 /// Logistic regression: Binary cross-entropy with a sigmoid link and an L2 penalty; 10 features + bias.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogisticRegression;
-/// The programs of `loss`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss`: one data row, 8 rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct Loss;
-impl runtime::PassProgram<11, 11, 1, 1> for Loss {
+impl runtime::PassProgram<11, 11, 1, 1, 8> for Loss {
     #[inline(always)]
     fn row(t: &[f64; 11], x: &[f64; 11], c: &[f64; 1], acc: &mut [f64; 1]) {
         let r0: f64 = t[0] * x[0];
@@ -33,7 +33,7 @@ impl runtime::PassProgram<11, 11, 1, 1> for Loss {
         acc[0] += r11;
     }
     #[inline(always)]
-    fn rows8(t: &[f64; 11], x: &[F64x8; 11], c: &[f64; 1], acc: &mut [F64x8; 1]) {
+    fn rows(t: &[f64; 11], x: &[F64x8; 11], c: &[f64; 1], acc: &mut [F64x8; 1]) {
         let r0: F64x8 = t[0] * x[0];
         let r1: F64x8 = t[1] * x[1];
         let r2: F64x8 = t[2] * x[2];
@@ -74,9 +74,9 @@ impl runtime::PassProgram<11, 11, 1, 1> for Loss {
         acc[0] += r11;
     }
 }
-/// The programs of `loss_grad`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss_grad`: one data row, 8 rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct LossGrad;
-impl runtime::PassProgram<11, 11, 1, 12> for LossGrad {
+impl runtime::PassProgram<11, 11, 1, 12, 8> for LossGrad {
     #[inline(always)]
     fn row(t: &[f64; 11], x: &[f64; 11], c: &[f64; 1], acc: &mut [f64; 12]) {
         let r19: f64 = t[0] * x[0];
@@ -124,7 +124,7 @@ impl runtime::PassProgram<11, 11, 1, 12> for LossGrad {
         acc[10] += r23;
     }
     #[inline(always)]
-    fn rows8(t: &[f64; 11], x: &[F64x8; 11], c: &[f64; 1], acc: &mut [F64x8; 12]) {
+    fn rows(t: &[f64; 11], x: &[F64x8; 11], c: &[f64; 1], acc: &mut [F64x8; 12]) {
         let r19: F64x8 = t[0] * x[0];
         let r24: F64x8 = t[1] * x[1];
         let r14: F64x8 = t[2] * x[2];
@@ -211,9 +211,9 @@ impl runtime::PassProgram<11, 11, 1, 12> for LossGrad {
         acc[11] += r23;
     }
 }
-/// The programs of `loss_grad_hess`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss_grad_hess`: one data row, 8 rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct LossGradHess;
-impl runtime::PassProgram<11, 11, 1, 78> for LossGradHess {
+impl runtime::PassProgram<11, 11, 1, 78, 8> for LossGradHess {
     #[inline(always)]
     fn row(t: &[f64; 11], x: &[f64; 11], c: &[f64; 1], acc: &mut [f64; 78]) {
         let r85: f64 = t[0] * x[0];
@@ -418,7 +418,7 @@ impl runtime::PassProgram<11, 11, 1, 78> for LossGradHess {
         acc[75] += r154;
     }
     #[inline(always)]
-    fn rows8(t: &[f64; 11], x: &[F64x8; 11], c: &[f64; 1], acc: &mut [F64x8; 78]) {
+    fn rows(t: &[f64; 11], x: &[F64x8; 11], c: &[f64; 1], acc: &mut [F64x8; 78]) {
         let r85: F64x8 = t[0] * x[0];
         let r90: F64x8 = t[1] * x[1];
         let r80: F64x8 = t[2] * x[2];
@@ -827,7 +827,7 @@ impl Kernel for LogisticRegression {
     const CONSTANT_NAMES: &'static [&'static str] = &["lambda"];
     const DEFAULT_CONSTANTS: &'static [f64] = &[0.01];
     fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
-        runtime::pass::<Loss, 11, 11, 1, 1>(theta, constants, rows)[0]
+        runtime::pass::<Loss, 11, 11, 1, 1, 8>(theta, constants, rows)[0]
     }
     fn loss_grad(
         &self,
@@ -836,7 +836,7 @@ impl Kernel for LogisticRegression {
         rows: Rows<'_>,
         grad: &mut [f64],
     ) -> f64 {
-        let acc = runtime::pass::<LossGrad, 11, 11, 1, 12>(theta, constants, rows);
+        let acc = runtime::pass::<LossGrad, 11, 11, 1, 12, 8>(theta, constants, rows);
         grad[..11].copy_from_slice(&acc[1..]);
         acc[0]
     }
@@ -848,7 +848,14 @@ impl Kernel for LogisticRegression {
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64 {
-        let acc = runtime::pass::<LossGradHess, 11, 11, 1, 78>(theta, constants, rows);
+        let acc = runtime::pass::<
+            LossGradHess,
+            11,
+            11,
+            1,
+            78,
+            8,
+        >(theta, constants, rows);
         grad[..11].copy_from_slice(&acc[1..=11]);
         runtime::unpack_hessian::<11>(&acc[1 + 11..], hess);
         acc[0]

@@ -6,9 +6,9 @@ use hessforge_ir::lanes::F64x8;
 /// A minimal neural network: 2 inputs, 4 tanh hidden units, 1 linear output, squared loss (17 parameters).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MlpTanh;
-/// The programs of `loss`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss`: one data row, 8 rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct Loss;
-impl runtime::PassProgram<17, 3, 0, 1> for Loss {
+impl runtime::PassProgram<17, 3, 0, 1, 8> for Loss {
     #[inline(always)]
     fn row(t: &[f64; 17], x: &[f64; 3], c: &[f64; 0], acc: &mut [f64; 1]) {
         let r0: f64 = x[2] * (-1.0);
@@ -38,7 +38,7 @@ impl runtime::PassProgram<17, 3, 0, 1> for Loss {
         acc[0] += r7;
     }
     #[inline(always)]
-    fn rows8(t: &[f64; 17], x: &[F64x8; 3], c: &[f64; 0], acc: &mut [F64x8; 1]) {
+    fn rows(t: &[f64; 17], x: &[F64x8; 3], c: &[f64; 0], acc: &mut [F64x8; 1]) {
         let r0: F64x8 = x[2] * (-1.0);
         let r7: F64x8 = t[0] * x[0];
         let r2: F64x8 = t[1] * x[1];
@@ -71,9 +71,9 @@ impl runtime::PassProgram<17, 3, 0, 1> for Loss {
         acc[0] += r0;
     }
 }
-/// The programs of `loss_grad`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss_grad`: one data row, 8 rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct LossGrad;
-impl runtime::PassProgram<17, 3, 0, 18> for LossGrad {
+impl runtime::PassProgram<17, 3, 0, 18, 8> for LossGrad {
     #[inline(always)]
     fn row(t: &[f64; 17], x: &[f64; 3], c: &[f64; 0], acc: &mut [f64; 18]) {
         let r20: f64 = x[2] * (-1.0);
@@ -158,7 +158,7 @@ impl runtime::PassProgram<17, 3, 0, 18> for LossGrad {
         acc[16] += r36;
     }
     #[inline(always)]
-    fn rows8(t: &[f64; 17], x: &[F64x8; 3], c: &[f64; 0], acc: &mut [F64x8; 18]) {
+    fn rows(t: &[f64; 17], x: &[F64x8; 3], c: &[f64; 0], acc: &mut [F64x8; 18]) {
         let r20: F64x8 = x[2] * (-1.0);
         let r29: F64x8 = t[0] * x[0];
         let r33: F64x8 = t[1] * x[1];
@@ -280,9 +280,9 @@ impl runtime::PassProgram<17, 3, 0, 18> for LossGrad {
         acc[17] += r17;
     }
 }
-/// The programs of `loss_grad_hess`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss_grad_hess`: one data row, 8 rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct LossGradHess;
-impl runtime::PassProgram<17, 3, 0, 171> for LossGradHess {
+impl runtime::PassProgram<17, 3, 0, 171, 8> for LossGradHess {
     #[inline(always)]
     fn row(t: &[f64; 17], x: &[f64; 3], c: &[f64; 0], acc: &mut [f64; 171]) {
         let r170: f64 = x[2] * (-1.0);
@@ -754,7 +754,7 @@ impl runtime::PassProgram<17, 3, 0, 171> for LossGradHess {
         acc[170] += r323;
     }
     #[inline(always)]
-    fn rows8(t: &[f64; 17], x: &[F64x8; 3], c: &[f64; 0], acc: &mut [F64x8; 171]) {
+    fn rows(t: &[f64; 17], x: &[F64x8; 3], c: &[f64; 0], acc: &mut [F64x8; 171]) {
         let r170: F64x8 = x[2] * (-1.0);
         let r216: F64x8 = t[0] * x[0];
         let r313: F64x8 = t[1] * x[1];
@@ -1597,7 +1597,7 @@ impl Kernel for MlpTanh {
     const CONSTANT_NAMES: &'static [&'static str] = &[];
     const DEFAULT_CONSTANTS: &'static [f64] = &[];
     fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
-        runtime::pass::<Loss, 17, 3, 0, 1>(theta, constants, rows)[0]
+        runtime::pass::<Loss, 17, 3, 0, 1, 8>(theta, constants, rows)[0]
     }
     fn loss_grad(
         &self,
@@ -1606,7 +1606,7 @@ impl Kernel for MlpTanh {
         rows: Rows<'_>,
         grad: &mut [f64],
     ) -> f64 {
-        let acc = runtime::pass::<LossGrad, 17, 3, 0, 18>(theta, constants, rows);
+        let acc = runtime::pass::<LossGrad, 17, 3, 0, 18, 8>(theta, constants, rows);
         grad[..17].copy_from_slice(&acc[1..]);
         acc[0]
     }
@@ -1618,7 +1618,14 @@ impl Kernel for MlpTanh {
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64 {
-        let acc = runtime::pass::<LossGradHess, 17, 3, 0, 171>(theta, constants, rows);
+        let acc = runtime::pass::<
+            LossGradHess,
+            17,
+            3,
+            0,
+            171,
+            8,
+        >(theta, constants, rows);
         grad[..17].copy_from_slice(&acc[1..=17]);
         runtime::unpack_hessian::<17>(&acc[1 + 17..], hess);
         acc[0]

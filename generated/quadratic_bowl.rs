@@ -6,16 +6,16 @@ use hessforge_ir::lanes::F64x8;
 /// An ill-conditioned quadratic bowl: L = ½(x² + 25 y²): condition number 25, GD zig-zags, Newton lands in one step.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct QuadraticBowl;
-/// The programs of `loss`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss`: one data row, 8 rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct Loss;
-impl runtime::PassProgram<2, 0, 0, 1> for Loss {
+impl runtime::PassProgram<2, 0, 0, 1, 8> for Loss {
     #[inline(always)]
     fn row(t: &[f64; 2], x: &[f64; 0], c: &[f64; 0], acc: &mut [f64; 1]) {
         let r0: f64 = 0.0;
         acc[0] += r0;
     }
     #[inline(always)]
-    fn rows8(t: &[f64; 2], x: &[F64x8; 0], c: &[f64; 0], acc: &mut [F64x8; 1]) {
+    fn rows(t: &[f64; 2], x: &[F64x8; 0], c: &[f64; 0], acc: &mut [F64x8; 1]) {
         let r0: f64 = 0.0;
         acc[0] += r0;
     }
@@ -29,9 +29,9 @@ impl runtime::PassProgram<2, 0, 0, 1> for Loss {
         acc[0] += r3;
     }
 }
-/// The programs of `loss_grad`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss_grad`: one data row, 8 rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct LossGrad;
-impl runtime::PassProgram<2, 0, 0, 3> for LossGrad {
+impl runtime::PassProgram<2, 0, 0, 3, 8> for LossGrad {
     #[inline(always)]
     fn row(t: &[f64; 2], x: &[f64; 0], c: &[f64; 0], acc: &mut [f64; 3]) {
         let r0: f64 = 0.0;
@@ -42,7 +42,7 @@ impl runtime::PassProgram<2, 0, 0, 3> for LossGrad {
         acc[2] += r2;
     }
     #[inline(always)]
-    fn rows8(t: &[f64; 2], x: &[F64x8; 0], c: &[f64; 0], acc: &mut [F64x8; 3]) {
+    fn rows(t: &[f64; 2], x: &[F64x8; 0], c: &[f64; 0], acc: &mut [F64x8; 3]) {
         let r0: f64 = 0.0;
         acc[0] += r0;
         let r1: f64 = 0.0;
@@ -64,9 +64,9 @@ impl runtime::PassProgram<2, 0, 0, 3> for LossGrad {
         acc[1] += r4;
     }
 }
-/// The programs of `loss_grad_hess`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss_grad_hess`: one data row, 8 rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct LossGradHess;
-impl runtime::PassProgram<2, 0, 0, 6> for LossGradHess {
+impl runtime::PassProgram<2, 0, 0, 6, 8> for LossGradHess {
     #[inline(always)]
     fn row(t: &[f64; 2], x: &[f64; 0], c: &[f64; 0], acc: &mut [f64; 6]) {
         let r0: f64 = 0.0;
@@ -83,7 +83,7 @@ impl runtime::PassProgram<2, 0, 0, 6> for LossGradHess {
         acc[5] += r5;
     }
     #[inline(always)]
-    fn rows8(t: &[f64; 2], x: &[F64x8; 0], c: &[f64; 0], acc: &mut [F64x8; 6]) {
+    fn rows(t: &[f64; 2], x: &[F64x8; 0], c: &[f64; 0], acc: &mut [F64x8; 6]) {
         let r0: f64 = 0.0;
         acc[0] += r0;
         let r1: f64 = 0.0;
@@ -127,7 +127,7 @@ impl Kernel for QuadraticBowl {
     const CONSTANT_NAMES: &'static [&'static str] = &[];
     const DEFAULT_CONSTANTS: &'static [f64] = &[];
     fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
-        runtime::pass::<Loss, 2, 0, 0, 1>(theta, constants, rows)[0]
+        runtime::pass::<Loss, 2, 0, 0, 1, 8>(theta, constants, rows)[0]
     }
     fn loss_grad(
         &self,
@@ -136,7 +136,7 @@ impl Kernel for QuadraticBowl {
         rows: Rows<'_>,
         grad: &mut [f64],
     ) -> f64 {
-        let acc = runtime::pass::<LossGrad, 2, 0, 0, 3>(theta, constants, rows);
+        let acc = runtime::pass::<LossGrad, 2, 0, 0, 3, 8>(theta, constants, rows);
         grad[..2].copy_from_slice(&acc[1..]);
         acc[0]
     }
@@ -148,7 +148,7 @@ impl Kernel for QuadraticBowl {
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64 {
-        let acc = runtime::pass::<LossGradHess, 2, 0, 0, 6>(theta, constants, rows);
+        let acc = runtime::pass::<LossGradHess, 2, 0, 0, 6, 8>(theta, constants, rows);
         grad[..2].copy_from_slice(&acc[1..=2]);
         runtime::unpack_hessian::<2>(&acc[1 + 2..], hess);
         acc[0]

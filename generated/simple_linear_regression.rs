@@ -6,9 +6,9 @@ use hessforge_ir::lanes::F64x8;
 /// Simple linear regression: A line ŷ = w x + b fitted by least squares: two parameters, so its loss surface can be drawn.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SimpleLinearRegression;
-/// The programs of `loss`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss`: one data row, 8 rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct Loss;
-impl runtime::PassProgram<2, 2, 0, 1> for Loss {
+impl runtime::PassProgram<2, 2, 0, 1, 8> for Loss {
     #[inline(always)]
     fn row(t: &[f64; 2], x: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 1]) {
         let r3: f64 = x[1] * (-1.0);
@@ -19,7 +19,7 @@ impl runtime::PassProgram<2, 2, 0, 1> for Loss {
         acc[0] += r3;
     }
     #[inline(always)]
-    fn rows8(t: &[f64; 2], x: &[F64x8; 2], c: &[f64; 0], acc: &mut [F64x8; 1]) {
+    fn rows(t: &[f64; 2], x: &[F64x8; 2], c: &[f64; 0], acc: &mut [F64x8; 1]) {
         let r3: F64x8 = x[1] * (-1.0);
         let r1: F64x8 = t[0] * x[0];
         let r3: F64x8 = t[1] + r3 + r1;
@@ -33,9 +33,9 @@ impl runtime::PassProgram<2, 2, 0, 1> for Loss {
         acc[0] += r0;
     }
 }
-/// The programs of `loss_grad`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss_grad`: one data row, 8 rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct LossGrad;
-impl runtime::PassProgram<2, 2, 0, 3> for LossGrad {
+impl runtime::PassProgram<2, 2, 0, 3, 8> for LossGrad {
     #[inline(always)]
     fn row(t: &[f64; 2], x: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 3]) {
         let r6: f64 = x[1] * (-1.0);
@@ -50,7 +50,7 @@ impl runtime::PassProgram<2, 2, 0, 3> for LossGrad {
         acc[1] += r5;
     }
     #[inline(always)]
-    fn rows8(t: &[f64; 2], x: &[F64x8; 2], c: &[f64; 0], acc: &mut [F64x8; 3]) {
+    fn rows(t: &[f64; 2], x: &[F64x8; 2], c: &[f64; 0], acc: &mut [F64x8; 3]) {
         let r6: F64x8 = x[1] * (-1.0);
         let r5: F64x8 = t[0] * x[0];
         let r6: F64x8 = r6 + r5;
@@ -72,9 +72,9 @@ impl runtime::PassProgram<2, 2, 0, 3> for LossGrad {
         acc[2] += r2;
     }
 }
-/// The programs of `loss_grad_hess`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss_grad_hess`: one data row, 8 rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct LossGradHess;
-impl runtime::PassProgram<2, 2, 0, 6> for LossGradHess {
+impl runtime::PassProgram<2, 2, 0, 6, 8> for LossGradHess {
     #[inline(always)]
     fn row(t: &[f64; 2], x: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 6]) {
         let r7: f64 = x[1] * (-1.0);
@@ -95,7 +95,7 @@ impl runtime::PassProgram<2, 2, 0, 6> for LossGradHess {
         acc[5] += r10;
     }
     #[inline(always)]
-    fn rows8(t: &[f64; 2], x: &[F64x8; 2], c: &[f64; 0], acc: &mut [F64x8; 6]) {
+    fn rows(t: &[f64; 2], x: &[F64x8; 2], c: &[f64; 0], acc: &mut [F64x8; 6]) {
         let r7: F64x8 = x[1] * (-1.0);
         let r6: F64x8 = t[0] * x[0];
         let r7: F64x8 = r7 + r6;
@@ -139,7 +139,7 @@ impl Kernel for SimpleLinearRegression {
     const CONSTANT_NAMES: &'static [&'static str] = &[];
     const DEFAULT_CONSTANTS: &'static [f64] = &[];
     fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
-        runtime::pass::<Loss, 2, 2, 0, 1>(theta, constants, rows)[0]
+        runtime::pass::<Loss, 2, 2, 0, 1, 8>(theta, constants, rows)[0]
     }
     fn loss_grad(
         &self,
@@ -148,7 +148,7 @@ impl Kernel for SimpleLinearRegression {
         rows: Rows<'_>,
         grad: &mut [f64],
     ) -> f64 {
-        let acc = runtime::pass::<LossGrad, 2, 2, 0, 3>(theta, constants, rows);
+        let acc = runtime::pass::<LossGrad, 2, 2, 0, 3, 8>(theta, constants, rows);
         grad[..2].copy_from_slice(&acc[1..]);
         acc[0]
     }
@@ -160,7 +160,7 @@ impl Kernel for SimpleLinearRegression {
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64 {
-        let acc = runtime::pass::<LossGradHess, 2, 2, 0, 6>(theta, constants, rows);
+        let acc = runtime::pass::<LossGradHess, 2, 2, 0, 6, 8>(theta, constants, rows);
         grad[..2].copy_from_slice(&acc[1..=2]);
         runtime::unpack_hessian::<2>(&acc[1 + 2..], hess);
         acc[0]

@@ -6,9 +6,9 @@ use hessforge_ir::lanes::F64x8;
 /// Softmax regression: Multinomial logistic regression: 3 classes, 4 features, cross-entropy (15 parameters).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SoftmaxRegression;
-/// The programs of `loss`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss`: one data row, 8 rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct Loss;
-impl runtime::PassProgram<15, 7, 1, 1> for Loss {
+impl runtime::PassProgram<15, 7, 1, 1, 8> for Loss {
     #[inline(always)]
     fn row(t: &[f64; 15], x: &[f64; 7], c: &[f64; 1], acc: &mut [f64; 1]) {
         let r0: f64 = t[0] * x[0];
@@ -40,7 +40,7 @@ impl runtime::PassProgram<15, 7, 1, 1> for Loss {
         acc[0] += r9;
     }
     #[inline(always)]
-    fn rows8(t: &[f64; 15], x: &[F64x8; 7], c: &[f64; 1], acc: &mut [F64x8; 1]) {
+    fn rows(t: &[f64; 15], x: &[F64x8; 7], c: &[f64; 1], acc: &mut [F64x8; 1]) {
         let r0: F64x8 = t[0] * x[0];
         let r1: F64x8 = t[1] * x[1];
         let r9: F64x8 = t[2] * x[2];
@@ -88,9 +88,9 @@ impl runtime::PassProgram<15, 7, 1, 1> for Loss {
         acc[0] += r13;
     }
 }
-/// The programs of `loss_grad`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss_grad`: one data row, 8 rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct LossGrad;
-impl runtime::PassProgram<15, 7, 1, 16> for LossGrad {
+impl runtime::PassProgram<15, 7, 1, 16, 8> for LossGrad {
     #[inline(always)]
     fn row(t: &[f64; 15], x: &[f64; 7], c: &[f64; 1], acc: &mut [f64; 16]) {
         let r19: f64 = t[0] * x[0];
@@ -159,7 +159,7 @@ impl runtime::PassProgram<15, 7, 1, 16> for LossGrad {
         acc[12] += r29;
     }
     #[inline(always)]
-    fn rows8(t: &[f64; 15], x: &[F64x8; 7], c: &[f64; 1], acc: &mut [F64x8; 16]) {
+    fn rows(t: &[f64; 15], x: &[F64x8; 7], c: &[f64; 1], acc: &mut [F64x8; 16]) {
         let r19: F64x8 = t[0] * x[0];
         let r18: F64x8 = t[1] * x[1];
         let r26: F64x8 = t[2] * x[2];
@@ -275,9 +275,9 @@ impl runtime::PassProgram<15, 7, 1, 16> for LossGrad {
         acc[15] += r29;
     }
 }
-/// The programs of `loss_grad_hess`: one data row, eight rows at once (one per lane), and the part that depends on θ only (once per pass).
+/// The programs of `loss_grad_hess`: one data row, 8 rows at once (one per lane), and the part that depends on θ only (once per pass).
 struct LossGradHess;
-impl runtime::PassProgram<15, 7, 1, 136> for LossGradHess {
+impl runtime::PassProgram<15, 7, 1, 136, 8> for LossGradHess {
     #[inline(always)]
     fn row(t: &[f64; 15], x: &[f64; 7], c: &[f64; 1], acc: &mut [f64; 136]) {
         let r123: f64 = t[0] * x[0];
@@ -630,7 +630,7 @@ impl runtime::PassProgram<15, 7, 1, 136> for LossGradHess {
         acc[128] += r235;
     }
     #[inline(always)]
-    fn rows8(t: &[f64; 15], x: &[F64x8; 7], c: &[f64; 1], acc: &mut [F64x8; 136]) {
+    fn rows(t: &[f64; 15], x: &[F64x8; 7], c: &[f64; 1], acc: &mut [F64x8; 136]) {
         let r123: F64x8 = t[0] * x[0];
         let r120: F64x8 = t[1] * x[1];
         let r131: F64x8 = t[2] * x[2];
@@ -1304,7 +1304,7 @@ impl Kernel for SoftmaxRegression {
     const CONSTANT_NAMES: &'static [&'static str] = &["lambda"];
     const DEFAULT_CONSTANTS: &'static [f64] = &[0.001];
     fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
-        runtime::pass::<Loss, 15, 7, 1, 1>(theta, constants, rows)[0]
+        runtime::pass::<Loss, 15, 7, 1, 1, 8>(theta, constants, rows)[0]
     }
     fn loss_grad(
         &self,
@@ -1313,7 +1313,7 @@ impl Kernel for SoftmaxRegression {
         rows: Rows<'_>,
         grad: &mut [f64],
     ) -> f64 {
-        let acc = runtime::pass::<LossGrad, 15, 7, 1, 16>(theta, constants, rows);
+        let acc = runtime::pass::<LossGrad, 15, 7, 1, 16, 8>(theta, constants, rows);
         grad[..15].copy_from_slice(&acc[1..]);
         acc[0]
     }
@@ -1325,7 +1325,14 @@ impl Kernel for SoftmaxRegression {
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64 {
-        let acc = runtime::pass::<LossGradHess, 15, 7, 1, 136>(theta, constants, rows);
+        let acc = runtime::pass::<
+            LossGradHess,
+            15,
+            7,
+            1,
+            136,
+            8,
+        >(theta, constants, rows);
         grad[..15].copy_from_slice(&acc[1..=15]);
         runtime::unpack_hessian::<15>(&acc[1 + 15..], hess);
         acc[0]

@@ -127,13 +127,38 @@ fn join(args: &[Operand], op: TokenStream) -> TokenStream {
     parts.fold(first, |acc, p| quote!(#acc #op #p))
 }
 
-/// How a program's registers are typed: one row at a time (`f64`), or eight
-/// rows at once, where every register that depends on the data row is an
-/// `F64x8` and the rest stay `f64` (computed once for all eight lanes).
+/// How a program's registers are typed: one row at a time (`f64`), or W
+/// rows at once, where every register that depends on the data row is a
+/// `F64xW` (W lanes) and the rest stay `f64` (computed once for all lanes).
 #[derive(Clone, Copy, PartialEq)]
 enum Width {
     OneRow,
-    EightRows,
+    Lanes(usize),
+}
+
+/// The per-row programs up to this many instructions take eight rows at a
+/// time (two AVX2 registers per value: two independent dependency chains
+/// through every exp and ln); longer ones take four, because eight lanes of
+/// their many live values no longer fit the sixteen vector registers and
+/// the spills cost more than the second chain gains. Measured on the
+/// benchmark models: logistic regression's loss + gradient + Hessian
+/// (≈150 instructions) and `mlp_tanh` with 4 hidden units (≈600) are faster
+/// with eight, `mlp_tanh` with 16 hidden units (≈5 000) with four.
+const MAX_INSTRUCTIONS_FOR_EIGHT_LANES: usize = 2_000;
+
+/// The number of rows a per-row program takes at a time (see
+/// [`MAX_INSTRUCTIONS_FOR_EIGHT_LANES`]).
+fn lane_width(per_row: &Program) -> usize {
+    if per_row.instructions.len() <= MAX_INSTRUCTIONS_FOR_EIGHT_LANES {
+        8
+    } else {
+        4
+    }
+}
+
+/// The name of the W-lane type of `hessforge_ir::lanes` (`F64x4`, `F64x8`).
+fn lane_type(lanes: usize) -> Ident {
+    format_ident!("F64x{lanes}")
 }
 
 /// The straight-line statements of a program; outputs are added into `acc`.
@@ -144,6 +169,11 @@ fn body(p: &Program, width: Width) -> TokenStream {
     let mut per_row = HashMap::<u32, bool>::new();
     let mut version = HashMap::<u32, u32>::new();
     let mut shared = SharedExponentials::default();
+    let lane_ty = match width {
+        Width::Lanes(w) => lane_type(w),
+        // Unused: with one row no register has lanes.
+        Width::OneRow => lane_type(1),
+    };
     let stmts = p.instructions.iter().map(|ins| {
         let dst = reg(ins.dst());
         let depends_on_row = ins.operands().iter().any(|o| match o {
@@ -151,7 +181,7 @@ fn body(p: &Program, width: Width) -> TokenStream {
             Operand::Reg(r) => per_row.get(r).copied().unwrap_or(false),
             _ => false,
         });
-        let lanes = width == Width::EightRows && depends_on_row;
+        let lanes = width != Width::OneRow && depends_on_row;
         let key = |o: &Operand| match *o {
             Operand::Data(i) => Some(ValueKey::Data(i)),
             Operand::Reg(r) => Some(ValueKey::Reg(r, version.get(&r).copied().unwrap_or(0))),
@@ -183,7 +213,7 @@ fn body(p: &Program, width: Width) -> TokenStream {
             }
             Instr::Powf { base, exp, .. } if lanes => {
                 let (a, b) = (operand(base), operand(exp));
-                quote!(F64x8::from(#a).powf(#b))
+                quote!(#lane_ty::from(#a).powf(#b))
             }
             Instr::Powf { base, exp, .. } => {
                 let (a, b) = (operand(base), operand(exp));
@@ -197,7 +227,7 @@ fn body(p: &Program, width: Width) -> TokenStream {
                 let base = key(arg).map(|k| shared.negation_of.get(&k).copied().unwrap_or(k));
                 let a = operand(arg);
                 match base {
-                    Some(base) => shared.call(*func, base, &a, &mut prelude),
+                    Some(base) => shared.call(*func, base, &a, &lane_ty, &mut prelude),
                     None => lane_call_tokens(*func, a),
                 }
             }
@@ -214,7 +244,7 @@ fn body(p: &Program, width: Width) -> TokenStream {
                 .insert(ValueKey::Reg(ins.dst(), *written), x);
         }
         if lanes {
-            quote!(#prelude let #dst: F64x8 = #value;)
+            quote!(#prelude let #dst: #lane_ty = #value;)
         } else {
             quote!(let #dst: f64 = #value;)
         }
@@ -270,12 +300,13 @@ impl SharedExponentials {
         func: Func,
         base: ValueKey,
         a: &TokenStream,
+        lane_ty: &Ident,
         prelude: &mut TokenStream,
     ) -> TokenStream {
         let next = self.exp.len();
         let e = self.exp.entry(base).or_insert_with(|| {
             let e = format_ident!("e{next}");
-            prelude.extend(quote!(let #e: F64x8 = #a.exp_neg_abs();));
+            prelude.extend(quote!(let #e: #lane_ty = #a.exp_neg_abs();));
             e
         });
         let e = e.clone();
@@ -285,18 +316,18 @@ impl SharedExponentials {
         let next = self.log1p_exp.len();
         let l = self.log1p_exp.entry(base).or_insert_with(|| {
             let l = format_ident!("l{next}");
-            prelude.extend(quote!(let #l: F64x8 = #e.ln_1p();));
+            prelude.extend(quote!(let #l: #lane_ty = #e.ln_1p();));
             l
         });
         quote!(#a.softplus_with(#l))
     }
 }
 
-/// A function applied to eight lanes: the vectorised [`F64x8`] method, which
-/// has std's name where std has the function (so [`call`]'s tokens serve),
-/// and the function's own name for hessforge's (σ, softplus, relu, step, sign).
+/// A function applied to lanes: the vectorised [`Lanes`] method, which has
+/// std's name where std has the function (so [`call`]'s tokens serve), and
+/// the function's own name for hessforge's (σ, softplus, relu, step, sign).
 ///
-/// [`F64x8`]: hessforge_ir::lanes::F64x8
+/// [`Lanes`]: hessforge_ir::lanes::Lanes
 fn lane_call_tokens(func: Func, a: TokenStream) -> TokenStream {
     let method = match func {
         Func::Sigmoid => quote!(sigmoid),
@@ -328,6 +359,7 @@ fn model_tokens(m: &ModelPrograms, info: &KernelInfo<'_>) -> TokenStream {
 
     let mut functions = Vec::new();
     let mut methods = Vec::new();
+    let mut lane_types = std::collections::BTreeSet::new();
     for (level, stem) in [
         (Outputs::Loss, "loss"),
         (Outputs::LossGrad, "loss_grad"),
@@ -337,23 +369,27 @@ fn model_tokens(m: &ModelPrograms, info: &KernelInfo<'_>) -> TokenStream {
         let split = m.split(level);
         let program = format_ident!("{}", type_name(stem));
         let row_body = body(&split.per_row, Width::OneRow);
-        let rows8_body = body(&split.per_row, Width::EightRows);
+        let w = lane_width(&split.per_row);
+        let lane_ty = lane_type(w);
+        lane_types.insert(lane_ty.clone());
+        let rows_body = body(&split.per_row, Width::Lanes(w));
         let theta_body = body(&split.theta_only, Width::OneRow);
         let program_doc = format!(
-            " The programs of `{stem}`: one data row, eight rows at once (one per lane), \
+            " The programs of `{stem}`: one data row, {w} rows at once (one per lane), \
              and the part that depends on θ only (once per pass)."
         );
+        let w = n(w);
         functions.push(quote! {
             #[doc = #program_doc]
             struct #program;
-            impl runtime::PassProgram<#p, #d, #c, #k> for #program {
+            impl runtime::PassProgram<#p, #d, #c, #k, #w> for #program {
                 #[inline(always)]
                 fn row(t: &[f64; #p], x: &[f64; #d], c: &[f64; #c], acc: &mut [f64; #k]) {
                     #row_body
                 }
                 #[inline(always)]
-                fn rows8(t: &[f64; #p], x: &[F64x8; #d], c: &[f64; #c], acc: &mut [F64x8; #k]) {
-                    #rows8_body
+                fn rows(t: &[f64; #p], x: &[#lane_ty; #d], c: &[f64; #c], acc: &mut [#lane_ty; #k]) {
+                    #rows_body
                 }
                 #[inline(always)]
                 fn theta_only(t: &[f64; #p], c: &[f64; #c], acc: &mut [f64; #k]) {
@@ -362,7 +398,7 @@ fn model_tokens(m: &ModelPrograms, info: &KernelInfo<'_>) -> TokenStream {
             }
         });
         let method = format_ident!("{stem}");
-        let pass = quote!(runtime::pass::<#program, #p, #d, #c, #k>(theta, constants, rows));
+        let pass = quote!(runtime::pass::<#program, #p, #d, #c, #k, #w>(theta, constants, rows));
         methods.push(match level {
             Outputs::Loss => quote! {
                 fn #method(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
@@ -388,7 +424,7 @@ fn model_tokens(m: &ModelPrograms, info: &KernelInfo<'_>) -> TokenStream {
     }
     quote! {
         use crate::{Kernel, Rows, runtime};
-        use hessforge_ir::lanes::F64x8;
+        use hessforge_ir::lanes::{#(#lane_types),*};
 
         #[doc = #doc]
         #[derive(Debug, Clone, Copy, Default)]

@@ -25,63 +25,57 @@ use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
 macro_rules! lanewise {
     ($f:path, $v:expr) => {{
         let a = $v.0;
-        F64x8(each_lane!(i => $f(a[i])))
+        Lanes(each_lane!(i => $f(a[i])))
     }};
 }
 
-/// `[e(0), e(1), …]` for every lane index, written out (no closure).
+/// `[e(0), e(1), …, e(W − 1)]` for the lane indices of a `W`-lane value
+/// (W ≤ 8), written out lane by lane: the branches test a constant and
+/// vanish, leaving straight-line code the compiler vectorises. (A loop
+/// instead would be unrolled and vectorised too, but costs the compiler
+/// minutes on the large generated kernels; a closure per lane is not always
+/// inlined.)
 macro_rules! each_lane {
-    ($i:ident => $e:expr) => {
-        [
-            {
-                let $i = 0;
-                $e
-            },
-            {
-                let $i = 1;
-                $e
-            },
-            {
-                let $i = 2;
-                $e
-            },
-            {
-                let $i = 3;
-                $e
-            },
-            {
-                let $i = 4;
-                $e
-            },
-            {
-                let $i = 5;
-                $e
-            },
-            {
-                let $i = 6;
-                $e
-            },
-            {
-                let $i = 7;
-                $e
-            },
-        ]
+    ($i:ident => $e:expr) => {{
+        const { assert!(W <= 8, "at most eight lanes") };
+        let mut out = [Default::default(); W];
+        each_lane!(@ out, $i => $e; 0 1 2 3 4 5 6 7);
+        out
+    }};
+    (@ $out:ident, $i:ident => $e:expr; $($k:literal)*) => {
+        $(if $k < W {
+            let $i = $k;
+            $out[$k] = $e;
+        })*
     };
 }
 
-/// Eight f64 lanes, one per data row.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[repr(C, align(64))]
-pub struct F64x8(pub [f64; 8]);
+/// `W` f64 lanes, one per data row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C, align(32))]
+pub struct Lanes<const W: usize>(pub [f64; W]);
 
-impl F64x8 {
+/// Four rows at a time: one AVX2 register.
+pub type F64x4 = Lanes<4>;
+/// Eight rows at a time: two AVX2 registers, so every step is two
+/// independent instructions.
+pub type F64x8 = Lanes<8>;
+
+impl<const W: usize> Default for Lanes<W> {
+    #[inline(always)]
+    fn default() -> Self {
+        Self([0.0; W])
+    }
+}
+
+impl<const W: usize> Lanes<W> {
     /// The number of lanes.
-    pub const LANES: usize = 8;
+    pub const LANES: usize = W;
 
     /// The same value in every lane.
     #[inline(always)]
     pub fn splat(v: f64) -> Self {
-        Self([v; 8])
+        Self([v; W])
     }
 
     /// f applied to every lane.
@@ -97,11 +91,20 @@ impl F64x8 {
         Self(each_lane!(i => f(a[i], b[i])))
     }
 
-    /// The sum of the lanes, always in the order (l0 + l1) + (l2 + l3).
+    /// The sum of the lanes, always pairwise in the same order:
+    /// ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)) for eight.
     #[inline(always)]
     pub fn sum(self) -> f64 {
-        let a = self.0;
-        ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+        const { assert!(W.is_power_of_two()) };
+        let mut a = self.0;
+        let mut width = W;
+        while width > 1 {
+            for i in 0..width / 2 {
+                a[i] = a[2 * i] + a[2 * i + 1];
+            }
+            width /= 2;
+        }
+        a[0]
     }
 
     /// eˣ.
@@ -147,7 +150,7 @@ impl F64x8 {
     /// |x|.
     #[inline(always)]
     pub fn abs(self) -> Self {
-        self.bits().and(I64x8::splat(i64::MAX)).as_f64()
+        self.bits().and(IntLanes::splat(i64::MAX)).as_f64()
     }
     /// max(0, x).
     #[inline(always)]
@@ -191,12 +194,12 @@ impl F64x8 {
     }
     /// xʸ (std, lane by lane).
     #[inline(always)]
-    pub fn powf(self, y: impl Into<F64x8>) -> Self {
+    pub fn powf(self, y: impl Into<Lanes<W>>) -> Self {
         self.zip(y.into(), f64::powf)
     }
 }
 
-impl From<f64> for F64x8 {
+impl<const W: usize> From<f64> for Lanes<W> {
     #[inline(always)]
     fn from(v: f64) -> Self {
         Self::splat(v)
@@ -205,24 +208,24 @@ impl From<f64> for F64x8 {
 
 macro_rules! binary {
     ($trait:ident, $method:ident, $op:tt) => {
-        impl $trait for F64x8 {
-            type Output = F64x8;
+        impl<const W: usize> $trait for Lanes<W> {
+            type Output = Lanes<W>;
             #[inline(always)]
-            fn $method(self, o: F64x8) -> F64x8 {
+            fn $method(self, o: Lanes<W>) -> Lanes<W> {
                 self.zip(o, |a, b| a $op b)
             }
         }
-        impl $trait<f64> for F64x8 {
-            type Output = F64x8;
+        impl<const W: usize> $trait<f64> for Lanes<W> {
+            type Output = Lanes<W>;
             #[inline(always)]
-            fn $method(self, o: f64) -> F64x8 {
+            fn $method(self, o: f64) -> Lanes<W> {
                 self.map(|a| a $op o)
             }
         }
-        impl $trait<F64x8> for f64 {
-            type Output = F64x8;
+        impl<const W: usize> $trait<Lanes<W>> for f64 {
+            type Output = Lanes<W>;
             #[inline(always)]
-            fn $method(self, o: F64x8) -> F64x8 {
+            fn $method(self, o: Lanes<W>) -> Lanes<W> {
                 o.map(|b| self $op b)
             }
         }
@@ -233,23 +236,23 @@ binary!(Sub, sub, -);
 binary!(Mul, mul, *);
 binary!(Div, div, /);
 
-impl Neg for F64x8 {
-    type Output = F64x8;
+impl<const W: usize> Neg for Lanes<W> {
+    type Output = Lanes<W>;
     #[inline(always)]
-    fn neg(self) -> F64x8 {
+    fn neg(self) -> Lanes<W> {
         self.map(|a| -a)
     }
 }
 
-impl AddAssign for F64x8 {
+impl<const W: usize> AddAssign for Lanes<W> {
     #[inline(always)]
-    fn add_assign(&mut self, o: F64x8) {
+    fn add_assign(&mut self, o: Lanes<W>) {
         *self = *self + o;
     }
 }
 
 /// Adding a scalar adds it to every lane (every row contributes it).
-impl AddAssign<f64> for F64x8 {
+impl<const W: usize> AddAssign<f64> for Lanes<W> {
     #[inline(always)]
     fn add_assign(&mut self, o: f64) {
         *self = *self + o;
@@ -263,59 +266,59 @@ const SHIFTER: f64 = 6_755_399_441_055_744.0;
 const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
 const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 
-/// Eight i64 lanes: the bit patterns and exponents inside exp and ln, and
+/// `W` i64 lanes: the bit patterns and exponents inside exp and ln, and
 /// comparison masks (all ones for true, zero for false).
 #[derive(Clone, Copy)]
-struct I64x8([i64; 8]);
+struct IntLanes<const W: usize>([i64; W]);
 
 macro_rules! int_op {
     ($name:ident, $f:expr) => {
         #[inline(always)]
-        fn $name(self, o: I64x8) -> I64x8 {
+        fn $name(self, o: IntLanes<W>) -> IntLanes<W> {
             let (a, b) = (self.0, o.0);
             let f = $f;
-            I64x8(each_lane!(i => f(a[i], b[i])))
+            IntLanes(each_lane!(i => f(a[i], b[i])))
         }
     };
 }
 
-impl I64x8 {
+impl<const W: usize> IntLanes<W> {
     #[inline(always)]
     fn splat(v: i64) -> Self {
-        Self([v; 8])
+        Self([v; W])
     }
     int_op!(add, |a: i64, b: i64| a.wrapping_add(b));
     int_op!(sub, |a: i64, b: i64| a.wrapping_sub(b));
     int_op!(and, |a: i64, b: i64| a & b);
     int_op!(or, |a: i64, b: i64| a | b);
     #[inline(always)]
-    fn shr<const S: u32>(self) -> I64x8 {
+    fn shr<const S: u32>(self) -> IntLanes<W> {
         let a = self.0;
-        I64x8(each_lane!(i => a[i] >> S))
+        IntLanes(each_lane!(i => a[i] >> S))
     }
     #[inline(always)]
-    fn shl<const S: u32>(self) -> I64x8 {
+    fn shl<const S: u32>(self) -> IntLanes<W> {
         let a = self.0;
-        I64x8(each_lane!(i => a[i] << S))
+        IntLanes(each_lane!(i => a[i] << S))
     }
     #[inline(always)]
-    fn not(self) -> I64x8 {
+    fn not(self) -> IntLanes<W> {
         let a = self.0;
-        I64x8(each_lane!(i => !a[i]))
+        IntLanes(each_lane!(i => !a[i]))
     }
     #[inline(always)]
-    fn as_f64(self) -> F64x8 {
+    fn as_f64(self) -> Lanes<W> {
         let a = self.0;
-        F64x8(each_lane!(i => f64::from_bits(a[i] as u64)))
+        Lanes(each_lane!(i => f64::from_bits(a[i] as u64)))
     }
 }
 
 macro_rules! compare {
     ($name:ident, $op:tt) => {
         #[inline(always)]
-        fn $name(self, o: impl Into<F64x8>) -> I64x8 {
+        fn $name(self, o: impl Into<Lanes<W>>) -> IntLanes<W> {
             let (a, b) = (self.0, o.into().0);
-            I64x8(each_lane!(i => -i64::from(a[i] $op b[i])))
+            IntLanes(each_lane!(i => -i64::from(a[i] $op b[i])))
         }
     };
 }
@@ -323,28 +326,28 @@ macro_rules! compare {
 /// The vectorised functions, written one operation on all eight lanes at a
 /// time (each operation becomes one vector instruction), branch-free:
 /// special cases are blended in with masks at the end.
-impl F64x8 {
+impl<const W: usize> Lanes<W> {
     compare!(lt, <);
     compare!(gt, >);
     compare!(ge, >=);
     compare!(eq, ==);
 
     #[inline(always)]
-    fn bits(self) -> I64x8 {
+    fn bits(self) -> IntLanes<W> {
         let a = self.0;
-        I64x8(each_lane!(i => a[i].to_bits() as i64))
+        IntLanes(each_lane!(i => a[i].to_bits() as i64))
     }
 
     /// `mask ? a : b`, lane by lane.
     #[inline(always)]
-    fn select(mask: I64x8, a: impl Into<F64x8>, b: impl Into<F64x8>) -> F64x8 {
+    fn select(mask: IntLanes<W>, a: impl Into<Lanes<W>>, b: impl Into<Lanes<W>>) -> Lanes<W> {
         mask.and(a.into().bits())
             .or(mask.not().and(b.into().bits()))
             .as_f64()
     }
 
     #[inline(always)]
-    fn clamp(self, lo: f64, hi: f64) -> F64x8 {
+    fn clamp(self, lo: f64, hi: f64) -> Lanes<W> {
         self.map(|v| v.clamp(lo, hi))
     }
 
@@ -353,8 +356,8 @@ impl F64x8 {
     /// operations is log₂ n deep instead of n (Horner's rule) and the vector
     /// unit's pipelines stay full.
     #[inline(always)]
-    fn polynomial<const N: usize>(self, coefficients: &[f64; N]) -> F64x8 {
-        let mut terms: [F64x8; N] = std::array::from_fn(|i| F64x8::splat(coefficients[i]));
+    fn polynomial<const N: usize>(self, coefficients: &[f64; N]) -> Lanes<W> {
+        let mut terms: [Self; N] = std::array::from_fn(|i| Self::splat(coefficients[i]));
         let (mut len, mut power) = (N, self);
         while len > 1 {
             for i in 0..len / 2 {
@@ -375,12 +378,14 @@ impl F64x8 {
     /// degree 13 (truncation below 2⁻⁵⁸), times 2ᵏ applied in two halves so
     /// that results in the subnormal range are rounded once.
     #[inline(always)]
-    fn exp_lanes(self) -> F64x8 {
+    fn exp_lanes(self) -> Lanes<W> {
         // Beyond these bounds the result is ∞ or 0 anyway (NaN stays NaN).
         let x = self.clamp(-746.0, 710.0);
         let shifted = x * std::f64::consts::LOG2_E + SHIFTER;
         let k = shifted - SHIFTER;
-        let k_int = shifted.bits().sub(I64x8::splat(SHIFTER.to_bits() as i64));
+        let k_int = shifted
+            .bits()
+            .sub(IntLanes::splat(SHIFTER.to_bits() as i64));
         let r = (x - k * LN2_HI) - k * LN2_LO;
         const TAYLOR: [f64; 14] = [
             1.0,
@@ -400,7 +405,7 @@ impl F64x8 {
         ];
         let p = r.polynomial(&TAYLOR);
         // 2ᵏ for −1022 ≤ k ≤ 1023 by building the exponent field.
-        let pow2 = |k: I64x8| k.add(I64x8::splat(1023)).shl::<52>().as_f64();
+        let pow2 = |k: IntLanes<W>| k.add(IntLanes::splat(1023)).shl::<52>().as_f64();
         let half = k_int.shr::<1>();
         p * pow2(half) * pow2(k_int.sub(half))
     }
@@ -408,7 +413,7 @@ impl F64x8 {
     /// ln x: x = 2ᵉ m with √½ ≤ m < √2, ln m = 2 atanh(s), s = (m − 1)/(m + 1),
     /// by its series to s²³ (|s| ≤ 0.172, truncation below 2⁻⁶⁰).
     #[inline(always)]
-    fn ln_lanes(self) -> F64x8 {
+    fn ln_lanes(self) -> Lanes<W> {
         /// The bits of √½, where the mantissa range starts.
         const SQRT_HALF_BITS: i64 = 0x3fe6_a09e_667f_3bcd;
         const ONE_BITS: i64 = 0x3ff0_0000_0000_0000;
@@ -416,18 +421,20 @@ impl F64x8 {
         let x = self;
         let subnormal = x.lt(f64::MIN_POSITIVE);
         // 2⁵⁴ lifts a subnormal into the normal range.
-        let scaled = F64x8::select(subnormal, x * 18_014_398_509_481_984.0, x);
-        let bits = scaled.bits().add(I64x8::splat(ONE_BITS - SQRT_HALF_BITS));
+        let scaled = Self::select(subnormal, x * 18_014_398_509_481_984.0, x);
+        let bits = scaled
+            .bits()
+            .add(IntLanes::splat(ONE_BITS - SQRT_HALF_BITS));
         let e = bits
             .shr::<52>()
-            .sub(I64x8::splat(1023))
-            .sub(subnormal.and(I64x8::splat(54)));
+            .sub(IntLanes::splat(1023))
+            .sub(subnormal.and(IntLanes::splat(54)));
         let m = bits
-            .and(I64x8::splat(MANTISSA))
-            .add(I64x8::splat(SQRT_HALF_BITS))
+            .and(IntLanes::splat(MANTISSA))
+            .add(IntLanes::splat(SQRT_HALF_BITS))
             .as_f64();
         // e as f64 without an integer conversion instruction (|e| < 2⁵¹).
-        let e = e.add(I64x8::splat(SHIFTER.to_bits() as i64)).as_f64() - SHIFTER;
+        let e = e.add(IntLanes::splat(SHIFTER.to_bits() as i64)).as_f64() - SHIFTER;
         let f = m - 1.0;
         let s = f / (2.0 + f);
         let z = s * s;
@@ -448,85 +455,85 @@ impl F64x8 {
         // 2s = f − s f, so ln m = f − s (f − q z): the large term f is exact.
         let log_m = f - s * (f - q * z);
         let r = e * LN2_HI + (log_m + e * LN2_LO);
-        let r = F64x8::select(x.eq(f64::INFINITY), x, r);
-        let r = F64x8::select(x.gt(0.0), r, f64::NAN);
-        F64x8::select(x.eq(0.0), f64::NEG_INFINITY, r)
+        let r = Self::select(x.eq(f64::INFINITY), x, r);
+        let r = Self::select(x.gt(0.0), r, f64::NAN);
+        Self::select(x.eq(0.0), f64::NEG_INFINITY, r)
     }
 
     /// ln(1 + x) = ln(w) · x / (w − 1) with w = 1 + x rounded (Goldberg).
     #[inline(always)]
-    fn ln_1p_lanes(self) -> F64x8 {
+    fn ln_1p_lanes(self) -> Lanes<W> {
         let w = 1.0 + self;
         let r = w.ln_lanes() * (self / (w - 1.0));
-        let r = F64x8::select(w.eq(f64::INFINITY), w, r);
-        F64x8::select(w.eq(1.0), self, r)
+        let r = Self::select(w.eq(f64::INFINITY), w, r);
+        Self::select(w.eq(1.0), self, r)
     }
 
     /// eˣ − 1 = (u − 1) · x / ln u with u = eˣ rounded (Kahan).
     #[inline(always)]
-    fn exp_m1_lanes(self) -> F64x8 {
+    fn exp_m1_lanes(self) -> Lanes<W> {
         let u = self.exp_lanes();
         let um1 = u - 1.0;
         let r = um1 * (self / u.ln_lanes());
-        let r = F64x8::select(u.eq(f64::INFINITY), u, r);
-        let r = F64x8::select(um1.eq(-1.0), -1.0, r);
-        F64x8::select(u.eq(1.0), self, r)
+        let r = Self::select(u.eq(f64::INFINITY), u, r);
+        let r = Self::select(um1.eq(-1.0), -1.0, r);
+        Self::select(u.eq(1.0), self, r)
     }
 
     /// tanh x = −t / (2 + t) with t = expm1(−2|x|), sign restored.
     #[inline(always)]
-    fn tanh_lanes(self) -> F64x8 {
+    fn tanh_lanes(self) -> Lanes<W> {
         let t = (-2.0 * self.abs()).exp_m1_lanes();
         let magnitude = -t / (2.0 + t);
-        let sign = self.bits().and(I64x8::splat(i64::MIN));
+        let sign = self.bits().and(IntLanes::splat(i64::MIN));
         magnitude.bits().or(sign).as_f64()
     }
 
     /// σ(x) = 1/(1 + e^{−x}) for x ≥ 0, e^{x}/(1 + e^{x}) otherwise.
     #[inline(always)]
-    fn sigmoid_lanes(self) -> F64x8 {
+    fn sigmoid_lanes(self) -> Lanes<W> {
         self.sigmoid_with(self.exp_neg_abs())
     }
 
     /// softplus(x) = max(x, 0) + ln(1 + e^{−|x|}).
     #[inline(always)]
-    fn softplus_lanes(self) -> F64x8 {
+    fn softplus_lanes(self) -> Lanes<W> {
         self.softplus_with(self.exp_neg_abs().ln_1p_lanes())
     }
 
     /// e^{−|x|}: the one exponential inside σ(x), σ(−x), softplus(x) and
     /// softplus(−x), which generated code computes once for all four.
     #[inline(always)]
-    pub fn exp_neg_abs(self) -> F64x8 {
+    pub fn exp_neg_abs(self) -> Lanes<W> {
         (-self.abs()).exp_lanes()
     }
 
     /// σ(x) given `e` = [`exp_neg_abs`](Self::exp_neg_abs) of ±x (the same
     /// bits as [`sigmoid`](Self::sigmoid)).
     #[inline(always)]
-    pub fn sigmoid_with(self, e: F64x8) -> F64x8 {
-        F64x8::select(self.ge(0.0), 1.0, e) / (1.0 + e)
+    pub fn sigmoid_with(self, e: Lanes<W>) -> Lanes<W> {
+        Self::select(self.ge(0.0), 1.0, e) / (1.0 + e)
     }
 
     /// softplus(x) given `l` = ln(1 + e^{−|x|}) (the same bits as
     /// [`softplus`](Self::softplus)).
     #[inline(always)]
-    pub fn softplus_with(self, l: F64x8) -> F64x8 {
-        F64x8::select(self.gt(0.0), self, 0.0) + l
+    pub fn softplus_with(self, l: Lanes<W>) -> Lanes<W> {
+        Self::select(self.gt(0.0), self, 0.0) + l
     }
 }
 
 /// The same functions one value at a time (lane 0 of the vector code), so
 /// that they can be tested against std and used on their own.
 pub mod lane {
-    use super::F64x8;
+    use super::Lanes;
 
     macro_rules! one_lane {
         ($(#[$doc:meta] $name:ident => $method:ident;)*) => {$(
             #[$doc]
             #[inline(always)]
             pub fn $name(x: f64) -> f64 {
-                F64x8::splat(x).$method().0[0]
+                Lanes::<1>::splat(x).$method().0[0]
             }
         )*};
     }
@@ -688,7 +695,7 @@ mod tests {
 
     #[test]
     fn lanes_compute_each_lane_on_its_own() {
-        let a = F64x8([1.0, -2.0, 0.5, 800.0, -0.25, 3.0, -800.0, 0.0]);
+        let a = Lanes([1.0, -2.0, 0.5, 800.0, -0.25, 3.0, -800.0, 0.0]);
         let b = F64x8::splat(2.0);
         assert_eq!((a + b).0, [3.0, 0.0, 2.5, 802.0, 1.75, 5.0, -798.0, 2.0]);
         assert_eq!(

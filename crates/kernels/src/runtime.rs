@@ -5,7 +5,7 @@
 //! calls these with its straight-line per-row, eight-row and θ-only functions.
 
 use crate::Rows;
-use hessforge_ir::lanes::F64x8;
+use hessforge_ir::lanes::Lanes;
 use rayon::prelude::*;
 
 /// Rows per chunk of the parallel pass (fixed, so the summation order — and
@@ -21,30 +21,38 @@ fn array<'a, const N: usize>(values: &'a [f64], what: &str) -> &'a [f64; N] {
 
 /// The compiled programs of one output level of a model (loss; loss and
 /// gradient; loss, gradient and Hessian), implemented by generated code on a
-/// zero-sized type: P parameters, D data columns, C constants, K outputs.
+/// zero-sized type: P parameters, D data columns, C constants, K outputs,
+/// W rows at a time in vector lanes.
 /// Static methods, so that a pass calls them directly and they are inlined
 /// into it (and compiled for the vector unit the pass was compiled for).
-pub trait PassProgram<const P: usize, const D: usize, const C: usize, const K: usize> {
+pub trait PassProgram<
+    const P: usize,
+    const D: usize,
+    const C: usize,
+    const K: usize,
+    const W: usize,
+>
+{
     /// Adds one data row's contributions into `acc`.
     fn row(t: &[f64; P], x: &[f64; D], c: &[f64; C], acc: &mut [f64; K]);
-    /// Adds eight rows' contributions, one row per lane (`x[j]` holds column
-    /// j of the eight rows).
-    fn rows8(t: &[f64; P], x: &[F64x8; D], c: &[f64; C], acc: &mut [F64x8; K]);
+    /// Adds W rows' contributions, one row per lane (`x[j]` holds column j
+    /// of the W rows).
+    fn rows(t: &[f64; P], x: &[Lanes<W>; D], c: &[f64; C], acc: &mut [Lanes<W>; K]);
     /// Adds the part that depends on θ only (once per pass).
     fn theta_only(t: &[f64; P], c: &[f64; C], acc: &mut [f64; K]);
 }
 
 /// One pass: the mean over the selected rows of the per-row contributions,
-/// plus the θ-only part once. Rows are taken eight at a time through
-/// [`PassProgram::rows8`] (one row per lane), the last `n mod 8` one by one.
+/// plus the θ-only part once. Rows are taken W at a time through
+/// [`PassProgram::rows`] (one row per lane), the last `n mod W` one by one.
 #[inline(always)]
-pub fn pass<Prog, const P: usize, const D: usize, const C: usize, const K: usize>(
+pub fn pass<Prog, const P: usize, const D: usize, const C: usize, const K: usize, const W: usize>(
     theta: &[f64],
     constants: &[f64],
     rows: Rows<'_>,
 ) -> [f64; K]
 where
-    Prog: PassProgram<P, D, C, K>,
+    Prog: PassProgram<P, D, C, K, W>,
 {
     let t = array::<P>(theta, "θ");
     let c = array::<C>(constants, "constants");
@@ -55,7 +63,7 @@ where
         match rows {
             Rows::All(data) => {
                 let n = data.len().checked_div(D).unwrap_or(0);
-                sum::<Prog, P, D, C, K>(
+                sum::<Prog, P, D, C, K, W>(
                     t,
                     c,
                     n,
@@ -66,7 +74,7 @@ where
             }
             Rows::Selected(data, indices) => {
                 let at = |k: usize| array::<D>(&data[indices[k] * D..], "data row");
-                sum::<Prog, P, D, C, K>(t, c, indices.len(), at, &mut acc);
+                sum::<Prog, P, D, C, K, W>(t, c, indices.len(), at, &mut acc);
                 indices.len()
             }
             Rows::Parallel(data) => {
@@ -75,7 +83,7 @@ where
                     .map(|chunk| {
                         let mut part = [0.0; K];
                         let at = |i: usize| array::<D>(&chunk[i * D..], "data row");
-                        sum::<Prog, P, D, C, K>(t, c, chunk.len() / D, at, &mut part);
+                        sum::<Prog, P, D, C, K, W>(t, c, chunk.len() / D, at, &mut part);
                         part
                     })
                     .collect();
@@ -100,65 +108,80 @@ where
 /// widest vector unit the CPU has (checked once per call; every path gives
 /// the same bits, since none uses fused multiply–add).
 #[inline(always)]
-fn sum<'d, Prog, const P: usize, const D: usize, const C: usize, const K: usize>(
+fn sum<'d, Prog, const P: usize, const D: usize, const C: usize, const K: usize, const W: usize>(
     t: &[f64; P],
     c: &[f64; C],
     n: usize,
     at: impl Fn(usize) -> &'d [f64; D],
     acc: &mut [f64; K],
 ) where
-    Prog: PassProgram<P, D, C, K>,
+    Prog: PassProgram<P, D, C, K, W>,
 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { sum_avx2::<Prog, P, D, C, K>(t, c, n, at, acc) };
+        return unsafe { sum_avx2::<Prog, P, D, C, K, W>(t, c, n, at, acc) };
     }
-    sum_portable::<Prog, P, D, C, K>(t, c, n, at, acc);
+    sum_portable::<Prog, P, D, C, K, W>(t, c, n, at, acc);
 }
 
-/// [`sum_portable`] compiled for AVX2: eight lanes fill two registers.
+/// [`sum_portable`] compiled for AVX2: four lanes fill one register.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn sum_avx2<'d, Prog, const P: usize, const D: usize, const C: usize, const K: usize>(
+fn sum_avx2<
+    'd,
+    Prog,
+    const P: usize,
+    const D: usize,
+    const C: usize,
+    const K: usize,
+    const W: usize,
+>(
     t: &[f64; P],
     c: &[f64; C],
     n: usize,
     at: impl Fn(usize) -> &'d [f64; D],
     acc: &mut [f64; K],
 ) where
-    Prog: PassProgram<P, D, C, K>,
+    Prog: PassProgram<P, D, C, K, W>,
 {
-    sum_portable::<Prog, P, D, C, K>(t, c, n, at, acc);
+    sum_portable::<Prog, P, D, C, K, W>(t, c, n, at, acc);
 }
 
-/// Eight rows per step (column j of the eight rows gathered into one
-/// `F64x8`), lane sums added in lane order, then the remaining rows one by
-/// one.
+/// W rows per step (column j of the W rows gathered into one `Lanes<W>`),
+/// lane sums added in lane order, then the remaining rows one by one.
 #[inline(always)]
-fn sum_portable<'d, Prog, const P: usize, const D: usize, const C: usize, const K: usize>(
+fn sum_portable<
+    'd,
+    Prog,
+    const P: usize,
+    const D: usize,
+    const C: usize,
+    const K: usize,
+    const W: usize,
+>(
     t: &[f64; P],
     c: &[f64; C],
     n: usize,
     at: impl Fn(usize) -> &'d [f64; D],
     acc: &mut [f64; K],
 ) where
-    Prog: PassProgram<P, D, C, K>,
+    Prog: PassProgram<P, D, C, K, W>,
 {
-    let groups = n / F64x8::LANES;
+    let groups = n / W;
     if groups > 0 {
-        let mut lanes = [F64x8::default(); K];
+        let mut lanes = [Lanes::<W>::default(); K];
         for g in 0..groups {
-            let first = g * F64x8::LANES;
-            let r: [&[f64; D]; F64x8::LANES] = std::array::from_fn(|l| at(first + l));
-            let x: [F64x8; D] = std::array::from_fn(|j| F64x8(std::array::from_fn(|l| r[l][j])));
-            Prog::rows8(t, &x, c, &mut lanes);
+            let first = g * W;
+            let r: [&[f64; D]; W] = std::array::from_fn(|l| at(first + l));
+            let x: [Lanes<W>; D] = std::array::from_fn(|j| Lanes(std::array::from_fn(|l| r[l][j])));
+            Prog::rows(t, &x, c, &mut lanes);
         }
         for (a, l) in acc.iter_mut().zip(&lanes) {
             *a += l.sum();
         }
     }
-    for i in groups * F64x8::LANES..n {
+    for i in groups * W..n {
         Prog::row(t, at(i), c, acc);
     }
 }
@@ -175,14 +198,13 @@ mod tests {
 
     /// A program using every vectorised function over rows (a, b):
     /// ℓ = softplus(a) + σ(b) + tanh(a b) + e^{b/4} + log1p(a²) + expm1(−a²)
-    /// plus ln(1 + b²).
+    /// plus ln(1 + b²), at any lane width.
     struct EveryFunction;
-    impl PassProgram<1, 2, 0, 1> for EveryFunction {
+    impl<const W: usize> PassProgram<1, 2, 0, 1, W> for EveryFunction {
         fn row(t: &[f64; 1], x: &[f64; 2], _: &[f64; 0], acc: &mut [f64; 1]) {
-            let lanes = rows8_of_one(t, x);
-            acc[0] += lanes.0[0];
+            acc[0] += one_row(t, x);
         }
-        fn rows8(t: &[f64; 1], x: &[F64x8; 2], _: &[f64; 0], acc: &mut [F64x8; 1]) {
+        fn rows(t: &[f64; 1], x: &[Lanes<W>; 2], _: &[f64; 0], acc: &mut [Lanes<W>; 1]) {
             let (a, b) = (x[0] * t[0], x[1]);
             acc[0] += a.softplus()
                 + b.sigmoid()
@@ -195,10 +217,16 @@ mod tests {
         fn theta_only(_: &[f64; 1], _: &[f64; 0], _: &mut [f64; 1]) {}
     }
 
-    fn rows8_of_one(t: &[f64; 1], x: &[f64; 2]) -> F64x8 {
-        let mut acc = [F64x8::default()];
-        EveryFunction::rows8(t, &[F64x8::splat(x[0]), F64x8::splat(x[1])], &[], &mut acc);
-        acc[0]
+    /// One row's value: the lane program on a single lane.
+    fn one_row(t: &[f64; 1], x: &[f64; 2]) -> f64 {
+        let mut acc = [Lanes::<1>::default()];
+        <EveryFunction as PassProgram<1, 2, 0, 1, 1>>::rows(
+            t,
+            &[Lanes::splat(x[0]), Lanes::splat(x[1])],
+            &[],
+            &mut acc,
+        );
+        acc[0].0[0]
     }
 
     fn data(n: usize) -> Vec<f64> {
@@ -207,40 +235,51 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn the_avx2_and_portable_paths_give_the_same_bits() {
+    fn same_bits_on_avx2_and_portable<const W: usize>() {
         let (t, rows) = ([1.3], data(1003));
         let at = |i: usize| array::<2>(&rows[2 * i..], "row");
         let mut portable = [0.0];
-        sum_portable::<EveryFunction, 1, 2, 0, 1>(&t, &[], 1003, at, &mut portable);
+        sum_portable::<EveryFunction, 1, 2, 0, 1, W>(&t, &[], 1003, at, &mut portable);
         assert!(portable[0].is_finite());
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             let mut avx2 = [0.0];
             // SAFETY: the CPU supports AVX2 (checked just above).
-            unsafe { sum_avx2::<EveryFunction, 1, 2, 0, 1>(&t, &[], 1003, at, &mut avx2) };
-            assert_eq!(avx2[0].to_bits(), portable[0].to_bits());
+            unsafe { sum_avx2::<EveryFunction, 1, 2, 0, 1, W>(&t, &[], 1003, at, &mut avx2) };
+            assert_eq!(avx2[0].to_bits(), portable[0].to_bits(), "{W} lanes");
         }
     }
 
     #[test]
-    fn eight_row_groups_and_the_remainder_add_up_to_the_mean() {
-        // 13 rows: one group of eight, five rows one by one.
+    fn the_avx2_and_portable_paths_give_the_same_bits() {
+        same_bits_on_avx2_and_portable::<4>();
+        same_bits_on_avx2_and_portable::<8>();
+    }
+
+    fn groups_and_the_remainder_add_up_to_the_mean<const W: usize>() {
+        // 13 rows: one or three groups, and five or one rows one by one.
         let (t, rows) = ([0.7], data(13));
-        let one_row = |i: usize| rows8_of_one(&t, &[rows[2 * i], rows[2 * i + 1]]).0[0];
-        let mean = pass::<EveryFunction, 1, 2, 0, 1>(&t, &[], Rows::All(&rows))[0];
-        let one_by_one = (0..13).map(one_row).sum::<f64>() / 13.0;
+        let row = |i: usize| one_row(&t, &[rows[2 * i], rows[2 * i + 1]]);
+        let mean = pass::<EveryFunction, 1, 2, 0, 1, W>(&t, &[], Rows::All(&rows))[0];
+        let one_by_one = (0..13).map(row).sum::<f64>() / 13.0;
         assert!(
             (mean - one_by_one).abs() <= 1e-14 * one_by_one.abs(),
-            "{mean} vs {one_by_one}"
+            "{W} lanes: {mean} vs {one_by_one}"
         );
-        // A mini-batch with repeats: one group of eight and two rows.
+        // A mini-batch with repeats, not a multiple of the lane count.
         let batch = [6, 0, 6, 12, 3, 3, 9, 1, 0, 11];
-        let selected = pass::<EveryFunction, 1, 2, 0, 1>(&t, &[], Rows::Selected(&rows, &batch))[0];
-        let want = batch.iter().map(|&i| one_row(i)).sum::<f64>() / batch.len() as f64;
+        let selected =
+            pass::<EveryFunction, 1, 2, 0, 1, W>(&t, &[], Rows::Selected(&rows, &batch))[0];
+        let want = batch.iter().map(|&i| row(i)).sum::<f64>() / batch.len() as f64;
         assert!(
             (selected - want).abs() <= 1e-14 * want.abs(),
-            "{selected} vs {want}"
+            "{W} lanes: {selected} vs {want}"
         );
+    }
+
+    #[test]
+    fn lane_groups_and_the_remainder_add_up_to_the_mean() {
+        groups_and_the_remainder_add_up_to_the_mean::<4>();
+        groups_and_the_remainder_add_up_to_the_mean::<8>();
     }
 }

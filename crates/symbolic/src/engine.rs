@@ -12,8 +12,8 @@ use hessforge_spec::{Expr, Func, Model, Rational};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 use symbolica::atom::{Atom, AtomCore, AtomView, EvaluationInfo, Symbol};
-use symbolica::id::Pattern;
 use symbolica::coefficient::CoefficientView;
+use symbolica::id::Pattern;
 use symbolica::symbol;
 
 /// The Symbolica side of hessforge, owned by the worker thread.
