@@ -142,8 +142,8 @@ enum Width {
 /// their many live values no longer fit the sixteen vector registers and
 /// the spills cost more than the second chain gains. Measured on the
 /// benchmark models: logistic regression's loss + gradient + Hessian
-/// (≈150 instructions) and `mlp_tanh` with 4 hidden units (≈600) are faster
-/// with eight, `mlp_tanh` with 16 hidden units (≈5 000) with four.
+/// (≈200 instructions) and `mlp_tanh` with 4 hidden units (≈470) are faster
+/// with eight, `mlp_tanh` with 16 hidden units (≈7 400) with four.
 const MAX_INSTRUCTIONS_FOR_EIGHT_LANES: usize = 2_000;
 
 /// The number of rows a per-row program takes at a time (see
@@ -271,7 +271,7 @@ fn body(p: &Program, width: Width) -> TokenStream {
     quote!(#(#stmts)* #(#at_end)*)
 }
 
-/// One value of an eight-row program: a data column, or a register as written
+/// One value of a lane program: a data column, or a register as written
 /// by its n-th write.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum ValueKey {
@@ -280,7 +280,7 @@ enum ValueKey {
 }
 
 /// σ(±x) and softplus(±x) of the same x share e^{−|x|} (and softplus also
-/// ln(1 + e^{−|x|})): in an eight-row program each is computed once, at its
+/// ln(1 + e^{−|x|})): in a lane program each is computed once, at its
 /// first use, and named `eN` / `lN` (the results have the same bits as the
 /// separate calls).
 #[derive(Default)]

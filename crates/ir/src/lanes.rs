@@ -1,18 +1,18 @@
-//! Eight data rows at once: [`F64x8`], eight f64 lanes with the arithmetic
-//! and the functions of the IR, used by the generated kernels to run the
-//! per-row program on eight samples in one go.
+//! Several data rows at once: [`Lanes<W>`] ([`F64x4`], [`F64x8`]), W f64
+//! lanes with the arithmetic and the functions of the IR, used by the
+//! generated kernels to run the per-row program on W samples in one go.
 //!
 //! Every operation is written lane by lane in plain Rust, branch-free, with
 //! no calls into libm for the functions the models use most (exp, log,
-//! log1p, expm1, tanh, σ, softplus): the compiler turns the eight identical
-//! lanes into vector instructions. Compiled inside a function with
+//! log1p, expm1, tanh, σ, softplus): the compiler turns the identical lanes
+//! into vector instructions. Compiled inside a function with
 //! `#[target_feature(enable = "avx2")]` (the kernels' runtime checks the CPU
-//! once and picks that path) the lanes fill two 256-bit registers, so every
-//! step is two independent instructions and the long dependency chains of
-//! exp and ln (polynomials by Estrin's scheme, to shorten them further) keep
-//! both halves of the pipeline busy; on other CPUs the same code runs on
-//! SSE2 halves or scalar, with the same bits (no fused multiply–add is ever
-//! used, so every path rounds identically).
+//! once and picks that path) four lanes fill one 256-bit register; eight
+//! fill two, so every step is two independent instructions and the long
+//! dependency chains of exp and ln (polynomials by Estrin's scheme, to
+//! shorten them further) overlap. On other CPUs the same code runs on SSE2
+//! halves or scalar, with the same bits (no fused multiply–add is ever used,
+//! so every path rounds identically).
 //!
 //! Accuracy: exp, log and friends are within a few units in the last place
 //! of the correctly rounded value over the whole f64 range (tested against

@@ -1,8 +1,8 @@
 //! The hand-written half of every kernel: the row loops (all rows, a
-//! mini-batch, the deterministic parallel pass) — eight rows at a time in
+//! mini-batch, the deterministic parallel pass) — W rows at a time in
 //! vector lanes, compiled for AVX2 behind a run-time CPU check —, the mean
 //! over rows, and unpacking the Hessian's upper triangle. Generated code
-//! calls these with its straight-line per-row, eight-row and θ-only functions.
+//! calls these with its straight-line per-row, W-row and θ-only functions.
 
 use crate::Rows;
 use hessforge_ir::lanes::Lanes;
@@ -125,7 +125,8 @@ fn sum<'d, Prog, const P: usize, const D: usize, const C: usize, const K: usize,
     sum_portable::<Prog, P, D, C, K, W>(t, c, n, at, acc);
 }
 
-/// [`sum_portable`] compiled for AVX2: four lanes fill one register.
+/// [`sum_portable`] compiled for AVX2: four lanes fill one register (eight,
+/// two).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn sum_avx2<
