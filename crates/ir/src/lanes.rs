@@ -69,9 +69,6 @@ impl<const W: usize> Default for Lanes<W> {
 }
 
 impl<const W: usize> Lanes<W> {
-    /// The number of lanes.
-    pub const LANES: usize = W;
-
     /// The same value in every lane.
     #[inline(always)]
     pub fn splat(v: f64) -> Self {
