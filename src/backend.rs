@@ -235,15 +235,16 @@ pub fn loss_is_square(model: &Model) -> bool {
     use hessforge_spec::Expr;
     fn positive_number(e: &Expr) -> bool {
         match e {
-            Expr::Num(r) => r.num > 0,
+            Expr::Num(r) => !r.is_negative() && !r.is_zero(),
             Expr::Pow(b, x) => {
-                matches!(**b, Expr::Num(ref r) if r.num > 0) && matches!(**x, Expr::Num(_))
+                matches!(**b, Expr::Num(ref r) if !r.is_negative() && !r.is_zero())
+                    && matches!(**x, Expr::Num(_))
             }
             _ => false,
         }
     }
     fn square(e: &Expr) -> bool {
-        matches!(e, Expr::Pow(_, x) if matches!(**x, Expr::Num(ref r) if r.num == 2 && r.den == 1))
+        matches!(e, Expr::Pow(_, x) if matches!(**x, Expr::Num(ref r) if r.is(2, 1)))
     }
     !model.data.is_empty()
         && model.regularizer.is_none()

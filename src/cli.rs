@@ -4,6 +4,7 @@
 
 use crate::models;
 use clap::{Parser, Subcommand, ValueEnum};
+use hessforge_symbolic::EngineError;
 use hessforge_symbolic::render::{Format, render};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -328,13 +329,27 @@ pub struct Failure {
     code: u8,
 }
 
+/// Exit code of an internal error (a bug in hessforge), kept apart from
+/// 1 (the work failed) and 2 (bad input).
+pub const INTERNAL_ERROR: u8 = 3;
+
 impl Failure {
-    /// Bad input: exit 2.
+    /// Bad input: exit 2 — unless the report is the symbolic engine's
+    /// internal error, which is a bug (exit 3).
     pub fn bad_input(e: impl Into<miette::Report>) -> Failure {
-        Failure {
-            report: e.into(),
-            code: 2,
-        }
+        let report: miette::Report = e.into();
+        let code = match report.downcast_ref::<EngineError>() {
+            Some(engine) if engine.is_internal() => INTERNAL_ERROR,
+            Some(engine) if !engine.is_bad_input() => 1,
+            _ => 2,
+        };
+        Failure { report, code }
+    }
+    /// The symbolic engine failed: bad input (exit 2) when the model's
+    /// mathematics is undefined, 1 when Symbolica was busy in another
+    /// process past the time limit, an internal error (exit 3) for a panic.
+    pub fn engine(e: EngineError) -> Failure {
+        Failure::bad_input(e)
     }
     /// The work failed: exit 1.
     pub fn failed(e: impl Into<miette::Report>) -> Failure {
@@ -462,7 +477,7 @@ fn models_command() -> Result<(), Failure> {
 
 fn derive_command(model: &str, format: Format, output: Option<&Path>) -> Result<(), Failure> {
     let model = models::load(model).map_err(Failure::bad_input)?;
-    let derivation = hessforge_symbolic::derive(&model).map_err(Failure::failed)?;
+    let derivation = hessforge_symbolic::derive(&model).map_err(Failure::engine)?;
     let text = render(&derivation, format);
     match output {
         Some(path) => write_atomically(path, &text).map_err(Failure::bad_input),
@@ -483,7 +498,7 @@ fn gradcheck_command(
     json: bool,
 ) -> Result<(), Failure> {
     let model = models::load(name).map_err(Failure::bad_input)?;
-    let backend = crate::backend::Backend::resolve(name, &model).map_err(Failure::failed)?;
+    let backend = crate::backend::Backend::resolve(name, &model).map_err(Failure::engine)?;
     let report = crate::gradcheck::run(&model, &backend, points.max(1), seed, tol)
         .map_err(Failure::bad_input)?;
     if json {
@@ -700,7 +715,7 @@ fn generated_files() -> Result<Vec<(String, String)>, Failure> {
     let models = models::builtins().map_err(Failure::failed)?;
     let mut files = Vec::new();
     for m in &models {
-        let d = hessforge_symbolic::derive(m).map_err(Failure::failed)?;
+        let d = hessforge_symbolic::derive(m).map_err(Failure::engine)?;
         files.push((format!("{}.tex", m.name), render(&d, Format::Latex)));
         files.push((format!("{}.md", m.name), render(&d, Format::Markdown)));
         let kernel = hessforge_build::kernel_source_of(&d).map_err(Failure::failed)?;

@@ -142,7 +142,7 @@ pub fn report_command(
     let names = crate::cli::optimizer_names(&prepared, args.optimizers.clone());
     // Fail on an unwritable folder before the work, not after.
     create_dir(args.output).map_err(Failure::bad_input)?;
-    let derivation = hessforge_symbolic::derive(&prepared.model).map_err(Failure::failed)?;
+    let derivation = hessforge_symbolic::derive(&prepared.model).map_err(Failure::engine)?;
     let runs = crate::fit::run_all(&prepared, &names, &mut settings, &stopping, true)
         .map_err(Failure::bad_input)?;
     let (drawn, notes) = draw(&prepared, &runs, &settings, &stopping, args.figures);

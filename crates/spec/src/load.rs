@@ -13,6 +13,8 @@ use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
+
+use num_bigint::BigInt;
 use toml::Spanned;
 
 /// Names with a meaning of their own in expressions.
@@ -298,34 +300,32 @@ fn suggestion<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> 
         .map(|(_, c)| c.to_string())
 }
 
+/// A decimal literal (`12`, `0.1957`, `2.5e-3`, `.5`) as an exact rational
+/// of any size. `None` for text that is not one, or for an exponent beyond
+/// ±10 000 (a number written so has no place in a model, and its exact value
+/// would take megabytes).
 fn parse_number(text: &str) -> Option<Rational> {
+    const MAX_EXPONENT: i64 = 10_000;
     let (mantissa, exponent) = match text.find(['e', 'E']) {
-        Some(i) => (&text[..i], text[i + 1..].parse::<i32>().ok()?),
+        Some(i) => (&text[..i], text[i + 1..].parse::<i64>().ok()?),
         None => (text, 0),
     };
     let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let digits = format!("{int_part}{frac_part}");
-    let mut num: i128 = digits.parse().ok()?;
-    let mut den: i128 = 1;
-    let scale = exponent - frac_part.len() as i32;
-    if scale >= 0 {
-        num = num.checked_mul(10i128.checked_pow(scale as u32)?)?;
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let num: BigInt = digits.parse().ok()?;
+    let scale = exponent.checked_sub(i64::try_from(frac_part.len()).ok()?)?;
+    if scale.abs() > MAX_EXPONENT {
+        return None;
+    }
+    let power = BigInt::from(10u32).pow(scale.unsigned_abs() as u32);
+    Some(if scale >= 0 {
+        Rational::new(num * power, BigInt::from(1))
     } else {
-        den = 10i128.checked_pow((-scale) as u32)?;
-    }
-    let g = gcd(num, den);
-    Some(Rational {
-        num: num / g,
-        den: den / g,
+        Rational::new(num, power)
     })
-}
-
-fn gcd(a: i128, b: i128) -> i128 {
-    let (mut a, mut b) = (a.abs(), b.abs());
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a.max(1)
 }
 
 /// Arithmetic that keeps the tree flat.
@@ -401,14 +401,14 @@ impl Scope<'_> {
                     ExprError::new(
                         ErrorKind::Syntax,
                         ast.span,
-                        format!("number `{text}` is too large or too precise"),
-                        "here",
-                        "write it with fewer digits, or as a constant".into(),
+                        format!("number `{text}` is out of range"),
+                        "exponent too large",
+                        "a number's power of ten may be at most ±10000 (`1.5e-300` is fine)".into(),
                     )
                 }),
             AstKind::Name(name) => {
                 if let Some(v) = self.bound(name) {
-                    return Ok(Tensor::scalar(Expr::int(v as i128)));
+                    return Ok(Tensor::scalar(Expr::int(v as i64)));
                 }
                 let sym = self
                     .symbols
@@ -1121,6 +1121,7 @@ impl Loader {
         };
 
         Ok(Model {
+            source: self.src.path.clone(),
             name: raw.name.into_inner(),
             title: raw.title,
             description: raw.description,
@@ -1538,10 +1539,17 @@ mod tests {
 
     #[test]
     fn decimal_literals_are_exact() {
-        assert_eq!(parse_number("0.01"), Some(Rational { num: 1, den: 100 }));
-        assert_eq!(parse_number("2.5e-3"), Some(Rational { num: 1, den: 400 }));
+        assert_eq!(parse_number("0.01"), Some(Rational::ratio(1, 100)));
+        assert_eq!(parse_number("2.5e-3"), Some(Rational::ratio(1, 400)));
         assert_eq!(parse_number("1e3"), Some(Rational::int(1000)));
-        assert_eq!(parse_number(".5"), Some(Rational { num: 1, den: 2 }));
+        assert_eq!(parse_number(".5"), Some(Rational::ratio(1, 2)));
+        // Far beyond i128: 10⁻²³ and 40 significant digits stay exact.
+        let tiny = parse_number("0.00000004875397277841432").unwrap();
+        assert_eq!(tiny.to_string(), "609424659730179/12500000000000000000000");
+        let long = parse_number("1234567890123456789012345678901234567890").unwrap();
+        assert_eq!(long.to_string(), "1234567890123456789012345678901234567890");
+        assert_eq!(parse_number("1e-400").unwrap().to_f64(), 0.0);
+        assert_eq!(parse_number("1e99999"), None);
     }
 
     #[test]

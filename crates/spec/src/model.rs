@@ -6,39 +6,127 @@ use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
+use num_bigint::BigInt;
+use num_rational::BigRational;
+use num_traits::{Signed, ToPrimitive, Zero};
+
 pub use hessforge_ir::Func;
 
-/// An exact rational number `num / den` (den > 0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub struct Rational {
-    /// Numerator.
-    pub num: i128,
-    /// Denominator, positive.
-    pub den: i128,
-}
+/// An exact rational number of any size, always in lowest terms with a
+/// positive denominator. Decimals in a derivation file are kept exact
+/// (`0.1957` is 1957/10000, `4.875e-23` has a denominator of 10²⁶), and the
+/// CAS may produce rationals of hundreds of digits: no size is too large.
+/// Code generation and the interpreter use [`Rational::to_f64`], the nearest
+/// double.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Rational(BigRational);
 
 impl Rational {
     /// An integer.
-    pub fn int(n: i128) -> Rational {
-        Rational { num: n, den: 1 }
+    pub fn int(n: i64) -> Rational {
+        Rational(BigRational::from_integer(BigInt::from(n)))
     }
-    /// The value as f64.
-    pub fn to_f64(self) -> f64 {
-        self.num as f64 / self.den as f64
+    /// `num / den`, reduced. Panics if `den` is zero.
+    pub fn new(num: BigInt, den: BigInt) -> Rational {
+        Rational(BigRational::new(num, den))
+    }
+    /// `num / den` for small integers, reduced. Panics if `den` is zero.
+    pub fn ratio(num: i64, den: i64) -> Rational {
+        Rational::new(BigInt::from(num), BigInt::from(den))
+    }
+    /// The numerator (carries the sign).
+    pub fn numer(&self) -> &BigInt {
+        self.0.numer()
+    }
+    /// The denominator, positive.
+    pub fn denom(&self) -> &BigInt {
+        self.0.denom()
+    }
+    /// The nearest f64 (correctly rounded, also when numerator and
+    /// denominator are far beyond the range of f64; ±∞ or 0 only when the
+    /// value itself is out of range).
+    pub fn to_f64(&self) -> f64 {
+        self.0.to_f64().unwrap_or(f64::NAN)
     }
     /// Whether this is a whole number.
-    pub fn is_integer(self) -> bool {
-        self.den == 1
+    pub fn is_integer(&self) -> bool {
+        self.0.is_integer()
+    }
+    /// Whether this is below zero.
+    pub fn is_negative(&self) -> bool {
+        self.0.is_negative()
+    }
+    /// Whether this is zero.
+    pub fn is_zero(&self) -> bool {
+        self.0.is_zero()
+    }
+    /// Whether this equals `num / den` (small integers).
+    pub fn is(&self, num: i64, den: i64) -> bool {
+        *self == Rational::ratio(num, den)
+    }
+    /// The value as a small integer, if it is one.
+    pub fn to_i64(&self) -> Option<i64> {
+        if self.is_integer() {
+            self.numer().to_i64()
+        } else {
+            None
+        }
+    }
+    /// The numerator as a rational (an integer, with the sign).
+    pub fn numerator(&self) -> Rational {
+        Rational(BigRational::from_integer(self.numer().clone()))
+    }
+    /// The denominator as a rational (a positive integer).
+    pub fn denominator(&self) -> Rational {
+        Rational(BigRational::from_integer(self.denom().clone()))
+    }
+    /// Whether this is an odd whole number.
+    pub fn is_odd_integer(&self) -> bool {
+        self.is_integer() && !(self.numer() % 2u32).is_zero()
+    }
+    /// The absolute value.
+    pub fn abs(&self) -> Rational {
+        Rational(self.0.abs())
+    }
+    /// Parse `n` or `n/d` (integers of any size, optional sign), as
+    /// [`fmt::Display`] writes it.
+    pub fn parse(text: &str) -> Option<Rational> {
+        let (n, d) = text.split_once('/').unwrap_or((text, "1"));
+        let num: BigInt = n.trim().parse().ok()?;
+        let den: BigInt = d.trim().parse().ok()?;
+        (!den.is_zero()).then(|| Rational::new(num, den))
+    }
+}
+
+impl std::ops::Mul for &Rational {
+    type Output = Rational;
+    fn mul(self, rhs: &Rational) -> Rational {
+        Rational(&self.0 * &rhs.0)
+    }
+}
+
+impl std::ops::Neg for &Rational {
+    type Output = Rational;
+    fn neg(self) -> Rational {
+        Rational(-&self.0)
     }
 }
 
 impl fmt::Display for Rational {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.den == 1 {
-            write!(f, "{}", self.num)
+        if self.is_integer() {
+            write!(f, "{}", self.numer())
         } else {
-            write!(f, "{}/{}", self.num, self.den)
+            write!(f, "{}/{}", self.numer(), self.denom())
         }
+    }
+}
+
+/// Written as its exact text, `n` or `n/d` (JSON numbers cannot hold every
+/// size).
+impl Serialize for Rational {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -63,7 +151,7 @@ pub enum Expr {
 
 impl Expr {
     /// The number n.
-    pub fn int(n: i128) -> Expr {
+    pub fn int(n: i64) -> Expr {
         Expr::Num(Rational::int(n))
     }
 
@@ -111,11 +199,13 @@ impl Expr {
             }
             Expr::Pow(a, b) => {
                 let base = a.eval(env)?;
-                match &**b {
-                    Expr::Num(r) if r.is_integer() && r.num.abs() < i32::MAX as i128 => {
-                        base.powi(r.num as i32)
-                    }
-                    e => base.powf(e.eval(env)?),
+                let small_integer = match &**b {
+                    Expr::Num(r) => r.to_i64().and_then(|n| i32::try_from(n).ok()),
+                    _ => None,
+                };
+                match small_integer {
+                    Some(n) => base.powi(n),
+                    None => base.powf(b.eval(env)?),
                 }
             }
             Expr::Call(f, a) => f.eval(a.eval(env)?),
@@ -147,8 +237,8 @@ impl Expr {
         // Precedence: 1 sum, 2 product, 3 power, 4 atom.
         let (mine, text): (u8, String) = match self {
             Expr::Num(r) => {
-                if r.den == 1 && r.num >= 0 {
-                    (4, r.num.to_string())
+                if r.is_integer() && !r.is_negative() {
+                    (4, r.to_string())
                 } else {
                     (1, r.to_string())
                 }
@@ -288,6 +378,9 @@ pub struct Synthetic {
 /// A validated derivation file, scalarized.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Model {
+    /// The file it was read from, as given (`derivations/rosenbrock.toml`),
+    /// for messages about it.
+    pub source: String,
     /// Short name (`logistic_regression`).
     pub name: String,
     /// Display title.
@@ -373,7 +466,7 @@ mod tests {
             Expr::Add(vec![Expr::Var("a".into()), Expr::int(1)]),
             Expr::Pow(
                 Box::new(Expr::Var("b".into())),
-                Box::new(Expr::Num(Rational { num: -1, den: 2 })),
+                Box::new(Expr::Num(Rational::ratio(-1, 2))),
             ),
         ]);
         assert_eq!(e.to_input_syntax(), "(a+1)*b^(-1/2)");

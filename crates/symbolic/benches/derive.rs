@@ -42,3 +42,33 @@ fn derive_and_render_latex(bencher: divan::Bencher, name: &str) {
         hessforge_symbolic::render::render(&d, hessforge_symbolic::render::Format::Latex)
     });
 }
+
+/// The data-table least-squares problems of `tests/problems/` (Moré, Garbow
+/// & Hillstrom 1981, data inline as exact decimals): 11 to 99 residuals.
+const PROBLEMS: [&str; 7] = [
+    "meyer",
+    "kowalik_osborne",
+    "brown_dennis",
+    "gulf",
+    "watson",
+    "osborne1",
+    "osborne2",
+];
+
+fn load_problem(name: &str) -> hessforge_spec::Model {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/problems")
+        .join(format!("{name}.toml"));
+    hessforge_spec::load_file(&path).expect("test problem loads")
+}
+
+/// What `hessforge run FILE.toml` does before the first iteration: derive
+/// and lower to the interpreter's programs.
+#[divan::bench(args = PROBLEMS, sample_count = 3, sample_size = 1)]
+fn least_squares_derive_and_lower(bencher: divan::Bencher, name: &str) {
+    let model = load_problem(name);
+    bencher.bench(|| {
+        let d = hessforge_symbolic::derive(&model).expect("derives");
+        hessforge_symbolic::lower(&d).expect("lowers")
+    });
+}

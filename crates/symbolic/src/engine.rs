@@ -9,10 +9,12 @@ use crate::derivation::{
     Derivation, GradientEntry, LOSS, LocalPartial, NormalForms, REGULARIZER, SymbolicaForms,
 };
 use hessforge_spec::{Expr, Func, Model, Rational};
+use num_bigint::{BigInt, Sign};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 use symbolica::atom::{Atom, AtomCore, AtomView, EvaluationInfo, Symbol};
 use symbolica::coefficient::CoefficientView;
+use symbolica::domains::integer::Integer;
 use symbolica::id::Pattern;
 use symbolica::symbol;
 
@@ -180,7 +182,7 @@ impl Engine {
     /// Our tree → a Symbolica atom.
     pub(crate) fn to_atom(&self, e: &Expr) -> Atom {
         match e {
-            Expr::Num(r) => number(*r),
+            Expr::Num(r) => number(r),
             Expr::Var(id) => Atom::var(self.var(id)),
             Expr::Add(xs) => {
                 let mut acc = Atom::num(0);
@@ -211,20 +213,13 @@ impl Engine {
         }
     }
 
-    /// A Symbolica atom → our tree.
-    pub(crate) fn to_expr(&self, a: AtomView<'_>) -> Expr {
-        match a {
-            AtomView::Num(n) => match n.get_coeff_view() {
-                CoefficientView::Natural(num, den, _, _) => Expr::Num(Rational {
-                    num: num as i128,
-                    den: den as i128,
-                }),
-                _ => parse_rational(&a.to_owned().to_string())
-                    .map(Expr::Num)
-                    .unwrap_or_else(|| {
-                        panic!("unsupported number `{}` in a derivative", a.to_owned())
-                    }),
-            },
+    /// A Symbolica atom → our tree. Fails on what a real-valued model
+    /// cannot hold: ∞ or an undefined value (a division by zero on the
+    /// way), a complex or floating-point number, or a function that is not
+    /// ours.
+    pub(crate) fn to_expr(&self, a: AtomView<'_>) -> Result<Expr, String> {
+        Ok(match a {
+            AtomView::Num(n) => Expr::Num(coefficient(n.get_coeff_view(), a)?),
             AtomView::Var(v) => {
                 let s = v.get_symbol();
                 if s == Symbol::E {
@@ -235,39 +230,87 @@ impl Engine {
             }
             AtomView::Fun(f) => {
                 let s = f.get_symbol();
-                let func = self.function(s).unwrap_or_else(|| {
-                    panic!("unexpected function `{}` in a derivative", s.get_name())
-                });
-                Expr::Call(func, Box::new(self.to_expr(f.get(0))))
+                let func = self
+                    .function(s)
+                    .ok_or_else(|| format!("an unexpected function `{}`", s.get_name()))?;
+                Expr::Call(func, Box::new(self.to_expr(f.get(0))?))
             }
             AtomView::Pow(p) => {
                 let (b, x) = p.get_base_exp();
                 if let AtomView::Var(v) = b
                     && v.get_symbol() == Symbol::E
                 {
-                    return Expr::Call(Func::Exp, Box::new(self.to_expr(x)));
+                    return Ok(Expr::Call(Func::Exp, Box::new(self.to_expr(x)?)));
                 }
-                Expr::Pow(Box::new(self.to_expr(b)), Box::new(self.to_expr(x)))
+                Expr::Pow(Box::new(self.to_expr(b)?), Box::new(self.to_expr(x)?))
             }
-            AtomView::Mul(m) => Expr::Mul(m.iter().map(|x| self.to_expr(x)).collect()),
-            AtomView::Add(s) => Expr::Add(s.iter().map(|x| self.to_expr(x)).collect()),
-        }
+            AtomView::Mul(m) => Expr::Mul(
+                m.iter()
+                    .map(|x| self.to_expr(x))
+                    .collect::<Result<_, _>>()?,
+            ),
+            AtomView::Add(s) => Expr::Add(
+                s.iter()
+                    .map(|x| self.to_expr(x))
+                    .collect::<Result<_, _>>()?,
+            ),
+        })
     }
 
     /// The simplest of a few equivalent forms (factored, as is, expanded,
     /// over a common denominator), by [`cost`]; ties go to the earlier form,
     /// so a factored form wins over an equally long expanded one.
     fn simplest(&self, a: &Atom) -> Atom {
-        let mut best = a.factor();
-        let mut best_cost = cost(&self.to_expr(best.as_view()));
-        for candidate in [a.clone(), a.expand(), a.together()] {
-            let c = cost(&self.to_expr(candidate.as_view()));
+        if !tame(a.as_view()) {
+            return a.clone();
+        }
+        // A long sum (the derivative of a sum of many data residuals) is
+        // simplified term by term, each term as is or expanded: factoring
+        // the sum whole, or bringing it over one denominator, makes exact
+        // coefficients swell to hundreds of digits and takes minutes, and
+        // no textbook writes it that way. Expanded whole, a polynomial's like
+        // terms still merge; that form is taken when it is shorter.
+        if let AtomView::Add(terms) = a.as_view()
+            && terms.get_nargs() > LONG_SUM
+        {
+            let mut termwise = Atom::num(0);
+            for t in terms.iter() {
+                let t = t.to_owned();
+                let e = t.expand();
+                termwise += if self.cost_of(&e) < self.cost_of(&t) {
+                    e
+                } else {
+                    t
+                };
+            }
+            let whole = a.expand();
+            return if self.cost_of(&whole) < self.cost_of(&termwise) {
+                whole
+            } else {
+                termwise
+            };
+        }
+        let mut best = a.clone();
+        let mut best_cost = usize::MAX;
+        for candidate in [a.factor(), a.clone(), a.expand(), a.together()] {
+            let c = self.cost_of(&candidate);
             if c < best_cost {
                 best = candidate;
                 best_cost = c;
             }
         }
         best
+    }
+
+    /// [`cost`] of an atom; the largest cost for one that is not a real
+    /// expression, or has a number beyond the range of f64 (a factored
+    /// `(2a + 1.5·10⁶⁰⁰)/10³⁰⁰` of `2·10⁻³⁰⁰a + 1.5·10³⁰⁰`, which the
+    /// programs could not evaluate): it is never the simplest.
+    fn cost_of(&self, a: &Atom) -> usize {
+        self.to_expr(a.as_view())
+            .ok()
+            .filter(numbers_fit_f64)
+            .map_or(usize::MAX, |e| cost(&e))
     }
 
     /// Whether `a − b` simplifies to zero once every intermediate is inlined.
@@ -282,15 +325,15 @@ impl Engine {
         };
         let diff = self.to_atom(&inline(a)) - self.to_atom(&inline(b));
         diff.is_zero()
-            || diff.expand().is_zero()
-            || diff.together().expand().is_zero()
-            || diff.factor().is_zero()
+            || tame(diff.as_view()) && diff.expand().is_zero()
+            || tame(diff.as_view()) && diff.together().expand().is_zero()
+            || tame(diff.as_view()) && diff.factor().is_zero()
     }
 
     /// The whole derivation of a model.
-    pub(crate) fn derive(&self, model: &Model) -> Derivation {
+    pub(crate) fn derive(&self, model: &Model) -> Result<Derivation, String> {
         let start = Instant::now();
-        let mut chain = Chain::new(self, model);
+        let mut chain = Chain::new(self, model)?;
         let p = model.params.len();
 
         let loss = self.to_atom(&model.loss);
@@ -298,7 +341,7 @@ impl Engine {
         let mut grad_atoms = Vec::with_capacity(p);
         for j in 0..p {
             let g = chain.total(&loss, &model.loss.free_vars(), j);
-            let expr = self.to_expr(g.as_view());
+            let expr = self.checked(&g, || format!("∂ℓ/∂{}", model.params[j].id))?;
             gradient.push(GradientEntry {
                 param: model.params[j].id.clone(),
                 paths: chain.paths(LOSS, &model.params[j].id),
@@ -307,7 +350,7 @@ impl Engine {
             grad_atoms.push(g);
         }
         let hessian_atoms = chain.hessian(&grad_atoms);
-        let hessian = atoms_to_matrix(self, &hessian_atoms);
+        let hessian = atoms_to_matrix(self, &hessian_atoms, model, "ℓ")?;
 
         let (reg_grad_atoms, reg_hess_atoms, reg_atom) = match &model.regularizer {
             Some(r) => {
@@ -322,9 +365,10 @@ impl Engine {
         };
         let regularizer_gradient: Vec<Expr> = reg_grad_atoms
             .iter()
-            .map(|g| self.to_expr(g.as_view()))
-            .collect();
-        let regularizer_hessian = atoms_to_matrix(self, &reg_hess_atoms);
+            .zip(&model.params)
+            .map(|(g, p)| self.checked(g, || format!("∂R/∂{}", p.id)))
+            .collect::<Result<_, _>>()?;
+        let regularizer_hessian = atoms_to_matrix(self, &reg_hess_atoms, model, "R")?;
 
         let symbolica = SymbolicaForms {
             definitions: model
@@ -358,17 +402,29 @@ impl Engine {
                     -((hess(0, 0) * total(1) - hess(0, 1) * total(0)) / &det),
                 ]
             };
+            // The closed-form step is an extra for the document: where it
+            // is undefined (a singular Hessian), it is left out.
             step.iter()
                 .map(|d| self.to_expr(chain.tidy(d).as_view()))
-                .collect()
+                .collect::<Result<Vec<Expr>, String>>()
+                .ok()
         });
-        let normal = |e: &Expr| self.to_expr(self.to_atom(e).as_view());
+        let newton_step = newton_step.flatten();
+        let normal = |e: &Expr, what: &str| self.checked(&self.to_atom(e), || what.to_string());
         let forms = NormalForms {
-            definitions: model.definitions.iter().map(|d| normal(&d.expr)).collect(),
-            loss: normal(&model.loss),
-            regularizer: model.regularizer.as_ref().map(normal),
+            definitions: model
+                .definitions
+                .iter()
+                .map(|d| normal(&d.expr, &d.scalar.id))
+                .collect::<Result<_, _>>()?,
+            loss: normal(&model.loss, "the loss")?,
+            regularizer: model
+                .regularizer
+                .as_ref()
+                .map(|r| normal(r, "the regularizer"))
+                .transpose()?,
         };
-        Derivation {
+        Ok(Derivation {
             forms,
             newton_step,
             model: model.clone(),
@@ -379,13 +435,32 @@ impl Engine {
             regularizer_hessian,
             symbolica,
             seconds: start.elapsed().as_secs_f64(),
-        }
+        })
+    }
+
+    /// [`Engine::to_expr`], with the failure said of `what` (e.g. `∂ℓ/∂x`).
+    pub(crate) fn checked(&self, a: &Atom, what: impl FnOnce() -> String) -> Result<Expr, String> {
+        self.to_expr(a.as_view())
+            .map_err(|reason| format!("{} is undefined: it contains {reason}", what()))
     }
 }
 
-fn atoms_to_matrix(engine: &Engine, m: &[Vec<Atom>]) -> Vec<Vec<Expr>> {
+/// A Hessian of atoms (of ℓ or R, named by `of`) as trees.
+fn atoms_to_matrix(
+    engine: &Engine,
+    m: &[Vec<Atom>],
+    model: &Model,
+    of: &str,
+) -> Result<Vec<Vec<Expr>>, String> {
+    let name = |j: usize| &model.params[j].id;
     m.iter()
-        .map(|row| row.iter().map(|a| engine.to_expr(a.as_view())).collect())
+        .enumerate()
+        .map(|(j, row)| {
+            row.iter()
+                .enumerate()
+                .map(|(k, a)| engine.checked(a, || format!("∂²{of}/∂{}∂{}", name(j), name(k))))
+                .collect()
+        })
         .collect()
 }
 
@@ -395,19 +470,110 @@ fn strings(m: &[Vec<Atom>]) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn number(r: Rational) -> Atom {
-    match (i64::try_from(r.num), i64::try_from(r.den)) {
-        (Ok(n), Ok(d)) => Atom::num((n, d)),
-        _ => Atom::num(r.num as f64 / r.den as f64),
+/// Whether the polynomial algorithms (factor, expand, common denominator)
+/// can be run on an expression at no risk: every numeric exponent is a
+/// rational with numerator and denominator of at most [`MAX_EXPONENT`], and
+/// a sum is raised to at most the [`MAX_SUM_POWER`]-th power. `x^2.5e12`
+/// (which the polynomial representation cannot hold) or `(a + b)^1000`
+/// (which expands to a thousand terms) is left as written.
+fn tame(a: AtomView<'_>) -> bool {
+    powers_within(a, MAX_SUM_POWER)
+}
+
+/// Whether every numeric exponent is a rational with numerator and
+/// denominator of at most [`MAX_EXPONENT`], and every power of a sum at most
+/// `sum_limit`.
+pub(crate) fn powers_within(a: AtomView<'_>, sum_limit: u64) -> bool {
+    let within = |x: AtomView<'_>| powers_within(x, sum_limit);
+    match a {
+        AtomView::Num(_) | AtomView::Var(_) => true,
+        AtomView::Fun(f) => f.iter().all(within),
+        AtomView::Pow(p) => {
+            let (base, exponent) = p.get_base_exp();
+            let bounded = match exponent {
+                AtomView::Num(n) => match n.get_coeff_view() {
+                    CoefficientView::Natural(num, den, 0, _) => {
+                        let limit = if matches!(base, AtomView::Add(_)) {
+                            sum_limit
+                        } else {
+                            MAX_EXPONENT
+                        };
+                        num.unsigned_abs() <= limit && den.unsigned_abs() <= MAX_EXPONENT
+                    }
+                    _ => false,
+                },
+                other => within(other),
+            };
+            bounded && within(base)
+        }
+        AtomView::Mul(m) => m.iter().all(within),
+        AtomView::Add(s) => s.iter().all(within),
     }
 }
 
-fn parse_rational(s: &str) -> Option<Rational> {
-    let (n, d) = s.split_once('/').unwrap_or((s, "1"));
-    Some(Rational {
-        num: n.trim().parse().ok()?,
-        den: d.trim().parse().ok()?,
-    })
+/// The largest numerator or denominator of an exponent in [`tame`].
+pub(crate) const MAX_EXPONENT: u64 = 1000;
+
+/// The largest power of a sum in [`tame`].
+const MAX_SUM_POWER: u64 = 16;
+
+/// Sums of more terms than this are simplified term by term
+/// ([`Engine::simplest`]).
+const LONG_SUM: usize = 8;
+
+/// An exact rational as a Symbolica number, of any size: numerator and
+/// denominator are built from their 64-bit digits.
+fn number(r: &Rational) -> Atom {
+    fn integer(n: &BigInt) -> Atom {
+        let (sign, digits) = n.to_u64_digits();
+        let base = Integer::from(1i128 << 64);
+        let mut acc = Integer::zero();
+        for d in digits.iter().rev() {
+            acc = &(&acc * &base) + &Integer::from(i128::from(*d));
+        }
+        match sign {
+            Sign::Minus => Atom::num(-acc),
+            _ => Atom::num(acc),
+        }
+    }
+    match r.to_i64() {
+        Some(n) => Atom::num(n),
+        None => integer(r.numer()) / integer(r.denom()),
+    }
+}
+
+/// A Symbolica coefficient → an exact rational, or why it is not one.
+fn coefficient(c: CoefficientView<'_>, atom: AtomView<'_>) -> Result<Rational, String> {
+    match c {
+        CoefficientView::Natural(num, den, 0, _) => Ok(Rational::ratio(num, den)),
+        CoefficientView::Large(re, im) if im.is_zero() => Rational::parse(&re.to_rat().to_string())
+            .ok_or_else(|| format!("a number Symbolica wrote as `{}`", re.to_rat())),
+        CoefficientView::Infinity(_) => Err("a division by zero (the value is infinite)".into()),
+        CoefficientView::Indeterminate => Err("an undefined value such as 0/0".into()),
+        CoefficientView::Natural(..) | CoefficientView::Large(..) => Err(format!(
+            "a complex number `{}` (for example the root or logarithm of a negative constant)",
+            atom.to_owned()
+        )),
+        _ => Err(format!(
+            "a number that is not rational: `{}`",
+            atom.to_owned()
+        )),
+    }
+}
+
+/// Whether every number of a tree is within the range of f64 (not rounded
+/// to ±∞, nor a nonzero number rounded to 0).
+fn numbers_fit_f64(e: &Expr) -> bool {
+    match e {
+        Expr::Num(r) => {
+            let v = r.to_f64();
+            v.is_finite() && (v != 0.0 || r.is_zero())
+        }
+        Expr::Var(_) => true,
+        Expr::Add(xs) | Expr::Mul(xs) => xs.iter().all(numbers_fit_f64),
+        Expr::Pow(a, b) => numbers_fit_f64(a) && numbers_fit_f64(b),
+        Expr::Call(_, a) => numbers_fit_f64(a),
+    }
 }
 
 /// Number of nodes of a tree.
@@ -501,7 +667,7 @@ struct Chain<'a> {
 }
 
 impl<'a> Chain<'a> {
-    fn new(engine: &'a Engine, model: &'a Model) -> Chain<'a> {
+    fn new(engine: &'a Engine, model: &'a Model) -> Result<Chain<'a>, String> {
         let mut defs = HashMap::new();
         let mut def_params: HashMap<String, BTreeSet<String>> = HashMap::new();
         let param_ids: BTreeSet<&str> = model.params.iter().map(|s| s.id.as_str()).collect();
@@ -517,7 +683,12 @@ impl<'a> Chain<'a> {
                 }
             }
             def_params.insert(d.scalar.id.clone(), params);
-            if !matches!(d.expr, Expr::Var(_) | Expr::Num(_)) {
+            // A right-hand side without variables (a constant, or one that
+            // simplifies to a number such as `x - x`) is never named back:
+            // its pattern would match that number everywhere.
+            if !matches!(d.expr, Expr::Var(_) | Expr::Num(_))
+                && !variables(atom.as_view()).is_empty()
+            {
                 // Products of the form u² also appear (σ(1−σ), softmax Hessians):
                 // after expansion the CAS writes them as the square of the
                 // right-hand side, which a plain match of u would miss.
@@ -535,6 +706,9 @@ impl<'a> Chain<'a> {
                     continue;
                 }
                 let product = engine.to_atom(&da.expr) * engine.to_atom(&db.expr);
+                if variables(product.as_view()).is_empty() {
+                    continue;
+                }
                 let names =
                     Atom::var(engine.var(&da.scalar.id)) * Atom::var(engine.var(&db.scalar.id));
                 resubstitute.push((product, names));
@@ -554,8 +728,8 @@ impl<'a> Chain<'a> {
             resubstitute,
             partials: Vec::new(),
         };
-        chain.record_local_partials();
-        chain
+        chain.record_local_partials()?;
+        Ok(chain)
     }
 
     /// Replace right-hand sides of definitions by their names, then simplify.
@@ -625,7 +799,11 @@ impl<'a> Chain<'a> {
         let p = gradient.len();
         let mut h = vec![vec![Atom::num(0); p]; p];
         for j in 0..p {
-            let vars = self.engine.to_expr(gradient[j].as_view()).free_vars();
+            let vars: BTreeSet<String> = variables(gradient[j].as_view())
+                .into_iter()
+                .filter(|s| *s != Symbol::E)
+                .map(|s| s.get_stripped_name().to_string())
+                .collect();
             for k in j..p {
                 let hjk = self.total(&gradient[j], &vars, k);
                 h[k][j] = hjk.clone();
@@ -637,7 +815,7 @@ impl<'a> Chain<'a> {
 
     /// ∂owner/∂v for the loss, the regularizer and every intermediate, over
     /// their direct dependencies that are intermediates or parameters.
-    fn record_local_partials(&mut self) {
+    fn record_local_partials(&mut self) -> Result<(), String> {
         let mut owners: Vec<(String, Expr)> = self
             .model
             .definitions
@@ -660,13 +838,15 @@ impl<'a> Chain<'a> {
                     continue;
                 }
                 let d = self.tidy(&d);
+                let expr = self.engine.checked(&d, || format!("∂{owner}/∂{v}"))?;
                 self.partials.push(LocalPartial {
                     of: owner.clone(),
                     wrt: v.clone(),
-                    expr: self.engine.to_expr(d.as_view()),
+                    expr,
                 });
             }
         }
+        Ok(())
     }
 
     fn local_partials(&self) -> Vec<LocalPartial> {

@@ -12,6 +12,7 @@
 
 mod derivation;
 mod engine;
+pub mod lock;
 mod lower;
 pub mod render;
 mod worker;
@@ -19,14 +20,90 @@ mod worker;
 pub use derivation::{
     Derivation, GradientEntry, LOSS, LocalPartial, NormalForms, REGULARIZER, SymbolicaForms,
 };
-pub use worker::EngineError;
+
+/// Why the symbolic engine could not finish with a model.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The model is well-formed, but a derivative is not a real number
+    /// everywhere: a division by zero, an undefined value, or a complex
+    /// constant (e.g. `log(-1)`, `1/(x - x)`). This is bad input.
+    #[error("{file}: the model cannot be derived: {reason}")]
+    #[diagnostic(help(
+        "look for a division by an expression that is identically zero, or a root or \
+         logarithm of a negative constant, in the definitions this derivative uses"
+    ))]
+    Undefined {
+        /// The derivation file.
+        file: String,
+        /// Which derivative, and what it contains.
+        reason: String,
+    },
+    /// Symbolica could not be started: another process kept it past the
+    /// time limit (Symbolica allows one process per user at a time).
+    #[error("{file}: {message}")]
+    #[diagnostic(help(
+        "another hessforge (or a build of its kernels) is running; wait for it, or set \
+         HESSFORGE_LOCK_TIMEOUT=SECONDS to wait longer"
+    ))]
+    Busy {
+        /// The derivation file.
+        file: String,
+        /// Which process held the lock, and for how long it was waited for.
+        message: String,
+    },
+    /// A panic or another failure inside the engine: a bug in hessforge.
+    #[error("{file}: internal error in the symbolic engine: {message}")]
+    #[diagnostic(help("this is a bug in hessforge; please report it with the derivation file"))]
+    Internal {
+        /// The derivation file.
+        file: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl EngineError {
+    /// Whether the input is to blame (exit code 2) rather than hessforge.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, EngineError::Undefined { .. })
+    }
+
+    /// Whether this is a bug in hessforge (a panic inside the engine).
+    pub fn is_internal(&self) -> bool {
+        matches!(self, EngineError::Internal { .. })
+    }
+
+    fn internal(model: &Model) -> impl FnOnce(String) -> EngineError + '_ {
+        |message| EngineError::Internal {
+            file: model.source.clone(),
+            message,
+        }
+    }
+
+    fn worker(model: &Model) -> impl FnOnce(WorkerError) -> EngineError + '_ {
+        |e| match e {
+            WorkerError::Unavailable(message) => EngineError::Busy {
+                file: model.source.clone(),
+                message,
+            },
+            WorkerError::Panic(message) => EngineError::internal(model)(message),
+        }
+    }
+}
 
 use hessforge_spec::{Expr, Model};
+use worker::WorkerError;
 
 /// Derive the loss, gradient and Hessian of a model.
 pub fn derive(model: &Model) -> Result<Derivation, EngineError> {
-    let model = model.clone();
-    worker::run(move |engine| engine.derive(&model))
+    let owned = model.clone();
+    worker::run(move |engine| engine.derive(&owned))
+        .map_err(EngineError::worker(model))?
+        .map_err(|reason| EngineError::Undefined {
+            file: model.source.clone(),
+            reason,
+        })
 }
 
 /// Lower a derivation to IR programs (loss; loss and gradient; loss, gradient
@@ -34,12 +111,15 @@ pub fn derive(model: &Model) -> Result<Derivation, EngineError> {
 /// Symbolica's evaluator and rewritten into numerically stable forms.
 pub fn lower(derivation: &Derivation) -> Result<hessforge_ir::ModelPrograms, EngineError> {
     let d = derivation.clone();
-    worker::run(move |engine| engine.lower(&d))?.map_err(EngineError)
+    let model = &derivation.model;
+    worker::run(move |engine| engine.lower(&d))
+        .map_err(EngineError::worker(model))?
+        .map_err(EngineError::internal(model))
 }
 
 /// Whether two expressions over the model's names are equal as functions:
 /// every intermediate is inlined and the difference simplified to zero.
 pub fn equivalent(model: &Model, a: &Expr, b: &Expr) -> Result<bool, EngineError> {
-    let (model, a, b) = (model.clone(), a.clone(), b.clone());
-    worker::run(move |engine| engine.equivalent(&model, &a, &b))
+    let (owned, a, b) = (model.clone(), a.clone(), b.clone());
+    worker::run(move |engine| engine.equivalent(&owned, &a, &b)).map_err(EngineError::worker(model))
 }

@@ -5,10 +5,11 @@
 //! translated into [`hessforge_ir`] instructions.
 
 use crate::derivation::Derivation;
-use crate::engine::{Engine, call};
+use crate::engine::{Engine, MAX_EXPONENT, call, powers_within};
 use hessforge_ir::{Instr, ModelPrograms, Operand, Program, Split};
 use hessforge_spec::{Expr, Func};
 use symbolica::atom::{Atom, AtomCore, AtomView, Symbol};
+use symbolica::coefficient::CoefficientView;
 use symbolica::evaluate::{ExportedInstructions, Instruction, Slot};
 use symbolica::symbol;
 
@@ -59,7 +60,7 @@ impl Engine {
             for (from, to) in &rewrites {
                 a = a.replace(from.to_pattern()).with(to.to_pattern());
             }
-            a
+            self.huge_powers_as_exponentials(a.as_view())
         };
         let zero = Expr::int(0);
         let reg_grad = |j: usize| d.regularizer_gradient.get(j).unwrap_or(&zero);
@@ -128,6 +129,63 @@ impl Engine {
             .map_err(|e| format!("cannot build the evaluator: {e:?}"))?
             .map_coeff(&|c| c.re.to_f64());
         translate(self, &evaluator.export_instructions(), n_params, n_data)
+    }
+}
+
+impl Engine {
+    /// `u^n` with an exponent beyond [`MAX_EXPONENT`] as an exponential:
+    /// `sign(u)^(n mod 2)·e^{n·log|u|}` for an integer n, `e^{n·log u}`
+    /// otherwise (NaN for u < 0, as a real power is). Symbolica's evaluator
+    /// builds `u^n` by repeated multiplication, which for `u^2.5e12` cannot
+    /// even be allocated; the exponential costs two calls whatever n is.
+    /// The exponential is written `expm1(z) + 1`, which Symbolica does not
+    /// turn back into `u^n` as it does `exp(n log u)` (and which is exp(z)
+    /// to the last bit but for z within ε of 0).
+    pub(crate) fn huge_powers_as_exponentials(&self, a: AtomView<'_>) -> Atom {
+        if powers_within(a, MAX_EXPONENT) {
+            return a.to_owned();
+        }
+        let rebuild = |x: AtomView<'_>| self.huge_powers_as_exponentials(x);
+        match a {
+            AtomView::Num(_) | AtomView::Var(_) => a.to_owned(),
+            AtomView::Fun(f) => {
+                let args: Vec<Atom> = f.iter().map(rebuild).collect();
+                f.get_symbol()
+                    .call(&args.iter().map(|x| x.as_view()).collect::<Vec<_>>()[..])
+            }
+            AtomView::Mul(m) => m.iter().fold(Atom::num(1), |acc, x| acc * rebuild(x)),
+            AtomView::Add(s) => s.iter().fold(Atom::num(0), |acc, x| acc + rebuild(x)),
+            AtomView::Pow(p) => {
+                let (base, exponent) = p.get_base_exp();
+                let base = rebuild(base);
+                let exponent_atom = rebuild(exponent);
+                let AtomView::Num(n) = exponent else {
+                    return base.pow(exponent_atom);
+                };
+                match n.get_coeff_view() {
+                    CoefficientView::Natural(num, 1, 0, _) => {
+                        let magnitude = call(self.custom[&Func::Abs], &base);
+                        let value = self.exponential(exponent_atom * magnitude.log());
+                        if num % 2 == 0 {
+                            value
+                        } else {
+                            call(self.custom[&Func::Sign], &base) * value
+                        }
+                    }
+                    CoefficientView::Natural(..) | CoefficientView::Large(..) => {
+                        self.exponential(exponent_atom * base.log())
+                    }
+                    _ => base.pow(exponent_atom),
+                }
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// e^z as `expm1(z) + 1` (see [`Engine::huge_powers_as_exponentials`]).
+    fn exponential(&self, z: Atom) -> Atom {
+        call(self.custom[&Func::Expm1], &z) + Atom::num(1)
     }
 }
 

@@ -762,7 +762,7 @@ fn visit_calls(e: &Expr, f: &mut dyn FnMut(hessforge_spec::Func)) {
 }
 
 fn is_zero(e: &Expr) -> bool {
-    matches!(e, Expr::Num(r) if r.num == 0)
+    matches!(e, Expr::Num(r) if r.is_zero())
 }
 
 /// A product of pieces: LaTeX joined by `latex_join`, text by ` · `.

@@ -70,54 +70,34 @@ impl Names {
     }
 }
 
-fn is_negative(r: Rational) -> bool {
-    r.num < 0
+fn is_negative(r: &Rational) -> bool {
+    r.is_negative()
 }
 
 /// The numeric coefficient of a product (1 if none) and the other factors.
 fn split_coefficient(e: &Expr) -> (Rational, Vec<Expr>) {
     match e {
-        Expr::Num(r) => (*r, vec![]),
+        Expr::Num(r) => (r.clone(), vec![]),
         Expr::Mul(xs) => {
             let mut c = Rational::int(1);
             let mut rest = Vec::new();
             for x in xs {
                 match x {
                     Expr::Num(r) => {
-                        c = Rational {
-                            num: c.num * r.num,
-                            den: c.den * r.den,
-                        }
+                        c = &c * r;
                     }
                     other => rest.push(other.clone()),
                 }
             }
-            (reduce(c), rest)
+            (c, rest)
         }
         other => (Rational::int(1), vec![other.clone()]),
     }
 }
 
-fn reduce(r: Rational) -> Rational {
-    let (mut a, mut b) = (r.num.abs(), r.den.abs());
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    let g = a.max(1);
-    let sign = if r.den < 0 { -1 } else { 1 };
-    Rational {
-        num: sign * r.num / g,
-        den: sign * r.den / g,
-    }
-}
-
 fn negate(e: &Expr) -> Expr {
     let (c, rest) = split_coefficient(e);
-    let c = Rational {
-        num: -c.num,
-        den: c.den,
-    };
-    rebuild(c, rest)
+    rebuild(-&c, rest)
 }
 
 fn rebuild(c: Rational, mut rest: Vec<Expr>) -> Expr {
@@ -136,7 +116,7 @@ fn rebuild(c: Rational, mut rest: Vec<Expr>) -> Expr {
 
 /// A term's sign for display: a negative coefficient.
 fn term_is_negative(e: &Expr) -> bool {
-    is_negative(split_coefficient(e).0)
+    is_negative(&split_coefficient(e).0)
 }
 
 /// A stable order of terms and factors, independent of the CAS's internal
@@ -158,7 +138,7 @@ fn odd_power_sum(f: &Expr) -> Option<&[Expr]> {
     match f {
         Expr::Add(terms) => Some(terms),
         Expr::Pow(b, x) => match (&**b, &**x) {
-            (Expr::Add(terms), Expr::Num(r)) if r.is_integer() && r.num % 2 != 0 => Some(terms),
+            (Expr::Add(terms), Expr::Num(r)) if r.is_odd_integer() => Some(terms),
             _ => None,
         },
         _ => None,
@@ -225,20 +205,18 @@ pub(crate) fn tidy(e: &Expr, names: &Names) -> Expr {
                 let Some(terms) = odd_power_sum(f) else {
                     continue;
                 };
-                let negative_constant =
-                    terms.iter().any(|t| matches!(t, Expr::Num(r) if r.num < 0));
+                let negative_constant = terms
+                    .iter()
+                    .any(|t| matches!(t, Expr::Num(r) if r.is_negative()));
                 if negative_constant && terms.len() > 1 {
                     *f = flip(f, names);
-                    c = Rational {
-                        num: -c.num,
-                        den: c.den,
-                    };
+                    c = -&c;
                 }
             }
             // ...then a negative coefficient is absorbed into a difference with
             // mostly negative terms: −(y − p) = (p − y).
             // (A difference with a constant, just written 1 − p, stays so.)
-            if is_negative(c)
+            if is_negative(&c)
                 && let Some(f) = factors.iter_mut().find(|f| {
                     odd_power_sum(f).is_some_and(|terms| {
                         let negatives = terms.iter().filter(|t| term_is_negative(t)).count();
@@ -248,10 +226,7 @@ pub(crate) fn tidy(e: &Expr, names: &Names) -> Expr {
                 })
             {
                 *f = flip(f, names);
-                c = Rational {
-                    num: -c.num,
-                    den: c.den,
-                };
+                c = -&c;
             }
             factors.sort_by_cached_key(|f| (names.rank(f), sort_key(f, names)));
             rebuild(c, factors)
@@ -305,22 +280,23 @@ impl Printer<'_> {
         }
     }
 
-    fn number(&self, r: Rational) -> String {
+    fn number(&self, r: &Rational) -> String {
         match (self.style, r.is_integer()) {
-            (_, true) => r.num.to_string(),
+            (_, true) => r.to_string(),
             (Style::Latex, false) => {
-                let sign = if r.num < 0 { "-" } else { "" };
-                format!("{sign}\\frac{{{}}}{{{}}}", r.num.abs(), r.den)
+                let sign = if r.is_negative() { "-" } else { "" };
+                let r = r.abs();
+                format!("{sign}\\frac{{{}}}{{{}}}", r.numer(), r.denom())
             }
-            (Style::Text, false) => format!("{}/{}", r.num, r.den),
+            (Style::Text, false) => r.to_string(),
         }
     }
 
     fn at(&self, e: &Expr, ctx: u8) -> String {
         match e {
             Expr::Num(r) => {
-                let s = self.number(*r);
-                if (r.num < 0 && ctx >= SUM) || (!r.is_integer() && ctx >= POWER) {
+                let s = self.number(r);
+                if (r.is_negative() && ctx >= SUM) || (!r.is_integer() && ctx >= POWER) {
                     self.paren(s)
                 } else {
                     s
@@ -355,12 +331,9 @@ impl Printer<'_> {
         for f in factors {
             match f {
                 Expr::Pow(b, x) => match &**x {
-                    Expr::Num(r) if r.num < 0 => {
-                        let positive = Rational {
-                            num: -r.num,
-                            den: r.den,
-                        };
-                        if positive == Rational::int(1) {
+                    Expr::Num(r) if r.is_negative() => {
+                        let positive = -r;
+                        if positive.is(1, 1) {
                             den.push((**b).clone());
                         } else {
                             den.push(Expr::Pow(b.clone(), Box::new(Expr::Num(positive))));
@@ -396,27 +369,24 @@ impl Printer<'_> {
     fn product(&self, e: &Expr, ctx: u8) -> String {
         let (c, factors) = split_coefficient(e);
         let (num, den) = Self::fraction_parts(&factors);
-        let negative = c.num < 0;
-        let c_abs = Rational {
-            num: c.num.abs(),
-            den: c.den,
-        };
+        let negative = c.is_negative();
+        let c_abs = c.abs();
         let body = if den.is_empty() && c_abs.is_integer() {
             let mut parts = Vec::new();
-            if c_abs.num != 1 || num.is_empty() {
+            if !c_abs.is(1, 1) || num.is_empty() {
                 parts.push(Expr::Num(c_abs));
             }
             parts.extend(num);
             self.juxtapose(&parts)
         } else {
             let mut top = Vec::new();
-            if c_abs.num != 1 {
-                top.push(Expr::Num(Rational::int(c_abs.num)));
+            if !c_abs.numerator().is(1, 1) {
+                top.push(Expr::Num(c_abs.numerator()));
             }
             top.extend(num);
             let mut bottom = Vec::new();
-            if c_abs.den != 1 {
-                bottom.push(Expr::Num(Rational::int(c_abs.den)));
+            if !c_abs.is_integer() {
+                bottom.push(Expr::Num(c_abs.denominator()));
             }
             bottom.extend(den);
             let top_s = if top.is_empty() {
@@ -454,14 +424,14 @@ impl Printer<'_> {
 
     fn power(&self, b: &Expr, x: &Expr, ctx: u8) -> String {
         if let Expr::Num(r) = x {
-            if r.num < 0 {
+            if r.is_negative() {
                 // A lone negative power is a fraction.
                 return self.product(
                     &Expr::Mul(vec![Expr::Pow(Box::new(b.clone()), Box::new(x.clone()))]),
                     ctx,
                 );
             }
-            if *r == (Rational { num: 1, den: 2 }) {
+            if r.is(1, 2) {
                 return match self.style {
                     Style::Latex => format!("\\sqrt{{{}}}", self.at(b, TOP)),
                     Style::Text => format!("sqrt({})", self.at(b, TOP)),
@@ -651,7 +621,7 @@ expr = "sigmoid(w)"
     #[test]
     fn fractions_and_powers() {
         let e = Expr::Mul(vec![
-            Expr::Num(Rational { num: 1, den: 2 }),
+            Expr::Num(Rational::ratio(1, 2)),
             v("lambda"),
             Expr::Pow(Box::new(v("w")), Box::new(Expr::int(2))),
         ]);

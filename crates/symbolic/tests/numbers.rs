@@ -1,0 +1,69 @@
+//! Numbers of any size through the engine: exact decimals far beyond 64 or
+//! 128 bits in the derivation, their nearest f64 in the lowered programs,
+//! and exponents too large for the polynomial algorithms.
+
+mod common;
+use hessforge_ir::Outputs;
+use hessforge_symbolic::{derive, lower};
+
+/// Loss, gradient and Hessian of a model without data at θ.
+fn values(m: &hessforge_spec::Model, theta: &[f64]) -> Vec<f64> {
+    let programs = lower(&derive(m).unwrap()).unwrap();
+    let consts: Vec<f64> = m.constants.iter().map(|(_, v)| *v).collect();
+    let mut out = vec![0.0; Outputs::LossGradHess.len(theta.len())];
+    programs.evaluate(Outputs::LossGradHess, theta, &consts, &[], None, &mut out);
+    out
+}
+
+fn model(loss: &str) -> hessforge_spec::Model {
+    hessforge_spec::load_str(
+        "numbers.toml",
+        &format!("name = \"n\"\ntitle = \"n\"\ndescription = \"n\"\nloss = \"{loss}\"\n[parameters]\na = {{}}\n"),
+    )
+    .unwrap_or_else(|e| panic!("{}", e.one_line()))
+}
+
+#[test]
+fn a_decimal_with_a_denominator_of_ten_to_the_23_stays_exact() {
+    let m = model("(a - 0.00000004875397277841432)^2");
+    let d = derive(&m).unwrap();
+    let gradient = &d.symbolica.gradient[0];
+    assert!(
+        gradient.contains("609424659730179/6250000000000000000000")
+            || gradient.contains("609424659730179/12500000000000000000000"),
+        "{gradient}"
+    );
+    let v = values(&m, &[1.0]);
+    assert_eq!(v[1], 2.0 * (1.0 - 0.00000004875397277841432));
+}
+
+#[test]
+fn products_of_long_decimals_exceed_128_bits_and_stay_exact() {
+    // (a·c)² with c of 40 digits: the Hessian's coefficient 2c² has 80.
+    let c = "1234567890123456789012345678901234567.891";
+    let m = model(&format!("(a * {c})^2"));
+    let d = derive(&m).unwrap();
+    let h = &d.symbolica.hessian[0][0];
+    assert!(h.len() > 70, "{h}");
+    let v = values(&m, &[0.0]);
+    let c: f64 = c.parse().unwrap();
+    assert!((v[2] - 2.0 * c * c).abs() <= 1e-15 * 2.0 * c * c, "{v:?}");
+}
+
+#[test]
+fn an_exponent_of_two_and_a_half_trillion_is_lowered() {
+    let m = model("(a)^(2.5e12)");
+    let v = values(&m, &[1.0]);
+    assert_eq!(v[0], 1.0);
+    assert!((v[1] - 2.5e12).abs() <= 1e-9 * 2.5e12, "{v:?}");
+    let v = values(&m, &[0.5]);
+    assert_eq!(v, vec![0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn tiny_and_huge_decimals_become_their_nearest_doubles() {
+    let m = model("1e-300 * a^2 + 1.5e300 * a");
+    let v = values(&m, &[2.0]);
+    assert_eq!(v[1], 4e-300 + 1.5e300);
+    assert_eq!(v[2], 2e-300);
+}
