@@ -206,16 +206,15 @@ fn two_processes_started_together_both_finish() {
 fn data_table_least_squares_problems_run() {
     let _g = symbolica_lock();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/problems");
-    for name in [
-        "meyer",
-        "kowalik_osborne",
-        "brown_dennis",
-        "gulf",
-        "watson",
-        "osborne1",
-        "osborne2",
-    ] {
-        let file = dir.join(format!("{name}.toml"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 7, "{files:?}");
+    for file in files {
+        let name = file.file_stem().unwrap().to_string_lossy();
         let out = hessforge()
             .args(["run", file.to_str().unwrap(), "--optimizer", "bfgs"])
             .args(["--max-iters", "3", "--json"])

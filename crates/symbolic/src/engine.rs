@@ -184,20 +184,10 @@ impl Engine {
         match e {
             Expr::Num(r) => number(r),
             Expr::Var(id) => Atom::var(self.var(id)),
-            Expr::Add(xs) => {
-                let mut acc = Atom::num(0);
-                for x in xs {
-                    acc += self.to_atom(x);
-                }
-                acc
-            }
-            Expr::Mul(xs) => {
-                let mut acc = Atom::num(1);
-                for x in xs {
-                    acc *= self.to_atom(x);
-                }
-                acc
-            }
+            // Pairwise: adding terms one by one to a growing sum costs
+            // quadratic time in its length (every step merges the sum).
+            Expr::Add(xs) => pairwise(xs, &|x| self.to_atom(x), &|a, b| a + b, Atom::num(0)),
+            Expr::Mul(xs) => pairwise(xs, &|x| self.to_atom(x), &|a, b| a * b, Atom::num(1)),
             Expr::Pow(b, x) => self.to_atom(b).pow(self.to_atom(x)),
             Expr::Call(f, a) => {
                 let arg = self.to_atom(a);
@@ -258,7 +248,7 @@ impl Engine {
     }
 
     /// The simplest of a few equivalent forms (factored, as is, expanded,
-    /// over a common denominator), by [`cost`]; ties go to the earlier form,
+    /// over a common denominator), by [`Engine::cost_of`]; ties go to the earlier form,
     /// so a factored form wins over an equally long expanded one.
     fn simplest(&self, a: &Atom) -> Atom {
         if !tame(a.as_view()) {
@@ -283,6 +273,12 @@ impl Engine {
                     t
                 };
             }
+            // Terms with functions (e^{−t·x} of each data row) hardly ever
+            // merge, and expanding their products whole is most of the time
+            // of a large derivation: only polynomials are expanded whole.
+            if calls_a_function(a.as_view()) {
+                return termwise;
+            }
             let whole = a.expand();
             return if self.cost_of(&whole) < self.cost_of(&termwise) {
                 whole
@@ -302,17 +298,65 @@ impl Engine {
         best
     }
 
-    /// [`cost`] of an atom; the largest cost for one that is not a real
-    /// expression, or has a number beyond the range of f64 (a factored
+    /// The measure of "simpler": the number of nodes of the tree
+    /// [`Engine::to_expr`] would make of an atom, plus one for every
+    /// repeated occurrence of a variable (so `x(1 − h²)` beats `x − h²x`);
+    /// computed on the atom itself (no tree is built: this is the inner loop
+    /// of simplification). `usize::MAX` for an atom that is not a real
+    /// expression or has a number beyond the range of f64 (a factored
     /// `(2a + 1.5·10⁶⁰⁰)/10³⁰⁰` of `2·10⁻³⁰⁰a + 1.5·10³⁰⁰`, which the
     /// programs could not evaluate): it is never the simplest.
     fn cost_of(&self, a: &Atom) -> usize {
-        self.to_expr(a.as_view())
-            .ok()
-            .filter(numbers_fit_f64)
-            .map_or(usize::MAX, |e| cost(&e))
+        fn walk(
+            engine: &Engine,
+            a: AtomView<'_>,
+            seen: &mut HashMap<Symbol, usize>,
+        ) -> Option<usize> {
+            Some(match a {
+                AtomView::Num(n) => {
+                    let r = coefficient(n.get_coeff_view(), a).ok()?;
+                    let v = r.to_f64();
+                    if !v.is_finite() || (v == 0.0 && !r.is_zero()) {
+                        return None;
+                    }
+                    1
+                }
+                AtomView::Var(v) if v.get_symbol() == Symbol::E => 2, // exp(1)
+                AtomView::Var(v) => {
+                    *seen.entry(v.get_symbol()).or_default() += 1;
+                    1
+                }
+                AtomView::Fun(f) => {
+                    engine.function(f.get_symbol())?;
+                    1 + walk(engine, f.get(0), seen)?
+                }
+                AtomView::Pow(p) => match p.get_base_exp() {
+                    (AtomView::Var(v), x) if v.get_symbol() == Symbol::E => {
+                        1 + walk(engine, x, seen)?
+                    }
+                    (b, x) => 1 + walk(engine, b, seen)? + walk(engine, x, seen)?,
+                },
+                AtomView::Mul(m) => {
+                    let mut n = 1;
+                    for x in m.iter() {
+                        n += walk(engine, x, seen)?;
+                    }
+                    n
+                }
+                AtomView::Add(s) => {
+                    let mut n = 1;
+                    for x in s.iter() {
+                        n += walk(engine, x, seen)?;
+                    }
+                    n
+                }
+            })
+        }
+        let mut seen = HashMap::new();
+        walk(self, a.as_view(), &mut seen).map_or(usize::MAX, |nodes| {
+            nodes + seen.values().map(|n| n - 1).sum::<usize>()
+        })
     }
-
     /// Whether `a − b` simplifies to zero once every intermediate is inlined.
     pub(crate) fn equivalent(&self, model: &Model, a: &Expr, b: &Expr) -> bool {
         let inline = |e: &Expr| {
@@ -340,7 +384,7 @@ impl Engine {
         let mut gradient = Vec::with_capacity(p);
         let mut grad_atoms = Vec::with_capacity(p);
         for j in 0..p {
-            let g = chain.total(&loss, &model.loss.free_vars(), j);
+            let g = chain.total(&loss, Some(LOSS), &model.loss.free_vars(), j);
             let expr = self.checked(&g, || format!("∂ℓ/∂{}", model.params[j].id))?;
             gradient.push(GradientEntry {
                 param: model.params[j].id.clone(),
@@ -356,7 +400,7 @@ impl Engine {
             Some(r) => {
                 let atom = self.to_atom(r);
                 let grads: Vec<Atom> = (0..p)
-                    .map(|j| chain.total(&atom, &r.free_vars(), j))
+                    .map(|j| chain.total(&atom, Some(REGULARIZER), &r.free_vars(), j))
                     .collect();
                 let hess = chain.hessian(&grads);
                 (grads, hess, Some(atom))
@@ -561,21 +605,6 @@ fn coefficient(c: CoefficientView<'_>, atom: AtomView<'_>) -> Result<Rational, S
     }
 }
 
-/// Whether every number of a tree is within the range of f64 (not rounded
-/// to ±∞, nor a nonzero number rounded to 0).
-fn numbers_fit_f64(e: &Expr) -> bool {
-    match e {
-        Expr::Num(r) => {
-            let v = r.to_f64();
-            v.is_finite() && (v != 0.0 || r.is_zero())
-        }
-        Expr::Var(_) => true,
-        Expr::Add(xs) | Expr::Mul(xs) => xs.iter().all(numbers_fit_f64),
-        Expr::Pow(a, b) => numbers_fit_f64(a) && numbers_fit_f64(b),
-        Expr::Call(_, a) => numbers_fit_f64(a),
-    }
-}
-
 /// Number of nodes of a tree.
 pub(crate) fn size(e: &Expr) -> usize {
     match e {
@@ -584,26 +613,6 @@ pub(crate) fn size(e: &Expr) -> usize {
         Expr::Pow(a, b) => 1 + size(a) + size(b),
         Expr::Call(_, a) => 1 + size(a),
     }
-}
-
-/// The measure of "simpler": the number of nodes of the tree, plus one for
-/// every repeated occurrence of a variable (so `x(1 − h²)` beats `x − h²x`).
-fn cost(e: &Expr) -> usize {
-    fn walk(e: &Expr, seen: &mut HashMap<String, usize>) -> usize {
-        match e {
-            Expr::Num(_) => 1,
-            Expr::Var(v) => {
-                *seen.entry(v.clone()).or_default() += 1;
-                1
-            }
-            Expr::Add(xs) | Expr::Mul(xs) => 1 + xs.iter().map(|x| walk(x, seen)).sum::<usize>(),
-            Expr::Pow(a, b) => 1 + walk(a, seen) + walk(b, seen),
-            Expr::Call(_, a) => 1 + walk(a, seen),
-        }
-    }
-    let mut seen = HashMap::new();
-    let nodes = walk(e, &mut seen);
-    nodes + seen.values().map(|n| n - 1).sum::<usize>()
 }
 
 /// One back-substitution of [`Chain::tidy`]: an intermediate's right-hand
@@ -624,6 +633,44 @@ impl Resubstitution {
             variables: variables(rhs.as_view()),
             name_variables: variables(name.as_view()),
         }
+    }
+}
+
+/// `op` over the atoms of `xs` as a balanced tree (`empty` for none).
+fn pairwise(
+    xs: &[Expr],
+    atom: &dyn Fn(&Expr) -> Atom,
+    op: &dyn Fn(Atom, Atom) -> Atom,
+    empty: Atom,
+) -> Atom {
+    match xs {
+        [] => empty,
+        [x] => atom(x),
+        _ => {
+            let (left, right) = xs.split_at(xs.len() / 2);
+            op(
+                pairwise(left, atom, op, empty.clone()),
+                pairwise(right, atom, op, empty),
+            )
+        }
+    }
+}
+
+/// Whether an expression calls a function (e^u counts) of something that
+/// is not a number.
+fn calls_a_function(a: AtomView<'_>) -> bool {
+    match a {
+        AtomView::Num(_) | AtomView::Var(_) => false,
+        AtomView::Fun(f) => !f.iter().all(|x| matches!(x, AtomView::Num(_))),
+        AtomView::Pow(p) => {
+            let (base, exponent) = p.get_base_exp();
+            let e_to_the = matches!(base, AtomView::Var(v) if v.get_symbol() == Symbol::E);
+            (e_to_the && !matches!(exponent, AtomView::Num(_)))
+                || calls_a_function(base)
+                || calls_a_function(exponent)
+        }
+        AtomView::Mul(m) => m.iter().any(calls_a_function),
+        AtomView::Add(s) => s.iter().any(calls_a_function),
     }
 }
 
@@ -664,6 +711,9 @@ struct Chain<'a> {
     resubstitute: Vec<Resubstitution>,
     /// Local partials ∂owner/∂v recorded for the derivation text.
     partials: Vec<LocalPartial>,
+    /// The same partials as simplified atoms, by (owner, v): reused by the
+    /// chain rule where a total derivative is the local partial alone.
+    local: HashMap<(String, String), Atom>,
 }
 
 impl<'a> Chain<'a> {
@@ -727,6 +777,7 @@ impl<'a> Chain<'a> {
             memo: HashMap::new(),
             resubstitute,
             partials: Vec::new(),
+            local: HashMap::new(),
         };
         chain.record_local_partials()?;
         Ok(chain)
@@ -757,14 +808,18 @@ impl<'a> Chain<'a> {
         var == pid || self.def_params.get(var).is_some_and(|ps| ps.contains(pid))
     }
 
-    /// d(expr)/dθ_j, where `vars` are the free variables of `expr`.
-    fn total(&mut self, expr: &Atom, vars: &BTreeSet<String>, j: usize) -> Atom {
+    /// d(expr)/dθ_j, where `vars` are the free variables of `expr`, and
+    /// `owner` its name when it is the loss, the regularizer or an
+    /// intermediate (whose simplified local partials are already known).
+    fn total(
+        &mut self,
+        expr: &Atom,
+        owner: Option<&str>,
+        vars: &BTreeSet<String>,
+        j: usize,
+    ) -> Atom {
         let pid = self.model.params[j].id.clone();
-        let mut acc = if vars.contains(&pid) {
-            expr.derivative(self.engine.var(&pid))
-        } else {
-            Atom::num(0)
-        };
+        let mut chain_terms = Atom::num(0);
         for v in vars {
             if !self.defs.contains_key(v) || !self.depends_on(v, j) {
                 continue;
@@ -777,9 +832,15 @@ impl<'a> Chain<'a> {
             if outer.is_zero() {
                 continue;
             }
-            acc += outer * inner;
+            chain_terms += outer * inner;
         }
-        self.tidy(&acc)
+        let known = owner.and_then(|o| self.local.get(&(o.to_string(), pid.clone())));
+        match known {
+            // The direct partial alone, simplified once already.
+            Some(direct) if chain_terms.is_zero() => direct.clone(),
+            _ if !vars.contains(&pid) => self.tidy(&chain_terms),
+            _ => self.tidy(&(expr.derivative(self.engine.var(&pid)) + chain_terms)),
+        }
     }
 
     fn total_of_definition(&mut self, id: &str, j: usize) -> Atom {
@@ -788,7 +849,7 @@ impl<'a> Chain<'a> {
         }
         let (i, atom) = self.defs[id].clone();
         let vars = self.model.definitions[i].expr.free_vars();
-        let result = self.total(&atom, &vars, j);
+        let result = self.total(&atom, Some(id), &vars, j);
         self.memo.insert((id.to_string(), j), result.clone());
         result
     }
@@ -805,7 +866,7 @@ impl<'a> Chain<'a> {
                 .map(|s| s.get_stripped_name().to_string())
                 .collect();
             for k in j..p {
-                let hjk = self.total(&gradient[j], &vars, k);
+                let hjk = self.total(&gradient[j], None, &vars, k);
                 h[k][j] = hjk.clone();
                 h[j][k] = hjk;
             }
@@ -839,6 +900,7 @@ impl<'a> Chain<'a> {
                 }
                 let d = self.tidy(&d);
                 let expr = self.engine.checked(&d, || format!("∂{owner}/∂{v}"))?;
+                self.local.insert((owner.clone(), v.clone()), d);
                 self.partials.push(LocalPartial {
                     of: owner.clone(),
                     wrt: v.clone(),

@@ -57,8 +57,32 @@ impl Engine {
             for (name, value) in inlined.iter().rev() {
                 a = a.replace(name.to_pattern()).with(value.to_pattern());
             }
+            // Each rewrite's left side has a logarithm, or a sum with −1 and
+            // an exponential; matching it against a long sum is costly, so
+            // it is tried only where such a node exists.
+            let has_log = any_node(
+                a.as_view(),
+                &|x| matches!(x, AtomView::Fun(f) if f.get_symbol() == Symbol::LOG),
+            );
+            let has_exp_minus_one = any_node(a.as_view(), &|x| match x {
+                AtomView::Add(s) => {
+                    s.iter().any(|t| t == Atom::num(-1).as_view())
+                        && s.iter().any(|t| any_node(t, &is_exponential))
+                }
+                _ => false,
+            });
             for (from, to) in &rewrites {
-                a = a.replace(from.to_pattern()).with(to.to_pattern());
+                let applies = if any_node(
+                    from.as_view(),
+                    &|x| matches!(x, AtomView::Fun(f) if f.get_symbol() == Symbol::LOG),
+                ) {
+                    has_log
+                } else {
+                    has_exp_minus_one
+                };
+                if applies {
+                    a = a.replace(from.to_pattern()).with(to.to_pattern());
+                }
             }
             self.huge_powers_as_exponentials(a.as_view())
         };
@@ -124,7 +148,17 @@ impl Engine {
         n_params: usize,
         n_data: usize,
     ) -> Result<Program, String> {
-        let evaluator = Atom::evaluator_multiple(outputs, params)
+        let mut builder = Atom::evaluator_multiple(outputs, params);
+        // A model without data evaluates each program once per iteration,
+        // so a long optimisation of a large one (the 66 Hessian entries of
+        // a 65-residual least-squares fit) costs more than it ever saves:
+        // one Horner pass. With data, the per-row program runs for every
+        // row of every pass, and the optimisation pays.
+        let nodes: usize = outputs.iter().map(|o| node_count(o.as_view())).sum();
+        if n_data == 0 && nodes > LARGE_PROGRAM_NODES {
+            builder = builder.horner_iterations(1);
+        }
+        let evaluator = builder
             .build()
             .map_err(|e| format!("cannot build the evaluator: {e:?}"))?
             .map_coeff(&|c| c.re.to_f64());
@@ -186,6 +220,51 @@ impl Engine {
     /// e^z as `expm1(z) + 1` (see [`Engine::huge_powers_as_exponentials`]).
     fn exponential(&self, z: Atom) -> Atom {
         call(self.custom[&Func::Expm1], &z) + Atom::num(1)
+    }
+}
+
+/// Above this many expression nodes, a program of a model without data is
+/// optimised with one Horner pass only (see [`Engine::program`]); every
+/// built-in is far below it.
+const LARGE_PROGRAM_NODES: usize = 20_000;
+
+/// The number of nodes of an expression.
+fn node_count(a: AtomView<'_>) -> usize {
+    1 + match a {
+        AtomView::Num(_) | AtomView::Var(_) => 0,
+        AtomView::Fun(f) => f.iter().map(node_count).sum(),
+        AtomView::Pow(p) => {
+            let (b, e) = p.get_base_exp();
+            node_count(b) + node_count(e)
+        }
+        AtomView::Mul(m) => m.iter().map(node_count).sum(),
+        AtomView::Add(s) => s.iter().map(node_count).sum(),
+    }
+}
+
+/// Whether `test` holds at some node of an expression.
+fn any_node(a: AtomView<'_>, test: &dyn Fn(AtomView<'_>) -> bool) -> bool {
+    test(a)
+        || match a {
+            AtomView::Num(_) | AtomView::Var(_) => false,
+            AtomView::Fun(f) => f.iter().any(|x| any_node(x, test)),
+            AtomView::Pow(p) => {
+                let (b, e) = p.get_base_exp();
+                any_node(b, test) || any_node(e, test)
+            }
+            AtomView::Mul(m) => m.iter().any(|x| any_node(x, test)),
+            AtomView::Add(s) => s.iter().any(|x| any_node(x, test)),
+        }
+}
+
+/// Whether a node is e^u.
+fn is_exponential(a: AtomView<'_>) -> bool {
+    match a {
+        AtomView::Fun(f) => f.get_symbol() == Symbol::EXP,
+        AtomView::Pow(p) => {
+            matches!(p.get_base_exp().0, AtomView::Var(v) if v.get_symbol() == Symbol::E)
+        }
+        _ => false,
     }
 }
 

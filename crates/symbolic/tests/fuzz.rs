@@ -13,13 +13,13 @@
 //! files. A few hundred cases run in `cargo test`; `cargo test --release --
 //! --ignored fuzz` runs 10 000.
 
+mod common;
 use hessforge_ir::Outputs;
 use hessforge_spec::Model;
 use hessforge_symbolic::{EngineError, derive, lower};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use std::cell::RefCell;
-use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -117,21 +117,11 @@ fn generated_file() -> impl Strategy<Value = String> {
         })
 }
 
-/// The built-in derivation files, by name.
-fn builtin_texts() -> Vec<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../derivations");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
-    files
+/// The texts of the built-in derivation files.
+fn builtin_texts() -> Vec<String> {
+    common::builtin_files()
         .iter()
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read_to_string(p).unwrap())
-        })
+        .map(|p| std::fs::read_to_string(p).unwrap())
         .collect()
 }
 
@@ -397,7 +387,7 @@ fn fuzz(cases: u32) {
                 any::<u64>(),
             ),
             |(which, mutations, seed)| {
-                let bytes = mutate(&builtins[which].1, &mutations);
+                let bytes = mutate(&builtins[which], &mutations);
                 let outcome = check_file(&bytes, seed)?;
                 outcomes.borrow_mut().push(outcome);
                 Ok(())

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use hessforge_spec::Model;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A built-in derivation by name.
 pub fn builtin(name: &str) -> Model {
@@ -12,8 +12,8 @@ pub fn builtin(name: &str) -> Model {
     hessforge_spec::load_file(&path).unwrap_or_else(|e| panic!("{}", e.one_line()))
 }
 
-/// Every built-in derivation, by name order.
-pub fn builtins() -> Vec<Model> {
+/// The paths of the built-in derivation files, by name order.
+pub fn builtin_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../derivations");
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
@@ -22,6 +22,11 @@ pub fn builtins() -> Vec<Model> {
         .collect();
     files.sort();
     files
+}
+
+/// Every built-in derivation, by name order.
+pub fn builtins() -> Vec<Model> {
+    builtin_files()
         .iter()
         .map(|p| hessforge_spec::load_file(p).unwrap_or_else(|e| panic!("{}", e.one_line())))
         .collect()
