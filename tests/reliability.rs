@@ -348,7 +348,7 @@ fn fuzz_csv_files() {
 }
 
 #[test]
-#[ignore = "10 000 files: run with `cargo test --release -- --ignored fuzz`"]
+#[ignore = "10 000 files: run with `cargo test --release --workspace -- --ignored fuzz`"]
 fn fuzz_csv_files_10000() {
     fuzz_csv(10_000);
 }

@@ -10,8 +10,8 @@
 //! needs nightly and a separate harness), its strategies describe a grammar
 //! directly (`prop_recursive`), and it shrinks a failing file to a small one.
 //! The runner is seeded (`HESSFORGE_FUZZ_SEED`, default 0): same seed, same
-//! files. A few hundred cases run in `cargo test`; `cargo test --release --
-//! --ignored fuzz` runs 10 000.
+//! files. A few hundred cases run in `cargo test`; `cargo test --release
+//! --workspace -- --ignored fuzz` runs 10 000.
 
 mod common;
 use hessforge_ir::Outputs;
@@ -404,7 +404,7 @@ fn fuzz_derivation_files() {
 }
 
 #[test]
-#[ignore = "10 000 cases of each kind: run with `cargo test --release -- --ignored fuzz`"]
+#[ignore = "10 000 cases of each kind: run with `cargo test --release --workspace -- --ignored fuzz`"]
 fn fuzz_derivation_files_10000() {
     fuzz(10_000);
 }
