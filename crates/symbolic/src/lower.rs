@@ -51,19 +51,25 @@ impl Engine {
             }
             inlined.push((Atom::var(self.var(&def.scalar.id)), rhs));
         }
-        let rewrites = stable_rewrites(self);
+        let is_log =
+            |x: AtomView<'_>| matches!(x, AtomView::Fun(f) if f.get_symbol() == Symbol::LOG);
+        // Each rewrite with whether its left side is a logarithm (else it is
+        // a sum with −1 and an exponential).
+        let rewrites: Vec<(Atom, Atom, bool)> = stable_rewrites(self)
+            .into_iter()
+            .map(|(from, to)| {
+                let log = any_node(from.as_view(), &is_log);
+                (from, to, log)
+            })
+            .collect();
         let prepare = |e: &Expr| -> Atom {
             let mut a = self.to_atom(e);
             for (name, value) in inlined.iter().rev() {
                 a = a.replace(name.to_pattern()).with(value.to_pattern());
             }
-            // Each rewrite's left side has a logarithm, or a sum with −1 and
-            // an exponential; matching it against a long sum is costly, so
-            // it is tried only where such a node exists.
-            let has_log = any_node(
-                a.as_view(),
-                &|x| matches!(x, AtomView::Fun(f) if f.get_symbol() == Symbol::LOG),
-            );
+            // Matching a rewrite against a long sum is costly: each is
+            // tried only where a node it could match exists.
+            let has_log = any_node(a.as_view(), &is_log);
             let has_exp_minus_one = any_node(a.as_view(), &|x| match x {
                 AtomView::Add(s) => {
                     s.iter().any(|t| t == Atom::num(-1).as_view())
@@ -71,16 +77,8 @@ impl Engine {
                 }
                 _ => false,
             });
-            for (from, to) in &rewrites {
-                let applies = if any_node(
-                    from.as_view(),
-                    &|x| matches!(x, AtomView::Fun(f) if f.get_symbol() == Symbol::LOG),
-                ) {
-                    has_log
-                } else {
-                    has_exp_minus_one
-                };
-                if applies {
+            for (from, to, log) in &rewrites {
+                if (*log && has_log) || (!*log && has_exp_minus_one) {
                     a = a.replace(from.to_pattern()).with(to.to_pattern());
                 }
             }
@@ -214,9 +212,7 @@ impl Engine {
             }
         }
     }
-}
 
-impl Engine {
     /// e^z as `expm1(z) + 1` (see [`Engine::huge_powers_as_exponentials`]).
     fn exponential(&self, z: Atom) -> Atom {
         call(self.custom[&Func::Expm1], &z) + Atom::num(1)
