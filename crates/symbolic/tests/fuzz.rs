@@ -246,9 +246,16 @@ fn check_file(bytes: &[u8], seed: u64) -> Result<Outcome, TestCaseError> {
         let result = derive(&job).and_then(|d| lower(&d).map(|p| (d, p)));
         let _ = tx.send(result);
     });
-    let result = rx
-        .recv_timeout(CASE_LIMIT)
-        .map_err(|_| TestCaseError::fail(format!("no answer within {CASE_LIMIT:?}")))?;
+    let Ok(result) = rx.recv_timeout(CASE_LIMIT) else {
+        // A hang cannot be shrunk: the engine's one thread is still busy
+        // with it, and every later case would wait behind it. Show the file
+        // and stop the whole test binary.
+        eprintln!(
+            "no answer within {CASE_LIMIT:?} for this file:\n{}",
+            String::from_utf8_lossy(bytes)
+        );
+        std::process::exit(1);
+    };
     let (_, programs) = match result {
         Ok(done) => done,
         Err(e @ EngineError::Undefined { .. }) => {
