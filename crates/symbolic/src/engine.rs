@@ -188,7 +188,20 @@ impl Engine {
             // quadratic time in its length (every step merges the sum).
             Expr::Add(xs) => pairwise(xs, &|x| self.to_atom(x), &|a, b| a + b, Atom::num(0)),
             Expr::Mul(xs) => pairwise(xs, &|x| self.to_atom(x), &|a, b| a * b, Atom::num(1)),
-            Expr::Pow(b, x) => self.to_atom(b).pow(self.to_atom(x)),
+            // A number to a number with a numerator or denominator beyond
+            // MAX_EXPONENT (`2.73929^5.27598`): Symbolica would compute its
+            // exact value, with hundreds of thousands of digits, for
+            // minutes. It is kept as e^{x·log b}, written expm1(…) + 1 so
+            // that it is not turned back into the power (see `lower`).
+            Expr::Pow(b, x) => match (&**b, &**x) {
+                (Expr::Num(base), Expr::Num(exponent))
+                    if !base.is_zero() && !small_exponent(exponent) =>
+                {
+                    let z = self.to_atom(x) * self.to_atom(b).log();
+                    call(self.custom[&Func::Expm1], &z) + Atom::num(1)
+                }
+                _ => self.to_atom(b).pow(self.to_atom(x)),
+            },
             Expr::Call(f, a) => {
                 let arg = self.to_atom(a);
                 match f {
@@ -553,6 +566,13 @@ pub(crate) fn powers_within(a: AtomView<'_>, sum_limit: u64) -> bool {
         AtomView::Mul(m) => m.iter().all(within),
         AtomView::Add(s) => s.iter().all(within),
     }
+}
+
+/// Whether a numeric exponent has numerator and denominator of at most
+/// [`MAX_EXPONENT`].
+fn small_exponent(r: &Rational) -> bool {
+    let bounded = |n: &BigInt| n.magnitude() <= &num_bigint::BigUint::from(MAX_EXPONENT);
+    bounded(r.numer()) && bounded(r.denom())
 }
 
 /// The largest numerator or denominator of an exponent in [`tame`].

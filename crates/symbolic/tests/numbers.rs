@@ -67,3 +67,14 @@ fn tiny_and_huge_decimals_become_their_nearest_doubles() {
     assert_eq!(v[1], 4e-300 + 1.5e300);
     assert_eq!(v[2], 2e-300);
 }
+
+#[test]
+fn a_decimal_to_a_decimal_power_is_not_computed_exactly() {
+    // 2.73929^5.27598 exactly would have hundreds of thousands of digits
+    // (found by the fuzzer: the engine computed it for over 15 minutes).
+    let m = model("2.73929^5.27598 + a^2");
+    let v = values(&m, &[1.0]);
+    let expected = 2.73929f64.powf(5.27598) + 1.0;
+    assert!((v[0] - expected).abs() <= 1e-12 * expected, "{v:?}");
+    assert_eq!(v[1], 2.0);
+}
