@@ -193,15 +193,23 @@ impl Engine {
             // exact value, with hundreds of thousands of digits, for
             // minutes. It is kept as e^{x·log b}, written expm1(…) + 1 so
             // that it is not turned back into the power (see `lower`).
-            Expr::Pow(b, x) => match (&**b, &**x) {
-                (Expr::Num(base), Expr::Num(exponent))
-                    if !base.is_zero() && !small_exponent(exponent) =>
-                {
-                    let z = self.to_atom(x) * self.to_atom(b).log();
+            Expr::Pow(b, x) => {
+                let (base, exponent) = (self.to_atom(b), self.to_atom(x));
+                let huge = match (base.as_view(), exponent.as_view()) {
+                    (AtomView::Num(_), AtomView::Num(e)) => {
+                        !base.is_zero()
+                            && coefficient(e.get_coeff_view(), exponent.as_view())
+                                .is_ok_and(|r| !small_exponent(&r))
+                    }
+                    _ => false,
+                };
+                if huge {
+                    let z = exponent * base.log();
                     call(self.custom[&Func::Expm1], &z) + Atom::num(1)
+                } else {
+                    base.pow(exponent)
                 }
-                _ => self.to_atom(b).pow(self.to_atom(x)),
-            },
+            }
             Expr::Call(f, a) => {
                 let arg = self.to_atom(a);
                 match f {
