@@ -204,8 +204,7 @@ impl Engine {
                     _ => false,
                 };
                 if huge {
-                    let z = exponent * base.log();
-                    call(self.custom[&Func::Expm1], &z) + Atom::num(1)
+                    self.exponential(exponent * base.log())
                 } else {
                     base.pow(exponent)
                 }

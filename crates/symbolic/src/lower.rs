@@ -214,7 +214,7 @@ impl Engine {
     }
 
     /// e^z as `expm1(z) + 1` (see [`Engine::huge_powers_as_exponentials`]).
-    fn exponential(&self, z: Atom) -> Atom {
+    pub(crate) fn exponential(&self, z: Atom) -> Atom {
         call(self.custom[&Func::Expm1], &z) + Atom::num(1)
     }
 }
