@@ -566,12 +566,35 @@ pub(crate) fn powers_within(a: AtomView<'_>, sum_limit: u64) -> bool {
                     }
                     _ => false,
                 },
-                other => within(other),
+                // Symbolica's polynomial conversion splits `a^(a + c)` into
+                // `a^a · a^c`: a symbolic exponent's numbers count as powers.
+                other => within(other) && numbers_within(other),
             };
             bounded && within(base)
         }
         AtomView::Mul(m) => m.iter().all(within),
         AtomView::Add(s) => s.iter().all(within),
+    }
+}
+
+/// Whether every number in `a` has numerator and denominator of at most
+/// [`MAX_EXPONENT`] (`a + 2.5e12` does not).
+fn numbers_within(a: AtomView<'_>) -> bool {
+    match a {
+        AtomView::Num(n) => match n.get_coeff_view() {
+            CoefficientView::Natural(num, den, 0, _) => {
+                num.unsigned_abs() <= MAX_EXPONENT && den.unsigned_abs() <= MAX_EXPONENT
+            }
+            _ => false,
+        },
+        AtomView::Var(_) => true,
+        AtomView::Fun(f) => f.iter().all(numbers_within),
+        AtomView::Pow(p) => {
+            let (base, exponent) = p.get_base_exp();
+            numbers_within(base) && numbers_within(exponent)
+        }
+        AtomView::Mul(m) => m.iter().all(numbers_within),
+        AtomView::Add(s) => s.iter().all(numbers_within),
     }
 }
 

@@ -78,3 +78,15 @@ fn a_decimal_to_a_decimal_power_is_not_computed_exactly() {
     assert!((v[0] - expected).abs() <= 1e-12 * expected, "{v:?}");
     assert_eq!(v[1], 2.0);
 }
+
+#[test]
+fn a_huge_number_inside_a_symbolic_exponent_is_not_expanded() {
+    // a^(a + 2.5e12) = a^a · a^(2.5e12) to the polynomial algorithms, whose
+    // exponent limit is 2^32 (found by the fourth 10 000-case fuzz run:
+    // Symbolica's factor panicked).
+    let m = model("(a)^((a + 2.5e12)) + (a + a)");
+    let v = values(&m, &[1.0]);
+    assert_eq!(v[0], 3.0);
+    // d/da a^(a + c) = a^(a + c) (log a + (a + c)/a) = 1 + 2.5e12 + 1 at a = 1.
+    assert!((v[1] - (2.5e12 + 3.0)).abs() <= 1e-9 * 2.5e12, "{v:?}");
+}
