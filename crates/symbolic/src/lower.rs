@@ -8,6 +8,7 @@ use crate::derivation::Derivation;
 use crate::engine::{Engine, MAX_EXPONENT, call, powers_within};
 use hessforge_ir::{Instr, ModelPrograms, Operand, Program, Split};
 use hessforge_spec::{Expr, Func};
+use std::collections::HashMap;
 use symbolica::atom::{Atom, AtomCore, AtomView, Symbol};
 use symbolica::coefficient::CoefficientView;
 use symbolica::evaluate::{ExportedInstructions, Instruction, Slot};
@@ -43,13 +44,23 @@ impl Engine {
         let m = &d.model;
         let p = m.n_params();
         // Intermediates, fully inlined (each right-hand side in terms of θ, x, c).
+        // A definition whose value is a number is substituted in our own
+        // tree, before the conversion: Symbolica's replacement would
+        // evaluate `2^u` with u = 4.875…e-23 exactly (a power with a
+        // denominator of 10²³), which `to_atom` keeps as an exponential.
+        let mut numbers: HashMap<String, Expr> = HashMap::new();
         let mut inlined: Vec<(Atom, Atom)> = Vec::new();
         for def in &m.definitions {
-            let mut rhs = self.to_atom(&def.expr);
+            let expr = def.expr.substitute(&numbers);
+            let mut rhs = self.to_atom(&expr);
             for (name, value) in &inlined {
                 rhs = rhs.replace(name.to_pattern()).with(value.to_pattern());
             }
-            inlined.push((Atom::var(self.var(&def.scalar.id)), rhs));
+            if matches!(rhs.as_view(), AtomView::Num(_)) {
+                numbers.insert(def.scalar.id.clone(), expr);
+            } else {
+                inlined.push((Atom::var(self.var(&def.scalar.id)), rhs));
+            }
         }
         let is_log =
             |x: AtomView<'_>| matches!(x, AtomView::Fun(f) if f.get_symbol() == Symbol::LOG);
@@ -63,7 +74,7 @@ impl Engine {
             })
             .collect();
         let prepare = |e: &Expr| -> Atom {
-            let mut a = self.to_atom(e);
+            let mut a = self.to_atom(&e.substitute(&numbers));
             for (name, value) in inlined.iter().rev() {
                 a = a.replace(name.to_pattern()).with(value.to_pattern());
             }

@@ -90,3 +90,23 @@ fn a_huge_number_inside_a_symbolic_exponent_is_not_expanded() {
     // d/da a^(a + c) = a^(a + c) (log a + (a + c)/a) = 1 + 2.5e12 + 1 at a = 1.
     assert!((v[1] - (2.5e12 + 3.0)).abs() <= 1e-9 * 2.5e12, "{v:?}");
 }
+
+#[test]
+fn a_definition_that_is_a_tiny_number_used_as_an_exponent_is_lowered() {
+    // u = 4.875…e-23 and 2^u: substituting u with Symbolica's replacement
+    // computed the rational power exactly and panicked (found by the fifth
+    // 10 000-case fuzz run).
+    let text = "name = \"n\"\ntitle = \"n\"\ndescription = \"n\"\n\
+                loss = \"dot([(2)^(u), 0], w) + u\"\n\
+                [parameters]\nw = { shape = [2] }\n\
+                [[define]]\nname = \"u\"\nexpr = \"-(-(0.00000004875397277841432))\"\n";
+    let m = hessforge_spec::load_str("numbers.toml", text).unwrap();
+    let v = values(&m, &[3.0, 5.0]);
+    let u = 0.00000004875397277841432f64;
+    assert!(
+        (v[0] - (3.0 * 2f64.powf(u) + u)).abs() <= 1e-15 * 3.0,
+        "{v:?}"
+    );
+    assert!((v[1] - 2f64.powf(u)).abs() <= 1e-15, "{v:?}");
+    assert_eq!(v[2], 0.0);
+}
