@@ -195,18 +195,25 @@ impl Engine {
             // that it is not turned back into the power (see `lower`).
             Expr::Pow(b, x) => {
                 let (base, exponent) = (self.to_atom(b), self.to_atom(x));
-                let huge = match (base.as_view(), exponent.as_view()) {
-                    (AtomView::Num(_), AtomView::Num(e)) => {
-                        !base.is_zero()
-                            && coefficient(e.get_coeff_view(), exponent.as_view())
-                                .is_ok_and(|r| !small_exponent(&r))
-                    }
-                    _ => false,
+                let huge = match exponent.as_view() {
+                    AtomView::Num(e) => coefficient(e.get_coeff_view(), exponent.as_view())
+                        .ok()
+                        .filter(|r| !small_exponent(r)),
+                    _ => None,
                 };
-                if huge {
-                    self.exponential(exponent * base.log())
-                } else {
-                    base.pow(exponent)
+                match (huge, base.as_view()) {
+                    (Some(_), AtomView::Num(_)) if !base.is_zero() => {
+                        self.exponential(exponent * base.log())
+                    }
+                    // (c·u)^n with a numeric factor c: Symbolica would
+                    // compute c^n exactly (and panics beyond 2^32, even for
+                    // c = −1). It is kept as an exponential too.
+                    (Some(n), AtomView::Mul(m))
+                        if m.iter().any(|f| matches!(f, AtomView::Num(_))) =>
+                    {
+                        self.power_as_exponential(base.clone(), exponent, &n)
+                    }
+                    _ => base.pow(exponent),
                 }
             }
             Expr::Call(f, a) => {
@@ -637,7 +644,7 @@ fn number(r: &Rational) -> Atom {
 }
 
 /// A Symbolica coefficient → an exact rational, or why it is not one.
-fn coefficient(c: CoefficientView<'_>, atom: AtomView<'_>) -> Result<Rational, String> {
+pub(crate) fn coefficient(c: CoefficientView<'_>, atom: AtomView<'_>) -> Result<Rational, String> {
     match c {
         CoefficientView::Natural(num, den, 0, _) => Ok(Rational::ratio(num, den)),
         CoefficientView::Large(re, im) if im.is_zero() => Rational::parse(&re.to_rat().to_string())

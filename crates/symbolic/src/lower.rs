@@ -7,10 +7,9 @@
 use crate::derivation::Derivation;
 use crate::engine::{Engine, MAX_EXPONENT, call, powers_within};
 use hessforge_ir::{Instr, ModelPrograms, Operand, Program, Split};
-use hessforge_spec::{Expr, Func};
+use hessforge_spec::{Expr, Func, Rational};
 use std::collections::HashMap;
 use symbolica::atom::{Atom, AtomCore, AtomView, Symbol};
-use symbolica::coefficient::CoefficientView;
 use symbolica::evaluate::{ExportedInstructions, Instruction, Slot};
 use symbolica::symbol;
 
@@ -205,22 +204,28 @@ impl Engine {
                 let AtomView::Num(n) = exponent else {
                     return base.pow(exponent_atom);
                 };
-                match n.get_coeff_view() {
-                    CoefficientView::Natural(num, 1, 0, _) => {
-                        let magnitude = call(self.custom[&Func::Abs], &base);
-                        let value = self.exponential(exponent_atom * magnitude.log());
-                        if num % 2 == 0 {
-                            value
-                        } else {
-                            call(self.custom[&Func::Sign], &base) * value
-                        }
-                    }
-                    CoefficientView::Natural(..) | CoefficientView::Large(..) => {
-                        self.exponential(exponent_atom * base.log())
-                    }
-                    _ => base.pow(exponent_atom),
+                match crate::engine::coefficient(n.get_coeff_view(), exponent) {
+                    Ok(r) => self.power_as_exponential(base, exponent_atom, &r),
+                    Err(_) => base.pow(exponent_atom),
                 }
             }
+        }
+    }
+
+    /// `base^n` for a numeric `n` as an exponential: `sign(u)^(n mod 2) ·
+    /// e^{n log|u|}` for an integer n (real for every base), `e^{n log u}`
+    /// otherwise (real where u > 0, as `powf`).
+    pub(crate) fn power_as_exponential(&self, base: Atom, exponent: Atom, n: &Rational) -> Atom {
+        if n.is_integer() {
+            let magnitude = call(self.custom[&Func::Abs], &base);
+            let value = self.exponential(exponent * magnitude.log());
+            if n.is_odd_integer() {
+                call(self.custom[&Func::Sign], &base) * value
+            } else {
+                value
+            }
+        } else {
+            self.exponential(exponent * base.log())
         }
     }
 

@@ -110,3 +110,25 @@ fn a_definition_that_is_a_tiny_number_used_as_an_exponent_is_lowered() {
     assert!((v[1] - 2f64.powf(u)).abs() <= 1e-15, "{v:?}");
     assert_eq!(v[2], 0.0);
 }
+
+#[test]
+fn a_product_with_a_numeric_factor_to_a_huge_power_is_an_exponential() {
+    // (−(w·x))^(−2.5e12): Symbolica raised the factor −1 to the power
+    // exactly and panicked (found by the sixth 10 000-case fuzz run). Every
+    // variant: negative and positive factors, integer and fractional powers.
+    for (loss, at, expected) in [
+        ("(-a)^(-(2.5e12))", 1.0, 1.0),
+        ("(-a)^(2.5e12 + 1)", 1.0, -1.0),
+        ("(2 * a)^(2.5e12)", 0.5, 1.0),
+        ("(-2 * a)^(1 / 2.5e12)", -0.5, 1.0),
+        ("(a * 3)^(0.5e-12)", 1.0, 3f64.powf(0.5e-12)),
+    ] {
+        let m = model(loss);
+        let v = values(&m, &[at]);
+        assert!((v[0] - expected).abs() <= 1e-12, "{loss}: {v:?}");
+    }
+    let m = model("(-(a - 2))^(-(2.5e12)) + a^2");
+    let v = values(&m, &[1.0]);
+    assert_eq!(v[0], 2.0, "{v:?}");
+    assert!((v[1] - (2.0 + 2.5e12)).abs() <= 1e-9 * 2.5e12, "{v:?}");
+}
