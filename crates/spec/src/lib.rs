@@ -18,6 +18,7 @@
 
 mod error;
 pub mod expr;
+pub mod index;
 mod load;
 mod model;
 

@@ -4,6 +4,7 @@
 
 use crate::error::{ErrorKind, SpecError};
 use crate::expr::{self, Ast, AstKind, BinOp, Index, Span};
+use crate::index::{IExpr, IndexDefinition, IndexModel, IndexScope, IndexTensor};
 use crate::model::{
     Definition, Distribution, Draw, Expr, Func, Model, Rational, Role, Scalar, Synthetic,
     TensorInfo,
@@ -304,7 +305,7 @@ fn suggestion<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> 
 /// of any size. `None` for text that is not one, or for an exponent beyond
 /// ±10 000 (a number written so has no place in a model, and its exact value
 /// would take megabytes).
-fn parse_number(text: &str) -> Option<Rational> {
+pub(crate) fn parse_number(text: &str) -> Option<Rational> {
     const MAX_EXPONENT: i64 = 10_000;
     let (mantissa, exponent) = match text.find(['e', 'E']) {
         Some(i) => (&text[..i], text[i + 1..].parse::<i64>().ok()?),
@@ -1120,7 +1121,9 @@ impl Loader {
             None => None,
         };
 
+        let index = self.index_model(&raw, &def_asts, &def_ranges, &order);
         Ok(Model {
+            index,
             source: self.src.path.clone(),
             name: raw.name.into_inner(),
             title: raw.title,
@@ -1137,6 +1140,86 @@ impl Loader {
             regularizer,
             init,
             synthetic,
+        })
+    }
+
+    /// The same model in index form, from the syntax trees scalarization
+    /// has accepted (so `None`, no index form, only on an inconsistency).
+    fn index_model(
+        &self,
+        raw: &RawSpec,
+        def_asts: &[Ast],
+        def_ranges: &[Option<(String, usize)>],
+        order: &[usize],
+    ) -> Option<IndexModel> {
+        let shapes: HashMap<String, Vec<usize>> = self
+            .symbols
+            .iter()
+            .map(|(name, sym)| (name.clone(), sym.shape.clone()))
+            .collect();
+        let tensors = self
+            .names
+            .iter()
+            .map(|name| {
+                let sym = &self.symbols[name];
+                IndexTensor {
+                    name: name.clone(),
+                    role: sym.role,
+                    shape: sym.shape.clone(),
+                    ids: sym.ids.clone(),
+                }
+            })
+            .collect();
+        let mut fresh = 0;
+        let mut definitions = Vec::new();
+        for &k in order {
+            let name = raw.define[k].name.get_ref();
+            let mut scope = IndexScope {
+                shapes: &shapes,
+                bound: vec![],
+                fresh: &mut fresh,
+            };
+            let (indices, expr) = match &def_ranges[k] {
+                Some((var, _)) => {
+                    let unique = scope.fresh(var);
+                    scope.bound.push((var.clone(), unique.clone()));
+                    let t = scope.convert(&def_asts[k])?;
+                    if !t.axes.is_empty() {
+                        return None;
+                    }
+                    (vec![unique], t.body)
+                }
+                None => {
+                    let t = scope.convert(&def_asts[k])?;
+                    (t.axes.into_iter().map(|(v, _)| v).collect(), t.body)
+                }
+            };
+            definitions.push(IndexDefinition {
+                name: name.clone(),
+                indices,
+                expr,
+            });
+        }
+        let mut scalar = |value: &Spanned<String>| -> Option<IExpr> {
+            let ast = expr::parse(value.get_ref()).ok()?;
+            let t = IndexScope {
+                shapes: &shapes,
+                bound: vec![],
+                fresh: &mut fresh,
+            }
+            .convert(&ast)?;
+            t.axes.is_empty().then_some(t.body)
+        };
+        let loss = scalar(&raw.loss)?;
+        let regularizer = match &raw.regularizer {
+            Some(r) => Some(scalar(r)?),
+            None => None,
+        };
+        Some(IndexModel {
+            tensors,
+            definitions,
+            loss,
+            regularizer,
         })
     }
 

@@ -378,6 +378,11 @@ pub struct Synthetic {
 /// A validated derivation file, scalarized.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Model {
+    /// The same model in index form (tensors kept whole), when the file
+    /// can be written that way (every file the loader accepts can; `None`
+    /// only on an internal inconsistency).
+    #[serde(skip)]
+    pub index: Option<crate::index::IndexModel>,
     /// The file it was read from, as given (`derivations/rosenbrock.toml`),
     /// for messages about it.
     pub source: String,
