@@ -35,6 +35,35 @@ pub(crate) fn call(f: Symbol, arg: &Atom) -> Atom {
     f.call(&[arg.as_view()][..])
 }
 
+/// e^arg. Symbolica 3.0.0 normalises e^X wrongly when X holds a logarithm
+/// other than as a plain factor (`exp(sin(log(a)))` becomes 0,
+/// `exp(log(a)^2)` too; `exp(2 log a)` = a² is right): such an exponential
+/// is kept as our own opaque function `hessforge::exp`, which the
+/// evaluator, the renderers and the IR read as exp.
+pub(crate) fn exp_of(arg: Atom) -> Atom {
+    let is_log = |x: AtomView<'_>| matches!(x, AtomView::Fun(f) if f.get_symbol() == Symbol::LOG);
+    if any_node(arg.as_view(), &is_log) {
+        call(symbol!("hessforge::exp"), &arg)
+    } else {
+        arg.exp()
+    }
+}
+
+/// Whether `test` holds at some node of an expression.
+pub(crate) fn any_node(a: AtomView<'_>, test: &dyn Fn(AtomView<'_>) -> bool) -> bool {
+    test(a)
+        || match a {
+            AtomView::Num(_) | AtomView::Var(_) => false,
+            AtomView::Fun(f) => f.iter().any(|x| any_node(x, test)),
+            AtomView::Pow(p) => {
+                let (b, e) = p.get_base_exp();
+                any_node(b, test) || any_node(e, test)
+            }
+            AtomView::Mul(m) => m.iter().any(|x| any_node(x, test)),
+            AtomView::Add(s) => s.iter().any(|x| any_node(x, test)),
+        }
+}
+
 /// The argument of a one-argument function view, as an owned atom.
 fn first_arg(view: AtomView<'_>) -> Atom {
     match view {
@@ -128,7 +157,14 @@ impl Engine {
             "hessforge::expm1",
             eval = numeric(f64::exp_m1),
             der = |f, _arg, out| {
-                **out = first_arg(f).exp();
+                **out = exp_of(first_arg(f));
+            }
+        );
+        let opaque_exp = symbol!(
+            "hessforge::exp",
+            eval = numeric(f64::exp),
+            der = |f, _arg, out| {
+                **out = exp_of(first_arg(f));
             }
         );
         let custom = HashMap::from([
@@ -143,6 +179,7 @@ impl Engine {
             (Func::Expm1, expm1),
             (Func::Relu, relu),
             (Func::Abs, absval),
+            (Func::Exp, opaque_exp),
         ]);
         // Touch the engine once so that its start-up (and banner) happens here.
         let warm = call(sigmoid, &Atom::var(symbol!("hessforge::warmup_u")))
@@ -219,7 +256,7 @@ impl Engine {
             Expr::Call(f, a) => {
                 let arg = self.to_atom(a);
                 match f {
-                    Func::Exp => arg.exp(),
+                    Func::Exp => exp_of(arg),
                     Func::Log => arg.log(),
                     Func::Sqrt => arg.sqrt(),
                     Func::Sin => arg.sin(),

@@ -5,7 +5,7 @@
 //! translated into [`hessforge_ir`] instructions.
 
 use crate::derivation::Derivation;
-use crate::engine::{Engine, MAX_EXPONENT, call, powers_within};
+use crate::engine::{Engine, MAX_EXPONENT, any_node, call, exp_of, powers_within};
 use hessforge_ir::{Instr, ModelPrograms, Operand, Program, Split};
 use hessforge_spec::{Expr, Func, Rational};
 use std::collections::HashMap;
@@ -192,8 +192,12 @@ impl Engine {
             AtomView::Num(_) | AtomView::Var(_) => a.to_owned(),
             AtomView::Fun(f) => {
                 let args: Vec<Atom> = f.iter().map(rebuild).collect();
-                f.get_symbol()
-                    .call(&args.iter().map(|x| x.as_view()).collect::<Vec<_>>()[..])
+                match args.as_slice() {
+                    [arg] if f.get_symbol() == Symbol::EXP => exp_of(arg.clone()),
+                    _ => f
+                        .get_symbol()
+                        .call(&args.iter().map(|x| x.as_view()).collect::<Vec<_>>()[..]),
+                }
             }
             AtomView::Mul(m) => m.iter().fold(Atom::num(1), |acc, x| acc * rebuild(x)),
             AtomView::Add(s) => s.iter().fold(Atom::num(0), |acc, x| acc + rebuild(x)),
@@ -202,7 +206,11 @@ impl Engine {
                 let base = rebuild(base);
                 let exponent_atom = rebuild(exponent);
                 let AtomView::Num(n) = exponent else {
-                    return base.pow(exponent_atom);
+                    return if is_e(base.as_view()) {
+                        exp_of(exponent_atom)
+                    } else {
+                        base.pow(exponent_atom)
+                    };
                 };
                 match crate::engine::coefficient(n.get_coeff_view(), exponent) {
                     Ok(r) => self.power_as_exponential(base, exponent_atom, &r),
@@ -254,30 +262,18 @@ fn node_count(a: AtomView<'_>) -> usize {
     }
 }
 
-/// Whether `test` holds at some node of an expression.
-fn any_node(a: AtomView<'_>, test: &dyn Fn(AtomView<'_>) -> bool) -> bool {
-    test(a)
-        || match a {
-            AtomView::Num(_) | AtomView::Var(_) => false,
-            AtomView::Fun(f) => f.iter().any(|x| any_node(x, test)),
-            AtomView::Pow(p) => {
-                let (b, e) = p.get_base_exp();
-                any_node(b, test) || any_node(e, test)
-            }
-            AtomView::Mul(m) => m.iter().any(|x| any_node(x, test)),
-            AtomView::Add(s) => s.iter().any(|x| any_node(x, test)),
-        }
-}
-
 /// Whether a node is e^u.
 fn is_exponential(a: AtomView<'_>) -> bool {
     match a {
         AtomView::Fun(f) => f.get_symbol() == Symbol::EXP,
-        AtomView::Pow(p) => {
-            matches!(p.get_base_exp().0, AtomView::Var(v) if v.get_symbol() == Symbol::E)
-        }
+        AtomView::Pow(p) => is_e(p.get_base_exp().0),
         _ => false,
     }
+}
+
+/// Whether this is Euler's number e (the base of Symbolica's `exp`).
+fn is_e(a: AtomView<'_>) -> bool {
+    matches!(a, AtomView::Var(v) if v.get_symbol() == Symbol::E)
 }
 
 /// The terms of a sum that mention a data symbol, and the rest.
