@@ -105,6 +105,13 @@ impl std::ops::Mul for &Rational {
     }
 }
 
+impl std::ops::Add for &Rational {
+    type Output = Rational;
+    fn add(self, rhs: &Rational) -> Rational {
+        Rational(&self.0 + &rhs.0)
+    }
+}
+
 impl std::ops::Neg for &Rational {
     type Output = Rational;
     fn neg(self) -> Rational {

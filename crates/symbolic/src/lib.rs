@@ -12,6 +12,7 @@
 
 mod derivation;
 mod engine;
+pub mod index_calculus;
 pub mod lock;
 mod lower;
 pub mod render;
