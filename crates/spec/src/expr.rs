@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! expr    := term (('+' | '-') term)*
-//! term    := unary (('*' | '/') unary)*
+//! term    := unary (('*' | '/' | '@') unary)*    `@`: matrix product
 //! unary   := '-' unary | power
 //! power   := postfix ('^' unary)?              right-associative, -x^2 = -(x^2)
 //! postfix := primary ('[' index (',' index)* ']')?
@@ -50,6 +50,8 @@ pub enum BinOp {
     Div,
     /// `^`
     Pow,
+    /// `@`: matrix × vector, vector × matrix or matrix × matrix
+    MatMul,
 }
 
 /// One index in `name[...]`.
@@ -200,14 +202,16 @@ fn lex(src: &str) -> Result<Vec<(Tok, Span)>, SyntaxError> {
             i += 2;
             continue;
         }
-        if b"+-*/^()[],:=".contains(&c) {
+        if b"+-*/^()[],:=@".contains(&c) {
             out.push((Tok::Op(c as char), Span { start, end: i + 1 }));
             i += 1;
             continue;
         }
         let ch = src[i..].chars().next().unwrap_or('?');
         let hint = match ch {
-            '·' | '×' => "write products with `*` and dot products with `dot(a, b)`",
+            '·' | '×' => {
+                "write products with `*`, dot products with `dot(a, b)` and matrix products with `W @ x`"
+            }
             '−' => "use the ASCII minus sign `-`",
             '*' => "",
             _ => "expressions use + - * / ^, parentheses, names, numbers and function calls",
@@ -231,6 +235,10 @@ fn lex(src: &str) -> Result<Vec<(Tok, Span)>, SyntaxError> {
     Ok(out)
 }
 
+/// The hint for two terms written side by side (`W x`, `w x`, `2(a + b)`).
+const JUXTAPOSITION: &str = "two terms side by side are not a product: write `a * b` for numbers, \
+                             `W @ x` for a matrix times a vector, `dot(w, x)` for an inner product";
+
 struct Parser {
     toks: Vec<(Tok, Span)>,
     pos: usize,
@@ -246,7 +254,11 @@ pub fn parse(src: &str) -> Result<Ast, SyntaxError> {
         tok => Err(SyntaxError {
             message: format!("expected an operator or the end of the expression, found {tok}"),
             span: p.span(),
-            help: "an operator such as `*` may be missing between two terms".into(),
+            help: if matches!(tok, Tok::Ident(_) | Tok::Op('(')) {
+                JUXTAPOSITION.into()
+            } else {
+                "an operator such as `*` may be missing between two terms".into()
+            },
         }),
     }
 }
@@ -272,7 +284,11 @@ impl Parser {
             Err(SyntaxError {
                 message: format!("expected `{c}` {what}, found {}", self.peek()),
                 span: self.span(),
-                help: format!("insert `{c}`"),
+                help: if matches!(self.peek(), Tok::Ident(_) | Tok::Op('(')) {
+                    JUXTAPOSITION.into()
+                } else {
+                    format!("insert `{c}`")
+                },
             })
         }
     }
@@ -297,9 +313,17 @@ impl Parser {
             let op = match self.peek() {
                 Tok::Op('*') => BinOp::Mul,
                 Tok::Op('/') => BinOp::Div,
+                Tok::Op('@') => BinOp::MatMul,
                 _ => return Ok(lhs),
             };
-            self.bump();
+            let (_, at) = self.bump();
+            if op == BinOp::Mul && *self.peek() == Tok::Op('*') {
+                return Err(SyntaxError {
+                    message: "`**` is not an operator here".into(),
+                    span: at.join(self.span()),
+                    help: "powers are written `^`: `(yhat - y)^2`".into(),
+                });
+            }
             let rhs = self.unary()?;
             lhs = binary(op, lhs, rhs);
         }
@@ -325,7 +349,19 @@ impl Parser {
     fn power(&mut self) -> Result<Ast, SyntaxError> {
         let base = self.postfix()?;
         if *self.peek() == Tok::Op('^') {
-            self.bump();
+            let (_, at) = self.bump();
+            if *self.peek() == Tok::Ident("T".into())
+                && matches!(
+                    self.toks.get(self.pos + 1).map(|t| &t.0),
+                    Some(Tok::Ident(_) | Tok::Op('(' | '['))
+                )
+            {
+                return Err(SyntaxError {
+                    message: "`^T` is not a transpose, and writing two vectors side by side is not a product".into(),
+                    span: at.join(self.span()),
+                    help: "write the inner product as `dot(w, x)`, a matrix times a vector as `W @ x`".into(),
+                });
+            }
             let exp = self.unary()?;
             return Ok(binary(BinOp::Pow, base, exp));
         }

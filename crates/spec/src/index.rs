@@ -552,6 +552,11 @@ impl IndexScope<'_> {
                     body: IExpr::Mul(vec![IExpr::int(-1), t.body]),
                 }
             }
+            AstKind::Binary(BinOp::MatMul, lhs, rhs) => {
+                let a = self.convert(lhs)?;
+                let b = self.convert(rhs)?;
+                matmul(a, b)?
+            }
             AstKind::Binary(op, lhs, rhs) => {
                 let a = self.convert(lhs)?;
                 let b = self.convert(rhs)?;
@@ -564,6 +569,7 @@ impl IndexScope<'_> {
                         IExpr::Mul(vec![x, IExpr::Pow(Box::new(y), Box::new(IExpr::int(-1)))])
                     }
                     BinOp::Pow => IExpr::Pow(Box::new(x), Box::new(y)),
+                    BinOp::MatMul => return None,
                 };
                 Shaped { axes, body }
             }
@@ -582,6 +588,14 @@ impl IndexScope<'_> {
                         to: n,
                         body: Box::new(IExpr::Mul(vec![a.body, b.body.rename(&rename)])),
                     })
+                }
+                ("transpose", [m]) => {
+                    let mut t = self.convert(m)?;
+                    if t.axes.len() != 2 {
+                        return None;
+                    }
+                    t.axes.swap(0, 1);
+                    t
                 }
                 ("sum", [v]) => {
                     let t = self.convert(v)?;
@@ -650,6 +664,26 @@ impl IndexScope<'_> {
     }
 }
 
+/// `a @ b` in index form: the inner axes share one variable, summed over.
+fn matmul(a: Shaped, b: Shaped) -> Option<Shaped> {
+    let (inner_a, inner_b) = (a.axes.last()?.clone(), b.axes.first()?.clone());
+    if inner_a.1 != inner_b.1 || (a.axes.len() == 1 && b.axes.len() == 1) {
+        return None;
+    }
+    let rename = HashMap::from([(inner_b.0.clone(), Ix::Var(inner_a.0.clone()))]);
+    let mut axes: Axes = a.axes[..a.axes.len() - 1].to_vec();
+    axes.extend(b.axes[1..].iter().cloned());
+    Some(Shaped {
+        axes,
+        body: IExpr::Sum {
+            var: inner_a.0,
+            from: 1,
+            to: inner_a.1,
+            body: Box::new(IExpr::Mul(vec![a.body, b.body.rename(&rename)])),
+        },
+    })
+}
+
 /// Bring two operands of an element-wise operation to the same index
 /// variables: the right side's axes are renamed to the left side's (or a
 /// scalar is broadcast).
@@ -670,4 +704,186 @@ fn unify(a: Shaped, b: Shaped) -> Option<(Axes, IExpr, IExpr)> {
         .map(|((from, _), (to, _))| (from.clone(), Ix::Var(to.clone())))
         .collect();
     Some((a.axes, a.body, b.body.rename(&rename)))
+}
+
+/// Plain-text form with readable index names: each index variable is shown
+/// by its letter (`j` for `j#3`), primed when two different variables of
+/// one expression share a letter. `Σ_j`, `δ_jk`, `w[j]`, `W[i, j]`.
+impl fmt::Display for IExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = display_names(self);
+        let mut out = String::new();
+        write_text(self, &names, &mut out, 0);
+        f.write_str(&out)
+    }
+}
+
+/// Display names for the index variables of `e`, in order of appearance.
+pub fn display_names(e: &IExpr) -> HashMap<String, String> {
+    let mut order = Vec::new();
+    collect_index_vars(e, &mut order);
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut taken: Vec<String> = Vec::new();
+    for v in order {
+        let letter = v.split('#').next().unwrap_or(&v).to_string();
+        let mut name = letter.clone();
+        while taken.contains(&name) {
+            name.push('\'');
+        }
+        taken.push(name.clone());
+        names.insert(v, name);
+    }
+    names
+}
+
+fn collect_index_vars(e: &IExpr, out: &mut Vec<String>) {
+    let push = |i: &Ix, out: &mut Vec<String>| {
+        if let Ix::Var(v) = i
+            && !out.contains(v)
+        {
+            out.push(v.clone());
+        }
+    };
+    match e {
+        IExpr::Num(_) => {}
+        IExpr::Entry { indices, .. } => indices.iter().for_each(|i| push(i, out)),
+        IExpr::Index(v) => push(&Ix::Var(v.clone()), out),
+        IExpr::Add(xs) | IExpr::Mul(xs) => xs.iter().for_each(|x| collect_index_vars(x, out)),
+        IExpr::Pow(a, b) => {
+            collect_index_vars(a, out);
+            collect_index_vars(b, out);
+        }
+        IExpr::Call(_, a) => collect_index_vars(a, out),
+        IExpr::Sum { var, body, .. } => {
+            push(&Ix::Var(var.clone()), out);
+            collect_index_vars(body, out);
+        }
+        IExpr::Delta(a, b) => {
+            push(a, out);
+            push(b, out);
+        }
+        IExpr::Pick { index, items } => {
+            push(index, out);
+            items.iter().for_each(|x| collect_index_vars(x, out));
+        }
+    }
+}
+
+fn show_ix(i: &Ix, names: &HashMap<String, String>) -> String {
+    match i {
+        Ix::Var(v) => names.get(v).cloned().unwrap_or_else(|| v.clone()),
+        Ix::Fixed(k) => k.to_string(),
+    }
+}
+
+/// Precedence: 1 sum, 2 product, 3 power, 4 atom.
+fn write_text(e: &IExpr, names: &HashMap<String, String>, out: &mut String, parent: u8) {
+    let (mine, text): (u8, String) = match e {
+        IExpr::Num(r) => {
+            let s = r.to_string();
+            (
+                if r.is_negative() || !r.is_integer() {
+                    1
+                } else {
+                    4
+                },
+                s,
+            )
+        }
+        IExpr::Entry { tensor, indices } => {
+            let s = if indices.is_empty() {
+                tensor.clone()
+            } else {
+                let ix: Vec<String> = indices.iter().map(|i| show_ix(i, names)).collect();
+                format!("{tensor}[{}]", ix.join(", "))
+            };
+            (4, s)
+        }
+        IExpr::Index(v) => (4, show_ix(&Ix::Var(v.clone()), names)),
+        IExpr::Add(xs) => {
+            let mut s = String::new();
+            for (i, x) in xs.iter().enumerate() {
+                let mut t = String::new();
+                write_text(x, names, &mut t, 1);
+                if i > 0 {
+                    match t.strip_prefix('-') {
+                        Some(rest) => {
+                            s.push_str(" - ");
+                            s.push_str(rest);
+                        }
+                        None => {
+                            s.push_str(" + ");
+                            s.push_str(&t);
+                        }
+                    }
+                } else {
+                    s.push_str(&t);
+                }
+            }
+            (1, s)
+        }
+        IExpr::Mul(xs) => {
+            let mut s = String::new();
+            let mut rest = xs.as_slice();
+            if let Some(IExpr::Num(r)) = xs.first()
+                && r.is(-1, 1)
+                && xs.len() > 1
+            {
+                s.push('-');
+                rest = &xs[1..];
+            }
+            for (i, x) in rest.iter().enumerate() {
+                if i > 0 {
+                    s.push_str(" * ");
+                }
+                write_text(x, names, &mut s, 2);
+            }
+            (2, s)
+        }
+        IExpr::Pow(a, b) => {
+            let mut s = String::new();
+            write_text(a, names, &mut s, 4);
+            s.push('^');
+            write_text(b, names, &mut s, 4);
+            (3, s)
+        }
+        IExpr::Call(f, a) => {
+            let mut s = format!("{}(", f.name());
+            write_text(a, names, &mut s, 0);
+            s.push(')');
+            (4, s)
+        }
+        IExpr::Sum {
+            var,
+            from,
+            to,
+            body,
+        } => {
+            let mut s = format!("Σ_{}={from}..{to} ", show_ix(&Ix::Var(var.clone()), names));
+            write_text(body, names, &mut s, 2);
+            (1, s)
+        }
+        IExpr::Delta(a, b) => (
+            4,
+            format!("δ({}, {})", show_ix(a, names), show_ix(b, names)),
+        ),
+        IExpr::Pick { index, items } => {
+            let mut s = String::from("[");
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    s.push_str(", ");
+                }
+                write_text(x, names, &mut s, 0);
+            }
+            s.push_str(&format!("][{}]", show_ix(index, names)));
+            (4, s)
+        }
+    };
+    if mine < parent {
+        out.push('(');
+        out.push_str(&text);
+        out.push(')');
+    } else {
+        out.push_str(&text);
+    }
 }

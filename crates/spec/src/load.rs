@@ -19,9 +19,10 @@ use num_bigint::BigInt;
 use toml::Spanned;
 
 /// Names with a meaning of their own in expressions.
-const RESERVED: [&str; 6] = [
+const RESERVED: [&str; 7] = [
     "sum",
     "dot",
+    "transpose",
     "normal",
     "uniform",
     "bernoulli",
@@ -215,16 +216,108 @@ pub fn load_str(path: &str, text: &str) -> Result<Model, SpecError> {
         text: Arc::new(text.to_string()),
     };
     let raw: RawSpec = toml::from_str(text).map_err(|e| {
+        if let Some(captured) = key_captured_by_table(text) {
+            return captured.into_error(&src);
+        }
         src.error(
             ErrorKind::Toml,
             e.span(),
-            format!("invalid derivation file: {}", e.message().trim_end()),
+            format!(
+                "invalid derivation file: {}",
+                readable_toml_message(e.message())
+            ),
             "here",
             "see the derivation-file format in the README (name, title, description, \
              [parameters], [data], [constants], [[define]], loss, regularizer)",
         )
     })?;
     Loader::new(src).run(raw)
+}
+
+/// Keys that belong at the top of the file, before any `[table]`.
+const TOP_LEVEL_KEYS: [&str; 6] = [
+    "title",
+    "description",
+    "notes",
+    "loss",
+    "regularizer",
+    "name",
+];
+
+/// A top-level key written after a `[table]` header, where TOML makes it
+/// part of that table.
+struct CapturedKey {
+    key: String,
+    table: String,
+    span: Range<usize>,
+}
+
+impl CapturedKey {
+    fn into_error(self, src: &Source) -> SpecError {
+        src.error(
+            ErrorKind::Toml,
+            Some(self.span),
+            format!(
+                "`{}` is inside the [{}] table: in TOML every key after a [table] header belongs to it",
+                self.key, self.table
+            ),
+            "belongs to the table above",
+            format!("move `{}` above the first [table] header of the file", self.key),
+        )
+    }
+}
+
+/// The first top-level key (loss, regularizer, title, …) that sits inside
+/// a table (`[[define]]` may have a `name`).
+fn key_captured_by_table(text: &str) -> Option<CapturedKey> {
+    let mut table: Option<String> = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let trimmed = line.trim();
+        if let Some(header) = trimmed.strip_prefix('[') {
+            let name = header.trim_start_matches('[');
+            let name = name.split(']').next().unwrap_or(name).trim();
+            table = Some(name.to_string());
+            continue;
+        }
+        let Some(table) = &table else { continue };
+        let Some((key, _)) = trimmed.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        let allowed_here = key == "name" && table == "define";
+        if TOP_LEVEL_KEYS.contains(&key) && !allowed_here {
+            let indent = line.len() - line.trim_start().len();
+            return Some(CapturedKey {
+                key: key.to_string(),
+                table: table.clone(),
+                span: start + indent..start + indent + key.len(),
+            });
+        }
+    }
+    None
+}
+
+/// The TOML reader's message with our internal type names replaced by what
+/// the file should contain.
+fn readable_toml_message(message: &str) -> String {
+    message
+        .trim_end()
+        .replace(
+            "struct RawTensor",
+            "a table such as `{ shape = [10] }` or `{}`",
+        )
+        .replace(
+            "struct RawDefinition",
+            "a [[define]] table with `name` and `expr`",
+        )
+        .replace(
+            "struct RawSynthetic",
+            "a [synthetic] table with `samples`, [synthetic.truth] and [synthetic.draw]",
+        )
+        .replace("struct RawSpec", "a derivation file")
 }
 
 struct Loader {
@@ -593,6 +686,9 @@ impl Scope<'_> {
         span: Span,
         rspan: Span,
     ) -> Result<Tensor, ExprError> {
+        if op == BinOp::MatMul {
+            return matmul(a, b, span);
+        }
         let shape = if a.shape == b.shape || b.shape.is_empty() {
             a.shape.clone()
         } else if a.shape.is_empty() {
@@ -607,9 +703,14 @@ impl Scope<'_> {
                     describe(&b.shape)
                 ),
                 "operands of different shapes",
-                "element-wise operators need equal shapes or a scalar on one side; \
-                 use dot(a, b) for an inner product"
-                    .into(),
+                match (&a.shape[..], &b.shape[..]) {
+                    ([_, c], [n]) | ([n], [c, _]) if c == n && op == BinOp::Mul => {
+                        "`*` is element-wise; a matrix times a vector is written `W @ x`".into()
+                    }
+                    _ => "element-wise operators need equal shapes or a scalar on one side; \
+                          use dot(a, b) for an inner product and `W @ x` for a matrix product"
+                        .into(),
+                },
             ));
         };
         if op == BinOp::Pow && !b.shape.is_empty() {
@@ -638,6 +739,7 @@ impl Scope<'_> {
                     BinOp::Mul => mul(x, y),
                     BinOp::Div => mul(x, Expr::Pow(Box::new(y), Box::new(Expr::int(-1)))),
                     BinOp::Pow => Expr::Pow(Box::new(x), Box::new(y)),
+                    BinOp::MatMul => unreachable!("matrix products return above"),
                 }
             })
             .collect();
@@ -691,6 +793,30 @@ impl Scope<'_> {
                 let terms = a.items.into_iter().zip(b.items).map(|(x, y)| mul(x, y));
                 Ok(Tensor::scalar(sum_of(terms.collect())))
             }
+            "transpose" => {
+                arity(1, "transpose(W)")?;
+                let t = self.eval(&args[0])?;
+                let [r, c] = t.shape[..] else {
+                    return Err(ExprError::new(
+                        ErrorKind::Shape,
+                        span,
+                        format!(
+                            "transpose needs a matrix, but this is {}",
+                            describe(&t.shape)
+                        ),
+                        "not a matrix",
+                        "a vector needs no transpose: `dot(w, x)` is wᵀx".into(),
+                    ));
+                };
+                let items = (0..c)
+                    .flat_map(|j| (0..r).map(move |i| (i, j)))
+                    .map(|(i, j)| t.items[i * c + j].clone())
+                    .collect();
+                Ok(Tensor {
+                    shape: vec![c, r],
+                    items,
+                })
+            }
             "sum" => {
                 arity(1, "sum(v) or sum(j = 1..n, expression)")?;
                 let t = self.eval(&args[0])?;
@@ -698,10 +824,11 @@ impl Scope<'_> {
             }
             _ => {
                 let Some(func) = Func::from_name(name) else {
-                    let known = Func::IN_FILES
-                        .iter()
-                        .map(|f| f.name())
-                        .chain(["dot", "sum"]);
+                    let known =
+                        Func::IN_FILES
+                            .iter()
+                            .map(|f| f.name())
+                            .chain(["dot", "sum", "transpose"]);
                     let mut help = match suggestion(name, known) {
                         Some(s) => format!("did you mean `{s}`? "),
                         None => String::new(),
@@ -713,7 +840,7 @@ impl Scope<'_> {
                     } else {
                         help.push_str(
                             "supported: exp, log, log1p, sqrt, sin, cos, tan, atan, tanh, \
-                             sigmoid, softplus, relu, abs, dot, sum",
+                             sigmoid, softplus, relu, abs, dot, sum, transpose",
                         );
                     }
                     return Err(ExprError::new(
@@ -737,6 +864,54 @@ impl Scope<'_> {
             }
         }
     }
+}
+
+/// `a @ b`: matrix × vector, vector × matrix or matrix × matrix.
+fn matmul(a: Tensor, b: Tensor, span: Span) -> Result<Tensor, ExprError> {
+    // Both as matrices: a vector on the left is a row, on the right a column.
+    let (r, c, as_row) = match a.shape[..] {
+        [r, c] => (r, c, false),
+        [c] => (1, c, true),
+        _ => (0, 0, false),
+    };
+    let (c2, k, as_column) = match b.shape[..] {
+        [c2, k] => (c2, k, false),
+        [c2] => (c2, 1, true),
+        _ => (0, 0, false),
+    };
+    let vectors = as_row && as_column;
+    if r == 0 || k == 0 || c != c2 || vectors {
+        return Err(ExprError::new(
+            ErrorKind::Shape,
+            span,
+            format!(
+                "`@` needs a matrix on one side and matching inner lengths; here the left side is {} and the right side is {}",
+                describe(&a.shape),
+                describe(&b.shape)
+            ),
+            "shape mismatch",
+            if vectors {
+                "the inner product of two vectors is `dot(a, b)`".into()
+            } else {
+                "`W @ x` multiplies a [rows, cols] matrix by a vector of length cols".into()
+            },
+        ));
+    }
+    let mut items = Vec::with_capacity(r * k);
+    for i in 0..r {
+        for j in 0..k {
+            let terms = (0..c)
+                .map(|l| mul(a.items[i * c + l].clone(), b.items[l * k + j].clone()))
+                .collect();
+            items.push(sum_of(terms));
+        }
+    }
+    let shape = match (as_row, as_column) {
+        (true, _) => vec![k],
+        (_, true) => vec![r],
+        _ => vec![r, k],
+    };
+    Ok(Tensor { shape, items })
 }
 
 /// Names (not index variables) an AST mentions, with their spans.

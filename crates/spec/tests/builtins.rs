@@ -78,3 +78,29 @@ expr = "a * 2"
     let defs: Vec<&str> = m.definitions.iter().map(|d| d.scalar.id.as_str()).collect();
     assert_eq!(defs, ["r", "q"]);
 }
+
+#[test]
+fn matrix_products_and_transpose_expand_to_sums() {
+    let text = "name = \"m\"\ntitle = \"m\"\ndescription = \"m\"\n\
+                loss = \"sum(tanh(W @ x + c)) + dot(w, transpose(W) @ v) + sum(W @ transpose(W))\"\n\
+                [parameters]\nW = { shape = [2, 3] }\nc = { shape = [2] }\nw = { shape = [3] }\nv = { shape = [2] }\n\
+                [data]\nx = { shape = [3] }\n";
+    let m = hessforge_spec::load_str("m.toml", text).unwrap_or_else(|e| panic!("{}", e.one_line()));
+    let explicit = "name = \"m\"\ntitle = \"m\"\ndescription = \"m\"\n\
+                loss = \"tanh(dot(W[1, :], x) + c[1]) + tanh(dot(W[2, :], x) + c[2]) \
+                + sum(j = 1..3, w[j] * (W[1, j] * v[1] + W[2, j] * v[2])) \
+                + sum(i = 1..2, sum(k = 1..2, dot(W[i, :], W[k, :])))\"\n\
+                [parameters]\nW = { shape = [2, 3] }\nc = { shape = [2] }\nw = { shape = [3] }\nv = { shape = [2] }\n\
+                [data]\nx = { shape = [3] }\n";
+    let e =
+        hessforge_spec::load_str("e.toml", explicit).unwrap_or_else(|e| panic!("{}", e.one_line()));
+    let theta: Vec<f64> = (0..m.n_params()).map(|k| (k as f64 * 0.7).sin()).collect();
+    let row = [0.3, -0.8, 1.1];
+    let value = |m: &hessforge_spec::Model| m.loss.eval(&m.environment(&theta, &row)).unwrap();
+    assert!(
+        (value(&m) - value(&e)).abs() < 1e-12,
+        "{} vs {}",
+        value(&m),
+        value(&e)
+    );
+}

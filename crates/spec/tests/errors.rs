@@ -170,3 +170,84 @@ fn one_line_form_names_file_line_and_column() {
         "m.toml:4:16: error: unknown name `xx` (hint: did you mean `x`?)"
     );
 }
+
+const MATRIX: &str =
+    "[parameters]\nW = { shape = [2, 3] }\nw = { shape = [3] }\n[data]\nx = { shape = [3] }\n";
+
+#[test]
+fn double_star_says_powers_are_caret() {
+    let e = error(&format!("loss = \"(dot(w, x) - 1)**2\"\n{MATRIX}"));
+    assert_eq!(e.kind(), ErrorKind::Syntax);
+    assert_eq!(at(&e), (1, 9 + 15));
+    assert!(
+        e.hint().unwrap().contains("powers are written `^`"),
+        "{:?}",
+        e.hint()
+    );
+}
+
+#[test]
+fn caret_t_is_not_a_transpose() {
+    let e = error(&format!("loss = \"w^T x\"\n{MATRIX}"));
+    assert_eq!(e.kind(), ErrorKind::Syntax);
+    assert!(
+        e.message().contains("`^T` is not a transpose"),
+        "{}",
+        e.message()
+    );
+    assert!(e.hint().unwrap().contains("dot(w, x)"), "{:?}", e.hint());
+}
+
+#[test]
+fn juxtaposition_is_not_a_product() {
+    let e = error(&format!("loss = \"sum(W x)\"\n{MATRIX}"));
+    assert_eq!(e.kind(), ErrorKind::Syntax);
+    assert!(e.hint().unwrap().contains("W @ x"), "{:?}", e.hint());
+}
+
+#[test]
+fn a_matrix_times_a_vector_with_star_names_the_product() {
+    let e = error(&format!("loss = \"sum(W * x)\"\n{MATRIX}"));
+    assert_eq!(e.kind(), ErrorKind::Shape);
+    assert_eq!(
+        e.hint(),
+        Some("`*` is element-wise; a matrix times a vector is written `W @ x`")
+    );
+}
+
+#[test]
+fn matrix_product_of_two_vectors_suggests_dot() {
+    let e = error(&format!("loss = \"w @ x\"\n{MATRIX}"));
+    assert_eq!(e.kind(), ErrorKind::Shape);
+    assert!(e.hint().unwrap().contains("dot(a, b)"), "{:?}", e.hint());
+    let e = error(&format!("loss = \"sum(W @ W)\"\n{MATRIX}"));
+    assert_eq!(e.kind(), ErrorKind::Shape);
+    assert!(e.message().contains("2×3 matrix"), "{}", e.message());
+}
+
+#[test]
+fn a_top_level_key_after_a_table_is_located_and_explained() {
+    let e = error("[parameters]\nw = {}\n[data]\nx = {}\nloss = \"(w * x)^2\"\n");
+    assert_eq!(e.kind(), ErrorKind::Toml);
+    assert_eq!(at(&e), (5, 1));
+    assert!(
+        e.message().contains("`loss` is inside the [data] table"),
+        "{}",
+        e.message()
+    );
+    assert!(
+        e.hint()
+            .unwrap()
+            .contains("move `loss` above the first [table]"),
+        "{:?}",
+        e.hint()
+    );
+}
+
+#[test]
+fn toml_messages_do_not_name_internal_types() {
+    let e = error("loss = \"w^2\"\n[parameters]\nw = 3\n");
+    assert_eq!(e.kind(), ErrorKind::Toml);
+    assert!(!e.message().contains("Raw"), "{}", e.message());
+    assert!(e.message().contains("{ shape = [10] }"), "{}", e.message());
+}

@@ -139,7 +139,7 @@ const SMALL: &str = r#"
 name = "shapes"
 title = "shapes"
 description = "every construct of the expression language"
-loss = "sum(j = 1..3, j * w[j]^2) + dot([1, 2, 3], w) + W[2, 1] * q + sum(h) + dot(W[1, :], x) + g[2]"
+loss = "sum(j = 1..3, j * w[j]^2) + dot([1, 2, 3], w) + W[2, 1] * q + sum(h) + dot(W[1, :], x) + g[2] + sum(tanh(W @ x)) + dot(transpose(W) @ h, w) + sum(W @ transpose(W))"
 regularizer = "lambda / 2 * dot(w, w)"
 [parameters]
 w = { shape = [3] }
