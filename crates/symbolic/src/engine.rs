@@ -314,7 +314,7 @@ impl Engine {
     /// The simplest of a few equivalent forms (factored, as is, expanded,
     /// over a common denominator), by [`Engine::cost_of`]; ties go to the earlier form,
     /// so a factored form wins over an equally long expanded one.
-    fn simplest(&self, a: &Atom) -> Atom {
+    pub(crate) fn simplest(&self, a: &Atom) -> Atom {
         if !tame(a.as_view()) {
             return a.clone();
         }

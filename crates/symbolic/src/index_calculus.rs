@@ -61,8 +61,9 @@ pub struct IndexDerivation {
     pub hessian: Vec<HessianBlock>,
 }
 
-/// Derive a model in index form.
-pub fn derive_index(model: &IndexModel) -> Result<IndexDerivation, String> {
+/// Differentiate a model in index form (our rules only; the coefficients
+/// are simplified by [`crate::derive_index`]).
+pub fn differentiate(model: &IndexModel) -> Result<IndexDerivation, String> {
     let mut calculus = Calculus::new(model);
     let params: Vec<(String, Vec<usize>)> = model
         .parameters()

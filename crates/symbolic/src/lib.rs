@@ -13,6 +13,7 @@
 mod derivation;
 mod engine;
 pub mod index_calculus;
+mod index_simplify;
 pub mod lock;
 mod lower;
 pub mod render;
@@ -100,6 +101,24 @@ use worker::WorkerError;
 pub fn derive(model: &Model) -> Result<Derivation, EngineError> {
     let owned = model.clone();
     worker::run(move |engine| engine.derive(&owned))
+        .map_err(EngineError::worker(model))?
+        .map_err(|reason| EngineError::Undefined {
+            file: model.source.clone(),
+            reason,
+        })
+}
+
+/// Derive a model in index form: the gradient once per parameter tensor and
+/// the Hessian once per pair of parameter tensors, with symbolic indices,
+/// whatever the tensors' lengths; coefficients simplified by Symbolica.
+pub fn derive_index(model: &Model) -> Result<index_calculus::IndexDerivation, EngineError> {
+    let Some(index) = &model.index else {
+        return Err(EngineError::internal(model)(
+            "the model has no index form".to_string(),
+        ));
+    };
+    let derived = index_calculus::differentiate(index).map_err(EngineError::internal(model))?;
+    worker::run(move |engine| engine.simplify_index_derivation(&derived))
         .map_err(EngineError::worker(model))?
         .map_err(|reason| EngineError::Undefined {
             file: model.source.clone(),

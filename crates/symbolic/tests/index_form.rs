@@ -7,8 +7,7 @@
 mod common;
 use hessforge_spec::Model;
 use hessforge_spec::index::{IExpr, IndexModel};
-use hessforge_symbolic::derive;
-use hessforge_symbolic::index_calculus::derive_index;
+use hessforge_symbolic::{derive, derive_index};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -79,7 +78,7 @@ fn value(
 fn check(m: &Model) {
     let ix = m.index.as_ref().expect("index form");
     let oracle = derive(m).unwrap_or_else(|e| panic!("{e}"));
-    let derived = derive_index(ix).unwrap_or_else(|e| panic!("{}: {e}", m.source));
+    let derived = derive_index(m).unwrap_or_else(|e| panic!("{}: {e}", m.source));
     let param_at: HashMap<&str, usize> = m
         .params
         .iter()
@@ -172,7 +171,7 @@ fn the_index_form_agrees_on_shapes_the_builtins_do_not_have() {
 name = "shapes"
 title = "shapes"
 description = "matrices, slices, literals, fixed indices, index values"
-loss = "sum(j = 1..3, j * w[j]^2) + dot([1, 2, 3], w) * q + W[2, 1] * q^3 + sum(h) * g[2] + dot(W[1, :], x)^2 + log(1 + exp(-q * w[1]))"
+loss = "sum(j = 1..3, j * w[j]^2) + dot([1, 2, 3], w) * q + W[2, 1] * q^3 + sum(h) * g[2] + dot(W[1, :], x)^2 + log(1 + exp(-q * w[1])) + dot(transpose(W) @ h, w)^2"
 regularizer = "lambda / 2 * (dot(w, w) + sum(j = 1..3, W[1, j]^2 + W[2, j]^2))"
 [parameters]
 w = { shape = [3] }
@@ -196,4 +195,114 @@ expr = "sigmoid(w * x) + sqrt(1 + w^2)"
     let m = hessforge_spec::load_str("shapes.toml", text)
         .unwrap_or_else(|e| panic!("{}", e.one_line()));
     check(&m);
+}
+
+/// Logistic regression with F features, as the built-in writes it.
+fn logistic(f: usize) -> Model {
+    let text = format!(
+        "name = \"l\"\ntitle = \"l\"\ndescription = \"l\"\n\
+         loss = \"-(y * log(p) + (1 - y) * log(1 - p))\"\n\
+         regularizer = \"lambda / 2 * dot(w, w)\"\n\
+         [parameters]\nw = {{ shape = [{f}] }}\nb = {{}}\n\
+         [data]\nx = {{ shape = [{f}] }}\ny = {{}}\n[constants]\nlambda = 0.01\n\
+         [[define]]\nname = \"z\"\nexpr = \"dot(w, x) + b\"\n\
+         [[define]]\nname = \"p\"\nexpr = \"sigmoid(z)\"\n"
+    );
+    hessforge_spec::load_str("logistic.toml", &text).unwrap_or_else(|e| panic!("{}", e.one_line()))
+}
+
+/// Every derived expression as text, gradient then blocks.
+fn forms(m: &Model) -> Vec<String> {
+    let d = derive_index(m).unwrap_or_else(|e| panic!("{e}"));
+    let mut out = Vec::new();
+    for g in &d.gradient {
+        out.push(format!("∂ℓ/∂{} = {}", g.tensor, g.loss));
+        out.push(format!("∂R/∂{} = {}", g.tensor, g.regularizer));
+    }
+    for b in &d.hessian {
+        out.push(format!("∂²ℓ/∂{}∂{} = {}", b.row, b.col, b.loss));
+        out.push(format!("∂²R/∂{}∂{} = {}", b.row, b.col, b.regularizer));
+    }
+    out
+}
+
+/// The tanh network of `mlp_tanh` with H hidden units, in matrix form.
+fn mlp(hidden: usize) -> Model {
+    let text = format!(
+        "name = \"mlp\"\ntitle = \"m\"\ndescription = \"m\"\nloss = \"(yhat - y)^2 / 2\"\n\
+         [parameters]\nW = {{ shape = [{hidden}, 2] }}\nc = {{ shape = [{hidden}] }}\n\
+         v = {{ shape = [{hidden}] }}\nd = {{}}\n\
+         [data]\nx = {{ shape = [2] }}\ny = {{}}\n\
+         [[define]]\nname = \"h\"\nexpr = \"tanh(W @ x + c)\"\n\
+         [[define]]\nname = \"yhat\"\nexpr = \"dot(v, h) + d\"\n"
+    );
+    hessforge_spec::load_str("mlp.toml", &text).unwrap_or_else(|e| panic!("{}", e.one_line()))
+}
+
+#[test]
+fn the_network_in_matrix_form_agrees_with_the_oracle_and_does_not_grow() {
+    check(&mlp(3));
+    assert_eq!(forms(&mlp(4)), forms(&mlp(256)));
+}
+
+#[test]
+fn the_derivation_is_the_same_for_ten_and_ten_thousand_features() {
+    let small = forms(&logistic(10));
+    assert_eq!(small, forms(&logistic(10_000)));
+    assert!(
+        small.contains(&"∂R/∂w = lambda * w[j]".to_string()),
+        "{small:#?}"
+    );
+    assert!(
+        small.contains(&"∂²R/∂w∂w = lambda * δ(j, k)".to_string()),
+        "{small:#?}"
+    );
+    assert!(small.contains(&"∂²R/∂w∂b = 0".to_string()), "{small:#?}");
+}
+
+#[test]
+fn back_propagation_is_contracted_to_one_term_per_index() {
+    let m = common::builtin("mlp_tanh");
+    let d = derive_index(&m).unwrap_or_else(|e| panic!("{e}"));
+    let g = |name: &str| {
+        d.gradient
+            .iter()
+            .find(|g| g.tensor == name)
+            .unwrap()
+            .loss
+            .clone()
+    };
+    // ∂ℓ/∂W_jl = (ŷ − y) v_j (1 − h_j²) x_l: no sum over hidden units and no
+    // δ left, every factor present (the grouping of 1 − h² is the
+    // document's to choose).
+    let dw = g("W");
+    let text = dw.to_string();
+    assert!(!text.contains('Σ') && !text.contains('δ'), "{text}");
+    for factor in ["v[j]", "x[l]", "h[j]", "yhat", "y"] {
+        assert!(text.contains(factor), "{factor} not in {text}");
+    }
+    assert!(dw.size() < 30, "{text}");
+    let dv = g("v").to_string();
+    assert!(
+        dv == "(-y + yhat) * h[j]" || dv == "(yhat - y) * h[j]" || dv == "h[j] * (yhat - y)",
+        "{dv}"
+    );
+    let vv = d
+        .hessian
+        .iter()
+        .find(|b| b.row == "v" && b.col == "v")
+        .unwrap();
+    assert_eq!(vv.loss.to_string(), "h[j] * h[k]");
+    // The W–W block: a Gauss–Newton part and a δ_jk part, whatever H is.
+    let ww = d
+        .hessian
+        .iter()
+        .find(|b| b.row == "W" && b.col == "W")
+        .unwrap();
+    assert!(ww.loss.to_string().contains("δ(j, k)"), "{}", ww.loss);
+    let linear = forms(&common::builtin("linear_regression"));
+    assert!(
+        linear.contains(&"∂²ℓ/∂w∂w = x[j] * x[k]".to_string()),
+        "{linear:#?}"
+    );
 }
