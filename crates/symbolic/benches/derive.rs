@@ -72,3 +72,45 @@ fn least_squares_derive_and_lower(bencher: divan::Bencher, name: &str) {
         hessforge_symbolic::lower(&d).expect("lowers")
     });
 }
+
+/// Logistic regression with F features, as `derivations/logistic_regression.toml`.
+fn logistic(features: usize) -> hessforge_spec::Model {
+    let text = format!(
+        "name = \"logistic\"\ntitle = \"l\"\ndescription = \"l\"\n\
+         loss = \"-(y * log(p) + (1 - y) * log(1 - p))\"\n\
+         regularizer = \"lambda / 2 * dot(w, w)\"\n\
+         [parameters]\nw = {{ shape = [{features}] }}\nb = {{}}\n\
+         [data]\nx = {{ shape = [{features}] }}\ny = {{}}\n[constants]\nlambda = 0.01\n\
+         [[define]]\nname = \"z\"\nexpr = \"dot(w, x) + b\"\n\
+         [[define]]\nname = \"p\"\nexpr = \"sigmoid(z)\"\n"
+    );
+    hessforge_spec::load_str("logistic.toml", &text).expect("loads")
+}
+
+/// The tanh network of `mlp_tanh` with H hidden units (2 inputs).
+fn mlp(hidden: usize) -> hessforge_spec::Model {
+    let text = format!(
+        "name = \"mlp\"\ntitle = \"m\"\ndescription = \"m\"\nloss = \"(yhat - y)^2 / 2\"\n\
+         [parameters]\nW = {{ shape = [{hidden}, 2] }}\nc = {{ shape = [{hidden}] }}\n\
+         v = {{ shape = [{hidden}] }}\nd = {{}}\n\
+         [data]\nx = {{ shape = [2] }}\ny = {{}}\n\
+         [[define]]\nname = \"h\"\nexpr = \"tanh(W @ x + c)\"\n\
+         [[define]]\nname = \"yhat\"\nexpr = \"dot(v, h) + d\"\n"
+    );
+    hessforge_spec::load_str("mlp.toml", &text).expect("loads")
+}
+
+/// The index-form derivation (gradient per tensor, Hessian blocks,
+/// coefficients simplified): its time must not grow with F.
+#[divan::bench(args = [10, 100, 1_000, 10_000], sample_count = 10)]
+fn index_form_logistic(bencher: divan::Bencher, features: usize) {
+    let model = logistic(features);
+    bencher.bench(|| hessforge_symbolic::derive_index(divan::black_box(&model)).expect("derives"));
+}
+
+/// The same for the network: must not grow with H.
+#[divan::bench(args = [4, 16, 64, 256], sample_count = 10)]
+fn index_form_mlp(bencher: divan::Bencher, hidden: usize) {
+    let model = mlp(hidden);
+    bencher.bench(|| hessforge_symbolic::derive_index(divan::black_box(&model)).expect("derives"));
+}

@@ -309,11 +309,20 @@ fn check_derivatives(
             t
         };
         let mut bad = None;
+        // A difference that is exactly 0 while the function does change
+        // over a larger step means θ ± h is below the resolution of what the
+        // model computes (sin(2.5e12 + a): the sum rounds a away); such an
+        // entry cannot be checked by differences.
+        let unresolved = |fd: f64, changes: &dyn Fn(f64) -> bool| fd == 0.0 && changes(1e-2);
         // Gradient: differences of the loss.
         for j in 0..p {
             let fd = (loss(&shifted(j, h), &row) - loss(&shifted(j, -h), &row)) / (2.0 * h);
             let exact = out[1 + j];
-            if !fd.is_finite() || (fd - exact).abs() > 1e-4 * exact.abs().max(1.0) {
+            let changes =
+                |step: f64| loss(&shifted(j, step), &row) != loss(&shifted(j, -step), &row);
+            if (!fd.is_finite() || (fd - exact).abs() > 1e-4 * exact.abs().max(1.0))
+                && !unresolved(fd, &changes)
+            {
                 bad = Some(format!("∂/∂θ{j}: derived {exact}, differences {fd}"));
             }
         }
@@ -330,7 +339,11 @@ fn check_derivatives(
                 let fd = (gp[1 + k] - gm[1 + k]) / (2.0 * h);
                 let exact = out[at];
                 at += 1;
-                if !fd.is_finite() || (fd - exact).abs() > 1e-4 * exact.abs().max(1.0) {
+                let changes =
+                    |step: f64| grad(&shifted(j, step))[1 + k] != grad(&shifted(j, -step))[1 + k];
+                if (!fd.is_finite() || (fd - exact).abs() > 1e-4 * exact.abs().max(1.0))
+                    && !unresolved(fd, &changes)
+                {
                     bad = Some(format!("∂²/∂θ{j}∂θ{k}: derived {exact}, differences {fd}"));
                 }
             }
