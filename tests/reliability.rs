@@ -60,10 +60,22 @@ fn a_constant_definition_is_derived() {
 }
 
 #[test]
-fn an_identically_zero_definition_is_derived() {
+fn an_identically_zero_definition_leaves_a_loss_constant_in_y() {
+    // q = x − x makes L = (a − x)² + c·0²: constant in the parameter y, so
+    // its gradient entry and its Hessian row are zero (a singular Hessian).
     let _g = symbolica_lock();
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "zero.toml", &rosenbrock_with_q("x - x"));
+    let out = hessforge()
+        .args(["derive", file.to_str().unwrap(), "--format", "json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let doc = json_of(&out);
+    assert_eq!(doc["gradient"][1], "0", "{doc}");
+    assert_eq!(doc["hessian"][1][1], "0", "{doc}");
     hessforge()
         .args([
             "run",

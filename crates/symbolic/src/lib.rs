@@ -134,7 +134,13 @@ pub fn lower(derivation: &Derivation) -> Result<hessforge_ir::ModelPrograms, Eng
     let model = &derivation.model;
     worker::run(move |engine| engine.lower(&d))
         .map_err(EngineError::worker(model))?
-        .map_err(EngineError::internal(model))
+        .map_err(|e| match e {
+            lower::LowerFailure::Undefined(reason) => EngineError::Undefined {
+                file: model.source.clone(),
+                reason,
+            },
+            lower::LowerFailure::Internal(message) => EngineError::internal(model)(message),
+        })
 }
 
 /// Whether two expressions over the model's names are equal as functions:

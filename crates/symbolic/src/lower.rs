@@ -37,9 +37,53 @@ fn stable_rewrites(engine: &Engine) -> Vec<(Atom, Atom)> {
     ]
 }
 
+/// Why a derivation could not be lowered.
+pub(crate) enum LowerFailure {
+    /// A value is undefined everywhere: bad input.
+    Undefined(String),
+    /// Anything else: a bug.
+    Internal(String),
+}
+
+impl From<String> for LowerFailure {
+    fn from(message: String) -> LowerFailure {
+        LowerFailure::Internal(message)
+    }
+}
+
+/// The reason the first number of `a` that is not a real rational (∞, an
+/// undefined value, a complex number) is not one.
+fn undefined_number(a: AtomView<'_>) -> Option<String> {
+    let mut reason = None;
+    find_undefined(a, &mut reason);
+    reason
+}
+
+fn find_undefined(a: AtomView<'_>, reason: &mut Option<String>) {
+    if reason.is_some() {
+        return;
+    }
+    match a {
+        AtomView::Num(n) => {
+            if let Err(e) = crate::engine::coefficient(n.get_coeff_view(), a) {
+                *reason = Some(e);
+            }
+        }
+        AtomView::Var(_) => {}
+        AtomView::Fun(f) => f.iter().for_each(|x| find_undefined(x, reason)),
+        AtomView::Pow(p) => {
+            let (b, e) = p.get_base_exp();
+            find_undefined(b, reason);
+            find_undefined(e, reason);
+        }
+        AtomView::Mul(m) => m.iter().for_each(|x| find_undefined(x, reason)),
+        AtomView::Add(s) => s.iter().for_each(|x| find_undefined(x, reason)),
+    }
+}
+
 impl Engine {
     /// Every program of a derived model.
-    pub(crate) fn lower(&self, d: &Derivation) -> Result<ModelPrograms, String> {
+    pub(crate) fn lower(&self, d: &Derivation) -> Result<ModelPrograms, LowerFailure> {
         let m = &d.model;
         let p = m.n_params();
         // Intermediates, fully inlined (each right-hand side in terms of θ, x, c).
@@ -110,6 +154,23 @@ impl Engine {
         for j in 0..p {
             for k in j..p {
                 outputs.push((prepare(&d.hessian[j][k]), prepare(reg_hess(j, k))));
+            }
+        }
+        // With the definitions substituted, a value can turn out undefined
+        // everywhere (`a / log(u)` with u = (a + b)⁰ = 1): bad input, as in
+        // the derivation.
+        let names = std::iter::once("ℓ".to_string())
+            .chain(m.params.iter().map(|s| format!("∂ℓ/∂{}", s.id)))
+            .chain((0..p).flat_map(|j| {
+                (j..p).map(move |k| format!("∂²ℓ/∂{}∂{}", m.params[j].id, m.params[k].id))
+            }));
+        for ((sample, reg), name) in outputs.iter().zip(names) {
+            for a in [sample, reg] {
+                if let Some(reason) = undefined_number(a.as_view()) {
+                    return Err(LowerFailure::Undefined(format!(
+                        "{name} is undefined once the definitions are substituted: it contains {reason}"
+                    )));
+                }
             }
         }
         let (per_row, theta_only): (Vec<Atom>, Vec<Atom>) = outputs

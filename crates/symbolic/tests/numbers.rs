@@ -132,3 +132,16 @@ fn a_product_with_a_numeric_factor_to_a_huge_power_is_an_exponential() {
     assert_eq!(v[0], 2.0, "{v:?}");
     assert!((v[1] - (2.0 + 2.5e12)).abs() <= 1e-9 * 2.5e12, "{v:?}");
 }
+
+#[test]
+fn a_division_by_zero_that_appears_only_when_definitions_are_substituted_is_bad_input() {
+    // u = (a + b)⁰ = 1, so a / log(u) divides by zero: found by the
+    // 10 000-case fuzz run with seed 1 (it was an internal error).
+    let text = "name = \"n\"\ntitle = \"n\"\ndescription = \"n\"\nloss = \"(a / log(u))\"\n\
+                [parameters]\na = {}\nb = {}\n[[define]]\nname = \"u\"\nexpr = \"((a + b))^0\"\n";
+    let m = hessforge_spec::load_str("numbers.toml", text).unwrap();
+    let e = derive(&m).and_then(|d| lower(&d)).err().expect("undefined");
+    assert!(e.is_bad_input(), "{e}");
+    assert!(e.to_string().contains("numbers.toml"), "{e}");
+    assert!(e.to_string().contains("division by zero"), "{e}");
+}
