@@ -239,15 +239,16 @@ impl Engine {
                     _ => None,
                 };
                 match (huge, base.as_view()) {
-                    (Some(_), AtomView::Num(_)) if !base.is_zero() => {
-                        self.exponential(exponent * base.log())
+                    // A constant base (`2.73929`, `sqrt(2)` = 2^(1/2)): Symbolica
+                    // would compute the power exactly, with hundreds of
+                    // thousands of digits, for minutes, or panic beyond 2^32.
+                    (Some(n), _) if is_constant(base.as_view()) && !base.is_zero() => {
+                        self.power_as_exponential(base.clone(), exponent, &n)
                     }
-                    // (c·u)^n with a numeric factor c: Symbolica would
+                    // (c·u)^n with a constant factor c: Symbolica would
                     // compute c^n exactly (and panics beyond 2^32, even for
                     // c = −1). It is kept as an exponential too.
-                    (Some(n), AtomView::Mul(m))
-                        if m.iter().any(|f| matches!(f, AtomView::Num(_))) =>
-                    {
+                    (Some(n), AtomView::Mul(m)) if m.iter().any(is_constant) => {
                         self.power_as_exponential(base.clone(), exponent, &n)
                     }
                     _ => base.pow(exponent),
@@ -619,6 +620,11 @@ pub(crate) fn powers_within(a: AtomView<'_>, sum_limit: u64) -> bool {
         AtomView::Mul(m) => m.iter().all(within),
         AtomView::Add(s) => s.iter().all(within),
     }
+}
+
+/// Whether `a` holds no variable (a number, `sqrt(2)`, `log(3)`).
+fn is_constant(a: AtomView<'_>) -> bool {
+    !any_node(a, &|x| matches!(x, AtomView::Var(_)))
 }
 
 /// Whether every number in `a` has numerator and denominator of at most

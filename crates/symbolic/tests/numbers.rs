@@ -147,3 +147,14 @@ fn a_division_by_zero_that_appears_only_when_definitions_are_substituted_is_bad_
     assert!(e.to_string().contains("numbers.toml"), "{e}");
     assert!(e.to_string().contains("division by zero"), "{e}");
 }
+
+#[test]
+fn a_constant_expression_to_a_power_with_a_huge_denominator_is_an_exponential() {
+    // sqrt(2) is 2^(1/2) to Symbolica, and (2^(1/2))^(−4.875…e-23) was
+    // computed exactly and panicked (fuzz seed 1).
+    let m = model("(sqrt(2))^(-(0.00000004875397277841432)) + a^2 + (-1)^(1000001)");
+    let v = values(&m, &[1.0]);
+    let expected = 2f64.sqrt().powf(-0.00000004875397277841432) + 1.0 - 1.0;
+    assert!((v[0] - expected).abs() <= 1e-12, "{v:?} vs {expected}");
+    assert_eq!(v[1], 2.0);
+}
