@@ -19,13 +19,14 @@ use num_bigint::BigInt;
 use toml::Spanned;
 
 /// Names with a meaning of their own in expressions.
-const RESERVED: [&str; 7] = [
+const RESERVED: [&str; 8] = [
     "sum",
     "dot",
     "transpose",
     "normal",
     "uniform",
     "bernoulli",
+    "poisson",
     "categorical",
 ];
 
@@ -1633,7 +1634,7 @@ impl Loader {
                         ast.span,
                         "a draw must be a distribution call".into(),
                         "not a distribution",
-                        "use normal(mean, sd), uniform(low, high), bernoulli(p) or categorical(logits)".into(),
+                        "use normal(mean, sd), uniform(low, high), bernoulli(p), poisson(rate) or categorical(logits)".into(),
                     ),
                 ));
             };
@@ -1641,6 +1642,7 @@ impl Loader {
                 "normal" => (Distribution::Normal, 2),
                 "uniform" => (Distribution::Uniform, 2),
                 "bernoulli" => (Distribution::Bernoulli, 1),
+                "poisson" => (Distribution::Poisson, 1),
                 "categorical" => (Distribution::Categorical, 1),
                 other => {
                     return Err(self.src.expr_error(
@@ -1650,7 +1652,7 @@ impl Loader {
                             *name_span,
                             format!("unknown distribution `{other}`"),
                             "not a distribution",
-                            "use normal(mean, sd), uniform(low, high), bernoulli(p) or categorical(logits)".into(),
+                            "use normal(mean, sd), uniform(low, high), bernoulli(p), poisson(rate) or categorical(logits)".into(),
                         ),
                     ));
                 }

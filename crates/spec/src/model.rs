@@ -356,6 +356,8 @@ pub enum Distribution {
     Uniform,
     /// bernoulli(probability), element-wise; 0 or 1
     Bernoulli,
+    /// poisson(rate), element-wise; a count 0, 1, 2, …
+    Poisson,
     /// categorical(logits vector) drawn as a one-hot vector
     Categorical,
 }

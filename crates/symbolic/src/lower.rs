@@ -95,7 +95,10 @@ impl Engine {
         let mut inlined: Vec<(Atom, Atom)> = Vec::new();
         for def in &m.definitions {
             let expr = def.expr.substitute(&numbers);
-            let mut rhs = self.to_atom(&expr);
+            // Huge powers become exponentials before anything is
+            // substituted into them: replacing u in u^2.5e12 by 2·(w·x)
+            // would make Symbolica raise 2 to that power exactly.
+            let mut rhs = self.huge_powers_as_exponentials(self.to_atom(&expr).as_view());
             for (name, value) in &inlined {
                 rhs = rhs.replace(name.to_pattern()).with(value.to_pattern());
             }
@@ -117,7 +120,8 @@ impl Engine {
             })
             .collect();
         let prepare = |e: &Expr| -> Atom {
-            let mut a = self.to_atom(&e.substitute(&numbers));
+            let mut a =
+                self.huge_powers_as_exponentials(self.to_atom(&e.substitute(&numbers)).as_view());
             for (name, value) in inlined.iter().rev() {
                 a = a.replace(name.to_pattern()).with(value.to_pattern());
             }

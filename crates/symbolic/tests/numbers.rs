@@ -158,3 +158,26 @@ fn a_constant_expression_to_a_power_with_a_huge_denominator_is_an_exponential() 
     assert!((v[0] - expected).abs() <= 1e-12, "{v:?} vs {expected}");
     assert_eq!(v[1], 2.0);
 }
+
+#[test]
+fn a_definition_substituted_into_a_huge_power_is_not_raised_exactly() {
+    // u^2.5e12 with u = 2·(w·x): substituting u made Symbolica raise 2 to
+    // the power 2.5e12 exactly and panic (fuzz seed 1).
+    let text = "name = \"n\"\ntitle = \"n\"\ndescription = \"n\"\nloss = \"((u)^(2.5e12) + a) + u\"\n\
+                [parameters]\na = {}\nw = { shape = [2] }\n[data]\nx = { shape = [2] }\n\
+                [[define]]\nname = \"u\"\nexpr = \"(dot(w, x) * 2)\"\n";
+    let m = hessforge_spec::load_str("numbers.toml", text).unwrap();
+    let programs = lower(&derive(&m).unwrap()).unwrap();
+    let mut out = vec![0.0; Outputs::LossGrad.len(3)];
+    // u = 2·(0.25·1 + 0.25·1) = 1: u^n = 1, ℓ = 1 + a + 1.
+    programs.evaluate(
+        Outputs::LossGrad,
+        &[0.5, 0.25, 0.25],
+        &[],
+        &[1.0, 1.0],
+        None,
+        &mut out,
+    );
+    assert!((out[0] - 2.5).abs() < 1e-12, "{out:?}");
+    assert_eq!(out[1], 1.0);
+}
