@@ -5,7 +5,7 @@
 use hessforge_spec::{Distribution, Model};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution as _, Normal};
+use rand_distr::{Distribution as _, Normal, Poisson};
 use std::collections::HashMap;
 
 /// Why data could not be drawn.
@@ -18,7 +18,7 @@ pub enum SyntheticError {
     /// An argument evaluated to something a distribution cannot take.
     #[error("cannot draw `{field}`: {message}")]
     #[diagnostic(help(
-        "check the arguments in [synthetic.draw] (standard deviations ≥ 0, probabilities in [0, 1])"
+        "check the arguments in [synthetic.draw] (standard deviations ≥ 0, probabilities in [0, 1], rates > 0)"
     ))]
     Invalid {
         /// The data field.
@@ -99,6 +99,14 @@ pub fn sample(model: &Model, n: usize, seed: u64) -> Result<Vec<f64>, SyntheticE
                         }
                     })
                     .collect::<Result<_, _>>()?,
+                Distribution::Poisson => (0..ids.len())
+                    .map(|i| {
+                        let rate = args[0][i];
+                        Poisson::new(rate)
+                            .map(|d| d.sample(&mut rng))
+                            .map_err(|e| invalid(format!("poisson({rate}): {e}")))
+                    })
+                    .collect::<Result<_, _>>()?,
                 Distribution::Categorical => {
                     let logits = &args[0];
                     let top = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -130,4 +138,43 @@ pub fn sample(model: &Model, n: usize, seed: u64) -> Result<Vec<f64>, SyntheticE
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poisson_model(rate: &str) -> Model {
+        let text = format!(
+            "name = \"counts\"\ntitle = \"c\"\ndescription = \"c\"\n\
+             loss = \"exp(w * x + b) - y * (w * x + b)\"\n\
+             [parameters]\nw = {{}}\nb = {{}}\n[data]\nx = {{}}\ny = {{}}\n\
+             [synthetic]\nsamples = 10\n[synthetic.truth]\nw = 0.5\nb = 1.0\n\
+             [synthetic.draw]\nx = \"uniform(0, 1)\"\ny = \"poisson({rate})\"\n"
+        );
+        hessforge_spec::load_str("counts.toml", &text)
+            .unwrap_or_else(|e| panic!("{}", e.one_line()))
+    }
+
+    #[test]
+    fn poisson_draws_counts_with_the_given_rate() {
+        let m = poisson_model("3.5");
+        let rows = sample(&m, 4000, 7).unwrap();
+        let y: Vec<f64> = rows.chunks(2).map(|r| r[1]).collect();
+        assert!(y.iter().all(|v| *v >= 0.0 && v.fract() == 0.0), "counts");
+        let mean = y.iter().sum::<f64>() / y.len() as f64;
+        // Standard error √(3.5/4000) ≈ 0.03.
+        assert!((mean - 3.5).abs() < 0.15, "mean {mean}");
+        assert_eq!(rows, sample(&m, 4000, 7).unwrap(), "same seed, same bits");
+        // A rate that depends on the row, as a Poisson regression draws it.
+        let m = poisson_model("exp(w * x + b)");
+        assert!(sample(&m, 100, 1).is_ok());
+    }
+
+    #[test]
+    fn a_negative_poisson_rate_is_an_error() {
+        let m = poisson_model("-1");
+        let e = sample(&m, 3, 1).unwrap_err();
+        assert!(e.to_string().contains("poisson(-1)"), "{e}");
+    }
 }
