@@ -23,6 +23,9 @@ pub(crate) struct Engine {
     /// Functions without a Symbolica built-in, by our function (expm1 is
     /// introduced only by the stable rewrites of the lowering).
     pub(crate) custom: HashMap<Func, Symbol>,
+    /// How many index-form expressions have been simplified: each gets
+    /// stand-in symbols of its own (see `index_simplify`).
+    pub(crate) index_simplifications: std::cell::Cell<u64>,
 }
 
 /// How the CAS evaluates a function numerically (the same stable forms the
@@ -185,7 +188,10 @@ impl Engine {
         let warm = call(sigmoid, &Atom::var(symbol!("hessforge::warmup_u")))
             .derivative(symbol!("hessforge::warmup_u"));
         let _ = warm.factor();
-        Engine { custom }
+        Engine {
+            custom,
+            index_simplifications: std::cell::Cell::new(0),
+        }
     }
 
     /// Our function behind a Symbolica function symbol, if it is one of ours

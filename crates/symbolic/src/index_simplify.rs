@@ -3,8 +3,7 @@
 //! Kronecker delta, a sum (whose body is simplified first), a vector
 //! literal's item — stands in as an opaque symbol, the rest (p⁻¹·p(1 − p),
 //! 2·½, w_j + w_j) is simplified with the engine's choice of the simplest
-//! form, and the stand-ins are put back. Scalar tensors keep their names,
-//! so the coefficients read as in the file: (p − y)·x[j].
+//! form, and the stand-ins are put back: (p − y)·x[j].
 
 use crate::engine::Engine;
 use crate::index_calculus::IndexDerivation;
@@ -13,29 +12,35 @@ use hessforge_spec::index::IExpr;
 use std::collections::HashMap;
 
 /// Stand-ins for the opaque parts of one expression.
-#[derive(Default)]
 struct StandIns {
     /// Stand-in id → the part it replaces.
     parts: HashMap<String, IExpr>,
     /// The same part seen again gets the same stand-in.
     ids: Vec<(IExpr, String)>,
+    /// Prefix of this expression's stand-ins.
+    prefix: String,
 }
 
 impl StandIns {
-    /// The stand-in of a part: named by the part's content, so that the
-    /// same part is the same symbol in every expression (Symbolica orders
-    /// symbols by when it first saw them; a name per content keeps the
-    /// result independent of what was simplified before).
+    /// Fresh stand-ins: Symbolica orders symbols by when it first saw them,
+    /// so symbols shared with earlier work would make the chosen form depend
+    /// on what was simplified before. Every symbol of one simplification is
+    /// new and created in the order of the expression: the same expression
+    /// always gives the same form.
+    fn new(serial: u64) -> StandIns {
+        StandIns {
+            parts: HashMap::new(),
+            ids: Vec::new(),
+            // Not a name a derivation file can declare (those are ASCII).
+            prefix: format!("ι{serial}_"),
+        }
+    }
+
     fn id_for(&mut self, part: IExpr) -> String {
         if let Some((_, id)) = self.ids.iter().find(|(p, _)| *p == part) {
             return id.clone();
         }
-        // Not a name a derivation file can declare (those are ASCII).
-        let readable: String = format!("{part:?}")
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        let id = format!("ι{readable}");
+        let id = format!("{}{}", self.prefix, self.ids.len() + 1);
         self.parts.insert(id.clone(), part.clone());
         self.ids.push((part, id.clone()));
         id
@@ -62,7 +67,9 @@ impl Engine {
 
     /// One index-form expression, its coefficients simplified.
     pub(crate) fn simplify_index(&self, e: &IExpr) -> Result<IExpr, String> {
-        let mut stand_ins = StandIns::default();
+        let serial = self.index_simplifications.get() + 1;
+        self.index_simplifications.set(serial);
+        let mut stand_ins = StandIns::new(serial);
         let scalar = self.to_scalar(e, &mut stand_ins)?;
         let atom = self.to_atom(&scalar);
         let simplified = self.simplest(&atom);
@@ -74,7 +81,6 @@ impl Engine {
     fn to_scalar(&self, e: &IExpr, stand_ins: &mut StandIns) -> Result<Expr, String> {
         Ok(match e {
             IExpr::Num(r) => Expr::Num(r.clone()),
-            IExpr::Entry { tensor, indices } if indices.is_empty() => Expr::Var(tensor.clone()),
             IExpr::Add(xs) => Expr::Add(
                 xs.iter()
                     .map(|x| self.to_scalar(x, stand_ins))

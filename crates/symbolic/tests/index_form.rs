@@ -306,3 +306,15 @@ fn back_propagation_is_contracted_to_one_term_per_index() {
         "{linear:#?}"
     );
 }
+
+#[test]
+fn the_forms_do_not_depend_on_what_was_derived_before() {
+    let first = forms(&common::builtin("mlp_tanh"));
+    for m in common::builtins() {
+        forms(&m);
+    }
+    let logistic_first = forms(&logistic(7));
+    let again = forms(&common::builtin("mlp_tanh"));
+    assert_eq!(first, again);
+    assert_eq!(logistic_first, forms(&logistic(7)));
+}
