@@ -915,6 +915,46 @@ fn matmul(a: Tensor, b: Tensor, span: Span) -> Result<Tensor, ExprError> {
     Ok(Tensor { shape, items })
 }
 
+/// The first `X @ …` with X a data matrix and a parameter on the right:
+/// (name, span, columns).
+fn data_matrix_products(
+    ast: &Ast,
+    symbols: &HashMap<String, Symbol>,
+    found: &mut Option<(String, Span, usize)>,
+) {
+    if found.is_some() {
+        return;
+    }
+    if let AstKind::Binary(BinOp::MatMul, lhs, rhs) = &ast.kind
+        && let AstKind::Name(name) = &lhs.kind
+        && let Some(sym) = symbols.get(name)
+        && sym.role == Role::Data
+        && let [_, cols] = sym.shape[..]
+    {
+        let mut names = Vec::new();
+        mentioned_names(rhs, &mut names);
+        if names
+            .iter()
+            .any(|(n, _)| symbols.get(n).is_some_and(|s| s.role == Role::Parameter))
+        {
+            *found = Some((name.clone(), lhs.span, cols));
+            return;
+        }
+    }
+    match &ast.kind {
+        AstKind::Number(_) | AstKind::Name(_) | AstKind::Indexed { .. } => {}
+        AstKind::Neg(a) => data_matrix_products(a, symbols, found),
+        AstKind::Binary(_, a, b) => {
+            data_matrix_products(a, symbols, found);
+            data_matrix_products(b, symbols, found);
+        }
+        AstKind::Call { args, .. } | AstKind::Vector(args) => args
+            .iter()
+            .for_each(|a| data_matrix_products(a, symbols, found)),
+        AstKind::Sum { body, .. } => data_matrix_products(body, symbols, found),
+    }
+}
+
 /// Names (not index variables) an AST mentions, with their spans.
 fn mentioned_names(ast: &Ast, out: &mut Vec<(String, Span)>) {
     match &ast.kind {
@@ -1135,6 +1175,9 @@ impl Loader {
             )?;
             def_asts.push(self.src.parse_expr(&d.expr)?);
             def_ranges.push(range);
+        }
+        for (d, ast) in raw.define.iter().zip(&def_asts) {
+            self.per_sample_check(&d.expr, ast)?;
         }
         let order = self.definition_order(&raw.define, &def_asts)?;
 
@@ -1399,8 +1442,34 @@ impl Loader {
         })
     }
 
+    /// Models are written per sample: a data matrix multiplied by the
+    /// parameters (`X @ w`) is the whole data set written at once.
+    fn per_sample_check(&self, value: &Spanned<String>, ast: &Ast) -> Result<(), SpecError> {
+        let mut found = None;
+        data_matrix_products(ast, &self.symbols, &mut found);
+        let Some((name, span, cols)) = found else {
+            return Ok(());
+        };
+        Err(self.src.expr_error(
+            value,
+            ExprError::new(
+                ErrorKind::Invalid,
+                span,
+                format!(
+                    "`{name}` is a data matrix multiplied by the parameters: models are written per sample, one row of data at a time"
+                ),
+                "the whole data set",
+                format!(
+                    "declare one row, `x = {{ shape = [{cols}] }}` under [data], and write `dot(w, x)`; \
+                     hessforge averages the per-sample loss over the rows of the data file"
+                ),
+            ),
+        ))
+    }
+
     fn scalar_expr(&self, value: &Spanned<String>, what: &str) -> Result<Expr, SpecError> {
         let ast = self.src.parse_expr(value)?;
+        self.per_sample_check(value, &ast)?;
         let mut scope = Scope {
             symbols: &self.symbols,
             bound: vec![],

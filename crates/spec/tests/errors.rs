@@ -251,3 +251,19 @@ fn toml_messages_do_not_name_internal_types() {
     assert!(!e.message().contains("Raw"), "{}", e.message());
     assert!(e.message().contains("{ shape = [10] }"), "{}", e.message());
 }
+
+#[test]
+fn a_whole_data_matrix_is_explained_with_the_per_sample_form() {
+    let e = error(
+        "loss = \"sum((X @ w - y)^2) / 2\"\n[parameters]\nw = { shape = [3] }\n\
+         [data]\nX = { shape = [100, 3] }\ny = { shape = [100] }\n",
+    );
+    assert_eq!(e.kind(), ErrorKind::Invalid);
+    assert_eq!(at(&e), (1, 9 + 5));
+    assert!(e.message().contains("per sample"), "{}", e.message());
+    assert!(
+        e.hint().unwrap().contains("x = { shape = [3] }"),
+        "{:?}",
+        e.hint()
+    );
+}
