@@ -587,19 +587,22 @@ fn strings(m: &[Vec<Atom>]) -> Vec<Vec<String>> {
 
 /// Whether the polynomial algorithms (factor, expand, common denominator)
 /// can be run on an expression at no risk: every numeric exponent is a
-/// rational with numerator and denominator of at most [`MAX_EXPONENT`], and
-/// a sum is raised to at most the [`MAX_SUM_POWER`]-th power. `x^2.5e12`
-/// (which the polynomial representation cannot hold) or `(a + b)^1000`
-/// (which expands to a thousand terms) is left as written.
+/// rational with numerator and denominator of at most
+/// [`MAX_POLYNOMIAL_DEGREE`], and a sum is raised to at most the
+/// [`MAX_SUM_POWER`]-th power. `x^2.5e12` (which the polynomial
+/// representation cannot hold), `(a + b)^1000` (which expands to a thousand
+/// terms) or `log1p(u^7.79)` (whose derivatives, over a common denominator,
+/// are polynomials of degree 779 in u^(1/100): minutes of gcds) are left as
+/// written.
 fn tame(a: AtomView<'_>) -> bool {
-    powers_within(a, MAX_SUM_POWER)
+    powers_within(a, MAX_SUM_POWER, MAX_POLYNOMIAL_DEGREE)
 }
 
 /// Whether every numeric exponent is a rational with numerator and
-/// denominator of at most [`MAX_EXPONENT`], and every power of a sum at most
+/// denominator of at most `limit`, and every power of a sum at most
 /// `sum_limit`.
-pub(crate) fn powers_within(a: AtomView<'_>, sum_limit: u64) -> bool {
-    let within = |x: AtomView<'_>| powers_within(x, sum_limit);
+pub(crate) fn powers_within(a: AtomView<'_>, sum_limit: u64, limit: u64) -> bool {
+    let within = |x: AtomView<'_>| powers_within(x, sum_limit, limit);
     match a {
         AtomView::Num(_) | AtomView::Var(_) => true,
         AtomView::Fun(f) => f.iter().all(within),
@@ -608,18 +611,18 @@ pub(crate) fn powers_within(a: AtomView<'_>, sum_limit: u64) -> bool {
             let bounded = match exponent {
                 AtomView::Num(n) => match n.get_coeff_view() {
                     CoefficientView::Natural(num, den, 0, _) => {
-                        let limit = if matches!(base, AtomView::Add(_)) {
-                            sum_limit
+                        let top = if matches!(base, AtomView::Add(_)) {
+                            sum_limit.min(limit)
                         } else {
-                            MAX_EXPONENT
+                            limit
                         };
-                        num.unsigned_abs() <= limit && den.unsigned_abs() <= MAX_EXPONENT
+                        num.unsigned_abs() <= top && den.unsigned_abs() <= limit
                     }
                     _ => false,
                 },
                 // Symbolica's polynomial conversion splits `a^(a + c)` into
                 // `a^a · a^c`: a symbolic exponent's numbers count as powers.
-                other => within(other) && numbers_within(other),
+                other => within(other) && numbers_within(other, limit),
             };
             bounded && within(base)
         }
@@ -634,23 +637,24 @@ fn is_constant(a: AtomView<'_>) -> bool {
 }
 
 /// Whether every number in `a` has numerator and denominator of at most
-/// [`MAX_EXPONENT`] (`a + 2.5e12` does not).
-fn numbers_within(a: AtomView<'_>) -> bool {
+/// `limit` (`a + 2.5e12` does not).
+fn numbers_within(a: AtomView<'_>, limit: u64) -> bool {
+    let within = |x: AtomView<'_>| numbers_within(x, limit);
     match a {
         AtomView::Num(n) => match n.get_coeff_view() {
             CoefficientView::Natural(num, den, 0, _) => {
-                num.unsigned_abs() <= MAX_EXPONENT && den.unsigned_abs() <= MAX_EXPONENT
+                num.unsigned_abs() <= limit && den.unsigned_abs() <= limit
             }
             _ => false,
         },
         AtomView::Var(_) => true,
-        AtomView::Fun(f) => f.iter().all(numbers_within),
+        AtomView::Fun(f) => f.iter().all(within),
         AtomView::Pow(p) => {
             let (base, exponent) = p.get_base_exp();
-            numbers_within(base) && numbers_within(exponent)
+            within(base) && within(exponent)
         }
-        AtomView::Mul(m) => m.iter().all(numbers_within),
-        AtomView::Add(s) => s.iter().all(numbers_within),
+        AtomView::Mul(m) => m.iter().all(within),
+        AtomView::Add(s) => s.iter().all(within),
     }
 }
 
@@ -661,8 +665,13 @@ fn small_exponent(r: &Rational) -> bool {
     bounded(r.numer()) && bounded(r.denom())
 }
 
-/// The largest numerator or denominator of an exponent in [`tame`].
+/// The largest numerator or denominator of a numeric exponent that is
+/// computed as a power; beyond it a power is an exponential.
 pub(crate) const MAX_EXPONENT: u64 = 1000;
+
+/// The largest numerator or denominator of an exponent in [`tame`]: the
+/// degree of the polynomials the algorithms would work with.
+const MAX_POLYNOMIAL_DEGREE: u64 = 64;
 
 /// The largest power of a sum in [`tame`].
 const MAX_SUM_POWER: u64 = 16;

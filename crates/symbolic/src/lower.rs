@@ -249,7 +249,7 @@ impl Engine {
     /// turn back into `u^n` as it does `exp(n log u)` (and which is exp(z)
     /// to the last bit but for z within ε of 0).
     pub(crate) fn huge_powers_as_exponentials(&self, a: AtomView<'_>) -> Atom {
-        if powers_within(a, MAX_EXPONENT) {
+        if powers_within(a, MAX_EXPONENT, MAX_EXPONENT) {
             return a.to_owned();
         }
         let rebuild = |x: AtomView<'_>| self.huge_powers_as_exponentials(x);

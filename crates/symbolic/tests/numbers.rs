@@ -181,3 +181,16 @@ fn a_definition_substituted_into_a_huge_power_is_not_raised_exactly() {
     assert!((out[0] - 2.5).abs() < 1e-12, "{out:?}");
     assert_eq!(out[1], 1.0);
 }
+
+#[test]
+fn a_rational_power_of_high_degree_is_not_given_to_the_polynomial_algorithms() {
+    // log1p(u^7.79): over a common denominator its derivatives are
+    // polynomials of degree 779 in u^(1/100), and the engine's simplification
+    // ran for minutes (fuzz seed 2). d/da log1p((a+1)^c) = c (a+1)^(c−1) / (1 + (a+1)^c).
+    let m = model("log1p((a + 1)^(7.79))");
+    let v = values(&m, &[0.5]);
+    let (u, c) = (1.5f64, 7.79f64);
+    assert!((v[0] - u.powf(c).ln_1p()).abs() < 1e-12, "{v:?}");
+    let d = c * u.powf(c - 1.0) / (1.0 + u.powf(c));
+    assert!((v[1] - d).abs() < 1e-12 * d, "{v:?}");
+}
