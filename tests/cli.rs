@@ -69,6 +69,51 @@ fn derive_json_is_valid_json_on_stdout_with_the_banner_elsewhere() {
 }
 
 #[test]
+fn derive_json_carries_the_index_form_per_tensor_and_block() {
+    let _g = symbolica_lock();
+    let out = hessforge()
+        .args(["derive", "logistic_regression", "--format", "json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).expect("one JSON document");
+    let index = &doc["index_form"];
+    let w = &index["gradient"][0];
+    assert_eq!(w["tensor"], "w");
+    assert_eq!(
+        w["indices"],
+        serde_json::json!([{ "name": "j", "from": 1, "to": 10 }])
+    );
+    assert_eq!(w["loss"], "(p - y)·x_j");
+    assert_eq!(w["loss_latex"], "\\left(p - y\\right) \\, x_{j}");
+    assert_eq!(w["regularizer"], "lambda·w_j");
+    let ww = &index["hessian"][0];
+    assert_eq!(
+        (ww["row"].as_str(), ww["col"].as_str()),
+        (Some("w"), Some("w"))
+    );
+    assert_eq!(ww["loss"], "p·(1 - p)·x_j·x_k");
+    assert_eq!(ww["regularizer"], "lambda·δ_jk");
+    assert_eq!(
+        index["hessian"].as_array().unwrap().len(),
+        3,
+        "blocks (w,w), (w,b), (b,b)"
+    );
+    // Every parameter of Rosenbrock is a scalar: no index form.
+    let out = hessforge()
+        .args(["derive", "rosenbrock", "--format", "json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert!(doc["index_form"].is_null());
+}
+
+#[test]
 fn derive_a_file_given_by_path() {
     let _g = symbolica_lock();
     let dir = tempfile::tempdir().unwrap();

@@ -220,6 +220,8 @@ impl IExpr {
 pub struct IndexTensor {
     /// Name in the file.
     pub name: String,
+    /// Display name in LaTeX, before subscripts (`w`, `\lambda`).
+    pub latex: String,
     /// What it is.
     pub role: Role,
     /// `[]`, `[n]` or `[r, c]`.
@@ -722,6 +724,9 @@ impl fmt::Display for IExpr {
 pub fn display_names(e: &IExpr) -> HashMap<String, String> {
     let mut order = Vec::new();
     collect_index_vars(e, &mut order);
+    // Derivative indices (`j#d1w`: ∂/∂w_j) keep their letter; a sum's
+    // variable that meets one is primed instead.
+    order.sort_by_key(|v| !v.contains("#d"));
     let mut names: HashMap<String, String> = HashMap::new();
     let mut taken: Vec<String> = Vec::new();
     for v in order {

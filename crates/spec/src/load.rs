@@ -327,6 +327,8 @@ struct Loader {
     /// Declaration order of names, for suggestions.
     names: Vec<String>,
     latex: HashMap<String, String>,
+    /// Display name of each tensor, before subscripts (`w`, `\hat{y}`).
+    bases: HashMap<String, String>,
     all_ids: HashSet<String>,
 }
 
@@ -981,6 +983,7 @@ impl Loader {
             symbols: HashMap::new(),
             names: Vec::new(),
             latex: HashMap::new(),
+            bases: HashMap::new(),
             all_ids: HashSet::new(),
         }
     }
@@ -1037,6 +1040,7 @@ impl Loader {
             ));
         }
         let base = latex.unwrap_or_else(|| default_latex(name));
+        self.bases.insert(name.to_string(), base.clone());
         let mut scalars = Vec::new();
         for (id, index) in scalar_ids(name, &shape) {
             if !self.all_ids.insert(id.clone()) {
@@ -1383,6 +1387,11 @@ impl Loader {
                 let sym = &self.symbols[name];
                 IndexTensor {
                     name: name.clone(),
+                    latex: self
+                        .bases
+                        .get(name)
+                        .cloned()
+                        .unwrap_or_else(|| default_latex(name)),
                     role: sym.role,
                     shape: sym.shape.clone(),
                     ids: sym.ids.clone(),
@@ -1856,6 +1865,7 @@ pub fn parse_expression(model: &Model, text: &str) -> Result<Expr, SpecError> {
         symbols,
         names: vec![],
         latex: HashMap::new(),
+        bases: HashMap::new(),
         all_ids: HashSet::new(),
     };
     let value = Spanned::new(0..text.len(), text.to_string());

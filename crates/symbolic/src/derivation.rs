@@ -85,6 +85,11 @@ pub struct Derivation {
     /// For a model without data and P ≤ 2: the Newton step d = −H⁻¹∇L in
     /// closed form, one entry per parameter.
     pub newton_step: Option<Vec<Expr>>,
+    /// The same derivation in index form (gradient per parameter tensor,
+    /// Hessian per pair of tensors), for a model with a vector or matrix
+    /// parameter; `None` when every parameter is a scalar (the index form
+    /// is then the scalar one).
+    pub index: Option<crate::index_calculus::IndexDerivation>,
     /// The results in Symbolica's syntax.
     pub symbolica: SymbolicaForms,
     /// Wall time of the derivation on the worker, in seconds.

@@ -539,9 +539,17 @@ impl Engine {
                 .map(|r| normal(r, "the regularizer"))
                 .transpose()?,
         };
+        let index = match &model.index {
+            Some(ix) if ix.parameters().any(|t| !t.shape.is_empty()) => {
+                let derived = crate::index_calculus::differentiate(ix)?;
+                Some(self.simplify_index_derivation(&derived)?)
+            }
+            _ => None,
+        };
         Ok(Derivation {
             forms,
             newton_step,
+            index,
             model: model.clone(),
             local_partials,
             gradient,

@@ -19,6 +19,8 @@ pub(crate) enum Style {
 /// How each id is displayed and what role it plays (for factor order).
 pub(crate) struct Names {
     latex: HashMap<String, String>,
+    /// Plain-text display where it is not the id (index-form stand-ins).
+    text: HashMap<String, String>,
     role: HashMap<String, Role>,
     /// Position in the model: parameters, data, constants, intermediates.
     position: HashMap<String, usize>,
@@ -36,9 +38,32 @@ impl Names {
         }
         Names {
             latex,
+            text: HashMap::new(),
             role,
             position,
         }
+    }
+
+    /// A name that is not a scalar of the model (an index-form entry `x_j`,
+    /// a Kronecker delta, a sum), shown as given and ordered like `role` at
+    /// `position`.
+    pub(crate) fn add(
+        &mut self,
+        id: &str,
+        latex: String,
+        text: String,
+        role: Role,
+        position: usize,
+    ) {
+        self.latex.insert(id.to_string(), latex);
+        self.text.insert(id.to_string(), text);
+        self.role.insert(id.to_string(), role);
+        self.position.insert(id.to_string(), position);
+    }
+
+    /// Position of a model scalar, if it is one.
+    pub(crate) fn position_of(&self, id: &str) -> Option<usize> {
+        self.position.get(id).copied()
     }
 
     /// A name in the given style.
@@ -49,7 +74,7 @@ impl Names {
                 .get(id)
                 .cloned()
                 .unwrap_or_else(|| id.to_string()),
-            Style::Text => id.to_string(),
+            Style::Text => self.text.get(id).cloned().unwrap_or_else(|| id.to_string()),
         }
     }
 

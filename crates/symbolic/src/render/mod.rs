@@ -4,6 +4,7 @@
 //! each block is spelled, and where long equations are broken.
 
 mod document;
+pub(crate) mod index;
 mod math;
 
 use crate::derivation::Derivation;
@@ -502,6 +503,10 @@ fn json(d: &Derivation) -> String {
         "regularizer_gradient_latex": d.regularizer_gradient.iter().map(latex_of).collect::<Vec<_>>(),
         "regularizer_hessian_latex": d.regularizer_hessian.iter().map(|r| r.iter().map(latex_of).collect::<Vec<_>>()).collect::<Vec<_>>(),
         "init": m.init,
+        "index_form": match (&d.index, &m.index) {
+            (Some(derived), Some(index)) => index::json(m, index, derived),
+            _ => serde_json::Value::Null,
+        },
     });
     let mut s = serde_json::to_string_pretty(&doc).expect("JSON of plain data");
     s.push('\n');
