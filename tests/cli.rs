@@ -101,6 +101,21 @@ fn derive_json_carries_the_index_form_per_tensor_and_block() {
         3,
         "blocks (w,w), (w,b), (b,b)"
     );
+    // Softmax: prediction minus target, and s_j(δ_jk − s_k), written
+    // through the definition s.
+    let softmax = |tensor: usize| -> serde_json::Value {
+        let out = hessforge()
+            .args(["derive", "softmax_regression", "--format", "json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        doc["index_form"]["hessian"][tensor].clone()
+    };
+    assert_eq!(softmax(0)["loss"], "s_j·(δ_jk - s_k)·x_l·x_m");
+    assert_eq!(softmax(0)["regularizer"], "lambda·δ_jk·δ_lm");
     // Every parameter of Rosenbrock is a scalar: no index form.
     let out = hessforge()
         .args(["derive", "rosenbrock", "--format", "json"])

@@ -542,7 +542,7 @@ impl Engine {
         let index = match &model.index {
             Some(ix) if ix.parameters().any(|t| !t.shape.is_empty()) => {
                 let derived = crate::index_calculus::differentiate(ix)?;
-                Some(self.simplify_index_derivation(&derived)?)
+                Some(self.simplify_index_derivation(ix, &derived)?)
             }
             _ => None,
         };

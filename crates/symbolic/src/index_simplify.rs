@@ -8,8 +8,9 @@
 use crate::engine::Engine;
 use crate::index_calculus::IndexDerivation;
 use hessforge_spec::Expr;
-use hessforge_spec::index::IExpr;
+use hessforge_spec::index::{IExpr, IndexModel, Ix};
 use std::collections::HashMap;
+use symbolica::atom::{Atom, AtomCore};
 
 /// Stand-ins for the opaque parts of one expression.
 struct StandIns {
@@ -51,30 +52,91 @@ impl Engine {
     /// Every expression of an index-form derivation, simplified.
     pub(crate) fn simplify_index_derivation(
         &self,
+        model: &IndexModel,
         d: &IndexDerivation,
     ) -> Result<IndexDerivation, String> {
         let mut out = d.clone();
+        let model = Some(model);
         for g in &mut out.gradient {
-            g.loss = self.simplify_index(&g.loss)?;
-            g.regularizer = self.simplify_index(&g.regularizer)?;
+            g.loss = self.simplify_index(&g.loss, model)?;
+            g.regularizer = self.simplify_index(&g.regularizer, model)?;
         }
         for b in &mut out.hessian {
-            b.loss = self.simplify_index(&b.loss)?;
-            b.regularizer = self.simplify_index(&b.regularizer)?;
+            b.loss = self.simplify_index(&b.loss, model)?;
+            b.regularizer = self.simplify_index(&b.regularizer, model)?;
         }
         Ok(out)
     }
 
-    /// One index-form expression, its coefficients simplified.
-    pub(crate) fn simplify_index(&self, e: &IExpr) -> Result<IExpr, String> {
+    /// One index-form expression, its coefficients simplified; with the
+    /// model, right-hand sides of its definitions are written by their
+    /// names again (e^{z_j}/Σ_i e^{z_i} → s_j), as the scalar engine does.
+    pub(crate) fn simplify_index(
+        &self,
+        e: &IExpr,
+        model: Option<&IndexModel>,
+    ) -> Result<IExpr, String> {
         let serial = self.index_simplifications.get() + 1;
         self.index_simplifications.set(serial);
         let mut stand_ins = StandIns::new(serial);
         let scalar = self.to_scalar(e, &mut stand_ins)?;
-        let atom = self.to_atom(&scalar);
+        let mut atom = self.to_atom(&scalar);
+        if let Some(model) = model {
+            for (pattern, name) in self.resubstitutions(e, model, &mut stand_ins)? {
+                atom = atom.replace(pattern.to_pattern()).with(name.to_pattern());
+            }
+        }
         let simplified = self.simplest(&atom);
         let back = self.to_expr(simplified.as_view())?;
         Ok(canonical(from_scalar(&back, &stand_ins.parts)))
+    }
+
+    /// For each definition t[i] = rhs(i) of the model and each index X at
+    /// which the expression uses an entry that rhs(i) uses at i: rhs(X) →
+    /// t[X], and the squares and pairwise products (s_j s_k for the
+    /// softmax Hessian), as atoms over this expression's stand-ins.
+    fn resubstitutions(
+        &self,
+        e: &IExpr,
+        model: &IndexModel,
+        stand_ins: &mut StandIns,
+    ) -> Result<Vec<(Atom, Atom)>, String> {
+        let mut entries = Vec::new();
+        collect_entries(e, &mut entries);
+        let mut out = Vec::new();
+        for def in model.definitions.iter().rev() {
+            let [own] = def.indices.as_slice() else {
+                continue;
+            };
+            // Where the expression could hold rhs(X): X from its entries of
+            // a tensor that rhs indexes by the definition's own index.
+            let mut at: Vec<Ix> = Vec::new();
+            for (tensor, indices) in &entries {
+                if let [x] = indices.as_slice()
+                    && uses_at(&def.expr, tensor, own)
+                    && !at.contains(x)
+                {
+                    at.push(x.clone());
+                }
+            }
+            let mut singles = Vec::new();
+            for x in &at {
+                let rhs = def.expr.rename(&HashMap::from([(own.clone(), x.clone())]));
+                let rhs = self.to_atom(&self.to_scalar(&rhs, stand_ins)?);
+                let name = Atom::var(
+                    self.var(&stand_ins.id_for(IExpr::entry(&def.name, vec![x.clone()]))),
+                );
+                singles.push((rhs, name));
+            }
+            for (a, (ra, na)) in singles.iter().enumerate() {
+                for (rb, nb) in &singles[a + 1..] {
+                    out.push((ra.clone() * rb, na.clone() * nb));
+                }
+                out.push((ra.clone().pow(Atom::num(2)), na.clone().pow(Atom::num(2))));
+            }
+            out.extend(singles);
+        }
+        Ok(out)
     }
 
     /// The expression with its opaque parts replaced by stand-in variables.
@@ -102,9 +164,14 @@ impl Engine {
                 to,
                 body,
             } => {
-                let body = self.simplify_index(body)?;
+                let body = self.simplify_index(body, None)?;
+                // Named by its nesting height, so that the same sum written
+                // with another letter is the same stand-in (Σ_k e^{z_k} of
+                // the model and Σ_j e^{z_j} of a derivative).
+                let name = format!("i#b{}", sum_height(&body));
+                let body = body.rename(&HashMap::from([(var.clone(), Ix::Var(name.clone()))]));
                 Expr::Var(stand_ins.id_for(IExpr::Sum {
-                    var: var.clone(),
+                    var: name,
                     from: *from,
                     to: *to,
                     body: Box::new(body),
@@ -113,7 +180,7 @@ impl Engine {
             IExpr::Pick { index, items } => {
                 let items = items
                     .iter()
-                    .map(|x| self.simplify_index(x))
+                    .map(|x| self.simplify_index(x, None))
                     .collect::<Result<_, _>>()?;
                 Expr::Var(stand_ins.id_for(IExpr::Pick {
                     index: index.clone(),
@@ -124,6 +191,52 @@ impl Engine {
                 Expr::Var(stand_ins.id_for(e.clone()))
             }
         })
+    }
+}
+
+/// Every indexed entry of `e` outside sums: (tensor, indices).
+fn collect_entries(e: &IExpr, out: &mut Vec<(String, Vec<Ix>)>) {
+    match e {
+        IExpr::Entry { tensor, indices } if !indices.is_empty() => {
+            let entry = (tensor.clone(), indices.clone());
+            if !out.contains(&entry) {
+                out.push(entry);
+            }
+        }
+        IExpr::Add(xs) | IExpr::Mul(xs) => xs.iter().for_each(|x| collect_entries(x, out)),
+        IExpr::Pow(a, b) => {
+            collect_entries(a, out);
+            collect_entries(b, out);
+        }
+        IExpr::Call(_, a) => collect_entries(a, out),
+        _ => {}
+    }
+}
+
+/// Whether `e` holds `tensor[v]` (a vector entry at the index variable v).
+fn uses_at(e: &IExpr, tensor: &str, v: &str) -> bool {
+    match e {
+        IExpr::Entry { tensor: t, indices } => {
+            t == tensor && matches!(indices.as_slice(), [Ix::Var(w)] if w == v)
+        }
+        IExpr::Add(xs) | IExpr::Mul(xs) => xs.iter().any(|x| uses_at(x, tensor, v)),
+        IExpr::Pow(a, b) => uses_at(a, tensor, v) || uses_at(b, tensor, v),
+        IExpr::Call(_, a) => uses_at(a, tensor, v),
+        IExpr::Sum { body, .. } => uses_at(body, tensor, v),
+        _ => false,
+    }
+}
+
+/// How deeply sums nest inside `e` (0 without a sum).
+fn sum_height(e: &IExpr) -> usize {
+    match e {
+        IExpr::Sum { body, .. } => 1 + sum_height(body),
+        IExpr::Add(xs) | IExpr::Mul(xs) | IExpr::Pick { items: xs, .. } => {
+            xs.iter().map(sum_height).max().unwrap_or(0)
+        }
+        IExpr::Pow(a, b) => sum_height(a).max(sum_height(b)),
+        IExpr::Call(_, a) => sum_height(a),
+        _ => 0,
     }
 }
 

@@ -118,7 +118,8 @@ pub fn derive_index(model: &Model) -> Result<index_calculus::IndexDerivation, En
         ));
     };
     let derived = index_calculus::differentiate(index).map_err(EngineError::internal(model))?;
-    worker::run(move |engine| engine.simplify_index_derivation(&derived))
+    let index = index.clone();
+    worker::run(move |engine| engine.simplify_index_derivation(&index, &derived))
         .map_err(EngineError::worker(model))?
         .map_err(|reason| EngineError::Undefined {
             file: model.source.clone(),
