@@ -539,10 +539,14 @@ impl Engine {
                 .map(|r| normal(r, "the regularizer"))
                 .transpose()?,
         };
+        // The scalar derivation above decides whether the model can be
+        // derived; the index form is added where it simplifies to real
+        // numbers too (a form with a removable 0/0 may not).
         let index = match &model.index {
             Some(ix) if ix.parameters().any(|t| !t.shape.is_empty()) => {
-                let derived = crate::index_calculus::differentiate(ix)?;
-                Some(self.simplify_index_derivation(ix, &derived)?)
+                crate::index_calculus::differentiate(ix)
+                    .and_then(|derived| self.simplify_index_derivation(ix, &derived))
+                    .ok()
             }
             _ => None,
         };
