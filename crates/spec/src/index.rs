@@ -333,76 +333,16 @@ impl IndexModel {
 
     /// Evaluate with the scalars' values in `env` (by scalar id, as
     /// [`Model::environment`](crate::Model::environment) gives them) and
-    /// the free index variables' values in `at`.
+    /// the free index variables' values in `at`: the expansion, evaluated.
     pub fn eval(
         &self,
         e: &IExpr,
         env: &HashMap<String, f64>,
         at: &mut HashMap<String, usize>,
     ) -> Result<f64, IndexError> {
-        Ok(match e {
-            IExpr::Num(r) => r.to_f64(),
-            IExpr::Entry { tensor, indices } => {
-                let id = self.scalar_id(tensor, indices, at)?;
-                *env.get(id)
-                    .ok_or_else(|| IndexError(format!("no value for `{id}`")))?
-            }
-            IExpr::Index(v) => *at
-                .get(v)
-                .ok_or_else(|| IndexError(format!("the index `{v}` has no value")))?
-                as f64,
-            IExpr::Add(xs) => {
-                let mut s = 0.0;
-                for x in xs {
-                    s += self.eval(x, env, at)?;
-                }
-                s
-            }
-            IExpr::Mul(xs) => {
-                let mut p = 1.0;
-                for x in xs {
-                    p *= self.eval(x, env, at)?;
-                }
-                p
-            }
-            IExpr::Pow(a, b) => {
-                let base = self.eval(a, env, at)?;
-                let small_integer = match &**b {
-                    IExpr::Num(r) => r.to_i64().and_then(|n| i32::try_from(n).ok()),
-                    _ => None,
-                };
-                match small_integer {
-                    Some(n) => base.powi(n),
-                    None => base.powf(self.eval(b, env, at)?),
-                }
-            }
-            IExpr::Call(f, a) => f.eval(self.eval(a, env, at)?),
-            IExpr::Sum {
-                var,
-                from,
-                to,
-                body,
-            } => {
-                let mut s = 0.0;
-                for v in *from..=*to {
-                    at.insert(var.clone(), v);
-                    s += self.eval(body, env, at)?;
-                }
-                at.remove(var);
-                s
-            }
-            IExpr::Delta(a, b) => {
-                let pos = self.position(&[a.clone(), b.clone()], at)?;
-                if pos[0] == pos[1] { 1.0 } else { 0.0 }
-            }
-            IExpr::Pick { index, items } => {
-                let k = self.position(std::slice::from_ref(index), at)?[0];
-                let item = k.checked_sub(1).and_then(|k| items.get(k)).ok_or_else(|| {
-                    IndexError(format!("item {k} of a vector of {}", items.len()))
-                })?;
-                self.eval(item, env, at)?
-            }
-        })
+        self.expand(e, at)?
+            .eval(env)
+            .ok_or_else(|| IndexError("a scalar of the expression has no value".into()))
     }
 
     /// The scalar expression an index-form expression stands for when its
