@@ -318,3 +318,54 @@ fn the_forms_do_not_depend_on_what_was_derived_before() {
     assert_eq!(first, again);
     assert_eq!(logistic_first, forms(&logistic(7)));
 }
+
+/// `mlp_tanh` and `softmax_regression` are written with `@` and vector
+/// definitions; their per-index originals (`for = "i = 1..4"`) are kept as
+/// fixtures. Same loss, gradient and Hessian values, entry by entry.
+#[test]
+fn the_builtins_in_matrix_form_derive_the_values_of_their_per_index_originals() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for name in ["mlp_tanh", "softmax_regression"] {
+        let new = common::builtin(name);
+        let old = hessforge_spec::load_file(&fixtures.join(format!("{name}_per_index.toml")))
+            .unwrap_or_else(|e| panic!("{}", e.one_line()));
+        let ids = |m: &Model| m.params.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            ids(&new),
+            ids(&old),
+            "{name}: the same parameters in the same order"
+        );
+        let (dn, dold) = (derive(&new).unwrap(), derive(&old).unwrap());
+        for salt in 0..3 {
+            let theta = point(new.n_params(), salt);
+            let row = point(new.data.len(), salt + 50);
+            let (en, eo) = (new.environment(&theta, &row), old.environment(&theta, &row));
+            let pairs = std::iter::once((&new.loss, &old.loss))
+                .chain(
+                    dn.gradient
+                        .iter()
+                        .map(|g| &g.expr)
+                        .zip(dold.gradient.iter().map(|g| &g.expr)),
+                )
+                .chain(
+                    dn.hessian
+                        .iter()
+                        .flatten()
+                        .zip(dold.hessian.iter().flatten()),
+                )
+                .chain(
+                    dn.regularizer_hessian
+                        .iter()
+                        .flatten()
+                        .zip(dold.regularizer_hessian.iter().flatten()),
+                );
+            let mut compared = 0;
+            for (a, b) in pairs {
+                let (x, y) = (a.eval(&en).unwrap(), b.eval(&eo).unwrap());
+                assert!(close(x, y), "{name}: {x} ≠ {y} ({a:?} vs {b:?})");
+                compared += 1;
+            }
+            assert!(compared > new.n_params() * new.n_params());
+        }
+    }
+}
