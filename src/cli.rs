@@ -33,6 +33,10 @@ enum Command {
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Every gradient and Hessian entry as a scalar, in every format (the
+        /// default only where every parameter is a scalar).
+        #[arg(long)]
+        expand: bool,
     },
     /// Check the derived gradient and Hessian against finite differences
     /// (compiled kernel for a built-in model, IR interpreter for a file).
@@ -374,7 +378,8 @@ pub fn main() -> ExitCode {
             model,
             format,
             output,
-        } => derive_command(&model, format.into(), output.as_deref()),
+            expand,
+        } => derive_command(&model, format.into(), output.as_deref(), expand),
         Command::Generate { check, dir } => generate_command(check, dir),
         Command::Gradcheck {
             model,
@@ -475,10 +480,20 @@ fn models_command() -> Result<(), Failure> {
     Ok(())
 }
 
-fn derive_command(model: &str, format: Format, output: Option<&Path>) -> Result<(), Failure> {
+fn derive_command(
+    model: &str,
+    format: Format,
+    output: Option<&Path>,
+    expand: bool,
+) -> Result<(), Failure> {
     let model = models::load(model).map_err(Failure::bad_input)?;
-    let derivation = hessforge_symbolic::derive(&model).map_err(Failure::engine)?;
-    let text = render(&derivation, format);
+    let text = if expand {
+        let derivation = hessforge_symbolic::derive(&model).map_err(Failure::engine)?;
+        hessforge_symbolic::render::render_expanded(&derivation, format)
+    } else {
+        let derivation = hessforge_symbolic::derive_unexpanded(&model).map_err(Failure::engine)?;
+        render(&derivation, format)
+    };
     match output {
         Some(path) => write_atomically(path, &text).map_err(Failure::bad_input),
         None => {

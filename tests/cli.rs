@@ -35,18 +35,82 @@ fn models_lists_every_builtin_with_its_parameter_count() {
     }
 }
 
+/// `hessforge derive <model> --format text [extra]`, its runs of white
+/// space made one space (the text format wraps prose at 78 columns).
+fn derived_text(model: &str, extra: &[&str]) -> String {
+    let out = hessforge()
+        .args(["derive", model, "--format", "text"])
+        .args(extra)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out)
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[test]
 fn derive_text_shows_the_textbook_gradient() {
     let _g = symbolica_lock();
-    hessforge()
-        .args(["derive", "logistic_regression", "--format", "text"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(
-            "∂ℓ/∂w_1 = ∂ℓ/∂p · ∂p/∂z · ∂z/∂w_1",
-        ))
-        .stdout(predicate::str::contains("= (p - y)·x_1"))
-        .stdout(predicate::str::contains("∂²ℓ/∂w_1∂w_2 = p·(1 - p)·x_1·x_2"));
+    // Index form: the chain rule once per tensor, the signal δ named as a
+    // step, vector and data-set forms, the Hessian blocks, the convexity line.
+    let text = derived_text("logistic_regression", &[]);
+    for line in [
+        "ℓ(θ; x, y) =",
+        "z = wᵀx + b",
+        "R(θ) = (lambda·‖w‖²)/2",
+        "δ(z) = δ(p)·∂p/∂z",
+        "∂ℓ/∂w_j = δ(z)·∂z/∂w_j = δ(z)·x_j = (p - y)·x_j",
+        "∇_w ℓ = δ(z)·x = (p - y)·x",
+        "∂²ℓ/∂w_j∂w_k = p·(1 - p)·x_j·x_k",
+        "∇L = (1/N) X̃ᵀr + ∇R",
+        "∇²R = diag(lambda·I, 0) over (w, b)",
+        "so L is convex",
+    ] {
+        assert!(text.contains(line), "{line} not in\n{text}");
+    }
+    assert!(!text.contains("x_1"), "no scalar entry without --expand");
+    // --expand: every entry, as before.
+    let expanded = derived_text("logistic_regression", &["--expand"]);
+    for line in [
+        "∂ℓ/∂w_1 = ∂ℓ/∂p · ∂p/∂z · ∂z/∂w_1",
+        "= (p - y)·x_1",
+        "∂²ℓ/∂w_1∂w_2 = p·(1 - p)·x_1·x_2",
+    ] {
+        assert!(expanded.contains(line), "{line} not in\n{expanded}");
+    }
+}
+
+#[test]
+fn the_document_tells_the_truth_about_each_hessian() {
+    let _g = symbolica_lock();
+    // Softmax: convex, but singular at every θ (b ↦ b + t·1), with the fix;
+    // never "positive definite".
+    let softmax = derived_text("softmax_regression", &[]);
+    for line in [
+        "diag(s) - s sᵀ",
+        "The Hessian is singular at every θ",
+        "fix one class's bias",
+    ] {
+        assert!(softmax.contains(line), "{line} not in\n{softmax}");
+    }
+    assert!(!softmax.contains("positive definite"), "{softmax}");
+    // The network: back-propagation as the δ recursion, the Hessian as
+    // Gauss–Newton plus residual, not convex.
+    let mlp = derived_text("mlp_tanh", &[]);
+    for line in [
+        "δ(a) = δ(h) ⊙ (1 - h^2)",
+        "∇_W ℓ = δ(a) xᵀ",
+        "= ∇yhat∇yhatᵀ + (yhat - y)·∇²yhat",
+        "L is not convex",
+    ] {
+        assert!(mlp.contains(line), "{line} not in\n{mlp}");
+    }
+    assert!(!mlp.contains("L is convex"), "{mlp}");
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub mod expr;
 pub mod index;
 mod load;
 mod model;
+pub mod prose;
 
 pub use error::{ErrorKind, SpecError};
 pub use load::{default_latex, load_file, load_str, parse_expression};

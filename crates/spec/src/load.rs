@@ -232,7 +232,36 @@ pub fn load_str(path: &str, text: &str) -> Result<Model, SpecError> {
              [parameters], [data], [constants], [[define]], loss, regularizer)",
         )
     })?;
+    prose_check(&src, &raw)?;
     Loader::new(src).run(raw)
+}
+
+/// Title, description and notes are typeset: every character needs a
+/// LaTeX spelling (never a silent `?` in the document).
+fn prose_check(src: &Source, raw: &RawSpec) -> Result<(), SpecError> {
+    let fields = [
+        ("title", Some(&raw.title)),
+        ("description", Some(&raw.description)),
+        ("notes", raw.notes.as_ref()),
+    ];
+    for (field, value) in fields {
+        let Some((_, c)) = value.and_then(|v| crate::prose::unsupported(v)) else {
+            continue;
+        };
+        let span = src.text.find(c).map(|i| i..i + c.len_utf8());
+        return Err(src.error(
+            ErrorKind::Invalid,
+            span,
+            format!(
+                "the {field} contains `{c}` (U+{:04X}), which has no LaTeX spelling",
+                c as u32
+            ),
+            "this character",
+            "write it as LaTeX between $…$ (for example $\\star$), or use one the README's \
+             prose table lists (the Greek alphabet, ‖ ∈ ⊙ ⊗ ᵀ ≤ ≥ → …)",
+        ));
+    }
+    Ok(())
 }
 
 /// Keys that belong at the top of the file, before any `[table]`.

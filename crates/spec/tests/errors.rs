@@ -267,3 +267,19 @@ fn a_whole_data_matrix_is_explained_with_the_per_sample_form() {
         e.hint()
     );
 }
+
+#[test]
+fn a_character_of_the_notes_with_no_latex_spelling_is_named() {
+    let e = error(
+        "notes = \"\"\"\nGreek is fine: μ, η, ρ, ‖w‖, x ∈ ℝ, u ⊙ v.\nA snowman ☃ is not.\n\"\"\"\nloss = \"w\"\n[parameters]\nw = {}\n",
+    );
+    assert_eq!(e.kind(), ErrorKind::Invalid);
+    assert_eq!(at(&e), (3, 11));
+    assert!(e.message().contains("`☃` (U+2603)"), "{}", e.message());
+    assert!(e.hint().unwrap().contains("$…$"), "{:?}", e.hint());
+    // The same notes without the snowman load.
+    let ok = format!(
+        "{HEAD}notes = \"Greek is fine: μ, η, ρ, ‖w‖, x ∈ ℝ, u ⊙ v, $\\\\star$.\"\nloss = \"w\"\n[parameters]\nw = {{}}\n"
+    );
+    assert!(load_str("m.toml", &ok).is_ok());
+}

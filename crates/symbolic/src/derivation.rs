@@ -34,7 +34,7 @@ pub struct GradientEntry {
 }
 
 /// The same results printed by Symbolica, in its input syntax.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SymbolicaForms {
     /// Each intermediate: (id, right-hand side).
     pub definitions: Vec<(String, String)>,
@@ -90,6 +90,13 @@ pub struct Derivation {
     /// parameter; `None` when every parameter is a scalar (the index form
     /// is then the scalar one).
     pub index: Option<crate::index_calculus::IndexDerivation>,
+    /// Back-propagation in index form (signals, the chain rule per tensor,
+    /// the Hessian's split through one quantity); `None` where `index` is.
+    pub backprop: Option<crate::backprop::Backpropagation>,
+    /// Whether the scalar lists (every entry of the gradient and Hessian)
+    /// were derived; `false` for [`crate::derive_unexpanded`] of a model
+    /// with tensor parameters, whose lists are empty.
+    pub expanded: bool,
     /// The results in Symbolica's syntax.
     pub symbolica: SymbolicaForms,
     /// Wall time of the derivation on the worker, in seconds.

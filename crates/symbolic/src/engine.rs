@@ -446,6 +446,44 @@ impl Engine {
     }
 
     /// The whole derivation of a model.
+    /// The index form alone, without the scalar lists: what the lecture
+    /// note of a model with tensor parameters needs, in a time that does
+    /// not grow with the tensors' lengths. `None` where the model has no
+    /// tensor parameter or its index form does not simplify (the caller
+    /// then derives in full, which decides).
+    pub(crate) fn derive_unexpanded(&self, model: &Model) -> Option<Derivation> {
+        let start = Instant::now();
+        let ix = model.index.as_ref()?;
+        if !ix.parameters().any(|t| !t.shape.is_empty()) {
+            return None;
+        }
+        let index = crate::index_calculus::differentiate(ix)
+            .and_then(|derived| self.simplify_index_derivation(ix, &derived))
+            .ok()?;
+        let backprop = crate::backprop::backpropagate(ix)
+            .and_then(|b| self.simplify_backpropagation(ix, &b))
+            .ok()?;
+        Some(Derivation {
+            forms: NormalForms {
+                definitions: model.definitions.iter().map(|d| d.expr.clone()).collect(),
+                loss: model.loss.clone(),
+                regularizer: model.regularizer.clone(),
+            },
+            newton_step: None,
+            index: Some(index),
+            backprop: Some(backprop),
+            expanded: false,
+            model: model.clone(),
+            local_partials: Vec::new(),
+            gradient: Vec::new(),
+            hessian: Vec::new(),
+            regularizer_gradient: Vec::new(),
+            regularizer_hessian: Vec::new(),
+            symbolica: SymbolicaForms::default(),
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
     pub(crate) fn derive(&self, model: &Model) -> Result<Derivation, String> {
         let start = Instant::now();
         let mut chain = Chain::new(self, model)?;
@@ -550,10 +588,19 @@ impl Engine {
             }
             _ => None,
         };
+        // How the lecture note tells the index form: back-propagation.
+        let backprop = match (&model.index, &index) {
+            (Some(ix), Some(_)) => crate::backprop::backpropagate(ix)
+                .and_then(|b| self.simplify_backpropagation(ix, &b))
+                .ok(),
+            _ => None,
+        };
         Ok(Derivation {
             forms,
             newton_step,
             index,
+            backprop,
+            expanded: true,
             model: model.clone(),
             local_partials,
             gradient,

@@ -5,6 +5,7 @@
 //! 2·½, w_j + w_j) is simplified with the engine's choice of the simplest
 //! form, and the stand-ins are put back: (p − y)·x[j].
 
+use crate::backprop::Backpropagation;
 use crate::engine::Engine;
 use crate::index_calculus::IndexDerivation;
 use hessforge_spec::Expr;
@@ -64,6 +65,35 @@ impl Engine {
         for b in &mut out.hessian {
             b.loss = self.simplify_index(&b.loss, model)?;
             b.regularizer = self.simplify_index(&b.regularizer, model)?;
+        }
+        Ok(out)
+    }
+
+    /// Every expression of a back-propagation, simplified.
+    pub(crate) fn simplify_backpropagation(
+        &self,
+        model: &IndexModel,
+        b: &Backpropagation,
+    ) -> Result<Backpropagation, String> {
+        let mut out = b.clone();
+        let model = Some(model);
+        for s in &mut out.signals {
+            s.local = self.simplify_index(&s.local, model)?;
+            s.value = self.simplify_index(&s.value, model)?;
+        }
+        for i in &mut out.inputs {
+            i.local = self.simplify_index(&i.local, model)?;
+        }
+        if let Some(u) = &mut out.bottleneck {
+            u.first = self.simplify_index(&u.first, model)?;
+            u.second = self.simplify_index(&u.second, model)?;
+            for g in &mut u.jacobian {
+                g.loss = self.simplify_index(&g.loss, model)?;
+            }
+            for c in &mut u.curvature {
+                c.loss = self.simplify_index(&c.loss, model)?;
+                c.regularizer = self.simplify_index(&c.regularizer, model)?;
+            }
         }
         Ok(out)
     }

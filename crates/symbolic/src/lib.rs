@@ -10,6 +10,7 @@
 //! return plain Rust data and may be called from any thread.
 #![warn(missing_docs)]
 
+pub mod backprop;
 mod derivation;
 mod engine;
 pub mod index_calculus;
@@ -106,6 +107,21 @@ pub fn derive(model: &Model) -> Result<Derivation, EngineError> {
             file: model.source.clone(),
             reason,
         })
+}
+
+/// Derive a model for reading: in index form only where it has tensor
+/// parameters (milliseconds whatever the tensors' lengths; the scalar lists
+/// stay empty and `expanded` is false), in full otherwise. Enough for every
+/// format of [`render::render`]; [`render::render_expanded`] and the
+/// kernels need [`derive`].
+pub fn derive_unexpanded(model: &Model) -> Result<Derivation, EngineError> {
+    let owned = model.clone();
+    let quick = worker::run(move |engine| engine.derive_unexpanded(&owned))
+        .map_err(EngineError::worker(model))?;
+    match quick {
+        Some(d) => Ok(d),
+        None => derive(model),
+    }
 }
 
 /// Derive a model in index form: the gradient once per parameter tensor and

@@ -5,6 +5,8 @@
 //! back-propagation, each partial derivative through the chain rule, the
 //! gradient, the Hessian, the second-order Taylor model and the updates.
 
+mod tensor;
+
 use super::math::{Names, Printer, Style, tidy};
 use crate::derivation::{Derivation, LOSS, REGULARIZER};
 use hessforge_spec::{Expr, Model};
@@ -81,13 +83,34 @@ const INLINE_LIST_MAX: usize = 6;
 /// More chains than this: show the result without the product of partials.
 const CHAINS_SHOWN_MAX: usize = 4;
 
-pub(crate) fn build(d: &Derivation) -> Vec<Block> {
+/// The blocks of the document: in index form where the model has tensor
+/// parameters, unless `expand` asks for every scalar entry.
+pub(crate) fn build(d: &Derivation, expand: bool) -> Vec<Block> {
     let mut b = Builder {
         d,
         model: &d.model,
         names: Names::new(&d.model),
         blocks: Vec::new(),
     };
+    if let (Some(derived), Some(backprop), Some(index), false) =
+        (&d.index, &d.backprop, &d.model.index, expand && d.expanded)
+    {
+        let mut display = index.clone();
+        // Signals are written first in a product, like a coefficient: δ⁽ᶻ⁾ x_j.
+        display
+            .tensors
+            .extend(backprop.tensors.iter().cloned().map(|mut t| {
+                t.role = hessforge_spec::Role::Constant;
+                t
+            }));
+        let t = tensor::Tensors {
+            display,
+            derived,
+            backprop,
+        };
+        b.tensor_document(&t);
+        return b.blocks;
+    }
     b.introduction();
     b.model_section();
     b.loss_section();
@@ -201,6 +224,25 @@ impl Builder<'_> {
             format!("\\frac{{\\partial {}}}{{\\partial {}}}", o.latex, w.latex),
             format!("∂{}/∂{}", o.text, w.text),
         )
+    }
+
+    /// The data of one sample, as LaTeX and text (`x, y`), or at sample i
+    /// (`x^{(i)}, y^{(i)}`).
+    fn sample(&self, at_i: bool) -> (String, String) {
+        let (latex, text): (Vec<String>, Vec<String>) = self
+            .model
+            .data_tensors
+            .iter()
+            .map(|t| {
+                let base = crate::render::tensor_latex(self.model, &t.name);
+                if at_i {
+                    (format!("{base}^{{(i)}}"), format!("{}⁽ⁱ⁾", t.name))
+                } else {
+                    (base, t.name.clone())
+                }
+            })
+            .unzip();
+        (latex.join(", "), text.join(", "))
     }
 
     fn has_data(&self) -> bool {
@@ -341,7 +383,10 @@ impl Builder<'_> {
             self.blocks
                 .push(Block::Paragraph(vec![text("The loss of one sample:")]));
             self.blocks.push(Block::Equation {
-                lhs: Math::raw("\\ell(\\theta; x)", "ℓ(θ; x)"),
+                lhs: {
+                    let (l, t) = self.sample(false);
+                    Math::raw(format!("\\ell(\\theta; {l})"), format!("ℓ(θ; {t})"))
+                },
                 steps: vec![self.math(&self.d.forms.loss)],
             });
         } else {
@@ -363,9 +408,13 @@ impl Builder<'_> {
             self.blocks.push(Block::Paragraph(vec![text(
                 "The objective the optimizers minimise is the average loss over the data set:",
             )]));
+            let (l, t) = self.sample(true);
             self.average_over_data(
                 Math::raw("L(\\theta)", "L(θ)"),
-                ("\\ell\\left(\\theta; x^{(i)}\\right)", "ℓ(θ; x⁽ⁱ⁾)"),
+                (
+                    &format!("\\ell\\left(\\theta; {l}\\right)"),
+                    &format!("ℓ(θ; {t})"),
+                ),
                 (" + R(\\theta)", " + R(θ)"),
             );
         }
@@ -520,14 +569,15 @@ impl Builder<'_> {
             }
         }
         if self.has_data() {
+            let (l, t) = self.sample(true);
             self.blocks.push(Block::Paragraph(vec![text(
                 "and for the objective, by linearity:",
             )]));
             self.average_over_data(
                 Math::raw("\\frac{\\partial L}{\\partial \\theta_j}", "∂L/∂θⱼ"),
                 (
-                    "\\frac{\\partial \\ell\\left(\\theta; x^{(i)}\\right)}{\\partial \\theta_j}",
-                    "∂ℓ(θ; x⁽ⁱ⁾)/∂θⱼ",
+                    &format!("\\frac{{\\partial \\ell\\left(\\theta; {l}\\right)}}{{\\partial \\theta_j}}"),
+                    &format!("∂ℓ(θ; {t})/∂θⱼ"),
                 ),
                 (" + \\frac{\\partial R}{\\partial \\theta_j}", " + ∂R/∂θⱼ"),
             );
@@ -669,11 +719,12 @@ impl Builder<'_> {
             }
         }
         if self.has_data() {
+            let (l, t) = self.sample(true);
             self.average_over_data(
                 Math::raw("\\nabla^2 L(\\theta)", "∇²L(θ)"),
                 (
-                    "\\nabla^2_\\theta \\ell\\left(\\theta; x^{(i)}\\right)",
-                    "∇²ℓ(θ; x⁽ⁱ⁾)",
+                    &format!("\\nabla^2_\\theta \\ell\\left(\\theta; {l}\\right)"),
+                    &format!("∇²ℓ(θ; {t})"),
                 ),
                 (" + \\nabla^2 R(\\theta)", " + ∇²R(θ)"),
             );
@@ -683,6 +734,13 @@ impl Builder<'_> {
     fn updates(&mut self) {
         self.blocks
             .push(Block::Heading("Second-order model and the updates".into()));
+        self.taylor_and_gradient_descent();
+        self.newton_update();
+        self.relu_convention();
+    }
+
+    /// The Taylor model and the gradient-descent update.
+    fn taylor_and_gradient_descent(&mut self) {
         self.blocks.push(Block::Paragraph(vec![text(
             "Near θ the objective is approximated by its second-order Taylor model, with d a step:",
         )]));
@@ -705,6 +763,9 @@ impl Builder<'_> {
                 "← θ − α∇L(θ)",
             )],
         });
+    }
+
+    fn newton_update(&mut self) {
         self.blocks.push(Block::Paragraph(vec![text(
             "Newton's method jumps to the minimum of the Taylor model, which exists when the Hessian is positive definite:",
         )]));
@@ -730,6 +791,10 @@ impl Builder<'_> {
                 });
             }
         }
+    }
+
+    /// How ReLU is differentiated, where the model uses it.
+    fn relu_convention(&mut self) {
         let uses = |f: hessforge_spec::Func| {
             let mut found = false;
             visit_calls(&self.model.loss, &mut |g| found |= g == f);

@@ -23,7 +23,7 @@ pub(crate) fn print(model: &Model, index: &IndexModel, e: &IExpr, style: Style) 
         letters: &letters,
         count: 0,
     };
-    let scalar = stand_ins.convert(e, &mut names);
+    let scalar = stand_ins.convert(&paired_differences(e), &mut names);
     Printer {
         names: &names,
         style,
@@ -86,15 +86,15 @@ pub(crate) fn json(model: &Model, index: &IndexModel, d: &IndexDerivation) -> se
     serde_json::json!({ "gradient": gradient, "hessian": hessian })
 }
 
-struct StandIns<'a> {
-    index: &'a IndexModel,
+pub(super) struct StandIns<'a> {
+    pub(super) index: &'a IndexModel,
     /// Display letter of each index variable of the whole expression.
-    letters: &'a HashMap<String, String>,
-    count: usize,
+    pub(super) letters: &'a HashMap<String, String>,
+    pub(super) count: usize,
 }
 
 impl StandIns<'_> {
-    fn letter(&self, i: &Ix) -> String {
+    pub(super) fn letter(&self, i: &Ix) -> String {
         match i {
             Ix::Var(v) => self.letters.get(v).cloned().unwrap_or_else(|| v.clone()),
             Ix::Fixed(k) => k.to_string(),
@@ -112,13 +112,13 @@ impl StandIns<'_> {
         }
     }
 
-    fn fresh(&mut self) -> String {
+    pub(super) fn fresh(&mut self) -> String {
         self.count += 1;
         format!("⟨{}⟩", self.count)
     }
 
     /// Position of a tensor among the model's names (its first entry's).
-    fn position(&self, tensor: &str, names: &Names) -> usize {
+    pub(super) fn position(&self, tensor: &str, names: &Names) -> usize {
         self.index
             .tensor(tensor)
             .and_then(|t| t.ids.first())
@@ -126,10 +126,14 @@ impl StandIns<'_> {
             .unwrap_or(usize::MAX)
     }
 
-    fn convert(&mut self, e: &IExpr, names: &mut Names) -> Expr {
+    pub(super) fn convert(&mut self, e: &IExpr, names: &mut Names) -> Expr {
         match e {
             IExpr::Num(r) => Expr::Num(r.clone()),
-            IExpr::Entry { tensor, indices } if indices.is_empty() => Expr::Var(tensor.clone()),
+            IExpr::Entry { tensor, indices }
+                if indices.is_empty() && names.position_of(tensor).is_some() =>
+            {
+                Expr::Var(tensor.clone())
+            }
             IExpr::Entry { tensor, indices } => {
                 let (base, role) = self
                     .index
@@ -139,13 +143,12 @@ impl StandIns<'_> {
                 let sub = self.subscript(indices);
                 let id = self.fresh();
                 let position = self.position(tensor, names);
-                names.add(
-                    &id,
-                    format!("{base}_{{{sub}}}"),
-                    format!("{tensor}_{sub}"),
-                    role,
-                    position,
-                );
+                let (latex, text) = if sub.is_empty() {
+                    (base, tensor.clone())
+                } else {
+                    (format!("{base}_{{{sub}}}"), format!("{tensor}_{sub}"))
+                };
+                names.add(&id, latex, text, role, position);
                 Expr::Var(id)
             }
             IExpr::Delta(a, b) => {
@@ -223,6 +226,79 @@ impl StandIns<'_> {
             ),
             IExpr::Call(f, a) => Expr::Call(*f, Box::new(self.convert(a, names))),
         }
+    }
+}
+
+/// (1 + u)(1 − u) and (1 + u)(u − 1) written as ±(1 − u²), the form a
+/// textbook keeps (1 − h², the derivative of tanh), wherever the engine
+/// factored it.
+pub(crate) fn paired_differences(e: &IExpr) -> IExpr {
+    let map = |xs: &[IExpr]| xs.iter().map(paired_differences).collect::<Vec<_>>();
+    match e {
+        IExpr::Add(xs) => IExpr::Add(map(xs)),
+        IExpr::Pow(a, b) => IExpr::Pow(
+            Box::new(paired_differences(a)),
+            Box::new(paired_differences(b)),
+        ),
+        IExpr::Call(f, a) => IExpr::Call(*f, Box::new(paired_differences(a))),
+        IExpr::Sum {
+            var,
+            from,
+            to,
+            body,
+        } => IExpr::Sum {
+            var: var.clone(),
+            from: *from,
+            to: *to,
+            body: Box::new(paired_differences(body)),
+        },
+        IExpr::Mul(xs) => {
+            let mut factors = map(xs);
+            // c + t as (c, t), for a number c.
+            let split = |f: &IExpr| match f {
+                IExpr::Add(t) if t.len() == 2 => match (&t[0], &t[1]) {
+                    (IExpr::Num(_), x) => Some((t[0].clone(), x.clone())),
+                    (x, IExpr::Num(_)) => Some((t[1].clone(), x.clone())),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let minus_u = |u: &IExpr| IExpr::Mul(vec![IExpr::int(-1), u.clone()]);
+            loop {
+                // (1 + u) and its partner 1 − u (sign +1) or −1 + u (sign −1).
+                let found = factors.iter().enumerate().find_map(|(a, f)| {
+                    let (c, u) = split(f)?;
+                    if !c.is_int(1) {
+                        return None;
+                    }
+                    factors.iter().enumerate().find_map(|(b, g)| {
+                        let (d, t) = split(g)?;
+                        if b == a {
+                            None
+                        } else if d.is_int(1) && t == minus_u(&u) {
+                            Some((a, b, u.clone(), 1))
+                        } else if d.is_int(-1) && t == u {
+                            Some((a, b, u.clone(), -1))
+                        } else {
+                            None
+                        }
+                    })
+                });
+                let Some((a, b, u, sign)) = found else {
+                    break;
+                };
+                let square = IExpr::Pow(Box::new(u), Box::new(IExpr::int(2)));
+                let one_minus = IExpr::Add(vec![IExpr::int(1), minus_u(&square)]);
+                let (lo, hi) = (a.min(b), a.max(b));
+                factors.remove(hi);
+                factors[lo] = one_minus;
+                if sign < 0 {
+                    factors.insert(0, IExpr::int(-1));
+                }
+            }
+            IExpr::Mul(factors)
+        }
+        other => other.clone(),
     }
 }
 

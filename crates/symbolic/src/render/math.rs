@@ -24,6 +24,9 @@ pub(crate) struct Names {
     role: HashMap<String, Role>,
     /// Position in the model: parameters, data, constants, intermediates.
     position: HashMap<String, usize>,
+    /// Names written after every other factor (vectors and matrices in a
+    /// vector form: p(1 − p) x xᵀ).
+    trailing: std::collections::HashSet<String>,
 }
 
 impl Names {
@@ -41,6 +44,7 @@ impl Names {
             text: HashMap::new(),
             role,
             position,
+            trailing: Default::default(),
         }
     }
 
@@ -59,6 +63,12 @@ impl Names {
         self.text.insert(id.to_string(), text);
         self.role.insert(id.to_string(), role);
         self.position.insert(id.to_string(), position);
+    }
+
+    /// A name written after every other factor of a product.
+    pub(crate) fn add_trailing(&mut self, id: &str, latex: String, text: String, position: usize) {
+        self.add(id, latex, text, Role::Intermediate, position);
+        self.trailing.insert(id.to_string());
     }
 
     /// Position of a model scalar, if it is one.
@@ -81,6 +91,7 @@ impl Names {
     fn rank(&self, e: &Expr) -> u8 {
         match e {
             Expr::Num(_) => 0,
+            Expr::Var(v) if self.trailing.contains(v) => 7,
             Expr::Var(v) => match self.role.get(v) {
                 Some(Role::Constant) => 1,
                 Some(Role::Intermediate) => 2,

@@ -6,6 +6,7 @@
 mod document;
 pub(crate) mod index;
 mod math;
+mod vector;
 
 use crate::derivation::Derivation;
 use document::{Block, Inline, Math, Piece};
@@ -36,13 +37,26 @@ impl Format {
     ];
 }
 
-/// Render a derivation in a format.
+/// Render a derivation in a format: for a model with tensor parameters,
+/// the index form (one derivative per tensor, one block per pair of
+/// tensors); for a model of scalars, every entry.
 pub fn render(d: &Derivation, format: Format) -> String {
+    render_with(d, format, false)
+}
+
+/// Render with the scalar lists: every gradient entry and Hessian entry,
+/// in every format (the index form too, in JSON). Needs a derivation from
+/// [`crate::derive`] (`expanded`).
+pub fn render_expanded(d: &Derivation, format: Format) -> String {
+    render_with(d, format, true)
+}
+
+fn render_with(d: &Derivation, format: Format, expand: bool) -> String {
     match format {
-        Format::Latex => latex(&document::build(d)),
-        Format::Markdown => markdown(&document::build(d)),
-        Format::Text => text(&document::build(d)),
-        Format::Json => json(d),
+        Format::Latex => latex(&document::build(d, expand)),
+        Format::Markdown => markdown(&document::build(d, expand)),
+        Format::Text => text(&document::build(d, expand)),
+        Format::Json => json(d, expand),
     }
 }
 
@@ -99,7 +113,7 @@ fn visible_width(latex: &str) -> usize {
 }
 
 /// Width of a display line before it is broken.
-const LINE_WIDTH: usize = 50;
+const LINE_WIDTH: usize = 62;
 
 /// Whether a piece of LaTeX is too wide for one display line.
 pub(crate) fn too_wide(latex: &str) -> bool {
@@ -107,20 +121,28 @@ pub(crate) fn too_wide(latex: &str) -> bool {
 }
 
 /// The lines of `lhs = step = step …`, as `align`-style rows (with `&`).
+/// Steps share a line while they fit; a step too wide for a line of its
+/// own is broken between its pieces.
 fn aligned_rows(lhs: &Math, steps: &[Math]) -> Vec<String> {
     let mut rows = Vec::new();
     let lhs_width = visible_width(&lhs.latex);
+    let limit = LINE_WIDTH.saturating_sub(lhs_width.min(24));
+    let mut line = String::new();
+    let mut width = 0;
     for (i, step) in steps.iter().enumerate() {
         let starts_with_relation =
             step.latex.starts_with("\\leftarrow") || step.latex.starts_with("\\approx");
-        let head = match (i, starts_with_relation) {
-            (0, true) => format!("{} &", lhs.latex),
-            (0, false) => format!("{} &= ", lhs.latex),
-            (_, _) => "&= ".to_string(),
-        };
-        let limit = LINE_WIDTH.saturating_sub(lhs_width.min(24));
-        let mut line = head;
-        let mut width = 0;
+        let relation = if starts_with_relation { "" } else { "= " };
+        let step_width = visible_width(&step.latex) + 2;
+        if i == 0 {
+            line = format!("{} &{relation}", lhs.latex);
+        } else if width + step_width <= limit {
+            line.push_str(&format!(" {relation}"));
+        } else {
+            rows.push(std::mem::take(&mut line));
+            line = format!("&{relation}");
+            width = 0;
+        }
         for (k, piece) in step.latex_pieces.iter().enumerate() {
             let (s, joiner) = match piece {
                 Piece::Term(s) => (s.as_str(), ""),
@@ -128,7 +150,7 @@ fn aligned_rows(lhs: &Math, steps: &[Math]) -> Vec<String> {
             };
             let w = visible_width(s);
             if k > 0 && width + w > limit {
-                rows.push(line);
+                rows.push(std::mem::take(&mut line));
                 line = format!("&\\quad {joiner}{s}");
                 width = w;
             } else {
@@ -139,8 +161,9 @@ fn aligned_rows(lhs: &Math, steps: &[Math]) -> Vec<String> {
                 width += w;
             }
         }
-        rows.push(line);
+        width += 2;
     }
+    rows.push(line);
     rows
 }
 
@@ -188,91 +211,149 @@ fn matrix_latex(rows: &[Vec<Math>]) -> String {
     )
 }
 
-/// The plain character of a Unicode superscript.
-fn superscript(c: char) -> Option<char> {
-    Some(match c {
-        'ᵀ' => 'T',
-        '⁻' => '-',
-        '¹' => '1',
-        '²' => '2',
-        '³' => '3',
-        '⁴' => '4',
-        'ⁱ' => 'i',
-        '⁽' => '(',
-        '⁾' => ')',
-        _ => return None,
-    })
-}
-
-/// Unicode of the prose → LaTeX.
+/// Prose → LaTeX: `$…$` spans are LaTeX already; Unicode is spelled as
+/// `hessforge_spec::prose` says (math in `$…$`); straight double quotes
+/// become TeX quotes; the characters TeX reserves are escaped.
 fn latex_prose(s: &str) -> String {
     let mut out = String::new();
     let mut chars = s.chars().peekable();
+    let mut open_quote = true;
     while let Some(c) = chars.next() {
-        // A letter followed by a combining tilde (X̃).
-        if chars.peek() == Some(&'\u{303}') {
-            chars.next();
-            let _ = write!(out, "$\\tilde{{{c}}}$");
+        // A math span, copied as it is.
+        if c == '$' {
+            let mut math = String::new();
+            for n in chars.by_ref() {
+                if n == '$' {
+                    break;
+                }
+                math.push(n);
+            }
+            let _ = write!(out, "${math}$");
             continue;
         }
-        let m = match c {
-            c if superscript(c).is_some() => {
-                let mut run = String::from(superscript(c).unwrap_or_default());
-                while let Some(&n) = chars.peek() {
-                    match superscript(n) {
-                        Some(x) => {
-                            run.push(x);
-                            chars.next();
-                        }
-                        None => break,
-                    }
-                }
-                let _ = write!(out, "$^{{{run}}}$");
-                continue;
-            }
-            '\\' => "\\textbackslash{}",
-            '%' | '&' | '#' | '_' | '$' | '{' | '}' => {
+        // A letter followed by a combining tilde or hat (X̃, â).
+        if let Some(&accent) = chars.peek()
+            && (accent == '\u{303}' || accent == '\u{302}')
+        {
+            chars.next();
+            let command = if accent == '\u{303}' { "tilde" } else { "hat" };
+            let _ = write!(out, "$\\{command}{{{c}}}$");
+            continue;
+        }
+        match c {
+            '\\' => out.push_str("\\textbackslash{}"),
+            '%' | '&' | '#' | '_' | '{' | '}' => {
                 out.push('\\');
                 out.push(c);
-                continue;
             }
-            '~' => "\\textasciitilde{}",
-            '^' => "\\textasciicircum{}",
-            'σ' => "$\\sigma$",
-            'θ' => "$\\theta$",
-            'λ' => "$\\lambda$",
-            'α' => "$\\alpha$",
-            'ε' => "$\\varepsilon$",
-            'Σ' => "$\\Sigma$",
-            '∇' => "$\\nabla$",
-            '∂' => "$\\partial$",
-            'ℓ' => "$\\ell$",
-            'ŷ' => "$\\hat{y}$",
-            '·' => "$\\cdot$",
-            '×' => "$\\times$",
-            '−' => "$-$",
-            '±' => "$\\pm$",
-            '≈' => "$\\approx$",
-            '≥' => "$\\geq$",
-            '≤' => "$\\leq$",
-            '→' => "$\\to$",
-            '√' => "$\\surd$",
-            '½' => "$\\frac{1}{2}$",
-            '-' if chars.peek() == Some(&'-') => "-{}",
-            '—' => "---",
-            '–' => "--",
-            '’' => "'",
-            '“' => "``",
-            '”' => "''",
-            c if c.is_ascii() => {
-                out.push(c);
-                continue;
+            '<' | '>' | '|' => {
+                let _ = write!(out, "${c}$");
             }
-            _ => "?",
-        };
-        out.push_str(m);
+            '~' => out.push_str("\\textasciitilde{}"),
+            '^' => out.push_str("\\textasciicircum{}"),
+            '"' => {
+                out.push_str(if open_quote { "``" } else { "''" });
+                open_quote = !open_quote;
+            }
+            '-' if chars.peek() == Some(&'-') => out.push_str("-{}"),
+            c if c.is_ascii() => out.push(c),
+            c => match hessforge_spec::prose::latex_of(c) {
+                Some(t) if t.starts_with('!') => out.push_str(&t[1..]),
+                Some(m) => {
+                    let _ = write!(out, "${m}$");
+                }
+                // The loader rejects such characters in the file's prose.
+                None => out.push(c),
+            },
+        }
     }
     out.replace("$$", "")
+}
+
+/// Prose for a terminal: `$…$` spans without the dollars, their commands
+/// as Unicode where one spells them (`$\\lambda$` → λ).
+fn text_prose(s: &str) -> String {
+    if !s.contains('$') {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    for (k, part) in s.split('$').enumerate() {
+        if k % 2 == 0 {
+            out.push_str(part);
+        } else {
+            out.push_str(&text_of_latex(part));
+        }
+    }
+    out
+}
+
+/// `\\lambda \\|w\\|^2` → `λ ‖w‖^2`: commands the prose table spells, and
+/// the braces and spacing of simple math removed.
+fn text_of_latex(math: &str) -> String {
+    let mut out = String::new();
+    let math = math
+        .replace("\\tfrac12", "½")
+        .replace("\\tfrac{1}{2}", "½")
+        .replace("\\frac{1}{2}", "½");
+    let mut chars = math.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let mut name = String::from("\\");
+                while let Some(&n) = chars.peek() {
+                    if n.is_ascii_alphabetic() || (name.len() == 1 && !n.is_ascii_alphanumeric()) {
+                        name.push(n);
+                        chars.next();
+                        if name.len() == 2 && !n.is_ascii_alphabetic() {
+                            break;
+                        }
+                    } else {
+                        break;
+                    }
+                }
+                let accent = match name.as_str() {
+                    "\\tilde" => Some('\u{303}'),
+                    "\\bar" => Some('\u{304}'),
+                    "\\hat" => Some('\u{302}'),
+                    _ => None,
+                };
+                if let Some(accent) = accent {
+                    // The accented letter: `\\tilde X`, `\\tilde{X}`.
+                    while chars.peek().is_some_and(|n| *n == ' ' || *n == '{') {
+                        chars.next();
+                    }
+                    if let Some(letter) = chars.next() {
+                        out.push(letter);
+                        out.push(accent);
+                    }
+                    continue;
+                }
+                let spelled = match name.as_str() {
+                    "\\top" => Some("ᵀ"),
+                    "\\dots" | "\\ldots" => Some("…"),
+                    "\\tfrac" | "\\frac" | "\\operatorname" | "\\mathrm" | "\\text" | "\\left"
+                    | "\\right" | "\\bigl" | "\\bigr" => Some(""),
+                    _ => None,
+                };
+                match (spelled, unicode_of(&name)) {
+                    (Some(s), _) => out.push_str(s),
+                    (None, Some(u)) => out.push(u),
+                    (None, None) if name == "\\," || name == "\\;" || name == "\\ " => {
+                        out.push(' ')
+                    }
+                    (None, None) => out.push_str(name.trim_start_matches('\\')),
+                }
+            }
+            '{' | '}' => {}
+            c => out.push(c),
+        }
+    }
+    out.replace("^ᵀ", "ᵀ")
+}
+
+/// The character the prose table spells as this LaTeX command.
+fn unicode_of(command: &str) -> Option<char> {
+    ('\u{80}'..='\u{2fff}').find(|&c| hessforge_spec::prose::latex_of(c) == Some(command))
 }
 
 fn latex(blocks: &[Block]) -> String {
@@ -284,13 +365,13 @@ fn latex(blocks: &[Block]) -> String {
     out.push_str(
         "% Generated by hessforge (https://example.invalid/hessforge); derivatives by Symbolica.\n",
     );
-    out.push_str("\\documentclass[11pt]{article}\n\\usepackage{amsmath}\n\\usepackage{amssymb}\n");
+    out.push_str("\\documentclass[11pt]{article}\n\\usepackage[a4paper,margin=2.2cm]{geometry}\n\\usepackage{amsmath}\n\\usepackage{amssymb}\n");
     out.push_str(
-        "\\allowdisplaybreaks\n\\setlength{\\parindent}{0pt}\n\\setlength{\\parskip}{0.6em}\n",
+        "\\allowdisplaybreaks\n\\setlength{\\parindent}{0pt}\n\\setlength{\\parskip}{0.4em}\n\\AtBeginDocument{\\setlength{\\abovedisplayskip}{4pt plus 2pt}\\setlength{\\belowdisplayskip}{4pt plus 2pt}\\setlength{\\abovedisplayshortskip}{2pt}\\setlength{\\belowdisplayshortskip}{2pt}}\n\\makeatletter\n\\renewcommand\\section{\\@startsection{section}{1}{\\z@}{-1.6ex plus -0.5ex}{0.6ex}{\\normalfont\\large\\bfseries}}\n\\makeatother\n",
     );
     let _ = writeln!(
         out,
-        "\\title{{{}}}\n\\date{{}}\n\\begin{{document}}\n\\maketitle\n",
+        "\\begin{{document}}\n\\begin{{center}}\\Large\\bfseries {}\\end{{center}}\n",
         latex_prose(title.as_deref().unwrap_or(""))
     );
     for (i, b) in blocks.iter().enumerate() {
@@ -405,7 +486,7 @@ fn text(blocks: &[Block]) -> String {
                 let mut para = String::new();
                 for p in parts {
                     match p {
-                        Inline::Text(t) => para.push_str(t),
+                        Inline::Text(t) => para.push_str(&text_prose(t)),
                         Inline::Math(m) => para.push_str(&m.text),
                     }
                 }
@@ -470,7 +551,7 @@ fn wrap(s: &str, width: usize) -> String {
     out
 }
 
-fn json(d: &Derivation) -> String {
+fn json(d: &Derivation, expand: bool) -> String {
     let names = Names::new(&d.model);
     let latex_of = |e: &hessforge_spec::Expr| {
         Printer {
@@ -508,6 +589,30 @@ fn json(d: &Derivation) -> String {
             _ => serde_json::Value::Null,
         },
     });
+    let mut doc = doc;
+    // The scalar lists are the default only where every parameter is a
+    // scalar (no index form); `--expand` adds them for tensor models.
+    let scalar_lists = d.expanded && (expand || d.index.is_none());
+    if !scalar_lists && let Some(map) = doc.as_object_mut() {
+        for key in [
+            "definitions",
+            "loss",
+            "regularizer",
+            "gradient",
+            "gradient_latex",
+            "hessian",
+            "hessian_latex",
+            "regularizer_gradient",
+            "regularizer_hessian",
+            "regularizer_gradient_latex",
+            "regularizer_hessian_latex",
+        ] {
+            map.remove(key);
+        }
+        map.insert("expanded".into(), serde_json::Value::Bool(false));
+    } else if let Some(map) = doc.as_object_mut() {
+        map.insert("expanded".into(), serde_json::Value::Bool(true));
+    }
     let mut s = serde_json::to_string_pretty(&doc).expect("JSON of plain data");
     s.push('\n');
     s
