@@ -311,6 +311,7 @@ impl StopArgs {
 #[derive(Clone, Copy, ValueEnum)]
 enum OutputFormat {
     Latex,
+    Beamer,
     Markdown,
     Text,
     Json,
@@ -320,6 +321,7 @@ impl From<OutputFormat> for Format {
     fn from(f: OutputFormat) -> Format {
         match f {
             OutputFormat::Latex => Format::Latex,
+            OutputFormat::Beamer => Format::Beamer,
             OutputFormat::Markdown => Format::Markdown,
             OutputFormat::Text => Format::Text,
             OutputFormat::Json => Format::Json,
@@ -732,6 +734,7 @@ fn generated_files() -> Result<Vec<(String, String)>, Failure> {
     for m in &models {
         let d = hessforge_symbolic::derive(m).map_err(Failure::engine)?;
         files.push((format!("{}.tex", m.name), render(&d, Format::Latex)));
+        files.push((format!("{}.slides.tex", m.name), render(&d, Format::Beamer)));
         files.push((format!("{}.md", m.name), render(&d, Format::Markdown)));
         let kernel = hessforge_build::kernel_source_of(&d).map_err(Failure::failed)?;
         files.push((format!("{}.rs", m.name), kernel));

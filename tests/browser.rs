@@ -71,22 +71,23 @@ fn finding(line: &str, key: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn the_report_renders_in_a_browser() {
+/// The harness's findings for the report of `model` (None without a
+/// browser), and the report folder.
+fn report_findings(model: &str) -> Option<(String, PathBuf, String)> {
     let Some(browser) = chromium() else {
         assert!(
             std::env::var("HESSFORGE_REQUIRE_CHROMIUM").is_err(),
             "chromium is required (HESSFORGE_REQUIRE_CHROMIUM is set): apt-get install chromium"
         );
         eprintln!("chromium not found: skipping the browser check of the report");
-        return;
+        return None;
     };
-    let out: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-saddle");
+    let out: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("report-{model}"));
     let _ = std::fs::remove_dir_all(&out);
     {
         let _lock = symbolica_lock();
         hessforge()
-            .args(["report", "saddle", "-o"])
+            .args(["report", model, "-o"])
             .arg(&out)
             .assert()
             .success();
@@ -108,6 +109,34 @@ fn the_report_renders_in_a_browser() {
         .unwrap_or_else(|| panic!("the harness did not report:\n{dom}"));
     let line = &dom[start..];
     let line = &line[..line.find('<').unwrap_or(line.len())];
+    Some((line.to_string(), out, browser.to_string()))
+}
+
+#[test]
+fn the_index_form_document_renders_without_math_errors() {
+    // Softmax regression's note: Kronecker blocks (⊗), diag, ‖W‖_F,
+    // δ^{(z)}, \succeq — every one typeset, none an <merror>.
+    let Some((line, _, _)) = report_findings("softmax_regression") else {
+        return;
+    };
+    let n = |key: &str| finding(&line, key).parse::<usize>().unwrap();
+    assert!(n("maths") > 10, "{line}");
+    assert_eq!(n("merrors"), 0, "{line}");
+    assert_eq!(
+        finding(&line, "rawtex"),
+        "false",
+        "raw LaTeX is visible: {line}"
+    );
+}
+
+#[test]
+fn the_report_renders_in_a_browser() {
+    let Some((line, out, browser)) = report_findings("saddle") else {
+        return;
+    };
+    let browser = browser.as_str();
+    let line = line.as_str();
+    let profile = tempfile::tempdir().unwrap();
     let n = |key: &str| finding(line, key).parse::<usize>().unwrap();
     assert!(n("images") >= 6, "{line}");
     assert_eq!(n("loaded"), n("images"), "an image did not load: {line}");

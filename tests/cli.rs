@@ -407,3 +407,26 @@ fn a_derivation_does_not_depend_on_what_the_process_derived_before() {
         );
     }
 }
+
+#[test]
+fn derive_beamer_writes_slides_a_frame_per_section() {
+    let _g = symbolica_lock();
+    let out = hessforge()
+        .args(["derive", "logistic_regression", "--format", "beamer"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let tex = String::from_utf8(out).unwrap();
+    assert!(tex.contains("\\documentclass[aspectratio=169,11pt]{beamer}"));
+    assert_eq!(
+        tex.matches("\\begin{frame}").count(),
+        7,
+        "title + six sections"
+    );
+    assert!(tex.contains(
+        "\\begin{frame}[allowframebreaks]{Back-propagation: the chain rule once per tensor}"
+    ));
+    assert!(!tex.contains("--set"), "no CLI flags on a slide");
+}

@@ -614,13 +614,18 @@ impl Builder<'_> {
             format!("\\nabla^2_\\theta {}", ell.latex),
             format!("∇²{}", ell.text),
         );
-        if p <= MATRIX_MAX_P {
-            let rows = self
-                .d
+        // A matrix where it fits the page, else the upper triangle by
+        // parameter name (the same layout in every format).
+        let rows: Vec<Vec<Math>> = if p <= MATRIX_MAX_P {
+            self.d
                 .hessian
                 .iter()
                 .map(|row| row.iter().map(|e| self.math(e)).collect())
-                .collect();
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if p <= MATRIX_MAX_P && super::matrix_fits(&rows) {
             self.blocks.push(Block::Matrix { lhs, rows });
         } else {
             let mut zeros = 0;

@@ -734,7 +734,10 @@ impl Builder<'_> {
         } else {
             Math::raw("\\nabla^2_\\theta \\ell", "∇²ℓ")
         };
-        self.blocks.push(Block::Matrix { lhs, rows });
+        // The blocks are listed above; the block matrix only where it fits.
+        if crate::render::matrix_fits(&rows) {
+            self.blocks.push(Block::Matrix { lhs, rows });
+        }
     }
 
     fn affine_curvature(&mut self, t: &Tensors, u: &Bottleneck) -> Curvature {
