@@ -114,3 +114,25 @@ fn index_form_mlp(bencher: divan::Bencher, hidden: usize) {
     let model = mlp(hidden);
     bencher.bench(|| hessforge_symbolic::derive_index(divan::black_box(&model)).expect("derives"));
 }
+
+/// What `hessforge derive` does for a lecture note: the index form with
+/// back-propagation (signals, the Hessian's split), then the LaTeX
+/// document. Must not grow with F either.
+#[divan::bench(args = [10, 100, 1_000, 10_000], sample_count = 10)]
+fn document_logistic(bencher: divan::Bencher, features: usize) {
+    let model = logistic(features);
+    bencher.bench(|| {
+        let d = hessforge_symbolic::derive_unexpanded(divan::black_box(&model)).expect("derives");
+        hessforge_symbolic::render::render(&d, hessforge_symbolic::render::Format::Latex)
+    });
+}
+
+/// The same for the network: must not grow with H.
+#[divan::bench(args = [4, 16, 64, 256], sample_count = 10)]
+fn document_mlp(bencher: divan::Bencher, hidden: usize) {
+    let model = mlp(hidden);
+    bencher.bench(|| {
+        let d = hessforge_symbolic::derive_unexpanded(divan::black_box(&model)).expect("derives");
+        hessforge_symbolic::render::render(&d, hessforge_symbolic::render::Format::Latex)
+    });
+}

@@ -204,14 +204,17 @@ fn cut(
     let mut tensors: Vec<IndexTensor> = model
         .tensors
         .iter()
-        .map(|t| {
-            let mut t = t.clone();
-            t.role = match t.role {
+        .map(|t| IndexTensor {
+            name: t.name.clone(),
+            latex: t.latex.clone(),
+            role: match t.role {
                 _ if t.name == target => Role::Parameter,
                 Role::Parameter => Role::Data,
                 r => r,
-            };
-            t
+            },
+            shape: t.shape.clone(),
+            // The calculus needs shapes, not the scalar ids.
+            ids: Vec::new(),
         })
         .collect();
     tensors.extend(signals.iter().cloned());

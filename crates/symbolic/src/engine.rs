@@ -451,7 +451,7 @@ impl Engine {
     /// not grow with the tensors' lengths. `None` where the model has no
     /// tensor parameter or its index form does not simplify (the caller
     /// then derives in full, which decides).
-    pub(crate) fn derive_unexpanded(&self, model: &Model) -> Option<Derivation> {
+    pub(crate) fn derive_unexpanded(&self, model: Model) -> Option<Derivation> {
         let start = Instant::now();
         let ix = model.index.as_ref()?;
         if !ix.parameters().any(|t| !t.shape.is_empty()) {
@@ -464,8 +464,9 @@ impl Engine {
             .and_then(|b| self.simplify_backpropagation(ix, &b))
             .ok()?;
         Some(Derivation {
+            // The scalar forms belong to the expansion (`expanded` is false).
             forms: NormalForms {
-                definitions: model.definitions.iter().map(|d| d.expr.clone()).collect(),
+                definitions: Vec::new(),
                 loss: model.loss.clone(),
                 regularizer: model.regularizer.clone(),
             },
@@ -473,7 +474,7 @@ impl Engine {
             index: Some(index),
             backprop: Some(backprop),
             expanded: false,
-            model: model.clone(),
+            model,
             local_partials: Vec::new(),
             gradient: Vec::new(),
             hessian: Vec::new(),

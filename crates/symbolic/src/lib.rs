@@ -116,7 +116,7 @@ pub fn derive(model: &Model) -> Result<Derivation, EngineError> {
 /// kernels need [`derive`].
 pub fn derive_unexpanded(model: &Model) -> Result<Derivation, EngineError> {
     let owned = model.clone();
-    let quick = worker::run(move |engine| engine.derive_unexpanded(&owned))
+    let quick = worker::run(move |engine| engine.derive_unexpanded(owned))
         .map_err(EngineError::worker(model))?;
     match quick {
         Some(d) => Ok(d),

@@ -86,16 +86,37 @@ const CHAINS_SHOWN_MAX: usize = 4;
 /// The blocks of the document: in index form where the model has tensor
 /// parameters, unless `expand` asks for every scalar entry.
 pub(crate) fn build(d: &Derivation, expand: bool) -> Vec<Block> {
+    let index_form = !(expand && d.expanded);
     let mut b = Builder {
         d,
         model: &d.model,
-        names: Names::new(&d.model),
+        names: if index_form && d.index.is_some() {
+            Names::for_index_form(&d.model)
+        } else {
+            Names::new(&d.model)
+        },
         blocks: Vec::new(),
     };
-    if let (Some(derived), Some(backprop), Some(index), false) =
-        (&d.index, &d.backprop, &d.model.index, expand && d.expanded)
+    if let (Some(derived), Some(backprop), Some(index), true) =
+        (&d.index, &d.backprop, &d.model.index, index_form)
     {
-        let mut display = index.clone();
+        // Displays need a tensor's first entry (its place), not all.
+        let mut display = hessforge_spec::index::IndexModel {
+            tensors: index
+                .tensors
+                .iter()
+                .map(|t| hessforge_spec::index::IndexTensor {
+                    name: t.name.clone(),
+                    latex: t.latex.clone(),
+                    role: t.role,
+                    shape: t.shape.clone(),
+                    ids: t.ids.iter().take(1).cloned().collect(),
+                })
+                .collect(),
+            definitions: index.definitions.clone(),
+            loss: index.loss.clone(),
+            regularizer: index.regularizer.clone(),
+        };
         // Signals are written first in a product, like a coefficient: δ⁽ᶻ⁾ x_j.
         display
             .tensors

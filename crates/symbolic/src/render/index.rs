@@ -16,7 +16,12 @@ use std::collections::HashMap;
 
 /// An index-form expression as LaTeX (math mode) or plain text.
 pub(crate) fn print(model: &Model, index: &IndexModel, e: &IExpr, style: Style) -> String {
-    let mut names = Names::new(model);
+    print_with(Names::for_index_form(model), index, e, style)
+}
+
+/// [`print`] with the model's names given (`Names::for_index_form`, maybe
+/// changed: at sample i).
+pub(crate) fn print_with(mut names: Names, index: &IndexModel, e: &IExpr, style: Style) -> String {
     let letters = display_names(e);
     let mut stand_ins = StandIns {
         index,

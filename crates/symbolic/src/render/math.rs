@@ -48,6 +48,68 @@ impl Names {
         }
     }
 
+    /// The names an index-form expression uses directly: the scalar
+    /// tensors, and the first entry of each other tensor (which places the
+    /// tensor among the rest). The same positions as [`Names::new`], at a
+    /// cost that does not grow with the tensors' lengths.
+    pub(crate) fn for_index_form(model: &Model) -> Names {
+        let mut latex = HashMap::new();
+        let mut role = HashMap::new();
+        let mut position = HashMap::new();
+        let mut at = 0;
+        let groups = [
+            model.param_tensors.as_slice(),
+            model.data_tensors.as_slice(),
+        ];
+        // Scalars are stored tensor by tensor, row-major: a tensor's first
+        // entry is at the running offset.
+        let scalars = [model.params.as_slice(), model.data.as_slice()];
+        for (tensors, scalars) in groups.into_iter().zip(scalars) {
+            let mut offset = 0;
+            for t in tensors {
+                if let (Some(id), Some(s)) = (t.ids.first(), scalars.get(offset))
+                    && s.id == *id
+                {
+                    latex.insert(id.clone(), s.latex.clone());
+                    role.insert(id.clone(), s.role);
+                    position.insert(id.clone(), at);
+                }
+                offset += t.ids.len();
+                at += t.ids.len();
+            }
+        }
+        for s in model
+            .constants
+            .iter()
+            .map(|(s, _)| s)
+            .chain(model.definitions.iter().map(|d| &d.scalar))
+            .filter(|s| s.index.iter().all(|&i| i == 1))
+        {
+            latex.insert(s.id.clone(), s.latex.clone());
+            role.insert(s.id.clone(), s.role);
+            position.insert(s.id.clone(), at);
+            at += 1;
+        }
+        Names {
+            latex,
+            text: HashMap::new(),
+            role,
+            position,
+            trailing: Default::default(),
+        }
+    }
+
+    /// Every data and intermediate name written at sample i: `x^{(i)}`.
+    pub(crate) fn at_sample_i(&mut self) {
+        for (id, role) in &self.role {
+            if matches!(role, Role::Data | Role::Intermediate)
+                && let Some(l) = self.latex.get_mut(id)
+            {
+                *l = format!("{l}^{{(i)}}");
+            }
+        }
+    }
+
     /// A name that is not a scalar of the model (an index-form entry `x_j`,
     /// a Kronecker delta, a sum), shown as given and ordered like `role` at
     /// `position`.

@@ -40,7 +40,7 @@ pub(crate) fn print(
     }
     let e = &absorb_sign(&super::index::paired_differences(e));
     let letters = display_names(e);
-    let mut names = Names::new(model);
+    let mut names = Names::for_index_form(model);
     let mut v = Vectorizer {
         ins: StandIns {
             index,

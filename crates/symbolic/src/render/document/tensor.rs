@@ -59,23 +59,21 @@ impl Builder<'_> {
     /// An index-form expression at sample i: data and intermediates carry
     /// the superscript (i).
     fn sample_math(&self, t: &Tensors, e: &IExpr) -> Math {
-        let mut m = self.model.clone();
-        for s in m
-            .data
-            .iter_mut()
-            .chain(m.definitions.iter_mut().map(|d| &mut d.scalar))
-        {
-            s.latex = format!("{}^{{(i)}}", s.latex);
-        }
+        let mut names = crate::render::math::Names::for_index_form(self.model);
+        names.at_sample_i();
         let mut display = t.display.clone();
         for x in &mut display.tensors {
             if matches!(x.role, Role::Data | Role::Intermediate) {
                 x.latex = format!("{}^{{(i)}}", x.latex);
             }
+            x.ids.truncate(1);
         }
         Math::raw(
-            index::print(&m, &display, e, Style::Latex),
-            format!("{} (sample i)", index::print(&m, &display, e, Style::Text)),
+            index::print_with(names, &display, e, Style::Latex),
+            format!(
+                "{} (sample i)",
+                index::print(self.model, &t.display, e, Style::Text)
+            ),
         )
     }
 
