@@ -69,12 +69,13 @@ fn time(repeats: usize, mut f: impl FnMut()) -> serde_json::Value {
 
 fn codegen(file: &Path, repeats: usize) -> serde_json::Value {
     let model = hessforge_spec::load_file(file).unwrap_or_else(|e| fail(&e.one_line()));
-    let derivation = hessforge_symbolic::derive(&model).unwrap_or_else(|e| fail(&e.to_string()));
+    let derivation =
+        hessforge_symbolic::derive_scalar(&model).unwrap_or_else(|e| fail(&e.to_string()));
     let programs = hessforge_symbolic::lower(&derivation).unwrap_or_else(|e| fail(&e.to_string()));
     let split = programs.split(hessforge_ir::Outputs::LossGradHess);
     let operations = split.per_row.operation_count() + split.theta_only.operation_count();
     let derive = time(repeats, || {
-        black_box(hessforge_symbolic::derive(&model).expect("derives"));
+        black_box(hessforge_symbolic::derive_scalar(&model).expect("derives"));
     });
     let total = time(repeats, || {
         black_box(hessforge_build::kernel_source(&model).expect("generates"));

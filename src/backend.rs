@@ -31,7 +31,7 @@ impl Backend {
         {
             return Ok(Backend::Compiled(k));
         }
-        let derivation = hessforge_symbolic::derive(model)?;
+        let derivation = hessforge_symbolic::derive_scalar(model)?;
         Ok(Backend::Interpreted(Box::new(hessforge_symbolic::lower(
             &derivation,
         )?)))

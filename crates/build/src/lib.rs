@@ -32,7 +32,7 @@ pub fn source_label(model: &Model) -> String {
 
 /// The formatted Rust source of a model's kernels.
 pub fn kernel_source(model: &Model) -> Result<String, BuildError> {
-    kernel_source_of(&hessforge_symbolic::derive(model)?)
+    kernel_source_of(&hessforge_symbolic::derive_scalar(model)?)
 }
 
 /// The same, from a derivation already made (so `hessforge generate`, which

@@ -222,7 +222,7 @@ fn programs(name: &str) -> ModelPrograms {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(format!("../../derivations/{name}.toml"));
     let model = hessforge_spec::load_file(&path).expect("derivation loads");
-    hessforge_symbolic::lower(&hessforge_symbolic::derive(&model).expect("derives"))
+    hessforge_symbolic::lower(&hessforge_symbolic::derive_scalar(&model).expect("derives"))
         .expect("lowers")
 }
 

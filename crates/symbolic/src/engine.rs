@@ -485,7 +485,9 @@ impl Engine {
         })
     }
 
-    pub(crate) fn derive(&self, model: &Model) -> Result<Derivation, String> {
+    /// The scalar derivation; with `with_index`, the index form and its
+    /// back-propagation too (for documents).
+    pub(crate) fn derive(&self, model: &Model, with_index: bool) -> Result<Derivation, String> {
         let start = Instant::now();
         let mut chain = Chain::new(self, model)?;
         let p = model.params.len();
@@ -582,7 +584,7 @@ impl Engine {
         // derived; the index form is added where it simplifies to real
         // numbers too (a form with a removable 0/0 may not).
         let index = match &model.index {
-            Some(ix) if ix.parameters().any(|t| !t.shape.is_empty()) => {
+            Some(ix) if with_index && ix.parameters().any(|t| !t.shape.is_empty()) => {
                 crate::index_calculus::differentiate(ix)
                     .and_then(|derived| self.simplify_index_derivation(ix, &derived))
                     .ok()

@@ -98,10 +98,22 @@ impl EngineError {
 use hessforge_spec::{Expr, Model};
 use worker::WorkerError;
 
-/// Derive the loss, gradient and Hessian of a model.
+/// Derive the loss, gradient and Hessian of a model: every scalar entry,
+/// and for a model with tensor parameters the index form with its
+/// back-propagation (what every document format needs).
 pub fn derive(model: &Model) -> Result<Derivation, EngineError> {
+    derive_with(model, true)
+}
+
+/// The scalar derivation alone (`index` and `backprop` are `None`): what
+/// [`lower`] and the kernels need, without the cost of the index form.
+pub fn derive_scalar(model: &Model) -> Result<Derivation, EngineError> {
+    derive_with(model, false)
+}
+
+fn derive_with(model: &Model, with_index: bool) -> Result<Derivation, EngineError> {
     let owned = model.clone();
-    worker::run(move |engine| engine.derive(&owned))
+    worker::run(move |engine| engine.derive(&owned, with_index))
         .map_err(EngineError::worker(model))?
         .map_err(|reason| EngineError::Undefined {
             file: model.source.clone(),

@@ -620,10 +620,17 @@ impl Builder<'_> {
         for b in &t.derived.hessian {
             let (rl, rt) = self.entry_name(t, &b.row, &b.row_indices);
             let (cl, ct) = self.entry_name(t, &b.col, &b.col_indices);
-            let lhs = Math::raw(
-                format!("\\frac{{\\partial^2 \\ell}}{{\\partial {rl} \\, \\partial {cl}}}"),
-                format!("∂²ℓ/∂{rt}∂{ct}"),
-            );
+            let lhs = if b.row == b.col && b.row_indices.is_empty() {
+                Math::raw(
+                    format!("\\frac{{\\partial^2 \\ell}}{{\\partial {rl}^2}}"),
+                    format!("∂²ℓ/∂{rt}²"),
+                )
+            } else {
+                Math::raw(
+                    format!("\\frac{{\\partial^2 \\ell}}{{\\partial {rl} \\, \\partial {cl}}}"),
+                    format!("∂²ℓ/∂{rt}∂{ct}"),
+                )
+            };
             self.blocks.push(Block::Equation {
                 lhs,
                 steps: vec![self.index_math(t, &b.loss)],
@@ -1206,7 +1213,8 @@ fn positivity_reason(model: &IndexModel, e: &IExpr) -> String {
 }
 
 /// `s_j (δ_jk − s_k)` with s the softmax of the score: the covariance
-/// of a one-hot draw from s. Returns s.
+/// of a one-hot draw from s. Returns s. The form is recognised whether the
+/// engine left it factored or expanded (s_j δ_jk − s_j s_k).
 fn softmax_covariance(model: &IndexModel, u: &Bottleneck) -> Option<String> {
     let [j] = u.indices.as_slice() else {
         return None;
@@ -1214,43 +1222,92 @@ fn softmax_covariance(model: &IndexModel, u: &Bottleneck) -> Option<String> {
     let [k] = u.second_indices.as_slice() else {
         return None;
     };
-    let fs = factors(&u.second);
-    let [IExpr::Entry { tensor: s, indices }, IExpr::Add(terms)] = fs.as_slice() else {
-        let [IExpr::Add(terms), IExpr::Entry { tensor: s, indices }] = fs.as_slice() else {
-            return None;
-        };
-        return check_softmax(model, &u.quantity, s, indices, terms, j, k);
-    };
-    check_softmax(model, &u.quantity, s, indices, terms, j, k)
-}
-
-fn check_softmax(
-    model: &IndexModel,
-    score: &str,
-    s: &str,
-    indices: &[Ix],
-    terms: &[IExpr],
-    j: &str,
-    k: &str,
-) -> Option<String> {
-    let (vj, vk) = (Ix::Var(j.to_string()), Ix::Var(k.to_string()));
-    if indices != [vj.clone()] {
+    let (vj, vk) = (Ix::Var(j.clone()), Ix::Var(k.clone()));
+    let mut terms = expanded_terms(&u.second);
+    if terms.len() != 2 {
         return None;
     }
-    let delta = terms.iter().any(|t| {
-        *t == IExpr::Delta(vj.clone(), vk.clone()) || *t == IExpr::Delta(vk.clone(), vj.clone())
-    });
-    let minus_sk = terms
-        .iter()
-        .any(|t| *t == IExpr::Mul(vec![IExpr::int(-1), IExpr::entry(s, vec![vk.clone()])]));
+    // The term with the δ first.
+    terms.sort_by_key(|t| !t.iter().any(|f| matches!(f, IExpr::Delta(..))));
+    // s_j δ_jk, or s_k δ_jk (the same, by the δ).
+    let (s, at) = terms[0].iter().find_map(|f| match f {
+        IExpr::Entry { tensor, indices } if indices.len() == 1 => {
+            Some((tensor.clone(), indices[0].clone()))
+        }
+        _ => None,
+    })?;
+    let same = |mut got: Vec<IExpr>, mut want: Vec<IExpr>| {
+        let key = |e: &IExpr| format!("{e:?}");
+        got.sort_by_key(key);
+        want.sort_by_key(key);
+        got == want
+    };
+    let delta_ok = terms[0].iter().any(|f| {
+        *f == IExpr::Delta(vj.clone(), vk.clone()) || *f == IExpr::Delta(vk.clone(), vj.clone())
+    }) && terms[0].len() == 2
+        && (at == vj || at == vk);
+    let product_ok = same(
+        terms[1].clone(),
+        vec![
+            IExpr::int(-1),
+            IExpr::entry(&s, vec![vj.clone()]),
+            IExpr::entry(&s, vec![vk.clone()]),
+        ],
+    );
     // s_i = exp(z_i) / Σ exp(z): exp of the score over a sum.
-    let def = model.definition(s)?;
+    let def = model.definition(&s)?;
     let softmax = match &def.expr {
         IExpr::Mul(xs) => {
-            xs.iter().any(|x| matches!(x, IExpr::Call(Func::Exp, a) if a.mentions_tensor(score)))
-                && xs.iter().any(|x| matches!(x, IExpr::Pow(b, p) if p.is_int(-1) && matches!(&**b, IExpr::Sum { .. })))
+            xs.iter()
+                .any(|x| matches!(x, IExpr::Call(Func::Exp, a) if a.mentions_tensor(&u.quantity)))
+                && xs.iter().any(|x| {
+                    matches!(x, IExpr::Pow(b, p) if p.is_int(-1) && matches!(&**b, IExpr::Sum { .. }))
+                })
         }
         _ => false,
     };
-    (terms.len() == 2 && delta && minus_sk && softmax).then(|| s.to_string())
+    (delta_ok && product_ok && softmax).then_some(s)
+}
+
+/// A product of sums as a sum of products, each a list of factors (numbers
+/// kept as factors; nested products flattened).
+fn expanded_terms(e: &IExpr) -> Vec<Vec<IExpr>> {
+    match e {
+        IExpr::Add(xs) => xs.iter().flat_map(expanded_terms).collect(),
+        IExpr::Mul(xs) => {
+            let mut out: Vec<Vec<IExpr>> = vec![Vec::new()];
+            for x in xs {
+                let parts = expanded_terms(x);
+                out = out
+                    .iter()
+                    .flat_map(|prefix| {
+                        parts.iter().map(move |p| {
+                            let mut t = prefix.clone();
+                            t.extend(p.iter().cloned());
+                            t
+                        })
+                    })
+                    .collect();
+            }
+            out
+        }
+        other => vec![vec![other.clone()]],
+    }
+    .into_iter()
+    .map(|t| {
+        // The numbers of a term folded into one coefficient (none if 1).
+        let mut c = hessforge_spec::Rational::int(1);
+        let mut rest = Vec::new();
+        for f in t {
+            match f {
+                IExpr::Num(r) => c = &c * &r,
+                other => rest.push(other),
+            }
+        }
+        if !c.is(1, 1) {
+            rest.insert(0, IExpr::Num(c));
+        }
+        rest
+    })
+    .collect()
 }
