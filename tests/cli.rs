@@ -422,9 +422,10 @@ fn derive_beamer_writes_slides_a_frame_per_section() {
     assert!(tex.contains("\\documentclass[aspectratio=169,11pt]{beamer}"));
     assert_eq!(
         tex.matches("\\begin{frame}").count(),
-        7,
-        "title + six sections"
+        8,
+        "title, the derivation at a glance, six sections"
     );
+    assert!(tex.contains("{The derivation at a glance}"));
     assert!(tex.contains(
         "\\begin{frame}[allowframebreaks]{Back-propagation: the chain rule once per tensor}"
     ));

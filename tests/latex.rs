@@ -2,7 +2,8 @@
 //! overfull lines (math running off the page), as articles and as beamer
 //! slides; and the articles are as short as a lecture note: logistic
 //! regression at most 2 pages, `mlp_tanh` and `softmax_regression` at most
-//! 3, the same length for F = 10 and F = 1 000 features. Uses the committed
+//! 3, the same length for F = 10 and F = 1 000 features; logistic
+//! regression's derivation fits one slide. Uses the committed
 //! `generated/*.tex`, which `cli.rs` keeps equal to the current output.
 //!
 //! Needs `pdflatex` with beamer (Debian: texlive-latex-base,
@@ -138,4 +139,35 @@ fn the_lecture_notes_are_short_whatever_the_number_of_features() {
         "F = 1000 and F = 10 differ in more than their sizes"
     );
     assert_eq!(compile(&tex, work.path()), logistic);
+}
+
+#[test]
+fn the_logistic_derivation_fits_one_slide() {
+    if !pdflatex_present() {
+        return;
+    }
+    let slides = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("generated/logistic_regression.slides.tex"),
+    )
+    .unwrap();
+    // The preamble and the one frame alone: with allowframebreaks, a frame
+    // too full for one slide would continue on a second page.
+    let begin = slides.find("\\begin{document}").unwrap();
+    let frame = slides
+        .find("\\begin{frame}[allowframebreaks]{The derivation at a glance}")
+        .expect("a frame with the whole derivation");
+    let end = frame + slides[frame..].find("\\end{frame}").unwrap() + "\\end{frame}".len();
+    let one = format!(
+        "{}\\begin{{document}}\n{}\n\\end{{document}}\n",
+        &slides[..begin],
+        &slides[frame..end]
+    );
+    let work = tempfile::tempdir().unwrap();
+    let tex = work.path().join("glance.tex");
+    std::fs::write(&tex, one).unwrap();
+    assert_eq!(
+        compile(&tex, work.path()),
+        1,
+        "the derivation takes more than one slide"
+    );
 }

@@ -471,14 +471,24 @@ impl Builder<'_> {
             "Each quantity differentiated with respect to what it is computed from directly; \
              the chain rule multiplies these along every path from the loss to a parameter.",
         )]));
+        // Tensors from the last computed to the first; the entries of one
+        // tensor in forward order (h₁, h₂, …).
+        let mut tensors: Vec<&str> = Vec::new();
+        for d in &self.model.definitions {
+            if !tensors.contains(&d.scalar.tensor.as_str()) {
+                tensors.push(&d.scalar.tensor);
+            }
+        }
         let mut owners = vec![LOSS.to_string()];
-        owners.extend(
-            self.model
-                .definitions
-                .iter()
-                .rev()
-                .map(|d| d.scalar.id.clone()),
-        );
+        for tensor in tensors.iter().rev() {
+            owners.extend(
+                self.model
+                    .definitions
+                    .iter()
+                    .filter(|d| d.scalar.tensor == *tensor)
+                    .map(|d| d.scalar.id.clone()),
+            );
+        }
         let order = self.variable_order();
         for owner in owners {
             let mut partials: Vec<_> = self
@@ -770,25 +780,13 @@ impl Builder<'_> {
         self.blocks.push(Block::Paragraph(vec![text(
             "Near θ the objective is approximated by its second-order Taylor model, with d a step:",
         )]));
-        self.blocks.push(Block::Equation {
-            lhs: Math::raw("L(\\theta + d)", "L(θ + d)"),
-            steps: vec![Math::raw(
-                "\\approx L(\\theta) + \\nabla L(\\theta)^\\top d + \\frac{1}{2} \\, d^\\top \\nabla^2 L(\\theta) \\, d",
-                "≈ L(θ) + ∇L(θ)ᵀd + ½ dᵀ∇²L(θ)d",
-            )],
-        });
+        self.blocks.push(taylor_model());
         self.blocks.push(Block::Paragraph(vec![
             text("Gradient descent steps against the gradient with a learning rate "),
             Inline::Math(Math::raw("\\alpha", "α")),
             text(":"),
         ]));
-        self.blocks.push(Block::Equation {
-            lhs: Math::raw("\\theta", "θ"),
-            steps: vec![Math::raw(
-                "\\leftarrow \\theta - \\alpha \\, \\nabla L(\\theta)",
-                "← θ − α∇L(θ)",
-            )],
-        });
+        self.blocks.push(gradient_step());
     }
 
     fn newton_update(&mut self) {
@@ -834,6 +832,28 @@ impl Builder<'_> {
                 "Convention: ReLU is differentiated as step(u) (0 at u = 0) and its second derivative is taken as 0 everywhere, as in back-propagation practice.",
             )]));
         }
+    }
+}
+
+/// L(θ + d) ≈ L(θ) + ∇L(θ)ᵀd + ½ dᵀ∇²L(θ)d.
+fn taylor_model() -> Block {
+    Block::Equation {
+        lhs: Math::raw("L(\\theta + d)", "L(θ + d)"),
+        steps: vec![Math::raw(
+            "\\approx L(\\theta) + \\nabla L(\\theta)^\\top d + \\frac{1}{2} \\, d^\\top \\nabla^2 L(\\theta) \\, d",
+            "≈ L(θ) + ∇L(θ)ᵀd + ½ dᵀ∇²L(θ)d",
+        )],
+    }
+}
+
+/// θ ← θ − α∇L(θ).
+fn gradient_step() -> Block {
+    Block::Equation {
+        lhs: Math::raw("\\theta", "θ"),
+        steps: vec![Math::raw(
+            "\\leftarrow \\theta - \\alpha \\, \\nabla L(\\theta)",
+            "← θ − α∇L(θ)",
+        )],
     }
 }
 

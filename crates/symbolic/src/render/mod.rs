@@ -419,11 +419,19 @@ fn beamer(blocks: &[Block]) -> String {
     );
     let mut in_frame = false;
     let mut first_paragraph = true;
+    let glance = at_a_glance(blocks);
     for (i, b) in blocks.iter().enumerate() {
         match b {
             Block::Title(_) => {}
             Block::Heading(h) => {
                 if in_frame {
+                    out.push_str("\\end{frame}\n\n");
+                } else if !glance.is_empty() {
+                    // After the title: the whole derivation on one frame.
+                    out.push_str("\\begin{frame}[allowframebreaks]{The derivation at a glance}\n\\footnotesize\\setlength{\\abovedisplayskip}{2pt}\\setlength{\\belowdisplayskip}{2pt}\n");
+                    for (k, g) in glance.iter().enumerate() {
+                        latex_block(&glance, k, g, false, &mut out);
+                    }
                     out.push_str("\\end{frame}\n\n");
                 }
                 let _ = writeln!(
@@ -449,6 +457,88 @@ fn beamer(blocks: &[Block]) -> String {
         out.push_str("\\end{frame}\n");
     }
     out.push_str("\\end{document}\n");
+    out
+}
+
+/// The derivation of a model with tensor parameters on one slide: the
+/// forward pass and the loss in one paragraph, then the displayed results of
+/// the chain rule, the gradient, the Hessian and the updates, and the
+/// sentence that says what the Hessian is. Empty for a scalar model's
+/// document (its sections are the frames).
+fn at_a_glance(blocks: &[Block]) -> Vec<Block> {
+    let has = |h: &str| {
+        blocks
+            .iter()
+            .any(|b| matches!(b, Block::Heading(x) if x.starts_with(h)))
+    };
+    if !has("Back-propagation") {
+        return Vec::new();
+    }
+    let hessian_matrix = blocks
+        .iter()
+        .any(|b| matches!(b, Block::Matrix { lhs, .. } if lhs.latex.contains("ell")));
+    // Per section: a label, results written inline, displays after them.
+    let mut sections: Vec<(&str, Vec<Inline>, Vec<Block>)> = Vec::new();
+    for b in blocks {
+        if let Block::Heading(h) = b {
+            let label = match h.as_str() {
+                "The model" => "Model.",
+                h if h.starts_with("Back-propagation") => "Chain rule (one sample).",
+                "The gradient" => "Gradient.",
+                "The Hessian" => "Hessian.",
+                h if h.starts_with("Second-order") => "Updates.",
+                _ => "",
+            };
+            if !label.is_empty() {
+                sections.push((label, Vec::new(), Vec::new()));
+            }
+            continue;
+        }
+        let Some((label, inline, display)) = sections.last_mut() else {
+            continue;
+        };
+        match b {
+            Block::Equation { lhs, steps } => {
+                let per_tensor = lhs.latex.starts_with("\\frac{\\partial \\ell}");
+                let taylor = lhs.latex.starts_with("L(\\theta + d)");
+                let block_entry = lhs.latex.starts_with("\\frac{\\partial^2 \\ell}");
+                if *label == "Chain rule (one sample)." && per_tensor {
+                    display.push(b.clone());
+                } else if !(taylor || (hessian_matrix && block_entry)) {
+                    if let Some(last) = steps.last() {
+                        if !inline.is_empty() {
+                            inline.push(Inline::Text(", ".into()));
+                        }
+                        let relation = if last.latex.starts_with("\\leftarrow") {
+                            " "
+                        } else {
+                            " = "
+                        };
+                        inline.push(Inline::Math(Math::raw(
+                            format!("{}{relation}{}", lhs.latex, last.latex),
+                            format!("{}{relation}{}", lhs.text, last.text),
+                        )));
+                    }
+                }
+            }
+            Block::Matrix { .. } => display.push(b.clone()),
+            Block::Paragraph(parts)
+                if matches!(parts.first(), Some(Inline::Text(t))
+                    if t.starts_with("Why convex") || t.starts_with("The Hessian is singular")
+                        || t.starts_with("The Gauss–Newton term")) =>
+            {
+                display.push(b.clone());
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (label, inline, display) in sections {
+        let mut para = vec![Inline::Text(format!("{label} "))];
+        para.extend(inline);
+        out.push(Block::Paragraph(para));
+        out.extend(display);
+    }
     out
 }
 

@@ -294,21 +294,14 @@ impl Builder<'_> {
             "and the objective the optimizers minimise is the average loss over the data set:",
         )]));
         let (sample, sample_text) = self.sample_args(t, true);
-        let reg = if t.display.regularizer.is_some() {
-            (" + R(\\theta)", " + R(θ)")
-        } else {
-            ("", "")
-        };
-        self.blocks.push(Block::Equation {
-            lhs: Math::raw("L(\\theta)", "L(θ)"),
-            steps: vec![Math::raw(
-                format!(
-                    "\\frac{{1}}{{N}} \\sum_{{i=1}}^{{N}} \\ell\\left(\\theta; {sample}\\right){}",
-                    reg.0
-                ),
-                format!("(1/N) Σᵢ ℓ(θ; {sample_text}){}", reg.1),
-            )],
-        });
+        self.average_over_data(
+            Math::raw("L(\\theta)", "L(θ)"),
+            (
+                &format!("\\ell\\left(\\theta; {sample}\\right)"),
+                &format!("ℓ(θ; {sample_text})"),
+            ),
+            (" + R(\\theta)", " + R(θ)"),
+        );
     }
 
     /// `Σ_i δ⁽ᵉ⁾_i ∂e_i/∂target` for each user e, as LaTeX and text.
@@ -536,21 +529,14 @@ impl Builder<'_> {
                 "Over the data set the gradients average:",
             )]));
             let (sample, sample_text) = self.sample_args(t, true);
-            let reg = if reg.is_empty() {
-                ("", "")
-            } else {
-                (" + \\nabla R", " + ∇R")
-            };
-            self.blocks.push(Block::Equation {
-                lhs: Math::raw("\\nabla L", "∇L"),
-                steps: vec![Math::raw(
-                    format!(
-                        "\\frac{{1}}{{N}} \\sum_{{i=1}}^{{N}} \\nabla \\ell\\left(\\theta; {sample}\\right){}",
-                        reg.0
-                    ),
-                    format!("(1/N) Σᵢ ∇ℓ(θ; {sample_text}){}", reg.1),
-                )],
-            });
+            self.average_over_data(
+                Math::raw("\\nabla L", "∇L"),
+                (
+                    &format!("\\nabla \\ell\\left(\\theta; {sample}\\right)"),
+                    &format!("∇ℓ(θ; {sample_text})"),
+                ),
+                (" + \\nabla R", " + ∇R"),
+            );
         }
     }
 
@@ -1031,20 +1017,8 @@ impl Builder<'_> {
         }
         para.push(text(":"));
         self.blocks.push(Block::Paragraph(para));
-        self.blocks.push(Block::Equation {
-            lhs: Math::raw("L(\\theta + d)", "L(θ + d)"),
-            steps: vec![Math::raw(
-                "\\approx L(\\theta) + \\nabla L(\\theta)^\\top d + \\frac{1}{2} \\, d^\\top \\nabla^2 L(\\theta) \\, d",
-                "≈ L(θ) + ∇L(θ)ᵀd + ½ dᵀ∇²L(θ)d",
-            )],
-        });
-        self.blocks.push(Block::Equation {
-            lhs: Math::raw("\\theta", "θ"),
-            steps: vec![Math::raw(
-                "\\leftarrow \\theta - \\alpha \\, \\nabla L(\\theta)",
-                "← θ − α∇L(θ)",
-            )],
-        });
+        self.blocks.push(super::taylor_model());
+        self.blocks.push(super::gradient_step());
         let newton = if irls {
             let reg = t.derived.hessian.iter().any(|b| !b.regularizer.is_int(0));
             Math::raw(
