@@ -504,21 +504,21 @@ fn at_a_glance(blocks: &[Block]) -> Vec<Block> {
                 let block_entry = lhs.latex.starts_with("\\frac{\\partial^2 \\ell}");
                 if *label == "Chain rule (one sample)." && per_tensor {
                     display.push(b.clone());
-                } else if !(taylor || (hessian_matrix && block_entry)) {
-                    if let Some(last) = steps.last() {
-                        if !inline.is_empty() {
-                            inline.push(Inline::Text(", ".into()));
-                        }
-                        let relation = if last.latex.starts_with("\\leftarrow") {
-                            " "
-                        } else {
-                            " = "
-                        };
-                        inline.push(Inline::Math(Math::raw(
-                            format!("{}{relation}{}", lhs.latex, last.latex),
-                            format!("{}{relation}{}", lhs.text, last.text),
-                        )));
+                } else if !(taylor || (hessian_matrix && block_entry))
+                    && let Some(last) = steps.last()
+                {
+                    if !inline.is_empty() {
+                        inline.push(Inline::Text(", ".into()));
                     }
+                    let relation = if last.latex.starts_with("\\leftarrow") {
+                        " "
+                    } else {
+                        " = "
+                    };
+                    inline.push(Inline::Math(Math::raw(
+                        format!("{}{relation}{}", lhs.latex, last.latex),
+                        format!("{}{relation}{}", lhs.text, last.text),
+                    )));
                 }
             }
             Block::Matrix { .. } => display.push(b.clone()),
