@@ -174,34 +174,7 @@ impl StandIns<'_> {
                 names.add(&id, letter.clone(), letter, Role::Data, usize::MAX);
                 Expr::Var(id)
             }
-            IExpr::Sum {
-                var,
-                from,
-                to,
-                body,
-            } => {
-                let letter = self.letter(&Ix::Var(var.clone()));
-                let inner = self.convert(body, names);
-                let latex = Printer {
-                    names,
-                    style: Style::Latex,
-                }
-                .print(&tidy(&inner, names));
-                let text = Printer {
-                    names,
-                    style: Style::Text,
-                }
-                .print(&tidy(&inner, names));
-                let id = self.fresh();
-                names.add(
-                    &id,
-                    format!("\\left(\\sum_{{{letter}={from}}}^{{{to}}} {latex}\\right)"),
-                    format!("(Σ_{letter}={from}..{to} {text})"),
-                    Role::Intermediate,
-                    usize::MAX,
-                );
-                Expr::Var(id)
-            }
+            IExpr::Sum { .. } => self.sum(e, names, Brackets::Both),
             IExpr::Pick { index, items } => {
                 let converted: Vec<Expr> = items.iter().map(|x| self.convert(x, names)).collect();
                 let show = |style| {
@@ -225,13 +198,70 @@ impl StandIns<'_> {
             }
             IExpr::Add(xs) => Expr::Add(xs.iter().map(|x| self.convert(x, names)).collect()),
             IExpr::Mul(xs) => Expr::Mul(xs.iter().map(|x| self.convert(x, names)).collect()),
+            // A sum alone in a denominator or as a function's argument
+            // needs no brackets of its own in LaTeX: e^{z_j} / Σ_i e^{z_i},
+            // log(Σ_i e^{z_i}).
+            IExpr::Pow(a, b) if b.is_int(-1) && matches!(**a, IExpr::Sum { .. }) => Expr::Pow(
+                Box::new(self.sum(a, names, Brackets::Text)),
+                Box::new(self.convert(b, names)),
+            ),
             IExpr::Pow(a, b) => Expr::Pow(
                 Box::new(self.convert(a, names)),
                 Box::new(self.convert(b, names)),
             ),
+            IExpr::Call(f, a) if matches!(**a, IExpr::Sum { .. }) => {
+                Expr::Call(*f, Box::new(self.sum(a, names, Brackets::None)))
+            }
             IExpr::Call(f, a) => Expr::Call(*f, Box::new(self.convert(a, names))),
         }
     }
+
+    /// A sum as one name, `(Σ_{j=1}^{n} body)`, bracketed where `brackets`
+    /// says.
+    fn sum(&mut self, e: &IExpr, names: &mut Names, brackets: Brackets) -> Expr {
+        let IExpr::Sum {
+            var,
+            from,
+            to,
+            body,
+        } = e
+        else {
+            return self.convert(e, names);
+        };
+        let letter = self.letter(&Ix::Var(var.clone()));
+        let inner = self.convert(body, names);
+        let latex = Printer {
+            names,
+            style: Style::Latex,
+        }
+        .print(&tidy(&inner, names));
+        let text = Printer {
+            names,
+            style: Style::Text,
+        }
+        .print(&tidy(&inner, names));
+        let latex = format!("\\sum_{{{letter}={from}}}^{{{to}}} {latex}");
+        let text = format!("Σ_{letter}={from}..{to} {text}");
+        let (latex, text) = match brackets {
+            Brackets::Both => (format!("\\left({latex}\\right)"), format!("({text})")),
+            Brackets::Text => (latex, format!("({text})")),
+            Brackets::None => (latex, text),
+        };
+        let id = self.fresh();
+        names.add(&id, latex, text, Role::Intermediate, usize::MAX);
+        Expr::Var(id)
+    }
+}
+
+/// Where a sum's own brackets are written.
+#[derive(Clone, Copy)]
+enum Brackets {
+    /// In LaTeX and text (a sum among other factors).
+    Both,
+    /// In text only (a denominator, which LaTeX writes as a fraction).
+    Text,
+    /// Neither (a function's argument, in its own parentheses).
+    None,
 }
 
 /// (1 + u)(1 − u) and (1 + u)(u − 1) written as ±(1 − u²), the form a

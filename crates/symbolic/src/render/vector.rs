@@ -215,6 +215,15 @@ impl Vectorizer<'_> {
                     None => self.distributed(xs, names),
                 }
             }
+            // log(Σ_i e^{z_i}) and 1/Σ_i e^{z_i}, sums with no pattern: the
+            // index printer writes them without extra brackets.
+            IExpr::Call(_, a) | IExpr::Pow(a, _)
+                if matches!(**a, IExpr::Sum { .. })
+                    && free_indices(e).is_empty()
+                    && self.contraction(a, names).is_none() =>
+            {
+                Some((self.ins.convert(e, names), Shape::Scalar))
+            }
             IExpr::Pow(b, x) if free_indices(x).is_empty() => {
                 let (base, shape) = self.form(b, names)?;
                 let x = self.ins.convert(x, names);
@@ -224,7 +233,12 @@ impl Vectorizer<'_> {
                 let (a, shape) = self.form(a, names)?;
                 Some((Expr::Call(*f, Box::new(a)), shape))
             }
-            IExpr::Sum { .. } => self.contraction(e, names),
+            IExpr::Sum { .. } => self.contraction(e, names).or_else(|| {
+                // No pattern: a sum with no free index stays in index form.
+                free_indices(e)
+                    .is_empty()
+                    .then(|| (self.ins.convert(e, names), Shape::Scalar))
+            }),
             _ => None,
         }
     }
@@ -446,13 +460,7 @@ impl Vectorizer<'_> {
             },
             _ => None,
         };
-        let Some((shown, shape)) = found else {
-            return if free_indices(e).is_empty() {
-                Some((self.ins.convert(e, names), Shape::Scalar))
-            } else {
-                None
-            };
-        };
+        let (shown, shape) = found?;
         let at: Vec<&str> = tensors.iter().map(String::as_str).collect();
         let mut parts = vec![(self.name_of(shown, &at, names), shape)];
         for f in &without {
