@@ -111,6 +111,14 @@ fn the_document_tells_the_truth_about_each_hessian() {
         assert!(mlp.contains(line), "{line} not in\n{mlp}");
     }
     assert!(!mlp.contains("L is convex"), "{mlp}");
+    // Rosenbrock: a sum of squares, zero where r = q = 0, solved in turn.
+    let rosenbrock = derived_text("rosenbrock", &[]);
+    assert!(
+        rosenbrock.contains("exactly where r = q = 0: x = a, y = a^2 (here (1, 1))"),
+        "{rosenbrock}"
+    );
+    // The saddle's loss is not a sum of squares: nothing is claimed.
+    assert!(!derived_text("saddle", &[]).contains("The minimum:"));
 }
 
 #[test]

@@ -772,7 +772,104 @@ impl Builder<'_> {
             .push(Block::Heading("Second-order model and the updates".into()));
         self.taylor_and_gradient_descent();
         self.newton_update();
+        if !self.has_data() {
+            self.stationary_points();
+        }
         self.relu_convention();
+    }
+
+    /// Where the algebra finds the minimum: a loss that is a sum of squares
+    /// with positive weights is ≥ 0 and 0 exactly where every square's base
+    /// is; bases that each fix one more parameter (r = a − x, q = y − x²)
+    /// are solved in turn (x = a, y = a²).
+    fn stationary_points(&mut self) {
+        let Some(bases) = squares_with_positive_weights(self.model, &self.model.loss) else {
+            return;
+        };
+        let params: Vec<&str> = self.model.params.iter().map(|s| s.id.as_str()).collect();
+        let mut solved: Vec<(String, Expr)> = Vec::new();
+        for base in &bases {
+            let e = self
+                .model
+                .definitions
+                .iter()
+                .find(|d| d.scalar.id == *base)
+                .map(|d| d.expr.clone())
+                .unwrap_or_else(|| Expr::Var(base.clone()));
+            let unsolved = |id: &str| params.contains(&id) && !solved.iter().any(|(s, _)| s == id);
+            let Some((theta, value)) = solve_lone_term(&e, &unsolved) else {
+                return;
+            };
+            let value = solved
+                .iter()
+                .fold(value, |v, (id, with)| substitute(&v, id, with));
+            solved.push((theta, value));
+        }
+        if solved.len() != params.len() {
+            return;
+        }
+        let mut env: std::collections::HashMap<String, f64> = self
+            .model
+            .constants
+            .iter()
+            .map(|(s, v)| (s.id.clone(), *v))
+            .collect();
+        let mut numbers = Vec::new();
+        for id in &params {
+            let Some((_, value)) = solved.iter().find(|(s, _)| s == id) else {
+                return;
+            };
+            let Some(v) = value.eval(&env) else {
+                return;
+            };
+            env.insert(id.to_string(), v);
+            // + 0.0 writes −0 as 0.
+            numbers.push(format!("{}", v + 0.0));
+        }
+        let show = |ids: &[String], style: Style| {
+            ids.iter()
+                .map(|id| self.names.show(id, style))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let solutions: Vec<Math> = params
+            .iter()
+            .filter_map(|id| solved.iter().find(|(s, _)| s == id))
+            .map(|(id, value)| {
+                let m = self.math(value);
+                Math::raw(
+                    format!("{} = {}", self.names.show(id, Style::Latex), m.latex),
+                    format!("{id} = {}", m.text),
+                )
+            })
+            .collect();
+        let mut para = vec![
+            text("The minimum: "),
+            Inline::Math(self.loss_symbol()),
+            text(" is a sum of squares with positive weights, so "),
+            Inline::Math(Math::raw("L \\geq 0", "L ≥ 0")),
+            text(", and "),
+            Inline::Math(Math::raw("L = 0", "L = 0")),
+            text(" — the global minimum — exactly where "),
+            Inline::Math(Math::raw(
+                format!("{} = 0", show(&bases, Style::Latex).replace(", ", " = ")),
+                format!("{} = 0", show(&bases, Style::Text).replace(", ", " = ")),
+            )),
+        ];
+        // Bases that are the parameters themselves need no solving.
+        if bases.iter().all(|b| params.contains(&b.as_str())) {
+            para.push(text("."));
+        } else {
+            para.push(text(": "));
+            for (k, m) in solutions.into_iter().enumerate() {
+                if k > 0 {
+                    para.push(text(", "));
+                }
+                para.push(Inline::Math(m));
+            }
+            para.push(text(format!(" (here ({})).", numbers.join(", "))));
+        }
+        self.blocks.push(Block::Paragraph(para));
     }
 
     /// The Taylor model and the gradient-descent update.
@@ -854,6 +951,114 @@ fn gradient_step() -> Block {
             "\\leftarrow \\theta - \\alpha \\, \\nabla L(\\theta)",
             "← θ − α∇L(θ)",
         )],
+    }
+}
+
+/// The bases of `Σ wᵢ·uᵢ²` with every weight a positive number or a
+/// constant with a positive value (a common positive factor allowed):
+/// `r^2 + c * q^2`, `(x^2 + 25 * y^2) / 2`. Each base is a name.
+fn squares_with_positive_weights(model: &Model, e: &Expr) -> Option<Vec<String>> {
+    let positive = |f: &Expr| match f {
+        Expr::Num(r) => !r.is_negative() && !r.is_zero(),
+        Expr::Var(id) => model.constants.iter().any(|(s, v)| s.id == *id && *v > 0.0),
+        Expr::Pow(b, _) => matches!(&**b, Expr::Num(r) if !r.is_negative() && !r.is_zero()),
+        _ => false,
+    };
+    let square = |t: &Expr| -> Option<String> {
+        let factors: Vec<&Expr> = match t {
+            Expr::Mul(xs) => xs.iter().collect(),
+            other => vec![other],
+        };
+        let mut base = None;
+        for f in factors {
+            match f {
+                Expr::Pow(b, two) if matches!(&**two, Expr::Num(r) if r.is(2, 1)) => {
+                    let Expr::Var(id) = &**b else { return None };
+                    if base.replace(id.clone()).is_some() {
+                        return None;
+                    }
+                }
+                f if positive(f) => {}
+                _ => return None,
+            }
+        }
+        base
+    };
+    // A common positive factor of the whole sum.
+    let sum = match e {
+        Expr::Mul(xs) => {
+            let (sums, rest): (Vec<&Expr>, Vec<&Expr>) =
+                xs.iter().partition(|x| matches!(x, Expr::Add(_)));
+            match (sums.as_slice(), rest.iter().all(|f| positive(f))) {
+                ([s], true) => (*s).clone(),
+                _ => e.clone(),
+            }
+        }
+        other => other.clone(),
+    };
+    let terms = match &sum {
+        Expr::Add(ts) => ts.clone(),
+        other => vec![other.clone()],
+    };
+    terms.iter().map(square).collect()
+}
+
+/// `e = 0` solved for a parameter that is a lone term of `e` with
+/// coefficient ±1 and appears nowhere else: `a − x = 0` gives x = a.
+fn solve_lone_term(e: &Expr, unsolved: &dyn Fn(&str) -> bool) -> Option<(String, Expr)> {
+    let terms: Vec<Expr> = match e {
+        Expr::Add(ts) => ts.clone(),
+        other => vec![other.clone()],
+    };
+    for (k, t) in terms.iter().enumerate() {
+        let (id, sign) = match t {
+            Expr::Var(id) => (id, 1),
+            Expr::Mul(f) if f.len() == 2 && matches!(&f[0], Expr::Num(r) if r.is(-1, 1)) => {
+                match &f[1] {
+                    Expr::Var(id) => (id, -1),
+                    _ => continue,
+                }
+            }
+            _ => continue,
+        };
+        let rest: Vec<Expr> = terms
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != k)
+            .map(|(_, x)| x.clone())
+            .collect();
+        if !unsolved(id) || rest.iter().any(|x| x.free_vars().contains(id)) {
+            continue;
+        }
+        let rest = match rest.len() {
+            0 => Expr::int(0),
+            1 => rest.into_iter().next().unwrap_or(Expr::int(0)),
+            _ => Expr::Add(rest),
+        };
+        // ±θ + rest = 0.
+        let value = if sign > 0 {
+            Expr::Mul(vec![Expr::int(-1), rest])
+        } else {
+            rest
+        };
+        return Some((id.clone(), value));
+    }
+    None
+}
+
+/// `e` with the name `id` replaced by `with`.
+fn substitute(e: &Expr, id: &str, with: &Expr) -> Expr {
+    let map = |xs: &[Expr]| xs.iter().map(|x| substitute(x, id, with)).collect();
+    match e {
+        Expr::Var(v) if v == id => with.clone(),
+        Expr::Num(_) | Expr::Var(_) => e.clone(),
+        Expr::Add(xs) => Expr::Add(map(xs)),
+        Expr::Mul(xs) => Expr::Mul(map(xs)),
+        Expr::Pow(a, b) => Expr::Pow(
+            Box::new(substitute(a, id, with)),
+            Box::new(substitute(b, id, with)),
+        ),
+        Expr::Call(f, a) => Expr::Call(*f, Box::new(substitute(a, id, with))),
     }
 }
 
