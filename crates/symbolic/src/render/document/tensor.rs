@@ -790,10 +790,13 @@ impl Builder<'_> {
                         "v^\\top \\tilde{X}^\\top S \\tilde{X} v = \\sum_i S_{ii} \\left(\\tilde{x}_i^\\top v\\right)^2 \\geq 0",
                         "vᵀX̃ᵀSX̃v = Σᵢ Sᵢᵢ (x̃ᵢᵀv)² ≥ 0",
                     )),
-                    text(format!(
-                        " because {}, and the regularizer's Hessian is positive semi-definite: ",
-                        positivity_reason(&t.display, &u.second)
-                    )),
+                    text(" because "),
+                    Inline::Math(positivity_reason(&t.display, &u.second)),
+                    text(if t.display.regularizer.is_some() {
+                        ", and the regularizer's Hessian is positive semi-definite: "
+                    } else {
+                        ": "
+                    }),
                     Inline::Math(Math::raw("\\nabla^2 L \\succeq 0", "∇²L ⪰ 0")),
                     text(" at every "),
                     Inline::Math(Math::raw("\\theta", "θ")),
@@ -818,7 +821,11 @@ impl Builder<'_> {
                 ),
                 format!("∇²ℓ = Jᵀ (∂²ℓ/∂{ut}∂{ut}ᵀ) J"),
             )),
-            text(format!(" with J the Jacobian of {ut} and ")),
+            text(" with "),
+            Inline::Math(Math::raw("J", "J")),
+            text(" the Jacobian of "),
+            Inline::Math(Math::raw(ul.clone(), ut.clone())),
+            text(" and "),
             Inline::Math(Math::raw(
                 format!(
                     "\\frac{{\\partial^2 \\ell}}{{\\partial {ul} \\, \\partial {ul}^\\top}} = {}",
@@ -838,14 +845,21 @@ impl Builder<'_> {
             format!("v^\\top \\left(\\operatorname{{diag}}({sl}) - {sl} {sl}^\\top\\right) v = \\sum_k {sl}_k v_k^2 - \\left(\\sum_k {sl}_k v_k\\right)^2 \\geq 0"),
             format!("vᵀ(diag({st}) − {st}{st}ᵀ)v = Σₖ {st}ₖvₖ² − (Σₖ {st}ₖvₖ)² ≥ 0"),
         )));
-        para.push(text(format!(
-            ", the variance of v under the probabilities {st} (they are positive and sum to 1). So L is convex. But "
-        )));
+        para.push(text(", the variance of "));
+        para.push(Inline::Math(Math::raw("v", "v")));
+        para.push(text(" under the probabilities "));
+        para.push(Inline::Math(Math::raw(sl.clone(), st.clone())));
+        para.push(text(" (they are positive and sum to 1). So "));
+        para.push(Inline::Math(Math::raw("L", "L")));
+        para.push(text(" is convex. But "));
         para.push(Inline::Math(Math::raw(
             format!("\\left(\\operatorname{{diag}}({sl}) - {sl} {sl}^\\top\\right) \\mathbf{{1}} = {sl} - {sl} \\left(\\mathbf{{1}}^\\top {sl}\\right) = 0"),
             format!("(diag({st}) − {st}{st}ᵀ)1 = {st} − {st}(1ᵀ{st}) = 0"),
         )));
-        para.push(text(format!(": adding the same t to every {ut}")));
+        para.push(text(": adding the same "));
+        para.push(Inline::Math(Math::raw("t", "t")));
+        para.push(text(" to every "));
+        para.push(Inline::Math(Math::raw(ul.clone(), ut.clone())));
         para.push(text(" does not change the loss."));
         self.blocks.push(Block::Paragraph(para));
         // A bias that enters the score directly and is not penalised moves
@@ -876,18 +890,20 @@ impl Builder<'_> {
                 format!("{bl} \\mapsto {bl} + t \\mathbf{{1}}"),
                 format!("{bt} ↦ {bt} + t·1"),
             )),
-            text(" leaves L unchanged and "),
+            text(" leaves "),
+            Inline::Math(Math::raw("L", "L")),
+            text(" unchanged and "),
             Inline::Math(Math::raw(
                 "(0, \\mathbf{1})",
                 "(0, 1)",
             )),
-            text(format!(
-                " (zero on the other parameters, one on every entry of {bt}) is a null direction of "
-            )),
+            text(" (zero on the other parameters, one on every entry of "),
+            Inline::Math(Math::raw(bl.clone(), bt.clone())),
+            text(") is a null direction of "),
             Inline::Math(Math::raw("\\nabla^2 L", "∇²L")),
-            text(format!(
-                ": its smallest eigenvalue is 0, and the minimiser is not unique. The fix: fix one class's bias (say its last entry to 0), or penalise {bt} too."
-            )),
+            text(": its smallest eigenvalue is 0, and the minimiser is not unique. The fix: fix one class's bias (say its last entry to 0), or penalise "),
+            Inline::Math(Math::raw(bl.clone(), bt.clone())),
+            text(" too."),
         ]));
         Curvature::ConvexSingular
     }
@@ -966,10 +982,15 @@ impl Builder<'_> {
             )));
             para.push(text(" is positive semi-definite. "));
         }
-        para.push(text(format!(
-            "The residual term is weighted by {} and can have either sign, so the Hessian can be indefinite and L is not convex: Newton's step can point uphill or towards a saddle point.",
-            first.text
-        )));
+        para.push(text("The residual term is weighted by "));
+        para.push(Inline::Math(first.clone()));
+        para.push(text(
+            " and can have either sign, so the Hessian can be indefinite and ",
+        ));
+        para.push(Inline::Math(Math::raw("L", "L")));
+        para.push(text(
+            " is not convex: Newton's step can point uphill or towards a saddle point.",
+        ));
         self.blocks.push(Block::Paragraph(para));
         Curvature::Indefinite
     }
@@ -1163,8 +1184,8 @@ fn complement_of_probability(model: &IndexModel, e: &IExpr, negated: bool) -> bo
     }
 }
 
-/// Why the weight is ≥ 0, in words.
-fn positivity_reason(model: &IndexModel, e: &IExpr) -> String {
+/// Why the weight is ≥ 0, as mathematics (0 < p < 1 for a sigmoid p).
+fn positivity_reason(model: &IndexModel, e: &IExpr) -> Math {
     let mut sigma = Vec::new();
     fn walk(model: &IndexModel, e: &IExpr, out: &mut Vec<String>) {
         match e {
@@ -1180,9 +1201,18 @@ fn positivity_reason(model: &IndexModel, e: &IExpr) -> String {
     }
     walk(model, e, &mut sigma);
     match sigma.as_slice() {
-        [p] => format!("0 < {p} < 1 (a sigmoid)"),
-        _ if e.is_int(1) => "the weight is 1".to_string(),
-        _ => "every factor of the weight is non-negative".to_string(),
+        [p] => {
+            let latex = model
+                .tensor(p)
+                .map(|t| t.latex.clone())
+                .unwrap_or_else(|| p.clone());
+            Math::raw(
+                format!("0 < {latex} = \\sigma(\\cdot) < 1"),
+                format!("0 < {p} = σ(·) < 1"),
+            )
+        }
+        _ if e.is_int(1) => Math::raw("S = I", "S = I"),
+        _ => Math::raw("S_{ii} \\geq 0", "Sᵢᵢ ≥ 0"),
     }
 }
 
