@@ -34,6 +34,7 @@
 
 pub mod lanes;
 pub mod math;
+pub mod tensor;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

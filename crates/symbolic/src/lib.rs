@@ -17,6 +17,7 @@ pub mod index_calculus;
 mod index_simplify;
 pub mod lock;
 mod lower;
+mod lower_index;
 pub mod render;
 mod worker;
 
@@ -170,6 +171,35 @@ pub fn lower(derivation: &Derivation) -> Result<hessforge_ir::ModelPrograms, Eng
             },
             lower::LowerFailure::Internal(message) => EngineError::internal(model)(message),
         })
+}
+
+/// Lower a model in index form into the loop IR: steps over index ranges,
+/// gradient buffers per parameter tensor, Hessian terms per pair of tensors
+/// (rank-1 products, Kronecker-delta patterns, dense blocks) — a program
+/// whose size does not depend on the tensors' lengths, with Hessian–vector
+/// products that never form the Hessian.
+pub fn lower_tensor(model: &Model) -> Result<hessforge_ir::tensor::TensorModel, EngineError> {
+    let Some(index) = &model.index else {
+        return Err(EngineError::internal(model)(
+            "the model has no index form".to_string(),
+        ));
+    };
+    let derived = index_calculus::differentiate(index).map_err(EngineError::internal(model))?;
+    let (index, owned) = (index.clone(), model.clone());
+    worker::run(move |engine| {
+        let simplified = engine
+            .simplify_index_derivation(&index, &derived)
+            .map_err(lower::LowerFailure::Undefined)?;
+        engine.lower_index(&owned, &index, &simplified)
+    })
+    .map_err(EngineError::worker(model))?
+    .map_err(|e| match e {
+        lower::LowerFailure::Undefined(reason) => EngineError::Undefined {
+            file: model.source.clone(),
+            reason,
+        },
+        lower::LowerFailure::Internal(message) => EngineError::internal(model)(message),
+    })
 }
 
 /// Whether two expressions over the model's names are equal as functions:

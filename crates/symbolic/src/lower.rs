@@ -37,6 +37,52 @@ fn stable_rewrites(engine: &Engine) -> Vec<(Atom, Atom)> {
     ]
 }
 
+/// The stable rewrites, ready to apply (see [`stable_rewrites`]).
+pub(crate) struct Stabilizer {
+    /// Each rewrite with whether its left side is a logarithm (else it is
+    /// a sum with −1 and an exponential).
+    rewrites: Vec<(Atom, Atom, bool)>,
+}
+
+fn is_log(x: AtomView<'_>) -> bool {
+    matches!(x, AtomView::Fun(f) if f.get_symbol() == Symbol::LOG)
+}
+
+impl Stabilizer {
+    pub(crate) fn new(engine: &Engine) -> Stabilizer {
+        let rewrites = stable_rewrites(engine)
+            .into_iter()
+            .map(|(from, to)| {
+                let log = any_node(from.as_view(), &is_log);
+                (from, to, log)
+            })
+            .collect();
+        Stabilizer { rewrites }
+    }
+
+    /// `a` (definitions already substituted) in numerically stable form,
+    /// huge powers as exponentials.
+    pub(crate) fn apply(&self, engine: &Engine, a: Atom) -> Atom {
+        let mut a = a;
+        // Matching a rewrite against a long sum is costly: each is
+        // tried only where a node it could match exists.
+        let has_log = any_node(a.as_view(), &is_log);
+        let has_exp_minus_one = any_node(a.as_view(), &|x| match x {
+            AtomView::Add(s) => {
+                s.iter().any(|t| t == Atom::num(-1).as_view())
+                    && s.iter().any(|t| any_node(t, &is_exponential))
+            }
+            _ => false,
+        });
+        for (from, to, log) in &self.rewrites {
+            if (*log && has_log) || (!*log && has_exp_minus_one) {
+                a = a.replace(from.to_pattern()).with(to.to_pattern());
+            }
+        }
+        engine.huge_powers_as_exponentials(a.as_view())
+    }
+}
+
 /// Why a derivation could not be lowered.
 pub(crate) enum LowerFailure {
     /// A value is undefined everywhere: bad input.
@@ -53,7 +99,7 @@ impl From<String> for LowerFailure {
 
 /// The reason the first number of `a` that is not a real rational (∞, an
 /// undefined value, a complex number) is not one.
-fn undefined_number(a: AtomView<'_>) -> Option<String> {
+pub(crate) fn undefined_number(a: AtomView<'_>) -> Option<String> {
     let mut reason = None;
     find_undefined(a, &mut reason);
     reason
@@ -108,39 +154,14 @@ impl Engine {
                 inlined.push((Atom::var(self.var(&def.scalar.id)), rhs));
             }
         }
-        let is_log =
-            |x: AtomView<'_>| matches!(x, AtomView::Fun(f) if f.get_symbol() == Symbol::LOG);
-        // Each rewrite with whether its left side is a logarithm (else it is
-        // a sum with −1 and an exponential).
-        let rewrites: Vec<(Atom, Atom, bool)> = stable_rewrites(self)
-            .into_iter()
-            .map(|(from, to)| {
-                let log = any_node(from.as_view(), &is_log);
-                (from, to, log)
-            })
-            .collect();
+        let stabilizer = Stabilizer::new(self);
         let prepare = |e: &Expr| -> Atom {
             let mut a =
                 self.huge_powers_as_exponentials(self.to_atom(&e.substitute(&numbers)).as_view());
             for (name, value) in inlined.iter().rev() {
                 a = a.replace(name.to_pattern()).with(value.to_pattern());
             }
-            // Matching a rewrite against a long sum is costly: each is
-            // tried only where a node it could match exists.
-            let has_log = any_node(a.as_view(), &is_log);
-            let has_exp_minus_one = any_node(a.as_view(), &|x| match x {
-                AtomView::Add(s) => {
-                    s.iter().any(|t| t == Atom::num(-1).as_view())
-                        && s.iter().any(|t| any_node(t, &is_exponential))
-                }
-                _ => false,
-            });
-            for (from, to, log) in &rewrites {
-                if (*log && has_log) || (!*log && has_exp_minus_one) {
-                    a = a.replace(from.to_pattern()).with(to.to_pattern());
-                }
-            }
-            self.huge_powers_as_exponentials(a.as_view())
+            stabilizer.apply(self, a)
         };
         let zero = Expr::int(0);
         let reg_grad = |j: usize| d.regularizer_gradient.get(j).unwrap_or(&zero);
@@ -214,7 +235,7 @@ impl Engine {
     }
 
     /// One optimised program for the given outputs.
-    fn program(
+    pub(crate) fn program(
         &self,
         outputs: &[Atom],
         params: &[Atom],

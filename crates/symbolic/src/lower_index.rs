@@ -1,0 +1,703 @@
+//! Lowering the index-form derivation into the loop IR
+//! ([`hessforge_ir::tensor`]): code whose size does not depend on the
+//! tensors' lengths.
+//!
+//! Every expression (the loss, ∂ℓ/∂T per parameter tensor, the Hessian
+//! blocks) has its definitions inlined and is then cut into steps by where
+//! its parts vary: a sum becomes a reduction step over its free indices and
+//! its own; a part that varies over fewer indices than its surroundings is
+//! computed once into a smaller buffer (loop-invariant code motion: in
+//! u[k, l] = v_k (1 − h_k²) x_l the factor v_k (1 − h_k²) is a buffer over k,
+//! and p − y in (p − y) x_j a scalar). Identical parts share one buffer. A
+//! step's body is index-free arithmetic of its loads, made numerically
+//! stable and optimised by Symbolica as the scalar path's programs are
+//! (the stable rewrites see the whole inlined expression: log σ(z) becomes
+//! −softplus(−z)).
+//!
+//! A Hessian block is split into terms; a term δ-pattern · u(row) · v(col)
+//! becomes a product term (a rank-1 update, or one per value of the paired
+//! indices), the rest one dense block.
+
+use crate::engine::Engine;
+use crate::index_calculus::IndexDerivation;
+use crate::lower::{LowerFailure, Stabilizer, undefined_number};
+use hessforge_ir::tensor::{
+    Axis, GradientTerm, HessianTerm, Load, Source, Stage, Step, TensorLayout, TensorModel,
+};
+use hessforge_ir::{Outputs, Program};
+use hessforge_spec::index::{IExpr, IndexModel, Ix};
+use hessforge_spec::{Expr, Model, Role};
+use std::collections::HashMap;
+use symbolica::atom::Atom;
+
+/// An index variable of a step: its name, its first value (1-based) and
+/// its number of values.
+#[derive(Debug, Clone, PartialEq)]
+struct Var {
+    name: String,
+    from: usize,
+    len: usize,
+}
+
+/// Prefix of buffer names inside expressions (not a name a file can use).
+const BUFFER: &str = "#buffer";
+
+impl Engine {
+    /// The loop-IR model of a derived model in index form.
+    pub(crate) fn lower_index(
+        &self,
+        model: &Model,
+        index: &IndexModel,
+        d: &IndexDerivation,
+    ) -> Result<TensorModel, LowerFailure> {
+        let mut tensors = Vec::new();
+        let mut inputs = HashMap::new();
+        for t in &index.tensors {
+            let (source, ids): (Source, Vec<&str>) = match t.role {
+                Role::Parameter => (
+                    Source::Theta,
+                    model.params.iter().map(|s| s.id.as_str()).collect(),
+                ),
+                Role::Data => (
+                    Source::Row,
+                    model.data.iter().map(|s| s.id.as_str()).collect(),
+                ),
+                Role::Constant => (
+                    Source::Constants,
+                    model.constants.iter().map(|(s, _)| s.id.as_str()).collect(),
+                ),
+                Role::Intermediate => continue,
+            };
+            let offset = t
+                .ids
+                .first()
+                .and_then(|first| ids.iter().position(|id| id == first))
+                .ok_or_else(|| format!("tensor `{}` is not in the scalar model", t.name))?;
+            if ids
+                .get(offset..offset + t.ids.len())
+                .is_none_or(|run| run.iter().zip(&t.ids).any(|(a, b)| a != b))
+            {
+                return Err(
+                    format!("tensor `{}` is not contiguous in the scalar model", t.name).into(),
+                );
+            }
+            inputs.insert(t.name.clone(), tensors.len());
+            tensors.push(TensorLayout {
+                name: t.name.clone(),
+                source,
+                offset,
+                shape: t.shape.clone(),
+            });
+        }
+        let stabilizer = Stabilizer::new(self);
+        let mut stages = Vec::new();
+        for regularizer in [false, true] {
+            let mut plan = Planner {
+                engine: self,
+                stabilizer: &stabilizer,
+                index,
+                tensors: &mut tensors,
+                inputs: &inputs,
+                stage: Stage::default(),
+                memo: HashMap::new(),
+                inlined: HashMap::new(),
+                fresh: 0,
+                level: Outputs::Loss,
+            };
+            let loss = if regularizer {
+                index.regularizer.as_ref()
+            } else {
+                Some(&index.loss)
+            };
+            if let Some(loss) = loss {
+                let loss = plan.inline(loss);
+                plan.stage.loss = Some(plan.make(&loss, &[], &[])?);
+            }
+            plan.level = Outputs::LossGrad;
+            for g in &d.gradient {
+                let e = if regularizer { &g.regularizer } else { &g.loss };
+                if e.is_int(0) {
+                    continue;
+                }
+                let param = inputs[&g.tensor];
+                let vars = plan.vars_of(&g.indices, param);
+                let e = plan.inline(e);
+                let value = plan.make(&e, &vars, &[])?;
+                plan.stage.gradient.push(GradientTerm { param, value });
+            }
+            plan.level = Outputs::LossGradHess;
+            for b in &d.hessian {
+                let e = if regularizer { &b.regularizer } else { &b.loss };
+                if e.is_int(0) {
+                    continue;
+                }
+                let (row, col) = (inputs[&b.row], inputs[&b.col]);
+                let rows = plan.vars_of(&b.row_indices, row);
+                let cols = plan.vars_of(&b.col_indices, col);
+                let e = plan.inline(e);
+                plan.block(&e, row, col, &rows, &cols)?;
+            }
+            stages.push(plan.stage);
+        }
+        let regularizer = stages.pop().unwrap_or_default();
+        let sample = stages.pop().unwrap_or_default();
+        let lowered = TensorModel {
+            name: model.name.clone(),
+            params: model.params.iter().map(|s| s.id.clone()).collect(),
+            data: model.data.iter().map(|s| s.id.clone()).collect(),
+            constants: model.constants.iter().map(|(s, _)| s.id.clone()).collect(),
+            constant_defaults: model.constants.iter().map(|(_, v)| *v).collect(),
+            tensors,
+            sample,
+            regularizer,
+        };
+        lowered.validate().map_err(|e| e.to_string())?;
+        Ok(lowered)
+    }
+}
+
+/// The state of lowering one stage.
+struct Planner<'a> {
+    engine: &'a Engine,
+    stabilizer: &'a Stabilizer,
+    index: &'a IndexModel,
+    tensors: &'a mut Vec<TensorLayout>,
+    /// Parameter, data and constant tensors by name.
+    inputs: &'a HashMap<String, usize>,
+    stage: Stage,
+    /// A step's body in canonical form → the buffer it computes.
+    memo: HashMap<String, usize>,
+    /// Each definition's right-hand side with its own definitions inlined.
+    inlined: HashMap<String, IExpr>,
+    fresh: usize,
+    /// The level the steps made now are needed from.
+    level: Outputs,
+}
+
+impl Planner<'_> {
+    /// The variables of a parameter tensor's derivative indices.
+    fn vars_of(&self, names: &[String], tensor: usize) -> Vec<Var> {
+        names
+            .iter()
+            .zip(&self.tensors[tensor].shape)
+            .map(|(name, &len)| Var {
+                name: name.clone(),
+                from: 1,
+                len,
+            })
+            .collect()
+    }
+
+    /// `e` with every definition replaced by its right-hand side (bound
+    /// variables renamed apart) and every vector literal's item written as
+    /// a sum over a delta.
+    fn inline(&mut self, e: &IExpr) -> IExpr {
+        match e {
+            IExpr::Entry { tensor, indices } => {
+                let Some(def) = self.index.definition(tensor) else {
+                    return e.clone();
+                };
+                let body = match self.inlined.get(tensor) {
+                    Some(b) => b.clone(),
+                    None => {
+                        let b = self.inline(&def.expr);
+                        self.inlined.insert(tensor.clone(), b.clone());
+                        b
+                    }
+                };
+                let rename: HashMap<String, Ix> = def
+                    .indices
+                    .iter()
+                    .cloned()
+                    .zip(indices.iter().cloned())
+                    .collect();
+                let renamed = body.rename(&rename);
+                self.freshen(&renamed)
+            }
+            IExpr::Num(_) | IExpr::Index(_) | IExpr::Delta(..) => e.clone(),
+            IExpr::Add(xs) => IExpr::Add(xs.iter().map(|x| self.inline(x)).collect()),
+            IExpr::Mul(xs) => IExpr::Mul(xs.iter().map(|x| self.inline(x)).collect()),
+            IExpr::Pow(a, b) => IExpr::Pow(Box::new(self.inline(a)), Box::new(self.inline(b))),
+            IExpr::Call(f, a) => IExpr::Call(*f, Box::new(self.inline(a))),
+            IExpr::Sum {
+                var,
+                from,
+                to,
+                body,
+            } => IExpr::Sum {
+                var: var.clone(),
+                from: *from,
+                to: *to,
+                body: Box::new(self.inline(body)),
+            },
+            IExpr::Pick { index, items } => {
+                // item_index = Σ_t δ(index, t) item_t
+                let terms = items
+                    .iter()
+                    .enumerate()
+                    .map(|(t, item)| {
+                        IExpr::Mul(vec![
+                            IExpr::Delta(index.clone(), Ix::Fixed(t + 1)),
+                            self.inline(item),
+                        ])
+                    })
+                    .collect();
+                IExpr::Add(terms)
+            }
+        }
+    }
+
+    /// Every sum of `e` with a fresh variable.
+    fn freshen(&mut self, e: &IExpr) -> IExpr {
+        match e {
+            IExpr::Sum {
+                var,
+                from,
+                to,
+                body,
+            } => {
+                self.fresh += 1;
+                let v = format!("{}#i{}", var.split('#').next().unwrap_or(var), self.fresh);
+                let body = body.rename(&HashMap::from([(var.clone(), Ix::Var(v.clone()))]));
+                IExpr::Sum {
+                    var: v,
+                    from: *from,
+                    to: *to,
+                    body: Box::new(self.freshen(&body)),
+                }
+            }
+            IExpr::Add(xs) => IExpr::Add(xs.iter().map(|x| self.freshen(x)).collect()),
+            IExpr::Mul(xs) => IExpr::Mul(xs.iter().map(|x| self.freshen(x)).collect()),
+            IExpr::Pow(a, b) => IExpr::Pow(Box::new(self.freshen(a)), Box::new(self.freshen(b))),
+            IExpr::Call(f, a) => IExpr::Call(*f, Box::new(self.freshen(a))),
+            IExpr::Pick { index, items } => IExpr::Pick {
+                index: index.clone(),
+                items: items.iter().map(|x| self.freshen(x)).collect(),
+            },
+            IExpr::Num(_) | IExpr::Entry { .. } | IExpr::Index(_) | IExpr::Delta(..) => e.clone(),
+        }
+    }
+
+    /// The buffer holding `e` (inlined) over `out` — summed over `reduce`.
+    fn make(&mut self, e: &IExpr, out: &[Var], reduce: &[Var]) -> Result<usize, LowerFailure> {
+        let domain: Vec<Var> = out.iter().chain(reduce).cloned().collect();
+        let body = self.hoist(e, &domain)?;
+        // Canonical form: the domain's variables by position.
+        let positional: HashMap<String, Ix> = domain
+            .iter()
+            .enumerate()
+            .map(|(k, v)| (v.name.clone(), Ix::Var(format!("#{k}"))))
+            .collect();
+        let shape: Vec<(usize, usize)> = domain.iter().map(|v| (v.from, v.len)).collect();
+        let key = format!("{}|{shape:?}|{:?}", out.len(), body.rename(&positional));
+        if let Some(&b) = self.memo.get(&key) {
+            return Ok(b);
+        }
+        let mut loads = Vec::new();
+        let scalar = self.scalar_body(&body, &domain, &mut loads)?;
+        let program = self.program(&scalar, &loads)?;
+        let buffer = self.tensors.len();
+        let shape: Vec<usize> = out.iter().map(|v| v.len).collect();
+        let len: usize = shape.iter().product();
+        self.tensors.push(TensorLayout {
+            name: format!("t{buffer}"),
+            source: Source::Scratch,
+            offset: self.stage.scratch,
+            shape,
+        });
+        self.stage.scratch += len;
+        self.stage.steps.push(Step {
+            out: buffer,
+            loops: domain.iter().map(|v| v.len).collect(),
+            inputs: loads,
+            body: program,
+            level: self.level,
+        });
+        self.memo.insert(key, buffer);
+        Ok(buffer)
+    }
+
+    /// `e` with its sums and its parts that vary over fewer of `domain`'s
+    /// variables than it does replaced by buffers.
+    fn hoist(&mut self, e: &IExpr, domain: &[Var]) -> Result<IExpr, LowerFailure> {
+        if is_leaf(e) {
+            return Ok(e.clone());
+        }
+        let varies = in_domain(e, domain);
+        if let IExpr::Sum {
+            var,
+            from,
+            to,
+            body,
+        } = e
+        {
+            let reduce = [Var {
+                name: var.clone(),
+                from: *from,
+                len: (to + 1).saturating_sub(*from),
+            }];
+            let b = self.make(body, &varies, &reduce)?;
+            return Ok(buffer_entry(b, &varies));
+        }
+        if varies.len() < domain.len() {
+            let b = self.make(e, &varies, &[])?;
+            return Ok(buffer_entry(b, &varies));
+        }
+        Ok(match e {
+            IExpr::Add(xs) | IExpr::Mul(xs) => {
+                // Group the operands by the variables they vary over; a group
+                // over fewer than all is one buffer.
+                let mut groups: Vec<(Vec<String>, Vec<&IExpr>)> = Vec::new();
+                for x in xs {
+                    let names: Vec<String> =
+                        in_domain(x, domain).into_iter().map(|v| v.name).collect();
+                    match groups.iter_mut().find(|(n, _)| *n == names) {
+                        Some((_, g)) => g.push(x),
+                        None => groups.push((names, vec![x])),
+                    }
+                }
+                let is_add = matches!(e, IExpr::Add(_));
+                let rebuild = |parts: Vec<IExpr>| {
+                    if is_add {
+                        IExpr::Add(parts)
+                    } else {
+                        IExpr::Mul(parts)
+                    }
+                };
+                let mut parts = Vec::new();
+                for (names, group) in groups {
+                    let worth = group.len() > 1 || group.iter().any(|x| !is_leaf(x));
+                    if names.len() < domain.len() && worth {
+                        let vars: Vec<Var> = domain
+                            .iter()
+                            .filter(|v| names.contains(&v.name))
+                            .cloned()
+                            .collect();
+                        let whole = rebuild(group.into_iter().cloned().collect());
+                        let b = self.make(&whole, &vars, &[])?;
+                        parts.push(buffer_entry(b, &vars));
+                    } else {
+                        for x in group {
+                            parts.push(self.hoist(x, domain)?);
+                        }
+                    }
+                }
+                rebuild(parts)
+            }
+            IExpr::Pow(a, b) => IExpr::Pow(
+                Box::new(self.hoist(a, domain)?),
+                Box::new(self.hoist(b, domain)?),
+            ),
+            IExpr::Call(f, a) => IExpr::Call(*f, Box::new(self.hoist(a, domain)?)),
+            _ => {
+                return Err(LowerFailure::Internal(format!(
+                    "cannot lower `{e}` into a loop"
+                )));
+            }
+        })
+    }
+
+    /// The body as a scalar expression over stand-ins, one per load.
+    fn scalar_body(
+        &self,
+        e: &IExpr,
+        domain: &[Var],
+        loads: &mut Vec<Load>,
+    ) -> Result<Expr, LowerFailure> {
+        let axis = |i: &Ix, buffer: bool| -> Result<Axis, LowerFailure> {
+            match i {
+                Ix::Fixed(k) => Ok(Axis::Fixed(k.saturating_sub(1))),
+                Ix::Var(v) => {
+                    let var = domain.iter().position(|d| d.name == *v).ok_or_else(|| {
+                        LowerFailure::Internal(format!("the index `{v}` is not bound"))
+                    })?;
+                    // Inputs are indexed by 1-based position, buffers by
+                    // the loop's own count.
+                    let shift = if buffer { 0 } else { domain[var].from - 1 };
+                    Ok(Axis::Loop { var, shift })
+                }
+            }
+        };
+        let mut stand_in = |load: Load| -> Expr {
+            let k = match loads.iter().position(|l| *l == load) {
+                Some(k) => k,
+                None => {
+                    loads.push(load);
+                    loads.len() - 1
+                }
+            };
+            Expr::Var(format!("λ{k}"))
+        };
+        Ok(match e {
+            IExpr::Num(r) => Expr::Num(r.clone()),
+            IExpr::Entry { tensor, indices } => {
+                let (id, buffer) = match tensor.strip_prefix(BUFFER) {
+                    Some(b) => (b.parse::<usize>().ok(), true),
+                    None => (self.inputs.get(tensor).copied(), false),
+                };
+                let id = id.ok_or_else(|| {
+                    LowerFailure::Internal(format!("unknown tensor `{tensor}` in a step"))
+                })?;
+                let index = indices
+                    .iter()
+                    .map(|i| axis(i, buffer))
+                    .collect::<Result<_, _>>()?;
+                stand_in(Load::Entry { tensor: id, index })
+            }
+            IExpr::Index(v) => stand_in(Load::Position(axis(&Ix::Var(v.clone()), false)?)),
+            IExpr::Delta(a, b) => stand_in(Load::Delta(axis(a, false)?, axis(b, false)?)),
+            IExpr::Add(xs) => Expr::Add(
+                xs.iter()
+                    .map(|x| self.scalar_body(x, domain, loads))
+                    .collect::<Result<_, _>>()?,
+            ),
+            IExpr::Mul(xs) => Expr::Mul(
+                xs.iter()
+                    .map(|x| self.scalar_body(x, domain, loads))
+                    .collect::<Result<_, _>>()?,
+            ),
+            IExpr::Pow(a, b) => Expr::Pow(
+                Box::new(self.scalar_body(a, domain, loads)?),
+                Box::new(self.scalar_body(b, domain, loads)?),
+            ),
+            IExpr::Call(f, a) => Expr::Call(*f, Box::new(self.scalar_body(a, domain, loads)?)),
+            IExpr::Sum { .. } | IExpr::Pick { .. } => {
+                return Err(LowerFailure::Internal(format!(
+                    "`{e}` left in a step's body"
+                )));
+            }
+        })
+    }
+
+    /// The optimised, numerically stable program of a step's body.
+    fn program(&self, body: &Expr, loads: &[Load]) -> Result<Program, LowerFailure> {
+        let engine = self.engine;
+        let atom = self.stabilizer.apply(
+            engine,
+            engine.huge_powers_as_exponentials(engine.to_atom(body).as_view()),
+        );
+        if let Some(reason) = undefined_number(atom.as_view()) {
+            return Err(LowerFailure::Undefined(format!(
+                "a derivative is undefined once the definitions are substituted: it contains {reason}"
+            )));
+        }
+        let params: Vec<Atom> = (0..loads.len())
+            .map(|k| Atom::var(engine.var(&format!("λ{k}"))))
+            .collect();
+        Ok(engine.program(&[atom], &params, loads.len(), 0)?)
+    }
+
+    /// The terms of one Hessian block.
+    fn block(
+        &mut self,
+        e: &IExpr,
+        row: usize,
+        col: usize,
+        rows: &[Var],
+        cols: &[Var],
+    ) -> Result<(), LowerFailure> {
+        let row_names: Vec<&str> = rows.iter().map(|v| v.name.as_str()).collect();
+        let col_names: Vec<&str> = cols.iter().map(|v| v.name.as_str()).collect();
+        let mut dense = Vec::new();
+        // (pairs, v buffer) → the u parts to add.
+        let mut products: Vec<(ProductKey, Vec<IExpr>)> = Vec::new();
+        for factors in terms(e) {
+            let mut pairs: Vec<(usize, usize)> = Vec::new();
+            let mut rest = Vec::new();
+            for f in &factors {
+                if let IExpr::Delta(Ix::Var(a), Ix::Var(b)) = f {
+                    let pair = match (
+                        row_names.iter().position(|r| r == a),
+                        col_names.iter().position(|c| c == b),
+                        row_names.iter().position(|r| r == b),
+                        col_names.iter().position(|c| c == a),
+                    ) {
+                        (Some(r), Some(c), _, _) | (_, _, Some(r), Some(c)) => Some((r, c)),
+                        _ => None,
+                    };
+                    if let Some((r, c)) = pair
+                        && !pairs.iter().any(|&(pr, pc)| pr == r || pc == c)
+                    {
+                        pairs.push((r, c));
+                        continue;
+                    }
+                }
+                rest.push(f.clone());
+            }
+            let rename: HashMap<String, Ix> = pairs
+                .iter()
+                .map(|&(r, c)| (cols[c].name.clone(), Ix::Var(rows[r].name.clone())))
+                .collect();
+            let (mut u, mut v, mut both) = (Vec::new(), Vec::new(), false);
+            for f in &rest {
+                let f = f.rename(&rename);
+                let names = free_vars(&f);
+                let on_rows = names.iter().any(|n| row_names.contains(&n.as_str()));
+                let on_cols = names.iter().any(|n| col_names.contains(&n.as_str()));
+                match (on_rows, on_cols) {
+                    (_, false) => u.push(f),
+                    (false, true) => v.push(f),
+                    (true, true) => both = true,
+                }
+            }
+            if both {
+                dense.push(IExpr::Mul(factors));
+                continue;
+            }
+            let v_buffer = self.make(&product(v), cols, &[])?;
+            let key = (pairs, v_buffer);
+            match products.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, us)) => us.push(product(u)),
+                None => products.push((key, vec![product(u)])),
+            }
+        }
+        for ((pairs, v), us) in products {
+            let u = self.make(&IExpr::Add(us), rows, &[])?;
+            self.stage.hessian.push(HessianTerm::Product {
+                row,
+                col,
+                pairs,
+                u,
+                v,
+            });
+        }
+        if !dense.is_empty() {
+            let vars: Vec<Var> = rows.iter().chain(cols).cloned().collect();
+            let value = self.make(&IExpr::Add(dense), &vars, &[])?;
+            self.stage
+                .hessian
+                .push(HessianTerm::Dense { row, col, value });
+        }
+        Ok(())
+    }
+}
+
+/// The delta pairs and the column buffer of a product term: terms alike
+/// in both are one term with their row parts added.
+type ProductKey = (Vec<(usize, usize)>, usize);
+
+fn product(factors: Vec<IExpr>) -> IExpr {
+    match factors.len() {
+        0 => IExpr::int(1),
+        1 => factors.into_iter().next().unwrap_or_else(|| IExpr::int(1)),
+        _ => IExpr::Mul(factors),
+    }
+}
+
+/// `e` as a sum of products (each a list of factors): products of sums
+/// multiplied out while that gives at most 64 terms.
+fn terms(e: &IExpr) -> Vec<Vec<IExpr>> {
+    match e {
+        IExpr::Add(xs) => xs.iter().flat_map(terms).collect(),
+        IExpr::Mul(xs) => {
+            let mut out: Vec<Vec<IExpr>> = vec![Vec::new()];
+            for x in xs {
+                // A sum whose operands vary alike and hold no delta stays
+                // one factor: (ŷ − y) is not multiplied out.
+                let tx = match x {
+                    IExpr::Add(ys) if alike(ys) => vec![vec![x.clone()]],
+                    _ => terms(x),
+                };
+                if out.len() * tx.len() > 64 {
+                    return vec![vec![e.clone()]];
+                }
+                out = out
+                    .iter()
+                    .flat_map(|a| {
+                        tx.iter().map(move |b| {
+                            let mut c = a.clone();
+                            c.extend(b.iter().cloned());
+                            c
+                        })
+                    })
+                    .collect();
+            }
+            out
+        }
+        _ if e.is_int(0) => Vec::new(),
+        _ => vec![vec![e.clone()]],
+    }
+}
+
+/// Whether the operands vary over the same index variables and none is a
+/// product with a Kronecker delta.
+fn alike(xs: &[IExpr]) -> bool {
+    let has_delta = |x: &IExpr| match x {
+        IExpr::Delta(..) => true,
+        IExpr::Mul(fs) => fs.iter().any(|f| matches!(f, IExpr::Delta(..))),
+        _ => false,
+    };
+    let mut sets = xs.iter().map(|x| {
+        let mut v = free_vars(x);
+        v.sort();
+        v
+    });
+    let first = sets.next();
+    sets.all(|s| Some(&s) == first.as_ref()) && !xs.iter().any(has_delta)
+}
+
+fn buffer_entry(buffer: usize, vars: &[Var]) -> IExpr {
+    IExpr::entry(
+        &format!("{BUFFER}{buffer}"),
+        vars.iter().map(|v| Ix::Var(v.name.clone())).collect(),
+    )
+}
+
+fn is_leaf(e: &IExpr) -> bool {
+    matches!(
+        e,
+        IExpr::Num(_) | IExpr::Entry { .. } | IExpr::Index(_) | IExpr::Delta(..)
+    )
+}
+
+/// The variables of `domain` that `e` varies over, in the domain's order.
+fn in_domain(e: &IExpr, domain: &[Var]) -> Vec<Var> {
+    let free = free_vars(e);
+    domain
+        .iter()
+        .filter(|v| free.contains(&v.name))
+        .cloned()
+        .collect()
+}
+
+/// The index variables of `e` not bound by a sum inside it.
+fn free_vars(e: &IExpr) -> Vec<String> {
+    let mut out = Vec::new();
+    collect_free(e, &mut Vec::new(), &mut out);
+    out
+}
+
+fn collect_free(e: &IExpr, bound: &mut Vec<String>, out: &mut Vec<String>) {
+    fn ix(i: &Ix, bound: &[String], out: &mut Vec<String>) {
+        if let Ix::Var(v) = i
+            && !bound.contains(v)
+            && !out.contains(v)
+        {
+            out.push(v.clone());
+        }
+    }
+    match e {
+        IExpr::Num(_) => {}
+        IExpr::Entry { indices, .. } => indices.iter().for_each(|i| ix(i, bound, out)),
+        IExpr::Index(v) => ix(&Ix::Var(v.clone()), bound, out),
+        IExpr::Delta(a, b) => {
+            ix(a, bound, out);
+            ix(b, bound, out);
+        }
+        IExpr::Add(xs) | IExpr::Mul(xs) => xs.iter().for_each(|x| collect_free(x, bound, out)),
+        IExpr::Pow(a, b) => {
+            collect_free(a, bound, out);
+            collect_free(b, bound, out);
+        }
+        IExpr::Call(_, a) => collect_free(a, bound, out),
+        IExpr::Sum { var, body, .. } => {
+            bound.push(var.clone());
+            collect_free(body, bound, out);
+            bound.pop();
+        }
+        IExpr::Pick { index, items } => {
+            ix(index, bound, out);
+            items.iter().for_each(|x| collect_free(x, bound, out));
+        }
+    }
+}
