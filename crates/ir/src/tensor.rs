@@ -558,23 +558,27 @@ fn each_paired(
 }
 
 /// The lower blocks of the Hessian from the upper ones: block (U, T) is
-/// block (T, U) transposed, for T before U.
+/// block (T, U) transposed, for T before U; and within a diagonal block
+/// the lower triangle is the upper one, so that the matrix is symmetric to
+/// the last bit (its terms, u vᵀ with u ≠ v, round differently on either
+/// side).
 fn mirror_blocks(m: &TensorModel, hess: &mut [f64]) {
     let p = m.n_params();
     let mut seen = Vec::new();
     for stage in [&m.sample, &m.regularizer] {
         for h in &stage.hessian {
-            let (r, c) = h.block();
-            if r != c && !seen.contains(&(r, c)) {
-                seen.push((r, c));
+            if !seen.contains(&h.block()) {
+                seen.push(h.block());
             }
         }
     }
     for (r, c) in seen {
-        let (r, c) = (&m.tensors[r], &m.tensors[c]);
-        for i in 0..r.len() {
-            for j in 0..c.len() {
-                hess[(c.offset + j) * p + r.offset + i] = hess[(r.offset + i) * p + c.offset + j];
+        let (rt, ct) = (&m.tensors[r], &m.tensors[c]);
+        for i in 0..rt.len() {
+            let first = if r == c { i + 1 } else { 0 };
+            for j in first..ct.len() {
+                hess[(ct.offset + j) * p + rt.offset + i] =
+                    hess[(rt.offset + i) * p + ct.offset + j];
             }
         }
     }
