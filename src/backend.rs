@@ -1,9 +1,13 @@
-//! The two evaluation back-ends behind one face: the compiled kernels of the
+//! The evaluation back-ends behind one face: the compiled kernels of the
 //! built-in models, and the IR interpreter for a derivation file given at run
-//! time (derived and lowered on the spot, no rebuild). [`ModelObjective`]
+//! time (derived and lowered on the spot, no rebuild) — the loop IR of the
+//! index form for a model with a vector or matrix parameter (prepared in
+//! milliseconds whatever its size), the straight-line programs of the
+//! scalar derivation otherwise. [`ModelObjective`]
 //! binds a back-end to constants and data as the optimizers'
 //! [`Objective`].
 
+use hessforge_ir::tensor::{At, TensorModel};
 use hessforge_ir::{ModelPrograms, Outputs};
 use hessforge_kernels::{DynKernel, Rows};
 use hessforge_optim::{Batch, Objective};
@@ -14,8 +18,10 @@ use hessforge_symbolic::EngineError;
 pub enum Backend {
     /// A kernel compiled into this binary.
     Compiled(&'static dyn DynKernel),
-    /// The IR interpreter.
+    /// The IR interpreter on the scalar programs.
     Interpreted(Box<ModelPrograms>),
+    /// The IR interpreter on the loop IR of the index form.
+    Loops(Box<TensorModel>),
 }
 
 /// Full passes over at least this many rows run in parallel (rayon, fixed
@@ -24,12 +30,22 @@ pub const PARALLEL_ROWS: usize = 65_536;
 
 impl Backend {
     /// The compiled kernel when `arg` names a built-in model, else the
-    /// interpreter over the lowered derivation.
+    /// interpreter over the lowered derivation: the loop IR where a
+    /// parameter is a vector or a matrix, the scalar programs otherwise.
     pub fn resolve(arg: &str, model: &Model) -> Result<Backend, EngineError> {
         if crate::models::is_builtin(arg)
             && let Some(k) = hessforge_kernels::kernel(arg)
         {
             return Ok(Backend::Compiled(k));
+        }
+        let has_tensor_parameter = model
+            .index
+            .as_ref()
+            .is_some_and(|ix| ix.parameters().any(|t| !t.shape.is_empty()));
+        if has_tensor_parameter {
+            return Ok(Backend::Loops(Box::new(hessforge_symbolic::lower_tensor(
+                model,
+            )?)));
         }
         let derivation = hessforge_symbolic::derive_scalar(model)?;
         Ok(Backend::Interpreted(Box::new(hessforge_symbolic::lower(
@@ -41,7 +57,7 @@ impl Backend {
     pub fn kind(&self) -> &'static str {
         match self {
             Backend::Compiled(_) => "compiled",
-            Backend::Interpreted(_) => "interpreter",
+            Backend::Interpreted(_) | Backend::Loops(_) => "interpreter",
         }
     }
 
@@ -82,6 +98,15 @@ impl Backend {
             Backend::Interpreted(p) => {
                 Self::interpret(p, Outputs::Loss, theta, constants, data, rows)[0]
             }
+            Backend::Loops(m) => {
+                let at = At {
+                    theta,
+                    constants,
+                    data,
+                    rows,
+                };
+                m.evaluate(Outputs::Loss, at, &mut [], &mut [])
+            }
         }
     }
 
@@ -100,6 +125,15 @@ impl Backend {
                 let out = Self::interpret(p, Outputs::LossGrad, theta, constants, data, rows);
                 grad.copy_from_slice(&out[1..]);
                 out[0]
+            }
+            Backend::Loops(m) => {
+                let at = At {
+                    theta,
+                    constants,
+                    data,
+                    rows,
+                };
+                m.evaluate(Outputs::LossGrad, at, grad, &mut [])
             }
         }
     }
@@ -124,6 +158,15 @@ impl Backend {
                 grad.copy_from_slice(&out[1..=n]);
                 hessforge_ir::unpack_upper(n, &out[1 + n..], hess);
                 out[0]
+            }
+            Backend::Loops(m) => {
+                let at = At {
+                    theta,
+                    constants,
+                    data,
+                    rows,
+                };
+                m.evaluate(Outputs::LossGradHess, at, grad, hess)
             }
         }
     }

@@ -439,3 +439,73 @@ fn derive_beamer_writes_slides_a_frame_per_section() {
     ));
     assert!(!tex.contains("--set"), "no CLI flags on a slide");
 }
+
+/// A logistic regression with F features in a file of its own, drawn
+/// from `samples` rows.
+fn wide_logistic(dir: &Path, f: usize, samples: usize) -> std::path::PathBuf {
+    let truth: Vec<String> = (0..f)
+        .map(|k| format!("{:.1}", ((k % 7) as f64 - 3.0) / 10.0))
+        .collect();
+    let file = dir.join(format!("logistic_{f}.toml"));
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"logistic_{f}\"\ntitle = \"Logistic regression, {f} features\"\n\
+             description = \"wide\"\nloss = \"-(y * log(p) + (1 - y) * log(1 - p))\"\n\
+             regularizer = \"lambda / 2 * dot(w, w)\"\n\
+             [parameters]\nw = {{ shape = [{f}] }}\nb = {{}}\n\
+             [data]\nx = {{ shape = [{f}] }}\ny = {{}}\n[constants]\nlambda = 0.01\n\
+             [[define]]\nname = \"z\"\nexpr = \"dot(w, x) + b\"\n\
+             [[define]]\nname = \"p\"\nexpr = \"sigmoid(z)\"\n\
+             [synthetic]\nsamples = {samples}\n[synthetic.truth]\nw = [{}]\nb = 0.5\n\
+             [synthetic.draw]\nx = \"normal(0, 1)\"\ny = \"bernoulli(sigmoid(dot(w, x) + b))\"\n",
+            truth.join(", ")
+        ),
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn a_wide_model_in_a_file_runs_on_the_loop_ir() {
+    // 300 features: the scalarized path needed more than 15 minutes to
+    // prepare this file; the index form's loops take milliseconds.
+    let _g = symbolica_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let file = wide_logistic(dir.path(), 300, 600);
+    let out = hessforge()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--optimizer",
+            "newton",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["status"], "converged", "{doc}");
+    assert!(doc["iterations"].as_u64().unwrap() <= 10, "{doc}");
+    assert!(doc["grad_norm"].as_f64().unwrap() < 1e-8, "{doc}");
+    assert_eq!(doc["params"].as_object().unwrap().len(), 301);
+}
+
+#[test]
+fn gradcheck_checks_the_loop_ir_by_finite_differences() {
+    let _g = symbolica_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let file = wide_logistic(dir.path(), 12, 50);
+    hessforge()
+        .args(["gradcheck", file.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "gradient check of logistic_12 (interpreter)",
+        ))
+        .stdout(predicate::str::contains("passed"));
+}
