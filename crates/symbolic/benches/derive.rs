@@ -136,3 +136,50 @@ fn document_mlp(bencher: divan::Bencher, hidden: usize) {
         hessforge_symbolic::render::render(&d, hessforge_symbolic::render::Format::Latex)
     });
 }
+
+/// Preparation for the interpreter and (later) the kernels: the index-form
+/// derivation lowered into the loop IR. Must not grow with F.
+#[divan::bench(args = [10, 100, 1_000, 10_000], sample_count = 10)]
+fn loop_ir_logistic(bencher: divan::Bencher, features: usize) {
+    let model = logistic(features);
+    bencher.bench(|| hessforge_symbolic::lower_tensor(divan::black_box(&model)).expect("lowers"));
+}
+
+/// The same for the network: must not grow with H.
+#[divan::bench(args = [4, 16, 64, 256], sample_count = 10)]
+fn loop_ir_mlp(bencher: divan::Bencher, hidden: usize) {
+    let model = mlp(hidden);
+    bencher.bench(|| hessforge_symbolic::lower_tensor(divan::black_box(&model)).expect("lowers"));
+}
+
+/// One pass of the loop-IR interpreter, L + ∇L + ∇²L of logistic regression
+/// over N = 10 000 rows (the rank-1 Hessian terms as one matrix product per
+/// 128 rows).
+#[divan::bench(args = [10, 100, 1_000], sample_count = 5, sample_size = 1)]
+fn loop_ir_pass_logistic(bencher: divan::Bencher, features: usize) {
+    use hessforge_ir::Outputs;
+    use hessforge_ir::tensor::At;
+    let model = logistic(features);
+    let lowered = hessforge_symbolic::lower_tensor(&model).expect("lowers");
+    let (p, cols, rows) = (features + 1, features + 1, 10_000);
+    let data: Vec<f64> = (0..rows * cols)
+        .map(|k| {
+            if k % cols == features {
+                (k / cols % 2) as f64
+            } else {
+                ((k * 7919 % 1000) as f64 - 500.0) / 500.0
+            }
+        })
+        .collect();
+    let theta: Vec<f64> = (0..p).map(|k| ((k % 5) as f64 - 2.0) / 10.0).collect();
+    let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
+    bencher.bench_local(|| {
+        let at = At {
+            theta: &theta,
+            constants: &[0.01],
+            data: &data,
+            rows: None,
+        };
+        lowered.evaluate(Outputs::LossGradHess, divan::black_box(at), &mut g, &mut h)
+    });
+}
