@@ -710,33 +710,15 @@ impl Kernel for LinearRegression {
     const N_PARAMS: usize = 11;
     const N_DATA: usize = 11;
     const N_CONSTANTS: usize = 0;
-    const PARAM_NAMES: &'static [&'static str] = &[
-        "w_1",
-        "w_2",
-        "w_3",
-        "w_4",
-        "w_5",
-        "w_6",
-        "w_7",
-        "w_8",
-        "w_9",
-        "w_10",
-        "b",
-    ];
-    const DATA_NAMES: &'static [&'static str] = &[
-        "x_1",
-        "x_2",
-        "x_3",
-        "x_4",
-        "x_5",
-        "x_6",
-        "x_7",
-        "x_8",
-        "x_9",
-        "x_10",
-        "y",
-    ];
-    const CONSTANT_NAMES: &'static [&'static str] = &[];
+    fn param_names() -> &'static [&'static str] {
+        &["w_1", "w_2", "w_3", "w_4", "w_5", "w_6", "w_7", "w_8", "w_9", "w_10", "b"]
+    }
+    fn data_names() -> &'static [&'static str] {
+        &["x_1", "x_2", "x_3", "x_4", "x_5", "x_6", "x_7", "x_8", "x_9", "x_10", "y"]
+    }
+    fn constant_names() -> &'static [&'static str] {
+        &[]
+    }
     const DEFAULT_CONSTANTS: &'static [f64] = &[];
     fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
         runtime::pass::<Loss, 11, 11, 0, 1, 8>(theta, constants, rows)[0]

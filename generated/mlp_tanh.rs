@@ -1574,27 +1574,33 @@ impl Kernel for MlpTanh {
     const N_PARAMS: usize = 17;
     const N_DATA: usize = 3;
     const N_CONSTANTS: usize = 0;
-    const PARAM_NAMES: &'static [&'static str] = &[
-        "W_1_1",
-        "W_1_2",
-        "W_2_1",
-        "W_2_2",
-        "W_3_1",
-        "W_3_2",
-        "W_4_1",
-        "W_4_2",
-        "c_1",
-        "c_2",
-        "c_3",
-        "c_4",
-        "v_1",
-        "v_2",
-        "v_3",
-        "v_4",
-        "d",
-    ];
-    const DATA_NAMES: &'static [&'static str] = &["x_1", "x_2", "y"];
-    const CONSTANT_NAMES: &'static [&'static str] = &[];
+    fn param_names() -> &'static [&'static str] {
+        &[
+            "W_1_1",
+            "W_1_2",
+            "W_2_1",
+            "W_2_2",
+            "W_3_1",
+            "W_3_2",
+            "W_4_1",
+            "W_4_2",
+            "c_1",
+            "c_2",
+            "c_3",
+            "c_4",
+            "v_1",
+            "v_2",
+            "v_3",
+            "v_4",
+            "d",
+        ]
+    }
+    fn data_names() -> &'static [&'static str] {
+        &["x_1", "x_2", "y"]
+    }
+    fn constant_names() -> &'static [&'static str] {
+        &[]
+    }
     const DEFAULT_CONSTANTS: &'static [f64] = &[];
     fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
         runtime::pass::<Loss, 17, 3, 0, 1, 8>(theta, constants, rows)[0]

@@ -128,9 +128,15 @@ impl Kernel for Saddle {
     const N_PARAMS: usize = 2;
     const N_DATA: usize = 0;
     const N_CONSTANTS: usize = 0;
-    const PARAM_NAMES: &'static [&'static str] = &["x", "y"];
-    const DATA_NAMES: &'static [&'static str] = &[];
-    const CONSTANT_NAMES: &'static [&'static str] = &[];
+    fn param_names() -> &'static [&'static str] {
+        &["x", "y"]
+    }
+    fn data_names() -> &'static [&'static str] {
+        &[]
+    }
+    fn constant_names() -> &'static [&'static str] {
+        &[]
+    }
     const DEFAULT_CONSTANTS: &'static [f64] = &[];
     fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
         runtime::pass::<Loss, 2, 0, 0, 1, 8>(theta, constants, rows)[0]

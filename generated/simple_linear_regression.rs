@@ -134,9 +134,15 @@ impl Kernel for SimpleLinearRegression {
     const N_PARAMS: usize = 2;
     const N_DATA: usize = 2;
     const N_CONSTANTS: usize = 0;
-    const PARAM_NAMES: &'static [&'static str] = &["w", "b"];
-    const DATA_NAMES: &'static [&'static str] = &["x", "y"];
-    const CONSTANT_NAMES: &'static [&'static str] = &[];
+    fn param_names() -> &'static [&'static str] {
+        &["w", "b"]
+    }
+    fn data_names() -> &'static [&'static str] {
+        &["x", "y"]
+    }
+    fn constant_names() -> &'static [&'static str] {
+        &[]
+    }
     const DEFAULT_CONSTANTS: &'static [f64] = &[];
     fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
         runtime::pass::<Loss, 2, 2, 0, 1, 8>(theta, constants, rows)[0]

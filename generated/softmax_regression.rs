@@ -1275,33 +1275,31 @@ impl Kernel for SoftmaxRegression {
     const N_PARAMS: usize = 15;
     const N_DATA: usize = 7;
     const N_CONSTANTS: usize = 1;
-    const PARAM_NAMES: &'static [&'static str] = &[
-        "W_1_1",
-        "W_1_2",
-        "W_1_3",
-        "W_1_4",
-        "W_2_1",
-        "W_2_2",
-        "W_2_3",
-        "W_2_4",
-        "W_3_1",
-        "W_3_2",
-        "W_3_3",
-        "W_3_4",
-        "b_1",
-        "b_2",
-        "b_3",
-    ];
-    const DATA_NAMES: &'static [&'static str] = &[
-        "x_1",
-        "x_2",
-        "x_3",
-        "x_4",
-        "y_1",
-        "y_2",
-        "y_3",
-    ];
-    const CONSTANT_NAMES: &'static [&'static str] = &["lambda"];
+    fn param_names() -> &'static [&'static str] {
+        &[
+            "W_1_1",
+            "W_1_2",
+            "W_1_3",
+            "W_1_4",
+            "W_2_1",
+            "W_2_2",
+            "W_2_3",
+            "W_2_4",
+            "W_3_1",
+            "W_3_2",
+            "W_3_3",
+            "W_3_4",
+            "b_1",
+            "b_2",
+            "b_3",
+        ]
+    }
+    fn data_names() -> &'static [&'static str] {
+        &["x_1", "x_2", "x_3", "x_4", "y_1", "y_2", "y_3"]
+    }
+    fn constant_names() -> &'static [&'static str] {
+        &["lambda"]
+    }
     const DEFAULT_CONSTANTS: &'static [f64] = &[0.001];
     fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
         runtime::pass::<Loss, 15, 7, 1, 1, 8>(theta, constants, rows)[0]

@@ -738,6 +738,9 @@ fn generated_files() -> Result<Vec<(String, String)>, Failure> {
         files.push((format!("{}.md", m.name), render(&d, Format::Markdown)));
         let kernel = hessforge_build::kernel_source_of(&d).map_err(Failure::failed)?;
         files.push((format!("{}.rs", m.name), kernel));
+        if let Some(loops) = hessforge_build::loop_kernel_source(m).map_err(Failure::failed)? {
+            files.push((format!("{}.loops.rs", m.name), loops));
+        }
     }
     files.extend(crate::report::generated_figures()?);
     Ok(files)

@@ -49,6 +49,32 @@ pub fn kernel_source_of(derivation: &hessforge_symbolic::Derivation) -> Result<S
     Ok(hessforge_codegen::generate(&programs, &info)?)
 }
 
+/// Whether a model has a vector or matrix parameter (and so kernels in
+/// index form beside the scalar ones).
+pub fn has_tensor_parameter(model: &Model) -> bool {
+    model
+        .index
+        .as_ref()
+        .is_some_and(|ix| ix.parameters().any(|t| !t.shape.is_empty()))
+}
+
+/// The formatted Rust source of a model's kernels in index form (loops whose
+/// length does not depend on the tensors' lengths), for a model with a
+/// vector or matrix parameter; `None` otherwise.
+pub fn loop_kernel_source(model: &Model) -> Result<Option<String>, BuildError> {
+    if !has_tensor_parameter(model) {
+        return Ok(None);
+    }
+    let lowered = hessforge_symbolic::lower_tensor(model)?;
+    let source = source_label(model);
+    let info = hessforge_codegen::KernelInfo {
+        title: &model.title,
+        description: &model.description,
+        source: &source,
+    };
+    Ok(Some(hessforge_codegen::generate_loops(&lowered, &info)?))
+}
+
 /// The derivation files of a folder, sorted.
 pub fn derivation_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
@@ -88,6 +114,7 @@ pub fn compile_dirs(dirs: &[&Path]) {
         .unwrap_or_default();
     let mut modules = String::new();
     let mut registry = Vec::new();
+    let mut loop_registry = Vec::new();
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
         let text = std::fs::read_to_string(file)
@@ -101,29 +128,52 @@ pub fn compile_dirs(dirs: &[&Path]) {
         let model = hessforge_spec::load_str(&shown, &text)
             .unwrap_or_else(|e| fail(&format!("{}\n{:?}", e.one_line(), miette::Report::new(e))));
         let rust_file = out_dir.join(format!("{}.rs", model.name));
+        let loops_file = out_dir.join(format!("{}.loops.rs", model.name));
+        let with_loops = has_tensor_parameter(&model);
         let stamp = out_dir.join(format!("{}.toml.stamp", model.name));
         let stamp_text = format!("{generator}\n{text}");
-        let fresh =
-            std::fs::read_to_string(&stamp).is_ok_and(|s| s == stamp_text) && rust_file.exists();
+        let fresh = std::fs::read_to_string(&stamp).is_ok_and(|s| s == stamp_text)
+            && rust_file.exists()
+            && (!with_loops || loops_file.exists());
+        let report = |e: BuildError| format!("{shown}: {:?}", miette::Report::new(e));
         if !fresh {
-            let source = kernel_source(&model)
-                .unwrap_or_else(|e| fail(&format!("{shown}: {:?}", miette::Report::new(e))));
+            let source = kernel_source(&model).unwrap_or_else(|e| fail(&report(e)));
             write(&rust_file, &source);
+            if let Some(loops) = loop_kernel_source(&model).unwrap_or_else(|e| fail(&report(e))) {
+                write(&loops_file, &loops);
+            }
             write(&stamp, &stamp_text);
         }
         let ty = hessforge_codegen::type_name(&model.name);
+        let loops = if with_loops {
+            format!(
+                "    /// The same model's kernels in index form: loops whose length does not depend on the tensors' lengths.\n    \
+                 #[allow(clippy::all, unused_variables, unused_parens)]\n    pub mod loops {{\n        include!(concat!(env!(\"OUT_DIR\"), \"/{}.loops.rs\"));\n    }}\n",
+                model.name
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             modules,
-            "#[doc = {doc:?}]\n#[allow(clippy::all, unused_variables, unused_parens)]\npub mod {name} {{\n    include!(concat!(env!(\"OUT_DIR\"), \"/{name}.rs\"));\n}}\n",
+            "#[doc = {doc:?}]\n#[allow(clippy::all, unused_variables, unused_parens)]\npub mod {name} {{\n    include!(concat!(env!(\"OUT_DIR\"), \"/{name}.rs\"));\n{loops}}}\n",
             doc = format!("{}: {}", model.title, model.description),
             name = model.name,
         );
         registry.push(format!("&{}::{ty}", model.name));
+        if with_loops {
+            loop_registry.push(format!("&{}::loops::{ty}", model.name));
+        }
     }
     let _ = writeln!(
         modules,
         "/// Every compiled kernel, by model name order.\npub static REGISTRY: &[&dyn DynKernel] = &[{}];",
         registry.join(", ")
+    );
+    let _ = writeln!(
+        modules,
+        "/// The kernels in index form of every model with a vector or matrix parameter, by model name order.\npub static LOOP_REGISTRY: &[&dyn DynKernel] = &[{}];",
+        loop_registry.join(", ")
     );
     write(&out_dir.join("kernels.rs"), &modules);
 }

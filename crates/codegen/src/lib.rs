@@ -8,6 +8,9 @@
 //! The generator never depends on the code it generates into.
 #![warn(missing_docs)]
 
+mod loops;
+pub use loops::generate_loops;
+
 use hessforge_ir::{Func, Instr, ModelPrograms, Operand, Outputs, Program};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
@@ -437,9 +440,15 @@ fn model_tokens(m: &ModelPrograms, info: &KernelInfo<'_>) -> TokenStream {
             const N_PARAMS: usize = #p;
             const N_DATA: usize = #d;
             const N_CONSTANTS: usize = #c;
-            const PARAM_NAMES: &'static [&'static str] = #param_names;
-            const DATA_NAMES: &'static [&'static str] = #data_names;
-            const CONSTANT_NAMES: &'static [&'static str] = #constant_names;
+            fn param_names() -> &'static [&'static str] {
+                #param_names
+            }
+            fn data_names() -> &'static [&'static str] {
+                #data_names
+            }
+            fn constant_names() -> &'static [&'static str] {
+                #constant_names
+            }
             const DEFAULT_CONSTANTS: &'static [f64] = &[#(#defaults),*];
             #(#methods)*
         }

@@ -419,6 +419,15 @@ pub enum Outputs {
 }
 
 impl Outputs {
+    /// 0, 1, 2: how many orders of derivatives.
+    pub fn rank(self) -> u8 {
+        match self {
+            Outputs::Loss => 0,
+            Outputs::LossGrad => 1,
+            Outputs::LossGradHess => 2,
+        }
+    }
+
     /// Number of outputs for P parameters.
     pub fn len(self, p: usize) -> usize {
         match self {

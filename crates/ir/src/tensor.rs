@@ -220,16 +220,46 @@ pub struct At<'a> {
     pub rows: Option<&'a [usize]>,
 }
 
-/// Rows whose rank-1 Hessian terms are gathered before one matrix product.
-pub const ROW_BLOCK: usize = 128;
+/// What runs a model's steps: the interpreter ([`TensorModel::evaluate`]),
+/// or the code generated from them (a compiled kernel).
+pub trait Steps {
+    /// The per-sample stage's steps needed at `level`, for one data row
+    /// (empty for a model without data), into `scratch`.
+    fn sample(
+        &self,
+        level: Outputs,
+        theta: &[f64],
+        row: &[f64],
+        constants: &[f64],
+        scratch: &mut [f64],
+    );
+    /// The regularizer's steps needed at `level`, into `scratch`.
+    fn regularizer(&self, level: Outputs, theta: &[f64], constants: &[f64], scratch: &mut [f64]);
+}
 
-fn level_rank(level: Outputs) -> u8 {
-    match level {
-        Outputs::Loss => 0,
-        Outputs::LossGrad => 1,
-        Outputs::LossGradHess => 2,
+/// The interpreter of a model's own steps.
+struct Interpreter<'a>(&'a TensorModel);
+
+impl Steps for Interpreter<'_> {
+    fn sample(
+        &self,
+        level: Outputs,
+        theta: &[f64],
+        row: &[f64],
+        constants: &[f64],
+        scratch: &mut [f64],
+    ) {
+        let m = self.0;
+        m.run_stage(&m.sample, level, theta, row, constants, scratch);
+    }
+    fn regularizer(&self, level: Outputs, theta: &[f64], constants: &[f64], scratch: &mut [f64]) {
+        let m = self.0;
+        m.run_stage(&m.regularizer, level, theta, &[], constants, scratch);
     }
 }
+
+/// Rows whose rank-1 Hessian terms are gathered before one matrix product.
+pub const ROW_BLOCK: usize = 128;
 
 impl TensorModel {
     /// Number of parameters P.
@@ -338,35 +368,54 @@ impl TensorModel {
 
     /// L(θ) over the selected rows, with ∇L into `grad[..P]` from
     /// [`Outputs::LossGrad`] and ∇²L (row-major P × P) into `hess[..P²]` at
-    /// [`Outputs::LossGradHess`].
+    /// [`Outputs::LossGradHess`]; the steps interpreted.
     pub fn evaluate(&self, level: Outputs, at: At<'_>, grad: &mut [f64], hess: &mut [f64]) -> f64 {
+        self.evaluate_with(&Interpreter(self), level, at, grad, hess)
+    }
+
+    /// ∇²L(θ)·v into `out[..P]` (and L(θ) as the result), contracting every
+    /// Hessian term with v: the P × P matrix is never formed.
+    pub fn hess_vec(&self, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+        self.hess_vec_with(&Interpreter(self), at, v, out)
+    }
+
+    /// [`TensorModel::evaluate`] with the steps run by `steps` (generated
+    /// code; this model's own steps are not read).
+    pub fn evaluate_with(
+        &self,
+        steps: &impl Steps,
+        level: Outputs,
+        at: At<'_>,
+        grad: &mut [f64],
+        hess: &mut [f64],
+    ) -> f64 {
         let p = self.n_params();
-        let wants = level_rank(level);
+        let wants = level.rank();
         if wants >= 1 {
             grad[..p].fill(0.0);
         }
         if wants >= 2 {
             hess[..p * p].fill(0.0);
         }
-        let loss = self.accumulate(level, at, grad, hess, None);
+        let loss = self.accumulate(steps, level, at, grad, hess, None);
         if wants >= 2 {
             mirror_blocks(self, hess);
         }
         loss
     }
 
-    /// ∇²L(θ)·v into `out[..P]` (and L(θ) as the result), contracting every
-    /// Hessian term with v: the P × P matrix is never formed.
-    pub fn hess_vec(&self, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+    /// [`TensorModel::hess_vec`] with the steps run by `steps`.
+    pub fn hess_vec_with(&self, steps: &impl Steps, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
         let p = self.n_params();
         out[..p].fill(0.0);
         let mut grad = vec![0.0; p];
-        self.accumulate(Outputs::LossGradHess, at, &mut grad, out, Some(v))
+        self.accumulate(steps, Outputs::LossGradHess, at, &mut grad, out, Some(v))
     }
 
     /// Both stages into `grad` and `hess` (∇²L, or ∇²L·v with `v`); the loss.
     fn accumulate(
         &self,
+        steps: &impl Steps,
         level: Outputs,
         at: At<'_>,
         grad: &mut [f64],
@@ -374,19 +423,11 @@ impl TensorModel {
         v: Option<&[f64]>,
     ) -> f64 {
         let mut acc = Accumulator::new(level, grad, hess, v);
-        let scale = self.each_row(&self.sample, level, at, &mut acc);
+        let scale = self.each_row(steps, level, at, &mut acc);
         acc.finish(self, &self.sample, scale);
         let mut reg = Accumulator::new(level, acc.grad, acc.hess, v);
         let mut scratch = vec![0.0; self.regularizer.scratch];
-        let (theta, constants) = (at.theta, at.constants);
-        self.run_stage(
-            &self.regularizer,
-            level,
-            theta,
-            &[],
-            constants,
-            &mut scratch,
-        );
+        steps.regularizer(level, at.theta, at.constants, &mut scratch);
         reg.add(self, &self.regularizer, &scratch);
         reg.finish(self, &self.regularizer, 1.0);
         acc.loss * scale + reg.loss
@@ -396,7 +437,7 @@ impl TensorModel {
     /// factor of the mean (1/N; 1 for a model without data).
     fn each_row(
         &self,
-        stage: &Stage,
+        steps: &impl Steps,
         level: Outputs,
         at: At<'_>,
         acc: &mut Accumulator<'_>,
@@ -407,17 +448,18 @@ impl TensorModel {
             data,
             rows,
         } = at;
+        let stage = &self.sample;
         let cols = self.data.len();
         let mut scratch = vec![0.0; stage.scratch];
         if cols == 0 {
-            self.run_stage(stage, level, theta, &[], constants, &mut scratch);
+            steps.sample(level, theta, &[], constants, &mut scratch);
             acc.add(self, stage, &scratch);
             return 1.0;
         }
         let mut count = 0usize;
         let mut one = |r: usize, acc: &mut Accumulator<'_>| {
             let row = &data[r * cols..(r + 1) * cols];
-            self.run_stage(stage, level, theta, row, constants, &mut scratch);
+            steps.sample(level, theta, row, constants, &mut scratch);
             acc.add(self, stage, &scratch);
             count += 1;
         };
@@ -438,10 +480,10 @@ impl TensorModel {
         constants: &[f64],
         scratch: &mut [f64],
     ) {
-        let wants = level_rank(level);
+        let wants = level.rank();
         let mut regs = Vec::new();
         let mut inputs = Vec::new();
-        for step in stage.steps.iter().filter(|s| level_rank(s.level) <= wants) {
+        for step in stage.steps.iter().filter(|s| s.level.rank() <= wants) {
             let out = &self.tensors[step.out];
             let (start, len) = (out.offset, out.len());
             scratch[start..start + len].fill(0.0);
@@ -613,7 +655,7 @@ impl<'a> Accumulator<'a> {
             grad,
             hess,
             v,
-            level: level_rank(level),
+            level: level.rank(),
             gathered: Vec::new(),
             rows: 0,
         }

@@ -14,6 +14,11 @@
 //! The same code is committed, formatted, in `generated/<model>.rs`.
 #![warn(missing_docs)]
 
+// Generated code names `::hessforge_kernels::…` paths, in this crate as in
+// any crate that depends on it.
+extern crate self as hessforge_kernels;
+
+pub use hessforge_ir as ir;
 pub mod runtime;
 
 /// Which rows of a data set a pass reads (row-major, `N_DATA` columns).
@@ -42,11 +47,11 @@ pub trait Kernel: Sync {
     /// Number of constants.
     const N_CONSTANTS: usize;
     /// Parameter ids, in θ order.
-    const PARAM_NAMES: &'static [&'static str];
+    fn param_names() -> &'static [&'static str];
     /// Data column ids.
-    const DATA_NAMES: &'static [&'static str];
+    fn data_names() -> &'static [&'static str];
     /// Constant ids.
-    const CONSTANT_NAMES: &'static [&'static str];
+    fn constant_names() -> &'static [&'static str];
     /// The constants' default values.
     const DEFAULT_CONSTANTS: &'static [f64];
 
@@ -63,6 +68,28 @@ pub trait Kernel: Sync {
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64;
+    /// L(θ); writes ∇²L·v into `out[..P]`. Kernels in index form contract
+    /// their Hessian terms with v and never form ∇²L; the default forms it.
+    fn hess_vec(
+        &self,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        let p = Self::N_PARAMS;
+        let (mut grad, mut hess) = (vec![0.0; p], vec![0.0; p * p]);
+        let loss = self.loss_grad_hess(theta, constants, rows, &mut grad, &mut hess);
+        for (i, o) in out[..p].iter_mut().enumerate() {
+            *o = hess[i * p..(i + 1) * p]
+                .iter()
+                .zip(v)
+                .map(|(h, x)| h * x)
+                .sum();
+        }
+        loss
+    }
 }
 
 /// A kernel behind a pointer: what the registry hands out.
@@ -90,6 +117,15 @@ pub trait DynKernel: Sync {
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64;
+    /// See [`Kernel::hess_vec`].
+    fn hess_vec(
+        &self,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64;
 }
 
 impl<K: Kernel> DynKernel for K {
@@ -103,7 +139,7 @@ impl<K: Kernel> DynKernel for K {
         K::N_DATA
     }
     fn param_names(&self) -> &'static [&'static str] {
-        K::PARAM_NAMES
+        K::param_names()
     }
     fn default_constants(&self) -> &'static [f64] {
         K::DEFAULT_CONSTANTS
@@ -124,6 +160,16 @@ impl<K: Kernel> DynKernel for K {
     ) -> f64 {
         Kernel::loss_grad_hess(self, theta, constants, rows, grad, hess)
     }
+    fn hess_vec(
+        &self,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        Kernel::hess_vec(self, theta, constants, rows, v, out)
+    }
 }
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
@@ -131,4 +177,11 @@ include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 /// The compiled kernel of a model, by name.
 pub fn kernel(name: &str) -> Option<&'static dyn DynKernel> {
     REGISTRY.iter().copied().find(|k| k.name() == name)
+}
+
+/// The compiled kernel of a model in index form (loops, Hessian–vector
+/// products without the Hessian), by name: every model with a vector or
+/// matrix parameter has one beside its straight-line kernel.
+pub fn loop_kernel(name: &str) -> Option<&'static dyn DynKernel> {
+    LOOP_REGISTRY.iter().copied().find(|k| k.name() == name)
 }

@@ -6,6 +6,8 @@
 
 use crate::Rows;
 use hessforge_ir::lanes::Lanes;
+
+pub mod loops;
 use rayon::prelude::*;
 
 /// Rows per chunk of the parallel pass (fixed, so the summation order — and

@@ -1,0 +1,68 @@
+//! The kernels in index form do not grow with the model: the generated
+//! source of a 1 000-feature logistic regression has as many lines as a
+//! 10-feature one (only numbers differ), and the same for networks of 4 and
+//! 256 hidden units.
+
+fn logistic(f: usize) -> hessforge_spec::Model {
+    let text = format!(
+        "name = \"logistic\"\ntitle = \"l\"\ndescription = \"l\"\n\
+         loss = \"-(y * log(p) + (1 - y) * log(1 - p))\"\n\
+         regularizer = \"lambda / 2 * dot(w, w)\"\n\
+         [parameters]\nw = {{ shape = [{f}] }}\nb = {{}}\n\
+         [data]\nx = {{ shape = [{f}] }}\ny = {{}}\n[constants]\nlambda = 0.01\n\
+         [[define]]\nname = \"z\"\nexpr = \"dot(w, x) + b\"\n\
+         [[define]]\nname = \"p\"\nexpr = \"sigmoid(z)\"\n"
+    );
+    hessforge_spec::load_str("logistic.toml", &text).unwrap()
+}
+
+fn mlp(h: usize) -> hessforge_spec::Model {
+    let text = format!(
+        "name = \"mlp\"\ntitle = \"m\"\ndescription = \"m\"\nloss = \"(yhat - y)^2 / 2\"\n\
+         [parameters]\nW = {{ shape = [{h}, 2] }}\nc = {{ shape = [{h}] }}\n\
+         v = {{ shape = [{h}] }}\nd = {{}}\n\
+         [data]\nx = {{ shape = [2] }}\ny = {{}}\n\
+         [[define]]\nname = \"h\"\nexpr = \"tanh(W @ x + c)\"\n\
+         [[define]]\nname = \"yhat\"\nexpr = \"dot(v, h) + d\"\n"
+    );
+    hessforge_spec::load_str("mlp.toml", &text).unwrap()
+}
+
+/// The source with every number replaced by `#`.
+fn shape_of(source: &str) -> String {
+    let mut out = String::new();
+    let mut in_number = false;
+    for ch in source.chars() {
+        if ch.is_ascii_digit() {
+            if !in_number {
+                out.push('#');
+            }
+            in_number = true;
+        } else {
+            in_number = false;
+            out.push(ch);
+        }
+    }
+    out
+}
+
+fn source(m: &hessforge_spec::Model) -> String {
+    hessforge_build::loop_kernel_source(m)
+        .unwrap()
+        .expect("a model with a vector parameter")
+}
+
+#[test]
+fn the_loop_source_is_the_same_length_for_10_and_1000_features() {
+    let (small, large) = (source(&logistic(10)), source(&logistic(1000)));
+    assert_eq!(small.lines().count(), large.lines().count());
+    assert_eq!(shape_of(&small), shape_of(&large));
+    assert!(large.contains("for i0 in 0..1000"), "{large}");
+}
+
+#[test]
+fn the_loop_source_is_the_same_length_for_4_and_256_hidden_units() {
+    let (small, large) = (source(&mlp(4)), source(&mlp(256)));
+    assert_eq!(small.lines().count(), large.lines().count());
+    assert_eq!(shape_of(&small), shape_of(&large));
+}

@@ -1,0 +1,131 @@
+//! The kernels in index form (generated from the loop IR) against the
+//! straight-line kernels of the same models and against the loop IR's
+//! interpreter: loss, gradient and Hessian over all rows, a mini-batch and
+//! the parallel pass, and Hessian–vector products, to 1e-12.
+
+use hessforge_ir::Outputs;
+use hessforge_ir::tensor::At;
+use hessforge_kernels::{DynKernel, LOOP_REGISTRY, Rows, kernel};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::path::Path;
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * a.abs().max(b.abs()).max(1.0)
+}
+
+fn pass(k: &dyn DynKernel, theta: &[f64], c: &[f64], rows: Rows<'_>) -> (f64, Vec<f64>, Vec<f64>) {
+    let p = k.n_params();
+    let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
+    let f = k.loss_grad_hess(theta, c, rows, &mut g, &mut h);
+    (f, g, h)
+}
+
+#[test]
+fn every_model_with_a_tensor_parameter_has_loop_kernels() {
+    let names: Vec<&str> = LOOP_REGISTRY.iter().map(|k| k.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "linear_regression",
+            "logistic_regression",
+            "mlp_tanh",
+            "softmax_regression"
+        ]
+    );
+}
+
+#[test]
+fn loop_kernels_agree_with_the_straight_line_kernels_and_the_interpreter() {
+    let mut rng = ChaCha8Rng::seed_from_u64(41);
+    for looped in LOOP_REGISTRY {
+        let name = looped.name();
+        let straight = kernel(name).unwrap();
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../derivations")
+            .join(format!("{name}.toml"));
+        let model = hessforge_spec::load_file(&file).unwrap();
+        let interpreted = hessforge_symbolic::lower_tensor(&model).unwrap();
+        let p = looped.n_params();
+        assert_eq!(p, straight.n_params());
+        assert_eq!(looped.param_names(), straight.param_names(), "{name}");
+        let cols = model.data.len();
+        let n = 300;
+        let theta: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let data: Vec<f64> = (0..n * cols).map(|_| rng.gen_range(-1.5..1.5)).collect();
+        let c = looped.default_constants().to_vec();
+        let batch = [5, 0, 5, 299, 17];
+        for rows in [
+            Rows::All(&data),
+            Rows::Selected(&data, &batch),
+            Rows::Parallel(&data),
+        ] {
+            let (f, g, h) = pass(*looped, &theta, &c, rows);
+            let (f0, g0, h0) = pass(straight, &theta, &c, rows);
+            assert!(close(f, f0, 1e-12), "{name}: loss {f} vs {f0}");
+            for j in 0..p {
+                assert!(
+                    close(g[j], g0[j], 1e-12),
+                    "{name}: grad {j}: {} vs {}",
+                    g[j],
+                    g0[j]
+                );
+            }
+            for j in 0..p * p {
+                assert!(
+                    close(h[j], h0[j], 1e-12),
+                    "{name}: hess {j}: {} vs {}",
+                    h[j],
+                    h0[j]
+                );
+            }
+            // The interpreter of the same loop IR gives the same bits.
+            let selected = match rows {
+                Rows::Selected(_, r) => Some(r),
+                _ => None,
+            };
+            let at = At {
+                theta: &theta,
+                constants: &c,
+                data: &data,
+                rows: selected,
+            };
+            let (mut gi, mut hi) = (vec![0.0; p], vec![0.0; p * p]);
+            let fi = interpreted.evaluate(Outputs::LossGradHess, at, &mut gi, &mut hi);
+            assert_eq!((fi, &gi, &hi), (f, &g, &h), "{name}: interpreter");
+            let v: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let mut hv = vec![0.0; p];
+            let fv = looped.hess_vec(&theta, &c, rows, &v, &mut hv);
+            assert!(close(fv, f0, 1e-12), "{name}: loss of hess_vec");
+            for j in 0..p {
+                let want: f64 = (0..p).map(|k| h0[j * p + k] * v[k]).sum();
+                assert!(
+                    close(hv[j], want, 1e-11),
+                    "{name}: (Hv)_{j}: {} vs {want}",
+                    hv[j]
+                );
+            }
+            let lg = looped.loss_grad(&theta, &c, rows, &mut gi);
+            assert_eq!((lg, &gi), (f, &g), "{name}: loss_grad");
+            assert_eq!(looped.loss(&theta, &c, rows), f, "{name}: loss");
+        }
+    }
+}
+
+/// The kernels this crate compiled are the ones committed in `generated/`
+/// (made by `hessforge generate` in another process, after other work: the
+/// generated code does not depend on what the process did before).
+#[test]
+fn the_compiled_kernels_are_the_committed_ones() {
+    let generated = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../generated");
+    for k in LOOP_REGISTRY {
+        for file in [format!("{}.rs", k.name()), format!("{}.loops.rs", k.name())] {
+            let built = std::fs::read_to_string(Path::new(env!("OUT_DIR")).join(&file)).unwrap();
+            let committed = std::fs::read_to_string(generated.join(&file)).unwrap();
+            assert!(
+                built == committed,
+                "{file}: the build script's differs from generated/"
+            );
+        }
+    }
+}
