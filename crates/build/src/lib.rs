@@ -58,6 +58,21 @@ pub fn has_tensor_parameter(model: &Model) -> bool {
         .is_some_and(|ix| ix.parameters().any(|t| !t.shape.is_empty()))
 }
 
+/// Up to this many parameters, a model with a tensor parameter gets the
+/// straight-line kernel (eight rows at a time in vector lanes, the fastest
+/// at these sizes; see the README's *Kernels*) as its main kernel, and the
+/// kernel in index form beside it. Beyond, only the kernel in index form
+/// is built: the straight-line kernel's P(P + 1)/2 Hessian entries cost
+/// minutes of rustc (P = 65: 2 145 entries, about 9 minutes).
+pub const MAX_STRAIGHT_LINE_PARAMS: usize = 32;
+
+/// Whether a model's main kernel is the straight-line one (see
+/// [`MAX_STRAIGHT_LINE_PARAMS`]); models with scalar parameters only have
+/// no other.
+pub fn straight_line(model: &Model) -> bool {
+    !has_tensor_parameter(model) || model.n_params() <= MAX_STRAIGHT_LINE_PARAMS
+}
+
 /// The formatted Rust source of a model's kernels in index form (loops whose
 /// length does not depend on the tensors' lengths), for a model with a
 /// vector or matrix parameter; `None` otherwise.
@@ -129,40 +144,46 @@ pub fn compile_dirs(dirs: &[&Path]) {
             .unwrap_or_else(|e| fail(&format!("{}\n{:?}", e.one_line(), miette::Report::new(e))));
         let rust_file = out_dir.join(format!("{}.rs", model.name));
         let loops_file = out_dir.join(format!("{}.loops.rs", model.name));
-        let with_loops = has_tensor_parameter(&model);
+        let (with_straight, with_loops) = (straight_line(&model), has_tensor_parameter(&model));
         let stamp = out_dir.join(format!("{}.toml.stamp", model.name));
         let stamp_text = format!("{generator}\n{text}");
         let fresh = std::fs::read_to_string(&stamp).is_ok_and(|s| s == stamp_text)
-            && rust_file.exists()
+            && (!with_straight || rust_file.exists())
             && (!with_loops || loops_file.exists());
         let report = |e: BuildError| format!("{shown}: {:?}", miette::Report::new(e));
         if !fresh {
-            let source = kernel_source(&model).unwrap_or_else(|e| fail(&report(e)));
-            write(&rust_file, &source);
+            if with_straight {
+                let source = kernel_source(&model).unwrap_or_else(|e| fail(&report(e)));
+                write(&rust_file, &source);
+            }
             if let Some(loops) = loop_kernel_source(&model).unwrap_or_else(|e| fail(&report(e))) {
                 write(&loops_file, &loops);
             }
             write(&stamp, &stamp_text);
         }
         let ty = hessforge_codegen::type_name(&model.name);
-        let loops = if with_loops {
-            format!(
-                "    /// The same model's kernels in index form: loops whose length does not depend on the tensors' lengths.\n    \
-                 #[allow(clippy::all, unused_variables, unused_parens)]\n    pub mod loops {{\n        include!(concat!(env!(\"OUT_DIR\"), \"/{}.loops.rs\"));\n    }}\n",
-                model.name
-            )
-        } else {
-            String::new()
+        let include = |file: &str| format!("include!(concat!(env!(\"OUT_DIR\"), \"/{file}\"));");
+        let body = match (with_straight, with_loops) {
+            (true, true) => format!(
+                "    {}\n    /// The same model's kernels in index form: loops whose length does not depend on the tensors' lengths.\n    \
+                 #[allow(clippy::all, unused_variables, unused_parens)]\n    pub mod loops {{\n        {}\n    }}\n",
+                include(&format!("{}.rs", model.name)),
+                include(&format!("{}.loops.rs", model.name))
+            ),
+            (true, false) => format!("    {}\n", include(&format!("{}.rs", model.name))),
+            (false, _) => format!("    {}\n", include(&format!("{}.loops.rs", model.name))),
         };
         let _ = writeln!(
             modules,
-            "#[doc = {doc:?}]\n#[allow(clippy::all, unused_variables, unused_parens)]\npub mod {name} {{\n    include!(concat!(env!(\"OUT_DIR\"), \"/{name}.rs\"));\n{loops}}}\n",
+            "#[doc = {doc:?}]\n#[allow(clippy::all, unused_variables, unused_parens)]\npub mod {name} {{\n{body}}}\n",
             doc = format!("{}: {}", model.title, model.description),
             name = model.name,
         );
         registry.push(format!("&{}::{ty}", model.name));
-        if with_loops {
-            loop_registry.push(format!("&{}::loops::{ty}", model.name));
+        match (with_straight, with_loops) {
+            (true, true) => loop_registry.push(format!("&{}::loops::{ty}", model.name)),
+            (false, true) => loop_registry.push(format!("&{}::{ty}", model.name)),
+            _ => {}
         }
     }
     let _ = writeln!(

@@ -66,3 +66,12 @@ fn the_loop_source_is_the_same_length_for_4_and_256_hidden_units() {
     assert_eq!(small.lines().count(), large.lines().count());
     assert_eq!(shape_of(&small), shape_of(&large));
 }
+
+#[test]
+fn the_straight_line_kernel_is_built_only_where_it_pays() {
+    // P = 11 and 17: straight-line (faster); P = 65: the loop kernel alone.
+    assert!(hessforge_build::straight_line(&logistic(10)));
+    assert!(hessforge_build::straight_line(&mlp(4)));
+    assert!(!hessforge_build::straight_line(&mlp(16)));
+    assert!(!hessforge_build::straight_line(&logistic(1000)));
+}

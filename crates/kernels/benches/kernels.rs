@@ -252,3 +252,52 @@ fn mlp_tanh_one_sample_loss_grad_hess(bencher: Bencher) {
     bencher
         .bench_local(|| MlpTanh.loss_grad_hess(&t, &[], Rows::All(black_box(&x)), &mut g, &mut h));
 }
+
+/// The kernel in index form (generated from the loop IR): one row at a
+/// time, the rank-1 Hessian terms gathered into matrix products.
+#[divan::bench(args = SIZES)]
+fn loops_loss_grad_hess(bencher: Bencher, n: usize) {
+    let data = logistic_data(n);
+    let t = theta();
+    let (mut g, mut h) = ([0.0; P], [0.0; P * P]);
+    bencher.bench_local(|| {
+        hessforge_kernels::logistic_regression::loops::LogisticRegression.loss_grad_hess(
+            &t,
+            &[LAMBDA],
+            Rows::All(black_box(&data)),
+            &mut g,
+            &mut h,
+        )
+    });
+}
+
+#[divan::bench(args = SIZES)]
+fn loops_loss_grad(bencher: Bencher, n: usize) {
+    let data = logistic_data(n);
+    let t = theta();
+    let mut g = [0.0; P];
+    bencher.bench_local(|| {
+        hessforge_kernels::logistic_regression::loops::LogisticRegression.loss_grad(
+            &t,
+            &[LAMBDA],
+            Rows::All(black_box(&data)),
+            &mut g,
+        )
+    });
+}
+
+#[divan::bench]
+fn mlp_tanh_one_sample_loops(bencher: Bencher) {
+    let t = [0.3; 17];
+    let x = [0.4, -0.7, 0.25];
+    let (mut g, mut h) = ([0.0; 17], [0.0; 17 * 17]);
+    bencher.bench_local(|| {
+        hessforge_kernels::mlp_tanh::loops::MlpTanh.loss_grad_hess(
+            &t,
+            &[],
+            Rows::All(black_box(&x)),
+            &mut g,
+            &mut h,
+        )
+    });
+}
