@@ -258,6 +258,11 @@ impl Steps for Interpreter<'_> {
     }
 }
 
+/// Blocks of at most this many entries take their rank-1 terms row by
+/// row; larger ones gather [`ROW_BLOCK`] rows into one matrix product,
+/// whose packing costs more than it saves on a small block.
+pub const DIRECT_UPDATE_ENTRIES: usize = 4096;
+
 /// Rows whose rank-1 Hessian terms are gathered before one matrix product.
 pub const ROW_BLOCK: usize = 128;
 
@@ -748,6 +753,14 @@ impl<'a> Accumulator<'a> {
                                     hess[ct.offset + j] += x * v[rt.offset + i];
                                 }
                             });
+                        }
+                    } else if pairs.is_empty() && u.len() * w.len() <= DIRECT_UPDATE_ENTRIES {
+                        // A small block: u vᵀ added row by row.
+                        for (i, a) in u.iter().enumerate() {
+                            let at = (rt.offset + i) * p + ct.offset;
+                            for (h, b) in self.hess[at..at + w.len()].iter_mut().zip(w) {
+                                *h += a * b;
+                            }
                         }
                     } else if pairs.is_empty() {
                         let (gu, gw) = &mut self.gathered[outer];

@@ -294,8 +294,14 @@ impl Planner<'_> {
             return Ok(b);
         }
         let mut loads = Vec::new();
-        let scalar = self.scalar_body(&body, &domain, &mut loads)?;
-        let program = self.program(&scalar, &loads)?;
+        // Fresh stand-ins for every body: Symbolica orders symbols by when it
+        // first saw them, and symbols shared with earlier work would make the
+        // program depend on what the process lowered before.
+        let serial = self.engine.index_simplifications.get() + 1;
+        self.engine.index_simplifications.set(serial);
+        let prefix = format!("λ{serial}_");
+        let scalar = self.scalar_body(&body, &domain, &prefix, &mut loads)?;
+        let program = self.program(&scalar, &prefix, &loads)?;
         let buffer = self.tensors.len();
         let shape: Vec<usize> = out.iter().map(|v| v.len).collect();
         let len: usize = shape.iter().product();
@@ -402,6 +408,7 @@ impl Planner<'_> {
         &self,
         e: &IExpr,
         domain: &[Var],
+        prefix: &str,
         loads: &mut Vec<Load>,
     ) -> Result<Expr, LowerFailure> {
         let axis = |i: &Ix, buffer: bool| -> Result<Axis, LowerFailure> {
@@ -426,7 +433,7 @@ impl Planner<'_> {
                     loads.len() - 1
                 }
             };
-            Expr::Var(format!("λ{k}"))
+            Expr::Var(format!("{prefix}{k}"))
         };
         Ok(match e {
             IExpr::Num(r) => Expr::Num(r.clone()),
@@ -448,19 +455,21 @@ impl Planner<'_> {
             IExpr::Delta(a, b) => stand_in(Load::Delta(axis(a, false)?, axis(b, false)?)),
             IExpr::Add(xs) => Expr::Add(
                 xs.iter()
-                    .map(|x| self.scalar_body(x, domain, loads))
+                    .map(|x| self.scalar_body(x, domain, prefix, loads))
                     .collect::<Result<_, _>>()?,
             ),
             IExpr::Mul(xs) => Expr::Mul(
                 xs.iter()
-                    .map(|x| self.scalar_body(x, domain, loads))
+                    .map(|x| self.scalar_body(x, domain, prefix, loads))
                     .collect::<Result<_, _>>()?,
             ),
             IExpr::Pow(a, b) => Expr::Pow(
-                Box::new(self.scalar_body(a, domain, loads)?),
-                Box::new(self.scalar_body(b, domain, loads)?),
+                Box::new(self.scalar_body(a, domain, prefix, loads)?),
+                Box::new(self.scalar_body(b, domain, prefix, loads)?),
             ),
-            IExpr::Call(f, a) => Expr::Call(*f, Box::new(self.scalar_body(a, domain, loads)?)),
+            IExpr::Call(f, a) => {
+                Expr::Call(*f, Box::new(self.scalar_body(a, domain, prefix, loads)?))
+            }
             IExpr::Sum { .. } | IExpr::Pick { .. } => {
                 return Err(LowerFailure::Internal(format!(
                     "`{e}` left in a step's body"
@@ -470,7 +479,7 @@ impl Planner<'_> {
     }
 
     /// The optimised, numerically stable program of a step's body.
-    fn program(&self, body: &Expr, loads: &[Load]) -> Result<Program, LowerFailure> {
+    fn program(&self, body: &Expr, prefix: &str, loads: &[Load]) -> Result<Program, LowerFailure> {
         let engine = self.engine;
         let atom = self.stabilizer.apply(
             engine,
@@ -482,7 +491,7 @@ impl Planner<'_> {
             )));
         }
         let params: Vec<Atom> = (0..loads.len())
-            .map(|k| Atom::var(engine.var(&format!("λ{k}"))))
+            .map(|k| Atom::var(engine.var(&format!("{prefix}{k}"))))
             .collect();
         Ok(engine.program(&[atom], &params, loads.len(), 0)?)
     }
