@@ -258,9 +258,10 @@ impl Steps for Interpreter<'_> {
     }
 }
 
-/// Blocks of at most this many entries take their rank-1 terms row by
-/// row; larger ones gather [`ROW_BLOCK`] rows into one matrix product,
-/// whose packing costs more than it saves on a small block.
+/// In a pass over fewer than [`ROW_BLOCK`] rows, blocks of at most this
+/// many entries take their rank-1 terms row by row (a matrix product's
+/// packing costs more than it saves there); otherwise rank-1 terms are
+/// gathered [`ROW_BLOCK`] rows at a time into one matrix product.
 pub const DIRECT_UPDATE_ENTRIES: usize = 4096;
 
 /// Rows whose rank-1 Hessian terms are gathered before one matrix product.
@@ -394,85 +395,180 @@ impl TensorModel {
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64 {
+        self.clear_outputs(level, grad, hess);
+        let sums = self.sum_rows_with(steps, level, at, grad, hess);
+        self.finish_with(steps, level, at.theta, at.constants, sums, grad, hess)
+    }
+
+    /// Zeroes what a pass at `level` writes: ∇L (P) and ∇²L (P × P).
+    pub fn clear_outputs(&self, level: Outputs, grad: &mut [f64], hess: &mut [f64]) {
         let p = self.n_params();
-        let wants = level.rank();
-        if wants >= 1 {
+        if level.rank() >= 1 {
             grad[..p].fill(0.0);
         }
-        if wants >= 2 {
+        if level.rank() >= 2 {
             hess[..p * p].fill(0.0);
         }
-        let loss = self.accumulate(steps, level, at, grad, hess, None);
-        if wants >= 2 {
-            mirror_blocks(self, hess);
-        }
-        loss
     }
 
-    /// [`TensorModel::hess_vec`] with the steps run by `steps`.
-    pub fn hess_vec_with(&self, steps: &impl Steps, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
-        let p = self.n_params();
-        out[..p].fill(0.0);
-        let mut grad = vec![0.0; p];
-        self.accumulate(steps, Outputs::LossGradHess, at, &mut grad, out, Some(v))
-    }
-
-    /// Both stages into `grad` and `hess` (∇²L, or ∇²L·v with `v`); the loss.
-    fn accumulate(
+    /// Adds the per-sample stage of every selected row into `grad` and
+    /// `hess`, not yet averaged, with the Hessian in its upper blocks only
+    /// (and only the upper triangle of a diagonal block): the first half of
+    /// a pass, which a parallel pass runs once per chunk of rows and sums in
+    /// a fixed order. [`TensorModel::finish_with`] completes it.
+    pub fn sum_rows_with(
         &self,
         steps: &impl Steps,
         level: Outputs,
         at: At<'_>,
         grad: &mut [f64],
         hess: &mut [f64],
-        v: Option<&[f64]>,
+    ) -> RowSums {
+        with_workspace(|ws| {
+            let Workspace {
+                scratch,
+                plan,
+                gathered,
+                ..
+            } = ws;
+            plan.fill(self, &self.sample, level, None, self.row_count(at));
+            gathered.resize(plan.gathered_len, 0.0);
+            let mut acc = Accumulator::new(self, plan, level, grad, hess, None, gathered);
+            let rows = self.each_row(steps, level, at, &mut acc, scratch);
+            acc.flush();
+            RowSums {
+                loss: acc.loss,
+                rows,
+            }
+        })
+    }
+
+    /// The second half of a pass: the mean of the row sums, the
+    /// regularizer, and the lower blocks of the Hessian mirrored from the
+    /// upper ones; returns L(θ).
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_with(
+        &self,
+        steps: &impl Steps,
+        level: Outputs,
+        theta: &[f64],
+        constants: &[f64],
+        sums: RowSums,
+        grad: &mut [f64],
+        hess: &mut [f64],
     ) -> f64 {
-        let mut acc = Accumulator::new(level, grad, hess, v);
-        let scale = self.each_row(steps, level, at, &mut acc);
-        acc.finish(self, &self.sample, scale);
-        let mut reg = Accumulator::new(level, acc.grad, acc.hess, v);
-        let mut scratch = vec![0.0; self.regularizer.scratch];
-        steps.regularizer(level, at.theta, at.constants, &mut scratch);
-        reg.add(self, &self.regularizer, &scratch);
-        reg.finish(self, &self.regularizer, 1.0);
-        acc.loss * scale + reg.loss
+        let scale = sums.scale();
+        scale_outputs(self.n_params(), level, None, scale, grad, hess);
+        let loss = with_workspace(|ws| {
+            let Workspace {
+                scratch,
+                plan,
+                gathered,
+                blocks,
+                ..
+            } = ws;
+            plan.fill(self, &self.regularizer, level, None, 1);
+            gathered.resize(plan.gathered_len, 0.0);
+            scratch.clear();
+            scratch.resize(self.regularizer.scratch, 0.0);
+            steps.regularizer(level, theta, constants, scratch);
+            let mut acc = Accumulator::new(self, plan, level, grad, hess, None, gathered);
+            acc.add(scratch);
+            acc.flush();
+            let loss = acc.loss;
+            if level.rank() >= 2 {
+                mirror_blocks(self, blocks, hess);
+            }
+            loss
+        });
+        sums.loss * scale + loss
+    }
+
+    /// [`TensorModel::hess_vec`] with the steps run by `steps`.
+    pub fn hess_vec_with(&self, steps: &impl Steps, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+        let p = self.n_params();
+        out[..p].fill(0.0);
+        let level = Outputs::LossGradHess;
+        with_workspace(|ws| {
+            let Workspace {
+                scratch,
+                plan,
+                gathered,
+                grad,
+                ..
+            } = ws;
+            // The gradient comes on the way and is not wanted.
+            grad.clear();
+            grad.resize(p, 0.0);
+            plan.fill(self, &self.sample, level, Some(v), self.row_count(at));
+            let mut acc = Accumulator::new(self, plan, level, grad, out, Some(v), gathered);
+            let rows = self.each_row(steps, level, at, &mut acc, scratch);
+            let sums = RowSums {
+                loss: acc.loss,
+                rows,
+            };
+            let scale = sums.scale();
+            scale_outputs(p, level, Some(v), scale, grad, out);
+            plan.fill(self, &self.regularizer, level, Some(v), 1);
+            scratch.clear();
+            scratch.resize(self.regularizer.scratch, 0.0);
+            steps.regularizer(level, at.theta, at.constants, scratch);
+            let mut acc = Accumulator::new(self, plan, level, grad, out, Some(v), gathered);
+            acc.add(scratch);
+            sums.loss * scale + acc.loss
+        })
+    }
+
+    /// The number of rows a pass at `at` reads.
+    fn row_count(&self, at: At<'_>) -> usize {
+        match (at.rows, self.data.len()) {
+            (_, 0) => 1,
+            (Some(rows), _) => rows.len(),
+            (None, cols) => at.data.len() / cols,
+        }
     }
 
     /// Runs the sample stage on every selected row into `acc`; returns the
-    /// factor of the mean (1/N; 1 for a model without data).
+    /// number of rows the mean is over (1 for a model without data, whose
+    /// stage runs once).
     fn each_row(
         &self,
         steps: &impl Steps,
         level: Outputs,
         at: At<'_>,
         acc: &mut Accumulator<'_>,
-    ) -> f64 {
+        scratch: &mut Vec<f64>,
+    ) -> usize {
         let At {
             theta,
             constants,
             data,
             rows,
         } = at;
-        let stage = &self.sample;
         let cols = self.data.len();
-        let mut scratch = vec![0.0; stage.scratch];
+        scratch.clear();
+        scratch.resize(self.sample.scratch, 0.0);
         if cols == 0 {
-            steps.sample(level, theta, &[], constants, &mut scratch);
-            acc.add(self, stage, &scratch);
-            return 1.0;
+            steps.sample(level, theta, &[], constants, scratch);
+            acc.add(scratch);
+            return 1;
         }
-        let mut count = 0usize;
         let mut one = |r: usize, acc: &mut Accumulator<'_>| {
             let row = &data[r * cols..(r + 1) * cols];
-            steps.sample(level, theta, row, constants, &mut scratch);
-            acc.add(self, stage, &scratch);
-            count += 1;
+            steps.sample(level, theta, row, constants, scratch);
+            acc.add(scratch);
         };
         match rows {
-            Some(rows) => rows.iter().for_each(|&r| one(r, acc)),
-            None => (0..data.len() / cols).for_each(|r| one(r, acc)),
+            Some(rows) => {
+                rows.iter().for_each(|&r| one(r, acc));
+                rows.len()
+            }
+            None => {
+                let n = data.len() / cols;
+                (0..n).for_each(|r| one(r, acc));
+                n
+            }
         }
-        if count == 0 { 0.0 } else { 1.0 / count as f64 }
     }
 
     /// Every step of a stage up to `level`, for one row.
@@ -605,21 +701,20 @@ fn each_paired(
 }
 
 /// The lower blocks of the Hessian from the upper ones: block (U, T) is
-/// block (T, U) transposed, for T before U; and within a diagonal block
-/// the lower triangle is the upper one, so that the matrix is symmetric to
-/// the last bit (its terms, u vᵀ with u ≠ v, round differently on either
-/// side).
-fn mirror_blocks(m: &TensorModel, hess: &mut [f64]) {
+/// block (T, U) transposed, for T before U; and within a diagonal block the
+/// lower triangle is the upper one (only the upper one is accumulated).
+/// `blocks` is storage for the list of blocks.
+fn mirror_blocks(m: &TensorModel, blocks: &mut Vec<(usize, usize)>, hess: &mut [f64]) {
     let p = m.n_params();
-    let mut seen = Vec::new();
+    blocks.clear();
     for stage in [&m.sample, &m.regularizer] {
         for h in &stage.hessian {
-            if !seen.contains(&h.block()) {
-                seen.push(h.block());
+            if !blocks.contains(&h.block()) {
+                blocks.push(h.block());
             }
         }
     }
-    for (r, c) in seen {
+    for &(r, c) in blocks.iter() {
         let (rt, ct) = (&m.tensors[r], &m.tensors[c]);
         for i in 0..rt.len() {
             let first = if r == c { i + 1 } else { 0 };
@@ -631,235 +726,437 @@ fn mirror_blocks(m: &TensorModel, hess: &mut [f64]) {
     }
 }
 
-/// Sums the stage's outputs over rows: the loss, the gradient, and the
-/// Hessian (dense terms and paired products row by row; outer products
-/// gathered [`ROW_BLOCK`] rows at a time into one matrix product), or
-/// with `v` the Hessian's product with v.
+/// ∇L and ∇²L (or ∇²L·v) times `scale` (the mean over rows).
+fn scale_outputs(
+    p: usize,
+    level: Outputs,
+    v: Option<&[f64]>,
+    scale: f64,
+    grad: &mut [f64],
+    hess: &mut [f64],
+) {
+    if scale == 1.0 {
+        return;
+    }
+    if level.rank() >= 1 && !grad.is_empty() {
+        grad[..p].iter_mut().for_each(|g| *g *= scale);
+    }
+    if level.rank() >= 2 {
+        let n = if v.is_some() { p } else { p * p };
+        hess[..n].iter_mut().for_each(|h| *h *= scale);
+    }
+}
+
+/// The per-sample stage summed over some rows: the first half of a pass
+/// ([`TensorModel::sum_rows_with`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RowSums {
+    /// Σ ℓ over the rows.
+    pub loss: f64,
+    /// The number of rows (1 for a model without data).
+    pub rows: usize,
+}
+
+impl RowSums {
+    /// The factor of the mean: 1/rows (0 for no rows).
+    fn scale(self) -> f64 {
+        if self.rows == 0 {
+            0.0
+        } else {
+            1.0 / self.rows as f64
+        }
+    }
+}
+
+impl std::ops::AddAssign for RowSums {
+    fn add_assign(&mut self, other: RowSums) {
+        self.loss += other.loss;
+        self.rows += other.rows;
+    }
+}
+
+/// What a pass needs besides its outputs, kept per thread between passes
+/// so that a pass over a fixed-size model allocates nothing once warm.
+#[derive(Default)]
+struct Workspace {
+    scratch: Vec<f64>,
+    plan: Plan,
+    /// The gathered rows of every outer-product term.
+    gathered: Vec<f64>,
+    /// The gradient a Hessian–vector product computes on the way.
+    grad: Vec<f64>,
+    /// The Hessian's blocks, for mirroring.
+    blocks: Vec<(usize, usize)>,
+}
+
+thread_local! {
+    static WORKSPACE: std::cell::Cell<Option<Box<Workspace>>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with this thread's workspace (a fresh one if it is in use).
+fn with_workspace<R>(f: impl FnOnce(&mut Workspace) -> R) -> R {
+    let mut ws = WORKSPACE.with(std::cell::Cell::take).unwrap_or_default();
+    let result = f(&mut ws);
+    WORKSPACE.with(|w| w.set(Some(ws)));
+    result
+}
+
+/// How one Hessian term is added.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum TermKind {
+    /// A dense block.
+    Dense,
+    /// u vᵀ added row by row (a small block, or a product with v).
+    Outer,
+    /// u vᵀ gathered; its rows start at this offset of the gathered rows.
+    Gathered(usize),
+    /// A δ-pattern product; its pairs are `Plan::pairs[start..end]`.
+    Paired(usize, usize),
+}
+
+/// One Hessian term with its offsets resolved.
+#[derive(Debug, Clone, Copy)]
+struct Term {
+    kind: TermKind,
+    /// First row and column of the block in ∇²L.
+    row: usize,
+    col: usize,
+    /// The block's shape.
+    rows: usize,
+    cols: usize,
+    /// Scratch offsets of u and v (of the dense block in `u`).
+    u: usize,
+    v: usize,
+    /// A block on the diagonal (T, T): only its upper triangle is added.
+    diagonal: bool,
+    /// The row and column parameter tensors.
+    tensors: (usize, usize),
+}
+
+/// A stage's outputs as scratch offsets, resolved once per pass.
+#[derive(Debug, Default)]
+struct Plan {
+    loss: Option<usize>,
+    /// (gradient offset, scratch offset, length).
+    gradient: Vec<(usize, usize, usize)>,
+    terms: Vec<Term>,
+    /// The δ pairs of the paired terms.
+    pairs: Vec<(usize, usize)>,
+    /// Length of the gathered rows of all gathered terms.
+    gathered_len: usize,
+}
+
+impl Plan {
+    /// The plan of `stage` at `level` (with `v`: of ∇²L·v), for a pass over
+    /// `rows` rows.
+    fn fill(
+        &mut self,
+        m: &TensorModel,
+        stage: &Stage,
+        level: Outputs,
+        v: Option<&[f64]>,
+        rows: usize,
+    ) {
+        let n_rows = rows;
+        let at = |b: usize| m.tensors[b].offset;
+        self.loss = stage.loss.map(at);
+        self.gradient.clear();
+        if level.rank() >= 1 {
+            for g in &stage.gradient {
+                let t = &m.tensors[g.param];
+                self.gradient.push((t.offset, at(g.value), t.len()));
+            }
+        }
+        self.terms.clear();
+        self.pairs.clear();
+        self.gathered_len = 0;
+        if level.rank() < 2 {
+            return;
+        }
+        for h in &stage.hessian {
+            let (r, c) = h.block();
+            let (rt, ct) = (&m.tensors[r], &m.tensors[c]);
+            let (rows, cols) = (rt.len(), ct.len());
+            let (kind, u, v_at) = match h {
+                HessianTerm::Dense { value, .. } => (TermKind::Dense, at(*value), 0),
+                HessianTerm::Product { pairs, u, v: w, .. } => {
+                    let kind = if !pairs.is_empty() {
+                        let start = self.pairs.len();
+                        self.pairs.extend_from_slice(pairs);
+                        TermKind::Paired(start, self.pairs.len())
+                    } else if v.is_some()
+                        || (rows * cols <= DIRECT_UPDATE_ENTRIES && n_rows < ROW_BLOCK)
+                    {
+                        TermKind::Outer
+                    } else {
+                        let start = self.gathered_len;
+                        self.gathered_len += ROW_BLOCK * (rows + cols);
+                        TermKind::Gathered(start)
+                    };
+                    (kind, at(*u), at(*w))
+                }
+            };
+            self.terms.push(Term {
+                kind,
+                row: rt.offset,
+                col: ct.offset,
+                rows,
+                cols,
+                u,
+                v: v_at,
+                diagonal: r == c,
+                tensors: (r, c),
+            });
+        }
+    }
+}
+
+/// Sums a stage's outputs over rows: the loss, the gradient, and the
+/// Hessian's upper blocks (dense terms and paired products row by row;
+/// small outer products too, large ones gathered [`ROW_BLOCK`] rows at a
+/// time into one matrix product), or with `v` the Hessian's product with
+/// v (every term contracted row by row).
 struct Accumulator<'a> {
+    model: &'a TensorModel,
+    plan: &'a Plan,
     loss: f64,
     grad: &'a mut [f64],
     /// ∇²L (P × P), or ∇²L·v (P) when `v` is given.
     hess: &'a mut [f64],
     v: Option<&'a [f64]>,
     level: u8,
-    /// For each outer-product term of the stage (in order): U and V of the
-    /// rows gathered so far, row-major (rows × len).
-    gathered: Vec<(Vec<f64>, Vec<f64>)>,
+    gathered: &'a mut [f64],
+    /// Rows gathered since the last flush.
     rows: usize,
 }
 
 impl<'a> Accumulator<'a> {
     fn new(
+        model: &'a TensorModel,
+        plan: &'a Plan,
         level: Outputs,
         grad: &'a mut [f64],
         hess: &'a mut [f64],
         v: Option<&'a [f64]>,
+        gathered: &'a mut [f64],
     ) -> Accumulator<'a> {
         Accumulator {
+            model,
+            plan,
             loss: 0.0,
             grad,
             hess,
             v,
             level: level.rank(),
-            gathered: Vec::new(),
+            gathered,
             rows: 0,
         }
     }
 
     /// One row's (or one pass's) outputs from `scratch`.
-    fn add(&mut self, m: &TensorModel, stage: &Stage, scratch: &[f64]) {
-        let buf = |b: usize| {
-            let t = &m.tensors[b];
-            &scratch[t.offset..t.offset + t.len()]
-        };
-        if let Some(l) = stage.loss {
-            self.loss += buf(l)[0];
+    #[inline]
+    fn add(&mut self, scratch: &[f64]) {
+        let plan = self.plan;
+        if let Some(l) = plan.loss {
+            self.loss += scratch[l];
         }
-        if self.level >= 1 {
-            for g in &stage.gradient {
-                let off = m.tensors[g.param].offset;
-                for (o, x) in self.grad[off..].iter_mut().zip(buf(g.value)) {
-                    *o += x;
-                }
+        for &(at, from, len) in &plan.gradient {
+            for (o, x) in self.grad[at..at + len]
+                .iter_mut()
+                .zip(&scratch[from..from + len])
+            {
+                *o += x;
             }
         }
         if self.level < 2 {
             return;
         }
-        let p = m.n_params();
-        let outer_terms = stage
-            .hessian
-            .iter()
-            .filter(|h| matches!(h, HessianTerm::Product { pairs, .. } if pairs.is_empty()))
-            .count();
-        if self.gathered.len() < outer_terms {
-            self.gathered.resize(outer_terms, (Vec::new(), Vec::new()));
-        }
-        let mut outer = 0;
-        for h in &stage.hessian {
-            let (r, c) = h.block();
-            let (rt, ct) = (&m.tensors[r], &m.tensors[c]);
-            let mirrored = r != c;
-            match h {
-                HessianTerm::Dense { value, .. } => {
-                    let d = buf(*value);
-                    let (nr, nc) = (rt.len(), ct.len());
-                    match self.v {
-                        None => {
-                            for i in 0..nr {
-                                let at = (rt.offset + i) * p + ct.offset;
-                                for (o, x) in self.hess[at..at + nc].iter_mut().zip(&d[i * nc..]) {
-                                    *o += x;
-                                }
-                            }
-                        }
-                        Some(v) => {
-                            for i in 0..nr {
-                                for j in 0..nc {
-                                    let x = d[i * nc + j];
-                                    self.hess[rt.offset + i] += x * v[ct.offset + j];
-                                    if mirrored {
-                                        self.hess[ct.offset + j] += x * v[rt.offset + i];
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                HessianTerm::Product {
-                    pairs, u, v: vb, ..
-                } => {
-                    let (u, w) = (buf(*u), buf(*vb));
-                    if let Some(v) = self.v {
-                        if pairs.is_empty() {
-                            // (u vᵀ) x = u (v·x)
-                            let wv: f64 = w.iter().zip(&v[ct.offset..]).map(|(a, b)| a * b).sum();
-                            for (o, a) in self.hess[rt.offset..].iter_mut().zip(u) {
-                                *o += a * wv;
-                            }
-                            if mirrored {
-                                let uv: f64 =
-                                    u.iter().zip(&v[rt.offset..]).map(|(a, b)| a * b).sum();
-                                for (o, b) in self.hess[ct.offset..].iter_mut().zip(w) {
-                                    *o += b * uv;
-                                }
-                            }
-                        } else {
-                            let hess = &mut *self.hess;
-                            each_paired(&rt.shape, &ct.shape, pairs, |i, j| {
-                                let x = u[i] * w[j];
-                                hess[rt.offset + i] += x * v[ct.offset + j];
-                                if mirrored {
-                                    hess[ct.offset + j] += x * v[rt.offset + i];
-                                }
-                            });
-                        }
-                    } else if pairs.is_empty() && u.len() * w.len() <= DIRECT_UPDATE_ENTRIES {
-                        // A small block: u vᵀ added row by row.
-                        for (i, a) in u.iter().enumerate() {
-                            let at = (rt.offset + i) * p + ct.offset;
-                            for (h, b) in self.hess[at..at + w.len()].iter_mut().zip(w) {
-                                *h += a * b;
-                            }
-                        }
-                    } else if pairs.is_empty() {
-                        let (gu, gw) = &mut self.gathered[outer];
-                        gu.extend_from_slice(u);
-                        gw.extend_from_slice(w);
-                    } else {
-                        let hess = &mut *self.hess;
-                        each_paired(&rt.shape, &ct.shape, pairs, |i, j| {
-                            hess[(rt.offset + i) * p + ct.offset + j] += u[i] * w[j];
-                        });
-                    }
-                    if pairs.is_empty() {
-                        outer += 1;
-                    }
-                }
+        for term in &plan.terms {
+            match self.v {
+                Some(v) => self.add_times_v(term, scratch, v),
+                None => self.add_term(term, scratch),
             }
         }
         self.rows += 1;
         if self.rows == ROW_BLOCK {
-            self.flush(m, stage);
+            self.flush();
         }
     }
 
-    /// The gathered outer products into the Hessian: H_block += Uᵀ V.
-    fn flush(&mut self, m: &TensorModel, stage: &Stage) {
-        let p = m.n_params();
-        let mut outer = 0;
-        for h in &stage.hessian {
-            let HessianTerm::Product {
-                row, col, pairs, ..
-            } = h
-            else {
+    /// One term into ∇²L.
+    #[inline]
+    fn add_term(&mut self, t: &Term, scratch: &[f64]) {
+        let p = self.model.n_params();
+        let (nr, nc) = (t.rows, t.cols);
+        match t.kind {
+            TermKind::Dense => {
+                let d = &scratch[t.u..t.u + nr * nc];
+                for i in 0..nr {
+                    let first = if t.diagonal { i } else { 0 };
+                    let at = (t.row + i) * p + t.col;
+                    for (o, x) in self.hess[at + first..at + nc]
+                        .iter_mut()
+                        .zip(&d[i * nc + first..(i + 1) * nc])
+                    {
+                        *o += x;
+                    }
+                }
+            }
+            TermKind::Outer => {
+                let (u, w) = (&scratch[t.u..t.u + nr], &scratch[t.v..t.v + nc]);
+                for (i, a) in u.iter().enumerate() {
+                    let first = if t.diagonal { i } else { 0 };
+                    let at = (t.row + i) * p + t.col;
+                    for (h, b) in self.hess[at + first..at + nc].iter_mut().zip(&w[first..]) {
+                        *h += a * b;
+                    }
+                }
+            }
+            TermKind::Gathered(start) => {
+                let r = self.rows;
+                let (gu, gw) = self.gathered[start..].split_at_mut(ROW_BLOCK * nr);
+                gu[r * nr..(r + 1) * nr].copy_from_slice(&scratch[t.u..t.u + nr]);
+                gw[r * nc..(r + 1) * nc].copy_from_slice(&scratch[t.v..t.v + nc]);
+            }
+            TermKind::Paired(start, end) => {
+                let m = self.model;
+                let pairs = &self.plan.pairs[start..end];
+                let (rt, ct) = (&m.tensors[t.tensors.0], &m.tensors[t.tensors.1]);
+                let (u, w) = (&scratch[t.u..t.u + nr], &scratch[t.v..t.v + nc]);
+                let hess = &mut *self.hess;
+                each_paired(&rt.shape, &ct.shape, pairs, |i, j| {
+                    if !t.diagonal || i <= j {
+                        hess[(t.row + i) * p + t.col + j] += u[i] * w[j];
+                    }
+                });
+            }
+        }
+    }
+
+    /// One term times v into ∇²L·v (both halves of an off-diagonal block).
+    #[inline]
+    fn add_times_v(&mut self, t: &Term, scratch: &[f64], v: &[f64]) {
+        let (nr, nc) = (t.rows, t.cols);
+        let mirrored = !t.diagonal;
+        let hess = &mut *self.hess;
+        match t.kind {
+            TermKind::Dense => {
+                let d = &scratch[t.u..t.u + nr * nc];
+                for i in 0..nr {
+                    for j in 0..nc {
+                        let x = d[i * nc + j];
+                        hess[t.row + i] += x * v[t.col + j];
+                        if mirrored {
+                            hess[t.col + j] += x * v[t.row + i];
+                        }
+                    }
+                }
+            }
+            TermKind::Outer | TermKind::Gathered(_) => {
+                // (u vᵀ) x = u (v·x)
+                let (u, w) = (&scratch[t.u..t.u + nr], &scratch[t.v..t.v + nc]);
+                let wv: f64 = w.iter().zip(&v[t.col..]).map(|(a, b)| a * b).sum();
+                for (o, a) in hess[t.row..t.row + nr].iter_mut().zip(u) {
+                    *o += a * wv;
+                }
+                if mirrored {
+                    let uv: f64 = u.iter().zip(&v[t.row..]).map(|(a, b)| a * b).sum();
+                    for (o, b) in hess[t.col..t.col + nc].iter_mut().zip(w) {
+                        *o += b * uv;
+                    }
+                }
+            }
+            TermKind::Paired(start, end) => {
+                let m = self.model;
+                let pairs = &self.plan.pairs[start..end];
+                let (rt, ct) = (&m.tensors[t.tensors.0], &m.tensors[t.tensors.1]);
+                let (u, w) = (&scratch[t.u..t.u + nr], &scratch[t.v..t.v + nc]);
+                each_paired(&rt.shape, &ct.shape, pairs, |i, j| {
+                    let x = u[i] * w[j];
+                    hess[t.row + i] += x * v[t.col + j];
+                    if mirrored {
+                        hess[t.col + j] += x * v[t.row + i];
+                    }
+                });
+            }
+        }
+    }
+
+    /// The gathered outer products into the Hessian: H_block += Uᵀ V (the
+    /// upper triangle only, on the diagonal).
+    fn flush(&mut self) {
+        let p = self.model.n_params();
+        let k = self.rows;
+        self.rows = 0;
+        if k == 0 || self.v.is_some() {
+            return;
+        }
+        for t in &self.plan.terms {
+            let TermKind::Gathered(start) = t.kind else {
                 continue;
             };
-            if !pairs.is_empty() {
-                continue;
-            }
-            if let Some((gu, gw)) = self.gathered.get_mut(outer) {
-                let (rt, ct) = (&m.tensors[*row], &m.tensors[*col]);
-                let (nr, nc) = (rt.len(), ct.len());
-                if nr > 0 && nc > 0 && !gu.is_empty() {
-                    let k = gu.len() / nr;
-                    let target = &mut self.hess[rt.offset * p + ct.offset..];
-                    gemm_transposed_a(nr, k, nc, gu, gw, target, p);
-                }
-                gu.clear();
-                gw.clear();
-            }
-            outer += 1;
-        }
-        self.rows = 0;
-    }
-
-    /// Adds what is still gathered, and scales the gradient and the Hessian
-    /// by `scale` (the mean; the loss is scaled by the caller).
-    fn finish(&mut self, m: &TensorModel, stage: &Stage, scale: f64) {
-        if self.level >= 2 && self.v.is_none() {
-            self.flush(m, stage);
-        }
-        if scale != 1.0 {
-            let p = m.n_params();
-            if self.level >= 1 {
-                self.grad[..p].iter_mut().for_each(|g| *g *= scale);
-            }
-            if self.level >= 2 {
-                let n = if self.v.is_some() { p } else { p * p };
-                self.hess[..n].iter_mut().for_each(|h| *h *= scale);
+            let (nr, nc) = (t.rows, t.cols);
+            let (gu, gw) = self.gathered[start..].split_at(ROW_BLOCK * nr);
+            let target = &mut self.hess[t.row * p + t.col..];
+            if t.diagonal {
+                gemm_upper(nr, k, gu, gw, target, p);
+            } else {
+                gemm_transposed_a(nr, k, nc, gu, nr, gw, nc, target, p);
             }
         }
     }
 }
 
-/// C (nr × nc, row stride `ldc`) += Aᵀ B, with A (k × nr) and B (k × nc)
-/// row-major: `matrixmultiply`'s dgemm with strides.
+/// Columns per panel of [`gemm_upper`].
+const PANEL: usize = 96;
+
+/// The upper triangle of C (n × n, row stride `ldc`) += Aᵀ B, with A and
+/// B (k × n) row-major: one product per panel of columns, over the rows
+/// up to the panel's end (about half the work of the whole product).
+fn gemm_upper(n: usize, k: usize, a: &[f64], b: &[f64], c: &mut [f64], ldc: usize) {
+    for j0 in (0..n).step_by(PANEL) {
+        let j1 = (j0 + PANEL).min(n);
+        gemm_transposed_a(j1, k, j1 - j0, a, n, &b[j0..], n, &mut c[j0..], ldc);
+    }
+}
+
+/// C (m × n, row stride `ldc`) += Aᵀ B, with A (k × m, row stride `lda`)
+/// and B (k × n, row stride `ldb`): `matrixmultiply`'s dgemm with strides.
+#[allow(clippy::too_many_arguments)]
 fn gemm_transposed_a(
-    nr: usize,
+    m: usize,
     k: usize,
-    nc: usize,
+    n: usize,
     a: &[f64],
+    lda: usize,
     b: &[f64],
+    ldb: usize,
     c: &mut [f64],
     ldc: usize,
 ) {
-    assert!(a.len() >= k * nr && b.len() >= k * nc, "gathered rows");
-    assert!(c.len() >= (nr - 1) * ldc + nc, "Hessian block");
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    assert!(
+        a.len() >= (k - 1) * lda + m && b.len() >= (k - 1) * ldb + n,
+        "gathered rows"
+    );
+    assert!(c.len() >= (m - 1) * ldc + n, "Hessian block");
     // SAFETY: the asserts above keep every access of dgemm within the
-    // slices: A is read at i·1 + l·nr for i < nr, l < k; B at l·nc + j;
-    // C written at i·ldc + j for i < nr, j < nc.
+    // slices: A is read at i + l·lda for i < m, l < k; B at l·ldb + j;
+    // C written at i·ldc + j for i < m, j < n.
     unsafe {
         matrixmultiply::dgemm(
-            nr,
+            m,
             k,
-            nc,
+            n,
             1.0,
             a.as_ptr(),
             1,
-            nr as isize,
+            lda as isize,
             b.as_ptr(),
-            nc as isize,
+            ldb as isize,
             1,
             1.0,
             c.as_mut_ptr(),

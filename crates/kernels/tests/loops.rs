@@ -129,3 +129,30 @@ fn the_compiled_kernels_are_the_committed_ones() {
         }
     }
 }
+
+/// A parallel pass over many chunks (more than are summed at once): the
+/// same bits with one thread and with two, and the serial pass's values.
+#[test]
+fn the_parallel_pass_of_a_loop_kernel_does_not_depend_on_the_threads() {
+    use hessforge_kernels::runtime::PARALLEL_CHUNK_ROWS;
+    let looped = hessforge_kernels::loop_kernel("logistic_regression").unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(43);
+    let (p, cols) = (looped.n_params(), looped.n_data());
+    let n = 9 * PARALLEL_CHUNK_ROWS + 17;
+    let theta: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let data: Vec<f64> = (0..n * cols).map(|_| rng.gen_range(-1.5..1.5)).collect();
+    let c = looped.default_constants().to_vec();
+    let on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| pass(looped, &theta, &c, Rows::Parallel(&data)))
+    };
+    let (one, two) = (on(1), on(2));
+    assert_eq!(one, two);
+    let (f, g, h) = pass(looped, &theta, &c, Rows::All(&data));
+    assert!(close(one.0, f, 1e-12));
+    assert!(one.1.iter().zip(&g).all(|(a, b)| close(*a, *b, 1e-12)));
+    assert!(one.2.iter().zip(&h).all(|(a, b)| close(*a, *b, 1e-12)));
+}

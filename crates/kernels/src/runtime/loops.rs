@@ -4,13 +4,21 @@
 //! of [`hessforge_ir::tensor`] (rank-1 terms gathered into matrix products,
 //! Hessian–vector products that never form the Hessian).
 //!
-//! A pass over [`Rows::Parallel`] runs on one thread here (the same bits as
-//! [`Rows::All`]).
+//! A pass over [`Rows::Parallel`] sums fixed chunks of
+//! [`crate::runtime::PARALLEL_CHUNK_ROWS`] rows on rayon's threads and adds
+//! them in order, a few chunks at a time (so that at most
+//! [`CHUNKS_AT_ONCE`] partial Hessians are held): the same bits on every
+//! run, whatever the number of threads.
 
 use crate::Rows;
+use crate::runtime::PARALLEL_CHUNK_ROWS;
 use hessforge_ir::Outputs;
-use hessforge_ir::tensor::{At, Source, Stage, Steps, TensorLayout, TensorModel};
+use hessforge_ir::tensor::{At, RowSums, Source, Stage, Steps, TensorLayout, TensorModel};
+use rayon::prelude::*;
 use std::sync::{Mutex, PoisonError};
+
+/// Chunks of a parallel pass summed before they are added in order.
+pub const CHUNKS_AT_ONCE: usize = 8;
 
 /// The scalar ids of the tensors with this source, in their order: `w_3`,
 /// `W_2_1`, `b` (the derivation files' convention).
@@ -97,7 +105,7 @@ fn at<'a>(theta: &'a [f64], constants: &'a [f64], rows: Rows<'a>) -> At<'a> {
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     model: &TensorModel,
-    steps: &impl Steps,
+    steps: &(impl Steps + Sync),
     level: Outputs,
     theta: &[f64],
     constants: &[f64],
@@ -105,7 +113,44 @@ pub fn evaluate(
     grad: &mut [f64],
     hess: &mut [f64],
 ) -> f64 {
-    model.evaluate_with(steps, level, at(theta, constants, rows), grad, hess)
+    let cols = model.data.len();
+    let Rows::Parallel(data) = rows else {
+        return model.evaluate_with(steps, level, at(theta, constants, rows), grad, hess);
+    };
+    if cols == 0 {
+        return model.evaluate_with(steps, level, at(theta, constants, rows), grad, hess);
+    }
+    let p = model.n_params();
+    let (g_len, h_len) = match level.rank() {
+        0 => (0, 0),
+        1 => (p, 0),
+        _ => (p, p * p),
+    };
+    model.clear_outputs(level, grad, hess);
+    let mut sums = RowSums::default();
+    let chunks: Vec<&[f64]> = data.chunks(PARALLEL_CHUNK_ROWS * cols).collect();
+    for wave in chunks.chunks(CHUNKS_AT_ONCE) {
+        let parts: Vec<(RowSums, Vec<f64>, Vec<f64>)> = wave
+            .par_iter()
+            .map(|chunk| {
+                let (mut g, mut h) = (vec![0.0; g_len], vec![0.0; h_len]);
+                let part = model.sum_rows_with(
+                    steps,
+                    level,
+                    at(theta, constants, Rows::All(chunk)),
+                    &mut g,
+                    &mut h,
+                );
+                (part, g, h)
+            })
+            .collect();
+        for (part, g, h) in parts {
+            sums += part;
+            grad[..g_len].iter_mut().zip(&g).for_each(|(a, b)| *a += b);
+            hess[..h_len].iter_mut().zip(&h).for_each(|(a, b)| *a += b);
+        }
+    }
+    model.finish_with(steps, level, theta, constants, sums, grad, hess)
 }
 
 /// One pass of ∇²L·v.
