@@ -6,6 +6,9 @@
 //! compare_side kernel-pass DATA.csv REPEATS [--parallel]
 //!                                            one loss+gradient+Hessian pass of logistic regression
 //! compare_side mlp-sample P REPEATS          one sample of mlp_tanh (P = 5, 17, 65)
+//! compare_side wide-pass F N REPEATS [--parallel]
+//!                                            one pass of logistic regression with F = 100
+//!                                            or 1 000 features over N synthetic rows
 //! ```
 //!
 //! Built by `run.sh` with `cargo build --release --features bench-models
@@ -13,7 +16,8 @@
 //! after one warm-up.
 
 use hessforge_kernels::{
-    Kernel, Rows, logistic_regression::LogisticRegression, mlp_tanh::MlpTanh, mlp_tanh_1::MlpTanh1,
+    Kernel, Rows, logistic_100::Logistic100, logistic_1000::Logistic1000,
+    logistic_regression::LogisticRegression, mlp_tanh::MlpTanh, mlp_tanh_1::MlpTanh1,
     mlp_tanh_16::MlpTanh16,
 };
 use std::hint::black_box;
@@ -27,9 +31,18 @@ fn main() {
             .cloned()
             .unwrap_or_else(|| fail(&format!("missing {what}; see the usage in the file header")))
     };
-    let repeats: usize = arg(2, "REPEATS")
-        .parse()
-        .unwrap_or_else(|_| fail("REPEATS is a count"));
+    let count = |i: usize, what: &str| -> usize {
+        arg(i, what)
+            .parse()
+            .unwrap_or_else(|_| fail(&format!("{what} is a count")))
+    };
+    if arg(0, "a task") == "wide-pass" {
+        let parallel = args.iter().any(|a| a == "--parallel");
+        let json = wide_pass(count(1, "F"), count(2, "N"), count(3, "REPEATS"), parallel);
+        println!("{json}");
+        return;
+    }
+    let repeats = count(2, "REPEATS");
     let json = match arg(0, "a task").as_str() {
         "codegen" => codegen(Path::new(&arg(1, "FILE.toml")), repeats),
         "kernel-pass" => kernel_pass(
@@ -80,9 +93,15 @@ fn codegen(file: &Path, repeats: usize) -> serde_json::Value {
     let total = time(repeats, || {
         black_box(hessforge_build::kernel_source(&model).expect("generates"));
     });
+    // In index form: derive, lower into loops, emit the loop kernel.
+    let index = hessforge_build::has_tensor_parameter(&model).then(|| {
+        time(repeats, || {
+            black_box(hessforge_build::loop_kernel_source(&model).expect("generates"));
+        })
+    });
     serde_json::json!({
         "task": "codegen", "model": model.name, "params": model.n_params(),
-        "operations": operations, "derive_s": derive, "total_s": total,
+        "operations": operations, "derive_s": derive, "total_s": total, "index_s": index,
     })
 }
 
@@ -155,5 +174,50 @@ fn mlp_sample(p: usize, repeats: usize) -> serde_json::Value {
         "task": "mlp-sample", "params": p, "calls_per_repeat": CALLS,
         "seconds_per_sample": {"median": per_sample("median"), "min": per_sample("min"), "max": per_sample("max")},
         "loss": loss,
+    })
+}
+
+/// Entry k of the wide comparison's data (both sides compute the same
+/// bits): x = 2 frac(k φ) − 1 for the features, and y = [frac(k √2) < ½]
+/// for the label of row k.
+fn wide_x(k: usize) -> f64 {
+    let t = k as f64 * 0.618_033_988_749_894_9;
+    2.0 * (t - t.floor()) - 1.0
+}
+
+fn wide_y(k: usize) -> f64 {
+    let t = k as f64 * std::f64::consts::SQRT_2;
+    if t - t.floor() < 0.5 { 1.0 } else { 0.0 }
+}
+
+/// One loss + gradient + Hessian pass of logistic regression with F
+/// features over N rows (the generated loop kernels of the bench models).
+fn wide_pass(f: usize, rows: usize, repeats: usize, parallel: bool) -> serde_json::Value {
+    use hessforge_kernels::DynKernel;
+    let k: &dyn DynKernel = match f {
+        100 => &Logistic100,
+        1000 => &Logistic1000,
+        _ => fail("F is 100 or 1000"),
+    };
+    let p = f + 1;
+    let mut data = Vec::with_capacity(rows * (f + 1));
+    for i in 0..rows {
+        data.extend((0..f).map(|j| wide_x(i * f + j)));
+        data.push(wide_y(i));
+    }
+    let theta: Vec<f64> = (0..p).map(|i| 0.01 * ((i % 11) as f64 - 5.0)).collect();
+    let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
+    let mut loss = 0.0;
+    let t = time(repeats, || {
+        let rows = if parallel {
+            Rows::Parallel(&data)
+        } else {
+            Rows::All(&data)
+        };
+        loss = k.loss_grad_hess(black_box(&theta), &[0.01], rows, &mut g, &mut h);
+    });
+    serde_json::json!({
+        "task": "wide-pass", "features": f, "rows": rows, "parallel": parallel, "seconds": t,
+        "loss": loss, "grad0": g[0], "hess00": h[0], "hess_last": h[p * p - 1],
     })
 }

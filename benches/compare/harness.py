@@ -97,6 +97,7 @@ def main():
         results["codegen"].append({
             "params": p,
             "seconds": {k: pick(v, "total_s") for k, v in r.items()},
+            "index_form": pick(r["hessforge"], "index_s"),
             "operations": {k: v[0]["operations"] for k, v in r.items()},
         })
         # CasADi's compiled C per sample comes with its codegen run.
@@ -128,6 +129,23 @@ def main():
         entry["jax"] = pick(r["jax"], "seconds_per_sample")
         entry["loss"] = {"hessforge": r["hessforge"][0]["loss"], "jax": r["jax"][0]["loss"],
                          "casadi": entry.pop("casadi_loss")}
+
+    # 2c. Wide logistic regression (F = 100, 1 000; N = 100 000), single thread.
+    wide = [(100, 1000)] if smoke else [(100, 100_000), (1000, 100_000)]
+    results["wide_pass"] = []
+    for f, n in wide:
+        reps = 1 if smoke or f == 1000 else 3
+        r = alternate([
+            ("hessforge", [side, "wide-pass", f, n, reps]),
+            ("numpy", py("wide_anchor.py", "numpy", f, n, reps)),
+            ("jax", py("wide_anchor.py", "jax", f, n, reps)),
+        ], "single", rounds)
+        results["wide_pass"].append({
+            "features": f, "rows": n,
+            "seconds": {k: pick(v, "seconds") for k, v in r.items()},
+            "loss": {k: v[0]["loss"] for k, v in r.items()},
+            "hess_last": {k: v[0]["hess_last"] for k, v in r.items()},
+        })
 
     # 3. End to end on logistic regression, N = 100 000 (1 000 in the smoke run).
     n = 1000 if smoke else 100_000
@@ -220,12 +238,17 @@ def markdown(r):
               "lower, emit formatted Rust; SymPy: diff, cse, ccode; CasADi: SX hessian, Function, "
               "generate C). Operations: arithmetic instructions of the program computing loss, gradient "
               "and Hessian (hessforge: IR operations; SymPy: count_ops after cse; CasADi: non-I/O instructions).",
-              "", "| P | hessforge | SymPy | CasADi | SymPy / hessforge | ops hessforge | ops SymPy | ops CasADi |",
-              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "hessforge (index form): derive in index form, lower into loops, emit the loop kernel.",
+              "", "| P | hessforge | hessforge (index form) | SymPy | CasADi | SymPy / index form | CasADi / index form "
+              "| ops hessforge | ops SymPy | ops CasADi |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for c in r["codegen"]:
         s, o = c["seconds"], c["operations"]
-        lines.append(f"| {c['params']} | {fmt_s(s['hessforge']['median'])} | {fmt_s(s['sympy']['median'])} | "
-                     f"{fmt_s(s['casadi']['median'])} | {s['sympy']['median'] / s['hessforge']['median']:.1f}× | "
+        ix = c.get("index_form") or {}
+        ixs = ix.get("median")
+        lines.append(f"| {c['params']} | {fmt_s(s['hessforge']['median'])} | {fmt_s(ixs) if ixs else '—'} | "
+                     f"{fmt_s(s['sympy']['median'])} | {fmt_s(s['casadi']['median'])} | "
+                     f"{s['sympy']['median'] / ixs if ixs else 0:.1f}× | {s['casadi']['median'] / ixs if ixs else 0:.2f}× | "
                      f"{o['hessforge']} | {o['sympy']} | {o['casadi']} |")
     lines += ["", "**2a. Kernel pass**: loss + gradient + Hessian of logistic regression (10 features + bias) "
               "over N rows.", "",
@@ -236,6 +259,16 @@ def markdown(r):
         h = s["hessforge"]["median"]
         lines.append(f"| {k['mode']} | {k['rows']:,} | {fmt_s(h)} | {fmt_s(s['jax']['median'])} | "
                      f"{fmt_s(s['numpy']['median'])} | {s['jax']['median'] / h:.1f}× | {s['numpy']['median'] / h:.1f}× |")
+    lines += ["", "**2c. Wide logistic regression**: loss + gradient + Hessian with F features + bias over "
+              "N synthetic rows (the same bits on every side), single thread; hessforge's generated loop "
+              "kernel, NumPy's closed form `Xᵀ(X * c[:, None])` (single-threaded BLAS), JAX `jit(hessian)`.", "",
+              "| F | N | hessforge | NumPy | JAX jit | NumPy / hessforge | JAX / hessforge |",
+              "|---:|---:|---:|---:|---:|---:|---:|"]
+    for k in r.get("wide_pass", []):
+        s = k["seconds"]
+        h = s["hessforge"]["median"]
+        lines.append(f"| {k['features']:,} | {k['rows']:,} | {fmt_s(h)} | {fmt_s(s['numpy']['median'])} | "
+                     f"{fmt_s(s['jax']['median'])} | {s['numpy']['median'] / h:.2f}× | {s['jax']['median'] / h:.1f}× |")
     lines += ["", "**2b. One sample of `mlp_tanh`**, loss + gradient + Hessian (single thread).", "",
               "| P | hessforge | CasADi C (-O3 -march=native) | JAX jit (per call) | CasADi / hessforge |",
               "|---:|---:|---:|---:|---:|"]
@@ -276,6 +309,18 @@ def markdown(r):
         lines.append(f"- Derivation + codegen ≥ 50× faster than SymPy at P = 65: {bar(x >= 50)} ({x:.1f}×); "
                      f"program no larger than CasADi's: {bar(o['hessforge'] <= o['casadi'])} "
                      f"({o['hessforge']} vs {o['casadi']} operations).")
+    for k in r.get("wide_pass", []):
+        s = k["seconds"]
+        h = s["hessforge"]["median"]
+        lines.append(f"- Wide pass, F = {k['features']:,}: within 1.5× of NumPy "
+                     f"{bar(h <= 1.5 * s['numpy']['median'])} ({s['numpy']['median'] / h:.2f}×), faster than JAX "
+                     f"{bar(h < s['jax']['median'])} ({s['jax']['median'] / h:.1f}×).")
+    for c in r["codegen"]:
+        ixs = (c.get("index_form") or {}).get("median")
+        if ixs:
+            lines.append(f"- Preparation in index form at P = {c['params']} ≤ 50 ms {bar(ixs <= 0.05)} "
+                         f"({fmt_s(ixs)}); faster than CasADi {bar(ixs < c['seconds']['casadi']['median'])}; "
+                         f"≥ 50× faster than SymPy {bar(c['seconds']['sympy']['median'] >= 50 * ixs)}.")
     for e in r["end_to_end"]:
         if e["method"] == "newton":
             x = e["jax"]["seconds"] / e["hessforge"]["seconds"]
