@@ -3,6 +3,7 @@
 // tensors' lengths. Do not edit by hand.
 
 use ::hessforge_kernels::ir::Outputs;
+use ::hessforge_kernels::ir::lanes::F64x8;
 use ::hessforge_kernels::ir::tensor::{
     GradientTerm, HessianTerm, Source, Stage, Steps, TensorModel,
 };
@@ -237,6 +238,147 @@ fn sample(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     step_t13(t, x, c, s);
     step_t14(t, x, c, s);
 }
+/// `t5` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t5_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    s[0..8].fill(0.0);
+    for i0 in 0..10 {
+        let p0: f64 = t[i0];
+        let p1: F64x8 = F64x8::load(&x[i0 * 8..]);
+        let r1: F64x8 = p0 * p1;
+        (F64x8::load(&s[0..]) + r1).store(&mut s[0..]);
+    }
+}
+/// `t6` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t6_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&x[80..]);
+    let p1: F64x8 = F64x8::load(&s[0..]);
+    let p2: f64 = t[10];
+    let r0: F64x8 = p1 + p2;
+    let r1: F64x8 = (-1.0) * r0;
+    let r1: F64x8 = r1.softplus();
+    let r1: F64x8 = p0 * r1;
+    let r4: F64x8 = p0 * (-1.0);
+    let r4: F64x8 = 1.0 + r4;
+    let r0: F64x8 = r0.softplus();
+    let r0: F64x8 = r4 * r0;
+    let r4: F64x8 = r1 + r0;
+    r4.store(&mut s[8..]);
+}
+/// `t7` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t7_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&s[0..]);
+    let p1: f64 = t[10];
+    let p2: F64x8 = F64x8::load(&x[80..]);
+    let r2: F64x8 = p0 + p1;
+    let r2: F64x8 = r2.sigmoid();
+    let r2: F64x8 = (-1.0) * r2;
+    let r2: F64x8 = p2 + r2;
+    let r2: F64x8 = (-1.0) * r2;
+    r2.store(&mut s[16..]);
+}
+/// `t8` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t8_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..10 {
+        let p0: F64x8 = F64x8::load(&s[16..]);
+        let p1: F64x8 = F64x8::load(&x[i0 * 8..]);
+        let r1: F64x8 = p0 * p1;
+        r1.store(&mut s[24 + i0 * 8..]);
+    }
+}
+/// `t9` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t9_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&x[80..]);
+    let p1: F64x8 = F64x8::load(&s[0..]);
+    let p2: f64 = t[10];
+    let r3: F64x8 = p0 * (-1.0);
+    let r1: F64x8 = p1 + p2;
+    let r1: F64x8 = r1.sigmoid();
+    let r3: F64x8 = r3 + r1;
+    r3.store(&mut s[104..]);
+}
+/// `t10` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t10_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..10 {
+        let p0: F64x8 = F64x8::load(&x[i0 * 8..]);
+        let r0: F64x8 = p0;
+        r0.store(&mut s[112 + i0 * 8..]);
+    }
+}
+/// `t11` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t11_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&s[0..]);
+    let p1: f64 = t[10];
+    let r3: F64x8 = p0 + p1;
+    let r3: F64x8 = r3.sigmoid();
+    let r1: F64x8 = (-1.0) + r3;
+    let r3: F64x8 = (-1.0) * r3 * r1;
+    r3.store(&mut s[192..]);
+}
+/// `t12` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t12_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..10 {
+        let p0: F64x8 = F64x8::load(&s[192..]);
+        let p1: F64x8 = F64x8::load(&x[i0 * 8..]);
+        let r1: F64x8 = p0 * p1;
+        r1.store(&mut s[200 + i0 * 8..]);
+    }
+}
+/// `t13` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t13_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let r0: f64 = 1.0;
+    F64x8::splat(r0).store(&mut s[280..]);
+}
+/// `t14` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t14_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&s[0..]);
+    let p1: f64 = t[10];
+    let r3: F64x8 = p0 + p1;
+    let r3: F64x8 = r3.sigmoid();
+    let r1: F64x8 = (-1.0) + r3;
+    let r3: F64x8 = (-1.0) * r3 * r1;
+    r3.store(&mut s[288..]);
+}
+/// The per-sample stage's steps for 8 rows at once (`x[j·8 + r]` is column j of row r; entry e of a buffer at `s[e·8 + r]`).
+#[inline(always)]
+#[allow(unused_variables)]
+fn sample_lanes(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    step_t5_lanes(t, x, c, s);
+    step_t6_lanes(t, x, c, s);
+    if level.rank() < 1 {
+        return;
+    }
+    step_t7_lanes(t, x, c, s);
+    step_t8_lanes(t, x, c, s);
+    step_t9_lanes(t, x, c, s);
+    if level.rank() < 2 {
+        return;
+    }
+    step_t10_lanes(t, x, c, s);
+    step_t11_lanes(t, x, c, s);
+    step_t12_lanes(t, x, c, s);
+    step_t13_lanes(t, x, c, s);
+    step_t14_lanes(t, x, c, s);
+}
 /// `t15` `t15` = Σ over i0 < 10 of f(w[i0]) (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -335,6 +477,20 @@ impl Steps for Compiled {
         scratch: &mut [f64],
     ) {
         regularizer(level, theta, constants, scratch);
+    }
+    fn lanes(&self) -> usize {
+        8
+    }
+    #[inline(always)]
+    fn sample_lanes(
+        &self,
+        level: Outputs,
+        theta: &[f64],
+        rows: &[f64],
+        constants: &[f64],
+        scratch: &mut [f64],
+    ) {
+        sample_lanes(level, theta, rows, constants, scratch);
     }
 }
 impl Kernel for LogisticRegression {

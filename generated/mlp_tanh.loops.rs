@@ -3,6 +3,7 @@
 // tensors' lengths. Do not edit by hand.
 
 use ::hessforge_kernels::ir::Outputs;
+use ::hessforge_kernels::ir::lanes::F64x8;
 use ::hessforge_kernels::ir::tensor::{
     GradientTerm, HessianTerm, Source, Stage, Steps, TensorModel,
 };
@@ -1103,6 +1104,863 @@ fn sample(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     step_t63(t, x, c, s);
     step_t64(t, x, c, s);
 }
+/// `t6` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t6_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    s[0..32].fill(0.0);
+    for i0 in 0..4 {
+        for i1 in 0..2 {
+            let p0: f64 = t[i0 * 2 + i1];
+            let p1: F64x8 = F64x8::load(&x[i1 * 8..]);
+            let r1: F64x8 = p0 * p1;
+            (F64x8::load(&s[i0 * 8..]) + r1).store(&mut s[i0 * 8..]);
+        }
+    }
+}
+/// `t7` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t7_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    s[32..40].fill(0.0);
+    for i0 in 0..4 {
+        let p0: f64 = t[12 + i0];
+        let p1: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p2: f64 = t[8 + i0];
+        let r2: F64x8 = p1 + p2;
+        let r2: F64x8 = r2.tanh();
+        let r2: F64x8 = p0 * r2;
+        (F64x8::load(&s[32..]) + r2).store(&mut s[32..]);
+    }
+}
+/// `t8` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t8_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&s[32..]);
+    let p1: f64 = t[16];
+    let p2: F64x8 = F64x8::load(&x[16..]);
+    let r2: F64x8 = p2 * (-1.0);
+    let r2: F64x8 = p0 + p1 + r2;
+    let r2: F64x8 = r2 * r2;
+    let r2: F64x8 = 0.5 * r2;
+    r2.store(&mut s[40..]);
+}
+/// `t9` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t9_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&x[16..]);
+    let p1: F64x8 = F64x8::load(&s[32..]);
+    let p2: f64 = t[16];
+    let r2: F64x8 = p0 * (-1.0);
+    let r2: F64x8 = p1 + p2 + r2;
+    r2.store(&mut s[48..]);
+}
+/// `t10` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t10_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p1: f64 = t[8 + i0];
+        let p2: f64 = t[12 + i0];
+        let r2: F64x8 = p0 + p1;
+        let r2: F64x8 = r2.tanh();
+        let r2: F64x8 = r2 * r2;
+        let r2: F64x8 = (-1.0) * r2;
+        let r2: F64x8 = 1.0 + r2;
+        let r2: F64x8 = p2 * r2;
+        r2.store(&mut s[56 + i0 * 8..]);
+    }
+}
+/// `t11` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t11_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        for i1 in 0..2 {
+            let p0: F64x8 = F64x8::load(&s[48..]);
+            let p1: F64x8 = F64x8::load(&s[56 + i0 * 8..]);
+            let p2: F64x8 = F64x8::load(&x[i1 * 8..]);
+            let r1: F64x8 = p0 * p1 * p2;
+            r1.store(&mut s[88 + i0 * 16 + i1 * 8..]);
+        }
+    }
+}
+/// `t12` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t12_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: F64x8 = F64x8::load(&s[48..]);
+        let p1: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p2: f64 = t[8 + i0];
+        let p3: f64 = t[12 + i0];
+        let r2: F64x8 = p1 + p2;
+        let r2: F64x8 = r2.tanh();
+        let r2: F64x8 = r2 * r2;
+        let r2: F64x8 = (-1.0) * r2;
+        let r2: F64x8 = 1.0 + r2;
+        let r2: F64x8 = p0 * p3 * r2;
+        r2.store(&mut s[152 + i0 * 8..]);
+    }
+}
+/// `t13` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t13_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: F64x8 = F64x8::load(&s[48..]);
+        let p1: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p2: f64 = t[8 + i0];
+        let r2: F64x8 = p1 + p2;
+        let r2: F64x8 = r2.tanh();
+        let r2: F64x8 = p0 * r2;
+        r2.store(&mut s[184 + i0 * 8..]);
+    }
+}
+/// `t14` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t14_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&x[16..]);
+    let p1: F64x8 = F64x8::load(&s[32..]);
+    let p2: f64 = t[16];
+    let r2: F64x8 = p0 * (-1.0);
+    let r2: F64x8 = p1 + p2 + r2;
+    r2.store(&mut s[216..]);
+}
+/// `t15` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t15_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        for i1 in 0..2 {
+            let p0: F64x8 = F64x8::load(&x[i1 * 8..]);
+            let r0: F64x8 = p0;
+            r0.store(&mut s[224 + i0 * 16 + i1 * 8..]);
+        }
+    }
+}
+/// `t16` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t16_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        for i1 in 0..2 {
+            let p0: f64 = t[12 + i0];
+            let p1: F64x8 = F64x8::load(&x[i1 * 8..]);
+            let r1: F64x8 = p0 * p1;
+            r1.store(&mut s[288 + i0 * 16 + i1 * 8..]);
+        }
+    }
+}
+/// `t17` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t17_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p1: f64 = t[8 + i0];
+        let p2: f64 = t[12 + i0];
+        let r2: F64x8 = p0 + p1;
+        let r2: F64x8 = r2.tanh();
+        let r2: F64x8 = r2 * r2;
+        let r2: F64x8 = p2 * r2;
+        r2.store(&mut s[352 + i0 * 8..]);
+    }
+}
+/// `t18` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t18_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        for i1 in 0..2 {
+            let p0: F64x8 = F64x8::load(&s[352 + i0 * 8..]);
+            let p1: F64x8 = F64x8::load(&x[i1 * 8..]);
+            let r1: F64x8 = p0 * p1;
+            r1.store(&mut s[384 + i0 * 16 + i1 * 8..]);
+        }
+    }
+}
+/// `t19` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t19_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&x[16..]);
+    let r1: F64x8 = p0 * 2.0;
+    r1.store(&mut s[448..]);
+}
+/// `t20` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t20_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p1: f64 = t[8 + i0];
+        let p2: f64 = t[12 + i0];
+        let r2: F64x8 = p0 + p1;
+        let r2: F64x8 = r2.tanh();
+        let r2: F64x8 = p2 * r2;
+        r2.store(&mut s[456 + i0 * 8..]);
+    }
+}
+/// `t21` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t21_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&x[16..]);
+    let r1: F64x8 = p0 * 2.0;
+    r1.store(&mut s[488..]);
+}
+/// `t22` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t22_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p1: f64 = t[8 + i0];
+        let p2: f64 = t[12 + i0];
+        let r2: F64x8 = p0 + p1;
+        let r2: F64x8 = r2.tanh();
+        let r2: F64x8 = r2 * r2;
+        let r2: F64x8 = p2 * r2;
+        r2.store(&mut s[496 + i0 * 8..]);
+    }
+}
+/// `t23` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t23_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&x[16..]);
+    let r1: F64x8 = p0 * (-2.0);
+    r1.store(&mut s[528..]);
+}
+/// `t24` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t24_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&x[16..]);
+    let r1: F64x8 = p0 * (-2.0);
+    r1.store(&mut s[536..]);
+}
+/// `t25` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t25_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p1: f64 = t[8 + i0];
+        let p2: f64 = t[12 + i0];
+        let r2: F64x8 = p0 + p1;
+        let r2: F64x8 = r2.tanh();
+        let r2: F64x8 = r2 * r2 * r2;
+        let r2: F64x8 = p2 * r2;
+        r2.store(&mut s[544 + i0 * 8..]);
+    }
+}
+/// `t26` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t26_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&s[32..]);
+    let p1: f64 = t[16];
+    let r2: F64x8 = p0 + p1;
+    let r2: F64x8 = (-2.0) * r2;
+    r2.store(&mut s[576..]);
+}
+/// `t27` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t27_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&s[32..]);
+    let p1: f64 = t[16];
+    let r2: F64x8 = p0 + p1;
+    let r2: F64x8 = (-2.0) * r2;
+    r2.store(&mut s[584..]);
+}
+/// `t28` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t28_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&s[32..]);
+    let p1: f64 = t[16];
+    let r2: F64x8 = p0 + p1;
+    let r2: F64x8 = 2.0 * r2;
+    r2.store(&mut s[592..]);
+}
+/// `t29` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t29_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&s[32..]);
+    let p1: f64 = t[16];
+    let r2: F64x8 = p0 + p1;
+    let r2: F64x8 = 2.0 * r2;
+    r2.store(&mut s[600..]);
+}
+/// `t30` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t30_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        for i1 in 0..2 {
+            let p0: F64x8 = F64x8::load(&s[448..]);
+            let p1: F64x8 = F64x8::load(&s[456 + i0 * 8..]);
+            let p2: F64x8 = F64x8::load(&x[i1 * 8..]);
+            let p3: F64x8 = F64x8::load(&s[488..]);
+            let p4: F64x8 = F64x8::load(&s[496 + i0 * 8..]);
+            let p5: F64x8 = F64x8::load(&s[528..]);
+            let p6: F64x8 = F64x8::load(&s[536..]);
+            let p7: F64x8 = F64x8::load(&s[544 + i0 * 8..]);
+            let p8: F64x8 = F64x8::load(&s[576..]);
+            let p9: F64x8 = F64x8::load(&s[584..]);
+            let p10: F64x8 = F64x8::load(&s[592..]);
+            let p11: F64x8 = F64x8::load(&s[600..]);
+            let r0: F64x8 = p0 + p8;
+            let r0: F64x8 = p1 * r0;
+            let r4: F64x8 = p3 + p5 + p9 + p10;
+            let r4: F64x8 = p4 * r4;
+            let r2: F64x8 = p6 + p11;
+            let r2: F64x8 = p7 * r2;
+            let r0: F64x8 = r0 + r4 + r2;
+            let r4: F64x8 = p2 * r0;
+            r4.store(&mut s[608 + i0 * 16 + i1 * 8..]);
+        }
+    }
+}
+/// `t31` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t31_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let r0: f64 = 1.0;
+    F64x8::splat(r0).store(&mut s[672..]);
+}
+/// `t32` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t32_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let r0: f64 = 1.0;
+    F64x8::splat(r0).store(&mut s[680..]);
+}
+/// `t33` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t33_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let r0: f64 = (-1.0);
+    F64x8::splat(r0).store(&mut s[688..]);
+}
+/// `t34` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t34_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        for i1 in 0..2 {
+            let p0: F64x8 = F64x8::load(&s[672..]);
+            let p1: f64 = t[12 + i0];
+            let p2: F64x8 = F64x8::load(&x[i1 * 8..]);
+            let p3: F64x8 = F64x8::load(&s[680..]);
+            let p4: F64x8 = F64x8::load(&s[456 + i0 * 8..]);
+            let p5: F64x8 = F64x8::load(&s[688..]);
+            let p6: F64x8 = F64x8::load(&s[496 + i0 * 8..]);
+            let r0: F64x8 = p0 * p1;
+            let r4: F64x8 = p3 + p5;
+            let r4: F64x8 = p4 * r4;
+            let r2: F64x8 = p6 * (-1.0);
+            let r0: F64x8 = r0 + r4 + r2;
+            let r4: F64x8 = p2 * r0;
+            r4.store(&mut s[696 + i0 * 16 + i1 * 8..]);
+        }
+    }
+}
+/// `t35` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t35_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        for i1 in 0..2 {
+            let p0: F64x8 = F64x8::load(&s[688..]);
+            let p1: f64 = t[12 + i0];
+            let p2: F64x8 = F64x8::load(&x[i1 * 8..]);
+            let p3: F64x8 = F64x8::load(&s[456 + i0 * 8..]);
+            let p4: F64x8 = F64x8::load(&s[496 + i0 * 8..]);
+            let r2: F64x8 = p0 * p1;
+            let r2: F64x8 = p4 + r2;
+            let r2: F64x8 = p2 * r2;
+            r2.store(&mut s[760 + i0 * 16 + i1 * 8..]);
+        }
+    }
+}
+/// `t36` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t36_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let r0: f64 = 1.0;
+        F64x8::splat(r0).store(&mut s[824 + i0 * 8..]);
+    }
+}
+/// `t37` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t37_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: f64 = t[12 + i0];
+        let r0: f64 = p0;
+        F64x8::splat(r0).store(&mut s[856 + i0 * 8..]);
+    }
+}
+/// `t38` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t38_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p1: f64 = t[8 + i0];
+        let r2: F64x8 = p0 + p1;
+        let r2: F64x8 = r2.tanh();
+        r2.store(&mut s[888 + i0 * 8..]);
+    }
+}
+/// `t39` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t39_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&x[16..]);
+    let r1: F64x8 = p0 * (-1.0);
+    r1.store(&mut s[920..]);
+}
+/// `t40` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t40_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&s[32..]);
+    let p1: f64 = t[16];
+    let r1: F64x8 = p0 + p1;
+    r1.store(&mut s[928..]);
+}
+/// `t41` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t41_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..2 {
+        let p0: F64x8 = F64x8::load(&s[920..]);
+        let p1: F64x8 = F64x8::load(&x[i0 * 8..]);
+        let p2: F64x8 = F64x8::load(&s[928..]);
+        let r2: F64x8 = p0 + p2;
+        let r2: F64x8 = p1 * r2;
+        r2.store(&mut s[936 + i0 * 8..]);
+    }
+}
+/// `t42` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t42_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&x[16..]);
+    let r1: F64x8 = p0 * (-1.0);
+    r1.store(&mut s[952..]);
+}
+/// `t43` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t43_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p1: f64 = t[8 + i0];
+        let r2: F64x8 = p0 + p1;
+        let r2: F64x8 = r2.tanh();
+        r2.store(&mut s[960 + i0 * 8..]);
+    }
+}
+/// `t44` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t44_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&s[32..]);
+    let p1: f64 = t[16];
+    let r1: F64x8 = p0 + p1;
+    r1.store(&mut s[992..]);
+}
+/// `t45` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t45_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&x[16..]);
+    let r0: F64x8 = p0;
+    r0.store(&mut s[1000..]);
+}
+/// `t46` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t46_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&x[16..]);
+    let r0: F64x8 = p0;
+    r0.store(&mut s[1008..]);
+}
+/// `t47` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t47_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p1: f64 = t[8 + i0];
+        let r2: F64x8 = p0 + p1;
+        let r2: F64x8 = r2.tanh();
+        let r2: F64x8 = r2 * r2;
+        r2.store(&mut s[1016 + i0 * 8..]);
+    }
+}
+/// `t48` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t48_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&s[32..]);
+    let p1: f64 = t[16];
+    let r2: F64x8 = p0 + p1;
+    let r2: F64x8 = (-1.0) * r2;
+    r2.store(&mut s[1048..]);
+}
+/// `t49` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t49_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&s[32..]);
+    let p1: f64 = t[16];
+    let r2: F64x8 = p0 + p1;
+    let r2: F64x8 = (-1.0) * r2;
+    r2.store(&mut s[1056..]);
+}
+/// `t50` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t50_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        for i1 in 0..2 {
+            let p0: F64x8 = F64x8::load(&s[936 + i1 * 8..]);
+            let p1: F64x8 = F64x8::load(&s[952..]);
+            let p2: F64x8 = F64x8::load(&s[960 + i0 * 8..]);
+            let p3: F64x8 = F64x8::load(&x[i1 * 8..]);
+            let p4: F64x8 = F64x8::load(&s[992..]);
+            let p5: F64x8 = F64x8::load(&s[1000..]);
+            let p6: F64x8 = F64x8::load(&s[1008..]);
+            let p7: F64x8 = F64x8::load(&s[1016 + i0 * 8..]);
+            let p8: F64x8 = F64x8::load(&s[1048..]);
+            let p9: F64x8 = F64x8::load(&s[1056..]);
+            let r3: F64x8 = p1 + p4 + p5 + p8;
+            let r3: F64x8 = p2 * r3;
+            let r1: F64x8 = p6 + p9;
+            let r1: F64x8 = p7 * r1;
+            let r3: F64x8 = r3 + r1;
+            let r1: F64x8 = p3 * r3;
+            let r3: F64x8 = p0 + r1;
+            r3.store(&mut s[1064 + i0 * 16 + i1 * 8..]);
+        }
+    }
+}
+/// `t51` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t51_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: f64 = t[12 + i0];
+        let p1: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p2: f64 = t[8 + i0];
+        let r2: F64x8 = p1 + p2;
+        let r2: F64x8 = r2.tanh();
+        let r2: F64x8 = p0 * r2;
+        r2.store(&mut s[1128 + i0 * 8..]);
+    }
+}
+/// `t52` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t52_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p1: f64 = t[8 + i0];
+        let p2: f64 = t[12 + i0];
+        let r2: F64x8 = p0 + p1;
+        let r2: F64x8 = r2.tanh();
+        let r2: F64x8 = r2 * r2;
+        let r2: F64x8 = p2 * r2;
+        r2.store(&mut s[1160 + i0 * 8..]);
+    }
+}
+/// `t53` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t53_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        for i1 in 0..2 {
+            let p0: F64x8 = F64x8::load(&s[672..]);
+            let p1: f64 = t[12 + i0];
+            let p2: F64x8 = F64x8::load(&x[i1 * 8..]);
+            let p3: F64x8 = F64x8::load(&s[680..]);
+            let p4: F64x8 = F64x8::load(&s[1128 + i0 * 8..]);
+            let p5: F64x8 = F64x8::load(&s[688..]);
+            let p6: F64x8 = F64x8::load(&s[456 + i0 * 8..]);
+            let p7: F64x8 = F64x8::load(&s[1160 + i0 * 8..]);
+            let r0: F64x8 = p0 * p1;
+            let r5: F64x8 = p3 * p4;
+            let r2: F64x8 = p5 * p6;
+            let r3: F64x8 = p7 * (-1.0);
+            let r0: F64x8 = r0 + r5 + r2 + r3;
+            let r5: F64x8 = p2 * r0;
+            r5.store(&mut s[1192 + i0 * 16 + i1 * 8..]);
+        }
+    }
+}
+/// `t54` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t54_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let r0: f64 = 1.0;
+    F64x8::splat(r0).store(&mut s[1256..]);
+}
+/// `t55` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t55_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        for i1 in 0..2 {
+            let p0: f64 = t[12 + i0];
+            let p1: F64x8 = F64x8::load(&x[i1 * 8..]);
+            let p2: F64x8 = F64x8::load(&s[352 + i0 * 8..]);
+            let r2: F64x8 = p2 * (-1.0);
+            let r2: F64x8 = p0 + r2;
+            let r2: F64x8 = p1 * r2;
+            r2.store(&mut s[1264 + i0 * 16 + i1 * 8..]);
+        }
+    }
+}
+/// `t56` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t56_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: F64x8 = F64x8::load(&s[448..]);
+        let p1: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p2: f64 = t[8 + i0];
+        let p3: f64 = t[12 + i0];
+        let p4: F64x8 = F64x8::load(&s[488..]);
+        let p5: F64x8 = F64x8::load(&s[528..]);
+        let p6: F64x8 = F64x8::load(&s[536..]);
+        let p7: F64x8 = F64x8::load(&s[576..]);
+        let p8: F64x8 = F64x8::load(&s[584..]);
+        let p9: F64x8 = F64x8::load(&s[592..]);
+        let p10: F64x8 = F64x8::load(&s[600..]);
+        let r3: F64x8 = p6 + p10;
+        let r1: F64x8 = p1 + p2;
+        let r1: F64x8 = r1.tanh();
+        let r3: F64x8 = r3 * r1;
+        let r3: F64x8 = p4 + p5 + p8 + p9 + r3;
+        let r3: F64x8 = r1 * r3;
+        let r3: F64x8 = p0 + p7 + r3;
+        let r3: F64x8 = p3 * r1 * r3;
+        r3.store(&mut s[1328 + i0 * 8..]);
+    }
+}
+/// `t57` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t57_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: F64x8 = F64x8::load(&s[672..]);
+        let p1: f64 = t[12 + i0];
+        let p2: F64x8 = F64x8::load(&s[680..]);
+        let p3: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p4: f64 = t[8 + i0];
+        let p5: F64x8 = F64x8::load(&s[688..]);
+        let r3: F64x8 = p3 + p4;
+        let r3: F64x8 = r3.tanh();
+        let r1: F64x8 = (-1.0) * r3;
+        let r1: F64x8 = p2 + p5 + r1;
+        let r3: F64x8 = r3 * r1;
+        let r1: F64x8 = p0 + r3;
+        let r3: F64x8 = p1 * r1;
+        r3.store(&mut s[1360 + i0 * 8..]);
+    }
+}
+/// `t58` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t58_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: F64x8 = F64x8::load(&s[688..]);
+        let p1: f64 = t[12 + i0];
+        let p2: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p3: f64 = t[8 + i0];
+        let r2: F64x8 = p2 + p3;
+        let r2: F64x8 = r2.tanh();
+        let r2: F64x8 = r2 * r2;
+        let r2: F64x8 = p0 + r2;
+        let r2: F64x8 = p1 * r2;
+        r2.store(&mut s[1392 + i0 * 8..]);
+    }
+}
+/// `t59` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t59_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&x[16..]);
+    let p1: F64x8 = F64x8::load(&s[32..]);
+    let p2: f64 = t[16];
+    let r2: F64x8 = p0 * (-1.0);
+    let r2: F64x8 = p1 + p2 + r2;
+    r2.store(&mut s[1424..]);
+}
+/// `t60` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t60_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: F64x8 = F64x8::load(&s[1424..]);
+        let p1: F64x8 = F64x8::load(&s[952..]);
+        let p2: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p3: f64 = t[8 + i0];
+        let p4: F64x8 = F64x8::load(&s[992..]);
+        let p5: F64x8 = F64x8::load(&s[1000..]);
+        let p6: F64x8 = F64x8::load(&s[1008..]);
+        let p7: F64x8 = F64x8::load(&s[1048..]);
+        let p8: F64x8 = F64x8::load(&s[1056..]);
+        let r0: F64x8 = p6 + p8;
+        let r3: F64x8 = p2 + p3;
+        let r3: F64x8 = r3.tanh();
+        let r0: F64x8 = r0 * r3;
+        let r0: F64x8 = p1 + p4 + p5 + p7 + r0;
+        let r0: F64x8 = r3 * r0;
+        let r3: F64x8 = p0 + r0;
+        r3.store(&mut s[1432 + i0 * 8..]);
+    }
+}
+/// `t61` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t61_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: F64x8 = F64x8::load(&s[672..]);
+        let p1: f64 = t[12 + i0];
+        let p2: F64x8 = F64x8::load(&s[680..]);
+        let p3: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p4: f64 = t[8 + i0];
+        let p5: F64x8 = F64x8::load(&s[688..]);
+        let r3: F64x8 = p3 + p4;
+        let r3: F64x8 = r3.tanh();
+        let r1: F64x8 = (-1.0) * r3;
+        let r1: F64x8 = p2 + p5 + r1;
+        let r3: F64x8 = r3 * r1;
+        let r1: F64x8 = p0 + r3;
+        let r3: F64x8 = p1 * r1;
+        r3.store(&mut s[1464 + i0 * 8..]);
+    }
+}
+/// `t62` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t62_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: f64 = t[12 + i0];
+        let p1: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p2: f64 = t[8 + i0];
+        let r2: F64x8 = p1 + p2;
+        let r2: F64x8 = r2.tanh();
+        let r2: F64x8 = r2 * r2;
+        let r2: F64x8 = (-1.0) * r2;
+        let r2: F64x8 = 1.0 + r2;
+        let r2: F64x8 = p0 * r2;
+        r2.store(&mut s[1496 + i0 * 8..]);
+    }
+}
+/// `t63` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t63_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p1: f64 = t[8 + i0];
+        let r2: F64x8 = p0 + p1;
+        let r2: F64x8 = r2.tanh();
+        r2.store(&mut s[1528 + i0 * 8..]);
+    }
+}
+/// `t64` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t64_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let r0: f64 = 1.0;
+    F64x8::splat(r0).store(&mut s[1560..]);
+}
+/// The per-sample stage's steps for 8 rows at once (`x[j·8 + r]` is column j of row r; entry e of a buffer at `s[e·8 + r]`).
+#[inline(always)]
+#[allow(unused_variables)]
+fn sample_lanes(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    step_t6_lanes(t, x, c, s);
+    step_t7_lanes(t, x, c, s);
+    step_t8_lanes(t, x, c, s);
+    if level.rank() < 1 {
+        return;
+    }
+    step_t9_lanes(t, x, c, s);
+    step_t10_lanes(t, x, c, s);
+    step_t11_lanes(t, x, c, s);
+    step_t12_lanes(t, x, c, s);
+    step_t13_lanes(t, x, c, s);
+    step_t14_lanes(t, x, c, s);
+    if level.rank() < 2 {
+        return;
+    }
+    step_t15_lanes(t, x, c, s);
+    step_t16_lanes(t, x, c, s);
+    step_t17_lanes(t, x, c, s);
+    step_t18_lanes(t, x, c, s);
+    step_t19_lanes(t, x, c, s);
+    step_t20_lanes(t, x, c, s);
+    step_t21_lanes(t, x, c, s);
+    step_t22_lanes(t, x, c, s);
+    step_t23_lanes(t, x, c, s);
+    step_t24_lanes(t, x, c, s);
+    step_t25_lanes(t, x, c, s);
+    step_t26_lanes(t, x, c, s);
+    step_t27_lanes(t, x, c, s);
+    step_t28_lanes(t, x, c, s);
+    step_t29_lanes(t, x, c, s);
+    step_t30_lanes(t, x, c, s);
+    step_t31_lanes(t, x, c, s);
+    step_t32_lanes(t, x, c, s);
+    step_t33_lanes(t, x, c, s);
+    step_t34_lanes(t, x, c, s);
+    step_t35_lanes(t, x, c, s);
+    step_t36_lanes(t, x, c, s);
+    step_t37_lanes(t, x, c, s);
+    step_t38_lanes(t, x, c, s);
+    step_t39_lanes(t, x, c, s);
+    step_t40_lanes(t, x, c, s);
+    step_t41_lanes(t, x, c, s);
+    step_t42_lanes(t, x, c, s);
+    step_t43_lanes(t, x, c, s);
+    step_t44_lanes(t, x, c, s);
+    step_t45_lanes(t, x, c, s);
+    step_t46_lanes(t, x, c, s);
+    step_t47_lanes(t, x, c, s);
+    step_t48_lanes(t, x, c, s);
+    step_t49_lanes(t, x, c, s);
+    step_t50_lanes(t, x, c, s);
+    step_t51_lanes(t, x, c, s);
+    step_t52_lanes(t, x, c, s);
+    step_t53_lanes(t, x, c, s);
+    step_t54_lanes(t, x, c, s);
+    step_t55_lanes(t, x, c, s);
+    step_t56_lanes(t, x, c, s);
+    step_t57_lanes(t, x, c, s);
+    step_t58_lanes(t, x, c, s);
+    step_t59_lanes(t, x, c, s);
+    step_t60_lanes(t, x, c, s);
+    step_t61_lanes(t, x, c, s);
+    step_t62_lanes(t, x, c, s);
+    step_t63_lanes(t, x, c, s);
+    step_t64_lanes(t, x, c, s);
+}
 /// The regularizer's steps, into the scratch vector `s`.
 #[inline(always)]
 #[allow(unused_variables)]
@@ -1130,6 +1988,20 @@ impl Steps for Compiled {
         scratch: &mut [f64],
     ) {
         regularizer(level, theta, constants, scratch);
+    }
+    fn lanes(&self) -> usize {
+        8
+    }
+    #[inline(always)]
+    fn sample_lanes(
+        &self,
+        level: Outputs,
+        theta: &[f64],
+        rows: &[f64],
+        constants: &[f64],
+        scratch: &mut [f64],
+    ) {
+        sample_lanes(level, theta, rows, constants, scratch);
     }
 }
 impl Kernel for MlpTanh {

@@ -3,6 +3,7 @@
 // tensors' lengths. Do not edit by hand.
 
 use ::hessforge_kernels::ir::Outputs;
+use ::hessforge_kernels::ir::lanes::F64x8;
 use ::hessforge_kernels::ir::tensor::{
     GradientTerm, HessianTerm, Source, Stage, Steps, TensorModel,
 };
@@ -391,6 +392,265 @@ fn sample(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     step_t21(t, x, c, s);
     step_t22(t, x, c, s);
 }
+/// `t5` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t5_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    s[0..24].fill(0.0);
+    for i0 in 0..3 {
+        for i1 in 0..4 {
+            let p0: f64 = t[i0 * 4 + i1];
+            let p1: F64x8 = F64x8::load(&x[i1 * 8..]);
+            let r1: F64x8 = p0 * p1;
+            (F64x8::load(&s[i0 * 8..]) + r1).store(&mut s[i0 * 8..]);
+        }
+    }
+}
+/// `t6` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t6_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    s[24..32].fill(0.0);
+    for i0 in 0..3 {
+        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p1: f64 = t[12 + i0];
+        let r2: F64x8 = p0 + p1;
+        let r2: F64x8 = r2.exp();
+        (F64x8::load(&s[24..]) + r2).store(&mut s[24..]);
+    }
+}
+/// `t7` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t7_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    s[32..40].fill(0.0);
+    for i0 in 0..3 {
+        let p0: F64x8 = F64x8::load(&x[32 + i0 * 8..]);
+        let p1: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p2: f64 = t[12 + i0];
+        let r2: F64x8 = p1 + p2;
+        let r2: F64x8 = p0 * r2;
+        (F64x8::load(&s[32..]) + r2).store(&mut s[32..]);
+    }
+}
+/// `t8` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t8_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&s[24..]);
+    let p1: F64x8 = F64x8::load(&s[32..]);
+    let r3: F64x8 = p1 * (-1.0);
+    let r1: F64x8 = p0.ln();
+    let r3: F64x8 = r3 + r1;
+    r3.store(&mut s[40..]);
+}
+/// `t9` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t9_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&s[24..]);
+    let r1: F64x8 = p0.powi(-1i32);
+    r1.store(&mut s[48..]);
+}
+/// `t10` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t10_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..3 {
+        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p1: f64 = t[12 + i0];
+        let p2: F64x8 = F64x8::load(&s[48..]);
+        let p3: F64x8 = F64x8::load(&x[32 + i0 * 8..]);
+        let r2: F64x8 = p0 + p1;
+        let r2: F64x8 = r2.exp();
+        let r2: F64x8 = p2 * (-1.0) * r2;
+        let r2: F64x8 = p3 + r2;
+        r2.store(&mut s[56 + i0 * 8..]);
+    }
+}
+/// `t11` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t11_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..3 {
+        for i1 in 0..4 {
+            let p0: F64x8 = F64x8::load(&s[56 + i0 * 8..]);
+            let p1: F64x8 = F64x8::load(&x[i1 * 8..]);
+            let r1: F64x8 = p0 * p1 * (-1.0);
+            r1.store(&mut s[80 + i0 * 32 + i1 * 8..]);
+        }
+    }
+}
+/// `t12` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t12_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..3 {
+        let p0: F64x8 = F64x8::load(&x[32 + i0 * 8..]);
+        let p1: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p2: f64 = t[12 + i0];
+        let p3: F64x8 = F64x8::load(&s[48..]);
+        let r3: F64x8 = p0 * (-1.0);
+        let r1: F64x8 = p1 + p2;
+        let r1: F64x8 = r1.exp();
+        let r1: F64x8 = p3 * r1;
+        let r3: F64x8 = r3 + r1;
+        r3.store(&mut s[176 + i0 * 8..]);
+    }
+}
+/// `t13` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t13_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..3 {
+        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p1: f64 = t[12 + i0];
+        let r2: F64x8 = p0 + p1;
+        let r2: F64x8 = r2.exp();
+        r2.store(&mut s[200 + i0 * 8..]);
+    }
+}
+/// `t14` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t14_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..3 {
+        for i1 in 0..4 {
+            let p0: F64x8 = F64x8::load(&s[200 + i0 * 8..]);
+            let p1: F64x8 = F64x8::load(&x[i1 * 8..]);
+            let r1: F64x8 = p0 * p1;
+            r1.store(&mut s[224 + i0 * 32 + i1 * 8..]);
+        }
+    }
+}
+/// `t15` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t15_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..3 {
+        for i1 in 0..4 {
+            let p0: F64x8 = F64x8::load(&x[i1 * 8..]);
+            let r0: F64x8 = p0;
+            r0.store(&mut s[320 + i0 * 32 + i1 * 8..]);
+        }
+    }
+}
+/// `t16` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t16_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let p0: F64x8 = F64x8::load(&s[24..]);
+    let r2: F64x8 = p0 * p0;
+    let r2: F64x8 = r2.powi(-1i32);
+    let r2: F64x8 = (-1.0) * r2;
+    r2.store(&mut s[416..]);
+}
+/// `t17` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t17_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..3 {
+        for i1 in 0..4 {
+            let p0: F64x8 = F64x8::load(&s[416..]);
+            let p1: F64x8 = F64x8::load(&s[200 + i0 * 8..]);
+            let p2: F64x8 = F64x8::load(&x[i1 * 8..]);
+            let r1: F64x8 = p0 * p1 * p2;
+            r1.store(&mut s[424 + i0 * 32 + i1 * 8..]);
+        }
+    }
+}
+/// `t18` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t18_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..3 {
+        for i1 in 0..4 {
+            let p0: F64x8 = F64x8::load(&s[200 + i0 * 8..]);
+            let p1: F64x8 = F64x8::load(&s[48..]);
+            let p2: F64x8 = F64x8::load(&x[i1 * 8..]);
+            let r1: F64x8 = p0 * p1 * p2;
+            r1.store(&mut s[520 + i0 * 32 + i1 * 8..]);
+        }
+    }
+}
+/// `t19` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t19_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..3 {
+        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p1: f64 = t[12 + i0];
+        let r2: F64x8 = p0 + p1;
+        let r2: F64x8 = r2.exp();
+        r2.store(&mut s[616 + i0 * 8..]);
+    }
+}
+/// `t20` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t20_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..3 {
+        let r0: f64 = 1.0;
+        F64x8::splat(r0).store(&mut s[640 + i0 * 8..]);
+    }
+}
+/// `t21` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t21_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..3 {
+        let p0: F64x8 = F64x8::load(&s[416..]);
+        let p1: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p2: f64 = t[12 + i0];
+        let r2: F64x8 = p1 + p2;
+        let r2: F64x8 = r2.exp();
+        let r2: F64x8 = p0 * r2;
+        r2.store(&mut s[664 + i0 * 8..]);
+    }
+}
+/// `t22` for 8 rows at once.
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t22_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..3 {
+        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
+        let p1: f64 = t[12 + i0];
+        let p2: F64x8 = F64x8::load(&s[48..]);
+        let r2: F64x8 = p0 + p1;
+        let r2: F64x8 = r2.exp();
+        let r2: F64x8 = p2 * r2;
+        r2.store(&mut s[688 + i0 * 8..]);
+    }
+}
+/// The per-sample stage's steps for 8 rows at once (`x[j·8 + r]` is column j of row r; entry e of a buffer at `s[e·8 + r]`).
+#[inline(always)]
+#[allow(unused_variables)]
+fn sample_lanes(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    step_t5_lanes(t, x, c, s);
+    step_t6_lanes(t, x, c, s);
+    step_t7_lanes(t, x, c, s);
+    step_t8_lanes(t, x, c, s);
+    if level.rank() < 1 {
+        return;
+    }
+    step_t9_lanes(t, x, c, s);
+    step_t10_lanes(t, x, c, s);
+    step_t11_lanes(t, x, c, s);
+    step_t12_lanes(t, x, c, s);
+    if level.rank() < 2 {
+        return;
+    }
+    step_t13_lanes(t, x, c, s);
+    step_t14_lanes(t, x, c, s);
+    step_t15_lanes(t, x, c, s);
+    step_t16_lanes(t, x, c, s);
+    step_t17_lanes(t, x, c, s);
+    step_t18_lanes(t, x, c, s);
+    step_t19_lanes(t, x, c, s);
+    step_t20_lanes(t, x, c, s);
+    step_t21_lanes(t, x, c, s);
+    step_t22_lanes(t, x, c, s);
+}
 /// `t23` `t23[i0]` = Σ over i1 < 4 of f(W[i0, i1]), for i0 < 3 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -509,6 +769,20 @@ impl Steps for Compiled {
         scratch: &mut [f64],
     ) {
         regularizer(level, theta, constants, scratch);
+    }
+    fn lanes(&self) -> usize {
+        8
+    }
+    #[inline(always)]
+    fn sample_lanes(
+        &self,
+        level: Outputs,
+        theta: &[f64],
+        rows: &[f64],
+        constants: &[f64],
+        scratch: &mut [f64],
+    ) {
+        sample_lanes(level, theta, rows, constants, scratch);
     }
 }
 impl Kernel for SoftmaxRegression {

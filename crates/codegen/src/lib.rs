@@ -331,7 +331,7 @@ impl SharedExponentials {
 /// the function's own name for hessforge's (σ, softplus, relu, step, sign).
 ///
 /// [`Lanes`]: hessforge_ir::lanes::Lanes
-fn lane_call_tokens(func: Func, a: TokenStream) -> TokenStream {
+pub(crate) fn lane_call_tokens(func: Func, a: TokenStream) -> TokenStream {
     let method = match func {
         Func::Sigmoid => quote!(sigmoid),
         Func::Softplus => quote!(softplus),

@@ -18,6 +18,10 @@ use hessforge_ir::{Func, Instr, Operand, Outputs};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
+/// Rows the generated per-sample stage takes at once (two AVX2 registers
+/// per value, as the straight-line kernels of small programs).
+const LANES: usize = 8;
+
 /// The formatted Rust source of a model's loop kernels.
 pub fn generate_loops(model: &TensorModel, info: &KernelInfo<'_>) -> Result<String, CodegenError> {
     let tokens = loop_tokens(model, info);
@@ -112,10 +116,15 @@ fn position(a: &Axis) -> TokenStream {
 
 /// `offset + Σ position·stride`, without the terms that are 0.
 fn flat(offset: usize, index: &[Axis], shape: &[usize]) -> TokenStream {
+    flat_scaled(offset, index, shape, 1)
+}
+
+/// [`flat`] times `scale` (the first lane of an entry laid out in lanes).
+fn flat_scaled(offset: usize, index: &[Axis], shape: &[usize], scale: usize) -> TokenStream {
     let mut parts = Vec::new();
-    let mut fixed = offset;
+    let mut fixed = offset * scale;
     for (a, axis) in index.iter().enumerate() {
-        let stride: usize = shape[a + 1..].iter().product();
+        let stride: usize = shape[a + 1..].iter().product::<usize>() * scale;
         match *axis {
             Axis::Fixed(p) => fixed += p * stride,
             Axis::Loop { var, shift } => {
@@ -205,17 +214,71 @@ fn join(args: &[Operand], op: TokenStream) -> TokenStream {
     parts.fold(first, |acc, p| quote!(#acc #op #p))
 }
 
-/// The statements of one step.
-fn step_tokens(m: &TensorModel, step: &Step) -> TokenStream {
+/// The lane type of W rows at once (imported by the file).
+fn lane_type(lanes: usize) -> TokenStream {
+    let ty = format_ident!("F64x{lanes}");
+    quote!(#ty)
+}
+
+/// Whether a load differs from row to row: in a pass in lanes, a data entry
+/// or a buffer of the per-sample stage.
+fn load_in_lanes(m: &TensorModel, load: &Load, with_row: bool) -> bool {
+    match load {
+        Load::Entry { tensor, .. } => {
+            let source = m.tensors[*tensor].source;
+            source == Source::Row || (with_row && source == Source::Scratch)
+        }
+        Load::Position(_) | Load::Delta(..) => false,
+    }
+}
+
+/// The statements of one step, for one row (`lanes` = 0) or for `lanes`
+/// rows at once (every value that differs from row to row in a lane type,
+/// the rest `f64`; rows and buffers laid out entry by entry, one value per
+/// lane).
+fn step_tokens(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> TokenStream {
     let out = &m.tensors[step.out];
     let rank = out.shape.len();
-    let loads = step.inputs.iter().enumerate().map(|(k, l)| {
-        let p = format_ident!("p{k}");
-        let value = load_tokens(m, l);
-        quote!(let #p: f64 = #value;)
-    });
-    let body = step.body.instructions.iter().map(|ins| {
+    let lane_ty = lane_type(lanes.max(1));
+    let mut in_lanes = vec![false; step.inputs.len()];
+    let loads: Vec<TokenStream> = step
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(k, l)| {
+            let p = format_ident!("p{k}");
+            if lanes > 0 && load_in_lanes(m, l, with_row) {
+                in_lanes[k] = true;
+                let Load::Entry { tensor, index } = l else {
+                    unreachable!("only entries are in lanes")
+                };
+                let t = &m.tensors[*tensor];
+                let slice = if t.source == Source::Row {
+                    quote!(x)
+                } else {
+                    quote!(s)
+                };
+                let at = flat_scaled(t.offset, index, &t.shape, lanes);
+                quote!(let #p: #lane_ty = #lane_ty::load(&#slice[#at..]);)
+            } else {
+                let value = load_tokens(m, l);
+                quote!(let #p: f64 = #value;)
+            }
+        })
+        .collect();
+    // Whether each register's current value is in lanes.
+    let mut reg_lanes = std::collections::HashMap::<u32, bool>::new();
+    let is_lanes = |o: &Operand, regs: &std::collections::HashMap<u32, bool>| match *o {
+        Operand::Param(k) | Operand::Data(k) | Operand::Constant(k) => {
+            in_lanes.get(k as usize).copied().unwrap_or(false)
+        }
+        Operand::Reg(r) => regs.get(&r).copied().unwrap_or(false),
+        Operand::Literal(_) => false,
+    };
+    let mut body = Vec::new();
+    for ins in &step.body.instructions {
         let dst = format_ident!("r{}", ins.dst());
+        let lane = ins.operands().iter().any(|o| is_lanes(o, &reg_lanes));
         let value = match ins {
             Instr::Add { args, .. } => join(args, quote!(+)),
             Instr::Mul { args, .. } => join(args, quote!(*)),
@@ -231,27 +294,48 @@ fn step_tokens(m: &TensorModel, step: &Step) -> TokenStream {
                 let a = operand(base);
                 quote!(#a.powi(#exp))
             }
+            Instr::Powf { base, exp, .. } if lane => {
+                let (a, b) = (operand(base), operand(exp));
+                quote!(#lane_ty::from(#a).powf(#b))
+            }
             Instr::Powf { base, exp, .. } => {
                 let (a, b) = (operand(base), operand(exp));
                 quote!(#a.powf(#b))
             }
+            Instr::Call { func, arg, .. } if lane => crate::lane_call_tokens(*func, operand(arg)),
             Instr::Call { func, arg, .. } => call_function(*func, operand(arg)),
             Instr::Copy { src, .. } => operand(src),
         };
-        quote!(let #dst: f64 = #value;)
-    });
-    let result = step
-        .body
-        .outputs
-        .first()
-        .map_or_else(|| quote!(0.0), operand);
+        reg_lanes.insert(ins.dst(), lane);
+        body.push(if lane {
+            quote!(let #dst: #lane_ty = #value;)
+        } else {
+            quote!(let #dst: f64 = #value;)
+        });
+    }
+    let result = step.body.outputs.first();
+    let result_in_lanes = result.is_some_and(|o| is_lanes(o, &reg_lanes));
+    let result = result.map_or_else(|| quote!(0.0), operand);
     let all: Vec<Axis> = (0..rank).map(|var| Axis::Loop { var, shift: 0 }).collect();
     let target = flat(out.offset, &all, &out.shape);
     let reduces = step.loops.len() > rank;
-    let store = if reduces {
-        quote!(s[#target] += #result;)
-    } else {
-        quote!(s[#target] = #result;)
+    let store = match (lanes, reduces) {
+        (0, true) => quote!(s[#target] += #result;),
+        (0, false) => quote!(s[#target] = #result;),
+        (_, _) => {
+            let value = if result_in_lanes {
+                result
+            } else {
+                quote!(#lane_ty::splat(#result))
+            };
+            let target = flat_scaled(out.offset, &all, &out.shape, lanes);
+            let value = if reduces {
+                quote!((#lane_ty::load(&s[#target..]) + #value))
+            } else {
+                value
+            };
+            quote!(#value.store(&mut s[#target..]);)
+        }
     };
     let mut nest = quote!(#(#loads)* #(#body)* #store);
     for (k, &len) in step.loops.iter().enumerate().rev() {
@@ -259,13 +343,23 @@ fn step_tokens(m: &TensorModel, step: &Step) -> TokenStream {
         nest = quote!(for #i in 0..#len { #nest });
     }
     let zero = if reduces {
-        let (start, end) = (n(out.offset), n(out.offset + out.len()));
+        let per = lanes.max(1);
+        let (start, end) = (n(out.offset * per), n((out.offset + out.len()) * per));
         quote!(s[#start..#end].fill(0.0);)
     } else {
         quote!()
     };
-    let fn_name = format_ident!("step_{}", out.name);
-    let doc = format!(" `{}` {}", out.name, step_summary(m, step, rank));
+    let (fn_name, doc) = if lanes > 0 {
+        (
+            format_ident!("step_{}_lanes", out.name),
+            format!(" `{}` for {lanes} rows at once.", out.name),
+        )
+    } else {
+        (
+            format_ident!("step_{}", out.name),
+            format!(" `{}` {}", out.name, step_summary(m, step, rank)),
+        )
+    };
     quote! {
         #[doc = #doc]
         #[inline(always)]
@@ -336,6 +430,7 @@ fn stage_fn(
     stage: &Stage,
     name: &Ident,
     with_row: bool,
+    lanes: usize,
     doc: &str,
 ) -> TokenStream {
     let mut stmts = Vec::new();
@@ -348,8 +443,12 @@ fn stage_fn(
             stmts.push(quote!(if level.rank() < #rank { return; }));
             current = step.level;
         }
-        steps.push(step_tokens(m, step));
-        let f = format_ident!("step_{}", m.tensors[step.out].name);
+        steps.push(step_tokens(m, step, lanes, with_row));
+        let f = if lanes > 0 {
+            format_ident!("step_{}_lanes", m.tensors[step.out].name)
+        } else {
+            format_ident!("step_{}", m.tensors[step.out].name)
+        };
         stmts.push(quote!(#f(t, #row_arg, c, s);));
     }
     let row = if with_row {
@@ -391,17 +490,35 @@ fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
         &m.sample,
         &format_ident!("sample"),
         true,
+        0,
         " The per-sample stage's steps for one data row `x`, into the scratch vector `s`.",
     );
+    let lanes = LANES;
+    let lanes_doc = format!(
+        " The per-sample stage's steps for {lanes} rows at once (`x[j·{lanes} + r]` is column j \
+         of row r; entry e of a buffer at `s[e·{lanes} + r]`)."
+    );
+    let sample_lanes = stage_fn(
+        m,
+        &m.sample,
+        &format_ident!("sample_lanes"),
+        true,
+        lanes,
+        &lanes_doc,
+    );
+    let w = n(lanes);
+    let lane_ty = lane_type(lanes);
     let regularizer = stage_fn(
         m,
         &m.regularizer,
         &format_ident!("regularizer"),
         false,
+        0,
         " The regularizer's steps, into the scratch vector `s`.",
     );
     quote! {
         use ::hessforge_kernels::ir::Outputs;
+        use ::hessforge_kernels::ir::lanes::#lane_ty;
         use ::hessforge_kernels::ir::tensor::{GradientTerm, HessianTerm, Source, Stage, Steps, TensorModel};
         use ::hessforge_kernels::{Kernel, Rows, runtime};
 
@@ -425,6 +542,7 @@ fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
         }
 
         #sample
+        #sample_lanes
         #regularizer
 
         /// The generated steps, for the shared accumulation.
@@ -438,6 +556,13 @@ fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
             #[inline]
             fn regularizer(&self, level: Outputs, theta: &[f64], constants: &[f64], scratch: &mut [f64]) {
                 regularizer(level, theta, constants, scratch);
+            }
+            fn lanes(&self) -> usize {
+                #w
+            }
+            #[inline(always)]
+            fn sample_lanes(&self, level: Outputs, theta: &[f64], rows: &[f64], constants: &[f64], scratch: &mut [f64]) {
+                sample_lanes(level, theta, rows, constants, scratch);
             }
         }
 

@@ -75,6 +75,20 @@ impl<const W: usize> Lanes<W> {
         Self([v; W])
     }
 
+    /// The first W values of `s` (one per lane).
+    #[inline(always)]
+    pub fn load(s: &[f64]) -> Self {
+        let mut a = [0.0; W];
+        a.copy_from_slice(&s[..W]);
+        Self(a)
+    }
+
+    /// The lanes into the first W values of `s`.
+    #[inline(always)]
+    pub fn store(self, s: &mut [f64]) {
+        s[..W].copy_from_slice(&self.0);
+    }
+
     /// f applied to every lane.
     #[inline(always)]
     pub fn map(self, f: impl Fn(f64) -> f64) -> Self {

@@ -25,6 +25,7 @@
 //! [`TensorModel::hess_vec`] are the interpreter; a Hessian–vector product
 //! contracts the terms with v and never forms the P × P matrix.
 
+use crate::lanes::Lanes;
 use crate::{InvalidProgram, Outputs, Program};
 use serde::{Deserialize, Serialize};
 
@@ -235,10 +236,31 @@ pub trait Steps {
     );
     /// The regularizer's steps needed at `level`, into `scratch`.
     fn regularizer(&self, level: Outputs, theta: &[f64], constants: &[f64], scratch: &mut [f64]);
+    /// The number of rows [`Steps::sample_lanes`] takes at once (4 or 8),
+    /// or 0 (the default) when the steps take one row at a time.
+    fn lanes(&self) -> usize {
+        0
+    }
+    /// The per-sample stage's steps for W = [`Steps::lanes`] rows at once,
+    /// lane r for row r: `rows[j·W + r]` is column j of row r, and every
+    /// buffer entry e is at `scratch[e·W + r]`.
+    fn sample_lanes(
+        &self,
+        level: Outputs,
+        theta: &[f64],
+        rows: &[f64],
+        constants: &[f64],
+        scratch: &mut [f64],
+    ) {
+        let _ = (level, theta, rows, constants, scratch);
+        unreachable!("sample_lanes of steps that take one row at a time");
+    }
 }
 
-/// The interpreter of a model's own steps.
-struct Interpreter<'a>(&'a TensorModel);
+/// The interpreter of a model's own steps (what [`TensorModel::evaluate`]
+/// runs), one row at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Interpreter<'a>(pub &'a TensorModel);
 
 impl Steps for Interpreter<'_> {
     fn sample(
@@ -424,18 +446,40 @@ impl TensorModel {
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> RowSums {
+        let n = self.row_count(at);
+        let lanes = match steps.lanes() {
+            w @ (4 | 8) if !self.data.is_empty() && n >= w => w,
+            _ => 0,
+        };
         with_workspace(|ws| {
             let Workspace {
                 scratch,
                 plan,
                 gathered,
+                lane_sums,
+                block,
+                spare,
                 ..
             } = ws;
-            plan.fill(self, &self.sample, level, None, self.row_count(at));
+            plan.fill(self, &self.sample, level, None, n, lanes);
             gathered.resize(plan.gathered_len, 0.0);
+            lane_sums.clear();
+            lane_sums.resize(plan.lane_sums_len, 0.0);
             let mut acc = Accumulator::new(self, plan, level, grad, hess, None, gathered);
-            let rows = self.each_row(steps, level, at, &mut acc, scratch);
+            acc.lane_sums = lane_sums;
+            acc.spare = std::mem::take(spare);
+            let rows = match lanes {
+                8 => self.rows_in_lanes::<8>(steps, level, at, &mut acc, scratch, block),
+                4 => self.rows_in_lanes::<4>(steps, level, at, &mut acc, scratch, block),
+                _ => self.each_row(steps, level, at, &mut acc, scratch),
+            };
             acc.flush();
+            match lanes {
+                8 => acc.sum_lanes::<8>(),
+                4 => acc.sum_lanes::<4>(),
+                _ => {}
+            }
+            *spare = std::mem::take(&mut acc.spare);
             RowSums {
                 loss: acc.loss,
                 rows,
@@ -467,7 +511,7 @@ impl TensorModel {
                 blocks,
                 ..
             } = ws;
-            plan.fill(self, &self.regularizer, level, None, 1);
+            plan.fill(self, &self.regularizer, level, None, 1, 0);
             gathered.resize(plan.gathered_len, 0.0);
             scratch.clear();
             scratch.resize(self.regularizer.scratch, 0.0);
@@ -500,7 +544,7 @@ impl TensorModel {
             // The gradient comes on the way and is not wanted.
             grad.clear();
             grad.resize(p, 0.0);
-            plan.fill(self, &self.sample, level, Some(v), self.row_count(at));
+            plan.fill(self, &self.sample, level, Some(v), self.row_count(at), 0);
             let mut acc = Accumulator::new(self, plan, level, grad, out, Some(v), gathered);
             let rows = self.each_row(steps, level, at, &mut acc, scratch);
             let sums = RowSums {
@@ -509,7 +553,7 @@ impl TensorModel {
             };
             let scale = sums.scale();
             scale_outputs(p, level, Some(v), scale, grad, out);
-            plan.fill(self, &self.regularizer, level, Some(v), 1);
+            plan.fill(self, &self.regularizer, level, Some(v), 1, 0);
             scratch.clear();
             scratch.resize(self.regularizer.scratch, 0.0);
             steps.regularizer(level, at.theta, at.constants, scratch);
@@ -569,6 +613,51 @@ impl TensorModel {
                 n
             }
         }
+    }
+
+    /// Runs the sample stage W rows at a time through
+    /// [`Steps::sample_lanes`] (the last n mod W rows one at a time) into
+    /// `acc`; returns the number of rows.
+    fn rows_in_lanes<const W: usize>(
+        &self,
+        steps: &impl Steps,
+        level: Outputs,
+        at: At<'_>,
+        acc: &mut Accumulator<'_>,
+        scratch: &mut Vec<f64>,
+        block: &mut Vec<f64>,
+    ) -> usize {
+        let n = self.row_count(at);
+        let full = n / W * W;
+        scratch.clear();
+        scratch.resize(self.sample.scratch * W, 0.0);
+        block.clear();
+        block.resize(self.data.len() * W, 0.0);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            unsafe { lane_blocks_avx2::<W>(self, steps, level, at, full, acc, scratch, block) };
+        } else {
+            lane_blocks::<W>(self, steps, level, at, full, acc, scratch, block);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        lane_blocks::<W>(self, steps, level, at, full, acc, scratch, block);
+        // The rest one row at a time.
+        let cols = self.data.len();
+        scratch.clear();
+        scratch.resize(self.sample.scratch, 0.0);
+        for k in full..n {
+            let r = at.rows.map_or(k, |rows| rows[k]);
+            steps.sample(
+                level,
+                at.theta,
+                &at.data[r * cols..(r + 1) * cols],
+                at.constants,
+                scratch,
+            );
+            acc.add(scratch);
+        }
+        n
     }
 
     /// Every step of a stage up to `level`, for one row.
@@ -700,6 +789,55 @@ fn each_paired(
     }
 }
 
+/// The first `full` selected rows of `at`, W at a time: each block of
+/// rows transposed into `block` (column by column), its steps run by
+/// [`Steps::sample_lanes`] and added by [`Accumulator::add_lanes`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn lane_blocks<const W: usize>(
+    m: &TensorModel,
+    steps: &impl Steps,
+    level: Outputs,
+    at: At<'_>,
+    full: usize,
+    acc: &mut Accumulator<'_>,
+    scratch: &mut [f64],
+    block: &mut [f64],
+) {
+    let cols = m.data.len();
+    for start in (0..full).step_by(W) {
+        for lane in 0..W {
+            let k = start + lane;
+            let r = at.rows.map_or(k, |rows| rows[k]);
+            let row = &at.data[r * cols..(r + 1) * cols];
+            for (j, x) in row.iter().enumerate() {
+                block[j * W + lane] = *x;
+            }
+        }
+        steps.sample_lanes(level, at.theta, block, at.constants, scratch);
+        acc.add_lanes::<W>(scratch);
+    }
+}
+
+/// [`lane_blocks`] compiled for AVX2 (with the generated steps inlined):
+/// four lanes fill one register. No fused multiply–add, so the bits are
+/// those of the portable path.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+fn lane_blocks_avx2<const W: usize>(
+    m: &TensorModel,
+    steps: &impl Steps,
+    level: Outputs,
+    at: At<'_>,
+    full: usize,
+    acc: &mut Accumulator<'_>,
+    scratch: &mut [f64],
+    block: &mut [f64],
+) {
+    lane_blocks::<W>(m, steps, level, at, full, acc, scratch, block);
+}
+
 /// The lower blocks of the Hessian from the upper ones: block (U, T) is
 /// block (T, U) transposed, for T before U; and within a diagonal block the
 /// lower triangle is the upper one (only the upper one is accumulated).
@@ -787,6 +925,12 @@ struct Workspace {
     grad: Vec<f64>,
     /// The Hessian's blocks, for mirroring.
     blocks: Vec<(usize, usize)>,
+    /// Per-lane sums of a pass in lanes (see [`Plan::lane_sums_len`]).
+    lane_sums: Vec<f64>,
+    /// W rows, column by column.
+    block: Vec<f64>,
+    /// One lane's u and v of a term added lane by lane.
+    spare: Vec<f64>,
 }
 
 thread_local! {
@@ -811,6 +955,9 @@ enum TermKind {
     Outer,
     /// u vᵀ gathered; its rows start at this offset of the gathered rows.
     Gathered(usize),
+    /// u vᵀ summed lane by lane (a pass in lanes; a small block): its
+    /// per-lane sums start at this offset of the lane sums.
+    Lanes(usize),
     /// A δ-pattern product; its pairs are `Plan::pairs[start..end]`.
     Paired(usize, usize),
 }
@@ -834,6 +981,20 @@ struct Term {
     tensors: (usize, usize),
 }
 
+impl Term {
+    /// The lengths of what the term reads: u (or the dense block) and v.
+    fn lengths(&self) -> (usize, usize) {
+        match self.kind {
+            TermKind::Dense => (self.rows * self.cols, 0),
+            _ => (self.rows, self.cols),
+        }
+    }
+}
+
+/// In a pass in lanes, blocks of at most this many entries sum their
+/// rank-1 terms lane by lane (W sums per entry); larger ones are gathered.
+pub const LANE_SUM_ENTRIES: usize = 1024;
+
 /// A stage's outputs as scratch offsets, resolved once per pass.
 #[derive(Debug, Default)]
 struct Plan {
@@ -845,20 +1006,23 @@ struct Plan {
     pairs: Vec<(usize, usize)>,
     /// Length of the gathered rows of all gathered terms.
     gathered_len: usize,
+    /// Length of the per-lane sums of a pass in W lanes: the loss (W), the
+    /// gradient (P·W) and the lane-summed terms (rows·cols·W each).
+    lane_sums_len: usize,
 }
 
 impl Plan {
     /// The plan of `stage` at `level` (with `v`: of ∇²L·v), for a pass over
-    /// `rows` rows.
+    /// `n_rows` rows, `lanes` at a time (0: one at a time).
     fn fill(
         &mut self,
         m: &TensorModel,
         stage: &Stage,
         level: Outputs,
         v: Option<&[f64]>,
-        rows: usize,
+        n_rows: usize,
+        lanes: usize,
     ) {
-        let n_rows = rows;
         let at = |b: usize| m.tensors[b].offset;
         self.loss = stage.loss.map(at);
         self.gradient.clear();
@@ -871,6 +1035,7 @@ impl Plan {
         self.terms.clear();
         self.pairs.clear();
         self.gathered_len = 0;
+        self.lane_sums_len = lanes * (1 + m.n_params());
         if level.rank() < 2 {
             return;
         }
@@ -886,9 +1051,15 @@ impl Plan {
                         self.pairs.extend_from_slice(pairs);
                         TermKind::Paired(start, self.pairs.len())
                     } else if v.is_some()
-                        || (rows * cols <= DIRECT_UPDATE_ENTRIES && n_rows < ROW_BLOCK)
+                        || (lanes == 0
+                            && rows * cols <= DIRECT_UPDATE_ENTRIES
+                            && n_rows < ROW_BLOCK)
                     {
                         TermKind::Outer
+                    } else if lanes > 0 && rows * cols <= LANE_SUM_ENTRIES {
+                        let start = self.lane_sums_len;
+                        self.lane_sums_len += rows * cols * lanes;
+                        TermKind::Lanes(start)
                     } else {
                         let start = self.gathered_len;
                         self.gathered_len += ROW_BLOCK * (rows + cols);
@@ -914,9 +1085,9 @@ impl Plan {
 
 /// Sums a stage's outputs over rows: the loss, the gradient, and the
 /// Hessian's upper blocks (dense terms and paired products row by row;
-/// small outer products too, large ones gathered [`ROW_BLOCK`] rows at a
-/// time into one matrix product), or with `v` the Hessian's product with
-/// v (every term contracted row by row).
+/// small outer products too, or lane by lane in a pass in lanes; large ones
+/// gathered [`ROW_BLOCK`] rows at a time into one matrix product), or with
+/// `v` the Hessian's product with v (every term contracted row by row).
 struct Accumulator<'a> {
     model: &'a TensorModel,
     plan: &'a Plan,
@@ -929,6 +1100,10 @@ struct Accumulator<'a> {
     gathered: &'a mut [f64],
     /// Rows gathered since the last flush.
     rows: usize,
+    /// Per-lane sums (a pass in lanes).
+    lane_sums: &'a mut [f64],
+    /// One lane's values of a term.
+    spare: Vec<f64>,
 }
 
 impl<'a> Accumulator<'a> {
@@ -951,6 +1126,8 @@ impl<'a> Accumulator<'a> {
             level: level.rank(),
             gathered,
             rows: 0,
+            lane_sums: &mut [],
+            spare: Vec::new(),
         }
     }
 
@@ -973,9 +1150,11 @@ impl<'a> Accumulator<'a> {
             return;
         }
         for term in &plan.terms {
+            let (lu, lv) = term.lengths();
+            let (u, w) = (&scratch[term.u..term.u + lu], &scratch[term.v..term.v + lv]);
             match self.v {
-                Some(v) => self.add_times_v(term, scratch, v),
-                None => self.add_term(term, scratch),
+                Some(v) => self.add_times_v(term, u, w, v),
+                None => self.add_term(term, u, w),
             }
         }
         self.rows += 1;
@@ -984,27 +1163,132 @@ impl<'a> Accumulator<'a> {
         }
     }
 
-    /// One term into ∇²L.
+    /// W rows' outputs from `scratch` in lanes (entry e of lane r at
+    /// `scratch[e·W + r]`): the loss, the gradient and the small rank-1
+    /// terms into per-lane sums, the large ones gathered, the others lane
+    /// by lane.
+    #[inline(always)]
+    fn add_lanes<const W: usize>(&mut self, scratch: &[f64]) {
+        let plan = self.plan;
+        let sums = &mut *self.lane_sums;
+        if let Some(l) = plan.loss {
+            let s = Lanes::<W>::load(&sums[..W]) + Lanes::<W>::load(&scratch[l * W..]);
+            s.store(&mut sums[..W]);
+        }
+        for &(at, from, len) in &plan.gradient {
+            let dst = &mut sums[W + at * W..W + (at + len) * W];
+            for (o, x) in dst.iter_mut().zip(&scratch[from * W..(from + len) * W]) {
+                *o += x;
+            }
+        }
+        if self.level < 2 {
+            return;
+        }
+        for t in &plan.terms {
+            let (nr, nc) = (t.rows, t.cols);
+            match t.kind {
+                TermKind::Lanes(start) => {
+                    let sums = &mut *self.lane_sums;
+                    for i in 0..nr {
+                        let a = Lanes::<W>::load(&scratch[(t.u + i) * W..]);
+                        let first = if t.diagonal { i } else { 0 };
+                        for j in first..nc {
+                            let b = Lanes::<W>::load(&scratch[(t.v + j) * W..]);
+                            let at = start + (i * nc + j) * W;
+                            let h = Lanes::<W>::load(&sums[at..]) + a * b;
+                            h.store(&mut sums[at..]);
+                        }
+                    }
+                }
+                TermKind::Gathered(start) => {
+                    let (gu, gw) = self.gathered[start..].split_at_mut(ROW_BLOCK * nr);
+                    for lane in 0..W {
+                        let r = self.rows + lane;
+                        for (i, o) in gu[r * nr..(r + 1) * nr].iter_mut().enumerate() {
+                            *o = scratch[(t.u + i) * W + lane];
+                        }
+                        for (j, o) in gw[r * nc..(r + 1) * nc].iter_mut().enumerate() {
+                            *o = scratch[(t.v + j) * W + lane];
+                        }
+                    }
+                }
+                TermKind::Dense | TermKind::Outer | TermKind::Paired(..) => {
+                    let (lu, lv) = t.lengths();
+                    let mut spare = std::mem::take(&mut self.spare);
+                    spare.resize(lu + lv, 0.0);
+                    for lane in 0..W {
+                        for (e, o) in spare[..lu].iter_mut().enumerate() {
+                            *o = scratch[(t.u + e) * W + lane];
+                        }
+                        for (e, o) in spare[lu..].iter_mut().enumerate() {
+                            *o = scratch[(t.v + e) * W + lane];
+                        }
+                        let (u, w) = spare.split_at(lu);
+                        self.add_term(t, u, w);
+                    }
+                    self.spare = spare;
+                }
+            }
+        }
+        self.rows += W;
+        if self.rows == ROW_BLOCK {
+            self.flush();
+        }
+    }
+
+    /// The per-lane sums into the outputs (each sum pairwise over its
+    /// lanes, always in the same order).
+    fn sum_lanes<const W: usize>(&mut self) {
+        let p = self.model.n_params();
+        let sums = &self.lane_sums[..];
+        if sums.is_empty() {
+            return;
+        }
+        if self.plan.loss.is_some() {
+            self.loss += Lanes::<W>::load(sums).sum();
+        }
+        if self.level >= 1 {
+            for (i, g) in self.grad[..p].iter_mut().enumerate() {
+                *g += Lanes::<W>::load(&sums[W + i * W..]).sum();
+            }
+        }
+        if self.level < 2 {
+            return;
+        }
+        for t in &self.plan.terms {
+            let TermKind::Lanes(start) = t.kind else {
+                continue;
+            };
+            for i in 0..t.rows {
+                let first = if t.diagonal { i } else { 0 };
+                for j in first..t.cols {
+                    let s = Lanes::<W>::load(&sums[start + (i * t.cols + j) * W..]).sum();
+                    self.hess[(t.row + i) * p + t.col + j] += s;
+                }
+            }
+        }
+    }
+
+    /// One row's term into ∇²L: `u` and `w` its buffers (the dense block
+    /// in `u`).
     #[inline]
-    fn add_term(&mut self, t: &Term, scratch: &[f64]) {
+    fn add_term(&mut self, t: &Term, u: &[f64], w: &[f64]) {
         let p = self.model.n_params();
         let (nr, nc) = (t.rows, t.cols);
         match t.kind {
             TermKind::Dense => {
-                let d = &scratch[t.u..t.u + nr * nc];
                 for i in 0..nr {
                     let first = if t.diagonal { i } else { 0 };
                     let at = (t.row + i) * p + t.col;
                     for (o, x) in self.hess[at + first..at + nc]
                         .iter_mut()
-                        .zip(&d[i * nc + first..(i + 1) * nc])
+                        .zip(&u[i * nc + first..(i + 1) * nc])
                     {
                         *o += x;
                     }
                 }
             }
-            TermKind::Outer => {
-                let (u, w) = (&scratch[t.u..t.u + nr], &scratch[t.v..t.v + nc]);
+            TermKind::Outer | TermKind::Lanes(_) => {
                 for (i, a) in u.iter().enumerate() {
                     let first = if t.diagonal { i } else { 0 };
                     let at = (t.row + i) * p + t.col;
@@ -1016,14 +1300,13 @@ impl<'a> Accumulator<'a> {
             TermKind::Gathered(start) => {
                 let r = self.rows;
                 let (gu, gw) = self.gathered[start..].split_at_mut(ROW_BLOCK * nr);
-                gu[r * nr..(r + 1) * nr].copy_from_slice(&scratch[t.u..t.u + nr]);
-                gw[r * nc..(r + 1) * nc].copy_from_slice(&scratch[t.v..t.v + nc]);
+                gu[r * nr..(r + 1) * nr].copy_from_slice(u);
+                gw[r * nc..(r + 1) * nc].copy_from_slice(w);
             }
             TermKind::Paired(start, end) => {
                 let m = self.model;
                 let pairs = &self.plan.pairs[start..end];
                 let (rt, ct) = (&m.tensors[t.tensors.0], &m.tensors[t.tensors.1]);
-                let (u, w) = (&scratch[t.u..t.u + nr], &scratch[t.v..t.v + nc]);
                 let hess = &mut *self.hess;
                 each_paired(&rt.shape, &ct.shape, pairs, |i, j| {
                     if !t.diagonal || i <= j {
@@ -1034,18 +1317,18 @@ impl<'a> Accumulator<'a> {
         }
     }
 
-    /// One term times v into ∇²L·v (both halves of an off-diagonal block).
+    /// One row's term times v into ∇²L·v (both halves of an off-diagonal
+    /// block).
     #[inline]
-    fn add_times_v(&mut self, t: &Term, scratch: &[f64], v: &[f64]) {
+    fn add_times_v(&mut self, t: &Term, u: &[f64], w: &[f64], v: &[f64]) {
         let (nr, nc) = (t.rows, t.cols);
         let mirrored = !t.diagonal;
         let hess = &mut *self.hess;
         match t.kind {
             TermKind::Dense => {
-                let d = &scratch[t.u..t.u + nr * nc];
                 for i in 0..nr {
                     for j in 0..nc {
-                        let x = d[i * nc + j];
+                        let x = u[i * nc + j];
                         hess[t.row + i] += x * v[t.col + j];
                         if mirrored {
                             hess[t.col + j] += x * v[t.row + i];
@@ -1053,9 +1336,8 @@ impl<'a> Accumulator<'a> {
                     }
                 }
             }
-            TermKind::Outer | TermKind::Gathered(_) => {
+            TermKind::Outer | TermKind::Gathered(_) | TermKind::Lanes(_) => {
                 // (u vᵀ) x = u (v·x)
-                let (u, w) = (&scratch[t.u..t.u + nr], &scratch[t.v..t.v + nc]);
                 let wv: f64 = w.iter().zip(&v[t.col..]).map(|(a, b)| a * b).sum();
                 for (o, a) in hess[t.row..t.row + nr].iter_mut().zip(u) {
                     *o += a * wv;
@@ -1071,7 +1353,6 @@ impl<'a> Accumulator<'a> {
                 let m = self.model;
                 let pairs = &self.plan.pairs[start..end];
                 let (rt, ct) = (&m.tensors[t.tensors.0], &m.tensors[t.tensors.1]);
-                let (u, w) = (&scratch[t.u..t.u + nr], &scratch[t.v..t.v + nc]);
                 each_paired(&rt.shape, &ct.shape, pairs, |i, j| {
                     let x = u[i] * w[j];
                     hess[t.row + i] += x * v[t.col + j];
