@@ -88,30 +88,6 @@ fn step_t4(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[0] += r1;
     }
 }
-/// `t5` `t5` = f(t4, b, y) (4 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t5(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = s[0];
-    let p1: f64 = t[10];
-    let p2: f64 = x[10];
-    let r2: f64 = p2 * (-1.0);
-    let r2: f64 = p0 + p1 + r2;
-    let r2: f64 = r2 * r2;
-    let r2: f64 = 0.5 * r2;
-    s[1] = r2;
-}
-/// `t6` `t6` = f(y, t4, b) (2 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t6(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = x[10];
-    let p1: f64 = s[0];
-    let p2: f64 = t[10];
-    let r2: f64 = p0 * (-1.0);
-    let r2: f64 = p1 + p2 + r2;
-    s[2] = r2;
-}
 /// `t7` `t7[i0]` = f(t6, x[i0]), for i0 < 10 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -122,17 +98,6 @@ fn step_t7(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r1: f64 = p0 * p1;
         s[3 + i0] = r1;
     }
-}
-/// `t8` `t8` = f(y, t4, b) (2 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t8(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = x[10];
-    let p1: f64 = s[0];
-    let p2: f64 = t[10];
-    let r2: f64 = p0 * (-1.0);
-    let r2: f64 = p1 + p2 + r2;
-    s[13] = r2;
 }
 /// `t9` `t9[i0]` = f(x[i0]), for i0 < 10 (1 instruction).
 #[inline(always)]
@@ -154,39 +119,38 @@ fn step_t10(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[24 + i0] = r0;
     }
 }
-/// `t11` `t11` = f() (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t11(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let r0: f64 = 1.0;
-    s[34] = r0;
-}
-/// `t12` `t12` = f() (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t12(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let r0: f64 = 1.0;
-    s[35] = r0;
-}
 /// The per-sample stage's steps for one data row `x`, into the scratch vector `s`.
 #[inline(always)]
 #[allow(unused_variables)]
 fn sample(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     step_t4(t, x, c, s);
-    step_t5(t, x, c, s);
+    let v4: f64 = s[0];
+    let a0: f64 = t[10];
+    let a1: f64 = x[10];
+    let r2: f64 = a1 * (-1.0);
+    let r3: f64 = v4 + a0 + r2;
+    let r4: f64 = r3 * r3;
+    let r5: f64 = 0.5 * r4;
+    let v5: f64 = r5;
+    s[1] = v5;
     if level.rank() < 1 {
         return;
     }
-    step_t6(t, x, c, s);
+    let v6: f64 = r3;
+    s[2] = v6;
     step_t7(t, x, c, s);
-    step_t8(t, x, c, s);
+    let v8: f64 = r3;
+    s[13] = v8;
     if level.rank() < 2 {
         return;
     }
     step_t9(t, x, c, s);
     step_t10(t, x, c, s);
-    step_t11(t, x, c, s);
-    step_t12(t, x, c, s);
+    let r6: f64 = 1.0;
+    let v11: f64 = r6;
+    s[34] = v11;
+    let v12: f64 = r6;
+    s[35] = v12;
 }
 /// `t4` for 8 rows at once.
 #[inline(always)]
@@ -200,30 +164,6 @@ fn step_t4_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         (F64x8::load(&s[0..]) + r1).store(&mut s[0..]);
     }
 }
-/// `t5` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t5_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&s[0..]);
-    let p1: f64 = t[10];
-    let p2: F64x8 = F64x8::load(&x[80..]);
-    let r2: F64x8 = p2 * (-1.0);
-    let r2: F64x8 = p0 + p1 + r2;
-    let r2: F64x8 = r2 * r2;
-    let r2: F64x8 = 0.5 * r2;
-    r2.store(&mut s[8..]);
-}
-/// `t6` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t6_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&x[80..]);
-    let p1: F64x8 = F64x8::load(&s[0..]);
-    let p2: f64 = t[10];
-    let r2: F64x8 = p0 * (-1.0);
-    let r2: F64x8 = p1 + p2 + r2;
-    r2.store(&mut s[16..]);
-}
 /// `t7` for 8 rows at once.
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -234,17 +174,6 @@ fn step_t7_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r1: F64x8 = p0 * p1;
         r1.store(&mut s[24 + i0 * 8..]);
     }
-}
-/// `t8` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t8_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&x[80..]);
-    let p1: F64x8 = F64x8::load(&s[0..]);
-    let p2: f64 = t[10];
-    let r2: F64x8 = p0 * (-1.0);
-    let r2: F64x8 = p1 + p2 + r2;
-    r2.store(&mut s[104..]);
 }
 /// `t9` for 8 rows at once.
 #[inline(always)]
@@ -266,39 +195,38 @@ fn step_t10_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r0.store(&mut s[192 + i0 * 8..]);
     }
 }
-/// `t11` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t11_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let r0: f64 = 1.0;
-    F64x8::splat(r0).store(&mut s[272..]);
-}
-/// `t12` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t12_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let r0: f64 = 1.0;
-    F64x8::splat(r0).store(&mut s[280..]);
-}
 /// The per-sample stage's steps for 8 rows at once (`x[j·8 + r]` is column j of row r; entry e of a buffer at `s[e·8 + r]`).
 #[inline(always)]
 #[allow(unused_variables)]
 fn sample_lanes(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     step_t4_lanes(t, x, c, s);
-    step_t5_lanes(t, x, c, s);
+    let v4: F64x8 = F64x8::load(&s[0..]);
+    let a0: f64 = t[10];
+    let a1: F64x8 = F64x8::load(&x[80..]);
+    let r2: F64x8 = a1 * (-1.0);
+    let r3: F64x8 = v4 + a0 + r2;
+    let r4: F64x8 = r3 * r3;
+    let r5: F64x8 = 0.5 * r4;
+    let v5: F64x8 = r5;
+    v5.store(&mut s[8..]);
     if level.rank() < 1 {
         return;
     }
-    step_t6_lanes(t, x, c, s);
+    let v6: F64x8 = r3;
+    v6.store(&mut s[16..]);
     step_t7_lanes(t, x, c, s);
-    step_t8_lanes(t, x, c, s);
+    let v8: F64x8 = r3;
+    v8.store(&mut s[104..]);
     if level.rank() < 2 {
         return;
     }
     step_t9_lanes(t, x, c, s);
     step_t10_lanes(t, x, c, s);
-    step_t11_lanes(t, x, c, s);
-    step_t12_lanes(t, x, c, s);
+    let r6: f64 = 1.0;
+    let v11: f64 = r6;
+    F64x8::splat(v11).store(&mut s[272..]);
+    let v12: f64 = r6;
+    F64x8::splat(v12).store(&mut s[280..]);
 }
 /// The regularizer's steps, into the scratch vector `s`.
 #[inline(always)]

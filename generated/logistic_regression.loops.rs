@@ -109,38 +109,6 @@ fn step_t5(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[0] += r1;
     }
 }
-/// `t6` `t6` = f(y, t5, b) (9 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t6(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = x[10];
-    let p1: f64 = s[0];
-    let p2: f64 = t[10];
-    let r0: f64 = p1 + p2;
-    let r1: f64 = (-1.0) * r0;
-    let r1: f64 = ::hessforge_kernels::ir::math::softplus(r1);
-    let r1: f64 = p0 * r1;
-    let r4: f64 = p0 * (-1.0);
-    let r4: f64 = 1.0 + r4;
-    let r0: f64 = ::hessforge_kernels::ir::math::softplus(r0);
-    let r0: f64 = r4 * r0;
-    let r4: f64 = r1 + r0;
-    s[1] = r4;
-}
-/// `t7` `t7` = f(t5, b, y) (5 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t7(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = s[0];
-    let p1: f64 = t[10];
-    let p2: f64 = x[10];
-    let r2: f64 = p0 + p1;
-    let r2: f64 = ::hessforge_kernels::ir::math::sigmoid(r2);
-    let r2: f64 = (-1.0) * r2;
-    let r2: f64 = p2 + r2;
-    let r2: f64 = (-1.0) * r2;
-    s[2] = r2;
-}
 /// `t8` `t8[i0]` = f(t7, x[i0]), for i0 < 10 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -152,19 +120,6 @@ fn step_t8(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[3 + i0] = r1;
     }
 }
-/// `t9` `t9` = f(y, t5, b) (4 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t9(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = x[10];
-    let p1: f64 = s[0];
-    let p2: f64 = t[10];
-    let r3: f64 = p0 * (-1.0);
-    let r1: f64 = p1 + p2;
-    let r1: f64 = ::hessforge_kernels::ir::math::sigmoid(r1);
-    let r3: f64 = r3 + r1;
-    s[13] = r3;
-}
 /// `t10` `t10[i0]` = f(x[i0]), for i0 < 10 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -174,18 +129,6 @@ fn step_t10(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r0: f64 = p0;
         s[14 + i0] = r0;
     }
-}
-/// `t11` `t11` = f(t5, b) (4 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t11(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = s[0];
-    let p1: f64 = t[10];
-    let r3: f64 = p0 + p1;
-    let r3: f64 = ::hessforge_kernels::ir::math::sigmoid(r3);
-    let r1: f64 = (-1.0) + r3;
-    let r3: f64 = (-1.0) * r3 * r1;
-    s[24] = r3;
 }
 /// `t12` `t12[i0]` = f(t11, x[i0]), for i0 < 10 (1 instruction).
 #[inline(always)]
@@ -198,45 +141,52 @@ fn step_t12(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[25 + i0] = r1;
     }
 }
-/// `t13` `t13` = f() (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t13(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let r0: f64 = 1.0;
-    s[35] = r0;
-}
-/// `t14` `t14` = f(t5, b) (4 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t14(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = s[0];
-    let p1: f64 = t[10];
-    let r3: f64 = p0 + p1;
-    let r3: f64 = ::hessforge_kernels::ir::math::sigmoid(r3);
-    let r1: f64 = (-1.0) + r3;
-    let r3: f64 = (-1.0) * r3 * r1;
-    s[36] = r3;
-}
 /// The per-sample stage's steps for one data row `x`, into the scratch vector `s`.
 #[inline(always)]
 #[allow(unused_variables)]
 fn sample(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     step_t5(t, x, c, s);
-    step_t6(t, x, c, s);
+    let v5: f64 = s[0];
+    let a0: f64 = x[10];
+    let a1: f64 = t[10];
+    let r2: f64 = v5 + a1;
+    let r3: f64 = (-1.0) * r2;
+    let r4: f64 = ::hessforge_kernels::ir::math::softplus(r3);
+    let r5: f64 = a0 * r4;
+    let r6: f64 = a0 * (-1.0);
+    let r7: f64 = 1.0 + r6;
+    let r8: f64 = ::hessforge_kernels::ir::math::softplus(r2);
+    let r9: f64 = r7 * r8;
+    let r10: f64 = r5 + r9;
+    let v6: f64 = r10;
+    s[1] = v6;
     if level.rank() < 1 {
         return;
     }
-    step_t7(t, x, c, s);
+    let r11: f64 = ::hessforge_kernels::ir::math::sigmoid(r2);
+    let r12: f64 = (-1.0) * r11;
+    let r13: f64 = a0 + r12;
+    let r14: f64 = (-1.0) * r13;
+    let v7: f64 = r14;
+    s[2] = v7;
     step_t8(t, x, c, s);
-    step_t9(t, x, c, s);
+    let r15: f64 = r6 + r11;
+    let v9: f64 = r15;
+    s[13] = v9;
     if level.rank() < 2 {
         return;
     }
     step_t10(t, x, c, s);
-    step_t11(t, x, c, s);
+    let r16: f64 = (-1.0) + r11;
+    let r17: f64 = (-1.0) * r11 * r16;
+    let v11: f64 = r17;
+    s[24] = v11;
     step_t12(t, x, c, s);
-    step_t13(t, x, c, s);
-    step_t14(t, x, c, s);
+    let r18: f64 = 1.0;
+    let v13: f64 = r18;
+    s[35] = v13;
+    let v14: f64 = r17;
+    s[36] = v14;
 }
 /// `t5` for 8 rows at once.
 #[inline(always)]
@@ -250,38 +200,6 @@ fn step_t5_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         (F64x8::load(&s[0..]) + r1).store(&mut s[0..]);
     }
 }
-/// `t6` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t6_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&x[80..]);
-    let p1: F64x8 = F64x8::load(&s[0..]);
-    let p2: f64 = t[10];
-    let r0: F64x8 = p1 + p2;
-    let r1: F64x8 = (-1.0) * r0;
-    let r1: F64x8 = r1.softplus();
-    let r1: F64x8 = p0 * r1;
-    let r4: F64x8 = p0 * (-1.0);
-    let r4: F64x8 = 1.0 + r4;
-    let r0: F64x8 = r0.softplus();
-    let r0: F64x8 = r4 * r0;
-    let r4: F64x8 = r1 + r0;
-    r4.store(&mut s[8..]);
-}
-/// `t7` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t7_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&s[0..]);
-    let p1: f64 = t[10];
-    let p2: F64x8 = F64x8::load(&x[80..]);
-    let r2: F64x8 = p0 + p1;
-    let r2: F64x8 = r2.sigmoid();
-    let r2: F64x8 = (-1.0) * r2;
-    let r2: F64x8 = p2 + r2;
-    let r2: F64x8 = (-1.0) * r2;
-    r2.store(&mut s[16..]);
-}
 /// `t8` for 8 rows at once.
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -293,19 +211,6 @@ fn step_t8_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r1.store(&mut s[24 + i0 * 8..]);
     }
 }
-/// `t9` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t9_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&x[80..]);
-    let p1: F64x8 = F64x8::load(&s[0..]);
-    let p2: f64 = t[10];
-    let r3: F64x8 = p0 * (-1.0);
-    let r1: F64x8 = p1 + p2;
-    let r1: F64x8 = r1.sigmoid();
-    let r3: F64x8 = r3 + r1;
-    r3.store(&mut s[104..]);
-}
 /// `t10` for 8 rows at once.
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -315,18 +220,6 @@ fn step_t10_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r0: F64x8 = p0;
         r0.store(&mut s[112 + i0 * 8..]);
     }
-}
-/// `t11` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t11_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&s[0..]);
-    let p1: f64 = t[10];
-    let r3: F64x8 = p0 + p1;
-    let r3: F64x8 = r3.sigmoid();
-    let r1: F64x8 = (-1.0) + r3;
-    let r3: F64x8 = (-1.0) * r3 * r1;
-    r3.store(&mut s[192..]);
 }
 /// `t12` for 8 rows at once.
 #[inline(always)]
@@ -339,45 +232,54 @@ fn step_t12_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r1.store(&mut s[200 + i0 * 8..]);
     }
 }
-/// `t13` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t13_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let r0: f64 = 1.0;
-    F64x8::splat(r0).store(&mut s[280..]);
-}
-/// `t14` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t14_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&s[0..]);
-    let p1: f64 = t[10];
-    let r3: F64x8 = p0 + p1;
-    let r3: F64x8 = r3.sigmoid();
-    let r1: F64x8 = (-1.0) + r3;
-    let r3: F64x8 = (-1.0) * r3 * r1;
-    r3.store(&mut s[288..]);
-}
 /// The per-sample stage's steps for 8 rows at once (`x[j·8 + r]` is column j of row r; entry e of a buffer at `s[e·8 + r]`).
 #[inline(always)]
 #[allow(unused_variables)]
 fn sample_lanes(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     step_t5_lanes(t, x, c, s);
-    step_t6_lanes(t, x, c, s);
+    let v5: F64x8 = F64x8::load(&s[0..]);
+    let a0: F64x8 = F64x8::load(&x[80..]);
+    let a1: f64 = t[10];
+    let r2: F64x8 = v5 + a1;
+    let r3: F64x8 = (-1.0) * r2;
+    let e4: F64x8 = r3.exp_neg_abs();
+    let l5: F64x8 = e4.ln_1p();
+    let r6: F64x8 = r3.softplus_with(l5);
+    let r7: F64x8 = a0 * r6;
+    let r8: F64x8 = a0 * (-1.0);
+    let r9: F64x8 = 1.0 + r8;
+    let r10: F64x8 = r2.softplus_with(l5);
+    let r11: F64x8 = r9 * r10;
+    let r12: F64x8 = r7 + r11;
+    let v6: F64x8 = r12;
+    v6.store(&mut s[8..]);
     if level.rank() < 1 {
         return;
     }
-    step_t7_lanes(t, x, c, s);
+    let r13: F64x8 = r2.sigmoid_with(e4);
+    let r14: F64x8 = (-1.0) * r13;
+    let r15: F64x8 = a0 + r14;
+    let r16: F64x8 = (-1.0) * r15;
+    let v7: F64x8 = r16;
+    v7.store(&mut s[16..]);
     step_t8_lanes(t, x, c, s);
-    step_t9_lanes(t, x, c, s);
+    let r17: F64x8 = r8 + r13;
+    let v9: F64x8 = r17;
+    v9.store(&mut s[104..]);
     if level.rank() < 2 {
         return;
     }
     step_t10_lanes(t, x, c, s);
-    step_t11_lanes(t, x, c, s);
+    let r18: F64x8 = (-1.0) + r13;
+    let r19: F64x8 = (-1.0) * r13 * r18;
+    let v11: F64x8 = r19;
+    v11.store(&mut s[192..]);
     step_t12_lanes(t, x, c, s);
-    step_t13_lanes(t, x, c, s);
-    step_t14_lanes(t, x, c, s);
+    let r20: f64 = 1.0;
+    let v13: f64 = r20;
+    F64x8::splat(v13).store(&mut s[280..]);
+    let v14: F64x8 = r19;
+    v14.store(&mut s[288..]);
 }
 /// `t15` `t15` = Σ over i0 < 10 of f(w[i0]) (1 instruction).
 #[inline(always)]
@@ -389,15 +291,6 @@ fn step_t15(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r1: f64 = p0 * p0;
         s[0] += r1;
     }
-}
-/// `t16` `t16` = f(lambda, t15) (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t16(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = c[0];
-    let p1: f64 = s[0];
-    let r1: f64 = p0 * p1 * 0.5;
-    s[1] = r1;
 }
 /// `t17` `t17[i0]` = f(lambda, w[i0]), for i0 < 10 (1 instruction).
 #[inline(always)]
@@ -419,14 +312,6 @@ fn step_t18(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[12 + i0] = r0;
     }
 }
-/// `t19` `t19` = f(lambda) (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t19(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = c[0];
-    let r0: f64 = p0;
-    s[22] = r0;
-}
 /// `t20` `t20[i0]` = f(t19), for i0 < 10 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -442,7 +327,11 @@ fn step_t20(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 #[allow(unused_variables)]
 fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
     step_t15(t, &[], c, s);
-    step_t16(t, &[], c, s);
+    let v15: f64 = s[0];
+    let a0: f64 = c[0];
+    let r1: f64 = a0 * v15 * 0.5;
+    let v16: f64 = r1;
+    s[1] = v16;
     if level.rank() < 1 {
         return;
     }
@@ -451,7 +340,8 @@ fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
         return;
     }
     step_t18(t, &[], c, s);
-    step_t19(t, &[], c, s);
+    let v19: f64 = a0;
+    s[22] = v19;
     step_t20(t, &[], c, s);
 }
 /// The generated steps, for the shared accumulation.

@@ -276,30 +276,6 @@ fn step_t7(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[4] += r2;
     }
 }
-/// `t8` `t8` = f(t7, d, y) (4 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t8(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = s[4];
-    let p1: f64 = t[16];
-    let p2: f64 = x[2];
-    let r2: f64 = p2 * (-1.0);
-    let r2: f64 = p0 + p1 + r2;
-    let r2: f64 = r2 * r2;
-    let r2: f64 = 0.5 * r2;
-    s[5] = r2;
-}
-/// `t9` `t9` = f(y, t7, d) (2 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t9(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = x[2];
-    let p1: f64 = s[4];
-    let p2: f64 = t[16];
-    let r2: f64 = p0 * (-1.0);
-    let r2: f64 = p1 + p2 + r2;
-    s[6] = r2;
-}
 /// `t10` `t10[i0]` = f(t6[i0], c[i0], v[i0]), for i0 < 4 (6 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -363,17 +339,6 @@ fn step_t13(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[23 + i0] = r2;
     }
 }
-/// `t14` `t14` = f(y, t7, d) (2 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t14(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = x[2];
-    let p1: f64 = s[4];
-    let p2: f64 = t[16];
-    let r2: f64 = p0 * (-1.0);
-    let r2: f64 = p1 + p2 + r2;
-    s[27] = r2;
-}
 /// `t15` `t15[i0, i1]` = f(x[i1]), for i0 < 4, i1 < 2 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -427,14 +392,6 @@ fn step_t18(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t19` `t19` = f(y) (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t19(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = x[2];
-    let r1: f64 = p0 * 2.0;
-    s[56] = r1;
-}
 /// `t20` `t20[i0]` = f(t6[i0], c[i0], v[i0]), for i0 < 4 (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -448,14 +405,6 @@ fn step_t20(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r2: f64 = p2 * r2;
         s[57 + i0] = r2;
     }
-}
-/// `t21` `t21` = f(y) (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t21(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = x[2];
-    let r1: f64 = p0 * 2.0;
-    s[61] = r1;
 }
 /// `t22` `t22[i0]` = f(t6[i0], c[i0], v[i0]), for i0 < 4 (4 instructions).
 #[inline(always)]
@@ -472,22 +421,6 @@ fn step_t22(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[62 + i0] = r2;
     }
 }
-/// `t23` `t23` = f(y) (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t23(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = x[2];
-    let r1: f64 = p0 * (-2.0);
-    s[66] = r1;
-}
-/// `t24` `t24` = f(y) (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t24(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = x[2];
-    let r1: f64 = p0 * (-2.0);
-    s[67] = r1;
-}
 /// `t25` `t25[i0]` = f(t6[i0], c[i0], v[i0]), for i0 < 4 (4 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -502,46 +435,6 @@ fn step_t25(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r2: f64 = p2 * r2;
         s[68 + i0] = r2;
     }
-}
-/// `t26` `t26` = f(t7, d) (2 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t26(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = s[4];
-    let p1: f64 = t[16];
-    let r2: f64 = p0 + p1;
-    let r2: f64 = (-2.0) * r2;
-    s[72] = r2;
-}
-/// `t27` `t27` = f(t7, d) (2 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t27(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = s[4];
-    let p1: f64 = t[16];
-    let r2: f64 = p0 + p1;
-    let r2: f64 = (-2.0) * r2;
-    s[73] = r2;
-}
-/// `t28` `t28` = f(t7, d) (2 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t28(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = s[4];
-    let p1: f64 = t[16];
-    let r2: f64 = p0 + p1;
-    let r2: f64 = 2.0 * r2;
-    s[74] = r2;
-}
-/// `t29` `t29` = f(t7, d) (2 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t29(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = s[4];
-    let p1: f64 = t[16];
-    let r2: f64 = p0 + p1;
-    let r2: f64 = 2.0 * r2;
-    s[75] = r2;
 }
 /// `t30` `t30[i0, i1]` = f(t19, t20[i0], x[i1], t21, t22[i0], t23, t24, t25[i0], t26, t27, t28, t29), for i0 < 4, i1 < 2 (8 instructions).
 #[inline(always)]
@@ -572,27 +465,6 @@ fn step_t30(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
             s[76 + i0 * 2 + i1] = r4;
         }
     }
-}
-/// `t31` `t31` = f() (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t31(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let r0: f64 = 1.0;
-    s[84] = r0;
-}
-/// `t32` `t32` = f() (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t32(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let r0: f64 = 1.0;
-    s[85] = r0;
-}
-/// `t33` `t33` = f() (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t33(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let r0: f64 = (-1.0);
-    s[86] = r0;
 }
 /// `t34` `t34[i0, i1]` = f(t31, v[i0], x[i1], t32, t20[i0], t33, t22[i0]), for i0 < 4, i1 < 2 (6 instructions).
 #[inline(always)]
@@ -666,23 +538,6 @@ fn step_t38(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[111 + i0] = r2;
     }
 }
-/// `t39` `t39` = f(y) (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t39(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = x[2];
-    let r1: f64 = p0 * (-1.0);
-    s[115] = r1;
-}
-/// `t40` `t40` = f(t7, d) (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t40(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = s[4];
-    let p1: f64 = t[16];
-    let r1: f64 = p0 + p1;
-    s[116] = r1;
-}
 /// `t41` `t41[i0]` = f(t39, x[i0], t40), for i0 < 2 (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -696,14 +551,6 @@ fn step_t41(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[117 + i0] = r2;
     }
 }
-/// `t42` `t42` = f(y) (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t42(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = x[2];
-    let r1: f64 = p0 * (-1.0);
-    s[119] = r1;
-}
 /// `t43` `t43[i0]` = f(t6[i0], c[i0]), for i0 < 4 (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -715,31 +562,6 @@ fn step_t43(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r2: f64 = r2.tanh();
         s[120 + i0] = r2;
     }
-}
-/// `t44` `t44` = f(t7, d) (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t44(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = s[4];
-    let p1: f64 = t[16];
-    let r1: f64 = p0 + p1;
-    s[124] = r1;
-}
-/// `t45` `t45` = f(y) (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t45(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = x[2];
-    let r0: f64 = p0;
-    s[125] = r0;
-}
-/// `t46` `t46` = f(y) (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t46(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = x[2];
-    let r0: f64 = p0;
-    s[126] = r0;
 }
 /// `t47` `t47[i0]` = f(t6[i0], c[i0]), for i0 < 4 (3 instructions).
 #[inline(always)]
@@ -753,26 +575,6 @@ fn step_t47(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r2: f64 = r2 * r2;
         s[127 + i0] = r2;
     }
-}
-/// `t48` `t48` = f(t7, d) (2 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t48(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = s[4];
-    let p1: f64 = t[16];
-    let r2: f64 = p0 + p1;
-    let r2: f64 = (-1.0) * r2;
-    s[131] = r2;
-}
-/// `t49` `t49` = f(t7, d) (2 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t49(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = s[4];
-    let p1: f64 = t[16];
-    let r2: f64 = p0 + p1;
-    let r2: f64 = (-1.0) * r2;
-    s[132] = r2;
 }
 /// `t50` `t50[i0, i1]` = f(t41[i1], t42, t43[i0], x[i1], t44, t45, t46, t47[i0], t48, t49), for i0 < 4, i1 < 2 (7 instructions).
 #[inline(always)]
@@ -853,13 +655,6 @@ fn step_t53(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
             s[149 + i0 * 2 + i1] = r5;
         }
     }
-}
-/// `t54` `t54` = f() (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t54(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let r0: f64 = 1.0;
-    s[157] = r0;
 }
 /// `t55` `t55[i0, i1]` = f(v[i0], x[i1], t17[i0]), for i0 < 4, i1 < 2 (3 instructions).
 #[inline(always)]
@@ -942,17 +737,6 @@ fn step_t58(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[174 + i0] = r2;
     }
 }
-/// `t59` `t59` = f(y, t7, d) (2 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t59(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = x[2];
-    let p1: f64 = s[4];
-    let p2: f64 = t[16];
-    let r2: f64 = p0 * (-1.0);
-    let r2: f64 = p1 + p2 + r2;
-    s[178] = r2;
-}
 /// `t60` `t60[i0]` = f(t59, t42, t6[i0], c[i0], t44, t45, t46, t48, t49), for i0 < 4 (7 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -1027,29 +811,32 @@ fn step_t63(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[191 + i0] = r2;
     }
 }
-/// `t64` `t64` = f() (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t64(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let r0: f64 = 1.0;
-    s[195] = r0;
-}
 /// The per-sample stage's steps for one data row `x`, into the scratch vector `s`.
 #[inline(always)]
 #[allow(unused_variables)]
 fn sample(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     step_t6(t, x, c, s);
     step_t7(t, x, c, s);
-    step_t8(t, x, c, s);
+    let v7: f64 = s[4];
+    let a0: f64 = t[16];
+    let a1: f64 = x[2];
+    let r2: f64 = a1 * (-1.0);
+    let r3: f64 = v7 + a0 + r2;
+    let r4: f64 = r3 * r3;
+    let r5: f64 = 0.5 * r4;
+    let v8: f64 = r5;
+    s[5] = v8;
     if level.rank() < 1 {
         return;
     }
-    step_t9(t, x, c, s);
+    let v9: f64 = r3;
+    s[6] = v9;
     step_t10(t, x, c, s);
     step_t11(t, x, c, s);
     step_t12(t, x, c, s);
     step_t13(t, x, c, s);
-    step_t14(t, x, c, s);
+    let v14: f64 = r3;
+    s[27] = v14;
     if level.rank() < 2 {
         return;
     }
@@ -1057,52 +844,82 @@ fn sample(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     step_t16(t, x, c, s);
     step_t17(t, x, c, s);
     step_t18(t, x, c, s);
-    step_t19(t, x, c, s);
+    let r6: f64 = a1 * 2.0;
+    let v19: f64 = r6;
+    s[56] = v19;
     step_t20(t, x, c, s);
-    step_t21(t, x, c, s);
+    let v21: f64 = r6;
+    s[61] = v21;
     step_t22(t, x, c, s);
-    step_t23(t, x, c, s);
-    step_t24(t, x, c, s);
+    let r7: f64 = a1 * (-2.0);
+    let v23: f64 = r7;
+    s[66] = v23;
+    let v24: f64 = r7;
+    s[67] = v24;
     step_t25(t, x, c, s);
-    step_t26(t, x, c, s);
-    step_t27(t, x, c, s);
-    step_t28(t, x, c, s);
-    step_t29(t, x, c, s);
+    let r8: f64 = v7 + a0;
+    let r9: f64 = (-2.0) * r8;
+    let v26: f64 = r9;
+    s[72] = v26;
+    let v27: f64 = r9;
+    s[73] = v27;
+    let r10: f64 = 2.0 * r8;
+    let v28: f64 = r10;
+    s[74] = v28;
+    let v29: f64 = r10;
+    s[75] = v29;
     step_t30(t, x, c, s);
-    step_t31(t, x, c, s);
-    step_t32(t, x, c, s);
-    step_t33(t, x, c, s);
+    let r11: f64 = 1.0;
+    let v31: f64 = r11;
+    s[84] = v31;
+    let v32: f64 = r11;
+    s[85] = v32;
+    let r12: f64 = (-1.0);
+    let v33: f64 = r12;
+    s[86] = v33;
     step_t34(t, x, c, s);
     step_t35(t, x, c, s);
     step_t36(t, x, c, s);
     step_t37(t, x, c, s);
     step_t38(t, x, c, s);
-    step_t39(t, x, c, s);
-    step_t40(t, x, c, s);
+    let v39: f64 = r2;
+    s[115] = v39;
+    let v40: f64 = r8;
+    s[116] = v40;
     step_t41(t, x, c, s);
-    step_t42(t, x, c, s);
+    let v42: f64 = r2;
+    s[119] = v42;
     step_t43(t, x, c, s);
-    step_t44(t, x, c, s);
-    step_t45(t, x, c, s);
-    step_t46(t, x, c, s);
+    let v44: f64 = r8;
+    s[124] = v44;
+    let v45: f64 = a1;
+    s[125] = v45;
+    let v46: f64 = a1;
+    s[126] = v46;
     step_t47(t, x, c, s);
-    step_t48(t, x, c, s);
-    step_t49(t, x, c, s);
+    let r13: f64 = (-1.0) * r8;
+    let v48: f64 = r13;
+    s[131] = v48;
+    let v49: f64 = r13;
+    s[132] = v49;
     step_t50(t, x, c, s);
     step_t51(t, x, c, s);
     step_t52(t, x, c, s);
     step_t53(t, x, c, s);
-    step_t54(t, x, c, s);
+    let v54: f64 = r11;
+    s[157] = v54;
     step_t55(t, x, c, s);
     step_t56(t, x, c, s);
     step_t57(t, x, c, s);
     step_t58(t, x, c, s);
-    step_t59(t, x, c, s);
+    let v59: f64 = r3;
+    s[178] = v59;
     step_t60(t, x, c, s);
     step_t61(t, x, c, s);
     step_t62(t, x, c, s);
     step_t63(t, x, c, s);
-    step_t64(t, x, c, s);
+    let v64: f64 = r11;
+    s[195] = v64;
 }
 /// `t6` for 8 rows at once.
 #[inline(always)]
@@ -1132,30 +949,6 @@ fn step_t7_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r2: F64x8 = p0 * r2;
         (F64x8::load(&s[32..]) + r2).store(&mut s[32..]);
     }
-}
-/// `t8` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t8_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&s[32..]);
-    let p1: f64 = t[16];
-    let p2: F64x8 = F64x8::load(&x[16..]);
-    let r2: F64x8 = p2 * (-1.0);
-    let r2: F64x8 = p0 + p1 + r2;
-    let r2: F64x8 = r2 * r2;
-    let r2: F64x8 = 0.5 * r2;
-    r2.store(&mut s[40..]);
-}
-/// `t9` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t9_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&x[16..]);
-    let p1: F64x8 = F64x8::load(&s[32..]);
-    let p2: f64 = t[16];
-    let r2: F64x8 = p0 * (-1.0);
-    let r2: F64x8 = p1 + p2 + r2;
-    r2.store(&mut s[48..]);
 }
 /// `t10` for 8 rows at once.
 #[inline(always)]
@@ -1220,17 +1013,6 @@ fn step_t13_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r2.store(&mut s[184 + i0 * 8..]);
     }
 }
-/// `t14` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t14_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&x[16..]);
-    let p1: F64x8 = F64x8::load(&s[32..]);
-    let p2: f64 = t[16];
-    let r2: F64x8 = p0 * (-1.0);
-    let r2: F64x8 = p1 + p2 + r2;
-    r2.store(&mut s[216..]);
-}
 /// `t15` for 8 rows at once.
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -1284,14 +1066,6 @@ fn step_t18_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t19` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t19_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&x[16..]);
-    let r1: F64x8 = p0 * 2.0;
-    r1.store(&mut s[448..]);
-}
 /// `t20` for 8 rows at once.
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -1305,14 +1079,6 @@ fn step_t20_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r2: F64x8 = p2 * r2;
         r2.store(&mut s[456 + i0 * 8..]);
     }
-}
-/// `t21` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t21_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&x[16..]);
-    let r1: F64x8 = p0 * 2.0;
-    r1.store(&mut s[488..]);
 }
 /// `t22` for 8 rows at once.
 #[inline(always)]
@@ -1329,22 +1095,6 @@ fn step_t22_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r2.store(&mut s[496 + i0 * 8..]);
     }
 }
-/// `t23` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t23_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&x[16..]);
-    let r1: F64x8 = p0 * (-2.0);
-    r1.store(&mut s[528..]);
-}
-/// `t24` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t24_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&x[16..]);
-    let r1: F64x8 = p0 * (-2.0);
-    r1.store(&mut s[536..]);
-}
 /// `t25` for 8 rows at once.
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -1359,46 +1109,6 @@ fn step_t25_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r2: F64x8 = p2 * r2;
         r2.store(&mut s[544 + i0 * 8..]);
     }
-}
-/// `t26` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t26_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&s[32..]);
-    let p1: f64 = t[16];
-    let r2: F64x8 = p0 + p1;
-    let r2: F64x8 = (-2.0) * r2;
-    r2.store(&mut s[576..]);
-}
-/// `t27` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t27_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&s[32..]);
-    let p1: f64 = t[16];
-    let r2: F64x8 = p0 + p1;
-    let r2: F64x8 = (-2.0) * r2;
-    r2.store(&mut s[584..]);
-}
-/// `t28` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t28_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&s[32..]);
-    let p1: f64 = t[16];
-    let r2: F64x8 = p0 + p1;
-    let r2: F64x8 = 2.0 * r2;
-    r2.store(&mut s[592..]);
-}
-/// `t29` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t29_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&s[32..]);
-    let p1: f64 = t[16];
-    let r2: F64x8 = p0 + p1;
-    let r2: F64x8 = 2.0 * r2;
-    r2.store(&mut s[600..]);
 }
 /// `t30` for 8 rows at once.
 #[inline(always)]
@@ -1429,27 +1139,6 @@ fn step_t30_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
             r4.store(&mut s[608 + i0 * 16 + i1 * 8..]);
         }
     }
-}
-/// `t31` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t31_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let r0: f64 = 1.0;
-    F64x8::splat(r0).store(&mut s[672..]);
-}
-/// `t32` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t32_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let r0: f64 = 1.0;
-    F64x8::splat(r0).store(&mut s[680..]);
-}
-/// `t33` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t33_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let r0: f64 = (-1.0);
-    F64x8::splat(r0).store(&mut s[688..]);
 }
 /// `t34` for 8 rows at once.
 #[inline(always)]
@@ -1523,23 +1212,6 @@ fn step_t38_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r2.store(&mut s[888 + i0 * 8..]);
     }
 }
-/// `t39` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t39_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&x[16..]);
-    let r1: F64x8 = p0 * (-1.0);
-    r1.store(&mut s[920..]);
-}
-/// `t40` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t40_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&s[32..]);
-    let p1: f64 = t[16];
-    let r1: F64x8 = p0 + p1;
-    r1.store(&mut s[928..]);
-}
 /// `t41` for 8 rows at once.
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -1553,14 +1225,6 @@ fn step_t41_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r2.store(&mut s[936 + i0 * 8..]);
     }
 }
-/// `t42` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t42_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&x[16..]);
-    let r1: F64x8 = p0 * (-1.0);
-    r1.store(&mut s[952..]);
-}
 /// `t43` for 8 rows at once.
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -1572,31 +1236,6 @@ fn step_t43_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r2: F64x8 = r2.tanh();
         r2.store(&mut s[960 + i0 * 8..]);
     }
-}
-/// `t44` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t44_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&s[32..]);
-    let p1: f64 = t[16];
-    let r1: F64x8 = p0 + p1;
-    r1.store(&mut s[992..]);
-}
-/// `t45` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t45_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&x[16..]);
-    let r0: F64x8 = p0;
-    r0.store(&mut s[1000..]);
-}
-/// `t46` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t46_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&x[16..]);
-    let r0: F64x8 = p0;
-    r0.store(&mut s[1008..]);
 }
 /// `t47` for 8 rows at once.
 #[inline(always)]
@@ -1610,26 +1249,6 @@ fn step_t47_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r2: F64x8 = r2 * r2;
         r2.store(&mut s[1016 + i0 * 8..]);
     }
-}
-/// `t48` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t48_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&s[32..]);
-    let p1: f64 = t[16];
-    let r2: F64x8 = p0 + p1;
-    let r2: F64x8 = (-1.0) * r2;
-    r2.store(&mut s[1048..]);
-}
-/// `t49` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t49_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&s[32..]);
-    let p1: f64 = t[16];
-    let r2: F64x8 = p0 + p1;
-    let r2: F64x8 = (-1.0) * r2;
-    r2.store(&mut s[1056..]);
 }
 /// `t50` for 8 rows at once.
 #[inline(always)]
@@ -1710,13 +1329,6 @@ fn step_t53_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
             r5.store(&mut s[1192 + i0 * 16 + i1 * 8..]);
         }
     }
-}
-/// `t54` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t54_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let r0: f64 = 1.0;
-    F64x8::splat(r0).store(&mut s[1256..]);
 }
 /// `t55` for 8 rows at once.
 #[inline(always)]
@@ -1799,17 +1411,6 @@ fn step_t58_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r2.store(&mut s[1392 + i0 * 8..]);
     }
 }
-/// `t59` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t59_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&x[16..]);
-    let p1: F64x8 = F64x8::load(&s[32..]);
-    let p2: f64 = t[16];
-    let r2: F64x8 = p0 * (-1.0);
-    let r2: F64x8 = p1 + p2 + r2;
-    r2.store(&mut s[1424..]);
-}
 /// `t60` for 8 rows at once.
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -1884,29 +1485,32 @@ fn step_t63_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r2.store(&mut s[1528 + i0 * 8..]);
     }
 }
-/// `t64` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t64_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let r0: f64 = 1.0;
-    F64x8::splat(r0).store(&mut s[1560..]);
-}
 /// The per-sample stage's steps for 8 rows at once (`x[j·8 + r]` is column j of row r; entry e of a buffer at `s[e·8 + r]`).
 #[inline(always)]
 #[allow(unused_variables)]
 fn sample_lanes(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     step_t6_lanes(t, x, c, s);
     step_t7_lanes(t, x, c, s);
-    step_t8_lanes(t, x, c, s);
+    let v7: F64x8 = F64x8::load(&s[32..]);
+    let a0: f64 = t[16];
+    let a1: F64x8 = F64x8::load(&x[16..]);
+    let r2: F64x8 = a1 * (-1.0);
+    let r3: F64x8 = v7 + a0 + r2;
+    let r4: F64x8 = r3 * r3;
+    let r5: F64x8 = 0.5 * r4;
+    let v8: F64x8 = r5;
+    v8.store(&mut s[40..]);
     if level.rank() < 1 {
         return;
     }
-    step_t9_lanes(t, x, c, s);
+    let v9: F64x8 = r3;
+    v9.store(&mut s[48..]);
     step_t10_lanes(t, x, c, s);
     step_t11_lanes(t, x, c, s);
     step_t12_lanes(t, x, c, s);
     step_t13_lanes(t, x, c, s);
-    step_t14_lanes(t, x, c, s);
+    let v14: F64x8 = r3;
+    v14.store(&mut s[216..]);
     if level.rank() < 2 {
         return;
     }
@@ -1914,52 +1518,82 @@ fn sample_lanes(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) 
     step_t16_lanes(t, x, c, s);
     step_t17_lanes(t, x, c, s);
     step_t18_lanes(t, x, c, s);
-    step_t19_lanes(t, x, c, s);
+    let r6: F64x8 = a1 * 2.0;
+    let v19: F64x8 = r6;
+    v19.store(&mut s[448..]);
     step_t20_lanes(t, x, c, s);
-    step_t21_lanes(t, x, c, s);
+    let v21: F64x8 = r6;
+    v21.store(&mut s[488..]);
     step_t22_lanes(t, x, c, s);
-    step_t23_lanes(t, x, c, s);
-    step_t24_lanes(t, x, c, s);
+    let r7: F64x8 = a1 * (-2.0);
+    let v23: F64x8 = r7;
+    v23.store(&mut s[528..]);
+    let v24: F64x8 = r7;
+    v24.store(&mut s[536..]);
     step_t25_lanes(t, x, c, s);
-    step_t26_lanes(t, x, c, s);
-    step_t27_lanes(t, x, c, s);
-    step_t28_lanes(t, x, c, s);
-    step_t29_lanes(t, x, c, s);
+    let r8: F64x8 = v7 + a0;
+    let r9: F64x8 = (-2.0) * r8;
+    let v26: F64x8 = r9;
+    v26.store(&mut s[576..]);
+    let v27: F64x8 = r9;
+    v27.store(&mut s[584..]);
+    let r10: F64x8 = 2.0 * r8;
+    let v28: F64x8 = r10;
+    v28.store(&mut s[592..]);
+    let v29: F64x8 = r10;
+    v29.store(&mut s[600..]);
     step_t30_lanes(t, x, c, s);
-    step_t31_lanes(t, x, c, s);
-    step_t32_lanes(t, x, c, s);
-    step_t33_lanes(t, x, c, s);
+    let r11: f64 = 1.0;
+    let v31: f64 = r11;
+    F64x8::splat(v31).store(&mut s[672..]);
+    let v32: f64 = r11;
+    F64x8::splat(v32).store(&mut s[680..]);
+    let r12: f64 = (-1.0);
+    let v33: f64 = r12;
+    F64x8::splat(v33).store(&mut s[688..]);
     step_t34_lanes(t, x, c, s);
     step_t35_lanes(t, x, c, s);
     step_t36_lanes(t, x, c, s);
     step_t37_lanes(t, x, c, s);
     step_t38_lanes(t, x, c, s);
-    step_t39_lanes(t, x, c, s);
-    step_t40_lanes(t, x, c, s);
+    let v39: F64x8 = r2;
+    v39.store(&mut s[920..]);
+    let v40: F64x8 = r8;
+    v40.store(&mut s[928..]);
     step_t41_lanes(t, x, c, s);
-    step_t42_lanes(t, x, c, s);
+    let v42: F64x8 = r2;
+    v42.store(&mut s[952..]);
     step_t43_lanes(t, x, c, s);
-    step_t44_lanes(t, x, c, s);
-    step_t45_lanes(t, x, c, s);
-    step_t46_lanes(t, x, c, s);
+    let v44: F64x8 = r8;
+    v44.store(&mut s[992..]);
+    let v45: F64x8 = a1;
+    v45.store(&mut s[1000..]);
+    let v46: F64x8 = a1;
+    v46.store(&mut s[1008..]);
     step_t47_lanes(t, x, c, s);
-    step_t48_lanes(t, x, c, s);
-    step_t49_lanes(t, x, c, s);
+    let r13: F64x8 = (-1.0) * r8;
+    let v48: F64x8 = r13;
+    v48.store(&mut s[1048..]);
+    let v49: F64x8 = r13;
+    v49.store(&mut s[1056..]);
     step_t50_lanes(t, x, c, s);
     step_t51_lanes(t, x, c, s);
     step_t52_lanes(t, x, c, s);
     step_t53_lanes(t, x, c, s);
-    step_t54_lanes(t, x, c, s);
+    let v54: f64 = r11;
+    F64x8::splat(v54).store(&mut s[1256..]);
     step_t55_lanes(t, x, c, s);
     step_t56_lanes(t, x, c, s);
     step_t57_lanes(t, x, c, s);
     step_t58_lanes(t, x, c, s);
-    step_t59_lanes(t, x, c, s);
+    let v59: F64x8 = r3;
+    v59.store(&mut s[1424..]);
     step_t60_lanes(t, x, c, s);
     step_t61_lanes(t, x, c, s);
     step_t62_lanes(t, x, c, s);
     step_t63_lanes(t, x, c, s);
-    step_t64_lanes(t, x, c, s);
+    let v64: f64 = r11;
+    F64x8::splat(v64).store(&mut s[1560..]);
 }
 /// The regularizer's steps, into the scratch vector `s`.
 #[inline(always)]

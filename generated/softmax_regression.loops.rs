@@ -174,25 +174,6 @@ fn step_t7(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[4] += r2;
     }
 }
-/// `t8` `t8` = f(t6, t7) (3 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t8(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = s[3];
-    let p1: f64 = s[4];
-    let r3: f64 = p1 * (-1.0);
-    let r1: f64 = p0.ln();
-    let r3: f64 = r3 + r1;
-    s[5] = r3;
-}
-/// `t9` `t9` = f(t6) (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t9(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = s[3];
-    let r1: f64 = p0.powi(-1i32);
-    s[6] = r1;
-}
 /// `t10` `t10[i0]` = f(t5[i0], b[i0], t9, y[i0]), for i0 < 3 (4 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -275,16 +256,6 @@ fn step_t15(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
             s[40 + i0 * 4 + i1] = r0;
         }
     }
-}
-/// `t16` `t16` = f(t6) (3 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t16(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = s[3];
-    let r2: f64 = p0 * p0;
-    let r2: f64 = r2.powi(-1i32);
-    let r2: f64 = (-1.0) * r2;
-    s[52] = r2;
 }
 /// `t17` `t17[i0, i1]` = f(t16, t13[i0], x[i1]), for i0 < 3, i1 < 4 (1 instruction).
 #[inline(always)]
@@ -369,12 +340,20 @@ fn step_t22(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 fn sample(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     step_t5(t, x, c, s);
     step_t6(t, x, c, s);
+    let v6: f64 = s[3];
     step_t7(t, x, c, s);
-    step_t8(t, x, c, s);
+    let v7: f64 = s[4];
+    let r0: f64 = v7 * (-1.0);
+    let r1: f64 = v6.ln();
+    let r2: f64 = r0 + r1;
+    let v8: f64 = r2;
+    s[5] = v8;
     if level.rank() < 1 {
         return;
     }
-    step_t9(t, x, c, s);
+    let r3: f64 = v6.powi(-1i32);
+    let v9: f64 = r3;
+    s[6] = v9;
     step_t10(t, x, c, s);
     step_t11(t, x, c, s);
     step_t12(t, x, c, s);
@@ -384,7 +363,11 @@ fn sample(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     step_t13(t, x, c, s);
     step_t14(t, x, c, s);
     step_t15(t, x, c, s);
-    step_t16(t, x, c, s);
+    let r4: f64 = v6 * v6;
+    let r5: f64 = r4.powi(-1i32);
+    let r6: f64 = (-1.0) * r5;
+    let v16: f64 = r6;
+    s[52] = v16;
     step_t17(t, x, c, s);
     step_t18(t, x, c, s);
     step_t19(t, x, c, s);
@@ -432,25 +415,6 @@ fn step_t7_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r2: F64x8 = p0 * r2;
         (F64x8::load(&s[32..]) + r2).store(&mut s[32..]);
     }
-}
-/// `t8` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t8_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&s[24..]);
-    let p1: F64x8 = F64x8::load(&s[32..]);
-    let r3: F64x8 = p1 * (-1.0);
-    let r1: F64x8 = p0.ln();
-    let r3: F64x8 = r3 + r1;
-    r3.store(&mut s[40..]);
-}
-/// `t9` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t9_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&s[24..]);
-    let r1: F64x8 = p0.powi(-1i32);
-    r1.store(&mut s[48..]);
 }
 /// `t10` for 8 rows at once.
 #[inline(always)]
@@ -535,16 +499,6 @@ fn step_t15_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t16` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t16_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: F64x8 = F64x8::load(&s[24..]);
-    let r2: F64x8 = p0 * p0;
-    let r2: F64x8 = r2.powi(-1i32);
-    let r2: F64x8 = (-1.0) * r2;
-    r2.store(&mut s[416..]);
-}
 /// `t17` for 8 rows at once.
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -628,12 +582,20 @@ fn step_t22_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 fn sample_lanes(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     step_t5_lanes(t, x, c, s);
     step_t6_lanes(t, x, c, s);
+    let v6: F64x8 = F64x8::load(&s[24..]);
     step_t7_lanes(t, x, c, s);
-    step_t8_lanes(t, x, c, s);
+    let v7: F64x8 = F64x8::load(&s[32..]);
+    let r0: F64x8 = v7 * (-1.0);
+    let r1: F64x8 = v6.ln();
+    let r2: F64x8 = r0 + r1;
+    let v8: F64x8 = r2;
+    v8.store(&mut s[40..]);
     if level.rank() < 1 {
         return;
     }
-    step_t9_lanes(t, x, c, s);
+    let r3: F64x8 = v6.powi(-1i32);
+    let v9: F64x8 = r3;
+    v9.store(&mut s[48..]);
     step_t10_lanes(t, x, c, s);
     step_t11_lanes(t, x, c, s);
     step_t12_lanes(t, x, c, s);
@@ -643,7 +605,11 @@ fn sample_lanes(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) 
     step_t13_lanes(t, x, c, s);
     step_t14_lanes(t, x, c, s);
     step_t15_lanes(t, x, c, s);
-    step_t16_lanes(t, x, c, s);
+    let r4: F64x8 = v6 * v6;
+    let r5: F64x8 = r4.powi(-1i32);
+    let r6: F64x8 = (-1.0) * r5;
+    let v16: F64x8 = r6;
+    v16.store(&mut s[416..]);
     step_t17_lanes(t, x, c, s);
     step_t18_lanes(t, x, c, s);
     step_t19_lanes(t, x, c, s);
@@ -675,15 +641,6 @@ fn step_t24(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[3] += r0;
     }
 }
-/// `t25` `t25` = f(lambda, t24) (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t25(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = c[0];
-    let p1: f64 = s[3];
-    let r1: f64 = p0 * p1 * 0.5;
-    s[4] = r1;
-}
 /// `t26` `t26[i0, i1]` = f(W[i0, i1], lambda), for i0 < 3, i1 < 4 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -708,14 +665,6 @@ fn step_t27(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t28` `t28` = f(lambda) (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t28(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let p0: f64 = c[0];
-    let r0: f64 = p0;
-    s[29] = r0;
-}
 /// `t29` `t29[i0, i1]` = f(t28), for i0 < 3, i1 < 4 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -734,7 +683,11 @@ fn step_t29(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
     step_t23(t, &[], c, s);
     step_t24(t, &[], c, s);
-    step_t25(t, &[], c, s);
+    let v24: f64 = s[3];
+    let a0: f64 = c[0];
+    let r1: f64 = a0 * v24 * 0.5;
+    let v25: f64 = r1;
+    s[4] = v25;
     if level.rank() < 1 {
         return;
     }
@@ -743,7 +696,8 @@ fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
         return;
     }
     step_t27(t, &[], c, s);
-    step_t28(t, &[], c, s);
+    let v28: f64 = a0;
+    s[29] = v28;
     step_t29(t, &[], c, s);
 }
 /// The generated steps, for the shared accumulation.

@@ -17,6 +17,7 @@ use hessforge_ir::tensor::{Axis, HessianTerm, Load, Source, Stage, Step, TensorM
 use hessforge_ir::{Func, Instr, Operand, Outputs};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
+use std::collections::HashMap;
 
 /// Rows the generated per-sample stage takes at once (two AVX2 registers
 /// per value, as the straight-line kernels of small programs).
@@ -232,13 +233,31 @@ fn load_in_lanes(m: &TensorModel, load: &Load, with_row: bool) -> bool {
     }
 }
 
-/// The statements of one step, for one row (`lanes` = 0) or for `lanes`
-/// rows at once (every value that differs from row to row in a lane type,
-/// the rest `f64`; rows and buffers laid out entry by entry, one value per
-/// lane).
-fn step_tokens(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> TokenStream {
-    let out = &m.tensors[step.out];
-    let rank = out.shape.len();
+/// A step's statements, before they are placed: the loads (`pI`), the
+/// body's registers, and the value of one iteration.
+struct StepParts {
+    loads: Vec<TokenStream>,
+    body: Vec<TokenStream>,
+    result: TokenStream,
+    /// Whether the value differs from lane to lane (else it is an `f64`).
+    result_in_lanes: bool,
+}
+
+/// A scalar buffer already held in a local variable of the stage function
+/// (and whether it is in lanes).
+type Locals = HashMap<usize, (Ident, bool)>;
+
+/// The parts of one step, for one row (`lanes` = 0) or for `lanes` rows at
+/// once (every value that differs from row to row in a lane type, the rest
+/// `f64`; rows and buffers laid out entry by entry, one value per lane).
+/// Scalar buffers in `locals` are read from their variables.
+fn step_parts(
+    m: &TensorModel,
+    step: &Step,
+    lanes: usize,
+    with_row: bool,
+    locals: &Locals,
+) -> StepParts {
     let lane_ty = lane_type(lanes.max(1));
     let mut in_lanes = vec![false; step.inputs.len()];
     let loads: Vec<TokenStream> = step
@@ -247,6 +266,16 @@ fn step_tokens(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> To
         .enumerate()
         .map(|(k, l)| {
             let p = format_ident!("p{k}");
+            if let Load::Entry { tensor, .. } = l
+                && let Some((local, lane)) = locals.get(tensor)
+            {
+                in_lanes[k] = *lane;
+                return if *lane {
+                    quote!(let #p: #lane_ty = #local;)
+                } else {
+                    quote!(let #p: f64 = #local;)
+                };
+            }
             if lanes > 0 && load_in_lanes(m, l, with_row) {
                 in_lanes[k] = true;
                 let Load::Entry { tensor, index } = l else {
@@ -267,8 +296,8 @@ fn step_tokens(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> To
         })
         .collect();
     // Whether each register's current value is in lanes.
-    let mut reg_lanes = std::collections::HashMap::<u32, bool>::new();
-    let is_lanes = |o: &Operand, regs: &std::collections::HashMap<u32, bool>| match *o {
+    let mut reg_lanes = HashMap::<u32, bool>::new();
+    let is_lanes = |o: &Operand, regs: &HashMap<u32, bool>| match *o {
         Operand::Param(k) | Operand::Data(k) | Operand::Constant(k) => {
             in_lanes.get(k as usize).copied().unwrap_or(false)
         }
@@ -315,28 +344,58 @@ fn step_tokens(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> To
     }
     let result = step.body.outputs.first();
     let result_in_lanes = result.is_some_and(|o| is_lanes(o, &reg_lanes));
-    let result = result.map_or_else(|| quote!(0.0), operand);
-    let all: Vec<Axis> = (0..rank).map(|var| Axis::Loop { var, shift: 0 }).collect();
-    let target = flat(out.offset, &all, &out.shape);
-    let reduces = step.loops.len() > rank;
-    let store = match (lanes, reduces) {
-        (0, true) => quote!(s[#target] += #result;),
-        (0, false) => quote!(s[#target] = #result;),
-        (_, _) => {
-            let value = if result_in_lanes {
-                result
-            } else {
-                quote!(#lane_ty::splat(#result))
-            };
-            let target = flat_scaled(out.offset, &all, &out.shape, lanes);
-            let value = if reduces {
-                quote!((#lane_ty::load(&s[#target..]) + #value))
-            } else {
-                value
-            };
-            quote!(#value.store(&mut s[#target..]);)
-        }
+    StepParts {
+        loads,
+        body,
+        result: result.map_or_else(|| quote!(0.0), operand),
+        result_in_lanes,
+    }
+}
+
+/// `value` stored into the scratch entry at `target` (added to it for a
+/// reduction); in lanes, one value per lane.
+fn store_tokens(
+    value: TokenStream,
+    in_lanes: bool,
+    target: TokenStream,
+    lanes: usize,
+    reduces: bool,
+) -> TokenStream {
+    if lanes == 0 {
+        return if reduces {
+            quote!(s[#target] += #value;)
+        } else {
+            quote!(s[#target] = #value;)
+        };
+    }
+    let lane_ty = lane_type(lanes);
+    let value = if in_lanes {
+        value
+    } else {
+        quote!(#lane_ty::splat(#value))
     };
+    let value = if reduces {
+        quote!((#lane_ty::load(&s[#target..]) + #value))
+    } else {
+        value
+    };
+    quote!(#value.store(&mut s[#target..]);)
+}
+
+/// The function of one step (for one row, or for `lanes` rows at once).
+fn step_fn(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> TokenStream {
+    let out = &m.tensors[step.out];
+    let rank = out.shape.len();
+    let StepParts {
+        loads,
+        body,
+        result,
+        result_in_lanes,
+    } = step_parts(m, step, lanes, with_row, &Locals::new());
+    let all: Vec<Axis> = (0..rank).map(|var| Axis::Loop { var, shift: 0 }).collect();
+    let target = flat_scaled(out.offset, &all, &out.shape, lanes.max(1));
+    let reduces = step.loops.len() > rank;
+    let store = store_tokens(result, result_in_lanes, target, lanes, reduces);
     let mut nest = quote!(#(#loads)* #(#body)* #store);
     for (k, &len) in step.loops.iter().enumerate().rev() {
         let (i, len) = (format_ident!("i{k}"), n(len));
@@ -423,8 +482,236 @@ fn step_summary(m: &TensorModel, step: &Step, rank: usize) -> String {
     )
 }
 
-/// Every step's function, and the stage's function calling them in order,
-/// with a return after each level.
+/// `a op b op …` (0 for none).
+fn joined(parts: &[&TokenStream], op: TokenStream) -> TokenStream {
+    let mut parts = parts.iter();
+    let first = parts.next().map_or_else(|| quote!(0.0), |p| (*p).clone());
+    parts.fold(first, |acc, p| quote!(#acc #op #p))
+}
+
+/// Value numbering over the steps without loops of one stage function:
+/// every load, arithmetic result and function value is computed once and
+/// named (`aN` loads, `rN` results, `eN` = e^{−|x|}, `lN` = ln(1 + e^{−|x|})),
+/// so that the steps that repeat a computation (σ(z) in p − y and in
+/// p(1 − p); both softplus(±z) of the loss) share it. In lanes, σ(±x) and
+/// softplus(±x) of the same x share e^{−|x|} and its logarithm, as the
+/// straight-line kernels do (the same bits as separate calls).
+struct Values {
+    lanes: usize,
+    /// A value's key (its operation and operands' names) → its name and
+    /// whether it is in lanes.
+    known: HashMap<String, (Ident, bool)>,
+    /// Values known to be −x, and x's name.
+    negation_of: HashMap<String, String>,
+    next: usize,
+}
+
+impl Values {
+    fn new(lanes: usize) -> Values {
+        Values {
+            lanes,
+            known: HashMap::new(),
+            negation_of: HashMap::new(),
+            next: 0,
+        }
+    }
+
+    /// The value of `key`, emitting `let <prefix>N: T = value;` into `out`
+    /// the first time.
+    fn name(
+        &mut self,
+        key: String,
+        prefix: &str,
+        in_lanes: bool,
+        value: impl FnOnce() -> TokenStream,
+        out: &mut Vec<TokenStream>,
+    ) -> (Ident, bool) {
+        if let Some(v) = self.known.get(&key) {
+            return v.clone();
+        }
+        let ident = format_ident!("{prefix}{}", self.next);
+        self.next += 1;
+        let value = value();
+        let ty = if in_lanes {
+            lane_type(self.lanes)
+        } else {
+            quote!(f64)
+        };
+        out.push(quote!(let #ident: #ty = #value;));
+        self.known.insert(key, (ident.clone(), in_lanes));
+        (ident, in_lanes)
+    }
+
+    /// The statements of a step without loops into `out`; its value's
+    /// name and whether it is in lanes.
+    fn step(
+        &mut self,
+        m: &TensorModel,
+        step: &Step,
+        with_row: bool,
+        locals: &Locals,
+        out: &mut Vec<TokenStream>,
+    ) -> (Ident, bool) {
+        let lanes = self.lanes;
+        let lane_ty = lane_type(lanes.max(1));
+        let params: Vec<(Ident, bool)> = step
+            .inputs
+            .iter()
+            .map(|l| {
+                if let Load::Entry { tensor, .. } = l
+                    && let Some(local) = locals.get(tensor)
+                {
+                    return local.clone();
+                }
+                if lanes > 0 && load_in_lanes(m, l, with_row) {
+                    let Load::Entry { tensor, index } = l else {
+                        unreachable!("only entries are in lanes")
+                    };
+                    let t = &m.tensors[*tensor];
+                    let slice = if t.source == Source::Row {
+                        quote!(x)
+                    } else {
+                        quote!(s)
+                    };
+                    let at = flat_scaled(t.offset, index, &t.shape, lanes);
+                    let value = quote!(#lane_ty::load(&#slice[#at..]));
+                    self.name(format!("load {value}"), "a", true, || value, out)
+                } else {
+                    let value = load_tokens(m, l);
+                    self.name(format!("load {value}"), "a", false, || value, out)
+                }
+            })
+            .collect();
+        // Each register's current value.
+        let mut regs: HashMap<u32, (Ident, bool)> = HashMap::new();
+        // An operand: its tokens, its key, whether it is in lanes.
+        let value_of = |o: &Operand,
+                        regs: &HashMap<u32, (Ident, bool)>|
+         -> (TokenStream, String, bool) {
+            let named = |(ident, lane): &(Ident, bool)| (quote!(#ident), ident.to_string(), *lane);
+            match *o {
+                Operand::Param(k) | Operand::Data(k) | Operand::Constant(k) => {
+                    named(&params[k as usize])
+                }
+                Operand::Reg(r) => named(&regs[&r]),
+                Operand::Literal(v) => (operand(o), format!("{v:e}"), false),
+            }
+        };
+        for ins in &step.body.instructions {
+            let ops: Vec<(TokenStream, String, bool)> =
+                ins.operands().iter().map(|o| value_of(o, &regs)).collect();
+            let lane = ops.iter().any(|(_, _, l)| *l);
+            let names = |sorted: bool| {
+                let mut n: Vec<&str> = ops.iter().map(|(_, k, _)| k.as_str()).collect();
+                if sorted {
+                    n.sort_unstable();
+                }
+                n.join(",")
+            };
+            let tokens: Vec<&TokenStream> = ops.iter().map(|(t, _, _)| t).collect();
+            let (key, value) = match ins {
+                Instr::Add { .. } => (format!("add {}", names(true)), joined(&tokens, quote!(+))),
+                Instr::Mul { .. } => (format!("mul {}", names(true)), joined(&tokens, quote!(*))),
+                Instr::Neg { .. } => {
+                    let a = tokens[0];
+                    (format!("neg {}", names(false)), quote!(-#a))
+                }
+                Instr::Div { .. } => {
+                    let (a, b) = (tokens[0], tokens[1]);
+                    (format!("div {}", names(false)), quote!(#a / #b))
+                }
+                Instr::Powi { exp, .. } => {
+                    let a = tokens[0];
+                    (format!("powi{exp} {}", names(false)), quote!(#a.powi(#exp)))
+                }
+                Instr::Powf { .. } if lane => {
+                    let (a, b) = (tokens[0], tokens[1]);
+                    (
+                        format!("powf {}", names(false)),
+                        quote!(#lane_ty::from(#a).powf(#b)),
+                    )
+                }
+                Instr::Powf { .. } => {
+                    let (a, b) = (tokens[0], tokens[1]);
+                    (format!("powf {}", names(false)), quote!(#a.powf(#b)))
+                }
+                Instr::Call {
+                    func: func @ (Func::Sigmoid | Func::Softplus),
+                    ..
+                } if lane => {
+                    let (a, x) = (tokens[0].clone(), ops[0].1.clone());
+                    let base = self.negation_of.get(&x).cloned().unwrap_or(x);
+                    let (e, _) = self.name(
+                        format!("exp_neg_abs {base}"),
+                        "e",
+                        true,
+                        || quote!(#a.exp_neg_abs()),
+                        out,
+                    );
+                    let value = if *func == Func::Sigmoid {
+                        quote!(#a.sigmoid_with(#e))
+                    } else {
+                        let (l, _) =
+                            self.name(format!("ln_1p {e}"), "l", true, || quote!(#e.ln_1p()), out);
+                        quote!(#a.softplus_with(#l))
+                    };
+                    (format!("{} {}", func.name(), names(false)), value)
+                }
+                Instr::Call { func, .. } if lane => (
+                    format!("{} {}", func.name(), names(false)),
+                    crate::lane_call_tokens(*func, tokens[0].clone()),
+                ),
+                Instr::Call { func, .. } => (
+                    format!("{} {}", func.name(), names(false)),
+                    call_function(*func, tokens[0].clone()),
+                ),
+                Instr::Copy { .. } => {
+                    let (t, k, l) = ops[0].clone();
+                    let copied = match ins.operands().first() {
+                        Some(Operand::Literal(_)) => {
+                            self.name(format!("literal {k}"), "r", false, || t, out)
+                        }
+                        _ => (format_ident!("{k}"), l),
+                    };
+                    regs.insert(ins.dst(), copied);
+                    continue;
+                }
+            };
+            let negated = match ins {
+                Instr::Neg { .. } => Some(ops[0].1.clone()),
+                Instr::Mul { args, .. } => match args.as_slice() {
+                    [Operand::Literal(m), _] if *m == -1.0 => Some(ops[1].1.clone()),
+                    [_, Operand::Literal(m)] if *m == -1.0 => Some(ops[0].1.clone()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let named = self.name(key, "r", lane, || value, out);
+            if let Some(x) = negated {
+                self.negation_of.insert(named.0.to_string(), x);
+            }
+            regs.insert(ins.dst(), named);
+        }
+        match step.body.outputs.first() {
+            Some(o @ Operand::Literal(_)) => {
+                let value = operand(o);
+                self.name(format!("literal {value}"), "r", false, || value, out)
+            }
+            Some(o) => {
+                let (_, k, l) = value_of(o, &regs);
+                (format_ident!("{k}"), l)
+            }
+            None => self.name("literal 0".into(), "r", false, || quote!(0.0), out),
+        }
+    }
+}
+
+/// The stage's function: its steps in order, with a return after each
+/// level. The steps without loops are written in place through [`Values`]
+/// (each computation once), their values kept in local variables (`vN`,
+/// for buffer N) that later steps read instead of the scratch vector;
+/// every other step is a function of its own, and a scalar it reduces into
+/// is read back into a local once.
 fn stage_fn(
     m: &TensorModel,
     stage: &Stage,
@@ -436,20 +723,54 @@ fn stage_fn(
     let mut stmts = Vec::new();
     let mut steps = Vec::new();
     let mut current = Outputs::Loss;
+    let mut locals = Locals::new();
+    let mut values = Values::new(lanes);
     let row_arg = if with_row { quote!(x) } else { quote!(&[]) };
+    let lane_ty = lane_type(lanes.max(1));
     for step in &stage.steps {
         if step.level != current {
             let rank = Literal::u8_unsuffixed(step.level.rank());
             stmts.push(quote!(if level.rank() < #rank { return; }));
             current = step.level;
         }
-        steps.push(step_tokens(m, step, lanes, with_row));
+        let out = &m.tensors[step.out];
+        let local = format_ident!("v{}", step.out);
+        let target = flat_scaled(out.offset, &[], &[], lanes.max(1));
+        if step.loops.is_empty() {
+            let (value, in_lanes) = values.step(m, step, with_row, &locals, &mut stmts);
+            let ty = if in_lanes {
+                quote!(#lane_ty)
+            } else {
+                quote!(f64)
+            };
+            stmts.push(quote!(let #local: #ty = #value;));
+            stmts.push(store_tokens(quote!(#local), in_lanes, target, lanes, false));
+            locals.insert(step.out, (local, in_lanes));
+            continue;
+        }
+        steps.push(step_fn(m, step, lanes, with_row));
         let f = if lanes > 0 {
-            format_ident!("step_{}_lanes", m.tensors[step.out].name)
+            format_ident!("step_{}_lanes", out.name)
         } else {
-            format_ident!("step_{}", m.tensors[step.out].name)
+            format_ident!("step_{}", out.name)
         };
         stmts.push(quote!(#f(t, #row_arg, c, s);));
+        if out.shape.is_empty() {
+            // A reduction into a scalar: read back once.
+            let in_lanes = lanes > 0 && with_row;
+            let value = if in_lanes {
+                quote!(#lane_ty::load(&s[#target..]))
+            } else {
+                quote!(s[#target])
+            };
+            let ty = if in_lanes {
+                quote!(#lane_ty)
+            } else {
+                quote!(f64)
+            };
+            stmts.push(quote!(let #local: #ty = #value;));
+            locals.insert(step.out, (local, in_lanes));
+        }
     }
     let row = if with_row {
         quote!(x: &[f64],)

@@ -1188,15 +1188,18 @@ impl<'a> Accumulator<'a> {
             let (nr, nc) = (t.rows, t.cols);
             match t.kind {
                 TermKind::Lanes(start) => {
-                    let sums = &mut *self.lane_sums;
-                    for i in 0..nr {
-                        let a = Lanes::<W>::load(&scratch[(t.u + i) * W..]);
+                    let sums = &mut self.lane_sums[start..start + nr * nc * W];
+                    let us = &scratch[t.u * W..(t.u + nr) * W];
+                    let vs = &scratch[t.v * W..(t.v + nc) * W];
+                    let rows = us.chunks_exact(W).zip(sums.chunks_exact_mut(nc * W));
+                    for (i, (a, sums_i)) in rows.enumerate() {
+                        let a = Lanes::<W>::load(a);
                         let first = if t.diagonal { i } else { 0 };
-                        for j in first..nc {
-                            let b = Lanes::<W>::load(&scratch[(t.v + j) * W..]);
-                            let at = start + (i * nc + j) * W;
-                            let h = Lanes::<W>::load(&sums[at..]) + a * b;
-                            h.store(&mut sums[at..]);
+                        let cols = vs[first * W..]
+                            .chunks_exact(W)
+                            .zip(sums_i[first * W..].chunks_exact_mut(W));
+                        for (b, h) in cols {
+                            (Lanes::<W>::load(h) + a * Lanes::<W>::load(b)).store(h);
                         }
                     }
                 }

@@ -1,5 +1,5 @@
-//! `mlp_tanh` with 1, 4 and 16 hidden units (P = 5, 17, 65): loss + gradient
-//! + Hessian per sample, against CasADi's generated C (~52, ~139 and ~996 ns
+//! `mlp_tanh` with 1, 4 and 16 hidden units (P = 5, 17, 65): loss, gradient
+//! and Hessian per sample, against CasADi's generated C (~52, ~139 and ~996 ns
 //! per sample on this machine). Two measurements each: a pass over 1 000
 //! seeded samples (divide by 1 000 for the time per sample: what a pass over
 //! a data set pays), and one call with a single sample (which also pays the
