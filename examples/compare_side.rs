@@ -99,9 +99,16 @@ fn codegen(file: &Path, repeats: usize) -> serde_json::Value {
             black_box(hessforge_build::loop_kernel_source(&model).expect("generates"));
         })
     });
+    // Its derivation and lowering alone (the rest is emitting the Rust).
+    let index_lower = hessforge_build::has_tensor_parameter(&model).then(|| {
+        time(repeats, || {
+            black_box(hessforge_symbolic::lower_tensor(&model).expect("lowers"));
+        })
+    });
     serde_json::json!({
         "task": "codegen", "model": model.name, "params": model.n_params(),
         "operations": operations, "derive_s": derive, "total_s": total, "index_s": index,
+        "index_lower_s": index_lower,
     })
 }
 

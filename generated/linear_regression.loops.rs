@@ -3,7 +3,7 @@
 // tensors' lengths. Do not edit by hand.
 
 use ::hessforge_kernels::ir::Outputs;
-use ::hessforge_kernels::ir::lanes::F64x8;
+use ::hessforge_kernels::ir::lanes::Lanes;
 use ::hessforge_kernels::ir::tensor::{
     GradientTerm, HessianTerm, Source, Stage, Steps, TensorModel,
 };
@@ -79,158 +79,88 @@ fn plan() -> &'static TensorModel {
 /// `t4` `t4` = Σ over i0 < 10 of f(w[i0], x[i0]) (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t4(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[0..1].fill(0.0);
+fn step_t4<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    s[0 * W..1 * W].fill(0.0);
     for i0 in 0..10 {
         let p0: f64 = t[i0];
-        let p1: f64 = x[i0];
-        let r1: f64 = p0 * p1;
-        s[0] += r1;
+        let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
+        let r1: Lanes<W> = p0 * p1;
+        (Lanes::<W>::load(&s[0 * W..]) + r1).store(&mut s[0 * W..]);
     }
 }
 /// `t7` `t7[i0]` = f(t6, x[i0]), for i0 < 10 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t7(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
-        let p0: f64 = s[2];
-        let p1: f64 = x[i0];
-        let r1: f64 = p0 * p1;
-        s[3 + i0] = r1;
+        let p0: Lanes<W> = Lanes::<W>::load(&s[2 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
+        let r1: Lanes<W> = p0 * p1;
+        r1.store(&mut s[(3 + i0) * W..]);
     }
 }
 /// `t9` `t9[i0]` = f(x[i0]), for i0 < 10 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t9(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t9<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
-        let p0: f64 = x[i0];
-        let r0: f64 = p0;
-        s[14 + i0] = r0;
+        let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
+        let r0: Lanes<W> = p0;
+        r0.store(&mut s[(14 + i0) * W..]);
     }
 }
 /// `t10` `t10[i0]` = f(x[i0]), for i0 < 10 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t10(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t10<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
-        let p0: f64 = x[i0];
-        let r0: f64 = p0;
-        s[24 + i0] = r0;
+        let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
+        let r0: Lanes<W> = p0;
+        r0.store(&mut s[(24 + i0) * W..]);
     }
 }
-/// The per-sample stage's steps for one data row `x`, into the scratch vector `s`.
+/// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
 #[inline(always)]
-#[allow(unused_variables)]
-fn sample(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    step_t4(t, x, c, s);
-    let v4: f64 = s[0];
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn sample<const W: usize>(
+    level: Outputs,
+    t: &[f64],
+    x: &[f64],
+    c: &[f64],
+    s: &mut [f64],
+) {
+    step_t4::<W>(t, x, c, s);
+    let v4: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
     let a0: f64 = t[10];
-    let a1: f64 = x[10];
-    let r2: f64 = a1 * (-1.0);
-    let r3: f64 = v4 + a0 + r2;
-    let r4: f64 = r3 * r3;
-    let r5: f64 = 0.5 * r4;
-    let v5: f64 = r5;
-    s[1] = v5;
+    let a1: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
+    let r2: Lanes<W> = a1 * (-1.0);
+    let r3: Lanes<W> = v4 + a0 + r2;
+    let r4: Lanes<W> = r3 * r3;
+    let r5: Lanes<W> = 0.5 * r4;
+    let v5: Lanes<W> = r5;
+    v5.store(&mut s[1 * W..]);
     if level.rank() < 1 {
         return;
     }
-    let v6: f64 = r3;
-    s[2] = v6;
-    step_t7(t, x, c, s);
-    let v8: f64 = r3;
-    s[13] = v8;
+    let v6: Lanes<W> = r3;
+    v6.store(&mut s[2 * W..]);
+    step_t7::<W>(t, x, c, s);
+    let v8: Lanes<W> = r3;
+    v8.store(&mut s[13 * W..]);
     if level.rank() < 2 {
         return;
     }
-    step_t9(t, x, c, s);
-    step_t10(t, x, c, s);
+    step_t9::<W>(t, x, c, s);
+    step_t10::<W>(t, x, c, s);
     let r6: f64 = 1.0;
     let v11: f64 = r6;
-    s[34] = v11;
+    Lanes::<W>::splat(v11).store(&mut s[34 * W..]);
     let v12: f64 = r6;
-    s[35] = v12;
-}
-/// `t4` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t4_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[0..8].fill(0.0);
-    for i0 in 0..10 {
-        let p0: f64 = t[i0];
-        let p1: F64x8 = F64x8::load(&x[i0 * 8..]);
-        let r1: F64x8 = p0 * p1;
-        (F64x8::load(&s[0..]) + r1).store(&mut s[0..]);
-    }
-}
-/// `t7` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t7_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        let p0: F64x8 = F64x8::load(&s[16..]);
-        let p1: F64x8 = F64x8::load(&x[i0 * 8..]);
-        let r1: F64x8 = p0 * p1;
-        r1.store(&mut s[24 + i0 * 8..]);
-    }
-}
-/// `t9` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t9_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        let p0: F64x8 = F64x8::load(&x[i0 * 8..]);
-        let r0: F64x8 = p0;
-        r0.store(&mut s[112 + i0 * 8..]);
-    }
-}
-/// `t10` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t10_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        let p0: F64x8 = F64x8::load(&x[i0 * 8..]);
-        let r0: F64x8 = p0;
-        r0.store(&mut s[192 + i0 * 8..]);
-    }
-}
-/// The per-sample stage's steps for 8 rows at once (`x[j·8 + r]` is column j of row r; entry e of a buffer at `s[e·8 + r]`).
-#[inline(always)]
-#[allow(unused_variables)]
-fn sample_lanes(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    step_t4_lanes(t, x, c, s);
-    let v4: F64x8 = F64x8::load(&s[0..]);
-    let a0: f64 = t[10];
-    let a1: F64x8 = F64x8::load(&x[80..]);
-    let r2: F64x8 = a1 * (-1.0);
-    let r3: F64x8 = v4 + a0 + r2;
-    let r4: F64x8 = r3 * r3;
-    let r5: F64x8 = 0.5 * r4;
-    let v5: F64x8 = r5;
-    v5.store(&mut s[8..]);
-    if level.rank() < 1 {
-        return;
-    }
-    let v6: F64x8 = r3;
-    v6.store(&mut s[16..]);
-    step_t7_lanes(t, x, c, s);
-    let v8: F64x8 = r3;
-    v8.store(&mut s[104..]);
-    if level.rank() < 2 {
-        return;
-    }
-    step_t9_lanes(t, x, c, s);
-    step_t10_lanes(t, x, c, s);
-    let r6: f64 = 1.0;
-    let v11: f64 = r6;
-    F64x8::splat(v11).store(&mut s[272..]);
-    let v12: f64 = r6;
-    F64x8::splat(v12).store(&mut s[280..]);
+    Lanes::<W>::splat(v12).store(&mut s[35 * W..]);
 }
 /// The regularizer's steps, into the scratch vector `s`.
 #[inline(always)]
-#[allow(unused_variables)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {}
 /// The generated steps, for the shared accumulation.
 struct Compiled;
@@ -244,7 +174,7 @@ impl Steps for Compiled {
         constants: &[f64],
         scratch: &mut [f64],
     ) {
-        sample(level, theta, row, constants, scratch);
+        sample::<1>(level, theta, row, constants, scratch);
     }
     #[inline]
     fn regularizer(
@@ -268,7 +198,7 @@ impl Steps for Compiled {
         constants: &[f64],
         scratch: &mut [f64],
     ) {
-        sample_lanes(level, theta, rows, constants, scratch);
+        sample::<8>(level, theta, rows, constants, scratch);
     }
 }
 impl Kernel for LinearRegression {

@@ -3,7 +3,7 @@
 // tensors' lengths. Do not edit by hand.
 
 use ::hessforge_kernels::ir::Outputs;
-use ::hessforge_kernels::ir::lanes::F64x8;
+use ::hessforge_kernels::ir::lanes::Lanes;
 use ::hessforge_kernels::ir::tensor::{
     GradientTerm, HessianTerm, Source, Stage, Steps, TensorModel,
 };
@@ -100,186 +100,101 @@ fn plan() -> &'static TensorModel {
 /// `t5` `t5` = Σ over i0 < 10 of f(w[i0], x[i0]) (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t5(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[0..1].fill(0.0);
+fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    s[0 * W..1 * W].fill(0.0);
     for i0 in 0..10 {
         let p0: f64 = t[i0];
-        let p1: f64 = x[i0];
-        let r1: f64 = p0 * p1;
-        s[0] += r1;
+        let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
+        let r1: Lanes<W> = p0 * p1;
+        (Lanes::<W>::load(&s[0 * W..]) + r1).store(&mut s[0 * W..]);
     }
 }
 /// `t8` `t8[i0]` = f(t7, x[i0]), for i0 < 10 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t8(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
-        let p0: f64 = s[2];
-        let p1: f64 = x[i0];
-        let r1: f64 = p0 * p1;
-        s[3 + i0] = r1;
+        let p0: Lanes<W> = Lanes::<W>::load(&s[2 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
+        let r1: Lanes<W> = p0 * p1;
+        r1.store(&mut s[(3 + i0) * W..]);
     }
 }
 /// `t10` `t10[i0]` = f(x[i0]), for i0 < 10 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t10(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t10<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
-        let p0: f64 = x[i0];
-        let r0: f64 = p0;
-        s[14 + i0] = r0;
+        let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
+        let r0: Lanes<W> = p0;
+        r0.store(&mut s[(14 + i0) * W..]);
     }
 }
 /// `t12` `t12[i0]` = f(t11, x[i0]), for i0 < 10 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t12(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
-        let p0: f64 = s[24];
-        let p1: f64 = x[i0];
-        let r1: f64 = p0 * p1;
-        s[25 + i0] = r1;
+        let p0: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
+        let r1: Lanes<W> = p0 * p1;
+        r1.store(&mut s[(25 + i0) * W..]);
     }
 }
-/// The per-sample stage's steps for one data row `x`, into the scratch vector `s`.
+/// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
 #[inline(always)]
-#[allow(unused_variables)]
-fn sample(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    step_t5(t, x, c, s);
-    let v5: f64 = s[0];
-    let a0: f64 = x[10];
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn sample<const W: usize>(
+    level: Outputs,
+    t: &[f64],
+    x: &[f64],
+    c: &[f64],
+    s: &mut [f64],
+) {
+    step_t5::<W>(t, x, c, s);
+    let v5: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
+    let a0: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
     let a1: f64 = t[10];
-    let r2: f64 = v5 + a1;
-    let r3: f64 = (-1.0) * r2;
-    let r4: f64 = ::hessforge_kernels::ir::math::softplus(r3);
-    let r5: f64 = a0 * r4;
-    let r6: f64 = a0 * (-1.0);
-    let r7: f64 = 1.0 + r6;
-    let r8: f64 = ::hessforge_kernels::ir::math::softplus(r2);
-    let r9: f64 = r7 * r8;
-    let r10: f64 = r5 + r9;
-    let v6: f64 = r10;
-    s[1] = v6;
+    let r2: Lanes<W> = v5 + a1;
+    let r3: Lanes<W> = (-1.0) * r2;
+    let e4: Lanes<W> = r3.exp_neg_abs();
+    let l5: Lanes<W> = e4.ln_1p();
+    let r6: Lanes<W> = r3.softplus_with(l5);
+    let r7: Lanes<W> = a0 * r6;
+    let r8: Lanes<W> = a0 * (-1.0);
+    let r9: Lanes<W> = 1.0 + r8;
+    let r10: Lanes<W> = r2.softplus_with(l5);
+    let r11: Lanes<W> = r9 * r10;
+    let r12: Lanes<W> = r7 + r11;
+    let v6: Lanes<W> = r12;
+    v6.store(&mut s[1 * W..]);
     if level.rank() < 1 {
         return;
     }
-    let r11: f64 = ::hessforge_kernels::ir::math::sigmoid(r2);
-    let r12: f64 = (-1.0) * r11;
-    let r13: f64 = a0 + r12;
-    let r14: f64 = (-1.0) * r13;
-    let v7: f64 = r14;
-    s[2] = v7;
-    step_t8(t, x, c, s);
-    let r15: f64 = r6 + r11;
-    let v9: f64 = r15;
-    s[13] = v9;
+    let r13: Lanes<W> = r2.sigmoid_with(e4);
+    let r14: Lanes<W> = (-1.0) * r13;
+    let r15: Lanes<W> = a0 + r14;
+    let r16: Lanes<W> = (-1.0) * r15;
+    let v7: Lanes<W> = r16;
+    v7.store(&mut s[2 * W..]);
+    step_t8::<W>(t, x, c, s);
+    let r17: Lanes<W> = r8 + r13;
+    let v9: Lanes<W> = r17;
+    v9.store(&mut s[13 * W..]);
     if level.rank() < 2 {
         return;
     }
-    step_t10(t, x, c, s);
-    let r16: f64 = (-1.0) + r11;
-    let r17: f64 = (-1.0) * r11 * r16;
-    let v11: f64 = r17;
-    s[24] = v11;
-    step_t12(t, x, c, s);
-    let r18: f64 = 1.0;
-    let v13: f64 = r18;
-    s[35] = v13;
-    let v14: f64 = r17;
-    s[36] = v14;
-}
-/// `t5` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t5_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[0..8].fill(0.0);
-    for i0 in 0..10 {
-        let p0: f64 = t[i0];
-        let p1: F64x8 = F64x8::load(&x[i0 * 8..]);
-        let r1: F64x8 = p0 * p1;
-        (F64x8::load(&s[0..]) + r1).store(&mut s[0..]);
-    }
-}
-/// `t8` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t8_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        let p0: F64x8 = F64x8::load(&s[16..]);
-        let p1: F64x8 = F64x8::load(&x[i0 * 8..]);
-        let r1: F64x8 = p0 * p1;
-        r1.store(&mut s[24 + i0 * 8..]);
-    }
-}
-/// `t10` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t10_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        let p0: F64x8 = F64x8::load(&x[i0 * 8..]);
-        let r0: F64x8 = p0;
-        r0.store(&mut s[112 + i0 * 8..]);
-    }
-}
-/// `t12` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t12_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        let p0: F64x8 = F64x8::load(&s[192..]);
-        let p1: F64x8 = F64x8::load(&x[i0 * 8..]);
-        let r1: F64x8 = p0 * p1;
-        r1.store(&mut s[200 + i0 * 8..]);
-    }
-}
-/// The per-sample stage's steps for 8 rows at once (`x[j·8 + r]` is column j of row r; entry e of a buffer at `s[e·8 + r]`).
-#[inline(always)]
-#[allow(unused_variables)]
-fn sample_lanes(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    step_t5_lanes(t, x, c, s);
-    let v5: F64x8 = F64x8::load(&s[0..]);
-    let a0: F64x8 = F64x8::load(&x[80..]);
-    let a1: f64 = t[10];
-    let r2: F64x8 = v5 + a1;
-    let r3: F64x8 = (-1.0) * r2;
-    let e4: F64x8 = r3.exp_neg_abs();
-    let l5: F64x8 = e4.ln_1p();
-    let r6: F64x8 = r3.softplus_with(l5);
-    let r7: F64x8 = a0 * r6;
-    let r8: F64x8 = a0 * (-1.0);
-    let r9: F64x8 = 1.0 + r8;
-    let r10: F64x8 = r2.softplus_with(l5);
-    let r11: F64x8 = r9 * r10;
-    let r12: F64x8 = r7 + r11;
-    let v6: F64x8 = r12;
-    v6.store(&mut s[8..]);
-    if level.rank() < 1 {
-        return;
-    }
-    let r13: F64x8 = r2.sigmoid_with(e4);
-    let r14: F64x8 = (-1.0) * r13;
-    let r15: F64x8 = a0 + r14;
-    let r16: F64x8 = (-1.0) * r15;
-    let v7: F64x8 = r16;
-    v7.store(&mut s[16..]);
-    step_t8_lanes(t, x, c, s);
-    let r17: F64x8 = r8 + r13;
-    let v9: F64x8 = r17;
-    v9.store(&mut s[104..]);
-    if level.rank() < 2 {
-        return;
-    }
-    step_t10_lanes(t, x, c, s);
-    let r18: F64x8 = (-1.0) + r13;
-    let r19: F64x8 = (-1.0) * r13 * r18;
-    let v11: F64x8 = r19;
-    v11.store(&mut s[192..]);
-    step_t12_lanes(t, x, c, s);
+    step_t10::<W>(t, x, c, s);
+    let r18: Lanes<W> = (-1.0) + r13;
+    let r19: Lanes<W> = (-1.0) * r13 * r18;
+    let v11: Lanes<W> = r19;
+    v11.store(&mut s[24 * W..]);
+    step_t12::<W>(t, x, c, s);
     let r20: f64 = 1.0;
     let v13: f64 = r20;
-    F64x8::splat(v13).store(&mut s[280..]);
-    let v14: F64x8 = r19;
-    v14.store(&mut s[288..]);
+    Lanes::<W>::splat(v13).store(&mut s[35 * W..]);
+    let v14: Lanes<W> = r19;
+    v14.store(&mut s[36 * W..]);
 }
 /// `t15` `t15` = Σ over i0 < 10 of f(w[i0]) (1 instruction).
 #[inline(always)]
@@ -324,7 +239,7 @@ fn step_t20(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// The regularizer's steps, into the scratch vector `s`.
 #[inline(always)]
-#[allow(unused_variables)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
     step_t15(t, &[], c, s);
     let v15: f64 = s[0];
@@ -356,7 +271,7 @@ impl Steps for Compiled {
         constants: &[f64],
         scratch: &mut [f64],
     ) {
-        sample(level, theta, row, constants, scratch);
+        sample::<1>(level, theta, row, constants, scratch);
     }
     #[inline]
     fn regularizer(
@@ -380,7 +295,7 @@ impl Steps for Compiled {
         constants: &[f64],
         scratch: &mut [f64],
     ) {
-        sample_lanes(level, theta, rows, constants, scratch);
+        sample::<8>(level, theta, rows, constants, scratch);
     }
 }
 impl Kernel for LogisticRegression {

@@ -3,7 +3,7 @@
 // tensors' lengths. Do not edit by hand.
 
 use ::hessforge_kernels::ir::Outputs;
-use ::hessforge_kernels::ir::lanes::F64x8;
+use ::hessforge_kernels::ir::lanes::Lanes;
 use ::hessforge_kernels::ir::tensor::{
     GradientTerm, HessianTerm, Source, Stage, Steps, TensorModel,
 };
@@ -250,1354 +250,686 @@ fn plan() -> &'static TensorModel {
 /// `t6` `t6[i0]` = Σ over i1 < 2 of f(W[i0, i1], x[i1]), for i0 < 4 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t6(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[0..4].fill(0.0);
+fn step_t6<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    s[0 * W..4 * W].fill(0.0);
     for i0 in 0..4 {
         for i1 in 0..2 {
             let p0: f64 = t[i0 * 2 + i1];
-            let p1: f64 = x[i1];
-            let r1: f64 = p0 * p1;
-            s[i0] += r1;
+            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r1: Lanes<W> = p0 * p1;
+            (Lanes::<W>::load(&s[i0 * W..]) + r1).store(&mut s[i0 * W..]);
         }
     }
 }
 /// `t7` `t7` = Σ over i0 < 4 of f(v[i0], t6[i0], c[i0]) (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t7(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[4..5].fill(0.0);
+fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    s[4 * W..5 * W].fill(0.0);
     for i0 in 0..4 {
         let p0: f64 = t[12 + i0];
-        let p1: f64 = s[i0];
+        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p2: f64 = t[8 + i0];
-        let r2: f64 = p1 + p2;
-        let r2: f64 = r2.tanh();
-        let r2: f64 = p0 * r2;
-        s[4] += r2;
+        let r2: Lanes<W> = p1 + p2;
+        let r2: Lanes<W> = r2.tanh();
+        let r2: Lanes<W> = p0 * r2;
+        (Lanes::<W>::load(&s[4 * W..]) + r2).store(&mut s[4 * W..]);
     }
 }
 /// `t10` `t10[i0]` = f(t6[i0], c[i0], v[i0]), for i0 < 4 (6 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t10(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t10<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[8 + i0];
         let p2: f64 = t[12 + i0];
-        let r2: f64 = p0 + p1;
-        let r2: f64 = r2.tanh();
-        let r2: f64 = r2 * r2;
-        let r2: f64 = (-1.0) * r2;
-        let r2: f64 = 1.0 + r2;
-        let r2: f64 = p2 * r2;
-        s[7 + i0] = r2;
+        let r2: Lanes<W> = p0 + p1;
+        let r2: Lanes<W> = r2.tanh();
+        let r2: Lanes<W> = r2 * r2;
+        let r2: Lanes<W> = (-1.0) * r2;
+        let r2: Lanes<W> = 1.0 + r2;
+        let r2: Lanes<W> = p2 * r2;
+        r2.store(&mut s[(7 + i0) * W..]);
     }
 }
 /// `t11` `t11[i0, i1]` = f(t9, t10[i0], x[i1]), for i0 < 4, i1 < 2 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t11(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: f64 = s[6];
-            let p1: f64 = s[7 + i0];
-            let p2: f64 = x[i1];
-            let r1: f64 = p0 * p1 * p2;
-            s[11 + i0 * 2 + i1] = r1;
+            let p0: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(7 + i0) * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r1: Lanes<W> = p0 * p1 * p2;
+            r1.store(&mut s[(11 + i0 * 2 + i1) * W..]);
         }
     }
 }
 /// `t12` `t12[i0]` = f(t9, t6[i0], c[i0], v[i0]), for i0 < 4 (6 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t12(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: f64 = s[6];
-        let p1: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p2: f64 = t[8 + i0];
         let p3: f64 = t[12 + i0];
-        let r2: f64 = p1 + p2;
-        let r2: f64 = r2.tanh();
-        let r2: f64 = r2 * r2;
-        let r2: f64 = (-1.0) * r2;
-        let r2: f64 = 1.0 + r2;
-        let r2: f64 = p0 * p3 * r2;
-        s[19 + i0] = r2;
+        let r2: Lanes<W> = p1 + p2;
+        let r2: Lanes<W> = r2.tanh();
+        let r2: Lanes<W> = r2 * r2;
+        let r2: Lanes<W> = (-1.0) * r2;
+        let r2: Lanes<W> = 1.0 + r2;
+        let r2: Lanes<W> = p0 * p3 * r2;
+        r2.store(&mut s[(19 + i0) * W..]);
     }
 }
 /// `t13` `t13[i0]` = f(t9, t6[i0], c[i0]), for i0 < 4 (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t13(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: f64 = s[6];
-        let p1: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p2: f64 = t[8 + i0];
-        let r2: f64 = p1 + p2;
-        let r2: f64 = r2.tanh();
-        let r2: f64 = p0 * r2;
-        s[23 + i0] = r2;
+        let r2: Lanes<W> = p1 + p2;
+        let r2: Lanes<W> = r2.tanh();
+        let r2: Lanes<W> = p0 * r2;
+        r2.store(&mut s[(23 + i0) * W..]);
     }
 }
 /// `t15` `t15[i0, i1]` = f(x[i1]), for i0 < 4, i1 < 2 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t15(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t15<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: f64 = x[i1];
-            let r0: f64 = p0;
-            s[28 + i0 * 2 + i1] = r0;
+            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r0: Lanes<W> = p0;
+            r0.store(&mut s[(28 + i0 * 2 + i1) * W..]);
         }
     }
 }
 /// `t16` `t16[i0, i1]` = f(v[i0], x[i1]), for i0 < 4, i1 < 2 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t16(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t16<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
             let p0: f64 = t[12 + i0];
-            let p1: f64 = x[i1];
-            let r1: f64 = p0 * p1;
-            s[36 + i0 * 2 + i1] = r1;
+            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r1: Lanes<W> = p0 * p1;
+            r1.store(&mut s[(36 + i0 * 2 + i1) * W..]);
         }
     }
 }
 /// `t17` `t17[i0]` = f(t6[i0], c[i0], v[i0]), for i0 < 4 (4 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t17(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t17<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[8 + i0];
         let p2: f64 = t[12 + i0];
-        let r2: f64 = p0 + p1;
-        let r2: f64 = r2.tanh();
-        let r2: f64 = r2 * r2;
-        let r2: f64 = p2 * r2;
-        s[44 + i0] = r2;
+        let r2: Lanes<W> = p0 + p1;
+        let r2: Lanes<W> = r2.tanh();
+        let r2: Lanes<W> = r2 * r2;
+        let r2: Lanes<W> = p2 * r2;
+        r2.store(&mut s[(44 + i0) * W..]);
     }
 }
 /// `t18` `t18[i0, i1]` = f(t17[i0], x[i1]), for i0 < 4, i1 < 2 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t18(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t18<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: f64 = s[44 + i0];
-            let p1: f64 = x[i1];
-            let r1: f64 = p0 * p1;
-            s[48 + i0 * 2 + i1] = r1;
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(44 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r1: Lanes<W> = p0 * p1;
+            r1.store(&mut s[(48 + i0 * 2 + i1) * W..]);
         }
     }
 }
 /// `t20` `t20[i0]` = f(t6[i0], c[i0], v[i0]), for i0 < 4 (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t20(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t20<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[8 + i0];
         let p2: f64 = t[12 + i0];
-        let r2: f64 = p0 + p1;
-        let r2: f64 = r2.tanh();
-        let r2: f64 = p2 * r2;
-        s[57 + i0] = r2;
+        let r2: Lanes<W> = p0 + p1;
+        let r2: Lanes<W> = r2.tanh();
+        let r2: Lanes<W> = p2 * r2;
+        r2.store(&mut s[(57 + i0) * W..]);
     }
 }
 /// `t22` `t22[i0]` = f(t6[i0], c[i0], v[i0]), for i0 < 4 (4 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t22(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t22<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[8 + i0];
         let p2: f64 = t[12 + i0];
-        let r2: f64 = p0 + p1;
-        let r2: f64 = r2.tanh();
-        let r2: f64 = r2 * r2;
-        let r2: f64 = p2 * r2;
-        s[62 + i0] = r2;
+        let r2: Lanes<W> = p0 + p1;
+        let r2: Lanes<W> = r2.tanh();
+        let r2: Lanes<W> = r2 * r2;
+        let r2: Lanes<W> = p2 * r2;
+        r2.store(&mut s[(62 + i0) * W..]);
     }
 }
 /// `t25` `t25[i0]` = f(t6[i0], c[i0], v[i0]), for i0 < 4 (4 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t25(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t25<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[8 + i0];
         let p2: f64 = t[12 + i0];
-        let r2: f64 = p0 + p1;
-        let r2: f64 = r2.tanh();
-        let r2: f64 = r2 * r2 * r2;
-        let r2: f64 = p2 * r2;
-        s[68 + i0] = r2;
+        let r2: Lanes<W> = p0 + p1;
+        let r2: Lanes<W> = r2.tanh();
+        let r2: Lanes<W> = r2 * r2 * r2;
+        let r2: Lanes<W> = p2 * r2;
+        r2.store(&mut s[(68 + i0) * W..]);
     }
 }
 /// `t30` `t30[i0, i1]` = f(t19, t20[i0], x[i1], t21, t22[i0], t23, t24, t25[i0], t26, t27, t28, t29), for i0 < 4, i1 < 2 (8 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t30(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t30<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: f64 = s[56];
-            let p1: f64 = s[57 + i0];
-            let p2: f64 = x[i1];
-            let p3: f64 = s[61];
-            let p4: f64 = s[62 + i0];
-            let p5: f64 = s[66];
-            let p6: f64 = s[67];
-            let p7: f64 = s[68 + i0];
-            let p8: f64 = s[72];
-            let p9: f64 = s[73];
-            let p10: f64 = s[74];
-            let p11: f64 = s[75];
-            let r0: f64 = p0 + p8;
-            let r0: f64 = p1 * r0;
-            let r4: f64 = p3 + p5 + p9 + p10;
-            let r4: f64 = p4 * r4;
-            let r2: f64 = p6 + p11;
-            let r2: f64 = p7 * r2;
-            let r0: f64 = r0 + r4 + r2;
-            let r4: f64 = p2 * r0;
-            s[76 + i0 * 2 + i1] = r4;
+            let p0: Lanes<W> = Lanes::<W>::load(&s[56 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(57 + i0) * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[61 * W..]);
+            let p4: Lanes<W> = Lanes::<W>::load(&s[(62 + i0) * W..]);
+            let p5: Lanes<W> = Lanes::<W>::load(&s[66 * W..]);
+            let p6: Lanes<W> = Lanes::<W>::load(&s[67 * W..]);
+            let p7: Lanes<W> = Lanes::<W>::load(&s[(68 + i0) * W..]);
+            let p8: Lanes<W> = Lanes::<W>::load(&s[72 * W..]);
+            let p9: Lanes<W> = Lanes::<W>::load(&s[73 * W..]);
+            let p10: Lanes<W> = Lanes::<W>::load(&s[74 * W..]);
+            let p11: Lanes<W> = Lanes::<W>::load(&s[75 * W..]);
+            let r0: Lanes<W> = p0 + p8;
+            let r0: Lanes<W> = p1 * r0;
+            let r4: Lanes<W> = p3 + p5 + p9 + p10;
+            let r4: Lanes<W> = p4 * r4;
+            let r2: Lanes<W> = p6 + p11;
+            let r2: Lanes<W> = p7 * r2;
+            let r0: Lanes<W> = r0 + r4 + r2;
+            let r4: Lanes<W> = p2 * r0;
+            r4.store(&mut s[(76 + i0 * 2 + i1) * W..]);
         }
     }
 }
 /// `t34` `t34[i0, i1]` = f(t31, v[i0], x[i1], t32, t20[i0], t33, t22[i0]), for i0 < 4, i1 < 2 (6 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t34(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t34<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: f64 = s[84];
+            let p0: Lanes<W> = Lanes::<W>::load(&s[84 * W..]);
             let p1: f64 = t[12 + i0];
-            let p2: f64 = x[i1];
-            let p3: f64 = s[85];
-            let p4: f64 = s[57 + i0];
-            let p5: f64 = s[86];
-            let p6: f64 = s[62 + i0];
-            let r0: f64 = p0 * p1;
-            let r4: f64 = p3 + p5;
-            let r4: f64 = p4 * r4;
-            let r2: f64 = p6 * (-1.0);
-            let r0: f64 = r0 + r4 + r2;
-            let r4: f64 = p2 * r0;
-            s[87 + i0 * 2 + i1] = r4;
+            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[85 * W..]);
+            let p4: Lanes<W> = Lanes::<W>::load(&s[(57 + i0) * W..]);
+            let p5: Lanes<W> = Lanes::<W>::load(&s[86 * W..]);
+            let p6: Lanes<W> = Lanes::<W>::load(&s[(62 + i0) * W..]);
+            let r0: Lanes<W> = p0 * p1;
+            let r4: Lanes<W> = p3 + p5;
+            let r4: Lanes<W> = p4 * r4;
+            let r2: Lanes<W> = p6 * (-1.0);
+            let r0: Lanes<W> = r0 + r4 + r2;
+            let r4: Lanes<W> = p2 * r0;
+            r4.store(&mut s[(87 + i0 * 2 + i1) * W..]);
         }
     }
 }
 /// `t35` `t35[i0, i1]` = f(t33, v[i0], x[i1], t20[i0], t22[i0]), for i0 < 4, i1 < 2 (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t35(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t35<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: f64 = s[86];
+            let p0: Lanes<W> = Lanes::<W>::load(&s[86 * W..]);
             let p1: f64 = t[12 + i0];
-            let p2: f64 = x[i1];
-            let p3: f64 = s[57 + i0];
-            let p4: f64 = s[62 + i0];
-            let r2: f64 = p0 * p1;
-            let r2: f64 = p4 + r2;
-            let r2: f64 = p2 * r2;
-            s[95 + i0 * 2 + i1] = r2;
+            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[(57 + i0) * W..]);
+            let p4: Lanes<W> = Lanes::<W>::load(&s[(62 + i0) * W..]);
+            let r2: Lanes<W> = p0 * p1;
+            let r2: Lanes<W> = p4 + r2;
+            let r2: Lanes<W> = p2 * r2;
+            r2.store(&mut s[(95 + i0 * 2 + i1) * W..]);
         }
     }
 }
 /// `t36` `t36[i0]` = f(), for i0 < 4 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t36(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t36<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let r0: f64 = 1.0;
-        s[103 + i0] = r0;
+        Lanes::<W>::splat(r0).store(&mut s[(103 + i0) * W..]);
     }
 }
 /// `t37` `t37[i0]` = f(v[i0]), for i0 < 4 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t37(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t37<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: f64 = t[12 + i0];
         let r0: f64 = p0;
-        s[107 + i0] = r0;
+        Lanes::<W>::splat(r0).store(&mut s[(107 + i0) * W..]);
     }
 }
 /// `t38` `t38[i0]` = f(t6[i0], c[i0]), for i0 < 4 (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t38(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t38<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[8 + i0];
-        let r2: f64 = p0 + p1;
-        let r2: f64 = r2.tanh();
-        s[111 + i0] = r2;
+        let r2: Lanes<W> = p0 + p1;
+        let r2: Lanes<W> = r2.tanh();
+        r2.store(&mut s[(111 + i0) * W..]);
     }
 }
 /// `t41` `t41[i0]` = f(t39, x[i0], t40), for i0 < 2 (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t41(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t41<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..2 {
-        let p0: f64 = s[115];
-        let p1: f64 = x[i0];
-        let p2: f64 = s[116];
-        let r2: f64 = p0 + p2;
-        let r2: f64 = p1 * r2;
-        s[117 + i0] = r2;
+        let p0: Lanes<W> = Lanes::<W>::load(&s[115 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
+        let p2: Lanes<W> = Lanes::<W>::load(&s[116 * W..]);
+        let r2: Lanes<W> = p0 + p2;
+        let r2: Lanes<W> = p1 * r2;
+        r2.store(&mut s[(117 + i0) * W..]);
     }
 }
 /// `t43` `t43[i0]` = f(t6[i0], c[i0]), for i0 < 4 (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t43(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t43<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[8 + i0];
-        let r2: f64 = p0 + p1;
-        let r2: f64 = r2.tanh();
-        s[120 + i0] = r2;
+        let r2: Lanes<W> = p0 + p1;
+        let r2: Lanes<W> = r2.tanh();
+        r2.store(&mut s[(120 + i0) * W..]);
     }
 }
 /// `t47` `t47[i0]` = f(t6[i0], c[i0]), for i0 < 4 (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t47(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t47<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[8 + i0];
-        let r2: f64 = p0 + p1;
-        let r2: f64 = r2.tanh();
-        let r2: f64 = r2 * r2;
-        s[127 + i0] = r2;
+        let r2: Lanes<W> = p0 + p1;
+        let r2: Lanes<W> = r2.tanh();
+        let r2: Lanes<W> = r2 * r2;
+        r2.store(&mut s[(127 + i0) * W..]);
     }
 }
 /// `t50` `t50[i0, i1]` = f(t41[i1], t42, t43[i0], x[i1], t44, t45, t46, t47[i0], t48, t49), for i0 < 4, i1 < 2 (7 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t50(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t50<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: f64 = s[117 + i1];
-            let p1: f64 = s[119];
-            let p2: f64 = s[120 + i0];
-            let p3: f64 = x[i1];
-            let p4: f64 = s[124];
-            let p5: f64 = s[125];
-            let p6: f64 = s[126];
-            let p7: f64 = s[127 + i0];
-            let p8: f64 = s[131];
-            let p9: f64 = s[132];
-            let r3: f64 = p1 + p4 + p5 + p8;
-            let r3: f64 = p2 * r3;
-            let r1: f64 = p6 + p9;
-            let r1: f64 = p7 * r1;
-            let r3: f64 = r3 + r1;
-            let r1: f64 = p3 * r3;
-            let r3: f64 = p0 + r1;
-            s[133 + i0 * 2 + i1] = r3;
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(117 + i1) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[119 * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&s[(120 + i0) * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let p4: Lanes<W> = Lanes::<W>::load(&s[124 * W..]);
+            let p5: Lanes<W> = Lanes::<W>::load(&s[125 * W..]);
+            let p6: Lanes<W> = Lanes::<W>::load(&s[126 * W..]);
+            let p7: Lanes<W> = Lanes::<W>::load(&s[(127 + i0) * W..]);
+            let p8: Lanes<W> = Lanes::<W>::load(&s[131 * W..]);
+            let p9: Lanes<W> = Lanes::<W>::load(&s[132 * W..]);
+            let r3: Lanes<W> = p1 + p4 + p5 + p8;
+            let r3: Lanes<W> = p2 * r3;
+            let r1: Lanes<W> = p6 + p9;
+            let r1: Lanes<W> = p7 * r1;
+            let r3: Lanes<W> = r3 + r1;
+            let r1: Lanes<W> = p3 * r3;
+            let r3: Lanes<W> = p0 + r1;
+            r3.store(&mut s[(133 + i0 * 2 + i1) * W..]);
         }
     }
 }
 /// `t51` `t51[i0]` = f(v[i0], t6[i0], c[i0]), for i0 < 4 (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t51(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t51<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: f64 = t[12 + i0];
-        let p1: f64 = s[i0];
+        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p2: f64 = t[8 + i0];
-        let r2: f64 = p1 + p2;
-        let r2: f64 = r2.tanh();
-        let r2: f64 = p0 * r2;
-        s[141 + i0] = r2;
+        let r2: Lanes<W> = p1 + p2;
+        let r2: Lanes<W> = r2.tanh();
+        let r2: Lanes<W> = p0 * r2;
+        r2.store(&mut s[(141 + i0) * W..]);
     }
 }
 /// `t52` `t52[i0]` = f(t6[i0], c[i0], v[i0]), for i0 < 4 (4 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t52(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t52<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[8 + i0];
         let p2: f64 = t[12 + i0];
-        let r2: f64 = p0 + p1;
-        let r2: f64 = r2.tanh();
-        let r2: f64 = r2 * r2;
-        let r2: f64 = p2 * r2;
-        s[145 + i0] = r2;
+        let r2: Lanes<W> = p0 + p1;
+        let r2: Lanes<W> = r2.tanh();
+        let r2: Lanes<W> = r2 * r2;
+        let r2: Lanes<W> = p2 * r2;
+        r2.store(&mut s[(145 + i0) * W..]);
     }
 }
 /// `t53` `t53[i0, i1]` = f(t31, v[i0], x[i1], t32, t51[i0], t33, t20[i0], t52[i0]), for i0 < 4, i1 < 2 (6 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t53(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t53<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: f64 = s[84];
+            let p0: Lanes<W> = Lanes::<W>::load(&s[84 * W..]);
             let p1: f64 = t[12 + i0];
-            let p2: f64 = x[i1];
-            let p3: f64 = s[85];
-            let p4: f64 = s[141 + i0];
-            let p5: f64 = s[86];
-            let p6: f64 = s[57 + i0];
-            let p7: f64 = s[145 + i0];
-            let r0: f64 = p0 * p1;
-            let r5: f64 = p3 * p4;
-            let r2: f64 = p5 * p6;
-            let r3: f64 = p7 * (-1.0);
-            let r0: f64 = r0 + r5 + r2 + r3;
-            let r5: f64 = p2 * r0;
-            s[149 + i0 * 2 + i1] = r5;
+            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[85 * W..]);
+            let p4: Lanes<W> = Lanes::<W>::load(&s[(141 + i0) * W..]);
+            let p5: Lanes<W> = Lanes::<W>::load(&s[86 * W..]);
+            let p6: Lanes<W> = Lanes::<W>::load(&s[(57 + i0) * W..]);
+            let p7: Lanes<W> = Lanes::<W>::load(&s[(145 + i0) * W..]);
+            let r0: Lanes<W> = p0 * p1;
+            let r5: Lanes<W> = p3 * p4;
+            let r2: Lanes<W> = p5 * p6;
+            let r3: Lanes<W> = p7 * (-1.0);
+            let r0: Lanes<W> = r0 + r5 + r2 + r3;
+            let r5: Lanes<W> = p2 * r0;
+            r5.store(&mut s[(149 + i0 * 2 + i1) * W..]);
         }
     }
 }
 /// `t55` `t55[i0, i1]` = f(v[i0], x[i1], t17[i0]), for i0 < 4, i1 < 2 (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t55(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t55<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
             let p0: f64 = t[12 + i0];
-            let p1: f64 = x[i1];
-            let p2: f64 = s[44 + i0];
-            let r2: f64 = p2 * (-1.0);
-            let r2: f64 = p0 + r2;
-            let r2: f64 = p1 * r2;
-            s[158 + i0 * 2 + i1] = r2;
+            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&s[(44 + i0) * W..]);
+            let r2: Lanes<W> = p2 * (-1.0);
+            let r2: Lanes<W> = p0 + r2;
+            let r2: Lanes<W> = p1 * r2;
+            r2.store(&mut s[(158 + i0 * 2 + i1) * W..]);
         }
     }
 }
 /// `t56` `t56[i0]` = f(t19, t6[i0], c[i0], v[i0], t21, t23, t24, t26, t27, t28, t29), for i0 < 4 (8 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t56(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t56<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: f64 = s[56];
-        let p1: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[56 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p2: f64 = t[8 + i0];
         let p3: f64 = t[12 + i0];
-        let p4: f64 = s[61];
-        let p5: f64 = s[66];
-        let p6: f64 = s[67];
-        let p7: f64 = s[72];
-        let p8: f64 = s[73];
-        let p9: f64 = s[74];
-        let p10: f64 = s[75];
-        let r3: f64 = p6 + p10;
-        let r1: f64 = p1 + p2;
-        let r1: f64 = r1.tanh();
-        let r3: f64 = r3 * r1;
-        let r3: f64 = p4 + p5 + p8 + p9 + r3;
-        let r3: f64 = r1 * r3;
-        let r3: f64 = p0 + p7 + r3;
-        let r3: f64 = p3 * r1 * r3;
-        s[166 + i0] = r3;
+        let p4: Lanes<W> = Lanes::<W>::load(&s[61 * W..]);
+        let p5: Lanes<W> = Lanes::<W>::load(&s[66 * W..]);
+        let p6: Lanes<W> = Lanes::<W>::load(&s[67 * W..]);
+        let p7: Lanes<W> = Lanes::<W>::load(&s[72 * W..]);
+        let p8: Lanes<W> = Lanes::<W>::load(&s[73 * W..]);
+        let p9: Lanes<W> = Lanes::<W>::load(&s[74 * W..]);
+        let p10: Lanes<W> = Lanes::<W>::load(&s[75 * W..]);
+        let r3: Lanes<W> = p6 + p10;
+        let r1: Lanes<W> = p1 + p2;
+        let r1: Lanes<W> = r1.tanh();
+        let r3: Lanes<W> = r3 * r1;
+        let r3: Lanes<W> = p4 + p5 + p8 + p9 + r3;
+        let r3: Lanes<W> = r1 * r3;
+        let r3: Lanes<W> = p0 + p7 + r3;
+        let r3: Lanes<W> = p3 * r1 * r3;
+        r3.store(&mut s[(166 + i0) * W..]);
     }
 }
 /// `t57` `t57[i0]` = f(t31, v[i0], t32, t6[i0], c[i0], t33), for i0 < 4 (7 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t57(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t57<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: f64 = s[84];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[84 * W..]);
         let p1: f64 = t[12 + i0];
-        let p2: f64 = s[85];
-        let p3: f64 = s[i0];
+        let p2: Lanes<W> = Lanes::<W>::load(&s[85 * W..]);
+        let p3: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p4: f64 = t[8 + i0];
-        let p5: f64 = s[86];
-        let r3: f64 = p3 + p4;
-        let r3: f64 = r3.tanh();
-        let r1: f64 = (-1.0) * r3;
-        let r1: f64 = p2 + p5 + r1;
-        let r3: f64 = r3 * r1;
-        let r1: f64 = p0 + r3;
-        let r3: f64 = p1 * r1;
-        s[170 + i0] = r3;
+        let p5: Lanes<W> = Lanes::<W>::load(&s[86 * W..]);
+        let r3: Lanes<W> = p3 + p4;
+        let r3: Lanes<W> = r3.tanh();
+        let r1: Lanes<W> = (-1.0) * r3;
+        let r1: Lanes<W> = p2 + p5 + r1;
+        let r3: Lanes<W> = r3 * r1;
+        let r1: Lanes<W> = p0 + r3;
+        let r3: Lanes<W> = p1 * r1;
+        r3.store(&mut s[(170 + i0) * W..]);
     }
 }
 /// `t58` `t58[i0]` = f(t33, v[i0], t6[i0], c[i0]), for i0 < 4 (5 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t58(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t58<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: f64 = s[86];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[86 * W..]);
         let p1: f64 = t[12 + i0];
-        let p2: f64 = s[i0];
+        let p2: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p3: f64 = t[8 + i0];
-        let r2: f64 = p2 + p3;
-        let r2: f64 = r2.tanh();
-        let r2: f64 = r2 * r2;
-        let r2: f64 = p0 + r2;
-        let r2: f64 = p1 * r2;
-        s[174 + i0] = r2;
+        let r2: Lanes<W> = p2 + p3;
+        let r2: Lanes<W> = r2.tanh();
+        let r2: Lanes<W> = r2 * r2;
+        let r2: Lanes<W> = p0 + r2;
+        let r2: Lanes<W> = p1 * r2;
+        r2.store(&mut s[(174 + i0) * W..]);
     }
 }
 /// `t60` `t60[i0]` = f(t59, t42, t6[i0], c[i0], t44, t45, t46, t48, t49), for i0 < 4 (7 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t60(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t60<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: f64 = s[178];
-        let p1: f64 = s[119];
-        let p2: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[178 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[119 * W..]);
+        let p2: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p3: f64 = t[8 + i0];
-        let p4: f64 = s[124];
-        let p5: f64 = s[125];
-        let p6: f64 = s[126];
-        let p7: f64 = s[131];
-        let p8: f64 = s[132];
-        let r0: f64 = p6 + p8;
-        let r3: f64 = p2 + p3;
-        let r3: f64 = r3.tanh();
-        let r0: f64 = r0 * r3;
-        let r0: f64 = p1 + p4 + p5 + p7 + r0;
-        let r0: f64 = r3 * r0;
-        let r3: f64 = p0 + r0;
-        s[179 + i0] = r3;
+        let p4: Lanes<W> = Lanes::<W>::load(&s[124 * W..]);
+        let p5: Lanes<W> = Lanes::<W>::load(&s[125 * W..]);
+        let p6: Lanes<W> = Lanes::<W>::load(&s[126 * W..]);
+        let p7: Lanes<W> = Lanes::<W>::load(&s[131 * W..]);
+        let p8: Lanes<W> = Lanes::<W>::load(&s[132 * W..]);
+        let r0: Lanes<W> = p6 + p8;
+        let r3: Lanes<W> = p2 + p3;
+        let r3: Lanes<W> = r3.tanh();
+        let r0: Lanes<W> = r0 * r3;
+        let r0: Lanes<W> = p1 + p4 + p5 + p7 + r0;
+        let r0: Lanes<W> = r3 * r0;
+        let r3: Lanes<W> = p0 + r0;
+        r3.store(&mut s[(179 + i0) * W..]);
     }
 }
 /// `t61` `t61[i0]` = f(t31, v[i0], t32, t6[i0], c[i0], t33), for i0 < 4 (7 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t61(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t61<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: f64 = s[84];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[84 * W..]);
         let p1: f64 = t[12 + i0];
-        let p2: f64 = s[85];
-        let p3: f64 = s[i0];
+        let p2: Lanes<W> = Lanes::<W>::load(&s[85 * W..]);
+        let p3: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p4: f64 = t[8 + i0];
-        let p5: f64 = s[86];
-        let r3: f64 = p3 + p4;
-        let r3: f64 = r3.tanh();
-        let r1: f64 = (-1.0) * r3;
-        let r1: f64 = p2 + p5 + r1;
-        let r3: f64 = r3 * r1;
-        let r1: f64 = p0 + r3;
-        let r3: f64 = p1 * r1;
-        s[183 + i0] = r3;
+        let p5: Lanes<W> = Lanes::<W>::load(&s[86 * W..]);
+        let r3: Lanes<W> = p3 + p4;
+        let r3: Lanes<W> = r3.tanh();
+        let r1: Lanes<W> = (-1.0) * r3;
+        let r1: Lanes<W> = p2 + p5 + r1;
+        let r3: Lanes<W> = r3 * r1;
+        let r1: Lanes<W> = p0 + r3;
+        let r3: Lanes<W> = p1 * r1;
+        r3.store(&mut s[(183 + i0) * W..]);
     }
 }
 /// `t62` `t62[i0]` = f(v[i0], t6[i0], c[i0]), for i0 < 4 (6 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t62(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t62<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: f64 = t[12 + i0];
-        let p1: f64 = s[i0];
+        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p2: f64 = t[8 + i0];
-        let r2: f64 = p1 + p2;
-        let r2: f64 = r2.tanh();
-        let r2: f64 = r2 * r2;
-        let r2: f64 = (-1.0) * r2;
-        let r2: f64 = 1.0 + r2;
-        let r2: f64 = p0 * r2;
-        s[187 + i0] = r2;
+        let r2: Lanes<W> = p1 + p2;
+        let r2: Lanes<W> = r2.tanh();
+        let r2: Lanes<W> = r2 * r2;
+        let r2: Lanes<W> = (-1.0) * r2;
+        let r2: Lanes<W> = 1.0 + r2;
+        let r2: Lanes<W> = p0 * r2;
+        r2.store(&mut s[(187 + i0) * W..]);
     }
 }
 /// `t63` `t63[i0]` = f(t6[i0], c[i0]), for i0 < 4 (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t63(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t63<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[8 + i0];
-        let r2: f64 = p0 + p1;
-        let r2: f64 = r2.tanh();
-        s[191 + i0] = r2;
+        let r2: Lanes<W> = p0 + p1;
+        let r2: Lanes<W> = r2.tanh();
+        r2.store(&mut s[(191 + i0) * W..]);
     }
 }
-/// The per-sample stage's steps for one data row `x`, into the scratch vector `s`.
+/// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
 #[inline(always)]
-#[allow(unused_variables)]
-fn sample(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    step_t6(t, x, c, s);
-    step_t7(t, x, c, s);
-    let v7: f64 = s[4];
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn sample<const W: usize>(
+    level: Outputs,
+    t: &[f64],
+    x: &[f64],
+    c: &[f64],
+    s: &mut [f64],
+) {
+    step_t6::<W>(t, x, c, s);
+    step_t7::<W>(t, x, c, s);
+    let v7: Lanes<W> = Lanes::<W>::load(&s[4 * W..]);
     let a0: f64 = t[16];
-    let a1: f64 = x[2];
-    let r2: f64 = a1 * (-1.0);
-    let r3: f64 = v7 + a0 + r2;
-    let r4: f64 = r3 * r3;
-    let r5: f64 = 0.5 * r4;
-    let v8: f64 = r5;
-    s[5] = v8;
+    let a1: Lanes<W> = Lanes::<W>::load(&x[2 * W..]);
+    let r2: Lanes<W> = a1 * (-1.0);
+    let r3: Lanes<W> = v7 + a0 + r2;
+    let r4: Lanes<W> = r3 * r3;
+    let r5: Lanes<W> = 0.5 * r4;
+    let v8: Lanes<W> = r5;
+    v8.store(&mut s[5 * W..]);
     if level.rank() < 1 {
         return;
     }
-    let v9: f64 = r3;
-    s[6] = v9;
-    step_t10(t, x, c, s);
-    step_t11(t, x, c, s);
-    step_t12(t, x, c, s);
-    step_t13(t, x, c, s);
-    let v14: f64 = r3;
-    s[27] = v14;
+    let v9: Lanes<W> = r3;
+    v9.store(&mut s[6 * W..]);
+    step_t10::<W>(t, x, c, s);
+    step_t11::<W>(t, x, c, s);
+    step_t12::<W>(t, x, c, s);
+    step_t13::<W>(t, x, c, s);
+    let v14: Lanes<W> = r3;
+    v14.store(&mut s[27 * W..]);
     if level.rank() < 2 {
         return;
     }
-    step_t15(t, x, c, s);
-    step_t16(t, x, c, s);
-    step_t17(t, x, c, s);
-    step_t18(t, x, c, s);
-    let r6: f64 = a1 * 2.0;
-    let v19: f64 = r6;
-    s[56] = v19;
-    step_t20(t, x, c, s);
-    let v21: f64 = r6;
-    s[61] = v21;
-    step_t22(t, x, c, s);
-    let r7: f64 = a1 * (-2.0);
-    let v23: f64 = r7;
-    s[66] = v23;
-    let v24: f64 = r7;
-    s[67] = v24;
-    step_t25(t, x, c, s);
-    let r8: f64 = v7 + a0;
-    let r9: f64 = (-2.0) * r8;
-    let v26: f64 = r9;
-    s[72] = v26;
-    let v27: f64 = r9;
-    s[73] = v27;
-    let r10: f64 = 2.0 * r8;
-    let v28: f64 = r10;
-    s[74] = v28;
-    let v29: f64 = r10;
-    s[75] = v29;
-    step_t30(t, x, c, s);
+    step_t15::<W>(t, x, c, s);
+    step_t16::<W>(t, x, c, s);
+    step_t17::<W>(t, x, c, s);
+    step_t18::<W>(t, x, c, s);
+    let r6: Lanes<W> = a1 * 2.0;
+    let v19: Lanes<W> = r6;
+    v19.store(&mut s[56 * W..]);
+    step_t20::<W>(t, x, c, s);
+    let v21: Lanes<W> = r6;
+    v21.store(&mut s[61 * W..]);
+    step_t22::<W>(t, x, c, s);
+    let r7: Lanes<W> = a1 * (-2.0);
+    let v23: Lanes<W> = r7;
+    v23.store(&mut s[66 * W..]);
+    let v24: Lanes<W> = r7;
+    v24.store(&mut s[67 * W..]);
+    step_t25::<W>(t, x, c, s);
+    let r8: Lanes<W> = v7 + a0;
+    let r9: Lanes<W> = (-2.0) * r8;
+    let v26: Lanes<W> = r9;
+    v26.store(&mut s[72 * W..]);
+    let v27: Lanes<W> = r9;
+    v27.store(&mut s[73 * W..]);
+    let r10: Lanes<W> = 2.0 * r8;
+    let v28: Lanes<W> = r10;
+    v28.store(&mut s[74 * W..]);
+    let v29: Lanes<W> = r10;
+    v29.store(&mut s[75 * W..]);
+    step_t30::<W>(t, x, c, s);
     let r11: f64 = 1.0;
     let v31: f64 = r11;
-    s[84] = v31;
+    Lanes::<W>::splat(v31).store(&mut s[84 * W..]);
     let v32: f64 = r11;
-    s[85] = v32;
+    Lanes::<W>::splat(v32).store(&mut s[85 * W..]);
     let r12: f64 = (-1.0);
     let v33: f64 = r12;
-    s[86] = v33;
-    step_t34(t, x, c, s);
-    step_t35(t, x, c, s);
-    step_t36(t, x, c, s);
-    step_t37(t, x, c, s);
-    step_t38(t, x, c, s);
-    let v39: f64 = r2;
-    s[115] = v39;
-    let v40: f64 = r8;
-    s[116] = v40;
-    step_t41(t, x, c, s);
-    let v42: f64 = r2;
-    s[119] = v42;
-    step_t43(t, x, c, s);
-    let v44: f64 = r8;
-    s[124] = v44;
-    let v45: f64 = a1;
-    s[125] = v45;
-    let v46: f64 = a1;
-    s[126] = v46;
-    step_t47(t, x, c, s);
-    let r13: f64 = (-1.0) * r8;
-    let v48: f64 = r13;
-    s[131] = v48;
-    let v49: f64 = r13;
-    s[132] = v49;
-    step_t50(t, x, c, s);
-    step_t51(t, x, c, s);
-    step_t52(t, x, c, s);
-    step_t53(t, x, c, s);
+    Lanes::<W>::splat(v33).store(&mut s[86 * W..]);
+    step_t34::<W>(t, x, c, s);
+    step_t35::<W>(t, x, c, s);
+    step_t36::<W>(t, x, c, s);
+    step_t37::<W>(t, x, c, s);
+    step_t38::<W>(t, x, c, s);
+    let v39: Lanes<W> = r2;
+    v39.store(&mut s[115 * W..]);
+    let v40: Lanes<W> = r8;
+    v40.store(&mut s[116 * W..]);
+    step_t41::<W>(t, x, c, s);
+    let v42: Lanes<W> = r2;
+    v42.store(&mut s[119 * W..]);
+    step_t43::<W>(t, x, c, s);
+    let v44: Lanes<W> = r8;
+    v44.store(&mut s[124 * W..]);
+    let v45: Lanes<W> = a1;
+    v45.store(&mut s[125 * W..]);
+    let v46: Lanes<W> = a1;
+    v46.store(&mut s[126 * W..]);
+    step_t47::<W>(t, x, c, s);
+    let r13: Lanes<W> = (-1.0) * r8;
+    let v48: Lanes<W> = r13;
+    v48.store(&mut s[131 * W..]);
+    let v49: Lanes<W> = r13;
+    v49.store(&mut s[132 * W..]);
+    step_t50::<W>(t, x, c, s);
+    step_t51::<W>(t, x, c, s);
+    step_t52::<W>(t, x, c, s);
+    step_t53::<W>(t, x, c, s);
     let v54: f64 = r11;
-    s[157] = v54;
-    step_t55(t, x, c, s);
-    step_t56(t, x, c, s);
-    step_t57(t, x, c, s);
-    step_t58(t, x, c, s);
-    let v59: f64 = r3;
-    s[178] = v59;
-    step_t60(t, x, c, s);
-    step_t61(t, x, c, s);
-    step_t62(t, x, c, s);
-    step_t63(t, x, c, s);
+    Lanes::<W>::splat(v54).store(&mut s[157 * W..]);
+    step_t55::<W>(t, x, c, s);
+    step_t56::<W>(t, x, c, s);
+    step_t57::<W>(t, x, c, s);
+    step_t58::<W>(t, x, c, s);
+    let v59: Lanes<W> = r3;
+    v59.store(&mut s[178 * W..]);
+    step_t60::<W>(t, x, c, s);
+    step_t61::<W>(t, x, c, s);
+    step_t62::<W>(t, x, c, s);
+    step_t63::<W>(t, x, c, s);
     let v64: f64 = r11;
-    s[195] = v64;
-}
-/// `t6` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t6_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[0..32].fill(0.0);
-    for i0 in 0..4 {
-        for i1 in 0..2 {
-            let p0: f64 = t[i0 * 2 + i1];
-            let p1: F64x8 = F64x8::load(&x[i1 * 8..]);
-            let r1: F64x8 = p0 * p1;
-            (F64x8::load(&s[i0 * 8..]) + r1).store(&mut s[i0 * 8..]);
-        }
-    }
-}
-/// `t7` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t7_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[32..40].fill(0.0);
-    for i0 in 0..4 {
-        let p0: f64 = t[12 + i0];
-        let p1: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p2: f64 = t[8 + i0];
-        let r2: F64x8 = p1 + p2;
-        let r2: F64x8 = r2.tanh();
-        let r2: F64x8 = p0 * r2;
-        (F64x8::load(&s[32..]) + r2).store(&mut s[32..]);
-    }
-}
-/// `t10` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t10_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p1: f64 = t[8 + i0];
-        let p2: f64 = t[12 + i0];
-        let r2: F64x8 = p0 + p1;
-        let r2: F64x8 = r2.tanh();
-        let r2: F64x8 = r2 * r2;
-        let r2: F64x8 = (-1.0) * r2;
-        let r2: F64x8 = 1.0 + r2;
-        let r2: F64x8 = p2 * r2;
-        r2.store(&mut s[56 + i0 * 8..]);
-    }
-}
-/// `t11` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t11_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        for i1 in 0..2 {
-            let p0: F64x8 = F64x8::load(&s[48..]);
-            let p1: F64x8 = F64x8::load(&s[56 + i0 * 8..]);
-            let p2: F64x8 = F64x8::load(&x[i1 * 8..]);
-            let r1: F64x8 = p0 * p1 * p2;
-            r1.store(&mut s[88 + i0 * 16 + i1 * 8..]);
-        }
-    }
-}
-/// `t12` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t12_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: F64x8 = F64x8::load(&s[48..]);
-        let p1: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p2: f64 = t[8 + i0];
-        let p3: f64 = t[12 + i0];
-        let r2: F64x8 = p1 + p2;
-        let r2: F64x8 = r2.tanh();
-        let r2: F64x8 = r2 * r2;
-        let r2: F64x8 = (-1.0) * r2;
-        let r2: F64x8 = 1.0 + r2;
-        let r2: F64x8 = p0 * p3 * r2;
-        r2.store(&mut s[152 + i0 * 8..]);
-    }
-}
-/// `t13` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t13_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: F64x8 = F64x8::load(&s[48..]);
-        let p1: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p2: f64 = t[8 + i0];
-        let r2: F64x8 = p1 + p2;
-        let r2: F64x8 = r2.tanh();
-        let r2: F64x8 = p0 * r2;
-        r2.store(&mut s[184 + i0 * 8..]);
-    }
-}
-/// `t15` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t15_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        for i1 in 0..2 {
-            let p0: F64x8 = F64x8::load(&x[i1 * 8..]);
-            let r0: F64x8 = p0;
-            r0.store(&mut s[224 + i0 * 16 + i1 * 8..]);
-        }
-    }
-}
-/// `t16` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t16_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        for i1 in 0..2 {
-            let p0: f64 = t[12 + i0];
-            let p1: F64x8 = F64x8::load(&x[i1 * 8..]);
-            let r1: F64x8 = p0 * p1;
-            r1.store(&mut s[288 + i0 * 16 + i1 * 8..]);
-        }
-    }
-}
-/// `t17` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t17_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p1: f64 = t[8 + i0];
-        let p2: f64 = t[12 + i0];
-        let r2: F64x8 = p0 + p1;
-        let r2: F64x8 = r2.tanh();
-        let r2: F64x8 = r2 * r2;
-        let r2: F64x8 = p2 * r2;
-        r2.store(&mut s[352 + i0 * 8..]);
-    }
-}
-/// `t18` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t18_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        for i1 in 0..2 {
-            let p0: F64x8 = F64x8::load(&s[352 + i0 * 8..]);
-            let p1: F64x8 = F64x8::load(&x[i1 * 8..]);
-            let r1: F64x8 = p0 * p1;
-            r1.store(&mut s[384 + i0 * 16 + i1 * 8..]);
-        }
-    }
-}
-/// `t20` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t20_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p1: f64 = t[8 + i0];
-        let p2: f64 = t[12 + i0];
-        let r2: F64x8 = p0 + p1;
-        let r2: F64x8 = r2.tanh();
-        let r2: F64x8 = p2 * r2;
-        r2.store(&mut s[456 + i0 * 8..]);
-    }
-}
-/// `t22` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t22_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p1: f64 = t[8 + i0];
-        let p2: f64 = t[12 + i0];
-        let r2: F64x8 = p0 + p1;
-        let r2: F64x8 = r2.tanh();
-        let r2: F64x8 = r2 * r2;
-        let r2: F64x8 = p2 * r2;
-        r2.store(&mut s[496 + i0 * 8..]);
-    }
-}
-/// `t25` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t25_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p1: f64 = t[8 + i0];
-        let p2: f64 = t[12 + i0];
-        let r2: F64x8 = p0 + p1;
-        let r2: F64x8 = r2.tanh();
-        let r2: F64x8 = r2 * r2 * r2;
-        let r2: F64x8 = p2 * r2;
-        r2.store(&mut s[544 + i0 * 8..]);
-    }
-}
-/// `t30` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t30_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        for i1 in 0..2 {
-            let p0: F64x8 = F64x8::load(&s[448..]);
-            let p1: F64x8 = F64x8::load(&s[456 + i0 * 8..]);
-            let p2: F64x8 = F64x8::load(&x[i1 * 8..]);
-            let p3: F64x8 = F64x8::load(&s[488..]);
-            let p4: F64x8 = F64x8::load(&s[496 + i0 * 8..]);
-            let p5: F64x8 = F64x8::load(&s[528..]);
-            let p6: F64x8 = F64x8::load(&s[536..]);
-            let p7: F64x8 = F64x8::load(&s[544 + i0 * 8..]);
-            let p8: F64x8 = F64x8::load(&s[576..]);
-            let p9: F64x8 = F64x8::load(&s[584..]);
-            let p10: F64x8 = F64x8::load(&s[592..]);
-            let p11: F64x8 = F64x8::load(&s[600..]);
-            let r0: F64x8 = p0 + p8;
-            let r0: F64x8 = p1 * r0;
-            let r4: F64x8 = p3 + p5 + p9 + p10;
-            let r4: F64x8 = p4 * r4;
-            let r2: F64x8 = p6 + p11;
-            let r2: F64x8 = p7 * r2;
-            let r0: F64x8 = r0 + r4 + r2;
-            let r4: F64x8 = p2 * r0;
-            r4.store(&mut s[608 + i0 * 16 + i1 * 8..]);
-        }
-    }
-}
-/// `t34` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t34_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        for i1 in 0..2 {
-            let p0: F64x8 = F64x8::load(&s[672..]);
-            let p1: f64 = t[12 + i0];
-            let p2: F64x8 = F64x8::load(&x[i1 * 8..]);
-            let p3: F64x8 = F64x8::load(&s[680..]);
-            let p4: F64x8 = F64x8::load(&s[456 + i0 * 8..]);
-            let p5: F64x8 = F64x8::load(&s[688..]);
-            let p6: F64x8 = F64x8::load(&s[496 + i0 * 8..]);
-            let r0: F64x8 = p0 * p1;
-            let r4: F64x8 = p3 + p5;
-            let r4: F64x8 = p4 * r4;
-            let r2: F64x8 = p6 * (-1.0);
-            let r0: F64x8 = r0 + r4 + r2;
-            let r4: F64x8 = p2 * r0;
-            r4.store(&mut s[696 + i0 * 16 + i1 * 8..]);
-        }
-    }
-}
-/// `t35` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t35_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        for i1 in 0..2 {
-            let p0: F64x8 = F64x8::load(&s[688..]);
-            let p1: f64 = t[12 + i0];
-            let p2: F64x8 = F64x8::load(&x[i1 * 8..]);
-            let p3: F64x8 = F64x8::load(&s[456 + i0 * 8..]);
-            let p4: F64x8 = F64x8::load(&s[496 + i0 * 8..]);
-            let r2: F64x8 = p0 * p1;
-            let r2: F64x8 = p4 + r2;
-            let r2: F64x8 = p2 * r2;
-            r2.store(&mut s[760 + i0 * 16 + i1 * 8..]);
-        }
-    }
-}
-/// `t36` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t36_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let r0: f64 = 1.0;
-        F64x8::splat(r0).store(&mut s[824 + i0 * 8..]);
-    }
-}
-/// `t37` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t37_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: f64 = t[12 + i0];
-        let r0: f64 = p0;
-        F64x8::splat(r0).store(&mut s[856 + i0 * 8..]);
-    }
-}
-/// `t38` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t38_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p1: f64 = t[8 + i0];
-        let r2: F64x8 = p0 + p1;
-        let r2: F64x8 = r2.tanh();
-        r2.store(&mut s[888 + i0 * 8..]);
-    }
-}
-/// `t41` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t41_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..2 {
-        let p0: F64x8 = F64x8::load(&s[920..]);
-        let p1: F64x8 = F64x8::load(&x[i0 * 8..]);
-        let p2: F64x8 = F64x8::load(&s[928..]);
-        let r2: F64x8 = p0 + p2;
-        let r2: F64x8 = p1 * r2;
-        r2.store(&mut s[936 + i0 * 8..]);
-    }
-}
-/// `t43` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t43_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p1: f64 = t[8 + i0];
-        let r2: F64x8 = p0 + p1;
-        let r2: F64x8 = r2.tanh();
-        r2.store(&mut s[960 + i0 * 8..]);
-    }
-}
-/// `t47` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t47_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p1: f64 = t[8 + i0];
-        let r2: F64x8 = p0 + p1;
-        let r2: F64x8 = r2.tanh();
-        let r2: F64x8 = r2 * r2;
-        r2.store(&mut s[1016 + i0 * 8..]);
-    }
-}
-/// `t50` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t50_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        for i1 in 0..2 {
-            let p0: F64x8 = F64x8::load(&s[936 + i1 * 8..]);
-            let p1: F64x8 = F64x8::load(&s[952..]);
-            let p2: F64x8 = F64x8::load(&s[960 + i0 * 8..]);
-            let p3: F64x8 = F64x8::load(&x[i1 * 8..]);
-            let p4: F64x8 = F64x8::load(&s[992..]);
-            let p5: F64x8 = F64x8::load(&s[1000..]);
-            let p6: F64x8 = F64x8::load(&s[1008..]);
-            let p7: F64x8 = F64x8::load(&s[1016 + i0 * 8..]);
-            let p8: F64x8 = F64x8::load(&s[1048..]);
-            let p9: F64x8 = F64x8::load(&s[1056..]);
-            let r3: F64x8 = p1 + p4 + p5 + p8;
-            let r3: F64x8 = p2 * r3;
-            let r1: F64x8 = p6 + p9;
-            let r1: F64x8 = p7 * r1;
-            let r3: F64x8 = r3 + r1;
-            let r1: F64x8 = p3 * r3;
-            let r3: F64x8 = p0 + r1;
-            r3.store(&mut s[1064 + i0 * 16 + i1 * 8..]);
-        }
-    }
-}
-/// `t51` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t51_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: f64 = t[12 + i0];
-        let p1: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p2: f64 = t[8 + i0];
-        let r2: F64x8 = p1 + p2;
-        let r2: F64x8 = r2.tanh();
-        let r2: F64x8 = p0 * r2;
-        r2.store(&mut s[1128 + i0 * 8..]);
-    }
-}
-/// `t52` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t52_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p1: f64 = t[8 + i0];
-        let p2: f64 = t[12 + i0];
-        let r2: F64x8 = p0 + p1;
-        let r2: F64x8 = r2.tanh();
-        let r2: F64x8 = r2 * r2;
-        let r2: F64x8 = p2 * r2;
-        r2.store(&mut s[1160 + i0 * 8..]);
-    }
-}
-/// `t53` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t53_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        for i1 in 0..2 {
-            let p0: F64x8 = F64x8::load(&s[672..]);
-            let p1: f64 = t[12 + i0];
-            let p2: F64x8 = F64x8::load(&x[i1 * 8..]);
-            let p3: F64x8 = F64x8::load(&s[680..]);
-            let p4: F64x8 = F64x8::load(&s[1128 + i0 * 8..]);
-            let p5: F64x8 = F64x8::load(&s[688..]);
-            let p6: F64x8 = F64x8::load(&s[456 + i0 * 8..]);
-            let p7: F64x8 = F64x8::load(&s[1160 + i0 * 8..]);
-            let r0: F64x8 = p0 * p1;
-            let r5: F64x8 = p3 * p4;
-            let r2: F64x8 = p5 * p6;
-            let r3: F64x8 = p7 * (-1.0);
-            let r0: F64x8 = r0 + r5 + r2 + r3;
-            let r5: F64x8 = p2 * r0;
-            r5.store(&mut s[1192 + i0 * 16 + i1 * 8..]);
-        }
-    }
-}
-/// `t55` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t55_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        for i1 in 0..2 {
-            let p0: f64 = t[12 + i0];
-            let p1: F64x8 = F64x8::load(&x[i1 * 8..]);
-            let p2: F64x8 = F64x8::load(&s[352 + i0 * 8..]);
-            let r2: F64x8 = p2 * (-1.0);
-            let r2: F64x8 = p0 + r2;
-            let r2: F64x8 = p1 * r2;
-            r2.store(&mut s[1264 + i0 * 16 + i1 * 8..]);
-        }
-    }
-}
-/// `t56` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t56_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: F64x8 = F64x8::load(&s[448..]);
-        let p1: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p2: f64 = t[8 + i0];
-        let p3: f64 = t[12 + i0];
-        let p4: F64x8 = F64x8::load(&s[488..]);
-        let p5: F64x8 = F64x8::load(&s[528..]);
-        let p6: F64x8 = F64x8::load(&s[536..]);
-        let p7: F64x8 = F64x8::load(&s[576..]);
-        let p8: F64x8 = F64x8::load(&s[584..]);
-        let p9: F64x8 = F64x8::load(&s[592..]);
-        let p10: F64x8 = F64x8::load(&s[600..]);
-        let r3: F64x8 = p6 + p10;
-        let r1: F64x8 = p1 + p2;
-        let r1: F64x8 = r1.tanh();
-        let r3: F64x8 = r3 * r1;
-        let r3: F64x8 = p4 + p5 + p8 + p9 + r3;
-        let r3: F64x8 = r1 * r3;
-        let r3: F64x8 = p0 + p7 + r3;
-        let r3: F64x8 = p3 * r1 * r3;
-        r3.store(&mut s[1328 + i0 * 8..]);
-    }
-}
-/// `t57` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t57_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: F64x8 = F64x8::load(&s[672..]);
-        let p1: f64 = t[12 + i0];
-        let p2: F64x8 = F64x8::load(&s[680..]);
-        let p3: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p4: f64 = t[8 + i0];
-        let p5: F64x8 = F64x8::load(&s[688..]);
-        let r3: F64x8 = p3 + p4;
-        let r3: F64x8 = r3.tanh();
-        let r1: F64x8 = (-1.0) * r3;
-        let r1: F64x8 = p2 + p5 + r1;
-        let r3: F64x8 = r3 * r1;
-        let r1: F64x8 = p0 + r3;
-        let r3: F64x8 = p1 * r1;
-        r3.store(&mut s[1360 + i0 * 8..]);
-    }
-}
-/// `t58` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t58_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: F64x8 = F64x8::load(&s[688..]);
-        let p1: f64 = t[12 + i0];
-        let p2: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p3: f64 = t[8 + i0];
-        let r2: F64x8 = p2 + p3;
-        let r2: F64x8 = r2.tanh();
-        let r2: F64x8 = r2 * r2;
-        let r2: F64x8 = p0 + r2;
-        let r2: F64x8 = p1 * r2;
-        r2.store(&mut s[1392 + i0 * 8..]);
-    }
-}
-/// `t60` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t60_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: F64x8 = F64x8::load(&s[1424..]);
-        let p1: F64x8 = F64x8::load(&s[952..]);
-        let p2: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p3: f64 = t[8 + i0];
-        let p4: F64x8 = F64x8::load(&s[992..]);
-        let p5: F64x8 = F64x8::load(&s[1000..]);
-        let p6: F64x8 = F64x8::load(&s[1008..]);
-        let p7: F64x8 = F64x8::load(&s[1048..]);
-        let p8: F64x8 = F64x8::load(&s[1056..]);
-        let r0: F64x8 = p6 + p8;
-        let r3: F64x8 = p2 + p3;
-        let r3: F64x8 = r3.tanh();
-        let r0: F64x8 = r0 * r3;
-        let r0: F64x8 = p1 + p4 + p5 + p7 + r0;
-        let r0: F64x8 = r3 * r0;
-        let r3: F64x8 = p0 + r0;
-        r3.store(&mut s[1432 + i0 * 8..]);
-    }
-}
-/// `t61` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t61_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: F64x8 = F64x8::load(&s[672..]);
-        let p1: f64 = t[12 + i0];
-        let p2: F64x8 = F64x8::load(&s[680..]);
-        let p3: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p4: f64 = t[8 + i0];
-        let p5: F64x8 = F64x8::load(&s[688..]);
-        let r3: F64x8 = p3 + p4;
-        let r3: F64x8 = r3.tanh();
-        let r1: F64x8 = (-1.0) * r3;
-        let r1: F64x8 = p2 + p5 + r1;
-        let r3: F64x8 = r3 * r1;
-        let r1: F64x8 = p0 + r3;
-        let r3: F64x8 = p1 * r1;
-        r3.store(&mut s[1464 + i0 * 8..]);
-    }
-}
-/// `t62` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t62_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: f64 = t[12 + i0];
-        let p1: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p2: f64 = t[8 + i0];
-        let r2: F64x8 = p1 + p2;
-        let r2: F64x8 = r2.tanh();
-        let r2: F64x8 = r2 * r2;
-        let r2: F64x8 = (-1.0) * r2;
-        let r2: F64x8 = 1.0 + r2;
-        let r2: F64x8 = p0 * r2;
-        r2.store(&mut s[1496 + i0 * 8..]);
-    }
-}
-/// `t63` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t63_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p1: f64 = t[8 + i0];
-        let r2: F64x8 = p0 + p1;
-        let r2: F64x8 = r2.tanh();
-        r2.store(&mut s[1528 + i0 * 8..]);
-    }
-}
-/// The per-sample stage's steps for 8 rows at once (`x[j·8 + r]` is column j of row r; entry e of a buffer at `s[e·8 + r]`).
-#[inline(always)]
-#[allow(unused_variables)]
-fn sample_lanes(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    step_t6_lanes(t, x, c, s);
-    step_t7_lanes(t, x, c, s);
-    let v7: F64x8 = F64x8::load(&s[32..]);
-    let a0: f64 = t[16];
-    let a1: F64x8 = F64x8::load(&x[16..]);
-    let r2: F64x8 = a1 * (-1.0);
-    let r3: F64x8 = v7 + a0 + r2;
-    let r4: F64x8 = r3 * r3;
-    let r5: F64x8 = 0.5 * r4;
-    let v8: F64x8 = r5;
-    v8.store(&mut s[40..]);
-    if level.rank() < 1 {
-        return;
-    }
-    let v9: F64x8 = r3;
-    v9.store(&mut s[48..]);
-    step_t10_lanes(t, x, c, s);
-    step_t11_lanes(t, x, c, s);
-    step_t12_lanes(t, x, c, s);
-    step_t13_lanes(t, x, c, s);
-    let v14: F64x8 = r3;
-    v14.store(&mut s[216..]);
-    if level.rank() < 2 {
-        return;
-    }
-    step_t15_lanes(t, x, c, s);
-    step_t16_lanes(t, x, c, s);
-    step_t17_lanes(t, x, c, s);
-    step_t18_lanes(t, x, c, s);
-    let r6: F64x8 = a1 * 2.0;
-    let v19: F64x8 = r6;
-    v19.store(&mut s[448..]);
-    step_t20_lanes(t, x, c, s);
-    let v21: F64x8 = r6;
-    v21.store(&mut s[488..]);
-    step_t22_lanes(t, x, c, s);
-    let r7: F64x8 = a1 * (-2.0);
-    let v23: F64x8 = r7;
-    v23.store(&mut s[528..]);
-    let v24: F64x8 = r7;
-    v24.store(&mut s[536..]);
-    step_t25_lanes(t, x, c, s);
-    let r8: F64x8 = v7 + a0;
-    let r9: F64x8 = (-2.0) * r8;
-    let v26: F64x8 = r9;
-    v26.store(&mut s[576..]);
-    let v27: F64x8 = r9;
-    v27.store(&mut s[584..]);
-    let r10: F64x8 = 2.0 * r8;
-    let v28: F64x8 = r10;
-    v28.store(&mut s[592..]);
-    let v29: F64x8 = r10;
-    v29.store(&mut s[600..]);
-    step_t30_lanes(t, x, c, s);
-    let r11: f64 = 1.0;
-    let v31: f64 = r11;
-    F64x8::splat(v31).store(&mut s[672..]);
-    let v32: f64 = r11;
-    F64x8::splat(v32).store(&mut s[680..]);
-    let r12: f64 = (-1.0);
-    let v33: f64 = r12;
-    F64x8::splat(v33).store(&mut s[688..]);
-    step_t34_lanes(t, x, c, s);
-    step_t35_lanes(t, x, c, s);
-    step_t36_lanes(t, x, c, s);
-    step_t37_lanes(t, x, c, s);
-    step_t38_lanes(t, x, c, s);
-    let v39: F64x8 = r2;
-    v39.store(&mut s[920..]);
-    let v40: F64x8 = r8;
-    v40.store(&mut s[928..]);
-    step_t41_lanes(t, x, c, s);
-    let v42: F64x8 = r2;
-    v42.store(&mut s[952..]);
-    step_t43_lanes(t, x, c, s);
-    let v44: F64x8 = r8;
-    v44.store(&mut s[992..]);
-    let v45: F64x8 = a1;
-    v45.store(&mut s[1000..]);
-    let v46: F64x8 = a1;
-    v46.store(&mut s[1008..]);
-    step_t47_lanes(t, x, c, s);
-    let r13: F64x8 = (-1.0) * r8;
-    let v48: F64x8 = r13;
-    v48.store(&mut s[1048..]);
-    let v49: F64x8 = r13;
-    v49.store(&mut s[1056..]);
-    step_t50_lanes(t, x, c, s);
-    step_t51_lanes(t, x, c, s);
-    step_t52_lanes(t, x, c, s);
-    step_t53_lanes(t, x, c, s);
-    let v54: f64 = r11;
-    F64x8::splat(v54).store(&mut s[1256..]);
-    step_t55_lanes(t, x, c, s);
-    step_t56_lanes(t, x, c, s);
-    step_t57_lanes(t, x, c, s);
-    step_t58_lanes(t, x, c, s);
-    let v59: F64x8 = r3;
-    v59.store(&mut s[1424..]);
-    step_t60_lanes(t, x, c, s);
-    step_t61_lanes(t, x, c, s);
-    step_t62_lanes(t, x, c, s);
-    step_t63_lanes(t, x, c, s);
-    let v64: f64 = r11;
-    F64x8::splat(v64).store(&mut s[1560..]);
+    Lanes::<W>::splat(v64).store(&mut s[195 * W..]);
 }
 /// The regularizer's steps, into the scratch vector `s`.
 #[inline(always)]
-#[allow(unused_variables)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {}
 /// The generated steps, for the shared accumulation.
 struct Compiled;
@@ -1611,7 +943,7 @@ impl Steps for Compiled {
         constants: &[f64],
         scratch: &mut [f64],
     ) {
-        sample(level, theta, row, constants, scratch);
+        sample::<1>(level, theta, row, constants, scratch);
     }
     #[inline]
     fn regularizer(
@@ -1635,7 +967,7 @@ impl Steps for Compiled {
         constants: &[f64],
         scratch: &mut [f64],
     ) {
-        sample_lanes(level, theta, rows, constants, scratch);
+        sample::<8>(level, theta, rows, constants, scratch);
     }
 }
 impl Kernel for MlpTanh {

@@ -3,7 +3,7 @@
 // tensors' lengths. Do not edit by hand.
 
 use ::hessforge_kernels::ir::Outputs;
-use ::hessforge_kernels::ir::lanes::F64x8;
+use ::hessforge_kernels::ir::lanes::Lanes;
 use ::hessforge_kernels::ir::tensor::{
     GradientTerm, HessianTerm, Source, Stage, Steps, TensorModel,
 };
@@ -136,486 +136,250 @@ fn plan() -> &'static TensorModel {
 /// `t5` `t5[i0]` = Σ over i1 < 4 of f(W[i0, i1], x[i1]), for i0 < 3 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t5(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[0..3].fill(0.0);
+fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    s[0 * W..3 * W].fill(0.0);
     for i0 in 0..3 {
         for i1 in 0..4 {
             let p0: f64 = t[i0 * 4 + i1];
-            let p1: f64 = x[i1];
-            let r1: f64 = p0 * p1;
-            s[i0] += r1;
+            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r1: Lanes<W> = p0 * p1;
+            (Lanes::<W>::load(&s[i0 * W..]) + r1).store(&mut s[i0 * W..]);
         }
     }
 }
 /// `t6` `t6` = Σ over i0 < 3 of f(t5[i0], b[i0]) (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t6(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[3..4].fill(0.0);
+fn step_t6<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    s[3 * W..4 * W].fill(0.0);
     for i0 in 0..3 {
-        let p0: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[12 + i0];
-        let r2: f64 = p0 + p1;
-        let r2: f64 = r2.exp();
-        s[3] += r2;
+        let r2: Lanes<W> = p0 + p1;
+        let r2: Lanes<W> = r2.exp();
+        (Lanes::<W>::load(&s[3 * W..]) + r2).store(&mut s[3 * W..]);
     }
 }
 /// `t7` `t7` = Σ over i0 < 3 of f(y[i0], t5[i0], b[i0]) (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t7(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[4..5].fill(0.0);
+fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    s[4 * W..5 * W].fill(0.0);
     for i0 in 0..3 {
-        let p0: f64 = x[4 + i0];
-        let p1: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p2: f64 = t[12 + i0];
-        let r2: f64 = p1 + p2;
-        let r2: f64 = p0 * r2;
-        s[4] += r2;
+        let r2: Lanes<W> = p1 + p2;
+        let r2: Lanes<W> = p0 * r2;
+        (Lanes::<W>::load(&s[4 * W..]) + r2).store(&mut s[4 * W..]);
     }
 }
 /// `t10` `t10[i0]` = f(t5[i0], b[i0], t9, y[i0]), for i0 < 3 (4 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t10(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t10<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
-        let p0: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[12 + i0];
-        let p2: f64 = s[6];
-        let p3: f64 = x[4 + i0];
-        let r2: f64 = p0 + p1;
-        let r2: f64 = r2.exp();
-        let r2: f64 = p2 * (-1.0) * r2;
-        let r2: f64 = p3 + r2;
-        s[7 + i0] = r2;
+        let p2: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+        let p3: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
+        let r2: Lanes<W> = p0 + p1;
+        let r2: Lanes<W> = r2.exp();
+        let r2: Lanes<W> = p2 * (-1.0) * r2;
+        let r2: Lanes<W> = p3 + r2;
+        r2.store(&mut s[(7 + i0) * W..]);
     }
 }
 /// `t11` `t11[i0, i1]` = f(t10[i0], x[i1]), for i0 < 3, i1 < 4 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t11(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
-            let p0: f64 = s[7 + i0];
-            let p1: f64 = x[i1];
-            let r1: f64 = p0 * p1 * (-1.0);
-            s[10 + i0 * 4 + i1] = r1;
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(7 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r1: Lanes<W> = p0 * p1 * (-1.0);
+            r1.store(&mut s[(10 + i0 * 4 + i1) * W..]);
         }
     }
 }
 /// `t12` `t12[i0]` = f(y[i0], t5[i0], b[i0], t9), for i0 < 3 (5 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t12(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
-        let p0: f64 = x[4 + i0];
-        let p1: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p2: f64 = t[12 + i0];
-        let p3: f64 = s[6];
-        let r3: f64 = p0 * (-1.0);
-        let r1: f64 = p1 + p2;
-        let r1: f64 = r1.exp();
-        let r1: f64 = p3 * r1;
-        let r3: f64 = r3 + r1;
-        s[22 + i0] = r3;
+        let p3: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+        let r3: Lanes<W> = p0 * (-1.0);
+        let r1: Lanes<W> = p1 + p2;
+        let r1: Lanes<W> = r1.exp();
+        let r1: Lanes<W> = p3 * r1;
+        let r3: Lanes<W> = r3 + r1;
+        r3.store(&mut s[(22 + i0) * W..]);
     }
 }
 /// `t13` `t13[i0]` = f(t5[i0], b[i0]), for i0 < 3 (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t13(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
-        let p0: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[12 + i0];
-        let r2: f64 = p0 + p1;
-        let r2: f64 = r2.exp();
-        s[25 + i0] = r2;
+        let r2: Lanes<W> = p0 + p1;
+        let r2: Lanes<W> = r2.exp();
+        r2.store(&mut s[(25 + i0) * W..]);
     }
 }
 /// `t14` `t14[i0, i1]` = f(t13[i0], x[i1]), for i0 < 3, i1 < 4 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t14(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t14<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
-            let p0: f64 = s[25 + i0];
-            let p1: f64 = x[i1];
-            let r1: f64 = p0 * p1;
-            s[28 + i0 * 4 + i1] = r1;
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(25 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r1: Lanes<W> = p0 * p1;
+            r1.store(&mut s[(28 + i0 * 4 + i1) * W..]);
         }
     }
 }
 /// `t15` `t15[i0, i1]` = f(x[i1]), for i0 < 3, i1 < 4 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t15(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t15<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
-            let p0: f64 = x[i1];
-            let r0: f64 = p0;
-            s[40 + i0 * 4 + i1] = r0;
+            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r0: Lanes<W> = p0;
+            r0.store(&mut s[(40 + i0 * 4 + i1) * W..]);
         }
     }
 }
 /// `t17` `t17[i0, i1]` = f(t16, t13[i0], x[i1]), for i0 < 3, i1 < 4 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t17(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t17<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
-            let p0: f64 = s[52];
-            let p1: f64 = s[25 + i0];
-            let p2: f64 = x[i1];
-            let r1: f64 = p0 * p1 * p2;
-            s[53 + i0 * 4 + i1] = r1;
+            let p0: Lanes<W> = Lanes::<W>::load(&s[52 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(25 + i0) * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r1: Lanes<W> = p0 * p1 * p2;
+            r1.store(&mut s[(53 + i0 * 4 + i1) * W..]);
         }
     }
 }
 /// `t18` `t18[i0, i1]` = f(t13[i0], t9, x[i1]), for i0 < 3, i1 < 4 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t18(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t18<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
-            let p0: f64 = s[25 + i0];
-            let p1: f64 = s[6];
-            let p2: f64 = x[i1];
-            let r1: f64 = p0 * p1 * p2;
-            s[65 + i0 * 4 + i1] = r1;
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(25 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r1: Lanes<W> = p0 * p1 * p2;
+            r1.store(&mut s[(65 + i0 * 4 + i1) * W..]);
         }
     }
 }
 /// `t19` `t19[i0]` = f(t5[i0], b[i0]), for i0 < 3 (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t19(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
-        let p0: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[12 + i0];
-        let r2: f64 = p0 + p1;
-        let r2: f64 = r2.exp();
-        s[77 + i0] = r2;
+        let r2: Lanes<W> = p0 + p1;
+        let r2: Lanes<W> = r2.exp();
+        r2.store(&mut s[(77 + i0) * W..]);
     }
 }
 /// `t20` `t20[i0]` = f(), for i0 < 3 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t20(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t20<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let r0: f64 = 1.0;
-        s[80 + i0] = r0;
+        Lanes::<W>::splat(r0).store(&mut s[(80 + i0) * W..]);
     }
 }
 /// `t21` `t21[i0]` = f(t16, t5[i0], b[i0]), for i0 < 3 (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t21(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t21<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
-        let p0: f64 = s[52];
-        let p1: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[52 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p2: f64 = t[12 + i0];
-        let r2: f64 = p1 + p2;
-        let r2: f64 = r2.exp();
-        let r2: f64 = p0 * r2;
-        s[83 + i0] = r2;
+        let r2: Lanes<W> = p1 + p2;
+        let r2: Lanes<W> = r2.exp();
+        let r2: Lanes<W> = p0 * r2;
+        r2.store(&mut s[(83 + i0) * W..]);
     }
 }
 /// `t22` `t22[i0]` = f(t5[i0], b[i0], t9), for i0 < 3 (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t22(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t22<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
-        let p0: f64 = s[i0];
+        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[12 + i0];
-        let p2: f64 = s[6];
-        let r2: f64 = p0 + p1;
-        let r2: f64 = r2.exp();
-        let r2: f64 = p2 * r2;
-        s[86 + i0] = r2;
+        let p2: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+        let r2: Lanes<W> = p0 + p1;
+        let r2: Lanes<W> = r2.exp();
+        let r2: Lanes<W> = p2 * r2;
+        r2.store(&mut s[(86 + i0) * W..]);
     }
 }
-/// The per-sample stage's steps for one data row `x`, into the scratch vector `s`.
+/// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
 #[inline(always)]
-#[allow(unused_variables)]
-fn sample(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    step_t5(t, x, c, s);
-    step_t6(t, x, c, s);
-    let v6: f64 = s[3];
-    step_t7(t, x, c, s);
-    let v7: f64 = s[4];
-    let r0: f64 = v7 * (-1.0);
-    let r1: f64 = v6.ln();
-    let r2: f64 = r0 + r1;
-    let v8: f64 = r2;
-    s[5] = v8;
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn sample<const W: usize>(
+    level: Outputs,
+    t: &[f64],
+    x: &[f64],
+    c: &[f64],
+    s: &mut [f64],
+) {
+    step_t5::<W>(t, x, c, s);
+    step_t6::<W>(t, x, c, s);
+    let v6: Lanes<W> = Lanes::<W>::load(&s[3 * W..]);
+    step_t7::<W>(t, x, c, s);
+    let v7: Lanes<W> = Lanes::<W>::load(&s[4 * W..]);
+    let r0: Lanes<W> = v7 * (-1.0);
+    let r1: Lanes<W> = v6.ln();
+    let r2: Lanes<W> = r0 + r1;
+    let v8: Lanes<W> = r2;
+    v8.store(&mut s[5 * W..]);
     if level.rank() < 1 {
         return;
     }
-    let r3: f64 = v6.powi(-1i32);
-    let v9: f64 = r3;
-    s[6] = v9;
-    step_t10(t, x, c, s);
-    step_t11(t, x, c, s);
-    step_t12(t, x, c, s);
+    let r3: Lanes<W> = v6.powi(-1i32);
+    let v9: Lanes<W> = r3;
+    v9.store(&mut s[6 * W..]);
+    step_t10::<W>(t, x, c, s);
+    step_t11::<W>(t, x, c, s);
+    step_t12::<W>(t, x, c, s);
     if level.rank() < 2 {
         return;
     }
-    step_t13(t, x, c, s);
-    step_t14(t, x, c, s);
-    step_t15(t, x, c, s);
-    let r4: f64 = v6 * v6;
-    let r5: f64 = r4.powi(-1i32);
-    let r6: f64 = (-1.0) * r5;
-    let v16: f64 = r6;
-    s[52] = v16;
-    step_t17(t, x, c, s);
-    step_t18(t, x, c, s);
-    step_t19(t, x, c, s);
-    step_t20(t, x, c, s);
-    step_t21(t, x, c, s);
-    step_t22(t, x, c, s);
-}
-/// `t5` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t5_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[0..24].fill(0.0);
-    for i0 in 0..3 {
-        for i1 in 0..4 {
-            let p0: f64 = t[i0 * 4 + i1];
-            let p1: F64x8 = F64x8::load(&x[i1 * 8..]);
-            let r1: F64x8 = p0 * p1;
-            (F64x8::load(&s[i0 * 8..]) + r1).store(&mut s[i0 * 8..]);
-        }
-    }
-}
-/// `t6` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t6_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[24..32].fill(0.0);
-    for i0 in 0..3 {
-        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p1: f64 = t[12 + i0];
-        let r2: F64x8 = p0 + p1;
-        let r2: F64x8 = r2.exp();
-        (F64x8::load(&s[24..]) + r2).store(&mut s[24..]);
-    }
-}
-/// `t7` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t7_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[32..40].fill(0.0);
-    for i0 in 0..3 {
-        let p0: F64x8 = F64x8::load(&x[32 + i0 * 8..]);
-        let p1: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p2: f64 = t[12 + i0];
-        let r2: F64x8 = p1 + p2;
-        let r2: F64x8 = p0 * r2;
-        (F64x8::load(&s[32..]) + r2).store(&mut s[32..]);
-    }
-}
-/// `t10` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t10_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..3 {
-        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p1: f64 = t[12 + i0];
-        let p2: F64x8 = F64x8::load(&s[48..]);
-        let p3: F64x8 = F64x8::load(&x[32 + i0 * 8..]);
-        let r2: F64x8 = p0 + p1;
-        let r2: F64x8 = r2.exp();
-        let r2: F64x8 = p2 * (-1.0) * r2;
-        let r2: F64x8 = p3 + r2;
-        r2.store(&mut s[56 + i0 * 8..]);
-    }
-}
-/// `t11` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t11_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..3 {
-        for i1 in 0..4 {
-            let p0: F64x8 = F64x8::load(&s[56 + i0 * 8..]);
-            let p1: F64x8 = F64x8::load(&x[i1 * 8..]);
-            let r1: F64x8 = p0 * p1 * (-1.0);
-            r1.store(&mut s[80 + i0 * 32 + i1 * 8..]);
-        }
-    }
-}
-/// `t12` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t12_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..3 {
-        let p0: F64x8 = F64x8::load(&x[32 + i0 * 8..]);
-        let p1: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p2: f64 = t[12 + i0];
-        let p3: F64x8 = F64x8::load(&s[48..]);
-        let r3: F64x8 = p0 * (-1.0);
-        let r1: F64x8 = p1 + p2;
-        let r1: F64x8 = r1.exp();
-        let r1: F64x8 = p3 * r1;
-        let r3: F64x8 = r3 + r1;
-        r3.store(&mut s[176 + i0 * 8..]);
-    }
-}
-/// `t13` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t13_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..3 {
-        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p1: f64 = t[12 + i0];
-        let r2: F64x8 = p0 + p1;
-        let r2: F64x8 = r2.exp();
-        r2.store(&mut s[200 + i0 * 8..]);
-    }
-}
-/// `t14` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t14_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..3 {
-        for i1 in 0..4 {
-            let p0: F64x8 = F64x8::load(&s[200 + i0 * 8..]);
-            let p1: F64x8 = F64x8::load(&x[i1 * 8..]);
-            let r1: F64x8 = p0 * p1;
-            r1.store(&mut s[224 + i0 * 32 + i1 * 8..]);
-        }
-    }
-}
-/// `t15` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t15_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..3 {
-        for i1 in 0..4 {
-            let p0: F64x8 = F64x8::load(&x[i1 * 8..]);
-            let r0: F64x8 = p0;
-            r0.store(&mut s[320 + i0 * 32 + i1 * 8..]);
-        }
-    }
-}
-/// `t17` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t17_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..3 {
-        for i1 in 0..4 {
-            let p0: F64x8 = F64x8::load(&s[416..]);
-            let p1: F64x8 = F64x8::load(&s[200 + i0 * 8..]);
-            let p2: F64x8 = F64x8::load(&x[i1 * 8..]);
-            let r1: F64x8 = p0 * p1 * p2;
-            r1.store(&mut s[424 + i0 * 32 + i1 * 8..]);
-        }
-    }
-}
-/// `t18` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t18_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..3 {
-        for i1 in 0..4 {
-            let p0: F64x8 = F64x8::load(&s[200 + i0 * 8..]);
-            let p1: F64x8 = F64x8::load(&s[48..]);
-            let p2: F64x8 = F64x8::load(&x[i1 * 8..]);
-            let r1: F64x8 = p0 * p1 * p2;
-            r1.store(&mut s[520 + i0 * 32 + i1 * 8..]);
-        }
-    }
-}
-/// `t19` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t19_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..3 {
-        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p1: f64 = t[12 + i0];
-        let r2: F64x8 = p0 + p1;
-        let r2: F64x8 = r2.exp();
-        r2.store(&mut s[616 + i0 * 8..]);
-    }
-}
-/// `t20` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t20_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..3 {
-        let r0: f64 = 1.0;
-        F64x8::splat(r0).store(&mut s[640 + i0 * 8..]);
-    }
-}
-/// `t21` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t21_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..3 {
-        let p0: F64x8 = F64x8::load(&s[416..]);
-        let p1: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p2: f64 = t[12 + i0];
-        let r2: F64x8 = p1 + p2;
-        let r2: F64x8 = r2.exp();
-        let r2: F64x8 = p0 * r2;
-        r2.store(&mut s[664 + i0 * 8..]);
-    }
-}
-/// `t22` for 8 rows at once.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t22_lanes(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..3 {
-        let p0: F64x8 = F64x8::load(&s[i0 * 8..]);
-        let p1: f64 = t[12 + i0];
-        let p2: F64x8 = F64x8::load(&s[48..]);
-        let r2: F64x8 = p0 + p1;
-        let r2: F64x8 = r2.exp();
-        let r2: F64x8 = p2 * r2;
-        r2.store(&mut s[688 + i0 * 8..]);
-    }
-}
-/// The per-sample stage's steps for 8 rows at once (`x[j·8 + r]` is column j of row r; entry e of a buffer at `s[e·8 + r]`).
-#[inline(always)]
-#[allow(unused_variables)]
-fn sample_lanes(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    step_t5_lanes(t, x, c, s);
-    step_t6_lanes(t, x, c, s);
-    let v6: F64x8 = F64x8::load(&s[24..]);
-    step_t7_lanes(t, x, c, s);
-    let v7: F64x8 = F64x8::load(&s[32..]);
-    let r0: F64x8 = v7 * (-1.0);
-    let r1: F64x8 = v6.ln();
-    let r2: F64x8 = r0 + r1;
-    let v8: F64x8 = r2;
-    v8.store(&mut s[40..]);
-    if level.rank() < 1 {
-        return;
-    }
-    let r3: F64x8 = v6.powi(-1i32);
-    let v9: F64x8 = r3;
-    v9.store(&mut s[48..]);
-    step_t10_lanes(t, x, c, s);
-    step_t11_lanes(t, x, c, s);
-    step_t12_lanes(t, x, c, s);
-    if level.rank() < 2 {
-        return;
-    }
-    step_t13_lanes(t, x, c, s);
-    step_t14_lanes(t, x, c, s);
-    step_t15_lanes(t, x, c, s);
-    let r4: F64x8 = v6 * v6;
-    let r5: F64x8 = r4.powi(-1i32);
-    let r6: F64x8 = (-1.0) * r5;
-    let v16: F64x8 = r6;
-    v16.store(&mut s[416..]);
-    step_t17_lanes(t, x, c, s);
-    step_t18_lanes(t, x, c, s);
-    step_t19_lanes(t, x, c, s);
-    step_t20_lanes(t, x, c, s);
-    step_t21_lanes(t, x, c, s);
-    step_t22_lanes(t, x, c, s);
+    step_t13::<W>(t, x, c, s);
+    step_t14::<W>(t, x, c, s);
+    step_t15::<W>(t, x, c, s);
+    let r4: Lanes<W> = v6 * v6;
+    let r5: Lanes<W> = r4.powi(-1i32);
+    let r6: Lanes<W> = (-1.0) * r5;
+    let v16: Lanes<W> = r6;
+    v16.store(&mut s[52 * W..]);
+    step_t17::<W>(t, x, c, s);
+    step_t18::<W>(t, x, c, s);
+    step_t19::<W>(t, x, c, s);
+    step_t20::<W>(t, x, c, s);
+    step_t21::<W>(t, x, c, s);
+    step_t22::<W>(t, x, c, s);
 }
 /// `t23` `t23[i0]` = Σ over i1 < 4 of f(W[i0, i1]), for i0 < 3 (1 instruction).
 #[inline(always)]
@@ -679,7 +443,7 @@ fn step_t29(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// The regularizer's steps, into the scratch vector `s`.
 #[inline(always)]
-#[allow(unused_variables)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
     step_t23(t, &[], c, s);
     step_t24(t, &[], c, s);
@@ -712,7 +476,7 @@ impl Steps for Compiled {
         constants: &[f64],
         scratch: &mut [f64],
     ) {
-        sample(level, theta, row, constants, scratch);
+        sample::<1>(level, theta, row, constants, scratch);
     }
     #[inline]
     fn regularizer(
@@ -736,7 +500,7 @@ impl Steps for Compiled {
         constants: &[f64],
         scratch: &mut [f64],
     ) {
-        sample_lanes(level, theta, rows, constants, scratch);
+        sample::<8>(level, theta, rows, constants, scratch);
     }
 }
 impl Kernel for SoftmaxRegression {

@@ -117,15 +117,10 @@ fn position(a: &Axis) -> TokenStream {
 
 /// `offset + Σ position·stride`, without the terms that are 0.
 fn flat(offset: usize, index: &[Axis], shape: &[usize]) -> TokenStream {
-    flat_scaled(offset, index, shape, 1)
-}
-
-/// [`flat`] times `scale` (the first lane of an entry laid out in lanes).
-fn flat_scaled(offset: usize, index: &[Axis], shape: &[usize], scale: usize) -> TokenStream {
     let mut parts = Vec::new();
-    let mut fixed = offset * scale;
+    let mut fixed = offset;
     for (a, axis) in index.iter().enumerate() {
-        let stride: usize = shape[a + 1..].iter().product::<usize>() * scale;
+        let stride: usize = shape[a + 1..].iter().product();
         match *axis {
             Axis::Fixed(p) => fixed += p * stride,
             Axis::Loop { var, shift } => {
@@ -215,10 +210,25 @@ fn join(args: &[Operand], op: TokenStream) -> TokenStream {
     parts.fold(first, |acc, p| quote!(#acc #op #p))
 }
 
-/// The lane type of W rows at once (imported by the file).
-fn lane_type(lanes: usize) -> TokenStream {
-    let ty = format_ident!("F64x{lanes}");
-    quote!(#ty)
+/// The type of a value in lanes: `Lanes<W>`, W rows at once (the step
+/// functions are generic in W: one row is W = 1).
+fn lane_type() -> TokenStream {
+    quote!(Lanes<W>)
+}
+
+/// The path of `Lanes<W>`'s functions.
+fn lane_path() -> TokenStream {
+    quote!(Lanes::<W>)
+}
+
+/// The first lane of an entry laid out in lanes: its flat index times W.
+fn lane_index(offset: usize, index: &[Axis], shape: &[usize]) -> TokenStream {
+    let at = flat(offset, index, shape);
+    if at.to_string().contains('+') {
+        quote!((#at) * W)
+    } else {
+        quote!(#at * W)
+    }
 }
 
 /// Whether a load differs from row to row: in a pass in lanes, a data entry
@@ -258,7 +268,8 @@ fn step_parts(
     with_row: bool,
     locals: &Locals,
 ) -> StepParts {
-    let lane_ty = lane_type(lanes.max(1));
+    let lane_ty = lane_type();
+    let lanes_fn = lane_path();
     let mut in_lanes = vec![false; step.inputs.len()];
     let loads: Vec<TokenStream> = step
         .inputs
@@ -287,8 +298,8 @@ fn step_parts(
                 } else {
                     quote!(s)
                 };
-                let at = flat_scaled(t.offset, index, &t.shape, lanes);
-                quote!(let #p: #lane_ty = #lane_ty::load(&#slice[#at..]);)
+                let at = lane_index(t.offset, index, &t.shape);
+                quote!(let #p: #lane_ty = #lanes_fn::load(&#slice[#at..]);)
             } else {
                 let value = load_tokens(m, l);
                 quote!(let #p: f64 = #value;)
@@ -325,7 +336,7 @@ fn step_parts(
             }
             Instr::Powf { base, exp, .. } if lane => {
                 let (a, b) = (operand(base), operand(exp));
-                quote!(#lane_ty::from(#a).powf(#b))
+                quote!(#lanes_fn::from(#a).powf(#b))
             }
             Instr::Powf { base, exp, .. } => {
                 let (a, b) = (operand(base), operand(exp));
@@ -368,14 +379,14 @@ fn store_tokens(
             quote!(s[#target] = #value;)
         };
     }
-    let lane_ty = lane_type(lanes);
+    let lanes_fn = lane_path();
     let value = if in_lanes {
         value
     } else {
-        quote!(#lane_ty::splat(#value))
+        quote!(#lanes_fn::splat(#value))
     };
     let value = if reduces {
-        quote!((#lane_ty::load(&s[#target..]) + #value))
+        quote!((#lanes_fn::load(&s[#target..]) + #value))
     } else {
         value
     };
@@ -393,7 +404,11 @@ fn step_fn(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> TokenS
         result_in_lanes,
     } = step_parts(m, step, lanes, with_row, &Locals::new());
     let all: Vec<Axis> = (0..rank).map(|var| Axis::Loop { var, shift: 0 }).collect();
-    let target = flat_scaled(out.offset, &all, &out.shape, lanes.max(1));
+    let target = if lanes > 0 {
+        lane_index(out.offset, &all, &out.shape)
+    } else {
+        flat(out.offset, &all, &out.shape)
+    };
     let reduces = step.loops.len() > rank;
     let store = store_tokens(result, result_in_lanes, target, lanes, reduces);
     let mut nest = quote!(#(#loads)* #(#body)* #store);
@@ -401,29 +416,29 @@ fn step_fn(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> TokenS
         let (i, len) = (format_ident!("i{k}"), n(len));
         nest = quote!(for #i in 0..#len { #nest });
     }
-    let zero = if reduces {
-        let per = lanes.max(1);
-        let (start, end) = (n(out.offset * per), n((out.offset + out.len()) * per));
-        quote!(s[#start..#end].fill(0.0);)
+    let zero = match (reduces, lanes > 0) {
+        (false, _) => quote!(),
+        (true, false) => {
+            let (start, end) = (n(out.offset), n(out.offset + out.len()));
+            quote!(s[#start..#end].fill(0.0);)
+        }
+        (true, true) => {
+            let (start, end) = (n(out.offset), n(out.offset + out.len()));
+            quote!(s[#start * W..#end * W].fill(0.0);)
+        }
+    };
+    let fn_name = format_ident!("step_{}", out.name);
+    let doc = format!(" `{}` {}", out.name, step_summary(m, step, rank));
+    let generic = if lanes > 0 {
+        quote!(<const W: usize>)
     } else {
         quote!()
-    };
-    let (fn_name, doc) = if lanes > 0 {
-        (
-            format_ident!("step_{}_lanes", out.name),
-            format!(" `{}` for {lanes} rows at once.", out.name),
-        )
-    } else {
-        (
-            format_ident!("step_{}", out.name),
-            format!(" `{}` {}", out.name, step_summary(m, step, rank)),
-        )
     };
     quote! {
         #[doc = #doc]
         #[inline(always)]
         #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-        fn #fn_name(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+        fn #fn_name #generic(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
             #zero
             #nest
         }
@@ -532,11 +547,7 @@ impl Values {
         let ident = format_ident!("{prefix}{}", self.next);
         self.next += 1;
         let value = value();
-        let ty = if in_lanes {
-            lane_type(self.lanes)
-        } else {
-            quote!(f64)
-        };
+        let ty = if in_lanes { lane_type() } else { quote!(f64) };
         out.push(quote!(let #ident: #ty = #value;));
         self.known.insert(key, (ident.clone(), in_lanes));
         (ident, in_lanes)
@@ -553,7 +564,7 @@ impl Values {
         out: &mut Vec<TokenStream>,
     ) -> (Ident, bool) {
         let lanes = self.lanes;
-        let lane_ty = lane_type(lanes.max(1));
+        let lanes_fn = lane_path();
         let params: Vec<(Ident, bool)> = step
             .inputs
             .iter()
@@ -573,8 +584,8 @@ impl Values {
                     } else {
                         quote!(s)
                     };
-                    let at = flat_scaled(t.offset, index, &t.shape, lanes);
-                    let value = quote!(#lane_ty::load(&#slice[#at..]));
+                    let at = lane_index(t.offset, index, &t.shape);
+                    let value = quote!(#lanes_fn::load(&#slice[#at..]));
                     self.name(format!("load {value}"), "a", true, || value, out)
                 } else {
                     let value = load_tokens(m, l);
@@ -628,7 +639,7 @@ impl Values {
                     let (a, b) = (tokens[0], tokens[1]);
                     (
                         format!("powf {}", names(false)),
-                        quote!(#lane_ty::from(#a).powf(#b)),
+                        quote!(#lanes_fn::from(#a).powf(#b)),
                     )
                 }
                 Instr::Powf { .. } => {
@@ -726,7 +737,8 @@ fn stage_fn(
     let mut locals = Locals::new();
     let mut values = Values::new(lanes);
     let row_arg = if with_row { quote!(x) } else { quote!(&[]) };
-    let lane_ty = lane_type(lanes.max(1));
+    let lane_ty = lane_type();
+    let lanes_fn = lane_path();
     for step in &stage.steps {
         if step.level != current {
             let rank = Literal::u8_unsuffixed(step.level.rank());
@@ -735,7 +747,11 @@ fn stage_fn(
         }
         let out = &m.tensors[step.out];
         let local = format_ident!("v{}", step.out);
-        let target = flat_scaled(out.offset, &[], &[], lanes.max(1));
+        let target = if lanes > 0 {
+            lane_index(out.offset, &[], &[])
+        } else {
+            flat(out.offset, &[], &[])
+        };
         if step.loops.is_empty() {
             let (value, in_lanes) = values.step(m, step, with_row, &locals, &mut stmts);
             let ty = if in_lanes {
@@ -749,17 +765,17 @@ fn stage_fn(
             continue;
         }
         steps.push(step_fn(m, step, lanes, with_row));
-        let f = if lanes > 0 {
-            format_ident!("step_{}_lanes", out.name)
+        let f = format_ident!("step_{}", out.name);
+        if lanes > 0 {
+            stmts.push(quote!(#f::<W>(t, #row_arg, c, s);));
         } else {
-            format_ident!("step_{}", out.name)
-        };
-        stmts.push(quote!(#f(t, #row_arg, c, s);));
+            stmts.push(quote!(#f(t, #row_arg, c, s);));
+        }
         if out.shape.is_empty() {
             // A reduction into a scalar: read back once.
             let in_lanes = lanes > 0 && with_row;
             let value = if in_lanes {
-                quote!(#lane_ty::load(&s[#target..]))
+                quote!(#lanes_fn::load(&s[#target..]))
             } else {
                 quote!(s[#target])
             };
@@ -777,13 +793,18 @@ fn stage_fn(
     } else {
         quote!()
     };
+    let generic = if lanes > 0 {
+        quote!(<const W: usize>)
+    } else {
+        quote!()
+    };
     quote! {
         #(#steps)*
 
         #[doc = #doc]
         #[inline(always)]
-        #[allow(unused_variables)]
-        fn #name(level: Outputs, t: &[f64], #row c: &[f64], s: &mut [f64]) {
+        #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+        fn #name #generic(level: Outputs, t: &[f64], #row c: &[f64], s: &mut [f64]) {
             #(#stmts)*
         }
     }
@@ -806,29 +827,18 @@ fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
         quote!(runtime::loops::tensor(#tname, #source, #offset, &[#(#shape),*]))
     });
     let (sample_plan, regularizer_plan) = (stage_plan(&m.sample), stage_plan(&m.regularizer));
+    let lanes = LANES;
     let sample = stage_fn(
         m,
         &m.sample,
         &format_ident!("sample"),
         true,
-        0,
-        " The per-sample stage's steps for one data row `x`, into the scratch vector `s`.",
-    );
-    let lanes = LANES;
-    let lanes_doc = format!(
-        " The per-sample stage's steps for {lanes} rows at once (`x[j·{lanes} + r]` is column j \
-         of row r; entry e of a buffer at `s[e·{lanes} + r]`)."
-    );
-    let sample_lanes = stage_fn(
-        m,
-        &m.sample,
-        &format_ident!("sample_lanes"),
-        true,
         lanes,
-        &lanes_doc,
+        " The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` \
+         is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, \
+         W = 8 for the pass in lanes.",
     );
     let w = n(lanes);
-    let lane_ty = lane_type(lanes);
     let regularizer = stage_fn(
         m,
         &m.regularizer,
@@ -839,7 +849,7 @@ fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
     );
     quote! {
         use ::hessforge_kernels::ir::Outputs;
-        use ::hessforge_kernels::ir::lanes::#lane_ty;
+        use ::hessforge_kernels::ir::lanes::Lanes;
         use ::hessforge_kernels::ir::tensor::{GradientTerm, HessianTerm, Source, Stage, Steps, TensorModel};
         use ::hessforge_kernels::{Kernel, Rows, runtime};
 
@@ -863,7 +873,6 @@ fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
         }
 
         #sample
-        #sample_lanes
         #regularizer
 
         /// The generated steps, for the shared accumulation.
@@ -872,7 +881,7 @@ fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
         impl Steps for Compiled {
             #[inline]
             fn sample(&self, level: Outputs, theta: &[f64], row: &[f64], constants: &[f64], scratch: &mut [f64]) {
-                sample(level, theta, row, constants, scratch);
+                sample::<1>(level, theta, row, constants, scratch);
             }
             #[inline]
             fn regularizer(&self, level: Outputs, theta: &[f64], constants: &[f64], scratch: &mut [f64]) {
@@ -883,7 +892,7 @@ fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
             }
             #[inline(always)]
             fn sample_lanes(&self, level: Outputs, theta: &[f64], rows: &[f64], constants: &[f64], scratch: &mut [f64]) {
-                sample_lanes(level, theta, rows, constants, scratch);
+                sample::<#w>(level, theta, rows, constants, scratch);
             }
         }
 

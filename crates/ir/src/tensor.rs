@@ -24,6 +24,14 @@
 //! regularizer (once per pass). [`TensorModel::evaluate`] and
 //! [`TensorModel::hess_vec`] are the interpreter; a Hessian–vector product
 //! contracts the terms with v and never forms the P × P matrix.
+//!
+//! The accumulation is shared with generated code ([`Steps`]): steps that
+//! take W rows at once ([`Steps::sample_lanes`]) run in an AVX2-compiled
+//! block loop with per-lane sums; only the upper blocks of the Hessian are
+//! accumulated and then mirrored; a pass can be split into row sums and
+//! their completion ([`TensorModel::sum_rows_with`],
+//! [`TensorModel::finish_with`]) for a parallel pass; the scratch lives in a
+//! per-thread workspace, so a warm pass allocates nothing.
 
 use crate::lanes::Lanes;
 use crate::{InvalidProgram, Outputs, Program};

@@ -114,12 +114,10 @@ pub fn evaluate(
     hess: &mut [f64],
 ) -> f64 {
     let cols = model.data.len();
-    let Rows::Parallel(data) = rows else {
-        return model.evaluate_with(steps, level, at(theta, constants, rows), grad, hess);
+    let data = match rows {
+        Rows::Parallel(data) if cols > 0 => data,
+        _ => return model.evaluate_with(steps, level, at(theta, constants, rows), grad, hess),
     };
-    if cols == 0 {
-        return model.evaluate_with(steps, level, at(theta, constants, rows), grad, hess);
-    }
     let p = model.n_params();
     let (g_len, h_len) = match level.rank() {
         0 => (0, 0),
