@@ -260,14 +260,7 @@ type Locals = HashMap<usize, (Ident, bool)>;
 /// The parts of one step, for one row (`lanes` = 0) or for `lanes` rows at
 /// once (every value that differs from row to row in a lane type, the rest
 /// `f64`; rows and buffers laid out entry by entry, one value per lane).
-/// Scalar buffers in `locals` are read from their variables.
-fn step_parts(
-    m: &TensorModel,
-    step: &Step,
-    lanes: usize,
-    with_row: bool,
-    locals: &Locals,
-) -> StepParts {
+fn step_parts(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> StepParts {
     let lane_ty = lane_type();
     let lanes_fn = lane_path();
     let mut in_lanes = vec![false; step.inputs.len()];
@@ -277,16 +270,6 @@ fn step_parts(
         .enumerate()
         .map(|(k, l)| {
             let p = format_ident!("p{k}");
-            if let Load::Entry { tensor, .. } = l
-                && let Some((local, lane)) = locals.get(tensor)
-            {
-                in_lanes[k] = *lane;
-                return if *lane {
-                    quote!(let #p: #lane_ty = #local;)
-                } else {
-                    quote!(let #p: f64 = #local;)
-                };
-            }
             if lanes > 0 && load_in_lanes(m, l, with_row) {
                 in_lanes[k] = true;
                 let Load::Entry { tensor, index } = l else {
@@ -402,7 +385,7 @@ fn step_fn(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> TokenS
         body,
         result,
         result_in_lanes,
-    } = step_parts(m, step, lanes, with_row, &Locals::new());
+    } = step_parts(m, step, lanes, with_row);
     let all: Vec<Axis> = (0..rank).map(|var| Axis::Loop { var, shift: 0 }).collect();
     let target = if lanes > 0 {
         lane_index(out.offset, &all, &out.shape)
