@@ -14,6 +14,11 @@
 //! halves or scalar, with the same bits (no fused multiply–add is ever used,
 //! so every path rounds identically).
 //!
+//! One lane (W = 1: a single row, as in the tails of a pass and one-sample
+//! calls) calls std instead, as the straight-line kernels' scalar code does:
+//! the polynomials pay only across lanes, and inlined one lane at a time
+//! into a large kernel they are not unrolled and run several times slower.
+//!
 //! Accuracy: exp, log and friends are within a few units in the last place
 //! of the correctly rounded value over the whole f64 range (tested against
 //! std); sin, cos, tan, atan and real powers call std lane by lane.
@@ -121,37 +126,65 @@ impl<const W: usize> Lanes<W> {
     /// eˣ.
     #[inline(always)]
     pub fn exp(self) -> Self {
-        self.exp_lanes()
+        if W == 1 {
+            lanewise!(f64::exp, self)
+        } else {
+            self.exp_lanes()
+        }
     }
     /// ln x.
     #[inline(always)]
     pub fn ln(self) -> Self {
-        self.ln_lanes()
+        if W == 1 {
+            lanewise!(f64::ln, self)
+        } else {
+            self.ln_lanes()
+        }
     }
     /// ln(1 + x), accurate for small x.
     #[inline(always)]
     pub fn ln_1p(self) -> Self {
-        self.ln_1p_lanes()
+        if W == 1 {
+            lanewise!(f64::ln_1p, self)
+        } else {
+            self.ln_1p_lanes()
+        }
     }
     /// eˣ − 1, accurate for small x.
     #[inline(always)]
     pub fn exp_m1(self) -> Self {
-        self.exp_m1_lanes()
+        if W == 1 {
+            lanewise!(f64::exp_m1, self)
+        } else {
+            self.exp_m1_lanes()
+        }
     }
     /// tanh x.
     #[inline(always)]
     pub fn tanh(self) -> Self {
-        self.tanh_lanes()
+        if W == 1 {
+            lanewise!(f64::tanh, self)
+        } else {
+            self.tanh_lanes()
+        }
     }
     /// σ(x), without overflow for either sign.
     #[inline(always)]
     pub fn sigmoid(self) -> Self {
-        self.sigmoid_lanes()
+        if W == 1 {
+            lanewise!(crate::math::sigmoid, self)
+        } else {
+            self.sigmoid_lanes()
+        }
     }
     /// log(1 + eˣ), without overflow.
     #[inline(always)]
     pub fn softplus(self) -> Self {
-        self.softplus_lanes()
+        if W == 1 {
+            lanewise!(crate::math::softplus, self)
+        } else {
+            self.softplus_lanes()
+        }
     }
     /// √x.
     #[inline(always)]
@@ -503,19 +536,25 @@ impl<const W: usize> Lanes<W> {
     /// σ(x) = 1/(1 + e^{−x}) for x ≥ 0, e^{x}/(1 + e^{x}) otherwise.
     #[inline(always)]
     fn sigmoid_lanes(self) -> Lanes<W> {
-        self.sigmoid_with(self.exp_neg_abs())
+        self.sigmoid_with(self.exp_neg_abs_lanes())
     }
 
     /// softplus(x) = max(x, 0) + ln(1 + e^{−|x|}).
     #[inline(always)]
     fn softplus_lanes(self) -> Lanes<W> {
-        self.softplus_with(self.exp_neg_abs().ln_1p_lanes())
+        self.softplus_with(self.exp_neg_abs_lanes().ln_1p_lanes())
     }
 
     /// e^{−|x|}: the one exponential inside σ(x), σ(−x), softplus(x) and
     /// softplus(−x), which generated code computes once for all four.
     #[inline(always)]
     pub fn exp_neg_abs(self) -> Lanes<W> {
+        (-self.abs()).exp()
+    }
+
+    /// e^{−|x|} by the polynomial, whatever W.
+    #[inline(always)]
+    fn exp_neg_abs_lanes(self) -> Lanes<W> {
         (-self.abs()).exp_lanes()
     }
 

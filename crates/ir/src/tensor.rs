@@ -759,39 +759,43 @@ fn advance(at: &mut [usize], lengths: &[usize]) -> bool {
 }
 
 /// Every (ρ, γ) with ρ an entry of `row`, γ one of `col`, and the paired
-/// axes equal, as flat indices.
-fn each_paired(
+/// axes equal, as flat indices, appended to `out` (row-major in ρ, then γ);
+/// `walk` holds the two multi-indices. Run once per pass by the plan, so
+/// the rows only read the list.
+fn paired_entries(
     row: &[usize],
     col: &[usize],
     pairs: &[(usize, usize)],
-    mut f: impl FnMut(usize, usize),
+    walk: &mut Vec<usize>,
+    out: &mut Vec<(usize, usize)>,
 ) {
-    let mut r = vec![0usize; row.len()];
     if row.contains(&0) || col.contains(&0) {
         return;
     }
-    // Free column axes and their lengths; the paired ones follow ρ.
-    let free: Vec<usize> = (0..col.len())
-        .filter(|b| !pairs.iter().any(|&(_, pb)| pb == *b))
-        .collect();
-    let free_len: Vec<usize> = free.iter().map(|&b| col[b]).collect();
-    let mut c = vec![0usize; col.len()];
+    walk.clear();
+    walk.resize(row.len() + col.len(), 0);
+    let (r, c) = walk.split_at_mut(row.len());
+    let paired = |b: usize| pairs.iter().any(|&(_, pb)| pb == b);
     loop {
-        let rf = flat_index(&r, row);
+        // The paired column axes follow ρ; the free ones start at 0.
+        c.fill(0);
         for &(a, b) in pairs {
             c[b] = r[a];
         }
-        let mut k = vec![0usize; free.len()];
-        loop {
-            for (&b, &v) in free.iter().zip(&k) {
-                c[b] = v;
+        let rf = flat_index(r, row);
+        'free: loop {
+            out.push((rf, flat_index(c, col)));
+            // The next free column index (last free axis fastest).
+            for b in (0..col.len()).rev().filter(|&b| !paired(b)) {
+                c[b] += 1;
+                if c[b] < col[b] {
+                    continue 'free;
+                }
+                c[b] = 0;
             }
-            f(rf, flat_index(&c, col));
-            if !advance(&mut k, &free_len) {
-                break;
-            }
+            break;
         }
-        if !advance(&mut r, row) {
+        if !advance(r, row) {
             break;
         }
     }
@@ -985,8 +989,6 @@ struct Term {
     v: usize,
     /// A block on the diagonal (T, T): only its upper triangle is added.
     diagonal: bool,
-    /// The row and column parameter tensors.
-    tensors: (usize, usize),
 }
 
 impl Term {
@@ -1010,8 +1012,11 @@ struct Plan {
     /// (gradient offset, scratch offset, length).
     gradient: Vec<(usize, usize, usize)>,
     terms: Vec<Term>,
-    /// The δ pairs of the paired terms.
-    pairs: Vec<(usize, usize)>,
+    /// The (row, column) entries of the paired terms, flat within their
+    /// block.
+    entries: Vec<(usize, usize)>,
+    /// The multi-indices walked to list `entries`.
+    walk: Vec<usize>,
     /// Length of the gathered rows of all gathered terms.
     gathered_len: usize,
     /// Length of the per-lane sums of a pass in W lanes: the loss (W), the
@@ -1041,7 +1046,7 @@ impl Plan {
             }
         }
         self.terms.clear();
-        self.pairs.clear();
+        self.entries.clear();
         self.gathered_len = 0;
         self.lane_sums_len = lanes * (1 + m.n_params());
         if level.rank() < 2 {
@@ -1055,9 +1060,15 @@ impl Plan {
                 HessianTerm::Dense { value, .. } => (TermKind::Dense, at(*value), 0),
                 HessianTerm::Product { pairs, u, v: w, .. } => {
                     let kind = if !pairs.is_empty() {
-                        let start = self.pairs.len();
-                        self.pairs.extend_from_slice(pairs);
-                        TermKind::Paired(start, self.pairs.len())
+                        let start = self.entries.len();
+                        paired_entries(
+                            &rt.shape,
+                            &ct.shape,
+                            pairs,
+                            &mut self.walk,
+                            &mut self.entries,
+                        );
+                        TermKind::Paired(start, self.entries.len())
                     } else if v.is_some()
                         || (lanes == 0
                             && rows * cols <= DIRECT_UPDATE_ENTRIES
@@ -1085,7 +1096,6 @@ impl Plan {
                 u,
                 v: v_at,
                 diagonal: r == c,
-                tensors: (r, c),
             });
         }
     }
@@ -1315,15 +1325,11 @@ impl<'a> Accumulator<'a> {
                 gw[r * nc..(r + 1) * nc].copy_from_slice(w);
             }
             TermKind::Paired(start, end) => {
-                let m = self.model;
-                let pairs = &self.plan.pairs[start..end];
-                let (rt, ct) = (&m.tensors[t.tensors.0], &m.tensors[t.tensors.1]);
-                let hess = &mut *self.hess;
-                each_paired(&rt.shape, &ct.shape, pairs, |i, j| {
+                for &(i, j) in &self.plan.entries[start..end] {
                     if !t.diagonal || i <= j {
-                        hess[(t.row + i) * p + t.col + j] += u[i] * w[j];
+                        self.hess[(t.row + i) * p + t.col + j] += u[i] * w[j];
                     }
-                });
+                }
             }
         }
     }
@@ -1361,16 +1367,13 @@ impl<'a> Accumulator<'a> {
                 }
             }
             TermKind::Paired(start, end) => {
-                let m = self.model;
-                let pairs = &self.plan.pairs[start..end];
-                let (rt, ct) = (&m.tensors[t.tensors.0], &m.tensors[t.tensors.1]);
-                each_paired(&rt.shape, &ct.shape, pairs, |i, j| {
+                for &(i, j) in &self.plan.entries[start..end] {
                     let x = u[i] * w[j];
                     hess[t.row + i] += x * v[t.col + j];
                     if mirrored {
                         hess[t.col + j] += x * v[t.row + i];
                     }
-                });
+                }
             }
         }
     }
