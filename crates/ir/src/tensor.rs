@@ -850,6 +850,61 @@ fn lane_blocks_avx2<const W: usize>(
     lane_blocks::<W>(m, steps, level, at, full, acc, scratch, block);
 }
 
+/// Per-lane sums of a rank-1 term: `sums[i][j] += u[i] · v[j]` lane by
+/// lane (j ≥ i in a diagonal block), with u, v and the sums laid out entry
+/// by entry, W lanes each. The common small column counts get their own
+/// copy with a fixed trip count, which the compiler unrolls: the loop
+/// overhead per entry is most of the cost at a few columns.
+#[inline(always)]
+fn rank1_lane_sums<const W: usize>(sums: &mut [f64], us: &[f64], vs: &[f64], diagonal: bool) {
+    macro_rules! fixed {
+        ($($nc:literal)*) => {
+            match vs.len() / W {
+                $($nc => rank1_lane_sums_fixed::<W, $nc>(sums, us, vs, diagonal),)*
+                _ => rank1_lane_sums_any::<W>(sums, us, vs, diagonal),
+            }
+        };
+    }
+    fixed!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+}
+
+#[inline(always)]
+fn rank1_lane_sums_fixed<const W: usize, const NC: usize>(
+    sums: &mut [f64],
+    us: &[f64],
+    vs: &[f64],
+    diagonal: bool,
+) {
+    let (vs, _) = vs.as_chunks::<W>();
+    let vs: &[[f64; W]; NC] = vs.try_into().expect("NC columns");
+    let (sums, _) = sums.as_chunks_mut::<W>();
+    let (us, _) = us.as_chunks::<W>();
+    for (i, (a, sums_i)) in us.iter().zip(sums.chunks_exact_mut(NC)).enumerate() {
+        let sums_i: &mut [[f64; W]; NC] = sums_i.try_into().expect("NC columns");
+        let a = Lanes::<W>(*a);
+        let first = if diagonal { i } else { 0 };
+        for j in first..NC {
+            sums_i[j] = (Lanes::<W>(sums_i[j]) + a * Lanes::<W>(vs[j])).0;
+        }
+    }
+}
+
+#[inline(always)]
+fn rank1_lane_sums_any<const W: usize>(sums: &mut [f64], us: &[f64], vs: &[f64], diagonal: bool) {
+    let nc = vs.len() / W;
+    let rows = us.chunks_exact(W).zip(sums.chunks_exact_mut(nc * W));
+    for (i, (a, sums_i)) in rows.enumerate() {
+        let a = Lanes::<W>::load(a);
+        let first = if diagonal { i } else { 0 };
+        let cols = vs[first * W..]
+            .chunks_exact(W)
+            .zip(sums_i[first * W..].chunks_exact_mut(W));
+        for (b, h) in cols {
+            (Lanes::<W>::load(h) + a * Lanes::<W>::load(b)).store(h);
+        }
+    }
+}
+
 /// The lower blocks of the Hessian from the upper ones: block (U, T) is
 /// block (T, U) transposed, for T before U; and within a diagonal block the
 /// lower triangle is the upper one (only the upper one is accumulated).
@@ -1209,17 +1264,7 @@ impl<'a> Accumulator<'a> {
                     let sums = &mut self.lane_sums[start..start + nr * nc * W];
                     let us = &scratch[t.u * W..(t.u + nr) * W];
                     let vs = &scratch[t.v * W..(t.v + nc) * W];
-                    let rows = us.chunks_exact(W).zip(sums.chunks_exact_mut(nc * W));
-                    for (i, (a, sums_i)) in rows.enumerate() {
-                        let a = Lanes::<W>::load(a);
-                        let first = if t.diagonal { i } else { 0 };
-                        let cols = vs[first * W..]
-                            .chunks_exact(W)
-                            .zip(sums_i[first * W..].chunks_exact_mut(W));
-                        for (b, h) in cols {
-                            (Lanes::<W>::load(h) + a * Lanes::<W>::load(b)).store(h);
-                        }
-                    }
+                    rank1_lane_sums::<W>(sums, us, vs, t.diagonal);
                 }
                 TermKind::Gathered(start) => {
                     let (gu, gw) = self.gathered[start..].split_at_mut(ROW_BLOCK * nr);

@@ -301,3 +301,38 @@ fn mlp_tanh_one_sample_loops(bencher: Bencher) {
         )
     });
 }
+
+/// 10 000 samples of the network's 2 inputs and target, from a seed.
+fn mlp_data() -> Vec<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    (0..10_000 * 3)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect()
+}
+
+/// `mlp_tanh` (P = 17) L + ∇ + H over 10 000 samples: the straight-line
+/// kernel, per sample in a pass (divide by 10⁴).
+#[divan::bench]
+fn mlp_tanh_pass_loss_grad_hess(bencher: Bencher) {
+    let (t, data) = ([0.3; 17], mlp_data());
+    let (mut g, mut h) = ([0.0; 17], [0.0; 17 * 17]);
+    bencher.bench_local(|| {
+        MlpTanh.loss_grad_hess(&t, &[], Rows::All(black_box(&data)), &mut g, &mut h)
+    });
+}
+
+/// The same pass on the loop kernel.
+#[divan::bench]
+fn mlp_tanh_pass_loops(bencher: Bencher) {
+    let (t, data) = ([0.3; 17], mlp_data());
+    let (mut g, mut h) = ([0.0; 17], [0.0; 17 * 17]);
+    bencher.bench_local(|| {
+        hessforge_kernels::mlp_tanh::loops::MlpTanh.loss_grad_hess(
+            &t,
+            &[],
+            Rows::All(black_box(&data)),
+            &mut g,
+            &mut h,
+        )
+    });
+}
