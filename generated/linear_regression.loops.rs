@@ -84,8 +84,8 @@ fn step_t4<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = t[i0];
         let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-        let r1: Lanes<W> = p0 * p1;
-        (Lanes::<W>::load(&s[0 * W..]) + r1).store(&mut s[0 * W..]);
+        let r0: Lanes<W> = p0 * p1;
+        (Lanes::<W>::load(&s[0 * W..]) + r0).store(&mut s[0 * W..]);
     }
 }
 /// `t7` `t7[i0]` = f(t6, x[i0]), for i0 < 10 (1 instruction).
@@ -95,8 +95,8 @@ fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[2 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-        let r1: Lanes<W> = p0 * p1;
-        r1.store(&mut s[(3 + i0) * W..]);
+        let r0: Lanes<W> = p0 * p1;
+        r0.store(&mut s[(3 + i0) * W..]);
     }
 }
 /// `t9` `t9[i0]` = f(x[i0]), for i0 < 10 (1 instruction).
@@ -133,8 +133,8 @@ fn sample<const W: usize>(
     let v4: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
     let a0: f64 = t[10];
     let a1: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
-    let r2: Lanes<W> = a1 * (-1.0);
-    let r3: Lanes<W> = v4 + a0 + r2;
+    let r2: Lanes<W> = (-1.0) * a1;
+    let r3: Lanes<W> = v4 + r2 + a0;
     let r4: Lanes<W> = r3 * r3;
     let r5: Lanes<W> = 0.5 * r4;
     let v5: Lanes<W> = r5;

@@ -105,8 +105,8 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = t[i0];
         let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-        let r1: Lanes<W> = p0 * p1;
-        (Lanes::<W>::load(&s[0 * W..]) + r1).store(&mut s[0 * W..]);
+        let r0: Lanes<W> = p0 * p1;
+        (Lanes::<W>::load(&s[0 * W..]) + r0).store(&mut s[0 * W..]);
     }
 }
 /// `t8` `t8[i0]` = f(t7, x[i0]), for i0 < 10 (1 instruction).
@@ -116,8 +116,8 @@ fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[2 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-        let r1: Lanes<W> = p0 * p1;
-        r1.store(&mut s[(3 + i0) * W..]);
+        let r0: Lanes<W> = p0 * p1;
+        r0.store(&mut s[(3 + i0) * W..]);
     }
 }
 /// `t10` `t10[i0]` = f(x[i0]), for i0 < 10 (1 instruction).
@@ -137,8 +137,8 @@ fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-        let r1: Lanes<W> = p0 * p1;
-        r1.store(&mut s[(25 + i0) * W..]);
+        let r0: Lanes<W> = p0 * p1;
+        r0.store(&mut s[(25 + i0) * W..]);
     }
 }
 /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
@@ -155,38 +155,38 @@ fn sample<const W: usize>(
     let v5: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
     let a0: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
     let a1: f64 = t[10];
-    let r2: Lanes<W> = v5 + a1;
-    let r3: Lanes<W> = (-1.0) * r2;
-    let e4: Lanes<W> = r3.exp_neg_abs();
-    let l5: Lanes<W> = e4.ln_1p();
-    let r6: Lanes<W> = r3.softplus_with(l5);
-    let r7: Lanes<W> = a0 * r6;
-    let r8: Lanes<W> = a0 * (-1.0);
-    let r9: Lanes<W> = 1.0 + r8;
-    let r10: Lanes<W> = r2.softplus_with(l5);
-    let r11: Lanes<W> = r9 * r10;
-    let r12: Lanes<W> = r7 + r11;
+    let r2: Lanes<W> = a0 * (-1.0);
+    let r3: Lanes<W> = r2 + 1.0;
+    let r4: Lanes<W> = a1 + v5;
+    let e5: Lanes<W> = r4.exp_neg_abs();
+    let l6: Lanes<W> = e5.ln_1p();
+    let r7: Lanes<W> = r4.softplus_with(l6);
+    let r8: Lanes<W> = r3 * r7;
+    let r9: Lanes<W> = r4 * (-1.0);
+    let r10: Lanes<W> = r9.softplus_with(l6);
+    let r11: Lanes<W> = r10 * a0;
+    let r12: Lanes<W> = r8 + r11;
     let v6: Lanes<W> = r12;
     v6.store(&mut s[1 * W..]);
     if level.rank() < 1 {
         return;
     }
-    let r13: Lanes<W> = r2.sigmoid_with(e4);
-    let r14: Lanes<W> = (-1.0) * r13;
-    let r15: Lanes<W> = a0 + r14;
-    let r16: Lanes<W> = (-1.0) * r15;
+    let r13: Lanes<W> = r4.sigmoid_with(e5);
+    let r14: Lanes<W> = r13 * (-1.0);
+    let r15: Lanes<W> = r14 + a0;
+    let r16: Lanes<W> = r15 * (-1.0);
     let v7: Lanes<W> = r16;
     v7.store(&mut s[2 * W..]);
     step_t8::<W>(t, x, c, s);
-    let r17: Lanes<W> = r8 + r13;
+    let r17: Lanes<W> = r13 + r2;
     let v9: Lanes<W> = r17;
     v9.store(&mut s[13 * W..]);
     if level.rank() < 2 {
         return;
     }
     step_t10::<W>(t, x, c, s);
-    let r18: Lanes<W> = (-1.0) + r13;
-    let r19: Lanes<W> = (-1.0) * r13 * r18;
+    let r18: Lanes<W> = r13 + (-1.0);
+    let r19: Lanes<W> = r18 * r13 * (-1.0);
     let v11: Lanes<W> = r19;
     v11.store(&mut s[24 * W..]);
     step_t12::<W>(t, x, c, s);
@@ -203,8 +203,8 @@ fn step_t15(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     s[0..1].fill(0.0);
     for i0 in 0..10 {
         let p0: f64 = t[i0];
-        let r1: f64 = p0 * p0;
-        s[0] += r1;
+        let r0: f64 = p0 * p0;
+        s[0] += r0;
     }
 }
 /// `t17` `t17[i0]` = f(lambda, w[i0]), for i0 < 10 (1 instruction).
@@ -214,8 +214,8 @@ fn step_t17(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = c[0];
         let p1: f64 = t[i0];
-        let r1: f64 = p0 * p1;
-        s[2 + i0] = r1;
+        let r0: f64 = p0 * p1;
+        s[2 + i0] = r0;
     }
 }
 /// `t18` `t18[i0]` = f(), for i0 < 10 (1 instruction).
@@ -244,7 +244,7 @@ fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
     step_t15(t, &[], c, s);
     let v15: f64 = s[0];
     let a0: f64 = c[0];
-    let r1: f64 = a0 * v15 * 0.5;
+    let r1: f64 = 0.5 * a0 * v15;
     let v16: f64 = r1;
     s[1] = v16;
     if level.rank() < 1 {

@@ -25,36 +25,36 @@ fn plan() -> &'static TensorModel {
                 runtime::loops::tensor("x", Source::Row, 0, &[2]),
                 runtime::loops::tensor("y", Source::Row, 2, &[]),
                 runtime::loops::tensor("t6", Source::Scratch, 0, &[4]),
-                runtime::loops::tensor("t7", Source::Scratch, 4, &[]),
-                runtime::loops::tensor("t8", Source::Scratch, 5, &[]),
-                runtime::loops::tensor("t9", Source::Scratch, 6, &[]),
-                runtime::loops::tensor("t10", Source::Scratch, 7, &[4]),
-                runtime::loops::tensor("t11", Source::Scratch, 11, &[4, 2]),
-                runtime::loops::tensor("t12", Source::Scratch, 19, &[4]),
+                runtime::loops::tensor("t7", Source::Scratch, 4, &[4]),
+                runtime::loops::tensor("t8", Source::Scratch, 8, &[]),
+                runtime::loops::tensor("t9", Source::Scratch, 9, &[]),
+                runtime::loops::tensor("t10", Source::Scratch, 10, &[]),
+                runtime::loops::tensor("t11", Source::Scratch, 11, &[4]),
+                runtime::loops::tensor("t12", Source::Scratch, 15, &[4, 2]),
                 runtime::loops::tensor("t13", Source::Scratch, 23, &[4]),
-                runtime::loops::tensor("t14", Source::Scratch, 27, &[]),
-                runtime::loops::tensor("t15", Source::Scratch, 28, &[4, 2]),
-                runtime::loops::tensor("t16", Source::Scratch, 36, &[4, 2]),
-                runtime::loops::tensor("t17", Source::Scratch, 44, &[4]),
-                runtime::loops::tensor("t18", Source::Scratch, 48, &[4, 2]),
-                runtime::loops::tensor("t19", Source::Scratch, 56, &[]),
-                runtime::loops::tensor("t20", Source::Scratch, 57, &[4]),
-                runtime::loops::tensor("t21", Source::Scratch, 61, &[]),
-                runtime::loops::tensor("t22", Source::Scratch, 62, &[4]),
-                runtime::loops::tensor("t23", Source::Scratch, 66, &[]),
-                runtime::loops::tensor("t24", Source::Scratch, 67, &[]),
-                runtime::loops::tensor("t25", Source::Scratch, 68, &[4]),
-                runtime::loops::tensor("t26", Source::Scratch, 72, &[]),
-                runtime::loops::tensor("t27", Source::Scratch, 73, &[]),
-                runtime::loops::tensor("t28", Source::Scratch, 74, &[]),
-                runtime::loops::tensor("t29", Source::Scratch, 75, &[]),
-                runtime::loops::tensor("t30", Source::Scratch, 76, &[4, 2]),
-                runtime::loops::tensor("t31", Source::Scratch, 84, &[]),
-                runtime::loops::tensor("t32", Source::Scratch, 85, &[]),
-                runtime::loops::tensor("t33", Source::Scratch, 86, &[]),
-                runtime::loops::tensor("t34", Source::Scratch, 87, &[4, 2]),
-                runtime::loops::tensor("t35", Source::Scratch, 95, &[4, 2]),
-                runtime::loops::tensor("t36", Source::Scratch, 103, &[4]),
+                runtime::loops::tensor("t14", Source::Scratch, 27, &[4]),
+                runtime::loops::tensor("t15", Source::Scratch, 31, &[]),
+                runtime::loops::tensor("t16", Source::Scratch, 32, &[4, 2]),
+                runtime::loops::tensor("t17", Source::Scratch, 40, &[4, 2]),
+                runtime::loops::tensor("t18", Source::Scratch, 48, &[4]),
+                runtime::loops::tensor("t19", Source::Scratch, 52, &[4, 2]),
+                runtime::loops::tensor("t20", Source::Scratch, 60, &[]),
+                runtime::loops::tensor("t21", Source::Scratch, 61, &[4]),
+                runtime::loops::tensor("t22", Source::Scratch, 65, &[]),
+                runtime::loops::tensor("t23", Source::Scratch, 66, &[4]),
+                runtime::loops::tensor("t24", Source::Scratch, 70, &[]),
+                runtime::loops::tensor("t25", Source::Scratch, 71, &[]),
+                runtime::loops::tensor("t26", Source::Scratch, 72, &[4]),
+                runtime::loops::tensor("t27", Source::Scratch, 76, &[]),
+                runtime::loops::tensor("t28", Source::Scratch, 77, &[]),
+                runtime::loops::tensor("t29", Source::Scratch, 78, &[]),
+                runtime::loops::tensor("t30", Source::Scratch, 79, &[]),
+                runtime::loops::tensor("t31", Source::Scratch, 80, &[4, 2]),
+                runtime::loops::tensor("t32", Source::Scratch, 88, &[]),
+                runtime::loops::tensor("t33", Source::Scratch, 89, &[]),
+                runtime::loops::tensor("t34", Source::Scratch, 90, &[]),
+                runtime::loops::tensor("t35", Source::Scratch, 91, &[4, 2]),
+                runtime::loops::tensor("t36", Source::Scratch, 99, &[4, 2]),
                 runtime::loops::tensor("t37", Source::Scratch, 107, &[4]),
                 runtime::loops::tensor("t38", Source::Scratch, 111, &[4]),
                 runtime::loops::tensor("t39", Source::Scratch, 115, &[]),
@@ -88,23 +88,23 @@ fn plan() -> &'static TensorModel {
             Stage {
                 scratch: 196,
                 steps: Vec::new(),
-                loss: Some(8),
+                loss: Some(9),
                 gradient: Vec::from([
                     GradientTerm {
                         param: 0,
-                        value: 11,
-                    },
-                    GradientTerm {
-                        param: 1,
                         value: 12,
                     },
                     GradientTerm {
-                        param: 2,
+                        param: 1,
                         value: 13,
                     },
                     GradientTerm {
-                        param: 3,
+                        param: 2,
                         value: 14,
+                    },
+                    GradientTerm {
+                        param: 3,
+                        value: 15,
                     },
                 ]),
                 hessian: Vec::from([
@@ -112,14 +112,7 @@ fn plan() -> &'static TensorModel {
                         row: 0,
                         col: 0,
                         pairs: Vec::from([(0, 0)]),
-                        u: 30,
-                        v: 15,
-                    },
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 0,
-                        pairs: Vec::from([]),
-                        u: 34,
+                        u: 31,
                         v: 16,
                     },
                     HessianTerm::Product {
@@ -127,20 +120,20 @@ fn plan() -> &'static TensorModel {
                         col: 0,
                         pairs: Vec::from([]),
                         u: 35,
-                        v: 18,
+                        v: 17,
+                    },
+                    HessianTerm::Product {
+                        row: 0,
+                        col: 0,
+                        pairs: Vec::from([]),
+                        u: 36,
+                        v: 19,
                     },
                     HessianTerm::Product {
                         row: 0,
                         col: 1,
                         pairs: Vec::from([(0, 0)]),
-                        u: 30,
-                        v: 36,
-                    },
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 1,
-                        pairs: Vec::from([]),
-                        u: 34,
+                        u: 31,
                         v: 37,
                     },
                     HessianTerm::Product {
@@ -148,21 +141,28 @@ fn plan() -> &'static TensorModel {
                         col: 1,
                         pairs: Vec::from([]),
                         u: 35,
-                        v: 17,
+                        v: 38,
+                    },
+                    HessianTerm::Product {
+                        row: 0,
+                        col: 1,
+                        pairs: Vec::from([]),
+                        u: 36,
+                        v: 18,
                     },
                     HessianTerm::Product {
                         row: 0,
                         col: 2,
                         pairs: Vec::from([(0, 0)]),
                         u: 50,
-                        v: 36,
+                        v: 37,
                     },
                     HessianTerm::Product {
                         row: 0,
                         col: 2,
                         pairs: Vec::from([]),
                         u: 53,
-                        v: 38,
+                        v: 7,
                     },
                     HessianTerm::Product {
                         row: 0,
@@ -176,35 +176,35 @@ fn plan() -> &'static TensorModel {
                         col: 1,
                         pairs: Vec::from([(0, 0)]),
                         u: 56,
-                        v: 36,
-                    },
-                    HessianTerm::Product {
-                        row: 1,
-                        col: 1,
-                        pairs: Vec::from([]),
-                        u: 57,
                         v: 37,
                     },
                     HessianTerm::Product {
                         row: 1,
                         col: 1,
                         pairs: Vec::from([]),
+                        u: 57,
+                        v: 38,
+                    },
+                    HessianTerm::Product {
+                        row: 1,
+                        col: 1,
+                        pairs: Vec::from([]),
                         u: 58,
-                        v: 17,
+                        v: 18,
                     },
                     HessianTerm::Product {
                         row: 1,
                         col: 2,
                         pairs: Vec::from([(0, 0)]),
                         u: 60,
-                        v: 36,
+                        v: 37,
                     },
                     HessianTerm::Product {
                         row: 1,
                         col: 2,
                         pairs: Vec::from([]),
                         u: 61,
-                        v: 38,
+                        v: 7,
                     },
                     HessianTerm::Product {
                         row: 1,
@@ -218,7 +218,7 @@ fn plan() -> &'static TensorModel {
                         col: 2,
                         pairs: Vec::from([]),
                         u: 63,
-                        v: 38,
+                        v: 7,
                     },
                     HessianTerm::Product {
                         row: 2,
@@ -256,286 +256,262 @@ fn step_t6<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         for i1 in 0..2 {
             let p0: f64 = t[i0 * 2 + i1];
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r1: Lanes<W> = p0 * p1;
-            (Lanes::<W>::load(&s[i0 * W..]) + r1).store(&mut s[i0 * W..]);
+            let r0: Lanes<W> = p0 * p1;
+            (Lanes::<W>::load(&s[i0 * W..]) + r0).store(&mut s[i0 * W..]);
         }
     }
 }
-/// `t7` `t7` = Σ over i0 < 4 of f(v[i0], t6[i0], c[i0]) (3 instructions).
+/// `t7` `t7[i0]` = f(t6[i0], c[i0]), for i0 < 4 (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[4 * W..5 * W].fill(0.0);
-    for i0 in 0..4 {
-        let p0: f64 = t[12 + i0];
-        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p2: f64 = t[8 + i0];
-        let r2: Lanes<W> = p1 + p2;
-        let r2: Lanes<W> = r2.tanh();
-        let r2: Lanes<W> = p0 * r2;
-        (Lanes::<W>::load(&s[4 * W..]) + r2).store(&mut s[4 * W..]);
-    }
-}
-/// `t10` `t10[i0]` = f(t6[i0], c[i0], v[i0]), for i0 < 4 (6 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t10<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[8 + i0];
-        let p2: f64 = t[12 + i0];
-        let r2: Lanes<W> = p0 + p1;
-        let r2: Lanes<W> = r2.tanh();
-        let r2: Lanes<W> = r2 * r2;
-        let r2: Lanes<W> = (-1.0) * r2;
-        let r2: Lanes<W> = 1.0 + r2;
-        let r2: Lanes<W> = p2 * r2;
-        r2.store(&mut s[(7 + i0) * W..]);
+        let r0: Lanes<W> = p0 + p1;
+        let r1: Lanes<W> = r0.tanh();
+        r1.store(&mut s[(4 + i0) * W..]);
     }
 }
-/// `t11` `t11[i0, i1]` = f(t9, t10[i0], x[i1]), for i0 < 4, i1 < 2 (1 instruction).
+/// `t8` `t8` = Σ over i0 < 4 of f(v[i0], t7[i0]) (1 instruction).
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    s[8 * W..9 * W].fill(0.0);
+    for i0 in 0..4 {
+        let p0: f64 = t[12 + i0];
+        let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let r0: Lanes<W> = p0 * p1;
+        (Lanes::<W>::load(&s[8 * W..]) + r0).store(&mut s[8 * W..]);
+    }
+}
+/// `t11` `t11[i0]` = f(t7[i0], v[i0]), for i0 < 4 (4 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        for i1 in 0..2 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(7 + i0) * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r1: Lanes<W> = p0 * p1 * p2;
-            r1.store(&mut s[(11 + i0 * 2 + i1) * W..]);
-        }
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let p1: f64 = t[12 + i0];
+        let r0: Lanes<W> = p0 * p0;
+        let r1: Lanes<W> = r0 * (-1.0);
+        let r2: Lanes<W> = r1 + 1.0;
+        let r3: Lanes<W> = r2 * p1;
+        r3.store(&mut s[(11 + i0) * W..]);
     }
 }
-/// `t12` `t12[i0]` = f(t9, t6[i0], c[i0], v[i0]), for i0 < 4 (6 instructions).
+/// `t12` `t12[i0, i1]` = f(t10, t11[i0], x[i1]), for i0 < 4, i1 < 2 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p2: f64 = t[8 + i0];
-        let p3: f64 = t[12 + i0];
-        let r2: Lanes<W> = p1 + p2;
-        let r2: Lanes<W> = r2.tanh();
-        let r2: Lanes<W> = r2 * r2;
-        let r2: Lanes<W> = (-1.0) * r2;
-        let r2: Lanes<W> = 1.0 + r2;
-        let r2: Lanes<W> = p0 * p3 * r2;
-        r2.store(&mut s[(19 + i0) * W..]);
+        for i1 in 0..2 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r0: Lanes<W> = p0 * p2 * p1;
+            r0.store(&mut s[(15 + i0 * 2 + i1) * W..]);
+        }
     }
 }
-/// `t13` `t13[i0]` = f(t9, t6[i0], c[i0]), for i0 < 4 (3 instructions).
+/// `t13` `t13[i0]` = f(t10, t7[i0], v[i0]), for i0 < 4 (4 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p2: f64 = t[8 + i0];
-        let r2: Lanes<W> = p1 + p2;
-        let r2: Lanes<W> = r2.tanh();
-        let r2: Lanes<W> = p0 * r2;
-        r2.store(&mut s[(23 + i0) * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let p2: f64 = t[12 + i0];
+        let r0: Lanes<W> = p1 * p1;
+        let r1: Lanes<W> = r0 * (-1.0);
+        let r2: Lanes<W> = r1 + 1.0;
+        let r3: Lanes<W> = p0 * r2 * p2;
+        r3.store(&mut s[(23 + i0) * W..]);
     }
 }
-/// `t15` `t15[i0, i1]` = f(x[i1]), for i0 < 4, i1 < 2 (1 instruction).
+/// `t14` `t14[i0]` = f(t10, t7[i0]), for i0 < 4 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t15<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t14<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        for i1 in 0..2 {
-            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0;
-            r0.store(&mut s[(28 + i0 * 2 + i1) * W..]);
-        }
+        let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let r0: Lanes<W> = p0 * p1;
+        r0.store(&mut s[(27 + i0) * W..]);
     }
 }
-/// `t16` `t16[i0, i1]` = f(v[i0], x[i1]), for i0 < 4, i1 < 2 (1 instruction).
+/// `t16` `t16[i0, i1]` = f(x[i1]), for i0 < 4, i1 < 2 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t16<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: f64 = t[12 + i0];
-            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r1: Lanes<W> = p0 * p1;
-            r1.store(&mut s[(36 + i0 * 2 + i1) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r0: Lanes<W> = p0;
+            r0.store(&mut s[(32 + i0 * 2 + i1) * W..]);
         }
     }
 }
-/// `t17` `t17[i0]` = f(t6[i0], c[i0], v[i0]), for i0 < 4 (4 instructions).
+/// `t17` `t17[i0, i1]` = f(v[i0], x[i1]), for i0 < 4, i1 < 2 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t17<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p1: f64 = t[8 + i0];
-        let p2: f64 = t[12 + i0];
-        let r2: Lanes<W> = p0 + p1;
-        let r2: Lanes<W> = r2.tanh();
-        let r2: Lanes<W> = r2 * r2;
-        let r2: Lanes<W> = p2 * r2;
-        r2.store(&mut s[(44 + i0) * W..]);
+        for i1 in 0..2 {
+            let p0: f64 = t[12 + i0];
+            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r0: Lanes<W> = p0 * p1;
+            r0.store(&mut s[(40 + i0 * 2 + i1) * W..]);
+        }
     }
 }
-/// `t18` `t18[i0, i1]` = f(t17[i0], x[i1]), for i0 < 4, i1 < 2 (1 instruction).
+/// `t18` `t18[i0]` = f(t7[i0], v[i0]), for i0 < 4 (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t18<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let p1: f64 = t[12 + i0];
+        let r0: Lanes<W> = p0 * p0;
+        let r1: Lanes<W> = r0 * p1;
+        r1.store(&mut s[(48 + i0) * W..]);
+    }
+}
+/// `t19` `t19[i0, i1]` = f(t18[i0], x[i1]), for i0 < 4, i1 < 2 (1 instruction).
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(44 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(48 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r1: Lanes<W> = p0 * p1;
-            r1.store(&mut s[(48 + i0 * 2 + i1) * W..]);
-        }
-    }
-}
-/// `t20` `t20[i0]` = f(t6[i0], c[i0], v[i0]), for i0 < 4 (3 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t20<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p1: f64 = t[8 + i0];
-        let p2: f64 = t[12 + i0];
-        let r2: Lanes<W> = p0 + p1;
-        let r2: Lanes<W> = r2.tanh();
-        let r2: Lanes<W> = p2 * r2;
-        r2.store(&mut s[(57 + i0) * W..]);
-    }
-}
-/// `t22` `t22[i0]` = f(t6[i0], c[i0], v[i0]), for i0 < 4 (4 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t22<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p1: f64 = t[8 + i0];
-        let p2: f64 = t[12 + i0];
-        let r2: Lanes<W> = p0 + p1;
-        let r2: Lanes<W> = r2.tanh();
-        let r2: Lanes<W> = r2 * r2;
-        let r2: Lanes<W> = p2 * r2;
-        r2.store(&mut s[(62 + i0) * W..]);
-    }
-}
-/// `t25` `t25[i0]` = f(t6[i0], c[i0], v[i0]), for i0 < 4 (4 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t25<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p1: f64 = t[8 + i0];
-        let p2: f64 = t[12 + i0];
-        let r2: Lanes<W> = p0 + p1;
-        let r2: Lanes<W> = r2.tanh();
-        let r2: Lanes<W> = r2 * r2 * r2;
-        let r2: Lanes<W> = p2 * r2;
-        r2.store(&mut s[(68 + i0) * W..]);
-    }
-}
-/// `t30` `t30[i0, i1]` = f(t19, t20[i0], x[i1], t21, t22[i0], t23, t24, t25[i0], t26, t27, t28, t29), for i0 < 4, i1 < 2 (8 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t30<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        for i1 in 0..2 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[56 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(57 + i0) * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[61 * W..]);
-            let p4: Lanes<W> = Lanes::<W>::load(&s[(62 + i0) * W..]);
-            let p5: Lanes<W> = Lanes::<W>::load(&s[66 * W..]);
-            let p6: Lanes<W> = Lanes::<W>::load(&s[67 * W..]);
-            let p7: Lanes<W> = Lanes::<W>::load(&s[(68 + i0) * W..]);
-            let p8: Lanes<W> = Lanes::<W>::load(&s[72 * W..]);
-            let p9: Lanes<W> = Lanes::<W>::load(&s[73 * W..]);
-            let p10: Lanes<W> = Lanes::<W>::load(&s[74 * W..]);
-            let p11: Lanes<W> = Lanes::<W>::load(&s[75 * W..]);
-            let r0: Lanes<W> = p0 + p8;
-            let r0: Lanes<W> = p1 * r0;
-            let r4: Lanes<W> = p3 + p5 + p9 + p10;
-            let r4: Lanes<W> = p4 * r4;
-            let r2: Lanes<W> = p6 + p11;
-            let r2: Lanes<W> = p7 * r2;
-            let r0: Lanes<W> = r0 + r4 + r2;
-            let r4: Lanes<W> = p2 * r0;
-            r4.store(&mut s[(76 + i0 * 2 + i1) * W..]);
-        }
-    }
-}
-/// `t34` `t34[i0, i1]` = f(t31, v[i0], x[i1], t32, t20[i0], t33, t22[i0]), for i0 < 4, i1 < 2 (6 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t34<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        for i1 in 0..2 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[84 * W..]);
-            let p1: f64 = t[12 + i0];
-            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[85 * W..]);
-            let p4: Lanes<W> = Lanes::<W>::load(&s[(57 + i0) * W..]);
-            let p5: Lanes<W> = Lanes::<W>::load(&s[86 * W..]);
-            let p6: Lanes<W> = Lanes::<W>::load(&s[(62 + i0) * W..]);
             let r0: Lanes<W> = p0 * p1;
-            let r4: Lanes<W> = p3 + p5;
-            let r4: Lanes<W> = p4 * r4;
-            let r2: Lanes<W> = p6 * (-1.0);
-            let r0: Lanes<W> = r0 + r4 + r2;
-            let r4: Lanes<W> = p2 * r0;
-            r4.store(&mut s[(87 + i0 * 2 + i1) * W..]);
+            r0.store(&mut s[(52 + i0 * 2 + i1) * W..]);
         }
     }
 }
-/// `t35` `t35[i0, i1]` = f(t33, v[i0], x[i1], t20[i0], t22[i0]), for i0 < 4, i1 < 2 (3 instructions).
+/// `t21` `t21[i0]` = f(t7[i0], v[i0]), for i0 < 4 (1 instruction).
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t21<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let p1: f64 = t[12 + i0];
+        let r0: Lanes<W> = p0 * p1;
+        r0.store(&mut s[(61 + i0) * W..]);
+    }
+}
+/// `t23` `t23[i0]` = f(t7[i0], v[i0]), for i0 < 4 (2 instructions).
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t23<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let p1: f64 = t[12 + i0];
+        let r0: Lanes<W> = p0 * p0;
+        let r1: Lanes<W> = r0 * p1;
+        r1.store(&mut s[(66 + i0) * W..]);
+    }
+}
+/// `t26` `t26[i0]` = f(t7[i0], v[i0]), for i0 < 4 (2 instructions).
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t26<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let p1: f64 = t[12 + i0];
+        let r0: Lanes<W> = p0 * p0 * p0;
+        let r1: Lanes<W> = r0 * p1;
+        r1.store(&mut s[(72 + i0) * W..]);
+    }
+}
+/// `t31` `t31[i0, i1]` = f(t20, t21[i0], x[i1], t22, t23[i0], t24, t25, t26[i0], t27, t28, t29, t30), for i0 < 4, i1 < 2 (8 instructions).
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t31<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..4 {
+        for i1 in 0..2 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[60 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(61 + i0) * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[65 * W..]);
+            let p4: Lanes<W> = Lanes::<W>::load(&s[(66 + i0) * W..]);
+            let p5: Lanes<W> = Lanes::<W>::load(&s[70 * W..]);
+            let p6: Lanes<W> = Lanes::<W>::load(&s[71 * W..]);
+            let p7: Lanes<W> = Lanes::<W>::load(&s[(72 + i0) * W..]);
+            let p8: Lanes<W> = Lanes::<W>::load(&s[76 * W..]);
+            let p9: Lanes<W> = Lanes::<W>::load(&s[77 * W..]);
+            let p10: Lanes<W> = Lanes::<W>::load(&s[78 * W..]);
+            let p11: Lanes<W> = Lanes::<W>::load(&s[79 * W..]);
+            let r0: Lanes<W> = p0 + p8;
+            let r1: Lanes<W> = r0 * p1;
+            let r2: Lanes<W> = p11 + p6;
+            let r3: Lanes<W> = r2 * p7;
+            let r4: Lanes<W> = p10 + p9 + p5 + p3;
+            let r5: Lanes<W> = r4 * p4;
+            let r6: Lanes<W> = r1 + r3 + r5;
+            let r7: Lanes<W> = r6 * p2;
+            r7.store(&mut s[(80 + i0 * 2 + i1) * W..]);
+        }
+    }
+}
+/// `t35` `t35[i0, i1]` = f(t32, v[i0], x[i1], t33, t21[i0], t34, t23[i0]), for i0 < 4, i1 < 2 (6 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t35<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[86 * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[88 * W..]);
             let p1: f64 = t[12 + i0];
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[(57 + i0) * W..]);
-            let p4: Lanes<W> = Lanes::<W>::load(&s[(62 + i0) * W..]);
-            let r2: Lanes<W> = p0 * p1;
-            let r2: Lanes<W> = p4 + r2;
-            let r2: Lanes<W> = p2 * r2;
-            r2.store(&mut s[(95 + i0 * 2 + i1) * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[89 * W..]);
+            let p4: Lanes<W> = Lanes::<W>::load(&s[(61 + i0) * W..]);
+            let p5: Lanes<W> = Lanes::<W>::load(&s[90 * W..]);
+            let p6: Lanes<W> = Lanes::<W>::load(&s[(66 + i0) * W..]);
+            let r0: Lanes<W> = p0 * p1;
+            let r1: Lanes<W> = p5 + p3;
+            let r2: Lanes<W> = r1 * p4;
+            let r3: Lanes<W> = p6 * (-1.0);
+            let r4: Lanes<W> = r0 + r2 + r3;
+            let r5: Lanes<W> = r4 * p2;
+            r5.store(&mut s[(91 + i0 * 2 + i1) * W..]);
         }
     }
 }
-/// `t36` `t36[i0]` = f(), for i0 < 4 (1 instruction).
+/// `t36` `t36[i0, i1]` = f(t34, v[i0], x[i1], t21[i0], t23[i0]), for i0 < 4, i1 < 2 (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t36<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let r0: f64 = 1.0;
-        Lanes::<W>::splat(r0).store(&mut s[(103 + i0) * W..]);
+        for i1 in 0..2 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[90 * W..]);
+            let p1: f64 = t[12 + i0];
+            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[(61 + i0) * W..]);
+            let p4: Lanes<W> = Lanes::<W>::load(&s[(66 + i0) * W..]);
+            let r0: Lanes<W> = p0 * p1;
+            let r1: Lanes<W> = r0 + p4;
+            let r2: Lanes<W> = r1 * p2;
+            r2.store(&mut s[(99 + i0 * 2 + i1) * W..]);
+        }
     }
 }
-/// `t37` `t37[i0]` = f(v[i0]), for i0 < 4 (1 instruction).
+/// `t37` `t37[i0]` = f(), for i0 < 4 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t37<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: f64 = t[12 + i0];
-        let r0: f64 = p0;
+        let r0: f64 = 1.0;
         Lanes::<W>::splat(r0).store(&mut s[(107 + i0) * W..]);
     }
 }
-/// `t38` `t38[i0]` = f(t6[i0], c[i0]), for i0 < 4 (2 instructions).
+/// `t38` `t38[i0]` = f(v[i0]), for i0 < 4 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t38<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p1: f64 = t[8 + i0];
-        let r2: Lanes<W> = p0 + p1;
-        let r2: Lanes<W> = r2.tanh();
-        r2.store(&mut s[(111 + i0) * W..]);
+        let p0: f64 = t[12 + i0];
+        let r0: f64 = p0;
+        Lanes::<W>::splat(r0).store(&mut s[(111 + i0) * W..]);
     }
 }
 /// `t41` `t41[i0]` = f(t39, x[i0], t40), for i0 < 2 (2 instructions).
@@ -546,34 +522,29 @@ fn step_t41<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let p0: Lanes<W> = Lanes::<W>::load(&s[115 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
         let p2: Lanes<W> = Lanes::<W>::load(&s[116 * W..]);
-        let r2: Lanes<W> = p0 + p2;
-        let r2: Lanes<W> = p1 * r2;
-        r2.store(&mut s[(117 + i0) * W..]);
+        let r0: Lanes<W> = p0 + p2;
+        let r1: Lanes<W> = r0 * p1;
+        r1.store(&mut s[(117 + i0) * W..]);
     }
 }
-/// `t43` `t43[i0]` = f(t6[i0], c[i0]), for i0 < 4 (2 instructions).
+/// `t43` `t43[i0]` = f(t7[i0]), for i0 < 4 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t43<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p1: f64 = t[8 + i0];
-        let r2: Lanes<W> = p0 + p1;
-        let r2: Lanes<W> = r2.tanh();
-        r2.store(&mut s[(120 + i0) * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let r0: Lanes<W> = p0;
+        r0.store(&mut s[(120 + i0) * W..]);
     }
 }
-/// `t47` `t47[i0]` = f(t6[i0], c[i0]), for i0 < 4 (3 instructions).
+/// `t47` `t47[i0]` = f(t7[i0]), for i0 < 4 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t47<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p1: f64 = t[8 + i0];
-        let r2: Lanes<W> = p0 + p1;
-        let r2: Lanes<W> = r2.tanh();
-        let r2: Lanes<W> = r2 * r2;
-        r2.store(&mut s[(127 + i0) * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let r0: Lanes<W> = p0 * p0;
+        r0.store(&mut s[(127 + i0) * W..]);
     }
 }
 /// `t50` `t50[i0, i1]` = f(t41[i1], t42, t43[i0], x[i1], t44, t45, t46, t47[i0], t48, t49), for i0 < 4, i1 < 2 (7 instructions).
@@ -592,71 +563,65 @@ fn step_t50<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
             let p7: Lanes<W> = Lanes::<W>::load(&s[(127 + i0) * W..]);
             let p8: Lanes<W> = Lanes::<W>::load(&s[131 * W..]);
             let p9: Lanes<W> = Lanes::<W>::load(&s[132 * W..]);
-            let r3: Lanes<W> = p1 + p4 + p5 + p8;
-            let r3: Lanes<W> = p2 * r3;
-            let r1: Lanes<W> = p6 + p9;
-            let r1: Lanes<W> = p7 * r1;
-            let r3: Lanes<W> = r3 + r1;
-            let r1: Lanes<W> = p3 * r3;
-            let r3: Lanes<W> = p0 + r1;
-            r3.store(&mut s[(133 + i0 * 2 + i1) * W..]);
+            let r0: Lanes<W> = p4 + p5 + p8 + p1;
+            let r1: Lanes<W> = r0 * p2;
+            let r2: Lanes<W> = p9 + p6;
+            let r3: Lanes<W> = r2 * p7;
+            let r4: Lanes<W> = r1 + r3;
+            let r5: Lanes<W> = r4 * p3;
+            let r6: Lanes<W> = p0 + r5;
+            r6.store(&mut s[(133 + i0 * 2 + i1) * W..]);
         }
     }
 }
-/// `t51` `t51[i0]` = f(v[i0], t6[i0], c[i0]), for i0 < 4 (3 instructions).
+/// `t51` `t51[i0]` = f(v[i0], t7[i0]), for i0 < 4 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t51<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: f64 = t[12 + i0];
-        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p2: f64 = t[8 + i0];
-        let r2: Lanes<W> = p1 + p2;
-        let r2: Lanes<W> = r2.tanh();
-        let r2: Lanes<W> = p0 * r2;
-        r2.store(&mut s[(141 + i0) * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let r0: Lanes<W> = p0 * p1;
+        r0.store(&mut s[(141 + i0) * W..]);
     }
 }
-/// `t52` `t52[i0]` = f(t6[i0], c[i0], v[i0]), for i0 < 4 (4 instructions).
+/// `t52` `t52[i0]` = f(t7[i0], v[i0]), for i0 < 4 (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t52<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p1: f64 = t[8 + i0];
-        let p2: f64 = t[12 + i0];
-        let r2: Lanes<W> = p0 + p1;
-        let r2: Lanes<W> = r2.tanh();
-        let r2: Lanes<W> = r2 * r2;
-        let r2: Lanes<W> = p2 * r2;
-        r2.store(&mut s[(145 + i0) * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let p1: f64 = t[12 + i0];
+        let r0: Lanes<W> = p0 * p0;
+        let r1: Lanes<W> = r0 * p1;
+        r1.store(&mut s[(145 + i0) * W..]);
     }
 }
-/// `t53` `t53[i0, i1]` = f(t31, v[i0], x[i1], t32, t51[i0], t33, t20[i0], t52[i0]), for i0 < 4, i1 < 2 (6 instructions).
+/// `t53` `t53[i0, i1]` = f(t32, v[i0], x[i1], t33, t51[i0], t34, t21[i0], t52[i0]), for i0 < 4, i1 < 2 (6 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t53<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[84 * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[88 * W..]);
             let p1: f64 = t[12 + i0];
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[85 * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[89 * W..]);
             let p4: Lanes<W> = Lanes::<W>::load(&s[(141 + i0) * W..]);
-            let p5: Lanes<W> = Lanes::<W>::load(&s[86 * W..]);
-            let p6: Lanes<W> = Lanes::<W>::load(&s[(57 + i0) * W..]);
+            let p5: Lanes<W> = Lanes::<W>::load(&s[90 * W..]);
+            let p6: Lanes<W> = Lanes::<W>::load(&s[(61 + i0) * W..]);
             let p7: Lanes<W> = Lanes::<W>::load(&s[(145 + i0) * W..]);
             let r0: Lanes<W> = p0 * p1;
-            let r5: Lanes<W> = p3 * p4;
-            let r2: Lanes<W> = p5 * p6;
-            let r3: Lanes<W> = p7 * (-1.0);
-            let r0: Lanes<W> = r0 + r5 + r2 + r3;
-            let r5: Lanes<W> = p2 * r0;
+            let r1: Lanes<W> = p6 * p5;
+            let r2: Lanes<W> = (-1.0) * p7;
+            let r3: Lanes<W> = p4 * p3;
+            let r4: Lanes<W> = r0 + r1 + r2 + r3;
+            let r5: Lanes<W> = r4 * p2;
             r5.store(&mut s[(149 + i0 * 2 + i1) * W..]);
         }
     }
 }
-/// `t55` `t55[i0, i1]` = f(v[i0], x[i1], t17[i0]), for i0 < 4, i1 < 2 (3 instructions).
+/// `t55` `t55[i0, i1]` = f(v[i0], x[i1], t18[i0]), for i0 < 4, i1 < 2 (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t55<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -664,151 +629,131 @@ fn step_t55<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         for i1 in 0..2 {
             let p0: f64 = t[12 + i0];
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&s[(44 + i0) * W..]);
-            let r2: Lanes<W> = p2 * (-1.0);
-            let r2: Lanes<W> = p0 + r2;
-            let r2: Lanes<W> = p1 * r2;
+            let p2: Lanes<W> = Lanes::<W>::load(&s[(48 + i0) * W..]);
+            let r0: Lanes<W> = (-1.0) * p2;
+            let r1: Lanes<W> = p0 + r0;
+            let r2: Lanes<W> = r1 * p1;
             r2.store(&mut s[(158 + i0 * 2 + i1) * W..]);
         }
     }
 }
-/// `t56` `t56[i0]` = f(t19, t6[i0], c[i0], v[i0], t21, t23, t24, t26, t27, t28, t29), for i0 < 4 (8 instructions).
+/// `t56` `t56[i0]` = f(t20, t7[i0], v[i0], t22, t24, t25, t27, t28, t29, t30), for i0 < 4 (6 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t56<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[56 * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p2: f64 = t[8 + i0];
-        let p3: f64 = t[12 + i0];
-        let p4: Lanes<W> = Lanes::<W>::load(&s[61 * W..]);
-        let p5: Lanes<W> = Lanes::<W>::load(&s[66 * W..]);
-        let p6: Lanes<W> = Lanes::<W>::load(&s[67 * W..]);
-        let p7: Lanes<W> = Lanes::<W>::load(&s[72 * W..]);
-        let p8: Lanes<W> = Lanes::<W>::load(&s[73 * W..]);
-        let p9: Lanes<W> = Lanes::<W>::load(&s[74 * W..]);
-        let p10: Lanes<W> = Lanes::<W>::load(&s[75 * W..]);
-        let r3: Lanes<W> = p6 + p10;
-        let r1: Lanes<W> = p1 + p2;
-        let r1: Lanes<W> = r1.tanh();
-        let r3: Lanes<W> = r3 * r1;
-        let r3: Lanes<W> = p4 + p5 + p8 + p9 + r3;
-        let r3: Lanes<W> = r1 * r3;
-        let r3: Lanes<W> = p0 + p7 + r3;
-        let r3: Lanes<W> = p3 * r1 * r3;
-        r3.store(&mut s[(166 + i0) * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[60 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let p2: f64 = t[12 + i0];
+        let p3: Lanes<W> = Lanes::<W>::load(&s[65 * W..]);
+        let p4: Lanes<W> = Lanes::<W>::load(&s[70 * W..]);
+        let p5: Lanes<W> = Lanes::<W>::load(&s[71 * W..]);
+        let p6: Lanes<W> = Lanes::<W>::load(&s[76 * W..]);
+        let p7: Lanes<W> = Lanes::<W>::load(&s[77 * W..]);
+        let p8: Lanes<W> = Lanes::<W>::load(&s[78 * W..]);
+        let p9: Lanes<W> = Lanes::<W>::load(&s[79 * W..]);
+        let r0: Lanes<W> = p9 + p5;
+        let r1: Lanes<W> = r0 * p1;
+        let r2: Lanes<W> = r1 + p4 + p3 + p8 + p7;
+        let r3: Lanes<W> = r2 * p1;
+        let r4: Lanes<W> = p6 + r3 + p0;
+        let r5: Lanes<W> = r4 * p2 * p1;
+        r5.store(&mut s[(166 + i0) * W..]);
     }
 }
-/// `t57` `t57[i0]` = f(t31, v[i0], t32, t6[i0], c[i0], t33), for i0 < 4 (7 instructions).
+/// `t57` `t57[i0]` = f(t32, v[i0], t33, t7[i0], t34), for i0 < 4 (5 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t57<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[84 * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[88 * W..]);
         let p1: f64 = t[12 + i0];
-        let p2: Lanes<W> = Lanes::<W>::load(&s[85 * W..]);
-        let p3: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p4: f64 = t[8 + i0];
-        let p5: Lanes<W> = Lanes::<W>::load(&s[86 * W..]);
-        let r3: Lanes<W> = p3 + p4;
-        let r3: Lanes<W> = r3.tanh();
-        let r1: Lanes<W> = (-1.0) * r3;
-        let r1: Lanes<W> = p2 + p5 + r1;
-        let r3: Lanes<W> = r3 * r1;
-        let r1: Lanes<W> = p0 + r3;
-        let r3: Lanes<W> = p1 * r1;
-        r3.store(&mut s[(170 + i0) * W..]);
+        let p2: Lanes<W> = Lanes::<W>::load(&s[89 * W..]);
+        let p3: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let p4: Lanes<W> = Lanes::<W>::load(&s[90 * W..]);
+        let r0: Lanes<W> = (-1.0) * p3;
+        let r1: Lanes<W> = r0 + p4 + p2;
+        let r2: Lanes<W> = p3 * r1;
+        let r3: Lanes<W> = p0 + r2;
+        let r4: Lanes<W> = r3 * p1;
+        r4.store(&mut s[(170 + i0) * W..]);
     }
 }
-/// `t58` `t58[i0]` = f(t33, v[i0], t6[i0], c[i0]), for i0 < 4 (5 instructions).
+/// `t58` `t58[i0]` = f(t34, v[i0], t7[i0]), for i0 < 4 (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t58<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[86 * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[90 * W..]);
         let p1: f64 = t[12 + i0];
-        let p2: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p3: f64 = t[8 + i0];
-        let r2: Lanes<W> = p2 + p3;
-        let r2: Lanes<W> = r2.tanh();
-        let r2: Lanes<W> = r2 * r2;
-        let r2: Lanes<W> = p0 + r2;
-        let r2: Lanes<W> = p1 * r2;
+        let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let r0: Lanes<W> = p2 * p2;
+        let r1: Lanes<W> = r0 + p0;
+        let r2: Lanes<W> = r1 * p1;
         r2.store(&mut s[(174 + i0) * W..]);
     }
 }
-/// `t60` `t60[i0]` = f(t59, t42, t6[i0], c[i0], t44, t45, t46, t48, t49), for i0 < 4 (7 instructions).
+/// `t60` `t60[i0]` = f(t59, t42, t7[i0], t44, t45, t46, t48, t49), for i0 < 4 (5 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t60<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[178 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[119 * W..]);
-        let p2: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p3: f64 = t[8 + i0];
-        let p4: Lanes<W> = Lanes::<W>::load(&s[124 * W..]);
-        let p5: Lanes<W> = Lanes::<W>::load(&s[125 * W..]);
-        let p6: Lanes<W> = Lanes::<W>::load(&s[126 * W..]);
-        let p7: Lanes<W> = Lanes::<W>::load(&s[131 * W..]);
-        let p8: Lanes<W> = Lanes::<W>::load(&s[132 * W..]);
-        let r0: Lanes<W> = p6 + p8;
-        let r3: Lanes<W> = p2 + p3;
-        let r3: Lanes<W> = r3.tanh();
-        let r0: Lanes<W> = r0 * r3;
-        let r0: Lanes<W> = p1 + p4 + p5 + p7 + r0;
-        let r0: Lanes<W> = r3 * r0;
-        let r3: Lanes<W> = p0 + r0;
-        r3.store(&mut s[(179 + i0) * W..]);
+        let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let p3: Lanes<W> = Lanes::<W>::load(&s[124 * W..]);
+        let p4: Lanes<W> = Lanes::<W>::load(&s[125 * W..]);
+        let p5: Lanes<W> = Lanes::<W>::load(&s[126 * W..]);
+        let p6: Lanes<W> = Lanes::<W>::load(&s[131 * W..]);
+        let p7: Lanes<W> = Lanes::<W>::load(&s[132 * W..]);
+        let r0: Lanes<W> = p5 + p7;
+        let r1: Lanes<W> = p2 * r0;
+        let r2: Lanes<W> = p6 + r1 + p4 + p3 + p1;
+        let r3: Lanes<W> = r2 * p2;
+        let r4: Lanes<W> = r3 + p0;
+        r4.store(&mut s[(179 + i0) * W..]);
     }
 }
-/// `t61` `t61[i0]` = f(t31, v[i0], t32, t6[i0], c[i0], t33), for i0 < 4 (7 instructions).
+/// `t61` `t61[i0]` = f(t32, v[i0], t33, t7[i0], t34), for i0 < 4 (5 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t61<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[84 * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[88 * W..]);
         let p1: f64 = t[12 + i0];
-        let p2: Lanes<W> = Lanes::<W>::load(&s[85 * W..]);
-        let p3: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p4: f64 = t[8 + i0];
-        let p5: Lanes<W> = Lanes::<W>::load(&s[86 * W..]);
-        let r3: Lanes<W> = p3 + p4;
-        let r3: Lanes<W> = r3.tanh();
-        let r1: Lanes<W> = (-1.0) * r3;
-        let r1: Lanes<W> = p2 + p5 + r1;
-        let r3: Lanes<W> = r3 * r1;
-        let r1: Lanes<W> = p0 + r3;
-        let r3: Lanes<W> = p1 * r1;
-        r3.store(&mut s[(183 + i0) * W..]);
+        let p2: Lanes<W> = Lanes::<W>::load(&s[89 * W..]);
+        let p3: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let p4: Lanes<W> = Lanes::<W>::load(&s[90 * W..]);
+        let r0: Lanes<W> = (-1.0) * p3;
+        let r1: Lanes<W> = r0 + p4 + p2;
+        let r2: Lanes<W> = p3 * r1;
+        let r3: Lanes<W> = p0 + r2;
+        let r4: Lanes<W> = r3 * p1;
+        r4.store(&mut s[(183 + i0) * W..]);
     }
 }
-/// `t62` `t62[i0]` = f(v[i0], t6[i0], c[i0]), for i0 < 4 (6 instructions).
+/// `t62` `t62[i0]` = f(v[i0], t7[i0]), for i0 < 4 (4 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t62<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: f64 = t[12 + i0];
-        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p2: f64 = t[8 + i0];
-        let r2: Lanes<W> = p1 + p2;
-        let r2: Lanes<W> = r2.tanh();
-        let r2: Lanes<W> = r2 * r2;
-        let r2: Lanes<W> = (-1.0) * r2;
-        let r2: Lanes<W> = 1.0 + r2;
-        let r2: Lanes<W> = p0 * r2;
-        r2.store(&mut s[(187 + i0) * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let r0: Lanes<W> = p1 * p1;
+        let r1: Lanes<W> = r0 * (-1.0);
+        let r2: Lanes<W> = r1 + 1.0;
+        let r3: Lanes<W> = p0 * r2;
+        r3.store(&mut s[(187 + i0) * W..]);
     }
 }
-/// `t63` `t63[i0]` = f(t6[i0], c[i0]), for i0 < 4 (2 instructions).
+/// `t63` `t63[i0]` = f(t7[i0]), for i0 < 4 (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t63<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p1: f64 = t[8 + i0];
-        let r2: Lanes<W> = p0 + p1;
-        let r2: Lanes<W> = r2.tanh();
-        r2.store(&mut s[(191 + i0) * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let r0: Lanes<W> = p0;
+        r0.store(&mut s[(191 + i0) * W..]);
     }
 }
 /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
@@ -823,67 +768,67 @@ fn sample<const W: usize>(
 ) {
     step_t6::<W>(t, x, c, s);
     step_t7::<W>(t, x, c, s);
-    let v7: Lanes<W> = Lanes::<W>::load(&s[4 * W..]);
+    step_t8::<W>(t, x, c, s);
+    let v8: Lanes<W> = Lanes::<W>::load(&s[8 * W..]);
     let a0: f64 = t[16];
     let a1: Lanes<W> = Lanes::<W>::load(&x[2 * W..]);
-    let r2: Lanes<W> = a1 * (-1.0);
-    let r3: Lanes<W> = v7 + a0 + r2;
+    let r2: Lanes<W> = (-1.0) * a1;
+    let r3: Lanes<W> = v8 + r2 + a0;
     let r4: Lanes<W> = r3 * r3;
     let r5: Lanes<W> = 0.5 * r4;
-    let v8: Lanes<W> = r5;
-    v8.store(&mut s[5 * W..]);
+    let v9: Lanes<W> = r5;
+    v9.store(&mut s[9 * W..]);
     if level.rank() < 1 {
         return;
     }
-    let v9: Lanes<W> = r3;
-    v9.store(&mut s[6 * W..]);
-    step_t10::<W>(t, x, c, s);
+    let v10: Lanes<W> = r3;
+    v10.store(&mut s[10 * W..]);
     step_t11::<W>(t, x, c, s);
     step_t12::<W>(t, x, c, s);
     step_t13::<W>(t, x, c, s);
-    let v14: Lanes<W> = r3;
-    v14.store(&mut s[27 * W..]);
+    step_t14::<W>(t, x, c, s);
+    let v15: Lanes<W> = r3;
+    v15.store(&mut s[31 * W..]);
     if level.rank() < 2 {
         return;
     }
-    step_t15::<W>(t, x, c, s);
     step_t16::<W>(t, x, c, s);
     step_t17::<W>(t, x, c, s);
     step_t18::<W>(t, x, c, s);
-    let r6: Lanes<W> = a1 * 2.0;
-    let v19: Lanes<W> = r6;
-    v19.store(&mut s[56 * W..]);
-    step_t20::<W>(t, x, c, s);
-    let v21: Lanes<W> = r6;
-    v21.store(&mut s[61 * W..]);
-    step_t22::<W>(t, x, c, s);
-    let r7: Lanes<W> = a1 * (-2.0);
-    let v23: Lanes<W> = r7;
-    v23.store(&mut s[66 * W..]);
+    step_t19::<W>(t, x, c, s);
+    let r6: Lanes<W> = 2.0 * a1;
+    let v20: Lanes<W> = r6;
+    v20.store(&mut s[60 * W..]);
+    step_t21::<W>(t, x, c, s);
+    let v22: Lanes<W> = r6;
+    v22.store(&mut s[65 * W..]);
+    step_t23::<W>(t, x, c, s);
+    let r7: Lanes<W> = (-2.0) * a1;
     let v24: Lanes<W> = r7;
-    v24.store(&mut s[67 * W..]);
-    step_t25::<W>(t, x, c, s);
-    let r8: Lanes<W> = v7 + a0;
+    v24.store(&mut s[70 * W..]);
+    let v25: Lanes<W> = r7;
+    v25.store(&mut s[71 * W..]);
+    step_t26::<W>(t, x, c, s);
+    let r8: Lanes<W> = v8 + a0;
     let r9: Lanes<W> = (-2.0) * r8;
-    let v26: Lanes<W> = r9;
-    v26.store(&mut s[72 * W..]);
     let v27: Lanes<W> = r9;
-    v27.store(&mut s[73 * W..]);
+    v27.store(&mut s[76 * W..]);
+    let v28: Lanes<W> = r9;
+    v28.store(&mut s[77 * W..]);
     let r10: Lanes<W> = 2.0 * r8;
-    let v28: Lanes<W> = r10;
-    v28.store(&mut s[74 * W..]);
     let v29: Lanes<W> = r10;
-    v29.store(&mut s[75 * W..]);
-    step_t30::<W>(t, x, c, s);
+    v29.store(&mut s[78 * W..]);
+    let v30: Lanes<W> = r10;
+    v30.store(&mut s[79 * W..]);
+    step_t31::<W>(t, x, c, s);
     let r11: f64 = 1.0;
-    let v31: f64 = r11;
-    Lanes::<W>::splat(v31).store(&mut s[84 * W..]);
     let v32: f64 = r11;
-    Lanes::<W>::splat(v32).store(&mut s[85 * W..]);
+    Lanes::<W>::splat(v32).store(&mut s[88 * W..]);
+    let v33: f64 = r11;
+    Lanes::<W>::splat(v33).store(&mut s[89 * W..]);
     let r12: f64 = (-1.0);
-    let v33: f64 = r12;
-    Lanes::<W>::splat(v33).store(&mut s[86 * W..]);
-    step_t34::<W>(t, x, c, s);
+    let v34: f64 = r12;
+    Lanes::<W>::splat(v34).store(&mut s[90 * W..]);
     step_t35::<W>(t, x, c, s);
     step_t36::<W>(t, x, c, s);
     step_t37::<W>(t, x, c, s);
@@ -903,7 +848,7 @@ fn sample<const W: usize>(
     let v46: Lanes<W> = a1;
     v46.store(&mut s[126 * W..]);
     step_t47::<W>(t, x, c, s);
-    let r13: Lanes<W> = (-1.0) * r8;
+    let r13: Lanes<W> = r8 * (-1.0);
     let v48: Lanes<W> = r13;
     v48.store(&mut s[131 * W..]);
     let v49: Lanes<W> = r13;

@@ -142,8 +142,8 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         for i1 in 0..4 {
             let p0: f64 = t[i0 * 4 + i1];
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r1: Lanes<W> = p0 * p1;
-            (Lanes::<W>::load(&s[i0 * W..]) + r1).store(&mut s[i0 * W..]);
+            let r0: Lanes<W> = p0 * p1;
+            (Lanes::<W>::load(&s[i0 * W..]) + r0).store(&mut s[i0 * W..]);
         }
     }
 }
@@ -155,9 +155,9 @@ fn step_t6<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[12 + i0];
-        let r2: Lanes<W> = p0 + p1;
-        let r2: Lanes<W> = r2.exp();
-        (Lanes::<W>::load(&s[3 * W..]) + r2).store(&mut s[3 * W..]);
+        let r0: Lanes<W> = p0 + p1;
+        let r1: Lanes<W> = r0.exp();
+        (Lanes::<W>::load(&s[3 * W..]) + r1).store(&mut s[3 * W..]);
     }
 }
 /// `t7` `t7` = Σ over i0 < 3 of f(y[i0], t5[i0], b[i0]) (2 instructions).
@@ -169,9 +169,9 @@ fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let p0: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p2: f64 = t[12 + i0];
-        let r2: Lanes<W> = p1 + p2;
-        let r2: Lanes<W> = p0 * r2;
-        (Lanes::<W>::load(&s[4 * W..]) + r2).store(&mut s[4 * W..]);
+        let r0: Lanes<W> = p2 + p1;
+        let r1: Lanes<W> = r0 * p0;
+        (Lanes::<W>::load(&s[4 * W..]) + r1).store(&mut s[4 * W..]);
     }
 }
 /// `t10` `t10[i0]` = f(t5[i0], b[i0], t9, y[i0]), for i0 < 3 (4 instructions).
@@ -183,11 +183,11 @@ fn step_t10<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let p1: f64 = t[12 + i0];
         let p2: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
         let p3: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
-        let r2: Lanes<W> = p0 + p1;
-        let r2: Lanes<W> = r2.exp();
-        let r2: Lanes<W> = p2 * (-1.0) * r2;
-        let r2: Lanes<W> = p3 + r2;
-        r2.store(&mut s[(7 + i0) * W..]);
+        let r0: Lanes<W> = p0 + p1;
+        let r1: Lanes<W> = r0.exp();
+        let r2: Lanes<W> = r1 * (-1.0) * p2;
+        let r3: Lanes<W> = p3 + r2;
+        r3.store(&mut s[(7 + i0) * W..]);
     }
 }
 /// `t11` `t11[i0, i1]` = f(t10[i0], x[i1]), for i0 < 3, i1 < 4 (1 instruction).
@@ -198,8 +198,8 @@ fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         for i1 in 0..4 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(7 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r1: Lanes<W> = p0 * p1 * (-1.0);
-            r1.store(&mut s[(10 + i0 * 4 + i1) * W..]);
+            let r0: Lanes<W> = p0 * (-1.0) * p1;
+            r0.store(&mut s[(10 + i0 * 4 + i1) * W..]);
         }
     }
 }
@@ -212,12 +212,12 @@ fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p2: f64 = t[12 + i0];
         let p3: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+        let r0: Lanes<W> = p2 + p1;
+        let r1: Lanes<W> = r0.exp();
+        let r2: Lanes<W> = r1 * p3;
         let r3: Lanes<W> = p0 * (-1.0);
-        let r1: Lanes<W> = p1 + p2;
-        let r1: Lanes<W> = r1.exp();
-        let r1: Lanes<W> = p3 * r1;
-        let r3: Lanes<W> = r3 + r1;
-        r3.store(&mut s[(22 + i0) * W..]);
+        let r4: Lanes<W> = r2 + r3;
+        r4.store(&mut s[(22 + i0) * W..]);
     }
 }
 /// `t13` `t13[i0]` = f(t5[i0], b[i0]), for i0 < 3 (2 instructions).
@@ -227,9 +227,9 @@ fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[12 + i0];
-        let r2: Lanes<W> = p0 + p1;
-        let r2: Lanes<W> = r2.exp();
-        r2.store(&mut s[(25 + i0) * W..]);
+        let r0: Lanes<W> = p0 + p1;
+        let r1: Lanes<W> = r0.exp();
+        r1.store(&mut s[(25 + i0) * W..]);
     }
 }
 /// `t14` `t14[i0, i1]` = f(t13[i0], x[i1]), for i0 < 3, i1 < 4 (1 instruction).
@@ -240,8 +240,8 @@ fn step_t14<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         for i1 in 0..4 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(25 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r1: Lanes<W> = p0 * p1;
-            r1.store(&mut s[(28 + i0 * 4 + i1) * W..]);
+            let r0: Lanes<W> = p0 * p1;
+            r0.store(&mut s[(28 + i0 * 4 + i1) * W..]);
         }
     }
 }
@@ -266,8 +266,8 @@ fn step_t17<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
             let p0: Lanes<W> = Lanes::<W>::load(&s[52 * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[(25 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r1: Lanes<W> = p0 * p1 * p2;
-            r1.store(&mut s[(53 + i0 * 4 + i1) * W..]);
+            let r0: Lanes<W> = p0 * p2 * p1;
+            r0.store(&mut s[(53 + i0 * 4 + i1) * W..]);
         }
     }
 }
@@ -280,8 +280,8 @@ fn step_t18<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(25 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r1: Lanes<W> = p0 * p1 * p2;
-            r1.store(&mut s[(65 + i0 * 4 + i1) * W..]);
+            let r0: Lanes<W> = p0 * p2 * p1;
+            r0.store(&mut s[(65 + i0 * 4 + i1) * W..]);
         }
     }
 }
@@ -292,9 +292,9 @@ fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[12 + i0];
-        let r2: Lanes<W> = p0 + p1;
-        let r2: Lanes<W> = r2.exp();
-        r2.store(&mut s[(77 + i0) * W..]);
+        let r0: Lanes<W> = p0 + p1;
+        let r1: Lanes<W> = r0.exp();
+        r1.store(&mut s[(77 + i0) * W..]);
     }
 }
 /// `t20` `t20[i0]` = f(), for i0 < 3 (1 instruction).
@@ -314,9 +314,9 @@ fn step_t21<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let p0: Lanes<W> = Lanes::<W>::load(&s[52 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p2: f64 = t[12 + i0];
-        let r2: Lanes<W> = p1 + p2;
-        let r2: Lanes<W> = r2.exp();
-        let r2: Lanes<W> = p0 * r2;
+        let r0: Lanes<W> = p2 + p1;
+        let r1: Lanes<W> = r0.exp();
+        let r2: Lanes<W> = p0 * r1;
         r2.store(&mut s[(83 + i0) * W..]);
     }
 }
@@ -328,9 +328,9 @@ fn step_t22<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[12 + i0];
         let p2: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
-        let r2: Lanes<W> = p0 + p1;
-        let r2: Lanes<W> = r2.exp();
-        let r2: Lanes<W> = p2 * r2;
+        let r0: Lanes<W> = p0 + p1;
+        let r1: Lanes<W> = r0.exp();
+        let r2: Lanes<W> = r1 * p2;
         r2.store(&mut s[(86 + i0) * W..]);
     }
 }
@@ -349,8 +349,8 @@ fn sample<const W: usize>(
     let v6: Lanes<W> = Lanes::<W>::load(&s[3 * W..]);
     step_t7::<W>(t, x, c, s);
     let v7: Lanes<W> = Lanes::<W>::load(&s[4 * W..]);
-    let r0: Lanes<W> = v7 * (-1.0);
-    let r1: Lanes<W> = v6.ln();
+    let r0: Lanes<W> = v6.ln();
+    let r1: Lanes<W> = (-1.0) * v7;
     let r2: Lanes<W> = r0 + r1;
     let v8: Lanes<W> = r2;
     v8.store(&mut s[5 * W..]);
@@ -389,8 +389,8 @@ fn step_t23(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let p0: f64 = t[i0 * 4 + i1];
-            let r1: f64 = p0 * p0;
-            s[i0] += r1;
+            let r0: f64 = p0 * p0;
+            s[i0] += r0;
         }
     }
 }
@@ -413,8 +413,8 @@ fn step_t26(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         for i1 in 0..4 {
             let p0: f64 = t[i0 * 4 + i1];
             let p1: f64 = c[0];
-            let r1: f64 = p0 * p1;
-            s[5 + i0 * 4 + i1] = r1;
+            let r0: f64 = p0 * p1;
+            s[5 + i0 * 4 + i1] = r0;
         }
     }
 }
@@ -449,7 +449,7 @@ fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
     step_t24(t, &[], c, s);
     let v24: f64 = s[3];
     let a0: f64 = c[0];
-    let r1: f64 = a0 * v24 * 0.5;
+    let r1: f64 = 0.5 * a0 * v24;
     let v25: f64 = r1;
     s[4] = v25;
     if level.rank() < 1 {

@@ -32,6 +32,7 @@
 //! regularizer, constant terms), evaluated once per pass.
 #![warn(missing_docs)]
 
+pub mod canonical;
 pub mod lanes;
 pub mod math;
 pub mod tensor;

@@ -26,7 +26,7 @@ use hessforge_ir::tensor::{
 };
 use hessforge_ir::{Outputs, Program};
 use hessforge_spec::index::{IExpr, IndexModel, Ix};
-use hessforge_spec::{Expr, Model, Role};
+use hessforge_spec::{Expr, Func, Model, Role};
 use std::collections::HashMap;
 use symbolica::atom::Atom;
 
@@ -281,7 +281,13 @@ impl Planner<'_> {
     /// The buffer holding `e` (inlined) over `out` — summed over `reduce`.
     fn make(&mut self, e: &IExpr, out: &[Var], reduce: &[Var]) -> Result<usize, LowerFailure> {
         let domain: Vec<Var> = out.iter().chain(reduce).cloned().collect();
-        let body = self.hoist(e, &domain)?;
+        let body = match e {
+            // A shared call is this step's whole body: hoist only inside it.
+            IExpr::Call(f, a) if shared_call(*f) => {
+                IExpr::Call(*f, Box::new(self.hoist(a, &domain)?))
+            }
+            _ => self.hoist(e, &domain)?,
+        };
         // Canonical form: the domain's variables by position.
         let positional: HashMap<String, Ix> = domain
             .iter()
@@ -394,6 +400,10 @@ impl Planner<'_> {
                 Box::new(self.hoist(a, domain)?),
                 Box::new(self.hoist(b, domain)?),
             ),
+            IExpr::Call(f, _) if shared_call(*f) && !domain.is_empty() => {
+                let b = self.make(e, &varies, &[])?;
+                buffer_entry(b, &varies)
+            }
             IExpr::Call(f, a) => IExpr::Call(*f, Box::new(self.hoist(a, domain)?)),
             _ => {
                 return Err(LowerFailure::Internal(format!(
@@ -493,7 +503,12 @@ impl Planner<'_> {
         let params: Vec<Atom> = (0..loads.len())
             .map(|k| Atom::var(engine.var(&format!("{prefix}{k}"))))
             .collect();
-        Ok(engine.program(&[atom], &params, loads.len(), 0)?)
+        // In our own canonical form: the form Symbolica returns depends on
+        // what the process evaluated before, and the build script's kernels
+        // must be `hessforge generate`'s to the byte.
+        Ok(engine
+            .program(&[atom], &params, loads.len(), 0)?
+            .canonical())
     }
 
     /// The terms of one Hessian block.
@@ -579,6 +594,19 @@ impl Planner<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether a call inside a loop gets a buffer of its own, computed once per
+/// row and read by every step that needs it (the network's tanh(zᵢ) appears
+/// in the loss, the gradient and several Hessian blocks): the functions no
+/// stable rewrite looks through. exp, log and σ stay inline, where
+/// log(1 + eᵘ), log σ(u) and eᵘ − 1 can still be rewritten; steps without
+/// loops share their calls by value numbering in the generated code.
+fn shared_call(f: Func) -> bool {
+    matches!(
+        f,
+        Func::Tanh | Func::Sin | Func::Cos | Func::Tan | Func::Atan | Func::Softplus
+    )
 }
 
 /// The delta pairs and the column buffer of a product term: terms alike
