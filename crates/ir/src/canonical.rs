@@ -41,15 +41,21 @@ impl Program {
         }
         let outputs: Vec<Operand> = self.outputs.iter().map(|&o| resolve(o, &last)).collect();
 
-        // Structural hashes, operands before their users.
+        // Structural hashes, operands before their users; then the operands
+        // of + and × ordered by hash (a stable sort: equal hashes are equal
+        // values, whose order does not matter).
         let mut hashes: Vec<u64> = Vec::with_capacity(nodes.len());
         for node in &nodes {
             let h = hash_node(node, &hashes);
             hashes.push(h);
         }
-        let key = |o: &Operand| operand_hash(o, &hashes);
+        for node in &mut nodes {
+            if let Instr::Add { args, .. } | Instr::Mul { args, .. } = node {
+                args.sort_by_key(|o| operand_hash(o, &hashes));
+            }
+        }
 
-        // Depth first from the outputs, operands of + and × by hash.
+        // Depth first from the outputs, each value once, into fresh registers.
         let mut emitted: Vec<Option<u32>> = vec![None; nodes.len()];
         let mut instructions = Vec::new();
         for out in &outputs {
@@ -59,10 +65,10 @@ impl Program {
                 if emitted[n as usize].is_some() {
                     continue;
                 }
-                let operands = ordered_operands(&nodes[n as usize], &key);
+                let node = &nodes[n as usize];
                 if !expanded {
                     stack.push((n, true));
-                    for o in operands.iter().rev() {
+                    for o in node.operands().iter().rev() {
                         if let Operand::Reg(m) = *o {
                             stack.push((m, false));
                         }
@@ -70,25 +76,11 @@ impl Program {
                     continue;
                 }
                 let dst = instructions.len() as u32;
-                let renamed = |o: Operand| match o {
-                    Operand::Reg(m) => Operand::Reg(emitted[m as usize].unwrap_or(u32::MAX)),
-                    other => other,
-                };
-                let mut instr = map_operands(&nodes[n as usize], dst, renamed);
-                if let Instr::Add { args, .. } | Instr::Mul { args, .. } = &mut instr {
-                    *args = operands.into_iter().map(renamed).collect();
-                }
-                instructions.push(instr);
+                instructions.push(map_operands(node, dst, |o| renamed(o, &emitted)));
                 emitted[n as usize] = Some(dst);
             }
         }
-        let outputs = outputs
-            .into_iter()
-            .map(|o| match o {
-                Operand::Reg(m) => Operand::Reg(emitted[m as usize].unwrap_or(u32::MAX)),
-                other => other,
-            })
-            .collect();
+        let outputs = outputs.into_iter().map(|o| renamed(o, &emitted)).collect();
         Program {
             n_regs: instructions.len() as u32,
             instructions,
@@ -133,14 +125,12 @@ fn map_operands(instr: &Instr, dst: u32, f: impl Fn(Operand) -> Operand) -> Inst
     }
 }
 
-/// The operands of `node`, those of + and × ordered by `key` (a stable
-/// sort: equal hashes are equal values, whose order does not matter).
-fn ordered_operands(node: &Instr, key: &impl Fn(&Operand) -> u64) -> Vec<Operand> {
-    let mut operands = node.operands();
-    if matches!(node, Instr::Add { .. } | Instr::Mul { .. }) {
-        operands.sort_by_key(|o| key(o));
+/// `o` with a node's register replaced by the register it was emitted into.
+fn renamed(o: Operand, emitted: &[Option<u32>]) -> Operand {
+    match o {
+        Operand::Reg(m) => Operand::Reg(emitted[m as usize].unwrap_or(u32::MAX)),
+        other => other,
     }
-    operands
 }
 
 fn operand_hash(o: &Operand, hashes: &[u64]) -> u64 {
