@@ -736,11 +736,13 @@ fn generated_files() -> Result<Vec<(String, String)>, Failure> {
         files.push((format!("{}.tex", m.name), render(&d, Format::Latex)));
         files.push((format!("{}.slides.tex", m.name), render(&d, Format::Beamer)));
         files.push((format!("{}.md", m.name), render(&d, Format::Markdown)));
-        let kernel = hessforge_build::kernel_source_of(&d).map_err(Failure::failed)?;
-        files.push((format!("{}.rs", m.name), kernel));
-        if let Some(loops) = hessforge_build::loop_kernel_source(m).map_err(Failure::failed)? {
-            files.push((format!("{}.loops.rs", m.name), loops));
-        }
+        // The kernel the build script compiles (from the derivation at hand
+        // when it is the straight-line one, so each model is derived once).
+        let kernel = match hessforge_build::loop_kernel_source(m).map_err(Failure::failed)? {
+            Some(loops) => loops,
+            None => hessforge_build::kernel_source_of(&d).map_err(Failure::failed)?,
+        };
+        files.push((hessforge_build::kernel_file_name(m), kernel));
     }
     files.extend(crate::report::generated_figures()?);
     Ok(files)

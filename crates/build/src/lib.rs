@@ -1,7 +1,10 @@
 //! The build helper: a derivation file in, the Rust source of its compiled
-//! kernels out (derive → lower → generate). `hessforge-kernels`' build script
-//! is one call of [`compile`]; `hessforge generate` calls [`kernel_source`]
-//! for the committed copies in `generated/`. A user's own crate gets kernels
+//! kernel out: straight-line code for a model with scalar parameters only
+//! (derive → lower → generate), loops in index form for a model with a
+//! vector or matrix parameter (derive in index form → lower into the loop
+//! IR → generate). `hessforge-kernels`' build script is one call of
+//! [`compile`]; `hessforge generate` writes the same sources
+//! ([`kernel_file_name`], [`main_kernel_source`]) to `generated/`. A user's own crate gets kernels
 //! for its own derivation files with the same line in its `build.rs`.
 #![warn(missing_docs)]
 
@@ -58,19 +61,13 @@ pub fn has_tensor_parameter(model: &Model) -> bool {
         .is_some_and(|ix| ix.parameters().any(|t| !t.shape.is_empty()))
 }
 
-/// Up to this many parameters, a model with a tensor parameter gets the
-/// straight-line kernel (eight rows at a time in vector lanes, the fastest
-/// at these sizes; see the README's *Kernels*) as its main kernel, and the
-/// kernel in index form beside it. Beyond, only the kernel in index form
-/// is built: the straight-line kernel's P(P + 1)/2 Hessian entries cost
-/// minutes of rustc (P = 65: 2 145 entries, about 9 minutes).
-pub const MAX_STRAIGHT_LINE_PARAMS: usize = 32;
-
-/// Whether a model's main kernel is the straight-line one (see
-/// [`MAX_STRAIGHT_LINE_PARAMS`]); models with scalar parameters only have
-/// no other.
+/// Whether a model's kernel is the straight-line one: a model with scalar
+/// parameters only. A model with a vector or matrix parameter gets its
+/// kernel in index form instead ([`loop_kernel_source`]), whose length, and
+/// rustc's time, do not grow with the tensors (the straight-line kernel's
+/// P(P + 1)/2 Hessian entries cost minutes of rustc at P = 65).
 pub fn straight_line(model: &Model) -> bool {
-    !has_tensor_parameter(model) || model.n_params() <= MAX_STRAIGHT_LINE_PARAMS
+    !has_tensor_parameter(model)
 }
 
 /// The formatted Rust source of a model's kernels in index form (loops whose
@@ -88,6 +85,26 @@ pub fn loop_kernel_source(model: &Model) -> Result<Option<String>, BuildError> {
         source: &source,
     };
     Ok(Some(hessforge_codegen::generate_loops(&lowered, &info)?))
+}
+
+/// The name of the file holding a model's kernel: `<model>.rs` for the
+/// straight-line kernel, `<model>.loops.rs` for the kernel in index form.
+pub fn kernel_file_name(model: &Model) -> String {
+    if straight_line(model) {
+        format!("{}.rs", model.name)
+    } else {
+        format!("{}.loops.rs", model.name)
+    }
+}
+
+/// The formatted Rust source of a model's kernel: straight-line for a model
+/// with scalar parameters only, in index form otherwise (see
+/// [`straight_line`]).
+pub fn main_kernel_source(model: &Model) -> Result<String, BuildError> {
+    match loop_kernel_source(model)? {
+        Some(source) => Ok(source),
+        None => kernel_source(model),
+    }
 }
 
 /// The derivation files of a folder, sorted.
@@ -142,48 +159,29 @@ pub fn compile_dirs(dirs: &[&Path]) {
         );
         let model = hessforge_spec::load_str(&shown, &text)
             .unwrap_or_else(|e| fail(&format!("{}\n{:?}", e.one_line(), miette::Report::new(e))));
-        let rust_file = out_dir.join(format!("{}.rs", model.name));
-        let loops_file = out_dir.join(format!("{}.loops.rs", model.name));
-        let (with_straight, with_loops) = (straight_line(&model), has_tensor_parameter(&model));
+        let looped = has_tensor_parameter(&model);
+        let file_name = kernel_file_name(&model);
+        let rust_file = out_dir.join(&file_name);
         let stamp = out_dir.join(format!("{}.toml.stamp", model.name));
         let stamp_text = format!("{generator}\n{text}");
-        let fresh = std::fs::read_to_string(&stamp).is_ok_and(|s| s == stamp_text)
-            && (!with_straight || rust_file.exists())
-            && (!with_loops || loops_file.exists());
+        let fresh =
+            std::fs::read_to_string(&stamp).is_ok_and(|s| s == stamp_text) && rust_file.exists();
         let report = |e: BuildError| format!("{shown}: {:?}", miette::Report::new(e));
         if !fresh {
-            if with_straight {
-                let source = kernel_source(&model).unwrap_or_else(|e| fail(&report(e)));
-                write(&rust_file, &source);
-            }
-            if let Some(loops) = loop_kernel_source(&model).unwrap_or_else(|e| fail(&report(e))) {
-                write(&loops_file, &loops);
-            }
+            let source = main_kernel_source(&model).unwrap_or_else(|e| fail(&report(e)));
+            write(&rust_file, &source);
             write(&stamp, &stamp_text);
         }
         let ty = hessforge_codegen::type_name(&model.name);
-        let include = |file: &str| format!("include!(concat!(env!(\"OUT_DIR\"), \"/{file}\"));");
-        let body = match (with_straight, with_loops) {
-            (true, true) => format!(
-                "    {}\n    /// The same model's kernels in index form: loops whose length does not depend on the tensors' lengths.\n    \
-                 #[allow(clippy::all, unused_variables, unused_parens)]\n    pub mod loops {{\n        {}\n    }}\n",
-                include(&format!("{}.rs", model.name)),
-                include(&format!("{}.loops.rs", model.name))
-            ),
-            (true, false) => format!("    {}\n", include(&format!("{}.rs", model.name))),
-            (false, _) => format!("    {}\n", include(&format!("{}.loops.rs", model.name))),
-        };
         let _ = writeln!(
             modules,
-            "#[doc = {doc:?}]\n#[allow(clippy::all, unused_variables, unused_parens)]\npub mod {name} {{\n{body}}}\n",
+            "#[doc = {doc:?}]\n#[allow(clippy::all, unused_variables, unused_parens)]\npub mod {name} {{\n    include!(concat!(env!(\"OUT_DIR\"), \"/{file_name}\"));\n}}\n",
             doc = format!("{}: {}", model.title, model.description),
             name = model.name,
         );
         registry.push(format!("&{}::{ty}", model.name));
-        match (with_straight, with_loops) {
-            (true, true) => loop_registry.push(format!("&{}::loops::{ty}", model.name)),
-            (false, true) => loop_registry.push(format!("&{}::{ty}", model.name)),
-            _ => {}
+        if looped {
+            loop_registry.push(format!("&{}::{ty}", model.name));
         }
     }
     let _ = writeln!(

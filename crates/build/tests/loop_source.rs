@@ -68,10 +68,13 @@ fn the_loop_source_is_the_same_length_for_4_and_256_hidden_units() {
 }
 
 #[test]
-fn the_straight_line_kernel_is_built_only_where_it_pays() {
-    // P = 11 and 17: straight-line (faster); P = 65: the loop kernel alone.
-    assert!(hessforge_build::straight_line(&logistic(10)));
-    assert!(hessforge_build::straight_line(&mlp(4)));
-    assert!(!hessforge_build::straight_line(&mlp(16)));
-    assert!(!hessforge_build::straight_line(&logistic(1000)));
+fn a_model_with_a_tensor_parameter_gets_only_the_kernel_in_index_form() {
+    for model in [logistic(10), mlp(4), mlp(16), logistic(1000)] {
+        assert!(!hessforge_build::straight_line(&model), "{}", model.name);
+        assert!(hessforge_build::kernel_file_name(&model).ends_with(".loops.rs"));
+        assert_eq!(
+            hessforge_build::main_kernel_source(&model).unwrap(),
+            source(&model)
+        );
+    }
 }

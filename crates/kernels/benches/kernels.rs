@@ -5,7 +5,9 @@
 //! - the streaming floor: summing the same N×11 array once (eight
 //!   accumulators, AVX2 when the CPU has it);
 //! - a straightforward hand-written Rust implementation of the closed forms;
-//! - the compiled kernels (loss+gradient, loss+gradient+Hessian);
+//! - the compiled kernel (in index form: loops; loss+gradient,
+//!   loss+gradient+Hessian), and with `--features bench-models` the
+//!   straight-line kernel of the same model written with scalar parameters;
 //! - the IR interpreter.
 //!
 //! And one sample of `mlp_tanh` (P = 17). `cargo bench -p hessforge-kernels`
@@ -253,55 +255,6 @@ fn mlp_tanh_one_sample_loss_grad_hess(bencher: Bencher) {
         .bench_local(|| MlpTanh.loss_grad_hess(&t, &[], Rows::All(black_box(&x)), &mut g, &mut h));
 }
 
-/// The kernel in index form (generated from the loop IR): one row at a
-/// time, the rank-1 Hessian terms gathered into matrix products.
-#[divan::bench(args = SIZES)]
-fn loops_loss_grad_hess(bencher: Bencher, n: usize) {
-    let data = logistic_data(n);
-    let t = theta();
-    let (mut g, mut h) = ([0.0; P], [0.0; P * P]);
-    bencher.bench_local(|| {
-        hessforge_kernels::logistic_regression::loops::LogisticRegression.loss_grad_hess(
-            &t,
-            &[LAMBDA],
-            Rows::All(black_box(&data)),
-            &mut g,
-            &mut h,
-        )
-    });
-}
-
-#[divan::bench(args = SIZES)]
-fn loops_loss_grad(bencher: Bencher, n: usize) {
-    let data = logistic_data(n);
-    let t = theta();
-    let mut g = [0.0; P];
-    bencher.bench_local(|| {
-        hessforge_kernels::logistic_regression::loops::LogisticRegression.loss_grad(
-            &t,
-            &[LAMBDA],
-            Rows::All(black_box(&data)),
-            &mut g,
-        )
-    });
-}
-
-#[divan::bench]
-fn mlp_tanh_one_sample_loops(bencher: Bencher) {
-    let t = [0.3; 17];
-    let x = [0.4, -0.7, 0.25];
-    let (mut g, mut h) = ([0.0; 17], [0.0; 17 * 17]);
-    bencher.bench_local(|| {
-        hessforge_kernels::mlp_tanh::loops::MlpTanh.loss_grad_hess(
-            &t,
-            &[],
-            Rows::All(black_box(&x)),
-            &mut g,
-            &mut h,
-        )
-    });
-}
-
 /// 10 000 samples of the network's 2 inputs and target, from a seed.
 fn mlp_data() -> Vec<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
@@ -310,8 +263,8 @@ fn mlp_data() -> Vec<f64> {
         .collect()
 }
 
-/// `mlp_tanh` (P = 17) L + ∇ + H over 10 000 samples: the straight-line
-/// kernel, per sample in a pass (divide by 10⁴).
+/// `mlp_tanh` (P = 17) L + ∇ + H over 10 000 samples, per sample in a pass
+/// (divide by 10⁴).
 #[divan::bench]
 fn mlp_tanh_pass_loss_grad_hess(bencher: Bencher) {
     let (t, data) = ([0.3; 17], mlp_data());
@@ -321,18 +274,58 @@ fn mlp_tanh_pass_loss_grad_hess(bencher: Bencher) {
     });
 }
 
-/// The same pass on the loop kernel.
-#[divan::bench]
-fn mlp_tanh_pass_loops(bencher: Bencher) {
-    let (t, data) = ([0.3; 17], mlp_data());
-    let (mut g, mut h) = ([0.0; 17], [0.0; 17 * 17]);
-    bencher.bench_local(|| {
-        hessforge_kernels::mlp_tanh::loops::MlpTanh.loss_grad_hess(
-            &t,
-            &[],
-            Rows::All(black_box(&data)),
-            &mut g,
-            &mut h,
-        )
-    });
+/// The same models written with scalar parameters only
+/// (`benches/models/logistic_scalar.toml`, `mlp_tanh_scalar.toml`), so
+/// they get the straight-line kernel the built-ins had before they moved
+/// to the kernels in index form: `cargo bench -p hessforge-kernels
+/// --features bench-models --bench kernels -- straight_line`.
+#[cfg(feature = "bench-models")]
+mod straight_line {
+    use super::*;
+    use hessforge_kernels::{logistic_scalar::LogisticScalar, mlp_tanh_scalar::MlpTanhScalar};
+
+    #[divan::bench(args = SIZES)]
+    fn loss_grad(bencher: Bencher, n: usize) {
+        let data = logistic_data(n);
+        let t = theta();
+        let mut g = [0.0; P];
+        bencher.bench_local(|| {
+            LogisticScalar.loss_grad(&t, &[LAMBDA], Rows::All(black_box(&data)), &mut g)
+        });
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn loss_grad_hess(bencher: Bencher, n: usize) {
+        let data = logistic_data(n);
+        let t = theta();
+        let (mut g, mut h) = ([0.0; P], [0.0; P * P]);
+        bencher.bench_local(|| {
+            LogisticScalar.loss_grad_hess(
+                &t,
+                &[LAMBDA],
+                Rows::All(black_box(&data)),
+                &mut g,
+                &mut h,
+            )
+        });
+    }
+
+    #[divan::bench]
+    fn mlp_tanh_one_sample_loss_grad_hess(bencher: Bencher) {
+        let t = [0.3; 17];
+        let x = [0.4, -0.7, 0.25];
+        let (mut g, mut h) = ([0.0; 17], [0.0; 17 * 17]);
+        bencher.bench_local(|| {
+            MlpTanhScalar.loss_grad_hess(&t, &[], Rows::All(black_box(&x)), &mut g, &mut h)
+        });
+    }
+
+    #[divan::bench]
+    fn mlp_tanh_pass_loss_grad_hess(bencher: Bencher) {
+        let (t, data) = ([0.3; 17], mlp_data());
+        let (mut g, mut h) = ([0.0; 17], [0.0; 17 * 17]);
+        bencher.bench_local(|| {
+            MlpTanhScalar.loss_grad_hess(&t, &[], Rows::All(black_box(&data)), &mut g, &mut h)
+        });
+    }
 }

@@ -1,8 +1,12 @@
 //! Compiled kernels for every model in `derivations/`, generated when this
 //! crate is built (`build.rs` → `hessforge_build::compile`): for each model a
 //! module `hessforge_kernels::<model>` with a zero-sized type implementing
-//! [`Kernel`] — straight-line, allocation-free loss, gradient and Hessian
-//! over a data set, specialised to the model's parameter count.
+//! [`Kernel`] — loss, gradient, Hessian and Hessian–vector products over a
+//! data set, with no heap allocation once warm. A model with scalar
+//! parameters only gets straight-line code specialised to its parameter
+//! count; a model with a vector or matrix parameter gets its kernel in index
+//! form (loops whose length does not depend on the tensors' lengths, run by
+//! [`runtime::loops`]).
 //!
 //! ```
 //! use hessforge_kernels::{Kernel, Rows, rosenbrock::Rosenbrock};
@@ -11,7 +15,8 @@
 //! assert_eq!((f, g), (0.0, [0.0, 0.0]));
 //! ```
 //!
-//! The same code is committed, formatted, in `generated/<model>.rs`.
+//! The same code is committed, formatted, in `generated/<model>.rs` (or
+//! `generated/<model>.loops.rs` in index form).
 #![warn(missing_docs)]
 
 // Generated code names `::hessforge_kernels::…` paths, in this crate as in
@@ -180,8 +185,8 @@ pub fn kernel(name: &str) -> Option<&'static dyn DynKernel> {
 }
 
 /// The compiled kernel of a model in index form (loops, Hessian–vector
-/// products without the Hessian), by name: every model with a vector or
-/// matrix parameter has one beside its straight-line kernel.
+/// products without the Hessian), by name: the kernel of every model with a
+/// vector or matrix parameter ([`kernel`] returns the same one).
 pub fn loop_kernel(name: &str) -> Option<&'static dyn DynKernel> {
     LOOP_REGISTRY.iter().copied().find(|k| k.name() == name)
 }
