@@ -1025,8 +1025,12 @@ enum TermKind {
     /// u vᵀ summed lane by lane (a pass in lanes; a small block): its
     /// per-lane sums start at this offset of the lane sums.
     Lanes(usize),
-    /// A δ-pattern product; its pairs are `Plan::pairs[start..end]`.
+    /// A δ-pattern product; its entries are `Plan::entries[start..end]`.
     Paired(usize, usize),
+    /// A δ-pattern product summed lane by lane (a pass in lanes): its
+    /// entries as for `Paired`, its per-lane sums (one per entry) from the
+    /// third offset of the lane sums.
+    PairedLanes(usize, usize, usize),
 }
 
 /// One Hessian term with its offsets resolved.
@@ -1123,7 +1127,14 @@ impl Plan {
                             &mut self.walk,
                             &mut self.entries,
                         );
-                        TermKind::Paired(start, self.entries.len())
+                        let end = self.entries.len();
+                        if lanes > 0 && v.is_none() && end - start <= LANE_SUM_ENTRIES {
+                            let sums = self.lane_sums_len;
+                            self.lane_sums_len += (end - start) * lanes;
+                            TermKind::PairedLanes(start, end, sums)
+                        } else {
+                            TermKind::Paired(start, end)
+                        }
                     } else if v.is_some()
                         || (lanes == 0
                             && rows * cols <= DIRECT_UPDATE_ENTRIES
@@ -1278,6 +1289,18 @@ impl<'a> Accumulator<'a> {
                         }
                     }
                 }
+                TermKind::PairedLanes(start, end, at) => {
+                    let entries = &plan.entries[start..end];
+                    let sums = &mut self.lane_sums[at..at + entries.len() * W];
+                    for (&(i, j), sum) in entries.iter().zip(sums.chunks_exact_mut(W)) {
+                        if t.diagonal && i > j {
+                            continue;
+                        }
+                        let a = Lanes::<W>::load(&scratch[(t.u + i) * W..]);
+                        let b = Lanes::<W>::load(&scratch[(t.v + j) * W..]);
+                        (Lanes::<W>::load(sum) + a * b).store(sum);
+                    }
+                }
                 TermKind::Dense | TermKind::Outer | TermKind::Paired(..) => {
                     let (lu, lv) = t.lengths();
                     let mut spare = std::mem::take(&mut self.spare);
@@ -1322,6 +1345,15 @@ impl<'a> Accumulator<'a> {
             return;
         }
         for t in &self.plan.terms {
+            if let TermKind::PairedLanes(start, end, at) = t.kind {
+                let entries = &self.plan.entries[start..end];
+                for (k, &(i, j)) in entries.iter().enumerate() {
+                    if !t.diagonal || i <= j {
+                        let s = Lanes::<W>::load(&sums[at + k * W..]).sum();
+                        self.hess[(t.row + i) * p + t.col + j] += s;
+                    }
+                }
+            }
             let TermKind::Lanes(start) = t.kind else {
                 continue;
             };
@@ -1369,7 +1401,7 @@ impl<'a> Accumulator<'a> {
                 gu[r * nr..(r + 1) * nr].copy_from_slice(u);
                 gw[r * nc..(r + 1) * nc].copy_from_slice(w);
             }
-            TermKind::Paired(start, end) => {
+            TermKind::Paired(start, end) | TermKind::PairedLanes(start, end, _) => {
                 for &(i, j) in &self.plan.entries[start..end] {
                     if !t.diagonal || i <= j {
                         self.hess[(t.row + i) * p + t.col + j] += u[i] * w[j];
@@ -1411,7 +1443,7 @@ impl<'a> Accumulator<'a> {
                     }
                 }
             }
-            TermKind::Paired(start, end) => {
+            TermKind::Paired(start, end) | TermKind::PairedLanes(start, end, _) => {
                 for &(i, j) in &self.plan.entries[start..end] {
                     let x = u[i] * w[j];
                     hess[t.row + i] += x * v[t.col + j];
