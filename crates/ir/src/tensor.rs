@@ -818,16 +818,56 @@ fn lane_blocks<const W: usize>(
 ) {
     let cols = m.data.len();
     for start in (0..full).step_by(W) {
-        for lane in 0..W {
-            let k = start + lane;
-            let r = at.rows.map_or(k, |rows| rows[k]);
-            let row = &at.data[r * cols..(r + 1) * cols];
-            for (j, x) in row.iter().enumerate() {
-                block[j * W + lane] = *x;
+        match at.rows {
+            None => transpose_rows::<W>(&at.data[start * cols..(start + W) * cols], cols, block),
+            Some(rows) => {
+                for lane in 0..W {
+                    let r = rows[start + lane];
+                    let row = &at.data[r * cols..(r + 1) * cols];
+                    for (j, x) in row.iter().enumerate() {
+                        block[j * W + lane] = *x;
+                    }
+                }
             }
         }
         steps.sample_lanes(level, at.theta, block, at.constants, scratch);
         acc.add_lanes::<W>(scratch);
+    }
+}
+
+/// W consecutive rows of `cols` columns into `block`, column by column
+/// (`block[j·W + r]` is column j of row r). The common small column counts
+/// get a copy with a fixed count, which the compiler turns into whole-register
+/// shuffles instead of W·cols scalar moves.
+#[inline(always)]
+fn transpose_rows<const W: usize>(rows: &[f64], cols: usize, block: &mut [f64]) {
+    macro_rules! fixed {
+        ($($nc:literal)*) => {
+            match cols {
+                $($nc => transpose_rows_fixed::<W, $nc>(rows, block),)*
+                _ => {
+                    for (lane, row) in rows.chunks_exact(cols).enumerate() {
+                        for (j, x) in row.iter().enumerate() {
+                            block[j * W + lane] = *x;
+                        }
+                    }
+                }
+            }
+        };
+    }
+    fixed!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+}
+
+#[inline(always)]
+fn transpose_rows_fixed<const W: usize, const NC: usize>(rows: &[f64], block: &mut [f64]) {
+    let (rows, _) = rows.as_chunks::<NC>();
+    let rows: &[[f64; NC]; W] = rows.try_into().expect("W rows");
+    let (block, _) = block.as_chunks_mut::<W>();
+    let block: &mut [[f64; W]; NC] = (&mut block[..NC]).try_into().expect("NC columns");
+    for (j, column) in block.iter_mut().enumerate() {
+        for (lane, x) in column.iter_mut().enumerate() {
+            *x = rows[lane][j];
+        }
     }
 }
 
