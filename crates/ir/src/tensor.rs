@@ -213,6 +213,50 @@ pub struct TensorModel {
     pub sample: Stage,
     /// R(θ), once per pass.
     pub regularizer: Stage,
+    /// The plans of its passes, built on first use (not part of the
+    /// model's value).
+    #[serde(skip)]
+    pub plans: PlanCache,
+}
+
+/// The plans of a model's passes (which scratch entries hold the loss, the
+/// gradient and each Hessian term, and how each term is added), built on a
+/// pass's first use and kept, so a call does not list them again. A plan
+/// depends only on the model, the stage, the output level, whether the pass
+/// is a Hessian–vector product, whether it is shorter than a gathered block
+/// of rows, and the lanes. Not part of the model's value: every cache
+/// compares equal, a clone starts empty, serde skips it.
+#[derive(Default)]
+pub struct PlanCache(Box<PlanSlots>);
+
+/// Stage (2) × level (3) × Hessian–vector product (2) × short pass (2) ×
+/// lanes 0, 4 or 8 (3).
+const PLAN_SLOTS: usize = 2 * 3 * 2 * 2 * 3;
+
+struct PlanSlots([std::sync::OnceLock<Plan>; PLAN_SLOTS]);
+
+impl Default for PlanSlots {
+    fn default() -> PlanSlots {
+        PlanSlots(std::array::from_fn(|_| std::sync::OnceLock::new()))
+    }
+}
+
+impl Clone for PlanCache {
+    fn clone(&self) -> PlanCache {
+        PlanCache::default()
+    }
+}
+
+impl PartialEq for PlanCache {
+    fn eq(&self, _: &PlanCache) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for PlanCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PlanCache")
+    }
 }
 
 /// Where a model is evaluated: θ, the constants, the data set (row-major)
@@ -462,14 +506,13 @@ impl TensorModel {
         with_workspace(|ws| {
             let Workspace {
                 scratch,
-                plan,
                 gathered,
                 lane_sums,
                 block,
                 spare,
                 ..
             } = ws;
-            plan.fill(self, &self.sample, level, None, n, lanes);
+            let plan = self.plan(false, level, false, n, lanes);
             gathered.resize(plan.gathered_len, 0.0);
             lane_sums.clear();
             lane_sums.resize(plan.lane_sums_len, 0.0);
@@ -514,12 +557,11 @@ impl TensorModel {
         let loss = with_workspace(|ws| {
             let Workspace {
                 scratch,
-                plan,
                 gathered,
                 blocks,
                 ..
             } = ws;
-            plan.fill(self, &self.regularizer, level, None, 1, 0);
+            let plan = self.plan(true, level, false, 1, 0);
             gathered.resize(plan.gathered_len, 0.0);
             scratch.clear();
             scratch.resize(self.regularizer.scratch, 0.0);
@@ -544,7 +586,6 @@ impl TensorModel {
         with_workspace(|ws| {
             let Workspace {
                 scratch,
-                plan,
                 gathered,
                 grad,
                 ..
@@ -552,7 +593,7 @@ impl TensorModel {
             // The gradient comes on the way and is not wanted.
             grad.clear();
             grad.resize(p, 0.0);
-            plan.fill(self, &self.sample, level, Some(v), self.row_count(at), 0);
+            let plan = self.plan(false, level, true, self.row_count(at), 0);
             let mut acc = Accumulator::new(self, plan, level, grad, out, Some(v), gathered);
             let rows = self.each_row(steps, level, at, &mut acc, scratch);
             let sums = RowSums {
@@ -561,7 +602,7 @@ impl TensorModel {
             };
             let scale = sums.scale();
             scale_outputs(p, level, Some(v), scale, grad, out);
-            plan.fill(self, &self.regularizer, level, Some(v), 1, 0);
+            let plan = self.plan(true, level, true, 1, 0);
             scratch.clear();
             scratch.resize(self.regularizer.scratch, 0.0);
             steps.regularizer(level, at.theta, at.constants, scratch);
@@ -569,6 +610,36 @@ impl TensorModel {
             acc.add(scratch);
             sums.loss * scale + acc.loss
         })
+    }
+
+    /// The plan of a pass over `n_rows` rows of the sample stage (or of the
+    /// regularizer), built on first use.
+    fn plan(
+        &self,
+        regularizer: bool,
+        level: Outputs,
+        v: bool,
+        n_rows: usize,
+        lanes: usize,
+    ) -> &Plan {
+        let short = n_rows < ROW_BLOCK;
+        let lane_slot = match lanes {
+            4 => 1,
+            8 => 2,
+            _ => 0,
+        };
+        let slot =
+            (((usize::from(regularizer) * 3 + usize::from(level.rank())) * 2 + usize::from(v)) * 2
+                + usize::from(short))
+                * 3
+                + lane_slot;
+        let stage = if regularizer {
+            &self.regularizer
+        } else {
+            &self.sample
+        };
+        self.plans.0.0[slot]
+            .get_or_init(|| Plan::new(self, stage, level, v, short, [0, 4, 8][lane_slot]))
     }
 
     /// The number of rows a pass at `at` reads.
@@ -1025,7 +1096,6 @@ impl std::ops::AddAssign for RowSums {
 #[derive(Default)]
 struct Workspace {
     scratch: Vec<f64>,
-    plan: Plan,
     /// The gathered rows of every outer-product term.
     gathered: Vec<f64>,
     /// The gradient a Hessian–vector product computes on the way.
@@ -1104,7 +1174,8 @@ impl Term {
 /// rank-1 terms lane by lane (W sums per entry); larger ones are gathered.
 pub const LANE_SUM_ENTRIES: usize = 1024;
 
-/// A stage's outputs as scratch offsets, resolved once per pass.
+/// A stage's outputs as scratch offsets, resolved once per kind of pass
+/// (see [`PlanCache`]).
 #[derive(Debug, Default)]
 struct Plan {
     loss: Option<usize>,
@@ -1114,8 +1185,6 @@ struct Plan {
     /// The (row, column) entries of the paired terms, flat within their
     /// block.
     entries: Vec<(usize, usize)>,
-    /// The multi-indices walked to list `entries`.
-    walk: Vec<usize>,
     /// Length of the gathered rows of all gathered terms.
     gathered_len: usize,
     /// Length of the per-lane sums of a pass in W lanes: the loss (W), the
@@ -1124,18 +1193,33 @@ struct Plan {
 }
 
 impl Plan {
-    /// The plan of `stage` at `level` (with `v`: of ∇²L·v), for a pass over
-    /// `n_rows` rows, `lanes` at a time (0: one at a time).
+    /// The plan of `stage` at `level` (with `v`: of ∇²L·v), for a pass
+    /// over fewer rows than a gathered block (`short`) or not, `lanes` at a
+    /// time (0: one at a time).
+    fn new(
+        m: &TensorModel,
+        stage: &Stage,
+        level: Outputs,
+        v: bool,
+        short: bool,
+        lanes: usize,
+    ) -> Plan {
+        let mut plan = Plan::default();
+        plan.fill(m, stage, level, v, short, lanes);
+        plan
+    }
+
     fn fill(
         &mut self,
         m: &TensorModel,
         stage: &Stage,
         level: Outputs,
-        v: Option<&[f64]>,
-        n_rows: usize,
+        v: bool,
+        short: bool,
         lanes: usize,
     ) {
         let at = |b: usize| m.tensors[b].offset;
+        let mut walk = Vec::new();
         self.loss = stage.loss.map(at);
         self.gradient.clear();
         if level.rank() >= 1 {
@@ -1160,26 +1244,16 @@ impl Plan {
                 HessianTerm::Product { pairs, u, v: w, .. } => {
                     let kind = if !pairs.is_empty() {
                         let start = self.entries.len();
-                        paired_entries(
-                            &rt.shape,
-                            &ct.shape,
-                            pairs,
-                            &mut self.walk,
-                            &mut self.entries,
-                        );
+                        paired_entries(&rt.shape, &ct.shape, pairs, &mut walk, &mut self.entries);
                         let end = self.entries.len();
-                        if lanes > 0 && v.is_none() && end - start <= LANE_SUM_ENTRIES {
+                        if lanes > 0 && !v && end - start <= LANE_SUM_ENTRIES {
                             let sums = self.lane_sums_len;
                             self.lane_sums_len += (end - start) * lanes;
                             TermKind::PairedLanes(start, end, sums)
                         } else {
                             TermKind::Paired(start, end)
                         }
-                    } else if v.is_some()
-                        || (lanes == 0
-                            && rows * cols <= DIRECT_UPDATE_ENTRIES
-                            && n_rows < ROW_BLOCK)
-                    {
+                    } else if v || (lanes == 0 && rows * cols <= DIRECT_UPDATE_ENTRIES && short) {
                         TermKind::Outer
                     } else if lanes > 0 && rows * cols <= LANE_SUM_ENTRIES {
                         let start = self.lane_sums_len;
@@ -1288,9 +1362,9 @@ impl<'a> Accumulator<'a> {
     }
 
     /// W rows' outputs from `scratch` in lanes (entry e of lane r at
-    /// `scratch[e·W + r]`): the loss, the gradient and the small rank-1
-    /// terms into per-lane sums, the large ones gathered, the others lane
-    /// by lane.
+    /// `scratch[e·W + r]`): the loss, the gradient, the small rank-1 terms
+    /// and the small δ-pattern terms into per-lane sums, the large rank-1
+    /// terms gathered, the others lane by lane.
     #[inline(always)]
     fn add_lanes<const W: usize>(&mut self, scratch: &[f64]) {
         let plan = self.plan;
@@ -1385,24 +1459,29 @@ impl<'a> Accumulator<'a> {
             return;
         }
         for t in &self.plan.terms {
-            if let TermKind::PairedLanes(start, end, at) = t.kind {
-                let entries = &self.plan.entries[start..end];
-                for (k, &(i, j)) in entries.iter().enumerate() {
-                    if !t.diagonal || i <= j {
-                        let s = Lanes::<W>::load(&sums[at + k * W..]).sum();
-                        self.hess[(t.row + i) * p + t.col + j] += s;
+            match t.kind {
+                TermKind::Lanes(start) => {
+                    for i in 0..t.rows {
+                        let first = if t.diagonal { i } else { 0 };
+                        for j in first..t.cols {
+                            let s = Lanes::<W>::load(&sums[start + (i * t.cols + j) * W..]).sum();
+                            self.hess[(t.row + i) * p + t.col + j] += s;
+                        }
                     }
                 }
-            }
-            let TermKind::Lanes(start) = t.kind else {
-                continue;
-            };
-            for i in 0..t.rows {
-                let first = if t.diagonal { i } else { 0 };
-                for j in first..t.cols {
-                    let s = Lanes::<W>::load(&sums[start + (i * t.cols + j) * W..]).sum();
-                    self.hess[(t.row + i) * p + t.col + j] += s;
+                TermKind::PairedLanes(start, end, at) => {
+                    let entries = &self.plan.entries[start..end];
+                    for (k, &(i, j)) in entries.iter().enumerate() {
+                        if !t.diagonal || i <= j {
+                            let s = Lanes::<W>::load(&sums[at + k * W..]).sum();
+                            self.hess[(t.row + i) * p + t.col + j] += s;
+                        }
+                    }
                 }
+                TermKind::Dense
+                | TermKind::Outer
+                | TermKind::Gathered(_)
+                | TermKind::Paired(..) => {}
             }
         }
     }

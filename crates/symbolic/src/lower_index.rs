@@ -150,6 +150,7 @@ impl Engine {
             tensors,
             sample,
             regularizer,
+            plans: Default::default(),
         };
         lowered.validate().map_err(|e| e.to_string())?;
         Ok(lowered)

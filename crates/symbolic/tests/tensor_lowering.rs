@@ -490,3 +490,49 @@ fn a_pass_in_lanes_agrees_with_rows_one_at_a_time() {
         }
     }
 }
+
+/// A pass's plan is built on first use and kept: passes of every kind
+/// (short and long, each level, H·v) in any order give the bits of the first
+/// pass of that kind; a clone and a serde round trip of the model compare
+/// equal and give the same bits with plans of their own.
+#[test]
+fn kept_plans_give_the_bits_of_fresh_ones() {
+    let m = mlp(3);
+    let mut rng = ChaCha8Rng::seed_from_u64(19);
+    let p = m.n_params();
+    let cols = m.data.len();
+    let theta: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let v: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let data: Vec<f64> = (0..300 * cols).map(|_| rng.gen_range(-1.5..1.5)).collect();
+    let short = &data[..20 * cols];
+    let run = |t: &TensorModel, rows: &[f64]| {
+        let at = At {
+            theta: &theta,
+            constants: &[],
+            data: rows,
+            rows: None,
+        };
+        let mut out = Vec::new();
+        for level in [Outputs::Loss, Outputs::LossGrad, Outputs::LossGradHess] {
+            let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
+            out.push(t.evaluate(level, at, &mut g, &mut h));
+            out.extend(g.iter().chain(&h));
+        }
+        let mut hv = vec![0.0; p];
+        out.push(t.hess_vec(at, &v, &mut hv));
+        out.extend(hv);
+        out
+    };
+    let first = lowered(&m);
+    let (short_once, long_once) = (run(&first, short), run(&first, &data));
+    assert_eq!(run(&first, short), short_once);
+    assert_eq!(run(&first, &data), long_once);
+    let clone = first.clone();
+    let round_trip: TensorModel =
+        serde_json::from_str(&serde_json::to_string(&first).unwrap()).unwrap();
+    for copy in [&clone, &round_trip] {
+        assert_eq!(*copy, first);
+        assert_eq!(run(copy, &data), long_once);
+        assert_eq!(run(copy, short), short_once);
+    }
+}

@@ -67,6 +67,7 @@ pub fn plan(
         tensors,
         sample,
         regularizer,
+        plans: Default::default(),
     }
 }
 
