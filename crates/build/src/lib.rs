@@ -52,8 +52,8 @@ pub fn kernel_source_of(derivation: &hessforge_symbolic::Derivation) -> Result<S
     Ok(hessforge_codegen::generate(&programs, &info)?)
 }
 
-/// Whether a model has a vector or matrix parameter (and so kernels in
-/// index form beside the scalar ones).
+/// Whether a model has a vector or matrix parameter (and so its kernel in
+/// index form).
 pub fn has_tensor_parameter(model: &Model) -> bool {
     model
         .index
