@@ -225,7 +225,8 @@ pub struct TensorModel {
 /// depends only on the model, the stage, the output level, whether the pass
 /// is a Hessian–vector product, whether it is shorter than a gathered block
 /// of rows, and the lanes. Not part of the model's value: every cache
-/// compares equal, a clone starts empty, serde skips it.
+/// compares equal, a clone starts empty, serde skips it. The list of the
+/// Hessian's blocks to mirror is kept with them.
 #[derive(Default)]
 pub struct PlanCache(Box<PlanSlots>);
 
@@ -233,11 +234,19 @@ pub struct PlanCache(Box<PlanSlots>);
 /// lanes 0, 4 or 8 (3).
 const PLAN_SLOTS: usize = 2 * 3 * 2 * 2 * 3;
 
-struct PlanSlots([std::sync::OnceLock<Plan>; PLAN_SLOTS]);
+struct PlanSlots {
+    plans: [std::sync::OnceLock<Plan>; PLAN_SLOTS],
+    /// The Hessian's upper blocks that have terms, each once (mirrored at
+    /// the end of a pass).
+    blocks: std::sync::OnceLock<Vec<(usize, usize)>>,
+}
 
 impl Default for PlanSlots {
     fn default() -> PlanSlots {
-        PlanSlots(std::array::from_fn(|_| std::sync::OnceLock::new()))
+        PlanSlots {
+            plans: std::array::from_fn(|_| std::sync::OnceLock::new()),
+            blocks: std::sync::OnceLock::new(),
+        }
     }
 }
 
@@ -556,10 +565,7 @@ impl TensorModel {
         scale_outputs(self.n_params(), level, None, scale, grad, hess);
         let loss = with_workspace(|ws| {
             let Workspace {
-                scratch,
-                gathered,
-                blocks,
-                ..
+                scratch, gathered, ..
             } = ws;
             let plan = self.plan(true, level, false, 1, 0);
             gathered.resize(plan.gathered_len, 0.0);
@@ -571,7 +577,7 @@ impl TensorModel {
             acc.flush();
             let loss = acc.loss;
             if level.rank() >= 2 {
-                mirror_blocks(self, blocks, hess);
+                mirror_blocks(self, hess);
             }
             loss
         });
@@ -638,7 +644,7 @@ impl TensorModel {
         } else {
             &self.sample
         };
-        self.plans.0.0[slot]
+        self.plans.0.plans[slot]
             .get_or_init(|| Plan::new(self, stage, level, v, short, [0, 4, 8][lane_slot]))
     }
 
@@ -1019,18 +1025,21 @@ fn rank1_lane_sums_any<const W: usize>(sums: &mut [f64], us: &[f64], vs: &[f64],
 /// The lower blocks of the Hessian from the upper ones: block (U, T) is
 /// block (T, U) transposed, for T before U; and within a diagonal block the
 /// lower triangle is the upper one (only the upper one is accumulated).
-/// `blocks` is storage for the list of blocks.
-fn mirror_blocks(m: &TensorModel, blocks: &mut Vec<(usize, usize)>, hess: &mut [f64]) {
+/// The list of blocks is made on first use and kept with the plans.
+fn mirror_blocks(m: &TensorModel, hess: &mut [f64]) {
     let p = m.n_params();
-    blocks.clear();
-    for stage in [&m.sample, &m.regularizer] {
-        for h in &stage.hessian {
-            if !blocks.contains(&h.block()) {
-                blocks.push(h.block());
+    let blocks = m.plans.0.blocks.get_or_init(|| {
+        let mut blocks = Vec::new();
+        for stage in [&m.sample, &m.regularizer] {
+            for h in &stage.hessian {
+                if !blocks.contains(&h.block()) {
+                    blocks.push(h.block());
+                }
             }
         }
-    }
-    for &(r, c) in blocks.iter() {
+        blocks
+    });
+    for &(r, c) in blocks {
         let (rt, ct) = (&m.tensors[r], &m.tensors[c]);
         for i in 0..rt.len() {
             let first = if r == c { i + 1 } else { 0 };
@@ -1100,8 +1109,6 @@ struct Workspace {
     gathered: Vec<f64>,
     /// The gradient a Hessian–vector product computes on the way.
     grad: Vec<f64>,
-    /// The Hessian's blocks, for mirroring.
-    blocks: Vec<(usize, usize)>,
     /// Per-lane sums of a pass in lanes (see [`Plan::lane_sums_len`]).
     lane_sums: Vec<f64>,
     /// W rows, column by column.
