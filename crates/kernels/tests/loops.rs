@@ -1,8 +1,8 @@
 //! The kernels in index form (generated from the loop IR) against the
 //! scalar programs of the same models (the scalarized engine, interpreted)
-//! and against the loop IR's interpreter: loss, gradient and Hessian over all rows, a mini-batch and
-//! the parallel pass, and Hessian–vector products, to 1e-12; the passes in
-//! lanes against rows one at a time.
+//! and against the loop IR's interpreter: loss, gradient and Hessian over
+//! all rows, a mini-batch and the parallel pass, and Hessian–vector
+//! products, to 1e-12; the passes in lanes against rows one at a time.
 
 use hessforge_ir::Outputs;
 use hessforge_ir::tensor::At;
@@ -63,13 +63,7 @@ fn scalar_pass(
     let mut out = vec![0.0; Outputs::LossGradHess.len(p)];
     programs.evaluate(Outputs::LossGradHess, theta, c, data, selected, &mut out);
     let mut h = vec![0.0; p * p];
-    let mut upper = out[1 + p..].iter();
-    for i in 0..p {
-        for j in i..p {
-            let x = *upper.next().unwrap();
-            (h[i * p + j], h[j * p + i]) = (x, x);
-        }
-    }
+    hessforge_ir::unpack_upper(p, &out[1 + p..], &mut h);
     (out[0], out[1..1 + p].to_vec(), h)
 }
 
@@ -86,7 +80,7 @@ fn loop_kernels_agree_with_the_scalar_programs_and_the_interpreter() {
         let scalar =
             hessforge_symbolic::lower(&hessforge_symbolic::derive_scalar(&model).unwrap()).unwrap();
         let p = looped.n_params();
-        assert_eq!(p, model.n_params());
+        assert_eq!(looped.param_names(), scalar.params, "{name}");
         let cols = model.data.len();
         let n = 300;
         let theta: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
@@ -166,15 +160,13 @@ fn loop_kernels_agree_with_the_scalar_programs_and_the_interpreter() {
 fn the_compiled_kernels_are_the_committed_ones() {
     let generated = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../generated");
     for k in LOOP_REGISTRY {
-        {
-            let file = format!("{}.loops.rs", k.name());
-            let built = std::fs::read_to_string(Path::new(env!("OUT_DIR")).join(&file)).unwrap();
-            let committed = std::fs::read_to_string(generated.join(&file)).unwrap();
-            assert!(
-                built == committed,
-                "{file}: the build script's differs from generated/"
-            );
-        }
+        let file = format!("{}.loops.rs", k.name());
+        let built = std::fs::read_to_string(Path::new(env!("OUT_DIR")).join(&file)).unwrap();
+        let committed = std::fs::read_to_string(generated.join(&file)).unwrap();
+        assert!(
+            built == committed,
+            "{file}: the build script's differs from generated/"
+        );
     }
 }
 
