@@ -1211,36 +1211,21 @@ impl Plan {
         short: bool,
         lanes: usize,
     ) -> Plan {
-        let mut plan = Plan::default();
-        plan.fill(m, stage, level, v, short, lanes);
-        plan
-    }
-
-    fn fill(
-        &mut self,
-        m: &TensorModel,
-        stage: &Stage,
-        level: Outputs,
-        v: bool,
-        short: bool,
-        lanes: usize,
-    ) {
         let at = |b: usize| m.tensors[b].offset;
         let mut walk = Vec::new();
-        self.loss = stage.loss.map(at);
-        self.gradient.clear();
+        let mut plan = Plan {
+            loss: stage.loss.map(at),
+            lane_sums_len: lanes * (1 + m.n_params()),
+            ..Plan::default()
+        };
         if level.rank() >= 1 {
             for g in &stage.gradient {
                 let t = &m.tensors[g.param];
-                self.gradient.push((t.offset, at(g.value), t.len()));
+                plan.gradient.push((t.offset, at(g.value), t.len()));
             }
         }
-        self.terms.clear();
-        self.entries.clear();
-        self.gathered_len = 0;
-        self.lane_sums_len = lanes * (1 + m.n_params());
         if level.rank() < 2 {
-            return;
+            return plan;
         }
         for h in &stage.hessian {
             let (r, c) = h.block();
@@ -1250,12 +1235,12 @@ impl Plan {
                 HessianTerm::Dense { value, .. } => (TermKind::Dense, at(*value), 0),
                 HessianTerm::Product { pairs, u, v: w, .. } => {
                     let kind = if !pairs.is_empty() {
-                        let start = self.entries.len();
-                        paired_entries(&rt.shape, &ct.shape, pairs, &mut walk, &mut self.entries);
-                        let end = self.entries.len();
+                        let start = plan.entries.len();
+                        paired_entries(&rt.shape, &ct.shape, pairs, &mut walk, &mut plan.entries);
+                        let end = plan.entries.len();
                         if lanes > 0 && !v && end - start <= LANE_SUM_ENTRIES {
-                            let sums = self.lane_sums_len;
-                            self.lane_sums_len += (end - start) * lanes;
+                            let sums = plan.lane_sums_len;
+                            plan.lane_sums_len += (end - start) * lanes;
                             TermKind::PairedLanes(start, end, sums)
                         } else {
                             TermKind::Paired(start, end)
@@ -1263,18 +1248,18 @@ impl Plan {
                     } else if v || (lanes == 0 && rows * cols <= DIRECT_UPDATE_ENTRIES && short) {
                         TermKind::Outer
                     } else if lanes > 0 && rows * cols <= LANE_SUM_ENTRIES {
-                        let start = self.lane_sums_len;
-                        self.lane_sums_len += rows * cols * lanes;
+                        let start = plan.lane_sums_len;
+                        plan.lane_sums_len += rows * cols * lanes;
                         TermKind::Lanes(start)
                     } else {
-                        let start = self.gathered_len;
-                        self.gathered_len += ROW_BLOCK * (rows + cols);
+                        let start = plan.gathered_len;
+                        plan.gathered_len += ROW_BLOCK * (rows + cols);
                         TermKind::Gathered(start)
                     };
                     (kind, at(*u), at(*w))
                 }
             };
-            self.terms.push(Term {
+            plan.terms.push(Term {
                 kind,
                 row: rt.offset,
                 col: ct.offset,
@@ -1285,6 +1270,7 @@ impl Plan {
                 diagonal: r == c,
             });
         }
+        plan
     }
 }
 
