@@ -194,30 +194,32 @@ fn hand_written_loss_grad_hess(bencher: Bencher, n: usize) {
     bencher.bench_local(|| hand_written(&t, black_box(&data), &mut g, Some(&mut h)));
 }
 
-#[divan::bench(args = SIZES)]
-fn compiled_loss_grad(bencher: Bencher, n: usize) {
+/// A logistic-regression kernel's L + ∇ over N samples.
+fn logistic_loss_grad<K: Kernel>(bencher: Bencher, n: usize, kernel: K) {
     let data = logistic_data(n);
     let t = theta();
     let mut g = [0.0; P];
-    bencher.bench_local(|| {
-        LogisticRegression.loss_grad(&t, &[LAMBDA], Rows::All(black_box(&data)), &mut g)
-    });
+    bencher.bench_local(|| kernel.loss_grad(&t, &[LAMBDA], Rows::All(black_box(&data)), &mut g));
 }
 
-#[divan::bench(args = SIZES)]
-fn compiled_loss_grad_hess(bencher: Bencher, n: usize) {
+/// A logistic-regression kernel's L + ∇ + H over N samples.
+fn logistic_loss_grad_hess<K: Kernel>(bencher: Bencher, n: usize, kernel: K) {
     let data = logistic_data(n);
     let t = theta();
     let (mut g, mut h) = ([0.0; P], [0.0; P * P]);
     bencher.bench_local(|| {
-        LogisticRegression.loss_grad_hess(
-            &t,
-            &[LAMBDA],
-            Rows::All(black_box(&data)),
-            &mut g,
-            &mut h,
-        )
+        kernel.loss_grad_hess(&t, &[LAMBDA], Rows::All(black_box(&data)), &mut g, &mut h)
     });
+}
+
+#[divan::bench(args = SIZES)]
+fn compiled_loss_grad(bencher: Bencher, n: usize) {
+    logistic_loss_grad(bencher, n, LogisticRegression);
+}
+
+#[divan::bench(args = SIZES)]
+fn compiled_loss_grad_hess(bencher: Bencher, n: usize) {
+    logistic_loss_grad_hess(bencher, n, LogisticRegression);
 }
 
 fn programs(name: &str) -> ModelPrograms {
@@ -246,13 +248,20 @@ fn interpreter_loss_grad_hess(bencher: Bencher, n: usize) {
     });
 }
 
-#[divan::bench]
-fn mlp_tanh_one_sample_loss_grad_hess(bencher: Bencher) {
+/// An `mlp_tanh` kernel's L + ∇ + H over `data` (3 columns) at θ = 0.3.
+fn mlp_loss_grad_hess<K: Kernel>(bencher: Bencher, data: &[f64], kernel: K) {
     let t = [0.3; 17];
-    let x = [0.4, -0.7, 0.25];
     let (mut g, mut h) = ([0.0; 17], [0.0; 17 * 17]);
     bencher
-        .bench_local(|| MlpTanh.loss_grad_hess(&t, &[], Rows::All(black_box(&x)), &mut g, &mut h));
+        .bench_local(|| kernel.loss_grad_hess(&t, &[], Rows::All(black_box(data)), &mut g, &mut h));
+}
+
+/// One sample of the network's 2 inputs and target.
+const MLP_SAMPLE: [f64; 3] = [0.4, -0.7, 0.25];
+
+#[divan::bench]
+fn mlp_tanh_one_sample_loss_grad_hess(bencher: Bencher) {
+    mlp_loss_grad_hess(bencher, &MLP_SAMPLE, MlpTanh);
 }
 
 /// 10 000 samples of the network's 2 inputs and target, from a seed.
@@ -267,11 +276,7 @@ fn mlp_data() -> Vec<f64> {
 /// (divide by 10⁴).
 #[divan::bench]
 fn mlp_tanh_pass_loss_grad_hess(bencher: Bencher) {
-    let (t, data) = ([0.3; 17], mlp_data());
-    let (mut g, mut h) = ([0.0; 17], [0.0; 17 * 17]);
-    bencher.bench_local(|| {
-        MlpTanh.loss_grad_hess(&t, &[], Rows::All(black_box(&data)), &mut g, &mut h)
-    });
+    mlp_loss_grad_hess(bencher, &mlp_data(), MlpTanh);
 }
 
 /// The same models written with scalar parameters only
@@ -286,46 +291,21 @@ mod straight_line {
 
     #[divan::bench(args = SIZES)]
     fn loss_grad(bencher: Bencher, n: usize) {
-        let data = logistic_data(n);
-        let t = theta();
-        let mut g = [0.0; P];
-        bencher.bench_local(|| {
-            LogisticScalar.loss_grad(&t, &[LAMBDA], Rows::All(black_box(&data)), &mut g)
-        });
+        logistic_loss_grad(bencher, n, LogisticScalar);
     }
 
     #[divan::bench(args = SIZES)]
     fn loss_grad_hess(bencher: Bencher, n: usize) {
-        let data = logistic_data(n);
-        let t = theta();
-        let (mut g, mut h) = ([0.0; P], [0.0; P * P]);
-        bencher.bench_local(|| {
-            LogisticScalar.loss_grad_hess(
-                &t,
-                &[LAMBDA],
-                Rows::All(black_box(&data)),
-                &mut g,
-                &mut h,
-            )
-        });
+        logistic_loss_grad_hess(bencher, n, LogisticScalar);
     }
 
     #[divan::bench]
     fn mlp_tanh_one_sample_loss_grad_hess(bencher: Bencher) {
-        let t = [0.3; 17];
-        let x = [0.4, -0.7, 0.25];
-        let (mut g, mut h) = ([0.0; 17], [0.0; 17 * 17]);
-        bencher.bench_local(|| {
-            MlpTanhScalar.loss_grad_hess(&t, &[], Rows::All(black_box(&x)), &mut g, &mut h)
-        });
+        mlp_loss_grad_hess(bencher, &MLP_SAMPLE, MlpTanhScalar);
     }
 
     #[divan::bench]
     fn mlp_tanh_pass_loss_grad_hess(bencher: Bencher) {
-        let (t, data) = ([0.3; 17], mlp_data());
-        let (mut g, mut h) = ([0.0; 17], [0.0; 17 * 17]);
-        bencher.bench_local(|| {
-            MlpTanhScalar.loss_grad_hess(&t, &[], Rows::All(black_box(&data)), &mut g, &mut h)
-        });
+        mlp_loss_grad_hess(bencher, &mlp_data(), MlpTanhScalar);
     }
 }
