@@ -175,7 +175,7 @@ pub fn compile_dirs(dirs: &[&Path]) {
         let ty = hessforge_codegen::type_name(&model.name);
         let _ = writeln!(
             modules,
-            "#[doc = {doc:?}]\n#[allow(clippy::all, unused_variables, unused_parens)]\npub mod {name} {{\n    include!(concat!(env!(\"OUT_DIR\"), \"/{file_name}\"));\n}}\n",
+            "#[doc = {doc:?}]\n#[allow(clippy::all, dead_code, unused_variables, unused_parens)]\npub mod {name} {{\n    include!(concat!(env!(\"OUT_DIR\"), \"/{file_name}\"));\n}}\n",
             doc = format!("{}: {}", model.title, model.description),
             name = model.name,
         );
@@ -186,12 +186,12 @@ pub fn compile_dirs(dirs: &[&Path]) {
     }
     let _ = writeln!(
         modules,
-        "/// Every compiled kernel, by model name order.\npub static REGISTRY: &[&dyn DynKernel] = &[{}];",
+        "/// Every compiled kernel, by model name order.\n#[allow(dead_code)]\npub static REGISTRY: &[&dyn ::hessforge_kernels::DynKernel] = &[{}];",
         registry.join(", ")
     );
     let _ = writeln!(
         modules,
-        "/// The kernels in index form of every model with a vector or matrix parameter, by model name order.\npub static LOOP_REGISTRY: &[&dyn DynKernel] = &[{}];",
+        "/// The kernels in index form of every model with a vector or matrix parameter, by model name order.\n#[allow(dead_code)]\npub static LOOP_REGISTRY: &[&dyn ::hessforge_kernels::DynKernel] = &[{}];",
         loop_registry.join(", ")
     );
     write(&out_dir.join("kernels.rs"), &modules);

@@ -24,7 +24,36 @@
 extern crate self as hessforge_kernels;
 
 pub use hessforge_ir as ir;
+mod objective;
 pub mod runtime;
+
+pub use objective::{KernelObjective, PARALLEL_ROWS};
+
+/// Brings in the kernels a build script generated with
+/// `hessforge_build::compile`: one module per derivation file (named after
+/// the model, holding its kernel type) and the `REGISTRY` (and
+/// `LOOP_REGISTRY`) of `&dyn DynKernel`s. Put it at the root of the crate
+/// whose `build.rs` calls `compile`, or in any module of it:
+///
+/// ```ignore
+/// // build.rs
+/// fn main() { hessforge_build::compile("derivations"); }
+///
+/// // src/main.rs
+/// hessforge_kernels::include_kernels!();
+/// use hessforge_kernels::{Kernel, Rows};
+/// let f = my_model::MyModel.loss(&theta, my_model::MyModel::DEFAULT_CONSTANTS, Rows::All(&data));
+/// ```
+///
+/// The generated code names only `::hessforge_kernels::…` paths, so the crate
+/// needs nothing but `hessforge-kernels` as a dependency (and
+/// `hessforge-build` as a build dependency).
+#[macro_export]
+macro_rules! include_kernels {
+    () => {
+        include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
+    };
+}
 
 /// Which rows of a data set a pass reads (row-major, `N_DATA` columns).
 #[derive(Debug, Clone, Copy)]
@@ -177,7 +206,7 @@ impl<K: Kernel> DynKernel for K {
     }
 }
 
-include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
+include_kernels!();
 
 /// The compiled kernel of a model, by name.
 pub fn kernel(name: &str) -> Option<&'static dyn DynKernel> {

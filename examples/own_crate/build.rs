@@ -1,0 +1,3 @@
+fn main() {
+    hessforge_build::compile("derivations");
+}
