@@ -11,7 +11,7 @@
 //! `cargo bench --bench optimizers`
 
 use divan::{Bencher, black_box};
-use hessforge_kernels::{Kernel, Rows, logistic_regression::LogisticRegression};
+use hessforge_kernels::{KernelObjective, logistic_regression::LogisticRegression};
 use hessforge_optim::{Batch, Objective, Point, Settings, Stopping, build, minimize};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -42,39 +42,17 @@ static DATA: LazyLock<Vec<f64>> = LazyLock::new(|| {
     data
 });
 
-/// The compiled kernel over the whole data set (single thread).
-struct Logistic;
-
-impl Objective for Logistic {
-    fn n_params(&self) -> usize {
-        P
-    }
-    fn n_rows(&self) -> usize {
-        N
-    }
-    fn loss(&self, theta: &[f64], _: Batch<'_>) -> f64 {
-        LogisticRegression.loss(theta, &LAMBDA, Rows::All(&DATA))
-    }
-    fn loss_grad(&self, theta: &[f64], _: Batch<'_>, grad: &mut [f64]) -> f64 {
-        LogisticRegression.loss_grad(theta, &LAMBDA, Rows::All(&DATA), grad)
-    }
-    fn loss_grad_hess(
-        &self,
-        theta: &[f64],
-        _: Batch<'_>,
-        grad: &mut [f64],
-        hess: &mut [f64],
-    ) -> f64 {
-        LogisticRegression.loss_grad_hess(theta, &LAMBDA, Rows::All(&DATA), grad, hess)
-    }
+/// The compiled kernel over the whole data set, on one thread.
+fn logistic() -> KernelObjective<'static> {
+    KernelObjective::new(&LogisticRegression, &LAMBDA, &DATA).parallel_from(usize::MAX)
 }
 
 #[divan::bench]
 fn kernel_pass(bencher: Bencher) {
     let theta = [0.1; P];
     let (mut g, mut h) = ([0.0; P], [0.0; P * P]);
-    LazyLock::force(&DATA);
-    bencher.bench_local(|| Logistic.loss_grad_hess(black_box(&theta), Batch::Full, &mut g, &mut h));
+    let logistic = logistic();
+    bencher.bench_local(|| logistic.loss_grad_hess(black_box(&theta), Batch::Full, &mut g, &mut h));
 }
 
 #[divan::bench]
@@ -82,11 +60,11 @@ fn newton_iteration(bencher: Bencher) {
     let mut newton = build("newton", &Settings::default()).unwrap();
     newton.reset(P, N);
     let mut at = Point::new(&[0.1; P]);
-    LazyLock::force(&DATA);
+    let logistic = logistic();
     bencher.bench_local(|| {
         at.theta.fill(0.1);
-        at.loss = Logistic.loss_grad_hess(&at.theta, Batch::Full, &mut at.grad, &mut at.hess);
-        newton.step(&Logistic, &mut at, 1)
+        at.loss = logistic.loss_grad_hess(&at.theta, Batch::Full, &mut at.grad, &mut at.hess);
+        newton.step(&logistic, &mut at, 1)
     });
 }
 
@@ -96,9 +74,10 @@ fn newton_to_1e_10(bencher: Bencher) {
         grad_tol: 1e-10,
         ..Stopping::default()
     };
+    let logistic = logistic();
     bencher.bench_local(|| {
         let mut newton = build("newton", &Settings::default()).unwrap();
-        let out = minimize(&Logistic, newton.as_mut(), &[0.0; P], &stop, &mut []);
+        let out = minimize(&logistic, newton.as_mut(), &[0.0; P], &stop, &mut []);
         assert!(out.converged);
         out.iterations
     });
@@ -106,9 +85,10 @@ fn newton_to_1e_10(bencher: Bencher) {
 
 #[divan::bench(sample_count = 3)]
 fn gd_to_newtons_loss(bencher: Bencher) {
+    let logistic = logistic();
     let mut newton = build("newton", &Settings::default()).unwrap();
     let target = minimize(
-        &Logistic,
+        &logistic,
         newton.as_mut(),
         &[0.0; P],
         &Stopping {
@@ -119,11 +99,7 @@ fn gd_to_newtons_loss(bencher: Bencher) {
     )
     .final_loss
         + 1e-8;
-    let (mut g, mut h) = ([0.0; P], [0.0; P * P]);
-    Logistic.loss_grad_hess(&[0.0; P], Batch::Full, &mut g, &mut h);
-    let l = nalgebra::SymmetricEigen::new(nalgebra::DMatrix::from_row_slice(P, P, &h))
-        .eigenvalues
-        .max();
+    let l = hessforge_driver::hessian_spectrum(&logistic, &[0.0; P]).1;
     let stop = Stopping {
         grad_tol: 0.0,
         target_loss: Some(target),
@@ -139,7 +115,7 @@ fn gd_to_newtons_loss(bencher: Bencher) {
             },
         )
         .unwrap();
-        let out = minimize(&Logistic, gd.as_mut(), &[0.0; P], &stop, &mut []);
+        let out = minimize(&logistic, gd.as_mut(), &[0.0; P], &stop, &mut []);
         assert!(out.converged, "{}", out.message);
         out.iterations
     });
@@ -173,9 +149,9 @@ fn twenty_iterations(bencher: Bencher, name: &str) {
         max_iters: 20,
         ..Stopping::default()
     };
-    LazyLock::force(&DATA);
+    let logistic = logistic();
     bencher.bench_local(|| {
         let mut m = build(name, &settings).unwrap();
-        minimize(&Logistic, m.as_mut(), &[0.0; P], &stop, &mut [])
+        minimize(&logistic, m.as_mut(), &[0.0; P], &stop, &mut [])
     });
 }

@@ -25,6 +25,7 @@ pub struct KernelObjective<'a> {
     kernel: &'a dyn DynKernel,
     constants: Vec<f64>,
     data: &'a [f64],
+    parallel_from: usize,
 }
 
 impl<'a> KernelObjective<'a> {
@@ -53,15 +54,23 @@ impl<'a> KernelObjective<'a> {
             kernel,
             constants: constants.to_vec(),
             data,
+            parallel_from: PARALLEL_ROWS,
         }
     }
 
+    /// Run full passes in parallel from this many rows on ([`PARALLEL_ROWS`]
+    /// unless set; `usize::MAX`: always on the calling thread).
+    pub fn parallel_from(mut self, rows: usize) -> Self {
+        self.parallel_from = rows;
+        self
+    }
+
     /// The kernel's view of a batch: the selected rows, or all of them (in
-    /// parallel from [`PARALLEL_ROWS`] rows).
+    /// parallel from [`KernelObjective::parallel_from`] rows).
     fn rows<'b>(&'b self, batch: Batch<'b>) -> Rows<'b> {
         match batch {
             Batch::Rows(r) => Rows::Selected(self.data, r),
-            Batch::Full if self.n_rows() >= PARALLEL_ROWS => Rows::Parallel(self.data),
+            Batch::Full if self.n_rows() >= self.parallel_from => Rows::Parallel(self.data),
             Batch::Full => Rows::All(self.data),
         }
     }

@@ -310,8 +310,25 @@ pub fn minimize(
 pub struct History {
     /// (iteration, loss, ‖g‖∞, step norm, α, seconds, θ, curvature)
     pub rows: Vec<HistoryRow>,
-    /// Keep θ in each row (the CLI does for P ≤ 20).
+    /// Keep θ in each row (see [`History::for_params`]).
     pub keep_theta: bool,
+}
+
+impl History {
+    /// Models with at most this many parameters keep θ in every row: the
+    /// paths of the contour figures and the curvature along Newton's path
+    /// need it, and beyond it the iterates would outweigh everything else
+    /// the history holds.
+    pub const MAX_PARAMS_WITH_THETA: usize = 20;
+
+    /// An empty history for a model with `n_params` parameters, keeping θ
+    /// up to [`History::MAX_PARAMS_WITH_THETA`].
+    pub fn for_params(n_params: usize) -> History {
+        History {
+            rows: Vec::new(),
+            keep_theta: n_params <= Self::MAX_PARAMS_WITH_THETA,
+        }
+    }
 }
 
 /// One row of a [`History`].

@@ -1,5 +1,5 @@
 //! Embeds every `derivations/*.toml` and every default data set
-//! `data/*.csv` into the `hessforge` binary, so the built-in models and
+//! `data/*.csv` into the driver library (and so the `hessforge` binary), so the built-in models and
 //! their data work wherever the binary is run.
 
 use std::fmt::Write;
@@ -8,7 +8,9 @@ use std::path::Path;
 /// Write `const NAME: &[(&str, &str)]` = (file stem, file text) of every
 /// `*.ext` in `folder`, sorted by name, into `$OUT_DIR/out_file`.
 fn embed(folder: &str, ext: &str, name: &str, doc: &str, out_file: &str) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(folder);
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{folder}/ exists: {e}"))

@@ -9,7 +9,7 @@
 
 use hessforge_ir::tensor::{At, TensorModel};
 use hessforge_ir::{ModelPrograms, Outputs};
-use hessforge_kernels::{DynKernel, Rows};
+use hessforge_kernels::{DynKernel, PARALLEL_ROWS, Rows};
 use hessforge_optim::{Batch, Objective};
 use hessforge_spec::Model;
 use hessforge_symbolic::EngineError;
@@ -23,10 +23,6 @@ pub enum Backend {
     /// The IR interpreter on the loop IR of the index form.
     Loops(Box<TensorModel>),
 }
-
-/// Full passes over at least this many rows run in parallel (rayon, fixed
-/// chunks summed in order: the same bits on every run).
-pub const PARALLEL_ROWS: usize = 65_536;
 
 impl Backend {
     /// The compiled kernel when `arg` names a built-in model, else the

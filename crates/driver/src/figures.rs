@@ -5,7 +5,8 @@
 //! paths, the schedules, and the Hessian's eigenvalues along the Newton
 //! paths. hessforge-report draws them.
 
-use crate::fit::{Prepared, Run};
+use crate::problem::Prepared;
+use crate::run::{Run, best_converged, fit, hessian_spectrum, optimizer};
 use hessforge_optim::{Batch, History, Objective, Outcome, Settings, Status, Stopping};
 use hessforge_report::{
     ContourChart, Figure, Grid, LineChart, Marker, MarkerKind, Reference, Scale, Series,
@@ -14,7 +15,7 @@ use hessforge_report::{
 use nalgebra::{DMatrix, SymmetricEigen};
 
 /// The figures hessforge draws.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FigureKind {
     /// Loss per iteration, every optimizer.
     Loss,
@@ -79,7 +80,11 @@ pub fn draw(
     let mut notes = Vec::new();
     for &kind in kinds {
         match draw_one(kind, prepared, runs, settings, stopping) {
-            Ok((title, caption, svg)) => drawn.push(Drawn {
+            Ok(Drawing {
+                title,
+                caption,
+                svg,
+            }) => drawn.push(Drawn {
                 figure: Figure {
                     file: format!("{}.svg", kind.stem()),
                     title,
@@ -93,7 +98,23 @@ pub fn draw(
     (drawn, notes)
 }
 
-type Made = Result<(String, String, String), String>;
+/// A figure drawn: its title and caption on the page, and the SVG.
+struct Drawing {
+    title: String,
+    caption: String,
+    svg: String,
+}
+
+fn drawing(title: String, caption: String, svg: String) -> Drawing {
+    Drawing {
+        title,
+        caption,
+        svg,
+    }
+}
+
+/// A figure, or why it does not apply.
+type Made = Result<Drawing, String>;
 
 fn draw_one(
     kind: FigureKind,
@@ -121,8 +142,8 @@ fn draw_one(
             let paths = paths_of(runs);
             contour(prepared, &paths, &format!("{model}: level sets of L and each optimizer's path"))
                 .map(|svg| {
-                    (
-                        "Level sets and paths".to_string(),
+                    drawing(
+                        "Level sets and paths".into(),
                         "Contours of the loss (log-spaced above the minimum when its range is wide), every optimizer's iterates from the same start, and the stationary points: minima circled, saddles crossed.".to_string(),
                         svg,
                     )
@@ -199,7 +220,7 @@ fn per_iteration(prepared: &Prepared, runs: &[Run], gradient: bool) -> Made {
             reference: None,
         })
         .map_err(|e| e.to_string())?;
-        Ok((
+        Ok(drawing(
             "Gradient norm per iteration".into(),
             format!(
                 "Log scale: linear convergence (gradient descent and its relatives) is a straight line whose slope is set by the condition number; Newton's quadratic convergence is a cliff.{cut}"
@@ -207,8 +228,7 @@ fn per_iteration(prepared: &Prepared, runs: &[Run], gradient: bool) -> Made {
             svg,
         ))
     } else {
-        let best =
-            crate::fit::best_converged(runs.iter().map(|r| &r.outcome)).map(|o| o.final_loss);
+        let best = best_converged(runs.iter().map(|r| &r.outcome)).map(|o| o.final_loss);
         let scale = Scale::for_series(&series);
         let reference = best
             .filter(|b| scale == Scale::Linear || *b > 0.0)
@@ -226,7 +246,7 @@ fn per_iteration(prepared: &Prepared, runs: &[Run], gradient: bool) -> Made {
             reference,
         })
         .map_err(|e| e.to_string())?;
-        Ok((
+        Ok(drawing(
             "Loss per iteration".into(),
             format!(
                 "Every optimizer from the same start ({} y axis); the grey line is the lowest loss any converged run reached.{cut}",
@@ -432,7 +452,7 @@ fn curvature(prepared: &Prepared, runs: &[Run]) -> Made {
         }),
     })
     .map_err(|e| e.to_string())?;
-    Ok((
+    Ok(drawing(
         "Curvature along the path".into(),
         "Where λ_min is negative the Hessian is indefinite: the pure Newton step heads for the saddle as readily as for a minimum, while saddle-free Newton (|H|) and the damped variants keep descending.".into(),
         svg,
@@ -446,7 +466,7 @@ fn descend(
     settings: &Settings,
     stopping: &Stopping,
 ) -> Result<Run, String> {
-    let mut method = crate::fit::optimizer(name, settings).map_err(|e| e.to_string())?;
+    let mut method = optimizer(name, settings).map_err(|e| e.to_string())?;
     let mut history = History {
         keep_theta: true,
         ..Default::default()
@@ -456,12 +476,12 @@ fn descend(
         time_limit: None,
         ..*stopping
     };
-    let outcome = crate::fit::fit(
+    let outcome = fit(
         prepared,
         name,
         method.as_mut(),
         &stopping,
-        Some(&mut history),
+        &mut [&mut history],
     );
     Ok(Run { outcome, history })
 }
@@ -471,7 +491,7 @@ fn descend(
 fn lipschitz(prepared: &Prepared, settings: &Settings) -> Result<f64, String> {
     let l = settings
         .curvature
-        .unwrap_or_else(|| crate::fit::hessian_spectrum(&prepared.objective(), &prepared.start).1);
+        .unwrap_or_else(|| hessian_spectrum(&prepared.objective(), &prepared.start).1);
     if l.is_finite() && l > 0.0 {
         Ok(l)
     } else {
@@ -523,7 +543,7 @@ fn lr_sweep(prepared: &Prepared, settings: &Settings, stopping: &Stopping) -> Ma
         reference: None,
     })
     .map_err(|e| e.to_string())?;
-    Ok((
+    Ok(drawing(
         "Learning-rate sweep".into(),
         format!(
             "Gradient descent with α = c/L, L = λ_max(∇²L(θ₀)) = {l:.4e}: a small step crawls, 1/L descends steadily, beyond 2/L the iterates overshoot along the steepest direction and the loss oscillates or grows. The legend gives how each run ended."
@@ -558,7 +578,7 @@ fn sgd_paths(prepared: &Prepared, settings: &Settings, stopping: &Stopping) -> M
         prepared.model.name
     );
     let svg = contour(prepared, &paths, &title)?;
-    Ok((
+    Ok(drawing(
         "GD vs SGD vs mini-batch".into(),
         "One point per epoch: the full gradient moves straight down the valley, mini-batch and single-sample gradients are noisy estimates of it, so their paths wander and settle into a cloud around the minimum whose size shrinks with the step.".into(),
         svg,
@@ -593,9 +613,50 @@ fn schedules() -> Made {
         steps,
     )
     .map_err(|e| e.to_string())?;
-    Ok((
+    Ok(drawing(
         "Learning-rate schedules".into(),
         "α_t for every schedule hessforge knows, computed by the same function the optimizers call; the legend gives the flag that selects it.".into(),
         svg,
     ))
+}
+
+/// The figures committed under `generated/figures/` (refreshed by
+/// `hessforge generate`, checked by `generate --check`), as (path under
+/// `generated/`, SVG): the contour plot with paths of every built-in
+/// 2-parameter model (and the SGD paths of those with data), and the
+/// convergence figure of logistic regression on its embedded data — all
+/// from the default comparison, default options.
+pub fn committed_figures() -> Result<Vec<(String, String)>, miette::Report> {
+    let models = crate::models::builtins()?;
+    let mut files = Vec::new();
+    for model in &models {
+        let kinds: Vec<FigureKind> = match (model.n_params(), model.data.is_empty()) {
+            (2, true) => vec![FigureKind::Contour],
+            (2, false) => vec![FigureKind::Contour, FigureKind::SgdPaths],
+            _ if model.name == "logistic_regression" => vec![FigureKind::GradNorm],
+            _ => continue,
+        };
+        let prepared = crate::problem::prepare(&model.name, &crate::problem::Problem::default())?;
+        let names = crate::run::optimizer_names(&prepared, vec![]);
+        let mut settings = Settings::default();
+        let stopping = Stopping::default();
+        let runs = crate::run::run_all(
+            &prepared,
+            &names,
+            &mut settings,
+            &stopping,
+            true,
+            &mut |_| None,
+        )?;
+        let (drawn, notes) = draw(&prepared, &runs, &settings, &stopping, &kinds);
+        if let Some(n) = notes.first() {
+            return Err(miette::miette!("{}: {n}", model.name));
+        }
+        files.extend(
+            drawn
+                .into_iter()
+                .map(|d| (format!("figures/{}_{}", model.name, d.figure.file), d.svg)),
+        );
+    }
+    Ok(files)
 }

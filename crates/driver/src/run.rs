@@ -1,0 +1,161 @@
+//! Running optimizers on a prepared problem: build them from the catalogue
+//! (with L = λ_max(∇²L(θ₀)) for the 1/L defaults), run one with any
+//! observers or compare several from the same start, and the Hessian's
+//! spectrum at the optimum the comparison found.
+
+use crate::backend::loss_is_square;
+use crate::problem::{OptionError, Prepared, option_error};
+use hessforge_optim::{
+    CATALOG, History, Method, Objective, Observer, Outcome, Settings, Stopping, build, catalog,
+    minimize,
+};
+use hessforge_spec::Model;
+use nalgebra::{DMatrix, SymmetricEigen};
+use std::time::Duration;
+
+/// Extreme Hessian eigenvalues at θ: (λ_min, λ_max).
+pub fn hessian_spectrum(objective: &dyn Objective, theta: &[f64]) -> (f64, f64) {
+    let p = theta.len();
+    let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
+    objective.loss_grad_hess(theta, hessforge_optim::Batch::Full, &mut g, &mut h);
+    let eig = SymmetricEigen::new(DMatrix::from_row_slice(p, p, &h)).eigenvalues;
+    (eig.min(), eig.max())
+}
+
+/// The converged run with the lowest final loss: the optimum the
+/// comparison reports.
+pub fn best_converged<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> Option<&'a Outcome> {
+    outcomes
+        .into_iter()
+        .filter(|o| o.converged)
+        .min_by(|a, b| a.final_loss.total_cmp(&b.final_loss))
+}
+
+/// (λ_min, λ_max) of the Hessian at the best converged run's θ, if any run converged.
+pub fn optimum_spectrum(prepared: &Prepared, outcomes: &[Outcome]) -> Option<(f64, f64)> {
+    best_converged(outcomes).map(|o| hessian_spectrum(&prepared.objective(), &o.theta))
+}
+
+/// Set L = λ_max(H(θ₀)) in `settings` — once, from one Hessian pass — when
+/// any of these optimizers takes its default step 1/L.
+pub fn start_curvature(settings: &mut Settings, names: &[&str], prepared: &Prepared) {
+    if names.iter().any(|n| catalog::wants_curvature(n, settings)) {
+        settings.curvature = Some(hessian_spectrum(&prepared.objective(), &prepared.start).1);
+    }
+}
+
+/// Make an optimizer (after [`start_curvature`], for the 1/L defaults).
+pub fn optimizer(name: &str, settings: &Settings) -> Result<Box<dyn Method>, OptionError> {
+    build(name, settings).map_err(|e| {
+        let hint = match e {
+            hessforge_optim::BuildError::Unknown(_) => {
+                "`hessforge optimizers` lists them with their update rules".to_string()
+            }
+            _ => "see `hessforge optimizers` for each hyper-parameter's range".to_string(),
+        };
+        option_error("--optimizer", e.to_string(), hint)
+    })
+}
+
+/// Run one optimizer on a prepared problem from its start, reporting every
+/// iteration to the observers (a [`History`], a progress bar); the outcome
+/// carries the optimizer's name.
+pub fn fit(
+    prepared: &Prepared,
+    name: &str,
+    method: &mut dyn Method,
+    stopping: &Stopping,
+    observers: &mut [&mut dyn Observer],
+) -> Outcome {
+    let objective = prepared.objective();
+    let mut outcome = minimize(&objective, method, &prepared.start, stopping, observers);
+    outcome.optimizer = name.to_string();
+    outcome
+}
+
+/// One optimizer's run with its history (θ kept for the models
+/// [`History::for_params`] keeps it for).
+pub struct Run {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Every iterate (empty unless asked for).
+    pub history: History,
+}
+
+/// Run several optimizers from the same start (`compare`, `report`), keeping
+/// each one's history when asked. Every optimizer is built before any runs,
+/// so a bad name fails fast; one Hessian pass at θ₀ serves every 1/L
+/// default. `watch` gives each run an observer (a progress bar; `None` for
+/// none).
+pub fn run_all(
+    prepared: &Prepared,
+    names: &[String],
+    settings: &mut Settings,
+    stopping: &Stopping,
+    keep_history: bool,
+    watch: &mut dyn FnMut(&str) -> Option<Box<dyn Observer>>,
+) -> Result<Vec<Run>, OptionError> {
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    start_curvature(settings, &name_refs, prepared);
+    let mut methods = names
+        .iter()
+        .map(|n| optimizer(n, settings))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(names
+        .iter()
+        .zip(methods.iter_mut())
+        .map(|(n, m)| {
+            let mut history = History::for_params(prepared.model.n_params());
+            let mut watcher = watch(n);
+            let mut observers: Vec<&mut dyn Observer> = Vec::new();
+            if let Some(w) = watcher.as_mut() {
+                observers.push(w.as_mut());
+            }
+            if keep_history {
+                observers.push(&mut history);
+            }
+            let outcome = fit(prepared, n, m.as_mut(), stopping, &mut observers);
+            drop(observers);
+            drop(watcher);
+            Run { outcome, history }
+        })
+        .collect())
+}
+
+/// The optimizers `compare` runs by default: every full-batch one
+/// (Gauss–Newton only for a loss that is a square per row).
+pub fn default_comparison(model: &Model) -> Vec<&'static str> {
+    let square = loss_is_square(model);
+    CATALOG
+        .iter()
+        .filter(|e| !e.stochastic && (e.name != "gauss-newton" || square))
+        .map(|e| e.name)
+        .collect()
+}
+
+/// Parse `--time-limit`.
+pub fn time_limit(seconds: Option<f64>) -> Result<Option<Duration>, OptionError> {
+    seconds
+        .map(|s| {
+            Duration::try_from_secs_f64(s).map_err(|_| {
+                option_error(
+                    "--time-limit",
+                    format!("{s} is not a duration in seconds"),
+                    "a number ≥ 0",
+                )
+            })
+        })
+        .transpose()
+}
+
+/// The optimizers asked for, or the default comparison when none are.
+pub fn optimizer_names(prepared: &Prepared, asked: Vec<String>) -> Vec<String> {
+    if asked.is_empty() {
+        default_comparison(&prepared.model)
+            .into_iter()
+            .map(String::from)
+            .collect()
+    } else {
+        asked
+    }
+}

@@ -1,0 +1,252 @@
+//! The flags several commands share (data, start and constants;
+//! hyper-parameters; stopping rules; output formats; figures) and their
+//! translation into the library's types, checked on the way.
+
+use crate::output::Failure;
+use clap::ValueEnum;
+use hessforge_driver::Problem;
+use hessforge_driver::figures::FigureKind;
+use hessforge_symbolic::render::Format;
+use std::path::PathBuf;
+
+/// Data, start and constants (shared by `run`, `compare` and `report`).
+#[derive(clap::Args)]
+pub struct ProblemArgs {
+    /// Fit to this CSV file (header names the model's data columns).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Fit to N rows drawn from the derivation's [synthetic] process.
+    #[arg(long)]
+    synthetic: Option<usize>,
+    /// Seed of synthetic data, mini-batch shuffles and random starts.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Standardise data fields to mean 0, sd 1 (default: all but the last field, the response).
+    #[arg(long, num_args = 0..=1, value_delimiter = ',', default_missing_value = "")]
+    standardize: Option<Vec<String>>,
+    /// Start: zeros, random:SEED, or comma-separated values (default: the file's [init]).
+    #[arg(long)]
+    init: Option<String>,
+    /// Override a constant of the derivation file, e.g. --set lambda=0.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+}
+
+impl ProblemArgs {
+    pub fn problem(self) -> Problem {
+        Problem {
+            data: self.data,
+            synthetic: self.synthetic,
+            seed: self.seed,
+            standardize: self
+                .standardize
+                .map(|v| v.into_iter().filter(|f| !f.is_empty()).collect()),
+            init: self.init,
+            set: self.set,
+        }
+    }
+}
+
+/// Hyper-parameters (defaults: `hessforge optimizers`).
+#[derive(clap::Args)]
+pub struct HyperArgs {
+    /// Learning rate α.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Momentum ρ (or β with --momentum-form average).
+    #[arg(long)]
+    momentum: Option<f64>,
+    /// classic (v ← ρv + g) or average (v ← βv + (1−β)g).
+    #[arg(long, value_enum, default_value = "classic")]
+    momentum_form: MomentumFormArg,
+    /// Adam β₁.
+    #[arg(long)]
+    beta1: Option<f64>,
+    /// Adam β₂.
+    #[arg(long)]
+    beta2: Option<f64>,
+    /// ε of AdaGrad/RMSProp/Adam.
+    #[arg(long)]
+    eps: Option<f64>,
+    /// RMSProp decay γ.
+    #[arg(long)]
+    decay: Option<f64>,
+    /// Adam (L2) / AdamW (decoupled) weight decay λ.
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Rows per mini-batch (first-order optimizers).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Learning-rate schedule, e.g. cosine, step:100,200:0.5, exp:0.99+warmup:10.
+    #[arg(long, default_value = "constant")]
+    schedule: String,
+    /// L-BFGS memory m.
+    #[arg(long)]
+    memory: Option<usize>,
+    /// Levenberg–Marquardt initial λ.
+    #[arg(long)]
+    damping: Option<f64>,
+    /// Trust-region initial radius Δ.
+    #[arg(long)]
+    radius: Option<f64>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MomentumFormArg {
+    Classic,
+    Average,
+}
+
+impl HyperArgs {
+    pub fn settings(&self, seed: u64) -> Result<hessforge_optim::Settings, Failure> {
+        let schedule =
+            self.schedule
+                .parse()
+                .map_err(|e: hessforge_optim::schedule::ScheduleError| {
+                    Failure::bad_input(miette::miette!(
+                        help = format!("expected {}", hessforge_optim::schedule::SCHEDULE_SYNTAX),
+                        "--schedule: {e}"
+                    ))
+                })?;
+        Ok(hessforge_optim::Settings {
+            lr: self.lr,
+            curvature: None,
+            momentum: self.momentum,
+            momentum_average: matches!(self.momentum_form, MomentumFormArg::Average),
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            decay: self.decay,
+            weight_decay: self.weight_decay,
+            batch_size: self.batch_size,
+            seed,
+            schedule,
+            memory: self.memory,
+            damping: self.damping,
+            radius: self.radius,
+        })
+    }
+}
+
+/// Stopping rules.
+#[derive(clap::Args)]
+pub struct StopArgs {
+    /// Iterations (epochs for mini-batch runs).
+    #[arg(long, default_value_t = 10_000)]
+    max_iters: u64,
+    /// Stop when ‖∇L‖∞ ≤ TOL.
+    #[arg(long, default_value_t = 1e-8)]
+    tol: f64,
+    /// Stop when the relative loss change ≤ FTOL (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    ftol: f64,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    time_limit: Option<f64>,
+    /// Stop (converged) once L ≤ this value, e.g. to time GD to a loss
+    /// Newton reached.
+    #[arg(long, allow_negative_numbers = true)]
+    target_loss: Option<f64>,
+}
+
+impl StopArgs {
+    pub fn stopping(&self) -> Result<hessforge_optim::Stopping, Failure> {
+        if self.target_loss.is_some_and(|t| !t.is_finite()) {
+            return Err(Failure::bad_input(miette::miette!(
+                help = "a finite number",
+                "--target-loss {:?}: not a loss value",
+                self.target_loss.unwrap_or_default()
+            )));
+        }
+        if [self.tol, self.ftol].iter().any(|t| t.is_nan() || *t < 0.0) {
+            return Err(Failure::bad_input(miette::miette!(
+                help = "tolerances are numbers ≥ 0",
+                "--tol {} / --ftol {}: out of range",
+                self.tol,
+                self.ftol
+            )));
+        }
+        Ok(hessforge_optim::Stopping {
+            max_iters: self.max_iters,
+            grad_tol: self.tol,
+            loss_change_tol: self.ftol,
+            time_limit: hessforge_driver::run::time_limit(self.time_limit)
+                .map_err(Failure::bad_input)?,
+            target_loss: self.target_loss,
+            ..hessforge_optim::Stopping::default()
+        })
+    }
+}
+
+/// `derive --format`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum OutputFormat {
+    Latex,
+    Beamer,
+    Markdown,
+    Text,
+    Json,
+}
+
+impl From<OutputFormat> for Format {
+    fn from(f: OutputFormat) -> Format {
+        match f {
+            OutputFormat::Latex => Format::Latex,
+            OutputFormat::Beamer => Format::Beamer,
+            OutputFormat::Markdown => Format::Markdown,
+            OutputFormat::Text => Format::Text,
+            OutputFormat::Json => Format::Json,
+        }
+    }
+}
+
+/// The report page's flavour (`report --format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PageFormat {
+    /// `index.html`: formulas as MathML, no script, opens offline.
+    Html,
+    /// `index.md`: `$…$` math and relative image links.
+    Markdown,
+}
+
+/// The figures, as `--figures` spells them (see [`FigureKind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FigureArg {
+    /// Loss per iteration, every optimizer.
+    Loss,
+    /// ‖∇L‖∞ per iteration, every optimizer (log scale).
+    GradNorm,
+    /// Level sets of L with every optimizer's path (2 parameters).
+    Contour,
+    /// Gradient descent with α = 0.1/L, 1/L, 1.9/L, 2.5/L.
+    LrSweep,
+    /// GD vs SGD vs mini-batch paths (2-parameter data models).
+    SgdPaths,
+    /// Every learning-rate schedule over 200 updates.
+    Schedules,
+    /// λ_min and λ_max of the Hessian along each Newton-type path.
+    Curvature,
+}
+
+impl From<FigureArg> for FigureKind {
+    fn from(f: FigureArg) -> FigureKind {
+        match f {
+            FigureArg::Loss => FigureKind::Loss,
+            FigureArg::GradNorm => FigureKind::GradNorm,
+            FigureArg::Contour => FigureKind::Contour,
+            FigureArg::LrSweep => FigureKind::LrSweep,
+            FigureArg::SgdPaths => FigureKind::SgdPaths,
+            FigureArg::Schedules => FigureKind::Schedules,
+            FigureArg::Curvature => FigureKind::Curvature,
+        }
+    }
+}
+
+/// The figures asked for (all of them when none are).
+pub fn figure_kinds(asked: &[FigureArg]) -> Vec<FigureKind> {
+    if asked.is_empty() {
+        FigureKind::ALL.to_vec()
+    } else {
+        asked.iter().map(|&f| f.into()).collect()
+    }
+}

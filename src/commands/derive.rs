@@ -1,0 +1,33 @@
+//! `hessforge derive`: derive a model and print (or write) the derivation
+//! as text, LaTeX, slides, Markdown or JSON.
+
+use crate::output::{Failure, write_atomically};
+use hessforge_driver::models;
+use hessforge_symbolic::render::{Format, render};
+use std::io::Write;
+use std::path::Path;
+
+pub fn run(
+    model: &str,
+    format: Format,
+    output: Option<&Path>,
+    expand: bool,
+) -> Result<(), Failure> {
+    let model = models::load(model).map_err(Failure::bad_input)?;
+    let text = if expand {
+        let derivation = hessforge_symbolic::derive(&model).map_err(Failure::engine)?;
+        hessforge_symbolic::render::render_expanded(&derivation, format)
+    } else {
+        let derivation = hessforge_symbolic::derive_unexpanded(&model).map_err(Failure::engine)?;
+        render(&derivation, format)
+    };
+    match output {
+        Some(path) => write_atomically(path, &text).map_err(Failure::bad_input),
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(text.as_bytes());
+            let _ = stdout.flush();
+            Ok(())
+        }
+    }
+}
