@@ -76,7 +76,7 @@ fn plan() -> &'static TensorModel {
     });
     &PLAN
 }
-/// `t4` `t4` = Σ over i0 < 10 of f(w[i0], x[i0]) (1 instruction).
+/// `t4` `t4 = Σ over i0 < 10 of f(w[i0], x[i0])` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t4<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -88,7 +88,7 @@ fn step_t4<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         (Lanes::<W>::load(&s[0 * W..]) + r0).store(&mut s[0 * W..]);
     }
 }
-/// `t7` `t7[i0]` = f(t6, x[i0]), for i0 < 10 (1 instruction).
+/// `t7` `t7[i0] = f(t6, x[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -99,7 +99,7 @@ fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r0.store(&mut s[(3 + i0) * W..]);
     }
 }
-/// `t9` `t9[i0]` = f(x[i0]), for i0 < 10 (1 instruction).
+/// `t9` `t9[i0] = f(x[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t9<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -109,7 +109,7 @@ fn step_t9<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r0.store(&mut s[(14 + i0) * W..]);
     }
 }
-/// `t10` `t10[i0]` = f(x[i0]), for i0 < 10 (1 instruction).
+/// `t10` `t10[i0] = f(x[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t10<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {

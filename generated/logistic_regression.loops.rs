@@ -97,7 +97,7 @@ fn plan() -> &'static TensorModel {
     });
     &PLAN
 }
-/// `t5` `t5` = Σ over i0 < 10 of f(w[i0], x[i0]) (1 instruction).
+/// `t5` `t5 = Σ over i0 < 10 of f(w[i0], x[i0])` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -109,7 +109,7 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         (Lanes::<W>::load(&s[0 * W..]) + r0).store(&mut s[0 * W..]);
     }
 }
-/// `t8` `t8[i0]` = f(t7, x[i0]), for i0 < 10 (1 instruction).
+/// `t8` `t8[i0] = f(t7, x[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -120,7 +120,7 @@ fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r0.store(&mut s[(3 + i0) * W..]);
     }
 }
-/// `t10` `t10[i0]` = f(x[i0]), for i0 < 10 (1 instruction).
+/// `t10` `t10[i0] = f(x[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t10<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -130,7 +130,7 @@ fn step_t10<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r0.store(&mut s[(14 + i0) * W..]);
     }
 }
-/// `t12` `t12[i0]` = f(t11, x[i0]), for i0 < 10 (1 instruction).
+/// `t12` `t12[i0] = f(t11, x[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -196,7 +196,7 @@ fn sample<const W: usize>(
     let v14: Lanes<W> = r19;
     v14.store(&mut s[36 * W..]);
 }
-/// `t15` `t15` = Σ over i0 < 10 of f(w[i0]) (1 instruction).
+/// `t15` `t15 = Σ over i0 < 10 of f(w[i0])` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t15(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -207,7 +207,7 @@ fn step_t15(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[0] += r0;
     }
 }
-/// `t17` `t17[i0]` = f(lambda, w[i0]), for i0 < 10 (1 instruction).
+/// `t17` `t17[i0] = f(lambda, w[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t17(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -218,7 +218,7 @@ fn step_t17(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[2 + i0] = r0;
     }
 }
-/// `t18` `t18[i0]` = f(), for i0 < 10 (1 instruction).
+/// `t18` `t18[i0] = f(), for i0 < 10` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t18(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -227,7 +227,7 @@ fn step_t18(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[12 + i0] = r0;
     }
 }
-/// `t20` `t20[i0]` = f(t19), for i0 < 10 (1 instruction).
+/// `t20` `t20[i0] = f(t19), for i0 < 10` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t20(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {

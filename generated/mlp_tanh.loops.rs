@@ -247,7 +247,7 @@ fn plan() -> &'static TensorModel {
     });
     &PLAN
 }
-/// `t6` `t6[i0]` = Σ over i1 < 2 of f(W[i0, i1], x[i1]), for i0 < 4 (1 instruction).
+/// `t6` `t6[i0] = Σ over i1 < 2 of f(W[i0, i1], x[i1]), for i0 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t6<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -261,7 +261,7 @@ fn step_t6<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t7` `t7[i0]` = f(t6[i0], c[i0]), for i0 < 4 (2 instructions).
+/// `t7` `t7[i0] = f(t6[i0], c[i0]), for i0 < 4` (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -273,7 +273,7 @@ fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r1.store(&mut s[(4 + i0) * W..]);
     }
 }
-/// `t8` `t8` = Σ over i0 < 4 of f(v[i0], t7[i0]) (1 instruction).
+/// `t8` `t8 = Σ over i0 < 4 of f(v[i0], t7[i0])` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -285,7 +285,7 @@ fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         (Lanes::<W>::load(&s[8 * W..]) + r0).store(&mut s[8 * W..]);
     }
 }
-/// `t11` `t11[i0]` = f(t7[i0], v[i0]), for i0 < 4 (4 instructions).
+/// `t11` `t11[i0] = f(t7[i0], v[i0]), for i0 < 4` (4 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -299,7 +299,7 @@ fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r3.store(&mut s[(11 + i0) * W..]);
     }
 }
-/// `t12` `t12[i0, i1]` = f(t10, t11[i0], x[i1]), for i0 < 4, i1 < 2 (1 instruction).
+/// `t12` `t12[i0, i1] = f(t10, t11[i0], x[i1]), for i0 < 4, i1 < 2` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -313,7 +313,7 @@ fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t13` `t13[i0]` = f(t10, t7[i0], v[i0]), for i0 < 4 (4 instructions).
+/// `t13` `t13[i0] = f(t10, t7[i0], v[i0]), for i0 < 4` (4 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -328,7 +328,7 @@ fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r3.store(&mut s[(23 + i0) * W..]);
     }
 }
-/// `t14` `t14[i0]` = f(t10, t7[i0]), for i0 < 4 (1 instruction).
+/// `t14` `t14[i0] = f(t10, t7[i0]), for i0 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t14<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -339,7 +339,7 @@ fn step_t14<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r0.store(&mut s[(27 + i0) * W..]);
     }
 }
-/// `t16` `t16[i0, i1]` = f(x[i1]), for i0 < 4, i1 < 2 (1 instruction).
+/// `t16` `t16[i0, i1] = f(x[i1]), for i0 < 4, i1 < 2` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t16<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -351,7 +351,7 @@ fn step_t16<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t17` `t17[i0, i1]` = f(v[i0], x[i1]), for i0 < 4, i1 < 2 (1 instruction).
+/// `t17` `t17[i0, i1] = f(v[i0], x[i1]), for i0 < 4, i1 < 2` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t17<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -364,7 +364,7 @@ fn step_t17<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t18` `t18[i0]` = f(t7[i0], v[i0]), for i0 < 4 (2 instructions).
+/// `t18` `t18[i0] = f(t7[i0], v[i0]), for i0 < 4` (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t18<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -376,7 +376,7 @@ fn step_t18<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r1.store(&mut s[(48 + i0) * W..]);
     }
 }
-/// `t19` `t19[i0, i1]` = f(t18[i0], x[i1]), for i0 < 4, i1 < 2 (1 instruction).
+/// `t19` `t19[i0, i1] = f(t18[i0], x[i1]), for i0 < 4, i1 < 2` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -389,7 +389,7 @@ fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t21` `t21[i0]` = f(t7[i0], v[i0]), for i0 < 4 (1 instruction).
+/// `t21` `t21[i0] = f(t7[i0], v[i0]), for i0 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t21<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -400,7 +400,7 @@ fn step_t21<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r0.store(&mut s[(61 + i0) * W..]);
     }
 }
-/// `t23` `t23[i0]` = f(t7[i0], v[i0]), for i0 < 4 (2 instructions).
+/// `t23` `t23[i0] = f(t7[i0], v[i0]), for i0 < 4` (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t23<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -412,7 +412,7 @@ fn step_t23<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r1.store(&mut s[(66 + i0) * W..]);
     }
 }
-/// `t26` `t26[i0]` = f(t7[i0], v[i0]), for i0 < 4 (2 instructions).
+/// `t26` `t26[i0] = f(t7[i0], v[i0]), for i0 < 4` (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t26<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -424,7 +424,7 @@ fn step_t26<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r1.store(&mut s[(72 + i0) * W..]);
     }
 }
-/// `t31` `t31[i0, i1]` = f(t20, t21[i0], x[i1], t22, t23[i0], t24, t25, t26[i0], t27, t28, t29, t30), for i0 < 4, i1 < 2 (8 instructions).
+/// `t31` `t31[i0, i1] = f(t20, t21[i0], x[i1], t22, t23[i0], t24, t25, t26[i0], t27, t28, t29, t30), for i0 < 4, i1 < 2` (8 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t31<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -454,7 +454,7 @@ fn step_t31<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t35` `t35[i0, i1]` = f(t32, v[i0], x[i1], t33, t21[i0], t34, t23[i0]), for i0 < 4, i1 < 2 (6 instructions).
+/// `t35` `t35[i0, i1] = f(t32, v[i0], x[i1], t33, t21[i0], t34, t23[i0]), for i0 < 4, i1 < 2` (6 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t35<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -477,7 +477,7 @@ fn step_t35<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t36` `t36[i0, i1]` = f(t34, v[i0], x[i1], t21[i0], t23[i0]), for i0 < 4, i1 < 2 (3 instructions).
+/// `t36` `t36[i0, i1] = f(t34, v[i0], x[i1], t21[i0], t23[i0]), for i0 < 4, i1 < 2` (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t36<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -495,7 +495,7 @@ fn step_t36<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t37` `t37[i0]` = f(), for i0 < 4 (1 instruction).
+/// `t37` `t37[i0] = f(), for i0 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t37<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -504,7 +504,7 @@ fn step_t37<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         Lanes::<W>::splat(r0).store(&mut s[(107 + i0) * W..]);
     }
 }
-/// `t38` `t38[i0]` = f(v[i0]), for i0 < 4 (1 instruction).
+/// `t38` `t38[i0] = f(v[i0]), for i0 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t38<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -514,7 +514,7 @@ fn step_t38<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         Lanes::<W>::splat(r0).store(&mut s[(111 + i0) * W..]);
     }
 }
-/// `t41` `t41[i0]` = f(t39, x[i0], t40), for i0 < 2 (2 instructions).
+/// `t41` `t41[i0] = f(t39, x[i0], t40), for i0 < 2` (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t41<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -527,7 +527,7 @@ fn step_t41<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r1.store(&mut s[(117 + i0) * W..]);
     }
 }
-/// `t43` `t43[i0]` = f(t7[i0]), for i0 < 4 (1 instruction).
+/// `t43` `t43[i0] = f(t7[i0]), for i0 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t43<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -537,7 +537,7 @@ fn step_t43<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r0.store(&mut s[(120 + i0) * W..]);
     }
 }
-/// `t47` `t47[i0]` = f(t7[i0]), for i0 < 4 (1 instruction).
+/// `t47` `t47[i0] = f(t7[i0]), for i0 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t47<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -547,7 +547,7 @@ fn step_t47<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r0.store(&mut s[(127 + i0) * W..]);
     }
 }
-/// `t50` `t50[i0, i1]` = f(t41[i1], t42, t43[i0], x[i1], t44, t45, t46, t47[i0], t48, t49), for i0 < 4, i1 < 2 (7 instructions).
+/// `t50` `t50[i0, i1] = f(t41[i1], t42, t43[i0], x[i1], t44, t45, t46, t47[i0], t48, t49), for i0 < 4, i1 < 2` (7 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t50<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -574,7 +574,7 @@ fn step_t50<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t51` `t51[i0]` = f(v[i0], t7[i0]), for i0 < 4 (1 instruction).
+/// `t51` `t51[i0] = f(v[i0], t7[i0]), for i0 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t51<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -585,7 +585,7 @@ fn step_t51<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r0.store(&mut s[(141 + i0) * W..]);
     }
 }
-/// `t52` `t52[i0]` = f(t7[i0], v[i0]), for i0 < 4 (2 instructions).
+/// `t52` `t52[i0] = f(t7[i0], v[i0]), for i0 < 4` (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t52<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -597,7 +597,7 @@ fn step_t52<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r1.store(&mut s[(145 + i0) * W..]);
     }
 }
-/// `t53` `t53[i0, i1]` = f(t32, v[i0], x[i1], t33, t51[i0], t34, t21[i0], t52[i0]), for i0 < 4, i1 < 2 (6 instructions).
+/// `t53` `t53[i0, i1] = f(t32, v[i0], x[i1], t33, t51[i0], t34, t21[i0], t52[i0]), for i0 < 4, i1 < 2` (6 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t53<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -621,7 +621,7 @@ fn step_t53<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t55` `t55[i0, i1]` = f(v[i0], x[i1], t18[i0]), for i0 < 4, i1 < 2 (3 instructions).
+/// `t55` `t55[i0, i1] = f(v[i0], x[i1], t18[i0]), for i0 < 4, i1 < 2` (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t55<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -637,7 +637,7 @@ fn step_t55<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t56` `t56[i0]` = f(t20, t7[i0], v[i0], t22, t24, t25, t27, t28, t29, t30), for i0 < 4 (6 instructions).
+/// `t56` `t56[i0] = f(t20, t7[i0], v[i0], t22, t24, t25, t27, t28, t29, t30), for i0 < 4` (6 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t56<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -661,7 +661,7 @@ fn step_t56<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r5.store(&mut s[(166 + i0) * W..]);
     }
 }
-/// `t57` `t57[i0]` = f(t32, v[i0], t33, t7[i0], t34), for i0 < 4 (5 instructions).
+/// `t57` `t57[i0] = f(t32, v[i0], t33, t7[i0], t34), for i0 < 4` (5 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t57<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -679,7 +679,7 @@ fn step_t57<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r4.store(&mut s[(170 + i0) * W..]);
     }
 }
-/// `t58` `t58[i0]` = f(t34, v[i0], t7[i0]), for i0 < 4 (3 instructions).
+/// `t58` `t58[i0] = f(t34, v[i0], t7[i0]), for i0 < 4` (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t58<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -693,7 +693,7 @@ fn step_t58<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r2.store(&mut s[(174 + i0) * W..]);
     }
 }
-/// `t60` `t60[i0]` = f(t59, t42, t7[i0], t44, t45, t46, t48, t49), for i0 < 4 (5 instructions).
+/// `t60` `t60[i0] = f(t59, t42, t7[i0], t44, t45, t46, t48, t49), for i0 < 4` (5 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t60<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -714,7 +714,7 @@ fn step_t60<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r4.store(&mut s[(179 + i0) * W..]);
     }
 }
-/// `t61` `t61[i0]` = f(t32, v[i0], t33, t7[i0], t34), for i0 < 4 (5 instructions).
+/// `t61` `t61[i0] = f(t32, v[i0], t33, t7[i0], t34), for i0 < 4` (5 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t61<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -732,7 +732,7 @@ fn step_t61<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r4.store(&mut s[(183 + i0) * W..]);
     }
 }
-/// `t62` `t62[i0]` = f(v[i0], t7[i0]), for i0 < 4 (4 instructions).
+/// `t62` `t62[i0] = f(v[i0], t7[i0]), for i0 < 4` (4 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t62<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -746,7 +746,7 @@ fn step_t62<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r3.store(&mut s[(187 + i0) * W..]);
     }
 }
-/// `t63` `t63[i0]` = f(t7[i0]), for i0 < 4 (1 instruction).
+/// `t63` `t63[i0] = f(t7[i0]), for i0 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t63<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {

@@ -133,7 +133,7 @@ fn plan() -> &'static TensorModel {
     });
     &PLAN
 }
-/// `t5` `t5[i0]` = Σ over i1 < 4 of f(W[i0, i1], x[i1]), for i0 < 3 (1 instruction).
+/// `t5` `t5[i0] = Σ over i1 < 4 of f(W[i0, i1], x[i1]), for i0 < 3` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -147,7 +147,7 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t6` `t6` = Σ over i0 < 3 of f(t5[i0], b[i0]) (2 instructions).
+/// `t6` `t6 = Σ over i0 < 3 of f(t5[i0], b[i0])` (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t6<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -160,7 +160,7 @@ fn step_t6<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         (Lanes::<W>::load(&s[3 * W..]) + r1).store(&mut s[3 * W..]);
     }
 }
-/// `t7` `t7` = Σ over i0 < 3 of f(y[i0], t5[i0], b[i0]) (2 instructions).
+/// `t7` `t7 = Σ over i0 < 3 of f(y[i0], t5[i0], b[i0])` (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -174,7 +174,7 @@ fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         (Lanes::<W>::load(&s[4 * W..]) + r1).store(&mut s[4 * W..]);
     }
 }
-/// `t10` `t10[i0]` = f(t5[i0], b[i0], t9, y[i0]), for i0 < 3 (4 instructions).
+/// `t10` `t10[i0] = f(t5[i0], b[i0], t9, y[i0]), for i0 < 3` (4 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t10<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -190,7 +190,7 @@ fn step_t10<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r3.store(&mut s[(7 + i0) * W..]);
     }
 }
-/// `t11` `t11[i0, i1]` = f(t10[i0], x[i1]), for i0 < 3, i1 < 4 (1 instruction).
+/// `t11` `t11[i0, i1] = f(t10[i0], x[i1]), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -203,7 +203,7 @@ fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t12` `t12[i0]` = f(y[i0], t5[i0], b[i0], t9), for i0 < 3 (5 instructions).
+/// `t12` `t12[i0] = f(y[i0], t5[i0], b[i0], t9), for i0 < 3` (5 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -220,7 +220,7 @@ fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r4.store(&mut s[(22 + i0) * W..]);
     }
 }
-/// `t13` `t13[i0]` = f(t5[i0], b[i0]), for i0 < 3 (2 instructions).
+/// `t13` `t13[i0] = f(t5[i0], b[i0]), for i0 < 3` (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -232,7 +232,7 @@ fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r1.store(&mut s[(25 + i0) * W..]);
     }
 }
-/// `t14` `t14[i0, i1]` = f(t13[i0], x[i1]), for i0 < 3, i1 < 4 (1 instruction).
+/// `t14` `t14[i0, i1] = f(t13[i0], x[i1]), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t14<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -245,7 +245,7 @@ fn step_t14<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t15` `t15[i0, i1]` = f(x[i1]), for i0 < 3, i1 < 4 (1 instruction).
+/// `t15` `t15[i0, i1] = f(x[i1]), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t15<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -257,7 +257,7 @@ fn step_t15<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t17` `t17[i0, i1]` = f(t16, t13[i0], x[i1]), for i0 < 3, i1 < 4 (1 instruction).
+/// `t17` `t17[i0, i1] = f(t16, t13[i0], x[i1]), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t17<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -271,7 +271,7 @@ fn step_t17<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t18` `t18[i0, i1]` = f(t13[i0], t9, x[i1]), for i0 < 3, i1 < 4 (1 instruction).
+/// `t18` `t18[i0, i1] = f(t13[i0], t9, x[i1]), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t18<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -285,7 +285,7 @@ fn step_t18<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t19` `t19[i0]` = f(t5[i0], b[i0]), for i0 < 3 (2 instructions).
+/// `t19` `t19[i0] = f(t5[i0], b[i0]), for i0 < 3` (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -297,7 +297,7 @@ fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r1.store(&mut s[(77 + i0) * W..]);
     }
 }
-/// `t20` `t20[i0]` = f(), for i0 < 3 (1 instruction).
+/// `t20` `t20[i0] = f(), for i0 < 3` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t20<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -306,7 +306,7 @@ fn step_t20<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         Lanes::<W>::splat(r0).store(&mut s[(80 + i0) * W..]);
     }
 }
-/// `t21` `t21[i0]` = f(t16, t5[i0], b[i0]), for i0 < 3 (3 instructions).
+/// `t21` `t21[i0] = f(t16, t5[i0], b[i0]), for i0 < 3` (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t21<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -320,7 +320,7 @@ fn step_t21<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r2.store(&mut s[(83 + i0) * W..]);
     }
 }
-/// `t22` `t22[i0]` = f(t5[i0], b[i0], t9), for i0 < 3 (3 instructions).
+/// `t22` `t22[i0] = f(t5[i0], b[i0], t9), for i0 < 3` (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t22<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -381,7 +381,7 @@ fn sample<const W: usize>(
     step_t21::<W>(t, x, c, s);
     step_t22::<W>(t, x, c, s);
 }
-/// `t23` `t23[i0]` = Σ over i1 < 4 of f(W[i0, i1]), for i0 < 3 (1 instruction).
+/// `t23` `t23[i0] = Σ over i1 < 4 of f(W[i0, i1]), for i0 < 3` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t23(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -394,7 +394,7 @@ fn step_t23(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t24` `t24` = Σ over i0 < 3 of f(t23[i0]) (1 instruction).
+/// `t24` `t24 = Σ over i0 < 3 of f(t23[i0])` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t24(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -405,7 +405,7 @@ fn step_t24(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[3] += r0;
     }
 }
-/// `t26` `t26[i0, i1]` = f(W[i0, i1], lambda), for i0 < 3, i1 < 4 (1 instruction).
+/// `t26` `t26[i0, i1] = f(W[i0, i1], lambda), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t26(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -418,7 +418,7 @@ fn step_t26(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t27` `t27[i0, i1]` = f(), for i0 < 3, i1 < 4 (1 instruction).
+/// `t27` `t27[i0, i1] = f(), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t27(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -429,7 +429,7 @@ fn step_t27(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t29` `t29[i0, i1]` = f(t28), for i0 < 3, i1 < 4 (1 instruction).
+/// `t29` `t29[i0, i1] = f(t28), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t29(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {

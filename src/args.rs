@@ -10,6 +10,8 @@ use hessforge_symbolic::render::Format;
 use std::path::PathBuf;
 
 /// Data, start and constants (shared by `run`, `compare` and `report`).
+// The field comments are clap's help text, where `[synthetic]` is literal.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(clap::Args)]
 pub struct ProblemArgs {
     /// Fit to this CSV file (header names the model's data columns).

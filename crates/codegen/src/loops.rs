@@ -452,9 +452,9 @@ fn step_summary(m: &TensorModel, step: &Step, rank: usize) -> String {
     let n_loops = step.loops.len();
     let free: Vec<String> = (0..rank).map(|k| format!("i{k}")).collect();
     let target = if free.is_empty() {
-        format!("`{}`", m.tensors[step.out].name)
+        m.tensors[step.out].name.clone()
     } else {
-        format!("`{}[{}]`", m.tensors[step.out].name, free.join(", "))
+        format!("{}[{}]", m.tensors[step.out].name, free.join(", "))
     };
     let ranges = |from: usize, to: usize| -> String {
         (from..to)
@@ -474,7 +474,7 @@ fn step_summary(m: &TensorModel, step: &Step, rank: usize) -> String {
     };
     let count = step.body.instructions.len();
     format!(
-        "{target} = {sum}f({}){each} ({count} instruction{}).",
+        "`{target} = {sum}f({}){each}` ({count} instruction{}).",
         loads.join(", "),
         if count == 1 { "" } else { "s" }
     )

@@ -140,11 +140,11 @@ impl Func {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Operand {
-    /// θ[i]
+    /// θ\[i\]
     Param(u32),
-    /// data row [i]
+    /// data row \[i\]
     Data(u32),
-    /// constant [i]
+    /// constant \[i\]
     Constant(u32),
     /// a number
     Literal(f64),

@@ -106,6 +106,13 @@ pub trait Observer {
     fn observe(&mut self, record: &Record<'_>);
 }
 
+/// Any `FnMut(&Record)` is an observer: `&mut |r: &Record| println!("{}", r.loss)`.
+impl<F: FnMut(&Record<'_>)> Observer for F {
+    fn observe(&mut self, record: &Record<'_>) {
+        self(record)
+    }
+}
+
 /// The result of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {

@@ -33,7 +33,7 @@ pub struct TensorGradient {
     pub regularizer: IExpr,
 }
 
-/// ∂²/∂T[row]∂U[col] for a pair of parameter tensors (T before or equal to U
+/// ∂²/∂T\[row\]∂U\[col\] for a pair of parameter tensors (T before or equal to U
 /// in file order: the upper triangle of the block matrix).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HessianBlock {

@@ -1,6 +1,6 @@
 //! The symbolic engine of hessforge, and the only crate that uses Symbolica.
 //!
-//! [`derive`] turns a validated [`Model`] into a [`Derivation`]: every partial
+//! [`derive()`] turns a validated [`Model`] into a [`Derivation`]: every partial
 //! derivative of the per-sample loss and of the regularizer, and the Hessian,
 //! written through the model's named intermediates and simplified.
 //! [`render`] prints a derivation as LaTeX, Markdown, plain text or JSON.
@@ -126,7 +126,7 @@ fn derive_with(model: &Model, with_index: bool) -> Result<Derivation, EngineErro
 /// parameters (milliseconds whatever the tensors' lengths; the scalar lists
 /// stay empty and `expanded` is false), in full otherwise. Enough for every
 /// format of [`render::render`]; [`render::render_expanded`] and the
-/// kernels need [`derive`].
+/// kernels need [`derive()`].
 pub fn derive_unexpanded(model: &Model) -> Result<Derivation, EngineError> {
     let owned = model.clone();
     let quick = worker::run(move |engine| engine.derive_unexpanded(owned))

@@ -6,7 +6,7 @@
 //! first takes an exclusive advisory lock on one file per user, and keeps it
 //! until it exits. A second process waits for the first, says once on
 //! stderr which process it waits for, and gives up with a clear error after
-//! [`timeout`]. This keeps the one-process rule; it does not get around it.
+//! `timeout`. This keeps the one-process rule; it does not get around it.
 //!
 //! The lock is the operating system's advisory file lock
 //! ([`std::fs::File::try_lock`], `flock` on Unix), which the system releases

@@ -1,0 +1,156 @@
+//! The mathematics of the optimizers on the real kernels, through the
+//! library as a Rust user calls it: Newton's quadratic convergence and GD's
+//! linear rate on logistic regression, Gauss–Newton on the least-squares
+//! models, and determinism of the seeded stochastic runs.
+
+use hessforge_driver::{Prepared, Problem, fit, optimizer, prepare, start_curvature};
+use hessforge_optim::{History, Outcome, Settings, Status, Stopping};
+
+/// Run `name` on `prepared` with its history.
+fn run(
+    prepared: &Prepared,
+    name: &str,
+    settings: &Settings,
+    stopping: &Stopping,
+) -> (Outcome, History) {
+    let mut settings = settings.clone();
+    start_curvature(&mut settings, &[name], prepared);
+    let mut method = optimizer(name, &settings).unwrap();
+    let mut history = History::for_params(prepared.model.n_params());
+    let outcome = fit(
+        prepared,
+        name,
+        method.as_mut(),
+        stopping,
+        &mut [&mut history],
+    );
+    (outcome, history)
+}
+
+fn tol(grad_tol: f64) -> Stopping {
+    Stopping {
+        grad_tol,
+        ..Stopping::default()
+    }
+}
+
+#[test]
+fn newton_converges_quadratically_on_logistic_regression_and_gd_linearly_to_the_same_optimum() {
+    let problem = Problem {
+        synthetic: Some(2000),
+        seed: 5,
+        standardize: Some(vec![]),
+        init: Some("zeros".into()),
+        ..Problem::default()
+    };
+    let prepared = prepare("logistic_regression", &problem).unwrap();
+    assert_eq!(prepared.backend.kind(), "compiled");
+    let (newton, history) = run(&prepared, "newton", &Settings::default(), &tol(1e-10));
+    let g: Vec<f64> = history.rows.iter().map(|r| r.grad_norm).collect();
+    assert_eq!(newton.status, Status::Converged);
+    assert!(
+        newton.iterations <= 12,
+        "Newton took {}: {g:?}",
+        newton.iterations
+    );
+    assert!(*g.last().unwrap() < 1e-10);
+    // Quadratic convergence: once ‖g‖ < 10⁻², each step at least squares it
+    // up to a constant: ‖g_{k+1}‖ ≤ C ‖g_k‖² with one C for all those steps.
+    let tail: Vec<(f64, f64)> = g
+        .windows(2)
+        .filter(|w| w[0] < 1e-2 && w[0] > 1e-14)
+        .map(|w| (w[0], w[1]))
+        .collect();
+    assert!(tail.len() >= 2, "{g:?}");
+    for (a, b) in &tail {
+        assert!(*b <= 10.0 * a * a, "not quadratic: {a:e} → {b:e} in {g:?}");
+    }
+    // GD with step 1/L (the default) converges linearly: the gradient norm
+    // shrinks by a steady factor < 1.
+    let (gd, history) = run(&prepared, "gd", &Settings::default(), &tol(1e-9));
+    assert_eq!(gd.status, Status::Converged);
+    let gn: Vec<f64> = history.rows.iter().map(|r| r.grad_norm).collect();
+    let k = gn.len();
+    assert!(k > 20, "GD should need many steps, took {k}");
+    let late: Vec<f64> = gn[k / 2..]
+        .windows(10)
+        .map(|w| (w[9] / w[0]).powf(1.0 / 9.0))
+        .collect();
+    let (lo, hi) = late
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(l, h), r| (l.min(*r), h.max(*r)));
+    assert!(
+        hi < 1.0 && hi - lo < 0.05,
+        "linear rate between {lo} and {hi}"
+    );
+    for (a, b) in newton.theta.iter().zip(&gd.theta) {
+        assert!((a - b).abs() < 1e-6, "{:?} vs {:?}", newton.theta, gd.theta);
+    }
+}
+
+#[test]
+fn gauss_newton_is_newton_on_linear_least_squares_and_converges_on_the_network() {
+    // Linear regression: G = H, so Gauss–Newton is Newton — one step.
+    let prepared = prepare("linear_regression", &Problem::default()).unwrap();
+    let (outcome, _) = run(
+        &prepared,
+        "gauss-newton",
+        &Settings::default(),
+        &Stopping::default(),
+    );
+    assert_eq!((outcome.status, outcome.iterations), (Status::Converged, 1));
+    // The network's squared loss: G ≠ H, still a steady descent.
+    let prepared = prepare("mlp_tanh", &Problem::default()).unwrap();
+    let stopping = Stopping {
+        grad_tol: 1e-6,
+        max_iters: 500,
+        ..Stopping::default()
+    };
+    let (outcome, history) = run(&prepared, "gauss-newton", &Settings::default(), &stopping);
+    assert!(
+        outcome.final_loss < history.rows[0].loss / 2.0,
+        "{}",
+        outcome.message
+    );
+    // Not a square loss: said, not guessed.
+    let prepared = prepare("logistic_regression", &Problem::default()).unwrap();
+    let (outcome, _) = run(
+        &prepared,
+        "gauss-newton",
+        &Settings::default(),
+        &Stopping::default(),
+    );
+    assert_ne!(outcome.status, Status::Converged);
+    assert!(outcome.message.contains("square"), "{}", outcome.message);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_bits_and_another_seed_another_trajectory() {
+    let sgd = |seed: u64| {
+        let prepared = prepare(
+            "linear_regression",
+            &Problem {
+                seed,
+                ..Problem::default()
+            },
+        )
+        .unwrap();
+        let settings = Settings {
+            lr: Some(0.001),
+            seed,
+            ..Settings::default()
+        };
+        let stopping = Stopping {
+            max_iters: 3,
+            ..Stopping::default()
+        };
+        let (outcome, _) = run(&prepared, "sgd", &settings, &stopping);
+        outcome
+            .theta
+            .iter()
+            .map(|t| t.to_bits())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sgd(3), sgd(3));
+    assert_ne!(sgd(3), sgd(4));
+}
