@@ -7,7 +7,7 @@ use crate::commands::report::{draw_figures, write_figures};
 use crate::output::{Failure, create_dir};
 use crate::progress::Progress;
 use hessforge_driver::figures::FigureKind;
-use hessforge_driver::summary::{RunReport, table};
+use hessforge_driver::summary::{RunReport, spectrum_text, table};
 use hessforge_driver::{optimizer_names, optimum_spectrum, prepare, run_all};
 use std::path::Path;
 
@@ -56,8 +56,11 @@ pub fn run(
             "data": prepared.data.source,
             "rows": prepared.data.rows,
             "start": prepared.start,
-            "hessian_at_optimum": spectrum.map(|(lo, hi)| serde_json::json!({
-                "lambda_min": lo, "lambda_max": hi, "condition_number": hi / lo
+            "hessian_at_optimum": spectrum.map(|s| serde_json::json!({
+                "lambda_min": s.lambda_min,
+                "lambda_max": s.lambda_max,
+                "condition_number": s.condition_number(),
+                "singular": s.is_singular(),
             })),
             "runs": runs,
         });
@@ -90,15 +93,8 @@ pub fn run(
             stopping.grad_tol, stopping.max_iters
         );
         print!("{}", table(&outcomes));
-        if let Some((lo, hi)) = spectrum {
-            println!(
-                "
-Hessian at the optimum: λ_min = {lo:.3e}, λ_max = {hi:.3e}, condition number κ = {:.3e}",
-                hi / lo
-            );
-            println!(
-                "(gradient descent's error shrinks by about (κ−1)/(κ+1) per step; Newton's does not depend on κ)"
-            );
+        if let Some(spectrum) = &spectrum {
+            print!("\n{}", spectrum_text(spectrum));
         }
     }
     if outcomes.iter().any(|o| o.converged) {

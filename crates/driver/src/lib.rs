@@ -40,7 +40,7 @@ pub use backend::{Backend, ModelObjective};
 pub use data::Dataset;
 pub use problem::{OptionError, PrepareError, Prepared, Problem, prepare};
 pub use run::{
-    Run, best_converged, default_comparison, fit, hessian_spectrum, optimizer, optimizer_names,
-    optimum_spectrum, run_all, start_curvature,
+    Run, Spectrum, best_converged, default_comparison, fit, hessian_spectrum, optimizer,
+    optimizer_names, optimum_spectrum, run_all, start_curvature,
 };
 pub use synthetic::SyntheticError;

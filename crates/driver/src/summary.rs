@@ -4,6 +4,7 @@
 //! optimizers (`hessforge optimizers`).
 
 use crate::problem::Prepared;
+use crate::run::Spectrum;
 use hessforge_optim::{CATALOG, History, Outcome};
 use serde::Serialize;
 
@@ -145,14 +146,19 @@ pub fn table(outcomes: &[Outcome]) -> String {
         .max()
         .unwrap_or(9)
         .max(9);
+    let plane = in_the_plane(outcomes);
     let mut s = format!(
-        "{:<width$}  {:<14}  {:>6}  {:>17}  {:>10}  {:>20}  {:>9}\n",
+        "{:<width$}  {:<14}  {:>6}  {:>17}  {:>10}  {:>20}  {:>9}",
         "optimizer", "status", "iters", "evals (L/∇/H)", "ms", "final loss", "‖∇L‖∞"
     );
+    if plane {
+        s.push_str("  final θ");
+    }
+    s.push('\n');
     for o in order {
         let e = o.evaluations;
         s.push_str(&format!(
-            "{:<width$}  {:<14}  {:>6}  {:>17}  {:>10.4}  {:>20.12e}  {:>9.2e}\n",
+            "{:<width$}  {:<14}  {:>6}  {:>17}  {:>10.4}  {:>20.12e}  {:>9.2e}",
             o.optimizer,
             o.status.as_str(),
             o.iterations,
@@ -161,20 +167,41 @@ pub fn table(outcomes: &[Outcome]) -> String {
             o.final_loss,
             o.grad_norm
         ));
+        if plane {
+            s.push_str(&format!("  {}", point(&o.theta)));
+        }
+        s.push('\n');
     }
     s
 }
 
+/// Whether every run has two parameters: then the tables say where each
+/// ended, so a class sees which minimum each optimizer found.
+fn in_the_plane(outcomes: &[Outcome]) -> bool {
+    !outcomes.is_empty() && outcomes.iter().all(|o| o.theta.len() == 2)
+}
+
+/// `(x, y)` to six significant digits.
+fn point(theta: &[f64]) -> String {
+    let shown: Vec<String> = theta.iter().map(|t| format!("{t:.6}")).collect();
+    format!("({})", shown.join(", "))
+}
+
 /// The comparison as a Markdown table (the report), in the order of [`table`].
 pub fn markdown_table(outcomes: &[Outcome]) -> String {
+    let plane = in_the_plane(outcomes);
     let mut s = String::from(
-        "| optimizer | status | iterations | evaluations (L/∇/H) | time (ms) | final loss | ‖∇L‖∞ |\n\
-         |---|---|---:|---:|---:|---:|---:|\n",
+        "| optimizer | status | iterations | evaluations (L/∇/H) | time (ms) | final loss | ‖∇L‖∞ |",
     );
+    s.push_str(if plane {
+        " final θ |\n|---|---|---:|---:|---:|---:|---:|---|\n"
+    } else {
+        "\n|---|---|---:|---:|---:|---:|---:|\n"
+    });
     for o in sorted(outcomes) {
         let e = o.evaluations;
         s.push_str(&format!(
-            "| {} | {} | {} | {}/{}/{} | {:.3} | {:.12e} | {:.2e} |\n",
+            "| {} | {} | {} | {}/{}/{} | {:.3} | {:.12e} | {:.2e} |",
             o.optimizer,
             o.status.as_str(),
             o.iterations,
@@ -185,6 +212,10 @@ pub fn markdown_table(outcomes: &[Outcome]) -> String {
             o.final_loss,
             o.grad_norm
         ));
+        if plane {
+            s.push_str(&format!(" {} |", point(&o.theta)));
+        }
+        s.push('\n');
     }
     s
 }
@@ -245,11 +276,43 @@ pub fn comparison_markdown(
         stopping.max_iters
     );
     comparison.push_str(&markdown_table(outcomes));
-    if let Some((lo, hi)) = crate::run::optimum_spectrum(prepared, outcomes) {
+    if let Some(spectrum) = crate::run::optimum_spectrum(prepared, outcomes) {
+        let (lo, hi) = (spectrum.lambda_min, spectrum.lambda_max);
         comparison.push_str(&format!(
-            "\nThe Hessian at the optimum: $\\lambda_{{\\min}} = {lo:.3e}$, $\\lambda_{{\\max}} = {hi:.3e}$, condition number $\\kappa = {:.3e}$.\n",
-            hi / lo
+            "\nThe Hessian at the optimum: $\\lambda_{{\\min}} = {lo:.3e}$, $\\lambda_{{\\max}} = {hi:.3e}$"
         ));
+        if spectrum.is_singular() {
+            comparison.push_str(&format!(
+                ": singular to working precision. {SINGULAR_MEANING}\n"
+            ));
+        } else {
+            comparison.push_str(&format!(
+                ", condition number $\\kappa = {:.3e}$.\n",
+                spectrum.condition_number()
+            ));
+        }
     }
     comparison
+}
+
+/// What a singular Hessian at the optimum means for the comparison.
+const SINGULAR_MEANING: &str = "The minimisers form a flat valley, not a point: the loss does not change along the null direction, so the condition number λ_max/λ_min describes rounding, not the problem, and gradient descent's rate is set by the smallest nonzero eigenvalue.";
+
+/// The lines `compare` prints under its table about the Hessian at the
+/// optimum: the condition number and what it means for gradient descent,
+/// or, when λ_min is zero to working precision, that the Hessian is
+/// singular there.
+pub fn spectrum_text(spectrum: &Spectrum) -> String {
+    let (lo, hi) = (spectrum.lambda_min, spectrum.lambda_max);
+    if spectrum.is_singular() {
+        format!(
+            "Hessian at the optimum: λ_min = {lo:.3e}, λ_max = {hi:.3e}: singular to working precision (|λ_min| ≤ {:e}·λ_max)\n({SINGULAR_MEANING})\n",
+            Spectrum::SINGULAR
+        )
+    } else {
+        format!(
+            "Hessian at the optimum: λ_min = {lo:.3e}, λ_max = {hi:.3e}, condition number κ = {:.3e}\n(gradient descent's error shrinks by about (κ−1)/(κ+1) per step; Newton's does not depend on κ)\n",
+            spectrum.condition_number()
+        )
+    }
 }
