@@ -5,7 +5,7 @@
 use crate::output::Failure;
 use clap::ValueEnum;
 use hessforge_driver::Problem;
-use hessforge_driver::figures::FigureKind;
+use hessforge_driver::figures::{FigureKind, FigureOptions};
 use hessforge_symbolic::render::Format;
 use std::path::PathBuf;
 
@@ -251,4 +251,15 @@ pub fn figure_kinds(asked: &[FigureArg]) -> Vec<FigureKind> {
     } else {
         asked.iter().map(|&f| f.into()).collect()
     }
+}
+
+/// The figure options from `--window`.
+pub fn figure_options(window: Option<&str>) -> Result<FigureOptions, Failure> {
+    let window = window.map(str::parse).transpose().map_err(|e: String| {
+        Failure::bad_input(miette::miette!(
+            help = "four numbers x0,x1,y0,y1 with x0 < x1 and y0 < y1, e.g. --window=-5,5,-5,5",
+            "--window: {e}"
+        ))
+    })?;
+    Ok(FigureOptions { window })
 }

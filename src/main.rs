@@ -10,7 +10,10 @@ mod commands;
 mod output;
 mod progress;
 
-use args::{FigureArg, HyperArgs, OutputFormat, PageFormat, ProblemArgs, StopArgs, figure_kinds};
+use args::{
+    FigureArg, HyperArgs, OutputFormat, PageFormat, ProblemArgs, StopArgs, figure_kinds,
+    figure_options,
+};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -102,6 +105,10 @@ enum Command {
         /// Which figures (default: all that apply).
         #[arg(long, value_enum, value_delimiter = ',')]
         figures: Vec<FigureArg>,
+        /// The contour figures' window (default: every path and every
+        /// stationary point found around them).
+        #[arg(long, value_name = "X0,X1,Y0,Y1", allow_hyphen_values = true)]
+        window: Option<String>,
     },
     /// Compare optimizers and write a page: the derivation typeset, the
     /// table, the figures, the command that reproduces it.
@@ -120,6 +127,10 @@ enum Command {
         /// Which figures (default: all that apply).
         #[arg(long, value_enum, value_delimiter = ',')]
         figures: Vec<FigureArg>,
+        /// The contour figures' window (default: every path and every
+        /// stationary point found around them).
+        #[arg(long, value_name = "X0,X1,Y0,Y1", allow_hyphen_values = true)]
+        window: Option<String>,
         #[command(flatten)]
         problem: ProblemArgs,
         #[command(flatten)]
@@ -202,37 +213,45 @@ fn main() -> ExitCode {
             json,
             plots,
             figures,
-        } => commands::compare::run(
-            &model,
-            optimizers,
-            problem,
-            &hyper,
-            &stop,
-            json,
-            plots.as_deref(),
-            &figure_kinds(&figures),
-        ),
+            window,
+        } => figure_options(window.as_deref()).and_then(|options| {
+            commands::compare::run(
+                &model,
+                optimizers,
+                problem,
+                &hyper,
+                &stop,
+                json,
+                plots.as_deref(),
+                &figure_kinds(&figures),
+                &options,
+            )
+        }),
         Command::Report {
             model,
             output,
             optimizers,
             format,
             figures,
+            window,
             problem,
             hyper,
             stop,
-        } => commands::report::run(
-            &commands::report::ReportArgs {
-                model: &model,
-                output: &output,
-                optimizers,
-                format,
-                figures: &figure_kinds(&figures),
-            },
-            problem,
-            &hyper,
-            &stop,
-        ),
+        } => figure_options(window.as_deref()).and_then(|options| {
+            commands::report::run(
+                &commands::report::ReportArgs {
+                    model: &model,
+                    output: &output,
+                    optimizers,
+                    format,
+                    figures: &figure_kinds(&figures),
+                    options: &options,
+                },
+                problem,
+                &hyper,
+                &stop,
+            )
+        }),
         Command::Optimizers { latex } => {
             commands::optimizers::run(latex);
             Ok(())

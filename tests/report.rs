@@ -188,6 +188,40 @@ fn a_derivation_file_with_errors_is_reported_with_its_position() {
 }
 
 #[test]
+fn a_window_that_is_not_four_increasing_numbers_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let plots = dir.path().join("plots");
+    hessforge()
+        .args([
+            "compare",
+            "quadratic_bowl",
+            "--figures",
+            "contour",
+            "--window=1,0,0,1",
+            "--plots",
+        ])
+        .arg(&plots)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--window"))
+        .stderr(predicate::str::contains("x0 < x1"));
+    assert!(!plots.exists(), "nothing is written on bad input");
+    hessforge()
+        .args([
+            "compare",
+            "quadratic_bowl",
+            "--figures",
+            "contour",
+            "--window=-1,1,-1,1",
+            "--plots",
+        ])
+        .arg(&plots)
+        .assert()
+        .success();
+    assert!(plots.join("contour.svg").exists());
+}
+
+#[test]
 fn an_unknown_figure_is_a_usage_error() {
     hessforge()
         .args([

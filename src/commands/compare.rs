@@ -6,7 +6,7 @@ use crate::args::{HyperArgs, ProblemArgs, StopArgs};
 use crate::commands::report::{draw_figures, write_figures};
 use crate::output::{Failure, create_dir};
 use crate::progress::Progress;
-use hessforge_driver::figures::FigureKind;
+use hessforge_driver::figures::{FigureKind, FigureOptions};
 use hessforge_driver::summary::{RunReport, spectrum_text, table};
 use hessforge_driver::{optimizer_names, optimum_spectrum, prepare, run_all};
 use std::path::Path;
@@ -22,6 +22,7 @@ pub fn run(
     json: bool,
     plots: Option<&Path>,
     figures: &[FigureKind],
+    options: &FigureOptions,
 ) -> Result<(), Failure> {
     let problem = problem.problem();
     let mut settings = hyper.settings(problem.seed)?;
@@ -39,7 +40,7 @@ pub fn run(
     .map_err(Failure::bad_input)?;
     if let Some(dir) = plots {
         create_dir(dir).map_err(Failure::bad_input)?;
-        let (drawn, _) = draw_figures(&prepared, &runs, &settings, &stopping, figures);
+        let (drawn, _) = draw_figures(&prepared, &runs, &settings, &stopping, figures, options);
         write_figures(dir, &drawn)?;
         let written = drawn.len();
         eprintln!("wrote {written} figures to {}", dir.display());

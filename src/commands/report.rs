@@ -5,7 +5,7 @@
 use crate::args::{HyperArgs, PageFormat, ProblemArgs, StopArgs};
 use crate::output::{Failure, create_dir, write_atomically};
 use crate::progress::Progress;
-use hessforge_driver::figures::{self, Drawn, FigureKind};
+use hessforge_driver::figures::{self, Drawn, FigureKind, FigureOptions};
 use hessforge_driver::summary::comparison_markdown;
 use hessforge_driver::{Prepared, Run, optimizer_names, prepare, run_all};
 use hessforge_optim::{Settings, Stopping};
@@ -25,6 +25,8 @@ pub struct ReportArgs<'a> {
     pub format: PageFormat,
     /// Figures.
     pub figures: &'a [FigureKind],
+    /// How they are drawn.
+    pub options: &'a FigureOptions,
 }
 
 /// Draw the figures; print a note on stderr for each that does not apply
@@ -35,8 +37,9 @@ pub fn draw_figures(
     settings: &Settings,
     stopping: &Stopping,
     kinds: &[FigureKind],
+    options: &FigureOptions,
 ) -> (Vec<Drawn>, Vec<String>) {
-    let (drawn, notes) = figures::draw(prepared, runs, settings, stopping, kinds);
+    let (drawn, notes) = figures::draw(prepared, runs, settings, stopping, kinds, options);
     for n in &notes {
         eprintln!("note: no figure {n}");
     }
@@ -92,7 +95,14 @@ pub fn run(
         &mut |name| Some(Box::new(Progress::new(name, stopping.max_iters))),
     )
     .map_err(Failure::bad_input)?;
-    let (drawn, notes) = draw_figures(&prepared, &runs, &settings, &stopping, args.figures);
+    let (drawn, notes) = draw_figures(
+        &prepared,
+        &runs,
+        &settings,
+        &stopping,
+        args.figures,
+        args.options,
+    );
     let outcomes: Vec<_> = runs.iter().map(|r| r.outcome.clone()).collect();
     let comparison = comparison_markdown(&prepared, &outcomes, &stopping);
     write_figures(args.output, &drawn)?;

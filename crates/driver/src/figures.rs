@@ -59,6 +59,43 @@ impl FigureKind {
     }
 }
 
+/// The region of the plane a contour figure shows: x ∈ [x0, x1], y ∈ [y0, y1].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    /// [x0, x1].
+    pub x: (f64, f64),
+    /// [y0, y1].
+    pub y: (f64, f64),
+}
+
+impl std::str::FromStr for Window {
+    type Err = String;
+    /// `x0,x1,y0,y1`, finite, x0 < x1 and y0 < y1.
+    fn from_str(text: &str) -> Result<Window, String> {
+        let values: Vec<f64> = text
+            .split(',')
+            .map(|v| v.trim().parse::<f64>().ok().filter(|v| v.is_finite()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| format!("`{text}` is not four numbers"))?;
+        match values[..] {
+            [x0, x1, y0, y1] if x0 < x1 && y0 < y1 => Ok(Window {
+                x: (x0, x1),
+                y: (y0, y1),
+            }),
+            [_, _, _, _] => Err(format!("`{text}` is empty: x0 < x1 and y0 < y1 are needed")),
+            _ => Err(format!("`{text}` has {} numbers, not four", values.len())),
+        }
+    }
+}
+
+/// How the figures are drawn, beyond the runs.
+#[derive(Debug, Clone, Default)]
+pub struct FigureOptions {
+    /// The contour figures' window (None: every path and every stationary
+    /// point found around them).
+    pub window: Option<Window>,
+}
+
 /// A drawn figure: what the page says about it and the SVG.
 pub struct Drawn {
     /// File, title, caption.
@@ -75,11 +112,12 @@ pub fn draw(
     settings: &Settings,
     stopping: &Stopping,
     kinds: &[FigureKind],
+    options: &FigureOptions,
 ) -> (Vec<Drawn>, Vec<String>) {
     let mut drawn = Vec::new();
     let mut notes = Vec::new();
     for &kind in kinds {
-        match draw_one(kind, prepared, runs, settings, stopping) {
+        match draw_one(kind, prepared, runs, settings, stopping, options) {
             Ok(Drawing {
                 title,
                 caption,
@@ -122,6 +160,7 @@ fn draw_one(
     runs: &[Run],
     settings: &Settings,
     stopping: &Stopping,
+    options: &FigureOptions,
 ) -> Made {
     let model = &prepared.model.name;
     let p = prepared.model.n_params();
@@ -140,7 +179,12 @@ fn draw_one(
         FigureKind::Contour => {
             needs_two("a contour plot")?;
             let paths = paths_of(runs);
-            contour(prepared, &paths, &format!("{model}: level sets of L and each optimizer's path"))
+            contour(
+                prepared,
+                &paths,
+                options,
+                &format!("{model}: level sets of L and each optimizer's path"),
+            )
                 .map(|svg| {
                     drawing(
                         "Level sets and paths".into(),
@@ -150,13 +194,13 @@ fn draw_one(
                 })
         }
         FigureKind::Curvature => curvature(prepared, runs),
-        FigureKind::LrSweep => lr_sweep(prepared, settings, stopping),
+        FigureKind::LrSweep => lr_sweep(prepared, runs, settings, stopping),
         FigureKind::SgdPaths => {
             if prepared.data.rows == 0 {
                 return Err(format!("`{model}` has no data, so no mini-batches"));
             }
             needs_two("the path plot")?;
-            sgd_paths(prepared, settings, stopping)
+            sgd_paths(prepared, settings, stopping, options)
         }
         FigureKind::Schedules => schedules(),
     }
@@ -187,13 +231,10 @@ fn iteration_cap(runs: &[Run]) -> Option<u64> {
 
 fn per_iteration(prepared: &Prepared, runs: &[Run], gradient: bool) -> Made {
     let cap = iteration_cap(runs);
-    let series: Vec<Series> = runs
+    let curves: Vec<Vec<(f64, f64)>> = runs
         .iter()
-        .enumerate()
-        .map(|(i, r)| Series {
-            label: label(&r.outcome),
-            points: r
-                .history
+        .map(|r| {
+            r.history
                 .rows
                 .iter()
                 .take_while(|row| cap.is_none_or(|c| row.iteration <= c))
@@ -201,10 +242,36 @@ fn per_iteration(prepared: &Prepared, runs: &[Run], gradient: bool) -> Made {
                     let y = if gradient { row.grad_norm } else { row.loss };
                     (row.iteration as f64, y)
                 })
-                .collect(),
-            colour: i,
+                .collect()
         })
         .collect();
+    let y_cap = cap_of(&curves);
+    let mut cut_any = false;
+    let series: Vec<Series> = runs
+        .iter()
+        .zip(curves)
+        .enumerate()
+        .map(|(i, (r, curve))| {
+            let (points, cut) = cut_above(curve, y_cap);
+            let mut label = label(&r.outcome);
+            if let Some(k) = cut {
+                label.push_str(&format!(" (cut at k = {k})"));
+                cut_any = true;
+            }
+            Series {
+                label,
+                points,
+                colour: i,
+            }
+        })
+        .collect();
+    let y_cut = if cut_any {
+        format!(
+            " Curves that pass {CUT_ABOVE_START} times the largest starting value are cut there (the legend says where): they are diverging."
+        )
+    } else {
+        String::new()
+    };
     let model = &prepared.model.name;
     let cut = cap.map_or(String::new(), |c| {
         format!(" The x axis stops at iteration {c} (four times the longest converged run); the runs still going there continue to the iteration counts of the table.")
@@ -223,7 +290,7 @@ fn per_iteration(prepared: &Prepared, runs: &[Run], gradient: bool) -> Made {
         Ok(drawing(
             "Gradient norm per iteration".into(),
             format!(
-                "Log scale: linear convergence (gradient descent and its relatives) is a straight line whose slope is set by the condition number; Newton's quadratic convergence is a cliff.{cut}"
+                "Log scale: linear convergence (gradient descent and its relatives) is a straight line whose slope is set by the condition number; Newton's quadratic convergence is a cliff.{cut}{y_cut}"
             ),
             svg,
         ))
@@ -249,7 +316,7 @@ fn per_iteration(prepared: &Prepared, runs: &[Run], gradient: bool) -> Made {
         Ok(drawing(
             "Loss per iteration".into(),
             format!(
-                "Every optimizer from the same start ({} y axis); the grey line is the lowest loss any converged run reached.{cut}",
+                "Every optimizer from the same start ({} y axis); the grey line is the lowest loss any converged run reached.{cut}{y_cut}",
                 if scale == Scale::Log {
                     "log"
                 } else {
@@ -282,20 +349,14 @@ fn paths_of(runs: &[Run]) -> Vec<(Series, bool)> {
         .collect()
 }
 
-/// The window: every point of the runs that did not diverge, and the
-/// start, padded by 15 %.
-fn window(prepared: &Prepared, paths: &[(Series, bool)]) -> ((f64, f64), (f64, f64)) {
-    let points = paths
-        .iter()
-        .filter(|(_, bounded)| *bounded)
-        .flat_map(|(s, _)| s.points.iter().copied())
-        .chain(std::iter::once((prepared.start[0], prepared.start[1])))
-        .filter(|(x, y)| x.is_finite() && y.is_finite());
+/// The bounding box of some points, padded by 15 % of its width (at least
+/// a little, so a single point gets a window too).
+fn padded_box(points: impl Iterator<Item = (f64, f64)>) -> Window {
     let (mut x, mut y) = (
         (f64::INFINITY, f64::NEG_INFINITY),
         (f64::INFINITY, f64::NEG_INFINITY),
     );
-    for (a, b) in points {
+    for (a, b) in points.filter(|(a, b)| a.is_finite() && b.is_finite()) {
         x = (x.0.min(a), x.1.max(a));
         y = (y.0.min(b), y.1.max(b));
     }
@@ -304,12 +365,65 @@ fn window(prepared: &Prepared, paths: &[(Series, bool)]) -> ((f64, f64), (f64, f
         let middle = (lo + hi) / 2.0;
         (middle - 0.65 * width, middle + 0.65 * width)
     };
-    (pad(x), pad(y))
+    Window {
+        x: pad(x),
+        y: pad(y),
+    }
 }
 
-fn contour(prepared: &Prepared, paths: &[(Series, bool)], title: &str) -> Result<String, String> {
+/// The points of the runs that did not diverge, and the start.
+fn path_points<'a>(
+    prepared: &'a Prepared,
+    paths: &'a [(Series, bool)],
+) -> impl Iterator<Item = (f64, f64)> + 'a {
+    paths
+        .iter()
+        .filter(|(_, bounded)| *bounded)
+        .flat_map(|(s, _)| s.points.iter().copied())
+        .chain(std::iter::once((prepared.start[0], prepared.start[1])))
+}
+
+/// How much wider than the paths' window the search for stationary points
+/// looks, each way: far enough for the minima a class compares (all four of
+/// Himmelblau's from a path to one of them), near enough to stay the
+/// neighbourhood of the paths.
+const SEARCH_WIDTHS: f64 = 2.0;
+
+/// The window of a contour figure and the stationary points in it: the
+/// given window, or the paths (and the start) and every stationary point
+/// found within [`SEARCH_WIDTHS`] of them.
+fn view(
+    prepared: &Prepared,
+    objective: &dyn Objective,
+    paths: &[(Series, bool)],
+    options: &FigureOptions,
+) -> (Window, Vec<Marker>) {
+    if let Some(w) = options.window {
+        return (w, stationary_points(objective, w));
+    }
+    let around = padded_box(path_points(prepared, paths));
+    let widen = |(lo, hi): (f64, f64)| {
+        let w = hi - lo;
+        (lo - SEARCH_WIDTHS * w, hi + SEARCH_WIDTHS * w)
+    };
+    let search = Window {
+        x: widen(around.x),
+        y: widen(around.y),
+    };
+    let found = stationary_points(objective, search);
+    let window = padded_box(path_points(prepared, paths).chain(found.iter().map(|m| m.at)));
+    (window, found)
+}
+
+fn contour(
+    prepared: &Prepared,
+    paths: &[(Series, bool)],
+    options: &FigureOptions,
+    title: &str,
+) -> Result<String, String> {
     let objective = prepared.objective();
-    let (wx, wy) = window(prepared, paths);
+    let (window, stationary) = view(prepared, &objective, paths, options);
+    let (wx, wy) = (window.x, window.y);
     // 120 × 120 evaluations of L, fewer for big data sets (each evaluation
     // is a pass over every row): at most about 5·10⁸ row evaluations.
     let rows = prepared.data.rows.max(1) as f64;
@@ -319,7 +433,7 @@ fn contour(prepared: &Prepared, paths: &[(Series, bool)], title: &str) -> Result
         at: (prepared.start[0], prepared.start[1]),
         kind: MarkerKind::Start,
     }];
-    markers.extend(stationary_points(&objective, wx, wy));
+    markers.extend(stationary);
     let series: Vec<Series> = paths.iter().map(|(s, _)| s.clone()).collect();
     let params = &prepared.model.params;
     contour_chart(&ContourChart {
@@ -333,19 +447,24 @@ fn contour(prepared: &Prepared, paths: &[(Series, bool)], title: &str) -> Result
     .map_err(|e| e.to_string())
 }
 
-/// Stationary points in the window: pure Newton on ∇L = 0 from a 7 × 7
-/// grid of starts, kept when ‖∇L‖∞ is tiny, told apart by the Hessian's
-/// eigenvalues (both positive: minimum; mixed: saddle; both negative:
-/// maximum).
-fn stationary_points(objective: &dyn Objective, wx: (f64, f64), wy: (f64, f64)) -> Vec<Marker> {
+/// Newton starts per side of the window in the search for stationary points.
+const STARTS_PER_SIDE: usize = 15;
+
+/// Stationary points in the window: pure Newton on ∇L = 0 from a grid of
+/// starts ([`STARTS_PER_SIDE`]²), kept when ‖∇L‖∞ is tiny, told apart by
+/// the Hessian's eigenvalues (both positive: minimum; mixed: saddle; both
+/// negative: maximum).
+fn stationary_points(objective: &dyn Objective, window: Window) -> Vec<Marker> {
+    let (wx, wy) = (window.x, window.y);
     let mut found: Vec<Marker> = Vec::new();
     let scale = (wx.1 - wx.0).max(wy.1 - wy.0);
     let (mut g, mut h) = ([0.0; 2], [0.0; 4]);
-    for i in 0..7 {
-        for j in 0..7 {
+    let n = STARTS_PER_SIDE;
+    for i in 0..n {
+        for j in 0..n {
             let mut t = [
-                wx.0 + (wx.1 - wx.0) * (i as f64 + 0.5) / 7.0,
-                wy.0 + (wy.1 - wy.0) * (j as f64 + 0.5) / 7.0,
+                wx.0 + (wx.1 - wx.0) * (i as f64 + 0.5) / n as f64,
+                wy.0 + (wy.1 - wy.0) * (j as f64 + 0.5) / n as f64,
             ];
             for _ in 0..60 {
                 objective.loss_grad_hess(&t, Batch::Full, &mut g, &mut h);
@@ -501,31 +620,84 @@ fn lipschitz(prepared: &Prepared, settings: &Settings) -> Result<f64, String> {
     }
 }
 
-fn lr_sweep(prepared: &Prepared, settings: &Settings, stopping: &Stopping) -> Made {
+/// How far above its start a curve may go before it is cut: a run whose
+/// loss (or gradient norm) grows past this multiple of the largest start
+/// value among the curves is diverging, and drawing it further would
+/// stretch the y axis to 10⁹⁰ and flatten every other curve.
+const CUT_ABOVE_START: f64 = 10.0;
+
+/// The points of a curve up to where it leaves the figure (the first value
+/// above `cap`), and the iteration it was cut at, if it was.
+fn cut_above(points: Vec<(f64, f64)>, cap: f64) -> (Vec<(f64, f64)>, Option<f64>) {
+    match points.iter().position(|(_, y)| y.is_nan() || *y > cap) {
+        Some(k) => {
+            let at = points[k].0;
+            (points.into_iter().take(k).collect(), Some(at))
+        }
+        None => (points, None),
+    }
+}
+
+/// The cap of a set of curves: [`CUT_ABOVE_START`] times the largest
+/// absolute first value (none when no curve has a finite one).
+fn cap_of(curves: &[Vec<(f64, f64)>]) -> f64 {
+    let start = curves
+        .iter()
+        .filter_map(|c| c.first().map(|p| p.1.abs()))
+        .filter(|y| y.is_finite())
+        .fold(0.0f64, f64::max);
+    if start > 0.0 {
+        CUT_ABOVE_START * start
+    } else {
+        f64::INFINITY
+    }
+}
+
+fn lr_sweep(prepared: &Prepared, runs: &[Run], settings: &Settings, stopping: &Stopping) -> Made {
     let l = lipschitz(prepared, settings)?;
-    let mut series = Vec::new();
-    for (i, (c, intent)) in [
-        (0.1, "too small"),
-        (1.0, "good"),
-        (1.9, "too large"),
-        (2.5, "far too large"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    let factors = [0.1, 1.0, 1.9, 2.5];
+    let mut sweep = Vec::new();
+    for c in factors {
         let settings = Settings {
             lr: Some(c / l),
             ..settings.clone()
         };
-        let run = descend(prepared, "gd", &settings, stopping)?;
-        series.push(Series {
-            label: format!("α = {c}/L ({intent}) — {}", run.outcome.status.as_str()),
-            points: run
-                .history
+        sweep.push(descend(prepared, "gd", &settings, stopping)?);
+    }
+    // The optimum: the best converged run of the comparison or the sweep;
+    // the curvature there decides which steps can settle.
+    let optimum = best_converged(
+        runs.iter()
+            .map(|r| &r.outcome)
+            .chain(sweep.iter().map(|r| &r.outcome)),
+    )
+    .map(|o| o.theta.clone());
+    let l_optimum = optimum
+        .map(|t| hessian_spectrum(&prepared.objective(), &t).1)
+        .filter(|v| v.is_finite() && *v > 0.0);
+    let curves: Vec<Vec<(f64, f64)>> = sweep
+        .iter()
+        .map(|run| {
+            run.history
                 .rows
                 .iter()
                 .map(|r| (r.iteration as f64, r.loss))
-                .collect(),
+                .collect()
+        })
+        .collect();
+    let cap = cap_of(&curves);
+    let mut series = Vec::new();
+    let mut cut_any = false;
+    for (i, ((c, run), curve)) in factors.iter().zip(&sweep).zip(curves).enumerate() {
+        let (points, cut) = cut_above(curve, cap);
+        let mut label = format!("α = {c}/L — {}", run.outcome.status.as_str());
+        if let Some(k) = cut {
+            label.push_str(&format!(" (cut at k = {k}: L above {cap:.3e})"));
+            cut_any = true;
+        }
+        series.push(Series {
+            label,
+            points,
             colour: i,
         });
     }
@@ -543,16 +715,38 @@ fn lr_sweep(prepared: &Prepared, settings: &Settings, stopping: &Stopping) -> Ma
         reference: None,
     })
     .map_err(|e| e.to_string())?;
-    Ok(drawing(
-        "Learning-rate sweep".into(),
-        format!(
-            "Gradient descent with α = c/L, L = λ_max(∇²L(θ₀)) = {l:.4e}: a small step crawls, 1/L descends steadily, beyond 2/L the iterates overshoot along the steepest direction and the loss oscillates or grows. The legend gives how each run ended."
-        ),
-        svg,
-    ))
+    let mut caption = format!(
+        "Gradient descent with α = c/L, L = λ_max(∇²L(θ₀)) = {l:.4e}, for c = 0.1, 1, 1.9, 2.5. On a quadratic, α < 2/L descends (slowly for a small step) and beyond 2/L the iterates overshoot along the steepest direction and the loss grows. The legend gives how each run ended."
+    );
+    if let Some(l_star) = l_optimum {
+        let unstable: Vec<String> = factors
+            .iter()
+            .filter(|&&c| c < 2.0 && c / l >= 2.0 / l_star)
+            .map(|c| format!("{c}/L"))
+            .collect();
+        if !unstable.is_empty() {
+            caption.push_str(&format!(
+                " Here the curvature grows away from θ₀: λ_max at the optimum is {l_star:.4e}, so steps above 2/λ_max(θ*) = {:.4e} cannot settle there, and α = {} — stable at θ₀ — {} unstable at the optimum.",
+                2.0 / l_star,
+                unstable.join(" and "),
+                if unstable.len() == 1 { "is" } else { "are" }
+            ));
+        }
+    }
+    if cut_any {
+        caption.push_str(&format!(
+            " Curves are cut where the loss passes {CUT_ABOVE_START} times its start (the legend says where), so a diverging run does not flatten the others."
+        ));
+    }
+    Ok(drawing("Learning-rate sweep".into(), caption, svg))
 }
 
-fn sgd_paths(prepared: &Prepared, settings: &Settings, stopping: &Stopping) -> Made {
+fn sgd_paths(
+    prepared: &Prepared,
+    settings: &Settings,
+    stopping: &Stopping,
+    options: &FigureOptions,
+) -> Made {
     let l = lipschitz(prepared, settings)?;
     let mut runs = Vec::new();
     for (name, batch) in [("gd", None), ("minibatch", Some(32)), ("sgd", Some(1))] {
@@ -577,7 +771,7 @@ fn sgd_paths(prepared: &Prepared, settings: &Settings, stopping: &Stopping) -> M
         "{}: full batch, mini-batch and SGD paths",
         prepared.model.name
     );
-    let svg = contour(prepared, &paths, &title)?;
+    let svg = contour(prepared, &paths, options, &title)?;
     Ok(drawing(
         "GD vs SGD vs mini-batch".into(),
         "One point per epoch: the full gradient moves straight down the valley, mini-batch and single-sample gradients are noisy estimates of it, so their paths wander and settle into a cloud around the minimum whose size shrinks with the step.".into(),
@@ -648,7 +842,8 @@ pub fn committed_figures() -> Result<Vec<(String, String)>, miette::Report> {
             true,
             &mut |_| None,
         )?;
-        let (drawn, notes) = draw(&prepared, &runs, &settings, &stopping, &kinds);
+        let options = FigureOptions::default();
+        let (drawn, notes) = draw(&prepared, &runs, &settings, &stopping, &kinds, &options);
         if let Some(n) = notes.first() {
             return Err(miette::miette!("{}: {n}", model.name));
         }
