@@ -6,6 +6,7 @@ use crate::output::Failure;
 use clap::ValueEnum;
 use hessforge_driver::Problem;
 use hessforge_driver::figures::{FigureKind, FigureOptions};
+use hessforge_optim::Stopping;
 use hessforge_symbolic::render::Format;
 use std::path::PathBuf;
 
@@ -130,17 +131,24 @@ impl HyperArgs {
     }
 }
 
+/// The default of `--tol`, as `1e-8` rather than `0.00000001`.
+fn default_grad_tol() -> &'static str {
+    static TEXT: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("{:e}", Stopping::default().grad_tol));
+    &TEXT
+}
+
 /// Stopping rules.
 #[derive(clap::Args)]
 pub struct StopArgs {
     /// Iterations (epochs for mini-batch runs).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = Stopping::default().max_iters)]
     max_iters: u64,
     /// Stop when ‖∇L‖∞ ≤ TOL.
-    #[arg(long, default_value_t = 1e-8)]
+    #[arg(long, default_value = default_grad_tol())]
     tol: f64,
     /// Stop when the relative loss change ≤ FTOL (0: off).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = Stopping::default().loss_change_tol)]
     ftol: f64,
     /// Stop after this many seconds.
     #[arg(long)]

@@ -7,7 +7,9 @@
 
 use crate::problem::Prepared;
 use crate::run::{Run, best_converged, fit, hessian_spectrum, optimizer};
-use hessforge_optim::{Batch, History, Objective, Outcome, Settings, Status, Stopping};
+use hessforge_optim::{
+    Batch, Family, History, Objective, Optimizer, Outcome, Settings, Status, Stopping,
+};
 use hessforge_report::{
     ContourChart, Figure, Grid, LineChart, Marker, MarkerKind, Reference, Scale, Series,
     contour_chart, line_chart, schedule_chart,
@@ -517,7 +519,10 @@ fn curvature(prepared: &Prepared, runs: &[Run]) -> Made {
     let newton: Vec<&Run> = runs
         .iter()
         .filter(|r| {
-            r.outcome.optimizer.starts_with("newton") || r.outcome.optimizer == "gauss-newton"
+            r.outcome
+                .optimizer
+                .parse::<Optimizer>()
+                .is_ok_and(|o| o.family() == Family::NewtonType)
         })
         .filter(|r| {
             r.history

@@ -6,7 +6,7 @@
 use crate::backend::loss_is_square;
 use crate::problem::{OptionError, Prepared, option_error};
 use hessforge_optim::{
-    CATALOG, History, Method, Objective, Observer, Outcome, Settings, Stopping, build, catalog,
+    CATALOG, History, Method, Objective, Observer, Optimizer, Outcome, Settings, Stopping, build,
     minimize,
 };
 use hessforge_spec::Model;
@@ -75,21 +75,28 @@ pub fn optimum_spectrum(prepared: &Prepared, outcomes: &[Outcome]) -> Option<Spe
 /// Set L = λ_max(H(θ₀)) in `settings` — once, from one Hessian pass — when
 /// any of these optimizers takes its default step 1/L.
 pub fn start_curvature(settings: &mut Settings, names: &[&str], prepared: &Prepared) {
-    if names.iter().any(|n| catalog::wants_curvature(n, settings)) {
+    let wants = |n: &&str| {
+        n.parse::<Optimizer>()
+            .is_ok_and(|o| o.wants_curvature(settings))
+    };
+    if names.iter().any(wants) {
         settings.curvature = Some(hessian_spectrum(&prepared.objective(), &prepared.start).1);
     }
 }
 
 /// Make an optimizer (after [`start_curvature`], for the 1/L defaults).
 pub fn optimizer(name: &str, settings: &Settings) -> Result<Box<dyn Method>, OptionError> {
-    build(name, settings).map_err(|e| {
-        let hint = match e {
-            hessforge_optim::BuildError::Unknown(_) => {
-                "`hessforge optimizers` lists them with their update rules".to_string()
-            }
-            _ => "see `hessforge optimizers` for each hyper-parameter's range".to_string(),
-        };
-        option_error("--optimizer", e.to_string(), hint)
+    build(name, settings).map_err(|e| match e {
+        hessforge_optim::BuildError::OutOfRange { flag, .. } => option_error(
+            flag,
+            e.to_string(),
+            "see `hessforge optimizers` for each hyper-parameter's range",
+        ),
+        _ => option_error(
+            "--optimizer",
+            e.to_string(),
+            "`hessforge optimizers` lists them with their update rules",
+        ),
     })
 }
 
@@ -164,8 +171,8 @@ pub fn default_comparison(model: &Model) -> Vec<&'static str> {
     let square = loss_is_square(model);
     CATALOG
         .iter()
-        .filter(|e| !e.stochastic && (e.name != "gauss-newton" || square))
-        .map(|e| e.name)
+        .filter(|e| !e.stochastic && (e.optimizer != Optimizer::GaussNewton || square))
+        .map(|e| e.name())
         .collect()
 }
 

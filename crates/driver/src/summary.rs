@@ -5,7 +5,7 @@
 
 use crate::problem::Prepared;
 use crate::run::Spectrum;
-use hessforge_optim::{CATALOG, History, Outcome};
+use hessforge_optim::{CATALOG, Family, History, Outcome, Stopping};
 use serde::Serialize;
 
 /// The JSON document of `run --json` (DESIGN.md's contract and more).
@@ -235,7 +235,12 @@ fn sorted(outcomes: &[Outcome]) -> Vec<&Outcome> {
 pub fn catalogue(latex: bool) -> String {
     let mut s = String::new();
     for e in CATALOG {
-        s.push_str(&format!("{} — {}\n", e.name, e.summary));
+        s.push_str(&format!(
+            "{} — {} ({})\n",
+            e.name(),
+            e.summary,
+            family(e.family)
+        ));
         s.push_str(&format!(
             "  rule        {}\n",
             if latex { e.latex } else { e.rule }
@@ -243,17 +248,30 @@ pub fn catalogue(latex: bool) -> String {
         for h in e.hypers {
             s.push_str(&format!(
                 "  {:<18} default {}; {}\n",
-                h.flag, h.default, h.range
+                h.flag,
+                h.default,
+                h.range.text()
             ));
         }
         s.push_str(&format!("  convention  {}\n", e.convention));
         s.push_str(&format!("  source      {}\n\n", e.source));
     }
-    s.push_str(
-        "Stopping (all): --max-iters (10000; epochs for mini-batch runs), --tol on ‖∇L‖∞ (1e-8), --ftol on the relative loss change (off), --time-limit SECONDS (none), --target-loss L (none: stop as converged once the loss ≤ L).\n\
+    let stop = Stopping::default();
+    s.push_str(&format!(
+        "Stopping (all): --max-iters ({}; epochs for mini-batch runs), --tol on ‖∇L‖∞ ({:e}), --ftol on the relative loss change (off), --time-limit SECONDS (none), --target-loss L (none: stop as converged once the loss ≤ L).\n\
          A small gradient where the Hessian is not positive semi-definite ends as saddle_point or maximum, never converged.\n",
-    );
+        stop.max_iters, stop.grad_tol
+    ));
     s
+}
+
+/// A family as the catalogue names it.
+fn family(f: Family) -> &'static str {
+    match f {
+        Family::FirstOrder => "first-order",
+        Family::NewtonType => "Newton-type",
+        Family::QuasiNewton => "quasi-Newton",
+    }
 }
 
 /// The comparison section of the report page (Markdown): the data, the

@@ -10,22 +10,138 @@ use crate::quasi_newton::QuasiNewton;
 use crate::schedule::Schedule;
 use crate::trust_region::TrustRegion;
 
-/// A hyper-parameter as documented.
+/// Every optimizer hessforge has; [`Optimizer::entry`] documents each and
+/// [`Optimizer::build`] makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Optimizer {
+    /// Gradient descent, full batch.
+    Gd,
+    /// Stochastic gradient descent (one row per update).
+    Sgd,
+    /// Mini-batch gradient descent.
+    Minibatch,
+    /// Heavy-ball momentum.
+    Momentum,
+    /// Nesterov's accelerated gradient.
+    Nesterov,
+    /// AdaGrad.
+    AdaGrad,
+    /// RMSProp.
+    RmsProp,
+    /// Adam (L2 weight decay).
+    Adam,
+    /// AdamW (decoupled weight decay).
+    AdamW,
+    /// Newton's method, unit step.
+    Newton,
+    /// Newton with a backtracking line search.
+    NewtonDamped,
+    /// Levenberg–Marquardt.
+    NewtonLm,
+    /// Saddle-free Newton (|H|).
+    NewtonSaddleFree,
+    /// Newton in a trust region (Steihaug–CG).
+    NewtonTr,
+    /// Gauss–Newton (squared losses).
+    GaussNewton,
+    /// BFGS.
+    Bfgs,
+    /// L-BFGS.
+    Lbfgs,
+}
+
+/// How an optimizer uses the derivatives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// The gradient only (and its history).
+    FirstOrder,
+    /// The Hessian (or the Gauss–Newton matrix) at every iterate.
+    NewtonType,
+    /// A curvature model built from gradients (BFGS, L-BFGS).
+    QuasiNewton,
+}
+
+/// A hyper-parameter's default.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DefaultValue {
+    /// This number.
+    Number(f64),
+    /// A step computed from L = λ_max(∇²L(θ₀)), described in words (the
+    /// driver computes L when an optimizer with this default runs).
+    FromCurvature(&'static str),
+    /// Not a number (a schedule, a form, a batch size), in words.
+    Described(&'static str),
+}
+
+impl std::fmt::Display for DefaultValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DefaultValue::Number(x) if *x != 0.0 && x.abs() < 1e-2 => write!(f, "{x:e}"),
+            DefaultValue::Number(x) => write!(f, "{x}"),
+            DefaultValue::FromCurvature(text) | DefaultValue::Described(text) => f.write_str(text),
+        }
+    }
+}
+
+/// The values a hyper-parameter may take.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Range {
+    /// x > 0.
+    Positive,
+    /// x ≥ 0.
+    NonNegative,
+    /// 0 ≤ x < 1.
+    Unit,
+    /// x ≥ 1.
+    AtLeastOne,
+    /// Not a number range (a syntax, a choice), in words.
+    Described(&'static str),
+}
+
+impl Range {
+    /// Whether a finite `x` is in the range (a described range holds
+    /// every number: the parser of its syntax checks it).
+    pub fn contains(self, x: f64) -> bool {
+        x.is_finite()
+            && match self {
+                Range::Positive => x > 0.0,
+                Range::NonNegative => x >= 0.0,
+                Range::Unit => (0.0..1.0).contains(&x),
+                Range::AtLeastOne => x >= 1.0,
+                Range::Described(_) => true,
+            }
+    }
+
+    /// The range as `hessforge optimizers` prints it.
+    pub fn text(self) -> &'static str {
+        match self {
+            Range::Positive => "> 0",
+            Range::NonNegative => "≥ 0",
+            Range::Unit => "[0, 1)",
+            Range::AtLeastOne => "≥ 1",
+            Range::Described(text) => text,
+        }
+    }
+}
+
+/// A hyper-parameter: its flag, default and valid range.
 #[derive(Debug, Clone, Copy)]
 pub struct Hyper {
     /// The CLI flag.
     pub flag: &'static str,
-    /// Its default, in words.
-    pub default: &'static str,
-    /// Valid range.
-    pub range: &'static str,
+    /// Its default.
+    pub default: DefaultValue,
+    /// Valid values.
+    pub range: Range,
 }
 
 /// One optimizer's documentation.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry {
-    /// The name (`--optimizer NAME`).
-    pub name: &'static str,
+    /// The optimizer.
+    pub optimizer: Optimizer,
+    /// How it uses the derivatives.
+    pub family: Family,
     /// One line.
     pub summary: &'static str,
     /// The update rule, plain text.
@@ -44,39 +160,39 @@ pub struct Entry {
 
 const LR_1_OVER_L: Hyper = Hyper {
     flag: "--lr",
-    default: "1/L, L = largest Hessian eigenvalue at θ₀",
-    range: "> 0",
+    default: DefaultValue::FromCurvature("1/L, L = largest Hessian eigenvalue at θ₀"),
+    range: Range::Positive,
 };
 const RHO: Hyper = Hyper {
     flag: "--momentum",
-    default: "0.9",
-    range: "[0, 1)",
+    default: DefaultValue::Number(0.9),
+    range: Range::Unit,
 };
 const EPS: Hyper = Hyper {
     flag: "--eps",
-    default: "1e-8",
-    range: "≥ 0",
+    default: DefaultValue::Number(1e-8),
+    range: Range::NonNegative,
 };
 const SCHEDULE: Hyper = Hyper {
     flag: "--schedule",
-    default: "constant",
-    range: crate::schedule::SCHEDULE_SYNTAX,
+    default: DefaultValue::Described("constant"),
+    range: Range::Described(crate::schedule::SCHEDULE_SYNTAX),
 };
 const BATCH: Hyper = Hyper {
     flag: "--batch-size",
-    default: "full batch (sgd: 1, minibatch: 32)",
-    range: "1..N; with --seed for the shuffles",
+    default: DefaultValue::Described("full batch (sgd: 1, minibatch: 32)"),
+    range: Range::Described("1..N; with --seed for the shuffles"),
 };
 const BETAS: [Hyper; 2] = [
     Hyper {
         flag: "--beta1",
-        default: "0.9",
-        range: "[0, 1)",
+        default: DefaultValue::Number(0.9),
+        range: Range::Unit,
     },
     Hyper {
         flag: "--beta2",
-        default: "0.999",
-        range: "[0, 1)",
+        default: DefaultValue::Number(0.999),
+        range: Range::Unit,
     },
 ];
 
@@ -87,7 +203,8 @@ macro_rules! hypers {
 /// Every optimizer, in the order `optimizers` lists them.
 pub const CATALOG: &[Entry] = &[
     Entry {
-        name: "gd",
+        optimizer: Optimizer::Gd,
+        family: Family::FirstOrder,
         summary: "gradient descent, full batch",
         rule: "θ ← θ − α ∇L(θ)",
         latex: r"\theta \leftarrow \theta - \alpha \nabla L(\theta)",
@@ -97,15 +214,16 @@ pub const CATALOG: &[Entry] = &[
         stochastic: false,
     },
     Entry {
-        name: "sgd",
+        optimizer: Optimizer::Sgd,
+        family: Family::FirstOrder,
         summary: "stochastic gradient descent: one row per update, reshuffled every epoch",
         rule: "for each row i (shuffled): θ ← θ − α ∇ℓᵢ(θ)",
         latex: r"\theta \leftarrow \theta - \alpha \nabla \ell_i(\theta)",
         hypers: hypers![
             Hyper {
                 flag: "--lr",
-                default: "0.01",
-                range: "> 0"
+                default: DefaultValue::Number(0.01),
+                range: Range::Positive
             },
             SCHEDULE,
             BATCH
@@ -115,15 +233,16 @@ pub const CATALOG: &[Entry] = &[
         stochastic: true,
     },
     Entry {
-        name: "minibatch",
+        optimizer: Optimizer::Minibatch,
+        family: Family::FirstOrder,
         summary: "mini-batch gradient descent, reshuffled every epoch",
         rule: "for each batch B (shuffled): θ ← θ − α (1/|B|) Σ_{i∈B} ∇ℓᵢ(θ)",
         latex: r"\theta \leftarrow \theta - \frac{\alpha}{|B|} \sum_{i \in B} \nabla \ell_i(\theta)",
         hypers: hypers![
             Hyper {
                 flag: "--lr",
-                default: "0.01",
-                range: "> 0"
+                default: DefaultValue::Number(0.01),
+                range: Range::Positive
             },
             SCHEDULE,
             BATCH
@@ -133,21 +252,22 @@ pub const CATALOG: &[Entry] = &[
         stochastic: true,
     },
     Entry {
-        name: "momentum",
+        optimizer: Optimizer::Momentum,
+        family: Family::FirstOrder,
         summary: "heavy-ball momentum",
         rule: "v ← ρ v + g;  θ ← θ − α v      (--momentum-form average: v ← β v + (1 − β) g)",
         latex: r"v \leftarrow \rho v + \nabla L(\theta), \quad \theta \leftarrow \theta - \alpha v",
         hypers: hypers![
             Hyper {
                 flag: "--lr",
-                default: "(1 − ρ)/L (classic), 1/L (average)",
-                range: "> 0"
+                default: DefaultValue::FromCurvature("(1 − ρ)/L (classic), 1/L (average)"),
+                range: Range::Positive
             },
             RHO,
             Hyper {
                 flag: "--momentum-form",
-                default: "classic",
-                range: "classic | average"
+                default: DefaultValue::Described("classic"),
+                range: Range::Described("classic | average")
             },
             SCHEDULE,
             BATCH
@@ -157,7 +277,8 @@ pub const CATALOG: &[Entry] = &[
         stochastic: false,
     },
     Entry {
-        name: "nesterov",
+        optimizer: Optimizer::Nesterov,
+        family: Family::FirstOrder,
         summary: "Nesterov momentum (look-ahead), in the rearranged form",
         rule: "v_prev ← v;  v ← ρ v − α g;  θ ← θ − ρ v_prev + (1 + ρ) v",
         latex: r"v' = \rho v - \alpha \nabla L(\theta), \quad \theta \leftarrow \theta - \rho v + (1+\rho) v'",
@@ -167,15 +288,16 @@ pub const CATALOG: &[Entry] = &[
         stochastic: false,
     },
     Entry {
-        name: "adagrad",
+        optimizer: Optimizer::AdaGrad,
+        family: Family::FirstOrder,
         summary: "per-coordinate rates from the sum of squared gradients",
         rule: "s ← s + g²;  θ ← θ − α g / (√s + ε)",
         latex: r"s \leftarrow s + g^2, \quad \theta \leftarrow \theta - \frac{\alpha\, g}{\sqrt{s} + \epsilon}",
         hypers: hypers![
             Hyper {
                 flag: "--lr",
-                default: "0.1",
-                range: "> 0"
+                default: DefaultValue::Number(0.1),
+                range: Range::Positive
             },
             EPS,
             SCHEDULE,
@@ -186,20 +308,21 @@ pub const CATALOG: &[Entry] = &[
         stochastic: false,
     },
     Entry {
-        name: "rmsprop",
+        optimizer: Optimizer::RmsProp,
+        family: Family::FirstOrder,
         summary: "AdaGrad with a decaying average of squared gradients",
         rule: "s ← γ s + (1 − γ) g²;  θ ← θ − α g / (√s + ε)",
         latex: r"s \leftarrow \gamma s + (1-\gamma) g^2, \quad \theta \leftarrow \theta - \frac{\alpha\, g}{\sqrt{s} + \epsilon}",
         hypers: hypers![
             Hyper {
                 flag: "--lr",
-                default: "0.01",
-                range: "> 0"
+                default: DefaultValue::Number(0.01),
+                range: Range::Positive
             },
             Hyper {
                 flag: "--decay",
-                default: "0.9",
-                range: "[0, 1)"
+                default: DefaultValue::Number(0.9),
+                range: Range::Unit
             },
             EPS,
             SCHEDULE,
@@ -210,23 +333,24 @@ pub const CATALOG: &[Entry] = &[
         stochastic: false,
     },
     Entry {
-        name: "adam",
+        optimizer: Optimizer::Adam,
+        family: Family::FirstOrder,
         summary: "Adam with bias correction; weight decay in the L2 form",
         rule: "g ← g + λθ;  m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  m̂ = m/(1−β₁ᵗ);  v̂ = v/(1−β₂ᵗ);  θ ← θ − α m̂/(√v̂ + ε)",
         latex: r"\hat m = \frac{m}{1-\beta_1^t},\ \hat v = \frac{v}{1-\beta_2^t}, \quad \theta \leftarrow \theta - \frac{\alpha\, \hat m}{\sqrt{\hat v} + \epsilon}",
         hypers: hypers![
             Hyper {
                 flag: "--lr",
-                default: "0.01",
-                range: "> 0"
+                default: DefaultValue::Number(0.01),
+                range: Range::Positive
             },
             BETAS[0],
             BETAS[1],
             EPS,
             Hyper {
                 flag: "--weight-decay",
-                default: "0",
-                range: "≥ 0"
+                default: DefaultValue::Number(0.0),
+                range: Range::NonNegative
             },
             SCHEDULE,
             BATCH
@@ -236,23 +360,24 @@ pub const CATALOG: &[Entry] = &[
         stochastic: false,
     },
     Entry {
-        name: "adamw",
+        optimizer: Optimizer::AdamW,
+        family: Family::FirstOrder,
         summary: "Adam with decoupled weight decay",
         rule: "m, v, m̂, v̂ as Adam (no λ in g);  θ ← θ − αλθ − α m̂/(√v̂ + ε)",
         latex: r"\theta \leftarrow \theta - \alpha\lambda\theta - \frac{\alpha\, \hat m}{\sqrt{\hat v} + \epsilon}",
         hypers: hypers![
             Hyper {
                 flag: "--lr",
-                default: "0.01",
-                range: "> 0"
+                default: DefaultValue::Number(0.01),
+                range: Range::Positive
             },
             BETAS[0],
             BETAS[1],
             EPS,
             Hyper {
                 flag: "--weight-decay",
-                default: "0.01",
-                range: "≥ 0"
+                default: DefaultValue::Number(0.01),
+                range: Range::NonNegative
             },
             SCHEDULE,
             BATCH
@@ -262,7 +387,8 @@ pub const CATALOG: &[Entry] = &[
         stochastic: false,
     },
     Entry {
-        name: "newton",
+        optimizer: Optimizer::Newton,
+        family: Family::NewtonType,
         summary: "pure Newton: the full step to the minimiser of the quadratic model",
         rule: "solve H d = −g;  θ ← θ + d",
         latex: r"\theta \leftarrow \theta - H(\theta)^{-1} \nabla L(\theta)",
@@ -272,7 +398,8 @@ pub const CATALOG: &[Entry] = &[
         stochastic: false,
     },
     Entry {
-        name: "newton-damped",
+        optimizer: Optimizer::NewtonDamped,
+        family: Family::NewtonType,
         summary: "Newton direction with a backtracking Armijo line search",
         rule: "solve H d = −g (d ← −g if gᵀd ≥ 0);  θ ← θ + αd, α = 1, ½, ¼, … until L(θ+αd) ≤ L(θ) + 10⁻⁴ α gᵀd",
         latex: r"\theta \leftarrow \theta + \alpha d,\quad H d = -\nabla L,\quad L(\theta+\alpha d) \le L(\theta) + c_1 \alpha \nabla L^\top d",
@@ -282,21 +409,23 @@ pub const CATALOG: &[Entry] = &[
         stochastic: false,
     },
     Entry {
-        name: "newton-lm",
+        optimizer: Optimizer::NewtonLm,
+        family: Family::NewtonType,
         summary: "Levenberg–Marquardt regularised Newton",
         rule: "solve (H + λI) d = −g;  accept if L decreases (λ ← λ/3) else λ ← 4λ and retry",
         latex: r"(H + \lambda I)\, d = -\nabla L",
         hypers: hypers![Hyper {
             flag: "--damping",
-            default: "1e-3",
-            range: "> 0 (initial λ)"
+            default: DefaultValue::Number(1e-3),
+            range: Range::Positive
         }],
         convention: "λ also grows ×10 while H + λI is not positive definite",
         source: "seed 002 (the Hessian's ill-conditioning); Nocedal & Wright §10.3",
         stochastic: false,
     },
     Entry {
-        name: "newton-saddle-free",
+        optimizer: Optimizer::NewtonSaddleFree,
+        family: Family::NewtonType,
         summary: "saddle-free Newton: |H| from the eigendecomposition",
         rule: "H = QΛQᵀ;  d = −Q |Λ|⁻¹ Qᵀ g;  Armijo backtracking",
         latex: r"d = -|H|^{-1} \nabla L,\quad |H| = Q |\Lambda| Q^\top",
@@ -306,21 +435,23 @@ pub const CATALOG: &[Entry] = &[
         stochastic: false,
     },
     Entry {
-        name: "newton-tr",
+        optimizer: Optimizer::NewtonTr,
+        family: Family::NewtonType,
         summary: "trust-region Newton with Steihaug's truncated CG",
         rule: "p ≈ argmin_{‖p‖≤Δ} gᵀp + ½ pᵀHp (CG, stops at the boundary on negative curvature);  ρ = actual/predicted decrease;  accept if ρ > 10⁻⁴;  Δ ← Δ/4 if ρ < ¼, 2Δ if ρ > ¾ at the boundary",
         latex: r"\min_{\|p\| \le \Delta} \nabla L^\top p + \tfrac12 p^\top H p",
         hypers: hypers![Hyper {
             flag: "--radius",
-            default: "1",
-            range: "> 0 (initial Δ)"
+            default: DefaultValue::Number(1.0),
+            range: Range::Positive
         }],
         convention: "Nocedal & Wright Algorithms 4.1 and 7.2",
         source: "seed 002 (Second-Order Optimization)",
         stochastic: false,
     },
     Entry {
-        name: "gauss-newton",
+        optimizer: Optimizer::GaussNewton,
+        family: Family::NewtonType,
         summary: "Gauss–Newton for losses that are a square per row (ℓᵢ = c·rᵢ²), unregularised",
         rule: "G = (1/N) Σ 2c ∇rᵢ∇rᵢᵀ + ∇²R;  solve G d = −g;  Armijo backtracking",
         latex: r"\Big(\tfrac{1}{N}\textstyle\sum_i 2c\, \nabla r_i \nabla r_i^\top + \nabla^2 R\Big)\, d = -\nabla L",
@@ -330,7 +461,8 @@ pub const CATALOG: &[Entry] = &[
         stochastic: false,
     },
     Entry {
-        name: "bfgs",
+        optimizer: Optimizer::Bfgs,
+        family: Family::QuasiNewton,
         summary: "BFGS quasi-Newton with a strong-Wolfe line search",
         rule: "d = −Hₖ g;  θ₊ = θ + αd (Wolfe);  s = θ₊ − θ, y = g₊ − g, ρ = 1/yᵀs;  Hₖ₊₁ = (I − ρsyᵀ)Hₖ(I − ρysᵀ) + ρssᵀ",
         latex: r"H_{k+1} = (I - \rho s y^\top) H_k (I - \rho y s^\top) + \rho s s^\top",
@@ -340,14 +472,15 @@ pub const CATALOG: &[Entry] = &[
         stochastic: false,
     },
     Entry {
-        name: "lbfgs",
+        optimizer: Optimizer::Lbfgs,
+        family: Family::QuasiNewton,
         summary: "limited-memory BFGS (two-loop recursion)",
         rule: "d = −Hₖ g from the last m pairs (s, y) by the two-loop recursion, H⁰ = (sᵀy/yᵀy) I;  strong-Wolfe line search",
         latex: r"d = -H_k \nabla L \text{ from } \{(s_i, y_i)\}_{i=k-m}^{k-1}",
         hypers: hypers![Hyper {
             flag: "--memory",
-            default: "10",
-            range: "≥ 1"
+            default: DefaultValue::Number(10.0),
+            range: Range::AtLeastOne
         }],
         convention: "Nocedal & Wright Algorithm 7.4",
         source: "seed 002 (L-BFGS)",
@@ -355,9 +488,122 @@ pub const CATALOG: &[Entry] = &[
     },
 ];
 
+impl Optimizer {
+    /// Every optimizer, in the catalogue's order.
+    pub fn all() -> impl Iterator<Item = Optimizer> {
+        CATALOG.iter().map(|e| e.optimizer)
+    }
+
+    /// Its catalogue entry.
+    pub fn entry(self) -> &'static Entry {
+        CATALOG
+            .iter()
+            .find(|e| e.optimizer == self)
+            .expect("every optimizer has an entry (tested)")
+    }
+
+    /// The name (`--optimizer NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Optimizer::Gd => "gd",
+            Optimizer::Sgd => "sgd",
+            Optimizer::Minibatch => "minibatch",
+            Optimizer::Momentum => "momentum",
+            Optimizer::Nesterov => "nesterov",
+            Optimizer::AdaGrad => "adagrad",
+            Optimizer::RmsProp => "rmsprop",
+            Optimizer::Adam => "adam",
+            Optimizer::AdamW => "adamw",
+            Optimizer::Newton => "newton",
+            Optimizer::NewtonDamped => "newton-damped",
+            Optimizer::NewtonLm => "newton-lm",
+            Optimizer::NewtonSaddleFree => "newton-saddle-free",
+            Optimizer::NewtonTr => "newton-tr",
+            Optimizer::GaussNewton => "gauss-newton",
+            Optimizer::Bfgs => "bfgs",
+            Optimizer::Lbfgs => "lbfgs",
+        }
+    }
+
+    /// How it uses the derivatives.
+    pub fn family(self) -> Family {
+        self.entry().family
+    }
+
+    /// Whether its default step is computed from L = λ_max(∇²L(θ₀)) — and
+    /// so needs one Hessian pass at the start — with these settings (not
+    /// when `--lr` is given).
+    pub fn wants_curvature(self, s: &Settings) -> bool {
+        s.lr.is_none()
+            && self
+                .entry()
+                .hypers
+                .iter()
+                .any(|h| h.flag == "--lr" && matches!(h.default, DefaultValue::FromCurvature(_)))
+    }
+}
+
+impl std::fmt::Display for Optimizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Optimizer {
+    type Err = BuildError;
+    fn from_str(name: &str) -> Result<Optimizer, BuildError> {
+        Optimizer::all()
+            .find(|o| o.name() == name)
+            .ok_or_else(|| BuildError::Unknown(name.to_string()))
+    }
+}
+
+impl Entry {
+    /// The name (`--optimizer NAME`).
+    pub fn name(&self) -> &'static str {
+        self.optimizer.name()
+    }
+
+    /// The hyper-parameter `flag` of this optimizer.
+    pub fn hyper(&self, flag: &str) -> Option<&'static Hyper> {
+        self.hypers.iter().find(|h| h.flag == flag)
+    }
+
+    /// The value of hyper-parameter `flag`: the one `given`, else its
+    /// default (`computed` for a default computed from the curvature),
+    /// checked against its range.
+    pub fn value(
+        &self,
+        flag: &'static str,
+        given: Option<f64>,
+        computed: Option<f64>,
+    ) -> Result<f64, BuildError> {
+        let hyper = self.hyper(flag).ok_or(BuildError::NotAHyperParameter {
+            optimizer: self.name(),
+            flag,
+        })?;
+        let value = match (given, hyper.default) {
+            (Some(v), _) => v,
+            (None, DefaultValue::Number(v)) => v,
+            (None, _) => computed.unwrap_or(f64::NAN),
+        };
+        if hyper.range.contains(value) {
+            Ok(value)
+        } else {
+            Err(BuildError::OutOfRange {
+                optimizer: self.name(),
+                flag,
+                value,
+                range: hyper.range.text(),
+                default: hyper.default.to_string(),
+            })
+        }
+    }
+}
+
 /// The catalogue entry of `name`.
 pub fn entry(name: &str) -> Option<&'static Entry> {
-    CATALOG.iter().find(|e| e.name == name)
+    name.parse::<Optimizer>().ok().map(Optimizer::entry)
 }
 
 /// Hyper-parameters for [`build`]; `None` means the documented default.
@@ -402,12 +648,23 @@ pub enum BuildError {
     Unknown(String),
     /// A hyper-parameter outside its range.
     OutOfRange {
+        /// The optimizer.
+        optimizer: &'static str,
         /// The flag.
         flag: &'static str,
         /// The value.
         value: f64,
         /// The valid range.
         range: &'static str,
+        /// The default, in words.
+        default: String,
+    },
+    /// A flag the optimizer does not have (a bug of the catalogue).
+    NotAHyperParameter {
+        /// The optimizer.
+        optimizer: &'static str,
+        /// The flag.
+        flag: &'static str,
     },
 }
 
@@ -417,14 +674,23 @@ impl std::fmt::Display for BuildError {
             BuildError::Unknown(n) => write!(
                 f,
                 "unknown optimizer `{n}`; expected one of {}",
-                CATALOG
-                    .iter()
-                    .map(|e| e.name)
+                Optimizer::all()
+                    .map(Optimizer::name)
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            BuildError::OutOfRange { flag, value, range } => {
-                write!(f, "{flag} {value} is out of range: expected {range}")
+            BuildError::OutOfRange {
+                optimizer,
+                flag,
+                value,
+                range,
+                default,
+            } => write!(
+                f,
+                "{optimizer}: {flag} {value} is out of range: expected {range} (the default is {default}; leave {flag} out to use it)"
+            ),
+            BuildError::NotAHyperParameter { optimizer, flag } => {
+                write!(f, "{optimizer} has no hyper-parameter {flag}")
             }
         }
     }
@@ -432,150 +698,225 @@ impl std::fmt::Display for BuildError {
 
 impl std::error::Error for BuildError {}
 
-fn checked(
-    value: Option<f64>,
-    default: f64,
-    flag: &'static str,
-    ok: impl Fn(f64) -> bool,
-    range: &'static str,
-) -> Result<f64, BuildError> {
-    let v = value.unwrap_or(default);
-    if v.is_finite() && ok(v) {
-        Ok(v)
-    } else {
-        Err(BuildError::OutOfRange {
-            flag,
-            value: v,
-            range,
-        })
+/// The optimizer `name` with these settings (see [`Optimizer::build`]).
+pub fn build(name: &str, s: &Settings) -> Result<Box<dyn Method>, BuildError> {
+    name.parse::<Optimizer>()?.build(s)
+}
+
+impl Optimizer {
+    /// Make this optimizer with these settings; every hyper-parameter is
+    /// checked against its catalogue range, and an error names the
+    /// optimizer, the flag, the range and the default.
+    pub fn build(self, s: &Settings) -> Result<Box<dyn Method>, BuildError> {
+        let e = self.entry();
+        // 1/L, or 1e-3 when L is unknown or not positive.
+        let inv_l = Some(s.curvature.filter(|l| *l > 0.0).map_or(1e-3, |l| 1.0 / l));
+        let lr = |computed: Option<f64>| e.value("--lr", s.lr, computed);
+        let rho = || e.value("--momentum", s.momentum, None);
+        let eps = || e.value("--eps", s.eps, None);
+        let adam = |decoupled: bool| -> Result<Rule, BuildError> {
+            Ok(Rule::Adam {
+                beta1: e.value("--beta1", s.beta1, None)?,
+                beta2: e.value("--beta2", s.beta2, None)?,
+                eps: eps()?,
+                weight_decay: e.value("--weight-decay", s.weight_decay, None)?,
+                decoupled,
+                m: vec![],
+                v: vec![],
+                t: 0,
+            })
+        };
+        let (rule, lr, default_batch) = match self {
+            Optimizer::Gd => (Rule::GradientDescent, lr(inv_l)?, None),
+            Optimizer::Sgd => (Rule::GradientDescent, lr(None)?, Some(1)),
+            Optimizer::Minibatch => (Rule::GradientDescent, lr(None)?, Some(32)),
+            Optimizer::Momentum => {
+                let rho = rho()?;
+                let form = if s.momentum_average {
+                    MomentumForm::Average
+                } else {
+                    MomentumForm::Classic
+                };
+                let default = match form {
+                    MomentumForm::Classic => inv_l.map(|i| (1.0 - rho) * i),
+                    MomentumForm::Average => inv_l,
+                };
+                (
+                    Rule::Momentum {
+                        rho,
+                        form,
+                        v: vec![],
+                    },
+                    lr(default)?,
+                    None,
+                )
+            }
+            Optimizer::Nesterov => (
+                Rule::Nesterov {
+                    rho: rho()?,
+                    v: vec![],
+                },
+                lr(inv_l)?,
+                None,
+            ),
+            Optimizer::AdaGrad => (
+                Rule::AdaGrad {
+                    eps: eps()?,
+                    s: vec![],
+                },
+                lr(None)?,
+                None,
+            ),
+            Optimizer::RmsProp => (
+                Rule::RmsProp {
+                    decay: e.value("--decay", s.decay, None)?,
+                    eps: eps()?,
+                    s: vec![],
+                },
+                lr(None)?,
+                None,
+            ),
+            Optimizer::Adam => (adam(false)?, lr(None)?, None),
+            Optimizer::AdamW => (adam(true)?, lr(None)?, None),
+            Optimizer::Newton => return Ok(Box::new(Newton::new(NewtonKind::Pure))),
+            Optimizer::NewtonDamped => return Ok(Box::new(Newton::new(NewtonKind::Damped))),
+            Optimizer::NewtonSaddleFree => {
+                return Ok(Box::new(Newton::new(NewtonKind::SaddleFree)));
+            }
+            Optimizer::GaussNewton => return Ok(Box::new(Newton::new(NewtonKind::GaussNewton))),
+            Optimizer::NewtonLm => {
+                let lambda = e.value("--damping", s.damping, None)?;
+                return Ok(Box::new(
+                    Newton::new(NewtonKind::LevenbergMarquardt).with_lambda(lambda),
+                ));
+            }
+            Optimizer::NewtonTr => {
+                let radius = e.value("--radius", s.radius, None)?;
+                return Ok(Box::new(TrustRegion::new(radius)));
+            }
+            Optimizer::Bfgs => return Ok(Box::new(QuasiNewton::bfgs())),
+            Optimizer::Lbfgs => {
+                let m = e.value("--memory", s.memory.map(|m| m as f64), None)?;
+                return Ok(Box::new(QuasiNewton::lbfgs(m as usize)));
+            }
+        };
+        let batching = match s.batch_size.or(default_batch) {
+            Some(size) if size >= 1 => Batching::MiniBatch { size, seed: s.seed },
+            Some(size) => {
+                return Err(BuildError::OutOfRange {
+                    optimizer: self.name(),
+                    flag: "--batch-size",
+                    value: size as f64,
+                    range: "≥ 1",
+                    default: "full batch (sgd: 1, minibatch: 32)".into(),
+                });
+            }
+            None => Batching::Full,
+        };
+        Ok(Box::new(
+            FirstOrder::new(rule, lr)
+                .with_schedule(s.schedule.clone())
+                .with_batching(batching),
+        ))
     }
 }
 
-/// The optimizer `name` with these settings.
-pub fn build(name: &str, s: &Settings) -> Result<Box<dyn Method>, BuildError> {
-    let unit = |x: f64| (0.0..1.0).contains(&x);
-    let positive = |x: f64| x > 0.0;
-    let inv_l = s.curvature.filter(|l| *l > 0.0).map_or(1e-3, |l| 1.0 / l);
-    let lr = |default: f64| checked(s.lr, default, "--lr", positive, "> 0");
-    let rho = || checked(s.momentum, 0.9, "--momentum", unit, "[0, 1)");
-    let eps = || checked(s.eps, 1e-8, "--eps", |x| x >= 0.0, "≥ 0");
-    let adam = |decoupled: bool, wd_default: f64| -> Result<Rule, BuildError> {
-        Ok(Rule::Adam {
-            beta1: checked(s.beta1, 0.9, "--beta1", unit, "[0, 1)")?,
-            beta2: checked(s.beta2, 0.999, "--beta2", unit, "[0, 1)")?,
-            eps: eps()?,
-            weight_decay: checked(
-                s.weight_decay,
-                wd_default,
-                "--weight-decay",
-                |x| x >= 0.0,
-                "≥ 0",
-            )?,
-            decoupled,
-            m: vec![],
-            v: vec![],
-            t: 0,
-        })
-    };
-    let (rule, lr, default_batch) = match name {
-        "gd" => (Rule::GradientDescent, lr(inv_l)?, None),
-        "sgd" => (Rule::GradientDescent, lr(0.01)?, Some(1)),
-        "minibatch" => (Rule::GradientDescent, lr(0.01)?, Some(32)),
-        "momentum" => {
-            let rho = rho()?;
-            let form = if s.momentum_average {
-                MomentumForm::Average
-            } else {
-                MomentumForm::Classic
-            };
-            let default = match form {
-                MomentumForm::Classic => (1.0 - rho) * inv_l,
-                MomentumForm::Average => inv_l,
-            };
-            (
-                Rule::Momentum {
-                    rho,
-                    form,
-                    v: vec![],
-                },
-                lr(default)?,
-                None,
-            )
-        }
-        "nesterov" => (
-            Rule::Nesterov {
-                rho: rho()?,
-                v: vec![],
-            },
-            lr(inv_l)?,
-            None,
-        ),
-        "adagrad" => (
-            Rule::AdaGrad {
-                eps: eps()?,
-                s: vec![],
-            },
-            lr(0.1)?,
-            None,
-        ),
-        "rmsprop" => (
-            Rule::RmsProp {
-                decay: checked(s.decay, 0.9, "--decay", unit, "[0, 1)")?,
-                eps: eps()?,
-                s: vec![],
-            },
-            lr(0.01)?,
-            None,
-        ),
-        "adam" => (adam(false, 0.0)?, lr(0.01)?, None),
-        "adamw" => (adam(true, 0.01)?, lr(0.01)?, None),
-        "newton" => return Ok(Box::new(Newton::new(NewtonKind::Pure))),
-        "newton-damped" => return Ok(Box::new(Newton::new(NewtonKind::Damped))),
-        "newton-saddle-free" => return Ok(Box::new(Newton::new(NewtonKind::SaddleFree))),
-        "gauss-newton" => return Ok(Box::new(Newton::new(NewtonKind::GaussNewton))),
-        "newton-lm" => {
-            let lambda = checked(s.damping, 1e-3, "--damping", positive, "> 0")?;
-            return Ok(Box::new(
-                Newton::new(NewtonKind::LevenbergMarquardt).with_lambda(lambda),
-            ));
-        }
-        "newton-tr" => {
-            let radius = checked(s.radius, 1.0, "--radius", positive, "> 0")?;
-            return Ok(Box::new(TrustRegion::new(radius)));
-        }
-        "bfgs" => return Ok(Box::new(QuasiNewton::bfgs())),
-        "lbfgs" => {
-            let m = checked(
-                s.memory.map(|m| m as f64),
-                10.0,
-                "--memory",
-                |x| x >= 1.0,
-                "≥ 1",
-            )?;
-            return Ok(Box::new(QuasiNewton::lbfgs(m as usize)));
-        }
-        other => return Err(BuildError::Unknown(other.to_string())),
-    };
-    let batching = match s.batch_size.or(default_batch) {
-        Some(size) if size >= 1 => Batching::MiniBatch { size, seed: s.seed },
-        Some(size) => {
-            return Err(BuildError::OutOfRange {
-                flag: "--batch-size",
-                value: size as f64,
-                range: "≥ 1",
-            });
-        }
-        None => Batching::Full,
-    };
-    Ok(Box::new(
-        FirstOrder::new(rule, lr)
-            .with_schedule(s.schedule.clone())
-            .with_batching(batching),
-    ))
+/// Whether the 1/L default step of `name` needs L (see
+/// [`Optimizer::wants_curvature`]).
+pub fn wants_curvature(name: &str, s: &Settings) -> bool {
+    name.parse::<Optimizer>()
+        .is_ok_and(|o| o.wants_curvature(s))
 }
 
-/// Whether the 1/L default step of `name` needs L (the CLI computes it
-/// from the Hessian at θ₀ only then).
-pub fn wants_curvature(name: &str, s: &Settings) -> bool {
-    s.lr.is_none() && matches!(name, "gd" | "momentum" | "nesterov")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_optimizer_has_one_entry_a_name_that_parses_back_and_builds_with_its_defaults() {
+        let all: Vec<Optimizer> = Optimizer::all().collect();
+        assert_eq!(all.len(), CATALOG.len());
+        for o in all {
+            assert_eq!(
+                CATALOG.iter().filter(|e| e.optimizer == o).count(),
+                1,
+                "{o}"
+            );
+            assert_eq!(o.name().parse::<Optimizer>(), Ok(o));
+            let settings = Settings {
+                curvature: Some(4.0),
+                ..Settings::default()
+            };
+            let method = o.build(&settings).unwrap_or_else(|e| panic!("{o}: {e}"));
+            assert_eq!(method.name(), o.name());
+            assert_eq!(
+                method.uses_hessian(),
+                o.family() == Family::NewtonType && o != Optimizer::GaussNewton,
+                "{o}"
+            );
+        }
+        assert!(matches!(
+            "adam2".parse::<Optimizer>(),
+            Err(BuildError::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn a_value_out_of_range_names_the_optimizer_the_range_and_the_default() {
+        let cases: [(Optimizer, Settings, &str); 4] = [
+            (
+                Optimizer::Momentum,
+                Settings {
+                    momentum: Some(1.0),
+                    ..Settings::default()
+                },
+                "momentum: --momentum 1 is out of range: expected [0, 1) (the default is 0.9",
+            ),
+            (
+                Optimizer::NewtonLm,
+                Settings {
+                    damping: Some(0.0),
+                    ..Settings::default()
+                },
+                "newton-lm: --damping 0 is out of range: expected > 0 (the default is 1e-3",
+            ),
+            (
+                Optimizer::Lbfgs,
+                Settings {
+                    memory: Some(0),
+                    ..Settings::default()
+                },
+                "lbfgs: --memory 0 is out of range: expected ≥ 1 (the default is 10",
+            ),
+            (
+                Optimizer::Adam,
+                Settings {
+                    eps: Some(f64::NAN),
+                    ..Settings::default()
+                },
+                "adam: --eps NaN is out of range: expected ≥ 0 (the default is 1e-8",
+            ),
+        ];
+        for (o, settings, message) in cases {
+            let e = o
+                .build(&settings)
+                .err()
+                .unwrap_or_else(|| panic!("{o} accepted it"));
+            assert!(e.to_string().starts_with(message), "{e}");
+        }
+    }
+
+    #[test]
+    fn only_the_optimizers_whose_default_step_is_1_over_l_want_the_curvature() {
+        let wanting: Vec<&str> = Optimizer::all()
+            .filter(|o| o.wants_curvature(&Settings::default()))
+            .map(Optimizer::name)
+            .collect();
+        assert_eq!(wanting, ["gd", "momentum", "nesterov"]);
+        let given = Settings {
+            lr: Some(0.1),
+            ..Settings::default()
+        };
+        assert!(!Optimizer::Gd.wants_curvature(&given));
+    }
 }

@@ -15,6 +15,7 @@
 //!   "For Standard Adam, the regularization is done in x before gradient
 //!   computation"); AdamW decays θ itself after the moments, θ ← θ − αλθ − α m̂/(√v̂ + ε).
 
+use crate::catalog::Optimizer;
 use crate::method::{Method, Point, Step};
 use crate::objective::{Batch, Objective};
 use crate::schedule::Schedule;
@@ -286,29 +287,30 @@ impl FirstOrder {
 }
 
 impl Rule {
-    /// The rule's name as the CLI spells it.
-    pub fn name(&self) -> &'static str {
+    /// The optimizer of this rule, full batch.
+    pub fn optimizer(&self) -> Optimizer {
         match self {
-            Rule::GradientDescent => "gd",
-            Rule::Momentum { .. } => "momentum",
-            Rule::Nesterov { .. } => "nesterov",
-            Rule::AdaGrad { .. } => "adagrad",
-            Rule::RmsProp { .. } => "rmsprop",
+            Rule::GradientDescent => Optimizer::Gd,
+            Rule::Momentum { .. } => Optimizer::Momentum,
+            Rule::Nesterov { .. } => Optimizer::Nesterov,
+            Rule::AdaGrad { .. } => Optimizer::AdaGrad,
+            Rule::RmsProp { .. } => Optimizer::RmsProp,
             Rule::Adam {
                 decoupled: true, ..
-            } => "adamw",
-            Rule::Adam { .. } => "adam",
+            } => Optimizer::AdamW,
+            Rule::Adam { .. } => Optimizer::Adam,
         }
     }
 }
 
 impl Method for FirstOrder {
     fn name(&self) -> &str {
-        match (self.batching, &self.rule) {
-            (Batching::MiniBatch { size: 1, .. }, Rule::GradientDescent) => "sgd",
-            (Batching::MiniBatch { .. }, Rule::GradientDescent) => "minibatch",
-            _ => self.rule.name(),
-        }
+        let optimizer = match (self.batching, &self.rule) {
+            (Batching::MiniBatch { size: 1, .. }, Rule::GradientDescent) => Optimizer::Sgd,
+            (Batching::MiniBatch { .. }, Rule::GradientDescent) => Optimizer::Minibatch,
+            _ => self.rule.optimizer(),
+        };
+        optimizer.name()
     }
     fn uses_hessian(&self) -> bool {
         false

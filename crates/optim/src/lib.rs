@@ -39,7 +39,7 @@ pub mod quasi_newton;
 pub mod schedule;
 pub mod trust_region;
 
-pub use catalog::{BuildError, CATALOG, Entry, Settings, build};
+pub use catalog::{BuildError, CATALOG, Entry, Family, Optimizer, Settings, build};
 pub use driver::{History, Observer, Outcome, Record, Status, Stopping, minimize};
 pub use method::{Curvature, Method, Modification, Point, Step};
 pub use objective::{Batch, Counted, Evaluations, FnObjective, Objective};

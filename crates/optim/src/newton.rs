@@ -19,6 +19,7 @@
 //! Buffers are allocated once in [`Method::reset`]; a positive-definite
 //! Newton step allocates nothing.
 
+use crate::catalog::Optimizer;
 use crate::line_search::{Ray, armijo};
 use crate::method::{Curvature, Method, Modification, Point, Step, dot, norm};
 use crate::objective::Objective;
@@ -276,13 +277,14 @@ impl Newton {
 
 impl Method for Newton {
     fn name(&self) -> &str {
-        match self.kind {
-            NewtonKind::Pure => "newton",
-            NewtonKind::Damped => "newton-damped",
-            NewtonKind::LevenbergMarquardt => "newton-lm",
-            NewtonKind::SaddleFree => "newton-saddle-free",
-            NewtonKind::GaussNewton => "gauss-newton",
-        }
+        let optimizer = match self.kind {
+            NewtonKind::Pure => Optimizer::Newton,
+            NewtonKind::Damped => Optimizer::NewtonDamped,
+            NewtonKind::LevenbergMarquardt => Optimizer::NewtonLm,
+            NewtonKind::SaddleFree => Optimizer::NewtonSaddleFree,
+            NewtonKind::GaussNewton => Optimizer::GaussNewton,
+        };
+        optimizer.name()
     }
     fn uses_hessian(&self) -> bool {
         self.kind != NewtonKind::GaussNewton
