@@ -787,36 +787,27 @@ impl Optimizer {
             Optimizer::NewtonLm => {
                 let lambda = e.value("--damping", s.damping, None)?;
                 return Ok(Box::new(
-                    Newton::new(NewtonKind::LevenbergMarquardt).with_lambda(lambda),
+                    Newton::new(NewtonKind::LevenbergMarquardt).with_lambda(lambda)?,
                 ));
             }
             Optimizer::NewtonTr => {
                 let radius = e.value("--radius", s.radius, None)?;
-                return Ok(Box::new(TrustRegion::new(radius)));
+                return Ok(Box::new(TrustRegion::new(radius)?));
             }
             Optimizer::Bfgs => return Ok(Box::new(QuasiNewton::bfgs())),
             Optimizer::Lbfgs => {
                 let m = e.value("--memory", s.memory.map(|m| m as f64), None)?;
-                return Ok(Box::new(QuasiNewton::lbfgs(m as usize)));
+                return Ok(Box::new(QuasiNewton::lbfgs(m as usize)?));
             }
         };
         let batching = match s.batch_size.or(default_batch) {
-            Some(size) if size >= 1 => Batching::MiniBatch { size, seed: s.seed },
-            Some(size) => {
-                return Err(BuildError::OutOfRange {
-                    optimizer: self.name(),
-                    flag: "--batch-size",
-                    value: size as f64,
-                    range: "≥ 1",
-                    default: "full batch (sgd: 1, minibatch: 32)".into(),
-                });
-            }
+            Some(size) => Batching::MiniBatch { size, seed: s.seed },
             None => Batching::Full,
         };
         Ok(Box::new(
-            FirstOrder::new(rule, lr)
+            FirstOrder::new(rule, lr)?
                 .with_schedule(s.schedule.clone())
-                .with_batching(batching),
+                .with_batching(batching)?,
         ))
     }
 }

@@ -15,7 +15,7 @@
 //!   "For Standard Adam, the regularization is done in x before gradient
 //!   computation"); AdamW decays θ itself after the moments, θ ← θ − αλθ − α m̂/(√v̂ + ε).
 
-use crate::catalog::Optimizer;
+use crate::catalog::{BuildError, Optimizer};
 use crate::method::{Method, Point, Step};
 use crate::objective::{Batch, Objective};
 use crate::schedule::Schedule;
@@ -213,9 +213,11 @@ pub struct FirstOrder {
 }
 
 impl FirstOrder {
-    /// A full-batch optimizer with a constant rate.
-    pub fn new(rule: Rule, lr: f64) -> Self {
-        FirstOrder {
+    /// A full-batch optimizer with a constant rate, checked against the
+    /// range of `--lr` (α > 0).
+    pub fn new(rule: Rule, lr: f64) -> Result<Self, BuildError> {
+        let lr = rule.optimizer().entry().value("--lr", Some(lr), None)?;
+        Ok(FirstOrder {
             rule,
             lr,
             schedule: Schedule::default(),
@@ -225,7 +227,7 @@ impl FirstOrder {
             batch_grad: Vec::new(),
             previous: Vec::new(),
             rng: None,
-        }
+        })
     }
 
     /// With this schedule.
@@ -234,10 +236,29 @@ impl FirstOrder {
         self
     }
 
-    /// With this batching.
-    pub fn with_batching(mut self, batching: Batching) -> Self {
+    /// The optimizer this is: the rule's, or SGD and mini-batch for
+    /// gradient descent on mini-batches.
+    pub fn optimizer(&self) -> Optimizer {
+        match (self.batching, &self.rule) {
+            (Batching::MiniBatch { size: 1, .. }, Rule::GradientDescent) => Optimizer::Sgd,
+            (Batching::MiniBatch { .. }, Rule::GradientDescent) => Optimizer::Minibatch,
+            _ => self.rule.optimizer(),
+        }
+    }
+
+    /// With this batching; a mini-batch has at least one row.
+    pub fn with_batching(mut self, batching: Batching) -> Result<Self, BuildError> {
+        if let Batching::MiniBatch { size: 0, .. } = batching {
+            return Err(BuildError::OutOfRange {
+                optimizer: self.optimizer().name(),
+                flag: "--batch-size",
+                value: 0.0,
+                range: "≥ 1",
+                default: "full batch (sgd: 1, minibatch: 32)".into(),
+            });
+        }
         self.batching = batching;
-        self
+        Ok(self)
     }
 
     /// Size the state for `p` parameters and `rows` data rows.
@@ -305,12 +326,7 @@ impl Rule {
 
 impl Method for FirstOrder {
     fn name(&self) -> &str {
-        let optimizer = match (self.batching, &self.rule) {
-            (Batching::MiniBatch { size: 1, .. }, Rule::GradientDescent) => Optimizer::Sgd,
-            (Batching::MiniBatch { .. }, Rule::GradientDescent) => Optimizer::Minibatch,
-            _ => self.rule.optimizer(),
-        };
-        optimizer.name()
+        self.optimizer().name()
     }
     fn uses_hessian(&self) -> bool {
         false

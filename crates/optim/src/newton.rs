@@ -19,7 +19,7 @@
 //! Buffers are allocated once in [`Method::reset`]; a positive-definite
 //! Newton step allocates nothing.
 
-use crate::catalog::Optimizer;
+use crate::catalog::{BuildError, Optimizer};
 use crate::line_search::{Ray, armijo};
 use crate::method::{Curvature, Method, Modification, Point, Step, dot, norm};
 use crate::objective::Objective;
@@ -71,11 +71,15 @@ impl Newton {
         }
     }
 
-    /// With λ₀ for Levenberg–Marquardt.
-    pub fn with_lambda(mut self, lambda: f64) -> Self {
+    /// With λ₀ for Levenberg–Marquardt, checked against the range of
+    /// `--damping` (λ₀ > 0).
+    pub fn with_lambda(mut self, lambda: f64) -> Result<Self, BuildError> {
+        let lambda = Optimizer::NewtonLm
+            .entry()
+            .value("--damping", Some(lambda), None)?;
         self.lambda = lambda;
         self.lambda0 = lambda;
-        self
+        Ok(self)
     }
 
     /// Factor `hess + shift·I` by Cholesky into the reused buffer; true

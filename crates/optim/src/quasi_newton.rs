@@ -5,6 +5,7 @@
 //! positive definite). The first step is scaled to length 1; the initial
 //! inverse Hessian is then γI with γ = sᵀy/yᵀy (Nocedal & Wright, 6.20).
 
+use crate::catalog::{BuildError, Optimizer};
 use crate::line_search::{Ray, wolfe};
 use crate::method::{Method, Point, Step, dot, norm};
 use crate::objective::Objective;
@@ -47,17 +48,21 @@ impl QuasiNewton {
         })
     }
 
-    /// L-BFGS remembering `m` pairs.
-    pub fn lbfgs(m: usize) -> Self {
-        Self::with(Memory::Limited {
-            m: m.max(1),
+    /// L-BFGS remembering `m` pairs, checked against the range of
+    /// `--memory` (m ≥ 1).
+    pub fn lbfgs(m: usize) -> Result<Self, BuildError> {
+        Optimizer::Lbfgs
+            .entry()
+            .value("--memory", Some(m as f64), None)?;
+        Ok(Self::with(Memory::Limited {
+            m,
             s: vec![],
             y: vec![],
             rho: vec![],
             alpha: vec![],
             len: 0,
             head: 0,
-        })
+        }))
     }
 
     fn with(memory: Memory) -> Self {

@@ -5,6 +5,7 @@
 //! ρ of actual to predicted decrease (Algorithm 4.1: shrink to ¼ when
 //! ρ < ¼, double at the boundary when ρ > ¾, accept when ρ > η = 10⁻⁴).
 
+use crate::catalog::{BuildError, Optimizer};
 use crate::method::{Curvature, Method, Modification, Point, Step, dot, norm};
 use crate::objective::{Batch, Objective};
 
@@ -25,9 +26,13 @@ pub struct TrustRegion {
 }
 
 impl TrustRegion {
-    /// With initial radius Δ₀.
-    pub fn new(radius0: f64) -> Self {
-        TrustRegion {
+    /// With initial radius Δ₀, checked against the range of `--radius`
+    /// (Δ₀ > 0).
+    pub fn new(radius0: f64) -> Result<Self, BuildError> {
+        let radius0 = Optimizer::NewtonTr
+            .entry()
+            .value("--radius", Some(radius0), None)?;
+        Ok(TrustRegion {
             radius0,
             radius: radius0,
             max_radius: 1e10,
@@ -36,7 +41,7 @@ impl TrustRegion {
             d: vec![],
             hd: vec![],
             trial: vec![],
-        }
+        })
     }
 }
 
