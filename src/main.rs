@@ -64,6 +64,7 @@ enum Command {
         json: bool,
     },
     /// Run one optimizer on a model and its data.
+    #[command(after_help = optimizers_help())]
     Run {
         /// A built-in model name or a path to a .toml file.
         model: String,
@@ -84,6 +85,7 @@ enum Command {
         json: bool,
     },
     /// Run several optimizers from the same start on the same data; print a table.
+    #[command(after_help = optimizers_help())]
     Compare {
         /// A built-in model name or a path to a .toml file.
         model: String,
@@ -153,6 +155,27 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+}
+
+/// The optimizers by family, from the catalogue, under `run --help` and
+/// `compare --help`.
+fn optimizers_help() -> &'static str {
+    static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use hessforge_optim::{Family, Optimizer};
+        let mut text = String::from("Optimizers:\n");
+        for family in Family::ALL {
+            let names: Vec<&str> = Optimizer::all()
+                .filter(|o| o.family() == family)
+                .map(Optimizer::name)
+                .collect();
+            text.push_str(&format!("  {:<13} {}\n", family.label(), names.join(", ")));
+        }
+        text.push_str(
+            "Their update rules, hyper-parameters, defaults and ranges: `hessforge optimizers`.",
+        );
+        text
+    });
+    &TEXT
 }
 
 fn main() -> ExitCode {

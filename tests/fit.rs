@@ -389,3 +389,16 @@ fn target_loss_stops_a_run_once_reached() {
         .code(2)
         .stderr(predicate::str::contains("--target-loss"));
 }
+
+#[test]
+fn run_and_compare_help_list_the_optimizers_by_family_from_the_catalogue() {
+    for command in ["run", "compare"] {
+        hessforge()
+            .args([command, "--help"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("first-order   gd, sgd, minibatch"))
+            .stdout(predicate::str::contains("Newton-type   newton, newton-damped"))
+            .stdout(predicate::str::contains("quasi-Newton  bfgs, lbfgs"));
+    }
+}

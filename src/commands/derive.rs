@@ -7,6 +7,7 @@ use hessforge_symbolic::render::{Format, render};
 use std::io::Write;
 use std::path::Path;
 
+/// Derive `model` and print the derivation in `format` (or write it to `output`).
 pub fn run(
     model: &str,
     format: Format,

@@ -4,6 +4,7 @@
 use crate::output::Failure;
 use hessforge_driver::{Backend, gradcheck, models};
 
+/// Check `name` at `points` seeded points; exit 1 over the tolerance.
 pub fn run(name: &str, points: usize, seed: u64, tol: f64, json: bool) -> Result<(), Failure> {
     let model = models::load(name).map_err(Failure::bad_input)?;
     let backend = Backend::resolve(name, &model).map_err(Failure::engine)?;

@@ -4,6 +4,7 @@
 use crate::output::Failure;
 use hessforge_driver::models;
 
+/// Print the built-in models.
 pub fn run() -> Result<(), Failure> {
     let models = models::builtins().map_err(Failure::failed)?;
     let width = models.iter().map(|m| m.name.len()).max().unwrap_or(4);

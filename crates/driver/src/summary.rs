@@ -5,7 +5,7 @@
 
 use crate::problem::Prepared;
 use crate::run::Spectrum;
-use hessforge_optim::{CATALOG, Family, History, Outcome, Stopping};
+use hessforge_optim::{CATALOG, History, Outcome, Stopping};
 use serde::Serialize;
 
 /// The JSON document of `run --json` (DESIGN.md's contract and more).
@@ -239,7 +239,7 @@ pub fn catalogue(latex: bool) -> String {
             "{} — {} ({})\n",
             e.name(),
             e.summary,
-            family(e.family)
+            e.family.label()
         ));
         s.push_str(&format!(
             "  rule        {}\n",
@@ -263,15 +263,6 @@ pub fn catalogue(latex: bool) -> String {
         stop.max_iters, stop.grad_tol
     ));
     s
-}
-
-/// A family as the catalogue names it.
-fn family(f: Family) -> &'static str {
-    match f {
-        Family::FirstOrder => "first-order",
-        Family::NewtonType => "Newton-type",
-        Family::QuasiNewton => "quasi-Newton",
-    }
 }
 
 /// The comparison section of the report page (Markdown): the data, the

@@ -61,6 +61,20 @@ pub enum Family {
     QuasiNewton,
 }
 
+impl Family {
+    /// Every family, in the catalogue's order.
+    pub const ALL: [Family; 3] = [Family::FirstOrder, Family::NewtonType, Family::QuasiNewton];
+
+    /// The family as the catalogue names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::FirstOrder => "first-order",
+            Family::NewtonType => "Newton-type",
+            Family::QuasiNewton => "quasi-Newton",
+        }
+    }
+}
+
 /// A hyper-parameter's default.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum DefaultValue {
