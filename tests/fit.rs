@@ -398,7 +398,9 @@ fn run_and_compare_help_list_the_optimizers_by_family_from_the_catalogue() {
             .assert()
             .success()
             .stdout(predicate::str::contains("first-order   gd, sgd, minibatch"))
-            .stdout(predicate::str::contains("Newton-type   newton, newton-damped"))
+            .stdout(predicate::str::contains(
+                "Newton-type   newton, newton-damped",
+            ))
             .stdout(predicate::str::contains("quasi-Newton  bfgs, lbfgs"));
     }
 }

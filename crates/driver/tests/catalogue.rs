@@ -31,6 +31,7 @@ const EXPECTED: &[(Optimizer, Status, Status, Status)] = &[
     (Optimizer::NewtonLm, C, C, C),
     (Optimizer::NewtonSaddleFree, C, C, C),
     (Optimizer::NewtonTr, C, C, C),
+    (Optimizer::NewtonExactTr, C, C, C),
     (Optimizer::GaussNewton, F, F, F),
     (Optimizer::Bfgs, C, C, C),
     (Optimizer::Lbfgs, C, C, C),

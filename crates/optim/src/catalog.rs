@@ -3,6 +3,7 @@
 //! libraries differ, and the seed it comes from — what `hessforge
 //! optimizers` prints — and [`build`], which makes one from [`Settings`].
 
+use crate::exact_trust_region::ExactTrustRegion;
 use crate::first_order::{Batching, FirstOrder, MomentumForm, Rule};
 use crate::method::Method;
 use crate::newton::{Newton, NewtonKind};
@@ -42,6 +43,8 @@ pub enum Optimizer {
     NewtonSaddleFree,
     /// Newton in a trust region (Steihaug–CG).
     NewtonTr,
+    /// Newton in a trust region, the subproblem solved exactly (Moré–Sorensen).
+    NewtonExactTr,
     /// Gauss–Newton (squared losses).
     GaussNewton,
     /// BFGS.
@@ -414,12 +417,12 @@ pub const CATALOG: &[Entry] = &[
     Entry {
         optimizer: Optimizer::NewtonDamped,
         family: Family::NewtonType,
-        summary: "Newton direction with a backtracking Armijo line search",
-        rule: "solve H d = −g (d ← −g if gᵀd ≥ 0);  θ ← θ + αd, α = 1, ½, ¼, … until L(θ+αd) ≤ L(θ) + 10⁻⁴ α gᵀd",
-        latex: r"\theta \leftarrow \theta + \alpha d,\quad H d = -\nabla L,\quad L(\theta+\alpha d) \le L(\theta) + c_1 \alpha \nabla L^\top d",
+        summary: "Newton direction, modified Cholesky where H is not positive definite, with a backtracking Armijo line search",
+        rule: "solve (H + τI) d = −g, τ = 0 if H ≻ 0, else the first of τ₀, 2τ₀, 4τ₀, … that Cholesky factors;  θ ← θ + αd, α = 1, ½, ¼, … until L(θ+αd) ≤ L(θ) + 10⁻⁴ α gᵀd",
+        latex: r"\theta \leftarrow \theta + \alpha d,\quad (H + \tau I) d = -\nabla L,\quad L(\theta+\alpha d) \le L(\theta) + c_1 \alpha \nabla L^\top d",
         hypers: &[],
-        convention: "steepest descent replaces a non-descent Newton direction (recorded as a modification)",
-        source: "seed 002 (Second-Order Optimization); Nocedal & Wright §3.1",
+        convention: "τ₀ = β − min hᵢᵢ (β if the diagonal is positive), β = 10⁻³ max|hᵢᵢ| (Nocedal & Wright Algorithm 3.3); d is always a descent direction; a shift τ > 0 is recorded as a modification",
+        source: "seed 002 (Second-Order Optimization); Nocedal & Wright §3.1, §3.4",
         stochastic: false,
     },
     Entry {
@@ -461,6 +464,21 @@ pub const CATALOG: &[Entry] = &[
         }],
         convention: "Nocedal & Wright Algorithms 4.1 and 7.2",
         source: "seed 002 (Second-Order Optimization)",
+        stochastic: false,
+    },
+    Entry {
+        optimizer: Optimizer::NewtonExactTr,
+        family: Family::NewtonType,
+        summary: "trust-region Newton, the subproblem solved exactly (Moré–Sorensen, in H's eigenbasis)",
+        rule: "p = argmin gᵀp + ½pᵀHp over ‖p‖ ≤ Δ: p = −(H + μI)⁻¹g, μ ≥ max(0, −λ₁) from the secular equation 1/Δ = 1/‖p(μ)‖, the hard case completed along λ₁'s eigenvector;  accept if ρ > 0.15;  Δ ← ¼‖p‖ if ρ < ¼, 2Δ (≤ 10¹⁰) if ρ > ¾ at the boundary",
+        latex: r"p = \arg\min_{\|p\| \le \Delta} \nabla L^\top p + \tfrac12 p^\top H p = -(H + \mu I)^{-1} \nabla L",
+        hypers: hypers![Hyper {
+            flag: "--radius",
+            default: DefaultValue::Number(1.0),
+            range: Range::Positive
+        }],
+        convention: "one symmetric eigendecomposition per accepted step (O(P³): for P up to a few hundred); SciPy's trust-exact constants but Δ_max = 10¹⁰",
+        source: "Moré & Sorensen (1983); Nocedal & Wright §4.3, Algorithm 4.1",
         stochastic: false,
     },
     Entry {
@@ -533,6 +551,7 @@ impl Optimizer {
             Optimizer::NewtonLm => "newton-lm",
             Optimizer::NewtonSaddleFree => "newton-saddle-free",
             Optimizer::NewtonTr => "newton-tr",
+            Optimizer::NewtonExactTr => "newton-exact-tr",
             Optimizer::GaussNewton => "gauss-newton",
             Optimizer::Bfgs => "bfgs",
             Optimizer::Lbfgs => "lbfgs",
@@ -807,6 +826,10 @@ impl Optimizer {
             Optimizer::NewtonTr => {
                 let radius = e.value("--radius", s.radius, None)?;
                 return Ok(Box::new(TrustRegion::new(radius)?));
+            }
+            Optimizer::NewtonExactTr => {
+                let radius = e.value("--radius", s.radius, None)?;
+                return Ok(Box::new(ExactTrustRegion::new(radius)?));
             }
             Optimizer::Bfgs => return Ok(Box::new(QuasiNewton::bfgs())),
             Optimizer::Lbfgs => {

@@ -21,7 +21,7 @@
 //! Modules: [`objective`] (the trait, counting), [`first_order`] (GD,
 //! momentum, Nesterov, AdaGrad, RMSProp, Adam, AdamW; mini-batches),
 //! [`schedule`] (learning-rate schedules), [`newton`] (pure, damped,
-//! Levenberg–Marquardt, saddle-free), [`trust_region`] (Steihaug–CG),
+//! Levenberg–Marquardt, saddle-free), [`trust_region`] (Steihaug–CG), [`exact_trust_region`] (Moré–Sorensen),
 //! [`quasi_newton`] (BFGS, L-BFGS), [`line_search`] (Armijo, strong
 //! Wolfe), [`driver`] (the run loop, stopping, status), [`catalog`] (every
 //! optimizer by name, documented), [`gradient_check`].
@@ -29,6 +29,7 @@
 
 pub mod catalog;
 pub mod driver;
+pub mod exact_trust_region;
 pub mod first_order;
 pub mod gradient_check;
 pub mod line_search;

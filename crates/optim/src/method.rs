@@ -43,6 +43,13 @@ pub enum Modification {
     PseudoInverse,
     /// The Newton direction was not a descent direction; −g was used.
     SteepestDescent,
+    /// Modified Cholesky (Nocedal & Wright, Algorithm 3.3): H was not
+    /// positive definite, so H + τI with the smallest τ of the doubling
+    /// sequence that factors was used.
+    ModifiedCholesky {
+        /// τ.
+        tau: f64,
+    },
     /// Levenberg–Marquardt: H + λI with this λ.
     Damping {
         /// λ.

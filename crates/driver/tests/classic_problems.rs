@@ -1,0 +1,358 @@
+//! The classic unconstrained test problems (Moré, Garbow & Hillstrom 1981;
+//! `tests/problems/*.toml`, run by the interpreter from their standard
+//! starts with the default stopping rule, ‖∇L‖∞ ≤ 10⁻⁸ or 10 000
+//! iterations): for every Newton-type and quasi-Newton method, how the run
+//! ends and after how many iterations. A change of any entry is a change of
+//! an optimizer's behaviour, to be reviewed like a snapshot.
+//!
+//! What the table shows: pure Newton is the teaching counterexample (it
+//! stops at saddles on Beale, Kowalik–Osborne, Powell badly scaled and
+//! Wood, and diverges on Osborne 2 and Gulf); damped Newton with modified
+//! Cholesky solves what it used to crawl on (Osborne 2 in 18 iterations, Wood
+//! in 49); the exact trust region is the most robust Newton-type method
+//! (Gulf, Freudenstein–Roth) and takes 26 iterations on Rosenbrock like
+//! SciPy's trust-exact. `F` on Freudenstein–Roth and Jennrich–Sampson is
+//! honest: the runs reach the minimum (f = 48.98, 124.36) where ‖∇L‖∞ stalls
+//! near 10⁻⁷, the precision to which L can be evaluated there, and stop
+//! instead of looping. Meyer, the badly scaled exponential fit, defeats all.
+
+use hessforge_driver::{Problem, fit, optimizer, prepare, start_curvature};
+use hessforge_optim::{Settings, Status, Stopping};
+
+use Status::{Converged as C, Diverged as D, Failed as F, MaxIterations as M, SaddlePoint as S};
+
+const METHODS: [&str; 8] = [
+    "newton",
+    "newton-damped",
+    "newton-lm",
+    "newton-saddle-free",
+    "newton-tr",
+    "newton-exact-tr",
+    "bfgs",
+    "lbfgs",
+];
+
+/// Per problem, per method of [`METHODS`]: (status, iterations).
+const EXPECTED: &[(&str, [(Status, u64); 8])] = &[
+    (
+        "bard",
+        [
+            (C, 8),
+            (C, 8),
+            (C, 11),
+            (C, 8),
+            (C, 11),
+            (C, 14),
+            (C, 26),
+            (C, 26),
+        ],
+    ),
+    (
+        "beale",
+        [
+            (S, 1),
+            (C, 7),
+            (C, 11),
+            (C, 7),
+            (C, 12),
+            (C, 8),
+            (C, 17),
+            (C, 16),
+        ],
+    ),
+    (
+        "biggs_exp6",
+        [
+            (S, 23),
+            (C, 52),
+            (C, 84),
+            (S, 18),
+            (C, 176),
+            (F, 8915),
+            (S, 46),
+            (S, 43),
+        ],
+    ),
+    (
+        "box_3d",
+        [
+            (C, 9),
+            (C, 15),
+            (C, 16),
+            (C, 11),
+            (C, 18),
+            (C, 16),
+            (C, 36),
+            (C, 32),
+        ],
+    ),
+    (
+        "brown_badly_scaled",
+        [
+            (D, 3),
+            (C, 6),
+            (C, 12),
+            (C, 7),
+            (C, 36),
+            (C, 34),
+            (C, 16),
+            (C, 15),
+        ],
+    ),
+    (
+        "brown_dennis",
+        [
+            (C, 8),
+            (C, 8),
+            (C, 8),
+            (C, 8),
+            (C, 20),
+            (C, 11),
+            (C, 38),
+            (C, 27),
+        ],
+    ),
+    (
+        "extended_rosenbrock",
+        [
+            (C, 6),
+            (C, 21),
+            (C, 21),
+            (C, 21),
+            (C, 45),
+            (C, 25),
+            (C, 34),
+            (C, 38),
+        ],
+    ),
+    (
+        "freudenstein_roth",
+        [
+            (C, 7),
+            (F, 8),
+            (F, 7),
+            (F, 9),
+            (C, 14),
+            (C, 8),
+            (C, 22),
+            (C, 21),
+        ],
+    ),
+    (
+        "gaussian",
+        [
+            (C, 2),
+            (C, 2),
+            (C, 2),
+            (C, 2),
+            (C, 2),
+            (C, 2),
+            (C, 3),
+            (C, 3),
+        ],
+    ),
+    (
+        "gulf",
+        [
+            (D, 1),
+            (F, 55),
+            (F, 31),
+            (C, 27),
+            (F, 290),
+            (C, 24),
+            (C, 49),
+            (C, 32),
+        ],
+    ),
+    (
+        "jennrich_sampson",
+        [
+            (C, 10),
+            (C, 10),
+            (C, 10),
+            (C, 10),
+            (F, 254),
+            (F, 22),
+            (C, 20),
+            (C, 20),
+        ],
+    ),
+    (
+        "kowalik_osborne",
+        [
+            (S, 9),
+            (C, 9),
+            (C, 9),
+            (C, 9),
+            (C, 15),
+            (C, 9),
+            (C, 33),
+            (C, 29),
+        ],
+    ),
+    (
+        "meyer",
+        [
+            (M, 10000),
+            (M, 10000),
+            (F, 224),
+            (F, 7),
+            (F, 1229),
+            (F, 305),
+            (F, 399),
+            (F, 399),
+        ],
+    ),
+    (
+        "osborne1",
+        [
+            (C, 16),
+            (C, 27),
+            (C, 36),
+            (C, 47),
+            (C, 75),
+            (C, 35),
+            (C, 95),
+            (C, 100),
+        ],
+    ),
+    (
+        "osborne2",
+        [
+            (D, 1),
+            (C, 18),
+            (C, 17),
+            (C, 12),
+            (C, 45),
+            (C, 18),
+            (C, 78),
+            (C, 97),
+        ],
+    ),
+    (
+        "penalty_1",
+        [
+            (C, 20),
+            (C, 33),
+            (C, 33),
+            (C, 33),
+            (C, 35),
+            (C, 35),
+            (C, 59),
+            (C, 54),
+        ],
+    ),
+    (
+        "powell_badly_scaled",
+        [
+            (S, 16),
+            (C, 91),
+            (C, 96),
+            (F, 9),
+            (C, 146),
+            (C, 126),
+            (C, 149),
+            (C, 146),
+        ],
+    ),
+    (
+        "powell_singular",
+        [
+            (C, 20),
+            (C, 20),
+            (C, 20),
+            (C, 20),
+            (C, 26),
+            (C, 20),
+            (C, 62),
+            (C, 54),
+        ],
+    ),
+    (
+        "trigonometric",
+        [
+            (C, 42),
+            (C, 9),
+            (C, 10),
+            (C, 10),
+            (C, 15),
+            (C, 13),
+            (C, 30),
+            (C, 29),
+        ],
+    ),
+    (
+        "variably_dimensioned",
+        [
+            (C, 14),
+            (C, 14),
+            (C, 14),
+            (C, 14),
+            (C, 14),
+            (C, 14),
+            (C, 19),
+            (C, 19),
+        ],
+    ),
+    (
+        "watson",
+        [
+            (C, 12),
+            (C, 12),
+            (C, 12),
+            (C, 12),
+            (C, 15),
+            (C, 12),
+            (C, 55),
+            (C, 52),
+        ],
+    ),
+    (
+        "wood",
+        [
+            (S, 14),
+            (C, 49),
+            (C, 41),
+            (C, 38),
+            (C, 109),
+            (C, 45),
+            (C, 39),
+            (C, 89),
+        ],
+    ),
+];
+
+#[test]
+fn every_newton_type_and_quasi_newton_method_on_the_classic_problems() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/problems");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let listed: Vec<&str> = EXPECTED.iter().map(|e| e.0).collect();
+    assert_eq!(
+        files, listed,
+        "every problem file has a row, and every row a file"
+    );
+    let mut wrong = Vec::new();
+    for (name, expected) in EXPECTED {
+        let file = dir.join(format!("{name}.toml"));
+        let prepared = prepare(file.to_str().unwrap(), &Problem::default()).unwrap();
+        for (method, &(status, iterations)) in METHODS.iter().zip(expected) {
+            let mut settings = Settings::default();
+            start_curvature(&mut settings, &[method], &prepared);
+            let mut m = optimizer(method, &settings).unwrap();
+            let o = fit(&prepared, method, m.as_mut(), &Stopping::default(), &mut []);
+            if (o.status, o.iterations) != (status, iterations) {
+                wrong.push(format!(
+                    "{name}, {method}: ({:?}, {}) — {}; the table says ({status:?}, {iterations})",
+                    o.status, o.iterations, o.message
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

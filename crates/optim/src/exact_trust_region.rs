@@ -1,0 +1,319 @@
+//! Newton with a trust region whose subproblem
+//! min m(p) = gᵀp + ½pᵀHp subject to ‖p‖ ≤ Δ is solved exactly (Moré &
+//! Sorensen 1983; Nocedal & Wright §4.3): the solution is
+//! p(μ) = −(H + μI)⁻¹g with μ ≥ max(0, −λ₁) and μ(Δ − ‖p‖) = 0, μ found by
+//! a safeguarded Newton iteration on the secular equation
+//! 1/Δ − 1/‖p(μ)‖ = 0, and the *hard case* (g orthogonal to the
+//! eigenvectors of λ₁ < 0) completed along the eigenvector of λ₁ to the
+//! boundary.
+//!
+//! The iteration runs in H's eigenbasis (H = QΛQᵀ, one symmetric
+//! eigendecomposition per accepted step): ‖p(μ)‖² = Σ (qᵢᵀg)²/(λᵢ + μ)²
+//! then costs O(P) per trial μ where Moré–Sorensen's Cholesky form costs
+//! a factorisation, the hard case is read off the eigenvalues instead of
+//! being estimated, and λ_min is exact — at the O(P³) of one
+//! eigendecomposition, which is why this method is for P up to a few
+//! hundred. A rejected step keeps the decomposition and only shrinks Δ.
+//!
+//! Radius: Nocedal & Wright Algorithm 4.1 with SciPy's constants (Δ₀ = 1,
+//! accept when ρ > 0.15, shrink to ¼‖p‖ when ρ < ¼, double at the boundary
+//! when ρ > ¾) but Δ_max = 10¹⁰ rather than SciPy's 1 000: with 1 000, Brown's
+//! badly scaled function (minimum at x₁ = 10⁶) takes a thousand steps of the
+//! largest radius.
+
+use crate::catalog::{BuildError, Optimizer};
+use crate::method::{Curvature, Method, Modification, Point, Step, dot};
+use crate::objective::{Batch, Objective};
+use nalgebra::{DMatrix, SymmetricEigen};
+
+/// Trust-region Newton with the exact subproblem solution.
+#[derive(Debug, Clone)]
+pub struct ExactTrustRegion {
+    /// The initial radius Δ₀.
+    pub radius0: f64,
+    /// The current radius Δ.
+    pub radius: f64,
+    /// The largest radius.
+    pub max_radius: f64,
+    /// H's eigendecomposition at the current θ (kept across rejected steps).
+    eigen: Option<SymmetricEigen<f64, nalgebra::Dyn>>,
+    /// qᵢᵀg in the eigenbasis.
+    gq: Vec<f64>,
+    /// The step in the eigenbasis.
+    pq: Vec<f64>,
+    step: Vec<f64>,
+    trial: Vec<f64>,
+}
+
+/// Accept a step when the actual decrease is more than this share of the
+/// predicted one.
+const ETA: f64 = 0.15;
+
+impl ExactTrustRegion {
+    /// With initial radius Δ₀, checked against the range of `--radius`
+    /// (Δ₀ > 0).
+    pub fn new(radius0: f64) -> Result<Self, BuildError> {
+        let radius0 = Optimizer::NewtonExactTr
+            .entry()
+            .value("--radius", Some(radius0), None)?;
+        Ok(ExactTrustRegion {
+            radius0,
+            radius: radius0,
+            max_radius: 1e10_f64.max(radius0),
+            eigen: None,
+            gq: vec![],
+            pq: vec![],
+            step: vec![],
+            trial: vec![],
+        })
+    }
+}
+
+/// ‖p(μ)‖² = Σ gqᵢ²/(λᵢ + μ)² over the components that are not skipped.
+fn norm2(lambda: &[f64], gq: &[f64], mu: f64) -> f64 {
+    lambda
+        .iter()
+        .zip(gq)
+        .map(|(l, g)| (g / (l + mu)).powi(2))
+        .sum()
+}
+
+/// The subproblem's solution in the eigenbasis, into `pq`; returns whether
+/// it lies on the boundary. `lambda` ascending.
+fn solve_subproblem(lambda: &[f64], gq: &[f64], radius: f64, pq: &mut [f64]) -> bool {
+    let scale = lambda
+        .iter()
+        .fold(0.0f64, |m, l| m.max(l.abs()))
+        .max(1e-300);
+    let gnorm = gq.iter().map(|g| g * g).sum::<f64>().sqrt();
+    let l1 = lambda[0];
+    // Interior: H positive definite and the Newton step fits.
+    if l1 > 0.0 && norm2(lambda, gq, 0.0) <= radius * radius {
+        for ((p, g), l) in pq.iter_mut().zip(gq).zip(lambda) {
+            *p = -g / l;
+        }
+        return false;
+    }
+    // The eigenvalues equal to λ₁ (to rounding) and whether g has a
+    // component along them.
+    let tie = 1e-12 * scale;
+    let bottom = lambda.iter().take_while(|l| **l <= l1 + tie).count();
+    let g_bottom = gq[..bottom].iter().map(|g| g * g).sum::<f64>().sqrt();
+    let floor = (-l1).max(0.0);
+    if g_bottom <= 1e-12 * gnorm.max(1e-300) && l1 <= 0.0 {
+        // Possibly the hard case: ‖p(−λ₁)‖ over the other components.
+        let rest = norm2(&lambda[bottom..], &gq[bottom..], floor);
+        if rest <= radius * radius {
+            for (k, p) in pq.iter_mut().enumerate() {
+                *p = if k < bottom {
+                    0.0
+                } else {
+                    -gq[k] / (lambda[k] + floor)
+                };
+            }
+            // Complete along λ₁'s eigenvector to the boundary.
+            pq[0] = (radius * radius - rest).max(0.0).sqrt();
+            return true;
+        }
+    }
+    // μ in (floor, hi] with ‖p(μ)‖ = Δ: ‖p(μ)‖ ≤ ‖g‖/(λ₁ + μ) ≤ Δ at hi.
+    let mut lo = floor;
+    let mut hi = floor + gnorm / radius + scale;
+    let mut mu = if l1 > 0.0 {
+        0.0
+    } else {
+        floor + 1e-10 * scale.max(1.0)
+    };
+    for _ in 0..200 {
+        let n2 = norm2(lambda, gq, mu);
+        let n = n2.sqrt();
+        if (n - radius).abs() <= 1e-10 * radius {
+            break;
+        }
+        if n > radius {
+            lo = mu;
+        } else {
+            hi = mu;
+        }
+        // Newton on 1/Δ − 1/‖p(μ)‖: d‖p‖/dμ = −Σ gqᵢ²/(λᵢ+μ)³ / ‖p‖.
+        let q2: f64 = lambda
+            .iter()
+            .zip(gq)
+            .map(|(l, g)| g * g / (l + mu).powi(3))
+            .sum();
+        let next = mu + (n2 / q2) * (n - radius) / radius;
+        mu = if next > lo && next < hi && next.is_finite() {
+            next
+        } else {
+            0.5 * (lo + hi)
+        };
+    }
+    for ((p, g), l) in pq.iter_mut().zip(gq).zip(lambda) {
+        *p = -g / (l + mu);
+    }
+    true
+}
+
+impl Method for ExactTrustRegion {
+    fn name(&self) -> &str {
+        Optimizer::NewtonExactTr.name()
+    }
+    fn uses_hessian(&self) -> bool {
+        true
+    }
+    fn reset(&mut self, p: usize, _rows: usize) {
+        for v in [&mut self.gq, &mut self.pq, &mut self.step, &mut self.trial] {
+            v.clear();
+            v.resize(p, 0.0);
+        }
+        self.eigen = None;
+        self.radius = self.radius0;
+    }
+    fn step(&mut self, objective: &dyn Objective, at: &mut Point, _horizon: u64) -> Step {
+        let p = at.grad.len();
+        // A fresh decomposition after every accepted step (the driver has
+        // evaluated H at the new θ); a rejected step keeps the old one.
+        let eigen = match self.eigen.take() {
+            Some(e) => e,
+            None => {
+                let mut e = SymmetricEigen::new(DMatrix::from_row_slice(p, p, &at.hess));
+                // Ascending eigenvalues, eigenvectors to match.
+                let mut order: Vec<usize> = (0..p).collect();
+                order.sort_by(|&a, &b| e.eigenvalues[a].total_cmp(&e.eigenvalues[b]));
+                let values =
+                    nalgebra::DVector::from_iterator(p, order.iter().map(|&k| e.eigenvalues[k]));
+                let vectors = DMatrix::from_fn(p, p, |i, j| e.eigenvectors[(i, order[j])]);
+                e.eigenvalues = values;
+                e.eigenvectors = vectors;
+                e
+            }
+        };
+        if !eigen.eigenvalues.iter().all(|l| l.is_finite()) {
+            return Step::failed("the Hessian has a value that is not finite");
+        }
+        for (k, gq) in self.gq.iter_mut().enumerate() {
+            *gq = dot(eigen.eigenvectors.column(k).as_slice(), &at.grad);
+        }
+        let lambda = eigen.eigenvalues.as_slice();
+        let on_boundary = solve_subproblem(lambda, &self.gq, self.radius, &mut self.pq);
+        // p = Q pq, and the model's decrease in the eigenbasis.
+        self.step.fill(0.0);
+        for (k, pk) in self.pq.iter().enumerate() {
+            for (s, q) in self
+                .step
+                .iter_mut()
+                .zip(eigen.eigenvectors.column(k).iter())
+            {
+                *s += pk * q;
+            }
+        }
+        let predicted: f64 = -self
+            .gq
+            .iter()
+            .zip(&self.pq)
+            .zip(lambda)
+            .map(|((g, pk), l)| g * pk + 0.5 * l * pk * pk)
+            .sum::<f64>();
+        for ((t, x), s) in self.trial.iter_mut().zip(&at.theta).zip(&self.step) {
+            *t = x + s;
+        }
+        let f = objective.loss(&self.trial, Batch::Full);
+        let rho = if predicted > 0.0 {
+            (at.loss - f) / predicted
+        } else {
+            -1.0
+        };
+        let step_norm = self.pq.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let lambda_min = lambda[0];
+        let modification = if lambda_min < 0.0 {
+            Modification::NegativeCurvature {
+                radius: self.radius,
+            }
+        } else if on_boundary {
+            Modification::Boundary {
+                radius: self.radius,
+            }
+        } else {
+            Modification::None
+        };
+        if !f.is_finite() || rho < 0.25 {
+            self.radius = 0.25 * step_norm.min(self.radius);
+        } else if rho > 0.75 && on_boundary {
+            self.radius = (2.0 * self.radius).min(self.max_radius);
+        }
+        let curvature = Some(Curvature {
+            lambda_min,
+            descent: dot(&at.grad, &self.step) < 0.0,
+            modification,
+        });
+        if f.is_finite() && rho > ETA && self.trial != at.theta {
+            at.theta.copy_from_slice(&self.trial);
+            at.loss = f;
+            let mut step = Step::moved(step_norm, 1.0);
+            step.curvature = curvature;
+            step
+        } else if self.radius < 1e-300 || step_norm == 0.0 || self.trial == at.theta {
+            Step::failed("the trust region shrank to nothing without a decrease")
+        } else {
+            self.eigen = Some(eigen);
+            Step {
+                step_norm: 0.0,
+                alpha: 0.0,
+                evaluated: true,
+                curvature,
+                failure: None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The model's value in the eigenbasis.
+    fn model(lambda: &[f64], gq: &[f64], pq: &[f64]) -> f64 {
+        gq.iter()
+            .zip(pq)
+            .zip(lambda)
+            .map(|((g, p), l)| g * p + 0.5 * l * p * p)
+            .sum()
+    }
+
+    #[test]
+    fn the_subproblem_solution_is_the_global_minimum_of_the_model_in_the_ball() {
+        // Positive definite, interior; positive definite, boundary;
+        // indefinite; the hard case (g ⟂ the λ₁ eigenvector).
+        let cases: [(&[f64], &[f64], f64, bool); 4] = [
+            (&[1.0, 4.0], &[1.0, 2.0], 10.0, false),
+            (&[1.0, 4.0], &[1.0, 2.0], 0.5, true),
+            (&[-2.0, 1.0], &[0.5, 1.0], 1.0, true),
+            (&[-2.0, 1.0], &[0.0, 0.5], 2.0, true),
+        ];
+        for (lambda, gq, radius, boundary) in cases {
+            let mut pq = vec![0.0; 2];
+            assert_eq!(
+                solve_subproblem(lambda, gq, radius, &mut pq),
+                boundary,
+                "{lambda:?} {gq:?}"
+            );
+            let n = (pq[0] * pq[0] + pq[1] * pq[1]).sqrt();
+            assert!(n <= radius * (1.0 + 1e-9), "{pq:?} outside Δ = {radius}");
+            if boundary {
+                assert!(
+                    (n - radius).abs() <= 1e-8 * radius,
+                    "{pq:?} not on Δ = {radius}"
+                );
+            }
+            // No point of the ball (a fine polar grid) does better.
+            let best = model(lambda, gq, &pq);
+            for i in 0..=400 {
+                for r in [0.25, 0.5, 0.75, 1.0] {
+                    let a = i as f64 * std::f64::consts::TAU / 400.0;
+                    let q = [r * radius * a.cos(), r * radius * a.sin()];
+                    assert!(model(lambda, gq, &q) >= best - 1e-9, "{q:?} beats {pq:?}");
+                }
+            }
+        }
+    }
+}
