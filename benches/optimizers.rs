@@ -134,6 +134,7 @@ const FULL_BATCH: &[&str] = &[
     "newton-lm",
     "newton-saddle-free",
     "newton-tr",
+    "newton-exact-tr",
     "bfgs",
     "lbfgs",
 ];
