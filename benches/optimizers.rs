@@ -135,6 +135,7 @@ const FULL_BATCH: &[&str] = &[
     "newton-saddle-free",
     "newton-tr",
     "newton-exact-tr",
+    "newton-cg",
     "bfgs",
     "lbfgs",
 ];

@@ -168,6 +168,49 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// L(θ) and ∇²L(θ)·v: the compiled kernel's and the loop IR's contract
+    /// their Hessian terms with v and never form ∇²L; the scalar programs
+    /// form it and multiply.
+    pub fn hess_vec(
+        &self,
+        theta: &[f64],
+        constants: &[f64],
+        data: &[f64],
+        rows: Option<&[usize]>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        match self {
+            Backend::Compiled(k) => {
+                k.hess_vec(theta, constants, Self::rows(*k, data, rows), v, out)
+            }
+            Backend::Loops(m) => {
+                let at = At {
+                    theta,
+                    constants,
+                    data,
+                    rows,
+                };
+                m.hess_vec(at, v, out)
+            }
+            Backend::Interpreted(_) => {
+                let p = theta.len();
+                let (mut grad, mut hess) = (vec![0.0; p], vec![0.0; p * p]);
+                let loss = self.loss_grad_hess(theta, constants, data, rows, &mut grad, &mut hess);
+                for (i, o) in out.iter_mut().enumerate().take(p) {
+                    *o = hess[i * p..(i + 1) * p]
+                        .iter()
+                        .zip(v)
+                        .map(|(h, x)| h * x)
+                        .sum();
+                }
+                loss
+            }
+        }
+    }
+}
+
 /// A back-end bound to constants and data: what the optimizers minimise.
 pub struct ModelObjective<'a> {
     /// The back-end.
@@ -222,6 +265,16 @@ impl Objective for ModelObjective<'_> {
             Self::batch(batch),
             grad,
             hess,
+        )
+    }
+    fn hess_vec(&self, theta: &[f64], batch: Batch<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+        self.backend.hess_vec(
+            theta,
+            &self.constants,
+            self.data,
+            Self::batch(batch),
+            v,
+            out,
         )
     }
 

@@ -58,8 +58,8 @@ pub fn describe(prepared: &Prepared, o: &Outcome) -> String {
         (
             "evaluations",
             format!(
-                "{} loss, {} loss+gradient, {} loss+gradient+Hessian passes",
-                e.loss, e.gradient, e.hessian
+                "{} loss, {} loss+gradient, {} loss+gradient+Hessian, {} Hessian–vector passes",
+                e.loss, e.gradient, e.hessian, e.hess_vec
             ),
         ),
         ("final loss", format!("{:.12e}", o.final_loss)),
@@ -148,8 +148,8 @@ pub fn table(outcomes: &[Outcome]) -> String {
         .max(9);
     let plane = in_the_plane(outcomes);
     let mut s = format!(
-        "{:<width$}  {:<14}  {:>6}  {:>17}  {:>10}  {:>20}  {:>9}",
-        "optimizer", "status", "iters", "evals (L/∇/H)", "ms", "final loss", "‖∇L‖∞"
+        "{:<width$}  {:<14}  {:>6}  {:>20}  {:>10}  {:>20}  {:>9}",
+        "optimizer", "status", "iters", "evals (L/∇/H/Hv)", "ms", "final loss", "‖∇L‖∞"
     );
     if plane {
         s.push_str("  final θ");
@@ -158,11 +158,11 @@ pub fn table(outcomes: &[Outcome]) -> String {
     for o in order {
         let e = o.evaluations;
         s.push_str(&format!(
-            "{:<width$}  {:<14}  {:>6}  {:>17}  {:>10.4}  {:>20.12e}  {:>9.2e}",
+            "{:<width$}  {:<14}  {:>6}  {:>20}  {:>10.4}  {:>20.12e}  {:>9.2e}",
             o.optimizer,
             o.status.as_str(),
             o.iterations,
-            format!("{}/{}/{}", e.loss, e.gradient, e.hessian),
+            format!("{}/{}/{}/{}", e.loss, e.gradient, e.hessian, e.hess_vec),
             o.seconds * 1e3,
             o.final_loss,
             o.grad_norm
@@ -191,7 +191,7 @@ fn point(theta: &[f64]) -> String {
 pub fn markdown_table(outcomes: &[Outcome]) -> String {
     let plane = in_the_plane(outcomes);
     let mut s = String::from(
-        "| optimizer | status | iterations | evaluations (L/∇/H) | time (ms) | final loss | ‖∇L‖∞ |",
+        "| optimizer | status | iterations | evaluations (L/∇/H/Hv) | time (ms) | final loss | ‖∇L‖∞ |",
     );
     s.push_str(if plane {
         " final θ |\n|---|---|---:|---:|---:|---:|---:|---|\n"
@@ -201,13 +201,14 @@ pub fn markdown_table(outcomes: &[Outcome]) -> String {
     for o in sorted(outcomes) {
         let e = o.evaluations;
         s.push_str(&format!(
-            "| {} | {} | {} | {}/{}/{} | {:.3} | {:.12e} | {:.2e} |",
+            "| {} | {} | {} | {}/{}/{}/{} | {:.3} | {:.12e} | {:.2e} |",
             o.optimizer,
             o.status.as_str(),
             o.iterations,
             e.loss,
             e.gradient,
             e.hessian,
+            e.hess_vec,
             o.seconds * 1e3,
             o.final_loss,
             o.grad_norm

@@ -32,6 +32,7 @@ const EXPECTED: &[(Optimizer, Status, Status, Status)] = &[
     (Optimizer::NewtonSaddleFree, C, C, C),
     (Optimizer::NewtonTr, C, C, C),
     (Optimizer::NewtonExactTr, C, C, C),
+    (Optimizer::NewtonCg, C, C, C),
     (Optimizer::GaussNewton, F, F, F),
     (Optimizer::Bfgs, C, C, C),
     (Optimizer::Lbfgs, C, C, C),

@@ -100,4 +100,8 @@ impl Objective for KernelObjective<'_> {
         self.kernel
             .loss_grad_hess(theta, &self.constants, self.rows(batch), grad, hess)
     }
+    fn hess_vec(&self, theta: &[f64], batch: Batch<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+        self.kernel
+            .hess_vec(theta, &self.constants, self.rows(batch), v, out)
+    }
 }

@@ -7,6 +7,7 @@ use crate::exact_trust_region::ExactTrustRegion;
 use crate::first_order::{Batching, FirstOrder, MomentumForm, Rule};
 use crate::method::Method;
 use crate::newton::{Newton, NewtonKind};
+use crate::newton_cg::NewtonCg;
 use crate::quasi_newton::QuasiNewton;
 use crate::schedule::Schedule;
 use crate::trust_region::TrustRegion;
@@ -45,6 +46,8 @@ pub enum Optimizer {
     NewtonTr,
     /// Newton in a trust region, the subproblem solved exactly (Moré–Sorensen).
     NewtonExactTr,
+    /// Truncated (Hessian-free) Newton: CG on Hessian–vector products.
+    NewtonCg,
     /// Gauss–Newton (squared losses).
     GaussNewton,
     /// BFGS.
@@ -482,6 +485,17 @@ pub const CATALOG: &[Entry] = &[
         stochastic: false,
     },
     Entry {
+        optimizer: Optimizer::NewtonCg,
+        family: Family::NewtonType,
+        summary: "truncated (Hessian-free) Newton: conjugate gradients on Hessian–vector products, never forming H",
+        rule: "d ≈ −H⁻¹g by CG on H d = −g using only products Hv, stopped at ‖Hd + g‖ ≤ min(½, √‖g‖)‖g‖ or on negative curvature (d so far; −g first);  θ ← θ + αd, Armijo backtracking",
+        latex: r"d \approx -H^{-1}\nabla L \text{ by CG on } Hv,\quad \theta \leftarrow \theta + \alpha d",
+        hypers: &[],
+        convention: "at most 2P + 10 CG iterations per step; each costs one Hessian–vector pass (about a gradient's cost for the compiled kernels and the loop IR)",
+        source: "Nocedal & Wright Algorithm 7.1; Martens (2010); Pearlmutter (1994)",
+        stochastic: false,
+    },
+    Entry {
         optimizer: Optimizer::GaussNewton,
         family: Family::NewtonType,
         summary: "Gauss–Newton for losses that are a square per row (ℓᵢ = c·rᵢ²), unregularised",
@@ -552,6 +566,7 @@ impl Optimizer {
             Optimizer::NewtonSaddleFree => "newton-saddle-free",
             Optimizer::NewtonTr => "newton-tr",
             Optimizer::NewtonExactTr => "newton-exact-tr",
+            Optimizer::NewtonCg => "newton-cg",
             Optimizer::GaussNewton => "gauss-newton",
             Optimizer::Bfgs => "bfgs",
             Optimizer::Lbfgs => "lbfgs",
@@ -831,6 +846,7 @@ impl Optimizer {
                 let radius = e.value("--radius", s.radius, None)?;
                 return Ok(Box::new(ExactTrustRegion::new(radius)?));
             }
+            Optimizer::NewtonCg => return Ok(Box::new(NewtonCg::new())),
             Optimizer::Bfgs => return Ok(Box::new(QuasiNewton::bfgs())),
             Optimizer::Lbfgs => {
                 let m = e.value("--memory", s.memory.map(|m| m as f64), None)?;
@@ -879,7 +895,8 @@ mod tests {
             assert_eq!(method.name(), o.name());
             assert_eq!(
                 method.uses_hessian(),
-                o.family() == Family::NewtonType && o != Optimizer::GaussNewton,
+                o.family() == Family::NewtonType
+                    && !matches!(o, Optimizer::GaussNewton | Optimizer::NewtonCg),
                 "{o}"
             );
         }

@@ -21,7 +21,7 @@
 //! Modules: [`objective`] (the trait, counting), [`first_order`] (GD,
 //! momentum, Nesterov, AdaGrad, RMSProp, Adam, AdamW; mini-batches),
 //! [`schedule`] (learning-rate schedules), [`newton`] (pure, damped,
-//! Levenberg–Marquardt, saddle-free), [`trust_region`] (Steihaug–CG), [`exact_trust_region`] (Moré–Sorensen),
+//! Levenberg–Marquardt, saddle-free), [`trust_region`] (Steihaug–CG), [`exact_trust_region`] (Moré–Sorensen), [`newton_cg`] (Hessian-free),
 //! [`quasi_newton`] (BFGS, L-BFGS), [`line_search`] (Armijo, strong
 //! Wolfe), [`driver`] (the run loop, stopping, status), [`catalog`] (every
 //! optimizer by name, documented), [`gradient_check`].
@@ -35,6 +35,7 @@ pub mod gradient_check;
 pub mod line_search;
 pub mod method;
 pub mod newton;
+pub mod newton_cg;
 pub mod objective;
 pub mod quasi_newton;
 pub mod schedule;

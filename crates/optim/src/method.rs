@@ -62,6 +62,16 @@ pub enum Modification {
         /// Δ.
         radius: f64,
     },
+    /// Newton–CG: the Newton system was solved by this many conjugate-
+    /// gradient iterations (Hessian–vector products); with
+    /// `negative_curvature`, CG met a direction with pᵀHp ≤ 0 and stopped
+    /// there (−g when it was the first).
+    TruncatedCg {
+        /// CG iterations (one Hessian–vector product each).
+        iterations: u64,
+        /// Whether CG stopped on negative curvature.
+        negative_curvature: bool,
+    },
     /// Trust region: CG met negative curvature and went to the boundary.
     NegativeCurvature {
         /// Δ.
@@ -72,7 +82,15 @@ pub enum Modification {
 impl Modification {
     /// Whether the Newton system was changed (regularised or replaced).
     pub fn is_modified(&self) -> bool {
-        !matches!(self, Modification::None | Modification::Boundary { .. })
+        !matches!(
+            self,
+            Modification::None
+                | Modification::Boundary { .. }
+                | Modification::TruncatedCg {
+                    negative_curvature: false,
+                    ..
+                }
+        )
     }
 }
 

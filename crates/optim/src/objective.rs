@@ -33,6 +33,24 @@ pub trait Objective {
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64;
+    /// L(θ); writes ∇²L(θ)·v into `out` (length P) over the batch. A
+    /// Hessian-free method's only second-order call: the compiled kernels
+    /// and the loop IR contract their Hessian terms with v and never form
+    /// ∇²L (about the cost of a gradient, Pearlmutter 1994); this default
+    /// forms ∇²L and multiplies.
+    fn hess_vec(&self, theta: &[f64], batch: Batch<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+        let p = theta.len();
+        let (mut grad, mut hess) = (vec![0.0; p], vec![0.0; p * p]);
+        let loss = self.loss_grad_hess(theta, batch, &mut grad, &mut hess);
+        for (i, o) in out.iter_mut().enumerate().take(p) {
+            *o = hess[i * p..(i + 1) * p]
+                .iter()
+                .zip(v)
+                .map(|(h, x)| h * x)
+                .sum();
+        }
+        loss
+    }
     /// For a loss that is a square per row, ℓᵢ = c·rᵢ(θ)² with c > 0:
     /// L(θ), ∇L into `grad`, and the Gauss–Newton matrix
     /// (1/N) Σᵢ 2c ∇rᵢ∇rᵢᵀ + ∇²R (row-major P×P) into `gn`. `None` when the
@@ -57,6 +75,8 @@ pub struct Evaluations {
     pub gradient: u64,
     /// Loss + gradient + Hessian (or Gauss–Newton matrix) passes.
     pub hessian: u64,
+    /// Hessian–vector product passes (∇²L·v, without ∇²L).
+    pub hess_vec: u64,
 }
 
 /// An objective that counts its evaluations.
@@ -65,6 +85,7 @@ pub struct Counted<'o> {
     loss: Cell<u64>,
     gradient: Cell<u64>,
     hessian: Cell<u64>,
+    hess_vec: Cell<u64>,
 }
 
 impl<'o> Counted<'o> {
@@ -75,6 +96,7 @@ impl<'o> Counted<'o> {
             loss: Cell::new(0),
             gradient: Cell::new(0),
             hessian: Cell::new(0),
+            hess_vec: Cell::new(0),
         }
     }
 
@@ -84,6 +106,7 @@ impl<'o> Counted<'o> {
             loss: self.loss.get(),
             gradient: self.gradient.get(),
             hessian: self.hessian.get(),
+            hess_vec: self.hess_vec.get(),
         }
     }
 }
@@ -112,6 +135,10 @@ impl Objective for Counted<'_> {
     ) -> f64 {
         self.hessian.set(self.hessian.get() + 1);
         self.inner.loss_grad_hess(theta, batch, grad, hess)
+    }
+    fn hess_vec(&self, theta: &[f64], batch: Batch<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+        self.hess_vec.set(self.hess_vec.get() + 1);
+        self.inner.hess_vec(theta, batch, v, out)
     }
     fn loss_grad_gauss_newton(
         &self,
