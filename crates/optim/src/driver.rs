@@ -163,14 +163,85 @@ fn finite(at: &Point) -> bool {
     at.loss.is_finite() && at.grad.iter().all(|g| g.is_finite())
 }
 
-/// Eigenvalues of the Hessian at θ: (λ_min, λ_max).
-fn extreme_eigenvalues(objective: &dyn Objective, at: &mut Point) -> (f64, f64) {
+/// Above this many parameters, a method that never forms ∇²L has the
+/// end-of-run curvature check done by Lanczos on Hessian–vector products
+/// instead of a dense eigendecomposition.
+pub const DENSE_CHECK_MAX_PARAMS: usize = 200;
+
+/// Lanczos steps of the large-P curvature check: the extreme eigenvalues
+/// of the Krylov space's tridiagonal matrix converge first and fastest.
+const LANCZOS_STEPS: usize = 60;
+
+/// Eigenvalues of the Hessian at θ: (λ_min, λ_max) — exact from ∇²L, or,
+/// for a Hessian-free method above [`DENSE_CHECK_MAX_PARAMS`], estimated
+/// by Lanczos on Hessian–vector products (∇²L never formed).
+fn extreme_eigenvalues(
+    objective: &dyn Objective,
+    at: &mut Point,
+    hessian_free: bool,
+) -> (f64, f64) {
     let p = at.theta.len();
     if p == 0 {
         return (0.0, 0.0);
     }
+    if hessian_free && p > DENSE_CHECK_MAX_PARAMS {
+        return lanczos_extremes(objective, &at.theta, LANCZOS_STEPS.min(p));
+    }
+    if at.hess.len() != p * p {
+        at.hess = vec![0.0; p * p];
+    }
     evaluate(objective, at, true);
     let eig = SymmetricEigen::new(DMatrix::from_row_slice(p, p, &at.hess)).eigenvalues;
+    (eig.min(), eig.max())
+}
+
+/// (λ_min, λ_max) of the tridiagonal matrix of `steps` Lanczos steps on
+/// ∇²L(θ)·v, with full reorthogonalisation (the steps are few), from a
+/// fixed start vector (the same bits on every run).
+pub fn lanczos_extremes(objective: &dyn Objective, theta: &[f64], steps: usize) -> (f64, f64) {
+    let p = theta.len();
+    let mut basis: Vec<Vec<f64>> = Vec::with_capacity(steps);
+    let mut v: Vec<f64> = (0..p).map(|i| ((i + 1) as f64).sin() + 1.5).collect();
+    let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+    let (mut alpha, mut beta) = (Vec::new(), Vec::new());
+    let mut w = vec![0.0; p];
+    for k in 0..steps {
+        objective.hess_vec(theta, Batch::Full, &v, &mut w);
+        let a: f64 = w.iter().zip(&v).map(|(x, y)| x * y).sum();
+        alpha.push(a);
+        basis.push(v.clone());
+        // w ← w − Σ (qᵢᵀw) qᵢ over the whole basis (twice, for rounding).
+        for _ in 0..2 {
+            for q in &basis {
+                let c: f64 = w.iter().zip(q).map(|(x, y)| x * y).sum();
+                w.iter_mut().zip(q).for_each(|(x, y)| *x -= c * y);
+            }
+        }
+        let b = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let scale = alpha
+            .iter()
+            .chain(&beta)
+            .fold(1e-300f64, |m, x| m.max(x.abs()));
+        if k + 1 == steps || b.is_nan() || b <= 1e-12 * scale {
+            break;
+        }
+        beta.push(b);
+        v = w.iter().map(|x| x / b).collect();
+    }
+    let m = alpha.len();
+    let t = DMatrix::from_fn(m, m, |i, j| {
+        if i == j {
+            alpha[i]
+        } else if i + 1 == j {
+            beta[i]
+        } else if j + 1 == i {
+            beta[j]
+        } else {
+            0.0
+        }
+    });
+    let eig = SymmetricEigen::new(t).eigenvalues;
     (eig.min(), eig.max())
 }
 
@@ -188,7 +259,11 @@ pub fn minimize(
     let p = theta0.len();
     let hessian = method.uses_hessian();
     method.reset(p, objective.n_rows());
-    let mut at = Point::new(theta0);
+    let mut at = if hessian {
+        Point::new(theta0)
+    } else {
+        Point::without_hessian(theta0)
+    };
     let mut last_good = at.theta.clone();
     evaluate(objective, &mut at, hessian);
     let initial_loss = at.loss;
@@ -280,7 +355,7 @@ pub fn minimize(
     }
     let mut lambda_min = None;
     if status == Status::Converged {
-        let (lo, hi) = extreme_eigenvalues(objective, &mut at);
+        let (lo, hi) = extreme_eigenvalues(objective, &mut at, !hessian);
         lambda_min = Some(lo);
         let tol = 1e-8 * lo.abs().max(hi.abs()).max(1.0);
         if hi < -tol {
@@ -375,5 +450,46 @@ impl Observer for History {
             },
             curvature: r.curvature,
         });
+    }
+}
+
+#[cfg(test)]
+mod lanczos_tests {
+    use super::*;
+    use crate::objective::FnObjective;
+
+    #[test]
+    fn lanczos_finds_the_extreme_eigenvalues_of_a_large_hessian() {
+        // A 300 × 300 tridiagonal Hessian (eigenvalues known in closed
+        // form) shifted to be indefinite: λ_k = c − 2 cos(kπ/(P + 1)). Its
+        // extreme eigenvalues are clustered (gaps of about 10⁻⁴), the hard
+        // case for Lanczos: 60 steps get them to a few 10⁻³, plenty for
+        // the sign the end-of-run check needs.
+        let p = 300;
+        let shift = 1.5;
+        let hess = move |_: &[f64], h: &mut [f64]| {
+            h.fill(0.0);
+            for i in 0..p {
+                h[i * p + i] = shift;
+                if i + 1 < p {
+                    h[i * p + i + 1] = -1.0;
+                    h[(i + 1) * p + i] = -1.0;
+                }
+            }
+        };
+        let objective = FnObjective {
+            n_params: p,
+            loss: |_: &[f64]| 0.0,
+            grad: |_: &[f64], g: &mut [f64]| g.fill(0.0),
+            hess,
+        };
+        let exact =
+            |k: usize| shift - 2.0 * (k as f64 * std::f64::consts::PI / (p + 1) as f64).cos();
+        let (lo, hi) = lanczos_extremes(&objective, &vec![0.0; p], LANCZOS_STEPS);
+        assert!((lo - exact(1)).abs() < 5e-3, "λ_min {lo} vs {}", exact(1));
+        assert!((hi - exact(p)).abs() < 5e-3, "λ_max {hi} vs {}", exact(p));
+        // Lanczos's Ritz values lie inside the spectrum.
+        assert!(lo >= exact(1) - 1e-9 && hi <= exact(p) + 1e-9);
+        assert!(lo < 0.0, "the indefinite Hessian is seen as indefinite");
     }
 }

@@ -14,11 +14,24 @@ pub struct Point {
     pub loss: f64,
     /// ∇L(θ).
     pub grad: Vec<f64>,
-    /// ∇²L(θ), row-major P×P (valid when the method uses the Hessian).
+    /// ∇²L(θ), row-major P×P (valid when the method uses the Hessian;
+    /// empty for a Hessian-free one, see [`Point::without_hessian`]).
     pub hess: Vec<f64>,
 }
 
 impl Point {
+    /// A point at θ with no room for ∇²L: what the driver gives a method
+    /// that never evaluates it, so that P² numbers (800 MB at P = 10 000)
+    /// are never allocated for it.
+    pub fn without_hessian(theta: &[f64]) -> Self {
+        Point {
+            theta: theta.to_vec(),
+            loss: f64::NAN,
+            grad: vec![0.0; theta.len()],
+            hess: Vec::new(),
+        }
+    }
+
     /// A point at θ with nothing evaluated yet.
     pub fn new(theta: &[f64]) -> Self {
         let p = theta.len();
