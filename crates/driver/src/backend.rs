@@ -198,13 +198,7 @@ impl Backend {
                 let p = theta.len();
                 let (mut grad, mut hess) = (vec![0.0; p], vec![0.0; p * p]);
                 let loss = self.loss_grad_hess(theta, constants, data, rows, &mut grad, &mut hess);
-                for (i, o) in out.iter_mut().enumerate().take(p) {
-                    *o = hess[i * p..(i + 1) * p]
-                        .iter()
-                        .zip(v)
-                        .map(|(h, x)| h * x)
-                        .sum();
-                }
+                hessforge_optim::objective::dense_hess_vec(&hess, v, out);
                 loss
             }
         }

@@ -42,13 +42,7 @@ pub trait Objective {
         let p = theta.len();
         let (mut grad, mut hess) = (vec![0.0; p], vec![0.0; p * p]);
         let loss = self.loss_grad_hess(theta, batch, &mut grad, &mut hess);
-        for (i, o) in out.iter_mut().enumerate().take(p) {
-            *o = hess[i * p..(i + 1) * p]
-                .iter()
-                .zip(v)
-                .map(|(h, x)| h * x)
-                .sum();
-        }
+        dense_hess_vec(&hess, v, out);
         loss
     }
     /// For a loss that is a square per row, ℓᵢ = c·rᵢ(θ)² with c > 0:
@@ -63,6 +57,19 @@ pub trait Objective {
     ) -> Option<f64> {
         let _ = (theta, grad, gn);
         None
+    }
+}
+
+/// `out = H v` for a dense row-major P × P `hess` (P = `v.len()`): the
+/// Hessian–vector product of a back-end that can only form ∇²L.
+pub fn dense_hess_vec(hess: &[f64], v: &[f64], out: &mut [f64]) {
+    let p = v.len();
+    for (i, o) in out.iter_mut().enumerate().take(p) {
+        *o = hess[i * p..(i + 1) * p]
+            .iter()
+            .zip(v)
+            .map(|(h, x)| h * x)
+            .sum();
     }
 }
 
