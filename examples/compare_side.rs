@@ -85,7 +85,7 @@ fn codegen(file: &Path, repeats: usize) -> serde_json::Value {
     let derivation =
         hessforge_symbolic::derive_scalar(&model).unwrap_or_else(|e| fail(&e.to_string()));
     let programs = hessforge_symbolic::lower(&derivation).unwrap_or_else(|e| fail(&e.to_string()));
-    let split = programs.split(hessforge_ir::Outputs::LossGradHess);
+    let split = programs.split(hessforge_kernels::ir::Outputs::LossGradHess);
     let operations = split.per_row.operation_count() + split.theta_only.operation_count();
     let derive = time(repeats, || {
         black_box(hessforge_symbolic::derive_scalar(&model).expect("derives"));
