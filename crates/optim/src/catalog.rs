@@ -649,11 +649,6 @@ impl Entry {
     }
 }
 
-/// The catalogue entry of `name`.
-pub fn entry(name: &str) -> Option<&'static Entry> {
-    name.parse::<Optimizer>().ok().map(Optimizer::entry)
-}
-
 /// Hyper-parameters for [`build`]; `None` means the documented default.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
@@ -863,13 +858,6 @@ impl Optimizer {
                 .with_batching(batching)?,
         ))
     }
-}
-
-/// Whether the 1/L default step of `name` needs L (see
-/// [`Optimizer::wants_curvature`]).
-pub fn wants_curvature(name: &str, s: &Settings) -> bool {
-    name.parse::<Optimizer>()
-        .is_ok_and(|o| o.wants_curvature(s))
 }
 
 #[cfg(test)]
