@@ -6,9 +6,14 @@ Called by run.sh; see the README there. Every measurement is a separate
 process printing one JSON object; a side's number is the median over rounds
 of that process's median over repeats (after a warm-up).
 
-usage: harness.py HESSFORGE COMPARE_SIDE DATA_DIR OUT_DIR [--smoke]
+usage: harness.py HESSFORGE COMPARE_SIDE DATA_DIR OUT_DIR [--smoke] [--only classic|large]
+
+--only classic runs comparison 5 alone (it needs neither the data nor
+compare_side), --only large comparison 6; each writes
+results-SECTION.json/.md.
 """
 
+import glob
 import json
 import os
 import platform
@@ -76,18 +81,24 @@ def py(script, *args):
 def main():
     hessforge, side, data, out = sys.argv[1:5]
     smoke = "--smoke" in sys.argv
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    if only not in (None, "classic", "large"):
+        sys.exit(f"--only takes classic or large, not {only!r}")
+
+    def want(section):
+        return only is None or only == section
     repeats = 1 if smoke else 7
     rounds = 1 if smoke else 2
     sizes = [1000] if smoke else [1000, 100_000, 1_000_000]
     hidden = [1] if smoke else [1, 4, 16]
     modes = ["single"] if smoke else ["single", "default"]
     results = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "smoke": smoke,
-               "codegen": [], "kernel_pass": [], "mlp_sample": [], "end_to_end": [], "rosenbrock": []}
+               "codegen": [], "kernel_pass": [], "mlp_sample": [], "end_to_end": [], "rosenbrock": [], "classic": [], "large": []}
 
     # 1. Derivation + code generation (single-threaded by nature).
     files = {1: "crates/kernels/benches/models/mlp_tanh_1.toml", 4: "derivations/mlp_tanh.toml",
              16: "crates/kernels/benches/models/mlp_tanh_16.toml"}
-    for h in hidden:
+    for h in hidden if want("codegen") else []:
         p = 4 * h + 1
         r = alternate([
             ("hessforge", [side, "codegen", os.path.join(ROOT, files[h]), repeats]),
@@ -105,7 +116,7 @@ def main():
                                       "casadi_loss": r["casadi"][0]["loss"]})
 
     # 2. Kernel speed.
-    for mode in modes:
+    for mode in modes if want("kernels") else []:
         for n in sizes:
             csv, npy = (os.path.join(data, f"logistic_{n}.{e}") for e in ("csv", "npy"))
             extra = ["--parallel"] if mode == "default" else []
@@ -119,7 +130,7 @@ def main():
                 "seconds": {k: pick(v, "seconds") for k, v in r.items()},
                 "loss": {k: v[0]["loss"] for k, v in r.items()},
             })
-    for entry in results["mlp_sample"]:
+    for entry in results["mlp_sample"] if want("kernels") else []:
         p = entry["params"]
         r = alternate([
             ("hessforge", [side, "mlp-sample", p, repeats]),
@@ -132,6 +143,7 @@ def main():
 
     # 2c. Wide logistic regression (F = 100, 1 000; N = 100 000), single thread.
     wide = [(100, 1000)] if smoke else [(100, 100_000), (1000, 100_000)]
+    wide = wide if want("kernels") else []
     results["wide_pass"] = []
     for f, n in wide:
         reps = 1 if smoke or f == 1000 else 3
@@ -150,7 +162,7 @@ def main():
     # 3. End to end on logistic regression, N = 100 000 (1 000 in the smoke run).
     n = 1000 if smoke else 100_000
     csv, npy = (os.path.join(data, f"logistic_{n}.{e}") for e in ("csv", "npy"))
-    for mode in modes:
+    for mode in modes if want("end-to-end") else []:
         run = [hessforge, "run", "logistic_regression", "--data", csv, "--json"]
         newton = alternate([
             ("hessforge", run + ["--optimizer", "newton", "--tol", "1e-10"]),
@@ -172,7 +184,7 @@ def main():
     # 4. Rosenbrock from (−1.2, 1).
     pairs = [("newton-damped", "Newton-CG"), ("newton-tr", "trust-exact"), ("bfgs", "BFGS"),
              ("lbfgs", "L-BFGS-B")]
-    for ours, theirs in pairs:
+    for ours, theirs in pairs if want("rosenbrock") else []:
         r = alternate([
             ("hessforge", [hessforge, "run", "rosenbrock", "--optimizer", ours, "--tol", "1e-8", "--json"]),
             ("scipy", py("scipy_rosenbrock.py", theirs, repeats)),
@@ -187,13 +199,199 @@ def main():
                       "seconds": pick(r["scipy"], "seconds")["median"]},
         })
 
+    # 5. The classic test problems of tests/problems/, every Newton-type and
+    # quasi-Newton method on both sides (iteration counts are deterministic:
+    # one run each).
+    if want("classic"):
+        results["classic"] = classic(hessforge, smoke)
+
+    # 6. Newton at large P: digits (P = 650) and the wide logistic
+    # regression (P = 1 001, N = 100 000), single thread, one run each.
+    if want("large"):
+        results["large"] = large(hessforge, side, smoke)
+
     results["versions"] = versions()
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "results.json"), "w") as f:
+    stem = "results" if only is None else f"results-{only}"
+    with open(os.path.join(out, f"{stem}.json"), "w") as f:
         json.dump(results, f, indent=2)
-    with open(os.path.join(out, "results.md"), "w") as f:
+    with open(os.path.join(out, f"{stem}.md"), "w") as f:
         f.write(markdown(results))
     print(markdown(results))
+
+
+HESSFORGE_CLASSIC = ["newton", "newton-damped", "newton-lm", "newton-saddle-free", "newton-tr",
+                     "newton-exact-tr", "newton-cg", "bfgs", "lbfgs"]
+SCIPY_CLASSIC = ["trust-exact", "trust-krylov", "Newton-CG", "BFGS", "L-BFGS-B"]
+
+
+def solved(point):
+    """A run solved its problem when it stopped at a local minimizer: ‖∇f‖∞ ≤
+    1e-6·max(1, |f|) (the precision to which f's gradient can be evaluated
+    at f* ≈ 124 is about 1e-7) and no eigenvalue of ∇²f below
+    −1e-6·|λ_max| (not a saddle), judged by SymPy's derivatives for both
+    sides alike."""
+    g, f, lo, hi = point["grad_norm"], point["final_loss"], point["lambda_min"], point["lambda_max"]
+    if g is None or f is None or lo is None:
+        return False
+    return g <= 1e-6 * max(1.0, abs(f)) and lo >= -1e-6 * abs(hi)
+
+
+def classic(hessforge, smoke):
+    """Every problem file × every method: solved or not (see `solved`),
+    iterations, final ‖∇f‖∞ and hessforge's own status."""
+    files = sorted(glob.glob(os.path.join(ROOT, "tests", "problems", "*.toml")))
+    if smoke:
+        files = files[:2]
+    rows = []
+    for path in files:
+        name = os.path.splitext(os.path.basename(path))[0]
+        row = {"problem": name, "hessforge": {}, "scipy": {}}
+        finals = {}
+        for method in HESSFORGE_CLASSIC:
+            args = [hessforge, "run", path, "--optimizer", method, "--json"]
+            done = subprocess.run(args, capture_output=True, text=True)
+            if done.returncode not in (0, 1):
+                sys.exit(f"{' '.join(args)} exited {done.returncode}:\n{done.stderr[-2000:]}")
+            h = json.loads(done.stdout)
+            row["hessforge"][method] = {"status": h["status"], "iterations": h["iterations"]}
+            finals[method] = h["theta"]
+        points = os.path.join(ROOT, "target", f"classic-{name}-points.json")
+        os.makedirs(os.path.dirname(points), exist_ok=True)
+        with open(points, "w") as f:
+            json.dump(finals, f)
+        done = subprocess.run(py("scipy_classic.py", path, "--judge", points, *SCIPY_CLASSIC),
+                              capture_output=True, text=True)
+        for line in done.stdout.splitlines():
+            if not line.startswith("{"):
+                continue
+            s = json.loads(line)
+            point = {k: s.get(k) for k in ("final_loss", "grad_norm", "lambda_min", "lambda_max")}
+            if "judge" in s:
+                row["hessforge"][s["judge"]].update(point, solved=solved(point))
+            else:
+                row["scipy"][s["method"]] = {**point, "solved": solved(point), "success": s["success"],
+                                             "iterations": s["iterations"], "message": s["message"]}
+        missing = [m for m in SCIPY_CLASSIC if m not in row["scipy"]]
+        missing += [m for m in HESSFORGE_CLASSIC if "solved" not in row["hessforge"][m]]
+        if missing:
+            sys.exit(f"scipy_classic.py gave no result for {missing} on {name}:\n{done.stderr[-2000:]}")
+        rows.append(row)
+        print(f"   classic: {name}", file=sys.stderr)
+    return rows
+
+
+LARGE_METHODS = ["newton-cg", "newton-tr", "lbfgs", "newton"]
+
+
+def large(hessforge, side, smoke):
+    """hessforge's Newton–CG, Steihaug on Hessian–vector products, L-BFGS
+    and dense Newton against SciPy's Newton-CG on JAX's jvp(grad), each to
+    ‖∇L‖∞ ≤ 1e-8 from θ = 0 (seconds: the optimisation, end-of-run
+    curvature check included; no preparation or compilation)."""
+    digits_csv = os.path.join(ROOT, "data", "digits.csv")
+    n = 1000 if smoke else 100_000
+    problems = [("digits", "softmax regression, 10 classes × (64 + 1)", 650, 1797,
+                 lambda m: [hessforge, "run", "digits", "--optimizer", m, "--json"],
+                 py("jax_newton_cg.py", "digits", digits_csv)),
+                ("wide", f"logistic regression, F = 1 000", 1001, n,
+                 lambda m: [side, "fit-wide", 1000, n, m],
+                 py("jax_newton_cg.py", "wide", 1000, n))]
+    out = []
+    for name, what, p, rows, ours, theirs in problems:
+        entry = {"problem": name, "what": what, "params": p, "rows": rows, "hessforge": {}}
+        for m in LARGE_METHODS:
+            r = measure(ours(m), "single")
+            entry["hessforge"][m] = {k: r[k] for k in ("status", "iterations", "grad_norm", "evaluations")}
+            entry["hessforge"][m]["seconds"] = r.get("fit_seconds", r["seconds"])
+        entry["jax"] = measure(theirs, "single")
+        out.append(entry)
+        print(f"   large: {name}", file=sys.stderr)
+    return out
+
+
+def large_markdown(entries):
+    lines = ["**6. Newton at large P**, single thread, from θ = 0 to ‖∇L‖∞ ≤ 1e-8: time of the "
+             "optimisation (hessforge: its end-of-run curvature check included), iterations, "
+             "Hessian–vector products (Hv) and Hessians (H). SciPy's Newton-CG gets JAX's "
+             "jit(grad) and jit(jvp(grad)).", "",
+             "| problem | P | N | method | time | iterations | Hv | H | ‖∇L‖∞ |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for e in entries:
+        for m, r in e["hessforge"].items():
+            ev = r["evaluations"]
+            lines.append(f"| {e['problem']} | {e['params']} | {e['rows']:,} | hessforge `{m}` | "
+                         f"{fmt_s(r['seconds'])} | {r['iterations']} | {ev['hess_vec']} | {ev['hessian']} | "
+                         f"{r['grad_norm']:.1e} |")
+        j = e["jax"]
+        lines.append(f"| {e['problem']} | {e['params']} | {e['rows']:,} | SciPy Newton-CG + JAX | "
+                     f"{fmt_s(j['seconds'])} | {j['iterations']} | {j['evaluations']['hvp']} | 0 | "
+                     f"{j['grad_norm']:.1e} |")
+    lines += ["", "Bars:", ""]
+    for e in entries:
+        h = e["hessforge"]
+        cg = h["newton-cg"]["seconds"]
+        lines.append(f"- {e['problem']}: `newton-cg` faster than `lbfgs` {bar(cg < h['lbfgs']['seconds'])} "
+                     f"({h['lbfgs']['seconds'] / cg:.2f}×), than dense `newton` "
+                     f"{bar(cg < h['newton']['seconds'])} ({h['newton']['seconds'] / cg:.2f}×), than "
+                     f"SciPy Newton-CG + JAX {bar(cg < e['jax']['seconds'])} "
+                     f"({e['jax']['seconds'] / cg:.2f}×).")
+    return lines
+
+
+def classic_markdown(rows):
+    """The table (iterations, − where a method did not solve the problem),
+    the totals on the problems both sides of each pair solve, and the bars."""
+    ours = HESSFORGE_CLASSIC
+    lines = ["**5. Classic unconstrained problems** (`tests/problems/`, Moré, Garbow & Hillstrom 1981), "
+             "standard starts, exact derivatives (SciPy's from SymPy), ‖∇f‖ ≤ 1e-8, at most 10 000 "
+             "iterations. Iterations until the method stopped; − : it did not stop at a local minimizer "
+             "(‖∇f‖∞ ≤ 1e-6·max(1, |f|) and no eigenvalue of ∇²f below −1e-6·|λ_max|, judged for both "
+             "sides by SymPy's derivatives at the final point).", "",
+             "| problem | " + " | ".join(ours) + " | " + " | ".join(SCIPY_CLASSIC) + " |",
+             "|---|" + "---:|" * (len(ours) + len(SCIPY_CLASSIC))]
+
+    def cell(r):
+        return str(r["iterations"]) if r["solved"] else "−"
+    for row in rows:
+        lines.append(f"| {row['problem']} | " + " | ".join(cell(row["hessforge"][m]) for m in ours) + " | "
+                     + " | ".join(cell(row["scipy"][m]) for m in SCIPY_CLASSIC) + " |")
+    solved = {m: sum(row["hessforge"][m]["solved"] for row in rows) for m in ours}
+    solved.update({m: sum(row["scipy"][m]["solved"] for row in rows) for m in SCIPY_CLASSIC})
+    lines.append("| **solved** | " + " | ".join(str(solved[m]) for m in ours + SCIPY_CLASSIC) + " |")
+    lines += ["", "Pairs, on the problems both methods solve: iterations in total.", "",
+              "| hessforge | SciPy | solved (hessforge / SciPy) | solved by SciPy only | both solve | "
+              "iterations (hessforge / SciPy) |", "|---|---|---:|---|---:|---:|"]
+    bars = []
+    for mine, theirs in (("newton-exact-tr", "trust-exact"), ("newton-tr", "trust-krylov"),
+                         ("newton-cg", "Newton-CG"), ("bfgs", "BFGS"), ("lbfgs", "L-BFGS-B")):
+        both = [r for r in rows if r["hessforge"][mine]["solved"] and r["scipy"][theirs]["solved"]]
+        only_theirs = [r["problem"] for r in rows if r["scipy"][theirs]["solved"] and not r["hessforge"][mine]["solved"]]
+        a = sum(r["hessforge"][mine]["iterations"] for r in both)
+        b = sum(r["scipy"][theirs]["iterations"] for r in both)
+        lines.append(f"| {mine} | {theirs} | {solved[mine]} / {solved[theirs]} | {', '.join(only_theirs) or '—'} | "
+                     f"{len(both)} | {a} / {b} |")
+        if mine in ("newton-exact-tr", "bfgs"):
+            bars.append((mine, theirs, only_theirs, a, b))
+    lines += ["", "Bars:", ""]
+    # The best hessforge Newton-type method: of those that solve every
+    # problem trust-exact solves, the one with the fewest iterations there.
+    theirs_solved = [r for r in rows if r["scipy"]["trust-exact"]["solved"]]
+    b = sum(r["scipy"]["trust-exact"]["iterations"] for r in theirs_solved)
+    newton_type = [m for m in ours if m.startswith("newton")]
+    complete = [(sum(r["hessforge"][m]["iterations"] for r in theirs_solved), m) for m in newton_type
+                if all(r["hessforge"][m]["solved"] for r in theirs_solved)]
+    if complete:
+        a, best = min(complete)
+        lines.append(f"- The best Newton-type method, `{best}`, solves every problem `trust-exact` solves "
+                     f"**met**; no more iterations in total {bar(a <= b)} ({a} vs {b}).")
+    else:
+        lines.append("- A Newton-type method solves every problem `trust-exact` solves **missed**.")
+    for mine, theirs, only_theirs, a, b in bars:
+        lines.append(f"- `{mine}` solves every problem `{theirs}` solves {bar(not only_theirs)}"
+                     f"{' (not ' + ', '.join(only_theirs) + ')' if only_theirs else ''}; "
+                     f"no more iterations in total on the problems both solve {bar(a <= b)} ({a} vs {b}).")
+    return lines
 
 
 def machine():
@@ -234,6 +432,9 @@ def markdown(r):
              f"{'SMOKE RUN (smallest sizes, one repeat) — not for the README; ' if r['smoke'] else ''}"
              "medians over rounds of medians over repeats; ratios are the anchor's time over hessforge's "
              "(> 1: hessforge faster).", ""]
+    if not r["codegen"]:  # --only classic or large
+        lines += classic_markdown(r["classic"]) if r["classic"] else large_markdown(r["large"])
+        return "\n".join(lines + ["", versions_line(r["versions"])]) + "\n"
     lines += ["**1. Derivation + code generation**, `mlp_tanh` (single thread; hessforge: derive, CSE, "
               "lower, emit formatted Rust; SymPy: diff, cse, ccode; CasADi: SX hessian, Function, "
               "generate C). Operations: arithmetic instructions of the program computing loss, gradient "
@@ -329,9 +530,13 @@ def markdown(r):
         h, s = e["hessforge"], e["scipy"]
         lines.append(f"- Rosenbrock, {h['method']} vs {s['method']}: same or fewer iterations "
                      f"{bar(h['iterations'] <= s['iterations'])} ({h['iterations']} vs {s['iterations']}).")
-    v = r["versions"]
-    lines += ["", "Versions: " + ", ".join(f"{k} {x}" for k, x in v.items()) + "."]
+    lines += [""] + classic_markdown(r["classic"]) + [""] + large_markdown(r["large"])
+    lines += ["", versions_line(r["versions"])]
     return "\n".join(lines) + "\n"
+
+
+def versions_line(v):
+    return "Versions: " + ", ".join(f"{k} {x}" for k, x in v.items()) + "."
 
 
 if __name__ == "__main__":

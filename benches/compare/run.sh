@@ -4,6 +4,8 @@
 #
 #   benches/compare/run.sh            # the full comparison (about 15 minutes on 2 cores)
 #   benches/compare/run.sh --smoke    # smallest sizes, one repeat: checks the plumbing
+#   benches/compare/run.sh --only classic   # comparison 5 alone (the classic problems, ~5 minutes)
+#   benches/compare/run.sh --only large     # comparison 6 alone (Newton at large P, ~10 minutes)
 #
 # Builds hessforge (release) and its measuring binary, creates a Python
 # virtual environment outside the source tree ($HESSFORGE_COMPARE_VENV,
@@ -15,7 +17,13 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 smoke=""
-[ "${1:-}" = "--smoke" ] && smoke="--smoke"
+only=""
+case "${1:-}" in
+  --smoke) smoke="--smoke" ;;
+  --only) only="--only ${2:?--only takes a section: classic or large}" ;;
+  "") ;;
+  *) echo "run.sh: unknown argument $1 (--smoke, --only classic or --only large)" >&2; exit 2 ;;
+esac
 
 venv="${HESSFORGE_COMPARE_VENV:-$HOME/.cache/hessforge-compare/venv}"
 out="${HESSFORGE_COMPARE_OUT:-$root/target/compare}"
@@ -39,9 +47,9 @@ fi
 
 if [ -n "$smoke" ]; then sizes="1000"; else sizes="1000 100000 1000000"; fi
 echo "== data: logistic regression, N = $sizes"
-"$venv/bin/python" "$here/anchors/make_data.py" "$data" $sizes
+[ -z "$only" ] && "$venv/bin/python" "$here/anchors/make_data.py" "$data" $sizes
 
 echo "== measuring (both sides alternately)"
 "$venv/bin/python" "$here/harness.py" "$root/target/release/hessforge" \
-  "$root/target/release/examples/compare_side" "$data" "$out" $smoke
-echo "== wrote $out/results.json and $out/results.md"
+  "$root/target/release/examples/compare_side" "$data" "$out" $smoke $only
+echo "== wrote its results.json and results.md (results-SECTION.* with --only SECTION) into $out"
