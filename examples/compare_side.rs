@@ -9,6 +9,9 @@
 //! compare_side wide-pass F N REPEATS [--parallel]
 //!                                            one pass of logistic regression with F = 100
 //!                                            or 1 000 features over N synthetic rows
+//! compare_side fit-wide F N METHOD [--hessian dense|free]
+//!                                            one optimizer from θ = 0 to ‖∇L‖∞ ≤ 1e-8 on that
+//!                                            data (single thread): time, iterations, passes
 //! ```
 //!
 //! Built by `run.sh` with `cargo build --release --features bench-models
@@ -17,8 +20,8 @@
 
 use hessforge_kernels::{
     Kernel, Rows, logistic_100::Logistic100, logistic_1000::Logistic1000,
-    logistic_regression::LogisticRegression, mlp_tanh::MlpTanh, mlp_tanh_1::MlpTanh1,
-    mlp_tanh_16::MlpTanh16,
+    logistic_10000::Logistic10000, logistic_regression::LogisticRegression, mlp_tanh::MlpTanh,
+    mlp_tanh_1::MlpTanh1, mlp_tanh_16::MlpTanh16,
 };
 use std::hint::black_box;
 use std::path::Path;
@@ -36,6 +39,17 @@ fn main() {
             .parse()
             .unwrap_or_else(|_| fail(&format!("{what} is a count")))
     };
+    if arg(0, "a task") == "fit-wide" {
+        let hessian = match args.iter().position(|a| a == "--hessian") {
+            Some(i) => arg(i + 1, "dense or free")
+                .parse()
+                .unwrap_or_else(|e: String| fail(&e)),
+            None => hessforge_optim::HessianPath::Auto,
+        };
+        let json = fit_wide(count(1, "F"), count(2, "N"), &arg(3, "METHOD"), hessian);
+        println!("{json}");
+        return;
+    }
     if arg(0, "a task") == "wide-pass" {
         let parallel = args.iter().any(|a| a == "--parallel");
         let json = wide_pass(count(1, "F"), count(2, "N"), count(3, "REPEATS"), parallel);
@@ -197,6 +211,56 @@ fn wide_y(k: usize) -> f64 {
     if t - t.floor() < 0.5 { 1.0 } else { 0.0 }
 }
 
+/// The wide comparison's rows: F features then the label, row-major.
+fn wide_data(f: usize, rows: usize) -> Vec<f64> {
+    let mut data = Vec::with_capacity(rows * (f + 1));
+    for i in 0..rows {
+        data.extend((0..f).map(|j| wide_x(i * f + j)));
+        data.push(wide_y(i));
+    }
+    data
+}
+
+/// One optimizer on the wide logistic regression from θ = 0 to
+/// ‖∇L‖∞ ≤ 1e-8, single thread, through the library a user calls
+/// (`KernelObjective`, `minimize`).
+fn fit_wide(
+    f: usize,
+    rows: usize,
+    method: &str,
+    hessian: hessforge_optim::HessianPath,
+) -> serde_json::Value {
+    use hessforge_kernels::{DynKernel, KernelObjective};
+    use hessforge_optim::{Settings, Stopping, build, minimize};
+    let k: &dyn DynKernel = match f {
+        100 => &Logistic100,
+        1000 => &Logistic1000,
+        10000 => &Logistic10000,
+        _ => fail("F is 100, 1 000 or 10 000"),
+    };
+    let data = wide_data(f, rows);
+    let objective = KernelObjective::new(k, &[0.01], &data).parallel_from(usize::MAX);
+    let settings = Settings {
+        hessian,
+        ..Settings::default()
+    };
+    let mut m = build(method, &settings).unwrap_or_else(|e| fail(&e.to_string()));
+    let start = Instant::now();
+    let out = minimize(
+        &objective,
+        m.as_mut(),
+        &vec![0.0; f + 1],
+        &Stopping::default(),
+        &mut [],
+    );
+    serde_json::json!({
+        "task": "fit-wide", "features": f, "rows": rows, "method": method,
+        "status": out.status, "iterations": out.iterations, "final_loss": out.final_loss,
+        "grad_norm": out.grad_norm, "evaluations": out.evaluations,
+        "seconds": start.elapsed().as_secs_f64(), "fit_seconds": out.seconds,
+    })
+}
+
 /// One loss + gradient + Hessian pass of logistic regression with F
 /// features over N rows (the generated loop kernels of the bench models).
 fn wide_pass(f: usize, rows: usize, repeats: usize, parallel: bool) -> serde_json::Value {
@@ -207,11 +271,7 @@ fn wide_pass(f: usize, rows: usize, repeats: usize, parallel: bool) -> serde_jso
         _ => fail("F is 100 or 1000"),
     };
     let p = f + 1;
-    let mut data = Vec::with_capacity(rows * (f + 1));
-    for i in 0..rows {
-        data.extend((0..f).map(|j| wide_x(i * f + j)));
-        data.push(wide_y(i));
-    }
+    let data = wide_data(f, rows);
     let theta: Vec<f64> = (0..p).map(|i| 0.01 * ((i % 11) as f64 - 5.0)).collect();
     let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
     let mut loss = 0.0;

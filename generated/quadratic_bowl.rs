@@ -21,9 +21,9 @@ impl runtime::PassProgram<2, 0, 0, 1, 8> for Loss {
     }
     #[inline(always)]
     fn theta_only(t: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 1]) {
-        let r0: f64 = t[1] * t[1];
-        let r0: f64 = 25.0 * r0;
-        let r3: f64 = t[0] * t[0];
+        let r0: f64 = t[0] * t[0];
+        let r3: f64 = t[1] * t[1];
+        let r3: f64 = 25.0 * r3;
         let r0: f64 = r0 + r3;
         let r3: f64 = 0.5 * r0;
         acc[0] += r3;
@@ -52,9 +52,9 @@ impl runtime::PassProgram<2, 0, 0, 3, 8> for LossGrad {
     }
     #[inline(always)]
     fn theta_only(t: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 3]) {
-        let r5: f64 = t[1] * t[1];
-        let r5: f64 = 25.0 * r5;
-        let r3: f64 = t[0] * t[0];
+        let r5: f64 = t[0] * t[0];
+        let r3: f64 = t[1] * t[1];
+        let r3: f64 = 25.0 * r3;
         let r5: f64 = r5 + r3;
         let r3: f64 = 0.5 * r5;
         acc[0] += r3;
@@ -99,9 +99,9 @@ impl runtime::PassProgram<2, 0, 0, 6, 8> for LossGradHess {
     }
     #[inline(always)]
     fn theta_only(t: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 6]) {
-        let r5: f64 = t[1] * t[1];
-        let r5: f64 = 25.0 * r5;
-        let r3: f64 = t[0] * t[0];
+        let r5: f64 = t[0] * t[0];
+        let r3: f64 = t[1] * t[1];
+        let r3: f64 = 25.0 * r3;
         let r5: f64 = r5 + r3;
         let r3: f64 = 0.5 * r5;
         acc[0] += r3;

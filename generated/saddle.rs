@@ -21,13 +21,13 @@ impl runtime::PassProgram<2, 0, 0, 1, 8> for Loss {
     }
     #[inline(always)]
     fn theta_only(t: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 1]) {
-        let r3: f64 = t[1] * t[1];
-        let r1: f64 = 0.25 * r3;
-        let r1: f64 = (-1.0) + r1;
-        let r3: f64 = r3 * r1;
-        let r1: f64 = t[0] * t[0];
-        let r3: f64 = r3 + r1;
-        acc[0] += r3;
+        let r0: f64 = t[0] * t[0];
+        let r1: f64 = t[1] * t[1];
+        let r4: f64 = 0.25 * r1;
+        let r4: f64 = (-1.0) + r4;
+        let r1: f64 = r1 * r4;
+        let r4: f64 = r0 + r1;
+        acc[0] += r4;
     }
 }
 /// The programs of `loss_grad`: one data row, 8 rows at once (one per lane), and the part that depends on θ only (once per pass).
@@ -53,11 +53,11 @@ impl runtime::PassProgram<2, 0, 0, 3, 8> for LossGrad {
     }
     #[inline(always)]
     fn theta_only(t: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 3]) {
+        let r4: f64 = t[0] * t[0];
         let r6: f64 = t[1] * t[1];
-        let r4: f64 = 0.25 * r6;
-        let r4: f64 = (-1.0) + r4;
-        let r4: f64 = r6 * r4;
-        let r5: f64 = t[0] * t[0];
+        let r5: f64 = 0.25 * r6;
+        let r5: f64 = (-1.0) + r5;
+        let r5: f64 = r6 * r5;
         let r4: f64 = r4 + r5;
         acc[0] += r4;
         let r5: f64 = t[0] * 2.0;
@@ -102,11 +102,11 @@ impl runtime::PassProgram<2, 0, 0, 6, 8> for LossGradHess {
     }
     #[inline(always)]
     fn theta_only(t: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 6]) {
+        let r5: f64 = t[0] * t[0];
         let r10: f64 = t[1] * t[1];
-        let r5: f64 = 0.25 * r10;
-        let r5: f64 = (-1.0) + r5;
-        let r5: f64 = r10 * r5;
-        let r6: f64 = t[0] * t[0];
+        let r6: f64 = 0.25 * r10;
+        let r6: f64 = (-1.0) + r6;
+        let r6: f64 = r10 * r6;
         let r5: f64 = r5 + r6;
         acc[0] += r5;
         let r6: f64 = t[0] * 2.0;

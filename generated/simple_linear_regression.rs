@@ -11,8 +11,8 @@ struct Loss;
 impl runtime::PassProgram<2, 2, 0, 1, 8> for Loss {
     #[inline(always)]
     fn row(t: &[f64; 2], x: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 1]) {
-        let r3: f64 = x[1] * (-1.0);
-        let r1: f64 = t[0] * x[0];
+        let r3: f64 = t[0] * x[0];
+        let r1: f64 = x[1] * (-1.0);
         let r3: f64 = t[1] + r3 + r1;
         let r1: f64 = r3 * r3;
         let r3: f64 = 0.5 * r1;
@@ -20,8 +20,8 @@ impl runtime::PassProgram<2, 2, 0, 1, 8> for Loss {
     }
     #[inline(always)]
     fn rows(t: &[f64; 2], x: &[F64x8; 2], c: &[f64; 0], acc: &mut [F64x8; 1]) {
-        let r3: F64x8 = x[1] * (-1.0);
-        let r1: F64x8 = t[0] * x[0];
+        let r3: F64x8 = t[0] * x[0];
+        let r1: F64x8 = x[1] * (-1.0);
         let r3: F64x8 = t[1] + r3 + r1;
         let r1: F64x8 = r3 * r3;
         let r3: F64x8 = 0.5 * r1;
@@ -38,8 +38,8 @@ struct LossGrad;
 impl runtime::PassProgram<2, 2, 0, 3, 8> for LossGrad {
     #[inline(always)]
     fn row(t: &[f64; 2], x: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 3]) {
-        let r6: f64 = x[1] * (-1.0);
-        let r5: f64 = t[0] * x[0];
+        let r6: f64 = t[0] * x[0];
+        let r5: f64 = x[1] * (-1.0);
         let r6: f64 = r6 + r5;
         acc[2] += r6;
         let r5: f64 = t[1] + r6;
@@ -51,8 +51,8 @@ impl runtime::PassProgram<2, 2, 0, 3, 8> for LossGrad {
     }
     #[inline(always)]
     fn rows(t: &[f64; 2], x: &[F64x8; 2], c: &[f64; 0], acc: &mut [F64x8; 3]) {
-        let r6: F64x8 = x[1] * (-1.0);
-        let r5: F64x8 = t[0] * x[0];
+        let r6: F64x8 = t[0] * x[0];
+        let r5: F64x8 = x[1] * (-1.0);
         let r6: F64x8 = r6 + r5;
         acc[2] += r6;
         let r5: F64x8 = t[1] + r6;
@@ -77,8 +77,8 @@ struct LossGradHess;
 impl runtime::PassProgram<2, 2, 0, 6, 8> for LossGradHess {
     #[inline(always)]
     fn row(t: &[f64; 2], x: &[f64; 2], c: &[f64; 0], acc: &mut [f64; 6]) {
-        let r7: f64 = x[1] * (-1.0);
-        let r6: f64 = t[0] * x[0];
+        let r7: f64 = t[0] * x[0];
+        let r6: f64 = x[1] * (-1.0);
         let r7: f64 = r7 + r6;
         acc[2] += r7;
         let r6: f64 = t[1] + r7;
@@ -96,8 +96,8 @@ impl runtime::PassProgram<2, 2, 0, 6, 8> for LossGradHess {
     }
     #[inline(always)]
     fn rows(t: &[f64; 2], x: &[F64x8; 2], c: &[f64; 0], acc: &mut [F64x8; 6]) {
-        let r7: F64x8 = x[1] * (-1.0);
-        let r6: F64x8 = t[0] * x[0];
+        let r7: F64x8 = t[0] * x[0];
+        let r6: F64x8 = x[1] * (-1.0);
         let r7: F64x8 = r7 + r6;
         acc[2] += r7;
         let r6: F64x8 = t[1] + r7;

@@ -92,6 +92,18 @@ pub struct HyperArgs {
     /// Trust-region initial radius Δ.
     #[arg(long)]
     radius: Option<f64>,
+    /// Where newton-tr gets ∇²L·v: auto (the dense Hessian up to 200
+    /// parameters, Hessian–vector products above), dense, or free. `dense`
+    /// also lets a method form a Hessian over 512 MiB.
+    #[arg(long, value_enum, default_value = "auto")]
+    hessian: HessianArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum HessianArg {
+    Auto,
+    Dense,
+    Free,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -127,6 +139,11 @@ impl HyperArgs {
             memory: self.memory,
             damping: self.damping,
             radius: self.radius,
+            hessian: match self.hessian {
+                HessianArg::Auto => hessforge_optim::HessianPath::Auto,
+                HessianArg::Dense => hessforge_optim::HessianPath::Dense,
+                HessianArg::Free => hessforge_optim::HessianPath::Free,
+            },
         })
     }
 }

@@ -23,6 +23,7 @@ fn models_lists_every_builtin_with_its_parameter_count() {
         ("rosenbrock", 2),
         ("saddle", 2),
         ("softmax_regression", 15),
+        ("digits", 650),
     ] {
         let line = out
             .lines()
@@ -508,4 +509,91 @@ fn gradcheck_checks_the_loop_ir_by_finite_differences() {
             "gradient check of logistic_12 (interpreter)",
         ))
         .stdout(predicate::str::contains("passed"));
+}
+
+#[test]
+fn digits_is_solved_hessian_free_and_dense_to_the_same_optimum() {
+    let _lock = symbolica_lock();
+    let run = |method: &str| -> serde_json::Value {
+        let out = hessforge()
+            .args(["run", "digits", "-O", method, "--json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        serde_json::from_slice(&out).unwrap()
+    };
+    let (cg, tr, dense) = (run("newton-cg"), run("newton-tr"), run("newton"));
+    for r in [&cg, &tr, &dense] {
+        assert_eq!(r["status"], "converged", "{r}");
+        assert_eq!(r["rows"], 1797);
+    }
+    // P = 650 > 200: newton-tr goes Hessian-free; newton-cg always is.
+    for r in [&cg, &tr] {
+        assert_eq!(r["evaluations"]["hessian"], 0, "{r}");
+        assert!(r["evaluations"]["hess_vec"].as_u64().unwrap() > 20, "{r}");
+    }
+    assert!(dense["evaluations"]["hessian"].as_u64().unwrap() > 0);
+    let loss = |r: &serde_json::Value| r["final_loss"].as_f64().unwrap();
+    assert!((loss(&cg) - loss(&dense)).abs() < 1e-12, "{cg} {dense}");
+    assert!((loss(&tr) - loss(&dense)).abs() < 1e-12, "{tr} {dense}");
+    // The penalty λ = 10⁻³ on every parameter bounds λ_min below.
+    assert!(dense["lambda_min"].as_f64().unwrap() >= 1e-3 - 1e-9);
+}
+
+#[test]
+fn a_dense_hessian_over_512_mib_is_refused_with_the_memory_it_needs() {
+    let _lock = symbolica_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wide.toml");
+    std::fs::write(
+        &file,
+        r#"name = "wide"
+title = "Wide least squares"
+description = "9 000 weights, 4 rows."
+loss = "(dot(w, x) - y)^2"
+[parameters]
+w = { shape = [9000] }
+[data]
+x = { shape = [9000] }
+y = {}
+[synthetic]
+samples = 4
+[synthetic.draw]
+x = "normal(0, 1)"
+y = "normal(0, 1)"
+"#,
+    )
+    .unwrap();
+    for method in ["newton", "newton-exact-tr"] {
+        let out = hessforge()
+            .args(["run", file.to_str().unwrap(), "-O", method])
+            .assert()
+            .code(2)
+            .stdout("")
+            .get_output()
+            .stderr
+            .clone();
+        // miette wraps the message at the terminal width; compare words.
+        let words: Vec<String> = String::from_utf8(out)
+            .unwrap()
+            .split_whitespace()
+            .filter(|w| *w != "│")
+            .map(String::from)
+            .collect();
+        let text = words.join(" ");
+        for expected in [
+            &format!("{method} forms the dense 9000 × 9000 Hessian")[..],
+            "648 MB (P² × 8 bytes), over the limit of 537 MB",
+            "newton-cg and newton-tr work on Hessian–vector products",
+        ] {
+            assert!(text.contains(expected), "{expected}: {text}");
+        }
+    }
+    // A Hessian-free method runs.
+    hessforge()
+        .args(["run", file.to_str().unwrap(), "-O", "newton-cg"])
+        .assert()
+        .success();
 }

@@ -12,16 +12,24 @@ fn generated_files() -> Result<Vec<(String, String)>, Failure> {
     let models = models::builtins().map_err(Failure::failed)?;
     let mut files = Vec::new();
     for m in &models {
-        let d = hessforge_symbolic::derive(m).map_err(Failure::engine)?;
+        // The kernel the build script compiles: the loop kernel of a model
+        // in index form, whose documents need only the index-form derivation
+        // (milliseconds at any P), or the straight-line one, from the full
+        // scalar derivation the documents then share.
+        let (d, kernel) = match hessforge_build::loop_kernel_source(m).map_err(Failure::failed)? {
+            Some(loops) => (
+                hessforge_symbolic::derive_unexpanded(m).map_err(Failure::engine)?,
+                loops,
+            ),
+            None => {
+                let d = hessforge_symbolic::derive(m).map_err(Failure::engine)?;
+                let kernel = hessforge_build::kernel_source_of(&d).map_err(Failure::failed)?;
+                (d, kernel)
+            }
+        };
         files.push((format!("{}.tex", m.name), render(&d, Format::Latex)));
         files.push((format!("{}.slides.tex", m.name), render(&d, Format::Beamer)));
         files.push((format!("{}.md", m.name), render(&d, Format::Markdown)));
-        // The kernel the build script compiles (from the derivation at hand
-        // when it is the straight-line one, so each model is derived once).
-        let kernel = match hessforge_build::loop_kernel_source(m).map_err(Failure::failed)? {
-            Some(loops) => loops,
-            None => hessforge_build::kernel_source_of(&d).map_err(Failure::failed)?,
-        };
         files.push((hessforge_build::kernel_file_name(m), kernel));
     }
     files.extend(hessforge_driver::figures::committed_figures().map_err(Failure::failed)?);

@@ -4,8 +4,11 @@
 use crate::args::{HyperArgs, ProblemArgs, StopArgs};
 use crate::output::{Failure, write_atomically};
 use crate::progress::Progress;
+use hessforge_driver::run::human_bytes;
 use hessforge_driver::summary::{RunReport, describe, history_csv, history_json};
-use hessforge_driver::{fit, optimizer, prepare, start_curvature};
+use hessforge_driver::{
+    DENSE_HESSIAN_MAX_BYTES, dense_hessian_bytes, fit, optimizer_for, prepare, start_curvature,
+};
 use hessforge_optim::{History, Observer};
 use std::path::Path;
 
@@ -24,7 +27,15 @@ pub fn run(
     let stopping = stop.stopping()?;
     let prepared = prepare(name, &problem).map_err(Failure::prepare)?;
     start_curvature(&mut settings, &[optimizer_name], &prepared);
-    let mut method = optimizer(optimizer_name, &settings).map_err(Failure::bad_input)?;
+    let mut method =
+        optimizer_for(&prepared, optimizer_name, &settings).map_err(Failure::bad_input)?;
+    let bytes = dense_hessian_bytes(prepared.model.n_params());
+    if method.uses_hessian() && bytes > DENSE_HESSIAN_MAX_BYTES {
+        eprintln!(
+            "warning: {optimizer_name} forms a dense Hessian of {} at every step (--hessian dense)",
+            human_bytes(bytes)
+        );
+    }
     let mut history = History::for_params(prepared.model.n_params());
     let mut progress = Progress::new(optimizer_name, stopping.max_iters);
     let mut observers: Vec<&mut dyn Observer> = vec![&mut progress];

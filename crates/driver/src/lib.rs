@@ -40,7 +40,8 @@ pub use backend::{Backend, ModelObjective};
 pub use data::Dataset;
 pub use problem::{OptionError, PrepareError, Prepared, Problem, prepare};
 pub use run::{
-    Run, Spectrum, best_converged, default_comparison, fit, hessian_spectrum, optimizer,
-    optimizer_names, optimum_spectrum, run_all, start_curvature,
+    DENSE_HESSIAN_MAX_BYTES, Run, Spectrum, best_converged, default_comparison,
+    dense_hessian_bytes, fit, hessian_spectrum, optimizer, optimizer_for, optimizer_names,
+    optimum_spectrum, run_all, start_curvature,
 };
 pub use synthetic::SyntheticError;

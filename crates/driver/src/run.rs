@@ -5,17 +5,24 @@
 
 use crate::backend::loss_is_square;
 use crate::problem::{OptionError, Prepared, option_error};
+use hessforge_optim::driver::{DENSE_CHECK_MAX_PARAMS, LANCZOS_STEPS, lanczos_extremes};
 use hessforge_optim::{
-    CATALOG, History, Method, Objective, Observer, Optimizer, Outcome, Settings, Stopping, build,
-    minimize,
+    CATALOG, HessianPath, History, Method, Objective, Observer, Optimizer, Outcome, Settings,
+    Stopping, build, minimize,
 };
 use hessforge_spec::Model;
 use nalgebra::{DMatrix, SymmetricEigen};
 use std::time::Duration;
 
-/// Extreme Hessian eigenvalues at θ: (λ_min, λ_max).
+/// Extreme Hessian eigenvalues at θ: (λ_min, λ_max). Exact from the dense
+/// Hessian up to [`DENSE_CHECK_MAX_PARAMS`] parameters; above, estimated by
+/// Lanczos on Hessian–vector products (60 of them), so that a large model
+/// never forms its P × P Hessian for a diagnostic.
 pub fn hessian_spectrum(objective: &dyn Objective, theta: &[f64]) -> (f64, f64) {
     let p = theta.len();
+    if p > DENSE_CHECK_MAX_PARAMS {
+        return lanczos_extremes(objective, theta, LANCZOS_STEPS.min(p));
+    }
     let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
     objective.loss_grad_hess(theta, hessforge_optim::Batch::Full, &mut g, &mut h);
     let eig = SymmetricEigen::new(DMatrix::from_row_slice(p, p, &h)).eigenvalues;
@@ -100,6 +107,58 @@ pub fn optimizer(name: &str, settings: &Settings) -> Result<Box<dyn Method>, Opt
     })
 }
 
+/// The largest dense Hessian an optimizer may form unless asked to with
+/// `--hessian dense` ([`HessianPath::Dense`]): 512 MiB, a model of about
+/// 8 200 parameters. Above, forming it costs more memory than a laptop
+/// spares and a factorisation of P³/3 operations per step.
+pub const DENSE_HESSIAN_MAX_BYTES: u64 = 512 << 20;
+
+/// The memory of a dense P × P Hessian: P² × 8 bytes.
+pub fn dense_hessian_bytes(p: usize) -> u64 {
+    (p as u64).saturating_mul(p as u64).saturating_mul(8)
+}
+
+/// Make an optimizer for this problem: [`optimizer`], then sized for its P,
+/// refusing one that would form a dense Hessian over
+/// [`DENSE_HESSIAN_MAX_BYTES`] unless `settings.hessian` is
+/// [`HessianPath::Dense`]; the error says the memory it would need and
+/// names the Hessian-free methods.
+pub fn optimizer_for(
+    prepared: &Prepared,
+    name: &str,
+    settings: &Settings,
+) -> Result<Box<dyn Method>, OptionError> {
+    let mut method = optimizer(name, settings)?;
+    let p = prepared.model.n_params();
+    method.reset(p, prepared.data.rows);
+    let bytes = dense_hessian_bytes(p);
+    if method.uses_hessian()
+        && bytes > DENSE_HESSIAN_MAX_BYTES
+        && settings.hessian != HessianPath::Dense
+    {
+        return Err(option_error(
+            "--optimizer",
+            format!(
+                "{name} forms the dense {p} × {p} Hessian at every step: {} (P² × 8 bytes), over the limit of {}",
+                human_bytes(bytes),
+                human_bytes(DENSE_HESSIAN_MAX_BYTES)
+            ),
+            "newton-cg and newton-tr work on Hessian–vector products and never form it; lbfgs keeps 2m vectors; `--hessian dense` runs it anyway",
+        ));
+    }
+    Ok(method)
+}
+
+/// Bytes as MB or GB (decimal, as a user reads them).
+pub fn human_bytes(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else {
+        format!("{:.0} MB", b / 1e6)
+    }
+}
+
 /// Run one optimizer on a prepared problem from its start, reporting every
 /// iteration to the observers (a [`History`], a progress bar); the outcome
 /// carries the optimizer's name.
@@ -142,7 +201,7 @@ pub fn run_all(
     start_curvature(settings, &name_refs, prepared);
     let mut methods = names
         .iter()
-        .map(|n| optimizer(n, settings))
+        .map(|n| optimizer_for(prepared, n, settings))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(names
         .iter()

@@ -835,6 +835,21 @@ fn advance(at: &mut [usize], lengths: &[usize]) -> bool {
     false
 }
 
+/// For every entry of a tensor of `shape` (row-major), its indices on
+/// `axes` as one mixed-radix number, appended to `out`: two entries of a
+/// δ-pattern product's row and column tensors pair exactly when their keys
+/// are equal.
+fn pair_keys(shape: &[usize], axes: impl Iterator<Item = usize> + Clone, out: &mut Vec<usize>) {
+    let len: usize = shape.iter().product();
+    let strides: Vec<usize> = (0..shape.len())
+        .map(|d| shape[d + 1..].iter().product())
+        .collect();
+    out.extend((0..len).map(|flat| {
+        axes.clone()
+            .fold(0, |key, a| key * shape[a] + (flat / strides[a]) % shape[a])
+    }));
+}
+
 /// Every (ρ, γ) with ρ an entry of `row`, γ one of `col`, and the paired
 /// axes equal, as flat indices, appended to `out` (row-major in ρ, then γ);
 /// `walk` holds the two multi-indices. Run once per pass by the plan, so
@@ -1148,6 +1163,13 @@ enum TermKind {
     /// entries as for `Paired`, its per-lane sums (one per entry) from the
     /// third offset of the lane sums.
     PairedLanes(usize, usize, usize),
+    /// A δ-pattern product in a pass of ∇²L·v, contracted through its keys
+    /// in O(rows + cols) rather than over its entries: `Plan::keys[start..]`
+    /// holds each row entry's key (its indices on the paired axes, as one
+    /// number below the second field), then each column entry's, and
+    /// entry (i, j) is in the pattern exactly when the keys are equal, so
+    /// (u wᵀ ∘ δ)·v = u ∘ t[key] with t[k] = Σ over key(j) = k of w_j v_j.
+    PairedKeys(usize, usize),
 }
 
 /// One Hessian term with its offsets resolved.
@@ -1192,6 +1214,8 @@ struct Plan {
     /// The (row, column) entries of the paired terms, flat within their
     /// block.
     entries: Vec<(usize, usize)>,
+    /// The keys of the paired terms of a ∇²L·v pass ([`TermKind::PairedKeys`]).
+    keys: Vec<usize>,
     /// Length of the gathered rows of all gathered terms.
     gathered_len: usize,
     /// Length of the per-lane sums of a pass in W lanes: the loss (W), the
@@ -1234,7 +1258,15 @@ impl Plan {
             let (kind, u, v_at) = match h {
                 HessianTerm::Dense { value, .. } => (TermKind::Dense, at(*value), 0),
                 HessianTerm::Product { pairs, u, v: w, .. } => {
-                    let kind = if !pairs.is_empty() {
+                    let kind = if !pairs.is_empty() && v {
+                        let start = plan.keys.len();
+                        let row_axes = pairs.iter().map(|&(a, _)| a);
+                        let col_axes = pairs.iter().map(|&(_, b)| b);
+                        pair_keys(&rt.shape, row_axes, &mut plan.keys);
+                        pair_keys(&ct.shape, col_axes, &mut plan.keys);
+                        let n_keys = pairs.iter().map(|&(a, _)| rt.shape[a]).product();
+                        TermKind::PairedKeys(start, n_keys)
+                    } else if !pairs.is_empty() {
                         let start = plan.entries.len();
                         paired_entries(&rt.shape, &ct.shape, pairs, &mut walk, &mut plan.entries);
                         let end = plan.entries.len();
@@ -1408,7 +1440,10 @@ impl<'a> Accumulator<'a> {
                         (Lanes::<W>::load(sum) + a * b).store(sum);
                     }
                 }
-                TermKind::Dense | TermKind::Outer | TermKind::Paired(..) => {
+                TermKind::Dense
+                | TermKind::Outer
+                | TermKind::Paired(..)
+                | TermKind::PairedKeys(..) => {
                     let (lu, lv) = t.lengths();
                     let mut spare = std::mem::take(&mut self.spare);
                     spare.resize(lu + lv, 0.0);
@@ -1474,7 +1509,8 @@ impl<'a> Accumulator<'a> {
                 TermKind::Dense
                 | TermKind::Outer
                 | TermKind::Gathered(_)
-                | TermKind::Paired(..) => {}
+                | TermKind::Paired(..)
+                | TermKind::PairedKeys(..) => {}
             }
         }
     }
@@ -1520,6 +1556,18 @@ impl<'a> Accumulator<'a> {
                     }
                 }
             }
+            TermKind::PairedKeys(start, _) => {
+                // Only ∇²L·v passes plan these; the entries from the keys.
+                let (kr, kc) = self.plan.keys[start..start + nr + nc].split_at(nr);
+                for (i, ki) in kr.iter().enumerate() {
+                    let first = if t.diagonal { i } else { 0 };
+                    for (j, kj) in kc.iter().enumerate().skip(first) {
+                        if ki == kj {
+                            self.hess[(t.row + i) * p + t.col + j] += u[i] * w[j];
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -1561,6 +1609,27 @@ impl<'a> Accumulator<'a> {
                     hess[t.row + i] += x * v[t.col + j];
                     if mirrored {
                         hess[t.col + j] += x * v[t.row + i];
+                    }
+                }
+            }
+            TermKind::PairedKeys(start, n_keys) => {
+                let (kr, kc) = self.plan.keys[start..start + nr + nc].split_at(nr);
+                let table = &mut self.spare;
+                table.clear();
+                table.resize(n_keys, 0.0);
+                for ((&k, b), x) in kc.iter().zip(w).zip(&v[t.col..]) {
+                    table[k] += b * x;
+                }
+                for ((&k, a), o) in kr.iter().zip(u).zip(&mut hess[t.row..]) {
+                    *o += a * table[k];
+                }
+                if mirrored {
+                    table.fill(0.0);
+                    for ((&k, a), x) in kr.iter().zip(u).zip(&v[t.row..]) {
+                        table[k] += a * x;
+                    }
+                    for ((&k, b), o) in kc.iter().zip(w).zip(&mut hess[t.col..]) {
+                        *o += b * table[k];
                     }
                 }
             }

@@ -83,10 +83,19 @@ fn registry_has_every_derivation() {
     }
 }
 
+/// The scalar derivation, the oracle of the index form, is made for models
+/// up to this size: `digits` (P = 650, 211 575 Hessian entries to derive
+/// one by one) is checked by finite differences below and through
+/// `softmax_regression`, the same model at P = 15.
+const SCALAR_ORACLE_MAX_PARAMS: usize = 64;
+
 #[test]
 fn compiled_equals_interpreter_equals_derivation() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
-    for m in builtins() {
+    for m in builtins()
+        .into_iter()
+        .filter(|m| m.n_params() <= SCALAR_ORACLE_MAX_PARAMS)
+    {
         let d = hessforge_symbolic::derive(&m).unwrap();
         let programs = hessforge_symbolic::lower(&d).unwrap();
         let k = kernel(&m.name).unwrap();

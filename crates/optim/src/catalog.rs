@@ -5,7 +5,7 @@
 
 use crate::exact_trust_region::ExactTrustRegion;
 use crate::first_order::{Batching, FirstOrder, MomentumForm, Rule};
-use crate::method::Method;
+use crate::method::{HessianPath, Method};
 use crate::newton::{Newton, NewtonKind};
 use crate::newton_cg::NewtonCg;
 use crate::quasi_newton::QuasiNewton;
@@ -465,7 +465,7 @@ pub const CATALOG: &[Entry] = &[
             default: DefaultValue::Number(1.0),
             range: Range::Positive
         }],
-        convention: "Nocedal & Wright Algorithms 4.1 and 7.2",
+        convention: "Nocedal & Wright Algorithms 4.1 and 7.2; CG needs only products Hv, from the dense H up to 200 parameters and from the Hessian–vector product kernel (H never formed) above (`--hessian dense|free` to choose)",
         source: "seed 002 (Second-Order Optimization)",
         stochastic: false,
     },
@@ -682,6 +682,9 @@ pub struct Settings {
     pub damping: Option<f64>,
     /// Trust-region Δ₀.
     pub radius: Option<f64>,
+    /// Dense Hessian or Hessian–vector products, for the methods that can
+    /// use either (`newton-tr`).
+    pub hessian: HessianPath,
 }
 
 /// Why an optimizer could not be made.
@@ -835,7 +838,7 @@ impl Optimizer {
             }
             Optimizer::NewtonTr => {
                 let radius = e.value("--radius", s.radius, None)?;
-                return Ok(Box::new(TrustRegion::new(radius)?));
+                return Ok(Box::new(TrustRegion::new(radius)?.with_hessian(s.hessian)));
             }
             Optimizer::NewtonExactTr => {
                 let radius = e.value("--radius", s.radius, None)?;

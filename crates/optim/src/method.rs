@@ -44,6 +44,52 @@ impl Point {
     }
 }
 
+/// Where a Newton-type method that needs only products ∇²L·v gets them:
+/// from the dense Hessian the driver evaluates at each iterate (P² numbers,
+/// one P×P product per CG iteration), or from a Hessian–vector product
+/// kernel that never forms it (about one gradient's cost per product).
+/// The iterates are the same in exact arithmetic; only the cost differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HessianPath {
+    /// Dense up to [`HESSIAN_FREE_ABOVE`] parameters, Hessian-free above.
+    #[default]
+    Auto,
+    /// Always the dense Hessian.
+    Dense,
+    /// Always Hessian–vector products.
+    Free,
+}
+
+/// Above this many parameters [`HessianPath::Auto`] goes Hessian-free.
+/// Measured on softmax and logistic regression (README, "Newton at large
+/// P"): below it the dense Hessian of a data set costs less than the
+/// Hessian–vector products a Steihaug solve needs.
+pub const HESSIAN_FREE_ABOVE: usize = 200;
+
+impl HessianPath {
+    /// Whether a method with `p` parameters works on Hessian–vector
+    /// products.
+    pub fn is_free(self, p: usize) -> bool {
+        match self {
+            HessianPath::Auto => p > HESSIAN_FREE_ABOVE,
+            HessianPath::Dense => false,
+            HessianPath::Free => true,
+        }
+    }
+}
+
+impl std::str::FromStr for HessianPath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(HessianPath::Auto),
+            "dense" => Ok(HessianPath::Dense),
+            "free" => Ok(HessianPath::Free),
+            _ => Err(format!("expected auto, dense or free, not `{s}`")),
+        }
+    }
+}
+
 /// How a second-order step changed the Newton system, when it had to.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -164,7 +210,8 @@ impl Step {
 pub trait Method {
     /// The optimizer's name (as `hessforge optimizers` lists it).
     fn name(&self) -> &str;
-    /// Whether the driver must evaluate ∇²L at each iterate.
+    /// Whether the driver must evaluate ∇²L at each iterate (asked after
+    /// [`Method::reset`], which may decide it from P).
     fn uses_hessian(&self) -> bool;
     /// Size and zero the state for `p` parameters over `rows` data rows.
     fn reset(&mut self, p: usize, rows: usize);

@@ -4,9 +4,14 @@
 //! indefinite Hessian needs no modification. The radius follows the ratio
 //! ρ of actual to predicted decrease (Algorithm 4.1: shrink to ¼ when
 //! ρ < ¼, double at the boundary when ρ > ¾, accept when ρ > η = 10⁻⁴).
+//!
+//! Steihaug's CG touches ∇²L only through products ∇²L·v, so the method
+//! runs Hessian-free as well ([`HessianPath`]): above
+//! [`crate::method::HESSIAN_FREE_ABOVE`] parameters it asks the objective's
+//! Hessian–vector product and the driver never forms ∇²L.
 
 use crate::catalog::{BuildError, Optimizer};
-use crate::method::{Curvature, Method, Modification, Point, Step, dot, norm};
+use crate::method::{Curvature, HessianPath, Method, Modification, Point, Step, dot, norm};
 use crate::objective::{Batch, Objective};
 
 /// Trust-region Newton–CG (Steihaug).
@@ -18,6 +23,10 @@ pub struct TrustRegion {
     pub radius: f64,
     /// The largest radius.
     pub max_radius: f64,
+    /// Where the products ∇²L·v come from.
+    pub hessian: HessianPath,
+    /// Resolved from `hessian` and P by [`Method::reset`].
+    hessian_free: bool,
     z: Vec<f64>,
     r: Vec<f64>,
     d: Vec<f64>,
@@ -36,6 +45,8 @@ impl TrustRegion {
             radius0,
             radius: radius0,
             max_radius: 1e10,
+            hessian: HessianPath::Auto,
+            hessian_free: false,
             z: vec![],
             r: vec![],
             d: vec![],
@@ -45,10 +56,30 @@ impl TrustRegion {
     }
 }
 
-fn mat_vec(h: &[f64], v: &[f64], out: &mut [f64]) {
-    let p = v.len();
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = dot(&h[i * p..(i + 1) * p], v);
+impl TrustRegion {
+    /// Where the products ∇²L·v come from (the default is
+    /// [`HessianPath::Auto`]).
+    pub fn with_hessian(mut self, hessian: HessianPath) -> Self {
+        self.hessian = hessian;
+        self
+    }
+}
+
+/// ∇²L·v: from the dense Hessian at `at`, or the objective's product.
+fn hess_times(
+    objective: &dyn Objective,
+    at: &Point,
+    hessian_free: bool,
+    v: &[f64],
+    out: &mut [f64],
+) {
+    if hessian_free {
+        objective.hess_vec(&at.theta, Batch::Full, v, out);
+    } else {
+        let p = v.len();
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = dot(&at.hess[i * p..(i + 1) * p], v);
+        }
     }
 }
 
@@ -63,9 +94,10 @@ impl Method for TrustRegion {
         "newton-tr"
     }
     fn uses_hessian(&self) -> bool {
-        true
+        !self.hessian_free
     }
     fn reset(&mut self, p: usize, _rows: usize) {
+        self.hessian_free = self.hessian.is_free(p);
         for v in [
             &mut self.z,
             &mut self.r,
@@ -91,7 +123,7 @@ impl Method for TrustRegion {
         let mut rayleigh_min = f64::INFINITY;
         let mut modification = Modification::None;
         for _ in 0..(2 * p).max(10) {
-            mat_vec(&at.hess, &self.d, &mut self.hd);
+            hess_times(objective, at, self.hessian_free, &self.d, &mut self.hd);
             let dhd = dot(&self.d, &self.hd);
             let dd = dot(&self.d, &self.d);
             rayleigh_min = rayleigh_min.min(dhd / dd);
@@ -138,7 +170,7 @@ impl Method for TrustRegion {
             }
         }
         // Predicted decrease of the model, actual decrease of L.
-        mat_vec(&at.hess, &self.z, &mut self.hd);
+        hess_times(objective, at, self.hessian_free, &self.z, &mut self.hd);
         let predicted = -(dot(g, &self.z) + 0.5 * dot(&self.z, &self.hd));
         for ((t, x), z) in self.trial.iter_mut().zip(&at.theta).zip(&self.z) {
             *t = x + z;

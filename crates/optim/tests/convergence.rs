@@ -442,3 +442,42 @@ fn gauss_newton_is_newton_on_linear_least_squares_and_fits_a_nonlinear_model() {
     assert_eq!(out.status, Status::Failed);
     assert!(out.message.contains("square"), "{}", out.message);
 }
+
+#[test]
+fn newton_tr_hessian_free_takes_the_dense_path_without_ever_forming_the_hessian() {
+    use hessforge_optim::HessianPath;
+    let f = rosenbrock();
+    let run = |hessian| {
+        let settings = Settings {
+            hessian,
+            ..Settings::default()
+        };
+        let mut method = build("newton-tr", &settings).unwrap();
+        minimize(
+            &f,
+            method.as_mut(),
+            &[-1.2, 1.0],
+            &Stopping::default(),
+            &mut [],
+        )
+    };
+    let (dense, free, auto) = (
+        run(HessianPath::Dense),
+        run(HessianPath::Free),
+        run(HessianPath::Auto),
+    );
+    assert_eq!(dense.status, Status::Converged);
+    // The same products, so the same iterates, bit for bit.
+    assert_eq!(free.theta, dense.theta);
+    assert_eq!(free.iterations, dense.iterations);
+    assert_eq!(auto.theta, dense.theta);
+    // Dense: one Hessian per accepted iterate, no products asked of the objective;
+    // free: the other way round (2 parameters: Auto is dense). The one
+    // Hessian of the free run is the end-of-run curvature check, dense
+    // below DENSE_CHECK_MAX_PARAMS.
+    assert!(dense.evaluations.hessian > 10);
+    assert_eq!(dense.evaluations.hess_vec, 0);
+    assert_eq!(free.evaluations.hessian, 1);
+    assert!(free.evaluations.hess_vec > dense.iterations);
+    assert_eq!(auto.evaluations.hess_vec, 0);
+}

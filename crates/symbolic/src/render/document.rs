@@ -897,6 +897,7 @@ impl Builder<'_> {
                 "← θ − [∇²L(θ)]⁻¹∇L(θ)",
             )],
         });
+        self.blocks.extend(hessian_free_step());
         if let Some(step) = &self.d.newton_step {
             self.blocks.push(Block::Paragraph(vec![text(
                 "Written out for this model, the Newton step is:",
@@ -941,6 +942,23 @@ fn taylor_model() -> Block {
             "≈ L(θ) + ∇L(θ)ᵀd + ½ dᵀ∇²L(θ)d",
         )],
     }
+}
+
+/// The Hessian-free Newton step: CG on products ∇²L·v, each a directional
+/// derivative of the gradient.
+fn hessian_free_step() -> [Block; 2] {
+    [
+        Block::Paragraph(vec![text(
+            "The step d solves the linear system ∇²L d = −∇L. Conjugate gradients solve it with products of the Hessian and a vector only, and such a product is a directional derivative of the gradient, costing about one gradient pass (Pearlmutter 1994); stopped early, that is Hessian-free (truncated) Newton, which never forms the P × P matrix:",
+        )]),
+        Block::Equation {
+            lhs: Math::raw("\\nabla^2 L(\\theta)\\, v", "∇²L(θ) v"),
+            steps: vec![Math::raw(
+                "\\left.\\frac{\\mathrm{d}}{\\mathrm{d}\\varepsilon} \\nabla L(\\theta + \\varepsilon v)\\right|_{\\varepsilon = 0}",
+                "d/dε ∇L(θ + εv) at ε = 0",
+            )],
+        },
+    ]
 }
 
 /// θ ← θ − α∇L(θ).

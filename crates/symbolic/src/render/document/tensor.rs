@@ -1062,6 +1062,7 @@ impl Builder<'_> {
             lhs: Math::raw("\\theta", "θ"),
             steps: vec![newton],
         });
+        self.blocks.extend(super::hessian_free_step());
         let sentence = match curvature {
             Curvature::Convex if irls => None,
             Curvature::Convex => {
