@@ -31,39 +31,38 @@ fn plan() -> &'static TensorModel {
                 runtime::loops::tensor("t10", Source::Scratch, 14, &[]),
                 runtime::loops::tensor("t11", Source::Scratch, 15, &[10]),
                 runtime::loops::tensor("t12", Source::Scratch, 25, &[10, 64]),
-                runtime::loops::tensor("t13", Source::Scratch, 665, &[]),
-                runtime::loops::tensor("t14", Source::Scratch, 666, &[10]),
-                runtime::loops::tensor("t15", Source::Scratch, 676, &[10, 64]),
-                runtime::loops::tensor("t16", Source::Scratch, 1316, &[10, 64]),
-                runtime::loops::tensor("t17", Source::Scratch, 1956, &[]),
-                runtime::loops::tensor("t18", Source::Scratch, 1957, &[10, 64]),
-                runtime::loops::tensor("t19", Source::Scratch, 2597, &[]),
-                runtime::loops::tensor("t20", Source::Scratch, 2598, &[10, 64]),
-                runtime::loops::tensor("t21", Source::Scratch, 3238, &[10]),
-                runtime::loops::tensor("t22", Source::Scratch, 3248, &[10]),
-                runtime::loops::tensor("t23", Source::Scratch, 3258, &[]),
-                runtime::loops::tensor("t24", Source::Scratch, 3259, &[10, 64]),
-                runtime::loops::tensor("t25", Source::Scratch, 3899, &[]),
-                runtime::loops::tensor("t26", Source::Scratch, 3900, &[10, 64]),
-                runtime::loops::tensor("t27", Source::Scratch, 4540, &[]),
-                runtime::loops::tensor("t28", Source::Scratch, 4541, &[10]),
-                runtime::loops::tensor("t29", Source::Scratch, 4551, &[]),
-                runtime::loops::tensor("t30", Source::Scratch, 4552, &[10]),
-                runtime::loops::tensor("t31", Source::Scratch, 0, &[10]),
-                runtime::loops::tensor("t32", Source::Scratch, 10, &[]),
-                runtime::loops::tensor("t33", Source::Scratch, 11, &[]),
-                runtime::loops::tensor("t34", Source::Scratch, 12, &[]),
-                runtime::loops::tensor("t35", Source::Scratch, 13, &[10, 64]),
-                runtime::loops::tensor("t36", Source::Scratch, 653, &[10]),
-                runtime::loops::tensor("t37", Source::Scratch, 663, &[10, 64]),
-                runtime::loops::tensor("t38", Source::Scratch, 1303, &[]),
-                runtime::loops::tensor("t39", Source::Scratch, 1304, &[10, 64]),
-                runtime::loops::tensor("t40", Source::Scratch, 1944, &[10]),
-                runtime::loops::tensor("t41", Source::Scratch, 1954, &[10]),
+                runtime::loops::tensor("t13", Source::Scratch, 665, &[10]),
+                runtime::loops::tensor("t14", Source::Scratch, 675, &[10]),
+                runtime::loops::tensor("t15", Source::Scratch, 685, &[10, 64]),
+                runtime::loops::tensor("t16", Source::Scratch, 1325, &[10, 64]),
+                runtime::loops::tensor("t17", Source::Scratch, 1965, &[]),
+                runtime::loops::tensor("t18", Source::Scratch, 1966, &[10, 64]),
+                runtime::loops::tensor("t19", Source::Scratch, 2606, &[]),
+                runtime::loops::tensor("t20", Source::Scratch, 2607, &[10, 64]),
+                runtime::loops::tensor("t21", Source::Scratch, 3247, &[10]),
+                runtime::loops::tensor("t22", Source::Scratch, 3257, &[10]),
+                runtime::loops::tensor("t23", Source::Scratch, 3267, &[]),
+                runtime::loops::tensor("t24", Source::Scratch, 3268, &[10, 64]),
+                runtime::loops::tensor("t25", Source::Scratch, 3908, &[]),
+                runtime::loops::tensor("t26", Source::Scratch, 3909, &[10, 64]),
+                runtime::loops::tensor("t27", Source::Scratch, 4549, &[]),
+                runtime::loops::tensor("t28", Source::Scratch, 4550, &[10]),
+                runtime::loops::tensor("t29", Source::Scratch, 4560, &[10]),
+                runtime::loops::tensor("t30", Source::Scratch, 0, &[10]),
+                runtime::loops::tensor("t31", Source::Scratch, 10, &[]),
+                runtime::loops::tensor("t32", Source::Scratch, 11, &[]),
+                runtime::loops::tensor("t33", Source::Scratch, 12, &[]),
+                runtime::loops::tensor("t34", Source::Scratch, 13, &[10, 64]),
+                runtime::loops::tensor("t35", Source::Scratch, 653, &[10]),
+                runtime::loops::tensor("t36", Source::Scratch, 663, &[10, 64]),
+                runtime::loops::tensor("t37", Source::Scratch, 1303, &[]),
+                runtime::loops::tensor("t38", Source::Scratch, 1304, &[10, 64]),
+                runtime::loops::tensor("t39", Source::Scratch, 1944, &[10]),
+                runtime::loops::tensor("t40", Source::Scratch, 1954, &[10]),
             ]),
             Vec::from([0.001]),
             Stage {
-                scratch: 4562,
+                scratch: 4570,
                 steps: Vec::new(),
                 loss: Some(9),
                 gradient: Vec::from([
@@ -73,50 +72,50 @@ fn plan() -> &'static TensorModel {
                     },
                     GradientTerm {
                         param: 1,
-                        value: 14,
+                        value: 13,
                     },
                 ]),
                 hessian: Vec::from([
                     HessianTerm::Product {
                         row: 0,
                         col: 0,
-                        pairs: Vec::from([(0, 0)]),
+                        pairs: Vec::from([]),
                         u: 18,
                         v: 15,
                     },
                     HessianTerm::Product {
                         row: 0,
                         col: 0,
-                        pairs: Vec::from([]),
+                        pairs: Vec::from([(0, 0)]),
                         u: 20,
                         v: 16,
                     },
                     HessianTerm::Product {
                         row: 0,
                         col: 1,
-                        pairs: Vec::from([(0, 0)]),
+                        pairs: Vec::from([]),
                         u: 24,
                         v: 21,
                     },
                     HessianTerm::Product {
                         row: 0,
                         col: 1,
-                        pairs: Vec::from([]),
+                        pairs: Vec::from([(0, 0)]),
                         u: 26,
                         v: 22,
                     },
                     HessianTerm::Product {
                         row: 1,
                         col: 1,
-                        pairs: Vec::from([(0, 0)]),
+                        pairs: Vec::from([]),
                         u: 28,
                         v: 21,
                     },
                     HessianTerm::Product {
                         row: 1,
                         col: 1,
-                        pairs: Vec::from([]),
-                        u: 30,
+                        pairs: Vec::from([(0, 0)]),
+                        u: 29,
                         v: 22,
                     },
                 ]),
@@ -124,15 +123,15 @@ fn plan() -> &'static TensorModel {
             Stage {
                 scratch: 1964,
                 steps: Vec::new(),
-                loss: Some(34),
+                loss: Some(33),
                 gradient: Vec::from([
                     GradientTerm {
                         param: 0,
-                        value: 35,
+                        value: 34,
                     },
                     GradientTerm {
                         param: 1,
-                        value: 36,
+                        value: 35,
                     },
                 ]),
                 hessian: Vec::from([
@@ -140,15 +139,15 @@ fn plan() -> &'static TensorModel {
                         row: 0,
                         col: 0,
                         pairs: Vec::from([(0, 0), (1, 1)]),
-                        u: 39,
-                        v: 37,
+                        u: 38,
+                        v: 36,
                     },
                     HessianTerm::Product {
                         row: 1,
                         col: 1,
                         pairs: Vec::from([(0, 0)]),
-                        u: 41,
-                        v: 40,
+                        u: 40,
+                        v: 39,
                     },
                 ]),
             },
@@ -201,7 +200,7 @@ fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         (Lanes::<W>::load(&s[12 * W..]) + r2).store(&mut s[12 * W..]);
     }
 }
-/// `t11` `t11[i0] = f(t5[i0], t6, b[i0]), for i0 < 10` (3 instructions).
+/// `t11` `t11[i0] = f(t5[i0], t6, b[i0], t10, y[i0]), for i0 < 10` (5 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
@@ -209,115 +208,52 @@ fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
         let p2: f64 = t[640 + i0];
+        let p3: Lanes<W> = Lanes::<W>::load(&s[14 * W..]);
+        let p4: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
         let r0: Lanes<W> = p0 * p1;
         let r1: Lanes<W> = r0 + p2;
         let r2: Lanes<W> = r1.exp();
-        r2.store(&mut s[(15 + i0) * W..]);
+        let r3: Lanes<W> = (-1.0) * p3 * r2;
+        let r4: Lanes<W> = r3 + p4;
+        r4.store(&mut s[(15 + i0) * W..]);
     }
 }
-/// `t12` `t12[i0, i1] = f(x[i1], y[i0], t10, t11[i0]), for i0 < 10, i1 < 64` (4 instructions).
+/// `t12` `t12[i0, i1] = f(t11[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&s[14 * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[(15 + i0) * W..]);
-            let r0: Lanes<W> = (-0.0625) * p1;
-            let r1: Lanes<W> = p3 * p2;
-            let r2: Lanes<W> = r0 + r1;
-            let r3: Lanes<W> = r2 * p0;
-            r3.store(&mut s[(25 + i0 * 64 + i1) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(15 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r0: Lanes<W> = (-0.0625) * p0 * p1;
+            r0.store(&mut s[(25 + i0 * 64 + i1) * W..]);
         }
     }
 }
-/// `t14` `t14[i0] = f(t13, t5[i0], t6, b[i0], y[i0]), for i0 < 10` (6 instructions).
+/// `t13` `t13[i0] = f(y[i0], t5[i0], t6, b[i0], t10), for i0 < 10` (6 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t14<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[665 * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p2: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
         let p3: f64 = t[640 + i0];
-        let p4: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
-        let r0: Lanes<W> = p2 * p1;
-        let r1: Lanes<W> = r0 + p3;
-        let r2: Lanes<W> = r1.exp();
-        let r3: Lanes<W> = r2 * p0;
-        let r4: Lanes<W> = p4 * (-1.0);
-        let r5: Lanes<W> = r3 + r4;
-        r5.store(&mut s[(666 + i0) * W..]);
+        let p4: Lanes<W> = Lanes::<W>::load(&s[14 * W..]);
+        let r0: Lanes<W> = p0 * (-1.0);
+        let r1: Lanes<W> = p2 * p1;
+        let r2: Lanes<W> = r1 + p3;
+        let r3: Lanes<W> = r2.exp();
+        let r4: Lanes<W> = r3 * p4;
+        let r5: Lanes<W> = r0 + r4;
+        r5.store(&mut s[(665 + i0) * W..]);
     }
 }
-/// `t15` `t15[i0, i1] = f(x[i1]), for i0 < 10, i1 < 64` (1 instruction).
+/// `t14` `t14[i0] = f(t5[i0], t6, b[i0]), for i0 < 10` (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t15<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0;
-            r0.store(&mut s[(676 + i0 * 64 + i1) * W..]);
-        }
-    }
-}
-/// `t16` `t16[i0, i1] = f(t11[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t16<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(15 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p1;
-            r0.store(&mut s[(1316 + i0 * 64 + i1) * W..]);
-        }
-    }
-}
-/// `t18` `t18[i0, i1] = f(t17, t11[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t18<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[1956 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(15 + i0) * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p2 * p1;
-            r0.store(&mut s[(1957 + i0 * 64 + i1) * W..]);
-        }
-    }
-}
-/// `t20` `t20[i0, i1] = f(t19, t11[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t20<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[2597 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(15 + i0) * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p2 * p1;
-            r0.store(&mut s[(2598 + i0 * 64 + i1) * W..]);
-        }
-    }
-}
-/// `t21` `t21[i0] = f(), for i0 < 10` (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t21<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        let r0: f64 = 1.0;
-        Lanes::<W>::splat(r0).store(&mut s[(3238 + i0) * W..]);
-    }
-}
-/// `t22` `t22[i0] = f(t5[i0], t6, b[i0]), for i0 < 10` (3 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t22<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t14<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
@@ -325,34 +261,110 @@ fn step_t22<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r0: Lanes<W> = p0 * p1;
         let r1: Lanes<W> = r0 + p2;
         let r2: Lanes<W> = r1.exp();
-        r2.store(&mut s[(3248 + i0) * W..]);
+        r2.store(&mut s[(675 + i0) * W..]);
     }
 }
-/// `t24` `t24[i0, i1] = f(t23, t11[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
+/// `t15` `t15[i0, i1] = f(t14[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t15<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..10 {
+        for i1 in 0..64 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(675 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r0: Lanes<W> = p0 * p1;
+            r0.store(&mut s[(685 + i0 * 64 + i1) * W..]);
+        }
+    }
+}
+/// `t16` `t16[i0, i1] = f(x[i1]), for i0 < 10, i1 < 64` (1 instruction).
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t16<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..10 {
+        for i1 in 0..64 {
+            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r0: Lanes<W> = p0;
+            r0.store(&mut s[(1325 + i0 * 64 + i1) * W..]);
+        }
+    }
+}
+/// `t18` `t18[i0, i1] = f(t17, t14[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t18<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..10 {
+        for i1 in 0..64 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[1965 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(675 + i0) * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r0: Lanes<W> = p0 * p2 * p1;
+            r0.store(&mut s[(1966 + i0 * 64 + i1) * W..]);
+        }
+    }
+}
+/// `t20` `t20[i0, i1] = f(t19, t14[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t20<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..10 {
+        for i1 in 0..64 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[2606 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(675 + i0) * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r0: Lanes<W> = p0 * p2 * p1;
+            r0.store(&mut s[(2607 + i0 * 64 + i1) * W..]);
+        }
+    }
+}
+/// `t21` `t21[i0] = f(t5[i0], t6, b[i0]), for i0 < 10` (3 instructions).
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t21<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..10 {
+        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+        let p2: f64 = t[640 + i0];
+        let r0: Lanes<W> = p0 * p1;
+        let r1: Lanes<W> = r0 + p2;
+        let r2: Lanes<W> = r1.exp();
+        r2.store(&mut s[(3247 + i0) * W..]);
+    }
+}
+/// `t22` `t22[i0] = f(), for i0 < 10` (1 instruction).
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t22<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..10 {
+        let r0: f64 = 1.0;
+        Lanes::<W>::splat(r0).store(&mut s[(3257 + i0) * W..]);
+    }
+}
+/// `t24` `t24[i0, i1] = f(t23, t14[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t24<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[3258 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(15 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[3267 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(675 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
             let r0: Lanes<W> = p0 * p2 * p1;
-            r0.store(&mut s[(3259 + i0 * 64 + i1) * W..]);
+            r0.store(&mut s[(3268 + i0 * 64 + i1) * W..]);
         }
     }
 }
-/// `t26` `t26[i0, i1] = f(t25, t11[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
+/// `t26` `t26[i0, i1] = f(t25, t14[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t26<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[3899 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(15 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[3908 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(675 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
             let r0: Lanes<W> = p0 * p2 * p1;
-            r0.store(&mut s[(3900 + i0 * 64 + i1) * W..]);
+            r0.store(&mut s[(3909 + i0 * 64 + i1) * W..]);
         }
     }
 }
@@ -361,7 +373,7 @@ fn step_t26<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t28<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[4540 * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[4549 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p2: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
         let p3: f64 = t[640 + i0];
@@ -369,23 +381,23 @@ fn step_t28<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r1: Lanes<W> = r0 + p3;
         let r2: Lanes<W> = r1.exp();
         let r3: Lanes<W> = r2 * p0;
-        r3.store(&mut s[(4541 + i0) * W..]);
+        r3.store(&mut s[(4550 + i0) * W..]);
     }
 }
-/// `t30` `t30[i0] = f(t29, t5[i0], t6, b[i0]), for i0 < 10` (4 instructions).
+/// `t29` `t29[i0] = f(t5[i0], t6, b[i0], t10), for i0 < 10` (4 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t30<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t29<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[4551 * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p2: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
-        let p3: f64 = t[640 + i0];
-        let r0: Lanes<W> = p2 * p1;
-        let r1: Lanes<W> = r0 + p3;
+        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+        let p2: f64 = t[640 + i0];
+        let p3: Lanes<W> = Lanes::<W>::load(&s[14 * W..]);
+        let r0: Lanes<W> = p0 * p1;
+        let r1: Lanes<W> = r0 + p2;
         let r2: Lanes<W> = r1.exp();
-        let r3: Lanes<W> = r2 * p0;
-        r3.store(&mut s[(4552 + i0) * W..]);
+        let r3: Lanes<W> = p3 * r2;
+        r3.store(&mut s[(4560 + i0) * W..]);
     }
 }
 /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
@@ -415,50 +427,47 @@ fn sample<const W: usize>(
         return;
     }
     let r4: Lanes<W> = v7.powi(-1i32);
-    let r5: Lanes<W> = 0.0625 * r4;
-    let v10: Lanes<W> = r5;
+    let v10: Lanes<W> = r4;
     v10.store(&mut s[14 * W..]);
     step_t11::<W>(t, x, c, s);
     step_t12::<W>(t, x, c, s);
-    let v13: Lanes<W> = r4;
-    v13.store(&mut s[665 * W..]);
-    step_t14::<W>(t, x, c, s);
+    step_t13::<W>(t, x, c, s);
     if level.rank() < 2 {
         return;
     }
+    step_t14::<W>(t, x, c, s);
     step_t15::<W>(t, x, c, s);
     step_t16::<W>(t, x, c, s);
-    let r6: Lanes<W> = 0.00390625 * r4;
-    let v17: Lanes<W> = r6;
-    v17.store(&mut s[1956 * W..]);
+    let r5: Lanes<W> = v7 * v7;
+    let r6: Lanes<W> = r5.powi(-1i32);
+    let r7: Lanes<W> = (-0.00390625) * r6;
+    let v17: Lanes<W> = r7;
+    v17.store(&mut s[1965 * W..]);
     step_t18::<W>(t, x, c, s);
-    let r7: Lanes<W> = v7 * v7;
-    let r8: Lanes<W> = r7.powi(-1i32);
-    let r9: Lanes<W> = (-0.00390625) * r8;
-    let v19: Lanes<W> = r9;
-    v19.store(&mut s[2597 * W..]);
+    let r8: Lanes<W> = 0.00390625 * r4;
+    let v19: Lanes<W> = r8;
+    v19.store(&mut s[2606 * W..]);
     step_t20::<W>(t, x, c, s);
     step_t21::<W>(t, x, c, s);
     step_t22::<W>(t, x, c, s);
-    let v23: Lanes<W> = r5;
-    v23.store(&mut s[3258 * W..]);
+    let r9: Lanes<W> = (-0.0625) * r6;
+    let v23: Lanes<W> = r9;
+    v23.store(&mut s[3267 * W..]);
     step_t24::<W>(t, x, c, s);
-    let r10: Lanes<W> = (-0.0625) * r8;
+    let r10: Lanes<W> = 0.0625 * r4;
     let v25: Lanes<W> = r10;
-    v25.store(&mut s[3899 * W..]);
+    v25.store(&mut s[3908 * W..]);
     step_t26::<W>(t, x, c, s);
-    let v27: Lanes<W> = r4;
-    v27.store(&mut s[4540 * W..]);
+    let r11: Lanes<W> = (-1.0) * r6;
+    let v27: Lanes<W> = r11;
+    v27.store(&mut s[4549 * W..]);
     step_t28::<W>(t, x, c, s);
-    let r11: Lanes<W> = (-1.0) * r8;
-    let v29: Lanes<W> = r11;
-    v29.store(&mut s[4551 * W..]);
-    step_t30::<W>(t, x, c, s);
+    step_t29::<W>(t, x, c, s);
 }
-/// `t31` `t31[i0] = Σ over i1 < 64 of f(W[i0, i1]), for i0 < 10` (1 instruction).
+/// `t30` `t30[i0] = Σ over i1 < 64 of f(W[i0, i1]), for i0 < 10` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t31(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t30(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     s[0..10].fill(0.0);
     for i0 in 0..10 {
         for i1 in 0..64 {
@@ -468,10 +477,10 @@ fn step_t31(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t32` `t32 = Σ over i0 < 10 of f(t31[i0])` (1 instruction).
+/// `t31` `t31 = Σ over i0 < 10 of f(t30[i0])` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t32(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t31(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     s[10..11].fill(0.0);
     for i0 in 0..10 {
         let p0: f64 = s[i0];
@@ -479,10 +488,10 @@ fn step_t32(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[10] += r0;
     }
 }
-/// `t33` `t33 = Σ over i0 < 10 of f(b[i0])` (1 instruction).
+/// `t32` `t32 = Σ over i0 < 10 of f(b[i0])` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t33(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t32(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     s[11..12].fill(0.0);
     for i0 in 0..10 {
         let p0: f64 = t[640 + i0];
@@ -490,10 +499,10 @@ fn step_t33(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[11] += r0;
     }
 }
-/// `t35` `t35[i0, i1] = f(W[i0, i1], lambda), for i0 < 10, i1 < 64` (1 instruction).
+/// `t34` `t34[i0, i1] = f(W[i0, i1], lambda), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t35(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t34(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let p0: f64 = t[i0 * 64 + i1];
@@ -503,10 +512,10 @@ fn step_t35(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t36` `t36[i0] = f(b[i0], lambda), for i0 < 10` (1 instruction).
+/// `t35` `t35[i0] = f(b[i0], lambda), for i0 < 10` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t36(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t35(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = t[640 + i0];
         let p1: f64 = c[0];
@@ -514,10 +523,10 @@ fn step_t36(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[653 + i0] = r0;
     }
 }
-/// `t37` `t37[i0, i1] = f(), for i0 < 10, i1 < 64` (1 instruction).
+/// `t36` `t36[i0, i1] = f(), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t37(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t36(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let r0: f64 = 1.0;
@@ -525,10 +534,10 @@ fn step_t37(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t39` `t39[i0, i1] = f(t38), for i0 < 10, i1 < 64` (1 instruction).
+/// `t38` `t38[i0, i1] = f(t37), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t39(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t38(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let p0: f64 = s[1303];
@@ -537,19 +546,19 @@ fn step_t39(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t40` `t40[i0] = f(), for i0 < 10` (1 instruction).
+/// `t39` `t39[i0] = f(), for i0 < 10` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t40(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t39(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let r0: f64 = 1.0;
         s[1944 + i0] = r0;
     }
 }
-/// `t41` `t41[i0] = f(t38), for i0 < 10` (1 instruction).
+/// `t40` `t40[i0] = f(t37), for i0 < 10` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t41(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t40(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = s[1303];
         let r0: f64 = p0;
@@ -560,30 +569,30 @@ fn step_t41(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
+    step_t30(t, &[], c, s);
     step_t31(t, &[], c, s);
+    let v31: f64 = s[10];
     step_t32(t, &[], c, s);
-    let v32: f64 = s[10];
-    step_t33(t, &[], c, s);
-    let v33: f64 = s[11];
+    let v32: f64 = s[11];
     let a0: f64 = c[0];
-    let r1: f64 = v33 + v32;
+    let r1: f64 = v32 + v31;
     let r2: f64 = 0.5 * r1 * a0;
-    let v34: f64 = r2;
-    s[12] = v34;
+    let v33: f64 = r2;
+    s[12] = v33;
     if level.rank() < 1 {
         return;
     }
+    step_t34(t, &[], c, s);
     step_t35(t, &[], c, s);
-    step_t36(t, &[], c, s);
     if level.rank() < 2 {
         return;
     }
-    step_t37(t, &[], c, s);
-    let v38: f64 = a0;
-    s[1303] = v38;
+    step_t36(t, &[], c, s);
+    let v37: f64 = a0;
+    s[1303] = v37;
+    step_t38(t, &[], c, s);
     step_t39(t, &[], c, s);
     step_t40(t, &[], c, s);
-    step_t41(t, &[], c, s);
 }
 /// The generated steps, for the shared accumulation.
 struct Compiled;

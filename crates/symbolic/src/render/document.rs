@@ -945,20 +945,18 @@ fn taylor_model() -> Block {
 }
 
 /// The Hessian-free Newton step: CG on products ∇²L·v, each a directional
-/// derivative of the gradient.
-fn hessian_free_step() -> [Block; 2] {
-    [
-        Block::Paragraph(vec![text(
-            "The step d solves the linear system ∇²L d = −∇L. Conjugate gradients solve it with products of the Hessian and a vector only, and such a product is a directional derivative of the gradient, costing about one gradient pass (Pearlmutter 1994); stopped early, that is Hessian-free (truncated) Newton, which never forms the P × P matrix:",
-        )]),
-        Block::Equation {
-            lhs: Math::raw("\\nabla^2 L(\\theta)\\, v", "∇²L(θ) v"),
-            steps: vec![Math::raw(
-                "\\left.\\frac{\\mathrm{d}}{\\mathrm{d}\\varepsilon} \\nabla L(\\theta + \\varepsilon v)\\right|_{\\varepsilon = 0}",
-                "d/dε ∇L(θ + εv) at ε = 0",
-            )],
-        },
-    ]
+/// derivative of the gradient (one paragraph: the lecture notes stay short).
+fn hessian_free_step() -> [Block; 1] {
+    [Block::Paragraph(vec![
+        text("Hessian-free Newton gets "),
+        Inline::Math(Math::raw("[\\nabla^2 L]^{-1} \\nabla L", "[∇²L]⁻¹∇L")),
+        text(" by conjugate gradients on products "),
+        Inline::Math(Math::raw(
+            "\\nabla^2 L\\, v = \\partial_\\varepsilon \\nabla L(\\theta + \\varepsilon v)|_0",
+            "∇²L v = ∂ε ∇L(θ + εv) at 0",
+        )),
+        text(", each costing about one gradient."),
+    ])]
 }
 
 /// θ ← θ − α∇L(θ).

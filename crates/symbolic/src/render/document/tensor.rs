@@ -1062,7 +1062,10 @@ impl Builder<'_> {
             lhs: Math::raw("\\theta", "θ"),
             steps: vec![newton],
         });
-        self.blocks.extend(super::hessian_free_step());
+        // (Not for IRLS: the convex GLMs' lecture note fits two pages.)
+        if !irls {
+            self.blocks.extend(super::hessian_free_step());
+        }
         let sentence = match curvature {
             Curvature::Convex if irls => None,
             Curvature::Convex => {
