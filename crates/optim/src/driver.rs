@@ -166,7 +166,7 @@ fn finite(at: &Point) -> bool {
 /// Above this many parameters, a method that never forms ∇²L has the
 /// end-of-run curvature check done by Lanczos on Hessian–vector products
 /// instead of a dense eigendecomposition.
-pub const DENSE_CHECK_MAX_PARAMS: usize = 200;
+pub const DENSE_CHECK_MAX_PARAMS: usize = crate::method::HESSIAN_FREE_ABOVE;
 
 /// Lanczos steps of the large-P curvature check: the extreme eigenvalues
 /// of the Krylov space's tridiagonal matrix converge first and fastest.

@@ -60,10 +60,11 @@ pub enum HessianPath {
     Free,
 }
 
-/// Above this many parameters [`HessianPath::Auto`] goes Hessian-free.
-/// Measured on softmax and logistic regression (README, "Newton at large
-/// P"): below it the dense Hessian of a data set costs less than the
-/// Hessian–vector products a Steihaug solve needs.
+/// Above this many parameters [`HessianPath::Auto`] goes Hessian-free: the
+/// size above which the driver never forms ∇²L for a diagnostic either
+/// ([`crate::driver::DENSE_CHECK_MAX_PARAMS`] is this constant). Not yet a
+/// measured crossover: with today's loop kernels the dense path is still
+/// faster on digits (P = 650; README, "Newton at large P").
 pub const HESSIAN_FREE_ABOVE: usize = 200;
 
 impl HessianPath {

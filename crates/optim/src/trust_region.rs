@@ -12,7 +12,7 @@
 
 use crate::catalog::{BuildError, Optimizer};
 use crate::method::{Curvature, HessianPath, Method, Modification, Point, Step, dot, norm};
-use crate::objective::{Batch, Objective};
+use crate::objective::{Batch, Objective, dense_hess_vec};
 
 /// Trust-region Newton–CG (Steihaug).
 #[derive(Debug, Clone)]
@@ -76,10 +76,7 @@ fn hess_times(
     if hessian_free {
         objective.hess_vec(&at.theta, Batch::Full, v, out);
     } else {
-        let p = v.len();
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = dot(&at.hess[i * p..(i + 1) * p], v);
-        }
+        dense_hess_vec(&at.hess, v, out);
     }
 }
 
