@@ -12,6 +12,9 @@
 //! compare_side fit-wide F N METHOD [--hessian dense|free]
 //!                                            one optimizer from θ = 0 to ‖∇L‖∞ ≤ 1e-8 on that
 //!                                            data (single thread): time, iterations, passes
+//! compare_side products MODEL REPEATS        one loss+gradient pass and one Hessian–vector
+//!                                            product, single thread: MODEL is digits (its
+//!                                            embedded data) or wide-1000 (N = 1e5)
 //! ```
 //!
 //! Built by `run.sh` with `cargo build --release --features bench-models
@@ -48,6 +51,10 @@ fn main() {
         };
         let json = fit_wide(count(1, "F"), count(2, "N"), &arg(3, "METHOD"), hessian);
         println!("{json}");
+        return;
+    }
+    if arg(0, "a task") == "products" {
+        println!("{}", products(&arg(1, "MODEL"), count(2, "REPEATS")));
         return;
     }
     if arg(0, "a task") == "wide-pass" {
@@ -286,5 +293,38 @@ fn wide_pass(f: usize, rows: usize, repeats: usize, parallel: bool) -> serde_jso
     serde_json::json!({
         "task": "wide-pass", "features": f, "rows": rows, "parallel": parallel, "seconds": t,
         "loss": loss, "grad0": g[0], "hess00": h[0], "hess_last": h[p * p - 1],
+    })
+}
+
+/// One loss + gradient pass and one Hessian–vector product at a fixed θ,
+/// single thread: what a Newton–CG iteration costs per gradient and per
+/// CG step.
+fn products(model: &str, repeats: usize) -> serde_json::Value {
+    use hessforge_kernels::DynKernel;
+    let (k, data, constants): (&dyn DynKernel, Vec<f64>, Vec<f64>) = match model {
+        "digits" => {
+            let m =
+                hessforge_driver::models::load("digits").unwrap_or_else(|e| fail(&e.to_string()));
+            let d = hessforge_driver::data::default_for(&m, true)
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            (&hessforge_kernels::digits::Digits, d.values, vec![1e-3])
+        }
+        "wide-1000" => (&Logistic1000, wide_data(1000, 100_000), vec![0.01]),
+        _ => fail("MODEL is digits or wide-1000"),
+    };
+    let p = k.n_params();
+    let theta: Vec<f64> = (0..p).map(|i| 0.01 * ((i % 11) as f64 - 5.0)).collect();
+    let v: Vec<f64> = (0..p).map(|i| ((i % 7) as f64 - 3.0) / 3.0).collect();
+    let (mut g, mut hv) = (vec![0.0; p], vec![0.0; p]);
+    let gradient = time(repeats, || {
+        black_box(k.loss_grad(black_box(&theta), &constants, Rows::All(&data), &mut g));
+    });
+    let product = time(repeats, || {
+        black_box(k.hess_vec(black_box(&theta), &constants, Rows::All(&data), &v, &mut hv));
+    });
+    serde_json::json!({
+        "task": "products", "model": model, "params": p, "gradient_s": gradient,
+        "hess_vec_s": product, "grad0": g[0], "hv0": hv[0],
+        "hv_norm": hv.iter().map(|x| x * x).sum::<f64>().sqrt(),
     })
 }

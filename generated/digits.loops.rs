@@ -11,8 +11,7 @@ use ::hessforge_kernels::{Kernel, Rows, runtime};
 /// Softmax regression on handwritten digits: Ten classes of 8x8 images (1 797 samples, 64 pixels): cross-entropy with an L2 penalty (650 parameters).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Digits;
-/// The layouts and the gradient and Hessian terms of the model's loop
-/// IR; its steps are [`sample`] and [`regularizer`].
+/// The layouts and the gradient and Hessian terms of the model's loop IR; its steps are [`sample`] and [`regularizer`].
 fn plan() -> &'static TensorModel {
     static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
         runtime::loops::plan(
@@ -594,6 +593,448 @@ fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
     step_t39(t, &[], c, s);
     step_t40(t, &[], c, s);
 }
+/// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
+/// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
+mod tangent {
+    use super::*;
+    /// The layouts of the tangent model (`hessforge_ir::tangent`): its gradient is ∇²L·v; its steps are [`sample`] and [`regularizer`].
+    fn plan() -> &'static TensorModel {
+        static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
+            runtime::loops::plan(
+                "digits",
+                Vec::from([
+                    runtime::loops::tensor("W", Source::Theta, 0, &[10, 64]),
+                    runtime::loops::tensor("b", Source::Theta, 640, &[10]),
+                    runtime::loops::tensor("x", Source::Row, 0, &[64]),
+                    runtime::loops::tensor("y", Source::Row, 64, &[10]),
+                    runtime::loops::tensor("lambda", Source::Constants, 0, &[]),
+                    runtime::loops::tensor("dW", Source::Direction, 0, &[10, 64]),
+                    runtime::loops::tensor("db", Source::Direction, 640, &[10]),
+                    runtime::loops::tensor("t5", Source::Scratch, 0, &[10]),
+                    runtime::loops::tensor("t6", Source::Scratch, 10, &[]),
+                    runtime::loops::tensor("t7", Source::Scratch, 11, &[]),
+                    runtime::loops::tensor("t8", Source::Scratch, 12, &[]),
+                    runtime::loops::tensor("t9", Source::Scratch, 13, &[]),
+                    runtime::loops::tensor("t10", Source::Scratch, 14, &[]),
+                    runtime::loops::tensor("dt5", Source::Scratch, 15, &[10]),
+                    runtime::loops::tensor("dt7", Source::Scratch, 25, &[]),
+                    runtime::loops::tensor("dt10", Source::Scratch, 26, &[]),
+                    runtime::loops::tensor("dt11", Source::Scratch, 27, &[10]),
+                    runtime::loops::tensor("dt12", Source::Scratch, 37, &[10, 64]),
+                    runtime::loops::tensor("dt13", Source::Scratch, 677, &[10]),
+                    runtime::loops::tensor("t30", Source::Scratch, 0, &[10]),
+                    runtime::loops::tensor("t31", Source::Scratch, 10, &[]),
+                    runtime::loops::tensor("t32", Source::Scratch, 11, &[]),
+                    runtime::loops::tensor("t33", Source::Scratch, 12, &[]),
+                    runtime::loops::tensor("dt34", Source::Scratch, 13, &[10, 64]),
+                    runtime::loops::tensor("dt35", Source::Scratch, 653, &[10]),
+                ]),
+                Vec::from([0.001]),
+                Stage {
+                    scratch: 687,
+                    steps: Vec::new(),
+                    loss: Some(11),
+                    gradient: Vec::from([
+                        GradientTerm {
+                            param: 0,
+                            value: 17,
+                        },
+                        GradientTerm {
+                            param: 1,
+                            value: 18,
+                        },
+                    ]),
+                    hessian: Vec::from([]),
+                },
+                Stage {
+                    scratch: 663,
+                    steps: Vec::new(),
+                    loss: Some(22),
+                    gradient: Vec::from([
+                        GradientTerm {
+                            param: 0,
+                            value: 23,
+                        },
+                        GradientTerm {
+                            param: 1,
+                            value: 24,
+                        },
+                    ]),
+                    hessian: Vec::from([]),
+                },
+            )
+        });
+        &PLAN
+    }
+    /// `t5` `t5[i0] = Σ over i1 < 64 of f(W[i0, i1], x[i1]), for i0 < 10` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t5<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        s[0 * W..10 * W].fill(0.0);
+        for i0 in 0..10 {
+            for i1 in 0..64 {
+                let p0: f64 = t[i0 * 64 + i1];
+                let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                let r0: Lanes<W> = p0 * p1;
+                (Lanes::<W>::load(&s[i0 * W..]) + r0).store(&mut s[i0 * W..]);
+            }
+        }
+    }
+    /// `t7` `t7 = Σ over i0 < 10 of f(t5[i0], t6, b[i0])` (3 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t7<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        s[11 * W..12 * W].fill(0.0);
+        for i0 in 0..10 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+            let p2: f64 = t[640 + i0];
+            let r0: Lanes<W> = p0 * p1;
+            let r1: Lanes<W> = r0 + p2;
+            let r2: Lanes<W> = r1.exp();
+            (Lanes::<W>::load(&s[11 * W..]) + r2).store(&mut s[11 * W..]);
+        }
+    }
+    /// `t8` `t8 = Σ over i0 < 10 of f(y[i0], t5[i0], t6, b[i0])` (3 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t8<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        s[12 * W..13 * W].fill(0.0);
+        for i0 in 0..10 {
+            let p0: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+            let p3: f64 = t[640 + i0];
+            let r0: Lanes<W> = p2 * p1;
+            let r1: Lanes<W> = r0 + p3;
+            let r2: Lanes<W> = r1 * p0;
+            (Lanes::<W>::load(&s[12 * W..]) + r2).store(&mut s[12 * W..]);
+        }
+    }
+    /// `dt5` `dt5[i0] = Σ over i1 < 64 of f(x[i1], dW[i0, i1]), for i0 < 10` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt5<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        s[15 * W..25 * W].fill(0.0);
+        for i0 in 0..10 {
+            for i1 in 0..64 {
+                let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                let p1: f64 = v[i0 * 64 + i1];
+                let r1: Lanes<W> = p1 * p0;
+                (Lanes::<W>::load(&s[(15 + i0) * W..]) + r1)
+                    .store(&mut s[(15 + i0) * W..]);
+            }
+        }
+    }
+    /// `dt7` `dt7 = Σ over i0 < 10 of f(t5[i0], t6, b[i0], dt5[i0], db[i0])` (6 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt7<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        s[25 * W..26 * W].fill(0.0);
+        for i0 in 0..10 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+            let p2: f64 = t[640 + i0];
+            let p3: Lanes<W> = Lanes::<W>::load(&s[(15 + i0) * W..]);
+            let p4: f64 = v[640 + i0];
+            let r0: Lanes<W> = p0 * p1;
+            let r1: Lanes<W> = r0 + p2;
+            let r2: Lanes<W> = r1.exp();
+            let r3: Lanes<W> = p3 * p1;
+            let r4: Lanes<W> = r3 + p4;
+            let r5: Lanes<W> = r2 * r4;
+            (Lanes::<W>::load(&s[25 * W..]) + r5).store(&mut s[25 * W..]);
+        }
+    }
+    /// `dt11` `dt11[i0] = f(t5[i0], t6, b[i0], t10, dt5[i0], db[i0], dt10), for i0 < 10` (9 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt11<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        for i0 in 0..10 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+            let p2: f64 = t[640 + i0];
+            let p3: Lanes<W> = Lanes::<W>::load(&s[14 * W..]);
+            let p4: Lanes<W> = Lanes::<W>::load(&s[(15 + i0) * W..]);
+            let p5: f64 = v[640 + i0];
+            let p6: Lanes<W> = Lanes::<W>::load(&s[26 * W..]);
+            let r0: Lanes<W> = p0 * p1;
+            let r1: Lanes<W> = r0 + p2;
+            let r2: Lanes<W> = r1.exp();
+            let r5: Lanes<W> = p4 * p1;
+            let r6: Lanes<W> = r5 + p5;
+            let r7: Lanes<W> = r2 * r6;
+            let r8: Lanes<W> = p6 * (-1.0) * r2;
+            let r9: Lanes<W> = r7 * (-1.0) * p3;
+            let r10: Lanes<W> = r8 + r9;
+            r10.store(&mut s[(27 + i0) * W..]);
+        }
+    }
+    /// `dt12` `dt12[i0, i1] = f(x[i1], dt11[i0]), for i0 < 10, i1 < 64` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt12<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        for i0 in 0..10 {
+            for i1 in 0..64 {
+                let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[(27 + i0) * W..]);
+                let r1: Lanes<W> = p1 * (-0.0625) * p0;
+                r1.store(&mut s[(37 + i0 * 64 + i1) * W..]);
+            }
+        }
+    }
+    /// `dt13` `dt13[i0] = f(t5[i0], t6, b[i0], t10, dt5[i0], db[i0], dt10), for i0 < 10` (9 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt13<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        for i0 in 0..10 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+            let p2: f64 = t[640 + i0];
+            let p3: Lanes<W> = Lanes::<W>::load(&s[14 * W..]);
+            let p4: Lanes<W> = Lanes::<W>::load(&s[(15 + i0) * W..]);
+            let p5: f64 = v[640 + i0];
+            let p6: Lanes<W> = Lanes::<W>::load(&s[26 * W..]);
+            let r1: Lanes<W> = p1 * p0;
+            let r2: Lanes<W> = r1 + p2;
+            let r3: Lanes<W> = r2.exp();
+            let r6: Lanes<W> = p4 * p1;
+            let r7: Lanes<W> = r6 + p5;
+            let r8: Lanes<W> = r3 * r7;
+            let r9: Lanes<W> = r8 * p3;
+            let r10: Lanes<W> = p6 * r3;
+            let r11: Lanes<W> = r9 + r10;
+            r11.store(&mut s[(677 + i0) * W..]);
+        }
+    }
+    /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn sample<const W: usize>(
+        level: Outputs,
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        step_t5::<W>(t, x, c, v, s);
+        let r0: f64 = 0.0625;
+        let v8: f64 = r0;
+        Lanes::<W>::splat(v8).store(&mut s[10 * W..]);
+        step_t7::<W>(t, x, c, v, s);
+        let v9: Lanes<W> = Lanes::<W>::load(&s[11 * W..]);
+        step_t8::<W>(t, x, c, v, s);
+        let v10: Lanes<W> = Lanes::<W>::load(&s[12 * W..]);
+        let r1: Lanes<W> = v9.ln();
+        let r2: Lanes<W> = (-1.0) * v10;
+        let r3: Lanes<W> = r1 + r2;
+        let v11: Lanes<W> = r3;
+        v11.store(&mut s[13 * W..]);
+        if level.rank() < 1 {
+            return;
+        }
+        let r4: Lanes<W> = v9.powi(-1i32);
+        let v12: Lanes<W> = r4;
+        v12.store(&mut s[14 * W..]);
+        step_dt5::<W>(t, x, c, v, s);
+        step_dt7::<W>(t, x, c, v, s);
+        let v14: Lanes<W> = Lanes::<W>::load(&s[25 * W..]);
+        let r5: Lanes<W> = v9.powi(-2i32);
+        let r6: Lanes<W> = (-1.0) * r5 * v14;
+        let v15: Lanes<W> = r6;
+        v15.store(&mut s[26 * W..]);
+        step_dt11::<W>(t, x, c, v, s);
+        step_dt12::<W>(t, x, c, v, s);
+        step_dt13::<W>(t, x, c, v, s);
+    }
+    /// `t30` `t30[i0] = Σ over i1 < 64 of f(W[i0, i1]), for i0 < 10` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t30(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+        s[0..10].fill(0.0);
+        for i0 in 0..10 {
+            for i1 in 0..64 {
+                let p0: f64 = t[i0 * 64 + i1];
+                let r0: f64 = p0 * p0;
+                s[i0] += r0;
+            }
+        }
+    }
+    /// `t31` `t31 = Σ over i0 < 10 of f(t30[i0])` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t31(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+        s[10..11].fill(0.0);
+        for i0 in 0..10 {
+            let p0: f64 = s[i0];
+            let r0: f64 = p0;
+            s[10] += r0;
+        }
+    }
+    /// `t32` `t32 = Σ over i0 < 10 of f(b[i0])` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t32(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+        s[11..12].fill(0.0);
+        for i0 in 0..10 {
+            let p0: f64 = t[640 + i0];
+            let r0: f64 = p0 * p0;
+            s[11] += r0;
+        }
+    }
+    /// `dt34` `dt34[i0, i1] = f(lambda, dW[i0, i1]), for i0 < 10, i1 < 64` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt34(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+        for i0 in 0..10 {
+            for i1 in 0..64 {
+                let p0: f64 = c[0];
+                let p1: f64 = v[i0 * 64 + i1];
+                let r1: f64 = p1 * p0;
+                s[13 + i0 * 64 + i1] = r1;
+            }
+        }
+    }
+    /// `dt35` `dt35[i0] = f(lambda, db[i0]), for i0 < 10` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt35(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+        for i0 in 0..10 {
+            let p0: f64 = c[0];
+            let p1: f64 = v[640 + i0];
+            let r1: f64 = p1 * p0;
+            s[653 + i0] = r1;
+        }
+    }
+    /// The regularizer's steps, into the scratch vector `s`.
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+        step_t30(t, &[], c, v, s);
+        step_t31(t, &[], c, v, s);
+        let v20: f64 = s[10];
+        step_t32(t, &[], c, v, s);
+        let v21: f64 = s[11];
+        let a0: f64 = c[0];
+        let r1: f64 = v21 + v20;
+        let r2: f64 = 0.5 * r1 * a0;
+        let v22: f64 = r2;
+        s[12] = v22;
+        if level.rank() < 1 {
+            return;
+        }
+        step_dt34(t, &[], c, v, s);
+        step_dt35(t, &[], c, v, s);
+    }
+    /// The generated tangent steps in the direction v.
+    pub(super) struct Compiled<'a>(pub(super) &'a [f64]);
+    impl Steps for Compiled<'_> {
+        #[inline]
+        fn sample(
+            &self,
+            level: Outputs,
+            theta: &[f64],
+            row: &[f64],
+            constants: &[f64],
+            scratch: &mut [f64],
+        ) {
+            sample::<1>(level, theta, row, constants, self.0, scratch);
+        }
+        #[inline]
+        fn regularizer(
+            &self,
+            level: Outputs,
+            theta: &[f64],
+            constants: &[f64],
+            scratch: &mut [f64],
+        ) {
+            regularizer(level, theta, constants, self.0, scratch);
+        }
+        fn lanes(&self) -> usize {
+            8
+        }
+        #[inline(always)]
+        fn sample_lanes(
+            &self,
+            level: Outputs,
+            theta: &[f64],
+            rows: &[f64],
+            constants: &[f64],
+            scratch: &mut [f64],
+        ) {
+            sample::<8>(level, theta, rows, constants, self.0, scratch);
+        }
+    }
+    /// ∇²L·v into `out` (and L), a loss-and-gradient pass of the
+    /// tangent model.
+    pub(super) fn hess_vec(
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        runtime::loops::evaluate(
+            plan(),
+            &Compiled(v),
+            Outputs::LossGrad,
+            theta,
+            constants,
+            rows,
+            out,
+            &mut [],
+        )
+    }
+}
 /// The generated steps, for the shared accumulation.
 struct Compiled;
 impl Steps for Compiled {
@@ -705,6 +1146,6 @@ impl Kernel for Digits {
         v: &[f64],
         out: &mut [f64],
     ) -> f64 {
-        runtime::loops::hess_vec(plan(), &Compiled, theta, constants, rows, v, out)
+        tangent::hess_vec(theta, constants, rows, v, out)
     }
 }

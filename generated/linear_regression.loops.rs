@@ -11,8 +11,7 @@ use ::hessforge_kernels::{Kernel, Rows, runtime};
 /// Linear regression: Least squares with 10 features + bias: a convex quadratic, so Newton needs one step.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LinearRegression;
-/// The layouts and the gradient and Hessian terms of the model's loop
-/// IR; its steps are [`sample`] and [`regularizer`].
+/// The layouts and the gradient and Hessian terms of the model's loop IR; its steps are [`sample`] and [`regularizer`].
 fn plan() -> &'static TensorModel {
     static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
         runtime::loops::plan(
@@ -162,6 +161,208 @@ fn sample<const W: usize>(
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {}
+/// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
+/// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
+mod tangent {
+    use super::*;
+    /// The layouts of the tangent model (`hessforge_ir::tangent`): its gradient is ∇²L·v; its steps are [`sample`] and [`regularizer`].
+    fn plan() -> &'static TensorModel {
+        static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
+            runtime::loops::plan(
+                "linear_regression",
+                Vec::from([
+                    runtime::loops::tensor("w", Source::Theta, 0, &[10]),
+                    runtime::loops::tensor("b", Source::Theta, 10, &[]),
+                    runtime::loops::tensor("x", Source::Row, 0, &[10]),
+                    runtime::loops::tensor("y", Source::Row, 10, &[]),
+                    runtime::loops::tensor("dw", Source::Direction, 0, &[10]),
+                    runtime::loops::tensor("db", Source::Direction, 10, &[]),
+                    runtime::loops::tensor("t4", Source::Scratch, 0, &[]),
+                    runtime::loops::tensor("t5", Source::Scratch, 1, &[]),
+                    runtime::loops::tensor("dt4", Source::Scratch, 2, &[]),
+                    runtime::loops::tensor("dt6", Source::Scratch, 3, &[]),
+                    runtime::loops::tensor("dt7", Source::Scratch, 4, &[10]),
+                    runtime::loops::tensor("dt8", Source::Scratch, 14, &[]),
+                ]),
+                Vec::from([]),
+                Stage {
+                    scratch: 15,
+                    steps: Vec::new(),
+                    loss: Some(7),
+                    gradient: Vec::from([
+                        GradientTerm {
+                            param: 0,
+                            value: 10,
+                        },
+                        GradientTerm {
+                            param: 1,
+                            value: 11,
+                        },
+                    ]),
+                    hessian: Vec::from([]),
+                },
+                Stage {
+                    scratch: 0,
+                    steps: Vec::new(),
+                    loss: None,
+                    gradient: Vec::from([]),
+                    hessian: Vec::from([]),
+                },
+            )
+        });
+        &PLAN
+    }
+    /// `t4` `t4 = Σ over i0 < 10 of f(w[i0], x[i0])` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t4<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        s[0 * W..1 * W].fill(0.0);
+        for i0 in 0..10 {
+            let p0: f64 = t[i0];
+            let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
+            let r0: Lanes<W> = p0 * p1;
+            (Lanes::<W>::load(&s[0 * W..]) + r0).store(&mut s[0 * W..]);
+        }
+    }
+    /// `dt4` `dt4 = Σ over i0 < 10 of f(x[i0], dw[i0])` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt4<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        s[2 * W..3 * W].fill(0.0);
+        for i0 in 0..10 {
+            let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
+            let p1: f64 = v[i0];
+            let r1: Lanes<W> = p1 * p0;
+            (Lanes::<W>::load(&s[2 * W..]) + r1).store(&mut s[2 * W..]);
+        }
+    }
+    /// `dt7` `dt7[i0] = f(x[i0], dt6), for i0 < 10` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt7<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        for i0 in 0..10 {
+            let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[3 * W..]);
+            let r1: Lanes<W> = p1 * p0;
+            r1.store(&mut s[(4 + i0) * W..]);
+        }
+    }
+    /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn sample<const W: usize>(
+        level: Outputs,
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        step_t4::<W>(t, x, c, v, s);
+        let v6: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
+        let a0: f64 = t[10];
+        let a1: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
+        let r2: Lanes<W> = (-1.0) * a1;
+        let r3: Lanes<W> = v6 + r2 + a0;
+        let r4: Lanes<W> = r3 * r3;
+        let r5: Lanes<W> = 0.5 * r4;
+        let v7: Lanes<W> = r5;
+        v7.store(&mut s[1 * W..]);
+        if level.rank() < 1 {
+            return;
+        }
+        step_dt4::<W>(t, x, c, v, s);
+        let v8: Lanes<W> = Lanes::<W>::load(&s[2 * W..]);
+        let a6: f64 = v[10];
+        let r7: Lanes<W> = a6 + v8;
+        let v9: Lanes<W> = r7;
+        v9.store(&mut s[3 * W..]);
+        step_dt7::<W>(t, x, c, v, s);
+        let v11: Lanes<W> = r7;
+        v11.store(&mut s[14 * W..]);
+    }
+    /// The regularizer's steps, into the scratch vector `s`.
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {}
+    /// The generated tangent steps in the direction v.
+    pub(super) struct Compiled<'a>(pub(super) &'a [f64]);
+    impl Steps for Compiled<'_> {
+        #[inline]
+        fn sample(
+            &self,
+            level: Outputs,
+            theta: &[f64],
+            row: &[f64],
+            constants: &[f64],
+            scratch: &mut [f64],
+        ) {
+            sample::<1>(level, theta, row, constants, self.0, scratch);
+        }
+        #[inline]
+        fn regularizer(
+            &self,
+            level: Outputs,
+            theta: &[f64],
+            constants: &[f64],
+            scratch: &mut [f64],
+        ) {
+            regularizer(level, theta, constants, self.0, scratch);
+        }
+        fn lanes(&self) -> usize {
+            8
+        }
+        #[inline(always)]
+        fn sample_lanes(
+            &self,
+            level: Outputs,
+            theta: &[f64],
+            rows: &[f64],
+            constants: &[f64],
+            scratch: &mut [f64],
+        ) {
+            sample::<8>(level, theta, rows, constants, self.0, scratch);
+        }
+    }
+    /// ∇²L·v into `out` (and L), a loss-and-gradient pass of the
+    /// tangent model.
+    pub(super) fn hess_vec(
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        runtime::loops::evaluate(
+            plan(),
+            &Compiled(v),
+            Outputs::LossGrad,
+            theta,
+            constants,
+            rows,
+            out,
+            &mut [],
+        )
+    }
+}
 /// The generated steps, for the shared accumulation.
 struct Compiled;
 impl Steps for Compiled {
@@ -273,6 +474,6 @@ impl Kernel for LinearRegression {
         v: &[f64],
         out: &mut [f64],
     ) -> f64 {
-        runtime::loops::hess_vec(plan(), &Compiled, theta, constants, rows, v, out)
+        tangent::hess_vec(theta, constants, rows, v, out)
     }
 }

@@ -11,8 +11,7 @@ use ::hessforge_kernels::{Kernel, Rows, runtime};
 /// Logistic regression: Binary cross-entropy with a sigmoid link and an L2 penalty; 10 features + bias.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogisticRegression;
-/// The layouts and the gradient and Hessian terms of the model's loop
-/// IR; its steps are [`sample`] and [`regularizer`].
+/// The layouts and the gradient and Hessian terms of the model's loop IR; its steps are [`sample`] and [`regularizer`].
 fn plan() -> &'static TensorModel {
     static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
         runtime::loops::plan(
@@ -259,6 +258,264 @@ fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
     s[22] = v19;
     step_t20(t, &[], c, s);
 }
+/// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
+/// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
+mod tangent {
+    use super::*;
+    /// The layouts of the tangent model (`hessforge_ir::tangent`): its gradient is ∇²L·v; its steps are [`sample`] and [`regularizer`].
+    fn plan() -> &'static TensorModel {
+        static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
+            runtime::loops::plan(
+                "logistic_regression",
+                Vec::from([
+                    runtime::loops::tensor("w", Source::Theta, 0, &[10]),
+                    runtime::loops::tensor("b", Source::Theta, 10, &[]),
+                    runtime::loops::tensor("x", Source::Row, 0, &[10]),
+                    runtime::loops::tensor("y", Source::Row, 10, &[]),
+                    runtime::loops::tensor("lambda", Source::Constants, 0, &[]),
+                    runtime::loops::tensor("dw", Source::Direction, 0, &[10]),
+                    runtime::loops::tensor("db", Source::Direction, 10, &[]),
+                    runtime::loops::tensor("t5", Source::Scratch, 0, &[]),
+                    runtime::loops::tensor("t6", Source::Scratch, 1, &[]),
+                    runtime::loops::tensor("dt5", Source::Scratch, 2, &[]),
+                    runtime::loops::tensor("dt7", Source::Scratch, 3, &[]),
+                    runtime::loops::tensor("dt8", Source::Scratch, 4, &[10]),
+                    runtime::loops::tensor("dt9", Source::Scratch, 14, &[]),
+                    runtime::loops::tensor("t15", Source::Scratch, 0, &[]),
+                    runtime::loops::tensor("t16", Source::Scratch, 1, &[]),
+                    runtime::loops::tensor("dt17", Source::Scratch, 2, &[10]),
+                ]),
+                Vec::from([0.01]),
+                Stage {
+                    scratch: 15,
+                    steps: Vec::new(),
+                    loss: Some(8),
+                    gradient: Vec::from([
+                        GradientTerm {
+                            param: 0,
+                            value: 11,
+                        },
+                        GradientTerm {
+                            param: 1,
+                            value: 12,
+                        },
+                    ]),
+                    hessian: Vec::from([]),
+                },
+                Stage {
+                    scratch: 12,
+                    steps: Vec::new(),
+                    loss: Some(14),
+                    gradient: Vec::from([
+                        GradientTerm {
+                            param: 0,
+                            value: 15,
+                        },
+                    ]),
+                    hessian: Vec::from([]),
+                },
+            )
+        });
+        &PLAN
+    }
+    /// `t5` `t5 = Σ over i0 < 10 of f(w[i0], x[i0])` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t5<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        s[0 * W..1 * W].fill(0.0);
+        for i0 in 0..10 {
+            let p0: f64 = t[i0];
+            let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
+            let r0: Lanes<W> = p0 * p1;
+            (Lanes::<W>::load(&s[0 * W..]) + r0).store(&mut s[0 * W..]);
+        }
+    }
+    /// `dt5` `dt5 = Σ over i0 < 10 of f(x[i0], dw[i0])` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt5<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        s[2 * W..3 * W].fill(0.0);
+        for i0 in 0..10 {
+            let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
+            let p1: f64 = v[i0];
+            let r1: Lanes<W> = p1 * p0;
+            (Lanes::<W>::load(&s[2 * W..]) + r1).store(&mut s[2 * W..]);
+        }
+    }
+    /// `dt8` `dt8[i0] = f(x[i0], dt7), for i0 < 10` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt8<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        for i0 in 0..10 {
+            let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[3 * W..]);
+            let r1: Lanes<W> = p1 * p0;
+            r1.store(&mut s[(4 + i0) * W..]);
+        }
+    }
+    /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn sample<const W: usize>(
+        level: Outputs,
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        step_t5::<W>(t, x, c, v, s);
+        let v7: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
+        let a0: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
+        let a1: f64 = t[10];
+        let r2: Lanes<W> = a0 * (-1.0);
+        let r3: Lanes<W> = r2 + 1.0;
+        let r4: Lanes<W> = a1 + v7;
+        let e5: Lanes<W> = r4.exp_neg_abs();
+        let l6: Lanes<W> = e5.ln_1p();
+        let r7: Lanes<W> = r4.softplus_with(l6);
+        let r8: Lanes<W> = r3 * r7;
+        let r9: Lanes<W> = r4 * (-1.0);
+        let r10: Lanes<W> = r9.softplus_with(l6);
+        let r11: Lanes<W> = r10 * a0;
+        let r12: Lanes<W> = r8 + r11;
+        let v8: Lanes<W> = r12;
+        v8.store(&mut s[1 * W..]);
+        if level.rank() < 1 {
+            return;
+        }
+        step_dt5::<W>(t, x, c, v, s);
+        let v9: Lanes<W> = Lanes::<W>::load(&s[2 * W..]);
+        let a13: f64 = v[10];
+        let r14: Lanes<W> = r4.sigmoid_with(e5);
+        let r15: Lanes<W> = v9 + a13;
+        let r16: Lanes<W> = -r14;
+        let r17: Lanes<W> = r16 + 1.0;
+        let r18: Lanes<W> = r14 * r17;
+        let r19: Lanes<W> = r18 * r15;
+        let r20: Lanes<W> = r19 * (-1.0);
+        let r21: Lanes<W> = r20 * (-1.0);
+        let v10: Lanes<W> = r21;
+        v10.store(&mut s[3 * W..]);
+        step_dt8::<W>(t, x, c, v, s);
+        let v12: Lanes<W> = r19;
+        v12.store(&mut s[14 * W..]);
+    }
+    /// `t15` `t15 = Σ over i0 < 10 of f(w[i0])` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t15(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+        s[0..1].fill(0.0);
+        for i0 in 0..10 {
+            let p0: f64 = t[i0];
+            let r0: f64 = p0 * p0;
+            s[0] += r0;
+        }
+    }
+    /// `dt17` `dt17[i0] = f(lambda, dw[i0]), for i0 < 10` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt17(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+        for i0 in 0..10 {
+            let p0: f64 = c[0];
+            let p1: f64 = v[i0];
+            let r1: f64 = p1 * p0;
+            s[2 + i0] = r1;
+        }
+    }
+    /// The regularizer's steps, into the scratch vector `s`.
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+        step_t15(t, &[], c, v, s);
+        let v13: f64 = s[0];
+        let a0: f64 = c[0];
+        let r1: f64 = 0.5 * a0 * v13;
+        let v14: f64 = r1;
+        s[1] = v14;
+        if level.rank() < 1 {
+            return;
+        }
+        step_dt17(t, &[], c, v, s);
+    }
+    /// The generated tangent steps in the direction v.
+    pub(super) struct Compiled<'a>(pub(super) &'a [f64]);
+    impl Steps for Compiled<'_> {
+        #[inline]
+        fn sample(
+            &self,
+            level: Outputs,
+            theta: &[f64],
+            row: &[f64],
+            constants: &[f64],
+            scratch: &mut [f64],
+        ) {
+            sample::<1>(level, theta, row, constants, self.0, scratch);
+        }
+        #[inline]
+        fn regularizer(
+            &self,
+            level: Outputs,
+            theta: &[f64],
+            constants: &[f64],
+            scratch: &mut [f64],
+        ) {
+            regularizer(level, theta, constants, self.0, scratch);
+        }
+        fn lanes(&self) -> usize {
+            8
+        }
+        #[inline(always)]
+        fn sample_lanes(
+            &self,
+            level: Outputs,
+            theta: &[f64],
+            rows: &[f64],
+            constants: &[f64],
+            scratch: &mut [f64],
+        ) {
+            sample::<8>(level, theta, rows, constants, self.0, scratch);
+        }
+    }
+    /// ∇²L·v into `out` (and L), a loss-and-gradient pass of the
+    /// tangent model.
+    pub(super) fn hess_vec(
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        runtime::loops::evaluate(
+            plan(),
+            &Compiled(v),
+            Outputs::LossGrad,
+            theta,
+            constants,
+            rows,
+            out,
+            &mut [],
+        )
+    }
+}
 /// The generated steps, for the shared accumulation.
 struct Compiled;
 impl Steps for Compiled {
@@ -370,6 +627,6 @@ impl Kernel for LogisticRegression {
         v: &[f64],
         out: &mut [f64],
     ) -> f64 {
-        runtime::loops::hess_vec(plan(), &Compiled, theta, constants, rows, v, out)
+        tangent::hess_vec(theta, constants, rows, v, out)
     }
 }

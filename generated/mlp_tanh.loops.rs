@@ -11,8 +11,7 @@ use ::hessforge_kernels::{Kernel, Rows, runtime};
 /// A minimal neural network: 2 inputs, 4 tanh hidden units, 1 linear output, squared loss (17 parameters).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MlpTanh;
-/// The layouts and the gradient and Hessian terms of the model's loop
-/// IR; its steps are [`sample`] and [`regularizer`].
+/// The layouts and the gradient and Hessian terms of the model's loop IR; its steps are [`sample`] and [`regularizer`].
 fn plan() -> &'static TensorModel {
     static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
         runtime::loops::plan(
@@ -876,6 +875,434 @@ fn sample<const W: usize>(
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {}
+/// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
+/// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
+mod tangent {
+    use super::*;
+    /// The layouts of the tangent model (`hessforge_ir::tangent`): its gradient is ∇²L·v; its steps are [`sample`] and [`regularizer`].
+    fn plan() -> &'static TensorModel {
+        static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
+            runtime::loops::plan(
+                "mlp_tanh",
+                Vec::from([
+                    runtime::loops::tensor("W", Source::Theta, 0, &[4, 2]),
+                    runtime::loops::tensor("c", Source::Theta, 8, &[4]),
+                    runtime::loops::tensor("v", Source::Theta, 12, &[4]),
+                    runtime::loops::tensor("d", Source::Theta, 16, &[]),
+                    runtime::loops::tensor("x", Source::Row, 0, &[2]),
+                    runtime::loops::tensor("y", Source::Row, 2, &[]),
+                    runtime::loops::tensor("dW", Source::Direction, 0, &[4, 2]),
+                    runtime::loops::tensor("dc", Source::Direction, 8, &[4]),
+                    runtime::loops::tensor("dv", Source::Direction, 12, &[4]),
+                    runtime::loops::tensor("dd", Source::Direction, 16, &[]),
+                    runtime::loops::tensor("t6", Source::Scratch, 0, &[4]),
+                    runtime::loops::tensor("t7", Source::Scratch, 4, &[4]),
+                    runtime::loops::tensor("t8", Source::Scratch, 8, &[]),
+                    runtime::loops::tensor("t9", Source::Scratch, 9, &[]),
+                    runtime::loops::tensor("t10", Source::Scratch, 10, &[]),
+                    runtime::loops::tensor("t11", Source::Scratch, 11, &[4]),
+                    runtime::loops::tensor("dt6", Source::Scratch, 15, &[4]),
+                    runtime::loops::tensor("dt7", Source::Scratch, 19, &[4]),
+                    runtime::loops::tensor("dt8", Source::Scratch, 23, &[]),
+                    runtime::loops::tensor("dt10", Source::Scratch, 24, &[]),
+                    runtime::loops::tensor("dt11", Source::Scratch, 25, &[4]),
+                    runtime::loops::tensor("dt12", Source::Scratch, 29, &[4, 2]),
+                    runtime::loops::tensor("dt13", Source::Scratch, 37, &[4]),
+                    runtime::loops::tensor("dt14", Source::Scratch, 41, &[4]),
+                    runtime::loops::tensor("dt15", Source::Scratch, 45, &[]),
+                ]),
+                Vec::from([]),
+                Stage {
+                    scratch: 46,
+                    steps: Vec::new(),
+                    loss: Some(13),
+                    gradient: Vec::from([
+                        GradientTerm {
+                            param: 0,
+                            value: 21,
+                        },
+                        GradientTerm {
+                            param: 1,
+                            value: 22,
+                        },
+                        GradientTerm {
+                            param: 2,
+                            value: 23,
+                        },
+                        GradientTerm {
+                            param: 3,
+                            value: 24,
+                        },
+                    ]),
+                    hessian: Vec::from([]),
+                },
+                Stage {
+                    scratch: 0,
+                    steps: Vec::new(),
+                    loss: None,
+                    gradient: Vec::from([]),
+                    hessian: Vec::from([]),
+                },
+            )
+        });
+        &PLAN
+    }
+    /// `t6` `t6[i0] = Σ over i1 < 2 of f(W[i0, i1], x[i1]), for i0 < 4` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t6<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        s[0 * W..4 * W].fill(0.0);
+        for i0 in 0..4 {
+            for i1 in 0..2 {
+                let p0: f64 = t[i0 * 2 + i1];
+                let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                let r0: Lanes<W> = p0 * p1;
+                (Lanes::<W>::load(&s[i0 * W..]) + r0).store(&mut s[i0 * W..]);
+            }
+        }
+    }
+    /// `t7` `t7[i0] = f(t6[i0], c[i0]), for i0 < 4` (2 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t7<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        for i0 in 0..4 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
+            let p1: f64 = t[8 + i0];
+            let r0: Lanes<W> = p0 + p1;
+            let r1: Lanes<W> = r0.tanh();
+            r1.store(&mut s[(4 + i0) * W..]);
+        }
+    }
+    /// `t8` `t8 = Σ over i0 < 4 of f(v[i0], t7[i0])` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t8<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        s[8 * W..9 * W].fill(0.0);
+        for i0 in 0..4 {
+            let p0: f64 = t[12 + i0];
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+            let r0: Lanes<W> = p0 * p1;
+            (Lanes::<W>::load(&s[8 * W..]) + r0).store(&mut s[8 * W..]);
+        }
+    }
+    /// `t11` `t11[i0] = f(t7[i0], v[i0]), for i0 < 4` (4 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t11<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        for i0 in 0..4 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+            let p1: f64 = t[12 + i0];
+            let r0: Lanes<W> = p0 * p0;
+            let r1: Lanes<W> = r0 * (-1.0);
+            let r2: Lanes<W> = r1 + 1.0;
+            let r3: Lanes<W> = r2 * p1;
+            r3.store(&mut s[(11 + i0) * W..]);
+        }
+    }
+    /// `dt6` `dt6[i0] = Σ over i1 < 2 of f(x[i1], dW[i0, i1]), for i0 < 4` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt6<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        s[15 * W..19 * W].fill(0.0);
+        for i0 in 0..4 {
+            for i1 in 0..2 {
+                let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                let p1: f64 = v[i0 * 2 + i1];
+                let r1: Lanes<W> = p1 * p0;
+                (Lanes::<W>::load(&s[(15 + i0) * W..]) + r1)
+                    .store(&mut s[(15 + i0) * W..]);
+            }
+        }
+    }
+    /// `dt7` `dt7[i0] = f(t6[i0], c[i0], dt6[i0], dc[i0]), for i0 < 4` (7 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt7<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        for i0 in 0..4 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
+            let p1: f64 = t[8 + i0];
+            let p2: Lanes<W> = Lanes::<W>::load(&s[(15 + i0) * W..]);
+            let p3: f64 = v[8 + i0];
+            let r0: Lanes<W> = p0 + p1;
+            let r1: Lanes<W> = r0.tanh();
+            let r2: Lanes<W> = p2 + p3;
+            let r3: Lanes<W> = r1 * r1;
+            let r4: Lanes<W> = -r3;
+            let r5: Lanes<W> = r4 + 1.0;
+            let r6: Lanes<W> = r5 * r2;
+            r6.store(&mut s[(19 + i0) * W..]);
+        }
+    }
+    /// `dt8` `dt8 = Σ over i0 < 4 of f(v[i0], t7[i0], dv[i0], dt7[i0])` (3 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt8<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        s[23 * W..24 * W].fill(0.0);
+        for i0 in 0..4 {
+            let p0: f64 = t[12 + i0];
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+            let p2: f64 = v[12 + i0];
+            let p3: Lanes<W> = Lanes::<W>::load(&s[(19 + i0) * W..]);
+            let r1: Lanes<W> = p2 * p1;
+            let r2: Lanes<W> = p3 * p0;
+            let r3: Lanes<W> = r1 + r2;
+            (Lanes::<W>::load(&s[23 * W..]) + r3).store(&mut s[23 * W..]);
+        }
+    }
+    /// `dt11` `dt11[i0] = f(t7[i0], v[i0], dt7[i0], dv[i0]), for i0 < 4` (10 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt11<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        for i0 in 0..4 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+            let p1: f64 = t[12 + i0];
+            let p2: Lanes<W> = Lanes::<W>::load(&s[(19 + i0) * W..]);
+            let p3: f64 = v[12 + i0];
+            let r0: Lanes<W> = p0 * p0;
+            let r1: Lanes<W> = r0 * (-1.0);
+            let r2: Lanes<W> = r1 + 1.0;
+            let r4: Lanes<W> = p2 * p0;
+            let r5: Lanes<W> = p2 * p0;
+            let r6: Lanes<W> = r4 + r5;
+            let r7: Lanes<W> = r6 * (-1.0);
+            let r8: Lanes<W> = r7 * p1;
+            let r9: Lanes<W> = p3 * r2;
+            let r10: Lanes<W> = r8 + r9;
+            r10.store(&mut s[(25 + i0) * W..]);
+        }
+    }
+    /// `dt12` `dt12[i0, i1] = f(t10, t11[i0], x[i1], dt10, dt11[i0]), for i0 < 4, i1 < 2` (3 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt12<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        for i0 in 0..4 {
+            for i1 in 0..2 {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+                let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                let p3: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
+                let p4: Lanes<W> = Lanes::<W>::load(&s[(25 + i0) * W..]);
+                let r1: Lanes<W> = p3 * p2 * p1;
+                let r2: Lanes<W> = p4 * p0 * p2;
+                let r3: Lanes<W> = r1 + r2;
+                r3.store(&mut s[(29 + i0 * 2 + i1) * W..]);
+            }
+        }
+    }
+    /// `dt13` `dt13[i0] = f(t10, t7[i0], v[i0], dt10, dt7[i0], dv[i0]), for i0 < 4` (11 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt13<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        for i0 in 0..4 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+            let p2: f64 = t[12 + i0];
+            let p3: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
+            let p4: Lanes<W> = Lanes::<W>::load(&s[(19 + i0) * W..]);
+            let p5: f64 = v[12 + i0];
+            let r0: Lanes<W> = p1 * p1;
+            let r1: Lanes<W> = r0 * (-1.0);
+            let r2: Lanes<W> = r1 + 1.0;
+            let r4: Lanes<W> = p4 * p1;
+            let r5: Lanes<W> = p4 * p1;
+            let r6: Lanes<W> = r4 + r5;
+            let r7: Lanes<W> = r6 * (-1.0);
+            let r8: Lanes<W> = p3 * r2 * p2;
+            let r9: Lanes<W> = r7 * p0 * p2;
+            let r10: Lanes<W> = p5 * p0 * r2;
+            let r11: Lanes<W> = r8 + r9 + r10;
+            r11.store(&mut s[(37 + i0) * W..]);
+        }
+    }
+    /// `dt14` `dt14[i0] = f(t10, t7[i0], dt10, dt7[i0]), for i0 < 4` (3 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt14<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        for i0 in 0..4 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[(19 + i0) * W..]);
+            let r1: Lanes<W> = p2 * p1;
+            let r2: Lanes<W> = p3 * p0;
+            let r3: Lanes<W> = r1 + r2;
+            r3.store(&mut s[(41 + i0) * W..]);
+        }
+    }
+    /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn sample<const W: usize>(
+        level: Outputs,
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        step_t6::<W>(t, x, c, v, s);
+        step_t7::<W>(t, x, c, v, s);
+        step_t8::<W>(t, x, c, v, s);
+        let v12: Lanes<W> = Lanes::<W>::load(&s[8 * W..]);
+        let a0: f64 = t[16];
+        let a1: Lanes<W> = Lanes::<W>::load(&x[2 * W..]);
+        let r2: Lanes<W> = (-1.0) * a1;
+        let r3: Lanes<W> = v12 + r2 + a0;
+        let r4: Lanes<W> = r3 * r3;
+        let r5: Lanes<W> = 0.5 * r4;
+        let v13: Lanes<W> = r5;
+        v13.store(&mut s[9 * W..]);
+        if level.rank() < 1 {
+            return;
+        }
+        let v14: Lanes<W> = r3;
+        v14.store(&mut s[10 * W..]);
+        step_t11::<W>(t, x, c, v, s);
+        step_dt6::<W>(t, x, c, v, s);
+        step_dt7::<W>(t, x, c, v, s);
+        step_dt8::<W>(t, x, c, v, s);
+        let v18: Lanes<W> = Lanes::<W>::load(&s[23 * W..]);
+        let a6: f64 = v[16];
+        let r7: Lanes<W> = a6 + v18;
+        let v19: Lanes<W> = r7;
+        v19.store(&mut s[24 * W..]);
+        step_dt11::<W>(t, x, c, v, s);
+        step_dt12::<W>(t, x, c, v, s);
+        step_dt13::<W>(t, x, c, v, s);
+        step_dt14::<W>(t, x, c, v, s);
+        let v24: Lanes<W> = r7;
+        v24.store(&mut s[45 * W..]);
+    }
+    /// The regularizer's steps, into the scratch vector `s`.
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {}
+    /// The generated tangent steps in the direction v.
+    pub(super) struct Compiled<'a>(pub(super) &'a [f64]);
+    impl Steps for Compiled<'_> {
+        #[inline]
+        fn sample(
+            &self,
+            level: Outputs,
+            theta: &[f64],
+            row: &[f64],
+            constants: &[f64],
+            scratch: &mut [f64],
+        ) {
+            sample::<1>(level, theta, row, constants, self.0, scratch);
+        }
+        #[inline]
+        fn regularizer(
+            &self,
+            level: Outputs,
+            theta: &[f64],
+            constants: &[f64],
+            scratch: &mut [f64],
+        ) {
+            regularizer(level, theta, constants, self.0, scratch);
+        }
+        fn lanes(&self) -> usize {
+            8
+        }
+        #[inline(always)]
+        fn sample_lanes(
+            &self,
+            level: Outputs,
+            theta: &[f64],
+            rows: &[f64],
+            constants: &[f64],
+            scratch: &mut [f64],
+        ) {
+            sample::<8>(level, theta, rows, constants, self.0, scratch);
+        }
+    }
+    /// ∇²L·v into `out` (and L), a loss-and-gradient pass of the
+    /// tangent model.
+    pub(super) fn hess_vec(
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        runtime::loops::evaluate(
+            plan(),
+            &Compiled(v),
+            Outputs::LossGrad,
+            theta,
+            constants,
+            rows,
+            out,
+            &mut [],
+        )
+    }
+}
 /// The generated steps, for the shared accumulation.
 struct Compiled;
 impl Steps for Compiled {
@@ -987,6 +1414,6 @@ impl Kernel for MlpTanh {
         v: &[f64],
         out: &mut [f64],
     ) -> f64 {
-        runtime::loops::hess_vec(plan(), &Compiled, theta, constants, rows, v, out)
+        tangent::hess_vec(theta, constants, rows, v, out)
     }
 }

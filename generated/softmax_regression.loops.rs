@@ -11,8 +11,7 @@ use ::hessforge_kernels::{Kernel, Rows, runtime};
 /// Softmax regression: Multinomial logistic regression: 3 classes, 4 features, cross-entropy (15 parameters).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SoftmaxRegression;
-/// The layouts and the gradient and Hessian terms of the model's loop
-/// IR; its steps are [`sample`] and [`regularizer`].
+/// The layouts and the gradient and Hessian terms of the model's loop IR; its steps are [`sample`] and [`regularizer`].
 fn plan() -> &'static TensorModel {
     static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
         runtime::loops::plan(
@@ -464,6 +463,399 @@ fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
     s[29] = v28;
     step_t29(t, &[], c, s);
 }
+/// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
+/// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
+mod tangent {
+    use super::*;
+    /// The layouts of the tangent model (`hessforge_ir::tangent`): its gradient is ∇²L·v; its steps are [`sample`] and [`regularizer`].
+    fn plan() -> &'static TensorModel {
+        static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
+            runtime::loops::plan(
+                "softmax_regression",
+                Vec::from([
+                    runtime::loops::tensor("W", Source::Theta, 0, &[3, 4]),
+                    runtime::loops::tensor("b", Source::Theta, 12, &[3]),
+                    runtime::loops::tensor("x", Source::Row, 0, &[4]),
+                    runtime::loops::tensor("y", Source::Row, 4, &[3]),
+                    runtime::loops::tensor("lambda", Source::Constants, 0, &[]),
+                    runtime::loops::tensor("dW", Source::Direction, 0, &[3, 4]),
+                    runtime::loops::tensor("db", Source::Direction, 12, &[3]),
+                    runtime::loops::tensor("t5", Source::Scratch, 0, &[3]),
+                    runtime::loops::tensor("t6", Source::Scratch, 3, &[]),
+                    runtime::loops::tensor("t7", Source::Scratch, 4, &[]),
+                    runtime::loops::tensor("t8", Source::Scratch, 5, &[]),
+                    runtime::loops::tensor("t9", Source::Scratch, 6, &[]),
+                    runtime::loops::tensor("dt5", Source::Scratch, 7, &[3]),
+                    runtime::loops::tensor("dt6", Source::Scratch, 10, &[]),
+                    runtime::loops::tensor("dt9", Source::Scratch, 11, &[]),
+                    runtime::loops::tensor("dt10", Source::Scratch, 12, &[3]),
+                    runtime::loops::tensor("dt11", Source::Scratch, 15, &[3, 4]),
+                    runtime::loops::tensor("dt12", Source::Scratch, 27, &[3]),
+                    runtime::loops::tensor("t23", Source::Scratch, 0, &[3]),
+                    runtime::loops::tensor("t24", Source::Scratch, 3, &[]),
+                    runtime::loops::tensor("t25", Source::Scratch, 4, &[]),
+                    runtime::loops::tensor("dt26", Source::Scratch, 5, &[3, 4]),
+                ]),
+                Vec::from([0.001]),
+                Stage {
+                    scratch: 30,
+                    steps: Vec::new(),
+                    loss: Some(10),
+                    gradient: Vec::from([
+                        GradientTerm {
+                            param: 0,
+                            value: 16,
+                        },
+                        GradientTerm {
+                            param: 1,
+                            value: 17,
+                        },
+                    ]),
+                    hessian: Vec::from([]),
+                },
+                Stage {
+                    scratch: 17,
+                    steps: Vec::new(),
+                    loss: Some(20),
+                    gradient: Vec::from([
+                        GradientTerm {
+                            param: 0,
+                            value: 21,
+                        },
+                    ]),
+                    hessian: Vec::from([]),
+                },
+            )
+        });
+        &PLAN
+    }
+    /// `t5` `t5[i0] = Σ over i1 < 4 of f(W[i0, i1], x[i1]), for i0 < 3` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t5<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        s[0 * W..3 * W].fill(0.0);
+        for i0 in 0..3 {
+            for i1 in 0..4 {
+                let p0: f64 = t[i0 * 4 + i1];
+                let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                let r0: Lanes<W> = p0 * p1;
+                (Lanes::<W>::load(&s[i0 * W..]) + r0).store(&mut s[i0 * W..]);
+            }
+        }
+    }
+    /// `t6` `t6 = Σ over i0 < 3 of f(t5[i0], b[i0])` (2 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t6<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        s[3 * W..4 * W].fill(0.0);
+        for i0 in 0..3 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
+            let p1: f64 = t[12 + i0];
+            let r0: Lanes<W> = p0 + p1;
+            let r1: Lanes<W> = r0.exp();
+            (Lanes::<W>::load(&s[3 * W..]) + r1).store(&mut s[3 * W..]);
+        }
+    }
+    /// `t7` `t7 = Σ over i0 < 3 of f(y[i0], t5[i0], b[i0])` (2 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t7<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        s[4 * W..5 * W].fill(0.0);
+        for i0 in 0..3 {
+            let p0: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
+            let p2: f64 = t[12 + i0];
+            let r0: Lanes<W> = p2 + p1;
+            let r1: Lanes<W> = r0 * p0;
+            (Lanes::<W>::load(&s[4 * W..]) + r1).store(&mut s[4 * W..]);
+        }
+    }
+    /// `dt5` `dt5[i0] = Σ over i1 < 4 of f(x[i1], dW[i0, i1]), for i0 < 3` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt5<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        s[7 * W..10 * W].fill(0.0);
+        for i0 in 0..3 {
+            for i1 in 0..4 {
+                let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                let p1: f64 = v[i0 * 4 + i1];
+                let r1: Lanes<W> = p1 * p0;
+                (Lanes::<W>::load(&s[(7 + i0) * W..]) + r1)
+                    .store(&mut s[(7 + i0) * W..]);
+            }
+        }
+    }
+    /// `dt6` `dt6 = Σ over i0 < 3 of f(t5[i0], b[i0], dt5[i0], db[i0])` (4 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt6<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        s[10 * W..11 * W].fill(0.0);
+        for i0 in 0..3 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
+            let p1: f64 = t[12 + i0];
+            let p2: Lanes<W> = Lanes::<W>::load(&s[(7 + i0) * W..]);
+            let p3: f64 = v[12 + i0];
+            let r0: Lanes<W> = p0 + p1;
+            let r1: Lanes<W> = r0.exp();
+            let r2: Lanes<W> = p2 + p3;
+            let r3: Lanes<W> = r1 * r2;
+            (Lanes::<W>::load(&s[10 * W..]) + r3).store(&mut s[10 * W..]);
+        }
+    }
+    /// `dt10` `dt10[i0] = f(t5[i0], b[i0], t9, dt5[i0], db[i0], dt9), for i0 < 3` (7 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt10<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        for i0 in 0..3 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
+            let p1: f64 = t[12 + i0];
+            let p2: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[(7 + i0) * W..]);
+            let p4: f64 = v[12 + i0];
+            let p5: Lanes<W> = Lanes::<W>::load(&s[11 * W..]);
+            let r0: Lanes<W> = p0 + p1;
+            let r1: Lanes<W> = r0.exp();
+            let r4: Lanes<W> = p3 + p4;
+            let r5: Lanes<W> = r1 * r4;
+            let r6: Lanes<W> = r5 * (-1.0) * p2;
+            let r7: Lanes<W> = p5 * r1 * (-1.0);
+            let r8: Lanes<W> = r6 + r7;
+            r8.store(&mut s[(12 + i0) * W..]);
+        }
+    }
+    /// `dt11` `dt11[i0, i1] = f(x[i1], dt10[i0]), for i0 < 3, i1 < 4` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt11<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        for i0 in 0..3 {
+            for i1 in 0..4 {
+                let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[(12 + i0) * W..]);
+                let r1: Lanes<W> = p1 * (-1.0) * p0;
+                r1.store(&mut s[(15 + i0 * 4 + i1) * W..]);
+            }
+        }
+    }
+    /// `dt12` `dt12[i0] = f(t5[i0], b[i0], t9, dt5[i0], db[i0], dt9), for i0 < 3` (7 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt12<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        for i0 in 0..3 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
+            let p1: f64 = t[12 + i0];
+            let p2: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[(7 + i0) * W..]);
+            let p4: f64 = v[12 + i0];
+            let p5: Lanes<W> = Lanes::<W>::load(&s[11 * W..]);
+            let r0: Lanes<W> = p1 + p0;
+            let r1: Lanes<W> = r0.exp();
+            let r5: Lanes<W> = p4 + p3;
+            let r6: Lanes<W> = r1 * r5;
+            let r7: Lanes<W> = r6 * p2;
+            let r8: Lanes<W> = p5 * r1;
+            let r9: Lanes<W> = r7 + r8;
+            r9.store(&mut s[(27 + i0) * W..]);
+        }
+    }
+    /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn sample<const W: usize>(
+        level: Outputs,
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        step_t5::<W>(t, x, c, v, s);
+        step_t6::<W>(t, x, c, v, s);
+        let v8: Lanes<W> = Lanes::<W>::load(&s[3 * W..]);
+        step_t7::<W>(t, x, c, v, s);
+        let v9: Lanes<W> = Lanes::<W>::load(&s[4 * W..]);
+        let r0: Lanes<W> = v8.ln();
+        let r1: Lanes<W> = (-1.0) * v9;
+        let r2: Lanes<W> = r0 + r1;
+        let v10: Lanes<W> = r2;
+        v10.store(&mut s[5 * W..]);
+        if level.rank() < 1 {
+            return;
+        }
+        let r3: Lanes<W> = v8.powi(-1i32);
+        let v11: Lanes<W> = r3;
+        v11.store(&mut s[6 * W..]);
+        step_dt5::<W>(t, x, c, v, s);
+        step_dt6::<W>(t, x, c, v, s);
+        let v13: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+        let r4: Lanes<W> = v8.powi(-2i32);
+        let r5: Lanes<W> = (-1.0) * r4 * v13;
+        let v14: Lanes<W> = r5;
+        v14.store(&mut s[11 * W..]);
+        step_dt10::<W>(t, x, c, v, s);
+        step_dt11::<W>(t, x, c, v, s);
+        step_dt12::<W>(t, x, c, v, s);
+    }
+    /// `t23` `t23[i0] = Σ over i1 < 4 of f(W[i0, i1]), for i0 < 3` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t23(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+        s[0..3].fill(0.0);
+        for i0 in 0..3 {
+            for i1 in 0..4 {
+                let p0: f64 = t[i0 * 4 + i1];
+                let r0: f64 = p0 * p0;
+                s[i0] += r0;
+            }
+        }
+    }
+    /// `t24` `t24 = Σ over i0 < 3 of f(t23[i0])` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t24(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+        s[3..4].fill(0.0);
+        for i0 in 0..3 {
+            let p0: f64 = s[i0];
+            let r0: f64 = p0;
+            s[3] += r0;
+        }
+    }
+    /// `dt26` `dt26[i0, i1] = f(lambda, dW[i0, i1]), for i0 < 3, i1 < 4` (1 instruction).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt26(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+        for i0 in 0..3 {
+            for i1 in 0..4 {
+                let p0: f64 = c[0];
+                let p1: f64 = v[i0 * 4 + i1];
+                let r1: f64 = p1 * p0;
+                s[5 + i0 * 4 + i1] = r1;
+            }
+        }
+    }
+    /// The regularizer's steps, into the scratch vector `s`.
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+        step_t23(t, &[], c, v, s);
+        step_t24(t, &[], c, v, s);
+        let v19: f64 = s[3];
+        let a0: f64 = c[0];
+        let r1: f64 = 0.5 * a0 * v19;
+        let v20: f64 = r1;
+        s[4] = v20;
+        if level.rank() < 1 {
+            return;
+        }
+        step_dt26(t, &[], c, v, s);
+    }
+    /// The generated tangent steps in the direction v.
+    pub(super) struct Compiled<'a>(pub(super) &'a [f64]);
+    impl Steps for Compiled<'_> {
+        #[inline]
+        fn sample(
+            &self,
+            level: Outputs,
+            theta: &[f64],
+            row: &[f64],
+            constants: &[f64],
+            scratch: &mut [f64],
+        ) {
+            sample::<1>(level, theta, row, constants, self.0, scratch);
+        }
+        #[inline]
+        fn regularizer(
+            &self,
+            level: Outputs,
+            theta: &[f64],
+            constants: &[f64],
+            scratch: &mut [f64],
+        ) {
+            regularizer(level, theta, constants, self.0, scratch);
+        }
+        fn lanes(&self) -> usize {
+            8
+        }
+        #[inline(always)]
+        fn sample_lanes(
+            &self,
+            level: Outputs,
+            theta: &[f64],
+            rows: &[f64],
+            constants: &[f64],
+            scratch: &mut [f64],
+        ) {
+            sample::<8>(level, theta, rows, constants, self.0, scratch);
+        }
+    }
+    /// ∇²L·v into `out` (and L), a loss-and-gradient pass of the
+    /// tangent model.
+    pub(super) fn hess_vec(
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        runtime::loops::evaluate(
+            plan(),
+            &Compiled(v),
+            Outputs::LossGrad,
+            theta,
+            constants,
+            rows,
+            out,
+            &mut [],
+        )
+    }
+}
 /// The generated steps, for the shared accumulation.
 struct Compiled;
 impl Steps for Compiled {
@@ -575,6 +967,6 @@ impl Kernel for SoftmaxRegression {
         v: &[f64],
         out: &mut [f64],
     ) -> f64 {
-        runtime::loops::hess_vec(plan(), &Compiled, theta, constants, rows, v, out)
+        tangent::hess_vec(theta, constants, rows, v, out)
     }
 }

@@ -45,6 +45,7 @@ fn source_tokens(s: Source) -> TokenStream {
         Source::Row => quote!(Source::Row),
         Source::Constants => quote!(Source::Constants),
         Source::Scratch => quote!(Source::Scratch),
+        Source::Direction => quote!(Source::Direction),
     }
 }
 
@@ -151,6 +152,7 @@ fn load_tokens(m: &TensorModel, load: &Load) -> TokenStream {
                 Source::Row => quote!(x),
                 Source::Constants => quote!(c),
                 Source::Scratch => quote!(s),
+                Source::Direction => quote!(v),
             };
             let at = flat(t.offset, index, &t.shape);
             quote!(#slice[#at])
@@ -412,6 +414,7 @@ fn step_fn(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> TokenS
     };
     let fn_name = format_ident!("step_{}", out.name);
     let doc = format!(" `{}` {}", out.name, step_summary(m, step, rank));
+    let direction = direction_param(m);
     let generic = if lanes > 0 {
         quote!(<const W: usize>)
     } else {
@@ -421,10 +424,25 @@ fn step_fn(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> TokenS
         #[doc = #doc]
         #[inline(always)]
         #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-        fn #fn_name #generic(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+        fn #fn_name #generic(t: &[f64], x: &[f64], c: &[f64], #direction s: &mut [f64]) {
             #zero
             #nest
         }
+    }
+}
+
+/// Whether the model's steps read a direction v (a tangent model's do).
+fn has_direction(m: &TensorModel) -> bool {
+    m.tensors.iter().any(|t| t.source == Source::Direction)
+}
+
+/// The parameter `v: &[f64],` of the step and stage functions of a model
+/// whose steps read a direction, else nothing.
+fn direction_param(m: &TensorModel) -> TokenStream {
+    if has_direction(m) {
+        quote!(v: &[f64],)
+    } else {
+        quote!()
     }
 }
 
@@ -720,6 +738,11 @@ fn stage_fn(
     let mut locals = Locals::new();
     let mut values = Values::new(lanes);
     let row_arg = if with_row { quote!(x) } else { quote!(&[]) };
+    let direction_arg = if has_direction(m) {
+        quote!(v,)
+    } else {
+        quote!()
+    };
     let lane_ty = lane_type();
     let lanes_fn = lane_path();
     for step in &stage.steps {
@@ -750,9 +773,9 @@ fn stage_fn(
         steps.push(step_fn(m, step, lanes, with_row));
         let f = format_ident!("step_{}", out.name);
         if lanes > 0 {
-            stmts.push(quote!(#f::<W>(t, #row_arg, c, s);));
+            stmts.push(quote!(#f::<W>(t, #row_arg, c, #direction_arg s);));
         } else {
-            stmts.push(quote!(#f(t, #row_arg, c, s);));
+            stmts.push(quote!(#f(t, #row_arg, c, #direction_arg s);));
         }
         if out.shape.is_empty() {
             // A reduction into a scalar: read back once.
@@ -781,47 +804,44 @@ fn stage_fn(
     } else {
         quote!()
     };
+    let direction = direction_param(m);
     quote! {
         #(#steps)*
 
         #[doc = #doc]
         #[inline(always)]
         #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-        fn #name #generic(level: Outputs, t: &[f64], #row c: &[f64], s: &mut [f64]) {
+        fn #name #generic(level: Outputs, t: &[f64], #row c: &[f64], #direction s: &mut [f64]) {
             #(#stmts)*
         }
     }
 }
 
-fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
-    let ty = Ident::new(&type_name(&m.name), Span::call_site());
+/// A model's `plan()` (its layouts and terms, without steps) and its
+/// stage functions `sample` and `regularizer`.
+fn model_items(m: &TensorModel, plan_doc: &str) -> TokenStream {
     let name = &m.name;
-    let doc = format!(" {}: {}", info.title, info.description);
-    let (p, d, c) = (n(m.params.len()), n(m.data.len()), n(m.constants.len()));
     let defaults: Vec<Literal> = m
         .constant_defaults
         .iter()
         .map(|v| Literal::f64_unsuffixed(*v))
         .collect();
-    let defaults_again = defaults.clone();
     let tensors = m.tensors.iter().map(|t| {
         let (tname, source, offset) = (&t.name, source_tokens(t.source), n(t.offset));
         let shape = t.shape.iter().map(|&k| n(k));
         quote!(runtime::loops::tensor(#tname, #source, #offset, &[#(#shape),*]))
     });
     let (sample_plan, regularizer_plan) = (stage_plan(&m.sample), stage_plan(&m.regularizer));
-    let lanes = LANES;
     let sample = stage_fn(
         m,
         &m.sample,
         &format_ident!("sample"),
         true,
-        lanes,
+        LANES,
         " The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` \
          is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, \
          W = 8 for the pass in lanes.",
     );
-    let w = n(lanes);
     let regularizer = stage_fn(
         m,
         &m.regularizer,
@@ -831,17 +851,7 @@ fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
         " The regularizer's steps, into the scratch vector `s`.",
     );
     quote! {
-        use ::hessforge_kernels::ir::Outputs;
-        use ::hessforge_kernels::ir::lanes::Lanes;
-        use ::hessforge_kernels::ir::tensor::{GradientTerm, HessianTerm, Source, Stage, Steps, TensorModel};
-        use ::hessforge_kernels::{Kernel, Rows, runtime};
-
-        #[doc = #doc]
-        #[derive(Debug, Clone, Copy, Default)]
-        pub struct #ty;
-
-        /// The layouts and the gradient and Hessian terms of the model's loop
-        /// IR; its steps are [`sample`] and [`regularizer`].
+        #[doc = #plan_doc]
         fn plan() -> &'static TensorModel {
             static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
                 runtime::loops::plan(
@@ -857,6 +867,101 @@ fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
 
         #sample
         #regularizer
+    }
+}
+
+/// The tangent model's items in a module `tangent`, with the steps that
+/// run them in the direction v (`tangent::Compiled(v)`).
+fn tangent_items(tangent: &TensorModel) -> TokenStream {
+    let items = model_items(
+        tangent,
+        " The layouts of the tangent model (`hessforge_ir::tangent`): its \
+         gradient is ∇²L·v; its steps are [`sample`] and [`regularizer`].",
+    );
+    let w = n(LANES);
+    quote! {
+        /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
+        /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
+        mod tangent {
+            use super::*;
+
+            #items
+
+            /// The generated tangent steps in the direction v.
+            pub(super) struct Compiled<'a>(pub(super) &'a [f64]);
+
+            impl Steps for Compiled<'_> {
+                #[inline]
+                fn sample(&self, level: Outputs, theta: &[f64], row: &[f64], constants: &[f64], scratch: &mut [f64]) {
+                    sample::<1>(level, theta, row, constants, self.0, scratch);
+                }
+                #[inline]
+                fn regularizer(&self, level: Outputs, theta: &[f64], constants: &[f64], scratch: &mut [f64]) {
+                    regularizer(level, theta, constants, self.0, scratch);
+                }
+                fn lanes(&self) -> usize {
+                    #w
+                }
+                #[inline(always)]
+                fn sample_lanes(&self, level: Outputs, theta: &[f64], rows: &[f64], constants: &[f64], scratch: &mut [f64]) {
+                    sample::<#w>(level, theta, rows, constants, self.0, scratch);
+                }
+            }
+
+            /// ∇²L·v into `out` (and L), a loss-and-gradient pass of the
+            /// tangent model.
+            pub(super) fn hess_vec(theta: &[f64], constants: &[f64], rows: Rows<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+                runtime::loops::evaluate(plan(), &Compiled(v), Outputs::LossGrad, theta, constants, rows, out, &mut [])
+            }
+        }
+    }
+}
+
+fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
+    let ty = Ident::new(&type_name(&m.name), Span::call_site());
+    let name = &m.name;
+    let doc = format!(" {}: {}", info.title, info.description);
+    let (p, d, c) = (n(m.params.len()), n(m.data.len()), n(m.constants.len()));
+    let defaults = m
+        .constant_defaults
+        .iter()
+        .map(|v| Literal::f64_unsuffixed(*v));
+    let items = model_items(
+        m,
+        " The layouts and the gradient and Hessian terms of the model's loop \
+         IR; its steps are [`sample`] and [`regularizer`].",
+    );
+    let (tangent, hess_vec) = match &m.tangent {
+        Some(t) => (
+            tangent_items(t),
+            quote!(tangent::hess_vec(theta, constants, rows, v, out)),
+        ),
+        None => (
+            quote!(),
+            quote!(runtime::loops::hess_vec(
+                plan(),
+                &Compiled,
+                theta,
+                constants,
+                rows,
+                v,
+                out
+            )),
+        ),
+    };
+    let w = n(LANES);
+    quote! {
+        use ::hessforge_kernels::ir::Outputs;
+        use ::hessforge_kernels::ir::lanes::Lanes;
+        use ::hessforge_kernels::ir::tensor::{GradientTerm, HessianTerm, Source, Stage, Steps, TensorModel};
+        use ::hessforge_kernels::{Kernel, Rows, runtime};
+
+        #[doc = #doc]
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct #ty;
+
+        #items
+        #tangent
 
         /// The generated steps, for the shared accumulation.
         struct Compiled;
@@ -884,7 +989,7 @@ fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
             const N_PARAMS: usize = #p;
             const N_DATA: usize = #d;
             const N_CONSTANTS: usize = #c;
-            const DEFAULT_CONSTANTS: &'static [f64] = &[#(#defaults_again),*];
+            const DEFAULT_CONSTANTS: &'static [f64] = &[#(#defaults),*];
 
             fn param_names() -> &'static [&'static str] {
                 runtime::loops::names(&plan().params)
@@ -905,7 +1010,7 @@ fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
                 runtime::loops::evaluate(plan(), &Compiled, Outputs::LossGradHess, theta, constants, rows, grad, hess)
             }
             fn hess_vec(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, v: &[f64], out: &mut [f64]) -> f64 {
-                runtime::loops::hess_vec(plan(), &Compiled, theta, constants, rows, v, out)
+                #hess_vec
             }
         }
     }

@@ -35,6 +35,7 @@
 pub mod canonical;
 pub mod lanes;
 pub mod math;
+pub mod tangent;
 pub mod tensor;
 
 use serde::{Deserialize, Serialize};

@@ -49,6 +49,9 @@ pub enum Source {
     Constants,
     /// The stage's scratch vector, from `offset`.
     Scratch,
+    /// The direction v of a Hessian–vector product, laid out like θ, from
+    /// `offset` (read by the steps of a [`crate::tangent::tangent_model`]).
+    Direction,
 }
 
 /// A tensor the steps read or write: row-major entries from `offset` of
@@ -217,6 +220,10 @@ pub struct TensorModel {
     /// model's value).
     #[serde(skip)]
     pub plans: PlanCache,
+    /// Its [`crate::tangent::tangent_model`], which
+    /// [`TensorModel::hess_vec`] runs when it is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tangent: Option<Box<TensorModel>>,
 }
 
 /// The plans of a model's passes (which scratch entries hold the loss, the
@@ -333,11 +340,48 @@ impl Steps for Interpreter<'_> {
         scratch: &mut [f64],
     ) {
         let m = self.0;
-        m.run_stage(&m.sample, level, theta, row, constants, scratch);
+        m.run_stage(&m.sample, level, theta, row, constants, &[], scratch);
     }
     fn regularizer(&self, level: Outputs, theta: &[f64], constants: &[f64], scratch: &mut [f64]) {
         let m = self.0;
-        m.run_stage(&m.regularizer, level, theta, &[], constants, scratch);
+        m.run_stage(&m.regularizer, level, theta, &[], constants, &[], scratch);
+    }
+}
+
+/// The interpreter of a [`crate::tangent::tangent_model`]'s steps in the
+/// direction `direction` (laid out like θ).
+#[derive(Debug, Clone, Copy)]
+pub struct TangentInterpreter<'a> {
+    /// The tangent model.
+    pub model: &'a TensorModel,
+    /// v.
+    pub direction: &'a [f64],
+}
+
+impl Steps for TangentInterpreter<'_> {
+    fn sample(
+        &self,
+        level: Outputs,
+        theta: &[f64],
+        row: &[f64],
+        constants: &[f64],
+        scratch: &mut [f64],
+    ) {
+        let m = self.model;
+        m.run_stage(
+            &m.sample,
+            level,
+            theta,
+            row,
+            constants,
+            self.direction,
+            scratch,
+        );
+    }
+    fn regularizer(&self, level: Outputs, theta: &[f64], constants: &[f64], scratch: &mut [f64]) {
+        let m = self.model;
+        let v = self.direction;
+        m.run_stage(&m.regularizer, level, theta, &[], constants, v, scratch);
     }
 }
 
@@ -360,10 +404,10 @@ impl TensorModel {
     pub fn validate(&self) -> Result<(), InvalidProgram> {
         let err = |m: String| Err(InvalidProgram(format!("{}: {m}", self.name)));
         let limit = |s: Source, stage: &Stage| match s {
-            Source::Theta => self.params.len(),
             Source::Row => self.data.len(),
             Source::Constants => self.constants.len(),
             Source::Scratch => stage.scratch,
+            Source::Theta | Source::Direction => self.params.len(),
         };
         for (which, stage) in [("sample", &self.sample), ("regularizer", &self.regularizer)] {
             for t in &self.tensors {
@@ -462,10 +506,38 @@ impl TensorModel {
         self.evaluate_with(&Interpreter(self), level, at, grad, hess)
     }
 
-    /// ∇²L(θ)·v into `out[..P]` (and L(θ) as the result), contracting every
-    /// Hessian term with v: the P × P matrix is never formed.
+    /// ∇²L(θ)·v into `out[..P]` (and L(θ) as the result), the P × P matrix
+    /// never formed: by the model's [`TensorModel::tangent`] when it has
+    /// one (the forward derivative of the gradient's steps), else by
+    /// contracting every Hessian term with v.
     pub fn hess_vec(&self, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+        match &self.tangent {
+            Some(t) => t.evaluate_with(
+                &TangentInterpreter {
+                    model: t,
+                    direction: v,
+                },
+                Outputs::LossGrad,
+                at,
+                out,
+                &mut [],
+            ),
+            None => self.hess_vec_terms(at, v, out),
+        }
+    }
+
+    /// ∇²L(θ)·v by contracting every Hessian term with v (the oracle of the
+    /// tangent model's product).
+    pub fn hess_vec_terms(&self, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
         self.hess_vec_with(&Interpreter(self), at, v, out)
+    }
+
+    /// This model with its [`crate::tangent::tangent_model`] attached.
+    pub fn with_tangent(mut self) -> Result<TensorModel, InvalidProgram> {
+        self.tangent = None;
+        let tangent = crate::tangent::tangent_model(&self)?;
+        self.tangent = Some(Box::new(tangent));
+        Ok(self)
     }
 
     /// [`TensorModel::evaluate`] with the steps run by `steps` (generated
@@ -746,6 +818,7 @@ impl TensorModel {
     }
 
     /// Every step of a stage up to `level`, for one row.
+    #[allow(clippy::too_many_arguments)]
     fn run_stage(
         &self,
         stage: &Stage,
@@ -753,6 +826,7 @@ impl TensorModel {
         theta: &[f64],
         row: &[f64],
         constants: &[f64],
+        direction: &[f64],
         scratch: &mut [f64],
     ) {
         let wants = level.rank();
@@ -771,7 +845,13 @@ impl TensorModel {
             let rank = out.shape.len();
             loop {
                 for (slot, load) in inputs.iter_mut().zip(&step.inputs) {
-                    *slot = self.load(load, &at, theta, row, constants, scratch);
+                    let sources = Sources {
+                        theta,
+                        row,
+                        constants,
+                        direction,
+                    };
+                    *slot = self.load(load, &at, sources, scratch);
                 }
                 let mut value = [0.0];
                 step.body.run(&inputs, &[], &[], &mut regs, &mut value);
@@ -784,15 +864,7 @@ impl TensorModel {
         }
     }
 
-    fn load(
-        &self,
-        load: &Load,
-        at: &[usize],
-        theta: &[f64],
-        row: &[f64],
-        constants: &[f64],
-        scratch: &[f64],
-    ) -> f64 {
+    fn load(&self, load: &Load, at: &[usize], sources: Sources<'_>, scratch: &[f64]) -> f64 {
         let position = |a: &Axis| match *a {
             Axis::Loop { var, shift } => at[var] + shift,
             Axis::Fixed(p) => p,
@@ -805,9 +877,10 @@ impl TensorModel {
                     flat = flat * n + position(a);
                 }
                 let values = match t.source {
-                    Source::Theta => theta,
-                    Source::Row => row,
-                    Source::Constants => constants,
+                    Source::Theta => sources.theta,
+                    Source::Row => sources.row,
+                    Source::Constants => sources.constants,
+                    Source::Direction => sources.direction,
                     Source::Scratch => scratch,
                 };
                 values[t.offset + flat]
@@ -816,6 +889,15 @@ impl TensorModel {
             Load::Delta(a, b) => f64::from(u8::from(position(a) == position(b))),
         }
     }
+}
+
+/// The inputs an interpreted step reads besides the scratch vector.
+#[derive(Clone, Copy)]
+struct Sources<'a> {
+    theta: &'a [f64],
+    row: &'a [f64],
+    constants: &'a [f64],
+    direction: &'a [f64],
 }
 
 /// Row-major flat index of a multi-index.

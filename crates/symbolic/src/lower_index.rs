@@ -151,9 +151,10 @@ impl Engine {
             sample,
             regularizer,
             plans: Default::default(),
+            tangent: None,
         };
         lowered.validate().map_err(|e| e.to_string())?;
-        Ok(lowered)
+        Ok(lowered.with_tangent().map_err(|e| e.to_string())?)
     }
 }
 

@@ -68,6 +68,14 @@ fn agrees(m: &Model, rng: &mut ChaCha8Rng, n_rows: usize) {
     let tensor = lowered(m);
     let p = m.n_params();
     assert_eq!(tensor.params, scalar.params, "{}", m.name);
+    // The tangent model computes no Hessian term and reads v.
+    let tangent = tensor.tangent.as_deref().expect("lowering attaches it");
+    assert!(tangent.sample.hessian.is_empty() && tangent.regularizer.hessian.is_empty());
+    assert!(
+        tangent.sample.steps.len() + tangent.regularizer.steps.len() > 0 || p == 0,
+        "{}",
+        m.name
+    );
     for trial in 0..3 {
         let theta: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
         let data: Vec<f64> = (0..n_rows * m.data.len())
@@ -112,16 +120,25 @@ fn agrees(m: &Model, rng: &mut ChaCha8Rng, n_rows: usize) {
                     );
                 }
             }
+            // H·v by the tangent model (forward derivative of the
+            // gradient's steps) and by contracting the Hessian terms.
             let v: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
-            let mut hv = vec![0.0; p];
+            let (mut hv, mut terms) = (vec![0.0; p], vec![0.0; p]);
             let l3 = tensor.hess_vec(at, &v, &mut hv);
             assert!(close(l3, l, 1e-12), "{what}: loss {l3} vs {l}");
+            let l4 = tensor.hess_vec_terms(at, &v, &mut terms);
+            assert!(close(l4, l, 1e-12), "{what}: loss {l4} vs {l}");
             for j in 0..p {
                 let want: f64 = (0..p).map(|k| h[j * p + k] * v[k]).sum();
                 assert!(
                     close(hv[j], want, 1e-11),
                     "{what}: (Hv)_{j}: {} vs {want}",
                     hv[j]
+                );
+                assert!(
+                    close(terms[j], want, 1e-11),
+                    "{what}: (Hv)_{j} by the terms: {} vs {want}",
+                    terms[j]
                 );
             }
         }

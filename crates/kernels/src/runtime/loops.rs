@@ -68,6 +68,7 @@ pub fn plan(
         sample,
         regularizer,
         plans: Default::default(),
+        tangent: None,
     }
 }
 
