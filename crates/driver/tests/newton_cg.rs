@@ -52,11 +52,13 @@ fn agrees_with_newton_without_the_hessian(prepared: &Prepared) {
             other => panic!("a Newton–CG step recorded {other:?}"),
         })
         .sum();
-    let lanczos = if dense_check { 0 } else { 60 };
-    assert_eq!(
-        steps + lanczos,
-        e.hess_vec,
-        "one Hessian–vector product per CG iteration (and per Lanczos step)"
+    // The rest are the Lanczos steps of the check above 200 parameters:
+    // from 10 (where it may stop once the sign is plain) to 60.
+    let lanczos = e.hess_vec - steps;
+    let expected = if dense_check { 0..=0 } else { 10..=60 };
+    assert!(
+        expected.contains(&lanczos),
+        "one Hessian–vector product per CG iteration (and per Lanczos step): {steps} CG, {e:?}"
     );
 }
 

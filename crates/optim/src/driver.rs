@@ -185,7 +185,12 @@ fn extreme_eigenvalues(
         return (0.0, 0.0);
     }
     if hessian_free && p > DENSE_CHECK_MAX_PARAMS {
-        return lanczos_extremes(objective, &at.theta, LANCZOS_STEPS.min(p));
+        return lanczos(
+            objective,
+            &at.theta,
+            LANCZOS_STEPS.min(p),
+            Until::SignSettled,
+        );
     }
     if at.hess.len() != p * p {
         at.hess = vec![0.0; p * p];
@@ -199,6 +204,44 @@ fn extreme_eigenvalues(
 /// ∇²L(θ)·v, with full reorthogonalisation (the steps are few), from a
 /// fixed start vector (the same bits on every run).
 pub fn lanczos_extremes(objective: &dyn Objective, theta: &[f64], steps: usize) -> (f64, f64) {
+    lanczos(objective, theta, steps, Until::ExtremesSettled)
+}
+
+/// When a Lanczos run may stop before its last step.
+#[derive(Clone, Copy, PartialEq)]
+enum Until {
+    /// Both extreme Ritz values have settled (see [`lanczos_extremes`]).
+    ExtremesSettled,
+    /// Also, from the 10th step, as soon as the sign of the curvature at
+    /// the bottom of the spectrum is plain (the end-of-run check): the
+    /// smallest Ritz value θ₁ is below −10⁻⁶·scale (a direction of negative
+    /// curvature, found), or the interval [θ₁ − r₁, θ₁ + r₁] that holds an
+    /// eigenvalue (r₁ = β_k·|last entry of θ₁'s Ritz vector|, Parlett's
+    /// residual bound) lies above −10⁻⁸·scale, the check's own tolerance.
+    SignSettled,
+}
+
+/// Whether the bottom of the spectrum's sign is plain: see
+/// [`Until::SignSettled`].
+fn sign_settled(alpha: &[f64], beta: &[f64], next_beta: f64) -> bool {
+    let m = alpha.len();
+    let eig = SymmetricEigen::new(tridiagonal(alpha, beta));
+    let (at, lo) =
+        eig.eigenvalues
+            .iter()
+            .copied()
+            .enumerate()
+            .fold(
+                (0, f64::INFINITY),
+                |best, (i, x)| if x < best.1 { (i, x) } else { best },
+            );
+    let hi = eig.eigenvalues.max();
+    let scale = lo.abs().max(hi.abs()).max(1.0);
+    let residual = next_beta * eig.eigenvectors[(m - 1, at)].abs();
+    lo < -1e-6 * scale || lo - residual >= -1e-8 * scale
+}
+
+fn lanczos(objective: &dyn Objective, theta: &[f64], steps: usize, until: Until) -> (f64, f64) {
     let p = theta.len();
     let mut basis: Vec<Vec<f64>> = Vec::with_capacity(steps);
     let mut v: Vec<f64> = (0..p).map(|i| ((i + 1) as f64).sin() + 1.5).collect();
@@ -227,6 +270,9 @@ pub fn lanczos_extremes(objective: &dyn Objective, theta: &[f64], steps: usize) 
         if k + 1 == steps || b.is_nan() || b <= 1e-12 * scale {
             break;
         }
+        if until == Until::SignSettled && k >= 9 && sign_settled(&alpha, &beta, b) {
+            break;
+        }
         // Every 5 steps from the 10th: stop once neither extreme Ritz value
         // moved by more than 1e-8 of the spectrum's scale (they converge
         // first, monotonically), which on well-separated extremes takes a
@@ -249,8 +295,15 @@ pub fn lanczos_extremes(objective: &dyn Objective, theta: &[f64], steps: usize) 
 /// The extreme eigenvalues of the tridiagonal matrix with diagonal `alpha`
 /// and off-diagonal `beta` (one shorter).
 fn ritz_extremes(alpha: &[f64], beta: &[f64]) -> (f64, f64) {
+    let eig = SymmetricEigen::new(tridiagonal(alpha, beta)).eigenvalues;
+    (eig.min(), eig.max())
+}
+
+/// The symmetric tridiagonal matrix with diagonal `alpha` and off-diagonal
+/// `beta` (one shorter).
+fn tridiagonal(alpha: &[f64], beta: &[f64]) -> DMatrix<f64> {
     let m = alpha.len();
-    let t = DMatrix::from_fn(m, m, |i, j| {
+    DMatrix::from_fn(m, m, |i, j| {
         if i == j {
             alpha[i]
         } else if i + 1 == j {
@@ -260,9 +313,7 @@ fn ritz_extremes(alpha: &[f64], beta: &[f64]) -> (f64, f64) {
         } else {
             0.0
         }
-    });
-    let eig = SymmetricEigen::new(t).eigenvalues;
-    (eig.min(), eig.max())
+    })
 }
 
 /// Minimise from θ₀ with `method` until a stopping rule fires.
@@ -511,5 +562,45 @@ mod lanczos_tests {
         // Lanczos's Ritz values lie inside the spectrum.
         assert!(lo >= exact(1) - 1e-9 && hi <= exact(p) + 1e-9);
         assert!(lo < 0.0, "the indefinite Hessian is seen as indefinite");
+    }
+
+    /// The tridiagonal Hessian of the test above with another shift, and
+    /// the number of products the end-of-run check's Lanczos took.
+    fn sign_check(shift: f64) -> ((f64, f64), u64) {
+        let p = 300;
+        let objective = FnObjective {
+            n_params: p,
+            loss: |_: &[f64]| 0.0,
+            grad: |_: &[f64], g: &mut [f64]| g.fill(0.0),
+            hess: move |_: &[f64], h: &mut [f64]| {
+                h.fill(0.0);
+                for i in 0..p {
+                    h[i * p + i] = shift;
+                    if i + 1 < p {
+                        h[i * p + i + 1] = -1.0;
+                        h[(i + 1) * p + i] = -1.0;
+                    }
+                }
+            },
+        };
+        let counted = Counted::new(&objective);
+        let extremes = lanczos(&counted, &vec![0.0; p], LANCZOS_STEPS, Until::SignSettled);
+        (extremes, counted.evaluations().hess_vec)
+    }
+
+    #[test]
+    fn the_end_of_run_check_stops_once_the_sign_is_plain() {
+        // Indefinite (λ from −0.5 to 3.5): a negative Ritz value is a
+        // direction of negative curvature, found in the 10th step.
+        let ((lo, _), products) = sign_check(1.5);
+        assert!(lo < -1e-6, "λ_min {lo}");
+        assert_eq!(products, 10);
+        // Positive definite (λ from 0.5 to 4.5): it stops once an
+        // eigenvalue is certified above 0 at the bottom, before the 60th
+        // step, with θ₁ an upper bound of λ_min and positive.
+        let ((lo, hi), products) = sign_check(2.5);
+        let exact_min = 2.5 - 2.0 * (std::f64::consts::PI / 301.0).cos();
+        assert!(lo >= exact_min - 1e-9 && lo > 0.0 && hi > lo, "{lo} {hi}");
+        assert!((10..LANCZOS_STEPS as u64).contains(&products), "{products}");
     }
 }
