@@ -29,10 +29,17 @@ pub fn run(
     start_curvature(&mut settings, &[optimizer_name], &prepared);
     let mut method =
         optimizer_for(&prepared, optimizer_name, &settings).map_err(Failure::bad_input)?;
-    let bytes = dense_hessian_bytes(prepared.model.n_params());
-    if method.uses_hessian() && bytes > DENSE_HESSIAN_MAX_BYTES {
+    let p = prepared.model.n_params();
+    let bytes = dense_hessian_bytes(p);
+    let matrix = match method.dense_matrix(p) {
+        Some(what) => Some(what),
+        None => method.uses_hessian().then_some("Hessian"),
+    };
+    if let Some(what) = matrix
+        && bytes > DENSE_HESSIAN_MAX_BYTES
+    {
         eprintln!(
-            "warning: {optimizer_name} forms a dense Hessian of {} at every step (--hessian dense)",
+            "warning: {optimizer_name} keeps a dense {what} of {} (--hessian dense)",
             human_bytes(bytes)
         );
     }

@@ -285,21 +285,11 @@ impl Objective for ModelObjective<'_> {
             return None;
         }
         let p = self.n_params;
-        let mut row_grad = vec![0.0; p];
         let n = self.rows.max(1) as f64;
-        let mut loss = 0.0;
         grad.fill(0.0);
         gn.fill(0.0);
-        for i in 0..self.rows {
-            let l = self.backend.loss_grad(
-                theta,
-                &self.constants,
-                self.data,
-                Some(&[i]),
-                &mut row_grad,
-            );
-            loss += l;
-            for (a, g) in grad.iter_mut().zip(&row_grad) {
+        let loss = self.each_row_gradient(theta, |l, row_grad| {
+            for (a, g) in grad.iter_mut().zip(row_grad) {
                 *a += g / n;
             }
             if l > 0.0 {
@@ -309,8 +299,47 @@ impl Objective for ModelObjective<'_> {
                     }
                 }
             }
-        }
+        });
         Some(loss / n)
+    }
+
+    /// The same Gauss–Newton matrix times v, never formed: the sum over the
+    /// rows of gᵢ (gᵢ·v) / (2ℓᵢ N), one gradient per row.
+    fn gauss_newton_vec(&self, theta: &[f64], v: &[f64], out: &mut [f64]) -> Option<f64> {
+        if !self.square_loss {
+            return None;
+        }
+        let n = self.rows.max(1) as f64;
+        out.fill(0.0);
+        let loss = self.each_row_gradient(theta, |l, row_grad| {
+            if l > 0.0 {
+                let c = row_grad.iter().zip(v).map(|(g, x)| g * x).sum::<f64>() / (2.0 * l * n);
+                for (o, g) in out.iter_mut().zip(row_grad) {
+                    *o += c * g;
+                }
+            }
+        });
+        Some(loss / n)
+    }
+}
+
+impl ModelObjective<'_> {
+    /// Each row's loss and gradient in turn, to `f`; the sum of the losses.
+    fn each_row_gradient(&self, theta: &[f64], mut f: impl FnMut(f64, &[f64])) -> f64 {
+        let mut row_grad = vec![0.0; self.n_params];
+        let mut loss = 0.0;
+        for i in 0..self.rows {
+            let l = self.backend.loss_grad(
+                theta,
+                &self.constants,
+                self.data,
+                Some(&[i]),
+                &mut row_grad,
+            );
+            loss += l;
+            f(l, &row_grad);
+        }
+        loss
     }
 }
 

@@ -130,23 +130,39 @@ pub fn optimizer_for(
 ) -> Result<Box<dyn Method>, OptionError> {
     let mut method = optimizer(name, settings)?;
     let p = prepared.model.n_params();
+    let over =
+        dense_hessian_bytes(p) > DENSE_HESSIAN_MAX_BYTES && settings.hessian != HessianPath::Dense;
+    // Asked before `reset`, which would allocate it.
+    if over && let Some(what) = method.dense_matrix(p) {
+        return Err(too_large(
+            name,
+            p,
+            &format!("keeps a dense {p} × {p} {what}"),
+        ));
+    }
     method.reset(p, prepared.data.rows);
-    let bytes = dense_hessian_bytes(p);
-    if method.uses_hessian()
-        && bytes > DENSE_HESSIAN_MAX_BYTES
-        && settings.hessian != HessianPath::Dense
-    {
-        return Err(option_error(
-            "--optimizer",
-            format!(
-                "{name} forms the dense {p} × {p} Hessian at every step: {} (P² × 8 bytes), over the limit of {}",
-                human_bytes(bytes),
-                human_bytes(DENSE_HESSIAN_MAX_BYTES)
-            ),
-            "newton-cg and newton-tr work on Hessian–vector products and never form it; lbfgs keeps 2m vectors; `--hessian dense` runs it anyway",
+    if over && method.uses_hessian() {
+        return Err(too_large(
+            name,
+            p,
+            &format!("forms the dense {p} × {p} Hessian at every step"),
         ));
     }
     Ok(method)
+}
+
+/// The refusal of a method whose P × P matrix is over
+/// [`DENSE_HESSIAN_MAX_BYTES`].
+fn too_large(name: &str, p: usize, what: &str) -> OptionError {
+    option_error(
+        "--optimizer",
+        format!(
+            "{name} {what}: {} (P² × 8 bytes), over the limit of {}",
+            human_bytes(dense_hessian_bytes(p)),
+            human_bytes(DENSE_HESSIAN_MAX_BYTES)
+        ),
+        "newton-cg and newton-tr work on Hessian–vector products and never form it; lbfgs keeps 2m vectors; gauss-newton works on products above 200 parameters; `--hessian dense` runs it anyway",
+    )
 }
 
 /// Bytes as MB or GB (decimal, as a user reads them).

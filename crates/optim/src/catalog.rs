@@ -829,7 +829,11 @@ impl Optimizer {
             Optimizer::NewtonSaddleFree => {
                 return Ok(Box::new(Newton::new(NewtonKind::SaddleFree)));
             }
-            Optimizer::GaussNewton => return Ok(Box::new(Newton::new(NewtonKind::GaussNewton))),
+            Optimizer::GaussNewton => {
+                return Ok(Box::new(
+                    Newton::new(NewtonKind::GaussNewton).with_hessian(s.hessian),
+                ));
+            }
             Optimizer::NewtonLm => {
                 let lambda = e.value("--damping", s.damping, None)?;
                 return Ok(Box::new(

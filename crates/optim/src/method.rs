@@ -216,6 +216,14 @@ pub trait Method {
     fn uses_hessian(&self) -> bool;
     /// Size and zero the state for `p` parameters over `rows` data rows.
     fn reset(&mut self, p: usize, rows: usize);
+    /// The dense P × P matrix other than ∇²L that the method keeps for `p`
+    /// parameters (BFGS's inverse-Hessian approximation, the Gauss–Newton
+    /// matrix), named for a message; None (the default) when it keeps none.
+    /// Asked before [`Method::reset`], which would allocate it.
+    fn dense_matrix(&self, p: usize) -> Option<&'static str> {
+        let _ = p;
+        None
+    }
     /// One iteration from `at` (loss and gradient valid, Hessian too when
     /// [`Method::uses_hessian`]); moves `at.theta`. `horizon` is the
     /// iteration budget (for schedules).

@@ -17,7 +17,10 @@
 //!   al. 2014), with the Armijo line search;
 //! - [`NewtonKind::GaussNewton`]: for ℓᵢ = c·rᵢ², d solves G d = −g with
 //!   G = (1/N) Σ 2c ∇rᵢ∇rᵢᵀ + ∇²R (positive semi-definite; a tiny damping
-//!   μI is added while it is singular), with the Armijo line search.
+//!   μI is added while it is singular), with the Armijo line search;
+//!   above [`crate::HESSIAN_FREE_ABOVE`] parameters (or with
+//!   [`HessianPath::Free`]) G is never formed: d comes from conjugate
+//!   gradients on Gauss–Newton–vector products ([`NewtonCg::gauss_newton`]).
 //!
 //! Linear algebra: a Cholesky factorisation (which also proves H positive
 //! definite), LU when it fails, the eigen pseudo-inverse when H is singular.
@@ -26,7 +29,8 @@
 
 use crate::catalog::{BuildError, Optimizer};
 use crate::line_search::{Ray, armijo};
-use crate::method::{Curvature, Method, Modification, Point, Step, dot, norm};
+use crate::method::{Curvature, HessianPath, Method, Modification, Point, Step, dot, norm};
+use crate::newton_cg::NewtonCg;
 use crate::objective::Objective;
 use nalgebra::{Cholesky, DMatrix, DVector, SymmetricEigen};
 
@@ -59,6 +63,10 @@ pub struct Newton {
     probe: DVector<f64>,
     trial: Vec<f64>,
     gauss_newton: Vec<f64>,
+    /// Where Gauss–Newton gets its matrix: dense, or by products.
+    hessian: HessianPath,
+    /// Hessian-free Gauss–Newton's CG, when [`Method::reset`] chose it.
+    products: Option<NewtonCg>,
 }
 
 impl Newton {
@@ -73,7 +81,22 @@ impl Newton {
             probe: DVector::zeros(0),
             trial: Vec::new(),
             gauss_newton: Vec::new(),
+            hessian: HessianPath::Auto,
+            products: None,
         }
+    }
+
+    /// With the Gauss–Newton matrix dense or by products (`gauss-newton`
+    /// only; [`HessianPath::Auto`]: by products above
+    /// [`crate::HESSIAN_FREE_ABOVE`] parameters).
+    pub fn with_hessian(mut self, hessian: HessianPath) -> Self {
+        self.hessian = hessian;
+        self
+    }
+
+    /// Whether `gauss-newton` with `p` parameters works on products.
+    fn gauss_newton_free(&self, p: usize) -> bool {
+        self.kind == NewtonKind::GaussNewton && self.hessian.is_free(p)
     }
 
     /// With λ₀ for Levenberg–Marquardt, checked against the range of
@@ -340,22 +363,35 @@ impl Method for Newton {
     fn uses_hessian(&self) -> bool {
         self.kind != NewtonKind::GaussNewton
     }
-    fn reset(&mut self, p: usize, _rows: usize) {
-        self.gauss_newton = vec![
-            0.0;
-            if self.kind == NewtonKind::GaussNewton {
-                p * p
-            } else {
-                0
-            }
-        ];
-        self.factor = Some(DMatrix::zeros(p, p));
+    fn dense_matrix(&self, p: usize) -> Option<&'static str> {
+        (self.kind == NewtonKind::GaussNewton && !self.gauss_newton_free(p))
+            .then_some("Gauss–Newton matrix")
+    }
+    fn reset(&mut self, p: usize, rows: usize) {
+        if self.gauss_newton_free(p) {
+            let mut cg = NewtonCg::gauss_newton();
+            cg.reset(p, rows);
+            self.products = Some(cg);
+            self.gauss_newton = Vec::new();
+            self.factor = None;
+        } else {
+            self.products = None;
+            self.gauss_newton = vec![
+                0.0;
+                if self.kind == NewtonKind::GaussNewton {
+                    p * p
+                } else {
+                    0
+                }
+            ];
+            self.factor = Some(DMatrix::zeros(p, p));
+        }
         self.d = DVector::zeros(p);
         self.probe = DVector::zeros(p);
         self.trial = vec![0.0; p];
         self.lambda = self.lambda0;
     }
-    fn step(&mut self, objective: &dyn Objective, at: &mut Point, _horizon: u64) -> Step {
+    fn step(&mut self, objective: &dyn Objective, at: &mut Point, horizon: u64) -> Step {
         match self.kind {
             NewtonKind::Pure => {
                 let (lambda_min, modification) = self.newton_direction(&at.hess, &at.grad);
@@ -377,7 +413,10 @@ impl Method for Newton {
                 self.take_step(objective, at, curvature, true)
             }
             NewtonKind::LevenbergMarquardt => self.levenberg_marquardt(objective, at),
-            NewtonKind::GaussNewton => self.gauss_newton_step(objective, at),
+            NewtonKind::GaussNewton => match &mut self.products {
+                Some(cg) => cg.step(objective, at, horizon),
+                None => self.gauss_newton_step(objective, at),
+            },
             NewtonKind::SaddleFree => {
                 let eig = Self::eigen(&at.hess, at.grad.len());
                 let lambda_min = eig.eigenvalues.min();

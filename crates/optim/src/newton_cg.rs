@@ -20,9 +20,23 @@ use crate::line_search::{Ray, armijo};
 use crate::method::{Curvature, Method, Modification, Point, Step, dot, norm};
 use crate::objective::{Batch, Objective};
 
+/// The matrix Newton–CG's conjugate gradients solve with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Product {
+    /// ∇²L, by [`Objective::hess_vec`].
+    #[default]
+    Hessian,
+    /// The Gauss–Newton matrix of a loss that is a square per row, by
+    /// [`Objective::gauss_newton_vec`] (positive semi-definite: CG stops
+    /// on zero curvature; Hessian-free `gauss-newton`).
+    GaussNewton,
+}
+
 /// Newton–CG (truncated, Hessian-free Newton).
 #[derive(Debug, Clone, Default)]
 pub struct NewtonCg {
+    /// What the products multiply by.
+    pub product: Product,
     z: Vec<f64>,
     r: Vec<f64>,
     p: Vec<f64>,
@@ -34,6 +48,14 @@ impl NewtonCg {
     /// A Newton–CG method.
     pub fn new() -> Self {
         NewtonCg::default()
+    }
+
+    /// Hessian-free Gauss–Newton: CG on the Gauss–Newton matrix.
+    pub fn gauss_newton() -> Self {
+        NewtonCg {
+            product: Product::GaussNewton,
+            ..NewtonCg::default()
+        }
     }
 }
 
@@ -69,7 +91,21 @@ impl Method for NewtonCg {
         let mut negative_curvature = false;
         let mut iterations = 0;
         for j in 0..2 * n + 10 {
-            objective.hess_vec(&at.theta, Batch::Full, &self.p, &mut self.hp);
+            match self.product {
+                Product::Hessian => {
+                    objective.hess_vec(&at.theta, Batch::Full, &self.p, &mut self.hp);
+                }
+                Product::GaussNewton => {
+                    if objective
+                        .gauss_newton_vec(&at.theta, &self.p, &mut self.hp)
+                        .is_none()
+                    {
+                        return Step::failed(
+                            "Gauss–Newton needs a loss that is a square per row, ℓ = c·r²",
+                        );
+                    }
+                }
+            }
             iterations += 1;
             let php = dot(&self.p, &self.hp);
             rayleigh_min = rayleigh_min.min(php / dot(&self.p, &self.p));
@@ -99,7 +135,12 @@ impl Method for NewtonCg {
         }
         let slope = dot(&self.z, &at.grad);
         let curvature = Curvature {
-            lambda_min: rayleigh_min,
+            // The Gauss–Newton matrix's Rayleigh quotients say nothing of ∇²L.
+            lambda_min: if self.product == Product::Hessian {
+                rayleigh_min
+            } else {
+                f64::NAN
+            },
             descent: slope < 0.0,
             modification: Modification::TruncatedCg {
                 iterations,

@@ -45,6 +45,18 @@ pub trait Objective {
         dense_hess_vec(&hess, v, out);
         loss
     }
+    /// For a loss that is a square per row, ℓᵢ = c·rᵢ(θ)² with c > 0: L(θ)
+    /// and the Gauss–Newton matrix times v into `out` (length P) — what
+    /// Hessian-free Gauss–Newton's CG needs; `None` when the loss is not of
+    /// that form. This default forms the matrix by
+    /// [`Objective::loss_grad_gauss_newton`] and multiplies.
+    fn gauss_newton_vec(&self, theta: &[f64], v: &[f64], out: &mut [f64]) -> Option<f64> {
+        let p = theta.len();
+        let (mut grad, mut gn) = (vec![0.0; p], vec![0.0; p * p]);
+        let loss = self.loss_grad_gauss_newton(theta, &mut grad, &mut gn)?;
+        dense_hess_vec(&gn, v, out);
+        Some(loss)
+    }
     /// For a loss that is a square per row, ℓᵢ = c·rᵢ(θ)² with c > 0:
     /// L(θ), ∇L into `grad`, and the Gauss–Newton matrix
     /// (1/N) Σᵢ 2c ∇rᵢ∇rᵢᵀ + ∇²R (row-major P×P) into `gn`. `None` when the
@@ -82,7 +94,8 @@ pub struct Evaluations {
     pub gradient: u64,
     /// Loss + gradient + Hessian (or Gauss–Newton matrix) passes.
     pub hessian: u64,
-    /// Hessian–vector product passes (∇²L·v, without ∇²L).
+    /// Hessian–vector product passes (∇²L·v, without ∇²L), and
+    /// Gauss–Newton–vector products.
     pub hess_vec: u64,
 }
 
@@ -155,6 +168,10 @@ impl Objective for Counted<'_> {
     ) -> Option<f64> {
         self.hessian.set(self.hessian.get() + 1);
         self.inner.loss_grad_gauss_newton(theta, grad, gn)
+    }
+    fn gauss_newton_vec(&self, theta: &[f64], v: &[f64], out: &mut [f64]) -> Option<f64> {
+        self.hess_vec.set(self.hess_vec.get() + 1);
+        self.inner.gauss_newton_vec(theta, v, out)
     }
 }
 

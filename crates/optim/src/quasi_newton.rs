@@ -183,6 +183,10 @@ impl Method for QuasiNewton {
     fn uses_hessian(&self) -> bool {
         false
     }
+    fn dense_matrix(&self, p: usize) -> Option<&'static str> {
+        let _ = p;
+        matches!(self.memory, Memory::Dense { .. }).then_some("inverse-Hessian approximation")
+    }
     fn reset(&mut self, p: usize, _rows: usize) {
         for v in [
             &mut self.d,
