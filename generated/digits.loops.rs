@@ -68,10 +68,16 @@ fn plan() -> &'static TensorModel {
                     GradientTerm {
                         param: 0,
                         value: 12,
+                        outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
+                            u: 11,
+                            v: 2,
+                            scale: -0.0625,
+                        }),
                     },
                     GradientTerm {
                         param: 1,
                         value: 13,
+                        outer: None,
                     },
                 ]),
                 hessian: Vec::from([
@@ -127,10 +133,12 @@ fn plan() -> &'static TensorModel {
                     GradientTerm {
                         param: 0,
                         value: 34,
+                        outer: None,
                     },
                     GradientTerm {
                         param: 1,
                         value: 35,
+                        outer: None,
                     },
                 ]),
                 hessian: Vec::from([
@@ -215,19 +223,6 @@ fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r3: Lanes<W> = (-1.0) * p3 * r2;
         let r4: Lanes<W> = r3 + p4;
         r4.store(&mut s[(15 + i0) * W..]);
-    }
-}
-/// `t12` `t12[i0, i1] = f(t11[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(15 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = (-0.0625) * p0 * p1;
-            r0.store(&mut s[(25 + i0 * 64 + i1) * W..]);
-        }
     }
 }
 /// `t13` `t13[i0] = f(y[i0], t5[i0], t6, b[i0], t10), for i0 < 10` (6 instructions).
@@ -429,7 +424,6 @@ fn sample<const W: usize>(
     let v10: Lanes<W> = r4;
     v10.store(&mut s[14 * W..]);
     step_t11::<W>(t, x, c, s);
-    step_t12::<W>(t, x, c, s);
     step_t13::<W>(t, x, c, s);
     if level.rank() < 2 {
         return;
@@ -638,10 +632,16 @@ mod tangent {
                         GradientTerm {
                             param: 0,
                             value: 17,
+                            outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
+                                u: 16,
+                                v: 2,
+                                scale: -0.0625,
+                            }),
                         },
                         GradientTerm {
                             param: 1,
                             value: 18,
+                            outer: None,
                         },
                     ]),
                     hessian: Vec::from([]),
@@ -654,10 +654,12 @@ mod tangent {
                         GradientTerm {
                             param: 0,
                             value: 23,
+                            outer: None,
                         },
                         GradientTerm {
                             param: 1,
                             value: 24,
+                            outer: None,
                         },
                     ]),
                     hessian: Vec::from([]),
@@ -806,25 +808,6 @@ mod tangent {
             r10.store(&mut s[(27 + i0) * W..]);
         }
     }
-    /// `dt12` `dt12[i0, i1] = f(x[i1], dt11[i0]), for i0 < 10, i1 < 64` (1 instruction).
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_dt12<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
-        for i0 in 0..10 {
-            for i1 in 0..64 {
-                let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                let p1: Lanes<W> = Lanes::<W>::load(&s[(27 + i0) * W..]);
-                let r1: Lanes<W> = p1 * (-0.0625) * p0;
-                r1.store(&mut s[(37 + i0 * 64 + i1) * W..]);
-            }
-        }
-    }
     /// `dt13` `dt13[i0] = f(t5[i0], t6, b[i0], t10, dt5[i0], db[i0], dt10), for i0 < 10` (9 instructions).
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -893,7 +876,6 @@ mod tangent {
         let v15: Lanes<W> = r6;
         v15.store(&mut s[26 * W..]);
         step_dt11::<W>(t, x, c, v, s);
-        step_dt12::<W>(t, x, c, v, s);
         step_dt13::<W>(t, x, c, v, s);
     }
     /// `t30` `t30[i0] = Σ over i1 < 64 of f(W[i0, i1]), for i0 < 10` (1 instruction).

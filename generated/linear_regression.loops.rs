@@ -37,8 +37,20 @@ fn plan() -> &'static TensorModel {
                 steps: Vec::new(),
                 loss: Some(5),
                 gradient: Vec::from([
-                    GradientTerm { param: 0, value: 7 },
-                    GradientTerm { param: 1, value: 8 },
+                    GradientTerm {
+                        param: 0,
+                        value: 7,
+                        outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
+                            u: 6,
+                            v: 2,
+                            scale: 1.0,
+                        }),
+                    },
+                    GradientTerm {
+                        param: 1,
+                        value: 8,
+                        outer: None,
+                    },
                 ]),
                 hessian: Vec::from([
                     HessianTerm::Product {
@@ -87,17 +99,6 @@ fn step_t4<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         (Lanes::<W>::load(&s[0 * W..]) + r0).store(&mut s[0 * W..]);
     }
 }
-/// `t7` `t7[i0] = f(t6, x[i0]), for i0 < 10` (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[2 * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-        let r0: Lanes<W> = p0 * p1;
-        r0.store(&mut s[(3 + i0) * W..]);
-    }
-}
 /// `t9` `t9[i0] = f(x[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -143,7 +144,6 @@ fn sample<const W: usize>(
     }
     let v6: Lanes<W> = r3;
     v6.store(&mut s[2 * W..]);
-    step_t7::<W>(t, x, c, s);
     let v8: Lanes<W> = r3;
     v8.store(&mut s[13 * W..]);
     if level.rank() < 2 {
@@ -193,10 +193,16 @@ mod tangent {
                         GradientTerm {
                             param: 0,
                             value: 10,
+                            outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
+                                u: 9,
+                                v: 2,
+                                scale: 1.0,
+                            }),
                         },
                         GradientTerm {
                             param: 1,
                             value: 11,
+                            outer: None,
                         },
                     ]),
                     hessian: Vec::from([]),
@@ -248,23 +254,6 @@ mod tangent {
             (Lanes::<W>::load(&s[2 * W..]) + r1).store(&mut s[2 * W..]);
         }
     }
-    /// `dt7` `dt7[i0] = f(x[i0], dt6), for i0 < 10` (1 instruction).
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_dt7<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
-        for i0 in 0..10 {
-            let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[3 * W..]);
-            let r1: Lanes<W> = p1 * p0;
-            r1.store(&mut s[(4 + i0) * W..]);
-        }
-    }
     /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -295,7 +284,6 @@ mod tangent {
         let r7: Lanes<W> = a6 + v8;
         let v9: Lanes<W> = r7;
         v9.store(&mut s[3 * W..]);
-        step_dt7::<W>(t, x, c, v, s);
         let v11: Lanes<W> = r7;
         v11.store(&mut s[14 * W..]);
     }

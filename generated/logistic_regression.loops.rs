@@ -45,8 +45,20 @@ fn plan() -> &'static TensorModel {
                 steps: Vec::new(),
                 loss: Some(6),
                 gradient: Vec::from([
-                    GradientTerm { param: 0, value: 8 },
-                    GradientTerm { param: 1, value: 9 },
+                    GradientTerm {
+                        param: 0,
+                        value: 8,
+                        outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
+                            u: 7,
+                            v: 2,
+                            scale: 1.0,
+                        }),
+                    },
+                    GradientTerm {
+                        param: 1,
+                        value: 9,
+                        outer: None,
+                    },
                 ]),
                 hessian: Vec::from([
                     HessianTerm::Product {
@@ -80,6 +92,7 @@ fn plan() -> &'static TensorModel {
                     GradientTerm {
                         param: 0,
                         value: 17,
+                        outer: None,
                     },
                 ]),
                 hessian: Vec::from([
@@ -106,17 +119,6 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
         let r0: Lanes<W> = p0 * p1;
         (Lanes::<W>::load(&s[0 * W..]) + r0).store(&mut s[0 * W..]);
-    }
-}
-/// `t8` `t8[i0] = f(t7, x[i0]), for i0 < 10` (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[2 * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-        let r0: Lanes<W> = p0 * p1;
-        r0.store(&mut s[(3 + i0) * W..]);
     }
 }
 /// `t10` `t10[i0] = f(x[i0]), for i0 < 10` (1 instruction).
@@ -176,7 +178,6 @@ fn sample<const W: usize>(
     let r16: Lanes<W> = r15 * (-1.0);
     let v7: Lanes<W> = r16;
     v7.store(&mut s[2 * W..]);
-    step_t8::<W>(t, x, c, s);
     let r17: Lanes<W> = r13 + r2;
     let v9: Lanes<W> = r17;
     v9.store(&mut s[13 * W..]);
@@ -294,10 +295,16 @@ mod tangent {
                         GradientTerm {
                             param: 0,
                             value: 11,
+                            outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
+                                u: 10,
+                                v: 2,
+                                scale: 1.0,
+                            }),
                         },
                         GradientTerm {
                             param: 1,
                             value: 12,
+                            outer: None,
                         },
                     ]),
                     hessian: Vec::from([]),
@@ -310,6 +317,7 @@ mod tangent {
                         GradientTerm {
                             param: 0,
                             value: 15,
+                            outer: None,
                         },
                     ]),
                     hessian: Vec::from([]),
@@ -352,23 +360,6 @@ mod tangent {
             let p1: f64 = v[i0];
             let r1: Lanes<W> = p1 * p0;
             (Lanes::<W>::load(&s[2 * W..]) + r1).store(&mut s[2 * W..]);
-        }
-    }
-    /// `dt8` `dt8[i0] = f(x[i0], dt7), for i0 < 10` (1 instruction).
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_dt8<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
-        for i0 in 0..10 {
-            let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[3 * W..]);
-            let r1: Lanes<W> = p1 * p0;
-            r1.store(&mut s[(4 + i0) * W..]);
         }
     }
     /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
@@ -415,7 +406,6 @@ mod tangent {
         let r21: Lanes<W> = r20 * (-1.0);
         let v10: Lanes<W> = r21;
         v10.store(&mut s[3 * W..]);
-        step_dt8::<W>(t, x, c, v, s);
         let v12: Lanes<W> = r19;
         v12.store(&mut s[14 * W..]);
     }

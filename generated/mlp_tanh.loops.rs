@@ -92,18 +92,26 @@ fn plan() -> &'static TensorModel {
                     GradientTerm {
                         param: 0,
                         value: 12,
+                        outer: None,
                     },
                     GradientTerm {
                         param: 1,
                         value: 13,
+                        outer: None,
                     },
                     GradientTerm {
                         param: 2,
                         value: 14,
+                        outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
+                            u: 10,
+                            v: 7,
+                            scale: 1.0,
+                        }),
                     },
                     GradientTerm {
                         param: 3,
                         value: 15,
+                        outer: None,
                     },
                 ]),
                 hessian: Vec::from([
@@ -325,17 +333,6 @@ fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r2: Lanes<W> = r1 + 1.0;
         let r3: Lanes<W> = p0 * r2 * p2;
         r3.store(&mut s[(23 + i0) * W..]);
-    }
-}
-/// `t14` `t14[i0] = f(t10, t7[i0]), for i0 < 4` (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t14<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-        let r0: Lanes<W> = p0 * p1;
-        r0.store(&mut s[(27 + i0) * W..]);
     }
 }
 /// `t16` `t16[i0, i1] = f(x[i1]), for i0 < 4, i1 < 2` (1 instruction).
@@ -785,7 +782,6 @@ fn sample<const W: usize>(
     step_t11::<W>(t, x, c, s);
     step_t12::<W>(t, x, c, s);
     step_t13::<W>(t, x, c, s);
-    step_t14::<W>(t, x, c, s);
     let v15: Lanes<W> = r3;
     v15.store(&mut s[31 * W..]);
     if level.rank() < 2 {
@@ -920,18 +916,22 @@ mod tangent {
                         GradientTerm {
                             param: 0,
                             value: 21,
+                            outer: None,
                         },
                         GradientTerm {
                             param: 1,
                             value: 22,
+                            outer: None,
                         },
                         GradientTerm {
                             param: 2,
                             value: 23,
+                            outer: None,
                         },
                         GradientTerm {
                             param: 3,
                             value: 24,
+                            outer: None,
                         },
                     ]),
                     hessian: Vec::from([]),

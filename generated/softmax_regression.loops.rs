@@ -57,10 +57,16 @@ fn plan() -> &'static TensorModel {
                     GradientTerm {
                         param: 0,
                         value: 11,
+                        outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
+                            u: 10,
+                            v: 2,
+                            scale: -1.0,
+                        }),
                     },
                     GradientTerm {
                         param: 1,
                         value: 12,
+                        outer: None,
                     },
                 ]),
                 hessian: Vec::from([
@@ -116,6 +122,7 @@ fn plan() -> &'static TensorModel {
                     GradientTerm {
                         param: 0,
                         value: 26,
+                        outer: None,
                     },
                 ]),
                 hessian: Vec::from([
@@ -187,19 +194,6 @@ fn step_t10<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r2: Lanes<W> = r1 * (-1.0) * p2;
         let r3: Lanes<W> = p3 + r2;
         r3.store(&mut s[(7 + i0) * W..]);
-    }
-}
-/// `t11` `t11[i0, i1] = f(t10[i0], x[i1]), for i0 < 3, i1 < 4` (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..3 {
-        for i1 in 0..4 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(7 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * (-1.0) * p1;
-            r0.store(&mut s[(10 + i0 * 4 + i1) * W..]);
-        }
     }
 }
 /// `t12` `t12[i0] = f(y[i0], t5[i0], b[i0], t9), for i0 < 3` (5 instructions).
@@ -360,7 +354,6 @@ fn sample<const W: usize>(
     let v9: Lanes<W> = r3;
     v9.store(&mut s[6 * W..]);
     step_t10::<W>(t, x, c, s);
-    step_t11::<W>(t, x, c, s);
     step_t12::<W>(t, x, c, s);
     if level.rank() < 2 {
         return;
@@ -505,10 +498,16 @@ mod tangent {
                         GradientTerm {
                             param: 0,
                             value: 16,
+                            outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
+                                u: 15,
+                                v: 2,
+                                scale: -1.0,
+                            }),
                         },
                         GradientTerm {
                             param: 1,
                             value: 17,
+                            outer: None,
                         },
                     ]),
                     hessian: Vec::from([]),
@@ -521,6 +520,7 @@ mod tangent {
                         GradientTerm {
                             param: 0,
                             value: 21,
+                            outer: None,
                         },
                     ]),
                     hessian: Vec::from([]),
@@ -659,25 +659,6 @@ mod tangent {
             r8.store(&mut s[(12 + i0) * W..]);
         }
     }
-    /// `dt11` `dt11[i0, i1] = f(x[i1], dt10[i0]), for i0 < 3, i1 < 4` (1 instruction).
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_dt11<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
-        for i0 in 0..3 {
-            for i1 in 0..4 {
-                let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                let p1: Lanes<W> = Lanes::<W>::load(&s[(12 + i0) * W..]);
-                let r1: Lanes<W> = p1 * (-1.0) * p0;
-                r1.store(&mut s[(15 + i0 * 4 + i1) * W..]);
-            }
-        }
-    }
     /// `dt12` `dt12[i0] = f(t5[i0], b[i0], t9, dt5[i0], db[i0], dt9), for i0 < 3` (7 instructions).
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
@@ -740,7 +721,6 @@ mod tangent {
         let v14: Lanes<W> = r5;
         v14.store(&mut s[11 * W..]);
         step_dt10::<W>(t, x, c, v, s);
-        step_dt11::<W>(t, x, c, v, s);
         step_dt12::<W>(t, x, c, v, s);
     }
     /// `t23` `t23[i0] = Σ over i1 < 4 of f(W[i0, i1]), for i0 < 3` (1 instruction).

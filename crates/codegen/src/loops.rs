@@ -65,7 +65,20 @@ fn stage_plan(stage: &Stage) -> TokenStream {
     let loss = option(stage.loss);
     let gradient = stage.gradient.iter().map(|g| {
         let (param, value) = (n(g.param), n(g.value));
-        quote!(GradientTerm { param: #param, value: #value })
+        let outer = match g.outer {
+            None => quote!(None),
+            Some(o) => {
+                let (u, v) = (n(o.u), n(o.v));
+                let scale = Literal::f64_unsuffixed(o.scale.abs());
+                let scale = if o.scale.is_sign_negative() {
+                    quote!(-#scale)
+                } else {
+                    quote!(#scale)
+                };
+                quote!(Some(::hessforge_kernels::ir::tensor::OuterGradient { u: #u, v: #v, scale: #scale }))
+            }
+        };
+        quote!(GradientTerm { param: #param, value: #value, outer: #outer })
     });
     let hessian = stage.hessian.iter().map(|h| match h {
         HessianTerm::Dense { row, col, value } => {

@@ -233,6 +233,7 @@ impl Layout<'_> {
                 Some(GradientTerm {
                     param: self.ids[&g.param],
                     value,
+                    outer: None,
                 })
             })
             .collect();

@@ -34,7 +34,7 @@
 //! per-thread workspace, so a warm pass allocates nothing.
 
 use crate::lanes::Lanes;
-use crate::{InvalidProgram, Outputs, Program};
+use crate::{Instr, InvalidProgram, Operand, Outputs, Program};
 use serde::{Deserialize, Serialize};
 
 /// Where a tensor's entries live.
@@ -130,13 +130,33 @@ pub struct Step {
     pub level: Outputs,
 }
 
-/// `grad[tensor] += value` (entry by entry; both have the tensor's shape).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `grad[tensor] += value` (entry by entry; both have the tensor's shape),
+/// or, with `outer`, `grad[tensor] += scale · u ⊗ v` without the buffer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GradientTerm {
     /// The parameter tensor.
     pub param: usize,
-    /// The buffer holding ∂/∂ of each of its entries.
+    /// The buffer holding ∂/∂ of each of its entries (not computed when
+    /// the term is `outer`).
     pub value: usize,
+    /// The term as an outer product (see [`TensorModel::gather_outer_gradients`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outer: Option<OuterGradient>,
+}
+
+/// A per-sample gradient that is an outer product, `scale · u[ρ] · v[γ]`
+/// with the parameter's axes split between u (the first) and v (the rest):
+/// (p − y) xᵀ of a softmax, (p − y) x of logistic regression (u a scalar).
+/// Summed over the rows as one matrix product Uᵀ V per block of rows, it is
+/// never written out row by row.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OuterGradient {
+    /// A buffer or data tensor over the first axes (a scalar for none).
+    pub u: usize,
+    /// A buffer or data tensor over the remaining axes.
+    pub v: usize,
+    /// The constant factor.
+    pub scale: f64,
 }
 
 /// One term of the Hessian block of parameter tensors (row, col): the entry
@@ -532,6 +552,126 @@ impl TensorModel {
         self.hess_vec_with(&Interpreter(self), at, v, out)
     }
 
+    /// Turns every per-sample gradient term whose buffer is an outer
+    /// product of two tensors — a step with no reduction whose body is
+    /// `c · a[i₀…] · b[…iᵣ]`, a and b buffers or data, the buffer read by
+    /// nothing else — into an [`OuterGradient`], and drops the step: the
+    /// passes then sum it as one matrix product per block of rows instead
+    /// of writing P numbers per row and adding them. The same in the
+    /// attached tangent model.
+    pub fn gather_outer_gradients(&mut self) {
+        if let Some(t) = self.tangent.as_deref_mut() {
+            t.gather_outer_gradients();
+        }
+        for k in 0..self.sample.gradient.len() {
+            let g = &self.sample.gradient[k];
+            if g.outer.is_some() {
+                continue;
+            }
+            let value = g.value;
+            let Some(at) = self.sample.steps.iter().position(|s| s.out == value) else {
+                continue;
+            };
+            let read_elsewhere = self.sample.loss == Some(value)
+                || self
+                    .sample
+                    .gradient
+                    .iter()
+                    .any(|h| h.value == value && h.param != g.param)
+                || self.sample.steps.iter().any(|s| {
+                    s.inputs
+                        .iter()
+                        .any(|l| matches!(l, Load::Entry { tensor, .. } if *tensor == value))
+                })
+                || self.sample.hessian.iter().any(|h| match h {
+                    HessianTerm::Dense { value: b, .. } => *b == value,
+                    HessianTerm::Product { u, v, .. } => *u == value || *v == value,
+                });
+            if read_elsewhere {
+                continue;
+            }
+            if let Some(outer) = self.outer_form(&self.sample.steps[at]) {
+                self.sample.steps.remove(at);
+                self.sample.gradient[k].outer = Some(outer);
+            }
+        }
+    }
+
+    /// A step's value as `scale · a ⊗ b`, if it is one (see
+    /// [`TensorModel::gather_outer_gradients`]).
+    fn outer_form(&self, step: &Step) -> Option<OuterGradient> {
+        let out = &self.tensors[step.out];
+        let rank = out.shape.len();
+        if rank == 0 || step.loops.len() != rank {
+            return None;
+        }
+        // Each register as a product of loads and numbers.
+        let mut factors: std::collections::HashMap<u32, (Vec<u32>, f64)> = Default::default();
+        let of = |o: &Operand, f: &std::collections::HashMap<u32, (Vec<u32>, f64)>| match *o {
+            Operand::Param(k) => Some((vec![k], 1.0)),
+            Operand::Literal(c) => Some((vec![], c)),
+            Operand::Reg(r) => f.get(&r).cloned(),
+            Operand::Data(_) | Operand::Constant(_) => None,
+        };
+        for ins in &step.body.instructions {
+            let product = match ins {
+                Instr::Mul { args, .. } => args.iter().try_fold((vec![], 1.0), |(mut l, c), a| {
+                    let (more, d) = of(a, &factors)?;
+                    l.extend(more);
+                    Some((l, c * d))
+                }),
+                Instr::Neg { arg, .. } => of(arg, &factors).map(|(l, c)| (l, -c)),
+                Instr::Copy { src, .. } => of(src, &factors),
+                _ => None,
+            };
+            match product {
+                Some(p) => factors.insert(ins.dst(), p),
+                None => factors.remove(&ins.dst()),
+            };
+        }
+        let (loads, scale) = of(step.body.outputs.first()?, &factors)?;
+        let [a, b] = loads[..] else { return None };
+        let entry = |k: u32| match &step.inputs[k as usize] {
+            Load::Entry { tensor, index } => {
+                let t = &self.tensors[*tensor];
+                let vars: Option<Vec<usize>> = index
+                    .iter()
+                    .map(|axis| match *axis {
+                        Axis::Loop { var, shift: 0 } => Some(var),
+                        _ => None,
+                    })
+                    .collect();
+                matches!(t.source, Source::Scratch | Source::Row).then_some((*tensor, vars?))
+            }
+            _ => None,
+        };
+        let ((ta, va), (tb, vb)) = (entry(a)?, entry(b)?);
+        let in_order =
+            |vars: &[usize], from: usize| vars.iter().enumerate().all(|(i, &v)| v == from + i);
+        let fits = |ta: usize, va: &[usize], tb: usize, vb: &[usize]| {
+            va.len() + vb.len() == rank
+                && in_order(va, 0)
+                && in_order(vb, va.len())
+                && self.tensors[ta].shape[..] == out.shape[..va.len()]
+                && self.tensors[tb].shape[..] == out.shape[va.len()..]
+        };
+        if fits(ta, &va, tb, &vb) {
+            Some(OuterGradient {
+                u: ta,
+                v: tb,
+                scale,
+            })
+        } else if fits(tb, &vb, ta, &va) {
+            Some(OuterGradient {
+                u: tb,
+                v: ta,
+                scale,
+            })
+        } else {
+            None
+        }
+    }
+
     /// This model with its [`crate::tangent::tangent_model`] attached.
     pub fn with_tangent(mut self) -> Result<TensorModel, InvalidProgram> {
         self.tangent = None;
@@ -645,7 +785,7 @@ impl TensorModel {
             scratch.resize(self.regularizer.scratch, 0.0);
             steps.regularizer(level, theta, constants, scratch);
             let mut acc = Accumulator::new(self, plan, level, grad, hess, None, gathered);
-            acc.add(scratch);
+            acc.add(scratch, &[]);
             acc.flush();
             let loss = acc.loss;
             if level.rank() >= 2 {
@@ -672,6 +812,7 @@ impl TensorModel {
             grad.clear();
             grad.resize(p, 0.0);
             let plan = self.plan(false, level, true, self.row_count(at), 0);
+            gathered.resize(plan.gathered_len, 0.0);
             let mut acc = Accumulator::new(self, plan, level, grad, out, Some(v), gathered);
             let rows = self.each_row(steps, level, at, &mut acc, scratch);
             let sums = RowSums {
@@ -685,7 +826,7 @@ impl TensorModel {
             scratch.resize(self.regularizer.scratch, 0.0);
             steps.regularizer(level, at.theta, at.constants, scratch);
             let mut acc = Accumulator::new(self, plan, level, grad, out, Some(v), gathered);
-            acc.add(scratch);
+            acc.add(scratch, &[]);
             sums.loss * scale + acc.loss
         })
     }
@@ -751,13 +892,13 @@ impl TensorModel {
         scratch.resize(self.sample.scratch, 0.0);
         if cols == 0 {
             steps.sample(level, theta, &[], constants, scratch);
-            acc.add(scratch);
+            acc.add(scratch, &[]);
             return 1;
         }
         let mut one = |r: usize, acc: &mut Accumulator<'_>| {
             let row = &data[r * cols..(r + 1) * cols];
             steps.sample(level, theta, row, constants, scratch);
-            acc.add(scratch);
+            acc.add(scratch, row);
         };
         match rows {
             Some(rows) => {
@@ -805,14 +946,9 @@ impl TensorModel {
         scratch.resize(self.sample.scratch, 0.0);
         for k in full..n {
             let r = at.rows.map_or(k, |rows| rows[k]);
-            steps.sample(
-                level,
-                at.theta,
-                &at.data[r * cols..(r + 1) * cols],
-                at.constants,
-                scratch,
-            );
-            acc.add(scratch);
+            let row = &at.data[r * cols..(r + 1) * cols];
+            steps.sample(level, at.theta, row, at.constants, scratch);
+            acc.add(scratch, row);
         }
         n
     }
@@ -1005,7 +1141,11 @@ fn lane_blocks<const W: usize>(
             }
         }
         steps.sample_lanes(level, at.theta, block, at.constants, scratch);
-        acc.add_lanes::<W>(scratch);
+        let lane_rows: [&[f64]; W] = std::array::from_fn(|lane| {
+            let r = at.rows.map_or(start + lane, |rows| rows[start + lane]);
+            &at.data[r * cols..(r + 1) * cols]
+        });
+        acc.add_lanes::<W>(scratch, &lane_rows);
     }
 }
 
@@ -1285,6 +1425,23 @@ impl Term {
 /// rank-1 terms lane by lane (W sums per entry); larger ones are gathered.
 pub const LANE_SUM_ENTRIES: usize = 1024;
 
+/// An [`OuterGradient`] with its offsets resolved: rows of u and v are
+/// gathered (from the scratch vector or the data row) from `start` of the
+/// gathered rows, and each block adds `scale · Uᵀ V` to the gradient from
+/// `at` — except for a scalar u (`rows` = 1), whose `scale · u · v` is
+/// added row by row straight from v (one pass over v, where a matrix
+/// product of one row would first copy it).
+#[derive(Debug, Clone, Copy)]
+struct OuterPlan {
+    at: usize,
+    rows: usize,
+    cols: usize,
+    u: (Source, usize),
+    v: (Source, usize),
+    scale: f64,
+    start: usize,
+}
+
 /// A stage's outputs as scratch offsets, resolved once per kind of pass
 /// (see [`PlanCache`]).
 #[derive(Debug, Default)]
@@ -1292,6 +1449,8 @@ struct Plan {
     loss: Option<usize>,
     /// (gradient offset, scratch offset, length).
     gradient: Vec<(usize, usize, usize)>,
+    /// The gradient terms that are outer products.
+    outer: Vec<OuterPlan>,
     terms: Vec<Term>,
     /// The (row, column) entries of the paired terms, flat within their
     /// block.
@@ -1327,7 +1486,24 @@ impl Plan {
         if level.rank() >= 1 {
             for g in &stage.gradient {
                 let t = &m.tensors[g.param];
-                plan.gradient.push((t.offset, at(g.value), t.len()));
+                match g.outer {
+                    None => plan.gradient.push((t.offset, at(g.value), t.len())),
+                    Some(o) => {
+                        let (u, v) = (&m.tensors[o.u], &m.tensors[o.v]);
+                        plan.outer.push(OuterPlan {
+                            at: t.offset,
+                            rows: u.len(),
+                            cols: v.len(),
+                            u: (u.source, u.offset),
+                            v: (v.source, v.offset),
+                            scale: o.scale,
+                            start: plan.gathered_len,
+                        });
+                        if u.len() > 1 {
+                            plan.gathered_len += ROW_BLOCK * (u.len() + v.len());
+                        }
+                    }
+                }
             }
         }
         if level.rank() < 2 {
@@ -1436,9 +1612,10 @@ impl<'a> Accumulator<'a> {
         }
     }
 
-    /// One row's (or one pass's) outputs from `scratch`.
+    /// One row's (or one pass's) outputs from `scratch` (and `row`, the
+    /// data row, for the outer-product gradients that read it).
     #[inline]
-    fn add(&mut self, scratch: &[f64]) {
+    fn add(&mut self, scratch: &[f64], row: &[f64]) {
         let plan = self.plan;
         if let Some(l) = plan.loss {
             self.loss += scratch[l];
@@ -1451,20 +1628,42 @@ impl<'a> Accumulator<'a> {
                 *o += x;
             }
         }
-        if self.level < 2 {
-            return;
-        }
-        for term in &plan.terms {
-            let (lu, lv) = term.lengths();
-            let (u, w) = (&scratch[term.u..term.u + lu], &scratch[term.v..term.v + lv]);
-            match self.v {
-                Some(v) => self.add_times_v(term, u, w, v),
-                None => self.add_term(term, u, w),
+        for o in &plan.outer {
+            let r = self.rows;
+            let pick = |(source, at): (Source, usize), e: usize| match source {
+                Source::Row => row[at + e],
+                _ => scratch[at + e],
+            };
+            if o.rows == 1 {
+                let a = o.scale * pick(o.u, 0);
+                for (e, g) in self.grad[o.at..o.at + o.cols].iter_mut().enumerate() {
+                    *g += a * pick(o.v, e);
+                }
+                continue;
+            }
+            let (gu, gv) = self.gathered[o.start..].split_at_mut(ROW_BLOCK * o.rows);
+            for (e, x) in gu[r * o.rows..(r + 1) * o.rows].iter_mut().enumerate() {
+                *x = pick(o.u, e);
+            }
+            for (e, x) in gv[r * o.cols..(r + 1) * o.cols].iter_mut().enumerate() {
+                *x = pick(o.v, e);
             }
         }
-        self.rows += 1;
-        if self.rows == ROW_BLOCK {
-            self.flush();
+        if self.level >= 2 {
+            for term in &plan.terms {
+                let (lu, lv) = term.lengths();
+                let (u, w) = (&scratch[term.u..term.u + lu], &scratch[term.v..term.v + lv]);
+                match self.v {
+                    Some(v) => self.add_times_v(term, u, w, v),
+                    None => self.add_term(term, u, w),
+                }
+            }
+        }
+        if self.level >= 2 || !plan.outer.is_empty() {
+            self.rows += 1;
+            if self.rows == ROW_BLOCK {
+                self.flush();
+            }
         }
     }
 
@@ -1473,7 +1672,7 @@ impl<'a> Accumulator<'a> {
     /// and the small δ-pattern terms into per-lane sums, the large rank-1
     /// terms gathered, the others lane by lane.
     #[inline(always)]
-    fn add_lanes<const W: usize>(&mut self, scratch: &[f64]) {
+    fn add_lanes<const W: usize>(&mut self, scratch: &[f64], rows: &[&[f64]; W]) {
         let plan = self.plan;
         let sums = &mut *self.lane_sums;
         if let Some(l) = plan.loss {
@@ -1486,7 +1685,53 @@ impl<'a> Accumulator<'a> {
                 *o += x;
             }
         }
+        for o in &plan.outer {
+            if o.rows == 1 {
+                let grad = &mut self.grad[o.at..o.at + o.cols];
+                for (lane, row) in rows.iter().enumerate() {
+                    let a = o.scale
+                        * match o.u {
+                            (Source::Row, at) => row[at],
+                            (_, at) => scratch[at * W + lane],
+                        };
+                    match o.v {
+                        (Source::Row, at) => {
+                            for (g, x) in grad.iter_mut().zip(&row[at..at + o.cols]) {
+                                *g += a * x;
+                            }
+                        }
+                        (_, at) => {
+                            for (e, g) in grad.iter_mut().enumerate() {
+                                *g += a * scratch[(at + e) * W + lane];
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
+            let (gu, gv) = self.gathered[o.start..].split_at_mut(ROW_BLOCK * o.rows);
+            for (lane, row) in rows.iter().enumerate() {
+                let r = self.rows + lane;
+                for (g, (source, at), n) in [(&mut *gu, o.u, o.rows), (&mut *gv, o.v, o.cols)] {
+                    let dst = &mut g[r * n..(r + 1) * n];
+                    match source {
+                        Source::Row => dst.copy_from_slice(&row[at..at + n]),
+                        _ => {
+                            for (e, x) in dst.iter_mut().enumerate() {
+                                *x = scratch[(at + e) * W + lane];
+                            }
+                        }
+                    }
+                }
+            }
+        }
         if self.level < 2 {
+            if !plan.outer.is_empty() {
+                self.rows += W;
+                if self.rows == ROW_BLOCK {
+                    self.flush();
+                }
+            }
             return;
         }
         for t in &plan.terms {
@@ -1724,7 +1969,17 @@ impl<'a> Accumulator<'a> {
         let p = self.model.n_params();
         let k = self.rows;
         self.rows = 0;
-        if k == 0 || self.v.is_some() {
+        if k == 0 {
+            return;
+        }
+        for o in self.plan.outer.iter().filter(|o| o.rows > 1) {
+            let (gu, gv) = self.gathered[o.start..].split_at(ROW_BLOCK * o.rows);
+            let target = &mut self.grad[o.at..];
+            gemm_transposed_a(
+                o.rows, k, o.cols, o.scale, gu, o.rows, gv, o.cols, target, o.cols,
+            );
+        }
+        if self.v.is_some() {
             return;
         }
         for t in &self.plan.terms {
@@ -1737,7 +1992,7 @@ impl<'a> Accumulator<'a> {
             if t.diagonal {
                 gemm_upper(nr, k, gu, gw, target, p);
             } else {
-                gemm_transposed_a(nr, k, nc, gu, nr, gw, nc, target, p);
+                gemm_transposed_a(nr, k, nc, 1.0, gu, nr, gw, nc, target, p);
             }
         }
     }
@@ -1752,17 +2007,18 @@ const PANEL: usize = 96;
 fn gemm_upper(n: usize, k: usize, a: &[f64], b: &[f64], c: &mut [f64], ldc: usize) {
     for j0 in (0..n).step_by(PANEL) {
         let j1 = (j0 + PANEL).min(n);
-        gemm_transposed_a(j1, k, j1 - j0, a, n, &b[j0..], n, &mut c[j0..], ldc);
+        gemm_transposed_a(j1, k, j1 - j0, 1.0, a, n, &b[j0..], n, &mut c[j0..], ldc);
     }
 }
 
-/// C (m × n, row stride `ldc`) += Aᵀ B, with A (k × m, row stride `lda`)
+/// C (m × n, row stride `ldc`) += α Aᵀ B, with A (k × m, row stride `lda`)
 /// and B (k × n, row stride `ldb`): `matrixmultiply`'s dgemm with strides.
 #[allow(clippy::too_many_arguments)]
 fn gemm_transposed_a(
     m: usize,
     k: usize,
     n: usize,
+    alpha: f64,
     a: &[f64],
     lda: usize,
     b: &[f64],
@@ -1786,7 +2042,7 @@ fn gemm_transposed_a(
             m,
             k,
             n,
-            1.0,
+            alpha,
             a.as_ptr(),
             1,
             lda as isize,

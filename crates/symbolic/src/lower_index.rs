@@ -123,7 +123,11 @@ impl Engine {
                 let vars = plan.vars_of(&g.indices, param);
                 let e = plan.inline(e);
                 let value = plan.make(&e, &vars, &[])?;
-                plan.stage.gradient.push(GradientTerm { param, value });
+                plan.stage.gradient.push(GradientTerm {
+                    param,
+                    value,
+                    outer: None,
+                });
             }
             plan.level = Outputs::LossGradHess;
             for b in &d.hessian {
@@ -154,7 +158,10 @@ impl Engine {
             tangent: None,
         };
         lowered.validate().map_err(|e| e.to_string())?;
-        Ok(lowered.with_tangent().map_err(|e| e.to_string())?)
+        let mut lowered = lowered.with_tangent().map_err(|e| e.to_string())?;
+        lowered.gather_outer_gradients();
+        lowered.validate().map_err(|e| e.to_string())?;
+        Ok(lowered)
     }
 }
 

@@ -553,3 +553,35 @@ fn kept_plans_give_the_bits_of_fresh_ones() {
         assert_eq!(run(copy, short), short_once);
     }
 }
+
+/// The per-sample gradients that are outer products — (p − y)·x of
+/// logistic regression, (s − y) xᵀ of softmax regression — are summed as
+/// matrix products, in the model and in its tangent model, and the step
+/// that wrote them row by row is gone; the passes still agree with the
+/// scalar programs (above, over more rows than one block too).
+#[test]
+fn outer_product_gradients_are_gathered() {
+    for m in common::builtins() {
+        let tensor = lowered(&m);
+        let expected = match m.name.as_str() {
+            "logistic_regression" | "linear_regression" | "softmax_regression" => 1,
+            _ => continue,
+        };
+        for model in [&tensor, tensor.tangent.as_deref().unwrap()] {
+            let outer: Vec<_> = model
+                .sample
+                .gradient
+                .iter()
+                .filter(|g| g.outer.is_some())
+                .collect();
+            assert_eq!(outer.len(), expected, "{}", m.name);
+            for g in outer {
+                assert!(
+                    model.sample.steps.iter().all(|s| s.out != g.value),
+                    "{}: the buffer is still written",
+                    m.name
+                );
+            }
+        }
+    }
+}
