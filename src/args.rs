@@ -253,6 +253,8 @@ pub enum FigureArg {
     Schedules,
     /// λ_min and λ_max of the Hessian along each Newton-type path.
     Curvature,
+    /// CG iterations (Hessian–vector products) per Hessian-free Newton step.
+    CgIterations,
 }
 
 impl From<FigureArg> for FigureKind {
@@ -265,6 +267,7 @@ impl From<FigureArg> for FigureKind {
             FigureArg::SgdPaths => FigureKind::SgdPaths,
             FigureArg::Schedules => FigureKind::Schedules,
             FigureArg::Curvature => FigureKind::Curvature,
+            FigureArg::CgIterations => FigureKind::CgIterations,
         }
     }
 }

@@ -44,6 +44,7 @@ fn report_writes_a_page_with_typeset_math_and_every_figure() {
         "grad_norm",
         "contour",
         "curvature",
+        "cg_iterations",
         "lr_sweep",
         "schedules",
     ] {
@@ -59,6 +60,9 @@ fn report_writes_a_page_with_typeset_math_and_every_figure() {
         contour.iter().any(|t| t == "newton — saddle_point"),
         "{contour:?}"
     );
+    // Newton–CG's steps, each with its CG iterations.
+    let cg = svg_texts(&dir.path().join("cg_iterations.svg"));
+    assert!(cg.iter().any(|t| t == "newton-cg"), "{cg:?}");
     // Figure 7: pure Newton's λ_min stays negative, saddle-free Newton's turns positive.
     let curvature = svg_texts(&dir.path().join("curvature.svg"));
     for label in ["newton: λ_min", "newton-saddle-free: λ_min", "λ = 0"] {

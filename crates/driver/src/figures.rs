@@ -8,7 +8,7 @@
 use crate::problem::Prepared;
 use crate::run::{Run, best_converged, fit, hessian_spectrum, optimizer};
 use hessforge_optim::{
-    Batch, Family, History, Objective, Optimizer, Outcome, Settings, Status, Stopping,
+    Batch, Family, History, Modification, Objective, Optimizer, Outcome, Settings, Status, Stopping,
 };
 use hessforge_report::{
     ContourChart, Figure, Grid, LineChart, Marker, MarkerKind, Reference, Scale, Series,
@@ -33,15 +33,19 @@ pub enum FigureKind {
     Schedules,
     /// λ_min and λ_max of the Hessian along each Newton-type path.
     Curvature,
+    /// Conjugate-gradient iterations (Hessian–vector products) per step of
+    /// each Hessian-free Newton run.
+    CgIterations,
 }
 
 impl FigureKind {
     /// All of them, in the report's order.
-    pub const ALL: [FigureKind; 7] = [
+    pub const ALL: [FigureKind; 8] = [
         FigureKind::Loss,
         FigureKind::GradNorm,
         FigureKind::Contour,
         FigureKind::Curvature,
+        FigureKind::CgIterations,
         FigureKind::LrSweep,
         FigureKind::SgdPaths,
         FigureKind::Schedules,
@@ -57,6 +61,7 @@ impl FigureKind {
             FigureKind::SgdPaths => "sgd_paths",
             FigureKind::Schedules => "schedules",
             FigureKind::Curvature => "curvature",
+            FigureKind::CgIterations => "cg_iterations",
         }
     }
 }
@@ -196,6 +201,7 @@ fn draw_one(
                 })
         }
         FigureKind::Curvature => curvature(prepared, runs),
+        FigureKind::CgIterations => cg_iterations(prepared, runs),
         FigureKind::LrSweep => lr_sweep(prepared, runs, settings, stopping),
         FigureKind::SgdPaths => {
             if prepared.data.rows == 0 {
@@ -579,6 +585,55 @@ fn curvature(prepared: &Prepared, runs: &[Run]) -> Made {
     Ok(drawing(
         "Curvature along the path".into(),
         "Where λ_min is negative the Hessian is indefinite: the pure Newton step heads for the saddle as readily as for a minimum, while saddle-free Newton (|H|) and the damped variants keep descending.".into(),
+        svg,
+    ))
+}
+
+/// CG iterations per step of every run whose steps solved the Newton
+/// system by truncated CG (`newton-cg`, Hessian-free `gauss-newton`).
+fn cg_iterations(prepared: &Prepared, runs: &[Run]) -> Made {
+    let series: Vec<Series> = runs
+        .iter()
+        .filter_map(|r| {
+            let points: Vec<(f64, f64)> = r
+                .history
+                .rows
+                .iter()
+                .filter_map(|row| match row.curvature?.modification {
+                    Modification::TruncatedCg { iterations, .. } => {
+                        Some((row.iteration as f64, iterations as f64))
+                    }
+                    _ => None,
+                })
+                .collect();
+            (!points.is_empty()).then(|| (label(&r.outcome), points))
+        })
+        .enumerate()
+        .map(|(colour, (label, points))| Series {
+            label,
+            points,
+            colour,
+        })
+        .collect();
+    if series.is_empty() {
+        return Err("no Hessian-free Newton run (newton-cg) in the comparison".into());
+    }
+    let title = format!(
+        "{}: conjugate-gradient iterations per Newton step",
+        prepared.model.name
+    );
+    let svg = line_chart(&LineChart {
+        title: &title,
+        x_label: "iteration k",
+        y_label: "CG iterations (Hessian–vector products)",
+        y_scale: Scale::Linear,
+        series: &series,
+        reference: None,
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(drawing(
+        "CG iterations per Newton step".into(),
+        "Hessian-free Newton solves ∇²L d = −∇L by conjugate gradients on products ∇²L v, stopping once the residual is below min(½, √‖∇L‖)·‖∇L‖: early steps are solved roughly and cheaply, the last ones accurately, which keeps the convergence superlinear. Each CG iteration costs one product, about two gradients.".into(),
         svg,
     ))
 }
