@@ -166,21 +166,22 @@ fn plan() -> &'static TensorModel {
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[0 * W..10 * W].fill(0.0);
     for i0 in 0..10 {
+        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i1 in 0..64 {
             let p0: f64 = t[i0 * 64 + i1];
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
             let r0: Lanes<W> = p0 * p1;
-            (Lanes::<W>::load(&s[i0 * W..]) + r0).store(&mut s[i0 * W..]);
+            sum = sum + r0;
         }
+        sum.store(&mut s[i0 * W..]);
     }
 }
 /// `t7` `t7 = Σ over i0 < 10 of f(t5[i0], t6, b[i0])` (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[11 * W..12 * W].fill(0.0);
+    let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
@@ -188,14 +189,15 @@ fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r0: Lanes<W> = p0 * p1;
         let r1: Lanes<W> = r0 + p2;
         let r2: Lanes<W> = r1.exp();
-        (Lanes::<W>::load(&s[11 * W..]) + r2).store(&mut s[11 * W..]);
+        sum = sum + r2;
     }
+    sum.store(&mut s[11 * W..]);
 }
 /// `t8` `t8 = Σ over i0 < 10 of f(y[i0], t5[i0], t6, b[i0])` (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[12 * W..13 * W].fill(0.0);
+    let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
@@ -204,8 +206,9 @@ fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r0: Lanes<W> = p2 * p1;
         let r1: Lanes<W> = r0 + p3;
         let r2: Lanes<W> = r1 * p0;
-        (Lanes::<W>::load(&s[12 * W..]) + r2).store(&mut s[12 * W..]);
+        sum = sum + r2;
     }
+    sum.store(&mut s[12 * W..]);
 }
 /// `t11` `t11[i0] = f(t5[i0], t6, b[i0], t10, y[i0]), for i0 < 10` (5 instructions).
 #[inline(always)]
@@ -461,36 +464,39 @@ fn sample<const W: usize>(
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t30(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[0..10].fill(0.0);
     for i0 in 0..10 {
+        let mut sum: f64 = 0.0;
         for i1 in 0..64 {
             let p0: f64 = t[i0 * 64 + i1];
             let r0: f64 = p0 * p0;
-            s[i0] += r0;
+            sum = sum + r0;
         }
+        s[i0] = sum;
     }
 }
 /// `t31` `t31 = Σ over i0 < 10 of f(t30[i0])` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t31(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[10..11].fill(0.0);
+    let mut sum: f64 = 0.0;
     for i0 in 0..10 {
         let p0: f64 = s[i0];
         let r0: f64 = p0;
-        s[10] += r0;
+        sum = sum + r0;
     }
+    s[10] = sum;
 }
 /// `t32` `t32 = Σ over i0 < 10 of f(b[i0])` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t32(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[11..12].fill(0.0);
+    let mut sum: f64 = 0.0;
     for i0 in 0..10 {
         let p0: f64 = t[640 + i0];
         let r0: f64 = p0 * p0;
-        s[11] += r0;
+        sum = sum + r0;
     }
+    s[11] = sum;
 }
 /// `t34` `t34[i0, i1] = f(W[i0, i1], lambda), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
@@ -678,14 +684,15 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        s[0 * W..10 * W].fill(0.0);
         for i0 in 0..10 {
+            let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
             for i1 in 0..64 {
                 let p0: f64 = t[i0 * 64 + i1];
                 let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
                 let r0: Lanes<W> = p0 * p1;
-                (Lanes::<W>::load(&s[i0 * W..]) + r0).store(&mut s[i0 * W..]);
+                sum = sum + r0;
             }
+            sum.store(&mut s[i0 * W..]);
         }
     }
     /// `t7` `t7 = Σ over i0 < 10 of f(t5[i0], t6, b[i0])` (3 instructions).
@@ -698,7 +705,7 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        s[11 * W..12 * W].fill(0.0);
+        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..10 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
@@ -706,8 +713,9 @@ mod tangent {
             let r0: Lanes<W> = p0 * p1;
             let r1: Lanes<W> = r0 + p2;
             let r2: Lanes<W> = r1.exp();
-            (Lanes::<W>::load(&s[11 * W..]) + r2).store(&mut s[11 * W..]);
+            sum = sum + r2;
         }
+        sum.store(&mut s[11 * W..]);
     }
     /// `t8` `t8 = Σ over i0 < 10 of f(y[i0], t5[i0], t6, b[i0])` (3 instructions).
     #[inline(always)]
@@ -719,7 +727,7 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        s[12 * W..13 * W].fill(0.0);
+        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..10 {
             let p0: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
@@ -728,8 +736,9 @@ mod tangent {
             let r0: Lanes<W> = p2 * p1;
             let r1: Lanes<W> = r0 + p3;
             let r2: Lanes<W> = r1 * p0;
-            (Lanes::<W>::load(&s[12 * W..]) + r2).store(&mut s[12 * W..]);
+            sum = sum + r2;
         }
+        sum.store(&mut s[12 * W..]);
     }
     /// `dt5` `dt5[i0] = Σ over i1 < 64 of f(x[i1], dW[i0, i1]), for i0 < 10` (1 instruction).
     #[inline(always)]
@@ -741,15 +750,15 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        s[15 * W..25 * W].fill(0.0);
         for i0 in 0..10 {
+            let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
             for i1 in 0..64 {
                 let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
                 let p1: f64 = v[i0 * 64 + i1];
                 let r1: Lanes<W> = p1 * p0;
-                (Lanes::<W>::load(&s[(15 + i0) * W..]) + r1)
-                    .store(&mut s[(15 + i0) * W..]);
+                sum = sum + r1;
             }
+            sum.store(&mut s[(15 + i0) * W..]);
         }
     }
     /// `dt7` `dt7 = Σ over i0 < 10 of f(t5[i0], t6, b[i0], dt5[i0], db[i0])` (6 instructions).
@@ -762,7 +771,7 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        s[25 * W..26 * W].fill(0.0);
+        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..10 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
@@ -775,8 +784,9 @@ mod tangent {
             let r3: Lanes<W> = p3 * p1;
             let r4: Lanes<W> = r3 + p4;
             let r5: Lanes<W> = r2 * r4;
-            (Lanes::<W>::load(&s[25 * W..]) + r5).store(&mut s[25 * W..]);
+            sum = sum + r5;
         }
+        sum.store(&mut s[25 * W..]);
     }
     /// `dt11` `dt11[i0] = f(t5[i0], t6, b[i0], t10, dt5[i0], db[i0], dt10), for i0 < 10` (9 instructions).
     #[inline(always)]
@@ -882,36 +892,39 @@ mod tangent {
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_t30(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
-        s[0..10].fill(0.0);
         for i0 in 0..10 {
+            let mut sum: f64 = 0.0;
             for i1 in 0..64 {
                 let p0: f64 = t[i0 * 64 + i1];
                 let r0: f64 = p0 * p0;
-                s[i0] += r0;
+                sum = sum + r0;
             }
+            s[i0] = sum;
         }
     }
     /// `t31` `t31 = Σ over i0 < 10 of f(t30[i0])` (1 instruction).
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_t31(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
-        s[10..11].fill(0.0);
+        let mut sum: f64 = 0.0;
         for i0 in 0..10 {
             let p0: f64 = s[i0];
             let r0: f64 = p0;
-            s[10] += r0;
+            sum = sum + r0;
         }
+        s[10] = sum;
     }
     /// `t32` `t32 = Σ over i0 < 10 of f(b[i0])` (1 instruction).
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_t32(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
-        s[11..12].fill(0.0);
+        let mut sum: f64 = 0.0;
         for i0 in 0..10 {
             let p0: f64 = t[640 + i0];
             let r0: f64 = p0 * p0;
-            s[11] += r0;
+            sum = sum + r0;
         }
+        s[11] = sum;
     }
     /// `dt34` `dt34[i0, i1] = f(lambda, dW[i0, i1]), for i0 < 10, i1 < 64` (1 instruction).
     #[inline(always)]

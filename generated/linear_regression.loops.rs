@@ -91,13 +91,14 @@ fn plan() -> &'static TensorModel {
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t4<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[0 * W..1 * W].fill(0.0);
+    let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..10 {
         let p0: f64 = t[i0];
         let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
         let r0: Lanes<W> = p0 * p1;
-        (Lanes::<W>::load(&s[0 * W..]) + r0).store(&mut s[0 * W..]);
+        sum = sum + r0;
     }
+    sum.store(&mut s[0 * W..]);
 }
 /// `t9` `t9[i0] = f(x[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
@@ -228,13 +229,14 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        s[0 * W..1 * W].fill(0.0);
+        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..10 {
             let p0: f64 = t[i0];
             let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
             let r0: Lanes<W> = p0 * p1;
-            (Lanes::<W>::load(&s[0 * W..]) + r0).store(&mut s[0 * W..]);
+            sum = sum + r0;
         }
+        sum.store(&mut s[0 * W..]);
     }
     /// `dt4` `dt4 = Σ over i0 < 10 of f(x[i0], dw[i0])` (1 instruction).
     #[inline(always)]
@@ -246,13 +248,14 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        s[2 * W..3 * W].fill(0.0);
+        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..10 {
             let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
             let p1: f64 = v[i0];
             let r1: Lanes<W> = p1 * p0;
-            (Lanes::<W>::load(&s[2 * W..]) + r1).store(&mut s[2 * W..]);
+            sum = sum + r1;
         }
+        sum.store(&mut s[2 * W..]);
     }
     /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
     #[inline(always)]

@@ -113,13 +113,14 @@ fn plan() -> &'static TensorModel {
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[0 * W..1 * W].fill(0.0);
+    let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..10 {
         let p0: f64 = t[i0];
         let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
         let r0: Lanes<W> = p0 * p1;
-        (Lanes::<W>::load(&s[0 * W..]) + r0).store(&mut s[0 * W..]);
+        sum = sum + r0;
     }
+    sum.store(&mut s[0 * W..]);
 }
 /// `t10` `t10[i0] = f(x[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
@@ -200,12 +201,13 @@ fn sample<const W: usize>(
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t15(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[0..1].fill(0.0);
+    let mut sum: f64 = 0.0;
     for i0 in 0..10 {
         let p0: f64 = t[i0];
         let r0: f64 = p0 * p0;
-        s[0] += r0;
+        sum = sum + r0;
     }
+    s[0] = sum;
 }
 /// `t17` `t17[i0] = f(lambda, w[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
@@ -336,13 +338,14 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        s[0 * W..1 * W].fill(0.0);
+        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..10 {
             let p0: f64 = t[i0];
             let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
             let r0: Lanes<W> = p0 * p1;
-            (Lanes::<W>::load(&s[0 * W..]) + r0).store(&mut s[0 * W..]);
+            sum = sum + r0;
         }
+        sum.store(&mut s[0 * W..]);
     }
     /// `dt5` `dt5 = Σ over i0 < 10 of f(x[i0], dw[i0])` (1 instruction).
     #[inline(always)]
@@ -354,13 +357,14 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        s[2 * W..3 * W].fill(0.0);
+        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..10 {
             let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
             let p1: f64 = v[i0];
             let r1: Lanes<W> = p1 * p0;
-            (Lanes::<W>::load(&s[2 * W..]) + r1).store(&mut s[2 * W..]);
+            sum = sum + r1;
         }
+        sum.store(&mut s[2 * W..]);
     }
     /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
     #[inline(always)]
@@ -413,12 +417,13 @@ mod tangent {
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_t15(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
-        s[0..1].fill(0.0);
+        let mut sum: f64 = 0.0;
         for i0 in 0..10 {
             let p0: f64 = t[i0];
             let r0: f64 = p0 * p0;
-            s[0] += r0;
+            sum = sum + r0;
         }
+        s[0] = sum;
     }
     /// `dt17` `dt17[i0] = f(lambda, dw[i0]), for i0 < 10` (1 instruction).
     #[inline(always)]

@@ -258,14 +258,15 @@ fn plan() -> &'static TensorModel {
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t6<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[0 * W..4 * W].fill(0.0);
     for i0 in 0..4 {
+        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i1 in 0..2 {
             let p0: f64 = t[i0 * 2 + i1];
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
             let r0: Lanes<W> = p0 * p1;
-            (Lanes::<W>::load(&s[i0 * W..]) + r0).store(&mut s[i0 * W..]);
+            sum = sum + r0;
         }
+        sum.store(&mut s[i0 * W..]);
     }
 }
 /// `t7` `t7[i0] = f(t6[i0], c[i0]), for i0 < 4` (2 instructions).
@@ -284,13 +285,14 @@ fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[8 * W..9 * W].fill(0.0);
+    let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..4 {
         let p0: f64 = t[12 + i0];
         let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
         let r0: Lanes<W> = p0 * p1;
-        (Lanes::<W>::load(&s[8 * W..]) + r0).store(&mut s[8 * W..]);
+        sum = sum + r0;
     }
+    sum.store(&mut s[8 * W..]);
 }
 /// `t11` `t11[i0] = f(t7[i0], v[i0]), for i0 < 4` (4 instructions).
 #[inline(always)]
@@ -957,14 +959,15 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        s[0 * W..4 * W].fill(0.0);
         for i0 in 0..4 {
+            let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
             for i1 in 0..2 {
                 let p0: f64 = t[i0 * 2 + i1];
                 let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
                 let r0: Lanes<W> = p0 * p1;
-                (Lanes::<W>::load(&s[i0 * W..]) + r0).store(&mut s[i0 * W..]);
+                sum = sum + r0;
             }
+            sum.store(&mut s[i0 * W..]);
         }
     }
     /// `t7` `t7[i0] = f(t6[i0], c[i0]), for i0 < 4` (2 instructions).
@@ -995,13 +998,14 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        s[8 * W..9 * W].fill(0.0);
+        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..4 {
             let p0: f64 = t[12 + i0];
             let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
             let r0: Lanes<W> = p0 * p1;
-            (Lanes::<W>::load(&s[8 * W..]) + r0).store(&mut s[8 * W..]);
+            sum = sum + r0;
         }
+        sum.store(&mut s[8 * W..]);
     }
     /// `t11` `t11[i0] = f(t7[i0], v[i0]), for i0 < 4` (4 instructions).
     #[inline(always)]
@@ -1033,15 +1037,15 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        s[15 * W..19 * W].fill(0.0);
         for i0 in 0..4 {
+            let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
             for i1 in 0..2 {
                 let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
                 let p1: f64 = v[i0 * 2 + i1];
                 let r1: Lanes<W> = p1 * p0;
-                (Lanes::<W>::load(&s[(15 + i0) * W..]) + r1)
-                    .store(&mut s[(15 + i0) * W..]);
+                sum = sum + r1;
             }
+            sum.store(&mut s[(15 + i0) * W..]);
         }
     }
     /// `dt7` `dt7[i0] = f(t6[i0], c[i0], dt6[i0], dc[i0]), for i0 < 4` (7 instructions).
@@ -1079,7 +1083,7 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        s[23 * W..24 * W].fill(0.0);
+        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..4 {
             let p0: f64 = t[12 + i0];
             let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
@@ -1088,8 +1092,9 @@ mod tangent {
             let r1: Lanes<W> = p2 * p1;
             let r2: Lanes<W> = p3 * p0;
             let r3: Lanes<W> = r1 + r2;
-            (Lanes::<W>::load(&s[23 * W..]) + r3).store(&mut s[23 * W..]);
+            sum = sum + r3;
         }
+        sum.store(&mut s[23 * W..]);
     }
     /// `dt11` `dt11[i0] = f(t7[i0], v[i0], dt7[i0], dv[i0]), for i0 < 4` (10 instructions).
     #[inline(always)]

@@ -143,42 +143,45 @@ fn plan() -> &'static TensorModel {
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[0 * W..3 * W].fill(0.0);
     for i0 in 0..3 {
+        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i1 in 0..4 {
             let p0: f64 = t[i0 * 4 + i1];
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
             let r0: Lanes<W> = p0 * p1;
-            (Lanes::<W>::load(&s[i0 * W..]) + r0).store(&mut s[i0 * W..]);
+            sum = sum + r0;
         }
+        sum.store(&mut s[i0 * W..]);
     }
 }
 /// `t6` `t6 = Σ over i0 < 3 of f(t5[i0], b[i0])` (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t6<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[3 * W..4 * W].fill(0.0);
+    let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[12 + i0];
         let r0: Lanes<W> = p0 + p1;
         let r1: Lanes<W> = r0.exp();
-        (Lanes::<W>::load(&s[3 * W..]) + r1).store(&mut s[3 * W..]);
+        sum = sum + r1;
     }
+    sum.store(&mut s[3 * W..]);
 }
 /// `t7` `t7 = Σ over i0 < 3 of f(y[i0], t5[i0], b[i0])` (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[4 * W..5 * W].fill(0.0);
+    let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p2: f64 = t[12 + i0];
         let r0: Lanes<W> = p2 + p1;
         let r1: Lanes<W> = r0 * p0;
-        (Lanes::<W>::load(&s[4 * W..]) + r1).store(&mut s[4 * W..]);
+        sum = sum + r1;
     }
+    sum.store(&mut s[4 * W..]);
 }
 /// `t10` `t10[i0] = f(t5[i0], b[i0], t9, y[i0]), for i0 < 3` (4 instructions).
 #[inline(always)]
@@ -377,25 +380,27 @@ fn sample<const W: usize>(
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t23(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[0..3].fill(0.0);
     for i0 in 0..3 {
+        let mut sum: f64 = 0.0;
         for i1 in 0..4 {
             let p0: f64 = t[i0 * 4 + i1];
             let r0: f64 = p0 * p0;
-            s[i0] += r0;
+            sum = sum + r0;
         }
+        s[i0] = sum;
     }
 }
 /// `t24` `t24 = Σ over i0 < 3 of f(t23[i0])` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t24(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    s[3..4].fill(0.0);
+    let mut sum: f64 = 0.0;
     for i0 in 0..3 {
         let p0: f64 = s[i0];
         let r0: f64 = p0;
-        s[3] += r0;
+        sum = sum + r0;
     }
+    s[3] = sum;
 }
 /// `t26` `t26[i0, i1] = f(W[i0, i1], lambda), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
@@ -539,14 +544,15 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        s[0 * W..3 * W].fill(0.0);
         for i0 in 0..3 {
+            let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
             for i1 in 0..4 {
                 let p0: f64 = t[i0 * 4 + i1];
                 let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
                 let r0: Lanes<W> = p0 * p1;
-                (Lanes::<W>::load(&s[i0 * W..]) + r0).store(&mut s[i0 * W..]);
+                sum = sum + r0;
             }
+            sum.store(&mut s[i0 * W..]);
         }
     }
     /// `t6` `t6 = Σ over i0 < 3 of f(t5[i0], b[i0])` (2 instructions).
@@ -559,14 +565,15 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        s[3 * W..4 * W].fill(0.0);
+        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..3 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
             let p1: f64 = t[12 + i0];
             let r0: Lanes<W> = p0 + p1;
             let r1: Lanes<W> = r0.exp();
-            (Lanes::<W>::load(&s[3 * W..]) + r1).store(&mut s[3 * W..]);
+            sum = sum + r1;
         }
+        sum.store(&mut s[3 * W..]);
     }
     /// `t7` `t7 = Σ over i0 < 3 of f(y[i0], t5[i0], b[i0])` (2 instructions).
     #[inline(always)]
@@ -578,15 +585,16 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        s[4 * W..5 * W].fill(0.0);
+        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..3 {
             let p0: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
             let p2: f64 = t[12 + i0];
             let r0: Lanes<W> = p2 + p1;
             let r1: Lanes<W> = r0 * p0;
-            (Lanes::<W>::load(&s[4 * W..]) + r1).store(&mut s[4 * W..]);
+            sum = sum + r1;
         }
+        sum.store(&mut s[4 * W..]);
     }
     /// `dt5` `dt5[i0] = Σ over i1 < 4 of f(x[i1], dW[i0, i1]), for i0 < 3` (1 instruction).
     #[inline(always)]
@@ -598,15 +606,15 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        s[7 * W..10 * W].fill(0.0);
         for i0 in 0..3 {
+            let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
             for i1 in 0..4 {
                 let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
                 let p1: f64 = v[i0 * 4 + i1];
                 let r1: Lanes<W> = p1 * p0;
-                (Lanes::<W>::load(&s[(7 + i0) * W..]) + r1)
-                    .store(&mut s[(7 + i0) * W..]);
+                sum = sum + r1;
             }
+            sum.store(&mut s[(7 + i0) * W..]);
         }
     }
     /// `dt6` `dt6 = Σ over i0 < 3 of f(t5[i0], b[i0], dt5[i0], db[i0])` (4 instructions).
@@ -619,7 +627,7 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        s[10 * W..11 * W].fill(0.0);
+        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..3 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
             let p1: f64 = t[12 + i0];
@@ -629,8 +637,9 @@ mod tangent {
             let r1: Lanes<W> = r0.exp();
             let r2: Lanes<W> = p2 + p3;
             let r3: Lanes<W> = r1 * r2;
-            (Lanes::<W>::load(&s[10 * W..]) + r3).store(&mut s[10 * W..]);
+            sum = sum + r3;
         }
+        sum.store(&mut s[10 * W..]);
     }
     /// `dt10` `dt10[i0] = f(t5[i0], b[i0], t9, dt5[i0], db[i0], dt9), for i0 < 3` (7 instructions).
     #[inline(always)]
@@ -727,25 +736,27 @@ mod tangent {
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_t23(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
-        s[0..3].fill(0.0);
         for i0 in 0..3 {
+            let mut sum: f64 = 0.0;
             for i1 in 0..4 {
                 let p0: f64 = t[i0 * 4 + i1];
                 let r0: f64 = p0 * p0;
-                s[i0] += r0;
+                sum = sum + r0;
             }
+            s[i0] = sum;
         }
     }
     /// `t24` `t24 = Σ over i0 < 3 of f(t23[i0])` (1 instruction).
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_t24(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
-        s[3..4].fill(0.0);
+        let mut sum: f64 = 0.0;
         for i0 in 0..3 {
             let p0: f64 = s[i0];
             let r0: f64 = p0;
-            s[3] += r0;
+            sum = sum + r0;
         }
+        s[3] = sum;
     }
     /// `dt26` `dt26[i0, i1] = f(lambda, dW[i0, i1]), for i0 < 3, i1 < 4` (1 instruction).
     #[inline(always)]

@@ -408,23 +408,38 @@ fn step_fn(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> TokenS
         flat(out.offset, &all, &out.shape)
     };
     let reduces = step.loops.len() > rank;
-    let store = store_tokens(result, result_in_lanes, target, lanes, reduces);
-    let mut nest = quote!(#(#loads)* #(#body)* #store);
-    for (k, &len) in step.loops.iter().enumerate().rev() {
-        let (i, len) = (format_ident!("i{k}"), n(len));
-        nest = quote!(for #i in 0..#len { #nest });
-    }
-    let zero = match (reduces, lanes > 0) {
-        (false, _) => quote!(),
-        (true, false) => {
-            let (start, end) = (n(out.offset), n(out.offset + out.len()));
-            quote!(s[#start..#end].fill(0.0);)
+    let wrap = |mut nest: TokenStream, loops: std::ops::Range<usize>| {
+        for k in loops.rev() {
+            let (i, len) = (format_ident!("i{k}"), n(step.loops[k]));
+            nest = quote!(for #i in 0..#len { #nest });
         }
-        (true, true) => {
-            let (start, end) = (n(out.offset), n(out.offset + out.len()));
-            quote!(s[#start * W..#end * W].fill(0.0);)
-        }
+        nest
     };
+    // A reduction sums into a local, stored once per entry: the same
+    // additions in the same order as into the buffer, without a load and a
+    // store per term.
+    let nest = if reduces {
+        let ty = if lanes > 0 && result_in_lanes {
+            lane_type()
+        } else {
+            quote!(f64)
+        };
+        let summed = wrap(
+            quote!(#(#loads)* #(#body)* sum = sum + #result;),
+            rank..step.loops.len(),
+        );
+        let store = store_tokens(quote!(sum), result_in_lanes, target, lanes, false);
+        let zero = if lanes > 0 && result_in_lanes {
+            quote!(Lanes::<W>::splat(0.0))
+        } else {
+            quote!(0.0)
+        };
+        wrap(quote!(let mut sum: #ty = #zero; #summed #store), 0..rank)
+    } else {
+        let store = store_tokens(result, result_in_lanes, target, lanes, false);
+        wrap(quote!(#(#loads)* #(#body)* #store), 0..step.loops.len())
+    };
+    let zero = quote!();
     let fn_name = format_ident!("step_{}", out.name);
     let doc = format!(" `{}` {}", out.name, step_summary(m, step, rank));
     let direction = direction_param(m);
