@@ -361,32 +361,22 @@ fn step_parts(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> Ste
     }
 }
 
-/// `value` stored into the scratch entry at `target` (added to it for a
-/// reduction); in lanes, one value per lane.
+/// `value` stored into the scratch entry at `target`; in lanes, one value
+/// per lane (a value the same in every lane is splat).
 fn store_tokens(
     value: TokenStream,
     in_lanes: bool,
     target: TokenStream,
     lanes: usize,
-    reduces: bool,
 ) -> TokenStream {
     if lanes == 0 {
-        return if reduces {
-            quote!(s[#target] += #value;)
-        } else {
-            quote!(s[#target] = #value;)
-        };
+        return quote!(s[#target] = #value;);
     }
     let lanes_fn = lane_path();
     let value = if in_lanes {
         value
     } else {
         quote!(#lanes_fn::splat(#value))
-    };
-    let value = if reduces {
-        quote!((#lanes_fn::load(&s[#target..]) + #value))
-    } else {
-        value
     };
     quote!(#value.store(&mut s[#target..]);)
 }
@@ -428,7 +418,7 @@ fn step_fn(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> TokenS
             quote!(#(#loads)* #(#body)* sum = sum + #result;),
             rank..step.loops.len(),
         );
-        let store = store_tokens(quote!(sum), result_in_lanes, target, lanes, false);
+        let store = store_tokens(quote!(sum), result_in_lanes, target, lanes);
         let zero = if lanes > 0 && result_in_lanes {
             quote!(Lanes::<W>::splat(0.0))
         } else {
@@ -436,10 +426,9 @@ fn step_fn(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> TokenS
         };
         wrap(quote!(let mut sum: #ty = #zero; #summed #store), 0..rank)
     } else {
-        let store = store_tokens(result, result_in_lanes, target, lanes, false);
+        let store = store_tokens(result, result_in_lanes, target, lanes);
         wrap(quote!(#(#loads)* #(#body)* #store), 0..step.loops.len())
     };
-    let zero = quote!();
     let fn_name = format_ident!("step_{}", out.name);
     let doc = format!(" `{}` {}", out.name, step_summary(m, step, rank));
     let direction = direction_param(m);
@@ -453,7 +442,6 @@ fn step_fn(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> TokenS
         #[inline(always)]
         #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
         fn #fn_name #generic(t: &[f64], x: &[f64], c: &[f64], #direction s: &mut [f64]) {
-            #zero
             #nest
         }
     }
@@ -794,7 +782,7 @@ fn stage_fn(
                 quote!(f64)
             };
             stmts.push(quote!(let #local: #ty = #value;));
-            stmts.push(store_tokens(quote!(#local), in_lanes, target, lanes, false));
+            stmts.push(store_tokens(quote!(#local), in_lanes, target, lanes));
             locals.insert(step.out, (local, in_lanes));
             continue;
         }
