@@ -1659,8 +1659,15 @@ impl<'a> Accumulator<'a> {
                 }
             }
         }
-        if self.level >= 2 || !plan.outer.is_empty() {
-            self.rows += 1;
+        self.end_rows(1);
+    }
+
+    /// `n` more rows gathered (when the pass gathers any: Hessian terms or
+    /// outer-product gradients); a full block is flushed.
+    #[inline(always)]
+    fn end_rows(&mut self, n: usize) {
+        if self.level >= 2 || !self.plan.outer.is_empty() {
+            self.rows += n;
             if self.rows == ROW_BLOCK {
                 self.flush();
             }
@@ -1726,12 +1733,7 @@ impl<'a> Accumulator<'a> {
             }
         }
         if self.level < 2 {
-            if !plan.outer.is_empty() {
-                self.rows += W;
-                if self.rows == ROW_BLOCK {
-                    self.flush();
-                }
-            }
+            self.end_rows(W);
             return;
         }
         for t in &plan.terms {
@@ -1788,10 +1790,7 @@ impl<'a> Accumulator<'a> {
                 }
             }
         }
-        self.rows += W;
-        if self.rows == ROW_BLOCK {
-            self.flush();
-        }
+        self.end_rows(W);
     }
 
     /// The per-lane sums into the outputs (each sum pairwise over its

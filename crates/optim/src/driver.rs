@@ -538,22 +538,7 @@ mod lanczos_tests {
         // the sign the end-of-run check needs.
         let p = 300;
         let shift = 1.5;
-        let hess = move |_: &[f64], h: &mut [f64]| {
-            h.fill(0.0);
-            for i in 0..p {
-                h[i * p + i] = shift;
-                if i + 1 < p {
-                    h[i * p + i + 1] = -1.0;
-                    h[(i + 1) * p + i] = -1.0;
-                }
-            }
-        };
-        let objective = FnObjective {
-            n_params: p,
-            loss: |_: &[f64]| 0.0,
-            grad: |_: &[f64], g: &mut [f64]| g.fill(0.0),
-            hess,
-        };
+        let objective = shifted_path_hessian(p, shift);
         let exact =
             |k: usize| shift - 2.0 * (k as f64 * std::f64::consts::PI / (p + 1) as f64).cos();
         let (lo, hi) = lanczos_extremes(&objective, &vec![0.0; p], LANCZOS_STEPS);
@@ -564,11 +549,10 @@ mod lanczos_tests {
         assert!(lo < 0.0, "the indefinite Hessian is seen as indefinite");
     }
 
-    /// The tridiagonal Hessian of the test above with another shift, and
-    /// the number of products the end-of-run check's Lanczos took.
-    fn sign_check(shift: f64) -> ((f64, f64), u64) {
-        let p = 300;
-        let objective = FnObjective {
+    /// A zero loss whose Hessian is the P × P tridiagonal matrix with
+    /// `shift` on the diagonal and −1 beside it: λ_k = shift − 2 cos(kπ/(P + 1)).
+    fn shifted_path_hessian(p: usize, shift: f64) -> impl Objective {
+        FnObjective {
             n_params: p,
             loss: |_: &[f64]| 0.0,
             grad: |_: &[f64], g: &mut [f64]| g.fill(0.0),
@@ -582,7 +566,14 @@ mod lanczos_tests {
                     }
                 }
             },
-        };
+        }
+    }
+
+    /// The Hessian of the test above with another shift, and the number of
+    /// products the end-of-run check's Lanczos took.
+    fn sign_check(shift: f64) -> ((f64, f64), u64) {
+        let p = 300;
+        let objective = shifted_path_hessian(p, shift);
         let counted = Counted::new(&objective);
         let extremes = lanczos(&counted, &vec![0.0; p], LANCZOS_STEPS, Until::SignSettled);
         (extremes, counted.evaluations().hess_vec)
