@@ -12,9 +12,10 @@
 //! compare_side fit-wide F N METHOD [--hessian dense|free]
 //!                                            one optimizer from θ = 0 to ‖∇L‖∞ ≤ 1e-8 on that
 //!                                            data (single thread): time, iterations, passes
-//! compare_side products MODEL REPEATS        one loss+gradient pass and one Hessian–vector
+//! compare_side products MODEL REPEATS [--rows N]
+//!                                            one loss+gradient pass and one Hessian–vector
 //!                                            product, single thread: MODEL is digits (its
-//!                                            embedded data) or wide-1000 (N = 1e5)
+//!                                            embedded data) or wide-1000 (N rows, 1e5 unless given)
 //! ```
 //!
 //! Built by `run.sh` with `cargo build --release --features bench-models
@@ -54,7 +55,11 @@ fn main() {
         return;
     }
     if arg(0, "a task") == "products" {
-        println!("{}", products(&arg(1, "MODEL"), count(2, "REPEATS")));
+        let rows = match args.iter().position(|a| a == "--rows") {
+            Some(i) => count(i + 1, "--rows N"),
+            None => 100_000,
+        };
+        println!("{}", products(&arg(1, "MODEL"), count(2, "REPEATS"), rows));
         return;
     }
     if arg(0, "a task") == "wide-pass" {
@@ -299,7 +304,7 @@ fn wide_pass(f: usize, rows: usize, repeats: usize, parallel: bool) -> serde_jso
 /// One loss + gradient pass and one Hessian–vector product at a fixed θ,
 /// single thread: what a Newton–CG iteration costs per gradient and per
 /// CG step.
-fn products(model: &str, repeats: usize) -> serde_json::Value {
+fn products(model: &str, repeats: usize, rows: usize) -> serde_json::Value {
     use hessforge_kernels::DynKernel;
     let (k, data, constants): (&dyn DynKernel, Vec<f64>, Vec<f64>) = match model {
         "digits" => {
@@ -309,7 +314,7 @@ fn products(model: &str, repeats: usize) -> serde_json::Value {
                 .unwrap_or_else(|e| fail(&e.to_string()));
             (&hessforge_kernels::digits::Digits, d.values, vec![1e-3])
         }
-        "wide-1000" => (&Logistic1000, wide_data(1000, 100_000), vec![0.01]),
+        "wide-1000" => (&Logistic1000, wide_data(1000, rows), vec![0.01]),
         _ => fail("MODEL is digits or wide-1000"),
     };
     let p = k.n_params();

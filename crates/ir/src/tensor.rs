@@ -1129,7 +1129,12 @@ fn lane_blocks<const W: usize>(
     let cols = m.data.len();
     for start in (0..full).step_by(W) {
         match at.rows {
-            None => transpose_rows::<W>(&at.data[start * cols..(start + W) * cols], cols, block),
+            None => transpose_rows::<W>(
+                &at.data[start * cols..(start + W) * cols],
+                cols,
+                block,
+                at.data.get((start + W) * cols..(start + 2 * W) * cols),
+            ),
             Some(rows) => {
                 for lane in 0..W {
                     let r = rows[start + lane];
@@ -1154,11 +1159,17 @@ fn lane_blocks<const W: usize>(
 /// get a copy with a fixed count, which the compiler turns into whole-register
 /// shuffles instead of W·cols scalar moves.
 #[inline(always)]
-fn transpose_rows<const W: usize>(rows: &[f64], cols: usize, block: &mut [f64]) {
+fn transpose_rows<const W: usize>(
+    rows: &[f64],
+    cols: usize,
+    block: &mut [f64],
+    ahead: Option<&[f64]>,
+) {
     macro_rules! fixed {
         ($($nc:literal)*) => {
             match cols {
                 $($nc => transpose_rows_fixed::<W, $nc>(rows, block),)*
+                _ if W.is_multiple_of(TILE) => transpose_rows_tiled::<W>(rows, cols, block, ahead),
                 _ => {
                     for (lane, row) in rows.chunks_exact(cols).enumerate() {
                         for (j, x) in row.iter().enumerate() {
@@ -1171,6 +1182,134 @@ fn transpose_rows<const W: usize>(rows: &[f64], cols: usize, block: &mut [f64]) 
     }
     fixed!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
 }
+
+/// Rows and columns per tile of [`transpose_rows_tiled`].
+const TILE: usize = 4;
+
+/// [`transpose_rows`] for wide rows: TILE rows at a time, TILE columns of
+/// them at a time (a square transposed in registers: one load and one
+/// store per TILE values, where moving value by value costs a load and a
+/// store each and was most of a pass at a thousand columns), the columns
+/// past the last whole square one by one. `ahead`, the next W rows, is
+/// asked into the cache meanwhile.
+#[inline(always)]
+fn transpose_rows_tiled<const W: usize>(
+    rows: &[f64],
+    cols: usize,
+    block: &mut [f64],
+    ahead: Option<&[f64]>,
+) {
+    let whole = cols / TILE * TILE;
+    #[cfg(target_arch = "x86_64")]
+    let avx = std::arch::is_x86_feature_detected!("avx");
+    for lane0 in (0..W).step_by(TILE) {
+        let (four, next) = (
+            strip(rows, lane0, cols),
+            ahead.map(|a| strip(a, lane0, cols)),
+        );
+        #[cfg(target_arch = "x86_64")]
+        if avx {
+            // SAFETY: the CPU supports AVX (checked above).
+            unsafe { transpose_strip_avx::<W>(four, next, lane0, whole, block) };
+        } else {
+            transpose_strip::<W>(four, lane0, whole, block);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        transpose_strip::<W>(four, lane0, whole, block);
+        for j in whole..cols {
+            for (k, row) in four.iter().enumerate() {
+                block[j * W + lane0 + k] = row[j];
+            }
+        }
+    }
+}
+
+/// Rows `lane0..lane0 + TILE` of `rows` (rows of `cols` columns).
+#[inline(always)]
+fn strip(rows: &[f64], lane0: usize, cols: usize) -> [&[f64]; TILE] {
+    std::array::from_fn(|k| &rows[(lane0 + k) * cols..(lane0 + k + 1) * cols])
+}
+
+/// The first `whole` columns of TILE rows into lanes `lane0..lane0 + TILE`
+/// of `block`, a TILE × TILE square at a time.
+#[inline(always)]
+fn transpose_strip<const W: usize>(
+    four: [&[f64]; TILE],
+    lane0: usize,
+    whole: usize,
+    block: &mut [f64],
+) {
+    for j0 in (0..whole).step_by(TILE) {
+        for (j, column) in block[j0 * W..(j0 + TILE) * W]
+            .chunks_exact_mut(W)
+            .enumerate()
+        {
+            for (k, row) in four.iter().enumerate() {
+                column[lane0 + k] = row[j0 + j];
+            }
+        }
+    }
+}
+
+/// [`transpose_strip`] with each square in four registers: two unpacks and
+/// a swap of 128-bit halves per pair of rows (the compiler does not find
+/// this on its own, and moves the values one by one). Moves only, so the
+/// values are those of the portable path. The cache lines of `next` (the
+/// same columns of later rows) are prefetched on the way.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn transpose_strip_avx<const W: usize>(
+    four: [&[f64]; TILE],
+    next: Option<[&[f64]; TILE]>,
+    lane0: usize,
+    whole: usize,
+    block: &mut [f64],
+) {
+    use std::arch::x86_64::{
+        _MM_HINT_T0, _mm_prefetch, _mm256_loadu_pd, _mm256_permute2f128_pd, _mm256_storeu_pd,
+        _mm256_unpackhi_pd, _mm256_unpacklo_pd,
+    };
+    // Every access below is within these bounds.
+    assert!(whole.is_multiple_of(TILE) && lane0 + TILE <= W && block.len() >= whole * W);
+    assert!(
+        four.iter()
+            .chain(next.iter().flatten())
+            .all(|row| row.len() >= whole)
+    );
+    let src = four.map(<[f64]>::as_ptr);
+    let ahead = next.map(|rows| rows.map(<[f64]>::as_ptr));
+    let dst = block.as_mut_ptr();
+    for j0 in (0..whole).step_by(TILE) {
+        // SAFETY: j0 + TILE ≤ whole ≤ every row's length, and
+        // (j0 + TILE − 1)·W + lane0 + TILE ≤ whole·W ≤ the block's length
+        // (asserted above); a prefetch reads nothing and cannot fault.
+        unsafe {
+            if let Some(ahead) = ahead
+                && j0.is_multiple_of(CACHE_LINE)
+            {
+                for row in ahead {
+                    _mm_prefetch::<_MM_HINT_T0>(row.add(j0).cast());
+                }
+            }
+            let [a, b, c, d] = src.map(|row| _mm256_loadu_pd(row.add(j0)));
+            let (ab_even, ab_odd) = (_mm256_unpacklo_pd(a, b), _mm256_unpackhi_pd(a, b));
+            let (cd_even, cd_odd) = (_mm256_unpacklo_pd(c, d), _mm256_unpackhi_pd(c, d));
+            let columns = [
+                _mm256_permute2f128_pd::<0x20>(ab_even, cd_even),
+                _mm256_permute2f128_pd::<0x20>(ab_odd, cd_odd),
+                _mm256_permute2f128_pd::<0x31>(ab_even, cd_even),
+                _mm256_permute2f128_pd::<0x31>(ab_odd, cd_odd),
+            ];
+            for (j, column) in columns.into_iter().enumerate() {
+                _mm256_storeu_pd(dst.add((j0 + j) * W + lane0), column);
+            }
+        }
+    }
+}
+
+/// Values of a 64-byte cache line.
+#[cfg(target_arch = "x86_64")]
+const CACHE_LINE: usize = 8;
 
 #[inline(always)]
 fn transpose_rows_fixed<const W: usize, const NC: usize>(rows: &[f64], block: &mut [f64]) {
@@ -1202,6 +1341,33 @@ fn lane_blocks_avx2<const W: usize>(
     block: &mut [f64],
 ) {
     lane_blocks::<W>(m, steps, level, at, full, acc, scratch, block);
+}
+
+/// `grad[e] += a[0]·xs[0][e] + … + a[W−1]·xs[W−1][e]`, added in that
+/// order (so the bits are those of W rows added one after the other), a
+/// few entries at a time: one load and one store of the gradient per W
+/// rows, where adding row by row loads and stores it W times.
+#[inline(always)]
+fn add_scaled_rows<const W: usize>(grad: &mut [f64], a: &[f64; W], xs: &[&[f64]; W]) {
+    const STRIP: usize = 4;
+    let whole = grad.len() / STRIP * STRIP;
+    let (strips, rest) = grad.split_at_mut(whole);
+    for (k, strip) in strips.chunks_exact_mut(STRIP).enumerate() {
+        let e = k * STRIP;
+        let mut sum = [0.0; STRIP];
+        sum.copy_from_slice(strip);
+        for (a, x) in a.iter().zip(xs) {
+            for (s, x) in sum.iter_mut().zip(&x[e..e + STRIP]) {
+                *s += a * x;
+            }
+        }
+        strip.copy_from_slice(&sum);
+    }
+    for (i, g) in rest.iter_mut().enumerate() {
+        for (a, x) in a.iter().zip(xs) {
+            *g += a * x[whole + i];
+        }
+    }
 }
 
 /// Per-lane sums of a rank-1 term: `sums[i][j] += u[i] · v[j]` lane by
@@ -1694,23 +1860,29 @@ impl<'a> Accumulator<'a> {
         }
         for o in &plan.outer {
             if o.rows == 1 {
-                let grad = &mut self.grad[o.at..o.at + o.cols];
-                for (lane, row) in rows.iter().enumerate() {
-                    let a = o.scale
+                let a: [f64; W] = std::array::from_fn(|lane| {
+                    o.scale
                         * match o.u {
-                            (Source::Row, at) => row[at],
+                            (Source::Row, at) => rows[lane][at],
                             (_, at) => scratch[at * W + lane],
-                        };
-                    match o.v {
-                        (Source::Row, at) => {
-                            for (g, x) in grad.iter_mut().zip(&row[at..at + o.cols]) {
-                                *g += a * x;
-                            }
                         }
-                        (_, at) => {
-                            for (e, g) in grad.iter_mut().enumerate() {
-                                *g += a * scratch[(at + e) * W + lane];
+                });
+                let grad = &mut self.grad[o.at..o.at + o.cols];
+                match o.v {
+                    (Source::Row, at) => {
+                        let xs: [&[f64]; W] =
+                            std::array::from_fn(|lane| &rows[lane][at..at + o.cols]);
+                        add_scaled_rows::<W>(grad, &a, &xs);
+                    }
+                    (_, at) => {
+                        // Entry e of every lane, added lane by lane.
+                        let xs = &scratch[at * W..(at + o.cols) * W];
+                        for (g, x) in grad.iter_mut().zip(xs.chunks_exact(W)) {
+                            let mut sum = *g;
+                            for (a, x) in a.iter().zip(x) {
+                                sum += a * x;
                             }
+                            *g = sum;
                         }
                     }
                 }
@@ -2154,5 +2326,75 @@ impl std::fmt::Display for TensorModel {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// W rows of `cols` columns numbered by position, transposed one value
+    /// at a time.
+    fn rows_and_naive_block<const W: usize>(cols: usize) -> (Vec<f64>, Vec<f64>) {
+        let rows: Vec<f64> = (0..W * cols).map(|i| i as f64 + 0.5).collect();
+        let mut block = vec![0.0; W * cols];
+        for lane in 0..W {
+            for j in 0..cols {
+                block[j * W + lane] = rows[lane * cols + j];
+            }
+        }
+        (rows, block)
+    }
+
+    fn transposes_like_the_naive_loop<const W: usize>() {
+        for cols in 1..=41 {
+            let (rows, naive) = rows_and_naive_block::<W>(cols);
+            let ahead = rows.clone();
+            for ahead in [None, Some(&ahead[..])] {
+                let mut block = vec![f64::NAN; W * cols];
+                transpose_rows::<W>(&rows, cols, &mut block, ahead);
+                assert_eq!(block, naive, "{W} lanes, {cols} columns");
+            }
+            // The portable squares, whatever the CPU.
+            let whole = cols / TILE * TILE;
+            let mut block = naive.clone();
+            block[..whole * W].fill(f64::NAN);
+            for lane0 in (0..W).step_by(TILE) {
+                transpose_strip::<W>(strip(&rows, lane0, cols), lane0, whole, &mut block);
+            }
+            assert_eq!(block, naive, "portable, {W} lanes, {cols} columns");
+        }
+    }
+
+    #[test]
+    fn wide_rows_are_transposed_square_by_square_like_value_by_value() {
+        transposes_like_the_naive_loop::<4>();
+        transposes_like_the_naive_loop::<8>();
+    }
+
+    #[test]
+    fn scaled_rows_are_added_in_lane_order_with_the_bits_of_row_by_row() {
+        for len in [1, 3, 4, 5, 17, 1001] {
+            let x: Vec<Vec<f64>> = (0..8)
+                .map(|r| {
+                    (0..len)
+                        .map(|e| ((r * 31 + e * 7) % 13) as f64 / 7.0 - 0.9)
+                        .collect()
+                })
+                .collect();
+            let a: [f64; 8] = std::array::from_fn(|r| 0.1 + r as f64 / 3.0);
+            let start: Vec<f64> = (0..len).map(|e| (e as f64).sin()).collect();
+            let mut by_rows = start.clone();
+            for (r, row) in x.iter().enumerate() {
+                for (g, v) in by_rows.iter_mut().zip(row) {
+                    *g += a[r] * v;
+                }
+            }
+            let mut strips = start;
+            let xs: [&[f64]; 8] = std::array::from_fn(|r| &x[r][..]);
+            add_scaled_rows::<8>(&mut strips, &a, &xs);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&strips), bits(&by_rows), "{len} entries");
+        }
     }
 }
