@@ -9,7 +9,7 @@
 //! compare_side wide-pass F N REPEATS [--parallel]
 //!                                            one pass of logistic regression with F = 100
 //!                                            or 1 000 features over N synthetic rows
-//! compare_side fit-wide F N METHOD [--hessian dense|free]
+//! compare_side fit-wide F N METHOD [--hessian dense|free] [--precondition diagonal]
 //!                                            one optimizer from θ = 0 to ‖∇L‖∞ ≤ 1e-8 on that
 //!                                            data (single thread): time, iterations, passes
 //! compare_side products MODEL REPEATS [--rows N]
@@ -50,7 +50,19 @@ fn main() {
                 .unwrap_or_else(|e: String| fail(&e)),
             None => hessforge_optim::HessianPath::Auto,
         };
-        let json = fit_wide(count(1, "F"), count(2, "N"), &arg(3, "METHOD"), hessian);
+        let precondition = match args.iter().position(|a| a == "--precondition") {
+            Some(i) => arg(i + 1, "none or diagonal")
+                .parse()
+                .unwrap_or_else(|e: String| fail(&e)),
+            None => hessforge_optim::Preconditioner::None,
+        };
+        let json = fit_wide(
+            count(1, "F"),
+            count(2, "N"),
+            &arg(3, "METHOD"),
+            hessian,
+            precondition,
+        );
         println!("{json}");
         return;
     }
@@ -241,6 +253,7 @@ fn fit_wide(
     rows: usize,
     method: &str,
     hessian: hessforge_optim::HessianPath,
+    precondition: hessforge_optim::Preconditioner,
 ) -> serde_json::Value {
     use hessforge_kernels::{DynKernel, KernelObjective};
     use hessforge_optim::{Settings, Stopping, build, minimize};
@@ -254,6 +267,7 @@ fn fit_wide(
     let objective = KernelObjective::new(k, &[0.01], &data).parallel_from(usize::MAX);
     let settings = Settings {
         hessian,
+        precondition,
         ..Settings::default()
     };
     let mut m = build(method, &settings).unwrap_or_else(|e| fail(&e.to_string()));

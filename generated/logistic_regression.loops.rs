@@ -624,4 +624,13 @@ impl Kernel for LogisticRegression {
     ) -> f64 {
         tangent::hess_vec(theta, constants, rows, v, out)
     }
+    fn hess_diag(
+        &self,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        out: &mut [f64],
+    ) -> f64 {
+        runtime::loops::hess_diag(plan(), &Compiled, theta, constants, rows, out)
+    }
 }

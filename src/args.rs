@@ -97,6 +97,16 @@ pub struct HyperArgs {
     /// also lets a method form a Hessian over 512 MiB.
     #[arg(long, value_enum, default_value = "auto")]
     hessian: HessianArg,
+    /// newton-cg's preconditioner: none, or diagonal (Jacobi: CG on
+    /// diag(∇²L)⁻¹∇²L, one diagonal pass per Newton step).
+    #[arg(long, value_enum, default_value = "none")]
+    precondition: PreconditionArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PreconditionArg {
+    None,
+    Diagonal,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -143,6 +153,10 @@ impl HyperArgs {
                 HessianArg::Auto => hessforge_optim::HessianPath::Auto,
                 HessianArg::Dense => hessforge_optim::HessianPath::Dense,
                 HessianArg::Free => hessforge_optim::HessianPath::Free,
+            },
+            precondition: match self.precondition {
+                PreconditionArg::None => hessforge_optim::Preconditioner::None,
+                PreconditionArg::Diagonal => hessforge_optim::Preconditioner::Diagonal,
             },
         })
     }

@@ -543,6 +543,48 @@ fn digits_is_solved_hessian_free_and_dense_to_the_same_optimum() {
 }
 
 #[test]
+fn newton_cg_with_the_diagonal_preconditioner_reaches_the_same_optimum() {
+    let _lock = symbolica_lock();
+    // Digits on its loop kernel (the diagonal from the Hessian terms) and
+    // the unscaled breast-cancer features on the straight-line kernel (the
+    // diagonal of the dense Hessian).
+    for model in ["digits", "logistic_regression"] {
+        let run = |extra: &[&str]| -> serde_json::Value {
+            let out = hessforge()
+                .args(["run", model, "-O", "newton-cg", "--json"])
+                .args(extra)
+                .assert()
+                .success()
+                .get_output()
+                .stdout
+                .clone();
+            serde_json::from_slice(&out).unwrap()
+        };
+        let (plain, jacobi) = (run(&[]), run(&["--precondition", "diagonal"]));
+        for r in [&plain, &jacobi] {
+            assert_eq!(r["status"], "converged", "{r}");
+        }
+        let e = |r: &serde_json::Value, k: &str| r["evaluations"][k].as_u64().unwrap();
+        assert_eq!(e(&plain, "hess_diag"), 0);
+        assert_eq!(
+            e(&jacobi, "hess_diag"),
+            jacobi["iterations"].as_u64().unwrap(),
+            "one diagonal pass per Newton step"
+        );
+        let loss = |r: &serde_json::Value| r["final_loss"].as_f64().unwrap();
+        assert!(
+            (loss(&plain) - loss(&jacobi)).abs() < 1e-12,
+            "{plain} {jacobi}"
+        );
+    }
+    hessforge()
+        .args(["run", "digits", "-O", "newton-cg", "--precondition", "ilu"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("possible values: none, diagonal"));
+}
+
+#[test]
 fn a_dense_hessian_over_512_mib_is_refused_with_the_memory_it_needs() {
     let _lock = symbolica_lock();
     let dir = tempfile::tempdir().unwrap();

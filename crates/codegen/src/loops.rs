@@ -1028,6 +1028,9 @@ fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
             fn hess_vec(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, v: &[f64], out: &mut [f64]) -> f64 {
                 #hess_vec
             }
+            fn hess_diag(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, out: &mut [f64]) -> f64 {
+                runtime::loops::hess_diag(plan(), &Compiled, theta, constants, rows, out)
+            }
         }
     }
 }

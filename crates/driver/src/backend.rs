@@ -205,6 +205,41 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// L(θ) and the diagonal of ∇²L(θ) over all rows: the compiled
+    /// kernel's and the loop IR's add only the diagonal entries of their
+    /// Hessian terms; the scalar programs form ∇²L.
+    pub fn hess_diag(
+        &self,
+        theta: &[f64],
+        constants: &[f64],
+        data: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        match self {
+            Backend::Compiled(k) => k.hess_diag(theta, constants, Self::rows(*k, data, None), out),
+            Backend::Loops(m) => {
+                let at = At {
+                    theta,
+                    constants,
+                    data,
+                    rows: None,
+                };
+                m.hess_diag(at, out)
+            }
+            Backend::Interpreted(_) => {
+                let p = theta.len();
+                let (mut grad, mut hess) = (vec![0.0; p], vec![0.0; p * p]);
+                let loss = self.loss_grad_hess(theta, constants, data, None, &mut grad, &mut hess);
+                for (i, d) in out[..p].iter_mut().enumerate() {
+                    *d = hess[i * p + i];
+                }
+                loss
+            }
+        }
+    }
+}
+
 /// A back-end bound to constants and data: what the optimizers minimise.
 pub struct ModelObjective<'a> {
     /// The back-end.
@@ -270,6 +305,10 @@ impl Objective for ModelObjective<'_> {
             v,
             out,
         )
+    }
+    fn hess_diag(&self, theta: &[f64], out: &mut [f64]) -> f64 {
+        self.backend
+            .hess_diag(theta, &self.constants, self.data, out)
     }
 
     /// For ℓᵢ = c·rᵢ² and no regularizer: each row's gradient

@@ -58,8 +58,16 @@ pub fn describe(prepared: &Prepared, o: &Outcome) -> String {
         (
             "evaluations",
             format!(
-                "{} loss, {} loss+gradient, {} loss+gradient+Hessian, {} Hessian–vector passes",
-                e.loss, e.gradient, e.hessian, e.hess_vec
+                "{} loss, {} loss+gradient, {} loss+gradient+Hessian, {} Hessian–vector passes{}",
+                e.loss,
+                e.gradient,
+                e.hessian,
+                e.hess_vec,
+                if e.hess_diag > 0 {
+                    format!(", {} Hessian-diagonal passes", e.hess_diag)
+                } else {
+                    String::new()
+                }
             ),
         ),
         ("final loss", format!("{:.12e}", o.final_loss)),

@@ -743,7 +743,7 @@ impl TensorModel {
             let rows = match lanes {
                 8 => self.rows_in_lanes::<8>(steps, level, at, &mut acc, scratch, block),
                 4 => self.rows_in_lanes::<4>(steps, level, at, &mut acc, scratch, block),
-                _ => self.each_row(steps, level, at, &mut acc, scratch),
+                _ => self.each_row(steps, level, at, |s, row| acc.add(s, row), scratch),
             };
             acc.flush();
             match lanes {
@@ -814,7 +814,7 @@ impl TensorModel {
             let plan = self.plan(false, level, true, self.row_count(at), 0);
             gathered.resize(plan.gathered_len, 0.0);
             let mut acc = Accumulator::new(self, plan, level, grad, out, Some(v), gathered);
-            let rows = self.each_row(steps, level, at, &mut acc, scratch);
+            let rows = self.each_row(steps, level, at, |s, row| acc.add(s, row), scratch);
             let sums = RowSums {
                 loss: acc.loss,
                 rows,
@@ -829,6 +829,44 @@ impl TensorModel {
             acc.add(scratch, &[]);
             sums.loss * scale + acc.loss
         })
+    }
+
+    /// diag(∇²L) into `out` (and L), with the steps run by `steps`: the
+    /// Hessian-level steps row by row, and of each term only the entries on
+    /// the diagonal of ∇²L (those of its blocks (T, T) with row = column),
+    /// so no block is formed. What a Jacobi preconditioner needs.
+    pub fn hess_diag_with(&self, steps: &impl Steps, at: At<'_>, out: &mut [f64]) -> f64 {
+        let p = self.n_params();
+        out[..p].fill(0.0);
+        let level = Outputs::LossGradHess;
+        with_workspace(|ws| {
+            let plan = self.plan(false, level, true, self.row_count(at), 0);
+            let mut loss = 0.0;
+            let rows = self.each_row(
+                steps,
+                level,
+                at,
+                |scratch, _| {
+                    loss += plan.loss.map_or(0.0, |l| scratch[l]);
+                    plan.add_diagonal(scratch, out);
+                },
+                &mut ws.scratch,
+            );
+            let scale = RowSums { loss, rows }.scale();
+            out[..p].iter_mut().for_each(|d| *d *= scale);
+            let plan = self.plan(true, level, true, 1, 0);
+            let scratch = &mut ws.scratch;
+            scratch.clear();
+            scratch.resize(self.regularizer.scratch, 0.0);
+            steps.regularizer(level, at.theta, at.constants, scratch);
+            plan.add_diagonal(scratch, out);
+            loss * scale + plan.loss.map_or(0.0, |l| scratch[l])
+        })
+    }
+
+    /// diag(∇²L) by the model's own steps (see [`TensorModel::hess_diag_with`]).
+    pub fn hess_diag(&self, at: At<'_>, out: &mut [f64]) -> f64 {
+        self.hess_diag_with(&Interpreter(self), at, out)
     }
 
     /// The plan of a pass over `n_rows` rows of the sample stage (or of the
@@ -878,7 +916,7 @@ impl TensorModel {
         steps: &impl Steps,
         level: Outputs,
         at: At<'_>,
-        acc: &mut Accumulator<'_>,
+        mut add: impl FnMut(&[f64], &[f64]),
         scratch: &mut Vec<f64>,
     ) -> usize {
         let At {
@@ -892,22 +930,22 @@ impl TensorModel {
         scratch.resize(self.sample.scratch, 0.0);
         if cols == 0 {
             steps.sample(level, theta, &[], constants, scratch);
-            acc.add(scratch, &[]);
+            add(scratch, &[]);
             return 1;
         }
-        let mut one = |r: usize, acc: &mut Accumulator<'_>| {
+        let mut one = |r: usize| {
             let row = &data[r * cols..(r + 1) * cols];
             steps.sample(level, theta, row, constants, scratch);
-            acc.add(scratch, row);
+            add(scratch, row);
         };
         match rows {
             Some(rows) => {
-                rows.iter().for_each(|&r| one(r, acc));
+                rows.iter().for_each(|&r| one(r));
                 rows.len()
             }
             None => {
                 let n = data.len() / cols;
-                (0..n).for_each(|r| one(r, acc));
+                (0..n).for_each(one);
                 n
             }
         }
@@ -1631,6 +1669,44 @@ struct Plan {
 }
 
 impl Plan {
+    /// The diagonal entries of ∇²L among one row's Hessian terms (read from
+    /// `scratch`) added into `diag`: only blocks (T, T) have any, entry
+    /// (i, i) of each.
+    fn add_diagonal(&self, scratch: &[f64], diag: &mut [f64]) {
+        for t in self.terms.iter().filter(|t| t.diagonal) {
+            let (lu, lv) = t.lengths();
+            let (u, w) = (&scratch[t.u..t.u + lu], &scratch[t.v..t.v + lv]);
+            let d = &mut diag[t.row..t.row + t.rows];
+            match t.kind {
+                TermKind::Dense => {
+                    for (i, d) in d.iter_mut().enumerate() {
+                        *d += u[i * t.cols + i];
+                    }
+                }
+                TermKind::Outer | TermKind::Gathered(_) | TermKind::Lanes(_) => {
+                    for ((d, a), b) in d.iter_mut().zip(u).zip(w) {
+                        *d += a * b;
+                    }
+                }
+                TermKind::Paired(start, end) | TermKind::PairedLanes(start, end, _) => {
+                    for &(i, j) in &self.entries[start..end] {
+                        if i == j {
+                            d[i] += u[i] * w[j];
+                        }
+                    }
+                }
+                TermKind::PairedKeys(start, _) => {
+                    let (kr, kc) = self.keys[start..start + t.rows + t.cols].split_at(t.rows);
+                    for (i, d) in d.iter_mut().enumerate() {
+                        if kr[i] == kc[i] {
+                            *d += u[i] * w[i];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The plan of `stage` at `level` (with `v`: of ∇²L·v), for a pass
     /// over fewer rows than a gathered block (`short`) or not, `lanes` at a
     /// time (0: one at a time).

@@ -124,6 +124,18 @@ pub trait Kernel: Sync {
         }
         loss
     }
+    /// L(θ); writes the diagonal of ∇²L into `out[..P]`. Kernels in index
+    /// form add only the diagonal entries of their Hessian terms; the
+    /// default forms ∇²L.
+    fn hess_diag(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, out: &mut [f64]) -> f64 {
+        let p = Self::N_PARAMS;
+        let (mut grad, mut hess) = (vec![0.0; p], vec![0.0; p * p]);
+        let loss = self.loss_grad_hess(theta, constants, rows, &mut grad, &mut hess);
+        for (i, d) in out[..p].iter_mut().enumerate() {
+            *d = hess[i * p + i];
+        }
+        loss
+    }
 }
 
 /// A kernel behind a pointer: what the registry hands out.
@@ -160,6 +172,8 @@ pub trait DynKernel: Sync {
         v: &[f64],
         out: &mut [f64],
     ) -> f64;
+    /// See [`Kernel::hess_diag`].
+    fn hess_diag(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, out: &mut [f64]) -> f64;
 }
 
 impl<K: Kernel> DynKernel for K {
@@ -203,6 +217,9 @@ impl<K: Kernel> DynKernel for K {
         out: &mut [f64],
     ) -> f64 {
         Kernel::hess_vec(self, theta, constants, rows, v, out)
+    }
+    fn hess_diag(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, out: &mut [f64]) -> f64 {
+        Kernel::hess_diag(self, theta, constants, rows, out)
     }
 }
 

@@ -104,4 +104,8 @@ impl Objective for KernelObjective<'_> {
         self.kernel
             .hess_vec(theta, &self.constants, self.rows(batch), v, out)
     }
+    fn hess_diag(&self, theta: &[f64], out: &mut [f64]) -> f64 {
+        self.kernel
+            .hess_diag(theta, &self.constants, self.rows(Batch::Full), out)
+    }
 }

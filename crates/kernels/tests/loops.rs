@@ -157,6 +157,21 @@ fn loop_kernels_agree_with_the_scalar_programs_and_the_interpreter() {
                     hv[j]
                 );
             }
+            // diag(H) from the diagonal entries of the Hessian terms (over
+            // all rows: a preconditioner's).
+            if let Rows::All(_) = rows {
+                let mut diag = vec![f64::NAN; p];
+                let fd = looped.hess_diag(&theta, &c, rows, &mut diag);
+                assert!(close(fd, f0, 1e-12), "{name}: loss of hess_diag");
+                for j in 0..p {
+                    assert!(
+                        close(diag[j], h0[j * p + j], 1e-12),
+                        "{name}: H_{j}{j}: {} vs {}",
+                        diag[j],
+                        h0[j * p + j]
+                    );
+                }
+            }
             let lg = looped.loss_grad(&theta, &c, rows, &mut gi);
             assert_eq!((lg, &gi), (f, &g), "{name}: loss_grad");
             assert_eq!(looped.loss(&theta, &c, rows), f, "{name}: loss");

@@ -5,7 +5,7 @@
 
 use crate::exact_trust_region::ExactTrustRegion;
 use crate::first_order::{Batching, FirstOrder, MomentumForm, Rule};
-use crate::method::{HessianPath, Method};
+use crate::method::{HessianPath, Method, Preconditioner};
 use crate::newton::{Newton, NewtonKind};
 use crate::newton_cg::NewtonCg;
 use crate::quasi_newton::QuasiNewton;
@@ -685,6 +685,8 @@ pub struct Settings {
     /// Dense Hessian or Hessian–vector products, for the methods that can
     /// use either (`newton-tr`).
     pub hessian: HessianPath,
+    /// Newton–CG's preconditioner (`newton-cg`; the others ignore it).
+    pub precondition: Preconditioner,
 }
 
 /// Why an optimizer could not be made.
@@ -848,7 +850,11 @@ impl Optimizer {
                 let radius = e.value("--radius", s.radius, None)?;
                 return Ok(Box::new(ExactTrustRegion::new(radius)?));
             }
-            Optimizer::NewtonCg => return Ok(Box::new(NewtonCg::new())),
+            Optimizer::NewtonCg => {
+                return Ok(Box::new(
+                    NewtonCg::new().with_preconditioner(s.precondition),
+                ));
+            }
             Optimizer::Bfgs => return Ok(Box::new(QuasiNewton::bfgs())),
             Optimizer::Lbfgs => {
                 let m = e.value("--memory", s.memory.map(|m| m as f64), None)?;

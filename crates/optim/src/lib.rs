@@ -43,6 +43,9 @@ pub mod trust_region;
 
 pub use catalog::{BuildError, CATALOG, Entry, Family, Optimizer, Settings, build};
 pub use driver::{History, Observer, Outcome, Record, Status, Stopping, minimize};
-pub use method::{Curvature, HESSIAN_FREE_ABOVE, HessianPath, Method, Modification, Point, Step};
+pub use method::{
+    Curvature, HESSIAN_FREE_ABOVE, HessianPath, JACOBI_FLOOR, Method, Modification, Point,
+    Preconditioner, Step,
+};
 pub use objective::{Batch, Counted, Evaluations, FnObjective, Objective};
 pub use schedule::Schedule;

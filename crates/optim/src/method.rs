@@ -93,6 +93,34 @@ impl std::str::FromStr for HessianPath {
     }
 }
 
+/// What Newton–CG's conjugate gradients are preconditioned with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Preconditioner {
+    /// Plain CG.
+    #[default]
+    None,
+    /// Jacobi: M = diag(∇²L), each entry raised to at least
+    /// [`JACOBI_FLOOR`] times the largest (so M is positive definite
+    /// where ∇²L's diagonal is zero or negative); one diagonal pass per
+    /// Newton step.
+    Diagonal,
+}
+
+/// The smallest entry of the Jacobi preconditioner, relative to its
+/// largest.
+pub const JACOBI_FLOOR: f64 = 1e-8;
+
+impl std::str::FromStr for Preconditioner {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Preconditioner::None),
+            "diagonal" => Ok(Preconditioner::Diagonal),
+            _ => Err(format!("expected none or diagonal, not `{s}`")),
+        }
+    }
+}
+
 /// How a second-order step changed the Newton system, when it had to.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]

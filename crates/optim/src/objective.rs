@@ -45,6 +45,20 @@ pub trait Objective {
         dense_hess_vec(&hess, v, out);
         loss
     }
+    /// L(θ); writes the diagonal of ∇²L(θ) into `out` (length P), over all
+    /// rows: what a Jacobi (diagonal) preconditioner needs. The compiled
+    /// loop kernels and the loop IR add only the diagonal entries of their
+    /// Hessian terms (about the cost of a gradient); this default forms
+    /// ∇²L.
+    fn hess_diag(&self, theta: &[f64], out: &mut [f64]) -> f64 {
+        let p = theta.len();
+        let (mut grad, mut hess) = (vec![0.0; p], vec![0.0; p * p]);
+        let loss = self.loss_grad_hess(theta, Batch::Full, &mut grad, &mut hess);
+        for (i, d) in out[..p].iter_mut().enumerate() {
+            *d = hess[i * p + i];
+        }
+        loss
+    }
     /// For a loss that is a square per row, ℓᵢ = c·rᵢ(θ)² with c > 0: L(θ)
     /// and the Gauss–Newton matrix times v into `out` (length P) — what
     /// Hessian-free Gauss–Newton's CG needs; `None` when the loss is not of
@@ -97,6 +111,8 @@ pub struct Evaluations {
     /// Hessian–vector product passes (∇²L·v, without ∇²L), and
     /// Gauss–Newton–vector products.
     pub hess_vec: u64,
+    /// Passes for the diagonal of ∇²L (a preconditioner's).
+    pub hess_diag: u64,
 }
 
 /// An objective that counts its evaluations.
@@ -106,6 +122,7 @@ pub struct Counted<'o> {
     gradient: Cell<u64>,
     hessian: Cell<u64>,
     hess_vec: Cell<u64>,
+    hess_diag: Cell<u64>,
 }
 
 impl<'o> Counted<'o> {
@@ -117,6 +134,7 @@ impl<'o> Counted<'o> {
             gradient: Cell::new(0),
             hessian: Cell::new(0),
             hess_vec: Cell::new(0),
+            hess_diag: Cell::new(0),
         }
     }
 
@@ -127,6 +145,7 @@ impl<'o> Counted<'o> {
             gradient: self.gradient.get(),
             hessian: self.hessian.get(),
             hess_vec: self.hess_vec.get(),
+            hess_diag: self.hess_diag.get(),
         }
     }
 }
@@ -159,6 +178,10 @@ impl Objective for Counted<'_> {
     fn hess_vec(&self, theta: &[f64], batch: Batch<'_>, v: &[f64], out: &mut [f64]) -> f64 {
         self.hess_vec.set(self.hess_vec.get() + 1);
         self.inner.hess_vec(theta, batch, v, out)
+    }
+    fn hess_diag(&self, theta: &[f64], out: &mut [f64]) -> f64 {
+        self.hess_diag.set(self.hess_diag.get() + 1);
+        self.inner.hess_diag(theta, out)
     }
     fn loss_grad_gauss_newton(
         &self,

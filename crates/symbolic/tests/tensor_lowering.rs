@@ -61,7 +61,7 @@ fn lowered(m: &Model) -> TensorModel {
     lower_tensor(m).unwrap_or_else(|e| panic!("{}: {e}", m.name))
 }
 
-/// Loss, gradient, Hessian and H·v of the loop IR equal the oracle's, at
+/// Loss, gradient, Hessian, H·v and diag(H) of the loop IR equal the oracle's, at
 /// every level, over all rows and over a mini-batch.
 fn agrees(m: &Model, rng: &mut ChaCha8Rng, n_rows: usize) {
     let scalar = lower(&derive_scalar(m).unwrap()).unwrap();
@@ -139,6 +139,19 @@ fn agrees(m: &Model, rng: &mut ChaCha8Rng, n_rows: usize) {
                     close(terms[j], want, 1e-11),
                     "{what}: (Hv)_{j} by the terms: {} vs {want}",
                     terms[j]
+                );
+            }
+            // diag(H) from the diagonal entries of the terms alone.
+            let mut diag = vec![f64::NAN; p];
+            let l5 = tensor.hess_diag(at, &mut diag);
+            assert!(close(l5, l, 1e-12), "{what}: loss {l5} vs {l}");
+            for j in 0..p {
+                assert!(
+                    close(diag[j], h[j * p + j], 1e-12),
+                    "{what}: ∂²/∂{}²: {} vs {}",
+                    tensor.params[j],
+                    diag[j],
+                    h[j * p + j]
                 );
             }
         }

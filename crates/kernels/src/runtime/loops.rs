@@ -166,6 +166,19 @@ pub fn hess_vec(
     model.hess_vec_with(steps, at(theta, constants, rows), v, out)
 }
 
+/// One pass of diag(∇²L) (serial: a preconditioner's, once per Newton
+/// step).
+pub fn hess_diag(
+    model: &TensorModel,
+    steps: &impl Steps,
+    theta: &[f64],
+    constants: &[f64],
+    rows: Rows<'_>,
+    out: &mut [f64],
+) -> f64 {
+    model.hess_diag_with(steps, at(theta, constants, rows), out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
