@@ -24,21 +24,21 @@ fn plan() -> &'static TensorModel {
                 runtime::loops::tensor("lambda", Source::Constants, 0, &[]),
                 runtime::loops::tensor("t5", Source::Scratch, 0, &[10]),
                 runtime::loops::tensor("t6", Source::Scratch, 10, &[]),
-                runtime::loops::tensor("t7", Source::Scratch, 11, &[]),
-                runtime::loops::tensor("t8", Source::Scratch, 12, &[]),
-                runtime::loops::tensor("t9", Source::Scratch, 13, &[]),
-                runtime::loops::tensor("t10", Source::Scratch, 14, &[]),
-                runtime::loops::tensor("t11", Source::Scratch, 15, &[10]),
-                runtime::loops::tensor("t12", Source::Scratch, 25, &[10, 64]),
-                runtime::loops::tensor("t13", Source::Scratch, 665, &[10]),
+                runtime::loops::tensor("t7", Source::Scratch, 11, &[10]),
+                runtime::loops::tensor("t8", Source::Scratch, 21, &[]),
+                runtime::loops::tensor("t9", Source::Scratch, 22, &[]),
+                runtime::loops::tensor("t10", Source::Scratch, 23, &[]),
+                runtime::loops::tensor("t11", Source::Scratch, 24, &[]),
+                runtime::loops::tensor("t12", Source::Scratch, 25, &[10]),
+                runtime::loops::tensor("t13", Source::Scratch, 35, &[10, 64]),
                 runtime::loops::tensor("t14", Source::Scratch, 675, &[10]),
-                runtime::loops::tensor("t15", Source::Scratch, 685, &[10, 64]),
-                runtime::loops::tensor("t16", Source::Scratch, 1325, &[10, 64]),
-                runtime::loops::tensor("t17", Source::Scratch, 1965, &[]),
-                runtime::loops::tensor("t18", Source::Scratch, 1966, &[10, 64]),
-                runtime::loops::tensor("t19", Source::Scratch, 2606, &[]),
-                runtime::loops::tensor("t20", Source::Scratch, 2607, &[10, 64]),
-                runtime::loops::tensor("t21", Source::Scratch, 3247, &[10]),
+                runtime::loops::tensor("t15", Source::Scratch, 685, &[10]),
+                runtime::loops::tensor("t16", Source::Scratch, 695, &[10, 64]),
+                runtime::loops::tensor("t17", Source::Scratch, 1335, &[10, 64]),
+                runtime::loops::tensor("t18", Source::Scratch, 1975, &[]),
+                runtime::loops::tensor("t19", Source::Scratch, 1976, &[10, 64]),
+                runtime::loops::tensor("t20", Source::Scratch, 2616, &[]),
+                runtime::loops::tensor("t21", Source::Scratch, 2617, &[10, 64]),
                 runtime::loops::tensor("t22", Source::Scratch, 3257, &[10]),
                 runtime::loops::tensor("t23", Source::Scratch, 3267, &[]),
                 runtime::loops::tensor("t24", Source::Scratch, 3268, &[10, 64]),
@@ -63,20 +63,20 @@ fn plan() -> &'static TensorModel {
             Stage {
                 scratch: 4570,
                 steps: Vec::new(),
-                loss: Some(9),
+                loss: Some(10),
                 gradient: Vec::from([
                     GradientTerm {
                         param: 0,
-                        value: 12,
+                        value: 13,
                         outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
-                            u: 11,
+                            u: 12,
                             v: 2,
                             scale: -0.0625,
                         }),
                     },
                     GradientTerm {
                         param: 1,
-                        value: 13,
+                        value: 14,
                         outer: None,
                     },
                 ]),
@@ -85,22 +85,22 @@ fn plan() -> &'static TensorModel {
                         row: 0,
                         col: 0,
                         pairs: Vec::from([]),
-                        u: 18,
-                        v: 15,
+                        u: 19,
+                        v: 16,
                     },
                     HessianTerm::Product {
                         row: 0,
                         col: 0,
                         pairs: Vec::from([(0, 0)]),
-                        u: 20,
-                        v: 16,
+                        u: 21,
+                        v: 17,
                     },
                     HessianTerm::Product {
                         row: 0,
                         col: 1,
                         pairs: Vec::from([]),
                         u: 24,
-                        v: 21,
+                        v: 7,
                     },
                     HessianTerm::Product {
                         row: 0,
@@ -114,7 +114,7 @@ fn plan() -> &'static TensorModel {
                         col: 1,
                         pairs: Vec::from([]),
                         u: 28,
-                        v: 21,
+                        v: 7,
                     },
                     HessianTerm::Product {
                         row: 1,
@@ -166,7 +166,72 @@ fn plan() -> &'static TensorModel {
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
+    for block in 0..2 {
+        let block = block * 4;
+        let mut sum0: Lanes<W> = Lanes::<W>::splat(0.0);
+        let mut sum1: Lanes<W> = Lanes::<W>::splat(0.0);
+        let mut sum2: Lanes<W> = Lanes::<W>::splat(0.0);
+        let mut sum3: Lanes<W> = Lanes::<W>::splat(0.0);
+        for i1 in 0..64 {
+            {
+                let i0 = block + 0;
+                sum0 = sum0
+                    + {
+                        let p0: f64 = t[i0 * 64 + i1];
+                        let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                        let r0: Lanes<W> = p0 * p1;
+                        r0
+                    };
+            }
+            {
+                let i0 = block + 1;
+                sum1 = sum1
+                    + {
+                        let p0: f64 = t[i0 * 64 + i1];
+                        let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                        let r0: Lanes<W> = p0 * p1;
+                        r0
+                    };
+            }
+            {
+                let i0 = block + 2;
+                sum2 = sum2
+                    + {
+                        let p0: f64 = t[i0 * 64 + i1];
+                        let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                        let r0: Lanes<W> = p0 * p1;
+                        r0
+                    };
+            }
+            {
+                let i0 = block + 3;
+                sum3 = sum3
+                    + {
+                        let p0: f64 = t[i0 * 64 + i1];
+                        let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                        let r0: Lanes<W> = p0 * p1;
+                        r0
+                    };
+            }
+        }
+        {
+            let i0 = block + 0;
+            sum0.store(&mut s[i0 * W..]);
+        }
+        {
+            let i0 = block + 1;
+            sum1.store(&mut s[i0 * W..]);
+        }
+        {
+            let i0 = block + 2;
+            sum2.store(&mut s[i0 * W..]);
+        }
+        {
+            let i0 = block + 3;
+            sum3.store(&mut s[i0 * W..]);
+        }
+    }
+    for i0 in 8..10 {
         let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i1 in 0..64 {
             let p0: f64 = t[i0 * 64 + i1];
@@ -177,11 +242,10 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         sum.store(&mut s[i0 * W..]);
     }
 }
-/// `t7` `t7 = Σ over i0 < 10 of f(t5[i0], t6, b[i0])` (3 instructions).
+/// `t7` `t7[i0] = f(t5[i0], t6, b[i0]), for i0 < 10` (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
@@ -189,14 +253,25 @@ fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r0: Lanes<W> = p0 * p1;
         let r1: Lanes<W> = r0 + p2;
         let r2: Lanes<W> = r1.exp();
-        sum = sum + r2;
+        r2.store(&mut s[(11 + i0) * W..]);
     }
-    sum.store(&mut s[11 * W..]);
 }
-/// `t8` `t8 = Σ over i0 < 10 of f(y[i0], t5[i0], t6, b[i0])` (3 instructions).
+/// `t8` `t8 = Σ over i0 < 10 of f(t7[i0])` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
+    for i0 in 0..10 {
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+        let r0: Lanes<W> = p0;
+        sum = sum + r0;
+    }
+    sum.store(&mut s[21 * W..]);
+}
+/// `t9` `t9 = Σ over i0 < 10 of f(y[i0], t5[i0], t6, b[i0])` (3 instructions).
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t9<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
@@ -208,124 +283,96 @@ fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r2: Lanes<W> = r1 * p0;
         sum = sum + r2;
     }
-    sum.store(&mut s[12 * W..]);
+    sum.store(&mut s[22 * W..]);
 }
-/// `t11` `t11[i0] = f(t5[i0], t6, b[i0], t10, y[i0]), for i0 < 10` (5 instructions).
+/// `t12` `t12[i0] = f(t7[i0], t11, y[i0]), for i0 < 10` (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
-        let p2: f64 = t[640 + i0];
-        let p3: Lanes<W> = Lanes::<W>::load(&s[14 * W..]);
-        let p4: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
-        let r0: Lanes<W> = p0 * p1;
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
+        let p2: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
+        let r0: Lanes<W> = p0 * (-1.0) * p1;
         let r1: Lanes<W> = r0 + p2;
-        let r2: Lanes<W> = r1.exp();
-        let r3: Lanes<W> = (-1.0) * p3 * r2;
-        let r4: Lanes<W> = r3 + p4;
-        r4.store(&mut s[(15 + i0) * W..]);
+        r1.store(&mut s[(25 + i0) * W..]);
     }
 }
-/// `t13` `t13[i0] = f(y[i0], t5[i0], t6, b[i0], t10), for i0 < 10` (6 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p2: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
-        let p3: f64 = t[640 + i0];
-        let p4: Lanes<W> = Lanes::<W>::load(&s[14 * W..]);
-        let r0: Lanes<W> = p0 * (-1.0);
-        let r1: Lanes<W> = p2 * p1;
-        let r2: Lanes<W> = r1 + p3;
-        let r3: Lanes<W> = r2.exp();
-        let r4: Lanes<W> = r3 * p4;
-        let r5: Lanes<W> = r0 + r4;
-        r5.store(&mut s[(665 + i0) * W..]);
-    }
-}
-/// `t14` `t14[i0] = f(t5[i0], t6, b[i0]), for i0 < 10` (3 instructions).
+/// `t14` `t14[i0] = f(y[i0], t7[i0], t11), for i0 < 10` (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t14<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
-        let p2: f64 = t[640 + i0];
-        let r0: Lanes<W> = p0 * p1;
-        let r1: Lanes<W> = r0 + p2;
-        let r2: Lanes<W> = r1.exp();
+        let p0: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+        let p2: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
+        let r0: Lanes<W> = p2 * p1;
+        let r1: Lanes<W> = p0 * (-1.0);
+        let r2: Lanes<W> = r0 + r1;
         r2.store(&mut s[(675 + i0) * W..]);
     }
 }
-/// `t15` `t15[i0, i1] = f(t14[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
+/// `t15` `t15[i0] = f(t7[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t15<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
-        for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(675 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p1;
-            r0.store(&mut s[(685 + i0 * 64 + i1) * W..]);
-        }
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+        let r0: Lanes<W> = p0;
+        r0.store(&mut s[(685 + i0) * W..]);
     }
 }
-/// `t16` `t16[i0, i1] = f(x[i1]), for i0 < 10, i1 < 64` (1 instruction).
+/// `t16` `t16[i0, i1] = f(t15[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t16<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(685 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r0: Lanes<W> = p0 * p1;
+            r0.store(&mut s[(695 + i0 * 64 + i1) * W..]);
+        }
+    }
+}
+/// `t17` `t17[i0, i1] = f(x[i1]), for i0 < 10, i1 < 64` (1 instruction).
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t17<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..10 {
+        for i1 in 0..64 {
             let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
             let r0: Lanes<W> = p0;
-            r0.store(&mut s[(1325 + i0 * 64 + i1) * W..]);
+            r0.store(&mut s[(1335 + i0 * 64 + i1) * W..]);
         }
     }
 }
-/// `t18` `t18[i0, i1] = f(t17, t14[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
+/// `t19` `t19[i0, i1] = f(t18, t15[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t18<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[1965 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(675 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[1975 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(685 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
             let r0: Lanes<W> = p0 * p2 * p1;
-            r0.store(&mut s[(1966 + i0 * 64 + i1) * W..]);
+            r0.store(&mut s[(1976 + i0 * 64 + i1) * W..]);
         }
     }
 }
-/// `t20` `t20[i0, i1] = f(t19, t14[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t20<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[2606 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(675 + i0) * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p2 * p1;
-            r0.store(&mut s[(2607 + i0 * 64 + i1) * W..]);
-        }
-    }
-}
-/// `t21` `t21[i0] = f(t5[i0], t6, b[i0]), for i0 < 10` (3 instructions).
+/// `t21` `t21[i0, i1] = f(t20, t15[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t21<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
-        let p2: f64 = t[640 + i0];
-        let r0: Lanes<W> = p0 * p1;
-        let r1: Lanes<W> = r0 + p2;
-        let r2: Lanes<W> = r1.exp();
-        r2.store(&mut s[(3247 + i0) * W..]);
+        for i1 in 0..64 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[2616 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(685 + i0) * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r0: Lanes<W> = p0 * p2 * p1;
+            r0.store(&mut s[(2617 + i0 * 64 + i1) * W..]);
+        }
     }
 }
 /// `t22` `t22[i0] = f(), for i0 < 10` (1 instruction).
@@ -337,64 +384,54 @@ fn step_t22<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         Lanes::<W>::splat(r0).store(&mut s[(3257 + i0) * W..]);
     }
 }
-/// `t24` `t24[i0, i1] = f(t23, t14[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
+/// `t24` `t24[i0, i1] = f(t23, t15[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t24<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[3267 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(675 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(685 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
             let r0: Lanes<W> = p0 * p2 * p1;
             r0.store(&mut s[(3268 + i0 * 64 + i1) * W..]);
         }
     }
 }
-/// `t26` `t26[i0, i1] = f(t25, t14[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
+/// `t26` `t26[i0, i1] = f(t25, t15[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t26<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[3908 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(675 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(685 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
             let r0: Lanes<W> = p0 * p2 * p1;
             r0.store(&mut s[(3909 + i0 * 64 + i1) * W..]);
         }
     }
 }
-/// `t28` `t28[i0] = f(t27, t5[i0], t6, b[i0]), for i0 < 10` (4 instructions).
+/// `t28` `t28[i0] = f(t27, t7[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t28<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[4549 * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p2: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
-        let p3: f64 = t[640 + i0];
-        let r0: Lanes<W> = p2 * p1;
-        let r1: Lanes<W> = r0 + p3;
-        let r2: Lanes<W> = r1.exp();
-        let r3: Lanes<W> = r2 * p0;
-        r3.store(&mut s[(4550 + i0) * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+        let r0: Lanes<W> = p0 * p1;
+        r0.store(&mut s[(4550 + i0) * W..]);
     }
 }
-/// `t29` `t29[i0] = f(t5[i0], t6, b[i0], t10), for i0 < 10` (4 instructions).
+/// `t29` `t29[i0] = f(t7[i0], t11), for i0 < 10` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t29<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
-        let p2: f64 = t[640 + i0];
-        let p3: Lanes<W> = Lanes::<W>::load(&s[14 * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
         let r0: Lanes<W> = p0 * p1;
-        let r1: Lanes<W> = r0 + p2;
-        let r2: Lanes<W> = r1.exp();
-        let r3: Lanes<W> = p3 * r2;
-        r3.store(&mut s[(4560 + i0) * W..]);
+        r0.store(&mut s[(4560 + i0) * W..]);
     }
 }
 /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
@@ -412,38 +449,38 @@ fn sample<const W: usize>(
     let v6: f64 = r0;
     Lanes::<W>::splat(v6).store(&mut s[10 * W..]);
     step_t7::<W>(t, x, c, s);
-    let v7: Lanes<W> = Lanes::<W>::load(&s[11 * W..]);
     step_t8::<W>(t, x, c, s);
-    let v8: Lanes<W> = Lanes::<W>::load(&s[12 * W..]);
-    let r1: Lanes<W> = v7.ln();
-    let r2: Lanes<W> = (-1.0) * v8;
+    let v8: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
+    step_t9::<W>(t, x, c, s);
+    let v9: Lanes<W> = Lanes::<W>::load(&s[22 * W..]);
+    let r1: Lanes<W> = v8.ln();
+    let r2: Lanes<W> = (-1.0) * v9;
     let r3: Lanes<W> = r1 + r2;
-    let v9: Lanes<W> = r3;
-    v9.store(&mut s[13 * W..]);
+    let v10: Lanes<W> = r3;
+    v10.store(&mut s[23 * W..]);
     if level.rank() < 1 {
         return;
     }
-    let r4: Lanes<W> = v7.powi(-1i32);
-    let v10: Lanes<W> = r4;
-    v10.store(&mut s[14 * W..]);
-    step_t11::<W>(t, x, c, s);
-    step_t13::<W>(t, x, c, s);
+    let r4: Lanes<W> = v8.powi(-1i32);
+    let v11: Lanes<W> = r4;
+    v11.store(&mut s[24 * W..]);
+    step_t12::<W>(t, x, c, s);
+    step_t14::<W>(t, x, c, s);
     if level.rank() < 2 {
         return;
     }
-    step_t14::<W>(t, x, c, s);
     step_t15::<W>(t, x, c, s);
     step_t16::<W>(t, x, c, s);
-    let r5: Lanes<W> = v7 * v7;
+    step_t17::<W>(t, x, c, s);
+    let r5: Lanes<W> = v8 * v8;
     let r6: Lanes<W> = r5.powi(-1i32);
     let r7: Lanes<W> = (-0.00390625) * r6;
-    let v17: Lanes<W> = r7;
-    v17.store(&mut s[1965 * W..]);
-    step_t18::<W>(t, x, c, s);
+    let v18: Lanes<W> = r7;
+    v18.store(&mut s[1975 * W..]);
+    step_t19::<W>(t, x, c, s);
     let r8: Lanes<W> = 0.00390625 * r4;
-    let v19: Lanes<W> = r8;
-    v19.store(&mut s[2606 * W..]);
-    step_t20::<W>(t, x, c, s);
+    let v20: Lanes<W> = r8;
+    v20.store(&mut s[2616 * W..]);
     step_t21::<W>(t, x, c, s);
     step_t22::<W>(t, x, c, s);
     let r9: Lanes<W> = (-0.0625) * r6;
@@ -464,7 +501,68 @@ fn sample<const W: usize>(
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t30(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
+    for block in 0..2 {
+        let block = block * 4;
+        let mut sum0: f64 = 0.0;
+        let mut sum1: f64 = 0.0;
+        let mut sum2: f64 = 0.0;
+        let mut sum3: f64 = 0.0;
+        for i1 in 0..64 {
+            {
+                let i0 = block + 0;
+                sum0 = sum0
+                    + {
+                        let p0: f64 = t[i0 * 64 + i1];
+                        let r0: f64 = p0 * p0;
+                        r0
+                    };
+            }
+            {
+                let i0 = block + 1;
+                sum1 = sum1
+                    + {
+                        let p0: f64 = t[i0 * 64 + i1];
+                        let r0: f64 = p0 * p0;
+                        r0
+                    };
+            }
+            {
+                let i0 = block + 2;
+                sum2 = sum2
+                    + {
+                        let p0: f64 = t[i0 * 64 + i1];
+                        let r0: f64 = p0 * p0;
+                        r0
+                    };
+            }
+            {
+                let i0 = block + 3;
+                sum3 = sum3
+                    + {
+                        let p0: f64 = t[i0 * 64 + i1];
+                        let r0: f64 = p0 * p0;
+                        r0
+                    };
+            }
+        }
+        {
+            let i0 = block + 0;
+            s[i0] = sum0;
+        }
+        {
+            let i0 = block + 1;
+            s[i0] = sum1;
+        }
+        {
+            let i0 = block + 2;
+            s[i0] = sum2;
+        }
+        {
+            let i0 = block + 3;
+            s[i0] = sum3;
+        }
+    }
+    for i0 in 8..10 {
         let mut sum: f64 = 0.0;
         for i1 in 0..64 {
             let p0: f64 = t[i0 * 64 + i1];
@@ -612,16 +710,18 @@ mod tangent {
                     runtime::loops::tensor("db", Source::Direction, 640, &[10]),
                     runtime::loops::tensor("t5", Source::Scratch, 0, &[10]),
                     runtime::loops::tensor("t6", Source::Scratch, 10, &[]),
-                    runtime::loops::tensor("t7", Source::Scratch, 11, &[]),
-                    runtime::loops::tensor("t8", Source::Scratch, 12, &[]),
-                    runtime::loops::tensor("t9", Source::Scratch, 13, &[]),
-                    runtime::loops::tensor("t10", Source::Scratch, 14, &[]),
-                    runtime::loops::tensor("dt5", Source::Scratch, 15, &[10]),
-                    runtime::loops::tensor("dt7", Source::Scratch, 25, &[]),
-                    runtime::loops::tensor("dt10", Source::Scratch, 26, &[]),
-                    runtime::loops::tensor("dt11", Source::Scratch, 27, &[10]),
-                    runtime::loops::tensor("dt12", Source::Scratch, 37, &[10, 64]),
-                    runtime::loops::tensor("dt13", Source::Scratch, 677, &[10]),
+                    runtime::loops::tensor("t7", Source::Scratch, 11, &[10]),
+                    runtime::loops::tensor("t8", Source::Scratch, 21, &[]),
+                    runtime::loops::tensor("t9", Source::Scratch, 22, &[]),
+                    runtime::loops::tensor("t10", Source::Scratch, 23, &[]),
+                    runtime::loops::tensor("t11", Source::Scratch, 24, &[]),
+                    runtime::loops::tensor("dt5", Source::Scratch, 25, &[10]),
+                    runtime::loops::tensor("dt7", Source::Scratch, 35, &[10]),
+                    runtime::loops::tensor("dt8", Source::Scratch, 45, &[]),
+                    runtime::loops::tensor("dt11", Source::Scratch, 46, &[]),
+                    runtime::loops::tensor("dt12", Source::Scratch, 47, &[10]),
+                    runtime::loops::tensor("dt13", Source::Scratch, 57, &[10, 64]),
+                    runtime::loops::tensor("dt14", Source::Scratch, 697, &[10]),
                     runtime::loops::tensor("t30", Source::Scratch, 0, &[10]),
                     runtime::loops::tensor("t31", Source::Scratch, 10, &[]),
                     runtime::loops::tensor("t32", Source::Scratch, 11, &[]),
@@ -631,22 +731,22 @@ mod tangent {
                 ]),
                 Vec::from([0.001]),
                 Stage {
-                    scratch: 687,
+                    scratch: 707,
                     steps: Vec::new(),
-                    loss: Some(11),
+                    loss: Some(12),
                     gradient: Vec::from([
                         GradientTerm {
                             param: 0,
-                            value: 17,
+                            value: 19,
                             outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
-                                u: 16,
+                                u: 18,
                                 v: 2,
                                 scale: -0.0625,
                             }),
                         },
                         GradientTerm {
                             param: 1,
-                            value: 18,
+                            value: 20,
                             outer: None,
                         },
                     ]),
@@ -655,16 +755,16 @@ mod tangent {
                 Stage {
                     scratch: 663,
                     steps: Vec::new(),
-                    loss: Some(22),
+                    loss: Some(24),
                     gradient: Vec::from([
                         GradientTerm {
                             param: 0,
-                            value: 23,
+                            value: 25,
                             outer: None,
                         },
                         GradientTerm {
                             param: 1,
-                            value: 24,
+                            value: 26,
                             outer: None,
                         },
                     ]),
@@ -684,7 +784,72 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        for i0 in 0..10 {
+        for block in 0..2 {
+            let block = block * 4;
+            let mut sum0: Lanes<W> = Lanes::<W>::splat(0.0);
+            let mut sum1: Lanes<W> = Lanes::<W>::splat(0.0);
+            let mut sum2: Lanes<W> = Lanes::<W>::splat(0.0);
+            let mut sum3: Lanes<W> = Lanes::<W>::splat(0.0);
+            for i1 in 0..64 {
+                {
+                    let i0 = block + 0;
+                    sum0 = sum0
+                        + {
+                            let p0: f64 = t[i0 * 64 + i1];
+                            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                            let r0: Lanes<W> = p0 * p1;
+                            r0
+                        };
+                }
+                {
+                    let i0 = block + 1;
+                    sum1 = sum1
+                        + {
+                            let p0: f64 = t[i0 * 64 + i1];
+                            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                            let r0: Lanes<W> = p0 * p1;
+                            r0
+                        };
+                }
+                {
+                    let i0 = block + 2;
+                    sum2 = sum2
+                        + {
+                            let p0: f64 = t[i0 * 64 + i1];
+                            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                            let r0: Lanes<W> = p0 * p1;
+                            r0
+                        };
+                }
+                {
+                    let i0 = block + 3;
+                    sum3 = sum3
+                        + {
+                            let p0: f64 = t[i0 * 64 + i1];
+                            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                            let r0: Lanes<W> = p0 * p1;
+                            r0
+                        };
+                }
+            }
+            {
+                let i0 = block + 0;
+                sum0.store(&mut s[i0 * W..]);
+            }
+            {
+                let i0 = block + 1;
+                sum1.store(&mut s[i0 * W..]);
+            }
+            {
+                let i0 = block + 2;
+                sum2.store(&mut s[i0 * W..]);
+            }
+            {
+                let i0 = block + 3;
+                sum3.store(&mut s[i0 * W..]);
+            }
+        }
+        for i0 in 8..10 {
             let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
             for i1 in 0..64 {
                 let p0: f64 = t[i0 * 64 + i1];
@@ -695,7 +860,7 @@ mod tangent {
             sum.store(&mut s[i0 * W..]);
         }
     }
-    /// `t7` `t7 = Σ over i0 < 10 of f(t5[i0], t6, b[i0])` (3 instructions).
+    /// `t7` `t7[i0] = f(t5[i0], t6, b[i0]), for i0 < 10` (3 instructions).
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_t7<const W: usize>(
@@ -705,7 +870,6 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..10 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
@@ -713,14 +877,31 @@ mod tangent {
             let r0: Lanes<W> = p0 * p1;
             let r1: Lanes<W> = r0 + p2;
             let r2: Lanes<W> = r1.exp();
-            sum = sum + r2;
+            r2.store(&mut s[(11 + i0) * W..]);
         }
-        sum.store(&mut s[11 * W..]);
     }
-    /// `t8` `t8 = Σ over i0 < 10 of f(y[i0], t5[i0], t6, b[i0])` (3 instructions).
+    /// `t8` `t8 = Σ over i0 < 10 of f(t7[i0])` (1 instruction).
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_t8<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
+        for i0 in 0..10 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+            let r0: Lanes<W> = p0;
+            sum = sum + r0;
+        }
+        sum.store(&mut s[21 * W..]);
+    }
+    /// `t9` `t9 = Σ over i0 < 10 of f(y[i0], t5[i0], t6, b[i0])` (3 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t9<const W: usize>(
         t: &[f64],
         x: &[f64],
         c: &[f64],
@@ -738,7 +919,7 @@ mod tangent {
             let r2: Lanes<W> = r1 * p0;
             sum = sum + r2;
         }
-        sum.store(&mut s[12 * W..]);
+        sum.store(&mut s[22 * W..]);
     }
     /// `dt5` `dt5[i0] = Σ over i1 < 64 of f(x[i1], dW[i0, i1]), for i0 < 10` (1 instruction).
     #[inline(always)]
@@ -750,7 +931,72 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        for i0 in 0..10 {
+        for block in 0..2 {
+            let block = block * 4;
+            let mut sum0: Lanes<W> = Lanes::<W>::splat(0.0);
+            let mut sum1: Lanes<W> = Lanes::<W>::splat(0.0);
+            let mut sum2: Lanes<W> = Lanes::<W>::splat(0.0);
+            let mut sum3: Lanes<W> = Lanes::<W>::splat(0.0);
+            for i1 in 0..64 {
+                {
+                    let i0 = block + 0;
+                    sum0 = sum0
+                        + {
+                            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                            let p1: f64 = v[i0 * 64 + i1];
+                            let r1: Lanes<W> = p1 * p0;
+                            r1
+                        };
+                }
+                {
+                    let i0 = block + 1;
+                    sum1 = sum1
+                        + {
+                            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                            let p1: f64 = v[i0 * 64 + i1];
+                            let r1: Lanes<W> = p1 * p0;
+                            r1
+                        };
+                }
+                {
+                    let i0 = block + 2;
+                    sum2 = sum2
+                        + {
+                            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                            let p1: f64 = v[i0 * 64 + i1];
+                            let r1: Lanes<W> = p1 * p0;
+                            r1
+                        };
+                }
+                {
+                    let i0 = block + 3;
+                    sum3 = sum3
+                        + {
+                            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                            let p1: f64 = v[i0 * 64 + i1];
+                            let r1: Lanes<W> = p1 * p0;
+                            r1
+                        };
+                }
+            }
+            {
+                let i0 = block + 0;
+                sum0.store(&mut s[(25 + i0) * W..]);
+            }
+            {
+                let i0 = block + 1;
+                sum1.store(&mut s[(25 + i0) * W..]);
+            }
+            {
+                let i0 = block + 2;
+                sum2.store(&mut s[(25 + i0) * W..]);
+            }
+            {
+                let i0 = block + 3;
+                sum3.store(&mut s[(25 + i0) * W..]);
+            }
+        }
+        for i0 in 8..10 {
             let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
             for i1 in 0..64 {
                 let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
@@ -758,10 +1004,10 @@ mod tangent {
                 let r1: Lanes<W> = p1 * p0;
                 sum = sum + r1;
             }
-            sum.store(&mut s[(15 + i0) * W..]);
+            sum.store(&mut s[(25 + i0) * W..]);
         }
     }
-    /// `dt7` `dt7 = Σ over i0 < 10 of f(t5[i0], t6, b[i0], dt5[i0], db[i0])` (6 instructions).
+    /// `dt7` `dt7[i0] = f(t6, dt5[i0], db[i0], t7[i0]), for i0 < 10` (3 instructions).
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt7<const W: usize>(
@@ -771,27 +1017,38 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
+        for i0 in 0..10 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(25 + i0) * W..]);
+            let p2: f64 = v[640 + i0];
+            let p3: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+            let r3: Lanes<W> = p1 * p0;
+            let r4: Lanes<W> = r3 + p2;
+            let r5: Lanes<W> = p3 * r4;
+            r5.store(&mut s[(35 + i0) * W..]);
+        }
+    }
+    /// `dt8` `dt8 = Σ over i0 < 10 of f(dt7[i0])` (0 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt8<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
         let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..10 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
-            let p2: f64 = t[640 + i0];
-            let p3: Lanes<W> = Lanes::<W>::load(&s[(15 + i0) * W..]);
-            let p4: f64 = v[640 + i0];
-            let r0: Lanes<W> = p0 * p1;
-            let r1: Lanes<W> = r0 + p2;
-            let r2: Lanes<W> = r1.exp();
-            let r3: Lanes<W> = p3 * p1;
-            let r4: Lanes<W> = r3 + p4;
-            let r5: Lanes<W> = r2 * r4;
-            sum = sum + r5;
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(35 + i0) * W..]);
+            sum = sum + p0;
         }
-        sum.store(&mut s[25 * W..]);
+        sum.store(&mut s[45 * W..]);
     }
-    /// `dt11` `dt11[i0] = f(t5[i0], t6, b[i0], t10, dt5[i0], db[i0], dt10), for i0 < 10` (9 instructions).
+    /// `dt12` `dt12[i0] = f(t7[i0], t11, dt7[i0], dt11), for i0 < 10` (3 instructions).
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_dt11<const W: usize>(
+    fn step_dt12<const W: usize>(
         t: &[f64],
         x: &[f64],
         c: &[f64],
@@ -799,29 +1056,20 @@ mod tangent {
         s: &mut [f64],
     ) {
         for i0 in 0..10 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
-            let p2: f64 = t[640 + i0];
-            let p3: Lanes<W> = Lanes::<W>::load(&s[14 * W..]);
-            let p4: Lanes<W> = Lanes::<W>::load(&s[(15 + i0) * W..]);
-            let p5: f64 = v[640 + i0];
-            let p6: Lanes<W> = Lanes::<W>::load(&s[26 * W..]);
-            let r0: Lanes<W> = p0 * p1;
-            let r1: Lanes<W> = r0 + p2;
-            let r2: Lanes<W> = r1.exp();
-            let r5: Lanes<W> = p4 * p1;
-            let r6: Lanes<W> = r5 + p5;
-            let r7: Lanes<W> = r2 * r6;
-            let r8: Lanes<W> = p6 * (-1.0) * r2;
-            let r9: Lanes<W> = r7 * (-1.0) * p3;
-            let r10: Lanes<W> = r8 + r9;
-            r10.store(&mut s[(27 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&s[(35 + i0) * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[46 * W..]);
+            let r2: Lanes<W> = p2 * (-1.0) * p1;
+            let r3: Lanes<W> = p3 * p0 * (-1.0);
+            let r4: Lanes<W> = r2 + r3;
+            r4.store(&mut s[(47 + i0) * W..]);
         }
     }
-    /// `dt13` `dt13[i0] = f(t5[i0], t6, b[i0], t10, dt5[i0], db[i0], dt10), for i0 < 10` (9 instructions).
+    /// `dt14` `dt14[i0] = f(t7[i0], t11, dt7[i0], dt11), for i0 < 10` (3 instructions).
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_dt13<const W: usize>(
+    fn step_dt14<const W: usize>(
         t: &[f64],
         x: &[f64],
         c: &[f64],
@@ -829,23 +1077,14 @@ mod tangent {
         s: &mut [f64],
     ) {
         for i0 in 0..10 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
-            let p2: f64 = t[640 + i0];
-            let p3: Lanes<W> = Lanes::<W>::load(&s[14 * W..]);
-            let p4: Lanes<W> = Lanes::<W>::load(&s[(15 + i0) * W..]);
-            let p5: f64 = v[640 + i0];
-            let p6: Lanes<W> = Lanes::<W>::load(&s[26 * W..]);
-            let r1: Lanes<W> = p1 * p0;
-            let r2: Lanes<W> = r1 + p2;
-            let r3: Lanes<W> = r2.exp();
-            let r6: Lanes<W> = p4 * p1;
-            let r7: Lanes<W> = r6 + p5;
-            let r8: Lanes<W> = r3 * r7;
-            let r9: Lanes<W> = r8 * p3;
-            let r10: Lanes<W> = p6 * r3;
-            let r11: Lanes<W> = r9 + r10;
-            r11.store(&mut s[(677 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&s[(35 + i0) * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[46 * W..]);
+            let r3: Lanes<W> = p3 * p0;
+            let r4: Lanes<W> = p2 * p1;
+            let r5: Lanes<W> = r3 + r4;
+            r5.store(&mut s[(697 + i0) * W..]);
         }
     }
     /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
@@ -864,35 +1103,98 @@ mod tangent {
         let v8: f64 = r0;
         Lanes::<W>::splat(v8).store(&mut s[10 * W..]);
         step_t7::<W>(t, x, c, v, s);
-        let v9: Lanes<W> = Lanes::<W>::load(&s[11 * W..]);
         step_t8::<W>(t, x, c, v, s);
-        let v10: Lanes<W> = Lanes::<W>::load(&s[12 * W..]);
-        let r1: Lanes<W> = v9.ln();
-        let r2: Lanes<W> = (-1.0) * v10;
+        let v10: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
+        step_t9::<W>(t, x, c, v, s);
+        let v11: Lanes<W> = Lanes::<W>::load(&s[22 * W..]);
+        let r1: Lanes<W> = v10.ln();
+        let r2: Lanes<W> = (-1.0) * v11;
         let r3: Lanes<W> = r1 + r2;
-        let v11: Lanes<W> = r3;
-        v11.store(&mut s[13 * W..]);
+        let v12: Lanes<W> = r3;
+        v12.store(&mut s[23 * W..]);
         if level.rank() < 1 {
             return;
         }
-        let r4: Lanes<W> = v9.powi(-1i32);
-        let v12: Lanes<W> = r4;
-        v12.store(&mut s[14 * W..]);
+        let r4: Lanes<W> = v10.powi(-1i32);
+        let v13: Lanes<W> = r4;
+        v13.store(&mut s[24 * W..]);
         step_dt5::<W>(t, x, c, v, s);
         step_dt7::<W>(t, x, c, v, s);
-        let v14: Lanes<W> = Lanes::<W>::load(&s[25 * W..]);
-        let r5: Lanes<W> = v9.powi(-2i32);
-        let r6: Lanes<W> = (-1.0) * r5 * v14;
-        let v15: Lanes<W> = r6;
-        v15.store(&mut s[26 * W..]);
-        step_dt11::<W>(t, x, c, v, s);
-        step_dt13::<W>(t, x, c, v, s);
+        step_dt8::<W>(t, x, c, v, s);
+        let v16: Lanes<W> = Lanes::<W>::load(&s[45 * W..]);
+        let r5: Lanes<W> = v10.powi(-2i32);
+        let r6: Lanes<W> = (-1.0) * r5 * v16;
+        let v17: Lanes<W> = r6;
+        v17.store(&mut s[46 * W..]);
+        step_dt12::<W>(t, x, c, v, s);
+        step_dt14::<W>(t, x, c, v, s);
     }
     /// `t30` `t30[i0] = Σ over i1 < 64 of f(W[i0, i1]), for i0 < 10` (1 instruction).
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_t30(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
-        for i0 in 0..10 {
+        for block in 0..2 {
+            let block = block * 4;
+            let mut sum0: f64 = 0.0;
+            let mut sum1: f64 = 0.0;
+            let mut sum2: f64 = 0.0;
+            let mut sum3: f64 = 0.0;
+            for i1 in 0..64 {
+                {
+                    let i0 = block + 0;
+                    sum0 = sum0
+                        + {
+                            let p0: f64 = t[i0 * 64 + i1];
+                            let r0: f64 = p0 * p0;
+                            r0
+                        };
+                }
+                {
+                    let i0 = block + 1;
+                    sum1 = sum1
+                        + {
+                            let p0: f64 = t[i0 * 64 + i1];
+                            let r0: f64 = p0 * p0;
+                            r0
+                        };
+                }
+                {
+                    let i0 = block + 2;
+                    sum2 = sum2
+                        + {
+                            let p0: f64 = t[i0 * 64 + i1];
+                            let r0: f64 = p0 * p0;
+                            r0
+                        };
+                }
+                {
+                    let i0 = block + 3;
+                    sum3 = sum3
+                        + {
+                            let p0: f64 = t[i0 * 64 + i1];
+                            let r0: f64 = p0 * p0;
+                            r0
+                        };
+                }
+            }
+            {
+                let i0 = block + 0;
+                s[i0] = sum0;
+            }
+            {
+                let i0 = block + 1;
+                s[i0] = sum1;
+            }
+            {
+                let i0 = block + 2;
+                s[i0] = sum2;
+            }
+            {
+                let i0 = block + 3;
+                s[i0] = sum3;
+            }
+        }
+        for i0 in 8..10 {
             let mut sum: f64 = 0.0;
             for i1 in 0..64 {
                 let p0: f64 = t[i0 * 64 + i1];
@@ -956,14 +1258,14 @@ mod tangent {
     fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
         step_t30(t, &[], c, v, s);
         step_t31(t, &[], c, v, s);
-        let v20: f64 = s[10];
+        let v22: f64 = s[10];
         step_t32(t, &[], c, v, s);
-        let v21: f64 = s[11];
+        let v23: f64 = s[11];
         let a0: f64 = c[0];
-        let r1: f64 = v21 + v20;
+        let r1: f64 = v23 + v22;
         let r2: f64 = 0.5 * r1 * a0;
-        let v22: f64 = r2;
-        s[12] = v22;
+        let v24: f64 = r2;
+        s[12] = v24;
         if level.rank() < 1 {
             return;
         }

@@ -258,15 +258,70 @@ fn plan() -> &'static TensorModel {
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t6<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
+    for block in 0..1 {
+        let block = block * 4;
+        let mut sum0: Lanes<W> = Lanes::<W>::splat(0.0);
+        let mut sum1: Lanes<W> = Lanes::<W>::splat(0.0);
+        let mut sum2: Lanes<W> = Lanes::<W>::splat(0.0);
+        let mut sum3: Lanes<W> = Lanes::<W>::splat(0.0);
         for i1 in 0..2 {
-            let p0: f64 = t[i0 * 2 + i1];
-            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p1;
-            sum = sum + r0;
+            {
+                let i0 = block + 0;
+                sum0 = sum0
+                    + {
+                        let p0: f64 = t[i0 * 2 + i1];
+                        let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                        let r0: Lanes<W> = p0 * p1;
+                        r0
+                    };
+            }
+            {
+                let i0 = block + 1;
+                sum1 = sum1
+                    + {
+                        let p0: f64 = t[i0 * 2 + i1];
+                        let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                        let r0: Lanes<W> = p0 * p1;
+                        r0
+                    };
+            }
+            {
+                let i0 = block + 2;
+                sum2 = sum2
+                    + {
+                        let p0: f64 = t[i0 * 2 + i1];
+                        let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                        let r0: Lanes<W> = p0 * p1;
+                        r0
+                    };
+            }
+            {
+                let i0 = block + 3;
+                sum3 = sum3
+                    + {
+                        let p0: f64 = t[i0 * 2 + i1];
+                        let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                        let r0: Lanes<W> = p0 * p1;
+                        r0
+                    };
+            }
         }
-        sum.store(&mut s[i0 * W..]);
+        {
+            let i0 = block + 0;
+            sum0.store(&mut s[i0 * W..]);
+        }
+        {
+            let i0 = block + 1;
+            sum1.store(&mut s[i0 * W..]);
+        }
+        {
+            let i0 = block + 2;
+            sum2.store(&mut s[i0 * W..]);
+        }
+        {
+            let i0 = block + 3;
+            sum3.store(&mut s[i0 * W..]);
+        }
     }
 }
 /// `t7` `t7[i0] = f(t6[i0], c[i0]), for i0 < 4` (2 instructions).
@@ -959,15 +1014,70 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        for i0 in 0..4 {
-            let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
+        for block in 0..1 {
+            let block = block * 4;
+            let mut sum0: Lanes<W> = Lanes::<W>::splat(0.0);
+            let mut sum1: Lanes<W> = Lanes::<W>::splat(0.0);
+            let mut sum2: Lanes<W> = Lanes::<W>::splat(0.0);
+            let mut sum3: Lanes<W> = Lanes::<W>::splat(0.0);
             for i1 in 0..2 {
-                let p0: f64 = t[i0 * 2 + i1];
-                let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                let r0: Lanes<W> = p0 * p1;
-                sum = sum + r0;
+                {
+                    let i0 = block + 0;
+                    sum0 = sum0
+                        + {
+                            let p0: f64 = t[i0 * 2 + i1];
+                            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                            let r0: Lanes<W> = p0 * p1;
+                            r0
+                        };
+                }
+                {
+                    let i0 = block + 1;
+                    sum1 = sum1
+                        + {
+                            let p0: f64 = t[i0 * 2 + i1];
+                            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                            let r0: Lanes<W> = p0 * p1;
+                            r0
+                        };
+                }
+                {
+                    let i0 = block + 2;
+                    sum2 = sum2
+                        + {
+                            let p0: f64 = t[i0 * 2 + i1];
+                            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                            let r0: Lanes<W> = p0 * p1;
+                            r0
+                        };
+                }
+                {
+                    let i0 = block + 3;
+                    sum3 = sum3
+                        + {
+                            let p0: f64 = t[i0 * 2 + i1];
+                            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                            let r0: Lanes<W> = p0 * p1;
+                            r0
+                        };
+                }
             }
-            sum.store(&mut s[i0 * W..]);
+            {
+                let i0 = block + 0;
+                sum0.store(&mut s[i0 * W..]);
+            }
+            {
+                let i0 = block + 1;
+                sum1.store(&mut s[i0 * W..]);
+            }
+            {
+                let i0 = block + 2;
+                sum2.store(&mut s[i0 * W..]);
+            }
+            {
+                let i0 = block + 3;
+                sum3.store(&mut s[i0 * W..]);
+            }
         }
     }
     /// `t7` `t7[i0] = f(t6[i0], c[i0]), for i0 < 4` (2 instructions).
@@ -1037,18 +1147,73 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        for i0 in 0..4 {
-            let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
+        for block in 0..1 {
+            let block = block * 4;
+            let mut sum0: Lanes<W> = Lanes::<W>::splat(0.0);
+            let mut sum1: Lanes<W> = Lanes::<W>::splat(0.0);
+            let mut sum2: Lanes<W> = Lanes::<W>::splat(0.0);
+            let mut sum3: Lanes<W> = Lanes::<W>::splat(0.0);
             for i1 in 0..2 {
-                let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                let p1: f64 = v[i0 * 2 + i1];
-                let r1: Lanes<W> = p1 * p0;
-                sum = sum + r1;
+                {
+                    let i0 = block + 0;
+                    sum0 = sum0
+                        + {
+                            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                            let p1: f64 = v[i0 * 2 + i1];
+                            let r1: Lanes<W> = p1 * p0;
+                            r1
+                        };
+                }
+                {
+                    let i0 = block + 1;
+                    sum1 = sum1
+                        + {
+                            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                            let p1: f64 = v[i0 * 2 + i1];
+                            let r1: Lanes<W> = p1 * p0;
+                            r1
+                        };
+                }
+                {
+                    let i0 = block + 2;
+                    sum2 = sum2
+                        + {
+                            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                            let p1: f64 = v[i0 * 2 + i1];
+                            let r1: Lanes<W> = p1 * p0;
+                            r1
+                        };
+                }
+                {
+                    let i0 = block + 3;
+                    sum3 = sum3
+                        + {
+                            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                            let p1: f64 = v[i0 * 2 + i1];
+                            let r1: Lanes<W> = p1 * p0;
+                            r1
+                        };
+                }
             }
-            sum.store(&mut s[(15 + i0) * W..]);
+            {
+                let i0 = block + 0;
+                sum0.store(&mut s[(15 + i0) * W..]);
+            }
+            {
+                let i0 = block + 1;
+                sum1.store(&mut s[(15 + i0) * W..]);
+            }
+            {
+                let i0 = block + 2;
+                sum2.store(&mut s[(15 + i0) * W..]);
+            }
+            {
+                let i0 = block + 3;
+                sum3.store(&mut s[(15 + i0) * W..]);
+            }
         }
     }
-    /// `dt7` `dt7[i0] = f(t6[i0], c[i0], dt6[i0], dc[i0]), for i0 < 4` (7 instructions).
+    /// `dt7` `dt7[i0] = f(dt6[i0], dc[i0], t7[i0]), for i0 < 4` (5 instructions).
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt7<const W: usize>(
@@ -1059,14 +1224,11 @@ mod tangent {
         s: &mut [f64],
     ) {
         for i0 in 0..4 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-            let p1: f64 = t[8 + i0];
-            let p2: Lanes<W> = Lanes::<W>::load(&s[(15 + i0) * W..]);
-            let p3: f64 = v[8 + i0];
-            let r0: Lanes<W> = p0 + p1;
-            let r1: Lanes<W> = r0.tanh();
-            let r2: Lanes<W> = p2 + p3;
-            let r3: Lanes<W> = r1 * r1;
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(15 + i0) * W..]);
+            let p1: f64 = v[8 + i0];
+            let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+            let r2: Lanes<W> = p0 + p1;
+            let r3: Lanes<W> = p2 * p2;
             let r4: Lanes<W> = -r3;
             let r5: Lanes<W> = r4 + 1.0;
             let r6: Lanes<W> = r5 * r2;

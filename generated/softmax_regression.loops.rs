@@ -23,20 +23,20 @@ fn plan() -> &'static TensorModel {
                 runtime::loops::tensor("y", Source::Row, 4, &[3]),
                 runtime::loops::tensor("lambda", Source::Constants, 0, &[]),
                 runtime::loops::tensor("t5", Source::Scratch, 0, &[3]),
-                runtime::loops::tensor("t6", Source::Scratch, 3, &[]),
-                runtime::loops::tensor("t7", Source::Scratch, 4, &[]),
-                runtime::loops::tensor("t8", Source::Scratch, 5, &[]),
-                runtime::loops::tensor("t9", Source::Scratch, 6, &[]),
-                runtime::loops::tensor("t10", Source::Scratch, 7, &[3]),
-                runtime::loops::tensor("t11", Source::Scratch, 10, &[3, 4]),
-                runtime::loops::tensor("t12", Source::Scratch, 22, &[3]),
+                runtime::loops::tensor("t6", Source::Scratch, 3, &[3]),
+                runtime::loops::tensor("t7", Source::Scratch, 6, &[]),
+                runtime::loops::tensor("t8", Source::Scratch, 7, &[]),
+                runtime::loops::tensor("t9", Source::Scratch, 8, &[]),
+                runtime::loops::tensor("t10", Source::Scratch, 9, &[]),
+                runtime::loops::tensor("t11", Source::Scratch, 10, &[3]),
+                runtime::loops::tensor("t12", Source::Scratch, 13, &[3, 4]),
                 runtime::loops::tensor("t13", Source::Scratch, 25, &[3]),
-                runtime::loops::tensor("t14", Source::Scratch, 28, &[3, 4]),
-                runtime::loops::tensor("t15", Source::Scratch, 40, &[3, 4]),
-                runtime::loops::tensor("t16", Source::Scratch, 52, &[]),
-                runtime::loops::tensor("t17", Source::Scratch, 53, &[3, 4]),
-                runtime::loops::tensor("t18", Source::Scratch, 65, &[3, 4]),
-                runtime::loops::tensor("t19", Source::Scratch, 77, &[3]),
+                runtime::loops::tensor("t14", Source::Scratch, 28, &[3]),
+                runtime::loops::tensor("t15", Source::Scratch, 31, &[3, 4]),
+                runtime::loops::tensor("t16", Source::Scratch, 43, &[3, 4]),
+                runtime::loops::tensor("t17", Source::Scratch, 55, &[]),
+                runtime::loops::tensor("t18", Source::Scratch, 56, &[3, 4]),
+                runtime::loops::tensor("t19", Source::Scratch, 68, &[3, 4]),
                 runtime::loops::tensor("t20", Source::Scratch, 80, &[3]),
                 runtime::loops::tensor("t21", Source::Scratch, 83, &[3]),
                 runtime::loops::tensor("t22", Source::Scratch, 86, &[3]),
@@ -52,20 +52,20 @@ fn plan() -> &'static TensorModel {
             Stage {
                 scratch: 89,
                 steps: Vec::new(),
-                loss: Some(8),
+                loss: Some(9),
                 gradient: Vec::from([
                     GradientTerm {
                         param: 0,
-                        value: 11,
+                        value: 12,
                         outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
-                            u: 10,
+                            u: 11,
                             v: 2,
                             scale: -1.0,
                         }),
                     },
                     GradientTerm {
                         param: 1,
-                        value: 12,
+                        value: 13,
                         outer: None,
                     },
                 ]),
@@ -74,28 +74,28 @@ fn plan() -> &'static TensorModel {
                         row: 0,
                         col: 0,
                         pairs: Vec::from([]),
-                        u: 17,
-                        v: 14,
-                    },
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 0,
-                        pairs: Vec::from([(0, 0)]),
                         u: 18,
                         v: 15,
                     },
                     HessianTerm::Product {
                         row: 0,
+                        col: 0,
+                        pairs: Vec::from([(0, 0)]),
+                        u: 19,
+                        v: 16,
+                    },
+                    HessianTerm::Product {
+                        row: 0,
                         col: 1,
                         pairs: Vec::from([]),
-                        u: 17,
-                        v: 19,
+                        u: 18,
+                        v: 6,
                     },
                     HessianTerm::Product {
                         row: 0,
                         col: 1,
                         pairs: Vec::from([(0, 0)]),
-                        u: 18,
+                        u: 19,
                         v: 20,
                     },
                     HessianTerm::Product {
@@ -103,7 +103,7 @@ fn plan() -> &'static TensorModel {
                         col: 1,
                         pairs: Vec::from([]),
                         u: 21,
-                        v: 19,
+                        v: 6,
                     },
                     HessianTerm::Product {
                         row: 1,
@@ -154,24 +154,34 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         sum.store(&mut s[i0 * W..]);
     }
 }
-/// `t6` `t6 = Σ over i0 < 3 of f(t5[i0], b[i0])` (2 instructions).
+/// `t6` `t6[i0] = f(t5[i0], b[i0]), for i0 < 3` (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t6<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[12 + i0];
         let r0: Lanes<W> = p0 + p1;
         let r1: Lanes<W> = r0.exp();
-        sum = sum + r1;
+        r1.store(&mut s[(3 + i0) * W..]);
     }
-    sum.store(&mut s[3 * W..]);
 }
-/// `t7` `t7 = Σ over i0 < 3 of f(y[i0], t5[i0], b[i0])` (2 instructions).
+/// `t7` `t7 = Σ over i0 < 3 of f(t6[i0])` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
+    for i0 in 0..3 {
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+        let r0: Lanes<W> = p0;
+        sum = sum + r0;
+    }
+    sum.store(&mut s[6 * W..]);
+}
+/// `t8` `t8 = Σ over i0 < 3 of f(y[i0], t5[i0], b[i0])` (2 instructions).
+#[inline(always)]
+#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
@@ -181,116 +191,96 @@ fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let r1: Lanes<W> = r0 * p0;
         sum = sum + r1;
     }
-    sum.store(&mut s[4 * W..]);
+    sum.store(&mut s[7 * W..]);
 }
-/// `t10` `t10[i0] = f(t5[i0], b[i0], t9, y[i0]), for i0 < 3` (4 instructions).
+/// `t11` `t11[i0] = f(t6[i0], t10, y[i0]), for i0 < 3` (2 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t10<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p1: f64 = t[12 + i0];
-        let p2: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
-        let p3: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
-        let r0: Lanes<W> = p0 + p1;
-        let r1: Lanes<W> = r0.exp();
-        let r2: Lanes<W> = r1 * (-1.0) * p2;
-        let r3: Lanes<W> = p3 + r2;
-        r3.store(&mut s[(7 + i0) * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
+        let p2: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
+        let r0: Lanes<W> = p0 * (-1.0) * p1;
+        let r1: Lanes<W> = r0 + p2;
+        r1.store(&mut s[(10 + i0) * W..]);
     }
 }
-/// `t12` `t12[i0] = f(y[i0], t5[i0], b[i0], t9), for i0 < 3` (5 instructions).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..3 {
-        let p0: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p2: f64 = t[12 + i0];
-        let p3: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
-        let r0: Lanes<W> = p2 + p1;
-        let r1: Lanes<W> = r0.exp();
-        let r2: Lanes<W> = r1 * p3;
-        let r3: Lanes<W> = p0 * (-1.0);
-        let r4: Lanes<W> = r2 + r3;
-        r4.store(&mut s[(22 + i0) * W..]);
-    }
-}
-/// `t13` `t13[i0] = f(t5[i0], b[i0]), for i0 < 3` (2 instructions).
+/// `t13` `t13[i0] = f(y[i0], t6[i0], t10), for i0 < 3` (3 instructions).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p1: f64 = t[12 + i0];
-        let r0: Lanes<W> = p0 + p1;
-        let r1: Lanes<W> = r0.exp();
-        r1.store(&mut s[(25 + i0) * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+        let p2: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
+        let r0: Lanes<W> = p2 * p1;
+        let r1: Lanes<W> = p0 * (-1.0);
+        let r2: Lanes<W> = r0 + r1;
+        r2.store(&mut s[(25 + i0) * W..]);
     }
 }
-/// `t14` `t14[i0, i1] = f(t13[i0], x[i1]), for i0 < 3, i1 < 4` (1 instruction).
+/// `t14` `t14[i0] = f(t6[i0]), for i0 < 3` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t14<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
-        for i1 in 0..4 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(25 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p1;
-            r0.store(&mut s[(28 + i0 * 4 + i1) * W..]);
-        }
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+        let r0: Lanes<W> = p0;
+        r0.store(&mut s[(28 + i0) * W..]);
     }
 }
-/// `t15` `t15[i0, i1] = f(x[i1]), for i0 < 3, i1 < 4` (1 instruction).
+/// `t15` `t15[i0, i1] = f(t14[i0], x[i1]), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t15<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
-            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0;
-            r0.store(&mut s[(40 + i0 * 4 + i1) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(28 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r0: Lanes<W> = p0 * p1;
+            r0.store(&mut s[(31 + i0 * 4 + i1) * W..]);
         }
     }
 }
-/// `t17` `t17[i0, i1] = f(t16, t13[i0], x[i1]), for i0 < 3, i1 < 4` (1 instruction).
+/// `t16` `t16[i0, i1] = f(x[i1]), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t17<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t16<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[52 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(25 + i0) * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p2 * p1;
-            r0.store(&mut s[(53 + i0 * 4 + i1) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r0: Lanes<W> = p0;
+            r0.store(&mut s[(43 + i0 * 4 + i1) * W..]);
         }
     }
 }
-/// `t18` `t18[i0, i1] = f(t13[i0], t9, x[i1]), for i0 < 3, i1 < 4` (1 instruction).
+/// `t18` `t18[i0, i1] = f(t17, t14[i0], x[i1]), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t18<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(25 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[55 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(28 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
             let r0: Lanes<W> = p0 * p2 * p1;
-            r0.store(&mut s[(65 + i0 * 4 + i1) * W..]);
+            r0.store(&mut s[(56 + i0 * 4 + i1) * W..]);
         }
     }
 }
-/// `t19` `t19[i0] = f(t5[i0], b[i0]), for i0 < 3` (2 instructions).
+/// `t19` `t19[i0, i1] = f(t14[i0], t10, x[i1]), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p1: f64 = t[12 + i0];
-        let r0: Lanes<W> = p0 + p1;
-        let r1: Lanes<W> = r0.exp();
-        r1.store(&mut s[(77 + i0) * W..]);
+        for i1 in 0..4 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(28 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r0: Lanes<W> = p0 * p2 * p1;
+            r0.store(&mut s[(68 + i0 * 4 + i1) * W..]);
+        }
     }
 }
 /// `t20` `t20[i0] = f(), for i0 < 3` (1 instruction).
@@ -302,32 +292,26 @@ fn step_t20<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         Lanes::<W>::splat(r0).store(&mut s[(80 + i0) * W..]);
     }
 }
-/// `t21` `t21[i0] = f(t16, t5[i0], b[i0]), for i0 < 3` (3 instructions).
+/// `t21` `t21[i0] = f(t17, t6[i0]), for i0 < 3` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t21<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[52 * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p2: f64 = t[12 + i0];
-        let r0: Lanes<W> = p2 + p1;
-        let r1: Lanes<W> = r0.exp();
-        let r2: Lanes<W> = p0 * r1;
-        r2.store(&mut s[(83 + i0) * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[55 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+        let r0: Lanes<W> = p0 * p1;
+        r0.store(&mut s[(83 + i0) * W..]);
     }
 }
-/// `t22` `t22[i0] = f(t5[i0], b[i0], t9), for i0 < 3` (3 instructions).
+/// `t22` `t22[i0] = f(t6[i0], t10), for i0 < 3` (1 instruction).
 #[inline(always)]
 #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t22<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-        let p1: f64 = t[12 + i0];
-        let p2: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
-        let r0: Lanes<W> = p0 + p1;
-        let r1: Lanes<W> = r0.exp();
-        let r2: Lanes<W> = r1 * p2;
-        r2.store(&mut s[(86 + i0) * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
+        let r0: Lanes<W> = p0 * p1;
+        r0.store(&mut s[(86 + i0) * W..]);
     }
 }
 /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
@@ -342,34 +326,34 @@ fn sample<const W: usize>(
 ) {
     step_t5::<W>(t, x, c, s);
     step_t6::<W>(t, x, c, s);
-    let v6: Lanes<W> = Lanes::<W>::load(&s[3 * W..]);
     step_t7::<W>(t, x, c, s);
-    let v7: Lanes<W> = Lanes::<W>::load(&s[4 * W..]);
-    let r0: Lanes<W> = v6.ln();
-    let r1: Lanes<W> = (-1.0) * v7;
+    let v7: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+    step_t8::<W>(t, x, c, s);
+    let v8: Lanes<W> = Lanes::<W>::load(&s[7 * W..]);
+    let r0: Lanes<W> = v7.ln();
+    let r1: Lanes<W> = (-1.0) * v8;
     let r2: Lanes<W> = r0 + r1;
-    let v8: Lanes<W> = r2;
-    v8.store(&mut s[5 * W..]);
+    let v9: Lanes<W> = r2;
+    v9.store(&mut s[8 * W..]);
     if level.rank() < 1 {
         return;
     }
-    let r3: Lanes<W> = v6.powi(-1i32);
-    let v9: Lanes<W> = r3;
-    v9.store(&mut s[6 * W..]);
-    step_t10::<W>(t, x, c, s);
-    step_t12::<W>(t, x, c, s);
+    let r3: Lanes<W> = v7.powi(-1i32);
+    let v10: Lanes<W> = r3;
+    v10.store(&mut s[9 * W..]);
+    step_t11::<W>(t, x, c, s);
+    step_t13::<W>(t, x, c, s);
     if level.rank() < 2 {
         return;
     }
-    step_t13::<W>(t, x, c, s);
     step_t14::<W>(t, x, c, s);
     step_t15::<W>(t, x, c, s);
-    let r4: Lanes<W> = v6 * v6;
+    step_t16::<W>(t, x, c, s);
+    let r4: Lanes<W> = v7 * v7;
     let r5: Lanes<W> = r4.powi(-1i32);
     let r6: Lanes<W> = (-1.0) * r5;
-    let v16: Lanes<W> = r6;
-    v16.store(&mut s[52 * W..]);
-    step_t17::<W>(t, x, c, s);
+    let v17: Lanes<W> = r6;
+    v17.store(&mut s[55 * W..]);
     step_t18::<W>(t, x, c, s);
     step_t19::<W>(t, x, c, s);
     step_t20::<W>(t, x, c, s);
@@ -479,16 +463,18 @@ mod tangent {
                     runtime::loops::tensor("dW", Source::Direction, 0, &[3, 4]),
                     runtime::loops::tensor("db", Source::Direction, 12, &[3]),
                     runtime::loops::tensor("t5", Source::Scratch, 0, &[3]),
-                    runtime::loops::tensor("t6", Source::Scratch, 3, &[]),
-                    runtime::loops::tensor("t7", Source::Scratch, 4, &[]),
-                    runtime::loops::tensor("t8", Source::Scratch, 5, &[]),
-                    runtime::loops::tensor("t9", Source::Scratch, 6, &[]),
-                    runtime::loops::tensor("dt5", Source::Scratch, 7, &[3]),
-                    runtime::loops::tensor("dt6", Source::Scratch, 10, &[]),
-                    runtime::loops::tensor("dt9", Source::Scratch, 11, &[]),
-                    runtime::loops::tensor("dt10", Source::Scratch, 12, &[3]),
-                    runtime::loops::tensor("dt11", Source::Scratch, 15, &[3, 4]),
-                    runtime::loops::tensor("dt12", Source::Scratch, 27, &[3]),
+                    runtime::loops::tensor("t6", Source::Scratch, 3, &[3]),
+                    runtime::loops::tensor("t7", Source::Scratch, 6, &[]),
+                    runtime::loops::tensor("t8", Source::Scratch, 7, &[]),
+                    runtime::loops::tensor("t9", Source::Scratch, 8, &[]),
+                    runtime::loops::tensor("t10", Source::Scratch, 9, &[]),
+                    runtime::loops::tensor("dt5", Source::Scratch, 10, &[3]),
+                    runtime::loops::tensor("dt6", Source::Scratch, 13, &[3]),
+                    runtime::loops::tensor("dt7", Source::Scratch, 16, &[]),
+                    runtime::loops::tensor("dt10", Source::Scratch, 17, &[]),
+                    runtime::loops::tensor("dt11", Source::Scratch, 18, &[3]),
+                    runtime::loops::tensor("dt12", Source::Scratch, 21, &[3, 4]),
+                    runtime::loops::tensor("dt13", Source::Scratch, 33, &[3]),
                     runtime::loops::tensor("t23", Source::Scratch, 0, &[3]),
                     runtime::loops::tensor("t24", Source::Scratch, 3, &[]),
                     runtime::loops::tensor("t25", Source::Scratch, 4, &[]),
@@ -496,22 +482,22 @@ mod tangent {
                 ]),
                 Vec::from([0.001]),
                 Stage {
-                    scratch: 30,
+                    scratch: 36,
                     steps: Vec::new(),
-                    loss: Some(10),
+                    loss: Some(11),
                     gradient: Vec::from([
                         GradientTerm {
                             param: 0,
-                            value: 16,
+                            value: 18,
                             outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
-                                u: 15,
+                                u: 17,
                                 v: 2,
                                 scale: -1.0,
                             }),
                         },
                         GradientTerm {
                             param: 1,
-                            value: 17,
+                            value: 19,
                             outer: None,
                         },
                     ]),
@@ -520,11 +506,11 @@ mod tangent {
                 Stage {
                     scratch: 17,
                     steps: Vec::new(),
-                    loss: Some(20),
+                    loss: Some(22),
                     gradient: Vec::from([
                         GradientTerm {
                             param: 0,
-                            value: 21,
+                            value: 23,
                             outer: None,
                         },
                     ]),
@@ -555,7 +541,7 @@ mod tangent {
             sum.store(&mut s[i0 * W..]);
         }
     }
-    /// `t6` `t6 = Σ over i0 < 3 of f(t5[i0], b[i0])` (2 instructions).
+    /// `t6` `t6[i0] = f(t5[i0], b[i0]), for i0 < 3` (2 instructions).
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_t6<const W: usize>(
@@ -565,20 +551,36 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..3 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
             let p1: f64 = t[12 + i0];
             let r0: Lanes<W> = p0 + p1;
             let r1: Lanes<W> = r0.exp();
-            sum = sum + r1;
+            r1.store(&mut s[(3 + i0) * W..]);
         }
-        sum.store(&mut s[3 * W..]);
     }
-    /// `t7` `t7 = Σ over i0 < 3 of f(y[i0], t5[i0], b[i0])` (2 instructions).
+    /// `t7` `t7 = Σ over i0 < 3 of f(t6[i0])` (1 instruction).
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_t7<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
+        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
+        for i0 in 0..3 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+            let r0: Lanes<W> = p0;
+            sum = sum + r0;
+        }
+        sum.store(&mut s[6 * W..]);
+    }
+    /// `t8` `t8 = Σ over i0 < 3 of f(y[i0], t5[i0], b[i0])` (2 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_t8<const W: usize>(
         t: &[f64],
         x: &[f64],
         c: &[f64],
@@ -594,7 +596,7 @@ mod tangent {
             let r1: Lanes<W> = r0 * p0;
             sum = sum + r1;
         }
-        sum.store(&mut s[4 * W..]);
+        sum.store(&mut s[7 * W..]);
     }
     /// `dt5` `dt5[i0] = Σ over i1 < 4 of f(x[i1], dW[i0, i1]), for i0 < 3` (1 instruction).
     #[inline(always)]
@@ -614,10 +616,10 @@ mod tangent {
                 let r1: Lanes<W> = p1 * p0;
                 sum = sum + r1;
             }
-            sum.store(&mut s[(7 + i0) * W..]);
+            sum.store(&mut s[(10 + i0) * W..]);
         }
     }
-    /// `dt6` `dt6 = Σ over i0 < 3 of f(t5[i0], b[i0], dt5[i0], db[i0])` (4 instructions).
+    /// `dt6` `dt6[i0] = f(dt5[i0], db[i0], t6[i0]), for i0 < 3` (2 instructions).
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt6<const W: usize>(
@@ -627,24 +629,36 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
+        for i0 in 0..3 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(10 + i0) * W..]);
+            let p1: f64 = v[12 + i0];
+            let p2: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+            let r2: Lanes<W> = p0 + p1;
+            let r3: Lanes<W> = p2 * r2;
+            r3.store(&mut s[(13 + i0) * W..]);
+        }
+    }
+    /// `dt7` `dt7 = Σ over i0 < 3 of f(dt6[i0])` (0 instructions).
+    #[inline(always)]
+    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
+    fn step_dt7<const W: usize>(
+        t: &[f64],
+        x: &[f64],
+        c: &[f64],
+        v: &[f64],
+        s: &mut [f64],
+    ) {
         let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..3 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-            let p1: f64 = t[12 + i0];
-            let p2: Lanes<W> = Lanes::<W>::load(&s[(7 + i0) * W..]);
-            let p3: f64 = v[12 + i0];
-            let r0: Lanes<W> = p0 + p1;
-            let r1: Lanes<W> = r0.exp();
-            let r2: Lanes<W> = p2 + p3;
-            let r3: Lanes<W> = r1 * r2;
-            sum = sum + r3;
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(13 + i0) * W..]);
+            sum = sum + p0;
         }
-        sum.store(&mut s[10 * W..]);
+        sum.store(&mut s[16 * W..]);
     }
-    /// `dt10` `dt10[i0] = f(t5[i0], b[i0], t9, dt5[i0], db[i0], dt9), for i0 < 3` (7 instructions).
+    /// `dt11` `dt11[i0] = f(t6[i0], t10, dt6[i0], dt10), for i0 < 3` (3 instructions).
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_dt10<const W: usize>(
+    fn step_dt11<const W: usize>(
         t: &[f64],
         x: &[f64],
         c: &[f64],
@@ -652,26 +666,20 @@ mod tangent {
         s: &mut [f64],
     ) {
         for i0 in 0..3 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-            let p1: f64 = t[12 + i0];
-            let p2: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[(7 + i0) * W..]);
-            let p4: f64 = v[12 + i0];
-            let p5: Lanes<W> = Lanes::<W>::load(&s[11 * W..]);
-            let r0: Lanes<W> = p0 + p1;
-            let r1: Lanes<W> = r0.exp();
-            let r4: Lanes<W> = p3 + p4;
-            let r5: Lanes<W> = r1 * r4;
-            let r6: Lanes<W> = r5 * (-1.0) * p2;
-            let r7: Lanes<W> = p5 * r1 * (-1.0);
-            let r8: Lanes<W> = r6 + r7;
-            r8.store(&mut s[(12 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&s[(13 + i0) * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[17 * W..]);
+            let r2: Lanes<W> = p2 * (-1.0) * p1;
+            let r3: Lanes<W> = p3 * p0 * (-1.0);
+            let r4: Lanes<W> = r2 + r3;
+            r4.store(&mut s[(18 + i0) * W..]);
         }
     }
-    /// `dt12` `dt12[i0] = f(t5[i0], b[i0], t9, dt5[i0], db[i0], dt9), for i0 < 3` (7 instructions).
+    /// `dt13` `dt13[i0] = f(t6[i0], t10, dt6[i0], dt10), for i0 < 3` (3 instructions).
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_dt12<const W: usize>(
+    fn step_dt13<const W: usize>(
         t: &[f64],
         x: &[f64],
         c: &[f64],
@@ -679,20 +687,14 @@ mod tangent {
         s: &mut [f64],
     ) {
         for i0 in 0..3 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-            let p1: f64 = t[12 + i0];
-            let p2: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[(7 + i0) * W..]);
-            let p4: f64 = v[12 + i0];
-            let p5: Lanes<W> = Lanes::<W>::load(&s[11 * W..]);
-            let r0: Lanes<W> = p1 + p0;
-            let r1: Lanes<W> = r0.exp();
-            let r5: Lanes<W> = p4 + p3;
-            let r6: Lanes<W> = r1 * r5;
-            let r7: Lanes<W> = r6 * p2;
-            let r8: Lanes<W> = p5 * r1;
-            let r9: Lanes<W> = r7 + r8;
-            r9.store(&mut s[(27 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&s[(13 + i0) * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[17 * W..]);
+            let r3: Lanes<W> = p3 * p0;
+            let r4: Lanes<W> = p2 * p1;
+            let r5: Lanes<W> = r3 + r4;
+            r5.store(&mut s[(33 + i0) * W..]);
         }
     }
     /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
@@ -708,29 +710,31 @@ mod tangent {
     ) {
         step_t5::<W>(t, x, c, v, s);
         step_t6::<W>(t, x, c, v, s);
-        let v8: Lanes<W> = Lanes::<W>::load(&s[3 * W..]);
         step_t7::<W>(t, x, c, v, s);
-        let v9: Lanes<W> = Lanes::<W>::load(&s[4 * W..]);
-        let r0: Lanes<W> = v8.ln();
-        let r1: Lanes<W> = (-1.0) * v9;
+        let v9: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+        step_t8::<W>(t, x, c, v, s);
+        let v10: Lanes<W> = Lanes::<W>::load(&s[7 * W..]);
+        let r0: Lanes<W> = v9.ln();
+        let r1: Lanes<W> = (-1.0) * v10;
         let r2: Lanes<W> = r0 + r1;
-        let v10: Lanes<W> = r2;
-        v10.store(&mut s[5 * W..]);
+        let v11: Lanes<W> = r2;
+        v11.store(&mut s[8 * W..]);
         if level.rank() < 1 {
             return;
         }
-        let r3: Lanes<W> = v8.powi(-1i32);
-        let v11: Lanes<W> = r3;
-        v11.store(&mut s[6 * W..]);
+        let r3: Lanes<W> = v9.powi(-1i32);
+        let v12: Lanes<W> = r3;
+        v12.store(&mut s[9 * W..]);
         step_dt5::<W>(t, x, c, v, s);
         step_dt6::<W>(t, x, c, v, s);
-        let v13: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
-        let r4: Lanes<W> = v8.powi(-2i32);
-        let r5: Lanes<W> = (-1.0) * r4 * v13;
-        let v14: Lanes<W> = r5;
-        v14.store(&mut s[11 * W..]);
-        step_dt10::<W>(t, x, c, v, s);
-        step_dt12::<W>(t, x, c, v, s);
+        step_dt7::<W>(t, x, c, v, s);
+        let v15: Lanes<W> = Lanes::<W>::load(&s[16 * W..]);
+        let r4: Lanes<W> = v9.powi(-2i32);
+        let r5: Lanes<W> = (-1.0) * r4 * v15;
+        let v16: Lanes<W> = r5;
+        v16.store(&mut s[17 * W..]);
+        step_dt11::<W>(t, x, c, v, s);
+        step_dt13::<W>(t, x, c, v, s);
     }
     /// `t23` `t23[i0] = Σ over i1 < 4 of f(W[i0, i1]), for i0 < 3` (1 instruction).
     #[inline(always)]
@@ -777,11 +781,11 @@ mod tangent {
     fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
         step_t23(t, &[], c, v, s);
         step_t24(t, &[], c, v, s);
-        let v19: f64 = s[3];
+        let v21: f64 = s[3];
         let a0: f64 = c[0];
-        let r1: f64 = 0.5 * a0 * v19;
-        let v20: f64 = r1;
-        s[4] = v20;
+        let r1: f64 = 0.5 * a0 * v21;
+        let v22: f64 = r1;
+        s[4] = v22;
         if level.rank() < 1 {
             return;
         }

@@ -246,6 +246,71 @@ fn lane_index(offset: usize, index: &[Axis], shape: &[usize]) -> TokenStream {
     }
 }
 
+/// How many entries of a reduction's innermost free index are summed side
+/// by side ([`JammedSum`]).
+const JAM: usize = 4;
+
+/// A reduction `out[…, i] = Σ_j f(…, i, j)` written with [`JAM`] entries of
+/// `i` summed side by side in one sweep over `j` (unroll and jam): each
+/// sum is a chain of dependent additions, and one chain at a time leaves
+/// the adder waiting on its latency, where four independent chains keep
+/// it busy and share the loads that do not depend on `i` (the data row of
+/// W x). Every entry's additions stay in the same order, so the result has
+/// the same bits as one entry at a time.
+struct JammedSum<'a, S: Fn(&Ident) -> TokenStream> {
+    /// The free index jammed (`i{rank − 1}`) and its length.
+    var: Ident,
+    len: usize,
+    ty: &'a TokenStream,
+    zero: &'a TokenStream,
+    /// One term of the sum, with the free index bound.
+    term: TokenStream,
+    /// The store of one entry's sum (with the free index bound).
+    store: S,
+}
+
+impl<S: Fn(&Ident) -> TokenStream> JammedSum<'_, S> {
+    /// The blocks of [`JAM`] entries and the plain loop over the rest
+    /// (`one_entry`, the statements for one value of the index); `None`
+    /// when the index is shorter than a block.
+    fn tokens(
+        &self,
+        reduce: impl Fn(TokenStream) -> TokenStream,
+        one_entry: &TokenStream,
+    ) -> Option<TokenStream> {
+        let blocks = self.len / JAM;
+        if blocks == 0 {
+            return None;
+        }
+        let (var, ty, zero, term) = (&self.var, self.ty, self.zero, &self.term);
+        let sums: Vec<Ident> = (0..JAM).map(|k| format_ident!("sum{k}")).collect();
+        let offsets: Vec<proc_macro2::Literal> = (0..JAM).map(n).collect();
+        let terms = sums
+            .iter()
+            .zip(&offsets)
+            .map(|(sum, k)| quote!({ let #var = block + #k; #sum = #sum + { #term }; }));
+        let summed = reduce(quote!(#(#terms)*));
+        let stores = sums.iter().zip(&offsets).map(|(sum, k)| {
+            let store = (self.store)(sum);
+            quote!({ let #var = block + #k; #store })
+        });
+        let (blocks, step, done) = (n(blocks), n(JAM), n(blocks * JAM));
+        let rest = (!self.len.is_multiple_of(JAM)).then(|| {
+            let len = n(self.len);
+            quote!(for #var in #done..#len { #one_entry })
+        });
+        Some(quote! {
+            for block in 0..#blocks {
+                let block = block * #step;
+                #(let mut #sums: #ty = #zero;)*
+                #summed
+                #(#stores)*
+            }
+            #rest
+        })
+    }
+}
+
 /// Whether a load differs from row to row: in a pass in lanes, a data entry
 /// or a buffer of the per-sample stage.
 fn load_in_lanes(m: &TensorModel, load: &Load, with_row: bool) -> bool {
@@ -414,17 +479,36 @@ fn step_fn(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> TokenS
         } else {
             quote!(f64)
         };
-        let summed = wrap(
-            quote!(#(#loads)* #(#body)* sum = sum + #result;),
-            rank..step.loops.len(),
-        );
-        let store = store_tokens(quote!(sum), result_in_lanes, target, lanes);
         let zero = if lanes > 0 && result_in_lanes {
             quote!(Lanes::<W>::splat(0.0))
         } else {
             quote!(0.0)
         };
-        wrap(quote!(let mut sum: #ty = #zero; #summed #store), 0..rank)
+        let one_entry = {
+            let summed = wrap(
+                quote!(#(#loads)* #(#body)* sum = sum + #result;),
+                rank..step.loops.len(),
+            );
+            let store = store_tokens(quote!(sum), result_in_lanes, target.clone(), lanes);
+            quote!(let mut sum: #ty = #zero; #summed #store)
+        };
+        let jammed = (rank > 0).then(|| {
+            let parts = JammedSum {
+                var: format_ident!("i{}", rank - 1),
+                len: step.loops[rank - 1],
+                ty: &ty,
+                zero: &zero,
+                term: quote!(#(#loads)* #(#body)* #result),
+                store: |sum: &Ident| {
+                    store_tokens(quote!(#sum), result_in_lanes, target.clone(), lanes)
+                },
+            };
+            parts.tokens(|summed| wrap(summed, rank..step.loops.len()), &one_entry)
+        });
+        match jammed.flatten() {
+            Some(blocked) => wrap(blocked, 0..rank - 1),
+            None => wrap(one_entry, 0..rank),
+        }
     } else {
         let store = store_tokens(result, result_in_lanes, target, lanes);
         wrap(quote!(#(#loads)* #(#body)* #store), 0..step.loops.len())

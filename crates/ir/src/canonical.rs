@@ -90,7 +90,7 @@ impl Program {
 }
 
 /// `instr` writing `dst`, each operand passed through `f`.
-fn map_operands(instr: &Instr, dst: u32, f: impl Fn(Operand) -> Operand) -> Instr {
+pub(crate) fn map_operands(instr: &Instr, dst: u32, f: impl Fn(Operand) -> Operand) -> Instr {
     match instr {
         Instr::Add { args, .. } => Instr::Add {
             dst,

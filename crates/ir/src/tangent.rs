@@ -21,7 +21,8 @@
 //! needs. The Hessian-term contraction ([`TensorModel::hess_vec`] on the
 //! original model) is the oracle in the tests.
 
-use crate::tensor::{GradientTerm, Load, Source, Stage, Step, TensorLayout, TensorModel};
+use crate::canonical::map_operands;
+use crate::tensor::{Axis, GradientTerm, Load, Source, Stage, Step, TensorLayout, TensorModel};
 use crate::{Func, Instr, InvalidProgram, Operand, Outputs, Program};
 use std::collections::{HashMap, HashSet};
 
@@ -109,6 +110,9 @@ enum TangentLoad {
     Primal(usize),
     /// The tangent of the primal step's load k (of θ or of a buffer).
     Tangent(usize),
+    /// The primal step's own value at this entry, read from its buffer
+    /// instead of computed again ([`tangent_body`]'s `reuse_value`).
+    Value,
 }
 
 impl Layout<'_> {
@@ -129,7 +133,16 @@ impl Layout<'_> {
                     Load::Position(_) | Load::Delta(..) => false,
                 })
                 .collect();
-            let body = tangent_body(&s.body, &tangent_of_load);
+            // d exp(u) = exp(u) du, d tanh(u) = (1 − tanh² u) du: the
+            // tangent of a step that calls a function and writes one entry
+            // per iteration reads the value the step stored, rather than
+            // calling the function again (the same bits: the same program).
+            let reuse_value = s.loops.len() == m.tensors[s.out].shape.len()
+                && s.body
+                    .instructions
+                    .iter()
+                    .any(|i| matches!(i, Instr::Call { .. }));
+            let body = tangent_body(&s.body, &tangent_of_load, reuse_value);
             if body.is_some() {
                 active.insert(s.out);
             }
@@ -170,6 +183,9 @@ impl Layout<'_> {
                         {
                             primal.insert(*tensor);
                         }
+                    }
+                    TangentLoad::Value => {
+                        primal.insert(s.out);
                     }
                 }
             }
@@ -215,6 +231,17 @@ impl Layout<'_> {
                 .map(|l| match *l {
                     TangentLoad::Primal(i) => self.load(&s.inputs[i], false),
                     TangentLoad::Tangent(i) => self.load(&s.inputs[i], true),
+                    TangentLoad::Value => {
+                        let rank = m.tensors[s.out].shape.len();
+                        let index = (0..rank).map(|var| Axis::Loop { var, shift: 0 }).collect();
+                        self.load(
+                            &Load::Entry {
+                                tensor: s.out,
+                                index,
+                            },
+                            false,
+                        )
+                    }
                 })
                 .collect();
             out_steps.push(Step {
@@ -301,8 +328,15 @@ impl Layout<'_> {
 /// The forward-mode derivative of a step's body: a program whose one
 /// output is d(output), reading the primal loads it still needs and the
 /// tangents of the loads marked in `has_tangent`; `None` when the
-/// derivative is identically 0.
-fn tangent_body(body: &Program, has_tangent: &[bool]) -> Option<(Program, Vec<TangentLoad>)> {
+/// derivative is identically 0. With `reuse_value`, the derivative reads
+/// the body's own value as a load ([`TangentLoad::Value`]) wherever it
+/// needs it, and the primal instructions only that value needed are
+/// dropped.
+fn tangent_body(
+    body: &Program,
+    has_tangent: &[bool],
+    reuse_value: bool,
+) -> Option<(Program, Vec<TangentLoad>)> {
     let n_loads = has_tangent.len();
     // The tangent of load k is read as parameter n_loads + k.
     let mut dual = Dual {
@@ -319,7 +353,16 @@ fn tangent_body(body: &Program, has_tangent: &[bool]) -> Option<(Program, Vec<Ta
         let d = dual.derivative(ins);
         dual.regs.insert(ins.dst(), d);
     }
-    let out = dual.of(body.outputs.first()?)?;
+    let mut out = dual.of(body.outputs.first()?)?;
+    if reuse_value && let Some(&value @ Operand::Reg(_)) = body.outputs.first() {
+        // The value is read as parameter 2 · n_loads.
+        let stored = Operand::Param((2 * n_loads) as u32);
+        let swap = |o: Operand| if o == value { stored } else { o };
+        for ins in &mut dual.instructions[body.instructions.len()..] {
+            *ins = map_operands(ins, ins.dst(), swap);
+        }
+        out = swap(out);
+    }
     let program = Program {
         n_regs: dual.next,
         instructions: dual.instructions,
@@ -567,8 +610,10 @@ fn prune(program: Program, n_loads: usize) -> (Program, Vec<TangentLoad>) {
             let k = k as usize;
             if k < n_loads {
                 TangentLoad::Primal(k)
-            } else {
+            } else if k < 2 * n_loads {
                 TangentLoad::Tangent(k - n_loads)
+            } else {
+                TangentLoad::Value
             }
         })
         .collect();
@@ -625,12 +670,31 @@ mod tests {
     }
 
     fn exact(body: &Program, has: &[bool], loads: &[f64], tangents: &[f64]) -> f64 {
-        let (d, inputs) = tangent_body(body, has).expect("not identically 0");
+        exact_reusing(body, has, loads, tangents, false)
+    }
+
+    /// The tangent body's value; the step's own value, where it reads it,
+    /// from the primal body.
+    fn exact_reusing(
+        body: &Program,
+        has: &[bool],
+        loads: &[f64],
+        tangents: &[f64],
+        reuse_value: bool,
+    ) -> f64 {
+        let (d, inputs) = tangent_body(body, has, reuse_value).expect("not identically 0");
+        let value = {
+            let mut regs = vec![0.0; body.n_regs as usize];
+            let mut out = [0.0];
+            body.run(loads, &[], &[], &mut regs, &mut out);
+            out[0]
+        };
         let x: Vec<f64> = inputs
             .iter()
             .map(|l| match *l {
                 TangentLoad::Primal(k) => loads[k],
                 TangentLoad::Tangent(k) => tangents[k],
+                TangentLoad::Value => value,
             })
             .collect();
         let mut regs = vec![0.0; d.n_regs as usize];
@@ -714,12 +778,54 @@ mod tests {
         assert!((e - n).abs() <= 1e-6 * n.abs().max(1.0), "{e} vs {n}");
         // Only load 1 moving: the others' tangents are not read.
         let only = [false, true, false];
-        let (d, inputs) = tangent_body(&body, &only).expect("depends on load 1");
+        let (d, inputs) = tangent_body(&body, &only, false).expect("depends on load 1");
         assert!(!inputs.contains(&TangentLoad::Tangent(0)));
         assert!(d.validate(inputs.len(), 0, 0).is_ok());
         let e = exact(&body, &only, &loads, &tangents);
         let n = numeric(&body, &loads, &[0.0, 0.25, 0.0]);
         assert!((e - n).abs() <= 1e-6 * n.abs().max(1.0), "{e} vs {n}");
+    }
+
+    #[test]
+    fn a_function_value_is_read_back_not_computed_again() {
+        // exp(p0 · p1) and tanh(p0 + p1): d exp(u) = exp(u) du and
+        // d tanh(u) = (1 − tanh² u) du read the value the step stored.
+        for func in [Func::Exp, Func::Tanh] {
+            let body = Program {
+                n_regs: 2,
+                instructions: vec![
+                    Instr::Mul {
+                        dst: 0,
+                        args: vec![load(0), load(1)],
+                    },
+                    Instr::Call {
+                        dst: 1,
+                        func,
+                        arg: reg(0),
+                    },
+                ],
+                outputs: vec![reg(1)],
+            };
+            let (loads, tangents, has) = ([0.4, -1.3], [0.7, 0.2], [true, true]);
+            let (d, inputs) = tangent_body(&body, &has, true).expect("not 0");
+            assert!(inputs.contains(&TangentLoad::Value), "{func:?}: {inputs:?}");
+            assert!(
+                !d.instructions
+                    .iter()
+                    .any(|i| matches!(i, Instr::Call { .. })),
+                "{func:?} is not called again: {d:?}"
+            );
+            let (reused, computed) = (
+                exact_reusing(&body, &has, &loads, &tangents, true),
+                exact(&body, &has, &loads, &tangents),
+            );
+            assert_eq!(reused.to_bits(), computed.to_bits(), "{func:?}");
+            let n = numeric(&body, &loads, &tangents);
+            assert!(
+                (reused - n).abs() <= 1e-6 * n.abs().max(1.0),
+                "{reused} vs {n}"
+            );
+        }
     }
 
     #[test]
@@ -739,8 +845,8 @@ mod tests {
             ],
             outputs: vec![reg(1)],
         };
-        assert!(tangent_body(&body, &[true, false]).is_none());
-        let (d, inputs) = tangent_body(&body, &[true, true]).expect("through load 1");
+        assert!(tangent_body(&body, &[true, false], false).is_none());
+        let (d, inputs) = tangent_body(&body, &[true, true], false).expect("through load 1");
         // step(p0)·dp1: the primal product is not computed.
         assert_eq!(inputs, [TangentLoad::Primal(0), TangentLoad::Tangent(1)]);
         assert_eq!(d.instructions.len(), 2);

@@ -100,6 +100,7 @@ impl Engine {
                 inputs: &inputs,
                 stage: Stage::default(),
                 memo: HashMap::new(),
+                inline_exps: Vec::new(),
                 inlined: HashMap::new(),
                 fresh: 0,
                 level: Outputs::Loss,
@@ -176,6 +177,9 @@ struct Planner<'a> {
     stage: Stage,
     /// A step's body in canonical form → the buffer it computes.
     memo: HashMap<String, usize>,
+    /// The exp calls of the body being made that stay inline
+    /// ([`rewritable_exps`]).
+    inline_exps: Vec<IExpr>,
     /// Each definition's right-hand side with its own definitions inlined.
     inlined: HashMap<String, IExpr>,
     fresh: usize,
@@ -290,13 +294,18 @@ impl Planner<'_> {
     /// The buffer holding `e` (inlined) over `out` — summed over `reduce`.
     fn make(&mut self, e: &IExpr, out: &[Var], reduce: &[Var]) -> Result<usize, LowerFailure> {
         let domain: Vec<Var> = out.iter().chain(reduce).cloned().collect();
+        let mut inline_exps = Vec::new();
+        rewritable_exps(e, false, &mut inline_exps);
+        let outer = std::mem::replace(&mut self.inline_exps, inline_exps);
         let body = match e {
             // A shared call is this step's whole body: hoist only inside it.
-            IExpr::Call(f, a) if shared_call(*f) => {
-                IExpr::Call(*f, Box::new(self.hoist(a, &domain)?))
+            IExpr::Call(f, a) if shared_call(*f) || (*f == Func::Exp && reduce.is_empty()) => {
+                self.hoist(a, &domain).map(|a| IExpr::Call(*f, Box::new(a)))
             }
-            _ => self.hoist(e, &domain)?,
+            _ => self.hoist(e, &domain),
         };
+        self.inline_exps = outer;
+        let body = body?;
         // Canonical form: the domain's variables by position.
         let positional: HashMap<String, Ix> = domain
             .iter()
@@ -409,7 +418,10 @@ impl Planner<'_> {
                 Box::new(self.hoist(a, domain)?),
                 Box::new(self.hoist(b, domain)?),
             ),
-            IExpr::Call(f, _) if shared_call(*f) && !domain.is_empty() => {
+            IExpr::Call(f, _)
+                if !domain.is_empty()
+                    && (shared_call(*f) || (*f == Func::Exp && !self.inline_exps.contains(e))) =>
+            {
                 let b = self.make(e, &varies, &[])?;
                 buffer_entry(b, &varies)
             }
@@ -608,14 +620,59 @@ impl Planner<'_> {
 /// Whether a call inside a loop gets a buffer of its own, computed once per
 /// row and read by every step that needs it (the network's tanh(zᵢ) appears
 /// in the loss, the gradient and several Hessian blocks): the functions no
-/// stable rewrite looks through. exp, log and σ stay inline, where
-/// log(1 + eᵘ), log σ(u) and eᵘ − 1 can still be rewritten; steps without
-/// loops share their calls by value numbering in the generated code.
+/// stable rewrite looks through. log and σ stay inline, and so does an exp
+/// that a rewrite may still need to see ([`rewritable_exps`]); every other
+/// exp inside a loop is shared too (softmax's e^{z_k}: in the sum of the
+/// log-sum-exp, in the probabilities of the gradient and in each of their
+/// tangents, once per entry instead of four times). Steps without loops
+/// share their calls by value numbering in the generated code.
 fn shared_call(f: Func) -> bool {
     matches!(
         f,
         Func::Tanh | Func::Sin | Func::Cos | Func::Tan | Func::Atan | Func::Softplus
     )
+}
+
+/// Collects into `out` the exp calls of `e` that a stable rewrite of the
+/// step's body may need whole, and that therefore stay inline: those under
+/// a log (log(1 + eᵘ) → softplus, log σ) and those that are a term of a sum
+/// (eᵘ − 1 → expm1). The body of a sum over an index becomes a buffer of
+/// its own, so the search stops there.
+fn rewritable_exps(e: &IExpr, under_log: bool, out: &mut Vec<IExpr>) {
+    match e {
+        IExpr::Call(Func::Exp, a) => {
+            if under_log {
+                out.push(e.clone());
+            }
+            rewritable_exps(a, false, out);
+        }
+        IExpr::Call(Func::Log | Func::Log1p, a) => rewritable_exps(a, true, out),
+        IExpr::Call(_, a) => rewritable_exps(a, false, out),
+        IExpr::Add(xs) => {
+            for x in xs {
+                if matches!(x, IExpr::Call(Func::Exp, _)) {
+                    out.push(x.clone());
+                }
+                rewritable_exps(x, under_log, out);
+            }
+        }
+        IExpr::Mul(xs) => {
+            for x in xs {
+                rewritable_exps(x, under_log, out);
+            }
+        }
+        IExpr::Pow(a, b) => {
+            rewritable_exps(a, under_log, out);
+            rewritable_exps(b, under_log, out);
+        }
+        IExpr::Pick { items, .. } => {
+            for x in items {
+                rewritable_exps(x, under_log, out);
+            }
+        }
+        IExpr::Sum { .. } | IExpr::Num(_) | IExpr::Entry { .. } | IExpr::Index(_) => {}
+        IExpr::Delta(..) => {}
+    }
 }
 
 /// The delta pairs and the column buffer of a product term: terms alike
