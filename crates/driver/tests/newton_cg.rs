@@ -32,8 +32,11 @@ fn agrees_with_newton_without_the_hessian(prepared: &Prepared) {
         "{}",
         cg.message
     );
+    // Both stop at ‖∇L‖∞ ≤ 1e-8, so θ agrees to about that over λ_min:
+    // relative to the size of the parameter (breast cancer's unscaled
+    // features put one near 30).
     for (a, b) in dense.theta.iter().zip(&cg.theta) {
-        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        assert!((a - b).abs() < 1e-6 * a.abs().max(1.0), "{a} vs {b}");
     }
     let e = cg.evaluations;
     let dense_check = prepared.model.n_params() <= hessforge_optim::driver::DENSE_CHECK_MAX_PARAMS;

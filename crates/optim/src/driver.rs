@@ -328,6 +328,7 @@ pub fn minimize(
     let objective: &dyn Objective = &counted;
     let start = Instant::now();
     let p = theta0.len();
+    method.aim(stopping.grad_tol);
     method.reset(p, objective.n_rows());
     let hessian = method.uses_hessian();
     let mut at = if hessian {

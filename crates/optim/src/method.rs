@@ -246,6 +246,12 @@ pub trait Method {
     fn uses_hessian(&self) -> bool;
     /// Size and zero the state for `p` parameters over `rows` data rows.
     fn reset(&mut self, p: usize, rows: usize);
+    /// The run stops once ‖∇L‖∞ ≤ `grad_tol` (told before
+    /// [`Method::reset`]): a method that solves its step's system
+    /// inexactly may stop solving once it is accurate to a fraction of
+    /// that, instead of solving more accurately than the run needs. The
+    /// default ignores it.
+    fn aim(&mut self, _grad_tol: f64) {}
     /// The dense P × P matrix other than ∇²L that the method keeps for `p`
     /// parameters (BFGS's inverse-Hessian approximation, the Gauss–Newton
     /// matrix), named for a message; None (the default) when it keeps none.
