@@ -309,8 +309,7 @@ def large(hessforge, side, smoke):
             r = runs[m][0]
             entry["hessforge"][m] = {k: r[k] for k in ("status", "iterations", "grad_norm", "evaluations")}
             times = sorted(x.get("fit_seconds", x["seconds"]) for x in runs[m])
-            entry["hessforge"][m]["seconds"] = times[len(times) // 2]
-            entry["hessforge"][m]["runs"] = times
+            entry["hessforge"][m].update(seconds=times[len(times) // 2], runs=times)
         times = sorted(x["seconds"] for x in runs["jax"])
         entry["jax"] = dict(runs["jax"][0], seconds=times[len(times) // 2], runs=times)
         out.append(entry)

@@ -3,7 +3,7 @@
 //! a small gradient where the Hessian is not positive semi-definite is a
 //! `saddle_point` or a `maximum`, never `converged`.
 
-use crate::method::{Curvature, Method, Point, Step};
+use crate::method::{Curvature, Method, Point, Step, inf_norm};
 use crate::objective::{Batch, Counted, Evaluations, Objective};
 use nalgebra::{DMatrix, SymmetricEigen};
 use serde::Serialize;
@@ -142,13 +142,6 @@ pub struct Outcome {
     pub modified_steps: u64,
     /// Second-order steps that were not descent directions.
     pub non_descent_steps: u64,
-}
-
-fn inf_norm(v: &[f64]) -> f64 {
-    v.iter().fold(
-        0.0,
-        |m, x| if x.is_nan() { f64::NAN } else { m.max(x.abs()) },
-    )
 }
 
 fn evaluate(objective: &dyn Objective, at: &mut Point, hessian: bool) {

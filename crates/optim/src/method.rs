@@ -266,6 +266,14 @@ pub trait Method {
     fn step(&mut self, objective: &dyn Objective, at: &mut Point, horizon: u64) -> Step;
 }
 
+/// Max norm ‖v‖∞; NaN when an entry is NaN (so no tolerance test passes).
+pub(crate) fn inf_norm(v: &[f64]) -> f64 {
+    v.iter().fold(
+        0.0,
+        |m, x| if x.is_nan() { f64::NAN } else { m.max(x.abs()) },
+    )
+}
+
 /// Euclidean norm.
 pub(crate) fn norm(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>().sqrt()

@@ -29,14 +29,9 @@
 use crate::catalog::Optimizer;
 use crate::line_search::{Ray, armijo};
 use crate::method::{
-    Curvature, JACOBI_FLOOR, Method, Modification, Point, Preconditioner, Step, dot, norm,
+    Curvature, JACOBI_FLOOR, Method, Modification, Point, Preconditioner, Step, dot, inf_norm, norm,
 };
 use crate::objective::{Batch, Objective};
-
-/// ‖v‖∞.
-fn max_abs(v: &[f64]) -> f64 {
-    v.iter().fold(0.0f64, |m, x| m.max(x.abs()))
-}
 
 /// The matrix Newton–CG's conjugate gradients solve with.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -190,7 +185,7 @@ impl Method for NewtonCg {
                 self.z[i] += alpha * self.p[i];
                 self.r[i] += alpha * self.hp[i];
             }
-            if norm(&self.r) <= tolerance || max_abs(&self.r) <= TARGET_FRACTION * self.target {
+            if norm(&self.r) <= tolerance || inf_norm(&self.r) <= TARGET_FRACTION * self.target {
                 break;
             }
             self.precondition();
