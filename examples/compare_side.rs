@@ -341,9 +341,33 @@ fn products(model: &str, repeats: usize, rows: usize) -> serde_json::Value {
     let product = time(repeats, || {
         black_box(k.hess_vec(black_box(&theta), &constants, Rows::All(&data), &v, &mut hv));
     });
+    // The products of a CG run at one θ: the primal values recorded once,
+    // then only the steps that read v.
+    let rows_all = Rows::All(&data);
+    let linearize = time(repeats, || {
+        black_box(k.linearize(black_box(&theta), &constants, rows_all));
+    });
+    let linearization = k
+        .linearize(&theta, &constants, rows_all)
+        .unwrap_or_else(|| fail(&format!("{model}: no linearization")));
+    let mut hv_shared = vec![0.0; p];
+    let shared = time(repeats, || {
+        black_box(k.hess_vec_linearized(
+            &linearization,
+            black_box(&theta),
+            &constants,
+            rows_all,
+            &v,
+            &mut hv_shared,
+        ));
+    });
+    if hv_shared != hv {
+        fail("the linearized product differs from the product");
+    }
     serde_json::json!({
         "task": "products", "model": model, "params": p, "gradient_s": gradient,
-        "hess_vec_s": product, "grad0": g[0], "hv0": hv[0],
+        "hess_vec_s": product, "linearize_s": linearize, "hess_vec_linearized_s": shared,
+        "linearization_bytes": linearization.bytes(), "grad0": g[0], "hv0": hv[0],
         "hv_norm": hv.iter().map(|x| x * x).sum::<f64>().sqrt(),
     })
 }

@@ -695,6 +695,8 @@ fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
 mod tangent {
     use super::*;
+    use ::hessforge_kernels::Linearization;
+    use ::hessforge_kernels::ir::tensor::Phase;
     /// The layouts of the tangent model (`hessforge_ir::tangent`): its gradient is ∇²L·v; its steps are [`sample`] and [`regularizer`].
     fn plan() -> &'static TensorModel {
         static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
@@ -1091,6 +1093,7 @@ mod tangent {
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn sample<const W: usize>(
+        phase: Phase,
         level: Outputs,
         t: &[f64],
         x: &[f64],
@@ -1098,33 +1101,42 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        step_t5::<W>(t, x, c, v, s);
-        let r0: f64 = 0.0625;
-        let v8: f64 = r0;
-        Lanes::<W>::splat(v8).store(&mut s[10 * W..]);
-        step_t7::<W>(t, x, c, v, s);
-        step_t8::<W>(t, x, c, v, s);
-        let v10: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
-        step_t9::<W>(t, x, c, v, s);
-        let v11: Lanes<W> = Lanes::<W>::load(&s[22 * W..]);
-        let r1: Lanes<W> = v10.ln();
-        let r2: Lanes<W> = (-1.0) * v11;
-        let r3: Lanes<W> = r1 + r2;
-        let v12: Lanes<W> = r3;
-        v12.store(&mut s[23 * W..]);
+        if phase != Phase::Tangent {
+            step_t5::<W>(t, x, c, v, s);
+            let r0: f64 = 0.0625;
+            let v8: f64 = r0;
+            Lanes::<W>::splat(v8).store(&mut s[10 * W..]);
+            step_t7::<W>(t, x, c, v, s);
+            step_t8::<W>(t, x, c, v, s);
+            let v10: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
+            step_t9::<W>(t, x, c, v, s);
+            let v11: Lanes<W> = Lanes::<W>::load(&s[22 * W..]);
+            let r1: Lanes<W> = v10.ln();
+            let r2: Lanes<W> = (-1.0) * v11;
+            let r3: Lanes<W> = r1 + r2;
+            let v12: Lanes<W> = r3;
+            v12.store(&mut s[23 * W..]);
+            if level.rank() < 1 {
+                return;
+            }
+            let r4: Lanes<W> = v10.powi(-1i32);
+            let v13: Lanes<W> = r4;
+            v13.store(&mut s[24 * W..]);
+        }
+        if phase == Phase::Primal {
+            return;
+        }
         if level.rank() < 1 {
             return;
         }
-        let r4: Lanes<W> = v10.powi(-1i32);
-        let v13: Lanes<W> = r4;
-        v13.store(&mut s[24 * W..]);
         step_dt5::<W>(t, x, c, v, s);
         step_dt7::<W>(t, x, c, v, s);
         step_dt8::<W>(t, x, c, v, s);
         let v16: Lanes<W> = Lanes::<W>::load(&s[45 * W..]);
-        let r5: Lanes<W> = v10.powi(-2i32);
-        let r6: Lanes<W> = (-1.0) * r5 * v16;
-        let v17: Lanes<W> = r6;
+        let a5: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
+        let r6: Lanes<W> = a5.powi(-2i32);
+        let r7: Lanes<W> = (-1.0) * r6 * v16;
+        let v17: Lanes<W> = r7;
         v17.store(&mut s[46 * W..]);
         step_dt12::<W>(t, x, c, v, s);
         step_dt14::<W>(t, x, c, v, s);
@@ -1273,7 +1285,10 @@ mod tangent {
         step_dt35(t, &[], c, v, s);
     }
     /// The generated tangent steps in the direction v.
-    pub(super) struct Compiled<'a>(pub(super) &'a [f64]);
+    pub(super) struct Compiled<'a> {
+        pub(super) v: &'a [f64],
+        pub(super) phase: Phase,
+    }
     impl Steps for Compiled<'_> {
         #[inline]
         fn sample(
@@ -1284,7 +1299,7 @@ mod tangent {
             constants: &[f64],
             scratch: &mut [f64],
         ) {
-            sample::<1>(level, theta, row, constants, self.0, scratch);
+            sample::<1>(self.phase, level, theta, row, constants, self.v, scratch);
         }
         #[inline]
         fn regularizer(
@@ -1294,7 +1309,7 @@ mod tangent {
             constants: &[f64],
             scratch: &mut [f64],
         ) {
-            regularizer(level, theta, constants, self.0, scratch);
+            regularizer(level, theta, constants, self.v, scratch);
         }
         fn lanes(&self) -> usize {
             8
@@ -1308,7 +1323,7 @@ mod tangent {
             constants: &[f64],
             scratch: &mut [f64],
         ) {
-            sample::<8>(level, theta, rows, constants, self.0, scratch);
+            sample::<8>(self.phase, level, theta, rows, constants, self.v, scratch);
         }
     }
     /// ∇²L·v into `out` (and L), a loss-and-gradient pass of the
@@ -1322,13 +1337,61 @@ mod tangent {
     ) -> f64 {
         runtime::loops::evaluate(
             plan(),
-            &Compiled(v),
+            &Compiled { v, phase: Phase::All },
             Outputs::LossGrad,
             theta,
             constants,
             rows,
             out,
             &mut [],
+        )
+    }
+    /// The scratch entries the primal steps write, per row:
+    /// what a linearization keeps.
+    const PRIMAL_SCRATCH: usize = 25;
+    /// What the products at θ share: the primal steps' values,
+    /// row by row (`hessforge_kernels::linearization`).
+    pub(super) fn linearize<'d>(
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'d>,
+    ) -> Option<Linearization<'d>> {
+        let primal = Compiled {
+            v: &[],
+            phase: Phase::Primal,
+        };
+        runtime::loops::linearize(
+            plan(),
+            &primal,
+            PRIMAL_SCRATCH,
+            theta,
+            constants,
+            rows,
+        )
+    }
+    /// ∇²L·v into `out` (and L), the tangent steps only, on the
+    /// primal values `linearization` kept.
+    pub(super) fn hess_vec_linearized(
+        linearization: &Linearization<'_>,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        let tangent = Compiled {
+            v,
+            phase: Phase::Tangent,
+        };
+        runtime::loops::hess_vec_linearized(
+            plan(),
+            linearization,
+            &tangent,
+            &Compiled { v, phase: Phase::All },
+            theta,
+            constants,
+            rows,
+            out,
         )
     }
 }
@@ -1453,5 +1516,24 @@ impl Kernel for Digits {
         out: &mut [f64],
     ) -> f64 {
         runtime::loops::hess_diag(plan(), &Compiled, theta, constants, rows, out)
+    }
+    fn linearize<'d>(
+        &self,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'d>,
+    ) -> Option<::hessforge_kernels::Linearization<'d>> {
+        tangent::linearize(theta, constants, rows)
+    }
+    fn hess_vec_linearized(
+        &self,
+        linearization: &::hessforge_kernels::Linearization<'_>,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        tangent::hess_vec_linearized(linearization, theta, constants, rows, v, out)
     }
 }

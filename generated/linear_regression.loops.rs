@@ -166,6 +166,8 @@ fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {}
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
 mod tangent {
     use super::*;
+    use ::hessforge_kernels::Linearization;
+    use ::hessforge_kernels::ir::tensor::Phase;
     /// The layouts of the tangent model (`hessforge_ir::tangent`): its gradient is ∇²L·v; its steps are [`sample`] and [`regularizer`].
     fn plan() -> &'static TensorModel {
         static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
@@ -261,6 +263,7 @@ mod tangent {
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn sample<const W: usize>(
+        phase: Phase,
         level: Outputs,
         t: &[f64],
         x: &[f64],
@@ -268,16 +271,21 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        step_t4::<W>(t, x, c, v, s);
-        let v6: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
-        let a0: f64 = t[10];
-        let a1: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
-        let r2: Lanes<W> = (-1.0) * a1;
-        let r3: Lanes<W> = v6 + r2 + a0;
-        let r4: Lanes<W> = r3 * r3;
-        let r5: Lanes<W> = 0.5 * r4;
-        let v7: Lanes<W> = r5;
-        v7.store(&mut s[1 * W..]);
+        if phase != Phase::Tangent {
+            step_t4::<W>(t, x, c, v, s);
+            let v6: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
+            let a0: f64 = t[10];
+            let a1: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
+            let r2: Lanes<W> = (-1.0) * a1;
+            let r3: Lanes<W> = v6 + r2 + a0;
+            let r4: Lanes<W> = r3 * r3;
+            let r5: Lanes<W> = 0.5 * r4;
+            let v7: Lanes<W> = r5;
+            v7.store(&mut s[1 * W..]);
+        }
+        if phase == Phase::Primal {
+            return;
+        }
         if level.rank() < 1 {
             return;
         }
@@ -295,7 +303,10 @@ mod tangent {
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {}
     /// The generated tangent steps in the direction v.
-    pub(super) struct Compiled<'a>(pub(super) &'a [f64]);
+    pub(super) struct Compiled<'a> {
+        pub(super) v: &'a [f64],
+        pub(super) phase: Phase,
+    }
     impl Steps for Compiled<'_> {
         #[inline]
         fn sample(
@@ -306,7 +317,7 @@ mod tangent {
             constants: &[f64],
             scratch: &mut [f64],
         ) {
-            sample::<1>(level, theta, row, constants, self.0, scratch);
+            sample::<1>(self.phase, level, theta, row, constants, self.v, scratch);
         }
         #[inline]
         fn regularizer(
@@ -316,7 +327,7 @@ mod tangent {
             constants: &[f64],
             scratch: &mut [f64],
         ) {
-            regularizer(level, theta, constants, self.0, scratch);
+            regularizer(level, theta, constants, self.v, scratch);
         }
         fn lanes(&self) -> usize {
             8
@@ -330,7 +341,7 @@ mod tangent {
             constants: &[f64],
             scratch: &mut [f64],
         ) {
-            sample::<8>(level, theta, rows, constants, self.0, scratch);
+            sample::<8>(self.phase, level, theta, rows, constants, self.v, scratch);
         }
     }
     /// ∇²L·v into `out` (and L), a loss-and-gradient pass of the
@@ -344,13 +355,61 @@ mod tangent {
     ) -> f64 {
         runtime::loops::evaluate(
             plan(),
-            &Compiled(v),
+            &Compiled { v, phase: Phase::All },
             Outputs::LossGrad,
             theta,
             constants,
             rows,
             out,
             &mut [],
+        )
+    }
+    /// The scratch entries the primal steps write, per row:
+    /// what a linearization keeps.
+    const PRIMAL_SCRATCH: usize = 2;
+    /// What the products at θ share: the primal steps' values,
+    /// row by row (`hessforge_kernels::linearization`).
+    pub(super) fn linearize<'d>(
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'d>,
+    ) -> Option<Linearization<'d>> {
+        let primal = Compiled {
+            v: &[],
+            phase: Phase::Primal,
+        };
+        runtime::loops::linearize(
+            plan(),
+            &primal,
+            PRIMAL_SCRATCH,
+            theta,
+            constants,
+            rows,
+        )
+    }
+    /// ∇²L·v into `out` (and L), the tangent steps only, on the
+    /// primal values `linearization` kept.
+    pub(super) fn hess_vec_linearized(
+        linearization: &Linearization<'_>,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        let tangent = Compiled {
+            v,
+            phase: Phase::Tangent,
+        };
+        runtime::loops::hess_vec_linearized(
+            plan(),
+            linearization,
+            &tangent,
+            &Compiled { v, phase: Phase::All },
+            theta,
+            constants,
+            rows,
+            out,
         )
     }
 }
@@ -475,5 +534,24 @@ impl Kernel for LinearRegression {
         out: &mut [f64],
     ) -> f64 {
         runtime::loops::hess_diag(plan(), &Compiled, theta, constants, rows, out)
+    }
+    fn linearize<'d>(
+        &self,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'d>,
+    ) -> Option<::hessforge_kernels::Linearization<'d>> {
+        tangent::linearize(theta, constants, rows)
+    }
+    fn hess_vec_linearized(
+        &self,
+        linearization: &::hessforge_kernels::Linearization<'_>,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        tangent::hess_vec_linearized(linearization, theta, constants, rows, v, out)
     }
 }

@@ -265,6 +265,8 @@ fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
 mod tangent {
     use super::*;
+    use ::hessforge_kernels::Linearization;
+    use ::hessforge_kernels::ir::tensor::Phase;
     /// The layouts of the tangent model (`hessforge_ir::tangent`): its gradient is ∇²L·v; its steps are [`sample`] and [`regularizer`].
     fn plan() -> &'static TensorModel {
         static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
@@ -370,6 +372,7 @@ mod tangent {
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn sample<const W: usize>(
+        phase: Phase,
         level: Outputs,
         t: &[f64],
         x: &[f64],
@@ -377,40 +380,49 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        step_t5::<W>(t, x, c, v, s);
-        let v7: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
-        let a0: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
-        let a1: f64 = t[10];
-        let r2: Lanes<W> = a0 * (-1.0);
-        let r3: Lanes<W> = r2 + 1.0;
-        let r4: Lanes<W> = a1 + v7;
-        let e5: Lanes<W> = r4.exp_neg_abs();
-        let l6: Lanes<W> = e5.ln_1p();
-        let r7: Lanes<W> = r4.softplus_with(l6);
-        let r8: Lanes<W> = r3 * r7;
-        let r9: Lanes<W> = r4 * (-1.0);
-        let r10: Lanes<W> = r9.softplus_with(l6);
-        let r11: Lanes<W> = r10 * a0;
-        let r12: Lanes<W> = r8 + r11;
-        let v8: Lanes<W> = r12;
-        v8.store(&mut s[1 * W..]);
+        if phase != Phase::Tangent {
+            step_t5::<W>(t, x, c, v, s);
+            let v7: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
+            let a0: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
+            let a1: f64 = t[10];
+            let r2: Lanes<W> = a0 * (-1.0);
+            let r3: Lanes<W> = r2 + 1.0;
+            let r4: Lanes<W> = a1 + v7;
+            let e5: Lanes<W> = r4.exp_neg_abs();
+            let l6: Lanes<W> = e5.ln_1p();
+            let r7: Lanes<W> = r4.softplus_with(l6);
+            let r8: Lanes<W> = r3 * r7;
+            let r9: Lanes<W> = r4 * (-1.0);
+            let r10: Lanes<W> = r9.softplus_with(l6);
+            let r11: Lanes<W> = r10 * a0;
+            let r12: Lanes<W> = r8 + r11;
+            let v8: Lanes<W> = r12;
+            v8.store(&mut s[1 * W..]);
+        }
+        if phase == Phase::Primal {
+            return;
+        }
         if level.rank() < 1 {
             return;
         }
         step_dt5::<W>(t, x, c, v, s);
         let v9: Lanes<W> = Lanes::<W>::load(&s[2 * W..]);
-        let a13: f64 = v[10];
-        let r14: Lanes<W> = r4.sigmoid_with(e5);
-        let r15: Lanes<W> = v9 + a13;
-        let r16: Lanes<W> = -r14;
-        let r17: Lanes<W> = r16 + 1.0;
-        let r18: Lanes<W> = r14 * r17;
-        let r19: Lanes<W> = r18 * r15;
-        let r20: Lanes<W> = r19 * (-1.0);
-        let r21: Lanes<W> = r20 * (-1.0);
-        let v10: Lanes<W> = r21;
+        let a13: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
+        let a14: f64 = t[10];
+        let a15: f64 = v[10];
+        let r16: Lanes<W> = a13 + a14;
+        let e17: Lanes<W> = r16.exp_neg_abs();
+        let r18: Lanes<W> = r16.sigmoid_with(e17);
+        let r19: Lanes<W> = v9 + a15;
+        let r20: Lanes<W> = -r18;
+        let r21: Lanes<W> = r20 + 1.0;
+        let r22: Lanes<W> = r18 * r21;
+        let r23: Lanes<W> = r22 * r19;
+        let r24: Lanes<W> = r23 * (-1.0);
+        let r25: Lanes<W> = r24 * (-1.0);
+        let v10: Lanes<W> = r25;
         v10.store(&mut s[3 * W..]);
-        let v12: Lanes<W> = r19;
+        let v12: Lanes<W> = r23;
         v12.store(&mut s[14 * W..]);
     }
     /// `t15` `t15 = Σ over i0 < 10 of f(w[i0])` (1 instruction).
@@ -452,7 +464,10 @@ mod tangent {
         step_dt17(t, &[], c, v, s);
     }
     /// The generated tangent steps in the direction v.
-    pub(super) struct Compiled<'a>(pub(super) &'a [f64]);
+    pub(super) struct Compiled<'a> {
+        pub(super) v: &'a [f64],
+        pub(super) phase: Phase,
+    }
     impl Steps for Compiled<'_> {
         #[inline]
         fn sample(
@@ -463,7 +478,7 @@ mod tangent {
             constants: &[f64],
             scratch: &mut [f64],
         ) {
-            sample::<1>(level, theta, row, constants, self.0, scratch);
+            sample::<1>(self.phase, level, theta, row, constants, self.v, scratch);
         }
         #[inline]
         fn regularizer(
@@ -473,7 +488,7 @@ mod tangent {
             constants: &[f64],
             scratch: &mut [f64],
         ) {
-            regularizer(level, theta, constants, self.0, scratch);
+            regularizer(level, theta, constants, self.v, scratch);
         }
         fn lanes(&self) -> usize {
             8
@@ -487,7 +502,7 @@ mod tangent {
             constants: &[f64],
             scratch: &mut [f64],
         ) {
-            sample::<8>(level, theta, rows, constants, self.0, scratch);
+            sample::<8>(self.phase, level, theta, rows, constants, self.v, scratch);
         }
     }
     /// ∇²L·v into `out` (and L), a loss-and-gradient pass of the
@@ -501,13 +516,61 @@ mod tangent {
     ) -> f64 {
         runtime::loops::evaluate(
             plan(),
-            &Compiled(v),
+            &Compiled { v, phase: Phase::All },
             Outputs::LossGrad,
             theta,
             constants,
             rows,
             out,
             &mut [],
+        )
+    }
+    /// The scratch entries the primal steps write, per row:
+    /// what a linearization keeps.
+    const PRIMAL_SCRATCH: usize = 2;
+    /// What the products at θ share: the primal steps' values,
+    /// row by row (`hessforge_kernels::linearization`).
+    pub(super) fn linearize<'d>(
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'d>,
+    ) -> Option<Linearization<'d>> {
+        let primal = Compiled {
+            v: &[],
+            phase: Phase::Primal,
+        };
+        runtime::loops::linearize(
+            plan(),
+            &primal,
+            PRIMAL_SCRATCH,
+            theta,
+            constants,
+            rows,
+        )
+    }
+    /// ∇²L·v into `out` (and L), the tangent steps only, on the
+    /// primal values `linearization` kept.
+    pub(super) fn hess_vec_linearized(
+        linearization: &Linearization<'_>,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        let tangent = Compiled {
+            v,
+            phase: Phase::Tangent,
+        };
+        runtime::loops::hess_vec_linearized(
+            plan(),
+            linearization,
+            &tangent,
+            &Compiled { v, phase: Phase::All },
+            theta,
+            constants,
+            rows,
+            out,
         )
     }
 }
@@ -632,5 +695,24 @@ impl Kernel for LogisticRegression {
         out: &mut [f64],
     ) -> f64 {
         runtime::loops::hess_diag(plan(), &Compiled, theta, constants, rows, out)
+    }
+    fn linearize<'d>(
+        &self,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'d>,
+    ) -> Option<::hessforge_kernels::Linearization<'d>> {
+        tangent::linearize(theta, constants, rows)
+    }
+    fn hess_vec_linearized(
+        &self,
+        linearization: &::hessforge_kernels::Linearization<'_>,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        tangent::hess_vec_linearized(linearization, theta, constants, rows, v, out)
     }
 }

@@ -932,6 +932,8 @@ fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {}
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
 mod tangent {
     use super::*;
+    use ::hessforge_kernels::Linearization;
+    use ::hessforge_kernels::ir::tensor::Phase;
     /// The layouts of the tangent model (`hessforge_ir::tangent`): its gradient is ∇²L·v; its steps are [`sample`] and [`regularizer`].
     fn plan() -> &'static TensorModel {
         static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
@@ -1366,6 +1368,7 @@ mod tangent {
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn sample<const W: usize>(
+        phase: Phase,
         level: Outputs,
         t: &[f64],
         x: &[f64],
@@ -1373,24 +1376,32 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        step_t6::<W>(t, x, c, v, s);
-        step_t7::<W>(t, x, c, v, s);
-        step_t8::<W>(t, x, c, v, s);
-        let v12: Lanes<W> = Lanes::<W>::load(&s[8 * W..]);
-        let a0: f64 = t[16];
-        let a1: Lanes<W> = Lanes::<W>::load(&x[2 * W..]);
-        let r2: Lanes<W> = (-1.0) * a1;
-        let r3: Lanes<W> = v12 + r2 + a0;
-        let r4: Lanes<W> = r3 * r3;
-        let r5: Lanes<W> = 0.5 * r4;
-        let v13: Lanes<W> = r5;
-        v13.store(&mut s[9 * W..]);
+        if phase != Phase::Tangent {
+            step_t6::<W>(t, x, c, v, s);
+            step_t7::<W>(t, x, c, v, s);
+            step_t8::<W>(t, x, c, v, s);
+            let v12: Lanes<W> = Lanes::<W>::load(&s[8 * W..]);
+            let a0: f64 = t[16];
+            let a1: Lanes<W> = Lanes::<W>::load(&x[2 * W..]);
+            let r2: Lanes<W> = (-1.0) * a1;
+            let r3: Lanes<W> = v12 + r2 + a0;
+            let r4: Lanes<W> = r3 * r3;
+            let r5: Lanes<W> = 0.5 * r4;
+            let v13: Lanes<W> = r5;
+            v13.store(&mut s[9 * W..]);
+            if level.rank() < 1 {
+                return;
+            }
+            let v14: Lanes<W> = r3;
+            v14.store(&mut s[10 * W..]);
+            step_t11::<W>(t, x, c, v, s);
+        }
+        if phase == Phase::Primal {
+            return;
+        }
         if level.rank() < 1 {
             return;
         }
-        let v14: Lanes<W> = r3;
-        v14.store(&mut s[10 * W..]);
-        step_t11::<W>(t, x, c, v, s);
         step_dt6::<W>(t, x, c, v, s);
         step_dt7::<W>(t, x, c, v, s);
         step_dt8::<W>(t, x, c, v, s);
@@ -1411,7 +1422,10 @@ mod tangent {
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {}
     /// The generated tangent steps in the direction v.
-    pub(super) struct Compiled<'a>(pub(super) &'a [f64]);
+    pub(super) struct Compiled<'a> {
+        pub(super) v: &'a [f64],
+        pub(super) phase: Phase,
+    }
     impl Steps for Compiled<'_> {
         #[inline]
         fn sample(
@@ -1422,7 +1436,7 @@ mod tangent {
             constants: &[f64],
             scratch: &mut [f64],
         ) {
-            sample::<1>(level, theta, row, constants, self.0, scratch);
+            sample::<1>(self.phase, level, theta, row, constants, self.v, scratch);
         }
         #[inline]
         fn regularizer(
@@ -1432,7 +1446,7 @@ mod tangent {
             constants: &[f64],
             scratch: &mut [f64],
         ) {
-            regularizer(level, theta, constants, self.0, scratch);
+            regularizer(level, theta, constants, self.v, scratch);
         }
         fn lanes(&self) -> usize {
             8
@@ -1446,7 +1460,7 @@ mod tangent {
             constants: &[f64],
             scratch: &mut [f64],
         ) {
-            sample::<8>(level, theta, rows, constants, self.0, scratch);
+            sample::<8>(self.phase, level, theta, rows, constants, self.v, scratch);
         }
     }
     /// ∇²L·v into `out` (and L), a loss-and-gradient pass of the
@@ -1460,13 +1474,61 @@ mod tangent {
     ) -> f64 {
         runtime::loops::evaluate(
             plan(),
-            &Compiled(v),
+            &Compiled { v, phase: Phase::All },
             Outputs::LossGrad,
             theta,
             constants,
             rows,
             out,
             &mut [],
+        )
+    }
+    /// The scratch entries the primal steps write, per row:
+    /// what a linearization keeps.
+    const PRIMAL_SCRATCH: usize = 15;
+    /// What the products at θ share: the primal steps' values,
+    /// row by row (`hessforge_kernels::linearization`).
+    pub(super) fn linearize<'d>(
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'d>,
+    ) -> Option<Linearization<'d>> {
+        let primal = Compiled {
+            v: &[],
+            phase: Phase::Primal,
+        };
+        runtime::loops::linearize(
+            plan(),
+            &primal,
+            PRIMAL_SCRATCH,
+            theta,
+            constants,
+            rows,
+        )
+    }
+    /// ∇²L·v into `out` (and L), the tangent steps only, on the
+    /// primal values `linearization` kept.
+    pub(super) fn hess_vec_linearized(
+        linearization: &Linearization<'_>,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        let tangent = Compiled {
+            v,
+            phase: Phase::Tangent,
+        };
+        runtime::loops::hess_vec_linearized(
+            plan(),
+            linearization,
+            &tangent,
+            &Compiled { v, phase: Phase::All },
+            theta,
+            constants,
+            rows,
+            out,
         )
     }
 }
@@ -1591,5 +1653,24 @@ impl Kernel for MlpTanh {
         out: &mut [f64],
     ) -> f64 {
         runtime::loops::hess_diag(plan(), &Compiled, theta, constants, rows, out)
+    }
+    fn linearize<'d>(
+        &self,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'d>,
+    ) -> Option<::hessforge_kernels::Linearization<'d>> {
+        tangent::linearize(theta, constants, rows)
+    }
+    fn hess_vec_linearized(
+        &self,
+        linearization: &::hessforge_kernels::Linearization<'_>,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        tangent::hess_vec_linearized(linearization, theta, constants, rows, v, out)
     }
 }

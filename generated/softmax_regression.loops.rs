@@ -449,6 +449,8 @@ fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
 mod tangent {
     use super::*;
+    use ::hessforge_kernels::Linearization;
+    use ::hessforge_kernels::ir::tensor::Phase;
     /// The layouts of the tangent model (`hessforge_ir::tangent`): its gradient is ∇²L·v; its steps are [`sample`] and [`regularizer`].
     fn plan() -> &'static TensorModel {
         static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
@@ -701,6 +703,7 @@ mod tangent {
     #[inline(always)]
     #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn sample<const W: usize>(
+        phase: Phase,
         level: Outputs,
         t: &[f64],
         x: &[f64],
@@ -708,30 +711,39 @@ mod tangent {
         v: &[f64],
         s: &mut [f64],
     ) {
-        step_t5::<W>(t, x, c, v, s);
-        step_t6::<W>(t, x, c, v, s);
-        step_t7::<W>(t, x, c, v, s);
-        let v9: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
-        step_t8::<W>(t, x, c, v, s);
-        let v10: Lanes<W> = Lanes::<W>::load(&s[7 * W..]);
-        let r0: Lanes<W> = v9.ln();
-        let r1: Lanes<W> = (-1.0) * v10;
-        let r2: Lanes<W> = r0 + r1;
-        let v11: Lanes<W> = r2;
-        v11.store(&mut s[8 * W..]);
+        if phase != Phase::Tangent {
+            step_t5::<W>(t, x, c, v, s);
+            step_t6::<W>(t, x, c, v, s);
+            step_t7::<W>(t, x, c, v, s);
+            let v9: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+            step_t8::<W>(t, x, c, v, s);
+            let v10: Lanes<W> = Lanes::<W>::load(&s[7 * W..]);
+            let r0: Lanes<W> = v9.ln();
+            let r1: Lanes<W> = (-1.0) * v10;
+            let r2: Lanes<W> = r0 + r1;
+            let v11: Lanes<W> = r2;
+            v11.store(&mut s[8 * W..]);
+            if level.rank() < 1 {
+                return;
+            }
+            let r3: Lanes<W> = v9.powi(-1i32);
+            let v12: Lanes<W> = r3;
+            v12.store(&mut s[9 * W..]);
+        }
+        if phase == Phase::Primal {
+            return;
+        }
         if level.rank() < 1 {
             return;
         }
-        let r3: Lanes<W> = v9.powi(-1i32);
-        let v12: Lanes<W> = r3;
-        v12.store(&mut s[9 * W..]);
         step_dt5::<W>(t, x, c, v, s);
         step_dt6::<W>(t, x, c, v, s);
         step_dt7::<W>(t, x, c, v, s);
         let v15: Lanes<W> = Lanes::<W>::load(&s[16 * W..]);
-        let r4: Lanes<W> = v9.powi(-2i32);
-        let r5: Lanes<W> = (-1.0) * r4 * v15;
-        let v16: Lanes<W> = r5;
+        let a4: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+        let r5: Lanes<W> = a4.powi(-2i32);
+        let r6: Lanes<W> = (-1.0) * r5 * v15;
+        let v16: Lanes<W> = r6;
         v16.store(&mut s[17 * W..]);
         step_dt11::<W>(t, x, c, v, s);
         step_dt13::<W>(t, x, c, v, s);
@@ -792,7 +804,10 @@ mod tangent {
         step_dt26(t, &[], c, v, s);
     }
     /// The generated tangent steps in the direction v.
-    pub(super) struct Compiled<'a>(pub(super) &'a [f64]);
+    pub(super) struct Compiled<'a> {
+        pub(super) v: &'a [f64],
+        pub(super) phase: Phase,
+    }
     impl Steps for Compiled<'_> {
         #[inline]
         fn sample(
@@ -803,7 +818,7 @@ mod tangent {
             constants: &[f64],
             scratch: &mut [f64],
         ) {
-            sample::<1>(level, theta, row, constants, self.0, scratch);
+            sample::<1>(self.phase, level, theta, row, constants, self.v, scratch);
         }
         #[inline]
         fn regularizer(
@@ -813,7 +828,7 @@ mod tangent {
             constants: &[f64],
             scratch: &mut [f64],
         ) {
-            regularizer(level, theta, constants, self.0, scratch);
+            regularizer(level, theta, constants, self.v, scratch);
         }
         fn lanes(&self) -> usize {
             8
@@ -827,7 +842,7 @@ mod tangent {
             constants: &[f64],
             scratch: &mut [f64],
         ) {
-            sample::<8>(level, theta, rows, constants, self.0, scratch);
+            sample::<8>(self.phase, level, theta, rows, constants, self.v, scratch);
         }
     }
     /// ∇²L·v into `out` (and L), a loss-and-gradient pass of the
@@ -841,13 +856,61 @@ mod tangent {
     ) -> f64 {
         runtime::loops::evaluate(
             plan(),
-            &Compiled(v),
+            &Compiled { v, phase: Phase::All },
             Outputs::LossGrad,
             theta,
             constants,
             rows,
             out,
             &mut [],
+        )
+    }
+    /// The scratch entries the primal steps write, per row:
+    /// what a linearization keeps.
+    const PRIMAL_SCRATCH: usize = 10;
+    /// What the products at θ share: the primal steps' values,
+    /// row by row (`hessforge_kernels::linearization`).
+    pub(super) fn linearize<'d>(
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'d>,
+    ) -> Option<Linearization<'d>> {
+        let primal = Compiled {
+            v: &[],
+            phase: Phase::Primal,
+        };
+        runtime::loops::linearize(
+            plan(),
+            &primal,
+            PRIMAL_SCRATCH,
+            theta,
+            constants,
+            rows,
+        )
+    }
+    /// ∇²L·v into `out` (and L), the tangent steps only, on the
+    /// primal values `linearization` kept.
+    pub(super) fn hess_vec_linearized(
+        linearization: &Linearization<'_>,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        let tangent = Compiled {
+            v,
+            phase: Phase::Tangent,
+        };
+        runtime::loops::hess_vec_linearized(
+            plan(),
+            linearization,
+            &tangent,
+            &Compiled { v, phase: Phase::All },
+            theta,
+            constants,
+            rows,
+            out,
         )
     }
 }
@@ -972,5 +1035,24 @@ impl Kernel for SoftmaxRegression {
         out: &mut [f64],
     ) -> f64 {
         runtime::loops::hess_diag(plan(), &Compiled, theta, constants, rows, out)
+    }
+    fn linearize<'d>(
+        &self,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'d>,
+    ) -> Option<::hessforge_kernels::Linearization<'d>> {
+        tangent::linearize(theta, constants, rows)
+    }
+    fn hess_vec_linearized(
+        &self,
+        linearization: &::hessforge_kernels::Linearization<'_>,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        tangent::hess_vec_linearized(linearization, theta, constants, rows, v, out)
     }
 }

@@ -823,15 +823,20 @@ impl Values {
 /// (each computation once), their values kept in local variables (`vN`,
 /// for buffer N) that later steps read instead of the scratch vector;
 /// every other step is a function of its own, and a scalar it reduces into
-/// is read back into a local once.
+/// is read back into a local once. With `split` = k (a tangent model's
+/// primal prefix), the function takes a `Phase`: the first k steps run
+/// unless it is `Tangent`, the rest unless it is `Primal`, and the rest
+/// read what the first k computed from the scratch, not from locals.
 fn stage_fn(
     m: &TensorModel,
     stage: &Stage,
     name: &Ident,
     with_row: bool,
     lanes: usize,
+    split: Option<usize>,
     doc: &str,
 ) -> TokenStream {
+    let mut primal_stmts = Vec::new();
     let mut stmts = Vec::new();
     let mut steps = Vec::new();
     let mut current = Outputs::Loss;
@@ -845,7 +850,18 @@ fn stage_fn(
     };
     let lane_ty = lane_type();
     let lanes_fn = lane_path();
-    for step in &stage.steps {
+    for (k, step) in stage.steps.iter().enumerate() {
+        if split == Some(k) {
+            // The tangent half reads the primal values from the scratch:
+            // nothing computed in the primal half is in scope.
+            primal_stmts = std::mem::take(&mut stmts);
+            locals.clear();
+            values = Values {
+                next: values.next,
+                ..Values::new(lanes)
+            };
+            current = Outputs::Loss;
+        }
         if step.level != current {
             let rank = Literal::u8_unsuffixed(step.level.rank());
             stmts.push(quote!(if level.rank() < #rank { return; }));
@@ -905,21 +921,41 @@ fn stage_fn(
         quote!()
     };
     let direction = direction_param(m);
+    let (phase, body) = match split {
+        None => (quote!(), quote!(#(#stmts)*)),
+        Some(k) => {
+            if k == stage.steps.len() {
+                primal_stmts = std::mem::take(&mut stmts);
+            }
+            (
+                quote!(phase: Phase,),
+                quote! {
+                    if phase != Phase::Tangent {
+                        #(#primal_stmts)*
+                    }
+                    if phase == Phase::Primal {
+                        return;
+                    }
+                    #(#stmts)*
+                },
+            )
+        }
+    };
     quote! {
         #(#steps)*
 
         #[doc = #doc]
         #[inline(always)]
         #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-        fn #name #generic(level: Outputs, t: &[f64], #row c: &[f64], #direction s: &mut [f64]) {
-            #(#stmts)*
+        fn #name #generic(#phase level: Outputs, t: &[f64], #row c: &[f64], #direction s: &mut [f64]) {
+            #body
         }
     }
 }
 
 /// A model's `plan()` (its layouts and terms, without steps) and its
 /// stage functions `sample` and `regularizer`.
-fn model_items(m: &TensorModel, plan_doc: &str) -> TokenStream {
+fn model_items(m: &TensorModel, plan_doc: &str, split: Option<usize>) -> TokenStream {
     let name = &m.name;
     let defaults: Vec<Literal> = m
         .constant_defaults
@@ -938,6 +974,7 @@ fn model_items(m: &TensorModel, plan_doc: &str) -> TokenStream {
         &format_ident!("sample"),
         true,
         LANES,
+        split,
         " The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` \
          is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, \
          W = 8 for the pass in lanes.",
@@ -948,6 +985,7 @@ fn model_items(m: &TensorModel, plan_doc: &str) -> TokenStream {
         &format_ident!("regularizer"),
         false,
         0,
+        None,
         " The regularizer's steps, into the scratch vector `s`.",
     );
     quote! {
@@ -971,48 +1009,105 @@ fn model_items(m: &TensorModel, plan_doc: &str) -> TokenStream {
 }
 
 /// The tangent model's items in a module `tangent`, with the steps that
-/// run them in the direction v (`tangent::Compiled(v)`).
+/// run them in the direction v (`tangent::Compiled`), and, when its
+/// per-sample steps split into primal and tangent ones
+/// ([`hessforge_ir::tangent::primal_prefix`]), the products that share the
+/// primal values of one θ (`tangent::linearize`).
 fn tangent_items(tangent: &TensorModel) -> TokenStream {
+    let prefix = hessforge_ir::tangent::primal_prefix(tangent);
     let items = model_items(
         tangent,
         " The layouts of the tangent model (`hessforge_ir::tangent`): its \
          gradient is ∇²L·v; its steps are [`sample`] and [`regularizer`].",
+        prefix.map(|p| p.steps),
     );
     let w = n(LANES);
+    let all_steps = quote!(Compiled {
+        v,
+        phase: Phase::All
+    });
+    let (fields, phase, whole, shared) = match prefix {
+        None => (
+            quote!(pub(super) v: &'a [f64]),
+            quote!(),
+            quote!(Compiled { v }),
+            quote!(),
+        ),
+        Some(prefix) => {
+            let scratch = n(prefix.scratch);
+            (
+                quote!(pub(super) v: &'a [f64], pub(super) phase: Phase),
+                quote!(self.phase,),
+                all_steps.clone(),
+                quote! {
+                    /// The scratch entries the primal steps write, per row:
+                    /// what a linearization keeps.
+                    const PRIMAL_SCRATCH: usize = #scratch;
+
+                    /// What the products at θ share: the primal steps' values,
+                    /// row by row (`hessforge_kernels::linearization`).
+                    pub(super) fn linearize<'d>(theta: &[f64], constants: &[f64], rows: Rows<'d>) -> Option<Linearization<'d>> {
+                        let primal = Compiled { v: &[], phase: Phase::Primal };
+                        runtime::loops::linearize(plan(), &primal, PRIMAL_SCRATCH, theta, constants, rows)
+                    }
+
+                    /// ∇²L·v into `out` (and L), the tangent steps only, on the
+                    /// primal values `linearization` kept.
+                    pub(super) fn hess_vec_linearized(linearization: &Linearization<'_>, theta: &[f64], constants: &[f64], rows: Rows<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+                        let tangent = Compiled { v, phase: Phase::Tangent };
+                        runtime::loops::hess_vec_linearized(plan(), linearization, &tangent, &#all_steps, theta, constants, rows, out)
+                    }
+                },
+            )
+        }
+    };
+    let phase_import = if prefix.is_some() {
+        quote!(
+            use ::hessforge_kernels::Linearization;
+            use ::hessforge_kernels::ir::tensor::Phase;
+        )
+    } else {
+        quote!()
+    };
     quote! {
         /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
         /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
         mod tangent {
             use super::*;
+            #phase_import
 
             #items
 
             /// The generated tangent steps in the direction v.
-            pub(super) struct Compiled<'a>(pub(super) &'a [f64]);
+            pub(super) struct Compiled<'a> {
+                #fields
+            }
 
             impl Steps for Compiled<'_> {
                 #[inline]
                 fn sample(&self, level: Outputs, theta: &[f64], row: &[f64], constants: &[f64], scratch: &mut [f64]) {
-                    sample::<1>(level, theta, row, constants, self.0, scratch);
+                    sample::<1>(#phase level, theta, row, constants, self.v, scratch);
                 }
                 #[inline]
                 fn regularizer(&self, level: Outputs, theta: &[f64], constants: &[f64], scratch: &mut [f64]) {
-                    regularizer(level, theta, constants, self.0, scratch);
+                    regularizer(level, theta, constants, self.v, scratch);
                 }
                 fn lanes(&self) -> usize {
                     #w
                 }
                 #[inline(always)]
                 fn sample_lanes(&self, level: Outputs, theta: &[f64], rows: &[f64], constants: &[f64], scratch: &mut [f64]) {
-                    sample::<#w>(level, theta, rows, constants, self.0, scratch);
+                    sample::<#w>(#phase level, theta, rows, constants, self.v, scratch);
                 }
             }
 
             /// ∇²L·v into `out` (and L), a loss-and-gradient pass of the
             /// tangent model.
             pub(super) fn hess_vec(theta: &[f64], constants: &[f64], rows: Rows<'_>, v: &[f64], out: &mut [f64]) -> f64 {
-                runtime::loops::evaluate(plan(), &Compiled(v), Outputs::LossGrad, theta, constants, rows, out, &mut [])
+                runtime::loops::evaluate(plan(), &#whole, Outputs::LossGrad, theta, constants, rows, out, &mut [])
             }
+
+            #shared
         }
     }
 }
@@ -1030,7 +1125,25 @@ fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
         m,
         " The layouts and the gradient and Hessian terms of the model's loop \
          IR; its steps are [`sample`] and [`regularizer`].",
+        None,
     );
+    let shares = m
+        .tangent
+        .as_deref()
+        .and_then(hessforge_ir::tangent::primal_prefix)
+        .is_some();
+    let linearized = if shares {
+        quote! {
+            fn linearize<'d>(&self, theta: &[f64], constants: &[f64], rows: Rows<'d>) -> Option<::hessforge_kernels::Linearization<'d>> {
+                tangent::linearize(theta, constants, rows)
+            }
+            fn hess_vec_linearized(&self, linearization: &::hessforge_kernels::Linearization<'_>, theta: &[f64], constants: &[f64], rows: Rows<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+                tangent::hess_vec_linearized(linearization, theta, constants, rows, v, out)
+            }
+        }
+    } else {
+        quote!()
+    };
     let (tangent, hess_vec) = match &m.tangent {
         Some(t) => (
             tangent_items(t),
@@ -1115,6 +1228,7 @@ fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
             fn hess_diag(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, out: &mut [f64]) -> f64 {
                 runtime::loops::hess_diag(plan(), &Compiled, theta, constants, rows, out)
             }
+            #linearized
         }
     }
 }

@@ -9,7 +9,7 @@
 
 use hessforge_ir::tensor::{At, TensorModel};
 use hessforge_ir::{ModelPrograms, Outputs};
-use hessforge_kernels::{DynKernel, PARALLEL_ROWS, Rows};
+use hessforge_kernels::{DynKernel, LinearizationCache, PARALLEL_ROWS, Rows};
 use hessforge_optim::{Batch, Objective};
 use hessforge_spec::Model;
 use hessforge_symbolic::EngineError;
@@ -254,6 +254,9 @@ pub struct ModelObjective<'a> {
     pub n_params: usize,
     /// Whether Gauss–Newton applies ([`loss_is_square`]).
     pub square_loss: bool,
+    /// The compiled kernel's last linearization: its products at one θ
+    /// over all rows share their primal values.
+    pub linearized: LinearizationCache<'a>,
 }
 
 impl ModelObjective<'_> {
@@ -297,6 +300,18 @@ impl Objective for ModelObjective<'_> {
         )
     }
     fn hess_vec(&self, theta: &[f64], batch: Batch<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+        if let (Backend::Compiled(k), Batch::Full) = (self.backend, batch) {
+            let parallel = matches!(Backend::rows(*k, self.data, None), Rows::Parallel(_));
+            return self.linearized.hess_vec(
+                *k,
+                theta,
+                &self.constants,
+                self.data,
+                parallel,
+                v,
+                out,
+            );
+        }
         self.backend.hess_vec(
             theta,
             &self.constants,

@@ -74,6 +74,7 @@ pub fn run(
             rows: if model.data.is_empty() { 0 } else { ROWS },
             n_params: model.n_params(),
             square_loss: false,
+            linearized: Default::default(),
         };
         let (g, h) = check(&objective, &theta);
         gradient.merge(g);

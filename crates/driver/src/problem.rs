@@ -109,6 +109,7 @@ impl Prepared {
             rows: self.data.rows,
             n_params: self.model.n_params(),
             square_loss: loss_is_square(&self.model),
+            linearized: Default::default(),
         }
     }
 }

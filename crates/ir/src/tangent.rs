@@ -81,6 +81,54 @@ pub fn tangent_model(m: &TensorModel) -> Result<TensorModel, InvalidProgram> {
     Ok(tangent)
 }
 
+/// How a tangent model's per-sample stage splits into the primal steps and
+/// the tangent steps ([`crate::tensor::Phase`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrimalPrefix {
+    /// The stage's first `steps` steps read neither the direction nor a
+    /// tangent.
+    pub steps: usize,
+    /// They write scratch entries below `scratch` only, and no later step
+    /// writes there: what a product at the same θ can read back.
+    pub scratch: usize,
+}
+
+/// The primal prefix of a tangent model's per-sample stage ([`Layout`]
+/// lays the primal steps and buffers out first); `None` when there is no
+/// primal step, or when a later step writes below the primal buffers.
+pub fn primal_prefix(tangent: &TensorModel) -> Option<PrimalPrefix> {
+    let steps = &tangent.sample.steps;
+    // No tangent buffer is written before the first step that reads v.
+    let reads_direction = |s: &Step| {
+        s.inputs.iter().any(|l| {
+            matches!(l, Load::Entry { tensor, .. }
+                if tangent.tensors[*tensor].source == Source::Direction)
+        })
+    };
+    let primal = steps
+        .iter()
+        .position(reads_direction)
+        .unwrap_or(steps.len());
+    if primal == 0 {
+        return None;
+    }
+    let end = |s: &Step| {
+        let t = &tangent.tensors[s.out];
+        t.offset + t.len()
+    };
+    let scratch = steps[..primal].iter().map(end).max()?;
+    if steps[primal..]
+        .iter()
+        .any(|s| tangent.tensors[s.out].offset < scratch)
+    {
+        return None;
+    }
+    Some(PrimalPrefix {
+        steps: primal,
+        scratch,
+    })
+}
+
 /// Building one stage of the tangent model.
 struct Layout<'a> {
     model: &'a TensorModel,

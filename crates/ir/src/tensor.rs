@@ -345,6 +345,23 @@ pub trait Steps {
     }
 }
 
+/// Which part of a tangent model's per-sample steps a call runs
+/// ([`crate::tangent::primal_prefix`]): every step; only the primal steps
+/// (those that do not read the direction v), which write the first
+/// entries of the scratch; or only the rest, reading the primal values
+/// from a scratch where an earlier primal call left them. Products
+/// ∇²L(θ)·v for many v at one θ run the primal steps once per row and the
+/// rest once per product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Every step.
+    All,
+    /// The primal steps only.
+    Primal,
+    /// The tangent steps only, the primal values already in the scratch.
+    Tangent,
+}
+
 /// The interpreter of a model's own steps (what [`TensorModel::evaluate`]
 /// runs), one row at a time.
 #[derive(Debug, Clone, Copy)]

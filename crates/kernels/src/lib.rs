@@ -24,9 +24,11 @@
 extern crate self as hessforge_kernels;
 
 pub use hessforge_ir as ir;
+pub mod linearization;
 mod objective;
 pub mod runtime;
 
+pub use linearization::{Linearization, LinearizationCache};
 pub use objective::{KernelObjective, PARALLEL_ROWS};
 
 /// Brings in the kernels a build script generated with
@@ -124,6 +126,36 @@ pub trait Kernel: Sync {
         }
         loss
     }
+    /// What every product ∇²L(θ)·v at this θ over these rows shares: the
+    /// values of the per-sample steps that do not read v, recorded once
+    /// ([`linearization`]). `None` (the default) when the kernel has
+    /// nothing to share, or when they would take more than
+    /// [`linearization::MAX_BYTES`].
+    fn linearize<'d>(
+        &self,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'d>,
+    ) -> Option<Linearization<'d>> {
+        let _ = (theta, constants, rows);
+        None
+    }
+    /// [`Kernel::hess_vec`] through `linearization`: only the steps that
+    /// read v run, the rest are read back — the same bits. A
+    /// linearization made at another θ, other constants or other rows is
+    /// not read (the product then runs whole).
+    fn hess_vec_linearized(
+        &self,
+        linearization: &Linearization<'_>,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        let _ = linearization;
+        self.hess_vec(theta, constants, rows, v, out)
+    }
     /// L(θ); writes the diagonal of ∇²L into `out[..P]`. Kernels in index
     /// form add only the diagonal entries of their Hessian terms; the
     /// default forms ∇²L.
@@ -166,6 +198,23 @@ pub trait DynKernel: Sync {
     /// See [`Kernel::hess_vec`].
     fn hess_vec(
         &self,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64;
+    /// See [`Kernel::linearize`].
+    fn linearize<'d>(
+        &self,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'d>,
+    ) -> Option<Linearization<'d>>;
+    /// See [`Kernel::hess_vec_linearized`].
+    fn hess_vec_linearized(
+        &self,
+        linearization: &Linearization<'_>,
         theta: &[f64],
         constants: &[f64],
         rows: Rows<'_>,
@@ -220,6 +269,25 @@ impl<K: Kernel> DynKernel for K {
     }
     fn hess_diag(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, out: &mut [f64]) -> f64 {
         Kernel::hess_diag(self, theta, constants, rows, out)
+    }
+    fn linearize<'d>(
+        &self,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'d>,
+    ) -> Option<Linearization<'d>> {
+        Kernel::linearize(self, theta, constants, rows)
+    }
+    fn hess_vec_linearized(
+        &self,
+        linearization: &Linearization<'_>,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        Kernel::hess_vec_linearized(self, linearization, theta, constants, rows, v, out)
     }
 }
 

@@ -2,7 +2,7 @@
 //! optimizers' [`Objective`]: what a crate with its own kernels hands to
 //! `hessforge_optim::minimize`.
 
-use crate::{DynKernel, Rows};
+use crate::{DynKernel, LinearizationCache, Rows};
 use hessforge_optim::{Batch, Objective};
 
 /// Full passes over at least this many rows run in parallel (rayon, fixed
@@ -26,6 +26,7 @@ pub struct KernelObjective<'a> {
     constants: Vec<f64>,
     data: &'a [f64],
     parallel_from: usize,
+    linearized: LinearizationCache<'a>,
 }
 
 impl<'a> KernelObjective<'a> {
@@ -55,6 +56,7 @@ impl<'a> KernelObjective<'a> {
             constants: constants.to_vec(),
             data,
             parallel_from: PARALLEL_ROWS,
+            linearized: LinearizationCache::default(),
         }
     }
 
@@ -100,9 +102,21 @@ impl Objective for KernelObjective<'_> {
         self.kernel
             .loss_grad_hess(theta, &self.constants, self.rows(batch), grad, hess)
     }
+    /// Over all rows, the products at one θ share its primal values
+    /// ([`LinearizationCache`]).
     fn hess_vec(&self, theta: &[f64], batch: Batch<'_>, v: &[f64], out: &mut [f64]) -> f64 {
-        self.kernel
-            .hess_vec(theta, &self.constants, self.rows(batch), v, out)
+        match batch {
+            Batch::Full => {
+                let parallel = matches!(self.rows(batch), Rows::Parallel(_));
+                let (kernel, constants) = (self.kernel, &self.constants);
+                self.linearized
+                    .hess_vec(kernel, theta, constants, self.data, parallel, v, out)
+            }
+            Batch::Rows(_) => {
+                self.kernel
+                    .hess_vec(theta, &self.constants, self.rows(batch), v, out)
+            }
+        }
     }
     fn hess_diag(&self, theta: &[f64], out: &mut [f64]) -> f64 {
         self.kernel

@@ -9,12 +9,17 @@
 //! them in order, a few chunks at a time (so that at most
 //! [`CHUNKS_AT_ONCE`] partial Hessians are held): the same bits on every
 //! run, whatever the number of threads.
+//!
+//! Products ∇²L(θ)·v at one θ can share the tangent model's primal values
+//! ([`linearize`], [`hess_vec_linearized`]; see [`crate::linearization`]).
 
 use crate::Rows;
+use crate::linearization::{Linearization, MAX_BYTES};
 use crate::runtime::PARALLEL_CHUNK_ROWS;
 use hessforge_ir::Outputs;
 use hessforge_ir::tensor::{At, RowSums, Source, Stage, Steps, TensorLayout, TensorModel};
 use rayon::prelude::*;
+use std::cell::{Cell, RefCell};
 use std::sync::{Mutex, PoisonError};
 
 /// Chunks of a parallel pass summed before they are added in order.
@@ -120,27 +125,42 @@ pub fn evaluate(
         Rows::Parallel(data) if cols > 0 => data,
         _ => return model.evaluate_with(steps, level, at(theta, constants, rows), grad, hess),
     };
+    model.clear_outputs(level, grad, hess);
+    let sums = parallel_sums(model, level, data, grad, hess, |_, chunk, g, h| {
+        model.sum_rows_with(steps, level, at(theta, constants, Rows::All(chunk)), g, h)
+    });
+    model.finish_with(steps, level, theta, constants, sums, grad, hess)
+}
+
+/// The row sums of a parallel pass: `sum_chunk(k, rows, grad, hess)` adds
+/// chunk k of [`PARALLEL_CHUNK_ROWS`] rows into fresh outputs, on rayon's
+/// threads, [`CHUNKS_AT_ONCE`] at a time; the parts are added into `grad`
+/// and `hess` in order.
+fn parallel_sums(
+    model: &TensorModel,
+    level: Outputs,
+    data: &[f64],
+    grad: &mut [f64],
+    hess: &mut [f64],
+    sum_chunk: impl Fn(usize, &[f64], &mut [f64], &mut [f64]) -> RowSums + Sync,
+) -> RowSums {
     let p = model.n_params();
     let (g_len, h_len) = match level.rank() {
         0 => (0, 0),
         1 => (p, 0),
         _ => (p, p * p),
     };
-    model.clear_outputs(level, grad, hess);
     let mut sums = RowSums::default();
-    let chunks: Vec<&[f64]> = data.chunks(PARALLEL_CHUNK_ROWS * cols).collect();
+    let chunks: Vec<(usize, &[f64])> = data
+        .chunks(PARALLEL_CHUNK_ROWS * model.data.len())
+        .enumerate()
+        .collect();
     for wave in chunks.chunks(CHUNKS_AT_ONCE) {
         let parts: Vec<(RowSums, Vec<f64>, Vec<f64>)> = wave
             .par_iter()
-            .map(|chunk| {
+            .map(|&(k, chunk)| {
                 let (mut g, mut h) = (vec![0.0; g_len], vec![0.0; h_len]);
-                let part = model.sum_rows_with(
-                    steps,
-                    level,
-                    at(theta, constants, Rows::All(chunk)),
-                    &mut g,
-                    &mut h,
-                );
+                let part = sum_chunk(k, chunk, &mut g, &mut h);
                 (part, g, h)
             })
             .collect();
@@ -150,7 +170,168 @@ pub fn evaluate(
             hess[..h_len].iter_mut().zip(&h).for_each(|(a, b)| *a += b);
         }
     }
-    model.finish_with(steps, level, theta, constants, sums, grad, hess)
+    sums
+}
+
+/// The primal values of a tangent model's per-sample steps at θ over
+/// `rows` ([`crate::linearization`]): `primal` runs the steps in
+/// [`Primal`](hessforge_ir::tensor::Phase::Primal) phase, which write the
+/// first `prefix` scratch entries of each row. `None` for a model without
+/// data or when the values would take more than [`MAX_BYTES`].
+pub fn linearize<'d>(
+    model: &TensorModel,
+    primal: &(impl Steps + Sync),
+    prefix: usize,
+    theta: &[f64],
+    constants: &[f64],
+    rows: Rows<'d>,
+) -> Option<Linearization<'d>> {
+    let cols = model.data.len();
+    let n = match rows {
+        _ if cols == 0 => return None,
+        Rows::All(d) | Rows::Parallel(d) => d.len() / cols,
+        Rows::Selected(_, r) => r.len(),
+    };
+    if n.saturating_mul(prefix)
+        .saturating_mul(std::mem::size_of::<f64>())
+        > MAX_BYTES
+    {
+        return None;
+    }
+    let record = |rows: Rows<'_>| {
+        let recording = Recording {
+            steps: primal,
+            prefix,
+            values: RefCell::new(Vec::with_capacity(n.min(PARALLEL_CHUNK_ROWS) * prefix)),
+        };
+        let at = at(theta, constants, rows);
+        model.sum_rows_with(&recording, Outputs::Loss, at, &mut [], &mut []);
+        recording.values.into_inner()
+    };
+    let mut linearization = Linearization::new(&model.name, theta, constants, rows, prefix);
+    linearization.chunks = match rows {
+        Rows::Parallel(data) => data
+            .par_chunks(PARALLEL_CHUNK_ROWS * cols)
+            .map(|chunk| record(Rows::All(chunk)))
+            .collect(),
+        _ => Vec::from([record(rows)]),
+    };
+    Some(linearization)
+}
+
+/// ∇²L·v into `out` (and L) through `linearization`: `tangent` runs the
+/// steps in [`Tangent`](hessforge_ir::tensor::Phase::Tangent) phase on the
+/// primal values read back, row by row, in the order they were recorded.
+/// A linearization of another point is not read: `whole` (in
+/// [`All`](hessforge_ir::tensor::Phase::All) phase) then runs the product
+/// in full.
+#[allow(clippy::too_many_arguments)]
+pub fn hess_vec_linearized(
+    model: &TensorModel,
+    linearization: &Linearization<'_>,
+    tangent: &(impl Steps + Sync),
+    whole: &(impl Steps + Sync),
+    theta: &[f64],
+    constants: &[f64],
+    rows: Rows<'_>,
+    out: &mut [f64],
+) -> f64 {
+    let level = Outputs::LossGrad;
+    if !linearization.matches(&model.name, theta, constants, rows) {
+        return evaluate(model, whole, level, theta, constants, rows, out, &mut []);
+    }
+    let prefix = linearization.prefix;
+    let replay = |k: usize, rows: Rows<'_>, g: &mut [f64]| {
+        let replaying = Replaying {
+            steps: tangent,
+            prefix,
+            values: &linearization.chunks[k],
+            read: Cell::new(0),
+        };
+        let sums = model.sum_rows_with(&replaying, level, at(theta, constants, rows), g, &mut []);
+        debug_assert_eq!(replaying.read.get(), replaying.values.len());
+        sums
+    };
+    model.clear_outputs(level, out, &mut []);
+    let sums = match rows {
+        Rows::Parallel(data) => {
+            parallel_sums(model, level, data, out, &mut [], |k, chunk, g, _| {
+                replay(k, Rows::All(chunk), g)
+            })
+        }
+        _ => replay(0, rows, out),
+    };
+    model.finish_with(tangent, level, theta, constants, sums, out, &mut [])
+}
+
+/// The primal steps, which keep the first `prefix` scratch entries of
+/// every row they run on (W rows at a time: the first `prefix · W`).
+struct Recording<'s, S> {
+    steps: &'s S,
+    prefix: usize,
+    values: RefCell<Vec<f64>>,
+}
+
+impl<S: Steps> Steps for Recording<'_, S> {
+    #[inline(always)]
+    fn sample(&self, _: Outputs, theta: &[f64], row: &[f64], constants: &[f64], s: &mut [f64]) {
+        // Every primal value the tangent steps read, not only the loss.
+        self.steps
+            .sample(Outputs::LossGrad, theta, row, constants, s);
+        self.values
+            .borrow_mut()
+            .extend_from_slice(&s[..self.prefix]);
+    }
+    fn regularizer(&self, level: Outputs, theta: &[f64], constants: &[f64], s: &mut [f64]) {
+        self.steps.regularizer(level, theta, constants, s);
+    }
+    fn lanes(&self) -> usize {
+        self.steps.lanes()
+    }
+    #[inline(always)]
+    fn sample_lanes(&self, _: Outputs, theta: &[f64], rows: &[f64], c: &[f64], s: &mut [f64]) {
+        self.steps
+            .sample_lanes(Outputs::LossGrad, theta, rows, c, s);
+        let recorded = self.prefix * self.steps.lanes();
+        self.values.borrow_mut().extend_from_slice(&s[..recorded]);
+    }
+}
+
+/// The tangent steps, which find the first `prefix` scratch entries of
+/// every row put back from what [`Recording`] kept, in the same order.
+struct Replaying<'s, S> {
+    steps: &'s S,
+    prefix: usize,
+    values: &'s [f64],
+    read: Cell<usize>,
+}
+
+impl<S: Steps> Replaying<'_, S> {
+    #[inline(always)]
+    fn put_back(&self, s: &mut [f64], len: usize) {
+        let from = self.read.get();
+        s[..len].copy_from_slice(&self.values[from..from + len]);
+        self.read.set(from + len);
+    }
+}
+
+impl<S: Steps> Steps for Replaying<'_, S> {
+    #[inline(always)]
+    fn sample(&self, level: Outputs, theta: &[f64], row: &[f64], c: &[f64], s: &mut [f64]) {
+        self.put_back(s, self.prefix);
+        self.steps.sample(level, theta, row, c, s);
+    }
+    fn regularizer(&self, level: Outputs, theta: &[f64], constants: &[f64], s: &mut [f64]) {
+        self.steps.regularizer(level, theta, constants, s);
+    }
+    fn lanes(&self) -> usize {
+        self.steps.lanes()
+    }
+    #[inline(always)]
+    fn sample_lanes(&self, level: Outputs, theta: &[f64], rows: &[f64], c: &[f64], s: &mut [f64]) {
+        self.put_back(s, self.prefix * self.steps.lanes());
+        self.steps.sample_lanes(level, theta, rows, c, s);
+    }
 }
 
 /// One pass of ∇²L·v.

@@ -1,0 +1,137 @@
+//! Many Hessian–vector products at one θ: what they share, recorded once.
+//!
+//! A Hessian-free Newton step multiplies ∇²L(θ) by a dozen directions at
+//! the same θ (conjugate gradients, a Lanczos check), and the forward pass
+//! of the loss (z = Wx, the softmax, the log-sum-exp) is the same for all
+//! of them. A kernel in index form splits its tangent model's per-sample
+//! steps into the primal ones, which do not read the direction v, and the
+//! tangent ones ([`crate::ir::tangent::primal_prefix`]):
+//! [`crate::Kernel::linearize`] runs the primal steps over the rows once and
+//! keeps, row by row, the few scratch entries they write (a
+//! [`Linearization`], what `jax.linearize` keeps); each
+//! [`crate::Kernel::hess_vec_linearized`] then puts them back and runs only
+//! the tangent steps. The same instructions run on the same values: the
+//! products are bit for bit those of [`crate::Kernel::hess_vec`].
+//!
+//! [`LinearizationCache`] is the objective's memo: it keeps the last
+//! linearization and makes a new one when θ moves.
+
+use crate::{DynKernel, Rows};
+use std::sync::{Mutex, PoisonError};
+
+/// A linearization holds at most this many bytes of primal values (above,
+/// [`crate::Kernel::linearize`] declines and every product runs whole).
+pub const MAX_BYTES: usize = 1 << 30;
+
+/// The primal values of a kernel's per-sample steps at one θ, for its
+/// products ∇²L(θ)·v: what they were recorded for, and the values, one
+/// block per chunk of a pass (one block for a pass on the calling thread;
+/// one per [`crate::runtime::PARALLEL_CHUNK_ROWS`] rows for
+/// [`Rows::Parallel`]), in the order the pass visits the rows.
+#[derive(Debug, Clone)]
+pub struct Linearization<'d> {
+    model: String,
+    theta: Vec<f64>,
+    constants: Vec<f64>,
+    data: &'d [f64],
+    selected: Option<Vec<usize>>,
+    parallel: bool,
+    /// Scratch entries recorded per row.
+    pub(crate) prefix: usize,
+    /// The recorded values, chunk by chunk.
+    pub(crate) chunks: Vec<Vec<f64>>,
+}
+
+impl<'d> Linearization<'d> {
+    /// An empty linearization of `model` at (θ, constants, rows), for
+    /// `prefix` scratch entries per row.
+    pub(crate) fn new(
+        model: &str,
+        theta: &[f64],
+        constants: &[f64],
+        rows: Rows<'d>,
+        prefix: usize,
+    ) -> Linearization<'d> {
+        let (data, selected, parallel) = match rows {
+            Rows::All(d) => (d, None, false),
+            Rows::Parallel(d) => (d, None, true),
+            Rows::Selected(d, r) => (d, Some(r.to_vec()), false),
+        };
+        Linearization {
+            model: model.to_string(),
+            theta: theta.to_vec(),
+            constants: constants.to_vec(),
+            data,
+            selected,
+            parallel,
+            prefix,
+            chunks: Vec::new(),
+        }
+    }
+
+    /// Whether it was recorded by `model` at exactly this θ (bit for bit),
+    /// these constants and these rows of this data (the same slice).
+    pub fn matches(&self, model: &str, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> bool {
+        let same = |a: &[f64], b: &[f64]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+        };
+        let (data, selected, parallel) = match rows {
+            Rows::All(d) => (d, None, false),
+            Rows::Parallel(d) => (d, None, true),
+            Rows::Selected(d, r) => (d, Some(r), false),
+        };
+        self.model == model
+            && same(&self.theta, theta)
+            && same(&self.constants, constants)
+            && std::ptr::eq(self.data, data)
+            && self.selected.as_deref() == selected
+            && self.parallel == parallel
+    }
+
+    /// The bytes its values take.
+    pub fn bytes(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum::<usize>() * std::mem::size_of::<f64>()
+    }
+}
+
+/// An objective's last [`Linearization`]: products at the θ it was made at
+/// read it, a product at another θ replaces it. Safe to share between
+/// threads (a product takes it out while it runs; another thread meanwhile
+/// makes its own).
+#[derive(Debug, Default)]
+pub struct LinearizationCache<'d>(Mutex<Option<Linearization<'d>>>);
+
+impl<'d> LinearizationCache<'d> {
+    /// L(θ) and ∇²L(θ)·v into `out` by `kernel` over all rows of `data`
+    /// (in parallel when `parallel`), through the cached linearization when
+    /// it is at this θ, else through a new one (or none, when the kernel
+    /// has nothing to share).
+    #[allow(clippy::too_many_arguments)]
+    pub fn hess_vec(
+        &self,
+        kernel: &dyn DynKernel,
+        theta: &[f64],
+        constants: &[f64],
+        data: &'d [f64],
+        parallel: bool,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        let rows = if parallel {
+            Rows::Parallel(data)
+        } else {
+            Rows::All(data)
+        };
+        let held = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let linearization = match held {
+            Some(l) if l.matches(kernel.name(), theta, constants, rows) => Some(l),
+            _ => kernel.linearize(theta, constants, rows),
+        };
+        let Some(linearization) = linearization else {
+            return kernel.hess_vec(theta, constants, rows, v, out);
+        };
+        let loss = kernel.hess_vec_linearized(&linearization, theta, constants, rows, v, out);
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(linearization);
+        loss
+    }
+}
