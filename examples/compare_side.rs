@@ -23,9 +23,10 @@
 //! after one warm-up.
 
 use hessforge_kernels::{
-    Kernel, Rows, logistic_100::Logistic100, logistic_1000::Logistic1000,
-    logistic_10000::Logistic10000, logistic_regression::LogisticRegression, mlp_tanh::MlpTanh,
-    mlp_tanh_1::MlpTanh1, mlp_tanh_16::MlpTanh16,
+    Kernel, Rows, logistic_100::Logistic100, logistic_200::Logistic200, logistic_400::Logistic400,
+    logistic_1000::Logistic1000, logistic_10000::Logistic10000,
+    logistic_regression::LogisticRegression, mlp_tanh::MlpTanh, mlp_tanh_1::MlpTanh1,
+    mlp_tanh_16::MlpTanh16,
 };
 use std::hint::black_box;
 use std::path::Path;
@@ -259,9 +260,11 @@ fn fit_wide(
     use hessforge_optim::{Settings, Stopping, build, minimize};
     let k: &dyn DynKernel = match f {
         100 => &Logistic100,
+        200 => &Logistic200,
+        400 => &Logistic400,
         1000 => &Logistic1000,
         10000 => &Logistic10000,
-        _ => fail("F is 100, 1 000 or 10 000"),
+        _ => fail("F is 100, 200, 400, 1 000 or 10 000"),
     };
     let data = wide_data(f, rows);
     let objective = KernelObjective::new(k, &[0.01], &data).parallel_from(usize::MAX);
