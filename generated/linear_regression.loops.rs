@@ -406,6 +406,7 @@ mod tangent {
             linearization,
             &tangent,
             &Compiled { v, phase: Phase::All },
+            PRIMAL_SCRATCH,
             theta,
             constants,
             rows,

@@ -1525,6 +1525,7 @@ mod tangent {
             linearization,
             &tangent,
             &Compiled { v, phase: Phase::All },
+            PRIMAL_SCRATCH,
             theta,
             constants,
             rows,

@@ -907,6 +907,7 @@ mod tangent {
             linearization,
             &tangent,
             &Compiled { v, phase: Phase::All },
+            PRIMAL_SCRATCH,
             theta,
             constants,
             rows,

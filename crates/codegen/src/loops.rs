@@ -1055,7 +1055,7 @@ fn tangent_items(tangent: &TensorModel) -> TokenStream {
                     /// primal values `linearization` kept.
                     pub(super) fn hess_vec_linearized(linearization: &Linearization<'_>, theta: &[f64], constants: &[f64], rows: Rows<'_>, v: &[f64], out: &mut [f64]) -> f64 {
                         let tangent = Compiled { v, phase: Phase::Tangent };
-                        runtime::loops::hess_vec_linearized(plan(), linearization, &tangent, &#all_steps, theta, constants, rows, out)
+                        runtime::loops::hess_vec_linearized(plan(), linearization, &tangent, &#all_steps, PRIMAL_SCRATCH, theta, constants, rows, out)
                     }
                 },
             )

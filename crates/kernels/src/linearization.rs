@@ -17,6 +17,7 @@
 //! linearization and makes a new one when θ moves.
 
 use crate::{DynKernel, Rows};
+use hessforge_ir::tensor::TensorModel;
 use std::sync::{Mutex, PoisonError};
 
 /// A linearization holds at most this many bytes of primal values (above,
@@ -31,6 +32,9 @@ pub const MAX_BYTES: usize = 1 << 30;
 #[derive(Debug, Clone)]
 pub struct Linearization<'d> {
     model: String,
+    /// The address of the tangent model that recorded it (each generated
+    /// kernel's is a static of its own).
+    plan: usize,
     theta: Vec<f64>,
     constants: Vec<f64>,
     data: &'d [f64],
@@ -43,10 +47,10 @@ pub struct Linearization<'d> {
 }
 
 impl<'d> Linearization<'d> {
-    /// An empty linearization of `model` at (θ, constants, rows), for
-    /// `prefix` scratch entries per row.
+    /// An empty linearization by the tangent model `model` at (θ,
+    /// constants, rows), for `prefix` scratch entries per row.
     pub(crate) fn new(
-        model: &str,
+        model: &TensorModel,
         theta: &[f64],
         constants: &[f64],
         rows: Rows<'d>,
@@ -58,7 +62,8 @@ impl<'d> Linearization<'d> {
             Rows::Selected(d, r) => (d, Some(r.to_vec()), false),
         };
         Linearization {
-            model: model.to_string(),
+            model: model.name.clone(),
+            plan: std::ptr::from_ref(model) as usize,
             theta: theta.to_vec(),
             constants: constants.to_vec(),
             data,
@@ -86,6 +91,11 @@ impl<'d> Linearization<'d> {
             && std::ptr::eq(self.data, data)
             && self.selected.as_deref() == selected
             && self.parallel == parallel
+    }
+
+    /// Whether this tangent model recorded it, `prefix` entries per row.
+    pub(crate) fn made_by(&self, model: &TensorModel, prefix: usize) -> bool {
+        self.plan == std::ptr::from_ref(model) as usize && self.prefix == prefix
     }
 
     /// The bytes its values take.

@@ -208,7 +208,7 @@ pub fn linearize<'d>(
         model.sum_rows_with(&recording, Outputs::Loss, at, &mut [], &mut []);
         recording.values.into_inner()
     };
-    let mut linearization = Linearization::new(&model.name, theta, constants, rows, prefix);
+    let mut linearization = Linearization::new(model, theta, constants, rows, prefix);
     linearization.chunks = match rows {
         Rows::Parallel(data) => data
             .par_chunks(PARALLEL_CHUNK_ROWS * cols)
@@ -222,7 +222,8 @@ pub fn linearize<'d>(
 /// ∇²L·v into `out` (and L) through `linearization`: `tangent` runs the
 /// steps in [`Tangent`](hessforge_ir::tensor::Phase::Tangent) phase on the
 /// primal values read back, row by row, in the order they were recorded.
-/// A linearization of another point is not read: `whole` (in
+/// A linearization of another point, or recorded by another model or
+/// for another `prefix`, is not read: `whole` (in
 /// [`All`](hessforge_ir::tensor::Phase::All) phase) then runs the product
 /// in full.
 #[allow(clippy::too_many_arguments)]
@@ -231,16 +232,18 @@ pub fn hess_vec_linearized(
     linearization: &Linearization<'_>,
     tangent: &(impl Steps + Sync),
     whole: &(impl Steps + Sync),
+    prefix: usize,
     theta: &[f64],
     constants: &[f64],
     rows: Rows<'_>,
     out: &mut [f64],
 ) -> f64 {
     let level = Outputs::LossGrad;
-    if !linearization.matches(&model.name, theta, constants, rows) {
+    if !linearization.made_by(model, prefix)
+        || !linearization.matches(&model.name, theta, constants, rows)
+    {
         return evaluate(model, whole, level, theta, constants, rows, out, &mut []);
     }
-    let prefix = linearization.prefix;
     let replay = |k: usize, rows: Rows<'_>, g: &mut [f64]| {
         let replaying = Replaying {
             steps: tangent,
