@@ -93,7 +93,7 @@ pub struct PrimalPrefix {
     pub scratch: usize,
 }
 
-/// The primal prefix of a tangent model's per-sample stage ([`Layout`]
+/// The primal prefix of a tangent model's per-sample stage ([`tangent_model`]
 /// lays the primal steps and buffers out first); `None` when there is no
 /// primal step, or when a later step writes below the primal buffers.
 pub fn primal_prefix(tangent: &TensorModel) -> Option<PrimalPrefix> {
