@@ -1,8 +1,8 @@
 //! The loop IR lowered from the index form against its oracle, the scalar
 //! programs lowered from the scalarized derivation: loss, gradient, Hessian
 //! and Hessian–vector products agree to 1e-12 on every built-in, every test
-//! problem and models of shapes the built-ins do not have; and the IR's
-//! size does not grow with the tensors' lengths.
+//! problem and models of shapes the built-ins do not have (that the IR's
+//! size does not grow with the tensors' lengths is `loop_ir_size.rs`).
 
 mod common;
 use hessforge_ir::tensor::{At, Interpreter, Steps, TensorModel};
@@ -175,67 +175,11 @@ fn rank_one_updates_over_more_rows_than_one_block() {
     }
 }
 
-/// Logistic regression with F features, as the built-in writes it.
-fn logistic(f: usize) -> Model {
-    let text = format!(
-        r#"name = "logistic_{f}"
-title = "Logistic regression, {f} features"
-description = "fixture"
-loss = "-(y * log(p) + (1 - y) * log(1 - p))"
-regularizer = "lambda / 2 * dot(w, w)"
-[parameters]
-w = {{ shape = [{f}] }}
-b = {{}}
-[data]
-x = {{ shape = [{f}] }}
-y = {{}}
-[constants]
-lambda = 0.01
-[[define]]
-name = "z"
-expr = "dot(w, x) + b"
-[[define]]
-name = "p"
-expr = "sigmoid(z)"
-"#
-    );
-    hessforge_spec::load_str("logistic.toml", &text).unwrap_or_else(|e| panic!("{}", e.one_line()))
-}
-
-/// The built-in network with H hidden units.
-fn mlp(h: usize) -> Model {
-    let text = format!(
-        r#"name = "mlp_{h}"
-title = "A network with {h} hidden units"
-description = "fixture"
-loss = "(yhat - y)^2 / 2"
-[parameters]
-W = {{ shape = [{h}, 2] }}
-c = {{ shape = [{h}] }}
-v = {{ shape = [{h}] }}
-d = {{}}
-[data]
-x = {{ shape = [2] }}
-y = {{}}
-[[define]]
-name = "a"
-expr = "W @ x + c"
-[[define]]
-name = "h"
-expr = "tanh(a)"
-[[define]]
-name = "yhat"
-expr = "dot(v, h) + d"
-"#
-    );
-    hessforge_spec::load_str("mlp.toml", &text).unwrap_or_else(|e| panic!("{}", e.one_line()))
-}
-
 #[test]
 fn small_fixtures_agree_with_the_scalar_programs() {
     let mut rng = ChaCha8Rng::seed_from_u64(16);
-    agrees(&logistic(3), &mut rng, 5);
-    agrees(&mlp(2), &mut rng, 5);
+    agrees(&common::logistic(3), &mut rng, 5);
+    agrees(&common::mlp(2), &mut rng, 5);
 }
 
 /// At sizes the scalar path cannot reach in a test, the loop IR against the
@@ -338,35 +282,13 @@ fn agrees_with_the_index_form(m: &Model, rng: &mut ChaCha8Rng) {
 #[test]
 fn large_fixtures_agree_with_the_index_form() {
     let mut rng = ChaCha8Rng::seed_from_u64(17);
-    for m in [logistic(100), logistic(1000), mlp(16), mlp(64)] {
+    for m in [
+        common::logistic(100),
+        common::logistic(1000),
+        common::mlp(16),
+        common::mlp(64),
+    ] {
         agrees_with_the_index_form(&m, &mut rng);
-    }
-}
-
-/// The program's size (steps, loads, instructions, terms) is the same for
-/// every tensor length.
-#[test]
-fn the_loop_ir_does_not_grow_with_the_tensors() {
-    let size = |t: &TensorModel| {
-        [&t.sample, &t.regularizer]
-            .iter()
-            .map(|s| {
-                s.steps
-                    .iter()
-                    .map(|st| 1 + st.inputs.len() + st.body.instructions.len())
-                    .sum::<usize>()
-                    + s.gradient.len()
-                    + s.hessian.len()
-            })
-            .sum::<usize>()
-    };
-    let small = size(&lowered(&logistic(3)));
-    for f in [10, 1000, 10_000] {
-        assert_eq!(size(&lowered(&logistic(f))), small, "F = {f}");
-    }
-    let small = size(&lowered(&mlp(2)));
-    for h in [16, 256] {
-        assert_eq!(size(&lowered(&mlp(h))), small, "H = {h}");
     }
 }
 
@@ -374,7 +296,7 @@ fn the_loop_ir_does_not_grow_with_the_tensors() {
 /// to 0 or 1, the loss is softplus(±z) and every derivative is finite.
 #[test]
 fn the_loop_ir_is_stable_where_the_naive_formula_overflows() {
-    let m = logistic(3);
+    let m = common::logistic(3);
     let tensor = lowered(&m);
     let theta = [400.0, 400.0, 0.0, 0.0];
     let reg = 0.01 / 2.0 * (2.0 * 400.0 * 400.0);
@@ -398,7 +320,7 @@ fn the_loop_ir_is_stable_where_the_naive_formula_overflows() {
 /// agree with the mean of the rows taken one at a time.
 #[test]
 fn gathered_matrix_products_agree_with_rows_one_at_a_time() {
-    let m = logistic(70);
+    let m = common::logistic(70);
     let tensor = lowered(&m);
     let mut rng = ChaCha8Rng::seed_from_u64(18);
     let p = m.n_params();
@@ -477,7 +399,7 @@ impl Steps for InLanes<'_> {
 #[test]
 fn a_pass_in_lanes_agrees_with_rows_one_at_a_time() {
     let mut rng = ChaCha8Rng::seed_from_u64(19);
-    for m in [logistic(70), mlp(16)] {
+    for m in [common::logistic(70), common::mlp(16)] {
         let tensor = lowered(&m);
         let p = m.n_params();
         let (n, cols) = (301, m.data.len());
@@ -527,7 +449,7 @@ fn a_pass_in_lanes_agrees_with_rows_one_at_a_time() {
 /// equal and give the same bits with plans of their own.
 #[test]
 fn kept_plans_give_the_bits_of_fresh_ones() {
-    let m = mlp(3);
+    let m = common::mlp(3);
     let mut rng = ChaCha8Rng::seed_from_u64(19);
     let p = m.n_params();
     let cols = m.data.len();

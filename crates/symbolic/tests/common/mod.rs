@@ -47,3 +47,59 @@ pub fn tiny(loss: &str) -> Model {
     )
     .unwrap_or_else(|e| panic!("{}", e.one_line()))
 }
+
+/// Logistic regression with F features, as the built-in writes it.
+pub fn logistic(f: usize) -> Model {
+    let text = format!(
+        r#"name = "logistic_{f}"
+title = "Logistic regression, {f} features"
+description = "fixture"
+loss = "-(y * log(p) + (1 - y) * log(1 - p))"
+regularizer = "lambda / 2 * dot(w, w)"
+[parameters]
+w = {{ shape = [{f}] }}
+b = {{}}
+[data]
+x = {{ shape = [{f}] }}
+y = {{}}
+[constants]
+lambda = 0.01
+[[define]]
+name = "z"
+expr = "dot(w, x) + b"
+[[define]]
+name = "p"
+expr = "sigmoid(z)"
+"#
+    );
+    hessforge_spec::load_str("logistic.toml", &text).unwrap_or_else(|e| panic!("{}", e.one_line()))
+}
+
+/// The built-in network with H hidden units.
+pub fn mlp(h: usize) -> Model {
+    let text = format!(
+        r#"name = "mlp_{h}"
+title = "A network with {h} hidden units"
+description = "fixture"
+loss = "(yhat - y)^2 / 2"
+[parameters]
+W = {{ shape = [{h}, 2] }}
+c = {{ shape = [{h}] }}
+v = {{ shape = [{h}] }}
+d = {{}}
+[data]
+x = {{ shape = [2] }}
+y = {{}}
+[[define]]
+name = "a"
+expr = "W @ x + c"
+[[define]]
+name = "h"
+expr = "tanh(a)"
+[[define]]
+name = "yhat"
+expr = "dot(v, h) + d"
+"#
+    );
+    hessforge_spec::load_str("mlp.toml", &text).unwrap_or_else(|e| panic!("{}", e.one_line()))
+}
