@@ -56,18 +56,14 @@ impl<'d> Linearization<'d> {
         rows: Rows<'d>,
         prefix: usize,
     ) -> Linearization<'d> {
-        let (data, selected, parallel) = match rows {
-            Rows::All(d) => (d, None, false),
-            Rows::Parallel(d) => (d, None, true),
-            Rows::Selected(d, r) => (d, Some(r.to_vec()), false),
-        };
+        let (data, selected, parallel) = parts(rows);
         Linearization {
             model: model.name.clone(),
             plan: std::ptr::from_ref(model) as usize,
             theta: theta.to_vec(),
             constants: constants.to_vec(),
             data,
-            selected,
+            selected: selected.map(<[usize]>::to_vec),
             parallel,
             prefix,
             chunks: Vec::new(),
@@ -80,11 +76,7 @@ impl<'d> Linearization<'d> {
         let same = |a: &[f64], b: &[f64]| {
             a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
         };
-        let (data, selected, parallel) = match rows {
-            Rows::All(d) => (d, None, false),
-            Rows::Parallel(d) => (d, None, true),
-            Rows::Selected(d, r) => (d, Some(r), false),
-        };
+        let (data, selected, parallel) = parts(rows);
         self.model == model
             && same(&self.theta, theta)
             && same(&self.constants, constants)
@@ -101,6 +93,16 @@ impl<'d> Linearization<'d> {
     /// The bytes its values take.
     pub fn bytes(&self) -> usize {
         self.chunks.iter().map(Vec::len).sum::<usize>() * std::mem::size_of::<f64>()
+    }
+}
+
+/// The data slice, the selected rows (all: `None`) and whether the pass is
+/// parallel: what a linearization is recorded for.
+fn parts(rows: Rows<'_>) -> (&[f64], Option<&[usize]>, bool) {
+    match rows {
+        Rows::All(d) => (d, None, false),
+        Rows::Parallel(d) => (d, None, true),
+        Rows::Selected(d, r) => (d, Some(r), false),
     }
 }
 
