@@ -9,7 +9,8 @@
 //! compare_side wide-pass F N REPEATS [--parallel]
 //!                                            one pass of logistic regression with F = 100
 //!                                            or 1 000 features over N synthetic rows
-//! compare_side fit-wide F N METHOD [--hessian dense|free] [--precondition diagonal]
+//! compare_side fit-wide F N METHOD [--hessian dense|free] [--subproblem exact|steihaug]
+//!                                    [--precondition diagonal]
 //!                                            one optimizer from θ = 0 to ‖∇L‖∞ ≤ 1e-8 on that
 //!                                            data (single thread): time, iterations, passes
 //! compare_side products MODEL REPEATS [--rows N]
@@ -45,25 +46,24 @@ fn main() {
             .unwrap_or_else(|_| fail(&format!("{what} is a count")))
     };
     if arg(0, "a task") == "fit-wide" {
-        let hessian = match args.iter().position(|a| a == "--hessian") {
-            Some(i) => arg(i + 1, "dense or free")
-                .parse()
-                .unwrap_or_else(|e: String| fail(&e)),
-            None => hessforge_optim::HessianPath::Auto,
+        // A flag's value parsed by its type's FromStr, or the default.
+        fn flag<T: std::str::FromStr<Err = String> + Default>(args: &[String], name: &str) -> T {
+            match args.iter().position(|a| a == name) {
+                Some(i) => args
+                    .get(i + 1)
+                    .unwrap_or_else(|| fail(&format!("{name} needs a value")))
+                    .parse()
+                    .unwrap_or_else(|e: String| fail(&format!("{name}: {e}"))),
+                None => T::default(),
+            }
+        }
+        let settings = hessforge_optim::Settings {
+            hessian: flag(&args, "--hessian"),
+            subproblem: flag(&args, "--subproblem"),
+            precondition: flag(&args, "--precondition"),
+            ..hessforge_optim::Settings::default()
         };
-        let precondition = match args.iter().position(|a| a == "--precondition") {
-            Some(i) => arg(i + 1, "none or diagonal")
-                .parse()
-                .unwrap_or_else(|e: String| fail(&e)),
-            None => hessforge_optim::Preconditioner::None,
-        };
-        let json = fit_wide(
-            count(1, "F"),
-            count(2, "N"),
-            &arg(3, "METHOD"),
-            hessian,
-            precondition,
-        );
+        let json = fit_wide(count(1, "F"), count(2, "N"), &arg(3, "METHOD"), &settings);
         println!("{json}");
         return;
     }
@@ -253,11 +253,10 @@ fn fit_wide(
     f: usize,
     rows: usize,
     method: &str,
-    hessian: hessforge_optim::HessianPath,
-    precondition: hessforge_optim::Preconditioner,
+    settings: &hessforge_optim::Settings,
 ) -> serde_json::Value {
     use hessforge_kernels::{DynKernel, KernelObjective};
-    use hessforge_optim::{Settings, Stopping, build, minimize};
+    use hessforge_optim::{Stopping, build, minimize};
     let k: &dyn DynKernel = match f {
         100 => &Logistic100,
         200 => &Logistic200,
@@ -268,12 +267,7 @@ fn fit_wide(
     };
     let data = wide_data(f, rows);
     let objective = KernelObjective::new(k, &[0.01], &data).parallel_from(usize::MAX);
-    let settings = Settings {
-        hessian,
-        precondition,
-        ..Settings::default()
-    };
-    let mut m = build(method, &settings).unwrap_or_else(|e| fail(&e.to_string()));
+    let mut m = build(method, settings).unwrap_or_else(|e| fail(&e.to_string()));
     let start = Instant::now();
     let out = minimize(
         &objective,

@@ -97,6 +97,11 @@ pub struct HyperArgs {
     /// also lets a method form a Hessian over 512 MiB.
     #[arg(long, value_enum, default_value = "auto")]
     hessian: HessianArg,
+    /// How newton-tr solves its subproblem: auto (exactly, as
+    /// newton-exact-tr, up to 200 parameters; Steihaug's CG above), exact,
+    /// or steihaug.
+    #[arg(long, value_enum, default_value = "auto")]
+    subproblem: SubproblemArg,
     /// newton-cg's preconditioner: none, or diagonal (Jacobi: CG on
     /// diag(∇²L)⁻¹∇²L, one diagonal pass per Newton step).
     #[arg(long, value_enum, default_value = "none")]
@@ -107,6 +112,13 @@ pub struct HyperArgs {
 enum PreconditionArg {
     None,
     Diagonal,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SubproblemArg {
+    Auto,
+    Exact,
+    Steihaug,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -153,6 +165,11 @@ impl HyperArgs {
                 HessianArg::Auto => hessforge_optim::HessianPath::Auto,
                 HessianArg::Dense => hessforge_optim::HessianPath::Dense,
                 HessianArg::Free => hessforge_optim::HessianPath::Free,
+            },
+            subproblem: match self.subproblem {
+                SubproblemArg::Auto => hessforge_optim::Subproblem::Auto,
+                SubproblemArg::Exact => hessforge_optim::Subproblem::Exact,
+                SubproblemArg::Steihaug => hessforge_optim::Subproblem::Steihaug,
             },
             precondition: match self.precondition {
                 PreconditionArg::None => hessforge_optim::Preconditioner::None,

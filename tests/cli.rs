@@ -585,6 +585,40 @@ fn newton_cg_with_the_diagonal_preconditioner_reaches_the_same_optimum() {
 }
 
 #[test]
+fn newton_tr_solves_its_subproblem_exactly_at_small_p_and_by_cg_on_request() {
+    let _lock = symbolica_lock();
+    let run = |args: &[&str]| -> serde_json::Value {
+        let out = hessforge()
+            .args(["run", "rosenbrock", "--json"])
+            .args(args)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        serde_json::from_slice(&out).unwrap()
+    };
+    let tr = run(&["-O", "newton-tr"]);
+    let exact = run(&["-O", "newton-exact-tr"]);
+    let steihaug = run(&["-O", "newton-tr", "--subproblem", "steihaug"]);
+    assert_eq!(tr["optimizer"], "newton-tr", "{tr}");
+    for k in ["status", "iterations", "theta", "final_loss"] {
+        assert_eq!(tr[k], exact[k], "{k}: {tr} {exact}");
+    }
+    assert_eq!(steihaug["status"], "converged");
+    assert_ne!(steihaug["iterations"], exact["iterations"]);
+    hessforge()
+        .args(["run", "rosenbrock", "-O", "newton-tr"])
+        .args(["--subproblem", "exact", "--hessian", "free"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "--subproblem exact needs the dense Hessian",
+        ));
+}
+
+#[test]
 fn a_dense_hessian_over_512_mib_is_refused_with_the_memory_it_needs() {
     let _lock = symbolica_lock();
     let dir = tempfile::tempdir().unwrap();

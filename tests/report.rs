@@ -118,12 +118,15 @@ fn compare_plots_writes_the_figures_beside_the_table() {
         assert!(contour.iter().any(|t| t == label), "{label}: {contour:?}");
     }
     let grad = svg_texts(&dir.path().join("grad_norm.svg"));
-    assert!(
-        ["1e-8", "1e-6", "1e-4"]
-            .iter()
-            .all(|p| grad.contains(&p.to_string())),
-        "log axis: {grad:?}"
-    );
+    // A log axis: ticks at powers of ten, several decades apart.
+    let decades = grad
+        .iter()
+        .filter(|t| {
+            t.strip_prefix("1e-")
+                .is_some_and(|e| e.parse::<u32>().is_ok())
+        })
+        .count();
+    assert!(decades >= 3, "log axis: {grad:?}");
 }
 
 #[test]

@@ -6,10 +6,10 @@ Called by run.sh; see the README there. Every measurement is a separate
 process printing one JSON object; a side's number is the median over rounds
 of that process's median over repeats (after a warm-up).
 
-usage: harness.py HESSFORGE COMPARE_SIDE DATA_DIR OUT_DIR [--smoke] [--only classic|large]
+usage: harness.py HESSFORGE COMPARE_SIDE DATA_DIR OUT_DIR [--smoke] [--only rosenbrock|classic|large]
 
---only classic runs comparison 5 alone (it needs neither the data nor
-compare_side), --only large comparison 6; each writes
+--only rosenbrock runs comparison 4 alone and --only classic comparison 5
+(neither needs the data nor compare_side), --only large comparison 6; each writes
 results-SECTION.json/.md.
 """
 
@@ -82,8 +82,8 @@ def main():
     hessforge, side, data, out = sys.argv[1:5]
     smoke = "--smoke" in sys.argv
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
-    if only not in (None, "classic", "large"):
-        sys.exit(f"--only takes classic or large, not {only!r}")
+    if only not in (None, "rosenbrock", "classic", "large"):
+        sys.exit(f"--only takes rosenbrock, classic or large, not {only!r}")
 
     def want(section):
         return only is None or only == section
@@ -220,8 +220,10 @@ def main():
     print(markdown(results))
 
 
+# The classic table's hessforge columns: `newton-tr` is `newton-exact-tr` at
+# these sizes (P ≤ 200), so its Steihaug subproblem has a column of its own.
 HESSFORGE_CLASSIC = ["newton", "newton-damped", "newton-lm", "newton-saddle-free", "newton-tr",
-                     "newton-exact-tr", "newton-cg", "bfgs", "lbfgs"]
+                     "newton-tr --subproblem steihaug", "newton-exact-tr", "newton-cg", "bfgs", "lbfgs"]
 SCIPY_CLASSIC = ["trust-exact", "trust-krylov", "Newton-CG", "BFGS", "L-BFGS-B"]
 
 
@@ -249,7 +251,8 @@ def classic(hessforge, smoke):
         row = {"problem": name, "hessforge": {}, "scipy": {}}
         finals = {}
         for method in HESSFORGE_CLASSIC:
-            args = [hessforge, "run", path, "--optimizer", method, "--json"]
+            optimizer, *flags = method.split()
+            args = [hessforge, "run", path, "--optimizer", optimizer, *flags, "--json"]
             done = subprocess.run(args, capture_output=True, text=True)
             if done.returncode not in (0, 1):
                 sys.exit(f"{' '.join(args)} exited {done.returncode}:\n{done.stderr[-2000:]}")
@@ -371,7 +374,7 @@ def classic_markdown(rows):
               "| hessforge | SciPy | solved (hessforge / SciPy) | solved by SciPy only | both solve | "
               "iterations (hessforge / SciPy) |", "|---|---|---:|---|---:|---:|"]
     bars = []
-    for mine, theirs in (("newton-exact-tr", "trust-exact"), ("newton-tr", "trust-krylov"),
+    for mine, theirs in (("newton-exact-tr", "trust-exact"), ("newton-tr --subproblem steihaug", "trust-krylov"),
                          ("newton-cg", "Newton-CG"), ("bfgs", "BFGS"), ("lbfgs", "L-BFGS-B")):
         both = [r for r in rows if r["hessforge"][mine]["solved"] and r["scipy"][theirs]["solved"]]
         only_theirs = [r["problem"] for r in rows if r["scipy"][theirs]["solved"] and not r["hessforge"][mine]["solved"]]
@@ -440,8 +443,11 @@ def markdown(r):
              f"{'SMOKE RUN (smallest sizes, one repeat) — not for the README; ' if r['smoke'] else ''}"
              "medians over rounds of medians over repeats; ratios are the anchor's time over hessforge's "
              "(> 1: hessforge faster).", ""]
-    if not r["codegen"]:  # --only classic or large
-        lines += classic_markdown(r["classic"]) if r["classic"] else large_markdown(r["large"])
+    if not r["codegen"]:  # --only rosenbrock, classic or large
+        if r["rosenbrock"]:
+            lines += rosenbrock_markdown(r["rosenbrock"]) + ["", "Bars:", ""] + rosenbrock_bars(r["rosenbrock"])
+        else:
+            lines += classic_markdown(r["classic"]) if r["classic"] else large_markdown(r["large"])
         return "\n".join(lines + ["", versions_line(r["versions"])]) + "\n"
     lines += ["**1. Derivation + code generation**, `mlp_tanh` (single thread; hessforge: derive, CSE, "
               "lower, emit formatted Rust; SymPy: diff, cse, ccode; CasADi: SX hessian, Function, "
@@ -493,13 +499,7 @@ def markdown(r):
         h, j = e["hessforge"], e["jax"]
         lines.append(f"| {e['mode']} | {e['method']} | {e['rows']:,} | {fmt_s(h['seconds'])} | {fmt_s(j['seconds'])} | "
                      f"{j['seconds'] / h['seconds']:.1f}× | {h['iterations']} / {j['iterations']} |")
-    lines += ["", "**4. Rosenbrock from (−1.2, 1)**, exact derivatives, ‖∇f‖ ≤ 1e-8.", "",
-              "| hessforge | iterations | SciPy | iterations | final ‖∇f‖∞ (hessforge / SciPy) | time (hessforge / SciPy) |",
-              "|---|---:|---|---:|---:|---:|"]
-    for e in r["rosenbrock"]:
-        h, s = e["hessforge"], e["scipy"]
-        lines.append(f"| {h['method']} | {h['iterations']} | {s['method']} | {s['iterations']} | "
-                     f"{h['grad_norm']:.1e} / {s['grad_norm']:.1e} | {fmt_s(h['seconds'])} / {fmt_s(s['seconds'])} |")
+    lines += [""] + rosenbrock_markdown(r["rosenbrock"])
     lines += ["", "**Bars**", ""]
     single = [k for k in r["kernel_pass"] if k["mode"] == "single"]
     at_least_jax = all(k["seconds"]["jax"]["median"] >= k["seconds"]["hessforge"]["median"] for k in single)
@@ -534,13 +534,27 @@ def markdown(r):
         if e["method"] == "newton":
             x = e["jax"]["seconds"] / e["hessforge"]["seconds"]
             lines.append(f"- Newton end to end faster than JAX ({e['mode']} threads): {bar(x > 1)} ({x:.1f}×).")
-    for e in r["rosenbrock"]:
-        h, s = e["hessforge"], e["scipy"]
-        lines.append(f"- Rosenbrock, {h['method']} vs {s['method']}: same or fewer iterations "
-                     f"{bar(h['iterations'] <= s['iterations'])} ({h['iterations']} vs {s['iterations']}).")
+    lines += rosenbrock_bars(r["rosenbrock"])
     lines += [""] + classic_markdown(r["classic"]) + [""] + large_markdown(r["large"])
     lines += ["", versions_line(r["versions"])]
     return "\n".join(lines) + "\n"
+
+
+def rosenbrock_markdown(rows):
+    lines = ["**4. Rosenbrock from (−1.2, 1)**, exact derivatives, ‖∇f‖ ≤ 1e-8.", "",
+             "| hessforge | iterations | SciPy | iterations | final ‖∇f‖∞ (hessforge / SciPy) | time (hessforge / SciPy) |",
+             "|---|---:|---|---:|---:|---:|"]
+    for e in rows:
+        h, s = e["hessforge"], e["scipy"]
+        lines.append(f"| {h['method']} | {h['iterations']} | {s['method']} | {s['iterations']} | "
+                     f"{h['grad_norm']:.1e} / {s['grad_norm']:.1e} | {fmt_s(h['seconds'])} / {fmt_s(s['seconds'])} |")
+    return lines
+
+
+def rosenbrock_bars(rows):
+    return [f"- Rosenbrock, {e['hessforge']['method']} vs {e['scipy']['method']}: same or fewer iterations "
+            f"{bar(e['hessforge']['iterations'] <= e['scipy']['iterations'])} "
+            f"({e['hessforge']['iterations']} vs {e['scipy']['iterations']})." for e in rows]
 
 
 def versions_line(v):

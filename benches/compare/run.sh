@@ -4,6 +4,7 @@
 #
 #   benches/compare/run.sh            # the full comparison (about 15 minutes on 2 cores)
 #   benches/compare/run.sh --smoke    # smallest sizes, one repeat: checks the plumbing
+#   benches/compare/run.sh --only rosenbrock  # comparison 4 alone (Rosenbrock, ~1 minute)
 #   benches/compare/run.sh --only classic   # comparison 5 alone (the classic problems, ~5 minutes)
 #   benches/compare/run.sh --only large     # comparison 6 alone (Newton at large P, ~10 minutes)
 #
@@ -20,9 +21,9 @@ smoke=""
 only=""
 case "${1:-}" in
   --smoke) smoke="--smoke" ;;
-  --only) only="--only ${2:?--only takes a section: classic or large}" ;;
+  --only) only="--only ${2:?--only takes a section: rosenbrock, classic or large}" ;;
   "") ;;
-  *) echo "run.sh: unknown argument $1 (--smoke, --only classic or --only large)" >&2; exit 2 ;;
+  *) echo "run.sh: unknown argument $1 (--smoke, --only rosenbrock|classic|large)" >&2; exit 2 ;;
 esac
 
 venv="${HESSFORGE_COMPARE_VENV:-$HOME/.cache/hessforge-compare/venv}"

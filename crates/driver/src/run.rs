@@ -99,6 +99,11 @@ pub fn optimizer(name: &str, settings: &Settings) -> Result<Box<dyn Method>, Opt
             e.to_string(),
             "see `hessforge optimizers` for each hyper-parameter's range",
         ),
+        hessforge_optim::BuildError::Conflict { .. } => option_error(
+            "--subproblem",
+            e.to_string(),
+            "leave one of the two options out",
+        ),
         _ => option_error(
             "--optimizer",
             e.to_string(),

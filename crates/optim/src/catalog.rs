@@ -10,7 +10,7 @@ use crate::newton::{Newton, NewtonKind};
 use crate::newton_cg::NewtonCg;
 use crate::quasi_newton::QuasiNewton;
 use crate::schedule::Schedule;
-use crate::trust_region::TrustRegion;
+use crate::trust_region::{Subproblem, TrustRegion};
 
 /// Every optimizer hessforge has; [`Optimizer::entry`] documents each and
 /// [`Optimizer::build`] makes one.
@@ -42,7 +42,8 @@ pub enum Optimizer {
     NewtonLm,
     /// Saddle-free Newton (|H|).
     NewtonSaddleFree,
-    /// Newton in a trust region (Steihaug–CG).
+    /// Newton in a trust region: the exact subproblem up to 200 parameters,
+    /// Steihaug–CG above.
     NewtonTr,
     /// Newton in a trust region, the subproblem solved exactly (Moré–Sorensen).
     NewtonExactTr,
@@ -457,7 +458,7 @@ pub const CATALOG: &[Entry] = &[
     Entry {
         optimizer: Optimizer::NewtonTr,
         family: Family::NewtonType,
-        summary: "trust-region Newton with Steihaug's truncated CG",
+        summary: "trust-region Newton: the subproblem solved exactly up to 200 parameters (as newton-exact-tr), by Steihaug's truncated CG above",
         rule: "p ≈ argmin_{‖p‖≤Δ} gᵀp + ½ pᵀHp (CG, stops at the boundary on negative curvature);  ρ = actual/predicted decrease;  accept if ρ > 10⁻⁴;  Δ ← Δ/4 if ρ < ¼, 2Δ if ρ > ¾ at the boundary",
         latex: r"\min_{\|p\| \le \Delta} \nabla L^\top p + \tfrac12 p^\top H p",
         hypers: hypers![Hyper {
@@ -465,7 +466,7 @@ pub const CATALOG: &[Entry] = &[
             default: DefaultValue::Number(1.0),
             range: Range::Positive
         }],
-        convention: "Nocedal & Wright Algorithms 4.1 and 7.2; CG needs only products Hv, from the dense H up to 200 parameters and from the Hessian–vector product kernel (H never formed) above (`--hessian dense|free` to choose)",
+        convention: "Nocedal & Wright Algorithms 4.1 and 7.2; up to 200 parameters it is newton-exact-tr under this name (`--subproblem exact|steihaug` to choose); CG needs only products Hv, from the Hessian–vector product kernel (H never formed) above 200 parameters (`--hessian dense|free` to choose)",
         source: "seed 002 (Second-Order Optimization)",
         stochastic: false,
     },
@@ -473,7 +474,7 @@ pub const CATALOG: &[Entry] = &[
         optimizer: Optimizer::NewtonExactTr,
         family: Family::NewtonType,
         summary: "trust-region Newton, the subproblem solved exactly (Moré–Sorensen, in H's eigenbasis)",
-        rule: "p = argmin gᵀp + ½pᵀHp over ‖p‖ ≤ Δ: p = −(H + μI)⁻¹g, μ ≥ max(0, −λ₁) from the secular equation 1/Δ = 1/‖p(μ)‖, the hard case completed along λ₁'s eigenvector;  accept if ρ > 0.15;  Δ ← ¼‖p‖ if ρ < ¼, 2Δ (≤ 10¹⁰) if ρ > ¾ at the boundary",
+        rule: "p = argmin gᵀp + ½pᵀHp over ‖p‖ ≤ Δ: p = −(H + μI)⁻¹g, μ ≥ max(0, −λ₁) from the secular equation 1/Δ = 1/‖p(μ)‖, the hard case completed along λ₁'s eigenvector;  accept if ρ > 0.15;  Δ ← ¼Δ if ρ < ¼ (again while Δ ≥ ‖p‖), 2Δ (≤ 10¹⁰) if ρ > ¾ at the boundary",
         latex: r"p = \arg\min_{\|p\| \le \Delta} \nabla L^\top p + \tfrac12 p^\top H p = -(H + \mu I)^{-1} \nabla L",
         hypers: hypers![Hyper {
             flag: "--radius",
@@ -685,6 +686,8 @@ pub struct Settings {
     /// Dense Hessian or Hessian–vector products, for the methods that can
     /// use either (`newton-tr`).
     pub hessian: HessianPath,
+    /// How `newton-tr` solves its subproblem (the others ignore it).
+    pub subproblem: Subproblem,
     /// Newton–CG's preconditioner (`newton-cg`; the others ignore it).
     pub precondition: Preconditioner,
 }
@@ -706,6 +709,13 @@ pub enum BuildError {
         range: &'static str,
         /// The default, in words.
         default: String,
+    },
+    /// Two settings that cannot go together.
+    Conflict {
+        /// The optimizer.
+        optimizer: &'static str,
+        /// Which settings, and why.
+        reason: &'static str,
     },
     /// A flag the optimizer does not have (a bug of the catalogue).
     NotAHyperParameter {
@@ -737,6 +747,7 @@ impl std::fmt::Display for BuildError {
                 f,
                 "{optimizer}: {flag} {value} is out of range: expected {range} (the default is {default}; leave {flag} out to use it)"
             ),
+            BuildError::Conflict { optimizer, reason } => write!(f, "{optimizer}: {reason}"),
             BuildError::NotAHyperParameter { optimizer, flag } => {
                 write!(f, "{optimizer} has no hyper-parameter {flag}")
             }
@@ -844,7 +855,11 @@ impl Optimizer {
             }
             Optimizer::NewtonTr => {
                 let radius = e.value("--radius", s.radius, None)?;
-                return Ok(Box::new(TrustRegion::new(radius)?.with_hessian(s.hessian)));
+                return Ok(Box::new(
+                    TrustRegion::new(radius)?
+                        .with_hessian(s.hessian)
+                        .with_subproblem(s.subproblem)?,
+                ));
             }
             Optimizer::NewtonExactTr => {
                 let radius = e.value("--radius", s.radius, None)?;

@@ -21,10 +21,12 @@
 //! Modules: [`objective`] (the trait, counting), [`first_order`] (GD,
 //! momentum, Nesterov, AdaGrad, RMSProp, Adam, AdamW; mini-batches),
 //! [`schedule`] (learning-rate schedules), [`newton`] (pure, damped,
-//! Levenberg–Marquardt, saddle-free), [`trust_region`] (Steihaug–CG), [`exact_trust_region`] (Moré–Sorensen), [`newton_cg`] (Hessian-free),
-//! [`quasi_newton`] (BFGS, L-BFGS), [`line_search`] (Armijo, strong
-//! Wolfe), [`driver`] (the run loop, stopping, status), [`catalog`] (every
-//! optimizer by name, documented), [`gradient_check`].
+//! Levenberg–Marquardt, saddle-free), [`trust_region`] (Steihaug–CG; the
+//! exact subproblem up to 200 parameters), [`exact_trust_region`]
+//! (Moré–Sorensen), [`newton_cg`] (Hessian-free), [`quasi_newton`] (BFGS,
+//! L-BFGS), [`line_search`] (Armijo, strong Wolfe), [`driver`] (the run
+//! loop, stopping, status), [`catalog`] (every optimizer by name,
+//! documented), [`gradient_check`].
 #![warn(missing_docs)]
 
 pub mod catalog;
@@ -49,3 +51,4 @@ pub use method::{
 };
 pub use objective::{Batch, Counted, Evaluations, FnObjective, Objective};
 pub use schedule::Schedule;
+pub use trust_region::{EXACT_SUBPROBLEM_MAX, Subproblem};

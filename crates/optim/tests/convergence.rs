@@ -445,14 +445,15 @@ fn gauss_newton_is_newton_on_linear_least_squares_and_fits_a_nonlinear_model() {
 
 #[test]
 fn newton_tr_hessian_free_takes_the_dense_path_without_ever_forming_the_hessian() {
-    use hessforge_optim::HessianPath;
+    use hessforge_optim::{HessianPath, Subproblem};
     let f = rosenbrock();
-    let run = |hessian| {
+    let run = |name: &str, hessian, subproblem| {
         let settings = Settings {
             hessian,
+            subproblem,
             ..Settings::default()
         };
-        let mut method = build("newton-tr", &settings).unwrap();
+        let mut method = build(name, &settings).unwrap();
         minimize(
             &f,
             method.as_mut(),
@@ -461,23 +462,79 @@ fn newton_tr_hessian_free_takes_the_dense_path_without_ever_forming_the_hessian(
             &mut [],
         )
     };
-    let (dense, free, auto) = (
-        run(HessianPath::Dense),
-        run(HessianPath::Free),
-        run(HessianPath::Auto),
+    let (dense, free) = (
+        run("newton-tr", HessianPath::Dense, Subproblem::Steihaug),
+        run("newton-tr", HessianPath::Free, Subproblem::Steihaug),
     );
     assert_eq!(dense.status, Status::Converged);
     // The same products, so the same iterates, bit for bit.
     assert_eq!(free.theta, dense.theta);
     assert_eq!(free.iterations, dense.iterations);
-    assert_eq!(auto.theta, dense.theta);
     // Dense: one Hessian per accepted iterate, no products asked of the objective;
-    // free: the other way round (2 parameters: Auto is dense). The one
-    // Hessian of the free run is the end-of-run curvature check, dense
-    // below DENSE_CHECK_MAX_PARAMS.
+    // free: the other way round. The one Hessian of the free run is the
+    // end-of-run curvature check, dense below DENSE_CHECK_MAX_PARAMS.
     assert!(dense.evaluations.hessian > 10);
     assert_eq!(dense.evaluations.hess_vec, 0);
     assert_eq!(free.evaluations.hessian, 1);
     assert!(free.evaluations.hess_vec > dense.iterations);
-    assert_eq!(auto.evaluations.hess_vec, 0);
+    // Free with no subproblem named: Steihaug's CG, as asked for.
+    let free_auto = run("newton-tr", HessianPath::Free, Subproblem::Auto);
+    assert_eq!(free_auto.theta, free.theta);
+    assert_eq!(free_auto.iterations, free.iterations);
+}
+
+#[test]
+fn newton_tr_below_200_parameters_is_newton_exact_tr_and_steihaug_on_request() {
+    use hessforge_optim::{HessianPath, Subproblem};
+    let f = rosenbrock();
+    let run = |name: &str, hessian, subproblem| {
+        let settings = Settings {
+            hessian,
+            subproblem,
+            ..Settings::default()
+        };
+        let mut method = build(name, &settings).unwrap();
+        minimize(
+            &f,
+            method.as_mut(),
+            &[-1.2, 1.0],
+            &Stopping::default(),
+            &mut [],
+        )
+    };
+    let exact = run("newton-exact-tr", HessianPath::Auto, Subproblem::Auto);
+    assert_eq!(exact.status, Status::Converged, "{}", exact.message);
+    // Auto, with the dense Hessian asked for or not, and Exact: the same
+    // iterates as newton-exact-tr, bit for bit, and no products.
+    for (hessian, subproblem) in [
+        (HessianPath::Auto, Subproblem::Auto),
+        (HessianPath::Dense, Subproblem::Auto),
+        (HessianPath::Auto, Subproblem::Exact),
+    ] {
+        let tr = run("newton-tr", hessian, subproblem);
+        assert_eq!(tr.theta, exact.theta, "{hessian:?} {subproblem:?}");
+        assert_eq!(
+            tr.iterations, exact.iterations,
+            "{hessian:?} {subproblem:?}"
+        );
+        assert_eq!(tr.evaluations.hess_vec, 0);
+    }
+    // Steihaug's CG is another method: other iterates, more of them here
+    // (30 against 25 on Rosenbrock from (−1.2, 1); README, comparison 4).
+    let steihaug = run("newton-tr", HessianPath::Auto, Subproblem::Steihaug);
+    assert_eq!(steihaug.status, Status::Converged);
+    assert!(
+        steihaug.iterations > exact.iterations,
+        "{} vs {}",
+        steihaug.iterations,
+        exact.iterations
+    );
+    // The exact solution needs the dense Hessian.
+    let conflict = Settings {
+        hessian: HessianPath::Free,
+        subproblem: Subproblem::Exact,
+        ..Settings::default()
+    };
+    let e = build("newton-tr", &conflict).err().unwrap();
+    assert!(e.to_string().contains("--subproblem exact"), "{e}");
 }
