@@ -19,11 +19,12 @@
 //! accept when ρ > 0.15, shrink to ¼Δ when ρ < ¼, double at the boundary
 //! when ρ > ¾) but Δ_max = 10¹⁰ rather than SciPy's 1 000: with 1 000, Brown's
 //! badly scaled function (minimum at x₁ = 10⁶) takes a thousand steps of the
-//! largest radius. After an interior step is rejected, Δ/4 is applied
-//! again until Δ < ‖p‖: every larger Δ would give the same step, rejected
-//! again, so this is Algorithm 4.1's radius without those wasted trials.
-//! (Shrinking to ¼‖p‖ instead took 26 iterations on Rosenbrock against
-//! SciPy's and this rule's 25.)
+//! largest radius. After a poor step Δ/4 is applied again until Δ < ‖p‖.
+//! When the step was rejected, every larger Δ would give the same interior
+//! step, rejected again, so this is Algorithm 4.1's radius without those
+//! wasted trials; when it was accepted (0.15 < ρ < ¼), the next radius is
+//! below the step just taken, as with the ¼‖p‖ rule this replaced (which
+//! took 26 iterations on Rosenbrock against SciPy's and this rule's 25).
 
 use crate::catalog::{BuildError, Optimizer};
 use crate::method::{Curvature, Method, Modification, Point, Step, dot};
@@ -241,9 +242,9 @@ impl Method for ExactTrustRegion {
             Modification::None
         };
         if !f.is_finite() || rho < 0.25 {
-            // Δ/4, again while Δ ≥ ‖p‖: an interior step solves the
-            // subproblem for every such Δ, so those trials would only be
-            // rejected again (the same radius as Algorithm 4.1's, sooner).
+            // Δ/4, again while Δ ≥ ‖p‖: a rejected interior step solves
+            // the subproblem for every such Δ, so those trials would only
+            // be rejected again (Algorithm 4.1's radius, sooner).
             self.radius *= 0.25;
             while self.radius >= step_norm && self.radius > 0.0 {
                 self.radius *= 0.25;
