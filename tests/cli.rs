@@ -511,19 +511,22 @@ fn gradcheck_checks_the_loop_ir_by_finite_differences() {
         .stdout(predicate::str::contains("passed"));
 }
 
+/// `hessforge ARGS`, which must succeed, its stdout parsed as JSON.
+fn run_json(args: &[&str]) -> serde_json::Value {
+    let out = hessforge()
+        .args(args)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).unwrap()
+}
+
 #[test]
 fn digits_is_solved_hessian_free_and_dense_to_the_same_optimum() {
     let _lock = symbolica_lock();
-    let run = |method: &str| -> serde_json::Value {
-        let out = hessforge()
-            .args(["run", "digits", "-O", method, "--json"])
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        serde_json::from_slice(&out).unwrap()
-    };
+    let run = |method: &str| run_json(&["run", "digits", "-O", method, "--json"]);
     let (cg, tr, dense) = (run("newton-cg"), run("newton-tr"), run("newton"));
     for r in [&cg, &tr, &dense] {
         assert_eq!(r["status"], "converged", "{r}");
@@ -549,16 +552,8 @@ fn newton_cg_with_the_diagonal_preconditioner_reaches_the_same_optimum() {
     // the unscaled breast-cancer features on the straight-line kernel (the
     // diagonal of the dense Hessian).
     for model in ["digits", "logistic_regression"] {
-        let run = |extra: &[&str]| -> serde_json::Value {
-            let out = hessforge()
-                .args(["run", model, "-O", "newton-cg", "--json"])
-                .args(extra)
-                .assert()
-                .success()
-                .get_output()
-                .stdout
-                .clone();
-            serde_json::from_slice(&out).unwrap()
+        let run = |extra: &[&str]| {
+            run_json(&[&["run", model, "-O", "newton-cg", "--json"], extra].concat())
         };
         let (plain, jacobi) = (run(&[]), run(&["--precondition", "diagonal"]));
         for r in [&plain, &jacobi] {
@@ -587,17 +582,7 @@ fn newton_cg_with_the_diagonal_preconditioner_reaches_the_same_optimum() {
 #[test]
 fn newton_tr_solves_its_subproblem_exactly_at_small_p_and_by_cg_on_request() {
     let _lock = symbolica_lock();
-    let run = |args: &[&str]| -> serde_json::Value {
-        let out = hessforge()
-            .args(["run", "rosenbrock", "--json"])
-            .args(args)
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        serde_json::from_slice(&out).unwrap()
-    };
+    let run = |args: &[&str]| run_json(&[&["run", "rosenbrock", "--json"], args].concat());
     let tr = run(&["-O", "newton-tr"]);
     let exact = run(&["-O", "newton-exact-tr"]);
     let steihaug = run(&["-O", "newton-tr", "--subproblem", "steihaug"]);

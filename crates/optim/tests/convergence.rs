@@ -443,25 +443,32 @@ fn gauss_newton_is_newton_on_linear_least_squares_and_fits_a_nonlinear_model() {
     assert!(out.message.contains("square"), "{}", out.message);
 }
 
+/// A trust-region method on Rosenbrock from (−1.2, 1), its products and
+/// subproblem as asked.
+fn trust_region_on_rosenbrock(
+    name: &str,
+    hessian: hessforge_optim::HessianPath,
+    subproblem: hessforge_optim::Subproblem,
+) -> hessforge_optim::Outcome {
+    let settings = Settings {
+        hessian,
+        subproblem,
+        ..Settings::default()
+    };
+    let mut method = build(name, &settings).unwrap();
+    minimize(
+        &rosenbrock(),
+        method.as_mut(),
+        &[-1.2, 1.0],
+        &Stopping::default(),
+        &mut [],
+    )
+}
+
 #[test]
 fn newton_tr_hessian_free_takes_the_dense_path_without_ever_forming_the_hessian() {
     use hessforge_optim::{HessianPath, Subproblem};
-    let f = rosenbrock();
-    let run = |name: &str, hessian, subproblem| {
-        let settings = Settings {
-            hessian,
-            subproblem,
-            ..Settings::default()
-        };
-        let mut method = build(name, &settings).unwrap();
-        minimize(
-            &f,
-            method.as_mut(),
-            &[-1.2, 1.0],
-            &Stopping::default(),
-            &mut [],
-        )
-    };
+    let run = trust_region_on_rosenbrock;
     let (dense, free) = (
         run("newton-tr", HessianPath::Dense, Subproblem::Steihaug),
         run("newton-tr", HessianPath::Free, Subproblem::Steihaug),
@@ -486,22 +493,7 @@ fn newton_tr_hessian_free_takes_the_dense_path_without_ever_forming_the_hessian(
 #[test]
 fn newton_tr_below_200_parameters_is_newton_exact_tr_and_steihaug_on_request() {
     use hessforge_optim::{HessianPath, Subproblem};
-    let f = rosenbrock();
-    let run = |name: &str, hessian, subproblem| {
-        let settings = Settings {
-            hessian,
-            subproblem,
-            ..Settings::default()
-        };
-        let mut method = build(name, &settings).unwrap();
-        minimize(
-            &f,
-            method.as_mut(),
-            &[-1.2, 1.0],
-            &Stopping::default(),
-            &mut [],
-        )
-    };
+    let run = trust_region_on_rosenbrock;
     let exact = run("newton-exact-tr", HessianPath::Auto, Subproblem::Auto);
     assert_eq!(exact.status, Status::Converged, "{}", exact.message);
     // Auto, with the dense Hessian asked for or not, and Exact: the same
