@@ -3,158 +3,19 @@
 //! libraries differ, and the seed it comes from — what `hessforge
 //! optimizers` prints — and [`build`], which makes one from [`Settings`].
 
-use crate::exact_trust_region::ExactTrustRegion;
-use crate::first_order::{Batching, FirstOrder, MomentumForm, Rule};
+use crate::exact_trust_region::{ExactTrustRegion, RADIUS};
+use crate::first_order::{
+    BATCH_SIZE, BETA1, BETA2, Batching, DECAY, EPS, FirstOrder, LR, LR_ADAGRAD, LR_FROM_CURVATURE,
+    LR_MOMENTUM, MOMENTUM, MOMENTUM_FORM, MomentumForm, Rule, WEIGHT_DECAY_DECOUPLED,
+    WEIGHT_DECAY_L2, learning_rate,
+};
 use crate::method::{HessianPath, Method, Preconditioner};
-use crate::newton::{Newton, NewtonKind};
+use crate::newton::{DAMPING, Newton, NewtonKind};
 use crate::newton_cg::NewtonCg;
-use crate::quasi_newton::QuasiNewton;
-use crate::schedule::Schedule;
+use crate::optimizer::{BuildError, DefaultValue, Family, Hyper, Optimizer};
+use crate::quasi_newton::{MEMORY, QuasiNewton};
+use crate::schedule::{SCHEDULE, Schedule};
 use crate::trust_region::{Subproblem, TrustRegion};
-
-/// Every optimizer hessforge has; [`Optimizer::entry`] documents each and
-/// [`Optimizer::build`] makes one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Optimizer {
-    /// Gradient descent, full batch.
-    Gd,
-    /// Stochastic gradient descent (one row per update).
-    Sgd,
-    /// Mini-batch gradient descent.
-    Minibatch,
-    /// Heavy-ball momentum.
-    Momentum,
-    /// Nesterov's accelerated gradient.
-    Nesterov,
-    /// AdaGrad.
-    AdaGrad,
-    /// RMSProp.
-    RmsProp,
-    /// Adam (L2 weight decay).
-    Adam,
-    /// AdamW (decoupled weight decay).
-    AdamW,
-    /// Newton's method, unit step.
-    Newton,
-    /// Newton with a backtracking line search.
-    NewtonDamped,
-    /// Levenberg–Marquardt.
-    NewtonLm,
-    /// Saddle-free Newton (|H|).
-    NewtonSaddleFree,
-    /// Newton in a trust region: the exact subproblem up to 200 parameters,
-    /// Steihaug–CG above.
-    NewtonTr,
-    /// Newton in a trust region, the subproblem solved exactly (Moré–Sorensen).
-    NewtonExactTr,
-    /// Truncated (Hessian-free) Newton: CG on Hessian–vector products.
-    NewtonCg,
-    /// Gauss–Newton (squared losses).
-    GaussNewton,
-    /// BFGS.
-    Bfgs,
-    /// L-BFGS.
-    Lbfgs,
-}
-
-/// How an optimizer uses the derivatives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// The gradient only (and its history).
-    FirstOrder,
-    /// The Hessian (or the Gauss–Newton matrix) at every iterate.
-    NewtonType,
-    /// A curvature model built from gradients (BFGS, L-BFGS).
-    QuasiNewton,
-}
-
-impl Family {
-    /// Every family, in the catalogue's order.
-    pub const ALL: [Family; 3] = [Family::FirstOrder, Family::NewtonType, Family::QuasiNewton];
-
-    /// The family as the catalogue names it.
-    pub fn label(self) -> &'static str {
-        match self {
-            Family::FirstOrder => "first-order",
-            Family::NewtonType => "Newton-type",
-            Family::QuasiNewton => "quasi-Newton",
-        }
-    }
-}
-
-/// A hyper-parameter's default.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum DefaultValue {
-    /// This number.
-    Number(f64),
-    /// A step computed from L = λ_max(∇²L(θ₀)), described in words (the
-    /// driver computes L when an optimizer with this default runs).
-    FromCurvature(&'static str),
-    /// Not a number (a schedule, a form, a batch size), in words.
-    Described(&'static str),
-}
-
-impl std::fmt::Display for DefaultValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DefaultValue::Number(x) if *x != 0.0 && x.abs() < 1e-2 => write!(f, "{x:e}"),
-            DefaultValue::Number(x) => write!(f, "{x}"),
-            DefaultValue::FromCurvature(text) | DefaultValue::Described(text) => f.write_str(text),
-        }
-    }
-}
-
-/// The values a hyper-parameter may take.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Range {
-    /// x > 0.
-    Positive,
-    /// x ≥ 0.
-    NonNegative,
-    /// 0 ≤ x < 1.
-    Unit,
-    /// x ≥ 1.
-    AtLeastOne,
-    /// Not a number range (a syntax, a choice), in words.
-    Described(&'static str),
-}
-
-impl Range {
-    /// Whether a finite `x` is in the range (a described range holds
-    /// every number: the parser of its syntax checks it).
-    pub fn contains(self, x: f64) -> bool {
-        x.is_finite()
-            && match self {
-                Range::Positive => x > 0.0,
-                Range::NonNegative => x >= 0.0,
-                Range::Unit => (0.0..1.0).contains(&x),
-                Range::AtLeastOne => x >= 1.0,
-                Range::Described(_) => true,
-            }
-    }
-
-    /// The range as `hessforge optimizers` prints it.
-    pub fn text(self) -> &'static str {
-        match self {
-            Range::Positive => "> 0",
-            Range::NonNegative => "≥ 0",
-            Range::Unit => "[0, 1)",
-            Range::AtLeastOne => "≥ 1",
-            Range::Described(text) => text,
-        }
-    }
-}
-
-/// A hyper-parameter: its flag, default and valid range.
-#[derive(Debug, Clone, Copy)]
-pub struct Hyper {
-    /// The CLI flag.
-    pub flag: &'static str,
-    /// Its default.
-    pub default: DefaultValue,
-    /// Valid values.
-    pub range: Range,
-}
 
 /// One optimizer's documentation.
 #[derive(Debug, Clone, Copy)]
@@ -179,44 +40,6 @@ pub struct Entry {
     pub stochastic: bool,
 }
 
-const LR_1_OVER_L: Hyper = Hyper {
-    flag: "--lr",
-    default: DefaultValue::FromCurvature("1/L, L = largest Hessian eigenvalue at θ₀"),
-    range: Range::Positive,
-};
-const RHO: Hyper = Hyper {
-    flag: "--momentum",
-    default: DefaultValue::Number(0.9),
-    range: Range::Unit,
-};
-const EPS: Hyper = Hyper {
-    flag: "--eps",
-    default: DefaultValue::Number(1e-8),
-    range: Range::NonNegative,
-};
-const SCHEDULE: Hyper = Hyper {
-    flag: "--schedule",
-    default: DefaultValue::Described("constant"),
-    range: Range::Described(crate::schedule::SCHEDULE_SYNTAX),
-};
-const BATCH: Hyper = Hyper {
-    flag: "--batch-size",
-    default: DefaultValue::Described("full batch (sgd: 1, minibatch: 32)"),
-    range: Range::Described("1..N; with --seed for the shuffles"),
-};
-const BETAS: [Hyper; 2] = [
-    Hyper {
-        flag: "--beta1",
-        default: DefaultValue::Number(0.9),
-        range: Range::Unit,
-    },
-    Hyper {
-        flag: "--beta2",
-        default: DefaultValue::Number(0.999),
-        range: Range::Unit,
-    },
-];
-
 macro_rules! hypers {
     ($($h:expr),* $(,)?) => { &[$($h),*] };
 }
@@ -229,7 +52,7 @@ pub const CATALOG: &[Entry] = &[
         summary: "gradient descent, full batch",
         rule: "θ ← θ − α ∇L(θ)",
         latex: r"\theta \leftarrow \theta - \alpha \nabla L(\theta)",
-        hypers: hypers![LR_1_OVER_L, SCHEDULE, BATCH],
+        hypers: hypers![LR_FROM_CURVATURE, SCHEDULE, BATCH_SIZE],
         convention: "one iteration = one step over all rows",
         source: "seeds 002 (Vanilla Gradient Descent), 003, 004",
         stochastic: false,
@@ -240,15 +63,7 @@ pub const CATALOG: &[Entry] = &[
         summary: "stochastic gradient descent: one row per update, reshuffled every epoch",
         rule: "for each row i (shuffled): θ ← θ − α ∇ℓᵢ(θ)",
         latex: r"\theta \leftarrow \theta - \alpha \nabla \ell_i(\theta)",
-        hypers: hypers![
-            Hyper {
-                flag: "--lr",
-                default: DefaultValue::Number(0.01),
-                range: Range::Positive
-            },
-            SCHEDULE,
-            BATCH
-        ],
+        hypers: hypers![LR, SCHEDULE, BATCH_SIZE],
         convention: "one iteration = one epoch; the shuffle is seeded (--seed)",
         source: "seeds 002 (Stochastic Gradient Descent), 004",
         stochastic: true,
@@ -259,15 +74,7 @@ pub const CATALOG: &[Entry] = &[
         summary: "mini-batch gradient descent, reshuffled every epoch",
         rule: "for each batch B (shuffled): θ ← θ − α (1/|B|) Σ_{i∈B} ∇ℓᵢ(θ)",
         latex: r"\theta \leftarrow \theta - \frac{\alpha}{|B|} \sum_{i \in B} \nabla \ell_i(\theta)",
-        hypers: hypers![
-            Hyper {
-                flag: "--lr",
-                default: DefaultValue::Number(0.01),
-                range: Range::Positive
-            },
-            SCHEDULE,
-            BATCH
-        ],
+        hypers: hypers![LR, SCHEDULE, BATCH_SIZE],
         convention: "one iteration = one epoch; the last batch may be smaller",
         source: "seed 002 (Vanilla Minibatch Gradient Descent), 004",
         stochastic: true,
@@ -278,21 +85,7 @@ pub const CATALOG: &[Entry] = &[
         summary: "heavy-ball momentum",
         rule: "v ← ρ v + g;  θ ← θ − α v      (--momentum-form average: v ← β v + (1 − β) g)",
         latex: r"v \leftarrow \rho v + \nabla L(\theta), \quad \theta \leftarrow \theta - \alpha v",
-        hypers: hypers![
-            Hyper {
-                flag: "--lr",
-                default: DefaultValue::FromCurvature("(1 − ρ)/L (classic), 1/L (average)"),
-                range: Range::Positive
-            },
-            RHO,
-            Hyper {
-                flag: "--momentum-form",
-                default: DefaultValue::Described("classic"),
-                range: Range::Described("classic | average")
-            },
-            SCHEDULE,
-            BATCH
-        ],
+        hypers: hypers![LR_MOMENTUM, MOMENTUM, MOMENTUM_FORM, SCHEDULE, BATCH_SIZE],
         convention: "classic v ← ρv + g as seed 002 / CS231n / PyTorch; seed 004's exponential average v ← βv + (1−β)g with --momentum-form average",
         source: "seed 002 (SGD + Momentum), seed 004 (Momentum)",
         stochastic: false,
@@ -303,7 +96,7 @@ pub const CATALOG: &[Entry] = &[
         summary: "Nesterov momentum (look-ahead), in the rearranged form",
         rule: "v_prev ← v;  v ← ρ v − α g;  θ ← θ − ρ v_prev + (1 + ρ) v",
         latex: r"v' = \rho v - \alpha \nabla L(\theta), \quad \theta \leftarrow \theta - \rho v + (1+\rho) v'",
-        hypers: hypers![LR_1_OVER_L, RHO, SCHEDULE, BATCH],
+        hypers: hypers![LR_FROM_CURVATURE, MOMENTUM, SCHEDULE, BATCH_SIZE],
         convention: "the gradient is taken at the stored iterate (seed 002's change of variables), which equals evaluating it at the look-ahead point θ + ρv",
         source: "seed 002 (Aside: Nesterov Momentum)",
         stochastic: false,
@@ -314,16 +107,7 @@ pub const CATALOG: &[Entry] = &[
         summary: "per-coordinate rates from the sum of squared gradients",
         rule: "s ← s + g²;  θ ← θ − α g / (√s + ε)",
         latex: r"s \leftarrow s + g^2, \quad \theta \leftarrow \theta - \frac{\alpha\, g}{\sqrt{s} + \epsilon}",
-        hypers: hypers![
-            Hyper {
-                flag: "--lr",
-                default: DefaultValue::Number(0.1),
-                range: Range::Positive
-            },
-            EPS,
-            SCHEDULE,
-            BATCH
-        ],
+        hypers: hypers![LR_ADAGRAD, EPS, SCHEDULE, BATCH_SIZE],
         convention: "ε outside the square root (seed 002; PyTorch); TensorFlow puts an initial accumulator instead",
         source: "seed 002 (Aside: AdaGrad)",
         stochastic: false,
@@ -334,21 +118,7 @@ pub const CATALOG: &[Entry] = &[
         summary: "AdaGrad with a decaying average of squared gradients",
         rule: "s ← γ s + (1 − γ) g²;  θ ← θ − α g / (√s + ε)",
         latex: r"s \leftarrow \gamma s + (1-\gamma) g^2, \quad \theta \leftarrow \theta - \frac{\alpha\, g}{\sqrt{s} + \epsilon}",
-        hypers: hypers![
-            Hyper {
-                flag: "--lr",
-                default: DefaultValue::Number(0.01),
-                range: Range::Positive
-            },
-            Hyper {
-                flag: "--decay",
-                default: DefaultValue::Number(0.9),
-                range: Range::Unit
-            },
-            EPS,
-            SCHEDULE,
-            BATCH
-        ],
+        hypers: hypers![LR, DECAY, EPS, SCHEDULE, BATCH_SIZE],
         convention: "ε outside the square root (seed 002; PyTorch); Keras/TensorFlow add ε inside",
         source: "seed 002 (RMSProp)",
         stochastic: false,
@@ -359,23 +129,7 @@ pub const CATALOG: &[Entry] = &[
         summary: "Adam with bias correction; weight decay in the L2 form",
         rule: "g ← g + λθ;  m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  m̂ = m/(1−β₁ᵗ);  v̂ = v/(1−β₂ᵗ);  θ ← θ − α m̂/(√v̂ + ε)",
         latex: r"\hat m = \frac{m}{1-\beta_1^t},\ \hat v = \frac{v}{1-\beta_2^t}, \quad \theta \leftarrow \theta - \frac{\alpha\, \hat m}{\sqrt{\hat v} + \epsilon}",
-        hypers: hypers![
-            Hyper {
-                flag: "--lr",
-                default: DefaultValue::Number(0.01),
-                range: Range::Positive
-            },
-            BETAS[0],
-            BETAS[1],
-            EPS,
-            Hyper {
-                flag: "--weight-decay",
-                default: DefaultValue::Number(0.0),
-                range: Range::NonNegative
-            },
-            SCHEDULE,
-            BATCH
-        ],
+        hypers: hypers![LR, BETA1, BETA2, EPS, WEIGHT_DECAY_L2, SCHEDULE, BATCH_SIZE],
         convention: "weight decay λ is added to the gradient before the moments (L2; seed 002: 'the regularization is done in x before gradient computation'); ε outside the square root",
         source: "seed 002 (Adam & AdamW)",
         stochastic: false,
@@ -387,21 +141,13 @@ pub const CATALOG: &[Entry] = &[
         rule: "m, v, m̂, v̂ as Adam (no λ in g);  θ ← θ − αλθ − α m̂/(√v̂ + ε)",
         latex: r"\theta \leftarrow \theta - \alpha\lambda\theta - \frac{\alpha\, \hat m}{\sqrt{\hat v} + \epsilon}",
         hypers: hypers![
-            Hyper {
-                flag: "--lr",
-                default: DefaultValue::Number(0.01),
-                range: Range::Positive
-            },
-            BETAS[0],
-            BETAS[1],
+            LR,
+            BETA1,
+            BETA2,
             EPS,
-            Hyper {
-                flag: "--weight-decay",
-                default: DefaultValue::Number(0.01),
-                range: Range::NonNegative
-            },
+            WEIGHT_DECAY_DECOUPLED,
             SCHEDULE,
-            BATCH
+            BATCH_SIZE
         ],
         convention: "decay multiplied by α (PyTorch AdamW, Loshchilov & Hutter with schedule multiplier α); seed 002: 'the regularization term is added to the final x after the moments'",
         source: "seed 002 (Adam & AdamW)",
@@ -435,11 +181,7 @@ pub const CATALOG: &[Entry] = &[
         summary: "Levenberg–Marquardt regularised Newton",
         rule: "solve (H + λI) d = −g;  accept if L decreases (λ ← λ/3) else λ ← 4λ and retry",
         latex: r"(H + \lambda I)\, d = -\nabla L",
-        hypers: hypers![Hyper {
-            flag: "--damping",
-            default: DefaultValue::Number(1e-3),
-            range: Range::Positive
-        }],
+        hypers: hypers![DAMPING],
         convention: "λ also grows ×10 while H + λI is not positive definite",
         source: "seed 002 (the Hessian's ill-conditioning); Nocedal & Wright §10.3",
         stochastic: false,
@@ -461,11 +203,7 @@ pub const CATALOG: &[Entry] = &[
         summary: "trust-region Newton: the subproblem solved exactly up to 200 parameters (as newton-exact-tr), by Steihaug's truncated CG above",
         rule: "p ≈ argmin_{‖p‖≤Δ} gᵀp + ½ pᵀHp (CG, stops at the boundary on negative curvature);  ρ = actual/predicted decrease;  accept if ρ > 10⁻⁴;  Δ ← Δ/4 if ρ < ¼, 2Δ if ρ > ¾ at the boundary",
         latex: r"\min_{\|p\| \le \Delta} \nabla L^\top p + \tfrac12 p^\top H p",
-        hypers: hypers![Hyper {
-            flag: "--radius",
-            default: DefaultValue::Number(1.0),
-            range: Range::Positive
-        }],
+        hypers: hypers![RADIUS],
         convention: "Nocedal & Wright Algorithms 4.1 and 7.2; up to 200 parameters it is newton-exact-tr under this name (`--subproblem exact|steihaug` to choose); CG needs only products Hv, from the Hessian–vector product kernel (H never formed) above 200 parameters (`--hessian dense|free` to choose)",
         source: "seed 002 (Second-Order Optimization)",
         stochastic: false,
@@ -476,11 +214,7 @@ pub const CATALOG: &[Entry] = &[
         summary: "trust-region Newton, the subproblem solved exactly (Moré–Sorensen, in H's eigenbasis)",
         rule: "p = argmin gᵀp + ½pᵀHp over ‖p‖ ≤ Δ: p = −(H + μI)⁻¹g, μ ≥ max(0, −λ₁) from the secular equation 1/Δ = 1/‖p(μ)‖, the hard case completed along λ₁'s eigenvector;  accept if ρ > 0.15;  Δ ← ¼Δ if ρ < ¼ (again while Δ ≥ ‖p‖), 2Δ (≤ 10¹⁰) if ρ > ¾ at the boundary",
         latex: r"p = \arg\min_{\|p\| \le \Delta} \nabla L^\top p + \tfrac12 p^\top H p = -(H + \mu I)^{-1} \nabla L",
-        hypers: hypers![Hyper {
-            flag: "--radius",
-            default: DefaultValue::Number(1.0),
-            range: Range::Positive
-        }],
+        hypers: hypers![RADIUS],
         convention: "one symmetric eigendecomposition per accepted step (O(P³): for P up to a few hundred); SciPy's trust-exact constants but Δ_max = 10¹⁰",
         source: "Moré & Sorensen (1983); Nocedal & Wright §4.3, Algorithm 4.1",
         stochastic: false,
@@ -514,7 +248,7 @@ pub const CATALOG: &[Entry] = &[
         rule: "d = −Hₖ g;  θ₊ = θ + αd (Wolfe);  s = θ₊ − θ, y = g₊ − g, ρ = 1/yᵀs;  Hₖ₊₁ = (I − ρsyᵀ)Hₖ(I − ρysᵀ) + ρssᵀ",
         latex: r"H_{k+1} = (I - \rho s y^\top) H_k (I - \rho y s^\top) + \rho s s^\top",
         hypers: &[],
-        convention: "H₀ = (sᵀy / yᵀy) I after the first step (which is scaled to unit length); c₁ = 10⁻⁴, c₂ = 0.9 (Hager–Zhang's approximate Wolfe conditions once rounding hides the decrease); the update is skipped when yᵀs ≤ 0",
+        convention: "H₀ = I, as SciPy's (the first step is scaled to unit length); c₁ = 10⁻⁴, c₂ = 0.9 (Hager–Zhang's approximate Wolfe conditions once rounding hides the decrease); the update is skipped when yᵀs ≤ 0",
         source: "seed 002 (Quasi-Newton methods (BFGS))",
         stochastic: false,
     },
@@ -524,11 +258,7 @@ pub const CATALOG: &[Entry] = &[
         summary: "limited-memory BFGS (two-loop recursion)",
         rule: "d = −Hₖ g from the last m pairs (s, y) by the two-loop recursion, H⁰ = (sᵀy/yᵀy) I;  strong-Wolfe line search",
         latex: r"d = -H_k \nabla L \text{ from } \{(s_i, y_i)\}_{i=k-m}^{k-1}",
-        hypers: hypers![Hyper {
-            flag: "--memory",
-            default: DefaultValue::Number(10.0),
-            range: Range::AtLeastOne
-        }],
+        hypers: hypers![MEMORY],
         convention: "Nocedal & Wright Algorithm 7.4",
         source: "seed 002 (L-BFGS)",
         stochastic: false,
@@ -549,31 +279,6 @@ impl Optimizer {
             .expect("every optimizer has an entry (tested)")
     }
 
-    /// The name (`--optimizer NAME`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Optimizer::Gd => "gd",
-            Optimizer::Sgd => "sgd",
-            Optimizer::Minibatch => "minibatch",
-            Optimizer::Momentum => "momentum",
-            Optimizer::Nesterov => "nesterov",
-            Optimizer::AdaGrad => "adagrad",
-            Optimizer::RmsProp => "rmsprop",
-            Optimizer::Adam => "adam",
-            Optimizer::AdamW => "adamw",
-            Optimizer::Newton => "newton",
-            Optimizer::NewtonDamped => "newton-damped",
-            Optimizer::NewtonLm => "newton-lm",
-            Optimizer::NewtonSaddleFree => "newton-saddle-free",
-            Optimizer::NewtonTr => "newton-tr",
-            Optimizer::NewtonExactTr => "newton-exact-tr",
-            Optimizer::NewtonCg => "newton-cg",
-            Optimizer::GaussNewton => "gauss-newton",
-            Optimizer::Bfgs => "bfgs",
-            Optimizer::Lbfgs => "lbfgs",
-        }
-    }
-
     /// How it uses the derivatives.
     pub fn family(self) -> Family {
         self.entry().family
@@ -588,22 +293,7 @@ impl Optimizer {
                 .entry()
                 .hypers
                 .iter()
-                .any(|h| h.flag == "--lr" && matches!(h.default, DefaultValue::FromCurvature(_)))
-    }
-}
-
-impl std::fmt::Display for Optimizer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Optimizer {
-    type Err = BuildError;
-    fn from_str(name: &str) -> Result<Optimizer, BuildError> {
-        Optimizer::all()
-            .find(|o| o.name() == name)
-            .ok_or_else(|| BuildError::Unknown(name.to_string()))
+                .any(|h| matches!(h.default, DefaultValue::FromCurvature(_)))
     }
 }
 
@@ -611,42 +301,6 @@ impl Entry {
     /// The name (`--optimizer NAME`).
     pub fn name(&self) -> &'static str {
         self.optimizer.name()
-    }
-
-    /// The hyper-parameter `flag` of this optimizer.
-    pub fn hyper(&self, flag: &str) -> Option<&'static Hyper> {
-        self.hypers.iter().find(|h| h.flag == flag)
-    }
-
-    /// The value of hyper-parameter `flag`: the one `given`, else its
-    /// default (`computed` for a default computed from the curvature),
-    /// checked against its range.
-    pub fn value(
-        &self,
-        flag: &'static str,
-        given: Option<f64>,
-        computed: Option<f64>,
-    ) -> Result<f64, BuildError> {
-        let hyper = self.hyper(flag).ok_or(BuildError::NotAHyperParameter {
-            optimizer: self.name(),
-            flag,
-        })?;
-        let value = match (given, hyper.default) {
-            (Some(v), _) => v,
-            (None, DefaultValue::Number(v)) => v,
-            (None, _) => computed.unwrap_or(f64::NAN),
-        };
-        if hyper.range.contains(value) {
-            Ok(value)
-        } else {
-            Err(BuildError::OutOfRange {
-                optimizer: self.name(),
-                flag,
-                value,
-                range: hyper.range.text(),
-                default: hyper.default.to_string(),
-            })
-        }
     }
 }
 
@@ -692,71 +346,6 @@ pub struct Settings {
     pub precondition: Preconditioner,
 }
 
-/// Why an optimizer could not be made.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BuildError {
-    /// No such optimizer.
-    Unknown(String),
-    /// A hyper-parameter outside its range.
-    OutOfRange {
-        /// The optimizer.
-        optimizer: &'static str,
-        /// The flag.
-        flag: &'static str,
-        /// The value.
-        value: f64,
-        /// The valid range.
-        range: &'static str,
-        /// The default, in words.
-        default: String,
-    },
-    /// Two settings that cannot go together.
-    Conflict {
-        /// The optimizer.
-        optimizer: &'static str,
-        /// Which settings, and why.
-        reason: &'static str,
-    },
-    /// A flag the optimizer does not have (a bug of the catalogue).
-    NotAHyperParameter {
-        /// The optimizer.
-        optimizer: &'static str,
-        /// The flag.
-        flag: &'static str,
-    },
-}
-
-impl std::fmt::Display for BuildError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BuildError::Unknown(n) => write!(
-                f,
-                "unknown optimizer `{n}`; expected one of {}",
-                Optimizer::all()
-                    .map(Optimizer::name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            BuildError::OutOfRange {
-                optimizer,
-                flag,
-                value,
-                range,
-                default,
-            } => write!(
-                f,
-                "{optimizer}: {flag} {value} is out of range: expected {range} (the default is {default}; leave {flag} out to use it)"
-            ),
-            BuildError::Conflict { optimizer, reason } => write!(f, "{optimizer}: {reason}"),
-            BuildError::NotAHyperParameter { optimizer, flag } => {
-                write!(f, "{optimizer} has no hyper-parameter {flag}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for BuildError {}
-
 /// The optimizer `name` with these settings (see [`Optimizer::build`]).
 pub fn build(name: &str, s: &Settings) -> Result<Box<dyn Method>, BuildError> {
     name.parse::<Optimizer>()?.build(s)
@@ -767,18 +356,22 @@ impl Optimizer {
     /// checked against its catalogue range, and an error names the
     /// optimizer, the flag, the range and the default.
     pub fn build(self, s: &Settings) -> Result<Box<dyn Method>, BuildError> {
-        let e = self.entry();
         // 1/L, or 1e-3 when L is unknown or not positive.
         let inv_l = Some(s.curvature.filter(|l| *l > 0.0).map_or(1e-3, |l| 1.0 / l));
-        let lr = |computed: Option<f64>| e.value("--lr", s.lr, computed);
-        let rho = || e.value("--momentum", s.momentum, None);
-        let eps = || e.value("--eps", s.eps, None);
+        let lr = |computed: Option<f64>| learning_rate(self).value(self, s.lr, computed);
+        let rho = || MOMENTUM.value(self, s.momentum, None);
+        let eps = || EPS.value(self, s.eps, None);
         let adam = |decoupled: bool| -> Result<Rule, BuildError> {
+            let weight_decay = if decoupled {
+                WEIGHT_DECAY_DECOUPLED
+            } else {
+                WEIGHT_DECAY_L2
+            };
             Ok(Rule::Adam {
-                beta1: e.value("--beta1", s.beta1, None)?,
-                beta2: e.value("--beta2", s.beta2, None)?,
+                beta1: BETA1.value(self, s.beta1, None)?,
+                beta2: BETA2.value(self, s.beta2, None)?,
                 eps: eps()?,
-                weight_decay: e.value("--weight-decay", s.weight_decay, None)?,
+                weight_decay: weight_decay.value(self, s.weight_decay, None)?,
                 decoupled,
                 m: vec![],
                 v: vec![],
@@ -828,7 +421,7 @@ impl Optimizer {
             ),
             Optimizer::RmsProp => (
                 Rule::RmsProp {
-                    decay: e.value("--decay", s.decay, None)?,
+                    decay: DECAY.value(self, s.decay, None)?,
                     eps: eps()?,
                     s: vec![],
                 },
@@ -848,13 +441,13 @@ impl Optimizer {
                 ));
             }
             Optimizer::NewtonLm => {
-                let lambda = e.value("--damping", s.damping, None)?;
+                let lambda = DAMPING.value(self, s.damping, None)?;
                 return Ok(Box::new(
                     Newton::new(NewtonKind::LevenbergMarquardt).with_lambda(lambda)?,
                 ));
             }
             Optimizer::NewtonTr => {
-                let radius = e.value("--radius", s.radius, None)?;
+                let radius = RADIUS.value(self, s.radius, None)?;
                 return Ok(Box::new(
                     TrustRegion::new(radius)?
                         .with_hessian(s.hessian)
@@ -862,7 +455,7 @@ impl Optimizer {
                 ));
             }
             Optimizer::NewtonExactTr => {
-                let radius = e.value("--radius", s.radius, None)?;
+                let radius = RADIUS.value(self, s.radius, None)?;
                 return Ok(Box::new(ExactTrustRegion::new(radius)?));
             }
             Optimizer::NewtonCg => {
@@ -872,7 +465,7 @@ impl Optimizer {
             }
             Optimizer::Bfgs => return Ok(Box::new(QuasiNewton::bfgs())),
             Optimizer::Lbfgs => {
-                let m = e.value("--memory", s.memory.map(|m| m as f64), None)?;
+                let m = MEMORY.value(self, s.memory.map(|m| m as f64), None)?;
                 return Ok(Box::new(QuasiNewton::lbfgs(m as usize)?));
             }
         };
@@ -920,6 +513,20 @@ mod tests {
             "adam2".parse::<Optimizer>(),
             Err(BuildError::Unknown(_))
         ));
+    }
+
+    #[test]
+    fn the_leaf_and_the_catalogue_list_the_same_optimizers_and_learning_rates() {
+        assert!(Optimizer::ALL.into_iter().eq(Optimizer::all()));
+        for e in CATALOG.iter().filter(|e| e.family == Family::FirstOrder) {
+            let documented = e.hypers.iter().find(|h| h.flag == "--lr");
+            assert_eq!(
+                documented,
+                Some(&learning_rate(e.optimizer)),
+                "{}",
+                e.name()
+            );
+        }
     }
 
     #[test]

@@ -26,10 +26,17 @@
 //! below the step just taken, as with the ¼‖p‖ rule this replaced (which
 //! took 26 iterations on Rosenbrock against SciPy's and this rule's 25).
 
-use crate::catalog::{BuildError, Optimizer};
 use crate::method::{Curvature, Method, Modification, Point, Step, dot};
 use crate::objective::{Batch, Objective};
+use crate::optimizer::{BuildError, DefaultValue, Hyper, Optimizer, Range};
 use nalgebra::{DMatrix, SymmetricEigen};
+
+/// Δ₀ of the trust regions (`newton-tr`, `newton-exact-tr`).
+pub const RADIUS: Hyper = Hyper {
+    flag: "--radius",
+    default: DefaultValue::Number(1.0),
+    range: Range::Positive,
+};
 
 /// Trust-region Newton with the exact subproblem solution.
 #[derive(Debug, Clone)]
@@ -58,9 +65,7 @@ impl ExactTrustRegion {
     /// With initial radius Δ₀, checked against the range of `--radius`
     /// (Δ₀ > 0).
     pub fn new(radius0: f64) -> Result<Self, BuildError> {
-        let radius0 = Optimizer::NewtonExactTr
-            .entry()
-            .value("--radius", Some(radius0), None)?;
+        let radius0 = RADIUS.value(Optimizer::NewtonExactTr, Some(radius0), None)?;
         Ok(ExactTrustRegion {
             radius0,
             radius: radius0,

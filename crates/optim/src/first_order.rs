@@ -15,13 +15,103 @@
 //!   "For Standard Adam, the regularization is done in x before gradient
 //!   computation"); AdamW decays θ itself after the moments, θ ← θ − αλθ − α m̂/(√v̂ + ε).
 
-use crate::catalog::{BuildError, Optimizer};
 use crate::method::{Method, Point, Step};
 use crate::objective::{Batch, Objective};
+use crate::optimizer::{BuildError, DefaultValue, Hyper, Optimizer, Range};
 use crate::schedule::Schedule;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+
+/// The hyper-parameters of the first-order rules and their batching.
+/// α of `gd` and `nesterov`: 1/L by default.
+pub const LR_FROM_CURVATURE: Hyper = Hyper {
+    flag: "--lr",
+    default: DefaultValue::FromCurvature("1/L, L = largest Hessian eigenvalue at θ₀"),
+    range: Range::Positive,
+};
+/// α of `momentum`: (1 − ρ)/L or 1/L by default.
+pub const LR_MOMENTUM: Hyper = Hyper {
+    flag: "--lr",
+    default: DefaultValue::FromCurvature("(1 − ρ)/L (classic), 1/L (average)"),
+    range: Range::Positive,
+};
+/// α of `sgd`, `minibatch`, `rmsprop`, `adam` and `adamw`.
+pub const LR: Hyper = Hyper {
+    flag: "--lr",
+    default: DefaultValue::Number(0.01),
+    range: Range::Positive,
+};
+/// α of `adagrad`.
+pub const LR_ADAGRAD: Hyper = Hyper {
+    flag: "--lr",
+    default: DefaultValue::Number(0.1),
+    range: Range::Positive,
+};
+/// ρ (classic) or β (average) of `momentum` and `nesterov`.
+pub const MOMENTUM: Hyper = Hyper {
+    flag: "--momentum",
+    default: DefaultValue::Number(0.9),
+    range: Range::Unit,
+};
+/// Which momentum form ([`MomentumForm`]).
+pub const MOMENTUM_FORM: Hyper = Hyper {
+    flag: "--momentum-form",
+    default: DefaultValue::Described("classic"),
+    range: Range::Described("classic | average"),
+};
+/// ε of AdaGrad, RMSProp and Adam(W).
+pub const EPS: Hyper = Hyper {
+    flag: "--eps",
+    default: DefaultValue::Number(1e-8),
+    range: Range::NonNegative,
+};
+/// β₁ of Adam(W).
+pub const BETA1: Hyper = Hyper {
+    flag: "--beta1",
+    default: DefaultValue::Number(0.9),
+    range: Range::Unit,
+};
+/// β₂ of Adam(W).
+pub const BETA2: Hyper = Hyper {
+    flag: "--beta2",
+    default: DefaultValue::Number(0.999),
+    range: Range::Unit,
+};
+/// γ of RMSProp.
+pub const DECAY: Hyper = Hyper {
+    flag: "--decay",
+    default: DefaultValue::Number(0.9),
+    range: Range::Unit,
+};
+/// λ of `adam` (the L2 form).
+pub const WEIGHT_DECAY_L2: Hyper = Hyper {
+    flag: "--weight-decay",
+    default: DefaultValue::Number(0.0),
+    range: Range::NonNegative,
+};
+/// λ of `adamw` (decoupled).
+pub const WEIGHT_DECAY_DECOUPLED: Hyper = Hyper {
+    flag: "--weight-decay",
+    default: DefaultValue::Number(0.01),
+    range: Range::NonNegative,
+};
+/// Rows per mini-batch ([`Batching`]).
+pub const BATCH_SIZE: Hyper = Hyper {
+    flag: "--batch-size",
+    default: DefaultValue::Described("full batch (sgd: 1, minibatch: 32)"),
+    range: Range::Described("1..N; with --seed for the shuffles"),
+};
+
+/// The `--lr` of a first-order optimizer (its default differs by rule).
+pub fn learning_rate(optimizer: Optimizer) -> Hyper {
+    match optimizer {
+        Optimizer::Gd | Optimizer::Nesterov => LR_FROM_CURVATURE,
+        Optimizer::Momentum => LR_MOMENTUM,
+        Optimizer::AdaGrad => LR_ADAGRAD,
+        _ => LR,
+    }
+}
 
 /// How momentum accumulates gradients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,7 +306,8 @@ impl FirstOrder {
     /// A full-batch optimizer with a constant rate, checked against the
     /// range of `--lr` (α > 0).
     pub fn new(rule: Rule, lr: f64) -> Result<Self, BuildError> {
-        let lr = rule.optimizer().entry().value("--lr", Some(lr), None)?;
+        let optimizer = rule.optimizer();
+        let lr = learning_rate(optimizer).value(optimizer, Some(lr), None)?;
         Ok(FirstOrder {
             rule,
             lr,
@@ -251,10 +342,10 @@ impl FirstOrder {
         if let Batching::MiniBatch { size: 0, .. } = batching {
             return Err(BuildError::OutOfRange {
                 optimizer: self.optimizer().name(),
-                flag: "--batch-size",
+                flag: BATCH_SIZE.flag,
                 value: 0.0,
                 range: "≥ 1",
-                default: "full batch (sgd: 1, minibatch: 32)".into(),
+                default: BATCH_SIZE.default.to_string(),
             });
         }
         self.batching = batching;

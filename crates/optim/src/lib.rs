@@ -26,7 +26,9 @@
 //! (Moré–Sorensen), [`newton_cg`] (Hessian-free), [`quasi_newton`] (BFGS,
 //! L-BFGS), [`line_search`] (Armijo, strong Wolfe), [`driver`] (the run
 //! loop, stopping, status), [`catalog`] (every optimizer by name,
-//! documented), [`gradient_check`].
+//! documented, and built from [`Settings`]), [`optimizer`] (the leaf every
+//! optimizer module imports: names, families, hyper-parameter descriptions,
+//! build errors), [`gradient_check`].
 #![warn(missing_docs)]
 
 pub mod catalog;
@@ -39,16 +41,18 @@ pub mod method;
 pub mod newton;
 pub mod newton_cg;
 pub mod objective;
+pub mod optimizer;
 pub mod quasi_newton;
 pub mod schedule;
 pub mod trust_region;
 
-pub use catalog::{BuildError, CATALOG, Entry, Family, Optimizer, Settings, build};
+pub use catalog::{CATALOG, Entry, Settings, build};
 pub use driver::{History, Observer, Outcome, Record, Status, Stopping, minimize};
 pub use method::{
     Curvature, HESSIAN_FREE_ABOVE, HessianPath, JACOBI_FLOOR, Method, Modification, Point,
     Preconditioner, Step,
 };
 pub use objective::{Batch, Counted, Evaluations, FnObjective, Objective};
+pub use optimizer::{BuildError, DefaultValue, Family, Hyper, Optimizer, Range};
 pub use schedule::Schedule;
 pub use trust_region::{EXACT_SUBPROBLEM_MAX, Subproblem};

@@ -27,12 +27,19 @@
 //! Buffers are allocated once in [`Method::reset`]; a positive-definite
 //! Newton step allocates nothing.
 
-use crate::catalog::{BuildError, Optimizer};
 use crate::line_search::{Ray, armijo};
 use crate::method::{Curvature, HessianPath, Method, Modification, Point, Step, dot, norm};
 use crate::newton_cg::NewtonCg;
 use crate::objective::Objective;
+use crate::optimizer::{BuildError, DefaultValue, Hyper, Optimizer, Range};
 use nalgebra::{Cholesky, DMatrix, DVector, SymmetricEigen};
+
+/// λ₀ of Levenberg–Marquardt (`newton-lm`).
+pub const DAMPING: Hyper = Hyper {
+    flag: "--damping",
+    default: DefaultValue::Number(1e-3),
+    range: Range::Positive,
+};
 
 /// Which Newton variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,9 +109,7 @@ impl Newton {
     /// With λ₀ for Levenberg–Marquardt, checked against the range of
     /// `--damping` (λ₀ > 0).
     pub fn with_lambda(mut self, lambda: f64) -> Result<Self, BuildError> {
-        let lambda = Optimizer::NewtonLm
-            .entry()
-            .value("--damping", Some(lambda), None)?;
+        let lambda = DAMPING.value(Optimizer::NewtonLm, Some(lambda), None)?;
         self.lambda = lambda;
         self.lambda0 = lambda;
         Ok(self)

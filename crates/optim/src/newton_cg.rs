@@ -26,12 +26,12 @@
 //!   scales); the stopping test and the negative-curvature test are those
 //!   of plain CG (‖r‖ and pᵀ∇²Lp), so the step is as accurate.
 
-use crate::catalog::Optimizer;
 use crate::line_search::{Ray, armijo};
 use crate::method::{
     Curvature, JACOBI_FLOOR, Method, Modification, Point, Preconditioner, Step, dot, inf_norm, norm,
 };
 use crate::objective::{Batch, Objective};
+use crate::optimizer::Optimizer;
 
 /// The matrix Newton–CG's conjugate gradients solve with.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

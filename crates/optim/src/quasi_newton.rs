@@ -9,10 +9,17 @@
 //! 22 classic problems (880 in total on the 20 both solve, against 808
 //! without it and SciPy's 878; `benches/compare`, comparison 5).
 
-use crate::catalog::{BuildError, Optimizer};
 use crate::line_search::{Ray, wolfe};
 use crate::method::{Method, Point, Step, dot, norm};
 use crate::objective::Objective;
+use crate::optimizer::{BuildError, DefaultValue, Hyper, Optimizer, Range};
+
+/// m, the pairs L-BFGS remembers.
+pub const MEMORY: Hyper = Hyper {
+    flag: "--memory",
+    default: DefaultValue::Number(10.0),
+    range: Range::AtLeastOne,
+};
 
 /// The inverse-Hessian approximation.
 #[derive(Debug, Clone)]
@@ -55,9 +62,7 @@ impl QuasiNewton {
     /// L-BFGS remembering `m` pairs, checked against the range of
     /// `--memory` (m ≥ 1).
     pub fn lbfgs(m: usize) -> Result<Self, BuildError> {
-        Optimizer::Lbfgs
-            .entry()
-            .value("--memory", Some(m as f64), None)?;
+        MEMORY.value(Optimizer::Lbfgs, Some(m as f64), None)?;
         Ok(Self::with(Memory::Limited {
             m,
             s: vec![],

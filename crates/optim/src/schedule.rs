@@ -3,6 +3,7 @@
 //! with an optional linear warm-up over the first `warmup` updates,
 //! α_t = base · (t + 1)/warmup, after which the decay starts from t = 0.
 
+use crate::optimizer::{DefaultValue, Hyper, Range};
 use std::fmt;
 use std::str::FromStr;
 
@@ -113,6 +114,13 @@ impl fmt::Display for ScheduleError {
 }
 
 impl std::error::Error for ScheduleError {}
+
+/// The `--schedule` of every first-order optimizer.
+pub const SCHEDULE: Hyper = Hyper {
+    flag: "--schedule",
+    default: DefaultValue::Described("constant"),
+    range: Range::Described(SCHEDULE_SYNTAX),
+};
 
 /// The accepted spellings, for error messages and `--help`.
 pub const SCHEDULE_SYNTAX: &str = "constant | step:M1,M2,...[:FACTOR] | exp:GAMMA | cosine[:T[:FLOOR]] | linear[:T[:FLOOR]] | invsqrt | cyclic:PERIOD[:PEAK], each optionally followed by +warmup:N";

@@ -17,12 +17,12 @@
 //! fewer iterations than Steihaug's CG on most of the classic problems
 //! (README, comparison 5). `--subproblem steihaug|exact` chooses.
 
-use crate::catalog::{BuildError, Optimizer};
-use crate::exact_trust_region::ExactTrustRegion;
+use crate::exact_trust_region::{ExactTrustRegion, RADIUS};
 use crate::method::{
     Curvature, HESSIAN_FREE_ABOVE, HessianPath, Method, Modification, Point, Step, dot, norm,
 };
 use crate::objective::{Batch, Objective, dense_hess_vec};
+use crate::optimizer::{BuildError, Optimizer};
 
 /// How `newton-tr` solves its subproblem min gᵀp + ½pᵀHp, ‖p‖ ≤ Δ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,9 +88,7 @@ impl TrustRegion {
     /// With initial radius Δ₀, checked against the range of `--radius`
     /// (Δ₀ > 0).
     pub fn new(radius0: f64) -> Result<Self, BuildError> {
-        let radius0 = Optimizer::NewtonTr
-            .entry()
-            .value("--radius", Some(radius0), None)?;
+        let radius0 = RADIUS.value(Optimizer::NewtonTr, Some(radius0), None)?;
         Ok(TrustRegion {
             radius0,
             radius: radius0,
