@@ -104,23 +104,16 @@ fn reg(r: u32) -> Ident {
 }
 
 fn call(func: Func, a: TokenStream) -> TokenStream {
-    match func {
-        Func::Exp => quote!(#a.exp()),
-        Func::Log => quote!(#a.ln()),
-        Func::Log1p => quote!(#a.ln_1p()),
-        Func::Expm1 => quote!(#a.exp_m1()),
-        Func::Sqrt => quote!(#a.sqrt()),
-        Func::Sin => quote!(#a.sin()),
-        Func::Cos => quote!(#a.cos()),
-        Func::Tan => quote!(#a.tan()),
-        Func::Atan => quote!(#a.atan()),
-        Func::Tanh => quote!(#a.tanh()),
-        Func::Abs => quote!(#a.abs()),
-        Func::Sigmoid => quote!(::hessforge_kernels::ir::math::sigmoid(#a)),
-        Func::Softplus => quote!(::hessforge_kernels::ir::math::softplus(#a)),
-        Func::Relu => quote!(::hessforge_kernels::ir::math::relu(#a)),
-        Func::Step => quote!(::hessforge_kernels::ir::math::step(#a)),
-        Func::Sign => quote!(::hessforge_kernels::ir::math::sign(#a)),
+    let info = func.info();
+    match info.method {
+        Some(method) => {
+            let method = format_ident!("{method}");
+            quote!(#a.#method())
+        }
+        None => {
+            let f = format_ident!("{}", info.name);
+            quote!(::hessforge_kernels::ir::math::#f(#a))
+        }
     }
 }
 
@@ -292,7 +285,7 @@ struct SharedExponentials {
     negation_of: HashMap<ValueKey, ValueKey>,
     /// e^{−|x|} and ln(1 + e^{−|x|}) already computed, by x.
     exp: HashMap<ValueKey, Ident>,
-    log1p_exp: HashMap<ValueKey, Ident>,
+    ln_one_plus_exp: HashMap<ValueKey, Ident>,
 }
 
 impl SharedExponentials {
@@ -316,8 +309,8 @@ impl SharedExponentials {
         if func == Func::Sigmoid {
             return quote!(#a.sigmoid_with(#e));
         }
-        let next = self.log1p_exp.len();
-        let l = self.log1p_exp.entry(base).or_insert_with(|| {
+        let next = self.ln_one_plus_exp.len();
+        let l = self.ln_one_plus_exp.entry(base).or_insert_with(|| {
             let l = format_ident!("l{next}");
             prelude.extend(quote!(let #l: #lane_ty = #e.ln_1p();));
             l
@@ -332,14 +325,8 @@ impl SharedExponentials {
 ///
 /// [`Lanes`]: hessforge_ir::lanes::Lanes
 pub(crate) fn lane_call_tokens(func: Func, a: TokenStream) -> TokenStream {
-    let method = match func {
-        Func::Sigmoid => quote!(sigmoid),
-        Func::Softplus => quote!(softplus),
-        Func::Relu => quote!(relu),
-        Func::Step => quote!(step),
-        Func::Sign => quote!(sign),
-        _ => return call(func, a),
-    };
+    let info = func.info();
+    let method = format_ident!("{}", info.method.unwrap_or(info.name));
     quote!(#a.#method())
 }
 

@@ -207,17 +207,6 @@ fn operand(op: &Operand) -> TokenStream {
     }
 }
 
-/// A function call; hessforge's own functions by their path through
-/// `::hessforge_kernels`.
-fn call_function(func: Func, a: TokenStream) -> TokenStream {
-    match func {
-        Func::Sigmoid | Func::Softplus | Func::Relu | Func::Step | Func::Sign => {
-            let f = format_ident!("{}", func.name());
-            quote!(::hessforge_kernels::ir::math::#f(#a))
-        }
-        _ => call(func, a),
-    }
-}
 
 fn join(args: &[Operand], op: TokenStream) -> TokenStream {
     let mut parts = args.iter().map(operand);
@@ -406,7 +395,7 @@ fn step_parts(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> Ste
                 quote!(#a.powf(#b))
             }
             Instr::Call { func, arg, .. } if lane => crate::lane_call_tokens(*func, operand(arg)),
-            Instr::Call { func, arg, .. } => call_function(*func, operand(arg)),
+            Instr::Call { func, arg, .. } => call(*func, operand(arg)),
             Instr::Copy { src, .. } => operand(src),
         };
         reg_lanes.insert(ins.dst(), lane);
@@ -775,7 +764,7 @@ impl Values {
                 ),
                 Instr::Call { func, .. } => (
                     format!("{} {}", func.name(), names(false)),
-                    call_function(*func, tokens[0].clone()),
+                    call(*func, tokens[0].clone()),
                 ),
                 Instr::Copy { .. } => {
                     let (t, k, l) = ops[0].clone();

@@ -4,7 +4,7 @@
 //!
 //! Every operation is written lane by lane in plain Rust, branch-free, with
 //! no calls into libm for the functions the models use most (exp, log,
-//! log1p, expm1, tanh, σ, softplus): the compiler turns the identical lanes
+//! ln(1 + x), eˣ − 1, tanh, σ, softplus): the compiler turns the identical lanes
 //! into vector instructions. Compiled inside a function with
 //! `#[target_feature(enable = "avx2")]` (the kernels' runtime checks the CPU
 //! once and picks that path) four lanes fill one 256-bit register; eight

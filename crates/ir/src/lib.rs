@@ -16,7 +16,7 @@
 //! | `rD = div a, b` | a / b |
 //! | `rD = powi a, n` | aⁿ for an integer n (negative allowed) |
 //! | `rD = powf a, b` | aᵇ for a real b |
-//! | `rD = f a` | a function of [`Func`]: exp, log, log1p, expm1, sqrt, sin, cos, tan, atan, tanh, sigmoid, softplus, relu, step, abs, sign |
+//! | `rD = f a` | a function of [`Func`] (the table [`FUNCTIONS`]) |
 //! | `rD = copy a` | a |
 //!
 //! An operand is a parameter `pI`, a data column `dI`, a constant `cI`, a
@@ -33,109 +33,15 @@
 #![warn(missing_docs)]
 
 pub mod canonical;
+pub mod function;
 pub mod lanes;
 pub mod math;
 pub mod tangent;
 pub mod tensor;
 
+pub use function::{Algebra, FUNCTIONS, Func, Function};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-
-/// A function of derivation files and of the IR; see [`math`] for the
-/// implementations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[allow(missing_docs)]
-pub enum Func {
-    Exp,
-    Log,
-    Log1p,
-    Expm1,
-    Sqrt,
-    Sin,
-    Cos,
-    Tan,
-    Atan,
-    Tanh,
-    Sigmoid,
-    Softplus,
-    Relu,
-    Step,
-    Abs,
-    Sign,
-}
-
-impl Func {
-    /// The functions a derivation file may call (`expm1` is introduced only
-    /// by the stable rewrites of the lowering).
-    pub const IN_FILES: [Func; 15] = [
-        Func::Exp,
-        Func::Log,
-        Func::Log1p,
-        Func::Sqrt,
-        Func::Sin,
-        Func::Cos,
-        Func::Tan,
-        Func::Atan,
-        Func::Tanh,
-        Func::Sigmoid,
-        Func::Softplus,
-        Func::Relu,
-        Func::Step,
-        Func::Abs,
-        Func::Sign,
-    ];
-
-    /// A function of derivation files, by its name.
-    pub fn from_name(name: &str) -> Option<Func> {
-        Func::IN_FILES.into_iter().find(|f| f.name() == name)
-    }
-
-    /// The function's name (also its name in [`math`]).
-    pub fn name(self) -> &'static str {
-        match self {
-            Func::Exp => "exp",
-            Func::Log => "log",
-            Func::Log1p => "log1p",
-            Func::Expm1 => "expm1",
-            Func::Sqrt => "sqrt",
-            Func::Sin => "sin",
-            Func::Cos => "cos",
-            Func::Tan => "tan",
-            Func::Atan => "atan",
-            Func::Tanh => "tanh",
-            Func::Sigmoid => "sigmoid",
-            Func::Softplus => "softplus",
-            Func::Relu => "relu",
-            Func::Step => "step",
-            Func::Abs => "abs",
-            Func::Sign => "sign",
-        }
-    }
-
-    /// Evaluate.
-    #[inline]
-    pub fn eval(self, x: f64) -> f64 {
-        match self {
-            Func::Exp => x.exp(),
-            Func::Log => x.ln(),
-            Func::Log1p => x.ln_1p(),
-            Func::Expm1 => x.exp_m1(),
-            Func::Sqrt => x.sqrt(),
-            Func::Sin => x.sin(),
-            Func::Cos => x.cos(),
-            Func::Tan => x.tan(),
-            Func::Atan => x.atan(),
-            Func::Tanh => x.tanh(),
-            Func::Sigmoid => math::sigmoid(x),
-            Func::Softplus => math::softplus(x),
-            Func::Relu => math::relu(x),
-            Func::Step => math::step(x),
-            Func::Abs => x.abs(),
-            Func::Sign => math::sign(x),
-        }
-    }
-}
 
 /// An instruction operand.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ pub fn sigmoid(x: f64) -> f64 {
     }
 }
 
-/// softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^{−|x|}), without overflow.
+/// softplus(x) = log(1 + e^x) = max(x, 0) + ln(1 + e^{−|x|}), without overflow.
 #[inline]
 pub fn softplus(x: f64) -> f64 {
     x.max(0.0) + (-x.abs()).exp().ln_1p()

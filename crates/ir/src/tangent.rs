@@ -23,7 +23,7 @@
 
 use crate::canonical::map_operands;
 use crate::tensor::{Axis, GradientTerm, Load, Source, Stage, Step, TensorLayout, TensorModel};
-use crate::{Func, Instr, InvalidProgram, Operand, Outputs, Program};
+use crate::{Algebra, Func, Instr, InvalidProgram, Operand, Outputs, Program};
 use std::collections::{HashMap, HashSet};
 
 /// The model whose [`Outputs::LossGrad`] pass gives L(θ) and ∇²L(θ)·v,
@@ -464,19 +464,6 @@ impl Dual {
         self.emit(|dst| Instr::Call { dst, func, arg })
     }
 
-    /// `1 + sign·x` (sign ±1).
-    fn one_plus(&mut self, sign: f64, x: Operand) -> Operand {
-        let x = if sign < 0.0 {
-            self.emit(|dst| Instr::Neg { dst, arg: x })
-        } else {
-            x
-        };
-        self.emit(|dst| Instr::Add {
-            dst,
-            args: vec![x, Operand::Literal(1.0)],
-        })
-    }
-
     /// The tangent of the register `ins` writes, from its operands'.
     fn derivative(&mut self, ins: &Instr) -> Option<Operand> {
         let r = Operand::Reg(ins.dst());
@@ -553,68 +540,56 @@ impl Dual {
             }
             Instr::Call { func, arg, .. } => {
                 let da = self.of(arg)?;
-                let a = *arg;
-                let factor = match func {
-                    Func::Exp => r,
-                    Func::Log => {
-                        return Some(self.emit(|dst| Instr::Div {
-                            dst,
-                            num: da,
-                            den: a,
-                        }));
-                    }
-                    Func::Log1p => {
-                        let s = self.one_plus(1.0, a);
-                        return Some(self.emit(|dst| Instr::Div {
-                            dst,
-                            num: da,
-                            den: s,
-                        }));
-                    }
-                    Func::Expm1 => self.one_plus(1.0, r),
-                    Func::Sqrt => {
-                        let q = self.emit(|dst| Instr::Div {
-                            dst,
-                            num: da,
-                            den: r,
-                        });
-                        return Some(self.mul(vec![Operand::Literal(0.5), q]));
-                    }
-                    Func::Sin => self.call(Func::Cos, a),
-                    Func::Cos => {
-                        let s = self.call(Func::Sin, a);
-                        self.emit(|dst| Instr::Neg { dst, arg: s })
-                    }
-                    Func::Tan => {
-                        let q = self.mul(vec![r, r]);
-                        self.one_plus(1.0, q)
-                    }
-                    Func::Atan => {
-                        let q = self.mul(vec![a, a]);
-                        let s = self.one_plus(1.0, q);
-                        return Some(self.emit(|dst| Instr::Div {
-                            dst,
-                            num: da,
-                            den: s,
-                        }));
-                    }
-                    Func::Tanh => {
-                        let q = self.mul(vec![r, r]);
-                        self.one_plus(-1.0, q)
-                    }
-                    Func::Sigmoid => {
-                        let s = self.one_plus(-1.0, r);
-                        self.mul(vec![r, s])
-                    }
-                    Func::Softplus => self.call(Func::Sigmoid, a),
-                    Func::Relu => self.call(Func::Step, a),
-                    Func::Abs => self.call(Func::Sign, a),
-                    Func::Step | Func::Sign => return None,
-                };
-                Some(self.mul(vec![factor, da]))
+                func.chain(self, *arg, r, da)
             }
             Instr::Copy { src, .. } => self.of(src),
         }
+    }
+}
+
+/// The derivative rules of [`Func::chain`] as IR instructions: a sum with
+/// a literal keeps the literal last, as the tangent's other sums do.
+impl Algebra for Dual {
+    type Term = Operand;
+
+    fn int(&mut self, n: i64) -> Operand {
+        Operand::Literal(n as f64)
+    }
+
+    fn half(&mut self) -> Operand {
+        Operand::Literal(0.5)
+    }
+
+    fn add(&mut self, a: Operand, b: Operand) -> Operand {
+        let args = match a {
+            Operand::Literal(_) => vec![b, a],
+            _ => vec![a, b],
+        };
+        self.emit(|dst| Instr::Add { dst, args })
+    }
+
+    fn mul(&mut self, a: Operand, b: Operand) -> Operand {
+        Dual::mul(self, vec![a, b])
+    }
+
+    fn neg(&mut self, a: Operand) -> Operand {
+        self.emit(|dst| Instr::Neg { dst, arg: a })
+    }
+
+    fn div(&mut self, a: Operand, b: Operand) -> Operand {
+        self.emit(|dst| Instr::Div {
+            dst,
+            num: a,
+            den: b,
+        })
+    }
+
+    fn square(&mut self, a: Operand) -> Operand {
+        Dual::mul(self, vec![a, a])
+    }
+
+    fn call(&mut self, f: Func, u: Operand) -> Operand {
+        Dual::call(self, f, u)
     }
 }
 
@@ -790,7 +765,7 @@ mod tests {
             },
         ];
         let mut last = 5;
-        for func in Func::IN_FILES.into_iter().chain([Func::Expm1]) {
+        for func in Func::all() {
             let arg = match func {
                 Func::Log | Func::Log1p | Func::Sqrt => load(2),
                 _ => reg(5),

@@ -200,7 +200,7 @@ mod tests {
     use super::*;
 
     /// A program using every vectorised function over rows (a, b):
-    /// ℓ = softplus(a) + σ(b) + tanh(a b) + e^{b/4} + log1p(a²) + expm1(−a²)
+    /// ℓ = softplus(a) + σ(b) + tanh(a b) + e^{b/4} + ln(1 + a²) (ln_1p) + expm1(−a²)
     /// plus ln(1 + b²), at any lane width.
     struct EveryFunction;
     impl<const W: usize> PassProgram<1, 2, 0, 1, W> for EveryFunction {

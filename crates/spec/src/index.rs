@@ -104,28 +104,30 @@ impl IExpr {
         matches!(self, IExpr::Num(r) if r.is(n, 1))
     }
 
-    /// Replace index variables (free occurrences; bound variables are unique,
-    /// so nothing is captured).
-    pub fn rename(&self, map: &HashMap<String, Ix>) -> IExpr {
-        let ix = |i: &Ix| match i {
-            Ix::Var(v) => map.get(v).cloned().unwrap_or_else(|| i.clone()),
-            Ix::Fixed(_) => i.clone(),
-        };
+    /// Call `f` on each direct sub-expression, in order (egg's
+    /// `Language::for_each`).
+    pub fn for_each_child(&self, mut f: impl FnMut(&IExpr)) {
         match self {
-            IExpr::Num(_) => self.clone(),
-            IExpr::Entry { tensor, indices } => IExpr::Entry {
-                tensor: tensor.clone(),
-                indices: indices.iter().map(ix).collect(),
-            },
-            IExpr::Index(v) => match map.get(v) {
-                Some(Ix::Var(w)) => IExpr::Index(w.clone()),
-                Some(Ix::Fixed(k)) => IExpr::int(*k as i64),
-                None => self.clone(),
-            },
-            IExpr::Add(xs) => IExpr::Add(xs.iter().map(|x| x.rename(map)).collect()),
-            IExpr::Mul(xs) => IExpr::Mul(xs.iter().map(|x| x.rename(map)).collect()),
-            IExpr::Pow(a, b) => IExpr::Pow(Box::new(a.rename(map)), Box::new(b.rename(map))),
-            IExpr::Call(f, a) => IExpr::Call(*f, Box::new(a.rename(map))),
+            IExpr::Num(_) | IExpr::Entry { .. } | IExpr::Index(_) | IExpr::Delta(..) => {}
+            IExpr::Add(xs) | IExpr::Mul(xs) | IExpr::Pick { items: xs, .. } => xs.iter().for_each(f),
+            IExpr::Pow(a, b) => {
+                f(a);
+                f(b);
+            }
+            IExpr::Call(_, a) | IExpr::Sum { body: a, .. } => f(a),
+        }
+    }
+
+    /// This node with each direct sub-expression replaced by `f` of it
+    /// (egg's `Language::map_children`); the node's own data (a function,
+    /// a bound variable, an index) is kept.
+    pub fn map_children(&self, mut f: impl FnMut(&IExpr) -> IExpr) -> IExpr {
+        match self {
+            IExpr::Num(_) | IExpr::Entry { .. } | IExpr::Index(_) | IExpr::Delta(..) => self.clone(),
+            IExpr::Add(xs) => IExpr::Add(xs.iter().map(f).collect()),
+            IExpr::Mul(xs) => IExpr::Mul(xs.iter().map(f).collect()),
+            IExpr::Pow(a, b) => IExpr::Pow(Box::new(f(a)), Box::new(f(b))),
+            IExpr::Call(func, a) => IExpr::Call(*func, Box::new(f(a))),
             IExpr::Sum {
                 var,
                 from,
@@ -135,83 +137,207 @@ impl IExpr {
                 var: var.clone(),
                 from: *from,
                 to: *to,
-                body: Box::new(body.rename(map)),
+                body: Box::new(f(body)),
+            },
+            IExpr::Pick { index, items } => IExpr::Pick {
+                index: index.clone(),
+                items: items.iter().map(f).collect(),
+            },
+        }
+    }
+
+    /// [`IExpr::map_children`] on an expression that is given away: the
+    /// children are moved into `f`, not cloned.
+    pub fn into_map_children(self, mut f: impl FnMut(IExpr) -> IExpr) -> IExpr {
+        match self {
+            IExpr::Num(_) | IExpr::Entry { .. } | IExpr::Index(_) | IExpr::Delta(..) => self,
+            IExpr::Add(xs) => IExpr::Add(xs.into_iter().map(f).collect()),
+            IExpr::Mul(xs) => IExpr::Mul(xs.into_iter().map(f).collect()),
+            IExpr::Pow(a, b) => IExpr::Pow(Box::new(f(*a)), Box::new(f(*b))),
+            IExpr::Call(func, a) => IExpr::Call(func, Box::new(f(*a))),
+            IExpr::Sum {
+                var,
+                from,
+                to,
+                body,
+            } => IExpr::Sum {
+                var,
+                from,
+                to,
+                body: Box::new(f(*body)),
+            },
+            IExpr::Pick { index, items } => IExpr::Pick {
+                index,
+                items: items.into_iter().map(f).collect(),
+            },
+        }
+    }
+
+    /// Fold `f` over every node, this one first, then its sub-expressions
+    /// left to right (pre-order).
+    pub fn fold<T>(&self, init: T, f: &mut impl FnMut(T, &IExpr) -> T) -> T {
+        let mut acc = Some(f(init, self));
+        self.for_each_child(|child| {
+            let a = acc.take().expect("the accumulator is put back after each child");
+            acc = Some(child.fold(a, f));
+        });
+        acc.expect("the accumulator is put back after each child")
+    }
+
+    /// Whether some node (this one or one below it) satisfies `pred`.
+    pub fn any(&self, pred: &mut impl FnMut(&IExpr) -> bool) -> bool {
+        if pred(self) {
+            return true;
+        }
+        let mut found = false;
+        self.for_each_child(|child| found = found || child.any(pred));
+        found
+    }
+
+    /// The index variables of this node itself (not of its
+    /// sub-expressions): an entry's indices, an index used as a number, a
+    /// sum's bound variable, a δ's indices, a pick's index.
+    fn own_indices(&self) -> Vec<&Ix> {
+        match self {
+            IExpr::Entry { indices, .. } => indices.iter().collect(),
+            IExpr::Delta(a, b) => vec![a, b],
+            IExpr::Pick { index, .. } => vec![index],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Replace index variables (free occurrences; bound variables are unique,
+    /// so nothing is captured).
+    pub fn rename(&self, map: &HashMap<String, Ix>) -> IExpr {
+        let ix = |i: &Ix| match i {
+            Ix::Var(v) => map.get(v).cloned().unwrap_or_else(|| i.clone()),
+            Ix::Fixed(_) => i.clone(),
+        };
+        match self {
+            IExpr::Entry { tensor, indices } => IExpr::Entry {
+                tensor: tensor.clone(),
+                indices: indices.iter().map(ix).collect(),
+            },
+            IExpr::Index(v) => match map.get(v) {
+                Some(Ix::Var(w)) => IExpr::Index(w.clone()),
+                Some(Ix::Fixed(k)) => IExpr::int(*k as i64),
+                None => self.clone(),
             },
             IExpr::Delta(a, b) => IExpr::Delta(ix(a), ix(b)),
             IExpr::Pick { index, items } => IExpr::Pick {
                 index: ix(index),
                 items: items.iter().map(|x| x.rename(map)).collect(),
             },
+            _ => self.map_children(|x| x.rename(map)),
         }
+    }
+
+    /// This expression with every sum's bound variable renamed to
+    /// `fresh(old name)`, so that two copies of one expression never share a
+    /// bound name.
+    pub fn rename_bound(&self, fresh: &mut impl FnMut(&str) -> String) -> IExpr {
+        match self {
+            IExpr::Sum {
+                var,
+                from,
+                to,
+                body,
+            } => {
+                let v = fresh(var);
+                let body = body.rename(&HashMap::from([(var.clone(), Ix::Var(v.clone()))]));
+                IExpr::Sum {
+                    var: v,
+                    from: *from,
+                    to: *to,
+                    body: Box::new(body.rename_bound(fresh)),
+                }
+            }
+            _ => self.map_children(|x| x.rename_bound(fresh)),
+        }
+    }
+
+    /// The index variables that no sum inside this expression binds, once
+    /// each, in order of first occurrence.
+    pub fn free_indices(&self) -> Vec<String> {
+        fn walk(e: &IExpr, bound: &mut Vec<String>, out: &mut Vec<String>) {
+            let mut own: Vec<Ix> = e.own_indices().into_iter().cloned().collect();
+            if let IExpr::Index(v) = e {
+                own.push(Ix::Var(v.clone()));
+            }
+            for i in own {
+                if let Ix::Var(v) = i
+                    && !bound.contains(&v)
+                    && !out.contains(&v)
+                {
+                    out.push(v);
+                }
+            }
+            if let IExpr::Sum { var, body, .. } = e {
+                bound.push(var.clone());
+                walk(body, bound, out);
+                bound.pop();
+            } else {
+                e.for_each_child(|x| walk(x, bound, out));
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut Vec::new(), &mut out);
+        out
     }
 
     /// Whether the index variable `v` occurs (free or bound).
     pub fn mentions_index(&self, v: &str) -> bool {
-        let is = |i: &Ix| matches!(i, Ix::Var(w) if w == v);
-        match self {
-            IExpr::Num(_) => false,
-            IExpr::Entry { indices, .. } => indices.iter().any(is),
-            IExpr::Index(w) => w == v,
-            IExpr::Add(xs) | IExpr::Mul(xs) => xs.iter().any(|x| x.mentions_index(v)),
-            IExpr::Pow(a, b) => a.mentions_index(v) || b.mentions_index(v),
-            IExpr::Call(_, a) => a.mentions_index(v),
-            IExpr::Sum { var, body, .. } => var == v || body.mentions_index(v),
-            IExpr::Delta(a, b) => is(a) || is(b),
-            IExpr::Pick { index, items } => is(index) || items.iter().any(|x| x.mentions_index(v)),
-        }
+        self.any(&mut |e| match e {
+            IExpr::Index(w) | IExpr::Sum { var: w, .. } => w == v,
+            _ => e
+                .own_indices()
+                .into_iter()
+                .any(|i| matches!(i, Ix::Var(w) if w == v)),
+        })
     }
 
     /// Whether an entry of `tensor` occurs.
     pub fn mentions_tensor(&self, tensor: &str) -> bool {
-        match self {
-            IExpr::Num(_) | IExpr::Index(_) | IExpr::Delta(..) => false,
-            IExpr::Entry { tensor: t, .. } => t == tensor,
-            IExpr::Add(xs) | IExpr::Mul(xs) => xs.iter().any(|x| x.mentions_tensor(tensor)),
-            IExpr::Pow(a, b) => a.mentions_tensor(tensor) || b.mentions_tensor(tensor),
-            IExpr::Call(_, a) => a.mentions_tensor(tensor),
-            IExpr::Sum { body, .. } => body.mentions_tensor(tensor),
-            IExpr::Pick { items, .. } => items.iter().any(|x| x.mentions_tensor(tensor)),
-        }
+        self.any(&mut |e| matches!(e, IExpr::Entry { tensor: t, .. } if t == tensor))
     }
 
     /// Every tensor name an entry of which occurs, once each, in order of
     /// first occurrence.
     pub fn tensors(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        self.collect_tensors(&mut out);
-        out
-    }
-
-    fn collect_tensors(&self, out: &mut Vec<String>) {
-        match self {
-            IExpr::Num(_) | IExpr::Index(_) | IExpr::Delta(..) => {}
-            IExpr::Entry { tensor, .. } => {
-                if !out.contains(tensor) {
-                    out.push(tensor.clone());
-                }
+        self.fold(Vec::new(), &mut |mut out: Vec<String>, e| {
+            if let IExpr::Entry { tensor, .. } = e
+                && !out.contains(tensor)
+            {
+                out.push(tensor.clone());
             }
-            IExpr::Add(xs) | IExpr::Mul(xs) | IExpr::Pick { items: xs, .. } => {
-                xs.iter().for_each(|x| x.collect_tensors(out))
-            }
-            IExpr::Pow(a, b) => {
-                a.collect_tensors(out);
-                b.collect_tensors(out);
-            }
-            IExpr::Call(_, a) => a.collect_tensors(out),
-            IExpr::Sum { body, .. } => body.collect_tensors(out),
-        }
+            out
+        })
     }
 
     /// Number of nodes (a size measure for tests and benchmarks).
     pub fn size(&self) -> usize {
-        1 + match self {
-            IExpr::Num(_) | IExpr::Entry { .. } | IExpr::Index(_) | IExpr::Delta(..) => 0,
-            IExpr::Add(xs) | IExpr::Mul(xs) => xs.iter().map(IExpr::size).sum(),
-            IExpr::Pow(a, b) => a.size() + b.size(),
-            IExpr::Call(_, a) => a.size(),
-            IExpr::Sum { body, .. } => body.size(),
-            IExpr::Pick { items, .. } => items.iter().map(IExpr::size).sum(),
-        }
+        self.fold(0, &mut |n, _| n + 1)
+    }
+
+    /// Every index variable that occurs (free or bound), once each, in
+    /// order of first occurrence.
+    pub fn index_variables(&self) -> Vec<String> {
+        self.fold(Vec::new(), &mut |mut out: Vec<String>, e| {
+            let mut push = |v: &String| {
+                if !out.contains(v) {
+                    out.push(v.clone());
+                }
+            };
+            match e {
+                IExpr::Index(v) | IExpr::Sum { var: v, .. } => push(v),
+                _ => e.own_indices().into_iter().for_each(|i| {
+                    if let Ix::Var(v) = i {
+                        push(v)
+                    }
+                }),
+            }
+            out
+        })
     }
 }
 
@@ -662,8 +788,7 @@ impl fmt::Display for IExpr {
 
 /// Display names for the index variables of `e`, in order of appearance.
 pub fn display_names(e: &IExpr) -> HashMap<String, String> {
-    let mut order = Vec::new();
-    collect_index_vars(e, &mut order);
+    let mut order = e.index_variables();
     // Derivative indices (`j#d1w`: ∂/∂w_j) keep their letter; a sum's
     // variable that meets one is primed instead.
     order.sort_by_key(|v| !v.contains("#d"));
@@ -679,39 +804,6 @@ pub fn display_names(e: &IExpr) -> HashMap<String, String> {
         names.insert(v, name);
     }
     names
-}
-
-fn collect_index_vars(e: &IExpr, out: &mut Vec<String>) {
-    let push = |i: &Ix, out: &mut Vec<String>| {
-        if let Ix::Var(v) = i
-            && !out.contains(v)
-        {
-            out.push(v.clone());
-        }
-    };
-    match e {
-        IExpr::Num(_) => {}
-        IExpr::Entry { indices, .. } => indices.iter().for_each(|i| push(i, out)),
-        IExpr::Index(v) => push(&Ix::Var(v.clone()), out),
-        IExpr::Add(xs) | IExpr::Mul(xs) => xs.iter().for_each(|x| collect_index_vars(x, out)),
-        IExpr::Pow(a, b) => {
-            collect_index_vars(a, out);
-            collect_index_vars(b, out);
-        }
-        IExpr::Call(_, a) => collect_index_vars(a, out),
-        IExpr::Sum { var, body, .. } => {
-            push(&Ix::Var(var.clone()), out);
-            collect_index_vars(body, out);
-        }
-        IExpr::Delta(a, b) => {
-            push(a, out);
-            push(b, out);
-        }
-        IExpr::Pick { index, items } => {
-            push(index, out);
-            items.iter().for_each(|x| collect_index_vars(x, out));
-        }
-    }
 }
 
 fn show_ix(i: &Ix, names: &HashMap<String, String>) -> String {

@@ -228,8 +228,8 @@ pub fn load_str(path: &str, text: &str) -> Result<Model, SpecError> {
                 readable_toml_message(e.message())
             ),
             "here",
-            "see the derivation-file format in the README (name, title, description, \
-             [parameters], [data], [constants], [[define]], loss, regularizer)",
+            "see the derivation-file format in docs/src/guide/derivation-files.md (name, title, \
+             description, [parameters], [data], [constants], [[define]], loss, regularizer)",
         )
     })?;
     prose_check(&src, &raw)?;
@@ -257,8 +257,8 @@ fn prose_check(src: &Source, raw: &RawSpec) -> Result<(), SpecError> {
                 c as u32
             ),
             "this character",
-            "write it as LaTeX between $…$ (for example $\\star$), or use one the README's \
-             prose table lists (the Greek alphabet, ‖ ∈ ⊙ ⊗ ᵀ ≤ ≥ → …)",
+            "write it as LaTeX between $…$ (for example $\\star$), or use one the prose table \
+             of docs/src/guide/derivation-files.md lists (the Greek alphabet, ‖ ∈ ⊙ ⊗ ᵀ ≤ ≥ → …)",
         ));
     }
     Ok(())
@@ -856,12 +856,12 @@ impl Scope<'_> {
             }
             _ => {
                 let Some(func) = Func::from_name(name) else {
-                    let known =
-                        Func::IN_FILES
-                            .iter()
+                    let known = || {
+                        Func::in_files()
                             .map(|f| f.name())
-                            .chain(["dot", "sum", "transpose"]);
-                    let mut help = match suggestion(name, known) {
+                            .chain(["dot", "sum", "transpose"])
+                    };
+                    let mut help = match suggestion(name, known()) {
                         Some(s) => format!("did you mean `{s}`? "),
                         None => String::new(),
                     };
@@ -870,10 +870,8 @@ impl Scope<'_> {
                             "`{name}` is a declared name, not a function: index it with `{name}[i]`"
                         );
                     } else {
-                        help.push_str(
-                            "supported: exp, log, log1p, sqrt, sin, cos, tan, atan, tanh, \
-                             sigmoid, softplus, relu, abs, dot, sum, transpose",
-                        );
+                        help.push_str("supported: ");
+                        help.push_str(&known().collect::<Vec<_>>().join(", "));
                     }
                     return Err(ExprError::new(
                         ErrorKind::UnsupportedFunction,

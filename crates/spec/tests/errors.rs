@@ -26,7 +26,7 @@ fn malformed_toml() {
     let e = error("loss = \"w\n[parameters\n");
     assert_eq!(e.kind(), ErrorKind::Toml);
     assert_eq!(at(&e).0, 1);
-    assert!(e.hint().unwrap().contains("README"));
+    assert!(e.hint().unwrap().contains("derivation-files.md"));
 }
 
 #[test]

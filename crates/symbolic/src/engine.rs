@@ -8,6 +8,7 @@
 use crate::derivation::{
     Derivation, GradientEntry, LOSS, LocalPartial, NormalForms, REGULARIZER, SymbolicaForms,
 };
+use hessforge_ir::Algebra;
 use hessforge_spec::{Expr, Func, Model, Rational};
 use num_bigint::{BigInt, Sign};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -67,6 +68,79 @@ pub(crate) fn any_node(a: AtomView<'_>, test: &dyn Fn(AtomView<'_>) -> bool) -> 
         }
 }
 
+/// The name of one of our functions' Symbolica symbol (see
+/// [`Engine::new`]); `abs` is `absval`.
+fn our_symbol_name(f: Func) -> String {
+    match f {
+        Func::Abs => "hessforge::absval".to_string(),
+        other => format!("hessforge::{}", other.name()),
+    }
+}
+
+/// The Symbolica symbol of one of our functions.
+fn our_symbol(f: Func) -> Symbol {
+    symbol!(&our_symbol_name(f))
+}
+
+/// f′(u) for the call `view` = f(u) of one of our functions: the function
+/// table's rule with du = 1.
+fn derivative_at(f: Func, view: AtomView<'_>) -> Atom {
+    let u = first_arg(view);
+    // Our opaque exp's derivative is e^u as `exp_of` writes it.
+    let value = match f {
+        Func::Exp => exp_of(u.clone()),
+        _ => view.to_owned(),
+    };
+    f.chain(&mut AtomTerms, u, value, Atom::num(1))
+        .unwrap_or_else(|| Atom::num(0))
+}
+
+/// The derivative rules' terms as Symbolica atoms.
+struct AtomTerms;
+
+impl Algebra for AtomTerms {
+    type Term = Atom;
+
+    fn int(&mut self, n: i64) -> Atom {
+        Atom::num(n)
+    }
+
+    fn half(&mut self) -> Atom {
+        Atom::num(2).pow(Atom::num(-1))
+    }
+
+    fn add(&mut self, a: Atom, b: Atom) -> Atom {
+        a + b
+    }
+
+    fn mul(&mut self, a: Atom, b: Atom) -> Atom {
+        a * b
+    }
+
+    fn neg(&mut self, a: Atom) -> Atom {
+        Atom::num(-1) * a
+    }
+
+    fn div(&mut self, a: Atom, b: Atom) -> Atom {
+        a * b.pow(Atom::num(-1))
+    }
+
+    fn square(&mut self, a: Atom) -> Atom {
+        a.pow(Atom::num(2))
+    }
+
+    fn call(&mut self, f: Func, u: Atom) -> Atom {
+        match f {
+            Func::Exp => exp_of(u),
+            Func::Log => u.log(),
+            Func::Sin => u.sin(),
+            Func::Cos => u.cos(),
+            Func::Sqrt => u.sqrt(),
+            other => call(our_symbol(other), &u),
+        }
+    }
+}
+
 /// The argument of a one-argument function view, as an owned atom.
 fn first_arg(view: AtomView<'_>) -> Atom {
     match view {
@@ -76,114 +150,44 @@ fn first_arg(view: AtomView<'_>) -> Atom {
 }
 
 impl Engine {
-    /// Define the functions and their derivative rules. The rules, with u the
-    /// argument: σ' = σ(1−σ); softplus' = σ; tanh' = 1 − tanh²; tan' = 1 + tan²;
-    /// atan' = 1/(1+u²); log1p' = 1/(1+u); relu' = step; |u|' = sign(u);
-    /// step' = sign' = 0 (almost everywhere).
+    /// Define the functions Symbolica does not know (σ, softplus, tanh, …,
+    /// and our opaque exp, see [`exp_of`]): their values from
+    /// [`Func::eval`] and their derivatives from the function table's rule
+    /// ([`Func::chain`], through [`derivative_at`]). Symbolica's own exp,
+    /// log, sin, cos and sqrt keep Symbolica's rules, which a test checks
+    /// against the table's.
     pub(crate) fn new() -> Engine {
-        let sigmoid = symbol!(
-            "hessforge::sigmoid",
-            eval = numeric(hessforge_ir::math::sigmoid),
-            der = |f, _arg, out| {
-                let s = f.to_owned();
-                **out = &s * (Atom::num(1) - &s);
-            }
-        );
-        let step = symbol!(
-            "hessforge::step",
-            eval = numeric(hessforge_ir::math::step),
-            der = |_f, _arg, out| {
-                **out = Atom::num(0);
-            }
-        );
-        let sign = symbol!(
-            "hessforge::sign",
-            eval = numeric(hessforge_ir::math::sign),
-            der = |_f, _arg, out| {
-                **out = Atom::num(0);
-            }
-        );
-        let softplus = symbol!(
-            "hessforge::softplus",
-            eval = numeric(hessforge_ir::math::softplus),
-            der = |f, _arg, out| {
-                **out = call(symbol!("hessforge::sigmoid"), &first_arg(f));
-            }
-        );
-        let tanh = symbol!(
-            "hessforge::tanh",
-            eval = numeric(f64::tanh),
-            der = |f, _arg, out| {
-                let t = f.to_owned();
-                **out = Atom::num(1) - t.pow(Atom::num(2));
-            }
-        );
-        let tan = symbol!(
-            "hessforge::tan",
-            eval = numeric(f64::tan),
-            der = |f, _arg, out| {
-                let t = f.to_owned();
-                **out = Atom::num(1) + t.pow(Atom::num(2));
-            }
-        );
-        let atan = symbol!(
-            "hessforge::atan",
-            eval = numeric(f64::atan),
-            der = |f, _arg, out| {
-                let u = first_arg(f);
-                **out = (Atom::num(1) + u.pow(Atom::num(2))).pow(Atom::num(-1));
-            }
-        );
-        let log1p = symbol!(
-            "hessforge::log1p",
-            eval = numeric(f64::ln_1p),
-            der = |f, _arg, out| {
-                let u = first_arg(f);
-                **out = (Atom::num(1) + u).pow(Atom::num(-1));
-            }
-        );
-        let relu = symbol!(
-            "hessforge::relu",
-            eval = numeric(hessforge_ir::math::relu),
-            der = |f, _arg, out| {
-                **out = call(symbol!("hessforge::step"), &first_arg(f));
-            }
-        );
-        let absval = symbol!(
-            "hessforge::absval",
-            eval = numeric(f64::abs),
-            der = |f, _arg, out| {
-                **out = call(symbol!("hessforge::sign"), &first_arg(f));
-            }
-        );
-        let expm1 = symbol!(
-            "hessforge::expm1",
-            eval = numeric(f64::exp_m1),
-            der = |f, _arg, out| {
-                **out = exp_of(first_arg(f));
-            }
-        );
-        let opaque_exp = symbol!(
-            "hessforge::exp",
-            eval = numeric(f64::exp),
-            der = |f, _arg, out| {
-                **out = exp_of(first_arg(f));
-            }
-        );
+        /// One of our functions as a Symbolica symbol with its value and
+        /// derivative.
+        macro_rules! ours {
+            ($func:expr) => {
+                (
+                    $func,
+                    symbol!(
+                        &our_symbol_name($func),
+                        eval = numeric(|x| $func.eval(x)),
+                        der = |f, _arg, out| {
+                            **out = derivative_at($func, f);
+                        }
+                    ),
+                )
+            };
+        }
         let custom = HashMap::from([
-            (Func::Sigmoid, sigmoid),
-            (Func::Step, step),
-            (Func::Sign, sign),
-            (Func::Softplus, softplus),
-            (Func::Tanh, tanh),
-            (Func::Tan, tan),
-            (Func::Atan, atan),
-            (Func::Log1p, log1p),
-            (Func::Expm1, expm1),
-            (Func::Relu, relu),
-            (Func::Abs, absval),
-            (Func::Exp, opaque_exp),
+            ours!(Func::Sigmoid),
+            ours!(Func::Step),
+            ours!(Func::Sign),
+            ours!(Func::Softplus),
+            ours!(Func::Tanh),
+            ours!(Func::Tan),
+            ours!(Func::Atan),
+            ours!(Func::Log1p),
+            ours!(Func::Expm1),
+            ours!(Func::Relu),
+            ours!(Func::Abs),
+            ours!(Func::Exp),
         ]);
+        let sigmoid = custom[&Func::Sigmoid];
         // Touch the engine once so that its start-up (and banner) happens here.
         let warm = call(sigmoid, &Atom::var(symbol!("hessforge::warmup_u")))
             .derivative(symbol!("hessforge::warmup_u"));
@@ -260,17 +264,7 @@ impl Engine {
                     _ => base.pow(exponent),
                 }
             }
-            Expr::Call(f, a) => {
-                let arg = self.to_atom(a);
-                match f {
-                    Func::Exp => exp_of(arg),
-                    Func::Log => arg.log(),
-                    Func::Sqrt => arg.sqrt(),
-                    Func::Sin => arg.sin(),
-                    Func::Cos => arg.cos(),
-                    other => call(self.custom[other], &arg),
-                }
-            }
+            Expr::Call(f, a) => AtomTerms.call(*f, self.to_atom(a)),
         }
     }
 
@@ -653,7 +647,7 @@ fn strings(m: &[Vec<Atom>]) -> Vec<Vec<String>> {
 /// [`MAX_POLYNOMIAL_DEGREE`], and a sum is raised to at most the
 /// [`MAX_SUM_POWER`]-th power. `x^2.5e12` (which the polynomial
 /// representation cannot hold), `(a + b)^1000` (which expands to a thousand
-/// terms) or `log1p(u^7.79)` (whose derivatives, over a common denominator,
+/// terms) or `log(1 + u^7.79)` (whose derivatives, over a common denominator,
 /// are polynomials of degree 779 in u^(1/100): minutes of gcds) are left as
 /// written.
 fn tame(a: AtomView<'_>) -> bool {

@@ -15,6 +15,7 @@
 //! by the engine; the scalarized derivation is the oracle in the tests.
 
 use hessforge_spec::index::{IExpr, IndexModel, Ix};
+use hessforge_ir::Algebra;
 use hessforge_spec::{Func, Rational, Role};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -259,7 +260,7 @@ impl<'a> Calculus<'a> {
             }
             IExpr::Call(f, u) => {
                 let du = self.d(u, wrt, ks)?;
-                mul(vec![local_derivative(*f, u, None), du])
+                chain(*f, u, None, du)
             }
             IExpr::Sum {
                 var,
@@ -310,7 +311,7 @@ impl<'a> Calculus<'a> {
                 let d = match &def.expr {
                     IExpr::Call(f, u) => {
                         let du = self.d(u, wrt, ks)?;
-                        mul(vec![local_derivative(*f, u, Some(&own_entry)), du])
+                        chain(*f, u, Some(&own_entry), du)
                     }
                     other => self.d(other, wrt, ks)?,
                 };
@@ -332,32 +333,7 @@ impl<'a> Calculus<'a> {
     /// Give every sum inside `e` a fresh variable, so that two uses of one
     /// definition's derivative never share a bound name.
     fn freshen(&mut self, e: &IExpr) -> IExpr {
-        match e {
-            IExpr::Sum {
-                var,
-                from,
-                to,
-                body,
-            } => {
-                let v = self.fresh(var);
-                let body = body.rename(&HashMap::from([(var.clone(), Ix::Var(v.clone()))]));
-                IExpr::Sum {
-                    var: v,
-                    from: *from,
-                    to: *to,
-                    body: Box::new(self.freshen(&body)),
-                }
-            }
-            IExpr::Add(xs) => IExpr::Add(xs.iter().map(|x| self.freshen(x)).collect()),
-            IExpr::Mul(xs) => IExpr::Mul(xs.iter().map(|x| self.freshen(x)).collect()),
-            IExpr::Pow(a, b) => IExpr::Pow(Box::new(self.freshen(a)), Box::new(self.freshen(b))),
-            IExpr::Call(f, a) => IExpr::Call(*f, Box::new(self.freshen(a))),
-            IExpr::Pick { index, items } => IExpr::Pick {
-                index: index.clone(),
-                items: items.iter().map(|x| self.freshen(x)).collect(),
-            },
-            IExpr::Num(_) | IExpr::Entry { .. } | IExpr::Index(_) | IExpr::Delta(..) => e.clone(),
-        }
+        e.rename_bound(&mut |var| self.fresh(var))
     }
 
     /// The range of an index variable: a sum's (innermost binding first),
@@ -514,47 +490,54 @@ impl<'a> Calculus<'a> {
     }
 }
 
-/// f′(u), written through `value` = f(u) where that is the textbook form
-/// (σ(1 − σ), 1 − tanh², eᵘ).
-fn local_derivative(f: Func, u: &IExpr, value: Option<&IExpr>) -> IExpr {
-    let u = u.clone();
-    let call = |g: Func| IExpr::Call(g, Box::new(u.clone()));
-    let own = |f: Func| {
-        value
-            .cloned()
-            .unwrap_or_else(|| IExpr::Call(f, Box::new(u.clone())))
-    };
-    let minus = |x: IExpr| mul(vec![IExpr::int(-1), x]);
-    match f {
-        Func::Exp | Func::Expm1 => match f {
-            Func::Exp => own(Func::Exp),
-            _ => call(Func::Exp),
-        },
-        Func::Log => pow(u, IExpr::int(-1)),
-        Func::Log1p => pow(add(vec![IExpr::int(1), u]), IExpr::int(-1)),
-        Func::Sqrt => mul(vec![
-            IExpr::Num(Rational::ratio(1, 2)),
-            pow(own(Func::Sqrt), IExpr::int(-1)),
-        ]),
-        Func::Sin => call(Func::Cos),
-        Func::Cos => minus(call(Func::Sin)),
-        Func::Tan => add(vec![IExpr::int(1), pow(own(Func::Tan), IExpr::int(2))]),
-        Func::Atan => pow(
-            add(vec![IExpr::int(1), pow(u, IExpr::int(2))]),
-            IExpr::int(-1),
-        ),
-        Func::Tanh => add(vec![
-            IExpr::int(1),
-            minus(pow(own(Func::Tanh), IExpr::int(2))),
-        ]),
-        Func::Sigmoid => {
-            let s = own(Func::Sigmoid);
-            mul(vec![s.clone(), add(vec![IExpr::int(1), minus(s)])])
-        }
-        Func::Softplus => call(Func::Sigmoid),
-        Func::Relu => call(Func::Step),
-        Func::Abs => call(Func::Sign),
-        Func::Step | Func::Sign => IExpr::int(0),
+/// f′(u)·du by the function table's rule ([`Func::chain`]), with f(u) given
+/// (a definition's own entry) or written out as the call.
+fn chain(f: Func, u: &IExpr, value: Option<&IExpr>, du: IExpr) -> IExpr {
+    let value = value
+        .cloned()
+        .unwrap_or_else(|| IExpr::Call(f, Box::new(u.clone())));
+    f.chain(&mut IndexTerms, u.clone(), value, du)
+        .unwrap_or_else(|| IExpr::int(0))
+}
+
+/// The derivative rules' terms as index-form expressions, built with this
+/// module's flattening `add`, `mul` and `pow`.
+struct IndexTerms;
+
+impl Algebra for IndexTerms {
+    type Term = IExpr;
+
+    fn int(&mut self, n: i64) -> IExpr {
+        IExpr::int(n)
+    }
+
+    fn half(&mut self) -> IExpr {
+        IExpr::Num(Rational::ratio(1, 2))
+    }
+
+    fn add(&mut self, a: IExpr, b: IExpr) -> IExpr {
+        add(vec![a, b])
+    }
+
+    fn mul(&mut self, a: IExpr, b: IExpr) -> IExpr {
+        mul(vec![a, b])
+    }
+
+    fn neg(&mut self, a: IExpr) -> IExpr {
+        mul(vec![IExpr::int(-1), a])
+    }
+
+    /// a/b as b⁻¹·a.
+    fn div(&mut self, a: IExpr, b: IExpr) -> IExpr {
+        mul(vec![pow(b, IExpr::int(-1)), a])
+    }
+
+    fn square(&mut self, a: IExpr) -> IExpr {
+        pow(a, IExpr::int(2))
+    }
+
+    fn call(&mut self, f: Func, u: IExpr) -> IExpr {
+        IExpr::Call(f, Box::new(u))
     }
 }
 

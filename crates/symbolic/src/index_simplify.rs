@@ -233,13 +233,8 @@ fn collect_entries(e: &IExpr, out: &mut Vec<(String, Vec<Ix>)>) {
                 out.push(entry);
             }
         }
-        IExpr::Add(xs) | IExpr::Mul(xs) => xs.iter().for_each(|x| collect_entries(x, out)),
-        IExpr::Pow(a, b) => {
-            collect_entries(a, out);
-            collect_entries(b, out);
-        }
-        IExpr::Call(_, a) => collect_entries(a, out),
-        _ => {}
+        IExpr::Sum { .. } | IExpr::Pick { .. } => {}
+        _ => e.for_each_child(|x| collect_entries(x, out)),
     }
 }
 
@@ -249,25 +244,21 @@ fn uses_at(e: &IExpr, tensor: &str, v: &str) -> bool {
         IExpr::Entry { tensor: t, indices } => {
             t == tensor && matches!(indices.as_slice(), [Ix::Var(w)] if w == v)
         }
-        IExpr::Add(xs) | IExpr::Mul(xs) => xs.iter().any(|x| uses_at(x, tensor, v)),
-        IExpr::Pow(a, b) => uses_at(a, tensor, v) || uses_at(b, tensor, v),
-        IExpr::Call(_, a) => uses_at(a, tensor, v),
-        IExpr::Sum { body, .. } => uses_at(body, tensor, v),
-        _ => false,
+        // A vector literal's items are not searched.
+        IExpr::Pick { .. } => false,
+        _ => {
+            let mut found = false;
+            e.for_each_child(|x| found = found || uses_at(x, tensor, v));
+            found
+        }
     }
 }
 
 /// How deeply sums nest inside `e` (0 without a sum).
 fn sum_height(e: &IExpr) -> usize {
-    match e {
-        IExpr::Sum { body, .. } => 1 + sum_height(body),
-        IExpr::Add(xs) | IExpr::Mul(xs) | IExpr::Pick { items: xs, .. } => {
-            xs.iter().map(sum_height).max().unwrap_or(0)
-        }
-        IExpr::Pow(a, b) => sum_height(a).max(sum_height(b)),
-        IExpr::Call(_, a) => sum_height(a),
-        _ => 0,
-    }
+    let mut below = 0;
+    e.for_each_child(|x| below = below.max(sum_height(x)));
+    below + usize::from(matches!(e, IExpr::Sum { .. }))
 }
 
 /// Put the opaque parts back.
@@ -303,23 +294,6 @@ fn canonical(e: IExpr) -> IExpr {
             xs.sort_by_cached_key(key);
             IExpr::Mul(xs)
         }
-        IExpr::Pow(a, b) => IExpr::Pow(Box::new(canonical(*a)), Box::new(canonical(*b))),
-        IExpr::Call(f, a) => IExpr::Call(f, Box::new(canonical(*a))),
-        IExpr::Sum {
-            var,
-            from,
-            to,
-            body,
-        } => IExpr::Sum {
-            var,
-            from,
-            to,
-            body: Box::new(canonical(*body)),
-        },
-        IExpr::Pick { index, items } => IExpr::Pick {
-            index,
-            items: items.into_iter().map(canonical).collect(),
-        },
-        other => other,
+        other => other.into_map_children(canonical),
     }
 }

@@ -227,22 +227,6 @@ impl Planner<'_> {
                 let renamed = body.rename(&rename);
                 self.freshen(&renamed)
             }
-            IExpr::Num(_) | IExpr::Index(_) | IExpr::Delta(..) => e.clone(),
-            IExpr::Add(xs) => IExpr::Add(xs.iter().map(|x| self.inline(x)).collect()),
-            IExpr::Mul(xs) => IExpr::Mul(xs.iter().map(|x| self.inline(x)).collect()),
-            IExpr::Pow(a, b) => IExpr::Pow(Box::new(self.inline(a)), Box::new(self.inline(b))),
-            IExpr::Call(f, a) => IExpr::Call(*f, Box::new(self.inline(a))),
-            IExpr::Sum {
-                var,
-                from,
-                to,
-                body,
-            } => IExpr::Sum {
-                var: var.clone(),
-                from: *from,
-                to: *to,
-                body: Box::new(self.inline(body)),
-            },
             IExpr::Pick { index, items } => {
                 // item_index = Σ_t δ(index, t) item_t
                 let terms = items
@@ -257,38 +241,16 @@ impl Planner<'_> {
                     .collect();
                 IExpr::Add(terms)
             }
+            _ => e.map_children(|x| self.inline(x)),
         }
     }
 
     /// Every sum of `e` with a fresh variable.
     fn freshen(&mut self, e: &IExpr) -> IExpr {
-        match e {
-            IExpr::Sum {
-                var,
-                from,
-                to,
-                body,
-            } => {
-                self.fresh += 1;
-                let v = format!("{}#i{}", var.split('#').next().unwrap_or(var), self.fresh);
-                let body = body.rename(&HashMap::from([(var.clone(), Ix::Var(v.clone()))]));
-                IExpr::Sum {
-                    var: v,
-                    from: *from,
-                    to: *to,
-                    body: Box::new(self.freshen(&body)),
-                }
-            }
-            IExpr::Add(xs) => IExpr::Add(xs.iter().map(|x| self.freshen(x)).collect()),
-            IExpr::Mul(xs) => IExpr::Mul(xs.iter().map(|x| self.freshen(x)).collect()),
-            IExpr::Pow(a, b) => IExpr::Pow(Box::new(self.freshen(a)), Box::new(self.freshen(b))),
-            IExpr::Call(f, a) => IExpr::Call(*f, Box::new(self.freshen(a))),
-            IExpr::Pick { index, items } => IExpr::Pick {
-                index: index.clone(),
-                items: items.iter().map(|x| self.freshen(x)).collect(),
-            },
-            IExpr::Num(_) | IExpr::Entry { .. } | IExpr::Index(_) | IExpr::Delta(..) => e.clone(),
-        }
+        e.rename_bound(&mut |var| {
+            self.fresh += 1;
+            format!("{}#i{}", var.split('#').next().unwrap_or(var), self.fresh)
+        })
     }
 
     /// The buffer holding `e` (inlined) over `out` — summed over `reduce`.
@@ -576,7 +538,7 @@ impl Planner<'_> {
             let (mut u, mut v, mut both) = (Vec::new(), Vec::new(), false);
             for f in &rest {
                 let f = f.rename(&rename);
-                let names = free_vars(&f);
+                let names = f.free_indices();
                 let on_rows = names.iter().any(|n| row_names.contains(&n.as_str()));
                 let on_cols = names.iter().any(|n| col_names.contains(&n.as_str()));
                 match (on_rows, on_cols) {
@@ -731,7 +693,7 @@ fn alike(xs: &[IExpr]) -> bool {
         _ => false,
     };
     let mut sets = xs.iter().map(|x| {
-        let mut v = free_vars(x);
+        let mut v = x.free_indices();
         v.sort();
         v
     });
@@ -755,7 +717,7 @@ fn is_leaf(e: &IExpr) -> bool {
 
 /// The variables of `domain` that `e` varies over, in the domain's order.
 fn in_domain(e: &IExpr, domain: &[Var]) -> Vec<Var> {
-    let free = free_vars(e);
+    let free = e.free_indices();
     domain
         .iter()
         .filter(|v| free.contains(&v.name))
@@ -763,44 +725,3 @@ fn in_domain(e: &IExpr, domain: &[Var]) -> Vec<Var> {
         .collect()
 }
 
-/// The index variables of `e` not bound by a sum inside it.
-fn free_vars(e: &IExpr) -> Vec<String> {
-    let mut out = Vec::new();
-    collect_free(e, &mut Vec::new(), &mut out);
-    out
-}
-
-fn collect_free(e: &IExpr, bound: &mut Vec<String>, out: &mut Vec<String>) {
-    fn ix(i: &Ix, bound: &[String], out: &mut Vec<String>) {
-        if let Ix::Var(v) = i
-            && !bound.contains(v)
-            && !out.contains(v)
-        {
-            out.push(v.clone());
-        }
-    }
-    match e {
-        IExpr::Num(_) => {}
-        IExpr::Entry { indices, .. } => indices.iter().for_each(|i| ix(i, bound, out)),
-        IExpr::Index(v) => ix(&Ix::Var(v.clone()), bound, out),
-        IExpr::Delta(a, b) => {
-            ix(a, bound, out);
-            ix(b, bound, out);
-        }
-        IExpr::Add(xs) | IExpr::Mul(xs) => xs.iter().for_each(|x| collect_free(x, bound, out)),
-        IExpr::Pow(a, b) => {
-            collect_free(a, bound, out);
-            collect_free(b, bound, out);
-        }
-        IExpr::Call(_, a) => collect_free(a, bound, out),
-        IExpr::Sum { var, body, .. } => {
-            bound.push(var.clone());
-            collect_free(body, bound, out);
-            bound.pop();
-        }
-        IExpr::Pick { index, items } => {
-            ix(index, bound, out);
-            items.iter().for_each(|x| collect_free(x, bound, out));
-        }
-    }
-}

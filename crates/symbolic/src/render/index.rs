@@ -268,27 +268,9 @@ enum Brackets {
 /// textbook keeps (1 − h², the derivative of tanh), wherever the engine
 /// factored it.
 pub(crate) fn paired_differences(e: &IExpr) -> IExpr {
-    let map = |xs: &[IExpr]| xs.iter().map(paired_differences).collect::<Vec<_>>();
     match e {
-        IExpr::Add(xs) => IExpr::Add(map(xs)),
-        IExpr::Pow(a, b) => IExpr::Pow(
-            Box::new(paired_differences(a)),
-            Box::new(paired_differences(b)),
-        ),
-        IExpr::Call(f, a) => IExpr::Call(*f, Box::new(paired_differences(a))),
-        IExpr::Sum {
-            var,
-            from,
-            to,
-            body,
-        } => IExpr::Sum {
-            var: var.clone(),
-            from: *from,
-            to: *to,
-            body: Box::new(paired_differences(body)),
-        },
         IExpr::Mul(xs) => {
-            let mut factors = map(xs);
+            let mut factors: Vec<IExpr> = xs.iter().map(paired_differences).collect();
             // c + t as (c, t), for a number c.
             let split = |f: &IExpr| match f {
                 IExpr::Add(t) if t.len() == 2 => match (&t[0], &t[1]) {
@@ -333,7 +315,9 @@ pub(crate) fn paired_differences(e: &IExpr) -> IExpr {
             }
             IExpr::Mul(factors)
         }
-        other => other.clone(),
+        // A vector literal's items are left as they are.
+        IExpr::Pick { .. } => e.clone(),
+        _ => e.map_children(paired_differences),
     }
 }
 

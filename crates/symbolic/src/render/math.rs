@@ -560,13 +560,7 @@ impl Printer<'_> {
         let arg = self.at(a, TOP);
         let simple = matches!(a, Expr::Var(_) | Expr::Num(_));
         match self.style {
-            Style::Text => {
-                let name = match f {
-                    Func::Sigmoid => "σ",
-                    other => other.name(),
-                };
-                format!("{name}({arg})")
-            }
+            Style::Text => format!("{}({arg})", f.info().text),
             Style::Latex => {
                 let wrap = |s: &str| {
                     if simple {
@@ -576,28 +570,10 @@ impl Printer<'_> {
                     }
                 };
                 match f {
-                    Func::Exp => {
-                        if arg.len() <= 24 {
-                            format!("e^{{{arg}}}")
-                        } else {
-                            format!("\\exp{}", wrap(&arg))
-                        }
-                    }
+                    Func::Exp if arg.len() <= 24 => format!("e^{{{arg}}}"),
                     Func::Sqrt => format!("\\sqrt{{{arg}}}"),
                     Func::Abs => format!("\\left|{arg}\\right|"),
-                    Func::Log => format!("\\log{}", wrap(&arg)),
-                    Func::Sin => format!("\\sin{}", wrap(&arg)),
-                    Func::Cos => format!("\\cos{}", wrap(&arg)),
-                    Func::Tan => format!("\\tan{}", wrap(&arg)),
-                    Func::Atan => format!("\\arctan{}", wrap(&arg)),
-                    Func::Tanh => format!("\\tanh{}", wrap(&arg)),
-                    Func::Sigmoid => format!("\\sigma{}", wrap(&arg)),
-                    Func::Log1p => format!("\\operatorname{{log1p}}{}", wrap(&arg)),
-                    Func::Expm1 => format!("\\operatorname{{expm1}}{}", wrap(&arg)),
-                    Func::Softplus => format!("\\operatorname{{softplus}}{}", wrap(&arg)),
-                    Func::Relu => format!("\\operatorname{{ReLU}}{}", wrap(&arg)),
-                    Func::Step => format!("\\operatorname{{step}}{}", wrap(&arg)),
-                    Func::Sign => format!("\\operatorname{{sign}}{}", wrap(&arg)),
+                    _ => format!("{}{}", f.info().latex, wrap(&arg)),
                 }
             }
         }

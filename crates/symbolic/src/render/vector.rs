@@ -164,7 +164,7 @@ impl Vectorizer<'_> {
     }
 
     fn form(&mut self, e: &IExpr, names: &mut Names) -> Option<(Expr, Shape)> {
-        if free_indices(e).is_empty() && !has_sum(e) {
+        if e.free_indices().is_empty() && !has_sum(e) {
             return Some((self.ins.convert(e, names), Shape::Scalar));
         }
         match e {
@@ -201,7 +201,7 @@ impl Vectorizer<'_> {
                     }
                     terms.push(t);
                 }
-                let scalars = xs.iter().filter(|x| free_indices(x).is_empty()).count();
+                let scalars = xs.iter().filter(|x| x.free_indices().is_empty()).count();
                 if matches!(shape, Shape::Mat(..)) && scalars > 0 {
                     return None;
                 }
@@ -219,12 +219,12 @@ impl Vectorizer<'_> {
             // index printer writes them without extra brackets.
             IExpr::Call(_, a) | IExpr::Pow(a, _)
                 if matches!(**a, IExpr::Sum { .. })
-                    && free_indices(e).is_empty()
+                    && e.free_indices().is_empty()
                     && self.contraction(a, names).is_none() =>
             {
                 Some((self.ins.convert(e, names), Shape::Scalar))
             }
-            IExpr::Pow(b, x) if free_indices(x).is_empty() => {
+            IExpr::Pow(b, x) if x.free_indices().is_empty() => {
                 let (base, shape) = self.form(b, names)?;
                 let x = self.ins.convert(x, names);
                 Some((Expr::Pow(Box::new(base), Box::new(x)), shape))
@@ -235,7 +235,7 @@ impl Vectorizer<'_> {
             }
             IExpr::Sum { .. } => self.contraction(e, names).or_else(|| {
                 // No pattern: a sum with no free index stays in index form.
-                free_indices(e)
+                e.free_indices()
                     .is_empty()
                     .then(|| (self.ins.convert(e, names), Shape::Scalar))
             }),
@@ -504,7 +504,7 @@ impl Vectorizer<'_> {
         };
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for f in factors {
-            let free = free_indices(&f);
+            let free = f.free_indices();
             if free.iter().all(|v| first.contains(v)) {
                 a.push(f);
             } else if free.iter().all(|v| second.contains(v)) {
@@ -585,54 +585,7 @@ fn absorb_sign(e: &IExpr) -> IExpr {
 }
 
 fn has_sum(e: &IExpr) -> bool {
-    match e {
-        IExpr::Sum { .. } => true,
-        IExpr::Add(xs) | IExpr::Mul(xs) | IExpr::Pick { items: xs, .. } => xs.iter().any(has_sum),
-        IExpr::Pow(a, b) => has_sum(a) || has_sum(b),
-        IExpr::Call(_, a) => has_sum(a),
-        _ => false,
-    }
-}
-
-/// The index variables of `e` that no sum inside it binds.
-fn free_indices(e: &IExpr) -> Vec<String> {
-    fn walk(e: &IExpr, bound: &mut Vec<String>, out: &mut Vec<String>) {
-        let mut push = |i: &Ix, bound: &Vec<String>| {
-            if let Ix::Var(v) = i
-                && !bound.contains(v)
-                && !out.contains(v)
-            {
-                out.push(v.clone());
-            }
-        };
-        match e {
-            IExpr::Num(_) => {}
-            IExpr::Entry { indices, .. } => indices.iter().for_each(|i| push(i, bound)),
-            IExpr::Index(v) => push(&Ix::Var(v.clone()), bound),
-            IExpr::Delta(a, b) => {
-                push(a, bound);
-                push(b, bound);
-            }
-            IExpr::Add(xs) | IExpr::Mul(xs) => xs.iter().for_each(|x| walk(x, bound, out)),
-            IExpr::Pow(a, b) => {
-                walk(a, bound, out);
-                walk(b, bound, out);
-            }
-            IExpr::Call(_, a) => walk(a, bound, out),
-            IExpr::Sum { var, body, .. } => {
-                bound.push(var.clone());
-                walk(body, bound, out);
-                bound.pop();
-            }
-            IExpr::Pick { index, items } => {
-                push(index, bound);
-                items.iter().for_each(|x| walk(x, bound, out));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(e, &mut Vec::new(), &mut out);
-    out
+    e.any(&mut |x| matches!(x, IExpr::Sum { .. }))
 }
 
 #[cfg(test)]
