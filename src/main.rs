@@ -148,10 +148,11 @@ enum Command {
     },
     /// Refresh generated/ (the committed derivations of every built-in model).
     Generate {
-        /// Do not write; fail (exit 1) if generated/ is stale, showing a diff.
+        /// Do not write; fail (exit 1) if a generated file is stale, showing a diff.
         #[arg(long)]
         check: bool,
-        /// The folder to write (default: generated/ of this source tree).
+        /// The source tree to write into (default: this one); the files go to
+        /// its generated/ and docs/src/reference/.
         #[arg(long)]
         dir: Option<PathBuf>,
     },

@@ -312,7 +312,7 @@ fn generated_folder_is_fresh() {
         .args(["generate", "--check"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("generated/ is fresh"));
+        .stdout(predicate::str::contains("generated files are fresh"));
 }
 
 #[test]
@@ -324,13 +324,15 @@ fn generate_check_names_stale_files() {
         .arg(dir.path())
         .assert()
         .success();
-    std::fs::write(dir.path().join("saddle.md"), "edited by hand\n").unwrap();
+    std::fs::write(dir.path().join("generated/saddle.md"), "edited by hand\n").unwrap();
     hessforge()
         .args(["generate", "--check", "--dir"])
         .arg(dir.path())
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("generated/ is stale: saddle.md"))
+        .stderr(predicate::str::contains(
+            "generated files are stale: generated/saddle.md",
+        ))
         .stderr(predicate::str::contains("-edited by hand"))
         .stderr(predicate::str::contains("cargo run --release -- generate"));
 }

@@ -1,13 +1,16 @@
-//! `hessforge generate`: refresh `generated/` — every built-in model's
-//! derivation (LaTeX, slides, Markdown), its kernel source, and the
-//! committed figures — or, with `--check`, fail with a diff when it is stale.
+//! `hessforge generate`: refresh the files of the source tree that are
+//! written from code — `generated/` (every built-in model's derivation as
+//! LaTeX, slides and Markdown, its kernel source, the committed figures) and
+//! the book's reference pages `docs/src/reference/{optimizers,functions}.md`
+//! — or, with `--check`, fail with a diff when one is stale.
 
 use crate::output::{Failure, create_dir, write_atomically};
-use hessforge_driver::models;
+use hessforge_driver::{models, reference};
 use hessforge_symbolic::render::{Format, render};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// The files of generated/ and their expected content.
+/// The generated files, by their path in the source tree, and their
+/// expected content.
 fn generated_files() -> Result<Vec<(String, String)>, Failure> {
     let models = models::builtins().map_err(Failure::failed)?;
     let mut files = Vec::new();
@@ -27,26 +30,40 @@ fn generated_files() -> Result<Vec<(String, String)>, Failure> {
                 (d, kernel)
             }
         };
-        files.push((format!("{}.tex", m.name), render(&d, Format::Latex)));
-        files.push((format!("{}.slides.tex", m.name), render(&d, Format::Beamer)));
-        files.push((format!("{}.md", m.name), render(&d, Format::Markdown)));
+        let name = &m.name;
+        files.push((format!("{name}.tex"), render(&d, Format::Latex)));
+        files.push((format!("{name}.slides.tex"), render(&d, Format::Beamer)));
+        files.push((format!("{name}.md"), render(&d, Format::Markdown)));
         files.push((hessforge_build::kernel_file_name(m), kernel));
     }
     files.extend(hessforge_driver::figures::committed_figures().map_err(Failure::failed)?);
+    let mut files: Vec<_> = files
+        .into_iter()
+        .map(|(name, text)| (format!("generated/{name}"), text))
+        .collect();
+    files.push((
+        "docs/src/reference/optimizers.md".into(),
+        reference::optimizers_page(),
+    ));
+    files.push((
+        "docs/src/reference/functions.md".into(),
+        reference::functions_page(),
+    ));
     Ok(files)
 }
 
 /// Stale generated files.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("generated/ is stale: {}", files.join(", "))]
+#[error("generated files are stale: {}", files.join(", "))]
 #[diagnostic(help("run `cargo run --release -- generate` and commit the result"))]
 struct Stale {
     files: Vec<String>,
 }
 
-/// Write generated/ (or `dir`), or with `check` fail with a diff when it is stale.
-pub fn run(check: bool, dir: Option<PathBuf>) -> Result<(), Failure> {
-    let dir = dir.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("generated"));
+/// Write the generated files into this source tree (or the tree at
+/// `root`), or with `check` fail with a diff when one is stale.
+pub fn run(check: bool, root: Option<PathBuf>) -> Result<(), Failure> {
+    let dir = root.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     let files = generated_files()?;
     if check {
         let mut stale = Vec::new();
@@ -66,14 +83,17 @@ pub fn run(check: bool, dir: Option<PathBuf>) -> Result<(), Failure> {
             }
         }
         if stale.is_empty() {
-            println!("generated/ is fresh ({} files)", files.len());
+            println!("generated files are fresh ({} files)", files.len());
             return Ok(());
         }
         return Err(Failure::failed(Stale { files: stale }));
     }
-    create_dir(&dir.join("figures")).map_err(Failure::bad_input)?;
     for (name, text) in &files {
-        write_atomically(&dir.join(name), text).map_err(Failure::bad_input)?;
+        let path = dir.join(name);
+        if let Some(folder) = path.parent() {
+            create_dir(folder).map_err(Failure::bad_input)?;
+        }
+        write_atomically(&path, text).map_err(Failure::bad_input)?;
     }
     println!("wrote {} files to {}", files.len(), dir.display());
     Ok(())

@@ -32,6 +32,7 @@ pub mod figures;
 pub mod gradcheck;
 pub mod models;
 pub mod problem;
+pub mod reference;
 pub mod run;
 pub mod summary;
 mod synthetic;
