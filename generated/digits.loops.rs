@@ -4,167 +4,13 @@
 
 use ::hessforge_kernels::ir::Outputs;
 use ::hessforge_kernels::ir::lanes::Lanes;
-use ::hessforge_kernels::ir::tensor::{
-    GradientTerm, HessianTerm, Source, Stage, Steps, TensorModel,
-};
-use ::hessforge_kernels::{Kernel, Rows, runtime};
+use ::hessforge_kernels::ir::tensor::{Source, TensorModel};
+use ::hessforge_kernels::runtime::loops;
 /// Softmax regression on handwritten digits: Ten classes of 8x8 images (1 797 samples, 64 pixels): cross-entropy with an L2 penalty (650 parameters).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Digits;
-/// The layouts and the gradient and Hessian terms of the model's loop IR; its steps are [`sample`] and [`regularizer`].
-fn plan() -> &'static TensorModel {
-    static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
-        runtime::loops::plan(
-            "digits",
-            Vec::from([
-                runtime::loops::tensor("W", Source::Theta, 0, &[10, 64]),
-                runtime::loops::tensor("b", Source::Theta, 640, &[10]),
-                runtime::loops::tensor("x", Source::Row, 0, &[64]),
-                runtime::loops::tensor("y", Source::Row, 64, &[10]),
-                runtime::loops::tensor("lambda", Source::Constants, 0, &[]),
-                runtime::loops::tensor("t5", Source::Scratch, 0, &[10]),
-                runtime::loops::tensor("t6", Source::Scratch, 10, &[]),
-                runtime::loops::tensor("t7", Source::Scratch, 11, &[10]),
-                runtime::loops::tensor("t8", Source::Scratch, 21, &[]),
-                runtime::loops::tensor("t9", Source::Scratch, 22, &[]),
-                runtime::loops::tensor("t10", Source::Scratch, 23, &[]),
-                runtime::loops::tensor("t11", Source::Scratch, 24, &[]),
-                runtime::loops::tensor("t12", Source::Scratch, 25, &[10]),
-                runtime::loops::tensor("t13", Source::Scratch, 35, &[10, 64]),
-                runtime::loops::tensor("t14", Source::Scratch, 675, &[10]),
-                runtime::loops::tensor("t15", Source::Scratch, 685, &[10]),
-                runtime::loops::tensor("t16", Source::Scratch, 695, &[10, 64]),
-                runtime::loops::tensor("t17", Source::Scratch, 1335, &[10, 64]),
-                runtime::loops::tensor("t18", Source::Scratch, 1975, &[]),
-                runtime::loops::tensor("t19", Source::Scratch, 1976, &[10, 64]),
-                runtime::loops::tensor("t20", Source::Scratch, 2616, &[]),
-                runtime::loops::tensor("t21", Source::Scratch, 2617, &[10, 64]),
-                runtime::loops::tensor("t22", Source::Scratch, 3257, &[10]),
-                runtime::loops::tensor("t23", Source::Scratch, 3267, &[]),
-                runtime::loops::tensor("t24", Source::Scratch, 3268, &[10, 64]),
-                runtime::loops::tensor("t25", Source::Scratch, 3908, &[]),
-                runtime::loops::tensor("t26", Source::Scratch, 3909, &[10, 64]),
-                runtime::loops::tensor("t27", Source::Scratch, 4549, &[]),
-                runtime::loops::tensor("t28", Source::Scratch, 4550, &[10]),
-                runtime::loops::tensor("t29", Source::Scratch, 4560, &[10]),
-                runtime::loops::tensor("t30", Source::Scratch, 0, &[10]),
-                runtime::loops::tensor("t31", Source::Scratch, 10, &[]),
-                runtime::loops::tensor("t32", Source::Scratch, 11, &[]),
-                runtime::loops::tensor("t33", Source::Scratch, 12, &[]),
-                runtime::loops::tensor("t34", Source::Scratch, 13, &[10, 64]),
-                runtime::loops::tensor("t35", Source::Scratch, 653, &[10]),
-                runtime::loops::tensor("t36", Source::Scratch, 663, &[10, 64]),
-                runtime::loops::tensor("t37", Source::Scratch, 1303, &[]),
-                runtime::loops::tensor("t38", Source::Scratch, 1304, &[10, 64]),
-                runtime::loops::tensor("t39", Source::Scratch, 1944, &[10]),
-                runtime::loops::tensor("t40", Source::Scratch, 1954, &[10]),
-            ]),
-            Vec::from([0.001]),
-            Stage {
-                scratch: 4570,
-                steps: Vec::new(),
-                loss: Some(10),
-                gradient: Vec::from([
-                    GradientTerm {
-                        param: 0,
-                        value: 13,
-                        outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
-                            u: 12,
-                            v: 2,
-                            scale: -0.0625,
-                        }),
-                    },
-                    GradientTerm {
-                        param: 1,
-                        value: 14,
-                        outer: None,
-                    },
-                ]),
-                hessian: Vec::from([
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 0,
-                        pairs: Vec::from([]),
-                        u: 19,
-                        v: 16,
-                    },
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 0,
-                        pairs: Vec::from([(0, 0)]),
-                        u: 21,
-                        v: 17,
-                    },
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 1,
-                        pairs: Vec::from([]),
-                        u: 24,
-                        v: 7,
-                    },
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 1,
-                        pairs: Vec::from([(0, 0)]),
-                        u: 26,
-                        v: 22,
-                    },
-                    HessianTerm::Product {
-                        row: 1,
-                        col: 1,
-                        pairs: Vec::from([]),
-                        u: 28,
-                        v: 7,
-                    },
-                    HessianTerm::Product {
-                        row: 1,
-                        col: 1,
-                        pairs: Vec::from([(0, 0)]),
-                        u: 29,
-                        v: 22,
-                    },
-                ]),
-            },
-            Stage {
-                scratch: 1964,
-                steps: Vec::new(),
-                loss: Some(33),
-                gradient: Vec::from([
-                    GradientTerm {
-                        param: 0,
-                        value: 34,
-                        outer: None,
-                    },
-                    GradientTerm {
-                        param: 1,
-                        value: 35,
-                        outer: None,
-                    },
-                ]),
-                hessian: Vec::from([
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 0,
-                        pairs: Vec::from([(0, 0), (1, 1)]),
-                        u: 38,
-                        v: 36,
-                    },
-                    HessianTerm::Product {
-                        row: 1,
-                        col: 1,
-                        pairs: Vec::from([(0, 0)]),
-                        u: 40,
-                        v: 39,
-                    },
-                ]),
-            },
-        )
-    });
-    &PLAN
-}
 /// `t5` `t5[i0] = Σ over i1 < 64 of f(W[i0, i1], x[i1]), for i0 < 10` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for block in 0..2 {
         let block = block * 4;
@@ -244,7 +90,6 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t7` `t7[i0] = f(t5[i0], t6, b[i0]), for i0 < 10` (3 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
@@ -258,7 +103,6 @@ fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t8` `t8 = Σ over i0 < 10 of f(t7[i0])` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..10 {
@@ -270,7 +114,6 @@ fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t9` `t9 = Σ over i0 < 10 of f(y[i0], t5[i0], t6, b[i0])` (3 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t9<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..10 {
@@ -287,7 +130,6 @@ fn step_t9<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t12` `t12[i0] = f(t7[i0], t11, y[i0]), for i0 < 10` (2 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
@@ -300,7 +142,6 @@ fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t14` `t14[i0] = f(y[i0], t7[i0], t11), for i0 < 10` (3 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t14<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
@@ -314,7 +155,6 @@ fn step_t14<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t15` `t15[i0] = f(t7[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t15<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
@@ -324,7 +164,6 @@ fn step_t15<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t16` `t16[i0, i1] = f(t15[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t16<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
@@ -337,7 +176,6 @@ fn step_t16<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t17` `t17[i0, i1] = f(x[i1]), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t17<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
@@ -349,7 +187,6 @@ fn step_t17<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t19` `t19[i0, i1] = f(t18, t15[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
@@ -363,7 +200,6 @@ fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t21` `t21[i0, i1] = f(t20, t15[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t21<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
@@ -377,7 +213,6 @@ fn step_t21<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t22` `t22[i0] = f(), for i0 < 10` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t22<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let r0: f64 = 1.0;
@@ -386,7 +221,6 @@ fn step_t22<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t24` `t24[i0, i1] = f(t23, t15[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t24<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
@@ -400,7 +234,6 @@ fn step_t24<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t26` `t26[i0, i1] = f(t25, t15[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t26<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
@@ -414,7 +247,6 @@ fn step_t26<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t28` `t28[i0] = f(t27, t7[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t28<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[4549 * W..]);
@@ -425,7 +257,6 @@ fn step_t28<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t29` `t29[i0] = f(t7[i0], t11), for i0 < 10` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t29<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
@@ -434,72 +265,8 @@ fn step_t29<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r0.store(&mut s[(4560 + i0) * W..]);
     }
 }
-/// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn sample<const W: usize>(
-    level: Outputs,
-    t: &[f64],
-    x: &[f64],
-    c: &[f64],
-    s: &mut [f64],
-) {
-    step_t5::<W>(t, x, c, s);
-    let r0: f64 = 0.0625;
-    let v6: f64 = r0;
-    Lanes::<W>::splat(v6).store(&mut s[10 * W..]);
-    step_t7::<W>(t, x, c, s);
-    step_t8::<W>(t, x, c, s);
-    let v8: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
-    step_t9::<W>(t, x, c, s);
-    let v9: Lanes<W> = Lanes::<W>::load(&s[22 * W..]);
-    let r1: Lanes<W> = v8.ln();
-    let r2: Lanes<W> = (-1.0) * v9;
-    let r3: Lanes<W> = r1 + r2;
-    let v10: Lanes<W> = r3;
-    v10.store(&mut s[23 * W..]);
-    if level.rank() < 1 {
-        return;
-    }
-    let r4: Lanes<W> = v8.powi(-1i32);
-    let v11: Lanes<W> = r4;
-    v11.store(&mut s[24 * W..]);
-    step_t12::<W>(t, x, c, s);
-    step_t14::<W>(t, x, c, s);
-    if level.rank() < 2 {
-        return;
-    }
-    step_t15::<W>(t, x, c, s);
-    step_t16::<W>(t, x, c, s);
-    step_t17::<W>(t, x, c, s);
-    let r5: Lanes<W> = v8 * v8;
-    let r6: Lanes<W> = r5.powi(-1i32);
-    let r7: Lanes<W> = (-0.00390625) * r6;
-    let v18: Lanes<W> = r7;
-    v18.store(&mut s[1975 * W..]);
-    step_t19::<W>(t, x, c, s);
-    let r8: Lanes<W> = 0.00390625 * r4;
-    let v20: Lanes<W> = r8;
-    v20.store(&mut s[2616 * W..]);
-    step_t21::<W>(t, x, c, s);
-    step_t22::<W>(t, x, c, s);
-    let r9: Lanes<W> = (-0.0625) * r6;
-    let v23: Lanes<W> = r9;
-    v23.store(&mut s[3267 * W..]);
-    step_t24::<W>(t, x, c, s);
-    let r10: Lanes<W> = 0.0625 * r4;
-    let v25: Lanes<W> = r10;
-    v25.store(&mut s[3908 * W..]);
-    step_t26::<W>(t, x, c, s);
-    let r11: Lanes<W> = (-1.0) * r6;
-    let v27: Lanes<W> = r11;
-    v27.store(&mut s[4549 * W..]);
-    step_t28::<W>(t, x, c, s);
-    step_t29::<W>(t, x, c, s);
-}
 /// `t30` `t30[i0] = Σ over i1 < 64 of f(W[i0, i1]), for i0 < 10` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t30(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for block in 0..2 {
         let block = block * 4;
@@ -574,7 +341,6 @@ fn step_t30(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t31` `t31 = Σ over i0 < 10 of f(t30[i0])` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t31(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..10 {
@@ -586,7 +352,6 @@ fn step_t31(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t32` `t32 = Σ over i0 < 10 of f(b[i0])` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t32(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..10 {
@@ -598,7 +363,6 @@ fn step_t32(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t34` `t34[i0, i1] = f(W[i0, i1], lambda), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t34(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
@@ -611,7 +375,6 @@ fn step_t34(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t35` `t35[i0] = f(b[i0], lambda), for i0 < 10` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t35(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = t[640 + i0];
@@ -622,7 +385,6 @@ fn step_t35(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t36` `t36[i0, i1] = f(), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t36(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
@@ -633,7 +395,6 @@ fn step_t36(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t38` `t38[i0, i1] = f(t37), for i0 < 10, i1 < 64` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t38(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
@@ -645,7 +406,6 @@ fn step_t38(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t39` `t39[i0] = f(), for i0 < 10` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t39(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let r0: f64 = 1.0;
@@ -654,7 +414,6 @@ fn step_t39(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t40` `t40[i0] = f(t37), for i0 < 10` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t40(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = s[1303];
@@ -662,270 +421,180 @@ fn step_t40(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[1954 + i0] = r0;
     }
 }
-/// The regularizer's steps, into the scratch vector `s`.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
-    step_t30(t, &[], c, s);
-    step_t31(t, &[], c, s);
-    let v31: f64 = s[10];
-    step_t32(t, &[], c, s);
-    let v32: f64 = s[11];
-    let a0: f64 = c[0];
-    let r1: f64 = v32 + v31;
-    let r2: f64 = 0.5 * r1 * a0;
-    let v33: f64 = r2;
-    s[12] = v33;
-    if level.rank() < 1 {
-        return;
-    }
-    step_t34(t, &[], c, s);
-    step_t35(t, &[], c, s);
-    if level.rank() < 2 {
-        return;
-    }
-    step_t36(t, &[], c, s);
-    let v37: f64 = a0;
-    s[1303] = v37;
-    step_t38(t, &[], c, s);
-    step_t39(t, &[], c, s);
-    step_t40(t, &[], c, s);
-}
-/// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
-/// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
-mod tangent {
-    use super::*;
-    use ::hessforge_kernels::Linearization;
-    use ::hessforge_kernels::ir::tensor::Phase;
-    /// The layouts of the tangent model (`hessforge_ir::tangent`): its gradient is ∇²L·v; its steps are [`sample`] and [`regularizer`].
+/// The model: its layouts and its gradient and Hessian terms, its
+/// steps; `hessforge_kernels` implements `Kernel` for it.
+impl ::hessforge_kernels::LoopModel for Digits {
+    const NAME: &'static str = "digits";
+    const N_PARAMS: usize = 650;
+    const N_DATA: usize = 74;
+    const N_CONSTANTS: usize = 1;
+    const DEFAULT_CONSTANTS: &'static [f64] = &[0.001];
+    type Tangent = tangent::Tangent;
     fn plan() -> &'static TensorModel {
         static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
-            runtime::loops::plan(
+            loops::plan(
                 "digits",
                 Vec::from([
-                    runtime::loops::tensor("W", Source::Theta, 0, &[10, 64]),
-                    runtime::loops::tensor("b", Source::Theta, 640, &[10]),
-                    runtime::loops::tensor("x", Source::Row, 0, &[64]),
-                    runtime::loops::tensor("y", Source::Row, 64, &[10]),
-                    runtime::loops::tensor("lambda", Source::Constants, 0, &[]),
-                    runtime::loops::tensor("dW", Source::Direction, 0, &[10, 64]),
-                    runtime::loops::tensor("db", Source::Direction, 640, &[10]),
-                    runtime::loops::tensor("t5", Source::Scratch, 0, &[10]),
-                    runtime::loops::tensor("t6", Source::Scratch, 10, &[]),
-                    runtime::loops::tensor("t7", Source::Scratch, 11, &[10]),
-                    runtime::loops::tensor("t8", Source::Scratch, 21, &[]),
-                    runtime::loops::tensor("t9", Source::Scratch, 22, &[]),
-                    runtime::loops::tensor("t10", Source::Scratch, 23, &[]),
-                    runtime::loops::tensor("t11", Source::Scratch, 24, &[]),
-                    runtime::loops::tensor("dt5", Source::Scratch, 25, &[10]),
-                    runtime::loops::tensor("dt7", Source::Scratch, 35, &[10]),
-                    runtime::loops::tensor("dt8", Source::Scratch, 45, &[]),
-                    runtime::loops::tensor("dt11", Source::Scratch, 46, &[]),
-                    runtime::loops::tensor("dt12", Source::Scratch, 47, &[10]),
-                    runtime::loops::tensor("dt13", Source::Scratch, 57, &[10, 64]),
-                    runtime::loops::tensor("dt14", Source::Scratch, 697, &[10]),
-                    runtime::loops::tensor("t30", Source::Scratch, 0, &[10]),
-                    runtime::loops::tensor("t31", Source::Scratch, 10, &[]),
-                    runtime::loops::tensor("t32", Source::Scratch, 11, &[]),
-                    runtime::loops::tensor("t33", Source::Scratch, 12, &[]),
-                    runtime::loops::tensor("dt34", Source::Scratch, 13, &[10, 64]),
-                    runtime::loops::tensor("dt35", Source::Scratch, 653, &[10]),
+                    loops::tensor("W", Source::Theta, 0, &[10, 64]),
+                    loops::tensor("b", Source::Theta, 640, &[10]),
+                    loops::tensor("x", Source::Row, 0, &[64]),
+                    loops::tensor("y", Source::Row, 64, &[10]),
+                    loops::tensor("lambda", Source::Constants, 0, &[]),
+                    loops::tensor("t5", Source::Scratch, 0, &[10]),
+                    loops::tensor("t6", Source::Scratch, 10, &[]),
+                    loops::tensor("t7", Source::Scratch, 11, &[10]),
+                    loops::tensor("t8", Source::Scratch, 21, &[]),
+                    loops::tensor("t9", Source::Scratch, 22, &[]),
+                    loops::tensor("t10", Source::Scratch, 23, &[]),
+                    loops::tensor("t11", Source::Scratch, 24, &[]),
+                    loops::tensor("t12", Source::Scratch, 25, &[10]),
+                    loops::tensor("t13", Source::Scratch, 35, &[10, 64]),
+                    loops::tensor("t14", Source::Scratch, 675, &[10]),
+                    loops::tensor("t15", Source::Scratch, 685, &[10]),
+                    loops::tensor("t16", Source::Scratch, 695, &[10, 64]),
+                    loops::tensor("t17", Source::Scratch, 1335, &[10, 64]),
+                    loops::tensor("t18", Source::Scratch, 1975, &[]),
+                    loops::tensor("t19", Source::Scratch, 1976, &[10, 64]),
+                    loops::tensor("t20", Source::Scratch, 2616, &[]),
+                    loops::tensor("t21", Source::Scratch, 2617, &[10, 64]),
+                    loops::tensor("t22", Source::Scratch, 3257, &[10]),
+                    loops::tensor("t23", Source::Scratch, 3267, &[]),
+                    loops::tensor("t24", Source::Scratch, 3268, &[10, 64]),
+                    loops::tensor("t25", Source::Scratch, 3908, &[]),
+                    loops::tensor("t26", Source::Scratch, 3909, &[10, 64]),
+                    loops::tensor("t27", Source::Scratch, 4549, &[]),
+                    loops::tensor("t28", Source::Scratch, 4550, &[10]),
+                    loops::tensor("t29", Source::Scratch, 4560, &[10]),
+                    loops::tensor("t30", Source::Scratch, 0, &[10]),
+                    loops::tensor("t31", Source::Scratch, 10, &[]),
+                    loops::tensor("t32", Source::Scratch, 11, &[]),
+                    loops::tensor("t33", Source::Scratch, 12, &[]),
+                    loops::tensor("t34", Source::Scratch, 13, &[10, 64]),
+                    loops::tensor("t35", Source::Scratch, 653, &[10]),
+                    loops::tensor("t36", Source::Scratch, 663, &[10, 64]),
+                    loops::tensor("t37", Source::Scratch, 1303, &[]),
+                    loops::tensor("t38", Source::Scratch, 1304, &[10, 64]),
+                    loops::tensor("t39", Source::Scratch, 1944, &[10]),
+                    loops::tensor("t40", Source::Scratch, 1954, &[10]),
                 ]),
                 Vec::from([0.001]),
-                Stage {
-                    scratch: 707,
-                    steps: Vec::new(),
-                    loss: Some(12),
-                    gradient: Vec::from([
-                        GradientTerm {
-                            param: 0,
-                            value: 19,
-                            outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
-                                u: 18,
-                                v: 2,
-                                scale: -0.0625,
-                            }),
-                        },
-                        GradientTerm {
-                            param: 1,
-                            value: 20,
-                            outer: None,
-                        },
+                loops::stage(
+                    4570,
+                    Some(10),
+                    Vec::from([
+                        loops::outer_gradient(0, 13, 12, 2, -0.0625),
+                        loops::gradient(1, 14),
                     ]),
-                    hessian: Vec::from([]),
-                },
-                Stage {
-                    scratch: 663,
-                    steps: Vec::new(),
-                    loss: Some(24),
-                    gradient: Vec::from([
-                        GradientTerm {
-                            param: 0,
-                            value: 25,
-                            outer: None,
-                        },
-                        GradientTerm {
-                            param: 1,
-                            value: 26,
-                            outer: None,
-                        },
+                    Vec::from([
+                        loops::product(0, 0, &[], 19, 16),
+                        loops::product(0, 0, &[(0, 0)], 21, 17),
+                        loops::product(0, 1, &[], 24, 7),
+                        loops::product(0, 1, &[(0, 0)], 26, 22),
+                        loops::product(1, 1, &[], 28, 7),
+                        loops::product(1, 1, &[(0, 0)], 29, 22),
                     ]),
-                    hessian: Vec::from([]),
-                },
+                ),
+                loops::stage(
+                    1964,
+                    Some(33),
+                    Vec::from([loops::gradient(0, 34), loops::gradient(1, 35)]),
+                    Vec::from([
+                        loops::product(0, 0, &[(0, 0), (1, 1)], 38, 36),
+                        loops::product(1, 1, &[(0, 0)], 40, 39),
+                    ]),
+                ),
             )
         });
         &PLAN
     }
-    /// `t5` `t5[i0] = Σ over i1 < 64 of f(W[i0, i1], x[i1]), for i0 < 10` (1 instruction).
+    /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t5<const W: usize>(
+    fn sample<const W: usize>(
+        level: Outputs,
         t: &[f64],
         x: &[f64],
         c: &[f64],
-        v: &[f64],
         s: &mut [f64],
     ) {
-        for block in 0..2 {
-            let block = block * 4;
-            let mut sum0: Lanes<W> = Lanes::<W>::splat(0.0);
-            let mut sum1: Lanes<W> = Lanes::<W>::splat(0.0);
-            let mut sum2: Lanes<W> = Lanes::<W>::splat(0.0);
-            let mut sum3: Lanes<W> = Lanes::<W>::splat(0.0);
-            for i1 in 0..64 {
-                {
-                    let i0 = block + 0;
-                    sum0 = sum0
-                        + {
-                            let p0: f64 = t[i0 * 64 + i1];
-                            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                            let r0: Lanes<W> = p0 * p1;
-                            r0
-                        };
-                }
-                {
-                    let i0 = block + 1;
-                    sum1 = sum1
-                        + {
-                            let p0: f64 = t[i0 * 64 + i1];
-                            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                            let r0: Lanes<W> = p0 * p1;
-                            r0
-                        };
-                }
-                {
-                    let i0 = block + 2;
-                    sum2 = sum2
-                        + {
-                            let p0: f64 = t[i0 * 64 + i1];
-                            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                            let r0: Lanes<W> = p0 * p1;
-                            r0
-                        };
-                }
-                {
-                    let i0 = block + 3;
-                    sum3 = sum3
-                        + {
-                            let p0: f64 = t[i0 * 64 + i1];
-                            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                            let r0: Lanes<W> = p0 * p1;
-                            r0
-                        };
-                }
-            }
-            {
-                let i0 = block + 0;
-                sum0.store(&mut s[i0 * W..]);
-            }
-            {
-                let i0 = block + 1;
-                sum1.store(&mut s[i0 * W..]);
-            }
-            {
-                let i0 = block + 2;
-                sum2.store(&mut s[i0 * W..]);
-            }
-            {
-                let i0 = block + 3;
-                sum3.store(&mut s[i0 * W..]);
-            }
+        step_t5::<W>(t, x, c, s);
+        let r0: f64 = 0.0625;
+        Lanes::<W>::splat(r0).store(&mut s[10 * W..]);
+        step_t7::<W>(t, x, c, s);
+        step_t8::<W>(t, x, c, s);
+        let v8: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
+        step_t9::<W>(t, x, c, s);
+        let v9: Lanes<W> = Lanes::<W>::load(&s[22 * W..]);
+        let r1: Lanes<W> = v8.ln();
+        let r2: Lanes<W> = (-1f64) * v9;
+        let r3: Lanes<W> = r1 + r2;
+        r3.store(&mut s[23 * W..]);
+        if level.rank() < 1 {
+            return;
         }
-        for i0 in 8..10 {
-            let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
-            for i1 in 0..64 {
-                let p0: f64 = t[i0 * 64 + i1];
-                let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                let r0: Lanes<W> = p0 * p1;
-                sum = sum + r0;
-            }
-            sum.store(&mut s[i0 * W..]);
+        let r4: Lanes<W> = v8.powi(-1i32);
+        r4.store(&mut s[24 * W..]);
+        step_t12::<W>(t, x, c, s);
+        step_t14::<W>(t, x, c, s);
+        if level.rank() < 2 {
+            return;
         }
+        step_t15::<W>(t, x, c, s);
+        step_t16::<W>(t, x, c, s);
+        step_t17::<W>(t, x, c, s);
+        let r5: Lanes<W> = v8 * v8;
+        let r6: Lanes<W> = r5.powi(-1i32);
+        let r7: Lanes<W> = (-0.00390625f64) * r6;
+        r7.store(&mut s[1975 * W..]);
+        step_t19::<W>(t, x, c, s);
+        let r8: Lanes<W> = 0.00390625f64 * r4;
+        r8.store(&mut s[2616 * W..]);
+        step_t21::<W>(t, x, c, s);
+        step_t22::<W>(t, x, c, s);
+        let r9: Lanes<W> = (-0.0625f64) * r6;
+        r9.store(&mut s[3267 * W..]);
+        step_t24::<W>(t, x, c, s);
+        let r10: Lanes<W> = 0.0625f64 * r4;
+        r10.store(&mut s[3908 * W..]);
+        step_t26::<W>(t, x, c, s);
+        let r11: Lanes<W> = (-1f64) * r6;
+        r11.store(&mut s[4549 * W..]);
+        step_t28::<W>(t, x, c, s);
+        step_t29::<W>(t, x, c, s);
     }
-    /// `t7` `t7[i0] = f(t5[i0], t6, b[i0]), for i0 < 10` (3 instructions).
+    /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t7<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
-        for i0 in 0..10 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
-            let p2: f64 = t[640 + i0];
-            let r0: Lanes<W> = p0 * p1;
-            let r1: Lanes<W> = r0 + p2;
-            let r2: Lanes<W> = r1.exp();
-            r2.store(&mut s[(11 + i0) * W..]);
+    fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
+        step_t30(t, &[], c, s);
+        step_t31(t, &[], c, s);
+        let v31: f64 = s[10];
+        step_t32(t, &[], c, s);
+        let v32: f64 = s[11];
+        let a0: f64 = c[0];
+        let r1: f64 = v32 + v31;
+        let r2: f64 = 0.5f64 * r1 * a0;
+        s[12] = r2;
+        if level.rank() < 1 {
+            return;
         }
-    }
-    /// `t8` `t8 = Σ over i0 < 10 of f(t7[i0])` (1 instruction).
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t8<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
-        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
-        for i0 in 0..10 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-            let r0: Lanes<W> = p0;
-            sum = sum + r0;
+        step_t34(t, &[], c, s);
+        step_t35(t, &[], c, s);
+        if level.rank() < 2 {
+            return;
         }
-        sum.store(&mut s[21 * W..]);
+        step_t36(t, &[], c, s);
+        s[1303] = a0;
+        step_t38(t, &[], c, s);
+        step_t39(t, &[], c, s);
+        step_t40(t, &[], c, s);
     }
-    /// `t9` `t9 = Σ over i0 < 10 of f(y[i0], t5[i0], t6, b[i0])` (3 instructions).
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t9<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
-        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
-        for i0 in 0..10 {
-            let p0: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
-            let p3: f64 = t[640 + i0];
-            let r0: Lanes<W> = p2 * p1;
-            let r1: Lanes<W> = r0 + p3;
-            let r2: Lanes<W> = r1 * p0;
-            sum = sum + r2;
-        }
-        sum.store(&mut s[22 * W..]);
-    }
+}
+/// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
+/// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
+pub mod tangent {
+    use super::*;
+    use ::hessforge_kernels::ir::tensor::Phase;
     /// `dt5` `dt5[i0] = Σ over i1 < 64 of f(x[i1], dW[i0, i1]), for i0 < 10` (1 instruction).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt5<const W: usize>(
         t: &[f64],
         x: &[f64],
@@ -1011,7 +680,6 @@ mod tangent {
     }
     /// `dt7` `dt7[i0] = f(t6, dt5[i0], db[i0], t7[i0]), for i0 < 10` (3 instructions).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt7<const W: usize>(
         t: &[f64],
         x: &[f64],
@@ -1032,7 +700,6 @@ mod tangent {
     }
     /// `dt8` `dt8 = Σ over i0 < 10 of f(dt7[i0])` (0 instructions).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt8<const W: usize>(
         t: &[f64],
         x: &[f64],
@@ -1049,7 +716,6 @@ mod tangent {
     }
     /// `dt12` `dt12[i0] = f(t7[i0], t11, dt7[i0], dt11), for i0 < 10` (3 instructions).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt12<const W: usize>(
         t: &[f64],
         x: &[f64],
@@ -1070,7 +736,6 @@ mod tangent {
     }
     /// `dt14` `dt14[i0] = f(t7[i0], t11, dt7[i0], dt11), for i0 < 10` (3 instructions).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt14<const W: usize>(
         t: &[f64],
         x: &[f64],
@@ -1089,160 +754,8 @@ mod tangent {
             r5.store(&mut s[(697 + i0) * W..]);
         }
     }
-    /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn sample<const W: usize>(
-        phase: Phase,
-        level: Outputs,
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
-        if phase != Phase::Tangent {
-            step_t5::<W>(t, x, c, v, s);
-            let r0: f64 = 0.0625;
-            let v8: f64 = r0;
-            Lanes::<W>::splat(v8).store(&mut s[10 * W..]);
-            step_t7::<W>(t, x, c, v, s);
-            step_t8::<W>(t, x, c, v, s);
-            let v10: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
-            step_t9::<W>(t, x, c, v, s);
-            let v11: Lanes<W> = Lanes::<W>::load(&s[22 * W..]);
-            let r1: Lanes<W> = v10.ln();
-            let r2: Lanes<W> = (-1.0) * v11;
-            let r3: Lanes<W> = r1 + r2;
-            let v12: Lanes<W> = r3;
-            v12.store(&mut s[23 * W..]);
-            if level.rank() < 1 {
-                return;
-            }
-            let r4: Lanes<W> = v10.powi(-1i32);
-            let v13: Lanes<W> = r4;
-            v13.store(&mut s[24 * W..]);
-        }
-        if phase == Phase::Primal {
-            return;
-        }
-        if level.rank() < 1 {
-            return;
-        }
-        step_dt5::<W>(t, x, c, v, s);
-        step_dt7::<W>(t, x, c, v, s);
-        step_dt8::<W>(t, x, c, v, s);
-        let v16: Lanes<W> = Lanes::<W>::load(&s[45 * W..]);
-        let a5: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
-        let r6: Lanes<W> = a5.powi(-2i32);
-        let r7: Lanes<W> = (-1.0) * r6 * v16;
-        let v17: Lanes<W> = r7;
-        v17.store(&mut s[46 * W..]);
-        step_dt12::<W>(t, x, c, v, s);
-        step_dt14::<W>(t, x, c, v, s);
-    }
-    /// `t30` `t30[i0] = Σ over i1 < 64 of f(W[i0, i1]), for i0 < 10` (1 instruction).
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t30(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
-        for block in 0..2 {
-            let block = block * 4;
-            let mut sum0: f64 = 0.0;
-            let mut sum1: f64 = 0.0;
-            let mut sum2: f64 = 0.0;
-            let mut sum3: f64 = 0.0;
-            for i1 in 0..64 {
-                {
-                    let i0 = block + 0;
-                    sum0 = sum0
-                        + {
-                            let p0: f64 = t[i0 * 64 + i1];
-                            let r0: f64 = p0 * p0;
-                            r0
-                        };
-                }
-                {
-                    let i0 = block + 1;
-                    sum1 = sum1
-                        + {
-                            let p0: f64 = t[i0 * 64 + i1];
-                            let r0: f64 = p0 * p0;
-                            r0
-                        };
-                }
-                {
-                    let i0 = block + 2;
-                    sum2 = sum2
-                        + {
-                            let p0: f64 = t[i0 * 64 + i1];
-                            let r0: f64 = p0 * p0;
-                            r0
-                        };
-                }
-                {
-                    let i0 = block + 3;
-                    sum3 = sum3
-                        + {
-                            let p0: f64 = t[i0 * 64 + i1];
-                            let r0: f64 = p0 * p0;
-                            r0
-                        };
-                }
-            }
-            {
-                let i0 = block + 0;
-                s[i0] = sum0;
-            }
-            {
-                let i0 = block + 1;
-                s[i0] = sum1;
-            }
-            {
-                let i0 = block + 2;
-                s[i0] = sum2;
-            }
-            {
-                let i0 = block + 3;
-                s[i0] = sum3;
-            }
-        }
-        for i0 in 8..10 {
-            let mut sum: f64 = 0.0;
-            for i1 in 0..64 {
-                let p0: f64 = t[i0 * 64 + i1];
-                let r0: f64 = p0 * p0;
-                sum = sum + r0;
-            }
-            s[i0] = sum;
-        }
-    }
-    /// `t31` `t31 = Σ over i0 < 10 of f(t30[i0])` (1 instruction).
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t31(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
-        let mut sum: f64 = 0.0;
-        for i0 in 0..10 {
-            let p0: f64 = s[i0];
-            let r0: f64 = p0;
-            sum = sum + r0;
-        }
-        s[10] = sum;
-    }
-    /// `t32` `t32 = Σ over i0 < 10 of f(b[i0])` (1 instruction).
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t32(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
-        let mut sum: f64 = 0.0;
-        for i0 in 0..10 {
-            let p0: f64 = t[640 + i0];
-            let r0: f64 = p0 * p0;
-            sum = sum + r0;
-        }
-        s[11] = sum;
-    }
     /// `dt34` `dt34[i0, i1] = f(lambda, dW[i0, i1]), for i0 < 10, i1 < 64` (1 instruction).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt34(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..10 {
             for i1 in 0..64 {
@@ -1255,7 +768,6 @@ mod tangent {
     }
     /// `dt35` `dt35[i0] = f(lambda, db[i0]), for i0 < 10` (1 instruction).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt35(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..10 {
             let p0: f64 = c[0];
@@ -1264,277 +776,127 @@ mod tangent {
             s[653 + i0] = r1;
         }
     }
-    /// The regularizer's steps, into the scratch vector `s`.
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
-        step_t30(t, &[], c, v, s);
-        step_t31(t, &[], c, v, s);
-        let v22: f64 = s[10];
-        step_t32(t, &[], c, v, s);
-        let v23: f64 = s[11];
-        let a0: f64 = c[0];
-        let r1: f64 = v23 + v22;
-        let r2: f64 = 0.5 * r1 * a0;
-        let v24: f64 = r2;
-        s[12] = v24;
-        if level.rank() < 1 {
-            return;
+    /// The tangent model: its gradient is ∇²L·v.
+    pub struct Tangent;
+    impl ::hessforge_kernels::LoopTangent for Tangent {
+        fn plan() -> Option<&'static TensorModel> {
+            static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
+                loops::plan(
+                    "digits",
+                    Vec::from([
+                        loops::tensor("W", Source::Theta, 0, &[10, 64]),
+                        loops::tensor("b", Source::Theta, 640, &[10]),
+                        loops::tensor("x", Source::Row, 0, &[64]),
+                        loops::tensor("y", Source::Row, 64, &[10]),
+                        loops::tensor("lambda", Source::Constants, 0, &[]),
+                        loops::tensor("dW", Source::Direction, 0, &[10, 64]),
+                        loops::tensor("db", Source::Direction, 640, &[10]),
+                        loops::tensor("t5", Source::Scratch, 0, &[10]),
+                        loops::tensor("t6", Source::Scratch, 10, &[]),
+                        loops::tensor("t7", Source::Scratch, 11, &[10]),
+                        loops::tensor("t8", Source::Scratch, 21, &[]),
+                        loops::tensor("t9", Source::Scratch, 22, &[]),
+                        loops::tensor("t10", Source::Scratch, 23, &[]),
+                        loops::tensor("t11", Source::Scratch, 24, &[]),
+                        loops::tensor("dt5", Source::Scratch, 25, &[10]),
+                        loops::tensor("dt7", Source::Scratch, 35, &[10]),
+                        loops::tensor("dt8", Source::Scratch, 45, &[]),
+                        loops::tensor("dt11", Source::Scratch, 46, &[]),
+                        loops::tensor("dt12", Source::Scratch, 47, &[10]),
+                        loops::tensor("dt13", Source::Scratch, 57, &[10, 64]),
+                        loops::tensor("dt14", Source::Scratch, 697, &[10]),
+                        loops::tensor("t30", Source::Scratch, 0, &[10]),
+                        loops::tensor("t31", Source::Scratch, 10, &[]),
+                        loops::tensor("t32", Source::Scratch, 11, &[]),
+                        loops::tensor("t33", Source::Scratch, 12, &[]),
+                        loops::tensor("dt34", Source::Scratch, 13, &[10, 64]),
+                        loops::tensor("dt35", Source::Scratch, 653, &[10]),
+                    ]),
+                    Vec::from([0.001]),
+                    loops::stage(
+                        707,
+                        Some(12),
+                        Vec::from([
+                            loops::outer_gradient(0, 19, 18, 2, -0.0625),
+                            loops::gradient(1, 20),
+                        ]),
+                        Vec::from([]),
+                    ),
+                    loops::stage(
+                        663,
+                        Some(24),
+                        Vec::from([loops::gradient(0, 25), loops::gradient(1, 26)]),
+                        Vec::from([]),
+                    ),
+                )
+            });
+            Some(&PLAN)
         }
-        step_dt34(t, &[], c, v, s);
-        step_dt35(t, &[], c, v, s);
-    }
-    /// The generated tangent steps in the direction v.
-    pub(super) struct Compiled<'a> {
-        pub(super) v: &'a [f64],
-        pub(super) phase: Phase,
-    }
-    impl Steps for Compiled<'_> {
-        #[inline]
-        fn sample(
-            &self,
-            level: Outputs,
-            theta: &[f64],
-            row: &[f64],
-            constants: &[f64],
-            scratch: &mut [f64],
-        ) {
-            sample::<1>(self.phase, level, theta, row, constants, self.v, scratch);
-        }
-        #[inline]
-        fn regularizer(
-            &self,
-            level: Outputs,
-            theta: &[f64],
-            constants: &[f64],
-            scratch: &mut [f64],
-        ) {
-            regularizer(level, theta, constants, self.v, scratch);
-        }
-        fn lanes(&self) -> usize {
-            8
-        }
+        const PRIMAL_SCRATCH: Option<usize> = Some(25);
+        /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
         #[inline(always)]
-        fn sample_lanes(
-            &self,
+        fn sample<const W: usize>(
+            phase: Phase,
             level: Outputs,
-            theta: &[f64],
-            rows: &[f64],
-            constants: &[f64],
-            scratch: &mut [f64],
+            t: &[f64],
+            x: &[f64],
+            c: &[f64],
+            v: &[f64],
+            s: &mut [f64],
         ) {
-            sample::<8>(self.phase, level, theta, rows, constants, self.v, scratch);
+            if phase != Phase::Tangent {
+                super::step_t5::<W>(t, x, c, s);
+                let r0: f64 = 0.0625;
+                Lanes::<W>::splat(r0).store(&mut s[10 * W..]);
+                super::step_t7::<W>(t, x, c, s);
+                super::step_t8::<W>(t, x, c, s);
+                let v10: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
+                super::step_t9::<W>(t, x, c, s);
+                let v11: Lanes<W> = Lanes::<W>::load(&s[22 * W..]);
+                let r1: Lanes<W> = v10.ln();
+                let r2: Lanes<W> = (-1f64) * v11;
+                let r3: Lanes<W> = r1 + r2;
+                r3.store(&mut s[23 * W..]);
+                if level.rank() < 1 {
+                    return;
+                }
+                let r4: Lanes<W> = v10.powi(-1i32);
+                r4.store(&mut s[24 * W..]);
+            }
+            if phase == Phase::Primal {
+                return;
+            }
+            if level.rank() < 1 {
+                return;
+            }
+            step_dt5::<W>(t, x, c, v, s);
+            step_dt7::<W>(t, x, c, v, s);
+            step_dt8::<W>(t, x, c, v, s);
+            let v16: Lanes<W> = Lanes::<W>::load(&s[45 * W..]);
+            let a5: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
+            let r6: Lanes<W> = a5.powi(-2i32);
+            let r7: Lanes<W> = (-1f64) * r6 * v16;
+            r7.store(&mut s[46 * W..]);
+            step_dt12::<W>(t, x, c, v, s);
+            step_dt14::<W>(t, x, c, v, s);
         }
-    }
-    /// ∇²L·v into `out` (and L), a loss-and-gradient pass of the
-    /// tangent model.
-    pub(super) fn hess_vec(
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled { v, phase: Phase::All },
-            Outputs::LossGrad,
-            theta,
-            constants,
-            rows,
-            out,
-            &mut [],
-        )
-    }
-    /// The scratch entries the primal steps write, per row:
-    /// what a linearization keeps.
-    const PRIMAL_SCRATCH: usize = 25;
-    /// What the products at θ share: the primal steps' values,
-    /// row by row (`hessforge_kernels::linearization`).
-    pub(super) fn linearize<'d>(
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'d>,
-    ) -> Option<Linearization<'d>> {
-        let primal = Compiled {
-            v: &[],
-            phase: Phase::Primal,
-        };
-        runtime::loops::linearize(
-            plan(),
-            &primal,
-            PRIMAL_SCRATCH,
-            theta,
-            constants,
-            rows,
-        )
-    }
-    /// ∇²L·v into `out` (and L), the tangent steps only, on the
-    /// primal values `linearization` kept.
-    pub(super) fn hess_vec_linearized(
-        linearization: &Linearization<'_>,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        let tangent = Compiled {
-            v,
-            phase: Phase::Tangent,
-        };
-        runtime::loops::hess_vec_linearized(
-            plan(),
-            linearization,
-            &tangent,
-            &Compiled { v, phase: Phase::All },
-            PRIMAL_SCRATCH,
-            theta,
-            constants,
-            rows,
-            out,
-        )
-    }
-}
-/// The generated steps, for the shared accumulation.
-struct Compiled;
-impl Steps for Compiled {
-    #[inline]
-    fn sample(
-        &self,
-        level: Outputs,
-        theta: &[f64],
-        row: &[f64],
-        constants: &[f64],
-        scratch: &mut [f64],
-    ) {
-        sample::<1>(level, theta, row, constants, scratch);
-    }
-    #[inline]
-    fn regularizer(
-        &self,
-        level: Outputs,
-        theta: &[f64],
-        constants: &[f64],
-        scratch: &mut [f64],
-    ) {
-        regularizer(level, theta, constants, scratch);
-    }
-    fn lanes(&self) -> usize {
-        8
-    }
-    #[inline(always)]
-    fn sample_lanes(
-        &self,
-        level: Outputs,
-        theta: &[f64],
-        rows: &[f64],
-        constants: &[f64],
-        scratch: &mut [f64],
-    ) {
-        sample::<8>(level, theta, rows, constants, scratch);
-    }
-}
-impl Kernel for Digits {
-    const NAME: &'static str = "digits";
-    const N_PARAMS: usize = 650;
-    const N_DATA: usize = 74;
-    const N_CONSTANTS: usize = 1;
-    const DEFAULT_CONSTANTS: &'static [f64] = &[0.001];
-    fn param_names() -> &'static [&'static str] {
-        runtime::loops::names(&plan().params)
-    }
-    fn data_names() -> &'static [&'static str] {
-        runtime::loops::names(&plan().data)
-    }
-    fn constant_names() -> &'static [&'static str] {
-        runtime::loops::names(&plan().constants)
-    }
-    fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled,
-            Outputs::Loss,
-            theta,
-            constants,
-            rows,
-            &mut [],
-            &mut [],
-        )
-    }
-    fn loss_grad(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        grad: &mut [f64],
-    ) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled,
-            Outputs::LossGrad,
-            theta,
-            constants,
-            rows,
-            grad,
-            &mut [],
-        )
-    }
-    fn loss_grad_hess(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        grad: &mut [f64],
-        hess: &mut [f64],
-    ) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled,
-            Outputs::LossGradHess,
-            theta,
-            constants,
-            rows,
-            grad,
-            hess,
-        )
-    }
-    fn hess_vec(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        tangent::hess_vec(theta, constants, rows, v, out)
-    }
-    fn hess_diag(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        out: &mut [f64],
-    ) -> f64 {
-        runtime::loops::hess_diag(plan(), &Compiled, theta, constants, rows, out)
-    }
-    fn linearize<'d>(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'d>,
-    ) -> Option<::hessforge_kernels::Linearization<'d>> {
-        tangent::linearize(theta, constants, rows)
-    }
-    fn hess_vec_linearized(
-        &self,
-        linearization: &::hessforge_kernels::Linearization<'_>,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        tangent::hess_vec_linearized(linearization, theta, constants, rows, v, out)
+        /// The regularizer's steps, into the scratch vector `s`.
+        #[inline(always)]
+        fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+            super::step_t30(t, &[], c, s);
+            super::step_t31(t, &[], c, s);
+            let v22: f64 = s[10];
+            super::step_t32(t, &[], c, s);
+            let v23: f64 = s[11];
+            let a0: f64 = c[0];
+            let r1: f64 = v23 + v22;
+            let r2: f64 = 0.5f64 * r1 * a0;
+            s[12] = r2;
+            if level.rank() < 1 {
+                return;
+            }
+            step_dt34(t, &[], c, v, s);
+            step_dt35(t, &[], c, v, s);
+        }
     }
 }

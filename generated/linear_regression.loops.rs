@@ -4,92 +4,13 @@
 
 use ::hessforge_kernels::ir::Outputs;
 use ::hessforge_kernels::ir::lanes::Lanes;
-use ::hessforge_kernels::ir::tensor::{
-    GradientTerm, HessianTerm, Source, Stage, Steps, TensorModel,
-};
-use ::hessforge_kernels::{Kernel, Rows, runtime};
+use ::hessforge_kernels::ir::tensor::{Source, TensorModel};
+use ::hessforge_kernels::runtime::loops;
 /// Linear regression: Least squares with 10 features + bias: a convex quadratic, so Newton needs one step.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LinearRegression;
-/// The layouts and the gradient and Hessian terms of the model's loop IR; its steps are [`sample`] and [`regularizer`].
-fn plan() -> &'static TensorModel {
-    static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
-        runtime::loops::plan(
-            "linear_regression",
-            Vec::from([
-                runtime::loops::tensor("w", Source::Theta, 0, &[10]),
-                runtime::loops::tensor("b", Source::Theta, 10, &[]),
-                runtime::loops::tensor("x", Source::Row, 0, &[10]),
-                runtime::loops::tensor("y", Source::Row, 10, &[]),
-                runtime::loops::tensor("t4", Source::Scratch, 0, &[]),
-                runtime::loops::tensor("t5", Source::Scratch, 1, &[]),
-                runtime::loops::tensor("t6", Source::Scratch, 2, &[]),
-                runtime::loops::tensor("t7", Source::Scratch, 3, &[10]),
-                runtime::loops::tensor("t8", Source::Scratch, 13, &[]),
-                runtime::loops::tensor("t9", Source::Scratch, 14, &[10]),
-                runtime::loops::tensor("t10", Source::Scratch, 24, &[10]),
-                runtime::loops::tensor("t11", Source::Scratch, 34, &[]),
-                runtime::loops::tensor("t12", Source::Scratch, 35, &[]),
-            ]),
-            Vec::from([]),
-            Stage {
-                scratch: 36,
-                steps: Vec::new(),
-                loss: Some(5),
-                gradient: Vec::from([
-                    GradientTerm {
-                        param: 0,
-                        value: 7,
-                        outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
-                            u: 6,
-                            v: 2,
-                            scale: 1.0,
-                        }),
-                    },
-                    GradientTerm {
-                        param: 1,
-                        value: 8,
-                        outer: None,
-                    },
-                ]),
-                hessian: Vec::from([
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 0,
-                        pairs: Vec::from([]),
-                        u: 10,
-                        v: 9,
-                    },
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 1,
-                        pairs: Vec::from([]),
-                        u: 10,
-                        v: 11,
-                    },
-                    HessianTerm::Product {
-                        row: 1,
-                        col: 1,
-                        pairs: Vec::from([]),
-                        u: 12,
-                        v: 11,
-                    },
-                ]),
-            },
-            Stage {
-                scratch: 0,
-                steps: Vec::new(),
-                loss: None,
-                gradient: Vec::from([]),
-                hessian: Vec::from([]),
-            },
-        )
-    });
-    &PLAN
-}
 /// `t4` `t4 = Σ over i0 < 10 of f(w[i0], x[i0])` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t4<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..10 {
@@ -102,7 +23,6 @@ fn step_t4<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t9` `t9[i0] = f(x[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t9<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
@@ -112,7 +32,6 @@ fn step_t9<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t10` `t10[i0] = f(x[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t10<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
@@ -120,129 +39,96 @@ fn step_t10<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r0.store(&mut s[(24 + i0) * W..]);
     }
 }
-/// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn sample<const W: usize>(
-    level: Outputs,
-    t: &[f64],
-    x: &[f64],
-    c: &[f64],
-    s: &mut [f64],
-) {
-    step_t4::<W>(t, x, c, s);
-    let v4: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
-    let a0: f64 = t[10];
-    let a1: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
-    let r2: Lanes<W> = (-1.0) * a1;
-    let r3: Lanes<W> = v4 + r2 + a0;
-    let r4: Lanes<W> = r3 * r3;
-    let r5: Lanes<W> = 0.5 * r4;
-    let v5: Lanes<W> = r5;
-    v5.store(&mut s[1 * W..]);
-    if level.rank() < 1 {
-        return;
-    }
-    let v6: Lanes<W> = r3;
-    v6.store(&mut s[2 * W..]);
-    let v8: Lanes<W> = r3;
-    v8.store(&mut s[13 * W..]);
-    if level.rank() < 2 {
-        return;
-    }
-    step_t9::<W>(t, x, c, s);
-    step_t10::<W>(t, x, c, s);
-    let r6: f64 = 1.0;
-    let v11: f64 = r6;
-    Lanes::<W>::splat(v11).store(&mut s[34 * W..]);
-    let v12: f64 = r6;
-    Lanes::<W>::splat(v12).store(&mut s[35 * W..]);
-}
-/// The regularizer's steps, into the scratch vector `s`.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {}
-/// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
-/// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
-mod tangent {
-    use super::*;
-    use ::hessforge_kernels::Linearization;
-    use ::hessforge_kernels::ir::tensor::Phase;
-    /// The layouts of the tangent model (`hessforge_ir::tangent`): its gradient is ∇²L·v; its steps are [`sample`] and [`regularizer`].
+/// The model: its layouts and its gradient and Hessian terms, its
+/// steps; `hessforge_kernels` implements `Kernel` for it.
+impl ::hessforge_kernels::LoopModel for LinearRegression {
+    const NAME: &'static str = "linear_regression";
+    const N_PARAMS: usize = 11;
+    const N_DATA: usize = 11;
+    const N_CONSTANTS: usize = 0;
+    const DEFAULT_CONSTANTS: &'static [f64] = &[];
+    type Tangent = tangent::Tangent;
     fn plan() -> &'static TensorModel {
         static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
-            runtime::loops::plan(
+            loops::plan(
                 "linear_regression",
                 Vec::from([
-                    runtime::loops::tensor("w", Source::Theta, 0, &[10]),
-                    runtime::loops::tensor("b", Source::Theta, 10, &[]),
-                    runtime::loops::tensor("x", Source::Row, 0, &[10]),
-                    runtime::loops::tensor("y", Source::Row, 10, &[]),
-                    runtime::loops::tensor("dw", Source::Direction, 0, &[10]),
-                    runtime::loops::tensor("db", Source::Direction, 10, &[]),
-                    runtime::loops::tensor("t4", Source::Scratch, 0, &[]),
-                    runtime::loops::tensor("t5", Source::Scratch, 1, &[]),
-                    runtime::loops::tensor("dt4", Source::Scratch, 2, &[]),
-                    runtime::loops::tensor("dt6", Source::Scratch, 3, &[]),
-                    runtime::loops::tensor("dt7", Source::Scratch, 4, &[10]),
-                    runtime::loops::tensor("dt8", Source::Scratch, 14, &[]),
+                    loops::tensor("w", Source::Theta, 0, &[10]),
+                    loops::tensor("b", Source::Theta, 10, &[]),
+                    loops::tensor("x", Source::Row, 0, &[10]),
+                    loops::tensor("y", Source::Row, 10, &[]),
+                    loops::tensor("t4", Source::Scratch, 0, &[]),
+                    loops::tensor("t5", Source::Scratch, 1, &[]),
+                    loops::tensor("t6", Source::Scratch, 2, &[]),
+                    loops::tensor("t7", Source::Scratch, 3, &[10]),
+                    loops::tensor("t8", Source::Scratch, 13, &[]),
+                    loops::tensor("t9", Source::Scratch, 14, &[10]),
+                    loops::tensor("t10", Source::Scratch, 24, &[10]),
+                    loops::tensor("t11", Source::Scratch, 34, &[]),
+                    loops::tensor("t12", Source::Scratch, 35, &[]),
                 ]),
                 Vec::from([]),
-                Stage {
-                    scratch: 15,
-                    steps: Vec::new(),
-                    loss: Some(7),
-                    gradient: Vec::from([
-                        GradientTerm {
-                            param: 0,
-                            value: 10,
-                            outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
-                                u: 9,
-                                v: 2,
-                                scale: 1.0,
-                            }),
-                        },
-                        GradientTerm {
-                            param: 1,
-                            value: 11,
-                            outer: None,
-                        },
+                loops::stage(
+                    36,
+                    Some(5),
+                    Vec::from([
+                        loops::outer_gradient(0, 7, 6, 2, 1.0),
+                        loops::gradient(1, 8),
                     ]),
-                    hessian: Vec::from([]),
-                },
-                Stage {
-                    scratch: 0,
-                    steps: Vec::new(),
-                    loss: None,
-                    gradient: Vec::from([]),
-                    hessian: Vec::from([]),
-                },
+                    Vec::from([
+                        loops::product(0, 0, &[], 10, 9),
+                        loops::product(0, 1, &[], 10, 11),
+                        loops::product(1, 1, &[], 12, 11),
+                    ]),
+                ),
+                loops::stage(0, None, Vec::from([]), Vec::from([])),
             )
         });
         &PLAN
     }
-    /// `t4` `t4 = Σ over i0 < 10 of f(w[i0], x[i0])` (1 instruction).
+    /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t4<const W: usize>(
+    fn sample<const W: usize>(
+        level: Outputs,
         t: &[f64],
         x: &[f64],
         c: &[f64],
-        v: &[f64],
         s: &mut [f64],
     ) {
-        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
-        for i0 in 0..10 {
-            let p0: f64 = t[i0];
-            let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-            let r0: Lanes<W> = p0 * p1;
-            sum = sum + r0;
+        step_t4::<W>(t, x, c, s);
+        let v4: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
+        let a0: f64 = t[10];
+        let a1: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
+        let r2: Lanes<W> = (-1f64) * a1;
+        let r3: Lanes<W> = v4 + r2 + a0;
+        let r4: Lanes<W> = r3 * r3;
+        let r5: Lanes<W> = 0.5f64 * r4;
+        r5.store(&mut s[1 * W..]);
+        if level.rank() < 1 {
+            return;
         }
-        sum.store(&mut s[0 * W..]);
+        r3.store(&mut s[2 * W..]);
+        r3.store(&mut s[13 * W..]);
+        if level.rank() < 2 {
+            return;
+        }
+        step_t9::<W>(t, x, c, s);
+        step_t10::<W>(t, x, c, s);
+        let r6: f64 = 1.0;
+        Lanes::<W>::splat(r6).store(&mut s[34 * W..]);
+        Lanes::<W>::splat(r6).store(&mut s[35 * W..]);
     }
+    /// The regularizer's steps, into the scratch vector `s`.
+    #[inline(always)]
+    fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {}
+}
+/// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
+/// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
+pub mod tangent {
+    use super::*;
+    use ::hessforge_kernels::ir::tensor::Phase;
     /// `dt4` `dt4 = Σ over i0 < 10 of f(x[i0], dw[i0])` (1 instruction).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt4<const W: usize>(
         t: &[f64],
         x: &[f64],
@@ -259,300 +145,80 @@ mod tangent {
         }
         sum.store(&mut s[2 * W..]);
     }
-    /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn sample<const W: usize>(
-        phase: Phase,
-        level: Outputs,
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
-        if phase != Phase::Tangent {
-            step_t4::<W>(t, x, c, v, s);
-            let v6: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
-            let a0: f64 = t[10];
-            let a1: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
-            let r2: Lanes<W> = (-1.0) * a1;
-            let r3: Lanes<W> = v6 + r2 + a0;
-            let r4: Lanes<W> = r3 * r3;
-            let r5: Lanes<W> = 0.5 * r4;
-            let v7: Lanes<W> = r5;
-            v7.store(&mut s[1 * W..]);
+    /// The tangent model: its gradient is ∇²L·v.
+    pub struct Tangent;
+    impl ::hessforge_kernels::LoopTangent for Tangent {
+        fn plan() -> Option<&'static TensorModel> {
+            static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
+                loops::plan(
+                    "linear_regression",
+                    Vec::from([
+                        loops::tensor("w", Source::Theta, 0, &[10]),
+                        loops::tensor("b", Source::Theta, 10, &[]),
+                        loops::tensor("x", Source::Row, 0, &[10]),
+                        loops::tensor("y", Source::Row, 10, &[]),
+                        loops::tensor("dw", Source::Direction, 0, &[10]),
+                        loops::tensor("db", Source::Direction, 10, &[]),
+                        loops::tensor("t4", Source::Scratch, 0, &[]),
+                        loops::tensor("t5", Source::Scratch, 1, &[]),
+                        loops::tensor("dt4", Source::Scratch, 2, &[]),
+                        loops::tensor("dt6", Source::Scratch, 3, &[]),
+                        loops::tensor("dt7", Source::Scratch, 4, &[10]),
+                        loops::tensor("dt8", Source::Scratch, 14, &[]),
+                    ]),
+                    Vec::from([]),
+                    loops::stage(
+                        15,
+                        Some(7),
+                        Vec::from([
+                            loops::outer_gradient(0, 10, 9, 2, 1.0),
+                            loops::gradient(1, 11),
+                        ]),
+                        Vec::from([]),
+                    ),
+                    loops::stage(0, None, Vec::from([]), Vec::from([])),
+                )
+            });
+            Some(&PLAN)
         }
-        if phase == Phase::Primal {
-            return;
-        }
-        if level.rank() < 1 {
-            return;
-        }
-        step_dt4::<W>(t, x, c, v, s);
-        let v8: Lanes<W> = Lanes::<W>::load(&s[2 * W..]);
-        let a6: f64 = v[10];
-        let r7: Lanes<W> = a6 + v8;
-        let v9: Lanes<W> = r7;
-        v9.store(&mut s[3 * W..]);
-        let v11: Lanes<W> = r7;
-        v11.store(&mut s[14 * W..]);
-    }
-    /// The regularizer's steps, into the scratch vector `s`.
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {}
-    /// The generated tangent steps in the direction v.
-    pub(super) struct Compiled<'a> {
-        pub(super) v: &'a [f64],
-        pub(super) phase: Phase,
-    }
-    impl Steps for Compiled<'_> {
-        #[inline]
-        fn sample(
-            &self,
-            level: Outputs,
-            theta: &[f64],
-            row: &[f64],
-            constants: &[f64],
-            scratch: &mut [f64],
-        ) {
-            sample::<1>(self.phase, level, theta, row, constants, self.v, scratch);
-        }
-        #[inline]
-        fn regularizer(
-            &self,
-            level: Outputs,
-            theta: &[f64],
-            constants: &[f64],
-            scratch: &mut [f64],
-        ) {
-            regularizer(level, theta, constants, self.v, scratch);
-        }
-        fn lanes(&self) -> usize {
-            8
-        }
+        const PRIMAL_SCRATCH: Option<usize> = Some(2);
+        /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
         #[inline(always)]
-        fn sample_lanes(
-            &self,
+        fn sample<const W: usize>(
+            phase: Phase,
             level: Outputs,
-            theta: &[f64],
-            rows: &[f64],
-            constants: &[f64],
-            scratch: &mut [f64],
+            t: &[f64],
+            x: &[f64],
+            c: &[f64],
+            v: &[f64],
+            s: &mut [f64],
         ) {
-            sample::<8>(self.phase, level, theta, rows, constants, self.v, scratch);
+            if phase != Phase::Tangent {
+                super::step_t4::<W>(t, x, c, s);
+                let v6: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
+                let a0: f64 = t[10];
+                let a1: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
+                let r2: Lanes<W> = (-1f64) * a1;
+                let r3: Lanes<W> = v6 + r2 + a0;
+                let r4: Lanes<W> = r3 * r3;
+                let r5: Lanes<W> = 0.5f64 * r4;
+                r5.store(&mut s[1 * W..]);
+            }
+            if phase == Phase::Primal {
+                return;
+            }
+            if level.rank() < 1 {
+                return;
+            }
+            step_dt4::<W>(t, x, c, v, s);
+            let v8: Lanes<W> = Lanes::<W>::load(&s[2 * W..]);
+            let a6: f64 = v[10];
+            let r7: Lanes<W> = a6 + v8;
+            r7.store(&mut s[3 * W..]);
+            r7.store(&mut s[14 * W..]);
         }
-    }
-    /// ∇²L·v into `out` (and L), a loss-and-gradient pass of the
-    /// tangent model.
-    pub(super) fn hess_vec(
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled { v, phase: Phase::All },
-            Outputs::LossGrad,
-            theta,
-            constants,
-            rows,
-            out,
-            &mut [],
-        )
-    }
-    /// The scratch entries the primal steps write, per row:
-    /// what a linearization keeps.
-    const PRIMAL_SCRATCH: usize = 2;
-    /// What the products at θ share: the primal steps' values,
-    /// row by row (`hessforge_kernels::linearization`).
-    pub(super) fn linearize<'d>(
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'d>,
-    ) -> Option<Linearization<'d>> {
-        let primal = Compiled {
-            v: &[],
-            phase: Phase::Primal,
-        };
-        runtime::loops::linearize(
-            plan(),
-            &primal,
-            PRIMAL_SCRATCH,
-            theta,
-            constants,
-            rows,
-        )
-    }
-    /// ∇²L·v into `out` (and L), the tangent steps only, on the
-    /// primal values `linearization` kept.
-    pub(super) fn hess_vec_linearized(
-        linearization: &Linearization<'_>,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        let tangent = Compiled {
-            v,
-            phase: Phase::Tangent,
-        };
-        runtime::loops::hess_vec_linearized(
-            plan(),
-            linearization,
-            &tangent,
-            &Compiled { v, phase: Phase::All },
-            PRIMAL_SCRATCH,
-            theta,
-            constants,
-            rows,
-            out,
-        )
-    }
-}
-/// The generated steps, for the shared accumulation.
-struct Compiled;
-impl Steps for Compiled {
-    #[inline]
-    fn sample(
-        &self,
-        level: Outputs,
-        theta: &[f64],
-        row: &[f64],
-        constants: &[f64],
-        scratch: &mut [f64],
-    ) {
-        sample::<1>(level, theta, row, constants, scratch);
-    }
-    #[inline]
-    fn regularizer(
-        &self,
-        level: Outputs,
-        theta: &[f64],
-        constants: &[f64],
-        scratch: &mut [f64],
-    ) {
-        regularizer(level, theta, constants, scratch);
-    }
-    fn lanes(&self) -> usize {
-        8
-    }
-    #[inline(always)]
-    fn sample_lanes(
-        &self,
-        level: Outputs,
-        theta: &[f64],
-        rows: &[f64],
-        constants: &[f64],
-        scratch: &mut [f64],
-    ) {
-        sample::<8>(level, theta, rows, constants, scratch);
-    }
-}
-impl Kernel for LinearRegression {
-    const NAME: &'static str = "linear_regression";
-    const N_PARAMS: usize = 11;
-    const N_DATA: usize = 11;
-    const N_CONSTANTS: usize = 0;
-    const DEFAULT_CONSTANTS: &'static [f64] = &[];
-    fn param_names() -> &'static [&'static str] {
-        runtime::loops::names(&plan().params)
-    }
-    fn data_names() -> &'static [&'static str] {
-        runtime::loops::names(&plan().data)
-    }
-    fn constant_names() -> &'static [&'static str] {
-        runtime::loops::names(&plan().constants)
-    }
-    fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled,
-            Outputs::Loss,
-            theta,
-            constants,
-            rows,
-            &mut [],
-            &mut [],
-        )
-    }
-    fn loss_grad(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        grad: &mut [f64],
-    ) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled,
-            Outputs::LossGrad,
-            theta,
-            constants,
-            rows,
-            grad,
-            &mut [],
-        )
-    }
-    fn loss_grad_hess(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        grad: &mut [f64],
-        hess: &mut [f64],
-    ) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled,
-            Outputs::LossGradHess,
-            theta,
-            constants,
-            rows,
-            grad,
-            hess,
-        )
-    }
-    fn hess_vec(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        tangent::hess_vec(theta, constants, rows, v, out)
-    }
-    fn hess_diag(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        out: &mut [f64],
-    ) -> f64 {
-        runtime::loops::hess_diag(plan(), &Compiled, theta, constants, rows, out)
-    }
-    fn linearize<'d>(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'d>,
-    ) -> Option<::hessforge_kernels::Linearization<'d>> {
-        tangent::linearize(theta, constants, rows)
-    }
-    fn hess_vec_linearized(
-        &self,
-        linearization: &::hessforge_kernels::Linearization<'_>,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        tangent::hess_vec_linearized(linearization, theta, constants, rows, v, out)
+        /// The regularizer's steps, into the scratch vector `s`.
+        #[inline(always)]
+        fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {}
     }
 }

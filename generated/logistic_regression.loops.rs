@@ -4,114 +4,13 @@
 
 use ::hessforge_kernels::ir::Outputs;
 use ::hessforge_kernels::ir::lanes::Lanes;
-use ::hessforge_kernels::ir::tensor::{
-    GradientTerm, HessianTerm, Source, Stage, Steps, TensorModel,
-};
-use ::hessforge_kernels::{Kernel, Rows, runtime};
+use ::hessforge_kernels::ir::tensor::{Source, TensorModel};
+use ::hessforge_kernels::runtime::loops;
 /// Logistic regression: Binary cross-entropy with a sigmoid link and an L2 penalty; 10 features + bias.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogisticRegression;
-/// The layouts and the gradient and Hessian terms of the model's loop IR; its steps are [`sample`] and [`regularizer`].
-fn plan() -> &'static TensorModel {
-    static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
-        runtime::loops::plan(
-            "logistic_regression",
-            Vec::from([
-                runtime::loops::tensor("w", Source::Theta, 0, &[10]),
-                runtime::loops::tensor("b", Source::Theta, 10, &[]),
-                runtime::loops::tensor("x", Source::Row, 0, &[10]),
-                runtime::loops::tensor("y", Source::Row, 10, &[]),
-                runtime::loops::tensor("lambda", Source::Constants, 0, &[]),
-                runtime::loops::tensor("t5", Source::Scratch, 0, &[]),
-                runtime::loops::tensor("t6", Source::Scratch, 1, &[]),
-                runtime::loops::tensor("t7", Source::Scratch, 2, &[]),
-                runtime::loops::tensor("t8", Source::Scratch, 3, &[10]),
-                runtime::loops::tensor("t9", Source::Scratch, 13, &[]),
-                runtime::loops::tensor("t10", Source::Scratch, 14, &[10]),
-                runtime::loops::tensor("t11", Source::Scratch, 24, &[]),
-                runtime::loops::tensor("t12", Source::Scratch, 25, &[10]),
-                runtime::loops::tensor("t13", Source::Scratch, 35, &[]),
-                runtime::loops::tensor("t14", Source::Scratch, 36, &[]),
-                runtime::loops::tensor("t15", Source::Scratch, 0, &[]),
-                runtime::loops::tensor("t16", Source::Scratch, 1, &[]),
-                runtime::loops::tensor("t17", Source::Scratch, 2, &[10]),
-                runtime::loops::tensor("t18", Source::Scratch, 12, &[10]),
-                runtime::loops::tensor("t19", Source::Scratch, 22, &[]),
-                runtime::loops::tensor("t20", Source::Scratch, 23, &[10]),
-            ]),
-            Vec::from([0.01]),
-            Stage {
-                scratch: 37,
-                steps: Vec::new(),
-                loss: Some(6),
-                gradient: Vec::from([
-                    GradientTerm {
-                        param: 0,
-                        value: 8,
-                        outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
-                            u: 7,
-                            v: 2,
-                            scale: 1.0,
-                        }),
-                    },
-                    GradientTerm {
-                        param: 1,
-                        value: 9,
-                        outer: None,
-                    },
-                ]),
-                hessian: Vec::from([
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 0,
-                        pairs: Vec::from([]),
-                        u: 12,
-                        v: 10,
-                    },
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 1,
-                        pairs: Vec::from([]),
-                        u: 12,
-                        v: 13,
-                    },
-                    HessianTerm::Product {
-                        row: 1,
-                        col: 1,
-                        pairs: Vec::from([]),
-                        u: 14,
-                        v: 13,
-                    },
-                ]),
-            },
-            Stage {
-                scratch: 33,
-                steps: Vec::new(),
-                loss: Some(16),
-                gradient: Vec::from([
-                    GradientTerm {
-                        param: 0,
-                        value: 17,
-                        outer: None,
-                    },
-                ]),
-                hessian: Vec::from([
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 0,
-                        pairs: Vec::from([(0, 0)]),
-                        u: 20,
-                        v: 18,
-                    },
-                ]),
-            },
-        )
-    });
-    &PLAN
-}
 /// `t5` `t5 = Σ over i0 < 10 of f(w[i0], x[i0])` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..10 {
@@ -124,7 +23,6 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t10` `t10[i0] = f(x[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t10<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
@@ -134,7 +32,6 @@ fn step_t10<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t12` `t12[i0] = f(t11, x[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
@@ -143,63 +40,8 @@ fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r0.store(&mut s[(25 + i0) * W..]);
     }
 }
-/// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn sample<const W: usize>(
-    level: Outputs,
-    t: &[f64],
-    x: &[f64],
-    c: &[f64],
-    s: &mut [f64],
-) {
-    step_t5::<W>(t, x, c, s);
-    let v5: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
-    let a0: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
-    let a1: f64 = t[10];
-    let r2: Lanes<W> = a0 * (-1.0);
-    let r3: Lanes<W> = r2 + 1.0;
-    let r4: Lanes<W> = a1 + v5;
-    let e5: Lanes<W> = r4.exp_neg_abs();
-    let l6: Lanes<W> = e5.ln_1p();
-    let r7: Lanes<W> = r4.softplus_with(l6);
-    let r8: Lanes<W> = r3 * r7;
-    let r9: Lanes<W> = r4 * (-1.0);
-    let r10: Lanes<W> = r9.softplus_with(l6);
-    let r11: Lanes<W> = r10 * a0;
-    let r12: Lanes<W> = r8 + r11;
-    let v6: Lanes<W> = r12;
-    v6.store(&mut s[1 * W..]);
-    if level.rank() < 1 {
-        return;
-    }
-    let r13: Lanes<W> = r4.sigmoid_with(e5);
-    let r14: Lanes<W> = r13 * (-1.0);
-    let r15: Lanes<W> = r14 + a0;
-    let r16: Lanes<W> = r15 * (-1.0);
-    let v7: Lanes<W> = r16;
-    v7.store(&mut s[2 * W..]);
-    let r17: Lanes<W> = r13 + r2;
-    let v9: Lanes<W> = r17;
-    v9.store(&mut s[13 * W..]);
-    if level.rank() < 2 {
-        return;
-    }
-    step_t10::<W>(t, x, c, s);
-    let r18: Lanes<W> = r13 + (-1.0);
-    let r19: Lanes<W> = r18 * r13 * (-1.0);
-    let v11: Lanes<W> = r19;
-    v11.store(&mut s[24 * W..]);
-    step_t12::<W>(t, x, c, s);
-    let r20: f64 = 1.0;
-    let v13: f64 = r20;
-    Lanes::<W>::splat(v13).store(&mut s[35 * W..]);
-    let v14: Lanes<W> = r19;
-    v14.store(&mut s[36 * W..]);
-}
 /// `t15` `t15 = Σ over i0 < 10 of f(w[i0])` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t15(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..10 {
@@ -211,7 +53,6 @@ fn step_t15(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t17` `t17[i0] = f(lambda, w[i0]), for i0 < 10` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t17(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = c[0];
@@ -222,7 +63,6 @@ fn step_t17(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t18` `t18[i0] = f(), for i0 < 10` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t18(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let r0: f64 = 1.0;
@@ -231,7 +71,6 @@ fn step_t18(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t20` `t20[i0] = f(t19), for i0 < 10` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t20(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = s[22];
@@ -239,119 +78,140 @@ fn step_t20(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[23 + i0] = r0;
     }
 }
-/// The regularizer's steps, into the scratch vector `s`.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
-    step_t15(t, &[], c, s);
-    let v15: f64 = s[0];
-    let a0: f64 = c[0];
-    let r1: f64 = 0.5 * a0 * v15;
-    let v16: f64 = r1;
-    s[1] = v16;
-    if level.rank() < 1 {
-        return;
-    }
-    step_t17(t, &[], c, s);
-    if level.rank() < 2 {
-        return;
-    }
-    step_t18(t, &[], c, s);
-    let v19: f64 = a0;
-    s[22] = v19;
-    step_t20(t, &[], c, s);
-}
-/// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
-/// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
-mod tangent {
-    use super::*;
-    use ::hessforge_kernels::Linearization;
-    use ::hessforge_kernels::ir::tensor::Phase;
-    /// The layouts of the tangent model (`hessforge_ir::tangent`): its gradient is ∇²L·v; its steps are [`sample`] and [`regularizer`].
+/// The model: its layouts and its gradient and Hessian terms, its
+/// steps; `hessforge_kernels` implements `Kernel` for it.
+impl ::hessforge_kernels::LoopModel for LogisticRegression {
+    const NAME: &'static str = "logistic_regression";
+    const N_PARAMS: usize = 11;
+    const N_DATA: usize = 11;
+    const N_CONSTANTS: usize = 1;
+    const DEFAULT_CONSTANTS: &'static [f64] = &[0.01];
+    type Tangent = tangent::Tangent;
     fn plan() -> &'static TensorModel {
         static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
-            runtime::loops::plan(
+            loops::plan(
                 "logistic_regression",
                 Vec::from([
-                    runtime::loops::tensor("w", Source::Theta, 0, &[10]),
-                    runtime::loops::tensor("b", Source::Theta, 10, &[]),
-                    runtime::loops::tensor("x", Source::Row, 0, &[10]),
-                    runtime::loops::tensor("y", Source::Row, 10, &[]),
-                    runtime::loops::tensor("lambda", Source::Constants, 0, &[]),
-                    runtime::loops::tensor("dw", Source::Direction, 0, &[10]),
-                    runtime::loops::tensor("db", Source::Direction, 10, &[]),
-                    runtime::loops::tensor("t5", Source::Scratch, 0, &[]),
-                    runtime::loops::tensor("t6", Source::Scratch, 1, &[]),
-                    runtime::loops::tensor("dt5", Source::Scratch, 2, &[]),
-                    runtime::loops::tensor("dt7", Source::Scratch, 3, &[]),
-                    runtime::loops::tensor("dt8", Source::Scratch, 4, &[10]),
-                    runtime::loops::tensor("dt9", Source::Scratch, 14, &[]),
-                    runtime::loops::tensor("t15", Source::Scratch, 0, &[]),
-                    runtime::loops::tensor("t16", Source::Scratch, 1, &[]),
-                    runtime::loops::tensor("dt17", Source::Scratch, 2, &[10]),
+                    loops::tensor("w", Source::Theta, 0, &[10]),
+                    loops::tensor("b", Source::Theta, 10, &[]),
+                    loops::tensor("x", Source::Row, 0, &[10]),
+                    loops::tensor("y", Source::Row, 10, &[]),
+                    loops::tensor("lambda", Source::Constants, 0, &[]),
+                    loops::tensor("t5", Source::Scratch, 0, &[]),
+                    loops::tensor("t6", Source::Scratch, 1, &[]),
+                    loops::tensor("t7", Source::Scratch, 2, &[]),
+                    loops::tensor("t8", Source::Scratch, 3, &[10]),
+                    loops::tensor("t9", Source::Scratch, 13, &[]),
+                    loops::tensor("t10", Source::Scratch, 14, &[10]),
+                    loops::tensor("t11", Source::Scratch, 24, &[]),
+                    loops::tensor("t12", Source::Scratch, 25, &[10]),
+                    loops::tensor("t13", Source::Scratch, 35, &[]),
+                    loops::tensor("t14", Source::Scratch, 36, &[]),
+                    loops::tensor("t15", Source::Scratch, 0, &[]),
+                    loops::tensor("t16", Source::Scratch, 1, &[]),
+                    loops::tensor("t17", Source::Scratch, 2, &[10]),
+                    loops::tensor("t18", Source::Scratch, 12, &[10]),
+                    loops::tensor("t19", Source::Scratch, 22, &[]),
+                    loops::tensor("t20", Source::Scratch, 23, &[10]),
                 ]),
                 Vec::from([0.01]),
-                Stage {
-                    scratch: 15,
-                    steps: Vec::new(),
-                    loss: Some(8),
-                    gradient: Vec::from([
-                        GradientTerm {
-                            param: 0,
-                            value: 11,
-                            outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
-                                u: 10,
-                                v: 2,
-                                scale: 1.0,
-                            }),
-                        },
-                        GradientTerm {
-                            param: 1,
-                            value: 12,
-                            outer: None,
-                        },
+                loops::stage(
+                    37,
+                    Some(6),
+                    Vec::from([
+                        loops::outer_gradient(0, 8, 7, 2, 1.0),
+                        loops::gradient(1, 9),
                     ]),
-                    hessian: Vec::from([]),
-                },
-                Stage {
-                    scratch: 12,
-                    steps: Vec::new(),
-                    loss: Some(14),
-                    gradient: Vec::from([
-                        GradientTerm {
-                            param: 0,
-                            value: 15,
-                            outer: None,
-                        },
+                    Vec::from([
+                        loops::product(0, 0, &[], 12, 10),
+                        loops::product(0, 1, &[], 12, 13),
+                        loops::product(1, 1, &[], 14, 13),
                     ]),
-                    hessian: Vec::from([]),
-                },
+                ),
+                loops::stage(
+                    33,
+                    Some(16),
+                    Vec::from([loops::gradient(0, 17)]),
+                    Vec::from([loops::product(0, 0, &[(0, 0)], 20, 18)]),
+                ),
             )
         });
         &PLAN
     }
-    /// `t5` `t5 = Σ over i0 < 10 of f(w[i0], x[i0])` (1 instruction).
+    /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t5<const W: usize>(
+    fn sample<const W: usize>(
+        level: Outputs,
         t: &[f64],
         x: &[f64],
         c: &[f64],
-        v: &[f64],
         s: &mut [f64],
     ) {
-        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
-        for i0 in 0..10 {
-            let p0: f64 = t[i0];
-            let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-            let r0: Lanes<W> = p0 * p1;
-            sum = sum + r0;
+        step_t5::<W>(t, x, c, s);
+        let v5: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
+        let a0: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
+        let a1: f64 = t[10];
+        let r2: Lanes<W> = a0 * (-1.0);
+        let r3: Lanes<W> = r2 + 1.0;
+        let r4: Lanes<W> = a1 + v5;
+        let e5: Lanes<W> = r4.exp_neg_abs();
+        let l6: Lanes<W> = e5.ln_1p();
+        let r7: Lanes<W> = r4.softplus_with(l6);
+        let r8: Lanes<W> = r3 * r7;
+        let r9: Lanes<W> = r4 * (-1.0);
+        let r10: Lanes<W> = r9.softplus_with(l6);
+        let r11: Lanes<W> = r10 * a0;
+        let r12: Lanes<W> = r8 + r11;
+        r12.store(&mut s[1 * W..]);
+        if level.rank() < 1 {
+            return;
         }
-        sum.store(&mut s[0 * W..]);
+        let r13: Lanes<W> = r4.sigmoid_with(e5);
+        let r14: Lanes<W> = r13 * (-1.0);
+        let r15: Lanes<W> = r14 + a0;
+        let r16: Lanes<W> = r15 * (-1.0);
+        r16.store(&mut s[2 * W..]);
+        let r17: Lanes<W> = r13 + r2;
+        r17.store(&mut s[13 * W..]);
+        if level.rank() < 2 {
+            return;
+        }
+        step_t10::<W>(t, x, c, s);
+        let r18: Lanes<W> = r13 + (-1.0);
+        let r19: Lanes<W> = r18 * r13 * (-1.0);
+        r19.store(&mut s[24 * W..]);
+        step_t12::<W>(t, x, c, s);
+        let r20: f64 = 1.0;
+        Lanes::<W>::splat(r20).store(&mut s[35 * W..]);
+        r19.store(&mut s[36 * W..]);
     }
+    /// The regularizer's steps, into the scratch vector `s`.
+    #[inline(always)]
+    fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
+        step_t15(t, &[], c, s);
+        let v15: f64 = s[0];
+        let a0: f64 = c[0];
+        let r1: f64 = 0.5f64 * a0 * v15;
+        s[1] = r1;
+        if level.rank() < 1 {
+            return;
+        }
+        step_t17(t, &[], c, s);
+        if level.rank() < 2 {
+            return;
+        }
+        step_t18(t, &[], c, s);
+        s[22] = a0;
+        step_t20(t, &[], c, s);
+    }
+}
+/// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
+/// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
+pub mod tangent {
+    use super::*;
+    use ::hessforge_kernels::ir::tensor::Phase;
     /// `dt5` `dt5 = Σ over i0 < 10 of f(x[i0], dw[i0])` (1 instruction).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt5<const W: usize>(
         t: &[f64],
         x: &[f64],
@@ -368,78 +228,8 @@ mod tangent {
         }
         sum.store(&mut s[2 * W..]);
     }
-    /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn sample<const W: usize>(
-        phase: Phase,
-        level: Outputs,
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
-        if phase != Phase::Tangent {
-            step_t5::<W>(t, x, c, v, s);
-            let v7: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
-            let a0: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
-            let a1: f64 = t[10];
-            let r2: Lanes<W> = a0 * (-1.0);
-            let r3: Lanes<W> = r2 + 1.0;
-            let r4: Lanes<W> = a1 + v7;
-            let e5: Lanes<W> = r4.exp_neg_abs();
-            let l6: Lanes<W> = e5.ln_1p();
-            let r7: Lanes<W> = r4.softplus_with(l6);
-            let r8: Lanes<W> = r3 * r7;
-            let r9: Lanes<W> = r4 * (-1.0);
-            let r10: Lanes<W> = r9.softplus_with(l6);
-            let r11: Lanes<W> = r10 * a0;
-            let r12: Lanes<W> = r8 + r11;
-            let v8: Lanes<W> = r12;
-            v8.store(&mut s[1 * W..]);
-        }
-        if phase == Phase::Primal {
-            return;
-        }
-        if level.rank() < 1 {
-            return;
-        }
-        step_dt5::<W>(t, x, c, v, s);
-        let v9: Lanes<W> = Lanes::<W>::load(&s[2 * W..]);
-        let a13: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
-        let a14: f64 = t[10];
-        let a15: f64 = v[10];
-        let r16: Lanes<W> = a13 + a14;
-        let e17: Lanes<W> = r16.exp_neg_abs();
-        let r18: Lanes<W> = r16.sigmoid_with(e17);
-        let r19: Lanes<W> = v9 + a15;
-        let r20: Lanes<W> = -r18;
-        let r21: Lanes<W> = r20 + 1.0;
-        let r22: Lanes<W> = r18 * r21;
-        let r23: Lanes<W> = r22 * r19;
-        let r24: Lanes<W> = r23 * (-1.0);
-        let r25: Lanes<W> = r24 * (-1.0);
-        let v10: Lanes<W> = r25;
-        v10.store(&mut s[3 * W..]);
-        let v12: Lanes<W> = r23;
-        v12.store(&mut s[14 * W..]);
-    }
-    /// `t15` `t15 = Σ over i0 < 10 of f(w[i0])` (1 instruction).
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t15(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
-        let mut sum: f64 = 0.0;
-        for i0 in 0..10 {
-            let p0: f64 = t[i0];
-            let r0: f64 = p0 * p0;
-            sum = sum + r0;
-        }
-        s[0] = sum;
-    }
     /// `dt17` `dt17[i0] = f(lambda, dw[i0]), for i0 < 10` (1 instruction).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt17(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..10 {
             let p0: f64 = c[0];
@@ -448,272 +238,117 @@ mod tangent {
             s[2 + i0] = r1;
         }
     }
-    /// The regularizer's steps, into the scratch vector `s`.
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
-        step_t15(t, &[], c, v, s);
-        let v13: f64 = s[0];
-        let a0: f64 = c[0];
-        let r1: f64 = 0.5 * a0 * v13;
-        let v14: f64 = r1;
-        s[1] = v14;
-        if level.rank() < 1 {
-            return;
+    /// The tangent model: its gradient is ∇²L·v.
+    pub struct Tangent;
+    impl ::hessforge_kernels::LoopTangent for Tangent {
+        fn plan() -> Option<&'static TensorModel> {
+            static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
+                loops::plan(
+                    "logistic_regression",
+                    Vec::from([
+                        loops::tensor("w", Source::Theta, 0, &[10]),
+                        loops::tensor("b", Source::Theta, 10, &[]),
+                        loops::tensor("x", Source::Row, 0, &[10]),
+                        loops::tensor("y", Source::Row, 10, &[]),
+                        loops::tensor("lambda", Source::Constants, 0, &[]),
+                        loops::tensor("dw", Source::Direction, 0, &[10]),
+                        loops::tensor("db", Source::Direction, 10, &[]),
+                        loops::tensor("t5", Source::Scratch, 0, &[]),
+                        loops::tensor("t6", Source::Scratch, 1, &[]),
+                        loops::tensor("dt5", Source::Scratch, 2, &[]),
+                        loops::tensor("dt7", Source::Scratch, 3, &[]),
+                        loops::tensor("dt8", Source::Scratch, 4, &[10]),
+                        loops::tensor("dt9", Source::Scratch, 14, &[]),
+                        loops::tensor("t15", Source::Scratch, 0, &[]),
+                        loops::tensor("t16", Source::Scratch, 1, &[]),
+                        loops::tensor("dt17", Source::Scratch, 2, &[10]),
+                    ]),
+                    Vec::from([0.01]),
+                    loops::stage(
+                        15,
+                        Some(8),
+                        Vec::from([
+                            loops::outer_gradient(0, 11, 10, 2, 1.0),
+                            loops::gradient(1, 12),
+                        ]),
+                        Vec::from([]),
+                    ),
+                    loops::stage(
+                        12,
+                        Some(14),
+                        Vec::from([loops::gradient(0, 15)]),
+                        Vec::from([]),
+                    ),
+                )
+            });
+            Some(&PLAN)
         }
-        step_dt17(t, &[], c, v, s);
-    }
-    /// The generated tangent steps in the direction v.
-    pub(super) struct Compiled<'a> {
-        pub(super) v: &'a [f64],
-        pub(super) phase: Phase,
-    }
-    impl Steps for Compiled<'_> {
-        #[inline]
-        fn sample(
-            &self,
-            level: Outputs,
-            theta: &[f64],
-            row: &[f64],
-            constants: &[f64],
-            scratch: &mut [f64],
-        ) {
-            sample::<1>(self.phase, level, theta, row, constants, self.v, scratch);
-        }
-        #[inline]
-        fn regularizer(
-            &self,
-            level: Outputs,
-            theta: &[f64],
-            constants: &[f64],
-            scratch: &mut [f64],
-        ) {
-            regularizer(level, theta, constants, self.v, scratch);
-        }
-        fn lanes(&self) -> usize {
-            8
-        }
+        const PRIMAL_SCRATCH: Option<usize> = Some(2);
+        /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
         #[inline(always)]
-        fn sample_lanes(
-            &self,
+        fn sample<const W: usize>(
+            phase: Phase,
             level: Outputs,
-            theta: &[f64],
-            rows: &[f64],
-            constants: &[f64],
-            scratch: &mut [f64],
+            t: &[f64],
+            x: &[f64],
+            c: &[f64],
+            v: &[f64],
+            s: &mut [f64],
         ) {
-            sample::<8>(self.phase, level, theta, rows, constants, self.v, scratch);
+            if phase != Phase::Tangent {
+                super::step_t5::<W>(t, x, c, s);
+                let v7: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
+                let a0: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
+                let a1: f64 = t[10];
+                let r2: Lanes<W> = a0 * (-1.0);
+                let r3: Lanes<W> = r2 + 1.0;
+                let r4: Lanes<W> = a1 + v7;
+                let e5: Lanes<W> = r4.exp_neg_abs();
+                let l6: Lanes<W> = e5.ln_1p();
+                let r7: Lanes<W> = r4.softplus_with(l6);
+                let r8: Lanes<W> = r3 * r7;
+                let r9: Lanes<W> = r4 * (-1.0);
+                let r10: Lanes<W> = r9.softplus_with(l6);
+                let r11: Lanes<W> = r10 * a0;
+                let r12: Lanes<W> = r8 + r11;
+                r12.store(&mut s[1 * W..]);
+            }
+            if phase == Phase::Primal {
+                return;
+            }
+            if level.rank() < 1 {
+                return;
+            }
+            step_dt5::<W>(t, x, c, v, s);
+            let v9: Lanes<W> = Lanes::<W>::load(&s[2 * W..]);
+            let a13: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
+            let a14: f64 = t[10];
+            let a15: f64 = v[10];
+            let r16: Lanes<W> = a13 + a14;
+            let e17: Lanes<W> = r16.exp_neg_abs();
+            let r18: Lanes<W> = r16.sigmoid_with(e17);
+            let r19: Lanes<W> = v9 + a15;
+            let r20: Lanes<W> = -r18;
+            let r21: Lanes<W> = r20 + 1.0;
+            let r22: Lanes<W> = r18 * r21;
+            let r23: Lanes<W> = r22 * r19;
+            let r24: Lanes<W> = r23 * (-1.0);
+            let r25: Lanes<W> = r24 * (-1.0);
+            r25.store(&mut s[3 * W..]);
+            r23.store(&mut s[14 * W..]);
         }
-    }
-    /// ∇²L·v into `out` (and L), a loss-and-gradient pass of the
-    /// tangent model.
-    pub(super) fn hess_vec(
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled { v, phase: Phase::All },
-            Outputs::LossGrad,
-            theta,
-            constants,
-            rows,
-            out,
-            &mut [],
-        )
-    }
-    /// The scratch entries the primal steps write, per row:
-    /// what a linearization keeps.
-    const PRIMAL_SCRATCH: usize = 2;
-    /// What the products at θ share: the primal steps' values,
-    /// row by row (`hessforge_kernels::linearization`).
-    pub(super) fn linearize<'d>(
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'d>,
-    ) -> Option<Linearization<'d>> {
-        let primal = Compiled {
-            v: &[],
-            phase: Phase::Primal,
-        };
-        runtime::loops::linearize(
-            plan(),
-            &primal,
-            PRIMAL_SCRATCH,
-            theta,
-            constants,
-            rows,
-        )
-    }
-    /// ∇²L·v into `out` (and L), the tangent steps only, on the
-    /// primal values `linearization` kept.
-    pub(super) fn hess_vec_linearized(
-        linearization: &Linearization<'_>,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        let tangent = Compiled {
-            v,
-            phase: Phase::Tangent,
-        };
-        runtime::loops::hess_vec_linearized(
-            plan(),
-            linearization,
-            &tangent,
-            &Compiled { v, phase: Phase::All },
-            PRIMAL_SCRATCH,
-            theta,
-            constants,
-            rows,
-            out,
-        )
-    }
-}
-/// The generated steps, for the shared accumulation.
-struct Compiled;
-impl Steps for Compiled {
-    #[inline]
-    fn sample(
-        &self,
-        level: Outputs,
-        theta: &[f64],
-        row: &[f64],
-        constants: &[f64],
-        scratch: &mut [f64],
-    ) {
-        sample::<1>(level, theta, row, constants, scratch);
-    }
-    #[inline]
-    fn regularizer(
-        &self,
-        level: Outputs,
-        theta: &[f64],
-        constants: &[f64],
-        scratch: &mut [f64],
-    ) {
-        regularizer(level, theta, constants, scratch);
-    }
-    fn lanes(&self) -> usize {
-        8
-    }
-    #[inline(always)]
-    fn sample_lanes(
-        &self,
-        level: Outputs,
-        theta: &[f64],
-        rows: &[f64],
-        constants: &[f64],
-        scratch: &mut [f64],
-    ) {
-        sample::<8>(level, theta, rows, constants, scratch);
-    }
-}
-impl Kernel for LogisticRegression {
-    const NAME: &'static str = "logistic_regression";
-    const N_PARAMS: usize = 11;
-    const N_DATA: usize = 11;
-    const N_CONSTANTS: usize = 1;
-    const DEFAULT_CONSTANTS: &'static [f64] = &[0.01];
-    fn param_names() -> &'static [&'static str] {
-        runtime::loops::names(&plan().params)
-    }
-    fn data_names() -> &'static [&'static str] {
-        runtime::loops::names(&plan().data)
-    }
-    fn constant_names() -> &'static [&'static str] {
-        runtime::loops::names(&plan().constants)
-    }
-    fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled,
-            Outputs::Loss,
-            theta,
-            constants,
-            rows,
-            &mut [],
-            &mut [],
-        )
-    }
-    fn loss_grad(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        grad: &mut [f64],
-    ) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled,
-            Outputs::LossGrad,
-            theta,
-            constants,
-            rows,
-            grad,
-            &mut [],
-        )
-    }
-    fn loss_grad_hess(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        grad: &mut [f64],
-        hess: &mut [f64],
-    ) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled,
-            Outputs::LossGradHess,
-            theta,
-            constants,
-            rows,
-            grad,
-            hess,
-        )
-    }
-    fn hess_vec(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        tangent::hess_vec(theta, constants, rows, v, out)
-    }
-    fn hess_diag(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        out: &mut [f64],
-    ) -> f64 {
-        runtime::loops::hess_diag(plan(), &Compiled, theta, constants, rows, out)
-    }
-    fn linearize<'d>(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'d>,
-    ) -> Option<::hessforge_kernels::Linearization<'d>> {
-        tangent::linearize(theta, constants, rows)
-    }
-    fn hess_vec_linearized(
-        &self,
-        linearization: &::hessforge_kernels::Linearization<'_>,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        tangent::hess_vec_linearized(linearization, theta, constants, rows, v, out)
+        /// The regularizer's steps, into the scratch vector `s`.
+        #[inline(always)]
+        fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+            super::step_t15(t, &[], c, s);
+            let v13: f64 = s[0];
+            let a0: f64 = c[0];
+            let r1: f64 = 0.5f64 * a0 * v13;
+            s[1] = r1;
+            if level.rank() < 1 {
+                return;
+            }
+            step_dt17(t, &[], c, v, s);
+        }
     }
 }

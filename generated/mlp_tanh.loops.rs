@@ -4,259 +4,13 @@
 
 use ::hessforge_kernels::ir::Outputs;
 use ::hessforge_kernels::ir::lanes::Lanes;
-use ::hessforge_kernels::ir::tensor::{
-    GradientTerm, HessianTerm, Source, Stage, Steps, TensorModel,
-};
-use ::hessforge_kernels::{Kernel, Rows, runtime};
+use ::hessforge_kernels::ir::tensor::{Source, TensorModel};
+use ::hessforge_kernels::runtime::loops;
 /// A minimal neural network: 2 inputs, 4 tanh hidden units, 1 linear output, squared loss (17 parameters).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MlpTanh;
-/// The layouts and the gradient and Hessian terms of the model's loop IR; its steps are [`sample`] and [`regularizer`].
-fn plan() -> &'static TensorModel {
-    static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
-        runtime::loops::plan(
-            "mlp_tanh",
-            Vec::from([
-                runtime::loops::tensor("W", Source::Theta, 0, &[4, 2]),
-                runtime::loops::tensor("c", Source::Theta, 8, &[4]),
-                runtime::loops::tensor("v", Source::Theta, 12, &[4]),
-                runtime::loops::tensor("d", Source::Theta, 16, &[]),
-                runtime::loops::tensor("x", Source::Row, 0, &[2]),
-                runtime::loops::tensor("y", Source::Row, 2, &[]),
-                runtime::loops::tensor("t6", Source::Scratch, 0, &[4]),
-                runtime::loops::tensor("t7", Source::Scratch, 4, &[4]),
-                runtime::loops::tensor("t8", Source::Scratch, 8, &[]),
-                runtime::loops::tensor("t9", Source::Scratch, 9, &[]),
-                runtime::loops::tensor("t10", Source::Scratch, 10, &[]),
-                runtime::loops::tensor("t11", Source::Scratch, 11, &[4]),
-                runtime::loops::tensor("t12", Source::Scratch, 15, &[4, 2]),
-                runtime::loops::tensor("t13", Source::Scratch, 23, &[4]),
-                runtime::loops::tensor("t14", Source::Scratch, 27, &[4]),
-                runtime::loops::tensor("t15", Source::Scratch, 31, &[]),
-                runtime::loops::tensor("t16", Source::Scratch, 32, &[4, 2]),
-                runtime::loops::tensor("t17", Source::Scratch, 40, &[4, 2]),
-                runtime::loops::tensor("t18", Source::Scratch, 48, &[4]),
-                runtime::loops::tensor("t19", Source::Scratch, 52, &[4, 2]),
-                runtime::loops::tensor("t20", Source::Scratch, 60, &[]),
-                runtime::loops::tensor("t21", Source::Scratch, 61, &[4]),
-                runtime::loops::tensor("t22", Source::Scratch, 65, &[]),
-                runtime::loops::tensor("t23", Source::Scratch, 66, &[4]),
-                runtime::loops::tensor("t24", Source::Scratch, 70, &[]),
-                runtime::loops::tensor("t25", Source::Scratch, 71, &[]),
-                runtime::loops::tensor("t26", Source::Scratch, 72, &[4]),
-                runtime::loops::tensor("t27", Source::Scratch, 76, &[]),
-                runtime::loops::tensor("t28", Source::Scratch, 77, &[]),
-                runtime::loops::tensor("t29", Source::Scratch, 78, &[]),
-                runtime::loops::tensor("t30", Source::Scratch, 79, &[]),
-                runtime::loops::tensor("t31", Source::Scratch, 80, &[4, 2]),
-                runtime::loops::tensor("t32", Source::Scratch, 88, &[]),
-                runtime::loops::tensor("t33", Source::Scratch, 89, &[]),
-                runtime::loops::tensor("t34", Source::Scratch, 90, &[]),
-                runtime::loops::tensor("t35", Source::Scratch, 91, &[4, 2]),
-                runtime::loops::tensor("t36", Source::Scratch, 99, &[4, 2]),
-                runtime::loops::tensor("t37", Source::Scratch, 107, &[4]),
-                runtime::loops::tensor("t38", Source::Scratch, 111, &[4]),
-                runtime::loops::tensor("t39", Source::Scratch, 115, &[]),
-                runtime::loops::tensor("t40", Source::Scratch, 116, &[]),
-                runtime::loops::tensor("t41", Source::Scratch, 117, &[2]),
-                runtime::loops::tensor("t42", Source::Scratch, 119, &[]),
-                runtime::loops::tensor("t43", Source::Scratch, 120, &[4]),
-                runtime::loops::tensor("t44", Source::Scratch, 124, &[]),
-                runtime::loops::tensor("t45", Source::Scratch, 125, &[]),
-                runtime::loops::tensor("t46", Source::Scratch, 126, &[]),
-                runtime::loops::tensor("t47", Source::Scratch, 127, &[4]),
-                runtime::loops::tensor("t48", Source::Scratch, 131, &[]),
-                runtime::loops::tensor("t49", Source::Scratch, 132, &[]),
-                runtime::loops::tensor("t50", Source::Scratch, 133, &[4, 2]),
-                runtime::loops::tensor("t51", Source::Scratch, 141, &[4]),
-                runtime::loops::tensor("t52", Source::Scratch, 145, &[4]),
-                runtime::loops::tensor("t53", Source::Scratch, 149, &[4, 2]),
-                runtime::loops::tensor("t54", Source::Scratch, 157, &[]),
-                runtime::loops::tensor("t55", Source::Scratch, 158, &[4, 2]),
-                runtime::loops::tensor("t56", Source::Scratch, 166, &[4]),
-                runtime::loops::tensor("t57", Source::Scratch, 170, &[4]),
-                runtime::loops::tensor("t58", Source::Scratch, 174, &[4]),
-                runtime::loops::tensor("t59", Source::Scratch, 178, &[]),
-                runtime::loops::tensor("t60", Source::Scratch, 179, &[4]),
-                runtime::loops::tensor("t61", Source::Scratch, 183, &[4]),
-                runtime::loops::tensor("t62", Source::Scratch, 187, &[4]),
-                runtime::loops::tensor("t63", Source::Scratch, 191, &[4]),
-                runtime::loops::tensor("t64", Source::Scratch, 195, &[]),
-            ]),
-            Vec::from([]),
-            Stage {
-                scratch: 196,
-                steps: Vec::new(),
-                loss: Some(9),
-                gradient: Vec::from([
-                    GradientTerm {
-                        param: 0,
-                        value: 12,
-                        outer: None,
-                    },
-                    GradientTerm {
-                        param: 1,
-                        value: 13,
-                        outer: None,
-                    },
-                    GradientTerm {
-                        param: 2,
-                        value: 14,
-                        outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
-                            u: 10,
-                            v: 7,
-                            scale: 1.0,
-                        }),
-                    },
-                    GradientTerm {
-                        param: 3,
-                        value: 15,
-                        outer: None,
-                    },
-                ]),
-                hessian: Vec::from([
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 0,
-                        pairs: Vec::from([(0, 0)]),
-                        u: 31,
-                        v: 16,
-                    },
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 0,
-                        pairs: Vec::from([]),
-                        u: 35,
-                        v: 17,
-                    },
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 0,
-                        pairs: Vec::from([]),
-                        u: 36,
-                        v: 19,
-                    },
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 1,
-                        pairs: Vec::from([(0, 0)]),
-                        u: 31,
-                        v: 37,
-                    },
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 1,
-                        pairs: Vec::from([]),
-                        u: 35,
-                        v: 38,
-                    },
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 1,
-                        pairs: Vec::from([]),
-                        u: 36,
-                        v: 18,
-                    },
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 2,
-                        pairs: Vec::from([(0, 0)]),
-                        u: 50,
-                        v: 37,
-                    },
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 2,
-                        pairs: Vec::from([]),
-                        u: 53,
-                        v: 7,
-                    },
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 3,
-                        pairs: Vec::from([]),
-                        u: 55,
-                        v: 54,
-                    },
-                    HessianTerm::Product {
-                        row: 1,
-                        col: 1,
-                        pairs: Vec::from([(0, 0)]),
-                        u: 56,
-                        v: 37,
-                    },
-                    HessianTerm::Product {
-                        row: 1,
-                        col: 1,
-                        pairs: Vec::from([]),
-                        u: 57,
-                        v: 38,
-                    },
-                    HessianTerm::Product {
-                        row: 1,
-                        col: 1,
-                        pairs: Vec::from([]),
-                        u: 58,
-                        v: 18,
-                    },
-                    HessianTerm::Product {
-                        row: 1,
-                        col: 2,
-                        pairs: Vec::from([(0, 0)]),
-                        u: 60,
-                        v: 37,
-                    },
-                    HessianTerm::Product {
-                        row: 1,
-                        col: 2,
-                        pairs: Vec::from([]),
-                        u: 61,
-                        v: 7,
-                    },
-                    HessianTerm::Product {
-                        row: 1,
-                        col: 3,
-                        pairs: Vec::from([]),
-                        u: 62,
-                        v: 54,
-                    },
-                    HessianTerm::Product {
-                        row: 2,
-                        col: 2,
-                        pairs: Vec::from([]),
-                        u: 63,
-                        v: 7,
-                    },
-                    HessianTerm::Product {
-                        row: 2,
-                        col: 3,
-                        pairs: Vec::from([]),
-                        u: 63,
-                        v: 54,
-                    },
-                    HessianTerm::Product {
-                        row: 3,
-                        col: 3,
-                        pairs: Vec::from([]),
-                        u: 64,
-                        v: 54,
-                    },
-                ]),
-            },
-            Stage {
-                scratch: 0,
-                steps: Vec::new(),
-                loss: None,
-                gradient: Vec::from([]),
-                hessian: Vec::from([]),
-            },
-        )
-    });
-    &PLAN
-}
 /// `t6` `t6[i0] = Σ over i1 < 2 of f(W[i0, i1], x[i1]), for i0 < 4` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t6<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for block in 0..1 {
         let block = block * 4;
@@ -326,7 +80,6 @@ fn step_t6<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t7` `t7[i0] = f(t6[i0], c[i0]), for i0 < 4` (2 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
@@ -338,7 +91,6 @@ fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t8` `t8 = Σ over i0 < 4 of f(v[i0], t7[i0])` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..4 {
@@ -351,7 +103,6 @@ fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t11` `t11[i0] = f(t7[i0], v[i0]), for i0 < 4` (4 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
@@ -365,7 +116,6 @@ fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t12` `t12[i0, i1] = f(t10, t11[i0], x[i1]), for i0 < 4, i1 < 2` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
@@ -379,7 +129,6 @@ fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t13` `t13[i0] = f(t10, t7[i0], v[i0]), for i0 < 4` (4 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
@@ -394,7 +143,6 @@ fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t16` `t16[i0, i1] = f(x[i1]), for i0 < 4, i1 < 2` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t16<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
@@ -406,7 +154,6 @@ fn step_t16<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t17` `t17[i0, i1] = f(v[i0], x[i1]), for i0 < 4, i1 < 2` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t17<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
@@ -419,7 +166,6 @@ fn step_t17<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t18` `t18[i0] = f(t7[i0], v[i0]), for i0 < 4` (2 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t18<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
@@ -431,7 +177,6 @@ fn step_t18<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t19` `t19[i0, i1] = f(t18[i0], x[i1]), for i0 < 4, i1 < 2` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
@@ -444,7 +189,6 @@ fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t21` `t21[i0] = f(t7[i0], v[i0]), for i0 < 4` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t21<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
@@ -455,7 +199,6 @@ fn step_t21<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t23` `t23[i0] = f(t7[i0], v[i0]), for i0 < 4` (2 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t23<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
@@ -467,7 +210,6 @@ fn step_t23<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t26` `t26[i0] = f(t7[i0], v[i0]), for i0 < 4` (2 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t26<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
@@ -479,7 +221,6 @@ fn step_t26<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t31` `t31[i0, i1] = f(t20, t21[i0], x[i1], t22, t23[i0], t24, t25, t26[i0], t27, t28, t29, t30), for i0 < 4, i1 < 2` (8 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t31<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
@@ -509,7 +250,6 @@ fn step_t31<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t35` `t35[i0, i1] = f(t32, v[i0], x[i1], t33, t21[i0], t34, t23[i0]), for i0 < 4, i1 < 2` (6 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t35<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
@@ -532,7 +272,6 @@ fn step_t35<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t36` `t36[i0, i1] = f(t34, v[i0], x[i1], t21[i0], t23[i0]), for i0 < 4, i1 < 2` (3 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t36<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
@@ -550,7 +289,6 @@ fn step_t36<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t37` `t37[i0] = f(), for i0 < 4` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t37<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let r0: f64 = 1.0;
@@ -559,7 +297,6 @@ fn step_t37<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t38` `t38[i0] = f(v[i0]), for i0 < 4` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t38<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: f64 = t[12 + i0];
@@ -569,7 +306,6 @@ fn step_t38<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t41` `t41[i0] = f(t39, x[i0], t40), for i0 < 2` (2 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t41<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..2 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[115 * W..]);
@@ -582,7 +318,6 @@ fn step_t41<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t43` `t43[i0] = f(t7[i0]), for i0 < 4` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t43<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
@@ -592,7 +327,6 @@ fn step_t43<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t47` `t47[i0] = f(t7[i0]), for i0 < 4` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t47<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
@@ -602,7 +336,6 @@ fn step_t47<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t50` `t50[i0, i1] = f(t41[i1], t42, t43[i0], x[i1], t44, t45, t46, t47[i0], t48, t49), for i0 < 4, i1 < 2` (7 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t50<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
@@ -629,7 +362,6 @@ fn step_t50<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t51` `t51[i0] = f(v[i0], t7[i0]), for i0 < 4` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t51<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: f64 = t[12 + i0];
@@ -640,7 +372,6 @@ fn step_t51<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t52` `t52[i0] = f(t7[i0], v[i0]), for i0 < 4` (2 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t52<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
@@ -652,7 +383,6 @@ fn step_t52<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t53` `t53[i0, i1] = f(t32, v[i0], x[i1], t33, t51[i0], t34, t21[i0], t52[i0]), for i0 < 4, i1 < 2` (6 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t53<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
@@ -666,7 +396,7 @@ fn step_t53<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
             let p7: Lanes<W> = Lanes::<W>::load(&s[(145 + i0) * W..]);
             let r0: Lanes<W> = p0 * p1;
             let r1: Lanes<W> = p6 * p5;
-            let r2: Lanes<W> = (-1.0) * p7;
+            let r2: Lanes<W> = (-1f64) * p7;
             let r3: Lanes<W> = p4 * p3;
             let r4: Lanes<W> = r0 + r1 + r2 + r3;
             let r5: Lanes<W> = r4 * p2;
@@ -676,14 +406,13 @@ fn step_t53<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t55` `t55[i0, i1] = f(v[i0], x[i1], t18[i0]), for i0 < 4, i1 < 2` (3 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t55<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
             let p0: f64 = t[12 + i0];
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&s[(48 + i0) * W..]);
-            let r0: Lanes<W> = (-1.0) * p2;
+            let r0: Lanes<W> = (-1f64) * p2;
             let r1: Lanes<W> = p0 + r0;
             let r2: Lanes<W> = r1 * p1;
             r2.store(&mut s[(158 + i0 * 2 + i1) * W..]);
@@ -692,7 +421,6 @@ fn step_t55<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t56` `t56[i0] = f(t20, t7[i0], v[i0], t22, t24, t25, t27, t28, t29, t30), for i0 < 4` (6 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t56<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[60 * W..]);
@@ -716,7 +444,6 @@ fn step_t56<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t57` `t57[i0] = f(t32, v[i0], t33, t7[i0], t34), for i0 < 4` (5 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t57<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[88 * W..]);
@@ -724,7 +451,7 @@ fn step_t57<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let p2: Lanes<W> = Lanes::<W>::load(&s[89 * W..]);
         let p3: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
         let p4: Lanes<W> = Lanes::<W>::load(&s[90 * W..]);
-        let r0: Lanes<W> = (-1.0) * p3;
+        let r0: Lanes<W> = (-1f64) * p3;
         let r1: Lanes<W> = r0 + p4 + p2;
         let r2: Lanes<W> = p3 * r1;
         let r3: Lanes<W> = p0 + r2;
@@ -734,7 +461,6 @@ fn step_t57<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t58` `t58[i0] = f(t34, v[i0], t7[i0]), for i0 < 4` (3 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t58<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[90 * W..]);
@@ -748,7 +474,6 @@ fn step_t58<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t60` `t60[i0] = f(t59, t42, t7[i0], t44, t45, t46, t48, t49), for i0 < 4` (5 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t60<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[178 * W..]);
@@ -769,7 +494,6 @@ fn step_t60<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t61` `t61[i0] = f(t32, v[i0], t33, t7[i0], t34), for i0 < 4` (5 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t61<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[88 * W..]);
@@ -777,7 +501,7 @@ fn step_t61<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         let p2: Lanes<W> = Lanes::<W>::load(&s[89 * W..]);
         let p3: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
         let p4: Lanes<W> = Lanes::<W>::load(&s[90 * W..]);
-        let r0: Lanes<W> = (-1.0) * p3;
+        let r0: Lanes<W> = (-1f64) * p3;
         let r1: Lanes<W> = r0 + p4 + p2;
         let r2: Lanes<W> = p3 * r1;
         let r3: Lanes<W> = p0 + r2;
@@ -787,7 +511,6 @@ fn step_t61<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t62` `t62[i0] = f(v[i0], t7[i0]), for i0 < 4` (4 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t62<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: f64 = t[12 + i0];
@@ -801,7 +524,6 @@ fn step_t62<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t63` `t63[i0] = f(t7[i0]), for i0 < 4` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t63<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
@@ -809,339 +531,222 @@ fn step_t63<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r0.store(&mut s[(191 + i0) * W..]);
     }
 }
-/// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn sample<const W: usize>(
-    level: Outputs,
-    t: &[f64],
-    x: &[f64],
-    c: &[f64],
-    s: &mut [f64],
-) {
-    step_t6::<W>(t, x, c, s);
-    step_t7::<W>(t, x, c, s);
-    step_t8::<W>(t, x, c, s);
-    let v8: Lanes<W> = Lanes::<W>::load(&s[8 * W..]);
-    let a0: f64 = t[16];
-    let a1: Lanes<W> = Lanes::<W>::load(&x[2 * W..]);
-    let r2: Lanes<W> = (-1.0) * a1;
-    let r3: Lanes<W> = v8 + r2 + a0;
-    let r4: Lanes<W> = r3 * r3;
-    let r5: Lanes<W> = 0.5 * r4;
-    let v9: Lanes<W> = r5;
-    v9.store(&mut s[9 * W..]);
-    if level.rank() < 1 {
-        return;
-    }
-    let v10: Lanes<W> = r3;
-    v10.store(&mut s[10 * W..]);
-    step_t11::<W>(t, x, c, s);
-    step_t12::<W>(t, x, c, s);
-    step_t13::<W>(t, x, c, s);
-    let v15: Lanes<W> = r3;
-    v15.store(&mut s[31 * W..]);
-    if level.rank() < 2 {
-        return;
-    }
-    step_t16::<W>(t, x, c, s);
-    step_t17::<W>(t, x, c, s);
-    step_t18::<W>(t, x, c, s);
-    step_t19::<W>(t, x, c, s);
-    let r6: Lanes<W> = 2.0 * a1;
-    let v20: Lanes<W> = r6;
-    v20.store(&mut s[60 * W..]);
-    step_t21::<W>(t, x, c, s);
-    let v22: Lanes<W> = r6;
-    v22.store(&mut s[65 * W..]);
-    step_t23::<W>(t, x, c, s);
-    let r7: Lanes<W> = (-2.0) * a1;
-    let v24: Lanes<W> = r7;
-    v24.store(&mut s[70 * W..]);
-    let v25: Lanes<W> = r7;
-    v25.store(&mut s[71 * W..]);
-    step_t26::<W>(t, x, c, s);
-    let r8: Lanes<W> = v8 + a0;
-    let r9: Lanes<W> = (-2.0) * r8;
-    let v27: Lanes<W> = r9;
-    v27.store(&mut s[76 * W..]);
-    let v28: Lanes<W> = r9;
-    v28.store(&mut s[77 * W..]);
-    let r10: Lanes<W> = 2.0 * r8;
-    let v29: Lanes<W> = r10;
-    v29.store(&mut s[78 * W..]);
-    let v30: Lanes<W> = r10;
-    v30.store(&mut s[79 * W..]);
-    step_t31::<W>(t, x, c, s);
-    let r11: f64 = 1.0;
-    let v32: f64 = r11;
-    Lanes::<W>::splat(v32).store(&mut s[88 * W..]);
-    let v33: f64 = r11;
-    Lanes::<W>::splat(v33).store(&mut s[89 * W..]);
-    let r12: f64 = (-1.0);
-    let v34: f64 = r12;
-    Lanes::<W>::splat(v34).store(&mut s[90 * W..]);
-    step_t35::<W>(t, x, c, s);
-    step_t36::<W>(t, x, c, s);
-    step_t37::<W>(t, x, c, s);
-    step_t38::<W>(t, x, c, s);
-    let v39: Lanes<W> = r2;
-    v39.store(&mut s[115 * W..]);
-    let v40: Lanes<W> = r8;
-    v40.store(&mut s[116 * W..]);
-    step_t41::<W>(t, x, c, s);
-    let v42: Lanes<W> = r2;
-    v42.store(&mut s[119 * W..]);
-    step_t43::<W>(t, x, c, s);
-    let v44: Lanes<W> = r8;
-    v44.store(&mut s[124 * W..]);
-    let v45: Lanes<W> = a1;
-    v45.store(&mut s[125 * W..]);
-    let v46: Lanes<W> = a1;
-    v46.store(&mut s[126 * W..]);
-    step_t47::<W>(t, x, c, s);
-    let r13: Lanes<W> = r8 * (-1.0);
-    let v48: Lanes<W> = r13;
-    v48.store(&mut s[131 * W..]);
-    let v49: Lanes<W> = r13;
-    v49.store(&mut s[132 * W..]);
-    step_t50::<W>(t, x, c, s);
-    step_t51::<W>(t, x, c, s);
-    step_t52::<W>(t, x, c, s);
-    step_t53::<W>(t, x, c, s);
-    let v54: f64 = r11;
-    Lanes::<W>::splat(v54).store(&mut s[157 * W..]);
-    step_t55::<W>(t, x, c, s);
-    step_t56::<W>(t, x, c, s);
-    step_t57::<W>(t, x, c, s);
-    step_t58::<W>(t, x, c, s);
-    let v59: Lanes<W> = r3;
-    v59.store(&mut s[178 * W..]);
-    step_t60::<W>(t, x, c, s);
-    step_t61::<W>(t, x, c, s);
-    step_t62::<W>(t, x, c, s);
-    step_t63::<W>(t, x, c, s);
-    let v64: f64 = r11;
-    Lanes::<W>::splat(v64).store(&mut s[195 * W..]);
-}
-/// The regularizer's steps, into the scratch vector `s`.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {}
-/// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
-/// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
-mod tangent {
-    use super::*;
-    use ::hessforge_kernels::Linearization;
-    use ::hessforge_kernels::ir::tensor::Phase;
-    /// The layouts of the tangent model (`hessforge_ir::tangent`): its gradient is ∇²L·v; its steps are [`sample`] and [`regularizer`].
+/// The model: its layouts and its gradient and Hessian terms, its
+/// steps; `hessforge_kernels` implements `Kernel` for it.
+impl ::hessforge_kernels::LoopModel for MlpTanh {
+    const NAME: &'static str = "mlp_tanh";
+    const N_PARAMS: usize = 17;
+    const N_DATA: usize = 3;
+    const N_CONSTANTS: usize = 0;
+    const DEFAULT_CONSTANTS: &'static [f64] = &[];
+    type Tangent = tangent::Tangent;
     fn plan() -> &'static TensorModel {
         static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
-            runtime::loops::plan(
+            loops::plan(
                 "mlp_tanh",
                 Vec::from([
-                    runtime::loops::tensor("W", Source::Theta, 0, &[4, 2]),
-                    runtime::loops::tensor("c", Source::Theta, 8, &[4]),
-                    runtime::loops::tensor("v", Source::Theta, 12, &[4]),
-                    runtime::loops::tensor("d", Source::Theta, 16, &[]),
-                    runtime::loops::tensor("x", Source::Row, 0, &[2]),
-                    runtime::loops::tensor("y", Source::Row, 2, &[]),
-                    runtime::loops::tensor("dW", Source::Direction, 0, &[4, 2]),
-                    runtime::loops::tensor("dc", Source::Direction, 8, &[4]),
-                    runtime::loops::tensor("dv", Source::Direction, 12, &[4]),
-                    runtime::loops::tensor("dd", Source::Direction, 16, &[]),
-                    runtime::loops::tensor("t6", Source::Scratch, 0, &[4]),
-                    runtime::loops::tensor("t7", Source::Scratch, 4, &[4]),
-                    runtime::loops::tensor("t8", Source::Scratch, 8, &[]),
-                    runtime::loops::tensor("t9", Source::Scratch, 9, &[]),
-                    runtime::loops::tensor("t10", Source::Scratch, 10, &[]),
-                    runtime::loops::tensor("t11", Source::Scratch, 11, &[4]),
-                    runtime::loops::tensor("dt6", Source::Scratch, 15, &[4]),
-                    runtime::loops::tensor("dt7", Source::Scratch, 19, &[4]),
-                    runtime::loops::tensor("dt8", Source::Scratch, 23, &[]),
-                    runtime::loops::tensor("dt10", Source::Scratch, 24, &[]),
-                    runtime::loops::tensor("dt11", Source::Scratch, 25, &[4]),
-                    runtime::loops::tensor("dt12", Source::Scratch, 29, &[4, 2]),
-                    runtime::loops::tensor("dt13", Source::Scratch, 37, &[4]),
-                    runtime::loops::tensor("dt14", Source::Scratch, 41, &[4]),
-                    runtime::loops::tensor("dt15", Source::Scratch, 45, &[]),
+                    loops::tensor("W", Source::Theta, 0, &[4, 2]),
+                    loops::tensor("c", Source::Theta, 8, &[4]),
+                    loops::tensor("v", Source::Theta, 12, &[4]),
+                    loops::tensor("d", Source::Theta, 16, &[]),
+                    loops::tensor("x", Source::Row, 0, &[2]),
+                    loops::tensor("y", Source::Row, 2, &[]),
+                    loops::tensor("t6", Source::Scratch, 0, &[4]),
+                    loops::tensor("t7", Source::Scratch, 4, &[4]),
+                    loops::tensor("t8", Source::Scratch, 8, &[]),
+                    loops::tensor("t9", Source::Scratch, 9, &[]),
+                    loops::tensor("t10", Source::Scratch, 10, &[]),
+                    loops::tensor("t11", Source::Scratch, 11, &[4]),
+                    loops::tensor("t12", Source::Scratch, 15, &[4, 2]),
+                    loops::tensor("t13", Source::Scratch, 23, &[4]),
+                    loops::tensor("t14", Source::Scratch, 27, &[4]),
+                    loops::tensor("t15", Source::Scratch, 31, &[]),
+                    loops::tensor("t16", Source::Scratch, 32, &[4, 2]),
+                    loops::tensor("t17", Source::Scratch, 40, &[4, 2]),
+                    loops::tensor("t18", Source::Scratch, 48, &[4]),
+                    loops::tensor("t19", Source::Scratch, 52, &[4, 2]),
+                    loops::tensor("t20", Source::Scratch, 60, &[]),
+                    loops::tensor("t21", Source::Scratch, 61, &[4]),
+                    loops::tensor("t22", Source::Scratch, 65, &[]),
+                    loops::tensor("t23", Source::Scratch, 66, &[4]),
+                    loops::tensor("t24", Source::Scratch, 70, &[]),
+                    loops::tensor("t25", Source::Scratch, 71, &[]),
+                    loops::tensor("t26", Source::Scratch, 72, &[4]),
+                    loops::tensor("t27", Source::Scratch, 76, &[]),
+                    loops::tensor("t28", Source::Scratch, 77, &[]),
+                    loops::tensor("t29", Source::Scratch, 78, &[]),
+                    loops::tensor("t30", Source::Scratch, 79, &[]),
+                    loops::tensor("t31", Source::Scratch, 80, &[4, 2]),
+                    loops::tensor("t32", Source::Scratch, 88, &[]),
+                    loops::tensor("t33", Source::Scratch, 89, &[]),
+                    loops::tensor("t34", Source::Scratch, 90, &[]),
+                    loops::tensor("t35", Source::Scratch, 91, &[4, 2]),
+                    loops::tensor("t36", Source::Scratch, 99, &[4, 2]),
+                    loops::tensor("t37", Source::Scratch, 107, &[4]),
+                    loops::tensor("t38", Source::Scratch, 111, &[4]),
+                    loops::tensor("t39", Source::Scratch, 115, &[]),
+                    loops::tensor("t40", Source::Scratch, 116, &[]),
+                    loops::tensor("t41", Source::Scratch, 117, &[2]),
+                    loops::tensor("t42", Source::Scratch, 119, &[]),
+                    loops::tensor("t43", Source::Scratch, 120, &[4]),
+                    loops::tensor("t44", Source::Scratch, 124, &[]),
+                    loops::tensor("t45", Source::Scratch, 125, &[]),
+                    loops::tensor("t46", Source::Scratch, 126, &[]),
+                    loops::tensor("t47", Source::Scratch, 127, &[4]),
+                    loops::tensor("t48", Source::Scratch, 131, &[]),
+                    loops::tensor("t49", Source::Scratch, 132, &[]),
+                    loops::tensor("t50", Source::Scratch, 133, &[4, 2]),
+                    loops::tensor("t51", Source::Scratch, 141, &[4]),
+                    loops::tensor("t52", Source::Scratch, 145, &[4]),
+                    loops::tensor("t53", Source::Scratch, 149, &[4, 2]),
+                    loops::tensor("t54", Source::Scratch, 157, &[]),
+                    loops::tensor("t55", Source::Scratch, 158, &[4, 2]),
+                    loops::tensor("t56", Source::Scratch, 166, &[4]),
+                    loops::tensor("t57", Source::Scratch, 170, &[4]),
+                    loops::tensor("t58", Source::Scratch, 174, &[4]),
+                    loops::tensor("t59", Source::Scratch, 178, &[]),
+                    loops::tensor("t60", Source::Scratch, 179, &[4]),
+                    loops::tensor("t61", Source::Scratch, 183, &[4]),
+                    loops::tensor("t62", Source::Scratch, 187, &[4]),
+                    loops::tensor("t63", Source::Scratch, 191, &[4]),
+                    loops::tensor("t64", Source::Scratch, 195, &[]),
                 ]),
                 Vec::from([]),
-                Stage {
-                    scratch: 46,
-                    steps: Vec::new(),
-                    loss: Some(13),
-                    gradient: Vec::from([
-                        GradientTerm {
-                            param: 0,
-                            value: 21,
-                            outer: None,
-                        },
-                        GradientTerm {
-                            param: 1,
-                            value: 22,
-                            outer: None,
-                        },
-                        GradientTerm {
-                            param: 2,
-                            value: 23,
-                            outer: None,
-                        },
-                        GradientTerm {
-                            param: 3,
-                            value: 24,
-                            outer: None,
-                        },
+                loops::stage(
+                    196,
+                    Some(9),
+                    Vec::from([
+                        loops::gradient(0, 12),
+                        loops::gradient(1, 13),
+                        loops::outer_gradient(2, 14, 10, 7, 1.0),
+                        loops::gradient(3, 15),
                     ]),
-                    hessian: Vec::from([]),
-                },
-                Stage {
-                    scratch: 0,
-                    steps: Vec::new(),
-                    loss: None,
-                    gradient: Vec::from([]),
-                    hessian: Vec::from([]),
-                },
+                    Vec::from([
+                        loops::product(0, 0, &[(0, 0)], 31, 16),
+                        loops::product(0, 0, &[], 35, 17),
+                        loops::product(0, 0, &[], 36, 19),
+                        loops::product(0, 1, &[(0, 0)], 31, 37),
+                        loops::product(0, 1, &[], 35, 38),
+                        loops::product(0, 1, &[], 36, 18),
+                        loops::product(0, 2, &[(0, 0)], 50, 37),
+                        loops::product(0, 2, &[], 53, 7),
+                        loops::product(0, 3, &[], 55, 54),
+                        loops::product(1, 1, &[(0, 0)], 56, 37),
+                        loops::product(1, 1, &[], 57, 38),
+                        loops::product(1, 1, &[], 58, 18),
+                        loops::product(1, 2, &[(0, 0)], 60, 37),
+                        loops::product(1, 2, &[], 61, 7),
+                        loops::product(1, 3, &[], 62, 54),
+                        loops::product(2, 2, &[], 63, 7),
+                        loops::product(2, 3, &[], 63, 54),
+                        loops::product(3, 3, &[], 64, 54),
+                    ]),
+                ),
+                loops::stage(0, None, Vec::from([]), Vec::from([])),
             )
         });
         &PLAN
     }
-    /// `t6` `t6[i0] = Σ over i1 < 2 of f(W[i0, i1], x[i1]), for i0 < 4` (1 instruction).
+    /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t6<const W: usize>(
+    fn sample<const W: usize>(
+        level: Outputs,
         t: &[f64],
         x: &[f64],
         c: &[f64],
-        v: &[f64],
         s: &mut [f64],
     ) {
-        for block in 0..1 {
-            let block = block * 4;
-            let mut sum0: Lanes<W> = Lanes::<W>::splat(0.0);
-            let mut sum1: Lanes<W> = Lanes::<W>::splat(0.0);
-            let mut sum2: Lanes<W> = Lanes::<W>::splat(0.0);
-            let mut sum3: Lanes<W> = Lanes::<W>::splat(0.0);
-            for i1 in 0..2 {
-                {
-                    let i0 = block + 0;
-                    sum0 = sum0
-                        + {
-                            let p0: f64 = t[i0 * 2 + i1];
-                            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                            let r0: Lanes<W> = p0 * p1;
-                            r0
-                        };
-                }
-                {
-                    let i0 = block + 1;
-                    sum1 = sum1
-                        + {
-                            let p0: f64 = t[i0 * 2 + i1];
-                            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                            let r0: Lanes<W> = p0 * p1;
-                            r0
-                        };
-                }
-                {
-                    let i0 = block + 2;
-                    sum2 = sum2
-                        + {
-                            let p0: f64 = t[i0 * 2 + i1];
-                            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                            let r0: Lanes<W> = p0 * p1;
-                            r0
-                        };
-                }
-                {
-                    let i0 = block + 3;
-                    sum3 = sum3
-                        + {
-                            let p0: f64 = t[i0 * 2 + i1];
-                            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                            let r0: Lanes<W> = p0 * p1;
-                            r0
-                        };
-                }
-            }
-            {
-                let i0 = block + 0;
-                sum0.store(&mut s[i0 * W..]);
-            }
-            {
-                let i0 = block + 1;
-                sum1.store(&mut s[i0 * W..]);
-            }
-            {
-                let i0 = block + 2;
-                sum2.store(&mut s[i0 * W..]);
-            }
-            {
-                let i0 = block + 3;
-                sum3.store(&mut s[i0 * W..]);
-            }
+        step_t6::<W>(t, x, c, s);
+        step_t7::<W>(t, x, c, s);
+        step_t8::<W>(t, x, c, s);
+        let v8: Lanes<W> = Lanes::<W>::load(&s[8 * W..]);
+        let a0: f64 = t[16];
+        let a1: Lanes<W> = Lanes::<W>::load(&x[2 * W..]);
+        let r2: Lanes<W> = (-1f64) * a1;
+        let r3: Lanes<W> = v8 + r2 + a0;
+        let r4: Lanes<W> = r3 * r3;
+        let r5: Lanes<W> = 0.5f64 * r4;
+        r5.store(&mut s[9 * W..]);
+        if level.rank() < 1 {
+            return;
         }
+        r3.store(&mut s[10 * W..]);
+        step_t11::<W>(t, x, c, s);
+        step_t12::<W>(t, x, c, s);
+        step_t13::<W>(t, x, c, s);
+        r3.store(&mut s[31 * W..]);
+        if level.rank() < 2 {
+            return;
+        }
+        step_t16::<W>(t, x, c, s);
+        step_t17::<W>(t, x, c, s);
+        step_t18::<W>(t, x, c, s);
+        step_t19::<W>(t, x, c, s);
+        let r6: Lanes<W> = 2f64 * a1;
+        r6.store(&mut s[60 * W..]);
+        step_t21::<W>(t, x, c, s);
+        r6.store(&mut s[65 * W..]);
+        step_t23::<W>(t, x, c, s);
+        let r7: Lanes<W> = (-2f64) * a1;
+        r7.store(&mut s[70 * W..]);
+        r7.store(&mut s[71 * W..]);
+        step_t26::<W>(t, x, c, s);
+        let r8: Lanes<W> = v8 + a0;
+        let r9: Lanes<W> = (-2f64) * r8;
+        r9.store(&mut s[76 * W..]);
+        r9.store(&mut s[77 * W..]);
+        let r10: Lanes<W> = 2f64 * r8;
+        r10.store(&mut s[78 * W..]);
+        r10.store(&mut s[79 * W..]);
+        step_t31::<W>(t, x, c, s);
+        let r11: f64 = 1.0;
+        Lanes::<W>::splat(r11).store(&mut s[88 * W..]);
+        Lanes::<W>::splat(r11).store(&mut s[89 * W..]);
+        let r12: f64 = (-1.0);
+        Lanes::<W>::splat(r12).store(&mut s[90 * W..]);
+        step_t35::<W>(t, x, c, s);
+        step_t36::<W>(t, x, c, s);
+        step_t37::<W>(t, x, c, s);
+        step_t38::<W>(t, x, c, s);
+        r2.store(&mut s[115 * W..]);
+        r8.store(&mut s[116 * W..]);
+        step_t41::<W>(t, x, c, s);
+        r2.store(&mut s[119 * W..]);
+        step_t43::<W>(t, x, c, s);
+        r8.store(&mut s[124 * W..]);
+        a1.store(&mut s[125 * W..]);
+        a1.store(&mut s[126 * W..]);
+        step_t47::<W>(t, x, c, s);
+        let r13: Lanes<W> = r8 * (-1.0);
+        r13.store(&mut s[131 * W..]);
+        r13.store(&mut s[132 * W..]);
+        step_t50::<W>(t, x, c, s);
+        step_t51::<W>(t, x, c, s);
+        step_t52::<W>(t, x, c, s);
+        step_t53::<W>(t, x, c, s);
+        Lanes::<W>::splat(r11).store(&mut s[157 * W..]);
+        step_t55::<W>(t, x, c, s);
+        step_t56::<W>(t, x, c, s);
+        step_t57::<W>(t, x, c, s);
+        step_t58::<W>(t, x, c, s);
+        r3.store(&mut s[178 * W..]);
+        step_t60::<W>(t, x, c, s);
+        step_t61::<W>(t, x, c, s);
+        step_t62::<W>(t, x, c, s);
+        step_t63::<W>(t, x, c, s);
+        Lanes::<W>::splat(r11).store(&mut s[195 * W..]);
     }
-    /// `t7` `t7[i0] = f(t6[i0], c[i0]), for i0 < 4` (2 instructions).
+    /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t7<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
-        for i0 in 0..4 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-            let p1: f64 = t[8 + i0];
-            let r0: Lanes<W> = p0 + p1;
-            let r1: Lanes<W> = r0.tanh();
-            r1.store(&mut s[(4 + i0) * W..]);
-        }
-    }
-    /// `t8` `t8 = Σ over i0 < 4 of f(v[i0], t7[i0])` (1 instruction).
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t8<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
-        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
-        for i0 in 0..4 {
-            let p0: f64 = t[12 + i0];
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-            let r0: Lanes<W> = p0 * p1;
-            sum = sum + r0;
-        }
-        sum.store(&mut s[8 * W..]);
-    }
-    /// `t11` `t11[i0] = f(t7[i0], v[i0]), for i0 < 4` (4 instructions).
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t11<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
-        for i0 in 0..4 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-            let p1: f64 = t[12 + i0];
-            let r0: Lanes<W> = p0 * p0;
-            let r1: Lanes<W> = r0 * (-1.0);
-            let r2: Lanes<W> = r1 + 1.0;
-            let r3: Lanes<W> = r2 * p1;
-            r3.store(&mut s[(11 + i0) * W..]);
-        }
-    }
+    fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {}
+}
+/// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
+/// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
+pub mod tangent {
+    use super::*;
+    use ::hessforge_kernels::ir::tensor::Phase;
     /// `dt6` `dt6[i0] = Σ over i1 < 2 of f(x[i1], dW[i0, i1]), for i0 < 4` (1 instruction).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt6<const W: usize>(
         t: &[f64],
         x: &[f64],
@@ -1217,7 +822,6 @@ mod tangent {
     }
     /// `dt7` `dt7[i0] = f(dt6[i0], dc[i0], t7[i0]), for i0 < 4` (5 instructions).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt7<const W: usize>(
         t: &[f64],
         x: &[f64],
@@ -1239,7 +843,6 @@ mod tangent {
     }
     /// `dt8` `dt8 = Σ over i0 < 4 of f(v[i0], t7[i0], dv[i0], dt7[i0])` (3 instructions).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt8<const W: usize>(
         t: &[f64],
         x: &[f64],
@@ -1262,7 +865,6 @@ mod tangent {
     }
     /// `dt11` `dt11[i0] = f(t7[i0], v[i0], dt7[i0], dv[i0]), for i0 < 4` (10 instructions).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt11<const W: usize>(
         t: &[f64],
         x: &[f64],
@@ -1290,7 +892,6 @@ mod tangent {
     }
     /// `dt12` `dt12[i0, i1] = f(t10, t11[i0], x[i1], dt10, dt11[i0]), for i0 < 4, i1 < 2` (3 instructions).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt12<const W: usize>(
         t: &[f64],
         x: &[f64],
@@ -1314,7 +915,6 @@ mod tangent {
     }
     /// `dt13` `dt13[i0] = f(t10, t7[i0], v[i0], dt10, dt7[i0], dv[i0]), for i0 < 4` (11 instructions).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt13<const W: usize>(
         t: &[f64],
         x: &[f64],
@@ -1345,7 +945,6 @@ mod tangent {
     }
     /// `dt14` `dt14[i0] = f(t10, t7[i0], dt10, dt7[i0]), for i0 < 4` (3 instructions).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt14<const W: usize>(
         t: &[f64],
         x: &[f64],
@@ -1364,314 +963,108 @@ mod tangent {
             r3.store(&mut s[(41 + i0) * W..]);
         }
     }
-    /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn sample<const W: usize>(
-        phase: Phase,
-        level: Outputs,
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
-        if phase != Phase::Tangent {
-            step_t6::<W>(t, x, c, v, s);
-            step_t7::<W>(t, x, c, v, s);
-            step_t8::<W>(t, x, c, v, s);
-            let v12: Lanes<W> = Lanes::<W>::load(&s[8 * W..]);
-            let a0: f64 = t[16];
-            let a1: Lanes<W> = Lanes::<W>::load(&x[2 * W..]);
-            let r2: Lanes<W> = (-1.0) * a1;
-            let r3: Lanes<W> = v12 + r2 + a0;
-            let r4: Lanes<W> = r3 * r3;
-            let r5: Lanes<W> = 0.5 * r4;
-            let v13: Lanes<W> = r5;
-            v13.store(&mut s[9 * W..]);
+    /// The tangent model: its gradient is ∇²L·v.
+    pub struct Tangent;
+    impl ::hessforge_kernels::LoopTangent for Tangent {
+        fn plan() -> Option<&'static TensorModel> {
+            static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
+                loops::plan(
+                    "mlp_tanh",
+                    Vec::from([
+                        loops::tensor("W", Source::Theta, 0, &[4, 2]),
+                        loops::tensor("c", Source::Theta, 8, &[4]),
+                        loops::tensor("v", Source::Theta, 12, &[4]),
+                        loops::tensor("d", Source::Theta, 16, &[]),
+                        loops::tensor("x", Source::Row, 0, &[2]),
+                        loops::tensor("y", Source::Row, 2, &[]),
+                        loops::tensor("dW", Source::Direction, 0, &[4, 2]),
+                        loops::tensor("dc", Source::Direction, 8, &[4]),
+                        loops::tensor("dv", Source::Direction, 12, &[4]),
+                        loops::tensor("dd", Source::Direction, 16, &[]),
+                        loops::tensor("t6", Source::Scratch, 0, &[4]),
+                        loops::tensor("t7", Source::Scratch, 4, &[4]),
+                        loops::tensor("t8", Source::Scratch, 8, &[]),
+                        loops::tensor("t9", Source::Scratch, 9, &[]),
+                        loops::tensor("t10", Source::Scratch, 10, &[]),
+                        loops::tensor("t11", Source::Scratch, 11, &[4]),
+                        loops::tensor("dt6", Source::Scratch, 15, &[4]),
+                        loops::tensor("dt7", Source::Scratch, 19, &[4]),
+                        loops::tensor("dt8", Source::Scratch, 23, &[]),
+                        loops::tensor("dt10", Source::Scratch, 24, &[]),
+                        loops::tensor("dt11", Source::Scratch, 25, &[4]),
+                        loops::tensor("dt12", Source::Scratch, 29, &[4, 2]),
+                        loops::tensor("dt13", Source::Scratch, 37, &[4]),
+                        loops::tensor("dt14", Source::Scratch, 41, &[4]),
+                        loops::tensor("dt15", Source::Scratch, 45, &[]),
+                    ]),
+                    Vec::from([]),
+                    loops::stage(
+                        46,
+                        Some(13),
+                        Vec::from([
+                            loops::gradient(0, 21),
+                            loops::gradient(1, 22),
+                            loops::gradient(2, 23),
+                            loops::gradient(3, 24),
+                        ]),
+                        Vec::from([]),
+                    ),
+                    loops::stage(0, None, Vec::from([]), Vec::from([])),
+                )
+            });
+            Some(&PLAN)
+        }
+        const PRIMAL_SCRATCH: Option<usize> = Some(15);
+        /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
+        #[inline(always)]
+        fn sample<const W: usize>(
+            phase: Phase,
+            level: Outputs,
+            t: &[f64],
+            x: &[f64],
+            c: &[f64],
+            v: &[f64],
+            s: &mut [f64],
+        ) {
+            if phase != Phase::Tangent {
+                super::step_t6::<W>(t, x, c, s);
+                super::step_t7::<W>(t, x, c, s);
+                super::step_t8::<W>(t, x, c, s);
+                let v12: Lanes<W> = Lanes::<W>::load(&s[8 * W..]);
+                let a0: f64 = t[16];
+                let a1: Lanes<W> = Lanes::<W>::load(&x[2 * W..]);
+                let r2: Lanes<W> = (-1f64) * a1;
+                let r3: Lanes<W> = v12 + r2 + a0;
+                let r4: Lanes<W> = r3 * r3;
+                let r5: Lanes<W> = 0.5f64 * r4;
+                r5.store(&mut s[9 * W..]);
+                if level.rank() < 1 {
+                    return;
+                }
+                r3.store(&mut s[10 * W..]);
+                super::step_t11::<W>(t, x, c, s);
+            }
+            if phase == Phase::Primal {
+                return;
+            }
             if level.rank() < 1 {
                 return;
             }
-            let v14: Lanes<W> = r3;
-            v14.store(&mut s[10 * W..]);
-            step_t11::<W>(t, x, c, v, s);
+            step_dt6::<W>(t, x, c, v, s);
+            step_dt7::<W>(t, x, c, v, s);
+            step_dt8::<W>(t, x, c, v, s);
+            let v18: Lanes<W> = Lanes::<W>::load(&s[23 * W..]);
+            let a6: f64 = v[16];
+            let r7: Lanes<W> = a6 + v18;
+            r7.store(&mut s[24 * W..]);
+            step_dt11::<W>(t, x, c, v, s);
+            step_dt12::<W>(t, x, c, v, s);
+            step_dt13::<W>(t, x, c, v, s);
+            step_dt14::<W>(t, x, c, v, s);
+            r7.store(&mut s[45 * W..]);
         }
-        if phase == Phase::Primal {
-            return;
-        }
-        if level.rank() < 1 {
-            return;
-        }
-        step_dt6::<W>(t, x, c, v, s);
-        step_dt7::<W>(t, x, c, v, s);
-        step_dt8::<W>(t, x, c, v, s);
-        let v18: Lanes<W> = Lanes::<W>::load(&s[23 * W..]);
-        let a6: f64 = v[16];
-        let r7: Lanes<W> = a6 + v18;
-        let v19: Lanes<W> = r7;
-        v19.store(&mut s[24 * W..]);
-        step_dt11::<W>(t, x, c, v, s);
-        step_dt12::<W>(t, x, c, v, s);
-        step_dt13::<W>(t, x, c, v, s);
-        step_dt14::<W>(t, x, c, v, s);
-        let v24: Lanes<W> = r7;
-        v24.store(&mut s[45 * W..]);
-    }
-    /// The regularizer's steps, into the scratch vector `s`.
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {}
-    /// The generated tangent steps in the direction v.
-    pub(super) struct Compiled<'a> {
-        pub(super) v: &'a [f64],
-        pub(super) phase: Phase,
-    }
-    impl Steps for Compiled<'_> {
-        #[inline]
-        fn sample(
-            &self,
-            level: Outputs,
-            theta: &[f64],
-            row: &[f64],
-            constants: &[f64],
-            scratch: &mut [f64],
-        ) {
-            sample::<1>(self.phase, level, theta, row, constants, self.v, scratch);
-        }
-        #[inline]
-        fn regularizer(
-            &self,
-            level: Outputs,
-            theta: &[f64],
-            constants: &[f64],
-            scratch: &mut [f64],
-        ) {
-            regularizer(level, theta, constants, self.v, scratch);
-        }
-        fn lanes(&self) -> usize {
-            8
-        }
+        /// The regularizer's steps, into the scratch vector `s`.
         #[inline(always)]
-        fn sample_lanes(
-            &self,
-            level: Outputs,
-            theta: &[f64],
-            rows: &[f64],
-            constants: &[f64],
-            scratch: &mut [f64],
-        ) {
-            sample::<8>(self.phase, level, theta, rows, constants, self.v, scratch);
-        }
-    }
-    /// ∇²L·v into `out` (and L), a loss-and-gradient pass of the
-    /// tangent model.
-    pub(super) fn hess_vec(
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled { v, phase: Phase::All },
-            Outputs::LossGrad,
-            theta,
-            constants,
-            rows,
-            out,
-            &mut [],
-        )
-    }
-    /// The scratch entries the primal steps write, per row:
-    /// what a linearization keeps.
-    const PRIMAL_SCRATCH: usize = 15;
-    /// What the products at θ share: the primal steps' values,
-    /// row by row (`hessforge_kernels::linearization`).
-    pub(super) fn linearize<'d>(
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'d>,
-    ) -> Option<Linearization<'d>> {
-        let primal = Compiled {
-            v: &[],
-            phase: Phase::Primal,
-        };
-        runtime::loops::linearize(
-            plan(),
-            &primal,
-            PRIMAL_SCRATCH,
-            theta,
-            constants,
-            rows,
-        )
-    }
-    /// ∇²L·v into `out` (and L), the tangent steps only, on the
-    /// primal values `linearization` kept.
-    pub(super) fn hess_vec_linearized(
-        linearization: &Linearization<'_>,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        let tangent = Compiled {
-            v,
-            phase: Phase::Tangent,
-        };
-        runtime::loops::hess_vec_linearized(
-            plan(),
-            linearization,
-            &tangent,
-            &Compiled { v, phase: Phase::All },
-            PRIMAL_SCRATCH,
-            theta,
-            constants,
-            rows,
-            out,
-        )
-    }
-}
-/// The generated steps, for the shared accumulation.
-struct Compiled;
-impl Steps for Compiled {
-    #[inline]
-    fn sample(
-        &self,
-        level: Outputs,
-        theta: &[f64],
-        row: &[f64],
-        constants: &[f64],
-        scratch: &mut [f64],
-    ) {
-        sample::<1>(level, theta, row, constants, scratch);
-    }
-    #[inline]
-    fn regularizer(
-        &self,
-        level: Outputs,
-        theta: &[f64],
-        constants: &[f64],
-        scratch: &mut [f64],
-    ) {
-        regularizer(level, theta, constants, scratch);
-    }
-    fn lanes(&self) -> usize {
-        8
-    }
-    #[inline(always)]
-    fn sample_lanes(
-        &self,
-        level: Outputs,
-        theta: &[f64],
-        rows: &[f64],
-        constants: &[f64],
-        scratch: &mut [f64],
-    ) {
-        sample::<8>(level, theta, rows, constants, scratch);
-    }
-}
-impl Kernel for MlpTanh {
-    const NAME: &'static str = "mlp_tanh";
-    const N_PARAMS: usize = 17;
-    const N_DATA: usize = 3;
-    const N_CONSTANTS: usize = 0;
-    const DEFAULT_CONSTANTS: &'static [f64] = &[];
-    fn param_names() -> &'static [&'static str] {
-        runtime::loops::names(&plan().params)
-    }
-    fn data_names() -> &'static [&'static str] {
-        runtime::loops::names(&plan().data)
-    }
-    fn constant_names() -> &'static [&'static str] {
-        runtime::loops::names(&plan().constants)
-    }
-    fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled,
-            Outputs::Loss,
-            theta,
-            constants,
-            rows,
-            &mut [],
-            &mut [],
-        )
-    }
-    fn loss_grad(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        grad: &mut [f64],
-    ) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled,
-            Outputs::LossGrad,
-            theta,
-            constants,
-            rows,
-            grad,
-            &mut [],
-        )
-    }
-    fn loss_grad_hess(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        grad: &mut [f64],
-        hess: &mut [f64],
-    ) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled,
-            Outputs::LossGradHess,
-            theta,
-            constants,
-            rows,
-            grad,
-            hess,
-        )
-    }
-    fn hess_vec(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        tangent::hess_vec(theta, constants, rows, v, out)
-    }
-    fn hess_diag(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        out: &mut [f64],
-    ) -> f64 {
-        runtime::loops::hess_diag(plan(), &Compiled, theta, constants, rows, out)
-    }
-    fn linearize<'d>(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'d>,
-    ) -> Option<::hessforge_kernels::Linearization<'d>> {
-        tangent::linearize(theta, constants, rows)
-    }
-    fn hess_vec_linearized(
-        &self,
-        linearization: &::hessforge_kernels::Linearization<'_>,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        tangent::hess_vec_linearized(linearization, theta, constants, rows, v, out)
+        fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {}
     }
 }

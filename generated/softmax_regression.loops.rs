@@ -4,144 +4,13 @@
 
 use ::hessforge_kernels::ir::Outputs;
 use ::hessforge_kernels::ir::lanes::Lanes;
-use ::hessforge_kernels::ir::tensor::{
-    GradientTerm, HessianTerm, Source, Stage, Steps, TensorModel,
-};
-use ::hessforge_kernels::{Kernel, Rows, runtime};
+use ::hessforge_kernels::ir::tensor::{Source, TensorModel};
+use ::hessforge_kernels::runtime::loops;
 /// Softmax regression: Multinomial logistic regression: 3 classes, 4 features, cross-entropy (15 parameters).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SoftmaxRegression;
-/// The layouts and the gradient and Hessian terms of the model's loop IR; its steps are [`sample`] and [`regularizer`].
-fn plan() -> &'static TensorModel {
-    static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
-        runtime::loops::plan(
-            "softmax_regression",
-            Vec::from([
-                runtime::loops::tensor("W", Source::Theta, 0, &[3, 4]),
-                runtime::loops::tensor("b", Source::Theta, 12, &[3]),
-                runtime::loops::tensor("x", Source::Row, 0, &[4]),
-                runtime::loops::tensor("y", Source::Row, 4, &[3]),
-                runtime::loops::tensor("lambda", Source::Constants, 0, &[]),
-                runtime::loops::tensor("t5", Source::Scratch, 0, &[3]),
-                runtime::loops::tensor("t6", Source::Scratch, 3, &[3]),
-                runtime::loops::tensor("t7", Source::Scratch, 6, &[]),
-                runtime::loops::tensor("t8", Source::Scratch, 7, &[]),
-                runtime::loops::tensor("t9", Source::Scratch, 8, &[]),
-                runtime::loops::tensor("t10", Source::Scratch, 9, &[]),
-                runtime::loops::tensor("t11", Source::Scratch, 10, &[3]),
-                runtime::loops::tensor("t12", Source::Scratch, 13, &[3, 4]),
-                runtime::loops::tensor("t13", Source::Scratch, 25, &[3]),
-                runtime::loops::tensor("t14", Source::Scratch, 28, &[3]),
-                runtime::loops::tensor("t15", Source::Scratch, 31, &[3, 4]),
-                runtime::loops::tensor("t16", Source::Scratch, 43, &[3, 4]),
-                runtime::loops::tensor("t17", Source::Scratch, 55, &[]),
-                runtime::loops::tensor("t18", Source::Scratch, 56, &[3, 4]),
-                runtime::loops::tensor("t19", Source::Scratch, 68, &[3, 4]),
-                runtime::loops::tensor("t20", Source::Scratch, 80, &[3]),
-                runtime::loops::tensor("t21", Source::Scratch, 83, &[3]),
-                runtime::loops::tensor("t22", Source::Scratch, 86, &[3]),
-                runtime::loops::tensor("t23", Source::Scratch, 0, &[3]),
-                runtime::loops::tensor("t24", Source::Scratch, 3, &[]),
-                runtime::loops::tensor("t25", Source::Scratch, 4, &[]),
-                runtime::loops::tensor("t26", Source::Scratch, 5, &[3, 4]),
-                runtime::loops::tensor("t27", Source::Scratch, 17, &[3, 4]),
-                runtime::loops::tensor("t28", Source::Scratch, 29, &[]),
-                runtime::loops::tensor("t29", Source::Scratch, 30, &[3, 4]),
-            ]),
-            Vec::from([0.001]),
-            Stage {
-                scratch: 89,
-                steps: Vec::new(),
-                loss: Some(9),
-                gradient: Vec::from([
-                    GradientTerm {
-                        param: 0,
-                        value: 12,
-                        outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
-                            u: 11,
-                            v: 2,
-                            scale: -1.0,
-                        }),
-                    },
-                    GradientTerm {
-                        param: 1,
-                        value: 13,
-                        outer: None,
-                    },
-                ]),
-                hessian: Vec::from([
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 0,
-                        pairs: Vec::from([]),
-                        u: 18,
-                        v: 15,
-                    },
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 0,
-                        pairs: Vec::from([(0, 0)]),
-                        u: 19,
-                        v: 16,
-                    },
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 1,
-                        pairs: Vec::from([]),
-                        u: 18,
-                        v: 6,
-                    },
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 1,
-                        pairs: Vec::from([(0, 0)]),
-                        u: 19,
-                        v: 20,
-                    },
-                    HessianTerm::Product {
-                        row: 1,
-                        col: 1,
-                        pairs: Vec::from([]),
-                        u: 21,
-                        v: 6,
-                    },
-                    HessianTerm::Product {
-                        row: 1,
-                        col: 1,
-                        pairs: Vec::from([(0, 0)]),
-                        u: 22,
-                        v: 20,
-                    },
-                ]),
-            },
-            Stage {
-                scratch: 42,
-                steps: Vec::new(),
-                loss: Some(25),
-                gradient: Vec::from([
-                    GradientTerm {
-                        param: 0,
-                        value: 26,
-                        outer: None,
-                    },
-                ]),
-                hessian: Vec::from([
-                    HessianTerm::Product {
-                        row: 0,
-                        col: 0,
-                        pairs: Vec::from([(0, 0), (1, 1)]),
-                        u: 29,
-                        v: 27,
-                    },
-                ]),
-            },
-        )
-    });
-    &PLAN
-}
 /// `t5` `t5[i0] = Σ over i1 < 4 of f(W[i0, i1], x[i1]), for i0 < 3` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
@@ -156,7 +25,6 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t6` `t6[i0] = f(t5[i0], b[i0]), for i0 < 3` (2 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t6<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
@@ -168,7 +36,6 @@ fn step_t6<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t7` `t7 = Σ over i0 < 3 of f(t6[i0])` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..3 {
@@ -180,7 +47,6 @@ fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t8` `t8 = Σ over i0 < 3 of f(y[i0], t5[i0], b[i0])` (2 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..3 {
@@ -195,7 +61,6 @@ fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t11` `t11[i0] = f(t6[i0], t10, y[i0]), for i0 < 3` (2 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
@@ -208,7 +73,6 @@ fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t13` `t13[i0] = f(y[i0], t6[i0], t10), for i0 < 3` (3 instructions).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
@@ -222,7 +86,6 @@ fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t14` `t14[i0] = f(t6[i0]), for i0 < 3` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t14<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
@@ -232,7 +95,6 @@ fn step_t14<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t15` `t15[i0, i1] = f(t14[i0], x[i1]), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t15<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
@@ -245,7 +107,6 @@ fn step_t15<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t16` `t16[i0, i1] = f(x[i1]), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t16<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
@@ -257,7 +118,6 @@ fn step_t16<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t18` `t18[i0, i1] = f(t17, t14[i0], x[i1]), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t18<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
@@ -271,7 +131,6 @@ fn step_t18<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t19` `t19[i0, i1] = f(t14[i0], t10, x[i1]), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
@@ -285,85 +144,48 @@ fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// `t20` `t20[i0] = f(), for i0 < 3` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
 fn step_t20<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let r0: f64 = 1.0;
         Lanes::<W>::splat(r0).store(&mut s[(80 + i0) * W..]);
     }
 }
-/// `t21` `t21[i0] = f(t17, t6[i0]), for i0 < 3` (1 instruction).
+/// `t22` `t22[i0, i1] = f(t21, t14[i0], x[i1]), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t21<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t22<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    for i0 in 0..3 {
+        for i1 in 0..4 {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[83 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(28 + i0) * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            let r0: Lanes<W> = p0 * p2 * p1;
+            r0.store(&mut s[(84 + i0 * 4 + i1) * W..]);
+        }
+    }
+}
+/// `t23` `t23[i0] = f(t17, t6[i0]), for i0 < 3` (1 instruction).
+#[inline(always)]
+fn step_t23<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[55 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
         let r0: Lanes<W> = p0 * p1;
-        r0.store(&mut s[(83 + i0) * W..]);
+        r0.store(&mut s[(96 + i0) * W..]);
     }
 }
-/// `t22` `t22[i0] = f(t6[i0], t10), for i0 < 3` (1 instruction).
+/// `t24` `t24[i0] = f(t6[i0], t10), for i0 < 3` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t22<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t24<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
         let r0: Lanes<W> = p0 * p1;
-        r0.store(&mut s[(86 + i0) * W..]);
+        r0.store(&mut s[(99 + i0) * W..]);
     }
 }
-/// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
+/// `t25` `t25[i0] = Σ over i1 < 4 of f(W[i0, i1]), for i0 < 3` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn sample<const W: usize>(
-    level: Outputs,
-    t: &[f64],
-    x: &[f64],
-    c: &[f64],
-    s: &mut [f64],
-) {
-    step_t5::<W>(t, x, c, s);
-    step_t6::<W>(t, x, c, s);
-    step_t7::<W>(t, x, c, s);
-    let v7: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
-    step_t8::<W>(t, x, c, s);
-    let v8: Lanes<W> = Lanes::<W>::load(&s[7 * W..]);
-    let r0: Lanes<W> = v7.ln();
-    let r1: Lanes<W> = (-1.0) * v8;
-    let r2: Lanes<W> = r0 + r1;
-    let v9: Lanes<W> = r2;
-    v9.store(&mut s[8 * W..]);
-    if level.rank() < 1 {
-        return;
-    }
-    let r3: Lanes<W> = v7.powi(-1i32);
-    let v10: Lanes<W> = r3;
-    v10.store(&mut s[9 * W..]);
-    step_t11::<W>(t, x, c, s);
-    step_t13::<W>(t, x, c, s);
-    if level.rank() < 2 {
-        return;
-    }
-    step_t14::<W>(t, x, c, s);
-    step_t15::<W>(t, x, c, s);
-    step_t16::<W>(t, x, c, s);
-    let r4: Lanes<W> = v7 * v7;
-    let r5: Lanes<W> = r4.powi(-1i32);
-    let r6: Lanes<W> = (-1.0) * r5;
-    let v17: Lanes<W> = r6;
-    v17.store(&mut s[55 * W..]);
-    step_t18::<W>(t, x, c, s);
-    step_t19::<W>(t, x, c, s);
-    step_t20::<W>(t, x, c, s);
-    step_t21::<W>(t, x, c, s);
-    step_t22::<W>(t, x, c, s);
-}
-/// `t23` `t23[i0] = Σ over i1 < 4 of f(W[i0, i1]), for i0 < 3` (1 instruction).
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t23(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t25(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let mut sum: f64 = 0.0;
         for i1 in 0..4 {
@@ -374,10 +196,9 @@ fn step_t23(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[i0] = sum;
     }
 }
-/// `t24` `t24 = Σ over i0 < 3 of f(t23[i0])` (1 instruction).
+/// `t26` `t26 = Σ over i0 < 3 of f(t25[i0])` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t24(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t26(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..3 {
         let p0: f64 = s[i0];
@@ -386,10 +207,9 @@ fn step_t24(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     }
     s[3] = sum;
 }
-/// `t26` `t26[i0, i1] = f(W[i0, i1], lambda), for i0 < 3, i1 < 4` (1 instruction).
+/// `t28` `t28[i0, i1] = f(W[i0, i1], lambda), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t26(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t28(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let p0: f64 = t[i0 * 4 + i1];
@@ -399,10 +219,9 @@ fn step_t26(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t27` `t27[i0, i1] = f(), for i0 < 3, i1 < 4` (1 instruction).
+/// `t29` `t29[i0, i1] = f(), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t27(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t29(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let r0: f64 = 1.0;
@@ -410,10 +229,9 @@ fn step_t27(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t29` `t29[i0, i1] = f(t28), for i0 < 3, i1 < 4` (1 instruction).
+/// `t31` `t31[i0, i1] = f(t30), for i0 < 3, i1 < 4` (1 instruction).
 #[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn step_t29(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t31(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let p0: f64 = s[29];
@@ -422,187 +240,152 @@ fn step_t29(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// The regularizer's steps, into the scratch vector `s`.
-#[inline(always)]
-#[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
-    step_t23(t, &[], c, s);
-    step_t24(t, &[], c, s);
-    let v24: f64 = s[3];
-    let a0: f64 = c[0];
-    let r1: f64 = 0.5 * a0 * v24;
-    let v25: f64 = r1;
-    s[4] = v25;
-    if level.rank() < 1 {
-        return;
-    }
-    step_t26(t, &[], c, s);
-    if level.rank() < 2 {
-        return;
-    }
-    step_t27(t, &[], c, s);
-    let v28: f64 = a0;
-    s[29] = v28;
-    step_t29(t, &[], c, s);
-}
-/// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
-/// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
-mod tangent {
-    use super::*;
-    use ::hessforge_kernels::Linearization;
-    use ::hessforge_kernels::ir::tensor::Phase;
-    /// The layouts of the tangent model (`hessforge_ir::tangent`): its gradient is ∇²L·v; its steps are [`sample`] and [`regularizer`].
+/// The model: its layouts and its gradient and Hessian terms, its
+/// steps; `hessforge_kernels` implements `Kernel` for it.
+impl ::hessforge_kernels::LoopModel for SoftmaxRegression {
+    const NAME: &'static str = "softmax_regression";
+    const N_PARAMS: usize = 15;
+    const N_DATA: usize = 7;
+    const N_CONSTANTS: usize = 1;
+    const DEFAULT_CONSTANTS: &'static [f64] = &[0.001];
+    type Tangent = tangent::Tangent;
     fn plan() -> &'static TensorModel {
         static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
-            runtime::loops::plan(
+            loops::plan(
                 "softmax_regression",
                 Vec::from([
-                    runtime::loops::tensor("W", Source::Theta, 0, &[3, 4]),
-                    runtime::loops::tensor("b", Source::Theta, 12, &[3]),
-                    runtime::loops::tensor("x", Source::Row, 0, &[4]),
-                    runtime::loops::tensor("y", Source::Row, 4, &[3]),
-                    runtime::loops::tensor("lambda", Source::Constants, 0, &[]),
-                    runtime::loops::tensor("dW", Source::Direction, 0, &[3, 4]),
-                    runtime::loops::tensor("db", Source::Direction, 12, &[3]),
-                    runtime::loops::tensor("t5", Source::Scratch, 0, &[3]),
-                    runtime::loops::tensor("t6", Source::Scratch, 3, &[3]),
-                    runtime::loops::tensor("t7", Source::Scratch, 6, &[]),
-                    runtime::loops::tensor("t8", Source::Scratch, 7, &[]),
-                    runtime::loops::tensor("t9", Source::Scratch, 8, &[]),
-                    runtime::loops::tensor("t10", Source::Scratch, 9, &[]),
-                    runtime::loops::tensor("dt5", Source::Scratch, 10, &[3]),
-                    runtime::loops::tensor("dt6", Source::Scratch, 13, &[3]),
-                    runtime::loops::tensor("dt7", Source::Scratch, 16, &[]),
-                    runtime::loops::tensor("dt10", Source::Scratch, 17, &[]),
-                    runtime::loops::tensor("dt11", Source::Scratch, 18, &[3]),
-                    runtime::loops::tensor("dt12", Source::Scratch, 21, &[3, 4]),
-                    runtime::loops::tensor("dt13", Source::Scratch, 33, &[3]),
-                    runtime::loops::tensor("t23", Source::Scratch, 0, &[3]),
-                    runtime::loops::tensor("t24", Source::Scratch, 3, &[]),
-                    runtime::loops::tensor("t25", Source::Scratch, 4, &[]),
-                    runtime::loops::tensor("dt26", Source::Scratch, 5, &[3, 4]),
+                    loops::tensor("W", Source::Theta, 0, &[3, 4]),
+                    loops::tensor("b", Source::Theta, 12, &[3]),
+                    loops::tensor("x", Source::Row, 0, &[4]),
+                    loops::tensor("y", Source::Row, 4, &[3]),
+                    loops::tensor("lambda", Source::Constants, 0, &[]),
+                    loops::tensor("t5", Source::Scratch, 0, &[3]),
+                    loops::tensor("t6", Source::Scratch, 3, &[3]),
+                    loops::tensor("t7", Source::Scratch, 6, &[]),
+                    loops::tensor("t8", Source::Scratch, 7, &[]),
+                    loops::tensor("t9", Source::Scratch, 8, &[]),
+                    loops::tensor("t10", Source::Scratch, 9, &[]),
+                    loops::tensor("t11", Source::Scratch, 10, &[3]),
+                    loops::tensor("t12", Source::Scratch, 13, &[3, 4]),
+                    loops::tensor("t13", Source::Scratch, 25, &[3]),
+                    loops::tensor("t14", Source::Scratch, 28, &[3]),
+                    loops::tensor("t15", Source::Scratch, 31, &[3, 4]),
+                    loops::tensor("t16", Source::Scratch, 43, &[3, 4]),
+                    loops::tensor("t17", Source::Scratch, 55, &[]),
+                    loops::tensor("t18", Source::Scratch, 56, &[3, 4]),
+                    loops::tensor("t19", Source::Scratch, 68, &[3, 4]),
+                    loops::tensor("t20", Source::Scratch, 80, &[3]),
+                    loops::tensor("t21", Source::Scratch, 83, &[]),
+                    loops::tensor("t22", Source::Scratch, 84, &[3, 4]),
+                    loops::tensor("t23", Source::Scratch, 96, &[3]),
+                    loops::tensor("t24", Source::Scratch, 99, &[3]),
+                    loops::tensor("t25", Source::Scratch, 0, &[3]),
+                    loops::tensor("t26", Source::Scratch, 3, &[]),
+                    loops::tensor("t27", Source::Scratch, 4, &[]),
+                    loops::tensor("t28", Source::Scratch, 5, &[3, 4]),
+                    loops::tensor("t29", Source::Scratch, 17, &[3, 4]),
+                    loops::tensor("t30", Source::Scratch, 29, &[]),
+                    loops::tensor("t31", Source::Scratch, 30, &[3, 4]),
                 ]),
                 Vec::from([0.001]),
-                Stage {
-                    scratch: 36,
-                    steps: Vec::new(),
-                    loss: Some(11),
-                    gradient: Vec::from([
-                        GradientTerm {
-                            param: 0,
-                            value: 18,
-                            outer: Some(::hessforge_kernels::ir::tensor::OuterGradient {
-                                u: 17,
-                                v: 2,
-                                scale: -1.0,
-                            }),
-                        },
-                        GradientTerm {
-                            param: 1,
-                            value: 19,
-                            outer: None,
-                        },
+                loops::stage(
+                    102,
+                    Some(9),
+                    Vec::from([
+                        loops::outer_gradient(0, 12, 11, 2, -1.0),
+                        loops::gradient(1, 13),
                     ]),
-                    hessian: Vec::from([]),
-                },
-                Stage {
-                    scratch: 17,
-                    steps: Vec::new(),
-                    loss: Some(22),
-                    gradient: Vec::from([
-                        GradientTerm {
-                            param: 0,
-                            value: 23,
-                            outer: None,
-                        },
+                    Vec::from([
+                        loops::product(0, 0, &[], 18, 15),
+                        loops::product(0, 0, &[(0, 0)], 19, 16),
+                        loops::product(0, 1, &[(0, 0)], 22, 20),
+                        loops::product(0, 1, &[], 18, 6),
+                        loops::product(1, 1, &[], 23, 6),
+                        loops::product(1, 1, &[(0, 0)], 24, 20),
                     ]),
-                    hessian: Vec::from([]),
-                },
+                ),
+                loops::stage(
+                    42,
+                    Some(27),
+                    Vec::from([loops::gradient(0, 28)]),
+                    Vec::from([loops::product(0, 0, &[(0, 0), (1, 1)], 31, 29)]),
+                ),
             )
         });
         &PLAN
     }
-    /// `t5` `t5[i0] = Σ over i1 < 4 of f(W[i0, i1], x[i1]), for i0 < 3` (1 instruction).
+    /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t5<const W: usize>(
+    fn sample<const W: usize>(
+        level: Outputs,
         t: &[f64],
         x: &[f64],
         c: &[f64],
-        v: &[f64],
         s: &mut [f64],
     ) {
-        for i0 in 0..3 {
-            let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
-            for i1 in 0..4 {
-                let p0: f64 = t[i0 * 4 + i1];
-                let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                let r0: Lanes<W> = p0 * p1;
-                sum = sum + r0;
-            }
-            sum.store(&mut s[i0 * W..]);
+        step_t5::<W>(t, x, c, s);
+        step_t6::<W>(t, x, c, s);
+        step_t7::<W>(t, x, c, s);
+        let v7: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+        step_t8::<W>(t, x, c, s);
+        let v8: Lanes<W> = Lanes::<W>::load(&s[7 * W..]);
+        let r0: Lanes<W> = v7.ln();
+        let r1: Lanes<W> = (-1f64) * v8;
+        let r2: Lanes<W> = r0 + r1;
+        r2.store(&mut s[8 * W..]);
+        if level.rank() < 1 {
+            return;
         }
+        let r3: Lanes<W> = v7.powi(-1i32);
+        r3.store(&mut s[9 * W..]);
+        step_t11::<W>(t, x, c, s);
+        step_t13::<W>(t, x, c, s);
+        if level.rank() < 2 {
+            return;
+        }
+        step_t14::<W>(t, x, c, s);
+        step_t15::<W>(t, x, c, s);
+        step_t16::<W>(t, x, c, s);
+        let r4: Lanes<W> = v7 * v7;
+        let r5: Lanes<W> = r4.powi(-1i32);
+        let r6: Lanes<W> = (-1f64) * r5;
+        r6.store(&mut s[55 * W..]);
+        step_t18::<W>(t, x, c, s);
+        step_t19::<W>(t, x, c, s);
+        step_t20::<W>(t, x, c, s);
+        r3.store(&mut s[83 * W..]);
+        step_t22::<W>(t, x, c, s);
+        step_t23::<W>(t, x, c, s);
+        step_t24::<W>(t, x, c, s);
     }
-    /// `t6` `t6[i0] = f(t5[i0], b[i0]), for i0 < 3` (2 instructions).
+    /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t6<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
-        for i0 in 0..3 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-            let p1: f64 = t[12 + i0];
-            let r0: Lanes<W> = p0 + p1;
-            let r1: Lanes<W> = r0.exp();
-            r1.store(&mut s[(3 + i0) * W..]);
+    fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
+        step_t25(t, &[], c, s);
+        step_t26(t, &[], c, s);
+        let v26: f64 = s[3];
+        let a0: f64 = c[0];
+        let r1: f64 = 0.5f64 * a0 * v26;
+        s[4] = r1;
+        if level.rank() < 1 {
+            return;
         }
-    }
-    /// `t7` `t7 = Σ over i0 < 3 of f(t6[i0])` (1 instruction).
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t7<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
-        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
-        for i0 in 0..3 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-            let r0: Lanes<W> = p0;
-            sum = sum + r0;
+        step_t28(t, &[], c, s);
+        if level.rank() < 2 {
+            return;
         }
-        sum.store(&mut s[6 * W..]);
+        step_t29(t, &[], c, s);
+        s[29] = a0;
+        step_t31(t, &[], c, s);
     }
-    /// `t8` `t8 = Σ over i0 < 3 of f(y[i0], t5[i0], b[i0])` (2 instructions).
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t8<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
-        let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
-        for i0 in 0..3 {
-            let p0: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
-            let p2: f64 = t[12 + i0];
-            let r0: Lanes<W> = p2 + p1;
-            let r1: Lanes<W> = r0 * p0;
-            sum = sum + r1;
-        }
-        sum.store(&mut s[7 * W..]);
-    }
+}
+/// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
+/// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
+pub mod tangent {
+    use super::*;
+    use ::hessforge_kernels::ir::tensor::Phase;
     /// `dt5` `dt5[i0] = Σ over i1 < 4 of f(x[i1], dW[i0, i1]), for i0 < 3` (1 instruction).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt5<const W: usize>(
         t: &[f64],
         x: &[f64],
@@ -623,7 +406,6 @@ mod tangent {
     }
     /// `dt6` `dt6[i0] = f(dt5[i0], db[i0], t6[i0]), for i0 < 3` (2 instructions).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt6<const W: usize>(
         t: &[f64],
         x: &[f64],
@@ -642,7 +424,6 @@ mod tangent {
     }
     /// `dt7` `dt7 = Σ over i0 < 3 of f(dt6[i0])` (0 instructions).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt7<const W: usize>(
         t: &[f64],
         x: &[f64],
@@ -659,7 +440,6 @@ mod tangent {
     }
     /// `dt11` `dt11[i0] = f(t6[i0], t10, dt6[i0], dt10), for i0 < 3` (3 instructions).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt11<const W: usize>(
         t: &[f64],
         x: &[f64],
@@ -680,7 +460,6 @@ mod tangent {
     }
     /// `dt13` `dt13[i0] = f(t6[i0], t10, dt6[i0], dt10), for i0 < 3` (3 instructions).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
     fn step_dt13<const W: usize>(
         t: &[f64],
         x: &[f64],
@@ -699,85 +478,9 @@ mod tangent {
             r5.store(&mut s[(33 + i0) * W..]);
         }
     }
-    /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
+    /// `dt28` `dt28[i0, i1] = f(lambda, dW[i0, i1]), for i0 < 3, i1 < 4` (1 instruction).
     #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn sample<const W: usize>(
-        phase: Phase,
-        level: Outputs,
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
-        if phase != Phase::Tangent {
-            step_t5::<W>(t, x, c, v, s);
-            step_t6::<W>(t, x, c, v, s);
-            step_t7::<W>(t, x, c, v, s);
-            let v9: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
-            step_t8::<W>(t, x, c, v, s);
-            let v10: Lanes<W> = Lanes::<W>::load(&s[7 * W..]);
-            let r0: Lanes<W> = v9.ln();
-            let r1: Lanes<W> = (-1.0) * v10;
-            let r2: Lanes<W> = r0 + r1;
-            let v11: Lanes<W> = r2;
-            v11.store(&mut s[8 * W..]);
-            if level.rank() < 1 {
-                return;
-            }
-            let r3: Lanes<W> = v9.powi(-1i32);
-            let v12: Lanes<W> = r3;
-            v12.store(&mut s[9 * W..]);
-        }
-        if phase == Phase::Primal {
-            return;
-        }
-        if level.rank() < 1 {
-            return;
-        }
-        step_dt5::<W>(t, x, c, v, s);
-        step_dt6::<W>(t, x, c, v, s);
-        step_dt7::<W>(t, x, c, v, s);
-        let v15: Lanes<W> = Lanes::<W>::load(&s[16 * W..]);
-        let a4: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
-        let r5: Lanes<W> = a4.powi(-2i32);
-        let r6: Lanes<W> = (-1.0) * r5 * v15;
-        let v16: Lanes<W> = r6;
-        v16.store(&mut s[17 * W..]);
-        step_dt11::<W>(t, x, c, v, s);
-        step_dt13::<W>(t, x, c, v, s);
-    }
-    /// `t23` `t23[i0] = Σ over i1 < 4 of f(W[i0, i1]), for i0 < 3` (1 instruction).
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t23(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
-        for i0 in 0..3 {
-            let mut sum: f64 = 0.0;
-            for i1 in 0..4 {
-                let p0: f64 = t[i0 * 4 + i1];
-                let r0: f64 = p0 * p0;
-                sum = sum + r0;
-            }
-            s[i0] = sum;
-        }
-    }
-    /// `t24` `t24 = Σ over i0 < 3 of f(t23[i0])` (1 instruction).
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_t24(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
-        let mut sum: f64 = 0.0;
-        for i0 in 0..3 {
-            let p0: f64 = s[i0];
-            let r0: f64 = p0;
-            sum = sum + r0;
-        }
-        s[3] = sum;
-    }
-    /// `dt26` `dt26[i0, i1] = f(lambda, dW[i0, i1]), for i0 < 3, i1 < 4` (1 instruction).
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn step_dt26(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+    fn step_dt28(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..3 {
             for i1 in 0..4 {
                 let p0: f64 = c[0];
@@ -787,273 +490,118 @@ mod tangent {
             }
         }
     }
-    /// The regularizer's steps, into the scratch vector `s`.
-    #[inline(always)]
-    #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-    fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
-        step_t23(t, &[], c, v, s);
-        step_t24(t, &[], c, v, s);
-        let v21: f64 = s[3];
-        let a0: f64 = c[0];
-        let r1: f64 = 0.5 * a0 * v21;
-        let v22: f64 = r1;
-        s[4] = v22;
-        if level.rank() < 1 {
-            return;
+    /// The tangent model: its gradient is ∇²L·v.
+    pub struct Tangent;
+    impl ::hessforge_kernels::LoopTangent for Tangent {
+        fn plan() -> Option<&'static TensorModel> {
+            static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
+                loops::plan(
+                    "softmax_regression",
+                    Vec::from([
+                        loops::tensor("W", Source::Theta, 0, &[3, 4]),
+                        loops::tensor("b", Source::Theta, 12, &[3]),
+                        loops::tensor("x", Source::Row, 0, &[4]),
+                        loops::tensor("y", Source::Row, 4, &[3]),
+                        loops::tensor("lambda", Source::Constants, 0, &[]),
+                        loops::tensor("dW", Source::Direction, 0, &[3, 4]),
+                        loops::tensor("db", Source::Direction, 12, &[3]),
+                        loops::tensor("t5", Source::Scratch, 0, &[3]),
+                        loops::tensor("t6", Source::Scratch, 3, &[3]),
+                        loops::tensor("t7", Source::Scratch, 6, &[]),
+                        loops::tensor("t8", Source::Scratch, 7, &[]),
+                        loops::tensor("t9", Source::Scratch, 8, &[]),
+                        loops::tensor("t10", Source::Scratch, 9, &[]),
+                        loops::tensor("dt5", Source::Scratch, 10, &[3]),
+                        loops::tensor("dt6", Source::Scratch, 13, &[3]),
+                        loops::tensor("dt7", Source::Scratch, 16, &[]),
+                        loops::tensor("dt10", Source::Scratch, 17, &[]),
+                        loops::tensor("dt11", Source::Scratch, 18, &[3]),
+                        loops::tensor("dt12", Source::Scratch, 21, &[3, 4]),
+                        loops::tensor("dt13", Source::Scratch, 33, &[3]),
+                        loops::tensor("t25", Source::Scratch, 0, &[3]),
+                        loops::tensor("t26", Source::Scratch, 3, &[]),
+                        loops::tensor("t27", Source::Scratch, 4, &[]),
+                        loops::tensor("dt28", Source::Scratch, 5, &[3, 4]),
+                    ]),
+                    Vec::from([0.001]),
+                    loops::stage(
+                        36,
+                        Some(11),
+                        Vec::from([
+                            loops::outer_gradient(0, 18, 17, 2, -1.0),
+                            loops::gradient(1, 19),
+                        ]),
+                        Vec::from([]),
+                    ),
+                    loops::stage(
+                        17,
+                        Some(22),
+                        Vec::from([loops::gradient(0, 23)]),
+                        Vec::from([]),
+                    ),
+                )
+            });
+            Some(&PLAN)
         }
-        step_dt26(t, &[], c, v, s);
-    }
-    /// The generated tangent steps in the direction v.
-    pub(super) struct Compiled<'a> {
-        pub(super) v: &'a [f64],
-        pub(super) phase: Phase,
-    }
-    impl Steps for Compiled<'_> {
-        #[inline]
-        fn sample(
-            &self,
-            level: Outputs,
-            theta: &[f64],
-            row: &[f64],
-            constants: &[f64],
-            scratch: &mut [f64],
-        ) {
-            sample::<1>(self.phase, level, theta, row, constants, self.v, scratch);
-        }
-        #[inline]
-        fn regularizer(
-            &self,
-            level: Outputs,
-            theta: &[f64],
-            constants: &[f64],
-            scratch: &mut [f64],
-        ) {
-            regularizer(level, theta, constants, self.v, scratch);
-        }
-        fn lanes(&self) -> usize {
-            8
-        }
+        const PRIMAL_SCRATCH: Option<usize> = Some(10);
+        /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
         #[inline(always)]
-        fn sample_lanes(
-            &self,
+        fn sample<const W: usize>(
+            phase: Phase,
             level: Outputs,
-            theta: &[f64],
-            rows: &[f64],
-            constants: &[f64],
-            scratch: &mut [f64],
+            t: &[f64],
+            x: &[f64],
+            c: &[f64],
+            v: &[f64],
+            s: &mut [f64],
         ) {
-            sample::<8>(self.phase, level, theta, rows, constants, self.v, scratch);
+            if phase != Phase::Tangent {
+                super::step_t5::<W>(t, x, c, s);
+                super::step_t6::<W>(t, x, c, s);
+                super::step_t7::<W>(t, x, c, s);
+                let v9: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+                super::step_t8::<W>(t, x, c, s);
+                let v10: Lanes<W> = Lanes::<W>::load(&s[7 * W..]);
+                let r0: Lanes<W> = v9.ln();
+                let r1: Lanes<W> = (-1f64) * v10;
+                let r2: Lanes<W> = r0 + r1;
+                r2.store(&mut s[8 * W..]);
+                if level.rank() < 1 {
+                    return;
+                }
+                let r3: Lanes<W> = v9.powi(-1i32);
+                r3.store(&mut s[9 * W..]);
+            }
+            if phase == Phase::Primal {
+                return;
+            }
+            if level.rank() < 1 {
+                return;
+            }
+            step_dt5::<W>(t, x, c, v, s);
+            step_dt6::<W>(t, x, c, v, s);
+            step_dt7::<W>(t, x, c, v, s);
+            let v15: Lanes<W> = Lanes::<W>::load(&s[16 * W..]);
+            let a4: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+            let r5: Lanes<W> = a4.powi(-2i32);
+            let r6: Lanes<W> = (-1f64) * r5 * v15;
+            r6.store(&mut s[17 * W..]);
+            step_dt11::<W>(t, x, c, v, s);
+            step_dt13::<W>(t, x, c, v, s);
         }
-    }
-    /// ∇²L·v into `out` (and L), a loss-and-gradient pass of the
-    /// tangent model.
-    pub(super) fn hess_vec(
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled { v, phase: Phase::All },
-            Outputs::LossGrad,
-            theta,
-            constants,
-            rows,
-            out,
-            &mut [],
-        )
-    }
-    /// The scratch entries the primal steps write, per row:
-    /// what a linearization keeps.
-    const PRIMAL_SCRATCH: usize = 10;
-    /// What the products at θ share: the primal steps' values,
-    /// row by row (`hessforge_kernels::linearization`).
-    pub(super) fn linearize<'d>(
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'d>,
-    ) -> Option<Linearization<'d>> {
-        let primal = Compiled {
-            v: &[],
-            phase: Phase::Primal,
-        };
-        runtime::loops::linearize(
-            plan(),
-            &primal,
-            PRIMAL_SCRATCH,
-            theta,
-            constants,
-            rows,
-        )
-    }
-    /// ∇²L·v into `out` (and L), the tangent steps only, on the
-    /// primal values `linearization` kept.
-    pub(super) fn hess_vec_linearized(
-        linearization: &Linearization<'_>,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        let tangent = Compiled {
-            v,
-            phase: Phase::Tangent,
-        };
-        runtime::loops::hess_vec_linearized(
-            plan(),
-            linearization,
-            &tangent,
-            &Compiled { v, phase: Phase::All },
-            PRIMAL_SCRATCH,
-            theta,
-            constants,
-            rows,
-            out,
-        )
-    }
-}
-/// The generated steps, for the shared accumulation.
-struct Compiled;
-impl Steps for Compiled {
-    #[inline]
-    fn sample(
-        &self,
-        level: Outputs,
-        theta: &[f64],
-        row: &[f64],
-        constants: &[f64],
-        scratch: &mut [f64],
-    ) {
-        sample::<1>(level, theta, row, constants, scratch);
-    }
-    #[inline]
-    fn regularizer(
-        &self,
-        level: Outputs,
-        theta: &[f64],
-        constants: &[f64],
-        scratch: &mut [f64],
-    ) {
-        regularizer(level, theta, constants, scratch);
-    }
-    fn lanes(&self) -> usize {
-        8
-    }
-    #[inline(always)]
-    fn sample_lanes(
-        &self,
-        level: Outputs,
-        theta: &[f64],
-        rows: &[f64],
-        constants: &[f64],
-        scratch: &mut [f64],
-    ) {
-        sample::<8>(level, theta, rows, constants, scratch);
-    }
-}
-impl Kernel for SoftmaxRegression {
-    const NAME: &'static str = "softmax_regression";
-    const N_PARAMS: usize = 15;
-    const N_DATA: usize = 7;
-    const N_CONSTANTS: usize = 1;
-    const DEFAULT_CONSTANTS: &'static [f64] = &[0.001];
-    fn param_names() -> &'static [&'static str] {
-        runtime::loops::names(&plan().params)
-    }
-    fn data_names() -> &'static [&'static str] {
-        runtime::loops::names(&plan().data)
-    }
-    fn constant_names() -> &'static [&'static str] {
-        runtime::loops::names(&plan().constants)
-    }
-    fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled,
-            Outputs::Loss,
-            theta,
-            constants,
-            rows,
-            &mut [],
-            &mut [],
-        )
-    }
-    fn loss_grad(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        grad: &mut [f64],
-    ) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled,
-            Outputs::LossGrad,
-            theta,
-            constants,
-            rows,
-            grad,
-            &mut [],
-        )
-    }
-    fn loss_grad_hess(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        grad: &mut [f64],
-        hess: &mut [f64],
-    ) -> f64 {
-        runtime::loops::evaluate(
-            plan(),
-            &Compiled,
-            Outputs::LossGradHess,
-            theta,
-            constants,
-            rows,
-            grad,
-            hess,
-        )
-    }
-    fn hess_vec(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        tangent::hess_vec(theta, constants, rows, v, out)
-    }
-    fn hess_diag(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        out: &mut [f64],
-    ) -> f64 {
-        runtime::loops::hess_diag(plan(), &Compiled, theta, constants, rows, out)
-    }
-    fn linearize<'d>(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'d>,
-    ) -> Option<::hessforge_kernels::Linearization<'d>> {
-        tangent::linearize(theta, constants, rows)
-    }
-    fn hess_vec_linearized(
-        &self,
-        linearization: &::hessforge_kernels::Linearization<'_>,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        tangent::hess_vec_linearized(linearization, theta, constants, rows, v, out)
+        /// The regularizer's steps, into the scratch vector `s`.
+        #[inline(always)]
+        fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+            super::step_t25(t, &[], c, s);
+            super::step_t26(t, &[], c, s);
+            let v21: f64 = s[3];
+            let a0: f64 = c[0];
+            let r1: f64 = 0.5f64 * a0 * v21;
+            s[4] = r1;
+            if level.rank() < 1 {
+                return;
+            }
+            step_dt28(t, &[], c, v, s);
+        }
     }
 }

@@ -70,7 +70,10 @@ fn every_relative_link_leads_to_a_file_and_every_page_is_in_the_summary() {
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
     let summary = std::fs::read_to_string(root().join("docs/src/SUMMARY.md")).unwrap();
     let listed = link_targets(&summary);
-    for page in pages.iter().filter(|p| p.starts_with(root().join("docs/src"))) {
+    for page in pages
+        .iter()
+        .filter(|p| p.starts_with(root().join("docs/src")))
+    {
         let relative = page.strip_prefix(root().join("docs/src")).unwrap();
         let relative = relative.to_str().unwrap();
         assert!(

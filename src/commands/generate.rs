@@ -14,27 +14,27 @@ use std::path::PathBuf;
 fn generated_files() -> Result<Vec<(String, String)>, Failure> {
     let models = models::builtins().map_err(Failure::failed)?;
     let mut files = Vec::new();
+    // The kernels first, each as the kernels' build script makes it and in
+    // its order (the sorted files of derivations/): the forms Symbolica
+    // returns depend on what the process derived before (the order it
+    // first saw each symbol), so only the same sequence of derivations
+    // gives the build script's sources.
     for m in &models {
-        // The kernel the build script compiles: the loop kernel of a model
-        // in index form, whose documents need only the index-form derivation
-        // (milliseconds at any P), or the straight-line one, from the full
-        // scalar derivation the documents then share.
-        let (d, kernel) = match hessforge_build::loop_kernel_source(m).map_err(Failure::failed)? {
-            Some(loops) => (
-                hessforge_symbolic::derive_unexpanded(m).map_err(Failure::engine)?,
-                loops,
-            ),
-            None => {
-                let d = hessforge_symbolic::derive(m).map_err(Failure::engine)?;
-                let kernel = hessforge_build::kernel_source_of(&d).map_err(Failure::failed)?;
-                (d, kernel)
-            }
+        let kernel = hessforge_build::main_kernel_source(m).map_err(Failure::failed)?;
+        files.push((hessforge_build::kernel_file_name(m), kernel));
+    }
+    // Then the documents: the index-form derivation of a model in index
+    // form (milliseconds at any P), the full scalar one otherwise.
+    for m in &models {
+        let d = if hessforge_build::has_tensor_parameter(m) {
+            hessforge_symbolic::derive_unexpanded(m).map_err(Failure::engine)?
+        } else {
+            hessforge_symbolic::derive(m).map_err(Failure::engine)?
         };
         let name = &m.name;
         files.push((format!("{name}.tex"), render(&d, Format::Latex)));
         files.push((format!("{name}.slides.tex"), render(&d, Format::Beamer)));
         files.push((format!("{name}.md"), render(&d, Format::Markdown)));
-        files.push((hessforge_build::kernel_file_name(m), kernel));
     }
     files.extend(hessforge_driver::figures::committed_figures().map_err(Failure::failed)?);
     let mut files: Vec<_> = files

@@ -106,6 +106,12 @@ fn reg(r: u32) -> Ident {
 fn call(func: Func, a: TokenStream) -> TokenStream {
     let info = func.info();
     match info.method {
+        // `x.ln()` on a variable, `f64::ln(0.5)` on a literal (whose type
+        // a method call would not infer).
+        Some(method) if syn::parse2::<Ident>(a.clone()).is_err() => {
+            let method = format_ident!("{method}");
+            quote!(f64::#method(#a))
+        }
         Some(method) => {
             let method = format_ident!("{method}");
             quote!(#a.#method())
@@ -321,13 +327,35 @@ impl SharedExponentials {
 
 /// A function applied to lanes: the vectorised [`Lanes`] method, which has
 /// std's name where std has the function (so [`call`]'s tokens serve), and
-/// the function's own name for hessforge's (σ, softplus, relu, step, sign).
+/// the function's own name for hessforge's (σ, softplus, relu, step, sign);
+/// the scalar function mapped over the lanes where `Lanes` has no method
+/// (the table's `on_lanes`).
 ///
 /// [`Lanes`]: hessforge_ir::lanes::Lanes
 pub(crate) fn lane_call_tokens(func: Func, a: TokenStream) -> TokenStream {
     let info = func.info();
+    if !info.on_lanes {
+        let scalar = scalar_function_path(func);
+        return quote!(#a.map(#scalar));
+    }
     let method = format_ident!("{}", info.method.unwrap_or(info.name));
     quote!(#a.#method())
+}
+
+/// The scalar function as a path: `f64::asinh`, or hessforge's own in
+/// `ir::math`.
+fn scalar_function_path(func: Func) -> TokenStream {
+    let info = func.info();
+    match info.method {
+        Some(method) => {
+            let method = format_ident!("{method}");
+            quote!(f64::#method)
+        }
+        None => {
+            let f = format_ident!("{}", info.name);
+            quote!(::hessforge_kernels::ir::math::#f)
+        }
+    }
 }
 
 fn strings(names: &[String]) -> TokenStream {

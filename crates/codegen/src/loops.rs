@@ -20,7 +20,9 @@ use quote::{format_ident, quote};
 use std::collections::HashMap;
 
 /// Rows the generated per-sample stage takes at once (two AVX2 registers
-/// per value, as the straight-line kernels of small programs).
+/// per value, as the straight-line kernels of small programs). The stage is
+/// written for any width W (a const generic); this is the width its doc
+/// comment names and `hessforge_kernels::LANES` the one the runtime runs.
 const LANES: usize = 8;
 
 /// The formatted Rust source of a model's loop kernels.
@@ -59,14 +61,15 @@ fn option(v: Option<usize>) -> TokenStream {
     }
 }
 
-/// A stage's outputs (its steps are generated code, so the list is empty).
+/// A stage's outputs (its steps are generated code, so the list is empty),
+/// one line per term.
 fn stage_plan(stage: &Stage) -> TokenStream {
     let scratch = n(stage.scratch);
     let loss = option(stage.loss);
     let gradient = stage.gradient.iter().map(|g| {
         let (param, value) = (n(g.param), n(g.value));
-        let outer = match g.outer {
-            None => quote!(None),
+        match g.outer {
+            None => quote!(loops::gradient(#param, #value)),
             Some(o) => {
                 let (u, v) = (n(o.u), n(o.v));
                 let scale = Literal::f64_unsuffixed(o.scale.abs());
@@ -75,15 +78,14 @@ fn stage_plan(stage: &Stage) -> TokenStream {
                 } else {
                     quote!(#scale)
                 };
-                quote!(Some(::hessforge_kernels::ir::tensor::OuterGradient { u: #u, v: #v, scale: #scale }))
+                quote!(loops::outer_gradient(#param, #value, #u, #v, #scale))
             }
-        };
-        quote!(GradientTerm { param: #param, value: #value, outer: #outer })
+        }
     });
     let hessian = stage.hessian.iter().map(|h| match h {
         HessianTerm::Dense { row, col, value } => {
             let (row, col, value) = (n(*row), n(*col), n(*value));
-            quote!(HessianTerm::Dense { row: #row, col: #col, value: #value })
+            quote!(loops::dense(#row, #col, #value))
         }
         HessianTerm::Product {
             row,
@@ -97,17 +99,16 @@ fn stage_plan(stage: &Stage) -> TokenStream {
                 let (a, b) = (n(a), n(b));
                 quote!((#a, #b))
             });
-            quote!(HessianTerm::Product { row: #row, col: #col, pairs: Vec::from([#(#pairs),*]), u: #u, v: #v })
+            quote!(loops::product(#row, #col, &[#(#pairs),*], #u, #v))
         }
     });
     quote! {
-        Stage {
-            scratch: #scratch,
-            steps: Vec::new(),
-            loss: #loss,
-            gradient: Vec::from([#(#gradient),*]),
-            hessian: Vec::from([#(#hessian),*]),
-        }
+        loops::stage(
+            #scratch,
+            #loss,
+            Vec::from([#(#gradient),*]),
+            Vec::from([#(#hessian),*]),
+        )
     }
 }
 
@@ -207,11 +208,28 @@ fn operand(op: &Operand) -> TokenStream {
     }
 }
 
-
 fn join(args: &[Operand], op: TokenStream) -> TokenStream {
     let mut parts = args.iter().map(operand);
-    let first = parts.next().unwrap_or_else(|| quote!(0.0));
+    // A literal on the left is typed (`0.5f64 * r`): an unsuffixed float
+    // times a `Lanes<W>` would not infer.
+    let first = match args.first() {
+        Some(&Operand::Literal(v)) => {
+            parts.next();
+            typed_literal(v)
+        }
+        _ => parts.next().unwrap_or_else(|| quote!(0.0)),
+    };
     parts.fold(first, |acc, p| quote!(#acc #op #p))
+}
+
+/// A literal with its type, `0.5f64` or `(-0.5f64)`.
+fn typed_literal(v: f64) -> TokenStream {
+    let lit = Literal::f64_suffixed(v.abs());
+    if v.is_sign_negative() {
+        quote!((-#lit))
+    } else {
+        quote!(#lit)
+    }
 }
 
 /// The type of a value in lanes: `Lanes<W>`, W rows at once (the step
@@ -436,7 +454,13 @@ fn store_tokens(
 }
 
 /// The function of one step (for one row, or for `lanes` rows at once).
-fn step_fn(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> TokenStream {
+fn step_fn(
+    m: &TensorModel,
+    step: &Step,
+    lanes: usize,
+    with_row: bool,
+    direction: bool,
+) -> TokenStream {
     let out = &m.tensors[step.out];
     let rank = out.shape.len();
     let StepParts {
@@ -504,7 +528,11 @@ fn step_fn(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> TokenS
     };
     let fn_name = format_ident!("step_{}", out.name);
     let doc = format!(" `{}` {}", out.name, step_summary(m, step, rank));
-    let direction = direction_param(m);
+    let direction = if direction {
+        quote!(v: &[f64],)
+    } else {
+        quote!()
+    };
     let generic = if lanes > 0 {
         quote!(<const W: usize>)
     } else {
@@ -513,7 +541,6 @@ fn step_fn(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> TokenS
     quote! {
         #[doc = #doc]
         #[inline(always)]
-        #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
         fn #fn_name #generic(t: &[f64], x: &[f64], c: &[f64], #direction s: &mut [f64]) {
             #nest
         }
@@ -523,6 +550,13 @@ fn step_fn(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> TokenS
 /// Whether the model's steps read a direction v (a tangent model's do).
 fn has_direction(m: &TensorModel) -> bool {
     m.tensors.iter().any(|t| t.source == Source::Direction)
+}
+
+/// Whether a step reads the direction v.
+fn reads_direction(m: &TensorModel, step: &Step) -> bool {
+    step.inputs.iter().any(|l| {
+        matches!(l, Load::Entry { tensor, .. } if m.tensors[*tensor].source == Source::Direction)
+    })
 }
 
 /// The parameter `v: &[f64],` of the step and stage functions of a model
@@ -709,7 +743,19 @@ impl Values {
                 }
                 n.join(",")
             };
-            let tokens: Vec<&TokenStream> = ops.iter().map(|(t, _, _)| t).collect();
+            // A literal on the left of a sum or product is typed, as in `join`.
+            let typed_first = match ins.operands().first() {
+                Some(&Operand::Literal(v)) => Some(typed_literal(v)),
+                _ => None,
+            };
+            let tokens: Vec<&TokenStream> = ops
+                .iter()
+                .enumerate()
+                .map(|(k, (t, _, _))| match &typed_first {
+                    Some(typed) if k == 0 => typed,
+                    _ => t,
+                })
+                .collect();
             let (key, value) = match ins {
                 Instr::Add { .. } => (format!("add {}", names(true)), joined(&tokens, quote!(+))),
                 Instr::Mul { .. } => (format!("mul {}", names(true)), joined(&tokens, quote!(*))),
@@ -816,6 +862,16 @@ impl Values {
 /// primal prefix), the function takes a `Phase`: the first k steps run
 /// unless it is `Tangent`, the rest unless it is `Primal`, and the rest
 /// read what the first k computed from the scratch, not from locals.
+/// The step functions of a stage (module items) and its stage function
+/// (`sample` or `regularizer`, an item of the model's trait impl). A
+/// tangent model's `sample` takes a `phase` even when its steps do not
+/// split (`phase_always`): the runtime's `LoopTangent` passes one.
+///
+/// A tangent model's step that does not read v and is, token for token,
+/// one of the model's own steps (`primal_steps`: the model's step
+/// functions by name) is not written again: the tangent stage calls the
+/// model's (`super::step_…`).
+#[allow(clippy::too_many_arguments)]
 fn stage_fn(
     m: &TensorModel,
     stage: &Stage,
@@ -823,8 +879,10 @@ fn stage_fn(
     with_row: bool,
     lanes: usize,
     split: Option<usize>,
+    phase_always: bool,
+    primal_steps: &HashMap<String, String>,
     doc: &str,
-) -> TokenStream {
+) -> (Vec<(String, TokenStream)>, TokenStream) {
     let mut primal_stmts = Vec::new();
     let mut stmts = Vec::new();
     let mut steps = Vec::new();
@@ -864,23 +922,27 @@ fn stage_fn(
             flat(out.offset, &[], &[])
         };
         if step.loops.is_empty() {
+            // The step's value is already a named local: stored from it, and
+            // read by later steps under that name.
             let (value, in_lanes) = values.step(m, step, with_row, &locals, &mut stmts);
-            let ty = if in_lanes {
-                quote!(#lane_ty)
-            } else {
-                quote!(f64)
-            };
-            stmts.push(quote!(let #local: #ty = #value;));
-            stmts.push(store_tokens(quote!(#local), in_lanes, target, lanes));
-            locals.insert(step.out, (local, in_lanes));
+            stmts.push(store_tokens(quote!(#value), in_lanes, target, lanes));
+            locals.insert(step.out, (value, in_lanes));
             continue;
         }
-        steps.push(step_fn(m, step, lanes, with_row));
         let f = format_ident!("step_{}", out.name);
-        if lanes > 0 {
-            stmts.push(quote!(#f::<W>(t, #row_arg, c, #direction_arg s);));
+        let generic_w = if lanes > 0 { quote!(::<W>) } else { quote!() };
+        let shared = has_direction(m) && !reads_direction(m, step) && {
+            let own = step_fn(m, step, lanes, with_row, false).to_string();
+            primal_steps.get(&f.to_string()) == Some(&own)
+        };
+        if shared {
+            stmts.push(quote!(super::#f #generic_w(t, #row_arg, c, s);));
         } else {
-            stmts.push(quote!(#f(t, #row_arg, c, #direction_arg s);));
+            steps.push((
+                f.to_string(),
+                step_fn(m, step, lanes, with_row, has_direction(m)),
+            ));
+            stmts.push(quote!(#f #generic_w(t, #row_arg, c, #direction_arg s);));
         }
         if out.shape.is_empty() {
             // A reduction into a scalar: read back once.
@@ -911,6 +973,7 @@ fn stage_fn(
     };
     let direction = direction_param(m);
     let (phase, body) = match split {
+        None if phase_always => (quote!(phase: Phase,), quote!(#(#stmts)*)),
         None => (quote!(), quote!(#(#stmts)*)),
         Some(k) => {
             if k == stage.steps.len() {
@@ -930,21 +993,35 @@ fn stage_fn(
             )
         }
     };
-    quote! {
-        #(#steps)*
-
-        #[doc = #doc]
-        #[inline(always)]
-        #[allow(unused_variables, clippy::identity_op, clippy::erasing_op)]
-        fn #name #generic(#phase level: Outputs, t: &[f64], #row c: &[f64], #direction s: &mut [f64]) {
-            #body
-        }
-    }
+    (
+        steps,
+        quote! {
+            #[doc = #doc]
+            #[inline(always)]
+            fn #name #generic(#phase level: Outputs, t: &[f64], #row c: &[f64], #direction s: &mut [f64]) {
+                #body
+            }
+        },
+    )
 }
 
-/// A model's `plan()` (its layouts and terms, without steps) and its
-/// stage functions `sample` and `regularizer`.
-fn model_items(m: &TensorModel, plan_doc: &str, split: Option<usize>) -> TokenStream {
+/// A model's parts: the step functions (module items), the expression of
+/// its plan (its layouts and terms, without steps), and its stage
+/// functions `sample` and `regularizer` (items of its trait impl).
+struct ModelParts {
+    steps: TokenStream,
+    /// The step functions' tokens as text, by name.
+    step_texts: HashMap<String, String>,
+    plan: TokenStream,
+    stages: TokenStream,
+}
+
+fn model_parts(
+    m: &TensorModel,
+    split: Option<usize>,
+    tangent: bool,
+    primal_steps: &HashMap<String, String>,
+) -> ModelParts {
     let name = &m.name;
     let defaults: Vec<Literal> = m
         .constant_defaults
@@ -954,34 +1031,46 @@ fn model_items(m: &TensorModel, plan_doc: &str, split: Option<usize>) -> TokenSt
     let tensors = m.tensors.iter().map(|t| {
         let (tname, source, offset) = (&t.name, source_tokens(t.source), n(t.offset));
         let shape = t.shape.iter().map(|&k| n(k));
-        quote!(runtime::loops::tensor(#tname, #source, #offset, &[#(#shape),*]))
+        quote!(loops::tensor(#tname, #source, #offset, &[#(#shape),*]))
     });
     let (sample_plan, regularizer_plan) = (stage_plan(&m.sample), stage_plan(&m.regularizer));
-    let sample = stage_fn(
+    let (sample_steps, sample) = stage_fn(
         m,
         &m.sample,
         &format_ident!("sample"),
         true,
         LANES,
         split,
+        tangent,
+        primal_steps,
         " The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` \
          is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, \
          W = 8 for the pass in lanes.",
     );
-    let regularizer = stage_fn(
+    let (regularizer_steps, regularizer) = stage_fn(
         m,
         &m.regularizer,
         &format_ident!("regularizer"),
         false,
         0,
         None,
+        false,
+        primal_steps,
         " The regularizer's steps, into the scratch vector `s`.",
     );
-    quote! {
-        #[doc = #plan_doc]
-        fn plan() -> &'static TensorModel {
+    let all_steps: Vec<(String, TokenStream)> =
+        sample_steps.into_iter().chain(regularizer_steps).collect();
+    let step_texts = all_steps
+        .iter()
+        .map(|(name, tokens)| (name.clone(), tokens.to_string()))
+        .collect();
+    let step_tokens = all_steps.iter().map(|(_, tokens)| tokens);
+    ModelParts {
+        steps: quote!(#(#step_tokens)*),
+        step_texts,
+        plan: quote! {
             static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
-                runtime::loops::plan(
+                loops::plan(
                     #name,
                     Vec::from([#(#tensors),*]),
                     Vec::from([#(#defaults),*]),
@@ -989,114 +1078,51 @@ fn model_items(m: &TensorModel, plan_doc: &str, split: Option<usize>) -> TokenSt
                     #regularizer_plan,
                 )
             });
-            &PLAN
-        }
-
-        #sample
-        #regularizer
+        },
+        stages: quote!(#sample #regularizer),
     }
 }
 
-/// The tangent model's items in a module `tangent`, with the steps that
-/// run them in the direction v (`tangent::Compiled`), and, when its
-/// per-sample steps split into primal and tangent ones
-/// ([`hessforge_ir::tangent::primal_prefix`]), the products that share the
-/// primal values of one θ (`tangent::linearize`).
-fn tangent_items(tangent: &TensorModel) -> TokenStream {
+/// The tangent model in a module `tangent`: its steps and its
+/// `LoopTangent` impl, with the size of the primal part of the scratch when
+/// its per-sample steps split into primal and tangent ones
+/// ([`hessforge_ir::tangent::primal_prefix`]), so that the products at one
+/// θ can share the primal values.
+fn tangent_items(tangent: &TensorModel, primal_steps: &HashMap<String, String>) -> TokenStream {
     let prefix = hessforge_ir::tangent::primal_prefix(tangent);
-    let items = model_items(
-        tangent,
-        " The layouts of the tangent model (`hessforge_ir::tangent`): its \
-         gradient is ∇²L·v; its steps are [`sample`] and [`regularizer`].",
-        prefix.map(|p| p.steps),
-    );
-    let w = n(LANES);
-    let all_steps = quote!(Compiled {
-        v,
-        phase: Phase::All
-    });
-    let (fields, phase, whole, shared) = match prefix {
-        None => (
-            quote!(pub(super) v: &'a [f64]),
-            quote!(),
-            quote!(Compiled { v }),
-            quote!(),
-        ),
+    let ModelParts {
+        steps,
+        plan,
+        stages,
+        ..
+    } = model_parts(tangent, prefix.map(|p| p.steps), true, primal_steps);
+    let primal_scratch = match prefix {
         Some(prefix) => {
             let scratch = n(prefix.scratch);
-            (
-                quote!(pub(super) v: &'a [f64], pub(super) phase: Phase),
-                quote!(self.phase,),
-                all_steps.clone(),
-                quote! {
-                    /// The scratch entries the primal steps write, per row:
-                    /// what a linearization keeps.
-                    const PRIMAL_SCRATCH: usize = #scratch;
-
-                    /// What the products at θ share: the primal steps' values,
-                    /// row by row (`hessforge_kernels::linearization`).
-                    pub(super) fn linearize<'d>(theta: &[f64], constants: &[f64], rows: Rows<'d>) -> Option<Linearization<'d>> {
-                        let primal = Compiled { v: &[], phase: Phase::Primal };
-                        runtime::loops::linearize(plan(), &primal, PRIMAL_SCRATCH, theta, constants, rows)
-                    }
-
-                    /// ∇²L·v into `out` (and L), the tangent steps only, on the
-                    /// primal values `linearization` kept.
-                    pub(super) fn hess_vec_linearized(linearization: &Linearization<'_>, theta: &[f64], constants: &[f64], rows: Rows<'_>, v: &[f64], out: &mut [f64]) -> f64 {
-                        let tangent = Compiled { v, phase: Phase::Tangent };
-                        runtime::loops::hess_vec_linearized(plan(), linearization, &tangent, &#all_steps, PRIMAL_SCRATCH, theta, constants, rows, out)
-                    }
-                },
-            )
+            quote!(Some(#scratch))
         }
-    };
-    let phase_import = if prefix.is_some() {
-        quote!(
-            use ::hessforge_kernels::Linearization;
-            use ::hessforge_kernels::ir::tensor::Phase;
-        )
-    } else {
-        quote!()
+        None => quote!(None),
     };
     quote! {
         /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
         /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
-        mod tangent {
+        pub mod tangent {
             use super::*;
-            #phase_import
+            use ::hessforge_kernels::ir::tensor::Phase;
 
-            #items
+            #steps
 
-            /// The generated tangent steps in the direction v.
-            pub(super) struct Compiled<'a> {
-                #fields
+            /// The tangent model: its gradient is ∇²L·v.
+            pub struct Tangent;
+
+            impl ::hessforge_kernels::LoopTangent for Tangent {
+                fn plan() -> Option<&'static TensorModel> {
+                    #plan
+                    Some(&PLAN)
+                }
+                const PRIMAL_SCRATCH: Option<usize> = #primal_scratch;
+                #stages
             }
-
-            impl Steps for Compiled<'_> {
-                #[inline]
-                fn sample(&self, level: Outputs, theta: &[f64], row: &[f64], constants: &[f64], scratch: &mut [f64]) {
-                    sample::<1>(#phase level, theta, row, constants, self.v, scratch);
-                }
-                #[inline]
-                fn regularizer(&self, level: Outputs, theta: &[f64], constants: &[f64], scratch: &mut [f64]) {
-                    regularizer(level, theta, constants, self.v, scratch);
-                }
-                fn lanes(&self) -> usize {
-                    #w
-                }
-                #[inline(always)]
-                fn sample_lanes(&self, level: Outputs, theta: &[f64], rows: &[f64], constants: &[f64], scratch: &mut [f64]) {
-                    sample::<#w>(#phase level, theta, rows, constants, self.v, scratch);
-                }
-            }
-
-            /// ∇²L·v into `out` (and L), a loss-and-gradient pass of the
-            /// tangent model.
-            pub(super) fn hess_vec(theta: &[f64], constants: &[f64], rows: Rows<'_>, v: &[f64], out: &mut [f64]) -> f64 {
-                runtime::loops::evaluate(plan(), &#whole, Outputs::LossGrad, theta, constants, rows, out, &mut [])
-            }
-
-            #shared
         }
     }
 }
@@ -1110,114 +1136,45 @@ fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
         .constant_defaults
         .iter()
         .map(|v| Literal::f64_unsuffixed(*v));
-    let items = model_items(
-        m,
-        " The layouts and the gradient and Hessian terms of the model's loop \
-         IR; its steps are [`sample`] and [`regularizer`].",
-        None,
-    );
-    let shares = m
-        .tangent
-        .as_deref()
-        .and_then(hessforge_ir::tangent::primal_prefix)
-        .is_some();
-    let linearized = if shares {
-        quote! {
-            fn linearize<'d>(&self, theta: &[f64], constants: &[f64], rows: Rows<'d>) -> Option<::hessforge_kernels::Linearization<'d>> {
-                tangent::linearize(theta, constants, rows)
-            }
-            fn hess_vec_linearized(&self, linearization: &::hessforge_kernels::Linearization<'_>, theta: &[f64], constants: &[f64], rows: Rows<'_>, v: &[f64], out: &mut [f64]) -> f64 {
-                tangent::hess_vec_linearized(linearization, theta, constants, rows, v, out)
-            }
-        }
-    } else {
-        quote!()
+    let ModelParts {
+        steps,
+        step_texts,
+        plan,
+        stages,
+    } = model_parts(m, None, false, &HashMap::new());
+    let (tangent, tangent_type) = match &m.tangent {
+        Some(t) => (tangent_items(t, &step_texts), quote!(tangent::Tangent)),
+        None => (quote!(), quote!(())),
     };
-    let (tangent, hess_vec) = match &m.tangent {
-        Some(t) => (
-            tangent_items(t),
-            quote!(tangent::hess_vec(theta, constants, rows, v, out)),
-        ),
-        None => (
-            quote!(),
-            quote!(runtime::loops::hess_vec(
-                plan(),
-                &Compiled,
-                theta,
-                constants,
-                rows,
-                v,
-                out
-            )),
-        ),
-    };
-    let w = n(LANES);
     quote! {
         use ::hessforge_kernels::ir::Outputs;
         use ::hessforge_kernels::ir::lanes::Lanes;
-        use ::hessforge_kernels::ir::tensor::{GradientTerm, HessianTerm, Source, Stage, Steps, TensorModel};
-        use ::hessforge_kernels::{Kernel, Rows, runtime};
+        use ::hessforge_kernels::ir::tensor::{Source, TensorModel};
+        use ::hessforge_kernels::runtime::loops;
 
         #[doc = #doc]
         #[derive(Debug, Clone, Copy, Default)]
         pub struct #ty;
 
-        #items
-        #tangent
+        #steps
 
-        /// The generated steps, for the shared accumulation.
-        struct Compiled;
-
-        impl Steps for Compiled {
-            #[inline]
-            fn sample(&self, level: Outputs, theta: &[f64], row: &[f64], constants: &[f64], scratch: &mut [f64]) {
-                sample::<1>(level, theta, row, constants, scratch);
-            }
-            #[inline]
-            fn regularizer(&self, level: Outputs, theta: &[f64], constants: &[f64], scratch: &mut [f64]) {
-                regularizer(level, theta, constants, scratch);
-            }
-            fn lanes(&self) -> usize {
-                #w
-            }
-            #[inline(always)]
-            fn sample_lanes(&self, level: Outputs, theta: &[f64], rows: &[f64], constants: &[f64], scratch: &mut [f64]) {
-                sample::<#w>(level, theta, rows, constants, scratch);
-            }
-        }
-
-        impl Kernel for #ty {
+        /// The model: its layouts and its gradient and Hessian terms, its
+        /// steps; `hessforge_kernels` implements `Kernel` for it.
+        impl ::hessforge_kernels::LoopModel for #ty {
             const NAME: &'static str = #name;
             const N_PARAMS: usize = #p;
             const N_DATA: usize = #d;
             const N_CONSTANTS: usize = #c;
             const DEFAULT_CONSTANTS: &'static [f64] = &[#(#defaults),*];
+            type Tangent = #tangent_type;
 
-            fn param_names() -> &'static [&'static str] {
-                runtime::loops::names(&plan().params)
+            fn plan() -> &'static TensorModel {
+                #plan
+                &PLAN
             }
-            fn data_names() -> &'static [&'static str] {
-                runtime::loops::names(&plan().data)
-            }
-            fn constant_names() -> &'static [&'static str] {
-                runtime::loops::names(&plan().constants)
-            }
-            fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
-                runtime::loops::evaluate(plan(), &Compiled, Outputs::Loss, theta, constants, rows, &mut [], &mut [])
-            }
-            fn loss_grad(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, grad: &mut [f64]) -> f64 {
-                runtime::loops::evaluate(plan(), &Compiled, Outputs::LossGrad, theta, constants, rows, grad, &mut [])
-            }
-            fn loss_grad_hess(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, grad: &mut [f64], hess: &mut [f64]) -> f64 {
-                runtime::loops::evaluate(plan(), &Compiled, Outputs::LossGradHess, theta, constants, rows, grad, hess)
-            }
-            fn hess_vec(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, v: &[f64], out: &mut [f64]) -> f64 {
-                #hess_vec
-            }
-            fn hess_diag(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, out: &mut [f64]) -> f64 {
-                runtime::loops::hess_diag(plan(), &Compiled, theta, constants, rows, out)
-            }
-            #linearized
+            #stages
         }
+
+        #tangent
     }
 }

@@ -115,7 +115,7 @@ pub fn functions_page() -> String {
             if f.in_files {
                 "yes"
             } else {
-                "no (lowering only)"
+                "no"
             },
             cell(f.domain),
             cell(f.derivative),

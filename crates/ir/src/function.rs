@@ -41,6 +41,10 @@ pub enum Func {
     Step,
     Abs,
     Sign,
+    Erf,
+    #[serde(rename = "erf_prime")]
+    ErfPrime,
+    Asinh,
 }
 
 /// One function's entry in [`FUNCTIONS`].
@@ -61,6 +65,10 @@ pub struct Function {
     /// which generated code calls by their [`Function::name`] in
     /// [`crate::math`] and on lanes.
     pub method: Option<&'static str>,
+    /// Whether [`crate::lanes::Lanes`] has a method of its own for it (by
+    /// the name above); otherwise generated code maps the scalar function
+    /// over the lanes.
+    pub on_lanes: bool,
     /// Where it is defined, in words.
     pub domain: &'static str,
     /// f′(u) in terms of u and f(u), in words.
@@ -76,13 +84,14 @@ pub struct Function {
 }
 
 /// Every function, in the order the reference page lists them.
-pub const FUNCTIONS: [Function; 16] = [
+pub const FUNCTIONS: [Function; 19] = [
     Function {
         func: Func::Exp,
         name: "exp",
         in_files: true,
         eval: f64::exp,
         method: Some("exp"),
+        on_lanes: true,
         domain: "every real u",
         derivative: "exp(u)",
         latex: "\\exp",
@@ -95,6 +104,7 @@ pub const FUNCTIONS: [Function; 16] = [
         in_files: true,
         eval: f64::ln,
         method: Some("ln"),
+        on_lanes: true,
         domain: "u > 0",
         derivative: "1/u",
         latex: "\\log",
@@ -107,6 +117,7 @@ pub const FUNCTIONS: [Function; 16] = [
         in_files: true,
         eval: f64::ln_1p,
         method: Some("ln_1p"),
+        on_lanes: true,
         domain: "u > −1",
         derivative: "1/(1 + u)",
         latex: "\\operatorname{log1p}",
@@ -119,6 +130,7 @@ pub const FUNCTIONS: [Function; 16] = [
         in_files: false,
         eval: f64::exp_m1,
         method: Some("exp_m1"),
+        on_lanes: true,
         domain: "every real u",
         derivative: "exp(u)",
         latex: "\\operatorname{expm1}",
@@ -131,6 +143,7 @@ pub const FUNCTIONS: [Function; 16] = [
         in_files: true,
         eval: f64::sqrt,
         method: Some("sqrt"),
+        on_lanes: true,
         domain: "u ≥ 0 (its derivative u > 0)",
         derivative: "1/(2 sqrt(u))",
         latex: "\\sqrt",
@@ -143,6 +156,7 @@ pub const FUNCTIONS: [Function; 16] = [
         in_files: true,
         eval: f64::sin,
         method: Some("sin"),
+        on_lanes: true,
         domain: "every real u",
         derivative: "cos(u)",
         latex: "\\sin",
@@ -155,6 +169,7 @@ pub const FUNCTIONS: [Function; 16] = [
         in_files: true,
         eval: f64::cos,
         method: Some("cos"),
+        on_lanes: true,
         domain: "every real u",
         derivative: "−sin(u)",
         latex: "\\cos",
@@ -167,6 +182,7 @@ pub const FUNCTIONS: [Function; 16] = [
         in_files: true,
         eval: f64::tan,
         method: Some("tan"),
+        on_lanes: true,
         domain: "u ≠ π/2 + kπ",
         derivative: "1 + tan(u)²",
         latex: "\\tan",
@@ -179,6 +195,7 @@ pub const FUNCTIONS: [Function; 16] = [
         in_files: true,
         eval: f64::atan,
         method: Some("atan"),
+        on_lanes: true,
         domain: "every real u",
         derivative: "1/(1 + u²)",
         latex: "\\arctan",
@@ -191,6 +208,7 @@ pub const FUNCTIONS: [Function; 16] = [
         in_files: true,
         eval: f64::tanh,
         method: Some("tanh"),
+        on_lanes: true,
         domain: "every real u",
         derivative: "1 − tanh(u)²",
         latex: "\\tanh",
@@ -203,6 +221,7 @@ pub const FUNCTIONS: [Function; 16] = [
         in_files: true,
         eval: math::sigmoid,
         method: None,
+        on_lanes: true,
         domain: "every real u",
         derivative: "σ(u)(1 − σ(u))",
         latex: "\\sigma",
@@ -215,6 +234,7 @@ pub const FUNCTIONS: [Function; 16] = [
         in_files: true,
         eval: math::softplus,
         method: None,
+        on_lanes: true,
         domain: "every real u",
         derivative: "σ(u)",
         latex: "\\operatorname{softplus}",
@@ -227,6 +247,7 @@ pub const FUNCTIONS: [Function; 16] = [
         in_files: true,
         eval: math::relu,
         method: None,
+        on_lanes: true,
         domain: "every real u",
         derivative: "step(u)",
         latex: "\\operatorname{ReLU}",
@@ -239,6 +260,7 @@ pub const FUNCTIONS: [Function; 16] = [
         in_files: true,
         eval: math::step,
         method: None,
+        on_lanes: true,
         domain: "every real u",
         derivative: "0 (almost everywhere)",
         latex: "\\operatorname{step}",
@@ -251,6 +273,7 @@ pub const FUNCTIONS: [Function; 16] = [
         in_files: true,
         eval: f64::abs,
         method: Some("abs"),
+        on_lanes: true,
         domain: "every real u",
         derivative: "sign(u)",
         latex: "\\operatorname{abs}",
@@ -263,11 +286,51 @@ pub const FUNCTIONS: [Function; 16] = [
         in_files: true,
         eval: math::sign,
         method: None,
+        on_lanes: true,
         domain: "every real u",
         derivative: "0 (almost everywhere)",
         latex: "\\operatorname{sign}",
         text: "sign",
         about: "−1, 0 or 1 (the derivative of |u|)",
+    },
+    Function {
+        func: Func::Erf,
+        name: "erf",
+        in_files: true,
+        eval: math::erf,
+        method: None,
+        on_lanes: false,
+        domain: "every real u",
+        derivative: "erf′(u) = (2/√π)·e^(−u²)",
+        latex: "\\operatorname{erf}",
+        text: "erf",
+        about: "the error function: a probit model's normal CDF is Φ(z) = (1 + erf(z/√2))/2",
+    },
+    Function {
+        func: Func::ErfPrime,
+        name: "erf_prime",
+        in_files: false,
+        eval: math::erf_prime,
+        method: None,
+        on_lanes: false,
+        domain: "every real u",
+        derivative: "−2u·erf′(u)",
+        latex: "\\operatorname{erf}'",
+        text: "erf′",
+        about: "erf′(u) = (2/√π)·e^(−u²), the derivative of erf (its constant 2/√π has no exact form in the derivation language)",
+    },
+    Function {
+        func: Func::Asinh,
+        name: "asinh",
+        in_files: true,
+        eval: f64::asinh,
+        method: Some("asinh"),
+        on_lanes: false,
+        domain: "every real u",
+        derivative: "1/sqrt(1 + u²)",
+        latex: "\\operatorname{arsinh}",
+        text: "asinh",
+        about: "the inverse hyperbolic sine: a log-like transform defined at 0 and for negative values",
     },
 ];
 
@@ -400,6 +463,25 @@ impl Func {
                 alg.mul(s, du)
             }
             Func::Step | Func::Sign => return None,
+            // erf′(u) = (2/√π) e^(−u²), whose own derivative is −2u·erf′(u).
+            Func::Erf => {
+                let d = alg.call(Func::ErfPrime, u);
+                alg.mul(d, du)
+            }
+            Func::ErfPrime => {
+                let two = alg.int(2);
+                let two_u = alg.mul(two, u);
+                let m = alg.neg(two_u);
+                let f = alg.mul(m, value);
+                alg.mul(f, du)
+            }
+            // 1/√(1 + u²).
+            Func::Asinh => {
+                let q = alg.square(u);
+                let s = alg.add(one, q);
+                let r = alg.call(Func::Sqrt, s);
+                alg.div(du, r)
+            }
         };
         Some(derivative)
     }
@@ -421,7 +503,7 @@ mod tests {
             assert_eq!(f.func as usize, i, "{} is out of place", f.name);
             assert_eq!(Func::from_name(f.name).is_some(), f.in_files);
         }
-        assert_eq!(Func::in_files().count(), 15);
+        assert_eq!(Func::in_files().count(), 17);
         assert_eq!(Func::from_name("expm1"), None);
     }
 

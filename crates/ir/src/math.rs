@@ -42,6 +42,19 @@ pub fn sign(x: f64) -> f64 {
     }
 }
 
+/// The error function erf(x) = (2/√π) ∫₀ˣ e^(−t²) dt (the `libm` crate's,
+/// a port of FreeBSD's msun: std has none).
+#[inline]
+pub fn erf(x: f64) -> f64 {
+    libm::erf(x)
+}
+
+/// erf′(x) = (2/√π)·e^(−x²), the derivative of [`erf`].
+#[inline]
+pub fn erf_prime(x: f64) -> f64 {
+    std::f64::consts::FRAC_2_SQRT_PI * (-x * x).exp()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

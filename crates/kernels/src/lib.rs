@@ -25,10 +25,12 @@ extern crate self as hessforge_kernels;
 
 pub use hessforge_ir as ir;
 pub mod linearization;
+mod loop_kernel;
 mod objective;
 pub mod runtime;
 
 pub use linearization::{Linearization, LinearizationCache};
+pub use loop_kernel::{LANES, LoopModel, LoopTangent};
 pub use objective::{KernelObjective, PARALLEL_ROWS};
 
 /// Brings in the kernels a build script generated with

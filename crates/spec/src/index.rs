@@ -109,7 +109,9 @@ impl IExpr {
     pub fn for_each_child(&self, mut f: impl FnMut(&IExpr)) {
         match self {
             IExpr::Num(_) | IExpr::Entry { .. } | IExpr::Index(_) | IExpr::Delta(..) => {}
-            IExpr::Add(xs) | IExpr::Mul(xs) | IExpr::Pick { items: xs, .. } => xs.iter().for_each(f),
+            IExpr::Add(xs) | IExpr::Mul(xs) | IExpr::Pick { items: xs, .. } => {
+                xs.iter().for_each(f)
+            }
             IExpr::Pow(a, b) => {
                 f(a);
                 f(b);
@@ -123,7 +125,9 @@ impl IExpr {
     /// a bound variable, an index) is kept.
     pub fn map_children(&self, mut f: impl FnMut(&IExpr) -> IExpr) -> IExpr {
         match self {
-            IExpr::Num(_) | IExpr::Entry { .. } | IExpr::Index(_) | IExpr::Delta(..) => self.clone(),
+            IExpr::Num(_) | IExpr::Entry { .. } | IExpr::Index(_) | IExpr::Delta(..) => {
+                self.clone()
+            }
             IExpr::Add(xs) => IExpr::Add(xs.iter().map(f).collect()),
             IExpr::Mul(xs) => IExpr::Mul(xs.iter().map(f).collect()),
             IExpr::Pow(a, b) => IExpr::Pow(Box::new(f(a)), Box::new(f(b))),
@@ -178,7 +182,9 @@ impl IExpr {
     pub fn fold<T>(&self, init: T, f: &mut impl FnMut(T, &IExpr) -> T) -> T {
         let mut acc = Some(f(init, self));
         self.for_each_child(|child| {
-            let a = acc.take().expect("the accumulator is put back after each child");
+            let a = acc
+                .take()
+                .expect("the accumulator is put back after each child");
             acc = Some(child.fold(a, f));
         });
         acc.expect("the accumulator is put back after each child")

@@ -68,6 +68,11 @@ pub(crate) fn any_node(a: AtomView<'_>, test: &dyn Fn(AtomView<'_>) -> bool) -> 
         }
 }
 
+/// The functions Symbolica knows and differentiates itself (its exp is
+/// used too, beside our opaque one: see [`exp_of`]). A test checks their
+/// rules against the function table's.
+const SYMBOLICA_OWN: [Func; 4] = [Func::Log, Func::Sin, Func::Cos, Func::Sqrt];
+
 /// The name of one of our functions' Symbolica symbol (see
 /// [`Engine::new`]); `abs` is `absval`.
 fn our_symbol_name(f: Func) -> String {
@@ -157,36 +162,19 @@ impl Engine {
     /// log, sin, cos and sqrt keep Symbolica's rules, which a test checks
     /// against the table's.
     pub(crate) fn new() -> Engine {
-        /// One of our functions as a Symbolica symbol with its value and
-        /// derivative.
-        macro_rules! ours {
-            ($func:expr) => {
-                (
-                    $func,
-                    symbol!(
-                        &our_symbol_name($func),
-                        eval = numeric(|x| $func.eval(x)),
-                        der = |f, _arg, out| {
-                            **out = derivative_at($func, f);
-                        }
-                    ),
-                )
-            };
-        }
-        let custom = HashMap::from([
-            ours!(Func::Sigmoid),
-            ours!(Func::Step),
-            ours!(Func::Sign),
-            ours!(Func::Softplus),
-            ours!(Func::Tanh),
-            ours!(Func::Tan),
-            ours!(Func::Atan),
-            ours!(Func::Log1p),
-            ours!(Func::Expm1),
-            ours!(Func::Relu),
-            ours!(Func::Abs),
-            ours!(Func::Exp),
-        ]);
+        let custom: HashMap<Func, Symbol> = Func::all()
+            .filter(|f| !SYMBOLICA_OWN.contains(f))
+            .map(|func| {
+                let symbol = symbol!(
+                    &our_symbol_name(func),
+                    eval = numeric(func.info().eval),
+                    der = move |f, _arg, out| {
+                        **out = derivative_at(func, f);
+                    }
+                );
+                (func, symbol)
+            })
+            .collect();
         let sigmoid = custom[&Func::Sigmoid];
         // Touch the engine once so that its start-up (and banner) happens here.
         let warm = call(sigmoid, &Atom::var(symbol!("hessforge::warmup_u")))

@@ -14,8 +14,8 @@
 //! Nothing here touches Symbolica: the coefficients are simplified further
 //! by the engine; the scalarized derivation is the oracle in the tests.
 
-use hessforge_spec::index::{IExpr, IndexModel, Ix};
 use hessforge_ir::Algebra;
+use hessforge_spec::index::{IExpr, IndexModel, Ix};
 use hessforge_spec::{Func, Rational, Role};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};

@@ -724,4 +724,3 @@ fn in_domain(e: &IExpr, domain: &[Var]) -> Vec<Var> {
         .cloned()
         .collect()
 }
-

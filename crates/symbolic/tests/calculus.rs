@@ -4,7 +4,8 @@
 
 mod common;
 use common::{builtin, tiny};
-use hessforge_spec::{Model, parse_expression};
+use hessforge_ir::Algebra;
+use hessforge_spec::{Expr, Func, Model, Rational, parse_expression};
 use hessforge_symbolic::{Derivation, derive, equivalent};
 
 fn same(model: &Model, derived: &hessforge_spec::Expr, textbook: &str) -> bool {
@@ -36,6 +37,68 @@ fn second(loss: &str, second: &str) {
     );
 }
 
+/// The function table's derivative rules as model expressions.
+struct ExprTerms;
+
+impl Algebra for ExprTerms {
+    type Term = Expr;
+    fn int(&mut self, n: i64) -> Expr {
+        Expr::int(n)
+    }
+    fn half(&mut self) -> Expr {
+        Expr::Num(Rational::ratio(1, 2))
+    }
+    fn add(&mut self, a: Expr, b: Expr) -> Expr {
+        Expr::Add(vec![a, b])
+    }
+    fn mul(&mut self, a: Expr, b: Expr) -> Expr {
+        Expr::Mul(vec![a, b])
+    }
+    fn neg(&mut self, a: Expr) -> Expr {
+        Expr::Mul(vec![Expr::int(-1), a])
+    }
+    fn div(&mut self, a: Expr, b: Expr) -> Expr {
+        Expr::Mul(vec![a, Expr::Pow(Box::new(b), Box::new(Expr::int(-1)))])
+    }
+    fn square(&mut self, a: Expr) -> Expr {
+        Expr::Pow(Box::new(a), Box::new(Expr::int(2)))
+    }
+    fn call(&mut self, f: Func, u: Expr) -> Expr {
+        Expr::Call(f, Box::new(u))
+    }
+}
+
+/// The derivative Symbolica takes of every function a file may call — by
+/// its own rule for exp, log, sin, cos and sqrt, by the function table's
+/// for the others — is the table's rule (`Func::chain`), and the second
+/// derivative is the rule applied twice.
+#[test]
+fn every_derivative_is_the_function_tables_rule() {
+    for f in Func::in_files() {
+        let m = tiny(&format!("{}(x * w)", f.name()));
+        let d = derive(&m).unwrap();
+        let u = Expr::Mul(vec![Expr::Var("x".into()), Expr::Var("w".into())]);
+        let value = Expr::Call(f, Box::new(u.clone()));
+        let x = Expr::Var("x".into());
+        let first = f
+            .chain(&mut ExprTerms, u.clone(), value, x.clone())
+            .unwrap_or_else(|| Expr::int(0));
+        assert!(
+            equivalent(&m, &d.gradient[0].expr, &first).unwrap(),
+            "d/dw {}(x w)",
+            f.name()
+        );
+    }
+    // erf″ = −2u·erf′, by the rule of erf′ (a function files do not call).
+    let m = tiny("erf(w)");
+    let d = derive(&m).unwrap();
+    let w = Expr::Var("w".into());
+    let erf_prime = Expr::Call(Func::ErfPrime, Box::new(w.clone()));
+    assert!(equivalent(&m, &d.gradient[0].expr, &erf_prime).unwrap());
+    let second = Expr::Mul(vec![Expr::int(-2), w, erf_prime]);
+    assert!(equivalent(&m, &d.hessian[0][0], &second).unwrap());
+}
+
 #[test]
 fn derivative_rules() {
     rule("sigmoid(w)", "sigmoid(w) * (1 - sigmoid(w))");
@@ -53,6 +116,8 @@ fn derivative_rules() {
     rule("abs(w)", "sign(w)");
     rule("w^3 / 3", "w^2");
     rule("softplus(-x * w)", "-x * sigmoid(-x * w)");
+    rule("asinh(w)", "1 / sqrt(1 + w^2)");
+    rule("asinh(x * w)", "x / sqrt(1 + x^2 * w^2)");
     second("relu(w)", "0");
     second("abs(w)", "0");
     second(

@@ -17,7 +17,10 @@ use crate::Rows;
 use crate::linearization::{Linearization, MAX_BYTES};
 use crate::runtime::PARALLEL_CHUNK_ROWS;
 use hessforge_ir::Outputs;
-use hessforge_ir::tensor::{At, RowSums, Source, Stage, Steps, TensorLayout, TensorModel};
+use hessforge_ir::tensor::{
+    At, GradientTerm, HessianTerm, OuterGradient, RowSums, Source, Stage, Steps, TensorLayout,
+    TensorModel,
+};
 use rayon::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::sync::{Mutex, PoisonError};
@@ -51,6 +54,65 @@ pub fn tensor(name: &str, source: Source, offset: usize, shape: &[usize]) -> Ten
         source,
         offset,
         shape: shape.to_vec(),
+    }
+}
+
+/// A stage's outputs (for generated code; its steps are generated
+/// functions, so the list is empty).
+pub fn stage(
+    scratch: usize,
+    loss: Option<usize>,
+    gradient: Vec<GradientTerm>,
+    hessian: Vec<HessianTerm>,
+) -> Stage {
+    Stage {
+        scratch,
+        steps: Vec::new(),
+        loss,
+        gradient,
+        hessian,
+    }
+}
+
+/// ∂/∂ of the entries of parameter tensor `param`, in buffer `value`.
+pub fn gradient(param: usize, value: usize) -> GradientTerm {
+    GradientTerm {
+        param,
+        value,
+        outer: None,
+    }
+}
+
+/// ∂/∂ of parameter tensor `param` as the outer product `scale · u ⊗ v`
+/// (see [`OuterGradient`]).
+pub fn outer_gradient(param: usize, value: usize, u: usize, v: usize, scale: f64) -> GradientTerm {
+    GradientTerm {
+        param,
+        value,
+        outer: Some(OuterGradient { u, v, scale }),
+    }
+}
+
+/// The Hessian block (row, col) held whole in buffer `value`.
+pub fn dense(row: usize, col: usize, value: usize) -> HessianTerm {
+    HessianTerm::Dense { row, col, value }
+}
+
+/// The Hessian block (row, col) as `u[ρ] · v[γ]` on the Kronecker deltas
+/// `pairs`.
+pub fn product(
+    row: usize,
+    col: usize,
+    pairs: &[(usize, usize)],
+    u: usize,
+    v: usize,
+) -> HessianTerm {
+    HessianTerm::Product {
+        row,
+        col,
+        pairs: pairs.to_vec(),
+        u,
+        v,
     }
 }
 
