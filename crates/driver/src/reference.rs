@@ -112,11 +112,7 @@ pub fn functions_page() -> String {
         s.push_str(&format!(
             "| `{}(u)` | {} | {} | {} | `{}` | {} |\n",
             f.name,
-            if f.in_files {
-                "yes"
-            } else {
-                "no"
-            },
+            if f.in_files { "yes" } else { "no" },
             cell(f.domain),
             cell(f.derivative),
             cell(f.latex),
