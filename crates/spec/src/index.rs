@@ -124,14 +124,28 @@ impl IExpr {
     /// (egg's `Language::map_children`); the node's own data (a function,
     /// a bound variable, an index) is kept.
     pub fn map_children(&self, mut f: impl FnMut(&IExpr) -> IExpr) -> IExpr {
-        match self {
+        let Ok(mapped) = self.try_map_children(|x| Ok::<_, std::convert::Infallible>(f(x)));
+        mapped
+    }
+
+    /// [`IExpr::map_children`] with an `f` that may fail: the first error.
+    pub fn try_map_children<E>(
+        &self,
+        mut f: impl FnMut(&IExpr) -> Result<IExpr, E>,
+    ) -> Result<IExpr, E> {
+        let mut all = |xs: &[IExpr]| xs.iter().map(&mut f).collect::<Result<Vec<_>, E>>();
+        Ok(match self {
             IExpr::Num(_) | IExpr::Entry { .. } | IExpr::Index(_) | IExpr::Delta(..) => {
                 self.clone()
             }
-            IExpr::Add(xs) => IExpr::Add(xs.iter().map(f).collect()),
-            IExpr::Mul(xs) => IExpr::Mul(xs.iter().map(f).collect()),
-            IExpr::Pow(a, b) => IExpr::Pow(Box::new(f(a)), Box::new(f(b))),
-            IExpr::Call(func, a) => IExpr::Call(*func, Box::new(f(a))),
+            IExpr::Add(xs) => IExpr::Add(all(xs)?),
+            IExpr::Mul(xs) => IExpr::Mul(all(xs)?),
+            IExpr::Pick { index, items } => IExpr::Pick {
+                index: index.clone(),
+                items: all(items)?,
+            },
+            IExpr::Pow(a, b) => IExpr::Pow(Box::new(f(a)?), Box::new(f(b)?)),
+            IExpr::Call(func, a) => IExpr::Call(*func, Box::new(f(a)?)),
             IExpr::Sum {
                 var,
                 from,
@@ -141,13 +155,9 @@ impl IExpr {
                 var: var.clone(),
                 from: *from,
                 to: *to,
-                body: Box::new(f(body)),
+                body: Box::new(f(body)?),
             },
-            IExpr::Pick { index, items } => IExpr::Pick {
-                index: index.clone(),
-                items: items.iter().map(f).collect(),
-            },
-        }
+        })
     }
 
     /// [`IExpr::map_children`] on an expression that is given away: the

@@ -262,27 +262,8 @@ impl<'a> Calculus<'a> {
                 let du = self.d(u, wrt, ks)?;
                 chain(*f, u, None, du)
             }
-            IExpr::Sum {
-                var,
-                from,
-                to,
-                body,
-            } => IExpr::Sum {
-                var: var.clone(),
-                from: *from,
-                to: *to,
-                body: Box::new(self.d(body, wrt, ks)?),
-            },
-            IExpr::Pick { index, items } => {
-                let mut out = Vec::new();
-                for x in items {
-                    out.push(self.d(x, wrt, ks)?);
-                }
-                IExpr::Pick {
-                    index: index.clone(),
-                    items: out,
-                }
-            }
+            // Linear: the sum of the derivatives, the derivative of the item.
+            IExpr::Sum { .. } | IExpr::Pick { .. } => e.try_map_children(|x| self.d(x, wrt, ks))?,
         })
     }
 
