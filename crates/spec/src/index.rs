@@ -106,7 +106,7 @@ impl IExpr {
 
     /// Call `f` on each direct sub-expression, in order (egg's
     /// `Language::for_each`).
-    pub fn for_each_child(&self, mut f: impl FnMut(&IExpr)) {
+    pub fn for_each_child<'a>(&'a self, mut f: impl FnMut(&'a IExpr)) {
         match self {
             IExpr::Num(_) | IExpr::Entry { .. } | IExpr::Index(_) | IExpr::Delta(..) => {}
             IExpr::Add(xs) | IExpr::Mul(xs) | IExpr::Pick { items: xs, .. } => {
@@ -190,14 +190,12 @@ impl IExpr {
     /// Fold `f` over every node, this one first, then its sub-expressions
     /// left to right (pre-order).
     pub fn fold<T>(&self, init: T, f: &mut impl FnMut(T, &IExpr) -> T) -> T {
-        let mut acc = Some(f(init, self));
-        self.for_each_child(|child| {
-            let a = acc
-                .take()
-                .expect("the accumulator is put back after each child");
-            acc = Some(child.fold(a, f));
-        });
-        acc.expect("the accumulator is put back after each child")
+        let mut children = Vec::new();
+        self.for_each_child(|child| children.push(child));
+        let here = f(init, self);
+        children
+            .into_iter()
+            .fold(here, |acc, child| child.fold(acc, f))
     }
 
     /// Whether some node (this one or one below it) satisfies `pred`.
