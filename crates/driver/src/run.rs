@@ -5,7 +5,7 @@
 
 use crate::backend::loss_is_square;
 use crate::problem::{OptionError, Prepared, option_error};
-use hessforge_optim::driver::{DENSE_CHECK_MAX_PARAMS, LANCZOS_STEPS, lanczos_extremes};
+use hessforge_optim::run_loop::{DENSE_CHECK_MAX_PARAMS, LANCZOS_STEPS, lanczos_extremes};
 use hessforge_optim::{
     CATALOG, HessianPath, History, Method, Objective, Observer, Optimizer, Outcome, Settings,
     Stopping, build, minimize,

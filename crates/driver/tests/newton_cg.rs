@@ -39,7 +39,8 @@ fn agrees_with_newton_without_the_hessian(prepared: &Prepared) {
         assert!((a - b).abs() < 1e-6 * a.abs().max(1.0), "{a} vs {b}");
     }
     let e = cg.evaluations;
-    let dense_check = prepared.model.n_params() <= hessforge_optim::driver::DENSE_CHECK_MAX_PARAMS;
+    let dense_check =
+        prepared.model.n_params() <= hessforge_optim::run_loop::DENSE_CHECK_MAX_PARAMS;
     assert_eq!(
         e.hessian,
         u64::from(dense_check),

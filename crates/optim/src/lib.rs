@@ -24,7 +24,7 @@
 //! Levenberg–Marquardt, saddle-free), [`trust_region`] (Steihaug–CG; the
 //! exact subproblem up to 200 parameters), [`exact_trust_region`]
 //! (Moré–Sorensen), [`newton_cg`] (Hessian-free), [`quasi_newton`] (BFGS,
-//! L-BFGS), [`line_search`] (Armijo, strong Wolfe), [`driver`] (the run
+//! L-BFGS), [`line_search`] (Armijo, strong Wolfe), [`run_loop`] (the run
 //! loop, stopping, status), [`catalog`] (every optimizer by name,
 //! documented, and built from [`Settings`]), [`optimizer`] (the leaf every
 //! optimizer module imports: names, families, hyper-parameter descriptions,
@@ -32,7 +32,6 @@
 #![warn(missing_docs)]
 
 pub mod catalog;
-pub mod driver;
 pub mod exact_trust_region;
 pub mod first_order;
 pub mod gradient_check;
@@ -43,16 +42,17 @@ pub mod newton_cg;
 pub mod objective;
 pub mod optimizer;
 pub mod quasi_newton;
+pub mod run_loop;
 pub mod schedule;
 pub mod trust_region;
 
 pub use catalog::{CATALOG, Entry, Settings, build};
-pub use driver::{History, Observer, Outcome, Record, Status, Stopping, minimize};
 pub use method::{
     Curvature, HESSIAN_FREE_ABOVE, HessianPath, JACOBI_FLOOR, Method, Modification, Point,
     Preconditioner, Step,
 };
 pub use objective::{Batch, Counted, Evaluations, FnObjective, Objective};
 pub use optimizer::{BuildError, DefaultValue, Family, Hyper, Optimizer, Range};
+pub use run_loop::{History, Observer, Outcome, Record, Status, Stopping, minimize};
 pub use schedule::Schedule;
 pub use trust_region::{EXACT_SUBPROBLEM_MAX, Subproblem};

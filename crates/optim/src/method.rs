@@ -62,7 +62,7 @@ pub enum HessianPath {
 
 /// Above this many parameters [`HessianPath::Auto`] goes Hessian-free: the
 /// size above which the driver never forms ∇²L for a diagnostic either
-/// ([`crate::driver::DENSE_CHECK_MAX_PARAMS`] is this constant). A default,
+/// ([`crate::run_loop::DENSE_CHECK_MAX_PARAMS`] is this constant). A default,
 /// not a crossover: which path is faster depends on the problem as much as
 /// on P (Hessian-free is 19.7× faster on digits, P = 650; dense is 2.5×
 /// faster on a logistic regression with P = 1 001 that Newton solves in
