@@ -192,14 +192,7 @@ fn operand(op: &Operand) -> TokenStream {
             let r = format_ident!("r{r}");
             quote!(#r)
         }
-        Operand::Literal(v) => {
-            let lit = Literal::f64_unsuffixed(v.abs());
-            if v.is_sign_negative() {
-                quote!((-#lit))
-            } else {
-                quote!(#lit)
-            }
-        }
+        Operand::Literal(v) => literal(v, false),
         // A step's body reads its loads only.
         Operand::Data(i) | Operand::Constant(i) => {
             let p = format_ident!("p{i}");
@@ -215,16 +208,20 @@ fn join(args: &[Operand], op: TokenStream) -> TokenStream {
     let first = match args.first() {
         Some(&Operand::Literal(v)) => {
             parts.next();
-            typed_literal(v)
+            literal(v, true)
         }
         _ => parts.next().unwrap_or_else(|| quote!(0.0)),
     };
     parts.fold(first, |acc, p| quote!(#acc #op #p))
 }
 
-/// A literal with its type, `0.5f64` or `(-0.5f64)`.
-fn typed_literal(v: f64) -> TokenStream {
-    let lit = Literal::f64_suffixed(v.abs());
+/// A number, `0.5` or `(-0.5)`, or with its type, `0.5f64`.
+fn literal(v: f64, typed: bool) -> TokenStream {
+    let lit = if typed {
+        Literal::f64_suffixed(v.abs())
+    } else {
+        Literal::f64_unsuffixed(v.abs())
+    };
     if v.is_sign_negative() {
         quote!((-#lit))
     } else {
@@ -528,11 +525,7 @@ fn step_fn(
     };
     let fn_name = format_ident!("step_{}", out.name);
     let doc = format!(" `{}` {}", out.name, step_summary(m, step, rank));
-    let direction = if direction {
-        quote!(v: &[f64],)
-    } else {
-        quote!()
-    };
+    let direction = direction_param(direction);
     let generic = if lanes > 0 {
         quote!(<const W: usize>)
     } else {
@@ -560,9 +553,9 @@ fn reads_direction(m: &TensorModel, step: &Step) -> bool {
 }
 
 /// The parameter `v: &[f64],` of the step and stage functions of a model
-/// whose steps read a direction, else nothing.
-fn direction_param(m: &TensorModel) -> TokenStream {
-    if has_direction(m) {
+/// whose steps read a direction (`direction`), else nothing.
+fn direction_param(direction: bool) -> TokenStream {
+    if direction {
         quote!(v: &[f64],)
     } else {
         quote!()
@@ -745,7 +738,7 @@ impl Values {
             };
             // A literal on the left of a sum or product is typed, as in `join`.
             let typed_first = match ins.operands().first() {
-                Some(&Operand::Literal(v)) => Some(typed_literal(v)),
+                Some(&Operand::Literal(v)) => Some(literal(v, true)),
                 _ => None,
             };
             let tokens: Vec<&TokenStream> = ops
@@ -861,11 +854,12 @@ impl Values {
 /// is read back into a local once. With `split` = k (a tangent model's
 /// primal prefix), the function takes a `Phase`: the first k steps run
 /// unless it is `Tangent`, the rest unless it is `Primal`, and the rest
-/// read what the first k computed from the scratch, not from locals.
-/// The step functions of a stage (module items) and its stage function
-/// (`sample` or `regularizer`, an item of the model's trait impl). A
+/// read what the first k computed from the scratch, not from locals. A
 /// tangent model's `sample` takes a `phase` even when its steps do not
 /// split (`phase_always`): the runtime's `LoopTangent` passes one.
+///
+/// Returned apart: the step functions (module items, by name) and the
+/// stage function (an item of the model's trait impl).
 ///
 /// A tangent model's step that does not read v and is, token for token,
 /// one of the model's own steps (`primal_steps`: the model's step
@@ -971,7 +965,7 @@ fn stage_fn(
     } else {
         quote!()
     };
-    let direction = direction_param(m);
+    let direction = direction_param(has_direction(m));
     let (phase, body) = match split {
         None if phase_always => (quote!(phase: Phase,), quote!(#(#stmts)*)),
         None => (quote!(), quote!(#(#stmts)*)),
