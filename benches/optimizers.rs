@@ -12,7 +12,7 @@
 
 use divan::{Bencher, black_box};
 use hessforge_kernels::{KernelObjective, logistic_regression::LogisticRegression};
-use hessforge_optim::{Batch, Objective, Point, Settings, Stopping, build, minimize};
+use hessforge_optim::{Objective, Point, Rows, Settings, Stopping, build, minimize};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -52,7 +52,7 @@ fn kernel_pass(bencher: Bencher) {
     let theta = [0.1; P];
     let (mut g, mut h) = ([0.0; P], [0.0; P * P]);
     let logistic = logistic();
-    bencher.bench_local(|| logistic.loss_grad_hess(black_box(&theta), Batch::Full, &mut g, &mut h));
+    bencher.bench_local(|| logistic.loss_grad_hess(black_box(&theta), Rows::All, &mut g, &mut h));
 }
 
 #[divan::bench]
@@ -63,7 +63,7 @@ fn newton_iteration(bencher: Bencher) {
     let logistic = logistic();
     bencher.bench_local(|| {
         at.theta.fill(0.1);
-        at.loss = logistic.loss_grad_hess(&at.theta, Batch::Full, &mut at.grad, &mut at.hess);
+        at.loss = logistic.loss_grad_hess(&at.theta, Rows::All, &mut at.grad, &mut at.hess);
         newton.step(&logistic, &mut at, 1)
     });
 }

@@ -24,8 +24,8 @@
 //! after one warm-up.
 
 use hessforge_kernels::{
-    Kernel, Rows, logistic_100::Logistic100, logistic_200::Logistic200, logistic_400::Logistic400,
-    logistic_1000::Logistic1000, logistic_10000::Logistic10000,
+    At, Kernel, Rows, logistic_100::Logistic100, logistic_200::Logistic200,
+    logistic_400::Logistic400, logistic_1000::Logistic1000, logistic_10000::Logistic10000,
     logistic_regression::LogisticRegression, mlp_tanh::MlpTanh, mlp_tanh_1::MlpTanh1,
     mlp_tanh_16::MlpTanh16,
 };
@@ -173,19 +173,16 @@ fn read_rows(file: &Path) -> (Vec<f64>, usize) {
 fn kernel_pass(file: &Path, repeats: usize, parallel: bool) -> serde_json::Value {
     let (data, rows) = read_rows(file);
     let k = LogisticRegression;
-    let p = LogisticRegression::N_PARAMS;
-    assert_eq!(data.len(), rows * LogisticRegression::N_DATA, "11 columns");
+    let p = k.n_params();
+    assert_eq!(data.len(), rows * k.n_data(), "11 columns");
     let theta: Vec<f64> = (0..p).map(|i| 0.01 * (i as f64 - 5.0)).collect();
     let constants = [0.01];
     let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
     let mut loss = 0.0;
     let t = time(repeats, || {
-        let rows = if parallel {
-            Rows::Parallel(&data)
-        } else {
-            Rows::All(&data)
-        };
-        loss = k.loss_grad_hess(black_box(&theta), &constants, rows, &mut g, &mut h);
+        let rows = if parallel { Rows::Parallel } else { Rows::All };
+        let at = At::new(black_box(&theta), &constants, &data).rows(rows);
+        loss = k.loss_grad_hess(at, &mut g, &mut h);
     });
     serde_json::json!({
         "task": "kernel-pass", "rows": rows, "parallel": parallel, "seconds": t,
@@ -210,9 +207,9 @@ fn mlp_sample(p: usize, repeats: usize) -> serde_json::Value {
         })
     };
     let t = match p {
-        5 => run(&mut |t, g, h| MlpTanh1.loss_grad_hess(t, &[], Rows::All(black_box(&x)), g, h)),
-        17 => run(&mut |t, g, h| MlpTanh.loss_grad_hess(t, &[], Rows::All(black_box(&x)), g, h)),
-        65 => run(&mut |t, g, h| MlpTanh16.loss_grad_hess(t, &[], Rows::All(black_box(&x)), g, h)),
+        5 => run(&mut |t, g, h| MlpTanh1.loss_grad_hess(At::new(t, &[], black_box(&x)), g, h)),
+        17 => run(&mut |t, g, h| MlpTanh.loss_grad_hess(At::new(t, &[], black_box(&x)), g, h)),
+        65 => run(&mut |t, g, h| MlpTanh16.loss_grad_hess(At::new(t, &[], black_box(&x)), g, h)),
         _ => fail("P is 5, 17 or 65"),
     };
     let per_sample = |key: &str| t[key].as_f64().unwrap_or(0.0) / CALLS as f64;
@@ -255,9 +252,9 @@ fn fit_wide(
     method: &str,
     settings: &hessforge_optim::Settings,
 ) -> serde_json::Value {
-    use hessforge_kernels::{DynKernel, KernelObjective};
+    use hessforge_kernels::{Kernel, KernelObjective};
     use hessforge_optim::{Stopping, build, minimize};
-    let k: &dyn DynKernel = match f {
+    let k: &dyn Kernel = match f {
         100 => &Logistic100,
         200 => &Logistic200,
         400 => &Logistic400,
@@ -287,8 +284,8 @@ fn fit_wide(
 /// One loss + gradient + Hessian pass of logistic regression with F
 /// features over N rows (the generated loop kernels of the bench models).
 fn wide_pass(f: usize, rows: usize, repeats: usize, parallel: bool) -> serde_json::Value {
-    use hessforge_kernels::DynKernel;
-    let k: &dyn DynKernel = match f {
+    use hessforge_kernels::Kernel;
+    let k: &dyn Kernel = match f {
         100 => &Logistic100,
         1000 => &Logistic1000,
         _ => fail("F is 100 or 1000"),
@@ -299,12 +296,9 @@ fn wide_pass(f: usize, rows: usize, repeats: usize, parallel: bool) -> serde_jso
     let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
     let mut loss = 0.0;
     let t = time(repeats, || {
-        let rows = if parallel {
-            Rows::Parallel(&data)
-        } else {
-            Rows::All(&data)
-        };
-        loss = k.loss_grad_hess(black_box(&theta), &[0.01], rows, &mut g, &mut h);
+        let rows = if parallel { Rows::Parallel } else { Rows::All };
+        let at = At::new(black_box(&theta), &[0.01], &data).rows(rows);
+        loss = k.loss_grad_hess(at, &mut g, &mut h);
     });
     serde_json::json!({
         "task": "wide-pass", "features": f, "rows": rows, "parallel": parallel, "seconds": t,
@@ -316,8 +310,8 @@ fn wide_pass(f: usize, rows: usize, repeats: usize, parallel: bool) -> serde_jso
 /// single thread: what a Newton–CG iteration costs per gradient and per
 /// CG step.
 fn products(model: &str, repeats: usize, rows: usize) -> serde_json::Value {
-    use hessforge_kernels::DynKernel;
-    let (k, data, constants): (&dyn DynKernel, Vec<f64>, Vec<f64>) = match model {
+    use hessforge_kernels::Kernel;
+    let (k, data, constants): (&dyn Kernel, Vec<f64>, Vec<f64>) = match model {
         "digits" => {
             let m =
                 hessforge_driver::models::load("digits").unwrap_or_else(|e| fail(&e.to_string()));
@@ -333,30 +327,23 @@ fn products(model: &str, repeats: usize, rows: usize) -> serde_json::Value {
     let v: Vec<f64> = (0..p).map(|i| ((i % 7) as f64 - 3.0) / 3.0).collect();
     let (mut g, mut hv) = (vec![0.0; p], vec![0.0; p]);
     let gradient = time(repeats, || {
-        black_box(k.loss_grad(black_box(&theta), &constants, Rows::All(&data), &mut g));
+        black_box(k.loss_grad(At::new(black_box(&theta), &constants, &data), &mut g));
     });
     let product = time(repeats, || {
-        black_box(k.hess_vec(black_box(&theta), &constants, Rows::All(&data), &v, &mut hv));
+        black_box(k.hess_vec(At::new(black_box(&theta), &constants, &data), &v, &mut hv));
     });
     // The products of a CG run at one θ: the primal values recorded once,
     // then only the steps that read v.
-    let rows_all = Rows::All(&data);
+    let at = At::new(&theta, &constants, &data);
     let linearize = time(repeats, || {
-        black_box(k.linearize(black_box(&theta), &constants, rows_all));
+        black_box(k.linearize(black_box(at)));
     });
     let linearization = k
-        .linearize(&theta, &constants, rows_all)
+        .linearize(at)
         .unwrap_or_else(|| fail(&format!("{model}: no linearization")));
     let mut hv_shared = vec![0.0; p];
     let shared = time(repeats, || {
-        black_box(k.hess_vec_linearized(
-            &linearization,
-            black_box(&theta),
-            &constants,
-            rows_all,
-            &v,
-            &mut hv_shared,
-        ));
+        black_box(k.hess_vec_linearized(&linearization, black_box(at), &v, &mut hv_shared));
     });
     if hv_shared != hv {
         fail("the linearized product differs from the product");

@@ -186,12 +186,12 @@ pub fn compile_dirs(dirs: &[&Path]) {
     }
     let _ = writeln!(
         modules,
-        "/// Every compiled kernel, by model name order.\n#[allow(dead_code)]\npub static REGISTRY: &[&dyn ::hessforge_kernels::DynKernel] = &[{}];",
+        "/// Every compiled kernel, by model name order.\n#[allow(dead_code)]\npub static REGISTRY: &[&dyn ::hessforge_kernels::Kernel] = &[{}];",
         registry.join(", ")
     );
     let _ = writeln!(
         modules,
-        "/// The kernels in index form of every model with a vector or matrix parameter, by model name order.\n#[allow(dead_code)]\npub static LOOP_REGISTRY: &[&dyn ::hessforge_kernels::DynKernel] = &[{}];",
+        "/// The kernels in index form of every model with a vector or matrix parameter, by model name order.\n#[allow(dead_code)]\npub static LOOP_REGISTRY: &[&dyn ::hessforge_kernels::Kernel] = &[{}];",
         loop_registry.join(", ")
     );
     write(&out_dir.join("kernels.rs"), &modules);

@@ -83,7 +83,7 @@ fn a_good_derivation_file_gets_its_module_and_registry_entry() {
     // Only paths of the library: the file compiles in any crate.
     assert!(!kernel.contains("crate::"), "{kernel}");
     assert!(
-        kernel.contains("use ::hessforge_kernels::{Kernel, Rows, runtime};"),
+        kernel.contains("use ::hessforge_kernels::{At, Kernel, runtime};"),
         "{kernel}"
     );
 }

@@ -416,22 +416,22 @@ fn model_tokens(m: &ModelPrograms, info: &KernelInfo<'_>) -> TokenStream {
             }
         });
         let method = format_ident!("{stem}");
-        let pass = quote!(runtime::pass::<#program, #p, #d, #c, #k, #w>(theta, constants, rows));
+        let pass = quote!(runtime::pass::<#program, #p, #d, #c, #k, #w>(at));
         methods.push(match level {
             Outputs::Loss => quote! {
-                fn #method(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
+                fn #method(&self, at: At<'_>) -> f64 {
                     #pass[0]
                 }
             },
             Outputs::LossGrad => quote! {
-                fn #method(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, grad: &mut [f64]) -> f64 {
+                fn #method(&self, at: At<'_>, grad: &mut [f64]) -> f64 {
                     let acc = #pass;
                     grad[..#p].copy_from_slice(&acc[1..]);
                     acc[0]
                 }
             },
             Outputs::LossGradHess => quote! {
-                fn #method(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, grad: &mut [f64], hess: &mut [f64]) -> f64 {
+                fn #method(&self, at: At<'_>, grad: &mut [f64], hess: &mut [f64]) -> f64 {
                     let acc = #pass;
                     grad[..#p].copy_from_slice(&acc[1..=#p]);
                     runtime::unpack_hessian::<#p>(&acc[1 + #p..], hess);
@@ -441,30 +441,50 @@ fn model_tokens(m: &ModelPrograms, info: &KernelInfo<'_>) -> TokenStream {
         });
     }
     quote! {
-        use ::hessforge_kernels::{Kernel, Rows, runtime};
+        use ::hessforge_kernels::{At, Kernel, runtime};
         use ::hessforge_kernels::ir::lanes::{#(#lane_types),*};
 
         #[doc = #doc]
         #[derive(Debug, Clone, Copy, Default)]
         pub struct #ty;
 
+        impl #ty {
+            /// The model's name.
+            pub const NAME: &'static str = #name;
+            /// Number of parameters P.
+            pub const N_PARAMS: usize = #p;
+            /// Columns per data row.
+            pub const N_DATA: usize = #d;
+            /// Number of constants.
+            pub const N_CONSTANTS: usize = #c;
+            /// Parameter ids, in θ order.
+            pub const PARAM_NAMES: &'static [&'static str] = #param_names;
+            /// Data column ids.
+            pub const DATA_NAMES: &'static [&'static str] = #data_names;
+            /// Constant ids.
+            pub const CONSTANT_NAMES: &'static [&'static str] = #constant_names;
+            /// The constants' default values.
+            pub const DEFAULT_CONSTANTS: &'static [f64] = &[#(#defaults),*];
+        }
+
         #(#functions)*
 
         impl Kernel for #ty {
-            const NAME: &'static str = #name;
-            const N_PARAMS: usize = #p;
-            const N_DATA: usize = #d;
-            const N_CONSTANTS: usize = #c;
-            fn param_names() -> &'static [&'static str] {
-                #param_names
+            fn name(&self) -> &str {
+                Self::NAME
             }
-            fn data_names() -> &'static [&'static str] {
-                #data_names
+            fn n_params(&self) -> usize {
+                Self::N_PARAMS
             }
-            fn constant_names() -> &'static [&'static str] {
-                #constant_names
+            fn n_data(&self) -> usize {
+                Self::N_DATA
             }
-            const DEFAULT_CONSTANTS: &'static [f64] = &[#(#defaults),*];
+            fn param_names(&self) -> Vec<&str> {
+                Self::PARAM_NAMES.to_vec()
+            }
+            fn default_constants(&self) -> &[f64] {
+                Self::DEFAULT_CONSTANTS
+            }
             #(#methods)*
         }
     }

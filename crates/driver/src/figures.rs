@@ -8,7 +8,7 @@
 use crate::problem::Prepared;
 use crate::run::{Run, best_converged, fit, hessian_spectrum, optimizer};
 use hessforge_optim::{
-    Batch, Family, History, Modification, Objective, Optimizer, Outcome, Settings, Status, Stopping,
+    Family, History, Modification, Objective, Optimizer, Outcome, Rows, Settings, Status, Stopping,
 };
 use hessforge_report::{
     ContourChart, Figure, Grid, LineChart, Marker, MarkerKind, Reference, Scale, Series,
@@ -436,7 +436,7 @@ fn contour(
     // is a pass over every row): at most about 5·10⁸ row evaluations.
     let rows = prepared.data.rows.max(1) as f64;
     let n = ((5e8 / rows).sqrt() as usize).clamp(40, 120);
-    let grid = Grid::sample(wx, wy, n, |x, y| objective.loss(&[x, y], Batch::Full));
+    let grid = Grid::sample(wx, wy, n, |x, y| objective.loss(&[x, y], Rows::All));
     let mut markers = vec![Marker {
         at: (prepared.start[0], prepared.start[1]),
         kind: MarkerKind::Start,
@@ -475,7 +475,7 @@ fn stationary_points(objective: &dyn Objective, window: Window) -> Vec<Marker> {
                 wy.0 + (wy.1 - wy.0) * (j as f64 + 0.5) / n as f64,
             ];
             for _ in 0..60 {
-                objective.loss_grad_hess(&t, Batch::Full, &mut g, &mut h);
+                objective.loss_grad_hess(&t, Rows::All, &mut g, &mut h);
                 let det = h[0] * h[3] - h[1] * h[2];
                 if !det.is_finite() || det.abs() < 1e-300 {
                     break;
@@ -491,7 +491,7 @@ fn stationary_points(objective: &dyn Objective, window: Window) -> Vec<Marker> {
                     break;
                 }
             }
-            let l = objective.loss_grad_hess(&t, Batch::Full, &mut g, &mut h);
+            let l = objective.loss_grad_hess(&t, Rows::All, &mut g, &mut h);
             let inside = (wx.0..=wx.1).contains(&t[0]) && (wy.0..=wy.1).contains(&t[1]);
             let stationary = g.iter().all(|v| v.abs() <= 1e-9 * l.abs().max(1.0));
             if !inside || !stationary {
@@ -546,7 +546,7 @@ fn curvature(prepared: &Prepared, runs: &[Run]) -> Made {
         let mut lo = Vec::new();
         let mut hi = Vec::new();
         for row in run.history.rows.iter().take(2_000) {
-            objective.loss_grad_hess(&row.theta, Batch::Full, &mut g, &mut h);
+            objective.loss_grad_hess(&row.theta, Rows::All, &mut g, &mut h);
             if h.iter().all(|v| v.is_finite()) {
                 let eig = SymmetricEigen::new(DMatrix::from_row_slice(p, p, &h)).eigenvalues;
                 lo.push((row.iteration as f64, eig.min()));

@@ -2,7 +2,8 @@
 //! finite differences (`hessforge_optim::gradient_check`), at seeded random points, on the back-end a user would
 //! run (compiled kernel for a built-in, IR interpreter for a file).
 
-use crate::backend::{Backend, ModelObjective};
+use crate::backend::Backend;
+use hessforge_kernels::KernelObjective;
 use hessforge_optim::gradient_check::{Errors, check};
 use hessforge_spec::Model;
 use rand::{Rng, SeedableRng};
@@ -67,15 +68,7 @@ pub fn run(
             .map(|v| v + rng.gen_range(-0.5..0.5))
             .collect();
         let data = data(model, ROWS, &mut rng)?;
-        let objective = ModelObjective {
-            backend,
-            constants: constants.clone(),
-            data: &data,
-            rows: if model.data.is_empty() { 0 } else { ROWS },
-            n_params: model.n_params(),
-            square_loss: false,
-            linearized: Default::default(),
-        };
+        let objective = KernelObjective::new(backend.kernel(), &constants, &data);
         let (g, h) = check(&objective, &theta);
         gradient.merge(g);
         hessian.merge(h);

@@ -7,9 +7,10 @@
 // built once, on the way out, so its size costs nothing that matters.
 #![allow(clippy::result_large_err)]
 
-use crate::backend::{Backend, ModelObjective, loss_is_square};
+use crate::backend::{Backend, loss_is_square};
 use crate::data::{self, DataError, Dataset};
 use crate::models::{self, LookupError};
+use hessforge_kernels::KernelObjective;
 use hessforge_spec::Model;
 use hessforge_symbolic::EngineError;
 use rand::{Rng, SeedableRng};
@@ -101,16 +102,9 @@ pub struct Prepared {
 
 impl Prepared {
     /// The objective over all rows.
-    pub fn objective(&self) -> ModelObjective<'_> {
-        ModelObjective {
-            backend: &self.backend,
-            constants: self.constants.clone(),
-            data: &self.data.values,
-            rows: self.data.rows,
-            n_params: self.model.n_params(),
-            square_loss: loss_is_square(&self.model),
-            linearized: Default::default(),
-        }
+    pub fn objective(&self) -> KernelObjective<'_> {
+        KernelObjective::new(self.backend.kernel(), &self.constants, &self.data.values)
+            .gauss_newton(loss_is_square(&self.model))
     }
 }
 

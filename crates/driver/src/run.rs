@@ -24,7 +24,7 @@ pub fn hessian_spectrum(objective: &dyn Objective, theta: &[f64]) -> (f64, f64) 
         return lanczos_extremes(objective, theta, LANCZOS_STEPS.min(p));
     }
     let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
-    objective.loss_grad_hess(theta, hessforge_optim::Batch::Full, &mut g, &mut h);
+    objective.loss_grad_hess(theta, hessforge_optim::Rows::All, &mut g, &mut h);
     let eig = SymmetricEigen::new(DMatrix::from_row_slice(p, p, &h)).eigenvalues;
     (eig.min(), eig.max())
 }

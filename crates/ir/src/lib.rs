@@ -32,6 +32,7 @@
 //! regularizer, constant terms), evaluated once per pass.
 #![warn(missing_docs)]
 
+pub mod at;
 pub mod canonical;
 pub mod function;
 pub mod lanes;
@@ -39,6 +40,7 @@ pub mod math;
 pub mod tangent;
 pub mod tensor;
 
+pub use at::{At, Rows};
 pub use function::{Algebra, FUNCTIONS, Func, Function};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -409,19 +411,17 @@ impl ModelPrograms {
         Ok(())
     }
 
-    /// Evaluate a level over a data set (row-major, `data.len()` a multiple of
-    /// the number of columns; `rows` selects a subset, `None` means all):
-    /// the mean over rows of the per-row outputs plus the θ-only outputs.
-    /// Without data columns the per-row program is not run.
-    pub fn evaluate(
-        &self,
-        level: Outputs,
-        theta: &[f64],
-        constants: &[f64],
-        data: &[f64],
-        rows: Option<&[usize]>,
-        out: &mut [f64],
-    ) {
+    /// Evaluate a level at `at` (the data row-major, `data.len()` a
+    /// multiple of the number of columns): the mean over the selected rows
+    /// of the per-row outputs plus the θ-only outputs. Without data columns
+    /// the per-row program is not run.
+    pub fn evaluate(&self, level: Outputs, at: At<'_>, out: &mut [f64]) {
+        let At {
+            theta,
+            constants,
+            data,
+            rows,
+        } = at;
         let split = self.split(level);
         let cols = self.data.len();
         let n_out = level.len(self.params.len());
@@ -441,7 +441,7 @@ impl ModelPrograms {
                 }
                 count += 1;
             };
-            match rows {
+            match rows.selected() {
                 Some(rows) => rows.iter().for_each(|&r| add_row(r)),
                 None => (0..all_rows).for_each(add_row),
             }

@@ -34,7 +34,7 @@
 //! per-thread workspace, so a warm pass allocates nothing.
 
 use crate::lanes::Lanes;
-use crate::{Instr, InvalidProgram, Operand, Outputs, Program};
+use crate::{At, Instr, InvalidProgram, Operand, Outputs, Program};
 use serde::{Deserialize, Serialize};
 
 /// Where a tensor's entries live.
@@ -293,20 +293,6 @@ impl std::fmt::Debug for PlanCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PlanCache")
     }
-}
-
-/// Where a model is evaluated: θ, the constants, the data set (row-major)
-/// and which rows (all when `rows` is None).
-#[derive(Debug, Clone, Copy)]
-pub struct At<'a> {
-    /// θ.
-    pub theta: &'a [f64],
-    /// The constants.
-    pub constants: &'a [f64],
-    /// The data set, row-major.
-    pub data: &'a [f64],
-    /// A selection of rows (a mini-batch), or all.
-    pub rows: Option<&'a [usize]>,
 }
 
 /// What runs a model's steps: the interpreter ([`TensorModel::evaluate`]),
@@ -918,7 +904,7 @@ impl TensorModel {
 
     /// The number of rows a pass at `at` reads.
     fn row_count(&self, at: At<'_>) -> usize {
-        match (at.rows, self.data.len()) {
+        match (at.rows.selected(), self.data.len()) {
             (_, 0) => 1,
             (Some(rows), _) => rows.len(),
             (None, cols) => at.data.len() / cols,
@@ -955,7 +941,7 @@ impl TensorModel {
             steps.sample(level, theta, row, constants, scratch);
             add(scratch, row);
         };
-        match rows {
+        match rows.selected() {
             Some(rows) => {
                 rows.iter().for_each(|&r| one(r));
                 rows.len()
@@ -1000,7 +986,7 @@ impl TensorModel {
         scratch.clear();
         scratch.resize(self.sample.scratch, 0.0);
         for k in full..n {
-            let r = at.rows.map_or(k, |rows| rows[k]);
+            let r = at.rows.selected().map_or(k, |rows| rows[k]);
             let row = &at.data[r * cols..(r + 1) * cols];
             steps.sample(level, at.theta, row, at.constants, scratch);
             acc.add(scratch, row);
@@ -1183,7 +1169,7 @@ fn lane_blocks<const W: usize>(
 ) {
     let cols = m.data.len();
     for start in (0..full).step_by(W) {
-        match at.rows {
+        match at.rows.selected() {
             None => transpose_rows::<W>(
                 &at.data[start * cols..(start + W) * cols],
                 cols,
@@ -1202,7 +1188,10 @@ fn lane_blocks<const W: usize>(
         }
         steps.sample_lanes(level, at.theta, block, at.constants, scratch);
         let lane_rows: [&[f64]; W] = std::array::from_fn(|lane| {
-            let r = at.rows.map_or(start + lane, |rows| rows[start + lane]);
+            let r = at
+                .rows
+                .selected()
+                .map_or(start + lane, |rows| rows[start + lane]);
             &at.data[r * cols..(r + 1) * cols]
         });
         acc.add_lanes::<W>(scratch, &lane_rows);

@@ -14,7 +14,7 @@
 
 use divan::{Bencher, black_box};
 use hessforge_ir::{ModelPrograms, Outputs};
-use hessforge_kernels::{Kernel, Rows, logistic_regression::LogisticRegression, mlp_tanh::MlpTanh};
+use hessforge_kernels::{At, Kernel, logistic_regression::LogisticRegression, mlp_tanh::MlpTanh};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -199,7 +199,7 @@ fn logistic_loss_grad<K: Kernel>(bencher: Bencher, n: usize, kernel: K) {
     let data = logistic_data(n);
     let t = theta();
     let mut g = [0.0; P];
-    bencher.bench_local(|| kernel.loss_grad(&t, &[LAMBDA], Rows::All(black_box(&data)), &mut g));
+    bencher.bench_local(|| kernel.loss_grad(At::new(&t, &[LAMBDA], black_box(&data)), &mut g));
 }
 
 /// A logistic-regression kernel's L + ∇ + H over N samples.
@@ -208,7 +208,7 @@ fn logistic_loss_grad_hess<K: Kernel>(bencher: Bencher, n: usize, kernel: K) {
     let t = theta();
     let (mut g, mut h) = ([0.0; P], [0.0; P * P]);
     bencher.bench_local(|| {
-        kernel.loss_grad_hess(&t, &[LAMBDA], Rows::All(black_box(&data)), &mut g, &mut h)
+        kernel.loss_grad_hess(At::new(&t, &[LAMBDA], black_box(&data)), &mut g, &mut h)
     });
 }
 
@@ -239,10 +239,7 @@ fn interpreter_loss_grad_hess(bencher: Bencher, n: usize) {
     bencher.bench_local(|| {
         progs.evaluate(
             Outputs::LossGradHess,
-            &t,
-            &[LAMBDA],
-            black_box(&data),
-            None,
+            hessforge_ir::At::new(&t, &[LAMBDA], black_box(&data)),
             &mut out,
         )
     });
@@ -253,7 +250,7 @@ fn mlp_loss_grad_hess<K: Kernel>(bencher: Bencher, data: &[f64], kernel: K) {
     let t = [0.3; 17];
     let (mut g, mut h) = ([0.0; 17], [0.0; 17 * 17]);
     bencher
-        .bench_local(|| kernel.loss_grad_hess(&t, &[], Rows::All(black_box(data)), &mut g, &mut h));
+        .bench_local(|| kernel.loss_grad_hess(At::new(&t, &[], black_box(data)), &mut g, &mut h));
 }
 
 /// One sample of the network's 2 inputs and target.

@@ -9,7 +9,7 @@
 
 use divan::{Bencher, black_box};
 use hessforge_kernels::{
-    Kernel, Rows, mlp_tanh::MlpTanh, mlp_tanh_1::MlpTanh1, mlp_tanh_16::MlpTanh16,
+    At, Kernel, mlp_tanh::MlpTanh, mlp_tanh_1::MlpTanh1, mlp_tanh_16::MlpTanh16,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -40,7 +40,7 @@ macro_rules! pass_bench {
             let (theta, data) = (theta($p), rows());
             let (mut g, mut h) = (vec![0.0; $p], vec![0.0; $p * $p]);
             bencher.bench_local(|| {
-                $kernel.loss_grad_hess(&theta, &[], Rows::All(black_box(&data)), &mut g, &mut h)
+                $kernel.loss_grad_hess(At::new(&theta, &[], black_box(&data)), &mut g, &mut h)
             });
         }
     };
@@ -58,7 +58,7 @@ macro_rules! sample_bench {
             let x = [0.4, -0.7, 0.25];
             let (mut g, mut h) = (vec![0.0; $p], vec![0.0; $p * $p]);
             bencher.bench_local(|| {
-                $kernel.loss_grad_hess(&theta, &[], Rows::All(black_box(&x)), &mut g, &mut h)
+                $kernel.loss_grad_hess(At::new(&theta, &[], black_box(&x)), &mut g, &mut h)
             });
         }
     };

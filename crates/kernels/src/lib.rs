@@ -9,9 +9,10 @@
 //! [`runtime::loops`]).
 //!
 //! ```
-//! use hessforge_kernels::{Kernel, Rows, rosenbrock::Rosenbrock};
+//! use hessforge_kernels::{At, Kernel, rosenbrock::Rosenbrock};
 //! let (mut g, mut h) = ([0.0; 2], [0.0; 4]);
-//! let f = Rosenbrock.loss_grad_hess(&[1.0, 1.0], Rosenbrock::DEFAULT_CONSTANTS, Rows::All(&[]), &mut g, &mut h);
+//! let at = At::new(&[1.0, 1.0], Rosenbrock::DEFAULT_CONSTANTS, &[]);
+//! let f = Rosenbrock.loss_grad_hess(at, &mut g, &mut h);
 //! assert_eq!((f, g), (0.0, [0.0, 0.0]));
 //! ```
 //!
@@ -24,6 +25,8 @@
 extern crate self as hessforge_kernels;
 
 pub use hessforge_ir as ir;
+pub use hessforge_ir::{At, Rows};
+mod interpreted;
 pub mod linearization;
 mod loop_kernel;
 mod objective;
@@ -36,7 +39,7 @@ pub use objective::{KernelObjective, PARALLEL_ROWS};
 /// Brings in the kernels a build script generated with
 /// `hessforge_build::compile`: one module per derivation file (named after
 /// the model, holding its kernel type) and the `REGISTRY` (and
-/// `LOOP_REGISTRY`) of `&dyn DynKernel`s. Put it at the root of the crate
+/// `LOOP_REGISTRY`) of `&dyn Kernel`s. Put it at the root of the crate
 /// whose `build.rs` calls `compile`, or in any module of it:
 ///
 /// ```ignore
@@ -45,8 +48,8 @@ pub use objective::{KernelObjective, PARALLEL_ROWS};
 ///
 /// // src/main.rs
 /// hessforge_kernels::include_kernels!();
-/// use hessforge_kernels::{Kernel, Rows};
-/// let f = my_model::MyModel.loss(&theta, my_model::MyModel::DEFAULT_CONSTANTS, Rows::All(&data));
+/// use hessforge_kernels::{At, Kernel};
+/// let f = my_model::MyModel.loss(At::new(&theta, my_model::MyModel::DEFAULT_CONSTANTS, &data));
 /// ```
 ///
 /// The generated code names only `::hessforge_kernels::…` paths, so the crate
@@ -59,250 +62,159 @@ macro_rules! include_kernels {
     };
 }
 
-/// Which rows of a data set a pass reads (row-major, `N_DATA` columns).
-#[derive(Debug, Clone, Copy)]
-pub enum Rows<'a> {
-    /// Every row.
-    All(&'a [f64]),
-    /// The rows at these indices (a mini-batch).
-    Selected(&'a [f64], &'a [usize]),
-    /// Every row, in parallel (rayon) over fixed chunks of
-    /// [`runtime::PARALLEL_CHUNK_ROWS`] rows summed in order: the same bits
-    /// on every run, whatever the number of threads.
-    Parallel(&'a [f64]),
-}
-
-/// The compiled kernels of one model. The objective is
+/// A model that can be evaluated: loss, gradient, Hessian, Hessian–vector
+/// product, Gauss–Newton–vector product and the Hessian's diagonal at a
+/// point [`At`] (θ, constants, data, which [`Rows`]). The objective is
 /// L(θ) = (1/N) Σᵢ ℓ(θ; xᵢ) + R(θ) over the selected rows (just the θ-only
 /// part for a model without data).
+///
+/// The one evaluation face of hessforge, implemented by the kernels a
+/// build script generated (straight-line code, or loops through
+/// [`LoopModel`]) and by the two interpreters of a model derived at run
+/// time, the straight-line programs ([`ir::ModelPrograms`]) and the loop
+/// IR ([`ir::tensor::TensorModel`]). [`KernelObjective`] binds one to its
+/// constants and data as the optimizers' objective.
 pub trait Kernel: Sync {
     /// The model's name.
-    const NAME: &'static str;
+    fn name(&self) -> &str;
     /// Number of parameters P.
-    const N_PARAMS: usize;
+    fn n_params(&self) -> usize;
     /// Columns per data row.
-    const N_DATA: usize;
-    /// Number of constants.
-    const N_CONSTANTS: usize;
+    fn n_data(&self) -> usize;
     /// Parameter ids, in θ order.
-    fn param_names() -> &'static [&'static str];
-    /// Data column ids.
-    fn data_names() -> &'static [&'static str];
-    /// Constant ids.
-    fn constant_names() -> &'static [&'static str];
-    /// The constants' default values.
-    const DEFAULT_CONSTANTS: &'static [f64];
+    fn param_names(&self) -> Vec<&str>;
+    /// The constants' default values (one per constant).
+    fn default_constants(&self) -> &[f64];
 
     /// L(θ).
-    fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64;
+    fn loss(&self, at: At<'_>) -> f64;
     /// L(θ); writes ∇L into `grad[..P]`.
-    fn loss_grad(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, grad: &mut [f64]) -> f64;
+    fn loss_grad(&self, at: At<'_>, grad: &mut [f64]) -> f64;
     /// L(θ); writes ∇L into `grad[..P]` and ∇²L, row-major P×P, into `hess`.
-    fn loss_grad_hess(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        grad: &mut [f64],
-        hess: &mut [f64],
-    ) -> f64;
+    fn loss_grad_hess(&self, at: At<'_>, grad: &mut [f64], hess: &mut [f64]) -> f64;
     /// L(θ); writes ∇²L·v into `out[..P]`. Kernels in index form contract
     /// their Hessian terms with v and never form ∇²L; the default forms it.
-    fn hess_vec(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        let p = Self::N_PARAMS;
+    fn hess_vec(&self, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+        let p = self.n_params();
         let (mut grad, mut hess) = (vec![0.0; p], vec![0.0; p * p]);
-        let loss = self.loss_grad_hess(theta, constants, rows, &mut grad, &mut hess);
-        for (i, o) in out[..p].iter_mut().enumerate() {
-            *o = hess[i * p..(i + 1) * p]
-                .iter()
-                .zip(v)
-                .map(|(h, x)| h * x)
-                .sum();
-        }
+        let loss = self.loss_grad_hess(at, &mut grad, &mut hess);
+        hessforge_optim::objective::dense_hess_vec(&hess, &v[..p], &mut out[..p]);
         loss
-    }
-    /// What every product ∇²L(θ)·v at this θ over these rows shares: the
-    /// values of the per-sample steps that do not read v, recorded once
-    /// ([`linearization`]). `None` (the default) when the kernel has
-    /// nothing to share, or when they would take more than
-    /// [`linearization::MAX_BYTES`].
-    fn linearize<'d>(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'d>,
-    ) -> Option<Linearization<'d>> {
-        let _ = (theta, constants, rows);
-        None
-    }
-    /// [`Kernel::hess_vec`] through `linearization`: only the steps that
-    /// read v run, the rest are read back — the same bits. A
-    /// linearization made at another θ, other constants or other rows is
-    /// not read (the product then runs whole).
-    fn hess_vec_linearized(
-        &self,
-        linearization: &Linearization<'_>,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        let _ = linearization;
-        self.hess_vec(theta, constants, rows, v, out)
     }
     /// L(θ); writes the diagonal of ∇²L into `out[..P]`. Kernels in index
     /// form add only the diagonal entries of their Hessian terms; the
     /// default forms ∇²L.
-    fn hess_diag(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, out: &mut [f64]) -> f64 {
-        let p = Self::N_PARAMS;
+    fn hess_diag(&self, at: At<'_>, out: &mut [f64]) -> f64 {
+        let p = self.n_params();
         let (mut grad, mut hess) = (vec![0.0; p], vec![0.0; p * p]);
-        let loss = self.loss_grad_hess(theta, constants, rows, &mut grad, &mut hess);
+        let loss = self.loss_grad_hess(at, &mut grad, &mut hess);
         for (i, d) in out[..p].iter_mut().enumerate() {
             *d = hess[i * p + i];
         }
         loss
     }
-}
-
-/// A kernel behind a pointer: what the registry hands out.
-pub trait DynKernel: Sync {
-    /// The model's name.
-    fn name(&self) -> &'static str;
-    /// Number of parameters.
-    fn n_params(&self) -> usize;
-    /// Columns per data row.
-    fn n_data(&self) -> usize;
-    /// Parameter ids.
-    fn param_names(&self) -> &'static [&'static str];
-    /// Default constants.
-    fn default_constants(&self) -> &'static [f64];
-    /// See [`Kernel::loss`].
-    fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64;
-    /// See [`Kernel::loss_grad`].
-    fn loss_grad(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, grad: &mut [f64]) -> f64;
-    /// See [`Kernel::loss_grad_hess`].
-    fn loss_grad_hess(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        grad: &mut [f64],
-        hess: &mut [f64],
-    ) -> f64;
-    /// See [`Kernel::hess_vec`].
-    fn hess_vec(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64;
-    /// See [`Kernel::linearize`].
-    fn linearize<'d>(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'d>,
-    ) -> Option<Linearization<'d>>;
-    /// See [`Kernel::hess_vec_linearized`].
+    /// For a loss that is a square per row, ℓᵢ = c·rᵢ(θ)² with c > 0 (the
+    /// caller knows; [`KernelObjective::gauss_newton`]): L(θ), ∇L into
+    /// `grad` and the Gauss–Newton matrix (1/N) Σᵢ 2c ∇rᵢ∇rᵢᵀ, row-major
+    /// P×P, into `gn`. Each row's gradient gᵢ = 2c rᵢ∇rᵢ gives the term
+    /// 2c∇rᵢ∇rᵢᵀ = gᵢgᵢᵀ/(2ℓᵢ): no residual Jacobian needed.
+    fn loss_grad_gauss_newton(&self, at: At<'_>, grad: &mut [f64], gn: &mut [f64]) -> f64 {
+        let p = self.n_params();
+        grad[..p].fill(0.0);
+        gn[..p * p].fill(0.0);
+        let (loss, n) = each_row_gradient(self, at, |l, row_grad, n| {
+            for (a, g) in grad.iter_mut().zip(row_grad) {
+                *a += g / n;
+            }
+            if l > 0.0 {
+                for a in 0..p {
+                    for b in 0..p {
+                        gn[a * p + b] += row_grad[a] * row_grad[b] / (2.0 * l * n);
+                    }
+                }
+            }
+        });
+        loss / n
+    }
+    /// The same Gauss–Newton matrix times v into `out[..P]`, never formed:
+    /// the sum over the rows of gᵢ (gᵢ·v) / (2ℓᵢ N), one gradient per row.
+    fn gauss_newton_vec(&self, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+        out[..self.n_params()].fill(0.0);
+        let (loss, n) = each_row_gradient(self, at, |l, row_grad, n| {
+            if l > 0.0 {
+                let c = row_grad.iter().zip(v).map(|(g, x)| g * x).sum::<f64>() / (2.0 * l * n);
+                for (o, g) in out.iter_mut().zip(row_grad) {
+                    *o += c * g;
+                }
+            }
+        });
+        loss / n
+    }
+    /// What every product ∇²L(θ)·v at this point shares: the values of the
+    /// per-sample steps that do not read v, recorded once
+    /// ([`linearization`]). `None` (the default) when the kernel has
+    /// nothing to share, or when they would take more than
+    /// [`linearization::MAX_BYTES`].
+    fn linearize(&self, at: At<'_>) -> Option<Linearization> {
+        let _ = at;
+        None
+    }
+    /// [`Kernel::hess_vec`] through `linearization`: only the steps that
+    /// read v run, the rest are read back — the same bits. A
+    /// linearization made at another point is not read (the product then
+    /// runs whole).
     fn hess_vec_linearized(
         &self,
-        linearization: &Linearization<'_>,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
+        linearization: &Linearization,
+        at: At<'_>,
         v: &[f64],
         out: &mut [f64],
-    ) -> f64;
-    /// See [`Kernel::hess_diag`].
-    fn hess_diag(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, out: &mut [f64]) -> f64;
+    ) -> f64 {
+        let _ = linearization;
+        self.hess_vec(at, v, out)
+    }
 }
 
-impl<K: Kernel> DynKernel for K {
-    fn name(&self) -> &'static str {
-        K::NAME
+/// Each selected row's loss and gradient in turn, to `f` (with the number
+/// of rows N); the sum of the losses and N. A model without data is its
+/// own one row.
+fn each_row_gradient<K: Kernel + ?Sized>(
+    kernel: &K,
+    at: At<'_>,
+    mut f: impl FnMut(f64, &[f64], f64),
+) -> (f64, f64) {
+    let all: Vec<usize>;
+    let rows = match at.rows.selected() {
+        Some(rows) => rows,
+        None => {
+            all = (0..at.data.len().checked_div(kernel.n_data()).unwrap_or(0)).collect();
+            &all
+        }
+    };
+    let n = rows.len().max(1) as f64;
+    let mut row_grad = vec![0.0; kernel.n_params()];
+    let mut loss = 0.0;
+    for i in rows {
+        let l = kernel.loss_grad(
+            at.rows(Rows::Selected(std::slice::from_ref(i))),
+            &mut row_grad,
+        );
+        loss += l;
+        f(l, &row_grad, n);
     }
-    fn n_params(&self) -> usize {
-        K::N_PARAMS
-    }
-    fn n_data(&self) -> usize {
-        K::N_DATA
-    }
-    fn param_names(&self) -> &'static [&'static str] {
-        K::param_names()
-    }
-    fn default_constants(&self) -> &'static [f64] {
-        K::DEFAULT_CONSTANTS
-    }
-    fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
-        Kernel::loss(self, theta, constants, rows)
-    }
-    fn loss_grad(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, grad: &mut [f64]) -> f64 {
-        Kernel::loss_grad(self, theta, constants, rows, grad)
-    }
-    fn loss_grad_hess(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        grad: &mut [f64],
-        hess: &mut [f64],
-    ) -> f64 {
-        Kernel::loss_grad_hess(self, theta, constants, rows, grad, hess)
-    }
-    fn hess_vec(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        Kernel::hess_vec(self, theta, constants, rows, v, out)
-    }
-    fn hess_diag(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, out: &mut [f64]) -> f64 {
-        Kernel::hess_diag(self, theta, constants, rows, out)
-    }
-    fn linearize<'d>(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'d>,
-    ) -> Option<Linearization<'d>> {
-        Kernel::linearize(self, theta, constants, rows)
-    }
-    fn hess_vec_linearized(
-        &self,
-        linearization: &Linearization<'_>,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        Kernel::hess_vec_linearized(self, linearization, theta, constants, rows, v, out)
-    }
+    (loss, n)
 }
 
 include_kernels!();
 
 /// The compiled kernel of a model, by name.
-pub fn kernel(name: &str) -> Option<&'static dyn DynKernel> {
+pub fn kernel(name: &str) -> Option<&'static dyn Kernel> {
     REGISTRY.iter().copied().find(|k| k.name() == name)
 }
 
 /// The compiled kernel of a model in index form (loops, Hessian–vector
 /// products without the Hessian), by name: the kernel of every model with a
 /// vector or matrix parameter ([`kernel`] returns the same one).
-pub fn loop_kernel(name: &str) -> Option<&'static dyn DynKernel> {
+pub fn loop_kernel(name: &str) -> Option<&'static dyn Kernel> {
     LOOP_REGISTRY.iter().copied().find(|k| k.name() == name)
 }

@@ -16,7 +16,7 @@
 //! [`LinearizationCache`] is the objective's memo: it keeps the last
 //! linearization and makes a new one when θ moves.
 
-use crate::{DynKernel, Rows};
+use crate::{At, Kernel, Rows};
 use hessforge_ir::tensor::TensorModel;
 use std::sync::{Mutex, PoisonError};
 
@@ -30,41 +30,35 @@ pub const MAX_BYTES: usize = 1 << 30;
 /// one per [`crate::runtime::PARALLEL_CHUNK_ROWS`] rows for
 /// [`Rows::Parallel`]), in the order the pass visits the rows.
 #[derive(Debug, Clone)]
-pub struct Linearization<'d> {
+pub struct Linearization {
     model: String,
     /// The address of the tangent model that recorded it (each generated
     /// kernel's is a static of its own).
     plan: usize,
     theta: Vec<f64>,
     constants: Vec<f64>,
-    data: &'d [f64],
+    /// The data set's address and length: only compared, never read.
+    data: (usize, usize),
+    rows: Rows<'static>,
     selected: Option<Vec<usize>>,
-    parallel: bool,
     /// Scratch entries recorded per row.
     pub(crate) prefix: usize,
     /// The recorded values, chunk by chunk.
     pub(crate) chunks: Vec<Vec<f64>>,
 }
 
-impl<'d> Linearization<'d> {
-    /// An empty linearization by the tangent model `model` at (θ,
-    /// constants, rows), for `prefix` scratch entries per row.
-    pub(crate) fn new(
-        model: &TensorModel,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'d>,
-        prefix: usize,
-    ) -> Linearization<'d> {
-        let (data, selected, parallel) = parts(rows);
+impl Linearization {
+    /// An empty linearization by the tangent model `model` at `at`, for
+    /// `prefix` scratch entries per row.
+    pub(crate) fn new(model: &TensorModel, at: At<'_>, prefix: usize) -> Linearization {
         Linearization {
             model: model.name.clone(),
             plan: std::ptr::from_ref(model) as usize,
-            theta: theta.to_vec(),
-            constants: constants.to_vec(),
-            data,
-            selected: selected.map(<[usize]>::to_vec),
-            parallel,
+            theta: at.theta.to_vec(),
+            constants: at.constants.to_vec(),
+            data: address(at.data),
+            rows: without_indices(at.rows),
+            selected: at.rows.selected().map(<[usize]>::to_vec),
             prefix,
             chunks: Vec::new(),
         }
@@ -72,17 +66,16 @@ impl<'d> Linearization<'d> {
 
     /// Whether it was recorded by `model` at exactly this θ (bit for bit),
     /// these constants and these rows of this data (the same slice).
-    pub fn matches(&self, model: &str, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> bool {
+    pub fn matches(&self, model: &str, at: At<'_>) -> bool {
         let same = |a: &[f64], b: &[f64]| {
             a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
         };
-        let (data, selected, parallel) = parts(rows);
         self.model == model
-            && same(&self.theta, theta)
-            && same(&self.constants, constants)
-            && std::ptr::eq(self.data, data)
-            && self.selected.as_deref() == selected
-            && self.parallel == parallel
+            && same(&self.theta, at.theta)
+            && same(&self.constants, at.constants)
+            && self.data == address(at.data)
+            && self.rows == without_indices(at.rows)
+            && self.selected.as_deref() == at.rows.selected()
     }
 
     /// Whether this tangent model recorded it, `prefix` entries per row.
@@ -96,13 +89,17 @@ impl<'d> Linearization<'d> {
     }
 }
 
-/// The data slice, the selected rows (all: `None`) and whether the pass is
-/// parallel: what a linearization is recorded for.
-fn parts(rows: Rows<'_>) -> (&[f64], Option<&[usize]>, bool) {
+/// Where a data set is, to tell it from another without reading it.
+fn address(data: &[f64]) -> (usize, usize) {
+    (data.as_ptr() as usize, data.len())
+}
+
+/// The kind of `rows`, its indices left out (kept apart, owned).
+fn without_indices(rows: Rows<'_>) -> Rows<'static> {
     match rows {
-        Rows::All(d) => (d, None, false),
-        Rows::Parallel(d) => (d, None, true),
-        Rows::Selected(d, r) => (d, Some(r), false),
+        Rows::All => Rows::All,
+        Rows::Selected(_) => Rows::Selected(&[]),
+        Rows::Parallel => Rows::Parallel,
     }
 }
 
@@ -111,38 +108,22 @@ fn parts(rows: Rows<'_>) -> (&[f64], Option<&[usize]>, bool) {
 /// threads (a product takes it out while it runs; another thread meanwhile
 /// makes its own).
 #[derive(Debug, Default)]
-pub struct LinearizationCache<'d>(Mutex<Option<Linearization<'d>>>);
+pub struct LinearizationCache(Mutex<Option<Linearization>>);
 
-impl<'d> LinearizationCache<'d> {
-    /// L(θ) and ∇²L(θ)·v into `out` by `kernel` over all rows of `data`
-    /// (in parallel when `parallel`), through the cached linearization when
-    /// it is at this θ, else through a new one (or none, when the kernel
-    /// has nothing to share).
-    #[allow(clippy::too_many_arguments)]
-    pub fn hess_vec(
-        &self,
-        kernel: &dyn DynKernel,
-        theta: &[f64],
-        constants: &[f64],
-        data: &'d [f64],
-        parallel: bool,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        let rows = if parallel {
-            Rows::Parallel(data)
-        } else {
-            Rows::All(data)
-        };
+impl LinearizationCache {
+    /// L(θ) and ∇²L(θ)·v into `out` by `kernel` at `at`, through the
+    /// cached linearization when it is of this point, else through a new
+    /// one (or none, when the kernel has nothing to share).
+    pub fn hess_vec(&self, kernel: &dyn Kernel, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
         let held = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
         let linearization = match held {
-            Some(l) if l.matches(kernel.name(), theta, constants, rows) => Some(l),
-            _ => kernel.linearize(theta, constants, rows),
+            Some(l) if l.matches(kernel.name(), at) => Some(l),
+            _ => kernel.linearize(at),
         };
         let Some(linearization) = linearization else {
-            return kernel.hess_vec(theta, constants, rows, v, out);
+            return kernel.hess_vec(at, v, out);
         };
-        let loss = kernel.hess_vec_linearized(&linearization, theta, constants, rows, v, out);
+        let loss = kernel.hess_vec_linearized(&linearization, at, v, out);
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(linearization);
         loss
     }

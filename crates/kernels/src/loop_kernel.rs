@@ -8,7 +8,7 @@
 
 use crate::linearization::Linearization;
 use crate::runtime;
-use crate::{Kernel, Rows};
+use crate::{At, Kernel};
 use hessforge_ir::Outputs;
 use hessforge_ir::tensor::{Phase, Steps, TensorModel};
 use std::marker::PhantomData;
@@ -173,137 +173,67 @@ impl<T: LoopTangent> Steps for Tangent<'_, T> {
 }
 
 impl<M: LoopModel> Kernel for M {
-    const NAME: &'static str = M::NAME;
-    const N_PARAMS: usize = M::N_PARAMS;
-    const N_DATA: usize = M::N_DATA;
-    const N_CONSTANTS: usize = M::N_CONSTANTS;
-    const DEFAULT_CONSTANTS: &'static [f64] = M::DEFAULT_CONSTANTS;
-
-    fn param_names() -> &'static [&'static str] {
-        runtime::loops::names(&M::plan().params)
+    fn name(&self) -> &str {
+        M::NAME
     }
-    fn data_names() -> &'static [&'static str] {
-        runtime::loops::names(&M::plan().data)
+    fn n_params(&self) -> usize {
+        M::N_PARAMS
     }
-    fn constant_names() -> &'static [&'static str] {
-        runtime::loops::names(&M::plan().constants)
+    fn n_data(&self) -> usize {
+        M::N_DATA
     }
-    fn loss(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>) -> f64 {
+    fn param_names(&self) -> Vec<&str> {
+        runtime::loops::names(&M::plan().params).to_vec()
+    }
+    fn default_constants(&self) -> &[f64] {
+        M::DEFAULT_CONSTANTS
+    }
+    fn loss(&self, at: At<'_>) -> f64 {
         let steps = Primal::<M>(PhantomData);
-        runtime::loops::evaluate(
-            M::plan(),
-            &steps,
-            Outputs::Loss,
-            theta,
-            constants,
-            rows,
-            &mut [],
-            &mut [],
-        )
+        runtime::loops::evaluate(M::plan(), &steps, Outputs::Loss, at, &mut [], &mut [])
     }
-    fn loss_grad(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, grad: &mut [f64]) -> f64 {
+    fn loss_grad(&self, at: At<'_>, grad: &mut [f64]) -> f64 {
         let steps = Primal::<M>(PhantomData);
-        runtime::loops::evaluate(
-            M::plan(),
-            &steps,
-            Outputs::LossGrad,
-            theta,
-            constants,
-            rows,
-            grad,
-            &mut [],
-        )
+        runtime::loops::evaluate(M::plan(), &steps, Outputs::LossGrad, at, grad, &mut [])
     }
-    fn loss_grad_hess(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        grad: &mut [f64],
-        hess: &mut [f64],
-    ) -> f64 {
+    fn loss_grad_hess(&self, at: At<'_>, grad: &mut [f64], hess: &mut [f64]) -> f64 {
         let steps = Primal::<M>(PhantomData);
-        runtime::loops::evaluate(
-            M::plan(),
-            &steps,
-            Outputs::LossGradHess,
-            theta,
-            constants,
-            rows,
-            grad,
-            hess,
-        )
+        runtime::loops::evaluate(M::plan(), &steps, Outputs::LossGradHess, at, grad, hess)
     }
     /// A loss-and-gradient pass of the tangent model, or the Hessian terms
     /// contracted with v.
-    fn hess_vec(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
+    fn hess_vec(&self, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
         match M::Tangent::plan() {
             Some(tangent) => {
                 let steps = Tangent::<M::Tangent>::new(v, Phase::All);
-                runtime::loops::evaluate(
-                    tangent,
-                    &steps,
-                    Outputs::LossGrad,
-                    theta,
-                    constants,
-                    rows,
-                    out,
-                    &mut [],
-                )
+                runtime::loops::evaluate(tangent, &steps, Outputs::LossGrad, at, out, &mut [])
             }
-            None => {
-                let steps = Primal::<M>(PhantomData);
-                runtime::loops::hess_vec(M::plan(), &steps, theta, constants, rows, v, out)
-            }
+            None => M::plan().hess_vec_with(&Primal::<M>(PhantomData), at, v, out),
         }
     }
-    fn hess_diag(&self, theta: &[f64], constants: &[f64], rows: Rows<'_>, out: &mut [f64]) -> f64 {
-        let steps = Primal::<M>(PhantomData);
-        runtime::loops::hess_diag(M::plan(), &steps, theta, constants, rows, out)
+    /// Serial: a preconditioner's, once per Newton step.
+    fn hess_diag(&self, at: At<'_>, out: &mut [f64]) -> f64 {
+        M::plan().hess_diag_with(&Primal::<M>(PhantomData), at, out)
     }
     /// The tangent model's primal values, row by row, when its steps split.
-    fn linearize<'d>(
-        &self,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'d>,
-    ) -> Option<Linearization<'d>> {
+    fn linearize(&self, at: At<'_>) -> Option<Linearization> {
         let (tangent, prefix) = (M::Tangent::plan()?, M::Tangent::PRIMAL_SCRATCH?);
         let primal = Tangent::<M::Tangent>::new(&[], Phase::Primal);
-        runtime::loops::linearize(tangent, &primal, prefix, theta, constants, rows)
+        runtime::loops::linearize(tangent, &primal, prefix, at)
     }
     /// The tangent steps only, on the primal values `linearization` kept.
     fn hess_vec_linearized(
         &self,
-        linearization: &Linearization<'_>,
-        theta: &[f64],
-        constants: &[f64],
-        rows: Rows<'_>,
+        linearization: &Linearization,
+        at: At<'_>,
         v: &[f64],
         out: &mut [f64],
     ) -> f64 {
         let (Some(tangent), Some(prefix)) = (M::Tangent::plan(), M::Tangent::PRIMAL_SCRATCH) else {
-            return self.hess_vec(theta, constants, rows, v, out);
+            return self.hess_vec(at, v, out);
         };
         let steps = Tangent::<M::Tangent>::new(v, Phase::Tangent);
         let whole = Tangent::<M::Tangent>::new(v, Phase::All);
-        runtime::loops::hess_vec_linearized(
-            tangent,
-            linearization,
-            &steps,
-            &whole,
-            prefix,
-            theta,
-            constants,
-            rows,
-            out,
-        )
+        runtime::loops::hess_vec_linearized(tangent, linearization, &steps, &whole, prefix, at, out)
     }
 }

@@ -1,16 +1,16 @@
-//! A compiled kernel bound to its constants and a data set, as the
-//! optimizers' [`Objective`]: what a crate with its own kernels hands to
-//! `hessforge_optim::minimize`.
+//! A [`Kernel`] bound to its constants and a data set, as the optimizers'
+//! [`Objective`]: the one binding of every evaluation back end (a
+//! generated kernel, or an interpreter of a model derived at run time).
 
-use crate::{DynKernel, LinearizationCache, Rows};
-use hessforge_optim::{Batch, Objective};
+use crate::{At, Kernel, LinearizationCache, Rows};
+use hessforge_optim::Objective;
 
 /// Full passes over at least this many rows run in parallel (rayon, fixed
 /// chunks summed in order: the same bits on every run, see [`Rows::Parallel`]).
 pub const PARALLEL_ROWS: usize = 65_536;
 
 /// A kernel with the values of its constants and its data (row-major,
-/// [`DynKernel::n_data`] columns per row).
+/// [`Kernel::n_data`] columns per row).
 ///
 /// ```
 /// use hessforge_kernels::{KernelObjective, rosenbrock::Rosenbrock};
@@ -22,22 +22,23 @@ pub const PARALLEL_ROWS: usize = 65_536;
 /// assert!((out.theta[0] - 1.0).abs() < 1e-8);
 /// ```
 pub struct KernelObjective<'a> {
-    kernel: &'a dyn DynKernel,
+    kernel: &'a dyn Kernel,
     constants: Vec<f64>,
     data: &'a [f64],
     parallel_from: usize,
-    linearized: LinearizationCache<'a>,
+    gauss_newton: bool,
+    linearized: LinearizationCache,
 }
 
 impl<'a> KernelObjective<'a> {
-    /// Bind `kernel` to `constants` (in [`crate::Kernel::constant_names`]
-    /// order) and `data` (a whole number of rows).
+    /// Bind `kernel` to `constants` (in the model's constant order) and
+    /// `data` (a whole number of rows).
     ///
     /// # Panics
     /// When `constants` or `data` do not fit the kernel: a programming
     /// error, not bad input (check the lengths against the kernel first when
     /// they come from a user).
-    pub fn new(kernel: &'a dyn DynKernel, constants: &[f64], data: &'a [f64]) -> Self {
+    pub fn new(kernel: &'a dyn Kernel, constants: &[f64], data: &'a [f64]) -> Self {
         assert_eq!(
             constants.len(),
             kernel.default_constants().len(),
@@ -47,7 +48,7 @@ impl<'a> KernelObjective<'a> {
         );
         let columns = kernel.n_data();
         assert!(
-            data.len().is_multiple_of(columns),
+            data.len().is_multiple_of(columns.max(1)),
             "{}: the data must be whole rows of {columns} columns",
             kernel.name()
         );
@@ -56,6 +57,7 @@ impl<'a> KernelObjective<'a> {
             constants: constants.to_vec(),
             data,
             parallel_from: PARALLEL_ROWS,
+            gauss_newton: false,
             linearized: LinearizationCache::default(),
         }
     }
@@ -67,13 +69,36 @@ impl<'a> KernelObjective<'a> {
         self
     }
 
-    /// The kernel's view of a batch: the selected rows, or all of them (in
-    /// parallel from [`KernelObjective::parallel_from`] rows).
-    fn rows<'b>(&'b self, batch: Batch<'b>) -> Rows<'b> {
-        match batch {
-            Batch::Rows(r) => Rows::Selected(self.data, r),
-            Batch::Full if self.n_rows() >= self.parallel_from => Rows::Parallel(self.data),
-            Batch::Full => Rows::All(self.data),
+    /// Offer the Gauss–Newton matrix ([`Kernel::loss_grad_gauss_newton`]):
+    /// only for a loss that is c·r² per row with c > 0 and no regularizer,
+    /// which the caller has checked (off unless set).
+    pub fn gauss_newton(mut self, square_loss: bool) -> Self {
+        self.gauss_newton = square_loss;
+        self
+    }
+
+    /// The bound kernel.
+    pub fn kernel(&self) -> &'a dyn Kernel {
+        self.kernel
+    }
+
+    /// The constants' values.
+    pub fn constants(&self) -> &[f64] {
+        &self.constants
+    }
+
+    /// The point θ over `rows`: a full pass in parallel from
+    /// [`KernelObjective::parallel_from`] rows.
+    fn at<'b>(&'b self, theta: &'b [f64], rows: Rows<'b>) -> At<'b> {
+        let rows = match rows {
+            Rows::All if self.n_rows() >= self.parallel_from => Rows::Parallel,
+            rows => rows,
+        };
+        At {
+            theta,
+            constants: &self.constants,
+            data: self.data,
+            rows,
         }
     }
 }
@@ -83,43 +108,51 @@ impl Objective for KernelObjective<'_> {
         self.kernel.n_params()
     }
     fn n_rows(&self) -> usize {
-        self.data.len() / self.kernel.n_data().max(1)
+        self.data
+            .len()
+            .checked_div(self.kernel.n_data())
+            .unwrap_or(0)
     }
-    fn loss(&self, theta: &[f64], batch: Batch<'_>) -> f64 {
-        self.kernel.loss(theta, &self.constants, self.rows(batch))
+    fn loss(&self, theta: &[f64], rows: Rows<'_>) -> f64 {
+        self.kernel.loss(self.at(theta, rows))
     }
-    fn loss_grad(&self, theta: &[f64], batch: Batch<'_>, grad: &mut [f64]) -> f64 {
-        self.kernel
-            .loss_grad(theta, &self.constants, self.rows(batch), grad)
+    fn loss_grad(&self, theta: &[f64], rows: Rows<'_>, grad: &mut [f64]) -> f64 {
+        self.kernel.loss_grad(self.at(theta, rows), grad)
     }
     fn loss_grad_hess(
         &self,
         theta: &[f64],
-        batch: Batch<'_>,
+        rows: Rows<'_>,
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64 {
-        self.kernel
-            .loss_grad_hess(theta, &self.constants, self.rows(batch), grad, hess)
+        self.kernel.loss_grad_hess(self.at(theta, rows), grad, hess)
     }
     /// Over all rows, the products at one θ share its primal values
     /// ([`LinearizationCache`]).
-    fn hess_vec(&self, theta: &[f64], batch: Batch<'_>, v: &[f64], out: &mut [f64]) -> f64 {
-        match batch {
-            Batch::Full => {
-                let parallel = matches!(self.rows(batch), Rows::Parallel(_));
-                let (kernel, constants) = (self.kernel, &self.constants);
-                self.linearized
-                    .hess_vec(kernel, theta, constants, self.data, parallel, v, out)
-            }
-            Batch::Rows(_) => {
-                self.kernel
-                    .hess_vec(theta, &self.constants, self.rows(batch), v, out)
-            }
+    fn hess_vec(&self, theta: &[f64], rows: Rows<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+        let at = self.at(theta, rows);
+        match rows {
+            Rows::Selected(_) => self.kernel.hess_vec(at, v, out),
+            Rows::All | Rows::Parallel => self.linearized.hess_vec(self.kernel, at, v, out),
         }
     }
     fn hess_diag(&self, theta: &[f64], out: &mut [f64]) -> f64 {
-        self.kernel
-            .hess_diag(theta, &self.constants, self.rows(Batch::Full), out)
+        self.kernel.hess_diag(self.at(theta, Rows::All), out)
+    }
+    fn loss_grad_gauss_newton(
+        &self,
+        theta: &[f64],
+        grad: &mut [f64],
+        gn: &mut [f64],
+    ) -> Option<f64> {
+        let at = self.at(theta, Rows::All).rows(Rows::All);
+        self.gauss_newton
+            .then(|| self.kernel.loss_grad_gauss_newton(at, grad, gn))
+    }
+    fn gauss_newton_vec(&self, theta: &[f64], v: &[f64], out: &mut [f64]) -> Option<f64> {
+        let at = self.at(theta, Rows::All).rows(Rows::All);
+        self.gauss_newton
+            .then(|| self.kernel.gauss_newton_vec(at, v, out))
     }
 }

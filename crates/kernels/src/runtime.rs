@@ -4,7 +4,7 @@
 //! over rows, and unpacking the Hessian's upper triangle. Generated code
 //! calls these with its straight-line per-row, W-row and θ-only functions.
 
-use crate::Rows;
+use crate::{At, Rows};
 use hessforge_ir::lanes::Lanes;
 
 pub mod loops;
@@ -49,21 +49,20 @@ pub trait PassProgram<
 /// [`PassProgram::rows`] (one row per lane), the last `n mod W` one by one.
 #[inline(always)]
 pub fn pass<Prog, const P: usize, const D: usize, const C: usize, const K: usize, const W: usize>(
-    theta: &[f64],
-    constants: &[f64],
-    rows: Rows<'_>,
+    at: At<'_>,
 ) -> [f64; K]
 where
     Prog: PassProgram<P, D, C, K, W>,
 {
-    let t = array::<P>(theta, "θ");
-    let c = array::<C>(constants, "constants");
+    let t = array::<P>(at.theta, "θ");
+    let c = array::<C>(at.constants, "constants");
+    let data = at.data;
     let mut acc = [0.0; K];
     let n = if D == 0 {
         0
     } else {
-        match rows {
-            Rows::All(data) => {
+        match at.rows {
+            Rows::All => {
                 let n = data.len().checked_div(D).unwrap_or(0);
                 sum::<Prog, P, D, C, K, W>(
                     t,
@@ -74,12 +73,12 @@ where
                 );
                 n
             }
-            Rows::Selected(data, indices) => {
+            Rows::Selected(indices) => {
                 let at = |k: usize| array::<D>(&data[indices[k] * D..], "data row");
                 sum::<Prog, P, D, C, K, W>(t, c, indices.len(), at, &mut acc);
                 indices.len()
             }
-            Rows::Parallel(data) => {
+            Rows::Parallel => {
                 let chunks: Vec<[f64; K]> = data
                     .par_chunks(PARALLEL_CHUNK_ROWS * D)
                     .map(|chunk| {
@@ -263,7 +262,7 @@ mod tests {
         // 13 rows: one or three groups, and five or one rows one by one.
         let (t, rows) = ([0.7], data(13));
         let row = |i: usize| one_row(&t, &[rows[2 * i], rows[2 * i + 1]]);
-        let mean = pass::<EveryFunction, 1, 2, 0, 1, W>(&t, &[], Rows::All(&rows))[0];
+        let mean = pass::<EveryFunction, 1, 2, 0, 1, W>(At::new(&t, &[], &rows))[0];
         let one_by_one = (0..13).map(row).sum::<f64>() / 13.0;
         assert!(
             (mean - one_by_one).abs() <= 1e-14 * one_by_one.abs(),
@@ -271,8 +270,9 @@ mod tests {
         );
         // A mini-batch with repeats, not a multiple of the lane count.
         let batch = [6, 0, 6, 12, 3, 3, 9, 1, 0, 11];
-        let selected =
-            pass::<EveryFunction, 1, 2, 0, 1, W>(&t, &[], Rows::Selected(&rows, &batch))[0];
+        let selected = pass::<EveryFunction, 1, 2, 0, 1, W>(
+            At::new(&t, &[], &rows).rows(Rows::Selected(&batch)),
+        )[0];
         let want = batch.iter().map(|&i| row(i)).sum::<f64>() / batch.len() as f64;
         assert!(
             (selected - want).abs() <= 1e-14 * want.abs(),

@@ -4,7 +4,7 @@
 //! symmetric; mini-batches and the parallel pass behave.
 
 use hessforge_ir::Outputs;
-use hessforge_kernels::{DynKernel, REGISTRY, Rows, kernel};
+use hessforge_kernels::{At, Kernel, REGISTRY, Rows, kernel};
 use hessforge_spec::Model;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -43,11 +43,12 @@ fn case(m: &Model, rng: &mut ChaCha8Rng, rows: usize) -> Case {
 }
 
 /// [loss, gradient…, Hessian upper triangle…] from a compiled kernel.
-fn compiled(k: &dyn DynKernel, c: &Case, rows: Rows<'_>) -> Vec<f64> {
+fn compiled(k: &dyn Kernel, c: &Case, data: &[f64], rows: Rows<'_>) -> Vec<f64> {
     let p = k.n_params();
     let mut g = vec![0.0; p];
     let mut h = vec![0.0; p * p];
-    let f = k.loss_grad_hess(&c.theta, &c.consts, rows, &mut g, &mut h);
+    let at = At::new(&c.theta, &c.consts, data).rows(rows);
+    let f = k.loss_grad_hess(at, &mut g, &mut h);
     let mut out = vec![f];
     out.extend(&g);
     for i in 0..p {
@@ -101,14 +102,11 @@ fn compiled_equals_interpreter_equals_derivation() {
         let k = kernel(&m.name).unwrap();
         for _ in 0..3 {
             let c = case(&m, &mut rng, 13); // one group of eight rows and five single rows
-            let fast = compiled(k, &c, Rows::All(&c.data));
+            let fast = compiled(k, &c, &c.data, Rows::All);
             let mut slow = vec![0.0; Outputs::LossGradHess.len(m.n_params())];
             programs.evaluate(
                 Outputs::LossGradHess,
-                &c.theta,
-                &c.consts,
-                &c.data,
-                None,
+                hessforge_ir::At::new(&c.theta, &c.consts, &c.data),
                 &mut slow,
             );
             // Direct evaluation of the derived formulas (mean over rows + R).
@@ -174,16 +172,15 @@ fn compiled_kernels_match_finite_differences() {
         let k = kernel(&m.name).unwrap();
         let c = case(&m, &mut rng, 11);
         let p = m.n_params();
-        let rows = Rows::All(&c.data);
+        let at = At::new(&c.theta, &c.consts, &c.data);
         let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
-        k.loss_grad_hess(&c.theta, &c.consts, rows, &mut g, &mut h);
+        k.loss_grad_hess(at, &mut g, &mut h);
         for j in 0..p {
             let step = 1e-5;
             let (mut plus, mut minus) = (c.theta.clone(), c.theta.clone());
             plus[j] += step;
             minus[j] -= step;
-            let fd =
-                (k.loss(&plus, &c.consts, rows) - k.loss(&minus, &c.consts, rows)) / (2.0 * step);
+            let fd = (k.loss(at.theta(&plus)) - k.loss(at.theta(&minus))) / (2.0 * step);
             assert!(
                 close(fd, g[j], 1e-6),
                 "{} ∂/∂θ{j}: {} vs fd {fd}",
@@ -191,8 +188,8 @@ fn compiled_kernels_match_finite_differences() {
                 g[j]
             );
             let (mut gp, mut gm) = (vec![0.0; p], vec![0.0; p]);
-            k.loss_grad(&plus, &c.consts, rows, &mut gp);
-            k.loss_grad(&minus, &c.consts, rows, &mut gm);
+            k.loss_grad(at.theta(&plus), &mut gp);
+            k.loss_grad(at.theta(&minus), &mut gm);
             for i in 0..p {
                 let fd = (gp[i] - gm[i]) / (2.0 * step);
                 assert!(
@@ -222,15 +219,15 @@ fn mini_batches_and_the_parallel_pass() {
         .flat_map(|&i| c.data[i * 11..(i + 1) * 11].to_vec())
         .collect();
     assert_eq!(
-        compiled(k, &c, Rows::Selected(&c.data, &picked)),
-        compiled(k, &c, Rows::All(&own))
+        compiled(k, &c, &c.data, Rows::Selected(&picked)),
+        compiled(k, &c, &own, Rows::All)
     );
     // The parallel pass: the same bits every run, and the serial value within rounding.
-    let par = compiled(k, &c, Rows::Parallel(&c.data));
+    let par = compiled(k, &c, &c.data, Rows::Parallel);
     for _ in 0..3 {
-        assert_eq!(compiled(k, &c, Rows::Parallel(&c.data)), par);
+        assert_eq!(compiled(k, &c, &c.data, Rows::Parallel), par);
     }
-    let serial = compiled(k, &c, Rows::All(&c.data));
+    let serial = compiled(k, &c, &c.data, Rows::All);
     for (a, b) in par.iter().zip(&serial) {
         assert!(close(*a, *b, 1e-12));
     }

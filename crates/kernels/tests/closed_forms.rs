@@ -3,7 +3,7 @@
 //! w = 1 (linear) or p(1 − p) (logistic), R = λ/2‖w‖² for logistic.
 
 use hessforge_kernels::{
-    Kernel, Rows, linear_regression::LinearRegression, logistic_regression::LogisticRegression,
+    At, Kernel, linear_regression::LinearRegression, logistic_regression::LogisticRegression,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -76,7 +76,7 @@ fn logistic_regression_matches_the_closed_form() {
     let theta: Vec<f64> = (0..P).map(|_| rng.gen_range(-0.5..0.5)).collect();
     let lambda = 0.05;
     let (mut g, mut h) = ([0.0; P], [0.0; P * P]);
-    LogisticRegression.loss_grad_hess(&theta, &[lambda], Rows::All(&d), &mut g, &mut h);
+    LogisticRegression.loss_grad_hess(At::new(&theta, &[lambda], &d), &mut g, &mut h);
     let (cg, ch) = closed_form(&theta, &d, lambda, sigmoid, |z| {
         sigmoid(z) * (1.0 - sigmoid(z))
     });
@@ -90,7 +90,7 @@ fn linear_regression_matches_the_closed_form() {
     let d = data(&mut rng, false);
     let theta: Vec<f64> = (0..P).map(|_| rng.gen_range(-1.0..1.0)).collect();
     let (mut g, mut h) = ([0.0; P], [0.0; P * P]);
-    LinearRegression.loss_grad_hess(&theta, &[], Rows::All(&d), &mut g, &mut h);
+    LinearRegression.loss_grad_hess(At::new(&theta, &[], &d), &mut g, &mut h);
     let (cg, ch) = closed_form(&theta, &d, 0.0, |z| z, |_| 1.0);
     assert_close(&g, &cg, "∇");
     assert_close(&h, &ch, "H");
@@ -130,7 +130,7 @@ fn compiled_logistic_regression_is_stable_at_large_scores_in_every_lane() {
     let mut theta = [0.0; P];
     theta[0] = 1.0;
     let (mut g, mut h) = ([0.0; P], [0.0; P * P]);
-    let loss = LogisticRegression.loss_grad_hess(&theta, &[0.0], Rows::All(&d), &mut g, &mut h);
+    let loss = LogisticRegression.loss_grad_hess(At::new(&theta, &[0.0], &d), &mut g, &mut h);
     let n = rows.len() as f64;
     let want_loss: f64 = rows.iter().map(|&(z, y)| softplus(z) - y * z).sum::<f64>() / n;
     let want_g0: f64 = rows

@@ -6,8 +6,8 @@
 //! follows θ.
 
 use hessforge_kernels::runtime::PARALLEL_CHUNK_ROWS;
-use hessforge_kernels::{DynKernel, KernelObjective, LOOP_REGISTRY, LinearizationCache, Rows};
-use hessforge_optim::{Batch, Objective};
+use hessforge_kernels::{At, Kernel, KernelObjective, LOOP_REGISTRY, LinearizationCache, Rows};
+use hessforge_optim::Objective;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -15,9 +15,9 @@ fn random(rng: &mut ChaCha8Rng, n: usize) -> Vec<f64> {
     (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect()
 }
 
-fn whole(k: &dyn DynKernel, theta: &[f64], rows: Rows<'_>, v: &[f64]) -> (f64, Vec<f64>) {
+fn whole(k: &dyn Kernel, at: At<'_>, v: &[f64]) -> (f64, Vec<f64>) {
     let mut out = vec![0.0; k.n_params()];
-    let loss = k.hess_vec(theta, k.default_constants(), rows, v, &mut out);
+    let loss = k.hess_vec(at, v, &mut out);
     (loss, out)
 }
 
@@ -32,21 +32,18 @@ fn linearized_products_are_the_products_bit_for_bit() {
         let data = random(&mut rng, n * cols);
         let batch: Vec<usize> = (0..77).map(|_| rng.gen_range(0..n)).collect();
         let theta = random(&mut rng, p);
-        for rows in [
-            Rows::All(&data),
-            Rows::Selected(&data, &batch),
-            Rows::Parallel(&data),
-        ] {
+        for rows in [Rows::All, Rows::Selected(&batch), Rows::Parallel] {
+            let at = At::new(&theta, c, &data).rows(rows);
             let linearization = k
-                .linearize(&theta, c, rows)
+                .linearize(at)
                 .unwrap_or_else(|| panic!("{name}: the products share nothing"));
-            assert!(linearization.matches(name, &theta, c, rows));
+            assert!(linearization.matches(name, at));
             assert!(linearization.bytes() > 0, "{name}");
             for _ in 0..3 {
                 let v = random(&mut rng, p);
                 let mut out = vec![0.0; p];
-                let loss = k.hess_vec_linearized(&linearization, &theta, c, rows, &v, &mut out);
-                assert_eq!((loss, out), whole(*k, &theta, rows, &v), "{name}: {rows:?}");
+                let loss = k.hess_vec_linearized(&linearization, at, &v, &mut out);
+                assert_eq!((loss, out), whole(*k, at, &v), "{name}: {rows:?}");
             }
         }
     }
@@ -64,24 +61,24 @@ fn a_linearization_of_another_point_is_not_read() {
         random(&mut rng, p),
         random(&mut rng, p),
     );
-    let rows = Rows::All(&data);
-    let linearization = k.linearize(&theta, c, rows).unwrap();
+    let at = At::new(&theta, c, &data);
+    let linearization = k.linearize(at).unwrap();
     let mut other_constants = c.to_vec();
     other_constants[0] += 1.0;
     let first_rows = [0, 1, 2];
-    for (theta, constants, rows) in [
-        (&moved, c, rows),
-        (&theta, other_constants.as_slice(), rows),
-        (&theta, c, Rows::All(&other_data)),
-        (&theta, c, Rows::Parallel(&data)),
-        (&theta, c, Rows::Selected(&data, &first_rows)),
+    for other in [
+        at.theta(&moved),
+        At::new(&theta, &other_constants, &data),
+        At::new(&theta, c, &other_data),
+        at.rows(Rows::Parallel),
+        at.rows(Rows::Selected(&first_rows)),
     ] {
-        assert!(!linearization.matches(k.name(), theta, constants, rows));
+        assert!(!linearization.matches(k.name(), other));
         let mut out = vec![0.0; p];
-        let loss = k.hess_vec_linearized(&linearization, theta, constants, rows, &v, &mut out);
+        let loss = k.hess_vec_linearized(&linearization, other, &v, &mut out);
         let mut want = vec![0.0; p];
-        let want_loss = k.hess_vec(theta, constants, rows, &v, &mut want);
-        assert_eq!((loss, out), (want_loss, want), "{rows:?}");
+        let want_loss = k.hess_vec(other, &v, &mut want);
+        assert_eq!((loss, out), (want_loss, want), "{other:?}");
     }
 }
 
@@ -99,11 +96,12 @@ fn the_cache_follows_theta() {
         random(&mut rng, p),
     );
     for theta in [&a, &a, &b, &a, &b, &b] {
-        let want = whole(k, theta, Rows::All(&data), &v);
+        let at = At::new(theta, c, &data);
+        let want = whole(k, at, &v);
         let mut out = vec![0.0; p];
-        let loss = cache.hess_vec(k, theta, c, &data, false, &v, &mut out);
+        let loss = cache.hess_vec(k, at, &v, &mut out);
         assert_eq!((loss, out.clone()), want);
-        let loss = objective.hess_vec(theta, Batch::Full, &v, &mut out);
+        let loss = objective.hess_vec(theta, Rows::All, &v, &mut out);
         assert_eq!((loss, out), want);
     }
 }

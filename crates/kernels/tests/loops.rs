@@ -5,8 +5,7 @@
 //! products, to 1e-12; the passes in lanes against rows one at a time.
 
 use hessforge_ir::Outputs;
-use hessforge_ir::tensor::At;
-use hessforge_kernels::{DynKernel, LOOP_REGISTRY, REGISTRY, Rows, kernel};
+use hessforge_kernels::{At, Kernel, LOOP_REGISTRY, REGISTRY, Rows, kernel};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
@@ -15,10 +14,10 @@ fn close(a: f64, b: f64, rel: f64) -> bool {
     (a - b).abs() <= rel * a.abs().max(b.abs()).max(1.0)
 }
 
-fn pass(k: &dyn DynKernel, theta: &[f64], c: &[f64], rows: Rows<'_>) -> (f64, Vec<f64>, Vec<f64>) {
+fn pass(k: &dyn Kernel, at: At<'_>) -> (f64, Vec<f64>, Vec<f64>) {
     let p = k.n_params();
     let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
-    let f = k.loss_grad_hess(theta, c, rows, &mut g, &mut h);
+    let f = k.loss_grad_hess(at, &mut g, &mut h);
     (f, g, h)
 }
 
@@ -50,19 +49,10 @@ fn the_builtins_with_tensor_parameters_run_on_their_loop_kernels() {
 
 /// The scalar programs' loss, gradient and Hessian (the oracle: the
 /// scalarized derivation, interpreted), as a kernel pass writes them.
-fn scalar_pass(
-    programs: &hessforge_ir::ModelPrograms,
-    theta: &[f64],
-    c: &[f64],
-    rows: Rows<'_>,
-) -> (f64, Vec<f64>, Vec<f64>) {
-    let p = theta.len();
-    let (data, selected) = match rows {
-        Rows::All(d) | Rows::Parallel(d) => (d, None),
-        Rows::Selected(d, r) => (d, Some(r)),
-    };
+fn scalar_pass(programs: &hessforge_ir::ModelPrograms, at: At<'_>) -> (f64, Vec<f64>, Vec<f64>) {
+    let p = at.theta.len();
     let mut out = vec![0.0; Outputs::LossGradHess.len(p)];
-    programs.evaluate(Outputs::LossGradHess, theta, c, data, selected, &mut out);
+    programs.evaluate(Outputs::LossGradHess, at, &mut out);
     let mut h = vec![0.0; p * p];
     hessforge_ir::unpack_upper(p, &out[1 + p..], &mut h);
     (out[0], out[1..1 + p].to_vec(), h)
@@ -95,14 +85,11 @@ fn loop_kernels_agree_with_the_scalar_programs_and_the_interpreter() {
         let data: Vec<f64> = (0..n * cols).map(|_| rng.gen_range(-1.5..1.5)).collect();
         let c = looped.default_constants().to_vec();
         let batch = [5, 0, 5, 299, 17];
-        for rows in [
-            Rows::All(&data),
-            Rows::Selected(&data, &batch),
-            Rows::Parallel(&data),
-        ] {
-            let (f, g, h) = pass(*looped, &theta, &c, rows);
+        for rows in [Rows::All, Rows::Selected(&batch), Rows::Parallel] {
+            let at = At::new(&theta, &c, &data).rows(rows);
+            let (f, g, h) = pass(*looped, at);
             let (f0, g0, h0) = match &scalar {
-                Some(scalar) => scalar_pass(scalar, &theta, &c, rows),
+                Some(scalar) => scalar_pass(scalar, at),
                 None => (f, g.clone(), h.clone()),
             };
             assert!(close(f, f0, 1e-12), "{name}: loss {f} vs {f0}");
@@ -124,16 +111,6 @@ fn loop_kernels_agree_with_the_scalar_programs_and_the_interpreter() {
             }
             // The interpreter of the same loop IR (one row at a time, where
             // the kernel takes eight rows in lanes: sums in another order).
-            let selected = match rows {
-                Rows::Selected(_, r) => Some(r),
-                _ => None,
-            };
-            let at = At {
-                theta: &theta,
-                constants: &c,
-                data: &data,
-                rows: selected,
-            };
             let (mut gi, mut hi) = (vec![0.0; p], vec![0.0; p * p]);
             let fi = interpreted.evaluate(Outputs::LossGradHess, at, &mut gi, &mut hi);
             assert!(close(fi, f, 1e-12), "{name}: interpreter's loss");
@@ -147,7 +124,7 @@ fn loop_kernels_agree_with_the_scalar_programs_and_the_interpreter() {
             );
             let v: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
             let mut hv = vec![0.0; p];
-            let fv = looped.hess_vec(&theta, &c, rows, &v, &mut hv);
+            let fv = looped.hess_vec(at, &v, &mut hv);
             assert!(close(fv, f0, 1e-12), "{name}: loss of hess_vec");
             for j in 0..p {
                 let want: f64 = (0..p).map(|k| h0[j * p + k] * v[k]).sum();
@@ -159,9 +136,9 @@ fn loop_kernels_agree_with_the_scalar_programs_and_the_interpreter() {
             }
             // diag(H) from the diagonal entries of the Hessian terms (over
             // all rows: a preconditioner's).
-            if let Rows::All(_) = rows {
+            if let Rows::All = rows {
                 let mut diag = vec![f64::NAN; p];
-                let fd = looped.hess_diag(&theta, &c, rows, &mut diag);
+                let fd = looped.hess_diag(at, &mut diag);
                 assert!(close(fd, f0, 1e-12), "{name}: loss of hess_diag");
                 for j in 0..p {
                     assert!(
@@ -172,9 +149,9 @@ fn loop_kernels_agree_with_the_scalar_programs_and_the_interpreter() {
                     );
                 }
             }
-            let lg = looped.loss_grad(&theta, &c, rows, &mut gi);
+            let lg = looped.loss_grad(at, &mut gi);
             assert_eq!((lg, &gi), (f, &g), "{name}: loss_grad");
-            assert_eq!(looped.loss(&theta, &c, rows), f, "{name}: loss");
+            assert_eq!(looped.loss(at), f, "{name}: loss");
         }
     }
 }
@@ -213,11 +190,11 @@ fn the_parallel_pass_of_a_loop_kernel_does_not_depend_on_the_threads() {
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| pass(looped, &theta, &c, Rows::Parallel(&data)))
+        pool.install(|| pass(looped, At::new(&theta, &c, &data).rows(Rows::Parallel)))
     };
     let (one, two) = (on(1), on(2));
     assert_eq!(one, two);
-    let (f, g, h) = pass(looped, &theta, &c, Rows::All(&data));
+    let (f, g, h) = pass(looped, At::new(&theta, &c, &data));
     assert!(close(one.0, f, 1e-12));
     assert!(one.1.iter().zip(&g).all(|(a, b)| close(*a, *b, 1e-12)));
     assert!(one.2.iter().zip(&h).all(|(a, b)| close(*a, *b, 1e-12)));

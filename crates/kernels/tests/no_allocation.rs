@@ -3,7 +3,9 @@
 //! scratch workspace once per thread, on first use; every later call reuses
 //! them.
 
-use hessforge_kernels::{Kernel, Rows, logistic_regression::LogisticRegression, mlp_tanh::MlpTanh};
+use hessforge_kernels::{
+    At, Kernel, Rows, logistic_regression::LogisticRegression, mlp_tanh::MlpTanh,
+};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -34,19 +36,16 @@ fn kernel_calls_do_not_allocate() {
     let (mut g, mut h) = (vec![0.0; 17], vec![0.0; 17 * 17]);
     let mlp_data: Vec<f64> = (0..50 * 3).map(|i| (i as f64 * 0.1).sin()).collect();
     let mut calls = |sink: &mut f64| {
-        *sink += LogisticRegression.loss(&theta, &[0.01], Rows::All(&data));
-        *sink += LogisticRegression.loss_grad(&theta, &[0.01], Rows::All(&data), &mut g);
-        *sink +=
-            LogisticRegression.loss_grad_hess(&theta, &[0.01], Rows::All(&data), &mut g, &mut h);
+        *sink += LogisticRegression.loss(At::new(&theta, &[0.01], &data));
+        *sink += LogisticRegression.loss_grad(At::new(&theta, &[0.01], &data), &mut g);
+        *sink += LogisticRegression.loss_grad_hess(At::new(&theta, &[0.01], &data), &mut g, &mut h);
         *sink += LogisticRegression.loss_grad_hess(
-            &theta,
-            &[0.01],
-            Rows::Selected(&data, &rows),
+            At::new(&theta, &[0.01], &data).rows(Rows::Selected(&rows)),
             &mut g,
             &mut h,
         );
-        *sink += MlpTanh.loss_grad_hess(&[0.2; 17], &[], Rows::All(&mlp_data), &mut g, &mut h);
-        *sink += MlpTanh.loss_grad_hess(&[0.2; 17], &[], Rows::All(&mlp_data[..3]), &mut g, &mut h);
+        *sink += MlpTanh.loss_grad_hess(At::new(&[0.2; 17], &[], &mlp_data), &mut g, &mut h);
+        *sink += MlpTanh.loss_grad_hess(At::new(&[0.2; 17], &[], &mlp_data[..3]), &mut g, &mut h);
     };
     let mut sink = 0.0;
     calls(&mut sink); // warm: the plans and this thread's workspace

@@ -27,8 +27,9 @@
 //! took 26 iterations on Rosenbrock against SciPy's and this rule's 25).
 
 use crate::method::{Curvature, Method, Modification, Point, Step, dot};
-use crate::objective::{Batch, Objective};
+use crate::objective::Objective;
 use crate::optimizer::{BuildError, DefaultValue, Hyper, Optimizer, Range};
+use hessforge_ir::Rows;
 use nalgebra::{DMatrix, SymmetricEigen};
 
 /// Δ₀ of the trust regions (`newton-tr`, `newton-exact-tr`).
@@ -227,7 +228,7 @@ impl Method for ExactTrustRegion {
         for ((t, x), s) in self.trial.iter_mut().zip(&at.theta).zip(&self.step) {
             *t = x + s;
         }
-        let f = objective.loss(&self.trial, Batch::Full);
+        let f = objective.loss(&self.trial, Rows::All);
         let rho = if predicted > 0.0 {
             (at.loss - f) / predicted
         } else {

@@ -16,9 +16,10 @@
 //!   computation"); AdamW decays θ itself after the moments, θ ← θ − αλθ − α m̂/(√v̂ + ε).
 
 use crate::method::{Method, Point, Step};
-use crate::objective::{Batch, Objective};
+use crate::objective::Objective;
 use crate::optimizer::{BuildError, DefaultValue, Hyper, Optimizer, Range};
 use crate::schedule::Schedule;
+use hessforge_ir::Rows;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -384,7 +385,7 @@ impl FirstOrder {
                 let epochs_horizon = horizon.saturating_mul(self.order.len().div_ceil(size) as u64);
                 for batch in self.order.chunks(size.max(1)) {
                     alpha = self.schedule.rate(self.lr, self.updates, epochs_horizon);
-                    objective.loss_grad(theta, Batch::Rows(batch), &mut self.batch_grad);
+                    objective.loss_grad(theta, Rows::Selected(batch), &mut self.batch_grad);
                     self.rule.apply(theta, &self.batch_grad, alpha);
                     self.updates += 1;
                 }

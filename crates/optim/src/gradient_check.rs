@@ -4,7 +4,8 @@
 //! differences of the loss, and the analytic Hessian against central
 //! differences of the gradient.
 
-use crate::objective::{Batch, Objective};
+use crate::objective::Objective;
+use hessforge_ir::Rows;
 use serde::Serialize;
 
 /// The largest errors of one kind of derivative.
@@ -52,7 +53,7 @@ pub fn step(v: f64) -> f64 {
 pub fn check(objective: &dyn Objective, theta: &[f64]) -> (Errors, Errors) {
     let p = theta.len();
     let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
-    objective.loss_grad_hess(theta, Batch::Full, &mut g, &mut h);
+    objective.loss_grad_hess(theta, Rows::All, &mut g, &mut h);
     let (mut gradient, mut hessian) = (Errors::default(), Errors::default());
     let (mut gp, mut gm) = (vec![0.0; p], vec![0.0; p]);
     let (mut plus, mut minus) = (theta.to_vec(), theta.to_vec());
@@ -60,11 +61,10 @@ pub fn check(objective: &dyn Objective, theta: &[f64]) -> (Errors, Errors) {
         let s = step(theta[j]);
         plus[j] = theta[j] + s;
         minus[j] = theta[j] - s;
-        let fd =
-            (objective.loss(&plus, Batch::Full) - objective.loss(&minus, Batch::Full)) / (2.0 * s);
+        let fd = (objective.loss(&plus, Rows::All) - objective.loss(&minus, Rows::All)) / (2.0 * s);
         gradient.record(g[j], fd);
-        objective.loss_grad(&plus, Batch::Full, &mut gp);
-        objective.loss_grad(&minus, Batch::Full, &mut gm);
+        objective.loss_grad(&plus, Rows::All, &mut gp);
+        objective.loss_grad(&minus, Rows::All, &mut gm);
         for i in 0..p {
             hessian.record(h[i * p + j], (gp[i] - gm[i]) / (2.0 * s));
         }

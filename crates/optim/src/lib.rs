@@ -51,7 +51,7 @@ pub use method::{
     Curvature, HESSIAN_FREE_ABOVE, HessianPath, JACOBI_FLOOR, Method, Modification, Point,
     Preconditioner, Step,
 };
-pub use objective::{Batch, Counted, Evaluations, FnObjective, Objective};
+pub use objective::{Counted, Evaluations, FnObjective, Objective, Rows};
 pub use optimizer::{BuildError, DefaultValue, Family, Hyper, Optimizer, Range};
 pub use run_loop::{History, Observer, Outcome, Record, Status, Stopping, minimize};
 pub use schedule::Schedule;

@@ -2,7 +2,8 @@
 //! (sufficient decrease) condition, and a search for the strong Wolfe
 //! conditions (Nocedal & Wright, Algorithms 3.5 and 3.6) for BFGS and L-BFGS.
 
-use crate::objective::{Batch, Objective};
+use crate::objective::Objective;
+use hessforge_ir::Rows;
 
 /// The Armijo constant c₁ (sufficient decrease).
 pub const C1: f64 = 1e-4;
@@ -56,7 +57,7 @@ pub fn armijo(objective: &dyn Objective, ray: Ray<'_>, trial: &mut [f64]) -> Opt
     let mut alpha = 1.0;
     for _ in 0..MAX_TRIALS {
         moved(theta, d, alpha, trial);
-        let f = objective.loss(trial, Batch::Full);
+        let f = objective.loss(trial, Rows::All);
         if f.is_finite() && f <= loss + C1 * alpha * slope {
             return Some(Accepted {
                 alpha,
@@ -88,7 +89,7 @@ pub fn wolfe(
     } = ray;
     let phi = |alpha: f64, trial: &mut [f64], grad: &mut [f64]| {
         moved(theta, d, alpha, trial);
-        let f = objective.loss_grad(trial, Batch::Full, grad);
+        let f = objective.loss_grad(trial, Rows::All, grad);
         (f, dot(grad, d))
     };
     let accept = |alpha, loss| {

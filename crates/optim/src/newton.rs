@@ -289,7 +289,7 @@ impl Newton {
             for ((t, x), di) in self.trial.iter_mut().zip(&at.theta).zip(self.d.iter()) {
                 *t = x + di;
             }
-            let f = objective.loss(&self.trial, crate::objective::Batch::Full);
+            let f = objective.loss(&self.trial, hessforge_ir::Rows::All);
             if f.is_finite() && f < at.loss {
                 self.lambda = (lambda / 3.0).max(1e-15);
                 at.theta.copy_from_slice(&self.trial);

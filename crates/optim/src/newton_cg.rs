@@ -30,8 +30,9 @@ use crate::line_search::{Ray, armijo};
 use crate::method::{
     Curvature, JACOBI_FLOOR, Method, Modification, Point, Preconditioner, Step, dot, inf_norm, norm,
 };
-use crate::objective::{Batch, Objective};
+use crate::objective::Objective;
 use crate::optimizer::Optimizer;
+use hessforge_ir::Rows;
 
 /// The matrix Newton–CG's conjugate gradients solve with.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -154,7 +155,7 @@ impl Method for NewtonCg {
         for j in 0..2 * n + 10 {
             match self.product {
                 Product::Hessian => {
-                    objective.hess_vec(&at.theta, Batch::Full, &self.p, &mut self.hp);
+                    objective.hess_vec(&at.theta, Rows::All, &self.p, &mut self.hp);
                 }
                 Product::GaussNewton => {
                     if objective
@@ -286,7 +287,7 @@ mod tests {
         let mut method = NewtonCg::new().with_preconditioner(preconditioner);
         method.reset(p, 0);
         let mut at = Point::without_hessian(&vec![0.0; p]);
-        at.loss = objective.loss_grad(&at.theta, Batch::Full, &mut at.grad);
+        at.loss = objective.loss_grad(&at.theta, Rows::All, &mut at.grad);
         let step = method.step(&objective, &mut at, 0);
         let Some(Curvature {
             modification: Modification::TruncatedCg { iterations, .. },

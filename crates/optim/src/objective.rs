@@ -1,17 +1,10 @@
 //! What an optimizer minimises: the [`Objective`] trait (loss, gradient and
-//! Hessian over all rows or a mini-batch of row indices), and [`Counted`],
+//! Hessian over all rows or a mini-batch of row indices, [`Rows`]), and [`Counted`],
 //! which counts the passes a run makes.
 
 use std::cell::Cell;
 
-/// Which rows of the data a pass reads.
-#[derive(Debug, Clone, Copy)]
-pub enum Batch<'a> {
-    /// Every row: the objective L(θ) = (1/N) Σᵢ ℓ(θ; xᵢ) + R(θ).
-    Full,
-    /// The rows at these indices (a mini-batch): (1/|B|) Σ_{i∈B} ℓ(θ; xᵢ) + R(θ).
-    Rows(&'a [usize]),
-}
+pub use hessforge_ir::Rows;
 
 /// A twice-differentiable objective over a data set. Implemented by the
 /// compiled kernels and by the IR interpreter (in the `hessforge` binary);
@@ -22,14 +15,14 @@ pub trait Objective {
     /// Number of data rows N (0 for a model without data).
     fn n_rows(&self) -> usize;
     /// L(θ).
-    fn loss(&self, theta: &[f64], batch: Batch<'_>) -> f64;
+    fn loss(&self, theta: &[f64], batch: Rows<'_>) -> f64;
     /// L(θ); writes ∇L into `grad` (length P).
-    fn loss_grad(&self, theta: &[f64], batch: Batch<'_>, grad: &mut [f64]) -> f64;
+    fn loss_grad(&self, theta: &[f64], batch: Rows<'_>, grad: &mut [f64]) -> f64;
     /// L(θ); writes ∇L into `grad` and ∇²L, row-major P×P, into `hess`.
     fn loss_grad_hess(
         &self,
         theta: &[f64],
-        batch: Batch<'_>,
+        batch: Rows<'_>,
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64;
@@ -38,7 +31,7 @@ pub trait Objective {
     /// and the loop IR contract their Hessian terms with v and never form
     /// ∇²L (about the cost of a gradient, Pearlmutter 1994); this default
     /// forms ∇²L and multiplies.
-    fn hess_vec(&self, theta: &[f64], batch: Batch<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+    fn hess_vec(&self, theta: &[f64], batch: Rows<'_>, v: &[f64], out: &mut [f64]) -> f64 {
         let p = theta.len();
         let (mut grad, mut hess) = (vec![0.0; p], vec![0.0; p * p]);
         let loss = self.loss_grad_hess(theta, batch, &mut grad, &mut hess);
@@ -53,7 +46,7 @@ pub trait Objective {
     fn hess_diag(&self, theta: &[f64], out: &mut [f64]) -> f64 {
         let p = theta.len();
         let (mut grad, mut hess) = (vec![0.0; p], vec![0.0; p * p]);
-        let loss = self.loss_grad_hess(theta, Batch::Full, &mut grad, &mut hess);
+        let loss = self.loss_grad_hess(theta, Rows::All, &mut grad, &mut hess);
         for (i, d) in out[..p].iter_mut().enumerate() {
             *d = hess[i * p + i];
         }
@@ -157,25 +150,25 @@ impl Objective for Counted<'_> {
     fn n_rows(&self) -> usize {
         self.inner.n_rows()
     }
-    fn loss(&self, theta: &[f64], batch: Batch<'_>) -> f64 {
+    fn loss(&self, theta: &[f64], batch: Rows<'_>) -> f64 {
         self.loss.set(self.loss.get() + 1);
         self.inner.loss(theta, batch)
     }
-    fn loss_grad(&self, theta: &[f64], batch: Batch<'_>, grad: &mut [f64]) -> f64 {
+    fn loss_grad(&self, theta: &[f64], batch: Rows<'_>, grad: &mut [f64]) -> f64 {
         self.gradient.set(self.gradient.get() + 1);
         self.inner.loss_grad(theta, batch, grad)
     }
     fn loss_grad_hess(
         &self,
         theta: &[f64],
-        batch: Batch<'_>,
+        batch: Rows<'_>,
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64 {
         self.hessian.set(self.hessian.get() + 1);
         self.inner.loss_grad_hess(theta, batch, grad, hess)
     }
-    fn hess_vec(&self, theta: &[f64], batch: Batch<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+    fn hess_vec(&self, theta: &[f64], batch: Rows<'_>, v: &[f64], out: &mut [f64]) -> f64 {
         self.hess_vec.set(self.hess_vec.get() + 1);
         self.inner.hess_vec(theta, batch, v, out)
     }
@@ -227,17 +220,17 @@ where
     fn n_rows(&self) -> usize {
         0
     }
-    fn loss(&self, theta: &[f64], _: Batch<'_>) -> f64 {
+    fn loss(&self, theta: &[f64], _: Rows<'_>) -> f64 {
         (self.loss)(theta)
     }
-    fn loss_grad(&self, theta: &[f64], _: Batch<'_>, grad: &mut [f64]) -> f64 {
+    fn loss_grad(&self, theta: &[f64], _: Rows<'_>, grad: &mut [f64]) -> f64 {
         (self.grad)(theta, grad);
         (self.loss)(theta)
     }
     fn loss_grad_hess(
         &self,
         theta: &[f64],
-        _: Batch<'_>,
+        _: Rows<'_>,
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64 {

@@ -4,7 +4,8 @@
 //! `saddle_point` or a `maximum`, never `converged`.
 
 use crate::method::{Curvature, Method, Point, Step, inf_norm};
-use crate::objective::{Batch, Counted, Evaluations, Objective};
+use crate::objective::{Counted, Evaluations, Objective};
+use hessforge_ir::Rows;
 use nalgebra::{DMatrix, SymmetricEigen};
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -146,9 +147,9 @@ pub struct Outcome {
 
 fn evaluate(objective: &dyn Objective, at: &mut Point, hessian: bool) {
     at.loss = if hessian {
-        objective.loss_grad_hess(&at.theta, Batch::Full, &mut at.grad, &mut at.hess)
+        objective.loss_grad_hess(&at.theta, Rows::All, &mut at.grad, &mut at.hess)
     } else {
-        objective.loss_grad(&at.theta, Batch::Full, &mut at.grad)
+        objective.loss_grad(&at.theta, Rows::All, &mut at.grad)
     };
 }
 
@@ -244,7 +245,7 @@ fn lanczos(objective: &dyn Objective, theta: &[f64], steps: usize, until: Until)
     let mut w = vec![0.0; p];
     let mut last = (f64::NAN, f64::NAN);
     for k in 0..steps {
-        objective.hess_vec(theta, Batch::Full, &v, &mut w);
+        objective.hess_vec(theta, Rows::All, &v, &mut w);
         let a: f64 = w.iter().zip(&v).map(|(x, y)| x * y).sum();
         alpha.push(a);
         basis.push(v.clone());

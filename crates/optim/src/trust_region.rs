@@ -21,8 +21,9 @@ use crate::exact_trust_region::{ExactTrustRegion, RADIUS};
 use crate::method::{
     Curvature, HESSIAN_FREE_ABOVE, HessianPath, Method, Modification, Point, Step, dot, norm,
 };
-use crate::objective::{Batch, Objective, dense_hess_vec};
+use crate::objective::{Objective, dense_hess_vec};
 use crate::optimizer::{BuildError, Optimizer};
+use hessforge_ir::Rows;
 
 /// How `newton-tr` solves its subproblem min gᵀp + ½pᵀHp, ‖p‖ ≤ Δ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -148,7 +149,7 @@ fn hess_times(
     out: &mut [f64],
 ) {
     if hessian_free {
-        objective.hess_vec(&at.theta, Batch::Full, v, out);
+        objective.hess_vec(&at.theta, Rows::All, v, out);
     } else {
         dense_hess_vec(&at.hess, v, out);
     }
@@ -255,7 +256,7 @@ impl Method for TrustRegion {
         for ((t, x), z) in self.trial.iter_mut().zip(&at.theta).zip(&self.z) {
             *t = x + z;
         }
-        let f = objective.loss(&self.trial, Batch::Full);
+        let f = objective.loss(&self.trial, Rows::All);
         let actual = at.loss - f;
         let rho = if predicted > 0.0 {
             actual / predicted

@@ -370,16 +370,16 @@ impl hessforge_optim::Objective for ExpFit {
     fn n_rows(&self) -> usize {
         0
     }
-    fn loss(&self, t: &[f64], _: hessforge_optim::Batch<'_>) -> f64 {
+    fn loss(&self, t: &[f64], _: hessforge_optim::Rows<'_>) -> f64 {
         self.sums(t, &mut [0.0; 2], None)
     }
-    fn loss_grad(&self, t: &[f64], _: hessforge_optim::Batch<'_>, g: &mut [f64]) -> f64 {
+    fn loss_grad(&self, t: &[f64], _: hessforge_optim::Rows<'_>, g: &mut [f64]) -> f64 {
         self.sums(t, g, None)
     }
     fn loss_grad_hess(
         &self,
         t: &[f64],
-        b: hessforge_optim::Batch<'_>,
+        b: hessforge_optim::Rows<'_>,
         g: &mut [f64],
         h: &mut [f64],
     ) -> f64 {

@@ -157,8 +157,8 @@ fn loop_ir_mlp(bencher: divan::Bencher, hidden: usize) {
 /// 128 rows).
 #[divan::bench(args = [10, 100, 1_000], sample_count = 5, sample_size = 1)]
 fn loop_ir_pass_logistic(bencher: divan::Bencher, features: usize) {
+    use hessforge_ir::At;
     use hessforge_ir::Outputs;
-    use hessforge_ir::tensor::At;
     let model = logistic(features);
     let lowered = hessforge_symbolic::lower_tensor(&model).expect("lowers");
     let (p, cols, rows) = (features + 1, features + 1, 10_000);
@@ -178,7 +178,7 @@ fn loop_ir_pass_logistic(bencher: divan::Bencher, features: usize) {
             theta: &theta,
             constants: &[0.01],
             data: &data,
-            rows: None,
+            rows: hessforge_ir::Rows::All,
         };
         lowered.evaluate(Outputs::LossGradHess, divan::black_box(at), &mut g, &mut h)
     });

@@ -17,7 +17,11 @@ fn values(loss: &str, theta: [f64; 2]) -> Vec<f64> {
     let m = hessforge_spec::load_str("exponentials.toml", &text).unwrap();
     let programs = lower(&derive(&m).unwrap()).unwrap();
     let mut out = vec![0.0; Outputs::LossGradHess.len(2)];
-    programs.evaluate(Outputs::LossGradHess, &theta, &[], &[], None, &mut out);
+    programs.evaluate(
+        Outputs::LossGradHess,
+        hessforge_ir::At::new(&theta, &[], &[]),
+        &mut out,
+    );
     out
 }
 

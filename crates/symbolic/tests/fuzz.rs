@@ -287,7 +287,11 @@ fn check_derivatives(
     let consts: Vec<f64> = model.constants.iter().map(|(_, v)| *v).collect();
     let loss = |theta: &[f64], row: &[f64]| {
         let mut out = [0.0];
-        programs.evaluate(Outputs::Loss, theta, &consts, row, None, &mut out);
+        programs.evaluate(
+            Outputs::Loss,
+            hessforge_ir::At::new(theta, &consts, row),
+            &mut out,
+        );
         out[0]
     };
     let mut mismatches = Vec::new();
@@ -299,7 +303,11 @@ fn check_derivatives(
         let theta: Vec<f64> = (0..p).map(|_| rng.gen_range(0.2..1.2)).collect();
         let row: Vec<f64> = model.data.iter().map(|_| rng.gen_range(0.2..1.2)).collect();
         let mut out = vec![0.0; Outputs::LossGradHess.len(p)];
-        programs.evaluate(Outputs::LossGradHess, &theta, &consts, &row, None, &mut out);
+        programs.evaluate(
+            Outputs::LossGradHess,
+            hessforge_ir::At::new(&theta, &consts, &row),
+            &mut out,
+        );
         if out.iter().any(|v| !v.is_finite() || v.abs() > 1e6) {
             continue;
         }
@@ -331,7 +339,11 @@ fn check_derivatives(
         // Hessian: differences of the derived gradient.
         let grad = |t: &[f64]| {
             let mut g = vec![0.0; Outputs::LossGrad.len(p)];
-            programs.evaluate(Outputs::LossGrad, t, &consts, &row, None, &mut g);
+            programs.evaluate(
+                Outputs::LossGrad,
+                hessforge_ir::At::new(t, &consts, &row),
+                &mut g,
+            );
             g
         };
         let mut at = 1 + p;

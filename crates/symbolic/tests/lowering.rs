@@ -80,7 +80,11 @@ fn programs_match_the_derivation_for_every_builtin() {
         for level in [Outputs::Loss, Outputs::LossGrad, Outputs::LossGradHess] {
             let n = level.len(p);
             let mut out = vec![0.0; n];
-            progs.evaluate(level, &theta, &consts, &flat, None, &mut out);
+            progs.evaluate(
+                level,
+                hessforge_ir::At::new(&theta, &consts, &flat),
+                &mut out,
+            );
             for (k, (a, b)) in out.iter().zip(&reference[..n]).enumerate() {
                 assert!(
                     (a - b).abs() <= 1e-12 * b.abs().max(1.0),
@@ -101,9 +105,21 @@ fn mini_batches_use_only_the_selected_rows() {
     let mut all = [0.0];
     let mut one = [0.0];
     let mut batch = [0.0];
-    progs.evaluate(Outputs::Loss, &theta, &[], &data[11..22], None, &mut one);
-    progs.evaluate(Outputs::Loss, &theta, &[], &data, Some(&[1]), &mut batch);
-    progs.evaluate(Outputs::Loss, &theta, &[], &data, None, &mut all);
+    progs.evaluate(
+        Outputs::Loss,
+        hessforge_ir::At::new(&theta, &[], &data[11..22]),
+        &mut one,
+    );
+    progs.evaluate(
+        Outputs::Loss,
+        hessforge_ir::At::new(&theta, &[], &data).rows(hessforge_ir::Rows::Selected(&[1])),
+        &mut batch,
+    );
+    progs.evaluate(
+        Outputs::Loss,
+        hessforge_ir::At::new(&theta, &[], &data),
+        &mut all,
+    );
     assert_eq!(one, batch);
     assert_ne!(all, batch);
 }
@@ -116,7 +132,11 @@ fn logistic_at(z: f64, y: f64, progs: &ModelPrograms) -> Vec<f64> {
     let mut row = vec![0.5; 11];
     row[10] = y;
     let mut out = vec![0.0; Outputs::LossGradHess.len(11)];
-    progs.evaluate(Outputs::LossGradHess, &theta, &[0.0], &row, None, &mut out);
+    progs.evaluate(
+        Outputs::LossGradHess,
+        hessforge_ir::At::new(&theta, &[0.0], &row),
+        &mut out,
+    );
     out
 }
 

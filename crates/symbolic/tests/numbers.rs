@@ -11,7 +11,11 @@ fn values(m: &hessforge_spec::Model, theta: &[f64]) -> Vec<f64> {
     let programs = lower(&derive(m).unwrap()).unwrap();
     let consts: Vec<f64> = m.constants.iter().map(|(_, v)| *v).collect();
     let mut out = vec![0.0; Outputs::LossGradHess.len(theta.len())];
-    programs.evaluate(Outputs::LossGradHess, theta, &consts, &[], None, &mut out);
+    programs.evaluate(
+        Outputs::LossGradHess,
+        hessforge_ir::At::new(theta, &consts, &[]),
+        &mut out,
+    );
     out
 }
 
@@ -170,14 +174,8 @@ fn a_definition_substituted_into_a_huge_power_is_not_raised_exactly() {
     let programs = lower(&derive(&m).unwrap()).unwrap();
     let mut out = vec![0.0; Outputs::LossGrad.len(3)];
     // u = 2·(0.25·1 + 0.25·1) = 1: u^n = 1, ℓ = 1 + a + 1.
-    programs.evaluate(
-        Outputs::LossGrad,
-        &[0.5, 0.25, 0.25],
-        &[],
-        &[1.0, 1.0],
-        None,
-        &mut out,
-    );
+    let at = hessforge_ir::At::new(&[0.5, 0.25, 0.25], &[], &[1.0, 1.0]);
+    programs.evaluate(Outputs::LossGrad, at, &mut out);
     assert!((out[0] - 2.5).abs() < 1e-12, "{out:?}");
     assert_eq!(out[1], 1.0);
 }

@@ -5,7 +5,8 @@
 //! size does not grow with the tensors' lengths is `loop_ir_size.rs`).
 
 mod common;
-use hessforge_ir::tensor::{At, Interpreter, Steps, TensorModel};
+use hessforge_ir::At;
+use hessforge_ir::tensor::{Interpreter, Steps, TensorModel};
 use hessforge_ir::{ModelPrograms, Outputs};
 use hessforge_spec::Model;
 use hessforge_symbolic::{derive_scalar, lower, lower_tensor};
@@ -51,7 +52,12 @@ fn oracle(
 ) -> (f64, Vec<f64>, Vec<f64>) {
     let p = theta.len();
     let mut out = vec![0.0; Outputs::LossGradHess.len(p)];
-    progs.evaluate(Outputs::LossGradHess, theta, consts, data, rows, &mut out);
+    progs.evaluate(
+        Outputs::LossGradHess,
+        hessforge_ir::At::new(theta, consts, data)
+            .rows(rows.map_or(hessforge_ir::Rows::All, hessforge_ir::Rows::Selected)),
+        &mut out,
+    );
     let mut hess = vec![0.0; p * p];
     hessforge_ir::unpack_upper(p, &out[1 + p..], &mut hess);
     (out[0], out[1..=p].to_vec(), hess)
@@ -91,7 +97,7 @@ fn agrees(m: &Model, rng: &mut ChaCha8Rng, n_rows: usize) {
                 theta: &theta,
                 constants: &consts,
                 data: &data,
-                rows,
+                rows: rows.map_or(hessforge_ir::Rows::All, hessforge_ir::Rows::Selected),
             };
             let l0 = tensor.evaluate(Outputs::Loss, at, &mut [], &mut []);
             assert!(close(l0, l, 1e-12), "{what}: loss {l0} vs {l}");
@@ -198,7 +204,7 @@ fn agrees_with_the_index_form(m: &Model, rng: &mut ChaCha8Rng) {
         theta: &theta,
         constants: &consts,
         data: &row,
-        rows: None,
+        rows: hessforge_ir::Rows::All,
     };
     let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
     tensor.evaluate(Outputs::LossGradHess, at, &mut g, &mut h);
@@ -306,7 +312,7 @@ fn the_loop_ir_is_stable_where_the_naive_formula_overflows() {
             theta: &theta,
             constants: &[0.01],
             data: &row,
-            rows: None,
+            rows: hessforge_ir::Rows::All,
         };
         let (mut g, mut h) = ([0.0; 4], [0.0; 16]);
         let loss = tensor.evaluate(Outputs::LossGradHess, at, &mut g, &mut h);
@@ -332,7 +338,7 @@ fn gathered_matrix_products_agree_with_rows_one_at_a_time() {
         theta: &theta,
         constants: &consts,
         data: &data,
-        rows: None,
+        rows: hessforge_ir::Rows::All,
     };
     let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
     tensor.evaluate(Outputs::LossGradHess, all, &mut g, &mut h);
@@ -341,7 +347,7 @@ fn gathered_matrix_products_agree_with_rows_one_at_a_time() {
     for r in 0..n {
         let one = [r];
         let at = At {
-            rows: Some(&one[..]),
+            rows: hessforge_ir::Rows::Selected(&one[..]),
             ..all
         };
         tensor.evaluate(Outputs::LossGradHess, at, &mut g1, &mut h1);
@@ -412,7 +418,7 @@ fn a_pass_in_lanes_agrees_with_rows_one_at_a_time() {
                 theta: &theta,
                 constants: &consts,
                 data: &data,
-                rows,
+                rows: rows.map_or(hessforge_ir::Rows::All, hessforge_ir::Rows::Selected),
             };
             for level in [Outputs::Loss, Outputs::LossGrad, Outputs::LossGradHess] {
                 let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
@@ -462,7 +468,7 @@ fn kept_plans_give_the_bits_of_fresh_ones() {
             theta: &theta,
             constants: &[],
             data: rows,
-            rows: None,
+            rows: hessforge_ir::Rows::All,
         };
         let mut out = Vec::new();
         for level in [Outputs::Loss, Outputs::LossGrad, Outputs::LossGradHess] {

@@ -21,7 +21,7 @@ const ROWS: usize = 2_000;
 fn data(seed: u64) -> Vec<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let normal = Normal::new(0.0, 0.5).expect("a valid normal");
-    let mut rows = Vec::with_capacity(ROWS * PoissonRegression::N_DATA);
+    let mut rows = Vec::with_capacity(ROWS * PoissonRegression.n_data());
     for _ in 0..ROWS {
         let x: [f64; 3] = std::array::from_fn(|_| normal.sample(&mut rng));
         let z = x.iter().zip(&TRUTH).map(|(x, w)| x * w).sum::<f64>() + TRUTH[3];
@@ -36,21 +36,14 @@ fn data(seed: u64) -> Vec<f64> {
 
 fn main() -> ExitCode {
     let data = data(7);
-    let objective = KernelObjective::new(
-        &PoissonRegression,
-        PoissonRegression::DEFAULT_CONSTANTS,
-        &data,
-    );
-    let start = [0.0; PoissonRegression::N_PARAMS];
+    let model = PoissonRegression;
+    let objective = KernelObjective::new(&model, model.default_constants(), &data);
+    let start = vec![0.0; model.n_params()];
     let stopping = Stopping {
         grad_tol: 1e-10,
         ..Stopping::default()
     };
-    println!(
-        "{} rows; θ = ({})",
-        ROWS,
-        PoissonRegression::param_names().join(", ")
-    );
+    println!("{} rows; θ = ({})", ROWS, model.param_names().join(", "));
     let mut all_converged = true;
     for name in ["newton", "lbfgs"] {
         let mut method = build(name, &Settings::default()).expect("a catalogued optimizer");

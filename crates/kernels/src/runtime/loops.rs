@@ -13,14 +13,13 @@
 //! Products ∇²L(θ)·v at one θ can share the tangent model's primal values
 //! ([`linearize`], [`hess_vec_linearized`]; see [`crate::linearization`]).
 
-use crate::Rows;
 use crate::linearization::{Linearization, MAX_BYTES};
 use crate::runtime::PARALLEL_CHUNK_ROWS;
-use hessforge_ir::Outputs;
 use hessforge_ir::tensor::{
-    At, GradientTerm, HessianTerm, OuterGradient, RowSums, Source, Stage, Steps, TensorLayout,
+    GradientTerm, HessianTerm, OuterGradient, RowSums, Source, Stage, Steps, TensorLayout,
     TensorModel,
 };
+use hessforge_ir::{At, Outputs, Rows};
 use rayon::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::sync::{Mutex, PoisonError};
@@ -157,41 +156,32 @@ pub fn names(ids: &'static [String]) -> &'static [&'static str] {
     list
 }
 
-fn at<'a>(theta: &'a [f64], constants: &'a [f64], rows: Rows<'a>) -> At<'a> {
-    let (data, rows) = match rows {
-        Rows::All(d) | Rows::Parallel(d) => (d, None),
-        Rows::Selected(d, r) => (d, Some(r)),
-    };
-    At {
-        theta,
-        constants,
-        data,
-        rows,
-    }
-}
-
 /// One pass at `level` (see [`crate::Kernel`]).
-#[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     model: &TensorModel,
     steps: &(impl Steps + Sync),
     level: Outputs,
-    theta: &[f64],
-    constants: &[f64],
-    rows: Rows<'_>,
+    at: At<'_>,
     grad: &mut [f64],
     hess: &mut [f64],
 ) -> f64 {
-    let cols = model.data.len();
-    let data = match rows {
-        Rows::Parallel(data) if cols > 0 => data,
-        _ => return model.evaluate_with(steps, level, at(theta, constants, rows), grad, hess),
-    };
+    if at.rows != Rows::Parallel || model.data.is_empty() {
+        return model.evaluate_with(steps, level, at, grad, hess);
+    }
     model.clear_outputs(level, grad, hess);
-    let sums = parallel_sums(model, level, data, grad, hess, |_, chunk, g, h| {
-        model.sum_rows_with(steps, level, at(theta, constants, Rows::All(chunk)), g, h)
+    let sums = parallel_sums(model, level, at.data, grad, hess, |_, chunk, g, h| {
+        model.sum_rows_with(steps, level, chunk_at(at, chunk), g, h)
     });
-    model.finish_with(steps, level, theta, constants, sums, grad, hess)
+    model.finish_with(steps, level, at.theta, at.constants, sums, grad, hess)
+}
+
+/// `at` over every row of one chunk of its data, on this thread.
+fn chunk_at<'a>(at: At<'a>, chunk: &'a [f64]) -> At<'a> {
+    At {
+        data: chunk,
+        rows: Rows::All,
+        ..at
+    }
 }
 
 /// The row sums of a parallel pass: `sum_chunk(k, rows, grad, hess)` adds
@@ -240,43 +230,40 @@ fn parallel_sums(
 /// [`Primal`](hessforge_ir::tensor::Phase::Primal) phase, which write the
 /// first `prefix` scratch entries of each row. `None` for a model without
 /// data or when the values would take more than [`MAX_BYTES`].
-pub fn linearize<'d>(
+pub fn linearize(
     model: &TensorModel,
     primal: &(impl Steps + Sync),
     prefix: usize,
-    theta: &[f64],
-    constants: &[f64],
-    rows: Rows<'d>,
-) -> Option<Linearization<'d>> {
+    at: At<'_>,
+) -> Option<Linearization> {
     let cols = model.data.len();
-    let n = match rows {
-        _ if cols == 0 => return None,
-        Rows::All(d) | Rows::Parallel(d) => d.len() / cols,
-        Rows::Selected(_, r) => r.len(),
-    };
+    if cols == 0 {
+        return None;
+    }
+    let n = at.rows.count(at.data.len() / cols);
     if n.saturating_mul(prefix)
         .saturating_mul(std::mem::size_of::<f64>())
         > MAX_BYTES
     {
         return None;
     }
-    let record = |rows: Rows<'_>| {
+    let record = |at: At<'_>| {
         let recording = Recording {
             steps: primal,
             prefix,
             values: RefCell::new(Vec::with_capacity(n.min(PARALLEL_CHUNK_ROWS) * prefix)),
         };
-        let at = at(theta, constants, rows);
         model.sum_rows_with(&recording, Outputs::Loss, at, &mut [], &mut []);
         recording.values.into_inner()
     };
-    let mut linearization = Linearization::new(model, theta, constants, rows, prefix);
-    linearization.chunks = match rows {
-        Rows::Parallel(data) => data
+    let mut linearization = Linearization::new(model, at, prefix);
+    linearization.chunks = match at.rows {
+        Rows::Parallel => at
+            .data
             .par_chunks(PARALLEL_CHUNK_ROWS * cols)
-            .map(|chunk| record(Rows::All(chunk)))
+            .map(|chunk| record(chunk_at(at, chunk)))
             .collect(),
-        _ => Vec::from([record(rows)]),
+        _ => Vec::from([record(at)]),
     };
     Some(linearization)
 }
@@ -288,45 +275,38 @@ pub fn linearize<'d>(
 /// for another `prefix`, is not read: `whole` (in
 /// [`All`](hessforge_ir::tensor::Phase::All) phase) then runs the product
 /// in full.
-#[allow(clippy::too_many_arguments)]
 pub fn hess_vec_linearized(
     model: &TensorModel,
-    linearization: &Linearization<'_>,
+    linearization: &Linearization,
     tangent: &(impl Steps + Sync),
     whole: &(impl Steps + Sync),
     prefix: usize,
-    theta: &[f64],
-    constants: &[f64],
-    rows: Rows<'_>,
+    at: At<'_>,
     out: &mut [f64],
 ) -> f64 {
     let level = Outputs::LossGrad;
-    if !linearization.made_by(model, prefix)
-        || !linearization.matches(&model.name, theta, constants, rows)
-    {
-        return evaluate(model, whole, level, theta, constants, rows, out, &mut []);
+    if !linearization.made_by(model, prefix) || !linearization.matches(&model.name, at) {
+        return evaluate(model, whole, level, at, out, &mut []);
     }
-    let replay = |k: usize, rows: Rows<'_>, g: &mut [f64]| {
+    let replay = |k: usize, at: At<'_>, g: &mut [f64]| {
         let replaying = Replaying {
             steps: tangent,
             prefix,
             values: &linearization.chunks[k],
             read: Cell::new(0),
         };
-        let sums = model.sum_rows_with(&replaying, level, at(theta, constants, rows), g, &mut []);
+        let sums = model.sum_rows_with(&replaying, level, at, g, &mut []);
         debug_assert_eq!(replaying.read.get(), replaying.values.len());
         sums
     };
     model.clear_outputs(level, out, &mut []);
-    let sums = match rows {
-        Rows::Parallel(data) => {
-            parallel_sums(model, level, data, out, &mut [], |k, chunk, g, _| {
-                replay(k, Rows::All(chunk), g)
-            })
-        }
-        _ => replay(0, rows, out),
+    let sums = match at.rows {
+        Rows::Parallel => parallel_sums(model, level, at.data, out, &mut [], |k, chunk, g, _| {
+            replay(k, chunk_at(at, chunk), g)
+        }),
+        _ => replay(0, at, out),
     };
-    model.finish_with(tangent, level, theta, constants, sums, out, &mut [])
+    model.finish_with(tangent, level, at.theta, at.constants, sums, out, &mut [])
 }
 
 /// The primal steps, which keep the first `prefix` scratch entries of
@@ -397,32 +377,6 @@ impl<S: Steps> Steps for Replaying<'_, S> {
         self.put_back(s, self.prefix * self.steps.lanes());
         self.steps.sample_lanes(level, theta, rows, c, s);
     }
-}
-
-/// One pass of ∇²L·v.
-pub fn hess_vec(
-    model: &TensorModel,
-    steps: &impl Steps,
-    theta: &[f64],
-    constants: &[f64],
-    rows: Rows<'_>,
-    v: &[f64],
-    out: &mut [f64],
-) -> f64 {
-    model.hess_vec_with(steps, at(theta, constants, rows), v, out)
-}
-
-/// One pass of diag(∇²L) (serial: a preconditioner's, once per Newton
-/// step).
-pub fn hess_diag(
-    model: &TensorModel,
-    steps: &impl Steps,
-    theta: &[f64],
-    constants: &[f64],
-    rows: Rows<'_>,
-    out: &mut [f64],
-) -> f64 {
-    model.hess_diag_with(steps, at(theta, constants, rows), out)
 }
 
 #[cfg(test)]

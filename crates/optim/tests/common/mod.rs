@@ -1,7 +1,7 @@
 //! A least-squares test objective over data rows, for the mini-batch and
 //! allocation tests.
 
-use hessforge_optim::{Batch, Objective};
+use hessforge_optim::{Objective, Rows};
 
 /// A least-squares objective over rows: ℓᵢ = ½(θ₀ + θ₁ xᵢ − yᵢ)².
 pub struct Line {
@@ -9,13 +9,13 @@ pub struct Line {
 }
 
 impl Line {
-    fn each(&self, batch: Batch<'_>, mut f: impl FnMut(f64, f64)) -> f64 {
+    fn each(&self, batch: Rows<'_>, mut f: impl FnMut(f64, f64)) -> f64 {
         match batch {
-            Batch::Full => {
+            Rows::All | Rows::Parallel => {
                 self.rows.iter().for_each(|&(x, y)| f(x, y));
                 self.rows.len() as f64
             }
-            Batch::Rows(idx) => {
+            Rows::Selected(idx) => {
                 idx.iter().for_each(|&i| f(self.rows[i].0, self.rows[i].1));
                 idx.len() as f64
             }
@@ -30,12 +30,12 @@ impl Objective for Line {
     fn n_rows(&self) -> usize {
         self.rows.len()
     }
-    fn loss(&self, t: &[f64], batch: Batch<'_>) -> f64 {
+    fn loss(&self, t: &[f64], batch: Rows<'_>) -> f64 {
         let mut s = 0.0;
         let n = self.each(batch, |x, y| s += 0.5 * (t[0] + t[1] * x - y).powi(2));
         s / n
     }
-    fn loss_grad(&self, t: &[f64], batch: Batch<'_>, g: &mut [f64]) -> f64 {
+    fn loss_grad(&self, t: &[f64], batch: Rows<'_>, g: &mut [f64]) -> f64 {
         let (mut s, mut g0, mut g1) = (0.0, 0.0, 0.0);
         let n = self.each(batch, |x, y| {
             let r = t[0] + t[1] * x - y;
@@ -46,7 +46,7 @@ impl Objective for Line {
         g.copy_from_slice(&[g0 / n, g1 / n]);
         s / n
     }
-    fn loss_grad_hess(&self, t: &[f64], batch: Batch<'_>, g: &mut [f64], h: &mut [f64]) -> f64 {
+    fn loss_grad_hess(&self, t: &[f64], batch: Rows<'_>, g: &mut [f64], h: &mut [f64]) -> f64 {
         let (mut sx, mut sxx) = (0.0, 0.0);
         let n = self.each(batch, |x, _| {
             sx += x;
@@ -57,7 +57,7 @@ impl Objective for Line {
     }
     /// ℓ = ½r², r = θ₀ + θ₁x − y: G = mean of (1, x)(1, x)ᵀ, which is H.
     fn loss_grad_gauss_newton(&self, t: &[f64], g: &mut [f64], gn: &mut [f64]) -> Option<f64> {
-        Some(self.loss_grad_hess(t, Batch::Full, g, gn))
+        Some(self.loss_grad_hess(t, Rows::All, g, gn))
     }
 }
 
