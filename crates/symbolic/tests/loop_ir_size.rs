@@ -5,6 +5,7 @@
 //! that order (and a count of instructions after value numbering) changed
 //! from run to run.
 
+#[path = "it/common.rs"]
 mod common;
 use hessforge_ir::tensor::TensorModel;
 use hessforge_spec::Model;

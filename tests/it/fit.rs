@@ -4,7 +4,7 @@
 //! runs (Newton's quadratic rate, GD's linear one, Gauss–Newton,
 //! determinism) is tested through the library, in `crates/driver/tests/fit.rs`.
 
-mod common;
+use crate::common;
 use common::{hessforge, symbolica_lock};
 use predicates::prelude::*;
 use serde_json::Value;

@@ -4,7 +4,7 @@
 //! problem and models of shapes the built-ins do not have (that the IR's
 //! size does not grow with the tensors' lengths is `loop_ir_size.rs`).
 
-mod common;
+use crate::common::{self, close};
 use hessforge_ir::At;
 use hessforge_ir::tensor::{Interpreter, Steps, TensorModel};
 use hessforge_ir::{ModelPrograms, Outputs};
@@ -36,10 +36,6 @@ fn repository_models() -> Vec<Model> {
             .map(|p| hessforge_spec::load_file(p).unwrap_or_else(|e| panic!("{}", e.one_line()))),
     );
     out
-}
-
-fn close(a: f64, b: f64, tol: f64) -> bool {
-    a == b || (a - b).abs() <= tol * a.abs().max(b.abs()).max(1.0)
 }
 
 /// L, ∇L and ∇²L (full, row-major) from the scalar programs.

@@ -3,6 +3,7 @@
 //! agree; gradients and Hessians match finite differences; the Hessian is
 //! symmetric; mini-batches and the parallel pass behave.
 
+use crate::close;
 use hessforge_ir::Outputs;
 use hessforge_kernels::{At, Kernel, REGISTRY, Rows, kernel};
 use hessforge_spec::Model;
@@ -63,10 +64,6 @@ fn compiled(k: &dyn Kernel, c: &Case, data: &[f64], rows: Rows<'_>) -> Vec<f64> 
         }
     }
     out
-}
-
-fn close(a: f64, b: f64, rel: f64) -> bool {
-    (a - b).abs() <= rel * a.abs().max(b.abs()).max(1.0)
 }
 
 #[test]

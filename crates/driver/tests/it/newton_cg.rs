@@ -3,20 +3,12 @@
 //! loop kernel of logistic regression and on the loop IR of a 300-feature
 //! file — and escapes the saddle instead of stopping on it.
 
-use hessforge_driver::{Prepared, Problem, fit, optimizer, prepare};
+use crate::common;
+use hessforge_driver::{Prepared, Problem, prepare};
 use hessforge_optim::{HessianPath, History, Modification, Outcome, Settings, Status, Stopping};
 
 fn run(prepared: &Prepared, name: &str) -> (Outcome, History) {
-    let mut method = optimizer(name, &Settings::default()).unwrap();
-    let mut history = History::for_params(prepared.model.n_params());
-    let outcome = fit(
-        prepared,
-        name,
-        method.as_mut(),
-        &Stopping::default(),
-        &mut [&mut history],
-    );
-    (outcome, history)
+    common::run(prepared, name, &Settings::default(), &Stopping::default())
 }
 
 /// Newton–CG and Newton end at the same θ; Newton–CG formed ∇²L only for
@@ -172,14 +164,7 @@ fn gauss_newton_works_on_products_above_200_parameters() {
             hessian,
             ..Settings::default()
         };
-        let mut method = optimizer("gauss-newton", &settings).unwrap();
-        fit(
-            &prepared,
-            "gauss-newton",
-            method.as_mut(),
-            &Stopping::default(),
-            &mut [],
-        )
+        common::run(&prepared, "gauss-newton", &settings, &Stopping::default()).0
     };
     // Auto: above 200 parameters the Gauss–Newton matrix is never formed.
     let free = fit_with(HessianPath::Auto);

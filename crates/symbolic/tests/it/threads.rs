@@ -2,7 +2,7 @@
 //! through one worker. Calling it from many threads at once must be safe
 //! and give the same results as calling it from one.
 
-mod common;
+use crate::common;
 use hessforge_symbolic::{
     derive,
     render::{Format, render},

@@ -5,7 +5,7 @@
 //! classic data-table least-squares problems (exact decimals of any size)
 //! derive and run.
 
-mod common;
+use crate::common;
 use common::{hessforge, symbolica_lock};
 use predicates::prelude::*;
 use std::path::{Path, PathBuf};

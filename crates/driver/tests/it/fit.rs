@@ -3,29 +3,9 @@
 //! linear rate on logistic regression, Gauss–Newton on the least-squares
 //! models, and determinism of the seeded stochastic runs.
 
-use hessforge_driver::{Prepared, Problem, fit, optimizer, prepare, start_curvature};
-use hessforge_optim::{History, Outcome, Settings, Status, Stopping};
-
-/// Run `name` on `prepared` with its history.
-fn run(
-    prepared: &Prepared,
-    name: &str,
-    settings: &Settings,
-    stopping: &Stopping,
-) -> (Outcome, History) {
-    let mut settings = settings.clone();
-    start_curvature(&mut settings, &[name], prepared);
-    let mut method = optimizer(name, &settings).unwrap();
-    let mut history = History::for_params(prepared.model.n_params());
-    let outcome = fit(
-        prepared,
-        name,
-        method.as_mut(),
-        stopping,
-        &mut [&mut history],
-    );
-    (outcome, history)
-}
+use crate::common::run;
+use hessforge_driver::{Problem, prepare};
+use hessforge_optim::{Settings, Status, Stopping};
 
 fn tol(grad_tol: f64) -> Stopping {
     Stopping {

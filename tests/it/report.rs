@@ -3,7 +3,7 @@
 //! inputs (a folder that cannot be written, a derivation file with errors,
 //! a contour plot asked of a model with more than two parameters).
 
-mod common;
+use crate::common;
 use common::{hessforge, symbolica_lock};
 use predicates::prelude::*;
 use std::path::Path;

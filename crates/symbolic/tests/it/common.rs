@@ -103,3 +103,9 @@ expr = "dot(v, h) + d"
     );
     hessforge_spec::load_str("mlp.toml", &text).unwrap_or_else(|e| panic!("{}", e.one_line()))
 }
+
+/// Whether `a` and `b` agree to `rel`, relative to the larger magnitude
+/// (absolutely below 1). The one tolerance test of these tests.
+pub fn close(a: f64, b: f64, rel: f64) -> bool {
+    a == b || (a - b).abs() <= rel * a.abs().max(b.abs()).max(1.0)
+}

@@ -5,7 +5,6 @@
 //! disagreed with finite differences); the engine keeps such exponentials
 //! opaque. Each case is checked against its closed form.
 
-mod common;
 use hessforge_ir::Outputs;
 use hessforge_symbolic::{derive, lower};
 

@@ -4,15 +4,12 @@
 //! all rows, a mini-batch and the parallel pass, and Hessian–vector
 //! products, to 1e-12; the passes in lanes against rows one at a time.
 
+use crate::close;
 use hessforge_ir::Outputs;
 use hessforge_kernels::{At, Kernel, LOOP_REGISTRY, REGISTRY, Rows, kernel};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
-
-fn close(a: f64, b: f64, rel: f64) -> bool {
-    (a - b).abs() <= rel * a.abs().max(b.abs()).max(1.0)
-}
 
 fn pass(k: &dyn Kernel, at: At<'_>) -> (f64, Vec<f64>, Vec<f64>) {
     let p = k.n_params();

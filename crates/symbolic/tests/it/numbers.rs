@@ -2,7 +2,6 @@
 //! 128 bits in the derivation, their nearest f64 in the lowered programs,
 //! and exponents too large for the polynomial algorithms.
 
-mod common;
 use hessforge_ir::Outputs;
 use hessforge_symbolic::{derive, lower};
 

@@ -1,7 +1,7 @@
 //! The lowered IR programs compute what the derivation says, and do so
 //! stably where a naive evaluation overflows.
 
-mod common;
+use crate::common;
 use hessforge_ir::{ModelPrograms, Outputs};
 use hessforge_spec::Model;
 use hessforge_symbolic::{Derivation, derive, lower};

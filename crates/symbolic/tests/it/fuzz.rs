@@ -13,7 +13,7 @@
 //! files. A few hundred cases run in `cargo test`; `cargo test --release
 //! --workspace -- --ignored fuzz` runs 10 000.
 
-mod common;
+use crate::common;
 use hessforge_ir::Outputs;
 use hessforge_spec::Model;
 use hessforge_symbolic::{EngineError, derive, lower};

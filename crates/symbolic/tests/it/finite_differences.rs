@@ -1,7 +1,7 @@
 //! Numerical self-check: every gradient and Hessian entry of every built-in
 //! derivation against central finite differences, at seeded random points.
 
-mod common;
+use crate::common;
 use hessforge_spec::Model;
 use hessforge_symbolic::{Derivation, derive};
 use rand::{Rng, SeedableRng};
@@ -82,7 +82,7 @@ const H: f64 = 1e-5;
 const TOL: f64 = 1e-6;
 
 fn close(fd: f64, exact: f64) -> bool {
-    (fd - exact).abs() <= TOL * exact.abs().max(1.0)
+    common::close(fd, exact, TOL)
 }
 
 #[test]

@@ -2,21 +2,16 @@
 //! singular at the optimum is called so (not explained by a condition
 //! number), and for two parameters the table says where each run ended.
 
+use crate::common::run;
 use hessforge_driver::summary::{comparison_markdown, markdown_table, spectrum_text, table};
-use hessforge_driver::{
-    Prepared, Problem, fit, optimizer, optimum_spectrum, prepare, start_curvature,
-};
+use hessforge_driver::{Prepared, Problem, optimum_spectrum, prepare};
 use hessforge_optim::{Outcome, Settings, Stopping};
 
 fn runs(prepared: &Prepared, names: &[&str]) -> Vec<Outcome> {
-    let mut settings = Settings::default();
-    start_curvature(&mut settings, names, prepared);
+    let (settings, stopping) = (Settings::default(), Stopping::default());
     names
         .iter()
-        .map(|n| {
-            let mut m = optimizer(n, &settings).unwrap();
-            fit(prepared, n, m.as_mut(), &Stopping::default(), &mut [])
-        })
+        .map(|n| run(prepared, n, &settings, &stopping).0)
         .collect()
 }
 

@@ -4,7 +4,7 @@
 //! block agree to 1e-12, for every built-in, every test problem and models
 //! of shapes the built-ins do not have.
 
-mod common;
+use crate::common;
 use hessforge_spec::Model;
 use hessforge_spec::index::{IExpr, IndexModel};
 use hessforge_symbolic::{derive, derive_index};
@@ -39,7 +39,7 @@ fn point(n: usize, salt: usize) -> Vec<f64> {
 }
 
 fn close(a: f64, b: f64) -> bool {
-    a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1.0)
+    (a.is_nan() && b.is_nan()) || common::close(a, b, 1e-12)
 }
 
 /// Every 1-based position of a shape, row-major.

@@ -2,7 +2,7 @@
 //! must be equal as functions (their difference simplifies to zero after
 //! inlining the intermediates), not merely print alike.
 
-mod common;
+use crate::common;
 use common::{builtin, tiny};
 use hessforge_ir::Algebra;
 use hessforge_spec::{Expr, Func, Model, Rational, parse_expression};

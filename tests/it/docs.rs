@@ -92,9 +92,9 @@ fn first_toml_block(page: &str) -> &str {
 
 #[test]
 fn the_readme_example_is_examples_logistic_toml_and_loads() {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let example = first_toml_block(readme);
-    assert_eq!(example, include_str!("../examples/logistic.toml"));
+    assert_eq!(example, include_str!("../../examples/logistic.toml"));
     let model = hessforge_spec::load_str("README.md", example)
         .unwrap_or_else(|e| panic!("{}", e.one_line()));
     assert_eq!(model.name, "logistic");
@@ -104,7 +104,7 @@ fn the_readme_example_is_examples_logistic_toml_and_loads() {
 
 #[test]
 fn the_guides_example_loads() {
-    let page = include_str!("../docs/src/guide/derivation-files.md");
+    let page = include_str!("../../docs/src/guide/derivation-files.md");
     let model = hessforge_spec::load_str("derivation-files.md", first_toml_block(page))
         .unwrap_or_else(|e| panic!("{}", e.one_line()));
     assert_eq!(model.name, "logistic_regression");
