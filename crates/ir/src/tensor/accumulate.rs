@@ -1,0 +1,739 @@
+//! The accumulation of a pass: the plan of which scratch entries hold the
+//! loss, the gradient and each Hessian term and how each is added
+//! ([`Plan`]), and the [`Accumulator`] that adds them — rank-1 terms
+//! gathered over blocks of rows into one matrix product (`matrixmultiply`).
+
+use super::*;
+
+/// How one Hessian term is added.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum TermKind {
+    /// A dense block.
+    Dense,
+    /// u vᵀ added row by row (a small block, or a product with v).
+    Outer,
+    /// u vᵀ gathered; its rows start at this offset of the gathered rows.
+    Gathered(usize),
+    /// u vᵀ summed lane by lane (a pass in lanes; a small block): its
+    /// per-lane sums start at this offset of the lane sums.
+    Lanes(usize),
+    /// A δ-pattern product; its entries are `Plan::entries[start..end]`.
+    Paired(usize, usize),
+    /// A δ-pattern product summed lane by lane (a pass in lanes): its
+    /// entries as for `Paired`, its per-lane sums (one per entry) from the
+    /// third offset of the lane sums.
+    PairedLanes(usize, usize, usize),
+    /// A δ-pattern product in a pass of ∇²L·v, contracted through its keys
+    /// in O(rows + cols) rather than over its entries: `Plan::keys[start..]`
+    /// holds each row entry's key (its indices on the paired axes, as one
+    /// number below the second field), then each column entry's, and
+    /// entry (i, j) is in the pattern exactly when the keys are equal, so
+    /// (u wᵀ ∘ δ)·v = u ∘ t[key] with t[k] = Σ over key(j) = k of w_j v_j.
+    PairedKeys(usize, usize),
+}
+
+/// One Hessian term with its offsets resolved.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Term {
+    pub(super) kind: TermKind,
+    /// First row and column of the block in ∇²L.
+    pub(super) row: usize,
+    pub(super) col: usize,
+    /// The block's shape.
+    pub(super) rows: usize,
+    pub(super) cols: usize,
+    /// Scratch offsets of u and v (of the dense block in `u`).
+    pub(super) u: usize,
+    pub(super) v: usize,
+    /// A block on the diagonal (T, T): only its upper triangle is added.
+    pub(super) diagonal: bool,
+}
+
+impl Term {
+    /// The lengths of what the term reads: u (or the dense block) and v.
+    pub(super) fn lengths(&self) -> (usize, usize) {
+        match self.kind {
+            TermKind::Dense => (self.rows * self.cols, 0),
+            _ => (self.rows, self.cols),
+        }
+    }
+}
+
+/// In a pass in lanes, blocks of at most this many entries sum their
+/// rank-1 terms lane by lane (W sums per entry); larger ones are gathered.
+pub const LANE_SUM_ENTRIES: usize = 1024;
+
+/// An [`OuterGradient`] with its offsets resolved: rows of u and v are
+/// gathered (from the scratch vector or the data row) from `start` of the
+/// gathered rows, and each block adds `scale · Uᵀ V` to the gradient from
+/// `at` — except for a scalar u (`rows` = 1), whose `scale · u · v` is
+/// added row by row straight from v (one pass over v, where a matrix
+/// product of one row would first copy it).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct OuterPlan {
+    pub(super) at: usize,
+    pub(super) rows: usize,
+    pub(super) cols: usize,
+    pub(super) u: (Source, usize),
+    pub(super) v: (Source, usize),
+    pub(super) scale: f64,
+    pub(super) start: usize,
+}
+
+/// A stage's outputs as scratch offsets, resolved once per kind of pass
+/// (see [`PlanCache`]).
+#[derive(Debug, Default)]
+pub(super) struct Plan {
+    pub(super) loss: Option<usize>,
+    /// (gradient offset, scratch offset, length).
+    pub(super) gradient: Vec<(usize, usize, usize)>,
+    /// The gradient terms that are outer products.
+    pub(super) outer: Vec<OuterPlan>,
+    pub(super) terms: Vec<Term>,
+    /// The (row, column) entries of the paired terms, flat within their
+    /// block.
+    pub(super) entries: Vec<(usize, usize)>,
+    /// The keys of the paired terms of a ∇²L·v pass ([`TermKind::PairedKeys`]).
+    pub(super) keys: Vec<usize>,
+    /// Length of the gathered rows of all gathered terms.
+    pub(super) gathered_len: usize,
+    /// Length of the per-lane sums of a pass in W lanes: the loss (W), the
+    /// gradient (P·W) and the lane-summed terms (rows·cols·W each).
+    pub(super) lane_sums_len: usize,
+}
+
+impl Plan {
+    /// The diagonal entries of ∇²L among one row's Hessian terms (read from
+    /// `scratch`) added into `diag`: only blocks (T, T) have any, entry
+    /// (i, i) of each.
+    pub(super) fn add_diagonal(&self, scratch: &[f64], diag: &mut [f64]) {
+        for t in self.terms.iter().filter(|t| t.diagonal) {
+            let (lu, lv) = t.lengths();
+            let (u, w) = (&scratch[t.u..t.u + lu], &scratch[t.v..t.v + lv]);
+            let d = &mut diag[t.row..t.row + t.rows];
+            match t.kind {
+                TermKind::Dense => {
+                    for (i, d) in d.iter_mut().enumerate() {
+                        *d += u[i * t.cols + i];
+                    }
+                }
+                TermKind::Outer | TermKind::Gathered(_) | TermKind::Lanes(_) => {
+                    for ((d, a), b) in d.iter_mut().zip(u).zip(w) {
+                        *d += a * b;
+                    }
+                }
+                TermKind::Paired(start, end) | TermKind::PairedLanes(start, end, _) => {
+                    for &(i, j) in &self.entries[start..end] {
+                        if i == j {
+                            d[i] += u[i] * w[j];
+                        }
+                    }
+                }
+                TermKind::PairedKeys(start, _) => {
+                    let (kr, kc) = self.keys[start..start + t.rows + t.cols].split_at(t.rows);
+                    for (i, d) in d.iter_mut().enumerate() {
+                        if kr[i] == kc[i] {
+                            *d += u[i] * w[i];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The plan of `stage` at `level` (with `v`: of ∇²L·v), for a pass
+    /// over fewer rows than a gathered block (`short`) or not, `lanes` at a
+    /// time (0: one at a time).
+    pub(super) fn new(
+        m: &TensorModel,
+        stage: &Stage,
+        level: Outputs,
+        v: bool,
+        short: bool,
+        lanes: usize,
+    ) -> Plan {
+        let at = |b: usize| m.tensors[b].offset;
+        let mut walk = Vec::new();
+        let mut plan = Plan {
+            loss: stage.loss.map(at),
+            lane_sums_len: lanes * (1 + m.n_params()),
+            ..Plan::default()
+        };
+        if level.rank() >= 1 {
+            for g in &stage.gradient {
+                let t = &m.tensors[g.param];
+                match g.outer {
+                    None => plan.gradient.push((t.offset, at(g.value), t.len())),
+                    Some(o) => {
+                        let (u, v) = (&m.tensors[o.u], &m.tensors[o.v]);
+                        plan.outer.push(OuterPlan {
+                            at: t.offset,
+                            rows: u.len(),
+                            cols: v.len(),
+                            u: (u.source, u.offset),
+                            v: (v.source, v.offset),
+                            scale: o.scale,
+                            start: plan.gathered_len,
+                        });
+                        if u.len() > 1 {
+                            plan.gathered_len += ROW_BLOCK * (u.len() + v.len());
+                        }
+                    }
+                }
+            }
+        }
+        if level.rank() < 2 {
+            return plan;
+        }
+        for h in &stage.hessian {
+            let (r, c) = h.block();
+            let (rt, ct) = (&m.tensors[r], &m.tensors[c]);
+            let (rows, cols) = (rt.len(), ct.len());
+            let (kind, u, v_at) = match h {
+                HessianTerm::Dense { value, .. } => (TermKind::Dense, at(*value), 0),
+                HessianTerm::Product { pairs, u, v: w, .. } => {
+                    let kind = if !pairs.is_empty() && v {
+                        let start = plan.keys.len();
+                        let row_axes = pairs.iter().map(|&(a, _)| a);
+                        let col_axes = pairs.iter().map(|&(_, b)| b);
+                        pair_keys(&rt.shape, row_axes, &mut plan.keys);
+                        pair_keys(&ct.shape, col_axes, &mut plan.keys);
+                        let n_keys = pairs.iter().map(|&(a, _)| rt.shape[a]).product();
+                        TermKind::PairedKeys(start, n_keys)
+                    } else if !pairs.is_empty() {
+                        let start = plan.entries.len();
+                        paired_entries(&rt.shape, &ct.shape, pairs, &mut walk, &mut plan.entries);
+                        let end = plan.entries.len();
+                        if lanes > 0 && !v && end - start <= LANE_SUM_ENTRIES {
+                            let sums = plan.lane_sums_len;
+                            plan.lane_sums_len += (end - start) * lanes;
+                            TermKind::PairedLanes(start, end, sums)
+                        } else {
+                            TermKind::Paired(start, end)
+                        }
+                    } else if v || (lanes == 0 && rows * cols <= DIRECT_UPDATE_ENTRIES && short) {
+                        TermKind::Outer
+                    } else if lanes > 0 && rows * cols <= LANE_SUM_ENTRIES {
+                        let start = plan.lane_sums_len;
+                        plan.lane_sums_len += rows * cols * lanes;
+                        TermKind::Lanes(start)
+                    } else {
+                        let start = plan.gathered_len;
+                        plan.gathered_len += ROW_BLOCK * (rows + cols);
+                        TermKind::Gathered(start)
+                    };
+                    (kind, at(*u), at(*w))
+                }
+            };
+            plan.terms.push(Term {
+                kind,
+                row: rt.offset,
+                col: ct.offset,
+                rows,
+                cols,
+                u,
+                v: v_at,
+                diagonal: r == c,
+            });
+        }
+        plan
+    }
+}
+
+/// Sums a stage's outputs over rows: the loss, the gradient, and the
+/// Hessian's upper blocks (dense terms and paired products row by row;
+/// small outer products too, or lane by lane in a pass in lanes; large ones
+/// gathered [`ROW_BLOCK`] rows at a time into one matrix product), or with
+/// `v` the Hessian's product with v (every term contracted row by row).
+pub(super) struct Accumulator<'a> {
+    pub(super) model: &'a TensorModel,
+    pub(super) plan: &'a Plan,
+    pub(super) loss: f64,
+    pub(super) grad: &'a mut [f64],
+    /// ∇²L (P × P), or ∇²L·v (P) when `v` is given.
+    pub(super) hess: &'a mut [f64],
+    pub(super) v: Option<&'a [f64]>,
+    pub(super) level: u8,
+    pub(super) gathered: &'a mut [f64],
+    /// Rows gathered since the last flush.
+    pub(super) rows: usize,
+    /// Per-lane sums (a pass in lanes).
+    pub(super) lane_sums: &'a mut [f64],
+    /// One lane's values of a term.
+    pub(super) spare: Vec<f64>,
+}
+
+impl<'a> Accumulator<'a> {
+    pub(super) fn new(
+        model: &'a TensorModel,
+        plan: &'a Plan,
+        level: Outputs,
+        grad: &'a mut [f64],
+        hess: &'a mut [f64],
+        v: Option<&'a [f64]>,
+        gathered: &'a mut [f64],
+    ) -> Accumulator<'a> {
+        Accumulator {
+            model,
+            plan,
+            loss: 0.0,
+            grad,
+            hess,
+            v,
+            level: level.rank(),
+            gathered,
+            rows: 0,
+            lane_sums: &mut [],
+            spare: Vec::new(),
+        }
+    }
+
+    /// One row's (or one pass's) outputs from `scratch` (and `row`, the
+    /// data row, for the outer-product gradients that read it).
+    #[inline]
+    pub(super) fn add(&mut self, scratch: &[f64], row: &[f64]) {
+        let plan = self.plan;
+        if let Some(l) = plan.loss {
+            self.loss += scratch[l];
+        }
+        for &(at, from, len) in &plan.gradient {
+            for (o, x) in self.grad[at..at + len]
+                .iter_mut()
+                .zip(&scratch[from..from + len])
+            {
+                *o += x;
+            }
+        }
+        for o in &plan.outer {
+            let r = self.rows;
+            let pick = |(source, at): (Source, usize), e: usize| match source {
+                Source::Row => row[at + e],
+                _ => scratch[at + e],
+            };
+            if o.rows == 1 {
+                let a = o.scale * pick(o.u, 0);
+                for (e, g) in self.grad[o.at..o.at + o.cols].iter_mut().enumerate() {
+                    *g += a * pick(o.v, e);
+                }
+                continue;
+            }
+            let (gu, gv) = self.gathered[o.start..].split_at_mut(ROW_BLOCK * o.rows);
+            for (e, x) in gu[r * o.rows..(r + 1) * o.rows].iter_mut().enumerate() {
+                *x = pick(o.u, e);
+            }
+            for (e, x) in gv[r * o.cols..(r + 1) * o.cols].iter_mut().enumerate() {
+                *x = pick(o.v, e);
+            }
+        }
+        if self.level >= 2 {
+            for term in &plan.terms {
+                let (lu, lv) = term.lengths();
+                let (u, w) = (&scratch[term.u..term.u + lu], &scratch[term.v..term.v + lv]);
+                match self.v {
+                    Some(v) => self.add_times_v(term, u, w, v),
+                    None => self.add_term(term, u, w),
+                }
+            }
+        }
+        self.end_rows(1);
+    }
+
+    /// `n` more rows gathered (when the pass gathers any: Hessian terms or
+    /// outer-product gradients); a full block is flushed.
+    #[inline(always)]
+    pub(super) fn end_rows(&mut self, n: usize) {
+        if self.level >= 2 || !self.plan.outer.is_empty() {
+            self.rows += n;
+            if self.rows == ROW_BLOCK {
+                self.flush();
+            }
+        }
+    }
+
+    /// W rows' outputs from `scratch` in lanes (entry e of lane r at
+    /// `scratch[e·W + r]`): the loss, the gradient, the small rank-1 terms
+    /// and the small δ-pattern terms into per-lane sums, the large rank-1
+    /// terms gathered, the others lane by lane.
+    #[inline(always)]
+    pub(super) fn add_lanes<const W: usize>(&mut self, scratch: &[f64], rows: &[&[f64]; W]) {
+        let plan = self.plan;
+        let sums = &mut *self.lane_sums;
+        if let Some(l) = plan.loss {
+            let s = Lanes::<W>::load(&sums[..W]) + Lanes::<W>::load(&scratch[l * W..]);
+            s.store(&mut sums[..W]);
+        }
+        for &(at, from, len) in &plan.gradient {
+            let dst = &mut sums[W + at * W..W + (at + len) * W];
+            for (o, x) in dst.iter_mut().zip(&scratch[from * W..(from + len) * W]) {
+                *o += x;
+            }
+        }
+        for o in &plan.outer {
+            if o.rows == 1 {
+                let a: [f64; W] = std::array::from_fn(|lane| {
+                    o.scale
+                        * match o.u {
+                            (Source::Row, at) => rows[lane][at],
+                            (_, at) => scratch[at * W + lane],
+                        }
+                });
+                let grad = &mut self.grad[o.at..o.at + o.cols];
+                match o.v {
+                    (Source::Row, at) => {
+                        let xs: [&[f64]; W] =
+                            std::array::from_fn(|lane| &rows[lane][at..at + o.cols]);
+                        add_scaled_rows::<W>(grad, &a, &xs);
+                    }
+                    (_, at) => {
+                        // Entry e of every lane, added lane by lane.
+                        let xs = &scratch[at * W..(at + o.cols) * W];
+                        for (g, x) in grad.iter_mut().zip(xs.chunks_exact(W)) {
+                            let mut sum = *g;
+                            for (a, x) in a.iter().zip(x) {
+                                sum += a * x;
+                            }
+                            *g = sum;
+                        }
+                    }
+                }
+                continue;
+            }
+            let (gu, gv) = self.gathered[o.start..].split_at_mut(ROW_BLOCK * o.rows);
+            for (lane, row) in rows.iter().enumerate() {
+                let r = self.rows + lane;
+                for (g, (source, at), n) in [(&mut *gu, o.u, o.rows), (&mut *gv, o.v, o.cols)] {
+                    let dst = &mut g[r * n..(r + 1) * n];
+                    match source {
+                        Source::Row => dst.copy_from_slice(&row[at..at + n]),
+                        _ => {
+                            for (e, x) in dst.iter_mut().enumerate() {
+                                *x = scratch[(at + e) * W + lane];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if self.level < 2 {
+            self.end_rows(W);
+            return;
+        }
+        for t in &plan.terms {
+            let (nr, nc) = (t.rows, t.cols);
+            match t.kind {
+                TermKind::Lanes(start) => {
+                    let sums = &mut self.lane_sums[start..start + nr * nc * W];
+                    let us = &scratch[t.u * W..(t.u + nr) * W];
+                    let vs = &scratch[t.v * W..(t.v + nc) * W];
+                    rank1_lane_sums::<W>(sums, us, vs, t.diagonal);
+                }
+                TermKind::Gathered(start) => {
+                    let (gu, gw) = self.gathered[start..].split_at_mut(ROW_BLOCK * nr);
+                    for lane in 0..W {
+                        let r = self.rows + lane;
+                        for (i, o) in gu[r * nr..(r + 1) * nr].iter_mut().enumerate() {
+                            *o = scratch[(t.u + i) * W + lane];
+                        }
+                        for (j, o) in gw[r * nc..(r + 1) * nc].iter_mut().enumerate() {
+                            *o = scratch[(t.v + j) * W + lane];
+                        }
+                    }
+                }
+                TermKind::PairedLanes(start, end, at) => {
+                    let entries = &plan.entries[start..end];
+                    let sums = &mut self.lane_sums[at..at + entries.len() * W];
+                    for (&(i, j), sum) in entries.iter().zip(sums.chunks_exact_mut(W)) {
+                        if t.diagonal && i > j {
+                            continue;
+                        }
+                        let a = Lanes::<W>::load(&scratch[(t.u + i) * W..]);
+                        let b = Lanes::<W>::load(&scratch[(t.v + j) * W..]);
+                        (Lanes::<W>::load(sum) + a * b).store(sum);
+                    }
+                }
+                TermKind::Dense
+                | TermKind::Outer
+                | TermKind::Paired(..)
+                | TermKind::PairedKeys(..) => {
+                    let (lu, lv) = t.lengths();
+                    let mut spare = std::mem::take(&mut self.spare);
+                    spare.resize(lu + lv, 0.0);
+                    for lane in 0..W {
+                        for (e, o) in spare[..lu].iter_mut().enumerate() {
+                            *o = scratch[(t.u + e) * W + lane];
+                        }
+                        for (e, o) in spare[lu..].iter_mut().enumerate() {
+                            *o = scratch[(t.v + e) * W + lane];
+                        }
+                        let (u, w) = spare.split_at(lu);
+                        self.add_term(t, u, w);
+                    }
+                    self.spare = spare;
+                }
+            }
+        }
+        self.end_rows(W);
+    }
+
+    /// The per-lane sums into the outputs (each sum pairwise over its
+    /// lanes, always in the same order).
+    pub(super) fn sum_lanes<const W: usize>(&mut self) {
+        let p = self.model.n_params();
+        let sums = &self.lane_sums[..];
+        if sums.is_empty() {
+            return;
+        }
+        if self.plan.loss.is_some() {
+            self.loss += Lanes::<W>::load(sums).sum();
+        }
+        if self.level >= 1 {
+            for (i, g) in self.grad[..p].iter_mut().enumerate() {
+                *g += Lanes::<W>::load(&sums[W + i * W..]).sum();
+            }
+        }
+        if self.level < 2 {
+            return;
+        }
+        for t in &self.plan.terms {
+            match t.kind {
+                TermKind::Lanes(start) => {
+                    for i in 0..t.rows {
+                        let first = if t.diagonal { i } else { 0 };
+                        for j in first..t.cols {
+                            let s = Lanes::<W>::load(&sums[start + (i * t.cols + j) * W..]).sum();
+                            self.hess[(t.row + i) * p + t.col + j] += s;
+                        }
+                    }
+                }
+                TermKind::PairedLanes(start, end, at) => {
+                    let entries = &self.plan.entries[start..end];
+                    for (k, &(i, j)) in entries.iter().enumerate() {
+                        if !t.diagonal || i <= j {
+                            let s = Lanes::<W>::load(&sums[at + k * W..]).sum();
+                            self.hess[(t.row + i) * p + t.col + j] += s;
+                        }
+                    }
+                }
+                TermKind::Dense
+                | TermKind::Outer
+                | TermKind::Gathered(_)
+                | TermKind::Paired(..)
+                | TermKind::PairedKeys(..) => {}
+            }
+        }
+    }
+
+    /// One row's term into ∇²L: `u` and `w` its buffers (the dense block
+    /// in `u`).
+    #[inline]
+    pub(super) fn add_term(&mut self, t: &Term, u: &[f64], w: &[f64]) {
+        let p = self.model.n_params();
+        let (nr, nc) = (t.rows, t.cols);
+        match t.kind {
+            TermKind::Dense => {
+                for i in 0..nr {
+                    let first = if t.diagonal { i } else { 0 };
+                    let at = (t.row + i) * p + t.col;
+                    for (o, x) in self.hess[at + first..at + nc]
+                        .iter_mut()
+                        .zip(&u[i * nc + first..(i + 1) * nc])
+                    {
+                        *o += x;
+                    }
+                }
+            }
+            TermKind::Outer | TermKind::Lanes(_) => {
+                for (i, a) in u.iter().enumerate() {
+                    let first = if t.diagonal { i } else { 0 };
+                    let at = (t.row + i) * p + t.col;
+                    for (h, b) in self.hess[at + first..at + nc].iter_mut().zip(&w[first..]) {
+                        *h += a * b;
+                    }
+                }
+            }
+            TermKind::Gathered(start) => {
+                let r = self.rows;
+                let (gu, gw) = self.gathered[start..].split_at_mut(ROW_BLOCK * nr);
+                gu[r * nr..(r + 1) * nr].copy_from_slice(u);
+                gw[r * nc..(r + 1) * nc].copy_from_slice(w);
+            }
+            TermKind::Paired(start, end) | TermKind::PairedLanes(start, end, _) => {
+                for &(i, j) in &self.plan.entries[start..end] {
+                    if !t.diagonal || i <= j {
+                        self.hess[(t.row + i) * p + t.col + j] += u[i] * w[j];
+                    }
+                }
+            }
+            TermKind::PairedKeys(start, _) => {
+                // Only ∇²L·v passes plan these; the entries from the keys.
+                let (kr, kc) = self.plan.keys[start..start + nr + nc].split_at(nr);
+                for (i, ki) in kr.iter().enumerate() {
+                    let first = if t.diagonal { i } else { 0 };
+                    for (j, kj) in kc.iter().enumerate().skip(first) {
+                        if ki == kj {
+                            self.hess[(t.row + i) * p + t.col + j] += u[i] * w[j];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One row's term times v into ∇²L·v (both halves of an off-diagonal
+    /// block).
+    #[inline]
+    pub(super) fn add_times_v(&mut self, t: &Term, u: &[f64], w: &[f64], v: &[f64]) {
+        let (nr, nc) = (t.rows, t.cols);
+        let mirrored = !t.diagonal;
+        let hess = &mut *self.hess;
+        match t.kind {
+            TermKind::Dense => {
+                for i in 0..nr {
+                    for j in 0..nc {
+                        let x = u[i * nc + j];
+                        hess[t.row + i] += x * v[t.col + j];
+                        if mirrored {
+                            hess[t.col + j] += x * v[t.row + i];
+                        }
+                    }
+                }
+            }
+            TermKind::Outer | TermKind::Gathered(_) | TermKind::Lanes(_) => {
+                // (u vᵀ) x = u (v·x)
+                let wv: f64 = w.iter().zip(&v[t.col..]).map(|(a, b)| a * b).sum();
+                for (o, a) in hess[t.row..t.row + nr].iter_mut().zip(u) {
+                    *o += a * wv;
+                }
+                if mirrored {
+                    let uv: f64 = u.iter().zip(&v[t.row..]).map(|(a, b)| a * b).sum();
+                    for (o, b) in hess[t.col..t.col + nc].iter_mut().zip(w) {
+                        *o += b * uv;
+                    }
+                }
+            }
+            TermKind::Paired(start, end) | TermKind::PairedLanes(start, end, _) => {
+                for &(i, j) in &self.plan.entries[start..end] {
+                    let x = u[i] * w[j];
+                    hess[t.row + i] += x * v[t.col + j];
+                    if mirrored {
+                        hess[t.col + j] += x * v[t.row + i];
+                    }
+                }
+            }
+            TermKind::PairedKeys(start, n_keys) => {
+                let (kr, kc) = self.plan.keys[start..start + nr + nc].split_at(nr);
+                let table = &mut self.spare;
+                table.clear();
+                table.resize(n_keys, 0.0);
+                for ((&k, b), x) in kc.iter().zip(w).zip(&v[t.col..]) {
+                    table[k] += b * x;
+                }
+                for ((&k, a), o) in kr.iter().zip(u).zip(&mut hess[t.row..]) {
+                    *o += a * table[k];
+                }
+                if mirrored {
+                    table.fill(0.0);
+                    for ((&k, a), x) in kr.iter().zip(u).zip(&v[t.row..]) {
+                        table[k] += a * x;
+                    }
+                    for ((&k, b), o) in kc.iter().zip(w).zip(&mut hess[t.col..]) {
+                        *o += b * table[k];
+                    }
+                }
+            }
+        }
+    }
+
+    /// The gathered outer products into the Hessian: H_block += Uᵀ V (the
+    /// upper triangle only, on the diagonal).
+    pub(super) fn flush(&mut self) {
+        let p = self.model.n_params();
+        let k = self.rows;
+        self.rows = 0;
+        if k == 0 {
+            return;
+        }
+        for o in self.plan.outer.iter().filter(|o| o.rows > 1) {
+            let (gu, gv) = self.gathered[o.start..].split_at(ROW_BLOCK * o.rows);
+            let target = &mut self.grad[o.at..];
+            gemm_transposed_a(
+                o.rows, k, o.cols, o.scale, gu, o.rows, gv, o.cols, target, o.cols,
+            );
+        }
+        if self.v.is_some() {
+            return;
+        }
+        for t in &self.plan.terms {
+            let TermKind::Gathered(start) = t.kind else {
+                continue;
+            };
+            let (nr, nc) = (t.rows, t.cols);
+            let (gu, gw) = self.gathered[start..].split_at(ROW_BLOCK * nr);
+            let target = &mut self.hess[t.row * p + t.col..];
+            if t.diagonal {
+                gemm_upper(nr, k, gu, gw, target, p);
+            } else {
+                gemm_transposed_a(nr, k, nc, 1.0, gu, nr, gw, nc, target, p);
+            }
+        }
+    }
+}
+
+/// Columns per panel of [`gemm_upper`].
+pub(super) const PANEL: usize = 96;
+
+/// The upper triangle of C (n × n, row stride `ldc`) += Aᵀ B, with A and
+/// B (k × n) row-major: one product per panel of columns, over the rows
+/// up to the panel's end (about half the work of the whole product).
+pub(super) fn gemm_upper(n: usize, k: usize, a: &[f64], b: &[f64], c: &mut [f64], ldc: usize) {
+    for j0 in (0..n).step_by(PANEL) {
+        let j1 = (j0 + PANEL).min(n);
+        gemm_transposed_a(j1, k, j1 - j0, 1.0, a, n, &b[j0..], n, &mut c[j0..], ldc);
+    }
+}
+
+/// C (m × n, row stride `ldc`) += α Aᵀ B, with A (k × m, row stride `lda`)
+/// and B (k × n, row stride `ldb`): `matrixmultiply`'s dgemm with strides.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm_transposed_a(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f64,
+    a: &[f64],
+    lda: usize,
+    b: &[f64],
+    ldb: usize,
+    c: &mut [f64],
+    ldc: usize,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    assert!(
+        a.len() >= (k - 1) * lda + m && b.len() >= (k - 1) * ldb + n,
+        "gathered rows"
+    );
+    assert!(c.len() >= (m - 1) * ldc + n, "Hessian block");
+    // SAFETY: the asserts above keep every access of dgemm within the
+    // slices: A is read at i + l·lda for i < m, l < k; B at l·ldb + j;
+    // C written at i·ldc + j for i < m, j < n.
+    unsafe {
+        matrixmultiply::dgemm(
+            m,
+            k,
+            n,
+            alpha,
+            a.as_ptr(),
+            1,
+            lda as isize,
+            b.as_ptr(),
+            ldb as isize,
+            1,
+            1.0,
+            c.as_mut_ptr(),
+            ldc as isize,
+            1,
+        );
+    }
+}

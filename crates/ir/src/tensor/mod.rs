@@ -1,0 +1,593 @@
+//! Index form in the IR: loops over index ranges, reductions, and the
+//! tensor operations of a Hessian (rank-1 products, Kronecker-delta
+//! patterns), whose size does not depend on the tensors' lengths.
+//!
+//! A [`TensorModel`] reads θ, one data row and the constants as named
+//! tensors ([`TensorLayout`]), and computes temporaries ("buffers", in one
+//! scratch vector) by [`Step`]s: a step is a loop nest whose first loops
+//! index the buffer it writes and whose remaining loops are summed, with a
+//! straight-line [`Program`] as its body (its parameter `pI` is the step's
+//! I-th [`Load`]). Then it accumulates:
+//!
+//! - the loss, one scalar buffer;
+//! - the gradient, one buffer per parameter tensor ([`GradientTerm`]);
+//! - the Hessian, per pair of parameter tensors (T, U), as [`HessianTerm`]s:
+//!   a dense block, or a product `δ-pattern · u[ρ] · v[γ]` of a buffer `u`
+//!   over T's entries and `v` over U's, where the pattern keeps only the
+//!   entries whose paired axes are equal (none: the rank-1 update `u vᵀ`;
+//!   all: a diagonal). Over many rows the rank-1 updates become one matrix
+//!   product `Uᵀ V` per block of rows ([`ROW_BLOCK`] rows; `matrixmultiply`'s
+//!   dgemm).
+//!
+//! The model has two [`Stage`]s: the per-sample loss (averaged over the
+//! rows; evaluated once, not averaged, for a model without data) and the
+//! regularizer (once per pass). [`TensorModel::evaluate`] and
+//! [`TensorModel::hess_vec`] are the interpreter; a Hessian–vector product
+//! contracts the terms with v and never forms the P × P matrix.
+//!
+//! The accumulation is shared with generated code ([`Steps`]): steps that
+//! take W rows at once ([`Steps::sample_lanes`]) run in an AVX2-compiled
+//! block loop with per-lane sums; only the upper blocks of the Hessian are
+//! accumulated and then mirrored; a pass can be split into row sums and
+//! their completion ([`TensorModel::sum_rows_with`],
+//! [`TensorModel::finish_with`]) for a parallel pass; the scratch lives in a
+//! per-thread workspace, so a warm pass allocates nothing.
+
+use crate::lanes::Lanes;
+use crate::{At, Instr, InvalidProgram, Operand, Outputs, Program};
+use serde::{Deserialize, Serialize};
+
+mod accumulate;
+mod pass;
+mod steps;
+mod transpose;
+pub use accumulate::LANE_SUM_ENTRIES;
+use accumulate::*;
+use pass::*;
+pub use pass::{DIRECT_UPDATE_ENTRIES, PlanCache, ROW_BLOCK, RowSums};
+pub use steps::{Interpreter, Phase, Steps, TangentInterpreter};
+use transpose::*;
+
+/// Where a tensor's entries live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// θ, from `offset`.
+    Theta,
+    /// The data row, from `offset`.
+    Row,
+    /// The constants, from `offset`.
+    Constants,
+    /// The stage's scratch vector, from `offset`.
+    Scratch,
+    /// The direction v of a Hessian–vector product, laid out like θ, from
+    /// `offset` (read by the steps of a [`crate::tangent::tangent_model`]).
+    Direction,
+}
+
+/// A tensor the steps read or write: row-major entries from `offset` of
+/// its source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorLayout {
+    /// Name, for reading the program (`w`, `x`, or `t3` for a buffer).
+    pub name: String,
+    /// Where the entries are.
+    pub source: Source,
+    /// Index of the first entry.
+    pub offset: usize,
+    /// Axis lengths (`[]` for a scalar).
+    pub shape: Vec<usize>,
+}
+
+impl TensorLayout {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether it has no entries (an axis of length 0).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How one axis of an entry is chosen inside a step's loop nest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Axis {
+    /// The value of loop `var` (0-based) plus `shift`.
+    Loop {
+        /// Which loop of the step.
+        var: usize,
+        /// Added to the loop's value.
+        shift: usize,
+    },
+    /// A fixed 0-based position.
+    Fixed(usize),
+}
+
+/// One input of a step's body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Load {
+    /// An entry of a tensor (index into [`TensorModel::tensors`]).
+    Entry {
+        /// The tensor.
+        tensor: usize,
+        /// One axis per dimension of the tensor.
+        index: Vec<Axis>,
+    },
+    /// The 1-based value of an index (`sum(j = 1..3, j * w[j])`): the
+    /// axis's 0-based position plus one.
+    Position(Axis),
+    /// 1 where the two positions are equal, else 0 (a Kronecker delta).
+    Delta(Axis, Axis),
+}
+
+/// `out[i₀, …, i_{r−1}] = Σ_{i_r, …} body(loads at i)`: a loop nest over
+/// `loops` (trip counts, outermost first), the first `rank(out)` of which
+/// index the buffer written; the rest are summed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// The buffer written (a tensor with [`Source::Scratch`]).
+    pub out: usize,
+    /// Trip counts.
+    pub loops: Vec<usize>,
+    /// The body's inputs: its parameter `pI` is `inputs[I]`.
+    pub inputs: Vec<Load>,
+    /// One output: the value of one iteration.
+    pub body: Program,
+    /// The lowest level of outputs that needs this step.
+    pub level: Outputs,
+}
+
+/// `grad[tensor] += value` (entry by entry; both have the tensor's shape),
+/// or, with `outer`, `grad[tensor] += scale · u ⊗ v` without the buffer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GradientTerm {
+    /// The parameter tensor.
+    pub param: usize,
+    /// The buffer holding ∂/∂ of each of its entries (not computed when
+    /// the term is `outer`).
+    pub value: usize,
+    /// The term as an outer product (see [`TensorModel::gather_outer_gradients`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outer: Option<OuterGradient>,
+}
+
+/// A per-sample gradient that is an outer product, `scale · u[ρ] · v[γ]`
+/// with the parameter's axes split between u (the first) and v (the rest):
+/// (p − y) xᵀ of a softmax, (p − y) x of logistic regression (u a scalar).
+/// Summed over the rows as one matrix product Uᵀ V per block of rows, it is
+/// never written out row by row.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OuterGradient {
+    /// A buffer or data tensor over the first axes (a scalar for none).
+    pub u: usize,
+    /// A buffer or data tensor over the remaining axes.
+    pub v: usize,
+    /// The constant factor.
+    pub scale: f64,
+}
+
+/// One term of the Hessian block of parameter tensors (row, col): the entry
+/// at (ρ, γ), ρ an entry of `row` and γ one of `col`. The block of (col,
+/// row) is its transpose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HessianTerm {
+    /// `value[ρ, γ]`, a buffer of shape `shape(row) ++ shape(col)`.
+    Dense {
+        /// Row parameter tensor.
+        row: usize,
+        /// Column parameter tensor.
+        col: usize,
+        /// The block.
+        value: usize,
+    },
+    /// `u[ρ] · v[γ]` where, for every pair `(a, b)`, axis a of ρ equals
+    /// axis b of γ; 0 elsewhere. No pairs: the outer product u vᵀ.
+    Product {
+        /// Row parameter tensor.
+        row: usize,
+        /// Column parameter tensor.
+        col: usize,
+        /// (row axis, column axis) pairs of Kronecker deltas.
+        pairs: Vec<(usize, usize)>,
+        /// Buffer with the row tensor's shape.
+        u: usize,
+        /// Buffer with the column tensor's shape.
+        v: usize,
+    },
+}
+
+impl HessianTerm {
+    /// (row, col) parameter tensors.
+    pub fn block(&self) -> (usize, usize) {
+        match self {
+            HessianTerm::Dense { row, col, .. } | HessianTerm::Product { row, col, .. } => {
+                (*row, *col)
+            }
+        }
+    }
+}
+
+/// The steps and outputs of one part of the objective.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    /// Scratch entries the buffers need.
+    pub scratch: usize,
+    /// In order.
+    pub steps: Vec<Step>,
+    /// The scalar buffer holding the loss, if the stage has one.
+    pub loss: Option<usize>,
+    /// Gradient contributions.
+    pub gradient: Vec<GradientTerm>,
+    /// Hessian contributions.
+    pub hessian: Vec<HessianTerm>,
+}
+
+/// A model in index form: layouts, the per-sample stage and the
+/// regularizer's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TensorModel {
+    /// The model's name.
+    pub name: String,
+    /// Scalar parameter ids, in θ order.
+    pub params: Vec<String>,
+    /// Data column ids.
+    pub data: Vec<String>,
+    /// Constant ids.
+    pub constants: Vec<String>,
+    /// Default constant values.
+    pub constant_defaults: Vec<f64>,
+    /// Every tensor read or written, parameters first.
+    pub tensors: Vec<TensorLayout>,
+    /// ℓ(θ; x), averaged over the rows.
+    pub sample: Stage,
+    /// R(θ), once per pass.
+    pub regularizer: Stage,
+    /// The plans of its passes, built on first use (not part of the
+    /// model's value).
+    #[serde(skip)]
+    pub plans: PlanCache,
+    /// Its [`crate::tangent::tangent_model`], which
+    /// [`TensorModel::hess_vec`] runs when it is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tangent: Option<Box<TensorModel>>,
+}
+
+impl TensorModel {
+    /// Number of parameters P.
+    pub fn n_params(&self) -> usize {
+        self.params.len()
+    }
+
+    /// Check every index, shape and program.
+    pub fn validate(&self) -> Result<(), InvalidProgram> {
+        let err = |m: String| Err(InvalidProgram(format!("{}: {m}", self.name)));
+        let limit = |s: Source, stage: &Stage| match s {
+            Source::Row => self.data.len(),
+            Source::Constants => self.constants.len(),
+            Source::Scratch => stage.scratch,
+            Source::Theta | Source::Direction => self.params.len(),
+        };
+        for (which, stage) in [("sample", &self.sample), ("regularizer", &self.regularizer)] {
+            for t in &self.tensors {
+                if t.source != Source::Scratch && t.offset + t.len() > limit(t.source, stage) {
+                    return err(format!("tensor {} is out of range", t.name));
+                }
+            }
+            let buffer = |b: usize| -> Result<&TensorLayout, InvalidProgram> {
+                match self.tensors.get(b) {
+                    Some(t)
+                        if t.source == Source::Scratch && t.offset + t.len() <= stage.scratch =>
+                    {
+                        Ok(t)
+                    }
+                    _ => Err(InvalidProgram(format!(
+                        "{}: {which}: tensor {b} is not a buffer of the stage",
+                        self.name
+                    ))),
+                }
+            };
+            for (k, s) in stage.steps.iter().enumerate() {
+                let out = buffer(s.out)?;
+                if s.loops.len() < out.shape.len() || s.loops[..out.shape.len()] != out.shape[..] {
+                    return err(format!("{which} step {k}: loops do not match its buffer"));
+                }
+                let axis_ok = |a: &Axis, n: usize| match *a {
+                    Axis::Loop { var, shift } => var < s.loops.len() && s.loops[var] + shift <= n,
+                    Axis::Fixed(p) => p < n,
+                };
+                for load in &s.inputs {
+                    let ok = match load {
+                        Load::Entry { tensor, index } => {
+                            self.tensors.get(*tensor).is_some_and(|t| {
+                                t.shape.len() == index.len()
+                                    && index.iter().zip(&t.shape).all(|(a, &n)| axis_ok(a, n))
+                            })
+                        }
+                        Load::Position(a) => axis_ok(a, usize::MAX),
+                        Load::Delta(a, b) => axis_ok(a, usize::MAX) && axis_ok(b, usize::MAX),
+                    };
+                    if !ok {
+                        return err(format!("{which} step {k}: load {load:?} is out of range"));
+                    }
+                }
+                s.body.validate(s.inputs.len(), 0, 0).map_err(|e| {
+                    InvalidProgram(format!("{}: {which} step {k}: {}", self.name, e.0))
+                })?;
+                if s.body.outputs.len() != 1 {
+                    return err(format!("{which} step {k}: one output expected"));
+                }
+            }
+            if let Some(l) = stage.loss
+                && !buffer(l)?.shape.is_empty()
+            {
+                return err(format!("{which}: the loss is not a scalar"));
+            }
+            let param = |p: usize| match self.tensors.get(p) {
+                Some(t) if t.source == Source::Theta => Ok(t),
+                _ => Err(InvalidProgram(format!(
+                    "{}: {which}: tensor {p} is not a parameter",
+                    self.name
+                ))),
+            };
+            for g in &stage.gradient {
+                if param(g.param)?.shape != buffer(g.value)?.shape {
+                    return err(format!("{which}: a gradient term has the wrong shape"));
+                }
+            }
+            for h in &stage.hessian {
+                let (r, c) = h.block();
+                let (r, c) = (param(r)?, param(c)?);
+                let ok = match h {
+                    HessianTerm::Dense { value, .. } => {
+                        buffer(*value)?.shape == [r.shape.clone(), c.shape.clone()].concat()
+                    }
+                    HessianTerm::Product { pairs, u, v, .. } => {
+                        buffer(*u)?.shape == r.shape
+                            && buffer(*v)?.shape == c.shape
+                            && pairs.iter().all(|&(a, b)| {
+                                a < r.shape.len() && b < c.shape.len() && r.shape[a] == c.shape[b]
+                            })
+                    }
+                };
+                if !ok {
+                    return err(format!("{which}: a Hessian term has the wrong shape"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns every per-sample gradient term whose buffer is an outer
+    /// product of two tensors — a step with no reduction whose body is
+    /// `c · a[i₀…] · b[…iᵣ]`, a and b buffers or data, the buffer read by
+    /// nothing else — into an [`OuterGradient`], and drops the step: the
+    /// passes then sum it as one matrix product per block of rows instead
+    /// of writing P numbers per row and adding them. The same in the
+    /// attached tangent model.
+    pub fn gather_outer_gradients(&mut self) {
+        if let Some(t) = self.tangent.as_deref_mut() {
+            t.gather_outer_gradients();
+        }
+        for k in 0..self.sample.gradient.len() {
+            let g = &self.sample.gradient[k];
+            if g.outer.is_some() {
+                continue;
+            }
+            let value = g.value;
+            let Some(at) = self.sample.steps.iter().position(|s| s.out == value) else {
+                continue;
+            };
+            let read_elsewhere = self.sample.loss == Some(value)
+                || self
+                    .sample
+                    .gradient
+                    .iter()
+                    .any(|h| h.value == value && h.param != g.param)
+                || self.sample.steps.iter().any(|s| {
+                    s.inputs
+                        .iter()
+                        .any(|l| matches!(l, Load::Entry { tensor, .. } if *tensor == value))
+                })
+                || self.sample.hessian.iter().any(|h| match h {
+                    HessianTerm::Dense { value: b, .. } => *b == value,
+                    HessianTerm::Product { u, v, .. } => *u == value || *v == value,
+                });
+            if read_elsewhere {
+                continue;
+            }
+            if let Some(outer) = self.outer_form(&self.sample.steps[at]) {
+                self.sample.steps.remove(at);
+                self.sample.gradient[k].outer = Some(outer);
+            }
+        }
+    }
+
+    /// A step's value as `scale · a ⊗ b`, if it is one (see
+    /// [`TensorModel::gather_outer_gradients`]).
+    fn outer_form(&self, step: &Step) -> Option<OuterGradient> {
+        let out = &self.tensors[step.out];
+        let rank = out.shape.len();
+        if rank == 0 || step.loops.len() != rank {
+            return None;
+        }
+        // Each register as a product of loads and numbers.
+        let mut factors: std::collections::HashMap<u32, (Vec<u32>, f64)> = Default::default();
+        let of = |o: &Operand, f: &std::collections::HashMap<u32, (Vec<u32>, f64)>| match *o {
+            Operand::Param(k) => Some((vec![k], 1.0)),
+            Operand::Literal(c) => Some((vec![], c)),
+            Operand::Reg(r) => f.get(&r).cloned(),
+            Operand::Data(_) | Operand::Constant(_) => None,
+        };
+        for ins in &step.body.instructions {
+            let product = match ins {
+                Instr::Mul { args, .. } => args.iter().try_fold((vec![], 1.0), |(mut l, c), a| {
+                    let (more, d) = of(a, &factors)?;
+                    l.extend(more);
+                    Some((l, c * d))
+                }),
+                Instr::Neg { arg, .. } => of(arg, &factors).map(|(l, c)| (l, -c)),
+                Instr::Copy { src, .. } => of(src, &factors),
+                _ => None,
+            };
+            match product {
+                Some(p) => factors.insert(ins.dst(), p),
+                None => factors.remove(&ins.dst()),
+            };
+        }
+        let (loads, scale) = of(step.body.outputs.first()?, &factors)?;
+        let [a, b] = loads[..] else { return None };
+        let entry = |k: u32| match &step.inputs[k as usize] {
+            Load::Entry { tensor, index } => {
+                let t = &self.tensors[*tensor];
+                let vars: Option<Vec<usize>> = index
+                    .iter()
+                    .map(|axis| match *axis {
+                        Axis::Loop { var, shift: 0 } => Some(var),
+                        _ => None,
+                    })
+                    .collect();
+                matches!(t.source, Source::Scratch | Source::Row).then_some((*tensor, vars?))
+            }
+            _ => None,
+        };
+        let ((ta, va), (tb, vb)) = (entry(a)?, entry(b)?);
+        let in_order =
+            |vars: &[usize], from: usize| vars.iter().enumerate().all(|(i, &v)| v == from + i);
+        let fits = |ta: usize, va: &[usize], tb: usize, vb: &[usize]| {
+            va.len() + vb.len() == rank
+                && in_order(va, 0)
+                && in_order(vb, va.len())
+                && self.tensors[ta].shape[..] == out.shape[..va.len()]
+                && self.tensors[tb].shape[..] == out.shape[va.len()..]
+        };
+        if fits(ta, &va, tb, &vb) {
+            Some(OuterGradient {
+                u: ta,
+                v: tb,
+                scale,
+            })
+        } else if fits(tb, &vb, ta, &va) {
+            Some(OuterGradient {
+                u: tb,
+                v: ta,
+                scale,
+            })
+        } else {
+            None
+        }
+    }
+
+    /// This model with its [`crate::tangent::tangent_model`] attached.
+    pub fn with_tangent(mut self) -> Result<TensorModel, InvalidProgram> {
+        self.tangent = None;
+        let tangent = crate::tangent::tangent_model(&self)?;
+        self.tangent = Some(Box::new(tangent));
+        Ok(self)
+    }
+}
+
+impl std::fmt::Display for Axis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Axis::Loop { var, shift: 0 } => write!(f, "i{var}"),
+            Axis::Loop { var, shift } => write!(f, "i{var}+{shift}"),
+            Axis::Fixed(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+fn axes(index: &[Axis]) -> String {
+    index
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl TensorModel {
+    fn write_load(&self, f: &mut std::fmt::Formatter<'_>, load: &Load) -> std::fmt::Result {
+        match load {
+            Load::Entry { tensor, index } if index.is_empty() => {
+                write!(f, "{}", self.tensors[*tensor].name)
+            }
+            Load::Entry { tensor, index } => {
+                write!(f, "{}[{}]", self.tensors[*tensor].name, axes(index))
+            }
+            Load::Position(a) => write!(f, "pos({a})"),
+            Load::Delta(a, b) => write!(f, "δ({a}, {b})"),
+        }
+    }
+}
+
+/// Reads like assembly: each step as its loop nest, inputs and body, then
+/// the outputs; the same length whatever the tensors' lengths.
+impl std::fmt::Display for TensorModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "; {}", self.name)?;
+        for t in self.tensors.iter().filter(|t| t.source != Source::Scratch) {
+            writeln!(f, "; {} {:?} {:?} @{}", t.name, t.source, t.shape, t.offset)?;
+        }
+        for (which, stage) in [("sample", &self.sample), ("regularizer", &self.regularizer)] {
+            writeln!(f, "{which}:")?;
+            for s in &stage.steps {
+                let out = &self.tensors[s.out];
+                let rank = out.shape.len();
+                let vars: Vec<String> = (0..rank).map(|k| format!("i{k}")).collect();
+                write!(f, "  {}[{}] = ", out.name, vars.join(", "))?;
+                if s.loops.len() > rank {
+                    let summed: Vec<String> = (rank..s.loops.len())
+                        .map(|k| format!("i{k}<{}", s.loops[k]))
+                        .collect();
+                    write!(f, "Σ({}) ", summed.join(", "))?;
+                }
+                write!(f, "f(")?;
+                for (k, l) in s.inputs.iter().enumerate() {
+                    if k > 0 {
+                        write!(f, ", ")?;
+                    }
+                    self.write_load(f, l)?;
+                }
+                writeln!(
+                    f,
+                    ") over {:?}, {} instructions, {:?}",
+                    s.loops,
+                    s.body.instructions.len(),
+                    s.level
+                )?;
+            }
+            if let Some(l) = stage.loss {
+                writeln!(f, "  loss += {}", self.tensors[l].name)?;
+            }
+            for g in &stage.gradient {
+                let (p, v) = (&self.tensors[g.param], &self.tensors[g.value]);
+                writeln!(f, "  grad[{}] += {}", p.name, v.name)?;
+            }
+            for h in &stage.hessian {
+                let (r, c) = h.block();
+                let (r, c) = (&self.tensors[r].name, &self.tensors[c].name);
+                match h {
+                    HessianTerm::Dense { value, .. } => {
+                        writeln!(f, "  hess[{r}, {c}] += {}", self.tensors[*value].name)?
+                    }
+                    HessianTerm::Product { pairs, u, v, .. } => writeln!(
+                        f,
+                        "  hess[{r}, {c}] += {} ⊗ {}{}",
+                        self.tensors[*u].name,
+                        self.tensors[*v].name,
+                        if pairs.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" on equal axes {pairs:?}")
+                        }
+                    )?,
+                }
+            }
+        }
+        Ok(())
+    }
+}

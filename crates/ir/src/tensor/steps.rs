@@ -1,0 +1,117 @@
+//! What runs a model's steps: the [`Steps`] trait, which the interpreter
+//! and generated code implement, and the phases of a tangent model's steps.
+
+use super::*;
+
+/// What runs a model's steps: the interpreter ([`TensorModel::evaluate`]),
+/// or the code generated from them (a compiled kernel).
+pub trait Steps {
+    /// The per-sample stage's steps needed at `level`, for one data row
+    /// (empty for a model without data), into `scratch`.
+    fn sample(
+        &self,
+        level: Outputs,
+        theta: &[f64],
+        row: &[f64],
+        constants: &[f64],
+        scratch: &mut [f64],
+    );
+    /// The regularizer's steps needed at `level`, into `scratch`.
+    fn regularizer(&self, level: Outputs, theta: &[f64], constants: &[f64], scratch: &mut [f64]);
+    /// The number of rows [`Steps::sample_lanes`] takes at once (4 or 8),
+    /// or 0 (the default) when the steps take one row at a time.
+    fn lanes(&self) -> usize {
+        0
+    }
+    /// The per-sample stage's steps for W = [`Steps::lanes`] rows at once,
+    /// lane r for row r: `rows[j·W + r]` is column j of row r, and every
+    /// buffer entry e is at `scratch[e·W + r]`.
+    fn sample_lanes(
+        &self,
+        level: Outputs,
+        theta: &[f64],
+        rows: &[f64],
+        constants: &[f64],
+        scratch: &mut [f64],
+    ) {
+        let _ = (level, theta, rows, constants, scratch);
+        unreachable!("sample_lanes of steps that take one row at a time");
+    }
+}
+
+/// Which part of a tangent model's per-sample steps a call runs
+/// ([`crate::tangent::primal_prefix`]): every step; only the primal steps
+/// (those that do not read the direction v), which write the first
+/// entries of the scratch; or only the rest, reading the primal values
+/// from a scratch where an earlier primal call left them. Products
+/// ∇²L(θ)·v for many v at one θ run the primal steps once per row and the
+/// rest once per product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Every step.
+    All,
+    /// The primal steps only.
+    Primal,
+    /// The tangent steps only, the primal values already in the scratch.
+    Tangent,
+}
+
+/// The interpreter of a model's own steps (what [`TensorModel::evaluate`]
+/// runs), one row at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Interpreter<'a>(pub &'a TensorModel);
+
+impl Steps for Interpreter<'_> {
+    fn sample(
+        &self,
+        level: Outputs,
+        theta: &[f64],
+        row: &[f64],
+        constants: &[f64],
+        scratch: &mut [f64],
+    ) {
+        let m = self.0;
+        m.run_stage(&m.sample, level, theta, row, constants, &[], scratch);
+    }
+    fn regularizer(&self, level: Outputs, theta: &[f64], constants: &[f64], scratch: &mut [f64]) {
+        let m = self.0;
+        m.run_stage(&m.regularizer, level, theta, &[], constants, &[], scratch);
+    }
+}
+
+/// The interpreter of a [`crate::tangent::tangent_model`]'s steps in the
+/// direction `direction` (laid out like θ).
+#[derive(Debug, Clone, Copy)]
+pub struct TangentInterpreter<'a> {
+    /// The tangent model.
+    pub model: &'a TensorModel,
+    /// v.
+    pub direction: &'a [f64],
+}
+
+impl Steps for TangentInterpreter<'_> {
+    fn sample(
+        &self,
+        level: Outputs,
+        theta: &[f64],
+        row: &[f64],
+        constants: &[f64],
+        scratch: &mut [f64],
+    ) {
+        let m = self.model;
+        m.run_stage(
+            &m.sample,
+            level,
+            theta,
+            row,
+            constants,
+            self.direction,
+            scratch,
+        );
+    }
+    fn regularizer(&self, level: Outputs, theta: &[f64], constants: &[f64], scratch: &mut [f64]) {
+        let m = self.model;
+        let v = self.direction;
+        m.run_stage(&m.regularizer, level, theta, &[], constants, v, scratch);
+    }
+}
