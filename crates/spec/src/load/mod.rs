@@ -1,0 +1,578 @@
+//! Reading a derivation file: TOML with spans → declared names → parsed
+//! expressions → dependency order → scalarized [`Model`]. Every check that
+//! can fail points at the file, line and column of the mistake.
+//!
+//! This module is the entry points and the [`Loader`]'s main line
+//! (`Loader::run`); each stage is a module of its own: [`raw`] (the TOML
+//! as serde reads it), [`source`] (spans to lines and columns, the prose
+//! check), [`names`] (identifiers, LaTeX spellings, hints), [`elaborate`]
+//! (an expression to a tensor of scalar expressions), [`order`]
+//! (definitions in dependency order, values, θ₀), [`index`] (the index
+//! form) and [`synthetic`] (the data a model draws for itself).
+
+use crate::error::{ErrorKind, SpecError};
+use crate::expr::{self, Ast, AstKind, BinOp, Index, Span};
+use crate::index::{IExpr, IndexDefinition, IndexModel, IndexScope, IndexTensor};
+use crate::model::{
+    Definition, Distribution, Draw, Expr, Func, Model, Rational, Role, Scalar, Synthetic,
+    TensorInfo,
+};
+use indexmap::IndexMap;
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::sync::Arc;
+
+use num_bigint::BigInt;
+use toml::Spanned;
+
+/// Names with a meaning of their own in expressions.
+const RESERVED: [&str; 8] = [
+    "sum",
+    "dot",
+    "transpose",
+    "normal",
+    "uniform",
+    "bernoulli",
+    "poisson",
+    "categorical",
+];
+
+mod elaborate;
+mod index;
+mod names;
+mod order;
+mod raw;
+mod source;
+mod synthetic;
+pub(crate) use elaborate::parse_number;
+use elaborate::*;
+pub use names::default_latex;
+use names::*;
+use raw::*;
+use source::*;
+
+/// Read and validate a derivation file from disk.
+pub fn load_file(path: &std::path::Path) -> Result<Model, SpecError> {
+    let shown = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_str(&shown, &text),
+        Err(e) => Err(SpecError::new(
+            ErrorKind::Io,
+            &shown,
+            &Arc::new(String::new()),
+            None,
+            format!("cannot read the derivation file: {e}"),
+            "",
+            "check the path; built-in models are listed by `hessforge models`",
+        )),
+    }
+}
+
+/// Validate a derivation file given as text; `path` is used in messages.
+pub fn load_str(path: &str, text: &str) -> Result<Model, SpecError> {
+    let src = Source {
+        path: path.to_string(),
+        text: Arc::new(text.to_string()),
+    };
+    let raw: RawSpec = toml::from_str(text).map_err(|e| {
+        if let Some(captured) = key_captured_by_table(text) {
+            return captured.into_error(&src);
+        }
+        src.error(
+            ErrorKind::Toml,
+            e.span(),
+            format!(
+                "invalid derivation file: {}",
+                readable_toml_message(e.message())
+            ),
+            "here",
+            "see the derivation-file format in docs/src/guide/derivation-files.md (name, title, \
+             description, [parameters], [data], [constants], [[define]], loss, regularizer)",
+        )
+    })?;
+    prose_check(&src, &raw)?;
+    Loader::new(src).run(raw)
+}
+
+struct Loader {
+    src: Source,
+    symbols: HashMap<String, Symbol>,
+    /// Declaration order of names, for suggestions.
+    names: Vec<String>,
+    latex: HashMap<String, String>,
+    /// Display name of each tensor, before subscripts (`w`, `\hat{y}`).
+    bases: HashMap<String, String>,
+    all_ids: HashSet<String>,
+}
+
+impl Loader {
+    fn new(src: Source) -> Loader {
+        Loader {
+            src,
+            symbols: HashMap::new(),
+            names: Vec::new(),
+            latex: HashMap::new(),
+            bases: HashMap::new(),
+            all_ids: HashSet::new(),
+        }
+    }
+
+    /// Declare a tensor name: check it, give each entry an id.
+    fn declare(
+        &mut self,
+        name: &str,
+        span: Range<usize>,
+        role: Role,
+        shape: Vec<usize>,
+        latex: Option<String>,
+    ) -> Result<Vec<Scalar>, SpecError> {
+        let section = match role {
+            Role::Parameter => "[parameters]",
+            Role::Data => "[data]",
+            Role::Constant => "[constants]",
+            Role::Intermediate => "[[define]]",
+        };
+        if !is_identifier(name) {
+            return Err(self.src.error(
+                ErrorKind::Invalid,
+                Some(span),
+                format!("`{name}` in {section} is not a valid name"),
+                "invalid name",
+                "names start with a letter, contain letters, digits and `_`, and do not end with `_`",
+            ));
+        }
+        if Func::from_name(name).is_some() || RESERVED.contains(&name) {
+            return Err(self.src.error(
+                ErrorKind::ShadowsFunction,
+                Some(span),
+                format!("`{name}` in {section} would hide the built-in function `{name}`"),
+                "shadows a function",
+                format!("rename it, e.g. `{name}_val` or `my_{name}`"),
+            ));
+        }
+        if self.symbols.contains_key(name) {
+            return Err(self.src.error(
+                ErrorKind::Duplicate,
+                Some(span),
+                format!("`{name}` is declared twice (again in {section})"),
+                "second declaration",
+                "every parameter, data field, constant and definition needs its own name",
+            ));
+        }
+        if shape.len() > 2 || shape.contains(&0) {
+            return Err(self.src.error(
+                ErrorKind::Shape,
+                Some(span),
+                format!("`{name}` has shape {shape:?}; shapes are [], [n] or [rows, cols] with positive sizes"),
+                "unsupported shape",
+                "write `shape = [10]` for a vector or `shape = [4, 2]` for a matrix",
+            ));
+        }
+        let base = latex.unwrap_or_else(|| default_latex(name));
+        self.bases.insert(name.to_string(), base.clone());
+        let mut scalars = Vec::new();
+        for (id, index) in scalar_ids(name, &shape) {
+            if !self.all_ids.insert(id.clone()) {
+                return Err(self.src.error(
+                    ErrorKind::Duplicate,
+                    Some(span),
+                    format!("the entry `{id}` of `{name}` collides with another name"),
+                    "collision",
+                    "rename one of them; `w_3` is how entry 3 of a vector `w` is called",
+                ));
+            }
+            let latex = subscripted(&base, &index);
+            self.latex.insert(id.clone(), latex.clone());
+            scalars.push(Scalar {
+                id,
+                latex,
+                tensor: name.to_string(),
+                index,
+                role,
+            });
+        }
+        self.symbols.insert(
+            name.to_string(),
+            Symbol {
+                role,
+                shape,
+                ids: scalars.iter().map(|s| s.id.clone()).collect(),
+            },
+        );
+        self.names.push(name.to_string());
+        Ok(scalars)
+    }
+
+    fn tensor_info(&self, name: &str) -> TensorInfo {
+        let sym = &self.symbols[name];
+        TensorInfo {
+            name: name.to_string(),
+            shape: sym.shape.clone(),
+            ids: sym.ids.clone(),
+        }
+    }
+
+    fn run(mut self, raw: RawSpec) -> Result<Model, SpecError> {
+        if !is_identifier(raw.name.get_ref()) {
+            return Err(self.src.error(
+                ErrorKind::Invalid,
+                Some(raw.name.span()),
+                format!(
+                    "model name `{}` is not a valid identifier",
+                    raw.name.get_ref()
+                ),
+                "invalid name",
+                "use lower_snake_case, e.g. `logistic_regression`",
+            ));
+        }
+        let mut params = Vec::new();
+        let mut param_tensors = Vec::new();
+        for (name, t) in &raw.parameters {
+            let t_span = t.span();
+            let t = t.get_ref();
+            params.extend(self.declare(
+                name,
+                t_span,
+                Role::Parameter,
+                t.shape.clone(),
+                t.latex.clone(),
+            )?);
+            param_tensors.push(self.tensor_info(name));
+        }
+        if params.is_empty() {
+            return Err(self.src.error(
+                ErrorKind::Invalid,
+                None,
+                "the model has no parameters",
+                "",
+                "declare what the optimizer changes under [parameters], e.g. `w = { shape = [10] }`",
+            ));
+        }
+        let mut data = Vec::new();
+        let mut data_tensors = Vec::new();
+        for (name, t) in &raw.data {
+            let t_span = t.span();
+            let t = t.get_ref();
+            data.extend(self.declare(
+                name,
+                t_span,
+                Role::Data,
+                t.shape.clone(),
+                t.latex.clone(),
+            )?);
+            data_tensors.push(self.tensor_info(name));
+        }
+        let mut constants = Vec::new();
+        for (name, value) in &raw.constants {
+            let mut s = self.declare(name, value.span(), Role::Constant, vec![], None)?;
+            constants.push((s.remove(0), *value.get_ref()));
+        }
+
+        // Definitions: declare names first (any order), then resolve dependencies.
+        let mut def_asts = Vec::new();
+        let mut def_ranges = Vec::new();
+        for d in &raw.define {
+            let range = match &d.for_range {
+                Some(r) => {
+                    let (var, from, to, span) = expr::parse_range(r.get_ref()).map_err(|e| {
+                        self.src.expr_error(
+                            r,
+                            ExprError::new(ErrorKind::Syntax, e.span, e.message, "here", e.help),
+                        )
+                    })?;
+                    if from != 1 {
+                        return Err(self.src.expr_error(
+                            r,
+                            ExprError::new(
+                                ErrorKind::Invalid,
+                                span,
+                                format!("a vector definition must be indexed from 1, not {from}"),
+                                "here",
+                                format!("write `{var} = 1..{to}`"),
+                            ),
+                        ));
+                    }
+                    Some((var, to))
+                }
+                None => None,
+            };
+            let shape = range.as_ref().map(|(_, n)| vec![*n]).unwrap_or_default();
+            // The shape of an element-wise vector definition is known only
+            // after evaluation; declare it as a scalar for now and fix it later.
+            self.declare(
+                d.name.get_ref(),
+                d.name.span(),
+                Role::Intermediate,
+                shape,
+                d.latex.clone(),
+            )?;
+            def_asts.push(self.src.parse_expr(&d.expr)?);
+            def_ranges.push(range);
+        }
+        for (d, ast) in raw.define.iter().zip(&def_asts) {
+            self.per_sample_check(&d.expr, ast)?;
+        }
+        let order = self.definition_order(&raw.define, &def_asts)?;
+
+        let mut definitions = Vec::new();
+        let mut definition_tensors = Vec::new();
+        for &k in &order {
+            let d = &raw.define[k];
+            let name = d.name.get_ref();
+            let items = match &def_ranges[k] {
+                Some((var, n)) => {
+                    let mut items = Vec::new();
+                    for i in 1..=*n {
+                        let mut scope = Scope {
+                            symbols: &self.symbols,
+                            bound: vec![(var.clone(), i)],
+                        };
+                        let t = scope
+                            .eval(&def_asts[k])
+                            .map_err(|e| self.src.expr_error(&d.expr, e))?;
+                        if !t.shape.is_empty() {
+                            return Err(self.src.expr_error(
+                                &d.expr,
+                                ExprError::new(
+                                    ErrorKind::Shape,
+                                    def_asts[k].span,
+                                    format!(
+                                        "each entry of `{name}` must be a scalar, but this is {}",
+                                        describe(&t.shape)
+                                    ),
+                                    "not a scalar",
+                                    format!("index with `{var}`"),
+                                ),
+                            ));
+                        }
+                        items.extend(t.items);
+                    }
+                    items
+                }
+                None => {
+                    let mut scope = Scope {
+                        symbols: &self.symbols,
+                        bound: vec![],
+                    };
+                    let t = scope
+                        .eval(&def_asts[k])
+                        .map_err(|e| self.src.expr_error(&d.expr, e))?;
+                    if !t.shape.is_empty() {
+                        // An element-wise vector (or matrix) definition: re-declare with its shape.
+                        self.symbols.remove(name);
+                        self.names.retain(|n| n != name);
+                        self.all_ids.remove(name);
+                        self.declare(
+                            name,
+                            d.name.span(),
+                            Role::Intermediate,
+                            t.shape.clone(),
+                            d.latex.clone(),
+                        )?;
+                    }
+                    t.items
+                }
+            };
+            let sym = &self.symbols[name];
+            for (id, expr) in sym.ids.clone().into_iter().zip(items) {
+                let (index, tensor) = (
+                    scalar_ids(name, &sym.shape)
+                        .into_iter()
+                        .find(|(i, _)| *i == id)
+                        .map(|(_, ix)| ix)
+                        .unwrap_or_default(),
+                    name.to_string(),
+                );
+                definitions.push(Definition {
+                    scalar: Scalar {
+                        latex: self.latex[&id].clone(),
+                        id,
+                        tensor,
+                        index,
+                        role: Role::Intermediate,
+                    },
+                    expr,
+                });
+            }
+        }
+        for d in &raw.define {
+            definition_tensors.push(self.tensor_info(d.name.get_ref()));
+        }
+
+        let loss = self.scalar_expr(&raw.loss, "the loss")?;
+        let regularizer = match &raw.regularizer {
+            Some(r) => Some(self.scalar_expr(r, "the regularizer")?),
+            None => None,
+        };
+
+        // Dependence checks, through the intermediates.
+        let def_deps: HashMap<String, HashSet<String>> = {
+            let mut deps: HashMap<String, HashSet<String>> = HashMap::new();
+            for d in &definitions {
+                let mut leaves = HashSet::new();
+                for v in d.expr.free_vars() {
+                    match deps.get(&v) {
+                        Some(inner) => leaves.extend(inner.iter().cloned()),
+                        None => {
+                            leaves.insert(v);
+                        }
+                    }
+                }
+                deps.insert(d.scalar.id.clone(), leaves);
+            }
+            deps
+        };
+        let leaves_of = |e: &Expr| -> HashSet<String> {
+            let mut out = HashSet::new();
+            for v in e.free_vars() {
+                match def_deps.get(&v) {
+                    Some(inner) => out.extend(inner.iter().cloned()),
+                    None => {
+                        out.insert(v);
+                    }
+                }
+            }
+            out
+        };
+        let param_ids: HashSet<&str> = params.iter().map(|s| s.id.as_str()).collect();
+        let data_ids: HashSet<&str> = data.iter().map(|s| s.id.as_str()).collect();
+        if !leaves_of(&loss)
+            .iter()
+            .any(|v| param_ids.contains(v.as_str()))
+        {
+            return Err(self.src.error(
+                ErrorKind::NoParameterDependence,
+                Some(raw.loss.span()),
+                "the loss does not depend on any parameter",
+                "nothing here changes with θ",
+                format!(
+                    "use the parameters ({}) in the loss or in a definition it uses",
+                    raw.parameters
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        if let (Some(r), Some(raw_r)) = (&regularizer, &raw.regularizer)
+            && let Some(d) = leaves_of(r).iter().find(|v| data_ids.contains(v.as_str()))
+        {
+            return Err(self.src.error(
+                ErrorKind::Invalid,
+                Some(raw_r.span()),
+                format!("the regularizer depends on the data (`{d}`)"),
+                "must be a function of the parameters only",
+                "move data-dependent terms into the per-sample loss",
+            ));
+        }
+
+        let init = self.init(&raw.init, &params)?;
+        let synthetic = match &raw.synthetic {
+            Some(s) => Some(self.synthetic(s)?),
+            None => None,
+        };
+
+        let index = self.index_model(&raw, &def_asts, &def_ranges, &order);
+        Ok(Model {
+            index,
+            source: self.src.path.clone(),
+            name: raw.name.into_inner(),
+            title: raw.title,
+            description: raw.description,
+            notes: raw.notes,
+            params,
+            param_tensors,
+            data,
+            data_tensors,
+            constants,
+            definitions,
+            definition_tensors,
+            loss,
+            regularizer,
+            init,
+            synthetic,
+        })
+    }
+}
+
+/// Parse an expression in the scope of a loaded model (its parameters, data,
+/// constants and intermediates), e.g. a textbook form to compare a derived
+/// result with. Must be a scalar.
+pub fn parse_expression(model: &Model, text: &str) -> Result<Expr, SpecError> {
+    let mut symbols = HashMap::new();
+    let tensors = model
+        .param_tensors
+        .iter()
+        .map(|t| (t, Role::Parameter))
+        .chain(model.data_tensors.iter().map(|t| (t, Role::Data)))
+        .chain(
+            model
+                .definition_tensors
+                .iter()
+                .map(|t| (t, Role::Intermediate)),
+        );
+    for (t, role) in tensors {
+        symbols.insert(
+            t.name.clone(),
+            Symbol {
+                role,
+                shape: t.shape.clone(),
+                ids: t.ids.clone(),
+            },
+        );
+    }
+    for (c, _) in &model.constants {
+        symbols.insert(
+            c.id.clone(),
+            Symbol {
+                role: Role::Constant,
+                shape: vec![],
+                ids: vec![c.id.clone()],
+            },
+        );
+    }
+    let loader = Loader {
+        src: Source {
+            path: "<expression>".into(),
+            text: Arc::new(text.to_string()),
+        },
+        symbols,
+        names: vec![],
+        latex: HashMap::new(),
+        bases: HashMap::new(),
+        all_ids: HashSet::new(),
+    };
+    let value = Spanned::new(0..text.len(), text.to_string());
+    loader.scalar_expr(&value, "the expression")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_literals_are_exact() {
+        assert_eq!(parse_number("0.01"), Some(Rational::ratio(1, 100)));
+        assert_eq!(parse_number("2.5e-3"), Some(Rational::ratio(1, 400)));
+        assert_eq!(parse_number("1e3"), Some(Rational::int(1000)));
+        assert_eq!(parse_number(".5"), Some(Rational::ratio(1, 2)));
+        // Far beyond i128: 10⁻²³ and 40 significant digits stay exact.
+        let tiny = parse_number("0.00000004875397277841432").unwrap();
+        assert_eq!(tiny.to_string(), "609424659730179/12500000000000000000000");
+        let long = parse_number("1234567890123456789012345678901234567890").unwrap();
+        assert_eq!(long.to_string(), "1234567890123456789012345678901234567890");
+        assert_eq!(parse_number("1e-400").unwrap().to_f64(), 0.0);
+        assert_eq!(parse_number("1e99999"), None);
+    }
+
+    #[test]
+    fn latex_names() {
+        assert_eq!(default_latex("lambda"), "\\lambda");
+        assert_eq!(default_latex("yhat"), "\\hat{y}");
+        assert_eq!(default_latex("w"), "w");
+        assert_eq!(default_latex("b_1"), "b_{1}");
+        assert_eq!(default_latex("loss"), "\\mathrm{loss}");
+    }
+}

@@ -1,0 +1,71 @@
+//! Names: which are identifiers, their LaTeX spellings (Greek letters,
+//! subscripts), the scalar ids of a tensor's entries, and the closest
+//! name for a hint.
+
+pub(super) fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.ends_with('_')
+}
+
+pub(super) const GREEK: [&str; 24] = [
+    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+    "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi",
+    "omega", "Omega",
+];
+
+/// The default LaTeX display of a name: Greek letters, `yhat` → `\hat{y}`,
+/// one letter as is, longer names upright.
+pub fn default_latex(name: &str) -> String {
+    if GREEK.contains(&name) {
+        return format!("\\{name}");
+    }
+    if let Some(base) = name.strip_suffix("hat")
+        && base.len() == 1
+    {
+        return format!("\\hat{{{base}}}");
+    }
+    if let Some((base, sub)) = name.split_once('_')
+        && !base.is_empty()
+        && !sub.is_empty()
+    {
+        return format!("{}_{{{}}}", default_latex(base), sub.replace('_', ","));
+    }
+    if name.chars().count() == 1 {
+        name.to_string()
+    } else {
+        format!("\\mathrm{{{name}}}")
+    }
+}
+
+pub(super) fn scalar_ids(name: &str, shape: &[usize]) -> Vec<(String, Vec<usize>)> {
+    match shape {
+        [] => vec![(name.to_string(), vec![])],
+        [n] => (1..=*n).map(|i| (format!("{name}_{i}"), vec![i])).collect(),
+        [r, c] => (1..=*r)
+            .flat_map(|i| (1..=*c).map(move |j| (format!("{name}_{i}_{j}"), vec![i, j])))
+            .collect(),
+        _ => unreachable!("shapes are checked to have rank ≤ 2"),
+    }
+}
+
+pub(super) fn subscripted(latex: &str, index: &[usize]) -> String {
+    if index.is_empty() {
+        return latex.to_string();
+    }
+    let idx: Vec<String> = index.iter().map(|i| i.to_string()).collect();
+    format!("{latex}_{{{}}}", idx.join(","))
+}
+
+pub(super) fn suggestion<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(name, c), c))
+        .filter(|(score, _)| *score > 0.75)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c.to_string())
+}
