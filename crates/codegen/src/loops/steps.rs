@@ -1,0 +1,372 @@
+//! One step as Rust: its loop nest with literal trip counts, its
+//! straight-line body, the store (or the sum of a reduction, jammed four
+//! ways), and its doc comment.
+
+use super::*;
+
+/// How many entries of a reduction's innermost free index are summed side
+/// by side ([`JammedSum`]).
+pub(super) const JAM: usize = 4;
+
+/// A reduction `out[…, i] = Σ_j f(…, i, j)` written with [`JAM`] entries of
+/// `i` summed side by side in one sweep over `j` (unroll and jam): each
+/// sum is a chain of dependent additions, and one chain at a time leaves
+/// the adder waiting on its latency, where four independent chains keep
+/// it busy and share the loads that do not depend on `i` (the data row of
+/// W x). Every entry's additions stay in the same order, so the result has
+/// the same bits as one entry at a time.
+pub(super) struct JammedSum<'a, S: Fn(&Ident) -> TokenStream> {
+    /// The free index jammed (`i{rank − 1}`) and its length.
+    pub(super) var: Ident,
+    pub(super) len: usize,
+    pub(super) ty: &'a TokenStream,
+    pub(super) zero: &'a TokenStream,
+    /// One term of the sum, with the free index bound.
+    pub(super) term: TokenStream,
+    /// The store of one entry's sum (with the free index bound).
+    pub(super) store: S,
+}
+
+impl<S: Fn(&Ident) -> TokenStream> JammedSum<'_, S> {
+    /// The blocks of [`JAM`] entries and the plain loop over the rest
+    /// (`one_entry`, the statements for one value of the index); `None`
+    /// when the index is shorter than a block.
+    fn tokens(
+        &self,
+        reduce: impl Fn(TokenStream) -> TokenStream,
+        one_entry: &TokenStream,
+    ) -> Option<TokenStream> {
+        let blocks = self.len / JAM;
+        if blocks == 0 {
+            return None;
+        }
+        let (var, ty, zero, term) = (&self.var, self.ty, self.zero, &self.term);
+        let sums: Vec<Ident> = (0..JAM).map(|k| format_ident!("sum{k}")).collect();
+        let offsets: Vec<proc_macro2::Literal> = (0..JAM).map(n).collect();
+        let terms = sums
+            .iter()
+            .zip(&offsets)
+            .map(|(sum, k)| quote!({ let #var = block + #k; #sum = #sum + { #term }; }));
+        let summed = reduce(quote!(#(#terms)*));
+        let stores = sums.iter().zip(&offsets).map(|(sum, k)| {
+            let store = (self.store)(sum);
+            quote!({ let #var = block + #k; #store })
+        });
+        let (blocks, step, done) = (n(blocks), n(JAM), n(blocks * JAM));
+        let rest = (!self.len.is_multiple_of(JAM)).then(|| {
+            let len = n(self.len);
+            quote!(for #var in #done..#len { #one_entry })
+        });
+        Some(quote! {
+            for block in 0..#blocks {
+                let block = block * #step;
+                #(let mut #sums: #ty = #zero;)*
+                #summed
+                #(#stores)*
+            }
+            #rest
+        })
+    }
+}
+
+/// Whether a load differs from row to row: in a pass in lanes, a data entry
+/// or a buffer of the per-sample stage.
+pub(super) fn load_in_lanes(m: &TensorModel, load: &Load, with_row: bool) -> bool {
+    match load {
+        Load::Entry { tensor, .. } => {
+            let source = m.tensors[*tensor].source;
+            source == Source::Row || (with_row && source == Source::Scratch)
+        }
+        Load::Position(_) | Load::Delta(..) => false,
+    }
+}
+
+/// A step's statements, before they are placed: the loads (`pI`), the
+/// body's registers, and the value of one iteration.
+pub(super) struct StepParts {
+    pub(super) loads: Vec<TokenStream>,
+    pub(super) body: Vec<TokenStream>,
+    pub(super) result: TokenStream,
+    /// Whether the value differs from lane to lane (else it is an `f64`).
+    pub(super) result_in_lanes: bool,
+}
+
+/// The parts of one step, for one row (`lanes` = 0) or for `lanes` rows at
+/// once (every value that differs from row to row in a lane type, the rest
+/// `f64`; rows and buffers laid out entry by entry, one value per lane).
+pub(super) fn step_parts(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> StepParts {
+    let lane_ty = lane_type();
+    let lanes_fn = lane_path();
+    let mut in_lanes = vec![false; step.inputs.len()];
+    let loads: Vec<TokenStream> = step
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(k, l)| {
+            let p = format_ident!("p{k}");
+            if lanes > 0 && load_in_lanes(m, l, with_row) {
+                in_lanes[k] = true;
+                let Load::Entry { tensor, index } = l else {
+                    unreachable!("only entries are in lanes")
+                };
+                let t = &m.tensors[*tensor];
+                let slice = if t.source == Source::Row {
+                    quote!(x)
+                } else {
+                    quote!(s)
+                };
+                let at = lane_index(t.offset, index, &t.shape);
+                quote!(let #p: #lane_ty = #lanes_fn::load(&#slice[#at..]);)
+            } else {
+                let value = load_tokens(m, l);
+                quote!(let #p: f64 = #value;)
+            }
+        })
+        .collect();
+    // Whether each register's current value is in lanes.
+    let mut reg_lanes = HashMap::<u32, bool>::new();
+    let is_lanes = |o: &Operand, regs: &HashMap<u32, bool>| match *o {
+        Operand::Param(k) | Operand::Data(k) | Operand::Constant(k) => {
+            in_lanes.get(k as usize).copied().unwrap_or(false)
+        }
+        Operand::Reg(r) => regs.get(&r).copied().unwrap_or(false),
+        Operand::Literal(_) => false,
+    };
+    let mut body = Vec::new();
+    for ins in &step.body.instructions {
+        let dst = format_ident!("r{}", ins.dst());
+        let lane = ins.operands().iter().any(|o| is_lanes(o, &reg_lanes));
+        let value = match ins {
+            Instr::Add { args, .. } => join(args, quote!(+)),
+            Instr::Mul { args, .. } => join(args, quote!(*)),
+            Instr::Neg { arg, .. } => {
+                let a = operand(arg);
+                quote!(-#a)
+            }
+            Instr::Div { num, den, .. } => {
+                let (a, b) = (operand(num), operand(den));
+                quote!(#a / #b)
+            }
+            Instr::Powi { base, exp, .. } => {
+                let a = operand(base);
+                quote!(#a.powi(#exp))
+            }
+            Instr::Powf { base, exp, .. } if lane => {
+                let (a, b) = (operand(base), operand(exp));
+                quote!(#lanes_fn::from(#a).powf(#b))
+            }
+            Instr::Powf { base, exp, .. } => {
+                let (a, b) = (operand(base), operand(exp));
+                quote!(#a.powf(#b))
+            }
+            Instr::Call { func, arg, .. } if lane => crate::lane_call_tokens(*func, operand(arg)),
+            Instr::Call { func, arg, .. } => call(*func, operand(arg)),
+            Instr::Copy { src, .. } => operand(src),
+        };
+        reg_lanes.insert(ins.dst(), lane);
+        body.push(if lane {
+            quote!(let #dst: #lane_ty = #value;)
+        } else {
+            quote!(let #dst: f64 = #value;)
+        });
+    }
+    let result = step.body.outputs.first();
+    let result_in_lanes = result.is_some_and(|o| is_lanes(o, &reg_lanes));
+    StepParts {
+        loads,
+        body,
+        result: result.map_or_else(|| quote!(0.0), operand),
+        result_in_lanes,
+    }
+}
+
+/// `value` stored into the scratch entry at `target`; in lanes, one value
+/// per lane (a value the same in every lane is splat).
+pub(super) fn store_tokens(
+    value: TokenStream,
+    in_lanes: bool,
+    target: TokenStream,
+    lanes: usize,
+) -> TokenStream {
+    if lanes == 0 {
+        return quote!(s[#target] = #value;);
+    }
+    let lanes_fn = lane_path();
+    let value = if in_lanes {
+        value
+    } else {
+        quote!(#lanes_fn::splat(#value))
+    };
+    quote!(#value.store(&mut s[#target..]);)
+}
+
+/// The function of one step (for one row, or for `lanes` rows at once).
+pub(super) fn step_fn(
+    m: &TensorModel,
+    step: &Step,
+    lanes: usize,
+    with_row: bool,
+    direction: bool,
+) -> TokenStream {
+    let out = &m.tensors[step.out];
+    let rank = out.shape.len();
+    let StepParts {
+        loads,
+        body,
+        result,
+        result_in_lanes,
+    } = step_parts(m, step, lanes, with_row);
+    let all: Vec<Axis> = (0..rank).map(|var| Axis::Loop { var, shift: 0 }).collect();
+    let target = if lanes > 0 {
+        lane_index(out.offset, &all, &out.shape)
+    } else {
+        flat(out.offset, &all, &out.shape)
+    };
+    let reduces = step.loops.len() > rank;
+    let wrap = |mut nest: TokenStream, loops: std::ops::Range<usize>| {
+        for k in loops.rev() {
+            let (i, len) = (format_ident!("i{k}"), n(step.loops[k]));
+            nest = quote!(for #i in 0..#len { #nest });
+        }
+        nest
+    };
+    // A reduction sums into a local, stored once per entry: the same
+    // additions in the same order as into the buffer, without a load and a
+    // store per term.
+    let nest = if reduces {
+        let ty = if lanes > 0 && result_in_lanes {
+            lane_type()
+        } else {
+            quote!(f64)
+        };
+        let zero = if lanes > 0 && result_in_lanes {
+            quote!(Lanes::<W>::splat(0.0))
+        } else {
+            quote!(0.0)
+        };
+        let one_entry = {
+            let summed = wrap(
+                quote!(#(#loads)* #(#body)* sum = sum + #result;),
+                rank..step.loops.len(),
+            );
+            let store = store_tokens(quote!(sum), result_in_lanes, target.clone(), lanes);
+            quote!(let mut sum: #ty = #zero; #summed #store)
+        };
+        let jammed = (rank > 0).then(|| {
+            let parts = JammedSum {
+                var: format_ident!("i{}", rank - 1),
+                len: step.loops[rank - 1],
+                ty: &ty,
+                zero: &zero,
+                term: quote!(#(#loads)* #(#body)* #result),
+                store: |sum: &Ident| {
+                    store_tokens(quote!(#sum), result_in_lanes, target.clone(), lanes)
+                },
+            };
+            parts.tokens(|summed| wrap(summed, rank..step.loops.len()), &one_entry)
+        });
+        match jammed.flatten() {
+            Some(blocked) => wrap(blocked, 0..rank - 1),
+            None => wrap(one_entry, 0..rank),
+        }
+    } else {
+        let store = store_tokens(result, result_in_lanes, target, lanes);
+        wrap(quote!(#(#loads)* #(#body)* #store), 0..step.loops.len())
+    };
+    let fn_name = format_ident!("step_{}", out.name);
+    let doc = format!(" `{}` {}", out.name, step_summary(m, step, rank));
+    let direction = direction_param(direction);
+    let generic = if lanes > 0 {
+        quote!(<const W: usize>)
+    } else {
+        quote!()
+    };
+    quote! {
+        #[doc = #doc]
+        #[inline(always)]
+        fn #fn_name #generic(t: &[f64], x: &[f64], c: &[f64], #direction s: &mut [f64]) {
+            #nest
+        }
+    }
+}
+
+/// Whether the model's steps read a direction v (a tangent model's do).
+pub(super) fn has_direction(m: &TensorModel) -> bool {
+    m.tensors.iter().any(|t| t.source == Source::Direction)
+}
+
+/// Whether a step reads the direction v.
+pub(super) fn reads_direction(m: &TensorModel, step: &Step) -> bool {
+    step.inputs.iter().any(|l| {
+        matches!(l, Load::Entry { tensor, .. } if m.tensors[*tensor].source == Source::Direction)
+    })
+}
+
+/// The parameter `v: &[f64],` of the step and stage functions of a model
+/// whose steps read a direction (`direction`), else nothing.
+pub(super) fn direction_param(direction: bool) -> TokenStream {
+    if direction {
+        quote!(v: &[f64],)
+    } else {
+        quote!()
+    }
+}
+
+/// What a step computes, in words: its loops and its loads.
+pub(super) fn step_summary(m: &TensorModel, step: &Step, rank: usize) -> String {
+    let show = |a: &Axis| match *a {
+        Axis::Loop { var, shift: 0 } => format!("i{var}"),
+        Axis::Loop { var, shift } => format!("i{var}+{shift}"),
+        Axis::Fixed(p) => p.to_string(),
+    };
+    let loads: Vec<String> = step
+        .inputs
+        .iter()
+        .map(|l| match l {
+            Load::Entry { tensor, index } if index.is_empty() => m.tensors[*tensor].name.clone(),
+            Load::Entry { tensor, index } => format!(
+                "{}[{}]",
+                m.tensors[*tensor].name,
+                index.iter().map(show).collect::<Vec<_>>().join(", ")
+            ),
+            Load::Position(a) => format!("{} + 1", show(a)),
+            Load::Delta(a, b) => format!("δ({}, {})", show(a), show(b)),
+        })
+        .collect();
+    let n_loops = step.loops.len();
+    let free: Vec<String> = (0..rank).map(|k| format!("i{k}")).collect();
+    let target = if free.is_empty() {
+        m.tensors[step.out].name.clone()
+    } else {
+        format!("{}[{}]", m.tensors[step.out].name, free.join(", "))
+    };
+    let ranges = |from: usize, to: usize| -> String {
+        (from..to)
+            .map(|k| format!("i{k} < {}", step.loops[k]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let sum = if n_loops > rank {
+        format!("Σ over {} of ", ranges(rank, n_loops))
+    } else {
+        String::new()
+    };
+    let each = if rank > 0 {
+        format!(", for {}", ranges(0, rank))
+    } else {
+        String::new()
+    };
+    let count = step.body.instructions.len();
+    format!(
+        "`{target} = {sum}f({}){each}` ({count} instruction{}).",
+        loads.join(", "),
+        if count == 1 { "" } else { "s" }
+    )
+}
+
+/// `a op b op …` (0 for none).
+pub(super) fn joined(parts: &[&TokenStream], op: TokenStream) -> TokenStream {
+    let mut parts = parts.iter();
+    let first = parts.next().map_or_else(|| quote!(0.0), |p| (*p).clone());
+    parts.fold(first, |acc, p| quote!(#acc #op #p))
+}
