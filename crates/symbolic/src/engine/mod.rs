@@ -1,0 +1,502 @@
+//! Everything that touches Symbolica: converting our [`Expr`] trees to
+//! Symbolica atoms and back, the derivative rules of the functions Symbolica
+//! does not know (σ, softplus, tanh, …), the chain rule through the named
+//! intermediates, and the choice of the simplest equivalent form.
+//!
+//! Only the worker thread (see `worker.rs`) ever holds an [`Engine`].
+//!
+//! This module is the [`Engine`]: derivation, simplification and the
+//! choice of forms. [`functions`] holds our functions' symbols and
+//! derivative rules, [`convert`] the conversions between [`Expr`] and
+//! atoms, [`limits`] which expansions are safe, and [`chain`] the chain
+//! rule through the intermediates.
+
+use crate::derivation::{
+    Derivation, GradientEntry, LOSS, LocalPartial, NormalForms, REGULARIZER, SymbolicaForms,
+};
+use hessforge_ir::Algebra;
+use hessforge_spec::{Expr, Func, Model, Rational};
+use num_bigint::{BigInt, Sign};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Instant;
+use symbolica::atom::{Atom, AtomCore, AtomView, EvaluationInfo, Symbol};
+use symbolica::coefficient::CoefficientView;
+use symbolica::domains::integer::Integer;
+use symbolica::id::Pattern;
+use symbolica::symbol;
+
+mod chain;
+mod convert;
+mod functions;
+mod limits;
+use chain::*;
+use convert::*;
+pub(crate) use convert::{coefficient, size};
+use functions::*;
+pub(crate) use functions::{any_node, call, exp_of};
+pub(crate) use limits::powers_within;
+use limits::*;
+
+/// The Symbolica side of hessforge, owned by the worker thread.
+pub(crate) struct Engine {
+    /// Functions without a Symbolica built-in, by our function (expm1 is
+    /// introduced only by the stable rewrites of the lowering).
+    pub(crate) custom: HashMap<Func, Symbol>,
+    /// How many index-form expressions have been simplified: each gets
+    /// stand-in symbols of its own (see `index_simplify`).
+    pub(crate) index_simplifications: std::cell::Cell<u64>,
+}
+
+impl Engine {
+    /// Define the functions Symbolica does not know (σ, softplus, tanh, …,
+    /// and our opaque exp, see [`exp_of`]): their values from
+    /// [`Func::eval`] and their derivatives from the function table's rule
+    /// ([`Func::chain`], through [`derivative_at`]). Symbolica's own exp,
+    /// log, sin, cos and sqrt keep Symbolica's rules, which a test checks
+    /// against the table's.
+    pub(crate) fn new() -> Engine {
+        let custom: HashMap<Func, Symbol> = Func::all()
+            .filter(|f| !SYMBOLICA_OWN.contains(f))
+            .map(|func| {
+                let symbol = symbol!(
+                    &our_symbol_name(func),
+                    eval = numeric(func.info().eval),
+                    der = move |f, _arg, out| {
+                        **out = derivative_at(func, f);
+                    }
+                );
+                (func, symbol)
+            })
+            .collect();
+        let sigmoid = custom[&Func::Sigmoid];
+        // Touch the engine once so that its start-up (and banner) happens here.
+        let warm = call(sigmoid, &Atom::var(symbol!("hessforge::warmup_u")))
+            .derivative(symbol!("hessforge::warmup_u"));
+        let _ = warm.factor();
+        Engine {
+            custom,
+            index_simplifications: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Our function behind a Symbolica function symbol, if it is one of ours
+    /// or a built-in we use (exp, log, sin, cos, sqrt).
+    pub(crate) fn function(&self, s: Symbol) -> Option<Func> {
+        let builtin = [
+            (Symbol::EXP, Func::Exp),
+            (Symbol::LOG, Func::Log),
+            (Symbol::SIN, Func::Sin),
+            (Symbol::COS, Func::Cos),
+            (Symbol::SQRT, Func::Sqrt),
+        ];
+        builtin
+            .into_iter()
+            .find(|(sym, _)| *sym == s)
+            .map(|(_, f)| f)
+            .or_else(|| {
+                self.custom
+                    .iter()
+                    .find(|(_, sym)| **sym == s)
+                    .map(|(f, _)| *f)
+            })
+    }
+
+    /// The symbol of a model scalar. Model names live in their own namespace
+    /// so that a parameter called `gamma` never means Symbolica's Γ function.
+    pub(crate) fn var(&self, id: &str) -> Symbol {
+        symbol!(&format!("hessforge_model::{id}"))
+    }
+
+    /// Our tree → a Symbolica atom.
+    pub(crate) fn to_atom(&self, e: &Expr) -> Atom {
+        match e {
+            Expr::Num(r) => number(r),
+            Expr::Var(id) => Atom::var(self.var(id)),
+            // Pairwise: adding terms one by one to a growing sum costs
+            // quadratic time in its length (every step merges the sum).
+            Expr::Add(xs) => pairwise(xs, &|x| self.to_atom(x), &|a, b| a + b, Atom::num(0)),
+            Expr::Mul(xs) => pairwise(xs, &|x| self.to_atom(x), &|a, b| a * b, Atom::num(1)),
+            // A number to a number with a numerator or denominator beyond
+            // MAX_EXPONENT (`2.73929^5.27598`): Symbolica would compute its
+            // exact value, with hundreds of thousands of digits, for
+            // minutes. It is kept as e^{x·log b}, written expm1(…) + 1 so
+            // that it is not turned back into the power (see `lower`).
+            Expr::Pow(b, x) => {
+                let (base, exponent) = (self.to_atom(b), self.to_atom(x));
+                let huge = match exponent.as_view() {
+                    AtomView::Num(e) => coefficient(e.get_coeff_view(), exponent.as_view())
+                        .ok()
+                        .filter(|r| !small_exponent(r)),
+                    _ => None,
+                };
+                match (huge, base.as_view()) {
+                    // A constant base (`2.73929`, `sqrt(2)` = 2^(1/2)): Symbolica
+                    // would compute the power exactly, with hundreds of
+                    // thousands of digits, for minutes, or panic beyond 2^32.
+                    (Some(n), _) if is_constant(base.as_view()) && !base.is_zero() => {
+                        self.power_as_exponential(base.clone(), exponent, &n)
+                    }
+                    // (c·u)^n with a constant factor c: Symbolica would
+                    // compute c^n exactly (and panics beyond 2^32, even for
+                    // c = −1). It is kept as an exponential too.
+                    (Some(n), AtomView::Mul(m)) if m.iter().any(is_constant) => {
+                        self.power_as_exponential(base.clone(), exponent, &n)
+                    }
+                    _ => base.pow(exponent),
+                }
+            }
+            Expr::Call(f, a) => AtomTerms.call(*f, self.to_atom(a)),
+        }
+    }
+
+    /// A Symbolica atom → our tree. Fails on what a real-valued model
+    /// cannot hold: ∞ or an undefined value (a division by zero on the
+    /// way), a complex or floating-point number, or a function that is not
+    /// ours.
+    pub(crate) fn to_expr(&self, a: AtomView<'_>) -> Result<Expr, String> {
+        Ok(match a {
+            AtomView::Num(n) => Expr::Num(coefficient(n.get_coeff_view(), a)?),
+            AtomView::Var(v) => {
+                let s = v.get_symbol();
+                if s == Symbol::E {
+                    Expr::Call(Func::Exp, Box::new(Expr::int(1)))
+                } else {
+                    Expr::Var(s.get_stripped_name().to_string())
+                }
+            }
+            AtomView::Fun(f) => {
+                let s = f.get_symbol();
+                let func = self
+                    .function(s)
+                    .ok_or_else(|| format!("an unexpected function `{}`", s.get_name()))?;
+                Expr::Call(func, Box::new(self.to_expr(f.get(0))?))
+            }
+            AtomView::Pow(p) => {
+                let (b, x) = p.get_base_exp();
+                if let AtomView::Var(v) = b
+                    && v.get_symbol() == Symbol::E
+                {
+                    return Ok(Expr::Call(Func::Exp, Box::new(self.to_expr(x)?)));
+                }
+                Expr::Pow(Box::new(self.to_expr(b)?), Box::new(self.to_expr(x)?))
+            }
+            AtomView::Mul(m) => Expr::Mul(
+                m.iter()
+                    .map(|x| self.to_expr(x))
+                    .collect::<Result<_, _>>()?,
+            ),
+            AtomView::Add(s) => Expr::Add(
+                s.iter()
+                    .map(|x| self.to_expr(x))
+                    .collect::<Result<_, _>>()?,
+            ),
+        })
+    }
+
+    /// The simplest of a few equivalent forms (factored, as is, expanded,
+    /// over a common denominator), by [`Engine::cost_of`]; ties go to the earlier form,
+    /// so a factored form wins over an equally long expanded one.
+    pub(crate) fn simplest(&self, a: &Atom) -> Atom {
+        if !tame(a.as_view()) {
+            return a.clone();
+        }
+        // A long sum (the derivative of a sum of many data residuals) is
+        // simplified term by term, each term as is or expanded: factoring
+        // the sum whole, or bringing it over one denominator, makes exact
+        // coefficients swell to hundreds of digits and takes minutes, and
+        // no textbook writes it that way. Expanded whole, a polynomial's like
+        // terms still merge; that form is taken when it is shorter.
+        if let AtomView::Add(terms) = a.as_view()
+            && terms.get_nargs() > LONG_SUM
+        {
+            let mut termwise = Atom::num(0);
+            for t in terms.iter() {
+                let t = t.to_owned();
+                let e = t.expand();
+                termwise += if self.cost_of(&e) < self.cost_of(&t) {
+                    e
+                } else {
+                    t
+                };
+            }
+            // Terms with functions (e^{−t·x} of each data row) hardly ever
+            // merge, and expanding their products whole is most of the time
+            // of a large derivation: only polynomials are expanded whole.
+            if calls_a_function(a.as_view()) {
+                return termwise;
+            }
+            let whole = a.expand();
+            return if self.cost_of(&whole) < self.cost_of(&termwise) {
+                whole
+            } else {
+                termwise
+            };
+        }
+        let mut best = a.clone();
+        let mut best_cost = usize::MAX;
+        for candidate in [a.factor(), a.clone(), a.expand(), a.together()] {
+            let c = self.cost_of(&candidate);
+            if c < best_cost {
+                best = candidate;
+                best_cost = c;
+            }
+        }
+        best
+    }
+
+    /// The measure of "simpler": the number of nodes of the tree
+    /// [`Engine::to_expr`] would make of an atom, plus one for every
+    /// repeated occurrence of a variable (so `x(1 − h²)` beats `x − h²x`);
+    /// computed on the atom itself (no tree is built: this is the inner loop
+    /// of simplification). `usize::MAX` for an atom that is not a real
+    /// expression or has a number beyond the range of f64 (a factored
+    /// `(2a + 1.5·10⁶⁰⁰)/10³⁰⁰` of `2·10⁻³⁰⁰a + 1.5·10³⁰⁰`, which the
+    /// programs could not evaluate): it is never the simplest.
+    fn cost_of(&self, a: &Atom) -> usize {
+        fn walk(
+            engine: &Engine,
+            a: AtomView<'_>,
+            seen: &mut HashMap<Symbol, usize>,
+        ) -> Option<usize> {
+            Some(match a {
+                AtomView::Num(n) => {
+                    let r = coefficient(n.get_coeff_view(), a).ok()?;
+                    let v = r.to_f64();
+                    if !v.is_finite() || (v == 0.0 && !r.is_zero()) {
+                        return None;
+                    }
+                    1
+                }
+                AtomView::Var(v) if v.get_symbol() == Symbol::E => 2, // exp(1)
+                AtomView::Var(v) => {
+                    *seen.entry(v.get_symbol()).or_default() += 1;
+                    1
+                }
+                AtomView::Fun(f) => {
+                    engine.function(f.get_symbol())?;
+                    1 + walk(engine, f.get(0), seen)?
+                }
+                AtomView::Pow(p) => match p.get_base_exp() {
+                    (AtomView::Var(v), x) if v.get_symbol() == Symbol::E => {
+                        1 + walk(engine, x, seen)?
+                    }
+                    (b, x) => 1 + walk(engine, b, seen)? + walk(engine, x, seen)?,
+                },
+                AtomView::Mul(m) => {
+                    let mut n = 1;
+                    for x in m.iter() {
+                        n += walk(engine, x, seen)?;
+                    }
+                    n
+                }
+                AtomView::Add(s) => {
+                    let mut n = 1;
+                    for x in s.iter() {
+                        n += walk(engine, x, seen)?;
+                    }
+                    n
+                }
+            })
+        }
+        let mut seen = HashMap::new();
+        walk(self, a.as_view(), &mut seen).map_or(usize::MAX, |nodes| {
+            nodes + seen.values().map(|n| n - 1).sum::<usize>()
+        })
+    }
+    /// Whether `a − b` simplifies to zero once every intermediate is inlined.
+    pub(crate) fn equivalent(&self, model: &Model, a: &Expr, b: &Expr) -> bool {
+        let inline = |e: &Expr| {
+            let mut e = e.clone();
+            for d in model.definitions.iter().rev() {
+                let map = HashMap::from([(d.scalar.id.clone(), d.expr.clone())]);
+                e = e.substitute(&map);
+            }
+            e
+        };
+        let diff = self.to_atom(&inline(a)) - self.to_atom(&inline(b));
+        diff.is_zero()
+            || tame(diff.as_view()) && diff.expand().is_zero()
+            || tame(diff.as_view()) && diff.together().expand().is_zero()
+            || tame(diff.as_view()) && diff.factor().is_zero()
+    }
+
+    /// The whole derivation of a model.
+    /// The index form alone, without the scalar lists: what the lecture
+    /// note of a model with tensor parameters needs, in a time that does
+    /// not grow with the tensors' lengths. `None` where the model has no
+    /// tensor parameter or its index form does not simplify (the caller
+    /// then derives in full, which decides).
+    pub(crate) fn derive_unexpanded(&self, model: Model) -> Option<Derivation> {
+        let start = Instant::now();
+        let ix = model.index.as_ref()?;
+        if !ix.parameters().any(|t| !t.shape.is_empty()) {
+            return None;
+        }
+        let index = crate::index_calculus::differentiate(ix)
+            .and_then(|derived| self.simplify_index_derivation(ix, &derived))
+            .ok()?;
+        let backprop = crate::backprop::backpropagate(ix)
+            .and_then(|b| self.simplify_backpropagation(ix, &b))
+            .ok()?;
+        Some(Derivation {
+            // The scalar forms belong to the expansion (`expanded` is false).
+            forms: NormalForms {
+                definitions: Vec::new(),
+                loss: model.loss.clone(),
+                regularizer: model.regularizer.clone(),
+            },
+            newton_step: None,
+            index: Some(index),
+            backprop: Some(backprop),
+            expanded: false,
+            model,
+            local_partials: Vec::new(),
+            gradient: Vec::new(),
+            hessian: Vec::new(),
+            regularizer_gradient: Vec::new(),
+            regularizer_hessian: Vec::new(),
+            symbolica: SymbolicaForms::default(),
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The scalar derivation; with `with_index`, the index form and its
+    /// back-propagation too (for documents).
+    pub(crate) fn derive(&self, model: &Model, with_index: bool) -> Result<Derivation, String> {
+        let start = Instant::now();
+        let mut chain = Chain::new(self, model)?;
+        let p = model.params.len();
+
+        let loss = self.to_atom(&model.loss);
+        let mut gradient = Vec::with_capacity(p);
+        let mut grad_atoms = Vec::with_capacity(p);
+        for j in 0..p {
+            let g = chain.total(&loss, Some(LOSS), &model.loss.free_vars(), j);
+            let expr = self.checked(&g, || format!("∂ℓ/∂{}", model.params[j].id))?;
+            gradient.push(GradientEntry {
+                param: model.params[j].id.clone(),
+                paths: chain.paths(LOSS, &model.params[j].id),
+                expr,
+            });
+            grad_atoms.push(g);
+        }
+        let hessian_atoms = chain.hessian(&grad_atoms);
+        let hessian = atoms_to_matrix(self, &hessian_atoms, model, "ℓ")?;
+
+        let (reg_grad_atoms, reg_hess_atoms, reg_atom) = match &model.regularizer {
+            Some(r) => {
+                let atom = self.to_atom(r);
+                let grads: Vec<Atom> = (0..p)
+                    .map(|j| chain.total(&atom, Some(REGULARIZER), &r.free_vars(), j))
+                    .collect();
+                let hess = chain.hessian(&grads);
+                (grads, hess, Some(atom))
+            }
+            None => (vec![], vec![], None),
+        };
+        let regularizer_gradient: Vec<Expr> = reg_grad_atoms
+            .iter()
+            .zip(&model.params)
+            .map(|(g, p)| self.checked(g, || format!("∂R/∂{}", p.id)))
+            .collect::<Result<_, _>>()?;
+        let regularizer_hessian = atoms_to_matrix(self, &reg_hess_atoms, model, "R")?;
+
+        let symbolica = SymbolicaForms {
+            definitions: model
+                .definitions
+                .iter()
+                .map(|d| (d.scalar.id.clone(), self.to_atom(&d.expr).to_string()))
+                .collect(),
+            loss: loss.to_string(),
+            regularizer: reg_atom.map(|r| r.to_string()),
+            gradient: grad_atoms.iter().map(|g| g.to_string()).collect(),
+            hessian: strings(&hessian_atoms),
+            regularizer_gradient: reg_grad_atoms.iter().map(|g| g.to_string()).collect(),
+            regularizer_hessian: strings(&reg_hess_atoms),
+        };
+        let local_partials = chain.local_partials();
+        let newton_step = (p <= 2 && model.data.is_empty()).then(|| {
+            let total = |j: usize| match &model.regularizer {
+                Some(_) => &grad_atoms[j] + &reg_grad_atoms[j],
+                None => grad_atoms[j].clone(),
+            };
+            let hess = |j: usize, k: usize| match &model.regularizer {
+                Some(_) => &hessian_atoms[j][k] + &reg_hess_atoms[j][k],
+                None => hessian_atoms[j][k].clone(),
+            };
+            let step: Vec<Atom> = if p == 1 {
+                vec![-(total(0) / hess(0, 0))]
+            } else {
+                let det = hess(0, 0) * hess(1, 1) - hess(0, 1) * hess(0, 1);
+                vec![
+                    -((hess(1, 1) * total(0) - hess(0, 1) * total(1)) / &det),
+                    -((hess(0, 0) * total(1) - hess(0, 1) * total(0)) / &det),
+                ]
+            };
+            // The closed-form step is an extra for the document: where it
+            // is undefined (a singular Hessian), it is left out.
+            step.iter()
+                .map(|d| self.to_expr(chain.tidy(d).as_view()))
+                .collect::<Result<Vec<Expr>, String>>()
+                .ok()
+        });
+        let newton_step = newton_step.flatten();
+        let normal = |e: &Expr, what: &str| self.checked(&self.to_atom(e), || what.to_string());
+        let forms = NormalForms {
+            definitions: model
+                .definitions
+                .iter()
+                .map(|d| normal(&d.expr, &d.scalar.id))
+                .collect::<Result<_, _>>()?,
+            loss: normal(&model.loss, "the loss")?,
+            regularizer: model
+                .regularizer
+                .as_ref()
+                .map(|r| normal(r, "the regularizer"))
+                .transpose()?,
+        };
+        // The scalar derivation above decides whether the model can be
+        // derived; the index form is added where it simplifies to real
+        // numbers too (a form with a removable 0/0 may not).
+        let index = match &model.index {
+            Some(ix) if with_index && ix.parameters().any(|t| !t.shape.is_empty()) => {
+                crate::index_calculus::differentiate(ix)
+                    .and_then(|derived| self.simplify_index_derivation(ix, &derived))
+                    .ok()
+            }
+            _ => None,
+        };
+        // How the lecture note tells the index form: back-propagation.
+        let backprop = match (&model.index, &index) {
+            (Some(ix), Some(_)) => crate::backprop::backpropagate(ix)
+                .and_then(|b| self.simplify_backpropagation(ix, &b))
+                .ok(),
+            _ => None,
+        };
+        Ok(Derivation {
+            forms,
+            newton_step,
+            index,
+            backprop,
+            expanded: true,
+            model: model.clone(),
+            local_partials,
+            gradient,
+            hessian,
+            regularizer_gradient,
+            regularizer_hessian,
+            symbolica,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// [`Engine::to_expr`], with the failure said of `what` (e.g. `∂ℓ/∂x`).
+    pub(crate) fn checked(&self, a: &Atom, what: impl FnOnce() -> String) -> Result<Expr, String> {
+        self.to_expr(a.as_view())
+            .map_err(|reason| format!("{} is undefined: it contains {reason}", what()))
+    }
+}
+
+/// The largest numerator or denominator of a numeric exponent that is
+/// computed as a power; beyond it a power is an exponential.
+pub(crate) const MAX_EXPONENT: u64 = 1000;
