@@ -5,7 +5,7 @@
 use crate::args::{HyperArgs, PageFormat, ProblemArgs, StopArgs};
 use crate::output::{Failure, create_dir, write_atomically};
 use crate::progress::Progress;
-use hessforge_driver::figures::{self, Drawn, FigureKind, FigureOptions};
+use hessforge_driver::figures::{self, FigureKind, FigureOptions, SvgFigure};
 use hessforge_driver::summary::comparison_markdown;
 use hessforge_driver::{Prepared, Run, optimizer_names, prepare, run_all};
 use hessforge_optim::{Settings, Stopping};
@@ -38,7 +38,7 @@ pub fn draw_figures(
     stopping: &Stopping,
     kinds: &[FigureKind],
     options: &FigureOptions,
-) -> (Vec<Drawn>, Vec<String>) {
+) -> (Vec<SvgFigure>, Vec<String>) {
     let (drawn, notes) = figures::draw(prepared, runs, settings, stopping, kinds, options);
     for n in &notes {
         eprintln!("note: no figure {n}");
@@ -47,7 +47,7 @@ pub fn draw_figures(
 }
 
 /// Each figure's SVG into `dir`, under its file name.
-pub fn write_figures(dir: &Path, drawn: &[Drawn]) -> Result<(), Failure> {
+pub fn write_figures(dir: &Path, drawn: &[SvgFigure]) -> Result<(), Failure> {
     for d in drawn {
         write_atomically(&dir.join(&d.figure.file), &d.svg).map_err(Failure::bad_input)?;
     }

@@ -103,8 +103,9 @@ pub struct FigureOptions {
     pub window: Option<Window>,
 }
 
-/// A drawn figure: what the page says about it and the SVG.
-pub struct Drawn {
+/// A figure drawn: what the page says about it (file, title, caption) and
+/// the SVG.
+pub struct SvgFigure {
     /// File, title, caption.
     pub figure: Figure,
     /// The SVG document.
@@ -120,46 +121,33 @@ pub fn draw(
     stopping: &Stopping,
     kinds: &[FigureKind],
     options: &FigureOptions,
-) -> (Vec<Drawn>, Vec<String>) {
+) -> (Vec<SvgFigure>, Vec<String>) {
     let mut drawn = Vec::new();
     let mut notes = Vec::new();
     for &kind in kinds {
         match draw_one(kind, prepared, runs, settings, stopping, options) {
-            Ok(Drawing {
-                title,
-                caption,
-                svg,
-            }) => drawn.push(Drawn {
-                figure: Figure {
-                    file: format!("{}.svg", kind.stem()),
-                    title,
-                    caption,
-                },
-                svg,
-            }),
+            Ok(mut figure) => {
+                figure.figure.file = format!("{}.svg", kind.stem());
+                drawn.push(figure);
+            }
             Err(why) => notes.push(format!("{}: {why}", kind.stem())),
         }
     }
     (drawn, notes)
 }
 
-/// A figure drawn: its title and caption on the page, and the SVG.
-struct Drawing {
-    title: String,
-    caption: String,
-    svg: String,
-}
-
-fn drawing(title: String, caption: String, svg: String) -> Drawing {
-    Drawing {
-        title,
-        caption,
+/// A figure with its title, caption and SVG (its file is named by
+/// [`draw`], after its kind).
+fn drawing(title: String, caption: String, svg: String) -> SvgFigure {
+    SvgFigure {
+        figure: Figure {
+            file: String::new(),
+            title,
+            caption,
+        },
         svg,
     }
 }
-
-/// A figure, or why it does not apply.
-type Made = Result<Drawing, String>;
 
 fn draw_one(
     kind: FigureKind,
@@ -168,7 +156,7 @@ fn draw_one(
     settings: &Settings,
     stopping: &Stopping,
     options: &FigureOptions,
-) -> Made {
+) -> Result<SvgFigure, String> {
     let model = &prepared.model.name;
     let p = prepared.model.n_params();
     let needs_two = |what: &str| -> Result<(), String> {
@@ -237,7 +225,7 @@ fn iteration_cap(runs: &[Run]) -> Option<u64> {
     (cap < longest).then_some(cap)
 }
 
-fn per_iteration(prepared: &Prepared, runs: &[Run], gradient: bool) -> Made {
+fn per_iteration(prepared: &Prepared, runs: &[Run], gradient: bool) -> Result<SvgFigure, String> {
     let cap = iteration_cap(runs);
     let curves: Vec<Vec<(f64, f64)>> = runs
         .iter()
@@ -519,7 +507,7 @@ fn stationary_points(objective: &dyn Objective, window: Window) -> Vec<Marker> {
 }
 
 /// λ_min and λ_max of ∇²L(θ_k) along each Newton-type path.
-fn curvature(prepared: &Prepared, runs: &[Run]) -> Made {
+fn curvature(prepared: &Prepared, runs: &[Run]) -> Result<SvgFigure, String> {
     let objective = prepared.objective();
     let p = prepared.model.n_params();
     let newton: Vec<&Run> = runs
@@ -591,7 +579,7 @@ fn curvature(prepared: &Prepared, runs: &[Run]) -> Made {
 
 /// CG iterations per step of every run whose steps solved the Newton
 /// system by truncated CG (`newton-cg`, Hessian-free `gauss-newton`).
-fn cg_iterations(prepared: &Prepared, runs: &[Run]) -> Made {
+fn cg_iterations(prepared: &Prepared, runs: &[Run]) -> Result<SvgFigure, String> {
     let series: Vec<Series> = runs
         .iter()
         .filter_map(|r| {
@@ -713,7 +701,12 @@ fn cap_of(curves: &[Vec<(f64, f64)>]) -> f64 {
     }
 }
 
-fn lr_sweep(prepared: &Prepared, runs: &[Run], settings: &Settings, stopping: &Stopping) -> Made {
+fn lr_sweep(
+    prepared: &Prepared,
+    runs: &[Run],
+    settings: &Settings,
+    stopping: &Stopping,
+) -> Result<SvgFigure, String> {
     let l = lipschitz(prepared, settings)?;
     let factors = [0.1, 1.0, 1.9, 2.5];
     let mut sweep = Vec::new();
@@ -806,7 +799,7 @@ fn sgd_paths(
     settings: &Settings,
     stopping: &Stopping,
     options: &FigureOptions,
-) -> Made {
+) -> Result<SvgFigure, String> {
     let l = lipschitz(prepared, settings)?;
     let mut runs = Vec::new();
     for (name, batch) in [("gd", None), ("minibatch", Some(32)), ("sgd", Some(1))] {
@@ -839,7 +832,7 @@ fn sgd_paths(
     ))
 }
 
-fn schedules() -> Made {
+fn schedules() -> Result<SvgFigure, String> {
     let steps = 200;
     let spellings = [
         "constant",

@@ -5,7 +5,7 @@
 //! shows every stationary point found around the paths, or the window asked
 //! for.
 
-use hessforge_driver::figures::{Drawn, FigureKind, FigureOptions, draw};
+use hessforge_driver::figures::{FigureKind, FigureOptions, SvgFigure, draw};
 use hessforge_driver::{Problem, optimizer_names, prepare, run_all};
 use hessforge_optim::{Settings, Stopping};
 
@@ -55,7 +55,7 @@ y = 0.5
 "#;
 
 /// The default comparison on a derivation file, then the figure asked for.
-fn figure(text: &str, problem: Problem, kind: FigureKind, options: &FigureOptions) -> Drawn {
+fn figure(text: &str, problem: Problem, kind: FigureKind, options: &FigureOptions) -> SvgFigure {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("model.toml");
     std::fs::write(&file, text).unwrap();
