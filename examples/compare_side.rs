@@ -141,7 +141,7 @@ fn codegen(file: &Path, repeats: usize) -> serde_json::Value {
     // Its derivation and lowering alone (the rest is emitting the Rust).
     let index_lower = hessforge_build::has_tensor_parameter(&model).then(|| {
         time(repeats, || {
-            black_box(hessforge_symbolic::lower_tensor(&model).expect("lowers"));
+            black_box(hessforge_symbolic::lower_loop_ir(&model).expect("lowers"));
         })
     });
     serde_json::json!({

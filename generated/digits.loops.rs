@@ -4,7 +4,7 @@
 
 use ::hessforge_kernels::ir::Outputs;
 use ::hessforge_kernels::ir::lanes::Lanes;
-use ::hessforge_kernels::ir::tensor::{Source, TensorModel};
+use ::hessforge_kernels::ir::loop_ir::{Source, LoopProgram};
 use ::hessforge_kernels::runtime::loops;
 /// Softmax regression on handwritten digits: Ten classes of 8x8 images (1 797 samples, 64 pixels): cross-entropy with an L2 penalty (650 parameters).
 #[derive(Debug, Clone, Copy, Default)]
@@ -430,8 +430,8 @@ impl ::hessforge_kernels::LoopModel for Digits {
     const N_CONSTANTS: usize = 1;
     const DEFAULT_CONSTANTS: &'static [f64] = &[0.001];
     type Tangent = tangent::Tangent;
-    fn plan() -> &'static TensorModel {
-        static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
+    fn plan() -> &'static LoopProgram {
+        static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
             loops::plan(
                 "digits",
                 Vec::from([
@@ -592,7 +592,7 @@ impl ::hessforge_kernels::LoopModel for Digits {
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
 pub mod tangent {
     use super::*;
-    use ::hessforge_kernels::ir::tensor::Phase;
+    use ::hessforge_kernels::ir::loop_ir::Phase;
     /// `dt5` `dt5[i0] = Σ over i1 < 64 of f(x[i1], dW[i0, i1]), for i0 < 10` (1 instruction).
     #[inline(always)]
     fn step_dt5<const W: usize>(
@@ -779,8 +779,8 @@ pub mod tangent {
     /// The tangent model: its gradient is ∇²L·v.
     pub struct Tangent;
     impl ::hessforge_kernels::LoopTangent for Tangent {
-        fn plan() -> Option<&'static TensorModel> {
-            static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
+        fn plan() -> Option<&'static LoopProgram> {
+            static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
                 loops::plan(
                     "digits",
                     Vec::from([

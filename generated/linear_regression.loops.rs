@@ -4,7 +4,7 @@
 
 use ::hessforge_kernels::ir::Outputs;
 use ::hessforge_kernels::ir::lanes::Lanes;
-use ::hessforge_kernels::ir::tensor::{Source, TensorModel};
+use ::hessforge_kernels::ir::loop_ir::{Source, LoopProgram};
 use ::hessforge_kernels::runtime::loops;
 /// Linear regression: Least squares with 10 features + bias: a convex quadratic, so Newton needs one step.
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,8 +48,8 @@ impl ::hessforge_kernels::LoopModel for LinearRegression {
     const N_CONSTANTS: usize = 0;
     const DEFAULT_CONSTANTS: &'static [f64] = &[];
     type Tangent = tangent::Tangent;
-    fn plan() -> &'static TensorModel {
-        static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
+    fn plan() -> &'static LoopProgram {
+        static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
             loops::plan(
                 "linear_regression",
                 Vec::from([
@@ -126,7 +126,7 @@ impl ::hessforge_kernels::LoopModel for LinearRegression {
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
 pub mod tangent {
     use super::*;
-    use ::hessforge_kernels::ir::tensor::Phase;
+    use ::hessforge_kernels::ir::loop_ir::Phase;
     /// `dt4` `dt4 = Σ over i0 < 10 of f(x[i0], dw[i0])` (1 instruction).
     #[inline(always)]
     fn step_dt4<const W: usize>(
@@ -148,8 +148,8 @@ pub mod tangent {
     /// The tangent model: its gradient is ∇²L·v.
     pub struct Tangent;
     impl ::hessforge_kernels::LoopTangent for Tangent {
-        fn plan() -> Option<&'static TensorModel> {
-            static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
+        fn plan() -> Option<&'static LoopProgram> {
+            static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
                 loops::plan(
                     "linear_regression",
                     Vec::from([

@@ -4,7 +4,7 @@
 
 use ::hessforge_kernels::ir::Outputs;
 use ::hessforge_kernels::ir::lanes::Lanes;
-use ::hessforge_kernels::ir::tensor::{Source, TensorModel};
+use ::hessforge_kernels::ir::loop_ir::{Source, LoopProgram};
 use ::hessforge_kernels::runtime::loops;
 /// Logistic regression: Binary cross-entropy with a sigmoid link and an L2 penalty; 10 features + bias.
 #[derive(Debug, Clone, Copy, Default)]
@@ -87,8 +87,8 @@ impl ::hessforge_kernels::LoopModel for LogisticRegression {
     const N_CONSTANTS: usize = 1;
     const DEFAULT_CONSTANTS: &'static [f64] = &[0.01];
     type Tangent = tangent::Tangent;
-    fn plan() -> &'static TensorModel {
-        static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
+    fn plan() -> &'static LoopProgram {
+        static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
             loops::plan(
                 "logistic_regression",
                 Vec::from([
@@ -209,7 +209,7 @@ impl ::hessforge_kernels::LoopModel for LogisticRegression {
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
 pub mod tangent {
     use super::*;
-    use ::hessforge_kernels::ir::tensor::Phase;
+    use ::hessforge_kernels::ir::loop_ir::Phase;
     /// `dt5` `dt5 = Σ over i0 < 10 of f(x[i0], dw[i0])` (1 instruction).
     #[inline(always)]
     fn step_dt5<const W: usize>(
@@ -241,8 +241,8 @@ pub mod tangent {
     /// The tangent model: its gradient is ∇²L·v.
     pub struct Tangent;
     impl ::hessforge_kernels::LoopTangent for Tangent {
-        fn plan() -> Option<&'static TensorModel> {
-            static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
+        fn plan() -> Option<&'static LoopProgram> {
+            static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
                 loops::plan(
                     "logistic_regression",
                     Vec::from([

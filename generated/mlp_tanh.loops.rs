@@ -4,7 +4,7 @@
 
 use ::hessforge_kernels::ir::Outputs;
 use ::hessforge_kernels::ir::lanes::Lanes;
-use ::hessforge_kernels::ir::tensor::{Source, TensorModel};
+use ::hessforge_kernels::ir::loop_ir::{Source, LoopProgram};
 use ::hessforge_kernels::runtime::loops;
 /// A minimal neural network: 2 inputs, 4 tanh hidden units, 1 linear output, squared loss (17 parameters).
 #[derive(Debug, Clone, Copy, Default)]
@@ -540,8 +540,8 @@ impl ::hessforge_kernels::LoopModel for MlpTanh {
     const N_CONSTANTS: usize = 0;
     const DEFAULT_CONSTANTS: &'static [f64] = &[];
     type Tangent = tangent::Tangent;
-    fn plan() -> &'static TensorModel {
-        static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
+    fn plan() -> &'static LoopProgram {
+        static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
             loops::plan(
                 "mlp_tanh",
                 Vec::from([
@@ -744,7 +744,7 @@ impl ::hessforge_kernels::LoopModel for MlpTanh {
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
 pub mod tangent {
     use super::*;
-    use ::hessforge_kernels::ir::tensor::Phase;
+    use ::hessforge_kernels::ir::loop_ir::Phase;
     /// `dt6` `dt6[i0] = Σ over i1 < 2 of f(x[i1], dW[i0, i1]), for i0 < 4` (1 instruction).
     #[inline(always)]
     fn step_dt6<const W: usize>(
@@ -966,8 +966,8 @@ pub mod tangent {
     /// The tangent model: its gradient is ∇²L·v.
     pub struct Tangent;
     impl ::hessforge_kernels::LoopTangent for Tangent {
-        fn plan() -> Option<&'static TensorModel> {
-            static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
+        fn plan() -> Option<&'static LoopProgram> {
+            static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
                 loops::plan(
                     "mlp_tanh",
                     Vec::from([

@@ -77,7 +77,7 @@ pub fn loop_kernel_source(model: &Model) -> Result<Option<String>, BuildError> {
     if !has_tensor_parameter(model) {
         return Ok(None);
     }
-    let lowered = hessforge_symbolic::lower_tensor(model)?;
+    let lowered = hessforge_symbolic::lower_loop_ir(model)?;
     let source = source_label(model);
     let info = hessforge_codegen::KernelInfo {
         title: &model.title,

@@ -36,7 +36,7 @@ impl Backend {
             .is_some_and(|ix| ix.parameters().any(|t| !t.shape.is_empty()));
         if has_tensor_parameter {
             return Ok(Backend::Interpreted(Box::new(
-                hessforge_symbolic::lower_tensor(model)?,
+                hessforge_symbolic::lower_loop_ir(model)?,
             )));
         }
         let derivation = hessforge_symbolic::derive_scalar(model)?;

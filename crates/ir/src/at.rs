@@ -1,7 +1,7 @@
 //! Where a model is evaluated: θ, the constants, the data set and which of
 //! its rows ([`At`]). Every evaluation back end takes it — the compiled
 //! kernels, the straight-line interpreter ([`crate::ModelPrograms`]) and
-//! the loop-IR interpreter ([`crate::tensor::TensorModel`]) — and [`Rows`]
+//! the loop-IR interpreter ([`crate::loop_ir::LoopProgram`]) — and [`Rows`]
 //! is the one "which rows" type, the optimizers' too.
 
 /// Which rows of a data set a pass reads. A pass over the rows is the mean

@@ -36,9 +36,9 @@ pub mod at;
 pub mod canonical;
 pub mod function;
 pub mod lanes;
+pub mod loop_ir;
 pub mod math;
 pub mod tangent;
-pub mod tensor;
 
 pub use at::{At, Rows};
 pub use function::{Algebra, FUNCTIONS, Func, Function};

@@ -2,7 +2,7 @@
 //! steps: ∇²L·v = ∂ε ∇L(θ + εv)|₀, Pearlmutter's R-operator (1994), the
 //! product JAX computes as `jvp(grad)`.
 //!
-//! [`tangent_model`] turns a [`TensorModel`] into another whose "gradient"
+//! [`tangent_model`] turns a [`LoopProgram`] into another whose "gradient"
 //! is ∇²L·v: every step that computes a buffer the gradient depends on gets
 //! a tangent step over the same loop nest (d Σ f = Σ df), whose body is the
 //! dual-number derivative of the step's body, reading the tangents of its
@@ -18,17 +18,17 @@
 //! The derivative rules are the textbook ones for each instruction; a
 //! tangent that is identically zero (a step function, data only) is never
 //! written, and each tangent body keeps only the instructions its result
-//! needs. The Hessian-term contraction ([`TensorModel::hess_vec`] on the
+//! needs. The Hessian-term contraction ([`LoopProgram::hess_vec`] on the
 //! original model) is the oracle in the tests.
 
 use crate::canonical::map_operands;
-use crate::tensor::{Axis, GradientTerm, Load, Source, Stage, Step, TensorLayout, TensorModel};
+use crate::loop_ir::{Axis, GradientTerm, Load, LoopProgram, Source, Stage, Step, TensorLayout};
 use crate::{Algebra, Func, Instr, InvalidProgram, Operand, Outputs, Program};
 use std::collections::{HashMap, HashSet};
 
 /// The model whose [`Outputs::LossGrad`] pass gives L(θ) and ∇²L(θ)·v,
 /// v read from its [`Source::Direction`] tensors (laid out like θ).
-pub fn tangent_model(m: &TensorModel) -> Result<TensorModel, InvalidProgram> {
+pub fn tangent_model(m: &LoopProgram) -> Result<LoopProgram, InvalidProgram> {
     // Parameters, data and constants keep their ids; then each parameter
     // tensor's direction; the stages' buffers are appended by `Layout`.
     let mut tensors: Vec<TensorLayout> = Vec::new();
@@ -65,7 +65,7 @@ pub fn tangent_model(m: &TensorModel) -> Result<TensorModel, InvalidProgram> {
     }
     let regularizer = stages.pop().unwrap_or_default();
     let sample = stages.pop().unwrap_or_default();
-    let tangent = TensorModel {
+    let tangent = LoopProgram {
         name: m.name.clone(),
         params: m.params.clone(),
         data: m.data.clone(),
@@ -82,7 +82,7 @@ pub fn tangent_model(m: &TensorModel) -> Result<TensorModel, InvalidProgram> {
 }
 
 /// How a tangent model's per-sample stage splits into the primal steps and
-/// the tangent steps ([`crate::tensor::Phase`]).
+/// the tangent steps ([`crate::loop_ir::Phase`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PrimalPrefix {
     /// The stage's first `steps` steps read neither the direction nor a
@@ -96,7 +96,7 @@ pub struct PrimalPrefix {
 /// The primal prefix of a tangent model's per-sample stage ([`tangent_model`]
 /// lays the primal steps and buffers out first); `None` when there is no
 /// primal step, or when a later step writes below the primal buffers.
-pub fn primal_prefix(tangent: &TensorModel) -> Option<PrimalPrefix> {
+pub fn primal_prefix(tangent: &LoopProgram) -> Option<PrimalPrefix> {
     let steps = &tangent.sample.steps;
     // No tangent buffer is written before the first step that reads v.
     let reads_direction = |s: &Step| {
@@ -131,7 +131,7 @@ pub fn primal_prefix(tangent: &TensorModel) -> Option<PrimalPrefix> {
 
 /// Building one stage of the tangent model.
 struct Layout<'a> {
-    model: &'a TensorModel,
+    model: &'a LoopProgram,
     tensors: &'a mut Vec<TensorLayout>,
     /// Old tensor id → new id, for the tensors kept.
     ids: HashMap<usize, usize>,

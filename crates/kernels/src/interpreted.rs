@@ -1,11 +1,11 @@
 //! The two interpreters of a model derived at run time, as [`Kernel`]s:
 //! the straight-line programs of a scalar derivation
 //! ([`ModelPrograms`]) and the loop IR of the index form
-//! ([`TensorModel`]). They run a [`Rows::Parallel`](crate::Rows::Parallel)
+//! ([`LoopProgram`]). They run a [`Rows::Parallel`](crate::Rows::Parallel)
 //! pass on the calling thread.
 
 use crate::{At, Kernel};
-use hessforge_ir::tensor::TensorModel;
+use hessforge_ir::loop_ir::LoopProgram;
 use hessforge_ir::{ModelPrograms, Outputs};
 
 /// Run the programs at `level` into a fresh output vector.
@@ -52,12 +52,12 @@ impl Kernel for ModelPrograms {
 
 /// The loop IR contracts its Hessian terms with v (or runs its tangent
 /// model) and adds only the diagonal entries for the diagonal.
-impl Kernel for TensorModel {
+impl Kernel for LoopProgram {
     fn name(&self) -> &str {
         &self.name
     }
     fn n_params(&self) -> usize {
-        TensorModel::n_params(self)
+        LoopProgram::n_params(self)
     }
     fn n_data(&self) -> usize {
         self.data.len()
@@ -78,9 +78,9 @@ impl Kernel for TensorModel {
         self.evaluate(Outputs::LossGradHess, at, grad, hess)
     }
     fn hess_vec(&self, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
-        TensorModel::hess_vec(self, at, v, out)
+        LoopProgram::hess_vec(self, at, v, out)
     }
     fn hess_diag(&self, at: At<'_>, out: &mut [f64]) -> f64 {
-        TensorModel::hess_diag(self, at, out)
+        LoopProgram::hess_diag(self, at, out)
     }
 }

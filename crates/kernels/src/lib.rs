@@ -72,7 +72,7 @@ macro_rules! include_kernels {
 /// build script generated (straight-line code, or loops through
 /// [`LoopModel`]) and by the two interpreters of a model derived at run
 /// time, the straight-line programs ([`ir::ModelPrograms`]) and the loop
-/// IR ([`ir::tensor::TensorModel`]). [`KernelObjective`] binds one to its
+/// IR ([`ir::loop_ir::LoopProgram`]). [`KernelObjective`] binds one to its
 /// constants and data as the optimizers' objective.
 pub trait Kernel: Sync {
     /// The model's name.

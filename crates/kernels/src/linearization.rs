@@ -17,7 +17,7 @@
 //! linearization and makes a new one when θ moves.
 
 use crate::{At, Kernel, Rows};
-use hessforge_ir::tensor::TensorModel;
+use hessforge_ir::loop_ir::LoopProgram;
 use std::sync::{Mutex, PoisonError};
 
 /// A linearization holds at most this many bytes of primal values (above,
@@ -50,7 +50,7 @@ pub struct Linearization {
 impl Linearization {
     /// An empty linearization by the tangent model `model` at `at`, for
     /// `prefix` scratch entries per row.
-    pub(crate) fn new(model: &TensorModel, at: At<'_>, prefix: usize) -> Linearization {
+    pub(crate) fn new(model: &LoopProgram, at: At<'_>, prefix: usize) -> Linearization {
         Linearization {
             model: model.name.clone(),
             plan: std::ptr::from_ref(model) as usize,
@@ -79,7 +79,7 @@ impl Linearization {
     }
 
     /// Whether this tangent model recorded it, `prefix` entries per row.
-    pub(crate) fn made_by(&self, model: &TensorModel, prefix: usize) -> bool {
+    pub(crate) fn made_by(&self, model: &LoopProgram, prefix: usize) -> bool {
         self.plan == std::ptr::from_ref(model) as usize && self.prefix == prefix
     }
 

@@ -10,7 +10,7 @@ use crate::linearization::Linearization;
 use crate::runtime;
 use crate::{At, Kernel};
 use hessforge_ir::Outputs;
-use hessforge_ir::tensor::{Phase, Steps, TensorModel};
+use hessforge_ir::loop_ir::{LoopProgram, Phase, Steps};
 use std::marker::PhantomData;
 
 /// Rows the generated steps take at once in a pass (the lanes of
@@ -35,7 +35,7 @@ pub trait LoopModel: Sync + 'static {
     type Tangent: LoopTangent;
     /// The layouts and the gradient and Hessian terms (no steps: the
     /// generated functions below run them).
-    fn plan() -> &'static TensorModel;
+    fn plan() -> &'static LoopProgram;
     /// The per-sample steps needed at `level` for W rows at once, lane r
     /// for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at
     /// `s[e·W + r]`).
@@ -48,7 +48,7 @@ pub trait LoopModel: Sync + 'static {
 /// in a direction v, `hessforge_ir::tangent`): its gradient is ∇²L·v.
 pub trait LoopTangent: Sync + 'static {
     /// Its plan, or `None` for `()`, the model without one.
-    fn plan() -> Option<&'static TensorModel>;
+    fn plan() -> Option<&'static LoopProgram>;
     /// The scratch entries its primal steps (those that do not read v)
     /// write per row, when its per-sample steps split into primal and
     /// tangent ones: what a linearization keeps.
@@ -71,7 +71,7 @@ pub trait LoopTangent: Sync + 'static {
 
 /// No tangent model: products contract the Hessian terms with v.
 impl LoopTangent for () {
-    fn plan() -> Option<&'static TensorModel> {
+    fn plan() -> Option<&'static LoopProgram> {
         None
     }
     const PRIMAL_SCRATCH: Option<usize> = None;

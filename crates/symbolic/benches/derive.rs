@@ -142,14 +142,14 @@ fn document_mlp(bencher: divan::Bencher, hidden: usize) {
 #[divan::bench(args = [10, 100, 1_000, 10_000], sample_count = 10)]
 fn loop_ir_logistic(bencher: divan::Bencher, features: usize) {
     let model = logistic(features);
-    bencher.bench(|| hessforge_symbolic::lower_tensor(divan::black_box(&model)).expect("lowers"));
+    bencher.bench(|| hessforge_symbolic::lower_loop_ir(divan::black_box(&model)).expect("lowers"));
 }
 
 /// The same for the network: must not grow with H.
 #[divan::bench(args = [4, 16, 64, 256], sample_count = 10)]
 fn loop_ir_mlp(bencher: divan::Bencher, hidden: usize) {
     let model = mlp(hidden);
-    bencher.bench(|| hessforge_symbolic::lower_tensor(divan::black_box(&model)).expect("lowers"));
+    bencher.bench(|| hessforge_symbolic::lower_loop_ir(divan::black_box(&model)).expect("lowers"));
 }
 
 /// One pass of the loop-IR interpreter, L + ∇L + ∇²L of logistic regression
@@ -160,7 +160,7 @@ fn loop_ir_pass_logistic(bencher: divan::Bencher, features: usize) {
     use hessforge_ir::At;
     use hessforge_ir::Outputs;
     let model = logistic(features);
-    let lowered = hessforge_symbolic::lower_tensor(&model).expect("lowers");
+    let lowered = hessforge_symbolic::lower_loop_ir(&model).expect("lowers");
     let (p, cols, rows) = (features + 1, features + 1, 10_000);
     let data: Vec<f64> = (0..rows * cols)
         .map(|k| {

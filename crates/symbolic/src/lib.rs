@@ -178,7 +178,7 @@ pub fn lower(derivation: &Derivation) -> Result<hessforge_ir::ModelPrograms, Eng
 /// (rank-1 products, Kronecker-delta patterns, dense blocks) — a program
 /// whose size does not depend on the tensors' lengths, with Hessian–vector
 /// products that never form the Hessian.
-pub fn lower_tensor(model: &Model) -> Result<hessforge_ir::tensor::TensorModel, EngineError> {
+pub fn lower_loop_ir(model: &Model) -> Result<hessforge_ir::loop_ir::LoopProgram, EngineError> {
     let Some(index) = &model.index else {
         return Err(EngineError::internal(model)(
             "the model has no index form".to_string(),

@@ -1,5 +1,5 @@
 //! Lowering the index-form derivation into the loop IR
-//! ([`hessforge_ir::tensor`]): code whose size does not depend on the
+//! ([`hessforge_ir::loop_ir`]): code whose size does not depend on the
 //! tensors' lengths.
 //!
 //! Every expression (the loss, ∂ℓ/∂T per parameter tensor, the Hessian
@@ -21,8 +21,8 @@
 use crate::engine::Engine;
 use crate::index_calculus::IndexDerivation;
 use crate::lower::{LowerFailure, Stabilizer, undefined_number};
-use hessforge_ir::tensor::{
-    Axis, GradientTerm, HessianTerm, Load, Source, Stage, Step, TensorLayout, TensorModel,
+use hessforge_ir::loop_ir::{
+    Axis, GradientTerm, HessianTerm, Load, LoopProgram, Source, Stage, Step, TensorLayout,
 };
 use hessforge_ir::{Outputs, Program};
 use hessforge_spec::index::{IExpr, IndexModel, Ix};
@@ -49,7 +49,7 @@ impl Engine {
         model: &Model,
         index: &IndexModel,
         d: &IndexDerivation,
-    ) -> Result<TensorModel, LowerFailure> {
+    ) -> Result<LoopProgram, LowerFailure> {
         let mut tensors = Vec::new();
         let mut inputs = HashMap::new();
         for t in &index.tensors {
@@ -146,7 +146,7 @@ impl Engine {
         }
         let regularizer = stages.pop().unwrap_or_default();
         let sample = stages.pop().unwrap_or_default();
-        let lowered = TensorModel {
+        let lowered = LoopProgram {
             name: model.name.clone(),
             params: model.params.iter().map(|s| s.id.clone()).collect(),
             data: model.data.iter().map(|s| s.id.clone()).collect(),

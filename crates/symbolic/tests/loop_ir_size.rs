@@ -7,19 +7,19 @@
 
 #[path = "it/common.rs"]
 mod common;
-use hessforge_ir::tensor::TensorModel;
+use hessforge_ir::loop_ir::LoopProgram;
 use hessforge_spec::Model;
-use hessforge_symbolic::lower_tensor;
+use hessforge_symbolic::lower_loop_ir;
 
-fn lowered(m: &Model) -> TensorModel {
-    lower_tensor(m).unwrap_or_else(|e| panic!("{}: {e}", m.name))
+fn lowered(m: &Model) -> LoopProgram {
+    lower_loop_ir(m).unwrap_or_else(|e| panic!("{}: {e}", m.name))
 }
 
 /// The program's size (steps, loads, instructions, terms) is the same for
 /// every tensor length.
 #[test]
 fn the_loop_ir_does_not_grow_with_the_tensors() {
-    let size = |t: &TensorModel| {
+    let size = |t: &LoopProgram| {
         [&t.sample, &t.regularizer]
             .iter()
             .map(|s| {

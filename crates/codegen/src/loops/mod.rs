@@ -1,13 +1,13 @@
 //! Loop IR → Rust: the kernels of a model in index form, whose length does
 //! not depend on its tensors' lengths.
 //!
-//! Each stage of the [`TensorModel`] becomes one function that runs its
+//! Each stage of the [`LoopProgram`] becomes one function that runs its
 //! steps for one row: a loop nest per step with literal trip counts, the
 //! step's straight-line body inside (`let pI = <load>;` then the body's
 //! registers), and the result stored into (or, for a reduction, added to)
 //! the scratch vector. The layouts and the gradient and Hessian terms are
-//! written as a [`TensorModel`] value without steps (`plan()`), and the
-//! shared accumulation of `hessforge_ir::tensor` (gathered matrix products
+//! written as a [`LoopProgram`] value without steps (`plan()`), and the
+//! shared accumulation of `hessforge_ir::loop_ir` (gathered matrix products
 //! for rank-1 terms, Hessian–vector products) runs with the generated
 //! steps. Every path the code names starts at `::hessforge_kernels`, so the
 //! file compiles in any crate that depends on it.
@@ -18,7 +18,7 @@
 //! function with its values numbered.
 
 use crate::{CodegenError, KernelInfo, call, n, type_name};
-use hessforge_ir::tensor::{Axis, HessianTerm, Load, Source, Stage, Step, TensorModel};
+use hessforge_ir::loop_ir::{Axis, HessianTerm, Load, LoopProgram, Source, Stage, Step};
 use hessforge_ir::{Func, Instr, Operand, Outputs};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
@@ -40,7 +40,7 @@ use steps::*;
 const LANES: usize = 8;
 
 /// The formatted Rust source of a model's loop kernels.
-pub fn generate_loops(model: &TensorModel, info: &KernelInfo<'_>) -> Result<String, CodegenError> {
+pub fn generate_loops(model: &LoopProgram, info: &KernelInfo<'_>) -> Result<String, CodegenError> {
     let tokens = loop_tokens(model, info);
     let file = syn::parse2::<syn::File>(tokens).map_err(|e| CodegenError {
         model: model.name.clone(),
@@ -71,7 +71,7 @@ struct ModelParts {
 }
 
 fn model_parts(
-    m: &TensorModel,
+    m: &LoopProgram,
     split: Option<usize>,
     tangent: bool,
     primal_steps: &HashMap<String, String>,
@@ -123,7 +123,7 @@ fn model_parts(
         steps: quote!(#(#step_tokens)*),
         step_texts,
         plan: quote! {
-            static PLAN: std::sync::LazyLock<TensorModel> = std::sync::LazyLock::new(|| {
+            static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
                 loops::plan(
                     #name,
                     Vec::from([#(#tensors),*]),
@@ -142,7 +142,7 @@ fn model_parts(
 /// its per-sample steps split into primal and tangent ones
 /// ([`hessforge_ir::tangent::primal_prefix`]), so that the products at one
 /// θ can share the primal values.
-fn tangent_items(tangent: &TensorModel, primal_steps: &HashMap<String, String>) -> TokenStream {
+fn tangent_items(tangent: &LoopProgram, primal_steps: &HashMap<String, String>) -> TokenStream {
     let prefix = hessforge_ir::tangent::primal_prefix(tangent);
     let ModelParts {
         steps,
@@ -162,7 +162,7 @@ fn tangent_items(tangent: &TensorModel, primal_steps: &HashMap<String, String>) 
         /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
         pub mod tangent {
             use super::*;
-            use ::hessforge_kernels::ir::tensor::Phase;
+            use ::hessforge_kernels::ir::loop_ir::Phase;
 
             #steps
 
@@ -170,7 +170,7 @@ fn tangent_items(tangent: &TensorModel, primal_steps: &HashMap<String, String>) 
             pub struct Tangent;
 
             impl ::hessforge_kernels::LoopTangent for Tangent {
-                fn plan() -> Option<&'static TensorModel> {
+                fn plan() -> Option<&'static LoopProgram> {
                     #plan
                     Some(&PLAN)
                 }
@@ -181,7 +181,7 @@ fn tangent_items(tangent: &TensorModel, primal_steps: &HashMap<String, String>) 
     }
 }
 
-fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
+fn loop_tokens(m: &LoopProgram, info: &KernelInfo<'_>) -> TokenStream {
     let ty = Ident::new(&type_name(&m.name), Span::call_site());
     let name = &m.name;
     let doc = format!(" {}: {}", info.title, info.description);
@@ -203,7 +203,7 @@ fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
     quote! {
         use ::hessforge_kernels::ir::Outputs;
         use ::hessforge_kernels::ir::lanes::Lanes;
-        use ::hessforge_kernels::ir::tensor::{Source, TensorModel};
+        use ::hessforge_kernels::ir::loop_ir::{Source, LoopProgram};
         use ::hessforge_kernels::runtime::loops;
 
         #[doc = #doc]
@@ -222,7 +222,7 @@ fn loop_tokens(m: &TensorModel, info: &KernelInfo<'_>) -> TokenStream {
             const DEFAULT_CONSTANTS: &'static [f64] = &[#(#defaults),*];
             type Tangent = #tangent_type;
 
-            fn plan() -> &'static TensorModel {
+            fn plan() -> &'static LoopProgram {
                 #plan
                 &PLAN
             }

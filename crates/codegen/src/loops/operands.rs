@@ -48,7 +48,7 @@ pub(super) fn flat(offset: usize, index: &[Axis], shape: &[usize]) -> TokenStrea
     quote!(#(#parts)+*)
 }
 
-pub(super) fn load_tokens(m: &TensorModel, load: &Load) -> TokenStream {
+pub(super) fn load_tokens(m: &LoopProgram, load: &Load) -> TokenStream {
     match load {
         Load::Entry { tensor, index } => {
             let t = &m.tensors[*tensor];

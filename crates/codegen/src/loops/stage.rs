@@ -57,7 +57,7 @@ impl Values {
     /// name and whether it is in lanes.
     pub(super) fn step(
         &mut self,
-        m: &TensorModel,
+        m: &LoopProgram,
         step: &Step,
         with_row: bool,
         locals: &Locals,
@@ -250,7 +250,7 @@ impl Values {
 /// model's (`super::step_…`).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn stage_fn(
-    m: &TensorModel,
+    m: &LoopProgram,
     stage: &Stage,
     name: &Ident,
     with_row: bool,

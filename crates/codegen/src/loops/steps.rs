@@ -71,7 +71,7 @@ impl<S: Fn(&Ident) -> TokenStream> JammedSum<'_, S> {
 
 /// Whether a load differs from row to row: in a pass in lanes, a data entry
 /// or a buffer of the per-sample stage.
-pub(super) fn load_in_lanes(m: &TensorModel, load: &Load, with_row: bool) -> bool {
+pub(super) fn load_in_lanes(m: &LoopProgram, load: &Load, with_row: bool) -> bool {
     match load {
         Load::Entry { tensor, .. } => {
             let source = m.tensors[*tensor].source;
@@ -94,7 +94,7 @@ pub(super) struct StepParts {
 /// The parts of one step, for one row (`lanes` = 0) or for `lanes` rows at
 /// once (every value that differs from row to row in a lane type, the rest
 /// `f64`; rows and buffers laid out entry by entry, one value per lane).
-pub(super) fn step_parts(m: &TensorModel, step: &Step, lanes: usize, with_row: bool) -> StepParts {
+pub(super) fn step_parts(m: &LoopProgram, step: &Step, lanes: usize, with_row: bool) -> StepParts {
     let lane_ty = lane_type();
     let lanes_fn = lane_path();
     let mut in_lanes = vec![false; step.inputs.len()];
@@ -202,7 +202,7 @@ pub(super) fn store_tokens(
 
 /// The function of one step (for one row, or for `lanes` rows at once).
 pub(super) fn step_fn(
-    m: &TensorModel,
+    m: &LoopProgram,
     step: &Step,
     lanes: usize,
     with_row: bool,
@@ -291,12 +291,12 @@ pub(super) fn step_fn(
 }
 
 /// Whether the model's steps read a direction v (a tangent model's do).
-pub(super) fn has_direction(m: &TensorModel) -> bool {
+pub(super) fn has_direction(m: &LoopProgram) -> bool {
     m.tensors.iter().any(|t| t.source == Source::Direction)
 }
 
 /// Whether a step reads the direction v.
-pub(super) fn reads_direction(m: &TensorModel, step: &Step) -> bool {
+pub(super) fn reads_direction(m: &LoopProgram, step: &Step) -> bool {
     step.inputs.iter().any(|l| {
         matches!(l, Load::Entry { tensor, .. } if m.tensors[*tensor].source == Source::Direction)
     })
@@ -313,7 +313,7 @@ pub(super) fn direction_param(direction: bool) -> TokenStream {
 }
 
 /// What a step computes, in words: its loops and its loads.
-pub(super) fn step_summary(m: &TensorModel, step: &Step, rank: usize) -> String {
+pub(super) fn step_summary(m: &LoopProgram, step: &Step, rank: usize) -> String {
     let show = |a: &Axis| match *a {
         Axis::Loop { var, shift: 0 } => format!("i{var}"),
         Axis::Loop { var, shift } => format!("i{var}+{shift}"),

@@ -1,7 +1,7 @@
 //! The hand-written half of the kernels in index form: the model's plan
 //! (layouts, gradient and Hessian terms) completed with its scalar names,
 //! and the passes, which run the generated steps through the accumulation
-//! of [`hessforge_ir::tensor`] (rank-1 terms gathered into matrix products,
+//! of [`hessforge_ir::loop_ir`] (rank-1 terms gathered into matrix products,
 //! Hessian–vector products that never form the Hessian).
 //!
 //! A pass over [`Rows::Parallel`] sums fixed chunks of
@@ -15,9 +15,9 @@
 
 use crate::linearization::{Linearization, MAX_BYTES};
 use crate::runtime::PARALLEL_CHUNK_ROWS;
-use hessforge_ir::tensor::{
-    GradientTerm, HessianTerm, OuterGradient, RowSums, Source, Stage, Steps, TensorLayout,
-    TensorModel,
+use hessforge_ir::loop_ir::{
+    GradientTerm, HessianTerm, LoopProgram, OuterGradient, RowSums, Source, Stage, Steps,
+    TensorLayout,
 };
 use hessforge_ir::{At, Outputs, Rows};
 use rayon::prelude::*;
@@ -123,8 +123,8 @@ pub fn plan(
     constant_defaults: Vec<f64>,
     sample: Stage,
     regularizer: Stage,
-) -> TensorModel {
-    TensorModel {
+) -> LoopProgram {
+    LoopProgram {
         name: name.to_string(),
         params: scalar_ids(&tensors, Source::Theta),
         data: scalar_ids(&tensors, Source::Row),
@@ -158,7 +158,7 @@ pub fn names(ids: &'static [String]) -> &'static [&'static str] {
 
 /// One pass at `level` (see [`crate::Kernel`]).
 pub fn evaluate(
-    model: &TensorModel,
+    model: &LoopProgram,
     steps: &(impl Steps + Sync),
     level: Outputs,
     at: At<'_>,
@@ -189,7 +189,7 @@ fn chunk_at<'a>(at: At<'a>, chunk: &'a [f64]) -> At<'a> {
 /// threads, [`CHUNKS_AT_ONCE`] at a time; the parts are added into `grad`
 /// and `hess` in order.
 fn parallel_sums(
-    model: &TensorModel,
+    model: &LoopProgram,
     level: Outputs,
     data: &[f64],
     grad: &mut [f64],
@@ -227,11 +227,11 @@ fn parallel_sums(
 
 /// The primal values of a tangent model's per-sample steps at θ over
 /// `rows` ([`crate::linearization`]): `primal` runs the steps in
-/// [`Primal`](hessforge_ir::tensor::Phase::Primal) phase, which write the
+/// [`Primal`](hessforge_ir::loop_ir::Phase::Primal) phase, which write the
 /// first `prefix` scratch entries of each row. `None` for a model without
 /// data or when the values would take more than [`MAX_BYTES`].
 pub fn linearize(
-    model: &TensorModel,
+    model: &LoopProgram,
     primal: &(impl Steps + Sync),
     prefix: usize,
     at: At<'_>,
@@ -269,14 +269,14 @@ pub fn linearize(
 }
 
 /// ∇²L·v into `out` (and L) through `linearization`: `tangent` runs the
-/// steps in [`Tangent`](hessforge_ir::tensor::Phase::Tangent) phase on the
+/// steps in [`Tangent`](hessforge_ir::loop_ir::Phase::Tangent) phase on the
 /// primal values read back, row by row, in the order they were recorded.
 /// A linearization of another point, or recorded by another model or
 /// for another `prefix`, is not read: `whole` (in
-/// [`All`](hessforge_ir::tensor::Phase::All) phase) then runs the product
+/// [`All`](hessforge_ir::loop_ir::Phase::All) phase) then runs the product
 /// in full.
 pub fn hess_vec_linearized(
-    model: &TensorModel,
+    model: &LoopProgram,
     linearization: &Linearization,
     tangent: &(impl Steps + Sync),
     whole: &(impl Steps + Sync),

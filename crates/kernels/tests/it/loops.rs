@@ -64,7 +64,7 @@ fn loop_kernels_agree_with_the_scalar_programs_and_the_interpreter() {
             .join("../../derivations")
             .join(format!("{name}.toml"));
         let model = hessforge_spec::load_file(&file).unwrap();
-        let interpreted = hessforge_symbolic::lower_tensor(&model).unwrap();
+        let interpreted = hessforge_symbolic::lower_loop_ir(&model).unwrap();
         let p = looped.n_params();
         // The scalarized derivation is the oracle up to 64 parameters;
         // digits (P = 650) is checked against its own dense pass (its ∇²L·v

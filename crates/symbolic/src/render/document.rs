@@ -5,7 +5,7 @@
 //! back-propagation, each partial derivative through the chain rule, the
 //! gradient, the Hessian, the second-order Taylor model and the updates.
 
-mod tensor;
+mod index_form;
 
 use super::math::{Names, Printer, Style, tidy};
 use crate::derivation::{Derivation, LOSS, REGULARIZER};
@@ -124,7 +124,7 @@ pub(crate) fn build(d: &Derivation, expand: bool) -> Vec<Block> {
                 t.role = hessforge_spec::Role::Constant;
                 t
             }));
-        let t = tensor::Tensors {
+        let t = index_form::Tensors {
             display,
             derived,
             backprop,

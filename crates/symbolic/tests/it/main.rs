@@ -11,7 +11,7 @@ mod exponentials;
 mod finite_differences;
 mod fuzz;
 mod index_form;
+mod loop_ir_lowering;
 mod lowering;
 mod numbers;
-mod tensor_lowering;
 mod threads;

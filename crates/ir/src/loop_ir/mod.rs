@@ -2,7 +2,7 @@
 //! tensor operations of a Hessian (rank-1 products, Kronecker-delta
 //! patterns), whose size does not depend on the tensors' lengths.
 //!
-//! A [`TensorModel`] reads θ, one data row and the constants as named
+//! A [`LoopProgram`] reads θ, one data row and the constants as named
 //! tensors ([`TensorLayout`]), and computes temporaries ("buffers", in one
 //! scratch vector) by [`Step`]s: a step is a loop nest whose first loops
 //! index the buffer it writes and whose remaining loops are summed, with a
@@ -21,16 +21,16 @@
 //!
 //! The model has two [`Stage`]s: the per-sample loss (averaged over the
 //! rows; evaluated once, not averaged, for a model without data) and the
-//! regularizer (once per pass). [`TensorModel::evaluate`] and
-//! [`TensorModel::hess_vec`] are the interpreter; a Hessian–vector product
+//! regularizer (once per pass). [`LoopProgram::evaluate`] and
+//! [`LoopProgram::hess_vec`] are the interpreter; a Hessian–vector product
 //! contracts the terms with v and never forms the P × P matrix.
 //!
 //! The accumulation is shared with generated code ([`Steps`]): steps that
 //! take W rows at once ([`Steps::sample_lanes`]) run in an AVX2-compiled
 //! block loop with per-lane sums; only the upper blocks of the Hessian are
 //! accumulated and then mirrored; a pass can be split into row sums and
-//! their completion ([`TensorModel::sum_rows_with`],
-//! [`TensorModel::finish_with`]) for a parallel pass; the scratch lives in a
+//! their completion ([`LoopProgram::sum_rows_with`],
+//! [`LoopProgram::finish_with`]) for a parallel pass; the scratch lives in a
 //! per-thread workspace, so a warm pass allocates nothing.
 
 use crate::lanes::Lanes;
@@ -110,7 +110,7 @@ pub enum Axis {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Load {
-    /// An entry of a tensor (index into [`TensorModel::tensors`]).
+    /// An entry of a tensor (index into [`LoopProgram::tensors`]).
     Entry {
         /// The tensor.
         tensor: usize,
@@ -150,7 +150,7 @@ pub struct GradientTerm {
     /// The buffer holding ∂/∂ of each of its entries (not computed when
     /// the term is `outer`).
     pub value: usize,
-    /// The term as an outer product (see [`TensorModel::gather_outer_gradients`]).
+    /// The term as an outer product (see [`LoopProgram::gather_outer_gradients`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outer: Option<OuterGradient>,
 }
@@ -230,7 +230,7 @@ pub struct Stage {
 /// A model in index form: layouts, the per-sample stage and the
 /// regularizer's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TensorModel {
+pub struct LoopProgram {
     /// The model's name.
     pub name: String,
     /// Scalar parameter ids, in θ order.
@@ -252,12 +252,12 @@ pub struct TensorModel {
     #[serde(skip)]
     pub plans: PlanCache,
     /// Its [`crate::tangent::tangent_model`], which
-    /// [`TensorModel::hess_vec`] runs when it is there.
+    /// [`LoopProgram::hess_vec`] runs when it is there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tangent: Option<Box<TensorModel>>,
+    pub tangent: Option<Box<LoopProgram>>,
 }
 
-impl TensorModel {
+impl LoopProgram {
     /// Number of parameters P.
     pub fn n_params(&self) -> usize {
         self.params.len()
@@ -408,7 +408,7 @@ impl TensorModel {
     }
 
     /// A step's value as `scale · a ⊗ b`, if it is one (see
-    /// [`TensorModel::gather_outer_gradients`]).
+    /// [`LoopProgram::gather_outer_gradients`]).
     fn outer_form(&self, step: &Step) -> Option<OuterGradient> {
         let out = &self.tensors[step.out];
         let rank = out.shape.len();
@@ -483,7 +483,7 @@ impl TensorModel {
     }
 
     /// This model with its [`crate::tangent::tangent_model`] attached.
-    pub fn with_tangent(mut self) -> Result<TensorModel, InvalidProgram> {
+    pub fn with_tangent(mut self) -> Result<LoopProgram, InvalidProgram> {
         self.tangent = None;
         let tangent = crate::tangent::tangent_model(&self)?;
         self.tangent = Some(Box::new(tangent));
@@ -509,7 +509,7 @@ fn axes(index: &[Axis]) -> String {
         .join(", ")
 }
 
-impl TensorModel {
+impl LoopProgram {
     fn write_load(&self, f: &mut std::fmt::Formatter<'_>, load: &Load) -> std::fmt::Result {
         match load {
             Load::Entry { tensor, index } if index.is_empty() => {
@@ -526,7 +526,7 @@ impl TensorModel {
 
 /// Reads like assembly: each step as its loop nest, inputs and body, then
 /// the outputs; the same length whatever the tensors' lengths.
-impl std::fmt::Display for TensorModel {
+impl std::fmt::Display for LoopProgram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "; {}", self.name)?;
         for t in self.tensors.iter().filter(|t| t.source != Source::Scratch) {

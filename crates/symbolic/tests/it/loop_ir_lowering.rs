@@ -6,10 +6,10 @@
 
 use crate::common::{self, close};
 use hessforge_ir::At;
-use hessforge_ir::tensor::{Interpreter, Steps, TensorModel};
+use hessforge_ir::loop_ir::{Interpreter, LoopProgram, Steps};
 use hessforge_ir::{ModelPrograms, Outputs};
 use hessforge_spec::Model;
-use hessforge_symbolic::{derive_scalar, lower, lower_tensor};
+use hessforge_symbolic::{derive_scalar, lower, lower_loop_ir};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
@@ -59,8 +59,8 @@ fn oracle(
     (out[0], out[1..=p].to_vec(), hess)
 }
 
-fn lowered(m: &Model) -> TensorModel {
-    lower_tensor(m).unwrap_or_else(|e| panic!("{}: {e}", m.name))
+fn lowered(m: &Model) -> LoopProgram {
+    lower_loop_ir(m).unwrap_or_else(|e| panic!("{}: {e}", m.name))
 }
 
 /// Loss, gradient, Hessian, H·v and diag(H) of the loop IR equal the oracle's, at
@@ -459,7 +459,7 @@ fn kept_plans_give_the_bits_of_fresh_ones() {
     let v: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
     let data: Vec<f64> = (0..300 * cols).map(|_| rng.gen_range(-1.5..1.5)).collect();
     let short = &data[..20 * cols];
-    let run = |t: &TensorModel, rows: &[f64]| {
+    let run = |t: &LoopProgram, rows: &[f64]| {
         let at = At {
             theta: &theta,
             constants: &[],
@@ -482,7 +482,7 @@ fn kept_plans_give_the_bits_of_fresh_ones() {
     assert_eq!(run(&first, short), short_once);
     assert_eq!(run(&first, &data), long_once);
     let clone = first.clone();
-    let round_trip: TensorModel =
+    let round_trip: LoopProgram =
         serde_json::from_str(&serde_json::to_string(&first).unwrap()).unwrap();
     for copy in [&clone, &round_trip] {
         assert_eq!(*copy, first);

@@ -145,7 +145,7 @@ impl Plan {
     /// over fewer rows than a gathered block (`short`) or not, `lanes` at a
     /// time (0: one at a time).
     pub(super) fn new(
-        m: &TensorModel,
+        m: &LoopProgram,
         stage: &Stage,
         level: Outputs,
         v: bool,
@@ -246,7 +246,7 @@ impl Plan {
 /// gathered [`ROW_BLOCK`] rows at a time into one matrix product), or with
 /// `v` the Hessian's product with v (every term contracted row by row).
 pub(super) struct Accumulator<'a> {
-    pub(super) model: &'a TensorModel,
+    pub(super) model: &'a LoopProgram,
     pub(super) plan: &'a Plan,
     pub(super) loss: f64,
     pub(super) grad: &'a mut [f64],
@@ -265,7 +265,7 @@ pub(super) struct Accumulator<'a> {
 
 impl<'a> Accumulator<'a> {
     pub(super) fn new(
-        model: &'a TensorModel,
+        model: &'a LoopProgram,
         plan: &'a Plan,
         level: Outputs,
         grad: &'a mut [f64],

@@ -64,7 +64,7 @@ pub const DIRECT_UPDATE_ENTRIES: usize = 4096;
 /// Rows whose rank-1 Hessian terms are gathered before one matrix product.
 pub const ROW_BLOCK: usize = 128;
 
-impl TensorModel {
+impl LoopProgram {
     /// L(θ) over the selected rows, with ∇L into `grad[..P]` from
     /// [`Outputs::LossGrad`] and ∇²L (row-major P × P) into `hess[..P²]` at
     /// [`Outputs::LossGradHess`]; the steps interpreted.
@@ -73,7 +73,7 @@ impl TensorModel {
     }
 
     /// ∇²L(θ)·v into `out[..P]` (and L(θ) as the result), the P × P matrix
-    /// never formed: by the model's [`TensorModel::tangent`] when it has
+    /// never formed: by the model's [`LoopProgram::tangent`] when it has
     /// one (the forward derivative of the gradient's steps), else by
     /// contracting every Hessian term with v.
     pub fn hess_vec(&self, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
@@ -98,7 +98,7 @@ impl TensorModel {
         self.hess_vec_with(&Interpreter(self), at, v, out)
     }
 
-    /// [`TensorModel::evaluate`] with the steps run by `steps` (generated
+    /// [`LoopProgram::evaluate`] with the steps run by `steps` (generated
     /// code; this model's own steps are not read).
     pub fn evaluate_with(
         &self,
@@ -128,7 +128,7 @@ impl TensorModel {
     /// `hess`, not yet averaged, with the Hessian in its upper blocks only
     /// (and only the upper triangle of a diagonal block): the first half of
     /// a pass, which a parallel pass runs once per chunk of rows and sums in
-    /// a fixed order. [`TensorModel::finish_with`] completes it.
+    /// a fixed order. [`LoopProgram::finish_with`] completes it.
     pub fn sum_rows_with(
         &self,
         steps: &impl Steps,
@@ -214,7 +214,7 @@ impl TensorModel {
         sums.loss * scale + loss
     }
 
-    /// [`TensorModel::hess_vec`] with the steps run by `steps`.
+    /// [`LoopProgram::hess_vec`] with the steps run by `steps`.
     pub fn hess_vec_with(&self, steps: &impl Steps, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
         let p = self.n_params();
         out[..p].fill(0.0);
@@ -282,7 +282,7 @@ impl TensorModel {
         })
     }
 
-    /// diag(∇²L) by the model's own steps (see [`TensorModel::hess_diag_with`]).
+    /// diag(∇²L) by the model's own steps (see [`LoopProgram::hess_diag_with`]).
     pub fn hess_diag(&self, at: At<'_>, out: &mut [f64]) -> f64 {
         self.hess_diag_with(&Interpreter(self), at, out)
     }
@@ -581,7 +581,7 @@ pub(super) fn paired_entries(
 /// block (T, U) transposed, for T before U; and within a diagonal block the
 /// lower triangle is the upper one (only the upper one is accumulated).
 /// The list of blocks is made on first use and kept with the plans.
-pub(super) fn mirror_blocks(m: &TensorModel, hess: &mut [f64]) {
+pub(super) fn mirror_blocks(m: &LoopProgram, hess: &mut [f64]) {
     let p = m.n_params();
     let blocks = m.plans.0.blocks.get_or_init(|| {
         let mut blocks = Vec::new();
@@ -628,7 +628,7 @@ pub(super) fn scale_outputs(
 }
 
 /// The per-sample stage summed over some rows: the first half of a pass
-/// ([`TensorModel::sum_rows_with`]).
+/// ([`LoopProgram::sum_rows_with`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct RowSums {
     /// Σ ℓ over the rows.

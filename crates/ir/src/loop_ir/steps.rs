@@ -3,7 +3,7 @@
 
 use super::*;
 
-/// What runs a model's steps: the interpreter ([`TensorModel::evaluate`]),
+/// What runs a model's steps: the interpreter ([`LoopProgram::evaluate`]),
 /// or the code generated from them (a compiled kernel).
 pub trait Steps {
     /// The per-sample stage's steps needed at `level`, for one data row
@@ -56,10 +56,10 @@ pub enum Phase {
     Tangent,
 }
 
-/// The interpreter of a model's own steps (what [`TensorModel::evaluate`]
+/// The interpreter of a model's own steps (what [`LoopProgram::evaluate`]
 /// runs), one row at a time.
 #[derive(Debug, Clone, Copy)]
-pub struct Interpreter<'a>(pub &'a TensorModel);
+pub struct Interpreter<'a>(pub &'a LoopProgram);
 
 impl Steps for Interpreter<'_> {
     fn sample(
@@ -84,7 +84,7 @@ impl Steps for Interpreter<'_> {
 #[derive(Debug, Clone, Copy)]
 pub struct TangentInterpreter<'a> {
     /// The tangent model.
-    pub model: &'a TensorModel,
+    pub model: &'a LoopProgram,
     /// v.
     pub direction: &'a [f64],
 }

@@ -10,7 +10,7 @@ use super::*;
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn lane_blocks<const W: usize>(
-    m: &TensorModel,
+    m: &LoopProgram,
     steps: &impl Steps,
     level: Outputs,
     at: At<'_>,
@@ -230,7 +230,7 @@ pub(super) fn transpose_rows_fixed<const W: usize, const NC: usize>(
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn lane_blocks_avx2<const W: usize>(
-    m: &TensorModel,
+    m: &LoopProgram,
     steps: &impl Steps,
     level: Outputs,
     at: At<'_>,
