@@ -4,10 +4,10 @@
 
 use crate::output::Failure;
 use clap::ValueEnum;
+use hessforge_derivation::render::Format;
 use hessforge_driver::Problem;
 use hessforge_driver::figures::{FigureKind, FigureOptions};
 use hessforge_optim::Stopping;
-use hessforge_symbolic::render::Format;
 use std::path::PathBuf;
 
 /// Data, start and constants (shared by `run`, `compare` and `report`).

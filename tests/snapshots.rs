@@ -2,7 +2,7 @@
 //! built-in model. A change in a derived formula shows up as a reviewable
 //! diff (`cargo insta review`); CI never writes snapshots.
 
-use hessforge_symbolic::render::{Format, render};
+use hessforge_derivation::render::{Format, render};
 
 #[test]
 fn derivations() {

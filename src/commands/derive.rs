@@ -2,8 +2,8 @@
 //! as text, LaTeX, slides, Markdown or JSON.
 
 use crate::output::{Failure, write_atomically};
+use hessforge_derivation::render::{Format, render};
 use hessforge_driver::models;
-use hessforge_symbolic::render::{Format, render};
 use std::io::Write;
 use std::path::Path;
 
@@ -17,7 +17,7 @@ pub fn run(
     let model = models::load(model).map_err(Failure::bad_input)?;
     let text = if expand {
         let derivation = hessforge_symbolic::derive(&model).map_err(Failure::engine)?;
-        hessforge_symbolic::render::render_expanded(&derivation, format)
+        hessforge_derivation::render::render_expanded(&derivation, format)
     } else {
         let derivation = hessforge_symbolic::derive_unexpanded(&model).map_err(Failure::engine)?;
         render(&derivation, format)

@@ -5,8 +5,8 @@
 //! — or, with `--check`, fail with a diff when one is stale.
 
 use crate::output::{Failure, create_dir, write_atomically};
+use hessforge_derivation::render::{Format, render};
 use hessforge_driver::{models, reference};
-use hessforge_symbolic::render::{Format, render};
 use std::path::PathBuf;
 
 /// The generated files, by their path in the source tree, and their

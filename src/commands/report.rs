@@ -5,12 +5,12 @@
 use crate::args::{HyperArgs, PageFormat, ProblemArgs, StopArgs};
 use crate::output::{Failure, create_dir, write_atomically};
 use crate::progress::Progress;
+use hessforge_derivation::render::{Format, render};
 use hessforge_driver::figures::{self, FigureKind, FigureOptions, SvgFigure};
 use hessforge_driver::summary::comparison_markdown;
 use hessforge_driver::{Prepared, Run, optimizer_names, prepare, run_all};
 use hessforge_optim::{Settings, Stopping};
 use hessforge_report::Report;
-use hessforge_symbolic::render::{Format, render};
 use std::path::Path;
 
 /// What `report` was asked for, beyond the shared flags.

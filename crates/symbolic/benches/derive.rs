@@ -39,7 +39,7 @@ fn derive_and_render_latex(bencher: divan::Bencher, name: &str) {
     let model = load(name);
     bencher.bench(|| {
         let d = hessforge_symbolic::derive(&model).expect("derives");
-        hessforge_symbolic::render::render(&d, hessforge_symbolic::render::Format::Latex)
+        hessforge_derivation::render::render(&d, hessforge_derivation::render::Format::Latex)
     });
 }
 
@@ -123,7 +123,7 @@ fn document_logistic(bencher: divan::Bencher, features: usize) {
     let model = logistic(features);
     bencher.bench(|| {
         let d = hessforge_symbolic::derive_unexpanded(divan::black_box(&model)).expect("derives");
-        hessforge_symbolic::render::render(&d, hessforge_symbolic::render::Format::Latex)
+        hessforge_derivation::render::render(&d, hessforge_derivation::render::Format::Latex)
     });
 }
 
@@ -133,7 +133,7 @@ fn document_mlp(bencher: divan::Bencher, hidden: usize) {
     let model = mlp(hidden);
     bencher.bench(|| {
         let d = hessforge_symbolic::derive_unexpanded(divan::black_box(&model)).expect("derives");
-        hessforge_symbolic::render::render(&d, hessforge_symbolic::render::Format::Latex)
+        hessforge_derivation::render::render(&d, hessforge_derivation::render::Format::Latex)
     });
 }
 

@@ -5,9 +5,9 @@
 //! 2·½, w_j + w_j) is simplified with the engine's choice of the simplest
 //! form, and the stand-ins are put back: (p − y)·x[j].
 
-use crate::backprop::Backpropagation;
 use crate::engine::Engine;
-use crate::index_calculus::IndexDerivation;
+use hessforge_derivation::backprop::Backpropagation;
+use hessforge_derivation::index_calculus::IndexDerivation;
 use hessforge_spec::Expr;
 use hessforge_spec::index::{IExpr, IndexModel, Ix};
 use std::collections::HashMap;

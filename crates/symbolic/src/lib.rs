@@ -3,25 +3,24 @@
 //! [`derive()`] turns a validated [`Model`] into a [`Derivation`]: every partial
 //! derivative of the per-sample loss and of the regularizer, and the Hessian,
 //! written through the model's named intermediates and simplified.
-//! [`render`] prints a derivation as LaTeX, Markdown, plain text or JSON.
+//! The [`Derivation`] type, the index calculus and the renderer that prints
+//! a derivation are `hessforge-derivation`'s, which needs no Symbolica; this
+//! crate simplifies their terms and lowers a derivation to the IR.
 //!
 //! All Symbolica work runs on one dedicated worker thread (Symbolica's
 //! restricted mode allows one thread per user); the functions here take and
 //! return plain Rust data and may be called from any thread.
 #![warn(missing_docs)]
 
-pub mod backprop;
-mod derivation;
 mod engine;
-pub mod index_calculus;
 mod index_simplify;
 pub mod lock;
 mod lower;
 mod lower_index;
-pub mod render;
 mod worker;
 
-pub use derivation::{
+use hessforge_derivation::index_calculus;
+pub use hessforge_derivation::{
     Derivation, GradientEntry, LOSS, LocalPartial, NormalForms, REGULARIZER, SymbolicaForms,
 };
 
@@ -125,7 +124,7 @@ fn derive_with(model: &Model, with_index: bool) -> Result<Derivation, EngineErro
 /// Derive a model for reading: in index form only where it has tensor
 /// parameters (milliseconds whatever the tensors' lengths; the scalar lists
 /// stay empty and `expanded` is false), in full otherwise. Enough for every
-/// format of [`render::render`]; [`render::render_expanded`] and the
+/// format of `hessforge_derivation::render::render`; `render_expanded` and the
 /// kernels need [`derive()`].
 pub fn derive_unexpanded(model: &Model) -> Result<Derivation, EngineError> {
     let owned = model.clone();

@@ -4,8 +4,8 @@
 //! common-subexpression elimination) before its exported instructions are
 //! translated into [`hessforge_ir`] instructions.
 
-use crate::derivation::Derivation;
 use crate::engine::{Engine, MAX_EXPONENT, any_node, call, exp_of, powers_within};
+use hessforge_derivation::Derivation;
 use hessforge_ir::{Instr, ModelPrograms, Operand, Program, Split};
 use hessforge_spec::{Expr, Func, Rational};
 use std::collections::HashMap;

@@ -19,8 +19,8 @@
 //! indices), the rest one dense block.
 
 use crate::engine::Engine;
-use crate::index_calculus::IndexDerivation;
 use crate::lower::{LowerFailure, Stabilizer, undefined_number};
+use hessforge_derivation::index_calculus::IndexDerivation;
 use hessforge_ir::loop_ir::{
     Axis, GradientTerm, HessianTerm, Load, LoopProgram, Source, Stage, Step, TensorLayout,
 };

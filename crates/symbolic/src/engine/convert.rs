@@ -67,13 +67,3 @@ pub(crate) fn coefficient(c: CoefficientView<'_>, atom: AtomView<'_>) -> Result<
         )),
     }
 }
-
-/// Number of nodes of a tree.
-pub(crate) fn size(e: &Expr) -> usize {
-    match e {
-        Expr::Num(_) | Expr::Var(_) => 1,
-        Expr::Add(xs) | Expr::Mul(xs) => 1 + xs.iter().map(size).sum::<usize>(),
-        Expr::Pow(a, b) => 1 + size(a) + size(b),
-        Expr::Call(_, a) => 1 + size(a),
-    }
-}

@@ -11,7 +11,7 @@
 //! atoms, [`limits`] which expansions are safe, and [`chain`] the chain
 //! rule through the intermediates.
 
-use crate::derivation::{
+use hessforge_derivation::{
     Derivation, GradientEntry, LOSS, LocalPartial, NormalForms, REGULARIZER, SymbolicaForms,
 };
 use hessforge_ir::Algebra;
@@ -30,8 +30,8 @@ mod convert;
 mod functions;
 mod limits;
 use chain::*;
+pub(crate) use convert::coefficient;
 use convert::*;
-pub(crate) use convert::{coefficient, size};
 use functions::*;
 pub(crate) use functions::{any_node, call, exp_of};
 pub(crate) use limits::powers_within;
@@ -332,10 +332,10 @@ impl Engine {
         if !ix.parameters().any(|t| !t.shape.is_empty()) {
             return None;
         }
-        let index = crate::index_calculus::differentiate(ix)
+        let index = hessforge_derivation::index_calculus::differentiate(ix)
             .and_then(|derived| self.simplify_index_derivation(ix, &derived))
             .ok()?;
-        let backprop = crate::backprop::backpropagate(ix)
+        let backprop = hessforge_derivation::backprop::backpropagate(ix)
             .and_then(|b| self.simplify_backpropagation(ix, &b))
             .ok()?;
         Some(Derivation {
@@ -460,7 +460,7 @@ impl Engine {
         // numbers too (a form with a removable 0/0 may not).
         let index = match &model.index {
             Some(ix) if with_index && ix.parameters().any(|t| !t.shape.is_empty()) => {
-                crate::index_calculus::differentiate(ix)
+                hessforge_derivation::index_calculus::differentiate(ix)
                     .and_then(|derived| self.simplify_index_derivation(ix, &derived))
                     .ok()
             }
@@ -468,7 +468,7 @@ impl Engine {
         };
         // How the lecture note tells the index form: back-propagation.
         let backprop = match (&model.index, &index) {
-            (Some(ix), Some(_)) => crate::backprop::backpropagate(ix)
+            (Some(ix), Some(_)) => hessforge_derivation::backprop::backpropagate(ix)
                 .and_then(|b| self.simplify_backpropagation(ix, &b))
                 .ok(),
             _ => None,

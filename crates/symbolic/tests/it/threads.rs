@@ -3,10 +3,8 @@
 //! and give the same results as calling it from one.
 
 use crate::common;
-use hessforge_symbolic::{
-    derive,
-    render::{Format, render},
-};
+use hessforge_derivation::render::{Format, render};
+use hessforge_symbolic::derive;
 
 #[test]
 fn many_threads_at_once() {

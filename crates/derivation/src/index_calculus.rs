@@ -63,7 +63,7 @@ pub struct IndexDerivation {
 }
 
 /// Differentiate a model in index form (our rules only; the coefficients
-/// are simplified by [`crate::derive_index`]).
+/// are simplified by `hessforge_symbolic::derive_index`).
 pub fn differentiate(model: &IndexModel) -> Result<IndexDerivation, String> {
     let mut calculus = Calculus::new(model);
     let params: Vec<(String, Vec<usize>)> = model

@@ -94,7 +94,7 @@ pub struct Derivation {
     /// the Hessian's split through one quantity); `None` where `index` is.
     pub backprop: Option<crate::backprop::Backpropagation>,
     /// Whether the scalar lists (every entry of the gradient and Hessian)
-    /// were derived; `false` for [`crate::derive_unexpanded`] of a model
+    /// were derived; `false` for `hessforge_symbolic::derive_unexpanded` of a model
     /// with tensor parameters, whose lists are empty.
     pub expanded: bool,
     /// The results in Symbolica's syntax.

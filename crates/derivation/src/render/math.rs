@@ -228,7 +228,7 @@ fn sort_key(e: &Expr, names: &Names) -> (Vec<usize>, usize, String) {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    (positions, crate::engine::size(e), e.to_input_syntax())
+    (positions, size(e), e.to_input_syntax())
 }
 
 /// The terms of a sum raised to an odd integer power (including 1).
@@ -577,6 +577,16 @@ impl Printer<'_> {
                 }
             }
         }
+    }
+}
+
+/// The number of nodes of an expression tree.
+fn size(e: &Expr) -> usize {
+    match e {
+        Expr::Num(_) | Expr::Var(_) => 1,
+        Expr::Add(xs) | Expr::Mul(xs) => 1 + xs.iter().map(size).sum::<usize>(),
+        Expr::Pow(a, b) => 1 + size(a) + size(b),
+        Expr::Call(_, a) => 1 + size(a),
     }
 }
 

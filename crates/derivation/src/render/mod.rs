@@ -49,7 +49,7 @@ pub fn render(d: &Derivation, format: Format) -> String {
 
 /// Render with the scalar lists: every gradient entry and Hessian entry,
 /// in every format (the index form too, in JSON). Needs a derivation from
-/// [`crate::derive`] (`expanded`).
+/// `hessforge_symbolic::derive` (`expanded`).
 pub fn render_expanded(d: &Derivation, format: Format) -> String {
     render_with(d, format, true)
 }
