@@ -6,75 +6,29 @@ use ::hessforge_kernels::ir::Outputs;
 use ::hessforge_kernels::ir::lanes::Lanes;
 use ::hessforge_kernels::ir::loop_ir::{Source, LoopProgram};
 use ::hessforge_kernels::runtime::loops;
+use ::hessforge_kernels::LoopModel;
+use std::sync::LazyLock;
 /// Softmax regression on handwritten digits: Ten classes of 8x8 images (1 797 samples, 64 pixels): cross-entropy with an L2 penalty (650 parameters).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Digits;
-/// `t5` `t5[i0] = Σ over i1 < 64 of f(W[i0, i1], x[i1]), for i0 < 10` (1 instruction).
+/// `t5[i0] = Σ over i1 < 64 of W[i0, i1]·x[i1], for i0 < 10`.
 #[inline(always)]
-fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t5<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     for block in 0..2 {
         let block = block * 4;
-        let mut sum0: Lanes<W> = Lanes::<W>::splat(0.0);
-        let mut sum1: Lanes<W> = Lanes::<W>::splat(0.0);
-        let mut sum2: Lanes<W> = Lanes::<W>::splat(0.0);
-        let mut sum3: Lanes<W> = Lanes::<W>::splat(0.0);
+        let mut sums: [Lanes<W>; 4] = [Lanes::<W>::splat(0.0); 4];
         for i1 in 0..64 {
-            {
-                let i0 = block + 0;
-                sum0 = sum0
-                    + {
-                        let p0: f64 = t[i0 * 64 + i1];
-                        let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                        let r0: Lanes<W> = p0 * p1;
-                        r0
-                    };
-            }
-            {
-                let i0 = block + 1;
-                sum1 = sum1
-                    + {
-                        let p0: f64 = t[i0 * 64 + i1];
-                        let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                        let r0: Lanes<W> = p0 * p1;
-                        r0
-                    };
-            }
-            {
-                let i0 = block + 2;
-                sum2 = sum2
-                    + {
-                        let p0: f64 = t[i0 * 64 + i1];
-                        let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                        let r0: Lanes<W> = p0 * p1;
-                        r0
-                    };
-            }
-            {
-                let i0 = block + 3;
-                sum3 = sum3
-                    + {
-                        let p0: f64 = t[i0 * 64 + i1];
-                        let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                        let r0: Lanes<W> = p0 * p1;
-                        r0
-                    };
+            for (k, sum) in sums.iter_mut().enumerate() {
+                let i0 = block + k;
+                let p0: f64 = t[i0 * 64 + i1];
+                let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                let r0: Lanes<W> = p0 * p1;
+                *sum = *sum + r0;
             }
         }
-        {
-            let i0 = block + 0;
-            sum0.store(&mut s[i0 * W..]);
-        }
-        {
-            let i0 = block + 1;
-            sum1.store(&mut s[i0 * W..]);
-        }
-        {
-            let i0 = block + 2;
-            sum2.store(&mut s[i0 * W..]);
-        }
-        {
-            let i0 = block + 3;
-            sum3.store(&mut s[i0 * W..]);
+        for (k, sum) in sums.into_iter().enumerate() {
+            let i0 = block + k;
+            sum.store(&mut s[i0 * W..]);
         }
     }
     for i0 in 8..10 {
@@ -88,9 +42,9 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         sum.store(&mut s[i0 * W..]);
     }
 }
-/// `t7` `t7[i0] = f(t5[i0], t6, b[i0]), for i0 < 10` (3 instructions).
+/// `t7[i0] = exp(t5[i0]·t6 + b[i0]), for i0 < 10`.
 #[inline(always)]
-fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t7<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
@@ -101,9 +55,9 @@ fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r2.store(&mut s[(11 + i0) * W..]);
     }
 }
-/// `t8` `t8 = Σ over i0 < 10 of f(t7[i0])` (1 instruction).
+/// `t8 = Σ over i0 < 10 of t7[i0]`.
 #[inline(always)]
-fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t8<const W: usize>(s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
@@ -112,9 +66,9 @@ fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     }
     sum.store(&mut s[21 * W..]);
 }
-/// `t9` `t9 = Σ over i0 < 10 of f(y[i0], t5[i0], t6, b[i0])` (3 instructions).
+/// `t9 = Σ over i0 < 10 of (t6·t5[i0] + b[i0])·y[i0]`.
 #[inline(always)]
-fn step_t9<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t9<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
@@ -128,9 +82,9 @@ fn step_t9<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     }
     sum.store(&mut s[22 * W..]);
 }
-/// `t12` `t12[i0] = f(t7[i0], t11, y[i0]), for i0 < 10` (2 instructions).
+/// `t12[i0] = t7[i0]·(-1)·t11 + y[i0], for i0 < 10`.
 #[inline(always)]
-fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t12<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
@@ -140,9 +94,9 @@ fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r1.store(&mut s[(25 + i0) * W..]);
     }
 }
-/// `t14` `t14[i0] = f(y[i0], t7[i0], t11), for i0 < 10` (3 instructions).
+/// `t14[i0] = t11·t7[i0] + y[i0]·(-1), for i0 < 10`.
 #[inline(always)]
-fn step_t14<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t14<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
@@ -153,18 +107,18 @@ fn step_t14<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r2.store(&mut s[(675 + i0) * W..]);
     }
 }
-/// `t15` `t15[i0] = f(t7[i0]), for i0 < 10` (1 instruction).
+/// `t15[i0] = t7[i0], for i0 < 10`.
 #[inline(always)]
-fn step_t15<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t15<const W: usize>(s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
         let r0: Lanes<W> = p0;
         r0.store(&mut s[(685 + i0) * W..]);
     }
 }
-/// `t16` `t16[i0, i1] = f(t15[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
+/// `t16[i0, i1] = t15[i0]·x[i1], for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t16<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t16<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(685 + i0) * W..]);
@@ -174,9 +128,9 @@ fn step_t16<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t17` `t17[i0, i1] = f(x[i1]), for i0 < 10, i1 < 64` (1 instruction).
+/// `t17[i0, i1] = x[i1], for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t17<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t17<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
@@ -185,9 +139,9 @@ fn step_t17<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t19` `t19[i0, i1] = f(t18, t15[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
+/// `t19[i0, i1] = t18·x[i1]·t15[i0], for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t19<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[1975 * W..]);
@@ -198,9 +152,9 @@ fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t21` `t21[i0, i1] = f(t20, t15[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
+/// `t21[i0, i1] = t20·x[i1]·t15[i0], for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t21<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t21<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[2616 * W..]);
@@ -211,17 +165,17 @@ fn step_t21<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t22` `t22[i0] = f(), for i0 < 10` (1 instruction).
+/// `t22[i0] = 1, for i0 < 10`.
 #[inline(always)]
-fn step_t22<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t22<const W: usize>(s: &mut [f64]) {
     for i0 in 0..10 {
         let r0: f64 = 1.0;
         Lanes::<W>::splat(r0).store(&mut s[(3257 + i0) * W..]);
     }
 }
-/// `t24` `t24[i0, i1] = f(t23, t15[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
+/// `t24[i0, i1] = t23·x[i1]·t15[i0], for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t24<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t24<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[3267 * W..]);
@@ -232,9 +186,9 @@ fn step_t24<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t26` `t26[i0, i1] = f(t25, t15[i0], x[i1]), for i0 < 10, i1 < 64` (1 instruction).
+/// `t26[i0, i1] = t25·x[i1]·t15[i0], for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t26<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t26<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[3908 * W..]);
@@ -245,9 +199,9 @@ fn step_t26<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t28` `t28[i0] = f(t27, t7[i0]), for i0 < 10` (1 instruction).
+/// `t28[i0] = t27·t7[i0], for i0 < 10`.
 #[inline(always)]
-fn step_t28<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t28<const W: usize>(s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[4549 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
@@ -255,9 +209,9 @@ fn step_t28<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r0.store(&mut s[(4550 + i0) * W..]);
     }
 }
-/// `t29` `t29[i0] = f(t7[i0], t11), for i0 < 10` (1 instruction).
+/// `t29[i0] = t7[i0]·t11, for i0 < 10`.
 #[inline(always)]
-fn step_t29<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t29<const W: usize>(s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
@@ -265,68 +219,23 @@ fn step_t29<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r0.store(&mut s[(4560 + i0) * W..]);
     }
 }
-/// `t30` `t30[i0] = Σ over i1 < 64 of f(W[i0, i1]), for i0 < 10` (1 instruction).
+/// `t30[i0] = Σ over i1 < 64 of W[i0, i1]·W[i0, i1], for i0 < 10`.
 #[inline(always)]
-fn step_t30(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t30(t: &[f64], s: &mut [f64]) {
     for block in 0..2 {
         let block = block * 4;
-        let mut sum0: f64 = 0.0;
-        let mut sum1: f64 = 0.0;
-        let mut sum2: f64 = 0.0;
-        let mut sum3: f64 = 0.0;
+        let mut sums: [f64; 4] = [0.0; 4];
         for i1 in 0..64 {
-            {
-                let i0 = block + 0;
-                sum0 = sum0
-                    + {
-                        let p0: f64 = t[i0 * 64 + i1];
-                        let r0: f64 = p0 * p0;
-                        r0
-                    };
-            }
-            {
-                let i0 = block + 1;
-                sum1 = sum1
-                    + {
-                        let p0: f64 = t[i0 * 64 + i1];
-                        let r0: f64 = p0 * p0;
-                        r0
-                    };
-            }
-            {
-                let i0 = block + 2;
-                sum2 = sum2
-                    + {
-                        let p0: f64 = t[i0 * 64 + i1];
-                        let r0: f64 = p0 * p0;
-                        r0
-                    };
-            }
-            {
-                let i0 = block + 3;
-                sum3 = sum3
-                    + {
-                        let p0: f64 = t[i0 * 64 + i1];
-                        let r0: f64 = p0 * p0;
-                        r0
-                    };
+            for (k, sum) in sums.iter_mut().enumerate() {
+                let i0 = block + k;
+                let p0: f64 = t[i0 * 64 + i1];
+                let r0: f64 = p0 * p0;
+                *sum = *sum + r0;
             }
         }
-        {
-            let i0 = block + 0;
-            s[i0] = sum0;
-        }
-        {
-            let i0 = block + 1;
-            s[i0] = sum1;
-        }
-        {
-            let i0 = block + 2;
-            s[i0] = sum2;
-        }
-        {
-            let i0 = block + 3;
-            s[i0] = sum3;
+        for (k, sum) in sums.into_iter().enumerate() {
+            let i0 = block + k;
+            s[i0] = sum;
         }
     }
     for i0 in 8..10 {
@@ -339,9 +248,9 @@ fn step_t30(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[i0] = sum;
     }
 }
-/// `t31` `t31 = Σ over i0 < 10 of f(t30[i0])` (1 instruction).
+/// `t31 = Σ over i0 < 10 of t30[i0]`.
 #[inline(always)]
-fn step_t31(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t31(s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..10 {
         let p0: f64 = s[i0];
@@ -350,9 +259,9 @@ fn step_t31(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     }
     s[10] = sum;
 }
-/// `t32` `t32 = Σ over i0 < 10 of f(b[i0])` (1 instruction).
+/// `t32 = Σ over i0 < 10 of b[i0]·b[i0]`.
 #[inline(always)]
-fn step_t32(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t32(t: &[f64], s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..10 {
         let p0: f64 = t[640 + i0];
@@ -361,9 +270,9 @@ fn step_t32(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     }
     s[11] = sum;
 }
-/// `t34` `t34[i0, i1] = f(W[i0, i1], lambda), for i0 < 10, i1 < 64` (1 instruction).
+/// `t34[i0, i1] = W[i0, i1]·lambda, for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t34(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t34(t: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let p0: f64 = t[i0 * 64 + i1];
@@ -373,9 +282,9 @@ fn step_t34(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t35` `t35[i0] = f(b[i0], lambda), for i0 < 10` (1 instruction).
+/// `t35[i0] = b[i0]·lambda, for i0 < 10`.
 #[inline(always)]
-fn step_t35(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t35(t: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = t[640 + i0];
         let p1: f64 = c[0];
@@ -383,9 +292,9 @@ fn step_t35(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[653 + i0] = r0;
     }
 }
-/// `t36` `t36[i0, i1] = f(), for i0 < 10, i1 < 64` (1 instruction).
+/// `t36[i0, i1] = 1, for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t36(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t36(s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let r0: f64 = 1.0;
@@ -393,9 +302,9 @@ fn step_t36(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t38` `t38[i0, i1] = f(t37), for i0 < 10, i1 < 64` (1 instruction).
+/// `t38[i0, i1] = t37, for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t38(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t38(s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let p0: f64 = s[1303];
@@ -404,17 +313,17 @@ fn step_t38(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t39` `t39[i0] = f(), for i0 < 10` (1 instruction).
+/// `t39[i0] = 1, for i0 < 10`.
 #[inline(always)]
-fn step_t39(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t39(s: &mut [f64]) {
     for i0 in 0..10 {
         let r0: f64 = 1.0;
         s[1944 + i0] = r0;
     }
 }
-/// `t40` `t40[i0] = f(t37), for i0 < 10` (1 instruction).
+/// `t40[i0] = t37, for i0 < 10`.
 #[inline(always)]
-fn step_t40(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t40(s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = s[1303];
         let r0: f64 = p0;
@@ -423,7 +332,7 @@ fn step_t40(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// The model: its layouts and its gradient and Hessian terms, its
 /// steps; `hessforge_kernels` implements `Kernel` for it.
-impl ::hessforge_kernels::LoopModel for Digits {
+impl LoopModel for Digits {
     const NAME: &'static str = "digits";
     const N_PARAMS: usize = 650;
     const N_DATA: usize = 74;
@@ -431,80 +340,63 @@ impl ::hessforge_kernels::LoopModel for Digits {
     const DEFAULT_CONSTANTS: &'static [f64] = &[0.001];
     type Tangent = tangent::Tangent;
     fn plan() -> &'static LoopProgram {
-        static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
-            loops::plan(
-                "digits",
+        static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::plan(
+            "digits",
+            Vec::from([
+                loops::tensor("W", Source::Theta, 0, &[10, 64]),
+                loops::tensor("b", Source::Theta, 640, &[10]),
+                loops::tensor("x", Source::Row, 0, &[64]),
+                loops::tensor("y", Source::Row, 64, &[10]),
+                loops::tensor("lambda", Source::Constants, 0, &[]),
+                loops::tensor("t7", Source::Scratch, 11, &[10]),
+                loops::tensor("t10", Source::Scratch, 23, &[]),
+                loops::tensor("t12", Source::Scratch, 25, &[10]),
+                loops::tensor("t13", Source::Scratch, 35, &[10, 64]),
+                loops::tensor("t14", Source::Scratch, 675, &[10]),
+                loops::tensor("t16", Source::Scratch, 695, &[10, 64]),
+                loops::tensor("t17", Source::Scratch, 1335, &[10, 64]),
+                loops::tensor("t19", Source::Scratch, 1976, &[10, 64]),
+                loops::tensor("t21", Source::Scratch, 2617, &[10, 64]),
+                loops::tensor("t22", Source::Scratch, 3257, &[10]),
+                loops::tensor("t24", Source::Scratch, 3268, &[10, 64]),
+                loops::tensor("t26", Source::Scratch, 3909, &[10, 64]),
+                loops::tensor("t28", Source::Scratch, 4550, &[10]),
+                loops::tensor("t29", Source::Scratch, 4560, &[10]),
+                loops::tensor("t33", Source::Scratch, 12, &[]),
+                loops::tensor("t34", Source::Scratch, 13, &[10, 64]),
+                loops::tensor("t35", Source::Scratch, 653, &[10]),
+                loops::tensor("t36", Source::Scratch, 663, &[10, 64]),
+                loops::tensor("t38", Source::Scratch, 1304, &[10, 64]),
+                loops::tensor("t39", Source::Scratch, 1944, &[10]),
+                loops::tensor("t40", Source::Scratch, 1954, &[10]),
+            ]),
+            Vec::from([0.001]),
+            loops::stage(
+                4570,
+                Some(6),
                 Vec::from([
-                    loops::tensor("W", Source::Theta, 0, &[10, 64]),
-                    loops::tensor("b", Source::Theta, 640, &[10]),
-                    loops::tensor("x", Source::Row, 0, &[64]),
-                    loops::tensor("y", Source::Row, 64, &[10]),
-                    loops::tensor("lambda", Source::Constants, 0, &[]),
-                    loops::tensor("t5", Source::Scratch, 0, &[10]),
-                    loops::tensor("t6", Source::Scratch, 10, &[]),
-                    loops::tensor("t7", Source::Scratch, 11, &[10]),
-                    loops::tensor("t8", Source::Scratch, 21, &[]),
-                    loops::tensor("t9", Source::Scratch, 22, &[]),
-                    loops::tensor("t10", Source::Scratch, 23, &[]),
-                    loops::tensor("t11", Source::Scratch, 24, &[]),
-                    loops::tensor("t12", Source::Scratch, 25, &[10]),
-                    loops::tensor("t13", Source::Scratch, 35, &[10, 64]),
-                    loops::tensor("t14", Source::Scratch, 675, &[10]),
-                    loops::tensor("t15", Source::Scratch, 685, &[10]),
-                    loops::tensor("t16", Source::Scratch, 695, &[10, 64]),
-                    loops::tensor("t17", Source::Scratch, 1335, &[10, 64]),
-                    loops::tensor("t18", Source::Scratch, 1975, &[]),
-                    loops::tensor("t19", Source::Scratch, 1976, &[10, 64]),
-                    loops::tensor("t20", Source::Scratch, 2616, &[]),
-                    loops::tensor("t21", Source::Scratch, 2617, &[10, 64]),
-                    loops::tensor("t22", Source::Scratch, 3257, &[10]),
-                    loops::tensor("t23", Source::Scratch, 3267, &[]),
-                    loops::tensor("t24", Source::Scratch, 3268, &[10, 64]),
-                    loops::tensor("t25", Source::Scratch, 3908, &[]),
-                    loops::tensor("t26", Source::Scratch, 3909, &[10, 64]),
-                    loops::tensor("t27", Source::Scratch, 4549, &[]),
-                    loops::tensor("t28", Source::Scratch, 4550, &[10]),
-                    loops::tensor("t29", Source::Scratch, 4560, &[10]),
-                    loops::tensor("t30", Source::Scratch, 0, &[10]),
-                    loops::tensor("t31", Source::Scratch, 10, &[]),
-                    loops::tensor("t32", Source::Scratch, 11, &[]),
-                    loops::tensor("t33", Source::Scratch, 12, &[]),
-                    loops::tensor("t34", Source::Scratch, 13, &[10, 64]),
-                    loops::tensor("t35", Source::Scratch, 653, &[10]),
-                    loops::tensor("t36", Source::Scratch, 663, &[10, 64]),
-                    loops::tensor("t37", Source::Scratch, 1303, &[]),
-                    loops::tensor("t38", Source::Scratch, 1304, &[10, 64]),
-                    loops::tensor("t39", Source::Scratch, 1944, &[10]),
-                    loops::tensor("t40", Source::Scratch, 1954, &[10]),
+                    loops::outer_gradient(0, 8, 7, 2, -0.0625),
+                    loops::gradient(1, 9),
                 ]),
-                Vec::from([0.001]),
-                loops::stage(
-                    4570,
-                    Some(10),
-                    Vec::from([
-                        loops::outer_gradient(0, 13, 12, 2, -0.0625),
-                        loops::gradient(1, 14),
-                    ]),
-                    Vec::from([
-                        loops::product(0, 0, &[], 19, 16),
-                        loops::product(0, 0, &[(0, 0)], 21, 17),
-                        loops::product(0, 1, &[], 24, 7),
-                        loops::product(0, 1, &[(0, 0)], 26, 22),
-                        loops::product(1, 1, &[], 28, 7),
-                        loops::product(1, 1, &[(0, 0)], 29, 22),
-                    ]),
-                ),
-                loops::stage(
-                    1964,
-                    Some(33),
-                    Vec::from([loops::gradient(0, 34), loops::gradient(1, 35)]),
-                    Vec::from([
-                        loops::product(0, 0, &[(0, 0), (1, 1)], 38, 36),
-                        loops::product(1, 1, &[(0, 0)], 40, 39),
-                    ]),
-                ),
-            )
-        });
+                Vec::from([
+                    loops::product(0, 0, &[], 12, 10),
+                    loops::product(0, 0, &[(0, 0)], 13, 11),
+                    loops::product(0, 1, &[], 15, 5),
+                    loops::product(0, 1, &[(0, 0)], 16, 14),
+                    loops::product(1, 1, &[], 17, 5),
+                    loops::product(1, 1, &[(0, 0)], 18, 14),
+                ]),
+            ),
+            loops::stage(
+                1964,
+                Some(19),
+                Vec::from([loops::gradient(0, 20), loops::gradient(1, 21)]),
+                Vec::from([
+                    loops::product(0, 0, &[(0, 0), (1, 1)], 23, 22),
+                    loops::product(1, 1, &[(0, 0)], 25, 24),
+                ]),
+            ),
+        ));
         &PLAN
     }
     /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
@@ -516,76 +408,76 @@ impl ::hessforge_kernels::LoopModel for Digits {
         c: &[f64],
         s: &mut [f64],
     ) {
-        step_t5::<W>(t, x, c, s);
+        step_t5::<W>(t, x, s);
         let r0: f64 = 0.0625;
         Lanes::<W>::splat(r0).store(&mut s[10 * W..]);
-        step_t7::<W>(t, x, c, s);
-        step_t8::<W>(t, x, c, s);
-        let v8: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
-        step_t9::<W>(t, x, c, s);
-        let v9: Lanes<W> = Lanes::<W>::load(&s[22 * W..]);
-        let r1: Lanes<W> = v8.ln();
-        let r2: Lanes<W> = (-1f64) * v9;
+        step_t7::<W>(t, s);
+        step_t8::<W>(s);
+        let vt8: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
+        step_t9::<W>(t, x, s);
+        let vt9: Lanes<W> = Lanes::<W>::load(&s[22 * W..]);
+        let r1: Lanes<W> = vt8.ln();
+        let r2: Lanes<W> = (-1f64) * vt9;
         let r3: Lanes<W> = r1 + r2;
         r3.store(&mut s[23 * W..]);
         if level.rank() < 1 {
             return;
         }
-        let r4: Lanes<W> = v8.powi(-1i32);
+        let r4: Lanes<W> = vt8.powi(-1i32);
         r4.store(&mut s[24 * W..]);
-        step_t12::<W>(t, x, c, s);
-        step_t14::<W>(t, x, c, s);
+        step_t12::<W>(x, s);
+        step_t14::<W>(x, s);
         if level.rank() < 2 {
             return;
         }
-        step_t15::<W>(t, x, c, s);
-        step_t16::<W>(t, x, c, s);
-        step_t17::<W>(t, x, c, s);
-        let r5: Lanes<W> = v8 * v8;
+        step_t15::<W>(s);
+        step_t16::<W>(x, s);
+        step_t17::<W>(x, s);
+        let r5: Lanes<W> = vt8 * vt8;
         let r6: Lanes<W> = r5.powi(-1i32);
         let r7: Lanes<W> = (-0.00390625f64) * r6;
         r7.store(&mut s[1975 * W..]);
-        step_t19::<W>(t, x, c, s);
+        step_t19::<W>(x, s);
         let r8: Lanes<W> = 0.00390625f64 * r4;
         r8.store(&mut s[2616 * W..]);
-        step_t21::<W>(t, x, c, s);
-        step_t22::<W>(t, x, c, s);
+        step_t21::<W>(x, s);
+        step_t22::<W>(s);
         let r9: Lanes<W> = (-0.0625f64) * r6;
         r9.store(&mut s[3267 * W..]);
-        step_t24::<W>(t, x, c, s);
+        step_t24::<W>(x, s);
         let r10: Lanes<W> = 0.0625f64 * r4;
         r10.store(&mut s[3908 * W..]);
-        step_t26::<W>(t, x, c, s);
+        step_t26::<W>(x, s);
         let r11: Lanes<W> = (-1f64) * r6;
         r11.store(&mut s[4549 * W..]);
-        step_t28::<W>(t, x, c, s);
-        step_t29::<W>(t, x, c, s);
+        step_t28::<W>(s);
+        step_t29::<W>(s);
     }
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
     fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
-        step_t30(t, &[], c, s);
-        step_t31(t, &[], c, s);
-        let v31: f64 = s[10];
-        step_t32(t, &[], c, s);
-        let v32: f64 = s[11];
+        step_t30(t, s);
+        step_t31(s);
+        let vt31: f64 = s[10];
+        step_t32(t, s);
+        let vt32: f64 = s[11];
         let a0: f64 = c[0];
-        let r1: f64 = v32 + v31;
+        let r1: f64 = vt32 + vt31;
         let r2: f64 = 0.5f64 * r1 * a0;
         s[12] = r2;
         if level.rank() < 1 {
             return;
         }
-        step_t34(t, &[], c, s);
-        step_t35(t, &[], c, s);
+        step_t34(t, c, s);
+        step_t35(t, c, s);
         if level.rank() < 2 {
             return;
         }
-        step_t36(t, &[], c, s);
+        step_t36(s);
         s[1303] = a0;
-        step_t38(t, &[], c, s);
-        step_t39(t, &[], c, s);
-        step_t40(t, &[], c, s);
+        step_t38(s);
+        step_t39(s);
+        step_t40(s);
     }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
@@ -593,78 +485,24 @@ impl ::hessforge_kernels::LoopModel for Digits {
 pub mod tangent {
     use super::*;
     use ::hessforge_kernels::ir::loop_ir::Phase;
-    /// `dt5` `dt5[i0] = Σ over i1 < 64 of f(x[i1], dW[i0, i1]), for i0 < 10` (1 instruction).
+    /// `dt5[i0] = Σ over i1 < 64 of dW[i0, i1]·x[i1], for i0 < 10`.
     #[inline(always)]
-    fn step_dt5<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
+    fn step_dt5<const W: usize>(x: &[f64], v: &[f64], s: &mut [f64]) {
         for block in 0..2 {
             let block = block * 4;
-            let mut sum0: Lanes<W> = Lanes::<W>::splat(0.0);
-            let mut sum1: Lanes<W> = Lanes::<W>::splat(0.0);
-            let mut sum2: Lanes<W> = Lanes::<W>::splat(0.0);
-            let mut sum3: Lanes<W> = Lanes::<W>::splat(0.0);
+            let mut sums: [Lanes<W>; 4] = [Lanes::<W>::splat(0.0); 4];
             for i1 in 0..64 {
-                {
-                    let i0 = block + 0;
-                    sum0 = sum0
-                        + {
-                            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                            let p1: f64 = v[i0 * 64 + i1];
-                            let r1: Lanes<W> = p1 * p0;
-                            r1
-                        };
-                }
-                {
-                    let i0 = block + 1;
-                    sum1 = sum1
-                        + {
-                            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                            let p1: f64 = v[i0 * 64 + i1];
-                            let r1: Lanes<W> = p1 * p0;
-                            r1
-                        };
-                }
-                {
-                    let i0 = block + 2;
-                    sum2 = sum2
-                        + {
-                            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                            let p1: f64 = v[i0 * 64 + i1];
-                            let r1: Lanes<W> = p1 * p0;
-                            r1
-                        };
-                }
-                {
-                    let i0 = block + 3;
-                    sum3 = sum3
-                        + {
-                            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                            let p1: f64 = v[i0 * 64 + i1];
-                            let r1: Lanes<W> = p1 * p0;
-                            r1
-                        };
+                for (k, sum) in sums.iter_mut().enumerate() {
+                    let i0 = block + k;
+                    let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                    let p1: f64 = v[i0 * 64 + i1];
+                    let r1: Lanes<W> = p1 * p0;
+                    *sum = *sum + r1;
                 }
             }
-            {
-                let i0 = block + 0;
-                sum0.store(&mut s[(25 + i0) * W..]);
-            }
-            {
-                let i0 = block + 1;
-                sum1.store(&mut s[(25 + i0) * W..]);
-            }
-            {
-                let i0 = block + 2;
-                sum2.store(&mut s[(25 + i0) * W..]);
-            }
-            {
-                let i0 = block + 3;
-                sum3.store(&mut s[(25 + i0) * W..]);
+            for (k, sum) in sums.into_iter().enumerate() {
+                let i0 = block + k;
+                sum.store(&mut s[(25 + i0) * W..]);
             }
         }
         for i0 in 8..10 {
@@ -678,15 +516,9 @@ pub mod tangent {
             sum.store(&mut s[(25 + i0) * W..]);
         }
     }
-    /// `dt7` `dt7[i0] = f(t6, dt5[i0], db[i0], t7[i0]), for i0 < 10` (3 instructions).
+    /// `dt7[i0] = t7[i0]·(dt5[i0]·t6 + db[i0]), for i0 < 10`.
     #[inline(always)]
-    fn step_dt7<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
+    fn step_dt7<const W: usize>(v: &[f64], s: &mut [f64]) {
         for i0 in 0..10 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[(25 + i0) * W..]);
@@ -698,15 +530,9 @@ pub mod tangent {
             r5.store(&mut s[(35 + i0) * W..]);
         }
     }
-    /// `dt8` `dt8 = Σ over i0 < 10 of f(dt7[i0])` (0 instructions).
+    /// `dt8 = Σ over i0 < 10 of dt7[i0]`.
     #[inline(always)]
-    fn step_dt8<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
+    fn step_dt8<const W: usize>(s: &mut [f64]) {
         let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..10 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(35 + i0) * W..]);
@@ -714,15 +540,9 @@ pub mod tangent {
         }
         sum.store(&mut s[45 * W..]);
     }
-    /// `dt12` `dt12[i0] = f(t7[i0], t11, dt7[i0], dt11), for i0 < 10` (3 instructions).
+    /// `dt12[i0] = dt7[i0]·(-1)·t11 + dt11·t7[i0]·(-1), for i0 < 10`.
     #[inline(always)]
-    fn step_dt12<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
+    fn step_dt12<const W: usize>(s: &mut [f64]) {
         for i0 in 0..10 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
@@ -734,15 +554,9 @@ pub mod tangent {
             r4.store(&mut s[(47 + i0) * W..]);
         }
     }
-    /// `dt14` `dt14[i0] = f(t7[i0], t11, dt7[i0], dt11), for i0 < 10` (3 instructions).
+    /// `dt14[i0] = dt11·t7[i0] + dt7[i0]·t11, for i0 < 10`.
     #[inline(always)]
-    fn step_dt14<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
+    fn step_dt14<const W: usize>(s: &mut [f64]) {
         for i0 in 0..10 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
@@ -754,9 +568,9 @@ pub mod tangent {
             r5.store(&mut s[(697 + i0) * W..]);
         }
     }
-    /// `dt34` `dt34[i0, i1] = f(lambda, dW[i0, i1]), for i0 < 10, i1 < 64` (1 instruction).
+    /// `dt34[i0, i1] = dW[i0, i1]·lambda, for i0 < 10, i1 < 64`.
     #[inline(always)]
-    fn step_dt34(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+    fn step_dt34(c: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..10 {
             for i1 in 0..64 {
                 let p0: f64 = c[0];
@@ -766,9 +580,9 @@ pub mod tangent {
             }
         }
     }
-    /// `dt35` `dt35[i0] = f(lambda, db[i0]), for i0 < 10` (1 instruction).
+    /// `dt35[i0] = db[i0]·lambda, for i0 < 10`.
     #[inline(always)]
-    fn step_dt35(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+    fn step_dt35(c: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..10 {
             let p0: f64 = c[0];
             let p1: f64 = v[640 + i0];
@@ -780,56 +594,33 @@ pub mod tangent {
     pub struct Tangent;
     impl ::hessforge_kernels::LoopTangent for Tangent {
         fn plan() -> Option<&'static LoopProgram> {
-            static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
-                loops::plan(
-                    "digits",
+            static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::tangent_plan(
+                super::Digits::plan(),
+                Vec::from([
+                    loops::tensor("t10", Source::Scratch, 23, &[]),
+                    loops::tensor("dt12", Source::Scratch, 47, &[10]),
+                    loops::tensor("dt13", Source::Scratch, 57, &[10, 64]),
+                    loops::tensor("dt14", Source::Scratch, 697, &[10]),
+                    loops::tensor("t33", Source::Scratch, 12, &[]),
+                    loops::tensor("dt34", Source::Scratch, 13, &[10, 64]),
+                    loops::tensor("dt35", Source::Scratch, 653, &[10]),
+                ]),
+                loops::stage(
+                    707,
+                    Some(7),
                     Vec::from([
-                        loops::tensor("W", Source::Theta, 0, &[10, 64]),
-                        loops::tensor("b", Source::Theta, 640, &[10]),
-                        loops::tensor("x", Source::Row, 0, &[64]),
-                        loops::tensor("y", Source::Row, 64, &[10]),
-                        loops::tensor("lambda", Source::Constants, 0, &[]),
-                        loops::tensor("dW", Source::Direction, 0, &[10, 64]),
-                        loops::tensor("db", Source::Direction, 640, &[10]),
-                        loops::tensor("t5", Source::Scratch, 0, &[10]),
-                        loops::tensor("t6", Source::Scratch, 10, &[]),
-                        loops::tensor("t7", Source::Scratch, 11, &[10]),
-                        loops::tensor("t8", Source::Scratch, 21, &[]),
-                        loops::tensor("t9", Source::Scratch, 22, &[]),
-                        loops::tensor("t10", Source::Scratch, 23, &[]),
-                        loops::tensor("t11", Source::Scratch, 24, &[]),
-                        loops::tensor("dt5", Source::Scratch, 25, &[10]),
-                        loops::tensor("dt7", Source::Scratch, 35, &[10]),
-                        loops::tensor("dt8", Source::Scratch, 45, &[]),
-                        loops::tensor("dt11", Source::Scratch, 46, &[]),
-                        loops::tensor("dt12", Source::Scratch, 47, &[10]),
-                        loops::tensor("dt13", Source::Scratch, 57, &[10, 64]),
-                        loops::tensor("dt14", Source::Scratch, 697, &[10]),
-                        loops::tensor("t30", Source::Scratch, 0, &[10]),
-                        loops::tensor("t31", Source::Scratch, 10, &[]),
-                        loops::tensor("t32", Source::Scratch, 11, &[]),
-                        loops::tensor("t33", Source::Scratch, 12, &[]),
-                        loops::tensor("dt34", Source::Scratch, 13, &[10, 64]),
-                        loops::tensor("dt35", Source::Scratch, 653, &[10]),
+                        loops::outer_gradient(0, 9, 8, 2, -0.0625),
+                        loops::gradient(1, 10),
                     ]),
-                    Vec::from([0.001]),
-                    loops::stage(
-                        707,
-                        Some(12),
-                        Vec::from([
-                            loops::outer_gradient(0, 19, 18, 2, -0.0625),
-                            loops::gradient(1, 20),
-                        ]),
-                        Vec::from([]),
-                    ),
-                    loops::stage(
-                        663,
-                        Some(24),
-                        Vec::from([loops::gradient(0, 25), loops::gradient(1, 26)]),
-                        Vec::from([]),
-                    ),
-                )
-            });
+                    Vec::from([]),
+                ),
+                loops::stage(
+                    663,
+                    Some(11),
+                    Vec::from([loops::gradient(0, 12), loops::gradient(1, 13)]),
+                    Vec::from([]),
+                ),
+            ));
             Some(&PLAN)
         }
         const PRIMAL_SCRATCH: Option<usize> = Some(25);
@@ -845,22 +636,22 @@ pub mod tangent {
             s: &mut [f64],
         ) {
             if phase != Phase::Tangent {
-                super::step_t5::<W>(t, x, c, s);
+                super::step_t5::<W>(t, x, s);
                 let r0: f64 = 0.0625;
                 Lanes::<W>::splat(r0).store(&mut s[10 * W..]);
-                super::step_t7::<W>(t, x, c, s);
-                super::step_t8::<W>(t, x, c, s);
-                let v10: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
-                super::step_t9::<W>(t, x, c, s);
-                let v11: Lanes<W> = Lanes::<W>::load(&s[22 * W..]);
-                let r1: Lanes<W> = v10.ln();
-                let r2: Lanes<W> = (-1f64) * v11;
+                super::step_t7::<W>(t, s);
+                super::step_t8::<W>(s);
+                let vt8: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
+                super::step_t9::<W>(t, x, s);
+                let vt9: Lanes<W> = Lanes::<W>::load(&s[22 * W..]);
+                let r1: Lanes<W> = vt8.ln();
+                let r2: Lanes<W> = (-1f64) * vt9;
                 let r3: Lanes<W> = r1 + r2;
                 r3.store(&mut s[23 * W..]);
                 if level.rank() < 1 {
                     return;
                 }
-                let r4: Lanes<W> = v10.powi(-1i32);
+                let r4: Lanes<W> = vt8.powi(-1i32);
                 r4.store(&mut s[24 * W..]);
             }
             if phase == Phase::Primal {
@@ -869,34 +660,26 @@ pub mod tangent {
             if level.rank() < 1 {
                 return;
             }
-            step_dt5::<W>(t, x, c, v, s);
-            step_dt7::<W>(t, x, c, v, s);
-            step_dt8::<W>(t, x, c, v, s);
-            let v16: Lanes<W> = Lanes::<W>::load(&s[45 * W..]);
+            step_dt5::<W>(x, v, s);
+            step_dt7::<W>(v, s);
+            step_dt8::<W>(s);
+            let vdt8: Lanes<W> = Lanes::<W>::load(&s[45 * W..]);
             let a5: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
             let r6: Lanes<W> = a5.powi(-2i32);
-            let r7: Lanes<W> = (-1f64) * r6 * v16;
+            let r7: Lanes<W> = (-1f64) * r6 * vdt8;
             r7.store(&mut s[46 * W..]);
-            step_dt12::<W>(t, x, c, v, s);
-            step_dt14::<W>(t, x, c, v, s);
+            step_dt12::<W>(s);
+            step_dt14::<W>(s);
         }
         /// The regularizer's steps, into the scratch vector `s`.
         #[inline(always)]
         fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
-            super::step_t30(t, &[], c, s);
-            super::step_t31(t, &[], c, s);
-            let v22: f64 = s[10];
-            super::step_t32(t, &[], c, s);
-            let v23: f64 = s[11];
-            let a0: f64 = c[0];
-            let r1: f64 = v23 + v22;
-            let r2: f64 = 0.5f64 * r1 * a0;
-            s[12] = r2;
+            super::Digits::regularizer(Outputs::Loss, t, c, s);
             if level.rank() < 1 {
                 return;
             }
-            step_dt34(t, &[], c, v, s);
-            step_dt35(t, &[], c, v, s);
+            step_dt34(c, v, s);
+            step_dt35(c, v, s);
         }
     }
 }

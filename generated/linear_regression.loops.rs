@@ -6,12 +6,14 @@ use ::hessforge_kernels::ir::Outputs;
 use ::hessforge_kernels::ir::lanes::Lanes;
 use ::hessforge_kernels::ir::loop_ir::{Source, LoopProgram};
 use ::hessforge_kernels::runtime::loops;
+use ::hessforge_kernels::LoopModel;
+use std::sync::LazyLock;
 /// Linear regression: Least squares with 10 features + bias: a convex quadratic, so Newton needs one step.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LinearRegression;
-/// `t4` `t4 = Σ over i0 < 10 of f(w[i0], x[i0])` (1 instruction).
+/// `t4 = Σ over i0 < 10 of w[i0]·x[i0]`.
 #[inline(always)]
-fn step_t4<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t4<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..10 {
         let p0: f64 = t[i0];
@@ -21,27 +23,18 @@ fn step_t4<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     }
     sum.store(&mut s[0 * W..]);
 }
-/// `t9` `t9[i0] = f(x[i0]), for i0 < 10` (1 instruction).
+/// `t9[i0] = x[i0], for i0 < 10`.
 #[inline(always)]
-fn step_t9<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t9<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
         let r0: Lanes<W> = p0;
-        r0.store(&mut s[(14 + i0) * W..]);
-    }
-}
-/// `t10` `t10[i0] = f(x[i0]), for i0 < 10` (1 instruction).
-#[inline(always)]
-fn step_t10<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-        let r0: Lanes<W> = p0;
-        r0.store(&mut s[(24 + i0) * W..]);
+        r0.store(&mut s[(13 + i0) * W..]);
     }
 }
 /// The model: its layouts and its gradient and Hessian terms, its
 /// steps; `hessforge_kernels` implements `Kernel` for it.
-impl ::hessforge_kernels::LoopModel for LinearRegression {
+impl LoopModel for LinearRegression {
     const NAME: &'static str = "linear_regression";
     const N_PARAMS: usize = 11;
     const N_DATA: usize = 11;
@@ -49,41 +42,35 @@ impl ::hessforge_kernels::LoopModel for LinearRegression {
     const DEFAULT_CONSTANTS: &'static [f64] = &[];
     type Tangent = tangent::Tangent;
     fn plan() -> &'static LoopProgram {
-        static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
-            loops::plan(
-                "linear_regression",
+        static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::plan(
+            "linear_regression",
+            Vec::from([
+                loops::tensor("w", Source::Theta, 0, &[10]),
+                loops::tensor("b", Source::Theta, 10, &[]),
+                loops::tensor("x", Source::Row, 0, &[10]),
+                loops::tensor("y", Source::Row, 10, &[]),
+                loops::tensor("t5", Source::Scratch, 1, &[]),
+                loops::tensor("t6", Source::Scratch, 2, &[]),
+                loops::tensor("t7", Source::Scratch, 3, &[10]),
+                loops::tensor("t9", Source::Scratch, 13, &[10]),
+                loops::tensor("t11", Source::Scratch, 23, &[]),
+            ]),
+            Vec::from([]),
+            loops::stage(
+                24,
+                Some(4),
                 Vec::from([
-                    loops::tensor("w", Source::Theta, 0, &[10]),
-                    loops::tensor("b", Source::Theta, 10, &[]),
-                    loops::tensor("x", Source::Row, 0, &[10]),
-                    loops::tensor("y", Source::Row, 10, &[]),
-                    loops::tensor("t4", Source::Scratch, 0, &[]),
-                    loops::tensor("t5", Source::Scratch, 1, &[]),
-                    loops::tensor("t6", Source::Scratch, 2, &[]),
-                    loops::tensor("t7", Source::Scratch, 3, &[10]),
-                    loops::tensor("t8", Source::Scratch, 13, &[]),
-                    loops::tensor("t9", Source::Scratch, 14, &[10]),
-                    loops::tensor("t10", Source::Scratch, 24, &[10]),
-                    loops::tensor("t11", Source::Scratch, 34, &[]),
-                    loops::tensor("t12", Source::Scratch, 35, &[]),
+                    loops::outer_gradient(0, 6, 5, 2, 1.0),
+                    loops::gradient(1, 5),
                 ]),
-                Vec::from([]),
-                loops::stage(
-                    36,
-                    Some(5),
-                    Vec::from([
-                        loops::outer_gradient(0, 7, 6, 2, 1.0),
-                        loops::gradient(1, 8),
-                    ]),
-                    Vec::from([
-                        loops::product(0, 0, &[], 10, 9),
-                        loops::product(0, 1, &[], 10, 11),
-                        loops::product(1, 1, &[], 12, 11),
-                    ]),
-                ),
-                loops::stage(0, None, Vec::from([]), Vec::from([])),
-            )
-        });
+                Vec::from([
+                    loops::product(0, 0, &[], 7, 7),
+                    loops::product(0, 1, &[], 7, 8),
+                    loops::product(1, 1, &[], 8, 8),
+                ]),
+            ),
+            loops::stage(0, None, Vec::from([]), Vec::from([])),
+        ));
         &PLAN
     }
     /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
@@ -95,12 +82,12 @@ impl ::hessforge_kernels::LoopModel for LinearRegression {
         c: &[f64],
         s: &mut [f64],
     ) {
-        step_t4::<W>(t, x, c, s);
-        let v4: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
+        step_t4::<W>(t, x, s);
+        let vt4: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
         let a0: f64 = t[10];
         let a1: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
         let r2: Lanes<W> = (-1f64) * a1;
-        let r3: Lanes<W> = v4 + r2 + a0;
+        let r3: Lanes<W> = vt4 + r2 + a0;
         let r4: Lanes<W> = r3 * r3;
         let r5: Lanes<W> = 0.5f64 * r4;
         r5.store(&mut s[1 * W..]);
@@ -108,15 +95,12 @@ impl ::hessforge_kernels::LoopModel for LinearRegression {
             return;
         }
         r3.store(&mut s[2 * W..]);
-        r3.store(&mut s[13 * W..]);
         if level.rank() < 2 {
             return;
         }
-        step_t9::<W>(t, x, c, s);
-        step_t10::<W>(t, x, c, s);
+        step_t9::<W>(x, s);
         let r6: f64 = 1.0;
-        Lanes::<W>::splat(r6).store(&mut s[34 * W..]);
-        Lanes::<W>::splat(r6).store(&mut s[35 * W..]);
+        Lanes::<W>::splat(r6).store(&mut s[23 * W..]);
     }
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
@@ -127,15 +111,9 @@ impl ::hessforge_kernels::LoopModel for LinearRegression {
 pub mod tangent {
     use super::*;
     use ::hessforge_kernels::ir::loop_ir::Phase;
-    /// `dt4` `dt4 = Σ over i0 < 10 of f(x[i0], dw[i0])` (1 instruction).
+    /// `dt4 = Σ over i0 < 10 of dw[i0]·x[i0]`.
     #[inline(always)]
-    fn step_dt4<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
+    fn step_dt4<const W: usize>(x: &[f64], v: &[f64], s: &mut [f64]) {
         let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..10 {
             let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
@@ -149,36 +127,24 @@ pub mod tangent {
     pub struct Tangent;
     impl ::hessforge_kernels::LoopTangent for Tangent {
         fn plan() -> Option<&'static LoopProgram> {
-            static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
-                loops::plan(
-                    "linear_regression",
+            static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::tangent_plan(
+                super::LinearRegression::plan(),
+                Vec::from([
+                    loops::tensor("t5", Source::Scratch, 1, &[]),
+                    loops::tensor("dt6", Source::Scratch, 3, &[]),
+                    loops::tensor("dt7", Source::Scratch, 4, &[10]),
+                ]),
+                loops::stage(
+                    14,
+                    Some(6),
                     Vec::from([
-                        loops::tensor("w", Source::Theta, 0, &[10]),
-                        loops::tensor("b", Source::Theta, 10, &[]),
-                        loops::tensor("x", Source::Row, 0, &[10]),
-                        loops::tensor("y", Source::Row, 10, &[]),
-                        loops::tensor("dw", Source::Direction, 0, &[10]),
-                        loops::tensor("db", Source::Direction, 10, &[]),
-                        loops::tensor("t4", Source::Scratch, 0, &[]),
-                        loops::tensor("t5", Source::Scratch, 1, &[]),
-                        loops::tensor("dt4", Source::Scratch, 2, &[]),
-                        loops::tensor("dt6", Source::Scratch, 3, &[]),
-                        loops::tensor("dt7", Source::Scratch, 4, &[10]),
-                        loops::tensor("dt8", Source::Scratch, 14, &[]),
+                        loops::outer_gradient(0, 8, 7, 2, 1.0),
+                        loops::gradient(1, 7),
                     ]),
                     Vec::from([]),
-                    loops::stage(
-                        15,
-                        Some(7),
-                        Vec::from([
-                            loops::outer_gradient(0, 10, 9, 2, 1.0),
-                            loops::gradient(1, 11),
-                        ]),
-                        Vec::from([]),
-                    ),
-                    loops::stage(0, None, Vec::from([]), Vec::from([])),
-                )
-            });
+                ),
+                loops::stage(0, None, Vec::from([]), Vec::from([])),
+            ));
             Some(&PLAN)
         }
         const PRIMAL_SCRATCH: Option<usize> = Some(2);
@@ -194,15 +160,7 @@ pub mod tangent {
             s: &mut [f64],
         ) {
             if phase != Phase::Tangent {
-                super::step_t4::<W>(t, x, c, s);
-                let v6: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
-                let a0: f64 = t[10];
-                let a1: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
-                let r2: Lanes<W> = (-1f64) * a1;
-                let r3: Lanes<W> = v6 + r2 + a0;
-                let r4: Lanes<W> = r3 * r3;
-                let r5: Lanes<W> = 0.5f64 * r4;
-                r5.store(&mut s[1 * W..]);
+                super::LinearRegression::sample::<W>(Outputs::Loss, t, x, c, s);
             }
             if phase == Phase::Primal {
                 return;
@@ -210,15 +168,16 @@ pub mod tangent {
             if level.rank() < 1 {
                 return;
             }
-            step_dt4::<W>(t, x, c, v, s);
-            let v8: Lanes<W> = Lanes::<W>::load(&s[2 * W..]);
+            step_dt4::<W>(x, v, s);
+            let vdt4: Lanes<W> = Lanes::<W>::load(&s[2 * W..]);
             let a6: f64 = v[10];
-            let r7: Lanes<W> = a6 + v8;
+            let r7: Lanes<W> = a6 + vdt4;
             r7.store(&mut s[3 * W..]);
-            r7.store(&mut s[14 * W..]);
         }
         /// The regularizer's steps, into the scratch vector `s`.
         #[inline(always)]
-        fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {}
+        fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+            super::LinearRegression::regularizer(Outputs::Loss, t, c, s);
+        }
     }
 }

@@ -6,12 +6,14 @@ use ::hessforge_kernels::ir::Outputs;
 use ::hessforge_kernels::ir::lanes::Lanes;
 use ::hessforge_kernels::ir::loop_ir::{Source, LoopProgram};
 use ::hessforge_kernels::runtime::loops;
+use ::hessforge_kernels::LoopModel;
+use std::sync::LazyLock;
 /// Logistic regression: Binary cross-entropy with a sigmoid link and an L2 penalty; 10 features + bias.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogisticRegression;
-/// `t5` `t5 = Σ over i0 < 10 of f(w[i0], x[i0])` (1 instruction).
+/// `t5 = Σ over i0 < 10 of w[i0]·x[i0]`.
 #[inline(always)]
-fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t5<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..10 {
         let p0: f64 = t[i0];
@@ -21,18 +23,18 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     }
     sum.store(&mut s[0 * W..]);
 }
-/// `t10` `t10[i0] = f(x[i0]), for i0 < 10` (1 instruction).
+/// `t10[i0] = x[i0], for i0 < 10`.
 #[inline(always)]
-fn step_t10<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t10<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
         let r0: Lanes<W> = p0;
         r0.store(&mut s[(14 + i0) * W..]);
     }
 }
-/// `t12` `t12[i0] = f(t11, x[i0]), for i0 < 10` (1 instruction).
+/// `t12[i0] = t11·x[i0], for i0 < 10`.
 #[inline(always)]
-fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t12<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
@@ -40,9 +42,9 @@ fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r0.store(&mut s[(25 + i0) * W..]);
     }
 }
-/// `t15` `t15 = Σ over i0 < 10 of f(w[i0])` (1 instruction).
+/// `t15 = Σ over i0 < 10 of w[i0]·w[i0]`.
 #[inline(always)]
-fn step_t15(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t15(t: &[f64], s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..10 {
         let p0: f64 = t[i0];
@@ -51,9 +53,9 @@ fn step_t15(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     }
     s[0] = sum;
 }
-/// `t17` `t17[i0] = f(lambda, w[i0]), for i0 < 10` (1 instruction).
+/// `t17[i0] = lambda·w[i0], for i0 < 10`.
 #[inline(always)]
-fn step_t17(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t17(t: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = c[0];
         let p1: f64 = t[i0];
@@ -61,17 +63,17 @@ fn step_t17(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[2 + i0] = r0;
     }
 }
-/// `t18` `t18[i0] = f(), for i0 < 10` (1 instruction).
+/// `t18[i0] = 1, for i0 < 10`.
 #[inline(always)]
-fn step_t18(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t18(s: &mut [f64]) {
     for i0 in 0..10 {
         let r0: f64 = 1.0;
         s[12 + i0] = r0;
     }
 }
-/// `t20` `t20[i0] = f(t19), for i0 < 10` (1 instruction).
+/// `t20[i0] = t19, for i0 < 10`.
 #[inline(always)]
-fn step_t20(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t20(s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = s[22];
         let r0: f64 = p0;
@@ -80,7 +82,7 @@ fn step_t20(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// The model: its layouts and its gradient and Hessian terms, its
 /// steps; `hessforge_kernels` implements `Kernel` for it.
-impl ::hessforge_kernels::LoopModel for LogisticRegression {
+impl LoopModel for LogisticRegression {
     const NAME: &'static str = "logistic_regression";
     const N_PARAMS: usize = 11;
     const N_DATA: usize = 11;
@@ -88,54 +90,48 @@ impl ::hessforge_kernels::LoopModel for LogisticRegression {
     const DEFAULT_CONSTANTS: &'static [f64] = &[0.01];
     type Tangent = tangent::Tangent;
     fn plan() -> &'static LoopProgram {
-        static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
-            loops::plan(
-                "logistic_regression",
+        static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::plan(
+            "logistic_regression",
+            Vec::from([
+                loops::tensor("w", Source::Theta, 0, &[10]),
+                loops::tensor("b", Source::Theta, 10, &[]),
+                loops::tensor("x", Source::Row, 0, &[10]),
+                loops::tensor("y", Source::Row, 10, &[]),
+                loops::tensor("lambda", Source::Constants, 0, &[]),
+                loops::tensor("t6", Source::Scratch, 1, &[]),
+                loops::tensor("t7", Source::Scratch, 2, &[]),
+                loops::tensor("t8", Source::Scratch, 3, &[10]),
+                loops::tensor("t9", Source::Scratch, 13, &[]),
+                loops::tensor("t10", Source::Scratch, 14, &[10]),
+                loops::tensor("t11", Source::Scratch, 24, &[]),
+                loops::tensor("t12", Source::Scratch, 25, &[10]),
+                loops::tensor("t13", Source::Scratch, 35, &[]),
+                loops::tensor("t16", Source::Scratch, 1, &[]),
+                loops::tensor("t17", Source::Scratch, 2, &[10]),
+                loops::tensor("t18", Source::Scratch, 12, &[10]),
+                loops::tensor("t20", Source::Scratch, 23, &[10]),
+            ]),
+            Vec::from([0.01]),
+            loops::stage(
+                36,
+                Some(5),
                 Vec::from([
-                    loops::tensor("w", Source::Theta, 0, &[10]),
-                    loops::tensor("b", Source::Theta, 10, &[]),
-                    loops::tensor("x", Source::Row, 0, &[10]),
-                    loops::tensor("y", Source::Row, 10, &[]),
-                    loops::tensor("lambda", Source::Constants, 0, &[]),
-                    loops::tensor("t5", Source::Scratch, 0, &[]),
-                    loops::tensor("t6", Source::Scratch, 1, &[]),
-                    loops::tensor("t7", Source::Scratch, 2, &[]),
-                    loops::tensor("t8", Source::Scratch, 3, &[10]),
-                    loops::tensor("t9", Source::Scratch, 13, &[]),
-                    loops::tensor("t10", Source::Scratch, 14, &[10]),
-                    loops::tensor("t11", Source::Scratch, 24, &[]),
-                    loops::tensor("t12", Source::Scratch, 25, &[10]),
-                    loops::tensor("t13", Source::Scratch, 35, &[]),
-                    loops::tensor("t14", Source::Scratch, 36, &[]),
-                    loops::tensor("t15", Source::Scratch, 0, &[]),
-                    loops::tensor("t16", Source::Scratch, 1, &[]),
-                    loops::tensor("t17", Source::Scratch, 2, &[10]),
-                    loops::tensor("t18", Source::Scratch, 12, &[10]),
-                    loops::tensor("t19", Source::Scratch, 22, &[]),
-                    loops::tensor("t20", Source::Scratch, 23, &[10]),
+                    loops::outer_gradient(0, 7, 6, 2, 1.0),
+                    loops::gradient(1, 8),
                 ]),
-                Vec::from([0.01]),
-                loops::stage(
-                    37,
-                    Some(6),
-                    Vec::from([
-                        loops::outer_gradient(0, 8, 7, 2, 1.0),
-                        loops::gradient(1, 9),
-                    ]),
-                    Vec::from([
-                        loops::product(0, 0, &[], 12, 10),
-                        loops::product(0, 1, &[], 12, 13),
-                        loops::product(1, 1, &[], 14, 13),
-                    ]),
-                ),
-                loops::stage(
-                    33,
-                    Some(16),
-                    Vec::from([loops::gradient(0, 17)]),
-                    Vec::from([loops::product(0, 0, &[(0, 0)], 20, 18)]),
-                ),
-            )
-        });
+                Vec::from([
+                    loops::product(0, 0, &[], 11, 9),
+                    loops::product(0, 1, &[], 11, 12),
+                    loops::product(1, 1, &[], 10, 12),
+                ]),
+            ),
+            loops::stage(
+                33,
+                Some(13),
+                Vec::from([loops::gradient(0, 14)]),
+                Vec::from([loops::product(0, 0, &[(0, 0)], 16, 15)]),
+            ),
+        ));
         &PLAN
     }
     /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
@@ -147,13 +143,13 @@ impl ::hessforge_kernels::LoopModel for LogisticRegression {
         c: &[f64],
         s: &mut [f64],
     ) {
-        step_t5::<W>(t, x, c, s);
-        let v5: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
+        step_t5::<W>(t, x, s);
+        let vt5: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
         let a0: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
         let a1: f64 = t[10];
         let r2: Lanes<W> = a0 * (-1.0);
         let r3: Lanes<W> = r2 + 1.0;
-        let r4: Lanes<W> = a1 + v5;
+        let r4: Lanes<W> = a1 + vt5;
         let e5: Lanes<W> = r4.exp_neg_abs();
         let l6: Lanes<W> = e5.ln_1p();
         let r7: Lanes<W> = r4.softplus_with(l6);
@@ -176,33 +172,32 @@ impl ::hessforge_kernels::LoopModel for LogisticRegression {
         if level.rank() < 2 {
             return;
         }
-        step_t10::<W>(t, x, c, s);
+        step_t10::<W>(x, s);
         let r18: Lanes<W> = r13 + (-1.0);
         let r19: Lanes<W> = r18 * r13 * (-1.0);
         r19.store(&mut s[24 * W..]);
-        step_t12::<W>(t, x, c, s);
+        step_t12::<W>(x, s);
         let r20: f64 = 1.0;
         Lanes::<W>::splat(r20).store(&mut s[35 * W..]);
-        r19.store(&mut s[36 * W..]);
     }
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
     fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
-        step_t15(t, &[], c, s);
-        let v15: f64 = s[0];
+        step_t15(t, s);
+        let vt15: f64 = s[0];
         let a0: f64 = c[0];
-        let r1: f64 = 0.5f64 * a0 * v15;
+        let r1: f64 = 0.5f64 * a0 * vt15;
         s[1] = r1;
         if level.rank() < 1 {
             return;
         }
-        step_t17(t, &[], c, s);
+        step_t17(t, c, s);
         if level.rank() < 2 {
             return;
         }
-        step_t18(t, &[], c, s);
+        step_t18(s);
         s[22] = a0;
-        step_t20(t, &[], c, s);
+        step_t20(s);
     }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
@@ -210,15 +205,9 @@ impl ::hessforge_kernels::LoopModel for LogisticRegression {
 pub mod tangent {
     use super::*;
     use ::hessforge_kernels::ir::loop_ir::Phase;
-    /// `dt5` `dt5 = Σ over i0 < 10 of f(x[i0], dw[i0])` (1 instruction).
+    /// `dt5 = Σ over i0 < 10 of dw[i0]·x[i0]`.
     #[inline(always)]
-    fn step_dt5<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
+    fn step_dt5<const W: usize>(x: &[f64], v: &[f64], s: &mut [f64]) {
         let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..10 {
             let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
@@ -228,9 +217,9 @@ pub mod tangent {
         }
         sum.store(&mut s[2 * W..]);
     }
-    /// `dt17` `dt17[i0] = f(lambda, dw[i0]), for i0 < 10` (1 instruction).
+    /// `dt17[i0] = dw[i0]·lambda, for i0 < 10`.
     #[inline(always)]
-    fn step_dt17(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+    fn step_dt17(c: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..10 {
             let p0: f64 = c[0];
             let p1: f64 = v[i0];
@@ -242,45 +231,32 @@ pub mod tangent {
     pub struct Tangent;
     impl ::hessforge_kernels::LoopTangent for Tangent {
         fn plan() -> Option<&'static LoopProgram> {
-            static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
-                loops::plan(
-                    "logistic_regression",
+            static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::tangent_plan(
+                super::LogisticRegression::plan(),
+                Vec::from([
+                    loops::tensor("t6", Source::Scratch, 1, &[]),
+                    loops::tensor("dt7", Source::Scratch, 3, &[]),
+                    loops::tensor("dt8", Source::Scratch, 4, &[10]),
+                    loops::tensor("dt9", Source::Scratch, 14, &[]),
+                    loops::tensor("t16", Source::Scratch, 1, &[]),
+                    loops::tensor("dt17", Source::Scratch, 2, &[10]),
+                ]),
+                loops::stage(
+                    15,
+                    Some(7),
                     Vec::from([
-                        loops::tensor("w", Source::Theta, 0, &[10]),
-                        loops::tensor("b", Source::Theta, 10, &[]),
-                        loops::tensor("x", Source::Row, 0, &[10]),
-                        loops::tensor("y", Source::Row, 10, &[]),
-                        loops::tensor("lambda", Source::Constants, 0, &[]),
-                        loops::tensor("dw", Source::Direction, 0, &[10]),
-                        loops::tensor("db", Source::Direction, 10, &[]),
-                        loops::tensor("t5", Source::Scratch, 0, &[]),
-                        loops::tensor("t6", Source::Scratch, 1, &[]),
-                        loops::tensor("dt5", Source::Scratch, 2, &[]),
-                        loops::tensor("dt7", Source::Scratch, 3, &[]),
-                        loops::tensor("dt8", Source::Scratch, 4, &[10]),
-                        loops::tensor("dt9", Source::Scratch, 14, &[]),
-                        loops::tensor("t15", Source::Scratch, 0, &[]),
-                        loops::tensor("t16", Source::Scratch, 1, &[]),
-                        loops::tensor("dt17", Source::Scratch, 2, &[10]),
+                        loops::outer_gradient(0, 9, 8, 2, 1.0),
+                        loops::gradient(1, 10),
                     ]),
-                    Vec::from([0.01]),
-                    loops::stage(
-                        15,
-                        Some(8),
-                        Vec::from([
-                            loops::outer_gradient(0, 11, 10, 2, 1.0),
-                            loops::gradient(1, 12),
-                        ]),
-                        Vec::from([]),
-                    ),
-                    loops::stage(
-                        12,
-                        Some(14),
-                        Vec::from([loops::gradient(0, 15)]),
-                        Vec::from([]),
-                    ),
-                )
-            });
+                    Vec::from([]),
+                ),
+                loops::stage(
+                    12,
+                    Some(11),
+                    Vec::from([loops::gradient(0, 12)]),
+                    Vec::from([]),
+                ),
+            ));
             Some(&PLAN)
         }
         const PRIMAL_SCRATCH: Option<usize> = Some(2);
@@ -296,22 +272,7 @@ pub mod tangent {
             s: &mut [f64],
         ) {
             if phase != Phase::Tangent {
-                super::step_t5::<W>(t, x, c, s);
-                let v7: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
-                let a0: Lanes<W> = Lanes::<W>::load(&x[10 * W..]);
-                let a1: f64 = t[10];
-                let r2: Lanes<W> = a0 * (-1.0);
-                let r3: Lanes<W> = r2 + 1.0;
-                let r4: Lanes<W> = a1 + v7;
-                let e5: Lanes<W> = r4.exp_neg_abs();
-                let l6: Lanes<W> = e5.ln_1p();
-                let r7: Lanes<W> = r4.softplus_with(l6);
-                let r8: Lanes<W> = r3 * r7;
-                let r9: Lanes<W> = r4 * (-1.0);
-                let r10: Lanes<W> = r9.softplus_with(l6);
-                let r11: Lanes<W> = r10 * a0;
-                let r12: Lanes<W> = r8 + r11;
-                r12.store(&mut s[1 * W..]);
+                super::LogisticRegression::sample::<W>(Outputs::Loss, t, x, c, s);
             }
             if phase == Phase::Primal {
                 return;
@@ -319,15 +280,15 @@ pub mod tangent {
             if level.rank() < 1 {
                 return;
             }
-            step_dt5::<W>(t, x, c, v, s);
-            let v9: Lanes<W> = Lanes::<W>::load(&s[2 * W..]);
+            step_dt5::<W>(x, v, s);
+            let vdt5: Lanes<W> = Lanes::<W>::load(&s[2 * W..]);
             let a13: Lanes<W> = Lanes::<W>::load(&s[0 * W..]);
             let a14: f64 = t[10];
             let a15: f64 = v[10];
             let r16: Lanes<W> = a13 + a14;
             let e17: Lanes<W> = r16.exp_neg_abs();
             let r18: Lanes<W> = r16.sigmoid_with(e17);
-            let r19: Lanes<W> = v9 + a15;
+            let r19: Lanes<W> = vdt5 + a15;
             let r20: Lanes<W> = -r18;
             let r21: Lanes<W> = r20 + 1.0;
             let r22: Lanes<W> = r18 * r21;
@@ -340,15 +301,11 @@ pub mod tangent {
         /// The regularizer's steps, into the scratch vector `s`.
         #[inline(always)]
         fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
-            super::step_t15(t, &[], c, s);
-            let v13: f64 = s[0];
-            let a0: f64 = c[0];
-            let r1: f64 = 0.5f64 * a0 * v13;
-            s[1] = r1;
+            super::LogisticRegression::regularizer(Outputs::Loss, t, c, s);
             if level.rank() < 1 {
                 return;
             }
-            step_dt17(t, &[], c, v, s);
+            step_dt17(c, v, s);
         }
     }
 }

@@ -6,81 +6,35 @@ use ::hessforge_kernels::ir::Outputs;
 use ::hessforge_kernels::ir::lanes::Lanes;
 use ::hessforge_kernels::ir::loop_ir::{Source, LoopProgram};
 use ::hessforge_kernels::runtime::loops;
+use ::hessforge_kernels::LoopModel;
+use std::sync::LazyLock;
 /// A minimal neural network: 2 inputs, 4 tanh hidden units, 1 linear output, squared loss (17 parameters).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MlpTanh;
-/// `t6` `t6[i0] = Σ over i1 < 2 of f(W[i0, i1], x[i1]), for i0 < 4` (1 instruction).
+/// `t6[i0] = Σ over i1 < 2 of W[i0, i1]·x[i1], for i0 < 4`.
 #[inline(always)]
-fn step_t6<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t6<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     for block in 0..1 {
         let block = block * 4;
-        let mut sum0: Lanes<W> = Lanes::<W>::splat(0.0);
-        let mut sum1: Lanes<W> = Lanes::<W>::splat(0.0);
-        let mut sum2: Lanes<W> = Lanes::<W>::splat(0.0);
-        let mut sum3: Lanes<W> = Lanes::<W>::splat(0.0);
+        let mut sums: [Lanes<W>; 4] = [Lanes::<W>::splat(0.0); 4];
         for i1 in 0..2 {
-            {
-                let i0 = block + 0;
-                sum0 = sum0
-                    + {
-                        let p0: f64 = t[i0 * 2 + i1];
-                        let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                        let r0: Lanes<W> = p0 * p1;
-                        r0
-                    };
-            }
-            {
-                let i0 = block + 1;
-                sum1 = sum1
-                    + {
-                        let p0: f64 = t[i0 * 2 + i1];
-                        let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                        let r0: Lanes<W> = p0 * p1;
-                        r0
-                    };
-            }
-            {
-                let i0 = block + 2;
-                sum2 = sum2
-                    + {
-                        let p0: f64 = t[i0 * 2 + i1];
-                        let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                        let r0: Lanes<W> = p0 * p1;
-                        r0
-                    };
-            }
-            {
-                let i0 = block + 3;
-                sum3 = sum3
-                    + {
-                        let p0: f64 = t[i0 * 2 + i1];
-                        let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                        let r0: Lanes<W> = p0 * p1;
-                        r0
-                    };
+            for (k, sum) in sums.iter_mut().enumerate() {
+                let i0 = block + k;
+                let p0: f64 = t[i0 * 2 + i1];
+                let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                let r0: Lanes<W> = p0 * p1;
+                *sum = *sum + r0;
             }
         }
-        {
-            let i0 = block + 0;
-            sum0.store(&mut s[i0 * W..]);
-        }
-        {
-            let i0 = block + 1;
-            sum1.store(&mut s[i0 * W..]);
-        }
-        {
-            let i0 = block + 2;
-            sum2.store(&mut s[i0 * W..]);
-        }
-        {
-            let i0 = block + 3;
-            sum3.store(&mut s[i0 * W..]);
+        for (k, sum) in sums.into_iter().enumerate() {
+            let i0 = block + k;
+            sum.store(&mut s[i0 * W..]);
         }
     }
 }
-/// `t7` `t7[i0] = f(t6[i0], c[i0]), for i0 < 4` (2 instructions).
+/// `h[i0] = tanh(t6[i0] + c[i0]), for i0 < 4`.
 #[inline(always)]
-fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_h<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[8 + i0];
@@ -89,9 +43,9 @@ fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r1.store(&mut s[(4 + i0) * W..]);
     }
 }
-/// `t8` `t8 = Σ over i0 < 4 of f(v[i0], t7[i0])` (1 instruction).
+/// `t8 = Σ over i0 < 4 of v[i0]·h[i0]`.
 #[inline(always)]
-fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t8<const W: usize>(t: &[f64], s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..4 {
         let p0: f64 = t[12 + i0];
@@ -101,9 +55,9 @@ fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     }
     sum.store(&mut s[8 * W..]);
 }
-/// `t11` `t11[i0] = f(t7[i0], v[i0]), for i0 < 4` (4 instructions).
+/// `t11[i0] = (h[i0]·h[i0]·(-1) + 1)·v[i0], for i0 < 4`.
 #[inline(always)]
-fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t11<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
         let p1: f64 = t[12 + i0];
@@ -114,9 +68,9 @@ fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r3.store(&mut s[(11 + i0) * W..]);
     }
 }
-/// `t12` `t12[i0, i1] = f(t10, t11[i0], x[i1]), for i0 < 4, i1 < 2` (1 instruction).
+/// `t12[i0, i1] = t10·x[i1]·t11[i0], for i0 < 4, i1 < 2`.
 #[inline(always)]
-fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t12<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
@@ -127,9 +81,9 @@ fn step_t12<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t13` `t13[i0] = f(t10, t7[i0], v[i0]), for i0 < 4` (4 instructions).
+/// `t13[i0] = t10·(h[i0]·h[i0]·(-1) + 1)·v[i0], for i0 < 4`.
 #[inline(always)]
-fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t13<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
@@ -141,399 +95,312 @@ fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r3.store(&mut s[(23 + i0) * W..]);
     }
 }
-/// `t16` `t16[i0, i1] = f(x[i1]), for i0 < 4, i1 < 2` (1 instruction).
+/// `t16[i0, i1] = x[i1], for i0 < 4, i1 < 2`.
 #[inline(always)]
-fn step_t16<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t16<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
             let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
             let r0: Lanes<W> = p0;
-            r0.store(&mut s[(32 + i0 * 2 + i1) * W..]);
+            r0.store(&mut s[(31 + i0 * 2 + i1) * W..]);
         }
     }
 }
-/// `t17` `t17[i0, i1] = f(v[i0], x[i1]), for i0 < 4, i1 < 2` (1 instruction).
+/// `t17[i0, i1] = v[i0]·x[i1], for i0 < 4, i1 < 2`.
 #[inline(always)]
-fn step_t17<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t17<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
             let p0: f64 = t[12 + i0];
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
             let r0: Lanes<W> = p0 * p1;
-            r0.store(&mut s[(40 + i0 * 2 + i1) * W..]);
+            r0.store(&mut s[(39 + i0 * 2 + i1) * W..]);
         }
     }
 }
-/// `t18` `t18[i0] = f(t7[i0], v[i0]), for i0 < 4` (2 instructions).
+/// `t18[i0] = h[i0]·h[i0]·v[i0], for i0 < 4`.
 #[inline(always)]
-fn step_t18<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t18<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
         let p1: f64 = t[12 + i0];
         let r0: Lanes<W> = p0 * p0;
         let r1: Lanes<W> = r0 * p1;
-        r1.store(&mut s[(48 + i0) * W..]);
+        r1.store(&mut s[(47 + i0) * W..]);
     }
 }
-/// `t19` `t19[i0, i1] = f(t18[i0], x[i1]), for i0 < 4, i1 < 2` (1 instruction).
+/// `t19[i0, i1] = t18[i0]·x[i1], for i0 < 4, i1 < 2`.
 #[inline(always)]
-fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t19<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(48 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(47 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
             let r0: Lanes<W> = p0 * p1;
-            r0.store(&mut s[(52 + i0 * 2 + i1) * W..]);
+            r0.store(&mut s[(51 + i0 * 2 + i1) * W..]);
         }
     }
 }
-/// `t21` `t21[i0] = f(t7[i0], v[i0]), for i0 < 4` (1 instruction).
+/// `t21[i0] = h[i0]·v[i0], for i0 < 4`.
 #[inline(always)]
-fn step_t21<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t21<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
         let p1: f64 = t[12 + i0];
         let r0: Lanes<W> = p0 * p1;
-        r0.store(&mut s[(61 + i0) * W..]);
+        r0.store(&mut s[(60 + i0) * W..]);
     }
 }
-/// `t23` `t23[i0] = f(t7[i0], v[i0]), for i0 < 4` (2 instructions).
+/// `t26[i0] = h[i0]·h[i0]·h[i0]·v[i0], for i0 < 4`.
 #[inline(always)]
-fn step_t23<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-        let p1: f64 = t[12 + i0];
-        let r0: Lanes<W> = p0 * p0;
-        let r1: Lanes<W> = r0 * p1;
-        r1.store(&mut s[(66 + i0) * W..]);
-    }
-}
-/// `t26` `t26[i0] = f(t7[i0], v[i0]), for i0 < 4` (2 instructions).
-#[inline(always)]
-fn step_t26<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t26<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
         let p1: f64 = t[12 + i0];
         let r0: Lanes<W> = p0 * p0 * p0;
         let r1: Lanes<W> = r0 * p1;
-        r1.store(&mut s[(72 + i0) * W..]);
+        r1.store(&mut s[(65 + i0) * W..]);
     }
 }
-/// `t31` `t31[i0, i1] = f(t20, t21[i0], x[i1], t22, t23[i0], t24, t25, t26[i0], t27, t28, t29, t30), for i0 < 4, i1 < 2` (8 instructions).
+/// `t31[i0, i1] = ((t20 + t27)·t21[i0] + (t29 + t24)·t26[i0] + (t29 + t27 + t24 + t20)·t18[i0])·x[i1], for i0 < 4, i1 < 2`.
 #[inline(always)]
-fn step_t31<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t31<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[60 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(61 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[59 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(60 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[65 * W..]);
-            let p4: Lanes<W> = Lanes::<W>::load(&s[(66 + i0) * W..]);
-            let p5: Lanes<W> = Lanes::<W>::load(&s[70 * W..]);
-            let p6: Lanes<W> = Lanes::<W>::load(&s[71 * W..]);
-            let p7: Lanes<W> = Lanes::<W>::load(&s[(72 + i0) * W..]);
-            let p8: Lanes<W> = Lanes::<W>::load(&s[76 * W..]);
-            let p9: Lanes<W> = Lanes::<W>::load(&s[77 * W..]);
-            let p10: Lanes<W> = Lanes::<W>::load(&s[78 * W..]);
-            let p11: Lanes<W> = Lanes::<W>::load(&s[79 * W..]);
-            let r0: Lanes<W> = p0 + p8;
+            let p3: Lanes<W> = Lanes::<W>::load(&s[(47 + i0) * W..]);
+            let p4: Lanes<W> = Lanes::<W>::load(&s[64 * W..]);
+            let p5: Lanes<W> = Lanes::<W>::load(&s[(65 + i0) * W..]);
+            let p6: Lanes<W> = Lanes::<W>::load(&s[69 * W..]);
+            let p7: Lanes<W> = Lanes::<W>::load(&s[70 * W..]);
+            let r0: Lanes<W> = p0 + p6;
             let r1: Lanes<W> = r0 * p1;
-            let r2: Lanes<W> = p11 + p6;
-            let r3: Lanes<W> = r2 * p7;
-            let r4: Lanes<W> = p10 + p9 + p5 + p3;
-            let r5: Lanes<W> = r4 * p4;
+            let r2: Lanes<W> = p7 + p4;
+            let r3: Lanes<W> = r2 * p5;
+            let r4: Lanes<W> = p7 + p6 + p4 + p0;
+            let r5: Lanes<W> = r4 * p3;
             let r6: Lanes<W> = r1 + r3 + r5;
             let r7: Lanes<W> = r6 * p2;
-            r7.store(&mut s[(80 + i0 * 2 + i1) * W..]);
+            r7.store(&mut s[(71 + i0 * 2 + i1) * W..]);
         }
     }
 }
-/// `t35` `t35[i0, i1] = f(t32, v[i0], x[i1], t33, t21[i0], t34, t23[i0]), for i0 < 4, i1 < 2` (6 instructions).
+/// `t35[i0, i1] = (t32·v[i0] + (t34 + t32)·t21[i0] + t18[i0]·(-1))·x[i1], for i0 < 4, i1 < 2`.
 #[inline(always)]
-fn step_t35<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t35<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[88 * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[79 * W..]);
             let p1: f64 = t[12 + i0];
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[89 * W..]);
-            let p4: Lanes<W> = Lanes::<W>::load(&s[(61 + i0) * W..]);
-            let p5: Lanes<W> = Lanes::<W>::load(&s[90 * W..]);
-            let p6: Lanes<W> = Lanes::<W>::load(&s[(66 + i0) * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[(60 + i0) * W..]);
+            let p4: Lanes<W> = Lanes::<W>::load(&s[80 * W..]);
+            let p5: Lanes<W> = Lanes::<W>::load(&s[(47 + i0) * W..]);
             let r0: Lanes<W> = p0 * p1;
-            let r1: Lanes<W> = p5 + p3;
-            let r2: Lanes<W> = r1 * p4;
-            let r3: Lanes<W> = p6 * (-1.0);
+            let r1: Lanes<W> = p4 + p0;
+            let r2: Lanes<W> = r1 * p3;
+            let r3: Lanes<W> = p5 * (-1.0);
             let r4: Lanes<W> = r0 + r2 + r3;
             let r5: Lanes<W> = r4 * p2;
-            r5.store(&mut s[(91 + i0 * 2 + i1) * W..]);
+            r5.store(&mut s[(81 + i0 * 2 + i1) * W..]);
         }
     }
 }
-/// `t36` `t36[i0, i1] = f(t34, v[i0], x[i1], t21[i0], t23[i0]), for i0 < 4, i1 < 2` (3 instructions).
+/// `t36[i0, i1] = (t34·v[i0] + t18[i0])·x[i1], for i0 < 4, i1 < 2`.
 #[inline(always)]
-fn step_t36<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t36<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[90 * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[80 * W..]);
             let p1: f64 = t[12 + i0];
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[(61 + i0) * W..]);
-            let p4: Lanes<W> = Lanes::<W>::load(&s[(66 + i0) * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[(60 + i0) * W..]);
+            let p4: Lanes<W> = Lanes::<W>::load(&s[(47 + i0) * W..]);
             let r0: Lanes<W> = p0 * p1;
             let r1: Lanes<W> = r0 + p4;
             let r2: Lanes<W> = r1 * p2;
-            r2.store(&mut s[(99 + i0 * 2 + i1) * W..]);
+            r2.store(&mut s[(89 + i0 * 2 + i1) * W..]);
         }
     }
 }
-/// `t37` `t37[i0] = f(), for i0 < 4` (1 instruction).
+/// `t37[i0] = 1, for i0 < 4`.
 #[inline(always)]
-fn step_t37<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t37<const W: usize>(s: &mut [f64]) {
     for i0 in 0..4 {
         let r0: f64 = 1.0;
-        Lanes::<W>::splat(r0).store(&mut s[(107 + i0) * W..]);
+        Lanes::<W>::splat(r0).store(&mut s[(97 + i0) * W..]);
     }
 }
-/// `t38` `t38[i0] = f(v[i0]), for i0 < 4` (1 instruction).
+/// `t38[i0] = v[i0], for i0 < 4`.
 #[inline(always)]
-fn step_t38<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t38<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: f64 = t[12 + i0];
         let r0: f64 = p0;
-        Lanes::<W>::splat(r0).store(&mut s[(111 + i0) * W..]);
+        Lanes::<W>::splat(r0).store(&mut s[(101 + i0) * W..]);
     }
 }
-/// `t41` `t41[i0] = f(t39, x[i0], t40), for i0 < 2` (2 instructions).
+/// `t41[i0] = (t39 + t40)·x[i0], for i0 < 2`.
 #[inline(always)]
-fn step_t41<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t41<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..2 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[115 * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[105 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-        let p2: Lanes<W> = Lanes::<W>::load(&s[116 * W..]);
+        let p2: Lanes<W> = Lanes::<W>::load(&s[106 * W..]);
         let r0: Lanes<W> = p0 + p2;
         let r1: Lanes<W> = r0 * p1;
-        r1.store(&mut s[(117 + i0) * W..]);
+        r1.store(&mut s[(107 + i0) * W..]);
     }
 }
-/// `t43` `t43[i0] = f(t7[i0]), for i0 < 4` (1 instruction).
+/// `t43[i0] = h[i0], for i0 < 4`.
 #[inline(always)]
-fn step_t43<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t43<const W: usize>(s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
         let r0: Lanes<W> = p0;
-        r0.store(&mut s[(120 + i0) * W..]);
+        r0.store(&mut s[(109 + i0) * W..]);
     }
 }
-/// `t47` `t47[i0] = f(t7[i0]), for i0 < 4` (1 instruction).
+/// `t47[i0] = h[i0]·h[i0], for i0 < 4`.
 #[inline(always)]
-fn step_t47<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t47<const W: usize>(s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
         let r0: Lanes<W> = p0 * p0;
-        r0.store(&mut s[(127 + i0) * W..]);
+        r0.store(&mut s[(114 + i0) * W..]);
     }
 }
-/// `t50` `t50[i0, i1] = f(t41[i1], t42, t43[i0], x[i1], t44, t45, t46, t47[i0], t48, t49), for i0 < 4, i1 < 2` (7 instructions).
+/// `t50[i0, i1] = t41[i1] + ((t40 + t45 + t48 + t39)·t43[i0] + (t48 + t45)·t47[i0])·x[i1], for i0 < 4, i1 < 2`.
 #[inline(always)]
-fn step_t50<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t50<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(117 + i1) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[119 * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&s[(120 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(107 + i1) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[105 * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&s[(109 + i0) * W..]);
             let p3: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let p4: Lanes<W> = Lanes::<W>::load(&s[124 * W..]);
-            let p5: Lanes<W> = Lanes::<W>::load(&s[125 * W..]);
-            let p6: Lanes<W> = Lanes::<W>::load(&s[126 * W..]);
-            let p7: Lanes<W> = Lanes::<W>::load(&s[(127 + i0) * W..]);
-            let p8: Lanes<W> = Lanes::<W>::load(&s[131 * W..]);
-            let p9: Lanes<W> = Lanes::<W>::load(&s[132 * W..]);
-            let r0: Lanes<W> = p4 + p5 + p8 + p1;
+            let p4: Lanes<W> = Lanes::<W>::load(&s[106 * W..]);
+            let p5: Lanes<W> = Lanes::<W>::load(&s[113 * W..]);
+            let p6: Lanes<W> = Lanes::<W>::load(&s[(114 + i0) * W..]);
+            let p7: Lanes<W> = Lanes::<W>::load(&s[118 * W..]);
+            let r0: Lanes<W> = p4 + p5 + p7 + p1;
             let r1: Lanes<W> = r0 * p2;
-            let r2: Lanes<W> = p9 + p6;
-            let r3: Lanes<W> = r2 * p7;
+            let r2: Lanes<W> = p7 + p5;
+            let r3: Lanes<W> = r2 * p6;
             let r4: Lanes<W> = r1 + r3;
             let r5: Lanes<W> = r4 * p3;
             let r6: Lanes<W> = p0 + r5;
-            r6.store(&mut s[(133 + i0 * 2 + i1) * W..]);
+            r6.store(&mut s[(119 + i0 * 2 + i1) * W..]);
         }
     }
 }
-/// `t51` `t51[i0] = f(v[i0], t7[i0]), for i0 < 4` (1 instruction).
+/// `t53[i0, i1] = (t32·v[i0] + t21[i0]·t34 + (-1)·t18[i0] + t21[i0]·t32)·x[i1], for i0 < 4, i1 < 2`.
 #[inline(always)]
-fn step_t51<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: f64 = t[12 + i0];
-        let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-        let r0: Lanes<W> = p0 * p1;
-        r0.store(&mut s[(141 + i0) * W..]);
-    }
-}
-/// `t52` `t52[i0] = f(t7[i0], v[i0]), for i0 < 4` (2 instructions).
-#[inline(always)]
-fn step_t52<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-        let p1: f64 = t[12 + i0];
-        let r0: Lanes<W> = p0 * p0;
-        let r1: Lanes<W> = r0 * p1;
-        r1.store(&mut s[(145 + i0) * W..]);
-    }
-}
-/// `t53` `t53[i0, i1] = f(t32, v[i0], x[i1], t33, t51[i0], t34, t21[i0], t52[i0]), for i0 < 4, i1 < 2` (6 instructions).
-#[inline(always)]
-fn step_t53<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t53<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[88 * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[79 * W..]);
             let p1: f64 = t[12 + i0];
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[89 * W..]);
-            let p4: Lanes<W> = Lanes::<W>::load(&s[(141 + i0) * W..]);
-            let p5: Lanes<W> = Lanes::<W>::load(&s[90 * W..]);
-            let p6: Lanes<W> = Lanes::<W>::load(&s[(61 + i0) * W..]);
-            let p7: Lanes<W> = Lanes::<W>::load(&s[(145 + i0) * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[(60 + i0) * W..]);
+            let p4: Lanes<W> = Lanes::<W>::load(&s[80 * W..]);
+            let p5: Lanes<W> = Lanes::<W>::load(&s[(47 + i0) * W..]);
             let r0: Lanes<W> = p0 * p1;
-            let r1: Lanes<W> = p6 * p5;
-            let r2: Lanes<W> = (-1f64) * p7;
-            let r3: Lanes<W> = p4 * p3;
+            let r1: Lanes<W> = p3 * p4;
+            let r2: Lanes<W> = (-1f64) * p5;
+            let r3: Lanes<W> = p3 * p0;
             let r4: Lanes<W> = r0 + r1 + r2 + r3;
             let r5: Lanes<W> = r4 * p2;
-            r5.store(&mut s[(149 + i0 * 2 + i1) * W..]);
+            r5.store(&mut s[(127 + i0 * 2 + i1) * W..]);
         }
     }
 }
-/// `t55` `t55[i0, i1] = f(v[i0], x[i1], t18[i0]), for i0 < 4, i1 < 2` (3 instructions).
+/// `t55[i0, i1] = (v[i0] + (-1)·t18[i0])·x[i1], for i0 < 4, i1 < 2`.
 #[inline(always)]
-fn step_t55<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t55<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
             let p0: f64 = t[12 + i0];
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&s[(48 + i0) * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&s[(47 + i0) * W..]);
             let r0: Lanes<W> = (-1f64) * p2;
             let r1: Lanes<W> = p0 + r0;
             let r2: Lanes<W> = r1 * p1;
-            r2.store(&mut s[(158 + i0 * 2 + i1) * W..]);
+            r2.store(&mut s[(135 + i0 * 2 + i1) * W..]);
         }
     }
 }
-/// `t56` `t56[i0] = f(t20, t7[i0], v[i0], t22, t24, t25, t27, t28, t29, t30), for i0 < 4` (6 instructions).
+/// `t56[i0] = (t27 + ((t29 + t24)·h[i0] + t24 + t20 + t29 + t27)·h[i0] + t20)·v[i0]·h[i0], for i0 < 4`.
 #[inline(always)]
-fn step_t56<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t56<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[60 * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[59 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
         let p2: f64 = t[12 + i0];
-        let p3: Lanes<W> = Lanes::<W>::load(&s[65 * W..]);
-        let p4: Lanes<W> = Lanes::<W>::load(&s[70 * W..]);
-        let p5: Lanes<W> = Lanes::<W>::load(&s[71 * W..]);
-        let p6: Lanes<W> = Lanes::<W>::load(&s[76 * W..]);
-        let p7: Lanes<W> = Lanes::<W>::load(&s[77 * W..]);
-        let p8: Lanes<W> = Lanes::<W>::load(&s[78 * W..]);
-        let p9: Lanes<W> = Lanes::<W>::load(&s[79 * W..]);
-        let r0: Lanes<W> = p9 + p5;
+        let p3: Lanes<W> = Lanes::<W>::load(&s[64 * W..]);
+        let p4: Lanes<W> = Lanes::<W>::load(&s[69 * W..]);
+        let p5: Lanes<W> = Lanes::<W>::load(&s[70 * W..]);
+        let r0: Lanes<W> = p5 + p3;
         let r1: Lanes<W> = r0 * p1;
-        let r2: Lanes<W> = r1 + p4 + p3 + p8 + p7;
+        let r2: Lanes<W> = r1 + p3 + p0 + p5 + p4;
         let r3: Lanes<W> = r2 * p1;
-        let r4: Lanes<W> = p6 + r3 + p0;
+        let r4: Lanes<W> = p4 + r3 + p0;
         let r5: Lanes<W> = r4 * p2 * p1;
-        r5.store(&mut s[(166 + i0) * W..]);
+        r5.store(&mut s[(143 + i0) * W..]);
     }
 }
-/// `t57` `t57[i0] = f(t32, v[i0], t33, t7[i0], t34), for i0 < 4` (5 instructions).
+/// `t57[i0] = (t32 + h[i0]·((-1)·h[i0] + t34 + t32))·v[i0], for i0 < 4`.
 #[inline(always)]
-fn step_t57<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t57<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[88 * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[79 * W..]);
         let p1: f64 = t[12 + i0];
-        let p2: Lanes<W> = Lanes::<W>::load(&s[89 * W..]);
-        let p3: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-        let p4: Lanes<W> = Lanes::<W>::load(&s[90 * W..]);
-        let r0: Lanes<W> = (-1f64) * p3;
-        let r1: Lanes<W> = r0 + p4 + p2;
-        let r2: Lanes<W> = p3 * r1;
+        let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+        let p3: Lanes<W> = Lanes::<W>::load(&s[80 * W..]);
+        let r0: Lanes<W> = (-1f64) * p2;
+        let r1: Lanes<W> = r0 + p3 + p0;
+        let r2: Lanes<W> = p2 * r1;
         let r3: Lanes<W> = p0 + r2;
         let r4: Lanes<W> = r3 * p1;
-        r4.store(&mut s[(170 + i0) * W..]);
+        r4.store(&mut s[(147 + i0) * W..]);
     }
 }
-/// `t58` `t58[i0] = f(t34, v[i0], t7[i0]), for i0 < 4` (3 instructions).
+/// `t58[i0] = (h[i0]·h[i0] + t34)·v[i0], for i0 < 4`.
 #[inline(always)]
-fn step_t58<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t58<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[90 * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[80 * W..]);
         let p1: f64 = t[12 + i0];
         let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
         let r0: Lanes<W> = p2 * p2;
         let r1: Lanes<W> = r0 + p0;
         let r2: Lanes<W> = r1 * p1;
-        r2.store(&mut s[(174 + i0) * W..]);
+        r2.store(&mut s[(151 + i0) * W..]);
     }
 }
-/// `t60` `t60[i0] = f(t59, t42, t7[i0], t44, t45, t46, t48, t49), for i0 < 4` (5 instructions).
+/// `t60[i0] = (t48 + h[i0]·(t45 + t48) + t45 + t40 + t39)·h[i0] + t10, for i0 < 4`.
 #[inline(always)]
-fn step_t60<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t60<const W: usize>(s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[178 * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[119 * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[105 * W..]);
         let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-        let p3: Lanes<W> = Lanes::<W>::load(&s[124 * W..]);
-        let p4: Lanes<W> = Lanes::<W>::load(&s[125 * W..]);
-        let p5: Lanes<W> = Lanes::<W>::load(&s[126 * W..]);
-        let p6: Lanes<W> = Lanes::<W>::load(&s[131 * W..]);
-        let p7: Lanes<W> = Lanes::<W>::load(&s[132 * W..]);
-        let r0: Lanes<W> = p5 + p7;
+        let p3: Lanes<W> = Lanes::<W>::load(&s[106 * W..]);
+        let p4: Lanes<W> = Lanes::<W>::load(&s[113 * W..]);
+        let p5: Lanes<W> = Lanes::<W>::load(&s[118 * W..]);
+        let r0: Lanes<W> = p4 + p5;
         let r1: Lanes<W> = p2 * r0;
-        let r2: Lanes<W> = p6 + r1 + p4 + p3 + p1;
+        let r2: Lanes<W> = p5 + r1 + p4 + p3 + p1;
         let r3: Lanes<W> = r2 * p2;
         let r4: Lanes<W> = r3 + p0;
-        r4.store(&mut s[(179 + i0) * W..]);
-    }
-}
-/// `t61` `t61[i0] = f(t32, v[i0], t33, t7[i0], t34), for i0 < 4` (5 instructions).
-#[inline(always)]
-fn step_t61<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[88 * W..]);
-        let p1: f64 = t[12 + i0];
-        let p2: Lanes<W> = Lanes::<W>::load(&s[89 * W..]);
-        let p3: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-        let p4: Lanes<W> = Lanes::<W>::load(&s[90 * W..]);
-        let r0: Lanes<W> = (-1f64) * p3;
-        let r1: Lanes<W> = r0 + p4 + p2;
-        let r2: Lanes<W> = p3 * r1;
-        let r3: Lanes<W> = p0 + r2;
-        let r4: Lanes<W> = r3 * p1;
-        r4.store(&mut s[(183 + i0) * W..]);
-    }
-}
-/// `t62` `t62[i0] = f(v[i0], t7[i0]), for i0 < 4` (4 instructions).
-#[inline(always)]
-fn step_t62<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: f64 = t[12 + i0];
-        let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-        let r0: Lanes<W> = p1 * p1;
-        let r1: Lanes<W> = r0 * (-1.0);
-        let r2: Lanes<W> = r1 + 1.0;
-        let r3: Lanes<W> = p0 * r2;
-        r3.store(&mut s[(187 + i0) * W..]);
-    }
-}
-/// `t63` `t63[i0] = f(t7[i0]), for i0 < 4` (1 instruction).
-#[inline(always)]
-fn step_t63<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-        let r0: Lanes<W> = p0;
-        r0.store(&mut s[(191 + i0) * W..]);
+        r4.store(&mut s[(155 + i0) * W..]);
     }
 }
 /// The model: its layouts and its gradient and Hessian terms, its
 /// steps; `hessforge_kernels` implements `Kernel` for it.
-impl ::hessforge_kernels::LoopModel for MlpTanh {
+impl LoopModel for MlpTanh {
     const NAME: &'static str = "mlp_tanh";
     const N_PARAMS: usize = 17;
     const N_DATA: usize = 3;
@@ -541,110 +408,74 @@ impl ::hessforge_kernels::LoopModel for MlpTanh {
     const DEFAULT_CONSTANTS: &'static [f64] = &[];
     type Tangent = tangent::Tangent;
     fn plan() -> &'static LoopProgram {
-        static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
-            loops::plan(
-                "mlp_tanh",
+        static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::plan(
+            "mlp_tanh",
+            Vec::from([
+                loops::tensor("W", Source::Theta, 0, &[4, 2]),
+                loops::tensor("c", Source::Theta, 8, &[4]),
+                loops::tensor("v", Source::Theta, 12, &[4]),
+                loops::tensor("d", Source::Theta, 16, &[]),
+                loops::tensor("x", Source::Row, 0, &[2]),
+                loops::tensor("y", Source::Row, 2, &[]),
+                loops::tensor("h", Source::Scratch, 4, &[4]),
+                loops::tensor("t9", Source::Scratch, 9, &[]),
+                loops::tensor("t10", Source::Scratch, 10, &[]),
+                loops::tensor("t11", Source::Scratch, 11, &[4]),
+                loops::tensor("t12", Source::Scratch, 15, &[4, 2]),
+                loops::tensor("t13", Source::Scratch, 23, &[4]),
+                loops::tensor("t14", Source::Scratch, 27, &[4]),
+                loops::tensor("t16", Source::Scratch, 31, &[4, 2]),
+                loops::tensor("t17", Source::Scratch, 39, &[4, 2]),
+                loops::tensor("t18", Source::Scratch, 47, &[4]),
+                loops::tensor("t19", Source::Scratch, 51, &[4, 2]),
+                loops::tensor("t31", Source::Scratch, 71, &[4, 2]),
+                loops::tensor("t32", Source::Scratch, 79, &[]),
+                loops::tensor("t35", Source::Scratch, 81, &[4, 2]),
+                loops::tensor("t36", Source::Scratch, 89, &[4, 2]),
+                loops::tensor("t37", Source::Scratch, 97, &[4]),
+                loops::tensor("t38", Source::Scratch, 101, &[4]),
+                loops::tensor("t43", Source::Scratch, 109, &[4]),
+                loops::tensor("t50", Source::Scratch, 119, &[4, 2]),
+                loops::tensor("t53", Source::Scratch, 127, &[4, 2]),
+                loops::tensor("t55", Source::Scratch, 135, &[4, 2]),
+                loops::tensor("t56", Source::Scratch, 143, &[4]),
+                loops::tensor("t57", Source::Scratch, 147, &[4]),
+                loops::tensor("t58", Source::Scratch, 151, &[4]),
+                loops::tensor("t60", Source::Scratch, 155, &[4]),
+            ]),
+            Vec::from([]),
+            loops::stage(
+                159,
+                Some(7),
                 Vec::from([
-                    loops::tensor("W", Source::Theta, 0, &[4, 2]),
-                    loops::tensor("c", Source::Theta, 8, &[4]),
-                    loops::tensor("v", Source::Theta, 12, &[4]),
-                    loops::tensor("d", Source::Theta, 16, &[]),
-                    loops::tensor("x", Source::Row, 0, &[2]),
-                    loops::tensor("y", Source::Row, 2, &[]),
-                    loops::tensor("t6", Source::Scratch, 0, &[4]),
-                    loops::tensor("t7", Source::Scratch, 4, &[4]),
-                    loops::tensor("t8", Source::Scratch, 8, &[]),
-                    loops::tensor("t9", Source::Scratch, 9, &[]),
-                    loops::tensor("t10", Source::Scratch, 10, &[]),
-                    loops::tensor("t11", Source::Scratch, 11, &[4]),
-                    loops::tensor("t12", Source::Scratch, 15, &[4, 2]),
-                    loops::tensor("t13", Source::Scratch, 23, &[4]),
-                    loops::tensor("t14", Source::Scratch, 27, &[4]),
-                    loops::tensor("t15", Source::Scratch, 31, &[]),
-                    loops::tensor("t16", Source::Scratch, 32, &[4, 2]),
-                    loops::tensor("t17", Source::Scratch, 40, &[4, 2]),
-                    loops::tensor("t18", Source::Scratch, 48, &[4]),
-                    loops::tensor("t19", Source::Scratch, 52, &[4, 2]),
-                    loops::tensor("t20", Source::Scratch, 60, &[]),
-                    loops::tensor("t21", Source::Scratch, 61, &[4]),
-                    loops::tensor("t22", Source::Scratch, 65, &[]),
-                    loops::tensor("t23", Source::Scratch, 66, &[4]),
-                    loops::tensor("t24", Source::Scratch, 70, &[]),
-                    loops::tensor("t25", Source::Scratch, 71, &[]),
-                    loops::tensor("t26", Source::Scratch, 72, &[4]),
-                    loops::tensor("t27", Source::Scratch, 76, &[]),
-                    loops::tensor("t28", Source::Scratch, 77, &[]),
-                    loops::tensor("t29", Source::Scratch, 78, &[]),
-                    loops::tensor("t30", Source::Scratch, 79, &[]),
-                    loops::tensor("t31", Source::Scratch, 80, &[4, 2]),
-                    loops::tensor("t32", Source::Scratch, 88, &[]),
-                    loops::tensor("t33", Source::Scratch, 89, &[]),
-                    loops::tensor("t34", Source::Scratch, 90, &[]),
-                    loops::tensor("t35", Source::Scratch, 91, &[4, 2]),
-                    loops::tensor("t36", Source::Scratch, 99, &[4, 2]),
-                    loops::tensor("t37", Source::Scratch, 107, &[4]),
-                    loops::tensor("t38", Source::Scratch, 111, &[4]),
-                    loops::tensor("t39", Source::Scratch, 115, &[]),
-                    loops::tensor("t40", Source::Scratch, 116, &[]),
-                    loops::tensor("t41", Source::Scratch, 117, &[2]),
-                    loops::tensor("t42", Source::Scratch, 119, &[]),
-                    loops::tensor("t43", Source::Scratch, 120, &[4]),
-                    loops::tensor("t44", Source::Scratch, 124, &[]),
-                    loops::tensor("t45", Source::Scratch, 125, &[]),
-                    loops::tensor("t46", Source::Scratch, 126, &[]),
-                    loops::tensor("t47", Source::Scratch, 127, &[4]),
-                    loops::tensor("t48", Source::Scratch, 131, &[]),
-                    loops::tensor("t49", Source::Scratch, 132, &[]),
-                    loops::tensor("t50", Source::Scratch, 133, &[4, 2]),
-                    loops::tensor("t51", Source::Scratch, 141, &[4]),
-                    loops::tensor("t52", Source::Scratch, 145, &[4]),
-                    loops::tensor("t53", Source::Scratch, 149, &[4, 2]),
-                    loops::tensor("t54", Source::Scratch, 157, &[]),
-                    loops::tensor("t55", Source::Scratch, 158, &[4, 2]),
-                    loops::tensor("t56", Source::Scratch, 166, &[4]),
-                    loops::tensor("t57", Source::Scratch, 170, &[4]),
-                    loops::tensor("t58", Source::Scratch, 174, &[4]),
-                    loops::tensor("t59", Source::Scratch, 178, &[]),
-                    loops::tensor("t60", Source::Scratch, 179, &[4]),
-                    loops::tensor("t61", Source::Scratch, 183, &[4]),
-                    loops::tensor("t62", Source::Scratch, 187, &[4]),
-                    loops::tensor("t63", Source::Scratch, 191, &[4]),
-                    loops::tensor("t64", Source::Scratch, 195, &[]),
+                    loops::gradient(0, 10),
+                    loops::gradient(1, 11),
+                    loops::outer_gradient(2, 12, 8, 6, 1.0),
+                    loops::gradient(3, 8),
                 ]),
-                Vec::from([]),
-                loops::stage(
-                    196,
-                    Some(9),
-                    Vec::from([
-                        loops::gradient(0, 12),
-                        loops::gradient(1, 13),
-                        loops::outer_gradient(2, 14, 10, 7, 1.0),
-                        loops::gradient(3, 15),
-                    ]),
-                    Vec::from([
-                        loops::product(0, 0, &[(0, 0)], 31, 16),
-                        loops::product(0, 0, &[], 35, 17),
-                        loops::product(0, 0, &[], 36, 19),
-                        loops::product(0, 1, &[(0, 0)], 31, 37),
-                        loops::product(0, 1, &[], 35, 38),
-                        loops::product(0, 1, &[], 36, 18),
-                        loops::product(0, 2, &[(0, 0)], 50, 37),
-                        loops::product(0, 2, &[], 53, 7),
-                        loops::product(0, 3, &[], 55, 54),
-                        loops::product(1, 1, &[(0, 0)], 56, 37),
-                        loops::product(1, 1, &[], 57, 38),
-                        loops::product(1, 1, &[], 58, 18),
-                        loops::product(1, 2, &[(0, 0)], 60, 37),
-                        loops::product(1, 2, &[], 61, 7),
-                        loops::product(1, 3, &[], 62, 54),
-                        loops::product(2, 2, &[], 63, 7),
-                        loops::product(2, 3, &[], 63, 54),
-                        loops::product(3, 3, &[], 64, 54),
-                    ]),
-                ),
-                loops::stage(0, None, Vec::from([]), Vec::from([])),
-            )
-        });
+                Vec::from([
+                    loops::product(0, 0, &[(0, 0)], 17, 13),
+                    loops::product(0, 0, &[], 19, 14),
+                    loops::product(0, 0, &[], 20, 16),
+                    loops::product(0, 1, &[(0, 0)], 17, 21),
+                    loops::product(0, 1, &[], 19, 22),
+                    loops::product(0, 1, &[], 20, 15),
+                    loops::product(0, 2, &[(0, 0)], 24, 21),
+                    loops::product(0, 2, &[], 25, 6),
+                    loops::product(0, 3, &[], 26, 18),
+                    loops::product(1, 1, &[(0, 0)], 27, 21),
+                    loops::product(1, 1, &[], 28, 22),
+                    loops::product(1, 1, &[], 29, 15),
+                    loops::product(1, 2, &[(0, 0)], 30, 21),
+                    loops::product(1, 2, &[], 28, 6),
+                    loops::product(1, 3, &[], 9, 18),
+                    loops::product(2, 2, &[], 23, 6),
+                    loops::product(2, 3, &[], 23, 18),
+                    loops::product(3, 3, &[], 18, 18),
+                ]),
+            ),
+            loops::stage(0, None, Vec::from([]), Vec::from([])),
+        ));
         &PLAN
     }
     /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
@@ -656,14 +487,14 @@ impl ::hessforge_kernels::LoopModel for MlpTanh {
         c: &[f64],
         s: &mut [f64],
     ) {
-        step_t6::<W>(t, x, c, s);
-        step_t7::<W>(t, x, c, s);
-        step_t8::<W>(t, x, c, s);
-        let v8: Lanes<W> = Lanes::<W>::load(&s[8 * W..]);
+        step_t6::<W>(t, x, s);
+        step_h::<W>(t, s);
+        step_t8::<W>(t, s);
+        let vt8: Lanes<W> = Lanes::<W>::load(&s[8 * W..]);
         let a0: f64 = t[16];
         let a1: Lanes<W> = Lanes::<W>::load(&x[2 * W..]);
         let r2: Lanes<W> = (-1f64) * a1;
-        let r3: Lanes<W> = v8 + r2 + a0;
+        let r3: Lanes<W> = vt8 + r2 + a0;
         let r4: Lanes<W> = r3 * r3;
         let r5: Lanes<W> = 0.5f64 * r4;
         r5.store(&mut s[9 * W..]);
@@ -671,70 +502,51 @@ impl ::hessforge_kernels::LoopModel for MlpTanh {
             return;
         }
         r3.store(&mut s[10 * W..]);
-        step_t11::<W>(t, x, c, s);
-        step_t12::<W>(t, x, c, s);
-        step_t13::<W>(t, x, c, s);
-        r3.store(&mut s[31 * W..]);
+        step_t11::<W>(t, s);
+        step_t12::<W>(x, s);
+        step_t13::<W>(t, s);
         if level.rank() < 2 {
             return;
         }
-        step_t16::<W>(t, x, c, s);
-        step_t17::<W>(t, x, c, s);
-        step_t18::<W>(t, x, c, s);
-        step_t19::<W>(t, x, c, s);
+        step_t16::<W>(x, s);
+        step_t17::<W>(t, x, s);
+        step_t18::<W>(t, s);
+        step_t19::<W>(x, s);
         let r6: Lanes<W> = 2f64 * a1;
-        r6.store(&mut s[60 * W..]);
-        step_t21::<W>(t, x, c, s);
-        r6.store(&mut s[65 * W..]);
-        step_t23::<W>(t, x, c, s);
+        r6.store(&mut s[59 * W..]);
+        step_t21::<W>(t, s);
         let r7: Lanes<W> = (-2f64) * a1;
-        r7.store(&mut s[70 * W..]);
-        r7.store(&mut s[71 * W..]);
-        step_t26::<W>(t, x, c, s);
-        let r8: Lanes<W> = v8 + a0;
+        r7.store(&mut s[64 * W..]);
+        step_t26::<W>(t, s);
+        let r8: Lanes<W> = vt8 + a0;
         let r9: Lanes<W> = (-2f64) * r8;
-        r9.store(&mut s[76 * W..]);
-        r9.store(&mut s[77 * W..]);
+        r9.store(&mut s[69 * W..]);
         let r10: Lanes<W> = 2f64 * r8;
-        r10.store(&mut s[78 * W..]);
-        r10.store(&mut s[79 * W..]);
-        step_t31::<W>(t, x, c, s);
+        r10.store(&mut s[70 * W..]);
+        step_t31::<W>(x, s);
         let r11: f64 = 1.0;
-        Lanes::<W>::splat(r11).store(&mut s[88 * W..]);
-        Lanes::<W>::splat(r11).store(&mut s[89 * W..]);
+        Lanes::<W>::splat(r11).store(&mut s[79 * W..]);
         let r12: f64 = (-1.0);
-        Lanes::<W>::splat(r12).store(&mut s[90 * W..]);
-        step_t35::<W>(t, x, c, s);
-        step_t36::<W>(t, x, c, s);
-        step_t37::<W>(t, x, c, s);
-        step_t38::<W>(t, x, c, s);
-        r2.store(&mut s[115 * W..]);
-        r8.store(&mut s[116 * W..]);
-        step_t41::<W>(t, x, c, s);
-        r2.store(&mut s[119 * W..]);
-        step_t43::<W>(t, x, c, s);
-        r8.store(&mut s[124 * W..]);
-        a1.store(&mut s[125 * W..]);
-        a1.store(&mut s[126 * W..]);
-        step_t47::<W>(t, x, c, s);
+        Lanes::<W>::splat(r12).store(&mut s[80 * W..]);
+        step_t35::<W>(t, x, s);
+        step_t36::<W>(t, x, s);
+        step_t37::<W>(s);
+        step_t38::<W>(t, s);
+        r2.store(&mut s[105 * W..]);
+        r8.store(&mut s[106 * W..]);
+        step_t41::<W>(x, s);
+        step_t43::<W>(s);
+        a1.store(&mut s[113 * W..]);
+        step_t47::<W>(s);
         let r13: Lanes<W> = r8 * (-1.0);
-        r13.store(&mut s[131 * W..]);
-        r13.store(&mut s[132 * W..]);
-        step_t50::<W>(t, x, c, s);
-        step_t51::<W>(t, x, c, s);
-        step_t52::<W>(t, x, c, s);
-        step_t53::<W>(t, x, c, s);
-        Lanes::<W>::splat(r11).store(&mut s[157 * W..]);
-        step_t55::<W>(t, x, c, s);
-        step_t56::<W>(t, x, c, s);
-        step_t57::<W>(t, x, c, s);
-        step_t58::<W>(t, x, c, s);
-        r3.store(&mut s[178 * W..]);
-        step_t60::<W>(t, x, c, s);
-        step_t61::<W>(t, x, c, s);
-        step_t62::<W>(t, x, c, s);
-        step_t63::<W>(t, x, c, s);
-        Lanes::<W>::splat(r11).store(&mut s[195 * W..]);
+        r13.store(&mut s[118 * W..]);
+        step_t50::<W>(x, s);
+        step_t53::<W>(t, x, s);
+        step_t55::<W>(t, x, s);
+        step_t56::<W>(t, s);
+        step_t57::<W>(t, s);
+        step_t58::<W>(t, s);
+        step_t60::<W>(s);
     }
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
@@ -745,90 +557,30 @@ impl ::hessforge_kernels::LoopModel for MlpTanh {
 pub mod tangent {
     use super::*;
     use ::hessforge_kernels::ir::loop_ir::Phase;
-    /// `dt6` `dt6[i0] = Σ over i1 < 2 of f(x[i1], dW[i0, i1]), for i0 < 4` (1 instruction).
+    /// `dt6[i0] = Σ over i1 < 2 of dW[i0, i1]·x[i1], for i0 < 4`.
     #[inline(always)]
-    fn step_dt6<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
+    fn step_dt6<const W: usize>(x: &[f64], v: &[f64], s: &mut [f64]) {
         for block in 0..1 {
             let block = block * 4;
-            let mut sum0: Lanes<W> = Lanes::<W>::splat(0.0);
-            let mut sum1: Lanes<W> = Lanes::<W>::splat(0.0);
-            let mut sum2: Lanes<W> = Lanes::<W>::splat(0.0);
-            let mut sum3: Lanes<W> = Lanes::<W>::splat(0.0);
+            let mut sums: [Lanes<W>; 4] = [Lanes::<W>::splat(0.0); 4];
             for i1 in 0..2 {
-                {
-                    let i0 = block + 0;
-                    sum0 = sum0
-                        + {
-                            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                            let p1: f64 = v[i0 * 2 + i1];
-                            let r1: Lanes<W> = p1 * p0;
-                            r1
-                        };
-                }
-                {
-                    let i0 = block + 1;
-                    sum1 = sum1
-                        + {
-                            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                            let p1: f64 = v[i0 * 2 + i1];
-                            let r1: Lanes<W> = p1 * p0;
-                            r1
-                        };
-                }
-                {
-                    let i0 = block + 2;
-                    sum2 = sum2
-                        + {
-                            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                            let p1: f64 = v[i0 * 2 + i1];
-                            let r1: Lanes<W> = p1 * p0;
-                            r1
-                        };
-                }
-                {
-                    let i0 = block + 3;
-                    sum3 = sum3
-                        + {
-                            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                            let p1: f64 = v[i0 * 2 + i1];
-                            let r1: Lanes<W> = p1 * p0;
-                            r1
-                        };
+                for (k, sum) in sums.iter_mut().enumerate() {
+                    let i0 = block + k;
+                    let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                    let p1: f64 = v[i0 * 2 + i1];
+                    let r1: Lanes<W> = p1 * p0;
+                    *sum = *sum + r1;
                 }
             }
-            {
-                let i0 = block + 0;
-                sum0.store(&mut s[(15 + i0) * W..]);
-            }
-            {
-                let i0 = block + 1;
-                sum1.store(&mut s[(15 + i0) * W..]);
-            }
-            {
-                let i0 = block + 2;
-                sum2.store(&mut s[(15 + i0) * W..]);
-            }
-            {
-                let i0 = block + 3;
-                sum3.store(&mut s[(15 + i0) * W..]);
+            for (k, sum) in sums.into_iter().enumerate() {
+                let i0 = block + k;
+                sum.store(&mut s[(15 + i0) * W..]);
             }
         }
     }
-    /// `dt7` `dt7[i0] = f(dt6[i0], dc[i0], t7[i0]), for i0 < 4` (5 instructions).
+    /// `dh[i0] = (−(h[i0]·h[i0]) + 1)·(dt6[i0] + dc[i0]), for i0 < 4`.
     #[inline(always)]
-    fn step_dt7<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
+    fn step_dh<const W: usize>(v: &[f64], s: &mut [f64]) {
         for i0 in 0..4 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(15 + i0) * W..]);
             let p1: f64 = v[8 + i0];
@@ -841,15 +593,9 @@ pub mod tangent {
             r6.store(&mut s[(19 + i0) * W..]);
         }
     }
-    /// `dt8` `dt8 = Σ over i0 < 4 of f(v[i0], t7[i0], dv[i0], dt7[i0])` (3 instructions).
+    /// `dt8 = Σ over i0 < 4 of dv[i0]·h[i0] + dh[i0]·v[i0]`.
     #[inline(always)]
-    fn step_dt8<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
+    fn step_dt8<const W: usize>(t: &[f64], v: &[f64], s: &mut [f64]) {
         let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..4 {
             let p0: f64 = t[12 + i0];
@@ -863,15 +609,9 @@ pub mod tangent {
         }
         sum.store(&mut s[23 * W..]);
     }
-    /// `dt11` `dt11[i0] = f(t7[i0], v[i0], dt7[i0], dv[i0]), for i0 < 4` (10 instructions).
+    /// `dt11[i0] = (dh[i0]·h[i0] + dh[i0]·h[i0])·(-1)·v[i0] + dv[i0]·(h[i0]·h[i0]·(-1) + 1), for i0 < 4`.
     #[inline(always)]
-    fn step_dt11<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
+    fn step_dt11<const W: usize>(t: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..4 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
             let p1: f64 = t[12 + i0];
@@ -890,15 +630,9 @@ pub mod tangent {
             r10.store(&mut s[(25 + i0) * W..]);
         }
     }
-    /// `dt12` `dt12[i0, i1] = f(t10, t11[i0], x[i1], dt10, dt11[i0]), for i0 < 4, i1 < 2` (3 instructions).
+    /// `dt12[i0, i1] = dt10·x[i1]·t11[i0] + dt11[i0]·t10·x[i1], for i0 < 4, i1 < 2`.
     #[inline(always)]
-    fn step_dt12<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
+    fn step_dt12<const W: usize>(x: &[f64], s: &mut [f64]) {
         for i0 in 0..4 {
             for i1 in 0..2 {
                 let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
@@ -913,15 +647,9 @@ pub mod tangent {
             }
         }
     }
-    /// `dt13` `dt13[i0] = f(t10, t7[i0], v[i0], dt10, dt7[i0], dv[i0]), for i0 < 4` (11 instructions).
+    /// `dt13[i0] = f(t10, h[i0], v[i0], dt10, dh[i0], dv[i0]), for i0 < 4` (11 instructions).
     #[inline(always)]
-    fn step_dt13<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
+    fn step_dt13<const W: usize>(t: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..4 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
@@ -943,15 +671,9 @@ pub mod tangent {
             r11.store(&mut s[(37 + i0) * W..]);
         }
     }
-    /// `dt14` `dt14[i0] = f(t10, t7[i0], dt10, dt7[i0]), for i0 < 4` (3 instructions).
+    /// `dt14[i0] = dt10·h[i0] + dh[i0]·t10, for i0 < 4`.
     #[inline(always)]
-    fn step_dt14<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
+    fn step_dt14<const W: usize>(s: &mut [f64]) {
         for i0 in 0..4 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
@@ -967,51 +689,28 @@ pub mod tangent {
     pub struct Tangent;
     impl ::hessforge_kernels::LoopTangent for Tangent {
         fn plan() -> Option<&'static LoopProgram> {
-            static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
-                loops::plan(
-                    "mlp_tanh",
+            static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::tangent_plan(
+                super::MlpTanh::plan(),
+                Vec::from([
+                    loops::tensor("t9", Source::Scratch, 9, &[]),
+                    loops::tensor("dt10", Source::Scratch, 24, &[]),
+                    loops::tensor("dt12", Source::Scratch, 29, &[4, 2]),
+                    loops::tensor("dt13", Source::Scratch, 37, &[4]),
+                    loops::tensor("dt14", Source::Scratch, 41, &[4]),
+                ]),
+                loops::stage(
+                    45,
+                    Some(10),
                     Vec::from([
-                        loops::tensor("W", Source::Theta, 0, &[4, 2]),
-                        loops::tensor("c", Source::Theta, 8, &[4]),
-                        loops::tensor("v", Source::Theta, 12, &[4]),
-                        loops::tensor("d", Source::Theta, 16, &[]),
-                        loops::tensor("x", Source::Row, 0, &[2]),
-                        loops::tensor("y", Source::Row, 2, &[]),
-                        loops::tensor("dW", Source::Direction, 0, &[4, 2]),
-                        loops::tensor("dc", Source::Direction, 8, &[4]),
-                        loops::tensor("dv", Source::Direction, 12, &[4]),
-                        loops::tensor("dd", Source::Direction, 16, &[]),
-                        loops::tensor("t6", Source::Scratch, 0, &[4]),
-                        loops::tensor("t7", Source::Scratch, 4, &[4]),
-                        loops::tensor("t8", Source::Scratch, 8, &[]),
-                        loops::tensor("t9", Source::Scratch, 9, &[]),
-                        loops::tensor("t10", Source::Scratch, 10, &[]),
-                        loops::tensor("t11", Source::Scratch, 11, &[4]),
-                        loops::tensor("dt6", Source::Scratch, 15, &[4]),
-                        loops::tensor("dt7", Source::Scratch, 19, &[4]),
-                        loops::tensor("dt8", Source::Scratch, 23, &[]),
-                        loops::tensor("dt10", Source::Scratch, 24, &[]),
-                        loops::tensor("dt11", Source::Scratch, 25, &[4]),
-                        loops::tensor("dt12", Source::Scratch, 29, &[4, 2]),
-                        loops::tensor("dt13", Source::Scratch, 37, &[4]),
-                        loops::tensor("dt14", Source::Scratch, 41, &[4]),
-                        loops::tensor("dt15", Source::Scratch, 45, &[]),
+                        loops::gradient(0, 12),
+                        loops::gradient(1, 13),
+                        loops::gradient(2, 14),
+                        loops::gradient(3, 11),
                     ]),
                     Vec::from([]),
-                    loops::stage(
-                        46,
-                        Some(13),
-                        Vec::from([
-                            loops::gradient(0, 21),
-                            loops::gradient(1, 22),
-                            loops::gradient(2, 23),
-                            loops::gradient(3, 24),
-                        ]),
-                        Vec::from([]),
-                    ),
-                    loops::stage(0, None, Vec::from([]), Vec::from([])),
-                )
-            });
+                ),
+                loops::stage(0, None, Vec::from([]), Vec::from([])),
+            ));
             Some(&PLAN)
         }
         const PRIMAL_SCRATCH: Option<usize> = Some(15);
@@ -1027,14 +726,14 @@ pub mod tangent {
             s: &mut [f64],
         ) {
             if phase != Phase::Tangent {
-                super::step_t6::<W>(t, x, c, s);
-                super::step_t7::<W>(t, x, c, s);
-                super::step_t8::<W>(t, x, c, s);
-                let v12: Lanes<W> = Lanes::<W>::load(&s[8 * W..]);
+                super::step_t6::<W>(t, x, s);
+                super::step_h::<W>(t, s);
+                super::step_t8::<W>(t, s);
+                let vt8: Lanes<W> = Lanes::<W>::load(&s[8 * W..]);
                 let a0: f64 = t[16];
                 let a1: Lanes<W> = Lanes::<W>::load(&x[2 * W..]);
                 let r2: Lanes<W> = (-1f64) * a1;
-                let r3: Lanes<W> = v12 + r2 + a0;
+                let r3: Lanes<W> = vt8 + r2 + a0;
                 let r4: Lanes<W> = r3 * r3;
                 let r5: Lanes<W> = 0.5f64 * r4;
                 r5.store(&mut s[9 * W..]);
@@ -1042,7 +741,7 @@ pub mod tangent {
                     return;
                 }
                 r3.store(&mut s[10 * W..]);
-                super::step_t11::<W>(t, x, c, s);
+                super::step_t11::<W>(t, s);
             }
             if phase == Phase::Primal {
                 return;
@@ -1050,21 +749,22 @@ pub mod tangent {
             if level.rank() < 1 {
                 return;
             }
-            step_dt6::<W>(t, x, c, v, s);
-            step_dt7::<W>(t, x, c, v, s);
-            step_dt8::<W>(t, x, c, v, s);
-            let v18: Lanes<W> = Lanes::<W>::load(&s[23 * W..]);
+            step_dt6::<W>(x, v, s);
+            step_dh::<W>(v, s);
+            step_dt8::<W>(t, v, s);
+            let vdt8: Lanes<W> = Lanes::<W>::load(&s[23 * W..]);
             let a6: f64 = v[16];
-            let r7: Lanes<W> = a6 + v18;
+            let r7: Lanes<W> = a6 + vdt8;
             r7.store(&mut s[24 * W..]);
-            step_dt11::<W>(t, x, c, v, s);
-            step_dt12::<W>(t, x, c, v, s);
-            step_dt13::<W>(t, x, c, v, s);
-            step_dt14::<W>(t, x, c, v, s);
-            r7.store(&mut s[45 * W..]);
+            step_dt11::<W>(t, v, s);
+            step_dt12::<W>(x, s);
+            step_dt13::<W>(t, v, s);
+            step_dt14::<W>(s);
         }
         /// The regularizer's steps, into the scratch vector `s`.
         #[inline(always)]
-        fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {}
+        fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+            super::MlpTanh::regularizer(Outputs::Loss, t, c, s);
+        }
     }
 }

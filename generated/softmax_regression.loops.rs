@@ -6,12 +6,14 @@ use ::hessforge_kernels::ir::Outputs;
 use ::hessforge_kernels::ir::lanes::Lanes;
 use ::hessforge_kernels::ir::loop_ir::{Source, LoopProgram};
 use ::hessforge_kernels::runtime::loops;
+use ::hessforge_kernels::LoopModel;
+use std::sync::LazyLock;
 /// Softmax regression: Multinomial logistic regression: 3 classes, 4 features, cross-entropy (15 parameters).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SoftmaxRegression;
-/// `t5` `t5[i0] = Σ over i1 < 4 of f(W[i0, i1], x[i1]), for i0 < 3` (1 instruction).
+/// `t5[i0] = Σ over i1 < 4 of W[i0, i1]·x[i1], for i0 < 3`.
 #[inline(always)]
-fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t5<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i1 in 0..4 {
@@ -23,9 +25,9 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         sum.store(&mut s[i0 * W..]);
     }
 }
-/// `t6` `t6[i0] = f(t5[i0], b[i0]), for i0 < 3` (2 instructions).
+/// `t6[i0] = exp(t5[i0] + b[i0]), for i0 < 3`.
 #[inline(always)]
-fn step_t6<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t6<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[12 + i0];
@@ -34,9 +36,9 @@ fn step_t6<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r1.store(&mut s[(3 + i0) * W..]);
     }
 }
-/// `t7` `t7 = Σ over i0 < 3 of f(t6[i0])` (1 instruction).
+/// `t7 = Σ over i0 < 3 of t6[i0]`.
 #[inline(always)]
-fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t7<const W: usize>(s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
@@ -45,9 +47,9 @@ fn step_t7<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     }
     sum.store(&mut s[6 * W..]);
 }
-/// `t8` `t8 = Σ over i0 < 3 of f(y[i0], t5[i0], b[i0])` (2 instructions).
+/// `t8 = Σ over i0 < 3 of (b[i0] + t5[i0])·y[i0]`.
 #[inline(always)]
-fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t8<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
@@ -59,9 +61,9 @@ fn step_t8<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     }
     sum.store(&mut s[7 * W..]);
 }
-/// `t11` `t11[i0] = f(t6[i0], t10, y[i0]), for i0 < 3` (2 instructions).
+/// `t11[i0] = t6[i0]·(-1)·t10 + y[i0], for i0 < 3`.
 #[inline(always)]
-fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t11<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
@@ -71,9 +73,9 @@ fn step_t11<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r1.store(&mut s[(10 + i0) * W..]);
     }
 }
-/// `t13` `t13[i0] = f(y[i0], t6[i0], t10), for i0 < 3` (3 instructions).
+/// `t13[i0] = t10·t6[i0] + y[i0]·(-1), for i0 < 3`.
 #[inline(always)]
-fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t13<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
@@ -84,18 +86,18 @@ fn step_t13<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         r2.store(&mut s[(25 + i0) * W..]);
     }
 }
-/// `t14` `t14[i0] = f(t6[i0]), for i0 < 3` (1 instruction).
+/// `t14[i0] = t6[i0], for i0 < 3`.
 #[inline(always)]
-fn step_t14<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t14<const W: usize>(s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
         let r0: Lanes<W> = p0;
         r0.store(&mut s[(28 + i0) * W..]);
     }
 }
-/// `t15` `t15[i0, i1] = f(t14[i0], x[i1]), for i0 < 3, i1 < 4` (1 instruction).
+/// `t15[i0, i1] = t14[i0]·x[i1], for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t15<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t15<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(28 + i0) * W..]);
@@ -105,9 +107,9 @@ fn step_t15<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t16` `t16[i0, i1] = f(x[i1]), for i0 < 3, i1 < 4` (1 instruction).
+/// `t16[i0, i1] = x[i1], for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t16<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t16<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
@@ -116,9 +118,9 @@ fn step_t16<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t18` `t18[i0, i1] = f(t17, t14[i0], x[i1]), for i0 < 3, i1 < 4` (1 instruction).
+/// `t18[i0, i1] = t17·x[i1]·t14[i0], for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t18<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t18<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[55 * W..]);
@@ -129,9 +131,9 @@ fn step_t18<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t19` `t19[i0, i1] = f(t14[i0], t10, x[i1]), for i0 < 3, i1 < 4` (1 instruction).
+/// `t19[i0, i1] = t14[i0]·x[i1]·t10, for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t19<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(28 + i0) * W..]);
@@ -142,50 +144,37 @@ fn step_t19<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t20` `t20[i0] = f(), for i0 < 3` (1 instruction).
+/// `t20[i0] = 1, for i0 < 3`.
 #[inline(always)]
-fn step_t20<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t20<const W: usize>(s: &mut [f64]) {
     for i0 in 0..3 {
         let r0: f64 = 1.0;
         Lanes::<W>::splat(r0).store(&mut s[(80 + i0) * W..]);
     }
 }
-/// `t22` `t22[i0, i1] = f(t21, t14[i0], x[i1]), for i0 < 3, i1 < 4` (1 instruction).
+/// `t23[i0] = t17·t6[i0], for i0 < 3`.
 #[inline(always)]
-fn step_t22<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-    for i0 in 0..3 {
-        for i1 in 0..4 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[83 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(28 + i0) * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p2 * p1;
-            r0.store(&mut s[(84 + i0 * 4 + i1) * W..]);
-        }
-    }
-}
-/// `t23` `t23[i0] = f(t17, t6[i0]), for i0 < 3` (1 instruction).
-#[inline(always)]
-fn step_t23<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t23<const W: usize>(s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[55 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
         let r0: Lanes<W> = p0 * p1;
-        r0.store(&mut s[(96 + i0) * W..]);
+        r0.store(&mut s[(83 + i0) * W..]);
     }
 }
-/// `t24` `t24[i0] = f(t6[i0], t10), for i0 < 3` (1 instruction).
+/// `t24[i0] = t6[i0]·t10, for i0 < 3`.
 #[inline(always)]
-fn step_t24<const W: usize>(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t24<const W: usize>(s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
         let r0: Lanes<W> = p0 * p1;
-        r0.store(&mut s[(99 + i0) * W..]);
+        r0.store(&mut s[(86 + i0) * W..]);
     }
 }
-/// `t25` `t25[i0] = Σ over i1 < 4 of f(W[i0, i1]), for i0 < 3` (1 instruction).
+/// `t25[i0] = Σ over i1 < 4 of W[i0, i1]·W[i0, i1], for i0 < 3`.
 #[inline(always)]
-fn step_t25(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t25(t: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let mut sum: f64 = 0.0;
         for i1 in 0..4 {
@@ -196,9 +185,9 @@ fn step_t25(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         s[i0] = sum;
     }
 }
-/// `t26` `t26 = Σ over i0 < 3 of f(t25[i0])` (1 instruction).
+/// `t26 = Σ over i0 < 3 of t25[i0]`.
 #[inline(always)]
-fn step_t26(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t26(s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..3 {
         let p0: f64 = s[i0];
@@ -207,9 +196,9 @@ fn step_t26(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     }
     s[3] = sum;
 }
-/// `t28` `t28[i0, i1] = f(W[i0, i1], lambda), for i0 < 3, i1 < 4` (1 instruction).
+/// `t28[i0, i1] = W[i0, i1]·lambda, for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t28(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t28(t: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let p0: f64 = t[i0 * 4 + i1];
@@ -219,9 +208,9 @@ fn step_t28(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t29` `t29[i0, i1] = f(), for i0 < 3, i1 < 4` (1 instruction).
+/// `t29[i0, i1] = 1, for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t29(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t29(s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let r0: f64 = 1.0;
@@ -229,9 +218,9 @@ fn step_t29(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t31` `t31[i0, i1] = f(t30), for i0 < 3, i1 < 4` (1 instruction).
+/// `t31[i0, i1] = t30, for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t31(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t31(s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let p0: f64 = s[29];
@@ -242,7 +231,7 @@ fn step_t31(t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
 }
 /// The model: its layouts and its gradient and Hessian terms, its
 /// steps; `hessforge_kernels` implements `Kernel` for it.
-impl ::hessforge_kernels::LoopModel for SoftmaxRegression {
+impl LoopModel for SoftmaxRegression {
     const NAME: &'static str = "softmax_regression";
     const N_PARAMS: usize = 15;
     const N_DATA: usize = 7;
@@ -250,68 +239,55 @@ impl ::hessforge_kernels::LoopModel for SoftmaxRegression {
     const DEFAULT_CONSTANTS: &'static [f64] = &[0.001];
     type Tangent = tangent::Tangent;
     fn plan() -> &'static LoopProgram {
-        static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
-            loops::plan(
-                "softmax_regression",
+        static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::plan(
+            "softmax_regression",
+            Vec::from([
+                loops::tensor("W", Source::Theta, 0, &[3, 4]),
+                loops::tensor("b", Source::Theta, 12, &[3]),
+                loops::tensor("x", Source::Row, 0, &[4]),
+                loops::tensor("y", Source::Row, 4, &[3]),
+                loops::tensor("lambda", Source::Constants, 0, &[]),
+                loops::tensor("t6", Source::Scratch, 3, &[3]),
+                loops::tensor("t9", Source::Scratch, 8, &[]),
+                loops::tensor("t11", Source::Scratch, 10, &[3]),
+                loops::tensor("t12", Source::Scratch, 13, &[3, 4]),
+                loops::tensor("t13", Source::Scratch, 25, &[3]),
+                loops::tensor("t15", Source::Scratch, 31, &[3, 4]),
+                loops::tensor("t16", Source::Scratch, 43, &[3, 4]),
+                loops::tensor("t18", Source::Scratch, 56, &[3, 4]),
+                loops::tensor("t19", Source::Scratch, 68, &[3, 4]),
+                loops::tensor("t20", Source::Scratch, 80, &[3]),
+                loops::tensor("t23", Source::Scratch, 83, &[3]),
+                loops::tensor("t24", Source::Scratch, 86, &[3]),
+                loops::tensor("t27", Source::Scratch, 4, &[]),
+                loops::tensor("t28", Source::Scratch, 5, &[3, 4]),
+                loops::tensor("t29", Source::Scratch, 17, &[3, 4]),
+                loops::tensor("t31", Source::Scratch, 30, &[3, 4]),
+            ]),
+            Vec::from([0.001]),
+            loops::stage(
+                89,
+                Some(6),
                 Vec::from([
-                    loops::tensor("W", Source::Theta, 0, &[3, 4]),
-                    loops::tensor("b", Source::Theta, 12, &[3]),
-                    loops::tensor("x", Source::Row, 0, &[4]),
-                    loops::tensor("y", Source::Row, 4, &[3]),
-                    loops::tensor("lambda", Source::Constants, 0, &[]),
-                    loops::tensor("t5", Source::Scratch, 0, &[3]),
-                    loops::tensor("t6", Source::Scratch, 3, &[3]),
-                    loops::tensor("t7", Source::Scratch, 6, &[]),
-                    loops::tensor("t8", Source::Scratch, 7, &[]),
-                    loops::tensor("t9", Source::Scratch, 8, &[]),
-                    loops::tensor("t10", Source::Scratch, 9, &[]),
-                    loops::tensor("t11", Source::Scratch, 10, &[3]),
-                    loops::tensor("t12", Source::Scratch, 13, &[3, 4]),
-                    loops::tensor("t13", Source::Scratch, 25, &[3]),
-                    loops::tensor("t14", Source::Scratch, 28, &[3]),
-                    loops::tensor("t15", Source::Scratch, 31, &[3, 4]),
-                    loops::tensor("t16", Source::Scratch, 43, &[3, 4]),
-                    loops::tensor("t17", Source::Scratch, 55, &[]),
-                    loops::tensor("t18", Source::Scratch, 56, &[3, 4]),
-                    loops::tensor("t19", Source::Scratch, 68, &[3, 4]),
-                    loops::tensor("t20", Source::Scratch, 80, &[3]),
-                    loops::tensor("t21", Source::Scratch, 83, &[]),
-                    loops::tensor("t22", Source::Scratch, 84, &[3, 4]),
-                    loops::tensor("t23", Source::Scratch, 96, &[3]),
-                    loops::tensor("t24", Source::Scratch, 99, &[3]),
-                    loops::tensor("t25", Source::Scratch, 0, &[3]),
-                    loops::tensor("t26", Source::Scratch, 3, &[]),
-                    loops::tensor("t27", Source::Scratch, 4, &[]),
-                    loops::tensor("t28", Source::Scratch, 5, &[3, 4]),
-                    loops::tensor("t29", Source::Scratch, 17, &[3, 4]),
-                    loops::tensor("t30", Source::Scratch, 29, &[]),
-                    loops::tensor("t31", Source::Scratch, 30, &[3, 4]),
+                    loops::outer_gradient(0, 8, 7, 2, -1.0),
+                    loops::gradient(1, 9),
                 ]),
-                Vec::from([0.001]),
-                loops::stage(
-                    102,
-                    Some(9),
-                    Vec::from([
-                        loops::outer_gradient(0, 12, 11, 2, -1.0),
-                        loops::gradient(1, 13),
-                    ]),
-                    Vec::from([
-                        loops::product(0, 0, &[], 18, 15),
-                        loops::product(0, 0, &[(0, 0)], 19, 16),
-                        loops::product(0, 1, &[(0, 0)], 22, 20),
-                        loops::product(0, 1, &[], 18, 6),
-                        loops::product(1, 1, &[], 23, 6),
-                        loops::product(1, 1, &[(0, 0)], 24, 20),
-                    ]),
-                ),
-                loops::stage(
-                    42,
-                    Some(27),
-                    Vec::from([loops::gradient(0, 28)]),
-                    Vec::from([loops::product(0, 0, &[(0, 0), (1, 1)], 31, 29)]),
-                ),
-            )
-        });
+                Vec::from([
+                    loops::product(0, 0, &[], 12, 10),
+                    loops::product(0, 0, &[(0, 0)], 13, 11),
+                    loops::product(0, 1, &[(0, 0)], 13, 14),
+                    loops::product(0, 1, &[], 12, 5),
+                    loops::product(1, 1, &[], 15, 5),
+                    loops::product(1, 1, &[(0, 0)], 16, 14),
+                ]),
+            ),
+            loops::stage(
+                42,
+                Some(17),
+                Vec::from([loops::gradient(0, 18)]),
+                Vec::from([loops::product(0, 0, &[(0, 0), (1, 1)], 20, 19)]),
+            ),
+        ));
         &PLAN
     }
     /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
@@ -323,60 +299,58 @@ impl ::hessforge_kernels::LoopModel for SoftmaxRegression {
         c: &[f64],
         s: &mut [f64],
     ) {
-        step_t5::<W>(t, x, c, s);
-        step_t6::<W>(t, x, c, s);
-        step_t7::<W>(t, x, c, s);
-        let v7: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
-        step_t8::<W>(t, x, c, s);
-        let v8: Lanes<W> = Lanes::<W>::load(&s[7 * W..]);
-        let r0: Lanes<W> = v7.ln();
-        let r1: Lanes<W> = (-1f64) * v8;
+        step_t5::<W>(t, x, s);
+        step_t6::<W>(t, s);
+        step_t7::<W>(s);
+        let vt7: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+        step_t8::<W>(t, x, s);
+        let vt8: Lanes<W> = Lanes::<W>::load(&s[7 * W..]);
+        let r0: Lanes<W> = vt7.ln();
+        let r1: Lanes<W> = (-1f64) * vt8;
         let r2: Lanes<W> = r0 + r1;
         r2.store(&mut s[8 * W..]);
         if level.rank() < 1 {
             return;
         }
-        let r3: Lanes<W> = v7.powi(-1i32);
+        let r3: Lanes<W> = vt7.powi(-1i32);
         r3.store(&mut s[9 * W..]);
-        step_t11::<W>(t, x, c, s);
-        step_t13::<W>(t, x, c, s);
+        step_t11::<W>(x, s);
+        step_t13::<W>(x, s);
         if level.rank() < 2 {
             return;
         }
-        step_t14::<W>(t, x, c, s);
-        step_t15::<W>(t, x, c, s);
-        step_t16::<W>(t, x, c, s);
-        let r4: Lanes<W> = v7 * v7;
+        step_t14::<W>(s);
+        step_t15::<W>(x, s);
+        step_t16::<W>(x, s);
+        let r4: Lanes<W> = vt7 * vt7;
         let r5: Lanes<W> = r4.powi(-1i32);
         let r6: Lanes<W> = (-1f64) * r5;
         r6.store(&mut s[55 * W..]);
-        step_t18::<W>(t, x, c, s);
-        step_t19::<W>(t, x, c, s);
-        step_t20::<W>(t, x, c, s);
-        r3.store(&mut s[83 * W..]);
-        step_t22::<W>(t, x, c, s);
-        step_t23::<W>(t, x, c, s);
-        step_t24::<W>(t, x, c, s);
+        step_t18::<W>(x, s);
+        step_t19::<W>(x, s);
+        step_t20::<W>(s);
+        step_t23::<W>(s);
+        step_t24::<W>(s);
     }
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
     fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
-        step_t25(t, &[], c, s);
-        step_t26(t, &[], c, s);
-        let v26: f64 = s[3];
+        step_t25(t, s);
+        step_t26(s);
+        let vt26: f64 = s[3];
         let a0: f64 = c[0];
-        let r1: f64 = 0.5f64 * a0 * v26;
+        let r1: f64 = 0.5f64 * a0 * vt26;
         s[4] = r1;
         if level.rank() < 1 {
             return;
         }
-        step_t28(t, &[], c, s);
+        step_t28(t, c, s);
         if level.rank() < 2 {
             return;
         }
-        step_t29(t, &[], c, s);
+        step_t29(s);
         s[29] = a0;
-        step_t31(t, &[], c, s);
+        step_t31(s);
     }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
@@ -384,15 +358,9 @@ impl ::hessforge_kernels::LoopModel for SoftmaxRegression {
 pub mod tangent {
     use super::*;
     use ::hessforge_kernels::ir::loop_ir::Phase;
-    /// `dt5` `dt5[i0] = Σ over i1 < 4 of f(x[i1], dW[i0, i1]), for i0 < 3` (1 instruction).
+    /// `dt5[i0] = Σ over i1 < 4 of dW[i0, i1]·x[i1], for i0 < 3`.
     #[inline(always)]
-    fn step_dt5<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
+    fn step_dt5<const W: usize>(x: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..3 {
             let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
             for i1 in 0..4 {
@@ -404,15 +372,9 @@ pub mod tangent {
             sum.store(&mut s[(10 + i0) * W..]);
         }
     }
-    /// `dt6` `dt6[i0] = f(dt5[i0], db[i0], t6[i0]), for i0 < 3` (2 instructions).
+    /// `dt6[i0] = t6[i0]·(dt5[i0] + db[i0]), for i0 < 3`.
     #[inline(always)]
-    fn step_dt6<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
+    fn step_dt6<const W: usize>(v: &[f64], s: &mut [f64]) {
         for i0 in 0..3 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(10 + i0) * W..]);
             let p1: f64 = v[12 + i0];
@@ -422,15 +384,9 @@ pub mod tangent {
             r3.store(&mut s[(13 + i0) * W..]);
         }
     }
-    /// `dt7` `dt7 = Σ over i0 < 3 of f(dt6[i0])` (0 instructions).
+    /// `dt7 = Σ over i0 < 3 of dt6[i0]`.
     #[inline(always)]
-    fn step_dt7<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
+    fn step_dt7<const W: usize>(s: &mut [f64]) {
         let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..3 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(13 + i0) * W..]);
@@ -438,15 +394,9 @@ pub mod tangent {
         }
         sum.store(&mut s[16 * W..]);
     }
-    /// `dt11` `dt11[i0] = f(t6[i0], t10, dt6[i0], dt10), for i0 < 3` (3 instructions).
+    /// `dt11[i0] = dt6[i0]·(-1)·t10 + dt10·t6[i0]·(-1), for i0 < 3`.
     #[inline(always)]
-    fn step_dt11<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
+    fn step_dt11<const W: usize>(s: &mut [f64]) {
         for i0 in 0..3 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
@@ -458,15 +408,9 @@ pub mod tangent {
             r4.store(&mut s[(18 + i0) * W..]);
         }
     }
-    /// `dt13` `dt13[i0] = f(t6[i0], t10, dt6[i0], dt10), for i0 < 3` (3 instructions).
+    /// `dt13[i0] = dt10·t6[i0] + dt6[i0]·t10, for i0 < 3`.
     #[inline(always)]
-    fn step_dt13<const W: usize>(
-        t: &[f64],
-        x: &[f64],
-        c: &[f64],
-        v: &[f64],
-        s: &mut [f64],
-    ) {
+    fn step_dt13<const W: usize>(s: &mut [f64]) {
         for i0 in 0..3 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
@@ -478,9 +422,9 @@ pub mod tangent {
             r5.store(&mut s[(33 + i0) * W..]);
         }
     }
-    /// `dt28` `dt28[i0, i1] = f(lambda, dW[i0, i1]), for i0 < 3, i1 < 4` (1 instruction).
+    /// `dt28[i0, i1] = dW[i0, i1]·lambda, for i0 < 3, i1 < 4`.
     #[inline(always)]
-    fn step_dt28(t: &[f64], x: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
+    fn step_dt28(c: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..3 {
             for i1 in 0..4 {
                 let p0: f64 = c[0];
@@ -494,53 +438,32 @@ pub mod tangent {
     pub struct Tangent;
     impl ::hessforge_kernels::LoopTangent for Tangent {
         fn plan() -> Option<&'static LoopProgram> {
-            static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
-                loops::plan(
-                    "softmax_regression",
+            static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::tangent_plan(
+                super::SoftmaxRegression::plan(),
+                Vec::from([
+                    loops::tensor("t9", Source::Scratch, 8, &[]),
+                    loops::tensor("dt11", Source::Scratch, 18, &[3]),
+                    loops::tensor("dt12", Source::Scratch, 21, &[3, 4]),
+                    loops::tensor("dt13", Source::Scratch, 33, &[3]),
+                    loops::tensor("t27", Source::Scratch, 4, &[]),
+                    loops::tensor("dt28", Source::Scratch, 5, &[3, 4]),
+                ]),
+                loops::stage(
+                    36,
+                    Some(7),
                     Vec::from([
-                        loops::tensor("W", Source::Theta, 0, &[3, 4]),
-                        loops::tensor("b", Source::Theta, 12, &[3]),
-                        loops::tensor("x", Source::Row, 0, &[4]),
-                        loops::tensor("y", Source::Row, 4, &[3]),
-                        loops::tensor("lambda", Source::Constants, 0, &[]),
-                        loops::tensor("dW", Source::Direction, 0, &[3, 4]),
-                        loops::tensor("db", Source::Direction, 12, &[3]),
-                        loops::tensor("t5", Source::Scratch, 0, &[3]),
-                        loops::tensor("t6", Source::Scratch, 3, &[3]),
-                        loops::tensor("t7", Source::Scratch, 6, &[]),
-                        loops::tensor("t8", Source::Scratch, 7, &[]),
-                        loops::tensor("t9", Source::Scratch, 8, &[]),
-                        loops::tensor("t10", Source::Scratch, 9, &[]),
-                        loops::tensor("dt5", Source::Scratch, 10, &[3]),
-                        loops::tensor("dt6", Source::Scratch, 13, &[3]),
-                        loops::tensor("dt7", Source::Scratch, 16, &[]),
-                        loops::tensor("dt10", Source::Scratch, 17, &[]),
-                        loops::tensor("dt11", Source::Scratch, 18, &[3]),
-                        loops::tensor("dt12", Source::Scratch, 21, &[3, 4]),
-                        loops::tensor("dt13", Source::Scratch, 33, &[3]),
-                        loops::tensor("t25", Source::Scratch, 0, &[3]),
-                        loops::tensor("t26", Source::Scratch, 3, &[]),
-                        loops::tensor("t27", Source::Scratch, 4, &[]),
-                        loops::tensor("dt28", Source::Scratch, 5, &[3, 4]),
+                        loops::outer_gradient(0, 9, 8, 2, -1.0),
+                        loops::gradient(1, 10),
                     ]),
-                    Vec::from([0.001]),
-                    loops::stage(
-                        36,
-                        Some(11),
-                        Vec::from([
-                            loops::outer_gradient(0, 18, 17, 2, -1.0),
-                            loops::gradient(1, 19),
-                        ]),
-                        Vec::from([]),
-                    ),
-                    loops::stage(
-                        17,
-                        Some(22),
-                        Vec::from([loops::gradient(0, 23)]),
-                        Vec::from([]),
-                    ),
-                )
-            });
+                    Vec::from([]),
+                ),
+                loops::stage(
+                    17,
+                    Some(11),
+                    Vec::from([loops::gradient(0, 12)]),
+                    Vec::from([]),
+                ),
+            ));
             Some(&PLAN)
         }
         const PRIMAL_SCRATCH: Option<usize> = Some(10);
@@ -556,20 +479,20 @@ pub mod tangent {
             s: &mut [f64],
         ) {
             if phase != Phase::Tangent {
-                super::step_t5::<W>(t, x, c, s);
-                super::step_t6::<W>(t, x, c, s);
-                super::step_t7::<W>(t, x, c, s);
-                let v9: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
-                super::step_t8::<W>(t, x, c, s);
-                let v10: Lanes<W> = Lanes::<W>::load(&s[7 * W..]);
-                let r0: Lanes<W> = v9.ln();
-                let r1: Lanes<W> = (-1f64) * v10;
+                super::step_t5::<W>(t, x, s);
+                super::step_t6::<W>(t, s);
+                super::step_t7::<W>(s);
+                let vt7: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+                super::step_t8::<W>(t, x, s);
+                let vt8: Lanes<W> = Lanes::<W>::load(&s[7 * W..]);
+                let r0: Lanes<W> = vt7.ln();
+                let r1: Lanes<W> = (-1f64) * vt8;
                 let r2: Lanes<W> = r0 + r1;
                 r2.store(&mut s[8 * W..]);
                 if level.rank() < 1 {
                     return;
                 }
-                let r3: Lanes<W> = v9.powi(-1i32);
+                let r3: Lanes<W> = vt7.powi(-1i32);
                 r3.store(&mut s[9 * W..]);
             }
             if phase == Phase::Primal {
@@ -578,30 +501,25 @@ pub mod tangent {
             if level.rank() < 1 {
                 return;
             }
-            step_dt5::<W>(t, x, c, v, s);
-            step_dt6::<W>(t, x, c, v, s);
-            step_dt7::<W>(t, x, c, v, s);
-            let v15: Lanes<W> = Lanes::<W>::load(&s[16 * W..]);
+            step_dt5::<W>(x, v, s);
+            step_dt6::<W>(v, s);
+            step_dt7::<W>(s);
+            let vdt7: Lanes<W> = Lanes::<W>::load(&s[16 * W..]);
             let a4: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
             let r5: Lanes<W> = a4.powi(-2i32);
-            let r6: Lanes<W> = (-1f64) * r5 * v15;
+            let r6: Lanes<W> = (-1f64) * r5 * vdt7;
             r6.store(&mut s[17 * W..]);
-            step_dt11::<W>(t, x, c, v, s);
-            step_dt13::<W>(t, x, c, v, s);
+            step_dt11::<W>(s);
+            step_dt13::<W>(s);
         }
         /// The regularizer's steps, into the scratch vector `s`.
         #[inline(always)]
         fn regularizer(level: Outputs, t: &[f64], c: &[f64], v: &[f64], s: &mut [f64]) {
-            super::step_t25(t, &[], c, s);
-            super::step_t26(t, &[], c, s);
-            let v21: f64 = s[3];
-            let a0: f64 = c[0];
-            let r1: f64 = 0.5f64 * a0 * v21;
-            s[4] = r1;
+            super::SoftmaxRegression::regularizer(Outputs::Loss, t, c, s);
             if level.rank() < 1 {
                 return;
             }
-            step_dt28(t, &[], c, v, s);
+            step_dt28(c, v, s);
         }
     }
 }

@@ -119,6 +119,18 @@ impl Instr {
         }
     }
 
+    /// The operands read, to change them.
+    pub fn operands_mut(&mut self) -> Vec<&mut Operand> {
+        match self {
+            Instr::Add { args, .. } | Instr::Mul { args, .. } => args.iter_mut().collect(),
+            Instr::Neg { arg, .. } | Instr::Call { arg, .. } => vec![arg],
+            Instr::Div { num, den, .. } => vec![num, den],
+            Instr::Powi { base, .. } => vec![base],
+            Instr::Powf { base, exp, .. } => vec![base, exp],
+            Instr::Copy { src, .. } => vec![src],
+        }
+    }
+
     /// The operands read.
     pub fn operands(&self) -> Vec<Operand> {
         match self {

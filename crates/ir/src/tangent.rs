@@ -26,31 +26,36 @@ use crate::loop_ir::{Axis, GradientTerm, Load, LoopProgram, Source, Stage, Step,
 use crate::{Algebra, Func, Instr, InvalidProgram, Operand, Outputs, Program};
 use std::collections::{HashMap, HashSet};
 
+/// The tensors a tangent model of `m` starts with: `m`'s parameters, data
+/// and constants, then each parameter tensor's direction (`dw` for `w`,
+/// laid out like it in v).
+pub fn tangent_inputs(m: &LoopProgram) -> Vec<TensorLayout> {
+    let inputs = m.tensors.iter().filter(|t| t.source != Source::Scratch);
+    let directions =
+        (m.tensors.iter().filter(|t| t.source == Source::Theta)).map(|t| TensorLayout {
+            name: format!("d{}", t.name),
+            source: Source::Direction,
+            offset: t.offset,
+            shape: t.shape.clone(),
+        });
+    inputs.cloned().chain(directions).collect()
+}
+
 /// The model whose [`Outputs::LossGrad`] pass gives L(θ) and ∇²L(θ)·v,
 /// v read from its [`Source::Direction`] tensors (laid out like θ).
 pub fn tangent_model(m: &LoopProgram) -> Result<LoopProgram, InvalidProgram> {
     // Parameters, data and constants keep their ids; then each parameter
     // tensor's direction; the stages' buffers are appended by `Layout`.
-    let mut tensors: Vec<TensorLayout> = Vec::new();
-    let mut ids: HashMap<usize, usize> = HashMap::new();
-    for (old, t) in m.tensors.iter().enumerate() {
-        if t.source != Source::Scratch {
-            ids.insert(old, tensors.len());
-            tensors.push(t.clone());
-        }
-    }
-    let mut direction = HashMap::new();
-    for (old, t) in m.tensors.iter().enumerate() {
-        if t.source == Source::Theta {
-            direction.insert(old, tensors.len());
-            tensors.push(TensorLayout {
-                name: format!("d{}", t.name),
-                source: Source::Direction,
-                offset: t.offset,
-                shape: t.shape.clone(),
-            });
-        }
-    }
+    let mut tensors = tangent_inputs(m);
+    let inputs = (m.tensors.iter().enumerate()).filter(|(_, t)| t.source != Source::Scratch);
+    let ids: HashMap<usize, usize> = inputs
+        .enumerate()
+        .map(|(new, (old, _))| (old, new))
+        .collect();
+    let params = (m.tensors.iter().enumerate()).filter(|(_, t)| t.source == Source::Theta);
+    let direction: HashMap<usize, usize> = (params.enumerate())
+        .map(|(k, (old, _))| (old, ids.len() + k))
+        .collect();
     let mut stages = Vec::new();
     for stage in [&m.sample, &m.regularizer] {
         let mut layout = Layout {

@@ -91,6 +91,7 @@ impl Engine {
         }
         let stabilizer = Stabilizer::new(self);
         let mut stages = Vec::new();
+        let mut names = Vec::new();
         for regularizer in [false, true] {
             let mut plan = Planner {
                 engine: self,
@@ -100,6 +101,7 @@ impl Engine {
                 inputs: &inputs,
                 stage: Stage::default(),
                 memo: HashMap::new(),
+                made_from: HashMap::new(),
                 inline_exps: Vec::new(),
                 inlined: HashMap::new(),
                 fresh: 0,
@@ -142,11 +144,13 @@ impl Engine {
                 let e = plan.inline(e);
                 plan.block(&e, row, col, &rows, &cols)?;
             }
+            names.extend(plan.definitions_held());
             stages.push(plan.stage);
         }
+        name_buffers(&mut tensors, names);
         let regularizer = stages.pop().unwrap_or_default();
         let sample = stages.pop().unwrap_or_default();
-        let lowered = LoopProgram {
+        let mut lowered = LoopProgram {
             name: model.name.clone(),
             params: model.params.iter().map(|s| s.id.clone()).collect(),
             data: model.data.iter().map(|s| s.id.clone()).collect(),
@@ -158,6 +162,7 @@ impl Engine {
             plans: Default::default(),
             tangent: None,
         };
+        lowered.share_identical_steps();
         lowered.validate().map_err(|e| e.to_string())?;
         let mut lowered = lowered.with_tangent().map_err(|e| e.to_string())?;
         lowered.gather_outer_gradients();
@@ -177,6 +182,9 @@ struct Planner<'a> {
     stage: Stage,
     /// A step's body in canonical form → the buffer it computes.
     memo: HashMap<String, usize>,
+    /// The expression a buffer was made from ([`expression_key`]) → the
+    /// buffer, for naming buffers after definitions.
+    made_from: HashMap<String, usize>,
     /// The exp calls of the body being made that stay inline
     /// ([`rewritable_exps`]).
     inline_exps: Vec<IExpr>,
@@ -188,6 +196,50 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
+    /// The buffers of the stage that hold a definition's value, with the
+    /// definition's name: a buffer [`Planner::make`] made from the same
+    /// expression as the definition's right-hand side (inlined, up to the
+    /// names of its indices). A definition whose value no buffer holds
+    /// (computed inside a larger step) is not named.
+    fn definitions_held(&mut self) -> Vec<(usize, String)> {
+        let mut held = Vec::new();
+        for def in &self.index.definitions {
+            let Some(t) = self.index.tensors.iter().find(|t| t.name == def.name) else {
+                continue;
+            };
+            let vars: Vec<Var> = (def.indices.iter().zip(&t.shape))
+                .map(|(name, &len)| Var {
+                    name: name.clone(),
+                    from: 1,
+                    len,
+                })
+                .collect();
+            let own: Vec<Ix> = vars.iter().map(|v| Ix::Var(v.name.clone())).collect();
+            let e = self.inline(&IExpr::entry(&def.name, own));
+            // A sum is made as a reduction of its body (see `hoist`).
+            let key = match &e {
+                IExpr::Sum {
+                    var,
+                    from,
+                    to,
+                    body,
+                } => {
+                    let reduce = Var {
+                        name: var.clone(),
+                        from: *from,
+                        len: (to + 1).saturating_sub(*from),
+                    };
+                    expression_key(body, &vars, &[reduce])
+                }
+                _ => expression_key(&e, &vars, &[]),
+            };
+            if let Some(&b) = self.made_from.get(&key) {
+                held.push((b, def.name.clone()));
+            }
+        }
+        held
+    }
+
     /// The variables of a parameter tensor's derivative indices.
     fn vars_of(&self, names: &[String], tensor: usize) -> Vec<Var> {
         names
@@ -255,6 +307,19 @@ impl Planner<'_> {
 
     /// The buffer holding `e` (inlined) over `out` — summed over `reduce`.
     fn make(&mut self, e: &IExpr, out: &[Var], reduce: &[Var]) -> Result<usize, LowerFailure> {
+        let made_from = expression_key(e, out, reduce);
+        let buffer = self.make_buffer(e, out, reduce)?;
+        self.made_from.entry(made_from).or_insert(buffer);
+        Ok(buffer)
+    }
+
+    /// [`Planner::make`] without recording what the buffer was made from.
+    fn make_buffer(
+        &mut self,
+        e: &IExpr,
+        out: &[Var],
+        reduce: &[Var],
+    ) -> Result<usize, LowerFailure> {
         let domain: Vec<Var> = out.iter().chain(reduce).cloned().collect();
         let mut inline_exps = Vec::new();
         rewritable_exps(e, false, &mut inline_exps);
@@ -699,6 +764,35 @@ fn alike(xs: &[IExpr]) -> bool {
     });
     let first = sets.next();
     sets.all(|s| Some(&s) == first.as_ref()) && !xs.iter().any(has_delta)
+}
+
+/// `e` over `out`, summed over `reduce`, with its free indices named by
+/// position and its bound ones in order: the same text for the same
+/// expression whatever its indices are called.
+fn expression_key(e: &IExpr, out: &[Var], reduce: &[Var]) -> String {
+    let domain = out.iter().chain(reduce);
+    let positional: HashMap<String, Ix> = (domain.enumerate())
+        .map(|(k, v)| (v.name.clone(), Ix::Var(format!("#{k}"))))
+        .collect();
+    let mut bound = 0;
+    let e = e.rename(&positional).rename_bound(&mut |_| {
+        bound += 1;
+        format!("#b{bound}")
+    });
+    let shape: Vec<(usize, usize)> = out.iter().chain(reduce).map(|v| (v.from, v.len)).collect();
+    format!("{}|{shape:?}|{e:?}", out.len())
+}
+
+/// Each buffer of `names` named after the definition it holds, where the
+/// name is a plain identifier not taken by another tensor (the generated
+/// kernels name functions and variables after buffers).
+fn name_buffers(tensors: &mut [TensorLayout], names: Vec<(usize, String)>) {
+    for (buffer, name) in names {
+        let plain = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if plain && tensors.iter().all(|t| t.name != name) {
+            tensors[buffer].name = name;
+        }
+    }
 }
 
 fn buffer_entry(buffer: usize, vars: &[Var]) -> IExpr {

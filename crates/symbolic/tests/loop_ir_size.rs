@@ -36,7 +36,14 @@ fn the_loop_ir_does_not_grow_with_the_tensors() {
     for f in [10, 1000, 10_000] {
         assert_eq!(size(&lowered(&common::logistic(f))), small, "F = {f}");
     }
-    let small = size(&lowered(&common::mlp(2)));
+    // The first network lowered in the process sees Symbolica's symbols in
+    // another order than the next ones, and value numbering across steps
+    // finds other repeats in it: it is lowered once before the sizes are
+    // compared. Three hidden units, not two: with as many hidden units as
+    // inputs, steps over different tensors of the same lengths can be the
+    // same step.
+    lowered(&common::mlp(2));
+    let small = size(&lowered(&common::mlp(3)));
     for h in [16, 256] {
         assert_eq!(size(&lowered(&common::mlp(h))), small, "H = {h}");
     }

@@ -66,6 +66,8 @@ struct ModelParts {
     steps: TokenStream,
     /// The step functions' tokens as text, by name.
     step_texts: HashMap<String, String>,
+    /// Each stage function's statements before its first level, as text.
+    loss_levels: HashMap<String, String>,
     plan: TokenStream,
     stages: TokenStream,
 }
@@ -74,7 +76,7 @@ fn model_parts(
     m: &LoopProgram,
     split: Option<usize>,
     tangent: bool,
-    primal_steps: &HashMap<String, String>,
+    primal: Option<&Primal>,
 ) -> ModelParts {
     let name = &m.name;
     let defaults: Vec<Literal> = m
@@ -82,13 +84,48 @@ fn model_parts(
         .iter()
         .map(|v| Literal::f64_unsuffixed(*v))
         .collect();
-    let tensors = m.tensors.iter().map(|t| {
+    // What the runtime reads: the layouts of the inputs and of the buffers
+    // the terms read, and the terms. A tangent model's inputs are the
+    // model's with a direction per parameter tensor: only its buffers are
+    // listed.
+    let runtime = m.plan_without_steps();
+    let inputs = primal.map_or(0, |p| p.inputs.len());
+    let listed = match primal {
+        Some(p) if runtime.tensors.starts_with(&p.inputs) => &runtime.tensors[inputs..],
+        _ => &runtime.tensors[..],
+    };
+    let tensors = listed.iter().map(|t| {
         let (tname, source, offset) = (&t.name, source_tokens(t.source), n(t.offset));
         let shape = t.shape.iter().map(|&k| n(k));
         quote!(loops::tensor(#tname, #source, #offset, &[#(#shape),*]))
     });
-    let (sample_plan, regularizer_plan) = (stage_plan(&m.sample), stage_plan(&m.regularizer));
-    let (sample_steps, sample) = stage_fn(
+    let (sample_plan, regularizer_plan) = (
+        stage_plan(&runtime.sample),
+        stage_plan(&runtime.regularizer),
+    );
+    let plan = match primal {
+        Some(p) if listed.len() < runtime.tensors.len() => {
+            let ty = &p.ty;
+            quote! {
+                loops::tangent_plan(
+                    super::#ty::plan(),
+                    Vec::from([#(#tensors),*]),
+                    #sample_plan,
+                    #regularizer_plan,
+                )
+            }
+        }
+        _ => quote! {
+            loops::plan(
+                #name,
+                Vec::from([#(#tensors),*]),
+                Vec::from([#(#defaults),*]),
+                #sample_plan,
+                #regularizer_plan,
+            )
+        },
+    };
+    let (sample_steps, sample, sample_loss_level) = stage_fn(
         m,
         &m.sample,
         &format_ident!("sample"),
@@ -96,12 +133,12 @@ fn model_parts(
         LANES,
         split,
         tangent,
-        primal_steps,
+        primal,
         " The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` \
          is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, \
          W = 8 for the pass in lanes.",
     );
-    let (regularizer_steps, regularizer) = stage_fn(
+    let (regularizer_steps, regularizer, regularizer_loss_level) = stage_fn(
         m,
         &m.regularizer,
         &format_ident!("regularizer"),
@@ -109,7 +146,7 @@ fn model_parts(
         0,
         None,
         false,
-        primal_steps,
+        primal,
         " The regularizer's steps, into the scratch vector `s`.",
     );
     let all_steps: Vec<(String, TokenStream)> =
@@ -122,16 +159,13 @@ fn model_parts(
     ModelParts {
         steps: quote!(#(#step_tokens)*),
         step_texts,
+        loss_levels: HashMap::from([
+            ("sample".to_string(), sample_loss_level),
+            ("regularizer".to_string(), regularizer_loss_level),
+        ]),
         plan: quote! {
-            static PLAN: std::sync::LazyLock<LoopProgram> = std::sync::LazyLock::new(|| {
-                loops::plan(
-                    #name,
-                    Vec::from([#(#tensors),*]),
-                    Vec::from([#(#defaults),*]),
-                    #sample_plan,
-                    #regularizer_plan,
-                )
-            });
+            static PLAN: LazyLock<LoopProgram> =
+                LazyLock::new(|| #plan);
         },
         stages: quote!(#sample #regularizer),
     }
@@ -142,14 +176,14 @@ fn model_parts(
 /// its per-sample steps split into primal and tangent ones
 /// ([`hessforge_ir::tangent::primal_prefix`]), so that the products at one
 /// θ can share the primal values.
-fn tangent_items(tangent: &LoopProgram, primal_steps: &HashMap<String, String>) -> TokenStream {
+fn tangent_items(tangent: &LoopProgram, primal: &Primal) -> TokenStream {
     let prefix = hessforge_ir::tangent::primal_prefix(tangent);
     let ModelParts {
         steps,
         plan,
         stages,
         ..
-    } = model_parts(tangent, prefix.map(|p| p.steps), true, primal_steps);
+    } = model_parts(tangent, prefix.map(|p| p.steps), true, Some(primal));
     let primal_scratch = match prefix {
         Some(prefix) => {
             let scratch = n(prefix.scratch);
@@ -193,11 +227,18 @@ fn loop_tokens(m: &LoopProgram, info: &KernelInfo<'_>) -> TokenStream {
     let ModelParts {
         steps,
         step_texts,
+        loss_levels,
         plan,
         stages,
-    } = model_parts(m, None, false, &HashMap::new());
+    } = model_parts(m, None, false, None);
+    let primal = Primal {
+        ty: ty.clone(),
+        inputs: hessforge_ir::tangent::tangent_inputs(m),
+        steps: step_texts,
+        loss_levels,
+    };
     let (tangent, tangent_type) = match &m.tangent {
-        Some(t) => (tangent_items(t, &step_texts), quote!(tangent::Tangent)),
+        Some(t) => (tangent_items(t, &primal), quote!(tangent::Tangent)),
         None => (quote!(), quote!(())),
     };
     quote! {
@@ -205,6 +246,8 @@ fn loop_tokens(m: &LoopProgram, info: &KernelInfo<'_>) -> TokenStream {
         use ::hessforge_kernels::ir::lanes::Lanes;
         use ::hessforge_kernels::ir::loop_ir::{Source, LoopProgram};
         use ::hessforge_kernels::runtime::loops;
+        use ::hessforge_kernels::LoopModel;
+        use std::sync::LazyLock;
 
         #[doc = #doc]
         #[derive(Debug, Clone, Copy, Default)]
@@ -214,7 +257,7 @@ fn loop_tokens(m: &LoopProgram, info: &KernelInfo<'_>) -> TokenStream {
 
         /// The model: its layouts and its gradient and Hessian terms, its
         /// steps; `hessforge_kernels` implements `Kernel` for it.
-        impl ::hessforge_kernels::LoopModel for #ty {
+        impl LoopModel for #ty {
             const NAME: &'static str = #name;
             const N_PARAMS: usize = #p;
             const N_DATA: usize = #d;

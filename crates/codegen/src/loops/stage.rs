@@ -241,13 +241,17 @@ impl Values {
 /// tangent model's `sample` takes a `phase` even when its steps do not
 /// split (`phase_always`): the runtime's `LoopTangent` passes one.
 ///
-/// Returned apart: the step functions (module items, by name) and the
-/// stage function (an item of the model's trait impl).
-///
 /// A tangent model's step that does not read v and is, token for token,
-/// one of the model's own steps (`primal_steps`: the model's step
-/// functions by name) is not written again: the tangent stage calls the
-/// model's (`super::step_…`).
+/// one of the model's own steps (`primal`: the model's step functions by
+/// name) is not written again: the tangent stage calls the model's
+/// (`super::step_…`). When a tangent stage's statements before its first
+/// level are the model's own stage's, it calls the model's stage at
+/// `Outputs::Loss` instead, and what follows reads their values from the
+/// scratch.
+///
+/// Returned apart: the step functions (module items, by name), the stage
+/// function (an item of the model's trait impl), and the text of its
+/// statements before its first level.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn stage_fn(
     m: &LoopProgram,
@@ -257,28 +261,25 @@ pub(super) fn stage_fn(
     lanes: usize,
     split: Option<usize>,
     phase_always: bool,
-    primal_steps: &HashMap<String, String>,
+    primal: Option<&Primal>,
     doc: &str,
-) -> (Vec<(String, TokenStream)>, TokenStream) {
+) -> (Vec<(String, TokenStream)>, TokenStream, String) {
     let mut primal_stmts = Vec::new();
     let mut stmts = Vec::new();
     let mut steps = Vec::new();
     let mut current = Outputs::Loss;
     let mut locals = Locals::new();
     let mut values = Values::new(lanes);
-    let row_arg = if with_row { quote!(x) } else { quote!(&[]) };
-    let direction_arg = if has_direction(m) {
-        quote!(v,)
-    } else {
-        quote!()
-    };
     let lane_ty = lane_type();
     let lanes_fn = lane_path();
+    // Where the statements of the first level end.
+    let mut loss_level_end = None;
     for (k, step) in stage.steps.iter().enumerate() {
         if split == Some(k) {
             // The tangent half reads the primal values from the scratch:
             // nothing computed in the primal half is in scope.
             primal_stmts = std::mem::take(&mut stmts);
+            loss_level_end = None;
             locals.clear();
             values = Values {
                 next: values.next,
@@ -287,12 +288,24 @@ pub(super) fn stage_fn(
             current = Outputs::Loss;
         }
         if step.level != current {
+            if loss_level_end.is_none() && current == Outputs::Loss {
+                loss_level_end = Some(stmts.len());
+                if primal.is_some() && split.is_none() {
+                    // What follows may read the loss level from the scratch
+                    // (see above).
+                    locals.clear();
+                    values = Values {
+                        next: values.next,
+                        ..Values::new(lanes)
+                    };
+                }
+            }
             let rank = Literal::u8_unsuffixed(step.level.rank());
             stmts.push(quote!(if level.rank() < #rank { return; }));
             current = step.level;
         }
         let out = &m.tensors[step.out];
-        let local = format_ident!("v{}", step.out);
+        let local = format_ident!("v{}", out.name);
         let target = if lanes > 0 {
             lane_index(out.offset, &[], &[])
         } else {
@@ -309,17 +322,15 @@ pub(super) fn stage_fn(
         let f = format_ident!("step_{}", out.name);
         let generic_w = if lanes > 0 { quote!(::<W>) } else { quote!() };
         let shared = has_direction(m) && !reads_direction(m, step) && {
-            let own = step_fn(m, step, lanes, with_row, false).to_string();
-            primal_steps.get(&f.to_string()) == Some(&own)
+            let own = step_fn(m, step, lanes, with_row).to_string();
+            primal.and_then(|p| p.steps.get(&f.to_string())) == Some(&own)
         };
+        let slices = step_slices(m, step);
         if shared {
-            stmts.push(quote!(super::#f #generic_w(t, #row_arg, c, s);));
+            stmts.push(quote!(super::#f #generic_w(#(#slices,)* s);));
         } else {
-            steps.push((
-                f.to_string(),
-                step_fn(m, step, lanes, with_row, has_direction(m)),
-            ));
-            stmts.push(quote!(#f #generic_w(t, #row_arg, c, #direction_arg s);));
+            steps.push((f.to_string(), step_fn(m, step, lanes, with_row)));
+            stmts.push(quote!(#f #generic_w(#(#slices,)* s);));
         }
         if out.shape.is_empty() {
             // A reduction into a scalar: read back once.
@@ -349,12 +360,39 @@ pub(super) fn stage_fn(
         quote!()
     };
     let direction = direction_param(has_direction(m));
+    let text = |stmts: &[TokenStream]| quote!(#(#stmts)*).to_string();
+    let loss_level = text(&stmts[..loss_level_end.unwrap_or(stmts.len())]);
+    // The model's own stage at its first level, when these statements are
+    // its statements there.
+    let own_stage = |these: &[TokenStream]| -> Option<TokenStream> {
+        let p = primal?;
+        // The model's step functions are `super::step_…` here.
+        let these = text(these).replace("super :: ", "");
+        (p.loss_levels.get(&name.to_string())? == &these).then(|| {
+            let (ty, width) = (&p.ty, if lanes > 0 { quote!(::<W>) } else { quote!() });
+            let x = with_row.then(|| quote!(x,));
+            quote!(super::#ty::#name #width(Outputs::Loss, t, #x c, s);)
+        })
+    };
     let (phase, body) = match split {
-        None if phase_always => (quote!(phase: Phase,), quote!(#(#stmts)*)),
-        None => (quote!(), quote!(#(#stmts)*)),
+        None => {
+            let end = loss_level_end.unwrap_or(stmts.len());
+            if let Some(call) = own_stage(&stmts[..end]) {
+                stmts.splice(..end, [call]);
+            }
+            let phase = if phase_always {
+                quote!(phase: Phase,)
+            } else {
+                quote!()
+            };
+            (phase, quote!(#(#stmts)*))
+        }
         Some(k) => {
             if k == stage.steps.len() {
                 primal_stmts = std::mem::take(&mut stmts);
+            }
+            if let Some(call) = own_stage(&primal_stmts) {
+                primal_stmts = vec![call];
             }
             (
                 quote!(phase: Phase,),
@@ -379,5 +417,21 @@ pub(super) fn stage_fn(
                 #body
             }
         },
+        loss_level,
     )
+}
+
+/// The model's own parts a tangent model calls instead of writing them
+/// again.
+pub(super) struct Primal {
+    /// The model's type.
+    pub(super) ty: Ident,
+    /// The tensors its tangent model starts with
+    /// ([`hessforge_ir::tangent::tangent_inputs`]).
+    pub(super) inputs: Vec<hessforge_ir::loop_ir::TensorLayout>,
+    /// Its step functions' text, by name.
+    pub(super) steps: HashMap<String, String>,
+    /// Its stage functions' statements before their first level, by the
+    /// stage function's name.
+    pub(super) loss_levels: HashMap<String, String>,
 }

@@ -3,6 +3,7 @@
 //! ways), and its doc comment.
 
 use super::*;
+use hessforge_ir::Program;
 
 /// How many entries of a reduction's innermost free index are summed side
 /// by side ([`JammedSum`]).
@@ -21,8 +22,9 @@ pub(super) struct JammedSum<'a, S: Fn(&Ident) -> TokenStream> {
     pub(super) len: usize,
     pub(super) ty: &'a TokenStream,
     pub(super) zero: &'a TokenStream,
-    /// One term of the sum, with the free index bound.
-    pub(super) term: TokenStream,
+    /// The statements of one term of the sum, with the free index bound,
+    /// and its value.
+    pub(super) term: (TokenStream, TokenStream),
     /// The store of one entry's sum (with the free index bound).
     pub(super) store: S,
 }
@@ -40,29 +42,31 @@ impl<S: Fn(&Ident) -> TokenStream> JammedSum<'_, S> {
         if blocks == 0 {
             return None;
         }
-        let (var, ty, zero, term) = (&self.var, self.ty, self.zero, &self.term);
-        let sums: Vec<Ident> = (0..JAM).map(|k| format_ident!("sum{k}")).collect();
-        let offsets: Vec<proc_macro2::Literal> = (0..JAM).map(n).collect();
-        let terms = sums
-            .iter()
-            .zip(&offsets)
-            .map(|(sum, k)| quote!({ let #var = block + #k; #sum = #sum + { #term }; }));
-        let summed = reduce(quote!(#(#terms)*));
-        let stores = sums.iter().zip(&offsets).map(|(sum, k)| {
-            let store = (self.store)(sum);
-            quote!({ let #var = block + #k; #store })
+        let (var, ty, zero) = (&self.var, self.ty, self.zero);
+        let (statements, value) = &self.term;
+        let jam = n(JAM);
+        let summed = reduce(quote! {
+            for (k, sum) in sums.iter_mut().enumerate() {
+                let #var = block + k;
+                #statements
+                *sum = *sum + #value;
+            }
         });
-        let (blocks, step, done) = (n(blocks), n(JAM), n(blocks * JAM));
+        let store = (self.store)(&format_ident!("sum"));
+        let (blocks, done) = (n(blocks), n(blocks * JAM));
         let rest = (!self.len.is_multiple_of(JAM)).then(|| {
             let len = n(self.len);
             quote!(for #var in #done..#len { #one_entry })
         });
         Some(quote! {
             for block in 0..#blocks {
-                let block = block * #step;
-                #(let mut #sums: #ty = #zero;)*
+                let block = block * #jam;
+                let mut sums: [#ty; #jam] = [#zero; #jam];
                 #summed
-                #(#stores)*
+                for (k, sum) in sums.into_iter().enumerate() {
+                    let #var = block + k;
+                    #store
+                }
             }
             #rest
         })
@@ -201,13 +205,7 @@ pub(super) fn store_tokens(
 }
 
 /// The function of one step (for one row, or for `lanes` rows at once).
-pub(super) fn step_fn(
-    m: &LoopProgram,
-    step: &Step,
-    lanes: usize,
-    with_row: bool,
-    direction: bool,
-) -> TokenStream {
+pub(super) fn step_fn(m: &LoopProgram, step: &Step, lanes: usize, with_row: bool) -> TokenStream {
     let out = &m.tensors[step.out];
     let rank = out.shape.len();
     let StepParts {
@@ -258,7 +256,7 @@ pub(super) fn step_fn(
                 len: step.loops[rank - 1],
                 ty: &ty,
                 zero: &zero,
-                term: quote!(#(#loads)* #(#body)* #result),
+                term: (quote!(#(#loads)* #(#body)*), result.clone()),
                 store: |sum: &Ident| {
                     store_tokens(quote!(#sum), result_in_lanes, target.clone(), lanes)
                 },
@@ -274,8 +272,8 @@ pub(super) fn step_fn(
         wrap(quote!(#(#loads)* #(#body)* #store), 0..step.loops.len())
     };
     let fn_name = format_ident!("step_{}", out.name);
-    let doc = format!(" `{}` {}", out.name, step_summary(m, step, rank));
-    let direction = direction_param(direction);
+    let doc = format!(" {}", step_summary(m, step, rank));
+    let slices = step_slices(m, step);
     let generic = if lanes > 0 {
         quote!(<const W: usize>)
     } else {
@@ -284,7 +282,7 @@ pub(super) fn step_fn(
     quote! {
         #[doc = #doc]
         #[inline(always)]
-        fn #fn_name #generic(t: &[f64], x: &[f64], c: &[f64], #direction s: &mut [f64]) {
+        fn #fn_name #generic(#(#slices: &[f64],)* s: &mut [f64]) {
             #nest
         }
     }
@@ -304,6 +302,27 @@ pub(super) fn reads_direction(m: &LoopProgram, step: &Step) -> bool {
 
 /// The parameter `v: &[f64],` of the step and stage functions of a model
 /// whose steps read a direction (`direction`), else nothing.
+/// The slices a step reads besides the scratch `s`, in the order of its
+/// function's parameters: θ (`t`), the row (`x`), the constants (`c`) and
+/// the direction (`v`).
+pub(super) fn step_slices(m: &LoopProgram, step: &Step) -> Vec<Ident> {
+    let reads = |source: Source| {
+        step.inputs
+            .iter()
+            .any(|l| matches!(l, Load::Entry { tensor, .. } if m.tensors[*tensor].source == source))
+    };
+    [
+        (Source::Theta, "t"),
+        (Source::Row, "x"),
+        (Source::Constants, "c"),
+        (Source::Direction, "v"),
+    ]
+    .into_iter()
+    .filter(|&(source, _)| reads(source))
+    .map(|(_, name)| format_ident!("{name}"))
+    .collect()
+}
+
 pub(super) fn direction_param(direction: bool) -> TokenStream {
     if direction {
         quote!(v: &[f64],)
@@ -356,12 +375,84 @@ pub(super) fn step_summary(m: &LoopProgram, step: &Step, rank: usize) -> String 
     } else {
         String::new()
     };
-    let count = step.body.instructions.len();
-    format!(
-        "`{target} = {sum}f({}){each}` ({count} instruction{}).",
-        loads.join(", "),
-        if count == 1 { "" } else { "s" }
-    )
+    match formula(&step.body, &loads) {
+        Some(f) => format!("`{target} = {sum}{f}{each}`."),
+        None => {
+            let count = step.body.instructions.len();
+            format!(
+                "`{target} = {sum}f({}){each}` ({count} instructions).",
+                loads.join(", ")
+            )
+        }
+    }
+}
+
+/// Longest formula a step's doc comment spells out; a longer body is
+/// summarized as `f(its loads)`.
+const FORMULA_CHARS: usize = 90;
+
+/// A step's body as one infix formula over its loads' names
+/// (`w[i0]·x[i0]`), or `None` when it is longer than [`FORMULA_CHARS`].
+fn formula(body: &Program, loads: &[String]) -> Option<String> {
+    // Each register's text and its binding strength: 1 a sum, 2 a product,
+    // 3 an atom.
+    let mut regs: HashMap<u32, (String, u8)> = HashMap::new();
+    let text = |op: &Operand, regs: &HashMap<u32, (String, u8)>| -> Option<(String, u8)> {
+        Some(match *op {
+            Operand::Reg(r) => regs.get(&r)?.clone(),
+            Operand::Literal(v) if v < 0.0 => (format!("({v})"), 3),
+            Operand::Literal(v) => (format!("{v}"), 3),
+            Operand::Param(i) | Operand::Data(i) | Operand::Constant(i) => {
+                (loads.get(i as usize)?.clone(), 3)
+            }
+        })
+    };
+    let at_least = |(t, p): (String, u8), min: u8| if p < min { format!("({t})") } else { t };
+    for ins in &body.instructions {
+        let (dst, value) = match ins {
+            Instr::Add { dst, args } => {
+                let parts: Option<Vec<String>> =
+                    args.iter().map(|a| Some(text(a, &regs)?.0)).collect();
+                (*dst, (parts?.join(" + "), 1))
+            }
+            Instr::Mul { dst, args } => {
+                let parts: Option<Vec<String>> = args
+                    .iter()
+                    .map(|a| Some(at_least(text(a, &regs)?, 2)))
+                    .collect();
+                (*dst, (parts?.join("·"), 2))
+            }
+            Instr::Neg { dst, arg } => (*dst, (format!("−{}", at_least(text(arg, &regs)?, 3)), 2)),
+            Instr::Div { dst, num, den } => {
+                let (num, den) = (
+                    at_least(text(num, &regs)?, 2),
+                    at_least(text(den, &regs)?, 3),
+                );
+                (*dst, (format!("{num}/{den}"), 2))
+            }
+            Instr::Powi { dst, base, exp } => (
+                *dst,
+                (format!("{}^{exp}", at_least(text(base, &regs)?, 3)), 3),
+            ),
+            Instr::Powf { dst, base, exp } => {
+                let (base, exp) = (
+                    at_least(text(base, &regs)?, 3),
+                    at_least(text(exp, &regs)?, 3),
+                );
+                (*dst, (format!("{base}^{exp}"), 3))
+            }
+            Instr::Call { dst, func, arg } => (
+                *dst,
+                (format!("{}({})", func.name(), text(arg, &regs)?.0), 3),
+            ),
+            Instr::Copy { dst, src } => (*dst, text(src, &regs)?),
+        };
+        if value.0.chars().count() > FORMULA_CHARS {
+            return None;
+        }
+        regs.insert(dst, value);
+    }
+    Some(text(body.outputs.first()?, &regs)?.0)
 }
 
 /// `a op b op …` (0 for none).

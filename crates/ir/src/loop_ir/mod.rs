@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 
 mod accumulate;
 mod pass;
+mod share;
 mod steps;
 mod transpose;
 pub use accumulate::LANE_SUM_ENTRIES;

@@ -138,6 +138,21 @@ pub fn plan(
     }
 }
 
+/// The plan of a model's tangent model (`hessforge_ir::tangent`): the
+/// model's parameters, data and constants and a direction per parameter
+/// tensor, then `buffers`.
+pub fn tangent_plan(
+    model: &LoopProgram,
+    buffers: Vec<TensorLayout>,
+    sample: Stage,
+    regularizer: Stage,
+) -> LoopProgram {
+    let mut tensors = hessforge_ir::tangent::tangent_inputs(model);
+    tensors.extend(buffers);
+    let defaults = model.constant_defaults.clone();
+    plan(&model.name, tensors, defaults, sample, regularizer)
+}
+
 /// `ids` as a `'static` list of `&str`, made once per list.
 pub fn names(ids: &'static [String]) -> &'static [&'static str] {
     static MADE: Mutex<Vec<(usize, &'static [&'static str])>> = Mutex::new(Vec::new());

@@ -1,0 +1,266 @@
+//! Value numbering across steps: a step that computes what an earlier step
+//! of its stage computed — the same loops, inputs and body, into a buffer
+//! of the same shape — is dropped, and everything that read its buffer
+//! (later steps' loads, the loss, the gradient and Hessian terms) reads the
+//! earlier one. Lowering writes each definition's derivative where it is
+//! needed, so the same product (tanh′ · v in a network) can be written
+//! several times; after this pass it is computed once per row. The
+//! buffers no step writes any more are then dropped and the scratch laid
+//! out again.
+
+use super::*;
+use std::collections::{HashMap, HashSet};
+
+impl LoopProgram {
+    /// Drop every step that repeats an earlier step of its stage (see the
+    /// module's doc). A repeat needed at a lower output level than the
+    /// step it repeats is kept (the earlier step would not run there).
+    pub fn share_identical_steps(&mut self) {
+        let tensors = &self.tensors;
+        share_in(&mut self.sample, tensors);
+        share_in(&mut self.regularizer, tensors);
+        self.drop_unwritten_buffers();
+    }
+
+    /// Drop the buffers no step writes (the repeats [`share_in`] dropped)
+    /// and lay each stage's scratch out again, its buffers in order.
+    fn drop_unwritten_buffers(&mut self) {
+        let written: HashSet<usize> = (self.sample.steps.iter())
+            .chain(&self.regularizer.steps)
+            .map(|s| s.out)
+            .collect();
+        let keep: Vec<bool> = (self.tensors.iter().enumerate())
+            .map(|(k, t)| t.source != Source::Scratch || written.contains(&k))
+            .collect();
+        self.retain_tensors(&keep);
+        for stage in [&mut self.sample, &mut self.regularizer] {
+            let mut order: Vec<usize> = stage.steps.iter().map(|s| s.out).collect();
+            order.sort_unstable();
+            stage.scratch = 0;
+            for b in order {
+                self.tensors[b].offset = stage.scratch;
+                stage.scratch += self.tensors[b].len();
+            }
+        }
+    }
+
+    /// Keep the tensors `keep` marks, in order, and number every reference
+    /// to them (steps, loss, gradient and Hessian terms) again; the layouts
+    /// do not change. Nothing may refer to a tensor that is dropped.
+    pub fn retain_tensors(&mut self, keep: &[bool]) {
+        let mut new_index = vec![usize::MAX; self.tensors.len()];
+        let mut kept = Vec::with_capacity(self.tensors.len());
+        for (k, t) in std::mem::take(&mut self.tensors).into_iter().enumerate() {
+            if keep[k] {
+                new_index[k] = kept.len();
+                kept.push(t);
+            }
+        }
+        self.tensors = kept;
+        let renumbered = |b: &mut usize| *b = new_index[*b];
+        for stage in [&mut self.sample, &mut self.regularizer] {
+            for step in &mut stage.steps {
+                renumbered(&mut step.out);
+                for load in &mut step.inputs {
+                    if let Load::Entry { tensor, .. } = load {
+                        renumbered(tensor);
+                    }
+                }
+            }
+            if let Some(loss) = &mut stage.loss {
+                renumbered(loss);
+            }
+            for g in &mut stage.gradient {
+                renumbered(&mut g.param);
+                renumbered(&mut g.value);
+                if let Some(outer) = &mut g.outer {
+                    renumbered(&mut outer.u);
+                    renumbered(&mut outer.v);
+                }
+            }
+            for h in &mut stage.hessian {
+                match h {
+                    HessianTerm::Dense { row, col, value } => {
+                        renumbered(row);
+                        renumbered(col);
+                        renumbered(value);
+                    }
+                    HessianTerm::Product { row, col, u, v, .. } => {
+                        renumbered(row);
+                        renumbered(col);
+                        renumbered(u);
+                        renumbered(v);
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the runtime of a generated kernel reads of the program: its
+    /// layouts and terms without the steps (the generated code runs them),
+    /// and of the buffers only those the terms read.
+    pub fn plan_without_steps(&self) -> LoopProgram {
+        let mut plan = LoopProgram {
+            sample: Stage {
+                steps: Vec::new(),
+                ..self.sample.clone()
+            },
+            regularizer: Stage {
+                steps: Vec::new(),
+                ..self.regularizer.clone()
+            },
+            tangent: None,
+            plans: Default::default(),
+            ..self.clone()
+        };
+        let mut read = vec![false; plan.tensors.len()];
+        for stage in [&plan.sample, &plan.regularizer] {
+            let mut mark = |b: usize| read[b] = true;
+            stage.loss.into_iter().for_each(&mut mark);
+            for g in &stage.gradient {
+                mark(g.value);
+                if let Some(o) = g.outer {
+                    mark(o.u);
+                    mark(o.v);
+                }
+            }
+            for h in &stage.hessian {
+                match *h {
+                    HessianTerm::Dense { value, .. } => mark(value),
+                    HessianTerm::Product { u, v, .. } => {
+                        mark(u);
+                        mark(v);
+                    }
+                }
+            }
+        }
+        let keep: Vec<bool> = (plan.tensors.iter().zip(&read))
+            .map(|(t, &read)| t.source != Source::Scratch || read)
+            .collect();
+        plan.retain_tensors(&keep);
+        plan
+    }
+}
+
+fn share_in(stage: &mut Stage, tensors: &[TensorLayout]) {
+    let mut same_as: HashMap<usize, usize> = HashMap::new();
+    let mut first: HashMap<String, usize> = HashMap::new();
+    let mut kept: Vec<Step> = Vec::with_capacity(stage.steps.len());
+    for mut step in std::mem::take(&mut stage.steps) {
+        for load in &mut step.inputs {
+            if let Load::Entry { tensor, .. } = load {
+                *tensor = *same_as.get(tensor).unwrap_or(tensor);
+            }
+        }
+        merge_repeated_loads(&mut step);
+        let key = format!(
+            "{:?} {:?} {}",
+            step.loops,
+            tensors[step.out].shape,
+            value_key(&step.body, &step.inputs)
+        );
+        match first.get(&key) {
+            Some(&k) if kept[k].level.rank() <= step.level.rank() => {
+                same_as.insert(step.out, kept[k].out);
+            }
+            _ => {
+                first.insert(key, kept.len());
+                kept.push(step);
+            }
+        }
+    }
+    stage.steps = kept;
+    let renamed = |b: &mut usize| *b = *same_as.get(b).unwrap_or(b);
+    if let Some(loss) = &mut stage.loss {
+        renamed(loss);
+    }
+    for g in &mut stage.gradient {
+        renamed(&mut g.value);
+        if let Some(outer) = &mut g.outer {
+            renamed(&mut outer.u);
+            renamed(&mut outer.v);
+        }
+    }
+    for h in &mut stage.hessian {
+        match h {
+            HessianTerm::Dense { value, .. } => renamed(value),
+            HessianTerm::Product { u, v, .. } => {
+                renamed(u);
+                renamed(v);
+            }
+        }
+    }
+}
+
+/// Read each load of a step once: two loads of buffers found to be the
+/// same become one input of its body.
+fn merge_repeated_loads(step: &mut Step) {
+    let mut inputs: Vec<Load> = Vec::with_capacity(step.inputs.len());
+    let new_index: Vec<u32> = (step.inputs.iter())
+        .map(|load| match inputs.iter().position(|l| l == load) {
+            Some(k) => k as u32,
+            None => {
+                inputs.push(load.clone());
+                inputs.len() as u32 - 1
+            }
+        })
+        .collect();
+    if inputs.len() == step.inputs.len() {
+        return;
+    }
+    step.inputs = inputs;
+    let body = &mut step.body;
+    let reads = (body.instructions.iter_mut())
+        .flat_map(|i| i.operands_mut())
+        .chain(body.outputs.iter_mut());
+    for op in reads {
+        if let Operand::Param(k) | Operand::Data(k) | Operand::Constant(k) = op {
+            *k = new_index[*k as usize];
+        }
+    }
+}
+
+/// A step's value as one expression over its loads, the operands of every
+/// sum and product in sorted order: two steps whose bodies Symbolica wrote
+/// with their terms or their loads in another order (it orders symbols by
+/// when the process first saw them) have the same key.
+fn value_key(body: &Program, inputs: &[Load]) -> String {
+    let mut regs: HashMap<u32, String> = HashMap::new();
+    let text = |op: &Operand, regs: &HashMap<u32, String>| match *op {
+        Operand::Reg(r) => regs.get(&r).cloned().unwrap_or_default(),
+        Operand::Literal(v) => format!("{v:e}"),
+        Operand::Param(k) | Operand::Data(k) | Operand::Constant(k) => {
+            format!("{:?}", inputs.get(k as usize))
+        }
+    };
+    let sorted = |args: &[Operand], regs: &HashMap<u32, String>| {
+        let mut parts: Vec<String> = args.iter().map(|a| text(a, regs)).collect();
+        parts.sort_unstable();
+        parts.join(", ")
+    };
+    for ins in &body.instructions {
+        let value = match ins {
+            Instr::Add { args, .. } => format!("add({})", sorted(args, &regs)),
+            Instr::Mul { args, .. } => format!("mul({})", sorted(args, &regs)),
+            Instr::Copy { src, .. } => text(src, &regs),
+            other => {
+                let name = format!("{other:?}");
+                let name = name
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                let operands: Vec<String> =
+                    other.operands().iter().map(|o| text(o, &regs)).collect();
+                match other {
+                    Instr::Powi { exp, .. } => format!("{name}{exp}({})", operands.join(", ")),
+                    Instr::Call { func, .. } => format!("{}({})", func.name(), operands.join(", ")),
+                    _ => format!("{name}({})", operands.join(", ")),
+                }
+            }
+        };
+        regs.insert(ins.dst(), value);
+    }
+    let outputs: Vec<String> = body.outputs.iter().map(|o| text(o, &regs)).collect();
+    outputs.join("; ")
+}
