@@ -22,8 +22,7 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
                 let i0 = block + k;
                 let p0: f64 = t[i0 * 64 + i1];
                 let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                let r0: Lanes<W> = p0 * p1;
-                *sum = *sum + r0;
+                *sum = *sum + (p0 * p1);
             }
         }
         for (k, sum) in sums.into_iter().enumerate() {
@@ -36,8 +35,7 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
         for i1 in 0..64 {
             let p0: f64 = t[i0 * 64 + i1];
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p1;
-            sum = sum + r0;
+            sum = sum + (p0 * p1);
         }
         sum.store(&mut s[i0 * W..]);
     }
@@ -51,8 +49,7 @@ fn step_t7<const W: usize>(t: &[f64], s: &mut [f64]) {
         let p2: f64 = t[640 + i0];
         let r0: Lanes<W> = p0 * p1;
         let r1: Lanes<W> = r0 + p2;
-        let r2: Lanes<W> = r1.exp();
-        r2.store(&mut s[(11 + i0) * W..]);
+        (r1.exp()).store(&mut s[(11 + i0) * W..]);
     }
 }
 /// `t8 = Σ over i0 < 10 of t7[i0]`.
@@ -61,8 +58,7 @@ fn step_t8<const W: usize>(s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-        let r0: Lanes<W> = p0;
-        sum = sum + r0;
+        sum = sum + p0;
     }
     sum.store(&mut s[21 * W..]);
 }
@@ -77,8 +73,7 @@ fn step_t9<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
         let p3: f64 = t[640 + i0];
         let r0: Lanes<W> = p2 * p1;
         let r1: Lanes<W> = r0 + p3;
-        let r2: Lanes<W> = r1 * p0;
-        sum = sum + r2;
+        sum = sum + (r1 * p0);
     }
     sum.store(&mut s[22 * W..]);
 }
@@ -90,8 +85,7 @@ fn step_t12<const W: usize>(x: &[f64], s: &mut [f64]) {
         let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
         let p2: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
         let r0: Lanes<W> = p0 * (-1.0) * p1;
-        let r1: Lanes<W> = r0 + p2;
-        r1.store(&mut s[(25 + i0) * W..]);
+        (r0 + p2).store(&mut s[(25 + i0) * W..]);
     }
 }
 /// `t14[i0] = t11·t7[i0] + y[i0]·(-1), for i0 < 10`.
@@ -103,8 +97,7 @@ fn step_t14<const W: usize>(x: &[f64], s: &mut [f64]) {
         let p2: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
         let r0: Lanes<W> = p2 * p1;
         let r1: Lanes<W> = p0 * (-1.0);
-        let r2: Lanes<W> = r0 + r1;
-        r2.store(&mut s[(675 + i0) * W..]);
+        (r0 + r1).store(&mut s[(675 + i0) * W..]);
     }
 }
 /// `t15[i0] = t7[i0], for i0 < 10`.
@@ -112,8 +105,7 @@ fn step_t14<const W: usize>(x: &[f64], s: &mut [f64]) {
 fn step_t15<const W: usize>(s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-        let r0: Lanes<W> = p0;
-        r0.store(&mut s[(685 + i0) * W..]);
+        p0.store(&mut s[(685 + i0) * W..]);
     }
 }
 /// `t16[i0, i1] = t15[i0]·x[i1], for i0 < 10, i1 < 64`.
@@ -123,8 +115,7 @@ fn step_t16<const W: usize>(x: &[f64], s: &mut [f64]) {
         for i1 in 0..64 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(685 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p1;
-            r0.store(&mut s[(695 + i0 * 64 + i1) * W..]);
+            (p0 * p1).store(&mut s[(695 + i0 * 64 + i1) * W..]);
         }
     }
 }
@@ -134,8 +125,7 @@ fn step_t17<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0;
-            r0.store(&mut s[(1335 + i0 * 64 + i1) * W..]);
+            p0.store(&mut s[(1335 + i0 * 64 + i1) * W..]);
         }
     }
 }
@@ -147,8 +137,7 @@ fn step_t19<const W: usize>(x: &[f64], s: &mut [f64]) {
             let p0: Lanes<W> = Lanes::<W>::load(&s[1975 * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[(685 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p2 * p1;
-            r0.store(&mut s[(1976 + i0 * 64 + i1) * W..]);
+            (p0 * p2 * p1).store(&mut s[(1976 + i0 * 64 + i1) * W..]);
         }
     }
 }
@@ -160,8 +149,7 @@ fn step_t21<const W: usize>(x: &[f64], s: &mut [f64]) {
             let p0: Lanes<W> = Lanes::<W>::load(&s[2616 * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[(685 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p2 * p1;
-            r0.store(&mut s[(2617 + i0 * 64 + i1) * W..]);
+            (p0 * p2 * p1).store(&mut s[(2617 + i0 * 64 + i1) * W..]);
         }
     }
 }
@@ -169,8 +157,7 @@ fn step_t21<const W: usize>(x: &[f64], s: &mut [f64]) {
 #[inline(always)]
 fn step_t22<const W: usize>(s: &mut [f64]) {
     for i0 in 0..10 {
-        let r0: f64 = 1.0;
-        Lanes::<W>::splat(r0).store(&mut s[(3257 + i0) * W..]);
+        Lanes::<W>::splat(1.0).store(&mut s[(3257 + i0) * W..]);
     }
 }
 /// `t24[i0, i1] = t23·x[i1]·t15[i0], for i0 < 10, i1 < 64`.
@@ -181,8 +168,7 @@ fn step_t24<const W: usize>(x: &[f64], s: &mut [f64]) {
             let p0: Lanes<W> = Lanes::<W>::load(&s[3267 * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[(685 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p2 * p1;
-            r0.store(&mut s[(3268 + i0 * 64 + i1) * W..]);
+            (p0 * p2 * p1).store(&mut s[(3268 + i0 * 64 + i1) * W..]);
         }
     }
 }
@@ -194,8 +180,7 @@ fn step_t26<const W: usize>(x: &[f64], s: &mut [f64]) {
             let p0: Lanes<W> = Lanes::<W>::load(&s[3908 * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[(685 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p2 * p1;
-            r0.store(&mut s[(3909 + i0 * 64 + i1) * W..]);
+            (p0 * p2 * p1).store(&mut s[(3909 + i0 * 64 + i1) * W..]);
         }
     }
 }
@@ -205,8 +190,7 @@ fn step_t28<const W: usize>(s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[4549 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-        let r0: Lanes<W> = p0 * p1;
-        r0.store(&mut s[(4550 + i0) * W..]);
+        (p0 * p1).store(&mut s[(4550 + i0) * W..]);
     }
 }
 /// `t29[i0] = t7[i0]·t11, for i0 < 10`.
@@ -215,8 +199,7 @@ fn step_t29<const W: usize>(s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
-        let r0: Lanes<W> = p0 * p1;
-        r0.store(&mut s[(4560 + i0) * W..]);
+        (p0 * p1).store(&mut s[(4560 + i0) * W..]);
     }
 }
 /// `t30[i0] = Σ over i1 < 64 of W[i0, i1]·W[i0, i1], for i0 < 10`.
@@ -229,8 +212,7 @@ fn step_t30(t: &[f64], s: &mut [f64]) {
             for (k, sum) in sums.iter_mut().enumerate() {
                 let i0 = block + k;
                 let p0: f64 = t[i0 * 64 + i1];
-                let r0: f64 = p0 * p0;
-                *sum = *sum + r0;
+                *sum = *sum + (p0 * p0);
             }
         }
         for (k, sum) in sums.into_iter().enumerate() {
@@ -242,8 +224,7 @@ fn step_t30(t: &[f64], s: &mut [f64]) {
         let mut sum: f64 = 0.0;
         for i1 in 0..64 {
             let p0: f64 = t[i0 * 64 + i1];
-            let r0: f64 = p0 * p0;
-            sum = sum + r0;
+            sum = sum + (p0 * p0);
         }
         s[i0] = sum;
     }
@@ -254,8 +235,7 @@ fn step_t31(s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..10 {
         let p0: f64 = s[i0];
-        let r0: f64 = p0;
-        sum = sum + r0;
+        sum = sum + p0;
     }
     s[10] = sum;
 }
@@ -265,8 +245,7 @@ fn step_t32(t: &[f64], s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..10 {
         let p0: f64 = t[640 + i0];
-        let r0: f64 = p0 * p0;
-        sum = sum + r0;
+        sum = sum + (p0 * p0);
     }
     s[11] = sum;
 }
@@ -277,8 +256,7 @@ fn step_t34(t: &[f64], c: &[f64], s: &mut [f64]) {
         for i1 in 0..64 {
             let p0: f64 = t[i0 * 64 + i1];
             let p1: f64 = c[0];
-            let r0: f64 = p0 * p1;
-            s[13 + i0 * 64 + i1] = r0;
+            s[13 + i0 * 64 + i1] = p0 * p1;
         }
     }
 }
@@ -288,8 +266,7 @@ fn step_t35(t: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = t[640 + i0];
         let p1: f64 = c[0];
-        let r0: f64 = p0 * p1;
-        s[653 + i0] = r0;
+        s[653 + i0] = p0 * p1;
     }
 }
 /// `t36[i0, i1] = 1, for i0 < 10, i1 < 64`.
@@ -297,8 +274,7 @@ fn step_t35(t: &[f64], c: &[f64], s: &mut [f64]) {
 fn step_t36(s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
-            let r0: f64 = 1.0;
-            s[663 + i0 * 64 + i1] = r0;
+            s[663 + i0 * 64 + i1] = 1.0;
         }
     }
 }
@@ -308,8 +284,7 @@ fn step_t38(s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let p0: f64 = s[1303];
-            let r0: f64 = p0;
-            s[1304 + i0 * 64 + i1] = r0;
+            s[1304 + i0 * 64 + i1] = p0;
         }
     }
 }
@@ -317,8 +292,7 @@ fn step_t38(s: &mut [f64]) {
 #[inline(always)]
 fn step_t39(s: &mut [f64]) {
     for i0 in 0..10 {
-        let r0: f64 = 1.0;
-        s[1944 + i0] = r0;
+        s[1944 + i0] = 1.0;
     }
 }
 /// `t40[i0] = t37, for i0 < 10`.
@@ -326,8 +300,7 @@ fn step_t39(s: &mut [f64]) {
 fn step_t40(s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = s[1303];
-        let r0: f64 = p0;
-        s[1954 + i0] = r0;
+        s[1954 + i0] = p0;
     }
 }
 /// The model: its layouts and its gradient and Hessian terms, its
@@ -496,8 +469,7 @@ pub mod tangent {
                     let i0 = block + k;
                     let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
                     let p1: f64 = v[i0 * 64 + i1];
-                    let r1: Lanes<W> = p1 * p0;
-                    *sum = *sum + r1;
+                    *sum = *sum + (p1 * p0);
                 }
             }
             for (k, sum) in sums.into_iter().enumerate() {
@@ -510,8 +482,7 @@ pub mod tangent {
             for i1 in 0..64 {
                 let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
                 let p1: f64 = v[i0 * 64 + i1];
-                let r1: Lanes<W> = p1 * p0;
-                sum = sum + r1;
+                sum = sum + (p1 * p0);
             }
             sum.store(&mut s[(25 + i0) * W..]);
         }
@@ -526,8 +497,7 @@ pub mod tangent {
             let p3: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
             let r3: Lanes<W> = p1 * p0;
             let r4: Lanes<W> = r3 + p2;
-            let r5: Lanes<W> = p3 * r4;
-            r5.store(&mut s[(35 + i0) * W..]);
+            (p3 * r4).store(&mut s[(35 + i0) * W..]);
         }
     }
     /// `dt8 = Σ over i0 < 10 of dt7[i0]`.
@@ -550,8 +520,7 @@ pub mod tangent {
             let p3: Lanes<W> = Lanes::<W>::load(&s[46 * W..]);
             let r2: Lanes<W> = p2 * (-1.0) * p1;
             let r3: Lanes<W> = p3 * p0 * (-1.0);
-            let r4: Lanes<W> = r2 + r3;
-            r4.store(&mut s[(47 + i0) * W..]);
+            (r2 + r3).store(&mut s[(47 + i0) * W..]);
         }
     }
     /// `dt14[i0] = dt11·t7[i0] + dt7[i0]·t11, for i0 < 10`.
@@ -564,8 +533,7 @@ pub mod tangent {
             let p3: Lanes<W> = Lanes::<W>::load(&s[46 * W..]);
             let r3: Lanes<W> = p3 * p0;
             let r4: Lanes<W> = p2 * p1;
-            let r5: Lanes<W> = r3 + r4;
-            r5.store(&mut s[(697 + i0) * W..]);
+            (r3 + r4).store(&mut s[(697 + i0) * W..]);
         }
     }
     /// `dt34[i0, i1] = dW[i0, i1]·lambda, for i0 < 10, i1 < 64`.
@@ -575,8 +543,7 @@ pub mod tangent {
             for i1 in 0..64 {
                 let p0: f64 = c[0];
                 let p1: f64 = v[i0 * 64 + i1];
-                let r1: f64 = p1 * p0;
-                s[13 + i0 * 64 + i1] = r1;
+                s[13 + i0 * 64 + i1] = p1 * p0;
             }
         }
     }
@@ -586,8 +553,7 @@ pub mod tangent {
         for i0 in 0..10 {
             let p0: f64 = c[0];
             let p1: f64 = v[640 + i0];
-            let r1: f64 = p1 * p0;
-            s[653 + i0] = r1;
+            s[653 + i0] = p1 * p0;
         }
     }
     /// The tangent model: its gradient is ∇²L·v.

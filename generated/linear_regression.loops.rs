@@ -18,8 +18,7 @@ fn step_t4<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = t[i0];
         let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-        let r0: Lanes<W> = p0 * p1;
-        sum = sum + r0;
+        sum = sum + (p0 * p1);
     }
     sum.store(&mut s[0 * W..]);
 }
@@ -28,8 +27,7 @@ fn step_t4<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
 fn step_t9<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-        let r0: Lanes<W> = p0;
-        r0.store(&mut s[(13 + i0) * W..]);
+        p0.store(&mut s[(13 + i0) * W..]);
     }
 }
 /// The model: its layouts and its gradient and Hessian terms, its
@@ -118,8 +116,7 @@ pub mod tangent {
         for i0 in 0..10 {
             let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
             let p1: f64 = v[i0];
-            let r1: Lanes<W> = p1 * p0;
-            sum = sum + r1;
+            sum = sum + (p1 * p0);
         }
         sum.store(&mut s[2 * W..]);
     }

@@ -18,8 +18,7 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = t[i0];
         let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-        let r0: Lanes<W> = p0 * p1;
-        sum = sum + r0;
+        sum = sum + (p0 * p1);
     }
     sum.store(&mut s[0 * W..]);
 }
@@ -28,8 +27,7 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
 fn step_t10<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-        let r0: Lanes<W> = p0;
-        r0.store(&mut s[(14 + i0) * W..]);
+        p0.store(&mut s[(14 + i0) * W..]);
     }
 }
 /// `t12[i0] = t11·x[i0], for i0 < 10`.
@@ -38,8 +36,7 @@ fn step_t12<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-        let r0: Lanes<W> = p0 * p1;
-        r0.store(&mut s[(25 + i0) * W..]);
+        (p0 * p1).store(&mut s[(25 + i0) * W..]);
     }
 }
 /// `t15 = Σ over i0 < 10 of w[i0]·w[i0]`.
@@ -48,8 +45,7 @@ fn step_t15(t: &[f64], s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..10 {
         let p0: f64 = t[i0];
-        let r0: f64 = p0 * p0;
-        sum = sum + r0;
+        sum = sum + (p0 * p0);
     }
     s[0] = sum;
 }
@@ -59,16 +55,14 @@ fn step_t17(t: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = c[0];
         let p1: f64 = t[i0];
-        let r0: f64 = p0 * p1;
-        s[2 + i0] = r0;
+        s[2 + i0] = p0 * p1;
     }
 }
 /// `t18[i0] = 1, for i0 < 10`.
 #[inline(always)]
 fn step_t18(s: &mut [f64]) {
     for i0 in 0..10 {
-        let r0: f64 = 1.0;
-        s[12 + i0] = r0;
+        s[12 + i0] = 1.0;
     }
 }
 /// `t20[i0] = t19, for i0 < 10`.
@@ -76,8 +70,7 @@ fn step_t18(s: &mut [f64]) {
 fn step_t20(s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = s[22];
-        let r0: f64 = p0;
-        s[23 + i0] = r0;
+        s[23 + i0] = p0;
     }
 }
 /// The model: its layouts and its gradient and Hessian terms, its
@@ -212,8 +205,7 @@ pub mod tangent {
         for i0 in 0..10 {
             let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
             let p1: f64 = v[i0];
-            let r1: Lanes<W> = p1 * p0;
-            sum = sum + r1;
+            sum = sum + (p1 * p0);
         }
         sum.store(&mut s[2 * W..]);
     }
@@ -223,8 +215,7 @@ pub mod tangent {
         for i0 in 0..10 {
             let p0: f64 = c[0];
             let p1: f64 = v[i0];
-            let r1: f64 = p1 * p0;
-            s[2 + i0] = r1;
+            s[2 + i0] = p1 * p0;
         }
     }
     /// The tangent model: its gradient is ∇²L·v.

@@ -22,8 +22,7 @@ fn step_t6<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
                 let i0 = block + k;
                 let p0: f64 = t[i0 * 2 + i1];
                 let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                let r0: Lanes<W> = p0 * p1;
-                *sum = *sum + r0;
+                *sum = *sum + (p0 * p1);
             }
         }
         for (k, sum) in sums.into_iter().enumerate() {
@@ -39,8 +38,7 @@ fn step_h<const W: usize>(t: &[f64], s: &mut [f64]) {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[8 + i0];
         let r0: Lanes<W> = p0 + p1;
-        let r1: Lanes<W> = r0.tanh();
-        r1.store(&mut s[(4 + i0) * W..]);
+        (r0.tanh()).store(&mut s[(4 + i0) * W..]);
     }
 }
 /// `t8 = Σ over i0 < 4 of v[i0]·h[i0]`.
@@ -50,8 +48,7 @@ fn step_t8<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: f64 = t[12 + i0];
         let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-        let r0: Lanes<W> = p0 * p1;
-        sum = sum + r0;
+        sum = sum + (p0 * p1);
     }
     sum.store(&mut s[8 * W..]);
 }
@@ -64,8 +61,7 @@ fn step_t11<const W: usize>(t: &[f64], s: &mut [f64]) {
         let r0: Lanes<W> = p0 * p0;
         let r1: Lanes<W> = r0 * (-1.0);
         let r2: Lanes<W> = r1 + 1.0;
-        let r3: Lanes<W> = r2 * p1;
-        r3.store(&mut s[(11 + i0) * W..]);
+        (r2 * p1).store(&mut s[(11 + i0) * W..]);
     }
 }
 /// `t12[i0, i1] = t10·x[i1]·t11[i0], for i0 < 4, i1 < 2`.
@@ -76,8 +72,7 @@ fn step_t12<const W: usize>(x: &[f64], s: &mut [f64]) {
             let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p2 * p1;
-            r0.store(&mut s[(15 + i0 * 2 + i1) * W..]);
+            (p0 * p2 * p1).store(&mut s[(15 + i0 * 2 + i1) * W..]);
         }
     }
 }
@@ -91,8 +86,7 @@ fn step_t13<const W: usize>(t: &[f64], s: &mut [f64]) {
         let r0: Lanes<W> = p1 * p1;
         let r1: Lanes<W> = r0 * (-1.0);
         let r2: Lanes<W> = r1 + 1.0;
-        let r3: Lanes<W> = p0 * r2 * p2;
-        r3.store(&mut s[(23 + i0) * W..]);
+        (p0 * r2 * p2).store(&mut s[(23 + i0) * W..]);
     }
 }
 /// `t16[i0, i1] = x[i1], for i0 < 4, i1 < 2`.
@@ -101,8 +95,7 @@ fn step_t16<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
             let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0;
-            r0.store(&mut s[(31 + i0 * 2 + i1) * W..]);
+            p0.store(&mut s[(31 + i0 * 2 + i1) * W..]);
         }
     }
 }
@@ -113,8 +106,7 @@ fn step_t17<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
         for i1 in 0..2 {
             let p0: f64 = t[12 + i0];
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p1;
-            r0.store(&mut s[(39 + i0 * 2 + i1) * W..]);
+            (p0 * p1).store(&mut s[(39 + i0 * 2 + i1) * W..]);
         }
     }
 }
@@ -125,8 +117,7 @@ fn step_t18<const W: usize>(t: &[f64], s: &mut [f64]) {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
         let p1: f64 = t[12 + i0];
         let r0: Lanes<W> = p0 * p0;
-        let r1: Lanes<W> = r0 * p1;
-        r1.store(&mut s[(47 + i0) * W..]);
+        (r0 * p1).store(&mut s[(47 + i0) * W..]);
     }
 }
 /// `t19[i0, i1] = t18[i0]·x[i1], for i0 < 4, i1 < 2`.
@@ -136,8 +127,7 @@ fn step_t19<const W: usize>(x: &[f64], s: &mut [f64]) {
         for i1 in 0..2 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(47 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p1;
-            r0.store(&mut s[(51 + i0 * 2 + i1) * W..]);
+            (p0 * p1).store(&mut s[(51 + i0 * 2 + i1) * W..]);
         }
     }
 }
@@ -147,8 +137,7 @@ fn step_t21<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
         let p1: f64 = t[12 + i0];
-        let r0: Lanes<W> = p0 * p1;
-        r0.store(&mut s[(60 + i0) * W..]);
+        (p0 * p1).store(&mut s[(60 + i0) * W..]);
     }
 }
 /// `t26[i0] = h[i0]·h[i0]·h[i0]·v[i0], for i0 < 4`.
@@ -158,8 +147,7 @@ fn step_t26<const W: usize>(t: &[f64], s: &mut [f64]) {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
         let p1: f64 = t[12 + i0];
         let r0: Lanes<W> = p0 * p0 * p0;
-        let r1: Lanes<W> = r0 * p1;
-        r1.store(&mut s[(65 + i0) * W..]);
+        (r0 * p1).store(&mut s[(65 + i0) * W..]);
     }
 }
 /// `t31[i0, i1] = ((t20 + t27)·t21[i0] + (t29 + t24)·t26[i0] + (t29 + t27 + t24 + t20)·t18[i0])·x[i1], for i0 < 4, i1 < 2`.
@@ -182,8 +170,7 @@ fn step_t31<const W: usize>(x: &[f64], s: &mut [f64]) {
             let r4: Lanes<W> = p7 + p6 + p4 + p0;
             let r5: Lanes<W> = r4 * p3;
             let r6: Lanes<W> = r1 + r3 + r5;
-            let r7: Lanes<W> = r6 * p2;
-            r7.store(&mut s[(71 + i0 * 2 + i1) * W..]);
+            (r6 * p2).store(&mut s[(71 + i0 * 2 + i1) * W..]);
         }
     }
 }
@@ -203,8 +190,7 @@ fn step_t35<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
             let r2: Lanes<W> = r1 * p3;
             let r3: Lanes<W> = p5 * (-1.0);
             let r4: Lanes<W> = r0 + r2 + r3;
-            let r5: Lanes<W> = r4 * p2;
-            r5.store(&mut s[(81 + i0 * 2 + i1) * W..]);
+            (r4 * p2).store(&mut s[(81 + i0 * 2 + i1) * W..]);
         }
     }
 }
@@ -220,8 +206,7 @@ fn step_t36<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
             let p4: Lanes<W> = Lanes::<W>::load(&s[(47 + i0) * W..]);
             let r0: Lanes<W> = p0 * p1;
             let r1: Lanes<W> = r0 + p4;
-            let r2: Lanes<W> = r1 * p2;
-            r2.store(&mut s[(89 + i0 * 2 + i1) * W..]);
+            (r1 * p2).store(&mut s[(89 + i0 * 2 + i1) * W..]);
         }
     }
 }
@@ -229,8 +214,7 @@ fn step_t36<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
 #[inline(always)]
 fn step_t37<const W: usize>(s: &mut [f64]) {
     for i0 in 0..4 {
-        let r0: f64 = 1.0;
-        Lanes::<W>::splat(r0).store(&mut s[(97 + i0) * W..]);
+        Lanes::<W>::splat(1.0).store(&mut s[(97 + i0) * W..]);
     }
 }
 /// `t38[i0] = v[i0], for i0 < 4`.
@@ -238,8 +222,7 @@ fn step_t37<const W: usize>(s: &mut [f64]) {
 fn step_t38<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: f64 = t[12 + i0];
-        let r0: f64 = p0;
-        Lanes::<W>::splat(r0).store(&mut s[(101 + i0) * W..]);
+        Lanes::<W>::splat(p0).store(&mut s[(101 + i0) * W..]);
     }
 }
 /// `t41[i0] = (t39 + t40)·x[i0], for i0 < 2`.
@@ -250,8 +233,7 @@ fn step_t41<const W: usize>(x: &[f64], s: &mut [f64]) {
         let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
         let p2: Lanes<W> = Lanes::<W>::load(&s[106 * W..]);
         let r0: Lanes<W> = p0 + p2;
-        let r1: Lanes<W> = r0 * p1;
-        r1.store(&mut s[(107 + i0) * W..]);
+        (r0 * p1).store(&mut s[(107 + i0) * W..]);
     }
 }
 /// `t43[i0] = h[i0], for i0 < 4`.
@@ -259,8 +241,7 @@ fn step_t41<const W: usize>(x: &[f64], s: &mut [f64]) {
 fn step_t43<const W: usize>(s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-        let r0: Lanes<W> = p0;
-        r0.store(&mut s[(109 + i0) * W..]);
+        p0.store(&mut s[(109 + i0) * W..]);
     }
 }
 /// `t47[i0] = h[i0]·h[i0], for i0 < 4`.
@@ -268,8 +249,7 @@ fn step_t43<const W: usize>(s: &mut [f64]) {
 fn step_t47<const W: usize>(s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-        let r0: Lanes<W> = p0 * p0;
-        r0.store(&mut s[(114 + i0) * W..]);
+        (p0 * p0).store(&mut s[(114 + i0) * W..]);
     }
 }
 /// `t50[i0, i1] = t41[i1] + ((t40 + t45 + t48 + t39)·t43[i0] + (t48 + t45)·t47[i0])·x[i1], for i0 < 4, i1 < 2`.
@@ -291,8 +271,7 @@ fn step_t50<const W: usize>(x: &[f64], s: &mut [f64]) {
             let r3: Lanes<W> = r2 * p6;
             let r4: Lanes<W> = r1 + r3;
             let r5: Lanes<W> = r4 * p3;
-            let r6: Lanes<W> = p0 + r5;
-            r6.store(&mut s[(119 + i0 * 2 + i1) * W..]);
+            (p0 + r5).store(&mut s[(119 + i0 * 2 + i1) * W..]);
         }
     }
 }
@@ -312,8 +291,7 @@ fn step_t53<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
             let r2: Lanes<W> = (-1f64) * p5;
             let r3: Lanes<W> = p3 * p0;
             let r4: Lanes<W> = r0 + r1 + r2 + r3;
-            let r5: Lanes<W> = r4 * p2;
-            r5.store(&mut s[(127 + i0 * 2 + i1) * W..]);
+            (r4 * p2).store(&mut s[(127 + i0 * 2 + i1) * W..]);
         }
     }
 }
@@ -327,8 +305,7 @@ fn step_t55<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
             let p2: Lanes<W> = Lanes::<W>::load(&s[(47 + i0) * W..]);
             let r0: Lanes<W> = (-1f64) * p2;
             let r1: Lanes<W> = p0 + r0;
-            let r2: Lanes<W> = r1 * p1;
-            r2.store(&mut s[(135 + i0 * 2 + i1) * W..]);
+            (r1 * p1).store(&mut s[(135 + i0 * 2 + i1) * W..]);
         }
     }
 }
@@ -347,8 +324,7 @@ fn step_t56<const W: usize>(t: &[f64], s: &mut [f64]) {
         let r2: Lanes<W> = r1 + p3 + p0 + p5 + p4;
         let r3: Lanes<W> = r2 * p1;
         let r4: Lanes<W> = p4 + r3 + p0;
-        let r5: Lanes<W> = r4 * p2 * p1;
-        r5.store(&mut s[(143 + i0) * W..]);
+        (r4 * p2 * p1).store(&mut s[(143 + i0) * W..]);
     }
 }
 /// `t57[i0] = (t32 + h[i0]·((-1)·h[i0] + t34 + t32))·v[i0], for i0 < 4`.
@@ -363,8 +339,7 @@ fn step_t57<const W: usize>(t: &[f64], s: &mut [f64]) {
         let r1: Lanes<W> = r0 + p3 + p0;
         let r2: Lanes<W> = p2 * r1;
         let r3: Lanes<W> = p0 + r2;
-        let r4: Lanes<W> = r3 * p1;
-        r4.store(&mut s[(147 + i0) * W..]);
+        (r3 * p1).store(&mut s[(147 + i0) * W..]);
     }
 }
 /// `t58[i0] = (h[i0]·h[i0] + t34)·v[i0], for i0 < 4`.
@@ -376,8 +351,7 @@ fn step_t58<const W: usize>(t: &[f64], s: &mut [f64]) {
         let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
         let r0: Lanes<W> = p2 * p2;
         let r1: Lanes<W> = r0 + p0;
-        let r2: Lanes<W> = r1 * p1;
-        r2.store(&mut s[(151 + i0) * W..]);
+        (r1 * p1).store(&mut s[(151 + i0) * W..]);
     }
 }
 /// `t60[i0] = (t48 + h[i0]·(t45 + t48) + t45 + t40 + t39)·h[i0] + t10, for i0 < 4`.
@@ -394,8 +368,7 @@ fn step_t60<const W: usize>(s: &mut [f64]) {
         let r1: Lanes<W> = p2 * r0;
         let r2: Lanes<W> = p5 + r1 + p4 + p3 + p1;
         let r3: Lanes<W> = r2 * p2;
-        let r4: Lanes<W> = r3 + p0;
-        r4.store(&mut s[(155 + i0) * W..]);
+        (r3 + p0).store(&mut s[(155 + i0) * W..]);
     }
 }
 /// The model: its layouts and its gradient and Hessian terms, its
@@ -568,8 +541,7 @@ pub mod tangent {
                     let i0 = block + k;
                     let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
                     let p1: f64 = v[i0 * 2 + i1];
-                    let r1: Lanes<W> = p1 * p0;
-                    *sum = *sum + r1;
+                    *sum = *sum + (p1 * p0);
                 }
             }
             for (k, sum) in sums.into_iter().enumerate() {
@@ -589,8 +561,7 @@ pub mod tangent {
             let r3: Lanes<W> = p2 * p2;
             let r4: Lanes<W> = -r3;
             let r5: Lanes<W> = r4 + 1.0;
-            let r6: Lanes<W> = r5 * r2;
-            r6.store(&mut s[(19 + i0) * W..]);
+            (r5 * r2).store(&mut s[(19 + i0) * W..]);
         }
     }
     /// `dt8 = Σ over i0 < 4 of dv[i0]·h[i0] + dh[i0]·v[i0]`.
@@ -604,8 +575,7 @@ pub mod tangent {
             let p3: Lanes<W> = Lanes::<W>::load(&s[(19 + i0) * W..]);
             let r1: Lanes<W> = p2 * p1;
             let r2: Lanes<W> = p3 * p0;
-            let r3: Lanes<W> = r1 + r2;
-            sum = sum + r3;
+            sum = sum + (r1 + r2);
         }
         sum.store(&mut s[23 * W..]);
     }
@@ -626,8 +596,7 @@ pub mod tangent {
             let r7: Lanes<W> = r6 * (-1.0);
             let r8: Lanes<W> = r7 * p1;
             let r9: Lanes<W> = p3 * r2;
-            let r10: Lanes<W> = r8 + r9;
-            r10.store(&mut s[(25 + i0) * W..]);
+            (r8 + r9).store(&mut s[(25 + i0) * W..]);
         }
     }
     /// `dt12[i0, i1] = dt10·x[i1]·t11[i0] + dt11[i0]·t10·x[i1], for i0 < 4, i1 < 2`.
@@ -642,8 +611,7 @@ pub mod tangent {
                 let p4: Lanes<W> = Lanes::<W>::load(&s[(25 + i0) * W..]);
                 let r1: Lanes<W> = p3 * p2 * p1;
                 let r2: Lanes<W> = p4 * p0 * p2;
-                let r3: Lanes<W> = r1 + r2;
-                r3.store(&mut s[(29 + i0 * 2 + i1) * W..]);
+                (r1 + r2).store(&mut s[(29 + i0 * 2 + i1) * W..]);
             }
         }
     }
@@ -667,8 +635,7 @@ pub mod tangent {
             let r8: Lanes<W> = p3 * r2 * p2;
             let r9: Lanes<W> = r7 * p0 * p2;
             let r10: Lanes<W> = p5 * p0 * r2;
-            let r11: Lanes<W> = r8 + r9 + r10;
-            r11.store(&mut s[(37 + i0) * W..]);
+            (r8 + r9 + r10).store(&mut s[(37 + i0) * W..]);
         }
     }
     /// `dt14[i0] = dt10·h[i0] + dh[i0]·t10, for i0 < 4`.
@@ -681,8 +648,7 @@ pub mod tangent {
             let p3: Lanes<W> = Lanes::<W>::load(&s[(19 + i0) * W..]);
             let r1: Lanes<W> = p2 * p1;
             let r2: Lanes<W> = p3 * p0;
-            let r3: Lanes<W> = r1 + r2;
-            r3.store(&mut s[(41 + i0) * W..]);
+            (r1 + r2).store(&mut s[(41 + i0) * W..]);
         }
     }
     /// The tangent model: its gradient is ∇²L·v.

@@ -19,8 +19,7 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
         for i1 in 0..4 {
             let p0: f64 = t[i0 * 4 + i1];
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p1;
-            sum = sum + r0;
+            sum = sum + (p0 * p1);
         }
         sum.store(&mut s[i0 * W..]);
     }
@@ -32,8 +31,7 @@ fn step_t6<const W: usize>(t: &[f64], s: &mut [f64]) {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[12 + i0];
         let r0: Lanes<W> = p0 + p1;
-        let r1: Lanes<W> = r0.exp();
-        r1.store(&mut s[(3 + i0) * W..]);
+        (r0.exp()).store(&mut s[(3 + i0) * W..]);
     }
 }
 /// `t7 = Σ over i0 < 3 of t6[i0]`.
@@ -42,8 +40,7 @@ fn step_t7<const W: usize>(s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-        let r0: Lanes<W> = p0;
-        sum = sum + r0;
+        sum = sum + p0;
     }
     sum.store(&mut s[6 * W..]);
 }
@@ -56,8 +53,7 @@ fn step_t8<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
         let p1: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p2: f64 = t[12 + i0];
         let r0: Lanes<W> = p2 + p1;
-        let r1: Lanes<W> = r0 * p0;
-        sum = sum + r1;
+        sum = sum + (r0 * p0);
     }
     sum.store(&mut s[7 * W..]);
 }
@@ -69,8 +65,7 @@ fn step_t11<const W: usize>(x: &[f64], s: &mut [f64]) {
         let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
         let p2: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
         let r0: Lanes<W> = p0 * (-1.0) * p1;
-        let r1: Lanes<W> = r0 + p2;
-        r1.store(&mut s[(10 + i0) * W..]);
+        (r0 + p2).store(&mut s[(10 + i0) * W..]);
     }
 }
 /// `t13[i0] = t10·t6[i0] + y[i0]·(-1), for i0 < 3`.
@@ -82,8 +77,7 @@ fn step_t13<const W: usize>(x: &[f64], s: &mut [f64]) {
         let p2: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
         let r0: Lanes<W> = p2 * p1;
         let r1: Lanes<W> = p0 * (-1.0);
-        let r2: Lanes<W> = r0 + r1;
-        r2.store(&mut s[(25 + i0) * W..]);
+        (r0 + r1).store(&mut s[(25 + i0) * W..]);
     }
 }
 /// `t14[i0] = t6[i0], for i0 < 3`.
@@ -91,8 +85,7 @@ fn step_t13<const W: usize>(x: &[f64], s: &mut [f64]) {
 fn step_t14<const W: usize>(s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-        let r0: Lanes<W> = p0;
-        r0.store(&mut s[(28 + i0) * W..]);
+        p0.store(&mut s[(28 + i0) * W..]);
     }
 }
 /// `t15[i0, i1] = t14[i0]·x[i1], for i0 < 3, i1 < 4`.
@@ -102,8 +95,7 @@ fn step_t15<const W: usize>(x: &[f64], s: &mut [f64]) {
         for i1 in 0..4 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(28 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p1;
-            r0.store(&mut s[(31 + i0 * 4 + i1) * W..]);
+            (p0 * p1).store(&mut s[(31 + i0 * 4 + i1) * W..]);
         }
     }
 }
@@ -113,8 +105,7 @@ fn step_t16<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0;
-            r0.store(&mut s[(43 + i0 * 4 + i1) * W..]);
+            p0.store(&mut s[(43 + i0 * 4 + i1) * W..]);
         }
     }
 }
@@ -126,8 +117,7 @@ fn step_t18<const W: usize>(x: &[f64], s: &mut [f64]) {
             let p0: Lanes<W> = Lanes::<W>::load(&s[55 * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[(28 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p2 * p1;
-            r0.store(&mut s[(56 + i0 * 4 + i1) * W..]);
+            (p0 * p2 * p1).store(&mut s[(56 + i0 * 4 + i1) * W..]);
         }
     }
 }
@@ -139,8 +129,7 @@ fn step_t19<const W: usize>(x: &[f64], s: &mut [f64]) {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(28 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let r0: Lanes<W> = p0 * p2 * p1;
-            r0.store(&mut s[(68 + i0 * 4 + i1) * W..]);
+            (p0 * p2 * p1).store(&mut s[(68 + i0 * 4 + i1) * W..]);
         }
     }
 }
@@ -148,8 +137,7 @@ fn step_t19<const W: usize>(x: &[f64], s: &mut [f64]) {
 #[inline(always)]
 fn step_t20<const W: usize>(s: &mut [f64]) {
     for i0 in 0..3 {
-        let r0: f64 = 1.0;
-        Lanes::<W>::splat(r0).store(&mut s[(80 + i0) * W..]);
+        Lanes::<W>::splat(1.0).store(&mut s[(80 + i0) * W..]);
     }
 }
 /// `t23[i0] = t17·t6[i0], for i0 < 3`.
@@ -158,8 +146,7 @@ fn step_t23<const W: usize>(s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[55 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-        let r0: Lanes<W> = p0 * p1;
-        r0.store(&mut s[(83 + i0) * W..]);
+        (p0 * p1).store(&mut s[(83 + i0) * W..]);
     }
 }
 /// `t24[i0] = t6[i0]·t10, for i0 < 3`.
@@ -168,8 +155,7 @@ fn step_t24<const W: usize>(s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
-        let r0: Lanes<W> = p0 * p1;
-        r0.store(&mut s[(86 + i0) * W..]);
+        (p0 * p1).store(&mut s[(86 + i0) * W..]);
     }
 }
 /// `t25[i0] = Σ over i1 < 4 of W[i0, i1]·W[i0, i1], for i0 < 3`.
@@ -179,8 +165,7 @@ fn step_t25(t: &[f64], s: &mut [f64]) {
         let mut sum: f64 = 0.0;
         for i1 in 0..4 {
             let p0: f64 = t[i0 * 4 + i1];
-            let r0: f64 = p0 * p0;
-            sum = sum + r0;
+            sum = sum + (p0 * p0);
         }
         s[i0] = sum;
     }
@@ -191,8 +176,7 @@ fn step_t26(s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..3 {
         let p0: f64 = s[i0];
-        let r0: f64 = p0;
-        sum = sum + r0;
+        sum = sum + p0;
     }
     s[3] = sum;
 }
@@ -203,8 +187,7 @@ fn step_t28(t: &[f64], c: &[f64], s: &mut [f64]) {
         for i1 in 0..4 {
             let p0: f64 = t[i0 * 4 + i1];
             let p1: f64 = c[0];
-            let r0: f64 = p0 * p1;
-            s[5 + i0 * 4 + i1] = r0;
+            s[5 + i0 * 4 + i1] = p0 * p1;
         }
     }
 }
@@ -213,8 +196,7 @@ fn step_t28(t: &[f64], c: &[f64], s: &mut [f64]) {
 fn step_t29(s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
-            let r0: f64 = 1.0;
-            s[17 + i0 * 4 + i1] = r0;
+            s[17 + i0 * 4 + i1] = 1.0;
         }
     }
 }
@@ -224,8 +206,7 @@ fn step_t31(s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let p0: f64 = s[29];
-            let r0: f64 = p0;
-            s[30 + i0 * 4 + i1] = r0;
+            s[30 + i0 * 4 + i1] = p0;
         }
     }
 }
@@ -366,8 +347,7 @@ pub mod tangent {
             for i1 in 0..4 {
                 let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
                 let p1: f64 = v[i0 * 4 + i1];
-                let r1: Lanes<W> = p1 * p0;
-                sum = sum + r1;
+                sum = sum + (p1 * p0);
             }
             sum.store(&mut s[(10 + i0) * W..]);
         }
@@ -380,8 +360,7 @@ pub mod tangent {
             let p1: f64 = v[12 + i0];
             let p2: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
             let r2: Lanes<W> = p0 + p1;
-            let r3: Lanes<W> = p2 * r2;
-            r3.store(&mut s[(13 + i0) * W..]);
+            (p2 * r2).store(&mut s[(13 + i0) * W..]);
         }
     }
     /// `dt7 = Σ over i0 < 3 of dt6[i0]`.
@@ -404,8 +383,7 @@ pub mod tangent {
             let p3: Lanes<W> = Lanes::<W>::load(&s[17 * W..]);
             let r2: Lanes<W> = p2 * (-1.0) * p1;
             let r3: Lanes<W> = p3 * p0 * (-1.0);
-            let r4: Lanes<W> = r2 + r3;
-            r4.store(&mut s[(18 + i0) * W..]);
+            (r2 + r3).store(&mut s[(18 + i0) * W..]);
         }
     }
     /// `dt13[i0] = dt10·t6[i0] + dt6[i0]·t10, for i0 < 3`.
@@ -418,8 +396,7 @@ pub mod tangent {
             let p3: Lanes<W> = Lanes::<W>::load(&s[17 * W..]);
             let r3: Lanes<W> = p3 * p0;
             let r4: Lanes<W> = p2 * p1;
-            let r5: Lanes<W> = r3 + r4;
-            r5.store(&mut s[(33 + i0) * W..]);
+            (r3 + r4).store(&mut s[(33 + i0) * W..]);
         }
     }
     /// `dt28[i0, i1] = dW[i0, i1]·lambda, for i0 < 3, i1 < 4`.
@@ -429,8 +406,7 @@ pub mod tangent {
             for i1 in 0..4 {
                 let p0: f64 = c[0];
                 let p1: f64 = v[i0 * 4 + i1];
-                let r1: f64 = p1 * p0;
-                s[5 + i0 * 4 + i1] = r1;
+                s[5 + i0 * 4 + i1] = p1 * p0;
             }
         }
     }

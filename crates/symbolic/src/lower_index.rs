@@ -39,6 +39,17 @@ struct Var {
     len: usize,
 }
 
+impl Var {
+    /// The variable of a sum from `from` to `to`.
+    fn summed(var: &str, from: usize, to: usize) -> Var {
+        Var {
+            name: var.to_string(),
+            from,
+            len: (to + 1).saturating_sub(from),
+        }
+    }
+}
+
 /// Prefix of buffer names inside expressions (not a name a file can use).
 const BUFFER: &str = "#buffer";
 
@@ -223,14 +234,7 @@ impl Planner<'_> {
                     from,
                     to,
                     body,
-                } => {
-                    let reduce = Var {
-                        name: var.clone(),
-                        from: *from,
-                        len: (to + 1).saturating_sub(*from),
-                    };
-                    expression_key(body, &vars, &[reduce])
-                }
+                } => expression_key(body, &vars, &[Var::summed(var, *from, *to)]),
                 _ => expression_key(&e, &vars, &[]),
             };
             if let Some(&b) = self.made_from.get(&key) {
@@ -388,11 +392,7 @@ impl Planner<'_> {
             body,
         } = e
         {
-            let reduce = [Var {
-                name: var.clone(),
-                from: *from,
-                len: (to + 1).saturating_sub(*from),
-            }];
+            let reduce = [Var::summed(var, *from, *to)];
             let b = self.make(body, &varies, &reduce)?;
             return Ok(buffer_entry(b, &varies));
         }

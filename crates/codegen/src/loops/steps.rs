@@ -168,19 +168,41 @@ pub(super) fn step_parts(m: &LoopProgram, step: &Step, lanes: usize, with_row: b
             Instr::Copy { src, .. } => operand(src),
         };
         reg_lanes.insert(ins.dst(), lane);
-        body.push(if lane {
-            quote!(let #dst: #lane_ty = #value;)
-        } else {
-            quote!(let #dst: f64 = #value;)
-        });
+        body.push((
+            ins.dst(),
+            value.clone(),
+            if lane {
+                quote!(let #dst: #lane_ty = #value;)
+            } else {
+                quote!(let #dst: f64 = #value;)
+            },
+        ));
     }
     let result = step.body.outputs.first();
     let result_in_lanes = result.is_some_and(|o| is_lanes(o, &reg_lanes));
+    // The last instruction's value, when it is the result, is written
+    // where the result is used instead of into a register of its own.
+    let last = body.last().map(|(dst, ..)| *dst);
+    let result = match result {
+        Some(&Operand::Reg(r)) if last == Some(r) => body.pop().map(|(_, value, _)| value),
+        Some(o) => Some(operand(o)),
+        None => None,
+    };
     StepParts {
         loads,
-        body,
-        result: result.map_or_else(|| quote!(0.0), operand),
+        body: body.into_iter().map(|(.., statement)| statement).collect(),
+        result: result.unwrap_or_else(|| quote!(0.0)),
         result_in_lanes,
+    }
+}
+
+/// `value`, in parentheses unless it is one token (a name, a number): an
+/// operand of a sum or the receiver of a method.
+fn operand_of(value: &TokenStream) -> TokenStream {
+    if value.clone().into_iter().count() == 1 {
+        value.clone()
+    } else {
+        quote!((#value))
     }
 }
 
@@ -197,7 +219,7 @@ pub(super) fn store_tokens(
     }
     let lanes_fn = lane_path();
     let value = if in_lanes {
-        value
+        operand_of(&value)
     } else {
         quote!(#lanes_fn::splat(#value))
     };
@@ -244,7 +266,10 @@ pub(super) fn step_fn(m: &LoopProgram, step: &Step, lanes: usize, with_row: bool
         };
         let one_entry = {
             let summed = wrap(
-                quote!(#(#loads)* #(#body)* sum = sum + #result;),
+                {
+                    let term = operand_of(&result);
+                    quote!(#(#loads)* #(#body)* sum = sum + #term;)
+                },
                 rank..step.loops.len(),
             );
             let store = store_tokens(quote!(sum), result_in_lanes, target.clone(), lanes);
@@ -256,7 +281,7 @@ pub(super) fn step_fn(m: &LoopProgram, step: &Step, lanes: usize, with_row: bool
                 len: step.loops[rank - 1],
                 ty: &ty,
                 zero: &zero,
-                term: (quote!(#(#loads)* #(#body)*), result.clone()),
+                term: (quote!(#(#loads)* #(#body)*), operand_of(&result)),
                 store: |sum: &Ident| {
                     store_tokens(quote!(#sum), result_in_lanes, target.clone(), lanes)
                 },
