@@ -199,28 +199,6 @@ fn body(p: &Program, width: Width) -> TokenStream {
             _ => None,
         };
         let value = match ins {
-            Instr::Add { args, .. } => join(args, quote!(+)),
-            Instr::Mul { args, .. } => join(args, quote!(*)),
-            Instr::Neg { arg, .. } => {
-                let a = operand(arg);
-                quote!(-#a)
-            }
-            Instr::Div { num, den, .. } => {
-                let (a, b) = (operand(num), operand(den));
-                quote!(#a / #b)
-            }
-            Instr::Powi { base, exp, .. } => {
-                let a = operand(base);
-                quote!(#a.powi(#exp))
-            }
-            Instr::Powf { base, exp, .. } if lanes => {
-                let (a, b) = (operand(base), operand(exp));
-                quote!(#lane_ty::from(#a).powf(#b))
-            }
-            Instr::Powf { base, exp, .. } => {
-                let (a, b) = (operand(base), operand(exp));
-                quote!(#a.powf(#b))
-            }
             Instr::Call {
                 func: func @ (Func::Sigmoid | Func::Softplus),
                 arg,
@@ -233,9 +211,7 @@ fn body(p: &Program, width: Width) -> TokenStream {
                     None => lane_call_tokens(*func, a),
                 }
             }
-            Instr::Call { func, arg, .. } if lanes => lane_call_tokens(*func, operand(arg)),
-            Instr::Call { func, arg, .. } => call(*func, operand(arg)),
-            Instr::Copy { src, .. } => operand(src),
+            _ => instr_value(ins, operand, join, lanes.then(|| quote!(#lane_ty)).as_ref()),
         };
         per_row.insert(ins.dst(), depends_on_row);
         let written = version.entry(ins.dst()).or_insert(0);
@@ -332,6 +308,47 @@ impl SharedExponentials {
 /// (the table's `on_lanes`).
 ///
 /// [`Lanes`]: hessforge_ir::lanes::Lanes
+/// One instruction's value as Rust: its operands written by `operand`, its
+/// sums and products by `join`, and in lanes (`lanes`: the lane type's
+/// path) with the lane forms of `powf` and of the functions. The
+/// straight-line kernels and the loop kernels' steps both write their
+/// instructions with it.
+pub(crate) fn instr_value(
+    ins: &Instr,
+    operand: impl Fn(&Operand) -> TokenStream,
+    join: impl Fn(&[Operand], TokenStream) -> TokenStream,
+    lanes: Option<&TokenStream>,
+) -> TokenStream {
+    match ins {
+        Instr::Add { args, .. } => join(args, quote!(+)),
+        Instr::Mul { args, .. } => join(args, quote!(*)),
+        Instr::Neg { arg, .. } => {
+            let a = operand(arg);
+            quote!(-#a)
+        }
+        Instr::Div { num, den, .. } => {
+            let (a, b) = (operand(num), operand(den));
+            quote!(#a / #b)
+        }
+        Instr::Powi { base, exp, .. } => {
+            let a = operand(base);
+            quote!(#a.powi(#exp))
+        }
+        Instr::Powf { base, exp, .. } => {
+            let (a, b) = (operand(base), operand(exp));
+            match lanes {
+                Some(lane) => quote!(#lane::from(#a).powf(#b)),
+                None => quote!(#a.powf(#b)),
+            }
+        }
+        Instr::Call { func, arg, .. } => match lanes {
+            Some(_) => lane_call_tokens(*func, operand(arg)),
+            None => call(*func, operand(arg)),
+        },
+        Instr::Copy { src, .. } => operand(src),
+    }
+}
+
 pub(crate) fn lane_call_tokens(func: Func, a: TokenStream) -> TokenStream {
     let info = func.info();
     if !info.on_lanes {

@@ -140,33 +140,7 @@ pub(super) fn step_parts(m: &LoopProgram, step: &Step, lanes: usize, with_row: b
     for ins in &step.body.instructions {
         let dst = format_ident!("r{}", ins.dst());
         let lane = ins.operands().iter().any(|o| is_lanes(o, &reg_lanes));
-        let value = match ins {
-            Instr::Add { args, .. } => join(args, quote!(+)),
-            Instr::Mul { args, .. } => join(args, quote!(*)),
-            Instr::Neg { arg, .. } => {
-                let a = operand(arg);
-                quote!(-#a)
-            }
-            Instr::Div { num, den, .. } => {
-                let (a, b) = (operand(num), operand(den));
-                quote!(#a / #b)
-            }
-            Instr::Powi { base, exp, .. } => {
-                let a = operand(base);
-                quote!(#a.powi(#exp))
-            }
-            Instr::Powf { base, exp, .. } if lane => {
-                let (a, b) = (operand(base), operand(exp));
-                quote!(#lanes_fn::from(#a).powf(#b))
-            }
-            Instr::Powf { base, exp, .. } => {
-                let (a, b) = (operand(base), operand(exp));
-                quote!(#a.powf(#b))
-            }
-            Instr::Call { func, arg, .. } if lane => crate::lane_call_tokens(*func, operand(arg)),
-            Instr::Call { func, arg, .. } => call(*func, operand(arg)),
-            Instr::Copy { src, .. } => operand(src),
-        };
+        let value = crate::instr_value(ins, operand, join, lane.then_some(&lanes_fn));
         reg_lanes.insert(ins.dst(), lane);
         body.push((
             ins.dst(),
