@@ -602,13 +602,13 @@ pub mod tangent {
             s: &mut [f64],
         ) {
             if phase != Phase::Tangent {
-                super::step_t5::<W>(t, x, s);
+                step_t5::<W>(t, x, s);
                 let r0: f64 = 0.0625;
                 Lanes::<W>::splat(r0).store(&mut s[10 * W..]);
-                super::step_t7::<W>(t, s);
-                super::step_t8::<W>(s);
+                step_t7::<W>(t, s);
+                step_t8::<W>(s);
                 let vt8: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
-                super::step_t9::<W>(t, x, s);
+                step_t9::<W>(t, x, s);
                 let vt9: Lanes<W> = Lanes::<W>::load(&s[22 * W..]);
                 let r1: Lanes<W> = vt8.ln();
                 let r2: Lanes<W> = (-1f64) * vt9;

@@ -692,9 +692,9 @@ pub mod tangent {
             s: &mut [f64],
         ) {
             if phase != Phase::Tangent {
-                super::step_t6::<W>(t, x, s);
-                super::step_h::<W>(t, s);
-                super::step_t8::<W>(t, s);
+                step_t6::<W>(t, x, s);
+                step_h::<W>(t, s);
+                step_t8::<W>(t, s);
                 let vt8: Lanes<W> = Lanes::<W>::load(&s[8 * W..]);
                 let a0: f64 = t[16];
                 let a1: Lanes<W> = Lanes::<W>::load(&x[2 * W..]);
@@ -707,7 +707,7 @@ pub mod tangent {
                     return;
                 }
                 r3.store(&mut s[10 * W..]);
-                super::step_t11::<W>(t, s);
+                step_t11::<W>(t, s);
             }
             if phase == Phase::Primal {
                 return;

@@ -455,11 +455,11 @@ pub mod tangent {
             s: &mut [f64],
         ) {
             if phase != Phase::Tangent {
-                super::step_t5::<W>(t, x, s);
-                super::step_t6::<W>(t, s);
-                super::step_t7::<W>(s);
+                step_t5::<W>(t, x, s);
+                step_t6::<W>(t, s);
+                step_t7::<W>(s);
                 let vt7: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
-                super::step_t8::<W>(t, x, s);
+                step_t8::<W>(t, x, s);
                 let vt8: Lanes<W> = Lanes::<W>::load(&s[7 * W..]);
                 let r0: Lanes<W> = vt7.ln();
                 let r1: Lanes<W> = (-1f64) * vt8;

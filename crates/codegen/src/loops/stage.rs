@@ -243,11 +243,11 @@ impl Values {
 ///
 /// A tangent model's step that does not read v and is, token for token,
 /// one of the model's own steps (`primal`: the model's step functions by
-/// name) is not written again: the tangent stage calls the model's
-/// (`super::step_…`). When a tangent stage's statements before its first
-/// level are the model's own stage's, it calls the model's stage at
-/// `Outputs::Loss` instead, and what follows reads their values from the
-/// scratch.
+/// name) is not written again: the tangent stage calls the model's (in
+/// scope through `use super::*`). When a tangent stage's statements before
+/// its first level are the model's own stage's, it calls the model's stage
+/// at `Outputs::Loss` instead, and what follows reads their values from
+/// the scratch.
 ///
 /// Returned apart: the step functions (module items, by name), the stage
 /// function (an item of the model's trait impl), and the text of its
@@ -325,13 +325,13 @@ pub(super) fn stage_fn(
             let own = step_fn(m, step, lanes, with_row).to_string();
             primal.and_then(|p| p.steps.get(&f.to_string())) == Some(&own)
         };
-        let slices = step_slices(m, step);
-        if shared {
-            stmts.push(quote!(super::#f #generic_w(#(#slices,)* s);));
-        } else {
+        // A shared step is the model's function, in scope through the
+        // tangent module's `use super::*`.
+        if !shared {
             steps.push((f.to_string(), step_fn(m, step, lanes, with_row)));
-            stmts.push(quote!(#f #generic_w(#(#slices,)* s);));
         }
+        let slices = step_slices(m, step);
+        stmts.push(quote!(#f #generic_w(#(#slices,)* s);));
         if out.shape.is_empty() {
             // A reduction into a scalar: read back once.
             let in_lanes = lanes > 0 && with_row;
@@ -366,9 +366,7 @@ pub(super) fn stage_fn(
     // its statements there.
     let own_stage = |these: &[TokenStream]| -> Option<TokenStream> {
         let p = primal?;
-        // The model's step functions are `super::step_…` here.
-        let these = text(these).replace("super :: ", "");
-        (p.loss_levels.get(&name.to_string())? == &these).then(|| {
+        (p.loss_levels.get(&name.to_string())? == &text(these)).then(|| {
             let (ty, width) = (&p.ty, if lanes > 0 { quote!(::<W>) } else { quote!() });
             let x = with_row.then(|| quote!(x,));
             quote!(super::#ty::#name #width(Outputs::Loss, t, #x c, s);)
