@@ -1,6 +1,7 @@
 //! Value numbering across steps: a step that computes what an earlier step
-//! of its stage computed — the same loops, inputs and body, into a buffer
-//! of the same shape — is dropped, and everything that read its buffer
+//! of its stage computed — the same loops and the same value of the same
+//! loads (the operands of its sums and products in any order), into a
+//! buffer of the same shape — is dropped, and everything that read its buffer
 //! (later steps' loads, the loss, the gradient and Hessian terms) reads the
 //! earlier one. Lowering writes each definition's derivative where it is
 //! needed, so the same product (tanh′ · v in a network) can be written
