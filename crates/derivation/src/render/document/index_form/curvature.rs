@@ -1,9 +1,25 @@
-//! What can be said about the curvature, apart from how it is said: which
+//! What can be said about the curvature, apart from how it is said: the
+//! [`CurvatureFacts`] of a model (how the loss reaches the parameters and
+//! what follows for ∇²L), and the predicates they are found with — which
 //! index-form expressions are nonnegative (and why), which are 1 − a
 //! probability, which tensors a function defines, whether a softmax block
-//! is a covariance, and a product's factors and terms.
+//! is a covariance, whether the regularizer's Hessian is positive
+//! semi-definite, and a product's factors and terms.
 
 use super::*;
+
+/// What the document could establish about the Hessian of the objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Curvature {
+    /// Nothing is claimed.
+    Unknown,
+    /// ∇²L ⪰ 0 everywhere.
+    Convex,
+    /// ∇²L ⪰ 0 but singular at every θ (a null direction).
+    ConvexSingular,
+    /// A Gauss–Newton term plus a residual term that can be indefinite.
+    Indefinite,
+}
 
 pub(super) fn factors(e: &IExpr) -> Vec<IExpr> {
     match e {
@@ -216,4 +232,138 @@ pub(super) fn expanded_terms(e: &IExpr) -> Vec<Vec<IExpr>> {
         rest
     })
     .collect()
+}
+
+/// Every regularizer block is zero or a non-negative multiple of δ.
+pub(super) fn regularizer_psd(t: &Tensors) -> bool {
+    t.derived.hessian.iter().all(|b| {
+        b.regularizer.is_int(0)
+            || (b.row == b.col && {
+                let mut deltas = 0;
+                let ok = factors(&b.regularizer).iter().all(|f| match f {
+                    IExpr::Delta(..) => {
+                        deltas += 1;
+                        true
+                    }
+                    other => nonnegative(&t.display, other),
+                });
+                ok && deltas == b.row_indices.len()
+            })
+    })
+}
+
+/// What the algebra establishes about ∇²L, found before any of it is said:
+/// how the loss reaches the parameters and what is shown of each factor.
+/// The prose of the Hessian and of the updates says these facts and
+/// decides nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct CurvatureFacts {
+    /// What follows for ∇²L.
+    pub verdict: Curvature,
+    /// How the loss reaches the parameters.
+    pub route: Route,
+}
+
+/// How the loss reaches the parameters, for the Hessian's shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Route {
+    /// Through no single quantity (or one with indices that is not
+    /// affine): only the blocks are shown.
+    Blocks,
+    /// Through a scalar score affine in θ with a design matrix X̃:
+    /// ∇²L = X̃ᵀSX̃/N (+ ∇²R).
+    Design {
+        /// S = ∂²ℓ/∂z² ≥ 0 is proved.
+        weight_nonnegative: bool,
+        /// Every block of ∇²R is 0 or a non-negative multiple of δ.
+        regularizer_psd: bool,
+    },
+    /// Through an affine score without a design matrix (a vector score):
+    /// ∇²ℓ = Jᵀ (∂²ℓ/∂z∂zᵀ) J.
+    AffineScore {
+        /// The softmax s whose covariance diag(s) − s sᵀ the middle
+        /// factor is, when it is recognised.
+        softmax: Option<String>,
+        /// A bias that enters every score directly and is not penalised:
+        /// a null direction of ∇²L.
+        null_bias: Option<String>,
+    },
+    /// Through a scalar that is not affine in θ: a Gauss–Newton term plus
+    /// a residual term.
+    GaussNewton {
+        /// The Gauss–Newton weight ∂²ℓ/∂u² ≥ 0 is proved.
+        weight_nonnegative: bool,
+    },
+}
+
+impl CurvatureFacts {
+    /// The facts of the model `t`.
+    pub(super) fn of(t: &Tensors) -> CurvatureFacts {
+        let Some(u) = t.backprop.bottleneck.as_ref() else {
+            return CurvatureFacts::unknown(Route::Blocks);
+        };
+        if !u.is_affine() {
+            if !u.indices.is_empty() {
+                return CurvatureFacts::unknown(Route::Blocks);
+            }
+            return CurvatureFacts {
+                verdict: Curvature::Indefinite,
+                route: Route::GaussNewton {
+                    weight_nonnegative: nonnegative(&t.display, &u.second),
+                },
+            };
+        }
+        if design(t).is_some() {
+            let weight_nonnegative = nonnegative(&t.display, &u.second);
+            let regularizer_psd = regularizer_psd(t);
+            return CurvatureFacts {
+                verdict: if weight_nonnegative && regularizer_psd {
+                    Curvature::Convex
+                } else {
+                    Curvature::Unknown
+                },
+                route: Route::Design {
+                    weight_nonnegative,
+                    regularizer_psd,
+                },
+            };
+        }
+        let softmax = softmax_covariance(&t.display, u);
+        let null_bias = softmax
+            .as_ref()
+            .and_then(|_| unpenalised_bias(t, &u.quantity));
+        CurvatureFacts {
+            verdict: match (&softmax, &null_bias) {
+                (None, _) => Curvature::Unknown,
+                (Some(_), None) => Curvature::Convex,
+                (Some(_), Some(_)) => Curvature::ConvexSingular,
+            },
+            route: Route::AffineScore { softmax, null_bias },
+        }
+    }
+
+    fn unknown(route: Route) -> CurvatureFacts {
+        CurvatureFacts {
+            verdict: Curvature::Unknown,
+            route,
+        }
+    }
+}
+
+/// A bias that enters the score `quantity` directly and is not penalised:
+/// it moves every score together, a null direction of ∇²L.
+fn unpenalised_bias(t: &Tensors, quantity: &str) -> Option<String> {
+    let bias = t.backprop.inputs.iter().find(|i| {
+        let direct = matches!(&i.local, IExpr::Entry { tensor, indices }
+            if *tensor == signal_tensor(quantity) && indices.len() == 1 && i.indices.len() == 1
+                && indices[0] == Ix::Var(i.indices[0].clone()));
+        let free = t
+            .derived
+            .hessian
+            .iter()
+            .filter(|b| b.row == i.tensor || b.col == i.tensor)
+            .all(|b| b.regularizer.is_int(0));
+        direct && free
+    })?;
+    Some(bias.tensor.clone())
 }

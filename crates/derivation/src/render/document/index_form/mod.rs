@@ -20,19 +20,6 @@ use hessforge_spec::{Func, Role};
 mod curvature;
 use curvature::*;
 
-/// What the document could establish about the Hessian of the objective.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Curvature {
-    /// Nothing is claimed.
-    Unknown,
-    /// ∇²L ⪰ 0 everywhere.
-    Convex,
-    /// ∇²L ⪰ 0 but singular at every θ (a null direction).
-    ConvexSingular,
-    /// A Gauss–Newton term plus a residual term that can be indefinite.
-    Indefinite,
-}
-
 /// The index-form pieces the builder works from.
 pub(super) struct Tensors<'a> {
     /// The model's index form, with the signal tensors δ(u) added.
@@ -159,8 +146,9 @@ impl Builder<'_> {
         self.tensor_loss(t);
         self.back_propagation(t);
         self.tensor_gradient(t);
-        let curvature = self.tensor_hessian(t);
-        self.tensor_updates(t, curvature);
+        let facts = CurvatureFacts::of(t);
+        self.tensor_hessian(t, &facts);
+        self.tensor_updates(t, &facts);
     }
 
     fn tensor_model(&mut self, t: &Tensors) {
@@ -503,7 +491,7 @@ impl Builder<'_> {
             self.blocks.push(Block::Paragraph(para));
         }
         // The data set.
-        if let Some(design) = self.design(t) {
+        if let Some(design) = design(t) {
             let reg = if reg.is_empty() {
                 ("", "")
             } else {
@@ -543,65 +531,12 @@ impl Builder<'_> {
         }
     }
 
-    /// The design matrix X̃ where the loss reaches the parameters through one
-    /// affine scalar score whose gradient is a data vector and a 1 for a
-    /// bias: z = wᵀx + b, ∇z = x̃ = (x, 1).
-    fn design(&self, t: &Tensors) -> Option<Design> {
-        let u = t.backprop.bottleneck.as_ref()?;
-        if !u.indices.is_empty() || !u.is_affine() {
-            return None;
-        }
-        let mut columns = Vec::new();
-        for g in &u.jacobian {
-            match (&g.loss, g.indices.as_slice()) {
-                (e, []) if e.is_int(1) => columns.push("\\mathbf{1}".to_string()),
-                (IExpr::Entry { tensor, indices }, [j])
-                    if indices.as_slice() == [Ix::Var(j.clone())]
-                        && t.display
-                            .tensor(tensor)
-                            .is_some_and(|x| x.role == Role::Data) =>
-                {
-                    columns.push(format!("X_{{{}}}", t.display.tensor(tensor)?.latex));
-                }
-                _ => return None,
-            }
-        }
-        let data_columns = columns.iter().filter(|c| c.starts_with("X_")).count();
-        if data_columns != 1 {
-            return None;
-        }
-        let latex_cols: Vec<String> = columns
-            .iter()
-            .map(|c| {
-                if c.starts_with("X_") {
-                    "X".to_string()
-                } else {
-                    c.clone()
-                }
-            })
-            .collect();
-        Some(Design {
-            latex: format!("\\tilde{{X}} = \\left[{}\\right]", latex_cols.join("\\;")),
-            text: format!(
-                "X̃ = [{}]",
-                latex_cols
-                    .iter()
-                    .map(|c| if c == "X" { "X" } else { "1" })
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
-            residual: u.first.clone(),
-            weight: u.second.clone(),
-        })
-    }
-
-    /// The Hessian, block by block; returns what could be established.
-    fn tensor_hessian(&mut self, t: &Tensors) -> Curvature {
+    /// The Hessian, block by block, and what `facts` establish about it.
+    fn tensor_hessian(&mut self, t: &Tensors, facts: &CurvatureFacts) {
         self.blocks.push(Block::Heading("The Hessian".into()));
         let u = t.backprop.bottleneck.as_ref();
-        let split = u.filter(|u| !u.is_affine() && u.indices.is_empty());
-        if let Some(u) = split {
-            return self.gauss_newton(t, u);
+        if let (Route::GaussNewton { weight_nonnegative }, Some(u)) = (&facts.route, u) {
+            return self.gauss_newton(t, u, *weight_nonnegative);
         }
         self.blocks.push(Block::Paragraph(vec![text(
             "One block per pair of parameter tensors (the Hessian is symmetric; the blocks below the diagonal are the transposes):",
@@ -631,9 +566,17 @@ impl Builder<'_> {
         {
             self.block_matrix(t, true);
         }
-        match u {
-            Some(u) if u.is_affine() => self.affine_curvature(t, u),
-            _ => Curvature::Unknown,
+        if let Some(u) = u {
+            match &facts.route {
+                Route::Design {
+                    weight_nonnegative,
+                    regularizer_psd,
+                } => self.design_curvature(t, u, *weight_nonnegative && *regularizer_psd),
+                Route::AffineScore { softmax, null_bias } => {
+                    self.score_curvature(t, u, softmax.as_deref(), null_bias.as_deref())
+                }
+                Route::Blocks | Route::GaussNewton { .. } => {}
+            }
         }
     }
 
@@ -734,13 +677,11 @@ impl Builder<'_> {
         }
     }
 
-    fn affine_curvature(&mut self, t: &Tensors, u: &Bottleneck) -> Curvature {
+    /// ∇²L = X̃ᵀSX̃/N (+ ∇²R) for a scalar score affine in θ, and why it
+    /// is convex when it is (`convex`, from the [`CurvatureFacts`]).
+    fn design_curvature(&mut self, t: &Tensors, u: &Bottleneck, convex: bool) {
         let (ul, ut) = self.tensor_base(t, &u.quantity);
-        let weight = self
-            .vector_math(t, &u.second, &u.indices, &u.second_indices)
-            .unwrap_or_else(|| self.index_math(t, &u.second));
-        let positive = nonnegative(&t.display, &u.second);
-        if let Some(design) = self.design(t) {
+        if let Some(design) = design(t) {
             let w = self.index_math(t, &design.weight);
             let w_i = self.sample_math(t, &design.weight);
             self.blocks.push(Block::Paragraph(vec![
@@ -786,7 +727,7 @@ impl Builder<'_> {
                 )),
                 text("."),
             ]));
-            if positive && self.regularizer_psd(t) {
+            if convex {
                 self.blocks.push(Block::Paragraph(vec![
                     text("Why convex: "),
                     Inline::Math(Math::raw(
@@ -807,11 +748,24 @@ impl Builder<'_> {
                     Inline::Math(Math::raw("L", "L")),
                     text(" is convex and every stationary point is a global minimum."),
                 ]));
-                return Curvature::Convex;
             }
-            return Curvature::Unknown;
         }
-        // A vector score: ∇²ℓ = Jᵀ (∂²ℓ/∂z∂zᵀ) J.
+    }
+
+    /// ∇²ℓ = Jᵀ (∂²ℓ/∂z∂zᵀ) J for a vector score affine in θ; the middle
+    /// factor as the covariance of the softmax `softmax`, and the null
+    /// direction of `null_bias`, when the [`CurvatureFacts`] found them.
+    fn score_curvature(
+        &mut self,
+        t: &Tensors,
+        u: &Bottleneck,
+        softmax: Option<&str>,
+        null_bias: Option<&str>,
+    ) {
+        let (ul, ut) = self.tensor_base(t, &u.quantity);
+        let weight = self
+            .vector_math(t, &u.second, &u.indices, &u.second_indices)
+            .unwrap_or_else(|| self.index_math(t, &u.second));
         let mut para = vec![
             text("The loss reaches the parameters only through "),
             Inline::Math(Math::raw(ul.clone(), ut.clone())),
@@ -838,11 +792,11 @@ impl Builder<'_> {
             )),
             text("."),
         ];
-        let Some(s) = softmax_covariance(&t.display, u) else {
+        let Some(s) = softmax else {
             self.blocks.push(Block::Paragraph(para));
-            return Curvature::Unknown;
+            return;
         };
-        let (sl, st) = self.tensor_base(t, &s);
+        let (sl, st) = self.tensor_base(t, s);
         para.push(text(" It is positive semi-definite: "));
         para.push(Inline::Math(Math::raw(
             format!("v^\\top \\left(\\operatorname{{diag}}({sl}) - {sl} {sl}^\\top\\right) v = \\sum_k {sl}_k v_k^2 - \\left(\\sum_k {sl}_k v_k\\right)^2 \\geq 0"),
@@ -865,24 +819,10 @@ impl Builder<'_> {
         para.push(Inline::Math(Math::raw(ul.clone(), ut.clone())));
         para.push(text(" does not change the loss."));
         self.blocks.push(Block::Paragraph(para));
-        // A bias that enters the score directly and is not penalised moves
-        // every score together: a null direction of ∇²L.
-        let bias = t.backprop.inputs.iter().find(|i| {
-            let direct = matches!(&i.local, IExpr::Entry { tensor, indices }
-                if *tensor == signal_tensor(&u.quantity) && indices.len() == 1 && i.indices.len() == 1
-                    && indices[0] == Ix::Var(i.indices[0].clone()));
-            let free = t
-                .derived
-                .hessian
-                .iter()
-                .filter(|b| b.row == i.tensor || b.col == i.tensor)
-                .all(|b| b.regularizer.is_int(0));
-            direct && free
-        });
-        let Some(bias) = bias else {
-            return Curvature::Convex;
+        let Some(bias) = null_bias else {
+            return;
         };
-        let (bl, bt) = self.tensor_base(t, &bias.tensor);
+        let (bl, bt) = self.tensor_base(t, bias);
         self.blocks.push(Block::Paragraph(vec![
             text("The Hessian is singular at every "),
             Inline::Math(Math::raw("\\theta", "θ")),
@@ -908,12 +848,12 @@ impl Builder<'_> {
             Inline::Math(Math::raw(bl.clone(), bt.clone())),
             text(" too."),
         ]));
-        Curvature::ConvexSingular
     }
 
     /// ∇²ℓ = (∂²ℓ/∂u²) ∇u ∇uᵀ + (∂ℓ/∂u) ∇²u for a scalar u that is not
-    /// affine in the parameters.
-    fn gauss_newton(&mut self, t: &Tensors, u: &Bottleneck) -> Curvature {
+    /// affine in the parameters; the Gauss–Newton term is positive
+    /// semi-definite when `weight_nonnegative` (from the [`CurvatureFacts`]).
+    fn gauss_newton(&mut self, t: &Tensors, u: &Bottleneck, weight_nonnegative: bool) {
         let (ul, ut) = self.tensor_base(t, &u.quantity);
         let first = self.index_math(t, &u.first);
         let second = self.index_math(t, &u.second);
@@ -971,9 +911,8 @@ impl Builder<'_> {
                 steps: vec![self.index_math(t, &b.loss)],
             });
         }
-        let psd = nonnegative(&t.display, &u.second);
         let mut para = Vec::new();
-        if psd {
+        if weight_nonnegative {
             para.push(text("The Gauss–Newton term "));
             para.push(Inline::Math(Math::raw(
                 format!(
@@ -995,32 +934,14 @@ impl Builder<'_> {
             " is not convex: Newton's step can point uphill or towards a saddle point.",
         ));
         self.blocks.push(Block::Paragraph(para));
-        Curvature::Indefinite
     }
 
-    /// Every regularizer block is zero or a non-negative multiple of δ.
-    fn regularizer_psd(&self, t: &Tensors) -> bool {
-        t.derived.hessian.iter().all(|b| {
-            b.regularizer.is_int(0)
-                || (b.row == b.col && {
-                    let mut deltas = 0;
-                    let ok = factors(&b.regularizer).iter().all(|f| match f {
-                        IExpr::Delta(..) => {
-                            deltas += 1;
-                            true
-                        }
-                        other => nonnegative(&t.display, other),
-                    });
-                    ok && deltas == b.row_indices.len()
-                })
-        })
-    }
-
-    fn tensor_updates(&mut self, t: &Tensors, curvature: Curvature) {
+    fn tensor_updates(&mut self, t: &Tensors, facts: &CurvatureFacts) {
+        let curvature = facts.verdict;
         self.blocks
             .push(Block::Heading("Second-order model and the updates".into()));
-        let design = self.design(t);
-        let irls = curvature == Curvature::Convex && design.is_some();
+        // Newton's step on a convex model with a design matrix is IRLS.
+        let irls = curvature == Curvature::Convex && matches!(facts.route, Route::Design { .. });
         let theta = || Inline::Math(Math::raw("\\theta", "θ"));
         let mut para = vec![
             text("Near "),
@@ -1099,6 +1020,58 @@ struct Design {
     residual: IExpr,
     /// ∂²ℓ/∂z² per sample.
     weight: IExpr,
+}
+
+/// The design matrix X̃ where the loss reaches the parameters through one
+/// affine scalar score whose gradient is a data vector and a 1 for a
+/// bias: z = wᵀx + b, ∇z = x̃ = (x, 1).
+fn design(t: &Tensors) -> Option<Design> {
+    let u = t.backprop.bottleneck.as_ref()?;
+    if !u.indices.is_empty() || !u.is_affine() {
+        return None;
+    }
+    let mut columns = Vec::new();
+    for g in &u.jacobian {
+        match (&g.loss, g.indices.as_slice()) {
+            (e, []) if e.is_int(1) => columns.push("\\mathbf{1}".to_string()),
+            (IExpr::Entry { tensor, indices }, [j])
+                if indices.as_slice() == [Ix::Var(j.clone())]
+                    && t.display
+                        .tensor(tensor)
+                        .is_some_and(|x| x.role == Role::Data) =>
+            {
+                columns.push(format!("X_{{{}}}", t.display.tensor(tensor)?.latex));
+            }
+            _ => return None,
+        }
+    }
+    let data_columns = columns.iter().filter(|c| c.starts_with("X_")).count();
+    if data_columns != 1 {
+        return None;
+    }
+    let latex_cols: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            if c.starts_with("X_") {
+                "X".to_string()
+            } else {
+                c.clone()
+            }
+        })
+        .collect();
+    Some(Design {
+        latex: format!("\\tilde{{X}} = \\left[{}\\right]", latex_cols.join("\\;")),
+        text: format!(
+            "X̃ = [{}]",
+            latex_cols
+                .iter()
+                .map(|c| if c == "X" { "X" } else { "1" })
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        residual: u.first.clone(),
+        weight: u.second.clone(),
+    })
 }
 
 /// A LaTeX factor in parentheses when it is a sum.
