@@ -2,12 +2,7 @@
 // from derivations/digits.toml, in index form: loops whose length does not depend on the
 // tensors' lengths. Do not edit by hand.
 
-use ::hessforge_kernels::ir::Outputs;
-use ::hessforge_kernels::ir::lanes::Lanes;
-use ::hessforge_kernels::ir::loop_ir::{Source, LoopProgram};
-use ::hessforge_kernels::runtime::loops;
-use ::hessforge_kernels::LoopModel;
-use std::sync::LazyLock;
+use ::hessforge_kernels::loop_prelude::*;
 /// Softmax regression on handwritten digits: Ten classes of 8x8 images (1 797 samples, 64 pixels): cross-entropy with an L2 penalty (650 parameters).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Digits;
@@ -100,22 +95,14 @@ fn step_t14<const W: usize>(x: &[f64], s: &mut [f64]) {
         (r0 + r1).store(&mut s[(675 + i0) * W..]);
     }
 }
-/// `t15[i0] = t7[i0], for i0 < 10`.
-#[inline(always)]
-fn step_t15<const W: usize>(s: &mut [f64]) {
-    for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-        p0.store(&mut s[(685 + i0) * W..]);
-    }
-}
-/// `t16[i0, i1] = t15[i0]·x[i1], for i0 < 10, i1 < 64`.
+/// `t16[i0, i1] = t7[i0]·x[i1], for i0 < 10, i1 < 64`.
 #[inline(always)]
 fn step_t16<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(685 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p1).store(&mut s[(695 + i0 * 64 + i1) * W..]);
+            (p0 * p1).store(&mut s[(685 + i0 * 64 + i1) * W..]);
         }
     }
 }
@@ -125,31 +112,31 @@ fn step_t17<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            p0.store(&mut s[(1335 + i0 * 64 + i1) * W..]);
+            p0.store(&mut s[(1325 + i0 * 64 + i1) * W..]);
         }
     }
 }
-/// `t19[i0, i1] = t18·x[i1]·t15[i0], for i0 < 10, i1 < 64`.
+/// `t19[i0, i1] = t18·x[i1]·t7[i0], for i0 < 10, i1 < 64`.
 #[inline(always)]
 fn step_t19<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[1975 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(685 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[1965 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p2 * p1).store(&mut s[(1976 + i0 * 64 + i1) * W..]);
+            (p0 * p2 * p1).store(&mut s[(1966 + i0 * 64 + i1) * W..]);
         }
     }
 }
-/// `t21[i0, i1] = t20·x[i1]·t15[i0], for i0 < 10, i1 < 64`.
+/// `t21[i0, i1] = t20·x[i1]·t7[i0], for i0 < 10, i1 < 64`.
 #[inline(always)]
 fn step_t21<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[2616 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(685 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[2606 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p2 * p1).store(&mut s[(2617 + i0 * 64 + i1) * W..]);
+            (p0 * p2 * p1).store(&mut s[(2607 + i0 * 64 + i1) * W..]);
         }
     }
 }
@@ -157,30 +144,30 @@ fn step_t21<const W: usize>(x: &[f64], s: &mut [f64]) {
 #[inline(always)]
 fn step_t22<const W: usize>(s: &mut [f64]) {
     for i0 in 0..10 {
-        Lanes::<W>::splat(1.0).store(&mut s[(3257 + i0) * W..]);
+        Lanes::<W>::splat(1.0).store(&mut s[(3247 + i0) * W..]);
     }
 }
-/// `t24[i0, i1] = t23·x[i1]·t15[i0], for i0 < 10, i1 < 64`.
+/// `t24[i0, i1] = t23·x[i1]·t7[i0], for i0 < 10, i1 < 64`.
 #[inline(always)]
 fn step_t24<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[3267 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(685 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[3257 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p2 * p1).store(&mut s[(3268 + i0 * 64 + i1) * W..]);
+            (p0 * p2 * p1).store(&mut s[(3258 + i0 * 64 + i1) * W..]);
         }
     }
 }
-/// `t26[i0, i1] = t25·x[i1]·t15[i0], for i0 < 10, i1 < 64`.
+/// `t26[i0, i1] = t25·x[i1]·t7[i0], for i0 < 10, i1 < 64`.
 #[inline(always)]
 fn step_t26<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[3908 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(685 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[3898 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p2 * p1).store(&mut s[(3909 + i0 * 64 + i1) * W..]);
+            (p0 * p2 * p1).store(&mut s[(3899 + i0 * 64 + i1) * W..]);
         }
     }
 }
@@ -188,9 +175,9 @@ fn step_t26<const W: usize>(x: &[f64], s: &mut [f64]) {
 #[inline(always)]
 fn step_t28<const W: usize>(s: &mut [f64]) {
     for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[4549 * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[4539 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-        (p0 * p1).store(&mut s[(4550 + i0) * W..]);
+        (p0 * p1).store(&mut s[(4540 + i0) * W..]);
     }
 }
 /// `t29[i0] = t7[i0]·t11, for i0 < 10`.
@@ -199,7 +186,7 @@ fn step_t29<const W: usize>(s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
-        (p0 * p1).store(&mut s[(4560 + i0) * W..]);
+        (p0 * p1).store(&mut s[(4550 + i0) * W..]);
     }
 }
 /// `t30[i0] = Σ over i1 < 64 of W[i0, i1]·W[i0, i1], for i0 < 10`.
@@ -314,7 +301,7 @@ impl LoopModel for Digits {
     type Tangent = tangent::Tangent;
     fn plan() -> &'static LoopProgram {
         static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::plan(
-            "digits",
+            Digits,
             Vec::from([
                 loops::tensor("W", Source::Theta, 0, &[10, 64]),
                 loops::tensor("b", Source::Theta, 640, &[10]),
@@ -326,15 +313,15 @@ impl LoopModel for Digits {
                 loops::tensor("t12", Source::Scratch, 25, &[10]),
                 loops::tensor("t13", Source::Scratch, 35, &[10, 64]),
                 loops::tensor("t14", Source::Scratch, 675, &[10]),
-                loops::tensor("t16", Source::Scratch, 695, &[10, 64]),
-                loops::tensor("t17", Source::Scratch, 1335, &[10, 64]),
-                loops::tensor("t19", Source::Scratch, 1976, &[10, 64]),
-                loops::tensor("t21", Source::Scratch, 2617, &[10, 64]),
-                loops::tensor("t22", Source::Scratch, 3257, &[10]),
-                loops::tensor("t24", Source::Scratch, 3268, &[10, 64]),
-                loops::tensor("t26", Source::Scratch, 3909, &[10, 64]),
-                loops::tensor("t28", Source::Scratch, 4550, &[10]),
-                loops::tensor("t29", Source::Scratch, 4560, &[10]),
+                loops::tensor("t16", Source::Scratch, 685, &[10, 64]),
+                loops::tensor("t17", Source::Scratch, 1325, &[10, 64]),
+                loops::tensor("t19", Source::Scratch, 1966, &[10, 64]),
+                loops::tensor("t21", Source::Scratch, 2607, &[10, 64]),
+                loops::tensor("t22", Source::Scratch, 3247, &[10]),
+                loops::tensor("t24", Source::Scratch, 3258, &[10, 64]),
+                loops::tensor("t26", Source::Scratch, 3899, &[10, 64]),
+                loops::tensor("t28", Source::Scratch, 4540, &[10]),
+                loops::tensor("t29", Source::Scratch, 4550, &[10]),
                 loops::tensor("t33", Source::Scratch, 12, &[]),
                 loops::tensor("t34", Source::Scratch, 13, &[10, 64]),
                 loops::tensor("t35", Source::Scratch, 653, &[10]),
@@ -343,9 +330,8 @@ impl LoopModel for Digits {
                 loops::tensor("t39", Source::Scratch, 1944, &[10]),
                 loops::tensor("t40", Source::Scratch, 1954, &[10]),
             ]),
-            Vec::from([0.001]),
             loops::stage(
-                4570,
+                4560,
                 Some(6),
                 Vec::from([
                     loops::outer_gradient(0, 8, 7, 2, -0.0625),
@@ -403,26 +389,25 @@ impl LoopModel for Digits {
         if level.rank() < 2 {
             return;
         }
-        step_t15::<W>(s);
         step_t16::<W>(x, s);
         step_t17::<W>(x, s);
         let r5: Lanes<W> = vt8 * vt8;
         let r6: Lanes<W> = r5.powi(-1i32);
         let r7: Lanes<W> = (-0.00390625f64) * r6;
-        r7.store(&mut s[1975 * W..]);
+        r7.store(&mut s[1965 * W..]);
         step_t19::<W>(x, s);
         let r8: Lanes<W> = 0.00390625f64 * r4;
-        r8.store(&mut s[2616 * W..]);
+        r8.store(&mut s[2606 * W..]);
         step_t21::<W>(x, s);
         step_t22::<W>(s);
         let r9: Lanes<W> = (-0.0625f64) * r6;
-        r9.store(&mut s[3267 * W..]);
+        r9.store(&mut s[3257 * W..]);
         step_t24::<W>(x, s);
         let r10: Lanes<W> = 0.0625f64 * r4;
-        r10.store(&mut s[3908 * W..]);
+        r10.store(&mut s[3898 * W..]);
         step_t26::<W>(x, s);
         let r11: Lanes<W> = (-1f64) * r6;
-        r11.store(&mut s[4549 * W..]);
+        r11.store(&mut s[4539 * W..]);
         step_t28::<W>(s);
         step_t29::<W>(s);
     }
@@ -457,7 +442,6 @@ impl LoopModel for Digits {
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
 pub mod tangent {
     use super::*;
-    use ::hessforge_kernels::ir::loop_ir::Phase;
     /// `dt5[i0] = Σ over i1 < 64 of dW[i0, i1]·x[i1], for i0 < 10`.
     #[inline(always)]
     fn step_dt5<const W: usize>(x: &[f64], v: &[f64], s: &mut [f64]) {
@@ -558,7 +542,7 @@ pub mod tangent {
     }
     /// The tangent model: its gradient is ∇²L·v.
     pub struct Tangent;
-    impl ::hessforge_kernels::LoopTangent for Tangent {
+    impl LoopTangent for Tangent {
         fn plan() -> Option<&'static LoopProgram> {
             static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::tangent_plan(
                 super::Digits::plan(),

@@ -2,12 +2,7 @@
 // from derivations/linear_regression.toml, in index form: loops whose length does not depend on the
 // tensors' lengths. Do not edit by hand.
 
-use ::hessforge_kernels::ir::Outputs;
-use ::hessforge_kernels::ir::lanes::Lanes;
-use ::hessforge_kernels::ir::loop_ir::{Source, LoopProgram};
-use ::hessforge_kernels::runtime::loops;
-use ::hessforge_kernels::LoopModel;
-use std::sync::LazyLock;
+use ::hessforge_kernels::loop_prelude::*;
 /// Linear regression: Least squares with 10 features + bias: a convex quadratic, so Newton needs one step.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LinearRegression;
@@ -41,7 +36,7 @@ impl LoopModel for LinearRegression {
     type Tangent = tangent::Tangent;
     fn plan() -> &'static LoopProgram {
         static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::plan(
-            "linear_regression",
+            LinearRegression,
             Vec::from([
                 loops::tensor("w", Source::Theta, 0, &[10]),
                 loops::tensor("b", Source::Theta, 10, &[]),
@@ -53,7 +48,6 @@ impl LoopModel for LinearRegression {
                 loops::tensor("t9", Source::Scratch, 13, &[10]),
                 loops::tensor("t11", Source::Scratch, 23, &[]),
             ]),
-            Vec::from([]),
             loops::stage(
                 24,
                 Some(4),
@@ -108,7 +102,6 @@ impl LoopModel for LinearRegression {
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
 pub mod tangent {
     use super::*;
-    use ::hessforge_kernels::ir::loop_ir::Phase;
     /// `dt4 = Σ over i0 < 10 of dw[i0]·x[i0]`.
     #[inline(always)]
     fn step_dt4<const W: usize>(x: &[f64], v: &[f64], s: &mut [f64]) {
@@ -122,7 +115,7 @@ pub mod tangent {
     }
     /// The tangent model: its gradient is ∇²L·v.
     pub struct Tangent;
-    impl ::hessforge_kernels::LoopTangent for Tangent {
+    impl LoopTangent for Tangent {
         fn plan() -> Option<&'static LoopProgram> {
             static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::tangent_plan(
                 super::LinearRegression::plan(),

@@ -2,12 +2,7 @@
 // from derivations/logistic_regression.toml, in index form: loops whose length does not depend on the
 // tensors' lengths. Do not edit by hand.
 
-use ::hessforge_kernels::ir::Outputs;
-use ::hessforge_kernels::ir::lanes::Lanes;
-use ::hessforge_kernels::ir::loop_ir::{Source, LoopProgram};
-use ::hessforge_kernels::runtime::loops;
-use ::hessforge_kernels::LoopModel;
-use std::sync::LazyLock;
+use ::hessforge_kernels::loop_prelude::*;
 /// Logistic regression: Binary cross-entropy with a sigmoid link and an L2 penalty; 10 features + bias.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogisticRegression;
@@ -84,7 +79,7 @@ impl LoopModel for LogisticRegression {
     type Tangent = tangent::Tangent;
     fn plan() -> &'static LoopProgram {
         static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::plan(
-            "logistic_regression",
+            LogisticRegression,
             Vec::from([
                 loops::tensor("w", Source::Theta, 0, &[10]),
                 loops::tensor("b", Source::Theta, 10, &[]),
@@ -104,7 +99,6 @@ impl LoopModel for LogisticRegression {
                 loops::tensor("t18", Source::Scratch, 12, &[10]),
                 loops::tensor("t20", Source::Scratch, 23, &[10]),
             ]),
-            Vec::from([0.01]),
             loops::stage(
                 36,
                 Some(5),
@@ -197,7 +191,6 @@ impl LoopModel for LogisticRegression {
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
 pub mod tangent {
     use super::*;
-    use ::hessforge_kernels::ir::loop_ir::Phase;
     /// `dt5 = Σ over i0 < 10 of dw[i0]·x[i0]`.
     #[inline(always)]
     fn step_dt5<const W: usize>(x: &[f64], v: &[f64], s: &mut [f64]) {
@@ -220,7 +213,7 @@ pub mod tangent {
     }
     /// The tangent model: its gradient is ∇²L·v.
     pub struct Tangent;
-    impl ::hessforge_kernels::LoopTangent for Tangent {
+    impl LoopTangent for Tangent {
         fn plan() -> Option<&'static LoopProgram> {
             static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::tangent_plan(
                 super::LogisticRegression::plan(),

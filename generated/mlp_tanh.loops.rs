@@ -2,12 +2,7 @@
 // from derivations/mlp_tanh.toml, in index form: loops whose length does not depend on the
 // tensors' lengths. Do not edit by hand.
 
-use ::hessforge_kernels::ir::Outputs;
-use ::hessforge_kernels::ir::lanes::Lanes;
-use ::hessforge_kernels::ir::loop_ir::{Source, LoopProgram};
-use ::hessforge_kernels::runtime::loops;
-use ::hessforge_kernels::LoopModel;
-use std::sync::LazyLock;
+use ::hessforge_kernels::loop_prelude::*;
 /// A minimal neural network: 2 inputs, 4 tanh hidden units, 1 linear output, squared loss (17 parameters).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MlpTanh;
@@ -236,42 +231,34 @@ fn step_t41<const W: usize>(x: &[f64], s: &mut [f64]) {
         (r0 * p1).store(&mut s[(107 + i0) * W..]);
     }
 }
-/// `t43[i0] = h[i0], for i0 < 4`.
-#[inline(always)]
-fn step_t43<const W: usize>(s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-        p0.store(&mut s[(109 + i0) * W..]);
-    }
-}
 /// `t47[i0] = h[i0]·h[i0], for i0 < 4`.
 #[inline(always)]
 fn step_t47<const W: usize>(s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-        (p0 * p0).store(&mut s[(114 + i0) * W..]);
+        (p0 * p0).store(&mut s[(110 + i0) * W..]);
     }
 }
-/// `t50[i0, i1] = t41[i1] + ((t40 + t45 + t48 + t39)·t43[i0] + (t48 + t45)·t47[i0])·x[i1], for i0 < 4, i1 < 2`.
+/// `t50[i0, i1] = t41[i1] + ((t40 + t45 + t48 + t39)·h[i0] + (t48 + t45)·t47[i0])·x[i1], for i0 < 4, i1 < 2`.
 #[inline(always)]
 fn step_t50<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(107 + i1) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[105 * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&s[(109 + i0) * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
             let p3: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
             let p4: Lanes<W> = Lanes::<W>::load(&s[106 * W..]);
-            let p5: Lanes<W> = Lanes::<W>::load(&s[113 * W..]);
-            let p6: Lanes<W> = Lanes::<W>::load(&s[(114 + i0) * W..]);
-            let p7: Lanes<W> = Lanes::<W>::load(&s[118 * W..]);
+            let p5: Lanes<W> = Lanes::<W>::load(&s[109 * W..]);
+            let p6: Lanes<W> = Lanes::<W>::load(&s[(110 + i0) * W..]);
+            let p7: Lanes<W> = Lanes::<W>::load(&s[114 * W..]);
             let r0: Lanes<W> = p4 + p5 + p7 + p1;
             let r1: Lanes<W> = r0 * p2;
             let r2: Lanes<W> = p7 + p5;
             let r3: Lanes<W> = r2 * p6;
             let r4: Lanes<W> = r1 + r3;
             let r5: Lanes<W> = r4 * p3;
-            (p0 + r5).store(&mut s[(119 + i0 * 2 + i1) * W..]);
+            (p0 + r5).store(&mut s[(115 + i0 * 2 + i1) * W..]);
         }
     }
 }
@@ -291,7 +278,7 @@ fn step_t53<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
             let r2: Lanes<W> = (-1f64) * p5;
             let r3: Lanes<W> = p3 * p0;
             let r4: Lanes<W> = r0 + r1 + r2 + r3;
-            (r4 * p2).store(&mut s[(127 + i0 * 2 + i1) * W..]);
+            (r4 * p2).store(&mut s[(123 + i0 * 2 + i1) * W..]);
         }
     }
 }
@@ -305,7 +292,7 @@ fn step_t55<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
             let p2: Lanes<W> = Lanes::<W>::load(&s[(47 + i0) * W..]);
             let r0: Lanes<W> = (-1f64) * p2;
             let r1: Lanes<W> = p0 + r0;
-            (r1 * p1).store(&mut s[(135 + i0 * 2 + i1) * W..]);
+            (r1 * p1).store(&mut s[(131 + i0 * 2 + i1) * W..]);
         }
     }
 }
@@ -324,7 +311,7 @@ fn step_t56<const W: usize>(t: &[f64], s: &mut [f64]) {
         let r2: Lanes<W> = r1 + p3 + p0 + p5 + p4;
         let r3: Lanes<W> = r2 * p1;
         let r4: Lanes<W> = p4 + r3 + p0;
-        (r4 * p2 * p1).store(&mut s[(143 + i0) * W..]);
+        (r4 * p2 * p1).store(&mut s[(139 + i0) * W..]);
     }
 }
 /// `t57[i0] = (t32 + h[i0]·((-1)·h[i0] + t34 + t32))·v[i0], for i0 < 4`.
@@ -339,7 +326,7 @@ fn step_t57<const W: usize>(t: &[f64], s: &mut [f64]) {
         let r1: Lanes<W> = r0 + p3 + p0;
         let r2: Lanes<W> = p2 * r1;
         let r3: Lanes<W> = p0 + r2;
-        (r3 * p1).store(&mut s[(147 + i0) * W..]);
+        (r3 * p1).store(&mut s[(143 + i0) * W..]);
     }
 }
 /// `t58[i0] = (h[i0]·h[i0] + t34)·v[i0], for i0 < 4`.
@@ -351,7 +338,7 @@ fn step_t58<const W: usize>(t: &[f64], s: &mut [f64]) {
         let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
         let r0: Lanes<W> = p2 * p2;
         let r1: Lanes<W> = r0 + p0;
-        (r1 * p1).store(&mut s[(151 + i0) * W..]);
+        (r1 * p1).store(&mut s[(147 + i0) * W..]);
     }
 }
 /// `t60[i0] = (t48 + h[i0]·(t45 + t48) + t45 + t40 + t39)·h[i0] + t10, for i0 < 4`.
@@ -362,13 +349,13 @@ fn step_t60<const W: usize>(s: &mut [f64]) {
         let p1: Lanes<W> = Lanes::<W>::load(&s[105 * W..]);
         let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
         let p3: Lanes<W> = Lanes::<W>::load(&s[106 * W..]);
-        let p4: Lanes<W> = Lanes::<W>::load(&s[113 * W..]);
-        let p5: Lanes<W> = Lanes::<W>::load(&s[118 * W..]);
+        let p4: Lanes<W> = Lanes::<W>::load(&s[109 * W..]);
+        let p5: Lanes<W> = Lanes::<W>::load(&s[114 * W..]);
         let r0: Lanes<W> = p4 + p5;
         let r1: Lanes<W> = p2 * r0;
         let r2: Lanes<W> = p5 + r1 + p4 + p3 + p1;
         let r3: Lanes<W> = r2 * p2;
-        (r3 + p0).store(&mut s[(155 + i0) * W..]);
+        (r3 + p0).store(&mut s[(151 + i0) * W..]);
     }
 }
 /// The model: its layouts and its gradient and Hessian terms, its
@@ -382,7 +369,7 @@ impl LoopModel for MlpTanh {
     type Tangent = tangent::Tangent;
     fn plan() -> &'static LoopProgram {
         static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::plan(
-            "mlp_tanh",
+            MlpTanh,
             Vec::from([
                 loops::tensor("W", Source::Theta, 0, &[4, 2]),
                 loops::tensor("c", Source::Theta, 8, &[4]),
@@ -407,18 +394,16 @@ impl LoopModel for MlpTanh {
                 loops::tensor("t36", Source::Scratch, 89, &[4, 2]),
                 loops::tensor("t37", Source::Scratch, 97, &[4]),
                 loops::tensor("t38", Source::Scratch, 101, &[4]),
-                loops::tensor("t43", Source::Scratch, 109, &[4]),
-                loops::tensor("t50", Source::Scratch, 119, &[4, 2]),
-                loops::tensor("t53", Source::Scratch, 127, &[4, 2]),
-                loops::tensor("t55", Source::Scratch, 135, &[4, 2]),
-                loops::tensor("t56", Source::Scratch, 143, &[4]),
-                loops::tensor("t57", Source::Scratch, 147, &[4]),
-                loops::tensor("t58", Source::Scratch, 151, &[4]),
-                loops::tensor("t60", Source::Scratch, 155, &[4]),
+                loops::tensor("t50", Source::Scratch, 115, &[4, 2]),
+                loops::tensor("t53", Source::Scratch, 123, &[4, 2]),
+                loops::tensor("t55", Source::Scratch, 131, &[4, 2]),
+                loops::tensor("t56", Source::Scratch, 139, &[4]),
+                loops::tensor("t57", Source::Scratch, 143, &[4]),
+                loops::tensor("t58", Source::Scratch, 147, &[4]),
+                loops::tensor("t60", Source::Scratch, 151, &[4]),
             ]),
-            Vec::from([]),
             loops::stage(
-                159,
+                155,
                 Some(7),
                 Vec::from([
                     loops::gradient(0, 10),
@@ -433,17 +418,17 @@ impl LoopModel for MlpTanh {
                     loops::product(0, 1, &[(0, 0)], 17, 21),
                     loops::product(0, 1, &[], 19, 22),
                     loops::product(0, 1, &[], 20, 15),
-                    loops::product(0, 2, &[(0, 0)], 24, 21),
-                    loops::product(0, 2, &[], 25, 6),
-                    loops::product(0, 3, &[], 26, 18),
-                    loops::product(1, 1, &[(0, 0)], 27, 21),
-                    loops::product(1, 1, &[], 28, 22),
-                    loops::product(1, 1, &[], 29, 15),
-                    loops::product(1, 2, &[(0, 0)], 30, 21),
-                    loops::product(1, 2, &[], 28, 6),
+                    loops::product(0, 2, &[(0, 0)], 23, 21),
+                    loops::product(0, 2, &[], 24, 6),
+                    loops::product(0, 3, &[], 25, 18),
+                    loops::product(1, 1, &[(0, 0)], 26, 21),
+                    loops::product(1, 1, &[], 27, 22),
+                    loops::product(1, 1, &[], 28, 15),
+                    loops::product(1, 2, &[(0, 0)], 29, 21),
+                    loops::product(1, 2, &[], 27, 6),
                     loops::product(1, 3, &[], 9, 18),
-                    loops::product(2, 2, &[], 23, 6),
-                    loops::product(2, 3, &[], 23, 18),
+                    loops::product(2, 2, &[], 6, 6),
+                    loops::product(2, 3, &[], 6, 18),
                     loops::product(3, 3, &[], 18, 18),
                 ]),
             ),
@@ -508,11 +493,10 @@ impl LoopModel for MlpTanh {
         r2.store(&mut s[105 * W..]);
         r8.store(&mut s[106 * W..]);
         step_t41::<W>(x, s);
-        step_t43::<W>(s);
-        a1.store(&mut s[113 * W..]);
+        a1.store(&mut s[109 * W..]);
         step_t47::<W>(s);
         let r13: Lanes<W> = r8 * (-1.0);
-        r13.store(&mut s[118 * W..]);
+        r13.store(&mut s[114 * W..]);
         step_t50::<W>(x, s);
         step_t53::<W>(t, x, s);
         step_t55::<W>(t, x, s);
@@ -529,7 +513,6 @@ impl LoopModel for MlpTanh {
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
 pub mod tangent {
     use super::*;
-    use ::hessforge_kernels::ir::loop_ir::Phase;
     /// `dt6[i0] = Σ over i1 < 2 of dW[i0, i1]·x[i1], for i0 < 4`.
     #[inline(always)]
     fn step_dt6<const W: usize>(x: &[f64], v: &[f64], s: &mut [f64]) {
@@ -653,7 +636,7 @@ pub mod tangent {
     }
     /// The tangent model: its gradient is ∇²L·v.
     pub struct Tangent;
-    impl ::hessforge_kernels::LoopTangent for Tangent {
+    impl LoopTangent for Tangent {
         fn plan() -> Option<&'static LoopProgram> {
             static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::tangent_plan(
                 super::MlpTanh::plan(),

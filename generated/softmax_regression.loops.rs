@@ -2,12 +2,7 @@
 // from derivations/softmax_regression.toml, in index form: loops whose length does not depend on the
 // tensors' lengths. Do not edit by hand.
 
-use ::hessforge_kernels::ir::Outputs;
-use ::hessforge_kernels::ir::lanes::Lanes;
-use ::hessforge_kernels::ir::loop_ir::{Source, LoopProgram};
-use ::hessforge_kernels::runtime::loops;
-use ::hessforge_kernels::LoopModel;
-use std::sync::LazyLock;
+use ::hessforge_kernels::loop_prelude::*;
 /// Softmax regression: Multinomial logistic regression: 3 classes, 4 features, cross-entropy (15 parameters).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SoftmaxRegression;
@@ -80,22 +75,14 @@ fn step_t13<const W: usize>(x: &[f64], s: &mut [f64]) {
         (r0 + r1).store(&mut s[(25 + i0) * W..]);
     }
 }
-/// `t14[i0] = t6[i0], for i0 < 3`.
-#[inline(always)]
-fn step_t14<const W: usize>(s: &mut [f64]) {
-    for i0 in 0..3 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-        p0.store(&mut s[(28 + i0) * W..]);
-    }
-}
-/// `t15[i0, i1] = t14[i0]·x[i1], for i0 < 3, i1 < 4`.
+/// `t15[i0, i1] = t6[i0]·x[i1], for i0 < 3, i1 < 4`.
 #[inline(always)]
 fn step_t15<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(28 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p1).store(&mut s[(31 + i0 * 4 + i1) * W..]);
+            (p0 * p1).store(&mut s[(28 + i0 * 4 + i1) * W..]);
         }
     }
 }
@@ -105,31 +92,31 @@ fn step_t16<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            p0.store(&mut s[(43 + i0 * 4 + i1) * W..]);
+            p0.store(&mut s[(40 + i0 * 4 + i1) * W..]);
         }
     }
 }
-/// `t18[i0, i1] = t17·x[i1]·t14[i0], for i0 < 3, i1 < 4`.
+/// `t18[i0, i1] = t17·x[i1]·t6[i0], for i0 < 3, i1 < 4`.
 #[inline(always)]
 fn step_t18<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[55 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(28 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[52 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p2 * p1).store(&mut s[(56 + i0 * 4 + i1) * W..]);
+            (p0 * p2 * p1).store(&mut s[(53 + i0 * 4 + i1) * W..]);
         }
     }
 }
-/// `t19[i0, i1] = t14[i0]·x[i1]·t10, for i0 < 3, i1 < 4`.
+/// `t19[i0, i1] = t6[i0]·x[i1]·t10, for i0 < 3, i1 < 4`.
 #[inline(always)]
 fn step_t19<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(28 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p2 * p1).store(&mut s[(68 + i0 * 4 + i1) * W..]);
+            (p0 * p2 * p1).store(&mut s[(65 + i0 * 4 + i1) * W..]);
         }
     }
 }
@@ -137,16 +124,16 @@ fn step_t19<const W: usize>(x: &[f64], s: &mut [f64]) {
 #[inline(always)]
 fn step_t20<const W: usize>(s: &mut [f64]) {
     for i0 in 0..3 {
-        Lanes::<W>::splat(1.0).store(&mut s[(80 + i0) * W..]);
+        Lanes::<W>::splat(1.0).store(&mut s[(77 + i0) * W..]);
     }
 }
 /// `t23[i0] = t17·t6[i0], for i0 < 3`.
 #[inline(always)]
 fn step_t23<const W: usize>(s: &mut [f64]) {
     for i0 in 0..3 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[55 * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[52 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-        (p0 * p1).store(&mut s[(83 + i0) * W..]);
+        (p0 * p1).store(&mut s[(80 + i0) * W..]);
     }
 }
 /// `t24[i0] = t6[i0]·t10, for i0 < 3`.
@@ -155,7 +142,7 @@ fn step_t24<const W: usize>(s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
-        (p0 * p1).store(&mut s[(86 + i0) * W..]);
+        (p0 * p1).store(&mut s[(83 + i0) * W..]);
     }
 }
 /// `t25[i0] = Σ over i1 < 4 of W[i0, i1]·W[i0, i1], for i0 < 3`.
@@ -221,7 +208,7 @@ impl LoopModel for SoftmaxRegression {
     type Tangent = tangent::Tangent;
     fn plan() -> &'static LoopProgram {
         static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::plan(
-            "softmax_regression",
+            SoftmaxRegression,
             Vec::from([
                 loops::tensor("W", Source::Theta, 0, &[3, 4]),
                 loops::tensor("b", Source::Theta, 12, &[3]),
@@ -233,21 +220,20 @@ impl LoopModel for SoftmaxRegression {
                 loops::tensor("t11", Source::Scratch, 10, &[3]),
                 loops::tensor("t12", Source::Scratch, 13, &[3, 4]),
                 loops::tensor("t13", Source::Scratch, 25, &[3]),
-                loops::tensor("t15", Source::Scratch, 31, &[3, 4]),
-                loops::tensor("t16", Source::Scratch, 43, &[3, 4]),
-                loops::tensor("t18", Source::Scratch, 56, &[3, 4]),
-                loops::tensor("t19", Source::Scratch, 68, &[3, 4]),
-                loops::tensor("t20", Source::Scratch, 80, &[3]),
-                loops::tensor("t23", Source::Scratch, 83, &[3]),
-                loops::tensor("t24", Source::Scratch, 86, &[3]),
+                loops::tensor("t15", Source::Scratch, 28, &[3, 4]),
+                loops::tensor("t16", Source::Scratch, 40, &[3, 4]),
+                loops::tensor("t18", Source::Scratch, 53, &[3, 4]),
+                loops::tensor("t19", Source::Scratch, 65, &[3, 4]),
+                loops::tensor("t20", Source::Scratch, 77, &[3]),
+                loops::tensor("t23", Source::Scratch, 80, &[3]),
+                loops::tensor("t24", Source::Scratch, 83, &[3]),
                 loops::tensor("t27", Source::Scratch, 4, &[]),
                 loops::tensor("t28", Source::Scratch, 5, &[3, 4]),
                 loops::tensor("t29", Source::Scratch, 17, &[3, 4]),
                 loops::tensor("t31", Source::Scratch, 30, &[3, 4]),
             ]),
-            Vec::from([0.001]),
             loops::stage(
-                89,
+                86,
                 Some(6),
                 Vec::from([
                     loops::outer_gradient(0, 8, 7, 2, -1.0),
@@ -300,13 +286,12 @@ impl LoopModel for SoftmaxRegression {
         if level.rank() < 2 {
             return;
         }
-        step_t14::<W>(s);
         step_t15::<W>(x, s);
         step_t16::<W>(x, s);
         let r4: Lanes<W> = vt7 * vt7;
         let r5: Lanes<W> = r4.powi(-1i32);
         let r6: Lanes<W> = (-1f64) * r5;
-        r6.store(&mut s[55 * W..]);
+        r6.store(&mut s[52 * W..]);
         step_t18::<W>(x, s);
         step_t19::<W>(x, s);
         step_t20::<W>(s);
@@ -338,7 +323,6 @@ impl LoopModel for SoftmaxRegression {
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
 pub mod tangent {
     use super::*;
-    use ::hessforge_kernels::ir::loop_ir::Phase;
     /// `dt5[i0] = Σ over i1 < 4 of dW[i0, i1]·x[i1], for i0 < 3`.
     #[inline(always)]
     fn step_dt5<const W: usize>(x: &[f64], v: &[f64], s: &mut [f64]) {
@@ -412,7 +396,7 @@ pub mod tangent {
     }
     /// The tangent model: its gradient is ∇²L·v.
     pub struct Tangent;
-    impl ::hessforge_kernels::LoopTangent for Tangent {
+    impl LoopTangent for Tangent {
         fn plan() -> Option<&'static LoopProgram> {
             static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::tangent_plan(
                 super::SoftmaxRegression::plan(),

@@ -33,6 +33,17 @@ mod objective;
 pub mod runtime;
 
 pub use linearization::{Linearization, LinearizationCache};
+
+/// What a generated loop kernel (`generated/*.loops.rs`) names, brought in
+/// by one `use` at its top.
+pub mod loop_prelude {
+    pub use crate::ir::Outputs;
+    pub use crate::ir::lanes::Lanes;
+    pub use crate::ir::loop_ir::{LoopProgram, Phase, Source};
+    pub use crate::runtime::loops;
+    pub use crate::{LoopModel, LoopTangent};
+    pub use std::sync::LazyLock;
+}
 pub use loop_kernel::{LANES, LoopModel, LoopTangent};
 pub use objective::{KernelObjective, PARALLEL_ROWS};
 

@@ -78,12 +78,6 @@ fn model_parts(
     tangent: bool,
     primal: Option<&Primal>,
 ) -> ModelParts {
-    let name = &m.name;
-    let defaults: Vec<Literal> = m
-        .constant_defaults
-        .iter()
-        .map(|v| Literal::f64_unsuffixed(*v))
-        .collect();
     // What the runtime reads: the layouts of the inputs and of the buffers
     // the terms read, and the terms. A tangent model's inputs are the
     // model's with a direction per parameter tensor: only its buffers are
@@ -115,15 +109,17 @@ fn model_parts(
                 )
             }
         }
-        _ => quote! {
-            loops::plan(
-                #name,
-                Vec::from([#(#tensors),*]),
-                Vec::from([#(#defaults),*]),
-                #sample_plan,
-                #regularizer_plan,
-            )
-        },
+        _ => {
+            let ty = Ident::new(&type_name(&m.name), Span::call_site());
+            quote! {
+                loops::plan(
+                    #ty,
+                    Vec::from([#(#tensors),*]),
+                    #sample_plan,
+                    #regularizer_plan,
+                )
+            }
+        }
     };
     let (sample_steps, sample, sample_loss_level) = stage_fn(
         m,
@@ -196,14 +192,13 @@ fn tangent_items(tangent: &LoopProgram, primal: &Primal) -> TokenStream {
         /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.
         pub mod tangent {
             use super::*;
-            use ::hessforge_kernels::ir::loop_ir::Phase;
 
             #steps
 
             /// The tangent model: its gradient is ∇²L·v.
             pub struct Tangent;
 
-            impl ::hessforge_kernels::LoopTangent for Tangent {
+            impl LoopTangent for Tangent {
                 fn plan() -> Option<&'static LoopProgram> {
                     #plan
                     Some(&PLAN)
@@ -242,12 +237,7 @@ fn loop_tokens(m: &LoopProgram, info: &KernelInfo<'_>) -> TokenStream {
         None => (quote!(), quote!(())),
     };
     quote! {
-        use ::hessforge_kernels::ir::Outputs;
-        use ::hessforge_kernels::ir::lanes::Lanes;
-        use ::hessforge_kernels::ir::loop_ir::{Source, LoopProgram};
-        use ::hessforge_kernels::runtime::loops;
-        use ::hessforge_kernels::LoopModel;
-        use std::sync::LazyLock;
+        use ::hessforge_kernels::loop_prelude::*;
 
         #[doc = #doc]
         #[derive(Debug, Clone, Copy, Default)]

@@ -7,7 +7,8 @@
 //! needed, so the same product (tanh′ · v in a network) can be written
 //! several times; after this pass it is computed once per row. The
 //! buffers no step writes any more are then dropped and the scratch laid
-//! out again.
+//! out again. A step that only copies a buffer into one of its shape is
+//! dropped the same way, its readers reading the buffer.
 
 use super::*;
 use std::collections::{HashMap, HashSet};
@@ -68,32 +69,7 @@ impl LoopProgram {
                     }
                 }
             }
-            if let Some(loss) = &mut stage.loss {
-                renumbered(loss);
-            }
-            for g in &mut stage.gradient {
-                renumbered(&mut g.param);
-                renumbered(&mut g.value);
-                if let Some(outer) = &mut g.outer {
-                    renumbered(&mut outer.u);
-                    renumbered(&mut outer.v);
-                }
-            }
-            for h in &mut stage.hessian {
-                match h {
-                    HessianTerm::Dense { row, col, value } => {
-                        renumbered(row);
-                        renumbered(col);
-                        renumbered(value);
-                    }
-                    HessianTerm::Product { row, col, u, v, .. } => {
-                        renumbered(row);
-                        renumbered(col);
-                        renumbered(u);
-                        renumbered(v);
-                    }
-                }
-            }
+            stage.output_tensors_mut().into_iter().for_each(renumbered);
         }
     }
 
@@ -115,24 +91,9 @@ impl LoopProgram {
             ..self.clone()
         };
         let mut read = vec![false; plan.tensors.len()];
-        for stage in [&plan.sample, &plan.regularizer] {
-            let mut mark = |b: usize| read[b] = true;
-            stage.loss.into_iter().for_each(&mut mark);
-            for g in &stage.gradient {
-                mark(g.value);
-                if let Some(o) = g.outer {
-                    mark(o.u);
-                    mark(o.v);
-                }
-            }
-            for h in &stage.hessian {
-                match *h {
-                    HessianTerm::Dense { value, .. } => mark(value),
-                    HessianTerm::Product { u, v, .. } => {
-                        mark(u);
-                        mark(v);
-                    }
-                }
+        for stage in [&mut plan.sample, &mut plan.regularizer] {
+            for b in stage.output_tensors_mut() {
+                read[*b] = true;
             }
         }
         let keep: Vec<bool> = (plan.tensors.iter().zip(&read))
@@ -154,6 +115,10 @@ fn share_in(stage: &mut Stage, tensors: &[TensorLayout]) {
             }
         }
         merge_repeated_loads(&mut step);
+        if let Some(source) = copied_buffer(&step, tensors) {
+            same_as.insert(step.out, source);
+            continue;
+        }
         let key = format!(
             "{:?} {:?} {}",
             step.loops,
@@ -171,26 +136,54 @@ fn share_in(stage: &mut Stage, tensors: &[TensorLayout]) {
         }
     }
     stage.steps = kept;
-    let renamed = |b: &mut usize| *b = *same_as.get(b).unwrap_or(b);
-    if let Some(loss) = &mut stage.loss {
-        renamed(loss);
+    for b in stage.output_tensors_mut() {
+        *b = *same_as.get(b).unwrap_or(b);
     }
-    for g in &mut stage.gradient {
-        renamed(&mut g.value);
-        if let Some(outer) = &mut g.outer {
-            renamed(&mut outer.u);
-            renamed(&mut outer.v);
-        }
-    }
-    for h in &mut stage.hessian {
-        match h {
-            HessianTerm::Dense { value, .. } => renamed(value),
-            HessianTerm::Product { u, v, .. } => {
-                renamed(u);
-                renamed(v);
+}
+
+impl Stage {
+    /// Every reference to a tensor in what the stage outputs: the loss,
+    /// each gradient term's parameter, value and outer factors, each
+    /// Hessian term's parameters and buffers — to read or to renumber.
+    fn output_tensors_mut(&mut self) -> Vec<&mut usize> {
+        let mut refs: Vec<&mut usize> = self.loss.iter_mut().collect();
+        for g in &mut self.gradient {
+            refs.extend([&mut g.param, &mut g.value]);
+            if let Some(outer) = &mut g.outer {
+                refs.extend([&mut outer.u, &mut outer.v]);
             }
         }
+        for h in &mut self.hessian {
+            match h {
+                HessianTerm::Dense { row, col, value } => refs.extend([row, col, value]),
+                HessianTerm::Product { row, col, u, v, .. } => refs.extend([row, col, u, v]),
+            }
+        }
+        refs
     }
+}
+
+/// The buffer a step copies entry by entry into a buffer of its shape
+/// (`t43[i] = h[i]`), whose readers can read it instead. Only a buffer:
+/// the Hessian terms read only the scratch.
+fn copied_buffer(step: &Step, tensors: &[TensorLayout]) -> Option<usize> {
+    let [Load::Entry { tensor, index }] = step.inputs.as_slice() else {
+        return None;
+    };
+    let (from, to) = (&tensors[*tensor], &tensors[step.out]);
+    let identity = step.loops.len() == to.shape.len()
+        && (index.iter().enumerate()).all(|(k, a)| *a == Axis::Loop { var: k, shift: 0 });
+    let value = match step.body.instructions.as_slice() {
+        [] => step.body.outputs.first(),
+        [Instr::Copy { dst, src }] if step.body.outputs == [Operand::Reg(*dst)] => Some(src),
+        _ => None,
+    };
+    let reads_it = matches!(
+        value,
+        Some(Operand::Param(0) | Operand::Data(0) | Operand::Constant(0))
+    );
+    (identity && reads_it && from.source == Source::Scratch && from.shape == to.shape)
+        .then_some(*tensor)
 }
 
 /// Read each load of a step once: two loads of buffers found to be the

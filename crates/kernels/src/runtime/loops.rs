@@ -13,6 +13,7 @@
 //! Products ∇²L(θ)·v at one θ can share the tangent model's primal values
 //! ([`linearize`], [`hess_vec_linearized`]; see [`crate::linearization`]).
 
+use crate::LoopModel;
 use crate::linearization::{Linearization, MAX_BYTES};
 use crate::runtime::PARALLEL_CHUNK_ROWS;
 use hessforge_ir::loop_ir::{
@@ -115,9 +116,26 @@ pub fn product(
     }
 }
 
-/// The model of a generated kernel: its layouts and terms, the scalar
-/// names from the layouts, no steps (the generated code runs them).
-pub fn plan(
+/// The plan of the generated model `M` (given by its value, a unit
+/// struct): its layouts and terms, its name and default constants from
+/// `M`, the scalar names from the layouts, no steps (the generated code
+/// runs them).
+pub fn plan<M: LoopModel>(
+    _: M,
+    tensors: Vec<TensorLayout>,
+    sample: Stage,
+    regularizer: Stage,
+) -> LoopProgram {
+    program(
+        M::NAME,
+        tensors,
+        M::DEFAULT_CONSTANTS.to_vec(),
+        sample,
+        regularizer,
+    )
+}
+
+fn program(
     name: &str,
     tensors: Vec<TensorLayout>,
     constant_defaults: Vec<f64>,
@@ -150,7 +168,7 @@ pub fn tangent_plan(
     let mut tensors = hessforge_ir::tangent::tangent_inputs(model);
     tensors.extend(buffers);
     let defaults = model.constant_defaults.clone();
-    plan(&model.name, tensors, defaults, sample, regularizer)
+    program(&model.name, tensors, defaults, sample, regularizer)
 }
 
 /// `ids` as a `'static` list of `&str`, made once per list.
