@@ -73,46 +73,42 @@ fn step_t9<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     sum.store(&mut s[22 * W..]);
 }
 /// `t12[i0] = t7[i0]·(-1)·t11 + y[i0], for i0 < 10`.
-#[inline(always)]
-fn step_t12<const W: usize>(x: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
-        let p2: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
-        let r0: Lanes<W> = p0 * (-1.0) * p1;
-        (r0 + p2).store(&mut s[(25 + i0) * W..]);
-    }
-}
 /// `t14[i0] = t11·t7[i0] + y[i0]·(-1), for i0 < 10`.
 #[inline(always)]
-fn step_t14<const W: usize>(x: &[f64], s: &mut [f64]) {
+fn step_t12_t14<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-        let p2: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
-        let r0: Lanes<W> = p2 * p1;
-        let r1: Lanes<W> = p0 * (-1.0);
-        (r0 + r1).store(&mut s[(675 + i0) * W..]);
-    }
-}
-/// `t16[i0, i1] = t7[i0]·x[i1], for i0 < 10, i1 < 64`.
-#[inline(always)]
-fn step_t16<const W: usize>(x: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        for i1 in 0..64 {
+        {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p1).store(&mut s[(685 + i0 * 64 + i1) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
+            let r0: Lanes<W> = p0 * (-1.0) * p1;
+            (r0 + p2).store(&mut s[(25 + i0) * W..]);
+        }
+        {
+            let p0: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
+            let r0: Lanes<W> = p2 * p1;
+            let r1: Lanes<W> = p0 * (-1.0);
+            (r0 + r1).store(&mut s[(675 + i0) * W..]);
         }
     }
 }
+/// `t16[i0, i1] = t7[i0]·x[i1], for i0 < 10, i1 < 64`.
 /// `t17[i0, i1] = x[i1], for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t17<const W: usize>(x: &[f64], s: &mut [f64]) {
+fn step_t16_t17<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            p0.store(&mut s[(1325 + i0 * 64 + i1) * W..]);
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                (p0 * p1).store(&mut s[(685 + i0 * 64 + i1) * W..]);
+            }
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                p0.store(&mut s[(1325 + i0 * 64 + i1) * W..]);
+            }
         }
     }
 }
@@ -172,21 +168,20 @@ fn step_t26<const W: usize>(x: &[f64], s: &mut [f64]) {
     }
 }
 /// `t28[i0] = t27·t7[i0], for i0 < 10`.
-#[inline(always)]
-fn step_t28<const W: usize>(s: &mut [f64]) {
-    for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[4539 * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-        (p0 * p1).store(&mut s[(4540 + i0) * W..]);
-    }
-}
 /// `t29[i0] = t7[i0]·t11, for i0 < 10`.
 #[inline(always)]
-fn step_t29<const W: usize>(s: &mut [f64]) {
+fn step_t28_t29<const W: usize>(s: &mut [f64]) {
     for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
-        (p0 * p1).store(&mut s[(4550 + i0) * W..]);
+        {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[4539 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+            (p0 * p1).store(&mut s[(4540 + i0) * W..]);
+        }
+        {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
+            (p0 * p1).store(&mut s[(4550 + i0) * W..]);
+        }
     }
 }
 /// `t30[i0] = Σ over i1 < 64 of W[i0, i1]·W[i0, i1], for i0 < 10`.
@@ -276,18 +271,17 @@ fn step_t38(s: &mut [f64]) {
     }
 }
 /// `t39[i0] = 1, for i0 < 10`.
-#[inline(always)]
-fn step_t39(s: &mut [f64]) {
-    for i0 in 0..10 {
-        s[1944 + i0] = 1.0;
-    }
-}
 /// `t40[i0] = t37, for i0 < 10`.
 #[inline(always)]
-fn step_t40(s: &mut [f64]) {
+fn step_t39_t40(s: &mut [f64]) {
     for i0 in 0..10 {
-        let p0: f64 = s[1303];
-        s[1954 + i0] = p0;
+        {
+            s[1944 + i0] = 1.0;
+        }
+        {
+            let p0: f64 = s[1303];
+            s[1954 + i0] = p0;
+        }
     }
 }
 /// The model: its layouts and its gradient and Hessian terms, its
@@ -384,13 +378,11 @@ impl LoopModel for Digits {
         }
         let r4: Lanes<W> = vt8.powi(-1i32);
         r4.store(&mut s[24 * W..]);
-        step_t12::<W>(x, s);
-        step_t14::<W>(x, s);
+        step_t12_t14::<W>(x, s);
         if level.rank() < 2 {
             return;
         }
-        step_t16::<W>(x, s);
-        step_t17::<W>(x, s);
+        step_t16_t17::<W>(x, s);
         let r5: Lanes<W> = vt8 * vt8;
         let r6: Lanes<W> = r5.powi(-1i32);
         let r7: Lanes<W> = (-0.00390625f64) * r6;
@@ -408,8 +400,7 @@ impl LoopModel for Digits {
         step_t26::<W>(x, s);
         let r11: Lanes<W> = (-1f64) * r6;
         r11.store(&mut s[4539 * W..]);
-        step_t28::<W>(s);
-        step_t29::<W>(s);
+        step_t28_t29::<W>(s);
     }
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
@@ -434,8 +425,7 @@ impl LoopModel for Digits {
         step_t36(s);
         s[1303] = a0;
         step_t38(s);
-        step_t39(s);
-        step_t40(s);
+        step_t39_t40(s);
     }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
@@ -495,29 +485,28 @@ pub mod tangent {
         sum.store(&mut s[45 * W..]);
     }
     /// `dt12[i0] = dt7[i0]·(-1)·t11 + dt11·t7[i0]·(-1), for i0 < 10`.
-    #[inline(always)]
-    fn step_dt12<const W: usize>(s: &mut [f64]) {
-        for i0 in 0..10 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&s[(35 + i0) * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[46 * W..]);
-            let r2: Lanes<W> = p2 * (-1.0) * p1;
-            let r3: Lanes<W> = p3 * p0 * (-1.0);
-            (r2 + r3).store(&mut s[(47 + i0) * W..]);
-        }
-    }
     /// `dt14[i0] = dt11·t7[i0] + dt7[i0]·t11, for i0 < 10`.
     #[inline(always)]
-    fn step_dt14<const W: usize>(s: &mut [f64]) {
+    fn step_dt12_dt14<const W: usize>(s: &mut [f64]) {
         for i0 in 0..10 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&s[(35 + i0) * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[46 * W..]);
-            let r3: Lanes<W> = p3 * p0;
-            let r4: Lanes<W> = p2 * p1;
-            (r3 + r4).store(&mut s[(697 + i0) * W..]);
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
+                let p2: Lanes<W> = Lanes::<W>::load(&s[(35 + i0) * W..]);
+                let p3: Lanes<W> = Lanes::<W>::load(&s[46 * W..]);
+                let r2: Lanes<W> = p2 * (-1.0) * p1;
+                let r3: Lanes<W> = p3 * p0 * (-1.0);
+                (r2 + r3).store(&mut s[(47 + i0) * W..]);
+            }
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
+                let p2: Lanes<W> = Lanes::<W>::load(&s[(35 + i0) * W..]);
+                let p3: Lanes<W> = Lanes::<W>::load(&s[46 * W..]);
+                let r3: Lanes<W> = p3 * p0;
+                let r4: Lanes<W> = p2 * p1;
+                (r3 + r4).store(&mut s[(697 + i0) * W..]);
+            }
         }
     }
     /// `dt34[i0, i1] = dW[i0, i1]·lambda, for i0 < 10, i1 < 64`.
@@ -618,8 +607,7 @@ pub mod tangent {
             let r6: Lanes<W> = a5.powi(-2i32);
             let r7: Lanes<W> = (-1f64) * r6 * vdt8;
             r7.store(&mut s[46 * W..]);
-            step_dt12::<W>(s);
-            step_dt14::<W>(s);
+            step_dt12_dt14::<W>(s);
         }
         /// The regularizer's steps, into the scratch vector `s`.
         #[inline(always)]

@@ -85,23 +85,20 @@ fn step_t13<const W: usize>(t: &[f64], s: &mut [f64]) {
     }
 }
 /// `t16[i0, i1] = x[i1], for i0 < 4, i1 < 2`.
-#[inline(always)]
-fn step_t16<const W: usize>(x: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        for i1 in 0..2 {
-            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            p0.store(&mut s[(31 + i0 * 2 + i1) * W..]);
-        }
-    }
-}
 /// `t17[i0, i1] = v[i0]·x[i1], for i0 < 4, i1 < 2`.
 #[inline(always)]
-fn step_t17<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
+fn step_t16_t17<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: f64 = t[12 + i0];
-            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p1).store(&mut s[(39 + i0 * 2 + i1) * W..]);
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                p0.store(&mut s[(31 + i0 * 2 + i1) * W..]);
+            }
+            {
+                let p0: f64 = t[12 + i0];
+                let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                (p0 * p1).store(&mut s[(39 + i0 * 2 + i1) * W..]);
+            }
         }
     }
 }
@@ -170,54 +167,50 @@ fn step_t31<const W: usize>(x: &[f64], s: &mut [f64]) {
     }
 }
 /// `t35[i0, i1] = (t32·v[i0] + (t34 + t32)·t21[i0] + t18[i0]·(-1))·x[i1], for i0 < 4, i1 < 2`.
-#[inline(always)]
-fn step_t35<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        for i1 in 0..2 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[79 * W..]);
-            let p1: f64 = t[12 + i0];
-            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[(60 + i0) * W..]);
-            let p4: Lanes<W> = Lanes::<W>::load(&s[80 * W..]);
-            let p5: Lanes<W> = Lanes::<W>::load(&s[(47 + i0) * W..]);
-            let r0: Lanes<W> = p0 * p1;
-            let r1: Lanes<W> = p4 + p0;
-            let r2: Lanes<W> = r1 * p3;
-            let r3: Lanes<W> = p5 * (-1.0);
-            let r4: Lanes<W> = r0 + r2 + r3;
-            (r4 * p2).store(&mut s[(81 + i0 * 2 + i1) * W..]);
-        }
-    }
-}
 /// `t36[i0, i1] = (t34·v[i0] + t18[i0])·x[i1], for i0 < 4, i1 < 2`.
 #[inline(always)]
-fn step_t36<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
+fn step_t35_t36<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[80 * W..]);
-            let p1: f64 = t[12 + i0];
-            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[(60 + i0) * W..]);
-            let p4: Lanes<W> = Lanes::<W>::load(&s[(47 + i0) * W..]);
-            let r0: Lanes<W> = p0 * p1;
-            let r1: Lanes<W> = r0 + p4;
-            (r1 * p2).store(&mut s[(89 + i0 * 2 + i1) * W..]);
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[79 * W..]);
+                let p1: f64 = t[12 + i0];
+                let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                let p3: Lanes<W> = Lanes::<W>::load(&s[(60 + i0) * W..]);
+                let p4: Lanes<W> = Lanes::<W>::load(&s[80 * W..]);
+                let p5: Lanes<W> = Lanes::<W>::load(&s[(47 + i0) * W..]);
+                let r0: Lanes<W> = p0 * p1;
+                let r1: Lanes<W> = p4 + p0;
+                let r2: Lanes<W> = r1 * p3;
+                let r3: Lanes<W> = p5 * (-1.0);
+                let r4: Lanes<W> = r0 + r2 + r3;
+                (r4 * p2).store(&mut s[(81 + i0 * 2 + i1) * W..]);
+            }
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[80 * W..]);
+                let p1: f64 = t[12 + i0];
+                let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                let p3: Lanes<W> = Lanes::<W>::load(&s[(60 + i0) * W..]);
+                let p4: Lanes<W> = Lanes::<W>::load(&s[(47 + i0) * W..]);
+                let r0: Lanes<W> = p0 * p1;
+                let r1: Lanes<W> = r0 + p4;
+                (r1 * p2).store(&mut s[(89 + i0 * 2 + i1) * W..]);
+            }
         }
     }
 }
 /// `t37[i0] = 1, for i0 < 4`.
-#[inline(always)]
-fn step_t37<const W: usize>(s: &mut [f64]) {
-    for i0 in 0..4 {
-        Lanes::<W>::splat(1.0).store(&mut s[(97 + i0) * W..]);
-    }
-}
 /// `t38[i0] = v[i0], for i0 < 4`.
 #[inline(always)]
-fn step_t38<const W: usize>(t: &[f64], s: &mut [f64]) {
+fn step_t37_t38<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: f64 = t[12 + i0];
-        Lanes::<W>::splat(p0).store(&mut s[(101 + i0) * W..]);
+        {
+            Lanes::<W>::splat(1.0).store(&mut s[(97 + i0) * W..]);
+        }
+        {
+            let p0: f64 = t[12 + i0];
+            Lanes::<W>::splat(p0).store(&mut s[(101 + i0) * W..]);
+        }
     }
 }
 /// `t41[i0] = (t39 + t40)·x[i0], for i0 < 2`.
@@ -240,122 +233,107 @@ fn step_t47<const W: usize>(s: &mut [f64]) {
     }
 }
 /// `t50[i0, i1] = t41[i1] + ((t40 + t45 + t48 + t39)·h[i0] + (t48 + t45)·t47[i0])·x[i1], for i0 < 4, i1 < 2`.
-#[inline(always)]
-fn step_t50<const W: usize>(x: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        for i1 in 0..2 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(107 + i1) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[105 * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let p4: Lanes<W> = Lanes::<W>::load(&s[106 * W..]);
-            let p5: Lanes<W> = Lanes::<W>::load(&s[109 * W..]);
-            let p6: Lanes<W> = Lanes::<W>::load(&s[(110 + i0) * W..]);
-            let p7: Lanes<W> = Lanes::<W>::load(&s[114 * W..]);
-            let r0: Lanes<W> = p4 + p5 + p7 + p1;
-            let r1: Lanes<W> = r0 * p2;
-            let r2: Lanes<W> = p7 + p5;
-            let r3: Lanes<W> = r2 * p6;
-            let r4: Lanes<W> = r1 + r3;
-            let r5: Lanes<W> = r4 * p3;
-            (p0 + r5).store(&mut s[(115 + i0 * 2 + i1) * W..]);
-        }
-    }
-}
 /// `t53[i0, i1] = (t32·v[i0] + t21[i0]·t34 + (-1)·t18[i0] + t21[i0]·t32)·x[i1], for i0 < 4, i1 < 2`.
-#[inline(always)]
-fn step_t53<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        for i1 in 0..2 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[79 * W..]);
-            let p1: f64 = t[12 + i0];
-            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[(60 + i0) * W..]);
-            let p4: Lanes<W> = Lanes::<W>::load(&s[80 * W..]);
-            let p5: Lanes<W> = Lanes::<W>::load(&s[(47 + i0) * W..]);
-            let r0: Lanes<W> = p0 * p1;
-            let r1: Lanes<W> = p3 * p4;
-            let r2: Lanes<W> = (-1f64) * p5;
-            let r3: Lanes<W> = p3 * p0;
-            let r4: Lanes<W> = r0 + r1 + r2 + r3;
-            (r4 * p2).store(&mut s[(123 + i0 * 2 + i1) * W..]);
-        }
-    }
-}
 /// `t55[i0, i1] = (v[i0] + (-1)·t18[i0])·x[i1], for i0 < 4, i1 < 2`.
 #[inline(always)]
-fn step_t55<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
+fn step_t50_t53_t55<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
-            let p0: f64 = t[12 + i0];
-            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&s[(47 + i0) * W..]);
-            let r0: Lanes<W> = (-1f64) * p2;
-            let r1: Lanes<W> = p0 + r0;
-            (r1 * p1).store(&mut s[(131 + i0 * 2 + i1) * W..]);
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[(107 + i1) * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[105 * W..]);
+                let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+                let p3: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                let p4: Lanes<W> = Lanes::<W>::load(&s[106 * W..]);
+                let p5: Lanes<W> = Lanes::<W>::load(&s[109 * W..]);
+                let p6: Lanes<W> = Lanes::<W>::load(&s[(110 + i0) * W..]);
+                let p7: Lanes<W> = Lanes::<W>::load(&s[114 * W..]);
+                let r0: Lanes<W> = p4 + p5 + p7 + p1;
+                let r1: Lanes<W> = r0 * p2;
+                let r2: Lanes<W> = p7 + p5;
+                let r3: Lanes<W> = r2 * p6;
+                let r4: Lanes<W> = r1 + r3;
+                let r5: Lanes<W> = r4 * p3;
+                (p0 + r5).store(&mut s[(115 + i0 * 2 + i1) * W..]);
+            }
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[79 * W..]);
+                let p1: f64 = t[12 + i0];
+                let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                let p3: Lanes<W> = Lanes::<W>::load(&s[(60 + i0) * W..]);
+                let p4: Lanes<W> = Lanes::<W>::load(&s[80 * W..]);
+                let p5: Lanes<W> = Lanes::<W>::load(&s[(47 + i0) * W..]);
+                let r0: Lanes<W> = p0 * p1;
+                let r1: Lanes<W> = p3 * p4;
+                let r2: Lanes<W> = (-1f64) * p5;
+                let r3: Lanes<W> = p3 * p0;
+                let r4: Lanes<W> = r0 + r1 + r2 + r3;
+                (r4 * p2).store(&mut s[(123 + i0 * 2 + i1) * W..]);
+            }
+            {
+                let p0: f64 = t[12 + i0];
+                let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                let p2: Lanes<W> = Lanes::<W>::load(&s[(47 + i0) * W..]);
+                let r0: Lanes<W> = (-1f64) * p2;
+                let r1: Lanes<W> = p0 + r0;
+                (r1 * p1).store(&mut s[(131 + i0 * 2 + i1) * W..]);
+            }
         }
     }
 }
 /// `t56[i0] = (t27 + ((t29 + t24)·h[i0] + t24 + t20 + t29 + t27)·h[i0] + t20)·v[i0]·h[i0], for i0 < 4`.
-#[inline(always)]
-fn step_t56<const W: usize>(t: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[59 * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-        let p2: f64 = t[12 + i0];
-        let p3: Lanes<W> = Lanes::<W>::load(&s[64 * W..]);
-        let p4: Lanes<W> = Lanes::<W>::load(&s[69 * W..]);
-        let p5: Lanes<W> = Lanes::<W>::load(&s[70 * W..]);
-        let r0: Lanes<W> = p5 + p3;
-        let r1: Lanes<W> = r0 * p1;
-        let r2: Lanes<W> = r1 + p3 + p0 + p5 + p4;
-        let r3: Lanes<W> = r2 * p1;
-        let r4: Lanes<W> = p4 + r3 + p0;
-        (r4 * p2 * p1).store(&mut s[(139 + i0) * W..]);
-    }
-}
 /// `t57[i0] = (t32 + h[i0]·((-1)·h[i0] + t34 + t32))·v[i0], for i0 < 4`.
-#[inline(always)]
-fn step_t57<const W: usize>(t: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[79 * W..]);
-        let p1: f64 = t[12 + i0];
-        let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-        let p3: Lanes<W> = Lanes::<W>::load(&s[80 * W..]);
-        let r0: Lanes<W> = (-1f64) * p2;
-        let r1: Lanes<W> = r0 + p3 + p0;
-        let r2: Lanes<W> = p2 * r1;
-        let r3: Lanes<W> = p0 + r2;
-        (r3 * p1).store(&mut s[(143 + i0) * W..]);
-    }
-}
 /// `t58[i0] = (h[i0]·h[i0] + t34)·v[i0], for i0 < 4`.
-#[inline(always)]
-fn step_t58<const W: usize>(t: &[f64], s: &mut [f64]) {
-    for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[80 * W..]);
-        let p1: f64 = t[12 + i0];
-        let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-        let r0: Lanes<W> = p2 * p2;
-        let r1: Lanes<W> = r0 + p0;
-        (r1 * p1).store(&mut s[(147 + i0) * W..]);
-    }
-}
 /// `t60[i0] = (t48 + h[i0]·(t45 + t48) + t45 + t40 + t39)·h[i0] + t10, for i0 < 4`.
 #[inline(always)]
-fn step_t60<const W: usize>(s: &mut [f64]) {
+fn step_t56_t57_t58_t60<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[105 * W..]);
-        let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-        let p3: Lanes<W> = Lanes::<W>::load(&s[106 * W..]);
-        let p4: Lanes<W> = Lanes::<W>::load(&s[109 * W..]);
-        let p5: Lanes<W> = Lanes::<W>::load(&s[114 * W..]);
-        let r0: Lanes<W> = p4 + p5;
-        let r1: Lanes<W> = p2 * r0;
-        let r2: Lanes<W> = p5 + r1 + p4 + p3 + p1;
-        let r3: Lanes<W> = r2 * p2;
-        (r3 + p0).store(&mut s[(151 + i0) * W..]);
+        {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[59 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+            let p2: f64 = t[12 + i0];
+            let p3: Lanes<W> = Lanes::<W>::load(&s[64 * W..]);
+            let p4: Lanes<W> = Lanes::<W>::load(&s[69 * W..]);
+            let p5: Lanes<W> = Lanes::<W>::load(&s[70 * W..]);
+            let r0: Lanes<W> = p5 + p3;
+            let r1: Lanes<W> = r0 * p1;
+            let r2: Lanes<W> = r1 + p3 + p0 + p5 + p4;
+            let r3: Lanes<W> = r2 * p1;
+            let r4: Lanes<W> = p4 + r3 + p0;
+            (r4 * p2 * p1).store(&mut s[(139 + i0) * W..]);
+        }
+        {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[79 * W..]);
+            let p1: f64 = t[12 + i0];
+            let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[80 * W..]);
+            let r0: Lanes<W> = (-1f64) * p2;
+            let r1: Lanes<W> = r0 + p3 + p0;
+            let r2: Lanes<W> = p2 * r1;
+            let r3: Lanes<W> = p0 + r2;
+            (r3 * p1).store(&mut s[(143 + i0) * W..]);
+        }
+        {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[80 * W..]);
+            let p1: f64 = t[12 + i0];
+            let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+            let r0: Lanes<W> = p2 * p2;
+            let r1: Lanes<W> = r0 + p0;
+            (r1 * p1).store(&mut s[(147 + i0) * W..]);
+        }
+        {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[105 * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[106 * W..]);
+            let p4: Lanes<W> = Lanes::<W>::load(&s[109 * W..]);
+            let p5: Lanes<W> = Lanes::<W>::load(&s[114 * W..]);
+            let r0: Lanes<W> = p4 + p5;
+            let r1: Lanes<W> = p2 * r0;
+            let r2: Lanes<W> = p5 + r1 + p4 + p3 + p1;
+            let r3: Lanes<W> = r2 * p2;
+            (r3 + p0).store(&mut s[(151 + i0) * W..]);
+        }
     }
 }
 /// The model: its layouts and its gradient and Hessian terms, its
@@ -466,8 +444,7 @@ impl LoopModel for MlpTanh {
         if level.rank() < 2 {
             return;
         }
-        step_t16::<W>(x, s);
-        step_t17::<W>(t, x, s);
+        step_t16_t17::<W>(t, x, s);
         step_t18::<W>(t, s);
         step_t19::<W>(x, s);
         let r6: Lanes<W> = 2f64 * a1;
@@ -486,10 +463,8 @@ impl LoopModel for MlpTanh {
         Lanes::<W>::splat(r11).store(&mut s[79 * W..]);
         let r12: f64 = (-1.0);
         Lanes::<W>::splat(r12).store(&mut s[80 * W..]);
-        step_t35::<W>(t, x, s);
-        step_t36::<W>(t, x, s);
-        step_t37::<W>(s);
-        step_t38::<W>(t, s);
+        step_t35_t36::<W>(t, x, s);
+        step_t37_t38::<W>(t, s);
         r2.store(&mut s[105 * W..]);
         r8.store(&mut s[106 * W..]);
         step_t41::<W>(x, s);
@@ -497,13 +472,8 @@ impl LoopModel for MlpTanh {
         step_t47::<W>(s);
         let r13: Lanes<W> = r8 * (-1.0);
         r13.store(&mut s[114 * W..]);
-        step_t50::<W>(x, s);
-        step_t53::<W>(t, x, s);
-        step_t55::<W>(t, x, s);
-        step_t56::<W>(t, s);
-        step_t57::<W>(t, s);
-        step_t58::<W>(t, s);
-        step_t60::<W>(s);
+        step_t50_t53_t55::<W>(t, x, s);
+        step_t56_t57_t58_t60::<W>(t, s);
     }
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
@@ -599,39 +569,38 @@ pub mod tangent {
         }
     }
     /// `dt13[i0] = f(t10, h[i0], v[i0], dt10, dh[i0], dv[i0]), for i0 < 4` (11 instructions).
-    #[inline(always)]
-    fn step_dt13<const W: usize>(t: &[f64], v: &[f64], s: &mut [f64]) {
-        for i0 in 0..4 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-            let p2: f64 = t[12 + i0];
-            let p3: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
-            let p4: Lanes<W> = Lanes::<W>::load(&s[(19 + i0) * W..]);
-            let p5: f64 = v[12 + i0];
-            let r0: Lanes<W> = p1 * p1;
-            let r1: Lanes<W> = r0 * (-1.0);
-            let r2: Lanes<W> = r1 + 1.0;
-            let r4: Lanes<W> = p4 * p1;
-            let r5: Lanes<W> = p4 * p1;
-            let r6: Lanes<W> = r4 + r5;
-            let r7: Lanes<W> = r6 * (-1.0);
-            let r8: Lanes<W> = p3 * r2 * p2;
-            let r9: Lanes<W> = r7 * p0 * p2;
-            let r10: Lanes<W> = p5 * p0 * r2;
-            (r8 + r9 + r10).store(&mut s[(37 + i0) * W..]);
-        }
-    }
     /// `dt14[i0] = dt10·h[i0] + dh[i0]·t10, for i0 < 4`.
     #[inline(always)]
-    fn step_dt14<const W: usize>(s: &mut [f64]) {
+    fn step_dt13_dt14<const W: usize>(t: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..4 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[(19 + i0) * W..]);
-            let r1: Lanes<W> = p2 * p1;
-            let r2: Lanes<W> = p3 * p0;
-            (r1 + r2).store(&mut s[(41 + i0) * W..]);
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+                let p2: f64 = t[12 + i0];
+                let p3: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
+                let p4: Lanes<W> = Lanes::<W>::load(&s[(19 + i0) * W..]);
+                let p5: f64 = v[12 + i0];
+                let r0: Lanes<W> = p1 * p1;
+                let r1: Lanes<W> = r0 * (-1.0);
+                let r2: Lanes<W> = r1 + 1.0;
+                let r4: Lanes<W> = p4 * p1;
+                let r5: Lanes<W> = p4 * p1;
+                let r6: Lanes<W> = r4 + r5;
+                let r7: Lanes<W> = r6 * (-1.0);
+                let r8: Lanes<W> = p3 * r2 * p2;
+                let r9: Lanes<W> = r7 * p0 * p2;
+                let r10: Lanes<W> = p5 * p0 * r2;
+                (r8 + r9 + r10).store(&mut s[(37 + i0) * W..]);
+            }
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
+                let p2: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
+                let p3: Lanes<W> = Lanes::<W>::load(&s[(19 + i0) * W..]);
+                let r1: Lanes<W> = p2 * p1;
+                let r2: Lanes<W> = p3 * p0;
+                (r1 + r2).store(&mut s[(41 + i0) * W..]);
+            }
         }
     }
     /// The tangent model: its gradient is ∇²L·v.
@@ -707,8 +676,7 @@ pub mod tangent {
             r7.store(&mut s[24 * W..]);
             step_dt11::<W>(t, v, s);
             step_dt12::<W>(x, s);
-            step_dt13::<W>(t, v, s);
-            step_dt14::<W>(s);
+            step_dt13_dt14::<W>(t, v, s);
         }
         /// The regularizer's steps, into the scratch vector `s`.
         #[inline(always)]

@@ -53,96 +53,85 @@ fn step_t8<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     sum.store(&mut s[7 * W..]);
 }
 /// `t11[i0] = t6[i0]·(-1)·t10 + y[i0], for i0 < 3`.
-#[inline(always)]
-fn step_t11<const W: usize>(x: &[f64], s: &mut [f64]) {
-    for i0 in 0..3 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
-        let p2: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
-        let r0: Lanes<W> = p0 * (-1.0) * p1;
-        (r0 + p2).store(&mut s[(10 + i0) * W..]);
-    }
-}
 /// `t13[i0] = t10·t6[i0] + y[i0]·(-1), for i0 < 3`.
 #[inline(always)]
-fn step_t13<const W: usize>(x: &[f64], s: &mut [f64]) {
+fn step_t11_t13<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
-        let p0: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-        let p2: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
-        let r0: Lanes<W> = p2 * p1;
-        let r1: Lanes<W> = p0 * (-1.0);
-        (r0 + r1).store(&mut s[(25 + i0) * W..]);
-    }
-}
-/// `t15[i0, i1] = t6[i0]·x[i1], for i0 < 3, i1 < 4`.
-#[inline(always)]
-fn step_t15<const W: usize>(x: &[f64], s: &mut [f64]) {
-    for i0 in 0..3 {
-        for i1 in 0..4 {
+        {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p1).store(&mut s[(28 + i0 * 4 + i1) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
+            let r0: Lanes<W> = p0 * (-1.0) * p1;
+            (r0 + p2).store(&mut s[(10 + i0) * W..]);
+        }
+        {
+            let p0: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
+            let r0: Lanes<W> = p2 * p1;
+            let r1: Lanes<W> = p0 * (-1.0);
+            (r0 + r1).store(&mut s[(25 + i0) * W..]);
         }
     }
 }
+/// `t15[i0, i1] = t6[i0]·x[i1], for i0 < 3, i1 < 4`.
 /// `t16[i0, i1] = x[i1], for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t16<const W: usize>(x: &[f64], s: &mut [f64]) {
+fn step_t15_t16<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
-            let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            p0.store(&mut s[(40 + i0 * 4 + i1) * W..]);
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                (p0 * p1).store(&mut s[(28 + i0 * 4 + i1) * W..]);
+            }
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                p0.store(&mut s[(40 + i0 * 4 + i1) * W..]);
+            }
         }
     }
 }
 /// `t18[i0, i1] = t17·x[i1]·t6[i0], for i0 < 3, i1 < 4`.
-#[inline(always)]
-fn step_t18<const W: usize>(x: &[f64], s: &mut [f64]) {
-    for i0 in 0..3 {
-        for i1 in 0..4 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[52 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p2 * p1).store(&mut s[(53 + i0 * 4 + i1) * W..]);
-        }
-    }
-}
 /// `t19[i0, i1] = t6[i0]·x[i1]·t10, for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t19<const W: usize>(x: &[f64], s: &mut [f64]) {
+fn step_t18_t19<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p2 * p1).store(&mut s[(65 + i0 * 4 + i1) * W..]);
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[52 * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+                let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                (p0 * p2 * p1).store(&mut s[(53 + i0 * 4 + i1) * W..]);
+            }
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
+                let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                (p0 * p2 * p1).store(&mut s[(65 + i0 * 4 + i1) * W..]);
+            }
         }
     }
 }
 /// `t20[i0] = 1, for i0 < 3`.
-#[inline(always)]
-fn step_t20<const W: usize>(s: &mut [f64]) {
-    for i0 in 0..3 {
-        Lanes::<W>::splat(1.0).store(&mut s[(77 + i0) * W..]);
-    }
-}
 /// `t23[i0] = t17·t6[i0], for i0 < 3`.
-#[inline(always)]
-fn step_t23<const W: usize>(s: &mut [f64]) {
-    for i0 in 0..3 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[52 * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-        (p0 * p1).store(&mut s[(80 + i0) * W..]);
-    }
-}
 /// `t24[i0] = t6[i0]·t10, for i0 < 3`.
 #[inline(always)]
-fn step_t24<const W: usize>(s: &mut [f64]) {
+fn step_t20_t23_t24<const W: usize>(s: &mut [f64]) {
     for i0 in 0..3 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
-        (p0 * p1).store(&mut s[(83 + i0) * W..]);
+        {
+            Lanes::<W>::splat(1.0).store(&mut s[(77 + i0) * W..]);
+        }
+        {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[52 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+            (p0 * p1).store(&mut s[(80 + i0) * W..]);
+        }
+        {
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
+            (p0 * p1).store(&mut s[(83 + i0) * W..]);
+        }
     }
 }
 /// `t25[i0] = Σ over i1 < 4 of W[i0, i1]·W[i0, i1], for i0 < 3`.
@@ -281,22 +270,17 @@ impl LoopModel for SoftmaxRegression {
         }
         let r3: Lanes<W> = vt7.powi(-1i32);
         r3.store(&mut s[9 * W..]);
-        step_t11::<W>(x, s);
-        step_t13::<W>(x, s);
+        step_t11_t13::<W>(x, s);
         if level.rank() < 2 {
             return;
         }
-        step_t15::<W>(x, s);
-        step_t16::<W>(x, s);
+        step_t15_t16::<W>(x, s);
         let r4: Lanes<W> = vt7 * vt7;
         let r5: Lanes<W> = r4.powi(-1i32);
         let r6: Lanes<W> = (-1f64) * r5;
         r6.store(&mut s[52 * W..]);
-        step_t18::<W>(x, s);
-        step_t19::<W>(x, s);
-        step_t20::<W>(s);
-        step_t23::<W>(s);
-        step_t24::<W>(s);
+        step_t18_t19::<W>(x, s);
+        step_t20_t23_t24::<W>(s);
     }
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
@@ -358,29 +342,28 @@ pub mod tangent {
         sum.store(&mut s[16 * W..]);
     }
     /// `dt11[i0] = dt6[i0]·(-1)·t10 + dt10·t6[i0]·(-1), for i0 < 3`.
-    #[inline(always)]
-    fn step_dt11<const W: usize>(s: &mut [f64]) {
-        for i0 in 0..3 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&s[(13 + i0) * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[17 * W..]);
-            let r2: Lanes<W> = p2 * (-1.0) * p1;
-            let r3: Lanes<W> = p3 * p0 * (-1.0);
-            (r2 + r3).store(&mut s[(18 + i0) * W..]);
-        }
-    }
     /// `dt13[i0] = dt10·t6[i0] + dt6[i0]·t10, for i0 < 3`.
     #[inline(always)]
-    fn step_dt13<const W: usize>(s: &mut [f64]) {
+    fn step_dt11_dt13<const W: usize>(s: &mut [f64]) {
         for i0 in 0..3 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&s[(13 + i0) * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[17 * W..]);
-            let r3: Lanes<W> = p3 * p0;
-            let r4: Lanes<W> = p2 * p1;
-            (r3 + r4).store(&mut s[(33 + i0) * W..]);
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
+                let p2: Lanes<W> = Lanes::<W>::load(&s[(13 + i0) * W..]);
+                let p3: Lanes<W> = Lanes::<W>::load(&s[17 * W..]);
+                let r2: Lanes<W> = p2 * (-1.0) * p1;
+                let r3: Lanes<W> = p3 * p0 * (-1.0);
+                (r2 + r3).store(&mut s[(18 + i0) * W..]);
+            }
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
+                let p2: Lanes<W> = Lanes::<W>::load(&s[(13 + i0) * W..]);
+                let p3: Lanes<W> = Lanes::<W>::load(&s[17 * W..]);
+                let r3: Lanes<W> = p3 * p0;
+                let r4: Lanes<W> = p2 * p1;
+                (r3 + r4).store(&mut s[(33 + i0) * W..]);
+            }
         }
     }
     /// `dt28[i0, i1] = dW[i0, i1]·lambda, for i0 < 3, i1 < 4`.
@@ -469,8 +452,7 @@ pub mod tangent {
             let r5: Lanes<W> = a4.powi(-2i32);
             let r6: Lanes<W> = (-1f64) * r5 * vdt7;
             r6.store(&mut s[17 * W..]);
-            step_dt11::<W>(s);
-            step_dt13::<W>(s);
+            step_dt11_dt13::<W>(s);
         }
         /// The regularizer's steps, into the scratch vector `s`.
         #[inline(always)]

@@ -274,7 +274,12 @@ pub(super) fn stage_fn(
     let lanes_fn = lane_path();
     // Where the statements of the first level end.
     let mut loss_level_end = None;
+    // The steps before this index ran in an earlier step's loop nest.
+    let mut fused_until = 0;
     for (k, step) in stage.steps.iter().enumerate() {
+        if k < fused_until {
+            continue;
+        }
         if split == Some(k) {
             // The tangent half reads the primal values from the scratch:
             // nothing computed in the primal half is in scope.
@@ -319,18 +324,28 @@ pub(super) fn stage_fn(
             locals.insert(step.out, (value, in_lanes));
             continue;
         }
-        let f = format_ident!("step_{}", out.name);
+        // The elementwise steps that follow over the same loops run in
+        // this step's loop nest (not across the tangent model's split).
+        let mut group = vec![step];
+        while let Some(next) = stage.steps.get(k + group.len()) {
+            if split == Some(k + group.len()) || !fuses_with(m, &group, next) {
+                break;
+            }
+            group.push(next);
+        }
+        fused_until = k + group.len();
+        let f = step_fn_name(m, &group);
         let generic_w = if lanes > 0 { quote!(::<W>) } else { quote!() };
-        let shared = has_direction(m) && !reads_direction(m, step) && {
-            let own = step_fn(m, step, lanes, with_row).to_string();
-            primal.and_then(|p| p.steps.get(&f.to_string())) == Some(&own)
-        };
+        let own = step_fn(m, &group, lanes, with_row);
+        let shared = has_direction(m)
+            && !group.iter().any(|s| reads_direction(m, s))
+            && primal.and_then(|p| p.steps.get(&f.to_string())) == Some(&own.to_string());
         // A shared step is the model's function, in scope through the
         // tangent module's `use super::*`.
         if !shared {
-            steps.push((f.to_string(), step_fn(m, step, lanes, with_row)));
+            steps.push((f.to_string(), own));
         }
-        let slices = step_slices(m, step);
+        let slices = step_slices(m, &group);
         stmts.push(quote!(#f #generic_w(#(#slices,)* s);));
         if out.shape.is_empty() {
             // A reduction into a scalar: read back once.

@@ -200,8 +200,100 @@ pub(super) fn store_tokens(
     quote!(#value.store(&mut s[#target..]);)
 }
 
-/// The function of one step (for one row, or for `lanes` rows at once).
-pub(super) fn step_fn(m: &LoopProgram, step: &Step, lanes: usize, with_row: bool) -> TokenStream {
+/// Whether `next` can run in the loop nest of `group`, the consecutive
+/// steps before it: all are elementwise (no summed loops) over the same
+/// loops at the same level, and `next` reads what the group writes only at
+/// the entry the iteration writes.
+pub(super) fn fuses_with(m: &LoopProgram, group: &[&Step], next: &Step) -> bool {
+    let elementwise =
+        |s: &Step| !s.loops.is_empty() && s.loops.len() == m.tensors[s.out].shape.len();
+    let first = group[0];
+    let same_entry = |index: &[Axis]| {
+        (index.iter().enumerate()).all(|(k, a)| *a == Axis::Loop { var: k, shift: 0 })
+    };
+    elementwise(first)
+        && elementwise(next)
+        && next.loops == first.loops
+        && next.level == first.level
+        && next.inputs.iter().all(|l| match l {
+            Load::Entry { tensor, index } if group.iter().any(|s| s.out == *tensor) => {
+                same_entry(index)
+            }
+            _ => true,
+        })
+}
+
+/// The function's name of a step, or of steps in one loop nest: `step_`
+/// and the buffers written (`step_t16_t17`).
+pub(super) fn step_fn_name(m: &LoopProgram, group: &[&Step]) -> Ident {
+    let names: Vec<&str> = group
+        .iter()
+        .map(|s| m.tensors[s.out].name.as_str())
+        .collect();
+    format_ident!("step_{}", names.join("_"))
+}
+
+/// The function of one step, or of elementwise steps in one loop nest
+/// ([`fuses_with`]; each iteration runs their bodies in order), for one
+/// row or for `lanes` rows at once.
+pub(super) fn step_fn(
+    m: &LoopProgram,
+    group: &[&Step],
+    lanes: usize,
+    with_row: bool,
+) -> TokenStream {
+    let docs = group.iter().map(|s| {
+        let rank = m.tensors[s.out].shape.len();
+        format!(" {}", step_summary(m, s, rank))
+    });
+    let fn_name = step_fn_name(m, group);
+    let slices = step_slices(m, group);
+    let generic = if lanes > 0 {
+        quote!(<const W: usize>)
+    } else {
+        quote!()
+    };
+    let nest = match group {
+        [step] => step_nest(m, step, lanes, with_row),
+        _ => {
+            let bodies = group.iter().map(|step| {
+                let out = &m.tensors[step.out];
+                let StepParts {
+                    loads,
+                    body,
+                    result,
+                    result_in_lanes,
+                } = step_parts(m, step, lanes, with_row);
+                let all: Vec<Axis> = (0..out.shape.len())
+                    .map(|var| Axis::Loop { var, shift: 0 })
+                    .collect();
+                let target = if lanes > 0 {
+                    lane_index(out.offset, &all, &out.shape)
+                } else {
+                    flat(out.offset, &all, &out.shape)
+                };
+                let store = store_tokens(result, result_in_lanes, target, lanes);
+                quote!({ #(#loads)* #(#body)* #store })
+            });
+            let mut nest = quote!(#(#bodies)*);
+            for (k, len) in group[0].loops.iter().enumerate().rev() {
+                let (i, len) = (format_ident!("i{k}"), n(*len));
+                nest = quote!(for #i in 0..#len { #nest });
+            }
+            nest
+        }
+    };
+    quote! {
+        #(#[doc = #docs])*
+        #[inline(always)]
+        fn #fn_name #generic(#(#slices: &[f64],)* s: &mut [f64]) {
+            #nest
+        }
+    }
+}
+
+/// The loop nest of one step.
+fn step_nest(m: &LoopProgram, step: &Step, lanes: usize, with_row: bool) -> TokenStream {
     let out = &m.tensors[step.out];
     let rank = out.shape.len();
     let StepParts {
@@ -227,7 +319,7 @@ pub(super) fn step_fn(m: &LoopProgram, step: &Step, lanes: usize, with_row: bool
     // A reduction sums into a local, stored once per entry: the same
     // additions in the same order as into the buffer, without a load and a
     // store per term.
-    let nest = if reduces {
+    if reduces {
         let ty = if lanes > 0 && result_in_lanes {
             lane_type()
         } else {
@@ -269,21 +361,6 @@ pub(super) fn step_fn(m: &LoopProgram, step: &Step, lanes: usize, with_row: bool
     } else {
         let store = store_tokens(result, result_in_lanes, target, lanes);
         wrap(quote!(#(#loads)* #(#body)* #store), 0..step.loops.len())
-    };
-    let fn_name = format_ident!("step_{}", out.name);
-    let doc = format!(" {}", step_summary(m, step, rank));
-    let slices = step_slices(m, step);
-    let generic = if lanes > 0 {
-        quote!(<const W: usize>)
-    } else {
-        quote!()
-    };
-    quote! {
-        #[doc = #doc]
-        #[inline(always)]
-        fn #fn_name #generic(#(#slices: &[f64],)* s: &mut [f64]) {
-            #nest
-        }
     }
 }
 
@@ -301,13 +378,12 @@ pub(super) fn reads_direction(m: &LoopProgram, step: &Step) -> bool {
 
 /// The parameter `v: &[f64],` of the step and stage functions of a model
 /// whose steps read a direction (`direction`), else nothing.
-/// The slices a step reads besides the scratch `s`, in the order of its
+/// The slices steps read besides the scratch `s`, in the order of their
 /// function's parameters: θ (`t`), the row (`x`), the constants (`c`) and
 /// the direction (`v`).
-pub(super) fn step_slices(m: &LoopProgram, step: &Step) -> Vec<Ident> {
+pub(super) fn step_slices(m: &LoopProgram, steps: &[&Step]) -> Vec<Ident> {
     let reads = |source: Source| {
-        step.inputs
-            .iter()
+        (steps.iter().flat_map(|s| &s.inputs))
             .any(|l| matches!(l, Load::Entry { tensor, .. } if m.tensors[*tensor].source == source))
     };
     [
@@ -459,4 +535,94 @@ pub(super) fn joined(parts: &[&TokenStream], op: TokenStream) -> TokenStream {
     let mut parts = parts.iter();
     let first = parts.next().map_or_else(|| quote!(0.0), |p| (*p).clone());
     parts.fold(first, |acc, p| quote!(#acc #op #p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hessforge_ir::Outputs;
+    use hessforge_ir::loop_ir::{Stage, TensorLayout};
+
+    fn layout(name: &str, source: Source, offset: usize, shape: &[usize]) -> TensorLayout {
+        TensorLayout {
+            name: name.into(),
+            source,
+            offset,
+            shape: shape.to_vec(),
+        }
+    }
+
+    fn at(vars: &[usize]) -> Vec<Axis> {
+        vars.iter()
+            .map(|&var| Axis::Loop { var, shift: 0 })
+            .collect()
+    }
+
+    /// `out[…] = p0` over `loops`, reading `tensor` at `index`.
+    fn copy(out: usize, loops: &[usize], tensor: usize, index: Vec<Axis>) -> Step {
+        Step {
+            out,
+            loops: loops.to_vec(),
+            inputs: vec![Load::Entry { tensor, index }],
+            body: Program {
+                n_regs: 0,
+                instructions: Vec::new(),
+                outputs: vec![Operand::Param(0)],
+            },
+            level: Outputs::LossGradHess,
+        }
+    }
+
+    /// x (a row of 2), and buffers a, b (4 × 2), c (4), d (2 × 4).
+    fn model() -> LoopProgram {
+        LoopProgram {
+            name: "m".into(),
+            params: Vec::new(),
+            data: vec!["x1".into(), "x2".into()],
+            constants: Vec::new(),
+            constant_defaults: Vec::new(),
+            tensors: vec![
+                layout("x", Source::Row, 0, &[2]),
+                layout("a", Source::Scratch, 0, &[4, 2]),
+                layout("b", Source::Scratch, 8, &[4, 2]),
+                layout("c", Source::Scratch, 16, &[4]),
+                layout("d", Source::Scratch, 20, &[2, 4]),
+            ],
+            sample: Stage::default(),
+            regularizer: Stage::default(),
+            plans: Default::default(),
+            tangent: None,
+        }
+    }
+
+    #[test]
+    fn elementwise_steps_over_the_same_loops_share_a_loop_nest() {
+        let m = model();
+        let a = copy(1, &[4, 2], 0, at(&[1]));
+        // b[i, j] = a[i, j]: the entry this iteration wrote.
+        assert!(fuses_with(&m, &[&a], &copy(2, &[4, 2], 1, at(&[0, 1]))));
+        // b[i, j] = a[j, i]: an entry a later iteration writes.
+        let transposed = copy(2, &[4, 2], 1, vec![Axis::Fixed(0), Axis::Fixed(1)]);
+        assert!(!fuses_with(&m, &[&a], &transposed));
+        // Other loops, another level, a reduction: not fused.
+        assert!(!fuses_with(&m, &[&a], &copy(3, &[4], 0, at(&[0]))));
+        let mut later = copy(2, &[4, 2], 0, at(&[1]));
+        later.level = Outputs::LossGrad;
+        assert!(!fuses_with(&m, &[&a], &later));
+        let sum = copy(3, &[4, 2], 1, at(&[0, 1]));
+        assert!(!fuses_with(&m, &[&sum], &copy(2, &[4, 2], 0, at(&[1]))));
+    }
+
+    #[test]
+    fn fused_steps_are_one_function_with_each_formula() {
+        let m = model();
+        let (a, b) = (
+            copy(1, &[4, 2], 0, at(&[1])),
+            copy(2, &[4, 2], 1, at(&[0, 1])),
+        );
+        let f = step_fn(&m, &[&a, &b], 0, true).to_string();
+        assert!(f.contains("fn step_a_b"), "{f}");
+        assert!(f.contains("a[i0, i1] = x[i1]") && f.contains("b[i0, i1] = a[i0, i1]"));
+        assert_eq!(f.matches("for i0 in").count(), 1, "{f}");
+    }
 }

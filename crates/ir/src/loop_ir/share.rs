@@ -258,3 +258,88 @@ fn value_key(body: &Program, inputs: &[Load]) -> String {
     let outputs: Vec<String> = body.outputs.iter().map(|o| text(o, &regs)).collect();
     outputs.join("; ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(name: &str, source: Source, offset: usize, shape: &[usize]) -> TensorLayout {
+        TensorLayout {
+            name: name.into(),
+            source,
+            offset,
+            shape: shape.to_vec(),
+        }
+    }
+
+    /// `out[i] = p0·p0` (`square`) or `out[i] = p0`, reading `tensor[i]`.
+    fn step(out: usize, tensor: usize, square: bool) -> Step {
+        let index = vec![Axis::Loop { var: 0, shift: 0 }];
+        let (instructions, outputs) = if square {
+            let args = vec![Operand::Param(0), Operand::Param(0)];
+            (vec![Instr::Mul { dst: 0, args }], vec![Operand::Reg(0)])
+        } else {
+            (Vec::new(), vec![Operand::Param(0)])
+        };
+        Step {
+            out,
+            loops: vec![3],
+            inputs: vec![Load::Entry { tensor, index }],
+            body: Program {
+                n_regs: instructions.len() as u32,
+                instructions,
+                outputs,
+            },
+            level: Outputs::LossGradHess,
+        }
+    }
+
+    #[test]
+    fn a_copy_of_a_buffer_is_read_from_the_buffer_and_a_copy_of_the_row_stays() {
+        // w (θ), x (a row of 3); a = x², b = a (a copy), c = x (a copy of
+        // the row); the Hessian term reads b and c.
+        let mut m = LoopProgram {
+            name: "m".into(),
+            params: vec!["w1".into(), "w2".into(), "w3".into()],
+            data: vec!["x1".into(), "x2".into(), "x3".into()],
+            constants: Vec::new(),
+            constant_defaults: Vec::new(),
+            tensors: vec![
+                layout("w", Source::Theta, 0, &[3]),
+                layout("x", Source::Row, 0, &[3]),
+                layout("a", Source::Scratch, 0, &[3]),
+                layout("b", Source::Scratch, 3, &[3]),
+                layout("c", Source::Scratch, 6, &[3]),
+            ],
+            sample: Stage {
+                scratch: 9,
+                steps: vec![step(2, 1, true), step(3, 2, false), step(4, 1, false)],
+                loss: None,
+                gradient: Vec::new(),
+                hessian: vec![HessianTerm::Product {
+                    row: 0,
+                    col: 0,
+                    pairs: Vec::new(),
+                    u: 3,
+                    v: 4,
+                }],
+            },
+            regularizer: Stage::default(),
+            plans: Default::default(),
+            tangent: None,
+        };
+        m.share_identical_steps();
+        let names: Vec<&str> = m.tensors.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["w", "x", "a", "c"]);
+        assert_eq!(m.sample.steps.len(), 2);
+        assert_eq!(m.sample.scratch, 6);
+        let HessianTerm::Product { u, v, .. } = m.sample.hessian[0] else {
+            panic!("a product term")
+        };
+        assert_eq!(
+            (m.tensors[u].name.as_str(), m.tensors[v].name.as_str()),
+            ("a", "c")
+        );
+        m.validate().expect("a valid program");
+    }
+}
