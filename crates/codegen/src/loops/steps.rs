@@ -4,6 +4,7 @@
 
 use super::*;
 use hessforge_ir::Program;
+use hessforge_ir::loop_ir::TensorLayout;
 
 /// How many entries of a reduction's innermost free index are summed side
 /// by side ([`JammedSum`]).
@@ -264,15 +265,7 @@ pub(super) fn step_fn(
                     result,
                     result_in_lanes,
                 } = step_parts(m, step, lanes, with_row);
-                let all: Vec<Axis> = (0..out.shape.len())
-                    .map(|var| Axis::Loop { var, shift: 0 })
-                    .collect();
-                let target = if lanes > 0 {
-                    lane_index(out.offset, &all, &out.shape)
-                } else {
-                    flat(out.offset, &all, &out.shape)
-                };
-                let store = store_tokens(result, result_in_lanes, target, lanes);
+                let store = store_tokens(result, result_in_lanes, entry_target(out, lanes), lanes);
                 quote!({ #(#loads)* #(#body)* #store })
             });
             let mut nest = quote!(#(#bodies)*);
@@ -292,6 +285,19 @@ pub(super) fn step_fn(
     }
 }
 
+/// Where an iteration stores its entry of `out`: at the indices of the
+/// step's first loops (entry by entry, one value per lane, in lanes).
+fn entry_target(out: &TensorLayout, lanes: usize) -> TokenStream {
+    let all: Vec<Axis> = (0..out.shape.len())
+        .map(|var| Axis::Loop { var, shift: 0 })
+        .collect();
+    if lanes > 0 {
+        lane_index(out.offset, &all, &out.shape)
+    } else {
+        flat(out.offset, &all, &out.shape)
+    }
+}
+
 /// The loop nest of one step.
 fn step_nest(m: &LoopProgram, step: &Step, lanes: usize, with_row: bool) -> TokenStream {
     let out = &m.tensors[step.out];
@@ -302,12 +308,7 @@ fn step_nest(m: &LoopProgram, step: &Step, lanes: usize, with_row: bool) -> Toke
         result,
         result_in_lanes,
     } = step_parts(m, step, lanes, with_row);
-    let all: Vec<Axis> = (0..rank).map(|var| Axis::Loop { var, shift: 0 }).collect();
-    let target = if lanes > 0 {
-        lane_index(out.offset, &all, &out.shape)
-    } else {
-        flat(out.offset, &all, &out.shape)
-    };
+    let target = entry_target(out, lanes);
     let reduces = step.loops.len() > rank;
     let wrap = |mut nest: TokenStream, loops: std::ops::Range<usize>| {
         for k in loops.rev() {
@@ -541,16 +542,7 @@ pub(super) fn joined(parts: &[&TokenStream], op: TokenStream) -> TokenStream {
 mod tests {
     use super::*;
     use hessforge_ir::Outputs;
-    use hessforge_ir::loop_ir::{Stage, TensorLayout};
-
-    fn layout(name: &str, source: Source, offset: usize, shape: &[usize]) -> TensorLayout {
-        TensorLayout {
-            name: name.into(),
-            source,
-            offset,
-            shape: shape.to_vec(),
-        }
-    }
+    use hessforge_ir::loop_ir::Stage;
 
     fn at(vars: &[usize]) -> Vec<Axis> {
         vars.iter()
@@ -582,11 +574,11 @@ mod tests {
             constants: Vec::new(),
             constant_defaults: Vec::new(),
             tensors: vec![
-                layout("x", Source::Row, 0, &[2]),
-                layout("a", Source::Scratch, 0, &[4, 2]),
-                layout("b", Source::Scratch, 8, &[4, 2]),
-                layout("c", Source::Scratch, 16, &[4]),
-                layout("d", Source::Scratch, 20, &[2, 4]),
+                TensorLayout::new("x", Source::Row, 0, &[2]),
+                TensorLayout::new("a", Source::Scratch, 0, &[4, 2]),
+                TensorLayout::new("b", Source::Scratch, 8, &[4, 2]),
+                TensorLayout::new("c", Source::Scratch, 16, &[4]),
+                TensorLayout::new("d", Source::Scratch, 20, &[2, 4]),
             ],
             sample: Stage::default(),
             regularizer: Stage::default(),

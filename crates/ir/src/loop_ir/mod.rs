@@ -81,6 +81,16 @@ pub struct TensorLayout {
 }
 
 impl TensorLayout {
+    /// The tensor `name` with axis lengths `shape`, from `offset` of `source`.
+    pub fn new(name: &str, source: Source, offset: usize, shape: &[usize]) -> TensorLayout {
+        TensorLayout {
+            name: name.to_string(),
+            source,
+            offset,
+            shape: shape.to_vec(),
+        }
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.shape.iter().product()

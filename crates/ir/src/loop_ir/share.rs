@@ -263,15 +263,6 @@ fn value_key(body: &Program, inputs: &[Load]) -> String {
 mod tests {
     use super::*;
 
-    fn layout(name: &str, source: Source, offset: usize, shape: &[usize]) -> TensorLayout {
-        TensorLayout {
-            name: name.into(),
-            source,
-            offset,
-            shape: shape.to_vec(),
-        }
-    }
-
     /// `out[i] = p0·p0` (`square`) or `out[i] = p0`, reading `tensor[i]`.
     fn step(out: usize, tensor: usize, square: bool) -> Step {
         let index = vec![Axis::Loop { var: 0, shift: 0 }];
@@ -305,11 +296,11 @@ mod tests {
             constants: Vec::new(),
             constant_defaults: Vec::new(),
             tensors: vec![
-                layout("w", Source::Theta, 0, &[3]),
-                layout("x", Source::Row, 0, &[3]),
-                layout("a", Source::Scratch, 0, &[3]),
-                layout("b", Source::Scratch, 3, &[3]),
-                layout("c", Source::Scratch, 6, &[3]),
+                TensorLayout::new("w", Source::Theta, 0, &[3]),
+                TensorLayout::new("x", Source::Row, 0, &[3]),
+                TensorLayout::new("a", Source::Scratch, 0, &[3]),
+                TensorLayout::new("b", Source::Scratch, 3, &[3]),
+                TensorLayout::new("c", Source::Scratch, 6, &[3]),
             ],
             sample: Stage {
                 scratch: 9,

@@ -49,12 +49,7 @@ fn scalar_ids(tensors: &[TensorLayout], source: Source) -> Vec<String> {
 
 /// A tensor's layout (for generated code).
 pub fn tensor(name: &str, source: Source, offset: usize, shape: &[usize]) -> TensorLayout {
-    TensorLayout {
-        name: name.to_string(),
-        source,
-        offset,
-        shape: shape.to_vec(),
-    }
+    TensorLayout::new(name, source, offset, shape)
 }
 
 /// A stage's outputs (for generated code; its steps are generated
