@@ -81,10 +81,20 @@ fn generated_latex_compiles_without_overfull_lines() {
         "an article and slides per built-in model"
     );
     assert_eq!(slides * 2, files.len(), "as many slides as articles");
-    let work = tempfile::tempdir().unwrap();
-    for tex in files {
-        compile(&tex, work.path());
-    }
+    // pdflatex runs on one core: the files are shared out over the cores,
+    // each worker in a directory of its own.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = files.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        for part in files.chunks(chunk) {
+            scope.spawn(move || {
+                let work = tempfile::tempdir().unwrap();
+                for tex in part {
+                    compile(tex, work.path());
+                }
+            });
+        }
+    });
 }
 
 #[test]
