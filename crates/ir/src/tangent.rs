@@ -286,7 +286,7 @@ impl Layout<'_> {
                     TangentLoad::Tangent(i) => self.load(&s.inputs[i], true),
                     TangentLoad::Value => {
                         let rank = m.tensors[s.out].shape.len();
-                        let index = (0..rank).map(|var| Axis::Loop { var, shift: 0 }).collect();
+                        let index = Axis::each_loop(rank);
                         self.load(
                             &Load::Entry {
                                 tensor: s.out,

@@ -209,16 +209,13 @@ pub(super) fn fuses_with(m: &LoopProgram, group: &[&Step], next: &Step) -> bool 
     let elementwise =
         |s: &Step| !s.loops.is_empty() && s.loops.len() == m.tensors[s.out].shape.len();
     let first = group[0];
-    let same_entry = |index: &[Axis]| {
-        (index.iter().enumerate()).all(|(k, a)| *a == Axis::Loop { var: k, shift: 0 })
-    };
     elementwise(first)
         && elementwise(next)
         && next.loops == first.loops
         && next.level == first.level
         && next.inputs.iter().all(|l| match l {
             Load::Entry { tensor, index } if group.iter().any(|s| s.out == *tensor) => {
-                same_entry(index)
+                Axis::is_each_loop(index)
             }
             _ => true,
         })
@@ -255,8 +252,12 @@ pub(super) fn step_fn(
         quote!()
     };
     let nest = match group {
-        [step] => step_nest(m, step, lanes, with_row),
+        [step] if step.loops.len() > m.tensors[step.out].shape.len() => {
+            reduction_nest(m, step, lanes, with_row)
+        }
         _ => {
+            // Elementwise: each step's body stores its entry; the bodies of
+            // fused steps are blocks of their own (their names repeat).
             let bodies = group.iter().map(|step| {
                 let out = &m.tensors[step.out];
                 let StepParts {
@@ -266,14 +267,16 @@ pub(super) fn step_fn(
                     result_in_lanes,
                 } = step_parts(m, step, lanes, with_row);
                 let store = store_tokens(result, result_in_lanes, entry_target(out, lanes), lanes);
-                quote!({ #(#loads)* #(#body)* #store })
+                match group.len() {
+                    1 => quote!(#(#loads)* #(#body)* #store),
+                    _ => quote!({ #(#loads)* #(#body)* #store }),
+                }
             });
-            let mut nest = quote!(#(#bodies)*);
-            for (k, len) in group[0].loops.iter().enumerate().rev() {
-                let (i, len) = (format_ident!("i{k}"), n(*len));
-                nest = quote!(for #i in 0..#len { #nest });
-            }
-            nest
+            loop_nest(
+                &group[0].loops,
+                0..group[0].loops.len(),
+                quote!(#(#bodies)*),
+            )
         }
     };
     quote! {
@@ -288,9 +291,7 @@ pub(super) fn step_fn(
 /// Where an iteration stores its entry of `out`: at the indices of the
 /// step's first loops (entry by entry, one value per lane, in lanes).
 fn entry_target(out: &TensorLayout, lanes: usize) -> TokenStream {
-    let all: Vec<Axis> = (0..out.shape.len())
-        .map(|var| Axis::Loop { var, shift: 0 })
-        .collect();
+    let all = Axis::each_loop(out.shape.len());
     if lanes > 0 {
         lane_index(out.offset, &all, &out.shape)
     } else {
@@ -298,8 +299,17 @@ fn entry_target(out: &TensorLayout, lanes: usize) -> TokenStream {
     }
 }
 
-/// The loop nest of one step.
-fn step_nest(m: &LoopProgram, step: &Step, lanes: usize, with_row: bool) -> TokenStream {
+/// `inner` inside the loops `range` of `loops` (`for i{k} in 0..loops[k]`),
+/// outermost first.
+fn loop_nest(loops: &[usize], range: std::ops::Range<usize>, inner: TokenStream) -> TokenStream {
+    range.rev().fold(inner, |nest, k| {
+        let (i, len) = (format_ident!("i{k}"), n(loops[k]));
+        quote!(for #i in 0..#len { #nest })
+    })
+}
+
+/// The loop nest of a step that sums over its last loops.
+fn reduction_nest(m: &LoopProgram, step: &Step, lanes: usize, with_row: bool) -> TokenStream {
     let out = &m.tensors[step.out];
     let rank = out.shape.len();
     let StepParts {
@@ -309,59 +319,46 @@ fn step_nest(m: &LoopProgram, step: &Step, lanes: usize, with_row: bool) -> Toke
         result_in_lanes,
     } = step_parts(m, step, lanes, with_row);
     let target = entry_target(out, lanes);
-    let reduces = step.loops.len() > rank;
-    let wrap = |mut nest: TokenStream, loops: std::ops::Range<usize>| {
-        for k in loops.rev() {
-            let (i, len) = (format_ident!("i{k}"), n(step.loops[k]));
-            nest = quote!(for #i in 0..#len { #nest });
-        }
-        nest
-    };
+    let wrap =
+        |nest: TokenStream, range: std::ops::Range<usize>| loop_nest(&step.loops, range, nest);
     // A reduction sums into a local, stored once per entry: the same
     // additions in the same order as into the buffer, without a load and a
     // store per term.
-    if reduces {
-        let ty = if lanes > 0 && result_in_lanes {
-            lane_type()
-        } else {
-            quote!(f64)
-        };
-        let zero = if lanes > 0 && result_in_lanes {
-            quote!(Lanes::<W>::splat(0.0))
-        } else {
-            quote!(0.0)
-        };
-        let one_entry = {
-            let summed = wrap(
-                {
-                    let term = operand_of(&result);
-                    quote!(#(#loads)* #(#body)* sum = sum + #term;)
-                },
-                rank..step.loops.len(),
-            );
-            let store = store_tokens(quote!(sum), result_in_lanes, target.clone(), lanes);
-            quote!(let mut sum: #ty = #zero; #summed #store)
-        };
-        let jammed = (rank > 0).then(|| {
-            let parts = JammedSum {
-                var: format_ident!("i{}", rank - 1),
-                len: step.loops[rank - 1],
-                ty: &ty,
-                zero: &zero,
-                term: (quote!(#(#loads)* #(#body)*), operand_of(&result)),
-                store: |sum: &Ident| {
-                    store_tokens(quote!(#sum), result_in_lanes, target.clone(), lanes)
-                },
-            };
-            parts.tokens(|summed| wrap(summed, rank..step.loops.len()), &one_entry)
-        });
-        match jammed.flatten() {
-            Some(blocked) => wrap(blocked, 0..rank - 1),
-            None => wrap(one_entry, 0..rank),
-        }
+    let ty = if lanes > 0 && result_in_lanes {
+        lane_type()
     } else {
-        let store = store_tokens(result, result_in_lanes, target, lanes);
-        wrap(quote!(#(#loads)* #(#body)* #store), 0..step.loops.len())
+        quote!(f64)
+    };
+    let zero = if lanes > 0 && result_in_lanes {
+        quote!(Lanes::<W>::splat(0.0))
+    } else {
+        quote!(0.0)
+    };
+    let one_entry = {
+        let summed = wrap(
+            {
+                let term = operand_of(&result);
+                quote!(#(#loads)* #(#body)* sum = sum + #term;)
+            },
+            rank..step.loops.len(),
+        );
+        let store = store_tokens(quote!(sum), result_in_lanes, target.clone(), lanes);
+        quote!(let mut sum: #ty = #zero; #summed #store)
+    };
+    let jammed = (rank > 0).then(|| {
+        let parts = JammedSum {
+            var: format_ident!("i{}", rank - 1),
+            len: step.loops[rank - 1],
+            ty: &ty,
+            zero: &zero,
+            term: (quote!(#(#loads)* #(#body)*), operand_of(&result)),
+            store: |sum: &Ident| store_tokens(quote!(#sum), result_in_lanes, target.clone(), lanes),
+        };
+        parts.tokens(|summed| wrap(summed, rank..step.loops.len()), &one_entry)
+    });
+    match jammed.flatten() {
+        Some(blocked) => wrap(blocked, 0..rank - 1),
+        None => wrap(one_entry, 0..rank),
     }
 }
 

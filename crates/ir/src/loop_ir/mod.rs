@@ -502,6 +502,19 @@ impl LoopProgram {
     }
 }
 
+impl Axis {
+    /// The index `[i0, …, i(rank − 1)]`: each axis the loop of its
+    /// position, the entry a step's first loops write.
+    pub fn each_loop(rank: usize) -> Vec<Axis> {
+        (0..rank).map(|var| Axis::Loop { var, shift: 0 }).collect()
+    }
+
+    /// Whether `index` is [`Axis::each_loop`] of its length.
+    pub fn is_each_loop(index: &[Axis]) -> bool {
+        (index.iter().enumerate()).all(|(k, a)| *a == Axis::Loop { var: k, shift: 0 })
+    }
+}
+
 impl std::fmt::Display for Axis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -171,8 +171,7 @@ fn copied_buffer(step: &Step, tensors: &[TensorLayout]) -> Option<usize> {
         return None;
     };
     let (from, to) = (&tensors[*tensor], &tensors[step.out]);
-    let identity = step.loops.len() == to.shape.len()
-        && (index.iter().enumerate()).all(|(k, a)| *a == Axis::Loop { var: k, shift: 0 });
+    let identity = step.loops.len() == to.shape.len() && Axis::is_each_loop(index);
     let value = match step.body.instructions.as_slice() {
         [] => step.body.outputs.first(),
         [Instr::Copy { dst, src }] if step.body.outputs == [Operand::Reg(*dst)] => Some(src),
