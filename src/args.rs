@@ -5,8 +5,8 @@
 use crate::output::Failure;
 use clap::ValueEnum;
 use hessforge_derivation::render::Format;
-use hessforge_driver::Problem;
 use hessforge_driver::figures::{FigureKind, FigureOptions};
+use hessforge_driver::{BackendChoice, Problem};
 use hessforge_optim::Stopping;
 use std::path::PathBuf;
 
@@ -33,6 +33,26 @@ pub struct ProblemArgs {
     /// Override a constant of the derivation file, e.g. --set lambda=0.
     #[arg(long = "set", value_name = "NAME=VALUE")]
     set: Vec<String>,
+    /// auto: the built-in's compiled kernel, else a model file's loop IR compiled at run time;
+    /// interpreter: the interpreter of the lowered derivation (the oracle, for debugging).
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendArg,
+}
+
+/// `--backend`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum BackendArg {
+    Auto,
+    Interpreter,
+}
+
+impl From<BackendArg> for BackendChoice {
+    fn from(b: BackendArg) -> BackendChoice {
+        match b {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Interpreter => BackendChoice::Interpreter,
+        }
+    }
 }
 
 impl ProblemArgs {
@@ -46,6 +66,7 @@ impl ProblemArgs {
                 .map(|v| v.into_iter().filter(|f| !f.is_empty()).collect()),
             init: self.init,
             set: self.set,
+            backend: self.backend.into(),
         }
     }
 }

@@ -499,7 +499,7 @@ fn a_wide_model_in_a_file_runs_on_the_loop_ir() {
 }
 
 #[test]
-fn gradcheck_checks_the_loop_ir_by_finite_differences() {
+fn gradcheck_checks_the_run_time_compiled_loop_ir_by_finite_differences() {
     let _g = symbolica_lock();
     let dir = tempfile::tempdir().unwrap();
     let file = wide_logistic(dir.path(), 12, 50);
@@ -508,7 +508,7 @@ fn gradcheck_checks_the_loop_ir_by_finite_differences() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "gradient check of logistic_12 (interpreter)",
+            "gradient check of logistic_12 (run-time compiled)",
         ))
         .stdout(predicate::str::contains("passed"));
 }

@@ -187,6 +187,61 @@ fn a_derivation_file_runs_through_the_interpreter() {
     assert_eq!(v["status"], "converged", "{v}");
 }
 
+/// A model file in index form runs on its loop IR compiled at run time;
+/// `--backend interpreter` runs the same fit on the interpreter (the
+/// oracle): the same iterations and the same optimum.
+#[test]
+fn a_derivation_file_in_index_form_runs_compiled_at_run_time() {
+    let _g = symbolica_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("my_mlp.toml");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("derivations/mlp_tanh.toml"),
+        &file,
+    )
+    .unwrap();
+    let run = |backend: &str| -> Value {
+        let out = hessforge()
+            .args([
+                "run",
+                file.to_str().unwrap(),
+                "-O",
+                "newton-damped",
+                "--json",
+            ])
+            .args(["--synthetic", "300", "--backend", backend])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (compiled, interpreted) = (run("auto"), run("interpreter"));
+    assert_eq!(compiled["backend"], "run-time compiled");
+    assert_eq!(interpreted["backend"], "interpreter");
+    assert_eq!(compiled["status"], interpreted["status"], "{compiled}");
+    assert_eq!(compiled["iterations"], interpreted["iterations"]);
+    let loss = |v: &Value| v["final_loss"].as_f64().unwrap();
+    assert!(
+        (loss(&compiled) - loss(&interpreted)).abs() <= 1e-12 * loss(&interpreted).abs().max(1.0)
+    );
+    hessforge()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "-O",
+            "gd",
+            "--max-iters",
+            "2",
+        ])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("run-time compiled kernel"));
+}
+
 #[test]
 fn optimizers_lists_every_rule_with_its_conventions() {
     let out = hessforge()

@@ -1,31 +1,51 @@
 //! Where a model's numbers come from: the compiled kernel of a built-in
-//! model, or an interpreter of a derivation file given at run time
-//! (derived and lowered on the spot, no rebuild) — the loop IR of the
-//! index form for a model with a vector or matrix parameter (prepared in
-//! milliseconds whatever its size), the straight-line programs of the
-//! scalar derivation otherwise. Either is a [`Kernel`];
+//! model, or for a derivation file given at run time (derived and lowered
+//! on the spot, no rebuild) the loop IR of the index form compiled to
+//! machine code ([`RunTimeKernel`], for a model with a vector or matrix
+//! parameter), else an interpreter — the straight-line programs of the
+//! scalar derivation, or the loop IR when asked for
+//! ([`BackendChoice::Interpreter`], the oracle). Each is a [`Kernel`];
 //! [`hessforge_kernels::KernelObjective`] binds it to constants and data as
 //! the optimizers' objective.
 
-use hessforge_kernels::Kernel;
+use hessforge_kernels::{Kernel, RunTimeKernel};
 use hessforge_spec::Model;
 use hessforge_symbolic::EngineError;
 
-/// A model's [`Kernel`]: compiled into this binary, or an interpreter.
+/// A model's [`Kernel`]: compiled into this binary, compiled at run time,
+/// or an interpreter.
 pub enum Backend {
     /// A kernel compiled into this binary.
     Compiled(&'static dyn Kernel),
+    /// The loop IR compiled to machine code when the model was loaded.
+    RunTimeCompiled(Box<RunTimeKernel>),
     /// An interpreter of the lowered derivation (the scalar programs or
     /// the loop IR).
     Interpreted(Box<dyn Kernel>),
 }
 
+/// Which back-end a model runs on (`--backend`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// The fastest there is: the compiled kernel of a built-in, else the
+    /// run-time compiled loop IR, else the scalar programs' interpreter.
+    #[default]
+    Auto,
+    /// The interpreter of the lowered derivation, for every model: the
+    /// oracle the compiled kernels are tested against.
+    Interpreter,
+}
+
 impl Backend {
-    /// The compiled kernel when `arg` names a built-in model, else the
-    /// interpreter over the lowered derivation: the loop IR where a
-    /// parameter is a vector or a matrix, the scalar programs otherwise.
-    pub fn resolve(arg: &str, model: &Model) -> Result<Backend, EngineError> {
-        if crate::models::is_builtin(arg)
+    /// The back-end `choice` names for `model` (a built-in when `arg` names
+    /// one): see [`BackendChoice`].
+    pub fn resolve(
+        arg: &str,
+        model: &Model,
+        choice: BackendChoice,
+    ) -> Result<Backend, EngineError> {
+        if choice == BackendChoice::Auto
+            && crate::models::is_builtin(arg)
             && let Some(k) = hessforge_kernels::kernel(arg)
         {
             return Ok(Backend::Compiled(k));
@@ -35,9 +55,18 @@ impl Backend {
             .as_ref()
             .is_some_and(|ix| ix.parameters().any(|t| !t.shape.is_empty()));
         if has_tensor_parameter {
-            return Ok(Backend::Interpreted(Box::new(
-                hessforge_symbolic::lower_loop_ir(model)?,
-            )));
+            let program = hessforge_symbolic::lower_loop_ir(model)?;
+            if choice == BackendChoice::Auto {
+                let compiled =
+                    RunTimeKernel::compile(program).map_err(|e| EngineError::Internal {
+                        file: model.name.clone(),
+                        message: format!(
+                            "{e} (`--backend interpreter` runs the model on the interpreter)"
+                        ),
+                    })?;
+                return Ok(Backend::RunTimeCompiled(Box::new(compiled)));
+            }
+            return Ok(Backend::Interpreted(Box::new(program)));
         }
         let derivation = hessforge_symbolic::derive_scalar(model)?;
         Ok(Backend::Interpreted(Box::new(hessforge_symbolic::lower(
@@ -45,10 +74,11 @@ impl Backend {
         )?)))
     }
 
-    /// "compiled" or "interpreter".
+    /// "compiled", "run-time compiled" or "interpreter".
     pub fn kind(&self) -> &'static str {
         match self {
             Backend::Compiled(_) => "compiled",
+            Backend::RunTimeCompiled(_) => "run-time compiled",
             Backend::Interpreted(_) => "interpreter",
         }
     }
@@ -57,6 +87,7 @@ impl Backend {
     pub fn kernel(&self) -> &dyn Kernel {
         match self {
             Backend::Compiled(k) => *k,
+            Backend::RunTimeCompiled(k) => k.as_ref(),
             Backend::Interpreted(k) => k.as_ref(),
         }
     }

@@ -37,7 +37,7 @@ pub mod run;
 pub mod summary;
 mod synthetic;
 
-pub use backend::Backend;
+pub use backend::{Backend, BackendChoice};
 pub use data::Dataset;
 pub use problem::{OptionError, PrepareError, Prepared, Problem, prepare};
 pub use run::{

@@ -7,7 +7,7 @@
 // built once, on the way out, so its size costs nothing that matters.
 #![allow(clippy::result_large_err)]
 
-use crate::backend::{Backend, loss_is_square};
+use crate::backend::{Backend, BackendChoice, loss_is_square};
 use crate::data::{self, DataError, Dataset};
 use crate::models::{self, LookupError};
 use hessforge_kernels::KernelObjective;
@@ -84,6 +84,8 @@ pub struct Problem {
     pub init: Option<String>,
     /// Constants to override, as `NAME=VALUE` (`--set`).
     pub set: Vec<String>,
+    /// Which back-end runs the model (`--backend`).
+    pub backend: BackendChoice,
 }
 
 /// A model ready to fit: back-end, constants, data, start.
@@ -146,7 +148,7 @@ pub fn prepare(name: &str, problem: &Problem) -> Result<Prepared, PrepareError> 
         data.standardize(&model, &fields)?;
     }
     let start = initial(&model, problem.init.as_deref())?;
-    let backend = Backend::resolve(name, &model)?;
+    let backend = Backend::resolve(name, &model, problem.backend)?;
     Ok(Prepared {
         model,
         backend,

@@ -16,6 +16,7 @@
 //! know), index-form expressions (the index calculus) and IR instructions
 //! (the tangent model of Hessian–vector products).
 
+use crate::lanes::Lanes;
 use crate::math;
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +70,10 @@ pub struct Function {
     /// the name above); otherwise generated code maps the scalar function
     /// over the lanes.
     pub on_lanes: bool,
+    /// Its value on eight lanes, as generated code computes it: the method
+    /// of [`Lanes`] where there is one, else [`Function::eval`] lane by lane
+    /// (what the run-time compiled kernels call).
+    pub eval_lanes: fn(Lanes<8>) -> Lanes<8>,
     /// Where it is defined, in words.
     pub domain: &'static str,
     /// f′(u) in terms of u and f(u), in words.
@@ -92,6 +97,7 @@ pub const FUNCTIONS: [Function; 19] = [
         eval: f64::exp,
         method: Some("exp"),
         on_lanes: true,
+        eval_lanes: Lanes::<8>::exp,
         domain: "every real u",
         derivative: "exp(u)",
         latex: "\\exp",
@@ -105,6 +111,7 @@ pub const FUNCTIONS: [Function; 19] = [
         eval: f64::ln,
         method: Some("ln"),
         on_lanes: true,
+        eval_lanes: Lanes::<8>::ln,
         domain: "u > 0",
         derivative: "1/u",
         latex: "\\log",
@@ -118,6 +125,7 @@ pub const FUNCTIONS: [Function; 19] = [
         eval: f64::ln_1p,
         method: Some("ln_1p"),
         on_lanes: true,
+        eval_lanes: Lanes::<8>::ln_1p,
         domain: "u > −1",
         derivative: "1/(1 + u)",
         latex: "\\operatorname{log1p}",
@@ -131,6 +139,7 @@ pub const FUNCTIONS: [Function; 19] = [
         eval: f64::exp_m1,
         method: Some("exp_m1"),
         on_lanes: true,
+        eval_lanes: Lanes::<8>::exp_m1,
         domain: "every real u",
         derivative: "exp(u)",
         latex: "\\operatorname{expm1}",
@@ -144,6 +153,7 @@ pub const FUNCTIONS: [Function; 19] = [
         eval: f64::sqrt,
         method: Some("sqrt"),
         on_lanes: true,
+        eval_lanes: Lanes::<8>::sqrt,
         domain: "u ≥ 0 (its derivative u > 0)",
         derivative: "1/(2 sqrt(u))",
         latex: "\\sqrt",
@@ -157,6 +167,7 @@ pub const FUNCTIONS: [Function; 19] = [
         eval: f64::sin,
         method: Some("sin"),
         on_lanes: true,
+        eval_lanes: Lanes::<8>::sin,
         domain: "every real u",
         derivative: "cos(u)",
         latex: "\\sin",
@@ -170,6 +181,7 @@ pub const FUNCTIONS: [Function; 19] = [
         eval: f64::cos,
         method: Some("cos"),
         on_lanes: true,
+        eval_lanes: Lanes::<8>::cos,
         domain: "every real u",
         derivative: "−sin(u)",
         latex: "\\cos",
@@ -183,6 +195,7 @@ pub const FUNCTIONS: [Function; 19] = [
         eval: f64::tan,
         method: Some("tan"),
         on_lanes: true,
+        eval_lanes: Lanes::<8>::tan,
         domain: "u ≠ π/2 + kπ",
         derivative: "1 + tan(u)²",
         latex: "\\tan",
@@ -196,6 +209,7 @@ pub const FUNCTIONS: [Function; 19] = [
         eval: f64::atan,
         method: Some("atan"),
         on_lanes: true,
+        eval_lanes: Lanes::<8>::atan,
         domain: "every real u",
         derivative: "1/(1 + u²)",
         latex: "\\arctan",
@@ -209,6 +223,7 @@ pub const FUNCTIONS: [Function; 19] = [
         eval: f64::tanh,
         method: Some("tanh"),
         on_lanes: true,
+        eval_lanes: Lanes::<8>::tanh,
         domain: "every real u",
         derivative: "1 − tanh(u)²",
         latex: "\\tanh",
@@ -222,6 +237,7 @@ pub const FUNCTIONS: [Function; 19] = [
         eval: math::sigmoid,
         method: None,
         on_lanes: true,
+        eval_lanes: Lanes::<8>::sigmoid,
         domain: "every real u",
         derivative: "σ(u)(1 − σ(u))",
         latex: "\\sigma",
@@ -235,6 +251,7 @@ pub const FUNCTIONS: [Function; 19] = [
         eval: math::softplus,
         method: None,
         on_lanes: true,
+        eval_lanes: Lanes::<8>::softplus,
         domain: "every real u",
         derivative: "σ(u)",
         latex: "\\operatorname{softplus}",
@@ -248,6 +265,7 @@ pub const FUNCTIONS: [Function; 19] = [
         eval: math::relu,
         method: None,
         on_lanes: true,
+        eval_lanes: Lanes::<8>::relu,
         domain: "every real u",
         derivative: "step(u)",
         latex: "\\operatorname{ReLU}",
@@ -261,6 +279,7 @@ pub const FUNCTIONS: [Function; 19] = [
         eval: math::step,
         method: None,
         on_lanes: true,
+        eval_lanes: Lanes::<8>::step,
         domain: "every real u",
         derivative: "0 (almost everywhere)",
         latex: "\\operatorname{step}",
@@ -274,6 +293,7 @@ pub const FUNCTIONS: [Function; 19] = [
         eval: f64::abs,
         method: Some("abs"),
         on_lanes: true,
+        eval_lanes: Lanes::<8>::abs,
         domain: "every real u",
         derivative: "sign(u)",
         latex: "\\operatorname{abs}",
@@ -287,6 +307,7 @@ pub const FUNCTIONS: [Function; 19] = [
         eval: math::sign,
         method: None,
         on_lanes: true,
+        eval_lanes: Lanes::<8>::sign,
         domain: "every real u",
         derivative: "0 (almost everywhere)",
         latex: "\\operatorname{sign}",
@@ -300,6 +321,7 @@ pub const FUNCTIONS: [Function; 19] = [
         eval: math::erf,
         method: None,
         on_lanes: false,
+        eval_lanes: |x| x.map(math::erf),
         domain: "every real u",
         derivative: "erf′(u) = (2/√π)·e^(−u²)",
         latex: "\\operatorname{erf}",
@@ -313,6 +335,7 @@ pub const FUNCTIONS: [Function; 19] = [
         eval: math::erf_prime,
         method: None,
         on_lanes: false,
+        eval_lanes: |x| x.map(math::erf_prime),
         domain: "every real u",
         derivative: "−2u·erf′(u)",
         latex: "\\operatorname{erf}'",
@@ -326,6 +349,7 @@ pub const FUNCTIONS: [Function; 19] = [
         eval: f64::asinh,
         method: Some("asinh"),
         on_lanes: false,
+        eval_lanes: |x| x.map(f64::asinh),
         domain: "every real u",
         derivative: "1/sqrt(1 + u²)",
         latex: "\\operatorname{arsinh}",

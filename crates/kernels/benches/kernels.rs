@@ -195,7 +195,7 @@ fn hand_written_loss_grad_hess(bencher: Bencher, n: usize) {
 }
 
 /// A logistic-regression kernel's L + ∇ over N samples.
-fn logistic_loss_grad<K: Kernel>(bencher: Bencher, n: usize, kernel: K) {
+fn logistic_loss_grad<K: Kernel + ?Sized>(bencher: Bencher, n: usize, kernel: &K) {
     let data = logistic_data(n);
     let t = theta();
     let mut g = [0.0; P];
@@ -203,7 +203,7 @@ fn logistic_loss_grad<K: Kernel>(bencher: Bencher, n: usize, kernel: K) {
 }
 
 /// A logistic-regression kernel's L + ∇ + H over N samples.
-fn logistic_loss_grad_hess<K: Kernel>(bencher: Bencher, n: usize, kernel: K) {
+fn logistic_loss_grad_hess<K: Kernel + ?Sized>(bencher: Bencher, n: usize, kernel: &K) {
     let data = logistic_data(n);
     let t = theta();
     let (mut g, mut h) = ([0.0; P], [0.0; P * P]);
@@ -214,12 +214,12 @@ fn logistic_loss_grad_hess<K: Kernel>(bencher: Bencher, n: usize, kernel: K) {
 
 #[divan::bench(args = SIZES)]
 fn compiled_loss_grad(bencher: Bencher, n: usize) {
-    logistic_loss_grad(bencher, n, LogisticRegression);
+    logistic_loss_grad(bencher, n, &LogisticRegression);
 }
 
 #[divan::bench(args = SIZES)]
 fn compiled_loss_grad_hess(bencher: Bencher, n: usize) {
-    logistic_loss_grad_hess(bencher, n, LogisticRegression);
+    logistic_loss_grad_hess(bencher, n, &LogisticRegression);
 }
 
 fn programs(name: &str) -> ModelPrograms {
@@ -246,7 +246,7 @@ fn interpreter_loss_grad_hess(bencher: Bencher, n: usize) {
 }
 
 /// An `mlp_tanh` kernel's L + ∇ + H over `data` (3 columns) at θ = 0.3.
-fn mlp_loss_grad_hess<K: Kernel>(bencher: Bencher, data: &[f64], kernel: K) {
+fn mlp_loss_grad_hess<K: Kernel + ?Sized>(bencher: Bencher, data: &[f64], kernel: &K) {
     let t = [0.3; 17];
     let (mut g, mut h) = ([0.0; 17], [0.0; 17 * 17]);
     bencher
@@ -258,7 +258,7 @@ const MLP_SAMPLE: [f64; 3] = [0.4, -0.7, 0.25];
 
 #[divan::bench]
 fn mlp_tanh_one_sample_loss_grad_hess(bencher: Bencher) {
-    mlp_loss_grad_hess(bencher, &MLP_SAMPLE, MlpTanh);
+    mlp_loss_grad_hess(bencher, &MLP_SAMPLE, &MlpTanh);
 }
 
 /// 10 000 samples of the network's 2 inputs and target, from a seed.
@@ -273,7 +273,50 @@ fn mlp_data() -> Vec<f64> {
 /// (divide by 10⁴).
 #[divan::bench]
 fn mlp_tanh_pass_loss_grad_hess(bencher: Bencher) {
-    mlp_loss_grad_hess(bencher, &mlp_data(), MlpTanh);
+    mlp_loss_grad_hess(bencher, &mlp_data(), &MlpTanh);
+}
+
+/// The built-ins compiled at run time from their derivation files
+/// ([`RunTimeKernel`]: the loop IR through Cranelift), on the same data as
+/// their build-time kernels above: `-- run_time`.
+mod run_time {
+    use super::*;
+    use hessforge_kernels::RunTimeKernel;
+
+    /// `derivations/NAME.toml` loaded, lowered to the loop IR and compiled.
+    pub fn compiled(name: &str) -> RunTimeKernel {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../../derivations/{name}.toml"));
+        let model = hessforge_spec::load_file(&path).expect("derivation loads");
+        let program = hessforge_symbolic::lower_loop_ir(&model).expect("lowers");
+        RunTimeKernel::compile(program).expect("compiles")
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn loss_grad(bencher: Bencher, n: usize) {
+        logistic_loss_grad(bencher, n, &compiled("logistic_regression"));
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn loss_grad_hess(bencher: Bencher, n: usize) {
+        logistic_loss_grad_hess(bencher, n, &compiled("logistic_regression"));
+    }
+
+    #[divan::bench]
+    fn mlp_tanh_one_sample_loss_grad_hess(bencher: Bencher) {
+        mlp_loss_grad_hess(bencher, &MLP_SAMPLE, &compiled("mlp_tanh"));
+    }
+
+    #[divan::bench]
+    fn mlp_tanh_pass_loss_grad_hess(bencher: Bencher) {
+        mlp_loss_grad_hess(bencher, &mlp_data(), &compiled("mlp_tanh"));
+    }
+
+    /// Preparation: the file loaded, lowered to the loop IR and compiled.
+    #[divan::bench(args = ["logistic_regression", "mlp_tanh", "softmax_regression"], sample_count = 20)]
+    fn prepare(bencher: Bencher, name: &str) {
+        bencher.bench_local(|| compiled(name));
+    }
 }
 
 /// The same models written with scalar parameters only
@@ -288,21 +331,21 @@ mod straight_line {
 
     #[divan::bench(args = SIZES)]
     fn loss_grad(bencher: Bencher, n: usize) {
-        logistic_loss_grad(bencher, n, LogisticScalar);
+        logistic_loss_grad(bencher, n, &LogisticScalar);
     }
 
     #[divan::bench(args = SIZES)]
     fn loss_grad_hess(bencher: Bencher, n: usize) {
-        logistic_loss_grad_hess(bencher, n, LogisticScalar);
+        logistic_loss_grad_hess(bencher, n, &LogisticScalar);
     }
 
     #[divan::bench]
     fn mlp_tanh_one_sample_loss_grad_hess(bencher: Bencher) {
-        mlp_loss_grad_hess(bencher, &MLP_SAMPLE, MlpTanhScalar);
+        mlp_loss_grad_hess(bencher, &MLP_SAMPLE, &MlpTanhScalar);
     }
 
     #[divan::bench]
     fn mlp_tanh_pass_loss_grad_hess(bencher: Bencher) {
-        mlp_loss_grad_hess(bencher, &mlp_data(), MlpTanhScalar);
+        mlp_loss_grad_hess(bencher, &mlp_data(), &MlpTanhScalar);
     }
 }

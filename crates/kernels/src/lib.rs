@@ -30,6 +30,7 @@ mod interpreted;
 pub mod linearization;
 mod loop_kernel;
 mod objective;
+mod run_time_kernel;
 pub mod runtime;
 
 pub use linearization::{Linearization, LinearizationCache};
@@ -46,6 +47,7 @@ pub mod loop_prelude {
 }
 pub use loop_kernel::{LANES, LoopModel, LoopTangent};
 pub use objective::{KernelObjective, PARALLEL_ROWS};
+pub use run_time_kernel::{JitError, RunTimeKernel};
 
 /// Brings in the kernels a build script generated with
 /// `hessforge_build::compile`: one module per derivation file (named after

@@ -172,6 +172,134 @@ impl<T: LoopTangent> Steps for Tangent<'_, T> {
     }
 }
 
+/// What a loop kernel's passes need: its plan and its steps, and its
+/// tangent model's for Hessian–vector products. The generated kernels
+/// ([`LoopModel`]) and the run-time compiled ones ([`crate::RunTimeKernel`])
+/// provide them; [`passes`] runs them for both `Kernel`s.
+pub(crate) trait LoopParts: Sync {
+    /// The layouts and the gradient and Hessian terms.
+    fn plan(&self) -> &LoopProgram;
+    /// The model's steps.
+    fn primal(&self) -> impl Steps + Sync + '_;
+    /// The tangent model's plan, when there is one.
+    fn tangent_plan(&self) -> Option<&LoopProgram>;
+    /// The tangent model's steps of `phase` in the direction `v` (called
+    /// only when [`LoopParts::tangent_plan`] is there, and for a phase other
+    /// than `All` only when [`LoopParts::primal_scratch`] is).
+    fn tangent<'a>(&'a self, v: &'a [f64], phase: Phase) -> impl Steps + Sync + 'a;
+    /// The scratch entries the tangent model's primal steps write per row.
+    fn primal_scratch(&self) -> Option<usize>;
+}
+
+/// A generated model's parts.
+impl<M: LoopModel> LoopParts for M {
+    fn plan(&self) -> &LoopProgram {
+        M::plan()
+    }
+    fn primal(&self) -> impl Steps + Sync + '_ {
+        Primal::<M>(PhantomData)
+    }
+    fn tangent_plan(&self) -> Option<&LoopProgram> {
+        M::Tangent::plan()
+    }
+    fn tangent<'a>(&'a self, v: &'a [f64], phase: Phase) -> impl Steps + Sync + 'a {
+        Tangent::<M::Tangent>::new(v, phase)
+    }
+    fn primal_scratch(&self) -> Option<usize> {
+        M::Tangent::PRIMAL_SCRATCH
+    }
+}
+
+/// The passes of a loop kernel from its [`LoopParts`].
+pub(crate) mod passes {
+    use super::*;
+
+    pub(crate) fn loss(k: &impl LoopParts, at: At<'_>) -> f64 {
+        runtime::loops::evaluate(k.plan(), &k.primal(), Outputs::Loss, at, &mut [], &mut [])
+    }
+    pub(crate) fn loss_grad(k: &impl LoopParts, at: At<'_>, grad: &mut [f64]) -> f64 {
+        runtime::loops::evaluate(k.plan(), &k.primal(), Outputs::LossGrad, at, grad, &mut [])
+    }
+    pub(crate) fn loss_grad_hess(
+        k: &impl LoopParts,
+        at: At<'_>,
+        grad: &mut [f64],
+        hess: &mut [f64],
+    ) -> f64 {
+        let level = Outputs::LossGradHess;
+        runtime::loops::evaluate(k.plan(), &k.primal(), level, at, grad, hess)
+    }
+    /// A loss-and-gradient pass of the tangent model, or the Hessian terms
+    /// contracted with v.
+    pub(crate) fn hess_vec(k: &impl LoopParts, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+        match k.tangent_plan() {
+            Some(tangent) => {
+                let steps = k.tangent(v, Phase::All);
+                runtime::loops::evaluate(tangent, &steps, Outputs::LossGrad, at, out, &mut [])
+            }
+            None => k.plan().hess_vec_with(&k.primal(), at, v, out),
+        }
+    }
+    /// Serial: a preconditioner's, once per Newton step.
+    pub(crate) fn hess_diag(k: &impl LoopParts, at: At<'_>, out: &mut [f64]) -> f64 {
+        k.plan().hess_diag_with(&k.primal(), at, out)
+    }
+    /// The tangent model's primal values, row by row, when its steps split.
+    pub(crate) fn linearize(k: &impl LoopParts, at: At<'_>) -> Option<Linearization> {
+        let (tangent, prefix) = (k.tangent_plan()?, k.primal_scratch()?);
+        runtime::loops::linearize(tangent, &k.tangent(&[], Phase::Primal), prefix, at)
+    }
+    /// The tangent steps only, on the primal values `linearization` kept.
+    pub(crate) fn hess_vec_linearized(
+        k: &impl LoopParts,
+        linearization: &Linearization,
+        at: At<'_>,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> f64 {
+        let (Some(tangent), Some(prefix)) = (k.tangent_plan(), k.primal_scratch()) else {
+            return hess_vec(k, at, v, out);
+        };
+        let (steps, whole) = (k.tangent(v, Phase::Tangent), k.tangent(v, Phase::All));
+        runtime::loops::hess_vec_linearized(tangent, linearization, &steps, &whole, prefix, at, out)
+    }
+}
+
+/// The [`Kernel`] methods of a loop kernel that run passes, through
+/// [`passes`]; the implementation names the model and its sizes.
+macro_rules! loop_kernel_passes {
+    () => {
+        fn loss(&self, at: At<'_>) -> f64 {
+            passes::loss(self, at)
+        }
+        fn loss_grad(&self, at: At<'_>, grad: &mut [f64]) -> f64 {
+            passes::loss_grad(self, at, grad)
+        }
+        fn loss_grad_hess(&self, at: At<'_>, grad: &mut [f64], hess: &mut [f64]) -> f64 {
+            passes::loss_grad_hess(self, at, grad, hess)
+        }
+        fn hess_vec(&self, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+            passes::hess_vec(self, at, v, out)
+        }
+        fn hess_diag(&self, at: At<'_>, out: &mut [f64]) -> f64 {
+            passes::hess_diag(self, at, out)
+        }
+        fn linearize(&self, at: At<'_>) -> Option<Linearization> {
+            passes::linearize(self, at)
+        }
+        fn hess_vec_linearized(
+            &self,
+            linearization: &Linearization,
+            at: At<'_>,
+            v: &[f64],
+            out: &mut [f64],
+        ) -> f64 {
+            passes::hess_vec_linearized(self, linearization, at, v, out)
+        }
+    };
+}
+pub(crate) use loop_kernel_passes;
+
 impl<M: LoopModel> Kernel for M {
     fn name(&self) -> &str {
         M::NAME
@@ -188,52 +316,5 @@ impl<M: LoopModel> Kernel for M {
     fn default_constants(&self) -> &[f64] {
         M::DEFAULT_CONSTANTS
     }
-    fn loss(&self, at: At<'_>) -> f64 {
-        let steps = Primal::<M>(PhantomData);
-        runtime::loops::evaluate(M::plan(), &steps, Outputs::Loss, at, &mut [], &mut [])
-    }
-    fn loss_grad(&self, at: At<'_>, grad: &mut [f64]) -> f64 {
-        let steps = Primal::<M>(PhantomData);
-        runtime::loops::evaluate(M::plan(), &steps, Outputs::LossGrad, at, grad, &mut [])
-    }
-    fn loss_grad_hess(&self, at: At<'_>, grad: &mut [f64], hess: &mut [f64]) -> f64 {
-        let steps = Primal::<M>(PhantomData);
-        runtime::loops::evaluate(M::plan(), &steps, Outputs::LossGradHess, at, grad, hess)
-    }
-    /// A loss-and-gradient pass of the tangent model, or the Hessian terms
-    /// contracted with v.
-    fn hess_vec(&self, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
-        match M::Tangent::plan() {
-            Some(tangent) => {
-                let steps = Tangent::<M::Tangent>::new(v, Phase::All);
-                runtime::loops::evaluate(tangent, &steps, Outputs::LossGrad, at, out, &mut [])
-            }
-            None => M::plan().hess_vec_with(&Primal::<M>(PhantomData), at, v, out),
-        }
-    }
-    /// Serial: a preconditioner's, once per Newton step.
-    fn hess_diag(&self, at: At<'_>, out: &mut [f64]) -> f64 {
-        M::plan().hess_diag_with(&Primal::<M>(PhantomData), at, out)
-    }
-    /// The tangent model's primal values, row by row, when its steps split.
-    fn linearize(&self, at: At<'_>) -> Option<Linearization> {
-        let (tangent, prefix) = (M::Tangent::plan()?, M::Tangent::PRIMAL_SCRATCH?);
-        let primal = Tangent::<M::Tangent>::new(&[], Phase::Primal);
-        runtime::loops::linearize(tangent, &primal, prefix, at)
-    }
-    /// The tangent steps only, on the primal values `linearization` kept.
-    fn hess_vec_linearized(
-        &self,
-        linearization: &Linearization,
-        at: At<'_>,
-        v: &[f64],
-        out: &mut [f64],
-    ) -> f64 {
-        let (Some(tangent), Some(prefix)) = (M::Tangent::plan(), M::Tangent::PRIMAL_SCRATCH) else {
-            return self.hess_vec(at, v, out);
-        };
-        let steps = Tangent::<M::Tangent>::new(v, Phase::Tangent);
-        let whole = Tangent::<M::Tangent>::new(v, Phase::All);
-        runtime::loops::hess_vec_linearized(tangent, linearization, &steps, &whole, prefix, at, out)
-    }
+    loop_kernel_passes!();
 }

@@ -313,10 +313,18 @@ impl LoopProgram {
                 };
                 for load in &s.inputs {
                     let ok = match load {
+                        // Within its shape, and the tensor within what the
+                        // stage can read: a buffer within its scratch, no
+                        // data row in the regularizer.
                         Load::Entry { tensor, index } => {
                             self.tensors.get(*tensor).is_some_and(|t| {
                                 t.shape.len() == index.len()
                                     && index.iter().zip(&t.shape).all(|(a, &n)| axis_ok(a, n))
+                                    && match t.source {
+                                        Source::Scratch => t.offset + t.len() <= stage.scratch,
+                                        Source::Row => which == "sample",
+                                        _ => true,
+                                    }
                             })
                         }
                         Load::Position(a) => axis_ok(a, usize::MAX),

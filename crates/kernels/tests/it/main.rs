@@ -14,3 +14,4 @@ mod agreement;
 mod closed_forms;
 mod linearization;
 mod loops;
+mod run_time;

@@ -1,0 +1,606 @@
+//! One stage of a loop program as a Cranelift function: each step a guard
+//! (its position in the called range, its output level) around its loop
+//! nest with literal trip counts, the body's straight-line program over
+//! f64 values — `width` rows at once as `f64x2` pairs, lane r for row r —,
+//! and the functions of the derivation language called in the runtime
+//! (`FUNCTIONS`' values, the same as the interpreter's and, on lanes, the
+//! generated code's).
+
+use crate::JitError;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::{F64, F64X2, I32, I64};
+use cranelift_codegen::ir::{
+    AbiParam, FuncRef, InstBuilder, MemFlagsData, Signature, StackSlot, StackSlotData,
+    StackSlotKind, Type, Value,
+};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use cranelift_jit::JITModule;
+use cranelift_module::{FuncId, Linkage, Module};
+use hessforge_ir::loop_ir::{Axis, Load, LoopProgram, Source, Stage, Step};
+use hessforge_ir::{Instr, Operand};
+
+/// The runtime's helpers, by their symbol names.
+pub(crate) const CALL_ONE: &str = "hessforge_jit_call_one";
+pub(crate) const CALL_LANES: &str = "hessforge_jit_call_lanes";
+pub(crate) const POW_ONE: &str = "hessforge_jit_pow_one";
+pub(crate) const POW_LANES: &str = "hessforge_jit_pow_lanes";
+
+/// The helpers declared in a module.
+pub(crate) struct Helpers {
+    call_one: FuncId,
+    call_lanes: FuncId,
+    pow_one: FuncId,
+    pow_lanes: FuncId,
+}
+
+fn codegen(e: impl std::fmt::Display) -> JitError {
+    JitError::Codegen(e.to_string())
+}
+
+impl Helpers {
+    pub(crate) fn declare(module: &mut JITModule) -> Result<Helpers, JitError> {
+        let ptr = module.target_config().pointer_type();
+        let sig = |params: &[Type], returns: &[Type]| {
+            let mut s = module.make_signature();
+            s.params.extend(params.iter().map(|&t| AbiParam::new(t)));
+            s.returns.extend(returns.iter().map(|&t| AbiParam::new(t)));
+            s
+        };
+        let call_one = sig(&[I32, F64], &[F64]);
+        let call_lanes = sig(&[I32, ptr], &[]);
+        let pow_one = sig(&[F64, F64], &[F64]);
+        let pow_lanes = sig(&[ptr], &[]);
+        let mut import = |name: &str, s: &Signature| {
+            module
+                .declare_function(name, Linkage::Import, s)
+                .map_err(codegen)
+        };
+        Ok(Helpers {
+            call_one: import(CALL_ONE, &call_one)?,
+            call_lanes: import(CALL_LANES, &call_lanes)?,
+            pow_one: import(POW_ONE, &pow_one)?,
+            pow_lanes: import(POW_LANES, &pow_lanes)?,
+        })
+    }
+}
+
+/// `(level, first, end, θ, rows, constants, direction, scratch)`.
+pub(crate) fn stage_signature(module: &JITModule) -> Signature {
+    let ptr = module.target_config().pointer_type();
+    let mut s = module.make_signature();
+    s.params.extend([I64, I64, I64].map(AbiParam::new));
+    s.params.extend([ptr; 5].map(AbiParam::new));
+    s
+}
+
+/// Defines function `id` as `stage`'s steps for `width` rows at once.
+pub(crate) fn define_stage(
+    module: &mut JITModule,
+    helpers: &Helpers,
+    id: FuncId,
+    program: &LoopProgram,
+    stage: &Stage,
+    width: usize,
+) -> Result<(), JitError> {
+    let mut ctx = module.make_context();
+    ctx.func.signature = stage_signature(module);
+    let refs = [
+        helpers.call_one,
+        helpers.call_lanes,
+        helpers.pow_one,
+        helpers.pow_lanes,
+    ]
+    .map(|h| module.declare_func_in_func(h, &mut ctx.func));
+    let mut fctx = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let p: Vec<Value> = b.block_params(entry).to_vec();
+    let slot = b.create_sized_stack_slot(StackSlotData::new(
+        StackSlotKind::ExplicitSlot,
+        (2 * width * 8) as u32,
+        4,
+    ));
+    let mut e = Emitter {
+        b,
+        program,
+        width,
+        chunks: if width == 1 { 1 } else { width / 2 },
+        ty: if width == 1 { F64 } else { F64X2 },
+        theta: p[3],
+        rows: p[4],
+        constants: p[5],
+        direction: p[6],
+        scratch: p[7],
+        call_one: refs[0],
+        call_lanes: refs[1],
+        pow_one: refs[2],
+        pow_lanes: refs[3],
+        slot,
+    };
+    for (k, step) in stage.steps.iter().enumerate() {
+        e.guarded_step(k as i64, step, p[0], p[1], p[2])?;
+    }
+    e.b.ins().return_(&[]);
+    e.b.seal_all_blocks();
+    let config = module.isa().frontend_config();
+    e.b.finalize(config);
+    module.define_function(id, &mut ctx).map_err(codegen)?;
+    module.clear_context(&mut ctx);
+    Ok(())
+}
+
+/// The most instructions a step's loops from one depth inwards may take
+/// when they are written out without a loop (small models: the addresses
+/// become constants, as in the generated Rust after LLVM's unrolling).
+const UNROLL_WORK: usize = 256;
+
+/// Whether the loops of `step` from `depth` inwards are written out.
+fn unrolled(step: &Step, depth: usize) -> bool {
+    let per_iteration = step.body.instructions.len() + step.inputs.len() + 1;
+    let iterations = step.loops[depth..]
+        .iter()
+        .try_fold(1usize, |a, &n| a.checked_mul(n));
+    iterations
+        .and_then(|i| i.checked_mul(per_iteration))
+        .is_some_and(|work| work <= UNROLL_WORK)
+}
+
+/// A value for `width` rows: one f64, or `width / 2` f64x2 pairs.
+type Lanes = Vec<Value>;
+
+struct Emitter<'a, 'f> {
+    b: FunctionBuilder<'f>,
+    program: &'a LoopProgram,
+    width: usize,
+    chunks: usize,
+    ty: Type,
+    theta: Value,
+    rows: Value,
+    constants: Value,
+    direction: Value,
+    scratch: Value,
+    call_one: FuncRef,
+    call_lanes: FuncRef,
+    pow_one: FuncRef,
+    pow_lanes: FuncRef,
+    slot: StackSlot,
+}
+
+/// Vector loads and stores: in range and never trapping, aligned to an f64
+/// only.
+fn vector_flags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+fn scalar_flags() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+impl Emitter<'_, '_> {
+    /// The step when `first ≤ k < end` and `level ≥` its level.
+    fn guarded_step(
+        &mut self,
+        k: i64,
+        step: &Step,
+        level: Value,
+        first: Value,
+        end: Value,
+    ) -> Result<(), JitError> {
+        let ins = |b: &mut FunctionBuilder| {
+            let after_first = b.ins().icmp_imm_s(IntCC::SignedLessThanOrEqual, first, k);
+            let before_end = b.ins().icmp_imm_s(IntCC::SignedGreaterThan, end, k);
+            let wanted = b.ins().icmp_imm_s(
+                IntCC::SignedGreaterThanOrEqual,
+                level,
+                step.level.rank() as i64,
+            );
+            let both = b.ins().band(after_first, before_end);
+            b.ins().band(both, wanted)
+        };
+        let run = ins(&mut self.b);
+        let (body, next) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(run, body, &[], next, &[]);
+        self.b.switch_to_block(body);
+        self.step(step)?;
+        self.b.ins().jump(next, &[]);
+        self.b.switch_to_block(next);
+        Ok(())
+    }
+
+    /// `out[i…] = Σ body`: the output loops, then (with a sum) the summed
+    /// loops around the body, in the interpreter's order.
+    fn step(&mut self, step: &Step) -> Result<(), JitError> {
+        let out = &self.program.tensors[step.out];
+        let rank = out.shape.len();
+        if step.loops.contains(&0) {
+            // An empty loop: the buffer is zero.
+            let zero = self.splat(0.0);
+            let entries = out.len();
+            for e in 0..entries {
+                let addr = self.address(Source::Scratch, None, out.offset + e);
+                self.store(&zero, addr);
+            }
+            return Ok(());
+        }
+        let vars: Vec<Variable> = (0..step.loops.len())
+            .map(|_| self.b.declare_var(I64))
+            .collect();
+        self.nest(step, &vars, 0, rank)
+    }
+
+    fn nest(
+        &mut self,
+        step: &Step,
+        vars: &[Variable],
+        depth: usize,
+        rank: usize,
+    ) -> Result<(), JitError> {
+        if depth < rank {
+            let n = step.loops[depth];
+            let unroll = unrolled(step, depth);
+            return self.counted(vars[depth], n, unroll, |e| {
+                e.nest(step, vars, depth + 1, rank)
+            });
+        }
+        let value = if step.loops.len() > rank {
+            let sum: Vec<Variable> = (0..self.chunks)
+                .map(|_| self.b.declare_var(self.ty))
+                .collect();
+            let zero = self.splat(0.0);
+            for (v, z) in sum.iter().zip(zero) {
+                self.b.def_var(*v, z);
+            }
+            self.summed(step, vars, &sum, rank)?;
+            sum.iter().map(|v| self.b.use_var(*v)).collect()
+        } else {
+            self.body(step, vars)?
+        };
+        let out = &self.program.tensors[step.out];
+        let index = self.flat_index(&Axis::each_loop(rank), &out.shape, vars);
+        let addr = self.address(Source::Scratch, Some(index.1), out.offset + index.0);
+        self.store(&value, addr);
+        Ok(())
+    }
+
+    /// The summed loops from `depth`, adding each iteration's value to `sum`.
+    fn summed(
+        &mut self,
+        step: &Step,
+        vars: &[Variable],
+        sum: &[Variable],
+        depth: usize,
+    ) -> Result<(), JitError> {
+        if depth == step.loops.len() {
+            let value = self.body(step, vars)?;
+            for (v, x) in sum.iter().zip(value) {
+                let acc = self.b.use_var(*v);
+                let added = self.b.ins().fadd(acc, x);
+                self.b.def_var(*v, added);
+            }
+            return Ok(());
+        }
+        let n = step.loops[depth];
+        let unroll = unrolled(step, depth);
+        self.counted(vars[depth], n, unroll, |e| {
+            e.summed(step, vars, sum, depth + 1)
+        })
+    }
+
+    /// `for var in 0..n { inner }`: a loop, or `inner` written out once per
+    /// value of `var` (a constant, which the addresses fold) when `unroll`.
+    fn counted(
+        &mut self,
+        var: Variable,
+        n: usize,
+        unroll: bool,
+        mut inner: impl FnMut(&mut Self) -> Result<(), JitError>,
+    ) -> Result<(), JitError> {
+        if n == 1 || unroll {
+            for i in 0..n {
+                let i = self.b.ins().iconst(I64, i as i64);
+                self.b.def_var(var, i);
+                inner(self)?;
+            }
+            return Ok(());
+        }
+        let zero = self.b.ins().iconst(I64, 0);
+        self.b.def_var(var, zero);
+        let (body, exit) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().jump(body, &[]);
+        self.b.switch_to_block(body);
+        inner(self)?;
+        let i = self.b.use_var(var);
+        let next = self.b.ins().iadd_imm_s(i, 1);
+        self.b.def_var(var, next);
+        let more = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::UnsignedLessThan, next, n as i64);
+        self.b.ins().brif(more, body, &[], exit, &[]);
+        self.b.switch_to_block(exit);
+        Ok(())
+    }
+
+    /// The entry of `index` in a tensor of `shape`: its fixed part and the
+    /// loop-dependent part (an i64 value), row-major.
+    fn flat_index(&mut self, index: &[Axis], shape: &[usize], vars: &[Variable]) -> (usize, Value) {
+        let mut fixed = 0;
+        let mut varying = self.b.ins().iconst(I64, 0);
+        let mut stride = 1;
+        for (axis, &n) in index.iter().zip(shape).rev() {
+            match *axis {
+                Axis::Loop { var, shift } => {
+                    fixed += shift * stride;
+                    let i = self.b.use_var(vars[var]);
+                    let scaled = self.b.ins().imul_imm_s(i, stride as i64);
+                    varying = self.b.ins().iadd(varying, scaled);
+                }
+                Axis::Fixed(p) => fixed += p * stride,
+            }
+            stride *= n;
+        }
+        (fixed, varying)
+    }
+
+    /// The address of entry `fixed + varying` of `source`.
+    fn address(&mut self, source: Source, varying: Option<Value>, fixed: usize) -> Value {
+        let (base, per_entry) = match source {
+            Source::Theta => (self.theta, 8),
+            Source::Constants => (self.constants, 8),
+            Source::Direction => (self.direction, 8),
+            Source::Row => (self.rows, 8 * self.width),
+            Source::Scratch => (self.scratch, 8 * self.width),
+        };
+        let offset = self.b.ins().iconst(I64, (fixed * per_entry) as i64);
+        let mut at = self.b.ins().iadd(base, offset);
+        if let Some(v) = varying {
+            let bytes = self.b.ins().imul_imm_s(v, per_entry as i64);
+            at = self.b.ins().iadd(at, bytes);
+        }
+        at
+    }
+
+    /// The value at `addr` of a source with one value per row, or one
+    /// value for every row.
+    fn load(&mut self, source: Source, addr: Value) -> Lanes {
+        let per_row = matches!(source, Source::Row | Source::Scratch);
+        if per_row && self.width > 1 {
+            (0..self.chunks)
+                .map(|c| {
+                    self.b
+                        .ins()
+                        .load(F64X2, vector_flags(), addr, (c * 16) as i32)
+                })
+                .collect()
+        } else {
+            let x = self.b.ins().load(F64, scalar_flags(), addr, 0);
+            self.broadcast(x)
+        }
+    }
+
+    fn store(&mut self, value: &[Value], addr: Value) {
+        let flags = if self.width > 1 {
+            vector_flags()
+        } else {
+            scalar_flags()
+        };
+        for (c, v) in value.iter().enumerate() {
+            self.b.ins().store(flags, *v, addr, (c * 16) as i32);
+        }
+    }
+
+    fn broadcast(&mut self, x: Value) -> Lanes {
+        if self.width == 1 {
+            return vec![x];
+        }
+        let v = self.b.ins().splat(F64X2, x);
+        vec![v; self.chunks]
+    }
+
+    fn splat(&mut self, c: f64) -> Lanes {
+        let x = self.b.ins().f64const(c);
+        self.broadcast(x)
+    }
+
+    /// An axis' 0-based position as an i64 value.
+    fn position(&mut self, axis: &Axis, vars: &[Variable]) -> Value {
+        match *axis {
+            Axis::Loop { var, shift } => {
+                let i = self.b.use_var(vars[var]);
+                self.b.ins().iadd_imm_s(i, shift as i64)
+            }
+            Axis::Fixed(p) => self.b.ins().iconst(I64, p as i64),
+        }
+    }
+
+    fn input(&mut self, load: &Load, vars: &[Variable]) -> Lanes {
+        match load {
+            Load::Entry { tensor, index } => {
+                let t = &self.program.tensors[*tensor];
+                let (fixed, varying) = self.flat_index(index, &t.shape, vars);
+                let addr = self.address(t.source, Some(varying), t.offset + fixed);
+                self.load(t.source, addr)
+            }
+            Load::Position(a) => {
+                let i = self.position(a, vars);
+                let one_based = self.b.ins().iadd_imm_s(i, 1);
+                let x = self.b.ins().fcvt_from_sint(F64, one_based);
+                self.broadcast(x)
+            }
+            Load::Delta(a, b) => {
+                let (i, j) = (self.position(a, vars), self.position(b, vars));
+                let equal = self.b.ins().icmp(IntCC::Equal, i, j);
+                let one = self.b.ins().f64const(1.0);
+                let zero = self.b.ins().f64const(0.0);
+                let x = self.b.ins().select(equal, one, zero);
+                self.broadcast(x)
+            }
+        }
+    }
+
+    /// One iteration's value: the body's program on the step's loads.
+    fn body(&mut self, step: &Step, vars: &[Variable]) -> Result<Lanes, JitError> {
+        let inputs: Vec<Lanes> = step.inputs.iter().map(|l| self.input(l, vars)).collect();
+        let mut regs: Vec<Option<Lanes>> = vec![None; step.body.n_regs as usize];
+        for ins in &step.body.instructions {
+            let value = self.instruction(ins, &inputs, &regs)?;
+            regs[ins.dst() as usize] = Some(value);
+        }
+        let out = step
+            .body
+            .outputs
+            .first()
+            .ok_or_else(|| JitError::Codegen("a step without an output".into()))?;
+        self.operand(out, &inputs, &regs)
+    }
+
+    fn operand(
+        &mut self,
+        op: &Operand,
+        inputs: &[Lanes],
+        regs: &[Option<Lanes>],
+    ) -> Result<Lanes, JitError> {
+        let missing = || JitError::Codegen(format!("operand {op:?} of a step is not defined"));
+        match *op {
+            Operand::Param(k) => inputs.get(k as usize).cloned().ok_or_else(missing),
+            Operand::Reg(r) => regs.get(r as usize).cloned().flatten().ok_or_else(missing),
+            Operand::Literal(c) => Ok(self.splat(c)),
+            Operand::Data(_) | Operand::Constant(_) => Err(missing()),
+        }
+    }
+
+    /// `op` chunk by chunk.
+    fn each(
+        &mut self,
+        a: &[Value],
+        b: &[Value],
+        op: fn(&mut FunctionBuilder, Value, Value) -> Value,
+    ) -> Lanes {
+        a.iter()
+            .zip(b)
+            .map(|(&x, &y)| op(&mut self.b, x, y))
+            .collect()
+    }
+
+    fn instruction(
+        &mut self,
+        ins: &Instr,
+        inputs: &[Lanes],
+        regs: &[Option<Lanes>],
+    ) -> Result<Lanes, JitError> {
+        let get = |e: &mut Self, op: &Operand| e.operand(op, inputs, regs);
+        Ok(match ins {
+            Instr::Add { args, .. } | Instr::Mul { args, .. } => {
+                let add = matches!(ins, Instr::Add { .. });
+                let mut acc = match args.first() {
+                    Some(a) => get(self, a)?,
+                    None => self.splat(if add { 0.0 } else { 1.0 }),
+                };
+                for a in &args[1.min(args.len())..] {
+                    let x = get(self, a)?;
+                    acc = if add {
+                        self.each(&acc, &x, |b, p, q| b.ins().fadd(p, q))
+                    } else {
+                        self.each(&acc, &x, |b, p, q| b.ins().fmul(p, q))
+                    };
+                }
+                acc
+            }
+            Instr::Neg { arg, .. } => {
+                let x = get(self, arg)?;
+                x.iter().map(|&v| self.b.ins().fneg(v)).collect()
+            }
+            Instr::Div { num, den, .. } => {
+                let (n, d) = (get(self, num)?, get(self, den)?);
+                self.each(&n, &d, |b, p, q| b.ins().fdiv(p, q))
+            }
+            Instr::Copy { src, .. } => get(self, src)?,
+            Instr::Powi { base, exp, .. } => {
+                let x = get(self, base)?;
+                self.powi(x, *exp)
+            }
+            Instr::Powf { base, exp, .. } => {
+                let (x, y) = (get(self, base)?, get(self, exp)?);
+                self.powf(x, y)
+            }
+            Instr::Call { func, arg, .. } => {
+                let x = get(self, arg)?;
+                self.call(*func as u32, x)
+            }
+        })
+    }
+
+    /// xⁿ by repeated squaring, 1/x^|n| for negative n (the lanes' powi).
+    fn powi(&mut self, x: Lanes, n: i32) -> Lanes {
+        let mut base = x;
+        let mut e = n.unsigned_abs();
+        let mut acc: Option<Lanes> = None;
+        while e > 0 {
+            if e & 1 == 1 {
+                acc = Some(match acc {
+                    None => base.clone(),
+                    Some(a) => self.each(&a, &base, |b, p, q| b.ins().fmul(p, q)),
+                });
+            }
+            e >>= 1;
+            if e > 0 {
+                base = self.each(&base, &base, |b, p, q| b.ins().fmul(p, q));
+            }
+        }
+        let acc = match acc {
+            Some(a) => a,
+            None => return self.splat(1.0),
+        };
+        if n < 0 {
+            let one = self.splat(1.0);
+            self.each(&one, &acc, |b, p, q| b.ins().fdiv(p, q))
+        } else {
+            acc
+        }
+    }
+
+    /// The function with index `func` in `FUNCTIONS`.
+    fn call(&mut self, func: u32, x: Lanes) -> Lanes {
+        let id = self.b.ins().iconst(I32, func as i64);
+        if self.width == 1 {
+            let call = self.b.ins().call(self.call_one, &[id, x[0]]);
+            return vec![self.b.inst_results(call)[0]];
+        }
+        self.spill(&x, 0);
+        let addr = self.b.ins().stack_addr(I64, self.slot, 0);
+        self.b.ins().call(self.call_lanes, &[id, addr]);
+        self.reload(0)
+    }
+
+    fn powf(&mut self, x: Lanes, y: Lanes) -> Lanes {
+        if self.width == 1 {
+            let call = self.b.ins().call(self.pow_one, &[x[0], y[0]]);
+            return vec![self.b.inst_results(call)[0]];
+        }
+        self.spill(&x, 0);
+        self.spill(&y, self.width * 8);
+        let addr = self.b.ins().stack_addr(I64, self.slot, 0);
+        self.b.ins().call(self.pow_lanes, &[addr]);
+        self.reload(0)
+    }
+
+    fn spill(&mut self, x: &[Value], at: usize) {
+        for (c, v) in x.iter().enumerate() {
+            self.b
+                .ins()
+                .stack_store(I64, *v, self.slot, (at + c * 16) as i32);
+        }
+    }
+
+    fn reload(&mut self, at: usize) -> Lanes {
+        (0..self.chunks)
+            .map(|c| {
+                self.b
+                    .ins()
+                    .stack_load(I64, F64X2, self.slot, (at + c * 16) as i32)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,460 @@
+//! The loop IR compiled to native code at run time, with Cranelift: what a
+//! model file runs on when it has no build-time kernel.
+//!
+//! [`CompiledProgram::compile`] takes a validated
+//! [`LoopProgram`](hessforge_ir::loop_ir::LoopProgram) (and its tangent
+//! model, for Hessian–vector products) and compiles each stage's steps —
+//! the part a generated `*.loops.rs` file holds — into machine code: one
+//! function for one row, one for [`LANES`] rows at once (lane r for row r,
+//! as the generated code's `sample::<8>`), one for the regularizer. The
+//! passes, the accumulation of the gradient and Hessian terms, the parallel
+//! and the Hessian–vector passes stay the shared runtime's
+//! ([`hessforge_ir::loop_ir::Steps`]): [`CompiledSteps`] is one more
+//! implementation of it, beside the interpreter and the generated code.
+//!
+//! Safety: the code reads and writes only through the pointers of the
+//! slices [`CompiledSteps`] passes, at offsets proved in range by
+//! [`LoopProgram::validate`] (every load's axes within its tensor's shape,
+//! every tensor within its source, every buffer within its stage's
+//! scratch); each call checks the slices' lengths against the program's
+//! sizes before it jumps into the code. Only validated IR is compiled.
+
+mod emit;
+
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{Linkage, Module, default_libcall_names};
+use hessforge_ir::loop_ir::{LoopProgram, Phase, Source, Stage, Steps};
+use hessforge_ir::tangent::primal_prefix;
+use hessforge_ir::{FUNCTIONS, InvalidProgram, Outputs};
+use std::sync::Mutex;
+
+/// Rows one call of the lane function takes (the generated kernels' and
+/// the shared runtime's lanes).
+pub const LANES: usize = 8;
+
+/// Why a program could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum JitError {
+    /// The program did not pass validation; nothing was compiled.
+    #[error("invalid loop IR: {0}")]
+    Invalid(#[from] InvalidProgram),
+    /// Cranelift refused the code or the host (a bug, or an unsupported
+    /// machine); the interpreter still runs the model.
+    #[error("the run-time compiler failed: {0}")]
+    Codegen(String),
+}
+
+/// A compiled stage: `(level rank, first step, end step, θ, rows,
+/// constants, direction, scratch)`; it runs the steps `first..end` whose
+/// level is at most the rank.
+type StageFn =
+    unsafe extern "C" fn(i64, i64, i64, *const f64, *const f64, *const f64, *const f64, *mut f64);
+
+/// The sizes a call's slices must have (checked before every call).
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    params: usize,
+    data: usize,
+    constants: usize,
+    sample_scratch: usize,
+    regularizer_scratch: usize,
+    reads_direction: bool,
+}
+
+/// One program's stages in machine code.
+#[derive(Debug, Clone, Copy)]
+struct Functions {
+    sample: StageFn,
+    sample_lanes: StageFn,
+    regularizer: StageFn,
+    sample_steps: usize,
+    regularizer_steps: usize,
+    sizes: Sizes,
+}
+
+/// A loop program compiled to machine code, with its tangent model's
+/// when it has one. The code lives as long as this value.
+pub struct CompiledProgram {
+    primal: Functions,
+    tangent: Option<(Functions, Option<usize>)>,
+    /// Owns the code's memory (freed on drop); behind a mutex only so that
+    /// the value is `Sync` (the module is never touched after compiling).
+    module: Mutex<Option<JITModule>>,
+}
+
+impl std::fmt::Debug for CompiledProgram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledProgram")
+            .field("primal", &self.primal)
+            .field("tangent", &self.tangent.is_some())
+            .finish()
+    }
+}
+
+impl Drop for CompiledProgram {
+    fn drop(&mut self) {
+        let module = self.module.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(module) = module.take() {
+            // SAFETY: the function pointers live in `self`, which is being
+            // dropped; every `CompiledSteps` borrows `self`, so none runs.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+/// `f(x)` of the function with index `func` in [`FUNCTIONS`], for the code
+/// of one row.
+extern "C" fn call_one(func: u32, x: f64) -> f64 {
+    (FUNCTIONS[func as usize].eval)(x)
+}
+
+/// The function with index `func` on [`LANES`] values at `buf`, in place.
+///
+/// # Safety
+/// `buf` points to [`LANES`] writable f64 (a stack slot of the caller).
+unsafe extern "C" fn call_lanes(func: u32, buf: *mut f64) {
+    // SAFETY: the compiled caller passes its own stack slot of LANES f64.
+    let values = unsafe { &mut *buf.cast::<[f64; LANES]>() };
+    *values = (FUNCTIONS[func as usize].eval_lanes)(hessforge_ir::lanes::Lanes(*values)).0;
+}
+
+/// xʸ, for the code of one row.
+extern "C" fn pow_one(x: f64, y: f64) -> f64 {
+    x.powf(y)
+}
+
+/// xʸ on [`LANES`] values: x at `buf`, y after them; the result over x.
+///
+/// # Safety
+/// `buf` points to 2 · [`LANES`] writable f64.
+unsafe extern "C" fn pow_lanes(buf: *mut f64) {
+    // SAFETY: the compiled caller passes its own stack slot of 2·LANES f64.
+    let values = unsafe { &mut *buf.cast::<[f64; 2 * LANES]>() };
+    for r in 0..LANES {
+        values[r] = values[r].powf(values[LANES + r]);
+    }
+}
+
+impl CompiledProgram {
+    /// Compiles `program`'s stages, and its tangent model's when it has
+    /// one, after validating both.
+    pub fn compile(program: &LoopProgram) -> Result<CompiledProgram, JitError> {
+        program.validate()?;
+        if let Some(t) = &program.tangent {
+            t.validate()?;
+        }
+        let mut module = new_module()?;
+        let helpers = emit::Helpers::declare(&mut module)?;
+        let primal = compile_program(&mut module, &helpers, program, "primal")?;
+        let tangent = match &program.tangent {
+            Some(t) => {
+                let f = compile_program(&mut module, &helpers, t, "tangent")?;
+                Some((f, primal_prefix(t).map(|p| p.steps)))
+            }
+            None => None,
+        };
+        module
+            .finalize_definitions()
+            .map_err(|e| JitError::Codegen(e.to_string()))?;
+        let resolve = |f: Declared| -> Functions {
+            let get = |id| {
+                let ptr = module.get_finalized_function(id);
+                // SAFETY: the function was defined with the signature of
+                // `StageFn` (`emit::stage_signature`).
+                unsafe { std::mem::transmute::<*const u8, StageFn>(ptr) }
+            };
+            Functions {
+                sample: get(f.sample),
+                sample_lanes: get(f.sample_lanes),
+                regularizer: get(f.regularizer),
+                sample_steps: f.sample_steps,
+                regularizer_steps: f.regularizer_steps,
+                sizes: f.sizes,
+            }
+        };
+        let primal = resolve(primal);
+        let tangent = tangent.map(|(f, prefix)| (resolve(f), prefix));
+        Ok(CompiledProgram {
+            primal,
+            tangent,
+            module: Mutex::new(Some(module)),
+        })
+    }
+
+    /// The model's own steps.
+    pub fn steps(&self) -> CompiledSteps<'_> {
+        CompiledSteps {
+            functions: &self.primal,
+            direction: &[],
+            phase: Phase::All,
+            prefix: 0,
+        }
+    }
+
+    /// Whether the tangent model was compiled.
+    pub fn has_tangent(&self) -> bool {
+        self.tangent.is_some()
+    }
+
+    /// The tangent model's steps of `phase` in the direction `direction`
+    /// (laid out like θ); `None` without a tangent model, or for a phase
+    /// other than [`Phase::All`] when its steps do not split
+    /// ([`CompiledProgram::primal_steps`] is `None`).
+    pub fn tangent_steps<'a>(
+        &'a self,
+        direction: &'a [f64],
+        phase: Phase,
+    ) -> Option<CompiledSteps<'a>> {
+        let (functions, prefix) = self.tangent.as_ref()?;
+        let prefix = match phase {
+            Phase::All => 0,
+            _ => (*prefix)?,
+        };
+        Some(CompiledSteps {
+            functions,
+            direction,
+            phase,
+            prefix,
+        })
+    }
+
+    /// The number of the tangent model's leading steps that read no
+    /// direction (its primal steps), when it has them.
+    pub fn primal_steps(&self) -> Option<usize> {
+        self.tangent.as_ref()?.1
+    }
+}
+
+/// The ids of one program's functions, before finalizing.
+struct Declared {
+    sample: cranelift_module::FuncId,
+    sample_lanes: cranelift_module::FuncId,
+    regularizer: cranelift_module::FuncId,
+    sample_steps: usize,
+    regularizer_steps: usize,
+    sizes: Sizes,
+}
+
+fn new_module() -> Result<JITModule, JitError> {
+    let fail = |e: &dyn std::fmt::Display| JitError::Codegen(e.to_string());
+    let mut flags = settings::builder();
+    flags.set("opt_level", "speed").map_err(|e| fail(&e))?;
+    flags
+        .set("use_colocated_libcalls", "false")
+        .map_err(|e| fail(&e))?;
+    flags.set("is_pic", "false").map_err(|e| fail(&e))?;
+    let isa = cranelift_native::builder()
+        .map_err(|e| fail(&e))?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| fail(&e))?;
+    let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
+    builder.symbol(emit::CALL_ONE, call_one as *const u8);
+    builder.symbol(emit::CALL_LANES, call_lanes as *const u8);
+    builder.symbol(emit::POW_ONE, pow_one as *const u8);
+    builder.symbol(emit::POW_LANES, pow_lanes as *const u8);
+    Ok(JITModule::new(builder))
+}
+
+fn compile_program(
+    module: &mut JITModule,
+    helpers: &emit::Helpers,
+    program: &LoopProgram,
+    name: &str,
+) -> Result<Declared, JitError> {
+    let mut define = |stage: &Stage, what: &str, width: usize| {
+        let id = module
+            .declare_function(
+                &format!("{name}_{what}_{width}"),
+                Linkage::Local,
+                &emit::stage_signature(module),
+            )
+            .map_err(|e| JitError::Codegen(e.to_string()))?;
+        emit::define_stage(module, helpers, id, program, stage, width)?;
+        Ok::<_, JitError>(id)
+    };
+    let sample = define(&program.sample, "sample", 1)?;
+    let sample_lanes = define(&program.sample, "sample", LANES)?;
+    let regularizer = define(&program.regularizer, "regularizer", 1)?;
+    Ok(Declared {
+        sample,
+        sample_lanes,
+        regularizer,
+        sample_steps: program.sample.steps.len(),
+        regularizer_steps: program.regularizer.steps.len(),
+        sizes: Sizes {
+            params: program.n_params(),
+            data: program.data.len(),
+            constants: program.constants.len(),
+            sample_scratch: program.sample.scratch,
+            regularizer_scratch: program.regularizer.scratch,
+            reads_direction: program
+                .tensors
+                .iter()
+                .any(|t| t.source == Source::Direction),
+        },
+    })
+}
+
+/// A compiled program's steps (the model's, or its tangent model's in a
+/// direction and a phase), for the shared runtime's passes.
+#[derive(Debug, Clone, Copy)]
+pub struct CompiledSteps<'a> {
+    functions: &'a Functions,
+    direction: &'a [f64],
+    phase: Phase,
+    /// The number of primal steps (for a phase other than `All`).
+    prefix: usize,
+}
+
+impl CompiledSteps<'_> {
+    /// Whether the per-sample steps this phase runs may read the direction
+    /// (the primal steps of a tangent model do not).
+    fn reads_direction(&self) -> bool {
+        self.functions.sizes.reads_direction && self.phase != Phase::Primal
+    }
+
+    /// The per-sample steps this phase runs.
+    fn sample_range(&self) -> (i64, i64) {
+        let n = self.functions.sample_steps;
+        let (from, to) = match self.phase {
+            Phase::All => (0, n),
+            Phase::Primal => (0, self.prefix),
+            Phase::Tangent => (self.prefix, n),
+        };
+        (from as i64, to as i64)
+    }
+
+    /// Checks the slices against the program's sizes, then runs `f`.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        f: StageFn,
+        range: (i64, i64),
+        level: Outputs,
+        theta: &[f64],
+        rows: &[f64],
+        width: usize,
+        constants: &[f64],
+        scratch: &mut [f64],
+        scratch_len: usize,
+    ) {
+        let z = &self.functions.sizes;
+        assert!(
+            theta.len() >= z.params
+                && rows.len() >= z.data * width
+                && constants.len() >= z.constants
+                && scratch.len() >= scratch_len * width
+                && (!self.reads_direction() || self.direction.len() >= z.params),
+            "a compiled kernel was called with slices shorter than its program's"
+        );
+        // SAFETY: every access of the code is within the sizes just checked
+        // (validated IR: see the crate's documentation).
+        unsafe {
+            f(
+                level.rank() as i64,
+                range.0,
+                range.1,
+                theta.as_ptr(),
+                rows.as_ptr(),
+                constants.as_ptr(),
+                self.direction.as_ptr(),
+                scratch.as_mut_ptr(),
+            )
+        }
+    }
+}
+
+impl Steps for CompiledSteps<'_> {
+    #[inline]
+    fn sample(
+        &self,
+        level: Outputs,
+        theta: &[f64],
+        row: &[f64],
+        constants: &[f64],
+        scratch: &mut [f64],
+    ) {
+        let f = self.functions;
+        let range = self.sample_range();
+        let len = f.sizes.sample_scratch;
+        self.run(
+            f.sample, range, level, theta, row, 1, constants, scratch, len,
+        );
+    }
+
+    #[inline]
+    fn regularizer(&self, level: Outputs, theta: &[f64], constants: &[f64], scratch: &mut [f64]) {
+        let f = self.functions;
+        let range = (0, f.regularizer_steps as i64);
+        let len = f.sizes.regularizer_scratch;
+        self.run_regularizer(f.regularizer, range, level, theta, constants, scratch, len);
+    }
+
+    fn lanes(&self) -> usize {
+        LANES
+    }
+
+    #[inline]
+    fn sample_lanes(
+        &self,
+        level: Outputs,
+        theta: &[f64],
+        rows: &[f64],
+        constants: &[f64],
+        scratch: &mut [f64],
+    ) {
+        let f = self.functions;
+        let range = self.sample_range();
+        let len = f.sizes.sample_scratch;
+        self.run(
+            f.sample_lanes,
+            range,
+            level,
+            theta,
+            rows,
+            LANES,
+            constants,
+            scratch,
+            len,
+        );
+    }
+}
+
+impl CompiledSteps<'_> {
+    /// The regularizer reads no data row (validation rejects a regularizer
+    /// step that loads one).
+    #[allow(clippy::too_many_arguments)]
+    fn run_regularizer(
+        &self,
+        f: StageFn,
+        range: (i64, i64),
+        level: Outputs,
+        theta: &[f64],
+        constants: &[f64],
+        scratch: &mut [f64],
+        scratch_len: usize,
+    ) {
+        let z = &self.functions.sizes;
+        assert!(
+            theta.len() >= z.params
+                && constants.len() >= z.constants
+                && scratch.len() >= scratch_len
+                && (!z.reads_direction || self.direction.len() >= z.params),
+            "a compiled kernel was called with slices shorter than its program's"
+        );
+        // SAFETY: as in `run`; the regularizer's steps load no row.
+        unsafe {
+            f(
+                level.rank() as i64,
+                range.0,
+                range.1,
+                theta.as_ptr(),
+                std::ptr::null(),
+                constants.as_ptr(),
+                self.direction.as_ptr(),
+                scratch.as_mut_ptr(),
+            )
+        }
+    }
+}
