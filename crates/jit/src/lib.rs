@@ -2,7 +2,7 @@
 //! model file runs on when it has no build-time kernel.
 //!
 //! [`CompiledProgram::compile`] takes a validated
-//! [`LoopProgram`](hessforge_ir::loop_ir::LoopProgram) (and its tangent
+//! [`LoopProgram`] (and its tangent
 //! model, for Hessian–vector products) and compiles each stage's steps —
 //! the part a generated `*.loops.rs` file holds — into machine code: one
 //! function for one row, one for [`LANES`] rows at once (lane r for row r,
