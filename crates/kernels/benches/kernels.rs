@@ -349,3 +349,66 @@ mod straight_line {
         mlp_loss_grad_hess(bencher, &mlp_data(), &MlpTanhScalar);
     }
 }
+
+/// The issue-34 pair on larger models, over 10⁴ seeded rows: a 1 000-feature
+/// logistic regression (P = 1 001) and a 64-unit tanh MLP (P = 257), each
+/// as a build-time kernel and compiled at run time from the same file:
+/// `cargo bench -p hessforge-kernels --features bench-models --bench kernels -- larger`.
+#[cfg(feature = "bench-models")]
+mod larger {
+    use super::*;
+    use hessforge_kernels::{RunTimeKernel, logistic_1000::Logistic1000, mlp_tanh_64::MlpTanh64};
+
+    const ROWS: usize = 10_000;
+
+    fn rows(cols: usize) -> Vec<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        (0..ROWS * cols)
+            .map(|k| {
+                if k % cols == cols - 1 {
+                    f64::from(u8::from(rng.gen_bool(0.5)))
+                } else {
+                    StandardNormal.sample(&mut rng)
+                }
+            })
+            .collect()
+    }
+
+    fn full_pass<K: Kernel + ?Sized>(bencher: Bencher, kernel: &K) {
+        let p = kernel.n_params();
+        let data = rows(kernel.n_data());
+        let theta: Vec<f64> = (0..p).map(|i| 0.01 * ((i % 13) as f64 - 6.0)).collect();
+        let c = kernel.default_constants().to_vec();
+        let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
+        bencher.bench_local(|| {
+            kernel.loss_grad_hess(At::new(&theta, &c, black_box(&data)), &mut g, &mut h)
+        });
+    }
+
+    fn compiled(file: &str) -> RunTimeKernel {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let model = hessforge_spec::load_file(&path).expect("derivation loads");
+        let program = hessforge_symbolic::lower_loop_ir(&model).expect("lowers");
+        RunTimeKernel::compile(program).expect("compiles")
+    }
+
+    #[divan::bench(sample_count = 20)]
+    fn logistic_1000_build_time(bencher: Bencher) {
+        full_pass(bencher, &Logistic1000);
+    }
+
+    #[divan::bench(sample_count = 20)]
+    fn logistic_1000_run_time(bencher: Bencher) {
+        full_pass(bencher, &compiled("benches/models/logistic_1000.toml"));
+    }
+
+    #[divan::bench(sample_count = 20)]
+    fn mlp_tanh_64_build_time(bencher: Bencher) {
+        full_pass(bencher, &MlpTanh64);
+    }
+
+    #[divan::bench(sample_count = 20)]
+    fn mlp_tanh_64_run_time(bencher: Bencher) {
+        full_pass(bencher, &compiled("benches/models/mlp_tanh_64.toml"));
+    }
+}

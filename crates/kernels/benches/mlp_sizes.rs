@@ -5,6 +5,9 @@
 //! a data set pays), and one call with a single sample (which also pays the
 //! kernel's fixed work per call: zeroing the accumulators, the θ-only
 //! program, unpacking the P×P Hessian).
+//! The same three models compiled at run time from their files
+//! (`run_time::…`, the loop IR through Cranelift) beside their build-time
+//! kernels.
 //! `cargo bench -p hessforge-kernels --features bench-models --bench mlp_sizes`
 
 use divan::{Bencher, black_box};
@@ -39,8 +42,9 @@ macro_rules! pass_bench {
         fn $name(bencher: Bencher) {
             let (theta, data) = (theta($p), rows());
             let (mut g, mut h) = (vec![0.0; $p], vec![0.0; $p * $p]);
+            let kernel = $kernel;
             bencher.bench_local(|| {
-                $kernel.loss_grad_hess(At::new(&theta, &[], black_box(&data)), &mut g, &mut h)
+                kernel.loss_grad_hess(At::new(&theta, &[], black_box(&data)), &mut g, &mut h)
             });
         }
     };
@@ -57,8 +61,9 @@ macro_rules! sample_bench {
             let theta = theta($p);
             let x = [0.4, -0.7, 0.25];
             let (mut g, mut h) = (vec![0.0; $p], vec![0.0; $p * $p]);
+            let kernel = $kernel;
             bencher.bench_local(|| {
-                $kernel.loss_grad_hess(At::new(&theta, &[], black_box(&x)), &mut g, &mut h)
+                kernel.loss_grad_hess(At::new(&theta, &[], black_box(&x)), &mut g, &mut h)
             });
         }
     };
@@ -67,3 +72,33 @@ macro_rules! sample_bench {
 sample_bench!(p05_one_sample, MlpTanh1, 5);
 sample_bench!(p17_one_sample, MlpTanh, 17);
 sample_bench!(p65_one_sample, MlpTanh16, 65);
+
+/// The same models compiled at run time from their derivation files.
+mod run_time {
+    use super::*;
+    use hessforge_kernels::RunTimeKernel;
+
+    fn compiled(file: &str) -> RunTimeKernel {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let model = hessforge_spec::load_file(&path).expect("derivation loads");
+        let program = hessforge_symbolic::lower_loop_ir(&model).expect("lowers");
+        RunTimeKernel::compile(program).expect("compiles")
+    }
+
+    fn p05() -> RunTimeKernel {
+        compiled("benches/models/mlp_tanh_1.toml")
+    }
+    fn p17() -> RunTimeKernel {
+        compiled("../../derivations/mlp_tanh.toml")
+    }
+    fn p65() -> RunTimeKernel {
+        compiled("benches/models/mlp_tanh_16.toml")
+    }
+
+    pass_bench!(p05_pass_of_1000_samples, p05(), 5);
+    pass_bench!(p17_pass_of_1000_samples, p17(), 17);
+    pass_bench!(p65_pass_of_1000_samples, p65(), 65);
+    sample_bench!(p05_one_sample, p05(), 5);
+    sample_bench!(p17_one_sample, p17(), 17);
+    sample_bench!(p65_one_sample, p65(), 65);
+}
