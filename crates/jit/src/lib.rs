@@ -109,14 +109,47 @@ extern "C" fn call_one(func: u32, x: f64) -> f64 {
     (FUNCTIONS[func as usize].eval)(x)
 }
 
-/// The function with index `func` on [`LANES`] values at `buf`, in place.
+/// The function with index `func` on [`LANES`] values at `buf`, in place
+/// (the generated code's lane functions, inlined here).
 ///
 /// # Safety
 /// `buf` points to [`LANES`] writable f64 (a stack slot of the caller).
-unsafe extern "C" fn call_lanes(func: u32, buf: *mut f64) {
+#[inline(always)]
+unsafe fn lanes_in_place(func: u32, buf: *mut f64) {
     // SAFETY: the compiled caller passes its own stack slot of LANES f64.
     let values = unsafe { &mut *buf.cast::<[f64; LANES]>() };
-    *values = (FUNCTIONS[func as usize].eval_lanes)(hessforge_ir::lanes::Lanes(*values)).0;
+    let f = FUNCTIONS[func as usize].func;
+    *values = f.eval_lanes(hessforge_ir::lanes::Lanes(*values)).0;
+}
+
+/// [`lanes_in_place`] for any x86-64 (or other) CPU.
+///
+/// # Safety
+/// As [`lanes_in_place`].
+unsafe extern "C" fn call_lanes(func: u32, buf: *mut f64) {
+    // SAFETY: as the caller's.
+    unsafe { lanes_in_place(func, buf) }
+}
+
+/// [`lanes_in_place`] compiled for AVX2, as the generated kernels' lane
+/// loops are (used when the CPU has it).
+///
+/// # Safety
+/// As [`lanes_in_place`], on a CPU with AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe extern "C" fn call_lanes_avx2(func: u32, buf: *mut f64) {
+    // SAFETY: as the caller's.
+    unsafe { lanes_in_place(func, buf) }
+}
+
+/// The lane helper for this CPU.
+fn call_lanes_here() -> *const u8 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        return call_lanes_avx2 as *const u8;
+    }
+    call_lanes as *const u8
 }
 
 /// xʸ, for the code of one row.
@@ -250,7 +283,7 @@ fn new_module() -> Result<JITModule, JitError> {
         .map_err(|e| fail(&e))?;
     let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
     builder.symbol(emit::CALL_ONE, call_one as *const u8);
-    builder.symbol(emit::CALL_LANES, call_lanes as *const u8);
+    builder.symbol(emit::CALL_LANES, call_lanes_here());
     builder.symbol(emit::POW_ONE, pow_one as *const u8);
     builder.symbol(emit::POW_LANES, pow_lanes as *const u8);
     Ok(JITModule::new(builder))
