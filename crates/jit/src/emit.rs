@@ -7,8 +7,8 @@
 //! generated code's).
 
 use crate::JitError;
-use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::{F64, F64X2, I32, I64};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::types::{F64, F64X2, I32, I64, I64X2};
 use cranelift_codegen::ir::{
     AbiParam, FuncRef, InstBuilder, MemFlagsData, Signature, StackSlot, StackSlotData,
     StackSlotKind, Type, Value,
@@ -17,7 +17,8 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Linkage, Module};
 use hessforge_ir::loop_ir::{Axis, Load, LoopProgram, Source, Stage, Step};
-use hessforge_ir::{Instr, Operand};
+use hessforge_ir::{Func, Instr, Operand};
+use std::collections::HashMap;
 
 /// The runtime's helpers, by their symbol names.
 pub(crate) const CALL_ONE: &str = "hessforge_jit_call_one";
@@ -118,6 +119,9 @@ pub(crate) fn define_stage(
         pow_one: refs[2],
         pow_lanes: refs[3],
         slot,
+        negated: HashMap::new(),
+        exp_neg_abs: HashMap::new(),
+        ln_1p: HashMap::new(),
     };
     for (k, step) in stage.steps.iter().enumerate() {
         e.guarded_step(k as i64, step, p[0], p[1], p[2])?;
@@ -166,6 +170,13 @@ struct Emitter<'a, 'f> {
     pow_one: FuncRef,
     pow_lanes: FuncRef,
     slot: StackSlot,
+    /// Within one body: the value each negation negates (by its first
+    /// chunk), and e^{−|x|} and ln(1 + e^{−|x|}) by the value they were
+    /// made from — σ(±x) and softplus(±x) share one exponential and one
+    /// logarithm, as in the generated code.
+    negated: HashMap<Value, Lanes>,
+    exp_neg_abs: HashMap<Value, Lanes>,
+    ln_1p: HashMap<Value, Lanes>,
 }
 
 /// Vector loads and stores: in range and never trapping, aligned to an f64
@@ -442,6 +453,9 @@ impl Emitter<'_, '_> {
 
     /// One iteration's value: the body's program on the step's loads.
     fn body(&mut self, step: &Step, vars: &[Variable]) -> Result<Lanes, JitError> {
+        self.negated.clear();
+        self.exp_neg_abs.clear();
+        self.ln_1p.clear();
         let inputs: Vec<Lanes> = step.inputs.iter().map(|l| self.input(l, vars)).collect();
         let mut regs: Vec<Option<Lanes>> = vec![None; step.body.n_regs as usize];
         for ins in &step.body.instructions {
@@ -506,11 +520,33 @@ impl Emitter<'_, '_> {
                         self.each(&acc, &x, |b, p, q| b.ins().fmul(p, q))
                     };
                 }
+                // x · (−1) and (−1) · x negate x.
+                if let (false, [a, b]) = (add, args.as_slice()) {
+                    let negated = match (a, b) {
+                        (Operand::Literal(m), x) | (x, Operand::Literal(m)) if *m == -1.0 => {
+                            Some(get(self, x)?)
+                        }
+                        _ => None,
+                    };
+                    if let Some(x) = negated {
+                        self.negated.insert(acc[0], x);
+                    }
+                }
                 acc
             }
             Instr::Neg { arg, .. } => {
                 let x = get(self, arg)?;
-                x.iter().map(|&v| self.b.ins().fneg(v)).collect()
+                let negative: Lanes = x.iter().map(|&v| self.b.ins().fneg(v)).collect();
+                self.negated.insert(negative[0], x);
+                negative
+            }
+            Instr::Call {
+                func: func @ (Func::Sigmoid | Func::Softplus),
+                arg,
+                ..
+            } if self.width > 1 => {
+                let x = get(self, arg)?;
+                self.sigmoid_or_softplus(*func, x)
             }
             Instr::Div { num, den, .. } => {
                 let (n, d) = (get(self, num)?, get(self, den)?);
@@ -559,6 +595,71 @@ impl Emitter<'_, '_> {
         } else {
             acc
         }
+    }
+
+    /// σ(x) or softplus(x) on lanes from e = e^{−|x|}, shared by ±x (one
+    /// exponential), and softplus's l = ln(1 + e) (one logarithm): the same
+    /// bits as the lanes' `sigmoid` and `softplus` (`sigmoid_with`,
+    /// `softplus_with`).
+    fn sigmoid_or_softplus(&mut self, func: Func, x: Lanes) -> Lanes {
+        let base = self
+            .negated
+            .get(&x[0])
+            .cloned()
+            .unwrap_or_else(|| x.clone());
+        let e = match self.exp_neg_abs.get(&base[0]) {
+            Some(e) => e.clone(),
+            None => {
+                let minus_abs: Lanes = base
+                    .iter()
+                    .map(|&v| {
+                        let a = self.b.ins().fabs(v);
+                        self.b.ins().fneg(a)
+                    })
+                    .collect();
+                let e = self.call(Func::Exp as u32, minus_abs);
+                self.exp_neg_abs.insert(base[0], e.clone());
+                e
+            }
+        };
+        let zero = self.splat(0.0);
+        let one = self.splat(1.0);
+        if func == Func::Sigmoid {
+            // select(x ≥ 0, 1, e) / (1 + e)
+            let top = self.select(FloatCC::GreaterThanOrEqual, &x, &zero, &one, &e);
+            let den = self.each(&one, &e, |b, p, q| b.ins().fadd(p, q));
+            return self.each(&top, &den, |b, p, q| b.ins().fdiv(p, q));
+        }
+        let l = match self.ln_1p.get(&e[0]) {
+            Some(l) => l.clone(),
+            None => {
+                let l = self.call(Func::Log1p as u32, e.clone());
+                self.ln_1p.insert(e[0], l.clone());
+                l
+            }
+        };
+        // select(x > 0, x, 0) + l
+        let positive = self.select(FloatCC::GreaterThan, &x, &zero, &x, &zero);
+        self.each(&positive, &l, |b, p, q| b.ins().fadd(p, q))
+    }
+
+    /// `a cc b ? yes : no`, chunk by chunk.
+    fn select(
+        &mut self,
+        cc: FloatCC,
+        a: &[Value],
+        b: &[Value],
+        yes: &[Value],
+        no: &[Value],
+    ) -> Lanes {
+        (0..a.len())
+            .map(|c| {
+                let mask = self.b.ins().fcmp(cc, a[c], b[c]);
+                debug_assert_eq!(self.b.func.dfg.value_type(mask), I64X2);
+                let mask = self.b.ins().bitcast(F64X2, MemFlagsData::new(), mask);
+                self.b.ins().bitselect(mask, yes[c], no[c])
+            })
+            .collect()
     }
 
     /// The function with index `func` in `FUNCTIONS`.
