@@ -317,6 +317,13 @@ mod run_time {
     fn prepare(bencher: Bencher, name: &str) {
         bencher.bench_local(|| compiled(name));
     }
+
+    /// Of which the compilation of the loop IR (model and tangent model).
+    #[divan::bench(args = ["logistic_regression", "mlp_tanh", "softmax_regression"], sample_count = 20)]
+    fn compile_only(bencher: Bencher, name: &str) {
+        let program = compiled(name).program().clone();
+        bencher.bench_local(|| RunTimeKernel::compile(program.clone()).expect("compiles"));
+    }
 }
 
 /// The same models written with scalar parameters only
