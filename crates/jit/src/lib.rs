@@ -340,54 +340,65 @@ pub struct CompiledSteps<'a> {
     prefix: usize,
 }
 
-impl CompiledSteps<'_> {
-    /// Whether the per-sample steps this phase runs may read the direction
-    /// (the primal steps of a tangent model do not).
-    fn reads_direction(&self) -> bool {
-        self.functions.sizes.reads_direction && self.phase != Phase::Primal
-    }
+/// One call of a compiled stage: which function, which steps, and the
+/// sizes its slices must have.
+struct Call {
+    f: StageFn,
+    range: (i64, i64),
+    /// Rows at once (1 or [`LANES`]; 0 for the regularizer, which reads
+    /// no row).
+    width: usize,
+    scratch_len: usize,
+    reads_direction: bool,
+}
 
-    /// The per-sample steps this phase runs.
-    fn sample_range(&self) -> (i64, i64) {
+impl CompiledSteps<'_> {
+    /// The per-sample function `f` for `width` rows, on the steps of this
+    /// phase (the primal steps of a tangent model read no direction).
+    fn sample_call(&self, f: StageFn, width: usize) -> Call {
         let n = self.functions.sample_steps;
         let (from, to) = match self.phase {
             Phase::All => (0, n),
             Phase::Primal => (0, self.prefix),
             Phase::Tangent => (self.prefix, n),
         };
-        (from as i64, to as i64)
+        let sizes = &self.functions.sizes;
+        Call {
+            f,
+            range: (from as i64, to as i64),
+            width,
+            scratch_len: sizes.sample_scratch * width,
+            reads_direction: sizes.reads_direction && self.phase != Phase::Primal,
+        }
     }
 
-    /// Checks the slices against the program's sizes, then runs `f`.
-    #[allow(clippy::too_many_arguments)]
+    /// Checks the slices against the program's sizes, then runs the call.
     fn run(
         &self,
-        f: StageFn,
-        range: (i64, i64),
+        call: Call,
         level: Outputs,
         theta: &[f64],
         rows: &[f64],
-        width: usize,
         constants: &[f64],
         scratch: &mut [f64],
-        scratch_len: usize,
     ) {
         let z = &self.functions.sizes;
         assert!(
             theta.len() >= z.params
-                && rows.len() >= z.data * width
+                && rows.len() >= z.data * call.width
                 && constants.len() >= z.constants
-                && scratch.len() >= scratch_len * width
-                && (!self.reads_direction() || self.direction.len() >= z.params),
+                && scratch.len() >= call.scratch_len
+                && (!call.reads_direction || self.direction.len() >= z.params),
             "a compiled kernel was called with slices shorter than its program's"
         );
         // SAFETY: every access of the code is within the sizes just checked
-        // (validated IR: see the crate's documentation).
+        // (validated IR: see the crate's documentation); the regularizer
+        // (width 0) reads no row.
         unsafe {
-            f(
+            (call.f)(
                 level.rank() as i64,
-                range.0,
-                range.1,
+                call.range.0,
+                call.range.1,
                 theta.as_ptr(),
                 rows.as_ptr(),
                 constants.as_ptr(),
@@ -408,20 +419,22 @@ impl Steps for CompiledSteps<'_> {
         constants: &[f64],
         scratch: &mut [f64],
     ) {
-        let f = self.functions;
-        let range = self.sample_range();
-        let len = f.sizes.sample_scratch;
-        self.run(
-            f.sample, range, level, theta, row, 1, constants, scratch, len,
-        );
+        let call = self.sample_call(self.functions.sample, 1);
+        self.run(call, level, theta, row, constants, scratch);
     }
 
     #[inline]
     fn regularizer(&self, level: Outputs, theta: &[f64], constants: &[f64], scratch: &mut [f64]) {
         let f = self.functions;
-        let range = (0, f.regularizer_steps as i64);
-        let len = f.sizes.regularizer_scratch;
-        self.run_regularizer(f.regularizer, range, level, theta, constants, scratch, len);
+        let call = Call {
+            f: f.regularizer,
+            range: (0, f.regularizer_steps as i64),
+            width: 0,
+            scratch_len: f.sizes.regularizer_scratch,
+            // Whatever the phase: a tangent model's regularizer reads v.
+            reads_direction: f.sizes.reads_direction,
+        };
+        self.run(call, level, theta, &[], constants, scratch);
     }
 
     fn lanes(&self) -> usize {
@@ -437,57 +450,7 @@ impl Steps for CompiledSteps<'_> {
         constants: &[f64],
         scratch: &mut [f64],
     ) {
-        let f = self.functions;
-        let range = self.sample_range();
-        let len = f.sizes.sample_scratch;
-        self.run(
-            f.sample_lanes,
-            range,
-            level,
-            theta,
-            rows,
-            LANES,
-            constants,
-            scratch,
-            len,
-        );
-    }
-}
-
-impl CompiledSteps<'_> {
-    /// The regularizer reads no data row (validation rejects a regularizer
-    /// step that loads one).
-    #[allow(clippy::too_many_arguments)]
-    fn run_regularizer(
-        &self,
-        f: StageFn,
-        range: (i64, i64),
-        level: Outputs,
-        theta: &[f64],
-        constants: &[f64],
-        scratch: &mut [f64],
-        scratch_len: usize,
-    ) {
-        let z = &self.functions.sizes;
-        assert!(
-            theta.len() >= z.params
-                && constants.len() >= z.constants
-                && scratch.len() >= scratch_len
-                && (!z.reads_direction || self.direction.len() >= z.params),
-            "a compiled kernel was called with slices shorter than its program's"
-        );
-        // SAFETY: as in `run`; the regularizer's steps load no row.
-        unsafe {
-            f(
-                level.rank() as i64,
-                range.0,
-                range.1,
-                theta.as_ptr(),
-                std::ptr::null(),
-                constants.as_ptr(),
-                self.direction.as_ptr(),
-                scratch.as_mut_ptr(),
-            )
-        }
+        let call = self.sample_call(self.functions.sample_lanes, LANES);
+        self.run(call, level, theta, rows, constants, scratch);
     }
 }
