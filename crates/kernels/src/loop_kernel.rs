@@ -4,7 +4,8 @@
 //! tangent model's plan and steps — as an implementation of [`LoopModel`]
 //! (and of [`LoopTangent`]); the passes, the products and the
 //! linearizations are this one generic implementation over
-//! [`runtime::loops`].
+//! [`runtime::loops`] ([`passes`], from a kernel's [`LoopParts`]), which
+//! the run-time compiled kernels ([`crate::RunTimeKernel`]) share.
 
 use crate::linearization::Linearization;
 use crate::runtime;
