@@ -3,7 +3,8 @@
 //!
 //! [`CompiledProgram::compile`] takes a validated
 //! [`LoopProgram`] (and its tangent
-//! model, for Hessian–vector products) and compiles each stage's steps —
+//! model, for Hessian–vector products, when the first product asks) and
+//! compiles each stage's steps —
 //! the part a generated `*.loops.rs` file holds — into machine code: one
 //! function for one row, one for [`LANES`] rows at once (lane r for row r,
 //! as the generated code's `sample::<8>`), one for the regularizer. The
@@ -27,7 +28,7 @@ use cranelift_module::{Linkage, Module, default_libcall_names};
 use hessforge_ir::loop_ir::{LoopProgram, Phase, Source, Stage, Steps};
 use hessforge_ir::tangent::primal_prefix;
 use hessforge_ir::{FUNCTIONS, InvalidProgram, Outputs};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// Rows one call of the lane function takes (the generated kernels' and
 /// the shared runtime's lanes).
@@ -73,33 +74,51 @@ struct Functions {
     sizes: Sizes,
 }
 
-/// A loop program compiled to machine code, with its tangent model's
-/// when it has one. The code lives as long as this value.
-pub struct CompiledProgram {
-    primal: Functions,
-    tangent: Option<(Functions, Option<usize>)>,
-    /// Owns the code's memory (freed on drop); behind a mutex only so that
-    /// the value is `Sync` (the module is never touched after compiling).
+/// One loop program's stages in machine code, with the module that owns
+/// the code's memory (freed on drop; behind a mutex only so that the value
+/// is `Sync`: the module is never touched after compiling).
+struct Code {
+    functions: Functions,
     module: Mutex<Option<JITModule>>,
+}
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        let module = self.module.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(module) = module.take() {
+            // SAFETY: the function pointers live in `self`, which is being
+            // dropped; every `CompiledSteps` borrows it, so none runs.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+/// The tangent model, compiled on the first Hessian–vector product: a fit
+/// that never asks for one (dense Newton, first-order methods) does not pay
+/// for its compilation.
+struct Tangent {
+    program: LoopProgram,
+    /// The number of its leading steps that read no direction.
+    primal_steps: Option<usize>,
+    /// `None` inside when Cranelift failed on it (then the products
+    /// contract the Hessian terms instead).
+    code: OnceLock<Option<Code>>,
+}
+
+/// A loop program compiled to machine code, with its tangent model's
+/// (compiled when first used) when it has one. The code lives as long as
+/// this value.
+pub struct CompiledProgram {
+    primal: Code,
+    tangent: Option<Tangent>,
 }
 
 impl std::fmt::Debug for CompiledProgram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CompiledProgram")
-            .field("primal", &self.primal)
+            .field("primal", &self.primal.functions)
             .field("tangent", &self.tangent.is_some())
             .finish()
-    }
-}
-
-impl Drop for CompiledProgram {
-    fn drop(&mut self) {
-        let module = self.module.get_mut().unwrap_or_else(|e| e.into_inner());
-        if let Some(module) = module.take() {
-            // SAFETY: the function pointers live in `self`, which is being
-            // dropped; every `CompiledSteps` borrows `self`, so none runs.
-            unsafe { module.free_memory() };
-        }
     }
 }
 
@@ -169,65 +188,74 @@ unsafe extern "C" fn pow_lanes(buf: *mut f64) {
     }
 }
 
+impl Code {
+    /// `program`'s stages in a module of their own.
+    fn compile(program: &LoopProgram, name: &str) -> Result<Code, JitError> {
+        let mut module = new_module()?;
+        let helpers = emit::Helpers::declare(&mut module)?;
+        let declared = compile_program(&mut module, &helpers, program, name)?;
+        module
+            .finalize_definitions()
+            .map_err(|e| JitError::Codegen(e.to_string()))?;
+        let get = |id| {
+            let ptr = module.get_finalized_function(id);
+            // SAFETY: the function was defined with the signature of
+            // `StageFn` (`emit::stage_signature`).
+            unsafe { std::mem::transmute::<*const u8, StageFn>(ptr) }
+        };
+        let functions = Functions {
+            sample: get(declared.sample),
+            sample_lanes: get(declared.sample_lanes),
+            regularizer: get(declared.regularizer),
+            sample_steps: declared.sample_steps,
+            regularizer_steps: declared.regularizer_steps,
+            sizes: declared.sizes,
+        };
+        Ok(Code {
+            functions,
+            module: Mutex::new(Some(module)),
+        })
+    }
+}
+
 impl CompiledProgram {
-    /// Compiles `program`'s stages, and its tangent model's when it has
-    /// one, after validating both.
+    /// Compiles `program`'s stages after validating it and its tangent
+    /// model (which is compiled when first used).
     pub fn compile(program: &LoopProgram) -> Result<CompiledProgram, JitError> {
         program.validate()?;
         if let Some(t) = &program.tangent {
             t.validate()?;
         }
-        let mut module = new_module()?;
-        let helpers = emit::Helpers::declare(&mut module)?;
-        let primal = compile_program(&mut module, &helpers, program, "primal")?;
-        let tangent = match &program.tangent {
-            Some(t) => {
-                let f = compile_program(&mut module, &helpers, t, "tangent")?;
-                Some((f, primal_prefix(t).map(|p| p.steps)))
-            }
-            None => None,
-        };
-        module
-            .finalize_definitions()
-            .map_err(|e| JitError::Codegen(e.to_string()))?;
-        let resolve = |f: Declared| -> Functions {
-            let get = |id| {
-                let ptr = module.get_finalized_function(id);
-                // SAFETY: the function was defined with the signature of
-                // `StageFn` (`emit::stage_signature`).
-                unsafe { std::mem::transmute::<*const u8, StageFn>(ptr) }
-            };
-            Functions {
-                sample: get(f.sample),
-                sample_lanes: get(f.sample_lanes),
-                regularizer: get(f.regularizer),
-                sample_steps: f.sample_steps,
-                regularizer_steps: f.regularizer_steps,
-                sizes: f.sizes,
-            }
-        };
-        let primal = resolve(primal);
-        let tangent = tangent.map(|(f, prefix)| (resolve(f), prefix));
-        Ok(CompiledProgram {
-            primal,
-            tangent,
-            module: Mutex::new(Some(module)),
-        })
+        let primal = Code::compile(program, "primal")?;
+        let tangent = program.tangent.as_deref().map(|t| Tangent {
+            program: t.clone(),
+            primal_steps: primal_prefix(t).map(|p| p.steps),
+            code: OnceLock::new(),
+        });
+        Ok(CompiledProgram { primal, tangent })
     }
 
     /// The model's own steps.
     pub fn steps(&self) -> CompiledSteps<'_> {
         CompiledSteps {
-            functions: &self.primal,
+            functions: &self.primal.functions,
             direction: &[],
             phase: Phase::All,
             prefix: 0,
         }
     }
 
-    /// Whether the tangent model was compiled.
+    /// Whether the tangent model's steps are there: it has one, and it
+    /// compiled (compiling it now if it was not yet).
     pub fn has_tangent(&self) -> bool {
-        self.tangent.is_some()
+        self.tangent_code().is_some()
+    }
+
+    fn tangent_code(&self) -> Option<&Code> {
+        let t = self.tangent.as_ref()?;
+        t.code
+            .get_or_init(|| Code::compile(&t.program, "tangent").ok())
+            .as_ref()
     }
 
     /// The tangent model's steps of `phase` in the direction `direction`
@@ -239,13 +267,12 @@ impl CompiledProgram {
         direction: &'a [f64],
         phase: Phase,
     ) -> Option<CompiledSteps<'a>> {
-        let (functions, prefix) = self.tangent.as_ref()?;
         let prefix = match phase {
             Phase::All => 0,
-            _ => (*prefix)?,
+            _ => self.primal_steps()?,
         };
         Some(CompiledSteps {
-            functions,
+            functions: &self.tangent_code()?.functions,
             direction,
             phase,
             prefix,
@@ -255,7 +282,7 @@ impl CompiledProgram {
     /// The number of the tangent model's leading steps that read no
     /// direction (its primal steps), when it has them.
     pub fn primal_steps(&self) -> Option<usize> {
-        self.tangent.as_ref()?.1
+        self.tangent.as_ref()?.primal_steps
     }
 }
 

@@ -23,7 +23,8 @@ pub struct RunTimeKernel {
 }
 
 impl RunTimeKernel {
-    /// Validates and compiles `program` (and its tangent model).
+    /// Validates `program` and its tangent model, and compiles the model
+    /// (the tangent model is compiled on the first Hessian–vector product).
     pub fn compile(program: LoopProgram) -> Result<RunTimeKernel, JitError> {
         let code = CompiledProgram::compile(&program)?;
         let primal_scratch = match (&program.tangent, code.primal_steps()) {
@@ -50,15 +51,20 @@ impl LoopParts for RunTimeKernel {
     fn primal(&self) -> impl Steps + Sync + '_ {
         self.code.steps()
     }
+    /// The tangent model when its code is there (compiled on this first
+    /// call); else the products contract the Hessian terms.
     fn tangent_plan(&self) -> Option<&LoopProgram> {
-        self.program.tangent.as_deref()
+        self.program
+            .tangent
+            .as_deref()
+            .filter(|_| self.code.has_tangent())
     }
     fn tangent<'a>(&'a self, v: &'a [f64], phase: Phase) -> impl Steps + Sync + 'a {
         let steps: Option<CompiledSteps<'a>> = self.code.tangent_steps(v, phase);
         steps.expect("the tangent steps of a phase the compiled program has")
     }
     fn primal_scratch(&self) -> Option<usize> {
-        self.primal_scratch
+        self.primal_scratch.filter(|_| self.code.has_tangent())
     }
 }
 
