@@ -26,7 +26,7 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module, default_libcall_names};
 use hessforge_ir::loop_ir::{LoopProgram, Phase, Source, Stage, Steps};
-use hessforge_ir::tangent::primal_prefix;
+use hessforge_ir::tangent::{PrimalPrefix, primal_prefix};
 use hessforge_ir::{FUNCTIONS, InvalidProgram, Outputs};
 use std::sync::{Mutex, OnceLock};
 
@@ -98,8 +98,8 @@ impl Drop for Code {
 /// for its compilation.
 struct Tangent {
     program: LoopProgram,
-    /// The number of its leading steps that read no direction.
-    primal_steps: Option<usize>,
+    /// Its leading steps that read no direction, and what they write.
+    primal_prefix: Option<PrimalPrefix>,
     /// `None` inside when Cranelift failed on it (then the products
     /// contract the Hessian terms instead).
     code: OnceLock<Option<Code>>,
@@ -229,7 +229,7 @@ impl CompiledProgram {
         let primal = Code::compile(program, "primal")?;
         let tangent = program.tangent.as_deref().map(|t| Tangent {
             program: t.clone(),
-            primal_steps: primal_prefix(t).map(|p| p.steps),
+            primal_prefix: primal_prefix(t),
             code: OnceLock::new(),
         });
         Ok(CompiledProgram { primal, tangent })
@@ -261,7 +261,7 @@ impl CompiledProgram {
     /// The tangent model's steps of `phase` in the direction `direction`
     /// (laid out like θ); `None` without a tangent model, or for a phase
     /// other than [`Phase::All`] when its steps do not split
-    /// ([`CompiledProgram::primal_steps`] is `None`).
+    /// ([`CompiledProgram::primal_prefix`] is `None`).
     pub fn tangent_steps<'a>(
         &'a self,
         direction: &'a [f64],
@@ -269,7 +269,7 @@ impl CompiledProgram {
     ) -> Option<CompiledSteps<'a>> {
         let prefix = match phase {
             Phase::All => 0,
-            _ => self.primal_steps()?,
+            _ => self.primal_prefix()?.steps,
         };
         Some(CompiledSteps {
             functions: &self.tangent_code()?.functions,
@@ -279,10 +279,10 @@ impl CompiledProgram {
         })
     }
 
-    /// The number of the tangent model's leading steps that read no
-    /// direction (its primal steps), when it has them.
-    pub fn primal_steps(&self) -> Option<usize> {
-        self.tangent.as_ref()?.primal_steps
+    /// How the tangent model's per-sample steps split into primal steps
+    /// (which read no direction) and the rest, when they do.
+    pub fn primal_prefix(&self) -> Option<PrimalPrefix> {
+        self.tangent.as_ref()?.primal_prefix
     }
 }
 

@@ -285,8 +285,13 @@ mod run_time {
 
     /// `derivations/NAME.toml` loaded, lowered to the loop IR and compiled.
     pub fn compiled(name: &str) -> RunTimeKernel {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("../../derivations/{name}.toml"));
+        compiled_file(&format!("../../derivations/{name}.toml"))
+    }
+
+    /// A derivation file (relative to this crate) loaded, lowered to the
+    /// loop IR and compiled.
+    pub fn compiled_file(file: &str) -> RunTimeKernel {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         let model = hessforge_spec::load_file(&path).expect("derivation loads");
         let program = hessforge_symbolic::lower_loop_ir(&model).expect("lowers");
         RunTimeKernel::compile(program).expect("compiles")
@@ -363,8 +368,9 @@ mod straight_line {
 /// `cargo bench -p hessforge-kernels --features bench-models --bench kernels -- larger`.
 #[cfg(feature = "bench-models")]
 mod larger {
+    use super::run_time::compiled_file as compiled;
     use super::*;
-    use hessforge_kernels::{RunTimeKernel, logistic_1000::Logistic1000, mlp_tanh_64::MlpTanh64};
+    use hessforge_kernels::{logistic_1000::Logistic1000, mlp_tanh_64::MlpTanh64};
 
     const ROWS: usize = 10_000;
 
@@ -390,13 +396,6 @@ mod larger {
         bencher.bench_local(|| {
             kernel.loss_grad_hess(At::new(&theta, &c, black_box(&data)), &mut g, &mut h)
         });
-    }
-
-    fn compiled(file: &str) -> RunTimeKernel {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
-        let model = hessforge_spec::load_file(&path).expect("derivation loads");
-        let program = hessforge_symbolic::lower_loop_ir(&model).expect("lowers");
-        RunTimeKernel::compile(program).expect("compiles")
     }
 
     #[divan::bench(sample_count = 20)]

@@ -10,7 +10,6 @@ use crate::linearization::Linearization;
 use crate::loop_kernel::{LoopParts, loop_kernel_passes, passes};
 use crate::{At, Kernel};
 use hessforge_ir::loop_ir::{LoopProgram, Phase, Steps};
-use hessforge_ir::tangent::primal_prefix;
 pub use hessforge_jit::JitError;
 use hessforge_jit::{CompiledProgram, CompiledSteps};
 
@@ -19,7 +18,6 @@ use hessforge_jit::{CompiledProgram, CompiledSteps};
 pub struct RunTimeKernel {
     program: LoopProgram,
     code: CompiledProgram,
-    primal_scratch: Option<usize>,
 }
 
 impl RunTimeKernel {
@@ -27,15 +25,7 @@ impl RunTimeKernel {
     /// (the tangent model is compiled on the first Hessian–vector product).
     pub fn compile(program: LoopProgram) -> Result<RunTimeKernel, JitError> {
         let code = CompiledProgram::compile(&program)?;
-        let primal_scratch = match (&program.tangent, code.primal_steps()) {
-            (Some(t), Some(_)) => primal_prefix(t).map(|p| p.scratch),
-            _ => None,
-        };
-        Ok(RunTimeKernel {
-            program,
-            code,
-            primal_scratch,
-        })
+        Ok(RunTimeKernel { program, code })
     }
 
     /// The program it runs.
@@ -64,7 +54,11 @@ impl LoopParts for RunTimeKernel {
         steps.expect("the tangent steps of a phase the compiled program has")
     }
     fn primal_scratch(&self) -> Option<usize> {
-        self.primal_scratch.filter(|_| self.code.has_tangent())
+        let prefix = self
+            .code
+            .primal_prefix()
+            .filter(|_| self.code.has_tangent());
+        prefix.map(|p| p.scratch)
     }
 }
 
