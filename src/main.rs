@@ -46,7 +46,7 @@ enum Command {
         expand: bool,
     },
     /// Check the derived gradient and Hessian against finite differences
-    /// (compiled kernel for a built-in model, IR interpreter for a file).
+    /// (compiled kernel for a built-in model, compiled at run time for a file).
     Gradcheck {
         /// A built-in model name or a path to a .toml file.
         model: String,

@@ -1,6 +1,8 @@
 //! `hessforge gradcheck`: the derived gradient and Hessian against central
-//! finite differences (`hessforge_optim::gradient_check`), at seeded random points, on the back-end a user would
-//! run (compiled kernel for a built-in, IR interpreter for a file).
+//! finite differences (`hessforge_optim::gradient_check`), at seeded random
+//! points, on the back-end a user would run (the compiled kernel of a
+//! built-in; a file's loop IR compiled at run time, or the interpreter of a
+//! file with scalar parameters only).
 
 use crate::backend::Backend;
 use hessforge_kernels::KernelObjective;

@@ -2,7 +2,7 @@
 //! in drawing order, each entry from its distribution, with the parameters at
 //! their `[synthetic.truth]` values. Seeded: the same seed gives the same data.
 
-use hessforge_spec::{Distribution, Model};
+use hessforge_spec::{Distribution, Expr, Func, Model};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution as _, Normal, Poisson};
@@ -35,9 +35,24 @@ pub fn sample(model: &Model, n: usize, seed: u64) -> Result<Vec<f64>, SyntheticE
         .as_ref()
         .ok_or_else(|| SyntheticError::Missing(model.name.clone()))?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut base: HashMap<String, f64> = process.truth.iter().cloned().collect();
-    for (s, v) in &model.constants {
-        base.insert(s.id.clone(), *v);
+    // One slot per name a draw may read: the truth, the constants, the data
+    // (absent in a row until drawn, as `Expr::eval` finds them).
+    let mut slot: HashMap<&str, usize> = HashMap::new();
+    let mut base: Vec<Option<f64>> = Vec::new();
+    let named = process.truth.iter().map(|(id, v)| (id.as_str(), Some(*v)));
+    let constants = model
+        .constants
+        .iter()
+        .map(|(s, v)| (s.id.as_str(), Some(*v)));
+    let data = model.data.iter().map(|s| (s.id.as_str(), None));
+    for (id, value) in named.chain(constants).chain(data) {
+        match slot.get(id) {
+            Some(&k) => base[k] = value.or(base[k]),
+            None => {
+                slot.insert(id, base.len());
+                base.push(value);
+            }
+        }
     }
     let column: HashMap<&str, usize> = model
         .data
@@ -45,22 +60,39 @@ pub fn sample(model: &Model, n: usize, seed: u64) -> Result<Vec<f64>, SyntheticE
         .enumerate()
         .map(|(i, s)| (s.id.as_str(), i))
         .collect();
-    let cols = model.data.len();
-    let mut out = vec![0.0; n * cols];
-    for r in 0..n {
-        let mut env = base.clone();
-        for draw in &process.draws {
+    let draws: Vec<BoundDraw> = process
+        .draws
+        .iter()
+        .map(|draw| {
             let ids = &model
                 .data_tensors
                 .iter()
                 .find(|t| t.name == draw.field)
                 .expect("validated field")
                 .ids;
+            BoundDraw {
+                args: draw
+                    .args
+                    .iter()
+                    .map(|arg| arg.iter().map(|e| Bound::new(e, &slot)).collect())
+                    .collect(),
+                slots: ids.iter().map(|id| slot[id.as_str()]).collect(),
+                columns: ids.iter().map(|id| column[id.as_str()]).collect(),
+            }
+        })
+        .collect();
+    let cols = model.data.len();
+    let mut out = vec![0.0; n * cols];
+    let mut env = base.clone();
+    for r in 0..n {
+        env.copy_from_slice(&base);
+        for (draw, bound) in process.draws.iter().zip(&draws) {
+            let ids = &bound.slots;
             let invalid = |message: String| SyntheticError::Invalid {
                 field: draw.field.clone(),
                 message,
             };
-            let args: Vec<Vec<f64>> = draw
+            let args: Vec<Vec<f64>> = bound
                 .args
                 .iter()
                 .map(|arg| {
@@ -131,13 +163,85 @@ pub fn sample(model: &Model, n: usize, seed: u64) -> Result<Vec<f64>, SyntheticE
                         .collect()
                 }
             };
-            for (id, v) in ids.iter().zip(values) {
-                env.insert(id.clone(), v);
-                out[r * cols + column[id.as_str()]] = v;
+            for ((&k, &c), v) in ids.iter().zip(&bound.columns).zip(values) {
+                env[k] = Some(v);
+                out[r * cols + c] = v;
             }
         }
     }
     Ok(out)
+}
+
+/// A draw with its arguments bound to slots, and where its entries go.
+struct BoundDraw {
+    args: Vec<Vec<Bound>>,
+    /// The environment slot of each entry.
+    slots: Vec<usize>,
+    /// The output column of each entry.
+    columns: Vec<usize>,
+}
+
+/// A draw argument with its names resolved to slots of the row's
+/// environment and its numbers to f64, so a row costs no hashing and no
+/// rational arithmetic (20 000 rows of a 1 000-feature logistic draw took
+/// 6 s through `Expr::eval` and its map). The same values as `Expr::eval`:
+/// an absent name makes the argument absent.
+enum Bound {
+    Num(f64),
+    Slot(usize),
+    Unknown,
+    Add(Vec<Bound>),
+    Mul(Vec<Bound>),
+    Powi(Box<Bound>, i32),
+    Powf(Box<Bound>, Box<Bound>),
+    Call(Func, Box<Bound>),
+}
+
+impl Bound {
+    fn new(e: &Expr, slot: &HashMap<&str, usize>) -> Bound {
+        let bind = |x: &Expr| Box::new(Bound::new(x, slot));
+        match e {
+            Expr::Num(r) => Bound::Num(r.to_f64()),
+            Expr::Var(v) => slot
+                .get(v.as_str())
+                .map_or(Bound::Unknown, |&k| Bound::Slot(k)),
+            Expr::Add(xs) => Bound::Add(xs.iter().map(|x| Bound::new(x, slot)).collect()),
+            Expr::Mul(xs) => Bound::Mul(xs.iter().map(|x| Bound::new(x, slot)).collect()),
+            Expr::Pow(a, b) => match &**b {
+                Expr::Num(r) => match r.to_i64().and_then(|n| i32::try_from(n).ok()) {
+                    Some(n) => Bound::Powi(bind(a), n),
+                    None => Bound::Powf(bind(a), bind(b)),
+                },
+                _ => Bound::Powf(bind(a), bind(b)),
+            },
+            Expr::Call(f, a) => Bound::Call(*f, bind(a)),
+        }
+    }
+
+    fn eval(&self, env: &[Option<f64>]) -> Option<f64> {
+        Some(match self {
+            Bound::Num(v) => *v,
+            Bound::Slot(k) => env[*k]?,
+            Bound::Unknown => return None,
+            Bound::Add(xs) => {
+                let mut s = 0.0;
+                for x in xs {
+                    s += x.eval(env)?;
+                }
+                s
+            }
+            Bound::Mul(xs) => {
+                let mut p = 1.0;
+                for x in xs {
+                    p *= x.eval(env)?;
+                }
+                p
+            }
+            Bound::Powi(a, n) => a.eval(env)?.powi(*n),
+            Bound::Powf(a, b) => a.eval(env)?.powf(b.eval(env)?),
+            Bound::Call(f, a) => f.eval(a.eval(env)?),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +273,29 @@ mod tests {
         // A rate that depends on the row, as a Poisson regression draws it.
         let m = poisson_model("exp(w * x + b)");
         assert!(sample(&m, 100, 1).is_ok());
+    }
+
+    /// A bound argument gives `Expr::eval`'s value: integer and real
+    /// powers, functions, constants, a field drawn before it.
+    #[test]
+    fn bound_arguments_evaluate_as_the_expressions_do() {
+        let m = poisson_model("exp(w * x + b) / (1 + x^2) + x^0.5 + sigmoid(b)^-3");
+        let draw = &m.synthetic.as_ref().unwrap().draws[1];
+        let slot = HashMap::from([("w", 0), ("b", 1), ("x", 2)]);
+        for x in [0.0, 0.25, 0.9] {
+            let env =
+                HashMap::from([("w", 0.5), ("b", 1.0), ("x", x)].map(|(k, v)| (k.to_string(), v)));
+            let want = draw.args[0][0].eval(&env).unwrap();
+            let got = Bound::new(&draw.args[0][0], &slot).eval(&[Some(0.5), Some(1.0), Some(x)]);
+            assert_eq!(got.map(f64::to_bits), Some(want.to_bits()), "x = {x}");
+        }
+        // Not drawn yet, or unknown: absent, as `Expr::eval` has it.
+        let bound = Bound::new(&draw.args[0][0], &slot);
+        assert_eq!(bound.eval(&[Some(0.5), Some(1.0), None]), None);
+        assert_eq!(
+            Bound::new(&draw.args[0][0], &HashMap::new()).eval(&[]),
+            None
+        );
     }
 
     #[test]
