@@ -215,12 +215,14 @@ pub fn parse_csv(path: &str, text: &str, model: &Model) -> Result<Dataset, DataE
         }
         for (k, &c) in columns.iter().enumerate() {
             let cell = &record[c];
-            // Unquoted fields: the cell starts after the earlier fields and their commas.
-            let offset: usize = (0..c).map(|i| record[i].len() + 1).sum();
             let parsed = cell.trim().parse::<f64>();
             match parsed {
                 Ok(v) if v.is_finite() => values.push(v),
                 _ => {
+                    // Unquoted fields: the cell starts after the earlier
+                    // fields and their commas (summed only here: per cell it
+                    // made a row quadratic in its width).
+                    let offset: usize = (0..c).map(|i| record[i].len() + 1).sum();
                     let hint = if parsed.is_ok() {
                         "NaN and infinite values cannot be fitted; drop or impute the row"
                             .to_string()

@@ -417,4 +417,12 @@ mod larger {
     fn mlp_tanh_64_run_time(bencher: Bencher) {
         full_pass(bencher, &compiled("benches/models/mlp_tanh_64.toml"));
     }
+
+    /// Preparation of each file: loaded, its index form derived and
+    /// lowered to the loop IR, compiled (the bars: ≤ 50 ms at
+    /// P = 1 001, ≤ 200 ms for the 64-unit MLP).
+    #[divan::bench(args = ["logistic_1000", "mlp_tanh_64"], sample_count = 20)]
+    fn prepare(bencher: Bencher, name: &str) {
+        bencher.bench_local(|| compiled(&format!("benches/models/{name}.toml")));
+    }
 }
