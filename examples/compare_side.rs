@@ -13,6 +13,8 @@
 //!                                    [--precondition diagonal]
 //!                                            one optimizer from θ = 0 to ‖∇L‖∞ ≤ 1e-8 on that
 //!                                            data (single thread): time, iterations, passes
+//! compare_side write-wide F N PATH          that data as a CSV file (x_1 … x_F, y), for
+//!                                            `hessforge run FILE --data PATH`
 //! compare_side products MODEL REPEATS [--rows N]
 //!                                            one loss+gradient pass and one Hessian–vector
 //!                                            product, single thread: MODEL is digits (its
@@ -65,6 +67,15 @@ fn main() {
         };
         let json = fit_wide(count(1, "F"), count(2, "N"), &arg(3, "METHOD"), &settings);
         println!("{json}");
+        return;
+    }
+    if arg(0, "a task") == "write-wide" {
+        let (f, rows, path) = (count(1, "F"), count(2, "N"), arg(3, "PATH"));
+        write_wide(f, rows, Path::new(&path)).unwrap_or_else(|e| fail(&format!("{path}: {e}")));
+        println!(
+            "{}",
+            serde_json::json!({"task": "write-wide", "path": path})
+        );
         return;
     }
     if arg(0, "a task") == "products" {
@@ -241,6 +252,21 @@ fn wide_data(f: usize, rows: usize) -> Vec<f64> {
         data.push(wide_y(i));
     }
     data
+}
+
+/// [`wide_data`] as CSV: the columns a derivation file with data
+/// `x = { shape = [F] }` and `y` reads (`x_1` … `x_F`, `y`), each value
+/// written so that it reads back to the same bits.
+fn write_wide(f: usize, rows: usize, path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let header: Vec<String> = (1..=f).map(|j| format!("x_{j}")).collect();
+    writeln!(out, "{},y", header.join(","))?;
+    for row in wide_data(f, rows).chunks(f + 1) {
+        let cells: Vec<String> = row.iter().map(|v| format!("{v:?}")).collect();
+        writeln!(out, "{}", cells.join(","))?;
+    }
+    out.flush()
 }
 
 /// One optimizer on the wide logistic regression from θ = 0 to

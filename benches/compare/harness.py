@@ -19,6 +19,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -294,12 +295,22 @@ def large(hessforge, side, smoke):
     curvature check included; no preparation or compilation)."""
     digits_csv = os.path.join(ROOT, "data", "digits.csv")
     n = 1000 if smoke else 100_000
+    # The same problem as a model *file* (compiled at run time), its rows
+    # read from a CSV file: the issue-34 bar on newton-cg.
+    n_file = 1000 if smoke else 20_000
+    wide_file = os.path.join(ROOT, "crates", "kernels", "benches", "models", "logistic_1000.toml")
+    wide_csv = os.path.join(tempfile.gettempdir(), f"hessforge-wide-1000-{n_file}.csv")
+    measure([side, "write-wide", 1000, n_file, wide_csv], "default")
     problems = [("digits", "softmax regression, 10 classes × (64 + 1)", 650, 1797,
                  lambda m: [hessforge, "run", "digits", "--optimizer", m, "--json"],
                  py("jax_newton_cg.py", "digits", digits_csv)),
                 ("wide", f"logistic regression, F = 1 000", 1001, n,
                  lambda m: [side, "fit-wide", 1000, n, m],
-                 py("jax_newton_cg.py", "wide", 1000, n))]
+                 py("jax_newton_cg.py", "wide", 1000, n)),
+                ("wide, from its file", f"logistic regression, F = 1 000, `{os.path.relpath(wide_file, ROOT)}` "
+                 "compiled at run time, rows from CSV", 1001, n_file,
+                 lambda m: [hessforge, "run", wide_file, "--optimizer", m, "--data", wide_csv, "--json"],
+                 py("jax_newton_cg.py", "wide", 1000, n_file))]
     # Every side runs `rounds` times, alternating, and keeps the median time:
     # one run each moved by up to 1.5x between runs on a shared machine.
     rounds = 1 if smoke else 3
@@ -317,6 +328,7 @@ def large(hessforge, side, smoke):
         entry["jax"] = dict(runs["jax"][0], seconds=times[len(times) // 2], runs=times)
         out.append(entry)
         print(f"   large: {name}", file=sys.stderr)
+    os.remove(wide_csv)
     return out
 
 
