@@ -15,7 +15,7 @@ fn derivations() {
             // What `derive` prints: index form for tensor models (the
             // scalar derivation of digits' 650² Hessian entries is never
             // made), in full otherwise.
-            let derivation = hessforge_symbolic::derive_unexpanded(&model).unwrap();
+            let derivation = hessforge_symbolic::derive_unexpanded(model).unwrap();
             insta::assert_snapshot!("text", render(&derivation, Format::Text));
             insta::assert_snapshot!("latex", render(&derivation, Format::Latex));
         }

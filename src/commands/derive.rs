@@ -19,7 +19,7 @@ pub fn run(
         let derivation = hessforge_symbolic::derive(&model).map_err(Failure::engine)?;
         hessforge_derivation::render::render_expanded(&derivation, format)
     } else {
-        let derivation = hessforge_symbolic::derive_unexpanded(&model).map_err(Failure::engine)?;
+        let derivation = hessforge_symbolic::derive_unexpanded(model).map_err(Failure::engine)?;
         render(&derivation, format)
     };
     match output {

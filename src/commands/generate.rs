@@ -26,8 +26,8 @@ fn generated_files() -> Result<Vec<(String, String)>, Failure> {
     // Then the documents: the index-form derivation of a model in index
     // form (milliseconds at any P), the full scalar one otherwise.
     for m in &models {
-        let d = if hessforge_build::has_tensor_parameter(m) {
-            hessforge_symbolic::derive_unexpanded(m).map_err(Failure::engine)?
+        let d = if m.has_tensor_parameter() {
+            hessforge_symbolic::derive_unexpanded(m.clone()).map_err(Failure::engine)?
         } else {
             hessforge_symbolic::derive(m).map_err(Failure::engine)?
         };

@@ -152,6 +152,11 @@ fn derive_json_carries_the_index_form_per_tensor_and_block() {
         .stdout
         .clone();
     let doc: serde_json::Value = serde_json::from_slice(&out).expect("one JSON document");
+    // The regularizer as written, a sum over j (not 10 scalar terms).
+    assert_eq!(
+        doc["regularizer_latex"],
+        "\\frac{\\lambda \\, \\left(\\sum_{i=1}^{10} w_{i} \\, w_{i}\\right)}{2}"
+    );
     let index = &doc["index_form"];
     let w = &index["gradient"][0];
     assert_eq!(w["tensor"], "w");

@@ -52,29 +52,20 @@ pub fn kernel_source_of(derivation: &hessforge_symbolic::Derivation) -> Result<S
     Ok(hessforge_codegen::generate(&programs, &info)?)
 }
 
-/// Whether a model has a vector or matrix parameter (and so its kernel in
-/// index form).
-pub fn has_tensor_parameter(model: &Model) -> bool {
-    model
-        .index
-        .as_ref()
-        .is_some_and(|ix| ix.parameters().any(|t| !t.shape.is_empty()))
-}
-
 /// Whether a model's kernel is the straight-line one: a model with scalar
 /// parameters only. A model with a vector or matrix parameter gets its
 /// kernel in index form instead ([`loop_kernel_source`]), whose length, and
 /// rustc's time, do not grow with the tensors (the straight-line kernel's
 /// P(P + 1)/2 Hessian entries cost minutes of rustc at P = 65).
 pub fn straight_line(model: &Model) -> bool {
-    !has_tensor_parameter(model)
+    !model.has_tensor_parameter()
 }
 
 /// The formatted Rust source of a model's kernels in index form (loops whose
 /// length does not depend on the tensors' lengths), for a model with a
 /// vector or matrix parameter; `None` otherwise.
 pub fn loop_kernel_source(model: &Model) -> Result<Option<String>, BuildError> {
-    if !has_tensor_parameter(model) {
+    if !model.has_tensor_parameter() {
         return Ok(None);
     }
     let lowered = hessforge_symbolic::lower_loop_ir(model)?;
@@ -159,7 +150,7 @@ pub fn compile_dirs(dirs: &[&Path]) {
         );
         let model = hessforge_spec::load_str(&shown, &text)
             .unwrap_or_else(|e| fail(&format!("{}\n{:?}", e.one_line(), miette::Report::new(e))));
-        let looped = has_tensor_parameter(&model);
+        let looped = model.has_tensor_parameter();
         let file_name = kernel_file_name(&model);
         let rust_file = out_dir.join(&file_name);
         let stamp = out_dir.join(format!("{}.toml.stamp", model.name));

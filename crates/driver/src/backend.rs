@@ -50,11 +50,7 @@ impl Backend {
         {
             return Ok(Backend::Compiled(k));
         }
-        let has_tensor_parameter = model
-            .index
-            .as_ref()
-            .is_some_and(|ix| ix.parameters().any(|t| !t.shape.is_empty()));
-        if has_tensor_parameter {
+        if model.has_tensor_parameter() {
             let program = hessforge_symbolic::lower_loop_ir(model)?;
             if choice == BackendChoice::Auto {
                 let compiled =

@@ -97,7 +97,6 @@ impl Drop for Code {
 /// that never asks for one (dense Newton, first-order methods) does not pay
 /// for its compilation.
 struct Tangent {
-    program: LoopProgram,
     /// Its leading steps that read no direction, and what they write.
     primal_prefix: Option<PrimalPrefix>,
     /// `None` inside when Cranelift failed on it (then the products
@@ -106,9 +105,10 @@ struct Tangent {
 }
 
 /// A loop program compiled to machine code, with its tangent model's
-/// (compiled when first used) when it has one. The code lives as long as
-/// this value.
+/// (compiled when first used) when it has one. It owns the program; the
+/// code lives as long as this value.
 pub struct CompiledProgram {
+    program: LoopProgram,
     primal: Code,
     tangent: Option<Tangent>,
 }
@@ -116,6 +116,7 @@ pub struct CompiledProgram {
 impl std::fmt::Debug for CompiledProgram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CompiledProgram")
+            .field("program", &self.program.name)
             .field("primal", &self.primal.functions)
             .field("tangent", &self.tangent.is_some())
             .finish()
@@ -221,18 +222,26 @@ impl Code {
 impl CompiledProgram {
     /// Compiles `program`'s stages after validating it and its tangent
     /// model (which is compiled when first used).
-    pub fn compile(program: &LoopProgram) -> Result<CompiledProgram, JitError> {
+    pub fn compile(program: LoopProgram) -> Result<CompiledProgram, JitError> {
         program.validate()?;
         if let Some(t) = &program.tangent {
             t.validate()?;
         }
-        let primal = Code::compile(program, "primal")?;
+        let primal = Code::compile(&program, "primal")?;
         let tangent = program.tangent.as_deref().map(|t| Tangent {
-            program: t.clone(),
             primal_prefix: primal_prefix(t),
             code: OnceLock::new(),
         });
-        Ok(CompiledProgram { primal, tangent })
+        Ok(CompiledProgram {
+            program,
+            primal,
+            tangent,
+        })
+    }
+
+    /// The program it runs.
+    pub fn program(&self) -> &LoopProgram {
+        &self.program
     }
 
     /// The model's own steps.
@@ -252,9 +261,9 @@ impl CompiledProgram {
     }
 
     fn tangent_code(&self) -> Option<&Code> {
-        let t = self.tangent.as_ref()?;
+        let (t, program) = (self.tangent.as_ref()?, self.program.tangent.as_deref()?);
         t.code
-            .get_or_init(|| Code::compile(&t.program, "tangent").ok())
+            .get_or_init(|| Code::compile(program, "tangent").ok())
             .as_ref()
     }
 

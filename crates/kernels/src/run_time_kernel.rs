@@ -16,7 +16,6 @@ use hessforge_jit::{CompiledProgram, CompiledSteps};
 /// A loop program with its steps in machine code.
 #[derive(Debug)]
 pub struct RunTimeKernel {
-    program: LoopProgram,
     code: CompiledProgram,
 }
 
@@ -24,19 +23,20 @@ impl RunTimeKernel {
     /// Validates `program` and its tangent model, and compiles the model
     /// (the tangent model is compiled on the first Hessian–vector product).
     pub fn compile(program: LoopProgram) -> Result<RunTimeKernel, JitError> {
-        let code = CompiledProgram::compile(&program)?;
-        Ok(RunTimeKernel { program, code })
+        Ok(RunTimeKernel {
+            code: CompiledProgram::compile(program)?,
+        })
     }
 
     /// The program it runs.
     pub fn program(&self) -> &LoopProgram {
-        &self.program
+        self.code.program()
     }
 }
 
 impl LoopParts for RunTimeKernel {
     fn plan(&self) -> &LoopProgram {
-        &self.program
+        self.program()
     }
     fn primal(&self) -> impl Steps + Sync + '_ {
         self.code.steps()
@@ -44,7 +44,7 @@ impl LoopParts for RunTimeKernel {
     /// The tangent model when its code is there (compiled on this first
     /// call); else the products contract the Hessian terms.
     fn tangent_plan(&self) -> Option<&LoopProgram> {
-        self.program
+        self.program()
             .tangent
             .as_deref()
             .filter(|_| self.code.has_tangent())
@@ -64,19 +64,19 @@ impl LoopParts for RunTimeKernel {
 
 impl Kernel for RunTimeKernel {
     fn name(&self) -> &str {
-        &self.program.name
+        &self.program().name
     }
     fn n_params(&self) -> usize {
-        self.program.n_params()
+        self.program().n_params()
     }
     fn n_data(&self) -> usize {
-        self.program.data.len()
+        self.program().data.len()
     }
     fn param_names(&self) -> Vec<&str> {
-        self.program.params.iter().map(String::as_str).collect()
+        self.program().params.iter().map(String::as_str).collect()
     }
     fn default_constants(&self) -> &[f64] {
-        &self.program.constant_defaults
+        &self.program().constant_defaults
     }
     loop_kernel_passes!();
 }

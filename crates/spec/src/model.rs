@@ -170,17 +170,25 @@ impl Expr {
     }
 
     fn collect_vars(&self, out: &mut BTreeSet<String>) {
+        self.for_each_var(&mut |v| {
+            if !out.contains(v) {
+                out.insert(v.to_string());
+            }
+        });
+    }
+
+    /// Calls `f` with each variable where it occurs, left to right (a
+    /// variable that occurs twice, twice), without copying names.
+    pub fn for_each_var(&self, f: &mut impl FnMut(&str)) {
         match self {
             Expr::Num(_) => {}
-            Expr::Var(v) => {
-                out.insert(v.clone());
-            }
-            Expr::Add(xs) | Expr::Mul(xs) => xs.iter().for_each(|x| x.collect_vars(out)),
+            Expr::Var(v) => f(v),
+            Expr::Add(xs) | Expr::Mul(xs) => xs.iter().for_each(|x| x.for_each_var(f)),
             Expr::Pow(a, b) => {
-                a.collect_vars(out);
-                b.collect_vars(out);
+                a.for_each_var(f);
+                b.for_each_var(f);
             }
-            Expr::Call(_, a) => a.collect_vars(out),
+            Expr::Call(_, a) => a.for_each_var(f),
         }
     }
 
@@ -431,6 +439,14 @@ impl Model {
     /// Number of parameters P.
     pub fn n_params(&self) -> usize {
         self.params.len()
+    }
+    /// Whether a parameter is a vector or a matrix: such a model's kernel is
+    /// in index form (a loop kernel, built or compiled at run time), a model
+    /// with scalar parameters only gets the straight-line one.
+    pub fn has_tensor_parameter(&self) -> bool {
+        self.index
+            .as_ref()
+            .is_some_and(|ix| ix.parameters().any(|t| !t.shape.is_empty()))
     }
 
     /// Every scalar (parameters, data, constants, intermediates) by id.

@@ -122,7 +122,8 @@ fn index_form_mlp(bencher: divan::Bencher, hidden: usize) {
 fn document_logistic(bencher: divan::Bencher, features: usize) {
     let model = logistic(features);
     bencher.bench(|| {
-        let d = hessforge_symbolic::derive_unexpanded(divan::black_box(&model)).expect("derives");
+        let d = hessforge_symbolic::derive_unexpanded(divan::black_box(model.clone()))
+            .expect("derives");
         hessforge_derivation::render::render(&d, hessforge_derivation::render::Format::Latex)
     });
 }
@@ -132,7 +133,8 @@ fn document_logistic(bencher: divan::Bencher, features: usize) {
 fn document_mlp(bencher: divan::Bencher, hidden: usize) {
     let model = mlp(hidden);
     bencher.bench(|| {
-        let d = hessforge_symbolic::derive_unexpanded(divan::black_box(&model)).expect("derives");
+        let d = hessforge_symbolic::derive_unexpanded(divan::black_box(model.clone()))
+            .expect("derives");
         hessforge_derivation::render::render(&d, hessforge_derivation::render::Format::Latex)
     });
 }

@@ -77,20 +77,22 @@ impl EngineError {
         matches!(self, EngineError::Internal { .. })
     }
 
-    fn internal(model: &Model) -> impl FnOnce(String) -> EngineError + '_ {
+    /// An internal error about the model read from `file`.
+    fn internal(file: &str) -> impl FnOnce(String) -> EngineError + '_ {
         |message| EngineError::Internal {
-            file: model.source.clone(),
+            file: file.to_string(),
             message,
         }
     }
 
-    fn worker(model: &Model) -> impl FnOnce(WorkerError) -> EngineError + '_ {
+    /// The worker's failure on the model read from `file`.
+    fn worker(file: &str) -> impl FnOnce(WorkerError) -> EngineError + '_ {
         |e| match e {
             WorkerError::Unavailable(message) => EngineError::Busy {
-                file: model.source.clone(),
+                file: file.to_string(),
                 message,
             },
-            WorkerError::Panic(message) => EngineError::internal(model)(message),
+            WorkerError::Panic(message) => EngineError::internal(file)(message),
         }
     }
 }
@@ -114,7 +116,7 @@ pub fn derive_scalar(model: &Model) -> Result<Derivation, EngineError> {
 fn derive_with(model: &Model, with_index: bool) -> Result<Derivation, EngineError> {
     let owned = model.clone();
     worker::run(move |engine| engine.derive(&owned, with_index))
-        .map_err(EngineError::worker(model))?
+        .map_err(EngineError::worker(&model.source))?
         .map_err(|reason| EngineError::Undefined {
             file: model.source.clone(),
             reason,
@@ -126,13 +128,16 @@ fn derive_with(model: &Model, with_index: bool) -> Result<Derivation, EngineErro
 /// stay empty and `expanded` is false), in full otherwise. Enough for every
 /// format of `hessforge_derivation::render::render`; `render_expanded` and the
 /// kernels need [`derive()`].
-pub fn derive_unexpanded(model: &Model) -> Result<Derivation, EngineError> {
-    let owned = model.clone();
-    let quick = worker::run(move |engine| engine.derive_unexpanded(owned))
-        .map_err(EngineError::worker(model))?;
+///
+/// It takes the model (the derivation holds it): a model with 10 000-entry
+/// tensors is not copied to reach the engine's thread.
+pub fn derive_unexpanded(model: Model) -> Result<Derivation, EngineError> {
+    let file = model.source.clone();
+    let quick = worker::run(move |engine| engine.derive_unexpanded(model))
+        .map_err(EngineError::worker(&file))?;
     match quick {
-        Some(d) => Ok(d),
-        None => derive(model),
+        Ok(d) => Ok(d),
+        Err(model) => derive(&model),
     }
 }
 
@@ -141,14 +146,15 @@ pub fn derive_unexpanded(model: &Model) -> Result<Derivation, EngineError> {
 /// whatever the tensors' lengths; coefficients simplified by Symbolica.
 pub fn derive_index(model: &Model) -> Result<index_calculus::IndexDerivation, EngineError> {
     let Some(index) = &model.index else {
-        return Err(EngineError::internal(model)(
+        return Err(EngineError::internal(&model.source)(
             "the model has no index form".to_string(),
         ));
     };
-    let derived = index_calculus::differentiate(index).map_err(EngineError::internal(model))?;
+    let derived =
+        index_calculus::differentiate(index).map_err(EngineError::internal(&model.source))?;
     let index = index.clone();
     worker::run(move |engine| engine.simplify_index_derivation(&index, &derived))
-        .map_err(EngineError::worker(model))?
+        .map_err(EngineError::worker(&model.source))?
         .map_err(|reason| EngineError::Undefined {
             file: model.source.clone(),
             reason,
@@ -162,13 +168,13 @@ pub fn lower(derivation: &Derivation) -> Result<hessforge_ir::ModelPrograms, Eng
     let d = derivation.clone();
     let model = &derivation.model;
     worker::run(move |engine| engine.lower(&d))
-        .map_err(EngineError::worker(model))?
+        .map_err(EngineError::worker(&model.source))?
         .map_err(|e| match e {
             lower::LowerFailure::Undefined(reason) => EngineError::Undefined {
                 file: model.source.clone(),
                 reason,
             },
-            lower::LowerFailure::Internal(message) => EngineError::internal(model)(message),
+            lower::LowerFailure::Internal(message) => EngineError::internal(&model.source)(message),
         })
 }
 
@@ -179,11 +185,12 @@ pub fn lower(derivation: &Derivation) -> Result<hessforge_ir::ModelPrograms, Eng
 /// products that never form the Hessian.
 pub fn lower_loop_ir(model: &Model) -> Result<hessforge_ir::loop_ir::LoopProgram, EngineError> {
     let Some(index) = &model.index else {
-        return Err(EngineError::internal(model)(
+        return Err(EngineError::internal(&model.source)(
             "the model has no index form".to_string(),
         ));
     };
-    let derived = index_calculus::differentiate(index).map_err(EngineError::internal(model))?;
+    let derived =
+        index_calculus::differentiate(index).map_err(EngineError::internal(&model.source))?;
     let (index, owned) = (index.clone(), model.clone());
     worker::run(move |engine| {
         let simplified = engine
@@ -191,13 +198,13 @@ pub fn lower_loop_ir(model: &Model) -> Result<hessforge_ir::loop_ir::LoopProgram
             .map_err(lower::LowerFailure::Undefined)?;
         engine.lower_index(&owned, &index, &simplified)
     })
-    .map_err(EngineError::worker(model))?
+    .map_err(EngineError::worker(&model.source))?
     .map_err(|e| match e {
         lower::LowerFailure::Undefined(reason) => EngineError::Undefined {
             file: model.source.clone(),
             reason,
         },
-        lower::LowerFailure::Internal(message) => EngineError::internal(model)(message),
+        lower::LowerFailure::Internal(message) => EngineError::internal(&model.source)(message),
     })
 }
 
@@ -205,5 +212,6 @@ pub fn lower_loop_ir(model: &Model) -> Result<hessforge_ir::loop_ir::LoopProgram
 /// every intermediate is inlined and the difference simplified to zero.
 pub fn equivalent(model: &Model, a: &Expr, b: &Expr) -> Result<bool, EngineError> {
     let (owned, a, b) = (model.clone(), a.clone(), b.clone());
-    worker::run(move |engine| engine.equivalent(&owned, &a, &b)).map_err(EngineError::worker(model))
+    worker::run(move |engine| engine.equivalent(&owned, &a, &b))
+        .map_err(EngineError::worker(&model.source))
 }

@@ -692,66 +692,71 @@ fn wrap(s: &str, width: usize) -> String {
 }
 
 fn json(d: &Derivation, expand: bool) -> String {
-    let names = Names::new(&d.model);
+    // Every scalar's display name: built only when a scalar form is printed.
+    let names = std::cell::OnceCell::new();
     let latex_of = |e: &hessforge_spec::Expr| {
+        let names = names.get_or_init(|| Names::new(&d.model));
         Printer {
-            names: &names,
+            names,
             style: Style::Latex,
         }
-        .print(&tidy(e, &names))
+        .print(&tidy(e, names))
     };
     let m = &d.model;
-    let doc = serde_json::json!({
+    // The scalar lists are the default only where every parameter is a
+    // scalar (no index form); `--expand` adds them for tensor models.
+    let scalar_lists = d.expanded && (expand || d.index.is_none());
+    // The loss and regularizer as written: in index form for a tensor model
+    // (`\frac{\lambda}{2} \sum_j w_j w_j`, the same length at any size),
+    // scalarized where the scalar lists are printed.
+    let index_model = m
+        .index
+        .as_ref()
+        .filter(|_| d.index.is_some() && !scalar_lists);
+    let (loss_latex, regularizer_latex) = match index_model {
+        Some(ix) => (
+            index::print(m, ix, &ix.loss, Style::Latex),
+            ix.regularizer
+                .as_ref()
+                .map(|r| index::print(m, ix, r, Style::Latex)),
+        ),
+        None => (latex_of(&m.loss), m.regularizer.as_ref().map(latex_of)),
+    };
+    let mut doc = serde_json::json!({
         "name": m.name,
         "title": m.title,
         "description": m.description,
         "params": m.params.iter().map(|s| &s.id).collect::<Vec<_>>(),
         "data": m.data.iter().map(|s| &s.id).collect::<Vec<_>>(),
         "constants": m.constants.iter().map(|(s, v)| (s.id.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
-        "definitions": d.symbolica.definitions.iter().zip(&m.definitions).map(|((id, expr), def)| serde_json::json!({
-            "name": id, "expr": expr, "latex": latex_of(&def.expr),
-        })).collect::<Vec<_>>(),
-        "loss": d.symbolica.loss,
-        "loss_latex": latex_of(&m.loss),
-        "regularizer": d.symbolica.regularizer,
-        "regularizer_latex": m.regularizer.as_ref().map(latex_of),
-        "gradient": d.symbolica.gradient,
-        "gradient_latex": d.gradient.iter().map(|g| latex_of(&g.expr)).collect::<Vec<_>>(),
-        "hessian": d.symbolica.hessian,
-        "hessian_latex": d.hessian.iter().map(|r| r.iter().map(latex_of).collect::<Vec<_>>()).collect::<Vec<_>>(),
-        "regularizer_gradient": d.symbolica.regularizer_gradient,
-        "regularizer_hessian": d.symbolica.regularizer_hessian,
-        "regularizer_gradient_latex": d.regularizer_gradient.iter().map(latex_of).collect::<Vec<_>>(),
-        "regularizer_hessian_latex": d.regularizer_hessian.iter().map(|r| r.iter().map(latex_of).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        "loss_latex": loss_latex,
+        "regularizer_latex": regularizer_latex,
         "init": m.init,
+        "expanded": scalar_lists,
         "index_form": match (&d.index, &m.index) {
             (Some(derived), Some(index)) => index::json(m, index, derived),
             _ => serde_json::Value::Null,
         },
     });
-    let mut doc = doc;
-    // The scalar lists are the default only where every parameter is a
-    // scalar (no index form); `--expand` adds them for tensor models.
-    let scalar_lists = d.expanded && (expand || d.index.is_none());
-    if !scalar_lists && let Some(map) = doc.as_object_mut() {
-        for key in [
-            "definitions",
-            "loss",
-            "regularizer",
-            "gradient",
-            "gradient_latex",
-            "hessian",
-            "hessian_latex",
-            "regularizer_gradient",
-            "regularizer_hessian",
-            "regularizer_gradient_latex",
-            "regularizer_hessian_latex",
-        ] {
-            map.remove(key);
+    if scalar_lists && let Some(map) = doc.as_object_mut() {
+        let lists = serde_json::json!({
+            "definitions": d.symbolica.definitions.iter().zip(&m.definitions).map(|((id, expr), def)| serde_json::json!({
+                "name": id, "expr": expr, "latex": latex_of(&def.expr),
+            })).collect::<Vec<_>>(),
+            "loss": d.symbolica.loss,
+            "regularizer": d.symbolica.regularizer,
+            "gradient": d.symbolica.gradient,
+            "gradient_latex": d.gradient.iter().map(|g| latex_of(&g.expr)).collect::<Vec<_>>(),
+            "hessian": d.symbolica.hessian,
+            "hessian_latex": d.hessian.iter().map(|r| r.iter().map(latex_of).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            "regularizer_gradient": d.symbolica.regularizer_gradient,
+            "regularizer_hessian": d.symbolica.regularizer_hessian,
+            "regularizer_gradient_latex": d.regularizer_gradient.iter().map(latex_of).collect::<Vec<_>>(),
+            "regularizer_hessian_latex": d.regularizer_hessian.iter().map(|r| r.iter().map(latex_of).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        });
+        if let serde_json::Value::Object(lists) = lists {
+            map.extend(lists);
         }
-        map.insert("expanded".into(), serde_json::Value::Bool(false));
-    } else if let Some(map) = doc.as_object_mut() {
-        map.insert("expanded".into(), serde_json::Value::Bool(true));
     }
     let mut s = serde_json::to_string_pretty(&doc).expect("JSON of plain data");
     s.push('\n');

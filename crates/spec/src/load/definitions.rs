@@ -229,40 +229,29 @@ impl Loader {
         loss: &Expr,
         regularizer: Option<&Expr>,
     ) -> Result<(), SpecError> {
-        let def_deps: HashMap<String, HashSet<String>> = {
-            let mut deps: HashMap<String, HashSet<String>> = HashMap::new();
-            for d in definitions {
-                let mut leaves = HashSet::new();
-                for v in d.expr.free_vars() {
-                    match deps.get(&v) {
-                        Some(inner) => leaves.extend(inner.iter().cloned()),
-                        None => {
-                            leaves.insert(v);
-                        }
-                    }
-                }
-                deps.insert(d.scalar.id.clone(), leaves);
-            }
-            deps
-        };
-        let leaves_of = |e: &Expr| -> HashSet<String> {
-            let mut out = HashSet::new();
-            for v in e.free_vars() {
-                match def_deps.get(&v) {
-                    Some(inner) => out.extend(inner.iter().cloned()),
-                    None => {
-                        out.insert(v);
-                    }
-                }
-            }
-            out
-        };
         let param_ids: HashSet<&str> = inputs.params.iter().map(|s| s.id.as_str()).collect();
         let data_ids: HashSet<&str> = inputs.data.iter().map(|s| s.id.as_str()).collect();
-        if !leaves_of(loss)
-            .iter()
-            .any(|v| param_ids.contains(v.as_str()))
-        {
+        // What each definition reaches through the ones before it: whether
+        // a parameter, and the first data entry (linear in the model's size:
+        // no set of leaves is copied from definition to definition).
+        let mut reach_of: HashMap<&str, Reach> = HashMap::new();
+        let reach = |e: &Expr, reach_of: &HashMap<&str, Reach>| {
+            let mut out = Reach::default();
+            e.for_each_var(&mut |v| match reach_of.get(v) {
+                Some(inner) => out.join(inner),
+                None if param_ids.contains(v) => out.parameter = true,
+                None if data_ids.contains(v) && out.data.is_none() => {
+                    out.data = Some(v.to_string());
+                }
+                None => {}
+            });
+            out
+        };
+        for d in definitions {
+            let r = reach(&d.expr, &reach_of);
+            reach_of.insert(d.scalar.id.as_str(), r);
+        }
+        if !reach(loss, &reach_of).parameter {
             return Err(self.src.error(
                 ErrorKind::NoParameterDependence,
                 Some(raw.loss.span()),
@@ -279,7 +268,7 @@ impl Loader {
             ));
         }
         if let (Some(r), Some(raw_r)) = (regularizer, &raw.regularizer)
-            && let Some(d) = leaves_of(r).iter().find(|v| data_ids.contains(v.as_str()))
+            && let Some(d) = reach(r, &reach_of).data
         {
             return Err(self.src.error(
                 ErrorKind::Invalid,
@@ -291,5 +280,22 @@ impl Loader {
         }
 
         Ok(())
+    }
+}
+
+/// What an expression depends on, through definitions: whether any
+/// parameter, and the first data entry it meets.
+#[derive(Debug, Clone, Default)]
+struct Reach {
+    parameter: bool,
+    data: Option<String>,
+}
+
+impl Reach {
+    fn join(&mut self, other: &Reach) {
+        self.parameter |= other.parameter;
+        if self.data.is_none() {
+            self.data.clone_from(&other.data);
+        }
     }
 }

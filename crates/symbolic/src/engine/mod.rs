@@ -323,22 +323,28 @@ impl Engine {
     /// The whole derivation of a model.
     /// The index form alone, without the scalar lists: what the lecture
     /// note of a model with tensor parameters needs, in a time that does
-    /// not grow with the tensors' lengths. `None` where the model has no
+    /// not grow with the tensors' lengths. The model back where it has no
     /// tensor parameter or its index form does not simplify (the caller
     /// then derives in full, which decides).
-    pub(crate) fn derive_unexpanded(&self, model: Model) -> Option<Derivation> {
+    pub(crate) fn derive_unexpanded(&self, model: Model) -> Result<Derivation, Box<Model>> {
         let start = Instant::now();
-        let ix = model.index.as_ref()?;
-        if !ix.parameters().any(|t| !t.shape.is_empty()) {
-            return None;
-        }
-        let index = hessforge_derivation::index_calculus::differentiate(ix)
-            .and_then(|derived| self.simplify_index_derivation(ix, &derived))
-            .ok()?;
-        let backprop = hessforge_derivation::backprop::backpropagate(ix)
-            .and_then(|b| self.simplify_backpropagation(ix, &b))
-            .ok()?;
-        Some(Derivation {
+        let derived = model
+            .index
+            .as_ref()
+            .filter(|_| model.has_tensor_parameter())
+            .and_then(|ix| {
+                let index = hessforge_derivation::index_calculus::differentiate(ix)
+                    .and_then(|derived| self.simplify_index_derivation(ix, &derived))
+                    .ok()?;
+                let backprop = hessforge_derivation::backprop::backpropagate(ix)
+                    .and_then(|b| self.simplify_backpropagation(ix, &b))
+                    .ok()?;
+                Some((index, backprop))
+            });
+        let Some((index, backprop)) = derived else {
+            return Err(Box::new(model));
+        };
+        Ok(Derivation {
             // The scalar forms belong to the expansion (`expanded` is false).
             forms: NormalForms {
                 definitions: Vec::new(),
@@ -459,7 +465,7 @@ impl Engine {
         // derived; the index form is added where it simplifies to real
         // numbers too (a form with a removable 0/0 may not).
         let index = match &model.index {
-            Some(ix) if with_index && ix.parameters().any(|t| !t.shape.is_empty()) => {
+            Some(ix) if with_index && model.has_tensor_parameter() => {
                 hessforge_derivation::index_calculus::differentiate(ix)
                     .and_then(|derived| self.simplify_index_derivation(ix, &derived))
                     .ok()
