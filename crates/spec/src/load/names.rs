@@ -54,8 +54,14 @@ pub(super) fn subscripted(latex: &str, index: &[usize]) -> String {
     if index.is_empty() {
         return latex.to_string();
     }
-    let idx: Vec<String> = index.iter().map(|i| i.to_string()).collect();
-    format!("{latex}_{{{}}}", idx.join(","))
+    use std::fmt::Write;
+    let mut out = format!("{latex}_{{");
+    for (k, i) in index.iter().enumerate() {
+        let comma = if k > 0 { "," } else { "" };
+        let _ = write!(out, "{comma}{i}");
+    }
+    out.push('}');
+    out
 }
 
 pub(super) fn suggestion<'a>(
