@@ -144,13 +144,13 @@ fn codegen(file: &Path, repeats: usize) -> serde_json::Value {
         black_box(hessforge_build::kernel_source(&model).expect("generates"));
     });
     // In index form: derive, lower into loops, emit the loop kernel.
-    let index = hessforge_build::has_tensor_parameter(&model).then(|| {
+    let index = model.has_tensor_parameter().then(|| {
         time(repeats, || {
             black_box(hessforge_build::loop_kernel_source(&model).expect("generates"));
         })
     });
     // Its derivation and lowering alone (the rest is emitting the Rust).
-    let index_lower = hessforge_build::has_tensor_parameter(&model).then(|| {
+    let index_lower = model.has_tensor_parameter().then(|| {
         time(repeats, || {
             black_box(hessforge_symbolic::lower_loop_ir(&model).expect("lowers"));
         })
