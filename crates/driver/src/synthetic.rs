@@ -87,7 +87,7 @@ pub fn sample(model: &Model, n: usize, seed: u64) -> Result<Vec<f64>, SyntheticE
     for r in 0..n {
         env.copy_from_slice(&base);
         for (draw, bound) in process.draws.iter().zip(&draws) {
-            let ids = &bound.slots;
+            let slots = &bound.slots;
             let invalid = |message: String| SyntheticError::Invalid {
                 field: draw.field.clone(),
                 message,
@@ -102,7 +102,7 @@ pub fn sample(model: &Model, n: usize, seed: u64) -> Result<Vec<f64>, SyntheticE
                 })
                 .collect();
             let values: Vec<f64> = match draw.distribution {
-                Distribution::Normal => (0..ids.len())
+                Distribution::Normal => (0..slots.len())
                     .map(|i| {
                         Normal::new(args[0][i], args[1][i])
                             .map(|d| d.sample(&mut rng))
@@ -111,7 +111,7 @@ pub fn sample(model: &Model, n: usize, seed: u64) -> Result<Vec<f64>, SyntheticE
                             })
                     })
                     .collect::<Result<_, _>>()?,
-                Distribution::Uniform => (0..ids.len())
+                Distribution::Uniform => (0..slots.len())
                     .map(|i| {
                         let (lo, hi) = (args[0][i], args[1][i]);
                         if lo < hi {
@@ -121,7 +121,7 @@ pub fn sample(model: &Model, n: usize, seed: u64) -> Result<Vec<f64>, SyntheticE
                         }
                     })
                     .collect::<Result<_, _>>()?,
-                Distribution::Bernoulli => (0..ids.len())
+                Distribution::Bernoulli => (0..slots.len())
                     .map(|i| {
                         let p = args[0][i];
                         if (0.0..=1.0).contains(&p) {
@@ -131,7 +131,7 @@ pub fn sample(model: &Model, n: usize, seed: u64) -> Result<Vec<f64>, SyntheticE
                         }
                     })
                     .collect::<Result<_, _>>()?,
-                Distribution::Poisson => (0..ids.len())
+                Distribution::Poisson => (0..slots.len())
                     .map(|i| {
                         let rate = args[0][i];
                         Poisson::new(rate)
@@ -163,7 +163,7 @@ pub fn sample(model: &Model, n: usize, seed: u64) -> Result<Vec<f64>, SyntheticE
                         .collect()
                 }
             };
-            for ((&k, &c), v) in ids.iter().zip(&bound.columns).zip(values) {
+            for ((&k, &c), v) in slots.iter().zip(&bound.columns).zip(values) {
                 env[k] = Some(v);
                 out[r * cols + c] = v;
             }

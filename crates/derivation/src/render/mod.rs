@@ -707,8 +707,9 @@ fn json(d: &Derivation, expand: bool) -> String {
     // scalar (no index form); `--expand` adds them for tensor models.
     let scalar_lists = d.expanded && (expand || d.index.is_none());
     // The loss and regularizer as written: in index form for a tensor model
-    // (`\frac{\lambda}{2} \sum_j w_j w_j`, the same length at any size),
-    // scalarized where the scalar lists are printed.
+    // (`\frac{\lambda \, \left(\sum_{i=1}^{n} w_{i} \, w_{i}\right)}{2}`,
+    // the same length at any n), scalarized where the scalar lists are
+    // printed.
     let index_model = m
         .index
         .as_ref()
