@@ -162,7 +162,96 @@ fn solve_subproblem(lambda: &[f64], gq: &[f64], radius: f64, pq: &mut [f64]) -> 
     for ((p, g), l) in pq.iter_mut().zip(gq).zip(lambda) {
         *p = -g / (l + mu);
     }
+    // A direction of negative curvature that g has (almost) no share of:
+    // the exact solution hardly moves along it.
+    let unused = (0..lambda.len())
+        .filter(|&k| lambda[k] < 0.0 && gq[k].abs() <= NEARLY_HARD * gnorm)
+        .min_by(|&a, &b| lambda[a].total_cmp(&lambda[b]));
+    if let Some(k) = unused {
+        nearly_hard_case(lambda, gq, radius, mu, k, pq);
+    }
     true
+}
+
+/// g's share of an eigenvector below which the exact solution does not use
+/// that direction (Moré–Sorensen's *nearly hard case* when it is λ₁'s).
+const NEARLY_HARD: f64 = 1e-6;
+
+/// The share of the optimal decrease that the nearly-hard-case step may
+/// give up (Moré & Sorensen's σ; SciPy's `k_hard` is the same 0.2).
+const HARD_SIGMA: f64 = 0.2;
+
+/// Moré & Sorensen's step for the (nearly) hard case, along the eigenvector
+/// qₖ of a negative eigenvalue λₖ that g is (nearly) orthogonal to.
+///
+/// Why: the exact solution p(μ*) = −(H + μ*I)⁻¹g stays in the span of the
+/// eigenvectors g has a share of, so when a symmetry of the model keeps g
+/// orthogonal to a direction of negative curvature, every step keeps the
+/// symmetry and the iterates can follow a symmetric valley to infinity
+/// (Biggs EXP6 from its standard start, where x₁ = x₅ and x₃ = x₆).
+///
+/// The step: for μ ≥ μ* (so ‖p(μ)‖ ≤ Δ), p̂ = p(μ) + τqₖ with τ the
+/// smaller root of ‖p̂‖ = Δ. With A = H + μI ⪰ 0, Ap = −g and ‖p̂‖ = Δ,
+/// m(p̂) = −½(pᵀAp + μΔ²) + ½τ²(λₖ + μ), and no point of the ball has
+/// a model value below −½(pᵀAp + μΔ²); so when
+/// τ²(λₖ + μ) ≤ σ·(pᵀAp + μΔ²) the step gets at least (1 − σ) of the
+/// optimal decrease (the test of Moré & Sorensen 1983, §3, with which their
+/// iteration stops; SciPy's `trust-exact` applies it too). Of those steps
+/// the one with the largest μ — the largest move along qₖ — replaces `pq`
+/// (which holds p(μ*)). μ is found by bisection: the test holds at μ*
+/// (τ = 0) and fails as μ → ∞ (the step becomes Δ·qₖ alone).
+fn nearly_hard_case(
+    lambda: &[f64],
+    gq: &[f64],
+    radius: f64,
+    mu_star: f64,
+    k: usize,
+    pq: &mut [f64],
+) {
+    let lk = lambda[k];
+    // (τ, pᵀAp, ‖p‖²) at μ.
+    let at = |mu: f64| -> (f64, f64, f64) {
+        let (mut n2, mut curved) = (0.0, 0.0);
+        for (l, g) in lambda.iter().zip(gq) {
+            let p = g / (l + mu);
+            n2 += p * p;
+            curved += (l + mu) * p * p;
+        }
+        let pk = -gq[k] / (lk + mu);
+        let root = (pk * pk - (n2 - radius * radius)).max(0.0).sqrt();
+        let tau = if pk > 0.0 { root - pk } else { -root - pk };
+        (tau, curved, n2)
+    };
+    let accepts = |mu: f64| -> bool {
+        let (tau, curved, n2) = at(mu);
+        n2 <= radius * radius
+            && tau * tau * (lk + mu) <= HARD_SIGMA * (curved + mu * radius * radius)
+    };
+    let (mut lo, mut width) = (mu_star, (lk.abs() + mu_star).max(1e-300));
+    while width < 1e300 && accepts(lo + width) {
+        lo += width;
+        width *= 2.0;
+    }
+    let mut hi = lo + width;
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if mid <= lo || mid >= hi {
+            break;
+        }
+        if accepts(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    if lo <= mu_star {
+        return;
+    }
+    let (tau, _, _) = at(lo);
+    for ((p, g), l) in pq.iter_mut().zip(gq).zip(lambda) {
+        *p = -g / (l + lo);
+    }
+    pq[k] += tau;
 }
 
 impl Method for ExactTrustRegion {
@@ -295,6 +384,37 @@ mod tests {
             .zip(lambda)
             .map(|((g, p), l)| g * p + 0.5 * l * p * p)
             .sum()
+    }
+
+    #[test]
+    fn in_the_nearly_hard_case_the_step_uses_the_negative_curvature_g_has_no_share_of() {
+        // λ = (−1, 2), g = (0, 5), Δ = 1: the exact solution is (0, −1)
+        // (μ* = 3, model value −4), which never leaves g's axis. The step
+        // moves along q₁ and keeps at least 80 % of the optimal decrease
+        // (here 85 %), on the boundary.
+        let (lambda, gq, radius) = ([-1.0, 2.0], [0.0, 5.0], 1.0);
+        let optimal = model(&lambda, &gq, &[0.0, -1.0]);
+        assert_eq!(optimal, -4.0);
+        let mut pq = vec![0.0; 2];
+        assert!(solve_subproblem(&lambda, &gq, radius, &mut pq));
+        let n = (pq[0] * pq[0] + pq[1] * pq[1]).sqrt();
+        assert!((n - radius).abs() <= 1e-12, "{pq:?} not on the boundary");
+        assert!(pq[0].abs() > 0.3, "{pq:?} hardly moves along q₁");
+        let kept = model(&lambda, &gq, &pq) / optimal;
+        assert!(
+            (1.0 - HARD_SIGMA..1.0).contains(&kept),
+            "{pq:?} keeps {kept} of the optimal decrease"
+        );
+        // With a share of g along q₁ the exact solution uses q₁ itself and
+        // is kept: (0.5, 5) is not nearly hard.
+        let mut exact = vec![0.0; 2];
+        solve_subproblem(&lambda, &[0.5, 5.0], radius, &mut exact);
+        let mut grid_best = f64::INFINITY;
+        for i in 0..=4000 {
+            let a = i as f64 * std::f64::consts::TAU / 4000.0;
+            grid_best = grid_best.min(model(&lambda, &[0.5, 5.0], &[a.cos(), a.sin()]));
+        }
+        assert!(model(&lambda, &[0.5, 5.0], &exact) <= grid_best + 1e-9);
     }
 
     #[test]
