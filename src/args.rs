@@ -28,7 +28,7 @@ pub struct ProblemArgs {
     #[arg(long, num_args = 0..=1, value_delimiter = ',', default_missing_value = "")]
     standardize: Option<Vec<String>>,
     /// Start: zeros, random:SEED, or comma-separated values (default: the file's [init]).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     init: Option<String>,
     /// Override a constant of the derivation file, e.g. --set lambda=0.
     #[arg(long = "set", value_name = "NAME=VALUE")]

@@ -605,3 +605,37 @@ y = "normal(0, 1)"
             .success();
     }
 }
+
+#[test]
+fn a_start_with_negative_values_reaches_nists_certified_parameters() {
+    // Bennett5's Start 1 begins with a minus sign (`--init -2000,50,0.8`
+    // without `=` used to be read as an unknown option); Gauss–Newton from
+    // there reaches NIST's certified values to 6 significant digits.
+    let _g = symbolica_lock();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = hessforge()
+        .args([
+            "run",
+            "tests/nist/bennett5.toml",
+            "--data",
+            "tests/nist/bennett5.csv",
+        ])
+        .args(["-O", "gauss-newton", "--tol", "1e-13", "--json"])
+        .args(["--init", "-2000,50,0.8"])
+        .current_dir(root)
+        .assert()
+        .code(predicate::in_iter([0, 1]))
+        .get_output()
+        .stdout
+        .clone();
+    let run: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let certified = [-2.5235058043e3, 4.6736564644e1, 9.3218483193e-1];
+    for (k, c) in certified.iter().enumerate() {
+        let b = run["theta"][k].as_f64().unwrap();
+        assert!(
+            (b - c).abs() <= 1e-6 * c.abs(),
+            "b{}: {b} against {c}",
+            k + 1
+        );
+    }
+}

@@ -10,4 +10,5 @@ mod figures;
 mod fit;
 mod hessian_free;
 mod newton_cg;
+mod nist;
 mod summary;
