@@ -6,11 +6,11 @@ Called by run.sh; see the README there. Every measurement is a separate
 process printing one JSON object; a side's number is the median over rounds
 of that process's median over repeats (after a warm-up).
 
-usage: harness.py HESSFORGE COMPARE_SIDE DATA_DIR OUT_DIR [--smoke] [--only rosenbrock|classic|large]
+usage: harness.py HESSFORGE COMPARE_SIDE DATA_DIR OUT_DIR [--smoke] [--only rosenbrock|classic|large|nist]
 
---only rosenbrock runs comparison 4 alone and --only classic comparison 5
-(neither needs the data nor compare_side), --only large comparison 6; each writes
-results-SECTION.json/.md.
+--only rosenbrock runs comparison 4 alone, --only classic comparison 5 and
+--only nist comparison 7 (none of them needs the data nor compare_side),
+--only large comparison 6; each writes results-SECTION.json/.md.
 """
 
 import glob
@@ -85,8 +85,8 @@ def main():
     hessforge, side, data, out = sys.argv[1:5]
     smoke = "--smoke" in sys.argv
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
-    if only not in (None, "rosenbrock", "classic", "large"):
-        sys.exit(f"--only takes rosenbrock, classic or large, not {only!r}")
+    if only not in (None, "rosenbrock", "classic", "large", "nist"):
+        sys.exit(f"--only takes rosenbrock, classic, large or nist, not {only!r}")
 
     def want(section):
         return only is None or only == section
@@ -96,7 +96,7 @@ def main():
     hidden = [1] if smoke else [1, 4, 16]
     modes = ["single"] if smoke else ["single", "default"]
     results = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "smoke": smoke,
-               "codegen": [], "kernel_pass": [], "mlp_sample": [], "end_to_end": [], "rosenbrock": [], "classic": [], "large": []}
+               "codegen": [], "kernel_pass": [], "mlp_sample": [], "end_to_end": [], "rosenbrock": [], "classic": [], "large": [], "nist": []}
 
     # 1. Derivation + code generation (single-threaded by nature).
     files = {1: "crates/kernels/benches/models/mlp_tanh_1.toml", 4: "derivations/mlp_tanh.toml",
@@ -213,6 +213,12 @@ def main():
     if want("large"):
         results["large"] = large(hessforge, side, smoke)
         results["mlp_trust"] = mlp_trust(hessforge, smoke)
+
+    # 7. NIST's certified nonlinear regressions (tests/nist/), both starts,
+    # every Newton-type and quasi-Newton method against SciPy's
+    # least_squares and trust-exact (deterministic: one run each).
+    if want("nist"):
+        results["nist"] = nist(hessforge, smoke)
 
     results["versions"] = versions()
     os.makedirs(out, exist_ok=True)
@@ -453,6 +459,101 @@ def large_markdown(entries):
     return lines
 
 
+# Comparison 7's hessforge columns (those of crates/driver/tests/it/nist.rs)
+# and SciPy's.
+HESSFORGE_NIST = ["newton-damped", "newton-lm", "newton-exact-tr", "newton-cg", "gauss-newton", "bfgs", "lbfgs"]
+SCIPY_NIST = ["trf", "lm", "trust-exact"]
+
+
+def nist(hessforge, smoke):
+    """Every NIST problem × start × method: the log relative error of the
+    final parameters against the certified ones (reached: ≥ 6 digits) and
+    the iterations until the method stopped."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "nist"))
+    import nist as problems
+    names = list(problems.MODELS)[:2] if smoke else list(problems.MODELS)
+    rows = {}
+    for name in names:
+        params, _, _, _ = problems.parse(os.path.join(ROOT, "tests", "nist", "dat", f"{name}.dat"))
+        certified = [float(p[3]) for p in params]
+        lower = name.lower()
+        for start in (1, 2):
+            init = ",".join(p[start] for p in params)
+            row = rows.setdefault((name, start), {"problem": name, "start": start, "hessforge": {}, "scipy": {}})
+            for method in HESSFORGE_NIST:
+                args = [hessforge, "run", os.path.join(ROOT, "tests", "nist", f"{lower}.toml"),
+                        "--data", os.path.join(ROOT, "tests", "nist", f"{lower}.csv"),
+                        "--optimizer", method, f"--init={init}", "--tol", "1e-13", "--json"]
+                done = subprocess.run(args, capture_output=True, text=True)
+                if done.returncode not in (0, 1):
+                    sys.exit(f"{' '.join(args)} exited {done.returncode}:\n{done.stderr[-2000:]}")
+                h = json.loads(done.stdout)
+                digits = log_relative_error(h["theta"], certified)
+                row["hessforge"][method] = {"digits": digits, "reached": digits >= 6, "status": h["status"],
+                                            "iterations": h["iterations"]}
+        done = subprocess.run(py("scipy_nist.py", name), capture_output=True, text=True)
+        for line in done.stdout.splitlines():
+            if line.startswith("{"):
+                s = json.loads(line)
+                rows[(name, s["start"])]["scipy"][s["method"]] = {
+                    "digits": s["lre"], "reached": s["lre"] >= 6, "iterations": s["iterations"],
+                    "message": s["message"]}
+        if any(len(rows[(name, k)]["scipy"]) != len(SCIPY_NIST) for k in (1, 2)):
+            sys.exit(f"scipy_nist.py gave no result for {name}:\n{done.stderr[-2000:]}")
+        print(f"   nist: {name}", file=sys.stderr)
+    return list(rows.values())
+
+
+def log_relative_error(theta, certified):
+    """min over the parameters of −log₁₀(|b − c|/|c|) (17 when exact, 0 when
+    not finite): the number of significant digits reached."""
+    worst = 17.0
+    for t, c in zip(theta, certified):
+        if t is None or not np.isfinite(t):
+            return 0.0
+        rel = abs(t - c) / abs(c)
+        worst = min(worst, 17.0 if rel == 0 else -np.log10(rel))
+    return float(worst)
+
+
+def nist_markdown(rows):
+    """Iterations where a method reached the certified parameters (− where
+    it did not), the counts per start, and the bar."""
+    if not rows:
+        return []
+    lines = ["**7. NIST StRD nonlinear regression** (`tests/nist/`), both of NIST's starts, exact derivatives "
+             "(SciPy's from SymPy), hessforge asked for ‖∇L‖∞ ≤ 1e-13 (L = RSS/N), SciPy's least_squares for "
+             "ftol = xtol = gtol = 1e-15 and trust-exact for gtol = 1e-13. A cell is the iterations until the "
+             "method stopped (least_squares: function evaluations) where every parameter matches NIST's "
+             "certified value to 6 significant digits; − where not.", "",
+             "| problem | start | " + " | ".join(HESSFORGE_NIST) + " | " + " | ".join(SCIPY_NIST) + " |",
+             "|---|---:|" + "---:|" * (len(HESSFORGE_NIST) + len(SCIPY_NIST))]
+
+    def cell(r):
+        return str(r["iterations"]) if r["reached"] else "−"
+    for row in rows:
+        lines.append(f"| {row['problem']} | {row['start']} | "
+                     + " | ".join(cell(row["hessforge"][m]) for m in HESSFORGE_NIST) + " | "
+                     + " | ".join(cell(row["scipy"][m]) for m in SCIPY_NIST) + " |")
+    counts = {}
+    for start in (1, 2):
+        mine = [r for r in rows if r["start"] == start]
+        counts[start] = ({m: sum(r["hessforge"][m]["reached"] for r in mine) for m in HESSFORGE_NIST},
+                         {m: sum(r["scipy"][m]["reached"] for r in mine) for m in SCIPY_NIST})
+        ours, theirs = counts[start]
+        lines.append(f"| **reached, start {start}** | | " + " | ".join(str(ours[m]) for m in HESSFORGE_NIST)
+                     + " | " + " | ".join(str(theirs[m]) for m in SCIPY_NIST) + " |")
+    lines += ["", "Bars:", ""]
+    for start in (1, 2):
+        ours, theirs = counts[start]
+        best_ours = max(ours, key=ours.get)
+        best_theirs = max(theirs, key=theirs.get)
+        lines.append(f"- Start {start}: the best hessforge method (`{best_ours}`, {ours[best_ours]}) reaches "
+                     f"at least as many certified solutions as SciPy's best (`{best_theirs}`, "
+                     f"{theirs[best_theirs]}) {bar(ours[best_ours] >= theirs[best_theirs])}.")
+    return lines
+
+
 def classic_markdown(rows):
     """The table (iterations, − where a method did not solve the problem),
     the totals on the problems both sides of each pair solve, and the bars."""
@@ -547,8 +648,10 @@ def markdown(r):
              f"{'SMOKE RUN (smallest sizes, one repeat) — not for the README; ' if r['smoke'] else ''}"
              "medians over rounds of medians over repeats; ratios are the anchor's time over hessforge's "
              "(> 1: hessforge faster).", ""]
-    if not r["codegen"]:  # --only rosenbrock, classic or large
-        if r["rosenbrock"]:
+    if not r["codegen"]:  # --only rosenbrock, classic, large or nist
+        if r.get("nist"):
+            lines += nist_markdown(r["nist"])
+        elif r["rosenbrock"]:
             lines += rosenbrock_markdown(r["rosenbrock"]) + ["", "Bars:", ""] + rosenbrock_bars(r["rosenbrock"])
         else:
             lines += (classic_markdown(r["classic"]) if r["classic"]
@@ -642,6 +745,7 @@ def markdown(r):
     lines += rosenbrock_bars(r["rosenbrock"])
     lines += [""] + classic_markdown(r["classic"]) + [""] + large_markdown(r["large"])
     lines += mlp_trust_markdown(r.get("mlp_trust"))
+    lines += [""] + nist_markdown(r.get("nist", []))
     lines += ["", versions_line(r["versions"])]
     return "\n".join(lines) + "\n"
 

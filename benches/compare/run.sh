@@ -7,6 +7,7 @@
 #   benches/compare/run.sh --only rosenbrock  # comparison 4 alone (Rosenbrock, ~1 minute)
 #   benches/compare/run.sh --only classic   # comparison 5 alone (the classic problems, ~5 minutes)
 #   benches/compare/run.sh --only large     # comparison 6 alone (Newton at large P, ~10 minutes)
+#   benches/compare/run.sh --only nist      # comparison 7 alone (NIST StRD, ~2 minutes)
 #
 # Builds hessforge (release) and its measuring binary, creates a Python
 # virtual environment outside the source tree ($HESSFORGE_COMPARE_VENV,
@@ -21,9 +22,9 @@ smoke=""
 only=""
 case "${1:-}" in
   --smoke) smoke="--smoke" ;;
-  --only) only="--only ${2:?--only takes a section: rosenbrock, classic or large}" ;;
+  --only) only="--only ${2:?--only takes a section: rosenbrock, classic, large or nist}" ;;
   "") ;;
-  *) echo "run.sh: unknown argument $1 (--smoke, --only rosenbrock|classic|large)" >&2; exit 2 ;;
+  *) echo "run.sh: unknown argument $1 (--smoke, --only rosenbrock|classic|large|nist)" >&2; exit 2 ;;
 esac
 
 venv="${HESSFORGE_COMPARE_VENV:-$HOME/.cache/hessforge-compare/venv}"

@@ -13,5 +13,6 @@ mod compare_scripts;
 mod docs;
 mod fit;
 mod latex;
+mod nist;
 mod reliability;
 mod report;

@@ -10,5 +10,4 @@ mod figures;
 mod fit;
 mod hessian_free;
 mod newton_cg;
-mod nist;
 mod summary;
