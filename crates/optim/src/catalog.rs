@@ -212,7 +212,7 @@ pub const CATALOG: &[Entry] = &[
         optimizer: Optimizer::NewtonExactTr,
         family: Family::NewtonType,
         summary: "trust-region Newton, the subproblem solved exactly (Moré–Sorensen, in H's eigenbasis)",
-        rule: "p = argmin gᵀp + ½pᵀHp over ‖p‖ ≤ Δ: p = −(H + μI)⁻¹g, μ ≥ max(0, −λ₁) from the secular equation 1/Δ = 1/‖p(μ)‖, the hard case completed along λ₁'s eigenvector;  accept if ρ > 0.15;  Δ ← ¼Δ if ρ < ¼ (again while Δ ≥ ‖p‖), 2Δ (≤ 10¹⁰) if ρ > ¾ at the boundary",
+        rule: "p = argmin gᵀp + ½pᵀHp over ‖p‖ ≤ Δ: p = −(H + μI)⁻¹g, μ ≥ max(0, −λ₁) from the secular equation 1/Δ = 1/‖p(μ)‖, the hard case completed along λ₁'s eigenvector, and a direction of negative curvature g has no share of added as Moré–Sorensen's approximate hard-case step (≥ 80 % of the optimal decrease);  accept if ρ > 0.15;  Δ ← ¼Δ if ρ < ¼ (again while Δ ≥ ‖p‖), 2Δ (≤ 10¹⁰) if ρ > ¾ at the boundary",
         latex: r"p = \arg\min_{\|p\| \le \Delta} \nabla L^\top p + \tfrac12 p^\top H p = -(H + \mu I)^{-1} \nabla L",
         hypers: hypers![RADIUS],
         convention: "one symmetric eigendecomposition per accepted step (O(P³): for P up to a few hundred); SciPy's trust-exact constants but Δ_max = 10¹⁰",
