@@ -488,7 +488,7 @@ def nist(hessforge, smoke):
                 if done.returncode not in (0, 1):
                     sys.exit(f"{' '.join(args)} exited {done.returncode}:\n{done.stderr[-2000:]}")
                 h = json.loads(done.stdout)
-                digits = log_relative_error(h["theta"], certified)
+                digits = problems.digits(h["theta"], certified)
                 row["hessforge"][method] = {"digits": digits, "reached": digits >= 6, "status": h["status"],
                                             "iterations": h["iterations"]}
         done = subprocess.run(py("scipy_nist.py", name), capture_output=True, text=True)
@@ -502,18 +502,6 @@ def nist(hessforge, smoke):
             sys.exit(f"scipy_nist.py gave no result for {name}:\n{done.stderr[-2000:]}")
         print(f"   nist: {name}", file=sys.stderr)
     return list(rows.values())
-
-
-def log_relative_error(theta, certified):
-    """min over the parameters of −log₁₀(|b − c|/|c|) (17 when exact, 0 when
-    not finite): the number of significant digits reached."""
-    worst = 17.0
-    for t, c in zip(theta, certified):
-        if t is None or not np.isfinite(t):
-            return 0.0
-        rel = abs(t - c) / abs(c)
-        worst = min(worst, 17.0 if rel == 0 else -np.log10(rel))
-    return float(worst)
 
 
 def nist_markdown(rows):

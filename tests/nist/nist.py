@@ -8,6 +8,7 @@ certified values stay in the .dat files, which the table test reads.
 
 Run from anywhere: `python3 tests/nist/nist.py`.
 """
+import math
 import os
 import re
 
@@ -69,6 +70,20 @@ def parse(path):
     rows = [line.split() for line in lines[at + 1:] if line.strip()]
     assert all(len(r) == len(columns) for r in rows), path
     return params, rss, columns, rows
+
+
+def digits(theta, certified):
+    """The significant digits θ shares with the certified values: the
+    smallest log relative error −log₁₀(|b − c|/|c|) over the parameters
+    (17 when exact, 0 when not finite). 6 or more: the certified values are
+    reached."""
+    worst = 17.0
+    for t, c in zip(theta, certified):
+        if t is None or not math.isfinite(t):
+            return 0.0
+        rel = abs(t - c) / abs(c)
+        worst = min(worst, 17.0 if rel == 0 else -math.log10(rel))
+    return worst
 
 
 def number(text):

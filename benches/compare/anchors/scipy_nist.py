@@ -15,7 +15,6 @@ prints one JSON line per problem, start and method
 """
 
 import json
-import math
 import os
 import sys
 import time
@@ -33,17 +32,6 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "nist"))
 import nist  # noqa: E402  (MODELS and parse)
 
 MAX_ITERS = 10_000
-
-
-def lre(theta, certified):
-    """The smallest log relative error over the parameters (17 when exact)."""
-    worst = 17.0
-    for t, c in zip(theta, certified):
-        if not math.isfinite(t):
-            return 0.0
-        rel = abs(t - c) / abs(c)
-        worst = min(worst, 17.0 if rel == 0 else -math.log10(rel))
-    return worst
 
 
 def problem(name):
@@ -105,7 +93,7 @@ def main():
                             x, iterations, message = out.x, int(out.nfev), str(out.message)
                     except Exception as e:  # a method that raises has not reached the values
                         x, iterations, message = np.full(len(x0), np.nan), None, f"{type(e).__name__}: {e}"
-                emit({"problem": name, "start": start, "method": method, "lre": lre(x, certified),
+                emit({"problem": name, "start": start, "method": method, "lre": nist.digits(x, certified),
                       "iterations": iterations, "message": message,
                       "seconds": time.perf_counter() - t}, versions)
                 print()
