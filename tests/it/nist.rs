@@ -3,11 +3,11 @@
 //! them), from both of NIST's starts: for every Newton-type and quasi-Newton
 //! method, whether it reaches NIST's certified parameters to 6 significant
 //! digits (every parameter's log relative error −log₁₀(|b − c|/|c|) ≥ 6,
-//! the usual criterion) and after how many iterations it stopped, each run a
-//! `hessforge run … --json` process of its own (a process derives its model
-//! first: within one process the order of a derivation's terms, and so the
-//! last bits of its programs, can depend on what was derived before). Each
-//! run is asked for ‖∇L‖∞ ≤ 10⁻¹³ (L = RSS/N is as small as 10⁻²⁷ on Lanczos1,
+//! the usual criterion) and after how many iterations it stopped: one
+//! `hessforge compare … --json` process per problem and start (a process of
+//! its own derives the model first: within one process the order of a
+//! derivation's terms, and so the last bits of its programs, can depend on
+//! what was derived before). Each run is asked for ‖∇L‖∞ ≤ 10⁻¹³ (L = RSS/N is as small as 10⁻²⁷ on Lanczos1,
 //! where the default 10⁻⁸ stops far from the answer), so most runs end when
 //! L cannot decrease any further (`failed`): what the table asserts is where
 //! they ended. A change of any entry is a change of an optimizer's
@@ -144,19 +144,28 @@ fn every_newton_type_and_quasi_newton_method_on_the_nist_problems_from_both_star
             nist_dir().join(format!("{lower}.csv")),
         );
         for (k, start) in starts.iter().enumerate() {
+            let out = hessforge()
+                .arg("compare")
+                .arg(&file)
+                .arg("--data")
+                .arg(&data)
+                .args([
+                    "--optimizers",
+                    &METHODS.join(","),
+                    "--tol",
+                    "1e-13",
+                    "--json",
+                ])
+                .arg(format!("--init={}", start.join(",")))
+                .output()
+                .unwrap();
+            let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("{name}, start {}: {e}", k + 1));
             let mut row = format!("{name:<9} {}", k + 1);
             for method in METHODS {
-                let out = hessforge()
-                    .arg("run")
-                    .arg(&file)
-                    .arg("--data")
-                    .arg(&data)
-                    .args(["-O", method, "--tol", "1e-13", "--json"])
-                    .arg(format!("--init={}", start.join(",")))
-                    .output()
-                    .unwrap();
-                let run: serde_json::Value = serde_json::from_slice(&out.stdout)
-                    .unwrap_or_else(|e| panic!("{name} {method}: {e}"));
+                let run = (doc["runs"].as_array().unwrap().iter())
+                    .find(|r| r["optimizer"] == method)
+                    .unwrap_or_else(|| panic!("{name}: no run of {method}"));
                 let theta: Vec<f64> = (run["theta"].as_array().unwrap().iter())
                     .map(|t| t.as_f64().unwrap_or(f64::NAN))
                     .collect();
