@@ -57,6 +57,16 @@ def measure(args, mode):
     return json.loads(lines[-1])
 
 
+def run_json(args):
+    """`hessforge run … --json` (or `compare`) whose outcome, not its time,
+    is wanted: its JSON document; exit 1 (the optimizer did not converge)
+    is an outcome too, anything else stops the harness."""
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode not in (0, 1):
+        sys.exit(f"{' '.join(args)} exited {done.returncode}:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout)
+
+
 def alternate(sides, mode, rounds):
     """Run every side `rounds` times, reversing the order each round so that
     machine drift hits all sides alike. Returns {name: [records]}."""
@@ -302,11 +312,7 @@ def classic(hessforge, smoke):
         finals = {}
         for method in HESSFORGE_CLASSIC:
             optimizer, *flags = method.split()
-            args = [hessforge, "run", path, "--optimizer", optimizer, *flags, "--json"]
-            done = subprocess.run(args, capture_output=True, text=True)
-            if done.returncode not in (0, 1):
-                sys.exit(f"{' '.join(args)} exited {done.returncode}:\n{done.stderr[-2000:]}")
-            h = json.loads(done.stdout)
+            h = run_json([hessforge, "run", path, "--optimizer", optimizer, *flags, "--json"])
             row["hessforge"][method] = {"status": h["status"], "iterations": h["iterations"]}
             finals[method] = h["theta"]
         points = os.path.join(ROOT, "target", f"classic-{name}-points.json")
@@ -481,13 +487,9 @@ def nist(hessforge, smoke):
             init = ",".join(p[start] for p in params)
             row = rows.setdefault((name, start), {"problem": name, "start": start, "hessforge": {}, "scipy": {}})
             for method in HESSFORGE_NIST:
-                args = [hessforge, "run", os.path.join(ROOT, "tests", "nist", f"{lower}.toml"),
-                        "--data", os.path.join(ROOT, "tests", "nist", f"{lower}.csv"),
-                        "--optimizer", method, f"--init={init}", "--tol", "1e-13", "--json"]
-                done = subprocess.run(args, capture_output=True, text=True)
-                if done.returncode not in (0, 1):
-                    sys.exit(f"{' '.join(args)} exited {done.returncode}:\n{done.stderr[-2000:]}")
-                h = json.loads(done.stdout)
+                h = run_json([hessforge, "run", os.path.join(ROOT, "tests", "nist", f"{lower}.toml"),
+                              "--data", os.path.join(ROOT, "tests", "nist", f"{lower}.csv"),
+                              "--optimizer", method, f"--init={init}", "--tol", "1e-13", "--json"])
                 digits = problems.digits(h["theta"], certified)
                 row["hessforge"][method] = {"digits": digits, "reached": digits >= 6, "status": h["status"],
                                             "iterations": h["iterations"]}
