@@ -114,8 +114,9 @@ pub struct HyperArgs {
     #[arg(long)]
     radius: Option<f64>,
     /// Where newton-tr gets ∇²L·v: auto (the dense Hessian up to 200
-    /// parameters, Hessian–vector products above), dense, or free. `dense`
-    /// also lets a method form a Hessian over 512 MiB.
+    /// parameters, or 400 when 8·rows·P bytes exceed 32 MiB;
+    /// Hessian–vector products above), dense, or free. `dense` also lets a
+    /// method form a Hessian over 512 MiB.
     #[arg(long, value_enum, default_value = "auto")]
     hessian: HessianArg,
     /// How newton-tr solves its subproblem: auto (exactly, as

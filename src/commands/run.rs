@@ -31,7 +31,7 @@ pub fn run(
         optimizer_for(&prepared, optimizer_name, &settings).map_err(Failure::bad_input)?;
     let p = prepared.model.n_params();
     let bytes = dense_hessian_bytes(p);
-    let matrix = match method.dense_matrix(p) {
+    let matrix = match method.dense_matrix(p, prepared.data.rows) {
         Some(what) => Some(what),
         None => method.uses_hessian().then_some("Hessian"),
     };

@@ -138,7 +138,7 @@ pub fn optimizer_for(
     let over =
         dense_hessian_bytes(p) > DENSE_HESSIAN_MAX_BYTES && settings.hessian != HessianPath::Dense;
     // Asked before `reset`, which would allocate it.
-    if over && let Some(what) = method.dense_matrix(p) {
+    if over && let Some(what) = method.dense_matrix(p, prepared.data.rows) {
         return Err(too_large(
             name,
             p,
@@ -166,7 +166,7 @@ fn too_large(name: &str, p: usize, what: &str) -> OptionError {
             human_bytes(dense_hessian_bytes(p)),
             human_bytes(DENSE_HESSIAN_MAX_BYTES)
         ),
-        "newton-cg and newton-tr work on Hessian–vector products and never form it; lbfgs keeps 2m vectors; gauss-newton works on products above 200 parameters; `--hessian dense` runs it anyway",
+        "newton-cg and newton-tr work on Hessian–vector products and never form it; lbfgs keeps 2m vectors; gauss-newton works on products above 200 (or 400) parameters; `--hessian dense` runs it anyway",
     )
 }
 

@@ -204,7 +204,7 @@ pub const CATALOG: &[Entry] = &[
         rule: "p ≈ argmin_{‖p‖≤Δ} gᵀp + ½ pᵀHp (CG, stops at the boundary on negative curvature);  ρ = actual/predicted decrease;  accept if ρ > 10⁻⁴;  Δ ← Δ/4 if ρ < ¼, 2Δ if ρ > ¾ at the boundary",
         latex: r"\min_{\|p\| \le \Delta} \nabla L^\top p + \tfrac12 p^\top H p",
         hypers: hypers![RADIUS],
-        convention: "Nocedal & Wright Algorithms 4.1 and 7.2; up to 200 parameters it is newton-exact-tr under this name (`--subproblem exact|steihaug` to choose); CG needs only products Hv, from the Hessian–vector product kernel (H never formed) above 200 parameters (`--hessian dense|free` to choose)",
+        convention: "Nocedal & Wright Algorithms 4.1 and 7.2; up to 200 parameters it is newton-exact-tr under this name (`--subproblem exact|steihaug` to choose); CG needs only products Hv, from the Hessian–vector product kernel (H never formed) above 200 parameters, or above 400 when 8·rows·P bytes exceed 32 MiB and a product rereads rows that no longer fit in the cache (`--hessian dense|free` to choose)",
         source: "seed 002 (Second-Order Optimization)",
         stochastic: false,
     },

@@ -51,7 +51,8 @@ impl Point {
 /// The iterates are the same in exact arithmetic; only the cost differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HessianPath {
-    /// Dense up to [`HESSIAN_FREE_ABOVE`] parameters, Hessian-free above.
+    /// Dense up to [`HESSIAN_FREE_ABOVE`] parameters (twice as many on data
+    /// beyond the cache, [`dense_up_to`]), Hessian-free above.
     #[default]
     Auto,
     /// Always the dense Hessian.
@@ -60,21 +61,45 @@ pub enum HessianPath {
     Free,
 }
 
-/// Above this many parameters [`HessianPath::Auto`] goes Hessian-free: the
-/// size above which the driver never forms ∇²L for a diagnostic either
-/// ([`crate::run_loop::DENSE_CHECK_MAX_PARAMS`] is this constant). A default,
-/// not a crossover: which path is faster depends on the problem as much as
-/// on P (Hessian-free is 19.7× faster on digits, P = 650; dense is 2.5×
+/// Above this many parameters [`HessianPath::Auto`] goes Hessian-free
+/// while the products' data fits in the cache ([`PRODUCTS_IN_CACHE_BYTES`];
+/// above twice as many when it does not, [`dense_up_to`]): the size above
+/// which the driver never forms ∇²L for a diagnostic either
+/// ([`crate::run_loop::DENSE_CHECK_MAX_PARAMS`] is this constant). A
+/// default, not a law: which path is faster depends on the problem as much
+/// as on P (Hessian-free is 19.7× faster on digits, P = 650; dense is 2.5×
 /// faster on a logistic regression with P = 1 001 that Newton solves in
-/// one step; README, "Hessian-free at large P").
+/// one step; the guide's "Hessian-free at large P").
 pub const HESSIAN_FREE_ABOVE: usize = 200;
 
+/// What a Hessian–vector product pass streams, about 8·N·P bytes (the rows
+/// and the per-row values the products share, both of the order of P
+/// numbers per row for the models at the crossover), above which each
+/// product runs at memory speed: a server's last-level cache.
+pub const PRODUCTS_IN_CACHE_BYTES: usize = 32 << 20;
+
+/// Up to how many parameters [`HessianPath::Auto`] forms the dense Hessian
+/// for `p` parameters and `rows` rows: [`HESSIAN_FREE_ABOVE`], or twice it
+/// when a product's pass no longer fits in the cache. Measured with
+/// Steihaug's CG on the wide logistic regression (the guide's table): with
+/// 10⁴ rows the paths are level from P = 200 to 400; with 10⁵ rows (160 MB
+/// at P = 201) dense is 1.7× faster at P = 201 and 1.6× at P = 401, and
+/// the Hessian-free path 1.15× faster at P = 1 001 — a product rereads
+/// every row, a Hessian pass reads each row once for P² work.
+pub fn dense_up_to(p: usize, rows: usize) -> usize {
+    if rows.saturating_mul(p).saturating_mul(8) > PRODUCTS_IN_CACHE_BYTES {
+        2 * HESSIAN_FREE_ABOVE
+    } else {
+        HESSIAN_FREE_ABOVE
+    }
+}
+
 impl HessianPath {
-    /// Whether a method with `p` parameters works on Hessian–vector
-    /// products.
-    pub fn is_free(self, p: usize) -> bool {
+    /// Whether a method with `p` parameters and `rows` rows works on
+    /// Hessian–vector products.
+    pub fn is_free(self, p: usize, rows: usize) -> bool {
         match self {
-            HessianPath::Auto => p > HESSIAN_FREE_ABOVE,
+            HessianPath::Auto => p > dense_up_to(p, rows),
             HessianPath::Dense => false,
             HessianPath::Free => true,
         }
@@ -253,11 +278,12 @@ pub trait Method {
     /// default ignores it.
     fn aim(&mut self, _grad_tol: f64) {}
     /// The dense P × P matrix other than ∇²L that the method keeps for `p`
-    /// parameters (BFGS's inverse-Hessian approximation, the Gauss–Newton
-    /// matrix), named for a message; None (the default) when it keeps none.
-    /// Asked before [`Method::reset`], which would allocate it.
-    fn dense_matrix(&self, p: usize) -> Option<&'static str> {
-        let _ = p;
+    /// parameters and `rows` rows (BFGS's inverse-Hessian approximation,
+    /// the Gauss–Newton matrix), named for a message; None (the default)
+    /// when it keeps none. Asked before [`Method::reset`], which would
+    /// allocate it.
+    fn dense_matrix(&self, p: usize, rows: usize) -> Option<&'static str> {
+        let _ = (p, rows);
         None
     }
     /// One iteration from `at` (loss and gradient valid, Hessian too when

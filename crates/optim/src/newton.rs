@@ -101,9 +101,10 @@ impl Newton {
         self
     }
 
-    /// Whether `gauss-newton` with `p` parameters works on products.
-    fn gauss_newton_free(&self, p: usize) -> bool {
-        self.kind == NewtonKind::GaussNewton && self.hessian.is_free(p)
+    /// Whether `gauss-newton` with `p` parameters and `rows` rows works on
+    /// products.
+    fn gauss_newton_free(&self, p: usize, rows: usize) -> bool {
+        self.kind == NewtonKind::GaussNewton && self.hessian.is_free(p, rows)
     }
 
     /// With λ₀ for Levenberg–Marquardt, checked against the range of
@@ -368,12 +369,12 @@ impl Method for Newton {
     fn uses_hessian(&self) -> bool {
         self.kind != NewtonKind::GaussNewton
     }
-    fn dense_matrix(&self, p: usize) -> Option<&'static str> {
-        (self.kind == NewtonKind::GaussNewton && !self.gauss_newton_free(p))
+    fn dense_matrix(&self, p: usize, rows: usize) -> Option<&'static str> {
+        (self.kind == NewtonKind::GaussNewton && !self.gauss_newton_free(p, rows))
             .then_some("Gauss–Newton matrix")
     }
     fn reset(&mut self, p: usize, rows: usize) {
-        if self.gauss_newton_free(p) {
+        if self.gauss_newton_free(p, rows) {
             let mut cg = NewtonCg::gauss_newton();
             cg.reset(p, rows);
             self.products = Some(cg);

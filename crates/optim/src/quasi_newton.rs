@@ -184,7 +184,7 @@ impl Method for QuasiNewton {
     fn uses_hessian(&self) -> bool {
         false
     }
-    fn dense_matrix(&self, p: usize) -> Option<&'static str> {
+    fn dense_matrix(&self, p: usize, _rows: usize) -> Option<&'static str> {
         let _ = p;
         matches!(self.memory, Memory::Dense { .. }).then_some("inverse-Hessian approximation")
     }

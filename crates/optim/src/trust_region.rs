@@ -130,10 +130,11 @@ impl TrustRegion {
         Ok(self)
     }
 
-    /// Whether the subproblem is solved exactly for `p` parameters.
-    pub fn is_exact(&self, p: usize) -> bool {
+    /// Whether the subproblem is solved exactly for `p` parameters and
+    /// `rows` rows.
+    pub fn is_exact(&self, p: usize, rows: usize) -> bool {
         match self.subproblem {
-            Subproblem::Auto => !self.hessian.is_free(p) && p <= EXACT_SUBPROBLEM_MAX,
+            Subproblem::Auto => !self.hessian.is_free(p, rows) && p <= EXACT_SUBPROBLEM_MAX,
             Subproblem::Exact => true,
             Subproblem::Steihaug => false,
         }
@@ -169,11 +170,11 @@ impl Method for TrustRegion {
         !self.hessian_free
     }
     fn reset(&mut self, p: usize, rows: usize) {
-        self.solve_exactly = self.is_exact(p);
+        self.solve_exactly = self.is_exact(p, rows);
         if self.solve_exactly {
             self.exact.reset(p, rows);
         }
-        self.hessian_free = !self.solve_exactly && self.hessian.is_free(p);
+        self.hessian_free = !self.solve_exactly && self.hessian.is_free(p, rows);
         for v in [
             &mut self.z,
             &mut self.r,
@@ -301,7 +302,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn auto_solves_exactly_up_to_200_dense_parameters_and_by_cg_above() {
+    fn auto_solves_exactly_up_to_200_dense_parameters_and_by_cg_above_on_products_that_fit_the_cache()
+     {
         let tr = |hessian, subproblem| {
             TrustRegion::new(1.0)
                 .unwrap()
@@ -310,13 +312,24 @@ mod tests {
                 .unwrap()
         };
         let auto = tr(HessianPath::Auto, Subproblem::Auto);
-        assert!(auto.is_exact(2) && auto.is_exact(EXACT_SUBPROBLEM_MAX));
-        assert!(!auto.is_exact(EXACT_SUBPROBLEM_MAX + 1));
+        let rows = 1000;
+        assert!(auto.is_exact(2, rows) && auto.is_exact(EXACT_SUBPROBLEM_MAX, rows));
+        assert!(!auto.is_exact(EXACT_SUBPROBLEM_MAX + 1, rows));
         // Dense past the threshold: Steihaug's CG on the dense Hessian.
-        assert!(!tr(HessianPath::Dense, Subproblem::Auto).is_exact(1000));
-        assert!(!tr(HessianPath::Free, Subproblem::Auto).is_exact(2));
-        assert!(tr(HessianPath::Auto, Subproblem::Exact).is_exact(1000));
-        assert!(!tr(HessianPath::Dense, Subproblem::Steihaug).is_exact(2));
+        assert!(!tr(HessianPath::Dense, Subproblem::Auto).is_exact(1000, rows));
+        assert!(!tr(HessianPath::Free, Subproblem::Auto).is_exact(2, rows));
+        assert!(tr(HessianPath::Auto, Subproblem::Exact).is_exact(1000, rows));
+        assert!(!tr(HessianPath::Dense, Subproblem::Steihaug).is_exact(2, rows));
+        // With 10⁵ rows the products no longer fit in the cache: Steihaug's
+        // CG on the dense Hessian up to twice the size.
+        let mut many = tr(HessianPath::Auto, Subproblem::Auto);
+        for (p, free) in [(201, false), (400, false), (401, true)] {
+            assert!(!many.is_exact(p, 100_000));
+            many.reset(p, 100_000);
+            assert_eq!(many.uses_hessian(), !free, "P = {p}");
+        }
+        many.reset(201, 1000);
+        assert!(!many.uses_hessian(), "P = 201 on 1 000 rows");
         let mut exact = tr(HessianPath::Auto, Subproblem::Auto);
         exact.reset(2, 0);
         assert!(exact.uses_hessian());
