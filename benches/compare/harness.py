@@ -6,11 +6,12 @@ Called by run.sh; see the README there. Every measurement is a separate
 process printing one JSON object; a side's number is the median over rounds
 of that process's median over repeats (after a warm-up).
 
-usage: harness.py HESSFORGE COMPARE_SIDE DATA_DIR OUT_DIR [--smoke] [--only rosenbrock|classic|large|nist]
+usage: harness.py HESSFORGE COMPARE_SIDE DATA_DIR OUT_DIR [--smoke] [--only rosenbrock|classic|large|nist|mlp]
 
---only rosenbrock runs comparison 4 alone, --only classic comparison 5 and
---only nist comparison 7 (none of them needs the data nor compare_side),
---only large comparison 6; each writes results-SECTION.json/.md.
+--only rosenbrock runs comparison 4 alone, --only classic comparison 5,
+--only nist comparison 7 and --only mlp comparison 8 (none of them needs
+the data nor compare_side), --only large comparison 6; each writes
+results-SECTION.json/.md.
 """
 
 import glob
@@ -95,8 +96,8 @@ def main():
     hessforge, side, data, out = sys.argv[1:5]
     smoke = "--smoke" in sys.argv
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
-    if only not in (None, "rosenbrock", "classic", "large", "nist"):
-        sys.exit(f"--only takes rosenbrock, classic, large or nist, not {only!r}")
+    if only not in (None, "rosenbrock", "classic", "large", "nist", "mlp"):
+        sys.exit(f"--only takes rosenbrock, classic, large, nist or mlp, not {only!r}")
 
     def want(section):
         return only is None or only == section
@@ -106,7 +107,7 @@ def main():
     hidden = [1] if smoke else [1, 4, 16]
     modes = ["single"] if smoke else ["single", "default"]
     results = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "smoke": smoke,
-               "codegen": [], "kernel_pass": [], "mlp_sample": [], "end_to_end": [], "rosenbrock": [], "classic": [], "large": [], "nist": []}
+               "codegen": [], "kernel_pass": [], "mlp_sample": [], "end_to_end": [], "rosenbrock": [], "classic": [], "large": [], "nist": [], "mlp": []}
 
     # 1. Derivation + code generation (single-threaded by nature).
     files = {1: "crates/kernels/benches/models/mlp_tanh_1.toml", 4: "derivations/mlp_tanh.toml",
@@ -229,6 +230,13 @@ def main():
     # least_squares and trust-exact (deterministic: one run each).
     if want("nist"):
         results["nist"] = nist(hessforge, smoke)
+
+    # 8. Newton on neural networks: the tanh MLPs of tests/mlp/ (4, 16 and 64
+    # hidden units), every Newton-type and quasi-Newton method against
+    # SciPy's trust-exact, BFGS and Newton-CG with JAX's derivatives
+    # (iteration counts are deterministic: one run each).
+    if want("mlp"):
+        results["mlp"] = mlp(hessforge, smoke)
 
     results["versions"] = versions()
     os.makedirs(out, exist_ok=True)
@@ -544,6 +552,79 @@ def nist_markdown(rows):
     return lines
 
 
+# Comparison 8's hessforge columns (those of tests/it/mlp.rs) and SciPy's.
+HESSFORGE_MLP = ["newton", "newton-damped", "newton-lm", "newton-saddle-free", "newton-tr", "newton-exact-tr",
+                 "newton-cg", "gauss-newton", "bfgs", "lbfgs"]
+SCIPY_MLP = ["trust-exact", "BFGS", "Newton-CG"]
+MLP_HIDDEN = (4, 16, 64)
+MLP_BUDGET = 10_000
+
+
+def mlp(hessforge, smoke):
+    """Every tanh MLP × method on both sides, from tests/mlp/'s start to
+    ‖∇L‖∞ ≤ 1e-8 within MLP_BUDGET iterations: how it ended, iterations,
+    final loss and gradient, seconds (one run: the table is about
+    iterations; the times are each side's optimisation alone)."""
+    budget = 200 if smoke else MLP_BUDGET
+    folder = os.path.join(ROOT, "tests", "mlp")
+    out = []
+    for hidden in MLP_HIDDEN[:2] if smoke else MLP_HIDDEN:
+        with open(os.path.join(folder, f"start_{hidden}.txt")) as f:
+            start = f.read().strip()
+        doc = run_json([hessforge, "compare", os.path.join(folder, f"mlp_tanh_{hidden}.toml"),
+                        "--data", os.path.join(folder, "rows.csv"), "--optimizers", ",".join(HESSFORGE_MLP),
+                        f"--init={start}", "--max-iters", str(budget), "--json"])
+        entry = {"hidden": hidden, "params": 4 * hidden + 1, "budget": budget, "hessforge": {}, "scipy": {}}
+        for r in doc["runs"]:
+            entry["hessforge"][r["optimizer"]] = {
+                "status": r["status"], "converged": r["status"] == "converged", "iterations": r["iterations"],
+                "final_loss": r["final_loss"], "grad_norm": r["grad_norm"], "seconds": r["seconds"]}
+        done = subprocess.run(py("scipy_mlp.py", hidden, budget, *SCIPY_MLP), capture_output=True, text=True)
+        for line in done.stdout.splitlines():
+            if line.startswith("{"):
+                s = json.loads(line)
+                entry["scipy"][s["method"]] = {k: s[k] for k in ("converged", "iterations", "final_loss",
+                                                                 "grad_norm", "seconds", "message")}
+        if len(entry["scipy"]) != len(SCIPY_MLP):
+            sys.exit(f"scipy_mlp.py gave no result for {hidden} units:\n{done.stderr[-2000:]}")
+        print(f"   mlp: {hidden} units", file=sys.stderr)
+        out.append(entry)
+    return out
+
+
+def mlp_markdown(entries):
+    """Per size: iterations where a method converged (its status where it
+    did not), final loss, seconds; and the bar."""
+    if not entries:
+        return []
+    lines = ["**8. Newton on neural networks**: tanh MLPs (`tests/mlp/`: 2 inputs, H hidden units, "
+             "P = 4H + 1, the mean of (ŷ − y)²/2 plus a weight decay 10⁻⁴/2·(‖W‖² + ‖v‖²)) on 1 000 "
+             "generated rows, from the same seeded start, to ‖∇L‖∞ ≤ 1e-8 within "
+             f"{entries[0]['budget']:,} iterations; SciPy with JAX's jit(grad), jit(hessian) and "
+             "jit(jvp(grad)). A cell: iterations (how the run ended when it did not converge), the final "
+             "loss, the optimisation's seconds (single run).", "",
+             "| method | " + " | ".join(f"H = {e['hidden']} (P = {e['params']})" for e in entries) + " |",
+             "|---|" + "---|" * len(entries)]
+
+    def cell(r, status):
+        head = str(r["iterations"]) if r["converged"] else f"{status} ({r['iterations']})"
+        return f"{head}, {r['final_loss']:.6g}, {fmt_s(r['seconds'])}"
+    for m in HESSFORGE_MLP:
+        lines.append(f"| hessforge `{m}` | " + " | ".join(
+            cell(e["hessforge"][m], e["hessforge"][m]["status"]) for e in entries) + " |")
+    for m in SCIPY_MLP:
+        lines.append(f"| SciPy {m} + JAX | " + " | ".join(
+            cell(e["scipy"][m], "not converged") for e in entries) + " |")
+    lines += ["", "Bar: the default trust-region Newton (`newton-tr`) converges on every size, in fewer "
+              "iterations than SciPy's trust-exact where both converge:", ""]
+    for e in entries:
+        h, s = e["hessforge"]["newton-tr"], e["scipy"]["trust-exact"]
+        met = h["converged"] and (not s["converged"] or h["iterations"] < s["iterations"])
+        lines.append(f"- H = {e['hidden']}: {bar(met)} ({h['iterations']} {'converged' if h['converged'] else h['status']} "
+                     f"vs {s['iterations']} {'converged' if s['converged'] else 'not converged'}).")
+    return lines
+
+
 def classic_markdown(rows):
     """The table (iterations, − where a method did not solve the problem),
     the totals on the problems both sides of each pair solve, and the bars."""
@@ -638,8 +719,10 @@ def markdown(r):
              f"{'SMOKE RUN (smallest sizes, one repeat) — not for the README; ' if r['smoke'] else ''}"
              "medians over rounds of medians over repeats; ratios are the anchor's time over hessforge's "
              "(> 1: hessforge faster).", ""]
-    if not r["codegen"]:  # --only rosenbrock, classic, large or nist
-        if r.get("nist"):
+    if not r["codegen"]:  # --only rosenbrock, classic, large, nist or mlp
+        if r.get("mlp"):
+            lines += mlp_markdown(r["mlp"])
+        elif r.get("nist"):
             lines += nist_markdown(r["nist"])
         elif r["rosenbrock"]:
             lines += rosenbrock_markdown(r["rosenbrock"]) + ["", "Bars:", ""] + rosenbrock_bars(r["rosenbrock"])
@@ -736,6 +819,7 @@ def markdown(r):
     lines += [""] + classic_markdown(r["classic"]) + [""] + large_markdown(r["large"])
     lines += mlp_trust_markdown(r.get("mlp_trust"))
     lines += [""] + nist_markdown(r.get("nist", []))
+    lines += [""] + mlp_markdown(r.get("mlp", []))
     lines += ["", versions_line(r["versions"])]
     return "\n".join(lines) + "\n"
 

@@ -8,6 +8,7 @@
 #   benches/compare/run.sh --only classic   # comparison 5 alone (the classic problems, ~5 minutes)
 #   benches/compare/run.sh --only large     # comparison 6 alone (Newton at large P, ~10 minutes)
 #   benches/compare/run.sh --only nist      # comparison 7 alone (NIST StRD, ~2 minutes)
+#   benches/compare/run.sh --only mlp       # comparison 8 alone (tanh MLPs, ~20 minutes)
 #
 # Builds hessforge (release) and its measuring binary, creates a Python
 # virtual environment outside the source tree ($HESSFORGE_COMPARE_VENV,
@@ -22,9 +23,9 @@ smoke=""
 only=""
 case "${1:-}" in
   --smoke) smoke="--smoke" ;;
-  --only) only="--only ${2:?--only takes a section: rosenbrock, classic, large or nist}" ;;
+  --only) only="--only ${2:?--only takes a section: rosenbrock, classic, large, nist or mlp}" ;;
   "") ;;
-  *) echo "run.sh: unknown argument $1 (--smoke, --only rosenbrock|classic|large|nist)" >&2; exit 2 ;;
+  *) echo "run.sh: unknown argument $1 (--smoke, --only rosenbrock|classic|large|nist|mlp)" >&2; exit 2 ;;
 esac
 
 venv="${HESSFORGE_COMPARE_VENV:-$HOME/.cache/hessforge-compare/venv}"

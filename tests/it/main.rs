@@ -13,6 +13,7 @@ mod compare_scripts;
 mod docs;
 mod fit;
 mod latex;
+mod mlp;
 mod nist;
 mod reliability;
 mod report;
