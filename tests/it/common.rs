@@ -16,3 +16,13 @@ pub fn symbolica_lock() -> MutexGuard<'static, ()> {
 pub fn hessforge() -> assert_cmd::Command {
     assert_cmd::Command::cargo_bin("hessforge").expect("the hessforge binary is built")
 }
+
+/// An expected table written in a test's source: its lines without the
+/// blank ones and the `#` comments, each ending in a newline (the form the
+/// tests build their tables in).
+pub fn expected_table(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}

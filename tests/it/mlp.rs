@@ -14,7 +14,7 @@
 //! `docs/src/results/comparisons.md` (comparison 8) sets it beside SciPy's
 //! `trust-exact`, `BFGS` and `Newton-CG` with JAX's derivatives.
 
-use crate::common::{hessforge, symbolica_lock};
+use crate::common::{expected_table, hessforge, symbolica_lock};
 use std::path::{Path, PathBuf};
 
 const METHODS: [&str; 10] = [
@@ -112,11 +112,7 @@ fn every_newton_type_and_quasi_newton_method_on_tanh_mlps_of_4_16_and_64_units()
             ));
         }
     }
-    let expected: String = EXPECTED
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let expected = expected_table(EXPECTED);
     assert_eq!(
         table, expected,
         "the table (hidden units, method, status, iterations) is now:\n{table}"

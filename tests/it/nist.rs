@@ -14,7 +14,7 @@
 //! behaviour, to be reviewed like a snapshot; `docs/src/results/nist.md`
 //! sets it beside SciPy's `least_squares` and `trust-exact`.
 
-use crate::common::{hessforge, symbolica_lock};
+use crate::common::{expected_table, hessforge, symbolica_lock};
 use std::path::{Path, PathBuf};
 
 const METHODS: [&str; 7] = [
@@ -185,11 +185,7 @@ fn every_newton_type_and_quasi_newton_method_on_the_nist_problems_from_both_star
             table.push('\n');
         }
     }
-    let expected: String = EXPECTED
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let expected = expected_table(EXPECTED);
     assert_eq!(
         table, expected,
         "the table (problem, start, then {METHODS:?}) is now:\n{table}"

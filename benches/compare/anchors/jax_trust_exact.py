@@ -22,6 +22,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402  (after x64 is on)
 
 from common import emit  # noqa: E402
+from scipy_mlp import mlp_loss  # noqa: E402
 
 HIDDEN = 16
 
@@ -29,15 +30,7 @@ HIDDEN = 16
 def mlp(path):
     table = np.loadtxt(path, delimiter=",", skiprows=1)
     x, y = jnp.asarray(table[:, :2]), jnp.asarray(table[:, 2])
-
-    def loss(theta):
-        w = theta[: 2 * HIDDEN].reshape(HIDDEN, 2)
-        c = theta[2 * HIDDEN: 3 * HIDDEN]
-        v = theta[3 * HIDDEN: 4 * HIDDEN]
-        d = theta[4 * HIDDEN]
-        yhat = jnp.tanh(x @ w.T + c) @ v + d
-        return jnp.mean((yhat - y) ** 2 / 2)
-    return loss
+    return mlp_loss(x, y, HIDDEN, 0.0)
 
 
 def main():

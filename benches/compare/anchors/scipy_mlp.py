@@ -39,7 +39,13 @@ def problem(hidden):
         theta0 = np.array([float(v) for v in f.read().split(",")])
     with open(os.path.join(MLP, f"mlp_tanh_{hidden}.toml"), "rb") as f:
         decay = tomllib.load(f)["constants"]["lambda"]
+    return mlp_loss(x, y, hidden, decay), theta0
 
+
+def mlp_loss(x, y, hidden, decay):
+    """L(θ) of a tanh MLP with `hidden` units on rows (x, y), θ in
+    hessforge's order (W row by row, c, v, d), with the weight decay
+    decay/2·(‖W‖² + ‖v‖²)."""
     def loss(theta):
         w = theta[: 2 * hidden].reshape(hidden, 2)
         c = theta[2 * hidden: 3 * hidden]
@@ -47,7 +53,7 @@ def problem(hidden):
         d = theta[4 * hidden]
         yhat = jnp.tanh(x @ w.T + c) @ v + d
         return jnp.mean((yhat - y) ** 2 / 2) + decay / 2 * (jnp.sum(w * w) + jnp.sum(v * v))
-    return loss, theta0
+    return loss
 
 
 def main():
