@@ -48,8 +48,8 @@ pub mod trust_region;
 
 pub use catalog::{CATALOG, Entry, Settings, build};
 pub use method::{
-    Curvature, HESSIAN_FREE_ABOVE, HessianPath, JACOBI_FLOOR, Method, Modification, Point,
-    Preconditioner, Step,
+    Curvature, HESSIAN_FREE_ABOVE, HessianPath, JACOBI_FLOOR, Method, Modification,
+    PRODUCTS_IN_CACHE_BYTES, Point, Preconditioner, Step, dense_up_to,
 };
 pub use objective::{Counted, Evaluations, FnObjective, Objective, Rows};
 pub use optimizer::{BuildError, DefaultValue, Family, Hyper, Optimizer, Range};
