@@ -8,7 +8,7 @@
 #   benches/compare/run.sh --only classic   # comparison 5 alone (the classic problems, ~5 minutes)
 #   benches/compare/run.sh --only large     # comparison 6 alone (Newton at large P, ~10 minutes)
 #   benches/compare/run.sh --only nist      # comparison 7 alone (NIST StRD, ~2 minutes)
-#   benches/compare/run.sh --only mlp       # comparison 8 alone (tanh MLPs, ~20 minutes)
+#   benches/compare/run.sh --only mlp       # comparison 8 alone (tanh MLPs, ~8 minutes)
 #
 # Builds hessforge (release) and its measuring binary, creates a Python
 # virtual environment outside the source tree ($HESSFORGE_COMPARE_VENV,

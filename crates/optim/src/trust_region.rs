@@ -302,8 +302,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn auto_solves_exactly_up_to_200_dense_parameters_and_by_cg_above_on_products_that_fit_the_cache()
-     {
+    fn auto_is_exact_up_to_200_parameters_and_dense_up_to_400_beyond_the_cache() {
         let tr = |hessian, subproblem| {
             TrustRegion::new(1.0)
                 .unwrap()
