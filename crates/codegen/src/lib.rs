@@ -330,6 +330,10 @@ pub(crate) fn instr_value(
             let (a, b) = (operand(num), operand(den));
             quote!(#a / #b)
         }
+        Instr::Max { left, right, .. } => {
+            let (a, b) = (operand(left), operand(right));
+            quote!(#a.max(#b))
+        }
         Instr::Powi { base, exp, .. } => {
             let a = operand(base);
             quote!(#a.powi(#exp))

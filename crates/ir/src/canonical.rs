@@ -122,6 +122,11 @@ pub(crate) fn map_operands(instr: &Instr, dst: u32, f: impl Fn(Operand) -> Opera
             arg: f(*arg),
         },
         Instr::Copy { src, .. } => Instr::Copy { dst, src: f(*src) },
+        Instr::Max { left, right, .. } => Instr::Max {
+            dst,
+            left: f(*left),
+            right: f(*right),
+        },
     }
 }
 
@@ -153,11 +158,15 @@ fn hash_node(node: &Instr, hashes: &[u64]) -> u64 {
         Instr::Powi { exp, .. } => (14, *exp as u64),
         Instr::Powf { .. } => (15, 0),
         Instr::Call { func, .. } => (16, *func as u64),
+        Instr::Max { .. } => (17, 0),
         // A copy is the value it copies.
         Instr::Copy { src, .. } => return of(src),
     };
     let mut operands: Vec<u64> = node.operands().iter().map(of).collect();
-    if matches!(node, Instr::Add { .. } | Instr::Mul { .. }) {
+    if matches!(
+        node,
+        Instr::Add { .. } | Instr::Mul { .. } | Instr::Max { .. }
+    ) {
         operands.sort_unstable();
     }
     operands.into_iter().fold(mix(mix(SEED, tag), extra), mix)

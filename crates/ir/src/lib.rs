@@ -102,6 +102,14 @@ pub enum Instr {
         dst: u32,
         src: Operand,
     },
+    /// The larger of two values (`f64::max`: a NaN operand gives the
+    /// other). Introduced by the lowering's range-safe log-sum-exp, which
+    /// subtracts the largest exponent; never written in a derivation file.
+    Max {
+        dst: u32,
+        left: Operand,
+        right: Operand,
+    },
 }
 
 impl Instr {
@@ -115,7 +123,8 @@ impl Instr {
             | Instr::Powi { dst, .. }
             | Instr::Powf { dst, .. }
             | Instr::Call { dst, .. }
-            | Instr::Copy { dst, .. } => *dst,
+            | Instr::Copy { dst, .. }
+            | Instr::Max { dst, .. } => *dst,
         }
     }
 
@@ -125,6 +134,7 @@ impl Instr {
             Instr::Add { args, .. } | Instr::Mul { args, .. } => args.iter_mut().collect(),
             Instr::Neg { arg, .. } | Instr::Call { arg, .. } => vec![arg],
             Instr::Div { num, den, .. } => vec![num, den],
+            Instr::Max { left, right, .. } => vec![left, right],
             Instr::Powi { base, .. } => vec![base],
             Instr::Powf { base, exp, .. } => vec![base, exp],
             Instr::Copy { src, .. } => vec![src],
@@ -137,6 +147,7 @@ impl Instr {
             Instr::Add { args, .. } | Instr::Mul { args, .. } => args.clone(),
             Instr::Neg { arg, .. } | Instr::Call { arg, .. } => vec![*arg],
             Instr::Div { num, den, .. } => vec![*num, *den],
+            Instr::Max { left, right, .. } => vec![*left, *right],
             Instr::Powi { base, .. } => vec![*base],
             Instr::Powf { base, exp, .. } => vec![*base, *exp],
             Instr::Copy { src, .. } => vec![*src],
@@ -241,6 +252,7 @@ impl Program {
                 Instr::Powf { dst, base, exp } => (*dst, get(base, regs).powf(get(exp, regs))),
                 Instr::Call { dst, func, arg } => (*dst, func.eval(get(arg, regs))),
                 Instr::Copy { dst, src } => (*dst, get(src, regs)),
+                Instr::Max { dst, left, right } => (*dst, get(left, regs).max(get(right, regs))),
             };
             regs[dst as usize] = value;
         }
@@ -292,6 +304,7 @@ impl fmt::Display for Instr {
             Instr::Powf { dst, base, exp } => write!(f, "r{dst} = powf {base}, {exp}"),
             Instr::Call { dst, func, arg } => write!(f, "r{dst} = {} {arg}", func.name()),
             Instr::Copy { dst, src } => write!(f, "r{dst} = copy {src}"),
+            Instr::Max { dst, left, right } => write!(f, "r{dst} = max {left}, {right}"),
         }
     }
 }

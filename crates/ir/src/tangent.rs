@@ -548,6 +548,26 @@ impl Dual {
                 func.chain(self, *arg, r, da)
             }
             Instr::Copy { src, .. } => self.of(src),
+            Instr::Max { left, right, .. } => {
+                // d max(a, b) = db + step(a − b)·(da − db): the derivative
+                // of the larger one (of b at a tie).
+                let (left, right) = (*left, *right);
+                let (da, db) = (self.of(&left), self.of(&right));
+                if da.is_none() && db.is_none() {
+                    return None;
+                }
+                let minus_right = self.mul(vec![Operand::Literal(-1.0), right]);
+                let gap = self.emit(|dst| Instr::Add {
+                    dst,
+                    args: vec![left, minus_right],
+                });
+                let larger = self.call(Func::Step, gap);
+                let zero = Operand::Literal(0.0);
+                let minus_db = self.mul(vec![Operand::Literal(-1.0), db.unwrap_or(zero)]);
+                let change = self.sum(vec![da.unwrap_or(zero), minus_db])?;
+                let scaled = self.mul(vec![larger, change]);
+                self.sum(db.into_iter().chain([scaled]).collect())
+            }
         }
     }
 }
@@ -657,6 +677,10 @@ fn prune(program: Program, n_loads: usize) -> (Program, Vec<TangentLoad>) {
             Instr::Div { num, den, .. } => {
                 map(num);
                 map(den);
+            }
+            Instr::Max { left, right, .. } => {
+                map(left);
+                map(right);
             }
             Instr::Powi { base, .. } => map(base),
             Instr::Powf { base, exp, .. } => {

@@ -552,6 +552,14 @@ impl Emitter<'_, '_> {
                 let (n, d) = (get(self, num)?, get(self, den)?);
                 self.each(&n, &d, |b, p, q| b.ins().fdiv(p, q))
             }
+            Instr::Max { left, right, .. } => {
+                // `f64::max`: a NaN operand gives the other (Cranelift's
+                // fmax would give NaN), so compare and select.
+                let (l, r) = (get(self, left)?, get(self, right)?);
+                // r where l < r or l is NaN, then l where r is NaN.
+                let larger = self.select(FloatCC::UnorderedOrLessThan, &l, &r, &r, &l);
+                self.select(FloatCC::Unordered, &r, &r, &l, &larger)
+            }
             Instr::Copy { src, .. } => get(self, src)?,
             Instr::Powi { base, exp, .. } => {
                 let x = get(self, base)?;

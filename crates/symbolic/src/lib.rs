@@ -17,6 +17,7 @@ mod index_simplify;
 pub mod lock;
 mod lower;
 mod lower_index;
+mod range_safe;
 mod worker;
 
 use hessforge_derivation::index_calculus;

@@ -5,6 +5,7 @@
 //! translated into [`hessforge_ir`] instructions.
 
 use crate::engine::{Engine, MAX_EXPONENT, any_node, call, exp_of, powers_within};
+use crate::range_safe::Applied;
 use hessforge_derivation::Derivation;
 use hessforge_ir::{Instr, ModelPrograms, Operand, Program, Split};
 use hessforge_spec::{Expr, Func, Rational};
@@ -13,35 +14,76 @@ use symbolica::atom::{Atom, AtomCore, AtomView, Symbol};
 use symbolica::evaluate::{ExportedInstructions, Instruction, Slot};
 use symbolica::symbol;
 
-/// Rewrites applied to every expression before evaluation, in order. Each
-/// replaces a form that overflows or cancels by one that does not:
+/// Rewrites applied to every expression before evaluation, in order, with
+/// the names the derivation's JSON gives them. Each replaces a form that
+/// overflows or cancels by one that does not:
 /// log(1+eᵘ) → softplus(u), log σ(u) → −softplus(−u),
-/// log(1−σ(u)) → −softplus(u), log(1+u) → log1p(u), eᵘ−1 → expm1(u).
-fn stable_rewrites(engine: &Engine) -> Vec<(Atom, Atom)> {
+/// log(1−σ(u)) → −softplus(u), log(1+u) → log1p(u), eᵘ−1 → expm1(u),
+/// 1−σ(u) → σ(−u) (σ(40) rounds to 1, so 1 − σ(40) to 0; σ(−40) is
+/// 4·10⁻¹⁸: the derivative σ(1 − σ) of every logistic model).
+fn stable_rewrites(engine: &Engine) -> Vec<(&'static str, Atom, Atom)> {
     let u = Atom::var(symbol!("hessforge::u_"));
     let sigmoid = engine.custom[&Func::Sigmoid];
     let softplus = engine.custom[&Func::Softplus];
     let log1p = engine.custom[&Func::Log1p];
     vec![
-        ((Atom::num(1) + u.exp()).log(), call(softplus, &u)),
-        (call(sigmoid, &u).log(), -call(softplus, &(-&u))),
         (
+            "softplus",
+            (Atom::num(1) + u.exp()).log(),
+            call(softplus, &u),
+        ),
+        (
+            "log-sigmoid",
+            call(sigmoid, &u).log(),
+            -call(softplus, &(-&u)),
+        ),
+        (
+            "log-one-minus-sigmoid",
             (Atom::num(1) - call(sigmoid, &u)).log(),
             -call(softplus, &u),
         ),
-        ((Atom::num(1) + &u).log(), call(log1p, &u)),
+        ("log1p", (Atom::num(1) + &u).log(), call(log1p, &u)),
         (
+            "expm1",
             u.exp() - Atom::num(1),
             call(engine.custom[&Func::Expm1], &u),
+        ),
+        (
+            "one-minus-sigmoid",
+            Atom::num(1) - call(sigmoid, &u),
+            call(sigmoid, &(-&u)),
+        ),
+        (
+            "one-minus-sigmoid",
+            call(sigmoid, &u) - Atom::num(1),
+            -call(sigmoid, &(-&u)),
         ),
     ]
 }
 
-/// The stable rewrites, ready to apply (see [`stable_rewrites`]).
+/// The stable and range-safe rewrites, ready to apply (see
+/// [`stable_rewrites`] and [`crate::range_safe`]), with a record of those
+/// that applied.
 pub(crate) struct Stabilizer {
-    /// Each rewrite with whether its left side is a logarithm (else it is
-    /// a sum with −1 and an exponential).
-    rewrites: Vec<(Atom, Atom, bool)>,
+    /// Each rewrite with its name and the kind of node its left side needs.
+    rewrites: Vec<(&'static str, Atom, Atom, Needs)>,
+    /// Every rewrite that changed an expression, in order.
+    applied: std::cell::RefCell<Vec<Applied>>,
+    /// Whether the range-safe rewrites apply ([`crate::range_safe`]): to
+    /// the scalar programs. A loop IR step reads buffers whose ranges the
+    /// rewrites cannot see, and the loop kernels are the built-ins' hot
+    /// paths; they keep the stable rewrites only.
+    range_safe: bool,
+}
+
+/// The node a rewrite's left side needs somewhere in an expression, so
+/// that it is tried only where it could match (matching a long sum is
+/// costly).
+#[derive(Clone, Copy, PartialEq)]
+enum Needs {
+    Log,
+    ExpMinusOne,
+    OneMinusSigmoid,
 }
 
 fn is_log(x: AtomView<'_>) -> bool {
@@ -49,19 +91,29 @@ fn is_log(x: AtomView<'_>) -> bool {
 }
 
 impl Stabilizer {
-    pub(crate) fn new(engine: &Engine) -> Stabilizer {
+    pub(crate) fn new(engine: &Engine, range_safe: bool) -> Stabilizer {
         let rewrites = stable_rewrites(engine)
             .into_iter()
-            .map(|(from, to)| {
-                let log = any_node(from.as_view(), &is_log);
-                (from, to, log)
+            .map(|(name, from, to)| {
+                let needs = if any_node(from.as_view(), &is_log) {
+                    Needs::Log
+                } else if name == "one-minus-sigmoid" {
+                    Needs::OneMinusSigmoid
+                } else {
+                    Needs::ExpMinusOne
+                };
+                (name, from, to, needs)
             })
             .collect();
-        Stabilizer { rewrites }
+        Stabilizer {
+            rewrites,
+            applied: std::cell::RefCell::new(Vec::new()),
+            range_safe,
+        }
     }
 
-    /// `a` (definitions already substituted) in numerically stable form,
-    /// huge powers as exponentials.
+    /// `a` (definitions already substituted) in numerically stable and
+    /// range-safe form, huge powers as exponentials.
     pub(crate) fn apply(&self, engine: &Engine, a: Atom) -> Atom {
         let mut a = a;
         // Matching a rewrite against a long sum is costly: each is
@@ -74,12 +126,47 @@ impl Stabilizer {
             }
             _ => false,
         });
-        for (from, to, log) in &self.rewrites {
-            if (*log && has_log) || (!*log && has_exp_minus_one) {
-                a = a.replace(from.to_pattern()).with(to.to_pattern());
+        let sigmoid = engine.custom[&Func::Sigmoid];
+        let has_one_minus_sigmoid = any_node(a.as_view(), &|x| match x {
+            AtomView::Add(s) => {
+                s.iter().any(|t| matches!(t, AtomView::Num(_)))
+                    && s.iter().any(|t| {
+                        any_node(
+                            t,
+                            &|y| matches!(y, AtomView::Fun(f) if f.get_symbol() == sigmoid),
+                        )
+                    })
+            }
+            _ => false,
+        });
+        let mut applied = self.applied.borrow_mut();
+        for (name, from, to, needs) in &self.rewrites {
+            let possible = match needs {
+                Needs::Log => has_log,
+                Needs::ExpMinusOne => has_exp_minus_one,
+                Needs::OneMinusSigmoid => has_one_minus_sigmoid,
+            };
+            if possible {
+                let rewritten = a.replace(from.to_pattern()).with(to.to_pattern());
+                if rewritten != a {
+                    applied.push(Applied {
+                        rule: name,
+                        from: a.to_string(),
+                        to: rewritten.to_string(),
+                    });
+                    a = rewritten;
+                }
             }
         }
+        if self.range_safe {
+            a = engine.range_safe(a.as_view(), &mut applied);
+        }
         engine.huge_powers_as_exponentials(a.as_view())
+    }
+
+    /// Every rewrite applied so far, in order.
+    pub(crate) fn applied(&self) -> Vec<Applied> {
+        self.applied.borrow().clone()
     }
 }
 
@@ -154,7 +241,7 @@ impl Engine {
                 inlined.push((Atom::var(self.var(&def.scalar.id)), rhs));
             }
         }
-        let stabilizer = Stabilizer::new(self);
+        let stabilizer = Stabilizer::new(self, true);
         let prepare = |e: &Expr| -> Atom {
             let mut a =
                 self.huge_powers_as_exponentials(self.to_atom(&e.substitute(&numbers)).as_view());
@@ -429,11 +516,31 @@ fn translate(
                 base: operand(b),
                 exp: operand(e),
             },
+            Instruction::Fun(o, f, _) if f.0 == engine.max => {
+                let [left, right] = f.2.as_slice() else {
+                    return Err(format!("max called with {} arguments", f.2.len()));
+                };
+                Instr::Max {
+                    dst: register(o)?,
+                    left: operand(left),
+                    right: operand(right),
+                }
+            }
+            Instruction::Fun(o, f, _) if f.0 == engine.together => {
+                let [src] = f.2.as_slice() else {
+                    return Err(format!("together called with {} arguments", f.2.len()));
+                };
+                Instr::Copy {
+                    dst: register(o)?,
+                    src: operand(src),
+                }
+            }
             Instruction::Fun(o, f, _) => {
                 let (symbol, _tags, args) = &**f;
                 let name = symbol.get_name();
-                let func = engine
-                    .function(*symbol)
+                let func = (*symbol == engine.exp_at_most_one)
+                    .then_some(Func::Exp)
+                    .or_else(|| engine.function(*symbol))
                     .ok_or_else(|| format!("no IR function for `{name}`"))?;
                 let [arg] = args.as_slice() else {
                     return Err(format!("`{name}` called with {} arguments", args.len()));

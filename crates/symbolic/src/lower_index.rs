@@ -100,7 +100,7 @@ impl Engine {
                 shape: t.shape.clone(),
             });
         }
-        let stabilizer = Stabilizer::new(self);
+        let stabilizer = Stabilizer::new(self, false);
         let mut stages = Vec::new();
         let mut names = Vec::new();
         for regularizer in [false, true] {

@@ -143,6 +143,10 @@ impl Values {
                     let (a, b) = (tokens[0], tokens[1]);
                     (format!("div {}", names(false)), quote!(#a / #b))
                 }
+                Instr::Max { .. } => {
+                    let (a, b) = (tokens[0], tokens[1]);
+                    (format!("max {}", names(true)), quote!(#a.max(#b)))
+                }
                 Instr::Powi { exp, .. } => {
                     let a = tokens[0];
                     (format!("powi{exp} {}", names(false)), quote!(#a.powi(#exp)))

@@ -503,6 +503,10 @@ fn formula(body: &Program, loads: &[String]) -> Option<String> {
                 );
                 (*dst, (format!("{num}/{den}"), 2))
             }
+            Instr::Max { dst, left, right } => {
+                let (left, right) = (text(left, &regs)?.0, text(right, &regs)?.0);
+                (*dst, (format!("max({left}, {right})"), 3))
+            }
             Instr::Powi { dst, base, exp } => (
                 *dst,
                 (format!("{}^{exp}", at_least(text(base, &regs)?, 3)), 3),

@@ -42,6 +42,17 @@ pub(crate) struct Engine {
     /// Functions without a Symbolica built-in, by our function (expm1 is
     /// introduced only by the stable rewrites of the lowering).
     pub(crate) custom: HashMap<Func, Symbol>,
+    /// max(a, b): only the range-safe log-sum-exp writes it (see
+    /// `range_safe`); lowered to [`hessforge_ir::Instr::Max`].
+    pub(crate) max: Symbol,
+    /// e^z where z ≤ 0 by construction (z = Lᵢ − max L): the terms of the
+    /// bounded sum of a range-safe log-sum-exp, which the range-safe
+    /// rewrites must not take for a factor that can grow. Lowered to exp.
+    pub(crate) exp_at_most_one: Symbol,
+    /// together(x) = x: an association barrier (as GCC's
+    /// `__builtin_assoc_barrier`). The evaluator adds a sum inside it
+    /// before the terms around it; lowered to a copy.
+    pub(crate) together: Symbol,
     /// How many index-form expressions have been simplified: each gets
     /// stand-in symbols of its own (see `index_simplify`).
     pub(crate) index_simplifications: std::cell::Cell<u64>,
@@ -73,8 +84,20 @@ impl Engine {
         let warm = call(sigmoid, &Atom::var(symbol!("hessforge::warmup_u")))
             .derivative(symbol!("hessforge::warmup_u"));
         let _ = warm.factor();
+        let max = symbol!(
+            "hessforge::max",
+            eval = EvaluationInfo::new().register(|args: &[f64]| args[0].max(args[1]))
+        );
+        let exp_at_most_one = symbol!("hessforge::exp_at_most_one", eval = numeric(f64::exp));
+        let together = symbol!(
+            "hessforge::together",
+            eval = EvaluationInfo::new().register(|args: &[f64]| args[0])
+        );
         Engine {
             custom,
+            max,
+            exp_at_most_one,
+            together,
             index_simplifications: std::cell::Cell::new(0),
         }
     }

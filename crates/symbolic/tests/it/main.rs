@@ -14,4 +14,5 @@ mod index_form;
 mod loop_ir_lowering;
 mod lowering;
 mod numbers;
+mod range;
 mod threads;
