@@ -114,10 +114,10 @@ fn step_t18_t19<const W: usize>(x: &[f64], s: &mut [f64]) {
     }
 }
 /// `t20[i0] = 1, for i0 < 3`.
-/// `t23[i0] = t17·t6[i0], for i0 < 3`.
-/// `t24[i0] = t6[i0]·t10, for i0 < 3`.
+/// `t21[i0] = t17·t6[i0], for i0 < 3`.
+/// `t22[i0] = t6[i0]·t10, for i0 < 3`.
 #[inline(always)]
-fn step_t20_t23_t24<const W: usize>(s: &mut [f64]) {
+fn step_t20_t21_t22<const W: usize>(s: &mut [f64]) {
     for i0 in 0..3 {
         {
             Lanes::<W>::splat(1.0).store(&mut s[(77 + i0) * W..]);
@@ -134,9 +134,9 @@ fn step_t20_t23_t24<const W: usize>(s: &mut [f64]) {
         }
     }
 }
-/// `t25[i0] = Σ over i1 < 4 of W[i0, i1]·W[i0, i1], for i0 < 3`.
+/// `t23[i0] = Σ over i1 < 4 of W[i0, i1]·W[i0, i1], for i0 < 3`.
 #[inline(always)]
-fn step_t25(t: &[f64], s: &mut [f64]) {
+fn step_t23(t: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let mut sum: f64 = 0.0;
         for i1 in 0..4 {
@@ -146,9 +146,9 @@ fn step_t25(t: &[f64], s: &mut [f64]) {
         s[i0] = sum;
     }
 }
-/// `t26 = Σ over i0 < 3 of t25[i0]`.
+/// `t24 = Σ over i0 < 3 of t23[i0]`.
 #[inline(always)]
-fn step_t26(s: &mut [f64]) {
+fn step_t24(s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..3 {
         let p0: f64 = s[i0];
@@ -156,9 +156,9 @@ fn step_t26(s: &mut [f64]) {
     }
     s[3] = sum;
 }
-/// `t28[i0, i1] = W[i0, i1]·lambda, for i0 < 3, i1 < 4`.
+/// `t26[i0, i1] = W[i0, i1]·lambda, for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t28(t: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t26(t: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let p0: f64 = t[i0 * 4 + i1];
@@ -167,18 +167,18 @@ fn step_t28(t: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t29[i0, i1] = 1, for i0 < 3, i1 < 4`.
+/// `t27[i0, i1] = 1, for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t29(s: &mut [f64]) {
+fn step_t27(s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             s[17 + i0 * 4 + i1] = 1.0;
         }
     }
 }
-/// `t31[i0, i1] = t30, for i0 < 3, i1 < 4`.
+/// `t29[i0, i1] = t28, for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t31(s: &mut [f64]) {
+fn step_t29(s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let p0: f64 = s[29];
@@ -214,12 +214,12 @@ impl LoopModel for SoftmaxRegression {
                 loops::tensor("t18", Source::Scratch, 53, &[3, 4]),
                 loops::tensor("t19", Source::Scratch, 65, &[3, 4]),
                 loops::tensor("t20", Source::Scratch, 77, &[3]),
-                loops::tensor("t23", Source::Scratch, 80, &[3]),
-                loops::tensor("t24", Source::Scratch, 83, &[3]),
-                loops::tensor("t27", Source::Scratch, 4, &[]),
-                loops::tensor("t28", Source::Scratch, 5, &[3, 4]),
-                loops::tensor("t29", Source::Scratch, 17, &[3, 4]),
-                loops::tensor("t31", Source::Scratch, 30, &[3, 4]),
+                loops::tensor("t21", Source::Scratch, 80, &[3]),
+                loops::tensor("t22", Source::Scratch, 83, &[3]),
+                loops::tensor("t25", Source::Scratch, 4, &[]),
+                loops::tensor("t26", Source::Scratch, 5, &[3, 4]),
+                loops::tensor("t27", Source::Scratch, 17, &[3, 4]),
+                loops::tensor("t29", Source::Scratch, 30, &[3, 4]),
             ]),
             loops::stage(
                 86,
@@ -231,8 +231,8 @@ impl LoopModel for SoftmaxRegression {
                 Vec::from([
                     loops::product(0, 0, &[], 12, 10),
                     loops::product(0, 0, &[(0, 0)], 13, 11),
-                    loops::product(0, 1, &[(0, 0)], 13, 14),
                     loops::product(0, 1, &[], 12, 5),
+                    loops::product(0, 1, &[(0, 0)], 13, 14),
                     loops::product(1, 1, &[], 15, 5),
                     loops::product(1, 1, &[(0, 0)], 16, 14),
                 ]),
@@ -280,27 +280,27 @@ impl LoopModel for SoftmaxRegression {
         let r6: Lanes<W> = (-1f64) * r5;
         r6.store(&mut s[52 * W..]);
         step_t18_t19::<W>(x, s);
-        step_t20_t23_t24::<W>(s);
+        step_t20_t21_t22::<W>(s);
     }
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
     fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
-        step_t25(t, s);
-        step_t26(s);
-        let vt26: f64 = s[3];
+        step_t23(t, s);
+        step_t24(s);
+        let vt24: f64 = s[3];
         let a0: f64 = c[0];
-        let r1: f64 = 0.5f64 * a0 * vt26;
+        let r1: f64 = 0.5f64 * a0 * vt24;
         s[4] = r1;
         if level.rank() < 1 {
             return;
         }
-        step_t28(t, c, s);
+        step_t26(t, c, s);
         if level.rank() < 2 {
             return;
         }
-        step_t29(s);
+        step_t27(s);
         s[29] = a0;
-        step_t31(s);
+        step_t29(s);
     }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
@@ -366,9 +366,9 @@ pub mod tangent {
             }
         }
     }
-    /// `dt28[i0, i1] = dW[i0, i1]·lambda, for i0 < 3, i1 < 4`.
+    /// `dt26[i0, i1] = dW[i0, i1]·lambda, for i0 < 3, i1 < 4`.
     #[inline(always)]
-    fn step_dt28(c: &[f64], v: &[f64], s: &mut [f64]) {
+    fn step_dt26(c: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..3 {
             for i1 in 0..4 {
                 let p0: f64 = c[0];
@@ -388,8 +388,8 @@ pub mod tangent {
                     loops::tensor("dt11", Source::Scratch, 18, &[3]),
                     loops::tensor("dt12", Source::Scratch, 21, &[3, 4]),
                     loops::tensor("dt13", Source::Scratch, 33, &[3]),
-                    loops::tensor("t27", Source::Scratch, 4, &[]),
-                    loops::tensor("dt28", Source::Scratch, 5, &[3, 4]),
+                    loops::tensor("t25", Source::Scratch, 4, &[]),
+                    loops::tensor("dt26", Source::Scratch, 5, &[3, 4]),
                 ]),
                 loops::stage(
                     36,
@@ -461,7 +461,7 @@ pub mod tangent {
             if level.rank() < 1 {
                 return;
             }
-            step_dt28(c, v, s);
+            step_dt26(c, v, s);
         }
     }
 }

@@ -144,7 +144,9 @@ impl Stabilizer {
             let possible = match needs {
                 Needs::Log => has_log,
                 Needs::ExpMinusOne => has_exp_minus_one,
-                Needs::OneMinusSigmoid => has_one_minus_sigmoid,
+                // The loop kernels keep σ(1 − σ): one call per row where
+                // σ(−u) would be a second (see `range_safe` below).
+                Needs::OneMinusSigmoid => self.range_safe && has_one_minus_sigmoid,
             };
             if possible {
                 let rewritten = a.replace(from.to_pattern()).with(to.to_pattern());

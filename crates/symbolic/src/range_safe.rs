@@ -35,6 +35,11 @@ const EXPONENTIAL: f64 = 1e3;
 /// does, u²/(1 + u²) can (at |u| > 10¹⁵⁴).
 const RISKY_DEGREE: f64 = 2.0;
 
+/// A factor of this degree (u⁸) can leave f64's range at |u| > 10³⁸
+/// while a product with it need not: with anything else that varies, the
+/// product is taken into log space.
+const HIGH_POWER: f64 = 8.0;
+
 /// One range-safe rewrite applied by the lowering.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Applied {
@@ -48,6 +53,9 @@ pub(crate) struct Applied {
 
 /// The rule that turns a dividing product into one exponential.
 pub(crate) const RATIO_IN_LOG_SPACE: &str = "ratio-in-log-space";
+/// The rule that writes a product of powers with a common exponent as one
+/// power of a product.
+pub(crate) const POWER_OF_A_PRODUCT: &str = "power-of-a-product";
 /// The rule that folds the logarithm of a positive sum with softplus.
 pub(crate) const LOG_OF_POSITIVE_SUM: &str = "log-of-positive-sum";
 
@@ -228,7 +236,7 @@ impl Engine {
     /// logs, the log of a positive sum its log-sum-exp
     /// ([`Engine::log_of_positive_sum`]); anything else is log|a|.
     fn log_abs(&self, a: AtomView<'_>) -> Atom {
-        if matches!(a, AtomView::Add(_)) && self.never_zero_positive(a) && self.degree(a) > 0.0 {
+        if matches!(a, AtomView::Add(_)) && self.non_negative(a) && self.degree(a) > 0.0 {
             return self.log_of_positive_sum(a);
         }
         let parts = self.log_parts(a);
@@ -289,6 +297,11 @@ impl Engine {
                     small: Atom::num(0),
                     bounded: sum,
                 }
+            }
+            // A sum of terms ≥ 0 that can all be 0 (b² + b⁴y⁴): its
+            // log-sum-exp, −∞ where it is 0.
+            AtomView::Add(_) if self.non_negative(a) => {
+                LogParts::large(self.log_of_positive_sum(a))
             }
             AtomView::Fun(f)
                 if f.get_nargs() == 1 && self.function(f.get_symbol()) == Some(Func::Sigmoid) =>
@@ -355,7 +368,9 @@ impl Engine {
     /// product's sign is the product of its factors' (so that a product
     /// that underflows keeps its sign), an even power's is 1.
     fn sign_factor(&self, a: AtomView<'_>) -> Option<Atom> {
-        if self.never_zero_positive(a) {
+        // A sum of terms ≥ 0 is positive where its log is finite (where it
+        // is 0, e^{−∞} is 0 whatever the sign).
+        if self.never_zero_positive(a) || (matches!(a, AtomView::Add(_)) && self.non_negative(a)) {
             return None;
         }
         let sign = self.custom[&Func::Sign];
@@ -402,6 +417,17 @@ impl Engine {
             }
             _ => Some(growth),
         }
+    }
+
+    /// Whether a factor is a power (other than 1) of a sum of both signs.
+    fn power_of_signed_sum(&self, f: AtomView<'_>) -> bool {
+        matches!(f, AtomView::Pow(p) if matches!(p.get_base_exp().0, AtomView::Add(_))
+            && !self.non_negative(p.get_base_exp().0))
+    }
+
+    /// Whether a factor divides: a power with a negative exponent.
+    fn divides(&self, f: AtomView<'_>) -> bool {
+        matches!(f, AtomView::Pow(p) if numeric(p.get_base_exp().1).is_some_and(|n| n.is_negative()))
     }
 
     /// The largest g ≥ 2 dividing every factor's exponent, if the factors
@@ -503,40 +529,60 @@ impl Engine {
         };
         let mut growing = Vec::new();
         let mut others = Vec::new();
-        let (mut total, mut largest) = (0.0, 0.0f64);
+        let (mut grows, mut divides, mut largest) = (0.0, 0.0, 0.0f64);
         for f in factors {
             match self.factor_growth(f) {
                 Some(g) => {
-                    total += g;
+                    if self.divides(f) {
+                        divides += g;
+                    } else {
+                        grows += g;
+                    }
                     largest = largest.max(g);
                     growing.push(f);
                 }
                 None => others.push(f),
             }
         }
-        // Two factors that vary can leave f64's range only where their
-        // product does, unless one is a power (u²⁶ overflows while u²⁶·v
-        // need not) or there are more of them (x·y·z: x·y overflows while
-        // x·y·z need not).
-        if growing.len() < 2 || (total < 3.0 && largest < RISKY_DEGREE) {
-            return a;
-        }
-        // A power of a sum of both signs, (x·e^a + y·e^b)² / (e^a + e^b)²:
-        // as one power of a ratio, ((x·e^a + y·e^b) / (e^a + e^b))², whose
-        // inner product is distributed below.
-        if let Some(g) = self.common_power(&growing)
-            && growing.iter().any(|f| matches!(f, AtomView::Pow(p) if matches!(p.get_base_exp().0, AtomView::Add(_)) && !self.never_zero_positive(p.get_base_exp().0)))
+        // Factors with a common power and a power of a sum of both signs
+        // among them, as one power of their product:
+        // (x·e^a + y·e^b)² / (e^a + e^b)² is the square of a ratio, whose
+        // inner product is made safe in its turn. (A power of a product,
+        // (b·y)⁴, Symbolica writes b⁴·y⁴ again: only sums stay grouped.)
+        if growing.len() >= 2
+            && let Some(g) = self.common_power(&growing)
+            && growing.iter().any(|f| self.power_of_signed_sum(*f))
         {
             let root = growing.iter().fold(Atom::num(1), |acc, f| match f {
                 AtomView::Pow(p) => {
                     let (base, exponent) = p.get_base_exp();
                     acc * base.to_owned().pow(exponent.to_owned() / Atom::num(g))
                 }
-                _ => acc * f.to_owned().pow(Atom::num(1) / Atom::num(g)),
+                _ => acc * f.to_owned(),
             });
             let inner = self.ratio_in_log_space(root, applied);
             let rest = others.iter().fold(Atom::num(1), |acc, f| acc * f.to_owned());
-            return rest * inner.pow(Atom::num(g));
+            let to = rest * inner.pow(Atom::num(g));
+            applied.push(Applied {
+                rule: POWER_OF_A_PRODUCT,
+                from: a.to_string(),
+                to: to.to_string(),
+            });
+            return to;
+        }
+        // At risk: a ratio whose two sides can both leave f64's range
+        // (u²⁶·(1 + u¹⁴)⁻²), an exponential against anything that varies
+        // (x·σ(−z), x²·e^z: e^z under- or overflows alone), or a high
+        // power against anything (a¹⁴·x¹⁴). Products of low powers
+        // (Rosenbrock's a·(b − a²), a regression's x·(w·x − y)) leave the
+        // range only beyond 10^(308/degree), and stay as they are: the
+        // built-in polynomial kernels keep their arithmetic.
+        let at_risk = growing.len() >= 2
+            && ((grows >= RISKY_DEGREE && divides >= RISKY_DEGREE)
+                || largest >= EXPONENTIAL
+                || largest >= HIGH_POWER);
+        if !at_risk {
+            return a;
         }
         // A sum of both signs among the factors: x·(A − B) with A and B
         // tiny and x huge underflows inside the sum, before x could bring
