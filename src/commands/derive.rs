@@ -15,11 +15,19 @@ pub fn run(
     expand: bool,
 ) -> Result<(), Failure> {
     let model = models::load(model).map_err(Failure::bad_input)?;
+    let mut derivation = if expand {
+        hessforge_symbolic::derive(&model)
+    } else {
+        hessforge_symbolic::derive_unexpanded(model)
+    }
+    .map_err(Failure::engine)?;
+    // JSON lists the rewrites the kernel's lowering applies.
+    if matches!(format, Format::Json) {
+        derivation.rewrites = hessforge_symbolic::rewrites(&derivation).map_err(Failure::engine)?;
+    }
     let text = if expand {
-        let derivation = hessforge_symbolic::derive(&model).map_err(Failure::engine)?;
         hessforge_derivation::render::render_expanded(&derivation, format)
     } else {
-        let derivation = hessforge_symbolic::derive_unexpanded(model).map_err(Failure::engine)?;
         render(&derivation, format)
     };
     match output {

@@ -33,6 +33,19 @@ pub struct GradientEntry {
     pub expr: Expr,
 }
 
+/// A rewrite the lowering applied to the kernel's expressions: a form that
+/// overflows or cancels replaced by one that does not (see
+/// `hessforge_symbolic::rewrites`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rewrite {
+    /// The rule (`softplus`, `log1p`, `ratio-in-log-space`, …).
+    pub rule: String,
+    /// The expression before, in Symbolica's syntax.
+    pub from: String,
+    /// The expression after.
+    pub to: String,
+}
+
 /// The same results printed by Symbolica, in its input syntax.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SymbolicaForms {
@@ -99,6 +112,10 @@ pub struct Derivation {
     pub expanded: bool,
     /// The results in Symbolica's syntax.
     pub symbolica: SymbolicaForms,
+    /// The rewrites the lowering applies to the kernel's expressions;
+    /// empty unless asked for (`hessforge_symbolic::rewrites`, which
+    /// `derive --format json` fills in).
+    pub rewrites: Vec<Rewrite>,
     /// Wall time of the derivation on the worker, in seconds.
     pub seconds: f64,
 }

@@ -13,5 +13,6 @@ pub mod index_calculus;
 pub mod render;
 
 pub use derivation::{
-    Derivation, GradientEntry, LOSS, LocalPartial, NormalForms, REGULARIZER, SymbolicaForms,
+    Derivation, GradientEntry, LOSS, LocalPartial, NormalForms, REGULARIZER, Rewrite,
+    SymbolicaForms,
 };

@@ -98,6 +98,7 @@ impl EngineError {
     }
 }
 
+use hessforge_derivation::Rewrite;
 use hessforge_spec::{Expr, Model};
 use worker::WorkerError;
 
@@ -164,19 +165,30 @@ pub fn derive_index(model: &Model) -> Result<index_calculus::IndexDerivation, En
 
 /// Lower a derivation to IR programs (loss; loss and gradient; loss, gradient
 /// and Hessian — each split into per-row and θ-only parts), optimised by
-/// Symbolica's evaluator and rewritten into numerically stable forms.
+/// Symbolica's evaluator and rewritten into numerically stable and
+/// range-safe forms (see [`rewrites`]).
 pub fn lower(derivation: &Derivation) -> Result<hessforge_ir::ModelPrograms, EngineError> {
+    lower_recording(derivation).map(|(programs, _)| programs)
+}
+
+fn lower_recording(
+    derivation: &Derivation,
+) -> Result<(hessforge_ir::ModelPrograms, Vec<range_safe::Applied>), EngineError> {
     let d = derivation.clone();
     let model = &derivation.model;
     worker::run(move |engine| engine.lower(&d))
         .map_err(EngineError::worker(&model.source))?
-        .map_err(|e| match e {
-            lower::LowerFailure::Undefined(reason) => EngineError::Undefined {
-                file: model.source.clone(),
-                reason,
-            },
-            lower::LowerFailure::Internal(message) => EngineError::internal(&model.source)(message),
-        })
+        .map_err(lower_failure(model))
+}
+
+fn lower_failure(model: &Model) -> impl Fn(lower::LowerFailure) -> EngineError + '_ {
+    move |e| match e {
+        lower::LowerFailure::Undefined(reason) => EngineError::Undefined {
+            file: model.source.clone(),
+            reason,
+        },
+        lower::LowerFailure::Internal(message) => EngineError::internal(&model.source)(message),
+    }
 }
 
 /// Lower a model in index form into the loop IR: steps over index ranges,
@@ -185,6 +197,12 @@ pub fn lower(derivation: &Derivation) -> Result<hessforge_ir::ModelPrograms, Eng
 /// whose size does not depend on the tensors' lengths, with Hessian–vector
 /// products that never form the Hessian.
 pub fn lower_loop_ir(model: &Model) -> Result<hessforge_ir::loop_ir::LoopProgram, EngineError> {
+    lower_loop_ir_recording(model).map(|(program, _)| program)
+}
+
+fn lower_loop_ir_recording(
+    model: &Model,
+) -> Result<(hessforge_ir::loop_ir::LoopProgram, Vec<range_safe::Applied>), EngineError> {
     let Some(index) = &model.index else {
         return Err(EngineError::internal(&model.source)(
             "the model has no index form".to_string(),
@@ -200,13 +218,32 @@ pub fn lower_loop_ir(model: &Model) -> Result<hessforge_ir::loop_ir::LoopProgram
         engine.lower_index(&owned, &index, &simplified)
     })
     .map_err(EngineError::worker(&model.source))?
-    .map_err(|e| match e {
-        lower::LowerFailure::Undefined(reason) => EngineError::Undefined {
-            file: model.source.clone(),
-            reason,
-        },
-        lower::LowerFailure::Internal(message) => EngineError::internal(&model.source)(message),
-    })
+    .map_err(lower_failure(model))
+}
+
+/// The rewrites the lowering applies to the expressions of the model's
+/// kernel, each once, in order: for a model with tensor parameters the
+/// loop IR's (the stable rewrites: log(1 + eᵘ) → softplus, …), for a model
+/// of scalars the programs' (the stable and the range-safe rewrites:
+/// products in log space, log-sum-exp, σ(−u) for 1 − σ(u)). What
+/// `hessforge derive --format json` lists as `rewrites`. A model of
+/// scalars needs the expanded derivation ([`derive()`]).
+pub fn rewrites(derivation: &Derivation) -> Result<Vec<Rewrite>, EngineError> {
+    let applied = if derivation.index.is_some() {
+        lower_loop_ir_recording(&derivation.model)?.1
+    } else {
+        lower_recording(derivation)?.1
+    };
+    let mut seen = std::collections::HashSet::new();
+    Ok(applied
+        .into_iter()
+        .filter(|a| seen.insert((a.rule, a.from.clone())))
+        .map(|a| Rewrite {
+            rule: a.rule.to_string(),
+            from: a.from,
+            to: a.to,
+        })
+        .collect())
 }
 
 /// Whether two expressions over the model's names are equal as functions:

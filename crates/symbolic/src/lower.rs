@@ -217,8 +217,11 @@ fn find_undefined(a: AtomView<'_>, reason: &mut Option<String>) {
 }
 
 impl Engine {
-    /// Every program of a derived model.
-    pub(crate) fn lower(&self, d: &Derivation) -> Result<ModelPrograms, LowerFailure> {
+    /// Every program of a derived model, with the rewrites applied.
+    pub(crate) fn lower(
+        &self,
+        d: &Derivation,
+    ) -> Result<(ModelPrograms, Vec<Applied>), LowerFailure> {
         let m = &d.model;
         let p = m.n_params();
         // Intermediates, fully inlined (each right-hand side in terms of θ, x, c).
@@ -320,7 +323,7 @@ impl Engine {
             loss_grad_hess: level(per_row.len())?,
         };
         programs.validate().map_err(|e| e.to_string())?;
-        Ok(programs)
+        Ok((programs, stabilizer.applied()))
     }
 
     /// One optimised program for the given outputs.

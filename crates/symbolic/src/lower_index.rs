@@ -20,6 +20,7 @@
 
 use crate::engine::Engine;
 use crate::lower::{LowerFailure, Stabilizer, undefined_number};
+use crate::range_safe::Applied;
 use hessforge_derivation::index_calculus::IndexDerivation;
 use hessforge_ir::loop_ir::{
     Axis, GradientTerm, HessianTerm, Load, LoopProgram, Source, Stage, Step, TensorLayout,
@@ -60,7 +61,7 @@ impl Engine {
         model: &Model,
         index: &IndexModel,
         d: &IndexDerivation,
-    ) -> Result<LoopProgram, LowerFailure> {
+    ) -> Result<(LoopProgram, Vec<Applied>), LowerFailure> {
         let mut tensors = Vec::new();
         let mut inputs = HashMap::new();
         for t in &index.tensors {
@@ -178,7 +179,7 @@ impl Engine {
         let mut lowered = lowered.with_tangent().map_err(|e| e.to_string())?;
         lowered.gather_outer_gradients();
         lowered.validate().map_err(|e| e.to_string())?;
-        Ok(lowered)
+        Ok((lowered, stabilizer.applied()))
     }
 }
 

@@ -738,6 +738,7 @@ fn json(d: &Derivation, expand: bool) -> String {
             (Some(derived), Some(index)) => index::json(m, index, derived),
             _ => serde_json::Value::Null,
         },
+        "rewrites": d.rewrites,
     });
     if scalar_lists && let Some(map) = doc.as_object_mut() {
         let lists = serde_json::json!({

@@ -385,6 +385,7 @@ impl Engine {
             regularizer_gradient: Vec::new(),
             regularizer_hessian: Vec::new(),
             symbolica: SymbolicaForms::default(),
+            rewrites: Vec::new(),
             seconds: start.elapsed().as_secs_f64(),
         })
     }
@@ -515,6 +516,7 @@ impl Engine {
             regularizer_gradient,
             regularizer_hessian,
             symbolica,
+            rewrites: Vec::new(),
             seconds: start.elapsed().as_secs_f64(),
         })
     }
