@@ -141,6 +141,53 @@ fn derive_json_is_valid_json_on_stdout_with_the_banner_elsewhere() {
     assert!(doc["gradient_latex"][0].as_str().unwrap().contains("x"));
 }
 
+/// The JSON says which rewrites the kernel's lowering applied: for the
+/// fuzzer's log1p(u¹⁴), the logarithm of a positive sum as softplus and
+/// the Hessian's ratio u²⁶·(1 + u¹⁴)⁻² in log space; for logistic
+/// regression (loop IR), log σ and log(1 − σ) as softplus; for Rosenbrock,
+/// none.
+#[test]
+fn derive_json_lists_the_rewrites_of_the_lowering() {
+    let _g = symbolica_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("log1p_power.toml");
+    std::fs::write(
+        &file,
+        "name = \"log1p_power\"\ntitle = \"t\"\ndescription = \"t\"\n\
+         loss = \"log1p(u^14)\"\n[parameters]\nw = {}\n\
+         [[define]]\nname = \"u\"\nexpr = \"2.5e12 * w\"\n",
+    )
+    .unwrap();
+    let rules = |model: &str| -> Vec<String> {
+        let out = hessforge()
+            .args(["derive", model, "--format", "json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let doc: serde_json::Value = serde_json::from_slice(&out).expect("one JSON document");
+        doc["rewrites"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|r| {
+                assert!(r["from"].is_string() && r["to"].is_string(), "{r}");
+                r["rule"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let power = rules(file.to_str().unwrap());
+    for rule in ["log-of-positive-sum", "ratio-in-log-space"] {
+        assert!(power.iter().any(|r| r == rule), "{rule} in {power:?}");
+    }
+    let logistic = rules("logistic_regression");
+    for rule in ["log-sigmoid", "log-one-minus-sigmoid"] {
+        assert!(logistic.iter().any(|r| r == rule), "{rule} in {logistic:?}");
+    }
+    assert_eq!(rules("rosenbrock"), Vec::<String>::new());
+}
+
 #[test]
 fn derive_json_carries_the_index_form_per_tensor_and_block() {
     let _g = symbolica_lock();

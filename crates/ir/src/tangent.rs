@@ -839,6 +839,57 @@ mod tests {
     }
 
     #[test]
+    fn max_has_the_derivative_of_the_larger_argument() {
+        // max(2·p0, p1 · p2): on either side of the switch, the tangent is
+        // that of the larger argument, as central differences say.
+        let body = Program {
+            n_regs: 3,
+            instructions: vec![
+                Instr::Mul {
+                    dst: 0,
+                    args: vec![load(0), Operand::Literal(2.0)],
+                },
+                Instr::Mul {
+                    dst: 1,
+                    args: vec![load(1), load(2)],
+                },
+                Instr::Max {
+                    dst: 2,
+                    left: reg(0),
+                    right: reg(1),
+                },
+            ],
+            outputs: vec![reg(2)],
+        };
+        body.validate(3, 0, 0).expect("valid");
+        let tangents = [0.5, 0.25, -1.0];
+        let has = [true, true, true];
+        for loads in [[1.0, 0.3, 0.4], [-1.0, 0.3, 0.4]] {
+            let (e, n) = (
+                exact(&body, &has, &loads, &tangents),
+                numeric(&body, &loads, &tangents),
+            );
+            assert!(
+                (e - n).abs() <= 1e-6 * n.abs().max(1.0),
+                "{loads:?}: {e} vs {n}"
+            );
+        }
+        // The interpreter's max drops a NaN operand, as `f64::max`.
+        let nan = Program {
+            n_regs: 1,
+            instructions: vec![Instr::Max {
+                dst: 0,
+                left: Operand::Literal(f64::NAN),
+                right: load(0),
+            }],
+            outputs: vec![reg(0)],
+        };
+        let (mut regs, mut out) = ([0.0], [0.0]);
+        nan.run(&[3.0], &[], &[], &mut regs, &mut out);
+        assert_eq!(out[0], 3.0);
+    }
+
+    #[test]
     fn a_function_value_is_read_back_not_computed_again() {
         // exp(p0 · p1) and tanh(p0 + p1): d exp(u) = exp(u) du and
         // d tanh(u) = (1 − tanh² u) du read the value the step stored.

@@ -561,7 +561,9 @@ impl Engine {
                 _ => acc * f.to_owned(),
             });
             let inner = self.ratio_in_log_space(root, applied);
-            let rest = others.iter().fold(Atom::num(1), |acc, f| acc * f.to_owned());
+            let rest = others
+                .iter()
+                .fold(Atom::num(1), |acc, f| acc * f.to_owned());
             let to = rest * inner.pow(Atom::num(g));
             applied.push(Applied {
                 rule: POWER_OF_A_PRODUCT,
