@@ -160,7 +160,19 @@ impl Stabilizer {
                 }
             }
         }
-        if self.range_safe {
+        // An expression with a power beyond ±1000 (`u^2.5e12`, by now
+        // `expm1(n·log|u|) + 1`, see `prepare`) is left as it is: such a
+        // power is 0, 1 or ∞ in f64 whatever form it takes, and the
+        // rewrites would only move its terms around.
+        let expm1 = engine.custom[&Func::Expm1];
+        let holds_huge_power = any_node(
+            a.as_view(),
+            &|x| matches!(x, AtomView::Fun(f) if f.get_symbol() == expm1),
+        );
+        if self.range_safe
+            && !holds_huge_power
+            && powers_within(a.as_view(), MAX_EXPONENT, MAX_EXPONENT)
+        {
             a = engine.range_safe(a.as_view(), &mut applied);
         }
         engine.huge_powers_as_exponentials(a.as_view())

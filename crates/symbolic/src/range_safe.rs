@@ -1,26 +1,31 @@
 //! Range-safe forms: where a value the lowering would compute can over- or
 //! underflow f64 while the true value is representable, it is written in a
-//! form that stays in range (applied after the stable rewrites of
-//! [`crate::lower`], before Symbolica's evaluator optimises the program).
+//! form that stays in range (applied to the scalar programs after the
+//! stable rewrites of [`crate::lower`], before Symbolica's evaluator
+//! optimises the program; the loop IR keeps the stable rewrites only).
 //!
-//! - **A ratio in log space.** A product that divides — a factor with a
-//!   negative power on one side, a factor that can grow on the other, each
-//!   of "degree" 2 or more ([`Engine::degree`]) — is computed as
-//!   `sign · e^{Σ eᵢ · log|bᵢ|}` over its growing factors: u²⁶·(1 + u¹⁴)⁻²
-//!   at u = 10¹² is 10⁻²⁴, where the naive form makes ∞·0. Factors that
-//!   cannot grow (bounded functions, sums of both signs to the first power)
-//!   stay outside as ordinary factors.
-//! - **A logarithm of a positive sum** (the log-sum-exp, log(1 + u¹⁴)) is
-//!   folded with softplus: log(Σ eᶻⁱ) = z₁ + softplus(z₂ − z₁) + …, each
-//!   step range-safe, with log|t| of every term taken in the same range-safe
-//!   way (log|u¹⁴| = 14·log|u|, log eᶻ = z). Inside a ratio, the same fold
-//!   gives the log of its positive sums: softmax's e^{z_k}/Σⱼ e^{z_j} is
-//!   e^{z_k − lse(z)}.
+//! - **A product at risk in log space.** A ratio whose two sides can both
+//!   leave the range (u²⁶·(1 + u¹⁴)⁻²), an exponential or σ against
+//!   anything that varies (x·σ(−z)), or a power of degree ≥ 8 against
+//!   anything (a¹⁴·x¹⁴) — degrees from [`Engine::degree`] — is computed as
+//!   `sign · F · e^E` over its varying factors ([`LogParts`]): E adds
+//!   eᵢ·log|bᵢ|, with the scores of exponentials and the maxima of
+//!   log-sum-exps added first, apart from the logs
+//!   ([`Engine::together`](crate::engine::Engine)); F is the bounded sum
+//!   of a positive sum's log-sum-exp. u²⁶·(1 + u¹⁴)⁻² at u = 10¹² is
+//!   10⁻²⁴, where the naive form makes ∞·0. A product with a sum of both
+//!   signs is distributed first (x·(A − B) with A, B tiny and x huge), and a
+//!   power of such a sum becomes one power of a ratio. Products of low
+//!   powers (a·(b − a²), x·(w·x − y)) keep their arithmetic: they leave
+//!   the range only beyond 10^(308/degree).
+//! - **The logarithm of a sum of terms ≥ 0** (log Σ e^{z_k}, log(1 + u¹⁴))
+//!   is folded pairwise, lse(a, b) = max(a, b) + softplus(−|a − b|), with
+//!   log|t| of every term taken range-safe (log|u¹⁴| = 14·log|u|,
+//!   log eᶻ = z); log1p(t) of such a t is softplus(log t).
 //!
-//! Each rewrite applied is recorded ([`Applied`]); the derivation's JSON
+//! Each rewrite applied is recorded ([`Applied`]); `derive --format json`
 //! lists them. The cost is a few `log`/`exp` calls per rewritten product,
-//! paid only where a product divides like this; ordinary kernels (GLMs,
-//! networks) have no such products and are unchanged.
+//! paid only where a product is at risk.
 
 use crate::engine::{Engine, call, coefficient, exp_of};
 use hessforge_spec::{Func, Rational};
