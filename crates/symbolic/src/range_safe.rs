@@ -336,10 +336,10 @@ impl Engine {
         for t in terms {
             match t {
                 AtomView::Fun(f) if f.get_symbol() == self.together && f.get_nargs() == 1 => {
-                    parts.large = parts.large + f.get(0).to_owned();
+                    parts.large += f.get(0).to_owned();
                 }
-                _ if has_log(t) => parts.small = parts.small + t.to_owned(),
-                _ => parts.large = parts.large + t.to_owned(),
+                _ if has_log(t) => parts.small += t.to_owned(),
+                _ => parts.large += t.to_owned(),
             }
         }
         parts
