@@ -86,7 +86,7 @@ enum Needs {
     OneMinusSigmoid,
 }
 
-fn is_log(x: AtomView<'_>) -> bool {
+pub(crate) fn is_log(x: AtomView<'_>) -> bool {
     matches!(x, AtomView::Fun(f) if f.get_symbol() == Symbol::LOG)
 }
 
@@ -462,7 +462,7 @@ fn is_exponential(a: AtomView<'_>) -> bool {
 }
 
 /// Whether this is Euler's number e (the base of Symbolica's `exp`).
-fn is_e(a: AtomView<'_>) -> bool {
+pub(crate) fn is_e(a: AtomView<'_>) -> bool {
     matches!(a, AtomView::Var(v) if v.get_symbol() == Symbol::E)
 }
 

@@ -28,6 +28,7 @@
 //! paid only where a product is at risk.
 
 use crate::engine::{Engine, call, coefficient, exp_of};
+use crate::lower::{is_e, is_log};
 use hessforge_spec::{Func, Rational};
 use symbolica::atom::{Atom, AtomCore, AtomView, Symbol};
 
@@ -111,11 +112,6 @@ impl LogParts {
             bounded: self.bounded.pow(n.to_owned()),
         }
     }
-}
-
-/// Whether this is Euler's number e.
-fn is_e(a: AtomView<'_>) -> bool {
-    matches!(a, AtomView::Var(v) if v.get_symbol() == Symbol::E)
 }
 
 /// A numeric exponent as an exact rational, if it is one.
@@ -326,12 +322,7 @@ impl Engine {
             AtomView::Add(s) => s.iter().collect(),
             _ => vec![z],
         };
-        let has_log = |t: AtomView<'_>| {
-            crate::engine::any_node(
-                t,
-                &|y| matches!(y, AtomView::Fun(f) if f.get_symbol() == Symbol::LOG),
-            )
-        };
+        let has_log = |t: AtomView<'_>| crate::engine::any_node(t, &is_log);
         let mut parts = LogParts::small(Atom::num(0));
         for t in terms {
             match t {
