@@ -281,6 +281,7 @@ MGH_MINIMA = {
     "trigonometric": [0.0, 2.79506e-5],
     "variably_dimensioned": [0.0],
     "watson": [2.28767e-3],
+    "watson9": [1.39976e-6],
     "wood": [0.0],
 }
 

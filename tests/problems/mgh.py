@@ -99,3 +99,16 @@ write("trigonometric", "Trigonometric (MGH 26, n = 10)",
       "n - sum cos x_j + i (1 - cos x_i) - sin x_i: f* = 0 (a local minimum 2.79506e-5 nearby).",
       [f"{n} - ({cos_sum}) + {i}*(1 - cos(x{i})) - sin(x{i})" for i in range(1, n + 1)],
       [1 / n] * n)
+# Watson (MGH 20) at n = 9, in the form of the hand-written n = 6 file
+# (watson.toml): t_i = i/29 and its powers written as decimals.
+n = 9
+watson = []
+for i in range(1, 30):
+    t = i / 29
+    slope = " + ".join(f"{j - 1}*x{j}*{num(t ** (j - 2))}" if j > 2 else "x2" for j in range(2, n + 1))
+    value = " + ".join(f"x{j}*{num(t ** (j - 1))}" if j > 1 else "x1" for j in range(1, n + 1))
+    watson.append(f"{slope} - ({value})^2 - 1")
+write("watson9", "Watson, n = 9 (MGH 20)",
+      "31 residuals of a polynomial fit whose coefficients are powers of i/29 "
+      "written as decimals to 16 digits: f* = 1.39976e-6.",
+      watson + ["x1", "x2 - x1^2 - 1"], [0] * n)

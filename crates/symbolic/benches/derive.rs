@@ -44,13 +44,15 @@ fn derive_and_render_latex(bencher: divan::Bencher, name: &str) {
 }
 
 /// The data-table least-squares problems of `tests/problems/` (Moré, Garbow
-/// & Hillstrom 1981, data inline as exact decimals): 11 to 99 residuals.
-const PROBLEMS: [&str; 7] = [
+/// & Hillstrom 1981, data inline as exact decimals): 11 to 99 residuals,
+/// polynomials of degree 8 in Watson's n = 9.
+const PROBLEMS: [&str; 8] = [
     "meyer",
     "kowalik_osborne",
     "brown_dennis",
     "gulf",
     "watson",
+    "watson9",
     "osborne1",
     "osborne2",
 ];

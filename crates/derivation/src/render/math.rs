@@ -177,17 +177,22 @@ fn split_coefficient(e: &Expr) -> (Rational, Vec<Expr>) {
     match e {
         Expr::Num(r) => (r.clone(), vec![]),
         Expr::Mul(xs) => {
-            let mut c = Rational::int(1);
+            // Most products have one number: it is taken as it is (a
+            // product of long exact numbers is reduced by a gcd).
+            let mut c: Option<Rational> = None;
             let mut rest = Vec::new();
             for x in xs {
                 match x {
                     Expr::Num(r) => {
-                        c = &c * r;
+                        c = Some(match c {
+                            None => r.clone(),
+                            Some(c) => &c * r,
+                        });
                     }
                     other => rest.push(other.clone()),
                 }
             }
-            (c, rest)
+            (c.unwrap_or_else(|| Rational::int(1)), rest)
         }
         other => (Rational::int(1), vec![other.clone()]),
     }

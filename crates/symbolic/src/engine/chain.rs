@@ -26,9 +26,9 @@ impl Resubstitution {
 }
 
 /// `op` over the atoms of `xs` as a balanced tree (`empty` for none).
-pub(super) fn pairwise(
-    xs: &[Expr],
-    atom: &dyn Fn(&Expr) -> Atom,
+pub(super) fn pairwise<T>(
+    xs: &[T],
+    atom: &dyn Fn(&T) -> Atom,
     op: &dyn Fn(Atom, Atom) -> Atom,
     empty: Atom,
 ) -> Atom {

@@ -76,6 +76,30 @@ pub(super) fn numbers_within(a: AtomView<'_>, limit: u64) -> bool {
     }
 }
 
+/// Whether `a` is a polynomial with rational coefficients: numbers,
+/// variables (not e), sums, products and powers with a natural exponent,
+/// no function. Such an expression is expanded through Symbolica's
+/// polynomial type (`Engine::simplest_polynomial_sum`).
+pub(super) fn is_polynomial(a: AtomView<'_>) -> bool {
+    match a {
+        AtomView::Num(n) => match n.get_coeff_view() {
+            CoefficientView::Natural(_, _, 0, _) => true,
+            CoefficientView::Large(_, im) => im.is_zero(),
+            _ => false,
+        },
+        AtomView::Var(v) => v.get_symbol() != Symbol::E,
+        AtomView::Fun(_) => false,
+        AtomView::Pow(p) => {
+            let (base, exponent) = p.get_base_exp();
+            let natural = matches!(exponent, AtomView::Num(n)
+                if matches!(n.get_coeff_view(), CoefficientView::Natural(k, 1, 0, _) if k > 0));
+            natural && is_polynomial(base)
+        }
+        AtomView::Mul(m) => m.iter().all(is_polynomial),
+        AtomView::Add(s) => s.iter().all(is_polynomial),
+    }
+}
+
 /// Whether a numeric exponent has numerator and denominator of at most
 /// [`MAX_EXPONENT`].
 pub(super) fn small_exponent(r: &Rational) -> bool {
