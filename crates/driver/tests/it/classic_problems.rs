@@ -11,11 +11,12 @@
 //! Cholesky solves what it used to crawl on (Osborne 2 in 18 iterations, Wood
 //! in 49); the exact trust region is the most robust Newton-type method
 //! (Gulf, Freudenstein–Roth) and takes 25 iterations on Rosenbrock as
-//! SciPy's trust-exact does; Hessian-free Newton–CG solves as many, Freudenstein–Roth
-//! and Jennrich–Sampson included. `F` on Freudenstein–Roth and Jennrich–Sampson is
-//! honest: the runs reach the minimum (f = 48.98, 124.36) where ‖∇L‖∞ stalls
-//! near 10⁻⁷, the precision to which L can be evaluated there, and stop
-//! instead of looping. Meyer, the badly scaled exponential fit, defeats all.
+//! SciPy's trust-exact does, and solves every problem but Meyer; Hessian-free
+//! Newton–CG solves Freudenstein–Roth and Jennrich–Sampson too. `F` on
+//! Freudenstein–Roth is honest: the runs reach the minimum (f = 48.98)
+//! where ‖∇L‖∞ stalls near 10⁻⁷, the precision to which L can be evaluated
+//! there, and stop instead of looping. Meyer, the badly scaled exponential
+//! fit, defeats all.
 //!
 //! `newton-tr` is `newton-exact-tr` at these sizes (P ≤ 200); its column is
 //! Steihaug's CG (`--subproblem steihaug`), and the test checks that plain
