@@ -37,8 +37,9 @@ const METHODS: [&str; 10] = [
 const SIZES: [(usize, u32); 3] = [(4, 10_000), (16, 4_000), (64, 400)];
 
 /// Hidden units, method, how the run ended, iterations. `gauss-newton`
-/// fails at once: it takes a loss that is a square per row and no
-/// regularizer.
+/// (its matrix plus the weight decay's Hessian) converges at 4 and 16
+/// units, to other local minima than the trust region's (losses 0.0640
+/// and 0.0159), at a linear rate.
 const EXPECTED: &str = "
 # hidden method status iterations
  4 newton             saddle_point       36
@@ -48,7 +49,7 @@ const EXPECTED: &str = "
  4 newton-tr          converged          34
  4 newton-exact-tr    converged          34
  4 newton-cg          converged          44
- 4 gauss-newton       failed              0
+ 4 gauss-newton       converged          71
  4 bfgs               converged         233
  4 lbfgs              converged         951
 16 newton             saddle_point       53
@@ -58,7 +59,7 @@ const EXPECTED: &str = "
 16 newton-tr          converged         175
 16 newton-exact-tr    converged         175
 16 newton-cg          converged         122
-16 gauss-newton       failed              0
+16 gauss-newton       converged         132
 16 bfgs               converged        1305
 16 lbfgs              converged        3596
 64 newton             saddle_point      205
@@ -68,7 +69,7 @@ const EXPECTED: &str = "
 64 newton-tr          converged         346
 64 newton-exact-tr    converged         395
 64 newton-cg          converged         231
-64 gauss-newton       failed              0
+64 gauss-newton       max_iterations    400
 64 bfgs               max_iterations    400
 64 lbfgs              max_iterations    400
 ";

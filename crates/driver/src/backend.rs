@@ -91,7 +91,9 @@ impl Backend {
 
 /// Whether Gauss–Newton applies: the per-row loss is c·r² with a positive
 /// number c — a square, or a product of one square and positive numbers
-/// (`(yhat - y)^2 / 2`) — and there is no regularizer.
+/// (`(yhat - y)^2 / 2`). A regularizer's own Hessian is added to the
+/// Gauss–Newton matrix where the kernel evaluates the regularizer alone
+/// ([`hessforge_kernels::Kernel::regularizer_alone`]: a model in index form).
 pub fn loss_is_square(model: &Model) -> bool {
     use hessforge_spec::Expr;
     fn positive_number(e: &Expr) -> bool {
@@ -108,7 +110,6 @@ pub fn loss_is_square(model: &Model) -> bool {
         matches!(e, Expr::Pow(_, x) if matches!(**x, Expr::Num(ref r) if r.is(2, 1)))
     }
     !model.data.is_empty()
-        && model.regularizer.is_none()
         && match &model.loss {
             e if square(e) => true,
             Expr::Mul(factors) => {

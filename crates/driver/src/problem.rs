@@ -106,7 +106,10 @@ impl Prepared {
     /// The objective over all rows.
     pub fn objective(&self) -> KernelObjective<'_> {
         KernelObjective::new(self.backend.kernel(), &self.constants, &self.data.values)
-            .gauss_newton(loss_is_square(&self.model))
+            .gauss_newton(
+                loss_is_square(&self.model),
+                self.model.regularizer.is_some(),
+            )
     }
 }
 

@@ -126,42 +126,80 @@ pub trait Kernel: Sync {
         }
         loss
     }
+    /// Whether a pass over no rows evaluates the regularizer alone: R, ∇R
+    /// and ∇²R (the kernels in index form: the generated loop kernels, the
+    /// loop IR's interpreter and its run-time compiled form). The
+    /// straight-line kernels say no: they evaluate the per-sample terms
+    /// that do not depend on the data row once per pass, rows or none.
+    fn regularizer_alone(&self) -> bool {
+        false
+    }
     /// For a loss that is a square per row, ℓᵢ = c·rᵢ(θ)² with c > 0 (the
     /// caller knows; [`KernelObjective::gauss_newton`]): L(θ), ∇L into
-    /// `grad` and the Gauss–Newton matrix (1/N) Σᵢ 2c ∇rᵢ∇rᵢᵀ, row-major
-    /// P×P, into `gn`. Each row's gradient gᵢ = 2c rᵢ∇rᵢ gives the term
-    /// 2c∇rᵢ∇rᵢᵀ = gᵢgᵢᵀ/(2ℓᵢ): no residual Jacobian needed.
+    /// `grad` and the Gauss–Newton matrix (1/N) Σᵢ 2c ∇rᵢ∇rᵢᵀ + ∇²R,
+    /// row-major P×P, into `gn`. Each row's gradient gᵢ = 2c rᵢ∇rᵢ gives the
+    /// term 2c∇rᵢ∇rᵢᵀ = gᵢgᵢᵀ/(2ℓᵢ): no residual Jacobian needed. Where
+    /// [`Kernel::regularizer_alone`], R, ∇R and ∇²R come from a pass over no
+    /// rows and each row's ℓᵢ and gᵢ are its one-row pass less them (a row
+    /// whose ℓᵢ is then not positive adds nothing); elsewhere the model
+    /// must have no regularizer.
     fn loss_grad_gauss_newton(&self, at: At<'_>, grad: &mut [f64], gn: &mut [f64]) -> f64 {
         let p = self.n_params();
         grad[..p].fill(0.0);
         gn[..p * p].fill(0.0);
+        let (regularizer, regularizer_grad) = if self.regularizer_alone() {
+            let r = self.loss_grad_hess(at.rows(Rows::Selected(&[])), grad, gn);
+            (r, grad[..p].to_vec())
+        } else {
+            (0.0, vec![0.0; p])
+        };
+        let mut sample_grad = vec![0.0; p];
         let (loss, n) = each_row_gradient(self, at, |l, row_grad, n| {
-            for (a, g) in grad.iter_mut().zip(row_grad) {
+            let l = l - regularizer;
+            for ((g, r), a) in sample_grad.iter_mut().zip(row_grad).zip(&regularizer_grad) {
+                *g = r - a;
+            }
+            for (a, g) in grad.iter_mut().zip(&sample_grad) {
                 *a += g / n;
             }
             if l > 0.0 {
                 for a in 0..p {
                     for b in 0..p {
-                        gn[a * p + b] += row_grad[a] * row_grad[b] / (2.0 * l * n);
+                        gn[a * p + b] += sample_grad[a] * sample_grad[b] / (2.0 * l * n);
                     }
                 }
             }
         });
-        loss / n
+        (loss - n * regularizer) / n + regularizer
     }
     /// The same Gauss–Newton matrix times v into `out[..P]`, never formed:
-    /// the sum over the rows of gᵢ (gᵢ·v) / (2ℓᵢ N), one gradient per row.
+    /// ∇²R·v (where [`Kernel::regularizer_alone`]) plus the sum over the
+    /// rows of gᵢ (gᵢ·v) / (2ℓᵢ N), one gradient per row.
     fn gauss_newton_vec(&self, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
-        out[..self.n_params()].fill(0.0);
+        let p = self.n_params();
+        out[..p].fill(0.0);
+        let mut regularizer_grad = vec![0.0; p];
+        let regularizer = if self.regularizer_alone() {
+            let none = at.rows(Rows::Selected(&[]));
+            self.hess_vec(none, v, out);
+            self.loss_grad(none, &mut regularizer_grad)
+        } else {
+            0.0
+        };
+        let mut sample_grad = vec![0.0; p];
         let (loss, n) = each_row_gradient(self, at, |l, row_grad, n| {
+            let l = l - regularizer;
             if l > 0.0 {
-                let c = row_grad.iter().zip(v).map(|(g, x)| g * x).sum::<f64>() / (2.0 * l * n);
-                for (o, g) in out.iter_mut().zip(row_grad) {
+                for ((g, r), a) in sample_grad.iter_mut().zip(row_grad).zip(&regularizer_grad) {
+                    *g = r - a;
+                }
+                let c = sample_grad.iter().zip(v).map(|(g, x)| g * x).sum::<f64>() / (2.0 * l * n);
+                for (o, g) in out.iter_mut().zip(&sample_grad) {
                     *o += c * g;
                 }
             }
         });
-        loss / n
+        (loss - n * regularizer) / n + regularizer
     }
     /// What every product ∇²L(θ)·v at this point shares: the values of the
     /// per-sample steps that do not read v, recorded once

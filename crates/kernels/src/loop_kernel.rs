@@ -270,6 +270,10 @@ pub(crate) mod passes {
 /// [`passes`]; the implementation names the model and its sizes.
 macro_rules! loop_kernel_passes {
     () => {
+        // The per-sample stage of a pass over no rows is scaled by 0.
+        fn regularizer_alone(&self) -> bool {
+            true
+        }
         fn loss(&self, at: At<'_>) -> f64 {
             passes::loss(self, at)
         }

@@ -70,10 +70,11 @@ impl<'a> KernelObjective<'a> {
     }
 
     /// Offer the Gauss–Newton matrix ([`Kernel::loss_grad_gauss_newton`]):
-    /// only for a loss that is c·r² per row with c > 0 and no regularizer,
-    /// which the caller has checked (off unless set).
-    pub fn gauss_newton(mut self, square_loss: bool) -> Self {
-        self.gauss_newton = square_loss;
+    /// only for a loss that is c·r² per row with c > 0, which the caller
+    /// has checked, and with a regularizer only where the kernel
+    /// evaluates it alone ([`Kernel::regularizer_alone`]); off unless set.
+    pub fn gauss_newton(mut self, square_loss: bool, has_regularizer: bool) -> Self {
+        self.gauss_newton = square_loss && (!has_regularizer || self.kernel.regularizer_alone());
         self
     }
 

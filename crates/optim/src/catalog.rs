@@ -233,11 +233,11 @@ pub const CATALOG: &[Entry] = &[
     Entry {
         optimizer: Optimizer::GaussNewton,
         family: Family::NewtonType,
-        summary: "Gauss–Newton for losses that are a square per row (ℓᵢ = c·rᵢ²), unregularised",
+        summary: "Gauss–Newton for losses that are a square per row (ℓᵢ = c·rᵢ²), with the regularizer's own Hessian",
         rule: "G = (1/N) Σ 2c ∇rᵢ∇rᵢᵀ + ∇²R;  solve G d = −g;  Armijo backtracking",
         latex: r"\Big(\tfrac{1}{N}\textstyle\sum_i 2c\, \nabla r_i \nabla r_i^\top + \nabla^2 R\Big)\, d = -\nabla L",
         hypers: &[],
-        convention: "∇rᵢ∇rᵢᵀ is computed as gᵢgᵢᵀ/(4c·ℓᵢ) from each row's loss and gradient, so no residual Jacobian is needed; a damping μI (from 10⁻¹² of the largest diagonal entry, ×10) is added while G is singular",
+        convention: "∇rᵢ∇rᵢᵀ is computed as gᵢgᵢᵀ/(4c·ℓᵢ) from each row's loss and gradient, so no residual Jacobian is needed (a regularizer needs a model in index form: R, ∇R and ∇²R come from a pass over no rows, and each row's ℓᵢ and gᵢ are its one-row pass less them); a damping μI (from 10⁻¹² of the largest diagonal entry, ×10) is added while G is singular",
         source: "seed 002 (Second-Order Optimization); Nocedal & Wright §10.3",
         stochastic: false,
     },

@@ -34,6 +34,11 @@ use crate::objective::Objective;
 use crate::optimizer::{BuildError, DefaultValue, Hyper, Optimizer, Range};
 use nalgebra::{Cholesky, DMatrix, DVector, SymmetricEigen};
 
+/// Why Gauss–Newton cannot run on an objective that offers no Gauss–Newton
+/// matrix.
+pub(crate) const GAUSS_NEWTON_REFUSED: &str = "Gauss–Newton needs a loss that is a square per \
+     row, ℓ = c·r² (and, with a regularizer, a model in index form: a vector or matrix parameter)";
+
 /// λ₀ of Levenberg–Marquardt (`newton-lm`).
 pub const DAMPING: Hyper = Hyper {
     flag: "--damping",
@@ -314,7 +319,7 @@ impl Newton {
         let mut gn = std::mem::take(&mut self.gauss_newton);
         let loss = objective.loss_grad_gauss_newton(&at.theta, &mut at.grad, &mut gn);
         let step = match loss {
-            None => Step::failed("Gauss–Newton needs a loss that is a square per row, ℓ = c·r²"),
+            None => Step::failed(GAUSS_NEWTON_REFUSED),
             Some(loss) => {
                 at.loss = loss;
                 let p = at.grad.len();

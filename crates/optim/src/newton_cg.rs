@@ -30,6 +30,7 @@ use crate::line_search::{Ray, armijo};
 use crate::method::{
     Curvature, JACOBI_FLOOR, Method, Modification, Point, Preconditioner, Step, dot, inf_norm, norm,
 };
+use crate::newton::GAUSS_NEWTON_REFUSED;
 use crate::objective::Objective;
 use crate::optimizer::Optimizer;
 use hessforge_ir::Rows;
@@ -162,9 +163,7 @@ impl Method for NewtonCg {
                         .gauss_newton_vec(&at.theta, &self.p, &mut self.hp)
                         .is_none()
                     {
-                        return Step::failed(
-                            "Gauss–Newton needs a loss that is a square per row, ℓ = c·r²",
-                        );
+                        return Step::failed(GAUSS_NEWTON_REFUSED);
                     }
                 }
             }

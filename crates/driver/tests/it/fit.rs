@@ -1,7 +1,7 @@
 //! The mathematics of the optimizers on the real kernels, through the
 //! library as a Rust user calls it: Newton's quadratic convergence and GD's
 //! linear rate on logistic regression, Gauss–Newton on the least-squares
-//! models, and determinism of the seeded stochastic runs.
+//! models (with a regularizer too), and determinism of the seeded stochastic runs.
 
 use crate::common::run;
 use hessforge_driver::{Problem, prepare};
@@ -79,6 +79,38 @@ fn gauss_newton_is_newton_on_linear_least_squares_and_converges_on_the_network()
         &Stopping::default(),
     );
     assert_eq!((outcome.status, outcome.iterations), (Status::Converged, 1));
+    // Ridge regression: G + ∇²R = H still, so one step again, to Newton's
+    // optimum (a Gauss–Newton matrix without ∇²R would take many).
+    let dir = tempfile::tempdir().unwrap();
+    let ridge = dir.path().join("ridge.toml");
+    let linear = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../derivations/linear_regression.toml"),
+    )
+    .unwrap();
+    let text = linear.replacen(
+        "loss = \"(yhat - y)^2 / 2\"",
+        "loss = \"(yhat - y)^2 / 2\"\nregularizer = \"lambda / 2 * dot(w, w)\"\n\n[constants]\nlambda = 0.5",
+        1,
+    );
+    std::fs::write(&ridge, text).unwrap();
+    let prepared = prepare(ridge.to_str().unwrap(), &Problem::default()).unwrap();
+    let (gauss_newton, _) = run(&prepared, "gauss-newton", &Settings::default(), &tol(1e-10));
+    let (newton, _) = run(&prepared, "newton", &Settings::default(), &tol(1e-10));
+    assert_eq!(
+        (gauss_newton.status, gauss_newton.iterations),
+        (Status::Converged, 1),
+        "{}",
+        gauss_newton.message
+    );
+    for (a, b) in gauss_newton.theta.iter().zip(&newton.theta) {
+        assert!(
+            (a - b).abs() < 1e-9,
+            "{:?} vs {:?}",
+            gauss_newton.theta,
+            newton.theta
+        );
+    }
     // The network's squared loss: G ≠ H, still a steady descent.
     let prepared = prepare("mlp_tanh", &Problem::default()).unwrap();
     let stopping = Stopping {
