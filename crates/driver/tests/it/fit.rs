@@ -4,7 +4,7 @@
 //! models (with a regularizer too), and determinism of the seeded stochastic runs.
 
 use crate::common::run;
-use hessforge_driver::{Problem, prepare};
+use hessforge_driver::{BackendChoice, Problem, prepare};
 use hessforge_optim::{Settings, Status, Stopping};
 
 fn tol(grad_tol: f64) -> Stopping {
@@ -94,23 +94,53 @@ fn gauss_newton_is_newton_on_linear_least_squares_and_converges_on_the_network()
         1,
     );
     std::fs::write(&ridge, text).unwrap();
-    let prepared = prepare(ridge.to_str().unwrap(), &Problem::default()).unwrap();
-    let (gauss_newton, _) = run(&prepared, "gauss-newton", &Settings::default(), &tol(1e-10));
-    let (newton, _) = run(&prepared, "newton", &Settings::default(), &tol(1e-10));
-    assert_eq!(
-        (gauss_newton.status, gauss_newton.iterations),
-        (Status::Converged, 1),
-        "{}",
-        gauss_newton.message
-    );
-    for (a, b) in gauss_newton.theta.iter().zip(&newton.theta) {
-        assert!(
-            (a - b).abs() < 1e-9,
-            "{:?} vs {:?}",
-            gauss_newton.theta,
-            newton.theta
+    for backend in [BackendChoice::Auto, BackendChoice::Interpreter] {
+        let problem = Problem {
+            backend,
+            ..Problem::default()
+        };
+        let prepared = prepare(ridge.to_str().unwrap(), &problem).unwrap();
+        let (gauss_newton, _) = run(&prepared, "gauss-newton", &Settings::default(), &tol(1e-10));
+        let (newton, _) = run(&prepared, "newton", &Settings::default(), &tol(1e-10));
+        assert_eq!(
+            (gauss_newton.status, gauss_newton.iterations),
+            (Status::Converged, 1),
+            "{backend:?}: {}",
+            gauss_newton.message
         );
+        for (a, b) in gauss_newton.theta.iter().zip(&newton.theta) {
+            assert!(
+                (a - b).abs() < 1e-9,
+                "{backend:?}: {:?} vs {:?}",
+                gauss_newton.theta,
+                newton.theta
+            );
+        }
     }
+    // A model of scalars with a regularizer runs on the straight-line
+    // programs, whose pass over no rows is not the regularizer alone:
+    // refused, and said so.
+    let scalar_ridge = dir.path().join("scalar_ridge.toml");
+    let simple = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../derivations/simple_linear_regression.toml"),
+    )
+    .unwrap();
+    let text = simple.replacen(
+        "loss = \"(w * x + b - y)^2 / 2\"",
+        "loss = \"(w * x + b - y)^2 / 2\"\nregularizer = \"w^2 / 2\"",
+        1,
+    );
+    assert_ne!(text, simple);
+    std::fs::write(&scalar_ridge, text).unwrap();
+    let prepared = prepare(scalar_ridge.to_str().unwrap(), &Problem::default()).unwrap();
+    let (outcome, _) = run(&prepared, "gauss-newton", &Settings::default(), &tol(1e-10));
+    assert_eq!(outcome.status, Status::Failed, "{}", outcome.message);
+    assert!(
+        outcome.message.contains("index form"),
+        "{}",
+        outcome.message
+    );
     // The network's squared loss: G ≠ H, still a steady descent.
     let prepared = prepare("mlp_tanh", &Problem::default()).unwrap();
     let stopping = Stopping {
