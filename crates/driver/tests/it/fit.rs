@@ -68,6 +68,24 @@ fn newton_converges_quadratically_on_logistic_regression_and_gd_linearly_to_the_
     }
 }
 
+/// The built-in derivation `model` with `added` (a regularizer) after its
+/// `loss` line, written into `dir`.
+fn with_regularizer(
+    dir: &std::path::Path,
+    model: &str,
+    loss: &str,
+    added: &str,
+) -> std::path::PathBuf {
+    let built_in = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../derivations/{model}.toml"));
+    let text = std::fs::read_to_string(built_in).unwrap();
+    let changed = text.replacen(loss, &format!("{loss}\n{added}"), 1);
+    assert_ne!(changed, text, "{model}: no line {loss}");
+    let path = dir.join(format!("{model}_regularized.toml"));
+    std::fs::write(&path, changed).unwrap();
+    path
+}
+
 #[test]
 fn gauss_newton_is_newton_on_linear_least_squares_and_converges_on_the_network() {
     // Linear regression: G = H, so Gauss–Newton is Newton — one step.
@@ -82,18 +100,12 @@ fn gauss_newton_is_newton_on_linear_least_squares_and_converges_on_the_network()
     // Ridge regression: G + ∇²R = H still, so one step again, to Newton's
     // optimum (a Gauss–Newton matrix without ∇²R would take many).
     let dir = tempfile::tempdir().unwrap();
-    let ridge = dir.path().join("ridge.toml");
-    let linear = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../derivations/linear_regression.toml"),
-    )
-    .unwrap();
-    let text = linear.replacen(
+    let ridge = with_regularizer(
+        dir.path(),
+        "linear_regression",
         "loss = \"(yhat - y)^2 / 2\"",
-        "loss = \"(yhat - y)^2 / 2\"\nregularizer = \"lambda / 2 * dot(w, w)\"\n\n[constants]\nlambda = 0.5",
-        1,
+        "regularizer = \"lambda / 2 * dot(w, w)\"\n\n[constants]\nlambda = 0.5",
     );
-    std::fs::write(&ridge, text).unwrap();
     for backend in [BackendChoice::Auto, BackendChoice::Interpreter] {
         let problem = Problem {
             backend,
@@ -120,19 +132,12 @@ fn gauss_newton_is_newton_on_linear_least_squares_and_converges_on_the_network()
     // A model of scalars with a regularizer runs on the straight-line
     // programs, whose pass over no rows is not the regularizer alone:
     // refused, and said so.
-    let scalar_ridge = dir.path().join("scalar_ridge.toml");
-    let simple = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../derivations/simple_linear_regression.toml"),
-    )
-    .unwrap();
-    let text = simple.replacen(
+    let scalar_ridge = with_regularizer(
+        dir.path(),
+        "simple_linear_regression",
         "loss = \"(w * x + b - y)^2 / 2\"",
-        "loss = \"(w * x + b - y)^2 / 2\"\nregularizer = \"w^2 / 2\"",
-        1,
+        "regularizer = \"w^2 / 2\"",
     );
-    assert_ne!(text, simple);
-    std::fs::write(&scalar_ridge, text).unwrap();
     let prepared = prepare(scalar_ridge.to_str().unwrap(), &Problem::default()).unwrap();
     let (outcome, _) = run(&prepared, "gauss-newton", &Settings::default(), &tol(1e-10));
     assert_eq!(outcome.status, Status::Failed, "{}", outcome.message);

@@ -261,11 +261,7 @@ impl Engine {
         for t in terms.iter() {
             let t = t.to_owned();
             let e = t.expand();
-            termwise += if self.cost_of(&e) < self.cost_of(&t) {
-                e
-            } else {
-                t
-            };
+            termwise += self.cheaper(e, t);
         }
         // Terms with functions (e^{−t·x} of each data row) hardly ever
         // merge, and expanding their products whole is most of the time
@@ -273,12 +269,7 @@ impl Engine {
         if calls_a_function(a.as_view()) {
             return termwise;
         }
-        let whole = a.expand();
-        if self.cost_of(&whole) < self.cost_of(&termwise) {
-            whole
-        } else {
-            termwise
-        }
+        self.cheaper(a.expand(), termwise)
     }
 
     /// [`Engine::simplest_long_sum`] of a sum that is a polynomial
@@ -291,28 +282,27 @@ impl Engine {
         let terms: Vec<Atom> = terms.iter().map(|t| t.to_owned()).collect();
         let mut polynomials: Vec<MultivariatePolynomial<_, u32>> =
             terms.iter().map(|t| t.to_polynomial(&Q, None)).collect();
-        let cheaper: Vec<Atom> = terms
-            .iter()
+        let chosen: Vec<Atom> = terms
+            .into_iter()
             .zip(&polynomials)
-            .map(|(t, p)| {
-                let e = p.to_expression();
-                if self.cost_of(&e) < self.cost_of(t) {
-                    e
-                } else {
-                    t.clone()
-                }
-            })
+            .map(|(t, p)| self.cheaper(p.to_expression(), t))
             .collect();
-        let termwise = pairwise(&cheaper, &|t: &Atom| t.clone(), &|a, b| a + b, Atom::num(0));
+        let termwise = pairwise(&chosen, &|t: &Atom| t.clone(), &|a, b| a + b, Atom::num(0));
         MultivariatePolynomial::unify_variables_list(&mut polynomials);
         let whole = polynomials
             .into_iter()
             .reduce(|a, b| a + b)
             .map_or(Atom::num(0), |p| p.to_expression());
-        if self.cost_of(&whole) < self.cost_of(&termwise) {
-            whole
+        self.cheaper(whole, termwise)
+    }
+
+    /// `candidate` where it costs less than `incumbent` ([`Engine::cost_of`]),
+    /// else `incumbent`: a tie keeps the incumbent.
+    fn cheaper(&self, candidate: Atom, incumbent: Atom) -> Atom {
+        if self.cost_of(&candidate) < self.cost_of(&incumbent) {
+            candidate
         } else {
-            termwise
+            incumbent
         }
     }
 
