@@ -35,31 +35,71 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
         sum.store(&mut s[i0 * W..]);
     }
 }
-/// `t7[i0] = exp(t5[i0]·t6 + b[i0]), for i0 < 10`.
+/// `z[i0] = t5[i0]·t6 + b[i0], for i0 < 10`.
 #[inline(always)]
-fn step_t7<const W: usize>(t: &[f64], s: &mut [f64]) {
+fn step_z<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
         let p2: f64 = t[640 + i0];
         let r0: Lanes<W> = p0 * p1;
-        let r1: Lanes<W> = r0 + p2;
-        (r1.exp()).store(&mut s[(11 + i0) * W..]);
+        (r0 + p2).store(&mut s[(11 + i0) * W..]);
     }
 }
-/// `t8 = Σ over i0 < 10 of t7[i0]`.
+/// `t8 = max over i0 < 10 of z[i0]`.
 #[inline(always)]
 fn step_t8<const W: usize>(s: &mut [f64]) {
-    let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
+    let mut sum: Lanes<W> = Lanes::<W>::splat(f64::NEG_INFINITY);
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-        sum = sum + p0;
+        sum = sum.max(p0);
     }
     sum.store(&mut s[21 * W..]);
 }
-/// `t9 = Σ over i0 < 10 of (t6·t5[i0] + b[i0])·y[i0]`.
+/// `t9 = Σ over i0 < 10 of step(t8 + (-1)·z[i0])·(-1) + 1`.
 #[inline(always)]
-fn step_t9<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
+fn step_t9<const W: usize>(s: &mut [f64]) {
+    let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
+    for i0 in 0..10 {
+        let p0: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+        let r0: Lanes<W> = (-1f64) * p1;
+        let r1: Lanes<W> = p0 + r0;
+        let r2: Lanes<W> = r1.step();
+        let r3: Lanes<W> = r2 * (-1.0);
+        sum = sum + (r3 + 1.0);
+    }
+    sum.store(&mut s[22 * W..]);
+}
+/// `t10[i0] = exp(z[i0] + (-1)·t8), for i0 < 10`.
+#[inline(always)]
+fn step_t10<const W: usize>(s: &mut [f64]) {
+    for i0 in 0..10 {
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
+        let r0: Lanes<W> = (-1f64) * p1;
+        let r1: Lanes<W> = p0 + r0;
+        (r1.exp()).store(&mut s[(23 + i0) * W..]);
+    }
+}
+/// `t11 = Σ over i0 < 10 of step(t8 + (-1)·z[i0])·t10[i0]`.
+#[inline(always)]
+fn step_t11<const W: usize>(s: &mut [f64]) {
+    let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
+    for i0 in 0..10 {
+        let p0: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+        let p2: Lanes<W> = Lanes::<W>::load(&s[(23 + i0) * W..]);
+        let r0: Lanes<W> = (-1f64) * p1;
+        let r1: Lanes<W> = p0 + r0;
+        let r2: Lanes<W> = r1.step();
+        sum = sum + (r2 * p2);
+    }
+    sum.store(&mut s[33 * W..]);
+}
+/// `t12 = Σ over i0 < 10 of (t6·t5[i0] + b[i0])·y[i0]`.
+#[inline(always)]
+fn step_t12<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..10 {
         let p0: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
@@ -70,123 +110,133 @@ fn step_t9<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
         let r1: Lanes<W> = r0 + p3;
         sum = sum + (r1 * p0);
     }
-    sum.store(&mut s[22 * W..]);
+    sum.store(&mut s[34 * W..]);
 }
-/// `t12[i0] = t7[i0]·(-1)·t11 + y[i0], for i0 < 10`.
-/// `t14[i0] = t11·t7[i0] + y[i0]·(-1), for i0 < 10`.
+/// `t14 = Σ over i0 < 10 of t10[i0]`.
 #[inline(always)]
-fn step_t12_t14<const W: usize>(x: &[f64], s: &mut [f64]) {
+fn step_t14<const W: usize>(s: &mut [f64]) {
+    let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
+    for i0 in 0..10 {
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(23 + i0) * W..]);
+        sum = sum + p0;
+    }
+    sum.store(&mut s[36 * W..]);
+}
+/// `t16[i0] = t10[i0]·(-1)·t15 + y[i0], for i0 < 10`.
+/// `t18[i0] = t15·t10[i0] + y[i0]·(-1), for i0 < 10`.
+#[inline(always)]
+fn step_t16_t18<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(23 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[37 * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
             let r0: Lanes<W> = p0 * (-1.0) * p1;
-            (r0 + p2).store(&mut s[(25 + i0) * W..]);
+            (r0 + p2).store(&mut s[(38 + i0) * W..]);
         }
         {
             let p0: Lanes<W> = Lanes::<W>::load(&x[(64 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(23 + i0) * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&s[37 * W..]);
             let r0: Lanes<W> = p2 * p1;
             let r1: Lanes<W> = p0 * (-1.0);
-            (r0 + r1).store(&mut s[(675 + i0) * W..]);
+            (r0 + r1).store(&mut s[(688 + i0) * W..]);
         }
     }
 }
-/// `t16[i0, i1] = t7[i0]·x[i1], for i0 < 10, i1 < 64`.
-/// `t17[i0, i1] = x[i1], for i0 < 10, i1 < 64`.
+/// `t20[i0, i1] = t10[i0]·x[i1], for i0 < 10, i1 < 64`.
+/// `t21[i0, i1] = x[i1], for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t16_t17<const W: usize>(x: &[f64], s: &mut [f64]) {
+fn step_t20_t21<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             {
-                let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+                let p0: Lanes<W> = Lanes::<W>::load(&s[(23 + i0) * W..]);
                 let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                (p0 * p1).store(&mut s[(685 + i0 * 64 + i1) * W..]);
+                (p0 * p1).store(&mut s[(698 + i0 * 64 + i1) * W..]);
             }
             {
                 let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                p0.store(&mut s[(1325 + i0 * 64 + i1) * W..]);
+                p0.store(&mut s[(1338 + i0 * 64 + i1) * W..]);
             }
         }
     }
 }
-/// `t19[i0, i1] = t18·x[i1]·t7[i0], for i0 < 10, i1 < 64`.
+/// `t23[i0, i1] = t22·x[i1]·t10[i0], for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t19<const W: usize>(x: &[f64], s: &mut [f64]) {
+fn step_t23<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[1965 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[1978 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(23 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p2 * p1).store(&mut s[(1966 + i0 * 64 + i1) * W..]);
+            (p0 * p2 * p1).store(&mut s[(1979 + i0 * 64 + i1) * W..]);
         }
     }
 }
-/// `t21[i0, i1] = t20·x[i1]·t7[i0], for i0 < 10, i1 < 64`.
+/// `t25[i0, i1] = t24·x[i1]·t10[i0], for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t21<const W: usize>(x: &[f64], s: &mut [f64]) {
+fn step_t25<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[2606 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[2619 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(23 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p2 * p1).store(&mut s[(2607 + i0 * 64 + i1) * W..]);
+            (p0 * p2 * p1).store(&mut s[(2620 + i0 * 64 + i1) * W..]);
         }
     }
 }
-/// `t22[i0] = 1, for i0 < 10`.
+/// `t26[i0] = 1, for i0 < 10`.
 #[inline(always)]
-fn step_t22<const W: usize>(s: &mut [f64]) {
+fn step_t26<const W: usize>(s: &mut [f64]) {
     for i0 in 0..10 {
-        Lanes::<W>::splat(1.0).store(&mut s[(3247 + i0) * W..]);
+        Lanes::<W>::splat(1.0).store(&mut s[(3260 + i0) * W..]);
     }
 }
-/// `t24[i0, i1] = t23·x[i1]·t7[i0], for i0 < 10, i1 < 64`.
+/// `t28[i0, i1] = t27·x[i1]·t10[i0], for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t24<const W: usize>(x: &[f64], s: &mut [f64]) {
+fn step_t28<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[3257 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[3270 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(23 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p2 * p1).store(&mut s[(3258 + i0 * 64 + i1) * W..]);
+            (p0 * p2 * p1).store(&mut s[(3271 + i0 * 64 + i1) * W..]);
         }
     }
 }
-/// `t26[i0, i1] = t25·x[i1]·t7[i0], for i0 < 10, i1 < 64`.
+/// `t30[i0, i1] = t29·x[i1]·t10[i0], for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t26<const W: usize>(x: &[f64], s: &mut [f64]) {
+fn step_t30<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[3898 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[3911 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(23 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p2 * p1).store(&mut s[(3899 + i0 * 64 + i1) * W..]);
+            (p0 * p2 * p1).store(&mut s[(3912 + i0 * 64 + i1) * W..]);
         }
     }
 }
-/// `t28[i0] = t27·t7[i0], for i0 < 10`.
-/// `t29[i0] = t7[i0]·t11, for i0 < 10`.
+/// `t32[i0] = t31·t10[i0], for i0 < 10`.
+/// `t33[i0] = t10[i0]·t15, for i0 < 10`.
 #[inline(always)]
-fn step_t28_t29<const W: usize>(s: &mut [f64]) {
+fn step_t32_t33<const W: usize>(s: &mut [f64]) {
     for i0 in 0..10 {
         {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[4539 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-            (p0 * p1).store(&mut s[(4540 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[4552 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(23 + i0) * W..]);
+            (p0 * p1).store(&mut s[(4553 + i0) * W..]);
         }
         {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
-            (p0 * p1).store(&mut s[(4550 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(23 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[37 * W..]);
+            (p0 * p1).store(&mut s[(4563 + i0) * W..]);
         }
     }
 }
-/// `t30[i0] = Σ over i1 < 64 of W[i0, i1]·W[i0, i1], for i0 < 10`.
+/// `t34[i0] = Σ over i1 < 64 of W[i0, i1]·W[i0, i1], for i0 < 10`.
 #[inline(always)]
-fn step_t30(t: &[f64], s: &mut [f64]) {
+fn step_t34(t: &[f64], s: &mut [f64]) {
     for block in 0..2 {
         let block = block * 4;
         let mut sums: [f64; 4] = [0.0; 4];
@@ -211,9 +261,9 @@ fn step_t30(t: &[f64], s: &mut [f64]) {
         s[i0] = sum;
     }
 }
-/// `t31 = Σ over i0 < 10 of t30[i0]`.
+/// `t35 = Σ over i0 < 10 of t34[i0]`.
 #[inline(always)]
-fn step_t31(s: &mut [f64]) {
+fn step_t35(s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..10 {
         let p0: f64 = s[i0];
@@ -221,9 +271,9 @@ fn step_t31(s: &mut [f64]) {
     }
     s[10] = sum;
 }
-/// `t32 = Σ over i0 < 10 of b[i0]·b[i0]`.
+/// `t36 = Σ over i0 < 10 of b[i0]·b[i0]`.
 #[inline(always)]
-fn step_t32(t: &[f64], s: &mut [f64]) {
+fn step_t36(t: &[f64], s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..10 {
         let p0: f64 = t[640 + i0];
@@ -231,9 +281,9 @@ fn step_t32(t: &[f64], s: &mut [f64]) {
     }
     s[11] = sum;
 }
-/// `t34[i0, i1] = W[i0, i1]·lambda, for i0 < 10, i1 < 64`.
+/// `t38[i0, i1] = W[i0, i1]·lambda, for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t34(t: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t38(t: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let p0: f64 = t[i0 * 64 + i1];
@@ -242,27 +292,27 @@ fn step_t34(t: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t35[i0] = b[i0]·lambda, for i0 < 10`.
+/// `t39[i0] = b[i0]·lambda, for i0 < 10`.
 #[inline(always)]
-fn step_t35(t: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t39(t: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = t[640 + i0];
         let p1: f64 = c[0];
         s[653 + i0] = p0 * p1;
     }
 }
-/// `t36[i0, i1] = 1, for i0 < 10, i1 < 64`.
+/// `t40[i0, i1] = 1, for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t36(s: &mut [f64]) {
+fn step_t40(s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             s[663 + i0 * 64 + i1] = 1.0;
         }
     }
 }
-/// `t38[i0, i1] = t37, for i0 < 10, i1 < 64`.
+/// `t42[i0, i1] = t41, for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t38(s: &mut [f64]) {
+fn step_t42(s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let p0: f64 = s[1303];
@@ -270,10 +320,10 @@ fn step_t38(s: &mut [f64]) {
         }
     }
 }
-/// `t39[i0] = 1, for i0 < 10`.
-/// `t40[i0] = t37, for i0 < 10`.
+/// `t43[i0] = 1, for i0 < 10`.
+/// `t44[i0] = t41, for i0 < 10`.
 #[inline(always)]
-fn step_t39_t40(s: &mut [f64]) {
+fn step_t43_t44(s: &mut [f64]) {
     for i0 in 0..10 {
         {
             s[1944 + i0] = 1.0;
@@ -302,30 +352,30 @@ impl LoopModel for Digits {
                 loops::tensor("x", Source::Row, 0, &[64]),
                 loops::tensor("y", Source::Row, 64, &[10]),
                 loops::tensor("lambda", Source::Constants, 0, &[]),
-                loops::tensor("t7", Source::Scratch, 11, &[10]),
-                loops::tensor("t10", Source::Scratch, 23, &[]),
-                loops::tensor("t12", Source::Scratch, 25, &[10]),
-                loops::tensor("t13", Source::Scratch, 35, &[10, 64]),
-                loops::tensor("t14", Source::Scratch, 675, &[10]),
-                loops::tensor("t16", Source::Scratch, 685, &[10, 64]),
-                loops::tensor("t17", Source::Scratch, 1325, &[10, 64]),
-                loops::tensor("t19", Source::Scratch, 1966, &[10, 64]),
-                loops::tensor("t21", Source::Scratch, 2607, &[10, 64]),
-                loops::tensor("t22", Source::Scratch, 3247, &[10]),
-                loops::tensor("t24", Source::Scratch, 3258, &[10, 64]),
-                loops::tensor("t26", Source::Scratch, 3899, &[10, 64]),
-                loops::tensor("t28", Source::Scratch, 4540, &[10]),
-                loops::tensor("t29", Source::Scratch, 4550, &[10]),
-                loops::tensor("t33", Source::Scratch, 12, &[]),
-                loops::tensor("t34", Source::Scratch, 13, &[10, 64]),
-                loops::tensor("t35", Source::Scratch, 653, &[10]),
-                loops::tensor("t36", Source::Scratch, 663, &[10, 64]),
-                loops::tensor("t38", Source::Scratch, 1304, &[10, 64]),
-                loops::tensor("t39", Source::Scratch, 1944, &[10]),
-                loops::tensor("t40", Source::Scratch, 1954, &[10]),
+                loops::tensor("t10", Source::Scratch, 23, &[10]),
+                loops::tensor("t13", Source::Scratch, 35, &[]),
+                loops::tensor("t16", Source::Scratch, 38, &[10]),
+                loops::tensor("t17", Source::Scratch, 48, &[10, 64]),
+                loops::tensor("t18", Source::Scratch, 688, &[10]),
+                loops::tensor("t20", Source::Scratch, 698, &[10, 64]),
+                loops::tensor("t21", Source::Scratch, 1338, &[10, 64]),
+                loops::tensor("t23", Source::Scratch, 1979, &[10, 64]),
+                loops::tensor("t25", Source::Scratch, 2620, &[10, 64]),
+                loops::tensor("t26", Source::Scratch, 3260, &[10]),
+                loops::tensor("t28", Source::Scratch, 3271, &[10, 64]),
+                loops::tensor("t30", Source::Scratch, 3912, &[10, 64]),
+                loops::tensor("t32", Source::Scratch, 4553, &[10]),
+                loops::tensor("t33", Source::Scratch, 4563, &[10]),
+                loops::tensor("t37", Source::Scratch, 12, &[]),
+                loops::tensor("t38", Source::Scratch, 13, &[10, 64]),
+                loops::tensor("t39", Source::Scratch, 653, &[10]),
+                loops::tensor("t40", Source::Scratch, 663, &[10, 64]),
+                loops::tensor("t42", Source::Scratch, 1304, &[10, 64]),
+                loops::tensor("t43", Source::Scratch, 1944, &[10]),
+                loops::tensor("t44", Source::Scratch, 1954, &[10]),
             ]),
             loops::stage(
-                4560,
+                4573,
                 Some(6),
                 Vec::from([
                     loops::outer_gradient(0, 8, 7, 2, -0.0625),
@@ -364,68 +414,78 @@ impl LoopModel for Digits {
         step_t5::<W>(t, x, s);
         let r0: f64 = 0.0625;
         Lanes::<W>::splat(r0).store(&mut s[10 * W..]);
-        step_t7::<W>(t, s);
+        step_z::<W>(t, s);
         step_t8::<W>(s);
         let vt8: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
-        step_t9::<W>(t, x, s);
+        step_t9::<W>(s);
         let vt9: Lanes<W> = Lanes::<W>::load(&s[22 * W..]);
-        let r1: Lanes<W> = vt8.ln();
-        let r2: Lanes<W> = (-1f64) * vt9;
-        let r3: Lanes<W> = r1 + r2;
-        r3.store(&mut s[23 * W..]);
+        step_t10::<W>(s);
+        step_t11::<W>(s);
+        let vt11: Lanes<W> = Lanes::<W>::load(&s[33 * W..]);
+        step_t12::<W>(t, x, s);
+        let vt12: Lanes<W> = Lanes::<W>::load(&s[34 * W..]);
+        let r1: Lanes<W> = vt9.powi(-1i32);
+        let r2: Lanes<W> = vt11 * r1;
+        let r3: Lanes<W> = r2.ln_1p();
+        let r4: Lanes<W> = (-1f64) * vt12;
+        let r5: Lanes<W> = vt9.ln();
+        let r6: Lanes<W> = r3 + r4 + vt8 + r5;
+        r6.store(&mut s[35 * W..]);
         if level.rank() < 1 {
             return;
         }
-        let r4: Lanes<W> = vt8.powi(-1i32);
-        r4.store(&mut s[24 * W..]);
-        step_t12_t14::<W>(x, s);
+        step_t14::<W>(s);
+        let vt14: Lanes<W> = Lanes::<W>::load(&s[36 * W..]);
+        let r7: Lanes<W> = vt14.powi(-1i32);
+        r7.store(&mut s[37 * W..]);
+        step_t16_t18::<W>(x, s);
         if level.rank() < 2 {
             return;
         }
-        step_t16_t17::<W>(x, s);
-        let r5: Lanes<W> = vt8 * vt8;
-        let r6: Lanes<W> = r5.powi(-1i32);
-        let r7: Lanes<W> = (-0.00390625f64) * r6;
-        r7.store(&mut s[1965 * W..]);
-        step_t19::<W>(x, s);
-        let r8: Lanes<W> = 0.00390625f64 * r4;
-        r8.store(&mut s[2606 * W..]);
-        step_t21::<W>(x, s);
-        step_t22::<W>(s);
-        let r9: Lanes<W> = (-0.0625f64) * r6;
-        r9.store(&mut s[3257 * W..]);
-        step_t24::<W>(x, s);
-        let r10: Lanes<W> = 0.0625f64 * r4;
-        r10.store(&mut s[3898 * W..]);
-        step_t26::<W>(x, s);
-        let r11: Lanes<W> = (-1f64) * r6;
-        r11.store(&mut s[4539 * W..]);
-        step_t28_t29::<W>(s);
+        step_t20_t21::<W>(x, s);
+        let r8: Lanes<W> = vt14 * vt14;
+        let r9: Lanes<W> = r8.powi(-1i32);
+        let r10: Lanes<W> = (-0.00390625f64) * r9;
+        r10.store(&mut s[1978 * W..]);
+        step_t23::<W>(x, s);
+        let r11: Lanes<W> = 0.00390625f64 * r7;
+        r11.store(&mut s[2619 * W..]);
+        step_t25::<W>(x, s);
+        step_t26::<W>(s);
+        let r12: Lanes<W> = (-0.0625f64) * r9;
+        r12.store(&mut s[3270 * W..]);
+        step_t28::<W>(x, s);
+        let r13: Lanes<W> = 0.0625f64 * r7;
+        r13.store(&mut s[3911 * W..]);
+        step_t30::<W>(x, s);
+        let r14: Lanes<W> = (-1f64) * r9;
+        r14.store(&mut s[4552 * W..]);
+        step_t32_t33::<W>(s);
     }
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
     fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
-        step_t30(t, s);
-        step_t31(s);
-        let vt31: f64 = s[10];
-        step_t32(t, s);
-        let vt32: f64 = s[11];
+        step_t34(t, s);
+        step_t35(s);
+        let vt35: f64 = s[10];
+        step_t36(t, s);
+        let vt36: f64 = s[11];
         let a0: f64 = c[0];
-        let r1: f64 = vt32 + vt31;
+        let r1: f64 = vt36 + vt35;
         let r2: f64 = 0.5f64 * r1 * a0;
         s[12] = r2;
         if level.rank() < 1 {
             return;
         }
-        step_t34(t, c, s);
-        step_t35(t, c, s);
+        step_t38(t, c, s);
+        step_t39(t, c, s);
         if level.rank() < 2 {
             return;
         }
-        step_t36(s);
+        step_t40(s);
         s[1303] = a0;
-        step_t38(s);
-        step_t39_t40(s);
+        step_t42(s);
+        step_t43_t44(s);
     }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
@@ -448,7 +508,7 @@ pub mod tangent {
             }
             for (k, sum) in sums.into_iter().enumerate() {
                 let i0 = block + k;
-                sum.store(&mut s[(25 + i0) * W..]);
+                sum.store(&mut s[(38 + i0) * W..]);
             }
         }
         for i0 in 8..10 {
@@ -458,60 +518,66 @@ pub mod tangent {
                 let p1: f64 = v[i0 * 64 + i1];
                 sum = sum + (p1 * p0);
             }
-            sum.store(&mut s[(25 + i0) * W..]);
+            sum.store(&mut s[(38 + i0) * W..]);
         }
     }
-    /// `dt7[i0] = t7[i0]·(dt5[i0]·t6 + db[i0]), for i0 < 10`.
+    /// `dz[i0] = dt5[i0]·t6 + db[i0], for i0 < 10`.
+    /// `dt10[i0] = t10[i0]·dz[i0], for i0 < 10`.
     #[inline(always)]
-    fn step_dt7<const W: usize>(v: &[f64], s: &mut [f64]) {
+    fn step_dz_dt10<const W: usize>(v: &[f64], s: &mut [f64]) {
         for i0 in 0..10 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(25 + i0) * W..]);
-            let p2: f64 = v[640 + i0];
-            let p3: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-            let r3: Lanes<W> = p1 * p0;
-            let r4: Lanes<W> = r3 + p2;
-            (p3 * r4).store(&mut s[(35 + i0) * W..]);
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[(38 + i0) * W..]);
+                let p2: f64 = v[640 + i0];
+                let r2: Lanes<W> = p1 * p0;
+                (r2 + p2).store(&mut s[(48 + i0) * W..]);
+            }
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[(48 + i0) * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[(23 + i0) * W..]);
+                (p1 * p0).store(&mut s[(58 + i0) * W..]);
+            }
         }
     }
-    /// `dt8 = Σ over i0 < 10 of dt7[i0]`.
+    /// `dt14 = Σ over i0 < 10 of dt10[i0]`.
     #[inline(always)]
-    fn step_dt8<const W: usize>(s: &mut [f64]) {
+    fn step_dt14<const W: usize>(s: &mut [f64]) {
         let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..10 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(35 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(58 + i0) * W..]);
             sum = sum + p0;
         }
-        sum.store(&mut s[45 * W..]);
+        sum.store(&mut s[68 * W..]);
     }
-    /// `dt12[i0] = dt7[i0]·(-1)·t11 + dt11·t7[i0]·(-1), for i0 < 10`.
-    /// `dt14[i0] = dt11·t7[i0] + dt7[i0]·t11, for i0 < 10`.
+    /// `dt16[i0] = dt10[i0]·(-1)·t15 + dt15·t10[i0]·(-1), for i0 < 10`.
+    /// `dt18[i0] = dt15·t10[i0] + dt10[i0]·t15, for i0 < 10`.
     #[inline(always)]
-    fn step_dt12_dt14<const W: usize>(s: &mut [f64]) {
+    fn step_dt16_dt18<const W: usize>(s: &mut [f64]) {
         for i0 in 0..10 {
             {
-                let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-                let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
-                let p2: Lanes<W> = Lanes::<W>::load(&s[(35 + i0) * W..]);
-                let p3: Lanes<W> = Lanes::<W>::load(&s[46 * W..]);
+                let p0: Lanes<W> = Lanes::<W>::load(&s[(23 + i0) * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[37 * W..]);
+                let p2: Lanes<W> = Lanes::<W>::load(&s[(58 + i0) * W..]);
+                let p3: Lanes<W> = Lanes::<W>::load(&s[69 * W..]);
                 let r2: Lanes<W> = p2 * (-1.0) * p1;
                 let r3: Lanes<W> = p3 * p0 * (-1.0);
-                (r2 + r3).store(&mut s[(47 + i0) * W..]);
+                (r2 + r3).store(&mut s[(70 + i0) * W..]);
             }
             {
-                let p0: Lanes<W> = Lanes::<W>::load(&s[(11 + i0) * W..]);
-                let p1: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
-                let p2: Lanes<W> = Lanes::<W>::load(&s[(35 + i0) * W..]);
-                let p3: Lanes<W> = Lanes::<W>::load(&s[46 * W..]);
+                let p0: Lanes<W> = Lanes::<W>::load(&s[(23 + i0) * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[37 * W..]);
+                let p2: Lanes<W> = Lanes::<W>::load(&s[(58 + i0) * W..]);
+                let p3: Lanes<W> = Lanes::<W>::load(&s[69 * W..]);
                 let r3: Lanes<W> = p3 * p0;
                 let r4: Lanes<W> = p2 * p1;
-                (r3 + r4).store(&mut s[(697 + i0) * W..]);
+                (r3 + r4).store(&mut s[(720 + i0) * W..]);
             }
         }
     }
-    /// `dt34[i0, i1] = dW[i0, i1]·lambda, for i0 < 10, i1 < 64`.
+    /// `dt38[i0, i1] = dW[i0, i1]·lambda, for i0 < 10, i1 < 64`.
     #[inline(always)]
-    fn step_dt34(c: &[f64], v: &[f64], s: &mut [f64]) {
+    fn step_dt38(c: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..10 {
             for i1 in 0..64 {
                 let p0: f64 = c[0];
@@ -520,9 +586,9 @@ pub mod tangent {
             }
         }
     }
-    /// `dt35[i0] = db[i0]·lambda, for i0 < 10`.
+    /// `dt39[i0] = db[i0]·lambda, for i0 < 10`.
     #[inline(always)]
-    fn step_dt35(c: &[f64], v: &[f64], s: &mut [f64]) {
+    fn step_dt39(c: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..10 {
             let p0: f64 = c[0];
             let p1: f64 = v[640 + i0];
@@ -536,16 +602,16 @@ pub mod tangent {
             static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::tangent_plan(
                 super::Digits::plan(),
                 Vec::from([
-                    loops::tensor("t10", Source::Scratch, 23, &[]),
-                    loops::tensor("dt12", Source::Scratch, 47, &[10]),
-                    loops::tensor("dt13", Source::Scratch, 57, &[10, 64]),
-                    loops::tensor("dt14", Source::Scratch, 697, &[10]),
-                    loops::tensor("t33", Source::Scratch, 12, &[]),
-                    loops::tensor("dt34", Source::Scratch, 13, &[10, 64]),
-                    loops::tensor("dt35", Source::Scratch, 653, &[10]),
+                    loops::tensor("t13", Source::Scratch, 35, &[]),
+                    loops::tensor("dt16", Source::Scratch, 70, &[10]),
+                    loops::tensor("dt17", Source::Scratch, 80, &[10, 64]),
+                    loops::tensor("dt18", Source::Scratch, 720, &[10]),
+                    loops::tensor("t37", Source::Scratch, 12, &[]),
+                    loops::tensor("dt38", Source::Scratch, 13, &[10, 64]),
+                    loops::tensor("dt39", Source::Scratch, 653, &[10]),
                 ]),
                 loops::stage(
-                    707,
+                    730,
                     Some(7),
                     Vec::from([
                         loops::outer_gradient(0, 9, 8, 2, -0.0625),
@@ -562,7 +628,7 @@ pub mod tangent {
             ));
             Some(&PLAN)
         }
-        const PRIMAL_SCRATCH: Option<usize> = Some(25);
+        const PRIMAL_SCRATCH: Option<usize> = Some(38);
         /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
         #[inline(always)]
         fn sample<const W: usize>(
@@ -578,20 +644,30 @@ pub mod tangent {
                 step_t5::<W>(t, x, s);
                 let r0: f64 = 0.0625;
                 Lanes::<W>::splat(r0).store(&mut s[10 * W..]);
-                step_t7::<W>(t, s);
+                step_z::<W>(t, s);
                 step_t8::<W>(s);
                 let vt8: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
-                step_t9::<W>(t, x, s);
+                step_t9::<W>(s);
                 let vt9: Lanes<W> = Lanes::<W>::load(&s[22 * W..]);
-                let r1: Lanes<W> = vt8.ln();
-                let r2: Lanes<W> = (-1f64) * vt9;
-                let r3: Lanes<W> = r1 + r2;
-                r3.store(&mut s[23 * W..]);
+                step_t10::<W>(s);
+                step_t11::<W>(s);
+                let vt11: Lanes<W> = Lanes::<W>::load(&s[33 * W..]);
+                step_t12::<W>(t, x, s);
+                let vt12: Lanes<W> = Lanes::<W>::load(&s[34 * W..]);
+                let r1: Lanes<W> = vt9.powi(-1i32);
+                let r2: Lanes<W> = vt11 * r1;
+                let r3: Lanes<W> = r2.ln_1p();
+                let r4: Lanes<W> = (-1f64) * vt12;
+                let r5: Lanes<W> = vt9.ln();
+                let r6: Lanes<W> = r3 + r4 + vt8 + r5;
+                r6.store(&mut s[35 * W..]);
                 if level.rank() < 1 {
                     return;
                 }
-                let r4: Lanes<W> = vt8.powi(-1i32);
-                r4.store(&mut s[24 * W..]);
+                step_t14::<W>(s);
+                let vt14: Lanes<W> = Lanes::<W>::load(&s[36 * W..]);
+                let r7: Lanes<W> = vt14.powi(-1i32);
+                r7.store(&mut s[37 * W..]);
             }
             if phase == Phase::Primal {
                 return;
@@ -600,14 +676,14 @@ pub mod tangent {
                 return;
             }
             step_dt5::<W>(x, v, s);
-            step_dt7::<W>(v, s);
-            step_dt8::<W>(s);
-            let vdt8: Lanes<W> = Lanes::<W>::load(&s[45 * W..]);
-            let a5: Lanes<W> = Lanes::<W>::load(&s[21 * W..]);
-            let r6: Lanes<W> = a5.powi(-2i32);
-            let r7: Lanes<W> = (-1f64) * r6 * vdt8;
-            r7.store(&mut s[46 * W..]);
-            step_dt12_dt14::<W>(s);
+            step_dz_dt10::<W>(v, s);
+            step_dt14::<W>(s);
+            let vdt14: Lanes<W> = Lanes::<W>::load(&s[68 * W..]);
+            let a8: Lanes<W> = Lanes::<W>::load(&s[36 * W..]);
+            let r9: Lanes<W> = a8.powi(-2i32);
+            let r10: Lanes<W> = (-1f64) * r9 * vdt14;
+            r10.store(&mut s[69 * W..]);
+            step_dt16_dt18::<W>(s);
         }
         /// The regularizer's steps, into the scratch vector `s`.
         #[inline(always)]
@@ -616,8 +692,8 @@ pub mod tangent {
             if level.rank() < 1 {
                 return;
             }
-            step_dt34(c, v, s);
-            step_dt35(c, v, s);
+            step_dt38(c, v, s);
+            step_dt39(c, v, s);
         }
     }
 }

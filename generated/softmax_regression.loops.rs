@@ -19,29 +19,69 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
         sum.store(&mut s[i0 * W..]);
     }
 }
-/// `t6[i0] = exp(t5[i0] + b[i0]), for i0 < 3`.
+/// `z[i0] = t5[i0] + b[i0], for i0 < 3`.
 #[inline(always)]
-fn step_t6<const W: usize>(t: &[f64], s: &mut [f64]) {
+fn step_z<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[i0 * W..]);
         let p1: f64 = t[12 + i0];
-        let r0: Lanes<W> = p0 + p1;
-        (r0.exp()).store(&mut s[(3 + i0) * W..]);
+        (p0 + p1).store(&mut s[(3 + i0) * W..]);
     }
 }
-/// `t7 = Σ over i0 < 3 of t6[i0]`.
+/// `t7 = max over i0 < 3 of z[i0]`.
 #[inline(always)]
 fn step_t7<const W: usize>(s: &mut [f64]) {
-    let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
+    let mut sum: Lanes<W> = Lanes::<W>::splat(f64::NEG_INFINITY);
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-        sum = sum + p0;
+        sum = sum.max(p0);
     }
     sum.store(&mut s[6 * W..]);
 }
-/// `t8 = Σ over i0 < 3 of (b[i0] + t5[i0])·y[i0]`.
+/// `t8 = Σ over i0 < 3 of step(t7 + (-1)·z[i0])·(-1) + 1`.
 #[inline(always)]
-fn step_t8<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
+fn step_t8<const W: usize>(s: &mut [f64]) {
+    let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
+    for i0 in 0..3 {
+        let p0: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+        let r0: Lanes<W> = (-1f64) * p1;
+        let r1: Lanes<W> = p0 + r0;
+        let r2: Lanes<W> = r1.step();
+        let r3: Lanes<W> = r2 * (-1.0);
+        sum = sum + (r3 + 1.0);
+    }
+    sum.store(&mut s[7 * W..]);
+}
+/// `t9[i0] = exp(z[i0] + (-1)·t7), for i0 < 3`.
+#[inline(always)]
+fn step_t9<const W: usize>(s: &mut [f64]) {
+    for i0 in 0..3 {
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+        let r0: Lanes<W> = (-1f64) * p1;
+        let r1: Lanes<W> = p0 + r0;
+        (r1.exp()).store(&mut s[(8 + i0) * W..]);
+    }
+}
+/// `t10 = Σ over i0 < 3 of step(t7 + (-1)·z[i0])·t9[i0]`.
+#[inline(always)]
+fn step_t10<const W: usize>(s: &mut [f64]) {
+    let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
+    for i0 in 0..3 {
+        let p0: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
+        let p1: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
+        let p2: Lanes<W> = Lanes::<W>::load(&s[(8 + i0) * W..]);
+        let r0: Lanes<W> = (-1f64) * p1;
+        let r1: Lanes<W> = p0 + r0;
+        let r2: Lanes<W> = r1.step();
+        sum = sum + (r2 * p2);
+    }
+    sum.store(&mut s[11 * W..]);
+}
+/// `t11 = Σ over i0 < 3 of (b[i0] + t5[i0])·y[i0]`.
+#[inline(always)]
+fn step_t11<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
     for i0 in 0..3 {
         let p0: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
@@ -50,93 +90,101 @@ fn step_t8<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
         let r0: Lanes<W> = p2 + p1;
         sum = sum + (r0 * p0);
     }
-    sum.store(&mut s[7 * W..]);
+    sum.store(&mut s[12 * W..]);
 }
-/// `t11[i0] = t6[i0]·(-1)·t10 + y[i0], for i0 < 3`.
-/// `t13[i0] = t10·t6[i0] + y[i0]·(-1), for i0 < 3`.
+/// `t13 = Σ over i0 < 3 of t9[i0]`.
 #[inline(always)]
-fn step_t11_t13<const W: usize>(x: &[f64], s: &mut [f64]) {
+fn step_t13<const W: usize>(s: &mut [f64]) {
+    let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
+    for i0 in 0..3 {
+        let p0: Lanes<W> = Lanes::<W>::load(&s[(8 + i0) * W..]);
+        sum = sum + p0;
+    }
+    sum.store(&mut s[14 * W..]);
+}
+/// `t15[i0] = t9[i0]·(-1)·t14 + y[i0], for i0 < 3`.
+/// `t17[i0] = t14·t9[i0] + y[i0]·(-1), for i0 < 3`.
+#[inline(always)]
+fn step_t15_t17<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(8 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[15 * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
             let r0: Lanes<W> = p0 * (-1.0) * p1;
-            (r0 + p2).store(&mut s[(10 + i0) * W..]);
+            (r0 + p2).store(&mut s[(16 + i0) * W..]);
         }
         {
             let p0: Lanes<W> = Lanes::<W>::load(&x[(4 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(8 + i0) * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&s[15 * W..]);
             let r0: Lanes<W> = p2 * p1;
             let r1: Lanes<W> = p0 * (-1.0);
-            (r0 + r1).store(&mut s[(25 + i0) * W..]);
+            (r0 + r1).store(&mut s[(31 + i0) * W..]);
         }
     }
 }
-/// `t15[i0, i1] = t6[i0]·x[i1], for i0 < 3, i1 < 4`.
-/// `t16[i0, i1] = x[i1], for i0 < 3, i1 < 4`.
+/// `t18[i0, i1] = x[i1], for i0 < 3, i1 < 4`.
+/// `t20[i0, i1] = t9[i0]·x[i1], for i0 < 3, i1 < 4`.
+/// `t22[i0, i1] = t14·x[i1]·t9[i0], for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t15_t16<const W: usize>(x: &[f64], s: &mut [f64]) {
+fn step_t18_t20_t22<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
-            {
-                let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-                let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                (p0 * p1).store(&mut s[(28 + i0 * 4 + i1) * W..]);
-            }
             {
                 let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                p0.store(&mut s[(40 + i0 * 4 + i1) * W..]);
+                p0.store(&mut s[(34 + i0 * 4 + i1) * W..]);
+            }
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[(8 + i0) * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                (p0 * p1).store(&mut s[(46 + i0 * 4 + i1) * W..]);
+            }
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[15 * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[(8 + i0) * W..]);
+                let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                (p0 * p2 * p1).store(&mut s[(58 + i0 * 4 + i1) * W..]);
             }
         }
     }
 }
-/// `t18[i0, i1] = t17·x[i1]·t6[i0], for i0 < 3, i1 < 4`.
-/// `t19[i0, i1] = t6[i0]·x[i1]·t10, for i0 < 3, i1 < 4`.
+/// `t24[i0, i1] = t23·x[i1]·t9[i0], for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t18_t19<const W: usize>(x: &[f64], s: &mut [f64]) {
+fn step_t24<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
-            {
-                let p0: Lanes<W> = Lanes::<W>::load(&s[52 * W..]);
-                let p1: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-                let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                (p0 * p2 * p1).store(&mut s[(53 + i0 * 4 + i1) * W..]);
-            }
-            {
-                let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-                let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
-                let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                (p0 * p2 * p1).store(&mut s[(65 + i0 * 4 + i1) * W..]);
-            }
+            let p0: Lanes<W> = Lanes::<W>::load(&s[70 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(8 + i0) * W..]);
+            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+            (p0 * p2 * p1).store(&mut s[(71 + i0 * 4 + i1) * W..]);
         }
     }
 }
-/// `t20[i0] = 1, for i0 < 3`.
-/// `t21[i0] = t17·t6[i0], for i0 < 3`.
-/// `t22[i0] = t6[i0]·t10, for i0 < 3`.
+/// `t25[i0] = 1, for i0 < 3`.
+/// `t27[i0] = t23·t9[i0], for i0 < 3`.
+/// `t28[i0] = t9[i0]·t14, for i0 < 3`.
 #[inline(always)]
-fn step_t20_t21_t22<const W: usize>(s: &mut [f64]) {
+fn step_t25_t27_t28<const W: usize>(s: &mut [f64]) {
     for i0 in 0..3 {
         {
-            Lanes::<W>::splat(1.0).store(&mut s[(77 + i0) * W..]);
+            Lanes::<W>::splat(1.0).store(&mut s[(83 + i0) * W..]);
         }
         {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[52 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-            (p0 * p1).store(&mut s[(80 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[70 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[(8 + i0) * W..]);
+            (p0 * p1).store(&mut s[(86 + i0) * W..]);
         }
         {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
-            (p0 * p1).store(&mut s[(83 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(8 + i0) * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[15 * W..]);
+            (p0 * p1).store(&mut s[(89 + i0) * W..]);
         }
     }
 }
-/// `t23[i0] = Σ over i1 < 4 of W[i0, i1]·W[i0, i1], for i0 < 3`.
+/// `t29[i0] = Σ over i1 < 4 of W[i0, i1]·W[i0, i1], for i0 < 3`.
 #[inline(always)]
-fn step_t23(t: &[f64], s: &mut [f64]) {
+fn step_t29(t: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let mut sum: f64 = 0.0;
         for i1 in 0..4 {
@@ -146,9 +194,9 @@ fn step_t23(t: &[f64], s: &mut [f64]) {
         s[i0] = sum;
     }
 }
-/// `t24 = Σ over i0 < 3 of t23[i0]`.
+/// `t30 = Σ over i0 < 3 of t29[i0]`.
 #[inline(always)]
-fn step_t24(s: &mut [f64]) {
+fn step_t30(s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..3 {
         let p0: f64 = s[i0];
@@ -156,9 +204,9 @@ fn step_t24(s: &mut [f64]) {
     }
     s[3] = sum;
 }
-/// `t26[i0, i1] = W[i0, i1]·lambda, for i0 < 3, i1 < 4`.
+/// `t32[i0, i1] = W[i0, i1]·lambda, for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t26(t: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t32(t: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let p0: f64 = t[i0 * 4 + i1];
@@ -167,18 +215,18 @@ fn step_t26(t: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t27[i0, i1] = 1, for i0 < 3, i1 < 4`.
+/// `t33[i0, i1] = 1, for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t27(s: &mut [f64]) {
+fn step_t33(s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             s[17 + i0 * 4 + i1] = 1.0;
         }
     }
 }
-/// `t29[i0, i1] = t28, for i0 < 3, i1 < 4`.
+/// `t35[i0, i1] = t34, for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t29(s: &mut [f64]) {
+fn step_t35(s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let p0: f64 = s[29];
@@ -204,35 +252,35 @@ impl LoopModel for SoftmaxRegression {
                 loops::tensor("x", Source::Row, 0, &[4]),
                 loops::tensor("y", Source::Row, 4, &[3]),
                 loops::tensor("lambda", Source::Constants, 0, &[]),
-                loops::tensor("t6", Source::Scratch, 3, &[3]),
-                loops::tensor("t9", Source::Scratch, 8, &[]),
-                loops::tensor("t11", Source::Scratch, 10, &[3]),
-                loops::tensor("t12", Source::Scratch, 13, &[3, 4]),
-                loops::tensor("t13", Source::Scratch, 25, &[3]),
-                loops::tensor("t15", Source::Scratch, 28, &[3, 4]),
-                loops::tensor("t16", Source::Scratch, 40, &[3, 4]),
-                loops::tensor("t18", Source::Scratch, 53, &[3, 4]),
-                loops::tensor("t19", Source::Scratch, 65, &[3, 4]),
-                loops::tensor("t20", Source::Scratch, 77, &[3]),
-                loops::tensor("t21", Source::Scratch, 80, &[3]),
-                loops::tensor("t22", Source::Scratch, 83, &[3]),
-                loops::tensor("t25", Source::Scratch, 4, &[]),
-                loops::tensor("t26", Source::Scratch, 5, &[3, 4]),
-                loops::tensor("t27", Source::Scratch, 17, &[3, 4]),
-                loops::tensor("t29", Source::Scratch, 30, &[3, 4]),
+                loops::tensor("t9", Source::Scratch, 8, &[3]),
+                loops::tensor("t12", Source::Scratch, 13, &[]),
+                loops::tensor("t15", Source::Scratch, 16, &[3]),
+                loops::tensor("t16", Source::Scratch, 19, &[3, 4]),
+                loops::tensor("t17", Source::Scratch, 31, &[3]),
+                loops::tensor("t18", Source::Scratch, 34, &[3, 4]),
+                loops::tensor("t20", Source::Scratch, 46, &[3, 4]),
+                loops::tensor("t22", Source::Scratch, 58, &[3, 4]),
+                loops::tensor("t24", Source::Scratch, 71, &[3, 4]),
+                loops::tensor("t25", Source::Scratch, 83, &[3]),
+                loops::tensor("t27", Source::Scratch, 86, &[3]),
+                loops::tensor("t28", Source::Scratch, 89, &[3]),
+                loops::tensor("t31", Source::Scratch, 4, &[]),
+                loops::tensor("t32", Source::Scratch, 5, &[3, 4]),
+                loops::tensor("t33", Source::Scratch, 17, &[3, 4]),
+                loops::tensor("t35", Source::Scratch, 30, &[3, 4]),
             ]),
             loops::stage(
-                86,
+                92,
                 Some(6),
                 Vec::from([
                     loops::outer_gradient(0, 8, 7, 2, -1.0),
                     loops::gradient(1, 9),
                 ]),
                 Vec::from([
-                    loops::product(0, 0, &[], 12, 10),
-                    loops::product(0, 0, &[(0, 0)], 13, 11),
-                    loops::product(0, 1, &[], 12, 5),
-                    loops::product(0, 1, &[(0, 0)], 13, 14),
+                    loops::product(0, 0, &[(0, 0)], 12, 10),
+                    loops::product(0, 0, &[], 13, 11),
+                    loops::product(0, 1, &[], 13, 5),
+                    loops::product(0, 1, &[(0, 0)], 12, 14),
                     loops::product(1, 1, &[], 15, 5),
                     loops::product(1, 1, &[(0, 0)], 16, 14),
                 ]),
@@ -256,51 +304,61 @@ impl LoopModel for SoftmaxRegression {
         s: &mut [f64],
     ) {
         step_t5::<W>(t, x, s);
-        step_t6::<W>(t, s);
+        step_z::<W>(t, s);
         step_t7::<W>(s);
         let vt7: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
-        step_t8::<W>(t, x, s);
+        step_t8::<W>(s);
         let vt8: Lanes<W> = Lanes::<W>::load(&s[7 * W..]);
-        let r0: Lanes<W> = vt7.ln();
-        let r1: Lanes<W> = (-1f64) * vt8;
-        let r2: Lanes<W> = r0 + r1;
-        r2.store(&mut s[8 * W..]);
+        step_t9::<W>(s);
+        step_t10::<W>(s);
+        let vt10: Lanes<W> = Lanes::<W>::load(&s[11 * W..]);
+        step_t11::<W>(t, x, s);
+        let vt11: Lanes<W> = Lanes::<W>::load(&s[12 * W..]);
+        let r0: Lanes<W> = vt8.powi(-1i32);
+        let r1: Lanes<W> = vt10 * r0;
+        let r2: Lanes<W> = r1.ln_1p();
+        let r3: Lanes<W> = (-1f64) * vt11;
+        let r4: Lanes<W> = vt8.ln();
+        let r5: Lanes<W> = r2 + r3 + vt7 + r4;
+        r5.store(&mut s[13 * W..]);
         if level.rank() < 1 {
             return;
         }
-        let r3: Lanes<W> = vt7.powi(-1i32);
-        r3.store(&mut s[9 * W..]);
-        step_t11_t13::<W>(x, s);
+        step_t13::<W>(s);
+        let vt13: Lanes<W> = Lanes::<W>::load(&s[14 * W..]);
+        let r6: Lanes<W> = vt13.powi(-1i32);
+        r6.store(&mut s[15 * W..]);
+        step_t15_t17::<W>(x, s);
         if level.rank() < 2 {
             return;
         }
-        step_t15_t16::<W>(x, s);
-        let r4: Lanes<W> = vt7 * vt7;
-        let r5: Lanes<W> = r4.powi(-1i32);
-        let r6: Lanes<W> = (-1f64) * r5;
-        r6.store(&mut s[52 * W..]);
-        step_t18_t19::<W>(x, s);
-        step_t20_t21_t22::<W>(s);
+        step_t18_t20_t22::<W>(x, s);
+        let r7: Lanes<W> = vt13 * vt13;
+        let r8: Lanes<W> = r7.powi(-1i32);
+        let r9: Lanes<W> = (-1f64) * r8;
+        r9.store(&mut s[70 * W..]);
+        step_t24::<W>(x, s);
+        step_t25_t27_t28::<W>(s);
     }
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
     fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
-        step_t23(t, s);
-        step_t24(s);
-        let vt24: f64 = s[3];
+        step_t29(t, s);
+        step_t30(s);
+        let vt30: f64 = s[3];
         let a0: f64 = c[0];
-        let r1: f64 = 0.5f64 * a0 * vt24;
+        let r1: f64 = 0.5f64 * a0 * vt30;
         s[4] = r1;
         if level.rank() < 1 {
             return;
         }
-        step_t26(t, c, s);
+        step_t32(t, c, s);
         if level.rank() < 2 {
             return;
         }
-        step_t27(s);
+        step_t33(s);
         s[29] = a0;
-        step_t29(s);
+        step_t35(s);
     }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
@@ -317,58 +375,64 @@ pub mod tangent {
                 let p1: f64 = v[i0 * 4 + i1];
                 sum = sum + (p1 * p0);
             }
-            sum.store(&mut s[(10 + i0) * W..]);
+            sum.store(&mut s[(16 + i0) * W..]);
         }
     }
-    /// `dt6[i0] = t6[i0]·(dt5[i0] + db[i0]), for i0 < 3`.
+    /// `dz[i0] = dt5[i0] + db[i0], for i0 < 3`.
+    /// `dt9[i0] = t9[i0]·dz[i0], for i0 < 3`.
     #[inline(always)]
-    fn step_dt6<const W: usize>(v: &[f64], s: &mut [f64]) {
+    fn step_dz_dt9<const W: usize>(v: &[f64], s: &mut [f64]) {
         for i0 in 0..3 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(10 + i0) * W..]);
-            let p1: f64 = v[12 + i0];
-            let p2: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-            let r2: Lanes<W> = p0 + p1;
-            (p2 * r2).store(&mut s[(13 + i0) * W..]);
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[(16 + i0) * W..]);
+                let p1: f64 = v[12 + i0];
+                (p0 + p1).store(&mut s[(19 + i0) * W..]);
+            }
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[(19 + i0) * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[(8 + i0) * W..]);
+                (p1 * p0).store(&mut s[(22 + i0) * W..]);
+            }
         }
     }
-    /// `dt7 = Σ over i0 < 3 of dt6[i0]`.
+    /// `dt13 = Σ over i0 < 3 of dt9[i0]`.
     #[inline(always)]
-    fn step_dt7<const W: usize>(s: &mut [f64]) {
+    fn step_dt13<const W: usize>(s: &mut [f64]) {
         let mut sum: Lanes<W> = Lanes::<W>::splat(0.0);
         for i0 in 0..3 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[(13 + i0) * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[(22 + i0) * W..]);
             sum = sum + p0;
         }
-        sum.store(&mut s[16 * W..]);
+        sum.store(&mut s[25 * W..]);
     }
-    /// `dt11[i0] = dt6[i0]·(-1)·t10 + dt10·t6[i0]·(-1), for i0 < 3`.
-    /// `dt13[i0] = dt10·t6[i0] + dt6[i0]·t10, for i0 < 3`.
+    /// `dt15[i0] = dt9[i0]·(-1)·t14 + dt14·t9[i0]·(-1), for i0 < 3`.
+    /// `dt17[i0] = dt14·t9[i0] + dt9[i0]·t14, for i0 < 3`.
     #[inline(always)]
-    fn step_dt11_dt13<const W: usize>(s: &mut [f64]) {
+    fn step_dt15_dt17<const W: usize>(s: &mut [f64]) {
         for i0 in 0..3 {
             {
-                let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-                let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
-                let p2: Lanes<W> = Lanes::<W>::load(&s[(13 + i0) * W..]);
-                let p3: Lanes<W> = Lanes::<W>::load(&s[17 * W..]);
+                let p0: Lanes<W> = Lanes::<W>::load(&s[(8 + i0) * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[15 * W..]);
+                let p2: Lanes<W> = Lanes::<W>::load(&s[(22 + i0) * W..]);
+                let p3: Lanes<W> = Lanes::<W>::load(&s[26 * W..]);
                 let r2: Lanes<W> = p2 * (-1.0) * p1;
                 let r3: Lanes<W> = p3 * p0 * (-1.0);
-                (r2 + r3).store(&mut s[(18 + i0) * W..]);
+                (r2 + r3).store(&mut s[(27 + i0) * W..]);
             }
             {
-                let p0: Lanes<W> = Lanes::<W>::load(&s[(3 + i0) * W..]);
-                let p1: Lanes<W> = Lanes::<W>::load(&s[9 * W..]);
-                let p2: Lanes<W> = Lanes::<W>::load(&s[(13 + i0) * W..]);
-                let p3: Lanes<W> = Lanes::<W>::load(&s[17 * W..]);
+                let p0: Lanes<W> = Lanes::<W>::load(&s[(8 + i0) * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[15 * W..]);
+                let p2: Lanes<W> = Lanes::<W>::load(&s[(22 + i0) * W..]);
+                let p3: Lanes<W> = Lanes::<W>::load(&s[26 * W..]);
                 let r3: Lanes<W> = p3 * p0;
                 let r4: Lanes<W> = p2 * p1;
-                (r3 + r4).store(&mut s[(33 + i0) * W..]);
+                (r3 + r4).store(&mut s[(42 + i0) * W..]);
             }
         }
     }
-    /// `dt26[i0, i1] = dW[i0, i1]·lambda, for i0 < 3, i1 < 4`.
+    /// `dt32[i0, i1] = dW[i0, i1]·lambda, for i0 < 3, i1 < 4`.
     #[inline(always)]
-    fn step_dt26(c: &[f64], v: &[f64], s: &mut [f64]) {
+    fn step_dt32(c: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..3 {
             for i1 in 0..4 {
                 let p0: f64 = c[0];
@@ -384,15 +448,15 @@ pub mod tangent {
             static PLAN: LazyLock<LoopProgram> = LazyLock::new(|| loops::tangent_plan(
                 super::SoftmaxRegression::plan(),
                 Vec::from([
-                    loops::tensor("t9", Source::Scratch, 8, &[]),
-                    loops::tensor("dt11", Source::Scratch, 18, &[3]),
-                    loops::tensor("dt12", Source::Scratch, 21, &[3, 4]),
-                    loops::tensor("dt13", Source::Scratch, 33, &[3]),
-                    loops::tensor("t25", Source::Scratch, 4, &[]),
-                    loops::tensor("dt26", Source::Scratch, 5, &[3, 4]),
+                    loops::tensor("t12", Source::Scratch, 13, &[]),
+                    loops::tensor("dt15", Source::Scratch, 27, &[3]),
+                    loops::tensor("dt16", Source::Scratch, 30, &[3, 4]),
+                    loops::tensor("dt17", Source::Scratch, 42, &[3]),
+                    loops::tensor("t31", Source::Scratch, 4, &[]),
+                    loops::tensor("dt32", Source::Scratch, 5, &[3, 4]),
                 ]),
                 loops::stage(
-                    36,
+                    45,
                     Some(7),
                     Vec::from([
                         loops::outer_gradient(0, 9, 8, 2, -1.0),
@@ -409,7 +473,7 @@ pub mod tangent {
             ));
             Some(&PLAN)
         }
-        const PRIMAL_SCRATCH: Option<usize> = Some(10);
+        const PRIMAL_SCRATCH: Option<usize> = Some(16);
         /// The per-sample stage's steps for W data rows at once, lane r for row r (`x[j·W + r]` is column j of row r; entry e of a buffer at `s[e·W + r]`): W = 1 for one row, W = 8 for the pass in lanes.
         #[inline(always)]
         fn sample<const W: usize>(
@@ -423,20 +487,30 @@ pub mod tangent {
         ) {
             if phase != Phase::Tangent {
                 step_t5::<W>(t, x, s);
-                step_t6::<W>(t, s);
+                step_z::<W>(t, s);
                 step_t7::<W>(s);
                 let vt7: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
-                step_t8::<W>(t, x, s);
+                step_t8::<W>(s);
                 let vt8: Lanes<W> = Lanes::<W>::load(&s[7 * W..]);
-                let r0: Lanes<W> = vt7.ln();
-                let r1: Lanes<W> = (-1f64) * vt8;
-                let r2: Lanes<W> = r0 + r1;
-                r2.store(&mut s[8 * W..]);
+                step_t9::<W>(s);
+                step_t10::<W>(s);
+                let vt10: Lanes<W> = Lanes::<W>::load(&s[11 * W..]);
+                step_t11::<W>(t, x, s);
+                let vt11: Lanes<W> = Lanes::<W>::load(&s[12 * W..]);
+                let r0: Lanes<W> = vt8.powi(-1i32);
+                let r1: Lanes<W> = vt10 * r0;
+                let r2: Lanes<W> = r1.ln_1p();
+                let r3: Lanes<W> = (-1f64) * vt11;
+                let r4: Lanes<W> = vt8.ln();
+                let r5: Lanes<W> = r2 + r3 + vt7 + r4;
+                r5.store(&mut s[13 * W..]);
                 if level.rank() < 1 {
                     return;
                 }
-                let r3: Lanes<W> = vt7.powi(-1i32);
-                r3.store(&mut s[9 * W..]);
+                step_t13::<W>(s);
+                let vt13: Lanes<W> = Lanes::<W>::load(&s[14 * W..]);
+                let r6: Lanes<W> = vt13.powi(-1i32);
+                r6.store(&mut s[15 * W..]);
             }
             if phase == Phase::Primal {
                 return;
@@ -445,14 +519,14 @@ pub mod tangent {
                 return;
             }
             step_dt5::<W>(x, v, s);
-            step_dt6::<W>(v, s);
-            step_dt7::<W>(s);
-            let vdt7: Lanes<W> = Lanes::<W>::load(&s[16 * W..]);
-            let a4: Lanes<W> = Lanes::<W>::load(&s[6 * W..]);
-            let r5: Lanes<W> = a4.powi(-2i32);
-            let r6: Lanes<W> = (-1f64) * r5 * vdt7;
-            r6.store(&mut s[17 * W..]);
-            step_dt11_dt13::<W>(s);
+            step_dz_dt9::<W>(v, s);
+            step_dt13::<W>(s);
+            let vdt13: Lanes<W> = Lanes::<W>::load(&s[25 * W..]);
+            let a7: Lanes<W> = Lanes::<W>::load(&s[14 * W..]);
+            let r8: Lanes<W> = a7.powi(-2i32);
+            let r9: Lanes<W> = (-1f64) * r8 * vdt13;
+            r9.store(&mut s[26 * W..]);
+            step_dt15_dt17::<W>(s);
         }
         /// The regularizer's steps, into the scratch vector `s`.
         #[inline(always)]
@@ -461,7 +535,7 @@ pub mod tangent {
             if level.rank() < 1 {
                 return;
             }
-            step_dt26(c, v, s);
+            step_dt32(c, v, s);
         }
     }
 }

@@ -144,7 +144,8 @@ fn derive_json_is_valid_json_on_stdout_with_the_banner_elsewhere() {
 /// The JSON says which rewrites the kernel's lowering applied: for the
 /// fuzzer's log1p(u¹⁴), the logarithm of a positive sum as softplus and
 /// the Hessian's ratio u²⁶·(1 + u¹⁴)⁻² in log space; for logistic
-/// regression (loop IR), log σ and log(1 − σ) as softplus; for Rosenbrock,
+/// regression (loop IR), log σ and log(1 − σ) as softplus; for softmax
+/// regression (loop IR), the scores' maximum subtracted; for Rosenbrock,
 /// none.
 #[test]
 fn derive_json_lists_the_rewrites_of_the_lowering() {
@@ -185,6 +186,7 @@ fn derive_json_lists_the_rewrites_of_the_lowering() {
     for rule in ["log-sigmoid", "log-one-minus-sigmoid"] {
         assert!(logistic.iter().any(|r| r == rule), "{rule} in {logistic:?}");
     }
+    assert_eq!(rules("softmax_regression"), ["max-subtracted"]);
     assert_eq!(rules("rosenbrock"), Vec::<String>::new());
 }
 

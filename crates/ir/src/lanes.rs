@@ -123,6 +123,13 @@ impl<const W: usize> Lanes<W> {
         a[0]
     }
 
+    /// The larger of each pair of lanes (`f64::max`: a NaN gives the
+    /// other).
+    #[inline(always)]
+    pub fn max(self, other: impl Into<Lanes<W>>) -> Self {
+        self.zip(other.into(), f64::max)
+    }
+
     /// eˣ.
     #[inline(always)]
     pub fn exp(self) -> Self {

@@ -22,7 +22,9 @@
 //! original model) is the oracle in the tests.
 
 use crate::canonical::map_operands;
-use crate::loop_ir::{Axis, GradientTerm, Load, LoopProgram, Source, Stage, Step, TensorLayout};
+use crate::loop_ir::{
+    Axis, GradientTerm, Load, LoopProgram, Reduction, Source, Stage, Step, TensorLayout,
+};
 use crate::{Algebra, Func, Instr, InvalidProgram, Operand, Outputs, Program};
 use std::collections::{HashMap, HashSet};
 
@@ -195,7 +197,12 @@ impl Layout<'_> {
                     .instructions
                     .iter()
                     .any(|i| matches!(i, Instr::Call { .. }));
-            let body = tangent_body(&s.body, &tangent_of_load, reuse_value);
+            // A maximum has no tangent: what is computed with it does not
+            // depend on its value (see `Reduction::Max`).
+            let body = match s.reduction {
+                Reduction::Sum => tangent_body(&s.body, &tangent_of_load, reuse_value),
+                Reduction::Max => None,
+            };
             if body.is_some() {
                 active.insert(s.out);
             }
@@ -266,6 +273,7 @@ impl Layout<'_> {
                 out_steps.push(Step {
                     out,
                     loops: s.loops.clone(),
+                    reduction: s.reduction,
                     inputs,
                     body: s.body.clone(),
                     level: s.level,
@@ -300,6 +308,7 @@ impl Layout<'_> {
             out_steps.push(Step {
                 out,
                 loops: s.loops.clone(),
+                reduction: Reduction::Sum,
                 inputs,
                 body: t.body,
                 level: Outputs::LossGrad,

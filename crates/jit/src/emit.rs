@@ -16,7 +16,7 @@ use cranelift_codegen::ir::{
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Linkage, Module};
-use hessforge_ir::loop_ir::{Axis, Load, LoopProgram, Source, Stage, Step};
+use hessforge_ir::loop_ir::{Axis, Load, LoopProgram, Reduction, Source, Stage, Step};
 use hessforge_ir::{Func, Instr, Operand};
 use std::collections::HashMap;
 
@@ -220,8 +220,9 @@ impl Emitter<'_, '_> {
         Ok(())
     }
 
-    /// `out[i…] = Σ body`: the output loops, then (with a sum) the summed
-    /// loops around the body, in the interpreter's order.
+    /// `out[i…] = Σ body` (or the maximum): the output loops, then (with a
+    /// reduction) the reduced loops around the body, in the interpreter's
+    /// order.
     fn step(&mut self, step: &Step) -> Result<(), JitError> {
         let out = &self.program.tensors[step.out];
         let rank = out.shape.len();
@@ -259,7 +260,7 @@ impl Emitter<'_, '_> {
             let sum: Vec<Variable> = (0..self.chunks)
                 .map(|_| self.b.declare_var(self.ty))
                 .collect();
-            let zero = self.splat(0.0);
+            let zero = self.splat(step.reduction.identity());
             for (v, z) in sum.iter().zip(zero) {
                 self.b.def_var(*v, z);
             }
@@ -285,10 +286,13 @@ impl Emitter<'_, '_> {
     ) -> Result<(), JitError> {
         if depth == step.loops.len() {
             let value = self.body(step, vars)?;
-            for (v, x) in sum.iter().zip(value) {
-                let acc = self.b.use_var(*v);
-                let added = self.b.ins().fadd(acc, x);
-                self.b.def_var(*v, added);
+            let acc: Lanes = sum.iter().map(|v| self.b.use_var(*v)).collect();
+            let combined = match step.reduction {
+                Reduction::Sum => self.each(&acc, &value, |b, p, q| b.ins().fadd(p, q)),
+                Reduction::Max => self.max(&acc, &value),
+            };
+            for (v, x) in sum.iter().zip(combined) {
+                self.b.def_var(*v, x);
             }
             return Ok(());
         }
@@ -553,12 +557,8 @@ impl Emitter<'_, '_> {
                 self.each(&n, &d, |b, p, q| b.ins().fdiv(p, q))
             }
             Instr::Max { left, right, .. } => {
-                // `f64::max`: a NaN operand gives the other (Cranelift's
-                // fmax would give NaN), so compare and select.
                 let (l, r) = (get(self, left)?, get(self, right)?);
-                // r where l < r or l is NaN, then l where r is NaN.
-                let larger = self.select(FloatCC::UnorderedOrLessThan, &l, &r, &r, &l);
-                self.select(FloatCC::Unordered, &r, &r, &l, &larger)
+                self.max(&l, &r)
             }
             Instr::Copy { src, .. } => get(self, src)?,
             Instr::Powi { base, exp, .. } => {
@@ -651,6 +651,14 @@ impl Emitter<'_, '_> {
         self.each(&positive, &l, |b, p, q| b.ins().fadd(p, q))
     }
 
+    /// `f64::max` of each pair: a NaN operand gives the other (Cranelift's
+    /// fmax would give NaN), so compare and select.
+    fn max(&mut self, l: &[Value], r: &[Value]) -> Lanes {
+        // r where l < r or l is NaN, then l where r is NaN.
+        let larger = self.select(FloatCC::UnorderedOrLessThan, l, r, r, l);
+        self.select(FloatCC::Unordered, r, r, l, &larger)
+    }
+
     /// `a cc b ? yes : no`, chunk by chunk.
     fn select(
         &mut self,
@@ -663,6 +671,10 @@ impl Emitter<'_, '_> {
         (0..a.len())
             .map(|c| {
                 let mask = self.b.ins().fcmp(cc, a[c], b[c]);
+                if self.width == 1 {
+                    // One row: a scalar comparison and a plain select.
+                    return self.b.ins().select(mask, yes[c], no[c]);
+                }
                 debug_assert_eq!(self.b.func.dfg.value_type(mask), I64X2);
                 let mask = self.b.ins().bitcast(F64X2, MemFlagsData::new(), mask);
                 self.b.ins().bitselect(mask, yes[c], no[c])

@@ -18,16 +18,20 @@
 //! becomes a product term (a rank-1 update, or one per value of the paired
 //! indices), the rest one dense block.
 
+mod max_shift;
+
 use crate::engine::Engine;
 use crate::lower::{LowerFailure, Stabilizer, undefined_number};
-use crate::range_safe::Applied;
+use crate::range_safe::{Applied, MAX_SUBTRACTED};
 use hessforge_derivation::index_calculus::IndexDerivation;
 use hessforge_ir::loop_ir::{
-    Axis, GradientTerm, HessianTerm, Load, LoopProgram, Source, Stage, Step, TensorLayout,
+    Axis, GradientTerm, HessianTerm, Load, LoopProgram, Reduction, Source, Stage, Step,
+    TensorLayout,
 };
 use hessforge_ir::{Outputs, Program};
 use hessforge_spec::index::{IExpr, IndexModel, Ix};
 use hessforge_spec::{Expr, Func, Model, Role};
+use max_shift::Shift;
 use std::collections::HashMap;
 use symbolica::atom::Atom;
 
@@ -104,6 +108,7 @@ impl Engine {
         let stabilizer = Stabilizer::new(self, false);
         let mut stages = Vec::new();
         let mut names = Vec::new();
+        let mut applied = Vec::new();
         for regularizer in [false, true] {
             let mut plan = Planner {
                 engine: self,
@@ -118,6 +123,8 @@ impl Engine {
                 inlined: HashMap::new(),
                 fresh: 0,
                 level: Outputs::Loss,
+                shifts: Vec::new(),
+                applied: &mut applied,
             };
             let loss = if regularizer {
                 index.regularizer.as_ref()
@@ -126,6 +133,7 @@ impl Engine {
             };
             if let Some(loss) = loss {
                 let loss = plan.inline(loss);
+                let loss = plan.range_safe(loss)?;
                 plan.stage.loss = Some(plan.make(&loss, &[], &[])?);
             }
             plan.level = Outputs::LossGrad;
@@ -137,6 +145,7 @@ impl Engine {
                 let param = inputs[&g.tensor];
                 let vars = plan.vars_of(&g.indices, param);
                 let e = plan.inline(e);
+                let e = plan.range_safe(e)?;
                 let value = plan.make(&e, &vars, &[])?;
                 plan.stage.gradient.push(GradientTerm {
                     param,
@@ -154,6 +163,7 @@ impl Engine {
                 let rows = plan.vars_of(&b.row_indices, row);
                 let cols = plan.vars_of(&b.col_indices, col);
                 let e = plan.inline(e);
+                let e = plan.range_safe(e)?;
                 plan.block(&e, row, col, &rows, &cols)?;
             }
             names.extend(plan.definitions_held());
@@ -179,7 +189,8 @@ impl Engine {
         let mut lowered = lowered.with_tangent().map_err(|e| e.to_string())?;
         lowered.gather_outer_gradients();
         lowered.validate().map_err(|e| e.to_string())?;
-        Ok((lowered, stabilizer.applied()))
+        applied.extend(stabilizer.applied());
+        Ok((lowered, applied))
     }
 }
 
@@ -205,6 +216,11 @@ struct Planner<'a> {
     fresh: usize,
     /// The level the steps made now are needed from.
     level: Outputs,
+    /// The sums of exponentials found so far and the buffers of their
+    /// maxima ([`max_shift`]).
+    shifts: Vec<Shift>,
+    /// The range-safe rewrites of the index form, for the derivation's JSON.
+    applied: &'a mut Vec<Applied>,
 }
 
 impl Planner<'_> {
@@ -302,6 +318,53 @@ impl Planner<'_> {
         }
     }
 
+    /// `e` (inlined) with its sums of exponentials' maxima subtracted
+    /// ([`max_shift`]); the maximum of each new one is a step.
+    fn range_safe(&mut self, e: IExpr) -> Result<IExpr, LowerFailure> {
+        let mut found = Vec::new();
+        let index = self.index;
+        let axis_len = |tensor: &str, axis: usize| -> Option<usize> {
+            index.tensor(tensor)?.shape.get(axis).copied()
+        };
+        max_shift::exp_sums(&e, &axis_len, &mut found);
+        for sum in found {
+            if self.shifts.iter().any(|s| s.key == sum.key) {
+                continue;
+            }
+            let k = std::slice::from_ref(&sum.var);
+            let scores = self.make(&sum.exponent, k, &[])?;
+            let max = self.make_buffer(&buffer_entry(scores, k), &[], k, Reduction::Max)?;
+            let exp_sum = IExpr::Sum {
+                var: sum.var.name.clone(),
+                from: 1,
+                to: sum.var.len,
+                body: Box::new(IExpr::Call(Func::Exp, Box::new(sum.exponent.clone()))),
+            };
+            // Shown with the scores called z and their maximum m.
+            let shown = Shift {
+                max: IExpr::entry("m", Vec::new()),
+                scores: "z".into(),
+                ..Shift::new(sum.key.clone(), scores, sum.var.len, max)
+            };
+            let inside = max_shift::shift_inside(&exp_sum, &[shown]);
+            let name = sum.var.name.split('#').next().unwrap_or("k");
+            self.applied.push(Applied {
+                rule: MAX_SUBTRACTED,
+                from: exp_sum.to_string(),
+                to: format!(
+                    "exp(m)·{inside}, z[{name}] = {}, m = max over {name} of z[{name}]",
+                    sum.exponent
+                ),
+            });
+            self.shifts
+                .push(Shift::new(sum.key, scores, sum.var.len, max));
+        }
+        Ok(match max_shift::shifts_any(&e, &self.shifts) {
+            true => max_shift::shift(&e, &self.shifts),
+            false => e,
+        })
+    }
+
     /// Every sum of `e` with a fresh variable.
     fn freshen(&mut self, e: &IExpr) -> IExpr {
         e.rename_bound(&mut |var| {
@@ -313,17 +376,19 @@ impl Planner<'_> {
     /// The buffer holding `e` (inlined) over `out` — summed over `reduce`.
     fn make(&mut self, e: &IExpr, out: &[Var], reduce: &[Var]) -> Result<usize, LowerFailure> {
         let made_from = expression_key(e, out, reduce);
-        let buffer = self.make_buffer(e, out, reduce)?;
+        let buffer = self.make_buffer(e, out, reduce, Reduction::Sum)?;
         self.made_from.entry(made_from).or_insert(buffer);
         Ok(buffer)
     }
 
-    /// [`Planner::make`] without recording what the buffer was made from.
+    /// [`Planner::make`] without recording what the buffer was made from,
+    /// reducing `reduce` by `reduction`.
     fn make_buffer(
         &mut self,
         e: &IExpr,
         out: &[Var],
         reduce: &[Var],
+        reduction: Reduction,
     ) -> Result<usize, LowerFailure> {
         let domain: Vec<Var> = out.iter().chain(reduce).cloned().collect();
         let mut inline_exps = Vec::new();
@@ -345,7 +410,11 @@ impl Planner<'_> {
             .map(|(k, v)| (v.name.clone(), Ix::Var(format!("#{k}"))))
             .collect();
         let shape: Vec<(usize, usize)> = domain.iter().map(|v| (v.from, v.len)).collect();
-        let key = format!("{}|{shape:?}|{:?}", out.len(), body.rename(&positional));
+        let key = format!(
+            "{}|{reduction:?}|{shape:?}|{:?}",
+            out.len(),
+            body.rename(&positional)
+        );
         if let Some(&b) = self.memo.get(&key) {
             return Ok(b);
         }
@@ -371,6 +440,7 @@ impl Planner<'_> {
         self.stage.steps.push(Step {
             out: buffer,
             loops: domain.iter().map(|v| v.len).collect(),
+            reduction,
             inputs: loads,
             body: program,
             level: self.level,
@@ -382,7 +452,7 @@ impl Planner<'_> {
     /// `e` with its sums and its parts that vary over fewer of `domain`'s
     /// variables than it does replaced by buffers.
     fn hoist(&mut self, e: &IExpr, domain: &[Var]) -> Result<IExpr, LowerFailure> {
-        if is_leaf(e) {
+        if is_scaled_leaf(e) {
             return Ok(e.clone());
         }
         let varies = in_domain(e, domain);
@@ -424,7 +494,7 @@ impl Planner<'_> {
                 };
                 let mut parts = Vec::new();
                 for (names, group) in groups {
-                    let worth = group.len() > 1 || group.iter().any(|x| !is_leaf(x));
+                    let worth = group.len() > 1 || group.iter().any(|x| !is_scaled_leaf(x));
                     if names.len() < domain.len() && worth {
                         let vars: Vec<Var> = domain
                             .iter()
@@ -808,6 +878,17 @@ fn is_leaf(e: &IExpr) -> bool {
         e,
         IExpr::Num(_) | IExpr::Entry { .. } | IExpr::Index(_) | IExpr::Delta(..)
     )
+}
+
+/// A leaf or a number times a leaf (the −m of a shifted exponent): not
+/// worth a buffer of its own.
+fn is_scaled_leaf(e: &IExpr) -> bool {
+    match e {
+        IExpr::Mul(xs) => {
+            matches!(xs.as_slice(), [IExpr::Num(_), x] | [x, IExpr::Num(_)] if is_leaf(x))
+        }
+        _ => is_leaf(e),
+    }
 }
 
 /// The variables of `domain` that `e` varies over, in the domain's order.

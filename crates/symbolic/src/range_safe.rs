@@ -64,6 +64,9 @@ pub(crate) const RATIO_IN_LOG_SPACE: &str = "ratio-in-log-space";
 pub(crate) const POWER_OF_A_PRODUCT: &str = "power-of-a-product";
 /// The rule that folds the logarithm of a positive sum with softplus.
 pub(crate) const LOG_OF_POSITIVE_SUM: &str = "log-of-positive-sum";
+/// The rule of the loop IR that factors the largest term out of a sum of
+/// exponentials (log-sum-exp and softmax with the max subtracted).
+pub(crate) const MAX_SUBTRACTED: &str = "max-subtracted";
 
 /// |a| as e^{large + small} · bounded. `large` holds the exponents that
 /// can be huge (a score z of e^z, the maximum m of a log-sum-exp), `small`

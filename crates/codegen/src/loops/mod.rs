@@ -18,7 +18,7 @@
 //! function with its values numbered.
 
 use crate::{CodegenError, KernelInfo, call, n, type_name};
-use hessforge_ir::loop_ir::{Axis, HessianTerm, Load, LoopProgram, Source, Stage, Step};
+use hessforge_ir::loop_ir::{Axis, HessianTerm, Load, LoopProgram, Reduction, Source, Stage, Step};
 use hessforge_ir::{Func, Instr, Operand, Outputs};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};

@@ -23,6 +23,8 @@ pub(super) struct JammedSum<'a, S: Fn(&Ident) -> TokenStream> {
     pub(super) len: usize,
     pub(super) ty: &'a TokenStream,
     pub(super) zero: &'a TokenStream,
+    /// How the terms combine (a sum, or their maximum).
+    pub(super) reduction: Reduction,
     /// The statements of one term of the sum, with the free index bound,
     /// and its value.
     pub(super) term: (TokenStream, TokenStream),
@@ -46,11 +48,12 @@ impl<S: Fn(&Ident) -> TokenStream> JammedSum<'_, S> {
         let (var, ty, zero) = (&self.var, self.ty, self.zero);
         let (statements, value) = &self.term;
         let jam = n(JAM);
+        let combined = combine(self.reduction, quote!(*sum), value);
         let summed = reduce(quote! {
             for (k, sum) in sums.iter_mut().enumerate() {
                 let #var = block + k;
                 #statements
-                *sum = *sum + #value;
+                *sum = #combined;
             }
         });
         let store = (self.store)(&format_ident!("sum"));
@@ -71,6 +74,18 @@ impl<S: Fn(&Ident) -> TokenStream> JammedSum<'_, S> {
             }
             #rest
         })
+    }
+}
+
+/// `acc` with a term combined in: `acc + term`, or `acc.max(term)` (a NaN
+/// term dropped, as `f64::max` and the interpreter do).
+fn combine(reduction: Reduction, acc: TokenStream, term: &TokenStream) -> TokenStream {
+    match reduction {
+        Reduction::Sum => {
+            let term = operand_of(term);
+            quote!(#acc + #term)
+        }
+        Reduction::Max => quote!(#acc.max(#term)),
     }
 }
 
@@ -329,16 +344,20 @@ fn reduction_nest(m: &LoopProgram, step: &Step, lanes: usize, with_row: bool) ->
     } else {
         quote!(f64)
     };
+    let identity = match step.reduction {
+        Reduction::Sum => quote!(0.0),
+        Reduction::Max => quote!(f64::NEG_INFINITY),
+    };
     let zero = if lanes > 0 && result_in_lanes {
-        quote!(Lanes::<W>::splat(0.0))
+        quote!(Lanes::<W>::splat(#identity))
     } else {
-        quote!(0.0)
+        identity
     };
     let one_entry = {
         let summed = wrap(
             {
-                let term = operand_of(&result);
-                quote!(#(#loads)* #(#body)* sum = sum + #term;)
+                let combined = combine(step.reduction, quote!(sum), &result);
+                quote!(#(#loads)* #(#body)* sum = #combined;)
             },
             rank..step.loops.len(),
         );
@@ -351,7 +370,8 @@ fn reduction_nest(m: &LoopProgram, step: &Step, lanes: usize, with_row: bool) ->
             len: step.loops[rank - 1],
             ty: &ty,
             zero: &zero,
-            term: (quote!(#(#loads)* #(#body)*), operand_of(&result)),
+            reduction: step.reduction,
+            term: (quote!(#(#loads)* #(#body)*), result.clone()),
             store: |sum: &Ident| store_tokens(quote!(#sum), result_in_lanes, target.clone(), lanes),
         };
         parts.tokens(|summed| wrap(summed, rank..step.loops.len()), &one_entry)
@@ -439,7 +459,11 @@ pub(super) fn step_summary(m: &LoopProgram, step: &Step, rank: usize) -> String 
             .join(", ")
     };
     let sum = if n_loops > rank {
-        format!("Σ over {} of ", ranges(rank, n_loops))
+        let op = match step.reduction {
+            Reduction::Sum => "Σ",
+            Reduction::Max => "max",
+        };
+        format!("{op} over {} of ", ranges(rank, n_loops))
     } else {
         String::new()
     };
@@ -556,6 +580,7 @@ mod tests {
         Step {
             out,
             loops: loops.to_vec(),
+            reduction: Reduction::Sum,
             inputs: vec![Load::Entry { tensor, index }],
             body: Program {
                 n_regs: 0,

@@ -137,19 +137,61 @@ pub enum Load {
 
 /// `out[i₀, …, i_{r−1}] = Σ_{i_r, …} body(loads at i)`: a loop nest over
 /// `loops` (trip counts, outermost first), the first `rank(out)` of which
-/// index the buffer written; the rest are summed.
+/// index the buffer written; the rest are summed (or, with
+/// [`Reduction::Max`], their largest value is taken).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     /// The buffer written (a tensor with [`Source::Scratch`]).
     pub out: usize,
     /// Trip counts.
     pub loops: Vec<usize>,
+    /// How the loops beyond the buffer's rank combine the body's values.
+    #[serde(default, skip_serializing_if = "Reduction::is_sum")]
+    pub reduction: Reduction,
     /// The body's inputs: its parameter `pI` is `inputs[I]`.
     pub inputs: Vec<Load>,
     /// One output: the value of one iteration.
     pub body: Program,
     /// The lowest level of outputs that needs this step.
     pub level: Outputs,
+}
+
+/// How a step combines the values of its loops beyond its buffer's rank.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reduction {
+    /// Their sum (0 over no value).
+    #[default]
+    Sum,
+    /// Their largest value (`f64::max`, a NaN dropped), at least one value:
+    /// the m of a log-sum-exp written as m + log Σ e^{uₖ − m}, where every
+    /// term is at most 1 and the largest is 1, so nothing over- or
+    /// underflows. No derivative flows through it: everything the lowering
+    /// computes with m has the same value whatever m is.
+    Max,
+}
+
+impl Reduction {
+    /// Whether it is [`Reduction::Sum`] (the default, not written out).
+    pub fn is_sum(&self) -> bool {
+        *self == Reduction::Sum
+    }
+
+    /// The value the loops start from: the identity of the reduction.
+    pub fn identity(self) -> f64 {
+        match self {
+            Reduction::Sum => 0.0,
+            Reduction::Max => f64::NEG_INFINITY,
+        }
+    }
+
+    /// `acc` with `value` combined in.
+    pub fn combine(self, acc: f64, value: f64) -> f64 {
+        match self {
+            Reduction::Sum => acc + value,
+            Reduction::Max => acc.max(value),
+        }
+    }
 }
 
 /// `grad[tensor] += value` (entry by entry; both have the tensor's shape),
@@ -306,6 +348,13 @@ impl LoopProgram {
                 let out = buffer(s.out)?;
                 if s.loops.len() < out.shape.len() || s.loops[..out.shape.len()] != out.shape[..] {
                     return err(format!("{which} step {k}: loops do not match its buffer"));
+                }
+                if s.reduction == Reduction::Max
+                    && (s.loops.len() == out.shape.len() || s.loops.contains(&0))
+                {
+                    return err(format!(
+                        "{which} step {k}: a maximum needs at least one value to take"
+                    ));
                 }
                 let axis_ok = |a: &Axis, n: usize| match *a {
                     Axis::Loop { var, shift } => var < s.loops.len() && s.loops[var] + shift <= n,
@@ -575,7 +624,11 @@ impl std::fmt::Display for LoopProgram {
                     let summed: Vec<String> = (rank..s.loops.len())
                         .map(|k| format!("i{k}<{}", s.loops[k]))
                         .collect();
-                    write!(f, "Σ({}) ", summed.join(", "))?;
+                    let op = match s.reduction {
+                        Reduction::Sum => "Σ",
+                        Reduction::Max => "max",
+                    };
+                    write!(f, "{op}({}) ", summed.join(", "))?;
                 }
                 write!(f, "f(")?;
                 for (k, l) in s.inputs.iter().enumerate() {

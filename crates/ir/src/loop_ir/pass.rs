@@ -427,7 +427,7 @@ impl LoopProgram {
         for step in stage.steps.iter().filter(|s| s.level.rank() <= wants) {
             let out = &self.tensors[step.out];
             let (start, len) = (out.offset, out.len());
-            scratch[start..start + len].fill(0.0);
+            scratch[start..start + len].fill(step.reduction.identity());
             regs.resize(step.body.n_regs as usize, 0.0);
             inputs.resize(step.inputs.len(), 0.0);
             let mut at = vec![0usize; step.loops.len()];
@@ -448,7 +448,8 @@ impl LoopProgram {
                 let mut value = [0.0];
                 step.body.run(&inputs, &[], &[], &mut regs, &mut value);
                 let flat = flat_index(&at[..rank], &out.shape);
-                scratch[start + flat] += value[0];
+                let entry = &mut scratch[start + flat];
+                *entry = step.reduction.combine(*entry, value[0]);
                 if !advance(&mut at, &step.loops) {
                     break;
                 }

@@ -120,7 +120,8 @@ fn share_in(stage: &mut Stage, tensors: &[TensorLayout]) {
             continue;
         }
         let key = format!(
-            "{:?} {:?} {}",
+            "{:?} {:?} {:?} {}",
+            step.reduction,
             step.loops,
             tensors[step.out].shape,
             value_key(&step.body, &step.inputs)
@@ -274,6 +275,7 @@ mod tests {
         Step {
             out,
             loops: vec![3],
+            reduction: Reduction::Sum,
             inputs: vec![Load::Entry { tensor, index }],
             body: Program {
                 n_regs: instructions.len() as u32,

@@ -394,3 +394,164 @@ fn log1p_of_a_14th_power_at_ten_to_the_twelve_has_the_right_hessian() {
         out[2]
     );
 }
+
+/// Which output of a pass a value is.
+#[derive(Clone, Copy)]
+enum Output {
+    Loss,
+    Grad(usize),
+    Hess(usize),
+}
+
+/// The loop kernels' log-sum-exp (softmax scores z = W x over three classes,
+/// ℓ = log Σₖ e^{zₖ}). The scores are drawn across the f64 range: a base
+/// z₀ of magnitude 10⁻³⁰⁰ … 10³⁰⁰ plus a spread of 10⁻³ … 10³ per class,
+/// x = ±2ⁿ (n in −10 … 10), W = z / x — so that zₖ = Wₖ x is exact in f64
+/// and the scores' own rounding (a matter of the inputs' conditioning) does
+/// not enter. The datum stays within 2^±10: a probability below f64's
+/// normal range times a datum of 10¹⁵² is a normal number that only a
+/// product in log space keeps, which the scalar programs write and the
+/// loop kernels do not (a limit stated in the reliability page). About half the draws put e^{zₖ} beyond f64's range while
+/// the loss, the probabilities and the gradient are ordinary numbers.
+/// Against a closed form at 2 560 bits (with the scores' maximum taken out,
+/// an identity, so that e^{zₖ} of any size is representable): the loss,
+/// every gradient entry sₖ x and the Hessian's entries between two classes
+/// (−sₖ sₗ x²; the diagonal sₖ(1 − sₖ) x² cancels wherever one class
+/// dominates, in any f64 form: not a matter of range). The Hessian–vector
+/// product of the tangent model (which treats the maximum as a constant)
+/// must be the Hessian's own product, to rounding.
+#[test]
+fn the_loop_kernels_log_sum_exp_keeps_its_range() {
+    let model = hessforge_spec::load_str(
+        "lse.toml",
+        "name = \"lse\"\ntitle = \"t\"\ndescription = \"t\"\nloss = \"log(sum(exp(z)))\"\n\
+         [parameters]\nW = { shape = [3, 1] }\n[data]\nx = { shape = [1] }\n\
+         [[define]]\nname = \"z\"\nexpr = \"W @ x\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{}", e.one_line()));
+    let program = hessforge_symbolic::lower_loop_ir(&model).unwrap();
+    let p = 3;
+    // Ties: at W = 0 every score is the maximum (the log-sum-exp counts
+    // them), ℓ = log 3 and ∂ℓ/∂Wₖ = x/3.
+    let (mut grad, mut hess) = (vec![0.0; p], vec![0.0; p * p]);
+    let at = At::new(&[0.0; 3], &[], &[1.5]);
+    let loss = program.evaluate(Outputs::LossGradHess, at, &mut grad, &mut hess);
+    assert!((loss - 3f64.ln()).abs() < 1e-15, "ℓ = {loss} at W = 0");
+    assert!(
+        grad.iter().all(|g| (g - 0.5).abs() < 1e-15),
+        "∇ℓ = {grad:?} at W = 0"
+    );
+    let mut reference = Reference::new();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2027);
+    let (min, max) = (big(f64::MIN_POSITIVE), big(f64::MAX / 1024.0));
+    let (mut compared, mut beyond_exp, mut cases) = (0, 0, 0);
+    let mut failures = Vec::new();
+    while cases < CASES {
+        let x = 2f64.powi(rng.gen_range(-10..=10)) * if rng.gen_bool(0.5) { -1.0 } else { 1.0 };
+        let base = draw(&mut rng, true);
+        let theta: Vec<f64> = (0..p)
+            .map(|_| {
+                let spread = 10f64.powf(rng.gen_range(-3.0..3.0));
+                (base + if rng.gen_bool(0.5) { -spread } else { spread }) / x
+            })
+            .collect();
+        if theta.iter().any(|w| !w.is_normal()) {
+            continue;
+        }
+        cases += 1;
+        let v: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let z: Vec<f64> = theta.iter().map(|w| w * x).collect();
+        if z.iter().any(|z| z.abs() > 709.0) {
+            beyond_exp += 1;
+        }
+        // The closed form, exact to 2 560 bits: m = maxₖ zₖ,
+        // ℓ = m + log Σₖ e^{zₖ − m}, sₖ = e^{zₖ − m}/Σ, ∂ℓ/∂Wₖ = sₖ x.
+        let xb = big(x);
+        let zb: Vec<BigFloat> = theta
+            .iter()
+            .map(|&w| big(w).mul(&xb, PRECISION, RM))
+            .collect();
+        let top = zb
+            .iter()
+            .skip(1)
+            .fold(zb[0].clone(), |m, z| if *z > m { z.clone() } else { m });
+        let e: Vec<BigFloat> = zb
+            .iter()
+            .map(|z| reference.exp(&z.sub(&top, PRECISION, RM)))
+            .collect();
+        let total = e.iter().fold(big(0.0), |acc, e| acc.add(e, PRECISION, RM));
+        let s: Vec<BigFloat> = e.iter().map(|e| e.div(&total, PRECISION, RM)).collect();
+        let loss_truth = top.add(&reference.ln(&total), PRECISION, RM);
+        let mut truths = vec![("ℓ".to_string(), Output::Loss, loss_truth)];
+        for (k, s_k) in s.iter().enumerate() {
+            let g = s_k.mul(&xb, PRECISION, RM);
+            truths.push((format!("∂ℓ/∂W{k}"), Output::Grad(k), g));
+        }
+        for (k, l) in [(0, 1), (0, 2), (1, 2)] {
+            let h = s[k]
+                .mul(&s[l], PRECISION, RM)
+                .mul(&xb, PRECISION, RM)
+                .mul(&xb, PRECISION, RM)
+                .neg();
+            truths.push((format!("∂²ℓ/∂W{k}∂W{l}"), Output::Hess(k * p + l), h));
+        }
+        let mut grad = vec![0.0; p];
+        let mut hess = vec![0.0; p * p];
+        let row = [x];
+        let at = At::new(&theta, &[], &row);
+        let loss = program.evaluate(Outputs::LossGradHess, at, &mut grad, &mut hess);
+        for (name, output, truth) in &truths {
+            let got = match *output {
+                Output::Loss => loss,
+                Output::Grad(i) => grad[i],
+                Output::Hess(i) => hess[i],
+            };
+            let size = truth.abs();
+            if truth.is_nan() || truth.is_inf() || size < min || size > max {
+                continue;
+            }
+            compared += 1;
+            let error = big(got).sub(truth, PRECISION, RM).abs();
+            if !got.is_finite() || error > size.mul(&big(TOLERANCE), PRECISION, RM) {
+                failures.push(format!("{name} at W = {theta:?}, x = {x:e}: got {got:e}"));
+            }
+        }
+        // The tangent model's product against the Hessian's own, to the
+        // rounding of the terms before they cancel: each entry of row k is
+        // sₖ(δₖₗ − sₗ) x², each part at most sₖ x².
+        let mut product = vec![0.0; p];
+        program.hess_vec(at, &v, &mut product);
+        let top = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = z.iter().map(|z| (z - top).exp()).sum();
+        for k in 0..p {
+            let row_k = &hess[k * p..(k + 1) * p];
+            let expected: f64 = row_k.iter().zip(&v).map(|(h, v)| h * v).sum();
+            let s_k = (z[k] - top).exp() / sum;
+            let scale: f64 = v.iter().map(|v| s_k * (x * x * v).abs()).sum();
+            let close = (product[k] - expected).abs() <= 1e-12 * scale + 1e-300;
+            if !close && scale.is_finite() {
+                failures.push(format!(
+                    "(∇²ℓ v){k} at W = {theta:?}, x = {x:e}: got {:e}, H v = {expected:e}",
+                    product[k]
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {compared} values lost range or precision, e.g.\n{}",
+        failures.len(),
+        failures[..failures.len().min(8)].join("\n")
+    );
+    // Most draws must reach scores beyond e^{±709}, and most values must
+    // be compared, or the test would test little.
+    assert!(
+        beyond_exp >= CASES * 2 / 5,
+        "only {beyond_exp} draws left exp's range"
+    );
+    assert!(
+        compared >= 6 * CASES,
+        "only {compared} values were normal f64s"
+    );
+    eprintln!("{beyond_exp} draws beyond exp's range, {compared} values compared");
+}
