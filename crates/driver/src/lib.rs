@@ -39,7 +39,7 @@ mod synthetic;
 
 pub use backend::{Backend, BackendChoice};
 pub use data::Dataset;
-pub use problem::{OptionError, PrepareError, Prepared, Problem, prepare};
+pub use problem::{OptionError, PrepareError, Prepared, Problem, prepare, prepare_without_data};
 pub use run::{
     DENSE_HESSIAN_MAX_BYTES, Run, Spectrum, best_converged, default_comparison,
     dense_hessian_bytes, fit, hessian_spectrum, optimizer, optimizer_for, optimizer_names,

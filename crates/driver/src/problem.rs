@@ -161,6 +161,34 @@ pub fn prepare(name: &str, problem: &Problem) -> Result<Prepared, PrepareError> 
     })
 }
 
+/// A model whose data come later, call by call (the Python package's
+/// model: its arrays arrive with each call): the back-end `choice` names
+/// for it (`arg` the name it was asked for, a built-in or not), its
+/// constants with `set` applied, its start (`init` as [`Problem::init`]),
+/// and no rows.
+pub fn prepare_without_data(
+    arg: &str,
+    model: Model,
+    set: &[String],
+    init: Option<&str>,
+    choice: BackendChoice,
+) -> Result<Prepared, PrepareError> {
+    let constants = constants(&model, set)?;
+    let start = initial(&model, init)?;
+    let backend = Backend::resolve(arg, &model, choice)?;
+    Ok(Prepared {
+        model,
+        backend,
+        constants,
+        data: Dataset {
+            values: Vec::new(),
+            rows: 0,
+            source: "no data yet".into(),
+        },
+        start,
+    })
+}
+
 fn constants(model: &Model, set: &[String]) -> Result<Vec<f64>, OptionError> {
     let mut values: Vec<f64> = model.constants.iter().map(|(_, v)| *v).collect();
     for item in set {

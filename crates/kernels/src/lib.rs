@@ -87,7 +87,7 @@ macro_rules! include_kernels {
 /// time, the straight-line programs ([`ir::ModelPrograms`]) and the loop
 /// IR ([`ir::loop_ir::LoopProgram`]). [`KernelObjective`] binds one to its
 /// constants and data as the optimizers' objective.
-pub trait Kernel: Sync {
+pub trait Kernel: Send + Sync {
     /// The model's name.
     fn name(&self) -> &str;
     /// Number of parameters P.

@@ -20,7 +20,7 @@ use std::marker::PhantomData;
 pub const LANES: usize = 8;
 
 /// A model's generated half: its sizes and names, its plan and its steps.
-pub trait LoopModel: Sync + 'static {
+pub trait LoopModel: Send + Sync + 'static {
     /// The model's name.
     const NAME: &'static str;
     /// Number of parameters P.

@@ -263,7 +263,7 @@ impl Step {
 }
 
 /// An optimizer: state plus one step from the current [`Point`].
-pub trait Method {
+pub trait Method: Send {
     /// The optimizer's name (as `hessforge optimizers` lists it).
     fn name(&self) -> &str;
     /// Whether the driver must evaluate ∇²L at each iterate (asked after

@@ -1,0 +1,654 @@
+//! The extension module `hessforge._hessforge`: the Rust side of the
+//! Python package. It owns the crossing between Python and the library —
+//! models loaded by name, path or text, derivations rendered in every
+//! format, kernel passes on NumPy arrays (with the GIL released), the
+//! optimizers of the catalogue, and errors as Python exceptions. The
+//! package's pure-Python layer (`py/hessforge/__init__.py`) converts
+//! arguments to contiguous float64 arrays, wraps results in SciPy's
+//! conventions and gives the objects their notebook representations.
+//!
+//! Data cross as one array per data tensor of the model, in the model's
+//! order (`m.loss(theta, X, y)` for logistic regression's `x` and `y`), each
+//! of shape (N, *tensor shape); they are interleaved here into the row-major
+//! rows the kernels read.
+
+use hessforge_derivation::Derivation;
+use hessforge_derivation::render::{Format, render, render_expanded};
+use hessforge_driver::backend::BackendChoice;
+use hessforge_driver::data::Dataset;
+use hessforge_driver::{Prepared, fit, models, optimizer_for, prepare_without_data};
+use hessforge_kernels::At;
+use hessforge_optim::{HessianPath, History, Preconditioner, Settings, Stopping, Subproblem};
+use hessforge_spec::Model;
+use numpy::{
+    PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods,
+};
+use pyo3::create_exception;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+create_exception!(
+    _hessforge,
+    DerivationError,
+    PyValueError,
+    "A model that cannot be loaded or derived: the message names the file, line and column where there is one, what was expected, and a hint (the text the command line prints)."
+);
+
+/// A diagnostic as the command line prints it, without colours.
+fn report(e: impl miette::Diagnostic + Send + Sync + 'static) -> String {
+    let mut out = String::new();
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_context_lines(2);
+    match handler.render_report(&mut out, &e) {
+        Ok(()) => out,
+        Err(_) => e.to_string(),
+    }
+}
+
+/// The model a call names: a built-in name or a path (`source`), or the
+/// text of a derivation file (`text`). Returns the name it was asked by.
+fn load(source: Option<&str>, text: Option<&str>) -> PyResult<(String, Model)> {
+    match (source, text) {
+        (Some(s), None) => models::load(s)
+            .map(|m| (s.to_string(), m))
+            .map_err(|e| DerivationError::new_err(report(e))),
+        (None, Some(t)) => hessforge_spec::load_str("<text>", t)
+            .map(|m| (String::from("<text>"), m))
+            .map_err(|e| DerivationError::new_err(report(e))),
+        _ => Err(PyValueError::new_err(
+            "give a model's name or path, or its text as text=...",
+        )),
+    }
+}
+
+/// A derivation: the model's loss, gradient and Hessian, derived, ready to
+/// render as a lecture note, slides, Markdown, text or JSON.
+#[pyclass(module = "hessforge._hessforge", frozen)]
+struct RawDerivation {
+    derivation: Derivation,
+    expanded: bool,
+}
+
+#[pymethods]
+impl RawDerivation {
+    /// The derivation in `format`: latex, beamer, markdown, text or json.
+    fn render(&self, format: &str) -> PyResult<String> {
+        let Some((format, _)) = Format::ALL.iter().find(|(_, name)| *name == format) else {
+            let names: Vec<&str> = Format::ALL.iter().map(|(_, n)| *n).collect();
+            return Err(PyValueError::new_err(format!(
+                "no format named `{format}`: expected one of {}",
+                names.join(", ")
+            )));
+        };
+        Ok(if self.expanded {
+            render_expanded(&self.derivation, *format)
+        } else {
+            render(&self.derivation, *format)
+        })
+    }
+
+    /// The model's name.
+    #[getter]
+    fn name(&self) -> String {
+        self.derivation.model.name.clone()
+    }
+
+    /// The parameters' scalar names, in θ's order.
+    #[getter]
+    fn params(&self) -> Vec<String> {
+        self.derivation
+            .model
+            .params
+            .iter()
+            .map(|s| s.id.clone())
+            .collect()
+    }
+}
+
+/// Derive a model (see `hessforge.derive`).
+#[pyfunction]
+#[pyo3(signature = (source=None, *, text=None, expand=false))]
+fn derive(
+    py: Python<'_>,
+    source: Option<&str>,
+    text: Option<&str>,
+    expand: bool,
+) -> PyResult<RawDerivation> {
+    let (_, model) = load(source, text)?;
+    let derived = py.detach(|| {
+        let mut d = if expand {
+            hessforge_symbolic::derive(&model)
+        } else {
+            hessforge_symbolic::derive_unexpanded(model)
+        }?;
+        d.rewrites = hessforge_symbolic::rewrites(&d)?;
+        Ok::<_, hessforge_symbolic::EngineError>(d)
+    });
+    let derivation = derived.map_err(|e| DerivationError::new_err(report(e)))?;
+    Ok(RawDerivation {
+        derivation,
+        expanded: expand,
+    })
+}
+
+/// A model with its kernel: the build-time kernel of a built-in, the
+/// run-time compiled kernel of a file (or the interpreter, when asked).
+#[pyclass(module = "hessforge._hessforge")]
+struct RawModel {
+    prepared: Prepared,
+}
+
+/// One data tensor's name and shape.
+fn data_tensors(model: &Model) -> Vec<(String, Vec<usize>)> {
+    model
+        .data_tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
+        .collect()
+}
+
+/// The expected shape of a data tensor's array over `rows` rows, written
+/// as NumPy writes shapes.
+fn shape_text(rows: &str, shape: &[usize]) -> String {
+    let mut parts = vec![rows.to_string()];
+    parts.extend(shape.iter().map(usize::to_string));
+    match parts.len() {
+        1 => format!("({rows},)"),
+        _ => format!("({})", parts.join(", ")),
+    }
+}
+
+impl RawModel {
+    fn n_params(&self) -> usize {
+        self.prepared.model.n_params()
+    }
+
+    /// θ from an array, its length checked.
+    fn theta(&self, what: &str, theta: &PyReadonlyArray1<'_, f64>) -> PyResult<Vec<f64>> {
+        let p = self.n_params();
+        let values = theta.as_slice()?;
+        if values.len() != p {
+            return Err(PyValueError::new_err(format!(
+                "{what} has {} entries; model `{}` has {p} parameters ({})",
+                values.len(),
+                self.prepared.model.name,
+                self.param_names().join(", ")
+            )));
+        }
+        Ok(values.to_vec())
+    }
+
+    /// The rows of the data arrays (one per data tensor, in the model's
+    /// order), interleaved row-major; their shapes checked.
+    fn rows(&self, data: &Bound<'_, PyTuple>) -> PyResult<(Vec<f64>, usize)> {
+        let tensors = data_tensors(&self.prepared.model);
+        let names: Vec<String> = tensors
+            .iter()
+            .map(|(n, s)| format!("{n} {}", shape_text("N", s)))
+            .collect();
+        if data.len() != tensors.len() {
+            return Err(PyValueError::new_err(format!(
+                "{} data arrays given; model `{}` takes {}: {}",
+                data.len(),
+                self.prepared.model.name,
+                tensors.len(),
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        }
+        let arrays: Vec<PyReadonlyArrayDyn<'_, f64>> = data
+            .iter()
+            .map(|a| a.extract::<PyReadonlyArrayDyn<'_, f64>>())
+            .collect::<Result<_, _>>()?;
+        let mut n = None;
+        for ((name, shape), a) in tensors.iter().zip(&arrays) {
+            let got = a.shape();
+            let rows = got.first().copied().unwrap_or(0);
+            let fits = got.len() == shape.len() + 1 && got[1..] == shape[..];
+            if !fits || n.is_some_and(|n| n != rows) {
+                let expected = shape_text(&n.map_or("N".into(), |n: usize| n.to_string()), shape);
+                return Err(PyValueError::new_err(format!(
+                    "data array `{name}` has shape {}; expected {expected} (the data of `{}`: {})",
+                    shape_text(&rows.to_string(), got.get(1..).unwrap_or_default()),
+                    self.prepared.model.name,
+                    names.join(", ")
+                )));
+            }
+            n = Some(rows);
+        }
+        let n = n.unwrap_or(0);
+        let cols = self.prepared.model.data.len();
+        let mut values = vec![0.0; n * cols];
+        let mut offset = 0;
+        for ((_, shape), a) in tensors.iter().zip(&arrays) {
+            let width: usize = shape.iter().product();
+            let slice = a.as_slice()?;
+            for r in 0..n {
+                values[r * cols + offset..r * cols + offset + width]
+                    .copy_from_slice(&slice[r * width..(r + 1) * width]);
+            }
+            offset += width;
+        }
+        Ok((values, n))
+    }
+
+    fn param_names(&self) -> Vec<String> {
+        self.prepared
+            .model
+            .params
+            .iter()
+            .map(|s| s.id.clone())
+            .collect()
+    }
+}
+
+#[pymethods]
+impl RawModel {
+    /// The model's name.
+    #[getter]
+    fn name(&self) -> String {
+        self.prepared.model.name.clone()
+    }
+
+    /// Parameter names, in θ's order.
+    #[getter]
+    fn params(&self) -> Vec<String> {
+        self.param_names()
+    }
+
+    /// The data tensors, in the order the calls take them: (name, shape).
+    #[getter]
+    fn data(&self) -> Vec<(String, Vec<usize>)> {
+        data_tensors(&self.prepared.model)
+    }
+
+    /// "compiled", "run-time compiled" or "interpreter".
+    #[getter]
+    fn backend(&self) -> &'static str {
+        self.prepared.backend.kind()
+    }
+
+    /// The derivation's start θ₀.
+    #[getter]
+    fn start<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        PyArray1::from_slice(py, &self.prepared.start)
+    }
+
+    /// L(θ) over the rows.
+    #[pyo3(signature = (theta, *data))]
+    fn loss(
+        &self,
+        py: Python<'_>,
+        theta: PyReadonlyArray1<'_, f64>,
+        data: &Bound<'_, PyTuple>,
+    ) -> PyResult<f64> {
+        let theta = self.theta("theta", &theta)?;
+        let (rows, _) = self.rows(data)?;
+        let p = &self.prepared;
+        Ok(py.detach(|| {
+            p.backend
+                .kernel()
+                .loss(At::new(&theta, &p.constants, &rows))
+        }))
+    }
+
+    /// ∇L(θ).
+    #[pyo3(signature = (theta, *data))]
+    fn grad<'py>(
+        &self,
+        py: Python<'py>,
+        theta: PyReadonlyArray1<'_, f64>,
+        data: &Bound<'_, PyTuple>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let theta = self.theta("theta", &theta)?;
+        let (rows, _) = self.rows(data)?;
+        let p = &self.prepared;
+        let mut g = vec![0.0; theta.len()];
+        py.detach(|| {
+            p.backend
+                .kernel()
+                .loss_grad(At::new(&theta, &p.constants, &rows), &mut g)
+        });
+        Ok(PyArray1::from_vec(py, g))
+    }
+
+    /// ∇²L(θ), P × P.
+    #[pyo3(signature = (theta, *data))]
+    fn hessian<'py>(
+        &self,
+        py: Python<'py>,
+        theta: PyReadonlyArray1<'_, f64>,
+        data: &Bound<'_, PyTuple>,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let theta = self.theta("theta", &theta)?;
+        let (rows, _) = self.rows(data)?;
+        let p = &self.prepared;
+        let n = theta.len();
+        let (mut g, mut h) = (vec![0.0; n], vec![0.0; n * n]);
+        py.detach(|| {
+            p.backend
+                .kernel()
+                .loss_grad_hess(At::new(&theta, &p.constants, &rows), &mut g, &mut h)
+        });
+        let flat = PyArray1::from_vec(py, h);
+        flat.reshape([n, n])
+    }
+
+    /// ∇²L(θ)·v, the matrix never formed.
+    #[pyo3(signature = (theta, v, *data))]
+    fn hess_vec<'py>(
+        &self,
+        py: Python<'py>,
+        theta: PyReadonlyArray1<'_, f64>,
+        v: PyReadonlyArray1<'_, f64>,
+        data: &Bound<'_, PyTuple>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let theta = self.theta("theta", &theta)?;
+        let v = self.theta("v", &v)?;
+        let (rows, _) = self.rows(data)?;
+        let p = &self.prepared;
+        let mut out = vec![0.0; theta.len()];
+        py.detach(|| {
+            p.backend
+                .kernel()
+                .hess_vec(At::new(&theta, &p.constants, &rows), &v, &mut out)
+        });
+        Ok(PyArray1::from_vec(py, out))
+    }
+
+    /// The Gauss–Newton matrix times v, for a loss that is a square per
+    /// row.
+    #[pyo3(signature = (theta, v, *data))]
+    fn gauss_newton_vec<'py>(
+        &self,
+        py: Python<'py>,
+        theta: PyReadonlyArray1<'_, f64>,
+        v: PyReadonlyArray1<'_, f64>,
+        data: &Bound<'_, PyTuple>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        if !hessforge_driver::backend::loss_is_square(&self.prepared.model) {
+            return Err(PyValueError::new_err(format!(
+                "model `{}`: the Gauss–Newton matrix needs a loss that is c·r² per row",
+                self.prepared.model.name
+            )));
+        }
+        let theta = self.theta("theta", &theta)?;
+        let v = self.theta("v", &v)?;
+        let (rows, _) = self.rows(data)?;
+        let p = &self.prepared;
+        let mut out = vec![0.0; theta.len()];
+        py.detach(|| {
+            p.backend
+                .kernel()
+                .gauss_newton_vec(At::new(&theta, &p.constants, &rows), &v, &mut out)
+        });
+        Ok(PyArray1::from_vec(py, out))
+    }
+
+    /// Run one optimizer of the catalogue from `x0` (None: θ₀) on the data;
+    /// returns a dict of the result and its history.
+    #[pyo3(signature = (method, x0, data, tol, max_iter, hyper))]
+    #[allow(clippy::too_many_arguments)] // Python's call, one argument each
+    fn minimize<'py>(
+        &mut self,
+        py: Python<'py>,
+        method: &str,
+        x0: Option<PyReadonlyArray1<'_, f64>>,
+        data: &Bound<'_, PyTuple>,
+        tol: f64,
+        max_iter: u64,
+        hyper: &Bound<'_, PyDict>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let start = match &x0 {
+            Some(x0) => self.theta("x0", x0)?,
+            None => self.prepared.start.clone(),
+        };
+        let (values, rows) = self.rows(data)?;
+        let settings = settings(hyper)?;
+        if tol.is_nan() || tol < 0.0 {
+            return Err(PyValueError::new_err(format!(
+                "tol: {tol} is not a number ≥ 0"
+            )));
+        }
+        let stopping = Stopping {
+            max_iters: max_iter,
+            grad_tol: tol,
+            ..Stopping::default()
+        };
+        let prepared = &mut self.prepared;
+        prepared.data = Dataset {
+            values,
+            rows,
+            source: "NumPy arrays".into(),
+        };
+        prepared.start = start;
+        let mut settings = settings;
+        hessforge_driver::start_curvature(&mut settings, &[method], prepared);
+        let mut optimizer = optimizer_for(prepared, method, &settings)
+            .map_err(|e| PyValueError::new_err(report(e)))?;
+        let mut history = History::for_params(prepared.model.n_params());
+        let prepared = &*prepared;
+        let outcome = py.detach(|| {
+            fit(
+                prepared,
+                method,
+                optimizer.as_mut(),
+                &stopping,
+                &mut [&mut history],
+            )
+        });
+        let out = PyDict::new(py);
+        out.set_item("x", PyArray1::from_vec(py, outcome.theta.clone()))?;
+        out.set_item("fun", outcome.final_loss)?;
+        out.set_item("nit", outcome.iterations)?;
+        out.set_item("status", outcome.status.as_str())?;
+        out.set_item("success", outcome.converged)?;
+        out.set_item("message", outcome.message.clone())?;
+        out.set_item("grad_norm", outcome.grad_norm)?;
+        out.set_item("lambda_min", outcome.lambda_min)?;
+        out.set_item("seconds", outcome.seconds)?;
+        out.set_item("method", method)?;
+        let rows = &history.rows;
+        let h = PyDict::new(py);
+        let columns: [(&str, Vec<f64>); 5] = [
+            ("loss", rows.iter().map(|r| r.loss).collect()),
+            ("grad_norm", rows.iter().map(|r| r.grad_norm).collect()),
+            ("step", rows.iter().map(|r| r.step_norm).collect()),
+            ("alpha", rows.iter().map(|r| r.alpha).collect()),
+            ("seconds", rows.iter().map(|r| r.seconds).collect()),
+        ];
+        for (name, values) in columns {
+            h.set_item(name, PyArray1::from_vec(py, values))?;
+        }
+        out.set_item("history", h)?;
+        Ok(out)
+    }
+}
+
+/// The optimizers' settings from keyword arguments named as the command
+/// line's flags without their dashes (`lr`, `memory`, `radius`, …); the
+/// catalogue checks their ranges when the optimizer is built.
+fn settings(hyper: &Bound<'_, PyDict>) -> PyResult<Settings> {
+    let mut s = Settings::default();
+    for (key, value) in hyper.iter() {
+        let key: String = key.extract()?;
+        let number = || -> PyResult<f64> {
+            value
+                .extract::<f64>()
+                .map_err(|_| PyValueError::new_err(format!("{key}: expected a number")))
+        };
+        let word = || -> PyResult<String> {
+            value
+                .extract::<String>()
+                .map_err(|_| PyValueError::new_err(format!("{key}: expected a string")))
+        };
+        let choice = |options: &[&str], got: &str| -> PyResult<usize> {
+            options.iter().position(|o| *o == got).ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "{key}: `{got}` is not one of {}",
+                    options.join(", ")
+                ))
+            })
+        };
+        match key.as_str() {
+            "lr" => s.lr = Some(number()?),
+            "momentum" => s.momentum = Some(number()?),
+            "beta1" => s.beta1 = Some(number()?),
+            "beta2" => s.beta2 = Some(number()?),
+            "eps" => s.eps = Some(number()?),
+            "decay" => s.decay = Some(number()?),
+            "weight_decay" => s.weight_decay = Some(number()?),
+            "damping" => s.damping = Some(number()?),
+            "radius" => s.radius = Some(number()?),
+            "memory" => {
+                s.memory =
+                    Some(value.extract::<usize>().map_err(|_| {
+                        PyValueError::new_err("memory: expected a whole number ≥ 1")
+                    })?)
+            }
+            "batch_size" => {
+                s.batch_size = Some(value.extract::<usize>().map_err(|_| {
+                    PyValueError::new_err("batch_size: expected a whole number ≥ 1")
+                })?)
+            }
+            "seed" => {
+                s.seed = value
+                    .extract::<u64>()
+                    .map_err(|_| PyValueError::new_err("seed: expected a whole number ≥ 0"))?
+            }
+            "schedule" => {
+                let text = word()?;
+                s.schedule =
+                    text.parse()
+                        .map_err(|e: hessforge_optim::schedule::ScheduleError| {
+                            PyValueError::new_err(format!(
+                                "schedule: {e} (expected {})",
+                                hessforge_optim::schedule::SCHEDULE_SYNTAX
+                            ))
+                        })?;
+            }
+            "momentum_form" => {
+                s.momentum_average = choice(&["classic", "average"], &word()?)? == 1;
+            }
+            "hessian" => {
+                s.hessian = [HessianPath::Auto, HessianPath::Dense, HessianPath::Free]
+                    [choice(&["auto", "dense", "free"], &word()?)?];
+            }
+            "subproblem" => {
+                s.subproblem = [Subproblem::Auto, Subproblem::Exact, Subproblem::Steihaug]
+                    [choice(&["auto", "exact", "steihaug"], &word()?)?];
+            }
+            "precondition" => {
+                s.precondition = [Preconditioner::None, Preconditioner::Diagonal]
+                    [choice(&["none", "diagonal"], &word()?)?];
+            }
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "no hyper-parameter named `{key}`: expected lr, momentum, momentum_form, \
+                     beta1, beta2, eps, decay, weight_decay, batch_size, seed, schedule, \
+                     memory, damping, radius, hessian, subproblem or precondition"
+                )));
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// Load a model with its kernel (see `hessforge.model`).
+#[pyfunction]
+#[pyo3(signature = (source=None, *, text=None, set=Vec::new(), init=None, backend="auto"))]
+fn model(
+    py: Python<'_>,
+    source: Option<&str>,
+    text: Option<&str>,
+    set: Vec<String>,
+    init: Option<&str>,
+    backend: &str,
+) -> PyResult<RawModel> {
+    let choice = match backend {
+        "auto" => BackendChoice::Auto,
+        "interpreter" => BackendChoice::Interpreter,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "backend: `{other}` is not one of auto, interpreter"
+            )));
+        }
+    };
+    let (arg, model) = load(source, text)?;
+    let prepared = py
+        .detach(|| prepare_without_data(&arg, model, &set, init, choice).map_err(Box::new))
+        .map_err(|e| match *e {
+            hessforge_driver::PrepareError::Option(e) => PyValueError::new_err(report(e)),
+            e => DerivationError::new_err(report(e)),
+        })?;
+    Ok(RawModel { prepared })
+}
+
+/// A built-in model's embedded data: one array per data tensor.
+#[pyfunction]
+fn data<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyTuple>> {
+    if !models::is_builtin(name) {
+        return Err(PyValueError::new_err(format!(
+            "`{name}` is not a built-in model; hessforge.models() lists them"
+        )));
+    }
+    let (_, model) = load(Some(name), None)?;
+    let set = hessforge_driver::data::default_for(&model, true)
+        .map_err(|e| DerivationError::new_err(report(e)))?;
+    let cols = model.data.len();
+    let mut arrays = Vec::new();
+    let mut offset = 0;
+    for t in &model.data_tensors {
+        let width: usize = t.shape.iter().product();
+        let mut values = Vec::with_capacity(set.rows * width);
+        for r in 0..set.rows {
+            values.extend_from_slice(&set.values[r * cols + offset..r * cols + offset + width]);
+        }
+        offset += width;
+        let mut shape = vec![set.rows];
+        shape.extend(&t.shape);
+        arrays.push(PyArray1::from_vec(py, values).reshape(shape)?.into_any());
+    }
+    PyTuple::new(py, arrays)
+}
+
+/// The built-in models' names.
+#[pyfunction]
+fn models_list() -> PyResult<Vec<String>> {
+    let all = models::builtins().map_err(|e| DerivationError::new_err(report(e)))?;
+    Ok(all.into_iter().map(|m| m.name).collect())
+}
+
+/// The optimizers of the catalogue, by name.
+#[pyfunction]
+fn optimizers() -> Vec<String> {
+    hessforge_optim::Optimizer::all()
+        .map(|o| o.name().to_string())
+        .collect()
+}
+
+/// Panics inside the module become Python exceptions, never a crash: this
+/// function panics on purpose, for the test that says so.
+#[pyfunction]
+fn _panic_for_test() {
+    panic!("a panic inside hessforge, raised on purpose by the package's tests");
+}
+
+#[pymodule]
+fn _hessforge(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("DerivationError", m.py().get_type::<DerivationError>())?;
+    m.add_class::<RawDerivation>()?;
+    m.add_class::<RawModel>()?;
+    m.add_function(wrap_pyfunction!(derive, m)?)?;
+    m.add_function(wrap_pyfunction!(model, m)?)?;
+    m.add_function(wrap_pyfunction!(data, m)?)?;
+    m.add_function(wrap_pyfunction!(models_list, m)?)?;
+    m.add_function(wrap_pyfunction!(optimizers, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
+    Ok(())
+}
