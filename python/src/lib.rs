@@ -16,17 +16,22 @@ use hessforge_derivation::Derivation;
 use hessforge_derivation::render::{Format, render, render_expanded};
 use hessforge_driver::backend::BackendChoice;
 use hessforge_driver::data::Dataset;
+use hessforge_driver::figures::{FigureKind, FigureOptions};
 use hessforge_driver::{Prepared, fit, models, optimizer_for, prepare_without_data};
 use hessforge_kernels::At;
-use hessforge_optim::{HessianPath, History, Preconditioner, Settings, Stopping, Subproblem};
+use hessforge_optim::{
+    HessianPath, History, Observer, Outcome, Preconditioner, Record, Settings, Stopping, Subproblem,
+};
 use hessforge_spec::Model;
 use numpy::{
     PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods,
 };
 use pyo3::create_exception;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 create_exception!(
     _hessforge,
@@ -137,7 +142,11 @@ fn derive(
 /// run-time compiled kernel of a file (or the interpreter, when asked).
 #[pyclass(module = "hessforge._hessforge")]
 struct RawModel {
+    /// The model, its back-end and constants; the data and start of the
+    /// last fit.
     prepared: Prepared,
+    /// The derivation's θ₀ (or `init`'s).
+    start: Vec<f64>,
 }
 
 /// One data tensor's name and shape.
@@ -276,7 +285,7 @@ impl RawModel {
     /// The derivation's start θ₀.
     #[getter]
     fn start<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
-        PyArray1::from_slice(py, &self.prepared.start)
+        PyArray1::from_slice(py, &self.start)
     }
 
     /// L(θ) over the rows.
@@ -392,7 +401,7 @@ impl RawModel {
 
     /// Run one optimizer of the catalogue from `x0` (None: θ₀) on the data;
     /// returns a dict of the result and its history.
-    #[pyo3(signature = (method, x0, data, tol, max_iter, hyper))]
+    #[pyo3(signature = (method, x0, data, tol, max_iter, callback, hyper))]
     #[allow(clippy::too_many_arguments)] // Python's call, one argument each
     fn minimize<'py>(
         &mut self,
@@ -402,71 +411,247 @@ impl RawModel {
         data: &Bound<'_, PyTuple>,
         tol: f64,
         max_iter: u64,
+        callback: Option<Py<PyAny>>,
         hyper: &Bound<'_, PyDict>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let start = match &x0 {
-            Some(x0) => self.theta("x0", x0)?,
-            None => self.prepared.start.clone(),
-        };
-        let (values, rows) = self.rows(data)?;
-        let settings = settings(hyper)?;
-        if tol.is_nan() || tol < 0.0 {
-            return Err(PyValueError::new_err(format!(
-                "tol: {tol} is not a number ≥ 0"
-            )));
-        }
-        let stopping = Stopping {
-            max_iters: max_iter,
-            grad_tol: tol,
-            ..Stopping::default()
-        };
-        let prepared = &mut self.prepared;
-        prepared.data = Dataset {
-            values,
-            rows,
-            source: "NumPy arrays".into(),
-        };
-        prepared.start = start;
-        let mut settings = settings;
+        self.load(x0.as_ref(), data)?;
+        let mut settings = settings(hyper)?;
+        let stopping = stopping(tol, max_iter)?;
+        let prepared = &self.prepared;
         hessforge_driver::start_curvature(&mut settings, &[method], prepared);
         let mut optimizer = optimizer_for(prepared, method, &settings)
             .map_err(|e| PyValueError::new_err(report(e)))?;
         let mut history = History::for_params(prepared.model.n_params());
-        let prepared = &*prepared;
+        let mut watch = Watch::new(callback, Arc::default());
         let outcome = py.detach(|| {
             fit(
                 prepared,
                 method,
                 optimizer.as_mut(),
                 &stopping,
-                &mut [&mut history],
+                &mut [&mut history, &mut watch],
             )
         });
-        let out = PyDict::new(py);
-        out.set_item("x", PyArray1::from_vec(py, outcome.theta.clone()))?;
-        out.set_item("fun", outcome.final_loss)?;
-        out.set_item("nit", outcome.iterations)?;
-        out.set_item("status", outcome.status.as_str())?;
-        out.set_item("success", outcome.converged)?;
-        out.set_item("message", outcome.message.clone())?;
-        out.set_item("grad_norm", outcome.grad_norm)?;
-        out.set_item("lambda_min", outcome.lambda_min)?;
-        out.set_item("seconds", outcome.seconds)?;
-        out.set_item("method", method)?;
-        let rows = &history.rows;
-        let h = PyDict::new(py);
-        let columns: [(&str, Vec<f64>); 5] = [
-            ("loss", rows.iter().map(|r| r.loss).collect()),
-            ("grad_norm", rows.iter().map(|r| r.grad_norm).collect()),
-            ("step", rows.iter().map(|r| r.step_norm).collect()),
-            ("alpha", rows.iter().map(|r| r.alpha).collect()),
-            ("seconds", rows.iter().map(|r| r.seconds).collect()),
-        ];
-        for (name, values) in columns {
-            h.set_item(name, PyArray1::from_vec(py, values))?;
+        if let Some(error) = watch.error {
+            return Err(error);
         }
-        out.set_item("history", h)?;
-        Ok(out)
+        result(py, &outcome, &history)
+    }
+
+    /// Several optimizers from the same start (None: every full-batch one,
+    /// as `hessforge compare`), each result with its history; with
+    /// `figures`, also the figures of `hessforge compare --plots` as (file,
+    /// title, caption, SVG) and a note for each that does not apply.
+    #[pyo3(signature = (methods, x0, data, tol, max_iter, hyper, figures))]
+    #[allow(clippy::too_many_arguments)] // Python's call, one argument each
+    #[allow(clippy::type_complexity)] // a tuple for the Python layer
+    fn compare<'py>(
+        &mut self,
+        py: Python<'py>,
+        methods: Option<Vec<String>>,
+        x0: Option<PyReadonlyArray1<'_, f64>>,
+        data: &Bound<'_, PyTuple>,
+        tol: f64,
+        max_iter: u64,
+        hyper: &Bound<'_, PyDict>,
+        figures: bool,
+    ) -> PyResult<(
+        Vec<Bound<'py, PyDict>>,
+        Vec<(String, String, String, String)>,
+        Vec<String>,
+    )> {
+        self.load(x0.as_ref(), data)?;
+        let mut settings = settings(hyper)?;
+        let stopping = stopping(tol, max_iter)?;
+        let prepared = &self.prepared;
+        let names = hessforge_driver::optimizer_names(prepared, methods.unwrap_or_default());
+        let interrupted: Arc<AtomicBool> = Arc::default();
+        let compared = py.detach(|| {
+            let mut watch = |_: &str| -> Option<Box<dyn Observer>> {
+                Some(Box::new(Watch::new(None, interrupted.clone())))
+            };
+            let runs = hessforge_driver::run_all(
+                prepared,
+                &names,
+                &mut settings,
+                &stopping,
+                true,
+                &mut watch,
+            )?;
+            let drawn = figures.then(|| {
+                hessforge_driver::figures::draw(
+                    prepared,
+                    &runs,
+                    &settings,
+                    &stopping,
+                    &FigureKind::ALL,
+                    &FigureOptions::default(),
+                )
+            });
+            Ok::<_, hessforge_driver::OptionError>((runs, drawn))
+        });
+        let (runs, drawn) = compared.map_err(|e| PyValueError::new_err(report(e)))?;
+        let results = runs
+            .iter()
+            .map(|r| result(py, &r.outcome, &r.history))
+            .collect::<PyResult<_>>()?;
+        let (drawn, notes) = drawn.unwrap_or_default();
+        let drawn = drawn
+            .into_iter()
+            .map(|d| (d.figure.file, d.figure.title, d.figure.caption, d.svg))
+            .collect();
+        Ok((results, drawn, notes))
+    }
+}
+
+impl RawModel {
+    /// The start (`x0`, or the derivation's θ₀) and the data of a fit.
+    fn load(
+        &mut self,
+        x0: Option<&PyReadonlyArray1<'_, f64>>,
+        data: &Bound<'_, PyTuple>,
+    ) -> PyResult<()> {
+        let start = match x0 {
+            Some(x0) => self.theta("x0", x0)?,
+            None => self.start.clone(),
+        };
+        let (values, rows) = self.rows(data)?;
+        self.prepared.start = start;
+        self.prepared.data = Dataset {
+            values,
+            rows,
+            source: "NumPy arrays".into(),
+        };
+        Ok(())
+    }
+}
+
+/// The stopping rule of `tol` (‖∇L‖∞) and `max_iter`.
+fn stopping(tol: f64, max_iter: u64) -> PyResult<Stopping> {
+    if tol.is_nan() || tol < 0.0 {
+        return Err(PyValueError::new_err(format!(
+            "tol: {tol} is not a number ≥ 0"
+        )));
+    }
+    Ok(Stopping {
+        max_iters: max_iter,
+        grad_tol: tol,
+        ..Stopping::default()
+    })
+}
+
+/// A run's result as the Python layer's OptimizeResult fields, with its
+/// history as arrays.
+fn result<'py>(
+    py: Python<'py>,
+    outcome: &Outcome,
+    history: &History,
+) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    out.set_item("x", PyArray1::from_vec(py, outcome.theta.clone()))?;
+    out.set_item("fun", outcome.final_loss)?;
+    out.set_item("nit", outcome.iterations)?;
+    out.set_item("status", outcome.status.as_str())?;
+    out.set_item("success", outcome.converged)?;
+    out.set_item("message", outcome.message.clone())?;
+    out.set_item("grad_norm", outcome.grad_norm)?;
+    out.set_item("lambda_min", outcome.lambda_min)?;
+    out.set_item("seconds", outcome.seconds)?;
+    out.set_item("method", outcome.optimizer.clone())?;
+    let rows = &history.rows;
+    let h = PyDict::new(py);
+    let lambda_min =
+        |r: &hessforge_optim::HistoryRow| r.curvature.map_or(f64::NAN, |c| c.lambda_min);
+    let columns: [(&str, Vec<f64>); 6] = [
+        ("loss", rows.iter().map(|r| r.loss).collect()),
+        ("grad_norm", rows.iter().map(|r| r.grad_norm).collect()),
+        ("step", rows.iter().map(|r| r.step_norm).collect()),
+        ("alpha", rows.iter().map(|r| r.alpha).collect()),
+        ("seconds", rows.iter().map(|r| r.seconds).collect()),
+        ("lambda_min", rows.iter().map(lambda_min).collect()),
+    ];
+    for (name, values) in columns {
+        h.set_item(name, PyArray1::from_vec(py, values))?;
+    }
+    out.set_item("history", h)?;
+    Ok(out)
+}
+
+/// Watches a fit from Python once per iteration, the GIL taken back for
+/// the moment: a pending Ctrl-C (the interpreter's signal handlers) stops
+/// the run with what it reached, marked interrupted; the user's callback
+/// gets the state and stops the run by returning True, or by raising (the
+/// exception is raised again once the run has stopped).
+/// Runs that share `interrupted` (a comparison's) all stop at one Ctrl-C.
+struct Watch {
+    callback: Option<Py<PyAny>>,
+    interrupted: Arc<AtomicBool>,
+    stop: Option<String>,
+    error: Option<PyErr>,
+}
+
+impl Watch {
+    fn new(callback: Option<Py<PyAny>>, interrupted: Arc<AtomicBool>) -> Watch {
+        Watch {
+            callback,
+            interrupted,
+            stop: None,
+            error: None,
+        }
+    }
+}
+
+const INTERRUPTED: &str = "interrupted by KeyboardInterrupt (Ctrl-C)";
+
+impl Observer for Watch {
+    fn observe(&mut self, r: &Record<'_>) {
+        if self.stop.is_some() {
+            return;
+        }
+        if self.interrupted.load(Ordering::Relaxed) {
+            self.stop = Some(INTERRUPTED.to_string());
+            return;
+        }
+        Python::attach(|py| {
+            if let Err(e) = py.check_signals() {
+                self.interrupted.store(true, Ordering::Relaxed);
+                self.stop = Some(if e.is_instance_of::<PyKeyboardInterrupt>(py) {
+                    INTERRUPTED.to_string()
+                } else {
+                    self.error = Some(e);
+                    "a signal handler raised".to_string()
+                });
+                return;
+            }
+            let Some(callback) = &self.callback else {
+                return;
+            };
+            let state = (|| -> PyResult<Bound<'_, PyDict>> {
+                let state = PyDict::new(py);
+                state.set_item("iteration", r.iteration)?;
+                state.set_item("loss", r.loss)?;
+                state.set_item("grad_norm", r.grad_norm)?;
+                state.set_item("step", r.step_norm)?;
+                state.set_item("alpha", r.alpha)?;
+                state.set_item("seconds", r.seconds)?;
+                state.set_item("x", PyArray1::from_slice(py, r.theta))?;
+                state.set_item("lambda_min", r.curvature.map(|c| c.lambda_min))?;
+                Ok(state)
+            })();
+            let answer = state.and_then(|s| callback.call1(py, (s,)));
+            match answer.and_then(|a| a.is_truthy(py)) {
+                Ok(true) => self.stop = Some("the callback returned True".to_string()),
+                Ok(false) => {}
+                Err(e) => {
+                    self.stop = Some("the callback raised".to_string());
+                    self.error = Some(e);
+                }
+            }
+        });
+    }
+
+    fn stop(&mut self) -> Option<String> {
+        self.stop.clone()
     }
 }
 
@@ -586,7 +771,10 @@ fn model(
             hessforge_driver::PrepareError::Option(e) => PyValueError::new_err(report(e)),
             e => DerivationError::new_err(report(e)),
         })?;
-    Ok(RawModel { prepared })
+    Ok(RawModel {
+        start: prepared.start.clone(),
+        prepared,
+    })
 }
 
 /// A built-in model's embedded data: one array per data tensor.

@@ -234,3 +234,85 @@ def test_a_panic_inside_becomes_an_exception_and_the_interpreter_goes_on(logisti
     assert type(e.value).__name__ == "PanicException"
     m, (X, y) = logistic
     assert np.isfinite(m.loss(m.start, X, y))
+
+
+def test_the_callback_sees_every_iteration_and_can_stop_the_run(logistic):
+    m, (X, y) = logistic
+    seen = []
+    r = hf.minimize(m, X, y, method="newton", callback=lambda s: seen.append(s["iteration"]))
+    assert seen == list(range(r.nit + 1))
+    assert np.isfinite(r.history["lambda_min"][1:]).all()
+    stop = hf.minimize(m, X, y, method="gd", callback=lambda s: s["iteration"] >= 5)
+    assert stop.status == "interrupted" and stop.nit == 5 and not stop.success
+    assert stop.message == "the callback returned True"
+
+    def broken(state):
+        if state["iteration"] == 2:
+            raise RuntimeError("the callback's own error")
+
+    with pytest.raises(RuntimeError, match="the callback's own error"):
+        hf.minimize(m, X, y, method="gd", callback=broken)
+
+
+def test_ctrl_c_stops_a_long_fit_and_returns_what_it_reached(logistic):
+    import signal
+    import threading
+
+    m, (X, y) = logistic
+    # Gradient descent with tol 0 and a million iterations: minutes of work.
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        r = hf.minimize(m, X, y, method="gd", tol=0.0, max_iter=1_000_000)
+    finally:
+        timer.cancel()
+    assert r.status == "interrupted", r
+    assert "KeyboardInterrupt" in r.message
+    assert 0 < r.nit < 1_000_000
+    assert r.fun < r.history["loss"][0]
+
+
+def test_compare_runs_every_full_batch_optimizer_from_one_start(logistic, monkeypatch):
+    m, (X, y) = logistic
+    pandas = pytest.importorskip("pandas")
+    table = hf.compare(m, X, y)
+    assert isinstance(table, pandas.DataFrame)
+    # Every full-batch optimizer, in the catalogue's order (Gauss–Newton
+    # only for a loss that is a square per row), as `hessforge compare`.
+    full_batch = [n for n in hf.optimizers() if n not in {"sgd", "minibatch", "gauss-newton"}]
+    assert list(table.index) == full_batch
+    results = table.attrs["results"]
+    assert table.loc["newton", "nit"] == results["newton"].nit
+    for name in NEWTON_FAMILY:
+        assert results[name].success and abs(results[name].fun - LOGISTIC_OPTIMUM) < 1e-10, name
+    # Without pandas: a Comparison list that shows as a table.
+    monkeypatch.setitem(__import__("sys").modules, "pandas", None)
+    plain = hf.compare(m, X, y, methods=["newton", "bfgs"])
+    assert isinstance(plain, hf.Comparison) and [r.method for r in plain] == ["newton", "bfgs"]
+    assert plain._repr_markdown_().splitlines()[0].startswith("| method | status")
+
+
+def test_figures_are_svg_objects_that_show_as_pictures():
+    import xml.etree.ElementTree as ET
+
+    m = hf.model("rosenbrock")
+    drawn = hf.figures(m, methods=["newton", "gd"], max_iter=200)
+    files = [f.file for f in drawn]
+    assert "loss.svg" in files and "contour.svg" in files
+    for f in drawn:
+        assert f._repr_svg_() is f.svg
+        assert ET.fromstring(f.svg).tag.endswith("svg")
+    assert all(isinstance(n, str) for n in drawn.notes)
+
+
+def test_the_example_notebook_runs_and_shows_the_derivation():
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(ROOT / "examples" / "notebook.ipynb", as_version=4)
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3").execute()
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    latex = first.outputs[-1]["data"]["text/latex"]
+    assert r"\left(p - y\right) \, x_{j}" in latex
+    assert r"\tilde{X}^\top S \tilde{X}" in latex
+    figure = nb.cells[-1].outputs[-1]["data"]
+    assert figure["image/svg+xml"].lstrip().startswith("<svg")

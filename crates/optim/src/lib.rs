@@ -53,6 +53,6 @@ pub use method::{
 };
 pub use objective::{Counted, Evaluations, FnObjective, Objective, Rows};
 pub use optimizer::{BuildError, DefaultValue, Family, Hyper, Optimizer, Range};
-pub use run_loop::{History, Observer, Outcome, Record, Status, Stopping, minimize};
+pub use run_loop::{History, HistoryRow, Observer, Outcome, Record, Status, Stopping, minimize};
 pub use schedule::Schedule;
 pub use trust_region::{EXACT_SUBPROBLEM_MAX, Subproblem};

@@ -59,6 +59,9 @@ pub enum Status {
     Diverged,
     /// The method could not make a step (line search / trust region).
     Failed,
+    /// An observer asked the run to stop ([`Observer::stop`]: Ctrl-C in a
+    /// notebook, a callback that returned True).
+    Interrupted,
 }
 
 impl Status {
@@ -76,6 +79,7 @@ impl Status {
             Status::TimeLimit => "time_limit",
             Status::Diverged => "diverged",
             Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
         }
     }
 }
@@ -105,6 +109,13 @@ pub struct Record<'a> {
 pub trait Observer {
     /// Called at the start (iteration 0) and after every iteration.
     fn observe(&mut self, record: &Record<'_>);
+
+    /// Why the run should stop now (asked after each [`Observer::observe`]);
+    /// `None` to go on. The run ends [`Status::Interrupted`] with this
+    /// message, its result the iterate just observed.
+    fn stop(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// Any `FnMut(&Record)` is an observer: `&mut |r: &Record| println!("{}", r.loss)`.
@@ -349,8 +360,9 @@ pub fn minimize(
         for o in observers.iter_mut() {
             o.observe(&record);
         }
+        observers.iter_mut().find_map(|o| o.stop())
     };
-    notify(&at, 0, None);
+    let mut interrupted = notify(&at, 0, None);
     let mut iteration = 0;
     let (status, message) = loop {
         if !finite(&at) {
@@ -372,6 +384,9 @@ pub fn minimize(
                 format!("stopped after {} iterations", stopping.max_iters),
             );
         }
+        if let Some(reason) = interrupted.take() {
+            break (Status::Interrupted, reason);
+        }
         if stopping.time_limit.is_some_and(|t| start.elapsed() >= t) {
             break (Status::TimeLimit, "the time budget ran out".to_string());
         }
@@ -388,7 +403,7 @@ pub fn minimize(
         if !step.evaluated {
             evaluate(objective, &mut at, hessian);
         }
-        notify(&at, iteration, Some(&step));
+        interrupted = notify(&at, iteration, Some(&step));
         if at.loss.abs() > blow_up {
             break (
                 Status::Diverged,
@@ -588,5 +603,64 @@ mod lanczos_tests {
         let exact_min = 2.5 - 2.0 * (std::f64::consts::PI / 301.0).cos();
         assert!(lo >= exact_min - 1e-9 && lo > 0.0 && hi > lo, "{lo} {hi}");
         assert!((10..LANCZOS_STEPS as u64).contains(&products), "{products}");
+    }
+}
+
+#[cfg(test)]
+mod observer_tests {
+    use super::*;
+    use crate::objective::FnObjective;
+
+    /// Stops after `after` records.
+    struct StopAfter {
+        seen: u64,
+        after: u64,
+    }
+
+    impl Observer for StopAfter {
+        fn observe(&mut self, _: &Record<'_>) {
+            self.seen += 1;
+        }
+        fn stop(&mut self) -> Option<String> {
+            (self.seen >= self.after).then(|| "asked to stop".to_string())
+        }
+    }
+
+    #[test]
+    fn an_observer_stops_a_run_with_what_it_reached() {
+        // L = Σ (θᵢ − 1)², gradient descent at α = 0.1: far from converged
+        // after two steps.
+        let objective = FnObjective {
+            n_params: 2,
+            loss: |t: &[f64]| t.iter().map(|x| (x - 1.0).powi(2)).sum(),
+            grad: |t: &[f64], g: &mut [f64]| {
+                for (g, x) in g.iter_mut().zip(t) {
+                    *g = 2.0 * (x - 1.0);
+                }
+            },
+            hess: |_: &[f64], h: &mut [f64]| h.copy_from_slice(&[2.0, 0.0, 0.0, 2.0]),
+        };
+        let settings = crate::Settings {
+            lr: Some(0.1),
+            ..Default::default()
+        };
+        let mut gd = crate::build("gd", &settings).unwrap();
+        let mut history = History::for_params(2);
+        let mut stop = StopAfter { seen: 0, after: 3 };
+        let outcome = minimize(
+            &objective,
+            gd.as_mut(),
+            &[0.0, 0.0],
+            &Stopping::default(),
+            &mut [&mut history, &mut stop],
+        );
+        assert_eq!(outcome.status, Status::Interrupted);
+        assert_eq!(outcome.status.as_str(), "interrupted");
+        assert_eq!(outcome.message, "asked to stop");
+        // The start and two steps observed; the result is the last of them.
+        assert_eq!(outcome.iterations, 2);
+        assert_eq!(history.rows.len(), 3);
+        assert_eq!(outcome.theta, history.rows[2].theta);
+        assert!(outcome.final_loss < 2.0 && outcome.final_loss > 0.5);
     }
 }

@@ -29,12 +29,17 @@ from . import _hessforge as _rs
 from ._hessforge import DerivationError
 
 __all__ = [
+    "Comparison",
     "Derivation",
     "DerivationError",
+    "Figure",
+    "Figures",
     "Model",
     "OptimizeResult",
+    "compare",
     "data",
     "derive",
+    "figures",
     "minimize",
     "model",
     "models",
@@ -135,7 +140,8 @@ class OptimizeResult(dict):
     ``lambda_min`` (the Hessian's smallest eigenvalue where computed),
     ``seconds``, ``method`` and ``history`` (a dict of arrays, one entry per
     iteration from 0: ``loss``, ``grad_norm``, ``step``, ``alpha``,
-    ``seconds``). Keys are attributes too."""
+    ``seconds``, ``lambda_min`` — NaN where a step computed none). Keys
+    are attributes too."""
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -259,6 +265,7 @@ def minimize(
     x0: Any = None,
     tol: float = 1e-8,
     max_iter: int = 10_000,
+    callback: Any = None,
     **hyper: Any,
 ) -> OptimizeResult:
     """Run one optimizer of the catalogue (``optimizers()``) on the data.
@@ -267,10 +274,113 @@ def minimize(
     the command line's names without dashes (``lr``, ``memory``,
     ``radius``, ``damping``, ``hessian="free"``, …), checked against the
     same ranges, with the same messages (a ``ValueError``).
+
+    ``callback(state)`` is called at the start and after every iteration
+    with a dict (``iteration``, ``loss``, ``grad_norm``, ``step``,
+    ``alpha``, ``seconds``, ``x``, ``lambda_min``); returning True stops
+    the run (status ``interrupted``), raising stops it and raises again.
+    Ctrl-C (KeyboardInterrupt) stops a long fit within one iteration and
+    returns what it reached, with status ``interrupted``.
     """
     if not isinstance(model, Model):
         raise TypeError("minimize: the first argument is a hessforge.Model (hessforge.model(...))")
     args = tuple(_float64(d, f"data array {k}") for k, d in enumerate(data))
     start = None if x0 is None else _float64(x0, "x0")
-    out = model._raw.minimize(method, start, args, float(tol), int(max_iter), hyper)
+    if callback is not None and not callable(callback):
+        raise TypeError("minimize: callback must be callable")
+    out = model._raw.minimize(method, start, args, float(tol), int(max_iter), callback, hyper)
     return OptimizeResult(out)
+
+
+#: The columns of a comparison table, as ``hessforge compare`` prints them.
+COLUMNS = ["method", "status", "nit", "fun", "grad_norm", "lambda_min", "seconds"]
+
+
+class Comparison(list):
+    """Every optimizer's :class:`OptimizeResult`, in the order run; shows
+    as the comparison table in a notebook."""
+
+    def _repr_markdown_(self) -> str:
+        lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        for r in self:
+            cells = [r[c] for c in COLUMNS]
+            lines.append("| " + " | ".join("" if c is None else (f"{c:.6g}" if isinstance(c, float) else str(c)) for c in cells) + " |")
+        return "\n".join(lines)
+
+
+def _run_all(model, data, methods, x0, tol, max_iter, hyper, draw):
+    if not isinstance(model, Model):
+        raise TypeError("the first argument is a hessforge.Model (hessforge.model(...))")
+    args = tuple(_float64(d, f"data array {k}") for k, d in enumerate(data))
+    start = None if x0 is None else _float64(x0, "x0")
+    names = None if methods is None else list(methods)
+    return model._raw.compare(names, start, args, float(tol), int(max_iter), hyper, draw)
+
+
+def compare(
+    model: Model,
+    *data: Any,
+    methods: list[str] | None = None,
+    x0: Any = None,
+    tol: float = 1e-8,
+    max_iter: int = 10_000,
+    **hyper: Any,
+):
+    """Run several optimizers from the same start — by default every
+    full-batch one, as ``hessforge compare`` — and return the comparison
+    table: a pandas DataFrame indexed by method (each run's whole
+    :class:`OptimizeResult` in ``df.attrs["results"]``) when pandas is
+    installed, else a :class:`Comparison` list. Ctrl-C stops the runs.
+    """
+    results, _, _ = _run_all(model, data, methods, x0, tol, max_iter, hyper, False)
+    results = Comparison(OptimizeResult(r) for r in results)
+    try:
+        import pandas
+    except ImportError:
+        return results
+    frame = pandas.DataFrame([{c: r[c] for c in COLUMNS} for r in results]).set_index("method")
+    frame.attrs["results"] = {r.method: r for r in results}
+    return frame
+
+
+class Figure:
+    """One figure of ``hessforge compare --plots``: an SVG with its title
+    and caption; shows as the picture in a notebook."""
+
+    def __init__(self, file: str, title: str, caption: str, svg: str) -> None:
+        self.file, self.title, self.caption, self.svg = file, title, caption, svg
+
+    def _repr_svg_(self) -> str:
+        return self.svg
+
+    def save(self, path: str) -> None:
+        """Write the SVG to ``path``."""
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.svg)
+
+    def __repr__(self) -> str:
+        return f"<hessforge.Figure {self.file}: {self.title}>"
+
+
+class Figures(list):
+    """The figures drawn; ``notes`` says why any other does not apply."""
+
+    notes: list[str]
+
+
+def figures(
+    model: Model,
+    *data: Any,
+    methods: list[str] | None = None,
+    x0: Any = None,
+    tol: float = 1e-8,
+    max_iter: int = 10_000,
+    **hyper: Any,
+) -> Figures:
+    """Run the optimizers as :func:`compare` does and draw the figures that
+    explain them (loss and ‖∇L‖∞ per iteration, the level sets with every
+    path for two parameters, the curvature along Newton's paths, …)."""
+    _, drawn, notes = _run_all(model, data, methods, x0, tol, max_iter, hyper, True)
+    out = Figures(Figure(*d) for d in drawn)
+    out.notes = list(notes)
+    return out
