@@ -18,7 +18,7 @@ use hessforge_driver::backend::BackendChoice;
 use hessforge_driver::data::Dataset;
 use hessforge_driver::figures::{FigureKind, FigureOptions};
 use hessforge_driver::{Prepared, fit, models, optimizer_for, prepare_without_data};
-use hessforge_kernels::At;
+use hessforge_kernels::{At, Kernel};
 use hessforge_optim::{
     HessianPath, History, Observer, Outcome, Preconditioner, Record, Settings, Stopping, Subproblem,
 };
@@ -246,6 +246,31 @@ impl RawModel {
         Ok((values, n))
     }
 
+    /// One pass writing P entries (∇L, ∇²L·v, …) of `theta` (and `v`) over
+    /// the data, the GIL released while it runs.
+    fn vector_pass<'py>(
+        &self,
+        py: Python<'py>,
+        theta: &PyReadonlyArray1<'_, f64>,
+        v: Option<&PyReadonlyArray1<'_, f64>>,
+        data: &Bound<'_, PyTuple>,
+        pass: impl Fn(&dyn Kernel, At<'_>, &[f64], &mut [f64]) + Sync,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let theta = self.theta("theta", theta)?;
+        let v = match v {
+            Some(v) => self.theta("v", v)?,
+            None => Vec::new(),
+        };
+        let (rows, _) = self.rows(data)?;
+        let p = &self.prepared;
+        let mut out = vec![0.0; theta.len()];
+        py.detach(|| {
+            let at = At::new(&theta, &p.constants, &rows);
+            pass(p.backend.kernel(), at, &v, &mut out)
+        });
+        Ok(PyArray1::from_vec(py, out))
+    }
+
     fn param_names(&self) -> Vec<String> {
         self.prepared
             .model
@@ -306,6 +331,36 @@ impl RawModel {
         }))
     }
 
+    /// The median time in seconds of the loss pass alone over `repeats`
+    /// calls in Rust (no crossing from Python): the baseline of
+    /// `python/bench/overhead.py`, which measures what a call from Python
+    /// adds to it.
+    #[pyo3(signature = (theta, *data, repeats=1000))]
+    fn _loss_pass_seconds(
+        &self,
+        py: Python<'_>,
+        theta: PyReadonlyArray1<'_, f64>,
+        data: &Bound<'_, PyTuple>,
+        repeats: usize,
+    ) -> PyResult<f64> {
+        let theta = self.theta("theta", &theta)?;
+        let (rows, _) = self.rows(data)?;
+        let p = &self.prepared;
+        Ok(py.detach(|| {
+            let kernel = p.backend.kernel();
+            let at = At::new(&theta, &p.constants, &rows);
+            let mut times: Vec<f64> = (0..repeats.max(1))
+                .map(|_| {
+                    let start = std::time::Instant::now();
+                    std::hint::black_box(kernel.loss(std::hint::black_box(at)));
+                    start.elapsed().as_secs_f64()
+                })
+                .collect();
+            times.sort_by(f64::total_cmp);
+            times[times.len() / 2]
+        }))
+    }
+
     /// ∇L(θ).
     #[pyo3(signature = (theta, *data))]
     fn grad<'py>(
@@ -314,16 +369,9 @@ impl RawModel {
         theta: PyReadonlyArray1<'_, f64>,
         data: &Bound<'_, PyTuple>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        let theta = self.theta("theta", &theta)?;
-        let (rows, _) = self.rows(data)?;
-        let p = &self.prepared;
-        let mut g = vec![0.0; theta.len()];
-        py.detach(|| {
-            p.backend
-                .kernel()
-                .loss_grad(At::new(&theta, &p.constants, &rows), &mut g)
-        });
-        Ok(PyArray1::from_vec(py, g))
+        self.vector_pass(py, &theta, None, data, |k, at, _, out| {
+            k.loss_grad(at, out);
+        })
     }
 
     /// ∇²L(θ), P × P.
@@ -357,17 +405,9 @@ impl RawModel {
         v: PyReadonlyArray1<'_, f64>,
         data: &Bound<'_, PyTuple>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        let theta = self.theta("theta", &theta)?;
-        let v = self.theta("v", &v)?;
-        let (rows, _) = self.rows(data)?;
-        let p = &self.prepared;
-        let mut out = vec![0.0; theta.len()];
-        py.detach(|| {
-            p.backend
-                .kernel()
-                .hess_vec(At::new(&theta, &p.constants, &rows), &v, &mut out)
-        });
-        Ok(PyArray1::from_vec(py, out))
+        self.vector_pass(py, &theta, Some(&v), data, |k, at, v, out| {
+            k.hess_vec(at, v, out);
+        })
     }
 
     /// The Gauss–Newton matrix times v, for a loss that is a square per
@@ -386,17 +426,9 @@ impl RawModel {
                 self.prepared.model.name
             )));
         }
-        let theta = self.theta("theta", &theta)?;
-        let v = self.theta("v", &v)?;
-        let (rows, _) = self.rows(data)?;
-        let p = &self.prepared;
-        let mut out = vec![0.0; theta.len()];
-        py.detach(|| {
-            p.backend
-                .kernel()
-                .gauss_newton_vec(At::new(&theta, &p.constants, &rows), &v, &mut out)
-        });
-        Ok(PyArray1::from_vec(py, out))
+        self.vector_pass(py, &theta, Some(&v), data, |k, at, v, out| {
+            k.gauss_newton_vec(at, v, out);
+        })
     }
 
     /// Run one optimizer of the catalogue from `x0` (None: θ₀) on the data;
