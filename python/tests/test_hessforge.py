@@ -226,6 +226,10 @@ def test_minimize_matches_the_command_line(logistic):
     assert r.nit == cli["iterations"]
     assert abs(r.fun - cli["final_loss"]) <= 1e-12
     np.testing.assert_allclose(r.x, cli["theta"], rtol=1e-9, atol=1e-12)
+    # The kernels at the command line's optimum give its loss and ‖∇L‖∞.
+    theta = np.array(cli["theta"])
+    assert m.loss(theta, X, y) == pytest.approx(cli["final_loss"], rel=1e-15)
+    assert np.max(np.abs(m.grad(theta, X, y))) == pytest.approx(cli["grad_norm"], rel=1e-9)
 
 
 def test_a_panic_inside_becomes_an_exception_and_the_interpreter_goes_on(logistic):
