@@ -320,3 +320,34 @@ def test_the_example_notebook_runs_and_shows_the_derivation():
     assert r"\tilde{X}^\top S \tilde{X}" in latex
     figure = nb.cells[-1].outputs[-1]["data"]
     assert figure["image/svg+xml"].lstrip().startswith("<svg")
+
+
+def test_a_pass_releases_the_gil():
+    import threading
+    import time
+
+    def turns_while(target, *args):
+        """How often this thread's loop turns while `target` runs in another."""
+        worker = threading.Thread(target=target, args=args)
+        counted = 0
+        worker.start()
+        while worker.is_alive():
+            counted += 1
+        worker.join()
+        return counted
+
+    # digits' Hessian (650 × 650) over its 1 797 rows takes a while. Beside a
+    # thread that sleeps as long (the GIL free), this loop turns N times;
+    # beside the pass it must turn about as often. A native call that held
+    # the GIL would stop it for the whole pass (Python switches threads
+    # only between bytecodes): a few percent of N.
+    m = hf.model("digits")
+    data = hf.data("digits")
+    theta = np.full(m.n_params, 0.01)
+    start = time.perf_counter()
+    m.hessian(theta, *data)
+    alone = time.perf_counter() - start
+    assert alone > 0.02, f"the pass took only {alone:.3f} s: too short to tell"
+    free = turns_while(time.sleep, alone)
+    during = turns_while(m.hessian, theta, *data)
+    assert during > 0.3 * free, f"{during} turns during the pass, {free} beside a sleep"
