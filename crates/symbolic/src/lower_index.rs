@@ -841,17 +841,24 @@ fn alike(xs: &[IExpr]) -> bool {
 /// position and its bound ones in order: the same text for the same
 /// expression whatever its indices are called.
 fn expression_key(e: &IExpr, out: &[Var], reduce: &[Var]) -> String {
-    let domain = out.iter().chain(reduce);
-    let positional: HashMap<String, Ix> = (domain.enumerate())
-        .map(|(k, v)| (v.name.clone(), Ix::Var(format!("#{k}"))))
-        .collect();
-    let mut bound = 0;
-    let e = e.rename(&positional).rename_bound(&mut |_| {
-        bound += 1;
-        format!("#b{bound}")
-    });
+    let names: Vec<&str> = out.iter().chain(reduce).map(|v| v.name.as_str()).collect();
+    let e = canonical_indices(e, &names);
     let shape: Vec<(usize, usize)> = out.iter().chain(reduce).map(|v| (v.from, v.len)).collect();
     format!("{}|{shape:?}|{e:?}", out.len())
+}
+
+/// `e` with the free indices `free` named by position (`#0`, `#1`, …) and
+/// its bound ones in order (`#b1`, …): one form whatever its indices are
+/// called.
+fn canonical_indices(e: &IExpr, free: &[&str]) -> IExpr {
+    let positional: HashMap<String, Ix> = (free.iter().enumerate())
+        .map(|(k, v)| (v.to_string(), Ix::Var(format!("#{k}"))))
+        .collect();
+    let mut bound = 0;
+    e.rename(&positional).rename_bound(&mut |_| {
+        bound += 1;
+        format!("#b{bound}")
+    })
 }
 
 /// Each buffer of `names` named after the definition it holds, where the

@@ -30,10 +30,9 @@
 //! varies over more than the summed index or that does not run over the
 //! whole axis the index reads, are left as they are.
 
-use super::{BUFFER, Var};
+use super::{BUFFER, Var, canonical_indices};
 use hessforge_spec::Func;
 use hessforge_spec::index::{IExpr, Ix};
-use std::collections::HashMap;
 
 /// One sum of exponentials Σₖ e^{u(k)} found in an expression: the scores
 /// u(k) whose maximum is taken.
@@ -108,13 +107,7 @@ fn axis_lengths(
 
 /// The key of the scores `u` over the index `var`.
 fn score_key(u: &IExpr, var: &str) -> String {
-    let positional = HashMap::from([(var.to_string(), Ix::Var("#0".into()))]);
-    let mut bound = 0;
-    let u = u.rename(&positional).rename_bound(&mut |_| {
-        bound += 1;
-        format!("#b{bound}")
-    });
-    format!("{u:?}")
+    format!("{:?}", canonical_indices(u, &[var]))
 }
 
 /// A score function, the buffer of its scores and the scalar buffer
