@@ -15,9 +15,16 @@ use std::path::PathBuf;
 #[allow(rustdoc::broken_intra_doc_links)]
 #[derive(clap::Args)]
 pub struct ProblemArgs {
-    /// Fit to this CSV file (header names the model's data columns).
+    /// Fit to this data file: CSV (header names the model's data columns), or Parquet
+    /// (.parquet) / Arrow IPC (.arrow), streamed a record batch at a time on every pass.
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Read the model's data ID from the file's column COLUMN (repeatable), e.g. --column x_1=age.
+    #[arg(long = "column", value_name = "ID=COLUMN")]
+    columns: Vec<String>,
+    /// Read a Parquet or Arrow file into memory instead of streaming it (for mini-batch optimizers).
+    #[arg(long)]
+    in_memory: bool,
     /// Fit to N rows drawn from the derivation's [synthetic] process.
     #[arg(long)]
     synthetic: Option<usize>,
@@ -59,6 +66,8 @@ impl ProblemArgs {
     pub fn problem(self) -> Problem {
         Problem {
             data: self.data,
+            columns: self.columns,
+            in_memory: self.in_memory,
             synthetic: self.synthetic,
             seed: self.seed,
             standardize: self

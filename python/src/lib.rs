@@ -549,11 +549,7 @@ impl RawModel {
         };
         let (values, rows) = self.rows(data)?;
         self.prepared.start = start;
-        self.prepared.data = Dataset {
-            values,
-            rows,
-            source: "NumPy arrays".into(),
-        };
+        self.prepared.data = Dataset::in_memory(values, rows, "NumPy arrays");
         Ok(())
     }
 }
@@ -821,13 +817,14 @@ fn data<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyTuple>> {
     let set = hessforge_driver::data::default_for(&model, true)
         .map_err(|e| DerivationError::new_err(report(e)))?;
     let cols = model.data.len();
+    let all = set.values().unwrap_or_default();
     let mut arrays = Vec::new();
     let mut offset = 0;
     for t in &model.data_tensors {
         let width: usize = t.shape.iter().product();
         let mut values = Vec::with_capacity(set.rows * width);
         for r in 0..set.rows {
-            values.extend_from_slice(&set.values[r * cols + offset..r * cols + offset + width]);
+            values.extend_from_slice(&all[r * cols + offset..r * cols + offset + width]);
         }
         offset += width;
         let mut shape = vec![set.rows];

@@ -418,7 +418,7 @@ fn contour(
     title: &str,
 ) -> Result<String, String> {
     let objective = prepared.objective();
-    let (window, stationary) = view(prepared, &objective, paths, options);
+    let (window, stationary) = view(prepared, objective.as_ref(), paths, options);
     let (wx, wy) = (window.x, window.y);
     // 120 × 120 evaluations of L, fewer for big data sets (each evaluation
     // is a pass over every row): at most about 5·10⁸ row evaluations.
@@ -658,7 +658,7 @@ fn descend(
 fn lipschitz(prepared: &Prepared, settings: &Settings) -> Result<f64, String> {
     let l = settings
         .curvature
-        .unwrap_or_else(|| hessian_spectrum(&prepared.objective(), &prepared.start).1);
+        .unwrap_or_else(|| hessian_spectrum(prepared.objective().as_ref(), &prepared.start).1);
     if l.is_finite() && l > 0.0 {
         Ok(l)
     } else {
@@ -726,7 +726,7 @@ fn lr_sweep(
     )
     .map(|o| o.theta.clone());
     let l_optimum = optimum
-        .map(|t| hessian_spectrum(&prepared.objective(), &t).1)
+        .map(|t| hessian_spectrum(prepared.objective().as_ref(), &t).1)
         .filter(|v| v.is_finite() && *v > 0.0);
     let curves: Vec<Vec<(f64, f64)>> = sweep
         .iter()

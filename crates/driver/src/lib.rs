@@ -34,6 +34,7 @@ pub mod models;
 pub mod problem;
 pub mod reference;
 pub mod run;
+pub mod streamed;
 pub mod summary;
 mod synthetic;
 

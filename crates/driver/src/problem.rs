@@ -8,9 +8,11 @@
 #![allow(clippy::result_large_err)]
 
 use crate::backend::{Backend, BackendChoice, loss_is_square};
-use crate::data::{self, DataError, Dataset};
+use crate::data::{self, DataError, Dataset, Storage};
 use crate::models::{self, LookupError};
+use crate::streamed::StreamedObjective;
 use hessforge_kernels::KernelObjective;
+use hessforge_optim::Objective;
 use hessforge_spec::Model;
 use hessforge_symbolic::EngineError;
 use rand::{Rng, SeedableRng};
@@ -69,9 +71,16 @@ pub enum PrepareError {
 /// needs beyond the model (the flags `run`, `compare` and `report` share).
 #[derive(Debug, Clone, Default)]
 pub struct Problem {
-    /// A CSV file whose header names the model's data columns (`--data`).
+    /// A data file (`--data`): CSV whose header names the model's data
+    /// columns, read into memory, or Parquet / Arrow IPC, streamed.
     /// None, with no `synthetic` either: the built-in model's embedded data.
     pub data: Option<PathBuf>,
+    /// The file's column for a model data scalar, as `ID=COLUMN`
+    /// (`--column`), where the names differ.
+    pub columns: Vec<String>,
+    /// Read a Parquet or Arrow IPC file into memory instead of streaming it
+    /// (`--in-memory`): for mini-batch optimizers.
+    pub in_memory: bool,
     /// N rows drawn from the derivation's `[synthetic]` process (`--synthetic`).
     pub synthetic: Option<usize>,
     /// The seed of synthetic data, mini-batch shuffles and random starts (`--seed`).
@@ -103,13 +112,34 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// The objective over all rows.
-    pub fn objective(&self) -> KernelObjective<'_> {
-        KernelObjective::new(self.backend.kernel(), &self.constants, &self.data.values)
-            .gauss_newton(
-                loss_is_square(&self.model),
-                self.model.regularizer.is_some(),
-            )
+    /// The objective over all rows: in memory, or streamed from a file.
+    pub fn objective(&self) -> Box<dyn Objective + '_> {
+        match &self.data.storage {
+            Storage::Memory(values) => Box::new(self.memory_objective(values)),
+            Storage::Streamed(table) => Box::new(self.streamed_objective(table)),
+        }
+    }
+
+    /// The objective over rows in memory.
+    pub fn memory_objective<'a>(&'a self, values: &'a [f64]) -> KernelObjective<'a> {
+        KernelObjective::new(self.backend.kernel(), &self.constants, values).gauss_newton(
+            loss_is_square(&self.model),
+            self.model.regularizer.is_some(),
+        )
+    }
+
+    /// The objective over a streamed file.
+    pub fn streamed_objective<'a>(
+        &'a self,
+        table: &'a data::columnar::ColumnarTable,
+    ) -> StreamedObjective<'a> {
+        let kernel = self.backend.kernel();
+        let gauss_newton = hessforge_kernels::offers_gauss_newton(
+            kernel,
+            loss_is_square(&self.model),
+            self.model.regularizer.is_some(),
+        );
+        StreamedObjective::new(kernel, &self.constants, table, gauss_newton)
     }
 }
 
@@ -128,7 +158,10 @@ pub fn prepare(name: &str, problem: &Problem) -> Result<Prepared, PrepareError> 
             )
             .into());
         }
-        (Some(path), None) => data::load_csv(path, &model)?,
+        (Some(path), None) => {
+            let mapping = column_mapping(&problem.columns)?;
+            data::load(path, &model, &mapping, problem.in_memory)?
+        }
         (None, Some(n)) => {
             if model.data.is_empty() {
                 return Err(option_error(
@@ -180,13 +213,26 @@ pub fn prepare_without_data(
         model,
         backend,
         constants,
-        data: Dataset {
-            values: Vec::new(),
-            rows: 0,
-            source: "no data yet".into(),
-        },
+        data: Dataset::in_memory(Vec::new(), 0, "no data yet"),
         start,
     })
+}
+
+/// `--column ID=COLUMN` items as (model id, file column).
+fn column_mapping(items: &[String]) -> Result<Vec<data::ColumnMapping>, OptionError> {
+    items
+        .iter()
+        .map(|item| match item.split_once('=') {
+            Some((id, column)) if !id.trim().is_empty() && !column.trim().is_empty() => {
+                Ok((id.trim().to_string(), column.trim().to_string()))
+            }
+            _ => Err(option_error(
+                "--column",
+                format!("`{item}` is not ID=COLUMN"),
+                "the model's data name, `=`, the file's column: e.g. --column x_1=age",
+            )),
+        })
+        .collect()
 }
 
 fn constants(model: &Model, set: &[String]) -> Result<Vec<f64>, OptionError> {

@@ -4,11 +4,12 @@
 //! spectrum at the optimum the comparison found.
 
 use crate::backend::loss_is_square;
+use crate::data::Storage;
 use crate::problem::{OptionError, Prepared, option_error};
 use hessforge_optim::run_loop::{DENSE_CHECK_MAX_PARAMS, LANCZOS_STEPS, lanczos_extremes};
 use hessforge_optim::{
     CATALOG, HessianPath, History, Method, Objective, Observer, Optimizer, Outcome, Settings,
-    Stopping, build, minimize,
+    Status, Stopping, build, minimize,
 };
 use hessforge_spec::Model;
 use nalgebra::{DMatrix, SymmetricEigen};
@@ -71,7 +72,7 @@ impl Spectrum {
 /// The Hessian's spectrum at the best converged run's θ, if any run converged.
 pub fn optimum_spectrum(prepared: &Prepared, outcomes: &[Outcome]) -> Option<Spectrum> {
     best_converged(outcomes).map(|o| {
-        let (lambda_min, lambda_max) = hessian_spectrum(&prepared.objective(), &o.theta);
+        let (lambda_min, lambda_max) = hessian_spectrum(prepared.objective().as_ref(), &o.theta);
         Spectrum {
             lambda_min,
             lambda_max,
@@ -87,7 +88,8 @@ pub fn start_curvature(settings: &mut Settings, names: &[&str], prepared: &Prepa
             .is_ok_and(|o| o.wants_curvature(settings))
     };
     if names.iter().any(wants) {
-        settings.curvature = Some(hessian_spectrum(&prepared.objective(), &prepared.start).1);
+        settings.curvature =
+            Some(hessian_spectrum(prepared.objective().as_ref(), &prepared.start).1);
     }
 }
 
@@ -134,6 +136,16 @@ pub fn optimizer_for(
     settings: &Settings,
 ) -> Result<Box<dyn Method>, OptionError> {
     let mut method = optimizer(name, settings)?;
+    if prepared.data.is_streamed() && CATALOG.iter().any(|e| e.name() == name && e.stochastic) {
+        return Err(option_error(
+            "--optimizer",
+            format!(
+                "`{name}` draws mini-batches, which need the rows in memory; {} is streamed",
+                prepared.data.source
+            ),
+            "add --in-memory to read the file into memory, or choose a full-batch optimizer",
+        ));
+    }
     let p = prepared.model.n_params();
     let over =
         dense_hessian_bytes(p) > DENSE_HESSIAN_MAX_BYTES && settings.hessian != HessianPath::Dense;
@@ -190,8 +202,22 @@ pub fn fit(
     stopping: &Stopping,
     observers: &mut [&mut dyn Observer],
 ) -> Outcome {
-    let objective = prepared.objective();
-    let mut outcome = minimize(&objective, method, &prepared.start, stopping, observers);
+    let mut outcome = match &prepared.data.storage {
+        Storage::Memory(values) => {
+            let objective = prepared.memory_objective(values);
+            minimize(&objective, method, &prepared.start, stopping, observers)
+        }
+        Storage::Streamed(table) => {
+            let objective = prepared.streamed_objective(table);
+            let mut outcome = minimize(&objective, method, &prepared.start, stopping, observers);
+            if let Some(why) = objective.failure() {
+                outcome.status = Status::Failed;
+                outcome.converged = false;
+                outcome.message = format!("reading the data failed: {why}");
+            }
+            outcome
+        }
+    };
     outcome.optimizer = name.to_string();
     outcome
 }

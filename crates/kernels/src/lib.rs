@@ -46,7 +46,7 @@ pub mod loop_prelude {
     pub use std::sync::LazyLock;
 }
 pub use loop_kernel::{LANES, LoopModel, LoopTangent};
-pub use objective::{KernelObjective, PARALLEL_ROWS};
+pub use objective::{KernelObjective, PARALLEL_ROWS, offers_gauss_newton};
 pub use run_time_kernel::{JitError, RunTimeKernel};
 
 /// Brings in the kernels a build script generated with

@@ -74,7 +74,7 @@ impl<'a> KernelObjective<'a> {
     /// has checked, and with a regularizer only where the kernel
     /// evaluates it alone ([`Kernel::regularizer_alone`]); off unless set.
     pub fn gauss_newton(mut self, square_loss: bool, has_regularizer: bool) -> Self {
-        self.gauss_newton = square_loss && (!has_regularizer || self.kernel.regularizer_alone());
+        self.gauss_newton = offers_gauss_newton(self.kernel, square_loss, has_regularizer);
         self
     }
 
@@ -102,6 +102,14 @@ impl<'a> KernelObjective<'a> {
             rows,
         }
     }
+}
+
+/// Whether an objective over `kernel` offers the Gauss–Newton matrix: for
+/// a loss that is c·r² per row with c > 0 (the caller has checked), and
+/// with a regularizer only where the kernel evaluates it alone
+/// ([`Kernel::regularizer_alone`]).
+pub fn offers_gauss_newton(kernel: &dyn Kernel, square_loss: bool, has_regularizer: bool) -> bool {
+    square_loss && (!has_regularizer || kernel.regularizer_alone())
 }
 
 impl Objective for KernelObjective<'_> {

@@ -5,6 +5,7 @@
 
 mod catalogue;
 mod classic_problems;
+mod columnar;
 mod common;
 mod figures;
 mod fit;

@@ -1,14 +1,19 @@
 //! The rows a model is fitted to: a CSV file whose header names the model's
-//! data columns (`x_1` or `x1` for entry 1 of vector `x`), the derivation's
-//! seeded `[synthetic]` process, or the embedded default data set of a
-//! built-in model (`data/<model>.csv` when it exists, else its synthetic
-//! set with seed 42). Errors point at file, line and column.
+//! data columns (`x_1` or `x1` for entry 1 of vector `x`), read into
+//! memory; a Parquet or Arrow IPC file, streamed a record batch at a time
+//! on every pass ([`columnar`]); the derivation's seeded `[synthetic]`
+//! process; or the embedded default data set of a built-in model
+//! (`data/<model>.csv` when it exists, else its synthetic set with seed
+//! 42). Errors point at file, line and column (or column and row).
 
 // The errors carry the file text for miette's labelled snippet; they are
 // built once, on the way out, so their size costs nothing that matters.
 #![allow(clippy::result_large_err)]
 
+pub mod columnar;
+
 use crate::synthetic::{self, SyntheticError};
+use columnar::{ColumnarTable, Format};
 use hessforge_spec::Model;
 use miette::{NamedSource, SourceSpan};
 use std::path::Path;
@@ -18,15 +23,49 @@ include!(concat!(env!("OUT_DIR"), "/builtin_data.rs"));
 /// The seed of a built-in model's default synthetic data set.
 pub const DEFAULT_SEED: u64 = 42;
 
-/// Rows of data, row-major, one column per data scalar in model order.
-#[derive(Debug, Clone)]
+/// Rows of data, one column per data scalar in model order.
+#[derive(Debug)]
 pub struct Dataset {
-    /// The values.
-    pub values: Vec<f64>,
+    /// The values, in memory or streamed from a file.
+    pub storage: Storage,
     /// Number of rows.
     pub rows: usize,
     /// Where they came from, in words.
     pub source: String,
+}
+
+/// Where a data set's values are.
+#[derive(Debug)]
+pub enum Storage {
+    /// In memory, row-major.
+    Memory(Vec<f64>),
+    /// In a Parquet or Arrow IPC file, read a record batch at a time on
+    /// every pass.
+    Streamed(ColumnarTable),
+}
+
+impl Dataset {
+    /// Rows in memory, row-major.
+    pub fn in_memory(values: Vec<f64>, rows: usize, source: impl Into<String>) -> Dataset {
+        Dataset {
+            storage: Storage::Memory(values),
+            rows,
+            source: source.into(),
+        }
+    }
+
+    /// The values when they are in memory (row-major), `None` when streamed.
+    pub fn values(&self) -> Option<&[f64]> {
+        match &self.storage {
+            Storage::Memory(values) => Some(values),
+            Storage::Streamed(_) => None,
+        }
+    }
+
+    /// Whether the rows are streamed from a file on every pass.
+    pub fn is_streamed(&self) -> bool {
+        matches!(self.storage, Storage::Streamed(_))
+    }
 }
 
 /// Why data could not be read.
@@ -111,6 +150,64 @@ pub enum DataError {
         #[label("here")]
         span: SourceSpan,
     },
+    /// A Parquet or Arrow IPC file has no column for a data scalar.
+    #[error("`{path}`: no column `{column}` (for the model's data `{id}`)")]
+    #[diagnostic(help(
+        "the file's columns are {available}; name a column for `{id}` with --column {id}=COLUMN"
+    ))]
+    NoSuchColumn {
+        /// The file.
+        path: String,
+        /// The column looked for.
+        column: String,
+        /// The model's data scalar.
+        id: String,
+        /// The file's columns.
+        available: String,
+    },
+    /// A column that does not hold numbers.
+    #[error("`{path}`: column `{column}` holds {found}, not numbers")]
+    #[diagnostic(help(
+        "integer, floating-point, decimal and boolean columns are read as f64; convert this one, or map another with --column"
+    ))]
+    WrongType {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// Its type.
+        found: String,
+    },
+    /// A null, NaN or infinite value in a column the model reads.
+    #[error("`{path}`: column `{column}` has {value} at {place}")]
+    #[diagnostic(help("nulls, NaN and infinite values cannot be fitted; drop or impute the row"))]
+    BadValue {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// The row (and row group).
+        place: String,
+        /// The value.
+        value: String,
+    },
+    /// A file that is not in the format its extension says.
+    #[error("`{path}` is not a readable {format} file: {message}")]
+    #[diagnostic(help(
+        "the extension chooses the reader: .parquet/.pq Parquet, .arrow/.ipc/.feather the Arrow IPC file format, anything else CSV"
+    ))]
+    NotFormat {
+        /// The file.
+        path: String,
+        /// The format its extension names.
+        format: &'static str,
+        /// The reader's message.
+        message: String,
+    },
+    /// `--column` mapping a name that is not a data scalar of the model.
+    #[error("--column `{0}`: the model has no data `{1}`")]
+    #[diagnostic(help("the model's data columns are {2}"))]
+    UnknownMapping(String, String, String),
     /// `--synthetic` without a `[synthetic]` section, or a bad draw.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -136,18 +233,70 @@ fn names(name: &str, id: &str) -> bool {
     name == id || name == id.replace('_', "")
 }
 
+/// A model data scalar's column named otherwise in a file (`--column
+/// x_1=age`): the model's id and the file's column.
+pub type ColumnMapping = (String, String);
+
+/// Read a data file, by its extension: Parquet (`.parquet`, `.pq`) and
+/// Arrow IPC (`.arrow`, `.ipc`, `.feather`) streamed on every pass (or read
+/// into memory with `in_memory`), anything else as CSV into memory.
+/// `mapping` names the file's column for some of the model's data scalars.
+pub fn load(
+    path: &Path,
+    model: &Model,
+    mapping: &[ColumnMapping],
+    in_memory: bool,
+) -> Result<Dataset, DataError> {
+    let ids: Vec<&str> = model.data.iter().map(|s| s.id.as_str()).collect();
+    if let Some((id, _)) = mapping.iter().find(|(id, _)| !ids.contains(&id.as_str())) {
+        let item = mapping
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(i, c)| format!("{i}={c}"))
+            .unwrap_or_default();
+        return Err(DataError::UnknownMapping(item, id.clone(), ids.join(", ")));
+    }
+    let Some(format) = Format::of(path) else {
+        return load_csv(path, model, mapping);
+    };
+    let table = ColumnarTable::open(path, format, &ids, mapping)?;
+    let rows = table.rows();
+    if in_memory {
+        let values = table.read_all()?;
+        return Ok(Dataset::in_memory(values, rows, path.display().to_string()));
+    }
+    Ok(Dataset {
+        source: table.describe(),
+        rows,
+        storage: Storage::Streamed(table),
+    })
+}
+
 /// Read a CSV file.
-pub fn load_csv(path: &Path, model: &Model) -> Result<Dataset, DataError> {
+pub fn load_csv(
+    path: &Path,
+    model: &Model,
+    mapping: &[ColumnMapping],
+) -> Result<Dataset, DataError> {
     let display = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| DataError::Io {
         path: display.clone(),
         message: e.to_string(),
     })?;
-    parse_csv(&display, &text, model)
+    parse_mapped_csv(&display, &text, model, mapping)
 }
 
 /// Parse CSV text (`#` starts a comment line).
 pub fn parse_csv(path: &str, text: &str, model: &Model) -> Result<Dataset, DataError> {
+    parse_mapped_csv(path, text, model, &[])
+}
+
+fn parse_mapped_csv(
+    path: &str,
+    text: &str,
+    model: &Model,
+    mapping: &[ColumnMapping],
+) -> Result<Dataset, DataError> {
     let src = || NamedSource::new(path, text.to_string());
     let expected = expected_header(model);
     let mut reader = csv::ReaderBuilder::new()
@@ -172,12 +321,16 @@ pub fn parse_csv(path: &str, text: &str, model: &Model) -> Result<Dataset, DataE
         .data
         .iter()
         .map(|s| {
+            let mapped = mapping.iter().find(|(id, _)| *id == s.id).map(|(_, c)| c);
             header
                 .iter()
-                .position(|h| names(h, &s.id))
+                .position(|h| match mapped {
+                    Some(column) => h.trim() == column,
+                    None => names(h, &s.id),
+                })
                 .ok_or_else(|| DataError::MissingColumn {
                     path: path.to_string(),
-                    column: s.id.clone(),
+                    column: mapped.unwrap_or(&s.id).clone(),
                     expected: expected.clone(),
                     src: src(),
                     span: (header_start.saturating_sub(header_line + 1), header_line).into(),
@@ -247,31 +400,27 @@ pub fn parse_csv(path: &str, text: &str, model: &Model) -> Result<Dataset, DataE
     if rows == 0 {
         return Err(empty());
     }
-    Ok(Dataset {
-        values,
-        rows,
-        source: path.to_string(),
-    })
+    Ok(Dataset::in_memory(values, rows, path))
 }
 
 /// `n` rows from the model's `[synthetic]` process.
 pub fn synthetic(model: &Model, n: usize, seed: u64) -> Result<Dataset, DataError> {
-    Ok(Dataset {
-        values: synthetic::sample(model, n, seed)?,
-        rows: n,
-        source: format!("synthetic, {n} rows, seed {seed}"),
-    })
+    Ok(Dataset::in_memory(
+        synthetic::sample(model, n, seed)?,
+        n,
+        format!("synthetic, {n} rows, seed {seed}"),
+    ))
 }
 
 /// The default data of a model: none without data fields; the embedded
 /// `data/<name>.csv` of a built-in model; else its synthetic set.
 pub fn default_for(model: &Model, builtin: bool) -> Result<Dataset, DataError> {
     if model.data.is_empty() {
-        return Ok(Dataset {
-            values: vec![],
-            rows: 0,
-            source: "none (the model has no data)".into(),
-        });
+        return Ok(Dataset::in_memory(
+            vec![],
+            0,
+            "none (the model has no data)",
+        ));
     }
     if builtin && let Some((_, text)) = BUILTIN_DATA.iter().find(|(n, _)| *n == model.name) {
         let mut d = parse_csv(&format!("data/{}.csv", model.name), text, model)?;
@@ -295,13 +444,20 @@ impl Dataset {
                 let all: Vec<&str> = model.data_tensors.iter().map(|t| t.name.as_str()).collect();
                 return Err(DataError::UnknownField(field.clone(), all.join(", ")));
             }
+            let values = match &mut self.storage {
+                Storage::Memory(values) => values,
+                Storage::Streamed(table) => {
+                    members.iter().for_each(|&c| table.standardize(c));
+                    continue;
+                }
+            };
             for c in members {
                 let n = self.rows as f64;
-                let column = || self.values.iter().skip(c).step_by(cols);
+                let column = || values.iter().skip(c).step_by(cols);
                 let mean = column().sum::<f64>() / n;
                 let sd = (column().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
                 let scale = if sd > 0.0 { sd } else { 1.0 };
-                for v in self.values.iter_mut().skip(c).step_by(cols) {
+                for v in values.iter_mut().skip(c).step_by(cols) {
                     *v = (*v - mean) / scale;
                 }
             }

@@ -1,0 +1,369 @@
+//! Columnar data files — Parquet and Arrow IPC — read with the Arrow
+//! ecosystem's own readers (`parquet`'s Arrow reader, `arrow-ipc`), a
+//! record batch at a time.
+//!
+//! A [`ColumnarTable`] is a file checked once when opened: every column
+//! the model needs exists (matched by the model's data names, `x_1` also as
+//! `x1`, or mapped with `--column x_1=age`), holds numbers (any integer,
+//! float, decimal or boolean type, read as f64), and has no null, NaN or
+//! infinity — an error names the file, the column and the row (and the
+//! Parquet row group). That first pass also counts the rows and each
+//! column's mean and standard deviation (for `--standardize`).
+//!
+//! After that, [`ColumnarTable::for_each_chunk`] streams the file again on
+//! every pass: only the model's columns are decoded, each record batch of up
+//! to [`CHUNK_ROWS`] rows is converted into one reused row-major buffer (the
+//! layout the kernels read), and the caller evaluates it — so a pass holds
+//! one batch in memory however many rows the file has.
+
+use super::DataError;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float64Type;
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::{DataType, Schema};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// Rows per record batch a pass reads (and evaluates at once): the size
+/// from which a compiled kernel runs a pass in parallel
+/// ([`hessforge_kernels::PARALLEL_ROWS`]).
+pub const CHUNK_ROWS: usize = hessforge_kernels::PARALLEL_ROWS;
+
+/// The two columnar formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Apache Parquet (`.parquet`, `.pq`).
+    Parquet,
+    /// The Arrow IPC file format (`.arrow`, `.ipc`, `.feather`).
+    ArrowIpc,
+}
+
+impl Format {
+    /// The format of a path, by its extension; `None` for anything else
+    /// (read as CSV).
+    pub fn of(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "parquet" | "pq" => Some(Format::Parquet),
+            "arrow" | "ipc" | "feather" => Some(Format::ArrowIpc),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Format::Parquet => "Parquet",
+            Format::ArrowIpc => "Arrow IPC",
+        }
+    }
+}
+
+/// One model data column's mean and standard deviation over the file
+/// (population, divided by N), merged batch by batch in file order.
+#[derive(Debug, Clone, Copy, Default)]
+struct Moments {
+    count: f64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Moments {
+    /// Chan et al.'s merge of a batch's moments into the running ones.
+    fn merge(&mut self, batch: &[f64]) {
+        if batch.is_empty() {
+            return;
+        }
+        let n = batch.len() as f64;
+        let mean = batch.iter().sum::<f64>() / n;
+        let m2: f64 = batch.iter().map(|v| (v - mean) * (v - mean)).sum();
+        let total = self.count + n;
+        let delta = mean - self.mean;
+        self.mean += delta * n / total;
+        self.m2 += m2 + delta * delta * self.count * n / total;
+        self.count = total;
+    }
+
+    fn sd(&self) -> f64 {
+        if self.count > 0.0 {
+            (self.m2 / self.count).sqrt()
+        } else {
+            0.0
+        }
+    }
+}
+
+/// A Parquet or Arrow IPC file checked against a model: which of its
+/// columns hold the model's data, how many rows it has, and the
+/// standardisation applied as it is read.
+#[derive(Debug)]
+pub struct ColumnarTable {
+    path: PathBuf,
+    format: Format,
+    /// The file's column feeding each model data column, by name.
+    sources: Vec<String>,
+    /// Those columns' indices in the file's schema, sorted and unique (the
+    /// projection).
+    projection: Vec<usize>,
+    rows: usize,
+    /// Rows per Parquet row group (empty for Arrow IPC), to name the row
+    /// group of a bad value.
+    row_groups: Vec<usize>,
+    moments: Vec<Moments>,
+    /// (shift, scale) per model column: the value read is (v − shift)/scale.
+    scaling: Vec<(f64, f64)>,
+}
+
+/// A reader of record batches of the projected columns, either format.
+type Batches = Box<dyn Iterator<Item = Result<RecordBatch, String>>>;
+
+impl ColumnarTable {
+    /// Open `path` for a model whose data columns are `ids` (in model
+    /// order), `mapping` giving a file column for some of them (model id,
+    /// file column): checks the schema and reads the file once (see the
+    /// module documentation).
+    pub fn open(
+        path: &Path,
+        format: Format,
+        ids: &[&str],
+        mapping: &[(String, String)],
+    ) -> Result<ColumnarTable, DataError> {
+        let display = path.display().to_string();
+        let (schema, row_groups) = schema_of(path, format)?;
+        let available = || {
+            schema
+                .fields()
+                .iter()
+                .map(|f| format!("`{}`", f.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut sources = Vec::with_capacity(ids.len());
+        let mut indices = Vec::with_capacity(ids.len());
+        for id in ids {
+            let mapped = mapping.iter().find(|(m, _)| m == id).map(|(_, s)| s);
+            let index = match mapped {
+                Some(source) => schema.index_of(source).ok(),
+                None => schema
+                    .fields()
+                    .iter()
+                    .position(|f| super::names(f.name(), id)),
+            };
+            let Some(index) = index else {
+                return Err(DataError::NoSuchColumn {
+                    path: display,
+                    column: mapped.cloned().unwrap_or_else(|| id.to_string()),
+                    id: id.to_string(),
+                    available: available(),
+                });
+            };
+            let field = schema.field(index);
+            if !is_numeric(field.data_type()) {
+                return Err(DataError::WrongType {
+                    path: display,
+                    column: field.name().clone(),
+                    found: field.data_type().to_string(),
+                });
+            }
+            sources.push(field.name().clone());
+            indices.push(index);
+        }
+        let mut projection = indices.clone();
+        projection.sort_unstable();
+        projection.dedup();
+        let mut table = ColumnarTable {
+            path: path.to_path_buf(),
+            format,
+            sources,
+            projection,
+            rows: usize::MAX,
+            row_groups,
+            moments: vec![Moments::default(); ids.len()],
+            scaling: vec![(0.0, 1.0); ids.len()],
+        };
+        // The first pass: checks every value, counts the rows, takes the
+        // columns' moments.
+        let mut moments = vec![Moments::default(); ids.len()];
+        let mut column = Vec::new();
+        let rows = table.for_each_chunk(&mut |chunk, n| {
+            for (k, m) in moments.iter_mut().enumerate() {
+                column.clear();
+                column.extend((0..n).map(|r| chunk[r * ids.len() + k]));
+                m.merge(&column);
+            }
+        })?;
+        if rows == 0 {
+            return Err(DataError::Empty {
+                path: display,
+                expected: ids.join(","),
+            });
+        }
+        table.rows = rows;
+        table.moments = moments;
+        Ok(table)
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The file, its format and the columns read, in words.
+    pub fn describe(&self) -> String {
+        format!("{} ({}, streamed)", self.path.display(), self.format.name())
+    }
+
+    /// Standardise model column `k` to mean 0, sd 1 as it is read (a
+    /// constant column only centred), as [`super::Dataset::standardize`]
+    /// does in memory.
+    pub fn standardize(&mut self, k: usize) {
+        let m = self.moments[k];
+        let sd = m.sd();
+        self.scaling[k] = (m.mean, if sd > 0.0 { sd } else { 1.0 });
+    }
+
+    /// Read the whole file into memory, row-major.
+    pub fn read_all(&self) -> Result<Vec<f64>, DataError> {
+        let mut values = Vec::with_capacity(self.rows.saturating_mul(self.sources.len()));
+        self.for_each_chunk(&mut |chunk, _| values.extend_from_slice(chunk))?;
+        Ok(values)
+    }
+
+    /// One pass over the file: `f` gets each record batch as row-major
+    /// f64 (the model's columns, standardised where asked) and its number of
+    /// rows, in file order; returns the number of rows read. An error names
+    /// the file, the column and the row; a file that no longer has the rows
+    /// it had when opened is an error too.
+    pub fn for_each_chunk(&self, f: &mut dyn FnMut(&[f64], usize)) -> Result<usize, DataError> {
+        let cols = self.sources.len();
+        let mut chunk: Vec<f64> = Vec::new();
+        let mut offset = 0usize;
+        for batch in self.batches()? {
+            let batch = batch.map_err(|message| self.io(message))?;
+            let n = batch.num_rows();
+            chunk.clear();
+            chunk.resize(n * cols, 0.0);
+            for (k, source) in self.sources.iter().enumerate() {
+                let Some(array) = batch.column_by_name(source) else {
+                    return Err(self.io(format!("column `{source}` disappeared")));
+                };
+                let values = arrow_cast::cast(array, &DataType::Float64)
+                    .map_err(|e| self.io(format!("column `{source}`: {e}")))?;
+                if values.null_count() > 0 {
+                    let row = (0..n).find(|&r| values.is_null(r)).unwrap_or(0);
+                    return Err(self.bad_value(source, offset + row, "a null".into()));
+                }
+                let values = values.as_primitive::<Float64Type>().values();
+                let (shift, scale) = self.scaling[k];
+                for (r, &v) in values.iter().enumerate() {
+                    if !v.is_finite() {
+                        return Err(self.bad_value(source, offset + r, format!("`{v}`")));
+                    }
+                    chunk[r * cols + k] = (v - shift) / scale;
+                }
+            }
+            f(&chunk, n);
+            offset += n;
+        }
+        if self.rows != usize::MAX && offset != self.rows {
+            return Err(self.io(format!(
+                "it had {} rows when opened and has {offset} now; was it changed during the fit?",
+                self.rows
+            )));
+        }
+        Ok(offset)
+    }
+
+    fn batches(&self) -> Result<Batches, DataError> {
+        let file = File::open(&self.path).map_err(|e| self.io(e.to_string()))?;
+        match self.format {
+            Format::Parquet => {
+                let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+                    .map_err(|e| self.io(e.to_string()))?;
+                let mask = ProjectionMask::roots(builder.parquet_schema(), self.projection.clone());
+                let reader = builder
+                    .with_projection(mask)
+                    .with_batch_size(CHUNK_ROWS)
+                    .build()
+                    .map_err(|e| self.io(e.to_string()))?;
+                Ok(Box::new(reader.map(|b| b.map_err(|e| e.to_string()))))
+            }
+            Format::ArrowIpc => {
+                let reader = arrow_ipc::reader::FileReader::try_new_buffered(
+                    file,
+                    Some(self.projection.clone()),
+                )
+                .map_err(|e| self.io(e.to_string()))?;
+                Ok(Box::new(reader.map(|b| b.map_err(|e| e.to_string()))))
+            }
+        }
+    }
+
+    fn io(&self, message: String) -> DataError {
+        DataError::Io {
+            path: self.path.display().to_string(),
+            message,
+        }
+    }
+
+    /// A null or non-finite value at row `row` (from 0) of `column`.
+    fn bad_value(&self, column: &str, row: usize, value: String) -> DataError {
+        let mut place = format!("row {row} (counting from 0)");
+        let mut start = 0;
+        for (g, &n) in self.row_groups.iter().enumerate() {
+            if row < start + n {
+                place.push_str(&format!(", row group {g}"));
+                break;
+            }
+            start += n;
+        }
+        DataError::BadValue {
+            path: self.path.display().to_string(),
+            column: column.to_string(),
+            place,
+            value,
+        }
+    }
+}
+
+/// The file's Arrow schema, and the rows of each Parquet row group.
+fn schema_of(
+    path: &Path,
+    format: Format,
+) -> Result<(std::sync::Arc<Schema>, Vec<usize>), DataError> {
+    let display = path.display().to_string();
+    let io = |message: String| DataError::Io {
+        path: display.clone(),
+        message,
+    };
+    let file = File::open(path).map_err(|e| io(e.to_string()))?;
+    let not_format = |e: String| DataError::NotFormat {
+        path: display.clone(),
+        format: format.name(),
+        message: e,
+    };
+    match format {
+        Format::Parquet => {
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+                .map_err(|e| not_format(e.to_string()))?;
+            let groups = builder
+                .metadata()
+                .row_groups()
+                .iter()
+                .map(|g| usize::try_from(g.num_rows()).unwrap_or(0))
+                .collect();
+            Ok((builder.schema().clone(), groups))
+        }
+        Format::ArrowIpc => {
+            let reader = arrow_ipc::reader::FileReader::try_new_buffered(file, None)
+                .map_err(|e| not_format(e.to_string()))?;
+            Ok((reader.schema(), vec![]))
+        }
+    }
+}
+
+/// The column types read as f64: integers, floats, decimals, booleans.
+fn is_numeric(t: &DataType) -> bool {
+    t.is_numeric() || matches!(t, DataType::Boolean)
+}
