@@ -63,6 +63,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write rows drawn from a model's [synthetic] process: CSV to standard output, or to a
+    /// .csv, .parquet or .arrow file (the rows of `--synthetic N --seed S`).
+    Sample {
+        /// A built-in model name or a path to a .toml file.
+        model: String,
+        /// Number of rows.
+        #[arg(long)]
+        rows: usize,
+        /// Seed of the draws.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Write to this file (format by extension) instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Run one optimizer on a model and its data.
     #[command(after_help = optimizers_help())]
     Run {
@@ -211,6 +226,12 @@ fn main() -> ExitCode {
             tol,
             json,
         } => commands::gradcheck::run(&model, points, seed, tol, json),
+        Command::Sample {
+            model,
+            rows,
+            seed,
+            output,
+        } => commands::sample::run(&model, rows, seed, output.as_deref()),
         Command::Run {
             model,
             optimizer,

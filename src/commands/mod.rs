@@ -9,3 +9,4 @@ pub mod models;
 pub mod optimizers;
 pub mod report;
 pub mod run;
+pub mod sample;

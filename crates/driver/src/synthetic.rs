@@ -30,146 +30,179 @@ pub enum SyntheticError {
 
 /// `n` rows (row-major, one column per data scalar in model order).
 pub fn sample(model: &Model, n: usize, seed: u64) -> Result<Vec<f64>, SyntheticError> {
-    let process = model
-        .synthetic
-        .as_ref()
-        .ok_or_else(|| SyntheticError::Missing(model.name.clone()))?;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    // One slot per name a draw may read: the truth, the constants, the data
-    // (absent in a row until drawn, as `Expr::eval` finds them).
-    let mut slot: HashMap<&str, usize> = HashMap::new();
-    let mut base: Vec<Option<f64>> = Vec::new();
-    let named = process.truth.iter().map(|(id, v)| (id.as_str(), Some(*v)));
-    let constants = model
-        .constants
-        .iter()
-        .map(|(s, v)| (s.id.as_str(), Some(*v)));
-    let data = model.data.iter().map(|s| (s.id.as_str(), None));
-    for (id, value) in named.chain(constants).chain(data) {
-        match slot.get(id) {
-            Some(&k) => base[k] = value.or(base[k]),
-            None => {
-                slot.insert(id, base.len());
-                base.push(value);
+    let mut out = Vec::new();
+    Sampler::new(model, seed)?.draw(n, &mut out)?;
+    Ok(out)
+}
+
+/// A model's `[synthetic]` process, seeded, drawing rows in as many calls
+/// as the caller likes: the rows of `draw(a)` then `draw(b)` are the rows of
+/// `sample(model, a + b, seed)` — so a file of many rows is written a block
+/// at a time with the same bits as `--synthetic N --seed S` in memory.
+pub struct Sampler<'m> {
+    process: &'m hessforge_spec::Synthetic,
+    rng: ChaCha8Rng,
+    base: Vec<Option<f64>>,
+    draws: Vec<BoundDraw>,
+    cols: usize,
+}
+
+impl<'m> Sampler<'m> {
+    /// The process of `model`, seeded.
+    pub fn new(model: &'m Model, seed: u64) -> Result<Sampler<'m>, SyntheticError> {
+        let process = model
+            .synthetic
+            .as_ref()
+            .ok_or_else(|| SyntheticError::Missing(model.name.clone()))?;
+        // One slot per name a draw may read: the truth, the constants, the data
+        // (absent in a row until drawn, as `Expr::eval` finds them).
+        let mut slot: HashMap<&str, usize> = HashMap::new();
+        let mut base: Vec<Option<f64>> = Vec::new();
+        let named = process.truth.iter().map(|(id, v)| (id.as_str(), Some(*v)));
+        let constants = model
+            .constants
+            .iter()
+            .map(|(s, v)| (s.id.as_str(), Some(*v)));
+        let data = model.data.iter().map(|s| (s.id.as_str(), None));
+        for (id, value) in named.chain(constants).chain(data) {
+            match slot.get(id) {
+                Some(&k) => base[k] = value.or(base[k]),
+                None => {
+                    slot.insert(id, base.len());
+                    base.push(value);
+                }
             }
         }
+        let column: HashMap<&str, usize> = model
+            .data
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        let draws: Vec<BoundDraw> = process
+            .draws
+            .iter()
+            .map(|draw| {
+                let ids = &model
+                    .data_tensors
+                    .iter()
+                    .find(|t| t.name == draw.field)
+                    .expect("validated field")
+                    .ids;
+                BoundDraw {
+                    args: draw
+                        .args
+                        .iter()
+                        .map(|arg| arg.iter().map(|e| Bound::new(e, &slot)).collect())
+                        .collect(),
+                    slots: ids.iter().map(|id| slot[id.as_str()]).collect(),
+                    columns: ids.iter().map(|id| column[id.as_str()]).collect(),
+                }
+            })
+            .collect();
+        Ok(Sampler {
+            process,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            base,
+            draws,
+            cols: model.data.len(),
+        })
     }
-    let column: HashMap<&str, usize> = model
-        .data
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
-    let draws: Vec<BoundDraw> = process
-        .draws
-        .iter()
-        .map(|draw| {
-            let ids = &model
-                .data_tensors
-                .iter()
-                .find(|t| t.name == draw.field)
-                .expect("validated field")
-                .ids;
-            BoundDraw {
-                args: draw
+
+    /// The next `n` rows, into `out` (cleared first; row-major).
+    pub fn draw(&mut self, n: usize, out: &mut Vec<f64>) -> Result<(), SyntheticError> {
+        let (process, draws, base, cols) = (self.process, &self.draws, &self.base, self.cols);
+        let rng = &mut self.rng;
+        out.clear();
+        out.resize(n * cols, 0.0);
+        let mut env = base.clone();
+        for r in 0..n {
+            env.copy_from_slice(base);
+            for (draw, bound) in process.draws.iter().zip(draws) {
+                let slots = &bound.slots;
+                let invalid = |message: String| SyntheticError::Invalid {
+                    field: draw.field.clone(),
+                    message,
+                };
+                let args: Vec<Vec<f64>> = bound
                     .args
                     .iter()
-                    .map(|arg| arg.iter().map(|e| Bound::new(e, &slot)).collect())
-                    .collect(),
-                slots: ids.iter().map(|id| slot[id.as_str()]).collect(),
-                columns: ids.iter().map(|id| column[id.as_str()]).collect(),
-            }
-        })
-        .collect();
-    let cols = model.data.len();
-    let mut out = vec![0.0; n * cols];
-    let mut env = base.clone();
-    for r in 0..n {
-        env.copy_from_slice(&base);
-        for (draw, bound) in process.draws.iter().zip(&draws) {
-            let slots = &bound.slots;
-            let invalid = |message: String| SyntheticError::Invalid {
-                field: draw.field.clone(),
-                message,
-            };
-            let args: Vec<Vec<f64>> = bound
-                .args
-                .iter()
-                .map(|arg| {
-                    arg.iter()
-                        .map(|e| e.eval(&env).unwrap_or(f64::NAN))
-                        .collect()
-                })
-                .collect();
-            let values: Vec<f64> = match draw.distribution {
-                Distribution::Normal => (0..slots.len())
-                    .map(|i| {
-                        Normal::new(args[0][i], args[1][i])
-                            .map(|d| d.sample(&mut rng))
-                            .map_err(|e| {
-                                invalid(format!("normal({}, {}): {e}", args[0][i], args[1][i]))
-                            })
+                    .map(|arg| {
+                        arg.iter()
+                            .map(|e| e.eval(&env).unwrap_or(f64::NAN))
+                            .collect()
                     })
-                    .collect::<Result<_, _>>()?,
-                Distribution::Uniform => (0..slots.len())
-                    .map(|i| {
-                        let (lo, hi) = (args[0][i], args[1][i]);
-                        if lo < hi {
-                            Ok(rng.gen_range(lo..hi))
-                        } else {
-                            Err(invalid(format!("uniform({lo}, {hi}) needs low < high")))
+                    .collect();
+                let values: Vec<f64> = match draw.distribution {
+                    Distribution::Normal => (0..slots.len())
+                        .map(|i| {
+                            Normal::new(args[0][i], args[1][i])
+                                .map(|d| d.sample(rng))
+                                .map_err(|e| {
+                                    invalid(format!("normal({}, {}): {e}", args[0][i], args[1][i]))
+                                })
+                        })
+                        .collect::<Result<_, _>>()?,
+                    Distribution::Uniform => (0..slots.len())
+                        .map(|i| {
+                            let (lo, hi) = (args[0][i], args[1][i]);
+                            if lo < hi {
+                                Ok(rng.gen_range(lo..hi))
+                            } else {
+                                Err(invalid(format!("uniform({lo}, {hi}) needs low < high")))
+                            }
+                        })
+                        .collect::<Result<_, _>>()?,
+                    Distribution::Bernoulli => (0..slots.len())
+                        .map(|i| {
+                            let p = args[0][i];
+                            if (0.0..=1.0).contains(&p) {
+                                Ok(f64::from(u8::from(rng.gen_bool(p))))
+                            } else {
+                                Err(invalid(format!("bernoulli({p}) needs a probability")))
+                            }
+                        })
+                        .collect::<Result<_, _>>()?,
+                    Distribution::Poisson => (0..slots.len())
+                        .map(|i| {
+                            let rate = args[0][i];
+                            Poisson::new(rate)
+                                .map(|d| d.sample(rng))
+                                .map_err(|e| invalid(format!("poisson({rate}): {e}")))
+                        })
+                        .collect::<Result<_, _>>()?,
+                    Distribution::Categorical => {
+                        let logits = &args[0];
+                        let top = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                        let weights: Vec<f64> = logits.iter().map(|l| (l - top).exp()).collect();
+                        let total: f64 = weights.iter().sum();
+                        if !total.is_finite() || total <= 0.0 {
+                            return Err(invalid(format!(
+                                "categorical logits {logits:?} are not finite"
+                            )));
                         }
-                    })
-                    .collect::<Result<_, _>>()?,
-                Distribution::Bernoulli => (0..slots.len())
-                    .map(|i| {
-                        let p = args[0][i];
-                        if (0.0..=1.0).contains(&p) {
-                            Ok(f64::from(u8::from(rng.gen_bool(p))))
-                        } else {
-                            Err(invalid(format!("bernoulli({p}) needs a probability")))
+                        let mut u = rng.gen_range(0.0..total);
+                        let mut hot = weights.len() - 1;
+                        for (k, w) in weights.iter().enumerate() {
+                            if u < *w {
+                                hot = k;
+                                break;
+                            }
+                            u -= w;
                         }
-                    })
-                    .collect::<Result<_, _>>()?,
-                Distribution::Poisson => (0..slots.len())
-                    .map(|i| {
-                        let rate = args[0][i];
-                        Poisson::new(rate)
-                            .map(|d| d.sample(&mut rng))
-                            .map_err(|e| invalid(format!("poisson({rate}): {e}")))
-                    })
-                    .collect::<Result<_, _>>()?,
-                Distribution::Categorical => {
-                    let logits = &args[0];
-                    let top = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let weights: Vec<f64> = logits.iter().map(|l| (l - top).exp()).collect();
-                    let total: f64 = weights.iter().sum();
-                    if !total.is_finite() || total <= 0.0 {
-                        return Err(invalid(format!(
-                            "categorical logits {logits:?} are not finite"
-                        )));
+                        (0..weights.len())
+                            .map(|k| f64::from(u8::from(k == hot)))
+                            .collect()
                     }
-                    let mut u = rng.gen_range(0.0..total);
-                    let mut hot = weights.len() - 1;
-                    for (k, w) in weights.iter().enumerate() {
-                        if u < *w {
-                            hot = k;
-                            break;
-                        }
-                        u -= w;
-                    }
-                    (0..weights.len())
-                        .map(|k| f64::from(u8::from(k == hot)))
-                        .collect()
+                };
+                for ((&k, &c), v) in slots.iter().zip(&bound.columns).zip(values) {
+                    env[k] = Some(v);
+                    out[r * cols + c] = v;
                 }
-            };
-            for ((&k, &c), v) in slots.iter().zip(&bound.columns).zip(values) {
-                env[k] = Some(v);
-                out[r * cols + c] = v;
             }
         }
+        Ok(())
     }
-    Ok(out)
 }
 
 /// A draw with its arguments bound to slots, and where its entries go.

@@ -367,3 +367,73 @@ fn schema_of(
 fn is_numeric(t: &DataType) -> bool {
     t.is_numeric() || matches!(t, DataType::Boolean)
 }
+
+/// Writes row-major blocks of f64 rows as a Parquet file (Snappy-compressed
+/// row groups of up to a million rows) or an Arrow IPC file (one record
+/// batch per block), one Float64 column per name.
+pub struct ColumnarWriter<W: std::io::Write + Send> {
+    names: Vec<String>,
+    schema: std::sync::Arc<Schema>,
+    sink: Sink<W>,
+}
+
+enum Sink<W: std::io::Write + Send> {
+    Parquet(parquet::arrow::ArrowWriter<W>),
+    ArrowIpc(arrow_ipc::writer::FileWriter<W>),
+}
+
+impl<W: std::io::Write + Send> ColumnarWriter<W> {
+    /// A writer of columns `names` in `format` to `out`.
+    pub fn new(out: W, format: Format, names: &[String]) -> Result<Self, String> {
+        let fields: Vec<arrow_schema::Field> = names
+            .iter()
+            .map(|n| arrow_schema::Field::new(n, DataType::Float64, false))
+            .collect();
+        let schema = std::sync::Arc::new(Schema::new(fields));
+        let sink = match format {
+            Format::Parquet => {
+                let props = parquet::file::properties::WriterProperties::builder()
+                    .set_compression(parquet::basic::Compression::SNAPPY)
+                    .build();
+                Sink::Parquet(
+                    parquet::arrow::ArrowWriter::try_new(out, schema.clone(), Some(props))
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+            Format::ArrowIpc => Sink::ArrowIpc(
+                arrow_ipc::writer::FileWriter::try_new(out, &schema).map_err(|e| e.to_string())?,
+            ),
+        };
+        Ok(ColumnarWriter {
+            names: names.to_vec(),
+            schema,
+            sink,
+        })
+    }
+
+    /// Append `rows` rows, row-major.
+    pub fn write(&mut self, rows: usize, values: &[f64]) -> Result<(), String> {
+        let cols = self.names.len();
+        let columns: Vec<arrow_array::ArrayRef> = (0..cols)
+            .map(|k| {
+                let column: Vec<f64> = (0..rows).map(|r| values[r * cols + k]).collect();
+                std::sync::Arc::new(arrow_array::Float64Array::from(column))
+                    as arrow_array::ArrayRef
+            })
+            .collect();
+        let batch =
+            RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| e.to_string())?;
+        match &mut self.sink {
+            Sink::Parquet(w) => w.write(&batch).map_err(|e| e.to_string()),
+            Sink::ArrowIpc(w) => w.write(&batch).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Write the footer.
+    pub fn finish(self) -> Result<(), String> {
+        match self.sink {
+            Sink::Parquet(w) => w.close().map(|_| ()).map_err(|e| e.to_string()),
+            Sink::ArrowIpc(mut w) => w.finish().map_err(|e| e.to_string()),
+        }
+    }
+}

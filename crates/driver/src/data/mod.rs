@@ -204,6 +204,10 @@ pub enum DataError {
         /// The reader's message.
         message: String,
     },
+    /// Rows asked of a model without data fields.
+    #[error("model `{0}` has no data fields")]
+    #[diagnostic(help("a model without data has no rows to draw or read"))]
+    NoData(String),
     /// `--column` mapping a name that is not a data scalar of the model.
     #[error("--column `{0}`: the model has no data `{1}`")]
     #[diagnostic(help("the model's data columns are {2}"))]
@@ -401,6 +405,94 @@ fn parse_mapped_csv(
         return Err(empty());
     }
     Ok(Dataset::in_memory(values, rows, path))
+}
+
+/// Write `n` rows of the model's `[synthetic]` process (seeded: the rows
+/// of `--synthetic n --seed seed`) to `path`, in the format its extension
+/// names (Parquet, Arrow IPC, else CSV), a block of rows at a time: the
+/// memory does not grow with `n`. The file appears whole or not at all
+/// (written beside it, then renamed).
+pub fn write_sample(model: &Model, n: usize, seed: u64, path: &Path) -> Result<(), DataError> {
+    let io = |message: String| DataError::Io {
+        path: path.display().to_string(),
+        message,
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io(e.to_string()))?;
+    let file = std::io::BufWriter::new(tmp.reopen().map_err(|e| io(e.to_string()))?);
+    write_sample_to(
+        model,
+        n,
+        seed,
+        Format::of(path),
+        file,
+        &path.display().to_string(),
+    )?;
+    tmp.persist(path).map_err(|e| io(e.error.to_string()))?;
+    Ok(())
+}
+
+/// [`write_sample`] into any writer: `format` (None: CSV), `name` the
+/// destination in errors.
+pub fn write_sample_to<W: std::io::Write + Send>(
+    model: &Model,
+    n: usize,
+    seed: u64,
+    format: Option<Format>,
+    sink: W,
+    name: &str,
+) -> Result<(), DataError> {
+    let io = |message: String| DataError::Io {
+        path: name.to_string(),
+        message,
+    };
+    let names: Vec<String> = model.data.iter().map(|s| s.id.clone()).collect();
+    if names.is_empty() {
+        return Err(DataError::NoData(model.name.clone()));
+    }
+    let mut sampler = synthetic::Sampler::new(model, seed)?;
+    let cols = names.len();
+    let mut out = match format {
+        Some(format) => {
+            BlockWriter::Columnar(columnar::ColumnarWriter::new(sink, format, &names).map_err(io)?)
+        }
+        None => {
+            let mut csv = csv::Writer::from_writer(sink);
+            csv.write_record(&names).map_err(|e| io(e.to_string()))?;
+            BlockWriter::Csv(csv)
+        }
+    };
+    let mut block = Vec::new();
+    for start in (0..n).step_by(columnar::CHUNK_ROWS) {
+        let rows = columnar::CHUNK_ROWS.min(n - start);
+        sampler.draw(rows, &mut block)?;
+        match &mut out {
+            BlockWriter::Columnar(w) => w.write(rows, &block).map_err(io)?,
+            BlockWriter::Csv(w) => {
+                for row in block.chunks(cols) {
+                    w.write_record(row.iter().map(f64::to_string))
+                        .map_err(|e| io(e.to_string()))?;
+                }
+            }
+        }
+    }
+    match out {
+        BlockWriter::Columnar(w) => w.finish().map_err(io),
+        BlockWriter::Csv(w) => w
+            .into_inner()
+            .map_err(|e| io(e.to_string()))?
+            .flush()
+            .map_err(|e| io(e.to_string())),
+    }
+}
+
+/// Where [`write_sample`] writes its blocks of rows.
+enum BlockWriter<W: std::io::Write + Send> {
+    Columnar(columnar::ColumnarWriter<W>),
+    Csv(csv::Writer<W>),
 }
 
 /// `n` rows from the model's `[synthetic]` process.
