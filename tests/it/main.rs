@@ -8,6 +8,7 @@
 
 mod browser;
 mod cli;
+mod columnar;
 mod common;
 mod compare_scripts;
 mod docs;
