@@ -116,12 +116,7 @@ fn a_missing_column_a_stochastic_optimizer_and_a_bad_mapping_exit_2_with_a_hint(
             "--column",
             "y=label",
         ],
-        &[
-            "rows.parquet",
-            "no column `label`",
-            "`x_1`",
-            "y=COLUMN",
-        ],
+        &["rows.parquet", "no column `label`", "`x_1`", "y=COLUMN"],
     );
     refused(
         &["--optimizer", "sgd", "--data", data],

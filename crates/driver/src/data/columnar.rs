@@ -242,9 +242,13 @@ impl ColumnarTable {
         for batch in self.batches()? {
             let batch = batch.map_err(|message| self.io(message))?;
             let n = batch.num_rows();
-            chunk.clear();
+            // Every entry is written below: no need to clear it.
             chunk.resize(n * cols, 0.0);
-            for (k, source) in self.sources.iter().enumerate() {
+            // Each column as f64, checked; then the rows written one after
+            // another, reading every column in step (writing a column at a
+            // time strides through the whole block once per column).
+            let mut arrays = Vec::with_capacity(cols);
+            for source in &self.sources {
                 let Some(array) = batch.column_by_name(source) else {
                     return Err(self.io(format!("column `{source}` disappeared")));
                 };
@@ -254,13 +258,36 @@ impl ColumnarTable {
                     let row = (0..n).find(|&r| values.is_null(r)).unwrap_or(0);
                     return Err(self.bad_value(source, offset + row, "a null".into()));
                 }
-                let values = values.as_primitive::<Float64Type>().values();
-                let (shift, scale) = self.scaling[k];
-                for (r, &v) in values.iter().enumerate() {
-                    if !v.is_finite() {
-                        return Err(self.bad_value(source, offset + r, format!("`{v}`")));
-                    }
-                    chunk[r * cols + k] = (v - shift) / scale;
+                let all_finite = values
+                    .as_primitive::<Float64Type>()
+                    .values()
+                    .iter()
+                    .all(|v| v.is_finite());
+                if !all_finite {
+                    let column = values.as_primitive::<Float64Type>().values();
+                    let (r, v) = column
+                        .iter()
+                        .enumerate()
+                        .find(|(_, v)| !v.is_finite())
+                        .unwrap_or((0, &0.0));
+                    return Err(self.bad_value(source, offset + r, format!("`{v}`")));
+                }
+                arrays.push(values);
+            }
+            let columns: Vec<&[f64]> = arrays
+                .iter()
+                .map(|a| &a.as_primitive::<Float64Type>().values()[..n])
+                .collect();
+            let identity = self.scaling.iter().all(|&s| s == (0.0, 1.0));
+            for (r, row) in chunk.chunks_exact_mut(cols).enumerate() {
+                for ((x, column), &(shift, scale)) in
+                    row.iter_mut().zip(&columns).zip(&self.scaling)
+                {
+                    *x = if identity {
+                        column[r]
+                    } else {
+                        (column[r] - shift) / scale
+                    };
                 }
             }
             f(&chunk, n);

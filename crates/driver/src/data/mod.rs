@@ -421,7 +421,12 @@ pub fn write_sample(model: &Model, n: usize, seed: u64, path: &Path) -> Result<(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io(e.to_string()))?;
+    let mut builder = tempfile::Builder::new();
+    // A data file others may read, as any file a command writes (the
+    // temporary file's own mode is 0600).
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let tmp = builder.tempfile_in(dir).map_err(|e| io(e.to_string()))?;
     let file = std::io::BufWriter::new(tmp.reopen().map_err(|e| io(e.to_string()))?);
     write_sample_to(
         model,
