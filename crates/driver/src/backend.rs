@@ -11,17 +11,20 @@
 use hessforge_kernels::{Kernel, RunTimeKernel};
 use hessforge_spec::Model;
 use hessforge_symbolic::EngineError;
+use std::sync::Arc;
 
 /// A model's [`Kernel`]: compiled into this binary, compiled at run time,
-/// or an interpreter.
+/// or an interpreter. Cloning shares the kernel (a DataFusion function
+/// carries one into every partition's accumulator).
+#[derive(Clone)]
 pub enum Backend {
     /// A kernel compiled into this binary.
     Compiled(&'static dyn Kernel),
     /// The loop IR compiled to machine code when the model was loaded.
-    RunTimeCompiled(Box<RunTimeKernel>),
+    RunTimeCompiled(Arc<RunTimeKernel>),
     /// An interpreter of the lowered derivation (the scalar programs or
     /// the loop IR).
-    Interpreted(Box<dyn Kernel>),
+    Interpreted(Arc<dyn Kernel>),
 }
 
 /// Which back-end a model runs on (`--backend`).
@@ -60,12 +63,12 @@ impl Backend {
                             "{e} (`--backend interpreter` runs the model on the interpreter)"
                         ),
                     })?;
-                return Ok(Backend::RunTimeCompiled(Box::new(compiled)));
+                return Ok(Backend::RunTimeCompiled(Arc::new(compiled)));
             }
-            return Ok(Backend::Interpreted(Box::new(program)));
+            return Ok(Backend::Interpreted(Arc::new(program)));
         }
         let derivation = hessforge_symbolic::derive_scalar(model)?;
-        Ok(Backend::Interpreted(Box::new(hessforge_symbolic::lower(
+        Ok(Backend::Interpreted(Arc::new(hessforge_symbolic::lower(
             &derivation,
         )?)))
     }

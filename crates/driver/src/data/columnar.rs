@@ -209,6 +209,27 @@ impl ColumnarTable {
         self.rows
     }
 
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The file's column read for each model data column.
+    pub fn sources(&self) -> &[String] {
+        &self.sources
+    }
+
+    /// (shift, scale) per model data column: a value is read as
+    /// (x − shift)/scale (identity unless standardised).
+    pub fn scaling(&self) -> &[(f64, f64)] {
+        &self.scaling
+    }
+
     /// The file, its format and the columns read, in words.
     pub fn describe(&self) -> String {
         format!("{} ({}, streamed)", self.path.display(), self.format.name())
