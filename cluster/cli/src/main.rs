@@ -28,6 +28,8 @@ enum Command {
     Fit(FitArgs),
 }
 
+// The field comments are clap's help text, where `[init]` is literal.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(clap::Args)]
 struct FitArgs {
     /// A built-in model name or a path to a .toml derivation file.
