@@ -16,11 +16,12 @@ use datafusion::datasource::file_format::options::ArrowReadOptions;
 use datafusion::logical_expr::AggregateUDF;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext, ident};
 use hessforge_driver::data::columnar::Format;
+use hessforge_driver::streamed::FirstFailure;
 use hessforge_driver::{Backend, Prepared};
 use hessforge_kernels::Rows;
 use hessforge_optim::Objective;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The name of the registered table.
 const TABLE: &str = "rows";
@@ -36,7 +37,7 @@ pub struct DataFusionObjective {
     columns: Vec<String>,
     scaling: Vec<(f64, f64)>,
     rows: usize,
-    failure: Mutex<Option<String>>,
+    failure: FirstFailure,
 }
 
 /// Why the DataFusion engine could not be set up.
@@ -88,13 +89,13 @@ impl DataFusionObjective {
             columns: table.sources().to_vec(),
             scaling: table.scaling().to_vec(),
             rows: table.rows(),
-            failure: Mutex::new(None),
+            failure: FirstFailure::default(),
         })
     }
 
     /// Why a pass failed, if one did.
     pub fn failure(&self) -> Option<String> {
-        self.failure.lock().map_or(None, |f| f.clone())
+        self.failure.get()
     }
 
     /// One pass: the query with the function at θ.
@@ -161,30 +162,23 @@ impl DataFusionObjective {
         match self.pass(kind, theta, v) {
             Ok(r) if r.rows as usize == self.rows => Some(r),
             Ok(r) => {
-                self.fail(format!(
+                self.failure.record(format!(
                     "the pass read {} rows, the file had {} when opened; was it changed during the fit?",
                     r.rows, self.rows
                 ));
                 None
             }
             Err(e) => {
-                self.fail(e.to_string());
+                self.failure.record(e.to_string());
                 None
             }
         }
     }
 
-    fn fail(&self, why: String) {
-        if let Ok(mut f) = self.failure.lock()
-            && f.is_none()
-        {
-            *f = Some(why);
-        }
-    }
-
     fn full(&self, rows: Rows<'_>) -> bool {
         if rows.selected().is_some() {
-            self.fail("a mini-batch needs the rows in memory (use --in-memory)".into());
+            self.failure
+                .record("a mini-batch needs the rows in memory (use --in-memory)".into());
             return false;
         }
         true

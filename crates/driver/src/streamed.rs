@@ -26,13 +26,35 @@ use std::sync::Mutex;
 // A batch is a parallel pass of its own.
 const _: () = assert!(CHUNK_ROWS >= PARALLEL_ROWS);
 
+/// The first reason a pass over rows outside memory failed, kept for the
+/// run's outcome (an [`Objective`] returns numbers, not errors: a failed
+/// pass returns NaN, which ends the run, and says why here).
+#[derive(Debug, Default)]
+pub struct FirstFailure(Mutex<Option<String>>);
+
+impl FirstFailure {
+    /// Keep `why` unless a failure is kept already.
+    pub fn record(&self, why: String) {
+        if let Ok(mut f) = self.0.lock()
+            && f.is_none()
+        {
+            *f = Some(why);
+        }
+    }
+
+    /// The failure kept, if any.
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().map_or(None, |f| f.clone())
+    }
+}
+
 /// A kernel bound to its constants and a streamed file.
 pub struct StreamedObjective<'a> {
     kernel: &'a dyn Kernel,
     constants: &'a [f64],
     table: &'a ColumnarTable,
     gauss_newton: bool,
-    failure: Mutex<Option<String>>,
+    failure: FirstFailure,
 }
 
 impl<'a> StreamedObjective<'a> {
@@ -50,21 +72,13 @@ impl<'a> StreamedObjective<'a> {
             constants,
             table,
             gauss_newton,
-            failure: Mutex::new(None),
+            failure: FirstFailure::default(),
         }
     }
 
     /// Why a pass failed, if one did.
     pub fn failure(&self) -> Option<String> {
-        self.failure.lock().map_or(None, |f| f.clone())
-    }
-
-    fn fail(&self, why: String) {
-        if let Ok(mut f) = self.failure.lock()
-            && f.is_none()
-        {
-            *f = Some(why);
-        }
+        self.failure.get()
     }
 
     /// One pass: `eval` runs the kernel over a batch, returning its loss and
@@ -102,7 +116,7 @@ impl<'a> StreamedObjective<'a> {
                 loss / n
             }
             Err(e) => {
-                self.fail(describe(&e));
+                self.failure.record(describe(&e));
                 out.fill(f64::NAN);
                 f64::NAN
             }
@@ -112,7 +126,7 @@ impl<'a> StreamedObjective<'a> {
     /// A pass over `rows`, which must be every row.
     fn full(&self, rows: Rows<'_>) -> bool {
         if rows.selected().is_some() {
-            self.fail(format!(
+            self.failure.record(format!(
                 "{}: a mini-batch needs the rows in memory (use --in-memory)",
                 self.table.describe()
             ));
