@@ -260,59 +260,64 @@ impl ColumnarTable {
         let cols = self.sources.len();
         let mut chunk: Vec<f64> = Vec::new();
         let mut offset = 0usize;
-        for batch in self.batches()? {
-            let batch = batch.map_err(|message| self.io(message))?;
-            let n = batch.num_rows();
-            // Every entry is written below: no need to clear it.
-            chunk.resize(n * cols, 0.0);
-            // Each column as f64, checked; then the rows written one after
-            // another, reading every column in step (writing a column at a
-            // time strides through the whole block once per column).
-            let mut arrays = Vec::with_capacity(cols);
-            for source in &self.sources {
-                let Some(array) = batch.column_by_name(source) else {
-                    return Err(self.io(format!("column `{source}` disappeared")));
-                };
-                let values = arrow_cast::cast(array, &DataType::Float64)
-                    .map_err(|e| self.io(format!("column `{source}`: {e}")))?;
-                if values.null_count() > 0 {
-                    let row = (0..n).find(|&r| values.is_null(r)).unwrap_or(0);
-                    return Err(self.bad_value(source, offset + row, "a null".into()));
-                }
-                let all_finite = values
-                    .as_primitive::<Float64Type>()
-                    .values()
-                    .iter()
-                    .all(|v| v.is_finite());
-                if !all_finite {
-                    let column = values.as_primitive::<Float64Type>().values();
-                    let (r, v) = column
-                        .iter()
-                        .enumerate()
-                        .find(|(_, v)| !v.is_finite())
-                        .unwrap_or((0, &0.0));
-                    return Err(self.bad_value(source, offset + r, format!("`{v}`")));
-                }
-                arrays.push(values);
-            }
-            let columns: Vec<&[f64]> = arrays
-                .iter()
-                .map(|a| &a.as_primitive::<Float64Type>().values()[..n])
-                .collect();
-            let identity = self.scaling.iter().all(|&s| s == (0.0, 1.0));
-            for (r, row) in chunk.chunks_exact_mut(cols).enumerate() {
-                for ((x, column), &(shift, scale)) in
-                    row.iter_mut().zip(&columns).zip(&self.scaling)
-                {
-                    *x = if identity {
-                        column[r]
-                    } else {
-                        (column[r] - shift) / scale
+        for read in self.batches()? {
+            let whole = read.map_err(|message| self.io(message))?;
+            // An Arrow IPC file's record batches are as long as their writer
+            // made them: at most CHUNK_ROWS rows are turned into rows at once.
+            for start in (0..whole.num_rows()).step_by(CHUNK_ROWS) {
+                let n = CHUNK_ROWS.min(whole.num_rows() - start);
+                let batch = whole.slice(start, n);
+                // Every entry is written below: no need to clear it.
+                chunk.resize(n * cols, 0.0);
+                // Each column as f64, checked; then the rows written one after
+                // another, reading every column in step (writing a column at a
+                // time strides through the whole block once per column).
+                let mut arrays = Vec::with_capacity(cols);
+                for source in &self.sources {
+                    let Some(array) = batch.column_by_name(source) else {
+                        return Err(self.io(format!("column `{source}` disappeared")));
                     };
+                    let values = arrow_cast::cast(array, &DataType::Float64)
+                        .map_err(|e| self.io(format!("column `{source}`: {e}")))?;
+                    if values.null_count() > 0 {
+                        let row = (0..n).find(|&r| values.is_null(r)).unwrap_or(0);
+                        return Err(self.bad_value(source, offset + row, "a null".into()));
+                    }
+                    let all_finite = values
+                        .as_primitive::<Float64Type>()
+                        .values()
+                        .iter()
+                        .all(|v| v.is_finite());
+                    if !all_finite {
+                        let column = values.as_primitive::<Float64Type>().values();
+                        let (r, v) = column
+                            .iter()
+                            .enumerate()
+                            .find(|(_, v)| !v.is_finite())
+                            .unwrap_or((0, &0.0));
+                        return Err(self.bad_value(source, offset + r, format!("`{v}`")));
+                    }
+                    arrays.push(values);
                 }
+                let columns: Vec<&[f64]> = arrays
+                    .iter()
+                    .map(|a| &a.as_primitive::<Float64Type>().values()[..n])
+                    .collect();
+                let identity = self.scaling.iter().all(|&s| s == (0.0, 1.0));
+                for (r, row) in chunk.chunks_exact_mut(cols).enumerate() {
+                    for ((x, column), &(shift, scale)) in
+                        row.iter_mut().zip(&columns).zip(&self.scaling)
+                    {
+                        *x = if identity {
+                            column[r]
+                        } else {
+                            (column[r] - shift) / scale
+                        };
+                    }
+                }
+                f(&chunk, n);
+                offset += n;
             }
-            f(&chunk, n);
-            offset += n;
         }
         if self.rows != usize::MAX && offset != self.rows {
             return Err(self.io(format!(
