@@ -63,7 +63,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write rows drawn from a model's [synthetic] process: CSV to standard output, or to a
+    /// Write rows drawn from a model's `[synthetic]` process: CSV to standard output, or to a
     /// .csv, .parquet or .arrow file (the rows of `--synthetic N --seed S`).
     Sample {
         /// A built-in model name or a path to a .toml file.
