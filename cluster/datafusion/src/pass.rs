@@ -24,6 +24,7 @@ use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Signature, Volatility};
 use hessforge_driver::Backend;
+use hessforge_kernels::ir::unpack_upper;
 use hessforge_kernels::{At, Rows};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -220,14 +221,7 @@ impl PassFunction {
         let mut hessian = vec![];
         if !packed.is_empty() {
             hessian = vec![0.0; p * p];
-            let mut at = 0;
-            for i in 0..p {
-                for j in i..p {
-                    hessian[i * p + j] = packed[at];
-                    hessian[j * p + i] = packed[at];
-                    at += 1;
-                }
-            }
+            unpack_upper(p, &packed, &mut hessian);
         }
         Ok(PassResult {
             rows: number(0),
