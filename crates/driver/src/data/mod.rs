@@ -252,13 +252,12 @@ pub fn load(
     in_memory: bool,
 ) -> Result<Dataset, DataError> {
     let ids: Vec<&str> = model.data.iter().map(|s| s.id.as_str()).collect();
-    if let Some((id, _)) = mapping.iter().find(|(id, _)| !ids.contains(&id.as_str())) {
-        let item = mapping
-            .iter()
-            .find(|(i, _)| i == id)
-            .map(|(i, c)| format!("{i}={c}"))
-            .unwrap_or_default();
-        return Err(DataError::UnknownMapping(item, id.clone(), ids.join(", ")));
+    if let Some((id, column)) = mapping.iter().find(|(id, _)| !ids.contains(&id.as_str())) {
+        return Err(DataError::UnknownMapping(
+            format!("{id}={column}"),
+            id.clone(),
+            ids.join(", "),
+        ));
     }
     let Some(format) = Format::of(path) else {
         return load_csv(path, model, mapping);
