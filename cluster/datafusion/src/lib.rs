@@ -8,6 +8,9 @@
 //!   kernel, its constants, θ (and v), whose accumulator evaluates record
 //!   batches with the kernel and whose state merges by adding partition
 //!   sums in a fixed order.
+//! - [`codec`]: [`PassLogicalCodec`] and [`PassPhysicalCodec`], which carry
+//!   the function (its model as a built-in's name or as validated loop IR)
+//!   inside a plan shipped to Ballista's scheduler and executors.
 //! - [`objective`]: [`DataFusionObjective`], the optimizers' objective whose
 //!   every pass is one DataFusion query over a Parquet or Arrow IPC file.
 //!
@@ -33,8 +36,10 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod codec;
 pub mod objective;
 pub mod pass;
 
-pub use objective::{DataFusionObjective, EngineError};
+pub use codec::{PassLogicalCodec, PassPhysicalCodec};
+pub use objective::{DataFusionObjective, EngineError, fixed_plan};
 pub use pass::{NAME, PassFunction, PassKind, PassResult};

@@ -12,6 +12,7 @@
 //! outcome ([`DataFusionObjective::failure`]).
 
 use crate::pass::{PassFunction, PassKind, PassResult};
+use datafusion::common::DataFusionError;
 use datafusion::datasource::file_format::options::ArrowReadOptions;
 use datafusion::logical_expr::AggregateUDF;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext, ident};
@@ -22,6 +23,8 @@ use hessforge_kernels::Rows;
 use hessforge_optim::Objective;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// The name of the registered table.
 const TABLE: &str = "rows";
@@ -38,6 +41,10 @@ pub struct DataFusionObjective {
     scaling: Vec<(f64, f64)>,
     rows: usize,
     failure: FirstFailure,
+    /// Partition sums merged by the last pass.
+    partials: AtomicUsize,
+    /// How long a pass may take before it counts as failed.
+    pass_timeout: Option<Duration>,
 }
 
 /// Why the DataFusion engine could not be set up.
@@ -56,31 +63,39 @@ impl DataFusionObjective {
     /// The objective of a prepared problem whose data is a streamed
     /// Parquet or Arrow IPC file (`prepare` with the file as `--data`: its
     /// checks, column mapping and standardisation carry over), its passes
-    /// run by DataFusion on `partitions` partitions.
+    /// run by DataFusion on this machine on `partitions` partitions.
     ///
     /// # Errors
     /// When the data is not a streamed file, or DataFusion cannot read it.
     pub fn new(prepared: &Prepared, partitions: usize) -> Result<Self, EngineError> {
+        let partitions = partitions.max(1);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(partitions)
+            .enable_all()
+            .build()
+            .map_err(|e| EngineError(format!("cannot start the async runtime: {e}")))?;
+        let ctx = SessionContext::new_with_config(fixed_plan(SessionConfig::new(), partitions));
+        Self::on(prepared, runtime, ctx)
+    }
+
+    /// The objective of a prepared problem whose passes run in the session
+    /// `ctx` (a Ballista client's, say, whose configuration went through
+    /// [`fixed_plan`] and carries the pass codecs), driven by `runtime`.
+    ///
+    /// # Errors
+    /// When the data is not a streamed file, or the session cannot read it.
+    pub fn on(
+        prepared: &Prepared,
+        runtime: tokio::runtime::Runtime,
+        ctx: SessionContext,
+    ) -> Result<Self, EngineError> {
         let hessforge_driver::data::Storage::Streamed(table) = &prepared.data.storage else {
             return Err(EngineError(format!(
                 "the DataFusion engine reads Parquet and Arrow IPC files; {} is not one",
                 prepared.data.source
             )));
         };
-        let partitions = partitions.max(1);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(partitions)
-            .build()
-            .map_err(|e| EngineError(format!("cannot start the async runtime: {e}")))?;
-        // A fixed plan: the file split into `partitions` ranges, no
-        // round-robin repartitioning whose order could vary.
-        let config = SessionConfig::new()
-            .with_target_partitions(partitions)
-            .set_bool("datafusion.optimizer.enable_round_robin_repartition", false)
-            .set_bool("datafusion.execution.parquet.pushdown_filters", false);
-        let ctx = SessionContext::new_with_config(config);
-        let path = table.path();
-        register(&runtime, &ctx, path, table.format())?;
+        register(&runtime, &ctx, table.path(), table.format())?;
         Ok(DataFusionObjective {
             runtime,
             ctx,
@@ -90,7 +105,23 @@ impl DataFusionObjective {
             scaling: table.scaling().to_vec(),
             rows: table.rows(),
             failure: FirstFailure::default(),
+            partials: AtomicUsize::new(0),
+            pass_timeout: None,
         })
+    }
+
+    /// A pass that has not finished after `limit` fails (and so the fit,
+    /// saying why) instead of waiting on: a cluster that lost its
+    /// executors does not hang the client.
+    pub fn with_pass_timeout(mut self, limit: Duration) -> Self {
+        self.pass_timeout = Some(limit);
+        self
+    }
+
+    /// How many partitions' sums the last pass merged: the partitions
+    /// that read rows, wherever they ran.
+    pub fn partials_merged(&self) -> usize {
+        self.partials.load(Ordering::Relaxed)
     }
 
     /// Why a pass failed, if one did.
@@ -109,18 +140,29 @@ impl DataFusionObjective {
             .with_scaling(self.scaling.clone());
         let udaf = AggregateUDF::from(function.clone());
         let args = self.columns.iter().map(ident).collect();
-        let batches = self.runtime.block_on(async {
+        let query = async {
             let df = self.ctx.table(TABLE).await?;
             df.aggregate(vec![], vec![udaf.call(args)])?.collect().await
+        };
+        let batches = self.runtime.block_on(async {
+            let Some(limit) = self.pass_timeout else {
+                return query.await;
+            };
+            tokio::time::timeout(limit, query)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(DataFusionError::Execution(format!(
+                        "the pass did not finish within {} s",
+                        limit.as_secs_f64()
+                    )))
+                })
         })?;
         let value = batches
             .iter()
             .find(|b| b.num_rows() > 0)
             .map(|b| datafusion::common::ScalarValue::try_from_array(b.column(0), 0))
             .transpose()?
-            .ok_or_else(|| {
-                datafusion::common::DataFusionError::Internal("the pass returned no row".into())
-            })?;
+            .ok_or_else(|| DataFusionError::Internal("the pass returned no row".into()))?;
         function.result(&value)
     }
 
@@ -160,7 +202,10 @@ impl DataFusionObjective {
             return None;
         }
         match self.pass(kind, theta, v) {
-            Ok(r) if r.rows as usize == self.rows => Some(r),
+            Ok(r) if r.rows as usize == self.rows => {
+                self.partials.store(r.partials, Ordering::Relaxed);
+                Some(r)
+            }
             Ok(r) => {
                 self.failure.record(format!(
                     "the pass read {} rows, the file had {} when opened; was it changed during the fit?",
@@ -183,6 +228,17 @@ impl DataFusionObjective {
         }
         true
     }
+}
+
+/// `config` set for a fixed plan on `partitions` partitions: the file (if
+/// larger than 1 MiB) split into `partitions` ranges of whole row groups, no
+/// round-robin repartitioning whose order could vary, no filter pushdown.
+pub fn fixed_plan(config: SessionConfig, partitions: usize) -> SessionConfig {
+    config
+        .with_target_partitions(partitions.max(1))
+        .with_repartition_file_min_size(1 << 20)
+        .set_bool("datafusion.optimizer.enable_round_robin_repartition", false)
+        .set_bool("datafusion.execution.parquet.pushdown_filters", false)
 }
 
 fn register(

@@ -24,6 +24,7 @@ use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Signature, Volatility};
 use hessforge_driver::Backend;
+use hessforge_kernels::ir::loop_ir::MAX_ENTRIES;
 use hessforge_kernels::ir::unpack_upper;
 use hessforge_kernels::{At, Rows};
 use std::hash::{Hash, Hasher};
@@ -33,7 +34,8 @@ use std::sync::Arc;
 pub const NAME: &str = "hessforge_pass";
 
 /// What a pass computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PassKind {
     /// L.
     Loss,
@@ -70,6 +72,8 @@ pub struct PassResult {
     pub hessian: Vec<f64>,
     /// ∇²L(θ)·v (Hessian–vector passes).
     pub hess_vec: Vec<f64>,
+    /// How many partitions' sums were merged (those that read rows).
+    pub partials: usize,
 }
 
 /// The aggregate function: a model (its kernel), the values of its
@@ -171,6 +175,13 @@ impl PassFunction {
             }
             _ => vec![],
         };
+        if kind == PassKind::Hessian && p.checked_mul(p).is_none_or(|n| n > MAX_ENTRIES) {
+            return Err(DataFusionError::Plan(format!(
+                "{NAME}: a dense Hessian of model `{}`'s {p} parameters is larger than \
+                 {MAX_ENTRIES} entries; a Hessian-free method (newton-cg) needs none",
+                kernel.name()
+            )));
+        }
         if d == 0 {
             return Err(DataFusionError::Plan(format!(
                 "{NAME}: model `{}` has no data columns to aggregate",
@@ -200,8 +211,43 @@ impl PassFunction {
         self.backend.kernel().n_params()
     }
 
+    /// The number of data columns it reads (its arguments).
+    pub fn n_data(&self) -> usize {
+        self.backend.kernel().n_data()
+    }
+
+    /// The model's back-end.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// What it computes.
+    pub fn kind(&self) -> PassKind {
+        self.kind
+    }
+
+    /// Its constants' values.
+    pub fn constants(&self) -> &[f64] {
+        &self.constants
+    }
+
+    /// θ.
+    pub fn theta(&self) -> &[f64] {
+        &self.theta
+    }
+
+    /// v (empty but for a Hessian–vector pass).
+    pub fn v(&self) -> &[f64] {
+        &self.v
+    }
+
+    /// The (shift, scale) of each data column.
+    pub fn scaling(&self) -> &[(f64, f64)] {
+        &self.scaling
+    }
+
     /// Unpack the function's value (a struct of rows, loss, gradient,
-    /// hessian, hess_vec) into a [`PassResult`], the Hessian unpacked.
+    /// hessian, hess_vec, partials) into a [`PassResult`], the Hessian unpacked.
     ///
     /// # Errors
     /// When the value is not this function's.
@@ -229,6 +275,7 @@ impl PassFunction {
             gradient: list(2),
             hessian,
             hess_vec: list(4),
+            partials: number(5) as usize,
         })
     }
 }
@@ -248,6 +295,7 @@ fn result_fields() -> Fields {
         list_field("gradient"),
         list_field("hessian"),
         list_field("hess_vec"),
+        Field::new("partials", DataType::Float64, false),
     ])
 }
 
@@ -280,7 +328,14 @@ impl AggregateUDFImpl for PassFunction {
             partial: vec![0.0; width],
             records: vec![],
             rows: vec![],
-            out: vec![0.0; self.kind.width(self.p()).max(self.p() * self.p())],
+            out: vec![
+                0.0;
+                if self.kind == PassKind::Hessian {
+                    self.p() * self.p()
+                } else {
+                    self.p()
+                }
+            ],
             grad: vec![0.0; self.p()],
         }))
     }
@@ -437,7 +492,9 @@ impl Accumulator for PassAccumulator {
         let f = &self.function;
         let p = f.p();
         let mut total = vec![0.0; self.partial.len()];
-        for record in self.sorted_records() {
+        let records = self.sorted_records();
+        let partials = records.len() as f64;
+        for record in records {
             for (t, r) in total.iter_mut().zip(record) {
                 *t += r;
             }
@@ -458,6 +515,7 @@ impl Accumulator for PassAccumulator {
             Arc::new(list_of(gradient)),
             Arc::new(list_of(hessian)),
             Arc::new(list_of(hess_vec)),
+            Arc::new(Float64Array::from(vec![partials])),
         ];
         let s = StructArray::try_new(result_fields(), columns, None)?;
         Ok(ScalarValue::Struct(Arc::new(s)))

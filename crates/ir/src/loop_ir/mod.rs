@@ -66,6 +66,15 @@ pub enum Source {
     Direction,
 }
 
+/// The most entries a tensor, a stage's scratch or a count of parameters,
+/// data columns or constants may have in a valid program (2²⁷: 1 GiB of
+/// f64).
+pub const MAX_ENTRIES: usize = 1 << 27;
+
+/// The most iterations one step's loop nest may run per row in a valid
+/// program (2⁴⁰).
+pub const MAX_ITERATIONS: usize = 1 << 40;
+
 /// A tensor the steps read or write: row-major entries from `offset` of
 /// its source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -316,9 +325,60 @@ impl LoopProgram {
         self.params.len()
     }
 
-    /// Check every index, shape and program.
+    /// Every size within [`MAX_ENTRIES`] and every sum of sizes without
+    /// overflow, so that the index checks of [`LoopProgram::validate`]
+    /// cannot wrap and no buffer it asks for is larger than that: a
+    /// program that comes from outside (a plan shipped to an executor) is
+    /// refused before anything is allocated for it.
+    fn validate_sizes(&self) -> Result<(), InvalidProgram> {
+        let too_big = |what: String| {
+            Err(InvalidProgram(format!(
+                "{}: {what} is larger than {MAX_ENTRIES} entries",
+                self.name
+            )))
+        };
+        let entries = |lengths: &[usize]| {
+            lengths
+                .iter()
+                .try_fold(1usize, |n, &l| n.checked_mul(l))
+                .filter(|&n| n <= MAX_ENTRIES)
+        };
+        for counted in [
+            self.params.len(),
+            self.data.len(),
+            self.constants.len(),
+            self.constant_defaults.len(),
+            self.sample.scratch,
+            self.regularizer.scratch,
+        ] {
+            if counted > MAX_ENTRIES {
+                return too_big("a count of parameters, data, constants or scratch".into());
+            }
+        }
+        for t in &self.tensors {
+            match entries(&t.shape) {
+                Some(n) if t.offset <= MAX_ENTRIES && n <= MAX_ENTRIES => {}
+                _ => return too_big(format!("tensor {}", t.name)),
+            }
+        }
+        for (which, stage) in [("sample", &self.sample), ("regularizer", &self.regularizer)] {
+            for (k, step) in stage.steps.iter().enumerate() {
+                let iterations = step.loops.iter().try_fold(1usize, |n, &l| n.checked_mul(l));
+                if iterations.is_none_or(|n| n > MAX_ITERATIONS) {
+                    return Err(InvalidProgram(format!(
+                        "{}: {which} step {k}: its loops run more than {MAX_ITERATIONS} times",
+                        self.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Check every size, index, shape and program.
     pub fn validate(&self) -> Result<(), InvalidProgram> {
         let err = |m: String| Err(InvalidProgram(format!("{}: {m}", self.name)));
+        self.validate_sizes()?;
         let limit = |s: Source, stage: &Stage| match s {
             Source::Row => self.data.len(),
             Source::Constants => self.constants.len(),
@@ -357,7 +417,10 @@ impl LoopProgram {
                     ));
                 }
                 let axis_ok = |a: &Axis, n: usize| match *a {
-                    Axis::Loop { var, shift } => var < s.loops.len() && s.loops[var] + shift <= n,
+                    Axis::Loop { var, shift } => {
+                        var < s.loops.len()
+                            && s.loops[var].checked_add(shift).is_some_and(|e| e <= n)
+                    }
                     Axis::Fixed(p) => p < n,
                 };
                 for load in &s.inputs {
