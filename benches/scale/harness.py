@@ -1,7 +1,7 @@
 """Newton on a large Parquet file four ways, and Spark MLlib on the same
 file: the measurements of docs/src/results/data.md ("Data at scale").
 
-    python harness.py HESSFORGE HESSFORGE_CLUSTER DATA.parquet OUT_DIR
+    python harness.py HESSFORGE HESSFORGE_CLUSTER DATA.parquet OUT_DIR [BAR.parquet BAR.csv]
 
 Runs, one after the other on this machine, each under /usr/bin/time
 (elapsed seconds, peak resident set):
@@ -15,8 +15,10 @@ Runs, one after the other on this machine, each under /usr/bin/time
    coefficients hessforge then evaluates (`--max-iters 0`): the loss and
    ‖∇L‖∞ of Spark's answer on hessforge's objective.
 
-Every hessforge fit is Newton to ‖∇L‖∞ ≤ 1e-8 from zeros. Writes
-results.json and results.md into OUT_DIR.
+Every hessforge fit is Newton to ‖∇L‖∞ ≤ 1e-8 from zeros. With BAR.parquet
+and BAR.csv (the same rows), also the Parquet bar: Newton streamed on the
+Parquet file against the CSV file in memory, their losses and peak memory.
+Writes results.json and results.md into OUT_DIR.
 """
 import json
 import os
@@ -171,6 +173,22 @@ def main():
                  f"{spark['seconds']:.2f} s | {spark['wall_seconds']:.2f} s | {spark['peak_mb']:.0f} MB | "
                  f"{spark['loss_by_hessforge']:.12f} | {spark['grad_norm_by_hessforge']:.1e} | "
                  f"{max(abs(a - b) for a, b in zip(spark['theta'], best)):.1e} |")
+    if len(sys.argv) > 6:
+        print("== the Parquet bar", file=sys.stderr)
+        bar = []
+        for name, path in [("Parquet, streamed", sys.argv[5]), ("CSV, in memory", sys.argv[6])]:
+            stdout, wall, peak, _ = timed([hessforge, "run", MODEL, "--data", path, *newton],
+                                          os.path.join(out, f"bar-{os.path.basename(path)}.json"))
+            bar.append(fit_row(name, stdout, wall, peak))
+        result["parquet_bar"] = bar
+        lines += ["", "The Parquet bar (Newton to ‖∇L‖∞ ≤ 1e-8):", "",
+                  "| data | iterations | wall | peak | L(θ) |", "|---|---|---|---|---|"]
+        for r in bar:
+            lines.append(f"| {r['way']} | {r['iterations']} | {r['wall_seconds']:.2f} s | "
+                         f"{r['peak_mb']:.0f} MB | {r['final_loss']!r} |")
+        lines.append(f"\n|ΔL| = {abs(bar[0]['final_loss'] - bar[1]['final_loss']):.1e}.")
+        with open(os.path.join(out, "results.json"), "w") as f:
+            json.dump(result, f, indent=2)
     b = rows[3]
     lines += ["", f"Ballista: scheduler peak {b['scheduler_peak_mb']:.0f} MB, executors "
               + ", ".join(f"{m:.0f} MB" for m in b["executor_peak_mb"]) + " (the fit's client above)."]

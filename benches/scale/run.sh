@@ -36,6 +36,15 @@ if [ ! -f "$data" ]; then
   "$root/target/release/hessforge" sample logistic_regression --rows "$rows" --seed 1 -o "$data"
 fi
 
+# The Parquet bar: 2·10⁶ rows as Parquet and as CSV (the same rows).
+bar="$out/logistic-2000000"
+for ext in parquet csv; do
+  if [ ! -f "$bar.$ext" ]; then
+    echo "== writing 2000000 rows to $bar.$ext"
+    "$root/target/release/hessforge" sample logistic_regression --rows 2000000 --seed 2 -o "$bar.$ext"
+  fi
+done
+
 if [ ! -x "$venv/bin/python" ]; then
   echo "== creating the Python environment in $venv"
   python3 -m venv "$venv"
@@ -44,4 +53,4 @@ fi
 
 echo "== measuring"
 "$venv/bin/python" "$here/harness.py" "$root/target/release/hessforge" \
-  "$root/target/release/hessforge-cluster" "$data" "$out"
+  "$root/target/release/hessforge-cluster" "$data" "$out" "$bar.parquet" "$bar.csv"

@@ -115,6 +115,27 @@ pub fn remote(
     partitions: usize,
 ) -> Result<DataFusionObjective, EngineError> {
     let runtime = runtime()?;
+    // Ballista connects on the first job; ask first, for a clear error.
+    let reach = async {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tokio::net::TcpStream::connect(scheduler),
+        )
+        .await
+    };
+    match runtime.block_on(reach) {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            return Err(EngineError(format!(
+                "cannot reach the scheduler at {scheduler}: {e} (is `hessforge-cluster scheduler` running there?)"
+            )));
+        }
+        Err(_) => {
+            return Err(EngineError(format!(
+                "cannot reach the scheduler at {scheduler}: no answer within 10 s"
+            )));
+        }
+    }
     let url = format!("df://{scheduler}");
     let ctx = runtime
         .block_on(SessionContext::remote_with_state(
