@@ -76,6 +76,17 @@ def wait_port(port, within=60):
             time.sleep(0.1)
 
 
+def high_water_mb(time_pid):
+    """VmHWM of the process /usr/bin/time (pid time_pid) runs, in MB."""
+    with open(f"/proc/{time_pid}/task/{time_pid}/children") as f:
+        child = f.read().split()[0]
+    with open(f"/proc/{child}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def cluster_run(cluster, data, out):
     """A scheduler and two executors on 127.0.0.1, the fit, then the
     executors stopped (SIGTERM) for their peak memory."""
@@ -105,17 +116,16 @@ def cluster_run(cluster, data, out):
             [cluster, "fit", MODEL, "--data", data, "--optimizer", "newton", "--partitions", "2",
              "--scheduler", scheduler, "--init", "zeros", "--grad-tol", "1e-8", "--json"],
             os.path.join(out, "ballista.json"))
+        # The peak resident set of each server (the child of its
+        # /usr/bin/time), read before they are stopped.
+        peaks = [high_water_mb(p.pid) for p in procs]
     finally:
         for p in procs:
             p.terminate()
         for p in procs:
             p.wait(timeout=60)
-    peaks = []
-    for name in timings:
-        with open(name) as f:
-            words = f.read().split()
-        peaks.append(int(words[-1]) / 1024)
-        os.unlink(name)
+        for name in timings:
+            os.unlink(name)
     row = fit_row("Ballista, 2 executors", stdout, wall, peak)
     row["scheduler_peak_mb"], row["executor_peak_mb"] = peaks[0], peaks[1:]
     return row
@@ -124,13 +134,15 @@ def cluster_run(cluster, data, out):
 def main():
     hessforge, cluster, data, out = sys.argv[1:5]
     os.makedirs(out, exist_ok=True)
-    newton = ["--optimizer", "newton", "--init", "zeros", "--grad-tol", "1e-8", "--json"]
+    # `hessforge run` names the tolerance --tol, `hessforge-cluster fit` --grad-tol.
+    newton = ["--optimizer", "newton", "--init", "zeros", "--tol", "1e-8", "--json"]
+    newton_cluster = ["--optimizer", "newton", "--init", "zeros", "--grad-tol", "1e-8", "--json"]
     rows = []
     for name, args, file in [
         ("in memory", [hessforge, "run", MODEL, "--data", data, "--in-memory", *newton], "memory.json"),
         ("streamed", [hessforge, "run", MODEL, "--data", data, *newton], "streamed.json"),
         ("DataFusion, 2 partitions",
-         [cluster, "fit", MODEL, "--data", data, "--partitions", "2", *newton], "datafusion.json"),
+         [cluster, "fit", MODEL, "--data", data, "--partitions", "2", *newton_cluster], "datafusion.json"),
     ]:
         print(f"== {name}", file=sys.stderr)
         stdout, wall, peak, _ = timed(args, os.path.join(out, file))
