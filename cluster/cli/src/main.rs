@@ -160,10 +160,7 @@ fn fit(args: FitArgs) -> Result<bool, Failure> {
             args.grad_tol
         )));
     }
-    let mut prepared = prepare(&args.model, &problem).map_err(Failure::bad_input)?;
-    let partitions = args.partitions.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
+    let partitions = args.partitions.unwrap_or_else(cores);
     if partitions == 0 {
         return Err(Failure::bad_input(miette::miette!(
             help = "one or more, e.g. --partitions 4",
@@ -177,17 +174,14 @@ fn fit(args: FitArgs) -> Result<bool, Failure> {
             args.pass_timeout
         )));
     }
+    if let Some(scheduler) = &args.scheduler {
+        scheduler_address(scheduler)?;
+    }
+    // The flags first: opening the file reads it once to check it.
+    let mut prepared = prepare(&args.model, &problem).map_err(Failure::bad_input)?;
     let objective = match &args.scheduler {
         None => DataFusionObjective::new(&prepared, partitions),
-        Some(scheduler) => {
-            host_port(scheduler).map_err(|e| {
-                Failure::bad_input(miette::miette!(
-                    help = "e.g. --scheduler {DEFAULT_SCHEDULER}",
-                    "--scheduler: {e}"
-                ))
-            })?;
-            hessforge_cluster::remote(&prepared, scheduler, partitions)
-        }
+        Some(scheduler) => hessforge_cluster::remote(&prepared, scheduler, partitions),
     }
     .map_err(|e| {
         Failure::bad_input(miette::miette!(
@@ -244,6 +238,22 @@ fn fit(args: FitArgs) -> Result<bool, Failure> {
     Ok(outcome.status.is_success())
 }
 
+/// The machine's cores: the default of `--partitions` and
+/// `--concurrent-tasks`.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// `--scheduler`'s HOST:PORT, or the bad-input failure naming it.
+fn scheduler_address(address: &str) -> Result<(String, u16), Failure> {
+    host_port(address).map_err(|e| {
+        Failure::bad_input(miette::miette!(
+            help = "e.g. --scheduler {DEFAULT_SCHEDULER}",
+            "--scheduler: {e}"
+        ))
+    })
+}
+
 /// Run `serve` on a runtime of its own until it ends (a failure to start)
 /// or the process is stopped.
 fn serve(
@@ -285,12 +295,7 @@ fn scheduler(args: SchedulerArgs) -> Result<(), Failure> {
 
 fn executor(args: ExecutorArgs) -> Result<(), Failure> {
     log_to_stderr();
-    let scheduler = host_port(&args.scheduler).map_err(|e| {
-        Failure::bad_input(miette::miette!(
-            help = "e.g. --scheduler {DEFAULT_SCHEDULER}",
-            "--scheduler: {e}"
-        ))
-    })?;
+    let scheduler = scheduler_address(&args.scheduler)?;
     let grpc_port = match args.grpc_port {
         Some(port) => port,
         None => args.bind.port().checked_add(1).ok_or_else(|| {
@@ -316,9 +321,7 @@ fn executor(args: ExecutorArgs) -> Result<(), Failure> {
         .clone()
         .or_else(|| temporary.as_ref().map(|t| t.path().to_path_buf()))
         .expect("a work directory given or made");
-    let concurrent_tasks = args.concurrent_tasks.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
+    let concurrent_tasks = args.concurrent_tasks.unwrap_or_else(cores);
     eprintln!(
         "hessforge-cluster executor: data on {}, tasks on port {grpc_port}, scheduler {}:{} \
          (no authentication: keep it on a private network)",
