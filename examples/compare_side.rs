@@ -343,7 +343,11 @@ fn products(model: &str, repeats: usize, rows: usize) -> serde_json::Value {
                 hessforge_driver::models::load("digits").unwrap_or_else(|e| fail(&e.to_string()));
             let d = hessforge_driver::data::default_for(&m, true)
                 .unwrap_or_else(|e| fail(&e.to_string()));
-            (&hessforge_kernels::digits::Digits, d.values, vec![1e-3])
+            let values = match d.storage {
+                hessforge_driver::data::Storage::Memory(values) => values,
+                hessforge_driver::data::Storage::Streamed(_) => fail("digits is embedded"),
+            };
+            (&hessforge_kernels::digits::Digits, values, vec![1e-3])
         }
         "wide-1000" => (&Logistic1000, wide_data(1000, rows), vec![0.01]),
         _ => fail("MODEL is digits or wide-1000"),
