@@ -114,7 +114,7 @@ def cluster_run(cluster, data, out):
         time.sleep(6)  # registered by a heartbeat
         stdout, wall, peak, _ = timed(
             [cluster, "fit", MODEL, "--data", data, "--optimizer", "newton", "--partitions", "2",
-             "--scheduler", scheduler, "--init", "zeros", "--grad-tol", "1e-8", "--json"],
+             "--scheduler", scheduler, "--init", "zeros", "--tol", "1e-8", "--json"],
             os.path.join(out, "ballista.json"))
         # The peak resident set of each server (the child of its
         # /usr/bin/time), read before they are stopped.
@@ -134,15 +134,13 @@ def cluster_run(cluster, data, out):
 def main():
     hessforge, cluster, data, out = sys.argv[1:5]
     os.makedirs(out, exist_ok=True)
-    # `hessforge run` names the tolerance --tol, `hessforge-cluster fit` --grad-tol.
     newton = ["--optimizer", "newton", "--init", "zeros", "--tol", "1e-8", "--json"]
-    newton_cluster = ["--optimizer", "newton", "--init", "zeros", "--grad-tol", "1e-8", "--json"]
     rows = []
     for name, args, file in [
         ("in memory", [hessforge, "run", MODEL, "--data", data, "--in-memory", *newton], "memory.json"),
         ("streamed", [hessforge, "run", MODEL, "--data", data, *newton], "streamed.json"),
         ("DataFusion, 2 partitions",
-         [cluster, "fit", MODEL, "--data", data, "--partitions", "2", *newton_cluster], "datafusion.json"),
+         [cluster, "fit", MODEL, "--data", data, "--partitions", "2", *newton], "datafusion.json"),
     ]:
         print(f"== {name}", file=sys.stderr)
         stdout, wall, peak, _ = timed(args, os.path.join(out, file))

@@ -118,9 +118,9 @@ struct FitArgs {
     /// Largest number of iterations.
     #[arg(long, default_value_t = Stopping::default().max_iters)]
     max_iters: u64,
-    /// Stop when ‖∇L‖∞ is at most this.
+    /// Stop when ‖∇L‖∞ ≤ TOL (the name and default of `hessforge run`'s).
     #[arg(long, default_value_t = Stopping::default().grad_tol)]
-    grad_tol: f64,
+    tol: f64,
     /// Print one JSON document (that of `hessforge run --json`).
     #[arg(long)]
     json: bool,
@@ -153,11 +153,11 @@ fn fit(args: FitArgs) -> Result<bool, Failure> {
         seed: args.seed,
         ..Problem::default()
     };
-    if !args.grad_tol.is_finite() || args.grad_tol < 0.0 {
+    if !args.tol.is_finite() || args.tol < 0.0 {
         return Err(Failure::bad_input(miette::miette!(
-            help = "a number ≥ 0, e.g. --grad-tol 1e-8",
-            "--grad-tol: {} is not a tolerance",
-            args.grad_tol
+            help = "a number ≥ 0, e.g. --tol 1e-8",
+            "--tol: {} is not a tolerance",
+            args.tol
         )));
     }
     let partitions = args.partitions.unwrap_or_else(cores);
@@ -200,7 +200,7 @@ fn fit(args: FitArgs) -> Result<bool, Failure> {
         optimizer_for(&prepared, &args.optimizer, &settings).map_err(Failure::bad_input)?;
     let stopping = Stopping {
         max_iters: args.max_iters,
-        grad_tol: args.grad_tol,
+        grad_tol: args.tol,
         ..Stopping::default()
     };
     let mut outcome = minimize(

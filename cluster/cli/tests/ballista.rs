@@ -221,7 +221,7 @@ fn fit_command(
     let mut c = cluster();
     c.args(["fit", model, "--optimizer", method, "--partitions", "4"])
         .args(["--init", "zeros", "--json"])
-        .args(["--grad-tol", &grad_tol.to_string(), "--data"])
+        .args(["--tol", &grad_tol.to_string(), "--data"])
         .arg(path);
     if let Some(at) = scheduler {
         c.args(["--scheduler", at]);

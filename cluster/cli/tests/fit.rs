@@ -31,7 +31,7 @@ fn a_fit_on_datafusion_passes_prints_the_in_memory_optimum_as_run_json() {
             "--partitions",
             "2",
         ])
-        .args(["--grad-tol", "1e-12", "--json", "--data"])
+        .args(["--tol", "1e-12", "--json", "--data"])
         .arg(&path)
         .output()
         .unwrap();

@@ -137,7 +137,7 @@ impl DataFusionObjective {
         v: Option<&[f64]>,
     ) -> datafusion::common::Result<PassResult> {
         let function = PassFunction::new(self.backend.clone(), &self.constants, theta, kind, v)?
-            .with_scaling(self.scaling.clone());
+            .with_scaling(self.scaling.clone())?;
         let udaf = AggregateUDF::from(function.clone());
         let args = self.columns.iter().map(ident).collect();
         let query = async {

@@ -199,12 +199,18 @@ impl PassFunction {
         })
     }
 
-    /// Read data column `k` as (x − shift)/scale (`--standardize`).
-    pub fn with_scaling(mut self, scaling: Vec<(f64, f64)>) -> Self {
-        if scaling.len() == self.scaling.len() {
-            self.scaling = scaling;
+    /// Read data column `k` as (x − shift)/scale (`--standardize`): one
+    /// (shift, scale) per data column, or a plan error saying how many.
+    pub fn with_scaling(mut self, scaling: Vec<(f64, f64)>) -> datafusion::common::Result<Self> {
+        if scaling.len() != self.scaling.len() {
+            return Err(DataFusionError::Plan(format!(
+                "{} scalings for {} data columns",
+                scaling.len(),
+                self.scaling.len()
+            )));
         }
-        self
+        self.scaling = scaling;
+        Ok(self)
     }
 
     fn p(&self) -> usize {

@@ -63,7 +63,9 @@ fn a_payload_decodes_into_the_function_it_came_from() {
             PassKind::Hessian,
             PassKind::HessVec,
         ] {
-            let f = function(&prepared, kind).with_scaling(vec![(0.5, 2.0); 11]);
+            let f = function(&prepared, kind)
+                .with_scaling(vec![(0.5, 2.0); 11])
+                .unwrap();
             let back = decode(&encode(&f).unwrap()).unwrap();
             assert_eq!(back, f, "{model} {kind:?}");
             assert_eq!(back.backend().kind(), prepared.backend.kind(), "{model}");
