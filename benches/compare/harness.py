@@ -559,6 +559,9 @@ HESSFORGE_MLP = ["newton", "newton-damped", "newton-lm", "newton-saddle-free", "
 SCIPY_MLP = ["trust-exact", "BFGS", "Newton-CG"]
 MLP_HIDDEN = (4, 16, 64)
 MLP_BUDGET = 10_000
+# Each hessforge method's time budget per run: only `gauss-newton` at 64
+# units (a linear rate, 1 000 one-row gradients per product) reaches it.
+MLP_SECONDS = 300
 
 
 def mlp(hessforge, smoke):
@@ -574,7 +577,8 @@ def mlp(hessforge, smoke):
             start = f.read().strip()
         doc = run_json([hessforge, "compare", os.path.join(folder, f"mlp_tanh_{hidden}.toml"),
                         "--data", os.path.join(folder, "rows.csv"), "--optimizers", ",".join(HESSFORGE_MLP),
-                        f"--init={start}", "--max-iters", str(budget), "--json"])
+                        f"--init={start}", "--max-iters", str(budget), "--time-limit", str(MLP_SECONDS),
+                        "--json"])
         entry = {"hidden": hidden, "params": 4 * hidden + 1, "budget": budget, "hessforge": {}, "scipy": {}}
         for r in doc["runs"]:
             entry["hessforge"][r["optimizer"]] = {

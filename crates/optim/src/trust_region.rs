@@ -3,7 +3,8 @@
 //! Algorithm 7.2): it stops at the boundary on negative curvature, so an
 //! indefinite Hessian needs no modification. The radius follows the ratio
 //! ρ of actual to predicted decrease (Algorithm 4.1: shrink to ¼ when
-//! ρ < ¼, double at the boundary when ρ > ¾, accept when ρ > η = 10⁻⁴).
+//! ρ < ¼, accept when ρ > η = 10⁻⁴; double at the boundary when ρ > 0.9,
+//! [`VERY_SUCCESSFUL`], as the exact trust region does).
 //!
 //! Steihaug's CG touches ∇²L only through products ∇²L·v, so the method
 //! runs Hessian-free as well ([`HessianPath`]): above
@@ -17,7 +18,7 @@
 //! fewer iterations than Steihaug's CG on most of the classic problems
 //! (README, comparison 5). `--subproblem steihaug|exact` chooses.
 
-use crate::exact_trust_region::{ExactTrustRegion, RADIUS};
+use crate::exact_trust_region::{ExactTrustRegion, RADIUS, VERY_SUCCESSFUL};
 use crate::method::{
     Curvature, HESSIAN_FREE_ABOVE, HessianPath, Method, Modification, Point, Step, dot, norm,
 };
@@ -268,7 +269,7 @@ impl Method for TrustRegion {
         let at_boundary = step_norm >= 0.99 * self.radius;
         if !f.is_finite() || rho < 0.25 {
             self.radius = 0.25 * step_norm.min(self.radius);
-        } else if rho > 0.75 && at_boundary {
+        } else if rho > VERY_SUCCESSFUL && at_boundary {
             self.radius = (2.0 * self.radius).min(self.max_radius);
         }
         let curvature = Some(Curvature {
