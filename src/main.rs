@@ -77,6 +77,10 @@ enum Command {
         /// Write to this file (format by extension) instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// A Parquet file's row groups hold at most this many rows (default 1 048 576): the
+        /// unit a Parquet reader decodes, and what DataFusion splits a scan into partitions by.
+        #[arg(long, value_name = "ROWS")]
+        row_group_rows: Option<usize>,
     },
     /// Run one optimizer on a model and its data.
     #[command(after_help = optimizers_help())]
@@ -231,7 +235,8 @@ fn main() -> ExitCode {
             rows,
             seed,
             output,
-        } => commands::sample::run(&model, rows, seed, output.as_deref()),
+            row_group_rows,
+        } => commands::sample::run(&model, rows, seed, output.as_deref(), row_group_rows),
         Command::Run {
             model,
             optimizer,

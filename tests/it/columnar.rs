@@ -89,6 +89,77 @@ fn a_sampled_file_fits_as_the_same_rows_in_memory() {
 }
 
 #[test]
+fn sample_writes_the_row_groups_asked_for_and_refuses_them_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let groups = |path: &Path| {
+        let file = std::fs::File::open(path).unwrap();
+        let reader = parquet::file::serialized_reader::SerializedFileReader::new(file).unwrap();
+        let meta = parquet::file::reader::FileReader::metadata(&reader);
+        (0..meta.num_row_groups())
+            .map(|g| meta.row_group(g).num_rows())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        groups(&sample(dir.path(), "default.parquet", 2500, 1)),
+        [2500]
+    );
+    let path = dir.path().join("small.parquet");
+    hessforge()
+        .args([
+            "sample",
+            "logistic_regression",
+            "--rows",
+            "2500",
+            "--seed",
+            "1",
+        ])
+        .args(["--row-group-rows", "1000", "-o"])
+        .arg(&path)
+        .assert()
+        .success()
+        .stdout("");
+    assert_eq!(groups(&path), [1000, 1000, 500]);
+    // The same rows, in row groups or not.
+    let (a, b) = (
+        json(&["--data", path.to_str().unwrap()]),
+        json(&[
+            "--data",
+            dir.path().join("default.parquet").to_str().unwrap(),
+        ]),
+    );
+    assert_eq!(a["iterations"], b["iterations"]);
+    for (x, y) in a["theta"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(b["theta"].as_array().unwrap())
+    {
+        let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+        assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0), "{x} against {y}");
+    }
+    for (name, rows, says) in [
+        ("zero.parquet", "0", "a row group holds at least one row"),
+        ("rows.csv", "10", "a CSV file has no row groups"),
+        ("rows.arrow", "10", "an Arrow IPC file has record batches"),
+    ] {
+        let out = dir.path().join(name);
+        let done = hessforge()
+            .args(["sample", "logistic_regression", "--rows", "100"])
+            .args(["--row-group-rows", rows, "-o"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(done.status.code(), Some(2), "{name}");
+        assert!(done.stdout.is_empty(), "{name}");
+        // The message as words (miette wraps long lines behind a `│`).
+        let stderr = String::from_utf8_lossy(&done.stderr).replace('│', " ");
+        let words = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(words.contains(says), "{name}: {words}");
+        assert!(!out.exists(), "{name} was written");
+    }
+}
+
+#[test]
 fn a_missing_column_a_stochastic_optimizer_and_a_bad_mapping_exit_2_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();
     let path = sample(dir.path(), "rows.parquet", 100, 0);

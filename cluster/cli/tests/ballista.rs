@@ -7,19 +7,15 @@
 //! with the right answer or fails saying why.
 
 use assert_cmd::cargo::CommandCargoExt;
-use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::file::properties::WriterProperties;
 use hessforge_driver::{Prepared, Problem, fit, optimizer, prepare};
 use hessforge_optim::{Settings, Status, Stopping, minimize};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const ROWS: usize = 60_000;
+const SEED: u64 = 8;
 
 /// The in-memory problem and the same rows as a Parquet file of row
 /// groups of 5 000 rows (so that the scan splits into partitions).
@@ -28,36 +24,14 @@ fn data(dir: &Path, model: &str) -> (Prepared, PathBuf) {
         model,
         &Problem {
             synthetic: Some(ROWS),
-            seed: 8,
+            seed: SEED,
             init: Some("zeros".into()),
             ..Problem::default()
         },
     )
     .unwrap();
     let path = dir.join("rows.parquet");
-    let values = memory.data.values().unwrap();
-    let names: Vec<&str> = memory.model.data.iter().map(|s| s.id.as_str()).collect();
-    let cols = names.len();
-    let columns: Vec<ArrayRef> = (0..cols)
-        .map(|k| {
-            let c: Vec<f64> = values.iter().skip(k).step_by(cols).copied().collect();
-            Arc::new(Float64Array::from(c)) as ArrayRef
-        })
-        .collect();
-    let schema = Arc::new(Schema::new(
-        names
-            .iter()
-            .map(|n| Field::new(*n, DataType::Float64, false))
-            .collect::<Vec<_>>(),
-    ));
-    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-    let props = WriterProperties::builder()
-        .set_max_row_group_row_count(Some(5_000))
-        .build();
-    let mut w =
-        ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, Some(props)).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    hessforge_driver::data::write_sample(&memory.model, ROWS, SEED, &path, Some(5_000)).unwrap();
     (memory, path)
 }
 
@@ -341,7 +315,7 @@ fn an_unreachable_scheduler_and_bad_addresses_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rows.parquet");
     let model = hessforge_driver::models::load("logistic_regression").unwrap();
-    hessforge_driver::data::write_sample(&model, 100, 1, &path).unwrap();
+    hessforge_driver::data::write_sample(&model, 100, 1, &path, None).unwrap();
     let nobody = format!("127.0.0.1:{}", free_ports(1)[0]);
     let mut fit = fit_command("logistic_regression", &path, Some(&nobody), "newton", 1e-8);
     let mut child = fit

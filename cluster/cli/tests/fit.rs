@@ -14,7 +14,7 @@ fn cluster() -> Command {
 
 fn sample(path: &Path, rows: usize) {
     let model = hessforge_driver::models::load("logistic_regression").unwrap();
-    hessforge_driver::data::write_sample(&model, rows, 9, path).unwrap();
+    hessforge_driver::data::write_sample(&model, rows, 9, path, None).unwrap();
 }
 
 #[test]

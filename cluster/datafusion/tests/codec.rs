@@ -101,7 +101,7 @@ fn a_plan_through_protobuf_computes_the_same_bits_for_a_builtin_and_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rows.parquet");
     let model = hessforge_driver::models::load("logistic_regression").unwrap();
-    hessforge_driver::data::write_sample(&model, 30_000, 5, &path).unwrap();
+    hessforge_driver::data::write_sample(&model, 30_000, 5, &path, None).unwrap();
     let logical_codec = PassLogicalCodec::new(Arc::new(DefaultLogicalExtensionCodec {}));
     let physical_codec = PassPhysicalCodec::new(Arc::new(DefaultPhysicalExtensionCodec {}));
     let rt = tokio::runtime::Runtime::new().unwrap();

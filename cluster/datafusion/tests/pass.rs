@@ -4,55 +4,30 @@
 //! numbers, and fits on the DataFusion objective reach the in-memory
 //! optimum.
 
-use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch};
-use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::logical_expr::AggregateUDF;
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use hessforge_datafusion::{DataFusionObjective, PassFunction, PassKind};
 use hessforge_driver::{Prepared, Problem, prepare};
 use hessforge_optim::{Objective, Rows, Settings, Status, Stopping, build, minimize};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 const ROWS: usize = 120_000;
+const SEED: u64 = 4;
 
 fn in_memory() -> Prepared {
     let problem = Problem {
         synthetic: Some(ROWS),
-        seed: 4,
+        seed: SEED,
         init: Some("zeros".into()),
         ..Problem::default()
     };
     prepare("logistic_regression", &problem).unwrap()
 }
 
-/// The rows as a Parquet file of row groups of 10 000 rows.
+/// The same rows (the synthetic draws of [`in_memory`]) as a Parquet file
+/// of row groups of 10 000 rows.
 fn write(prepared: &Prepared, path: &Path) {
-    let values = prepared.data.values().unwrap();
-    let names: Vec<&str> = prepared.model.data.iter().map(|s| s.id.as_str()).collect();
-    let cols = names.len();
-    let columns: Vec<ArrayRef> = (0..cols)
-        .map(|k| {
-            let c: Vec<f64> = values.iter().skip(k).step_by(cols).copied().collect();
-            Arc::new(Float64Array::from(c)) as ArrayRef
-        })
-        .collect();
-    let schema = Arc::new(Schema::new(
-        names
-            .iter()
-            .map(|n| Field::new(*n, datafusion::arrow::datatypes::DataType::Float64, false))
-            .collect::<Vec<_>>(),
-    ));
-    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-    let props = WriterProperties::builder()
-        .set_max_row_group_row_count(Some(10_000))
-        .build();
-    let mut w =
-        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, Some(props)).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    hessforge_driver::data::write_sample(&prepared.model, ROWS, SEED, path, Some(10_000)).unwrap();
 }
 
 struct Setup {

@@ -31,6 +31,11 @@ use std::path::{Path, PathBuf};
 /// ([`hessforge_kernels::PARALLEL_ROWS`]).
 pub const CHUNK_ROWS: usize = hessforge_kernels::PARALLEL_ROWS;
 
+/// The most rows of a row group of a Parquet file hessforge writes, unless
+/// asked otherwise (`hessforge sample --row-group-rows`): arrow-rs's
+/// default, 2²⁰.
+pub const ROW_GROUP_ROWS: usize = parquet::file::properties::DEFAULT_MAX_ROW_GROUP_ROW_COUNT;
+
 /// The two columnar formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -422,8 +427,10 @@ fn is_numeric(t: &DataType) -> bool {
 }
 
 /// Writes row-major blocks of f64 rows as a Parquet file (Snappy-compressed
-/// row groups of up to a million rows) or an Arrow IPC file (one record
-/// batch per block), one Float64 column per name.
+/// row groups of up to [`ROW_GROUP_ROWS`] rows, or as many as asked) or an
+/// Arrow IPC file (one record batch per block), one Float64 column per name.
+/// A Parquet file's row groups are the unit its readers decode, and what
+/// DataFusion splits a scan into partitions by.
 pub struct ColumnarWriter<W: std::io::Write + Send> {
     names: Vec<String>,
     schema: std::sync::Arc<Schema>,
@@ -436,8 +443,23 @@ enum Sink<W: std::io::Write + Send> {
 }
 
 impl<W: std::io::Write + Send> ColumnarWriter<W> {
-    /// A writer of columns `names` in `format` to `out`.
-    pub fn new(out: W, format: Format, names: &[String]) -> Result<Self, String> {
+    /// A writer of columns `names` in `format` to `out`, Parquet's row
+    /// groups of at most `row_group_rows` rows (default
+    /// [`ROW_GROUP_ROWS`]; an Arrow IPC file takes none).
+    pub fn new(
+        out: W,
+        format: Format,
+        names: &[String],
+        row_group_rows: Option<usize>,
+    ) -> Result<Self, String> {
+        if row_group_rows == Some(0) {
+            return Err("a row group of 0 rows".into());
+        }
+        if format == Format::ArrowIpc && row_group_rows.is_some() {
+            return Err("an Arrow IPC file has record batches, not row groups \
+                        (row groups are Parquet's)"
+                .into());
+        }
         let fields: Vec<arrow_schema::Field> = names
             .iter()
             .map(|n| arrow_schema::Field::new(n, DataType::Float64, false))
@@ -447,6 +469,7 @@ impl<W: std::io::Write + Send> ColumnarWriter<W> {
             Format::Parquet => {
                 let props = parquet::file::properties::WriterProperties::builder()
                     .set_compression(parquet::basic::Compression::SNAPPY)
+                    .set_max_row_group_row_count(Some(row_group_rows.unwrap_or(ROW_GROUP_ROWS)))
                     .build();
                 Sink::Parquet(
                     parquet::arrow::ArrowWriter::try_new(out, schema.clone(), Some(props))

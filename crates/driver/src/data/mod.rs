@@ -220,6 +220,20 @@ pub enum DataError {
     #[error("cannot standardise `{0}`: not a data field of the model")]
     #[diagnostic(help("data fields: {1}"))]
     UnknownField(String, String),
+    /// A row-group size (`sample --row-group-rows`) of 0, or for a file
+    /// that has no row groups.
+    #[error("`{path}`: row groups of {rows} rows: {why}")]
+    #[diagnostic(help(
+        "--row-group-rows takes a number ≥ 1 and an output file named .parquet or .pq"
+    ))]
+    RowGroups {
+        /// The destination.
+        path: String,
+        /// The size asked for.
+        rows: usize,
+        /// What is wrong with it.
+        why: &'static str,
+    },
 }
 
 fn expected_header(model: &Model) -> String {
@@ -409,9 +423,17 @@ fn parse_mapped_csv(
 /// Write `n` rows of the model's `[synthetic]` process (seeded: the rows
 /// of `--synthetic n --seed seed`) to `path`, in the format its extension
 /// names (Parquet, Arrow IPC, else CSV), a block of rows at a time: the
-/// memory does not grow with `n`. The file appears whole or not at all
+/// memory does not grow with `n`. A Parquet file's row groups hold at most
+/// `row_group_rows` rows (default [`columnar::ROW_GROUP_ROWS`]); the other
+/// formats take no row-group size. The file appears whole or not at all
 /// (written beside it, then renamed).
-pub fn write_sample(model: &Model, n: usize, seed: u64, path: &Path) -> Result<(), DataError> {
+pub fn write_sample(
+    model: &Model,
+    n: usize,
+    seed: u64,
+    path: &Path,
+    row_group_rows: Option<usize>,
+) -> Result<(), DataError> {
     let io = |message: String| DataError::Io {
         path: path.display().to_string(),
         message,
@@ -432,6 +454,7 @@ pub fn write_sample(model: &Model, n: usize, seed: u64, path: &Path) -> Result<(
         n,
         seed,
         Format::of(path),
+        row_group_rows,
         file,
         &path.display().to_string(),
     )?;
@@ -446,6 +469,7 @@ pub fn write_sample_to<W: std::io::Write + Send>(
     n: usize,
     seed: u64,
     format: Option<Format>,
+    row_group_rows: Option<usize>,
     sink: W,
     name: &str,
 ) -> Result<(), DataError> {
@@ -457,12 +481,27 @@ pub fn write_sample_to<W: std::io::Write + Send>(
     if names.is_empty() {
         return Err(DataError::NoData(model.name.clone()));
     }
+    if let Some(rows) = row_group_rows {
+        let why = match format {
+            _ if rows == 0 => Some("a row group holds at least one row"),
+            Some(Format::Parquet) => None,
+            Some(Format::ArrowIpc) => Some("an Arrow IPC file has record batches, not row groups"),
+            None => Some("a CSV file has no row groups"),
+        };
+        if let Some(why) = why {
+            return Err(DataError::RowGroups {
+                path: name.to_string(),
+                rows,
+                why,
+            });
+        }
+    }
     let mut sampler = synthetic::Sampler::new(model, seed)?;
     let cols = names.len();
     let mut out = match format {
-        Some(format) => {
-            BlockWriter::Columnar(columnar::ColumnarWriter::new(sink, format, &names).map_err(io)?)
-        }
+        Some(format) => BlockWriter::Columnar(
+            columnar::ColumnarWriter::new(sink, format, &names, row_group_rows).map_err(io)?,
+        ),
         None => {
             let mut csv = csv::Writer::from_writer(sink);
             csv.write_record(&names).map_err(|e| io(e.to_string()))?;
