@@ -443,23 +443,28 @@ enum Sink<W: std::io::Write + Send> {
 }
 
 impl<W: std::io::Write + Send> ColumnarWriter<W> {
-    /// A writer of columns `names` in `format` to `out`, Parquet's row
-    /// groups of at most `row_group_rows` rows (default
-    /// [`ROW_GROUP_ROWS`]; an Arrow IPC file takes none).
-    pub fn new(
+    /// A writer of columns `names` in `format` to `out` (a Parquet file's
+    /// row groups of at most [`ROW_GROUP_ROWS`] rows).
+    pub fn new(out: W, format: Format, names: &[String]) -> Result<Self, String> {
+        Self::with_row_groups(out, format, names, ROW_GROUP_ROWS)
+    }
+
+    /// A Parquet writer of columns `names` to `out` whose row groups hold at
+    /// most `row_group_rows` rows (an Arrow IPC file has none to choose).
+    pub fn parquet(
+        out: W,
+        names: &[String],
+        row_group_rows: std::num::NonZeroUsize,
+    ) -> Result<Self, String> {
+        Self::with_row_groups(out, Format::Parquet, names, row_group_rows.get())
+    }
+
+    fn with_row_groups(
         out: W,
         format: Format,
         names: &[String],
-        row_group_rows: Option<usize>,
+        row_group_rows: usize,
     ) -> Result<Self, String> {
-        if row_group_rows == Some(0) {
-            return Err("a row group of 0 rows".into());
-        }
-        if format == Format::ArrowIpc && row_group_rows.is_some() {
-            return Err("an Arrow IPC file has record batches, not row groups \
-                        (row groups are Parquet's)"
-                .into());
-        }
         let fields: Vec<arrow_schema::Field> = names
             .iter()
             .map(|n| arrow_schema::Field::new(n, DataType::Float64, false))
@@ -469,7 +474,7 @@ impl<W: std::io::Write + Send> ColumnarWriter<W> {
             Format::Parquet => {
                 let props = parquet::file::properties::WriterProperties::builder()
                     .set_compression(parquet::basic::Compression::SNAPPY)
-                    .set_max_row_group_row_count(Some(row_group_rows.unwrap_or(ROW_GROUP_ROWS)))
+                    .set_max_row_group_row_count(Some(row_group_rows))
                     .build();
                 Sink::Parquet(
                     parquet::arrow::ArrowWriter::try_new(out, schema.clone(), Some(props))

@@ -481,28 +481,36 @@ pub fn write_sample_to<W: std::io::Write + Send>(
     if names.is_empty() {
         return Err(DataError::NoData(model.name.clone()));
     }
-    if let Some(rows) = row_group_rows {
-        let why = match format {
-            _ if rows == 0 => Some("a row group holds at least one row"),
-            Some(Format::Parquet) => None,
-            Some(Format::ArrowIpc) => Some("an Arrow IPC file has record batches, not row groups"),
-            None => Some("a CSV file has no row groups"),
-        };
-        if let Some(why) = why {
-            return Err(DataError::RowGroups {
+    // The row-group size is checked here, once: the writer takes a non-zero
+    // size, and only for Parquet.
+    let row_groups = match row_group_rows {
+        None => None,
+        Some(rows) => {
+            let checked = match (format, std::num::NonZeroUsize::new(rows)) {
+                (Some(Format::Parquet), Some(rows)) => Ok(rows),
+                (_, None) => Err("a row group holds at least one row"),
+                (Some(Format::ArrowIpc), _) => {
+                    Err("an Arrow IPC file has record batches, not row groups")
+                }
+                (None, _) => Err("a CSV file has no row groups"),
+            };
+            Some(checked.map_err(|why| DataError::RowGroups {
                 path: name.to_string(),
                 rows,
                 why,
-            });
+            })?)
         }
-    }
+    };
     let mut sampler = synthetic::Sampler::new(model, seed)?;
     let cols = names.len();
-    let mut out = match format {
-        Some(format) => BlockWriter::Columnar(
-            columnar::ColumnarWriter::new(sink, format, &names, row_group_rows).map_err(io)?,
+    let mut out = match (format, row_groups) {
+        (Some(_), Some(rows)) => BlockWriter::Columnar(
+            columnar::ColumnarWriter::parquet(sink, &names, rows).map_err(io)?,
         ),
-        None => {
+        (Some(format), None) => {
+            BlockWriter::Columnar(columnar::ColumnarWriter::new(sink, format, &names).map_err(io)?)
+        }
+        (None, _) => {
             let mut csv = csv::Writer::from_writer(sink);
             csv.write_record(&names).map_err(|e| io(e.to_string()))?;
             BlockWriter::Csv(csv)
