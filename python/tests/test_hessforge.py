@@ -112,8 +112,9 @@ def test_kernels_of_a_built_in_against_finite_differences(logistic):
 
 
 def test_kernels_of_files_run_time_compiled_and_interpreted(tmp_path):
-    # A file with a tensor parameter runs on the run-time compiled kernel,
-    # one of scalars on the interpreter; both against differences.
+    # A file runs on its IR compiled at run time (the loop IR of a tensor
+    # parameter, the straight-line programs of scalars), or on the
+    # interpreter when asked; all against differences.
     softmax = tmp_path / "softmax.toml"
     shutil.copy(ROOT / "derivations" / "softmax_regression.toml", softmax)
     m = hf.model(str(softmax))
@@ -127,8 +128,12 @@ def test_kernels_of_files_run_time_compiled_and_interpreted(tmp_path):
     theta = rng.normal(size=m.n_params)
     assert interpreted.loss(theta, X, Y) == pytest.approx(m.loss(theta, X, Y), rel=1e-12)
     rosenbrock = hf.model(str(ROOT / "derivations" / "rosenbrock.toml"))
-    assert rosenbrock.backend == "interpreter" and rosenbrock.data == []
+    assert rosenbrock.backend == "run-time compiled" and rosenbrock.data == []
     check_kernels(rosenbrock, np.array([-1.2, 1.0]), (), 1e-5)
+    oracle = hf.model(str(ROOT / "derivations" / "rosenbrock.toml"), backend="interpreter")
+    assert oracle.backend == "interpreter"
+    # The straight-line programs compiled give the interpreter's bits.
+    assert oracle.loss(np.array([-1.2, 1.0])) == rosenbrock.loss(np.array([-1.2, 1.0]))
 
 
 def test_gauss_newton_vec_is_jt_j_for_a_square_loss():

@@ -414,7 +414,7 @@ fn gradcheck_of_a_builtin_uses_the_compiled_kernel() {
 }
 
 #[test]
-fn gradcheck_of_a_file_uses_the_interpreter() {
+fn gradcheck_of_a_file_uses_its_programs_compiled_at_run_time() {
     let _g = symbolica_lock();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("huber.toml");
@@ -429,7 +429,7 @@ fn gradcheck_of_a_file_uses_the_interpreter() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "gradient check of smooth_huber (interpreter)",
+            "gradient check of smooth_huber (run-time compiled)",
         ))
         .stdout(predicate::str::contains("passed"));
 }

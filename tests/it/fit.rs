@@ -162,8 +162,12 @@ fn history_csv_has_one_row_per_iteration_with_theta() {
     assert_eq!(lines.count(), 8, "iterations 0..=7");
 }
 
+/// A model file with scalar parameters only runs on its straight-line
+/// programs compiled at run time; `--backend interpreter` runs the same
+/// fit on the interpreter of the same programs: the same bits, so the same
+/// iterations and the same loss to the last bit.
 #[test]
-fn a_derivation_file_runs_through_the_interpreter() {
+fn a_scalar_derivation_file_runs_compiled_at_run_time() {
     let _g = symbolica_lock();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("my_rosenbrock.toml");
@@ -172,19 +176,26 @@ fn a_derivation_file_runs_through_the_interpreter() {
         &file,
     )
     .unwrap();
-    let out = hessforge()
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--optimizer",
-            "bfgs",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["backend"], "interpreter");
-    assert_eq!(v["status"], "converged", "{v}");
+    let run = |backend: &str| -> Value {
+        let out = hessforge()
+            .args(["run", file.to_str().unwrap(), "--optimizer", "bfgs"])
+            .args(["--json", "--backend", backend])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (compiled, interpreted) = (run("auto"), run("interpreter"));
+    assert_eq!(compiled["backend"], "run-time compiled");
+    assert_eq!(interpreted["backend"], "interpreter");
+    assert_eq!(compiled["status"], "converged", "{compiled}");
+    for key in ["iterations", "final_loss", "theta"] {
+        assert_eq!(compiled[key], interpreted[key], "{key}");
+    }
 }
 
 /// A model file in index form runs on its loop IR compiled at run time;

@@ -6,12 +6,15 @@
 //!
 //! **The payload** is JSON with every number as the bits of its f64 (so θ
 //! arrives bit for bit, NaN and infinities included): a built-in model by
-//! name (the receiver's compiled kernel), or a model file's loop IR, which
+//! name (the receiver's compiled kernel), or a model file's IR — its loop
+//! IR, or with scalar parameters only its straight-line programs — which
 //! the receiver validates ([`hessforge_kernels::ir::loop_ir::LoopProgram::validate`]:
-//! sizes, indices, shapes, instructions) and compiles to machine code
-//! ([`RunTimeKernel::compile`]) — an IR that fails validation is an error,
-//! never code run. Compiled IR is cached per process by its value, so a
-//! fit's many passes compile the model once.
+//! sizes, indices, shapes, instructions;
+//! [`hessforge_kernels::ir::ModelPrograms::validate`]: operands, registers,
+//! outputs) and compiles to machine code ([`RunTimeKernel::compile`],
+//! [`CompiledStraightLine::compile`]) — an IR that fails validation is an
+//! error, never code run. Compiled IR is cached per process by its value,
+//! so a fit's many passes compile the model once.
 //!
 //! **Wrapping.** Each codec wraps another (Ballista's own, which knows its
 //! shuffle nodes and file formats) and passes everything but
@@ -30,13 +33,14 @@ use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use hessforge_driver::Backend;
-use hessforge_kernels::RunTimeKernel;
+use hessforge_kernels::ir::ModelPrograms;
 use hessforge_kernels::ir::loop_ir::LoopProgram;
+use hessforge_kernels::{CompiledStraightLine, JitError, RunTimeKernel};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 
 /// The version of the payload's layout; a receiver refuses another.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// The largest payload a receiver reads (64 MiB).
 const MAX_PAYLOAD: usize = 64 << 20;
@@ -52,6 +56,9 @@ enum ShippedModel {
     Builtin(String),
     /// A model file's loop IR, compiled by the receiver.
     LoopIr(Box<LoopProgram>),
+    /// A model file's straight-line programs (its parameters all
+    /// scalars), compiled by the receiver.
+    StraightLine(Box<ModelPrograms>),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -77,17 +84,19 @@ fn from_bits(bits: &[u64]) -> Vec<f64> {
 /// The payload of `function`.
 ///
 /// # Errors
-/// When its model runs on the interpreter (a model file whose parameters
-/// are all scalars): only compiled kernels and loop IR travel.
+/// When its model runs on the interpreter (`--backend interpreter`, the
+/// oracle, stays on the client): compiled kernels and IR travel.
 pub fn encode(function: &PassFunction) -> Result<Vec<u8>> {
     let model = match function.backend() {
         Backend::Compiled(k) => ShippedModel::Builtin(k.name().to_string()),
         Backend::RunTimeCompiled(k) => ShippedModel::LoopIr(Box::new(k.program().clone())),
+        Backend::RunTimeCompiledStraightLine(k) => {
+            ShippedModel::StraightLine(Box::new(k.programs().clone()))
+        }
         Backend::Interpreted(k) => {
             return Err(DataFusionError::Plan(format!(
                 "{NAME}: model `{}` runs on the interpreter, which cannot be shipped to \
-                 executors; a model file with a vector or matrix parameter is compiled \
-                 to loop IR, which can",
+                 executors; the default back-end (compiled at run time) can",
                 k.name()
             )));
         }
@@ -136,7 +145,22 @@ pub fn decode(bytes: &[u8]) -> Result<PassFunction> {
                 .ok_or_else(|| bad(format!("no built-in model is named `{name}`")))?;
             Backend::Compiled(kernel)
         }
-        ShippedModel::LoopIr(program) => Backend::RunTimeCompiled(compiled(*program).map_err(bad)?),
+        ShippedModel::LoopIr(program) => {
+            static CACHE: Cache<RunTimeKernel> = Mutex::new(Vec::new());
+            let kernel = cached(
+                &CACHE,
+                *program,
+                RunTimeKernel::program,
+                RunTimeKernel::compile,
+            );
+            Backend::RunTimeCompiled(kernel.map_err(bad)?)
+        }
+        ShippedModel::StraightLine(programs) => {
+            static CACHE: Cache<CompiledStraightLine> = Mutex::new(Vec::new());
+            let compile = CompiledStraightLine::tiered;
+            let kernel = cached(&CACHE, *programs, CompiledStraightLine::programs, compile);
+            Backend::RunTimeCompiledStraightLine(kernel.map_err(bad)?)
+        }
     };
     let v = from_bits(&payload.v);
     let function = PassFunction::new(
@@ -154,17 +178,24 @@ pub fn decode(bytes: &[u8]) -> Result<PassFunction> {
     function.with_scaling(scaling)
 }
 
-/// The kernel of `program`: validated and compiled, or the one compiled
-/// before for an equal program.
-fn compiled(program: LoopProgram) -> Result<Arc<RunTimeKernel>, String> {
-    static CACHE: Mutex<Vec<Arc<RunTimeKernel>>> = Mutex::new(Vec::new());
-    let mut cache = CACHE
+/// The kernels compiled in this process, newest last.
+type Cache<K> = Mutex<Vec<Arc<K>>>;
+
+/// The kernel of `ir`: validated and compiled, or the one compiled before
+/// for an equal IR (`ir_of` gives a kernel's).
+fn cached<I: PartialEq, K>(
+    cache: &Cache<K>,
+    ir: I,
+    ir_of: fn(&K) -> &I,
+    compile: fn(I) -> std::result::Result<K, JitError>,
+) -> std::result::Result<Arc<K>, String> {
+    let mut cache = cache
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(k) = cache.iter().find(|k| *k.program() == program) {
+    if let Some(k) = cache.iter().find(|k| *ir_of(k) == ir) {
         return Ok(Arc::clone(k));
     }
-    let kernel = Arc::new(RunTimeKernel::compile(program).map_err(|e| e.to_string())?);
+    let kernel = Arc::new(compile(ir).map_err(|e| e.to_string())?);
     if cache.len() == CACHED_MODELS {
         cache.remove(0);
     }

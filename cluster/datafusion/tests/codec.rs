@@ -1,8 +1,9 @@
 //! The pass function on the wire: a plan with it, encoded and decoded
 //! through DataFusion's protobuf with the hessforge codecs (logical and
 //! physical), computes the same bits as the plan it came from — for a
-//! built-in model (by name) and a model file (its loop IR, compiled by the
-//! receiver); and a damaged or hostile payload is an error, never a panic.
+//! built-in model (by name) and a model file (its loop IR or its
+//! straight-line programs, compiled by the receiver); and a damaged or
+//! hostile payload is an error, never a panic.
 
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{AggregateUDF, col};
@@ -16,6 +17,7 @@ use datafusion_proto::logical_plan::{DefaultLogicalExtensionCodec, LogicalExtens
 use datafusion_proto::physical_plan::{DefaultPhysicalExtensionCodec, PhysicalExtensionCodec};
 use hessforge_datafusion::codec::{decode, encode};
 use hessforge_datafusion::{NAME, PassFunction, PassKind, PassLogicalCodec, PassPhysicalCodec};
+use hessforge_driver::backend::BackendChoice;
 use hessforge_driver::{Backend, Prepared, Problem, prepare};
 use std::path::Path;
 use std::sync::Arc;
@@ -74,6 +76,39 @@ fn a_payload_decodes_into_the_function_it_came_from() {
     // The file's model travelled as IR and was compiled by the receiver.
     let file = prepared(&model_file(), None);
     assert!(matches!(file.backend, Backend::RunTimeCompiled(_)));
+}
+
+/// A model file whose parameters are all scalars travels as its
+/// straight-line programs, compiled by the receiver: the same function,
+/// and the same bits of a pass on both sides.
+#[test]
+fn a_scalar_model_file_travels_as_its_straight_line_programs() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../derivations/simple_linear_regression.toml")
+        .to_string_lossy()
+        .into_owned();
+    let prepared = prepared(&file, None);
+    assert!(matches!(
+        prepared.backend,
+        Backend::RunTimeCompiledStraightLine(_)
+    ));
+    let data = prepared.data.values().unwrap();
+    let constants = &prepared.constants;
+    for kind in [PassKind::Loss, PassKind::Gradient, PassKind::Hessian] {
+        let f = function(&prepared, kind);
+        let back = decode(&encode(&f).unwrap()).unwrap();
+        assert_eq!(back, f, "{kind:?}");
+        assert!(matches!(
+            back.backend(),
+            Backend::RunTimeCompiledStraightLine(_)
+        ));
+        let (k, k_back) = (f.backend().kernel(), back.backend().kernel());
+        let at = hessforge_kernels::At::new(f.theta(), constants, data);
+        let (mut g, mut g_back) = (vec![0.0; 2], vec![0.0; 2]);
+        let loss = k.loss_grad(at, &mut g);
+        assert_eq!(loss.to_bits(), k_back.loss_grad(at, &mut g_back).to_bits());
+        assert_eq!(g, g_back);
+    }
 }
 
 fn bits(value: &ScalarValue) -> Vec<u64> {
@@ -277,14 +312,17 @@ fn damaged_bytes_never_panic() {
     assert!(encode_refuses_the_interpreter());
 }
 
-/// A model that runs on the interpreter (a file whose parameters are all
-/// scalars) cannot be shipped, and says so.
+/// A model that runs on the interpreter (`--backend interpreter`, the
+/// oracle) cannot be shipped, and says so.
 fn encode_refuses_the_interpreter() -> bool {
     let prepared = prepare(
         &Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../derivations/simple_linear_regression.toml")
             .to_string_lossy(),
-        &Problem::default(),
+        &Problem {
+            backend: BackendChoice::Interpreter,
+            ..Problem::default()
+        },
     )
     .unwrap();
     assert_eq!(prepared.backend.kind(), "interpreter");

@@ -332,7 +332,14 @@ pub(crate) fn instr_value(
         }
         Instr::Max { left, right, .. } => {
             let (a, b) = (operand(left), operand(right));
-            quote!(#a.max(#b))
+            // A literal has no type of its own to call `max` on: `0.0.max(r)`
+            // does not compile (the range-safe σ and softplus write
+            // max(0, x)).
+            match (left, lanes) {
+                (Operand::Literal(_), Some(lane)) => quote!(#lane::from(#a).max(#b)),
+                (Operand::Literal(_), None) => quote!(f64::max(#a, #b)),
+                _ => quote!(#a.max(#b)),
+            }
         }
         Instr::Powi { base, exp, .. } => {
             let a = operand(base);
@@ -526,5 +533,23 @@ mod tests {
         assert_eq!(operand(&Operand::Literal(-1.0)).to_string(), "(- 1.0)");
         assert_eq!(operand(&Operand::Param(3)).to_string(), "t [3]");
         assert_eq!(operand(&Operand::Reg(7)).to_string(), "r7");
+    }
+
+    /// max(0, x) (the range-safe σ and softplus) names its type: a literal
+    /// has none to call `max` on. (`benches/models/hill.toml` is such a
+    /// model; `.ci/run`'s clippy compiles its kernel.)
+    #[test]
+    fn the_maximum_of_a_literal_compiles() {
+        let max = Instr::Max {
+            dst: 0,
+            left: Operand::Literal(0.0),
+            right: Operand::Reg(1),
+        };
+        let join = |_: &[Operand], _: TokenStream| TokenStream::new();
+        let lane = quote!(F64x8);
+        let scalar = instr_value(&max, operand, join, None);
+        assert_eq!(scalar.to_string(), "f64 :: max (0.0 , r1)");
+        let lanes = instr_value(&max, operand, join, Some(&lane));
+        assert_eq!(lanes.to_string(), "F64x8 :: from (0.0) . max (r1)");
     }
 }

@@ -1,14 +1,15 @@
 //! Where a model's numbers come from: the compiled kernel of a built-in
 //! model, or for a derivation file given at run time (derived and lowered
-//! on the spot, no rebuild) the loop IR of the index form compiled to
-//! machine code ([`RunTimeKernel`], for a model with a vector or matrix
-//! parameter), else an interpreter — the straight-line programs of the
-//! scalar derivation, or the loop IR when asked for
-//! ([`BackendChoice::Interpreter`], the oracle). Each is a [`Kernel`];
+//! on the spot, no rebuild) its IR compiled to machine code — the loop IR
+//! of the index form ([`RunTimeKernel`], for a model with a vector or
+//! matrix parameter), else the straight-line programs of the scalar
+//! derivation ([`CompiledStraightLine`]) —, or when asked for
+//! ([`BackendChoice::Interpreter`], the oracle) an interpreter of the same
+//! IR. Each is a [`Kernel`];
 //! [`hessforge_kernels::KernelObjective`] binds it to constants and data as
 //! the optimizers' objective.
 
-use hessforge_kernels::{Kernel, RunTimeKernel};
+use hessforge_kernels::{CompiledStraightLine, JitError, Kernel, RunTimeKernel};
 use hessforge_spec::Model;
 use hessforge_symbolic::EngineError;
 use std::sync::Arc;
@@ -22,6 +23,10 @@ pub enum Backend {
     Compiled(&'static dyn Kernel),
     /// The loop IR compiled to machine code when the model was loaded.
     RunTimeCompiled(Arc<RunTimeKernel>),
+    /// The straight-line programs (a model whose parameters are all
+    /// scalars), each compiled to machine code once it has run often
+    /// enough to repay it ([`hessforge_jit::TIER_UP_RUNS`]).
+    RunTimeCompiledStraightLine(Arc<CompiledStraightLine>),
     /// An interpreter of the lowered derivation (the scalar programs or
     /// the loop IR).
     Interpreted(Arc<dyn Kernel>),
@@ -31,7 +36,8 @@ pub enum Backend {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum BackendChoice {
     /// The fastest there is: the compiled kernel of a built-in, else the
-    /// run-time compiled loop IR, else the scalar programs' interpreter.
+    /// model's IR compiled at run time (its loop IR, or its straight-line
+    /// programs).
     #[default]
     Auto,
     /// The interpreter of the lowered derivation, for every model: the
@@ -53,31 +59,35 @@ impl Backend {
         {
             return Ok(Backend::Compiled(k));
         }
+        let failed = |e: JitError| EngineError::Internal {
+            file: model.name.clone(),
+            message: format!("{e} (`--backend interpreter` runs the model on the interpreter)"),
+        };
+        let auto = choice == BackendChoice::Auto;
         if model.has_tensor_parameter() {
             let program = hessforge_symbolic::lower_loop_ir(model)?;
-            if choice == BackendChoice::Auto {
-                let compiled =
-                    RunTimeKernel::compile(program).map_err(|e| EngineError::Internal {
-                        file: model.name.clone(),
-                        message: format!(
-                            "{e} (`--backend interpreter` runs the model on the interpreter)"
-                        ),
-                    })?;
+            if auto {
+                let compiled = RunTimeKernel::compile(program).map_err(failed)?;
                 return Ok(Backend::RunTimeCompiled(Arc::new(compiled)));
             }
             return Ok(Backend::Interpreted(Arc::new(program)));
         }
         let derivation = hessforge_symbolic::derive_scalar(model)?;
-        Ok(Backend::Interpreted(Arc::new(hessforge_symbolic::lower(
-            &derivation,
-        )?)))
+        let programs = hessforge_symbolic::lower(&derivation)?;
+        if auto {
+            let compiled = CompiledStraightLine::tiered(programs).map_err(failed)?;
+            return Ok(Backend::RunTimeCompiledStraightLine(Arc::new(compiled)));
+        }
+        Ok(Backend::Interpreted(Arc::new(programs)))
     }
 
     /// "compiled", "run-time compiled" or "interpreter".
     pub fn kind(&self) -> &'static str {
         match self {
             Backend::Compiled(_) => "compiled",
-            Backend::RunTimeCompiled(_) => "run-time compiled",
+            Backend::RunTimeCompiled(_) | Backend::RunTimeCompiledStraightLine(_) => {
+                "run-time compiled"
+            }
             Backend::Interpreted(_) => "interpreter",
         }
     }
@@ -87,6 +97,7 @@ impl Backend {
         match self {
             Backend::Compiled(k) => *k,
             Backend::RunTimeCompiled(k) => k.as_ref(),
+            Backend::RunTimeCompiledStraightLine(k) => k.as_ref(),
             Backend::Interpreted(k) => k.as_ref(),
         }
     }

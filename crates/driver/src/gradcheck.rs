@@ -1,8 +1,8 @@
 //! `hessforge gradcheck`: the derived gradient and Hessian against central
 //! finite differences (`hessforge_optim::gradient_check`), at seeded random
 //! points, on the back-end a user would run (the compiled kernel of a
-//! built-in; a file's loop IR compiled at run time, or the interpreter of a
-//! file with scalar parameters only).
+//! built-in; else a file's IR — its loop IR or, with scalar parameters
+//! only, its straight-line programs — compiled at run time).
 
 use crate::backend::Backend;
 use hessforge_kernels::KernelObjective;
@@ -17,7 +17,7 @@ use serde::Serialize;
 pub struct Report {
     /// The model.
     pub model: String,
-    /// "compiled" or "interpreter".
+    /// "compiled", "run-time compiled" or "interpreter".
     pub backend: &'static str,
     /// Points checked.
     pub points: usize,

@@ -441,16 +441,36 @@ impl ModelPrograms {
     /// of the per-row outputs plus the θ-only outputs. Without data columns
     /// the per-row program is not run.
     pub fn evaluate(&self, level: Outputs, at: At<'_>, out: &mut [f64]) {
+        let split = self.split(level);
+        let mut regs = vec![0.0; split.per_row.n_regs.max(split.theta_only.n_regs) as usize];
+        self.evaluate_with(level, at, out, |part, theta, row, constants, out| {
+            let program = match part {
+                Part::PerRow => &split.per_row,
+                Part::ThetaOnly => &split.theta_only,
+            };
+            program.run(theta, row, constants, &mut regs, out);
+        });
+    }
+
+    /// [`ModelPrograms::evaluate`] with `run(part, θ, row, constants, out)`
+    /// running the level's programs (the interpreter's [`Program::run`], or
+    /// their compiled code): the same rows, sums and order, so the same
+    /// bits when `run` computes the programs' bits.
+    pub fn evaluate_with(
+        &self,
+        level: Outputs,
+        at: At<'_>,
+        out: &mut [f64],
+        mut run: impl FnMut(Part, &[f64], &[f64], &[f64], &mut [f64]),
+    ) {
         let At {
             theta,
             constants,
             data,
             rows,
         } = at;
-        let split = self.split(level);
         let cols = self.data.len();
         let n_out = level.len(self.params.len());
-        let mut regs = vec![0.0; split.per_row.n_regs.max(split.theta_only.n_regs) as usize];
         let mut row_out = vec![0.0; n_out];
         out[..n_out].iter_mut().for_each(|o| *o = 0.0);
         // No data columns: the per-row program is not run.
@@ -458,9 +478,7 @@ impl ModelPrograms {
             let mut count = 0usize;
             let mut add_row = |r: usize| {
                 let row = &data[r * cols..(r + 1) * cols];
-                split
-                    .per_row
-                    .run(theta, row, constants, &mut regs, &mut row_out);
+                run(Part::PerRow, theta, row, constants, &mut row_out);
                 for (o, v) in out.iter_mut().zip(&row_out) {
                     *o += v;
                 }
@@ -475,13 +493,20 @@ impl ModelPrograms {
                 out[..n_out].iter_mut().for_each(|o| *o *= inv);
             }
         }
-        split
-            .theta_only
-            .run(theta, &[], constants, &mut regs, &mut row_out);
+        run(Part::ThetaOnly, theta, &[], constants, &mut row_out);
         for (o, v) in out.iter_mut().zip(&row_out) {
             *o += v;
         }
     }
+}
+
+/// Which program of a level's [`Split`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// [`Split::per_row`].
+    PerRow,
+    /// [`Split::theta_only`].
+    ThetaOnly,
 }
 
 #[cfg(test)]

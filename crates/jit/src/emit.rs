@@ -16,8 +16,10 @@ use cranelift_codegen::ir::{
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Linkage, Module};
-use hessforge_ir::loop_ir::{Axis, Load, LoopProgram, Reduction, Source, Stage, Step};
-use hessforge_ir::{Func, Instr, Operand};
+use hessforge_ir::loop_ir::{
+    Axis, Load, LoopProgram, Reduction, Source, Stage, Step, TensorLayout,
+};
+use hessforge_ir::{Func, Instr, Operand, Program};
 use std::collections::HashMap;
 
 /// The runtime's helpers, by their symbol names.
@@ -85,54 +87,96 @@ pub(crate) fn define_stage(
 ) -> Result<(), JitError> {
     let mut ctx = module.make_context();
     ctx.func.signature = stage_signature(module);
-    let refs = [
-        helpers.call_one,
-        helpers.call_lanes,
-        helpers.pow_one,
-        helpers.pow_lanes,
-    ]
-    .map(|h| module.declare_func_in_func(h, &mut ctx.func));
     let mut fctx = FunctionBuilderContext::new();
-    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-    let entry = b.create_block();
-    b.append_block_params_for_function_params(entry);
-    b.switch_to_block(entry);
-    let p: Vec<Value> = b.block_params(entry).to_vec();
-    let slot = b.create_sized_stack_slot(StackSlotData::new(
-        StackSlotKind::ExplicitSlot,
-        (2 * width * 8) as u32,
-        4,
-    ));
-    let mut e = Emitter {
-        b,
-        program,
+    let (mut e, p) = Emitter::new(
+        module,
+        helpers,
+        &mut ctx,
+        &mut fctx,
+        &program.tensors,
         width,
-        chunks: if width == 1 { 1 } else { width / 2 },
-        ty: if width == 1 { F64 } else { F64X2 },
-        theta: p[3],
-        rows: p[4],
-        constants: p[5],
-        direction: p[6],
-        scratch: p[7],
-        call_one: refs[0],
-        call_lanes: refs[1],
-        pow_one: refs[2],
-        pow_lanes: refs[3],
-        slot,
-        negated: HashMap::new(),
-        exp_neg_abs: HashMap::new(),
-        ln_1p: HashMap::new(),
-    };
+    );
+    (e.theta, e.rows, e.constants, e.direction, e.scratch) = (p[3], p[4], p[5], p[6], p[7]);
     for (k, step) in stage.steps.iter().enumerate() {
         e.guarded_step(k as i64, step, p[0], p[1], p[2])?;
     }
-    e.b.ins().return_(&[]);
-    e.b.seal_all_blocks();
-    let config = module.isa().frontend_config();
-    e.b.finalize(config);
-    module.define_function(id, &mut ctx).map_err(codegen)?;
-    module.clear_context(&mut ctx);
+    e.finish(module);
+    define(module, id, &mut ctx)
+}
+
+/// Defines function `id` as the function built in `ctx`.
+fn define(
+    module: &mut JITModule,
+    id: FuncId,
+    ctx: &mut cranelift_codegen::Context,
+) -> Result<(), JitError> {
+    module.define_function(id, ctx).map_err(codegen)?;
+    module.clear_context(ctx);
     Ok(())
+}
+
+/// `(θ, row, constants, out)`: a straight-line program's function.
+pub(crate) fn straight_line_signature(module: &JITModule) -> Signature {
+    let ptr = module.target_config().pointer_type();
+    let mut s = module.make_signature();
+    s.params.extend([ptr; 4].map(AbiParam::new));
+    s
+}
+
+/// Defines function `id` as the straight-line `program` on one row: each
+/// parameter, data entry and constant it reads loaded once, its
+/// instructions as a loop step's body (the same operations), its outputs
+/// stored in order.
+pub(crate) fn define_straight_line(
+    module: &mut JITModule,
+    helpers: &Helpers,
+    id: FuncId,
+    program: &Program,
+) -> Result<(), JitError> {
+    let mut ctx = module.make_context();
+    ctx.func.signature = straight_line_signature(module);
+    let mut fctx = FunctionBuilderContext::new();
+    let (mut e, p) = Emitter::new(module, helpers, &mut ctx, &mut fctx, &[], 1);
+    (e.theta, e.rows, e.constants) = (p[0], p[1], p[2]);
+    // The body reads its inputs as `Param(k)`: the k-th distinct entry
+    // of θ, the row or the constants the program reads, in order.
+    let mut slots: HashMap<(u8, u32), u32> = HashMap::new();
+    let mut inputs: Vec<Lanes> = Vec::new();
+    let mut input = |e: &mut Emitter, op: &mut Operand| {
+        let (source, key) = match *op {
+            Operand::Param(i) => (Source::Theta, (0, i)),
+            Operand::Data(i) => (Source::Row, (1, i)),
+            Operand::Constant(i) => (Source::Constants, (2, i)),
+            Operand::Literal(_) | Operand::Reg(_) => return,
+        };
+        let k = *slots.entry(key).or_insert_with(|| {
+            let addr = e.address(source, None, key.1 as usize);
+            inputs.push(e.load(source, addr));
+            inputs.len() as u32 - 1
+        });
+        *op = Operand::Param(k);
+    };
+    let mut body = program.clone();
+    for ins in &mut body.instructions {
+        for op in ins.operands_mut() {
+            input(&mut e, op);
+        }
+    }
+    for op in &mut body.outputs {
+        input(&mut e, op);
+    }
+    let mut regs: Vec<Option<Lanes>> = vec![None; body.n_regs as usize];
+    for ins in &body.instructions {
+        let value = e.instruction(ins, &inputs, &regs)?;
+        regs[ins.dst() as usize] = Some(value);
+    }
+    for (k, op) in body.outputs.iter().enumerate() {
+        let value = e.operand(op, &inputs, &regs)?;
+        e.b.ins()
+            .store(scalar_flags(), value[0], p[3], (k * 8) as i32);
+    }
+    e.finish(module);
+    define(module, id, &mut ctx)
 }
 
 /// The most instructions a step's loops from one depth inwards may take
@@ -156,7 +200,7 @@ type Lanes = Vec<Value>;
 
 struct Emitter<'a, 'f> {
     b: FunctionBuilder<'f>,
-    program: &'a LoopProgram,
+    tensors: &'a [TensorLayout],
     width: usize,
     chunks: usize,
     ty: Type,
@@ -189,7 +233,67 @@ fn scalar_flags() -> MemFlagsData {
     MemFlagsData::trusted()
 }
 
-impl Emitter<'_, '_> {
+impl<'a, 'f> Emitter<'a, 'f> {
+    /// An emitter into `ctx`'s function (whose signature is set), at the
+    /// start of its entry block, with the entry block's parameters; the
+    /// pointers it reads through start as null constants (the caller sets
+    /// those its signature passes).
+    fn new(
+        module: &mut JITModule,
+        helpers: &Helpers,
+        ctx: &'f mut cranelift_codegen::Context,
+        fctx: &'f mut FunctionBuilderContext,
+        tensors: &'a [TensorLayout],
+        width: usize,
+    ) -> (Emitter<'a, 'f>, Vec<Value>) {
+        let refs = [
+            helpers.call_one,
+            helpers.call_lanes,
+            helpers.pow_one,
+            helpers.pow_lanes,
+        ]
+        .map(|h| module.declare_func_in_func(h, &mut ctx.func));
+        let mut b = FunctionBuilder::new(&mut ctx.func, fctx);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        let p: Vec<Value> = b.block_params(entry).to_vec();
+        let slot = b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            (2 * width * 8) as u32,
+            4,
+        ));
+        let null = b.ins().iconst(I64, 0);
+        let e = Emitter {
+            b,
+            tensors,
+            width,
+            chunks: if width == 1 { 1 } else { width / 2 },
+            ty: if width == 1 { F64 } else { F64X2 },
+            theta: null,
+            rows: null,
+            constants: null,
+            direction: null,
+            scratch: null,
+            call_one: refs[0],
+            call_lanes: refs[1],
+            pow_one: refs[2],
+            pow_lanes: refs[3],
+            slot,
+            negated: HashMap::new(),
+            exp_neg_abs: HashMap::new(),
+            ln_1p: HashMap::new(),
+        };
+        (e, p)
+    }
+
+    /// Returns: the function is complete.
+    fn finish(mut self, module: &JITModule) {
+        self.b.ins().return_(&[]);
+        self.b.seal_all_blocks();
+        self.b.finalize(module.isa().frontend_config());
+    }
+
     /// The step when `first ≤ k < end` and `level ≥` its level.
     fn guarded_step(
         &mut self,
@@ -224,7 +328,7 @@ impl Emitter<'_, '_> {
     /// reduction) the reduced loops around the body, in the interpreter's
     /// order.
     fn step(&mut self, step: &Step) -> Result<(), JitError> {
-        let out = &self.program.tensors[step.out];
+        let out = &self.tensors[step.out];
         let rank = out.shape.len();
         if step.loops.contains(&0) {
             // An empty loop: the buffer is zero.
@@ -269,7 +373,7 @@ impl Emitter<'_, '_> {
         } else {
             self.body(step, vars)?
         };
-        let out = &self.program.tensors[step.out];
+        let out = &self.tensors[step.out];
         let index = self.flat_index(&Axis::each_loop(rank), &out.shape, vars);
         let addr = self.address(Source::Scratch, Some(index.1), out.offset + index.0);
         self.store(&value, addr);
@@ -433,7 +537,7 @@ impl Emitter<'_, '_> {
     fn input(&mut self, load: &Load, vars: &[Variable]) -> Lanes {
         match load {
             Load::Entry { tensor, index } => {
-                let t = &self.program.tensors[*tensor];
+                let t = &self.tensors[*tensor];
                 let (fixed, varying) = self.flat_index(index, &t.shape, vars);
                 let addr = self.address(t.source, Some(varying), t.offset + fixed);
                 self.load(t.source, addr)

@@ -1,5 +1,8 @@
-//! The loop IR compiled to native code at run time, with Cranelift: what a
-//! model file runs on when it has no build-time kernel.
+//! The IR compiled to native code at run time, with Cranelift: what a
+//! model file runs on when it has no build-time kernel — its loop IR
+//! ([`CompiledProgram`], a model with a vector or matrix parameter), or its
+//! straight-line programs ([`CompiledStraightLine`], in `straight_line`:
+//! every parameter a scalar).
 //!
 //! [`CompiledProgram::compile`] takes a validated
 //! [`LoopProgram`] (and its tangent
@@ -21,6 +24,9 @@
 //! sizes before it jumps into the code. Only validated IR is compiled.
 
 mod emit;
+mod straight_line;
+
+pub use straight_line::{CompiledStraightLine, TIER_UP_RUNS};
 
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};

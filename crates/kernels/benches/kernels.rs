@@ -360,6 +360,63 @@ mod straight_line {
     fn mlp_tanh_pass_loss_grad_hess(bencher: Bencher) {
         mlp_loss_grad_hess(bencher, &mlp_data(), &MlpTanhScalar);
     }
+
+    /// The same files' straight-line programs compiled at run time
+    /// (`CompiledStraightLine`, every program compiled before the first
+    /// pass), and interpreted: `-- straight_line::run_time`.
+    mod run_time {
+        use super::*;
+        use hessforge_ir::ModelPrograms;
+        use hessforge_kernels::CompiledStraightLine;
+
+        const ROWS: [usize; 2] = [1_000, 100_000];
+
+        /// `benches/models/NAME.toml` derived and lowered.
+        fn programs(name: &str) -> ModelPrograms {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("benches/models/{name}.toml"));
+            let model = hessforge_spec::load_file(&path).expect("derivation loads");
+            let derivation = hessforge_symbolic::derive_scalar(&model).expect("derives");
+            hessforge_symbolic::lower(&derivation).expect("lowers")
+        }
+
+        fn compiled(name: &str) -> CompiledStraightLine {
+            CompiledStraightLine::compile(programs(name)).expect("compiles")
+        }
+
+        #[divan::bench(args = ROWS)]
+        fn loss_grad(bencher: Bencher, n: usize) {
+            logistic_loss_grad(bencher, n, &compiled("logistic_scalar"));
+        }
+
+        #[divan::bench(args = ROWS)]
+        fn loss_grad_hess(bencher: Bencher, n: usize) {
+            logistic_loss_grad_hess(bencher, n, &compiled("logistic_scalar"));
+        }
+
+        #[divan::bench]
+        fn mlp_tanh_pass_loss_grad_hess(bencher: Bencher) {
+            mlp_loss_grad_hess(bencher, &mlp_data(), &compiled("mlp_tanh_scalar"));
+        }
+
+        #[divan::bench(args = ROWS)]
+        fn interpreted_loss_grad_hess(bencher: Bencher, n: usize) {
+            logistic_loss_grad_hess(bencher, n, &programs("logistic_scalar"));
+        }
+
+        #[divan::bench]
+        fn interpreted_mlp_tanh_pass_loss_grad_hess(bencher: Bencher) {
+            mlp_loss_grad_hess(bencher, &mlp_data(), &programs("mlp_tanh_scalar"));
+        }
+
+        /// Compiling every program of a model (its six).
+        #[divan::bench(args = ["logistic_scalar", "mlp_tanh_scalar"], sample_count = 10)]
+        fn compile_only(bencher: Bencher, name: &str) {
+            let programs = programs(name);
+            bencher
+                .bench_local(|| CompiledStraightLine::compile(programs.clone()).expect("compiles"));
+        }
+    }
 }
 
 /// The issue-34 pair on larger models, over 10⁴ seeded rows: a 1 000-feature

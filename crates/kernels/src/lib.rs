@@ -45,6 +45,7 @@ pub mod loop_prelude {
     pub use crate::{LoopModel, LoopTangent};
     pub use std::sync::LazyLock;
 }
+pub use hessforge_jit::{CompiledStraightLine, TIER_UP_RUNS};
 pub use loop_kernel::{LANES, LoopModel, LoopTangent};
 pub use objective::{KernelObjective, PARALLEL_ROWS, offers_gauss_newton};
 pub use run_time_kernel::{JitError, RunTimeKernel};

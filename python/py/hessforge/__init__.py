@@ -156,8 +156,9 @@ class OptimizeResult(dict):
 
 class Model:
     """A model with its kernel: the compiled kernel of a built-in, or for a
-    derivation file its loop IR compiled to machine code at load time (or
-    the interpreter, with ``backend="interpreter"``).
+    derivation file its IR (loop IR, or the straight-line programs of a
+    model of scalars) compiled to machine code at load time (or the
+    interpreter, with ``backend="interpreter"``).
 
     Every pass takes θ and the data arrays (see ``data``); the GIL is
     released while it runs. The methods plug into SciPy:
