@@ -141,6 +141,8 @@ fn sample_writes_the_row_groups_asked_for_and_refuses_them_elsewhere() {
         ("zero.parquet", "0", "a row group holds at least one row"),
         ("rows.csv", "10", "a CSV file has no row groups"),
         ("rows.arrow", "10", "an Arrow IPC file has record batches"),
+        // A folder that is not there: the rows cannot be written.
+        ("no/such/rows.parquet", "10", "cannot write"),
     ] {
         let out = dir.path().join(name);
         let done = hessforge()

@@ -80,6 +80,15 @@ pub enum DataError {
         /// Why.
         message: String,
     },
+    /// The rows could not be written.
+    #[error("cannot write `{path}`: {message}")]
+    #[diagnostic(help("check that the folder exists and can be written to"))]
+    Write {
+        /// The file (or `-`, standard output).
+        path: String,
+        /// Why.
+        message: String,
+    },
     /// No header or no rows.
     #[error("`{path}` has no data rows")]
     #[diagnostic(help(
@@ -434,7 +443,7 @@ pub fn write_sample(
     path: &Path,
     row_group_rows: Option<usize>,
 ) -> Result<(), DataError> {
-    let io = |message: String| DataError::Io {
+    let io = |message: String| DataError::Write {
         path: path.display().to_string(),
         message,
     };
@@ -473,7 +482,7 @@ pub fn write_sample_to<W: std::io::Write + Send>(
     sink: W,
     name: &str,
 ) -> Result<(), DataError> {
-    let io = |message: String| DataError::Io {
+    let io = |message: String| DataError::Write {
         path: name.to_string(),
         message,
     };
