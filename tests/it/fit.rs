@@ -8,7 +8,7 @@ use crate::common;
 use common::{hessforge, symbolica_lock};
 use predicates::prelude::*;
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn json_of(args: &[&str]) -> Value {
     let out = hessforge().args(args).output().unwrap();
@@ -162,24 +162,25 @@ fn history_csv_has_one_row_per_iteration_with_theta() {
     assert_eq!(lines.count(), 8, "iterations 0..=7");
 }
 
-/// A model file with scalar parameters only runs on its straight-line
-/// programs compiled at run time; `--backend interpreter` runs the same
-/// fit on the interpreter of the same programs: the same bits, so the same
-/// iterations and the same loss to the last bit.
-#[test]
-fn a_scalar_derivation_file_runs_compiled_at_run_time() {
-    let _g = symbolica_lock();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("my_rosenbrock.toml");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("derivations/rosenbrock.toml"),
-        &file,
-    )
-    .unwrap();
+/// A copy of built-in `name`'s derivation file in `dir` (a model file, not
+/// the built-in).
+fn copy_of_builtin(dir: &Path, name: &str) -> PathBuf {
+    let file = dir.join(format!("my_{name}.toml"));
+    let builtin = format!("derivations/{name}.toml");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join(builtin), &file).unwrap();
+    file
+}
+
+/// `run FILE ARGS --json` on the default back-end and on the interpreter:
+/// both outputs, each checked to name its back-end. (The caller holds the
+/// Symbolica lock.)
+fn run_file_on_both_backends(file: &Path, args: &[&str]) -> (Value, Value) {
     let run = |backend: &str| -> Value {
         let out = hessforge()
-            .args(["run", file.to_str().unwrap(), "--optimizer", "bfgs"])
+            .arg("run")
+            .arg(file)
             .args(["--json", "--backend", backend])
+            .args(args)
             .output()
             .unwrap();
         assert!(
@@ -192,6 +193,19 @@ fn a_scalar_derivation_file_runs_compiled_at_run_time() {
     let (compiled, interpreted) = (run("auto"), run("interpreter"));
     assert_eq!(compiled["backend"], "run-time compiled");
     assert_eq!(interpreted["backend"], "interpreter");
+    (compiled, interpreted)
+}
+
+/// A model file with scalar parameters only runs on its straight-line
+/// programs compiled at run time; `--backend interpreter` runs the same
+/// fit on the interpreter of the same programs: the same bits, so the same
+/// iterations and the same loss to the last bit.
+#[test]
+fn a_scalar_derivation_file_runs_compiled_at_run_time() {
+    let _g = symbolica_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let file = copy_of_builtin(dir.path(), "rosenbrock");
+    let (compiled, interpreted) = run_file_on_both_backends(&file, &["--optimizer", "bfgs"]);
     assert_eq!(compiled["status"], "converged", "{compiled}");
     for key in ["iterations", "final_loss", "theta"] {
         assert_eq!(compiled[key], interpreted[key], "{key}");
@@ -205,34 +219,9 @@ fn a_scalar_derivation_file_runs_compiled_at_run_time() {
 fn a_derivation_file_in_index_form_runs_compiled_at_run_time() {
     let _g = symbolica_lock();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("my_mlp.toml");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("derivations/mlp_tanh.toml"),
-        &file,
-    )
-    .unwrap();
-    let run = |backend: &str| -> Value {
-        let out = hessforge()
-            .args([
-                "run",
-                file.to_str().unwrap(),
-                "-O",
-                "newton-damped",
-                "--json",
-            ])
-            .args(["--synthetic", "300", "--backend", backend])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
-    let (compiled, interpreted) = (run("auto"), run("interpreter"));
-    assert_eq!(compiled["backend"], "run-time compiled");
-    assert_eq!(interpreted["backend"], "interpreter");
+    let file = copy_of_builtin(dir.path(), "mlp_tanh");
+    let args = ["-O", "newton-damped", "--synthetic", "300"];
+    let (compiled, interpreted) = run_file_on_both_backends(&file, &args);
     assert_eq!(compiled["status"], interpreted["status"], "{compiled}");
     assert_eq!(compiled["iterations"], interpreted["iterations"]);
     let loss = |v: &Value| v["final_loss"].as_f64().unwrap();

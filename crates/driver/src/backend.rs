@@ -25,7 +25,7 @@ pub enum Backend {
     RunTimeCompiled(Arc<RunTimeKernel>),
     /// The straight-line programs (a model whose parameters are all
     /// scalars), each compiled to machine code once it has run often
-    /// enough to repay it ([`hessforge_jit::TIER_UP_RUNS`]).
+    /// enough to repay it ([`hessforge_kernels::TIER_UP_RUNS`]).
     RunTimeCompiledStraightLine(Arc<CompiledStraightLine>),
     /// An interpreter of the lowered derivation (the scalar programs or
     /// the loop IR).

@@ -80,23 +80,35 @@ struct Functions {
     sizes: Sizes,
 }
 
-/// One loop program's stages in machine code, with the module that owns
-/// the code's memory (freed on drop; behind a mutex only so that the value
-/// is `Sync`: the module is never touched after compiling).
-struct Code {
-    functions: Functions,
-    module: Mutex<Option<JITModule>>,
+/// A finished module: the owner of its code's memory, freed on drop
+/// (behind a mutex only so that the value is `Sync`: the module is never
+/// touched after compiling). The function pointers into it live beside it
+/// in the value that holds it, and every call borrows that value.
+struct OwnedModule(Mutex<Option<JITModule>>);
+
+impl OwnedModule {
+    fn new(module: JITModule) -> OwnedModule {
+        OwnedModule(Mutex::new(Some(module)))
+    }
 }
 
-impl Drop for Code {
+impl Drop for OwnedModule {
     fn drop(&mut self) {
-        let module = self.module.get_mut().unwrap_or_else(|e| e.into_inner());
+        let module = self.0.get_mut().unwrap_or_else(|e| e.into_inner());
         if let Some(module) = module.take() {
-            // SAFETY: the function pointers live in `self`, which is being
-            // dropped; every `CompiledSteps` borrows it, so none runs.
+            // SAFETY: the value that holds this module and the pointers
+            // into its code is being dropped; every call borrows that
+            // value, so none runs.
             unsafe { module.free_memory() };
         }
     }
+}
+
+/// One loop program's stages in machine code, with the module that owns
+/// the code's memory.
+struct Code {
+    functions: Functions,
+    _module: OwnedModule,
 }
 
 /// The tangent model, compiled on the first Hessian–vector product: a fit
@@ -220,7 +232,7 @@ impl Code {
         };
         Ok(Code {
             functions,
-            module: Mutex::new(Some(module)),
+            _module: OwnedModule::new(module),
         })
     }
 }

@@ -19,12 +19,11 @@
 //! register written before it is read, one output per entry of the
 //! level); each call checks its slices' lengths before it jumps.
 
-use crate::{JitError, emit, new_module};
-use cranelift_jit::JITModule;
+use crate::{JitError, OwnedModule, emit, new_module};
 use cranelift_module::{Linkage, Module};
 use hessforge_ir::{At, ModelPrograms, Outputs, Part, Program};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
 
 /// A compiled program: `(θ, row, constants, out)`.
 type ProgramFn = unsafe extern "C" fn(*const f64, *const f64, *const f64, *mut f64);
@@ -50,23 +49,10 @@ struct Tier {
     code: OnceLock<Option<Code>>,
 }
 
-/// A program in machine code, with the module that owns the code's memory
-/// (freed on drop; behind a mutex only so that the value is `Sync`: the
-/// module is never touched after compiling).
+/// A program in machine code, with the module that owns the code's memory.
 struct Code {
     f: ProgramFn,
-    module: Mutex<Option<JITModule>>,
-}
-
-impl Drop for Code {
-    fn drop(&mut self) {
-        let module = self.module.get_mut().unwrap_or_else(|e| e.into_inner());
-        if let Some(module) = module.take() {
-            // SAFETY: the function pointer lives in `self`, which is being
-            // dropped; every pass borrows it, so none runs.
-            unsafe { module.free_memory() };
-        }
-    }
+    _module: OwnedModule,
 }
 
 impl Code {
@@ -86,7 +72,7 @@ impl Code {
         let f = unsafe { std::mem::transmute::<*const u8, ProgramFn>(ptr) };
         Ok(Code {
             f,
-            module: Mutex::new(Some(module)),
+            _module: OwnedModule::new(module),
         })
     }
 }
