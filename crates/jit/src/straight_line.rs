@@ -31,9 +31,10 @@ type ProgramFn = unsafe extern "C" fn(*const f64, *const f64, *const f64, *mut f
 /// How many times a program is interpreted before it is compiled: its
 /// runs (rows × passes for the per-row program, passes for the θ-only one)
 /// in [`CompiledStraightLine::tiered`]. Compiling a program was measured
-/// to cost as much as interpreting it 1 000–5 000 times (1.3 ms to 1.3 s
-/// for 150 to 48 000 instructions, against 5 ns per instruction
-/// interpreted), and to run it 1–15× faster: a model without data
+/// to cost as much as interpreting it 1 600–6 100 times (a model's six
+/// programs: 1.2 ms to 1.7 s for 150 to 65 000 instructions; `cargo bench
+/// -p hessforge-kernels --bench kernels -- scalar_files`), and to run it
+/// 1.1–39× faster: a model without data
 /// (the classic problems: one run per pass) is not worth compiling for a
 /// fit of a few dozen iterations, a per-row program over 10⁴ rows is at
 /// its first pass. Interpreting until the interpretation has cost about

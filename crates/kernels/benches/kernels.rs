@@ -8,7 +8,9 @@
 //! - the compiled kernel (in index form: loops; loss+gradient,
 //!   loss+gradient+Hessian), and with `--features bench-models` the
 //!   straight-line kernel of the same model written with scalar parameters;
-//! - the IR interpreter.
+//! - the IR interpreter;
+//! - model files with scalar parameters only, their straight-line programs
+//!   compiled at run time against interpreted (`-- scalar_files`).
 //!
 //! And one sample of `mlp_tanh` (P = 17). `cargo bench -p hessforge-kernels`
 
@@ -328,6 +330,70 @@ mod run_time {
     fn compile_only(bencher: Bencher, name: &str) {
         let program = compiled(name).program().clone();
         bencher.bench_local(|| RunTimeKernel::compile(program.clone()).expect("compiles"));
+    }
+}
+
+/// Model files with scalar parameters only (the classic problems and NIST's):
+/// compiling all six straight-line programs against one L + ∇ + H pass,
+/// interpreted and compiled — over 100 rows (every value 0.3) for a file
+/// with data, at θ = 0.5: the measurements behind the tier-up count
+/// (`hessforge_kernels::TIER_UP_RUNS`). `-- scalar_files`.
+mod scalar_files {
+    use super::*;
+    use hessforge_kernels::CompiledStraightLine;
+
+    const FILES: [&str; 9] = [
+        "problems/osborne2",
+        "problems/watson9",
+        "problems/gulf",
+        "problems/meyer",
+        "nist/hahn1",
+        "nist/mgh09",
+        "nist/bennett5",
+        "nist/misra1a",
+        "../derivations/rosenbrock",
+    ];
+
+    /// `tests/FILE.toml` derived and lowered.
+    fn programs(file: &str) -> ModelPrograms {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../../tests/{file}.toml"));
+        let model = hessforge_spec::load_file(&path).expect("derivation loads");
+        let derivation = hessforge_symbolic::derive_scalar(&model).expect("derives");
+        hessforge_symbolic::lower(&derivation).expect("lowers")
+    }
+
+    /// An L + ∇ + H pass of `evaluate` over the file's rows.
+    fn pass(bencher: Bencher, programs: &ModelPrograms, evaluate: impl Fn(At<'_>, &mut [f64])) {
+        let rows = if programs.data.is_empty() { 0 } else { 100 };
+        let theta = vec![0.5; programs.params.len()];
+        let data = vec![0.3; rows * programs.data.len()];
+        let c = programs.constant_defaults.clone();
+        let mut out = vec![0.0; Outputs::LossGradHess.len(theta.len())];
+        bencher.bench_local(|| evaluate(At::new(&theta, &c, black_box(&data)), &mut out));
+    }
+
+    #[divan::bench(args = FILES, sample_count = 5)]
+    fn compile_all(bencher: Bencher, file: &str) {
+        let programs = programs(file);
+        bencher.bench_local(|| CompiledStraightLine::compile(programs.clone()).expect("compiles"));
+    }
+
+    #[divan::bench(args = FILES)]
+    fn interpreted_pass(bencher: Bencher, file: &str) {
+        let programs = programs(file);
+        pass(bencher, &programs, |at, out| {
+            programs.evaluate(Outputs::LossGradHess, at, out)
+        });
+    }
+
+    #[divan::bench(args = FILES)]
+    fn compiled_pass(bencher: Bencher, file: &str) {
+        let programs = programs(file);
+        let compiled = CompiledStraightLine::compile(programs.clone()).expect("compiles");
+        pass(bencher, &programs, |at, out| {
+            compiled.evaluate(Outputs::LossGradHess, at, out)
+        });
     }
 }
 
