@@ -382,6 +382,16 @@ pub struct Split {
     pub theta_only: Program,
 }
 
+impl Split {
+    /// The program of `part`.
+    pub fn program(&self, part: Part) -> &Program {
+        match part {
+            Part::PerRow => &self.per_row,
+            Part::ThetaOnly => &self.theta_only,
+        }
+    }
+}
+
 /// Every program of one model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelPrograms {
@@ -444,11 +454,9 @@ impl ModelPrograms {
         let split = self.split(level);
         let mut regs = vec![0.0; split.per_row.n_regs.max(split.theta_only.n_regs) as usize];
         self.evaluate_with(level, at, out, |part, theta, row, constants, out| {
-            let program = match part {
-                Part::PerRow => &split.per_row,
-                Part::ThetaOnly => &split.theta_only,
-            };
-            program.run(theta, row, constants, &mut regs, out);
+            split
+                .program(part)
+                .run(theta, row, constants, &mut regs, out);
         });
     }
 

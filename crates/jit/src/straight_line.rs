@@ -143,11 +143,7 @@ impl CompiledStraightLine {
     }
 
     fn program(&self, level: Outputs, part: Part) -> &Program {
-        let split = self.programs.split(level);
-        match part {
-            Part::PerRow => &split.per_row,
-            Part::ThetaOnly => &split.theta_only,
-        }
+        self.programs.split(level).program(part)
     }
 
     fn tier(&self, level: Outputs, part: Part) -> &Tier {
