@@ -186,57 +186,50 @@ fn step_t25<const W: usize>(x: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t26[i0] = 1, for i0 < 10`.
+/// `t27[i0, i1] = t26·x[i1]·t10[i0], for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t26<const W: usize>(s: &mut [f64]) {
-    for i0 in 0..10 {
-        Lanes::<W>::splat(1.0).store(&mut s[(3260 + i0) * W..]);
-    }
-}
-/// `t28[i0, i1] = t27·x[i1]·t10[i0], for i0 < 10, i1 < 64`.
-#[inline(always)]
-fn step_t28<const W: usize>(x: &[f64], s: &mut [f64]) {
+fn step_t27<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[3270 * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[3260 * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[(23 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p2 * p1).store(&mut s[(3271 + i0 * 64 + i1) * W..]);
+            (p0 * p2 * p1).store(&mut s[(3261 + i0 * 64 + i1) * W..]);
         }
     }
 }
-/// `t30[i0, i1] = t29·x[i1]·t10[i0], for i0 < 10, i1 < 64`.
+/// `t29[i0, i1] = t28·x[i1]·t10[i0], for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t30<const W: usize>(x: &[f64], s: &mut [f64]) {
+fn step_t29<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[3911 * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[3901 * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[(23 + i0) * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p2 * p1).store(&mut s[(3912 + i0 * 64 + i1) * W..]);
+            (p0 * p2 * p1).store(&mut s[(3902 + i0 * 64 + i1) * W..]);
         }
     }
 }
-/// `t32[i0] = t31·t10[i0], for i0 < 10`.
-/// `t33[i0] = t10[i0]·t15, for i0 < 10`.
+/// `t31[i0] = t30·t10[i0], for i0 < 10`.
+/// `t32[i0] = t10[i0]·t15, for i0 < 10`.
 #[inline(always)]
-fn step_t32_t33<const W: usize>(s: &mut [f64]) {
+fn step_t31_t32<const W: usize>(s: &mut [f64]) {
     for i0 in 0..10 {
         {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[4552 * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[4542 * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[(23 + i0) * W..]);
-            (p0 * p1).store(&mut s[(4553 + i0) * W..]);
+            (p0 * p1).store(&mut s[(4543 + i0) * W..]);
         }
         {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(23 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[37 * W..]);
-            (p0 * p1).store(&mut s[(4563 + i0) * W..]);
+            (p0 * p1).store(&mut s[(4553 + i0) * W..]);
         }
     }
 }
-/// `t34[i0] = Σ over i1 < 64 of W[i0, i1]·W[i0, i1], for i0 < 10`.
+/// `t33[i0] = Σ over i1 < 64 of W[i0, i1]·W[i0, i1], for i0 < 10`.
 #[inline(always)]
-fn step_t34(t: &[f64], s: &mut [f64]) {
+fn step_t33(t: &[f64], s: &mut [f64]) {
     for block in 0..2 {
         let block = block * 4;
         let mut sums: [f64; 4] = [0.0; 4];
@@ -261,9 +254,9 @@ fn step_t34(t: &[f64], s: &mut [f64]) {
         s[i0] = sum;
     }
 }
-/// `t35 = Σ over i0 < 10 of t34[i0]`.
+/// `t34 = Σ over i0 < 10 of t33[i0]`.
 #[inline(always)]
-fn step_t35(s: &mut [f64]) {
+fn step_t34(s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..10 {
         let p0: f64 = s[i0];
@@ -271,9 +264,9 @@ fn step_t35(s: &mut [f64]) {
     }
     s[10] = sum;
 }
-/// `t36 = Σ over i0 < 10 of b[i0]·b[i0]`.
+/// `t35 = Σ over i0 < 10 of b[i0]·b[i0]`.
 #[inline(always)]
-fn step_t36(t: &[f64], s: &mut [f64]) {
+fn step_t35(t: &[f64], s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..10 {
         let p0: f64 = t[640 + i0];
@@ -281,9 +274,9 @@ fn step_t36(t: &[f64], s: &mut [f64]) {
     }
     s[11] = sum;
 }
-/// `t38[i0, i1] = W[i0, i1]·lambda, for i0 < 10, i1 < 64`.
+/// `t37[i0, i1] = W[i0, i1]·lambda, for i0 < 10, i1 < 64`.
 #[inline(always)]
-fn step_t38(t: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t37(t: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         for i1 in 0..64 {
             let p0: f64 = t[i0 * 64 + i1];
@@ -292,46 +285,13 @@ fn step_t38(t: &[f64], c: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t39[i0] = b[i0]·lambda, for i0 < 10`.
+/// `t38[i0] = b[i0]·lambda, for i0 < 10`.
 #[inline(always)]
-fn step_t39(t: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t38(t: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = t[640 + i0];
         let p1: f64 = c[0];
         s[653 + i0] = p0 * p1;
-    }
-}
-/// `t40[i0, i1] = 1, for i0 < 10, i1 < 64`.
-#[inline(always)]
-fn step_t40(s: &mut [f64]) {
-    for i0 in 0..10 {
-        for i1 in 0..64 {
-            s[663 + i0 * 64 + i1] = 1.0;
-        }
-    }
-}
-/// `t42[i0, i1] = t41, for i0 < 10, i1 < 64`.
-#[inline(always)]
-fn step_t42(s: &mut [f64]) {
-    for i0 in 0..10 {
-        for i1 in 0..64 {
-            let p0: f64 = s[1303];
-            s[1304 + i0 * 64 + i1] = p0;
-        }
-    }
-}
-/// `t43[i0] = 1, for i0 < 10`.
-/// `t44[i0] = t41, for i0 < 10`.
-#[inline(always)]
-fn step_t43_t44(s: &mut [f64]) {
-    for i0 in 0..10 {
-        {
-            s[1944 + i0] = 1.0;
-        }
-        {
-            let p0: f64 = s[1303];
-            s[1954 + i0] = p0;
-        }
     }
 }
 /// The model: its layouts and its gradient and Hessian terms, its
@@ -361,42 +321,37 @@ impl LoopModel for Digits {
                 loops::tensor("t21", Source::Scratch, 1338, &[10, 64]),
                 loops::tensor("t23", Source::Scratch, 1979, &[10, 64]),
                 loops::tensor("t25", Source::Scratch, 2620, &[10, 64]),
-                loops::tensor("t26", Source::Scratch, 3260, &[10]),
-                loops::tensor("t28", Source::Scratch, 3271, &[10, 64]),
-                loops::tensor("t30", Source::Scratch, 3912, &[10, 64]),
+                loops::tensor("t27", Source::Scratch, 3261, &[10, 64]),
+                loops::tensor("t29", Source::Scratch, 3902, &[10, 64]),
+                loops::tensor("t31", Source::Scratch, 4543, &[10]),
                 loops::tensor("t32", Source::Scratch, 4553, &[10]),
-                loops::tensor("t33", Source::Scratch, 4563, &[10]),
-                loops::tensor("t37", Source::Scratch, 12, &[]),
-                loops::tensor("t38", Source::Scratch, 13, &[10, 64]),
-                loops::tensor("t39", Source::Scratch, 653, &[10]),
-                loops::tensor("t40", Source::Scratch, 663, &[10, 64]),
-                loops::tensor("t42", Source::Scratch, 1304, &[10, 64]),
-                loops::tensor("t43", Source::Scratch, 1944, &[10]),
-                loops::tensor("t44", Source::Scratch, 1954, &[10]),
+                loops::tensor("t36", Source::Scratch, 12, &[]),
+                loops::tensor("t37", Source::Scratch, 13, &[10, 64]),
+                loops::tensor("t38", Source::Scratch, 653, &[10]),
             ]),
             loops::stage(
-                4573,
+                4563,
                 Some(6),
                 Vec::from([
                     loops::outer_gradient(0, 8, 7, 2, -0.0625),
                     loops::gradient(1, 9),
                 ]),
                 Vec::from([
-                    loops::product(0, 0, &[], 12, 10),
-                    loops::product(0, 0, &[(0, 0)], 13, 11),
-                    loops::product(0, 1, &[], 15, 5),
-                    loops::product(0, 1, &[(0, 0)], 16, 14),
-                    loops::product(1, 1, &[], 17, 5),
-                    loops::product(1, 1, &[(0, 0)], 18, 14),
+                    loops::product(0, 0, &[], None, Some(12), Some(10)),
+                    loops::product(0, 0, &[(0, 0)], None, Some(13), Some(11)),
+                    loops::product(0, 1, &[], None, Some(14), Some(5)),
+                    loops::product(0, 1, &[(0, 0)], None, Some(15), None),
+                    loops::product(1, 1, &[], None, Some(16), Some(5)),
+                    loops::product(1, 1, &[(0, 0)], None, Some(17), None),
                 ]),
             ),
             loops::stage(
-                1964,
-                Some(19),
-                Vec::from([loops::gradient(0, 20), loops::gradient(1, 21)]),
+                663,
+                Some(18),
+                Vec::from([loops::gradient(0, 19), loops::gradient(1, 20)]),
                 Vec::from([
-                    loops::product(0, 0, &[(0, 0), (1, 1)], 23, 22),
-                    loops::product(1, 1, &[(0, 0)], 25, 24),
+                    loops::product(0, 0, &[(0, 0), (1, 1)], Some(4), None, None),
+                    loops::product(1, 1, &[(0, 0)], Some(4), None, None),
                 ]),
             ),
         ));
@@ -451,41 +406,33 @@ impl LoopModel for Digits {
         let r11: Lanes<W> = 0.00390625f64 * r7;
         r11.store(&mut s[2619 * W..]);
         step_t25::<W>(x, s);
-        step_t26::<W>(s);
         let r12: Lanes<W> = (-0.0625f64) * r9;
-        r12.store(&mut s[3270 * W..]);
-        step_t28::<W>(x, s);
+        r12.store(&mut s[3260 * W..]);
+        step_t27::<W>(x, s);
         let r13: Lanes<W> = 0.0625f64 * r7;
-        r13.store(&mut s[3911 * W..]);
-        step_t30::<W>(x, s);
+        r13.store(&mut s[3901 * W..]);
+        step_t29::<W>(x, s);
         let r14: Lanes<W> = (-1f64) * r9;
-        r14.store(&mut s[4552 * W..]);
-        step_t32_t33::<W>(s);
+        r14.store(&mut s[4542 * W..]);
+        step_t31_t32::<W>(s);
     }
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
     fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
-        step_t34(t, s);
-        step_t35(s);
-        let vt35: f64 = s[10];
-        step_t36(t, s);
-        let vt36: f64 = s[11];
+        step_t33(t, s);
+        step_t34(s);
+        let vt34: f64 = s[10];
+        step_t35(t, s);
+        let vt35: f64 = s[11];
         let a0: f64 = c[0];
-        let r1: f64 = vt36 + vt35;
+        let r1: f64 = vt35 + vt34;
         let r2: f64 = 0.5f64 * r1 * a0;
         s[12] = r2;
         if level.rank() < 1 {
             return;
         }
+        step_t37(t, c, s);
         step_t38(t, c, s);
-        step_t39(t, c, s);
-        if level.rank() < 2 {
-            return;
-        }
-        step_t40(s);
-        s[1303] = a0;
-        step_t42(s);
-        step_t43_t44(s);
     }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
@@ -575,9 +522,9 @@ pub mod tangent {
             }
         }
     }
-    /// `dt38[i0, i1] = dW[i0, i1]·lambda, for i0 < 10, i1 < 64`.
+    /// `dt37[i0, i1] = dW[i0, i1]·lambda, for i0 < 10, i1 < 64`.
     #[inline(always)]
-    fn step_dt38(c: &[f64], v: &[f64], s: &mut [f64]) {
+    fn step_dt37(c: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..10 {
             for i1 in 0..64 {
                 let p0: f64 = c[0];
@@ -586,9 +533,9 @@ pub mod tangent {
             }
         }
     }
-    /// `dt39[i0] = db[i0]·lambda, for i0 < 10`.
+    /// `dt38[i0] = db[i0]·lambda, for i0 < 10`.
     #[inline(always)]
-    fn step_dt39(c: &[f64], v: &[f64], s: &mut [f64]) {
+    fn step_dt38(c: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..10 {
             let p0: f64 = c[0];
             let p1: f64 = v[640 + i0];
@@ -606,9 +553,9 @@ pub mod tangent {
                     loops::tensor("dt16", Source::Scratch, 70, &[10]),
                     loops::tensor("dt17", Source::Scratch, 80, &[10, 64]),
                     loops::tensor("dt18", Source::Scratch, 720, &[10]),
-                    loops::tensor("t37", Source::Scratch, 12, &[]),
-                    loops::tensor("dt38", Source::Scratch, 13, &[10, 64]),
-                    loops::tensor("dt39", Source::Scratch, 653, &[10]),
+                    loops::tensor("t36", Source::Scratch, 12, &[]),
+                    loops::tensor("dt37", Source::Scratch, 13, &[10, 64]),
+                    loops::tensor("dt38", Source::Scratch, 653, &[10]),
                 ]),
                 loops::stage(
                     730,
@@ -692,8 +639,8 @@ pub mod tangent {
             if level.rank() < 1 {
                 return;
             }
+            step_dt37(c, v, s);
             step_dt38(c, v, s);
-            step_dt39(c, v, s);
         }
     }
 }

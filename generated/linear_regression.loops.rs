@@ -17,14 +17,6 @@ fn step_t4<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     }
     sum.store(&mut s[0 * W..]);
 }
-/// `t9[i0] = x[i0], for i0 < 10`.
-#[inline(always)]
-fn step_t9<const W: usize>(x: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-        p0.store(&mut s[(13 + i0) * W..]);
-    }
-}
 /// The model: its layouts and its gradient and Hessian terms, its
 /// steps; `hessforge_kernels` implements `Kernel` for it.
 impl LoopModel for LinearRegression {
@@ -45,20 +37,18 @@ impl LoopModel for LinearRegression {
                 loops::tensor("t5", Source::Scratch, 1, &[]),
                 loops::tensor("t6", Source::Scratch, 2, &[]),
                 loops::tensor("t7", Source::Scratch, 3, &[10]),
-                loops::tensor("t9", Source::Scratch, 13, &[10]),
-                loops::tensor("t11", Source::Scratch, 23, &[]),
             ]),
             loops::stage(
-                24,
+                13,
                 Some(4),
                 Vec::from([
                     loops::outer_gradient(0, 6, 5, 2, 1.0),
                     loops::gradient(1, 5),
                 ]),
                 Vec::from([
-                    loops::product(0, 0, &[], 7, 7),
-                    loops::product(0, 1, &[], 7, 8),
-                    loops::product(1, 1, &[], 8, 8),
+                    loops::product(0, 0, &[], None, Some(2), Some(2)),
+                    loops::product(0, 1, &[], None, Some(2), None),
+                    loops::product(1, 1, &[], None, None, None),
                 ]),
             ),
             loops::stage(0, None, Vec::from([]), Vec::from([])),
@@ -87,12 +77,6 @@ impl LoopModel for LinearRegression {
             return;
         }
         r3.store(&mut s[2 * W..]);
-        if level.rank() < 2 {
-            return;
-        }
-        step_t9::<W>(x, s);
-        let r6: f64 = 1.0;
-        Lanes::<W>::splat(r6).store(&mut s[23 * W..]);
     }
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]

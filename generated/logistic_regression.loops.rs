@@ -17,26 +17,9 @@ fn step_t5<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     }
     sum.store(&mut s[0 * W..]);
 }
-/// `t10[i0] = x[i0], for i0 < 10`.
+/// `t11 = Σ over i0 < 10 of w[i0]·w[i0]`.
 #[inline(always)]
-fn step_t10<const W: usize>(x: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-        p0.store(&mut s[(14 + i0) * W..]);
-    }
-}
-/// `t12[i0] = t11·x[i0], for i0 < 10`.
-#[inline(always)]
-fn step_t12<const W: usize>(x: &[f64], s: &mut [f64]) {
-    for i0 in 0..10 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[24 * W..]);
-        let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-        (p0 * p1).store(&mut s[(25 + i0) * W..]);
-    }
-}
-/// `t15 = Σ over i0 < 10 of w[i0]·w[i0]`.
-#[inline(always)]
-fn step_t15(t: &[f64], s: &mut [f64]) {
+fn step_t11(t: &[f64], s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..10 {
         let p0: f64 = t[i0];
@@ -44,28 +27,13 @@ fn step_t15(t: &[f64], s: &mut [f64]) {
     }
     s[0] = sum;
 }
-/// `t17[i0] = lambda·w[i0], for i0 < 10`.
+/// `t13[i0] = lambda·w[i0], for i0 < 10`.
 #[inline(always)]
-fn step_t17(t: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t13(t: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..10 {
         let p0: f64 = c[0];
         let p1: f64 = t[i0];
         s[2 + i0] = p0 * p1;
-    }
-}
-/// `t18[i0] = 1, for i0 < 10`.
-#[inline(always)]
-fn step_t18(s: &mut [f64]) {
-    for i0 in 0..10 {
-        s[12 + i0] = 1.0;
-    }
-}
-/// `t20[i0] = t19, for i0 < 10`.
-#[inline(always)]
-fn step_t20(s: &mut [f64]) {
-    for i0 in 0..10 {
-        let p0: f64 = s[22];
-        s[23 + i0] = p0;
     }
 }
 /// The model: its layouts and its gradient and Hessian terms, its
@@ -90,33 +58,28 @@ impl LoopModel for LogisticRegression {
                 loops::tensor("t7", Source::Scratch, 2, &[]),
                 loops::tensor("t8", Source::Scratch, 3, &[10]),
                 loops::tensor("t9", Source::Scratch, 13, &[]),
-                loops::tensor("t10", Source::Scratch, 14, &[10]),
-                loops::tensor("t11", Source::Scratch, 24, &[]),
-                loops::tensor("t12", Source::Scratch, 25, &[10]),
-                loops::tensor("t13", Source::Scratch, 35, &[]),
-                loops::tensor("t16", Source::Scratch, 1, &[]),
-                loops::tensor("t17", Source::Scratch, 2, &[10]),
-                loops::tensor("t18", Source::Scratch, 12, &[10]),
-                loops::tensor("t20", Source::Scratch, 23, &[10]),
+                loops::tensor("t10", Source::Scratch, 14, &[]),
+                loops::tensor("t12", Source::Scratch, 1, &[]),
+                loops::tensor("t13", Source::Scratch, 2, &[10]),
             ]),
             loops::stage(
-                36,
+                15,
                 Some(5),
                 Vec::from([
                     loops::outer_gradient(0, 7, 6, 2, 1.0),
                     loops::gradient(1, 8),
                 ]),
                 Vec::from([
-                    loops::product(0, 0, &[], 11, 9),
-                    loops::product(0, 1, &[], 11, 12),
-                    loops::product(1, 1, &[], 10, 12),
+                    loops::product(0, 0, &[], Some(9), Some(2), Some(2)),
+                    loops::product(0, 1, &[], Some(9), Some(2), None),
+                    loops::product(1, 1, &[], Some(9), None, None),
                 ]),
             ),
             loops::stage(
-                33,
-                Some(13),
-                Vec::from([loops::gradient(0, 14)]),
-                Vec::from([loops::product(0, 0, &[(0, 0)], 16, 15)]),
+                12,
+                Some(10),
+                Vec::from([loops::gradient(0, 11)]),
+                Vec::from([loops::product(0, 0, &[(0, 0)], Some(4), None, None)]),
             ),
         ));
         &PLAN
@@ -159,32 +122,22 @@ impl LoopModel for LogisticRegression {
         if level.rank() < 2 {
             return;
         }
-        step_t10::<W>(x, s);
         let r18: Lanes<W> = r13 + (-1.0);
         let r19: Lanes<W> = r18 * r13 * (-1.0);
-        r19.store(&mut s[24 * W..]);
-        step_t12::<W>(x, s);
-        let r20: f64 = 1.0;
-        Lanes::<W>::splat(r20).store(&mut s[35 * W..]);
+        r19.store(&mut s[14 * W..]);
     }
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
     fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
-        step_t15(t, s);
-        let vt15: f64 = s[0];
+        step_t11(t, s);
+        let vt11: f64 = s[0];
         let a0: f64 = c[0];
-        let r1: f64 = 0.5f64 * a0 * vt15;
+        let r1: f64 = 0.5f64 * a0 * vt11;
         s[1] = r1;
         if level.rank() < 1 {
             return;
         }
-        step_t17(t, c, s);
-        if level.rank() < 2 {
-            return;
-        }
-        step_t18(s);
-        s[22] = a0;
-        step_t20(s);
+        step_t13(t, c, s);
     }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
@@ -202,9 +155,9 @@ pub mod tangent {
         }
         sum.store(&mut s[2 * W..]);
     }
-    /// `dt17[i0] = dw[i0]·lambda, for i0 < 10`.
+    /// `dt13[i0] = dw[i0]·lambda, for i0 < 10`.
     #[inline(always)]
-    fn step_dt17(c: &[f64], v: &[f64], s: &mut [f64]) {
+    fn step_dt13(c: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..10 {
             let p0: f64 = c[0];
             let p1: f64 = v[i0];
@@ -222,8 +175,8 @@ pub mod tangent {
                     loops::tensor("dt7", Source::Scratch, 3, &[]),
                     loops::tensor("dt8", Source::Scratch, 4, &[10]),
                     loops::tensor("dt9", Source::Scratch, 14, &[]),
-                    loops::tensor("t16", Source::Scratch, 1, &[]),
-                    loops::tensor("dt17", Source::Scratch, 2, &[10]),
+                    loops::tensor("t12", Source::Scratch, 1, &[]),
+                    loops::tensor("dt13", Source::Scratch, 2, &[10]),
                 ]),
                 loops::stage(
                     15,
@@ -289,7 +242,7 @@ pub mod tangent {
             if level.rank() < 1 {
                 return;
             }
-            step_dt17(c, v, s);
+            step_dt13(c, v, s);
         }
     }
 }

@@ -199,62 +199,56 @@ fn step_t35_t36<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t37[i0] = 1, for i0 < 4`.
-/// `t38[i0] = v[i0], for i0 < 4`.
+/// `t37[i0] = v[i0], for i0 < 4`.
 #[inline(always)]
-fn step_t37_t38<const W: usize>(t: &[f64], s: &mut [f64]) {
+fn step_t37<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
-        {
-            Lanes::<W>::splat(1.0).store(&mut s[(97 + i0) * W..]);
-        }
-        {
-            let p0: f64 = t[12 + i0];
-            Lanes::<W>::splat(p0).store(&mut s[(101 + i0) * W..]);
-        }
+        let p0: f64 = t[12 + i0];
+        Lanes::<W>::splat(p0).store(&mut s[(97 + i0) * W..]);
     }
 }
-/// `t41[i0] = (t39 + t40)·x[i0], for i0 < 2`.
+/// `t40[i0] = (t38 + t39)·x[i0], for i0 < 2`.
 #[inline(always)]
-fn step_t41<const W: usize>(x: &[f64], s: &mut [f64]) {
+fn step_t40<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..2 {
-        let p0: Lanes<W> = Lanes::<W>::load(&s[105 * W..]);
+        let p0: Lanes<W> = Lanes::<W>::load(&s[101 * W..]);
         let p1: Lanes<W> = Lanes::<W>::load(&x[i0 * W..]);
-        let p2: Lanes<W> = Lanes::<W>::load(&s[106 * W..]);
+        let p2: Lanes<W> = Lanes::<W>::load(&s[102 * W..]);
         let r0: Lanes<W> = p0 + p2;
-        (r0 * p1).store(&mut s[(107 + i0) * W..]);
+        (r0 * p1).store(&mut s[(103 + i0) * W..]);
     }
 }
-/// `t47[i0] = h[i0]·h[i0], for i0 < 4`.
+/// `t46[i0] = h[i0]·h[i0], for i0 < 4`.
 #[inline(always)]
-fn step_t47<const W: usize>(s: &mut [f64]) {
+fn step_t46<const W: usize>(s: &mut [f64]) {
     for i0 in 0..4 {
         let p0: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-        (p0 * p0).store(&mut s[(110 + i0) * W..]);
+        (p0 * p0).store(&mut s[(106 + i0) * W..]);
     }
 }
-/// `t50[i0, i1] = t41[i1] + ((t40 + t45 + t48 + t39)·h[i0] + (t48 + t45)·t47[i0])·x[i1], for i0 < 4, i1 < 2`.
-/// `t53[i0, i1] = (t32·v[i0] + t21[i0]·t34 + (-1)·t18[i0] + t21[i0]·t32)·x[i1], for i0 < 4, i1 < 2`.
-/// `t55[i0, i1] = (v[i0] + (-1)·t18[i0])·x[i1], for i0 < 4, i1 < 2`.
+/// `t49[i0, i1] = t40[i1] + ((t39 + t44 + t47 + t38)·h[i0] + (t47 + t44)·t46[i0])·x[i1], for i0 < 4, i1 < 2`.
+/// `t52[i0, i1] = (t32·v[i0] + t21[i0]·t34 + (-1)·t18[i0] + t21[i0]·t32)·x[i1], for i0 < 4, i1 < 2`.
+/// `t53[i0, i1] = (v[i0] + (-1)·t18[i0])·x[i1], for i0 < 4, i1 < 2`.
 #[inline(always)]
-fn step_t50_t53_t55<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
+fn step_t49_t52_t53<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         for i1 in 0..2 {
             {
-                let p0: Lanes<W> = Lanes::<W>::load(&s[(107 + i1) * W..]);
-                let p1: Lanes<W> = Lanes::<W>::load(&s[105 * W..]);
+                let p0: Lanes<W> = Lanes::<W>::load(&s[(103 + i1) * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[101 * W..]);
                 let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
                 let p3: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                let p4: Lanes<W> = Lanes::<W>::load(&s[106 * W..]);
-                let p5: Lanes<W> = Lanes::<W>::load(&s[109 * W..]);
-                let p6: Lanes<W> = Lanes::<W>::load(&s[(110 + i0) * W..]);
-                let p7: Lanes<W> = Lanes::<W>::load(&s[114 * W..]);
+                let p4: Lanes<W> = Lanes::<W>::load(&s[102 * W..]);
+                let p5: Lanes<W> = Lanes::<W>::load(&s[105 * W..]);
+                let p6: Lanes<W> = Lanes::<W>::load(&s[(106 + i0) * W..]);
+                let p7: Lanes<W> = Lanes::<W>::load(&s[110 * W..]);
                 let r0: Lanes<W> = p4 + p5 + p7 + p1;
                 let r1: Lanes<W> = r0 * p2;
                 let r2: Lanes<W> = p7 + p5;
                 let r3: Lanes<W> = r2 * p6;
                 let r4: Lanes<W> = r1 + r3;
                 let r5: Lanes<W> = r4 * p3;
-                (p0 + r5).store(&mut s[(115 + i0 * 2 + i1) * W..]);
+                (p0 + r5).store(&mut s[(111 + i0 * 2 + i1) * W..]);
             }
             {
                 let p0: Lanes<W> = Lanes::<W>::load(&s[79 * W..]);
@@ -268,7 +262,7 @@ fn step_t50_t53_t55<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
                 let r2: Lanes<W> = (-1f64) * p5;
                 let r3: Lanes<W> = p3 * p0;
                 let r4: Lanes<W> = r0 + r1 + r2 + r3;
-                (r4 * p2).store(&mut s[(123 + i0 * 2 + i1) * W..]);
+                (r4 * p2).store(&mut s[(119 + i0 * 2 + i1) * W..]);
             }
             {
                 let p0: f64 = t[12 + i0];
@@ -276,17 +270,17 @@ fn step_t50_t53_t55<const W: usize>(t: &[f64], x: &[f64], s: &mut [f64]) {
                 let p2: Lanes<W> = Lanes::<W>::load(&s[(47 + i0) * W..]);
                 let r0: Lanes<W> = (-1f64) * p2;
                 let r1: Lanes<W> = p0 + r0;
-                (r1 * p1).store(&mut s[(131 + i0 * 2 + i1) * W..]);
+                (r1 * p1).store(&mut s[(127 + i0 * 2 + i1) * W..]);
             }
         }
     }
 }
-/// `t56[i0] = (t27 + ((t29 + t24)·h[i0] + t24 + t20 + t29 + t27)·h[i0] + t20)·v[i0]·h[i0], for i0 < 4`.
-/// `t57[i0] = (t32 + h[i0]·((-1)·h[i0] + t34 + t32))·v[i0], for i0 < 4`.
-/// `t58[i0] = (h[i0]·h[i0] + t34)·v[i0], for i0 < 4`.
-/// `t60[i0] = (t48 + h[i0]·(t45 + t48) + t45 + t40 + t39)·h[i0] + t10, for i0 < 4`.
+/// `t54[i0] = (t27 + ((t29 + t24)·h[i0] + t24 + t20 + t29 + t27)·h[i0] + t20)·v[i0]·h[i0], for i0 < 4`.
+/// `t55[i0] = (t32 + h[i0]·((-1)·h[i0] + t34 + t32))·v[i0], for i0 < 4`.
+/// `t56[i0] = (h[i0]·h[i0] + t34)·v[i0], for i0 < 4`.
+/// `t58[i0] = (t47 + h[i0]·(t44 + t47) + t44 + t39 + t38)·h[i0] + t10, for i0 < 4`.
 #[inline(always)]
-fn step_t56_t57_t58_t60<const W: usize>(t: &[f64], s: &mut [f64]) {
+fn step_t54_t55_t56_t58<const W: usize>(t: &[f64], s: &mut [f64]) {
     for i0 in 0..4 {
         {
             let p0: Lanes<W> = Lanes::<W>::load(&s[59 * W..]);
@@ -300,7 +294,7 @@ fn step_t56_t57_t58_t60<const W: usize>(t: &[f64], s: &mut [f64]) {
             let r2: Lanes<W> = r1 + p3 + p0 + p5 + p4;
             let r3: Lanes<W> = r2 * p1;
             let r4: Lanes<W> = p4 + r3 + p0;
-            (r4 * p2 * p1).store(&mut s[(139 + i0) * W..]);
+            (r4 * p2 * p1).store(&mut s[(135 + i0) * W..]);
         }
         {
             let p0: Lanes<W> = Lanes::<W>::load(&s[79 * W..]);
@@ -311,7 +305,7 @@ fn step_t56_t57_t58_t60<const W: usize>(t: &[f64], s: &mut [f64]) {
             let r1: Lanes<W> = r0 + p3 + p0;
             let r2: Lanes<W> = p2 * r1;
             let r3: Lanes<W> = p0 + r2;
-            (r3 * p1).store(&mut s[(143 + i0) * W..]);
+            (r3 * p1).store(&mut s[(139 + i0) * W..]);
         }
         {
             let p0: Lanes<W> = Lanes::<W>::load(&s[80 * W..]);
@@ -319,20 +313,20 @@ fn step_t56_t57_t58_t60<const W: usize>(t: &[f64], s: &mut [f64]) {
             let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
             let r0: Lanes<W> = p2 * p2;
             let r1: Lanes<W> = r0 + p0;
-            (r1 * p1).store(&mut s[(147 + i0) * W..]);
+            (r1 * p1).store(&mut s[(143 + i0) * W..]);
         }
         {
             let p0: Lanes<W> = Lanes::<W>::load(&s[10 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[105 * W..]);
+            let p1: Lanes<W> = Lanes::<W>::load(&s[101 * W..]);
             let p2: Lanes<W> = Lanes::<W>::load(&s[(4 + i0) * W..]);
-            let p3: Lanes<W> = Lanes::<W>::load(&s[106 * W..]);
-            let p4: Lanes<W> = Lanes::<W>::load(&s[109 * W..]);
-            let p5: Lanes<W> = Lanes::<W>::load(&s[114 * W..]);
+            let p3: Lanes<W> = Lanes::<W>::load(&s[102 * W..]);
+            let p4: Lanes<W> = Lanes::<W>::load(&s[105 * W..]);
+            let p5: Lanes<W> = Lanes::<W>::load(&s[110 * W..]);
             let r0: Lanes<W> = p4 + p5;
             let r1: Lanes<W> = p2 * r0;
             let r2: Lanes<W> = p5 + r1 + p4 + p3 + p1;
             let r3: Lanes<W> = r2 * p2;
-            (r3 + p0).store(&mut s[(151 + i0) * W..]);
+            (r3 + p0).store(&mut s[(147 + i0) * W..]);
         }
     }
 }
@@ -367,21 +361,19 @@ impl LoopModel for MlpTanh {
                 loops::tensor("t18", Source::Scratch, 47, &[4]),
                 loops::tensor("t19", Source::Scratch, 51, &[4, 2]),
                 loops::tensor("t31", Source::Scratch, 71, &[4, 2]),
-                loops::tensor("t32", Source::Scratch, 79, &[]),
                 loops::tensor("t35", Source::Scratch, 81, &[4, 2]),
                 loops::tensor("t36", Source::Scratch, 89, &[4, 2]),
                 loops::tensor("t37", Source::Scratch, 97, &[4]),
-                loops::tensor("t38", Source::Scratch, 101, &[4]),
-                loops::tensor("t50", Source::Scratch, 115, &[4, 2]),
-                loops::tensor("t53", Source::Scratch, 123, &[4, 2]),
-                loops::tensor("t55", Source::Scratch, 131, &[4, 2]),
-                loops::tensor("t56", Source::Scratch, 139, &[4]),
-                loops::tensor("t57", Source::Scratch, 143, &[4]),
+                loops::tensor("t49", Source::Scratch, 111, &[4, 2]),
+                loops::tensor("t52", Source::Scratch, 119, &[4, 2]),
+                loops::tensor("t53", Source::Scratch, 127, &[4, 2]),
+                loops::tensor("t54", Source::Scratch, 135, &[4]),
+                loops::tensor("t55", Source::Scratch, 139, &[4]),
+                loops::tensor("t56", Source::Scratch, 143, &[4]),
                 loops::tensor("t58", Source::Scratch, 147, &[4]),
-                loops::tensor("t60", Source::Scratch, 151, &[4]),
             ]),
             loops::stage(
-                155,
+                151,
                 Some(7),
                 Vec::from([
                     loops::gradient(0, 10),
@@ -390,24 +382,24 @@ impl LoopModel for MlpTanh {
                     loops::gradient(3, 8),
                 ]),
                 Vec::from([
-                    loops::product(0, 0, &[(0, 0)], 17, 13),
-                    loops::product(0, 0, &[], 19, 14),
-                    loops::product(0, 0, &[], 20, 16),
-                    loops::product(0, 1, &[(0, 0)], 17, 21),
-                    loops::product(0, 1, &[], 19, 22),
-                    loops::product(0, 1, &[], 20, 15),
-                    loops::product(0, 2, &[(0, 0)], 23, 21),
-                    loops::product(0, 2, &[], 24, 6),
-                    loops::product(0, 3, &[], 25, 18),
-                    loops::product(1, 1, &[(0, 0)], 26, 21),
-                    loops::product(1, 1, &[], 27, 22),
-                    loops::product(1, 1, &[], 28, 15),
-                    loops::product(1, 2, &[(0, 0)], 29, 21),
-                    loops::product(1, 2, &[], 27, 6),
-                    loops::product(1, 3, &[], 9, 18),
-                    loops::product(2, 2, &[], 6, 6),
-                    loops::product(2, 3, &[], 6, 18),
-                    loops::product(3, 3, &[], 18, 18),
+                    loops::product(0, 0, &[(0, 0)], None, Some(17), Some(13)),
+                    loops::product(0, 0, &[], None, Some(18), Some(14)),
+                    loops::product(0, 0, &[], None, Some(19), Some(16)),
+                    loops::product(0, 1, &[(0, 0)], None, Some(17), None),
+                    loops::product(0, 1, &[], None, Some(18), Some(20)),
+                    loops::product(0, 1, &[], None, Some(19), Some(15)),
+                    loops::product(0, 2, &[(0, 0)], None, Some(21), None),
+                    loops::product(0, 2, &[], None, Some(22), Some(6)),
+                    loops::product(0, 3, &[], None, Some(23), None),
+                    loops::product(1, 1, &[(0, 0)], None, Some(24), None),
+                    loops::product(1, 1, &[], None, Some(25), Some(20)),
+                    loops::product(1, 1, &[], None, Some(26), Some(15)),
+                    loops::product(1, 2, &[(0, 0)], None, Some(27), None),
+                    loops::product(1, 2, &[], None, Some(25), Some(6)),
+                    loops::product(1, 3, &[], None, Some(9), None),
+                    loops::product(2, 2, &[], None, Some(6), Some(6)),
+                    loops::product(2, 3, &[], None, Some(6), None),
+                    loops::product(3, 3, &[], None, None, None),
                 ]),
             ),
             loops::stage(0, None, Vec::from([]), Vec::from([])),
@@ -464,16 +456,16 @@ impl LoopModel for MlpTanh {
         let r12: f64 = (-1.0);
         Lanes::<W>::splat(r12).store(&mut s[80 * W..]);
         step_t35_t36::<W>(t, x, s);
-        step_t37_t38::<W>(t, s);
-        r2.store(&mut s[105 * W..]);
-        r8.store(&mut s[106 * W..]);
-        step_t41::<W>(x, s);
-        a1.store(&mut s[109 * W..]);
-        step_t47::<W>(s);
+        step_t37::<W>(t, s);
+        r2.store(&mut s[101 * W..]);
+        r8.store(&mut s[102 * W..]);
+        step_t40::<W>(x, s);
+        a1.store(&mut s[105 * W..]);
+        step_t46::<W>(s);
         let r13: Lanes<W> = r8 * (-1.0);
-        r13.store(&mut s[114 * W..]);
-        step_t50_t53_t55::<W>(t, x, s);
-        step_t56_t57_t58_t60::<W>(t, s);
+        r13.store(&mut s[110 * W..]);
+        step_t49_t52_t53::<W>(t, x, s);
+        step_t54_t55_t56_t58::<W>(t, s);
     }
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]

@@ -124,67 +124,65 @@ fn step_t15_t17<const W: usize>(x: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t18[i0, i1] = x[i1], for i0 < 3, i1 < 4`.
-/// `t20[i0, i1] = t9[i0]·x[i1], for i0 < 3, i1 < 4`.
-/// `t22[i0, i1] = t14·x[i1]·t9[i0], for i0 < 3, i1 < 4`.
+/// `t19[i0, i1] = t9[i0]·x[i1], for i0 < 3, i1 < 4`.
+/// `t20[i0, i1] = x[i1], for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t18_t20_t22<const W: usize>(x: &[f64], s: &mut [f64]) {
+fn step_t19_t20<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
-            {
-                let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                p0.store(&mut s[(34 + i0 * 4 + i1) * W..]);
-            }
             {
                 let p0: Lanes<W> = Lanes::<W>::load(&s[(8 + i0) * W..]);
                 let p1: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                (p0 * p1).store(&mut s[(46 + i0 * 4 + i1) * W..]);
+                (p0 * p1).store(&mut s[(34 + i0 * 4 + i1) * W..]);
             }
             {
-                let p0: Lanes<W> = Lanes::<W>::load(&s[15 * W..]);
-                let p1: Lanes<W> = Lanes::<W>::load(&s[(8 + i0) * W..]);
-                let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-                (p0 * p2 * p1).store(&mut s[(58 + i0 * 4 + i1) * W..]);
+                let p0: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                p0.store(&mut s[(46 + i0 * 4 + i1) * W..]);
             }
         }
     }
 }
-/// `t24[i0, i1] = t23·x[i1]·t9[i0], for i0 < 3, i1 < 4`.
+/// `t22[i0, i1] = t21·x[i1]·t9[i0], for i0 < 3, i1 < 4`.
+/// `t23[i0, i1] = t9[i0]·x[i1]·t14, for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t24<const W: usize>(x: &[f64], s: &mut [f64]) {
+fn step_t22_t23<const W: usize>(x: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[70 * W..]);
-            let p1: Lanes<W> = Lanes::<W>::load(&s[(8 + i0) * W..]);
-            let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
-            (p0 * p2 * p1).store(&mut s[(71 + i0 * 4 + i1) * W..]);
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[58 * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[(8 + i0) * W..]);
+                let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                (p0 * p2 * p1).store(&mut s[(59 + i0 * 4 + i1) * W..]);
+            }
+            {
+                let p0: Lanes<W> = Lanes::<W>::load(&s[(8 + i0) * W..]);
+                let p1: Lanes<W> = Lanes::<W>::load(&s[15 * W..]);
+                let p2: Lanes<W> = Lanes::<W>::load(&x[i1 * W..]);
+                (p0 * p2 * p1).store(&mut s[(71 + i0 * 4 + i1) * W..]);
+            }
         }
     }
 }
-/// `t25[i0] = 1, for i0 < 3`.
-/// `t27[i0] = t23·t9[i0], for i0 < 3`.
-/// `t28[i0] = t9[i0]·t14, for i0 < 3`.
+/// `t26[i0] = t21·t9[i0], for i0 < 3`.
+/// `t27[i0] = t9[i0]·t14, for i0 < 3`.
 #[inline(always)]
-fn step_t25_t27_t28<const W: usize>(s: &mut [f64]) {
+fn step_t26_t27<const W: usize>(s: &mut [f64]) {
     for i0 in 0..3 {
         {
-            Lanes::<W>::splat(1.0).store(&mut s[(83 + i0) * W..]);
-        }
-        {
-            let p0: Lanes<W> = Lanes::<W>::load(&s[70 * W..]);
+            let p0: Lanes<W> = Lanes::<W>::load(&s[58 * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[(8 + i0) * W..]);
-            (p0 * p1).store(&mut s[(86 + i0) * W..]);
+            (p0 * p1).store(&mut s[(83 + i0) * W..]);
         }
         {
             let p0: Lanes<W> = Lanes::<W>::load(&s[(8 + i0) * W..]);
             let p1: Lanes<W> = Lanes::<W>::load(&s[15 * W..]);
-            (p0 * p1).store(&mut s[(89 + i0) * W..]);
+            (p0 * p1).store(&mut s[(86 + i0) * W..]);
         }
     }
 }
-/// `t29[i0] = Σ over i1 < 4 of W[i0, i1]·W[i0, i1], for i0 < 3`.
+/// `t28[i0] = Σ over i1 < 4 of W[i0, i1]·W[i0, i1], for i0 < 3`.
 #[inline(always)]
-fn step_t29(t: &[f64], s: &mut [f64]) {
+fn step_t28(t: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let mut sum: f64 = 0.0;
         for i1 in 0..4 {
@@ -194,9 +192,9 @@ fn step_t29(t: &[f64], s: &mut [f64]) {
         s[i0] = sum;
     }
 }
-/// `t30 = Σ over i0 < 3 of t29[i0]`.
+/// `t29 = Σ over i0 < 3 of t28[i0]`.
 #[inline(always)]
-fn step_t30(s: &mut [f64]) {
+fn step_t29(s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..3 {
         let p0: f64 = s[i0];
@@ -204,33 +202,14 @@ fn step_t30(s: &mut [f64]) {
     }
     s[3] = sum;
 }
-/// `t32[i0, i1] = W[i0, i1]·lambda, for i0 < 3, i1 < 4`.
+/// `t31[i0, i1] = W[i0, i1]·lambda, for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t32(t: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t31(t: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let p0: f64 = t[i0 * 4 + i1];
             let p1: f64 = c[0];
             s[5 + i0 * 4 + i1] = p0 * p1;
-        }
-    }
-}
-/// `t33[i0, i1] = 1, for i0 < 3, i1 < 4`.
-#[inline(always)]
-fn step_t33(s: &mut [f64]) {
-    for i0 in 0..3 {
-        for i1 in 0..4 {
-            s[17 + i0 * 4 + i1] = 1.0;
-        }
-    }
-}
-/// `t35[i0, i1] = t34, for i0 < 3, i1 < 4`.
-#[inline(always)]
-fn step_t35(s: &mut [f64]) {
-    for i0 in 0..3 {
-        for i1 in 0..4 {
-            let p0: f64 = s[29];
-            s[30 + i0 * 4 + i1] = p0;
         }
     }
 }
@@ -257,39 +236,36 @@ impl LoopModel for SoftmaxRegression {
                 loops::tensor("t15", Source::Scratch, 16, &[3]),
                 loops::tensor("t16", Source::Scratch, 19, &[3, 4]),
                 loops::tensor("t17", Source::Scratch, 31, &[3]),
-                loops::tensor("t18", Source::Scratch, 34, &[3, 4]),
+                loops::tensor("t19", Source::Scratch, 34, &[3, 4]),
                 loops::tensor("t20", Source::Scratch, 46, &[3, 4]),
-                loops::tensor("t22", Source::Scratch, 58, &[3, 4]),
-                loops::tensor("t24", Source::Scratch, 71, &[3, 4]),
-                loops::tensor("t25", Source::Scratch, 83, &[3]),
+                loops::tensor("t22", Source::Scratch, 59, &[3, 4]),
+                loops::tensor("t23", Source::Scratch, 71, &[3, 4]),
+                loops::tensor("t26", Source::Scratch, 83, &[3]),
                 loops::tensor("t27", Source::Scratch, 86, &[3]),
-                loops::tensor("t28", Source::Scratch, 89, &[3]),
-                loops::tensor("t31", Source::Scratch, 4, &[]),
-                loops::tensor("t32", Source::Scratch, 5, &[3, 4]),
-                loops::tensor("t33", Source::Scratch, 17, &[3, 4]),
-                loops::tensor("t35", Source::Scratch, 30, &[3, 4]),
+                loops::tensor("t30", Source::Scratch, 4, &[]),
+                loops::tensor("t31", Source::Scratch, 5, &[3, 4]),
             ]),
             loops::stage(
-                92,
+                89,
                 Some(6),
                 Vec::from([
                     loops::outer_gradient(0, 8, 7, 2, -1.0),
                     loops::gradient(1, 9),
                 ]),
                 Vec::from([
-                    loops::product(0, 0, &[(0, 0)], 12, 10),
-                    loops::product(0, 0, &[], 13, 11),
-                    loops::product(0, 1, &[], 13, 5),
-                    loops::product(0, 1, &[(0, 0)], 12, 14),
-                    loops::product(1, 1, &[], 15, 5),
-                    loops::product(1, 1, &[(0, 0)], 16, 14),
+                    loops::product(0, 0, &[], None, Some(12), Some(10)),
+                    loops::product(0, 0, &[(0, 0)], None, Some(13), Some(11)),
+                    loops::product(0, 1, &[(0, 0)], None, Some(13), None),
+                    loops::product(0, 1, &[], None, Some(12), Some(5)),
+                    loops::product(1, 1, &[], None, Some(14), Some(5)),
+                    loops::product(1, 1, &[(0, 0)], None, Some(15), None),
                 ]),
             ),
             loops::stage(
-                42,
-                Some(17),
-                Vec::from([loops::gradient(0, 18)]),
-                Vec::from([loops::product(0, 0, &[(0, 0), (1, 1)], 20, 19)]),
+                17,
+                Some(16),
+                Vec::from([loops::gradient(0, 17)]),
+                Vec::from([loops::product(0, 0, &[(0, 0), (1, 1)], Some(4), None, None)]),
             ),
         ));
         &PLAN
@@ -332,33 +308,27 @@ impl LoopModel for SoftmaxRegression {
         if level.rank() < 2 {
             return;
         }
-        step_t18_t20_t22::<W>(x, s);
+        step_t19_t20::<W>(x, s);
         let r7: Lanes<W> = vt13 * vt13;
         let r8: Lanes<W> = r7.powi(-1i32);
         let r9: Lanes<W> = (-1f64) * r8;
-        r9.store(&mut s[70 * W..]);
-        step_t24::<W>(x, s);
-        step_t25_t27_t28::<W>(s);
+        r9.store(&mut s[58 * W..]);
+        step_t22_t23::<W>(x, s);
+        step_t26_t27::<W>(s);
     }
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
     fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
-        step_t29(t, s);
-        step_t30(s);
-        let vt30: f64 = s[3];
+        step_t28(t, s);
+        step_t29(s);
+        let vt29: f64 = s[3];
         let a0: f64 = c[0];
-        let r1: f64 = 0.5f64 * a0 * vt30;
+        let r1: f64 = 0.5f64 * a0 * vt29;
         s[4] = r1;
         if level.rank() < 1 {
             return;
         }
-        step_t32(t, c, s);
-        if level.rank() < 2 {
-            return;
-        }
-        step_t33(s);
-        s[29] = a0;
-        step_t35(s);
+        step_t31(t, c, s);
     }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
@@ -430,9 +400,9 @@ pub mod tangent {
             }
         }
     }
-    /// `dt32[i0, i1] = dW[i0, i1]·lambda, for i0 < 3, i1 < 4`.
+    /// `dt31[i0, i1] = dW[i0, i1]·lambda, for i0 < 3, i1 < 4`.
     #[inline(always)]
-    fn step_dt32(c: &[f64], v: &[f64], s: &mut [f64]) {
+    fn step_dt31(c: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..3 {
             for i1 in 0..4 {
                 let p0: f64 = c[0];
@@ -452,8 +422,8 @@ pub mod tangent {
                     loops::tensor("dt15", Source::Scratch, 27, &[3]),
                     loops::tensor("dt16", Source::Scratch, 30, &[3, 4]),
                     loops::tensor("dt17", Source::Scratch, 42, &[3]),
-                    loops::tensor("t31", Source::Scratch, 4, &[]),
-                    loops::tensor("dt32", Source::Scratch, 5, &[3, 4]),
+                    loops::tensor("t30", Source::Scratch, 4, &[]),
+                    loops::tensor("dt31", Source::Scratch, 5, &[3, 4]),
                 ]),
                 loops::stage(
                     45,
@@ -535,7 +505,7 @@ pub mod tangent {
             if level.rank() < 1 {
                 return;
             }
-            step_dt32(c, v, s);
+            step_dt31(c, v, s);
         }
     }
 }

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 
 /// The version of the payload's layout; a receiver refuses another.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// The largest payload a receiver reads (64 MiB).
 const MAX_PAYLOAD: usize = 64 << 20;

@@ -25,7 +25,7 @@ use crate::lower::{LowerFailure, Stabilizer, undefined_number};
 use crate::range_safe::{Applied, MAX_SUBTRACTED};
 use hessforge_derivation::index_calculus::IndexDerivation;
 use hessforge_ir::loop_ir::{
-    Axis, GradientTerm, HessianTerm, Load, LoopProgram, Reduction, Source, Stage, Step,
+    Axis, Factor, GradientTerm, HessianTerm, Load, LoopProgram, Reduction, Source, Stage, Step,
     TensorLayout,
 };
 use hessforge_ir::{Outputs, Program};
@@ -630,6 +630,53 @@ impl Planner<'_> {
             .canonical())
     }
 
+    /// A factor of a Hessian product term that needs no step: ones, or a
+    /// data tensor, a buffer or (a scalar) a constant read whole, `vars` its
+    /// axes in order.
+    fn read_where_it_is(&self, e: &IExpr, vars: &[Var]) -> Option<Factor> {
+        let IExpr::Entry { tensor, indices } = e else {
+            return (*e == IExpr::int(1)).then_some(None);
+        };
+        let (id, buffer) = match tensor.strip_prefix(BUFFER) {
+            Some(b) => (b.parse::<usize>().ok()?, true),
+            None => (*self.inputs.get(tensor)?, false),
+        };
+        let t = &self.tensors[id];
+        let whole = t.shape.len() == vars.len()
+            && (indices.iter().zip(vars).zip(&t.shape)).all(|((i, v), &n)| {
+                *i == Ix::Var(v.name.clone()) && v.len == n && (buffer || v.from == 1)
+            });
+        let readable = match t.source {
+            Source::Scratch | Source::Row => true,
+            Source::Constants => vars.is_empty(),
+            Source::Theta | Source::Direction => false,
+        };
+        (whole && readable).then_some(Some(id))
+    }
+
+    /// The weight and the row factor of a Hessian product term whose row
+    /// side is the product `factors`: its scalar factors as the weight when
+    /// the rest is read where it is (p(1 − p) times the data row x), so
+    /// that no step writes their product; else the whole product in a
+    /// buffer.
+    fn weight_and_factor(
+        &mut self,
+        factors: Vec<IExpr>,
+        rows: &[Var],
+    ) -> Result<(Factor, Factor), LowerFailure> {
+        let (scalar, indexed): (Vec<IExpr>, Vec<IExpr>) =
+            (factors.iter().cloned()).partition(|f| f.free_indices().is_empty());
+        let Some(u) = self.read_where_it_is(&product(indexed), rows) else {
+            return Ok((None, Some(self.make(&product(factors), rows, &[])?)));
+        };
+        let scalar = product(scalar);
+        let weight = match self.read_where_it_is(&scalar, &[]) {
+            Some(w) => w,
+            None => Some(self.make(&scalar, &[], &[])?),
+        };
+        Ok((weight, u))
+    }
+
     /// The terms of one Hessian block.
     fn block(
         &mut self,
@@ -642,8 +689,8 @@ impl Planner<'_> {
         let row_names: Vec<&str> = rows.iter().map(|v| v.name.as_str()).collect();
         let col_names: Vec<&str> = cols.iter().map(|v| v.name.as_str()).collect();
         let mut dense = Vec::new();
-        // (pairs, v buffer) → the u parts to add.
-        let mut products: Vec<(ProductKey, Vec<IExpr>)> = Vec::new();
+        // (pairs, v factor) → the u parts to add, each a list of factors.
+        let mut products: Vec<(ProductKey, Vec<Vec<IExpr>>)> = Vec::new();
         for factors in terms(e) {
             let mut pairs: Vec<(usize, usize)> = Vec::new();
             let mut rest = Vec::new();
@@ -687,19 +734,30 @@ impl Planner<'_> {
                 dense.push(IExpr::Mul(factors));
                 continue;
             }
-            let v_buffer = self.make(&product(v), cols, &[])?;
-            let key = (pairs, v_buffer);
+            let v = product(v);
+            let v = match self.read_where_it_is(&v, cols) {
+                Some(v) => v,
+                None => Some(self.make(&v, cols, &[])?),
+            };
+            let key = (pairs, v);
             match products.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, us)) => us.push(product(u)),
-                None => products.push((key, vec![product(u)])),
+                Some((_, us)) => us.push(u),
+                None => products.push((key, vec![u])),
             }
         }
-        for ((pairs, v), us) in products {
-            let u = self.make(&IExpr::Add(us), rows, &[])?;
+        for ((pairs, v), mut us) in products {
+            let (weight, u) = match &mut us[..] {
+                [factors] => self.weight_and_factor(std::mem::take(factors), rows)?,
+                _ => {
+                    let sum = IExpr::Add(us.into_iter().map(product).collect());
+                    (None, Some(self.make(&sum, rows, &[])?))
+                }
+            };
             self.stage.hessian.push(HessianTerm::Product {
                 row,
                 col,
                 pairs,
+                weight,
                 u,
                 v,
             });
@@ -775,7 +833,7 @@ fn rewritable_exps(e: &IExpr, under_log: bool, out: &mut Vec<IExpr>) {
 
 /// The delta pairs and the column buffer of a product term: terms alike
 /// in both are one term with their row parts added.
-type ProductKey = (Vec<(usize, usize)>, usize);
+type ProductKey = (Vec<(usize, usize)>, Factor);
 
 fn product(factors: Vec<IExpr>) -> IExpr {
     match factors.len() {

@@ -53,15 +53,17 @@ pub(super) fn stage_plan(stage: &Stage) -> TokenStream {
             row,
             col,
             pairs,
+            weight,
             u,
             v,
         } => {
-            let (row, col, u, v) = (n(*row), n(*col), n(*u), n(*v));
+            let (row, col) = (n(*row), n(*col));
+            let (weight, u, v) = (option(*weight), option(*u), option(*v));
             let pairs = pairs.iter().map(|&(a, b)| {
                 let (a, b) = (n(a), n(b));
                 quote!((#a, #b))
             });
-            quote!(loops::product(#row, #col, &[#(#pairs),*], #u, #v))
+            quote!(loops::product(#row, #col, &[#(#pairs),*], #weight, #u, #v))
         }
     });
     quote! {

@@ -42,19 +42,80 @@ pub(super) struct Term {
     /// The block's shape.
     pub(super) rows: usize,
     pub(super) cols: usize,
-    /// Scratch offsets of u and v (of the dense block in `u`).
+    /// Scratch offsets of u and v (of the dense block in `u`), or offsets
+    /// in the data row when `u_in_row` (`v_in_row`): a data tensor read
+    /// where it is.
     pub(super) u: usize,
     pub(super) v: usize,
+    pub(super) u_in_row: bool,
+    pub(super) v_in_row: bool,
+    /// A lane-summed term's weight, applied as its rank-1 sums go
+    /// (w·u_i)·v_j: its offset and whether in the data row. (Other terms
+    /// read w·u filled.)
+    pub(super) weight: Option<(usize, bool)>,
     /// A block on the diagonal (T, T): only its upper triangle is added.
     pub(super) diagonal: bool,
 }
 
 impl Term {
+    /// What u and v are read from, the scratch or the data row, given both
+    /// (in the same layout: one row, or W rows in lanes).
+    #[inline(always)]
+    pub(super) fn sources<'a>(&self, scratch: &'a [f64], row: &'a [f64]) -> (&'a [f64], &'a [f64]) {
+        let pick = |in_row: bool| if in_row { row } else { scratch };
+        (pick(self.u_in_row), pick(self.v_in_row))
+    }
+
     /// The lengths of what the term reads: u (or the dense block) and v.
     pub(super) fn lengths(&self) -> (usize, usize) {
         match self.kind {
             TermKind::Dense => (self.rows * self.cols, 0),
             _ => (self.rows, self.cols),
+        }
+    }
+}
+
+/// `fills` into `scratch` (W rows in lanes; the data rows likewise in
+/// `rows`): w·x entry by entry, whole lanes at a time. A fill lies past
+/// every buffer it reads.
+#[inline(always)]
+fn write_fills<const W: usize>(
+    fills: &[Fill],
+    scratch: &mut [f64],
+    rows: &[f64],
+    constants: &[f64],
+) {
+    for f in fills {
+        let (buffers, rest) = scratch.split_at_mut(f.at * W);
+        let out = &mut rest[..f.len * W];
+        let weight = f.weight.map(|(source, at)| match source {
+            Source::Row => Lanes::<W>::load(&rows[at * W..]),
+            Source::Constants => Lanes::<W>::splat(constants[at]),
+            _ => Lanes::<W>::load(&buffers[at * W..]),
+        });
+        let from = match f.from {
+            Some((Source::Row, at)) => &rows[at * W..(at + f.len) * W],
+            Some((Source::Scratch, at)) => &buffers[at * W..(at + f.len) * W],
+            Some((_, at)) => {
+                // A scalar constant (validation allows no other).
+                let x = Lanes::<W>::splat(constants[at]);
+                weight.map_or(x, |w| w * x).store(out);
+                continue;
+            }
+            None => {
+                // w · 1 = w to the bit.
+                let x = weight.unwrap_or(Lanes::<W>::splat(1.0));
+                out.chunks_exact_mut(W).for_each(|o| x.store(o));
+                continue;
+            }
+        };
+        match weight {
+            Some(w) => {
+                for (o, x) in out.chunks_exact_mut(W).zip(from.chunks_exact(W)) {
+                    (w * Lanes::<W>::load(x)).store(o);
+                }
+            }
+            None => out.copy_from_slice(from),
         }
     }
 }
@@ -80,10 +141,32 @@ pub(super) struct OuterPlan {
     pub(super) start: usize,
 }
 
+/// A Hessian factor that no step writes where the terms read it — ones, a
+/// data tensor, a constant, a buffer times its term's weight — written by
+/// [`Plan::fill`] after the steps, past the stage's own scratch, so that
+/// every term reads its factors from the scratch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Fill {
+    /// Scratch offset of the entries.
+    at: usize,
+    len: usize,
+    /// Where entry e is read from (`None`: 1).
+    from: Option<(Source, usize)>,
+    /// A scalar multiplying every entry.
+    weight: Option<(Source, usize)>,
+}
+
 /// A stage's outputs as scratch offsets, resolved once per kind of pass
 /// (see [`PlanCache`]).
 #[derive(Debug, Default)]
 pub(super) struct Plan {
+    /// The scratch a pass needs: the stage's, then the fills.
+    pub(super) scratch_len: usize,
+    /// The fills that read the steps' buffers or the data row: after the
+    /// steps of every row.
+    pub(super) fills: Vec<Fill>,
+    /// The fills of ones and constants: once per pass.
+    pub(super) constant_fills: Vec<Fill>,
     pub(super) loss: Option<usize>,
     /// (gradient offset, scratch offset, length).
     pub(super) gradient: Vec<(usize, usize, usize)>,
@@ -103,13 +186,81 @@ pub(super) struct Plan {
 }
 
 impl Plan {
+    /// The fills into `scratch` after the steps of W rows in lanes (entry e
+    /// of lane r at `scratch[e·W + r]`, the data rows likewise in `rows`;
+    /// W = 1 for one row), read from the steps' buffers, the data and the
+    /// constants.
+    #[inline(always)]
+    pub(super) fn fill<const W: usize>(
+        &self,
+        scratch: &mut [f64],
+        rows: &[f64],
+        constants: &[f64],
+    ) {
+        write_fills::<W>(&self.fills, scratch, rows, constants);
+    }
+
+    /// The fills of ones and constants into a pass's `scratch` (W rows in
+    /// lanes): once, since no step writes there.
+    pub(super) fn fill_constants<const W: usize>(&self, scratch: &mut [f64], constants: &[f64]) {
+        write_fills::<W>(&self.constant_fills, scratch, &[], constants);
+    }
+
+    /// Where a term reads `weight · factor` (`len` entries): the factor's
+    /// buffer or data tensor when it is one and has no weight (true: in
+    /// the data row), else a fill (one per distinct fill).
+    fn factor(
+        &mut self,
+        m: &LoopProgram,
+        weight: Factor,
+        factor: Factor,
+        len: usize,
+    ) -> (usize, bool) {
+        let place = |b: usize| (m.tensors[b].source, m.tensors[b].offset);
+        // The factor alone, or a scalar weight times one entry of ones: the
+        // weight itself (w · 1 = w to the bit).
+        let alone = match (weight, factor) {
+            (None, Some(b)) => Some(b),
+            (Some(w), None) if len == 1 => Some(w),
+            _ => None,
+        };
+        if let Some(b) = alone {
+            match place(b) {
+                (Source::Scratch, at) => return (at, false),
+                (Source::Row, at) => return (at, true),
+                _ => {}
+            }
+        }
+        let (from, weight) = (factor.map(place), weight.map(place));
+        let same = |f: &&Fill| f.from == from && f.weight == weight && f.len == len;
+        if let Some(f) = self.fills.iter().chain(&self.constant_fills).find(same) {
+            return (f.at, false);
+        }
+        let at = self.scratch_len;
+        self.scratch_len += len;
+        let fill = Fill {
+            at,
+            len,
+            from,
+            weight,
+        };
+        let constant = |p: Option<(Source, usize)>| p.is_none_or(|(s, _)| s == Source::Constants);
+        if constant(from) && constant(weight) {
+            self.constant_fills.push(fill);
+        } else {
+            self.fills.push(fill);
+        }
+        (at, false)
+    }
+
     /// The diagonal entries of ∇²L among one row's Hessian terms (read from
     /// `scratch`) added into `diag`: only blocks (T, T) have any, entry
     /// (i, i) of each.
-    pub(super) fn add_diagonal(&self, scratch: &[f64], diag: &mut [f64]) {
+    pub(super) fn add_diagonal(&self, scratch: &[f64], row: &[f64], diag: &mut [f64]) {
         for t in self.terms.iter().filter(|t| t.diagonal) {
             let (lu, lv) = t.lengths();
-            let (u, w) = (&scratch[t.u..t.u + lu], &scratch[t.v..t.v + lv]);
+            let (su, sv) = t.sources(scratch, row);
+            let (u, w) = (&su[t.u..t.u + lu], &sv[t.v..t.v + lv]);
             let d = &mut diag[t.row..t.row + t.rows];
             match t.kind {
                 TermKind::Dense => {
@@ -155,6 +306,7 @@ impl Plan {
         let at = |b: usize| m.tensors[b].offset;
         let mut walk = Vec::new();
         let mut plan = Plan {
+            scratch_len: stage.scratch,
             loss: stage.loss.map(at),
             lane_sums_len: lanes * (1 + m.n_params()),
             ..Plan::default()
@@ -189,9 +341,18 @@ impl Plan {
             let (r, c) = h.block();
             let (rt, ct) = (&m.tensors[r], &m.tensors[c]);
             let (rows, cols) = (rt.len(), ct.len());
-            let (kind, u, v_at) = match h {
-                HessianTerm::Dense { value, .. } => (TermKind::Dense, at(*value), 0),
-                HessianTerm::Product { pairs, u, v: w, .. } => {
+            let mut lane_weight = None;
+            let (kind, (u, u_in_row), (v_at, v_in_row)) = match h {
+                HessianTerm::Dense { value, .. } => {
+                    (TermKind::Dense, (at(*value), false), (0, false))
+                }
+                HessianTerm::Product {
+                    pairs,
+                    weight,
+                    u,
+                    v: w,
+                    ..
+                } => {
                     let kind = if !pairs.is_empty() && v {
                         let start = plan.keys.len();
                         let row_axes = pairs.iter().map(|&(a, _)| a);
@@ -222,7 +383,15 @@ impl Plan {
                         plan.gathered_len += ROW_BLOCK * (rows + cols);
                         TermKind::Gathered(start)
                     };
-                    (kind, at(*u), at(*w))
+                    let place = |b: usize| (m.tensors[b].source, m.tensors[b].offset);
+                    lane_weight = match (kind, weight.map(place)) {
+                        (TermKind::Lanes(_), Some((Source::Scratch, at))) => Some((at, false)),
+                        (TermKind::Lanes(_), Some((Source::Row, at))) => Some((at, true)),
+                        _ => None,
+                    };
+                    let weight = if lane_weight.is_some() { None } else { *weight };
+                    let u = plan.factor(m, weight, *u, rows);
+                    (kind, u, plan.factor(m, None, *w, cols))
                 }
             };
             plan.terms.push(Term {
@@ -233,6 +402,9 @@ impl Plan {
                 cols,
                 u,
                 v: v_at,
+                u_in_row,
+                v_in_row,
+                weight: lane_weight,
                 diagonal: r == c,
             });
         }
@@ -328,10 +500,14 @@ impl<'a> Accumulator<'a> {
         if self.level >= 2 {
             for term in &plan.terms {
                 let (lu, lv) = term.lengths();
-                let (u, w) = (&scratch[term.u..term.u + lu], &scratch[term.v..term.v + lv]);
+                let (su, sv) = term.sources(scratch, row);
+                let (u, w) = (&su[term.u..term.u + lu], &sv[term.v..term.v + lv]);
+                let weight = term
+                    .weight
+                    .map(|(at, in_row)| if in_row { row[at] } else { scratch[at] });
                 match self.v {
                     Some(v) => self.add_times_v(term, u, w, v),
-                    None => self.add_term(term, u, w),
+                    None => self.add_term(term, weight, u, w),
                 }
             }
         }
@@ -351,11 +527,16 @@ impl<'a> Accumulator<'a> {
     }
 
     /// W rows' outputs from `scratch` in lanes (entry e of lane r at
-    /// `scratch[e·W + r]`): the loss, the gradient, the small rank-1 terms
+    /// `scratch[e·W + r]`; the rows in `rows`, and in lanes in `block`): the loss, the gradient, the small rank-1 terms
     /// and the small δ-pattern terms into per-lane sums, the large rank-1
     /// terms gathered, the others lane by lane.
     #[inline(always)]
-    pub(super) fn add_lanes<const W: usize>(&mut self, scratch: &[f64], rows: &[&[f64]; W]) {
+    pub(super) fn add_lanes<const W: usize>(
+        &mut self,
+        scratch: &[f64],
+        rows: &[&[f64]; W],
+        block: &[f64],
+    ) {
         let plan = self.plan;
         let sums = &mut *self.lane_sums;
         if let Some(l) = plan.loss {
@@ -420,22 +601,26 @@ impl<'a> Accumulator<'a> {
         }
         for t in &plan.terms {
             let (nr, nc) = (t.rows, t.cols);
+            let (su, sv) = t.sources(scratch, block);
             match t.kind {
                 TermKind::Lanes(start) => {
                     let sums = &mut self.lane_sums[start..start + nr * nc * W];
-                    let us = &scratch[t.u * W..(t.u + nr) * W];
-                    let vs = &scratch[t.v * W..(t.v + nc) * W];
-                    rank1_lane_sums::<W>(sums, us, vs, t.diagonal);
+                    let us = &su[t.u * W..(t.u + nr) * W];
+                    let vs = &sv[t.v * W..(t.v + nc) * W];
+                    let weight = t.weight.map(|(at, in_row)| {
+                        Lanes::<W>::load(&(if in_row { block } else { scratch })[at * W..])
+                    });
+                    rank1_lane_sums::<W>(sums, weight, us, vs, t.diagonal);
                 }
                 TermKind::Gathered(start) => {
                     let (gu, gw) = self.gathered[start..].split_at_mut(ROW_BLOCK * nr);
                     for lane in 0..W {
                         let r = self.rows + lane;
                         for (i, o) in gu[r * nr..(r + 1) * nr].iter_mut().enumerate() {
-                            *o = scratch[(t.u + i) * W + lane];
+                            *o = su[(t.u + i) * W + lane];
                         }
                         for (j, o) in gw[r * nc..(r + 1) * nc].iter_mut().enumerate() {
-                            *o = scratch[(t.v + j) * W + lane];
+                            *o = sv[(t.v + j) * W + lane];
                         }
                     }
                 }
@@ -446,8 +631,8 @@ impl<'a> Accumulator<'a> {
                         if t.diagonal && i > j {
                             continue;
                         }
-                        let a = Lanes::<W>::load(&scratch[(t.u + i) * W..]);
-                        let b = Lanes::<W>::load(&scratch[(t.v + j) * W..]);
+                        let a = Lanes::<W>::load(&su[(t.u + i) * W..]);
+                        let b = Lanes::<W>::load(&sv[(t.v + j) * W..]);
                         (Lanes::<W>::load(sum) + a * b).store(sum);
                     }
                 }
@@ -460,13 +645,13 @@ impl<'a> Accumulator<'a> {
                     spare.resize(lu + lv, 0.0);
                     for lane in 0..W {
                         for (e, o) in spare[..lu].iter_mut().enumerate() {
-                            *o = scratch[(t.u + e) * W + lane];
+                            *o = su[(t.u + e) * W + lane];
                         }
                         for (e, o) in spare[lu..].iter_mut().enumerate() {
-                            *o = scratch[(t.v + e) * W + lane];
+                            *o = sv[(t.v + e) * W + lane];
                         }
                         let (u, w) = spare.split_at(lu);
-                        self.add_term(t, u, w);
+                        self.add_term(t, None, u, w);
                     }
                     self.spare = spare;
                 }
@@ -524,9 +709,9 @@ impl<'a> Accumulator<'a> {
     }
 
     /// One row's term into ∇²L: `u` and `w` its buffers (the dense block
-    /// in `u`).
+    /// in `u`), `weight` a lane-summed term's weight.
     #[inline]
-    pub(super) fn add_term(&mut self, t: &Term, u: &[f64], w: &[f64]) {
+    pub(super) fn add_term(&mut self, t: &Term, weight: Option<f64>, u: &[f64], w: &[f64]) {
         let p = self.model.n_params();
         let (nr, nc) = (t.rows, t.cols);
         match t.kind {
@@ -543,7 +728,8 @@ impl<'a> Accumulator<'a> {
                 }
             }
             TermKind::Outer | TermKind::Lanes(_) => {
-                for (i, a) in u.iter().enumerate() {
+                for (i, &a) in u.iter().enumerate() {
+                    let a = weight.map_or(a, |w| w * a);
                     let first = if t.diagonal { i } else { 0 };
                     let at = (t.row + i) * p + t.col;
                     for (h, b) in self.hess[at + first..at + nc].iter_mut().zip(&w[first..]) {

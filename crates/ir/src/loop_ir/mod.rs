@@ -247,8 +247,11 @@ pub enum HessianTerm {
         /// The block.
         value: usize,
     },
-    /// `u[ρ] · v[γ]` where, for every pair `(a, b)`, axis a of ρ equals
-    /// axis b of γ; 0 elsewhere. No pairs: the outer product u vᵀ.
+    /// `w · u[ρ] · v[γ]` where, for every pair `(a, b)`, axis a of ρ
+    /// equals axis b of γ; 0 elsewhere. No pairs: the outer product w u vᵀ.
+    /// The factors are read where they are — a data tensor, a constant, a
+    /// buffer — so no step copies them (the passes gather w u and v; see
+    /// [`Factor`]).
     Product {
         /// Row parameter tensor.
         row: usize,
@@ -256,12 +259,21 @@ pub enum HessianTerm {
         col: usize,
         /// (row axis, column axis) pairs of Kronecker deltas.
         pairs: Vec<(usize, usize)>,
-        /// Buffer with the row tensor's shape.
-        u: usize,
-        /// Buffer with the column tensor's shape.
-        v: usize,
+        /// A scalar tensor (buffer, data or constant), or 1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weight: Factor,
+        /// A tensor (buffer or data) with the row tensor's shape, or ones.
+        u: Factor,
+        /// A tensor (buffer or data) with the column tensor's shape, or
+        /// ones.
+        v: Factor,
     },
 }
+
+/// A factor of a [`HessianTerm::Product`]: the tensor it reads, or `None`
+/// for ones (the lowering writes no step for `1`, a data tensor or a
+/// constant).
+pub type Factor = Option<usize>;
 
 impl HessianTerm {
     /// (row, col) parameter tensors.
@@ -470,6 +482,22 @@ impl LoopProgram {
                     return err(format!("{which}: a gradient term has the wrong shape"));
                 }
             }
+            // A Hessian factor: ones, or a tensor of the shape the stage can
+            // read — a buffer within its scratch, data in the per-sample
+            // stage, a scalar constant.
+            let factor = |f: Factor, shape: &[usize]| {
+                f.is_none_or(|b| {
+                    self.tensors.get(b).is_some_and(|t| {
+                        t.shape == shape
+                            && match t.source {
+                                Source::Scratch => t.offset + t.len() <= stage.scratch,
+                                Source::Row => which == "sample",
+                                Source::Constants => shape.is_empty(),
+                                Source::Theta | Source::Direction => false,
+                            }
+                    })
+                })
+            };
             for h in &stage.hessian {
                 let (r, c) = h.block();
                 let (r, c) = (param(r)?, param(c)?);
@@ -477,9 +505,16 @@ impl LoopProgram {
                     HessianTerm::Dense { value, .. } => {
                         buffer(*value)?.shape == [r.shape.clone(), c.shape.clone()].concat()
                     }
-                    HessianTerm::Product { pairs, u, v, .. } => {
-                        buffer(*u)?.shape == r.shape
-                            && buffer(*v)?.shape == c.shape
+                    HessianTerm::Product {
+                        pairs,
+                        weight,
+                        u,
+                        v,
+                        ..
+                    } => {
+                        factor(*weight, &[])
+                            && factor(*u, &r.shape)
+                            && factor(*v, &c.shape)
                             && pairs.iter().all(|&(a, b)| {
                                 a < r.shape.len() && b < c.shape.len() && r.shape[a] == c.shape[b]
                             })
@@ -526,7 +561,9 @@ impl LoopProgram {
                 })
                 || self.sample.hessian.iter().any(|h| match h {
                     HessianTerm::Dense { value: b, .. } => *b == value,
-                    HessianTerm::Product { u, v, .. } => *u == value || *v == value,
+                    HessianTerm::Product { weight, u, v, .. } => {
+                        [weight, u, v].contains(&&Some(value))
+                    }
                 });
             if read_elsewhere {
                 continue;
@@ -722,11 +759,18 @@ impl std::fmt::Display for LoopProgram {
                     HessianTerm::Dense { value, .. } => {
                         writeln!(f, "  hess[{r}, {c}] += {}", self.tensors[*value].name)?
                     }
-                    HessianTerm::Product { pairs, u, v, .. } => writeln!(
+                    HessianTerm::Product {
+                        pairs,
+                        weight,
+                        u,
+                        v,
+                        ..
+                    } => writeln!(
                         f,
-                        "  hess[{r}, {c}] += {} ⊗ {}{}",
-                        self.tensors[*u].name,
-                        self.tensors[*v].name,
+                        "  hess[{r}, {c}] += {}{} ⊗ {}{}",
+                        weight.map_or(String::new(), |w| format!("{} · ", self.tensors[w].name)),
+                        u.map_or("1", |u| &self.tensors[u].name),
+                        v.map_or("1", |v| &self.tensors[v].name),
                         if pairs.is_empty() {
                             String::new()
                         } else {

@@ -161,7 +161,7 @@ impl LoopProgram {
             let rows = match lanes {
                 8 => self.rows_in_lanes::<8>(steps, level, at, &mut acc, scratch, block),
                 4 => self.rows_in_lanes::<4>(steps, level, at, &mut acc, scratch, block),
-                _ => self.each_row(steps, level, at, |s, row| acc.add(s, row), scratch),
+                _ => self.each_row(steps, level, at, plan, |s, row| acc.add(s, row), scratch),
             };
             acc.flush();
             match lanes {
@@ -200,8 +200,10 @@ impl LoopProgram {
             let plan = self.plan(true, level, false, 1, 0);
             gathered.resize(plan.gathered_len, 0.0);
             scratch.clear();
-            scratch.resize(self.regularizer.scratch, 0.0);
+            scratch.resize(plan.scratch_len, 0.0);
             steps.regularizer(level, theta, constants, scratch);
+            plan.fill_constants::<1>(scratch, constants);
+            plan.fill::<1>(scratch, &[], constants);
             let mut acc = Accumulator::new(self, plan, level, grad, hess, None, gathered);
             acc.add(scratch, &[]);
             acc.flush();
@@ -232,7 +234,7 @@ impl LoopProgram {
             let plan = self.plan(false, level, true, self.row_count(at), 0);
             gathered.resize(plan.gathered_len, 0.0);
             let mut acc = Accumulator::new(self, plan, level, grad, out, Some(v), gathered);
-            let rows = self.each_row(steps, level, at, |s, row| acc.add(s, row), scratch);
+            let rows = self.each_row(steps, level, at, plan, |s, row| acc.add(s, row), scratch);
             let sums = RowSums {
                 loss: acc.loss,
                 rows,
@@ -241,8 +243,10 @@ impl LoopProgram {
             scale_outputs(p, level, Some(v), scale, grad, out);
             let plan = self.plan(true, level, true, 1, 0);
             scratch.clear();
-            scratch.resize(self.regularizer.scratch, 0.0);
+            scratch.resize(plan.scratch_len, 0.0);
             steps.regularizer(level, at.theta, at.constants, scratch);
+            plan.fill_constants::<1>(scratch, at.constants);
+            plan.fill::<1>(scratch, &[], at.constants);
             let mut acc = Accumulator::new(self, plan, level, grad, out, Some(v), gathered);
             acc.add(scratch, &[]);
             sums.loss * scale + acc.loss
@@ -264,9 +268,10 @@ impl LoopProgram {
                 steps,
                 level,
                 at,
-                |scratch, _| {
+                plan,
+                |scratch, row| {
                     loss += plan.loss.map_or(0.0, |l| scratch[l]);
-                    plan.add_diagonal(scratch, out);
+                    plan.add_diagonal(scratch, row, out);
                 },
                 &mut ws.scratch,
             );
@@ -275,9 +280,11 @@ impl LoopProgram {
             let plan = self.plan(true, level, true, 1, 0);
             let scratch = &mut ws.scratch;
             scratch.clear();
-            scratch.resize(self.regularizer.scratch, 0.0);
+            scratch.resize(plan.scratch_len, 0.0);
             steps.regularizer(level, at.theta, at.constants, scratch);
-            plan.add_diagonal(scratch, out);
+            plan.fill_constants::<1>(scratch, at.constants);
+            plan.fill::<1>(scratch, &[], at.constants);
+            plan.add_diagonal(scratch, &[], out);
             loss * scale + plan.loss.map_or(0.0, |l| scratch[l])
         })
     }
@@ -326,14 +333,15 @@ impl LoopProgram {
         }
     }
 
-    /// Runs the sample stage on every selected row into `acc`; returns the
-    /// number of rows the mean is over (1 for a model without data, whose
-    /// stage runs once).
+    /// Runs the sample stage on every selected row, with the fills of
+    /// `plan`, into `add`; returns the number of rows the mean is over (1
+    /// for a model without data, whose stage runs once).
     pub(super) fn each_row(
         &self,
         steps: &impl Steps,
         level: Outputs,
         at: At<'_>,
+        plan: &Plan,
         mut add: impl FnMut(&[f64], &[f64]),
         scratch: &mut Vec<f64>,
     ) -> usize {
@@ -345,15 +353,18 @@ impl LoopProgram {
         } = at;
         let cols = self.data.len();
         scratch.clear();
-        scratch.resize(self.sample.scratch, 0.0);
+        scratch.resize(plan.scratch_len, 0.0);
+        plan.fill_constants::<1>(scratch, constants);
         if cols == 0 {
             steps.sample(level, theta, &[], constants, scratch);
+            plan.fill::<1>(scratch, &[], constants);
             add(scratch, &[]);
             return 1;
         }
         let mut one = |r: usize| {
             let row = &data[r * cols..(r + 1) * cols];
             steps.sample(level, theta, row, constants, scratch);
+            plan.fill::<1>(scratch, row, constants);
             add(scratch, row);
         };
         match rows.selected() {
@@ -384,7 +395,8 @@ impl LoopProgram {
         let n = self.row_count(at);
         let full = n / W * W;
         scratch.clear();
-        scratch.resize(self.sample.scratch * W, 0.0);
+        scratch.resize(acc.plan.scratch_len * W, 0.0);
+        acc.plan.fill_constants::<W>(scratch, at.constants);
         block.clear();
         block.resize(self.data.len() * W, 0.0);
         #[cfg(target_arch = "x86_64")]
@@ -399,11 +411,13 @@ impl LoopProgram {
         // The rest one row at a time.
         let cols = self.data.len();
         scratch.clear();
-        scratch.resize(self.sample.scratch, 0.0);
+        scratch.resize(acc.plan.scratch_len, 0.0);
+        acc.plan.fill_constants::<1>(scratch, at.constants);
         for k in full..n {
             let r = at.rows.selected().map_or(k, |rows| rows[k]);
             let row = &at.data[r * cols..(r + 1) * cols];
             steps.sample(level, at.theta, row, at.constants, scratch);
+            acc.plan.fill::<1>(scratch, row, at.constants);
             acc.add(scratch, row);
         }
         n

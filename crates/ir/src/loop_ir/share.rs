@@ -157,7 +157,17 @@ impl Stage {
         for h in &mut self.hessian {
             match h {
                 HessianTerm::Dense { row, col, value } => refs.extend([row, col, value]),
-                HessianTerm::Product { row, col, u, v, .. } => refs.extend([row, col, u, v]),
+                HessianTerm::Product {
+                    row,
+                    col,
+                    weight,
+                    u,
+                    v,
+                    ..
+                } => {
+                    refs.extend([row, col]);
+                    refs.extend([weight, u, v].into_iter().flatten());
+                }
             }
         }
         refs
@@ -166,7 +176,8 @@ impl Stage {
 
 /// The buffer a step copies entry by entry into a buffer of its shape
 /// (`t43[i] = h[i]`), whose readers can read it instead. Only a buffer:
-/// the Hessian terms read only the scratch.
+/// the loss and the gradient terms read buffers (the lowering writes no
+/// copy of the data row for a Hessian term, which reads the row itself).
 fn copied_buffer(step: &Step, tensors: &[TensorLayout]) -> Option<usize> {
     let [Load::Entry { tensor, index }] = step.inputs.as_slice() else {
         return None;
@@ -312,8 +323,9 @@ mod tests {
                     row: 0,
                     col: 0,
                     pairs: Vec::new(),
-                    u: 3,
-                    v: 4,
+                    weight: None,
+                    u: Some(3),
+                    v: Some(4),
                 }],
             },
             regularizer: Stage::default(),
@@ -328,10 +340,8 @@ mod tests {
         let HessianTerm::Product { u, v, .. } = m.sample.hessian[0] else {
             panic!("a product term")
         };
-        assert_eq!(
-            (m.tensors[u].name.as_str(), m.tensors[v].name.as_str()),
-            ("a", "c")
-        );
+        let name = |f: Factor| f.map(|b| m.tensors[b].name.as_str());
+        assert_eq!((name(u), name(v)), (Some("a"), Some("c")));
         m.validate().expect("a valid program");
     }
 }

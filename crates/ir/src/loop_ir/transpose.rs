@@ -46,7 +46,8 @@ pub(super) fn lane_blocks<const W: usize>(
                 .map_or(start + lane, |rows| rows[start + lane]);
             &at.data[r * cols..(r + 1) * cols]
         });
-        acc.add_lanes::<W>(scratch, &lane_rows);
+        acc.plan.fill::<W>(scratch, block, at.constants);
+        acc.add_lanes::<W>(scratch, &lane_rows, block);
     }
 }
 
@@ -269,14 +270,16 @@ pub(super) fn add_scaled_rows<const W: usize>(grad: &mut [f64], a: &[f64; W], xs
     }
 }
 
-/// Per-lane sums of a rank-1 term: `sums[i][j] += u[i] · v[j]` lane by
-/// lane (j ≥ i in a diagonal block), with u, v and the sums laid out entry
+/// Per-lane sums of a rank-1 term: `sums[i][j] += u[i] · v[j]`, or
+/// `(w · u[i]) · v[j]` with a weight, lane by lane (j ≥ i in a diagonal
+/// block), with u, v and the sums laid out entry
 /// by entry, W lanes each. The common small column counts get their own
 /// copy with a fixed trip count, which the compiler unrolls: the loop
 /// overhead per entry is most of the cost at a few columns.
 #[inline(always)]
 pub(super) fn rank1_lane_sums<const W: usize>(
     sums: &mut [f64],
+    weight: Option<Lanes<W>>,
     us: &[f64],
     vs: &[f64],
     diagonal: bool,
@@ -284,8 +287,8 @@ pub(super) fn rank1_lane_sums<const W: usize>(
     macro_rules! fixed {
         ($($nc:literal)*) => {
             match vs.len() / W {
-                $($nc => rank1_lane_sums_fixed::<W, $nc>(sums, us, vs, diagonal),)*
-                _ => rank1_lane_sums_any::<W>(sums, us, vs, diagonal),
+                $($nc => rank1_lane_sums_fixed::<W, $nc>(sums, weight, us, vs, diagonal),)*
+                _ => rank1_lane_sums_any::<W>(sums, weight, us, vs, diagonal),
             }
         };
     }
@@ -295,6 +298,7 @@ pub(super) fn rank1_lane_sums<const W: usize>(
 #[inline(always)]
 pub(super) fn rank1_lane_sums_fixed<const W: usize, const NC: usize>(
     sums: &mut [f64],
+    weight: Option<Lanes<W>>,
     us: &[f64],
     vs: &[f64],
     diagonal: bool,
@@ -306,6 +310,7 @@ pub(super) fn rank1_lane_sums_fixed<const W: usize, const NC: usize>(
     for (i, (a, sums_i)) in us.iter().zip(sums.chunks_exact_mut(NC)).enumerate() {
         let sums_i: &mut [[f64; W]; NC] = sums_i.try_into().expect("NC columns");
         let a = Lanes::<W>(*a);
+        let a = weight.map_or(a, |w| w * a);
         let first = if diagonal { i } else { 0 };
         for j in first..NC {
             sums_i[j] = (Lanes::<W>(sums_i[j]) + a * Lanes::<W>(vs[j])).0;
@@ -316,6 +321,7 @@ pub(super) fn rank1_lane_sums_fixed<const W: usize, const NC: usize>(
 #[inline(always)]
 pub(super) fn rank1_lane_sums_any<const W: usize>(
     sums: &mut [f64],
+    weight: Option<Lanes<W>>,
     us: &[f64],
     vs: &[f64],
     diagonal: bool,
@@ -324,6 +330,7 @@ pub(super) fn rank1_lane_sums_any<const W: usize>(
     let rows = us.chunks_exact(W).zip(sums.chunks_exact_mut(nc * W));
     for (i, (a, sums_i)) in rows.enumerate() {
         let a = Lanes::<W>::load(a);
+        let a = weight.map_or(a, |w| w * a);
         let first = if diagonal { i } else { 0 };
         let cols = vs[first * W..]
             .chunks_exact(W)

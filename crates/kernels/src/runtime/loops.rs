@@ -17,7 +17,7 @@ use crate::LoopModel;
 use crate::linearization::{Linearization, MAX_BYTES};
 use crate::runtime::PARALLEL_CHUNK_ROWS;
 use hessforge_ir::loop_ir::{
-    GradientTerm, HessianTerm, LoopProgram, OuterGradient, RowSums, Source, Stage, Steps,
+    Factor, GradientTerm, HessianTerm, LoopProgram, OuterGradient, RowSums, Source, Stage, Steps,
     TensorLayout,
 };
 use hessforge_ir::{At, Outputs, Rows};
@@ -93,19 +93,21 @@ pub fn dense(row: usize, col: usize, value: usize) -> HessianTerm {
     HessianTerm::Dense { row, col, value }
 }
 
-/// The Hessian block (row, col) as `u[ρ] · v[γ]` on the Kronecker deltas
-/// `pairs`.
+/// The Hessian block (row, col) as `weight · u[ρ] · v[γ]` on the Kronecker
+/// deltas `pairs` (`None`: ones).
 pub fn product(
     row: usize,
     col: usize,
     pairs: &[(usize, usize)],
-    u: usize,
-    v: usize,
+    weight: Factor,
+    u: Factor,
+    v: Factor,
 ) -> HessianTerm {
     HessianTerm::Product {
         row,
         col,
         pairs: pairs.to_vec(),
+        weight,
         u,
         v,
     }

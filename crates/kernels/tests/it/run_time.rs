@@ -6,7 +6,7 @@
 //! invalid IR refused before anything is compiled.
 
 use crate::close;
-use hessforge_ir::loop_ir::{Axis, Load, LoopProgram, Source};
+use hessforge_ir::loop_ir::{Axis, Factor, HessianTerm, Load, LoopProgram, Source};
 use hessforge_kernels::{At, JitError, Kernel, LOOP_REGISTRY, Rows, RunTimeKernel};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -254,7 +254,7 @@ fn a_run_time_kernel_gives_the_same_bits_for_any_number_of_threads() {
 
 /// A program that does not validate is refused, and nothing runs: a load
 /// past its tensor, a buffer past the stage's scratch, a data row read by
-/// the regularizer.
+/// the regularizer, a Hessian term's factor the runtime cannot read.
 #[test]
 fn invalid_loop_ir_is_refused_before_it_is_compiled() {
     let valid = program("../../derivations", "logistic_regression");
@@ -294,10 +294,39 @@ fn invalid_loop_ir_is_refused_before_it_is_compiled() {
         tensor: row,
         index: vec![Axis::Loop { var: 0, shift: 0 }],
     });
+    // Hessian factors: the data row in the regularizer's λ·δ term, a
+    // scalar where the term's rows are w's ten, a parameter as a weight.
+    let tensor = |name: &str| valid.tensors.iter().position(|t| t.name == name);
+    let (x, y, b) = (tensor("x"), tensor("y"), tensor("b"));
+    let with_factor = |regularizer: bool, set: &dyn Fn(&mut Factor, &mut Factor)| {
+        let mut bad = valid.clone();
+        let stage = if regularizer {
+            &mut bad.regularizer
+        } else {
+            &mut bad.sample
+        };
+        let Some(HessianTerm::Product { weight, u, .. }) = stage.hessian.first_mut() else {
+            panic!("logistic regression's first Hessian term is a product")
+        };
+        set(weight, u);
+        bad
+    };
+    let factor_row_in_regularizer = with_factor(true, &|_, u| *u = x);
+    let factor_of_the_wrong_shape = with_factor(false, &|_, u| *u = y);
+    let parameter_as_weight = with_factor(false, &|w, _| *w = b);
     for (what, bad) in [
         ("a load past its tensor", past_the_tensor),
         ("a buffer past the scratch", past_the_scratch),
         ("a data row in the regularizer", row_in_regularizer),
+        (
+            "a Hessian factor from the data row in the regularizer",
+            factor_row_in_regularizer,
+        ),
+        (
+            "a Hessian factor of the wrong shape",
+            factor_of_the_wrong_shape,
+        ),
+        ("a parameter as a Hessian weight", parameter_as_weight),
     ] {
         match RunTimeKernel::compile(bad) {
             Err(JitError::Invalid(e)) => assert!(!e.0.is_empty(), "{what}"),

@@ -379,7 +379,9 @@ impl Steps for InLanes<'_> {
         8
     }
     fn sample_lanes(&self, level: Outputs, theta: &[f64], rows: &[f64], c: &[f64], s: &mut [f64]) {
-        let (cols, len) = (rows.len() / 8, s.len() / 8);
+        // Only the stage's buffers, as generated and compiled steps write:
+        // the scratch past them holds the pass's fills.
+        let (cols, len) = (rows.len() / 8, self.0.0.sample.scratch);
         let (mut row, mut one) = (vec![0.0; cols], vec![0.0; len]);
         for lane in 0..8 {
             for (j, x) in row.iter_mut().enumerate() {
