@@ -141,10 +141,9 @@ pub(super) struct OuterPlan {
     pub(super) start: usize,
 }
 
-/// A Hessian factor that no step writes where the terms read it — ones, a
-/// data tensor, a constant, a buffer times its term's weight — written by
-/// [`Plan::fill`] after the steps, past the stage's own scratch, so that
-/// every term reads its factors from the scratch.
+/// A Hessian factor that no step writes and that is not read where it is
+/// — ones, a constant, a buffer or data times its term's weight — written
+/// by [`Plan::fill`] after the steps, past the stage's own scratch.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Fill {
     /// Scratch offset of the entries.
@@ -527,9 +526,10 @@ impl<'a> Accumulator<'a> {
     }
 
     /// W rows' outputs from `scratch` in lanes (entry e of lane r at
-    /// `scratch[e·W + r]`; the rows in `rows`, and in lanes in `block`): the loss, the gradient, the small rank-1 terms
-    /// and the small δ-pattern terms into per-lane sums, the large rank-1
-    /// terms gathered, the others lane by lane.
+    /// `scratch[e·W + r]`; the data rows in `rows`, and in lanes in
+    /// `block`): the loss, the gradient, the small rank-1 terms and the
+    /// small δ-pattern terms into per-lane sums, the large rank-1 terms
+    /// gathered, the others lane by lane.
     #[inline(always)]
     pub(super) fn add_lanes<const W: usize>(
         &mut self,
