@@ -120,6 +120,11 @@ fn write_fills<const W: usize>(
     }
 }
 
+/// Where tensor `b` of `m` is read: its source and offset.
+fn place(m: &LoopProgram, b: usize) -> (Source, usize) {
+    (m.tensors[b].source, m.tensors[b].offset)
+}
+
 /// In a pass in lanes, blocks of at most this many entries sum their
 /// rank-1 terms lane by lane (W sums per entry); larger ones are gathered.
 pub const LANE_SUM_ENTRIES: usize = 1024;
@@ -215,7 +220,7 @@ impl Plan {
         factor: Factor,
         len: usize,
     ) -> (usize, bool) {
-        let place = |b: usize| (m.tensors[b].source, m.tensors[b].offset);
+        let place = |b: usize| place(m, b);
         // The factor alone, or a scalar weight times one entry of ones: the
         // weight itself (w · 1 = w to the bit).
         let alone = match (weight, factor) {
@@ -382,8 +387,7 @@ impl Plan {
                         plan.gathered_len += ROW_BLOCK * (rows + cols);
                         TermKind::Gathered(start)
                     };
-                    let place = |b: usize| (m.tensors[b].source, m.tensors[b].offset);
-                    lane_weight = match (kind, weight.map(place)) {
+                    lane_weight = match (kind, weight.map(|b| place(m, b))) {
                         (TermKind::Lanes(_), Some((Source::Scratch, at))) => Some((at, false)),
                         (TermKind::Lanes(_), Some((Source::Row, at))) => Some((at, true)),
                         _ => None,

@@ -199,11 +199,7 @@ impl LoopProgram {
             } = ws;
             let plan = self.plan(true, level, false, 1, 0);
             gathered.resize(plan.gathered_len, 0.0);
-            scratch.clear();
-            scratch.resize(plan.scratch_len, 0.0);
-            steps.regularizer(level, theta, constants, scratch);
-            plan.fill_constants::<1>(scratch, constants);
-            plan.fill::<1>(scratch, &[], constants);
+            run_regularizer(steps, plan, level, theta, constants, scratch);
             let mut acc = Accumulator::new(self, plan, level, grad, hess, None, gathered);
             acc.add(scratch, &[]);
             acc.flush();
@@ -242,11 +238,7 @@ impl LoopProgram {
             let scale = sums.scale();
             scale_outputs(p, level, Some(v), scale, grad, out);
             let plan = self.plan(true, level, true, 1, 0);
-            scratch.clear();
-            scratch.resize(plan.scratch_len, 0.0);
-            steps.regularizer(level, at.theta, at.constants, scratch);
-            plan.fill_constants::<1>(scratch, at.constants);
-            plan.fill::<1>(scratch, &[], at.constants);
+            run_regularizer(steps, plan, level, at.theta, at.constants, scratch);
             let mut acc = Accumulator::new(self, plan, level, grad, out, Some(v), gathered);
             acc.add(scratch, &[]);
             sums.loss * scale + acc.loss
@@ -279,11 +271,7 @@ impl LoopProgram {
             out[..p].iter_mut().for_each(|d| *d *= scale);
             let plan = self.plan(true, level, true, 1, 0);
             let scratch = &mut ws.scratch;
-            scratch.clear();
-            scratch.resize(plan.scratch_len, 0.0);
-            steps.regularizer(level, at.theta, at.constants, scratch);
-            plan.fill_constants::<1>(scratch, at.constants);
-            plan.fill::<1>(scratch, &[], at.constants);
+            run_regularizer(steps, plan, level, at.theta, at.constants, scratch);
             plan.add_diagonal(scratch, &[], out);
             loss * scale + plan.loss.map_or(0.0, |l| scratch[l])
         })
@@ -514,6 +502,23 @@ pub(super) struct Sources<'a> {
 }
 
 /// Row-major flat index of a multi-index.
+/// The regularizer's steps into `scratch`, laid out for `plan` (the
+/// stage's buffers, then its fills), with the fills written.
+fn run_regularizer(
+    steps: &impl Steps,
+    plan: &Plan,
+    level: Outputs,
+    theta: &[f64],
+    constants: &[f64],
+    scratch: &mut Vec<f64>,
+) {
+    scratch.clear();
+    scratch.resize(plan.scratch_len, 0.0);
+    steps.regularizer(level, theta, constants, scratch);
+    plan.fill_constants::<1>(scratch, constants);
+    plan.fill::<1>(scratch, &[], constants);
+}
+
 pub(super) fn flat_index(at: &[usize], shape: &[usize]) -> usize {
     at.iter().zip(shape).fold(0, |flat, (&i, &n)| flat * n + i)
 }
