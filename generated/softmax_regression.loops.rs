@@ -163,10 +163,10 @@ fn step_t22_t23<const W: usize>(x: &[f64], s: &mut [f64]) {
         }
     }
 }
-/// `t26[i0] = t21·t9[i0], for i0 < 3`.
-/// `t27[i0] = t9[i0]·t14, for i0 < 3`.
+/// `t24[i0] = t21·t9[i0], for i0 < 3`.
+/// `t25[i0] = t9[i0]·t14, for i0 < 3`.
 #[inline(always)]
-fn step_t26_t27<const W: usize>(s: &mut [f64]) {
+fn step_t24_t25<const W: usize>(s: &mut [f64]) {
     for i0 in 0..3 {
         {
             let p0: Lanes<W> = Lanes::<W>::load(&s[58 * W..]);
@@ -180,9 +180,9 @@ fn step_t26_t27<const W: usize>(s: &mut [f64]) {
         }
     }
 }
-/// `t28[i0] = Σ over i1 < 4 of W[i0, i1]·W[i0, i1], for i0 < 3`.
+/// `t26[i0] = Σ over i1 < 4 of W[i0, i1]·W[i0, i1], for i0 < 3`.
 #[inline(always)]
-fn step_t28(t: &[f64], s: &mut [f64]) {
+fn step_t26(t: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         let mut sum: f64 = 0.0;
         for i1 in 0..4 {
@@ -192,9 +192,9 @@ fn step_t28(t: &[f64], s: &mut [f64]) {
         s[i0] = sum;
     }
 }
-/// `t29 = Σ over i0 < 3 of t28[i0]`.
+/// `t27 = Σ over i0 < 3 of t26[i0]`.
 #[inline(always)]
-fn step_t29(s: &mut [f64]) {
+fn step_t27(s: &mut [f64]) {
     let mut sum: f64 = 0.0;
     for i0 in 0..3 {
         let p0: f64 = s[i0];
@@ -202,9 +202,9 @@ fn step_t29(s: &mut [f64]) {
     }
     s[3] = sum;
 }
-/// `t31[i0, i1] = W[i0, i1]·lambda, for i0 < 3, i1 < 4`.
+/// `t29[i0, i1] = W[i0, i1]·lambda, for i0 < 3, i1 < 4`.
 #[inline(always)]
-fn step_t31(t: &[f64], c: &[f64], s: &mut [f64]) {
+fn step_t29(t: &[f64], c: &[f64], s: &mut [f64]) {
     for i0 in 0..3 {
         for i1 in 0..4 {
             let p0: f64 = t[i0 * 4 + i1];
@@ -240,10 +240,10 @@ impl LoopModel for SoftmaxRegression {
                 loops::tensor("t20", Source::Scratch, 46, &[3, 4]),
                 loops::tensor("t22", Source::Scratch, 59, &[3, 4]),
                 loops::tensor("t23", Source::Scratch, 71, &[3, 4]),
-                loops::tensor("t26", Source::Scratch, 83, &[3]),
-                loops::tensor("t27", Source::Scratch, 86, &[3]),
-                loops::tensor("t30", Source::Scratch, 4, &[]),
-                loops::tensor("t31", Source::Scratch, 5, &[3, 4]),
+                loops::tensor("t24", Source::Scratch, 83, &[3]),
+                loops::tensor("t25", Source::Scratch, 86, &[3]),
+                loops::tensor("t28", Source::Scratch, 4, &[]),
+                loops::tensor("t29", Source::Scratch, 5, &[3, 4]),
             ]),
             loops::stage(
                 89,
@@ -255,8 +255,8 @@ impl LoopModel for SoftmaxRegression {
                 Vec::from([
                     loops::product(0, 0, &[], None, Some(12), Some(10)),
                     loops::product(0, 0, &[(0, 0)], None, Some(13), Some(11)),
-                    loops::product(0, 1, &[(0, 0)], None, Some(13), None),
                     loops::product(0, 1, &[], None, Some(12), Some(5)),
+                    loops::product(0, 1, &[(0, 0)], None, Some(13), None),
                     loops::product(1, 1, &[], None, Some(14), Some(5)),
                     loops::product(1, 1, &[(0, 0)], None, Some(15), None),
                 ]),
@@ -314,21 +314,21 @@ impl LoopModel for SoftmaxRegression {
         let r9: Lanes<W> = (-1f64) * r8;
         r9.store(&mut s[58 * W..]);
         step_t22_t23::<W>(x, s);
-        step_t26_t27::<W>(s);
+        step_t24_t25::<W>(s);
     }
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
     fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
-        step_t28(t, s);
-        step_t29(s);
-        let vt29: f64 = s[3];
+        step_t26(t, s);
+        step_t27(s);
+        let vt27: f64 = s[3];
         let a0: f64 = c[0];
-        let r1: f64 = 0.5f64 * a0 * vt29;
+        let r1: f64 = 0.5f64 * a0 * vt27;
         s[4] = r1;
         if level.rank() < 1 {
             return;
         }
-        step_t31(t, c, s);
+        step_t29(t, c, s);
     }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
@@ -400,9 +400,9 @@ pub mod tangent {
             }
         }
     }
-    /// `dt31[i0, i1] = dW[i0, i1]·lambda, for i0 < 3, i1 < 4`.
+    /// `dt29[i0, i1] = dW[i0, i1]·lambda, for i0 < 3, i1 < 4`.
     #[inline(always)]
-    fn step_dt31(c: &[f64], v: &[f64], s: &mut [f64]) {
+    fn step_dt29(c: &[f64], v: &[f64], s: &mut [f64]) {
         for i0 in 0..3 {
             for i1 in 0..4 {
                 let p0: f64 = c[0];
@@ -422,8 +422,8 @@ pub mod tangent {
                     loops::tensor("dt15", Source::Scratch, 27, &[3]),
                     loops::tensor("dt16", Source::Scratch, 30, &[3, 4]),
                     loops::tensor("dt17", Source::Scratch, 42, &[3]),
-                    loops::tensor("t30", Source::Scratch, 4, &[]),
-                    loops::tensor("dt31", Source::Scratch, 5, &[3, 4]),
+                    loops::tensor("t28", Source::Scratch, 4, &[]),
+                    loops::tensor("dt29", Source::Scratch, 5, &[3, 4]),
                 ]),
                 loops::stage(
                     45,
@@ -505,7 +505,7 @@ pub mod tangent {
             if level.rank() < 1 {
                 return;
             }
-            step_dt31(c, v, s);
+            step_dt29(c, v, s);
         }
     }
 }

@@ -4,10 +4,8 @@
 //! method, whether it reaches NIST's certified parameters to 6 significant
 //! digits (every parameter's log relative error −log₁₀(|b − c|/|c|) ≥ 6,
 //! the usual criterion) and after how many iterations it stopped: one
-//! `hessforge compare … --json` process per problem and start (a process of
-//! its own derives the model first: within one process the order of a
-//! derivation's terms, and so the last bits of its programs, can depend on
-//! what was derived before). Each run is asked for ‖∇L‖∞ ≤ 10⁻¹³ (L = RSS/N
+//! `hessforge compare … --json` process per problem and start, as a user
+//! runs it. Each run is asked for ‖∇L‖∞ ≤ 10⁻¹³ (L = RSS/N
 //! is as small as 10⁻²⁷ on Lanczos1, where the default 10⁻⁸ stops far from
 //! the answer), so most runs end when L cannot decrease any further
 //! (`failed`): what the table asserts is where they ended. A change of any entry is a change of an optimizer's
@@ -33,26 +31,26 @@ const EXPECTED: &str = "
 # problem start newton-damped newton-lm newton-exact-tr newton-cg gauss-newton bfgs lbfgs
 Bennett5  1 -10000   1031    597    869     14    852   1008
 Bennett5  2 -10000   1559    940   1461     12  10000    -28
-BoxBOD    1    364     23     36 -10000     16     23     19
-BoxBOD    2     11     17     23     20     15     24     -8
+BoxBOD    1    361     24     33 -10000     16     23     19
+BoxBOD    2      8     18     29     20     15     24     -8
 Chwirut1  1     15     19     30     24     14     28     33
 Chwirut1  2      8      7     15     16     14     21     39
 Chwirut2  1      8     18     27     17     11     34     71
 Chwirut2  2      8      7     16     25     12     33     47
 DanWood   1     15     15     13     13      8     17     23
 DanWood   2      5      6      5      6      6     10     11
-Eckerle4  1 -10000     34    -24 -10000 -10000     72     48
-Eckerle4  2      6      8     10      6     10     26     14
+Eckerle4  1 -10000     31    -24 -10000 -10000     72     48
+Eckerle4  2      8      7      6      6     10     26     14
 ENSO      1     13     15     10     14     63     26     34
 ENSO      2     29     10     17      9     49     22     30
-Gauss1    1      5      6     19     25      7     96   1070
-Gauss1    2      6      7     23     18      9     43   1737
-Gauss2    1      6      7     19     21      7     34   1281
-Gauss2    2      5      8     13     21     10     92    315
-Gauss3    1 -10000     14     23     25      9     82   1878
-Gauss3    2 -10000     12     30     29      9     34   1025
-Hahn1     1 -10000     79    142 -10000     24    446    565
-Hahn1     2 -10000     70 -10000  -5445     23    432    594
+Gauss1    1      9      6     24     16      7     32    949
+Gauss1    2      9      7     23     21      8     58    981
+Gauss2    1     10     10     16     20     10     63   1516
+Gauss2    2     11     11     16     23     13    112   1738
+Gauss3    1 -10000     12     23     25      9    101   1530
+Gauss3    2 -10000     11     30     31     11     50   1845
+Hahn1     1 -10000     77    139 -10000     24    446    565
+Hahn1     2 -10000     73    101  -8880     23    432    594
 Kirby2    1    141     34     39     41     12    116    259
 Kirby2    2     37     22     35     28     11     86    283
 Lanczos1  1 -10000    226    208    -23     13    431    510
@@ -67,14 +65,14 @@ MGH10     1 -10000   9508 -10000 -10000     -1    -64     -7
 MGH10     2 -10000    225    267   -279     11    315    397
 MGH17     1 -10000    507    704 -10000    -41    175    218
 MGH17     2     28     38     37     68     10     64    105
-Misra1a   1    -12     34     51 -10000     14     50     92
-Misra1a   2     10     12     34     14      6     23     -4
+Misra1a   1    -11     37     52 -10000     14     50     92
+Misra1a   2     11     10     27     14      6     23     -4
 Misra1b   1    -19     26     45 -10000     13     48     68
 Misra1b   2     20     23     42     21     12  10000     85
 Misra1c   1     18     18     45     25     10     56     57
 Misra1c   2     10     12     38     17      6     29     -5
-Misra1d   1 -10000     25     35     19     11     37     64
-Misra1d   2     17     19     27     12      5     49     -4
+Misra1d   1  -9771  10000     38     22  10000     37     64
+Misra1d   2  10000  10000     33     -8     38     49     -4
 Nelson    1     70    121   -975    739     28    139 -10000
 Nelson    2     28     43   -817     49      8     90    211
 Rat42     1     -1     28     31     -1     22  10000     74
@@ -83,8 +81,8 @@ Rat43     1    -42     23     43    119 -10000     -5    -11
 Rat43     2  10000     16     21     17     15     79    101
 Roszman1  1 -10000     21   -199     14      6     41     80
 Roszman1  2      8     20   -167     10      5     39     73
-Thurber   1 -10000     24     45    104     43    404   2405
-Thurber   2 -10000  10000     46    653     32    342    301
+Thurber   1 -10000     36     41    125     43    404   2405
+Thurber   2 -10000     31     44    457     32    342    301
 ";
 
 fn nist_dir() -> PathBuf {

@@ -52,7 +52,10 @@ fn worker() -> &'static Sender<Job> {
                     crate::lock::acquire().map(|held| (held, with_stdout_on_stderr(Engine::new)));
                 for job in rx {
                     match &mut state {
-                        Ok((_held, engine)) => job(Ok(engine)),
+                        Ok((_held, engine)) => {
+                            engine.begin_job();
+                            job(Ok(engine))
+                        }
                         Err(why) => job(Err(why)),
                     }
                 }

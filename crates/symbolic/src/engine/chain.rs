@@ -252,7 +252,7 @@ impl<'a> Chain<'a> {
             let vars: BTreeSet<String> = variables(gradient[j].as_view())
                 .into_iter()
                 .filter(|s| *s != Symbol::E)
-                .map(|s| s.get_stripped_name().to_string())
+                .map(|s| self.engine.name_of(s))
                 .collect();
             for k in j..p {
                 let hjk = self.total(&gradient[j], None, &vars, k);

@@ -22,9 +22,9 @@ pub(super) fn atoms_to_matrix(
         .collect()
 }
 
-pub(super) fn strings(m: &[Vec<Atom>]) -> Vec<Vec<String>> {
+pub(super) fn strings(engine: &Engine, m: &[Vec<Atom>]) -> Vec<Vec<String>> {
     m.iter()
-        .map(|row| row.iter().map(|a| a.to_string()).collect())
+        .map(|row| row.iter().map(|a| engine.display(a)).collect())
         .collect()
 }
 

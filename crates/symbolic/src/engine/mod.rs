@@ -31,6 +31,7 @@ mod chain;
 mod convert;
 mod functions;
 mod limits;
+mod pool;
 #[cfg(test)]
 mod tests;
 use chain::*;
@@ -60,6 +61,8 @@ pub(crate) struct Engine {
     /// How many index-form expressions have been simplified: each gets
     /// stand-in symbols of its own (see `index_simplify`).
     pub(crate) index_simplifications: std::cell::Cell<u64>,
+    /// The symbols of the model's scalars in the current job.
+    pub(crate) pool: pool::SymbolPool,
 }
 
 impl Engine {
@@ -103,6 +106,7 @@ impl Engine {
             exp_at_most_one,
             together,
             index_simplifications: std::cell::Cell::new(0),
+            pool: pool::SymbolPool::new(),
         }
     }
 
@@ -128,10 +132,41 @@ impl Engine {
             })
     }
 
-    /// The symbol of a model scalar. Model names live in their own namespace
-    /// so that a parameter called `gamma` never means Symbolica's Γ function.
+    /// The symbol of a model scalar in this job, from the pool (see
+    /// [`pool`]): never Symbolica's own symbol of that name (a parameter
+    /// called `gamma` is not the Γ function), and the same symbol for the
+    /// same model whatever the process did before.
     pub(crate) fn var(&self, id: &str) -> Symbol {
-        symbol!(&format!("hessforge_model::{id}"))
+        self.pool.symbol(id)
+    }
+
+    /// The model name behind a symbol: the pool's in this job, else the
+    /// symbol's own name.
+    pub(crate) fn name_of(&self, s: Symbol) -> String {
+        self.pool
+            .name(s)
+            .unwrap_or_else(|| s.get_stripped_name().to_string())
+    }
+
+    /// Symbolica's own printing of an atom, with the model's names for the
+    /// pool's symbols (what `derive --format json` shows as Symbolica's
+    /// forms; nothing computes with it).
+    pub(crate) fn display(&self, a: &Atom) -> String {
+        let mut named = a.clone();
+        for s in chain::variables(a.as_view()) {
+            if let Some(name) = self.pool.name(s) {
+                let to = Atom::var(symbol!(&format!("hessforge_model::{name}")));
+                named = named
+                    .replace(Atom::var(s).to_pattern())
+                    .with(to.to_pattern());
+            }
+        }
+        named.to_string()
+    }
+
+    /// Start a job: the pool's symbols stand for no name yet.
+    pub(crate) fn begin_job(&self) {
+        self.pool.begin_job();
     }
 
     /// Our tree → a Symbolica atom.
@@ -188,7 +223,7 @@ impl Engine {
                 if s == Symbol::E {
                     Expr::Call(Func::Exp, Box::new(Expr::int(1)))
                 } else {
-                    Expr::Var(s.get_stripped_name().to_string())
+                    Expr::Var(self.name_of(s))
                 }
             }
             AtomView::Fun(f) => {
@@ -468,14 +503,14 @@ impl Engine {
             definitions: model
                 .definitions
                 .iter()
-                .map(|d| (d.scalar.id.clone(), self.to_atom(&d.expr).to_string()))
+                .map(|d| (d.scalar.id.clone(), self.display(&self.to_atom(&d.expr))))
                 .collect(),
-            loss: loss.to_string(),
-            regularizer: reg_atom.map(|r| r.to_string()),
-            gradient: grad_atoms.iter().map(|g| g.to_string()).collect(),
-            hessian: strings(&hessian_atoms),
-            regularizer_gradient: reg_grad_atoms.iter().map(|g| g.to_string()).collect(),
-            regularizer_hessian: strings(&reg_hess_atoms),
+            loss: self.display(&loss),
+            regularizer: reg_atom.map(|r| self.display(&r)),
+            gradient: grad_atoms.iter().map(|g| self.display(g)).collect(),
+            hessian: strings(self, &hessian_atoms),
+            regularizer_gradient: reg_grad_atoms.iter().map(|g| self.display(g)).collect(),
+            regularizer_hessian: strings(self, &reg_hess_atoms),
         };
         let local_partials = chain.local_partials();
         let newton_step = (p <= 2 && model.data.is_empty()).then(|| {

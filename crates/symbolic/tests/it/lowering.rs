@@ -191,3 +191,87 @@ fn logistic_regression_is_stable_at_large_scores() {
     );
     assert!(!d.model.loss.eval(&env).unwrap().is_finite());
 }
+
+/// The bench model `mlp_tanh_scalar` (17 scalar parameters) with every
+/// name prefixed.
+fn prefixed_mlp(prefix: &str) -> Model {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../kernels/benches/models/mlp_tanh_scalar.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let name = regex::Regex::new(r"\b(W\d\d|[cvhx]\d|d|y|yhat)\b").unwrap();
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            match l.starts_with('#') || l.starts_with("title") || l.starts_with("description") {
+                true => l.to_string(),
+                false => name.replace_all(l, format!("{prefix}$1")).into_owned(),
+            }
+        })
+        .collect();
+    hessforge_spec::load_str("history.toml", &lines.join("\n"))
+        .unwrap_or_else(|e| panic!("{}", e.one_line()))
+}
+
+/// A model that names the MLP's scalars (prefixed) in the reverse order.
+fn reversed_names(prefix: &str) -> Model {
+    let mut names: Vec<String> = (1..=4)
+        .flat_map(|i| [format!("W{i}1"), format!("W{i}2")])
+        .chain((1..=4).map(|i| format!("c{i}")))
+        .chain((1..=4).map(|i| format!("v{i}")))
+        .chain(["d".to_string()])
+        .map(|n| format!("{prefix}{n}"))
+        .collect();
+    names.reverse();
+    let loss = names
+        .iter()
+        .map(|n| format!("({n} - {prefix}y * {prefix}x2 * {prefix}x1)^2"))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let params: String = names.iter().map(|n| format!("{n} = {{}}\n")).collect();
+    hessforge_spec::load_str(
+        "reversed.toml",
+        &format!(
+            "name = \"reversed\"\ntitle = \"t\"\ndescription = \"t\"\nloss = \"{loss}\"\n\
+             [parameters]\n{params}[data]\n{prefix}y = {{}}\n{prefix}x2 = {{}}\n{prefix}x1 = {{}}\n"
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{}", e.one_line()))
+}
+
+/// Symbolica orders symbols by when it first saw them. A model derived and
+/// lowered after another one that used the same names in another order (as
+/// a build script lowers a crate's files one after the other) must get the
+/// same programs as in a process that saw only it: here, the same model
+/// over names no earlier work used.
+#[test]
+fn a_model_lowers_the_same_whatever_the_process_lowered_before() {
+    let programs = |m: &Model| lower(&derive(m).unwrap()).unwrap();
+    programs(&reversed_names("history_"));
+    let after = programs(&prefixed_mlp("history_"));
+    let fresh = programs(&prefixed_mlp("fresh_"));
+    assert_eq!(after.loss_grad_hess, fresh.loss_grad_hess);
+    assert_eq!(after.loss_grad, fresh.loss_grad);
+}
+
+/// Symbolica's programs depend on the symbols' identities, not only on
+/// their order: the same model lowered again after others (which made new
+/// symbols in between) must give the same programs as the first time.
+#[test]
+fn a_model_lowers_the_same_after_other_models() {
+    let load = |name: &str| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../../tests/problems/{name}.toml"));
+        hessforge_spec::load_file(&path).unwrap_or_else(|e| panic!("{}", e.one_line()))
+    };
+    let programs = |m: &Model| lower(&derive(m).unwrap()).unwrap();
+    let watson9 = load("watson9");
+    let first = programs(&watson9);
+    for other in ["watson", "trigonometric"] {
+        programs(&load(other));
+        let again = programs(&watson9);
+        assert!(
+            again.loss_grad_hess == first.loss_grad_hess && again.loss_grad == first.loss_grad,
+            "watson9's programs changed after {other} was lowered"
+        );
+    }
+}
