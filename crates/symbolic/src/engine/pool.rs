@@ -16,9 +16,10 @@ use std::collections::HashMap;
 use symbolica::atom::Symbol;
 use symbolica::symbol;
 
-/// Symbols made when the engine starts: more than any scalar model needs.
-/// A job that needs more makes them as it goes (the same, in a process
-/// that made them before).
+/// Symbols made when the engine starts (about half a millisecond): more
+/// than the scalar models and index-form bodies here ask for in one job.
+/// A job that needs more makes them as it goes, and those, made at a point
+/// that depends on what the process did before, carry no such promise.
 const INITIAL: usize = 1024;
 
 pub(crate) struct SymbolPool {
