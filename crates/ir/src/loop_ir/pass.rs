@@ -23,9 +23,9 @@ pub(super) const PLAN_SLOTS: usize = 2 * 3 * 2 * 2 * 3;
 
 pub(super) struct PlanSlots {
     pub(super) plans: [std::sync::OnceLock<Plan>; PLAN_SLOTS],
-    /// The Hessian's upper blocks that have terms, each once (mirrored at
-    /// the end of a pass).
-    pub(super) blocks: std::sync::OnceLock<Vec<(usize, usize)>>,
+    /// The Hessian's upper blocks that have terms, each once, as ranges of
+    /// parameters (mirrored at the end of a pass).
+    pub(super) blocks: std::sync::OnceLock<Vec<MirrorBlock>>,
 }
 
 impl Default for PlanSlots {
@@ -597,6 +597,14 @@ pub(super) fn paired_entries(
     }
 }
 
+/// An upper block of the Hessian to mirror: the parameters of its rows and
+/// of its columns (the same range for a diagonal block).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct MirrorBlock {
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+}
+
 /// The lower blocks of the Hessian from the upper ones: block (U, T) is
 /// block (T, U) transposed, for T before U; and within a diagonal block the
 /// lower triangle is the upper one (only the upper one is accumulated).
@@ -607,20 +615,26 @@ pub(super) fn mirror_blocks(m: &LoopProgram, hess: &mut [f64]) {
         let mut blocks = Vec::new();
         for stage in [&m.sample, &m.regularizer] {
             for h in &stage.hessian {
-                if !blocks.contains(&h.block()) {
-                    blocks.push(h.block());
+                let (r, c) = h.block();
+                let (rt, ct) = (&m.tensors[r], &m.tensors[c]);
+                let block = MirrorBlock {
+                    rows: rt.offset..rt.offset + rt.len(),
+                    cols: ct.offset..ct.offset + ct.len(),
+                };
+                if !blocks.contains(&block) {
+                    blocks.push(block);
                 }
             }
         }
         blocks
     });
-    for &(r, c) in blocks {
-        let (rt, ct) = (&m.tensors[r], &m.tensors[c]);
-        for i in 0..rt.len() {
-            let first = if r == c { i + 1 } else { 0 };
-            for j in first..ct.len() {
-                hess[(ct.offset + j) * p + rt.offset + i] =
-                    hess[(rt.offset + i) * p + ct.offset + j];
+    for b in blocks {
+        let diagonal = b.rows == b.cols;
+        for i in b.rows.clone() {
+            let first = if diagonal { i + 1 } else { b.cols.start };
+            // Row i's part of the block, written down column i.
+            for j in first..b.cols.end {
+                hess[j * p + i] = hess[i * p + j];
             }
         }
     }
