@@ -105,3 +105,23 @@ fn only_polynomials_take_the_polynomial_path() {
         }
     });
 }
+
+/// A job that asks for more names than the pool was made with gets more
+/// symbols, each name its own, and the names back; the next job starts
+/// again from the pool's first symbol.
+#[test]
+fn the_symbol_pool_grows_past_its_first_symbols() {
+    on_worker(|engine| {
+        engine.begin_job();
+        let symbols: Vec<Symbol> = (0..1500).map(|k| engine.var(&format!("v{k}"))).collect();
+        let distinct: HashSet<Symbol> = symbols.iter().copied().collect();
+        assert_eq!(distinct.len(), 1500);
+        for (k, s) in symbols.iter().enumerate() {
+            assert_eq!(engine.name_of(*s), format!("v{k}"));
+            assert_eq!(engine.var(&format!("v{k}")), *s);
+        }
+        engine.begin_job();
+        assert_eq!(engine.var("w"), symbols[0]);
+        assert_eq!(engine.name_of(symbols[0]), "w");
+    });
+}
