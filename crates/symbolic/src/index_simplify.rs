@@ -24,11 +24,10 @@ struct StandIns {
 }
 
 impl StandIns {
-    /// Fresh stand-ins: Symbolica orders symbols by when it first saw them,
-    /// so symbols shared with earlier work would make the chosen form depend
-    /// on what was simplified before. Every symbol of one simplification is
-    /// new and created in the order of the expression: the same expression
-    /// always gives the same form.
+    /// Stand-ins named for this simplification alone, asked for in the order
+    /// of the expression; their symbols come from the job's pool
+    /// (`engine/pool.rs`), so the chosen form does not depend on what the
+    /// process simplified before.
     fn new(serial: u64) -> StandIns {
         StandIns {
             parts: HashMap::new(),

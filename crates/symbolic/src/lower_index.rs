@@ -419,9 +419,10 @@ impl Planner<'_> {
             return Ok(b);
         }
         let mut loads = Vec::new();
-        // Fresh stand-ins for every body: Symbolica orders symbols by when it
-        // first saw them, and symbols shared with earlier work would make the
-        // program depend on what the process lowered before.
+        // Stand-in names of its own for every body, so that no two bodies of
+        // a job share a stand-in; their symbols come from the job's pool
+        // (`engine/pool.rs`), so the program does not depend on what the
+        // process lowered before.
         let serial = self.engine.index_simplifications.get() + 1;
         self.engine.index_simplifications.set(serial);
         let prefix = format!("λ{serial}_");

@@ -202,9 +202,10 @@ fn prefixed_mlp(prefix: &str) -> Model {
     let lines: Vec<String> = text
         .lines()
         .map(|l| {
-            match l.starts_with('#') || l.starts_with("title") || l.starts_with("description") {
-                true => l.to_string(),
-                false => name.replace_all(l, format!("{prefix}$1")).into_owned(),
+            if l.starts_with('#') || l.starts_with("title") || l.starts_with("description") {
+                l.to_string()
+            } else {
+                name.replace_all(l, format!("{prefix}$1")).into_owned()
             }
         })
         .collect();
