@@ -18,6 +18,12 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc instead of the system allocator: loading and deriving a model
+/// with many scalars is mostly small allocations (*Measurements: kernels
+/// and derivation*).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Derive loss, gradient and Hessian symbolically; print the derivation.
 #[derive(Parser)]
 #[command(name = "hessforge", version, about, long_about = None)]

@@ -210,12 +210,12 @@ fn lower_loop_ir_recording(
     };
     let derived =
         index_calculus::differentiate(index).map_err(EngineError::internal(&model.source))?;
-    let (index, owned) = (index.clone(), model.clone());
+    let (index, layout) = (index.clone(), lower_index::ScalarLayout::of(model));
     worker::run(move |engine| {
         let simplified = engine
             .simplify_index_derivation(&index, &derived)
             .map_err(lower::LowerFailure::Undefined)?;
-        engine.lower_index(&owned, &index, &simplified)
+        engine.lower_index(layout, &index, &simplified)
     })
     .map_err(EngineError::worker(&model.source))?
     .map_err(lower_failure(model))

@@ -55,6 +55,30 @@ impl Var {
     }
 }
 
+/// What the loop IR takes from the scalar model: its name and the ids of
+/// θ, of the data row and of the constants, in order (where each tensor's
+/// entries sit), and the constants' values. A job takes this, not a copy of
+/// the whole model.
+pub(crate) struct ScalarLayout {
+    name: String,
+    params: Vec<String>,
+    data: Vec<String>,
+    constants: Vec<String>,
+    constant_defaults: Vec<f64>,
+}
+
+impl ScalarLayout {
+    pub(crate) fn of(model: &Model) -> ScalarLayout {
+        ScalarLayout {
+            name: model.name.clone(),
+            params: model.params.iter().map(|s| s.id.clone()).collect(),
+            data: model.data.iter().map(|s| s.id.clone()).collect(),
+            constants: model.constants.iter().map(|(s, _)| s.id.clone()).collect(),
+            constant_defaults: model.constants.iter().map(|(_, v)| *v).collect(),
+        }
+    }
+}
+
 /// Prefix of buffer names inside expressions (not a name a file can use).
 const BUFFER: &str = "#buffer";
 
@@ -62,26 +86,17 @@ impl Engine {
     /// The loop-IR model of a derived model in index form.
     pub(crate) fn lower_index(
         &self,
-        model: &Model,
+        model: ScalarLayout,
         index: &IndexModel,
         d: &IndexDerivation,
     ) -> Result<(LoopProgram, Vec<Applied>), LowerFailure> {
         let mut tensors = Vec::new();
         let mut inputs = HashMap::new();
         for t in &index.tensors {
-            let (source, ids): (Source, Vec<&str>) = match t.role {
-                Role::Parameter => (
-                    Source::Theta,
-                    model.params.iter().map(|s| s.id.as_str()).collect(),
-                ),
-                Role::Data => (
-                    Source::Row,
-                    model.data.iter().map(|s| s.id.as_str()).collect(),
-                ),
-                Role::Constant => (
-                    Source::Constants,
-                    model.constants.iter().map(|(s, _)| s.id.as_str()).collect(),
-                ),
+            let (source, ids) = match t.role {
+                Role::Parameter => (Source::Theta, &model.params),
+                Role::Data => (Source::Row, &model.data),
+                Role::Constant => (Source::Constants, &model.constants),
                 Role::Intermediate => continue,
             };
             let offset = t
@@ -173,11 +188,11 @@ impl Engine {
         let regularizer = stages.pop().unwrap_or_default();
         let sample = stages.pop().unwrap_or_default();
         let mut lowered = LoopProgram {
-            name: model.name.clone(),
-            params: model.params.iter().map(|s| s.id.clone()).collect(),
-            data: model.data.iter().map(|s| s.id.clone()).collect(),
-            constants: model.constants.iter().map(|(s, _)| s.id.clone()).collect(),
-            constant_defaults: model.constants.iter().map(|(_, v)| *v).collect(),
+            name: model.name,
+            params: model.params,
+            data: model.data,
+            constants: model.constants,
+            constant_defaults: model.constant_defaults,
             tensors,
             sample,
             regularizer,
