@@ -141,6 +141,28 @@ fn derive_json_is_valid_json_on_stdout_with_the_banner_elsewhere() {
     assert!(doc["gradient_latex"][0].as_str().unwrap().contains("x"));
 }
 
+/// Symbolica's forms in the JSON are printed with the model's names in the
+/// same order by every process: the names were once made into symbols in
+/// the order of a hash set, so a model of four names (Misra 1a: b1, b2, x,
+/// y) printed its sums in one of 24 orders, another in each process.
+#[test]
+fn derive_json_is_the_same_in_every_process() {
+    let _g = symbolica_lock();
+    let derived = || {
+        hessforge()
+            .args(["derive", "tests/nist/misra1a.toml", "--format", "json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone()
+    };
+    let first = derived();
+    for _ in 0..3 {
+        assert!(derived() == first, "another process printed another JSON");
+    }
+}
+
 /// The JSON says which rewrites the kernel's lowering applied: for the
 /// fuzzer's log1p(u¹⁴), the logarithm of a positive sum as softplus and
 /// the Hessian's ratio u²⁶·(1 + u¹⁴)⁻² in log space; for logistic

@@ -191,20 +191,13 @@ impl Loader {
                 }
             };
             let sym = &self.symbols[name];
-            for (id, expr) in sym.ids.clone().into_iter().zip(items) {
-                let (index, tensor) = (
-                    scalar_ids(name, &sym.shape)
-                        .into_iter()
-                        .find(|(i, _)| *i == id)
-                        .map(|(_, ix)| ix)
-                        .unwrap_or_default(),
-                    name.to_string(),
-                );
+            let base = &self.bases[name];
+            for ((id, index), expr) in scalar_ids(name, &sym.shape).into_iter().zip(items) {
                 definitions.push(Definition {
                     scalar: Scalar {
-                        latex: self.latex[&id].clone(),
+                        latex: subscripted(base, &index),
                         id,
-                        tensor,
+                        tensor: name.to_string(),
                         index,
                         role: Role::Intermediate,
                     },

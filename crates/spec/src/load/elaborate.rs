@@ -98,7 +98,11 @@ pub(crate) fn parse_number(text: &str) -> Option<Rational> {
 pub(super) fn add(a: Expr, b: Expr) -> Expr {
     let mut terms = match a {
         Expr::Add(xs) => xs,
-        x => vec![x],
+        x => {
+            let mut terms = Vec::with_capacity(2);
+            terms.push(x);
+            terms
+        }
     };
     match b {
         Expr::Add(xs) => terms.extend(xs),
@@ -111,7 +115,11 @@ pub(super) fn add(a: Expr, b: Expr) -> Expr {
 pub(super) fn mul(a: Expr, b: Expr) -> Expr {
     let mut factors = match a {
         Expr::Mul(xs) => xs,
-        x => vec![x],
+        x => {
+            let mut factors = Vec::with_capacity(2);
+            factors.push(x);
+            factors
+        }
     };
     match b {
         Expr::Mul(xs) => factors.extend(xs),
@@ -124,11 +132,21 @@ pub(super) fn neg(a: Expr) -> Expr {
     mul(Expr::int(-1), a)
 }
 
+/// The sum of the items, a sum among them flattened into it; one item is
+/// itself, none is 0 (as [`add`] from the first to the last, in one
+/// vector: a long `dot` is one sum of thousands of terms).
 pub(super) fn sum_of(items: Vec<Expr>) -> Expr {
-    items
-        .into_iter()
-        .reduce(add)
-        .unwrap_or_else(|| Expr::int(0))
+    if items.len() < 2 {
+        return items.into_iter().next().unwrap_or_else(|| Expr::int(0));
+    }
+    let mut terms = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Expr::Add(xs) => terms.extend(xs),
+            x => terms.push(x),
+        }
+    }
+    Expr::Add(terms)
 }
 
 pub(super) struct Scope<'a> {

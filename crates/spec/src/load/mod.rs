@@ -104,7 +104,6 @@ struct Loader {
     symbols: HashMap<String, Symbol>,
     /// Declaration order of names, for suggestions.
     names: Vec<String>,
-    latex: HashMap<String, String>,
     /// Display name of each tensor, before subscripts (`w`, `\hat{y}`).
     bases: HashMap<String, String>,
     all_ids: HashSet<String>,
@@ -116,7 +115,6 @@ impl Loader {
             src,
             symbols: HashMap::new(),
             names: Vec::new(),
-            latex: HashMap::new(),
             bases: HashMap::new(),
             all_ids: HashSet::new(),
         }
@@ -175,8 +173,9 @@ impl Loader {
         }
         let base = latex.unwrap_or_else(|| default_latex(name));
         self.bases.insert(name.to_string(), base.clone());
-        let mut scalars = Vec::new();
-        for (id, index) in scalar_ids(name, &shape) {
+        let ids = scalar_ids(name, &shape);
+        let mut scalars = Vec::with_capacity(ids.len());
+        for (id, index) in ids {
             if !self.all_ids.insert(id.clone()) {
                 return Err(self.src.error(
                     ErrorKind::Duplicate,
@@ -186,11 +185,9 @@ impl Loader {
                     "rename one of them; `w_3` is how entry 3 of a vector `w` is called",
                 ));
             }
-            let latex = subscripted(&base, &index);
-            self.latex.insert(id.clone(), latex.clone());
             scalars.push(Scalar {
+                latex: subscripted(&base, &index),
                 id,
-                latex,
                 tensor: name.to_string(),
                 index,
                 role,
@@ -325,7 +322,6 @@ pub fn parse_expression(model: &Model, text: &str) -> Result<Expr, SpecError> {
         },
         symbols,
         names: vec![],
-        latex: HashMap::new(),
         bases: HashMap::new(),
         all_ids: HashSet::new(),
     };

@@ -150,18 +150,29 @@ impl Engine {
 
     /// Symbolica's own printing of an atom, with the model's names for the
     /// pool's symbols (what `derive --format json` shows as Symbolica's
-    /// forms; nothing computes with it).
+    /// forms; nothing computes with it). The names are put into the printed
+    /// text, not into the atom: symbols made for them would order the terms
+    /// by when the process first met each name.
     pub(crate) fn display(&self, a: &Atom) -> String {
-        let mut named = a.clone();
-        for s in chain::variables(a.as_view()) {
-            if let Some(name) = self.pool.name(s) {
-                let to = Atom::var(symbol!(&format!("hessforge_model::{name}")));
-                named = named
-                    .replace(Atom::var(s).to_pattern())
-                    .with(to.to_pattern());
+        let printed = a.to_string().replace(pool::NAMESPACE, "");
+        let mut out = String::with_capacity(printed.len());
+        let mut rest = printed.as_str();
+        while let Some(at) = rest.find(pool::PREFIX) {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + pool::PREFIX.len_utf8()..];
+            let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            match after[..digits]
+                .parse()
+                .ok()
+                .and_then(|k| self.pool.name_at(k))
+            {
+                Some(name) => out.push_str(&name),
+                None => out.push_str(&rest[at..at + pool::PREFIX.len_utf8() + digits]),
             }
+            rest = &after[digits..];
         }
-        named.to_string()
+        out.push_str(rest);
+        out
     }
 
     /// Start a job: the pool's symbols stand for no name yet.

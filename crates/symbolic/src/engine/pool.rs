@@ -22,6 +22,12 @@ use symbolica::symbol;
 /// that depends on what the process did before, carry no such promise.
 const INITIAL: usize = 1024;
 
+/// The pool's namespace, as Symbolica prints it before a symbol's name.
+pub(crate) const NAMESPACE: &str = "hessforge_pool::";
+/// The k-th symbol of the pool is `σk`: not a name a derivation file can
+/// declare (those are ASCII).
+pub(crate) const PREFIX: char = 'σ';
+
 pub(crate) struct SymbolPool {
     symbols: RefCell<Vec<Symbol>>,
     /// Symbol → its place in `symbols`.
@@ -47,8 +53,7 @@ impl SymbolPool {
     }
 
     fn make(&self, k: usize) {
-        // Not a name a derivation file can declare (those are ASCII).
-        let s = symbol!(&format!("hessforge_pool::σ{k}"));
+        let s = symbol!(&format!("{NAMESPACE}{PREFIX}{k}"));
         self.symbols.borrow_mut().push(s);
         self.place.borrow_mut().insert(s, k);
     }
@@ -71,6 +76,11 @@ impl SymbolPool {
         self.names.borrow_mut().push(name.to_string());
         self.by_name.borrow_mut().insert(name.to_string(), k);
         self.symbols.borrow()[k]
+    }
+
+    /// The name the pool's k-th symbol stands for in this job.
+    pub(crate) fn name_at(&self, k: usize) -> Option<String> {
+        self.names.borrow().get(k).cloned()
     }
 
     /// The name a symbol of the pool stands for in this job.
