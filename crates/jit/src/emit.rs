@@ -24,14 +24,19 @@ use std::collections::HashMap;
 
 /// The runtime's helpers, by their symbol names.
 pub(crate) const CALL_ONE: &str = "hessforge_jit_call_one";
-pub(crate) const CALL_LANES: &str = "hessforge_jit_call_lanes";
 pub(crate) const POW_ONE: &str = "hessforge_jit_pow_one";
 pub(crate) const POW_LANES: &str = "hessforge_jit_pow_lanes";
+
+/// The symbol of the lane helper of `FUNCTIONS[k]`.
+pub(crate) fn lanes_symbol(k: usize) -> String {
+    format!("hessforge_jit_lanes_{}", hessforge_ir::FUNCTIONS[k].name)
+}
 
 /// The helpers declared in a module.
 pub(crate) struct Helpers {
     call_one: FuncId,
-    call_lanes: FuncId,
+    /// One per function, by its place in `FUNCTIONS`.
+    lanes: Vec<FuncId>,
     pow_one: FuncId,
     pow_lanes: FuncId,
 }
@@ -50,7 +55,7 @@ impl Helpers {
             s
         };
         let call_one = sig(&[I32, F64], &[F64]);
-        let call_lanes = sig(&[I32, ptr], &[]);
+        let lanes = sig(&[ptr], &[]);
         let pow_one = sig(&[F64, F64], &[F64]);
         let pow_lanes = sig(&[ptr], &[]);
         let mut import = |name: &str, s: &Signature| {
@@ -60,7 +65,9 @@ impl Helpers {
         };
         Ok(Helpers {
             call_one: import(CALL_ONE, &call_one)?,
-            call_lanes: import(CALL_LANES, &call_lanes)?,
+            lanes: (0..hessforge_ir::FUNCTIONS.len())
+                .map(|k| import(&lanes_symbol(k), &lanes))
+                .collect::<Result<_, _>>()?,
             pow_one: import(POW_ONE, &pow_one)?,
             pow_lanes: import(POW_LANES, &pow_lanes)?,
         })
@@ -210,7 +217,7 @@ struct Emitter<'a, 'f> {
     direction: Value,
     scratch: Value,
     call_one: FuncRef,
-    call_lanes: FuncRef,
+    lanes: Vec<FuncRef>,
     pow_one: FuncRef,
     pow_lanes: FuncRef,
     slot: StackSlot,
@@ -246,13 +253,13 @@ impl<'a, 'f> Emitter<'a, 'f> {
         tensors: &'a [TensorLayout],
         width: usize,
     ) -> (Emitter<'a, 'f>, Vec<Value>) {
-        let refs = [
-            helpers.call_one,
-            helpers.call_lanes,
-            helpers.pow_one,
-            helpers.pow_lanes,
-        ]
-        .map(|h| module.declare_func_in_func(h, &mut ctx.func));
+        let refs = [helpers.call_one, helpers.pow_one, helpers.pow_lanes]
+            .map(|h| module.declare_func_in_func(h, &mut ctx.func));
+        let lanes = helpers
+            .lanes
+            .iter()
+            .map(|&h| module.declare_func_in_func(h, &mut ctx.func))
+            .collect();
         let mut b = FunctionBuilder::new(&mut ctx.func, fctx);
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
@@ -276,9 +283,9 @@ impl<'a, 'f> Emitter<'a, 'f> {
             direction: null,
             scratch: null,
             call_one: refs[0],
-            call_lanes: refs[1],
-            pow_one: refs[2],
-            pow_lanes: refs[3],
+            lanes,
+            pow_one: refs[1],
+            pow_lanes: refs[2],
             slot,
             negated: HashMap::new(),
             exp_neg_abs: HashMap::new(),
@@ -804,14 +811,14 @@ impl<'a, 'f> Emitter<'a, 'f> {
                 })
                 .collect();
         }
-        let id = self.b.ins().iconst(I32, func as i64);
         if self.width == 1 {
+            let id = self.b.ins().iconst(I32, func as i64);
             let call = self.b.ins().call(self.call_one, &[id, x[0]]);
             return vec![self.b.inst_results(call)[0]];
         }
         self.spill(&x, 0);
         let addr = self.b.ins().stack_addr(I64, self.slot, 0);
-        self.b.ins().call(self.call_lanes, &[id, addr]);
+        self.b.ins().call(self.lanes[func as usize], &[addr]);
         self.reload(0)
     }
 
