@@ -222,13 +222,13 @@ impl Loader {
         loss: &Expr,
         regularizer: Option<&Expr>,
     ) -> Result<(), SpecError> {
-        let param_ids: HashSet<&str> = inputs.params.iter().map(|s| s.id.as_str()).collect();
-        let data_ids: HashSet<&str> = inputs.data.iter().map(|s| s.id.as_str()).collect();
+        let param_ids: FxHashSet<&str> = inputs.params.iter().map(|s| s.id.as_str()).collect();
+        let data_ids: FxHashSet<&str> = inputs.data.iter().map(|s| s.id.as_str()).collect();
         // What each definition reaches through the ones before it: whether
         // a parameter, and the first data entry (linear in the model's size:
         // no set of leaves is copied from definition to definition).
-        let mut reach_of: HashMap<&str, Reach> = HashMap::new();
-        let reach = |e: &Expr, reach_of: &HashMap<&str, Reach>| {
+        let mut reach_of: FxHashMap<&str, Reach> = FxHashMap::default();
+        let reach = |e: &Expr, reach_of: &FxHashMap<&str, Reach>| {
             let mut out = Reach::default();
             e.for_each_var(&mut |v| match reach_of.get(v) {
                 Some(inner) => out.join(inner),

@@ -20,8 +20,9 @@ use crate::model::{
     TensorInfo,
 };
 use indexmap::IndexMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -106,7 +107,9 @@ struct Loader {
     names: Vec<String>,
     /// Display name of each tensor, before subscripts (`w`, `\hat{y}`).
     bases: HashMap<String, String>,
-    all_ids: HashSet<String>,
+    /// Every scalar id so far, to find two that collide (an entry `w_3`
+    /// and a name `w_3`).
+    all_ids: FxHashSet<String>,
 }
 
 impl Loader {
@@ -116,7 +119,7 @@ impl Loader {
             symbols: HashMap::new(),
             names: Vec::new(),
             bases: HashMap::new(),
-            all_ids: HashSet::new(),
+            all_ids: FxHashSet::default(),
         }
     }
 
@@ -323,7 +326,7 @@ pub fn parse_expression(model: &Model, text: &str) -> Result<Expr, SpecError> {
         symbols,
         names: vec![],
         bases: HashMap::new(),
-        all_ids: HashSet::new(),
+        all_ids: FxHashSet::default(),
     };
     let value = Spanned::new(0..text.len(), text.to_string());
     loader.scalar_expr(&value, "the expression")
