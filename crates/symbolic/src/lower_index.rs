@@ -86,7 +86,7 @@ impl Engine {
     /// The loop-IR model of a derived model in index form.
     pub(crate) fn lower_index(
         &self,
-        model: ScalarLayout,
+        layout: ScalarLayout,
         index: &IndexModel,
         d: &IndexDerivation,
     ) -> Result<(LoopProgram, Vec<Applied>), LowerFailure> {
@@ -94,9 +94,9 @@ impl Engine {
         let mut inputs = HashMap::new();
         for t in &index.tensors {
             let (source, ids) = match t.role {
-                Role::Parameter => (Source::Theta, &model.params),
-                Role::Data => (Source::Row, &model.data),
-                Role::Constant => (Source::Constants, &model.constants),
+                Role::Parameter => (Source::Theta, &layout.params),
+                Role::Data => (Source::Row, &layout.data),
+                Role::Constant => (Source::Constants, &layout.constants),
                 Role::Intermediate => continue,
             };
             let offset = t
@@ -188,11 +188,11 @@ impl Engine {
         let regularizer = stages.pop().unwrap_or_default();
         let sample = stages.pop().unwrap_or_default();
         let mut lowered = LoopProgram {
-            name: model.name,
-            params: model.params,
-            data: model.data,
-            constants: model.constants,
-            constant_defaults: model.constant_defaults,
+            name: layout.name,
+            params: layout.params,
+            data: layout.data,
+            constants: layout.constants,
+            constant_defaults: layout.constant_defaults,
             tensors,
             sample,
             regularizer,
