@@ -125,3 +125,21 @@ fn the_symbol_pool_grows_past_its_first_symbols() {
         assert_eq!(engine.name_of(symbols[0]), "w");
     });
 }
+
+/// Symbolica's printing with the model's names (`derive --format json`):
+/// each pool symbol is replaced by its name, σ1 and σ12 alike, and the
+/// terms come in the pool's order (the order the job first asked for the
+/// names), not in an order of the names themselves.
+#[test]
+fn display_puts_each_name_in_place_of_its_pool_symbol() {
+    on_worker(|engine| {
+        engine.begin_job();
+        let vars: Vec<Atom> = (0..13)
+            .map(|k| Atom::var(engine.var(&format!("z{}", 12 - k))))
+            .collect();
+        let sum = &vars[1] + &vars[12];
+        assert_eq!(engine.display(&sum), "z11+z0");
+        let product = &vars[12] * &vars[10] * &vars[10];
+        assert_eq!(engine.display(&product), "z2^2*z0");
+    });
+}
