@@ -93,8 +93,7 @@ pub(crate) fn parse_number(text: &str) -> Option<Rational> {
 
 /// Arithmetic that keeps the tree flat.
 /// `a + b`, flattened; `a`'s terms are extended in place, so that a sum
-/// built term by term (`sum_of`, a dot product of 10 000 entries) takes
-/// linear time.
+/// built term by term (`a + b + c + …` in a file) takes linear time.
 pub(super) fn add(a: Expr, b: Expr) -> Expr {
     let mut terms = match a {
         Expr::Add(xs) => xs,
@@ -104,11 +103,17 @@ pub(super) fn add(a: Expr, b: Expr) -> Expr {
             terms
         }
     };
-    match b {
+    push_term(&mut terms, b);
+    Expr::Add(terms)
+}
+
+/// `x` into a sum's terms: a sum's own terms one by one, anything else
+/// whole.
+fn push_term(terms: &mut Vec<Expr>, x: Expr) {
+    match x {
         Expr::Add(xs) => terms.extend(xs),
         x => terms.push(x),
     }
-    Expr::Add(terms)
 }
 
 /// `a · b`, flattened (as [`add`]).
@@ -141,10 +146,7 @@ pub(super) fn sum_of(items: Vec<Expr>) -> Expr {
     }
     let mut terms = Vec::with_capacity(items.len());
     for item in items {
-        match item {
-            Expr::Add(xs) => terms.extend(xs),
-            x => terms.push(x),
-        }
+        push_term(&mut terms, item);
     }
     Expr::Add(terms)
 }
