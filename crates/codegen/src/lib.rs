@@ -208,9 +208,10 @@ fn body(p: &Program, width: Width) -> TokenStream {
                 let a = operand(arg);
                 match base {
                     Some(base) => shared.call(*func, base, &a, &lane_ty, &mut prelude),
-                    None => lane_call_tokens(*func, a),
+                    None => compact_lane_call(*func, a),
                 }
             }
+            Instr::Call { func, arg, .. } if lanes => compact_lane_call(*func, operand(arg)),
             _ => instr_value(ins, operand, join, lanes.then(|| quote!(#lane_ty)).as_ref()),
         };
         per_row.insert(ins.dst(), depends_on_row);
@@ -284,7 +285,7 @@ impl SharedExponentials {
         let next = self.exp.len();
         let e = self.exp.entry(base).or_insert_with(|| {
             let e = format_ident!("e{next}");
-            prelude.extend(quote!(let #e: #lane_ty = #a.exp_neg_abs();));
+            prelude.extend(quote!(let #e: #lane_ty = #a.compact().exp_neg_abs();));
             e
         });
         let e = e.clone();
@@ -294,20 +295,13 @@ impl SharedExponentials {
         let next = self.ln_one_plus_exp.len();
         let l = self.ln_one_plus_exp.entry(base).or_insert_with(|| {
             let l = format_ident!("l{next}");
-            prelude.extend(quote!(let #l: #lane_ty = #e.ln_1p();));
+            prelude.extend(quote!(let #l: #lane_ty = #e.compact().ln_1p();));
             l
         });
         quote!(#a.softplus_with(#l))
     }
 }
 
-/// A function applied to lanes: the vectorised [`Lanes`] method, which has
-/// std's name where std has the function (so [`call`]'s tokens serve), and
-/// the function's own name for hessforge's (σ, softplus, relu, step, sign);
-/// the scalar function mapped over the lanes where `Lanes` has no method
-/// (the table's `on_lanes`).
-///
-/// [`Lanes`]: hessforge_ir::lanes::Lanes
 /// One instruction's value as Rust: its operands written by `operand`, its
 /// sums and products by `join`, and in lanes (`lanes`: the lane type's
 /// path) with the lane forms of `powf` and of the functions. The
@@ -360,6 +354,26 @@ pub(crate) fn instr_value(
     }
 }
 
+/// A function applied to lanes in a straight-line kernel: through
+/// [`Compact`], whose polynomials keep their loop over levels (a long
+/// program inlines every call; see there).
+///
+/// [`Compact`]: hessforge_ir::lanes::Compact
+fn compact_lane_call(func: Func, a: TokenStream) -> TokenStream {
+    if func.info().on_lanes {
+        lane_call_tokens(func, quote!(#a.compact()))
+    } else {
+        lane_call_tokens(func, a)
+    }
+}
+
+/// A function applied to lanes: the vectorised [`Lanes`] method, which has
+/// std's name where std has the function (so [`call`]'s tokens serve), and
+/// the function's own name for hessforge's (σ, softplus, relu, step, sign);
+/// the scalar function mapped over the lanes where `Lanes` has no method
+/// (the table's `on_lanes`).
+///
+/// [`Lanes`]: hessforge_ir::lanes::Lanes
 pub(crate) fn lane_call_tokens(func: Func, a: TokenStream) -> TokenStream {
     let info = func.info();
     if !info.on_lanes {

@@ -136,7 +136,7 @@ impl<const W: usize> Lanes<W> {
         if W == 1 {
             lanewise!(f64::exp, self)
         } else {
-            self.exp_lanes()
+            self.exp_lanes::<true>()
         }
     }
     /// ln x.
@@ -145,7 +145,7 @@ impl<const W: usize> Lanes<W> {
         if W == 1 {
             lanewise!(f64::ln, self)
         } else {
-            self.ln_lanes()
+            self.ln_lanes::<true>()
         }
     }
     /// ln(1 + x), accurate for small x.
@@ -154,7 +154,7 @@ impl<const W: usize> Lanes<W> {
         if W == 1 {
             lanewise!(f64::ln_1p, self)
         } else {
-            self.ln_1p_lanes()
+            self.ln_1p_lanes::<true>()
         }
     }
     /// eˣ − 1, accurate for small x.
@@ -163,7 +163,7 @@ impl<const W: usize> Lanes<W> {
         if W == 1 {
             lanewise!(f64::exp_m1, self)
         } else {
-            self.exp_m1_lanes()
+            self.exp_m1_lanes::<true>()
         }
     }
     /// tanh x.
@@ -172,7 +172,7 @@ impl<const W: usize> Lanes<W> {
         if W == 1 {
             lanewise!(f64::tanh, self)
         } else {
-            self.tanh_lanes()
+            self.tanh_lanes::<true>()
         }
     }
     /// σ(x), without overflow for either sign.
@@ -181,7 +181,7 @@ impl<const W: usize> Lanes<W> {
         if W == 1 {
             lanewise!(crate::math::sigmoid, self)
         } else {
-            self.sigmoid_lanes()
+            self.sigmoid_lanes::<true>()
         }
     }
     /// log(1 + eˣ), without overflow.
@@ -190,7 +190,7 @@ impl<const W: usize> Lanes<W> {
         if W == 1 {
             lanewise!(crate::math::softplus, self)
         } else {
-            self.softplus_lanes()
+            self.softplus_lanes::<true>()
         }
     }
     /// √x.
@@ -406,20 +406,52 @@ impl<const W: usize> Lanes<W> {
     /// x, the pairs with x², then x⁴, …, so the chain of dependent
     /// operations is log₂ n deep instead of n (Horner's rule) and the vector
     /// unit's pipelines stay full.
+    ///
+    /// `UNROLLED` writes the levels out (at most four: n ≤ 16), so that
+    /// every loop has a constant trip count and the compiler unrolls it
+    /// whole; otherwise they stay a loop over levels. The same operations in
+    /// the same order either way, so the same bits. See [`Compact`] for
+    /// which is used where.
     #[inline(always)]
-    fn polynomial<const N: usize>(self, coefficients: &[f64; N]) -> Lanes<W> {
+    fn polynomial<const UNROLLED: bool, const N: usize>(self, coefficients: &[f64; N]) -> Lanes<W> {
+        /// One level: neighbours paired with `power`, an odd one carried.
+        #[inline(always)]
+        fn level<const W: usize, const N: usize>(
+            terms: &mut [Lanes<W>; N],
+            len: &mut usize,
+            power: &mut Lanes<W>,
+        ) {
+            for i in 0..*len / 2 {
+                terms[i] = terms[2 * i] + terms[2 * i + 1] * *power;
+            }
+            if *len % 2 == 1 {
+                terms[*len / 2] = terms[*len - 1];
+            }
+            *len = len.div_ceil(2);
+            if *len > 1 {
+                *power = *power * *power;
+            }
+        }
         let mut terms: [Self; N] = std::array::from_fn(|i| Self::splat(coefficients[i]));
         let (mut len, mut power) = (N, self);
-        while len > 1 {
-            for i in 0..len / 2 {
-                terms[i] = terms[2 * i] + terms[2 * i + 1] * power;
-            }
-            if len % 2 == 1 {
-                terms[len / 2] = terms[len - 1];
-            }
-            len = len.div_ceil(2);
+        if UNROLLED {
+            const { assert!(N <= 16, "four levels written out") };
+            // Each `len` is a constant here (N is), so each level's loop is.
             if len > 1 {
-                power = power * power;
+                level(&mut terms, &mut len, &mut power);
+            }
+            if len > 1 {
+                level(&mut terms, &mut len, &mut power);
+            }
+            if len > 1 {
+                level(&mut terms, &mut len, &mut power);
+            }
+            if len > 1 {
+                level(&mut terms, &mut len, &mut power);
+            }
+        } else {
+            while len > 1 {
+                level(&mut terms, &mut len, &mut power);
             }
         }
         terms[0]
@@ -429,7 +461,7 @@ impl<const W: usize> Lanes<W> {
     /// degree 13 (truncation below 2⁻⁵⁸), times 2ᵏ applied in two halves so
     /// that results in the subnormal range are rounded once.
     #[inline(always)]
-    fn exp_lanes(self) -> Lanes<W> {
+    fn exp_lanes<const UNROLLED: bool>(self) -> Lanes<W> {
         // Beyond these bounds the result is ∞ or 0 anyway (NaN stays NaN).
         let x = self.clamp(-746.0, 710.0);
         let shifted = x * std::f64::consts::LOG2_E + SHIFTER;
@@ -454,7 +486,7 @@ impl<const W: usize> Lanes<W> {
             1.0 / 479_001_600.0,
             1.0 / 6_227_020_800.0,
         ];
-        let p = r.polynomial(&TAYLOR);
+        let p = r.polynomial::<UNROLLED, 14>(&TAYLOR);
         // 2ᵏ for −1022 ≤ k ≤ 1023 by building the exponent field.
         let pow2 = |k: IntLanes<W>| k.add(IntLanes::splat(1023)).shl::<52>().as_f64();
         let half = k_int.shr::<1>();
@@ -464,7 +496,7 @@ impl<const W: usize> Lanes<W> {
     /// ln x: x = 2ᵉ m with √½ ≤ m < √2, ln m = 2 atanh(s), s = (m − 1)/(m + 1),
     /// by its series to s²³ (|s| ≤ 0.172, truncation below 2⁻⁶⁰).
     #[inline(always)]
-    fn ln_lanes(self) -> Lanes<W> {
+    fn ln_lanes<const UNROLLED: bool>(self) -> Lanes<W> {
         /// The bits of √½, where the mantissa range starts.
         const SQRT_HALF_BITS: i64 = 0x3fe6_a09e_667f_3bcd;
         const ONE_BITS: i64 = 0x3ff0_0000_0000_0000;
@@ -502,7 +534,7 @@ impl<const W: usize> Lanes<W> {
             2.0 / 21.0,
             2.0 / 23.0,
         ];
-        let q = z.polynomial(&ATANH);
+        let q = z.polynomial::<UNROLLED, 11>(&ATANH);
         // 2s = f − s f, so ln m = f − s (f − q z): the large term f is exact.
         let log_m = f - s * (f - q * z);
         let r = e * LN2_HI + (log_m + e * LN2_LO);
@@ -513,19 +545,19 @@ impl<const W: usize> Lanes<W> {
 
     /// ln(1 + x) = ln(w) · x / (w − 1) with w = 1 + x rounded (Goldberg).
     #[inline(always)]
-    fn ln_1p_lanes(self) -> Lanes<W> {
+    fn ln_1p_lanes<const UNROLLED: bool>(self) -> Lanes<W> {
         let w = 1.0 + self;
-        let r = w.ln_lanes() * (self / (w - 1.0));
+        let r = w.ln_lanes::<UNROLLED>() * (self / (w - 1.0));
         let r = Self::select(w.eq(f64::INFINITY), w, r);
         Self::select(w.eq(1.0), self, r)
     }
 
     /// eˣ − 1 = (u − 1) · x / ln u with u = eˣ rounded (Kahan).
     #[inline(always)]
-    fn exp_m1_lanes(self) -> Lanes<W> {
-        let u = self.exp_lanes();
+    fn exp_m1_lanes<const UNROLLED: bool>(self) -> Lanes<W> {
+        let u = self.exp_lanes::<UNROLLED>();
         let um1 = u - 1.0;
-        let r = um1 * (self / u.ln_lanes());
+        let r = um1 * (self / u.ln_lanes::<UNROLLED>());
         let r = Self::select(u.eq(f64::INFINITY), u, r);
         let r = Self::select(um1.eq(-1.0), -1.0, r);
         Self::select(u.eq(1.0), self, r)
@@ -533,8 +565,8 @@ impl<const W: usize> Lanes<W> {
 
     /// tanh x = −t / (2 + t) with t = expm1(−2|x|), sign restored.
     #[inline(always)]
-    fn tanh_lanes(self) -> Lanes<W> {
-        let t = (-2.0 * self.abs()).exp_m1_lanes();
+    fn tanh_lanes<const UNROLLED: bool>(self) -> Lanes<W> {
+        let t = (-2.0 * self.abs()).exp_m1_lanes::<UNROLLED>();
         let magnitude = -t / (2.0 + t);
         let sign = self.bits().and(IntLanes::splat(i64::MIN));
         magnitude.bits().or(sign).as_f64()
@@ -542,14 +574,17 @@ impl<const W: usize> Lanes<W> {
 
     /// σ(x) = 1/(1 + e^{−x}) for x ≥ 0, e^{x}/(1 + e^{x}) otherwise.
     #[inline(always)]
-    fn sigmoid_lanes(self) -> Lanes<W> {
-        self.sigmoid_with(self.exp_neg_abs_lanes())
+    fn sigmoid_lanes<const UNROLLED: bool>(self) -> Lanes<W> {
+        self.sigmoid_with(self.exp_neg_abs_lanes::<UNROLLED>())
     }
 
     /// softplus(x) = max(x, 0) + ln(1 + e^{−|x|}).
     #[inline(always)]
-    fn softplus_lanes(self) -> Lanes<W> {
-        self.softplus_with(self.exp_neg_abs_lanes().ln_1p_lanes())
+    fn softplus_lanes<const UNROLLED: bool>(self) -> Lanes<W> {
+        self.softplus_with(
+            self.exp_neg_abs_lanes::<UNROLLED>()
+                .ln_1p_lanes::<UNROLLED>(),
+        )
     }
 
     /// e^{−|x|}: the one exponential inside σ(x), σ(−x), softplus(x) and
@@ -561,8 +596,8 @@ impl<const W: usize> Lanes<W> {
 
     /// e^{−|x|} by the polynomial, whatever W.
     #[inline(always)]
-    fn exp_neg_abs_lanes(self) -> Lanes<W> {
-        (-self.abs()).exp_lanes()
+    fn exp_neg_abs_lanes<const UNROLLED: bool>(self) -> Lanes<W> {
+        (-self.abs()).exp_lanes::<UNROLLED>()
     }
 
     /// σ(x) given `e` = [`exp_neg_abs`](Self::exp_neg_abs) of ±x (the same
@@ -580,6 +615,79 @@ impl<const W: usize> Lanes<W> {
     }
 }
 
+/// [`Lanes`] whose functions keep their polynomials' loop over levels
+/// (`x.compact().tanh()`): what the straight-line kernels call.
+///
+/// [`Lanes`]' own methods write Estrin's levels out, which pays where each
+/// function is compiled once and runs over many blocks of rows — a loop
+/// kernel's step, a run-time compiled kernel's helper: the logistic L+∇+H
+/// pass 7–12 % faster on its loop kernel and 8–18 % at run time. A
+/// straight-line kernel inlines every call of a long program, and there the
+/// written-out levels cost more than they gain (`mlp_tanh_scalar`'s pass
+/// 2.8× slower); with the loop kept, the logistic straight-line pass is 2×
+/// faster than before the two forms were told apart (kernels bench,
+/// results/kernels.md). Both forms give the same bits.
+///
+/// The functions without a polynomial are [`Lanes`]' own, through `Deref`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Compact<const W: usize>(pub Lanes<W>);
+
+impl<const W: usize> std::ops::Deref for Compact<W> {
+    type Target = Lanes<W>;
+    #[inline(always)]
+    fn deref(&self) -> &Lanes<W> {
+        &self.0
+    }
+}
+
+impl<const W: usize> Lanes<W> {
+    /// These lanes, for functions with their polynomials' loop kept
+    /// ([`Compact`]).
+    #[inline(always)]
+    pub fn compact(self) -> Compact<W> {
+        Compact(self)
+    }
+}
+
+/// One compact method per function with a polynomial: std for one lane (as
+/// [`Lanes`]' own), else the loop over levels.
+macro_rules! compact_methods {
+    ($($(#[$doc:meta])* $name:ident => $lanes:ident;)*) => {
+        impl<const W: usize> Compact<W> {
+            $(
+                $(#[$doc])*
+                #[inline(always)]
+                pub fn $name(self) -> Lanes<W> {
+                    if W == 1 {
+                        self.0.$name()
+                    } else {
+                        self.0.$lanes::<false>()
+                    }
+                }
+            )*
+        }
+    };
+}
+
+compact_methods! {
+    /// eˣ.
+    exp => exp_lanes;
+    /// ln x.
+    ln => ln_lanes;
+    /// ln(1 + x).
+    ln_1p => ln_1p_lanes;
+    /// eˣ − 1.
+    exp_m1 => exp_m1_lanes;
+    /// tanh x.
+    tanh => tanh_lanes;
+    /// σ(x).
+    sigmoid => sigmoid_lanes;
+    /// softplus(x).
+    softplus => softplus_lanes;
+    /// e^{−|x|} (see [`Lanes::exp_neg_abs`]).
+    exp_neg_abs => exp_neg_abs_lanes;
+}
+
 /// The same functions one value at a time (lane 0 of the vector code), so
 /// that they can be tested against std and used on their own.
 pub mod lane {
@@ -590,7 +698,7 @@ pub mod lane {
             #[$doc]
             #[inline(always)]
             pub fn $name(x: f64) -> f64 {
-                Lanes::<1>::splat(x).$method().0[0]
+                Lanes::<1>::splat(x).$method::<true>().0[0]
             }
         )*};
     }
@@ -777,5 +885,46 @@ mod tests {
             ((2.0 + -1.0) + (1.5 + 801.0)) + ((0.75 + 4.0) + (-799.0 + 1.0))
         );
         assert_eq!(a.powf(2.0).0[2], 0.25);
+    }
+
+    /// The compact functions (the straight-line kernels') give the same
+    /// bits as the written-out ones, in eight lanes, four and one.
+    #[test]
+    fn compact_functions_have_the_bits_of_the_written_out_ones() {
+        fn check<const W: usize>(xs: &[f64]) {
+            type F<const W: usize> = fn(Lanes<W>) -> Lanes<W>;
+            let pairs: [(&str, F<W>, F<W>); 8] = [
+                ("exp", |x| x.exp(), |x| x.compact().exp()),
+                ("ln", |x| x.ln(), |x| x.compact().ln()),
+                ("ln_1p", |x| x.ln_1p(), |x| x.compact().ln_1p()),
+                ("exp_m1", |x| x.exp_m1(), |x| x.compact().exp_m1()),
+                ("tanh", |x| x.tanh(), |x| x.compact().tanh()),
+                ("sigmoid", |x| x.sigmoid(), |x| x.compact().sigmoid()),
+                ("softplus", |x| x.softplus(), |x| x.compact().softplus()),
+                (
+                    "exp_neg_abs",
+                    |x| x.exp_neg_abs(),
+                    |x| x.compact().exp_neg_abs(),
+                ),
+            ];
+            for chunk in xs.chunks_exact(W) {
+                let x = Lanes::<W>::load(chunk);
+                for (name, written_out, compact) in &pairs {
+                    let (a, b) = (written_out(x).0, compact(x).0);
+                    let same = a.iter().zip(&b).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{name}({chunk:?}): {a:?} written out, {b:?} compact");
+                }
+            }
+        }
+        let mut xs = samples(-40.0, 40.0, 4_000);
+        xs.extend(samples(-1e-3, 1e-3, 800));
+        xs.extend(samples(1e-300, 1e300, 800));
+        xs.extend([0.0, -0.0, 1.0, -1.0, 709.0, -745.0, f64::INFINITY, f64::NAN]);
+        check::<8>(&xs);
+        check::<4>(&xs);
+        check::<1>(&xs);
+        // Deref: the functions without a polynomial are the lanes' own.
+        let x = F64x4::splat(-2.25);
+        assert_eq!(x.compact().abs(), x.abs());
     }
 }
