@@ -158,10 +158,22 @@ extern "C" fn call_one(func: u32, x: f64) -> f64 {
 /// `buf` points to [`LANES`] writable f64 (a stack slot of the caller).
 #[inline(always)]
 unsafe fn lanes_in_place<const I: usize>(buf: *mut f64) {
-    // SAFETY: the compiled caller passes its own stack slot of LANES f64.
-    let values = unsafe { &mut *buf.cast::<[f64; LANES]>() };
+    // The compiled caller stores its lanes two at a time (Cranelift's
+    // vectors have 128 bits), so they are read two at a time: one wider
+    // load of several narrower stores is not forwarded from the store
+    // buffer and waits for them to reach the cache. Volatile, so that the
+    // compiler does not merge the reads into wider loads.
+    let pairs = buf.cast::<[f64; 2]>();
+    let mut x = [0.0; LANES];
+    for (k, pair) in x.chunks_exact_mut(2).enumerate() {
+        // SAFETY: the compiled caller passes its own stack slot of LANES
+        // f64 (aligned for f64, so for pairs of them).
+        pair.copy_from_slice(&unsafe { pairs.add(k).read_volatile() });
+    }
     let f = const { FUNCTIONS[I].func };
-    *values = f.eval_lanes(hessforge_ir::lanes::Lanes(*values)).0;
+    let y = f.eval_lanes(hessforge_ir::lanes::Lanes(x)).0;
+    // SAFETY: as above.
+    unsafe { buf.cast::<[f64; LANES]>().write(y) };
 }
 
 /// [`lanes_in_place`] for any x86-64 (or other) CPU.
