@@ -615,6 +615,32 @@ impl<const W: usize> Lanes<W> {
     }
 }
 
+/// The functions computed with a polynomial on lanes, each with its
+/// method on any number of lanes: one list for [`Compact`]'s methods and
+/// [`lane`]'s functions, given to the macro `$m`.
+macro_rules! polynomial_functions {
+    ($m:ident) => {
+        $m! {
+            /// eˣ.
+            exp => exp_lanes;
+            /// ln x.
+            ln => ln_lanes;
+            /// ln(1 + x).
+            ln_1p => ln_1p_lanes;
+            /// eˣ − 1.
+            exp_m1 => exp_m1_lanes;
+            /// tanh x.
+            tanh => tanh_lanes;
+            /// σ(x).
+            sigmoid => sigmoid_lanes;
+            /// softplus(x).
+            softplus => softplus_lanes;
+            /// e^{−|x|} (see [`Lanes::exp_neg_abs`]).
+            exp_neg_abs => exp_neg_abs_lanes;
+        }
+    };
+}
+
 /// [`Lanes`] whose functions keep their polynomials' loop over levels
 /// (`x.compact().tanh()`): what the straight-line kernels call.
 ///
@@ -669,24 +695,7 @@ macro_rules! compact_methods {
     };
 }
 
-compact_methods! {
-    /// eˣ.
-    exp => exp_lanes;
-    /// ln x.
-    ln => ln_lanes;
-    /// ln(1 + x).
-    ln_1p => ln_1p_lanes;
-    /// eˣ − 1.
-    exp_m1 => exp_m1_lanes;
-    /// tanh x.
-    tanh => tanh_lanes;
-    /// σ(x).
-    sigmoid => sigmoid_lanes;
-    /// softplus(x).
-    softplus => softplus_lanes;
-    /// e^{−|x|} (see [`Lanes::exp_neg_abs`]).
-    exp_neg_abs => exp_neg_abs_lanes;
-}
+polynomial_functions!(compact_methods);
 
 /// The same functions one value at a time (lane 0 of the vector code), so
 /// that they can be tested against std and used on their own.
@@ -702,22 +711,7 @@ pub mod lane {
             }
         )*};
     }
-    one_lane! {
-        /// eˣ.
-        exp => exp_lanes;
-        /// ln x.
-        ln => ln_lanes;
-        /// ln(1 + x).
-        ln_1p => ln_1p_lanes;
-        /// eˣ − 1.
-        exp_m1 => exp_m1_lanes;
-        /// tanh x.
-        tanh => tanh_lanes;
-        /// σ(x).
-        sigmoid => sigmoid_lanes;
-        /// softplus(x).
-        softplus => softplus_lanes;
-    }
+    polynomial_functions!(one_lane);
 
     /// xⁿ by repeated squaring (1/x^|n| for negative n).
     #[inline(always)]
