@@ -19,6 +19,11 @@
 //! the polynomials pay only across lanes, and inlined one lane at a time
 //! into a large kernel they are not unrolled and run several times slower.
 //!
+//! A function with a polynomial comes in two forms with the same bits: its
+//! levels written out (the methods of `Lanes`, for code that compiles each
+//! function once) or kept as a loop ([`Compact`], for the straight-line
+//! kernels, which inline every call).
+//!
 //! Accuracy: exp, log and friends are within a few units in the last place
 //! of the correctly rounded value over the whole f64 range (tested against
 //! std); sin, cos, tan, atan and real powers call std lane by lane.
