@@ -892,20 +892,17 @@ mod tests {
     fn compact_functions_have_the_bits_of_the_written_out_ones() {
         fn check<const W: usize>(xs: &[f64]) {
             type F<const W: usize> = fn(Lanes<W>) -> Lanes<W>;
-            let pairs: [(&str, F<W>, F<W>); 8] = [
-                ("exp", |x| x.exp(), |x| x.compact().exp()),
-                ("ln", |x| x.ln(), |x| x.compact().ln()),
-                ("ln_1p", |x| x.ln_1p(), |x| x.compact().ln_1p()),
-                ("exp_m1", |x| x.exp_m1(), |x| x.compact().exp_m1()),
-                ("tanh", |x| x.tanh(), |x| x.compact().tanh()),
-                ("sigmoid", |x| x.sigmoid(), |x| x.compact().sigmoid()),
-                ("softplus", |x| x.softplus(), |x| x.compact().softplus()),
-                (
-                    "exp_neg_abs",
-                    |x| x.exp_neg_abs(),
-                    |x| x.compact().exp_neg_abs(),
-                ),
-            ];
+            // Every function of the list, written out and compact.
+            macro_rules! both_forms {
+                ($($(#[$doc:meta])* $name:ident => $lanes:ident;)*) => {
+                    [$((
+                        stringify!($name),
+                        (|x| x.$name()) as F<W>,
+                        (|x| x.compact().$name()) as F<W>,
+                    )),*]
+                };
+            }
+            let pairs = polynomial_functions!(both_forms);
             for chunk in xs.chunks_exact(W) {
                 let x = Lanes::<W>::load(chunk);
                 for (name, written_out, compact) in &pairs {
