@@ -111,7 +111,6 @@ impl<M: LoopModel> Steps for Primal<M> {
     fn lanes(&self) -> usize {
         LANES
     }
-    #[inline(always)]
     fn sample_lanes(
         &self,
         level: Outputs,
@@ -120,6 +119,11 @@ impl<M: LoopModel> Steps for Primal<M> {
         constants: &[f64],
         scratch: &mut [f64],
     ) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { primal_avx2::<M>(level, theta, rows, constants, scratch) };
+        }
         M::sample::<LANES>(level, theta, rows, constants, scratch);
     }
 }
@@ -160,7 +164,6 @@ impl<T: LoopTangent> Steps for Tangent<'_, T> {
     fn lanes(&self) -> usize {
         LANES
     }
-    #[inline(always)]
     fn sample_lanes(
         &self,
         level: Outputs,
@@ -169,8 +172,41 @@ impl<T: LoopTangent> Steps for Tangent<'_, T> {
         constants: &[f64],
         scratch: &mut [f64],
     ) {
-        T::sample::<LANES>(self.phase, level, theta, rows, constants, self.v, scratch);
+        let (phase, v) = (self.phase, self.v);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { tangent_avx2::<T>(phase, level, theta, rows, constants, v, scratch) };
+        }
+        T::sample::<LANES>(phase, level, theta, rows, constants, v, scratch);
     }
+}
+
+/// The model's steps for [`LANES`] rows, inlined into code compiled for
+/// AVX2 (an eight-lane operation is two instructions there, four without).
+/// The passes call the steps through `dyn Steps` — one copy of the runtime
+/// for every model — and each model's steps are here in both forms; no
+/// fused multiply–add in either, so the bits are the same.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn primal_avx2<M: LoopModel>(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+    M::sample::<LANES>(level, t, x, c, s);
+}
+
+/// The tangent steps' [`primal_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+fn tangent_avx2<T: LoopTangent>(
+    phase: Phase,
+    level: Outputs,
+    t: &[f64],
+    x: &[f64],
+    c: &[f64],
+    v: &[f64],
+    s: &mut [f64],
+) {
+    T::sample::<LANES>(phase, level, t, x, c, v, s);
 }
 
 /// What a loop kernel's passes need: its plan and its steps, and its

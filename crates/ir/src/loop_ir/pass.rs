@@ -102,7 +102,7 @@ impl LoopProgram {
     /// code; this model's own steps are not read).
     pub fn evaluate_with(
         &self,
-        steps: &impl Steps,
+        steps: &dyn Steps,
         level: Outputs,
         at: At<'_>,
         grad: &mut [f64],
@@ -131,7 +131,7 @@ impl LoopProgram {
     /// a fixed order. [`LoopProgram::finish_with`] completes it.
     pub fn sum_rows_with(
         &self,
-        steps: &impl Steps,
+        steps: &dyn Steps,
         level: Outputs,
         at: At<'_>,
         grad: &mut [f64],
@@ -183,7 +183,7 @@ impl LoopProgram {
     #[allow(clippy::too_many_arguments)]
     pub fn finish_with(
         &self,
-        steps: &impl Steps,
+        steps: &dyn Steps,
         level: Outputs,
         theta: &[f64],
         constants: &[f64],
@@ -213,7 +213,7 @@ impl LoopProgram {
     }
 
     /// [`LoopProgram::hess_vec`] with the steps run by `steps`.
-    pub fn hess_vec_with(&self, steps: &impl Steps, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
+    pub fn hess_vec_with(&self, steps: &dyn Steps, at: At<'_>, v: &[f64], out: &mut [f64]) -> f64 {
         let p = self.n_params();
         out[..p].fill(0.0);
         let level = Outputs::LossGradHess;
@@ -249,7 +249,7 @@ impl LoopProgram {
     /// Hessian-level steps row by row, and of each term only the entries on
     /// the diagonal of ∇²L (those of its blocks (T, T) with row = column),
     /// so no block is formed. What a Jacobi preconditioner needs.
-    pub fn hess_diag_with(&self, steps: &impl Steps, at: At<'_>, out: &mut [f64]) -> f64 {
+    pub fn hess_diag_with(&self, steps: &dyn Steps, at: At<'_>, out: &mut [f64]) -> f64 {
         let p = self.n_params();
         out[..p].fill(0.0);
         let level = Outputs::LossGradHess;
@@ -326,7 +326,7 @@ impl LoopProgram {
     /// for a model without data, whose stage runs once).
     pub(super) fn each_row(
         &self,
-        steps: &impl Steps,
+        steps: &dyn Steps,
         level: Outputs,
         at: At<'_>,
         plan: &Plan,
@@ -373,7 +373,7 @@ impl LoopProgram {
     /// `acc`; returns the number of rows.
     pub(super) fn rows_in_lanes<const W: usize>(
         &self,
-        steps: &impl Steps,
+        steps: &dyn Steps,
         level: Outputs,
         at: At<'_>,
         acc: &mut Accumulator<'_>,
@@ -505,7 +505,7 @@ pub(super) struct Sources<'a> {
 /// The regularizer's steps into `scratch`, laid out for `plan` (the
 /// stage's buffers, then its fills), with the fills written.
 fn run_regularizer(
-    steps: &impl Steps,
+    steps: &dyn Steps,
     plan: &Plan,
     level: Outputs,
     theta: &[f64],

@@ -11,7 +11,7 @@ use super::*;
 #[allow(clippy::too_many_arguments)]
 pub(super) fn lane_blocks<const W: usize>(
     m: &LoopProgram,
-    steps: &impl Steps,
+    steps: &dyn Steps,
     level: Outputs,
     at: At<'_>,
     full: usize,
@@ -232,7 +232,7 @@ pub(super) fn transpose_rows_fixed<const W: usize, const NC: usize>(
 #[allow(clippy::too_many_arguments)]
 pub(super) fn lane_blocks_avx2<const W: usize>(
     m: &LoopProgram,
-    steps: &impl Steps,
+    steps: &dyn Steps,
     level: Outputs,
     at: At<'_>,
     full: usize,

@@ -189,7 +189,7 @@ pub fn names(ids: &'static [String]) -> &'static [&'static str] {
 /// One pass at `level` (see [`crate::Kernel`]).
 pub fn evaluate(
     model: &LoopProgram,
-    steps: &(impl Steps + Sync),
+    steps: &(dyn Steps + Sync),
     level: Outputs,
     at: At<'_>,
     grad: &mut [f64],
@@ -262,7 +262,7 @@ fn parallel_sums(
 /// data or when the values would take more than [`MAX_BYTES`].
 pub fn linearize(
     model: &LoopProgram,
-    primal: &(impl Steps + Sync),
+    primal: &(dyn Steps + Sync),
     prefix: usize,
     at: At<'_>,
 ) -> Option<Linearization> {
@@ -308,8 +308,8 @@ pub fn linearize(
 pub fn hess_vec_linearized(
     model: &LoopProgram,
     linearization: &Linearization,
-    tangent: &(impl Steps + Sync),
-    whole: &(impl Steps + Sync),
+    tangent: &(dyn Steps + Sync),
+    whole: &(dyn Steps + Sync),
     prefix: usize,
     at: At<'_>,
     out: &mut [f64],
@@ -341,13 +341,13 @@ pub fn hess_vec_linearized(
 
 /// The primal steps, which keep the first `prefix` scratch entries of
 /// every row they run on (W rows at a time: the first `prefix · W`).
-struct Recording<'s, S> {
-    steps: &'s S,
+struct Recording<'s> {
+    steps: &'s (dyn Steps + Sync),
     prefix: usize,
     values: RefCell<Vec<f64>>,
 }
 
-impl<S: Steps> Steps for Recording<'_, S> {
+impl Steps for Recording<'_> {
     #[inline(always)]
     fn sample(&self, _: Outputs, theta: &[f64], row: &[f64], constants: &[f64], s: &mut [f64]) {
         // Every primal value the tangent steps read, not only the loss.
@@ -374,14 +374,14 @@ impl<S: Steps> Steps for Recording<'_, S> {
 
 /// The tangent steps, which find the first `prefix` scratch entries of
 /// every row put back from what [`Recording`] kept, in the same order.
-struct Replaying<'s, S> {
-    steps: &'s S,
+struct Replaying<'s> {
+    steps: &'s (dyn Steps + Sync),
     prefix: usize,
     values: &'s [f64],
     read: Cell<usize>,
 }
 
-impl<S: Steps> Replaying<'_, S> {
+impl Replaying<'_> {
     #[inline(always)]
     fn put_back(&self, s: &mut [f64], len: usize) {
         let from = self.read.get();
@@ -390,7 +390,7 @@ impl<S: Steps> Replaying<'_, S> {
     }
 }
 
-impl<S: Steps> Steps for Replaying<'_, S> {
+impl Steps for Replaying<'_> {
     #[inline(always)]
     fn sample(&self, level: Outputs, theta: &[f64], row: &[f64], c: &[f64], s: &mut [f64]) {
         self.put_back(s, self.prefix);
