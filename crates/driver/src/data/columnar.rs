@@ -18,8 +18,7 @@
 
 use super::DataError;
 use arrow_array::cast::AsArray;
-use arrow_array::types::Float64Type;
-use arrow_array::{Array, RecordBatch};
+use arrow_array::{Array, Float64Array, RecordBatch};
 use arrow_schema::{DataType, Schema};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -282,19 +281,17 @@ impl ColumnarTable {
                     let Some(array) = batch.column_by_name(source) else {
                         return Err(self.io(format!("column `{source}` disappeared")));
                     };
-                    let values = arrow_cast::cast(array, &DataType::Float64)
-                        .map_err(|e| self.io(format!("column `{source}`: {e}")))?;
+                    let values = as_f64(array.as_ref()).ok_or_else(|| {
+                        let t = array.data_type();
+                        self.io(format!("column `{source}`: {t} is not read as f64"))
+                    })?;
                     if values.null_count() > 0 {
                         let row = (0..n).find(|&r| values.is_null(r)).unwrap_or(0);
                         return Err(self.bad_value(source, offset + row, "a null".into()));
                     }
-                    let all_finite = values
-                        .as_primitive::<Float64Type>()
-                        .values()
-                        .iter()
-                        .all(|v| v.is_finite());
+                    let all_finite = values.values().iter().all(|v| v.is_finite());
                     if !all_finite {
-                        let column = values.as_primitive::<Float64Type>().values();
+                        let column = values.values();
                         let (r, v) = column
                             .iter()
                             .enumerate()
@@ -304,10 +301,7 @@ impl ColumnarTable {
                     }
                     arrays.push(values);
                 }
-                let columns: Vec<&[f64]> = arrays
-                    .iter()
-                    .map(|a| &a.as_primitive::<Float64Type>().values()[..n])
-                    .collect();
+                let columns: Vec<&[f64]> = arrays.iter().map(|a| &a.values()[..n]).collect();
                 let identity = self.scaling.iter().all(|&s| s == (0.0, 1.0));
                 for (r, row) in chunk.chunks_exact_mut(cols).enumerate() {
                     for ((x, column), &(shift, scale)) in
@@ -426,6 +420,59 @@ fn is_numeric(t: &DataType) -> bool {
     t.is_numeric() || matches!(t, DataType::Boolean)
 }
 
+/// A column of a type [`is_numeric`] accepts as f64, nulls kept, with the
+/// values arrow-cast's `cast` gives: integers and floats converted by `as`
+/// (exact but for integers beyond 2⁵³), decimals as x / 10^scale, booleans
+/// as 1 and 0. `None` for any other type. Written here over arrow-array's
+/// typed arrays rather than with arrow-cast, whose general casts (strings,
+/// dates, decimals both ways) and arrow-ord under them were about 100 s of
+/// one core of a fresh release build for this one conversion
+/// (results/build).
+fn as_f64(array: &dyn Array) -> Option<Float64Array> {
+    use arrow_array::types::*;
+    use num_traits::ToPrimitive;
+    fn map<T: ArrowPrimitiveType>(a: &dyn Array, f: impl Fn(T::Native) -> f64) -> Float64Array {
+        a.as_primitive::<T>().unary(f)
+    }
+    let scaled = |scale: &i8| 10_f64.powi(i32::from(*scale));
+    Some(match array.data_type() {
+        DataType::Float64 => array.as_primitive::<Float64Type>().clone(),
+        DataType::Float32 => map::<Float32Type>(array, f64::from),
+        DataType::Float16 => map::<Float16Type>(array, |x| x.to_f64()),
+        DataType::Int8 => map::<Int8Type>(array, f64::from),
+        DataType::Int16 => map::<Int16Type>(array, f64::from),
+        DataType::Int32 => map::<Int32Type>(array, f64::from),
+        DataType::Int64 => map::<Int64Type>(array, |x| x as f64),
+        DataType::UInt8 => map::<UInt8Type>(array, f64::from),
+        DataType::UInt16 => map::<UInt16Type>(array, f64::from),
+        DataType::UInt32 => map::<UInt32Type>(array, f64::from),
+        DataType::UInt64 => map::<UInt64Type>(array, |x| x as f64),
+        DataType::Decimal32(_, s) => {
+            let d = scaled(s);
+            map::<Decimal32Type>(array, |x| f64::from(x) / d)
+        }
+        DataType::Decimal64(_, s) => {
+            let d = scaled(s);
+            map::<Decimal64Type>(array, |x| x as f64 / d)
+        }
+        DataType::Decimal128(_, s) => {
+            let d = scaled(s);
+            map::<Decimal128Type>(array, |x| x as f64 / d)
+        }
+        DataType::Decimal256(_, s) => {
+            // Every i256 has an f64 (arrow-buffer's `to_f64` never fails).
+            let d = scaled(s);
+            map::<Decimal256Type>(array, |x| x.to_f64().unwrap_or(f64::NAN) / d)
+        }
+        DataType::Boolean => array
+            .as_boolean()
+            .iter()
+            .map(|b| b.map(|b| f64::from(u8::from(b))))
+            .collect(),
+        _ => return None,
+    })
+}
+
 /// Writes row-major blocks of f64 rows as a Parquet file (Snappy-compressed
 /// row groups of up to [`ROW_GROUP_ROWS`] rows, or as many as asked) or an
 /// Arrow IPC file (one record batch per block), one Float64 column per name.
@@ -516,5 +563,118 @@ impl<W: std::io::Write + Send> ColumnarWriter<W> {
             Sink::Parquet(w) => w.close().map(|_| ()).map_err(|e| e.to_string()),
             Sink::ArrowIpc(mut w) => w.finish().map_err(|e| e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::types::{Decimal256Type, Float16Type};
+    use arrow_array::{ArrayRef, ArrowPrimitiveType};
+    use arrow_array::{
+        BooleanArray, Decimal32Array, Decimal64Array, Decimal128Array, Decimal256Array,
+        Float32Array, Int8Array, Int16Array, Int32Array, Int64Array, PrimitiveArray, UInt8Array,
+        UInt16Array, UInt32Array, UInt64Array,
+    };
+    use std::sync::Arc;
+
+    /// Every type [`is_numeric`] accepts is read as f64 with the value it
+    /// stands for, nulls kept; any other type is refused.
+    #[test]
+    fn every_numeric_type_reads_as_the_f64_it_stands_for() {
+        let f16 = |x: f64| <Float16Type as ArrowPrimitiveType>::Native::from_f64(x);
+        let i256 = |x: i128| <Decimal256Type as ArrowPrimitiveType>::Native::from_i128(x);
+        let columns: Vec<(ArrayRef, Vec<Option<f64>>)> = vec![
+            (
+                Arc::new(Float32Array::from(vec![Some(0.1), None])),
+                vec![Some(f64::from(0.1f32)), None],
+            ),
+            (
+                Arc::new(PrimitiveArray::<Float16Type>::from(vec![
+                    f16(0.5),
+                    f16(-2.0),
+                ])),
+                vec![Some(0.5), Some(-2.0)],
+            ),
+            (
+                Arc::new(Int8Array::from(vec![-128, 127])),
+                vec![Some(-128.0), Some(127.0)],
+            ),
+            (Arc::new(Int16Array::from(vec![-3])), vec![Some(-3.0)]),
+            (
+                Arc::new(Int32Array::from(vec![i32::MIN])),
+                vec![Some(-2_147_483_648.0)],
+            ),
+            (
+                Arc::new(Int64Array::from(vec![1 << 53, -7])),
+                vec![Some(9_007_199_254_740_992.0), Some(-7.0)],
+            ),
+            (Arc::new(UInt8Array::from(vec![255])), vec![Some(255.0)]),
+            (
+                Arc::new(UInt16Array::from(vec![65_535])),
+                vec![Some(65_535.0)],
+            ),
+            (
+                Arc::new(UInt32Array::from(vec![u32::MAX])),
+                vec![Some(4_294_967_295.0)],
+            ),
+            (
+                Arc::new(UInt64Array::from(vec![u64::MAX])),
+                vec![Some(18_446_744_073_709_551_616.0)],
+            ),
+            (
+                Arc::new(
+                    Decimal32Array::from(vec![12_345])
+                        .with_precision_and_scale(9, 2)
+                        .unwrap(),
+                ),
+                vec![Some(123.45)],
+            ),
+            (
+                Arc::new(
+                    Decimal64Array::from(vec![-5])
+                        .with_precision_and_scale(18, 1)
+                        .unwrap(),
+                ),
+                vec![Some(-0.5)],
+            ),
+            (
+                Arc::new(
+                    Decimal128Array::from(vec![Some(7), None])
+                        .with_precision_and_scale(38, 3)
+                        .unwrap(),
+                ),
+                vec![Some(0.007), None],
+            ),
+            (
+                Arc::new(
+                    Decimal256Array::from(vec![i256(-25)])
+                        .with_precision_and_scale(76, 2)
+                        .unwrap(),
+                ),
+                vec![Some(-0.25)],
+            ),
+            (
+                Arc::new(
+                    Decimal128Array::from(vec![15])
+                        .with_precision_and_scale(38, -2)
+                        .unwrap(),
+                ),
+                vec![Some(1500.0)],
+            ),
+            (
+                Arc::new(BooleanArray::from(vec![Some(true), Some(false), None])),
+                vec![Some(1.0), Some(0.0), None],
+            ),
+        ];
+        for (column, expected) in columns {
+            let t = column.data_type().clone();
+            assert!(is_numeric(&t), "{t}");
+            let read = as_f64(column.as_ref()).unwrap_or_else(|| panic!("{t} refused"));
+            let read: Vec<Option<f64>> = read.iter().collect();
+            assert_eq!(read, expected, "{t}");
+        }
+        let text = arrow_array::StringArray::from(vec!["1.5"]);
+        assert!(as_f64(&text).is_none());
     }
 }
