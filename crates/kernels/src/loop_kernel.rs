@@ -359,3 +359,87 @@ impl<M: LoopModel> Kernel for M {
     }
     loop_kernel_passes!();
 }
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    //! The steps compiled for AVX2 against the same steps compiled for any
+    //! x86-64: the passes choose between them by the CPU, so they must give
+    //! the same bits.
+    use super::*;
+    use crate::{
+        digits::Digits, linear_regression::LinearRegression,
+        logistic_regression::LogisticRegression, mlp_tanh::MlpTanh,
+        softmax_regression::SoftmaxRegression,
+    };
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Seeded θ, v and `LANES` data rows in lanes, in (−2, 2) (labels and
+    /// one-hot columns included: the steps do not check their data).
+    fn inputs<M: LoopModel>(seed: u64) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut draw = |n: usize| (0..n).map(|_| rng.gen_range(-2.0..2.0)).collect::<Vec<_>>();
+        (
+            draw(M::N_PARAMS),
+            draw(M::N_PARAMS),
+            draw(M::N_DATA * LANES),
+        )
+    }
+
+    /// Every bit of two scratch vectors (NaN included) is the same.
+    fn assert_same_bits(name: &str, what: &str, portable: &[f64], avx2: &[f64]) {
+        for (e, (a, b)) in portable.iter().zip(avx2).enumerate() {
+            assert_eq!(
+                a.to_bits(),
+                b.to_bits(),
+                "{name}, {what}: entry {e}: {a:e} against {b:e}"
+            );
+        }
+    }
+
+    fn same_bits<M: LoopModel>() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            eprintln!("this CPU has no AVX2: nothing to compare");
+            return;
+        }
+        let c = M::DEFAULT_CONSTANTS;
+        for seed in 0..4 {
+            let (t, v, x) = inputs::<M>(seed);
+            for level in [Outputs::Loss, Outputs::LossGrad, Outputs::LossGradHess] {
+                let len = M::plan().sample.scratch * LANES;
+                let (mut portable, mut avx2) = (vec![0.0; len], vec![0.0; len]);
+                M::sample::<LANES>(level, &t, &x, c, &mut portable);
+                // SAFETY: the CPU has AVX2 (checked above).
+                unsafe { primal_avx2::<M>(level, &t, &x, c, &mut avx2) };
+                assert_same_bits(M::NAME, &format!("{level:?}"), &portable, &avx2);
+                let Some(tangent) = <M::Tangent as LoopTangent>::plan() else {
+                    continue;
+                };
+                let len = tangent.sample.scratch * LANES;
+                // All steps at once, and the primal steps then the tangent
+                // ones (a linearization's order).
+                for phases in [&[Phase::All][..], &[Phase::Primal, Phase::Tangent]] {
+                    let (mut portable, mut avx2) = (vec![0.0; len], vec![0.0; len]);
+                    for &phase in phases {
+                        M::Tangent::sample::<LANES>(phase, level, &t, &x, c, &v, &mut portable);
+                        // SAFETY: as above.
+                        unsafe {
+                            tangent_avx2::<M::Tangent>(phase, level, &t, &x, c, &v, &mut avx2)
+                        };
+                    }
+                    let what = format!("tangent, {phases:?}, {level:?}");
+                    assert_same_bits(M::NAME, &what, &portable, &avx2);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_steps_compiled_for_avx2_give_the_bits_of_the_portable_steps() {
+        same_bits::<LinearRegression>();
+        same_bits::<LogisticRegression>();
+        same_bits::<SoftmaxRegression>();
+        same_bits::<MlpTanh>();
+        same_bits::<Digits>();
+    }
+}
