@@ -38,7 +38,7 @@ pub struct GradientEntry {
 /// `hessforge_symbolic::rewrites`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Rewrite {
-    /// The rule (`softplus`, `log1p`, `ratio-in-log-space`, …).
+    /// The rule (`softplus`, `ratio-in-log-space`, `log-of-positive-sum`, …).
     pub rule: String,
     /// The expression before, in Symbolica's syntax.
     pub from: String,

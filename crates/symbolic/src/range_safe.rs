@@ -21,7 +21,7 @@
 //! - **The logarithm of a sum of terms ≥ 0** (log Σ e^{z_k}, log(1 + u¹⁴))
 //!   is folded pairwise, lse(a, b) = max(a, b) + softplus(−|a − b|), with
 //!   log|t| of every term taken range-safe (log|u¹⁴| = 14·log|u|,
-//!   log eᶻ = z); log1p(t) of such a t is softplus(log t).
+//!   log eᶻ = z); ln(1 + t) of such a t is softplus(log t).
 //!
 //! Each rewrite applied is recorded ([`Applied`]); `derive --format json`
 //! lists them. The cost is a few `log`/`exp` calls per rewritten product,
@@ -491,7 +491,7 @@ impl Engine {
                     && self.non_negative(arg.as_view())
                     && self.degree(arg.as_view()) >= RISKY_DEGREE
                 {
-                    // log1p(t) = log(1 + t) for t ≥ 0 that can overflow:
+                    // The function ln(1 + t) of a t ≥ 0 that can overflow:
                     // softplus(log t), which for t = e^z is softplus(z).
                     let to = call(self.custom[&Func::Softplus], &self.log_abs(arg.as_view()));
                     applied.push(Applied {

@@ -14,7 +14,7 @@
 //! - a sum whose terms have one degree keeps it; one whose terms differ
 //!   (1 + Σₖ e^{zₖ}) has each term written back with its factor e^{d·m};
 //! - a logarithm turns the degree into a term: log(e^{d·m} S) = d·m + log S;
-//!   the log-sum-exp itself is m + log c + log1p(t/c), with c the number of
+//!   the log-sum-exp itself is m + log c + ln(1 + t/c), with c the number of
 //!   scores equal to m and t the sum of the others' e^{zₖ − m} (each
 //!   zₖ − m is exact, read from the same buffer as m): log S alone would
 //!   lose the relative precision of a loss near 0, where one class
@@ -193,7 +193,7 @@ fn log_sum_exp(e: &IExpr, shifts: &[Shift]) -> Option<(usize, String)> {
 }
 
 impl Shift {
-    /// log Σₖ e^{zₖ} as m + log c + log1p(t/c): c = Σₖ [zₖ = m] (1 −
+    /// log Σₖ e^{zₖ} as m + log c + ln(1 + t/c): c = Σₖ [zₖ = m] (1 −
     /// step(m − zₖ)), t = Σₖ step(m − zₖ) e^{zₖ − m}, both over the
     /// scores' whole range.
     fn log_sum_exp(&self, k: &str) -> IExpr {
