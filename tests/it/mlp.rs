@@ -43,7 +43,7 @@ const SIZES: [(usize, u32); 3] = [(4, 10_000), (16, 4_000), (64, 400)];
 const EXPECTED: &str = "
 # hidden method status iterations
  4 newton             saddle_point       36
- 4 newton-damped      converged          23
+ 4 newton-damped      converged          45
  4 newton-lm          converged          35
  4 newton-saddle-free converged          63
  4 newton-tr          converged          32
@@ -53,7 +53,7 @@ const EXPECTED: &str = "
  4 bfgs               converged         233
  4 lbfgs              converged         951
 16 newton             saddle_point       53
-16 newton-damped      converged         150
+16 newton-damped      converged         159
 16 newton-lm          converged         145
 16 newton-saddle-free converged         133
 16 newton-tr          converged         166
@@ -63,7 +63,7 @@ const EXPECTED: &str = "
 16 bfgs               converged        1305
 16 lbfgs              converged        3596
 64 newton             saddle_point      205
-64 newton-damped      max_iterations    400
+64 newton-damped      converged         335
 64 newton-lm          converged         288
 64 newton-saddle-free converged         281
 64 newton-tr          converged         333

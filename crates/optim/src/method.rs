@@ -159,10 +159,10 @@ pub enum Modification {
     /// The Newton direction was not a descent direction; −g was used.
     SteepestDescent,
     /// Modified Cholesky (Nocedal & Wright, Algorithm 3.3): H was not
-    /// positive definite, so H + τI with the smallest τ of the doubling
-    /// sequence that factors was used.
+    /// positive definite, so H + τD (D = diag(|hᵢᵢ|) with a floor) with the
+    /// smallest τ of the doubling sequence that factors was used.
     ModifiedCholesky {
-        /// τ.
+        /// τ, relative to each parameter's |hᵢᵢ|.
         tau: f64,
     },
     /// Levenberg–Marquardt: H + λI with this λ.
