@@ -207,7 +207,10 @@ impl Newton {
         };
         let lambda_min = Self::eigen(hess, p).eigenvalues.min();
         for _ in 0..200 {
-            if (self.solve_cholesky_scaled(hess, grad, tau, Some(&scale))).is_some() {
+            if self
+                .solve_cholesky_scaled(hess, grad, tau, Some(&scale))
+                .is_some()
+            {
                 return (lambda_min, Modification::ModifiedCholesky { tau });
             }
             tau = (2.0 * tau).max(beta);
