@@ -300,6 +300,19 @@ pub(crate) fn inf_norm(v: &[f64]) -> f64 {
     )
 }
 
+/// Each entry replaced by its magnitude, raised to at least
+/// `floor(largest)`, `largest` the largest magnitude (NaN entries, which
+/// it skips, become the floor): a positive diagonal scaling made from a
+/// diagonal that may be zero, negative or not finite (Newton–CG's Jacobi
+/// preconditioner, `newton-damped`'s shift).
+pub(crate) fn floored_magnitudes(values: &mut [f64], floor: impl Fn(f64) -> f64) {
+    let largest = values.iter().fold(0.0f64, |a, d| a.max(d.abs()));
+    let floor = floor(largest);
+    for d in values {
+        *d = if d.abs() >= floor { d.abs() } else { floor };
+    }
+}
+
 /// Euclidean norm.
 pub(crate) fn norm(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>().sqrt()

@@ -28,7 +28,9 @@
 //! Newton step allocates nothing.
 
 use crate::line_search::{Ray, armijo};
-use crate::method::{Curvature, HessianPath, Method, Modification, Point, Step, dot, norm};
+use crate::method::{
+    Curvature, HessianPath, Method, Modification, Point, Step, dot, floored_magnitudes, norm,
+};
 use crate::newton_cg::NewtonCg;
 use crate::objective::Objective;
 use crate::optimizer::{BuildError, DefaultValue, Hyper, Optimizer, Range};
@@ -193,9 +195,10 @@ impl Newton {
             return (lambda_min, Modification::None);
         }
         let diagonal = (0..p).map(|i| hess[i * p + i]);
-        let largest = diagonal.clone().fold(0.0f64, |m, d| m.max(d.abs()));
-        let floor = 1e-10 * if largest > 0.0 { largest } else { 1.0 };
-        let scale: Vec<f64> = diagonal.clone().map(|h| h.abs().max(floor)).collect();
+        let mut scale: Vec<f64> = diagonal.clone().collect();
+        floored_magnitudes(&mut scale, |largest| {
+            1e-10 * if largest > 0.0 { largest } else { 1.0 }
+        });
         let beta = 1e-3;
         let smallest = (diagonal.zip(&scale))
             .map(|(h, d)| h / d)

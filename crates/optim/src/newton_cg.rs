@@ -28,7 +28,8 @@
 
 use crate::line_search::{Ray, armijo};
 use crate::method::{
-    Curvature, JACOBI_FLOOR, Method, Modification, Point, Preconditioner, Step, dot, inf_norm, norm,
+    Curvature, JACOBI_FLOOR, Method, Modification, Point, Preconditioner, Step, dot,
+    floored_magnitudes, inf_norm, norm,
 };
 use crate::newton::GAUSS_NEWTON_REFUSED;
 use crate::objective::Objective;
@@ -135,12 +136,10 @@ impl Method for NewtonCg {
         let tolerance = gnorm.sqrt().min(0.5) * gnorm;
         if self.preconditioner == Preconditioner::Diagonal && self.product == Product::Hessian {
             objective.hess_diag(&at.theta, &mut self.m);
-            let largest = self.m.iter().fold(0.0f64, |a, d| a.max(d.abs()));
-            let floor = (JACOBI_FLOOR * largest).max(f64::MIN_POSITIVE);
-            for d in &mut self.m {
-                // NaN (a non-finite diagonal) falls to the floor too.
-                *d = if d.abs() >= floor { d.abs() } else { floor };
-            }
+            // NaN (a non-finite diagonal) falls to the floor too.
+            floored_magnitudes(&mut self.m, |largest| {
+                (JACOBI_FLOOR * largest).max(f64::MIN_POSITIVE)
+            });
         } else {
             self.m.fill(1.0);
         }
