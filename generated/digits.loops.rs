@@ -434,6 +434,46 @@ impl LoopModel for Digits {
         step_t37(t, c, s);
         step_t38(t, c, s);
     }
+    /// The Hessian terms the pass in eight lanes sums lane by lane,
+    /// added into its lane sums: the shared sweep's additions in its
+    /// order, with literal offsets.
+    #[inline(always)]
+    fn lane_sums(s: &[f64], x: &[f64], sums: &mut [f64]) -> bool {
+        const W: usize = 8;
+        let Some(s) = s.first_chunk::<36584>() else {
+            return false;
+        };
+        let _ = x;
+        let Ok(sums) = <&mut [f64; 11208]>::try_from(sums) else {
+            return false;
+        };
+        for r0 in 0..10 {
+            for r1 in 0..64 {
+                let i = r0 * 64 + r1;
+                let a: Lanes<W> = Lanes::<W>::load(&s[(3902 + i) * W..]);
+                let j = r0;
+                let k = 5208 + i * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(4563 + j) * W..]));
+            }
+        }
+        for i in 0..10 {
+            let a: Lanes<W> = Lanes::<W>::load(&s[(4543 + i) * W..]);
+            for j in i..10 {
+                let k = 10328 + (i * 10 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(23 + j) * W..]));
+            }
+        }
+        for r0 in 0..10 {
+            let i = r0;
+            let a: Lanes<W> = Lanes::<W>::load(&s[(4553 + i) * W..]);
+            let j = r0;
+            let k = 11128 + i * W;
+            if i <= j {
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(4563 + j) * W..]));
+            }
+        }
+        true
+    }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.

@@ -81,6 +81,44 @@ impl LoopModel for LinearRegression {
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
     fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {}
+    /// The Hessian terms the pass in eight lanes sums lane by lane,
+    /// added into its lane sums: the shared sweep's additions in its
+    /// order, with literal offsets.
+    #[inline(always)]
+    fn lane_sums(s: &[f64], x: &[f64], sums: &mut [f64]) -> bool {
+        const W: usize = 8;
+        let Some(s) = s.first_chunk::<112>() else {
+            return false;
+        };
+        let Some(x) = x.first_chunk::<80>() else {
+            return false;
+        };
+        let Ok(sums) = <&mut [f64; 984]>::try_from(sums) else {
+            return false;
+        };
+        for i in 0..10 {
+            let a: Lanes<W> = Lanes::<W>::load(&x[i * W..]);
+            for j in i..10 {
+                let k = 96 + (i * 10 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&x[j * W..]));
+            }
+        }
+        for i in 0..10 {
+            let a: Lanes<W> = Lanes::<W>::load(&x[i * W..]);
+            for j in 0..1 {
+                let k = 896 + (i * 1 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(13 + j) * W..]));
+            }
+        }
+        for i in 0..1 {
+            let a: Lanes<W> = Lanes::<W>::load(&s[(13 + i) * W..]);
+            for j in i..1 {
+                let k = 976 + (i * 1 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(13 + j) * W..]));
+            }
+        }
+        true
+    }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.

@@ -470,6 +470,164 @@ impl LoopModel for MlpTanh {
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
     fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {}
+    /// The Hessian terms the pass in eight lanes sums lane by lane,
+    /// added into its lane sums: the shared sweep's additions in its
+    /// order, with literal offsets.
+    #[inline(always)]
+    fn lane_sums(s: &[f64], x: &[f64], sums: &mut [f64]) -> bool {
+        const W: usize = 8;
+        let Some(s) = s.first_chunk::<1248>() else {
+            return false;
+        };
+        let _ = x;
+        let Ok(sums) = <&mut [f64; 2904]>::try_from(sums) else {
+            return false;
+        };
+        for r0 in 0..4 {
+            for r1 in 0..2 {
+                let i = r0 * 2 + r1;
+                let a: Lanes<W> = Lanes::<W>::load(&s[(71 + i) * W..]);
+                for f1 in 0..2 {
+                    let j = r0 * 2 + f1;
+                    let k = 144 + (i * 2 + f1) * W;
+                    if i <= j {
+                        loops::add_product(
+                            sums,
+                            k,
+                            a,
+                            Lanes::<W>::load(&s[(31 + j) * W..]),
+                        );
+                    }
+                }
+            }
+        }
+        for i in 0..8 {
+            let a: Lanes<W> = Lanes::<W>::load(&s[(81 + i) * W..]);
+            for j in i..8 {
+                let k = 272 + (i * 8 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(39 + j) * W..]));
+            }
+        }
+        for i in 0..8 {
+            let a: Lanes<W> = Lanes::<W>::load(&s[(89 + i) * W..]);
+            for j in i..8 {
+                let k = 784 + (i * 8 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(51 + j) * W..]));
+            }
+        }
+        for r0 in 0..4 {
+            for r1 in 0..2 {
+                let i = r0 * 2 + r1;
+                let a: Lanes<W> = Lanes::<W>::load(&s[(71 + i) * W..]);
+                let j = r0;
+                let k = 1296 + i * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(151 + j) * W..]));
+            }
+        }
+        for i in 0..8 {
+            let a: Lanes<W> = Lanes::<W>::load(&s[(81 + i) * W..]);
+            for j in 0..4 {
+                let k = 1360 + (i * 4 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(97 + j) * W..]));
+            }
+        }
+        for i in 0..8 {
+            let a: Lanes<W> = Lanes::<W>::load(&s[(89 + i) * W..]);
+            for j in 0..4 {
+                let k = 1616 + (i * 4 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(47 + j) * W..]));
+            }
+        }
+        for r0 in 0..4 {
+            for r1 in 0..2 {
+                let i = r0 * 2 + r1;
+                let a: Lanes<W> = Lanes::<W>::load(&s[(111 + i) * W..]);
+                let j = r0;
+                let k = 1872 + i * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(151 + j) * W..]));
+            }
+        }
+        for i in 0..8 {
+            let a: Lanes<W> = Lanes::<W>::load(&s[(119 + i) * W..]);
+            for j in 0..4 {
+                let k = 1936 + (i * 4 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(4 + j) * W..]));
+            }
+        }
+        for i in 0..8 {
+            let a: Lanes<W> = Lanes::<W>::load(&s[(127 + i) * W..]);
+            for j in 0..1 {
+                let k = 2192 + (i * 1 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(155 + j) * W..]));
+            }
+        }
+        for r0 in 0..4 {
+            let i = r0;
+            let a: Lanes<W> = Lanes::<W>::load(&s[(135 + i) * W..]);
+            let j = r0;
+            let k = 2256 + i * W;
+            if i <= j {
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(151 + j) * W..]));
+            }
+        }
+        for i in 0..4 {
+            let a: Lanes<W> = Lanes::<W>::load(&s[(139 + i) * W..]);
+            for j in i..4 {
+                let k = 2288 + (i * 4 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(97 + j) * W..]));
+            }
+        }
+        for i in 0..4 {
+            let a: Lanes<W> = Lanes::<W>::load(&s[(143 + i) * W..]);
+            for j in i..4 {
+                let k = 2416 + (i * 4 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(47 + j) * W..]));
+            }
+        }
+        for r0 in 0..4 {
+            let i = r0;
+            let a: Lanes<W> = Lanes::<W>::load(&s[(147 + i) * W..]);
+            let j = r0;
+            let k = 2544 + i * W;
+            loops::add_product(sums, k, a, Lanes::<W>::load(&s[(151 + j) * W..]));
+        }
+        for i in 0..4 {
+            let a: Lanes<W> = Lanes::<W>::load(&s[(139 + i) * W..]);
+            for j in 0..4 {
+                let k = 2576 + (i * 4 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(4 + j) * W..]));
+            }
+        }
+        for i in 0..4 {
+            let a: Lanes<W> = Lanes::<W>::load(&s[(11 + i) * W..]);
+            for j in 0..1 {
+                let k = 2704 + (i * 1 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(155 + j) * W..]));
+            }
+        }
+        for i in 0..4 {
+            let a: Lanes<W> = Lanes::<W>::load(&s[(4 + i) * W..]);
+            for j in i..4 {
+                let k = 2736 + (i * 4 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(4 + j) * W..]));
+            }
+        }
+        for i in 0..4 {
+            let a: Lanes<W> = Lanes::<W>::load(&s[(4 + i) * W..]);
+            for j in 0..1 {
+                let k = 2864 + (i * 1 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(155 + j) * W..]));
+            }
+        }
+        for i in 0..1 {
+            let a: Lanes<W> = Lanes::<W>::load(&s[(155 + i) * W..]);
+            for j in i..1 {
+                let k = 2896 + (i * 1 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(155 + j) * W..]));
+            }
+        }
+        true
+    }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.

@@ -330,6 +330,78 @@ impl LoopModel for SoftmaxRegression {
         }
         step_t29(t, c, s);
     }
+    /// The Hessian terms the pass in eight lanes sums lane by lane,
+    /// added into its lane sums: the shared sweep's additions in its
+    /// order, with literal offsets.
+    #[inline(always)]
+    fn lane_sums(s: &[f64], x: &[f64], sums: &mut [f64]) -> bool {
+        const W: usize = 8;
+        let Some(s) = s.first_chunk::<736>() else {
+            return false;
+        };
+        let _ = x;
+        let Ok(sums) = <&mut [f64; 2144]>::try_from(sums) else {
+            return false;
+        };
+        for i in 0..12 {
+            let a: Lanes<W> = Lanes::<W>::load(&s[(59 + i) * W..]);
+            for j in i..12 {
+                let k = 128 + (i * 12 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(34 + j) * W..]));
+            }
+        }
+        for r0 in 0..3 {
+            for r1 in 0..4 {
+                let i = r0 * 4 + r1;
+                let a: Lanes<W> = Lanes::<W>::load(&s[(71 + i) * W..]);
+                for f1 in 0..4 {
+                    let j = r0 * 4 + f1;
+                    let k = 1280 + (i * 4 + f1) * W;
+                    if i <= j {
+                        loops::add_product(
+                            sums,
+                            k,
+                            a,
+                            Lanes::<W>::load(&s[(46 + j) * W..]),
+                        );
+                    }
+                }
+            }
+        }
+        for i in 0..12 {
+            let a: Lanes<W> = Lanes::<W>::load(&s[(59 + i) * W..]);
+            for j in 0..3 {
+                let k = 1664 + (i * 3 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(8 + j) * W..]));
+            }
+        }
+        for r0 in 0..3 {
+            for r1 in 0..4 {
+                let i = r0 * 4 + r1;
+                let a: Lanes<W> = Lanes::<W>::load(&s[(71 + i) * W..]);
+                let j = r0;
+                let k = 1952 + i * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(89 + j) * W..]));
+            }
+        }
+        for i in 0..3 {
+            let a: Lanes<W> = Lanes::<W>::load(&s[(83 + i) * W..]);
+            for j in i..3 {
+                let k = 2048 + (i * 3 + j) * W;
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(8 + j) * W..]));
+            }
+        }
+        for r0 in 0..3 {
+            let i = r0;
+            let a: Lanes<W> = Lanes::<W>::load(&s[(86 + i) * W..]);
+            let j = r0;
+            let k = 2120 + i * W;
+            if i <= j {
+                loops::add_product(sums, k, a, Lanes::<W>::load(&s[(89 + j) * W..]));
+            }
+        }
+        true
+    }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.

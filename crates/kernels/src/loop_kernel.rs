@@ -43,6 +43,14 @@ pub trait LoopModel: Send + Sync + 'static {
     fn sample<const W: usize>(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]);
     /// The regularizer's steps needed at `level`, into `s`.
     fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]);
+    /// The Hessian terms a pass in [`LANES`] lanes sums lane by lane, added
+    /// into its lane sums `sums` from `s` and `x` (see
+    /// `hessforge_ir::loop_ir::Steps::lane_sums`); false when the model has
+    /// none written out (the default) or the lengths are not its own.
+    fn lane_sums(s: &[f64], x: &[f64], sums: &mut [f64]) -> bool {
+        let _ = (s, x, sums);
+        false
+    }
 }
 
 /// A model's tangent model (the forward derivative of its gradient's steps
@@ -126,6 +134,14 @@ impl<M: LoopModel> Steps for Primal<M> {
         }
         M::sample::<LANES>(level, theta, rows, constants, scratch);
     }
+    fn lane_sums(&self, scratch: &[f64], rows: &[f64], sums: &mut [f64]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { lane_sums_avx2::<M>(scratch, rows, sums) };
+        }
+        M::lane_sums(scratch, rows, sums)
+    }
 }
 
 /// A tangent model's generated steps of one phase in the direction v.
@@ -191,6 +207,14 @@ impl<T: LoopTangent> Steps for Tangent<'_, T> {
 #[target_feature(enable = "avx2")]
 fn primal_avx2<M: LoopModel>(level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
     M::sample::<LANES>(level, t, x, c, s);
+}
+
+/// The model's lane-summed Hessian terms ([`LoopModel::lane_sums`])
+/// compiled for AVX2, as [`primal_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn lane_sums_avx2<M: LoopModel>(s: &[f64], x: &[f64], sums: &mut [f64]) -> bool {
+    M::lane_sums(s, x, sums)
 }
 
 /// The tangent steps' [`primal_avx2`].

@@ -14,8 +14,9 @@
 //!
 //! This module assembles the file (the model's `LoopModel` and its tangent
 //! model's `LoopTangent`); [`plan`] writes the plan, [`operands`] the loads
-//! and registers, [`steps`] one step's function and [`stage`] a stage's
-//! function with its values numbered.
+//! and registers, [`steps`] one step's function, [`stage`] a stage's
+//! function with its values numbered, and [`lane_sums`] the additions of
+//! the small Hessian terms in a pass in lanes.
 
 use crate::{CodegenError, KernelInfo, call, n, type_name};
 use hessforge_ir::loop_ir::{Axis, HessianTerm, Load, LoopProgram, Reduction, Source, Stage, Step};
@@ -24,10 +25,12 @@ use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 use std::collections::HashMap;
 
+mod lane_sums;
 mod operands;
 mod plan;
 mod stage;
 mod steps;
+use lane_sums::*;
 use operands::*;
 use plan::*;
 use stage::*;
@@ -232,6 +235,7 @@ fn loop_tokens(m: &LoopProgram, info: &KernelInfo<'_>) -> TokenStream {
         steps: step_texts,
         loss_levels,
     };
+    let lane_sums = lane_sums_fn(&m.plan_without_steps());
     let (tangent, tangent_type) = match &m.tangent {
         Some(t) => (tangent_items(t, &primal), quote!(tangent::Tangent)),
         None => (quote!(), quote!(())),
@@ -260,6 +264,7 @@ fn loop_tokens(m: &LoopProgram, info: &KernelInfo<'_>) -> TokenStream {
                 &PLAN
             }
             #stages
+            #lane_sums
         }
 
         #tangent

@@ -415,6 +415,89 @@ impl Plan {
     }
 }
 
+/// A Hessian term that a pass in lanes sums lane by lane (a small rank-1
+/// term, or a small δ-pattern one), with its offsets resolved: what a
+/// model's generated code writes out with literal offsets
+/// ([`Steps::lane_sums`]) in place of the shared sweep, adding in the
+/// sweep's order, so the same bits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaneSumTerm {
+    /// Offset of its first sum in the pass's lane sums (W sums per entry).
+    pub sums: usize,
+    /// Where u's entries start: (in the data row, else in the scratch; the
+    /// entry's offset).
+    pub u: (bool, usize),
+    /// Where v's entries start, as u's.
+    pub v: (bool, usize),
+    /// A weight multiplying each u_i (a rank-1 term), read likewise.
+    pub weight: Option<(bool, usize)>,
+    /// The block's rows (u's length).
+    pub rows: usize,
+    /// The block's columns (v's length).
+    pub cols: usize,
+    /// A block on the diagonal: only its entries i ≤ j are added.
+    pub diagonal: bool,
+    /// A δ-pattern term's pattern; `None` for a rank-1 term, whose entry
+    /// (i, j) has its sums at `sums + (i·cols + j)·W`, added row by row.
+    pub pattern: Option<DeltaPattern>,
+}
+
+/// Which entries of a block a δ-pattern term has: u's entry ρ (a
+/// multi-index over `row`) times v's entry γ (over `col`) where γ's paired
+/// axes equal ρ's. Entry k of the pattern — ρ row-major, then γ's free
+/// axes row-major — has its sums at `sums + k·W`: k = flat(ρ)·F + flat of
+/// γ's free axes, F the number of their combinations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeltaPattern {
+    /// u's shape.
+    pub row: Vec<usize>,
+    /// v's shape.
+    pub col: Vec<usize>,
+    /// (axis of u, axis of v) pairs that are equal.
+    pub pairs: Vec<(usize, usize)>,
+}
+
+impl LoopProgram {
+    /// The Hessian terms of the per-sample stage's pass in `lanes` lanes
+    /// (at [`Outputs::LossGradHess`]) that the pass sums lane by lane, in
+    /// its order, and the length of its lane sums.
+    pub fn lane_sum_terms(&self, lanes: usize) -> (Vec<LaneSumTerm>, usize) {
+        let plan = self.plan(false, Outputs::LossGradHess, false, ROW_BLOCK, lanes);
+        // A plan has one term per Hessian term, in their order.
+        let terms = plan
+            .terms
+            .iter()
+            .zip(&self.sample.hessian)
+            .filter_map(|(t, h)| {
+                let (sums, pattern) = match (t.kind, h) {
+                    (TermKind::Lanes(start), _) => (start, None),
+                    (TermKind::PairedLanes(_, _, at), HessianTerm::Product { pairs, .. }) => {
+                        let (r, c) = h.block();
+                        let pattern = DeltaPattern {
+                            row: self.tensors[r].shape.clone(),
+                            col: self.tensors[c].shape.clone(),
+                            pairs: pairs.clone(),
+                        };
+                        (at, Some(pattern))
+                    }
+                    _ => return None,
+                };
+                Some(LaneSumTerm {
+                    sums,
+                    u: (t.u_in_row, t.u),
+                    v: (t.v_in_row, t.v),
+                    weight: t.weight.map(|(at, in_row)| (in_row, at)),
+                    rows: t.rows,
+                    cols: t.cols,
+                    diagonal: t.diagonal,
+                    pattern,
+                })
+            })
+            .collect();
+        (terms, plan.lane_sums_len)
+    }
+}
+
 /// Sums a stage's outputs over rows: the loss, the gradient, and the
 /// Hessian's upper blocks (dense terms and paired products row by row;
 /// small outer products too, or lane by lane in a pass in lanes; large ones
@@ -532,14 +615,16 @@ impl<'a> Accumulator<'a> {
     /// W rows' outputs from `scratch` in lanes (entry e of lane r at
     /// `scratch[e·W + r]`; the data rows in `rows`, and in lanes in
     /// `block`): the loss, the gradient, the small rank-1 terms and the
-    /// small δ-pattern terms into per-lane sums, the large rank-1 terms
-    /// gathered, the others lane by lane.
+    /// small δ-pattern terms into per-lane sums (unless `generated`: the
+    /// model's own code added those, [`Steps::lane_sums`]), the large
+    /// rank-1 terms gathered, the others lane by lane.
     #[inline(always)]
     pub(super) fn add_lanes<const W: usize>(
         &mut self,
         scratch: &[f64],
         rows: &[&[f64]; W],
         block: &[f64],
+        generated: bool,
     ) {
         let plan = self.plan;
         let sums = &mut *self.lane_sums;
@@ -607,6 +692,7 @@ impl<'a> Accumulator<'a> {
             let (nr, nc) = (t.rows, t.cols);
             let (su, sv) = t.sources(scratch, block);
             match t.kind {
+                TermKind::Lanes(_) | TermKind::PairedLanes(..) if generated => {}
                 TermKind::Lanes(start) => {
                     let sums = &mut self.lane_sums[start..start + nr * nc * W];
                     let us = &su[t.u * W..(t.u + nr) * W];

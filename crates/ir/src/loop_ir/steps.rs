@@ -37,6 +37,18 @@ pub trait Steps {
         let _ = (level, theta, rows, constants, scratch);
         unreachable!("sample_lanes of steps that take one row at a time");
     }
+    /// After [`Steps::sample_lanes`] at [`Outputs::LossGradHess`] (and the
+    /// plan's fills): the Hessian terms the pass sums lane by lane
+    /// ([`LoopProgram::lane_sum_terms`]) added into the pass's lane sums
+    /// `sums`, from `scratch` and `rows` (W rows in lanes), by code written
+    /// for this model with literal offsets, in the shared sweep's order of
+    /// additions. Returns false, and adds nothing, when the steps have no
+    /// such code (the default) or the slices are not the lengths it was
+    /// written for; the shared sweep adds the terms then.
+    fn lane_sums(&self, scratch: &[f64], rows: &[f64], sums: &mut [f64]) -> bool {
+        let _ = (scratch, rows, sums);
+        false
+    }
 }
 
 /// Which part of a tangent model's per-sample steps a call runs

@@ -6,7 +6,9 @@ use super::*;
 
 /// The first `full` selected rows of `at`, W at a time: each block of
 /// rows transposed into `block` (column by column), its steps run by
-/// [`Steps::sample_lanes`] and added by [`Accumulator::add_lanes`].
+/// [`Steps::sample_lanes`] and added by [`Accumulator::add_lanes`] (the
+/// lane-summed Hessian terms by [`Steps::lane_sums`] when the steps have
+/// them generated).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn lane_blocks<const W: usize>(
@@ -47,7 +49,8 @@ pub(super) fn lane_blocks<const W: usize>(
             &at.data[r * cols..(r + 1) * cols]
         });
         acc.plan.fill::<W>(scratch, block, at.constants);
-        acc.add_lanes::<W>(scratch, &lane_rows, block);
+        let generated = acc.level >= 2 && steps.lane_sums(scratch, block, acc.lane_sums);
+        acc.add_lanes::<W>(scratch, &lane_rows, block, generated);
     }
 }
 

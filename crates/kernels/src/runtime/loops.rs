@@ -16,6 +16,7 @@
 use crate::LoopModel;
 use crate::linearization::{Linearization, MAX_BYTES};
 use crate::runtime::PARALLEL_CHUNK_ROWS;
+use hessforge_ir::lanes::Lanes;
 use hessforge_ir::loop_ir::{
     Factor, GradientTerm, HessianTerm, LoopProgram, OuterGradient, RowSums, Source, Stage, Steps,
     TensorLayout,
@@ -184,6 +185,13 @@ pub fn names(ids: &'static [String]) -> &'static [&'static str] {
     );
     made.push((key, list));
     list
+}
+
+/// `sums[k..k + W] += a·b`, lane by lane: one addition of a generated
+/// `lane_sums` (the shared sweep's, `sum + a·b`, so the same bits).
+#[inline(always)]
+pub fn add_product<const W: usize>(sums: &mut [f64], k: usize, a: Lanes<W>, b: Lanes<W>) {
+    (Lanes::<W>::load(&sums[k..]) + a * b).store(&mut sums[k..]);
 }
 
 /// One pass at `level` (see [`crate::Kernel`]).

@@ -2,11 +2,14 @@
 //! scalar programs of the same models (the scalarized engine, interpreted)
 //! and against the loop IR's interpreter: loss, gradient and Hessian over
 //! all rows, a mini-batch and the parallel pass, and Hessian–vector
-//! products, to 1e-12; the passes in lanes against rows one at a time.
+//! products, to 1e-12; the passes in lanes against rows one at a time; the
+//! lane sums written out into each kernel against the shared sweep, to the
+//! bit.
 
 use crate::close;
 use hessforge_ir::Outputs;
-use hessforge_kernels::{At, Kernel, LOOP_REGISTRY, REGISTRY, Rows, kernel};
+use hessforge_ir::loop_ir::Steps;
+use hessforge_kernels::{At, Kernel, LANES, LOOP_REGISTRY, LoopModel, REGISTRY, Rows, kernel};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
@@ -195,4 +198,87 @@ fn the_parallel_pass_of_a_loop_kernel_does_not_depend_on_the_threads() {
     assert!(close(one.0, f, 1e-12));
     assert!(one.1.iter().zip(&g).all(|(a, b)| close(*a, *b, 1e-12)));
     assert!(one.2.iter().zip(&h).all(|(a, b)| close(*a, *b, 1e-12)));
+}
+
+/// A generated model's steps with its lane-summed Hessian terms written out
+/// ([`LoopModel::lane_sums`]) or left to the shared sweep, counting the
+/// blocks of rows the written-out code took.
+struct Sweep<M> {
+    written_out: bool,
+    blocks: std::cell::Cell<usize>,
+    model: std::marker::PhantomData<M>,
+}
+
+impl<M: LoopModel> Steps for Sweep<M> {
+    fn sample(&self, level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+        M::sample::<1>(level, t, x, c, s);
+    }
+    fn regularizer(&self, level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
+        M::regularizer(level, t, c, s);
+    }
+    fn lanes(&self) -> usize {
+        LANES
+    }
+    fn sample_lanes(&self, level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+        M::sample::<LANES>(level, t, x, c, s);
+    }
+    fn lane_sums(&self, s: &[f64], x: &[f64], sums: &mut [f64]) -> bool {
+        let took = self.written_out && M::lane_sums(s, x, sums);
+        self.blocks.set(self.blocks.get() + usize::from(took));
+        took
+    }
+}
+
+/// A pass of L, ∇L and ∇²L over 37 seeded rows (four blocks of eight in
+/// lanes, five rows one at a time), with the terms written out or not.
+fn sweep_pass<M: LoopModel>(written_out: bool) -> (Vec<u64>, usize) {
+    let plan = M::plan();
+    let p = M::N_PARAMS;
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let theta: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let data: Vec<f64> = (0..37 * M::N_DATA)
+        .map(|_| rng.gen_range(-1.5..1.5))
+        .collect();
+    let steps = Sweep::<M> {
+        written_out,
+        blocks: std::cell::Cell::new(0),
+        model: std::marker::PhantomData,
+    };
+    let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
+    let at = At::new(&theta, M::DEFAULT_CONSTANTS, &data);
+    let f = plan.evaluate_with(&steps, Outputs::LossGradHess, at, &mut g, &mut h);
+    let bits = std::iter::once(f)
+        .chain(g)
+        .chain(h)
+        .map(f64::to_bits)
+        .collect();
+    (bits, steps.blocks.get())
+}
+
+/// The lane-summed Hessian terms written out into each generated kernel
+/// add what the shared sweep adds, in its order: the same bits, on every
+/// built-in loop kernel (and each one's written-out code really runs).
+#[test]
+fn written_out_lane_sums_give_the_shared_sweeps_bits() {
+    fn check<M: LoopModel>() {
+        let (shared, none) = sweep_pass::<M>(false);
+        let (written, blocks) = sweep_pass::<M>(true);
+        assert_eq!(none, 0);
+        assert_eq!(
+            blocks,
+            4,
+            "{}: blocks of rows the written-out code took",
+            M::NAME
+        );
+        assert!(
+            shared == written,
+            "{}: not the shared sweep's bits",
+            M::NAME
+        );
+    }
+    check::<hessforge_kernels::digits::Digits>();
+    check::<hessforge_kernels::linear_regression::LinearRegression>();
+    check::<hessforge_kernels::logistic_regression::LogisticRegression>();
+    check::<hessforge_kernels::mlp_tanh::MlpTanh>();
+    check::<hessforge_kernels::softmax_regression::SoftmaxRegression>();
 }
