@@ -434,6 +434,7 @@ impl LoopModel for Digits {
         step_t37(t, c, s);
         step_t38(t, c, s);
     }
+    const WRITES_LANE_SUMS: bool = true;
     /// The Hessian terms the pass in eight lanes sums lane by lane,
     /// added into its lane sums: the shared sweep's additions in its
     /// order, with literal offsets.

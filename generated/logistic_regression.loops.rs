@@ -139,6 +139,7 @@ impl LoopModel for LogisticRegression {
         }
         step_t13(t, c, s);
     }
+    const WRITES_LANE_SUMS: bool = true;
     /// The Hessian terms the pass in eight lanes sums lane by lane,
     /// added into its lane sums: the shared sweep's additions in its
     /// order, with literal offsets.

@@ -470,6 +470,7 @@ impl LoopModel for MlpTanh {
     /// The regularizer's steps, into the scratch vector `s`.
     #[inline(always)]
     fn regularizer(level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {}
+    const WRITES_LANE_SUMS: bool = true;
     /// The Hessian terms the pass in eight lanes sums lane by lane,
     /// added into its lane sums: the shared sweep's additions in its
     /// order, with literal offsets.

@@ -51,6 +51,8 @@ pub trait LoopModel: Send + Sync + 'static {
         let _ = (s, x, sums);
         false
     }
+    /// Whether the model has its `lane_sums` written out.
+    const WRITES_LANE_SUMS: bool = false;
 }
 
 /// A model's tangent model (the forward derivative of its gradient's steps
@@ -133,6 +135,9 @@ impl<M: LoopModel> Steps for Primal<M> {
             return unsafe { primal_avx2::<M>(level, theta, rows, constants, scratch) };
         }
         M::sample::<LANES>(level, theta, rows, constants, scratch);
+    }
+    fn writes_lane_sums(&self) -> bool {
+        M::WRITES_LANE_SUMS
     }
     fn lane_sums(&self, scratch: &[f64], rows: &[f64], sums: &mut [f64]) -> bool {
         #[cfg(target_arch = "x86_64")]

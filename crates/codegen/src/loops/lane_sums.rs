@@ -46,6 +46,7 @@ pub(super) fn lane_sums_fn(runtime: &LoopProgram) -> TokenStream {
     let sums_len = n(sums_len);
     let body = terms.iter().map(term_tokens);
     quote! {
+        const WRITES_LANE_SUMS: bool = true;
         /// The Hessian terms the pass in eight lanes sums lane by lane,
         /// added into its lane sums: the shared sweep's additions in its
         /// order, with literal offsets.

@@ -615,16 +615,15 @@ impl<'a> Accumulator<'a> {
     /// W rows' outputs from `scratch` in lanes (entry e of lane r at
     /// `scratch[e·W + r]`; the data rows in `rows`, and in lanes in
     /// `block`): the loss, the gradient, the small rank-1 terms and the
-    /// small δ-pattern terms into per-lane sums (unless `generated`: the
+    /// small δ-pattern terms into per-lane sums (unless `WRITTEN`: the
     /// model's own code added those, [`Steps::lane_sums`]), the large
     /// rank-1 terms gathered, the others lane by lane.
     #[inline(always)]
-    pub(super) fn add_lanes<const W: usize>(
+    pub(super) fn add_lanes<const W: usize, const WRITTEN: bool>(
         &mut self,
         scratch: &[f64],
         rows: &[&[f64]; W],
         block: &[f64],
-        generated: bool,
     ) {
         let plan = self.plan;
         let sums = &mut *self.lane_sums;
@@ -692,7 +691,7 @@ impl<'a> Accumulator<'a> {
             let (nr, nc) = (t.rows, t.cols);
             let (su, sv) = t.sources(scratch, block);
             match t.kind {
-                TermKind::Lanes(_) | TermKind::PairedLanes(..) if generated => {}
+                TermKind::Lanes(_) | TermKind::PairedLanes(..) if WRITTEN => {}
                 TermKind::Lanes(start) => {
                     let sums = &mut self.lane_sums[start..start + nr * nc * W];
                     let us = &su[t.u * W..(t.u + nr) * W];

@@ -387,15 +387,13 @@ impl LoopProgram {
         acc.plan.fill_constants::<W>(scratch, at.constants);
         block.clear();
         block.resize(self.data.len() * W, 0.0);
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            unsafe { lane_blocks_avx2::<W>(self, steps, level, at, full, acc, scratch, block) };
+        // Steps that write their lane sums out get a pass of their own, so
+        // the others' pass is what it was without them.
+        if acc.level >= 2 && steps.writes_lane_sums() {
+            lane_pass::<W, true>(self, steps, level, at, full, acc, scratch, block);
         } else {
-            lane_blocks::<W>(self, steps, level, at, full, acc, scratch, block);
+            lane_pass::<W, false>(self, steps, level, at, full, acc, scratch, block);
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        lane_blocks::<W>(self, steps, level, at, full, acc, scratch, block);
         // The rest one row at a time.
         let cols = self.data.len();
         scratch.clear();
@@ -717,6 +715,28 @@ pub(super) fn with_workspace<R>(f: impl FnOnce(&mut Workspace) -> R) -> R {
     let result = f(&mut ws);
     WORKSPACE.with(|w| w.set(Some(ws)));
     result
+}
+
+/// [`lane_blocks`], compiled for AVX2 where the CPU has it.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn lane_pass<const W: usize, const WRITTEN: bool>(
+    m: &LoopProgram,
+    steps: &dyn Steps,
+    level: Outputs,
+    at: At<'_>,
+    full: usize,
+    acc: &mut Accumulator<'_>,
+    scratch: &mut [f64],
+    block: &mut [f64],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        unsafe { lane_blocks_avx2::<W, WRITTEN>(m, steps, level, at, full, acc, scratch, block) };
+        return;
+    }
+    lane_blocks::<W, WRITTEN>(m, steps, level, at, full, acc, scratch, block);
 }
 
 #[cfg(test)]

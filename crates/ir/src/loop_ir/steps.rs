@@ -49,6 +49,11 @@ pub trait Steps {
         let _ = (scratch, rows, sums);
         false
     }
+    /// Whether [`Steps::lane_sums`] is written out for these steps (false,
+    /// the default: the pass does not ask it).
+    fn writes_lane_sums(&self) -> bool {
+        false
+    }
 }
 
 /// Which part of a tangent model's per-sample steps a call runs

@@ -6,12 +6,12 @@ use super::*;
 
 /// The first `full` selected rows of `at`, W at a time: each block of
 /// rows transposed into `block` (column by column), its steps run by
-/// [`Steps::sample_lanes`] and added by [`Accumulator::add_lanes`] (the
-/// lane-summed Hessian terms by [`Steps::lane_sums`] when the steps have
-/// them generated).
+/// [`Steps::sample_lanes`] and added by [`Accumulator::add_lanes`] (with
+/// `WRITTEN`, the lane-summed Hessian terms by [`Steps::lane_sums`] where it
+/// takes them; without, the pass is the one of steps that have none).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn lane_blocks<const W: usize>(
+pub(super) fn lane_blocks<const W: usize, const WRITTEN: bool>(
     m: &LoopProgram,
     steps: &dyn Steps,
     level: Outputs,
@@ -49,8 +49,11 @@ pub(super) fn lane_blocks<const W: usize>(
             &at.data[r * cols..(r + 1) * cols]
         });
         acc.plan.fill::<W>(scratch, block, at.constants);
-        let generated = acc.level >= 2 && steps.lane_sums(scratch, block, acc.lane_sums);
-        acc.add_lanes::<W>(scratch, &lane_rows, block, generated);
+        if WRITTEN && steps.lane_sums(scratch, block, acc.lane_sums) {
+            acc.add_lanes::<W, true>(scratch, &lane_rows, block);
+        } else {
+            acc.add_lanes::<W, false>(scratch, &lane_rows, block);
+        }
     }
 }
 
@@ -233,7 +236,7 @@ pub(super) fn transpose_rows_fixed<const W: usize, const NC: usize>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn lane_blocks_avx2<const W: usize>(
+pub(super) fn lane_blocks_avx2<const W: usize, const WRITTEN: bool>(
     m: &LoopProgram,
     steps: &dyn Steps,
     level: Outputs,
@@ -243,7 +246,7 @@ pub(super) fn lane_blocks_avx2<const W: usize>(
     scratch: &mut [f64],
     block: &mut [f64],
 ) {
-    lane_blocks::<W>(m, steps, level, at, full, acc, scratch, block);
+    lane_blocks::<W, WRITTEN>(m, steps, level, at, full, acc, scratch, block);
 }
 
 /// `grad[e] += a[0]·xs[0][e] + … + a[W−1]·xs[W−1][e]`, added in that

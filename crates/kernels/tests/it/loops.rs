@@ -222,8 +222,11 @@ impl<M: LoopModel> Steps for Sweep<M> {
     fn sample_lanes(&self, level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         M::sample::<LANES>(level, t, x, c, s);
     }
+    fn writes_lane_sums(&self) -> bool {
+        self.written_out && M::WRITES_LANE_SUMS
+    }
     fn lane_sums(&self, s: &[f64], x: &[f64], sums: &mut [f64]) -> bool {
-        let took = self.written_out && M::lane_sums(s, x, sums);
+        let took = M::lane_sums(s, x, sums);
         self.blocks.set(self.blocks.get() + usize::from(took));
         took
     }
