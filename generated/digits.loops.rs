@@ -475,6 +475,56 @@ impl LoopModel for Digits {
         }
         true
     }
+    const WRITES_ROW_TERMS: bool = true;
+    /// The Hessian terms a pass of fewer than 128 rows adds one row at
+    /// a time straight into ∇²L's upper blocks (P × P): the shared
+    /// code's additions in its order, with literal offsets.
+    #[inline(always)]
+    fn row_terms(s: &[f64], x: &[f64], h: &mut [f64]) -> bool {
+        const P: usize = 650;
+        let Some(s) = s.first_chunk::<4573>() else {
+            return false;
+        };
+        let _ = x;
+        let Some(h) = h.first_chunk_mut::<422500>() else {
+            return false;
+        };
+        for r0 in 0..10 {
+            for r1 in 0..64 {
+                let i = r0 * 64 + r1;
+                let a = s[2620 + i];
+                for f1 in 0..64 {
+                    let j = r0 * 64 + f1;
+                    if i <= j {
+                        h[i * P + j] += a * s[1338 + j];
+                    }
+                }
+            }
+        }
+        for r0 in 0..10 {
+            for r1 in 0..64 {
+                let i = r0 * 64 + r1;
+                let a = s[3902 + i];
+                let j = r0;
+                h[i * P + 640 + j] += a * s[4563 + j];
+            }
+        }
+        for i in 0..10 {
+            let a = s[4543 + i];
+            for j in i..10 {
+                h[(640 + i) * P + 640 + j] += a * s[23 + j];
+            }
+        }
+        for r0 in 0..10 {
+            let i = r0;
+            let a = s[4553 + i];
+            let j = r0;
+            if i <= j {
+                h[(640 + i) * P + 640 + j] += a * s[4563 + j];
+            }
+        }
+        true
+    }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.

@@ -120,6 +120,42 @@ impl LoopModel for LinearRegression {
         }
         true
     }
+    const WRITES_ROW_TERMS: bool = true;
+    /// The Hessian terms a pass of fewer than 128 rows adds one row at
+    /// a time straight into ∇²L's upper blocks (P × P): the shared
+    /// code's additions in its order, with literal offsets.
+    #[inline(always)]
+    fn row_terms(s: &[f64], x: &[f64], h: &mut [f64]) -> bool {
+        const P: usize = 11;
+        let Some(s) = s.first_chunk::<14>() else {
+            return false;
+        };
+        let Some(x) = x.first_chunk::<10>() else {
+            return false;
+        };
+        let Some(h) = h.first_chunk_mut::<121>() else {
+            return false;
+        };
+        for i in 0..10 {
+            let a = x[i];
+            for j in i..10 {
+                h[i * P + j] += a * x[j];
+            }
+        }
+        for i in 0..10 {
+            let a = x[i];
+            for j in 0..1 {
+                h[i * P + 10 + j] += a * s[13 + j];
+            }
+        }
+        for i in 0..1 {
+            let a = s[13 + i];
+            for j in i..1 {
+                h[(10 + i) * P + 10 + j] += a * s[13 + j];
+            }
+        }
+        true
+    }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.

@@ -629,6 +629,142 @@ impl LoopModel for MlpTanh {
         }
         true
     }
+    const WRITES_ROW_TERMS: bool = true;
+    /// The Hessian terms a pass of fewer than 128 rows adds one row at
+    /// a time straight into ∇²L's upper blocks (P × P): the shared
+    /// code's additions in its order, with literal offsets.
+    #[inline(always)]
+    fn row_terms(s: &[f64], x: &[f64], h: &mut [f64]) -> bool {
+        const P: usize = 17;
+        let Some(s) = s.first_chunk::<156>() else {
+            return false;
+        };
+        let _ = x;
+        let Some(h) = h.first_chunk_mut::<289>() else {
+            return false;
+        };
+        for r0 in 0..4 {
+            for r1 in 0..2 {
+                let i = r0 * 2 + r1;
+                let a = s[71 + i];
+                for f1 in 0..2 {
+                    let j = r0 * 2 + f1;
+                    if i <= j {
+                        h[i * P + j] += a * s[31 + j];
+                    }
+                }
+            }
+        }
+        for i in 0..8 {
+            let a = s[81 + i];
+            for j in i..8 {
+                h[i * P + j] += a * s[39 + j];
+            }
+        }
+        for i in 0..8 {
+            let a = s[89 + i];
+            for j in i..8 {
+                h[i * P + j] += a * s[51 + j];
+            }
+        }
+        for r0 in 0..4 {
+            for r1 in 0..2 {
+                let i = r0 * 2 + r1;
+                let a = s[71 + i];
+                let j = r0;
+                h[i * P + 8 + j] += a * s[151 + j];
+            }
+        }
+        for i in 0..8 {
+            let a = s[81 + i];
+            for j in 0..4 {
+                h[i * P + 8 + j] += a * s[97 + j];
+            }
+        }
+        for i in 0..8 {
+            let a = s[89 + i];
+            for j in 0..4 {
+                h[i * P + 8 + j] += a * s[47 + j];
+            }
+        }
+        for r0 in 0..4 {
+            for r1 in 0..2 {
+                let i = r0 * 2 + r1;
+                let a = s[111 + i];
+                let j = r0;
+                h[i * P + 12 + j] += a * s[151 + j];
+            }
+        }
+        for i in 0..8 {
+            let a = s[119 + i];
+            for j in 0..4 {
+                h[i * P + 12 + j] += a * s[4 + j];
+            }
+        }
+        for i in 0..8 {
+            let a = s[127 + i];
+            for j in 0..1 {
+                h[i * P + 16 + j] += a * s[155 + j];
+            }
+        }
+        for r0 in 0..4 {
+            let i = r0;
+            let a = s[135 + i];
+            let j = r0;
+            if i <= j {
+                h[(8 + i) * P + 8 + j] += a * s[151 + j];
+            }
+        }
+        for i in 0..4 {
+            let a = s[139 + i];
+            for j in i..4 {
+                h[(8 + i) * P + 8 + j] += a * s[97 + j];
+            }
+        }
+        for i in 0..4 {
+            let a = s[143 + i];
+            for j in i..4 {
+                h[(8 + i) * P + 8 + j] += a * s[47 + j];
+            }
+        }
+        for r0 in 0..4 {
+            let i = r0;
+            let a = s[147 + i];
+            let j = r0;
+            h[(8 + i) * P + 12 + j] += a * s[151 + j];
+        }
+        for i in 0..4 {
+            let a = s[139 + i];
+            for j in 0..4 {
+                h[(8 + i) * P + 12 + j] += a * s[4 + j];
+            }
+        }
+        for i in 0..4 {
+            let a = s[11 + i];
+            for j in 0..1 {
+                h[(8 + i) * P + 16 + j] += a * s[155 + j];
+            }
+        }
+        for i in 0..4 {
+            let a = s[4 + i];
+            for j in i..4 {
+                h[(12 + i) * P + 12 + j] += a * s[4 + j];
+            }
+        }
+        for i in 0..4 {
+            let a = s[4 + i];
+            for j in 0..1 {
+                h[(12 + i) * P + 16 + j] += a * s[155 + j];
+            }
+        }
+        for i in 0..1 {
+            let a = s[155 + i];
+            for j in i..1 {
+                h[(16 + i) * P + 16 + j] += a * s[155 + j];
+            }
+        }
+        true
+    }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.

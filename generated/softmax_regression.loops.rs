@@ -403,6 +403,68 @@ impl LoopModel for SoftmaxRegression {
         }
         true
     }
+    const WRITES_ROW_TERMS: bool = true;
+    /// The Hessian terms a pass of fewer than 128 rows adds one row at
+    /// a time straight into ∇²L's upper blocks (P × P): the shared
+    /// code's additions in its order, with literal offsets.
+    #[inline(always)]
+    fn row_terms(s: &[f64], x: &[f64], h: &mut [f64]) -> bool {
+        const P: usize = 15;
+        let Some(s) = s.first_chunk::<92>() else {
+            return false;
+        };
+        let _ = x;
+        let Some(h) = h.first_chunk_mut::<225>() else {
+            return false;
+        };
+        for i in 0..12 {
+            let a = s[59 + i];
+            for j in i..12 {
+                h[i * P + j] += a * s[34 + j];
+            }
+        }
+        for r0 in 0..3 {
+            for r1 in 0..4 {
+                let i = r0 * 4 + r1;
+                let a = s[71 + i];
+                for f1 in 0..4 {
+                    let j = r0 * 4 + f1;
+                    if i <= j {
+                        h[i * P + j] += a * s[46 + j];
+                    }
+                }
+            }
+        }
+        for i in 0..12 {
+            let a = s[59 + i];
+            for j in 0..3 {
+                h[i * P + 12 + j] += a * s[8 + j];
+            }
+        }
+        for r0 in 0..3 {
+            for r1 in 0..4 {
+                let i = r0 * 4 + r1;
+                let a = s[71 + i];
+                let j = r0;
+                h[i * P + 12 + j] += a * s[89 + j];
+            }
+        }
+        for i in 0..3 {
+            let a = s[83 + i];
+            for j in i..3 {
+                h[(12 + i) * P + 12 + j] += a * s[8 + j];
+            }
+        }
+        for r0 in 0..3 {
+            let i = r0;
+            let a = s[86 + i];
+            let j = r0;
+            if i <= j {
+                h[(12 + i) * P + 12 + j] += a * s[89 + j];
+            }
+        }
+        true
+    }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.

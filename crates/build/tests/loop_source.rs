@@ -53,14 +53,16 @@ fn source(m: &hessforge_spec::Model) -> String {
         .expect("a model with a vector parameter")
 }
 
-/// The source split into the part outside the written-out lane sums and
-/// their function (`LoopModel::lane_sums`: a loop nest per Hessian term of
-/// at most `LANE_SUM_ENTRIES` entries, so which terms it has depends on the
+/// The source split into the part outside the written-out Hessian terms'
+/// additions and those functions (`LoopModel::lane_sums` and `row_terms`:
+/// a loop nest per Hessian term small enough to be summed lane by lane or
+/// added straight into ∇²L, so which terms they have depends on the
 /// tensors' lengths; each term's code does not).
 fn split_lane_sums(source: &str) -> (String, String) {
     let (mut rest, mut sums, mut inside) = (String::new(), String::new(), false);
     for line in source.lines() {
-        inside |= line.starts_with("    /// The Hessian terms the pass in eight lanes");
+        inside |= line.starts_with("    /// The Hessian terms the pass in eight lanes")
+            || line.starts_with("    /// The Hessian terms a pass of fewer than");
         let part = if inside { &mut sums } else { &mut rest };
         part.push_str(line);
         part.push('\n');

@@ -53,6 +53,17 @@ pub trait LoopModel: Send + Sync + 'static {
     }
     /// Whether the model has its `lane_sums` written out.
     const WRITES_LANE_SUMS: bool = false;
+    /// The Hessian terms a pass of fewer than 128 rows adds one row at a
+    /// time straight into ∇²L's upper blocks, added into `h` (P × P) from
+    /// `s` and `x` (see `hessforge_ir::loop_ir::Steps::row_terms`); false
+    /// when the model has none written out (the default) or the lengths
+    /// are not its own.
+    fn row_terms(s: &[f64], x: &[f64], h: &mut [f64]) -> bool {
+        let _ = (s, x, h);
+        false
+    }
+    /// Whether the model has its `row_terms` written out.
+    const WRITES_ROW_TERMS: bool = false;
 }
 
 /// A model's tangent model (the forward derivative of its gradient's steps
@@ -138,6 +149,13 @@ impl<M: LoopModel> Steps for Primal<M> {
     }
     fn writes_lane_sums(&self) -> bool {
         M::WRITES_LANE_SUMS
+    }
+    fn writes_row_terms(&self) -> bool {
+        M::WRITES_ROW_TERMS
+    }
+    #[inline]
+    fn row_terms(&self, scratch: &[f64], row: &[f64], hess: &mut [f64]) -> bool {
+        M::row_terms(scratch, row, hess)
     }
     fn lane_sums(&self, scratch: &[f64], rows: &[f64], sums: &mut [f64]) -> bool {
         #[cfg(target_arch = "x86_64")]

@@ -15,8 +15,9 @@
 //! This module assembles the file (the model's `LoopModel` and its tangent
 //! model's `LoopTangent`); [`plan`] writes the plan, [`operands`] the loads
 //! and registers, [`steps`] one step's function, [`stage`] a stage's
-//! function with its values numbered, and [`lane_sums`] the additions of
-//! the small Hessian terms in a pass in lanes.
+//! function with its values numbered, and [`sums`] the Hessian terms'
+//! additions written out (a pass in lanes', and a short pass's one row at
+//! a time).
 
 use crate::{CodegenError, KernelInfo, call, n, type_name};
 use hessforge_ir::loop_ir::{Axis, HessianTerm, Load, LoopProgram, Reduction, Source, Stage, Step};
@@ -25,16 +26,16 @@ use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 use std::collections::HashMap;
 
-mod lane_sums;
 mod operands;
 mod plan;
 mod stage;
 mod steps;
-use lane_sums::*;
+mod sums;
 use operands::*;
 use plan::*;
 use stage::*;
 use steps::*;
+use sums::*;
 
 /// Rows the generated per-sample stage takes at once (two AVX2 registers
 /// per value, as the straight-line kernels of small programs). The stage is
@@ -235,7 +236,8 @@ fn loop_tokens(m: &LoopProgram, info: &KernelInfo<'_>) -> TokenStream {
         steps: step_texts,
         loss_levels,
     };
-    let lane_sums = lane_sums_fn(&m.plan_without_steps());
+    let runtime = m.plan_without_steps();
+    let (lane_sums, row_terms) = (lane_sums_fn(&runtime), row_terms_fn(&runtime));
     let (tangent, tangent_type) = match &m.tangent {
         Some(t) => (tangent_items(t, &primal), quote!(tangent::Tangent)),
         None => (quote!(), quote!(())),
@@ -265,6 +267,7 @@ fn loop_tokens(m: &LoopProgram, info: &KernelInfo<'_>) -> TokenStream {
             }
             #stages
             #lane_sums
+            #row_terms
         }
 
         #tangent

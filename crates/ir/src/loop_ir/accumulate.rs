@@ -498,6 +498,82 @@ impl LoopProgram {
     }
 }
 
+/// A Hessian term that a pass of fewer than [`ROW_BLOCK`] rows, one row at
+/// a time, adds straight into ∇²L's upper blocks, with its offsets
+/// resolved: what a model's generated code writes out with literal offsets
+/// ([`Steps::row_terms`]), adding in the shared code's order, so the same
+/// bits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowTerm {
+    /// The block's first row and column in ∇²L.
+    pub row: usize,
+    /// The block's first column.
+    pub col: usize,
+    /// The block's rows.
+    pub rows: usize,
+    /// The block's columns.
+    pub cols: usize,
+    /// Where u's entries start (the dense block's, row-major): (in the
+    /// data row, else in the scratch; the entry's offset).
+    pub u: (bool, usize),
+    /// Where v's entries start, as u's (unused for a dense block).
+    pub v: (bool, usize),
+    /// A block on the diagonal: only its entries i ≤ j are added.
+    pub diagonal: bool,
+    /// What the term is.
+    pub form: RowTermForm,
+}
+
+/// The form of a [`RowTerm`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowTermForm {
+    /// A dense block: entry (i, j) is u's entry i·cols + j.
+    Dense,
+    /// u vᵀ: entry (i, j) is u_i·v_j.
+    Rank1,
+    /// u_i·v_j on a δ pattern's entries.
+    Pattern(DeltaPattern),
+}
+
+impl LoopProgram {
+    /// The Hessian terms of the per-sample stage that a pass of fewer than
+    /// [`ROW_BLOCK`] rows one row at a time (at [`Outputs::LossGradHess`])
+    /// adds straight into ∇²L, in its order (those it gathers into matrix
+    /// products are not among them).
+    pub fn row_terms(&self) -> Vec<RowTerm> {
+        let plan = self.plan(false, Outputs::LossGradHess, false, 1, 0);
+        plan.terms
+            .iter()
+            .zip(&self.sample.hessian)
+            .filter_map(|(t, h)| {
+                let form = match (t.kind, h) {
+                    (TermKind::Dense, _) => RowTermForm::Dense,
+                    (TermKind::Outer, _) => RowTermForm::Rank1,
+                    (TermKind::Paired(..), HessianTerm::Product { pairs, .. }) => {
+                        let (r, c) = h.block();
+                        RowTermForm::Pattern(DeltaPattern {
+                            row: self.tensors[r].shape.clone(),
+                            col: self.tensors[c].shape.clone(),
+                            pairs: pairs.clone(),
+                        })
+                    }
+                    _ => return None,
+                };
+                Some(RowTerm {
+                    row: t.row,
+                    col: t.col,
+                    rows: t.rows,
+                    cols: t.cols,
+                    u: (t.u_in_row, t.u),
+                    v: (t.v_in_row, t.v),
+                    diagonal: t.diagonal,
+                    form,
+                })
+            })
+            .collect()
+    }
+}
+
 /// Sums a stage's outputs over rows: the loss, the gradient, and the
 /// Hessian's upper blocks (dense terms and paired products row by row;
 /// small outer products too, or lane by lane in a pass in lanes; large ones
@@ -550,6 +626,14 @@ impl<'a> Accumulator<'a> {
     /// data row, for the outer-product gradients that read it).
     #[inline]
     pub(super) fn add(&mut self, scratch: &[f64], row: &[f64]) {
+        self.add_row::<false>(scratch, row);
+    }
+
+    /// [`Accumulator::add`], but with `WRITTEN` the Hessian terms a row adds
+    /// straight into ∇²L are left out: the model's own code added them
+    /// ([`Steps::row_terms`]).
+    #[inline]
+    pub(super) fn add_row<const WRITTEN: bool>(&mut self, scratch: &[f64], row: &[f64]) {
         let plan = self.plan;
         if let Some(l) = plan.loss {
             self.loss += scratch[l];
@@ -585,6 +669,13 @@ impl<'a> Accumulator<'a> {
         }
         if self.level >= 2 {
             for term in &plan.terms {
+                let direct = matches!(
+                    term.kind,
+                    TermKind::Dense | TermKind::Outer | TermKind::Paired(..)
+                );
+                if WRITTEN && direct {
+                    continue;
+                }
                 let (lu, lv) = term.lengths();
                 let (su, sv) = term.sources(scratch, row);
                 let (u, w) = (&su[term.u..term.u + lu], &sv[term.v..term.v + lv]);

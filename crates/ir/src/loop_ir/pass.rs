@@ -161,6 +161,16 @@ impl LoopProgram {
             let rows = match lanes {
                 8 => self.rows_in_lanes::<8>(steps, level, at, &mut acc, scratch, block),
                 4 => self.rows_in_lanes::<4>(steps, level, at, &mut acc, scratch, block),
+                _ if level.rank() >= 2 && n < ROW_BLOCK && steps.writes_row_terms() => {
+                    let mut add = |s: &[f64], row: &[f64]| {
+                        if steps.row_terms(s, row, acc.hess) {
+                            acc.add_row::<true>(s, row);
+                        } else {
+                            acc.add_row::<false>(s, row);
+                        }
+                    };
+                    self.each_row(steps, level, at, plan, &mut add, scratch)
+                }
                 _ => self.each_row(steps, level, at, plan, |s, row| acc.add(s, row), scratch),
             };
             acc.flush();

@@ -54,6 +54,22 @@ pub trait Steps {
     fn writes_lane_sums(&self) -> bool {
         false
     }
+    /// After [`Steps::sample`] of one row at [`Outputs::LossGradHess`] in a
+    /// pass of fewer than [`ROW_BLOCK`] rows (and the plan's fills): the
+    /// Hessian terms that pass adds straight into ∇²L
+    /// ([`LoopProgram::row_terms`]) added into `hess` (P × P, upper
+    /// blocks), from `scratch` and `row`, by code written for this model
+    /// with literal offsets in the shared code's order. Returns false, and
+    /// adds nothing, when the slices are not the lengths it was written for.
+    fn row_terms(&self, scratch: &[f64], row: &[f64], hess: &mut [f64]) -> bool {
+        let _ = (scratch, row, hess);
+        false
+    }
+    /// Whether [`Steps::row_terms`] is written out for these steps (false,
+    /// the default: the pass does not ask it).
+    fn writes_row_terms(&self) -> bool {
+        false
+    }
 }
 
 /// Which part of a tangent model's per-sample steps a call runs

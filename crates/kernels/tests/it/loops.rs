@@ -285,3 +285,73 @@ fn written_out_lane_sums_give_the_shared_sweeps_bits() {
     check::<hessforge_kernels::mlp_tanh::MlpTanh>();
     check::<hessforge_kernels::softmax_regression::SoftmaxRegression>();
 }
+
+/// A generated model's steps with the Hessian terms a short pass adds one
+/// row at a time written out ([`LoopModel::row_terms`]) or left to the
+/// shared code, counting the rows the written-out code took.
+struct Rows1<M> {
+    written_out: bool,
+    rows: std::cell::Cell<usize>,
+    model: std::marker::PhantomData<M>,
+}
+
+impl<M: LoopModel> Steps for Rows1<M> {
+    fn sample(&self, level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
+        M::sample::<1>(level, t, x, c, s);
+    }
+    fn regularizer(&self, level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
+        M::regularizer(level, t, c, s);
+    }
+    fn writes_row_terms(&self) -> bool {
+        self.written_out && M::WRITES_ROW_TERMS
+    }
+    fn row_terms(&self, s: &[f64], x: &[f64], h: &mut [f64]) -> bool {
+        let took = M::row_terms(s, x, h);
+        self.rows.set(self.rows.get() + usize::from(took));
+        took
+    }
+}
+
+/// The Hessian terms a short pass adds one row at a time, written out into
+/// each generated kernel, add what the shared code adds, in its order: the
+/// same bits (a pass of 5 seeded rows, and of the one data row of the
+/// bench's one-sample call), on every built-in loop kernel.
+#[test]
+fn written_out_row_terms_give_the_shared_codes_bits() {
+    fn pass<M: LoopModel>(written_out: bool, n: usize) -> (Vec<u64>, usize) {
+        let p = M::N_PARAMS;
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let theta: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let data: Vec<f64> = (0..n * M::N_DATA)
+            .map(|_| rng.gen_range(-1.5..1.5))
+            .collect();
+        let steps = Rows1::<M> {
+            written_out,
+            rows: std::cell::Cell::new(0),
+            model: std::marker::PhantomData,
+        };
+        let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
+        let at = At::new(&theta, M::DEFAULT_CONSTANTS, &data);
+        let f = M::plan().evaluate_with(&steps, Outputs::LossGradHess, at, &mut g, &mut h);
+        let bits = std::iter::once(f)
+            .chain(g)
+            .chain(h)
+            .map(f64::to_bits)
+            .collect();
+        (bits, steps.rows.get())
+    }
+    fn check<M: LoopModel>() {
+        for n in [1, 5] {
+            let (shared, none) = pass::<M>(false, n);
+            let (written, rows) = pass::<M>(true, n);
+            assert_eq!(none, 0);
+            assert_eq!(rows, n, "{}: rows the written-out code took", M::NAME);
+            assert!(shared == written, "{}: not the shared code's bits", M::NAME);
+        }
+    }
+    check::<hessforge_kernels::digits::Digits>();
+    check::<hessforge_kernels::linear_regression::LinearRegression>();
+    check::<hessforge_kernels::logistic_regression::LogisticRegression>();
+    check::<hessforge_kernels::mlp_tanh::MlpTanh>();
+    check::<hessforge_kernels::softmax_regression::SoftmaxRegression>();
+}
