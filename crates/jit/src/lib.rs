@@ -8,7 +8,9 @@
 //! [`LoopProgram`] (and its tangent
 //! model, for Hessian–vector products, when the first product asks) and
 //! compiles each stage's steps —
-//! the part a generated `*.loops.rs` file holds — into machine code: one
+//! the part a generated `*.loops.rs` file holds, but for its Hessian terms'
+//! additions written out (`lane_sums`, `row_terms`: the runtime's shared
+//! code adds them here) — into machine code: one
 //! function for one row, one for [`LANES`] rows at once (lane r for row r,
 //! as the generated code's `sample::<8>`), one for the regularizer. The
 //! passes, the accumulation of the gradient and Hessian terms, the parallel

@@ -9,7 +9,8 @@
 //! written as a [`LoopProgram`] value without steps (`plan()`), and the
 //! shared accumulation of `hessforge_ir::loop_ir` (gathered matrix products
 //! for rank-1 terms, Hessian–vector products) runs with the generated
-//! steps. Every path the code names starts at `::hessforge_kernels`, so the
+//! steps — but for the small Hessian terms' additions, which the file
+//! writes out too (`lane_sums`, `row_terms`). Every path the code names starts at `::hessforge_kernels`, so the
 //! file compiles in any crate that depends on it.
 //!
 //! This module assembles the file (the model's `LoopModel` and its tangent

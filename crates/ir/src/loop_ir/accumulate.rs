@@ -505,9 +505,9 @@ impl LoopProgram {
 /// bits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowTerm {
-    /// The block's first row and column in ∇²L.
+    /// The block's first row in ∇²L.
     pub row: usize,
-    /// The block's first column.
+    /// The block's first column in ∇²L.
     pub col: usize,
     /// The block's rows.
     pub rows: usize,
