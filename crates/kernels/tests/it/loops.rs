@@ -200,16 +200,26 @@ fn the_parallel_pass_of_a_loop_kernel_does_not_depend_on_the_threads() {
     assert!(one.2.iter().zip(&h).all(|(a, b)| close(*a, *b, 1e-12)));
 }
 
-/// A generated model's steps with its lane-summed Hessian terms written out
-/// ([`LoopModel::lane_sums`]) or left to the shared sweep, counting the
-/// blocks of rows the written-out code took.
-struct Sweep<M> {
+/// A generated model's steps, eight rows in lanes (`lanes`) or one row at
+/// a time, with the Hessian terms' additions written out
+/// ([`LoopModel::lane_sums`], [`LoopModel::row_terms`]) or left to the
+/// shared code, counting the blocks of rows (or rows) the written-out code
+/// took.
+struct WrittenOut<M> {
+    lanes: bool,
     written_out: bool,
-    blocks: std::cell::Cell<usize>,
+    taken: std::cell::Cell<usize>,
     model: std::marker::PhantomData<M>,
 }
 
-impl<M: LoopModel> Steps for Sweep<M> {
+impl<M: LoopModel> WrittenOut<M> {
+    fn count(&self, took: bool) -> bool {
+        self.taken.set(self.taken.get() + usize::from(took));
+        took
+    }
+}
+
+impl<M: LoopModel> Steps for WrittenOut<M> {
     fn sample(&self, level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         M::sample::<1>(level, t, x, c, s);
     }
@@ -217,7 +227,7 @@ impl<M: LoopModel> Steps for Sweep<M> {
         M::regularizer(level, t, c, s);
     }
     fn lanes(&self) -> usize {
-        LANES
+        if self.lanes { LANES } else { 0 }
     }
     fn sample_lanes(&self, level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
         M::sample::<LANES>(level, t, x, c, s);
@@ -226,58 +236,61 @@ impl<M: LoopModel> Steps for Sweep<M> {
         self.written_out && M::WRITES_LANE_SUMS
     }
     fn lane_sums(&self, s: &[f64], x: &[f64], sums: &mut [f64]) -> bool {
-        let took = M::lane_sums(s, x, sums);
-        self.blocks.set(self.blocks.get() + usize::from(took));
-        took
+        self.count(M::lane_sums(s, x, sums))
+    }
+    fn writes_row_terms(&self) -> bool {
+        self.written_out && M::WRITES_ROW_TERMS
+    }
+    fn row_terms(&self, s: &[f64], x: &[f64], h: &mut [f64]) -> bool {
+        self.count(M::row_terms(s, x, h))
     }
 }
 
-/// A pass of L, ∇L and ∇²L over 37 seeded rows (four blocks of eight in
-/// lanes, five rows one at a time), with the terms written out or not.
-fn sweep_pass<M: LoopModel>(written_out: bool) -> (Vec<u64>, usize) {
-    let plan = M::plan();
+/// A pass of L, ∇L and ∇²L over `n` seeded rows, in lanes or not, with the
+/// terms written out or not: its bits, and what the written-out code took.
+fn written_out_pass<M: LoopModel>(lanes: bool, written_out: bool, n: usize) -> (Vec<u64>, usize) {
     let p = M::N_PARAMS;
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let theta: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
-    let data: Vec<f64> = (0..37 * M::N_DATA)
+    let data: Vec<f64> = (0..n * M::N_DATA)
         .map(|_| rng.gen_range(-1.5..1.5))
         .collect();
-    let steps = Sweep::<M> {
+    let steps = WrittenOut::<M> {
+        lanes,
         written_out,
-        blocks: std::cell::Cell::new(0),
+        taken: std::cell::Cell::new(0),
         model: std::marker::PhantomData,
     };
     let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
     let at = At::new(&theta, M::DEFAULT_CONSTANTS, &data);
-    let f = plan.evaluate_with(&steps, Outputs::LossGradHess, at, &mut g, &mut h);
+    let f = M::plan().evaluate_with(&steps, Outputs::LossGradHess, at, &mut g, &mut h);
     let bits = std::iter::once(f)
         .chain(g)
         .chain(h)
         .map(f64::to_bits)
         .collect();
-    (bits, steps.blocks.get())
+    (bits, steps.taken.get())
+}
+
+/// The written-out additions against the shared code's on model `M`: a
+/// pass of `n` rows, in lanes or not, whose written-out code takes `taken`
+/// blocks of rows (or rows).
+fn same_bits_written_out<M: LoopModel>(lanes: bool, n: usize, taken: usize) {
+    let (shared, none) = written_out_pass::<M>(lanes, false, n);
+    let (written, took) = written_out_pass::<M>(lanes, true, n);
+    assert_eq!(none, 0);
+    assert_eq!(took, taken, "{}: what the written-out code took", M::NAME);
+    assert!(shared == written, "{}: not the shared code's bits", M::NAME);
 }
 
 /// The lane-summed Hessian terms written out into each generated kernel
-/// add what the shared sweep adds, in its order: the same bits, on every
+/// add what the shared sweep adds, in its order: the same bits over 37
+/// rows (four blocks of eight in lanes, five rows one at a time), on every
 /// built-in loop kernel (and each one's written-out code really runs).
 #[test]
 fn written_out_lane_sums_give_the_shared_sweeps_bits() {
     fn check<M: LoopModel>() {
-        let (shared, none) = sweep_pass::<M>(false);
-        let (written, blocks) = sweep_pass::<M>(true);
-        assert_eq!(none, 0);
-        assert_eq!(
-            blocks,
-            4,
-            "{}: blocks of rows the written-out code took",
-            M::NAME
-        );
-        assert!(
-            shared == written,
-            "{}: not the shared sweep's bits",
-            M::NAME
-        );
+        same_bits_written_out::<M>(true, 37, 4);
     }
     check::<hessforge_kernels::digits::Digits>();
     check::<hessforge_kernels::linear_regression::LinearRegression>();
@@ -286,67 +299,15 @@ fn written_out_lane_sums_give_the_shared_sweeps_bits() {
     check::<hessforge_kernels::softmax_regression::SoftmaxRegression>();
 }
 
-/// A generated model's steps with the Hessian terms a short pass adds one
-/// row at a time written out ([`LoopModel::row_terms`]) or left to the
-/// shared code, counting the rows the written-out code took.
-struct Rows1<M> {
-    written_out: bool,
-    rows: std::cell::Cell<usize>,
-    model: std::marker::PhantomData<M>,
-}
-
-impl<M: LoopModel> Steps for Rows1<M> {
-    fn sample(&self, level: Outputs, t: &[f64], x: &[f64], c: &[f64], s: &mut [f64]) {
-        M::sample::<1>(level, t, x, c, s);
-    }
-    fn regularizer(&self, level: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
-        M::regularizer(level, t, c, s);
-    }
-    fn writes_row_terms(&self) -> bool {
-        self.written_out && M::WRITES_ROW_TERMS
-    }
-    fn row_terms(&self, s: &[f64], x: &[f64], h: &mut [f64]) -> bool {
-        let took = M::row_terms(s, x, h);
-        self.rows.set(self.rows.get() + usize::from(took));
-        took
-    }
-}
-
 /// The Hessian terms a short pass adds one row at a time, written out into
 /// each generated kernel, add what the shared code adds, in its order: the
-/// same bits (a pass of 5 seeded rows, and of the one data row of the
-/// bench's one-sample call), on every built-in loop kernel.
+/// same bits (a pass of one row, as one call with one sample, and of
+/// five), on every built-in loop kernel.
 #[test]
 fn written_out_row_terms_give_the_shared_codes_bits() {
-    fn pass<M: LoopModel>(written_out: bool, n: usize) -> (Vec<u64>, usize) {
-        let p = M::N_PARAMS;
-        let mut rng = ChaCha8Rng::seed_from_u64(6);
-        let theta: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
-        let data: Vec<f64> = (0..n * M::N_DATA)
-            .map(|_| rng.gen_range(-1.5..1.5))
-            .collect();
-        let steps = Rows1::<M> {
-            written_out,
-            rows: std::cell::Cell::new(0),
-            model: std::marker::PhantomData,
-        };
-        let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
-        let at = At::new(&theta, M::DEFAULT_CONSTANTS, &data);
-        let f = M::plan().evaluate_with(&steps, Outputs::LossGradHess, at, &mut g, &mut h);
-        let bits = std::iter::once(f)
-            .chain(g)
-            .chain(h)
-            .map(f64::to_bits)
-            .collect();
-        (bits, steps.rows.get())
-    }
     fn check<M: LoopModel>() {
         for n in [1, 5] {
-            let (shared, none) = pass::<M>(false, n);
-            let (written, rows) = pass::<M>(true, n);
-            assert_eq!(none, 0);
-            assert_eq!(rows, n, "{}: rows the written-out code took", M::NAME);
-            assert!(shared == written, "{}: not the shared code's bits", M::NAME);
+            same_bits_written_out::<M>(false, n, n);
         }
     }
     check::<hessforge_kernels::digits::Digits>();
