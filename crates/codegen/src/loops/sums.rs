@@ -30,21 +30,11 @@ pub(super) fn lane_sums_fn(runtime: &LoopProgram) -> TokenStream {
             .map(|(_, at, len)| at + len)
             .max()
     };
-    let slice = |name: &str, entries: Option<usize>| {
-        let ident = format_ident!("{name}");
-        match entries {
-            Some(e) => {
-                let len = n(e * LANES);
-                quote! {
-                    let Some(#ident) = #ident.first_chunk::<#len>() else {
-                        return false;
-                    };
-                }
-            }
-            None => quote!(let _ = #ident;),
-        }
-    };
-    let (s, x) = (slice("s", end(false)), slice("x", end(true)));
+    let lanes = |entries: Option<usize>| entries.map(|e| e * LANES);
+    let (s, x) = (
+        checked_slice("s", lanes(end(false))),
+        checked_slice("x", lanes(end(true))),
+    );
     let sums_len = n(sums_len);
     let body = terms.iter().map(term_tokens);
     quote! {
@@ -63,6 +53,23 @@ pub(super) fn lane_sums_fn(runtime: &LoopProgram) -> TokenStream {
             #(#body)*
             true
         }
+    }
+}
+
+/// `let NAME = NAME.first_chunk::<LEN>()` (the function returns false when
+/// the slice is shorter), or `let _ = NAME;` when no term reads it.
+fn checked_slice(name: &str, len: Option<usize>) -> TokenStream {
+    let ident = format_ident!("{name}");
+    match len {
+        Some(len) => {
+            let len = n(len);
+            quote! {
+                let Some(#ident) = #ident.first_chunk::<#len>() else {
+                    return false;
+                };
+            }
+        }
+        None => quote!(let _ = #ident;),
     }
 }
 
@@ -235,21 +242,10 @@ pub(super) fn row_terms_fn(runtime: &LoopProgram) -> TokenStream {
             .map(|(_, end)| end)
             .max()
     };
-    let slice = |name: &str, entries: Option<usize>| {
-        let ident = format_ident!("{name}");
-        match entries {
-            Some(e) => {
-                let len = n(e);
-                quote! {
-                    let Some(#ident) = #ident.first_chunk::<#len>() else {
-                        return false;
-                    };
-                }
-            }
-            None => quote!(let _ = #ident;),
-        }
-    };
-    let (s, x) = (slice("s", end(false)), slice("x", end(true)));
+    let (s, x) = (
+        checked_slice("s", end(false)),
+        checked_slice("x", end(true)),
+    );
     let (p, hess_len) = (n(p), n(p * p));
     let body = terms.iter().map(row_term_tokens);
     quote! {

@@ -458,6 +458,16 @@ pub struct DeltaPattern {
 }
 
 impl LoopProgram {
+    /// The δ pattern of Hessian term `h`, whose paired axes are `pairs`.
+    fn delta_pattern(&self, h: &HessianTerm, pairs: &[(usize, usize)]) -> DeltaPattern {
+        let (r, c) = h.block();
+        DeltaPattern {
+            row: self.tensors[r].shape.clone(),
+            col: self.tensors[c].shape.clone(),
+            pairs: pairs.to_vec(),
+        }
+    }
+
     /// The Hessian terms of the per-sample stage's pass in `lanes` lanes
     /// (at [`Outputs::LossGradHess`]) that the pass sums lane by lane, in
     /// its order, and the length of its lane sums.
@@ -472,13 +482,7 @@ impl LoopProgram {
                 let (sums, pattern) = match (t.kind, h) {
                     (TermKind::Lanes(start), _) => (start, None),
                     (TermKind::PairedLanes(_, _, at), HessianTerm::Product { pairs, .. }) => {
-                        let (r, c) = h.block();
-                        let pattern = DeltaPattern {
-                            row: self.tensors[r].shape.clone(),
-                            col: self.tensors[c].shape.clone(),
-                            pairs: pairs.clone(),
-                        };
-                        (at, Some(pattern))
+                        (at, Some(self.delta_pattern(h, pairs)))
                     }
                     _ => return None,
                 };
@@ -550,12 +554,7 @@ impl LoopProgram {
                     (TermKind::Dense, _) => RowTermForm::Dense,
                     (TermKind::Outer, _) => RowTermForm::Rank1,
                     (TermKind::Paired(..), HessianTerm::Product { pairs, .. }) => {
-                        let (r, c) = h.block();
-                        RowTermForm::Pattern(DeltaPattern {
-                            row: self.tensors[r].shape.clone(),
-                            col: self.tensors[c].shape.clone(),
-                            pairs: pairs.clone(),
-                        })
+                        RowTermForm::Pattern(self.delta_pattern(h, pairs))
                     }
                     _ => return None,
                 };
