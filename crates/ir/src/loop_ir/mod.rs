@@ -301,6 +301,14 @@ pub struct Stage {
     pub hessian: Vec<HessianTerm>,
 }
 
+impl Stage {
+    /// Whether the stage adds nothing to L, ∇L or ∇²L (a model without a
+    /// regularizer has such a regularizer stage): a pass need not run it.
+    pub fn adds_nothing(&self) -> bool {
+        self.loss.is_none() && self.gradient.is_empty() && self.hessian.is_empty()
+    }
+}
+
 /// A model in index form: layouts, the per-sample stage and the
 /// regularizer's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -501,6 +509,12 @@ impl LoopProgram {
             for h in &stage.hessian {
                 let (r, c) = h.block();
                 let (r, c) = (param(r)?, param(c)?);
+                if r.offset > c.offset {
+                    return err(format!(
+                        "{which}: a Hessian term's block is below the diagonal (its row \
+                         tensor comes after its column tensor; only upper blocks are summed)"
+                    ));
+                }
                 let ok = match h {
                     HessianTerm::Dense { value, .. } => {
                         buffer(*value)?.shape == [r.shape.clone(), c.shape.clone()].concat()

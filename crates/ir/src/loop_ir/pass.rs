@@ -12,8 +12,7 @@ use super::*;
 /// depends only on the model, the stage, the output level, whether the pass
 /// is a Hessian–vector product, whether it is shorter than a gathered block
 /// of rows, and the lanes. Not part of the model's value: every cache
-/// compares equal, a clone starts empty, serde skips it. The list of the
-/// Hessian's blocks to mirror is kept with them.
+/// compares equal, a clone starts empty, serde skips it.
 #[derive(Default)]
 pub struct PlanCache(Box<PlanSlots>);
 
@@ -23,16 +22,12 @@ pub(super) const PLAN_SLOTS: usize = 2 * 3 * 2 * 2 * 3;
 
 pub(super) struct PlanSlots {
     pub(super) plans: [std::sync::OnceLock<Plan>; PLAN_SLOTS],
-    /// The Hessian's upper blocks that have terms, each once, as ranges of
-    /// parameters (mirrored at the end of a pass).
-    pub(super) blocks: std::sync::OnceLock<Vec<MirrorBlock>>,
 }
 
 impl Default for PlanSlots {
     fn default() -> PlanSlots {
         PlanSlots {
             plans: std::array::from_fn(|_| std::sync::OnceLock::new()),
-            blocks: std::sync::OnceLock::new(),
         }
     }
 }
@@ -188,8 +183,8 @@ impl LoopProgram {
     }
 
     /// The second half of a pass: the mean of the row sums, the
-    /// regularizer, and the lower blocks of the Hessian mirrored from the
-    /// upper ones; returns L(θ).
+    /// regularizer (when the model has one), and the Hessian's lower
+    /// triangle mirrored from its upper one; returns L(θ).
     #[allow(clippy::too_many_arguments)]
     pub fn finish_with(
         &self,
@@ -203,6 +198,13 @@ impl LoopProgram {
     ) -> f64 {
         let scale = sums.scale();
         scale_outputs(self.n_params(), level, None, scale, grad, hess);
+        if self.regularizer.adds_nothing() {
+            if level.rank() >= 2 {
+                mirror_upper(self.n_params(), hess);
+            }
+            // `+ 0.0` as the regularizer's empty sum would add (−0 + 0 = +0).
+            return sums.loss * scale + 0.0;
+        }
         let loss = with_workspace(|ws| {
             let Workspace {
                 scratch, gathered, ..
@@ -215,7 +217,7 @@ impl LoopProgram {
             acc.flush();
             let loss = acc.loss;
             if level.rank() >= 2 {
-                mirror_blocks(self, hess);
+                mirror_upper(self.n_params(), hess);
             }
             loss
         });
@@ -601,49 +603,6 @@ pub(super) fn paired_entries(
         }
         if !advance(r, row) {
             break;
-        }
-    }
-}
-
-/// An upper block of the Hessian to mirror: the parameters of its rows and
-/// of its columns (the same range for a diagonal block).
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct MirrorBlock {
-    rows: std::ops::Range<usize>,
-    cols: std::ops::Range<usize>,
-}
-
-/// The lower blocks of the Hessian from the upper ones: block (U, T) is
-/// block (T, U) transposed, for T before U; and within a diagonal block the
-/// lower triangle is the upper one (only the upper one is accumulated).
-/// The list of blocks is made on first use and kept with the plans.
-pub(super) fn mirror_blocks(m: &LoopProgram, hess: &mut [f64]) {
-    let p = m.n_params();
-    let blocks = m.plans.0.blocks.get_or_init(|| {
-        let mut blocks = Vec::new();
-        for stage in [&m.sample, &m.regularizer] {
-            for h in &stage.hessian {
-                let (r, c) = h.block();
-                let (rt, ct) = (&m.tensors[r], &m.tensors[c]);
-                let block = MirrorBlock {
-                    rows: rt.offset..rt.offset + rt.len(),
-                    cols: ct.offset..ct.offset + ct.len(),
-                };
-                if !blocks.contains(&block) {
-                    blocks.push(block);
-                }
-            }
-        }
-        blocks
-    });
-    for b in blocks {
-        let diagonal = b.rows == b.cols;
-        for i in b.rows.clone() {
-            let first = if diagonal { i + 1 } else { b.cols.start };
-            // Row i's part of the block, written down column i.
-            for j in first..b.cols.end {
-                hess[j * p + i] = hess[i * p + j];
-            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Rows into lanes: W data rows transposed column by column for steps that
 //! take W rows at once (tiled, and with AVX where the CPU has it), and the
-//! per-lane sums of gradient rows and rank-1 Hessian terms.
+//! per-lane sums of gradient rows and rank-1 Hessian terms; and the
+//! Hessian's lower triangle mirrored from its upper one, tile by tile.
 
 use super::*;
 
@@ -154,11 +155,9 @@ pub(super) fn transpose_strip<const W: usize>(
     }
 }
 
-/// [`transpose_strip`] with each square in four registers: two unpacks and
-/// a swap of 128-bit halves per pair of rows (the compiler does not find
-/// this on its own, and moves the values one by one). Moves only, so the
-/// values are those of the portable path. The cache lines of `next` (the
-/// same columns of later rows) are prefetched on the way.
+/// [`transpose_strip`] with each square in four registers
+/// ([`square_avx`]). The cache lines of `next` (the same columns of later
+/// rows) are prefetched on the way.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
 pub(super) fn transpose_strip_avx<const W: usize>(
@@ -168,10 +167,7 @@ pub(super) fn transpose_strip_avx<const W: usize>(
     whole: usize,
     block: &mut [f64],
 ) {
-    use std::arch::x86_64::{
-        _MM_HINT_T0, _mm_prefetch, _mm256_loadu_pd, _mm256_permute2f128_pd, _mm256_storeu_pd,
-        _mm256_unpackhi_pd, _mm256_unpacklo_pd,
-    };
+    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
     // Every access below is within these bounds.
     assert!(whole.is_multiple_of(TILE) && lane0 + TILE <= W && block.len() >= whole * W);
     assert!(
@@ -194,18 +190,131 @@ pub(super) fn transpose_strip_avx<const W: usize>(
                     _mm_prefetch::<_MM_HINT_T0>(row.add(j0).cast());
                 }
             }
-            let [a, b, c, d] = src.map(|row| _mm256_loadu_pd(row.add(j0)));
-            let (ab_even, ab_odd) = (_mm256_unpacklo_pd(a, b), _mm256_unpackhi_pd(a, b));
-            let (cd_even, cd_odd) = (_mm256_unpacklo_pd(c, d), _mm256_unpackhi_pd(c, d));
-            let columns = [
-                _mm256_permute2f128_pd::<0x20>(ab_even, cd_even),
-                _mm256_permute2f128_pd::<0x20>(ab_odd, cd_odd),
-                _mm256_permute2f128_pd::<0x31>(ab_even, cd_even),
-                _mm256_permute2f128_pd::<0x31>(ab_odd, cd_odd),
-            ];
-            for (j, column) in columns.into_iter().enumerate() {
-                _mm256_storeu_pd(dst.add((j0 + j) * W + lane0), column);
+            square_avx(
+                src.map(|row| row.add(j0)),
+                std::array::from_fn(|j| dst.add((j0 + j) * W + lane0)),
+            );
+        }
+    }
+}
+
+/// One TILE × TILE square transposed in four registers: `dst[j][k] =
+/// src[k][j]`, two unpacks and a swap of 128-bit halves per pair of rows
+/// (the compiler does not find this on its own, and moves the values one
+/// by one). Moves only, so the values are those of the portable paths.
+/// Every value is loaded before the first is stored.
+///
+/// # Safety
+///
+/// Each `src[k]` must be valid for reading TILE values and each `dst[j]`
+/// for writing TILE values, and the CPU must support AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn square_avx(src: [*const f64; TILE], dst: [*mut f64; TILE]) {
+    use std::arch::x86_64::{
+        _mm256_loadu_pd, _mm256_permute2f128_pd, _mm256_storeu_pd, _mm256_unpackhi_pd,
+        _mm256_unpacklo_pd,
+    };
+    // SAFETY: the caller's promise.
+    unsafe {
+        let [a, b, c, d] = src.map(|row| _mm256_loadu_pd(row));
+        let (ab_even, ab_odd) = (_mm256_unpacklo_pd(a, b), _mm256_unpackhi_pd(a, b));
+        let (cd_even, cd_odd) = (_mm256_unpacklo_pd(c, d), _mm256_unpackhi_pd(c, d));
+        let columns = [
+            _mm256_permute2f128_pd::<0x20>(ab_even, cd_even),
+            _mm256_permute2f128_pd::<0x20>(ab_odd, cd_odd),
+            _mm256_permute2f128_pd::<0x31>(ab_even, cd_even),
+            _mm256_permute2f128_pd::<0x31>(ab_odd, cd_odd),
+        ];
+        for (to, column) in dst.into_iter().zip(columns) {
+            _mm256_storeu_pd(to, column);
+        }
+    }
+}
+
+/// ∇²L's lower triangle from its upper one (a pass accumulates only the
+/// upper blocks, and of a diagonal block only its upper triangle; the
+/// rest stays zero, so the whole triangle is mirrored, zeros included):
+/// the TILE × TILE squares right of the diagonal transposed as squares
+/// (four rows read, four columns written; with AVX where the CPU has it),
+/// the squares on the diagonal and the edges entry by entry. (Entry by
+/// entry down whole columns, block by block, the mirror of a 65 × 65
+/// Hessian cost more than a one-sample pass's steps and terms together.)
+pub(super) fn mirror_upper(p: usize, hess: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    let avx = std::arch::is_x86_feature_detected!("avx");
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx = false;
+    mirror_upper_with(p, hess, avx);
+}
+
+/// [`mirror_upper`], its squares in AVX registers if `avx` (which the CPU
+/// must then support).
+fn mirror_upper_with(p: usize, hess: &mut [f64], avx: bool) {
+    let h = &mut hess[..p * p];
+    let full = p / TILE * TILE;
+    for i0 in (0..full).step_by(TILE) {
+        for i in i0..i0 + TILE {
+            for j in i + 1..i0 + TILE {
+                h[j * p + i] = h[i * p + j];
             }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if avx {
+            // SAFETY: the CPU supports AVX (the caller's promise).
+            unsafe { mirror_strip_avx(h, p, i0, full) };
+        } else {
+            mirror_strip(h, p, i0, full);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = avx;
+            mirror_strip(h, p, i0, full);
+        }
+        for i in i0..i0 + TILE {
+            for j in full..p {
+                h[j * p + i] = h[i * p + j];
+            }
+        }
+    }
+    for i in full..p {
+        for j in i + 1..p {
+            h[j * p + i] = h[i * p + j];
+        }
+    }
+}
+
+/// The squares right of the diagonal in rows `i0..i0 + TILE`, up to
+/// column `full`, into the columns below them.
+#[inline(always)]
+fn mirror_strip(h: &mut [f64], p: usize, i0: usize, full: usize) {
+    for j0 in (i0 + TILE..full).step_by(TILE) {
+        let rows: [[f64; TILE]; TILE] =
+            std::array::from_fn(|a| std::array::from_fn(|b| h[(i0 + a) * p + j0 + b]));
+        for b in 0..TILE {
+            let column: [f64; TILE] = std::array::from_fn(|a| rows[a][b]);
+            h[(j0 + b) * p + i0..][..TILE].copy_from_slice(&column);
+        }
+    }
+}
+
+/// [`mirror_strip`] with each square in registers ([`square_avx`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn mirror_strip_avx(h: &mut [f64], p: usize, i0: usize, full: usize) {
+    // Every access below is within these bounds.
+    assert!(i0 + TILE <= full && full <= p && h.len() >= p * p);
+    let at = h.as_mut_ptr();
+    for j0 in (i0 + TILE..full).step_by(TILE) {
+        // SAFETY: rows and columns i0 + TILE − 1 < j0 + TILE − 1 < full ≤ p
+        // (asserted above), so every entry read or written is below p·p ≤
+        // the slice's length.
+        unsafe {
+            square_avx(
+                std::array::from_fn(|a| at.add((i0 + a) * p + j0).cast_const()),
+                std::array::from_fn(|b| at.add((j0 + b) * p + i0)),
+            );
         }
     }
 }
@@ -343,6 +452,40 @@ pub(super) fn rank1_lane_sums_any<const W: usize>(
             .zip(sums_i[first * W..].chunks_exact_mut(W));
         for (b, h) in cols {
             (Lanes::<W>::load(h) + a * Lanes::<W>::load(b)).store(h);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mirror_copies_the_upper_triangle_like_entry_by_entry() {
+        for p in 1..=41 {
+            // The upper triangle numbered, the lower one marked unset.
+            let upper: Vec<f64> = (0..p * p)
+                .map(|k| {
+                    if k / p <= k % p {
+                        k as f64 + 0.5
+                    } else {
+                        f64::NAN
+                    }
+                })
+                .collect();
+            let mut naive = upper.clone();
+            for i in 0..p {
+                for j in i + 1..p {
+                    naive[j * p + i] = naive[i * p + j];
+                }
+            }
+            let mut tiled = upper.clone();
+            mirror_upper(p, &mut tiled);
+            assert_eq!(tiled, naive, "P = {p}");
+            // The portable squares, whatever the CPU.
+            let mut portable = upper.clone();
+            mirror_upper_with(p, &mut portable, false);
+            assert_eq!(portable, naive, "portable, P = {p}");
         }
     }
 }

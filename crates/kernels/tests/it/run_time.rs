@@ -254,7 +254,8 @@ fn a_run_time_kernel_gives_the_same_bits_for_any_number_of_threads() {
 
 /// A program that does not validate is refused, and nothing runs: a load
 /// past its tensor, a buffer past the stage's scratch, a data row read by
-/// the regularizer, a Hessian term's factor the runtime cannot read.
+/// the regularizer, a Hessian term's factor the runtime cannot read, a
+/// Hessian term below the diagonal.
 #[test]
 fn invalid_loop_ir_is_refused_before_it_is_compiled() {
     let valid = program("../../derivations", "logistic_regression");
@@ -332,6 +333,24 @@ fn invalid_loop_ir_is_refused_before_it_is_compiled() {
             Err(JitError::Invalid(e)) => assert!(!e.0.is_empty(), "{what}"),
             other => panic!("{what}: {other:?}"),
         }
+    }
+    // A term in a block below the diagonal (the passes sum only the upper
+    // blocks and mirror the whole upper triangle).
+    let mut below = valid.clone();
+    let term = below
+        .sample
+        .hessian
+        .iter_mut()
+        .find(|h| h.block().0 != h.block().1)
+        .expect("logistic regression has a (w, b) term");
+    match term {
+        HessianTerm::Product { row, col, .. } | HessianTerm::Dense { row, col, .. } => {
+            std::mem::swap(row, col)
+        }
+    }
+    match RunTimeKernel::compile(below) {
+        Err(JitError::Invalid(e)) => assert!(e.0.contains("below the diagonal"), "{e:?}"),
+        other => panic!("a block below the diagonal: {other:?}"),
     }
     assert!(RunTimeKernel::compile(valid).is_ok());
 }
