@@ -198,29 +198,27 @@ impl LoopProgram {
     ) -> f64 {
         let scale = sums.scale();
         scale_outputs(self.n_params(), level, None, scale, grad, hess);
-        if self.regularizer.adds_nothing() {
-            if level.rank() >= 2 {
-                mirror_upper(self.n_params(), hess);
-            }
-            // `+ 0.0` as the regularizer's empty sum would add (−0 + 0 = +0).
-            return sums.loss * scale + 0.0;
+        // A model without a regularizer skips its stage: its empty sum is
+        // 0 (added below, so a −0 loss comes out +0 as before).
+        let loss = if self.regularizer.adds_nothing() {
+            0.0
+        } else {
+            with_workspace(|ws| {
+                let Workspace {
+                    scratch, gathered, ..
+                } = ws;
+                let plan = self.plan(true, level, false, 1, 0);
+                gathered.resize(plan.gathered_len, 0.0);
+                run_regularizer(steps, plan, level, theta, constants, scratch);
+                let mut acc = Accumulator::new(self, plan, level, grad, hess, None, gathered);
+                acc.add(scratch, &[]);
+                acc.flush();
+                acc.loss
+            })
+        };
+        if level.rank() >= 2 {
+            mirror_upper(self.n_params(), hess);
         }
-        let loss = with_workspace(|ws| {
-            let Workspace {
-                scratch, gathered, ..
-            } = ws;
-            let plan = self.plan(true, level, false, 1, 0);
-            gathered.resize(plan.gathered_len, 0.0);
-            run_regularizer(steps, plan, level, theta, constants, scratch);
-            let mut acc = Accumulator::new(self, plan, level, grad, hess, None, gathered);
-            acc.add(scratch, &[]);
-            acc.flush();
-            let loss = acc.loss;
-            if level.rank() >= 2 {
-                mirror_upper(self.n_params(), hess);
-            }
-            loss
-        });
         sums.loss * scale + loss
     }
 
