@@ -99,7 +99,7 @@ fn the_readme_example_is_examples_logistic_toml_and_loads() {
         .unwrap_or_else(|e| panic!("{}", e.one_line()));
     assert_eq!(model.name, "logistic");
     assert_eq!(model.n_params(), 11);
-    assert_eq!(model.definitions.len(), 2);
+    assert_eq!(model.definitions().len(), 2);
 }
 
 #[test]
@@ -109,6 +109,6 @@ fn the_guides_example_loads() {
         .unwrap_or_else(|e| panic!("{}", e.one_line()));
     assert_eq!(model.name, "logistic_regression");
     assert_eq!(model.n_params(), 11);
-    assert_eq!(model.definitions.len(), 2);
+    assert_eq!(model.definitions().len(), 2);
     assert!(model.synthetic.is_some());
 }

@@ -83,8 +83,9 @@ pub struct NormalForms {
 pub struct Derivation {
     /// The model it was derived from.
     pub model: Model,
-    /// The model's expressions, normalised.
-    pub forms: NormalForms,
+    /// The model's expressions, normalised; `None` where `expanded` is
+    /// false (the scalar forms belong to the expansion).
+    pub forms: Option<NormalForms>,
     /// ∂u/∂v for every intermediate, the loss and the regularizer.
     pub local_partials: Vec<LocalPartial>,
     /// ∇ℓ, one entry per parameter.

@@ -124,7 +124,7 @@ pub fn loss_is_square(model: &Model) -> bool {
         matches!(e, Expr::Pow(_, x) if matches!(**x, Expr::Num(ref r) if r.is(2, 1)))
     }
     !model.data.is_empty()
-        && match &model.loss {
+        && match model.loss() {
             e if square(e) => true,
             Expr::Mul(factors) => {
                 factors.iter().filter(|f| square(f)).count() == 1

@@ -122,10 +122,8 @@ impl Prepared {
 
     /// The objective over rows in memory.
     pub fn memory_objective<'a>(&'a self, values: &'a [f64]) -> KernelObjective<'a> {
-        KernelObjective::new(self.backend.kernel(), &self.constants, values).gauss_newton(
-            loss_is_square(&self.model),
-            self.model.regularizer.is_some(),
-        )
+        KernelObjective::new(self.backend.kernel(), &self.constants, values)
+            .gauss_newton(loss_is_square(&self.model), self.model.has_regularizer())
     }
 
     /// The objective over a streamed file.
@@ -137,7 +135,7 @@ impl Prepared {
         let gauss_newton = hessforge_kernels::offers_gauss_newton(
             kernel,
             loss_is_square(&self.model),
-            self.model.regularizer.is_some(),
+            self.model.has_regularizer(),
         );
         StreamedObjective::new(kernel, &self.constants, table, gauss_newton)
     }

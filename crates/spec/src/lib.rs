@@ -26,6 +26,6 @@ pub mod prose;
 pub use error::{ErrorKind, SpecError};
 pub use load::{default_latex, load_file, load_str, parse_expression};
 pub use model::{
-    Definition, Distribution, Draw, Expr, Func, Model, Rational, Role, Scalar, Synthetic,
-    TensorInfo,
+    Definition, Distribution, Draw, Expr, Func, Model, Rational, Role, Scalar, ScalarForm,
+    Synthetic, TensorInfo,
 };

@@ -1,10 +1,12 @@
-//! The validated, scalarized model: every tensor expanded into named scalars,
-//! every expression a plain scalar [`Expr`] tree. This is what the symbolic
-//! engine, the renderers and (later) the code generator consume.
+//! The validated model: every tensor expanded into named scalars, and its
+//! expressions as plain scalar [`Expr`] trees ([`ScalarForm`], built the
+//! first time they are asked for) beside the index form. This is what the
+//! symbolic engine, the renderers and the code generator consume.
 
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use num_bigint::BigInt;
 use num_rational::BigRational;
@@ -392,7 +394,97 @@ pub struct Synthetic {
     pub draws: Vec<Draw>,
 }
 
-/// A validated derivation file, scalarized.
+/// Builds a model's scalar expressions from its checked file (the loader).
+pub(crate) trait BuildScalar: Send + Sync {
+    /// The intermediates entry by entry, in dependency order.
+    fn definitions(&self) -> Vec<Definition>;
+    /// The loss and the regularizer.
+    fn objective(&self) -> (Expr, Option<Expr>);
+}
+
+/// A model's scalar expressions — every definition entry by entry, the
+/// loss, the regularizer — built from the validated file the first time
+/// something asks for them, the definitions apart from the loss: the
+/// index-form track (`derive`, the loop kernels) asks for neither, and at
+/// 10 000 features the scalar `dot(w, x)` alone is a sum of 10 000
+/// products. Cloning a model shares the builder and copies what was built.
+#[derive(Clone)]
+pub struct ScalarForm {
+    definitions: OnceLock<Vec<Definition>>,
+    objective: OnceLock<(Expr, Option<Expr>)>,
+    build: Arc<dyn BuildScalar>,
+    has_regularizer: bool,
+}
+
+impl ScalarForm {
+    /// Expressions to build on first use; `has_regularizer` must say
+    /// whether the objective has a regularizer.
+    pub(crate) fn lazy(has_regularizer: bool, build: Arc<dyn BuildScalar>) -> ScalarForm {
+        ScalarForm {
+            definitions: OnceLock::new(),
+            objective: OnceLock::new(),
+            build,
+            has_regularizer,
+        }
+    }
+
+    fn definitions(&self) -> &[Definition] {
+        self.definitions.get_or_init(|| self.build.definitions())
+    }
+
+    fn objective(&self) -> &(Expr, Option<Expr>) {
+        self.objective.get_or_init(|| self.build.objective())
+    }
+
+    /// Whether the definitions have been built (for tests of the laziness).
+    pub fn definitions_are_built(&self) -> bool {
+        self.definitions.get().is_some()
+    }
+
+    /// Whether the loss and regularizer have been built.
+    pub fn objective_is_built(&self) -> bool {
+        self.objective.get().is_some()
+    }
+}
+
+/// What a [`ScalarForm`] prints and compares: everything, built.
+#[derive(Debug, PartialEq, Serialize)]
+struct ScalarView<'a> {
+    definitions: &'a [Definition],
+    loss: &'a Expr,
+    regularizer: Option<&'a Expr>,
+}
+
+impl ScalarForm {
+    fn view(&self) -> ScalarView<'_> {
+        let (loss, regularizer) = self.objective();
+        ScalarView {
+            definitions: self.definitions(),
+            loss,
+            regularizer: regularizer.as_ref(),
+        }
+    }
+}
+
+impl fmt::Debug for ScalarForm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.view().fmt(f)
+    }
+}
+
+impl PartialEq for ScalarForm {
+    fn eq(&self, other: &ScalarForm) -> bool {
+        self.view() == other.view()
+    }
+}
+
+impl Serialize for ScalarForm {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.view().serialize(s)
+    }
+}
+
+/// A validated derivation file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Model {
     /// The same model in index form (tensors kept whole), when the file
@@ -421,14 +513,14 @@ pub struct Model {
     pub data_tensors: Vec<TensorInfo>,
     /// Constants with their default values.
     pub constants: Vec<(Scalar, f64)>,
-    /// Intermediates in dependency order.
-    pub definitions: Vec<Definition>,
+    /// The intermediates' entries in dependency order (the scalars of
+    /// [`Model::definitions`], known without building their expressions).
+    pub definition_scalars: Vec<Scalar>,
     /// Intermediate tensors in file order.
     pub definition_tensors: Vec<TensorInfo>,
-    /// The per-sample loss ℓ(θ; x) (or the whole objective without data).
-    pub loss: Expr,
-    /// R(θ), if any.
-    pub regularizer: Option<Expr>,
+    /// The definitions, loss and regularizer as scalar expressions
+    /// ([`Model::definitions`], [`Model::loss`], [`Model::regularizer`]).
+    pub scalar: ScalarForm,
     /// Starting point (one value per parameter, 0 where unspecified).
     pub init: Vec<f64>,
     /// The synthetic-data process, if given.
@@ -449,19 +541,41 @@ impl Model {
             .is_some_and(|ix| ix.parameters().any(|t| !t.shape.is_empty()))
     }
 
+    /// The intermediates entry by entry, in dependency order (built on
+    /// first use, see [`ScalarForm`]).
+    pub fn definitions(&self) -> &[Definition] {
+        self.scalar.definitions()
+    }
+
+    /// The per-sample loss ℓ(θ; x) (or the whole objective without data),
+    /// as a scalar expression (built on first use).
+    pub fn loss(&self) -> &Expr {
+        &self.scalar.objective().0
+    }
+
+    /// R(θ), if any, as a scalar expression (built on first use).
+    pub fn regularizer(&self) -> Option<&Expr> {
+        self.scalar.objective().1.as_ref()
+    }
+
+    /// Whether the model has a regularizer, without building anything.
+    pub fn has_regularizer(&self) -> bool {
+        self.scalar.has_regularizer
+    }
+
     /// Every scalar (parameters, data, constants, intermediates) by id.
     pub fn scalars(&self) -> impl Iterator<Item = &Scalar> {
         self.params
             .iter()
             .chain(&self.data)
             .chain(self.constants.iter().map(|(s, _)| s))
-            .chain(self.definitions.iter().map(|d| &d.scalar))
+            .chain(&self.definition_scalars)
     }
 
     /// Evaluate the intermediates in order into `env` (which must already hold
     /// parameters, data and constants).
     pub fn eval_definitions(&self, env: &mut HashMap<String, f64>) -> Option<()> {
-        for d in &self.definitions {
+        for d in self.definitions() {
             let v = d.expr.eval(env)?;
             env.insert(d.scalar.id.clone(), v);
         }

@@ -236,6 +236,10 @@ impl Engine {
     ) -> Result<(ModelPrograms, Vec<Applied>), LowerFailure> {
         let m = &d.model;
         let p = m.n_params();
+        let forms = d
+            .forms
+            .as_ref()
+            .ok_or_else(|| "the straight-line programs need the expanded derivation".to_string())?;
         // Intermediates, fully inlined (each right-hand side in terms of θ, x, c).
         // A definition whose value is a number is substituted in our own
         // tree, before the conversion: Symbolica's replacement would
@@ -243,7 +247,7 @@ impl Engine {
         // denominator of 10²³), which `to_atom` keeps as an exponential.
         let mut numbers: HashMap<String, Expr> = HashMap::new();
         let mut inlined: Vec<(Atom, Atom)> = Vec::new();
-        for def in &m.definitions {
+        for def in m.definitions() {
             let expr = def.expr.substitute(&numbers);
             // Huge powers become exponentials before anything is
             // substituted into them: replacing u in u^2.5e12 by 2·(w·x)
@@ -274,8 +278,8 @@ impl Engine {
 
         // Each output as (per-sample part of ℓ, regularizer part).
         let mut outputs: Vec<(Atom, Atom)> = vec![(
-            prepare(&d.forms.loss),
-            d.forms.regularizer.as_ref().map_or(Atom::num(0), &prepare),
+            prepare(&forms.loss),
+            forms.regularizer.as_ref().map_or(Atom::num(0), &prepare),
         )];
         for j in 0..p {
             outputs.push((prepare(&d.gradient[j].expr), prepare(reg_grad(j))));

@@ -8,7 +8,7 @@
 mod index_form;
 
 use super::math::{Names, Printer, Style, tidy};
-use crate::derivation::{Derivation, LOSS, REGULARIZER};
+use crate::derivation::{Derivation, LOSS, NormalForms, REGULARIZER};
 use hessforge_spec::{Expr, Model};
 
 /// One piece of mathematics in both styles.
@@ -147,7 +147,16 @@ fn text(s: impl Into<String>) -> Inline {
     Inline::Text(s.into())
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    /// The normal forms of an expanded derivation (the scalar document is
+    /// written only for one: an unexpanded derivation has the index form).
+    fn forms(&self) -> &'a NormalForms {
+        self.d
+            .forms
+            .as_ref()
+            .expect("the scalar document is written from an expanded derivation")
+    }
+
     fn math(&self, e: &Expr) -> Math {
         let t = tidy(e, &self.names);
         let latex_printer = Printer {
@@ -384,11 +393,16 @@ impl Builder<'_> {
             para.push(text("."));
             self.blocks.push(Block::Paragraph(para));
         }
-        if !self.model.definitions.is_empty() {
+        if !self.model.definitions().is_empty() {
             self.blocks.push(Block::Paragraph(vec![text(
                 "The intermediate quantities, in the order they are computed (the forward pass):",
             )]));
-            for (def, expr) in self.model.definitions.iter().zip(&self.d.forms.definitions) {
+            for (def, expr) in self
+                .model
+                .definitions()
+                .iter()
+                .zip(&self.forms().definitions)
+            {
                 self.blocks.push(Block::Equation {
                     lhs: self.name(&def.scalar.id),
                     steps: vec![self.math(expr)],
@@ -408,15 +422,15 @@ impl Builder<'_> {
                     let (l, t) = self.sample(false);
                     Math::raw(format!("\\ell(\\theta; {l})"), format!("ℓ(θ; {t})"))
                 },
-                steps: vec![self.math(&self.d.forms.loss)],
+                steps: vec![self.math(&self.forms().loss)],
             });
         } else {
             self.blocks.push(Block::Equation {
                 lhs: Math::raw("L(\\theta)", "L(θ)"),
-                steps: vec![self.math(&self.d.forms.loss)],
+                steps: vec![self.math(&self.forms().loss)],
             });
         }
-        if let Some(r) = &self.d.forms.regularizer {
+        if let Some(r) = &self.forms().regularizer {
             self.blocks.push(Block::Paragraph(vec![text(
                 "The regularizer, a function of the parameters only:",
             )]));
@@ -444,7 +458,7 @@ impl Builder<'_> {
     /// `lhs = (1/N) Σᵢ term_i (+ the regularizer's part)`: how a per-sample
     /// quantity becomes the objective's.
     fn average_over_data(&mut self, lhs: Math, term: (&str, &str), regularizer: (&str, &str)) {
-        let (reg, reg_t) = if self.model.regularizer.is_some() {
+        let (reg, reg_t) = if self.model.has_regularizer() {
             regularizer
         } else {
             ("", "")
@@ -461,7 +475,7 @@ impl Builder<'_> {
     /// Local partials in back-propagation order: the loss first, then the
     /// intermediates from last computed to first.
     fn local_derivatives(&mut self) {
-        if self.model.definitions.is_empty() {
+        if self.model.definitions().is_empty() {
             return;
         }
         self.blocks.push(Block::Heading(
@@ -474,7 +488,7 @@ impl Builder<'_> {
         // Tensors from the last computed to the first; the entries of one
         // tensor in forward order (h₁, h₂, …).
         let mut tensors: Vec<&str> = Vec::new();
-        for d in &self.model.definitions {
+        for d in self.model.definitions() {
             if !tensors.contains(&d.scalar.tensor.as_str()) {
                 tensors.push(&d.scalar.tensor);
             }
@@ -483,7 +497,7 @@ impl Builder<'_> {
         for tensor in tensors.iter().rev() {
             owners.extend(
                 self.model
-                    .definitions
+                    .definitions()
                     .iter()
                     .filter(|d| d.scalar.tensor == *tensor)
                     .map(|d| d.scalar.id.clone()),
@@ -514,7 +528,7 @@ impl Builder<'_> {
             .params
             .iter()
             .map(|s| s.id.clone())
-            .chain(self.model.definitions.iter().map(|d| d.scalar.id.clone()))
+            .chain(self.model.definitions().iter().map(|d| d.scalar.id.clone()))
             .collect();
         move |id: &str| ids.iter().position(|i| i == id).unwrap_or(usize::MAX)
     }
@@ -584,7 +598,7 @@ impl Builder<'_> {
             steps.push(self.math(&g.expr));
             self.blocks.push(Block::Equation { lhs, steps });
         }
-        if self.model.regularizer.is_some() {
+        if self.model.has_regularizer() {
             self.blocks.push(Block::Paragraph(vec![text(
                 "The regularizer's partial derivatives (zero where not listed):",
             )]));
@@ -712,7 +726,7 @@ impl Builder<'_> {
                 });
             }
         }
-        if self.model.regularizer.is_some() {
+        if self.model.has_regularizer() {
             let diag_same = (0..p)
                 .all(|j| (0..p).all(|k| j == k || is_zero(&self.d.regularizer_hessian[j][k])))
                 && (1..p)
@@ -783,7 +797,7 @@ impl Builder<'_> {
     /// is; bases that each fix one more parameter (r = a − x, q = y − x²)
     /// are solved in turn (x = a, y = a²).
     fn stationary_points(&mut self) {
-        let Some(bases) = squares_with_positive_weights(self.model, &self.model.loss) else {
+        let Some(bases) = squares_with_positive_weights(self.model, self.model.loss()) else {
             return;
         };
         let params: Vec<&str> = self.model.params.iter().map(|s| s.id.as_str()).collect();
@@ -791,7 +805,7 @@ impl Builder<'_> {
         for base in &bases {
             let e = self
                 .model
-                .definitions
+                .definitions()
                 .iter()
                 .find(|d| d.scalar.id == *base)
                 .map(|d| d.expr.clone())
@@ -919,8 +933,8 @@ impl Builder<'_> {
     fn relu_convention(&mut self) {
         let uses = |f: hessforge_spec::Func| {
             let mut found = false;
-            visit_calls(&self.model.loss, &mut |g| found |= g == f);
-            for d in &self.model.definitions {
+            visit_calls(self.model.loss(), &mut |g| found |= g == f);
+            for d in self.model.definitions() {
                 visit_calls(&d.expr, &mut |g| found |= g == f);
             }
             found

@@ -82,7 +82,7 @@ impl Names {
             .constants
             .iter()
             .map(|(s, _)| s)
-            .chain(model.definitions.iter().map(|d| &d.scalar))
+            .chain(&model.definition_scalars)
             .filter(|s| s.index.iter().all(|&i| i == 1))
         {
             latex.insert(s.id.clone(), s.latex.clone());

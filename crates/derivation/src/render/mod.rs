@@ -721,7 +721,7 @@ fn json(d: &Derivation, expand: bool) -> String {
                 .as_ref()
                 .map(|r| index::print(m, ix, r, Style::Latex)),
         ),
-        None => (latex_of(&m.loss), m.regularizer.as_ref().map(latex_of)),
+        None => (latex_of(m.loss()), m.regularizer().map(latex_of)),
     };
     let mut doc = serde_json::json!({
         "name": m.name,
@@ -742,7 +742,7 @@ fn json(d: &Derivation, expand: bool) -> String {
     });
     if scalar_lists && let Some(map) = doc.as_object_mut() {
         let lists = serde_json::json!({
-            "definitions": d.symbolica.definitions.iter().zip(&m.definitions).map(|((id, expr), def)| serde_json::json!({
+            "definitions": d.symbolica.definitions.iter().zip(m.definitions()).map(|((id, expr), def)| serde_json::json!({
                 "name": id, "expr": expr, "latex": latex_of(&def.expr),
             })).collect::<Vec<_>>(),
             "loss": d.symbolica.loss,

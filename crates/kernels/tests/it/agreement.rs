@@ -116,7 +116,7 @@ fn compiled_equals_interpreter_equals_derivation() {
             let mut direct = vec![0.0; slow.len()];
             for row in &rows {
                 let env = m.environment(&c.theta, row);
-                let mut v = vec![d.forms.loss.eval(&env).unwrap()];
+                let mut v = vec![d.forms.as_ref().unwrap().loss.eval(&env).unwrap()];
                 v.extend(d.gradient.iter().map(|g| g.expr.eval(&env).unwrap()));
                 for j in 0..m.n_params() {
                     for l in j..m.n_params() {
@@ -127,7 +127,7 @@ fn compiled_equals_interpreter_equals_derivation() {
                     *a += b / rows.len() as f64;
                 }
             }
-            if let Some(r) = &m.regularizer {
+            if let Some(r) = &m.regularizer() {
                 let env = m.environment(&c.theta, rows[0]);
                 let mut v = vec![r.eval(&env).unwrap()];
                 v.extend(d.regularizer_gradient.iter().map(|g| g.eval(&env).unwrap()));

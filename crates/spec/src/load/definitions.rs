@@ -49,6 +49,7 @@ impl Loader {
         for (name, t) in &raw.data {
             let t_span = t.span();
             let t = t.get_ref();
+            let first = data.len();
             data.extend(self.declare(
                 name,
                 t_span,
@@ -56,6 +57,9 @@ impl Loader {
                 t.shape.clone(),
                 t.latex.clone(),
             )?);
+            if let Some(symbol) = self.symbols.get_mut(name) {
+                symbol.first = first;
+            }
             data_tensors.push(self.tensor_info(name));
         }
         let mut constants = Vec::new();
@@ -121,95 +125,132 @@ impl Loader {
         Ok((def_asts, def_ranges))
     }
 
-    /// Evaluate the definitions in `order` into scalar definitions (a
-    /// definition with a `for` range entry by entry; an element-wise one
-    /// declared again with the shape of its value).
-    pub(super) fn evaluate_definitions(
+    /// Check the definitions in `order`: elaborate each into what its
+    /// entries depend on ([`Reach`], kept with its name for the ones after
+    /// it), an element-wise one declared again with the shape of its
+    /// value. Returns the definitions' entries in dependency order and
+    /// their tensors in file order.
+    pub(super) fn check_definitions(
         &mut self,
         raw: &RawSpec,
         order: &[usize],
         def_asts: &[Ast],
         def_ranges: &[DefinitionRange],
-    ) -> Result<(Vec<Definition>, Vec<TensorInfo>), SpecError> {
-        let mut definitions = Vec::new();
-        let mut definition_tensors = Vec::new();
+    ) -> Result<(Vec<Scalar>, Vec<TensorInfo>), SpecError> {
+        let mut scalars = Vec::new();
         for &k in order {
             let d = &raw.define[k];
             let name = d.name.get_ref();
-            let items = match &def_ranges[k] {
-                Some((var, n)) => {
-                    let mut items = Vec::new();
-                    for i in 1..=*n {
-                        let mut scope = Scope {
-                            symbols: &self.symbols,
-                            bound: vec![(var.clone(), i)],
-                        };
-                        let t = scope
-                            .eval(&def_asts[k])
-                            .map_err(|e| self.src.expr_error(&d.expr, e))?;
-                        if !t.shape.is_empty() {
-                            return Err(self.src.expr_error(
-                                &d.expr,
-                                ExprError::new(
-                                    ErrorKind::Shape,
-                                    def_asts[k].span,
-                                    format!(
-                                        "each entry of `{name}` must be a scalar, but this is {}",
-                                        describe(&t.shape)
-                                    ),
-                                    "not a scalar",
-                                    format!("index with `{var}`"),
-                                ),
-                            ));
-                        }
-                        items.extend(t.items);
-                    }
-                    items
-                }
-                None => {
-                    let mut scope = Scope {
-                        symbols: &self.symbols,
-                        bound: vec![],
-                    };
-                    let t = scope
-                        .eval(&def_asts[k])
-                        .map_err(|e| self.src.expr_error(&d.expr, e))?;
-                    if !t.shape.is_empty() {
-                        // An element-wise vector (or matrix) definition: re-declare with its shape.
-                        self.symbols.remove(name);
-                        self.names.retain(|n| n != name);
-                        self.all_ids.remove(name);
-                        self.declare(
-                            name,
-                            d.name.span(),
-                            Role::Intermediate,
-                            t.shape.clone(),
-                            d.latex.clone(),
-                        )?;
-                    }
-                    t.items
-                }
+            let (reach, shape) =
+                self.definition_entries::<Reach>(d, &def_asts[k], &def_ranges[k])?;
+            if def_ranges[k].is_none() && !shape.is_empty() {
+                // An element-wise vector (or matrix) definition: re-declare with its shape.
+                self.symbols.remove(name);
+                self.names.retain(|n| n != name);
+                self.all_ids.remove(name);
+                self.declare(
+                    name,
+                    d.name.span(),
+                    Role::Intermediate,
+                    shape,
+                    d.latex.clone(),
+                )?;
+            }
+            if let Some(symbol) = self.symbols.get_mut(name) {
+                symbol.reach = reach;
+            }
+            scalars.extend(self.definition_scalars(name));
+        }
+        let tensors = raw
+            .define
+            .iter()
+            .map(|d| self.tensor_info(d.name.get_ref()))
+            .collect();
+        Ok((scalars, tensors))
+    }
+
+    /// The entries of a checked definition, row-major.
+    fn definition_scalars(&self, name: &str) -> Vec<Scalar> {
+        let base = &self.bases[name];
+        scalar_ids(name, &self.symbols[name].shape)
+            .into_iter()
+            .map(|(id, index)| Scalar {
+                latex: subscripted(base, &index),
+                id,
+                tensor: name.to_string(),
+                index,
+                role: Role::Intermediate,
+            })
+            .collect()
+    }
+
+    /// One definition's entries (a definition with a `for` range entry by
+    /// entry) and the shape of its value.
+    pub(super) fn definition_entries<E: Entry>(
+        &self,
+        d: &RawDefinition,
+        ast: &Ast,
+        range: &DefinitionRange,
+    ) -> Result<(Vec<E>, Vec<usize>), SpecError> {
+        let name = d.name.get_ref();
+        let Some((var, n)) = range else {
+            let mut scope = Scope {
+                symbols: &self.symbols,
+                bound: vec![],
             };
-            let sym = &self.symbols[name];
-            let base = &self.bases[name];
-            for ((id, index), expr) in scalar_ids(name, &sym.shape).into_iter().zip(items) {
-                definitions.push(Definition {
-                    scalar: Scalar {
-                        latex: subscripted(base, &index),
-                        id,
-                        tensor: name.to_string(),
-                        index,
-                        role: Role::Intermediate,
-                    },
-                    expr,
-                });
+            let t = scope
+                .eval::<E>(ast)
+                .map_err(|e| self.src.expr_error(&d.expr, e))?;
+            return Ok((t.items, t.shape));
+        };
+        let mut items = Vec::with_capacity(*n);
+        for i in 1..=*n {
+            let mut scope = Scope {
+                symbols: &self.symbols,
+                bound: vec![(var.clone(), i)],
+            };
+            let t = scope
+                .eval::<E>(ast)
+                .map_err(|e| self.src.expr_error(&d.expr, e))?;
+            if !t.shape.is_empty() {
+                return Err(self.src.expr_error(
+                    &d.expr,
+                    ExprError::new(
+                        ErrorKind::Shape,
+                        ast.span,
+                        format!(
+                            "each entry of `{name}` must be a scalar, but this is {}",
+                            describe(&t.shape)
+                        ),
+                        "not a scalar",
+                        format!("index with `{var}`"),
+                    ),
+                ));
+            }
+            items.extend(t.items);
+        }
+        Ok((items, vec![*n]))
+    }
+
+    /// The definitions in `order` as scalar definitions, after
+    /// [`Loader::check_definitions`] (every shape is known).
+    pub(super) fn definitions(
+        &self,
+        define: &[RawDefinition],
+        order: &[usize],
+        def_asts: &[Ast],
+        def_ranges: &[DefinitionRange],
+    ) -> Result<Vec<Definition>, SpecError> {
+        let mut definitions = Vec::new();
+        for &k in order {
+            let d = &define[k];
+            let name = d.name.get_ref();
+            let (items, _) = self.definition_entries::<Expr>(d, &def_asts[k], &def_ranges[k])?;
+            for (scalar, expr) in self.definition_scalars(name).into_iter().zip(items) {
+                definitions.push(Definition { scalar, expr });
             }
         }
-        for d in &raw.define {
-            definition_tensors.push(self.tensor_info(d.name.get_ref()));
-        }
-
-        Ok((definitions, definition_tensors))
+        Ok(definitions)
     }
 
     /// The loss must depend on a parameter and the regularizer must not
@@ -218,33 +259,10 @@ impl Loader {
         &self,
         raw: &RawSpec,
         inputs: &Inputs,
-        definitions: &[Definition],
-        loss: &Expr,
-        regularizer: Option<&Expr>,
+        loss: Reach,
+        regularizer: Option<Reach>,
     ) -> Result<(), SpecError> {
-        let param_ids: FxHashSet<&str> = inputs.params.iter().map(|s| s.id.as_str()).collect();
-        let data_ids: FxHashSet<&str> = inputs.data.iter().map(|s| s.id.as_str()).collect();
-        // What each definition reaches through the ones before it: whether
-        // a parameter, and the first data entry (linear in the model's size:
-        // no set of leaves is copied from definition to definition).
-        let mut reach_of: FxHashMap<&str, Reach> = FxHashMap::default();
-        let reach = |e: &Expr, reach_of: &FxHashMap<&str, Reach>| {
-            let mut out = Reach::default();
-            e.for_each_var(&mut |v| match reach_of.get(v) {
-                Some(inner) => out.join(inner),
-                None if param_ids.contains(v) => out.parameter = true,
-                None if data_ids.contains(v) && out.data.is_none() => {
-                    out.data = Some(v.to_string());
-                }
-                None => {}
-            });
-            out
-        };
-        for d in definitions {
-            let r = reach(&d.expr, &reach_of);
-            reach_of.insert(d.scalar.id.as_str(), r);
-        }
-        if !reach(loss, &reach_of).parameter {
+        if !loss.parameter {
             return Err(self.src.error(
                 ErrorKind::NoParameterDependence,
                 Some(raw.loss.span()),
@@ -261,34 +279,19 @@ impl Loader {
             ));
         }
         if let (Some(r), Some(raw_r)) = (regularizer, &raw.regularizer)
-            && let Some(d) = reach(r, &reach_of).data
+            && let Some(d) = r.data
         {
             return Err(self.src.error(
                 ErrorKind::Invalid,
                 Some(raw_r.span()),
-                format!("the regularizer depends on the data (`{d}`)"),
+                format!(
+                    "the regularizer depends on the data (`{}`)",
+                    inputs.data[d].id
+                ),
                 "must be a function of the parameters only",
                 "move data-dependent terms into the per-sample loss",
             ));
         }
-
         Ok(())
-    }
-}
-
-/// What an expression depends on, through definitions: whether any
-/// parameter, and the first data entry it meets.
-#[derive(Debug, Clone, Default)]
-struct Reach {
-    parameter: bool,
-    data: Option<String>,
-}
-
-impl Reach {
-    fn join(&mut self, other: &Reach) {
-        self.parameter |= other.parameter;
-        if self.data.is_none() {
-            self.data.clone_from(&other.data);
-        }
     }
 }

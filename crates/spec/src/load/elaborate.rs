@@ -1,6 +1,11 @@
 //! Elaboration: an expression's syntax tree, in the scope of the declared
-//! names, to a tensor of scalar expressions ([`Scope::eval`]) — shapes
-//! checked, indices and matrix products expanded — with its errors.
+//! names, to a tensor of entries ([`Scope::eval`]) — shapes checked,
+//! indices and matrix products expanded — with its errors. An entry is an
+//! [`Entry`]: a scalar expression ([`Expr`]), or only what it depends on
+//! ([`Reach`]), which is all the loader's checks need, so a file is
+//! validated without building its scalar expressions (a 10 000-feature
+//! loss is a sum of 10 000 products, which the index-form track never
+//! reads); the [`Model`] builds them the first time they are asked for.
 
 use super::*;
 
@@ -31,19 +36,124 @@ impl ExprError {
     }
 }
 
-/// A tensor of scalar expressions, row-major.
+/// A tensor of entries, row-major.
 #[derive(Clone)]
-pub(super) struct Tensor {
+pub(super) struct Tensor<E> {
     pub(super) shape: Vec<usize>,
-    pub(super) items: Vec<Expr>,
+    pub(super) items: Vec<E>,
 }
 
-impl Tensor {
-    pub(super) fn scalar(e: Expr) -> Tensor {
+impl<E> Tensor<E> {
+    pub(super) fn scalar(e: E) -> Tensor<E> {
         Tensor {
             shape: vec![],
             items: vec![e],
         }
+    }
+}
+
+/// What the elaboration computes for each entry of a tensor: the
+/// arithmetic of the expression language over entries.
+pub(super) trait Entry: Clone {
+    /// Entry `k` (row-major) of a declared name.
+    fn of(symbol: &Symbol, k: usize) -> Self;
+    fn number(r: Rational) -> Self;
+    fn add(a: Self, b: Self) -> Self;
+    fn neg(a: Self) -> Self;
+    fn mul(a: Self, b: Self) -> Self;
+    fn div(a: Self, b: Self) -> Self;
+    fn pow(a: Self, b: Self) -> Self;
+    fn call(f: Func, a: Self) -> Self;
+    /// The sum of the items (none is 0).
+    fn sum_of(items: Vec<Self>) -> Self;
+}
+
+impl Entry for Expr {
+    fn of(symbol: &Symbol, k: usize) -> Expr {
+        Expr::Var(symbol.ids[k].clone())
+    }
+    fn number(r: Rational) -> Expr {
+        Expr::Num(r)
+    }
+    fn add(a: Expr, b: Expr) -> Expr {
+        add(a, b)
+    }
+    fn neg(a: Expr) -> Expr {
+        neg(a)
+    }
+    fn mul(a: Expr, b: Expr) -> Expr {
+        mul(a, b)
+    }
+    fn div(a: Expr, b: Expr) -> Expr {
+        mul(a, Expr::Pow(Box::new(b), Box::new(Expr::int(-1))))
+    }
+    fn pow(a: Expr, b: Expr) -> Expr {
+        Expr::Pow(Box::new(a), Box::new(b))
+    }
+    fn call(f: Func, a: Expr) -> Expr {
+        Expr::Call(f, Box::new(a))
+    }
+    fn sum_of(items: Vec<Expr>) -> Expr {
+        sum_of(items)
+    }
+}
+
+/// What a scalar entry depends on, through the definitions: whether any
+/// parameter, and the first data entry it meets (its position among the
+/// model's data entries), in the order the expression names them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Reach {
+    pub(super) parameter: bool,
+    pub(super) data: Option<usize>,
+}
+
+impl Reach {
+    fn join(self, other: Reach) -> Reach {
+        Reach {
+            parameter: self.parameter || other.parameter,
+            data: self.data.or(other.data),
+        }
+    }
+}
+
+impl Entry for Reach {
+    fn of(symbol: &Symbol, k: usize) -> Reach {
+        match symbol.role {
+            Role::Parameter => Reach {
+                parameter: true,
+                data: None,
+            },
+            Role::Data => Reach {
+                parameter: false,
+                data: Some(symbol.first + k),
+            },
+            Role::Constant => Reach::default(),
+            Role::Intermediate => symbol.reach.get(k).copied().unwrap_or_default(),
+        }
+    }
+    fn number(_: Rational) -> Reach {
+        Reach::default()
+    }
+    fn add(a: Reach, b: Reach) -> Reach {
+        a.join(b)
+    }
+    fn neg(a: Reach) -> Reach {
+        a
+    }
+    fn mul(a: Reach, b: Reach) -> Reach {
+        a.join(b)
+    }
+    fn div(a: Reach, b: Reach) -> Reach {
+        a.join(b)
+    }
+    fn pow(a: Reach, b: Reach) -> Reach {
+        a.join(b)
+    }
+    fn call(_: Func, a: Reach) -> Reach {
+        a
+    }
+    fn sum_of(items: Vec<Reach>) -> Reach {
+        items.into_iter().fold(Reach::default(), Reach::join)
     }
 }
 
@@ -61,6 +171,24 @@ pub(super) struct Symbol {
     pub(super) role: Role,
     pub(super) shape: Vec<usize>,
     pub(super) ids: Vec<String>,
+    /// For data: the position of its first entry among the model's data
+    /// entries ([`Reach::data`]).
+    pub(super) first: usize,
+    /// For an intermediate, once its definition is checked: what each
+    /// entry depends on.
+    pub(super) reach: Vec<Reach>,
+}
+
+impl Symbol {
+    pub(super) fn new(role: Role, shape: Vec<usize>, ids: Vec<String>) -> Symbol {
+        Symbol {
+            role,
+            shape,
+            ids,
+            first: 0,
+            reach: Vec::new(),
+        }
+    }
 }
 
 /// A decimal literal (`12`, `0.1957`, `2.5e-3`, `.5`) as an exact rational
@@ -182,10 +310,10 @@ impl Scope<'_> {
         )
     }
 
-    pub(super) fn eval(&mut self, ast: &Ast) -> Result<Tensor, ExprError> {
+    pub(super) fn eval<E: Entry>(&mut self, ast: &Ast) -> Result<Tensor<E>, ExprError> {
         match &ast.kind {
             AstKind::Number(text) => parse_number(text)
-                .map(|r| Tensor::scalar(Expr::Num(r)))
+                .map(|r| Tensor::scalar(E::number(r)))
                 .ok_or_else(|| {
                     ExprError::new(
                         ErrorKind::Syntax,
@@ -197,7 +325,7 @@ impl Scope<'_> {
                 }),
             AstKind::Name(name) => {
                 if let Some(v) = self.bound(name) {
-                    return Ok(Tensor::scalar(Expr::int(v as i64)));
+                    return Ok(Tensor::scalar(E::number(Rational::int(v as i64))));
                 }
                 let sym = self
                     .symbols
@@ -205,7 +333,7 @@ impl Scope<'_> {
                     .ok_or_else(|| self.unknown(name, ast.span))?;
                 Ok(Tensor {
                     shape: sym.shape.clone(),
-                    items: sym.ids.iter().map(|id| Expr::Var(id.clone())).collect(),
+                    items: (0..sym.ids.len()).map(|k| E::of(sym, k)).collect(),
                 })
             }
             AstKind::Indexed {
@@ -214,10 +342,10 @@ impl Scope<'_> {
                 indices,
             } => self.index(name, *name_span, indices),
             AstKind::Neg(inner) => {
-                let t = self.eval(inner)?;
+                let t = self.eval::<E>(inner)?;
                 Ok(Tensor {
                     shape: t.shape,
-                    items: t.items.into_iter().map(neg).collect(),
+                    items: t.items.into_iter().map(E::neg).collect(),
                 })
             }
             AstKind::Binary(op, lhs, rhs) => {
@@ -248,7 +376,7 @@ impl Scope<'_> {
                 let mut terms = Vec::new();
                 for v in *from..=*to {
                     self.bound.push((var.clone(), v));
-                    let t = self.eval(body);
+                    let t = self.eval::<E>(body);
                     self.bound.pop();
                     let t = t?;
                     if !t.shape.is_empty() {
@@ -265,12 +393,12 @@ impl Scope<'_> {
                     }
                     terms.extend(t.items);
                 }
-                Ok(Tensor::scalar(sum_of(terms)))
+                Ok(Tensor::scalar(E::sum_of(terms)))
             }
             AstKind::Vector(items) => {
                 let mut out = Vec::new();
                 for item in items {
-                    let t = self.eval(item)?;
+                    let t = self.eval::<E>(item)?;
                     if !t.shape.is_empty() {
                         return Err(ExprError::new(
                             ErrorKind::Shape,
@@ -293,12 +421,12 @@ impl Scope<'_> {
         }
     }
 
-    pub(super) fn index(
+    pub(super) fn index<E: Entry>(
         &self,
         name: &str,
         name_span: Span,
         indices: &[(Index, Span)],
-    ) -> Result<Tensor, ExprError> {
+    ) -> Result<Tensor<E>, ExprError> {
         let sym = self
             .symbols
             .get(name)
@@ -357,11 +485,11 @@ impl Scope<'_> {
         let mut items = Vec::new();
         let cols = sym.shape.get(1).copied().unwrap_or(1);
         match axes.as_slice() {
-            [a] => items.extend(a.iter().map(|i| sym.ids[i - 1].clone())),
+            [a] => items.extend(a.iter().map(|i| E::of(sym, i - 1))),
             [a, b] => {
                 for i in a {
                     for j in b {
-                        items.push(sym.ids[(i - 1) * cols + (j - 1)].clone());
+                        items.push(E::of(sym, (i - 1) * cols + (j - 1)));
                     }
                 }
             }
@@ -369,18 +497,18 @@ impl Scope<'_> {
         }
         Ok(Tensor {
             shape: out_shape,
-            items: items.into_iter().map(Expr::Var).collect(),
+            items,
         })
     }
 
-    pub(super) fn binary(
+    pub(super) fn binary<E: Entry>(
         &self,
         op: BinOp,
-        a: Tensor,
-        b: Tensor,
+        a: Tensor<E>,
+        b: Tensor<E>,
         span: Span,
         rspan: Span,
-    ) -> Result<Tensor, ExprError> {
+    ) -> Result<Tensor<E>, ExprError> {
         if op == BinOp::MatMul {
             return matmul(a, b, span);
         }
@@ -418,7 +546,7 @@ impl Scope<'_> {
             ));
         }
         let n = shape.iter().product::<usize>().max(1);
-        let pick = |t: &Tensor, i: usize| {
+        let pick = |t: &Tensor<E>, i: usize| {
             if t.shape.is_empty() {
                 t.items[0].clone()
             } else {
@@ -429,11 +557,11 @@ impl Scope<'_> {
             .map(|i| {
                 let (x, y) = (pick(&a, i), pick(&b, i));
                 match op {
-                    BinOp::Add => add(x, y),
-                    BinOp::Sub => add(x, neg(y)),
-                    BinOp::Mul => mul(x, y),
-                    BinOp::Div => mul(x, Expr::Pow(Box::new(y), Box::new(Expr::int(-1)))),
-                    BinOp::Pow => Expr::Pow(Box::new(x), Box::new(y)),
+                    BinOp::Add => E::add(x, y),
+                    BinOp::Sub => E::add(x, E::neg(y)),
+                    BinOp::Mul => E::mul(x, y),
+                    BinOp::Div => E::div(x, y),
+                    BinOp::Pow => E::pow(x, y),
                     BinOp::MatMul => unreachable!("matrix products return above"),
                 }
             })
@@ -441,13 +569,13 @@ impl Scope<'_> {
         Ok(Tensor { shape, items })
     }
 
-    pub(super) fn call(
+    pub(super) fn call<E: Entry>(
         &mut self,
         name: &str,
         name_span: Span,
         args: &[Ast],
         span: Span,
-    ) -> Result<Tensor, ExprError> {
+    ) -> Result<Tensor<E>, ExprError> {
         let arity = |n: usize, usage: &str| -> Result<(), ExprError> {
             if args.len() == n {
                 Ok(())
@@ -468,8 +596,8 @@ impl Scope<'_> {
         match name {
             "dot" => {
                 arity(2, "dot(a, b)")?;
-                let a = self.eval(&args[0])?;
-                let b = self.eval(&args[1])?;
+                let a = self.eval::<E>(&args[0])?;
+                let b = self.eval::<E>(&args[1])?;
                 if a.shape.len() != 1 || b.shape.len() != 1 || a.shape != b.shape {
                     return Err(ExprError::new(
                         ErrorKind::Shape,
@@ -485,12 +613,12 @@ impl Scope<'_> {
                             .into(),
                     ));
                 }
-                let terms = a.items.into_iter().zip(b.items).map(|(x, y)| mul(x, y));
-                Ok(Tensor::scalar(sum_of(terms.collect())))
+                let terms = a.items.into_iter().zip(b.items).map(|(x, y)| E::mul(x, y));
+                Ok(Tensor::scalar(E::sum_of(terms.collect())))
             }
             "transpose" => {
                 arity(1, "transpose(W)")?;
-                let t = self.eval(&args[0])?;
+                let t = self.eval::<E>(&args[0])?;
                 let [r, c] = t.shape[..] else {
                     return Err(ExprError::new(
                         ErrorKind::Shape,
@@ -514,8 +642,8 @@ impl Scope<'_> {
             }
             "sum" => {
                 arity(1, "sum(v) or sum(j = 1..n, expression)")?;
-                let t = self.eval(&args[0])?;
-                Ok(Tensor::scalar(sum_of(t.items)))
+                let t = self.eval::<E>(&args[0])?;
+                Ok(Tensor::scalar(E::sum_of(t.items)))
             }
             _ => {
                 let Some(func) = Func::from_name(name) else {
@@ -545,14 +673,10 @@ impl Scope<'_> {
                     ));
                 };
                 arity(1, &format!("{name}(u)"))?;
-                let t = self.eval(&args[0])?;
+                let t = self.eval::<E>(&args[0])?;
                 Ok(Tensor {
                     shape: t.shape,
-                    items: t
-                        .items
-                        .into_iter()
-                        .map(|x| Expr::Call(func, Box::new(x)))
-                        .collect(),
+                    items: t.items.into_iter().map(|x| E::call(func, x)).collect(),
                 })
             }
         }
@@ -560,7 +684,11 @@ impl Scope<'_> {
 }
 
 /// `a @ b`: matrix × vector, vector × matrix or matrix × matrix.
-pub(super) fn matmul(a: Tensor, b: Tensor, span: Span) -> Result<Tensor, ExprError> {
+pub(super) fn matmul<E: Entry>(
+    a: Tensor<E>,
+    b: Tensor<E>,
+    span: Span,
+) -> Result<Tensor<E>, ExprError> {
     // Both as matrices: a vector on the left is a row, on the right a column.
     let (r, c, as_row) = match a.shape[..] {
         [r, c] => (r, c, false),
@@ -594,9 +722,9 @@ pub(super) fn matmul(a: Tensor, b: Tensor, span: Span) -> Result<Tensor, ExprErr
     for i in 0..r {
         for j in 0..k {
             let terms = (0..c)
-                .map(|l| mul(a.items[i * c + l].clone(), b.items[l * k + j].clone()))
+                .map(|l| E::mul(a.items[i * c + l].clone(), b.items[l * k + j].clone()))
                 .collect();
-            items.push(sum_of(terms));
+            items.push(E::sum_of(terms));
         }
     }
     let shape = match (as_row, as_column) {

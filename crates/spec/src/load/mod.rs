@@ -16,11 +16,11 @@ use crate::error::{ErrorKind, SpecError};
 use crate::expr::{self, Ast, AstKind, BinOp, Index, Span};
 use crate::index::{IExpr, IndexDefinition, IndexModel, IndexScope, IndexTensor};
 use crate::model::{
-    Definition, Distribution, Draw, Expr, Func, Model, Rational, Role, Scalar, Synthetic,
-    TensorInfo,
+    BuildScalar, Definition, Distribution, Draw, Expr, Func, Model, Rational, Role, Scalar,
+    ScalarForm, Synthetic, TensorInfo,
 };
 use indexmap::IndexMap;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -198,11 +198,7 @@ impl Loader {
         }
         self.symbols.insert(
             name.to_string(),
-            Symbol {
-                role,
-                shape,
-                ids: scalars.iter().map(|s| s.id.clone()).collect(),
-            },
+            Symbol::new(role, shape, scalars.iter().map(|s| s.id.clone()).collect()),
         );
         self.names.push(name.to_string());
         Ok(scalars)
@@ -217,7 +213,7 @@ impl Loader {
         }
     }
 
-    fn run(mut self, raw: RawSpec) -> Result<Model, SpecError> {
+    fn run(mut self, mut raw: RawSpec) -> Result<Model, SpecError> {
         if !is_identifier(raw.name.get_ref()) {
             return Err(self.src.error(
                 ErrorKind::Invalid,
@@ -237,15 +233,21 @@ impl Loader {
         }
         let order = self.definition_order(&raw.define, &def_asts)?;
 
-        let (definitions, definition_tensors) =
-            self.evaluate_definitions(&raw, &order, &def_asts, &def_ranges)?;
-        let loss = self.scalar_expr(&raw.loss, "the loss")?;
-        let regularizer = match &raw.regularizer {
-            Some(r) => Some(self.scalar_expr(r, "the regularizer")?),
+        // Checked through what each entry depends on; the scalar
+        // expressions are built when the model is asked for them.
+        let (definition_scalars, definition_tensors) =
+            self.check_definitions(&raw, &order, &def_asts, &def_ranges)?;
+        let loss_ast = self.scalar_ast(&raw.loss)?;
+        let loss = self.scalar_entry::<Reach>(&raw.loss, &loss_ast, "the loss")?;
+        let regularizer_ast = match &raw.regularizer {
+            Some(r) => Some((r.clone(), self.scalar_ast(r)?)),
             None => None,
         };
-
-        self.check_dependence(&raw, &inputs, &definitions, &loss, regularizer.as_ref())?;
+        let regularizer = match &regularizer_ast {
+            Some((r, ast)) => Some(self.scalar_entry::<Reach>(r, ast, "the regularizer")?),
+            None => None,
+        };
+        self.check_dependence(&raw, &inputs, loss, regularizer)?;
         let Inputs {
             params,
             param_tensors,
@@ -260,9 +262,20 @@ impl Loader {
         };
 
         let index = self.index_model(&raw, &def_asts, &def_ranges, &order);
+        let source = self.src.path.clone();
+        let raw_loss = raw.loss.clone();
+        let define = std::mem::take(&mut raw.define);
+        let scalar = self.scalar_form(ScalarRecipe {
+            define,
+            order,
+            def_asts,
+            def_ranges,
+            loss: (raw_loss, loss_ast),
+            regularizer: regularizer_ast,
+        });
         Ok(Model {
             index,
-            source: self.src.path.clone(),
+            source,
             name: raw.name.into_inner(),
             title: raw.title,
             description: raw.description,
@@ -272,13 +285,70 @@ impl Loader {
             data,
             data_tensors,
             constants,
-            definitions,
+            definition_scalars,
             definition_tensors,
-            loss,
-            regularizer,
+            scalar,
             init,
             synthetic,
         })
+    }
+}
+
+/// What the scalar expressions of a checked file are built from.
+struct ScalarRecipe {
+    define: Vec<RawDefinition>,
+    order: Vec<usize>,
+    def_asts: Vec<Ast>,
+    def_ranges: Vec<DefinitionRange>,
+    loss: (Spanned<String>, Ast),
+    regularizer: Option<(Spanned<String>, Ast)>,
+}
+
+impl Loader {
+    /// The model's scalar expressions, built on first use by this loader
+    /// (its names, as the checks left them) from the recipe.
+    fn scalar_form(mut self, recipe: ScalarRecipe) -> ScalarForm {
+        // The collision check's set is done with; the rest is kept.
+        self.all_ids = FxHashSet::default();
+        let has_regularizer = recipe.regularizer.is_some();
+        ScalarForm::lazy(
+            has_regularizer,
+            Arc::new(ScalarBuilder {
+                loader: self,
+                recipe,
+            }),
+        )
+    }
+}
+
+/// A checked file's loader and recipe, which build its scalar expressions
+/// when they are asked for. Every step was checked with the same code over
+/// [`Reach`], so none can fail here.
+struct ScalarBuilder {
+    loader: Loader,
+    recipe: ScalarRecipe,
+}
+
+impl BuildScalar for ScalarBuilder {
+    fn definitions(&self) -> Vec<Definition> {
+        let r = &self.recipe;
+        self.loader
+            .definitions(&r.define, &r.order, &r.def_asts, &r.def_ranges)
+            .expect("the definitions of a checked model")
+    }
+
+    fn objective(&self) -> (Expr, Option<Expr>) {
+        let (r, loader) = (&self.recipe, &self.loader);
+        let loss = loader.scalar_entry(&r.loss.0, &r.loss.1, "the loss");
+        let regularizer = r
+            .regularizer
+            .as_ref()
+            .map(|(text, ast)| loader.scalar_entry(text, ast, "the regularizer"))
+            .transpose();
+        (
+            loss.expect("the loss of a checked model"),
+            regularizer.expect("the regularizer of a checked model"),
+        )
     }
 }
 
@@ -301,21 +371,13 @@ pub fn parse_expression(model: &Model, text: &str) -> Result<Expr, SpecError> {
     for (t, role) in tensors {
         symbols.insert(
             t.name.clone(),
-            Symbol {
-                role,
-                shape: t.shape.clone(),
-                ids: t.ids.clone(),
-            },
+            Symbol::new(role, t.shape.clone(), t.ids.clone()),
         );
     }
     for (c, _) in &model.constants {
         symbols.insert(
             c.id.clone(),
-            Symbol {
-                role: Role::Constant,
-                shape: vec![],
-                ids: vec![c.id.clone()],
-            },
+            Symbol::new(Role::Constant, vec![], vec![c.id.clone()]),
         );
     }
     let loader = Loader {
@@ -329,7 +391,8 @@ pub fn parse_expression(model: &Model, text: &str) -> Result<Expr, SpecError> {
         all_ids: FxHashSet::default(),
     };
     let value = Spanned::new(0..text.len(), text.to_string());
-    loader.scalar_expr(&value, "the expression")
+    let ast = loader.scalar_ast(&value)?;
+    loader.scalar_entry(&value, &ast, "the expression")
 }
 
 #[cfg(test)]

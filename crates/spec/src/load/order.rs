@@ -33,19 +33,27 @@ impl Loader {
         ))
     }
 
-    pub(super) fn scalar_expr(
-        &self,
-        value: &Spanned<String>,
-        what: &str,
-    ) -> Result<Expr, SpecError> {
+    /// A scalar expression of the file (the loss, the regularizer) parsed
+    /// and checked to be written per sample.
+    pub(super) fn scalar_ast(&self, value: &Spanned<String>) -> Result<Ast, SpecError> {
         let ast = self.src.parse_expr(value)?;
         self.per_sample_check(value, &ast)?;
+        Ok(ast)
+    }
+
+    /// A parsed expression elaborated into one scalar entry.
+    pub(super) fn scalar_entry<E: Entry>(
+        &self,
+        value: &Spanned<String>,
+        ast: &Ast,
+        what: &str,
+    ) -> Result<E, SpecError> {
         let mut scope = Scope {
             symbols: &self.symbols,
             bound: vec![],
         };
         let t = scope
-            .eval(&ast)
+            .eval::<E>(ast)
             .map_err(|e| self.src.expr_error(value, e))?;
         if !t.shape.is_empty() {
             return Err(self.src.expr_error(

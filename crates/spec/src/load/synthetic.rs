@@ -88,7 +88,7 @@ impl Loader {
                     symbols: &scope_symbols,
                     bound: vec![],
                 };
-                let t = scope.eval(arg).map_err(|mut e| {
+                let t = scope.eval::<Expr>(arg).map_err(|mut e| {
                     if e.kind == ErrorKind::UnknownName {
                         e.help.push_str(
                             " (draws may use constants, parameters given in [synthetic.truth], and fields drawn earlier)",

@@ -34,7 +34,11 @@ fn logistic_regression_shape() {
     assert_eq!(ids[0], "w_1");
     assert_eq!(ids[10], "b");
     assert_eq!(m.params[2].latex, "w_{3}");
-    let defs: Vec<&str> = m.definitions.iter().map(|d| d.scalar.id.as_str()).collect();
+    let defs: Vec<&str> = m
+        .definitions()
+        .iter()
+        .map(|d| d.scalar.id.as_str())
+        .collect();
     assert_eq!(defs, ["z", "p"]);
     assert_eq!(m.constants[0].0.latex, "\\lambda");
     assert_eq!(m.constants[0].1, 0.01);
@@ -44,13 +48,59 @@ fn logistic_regression_shape() {
 }
 
 #[test]
+fn scalar_expressions_are_built_when_asked_for() {
+    let m = builtin("mlp_tanh");
+    let built = |m: &hessforge_spec::Model| {
+        (
+            m.scalar.definitions_are_built(),
+            m.scalar.objective_is_built(),
+        )
+    };
+    assert_eq!(
+        built(&m),
+        (false, false),
+        "loading builds no scalar expression"
+    );
+    // What the index-form track reads is there without them.
+    let first: Vec<&str> = m.definition_scalars.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(first.len(), 9);
+    assert_eq!(m.scalars().count(), 17 + 3 + 9);
+    assert!(!m.has_regularizer());
+    assert_eq!(built(&m), (false, false));
+    // The loss alone, then the definitions.
+    assert_eq!(m.loss().to_input_syntax(), "(yhat+(-1)*y)^2*2^(-1)");
+    assert_eq!(built(&m), (false, true));
+    let defs: Vec<&str> = m
+        .definitions()
+        .iter()
+        .map(|d| d.scalar.id.as_str())
+        .collect();
+    assert_eq!(built(&m), (true, true));
+    assert_eq!(
+        defs, first,
+        "the built definitions have the scalars known before"
+    );
+    // A clone keeps what was built, and compares equal to a fresh load.
+    assert_eq!(built(&m.clone()), (true, true));
+    assert_eq!(m.clone(), builtin("mlp_tanh"));
+    for name in ["rosenbrock", "logistic_regression", "softmax_regression"] {
+        let m = builtin(name);
+        assert_eq!(m.has_regularizer(), m.regularizer().is_some(), "{name}");
+    }
+}
+
+#[test]
 fn matrices_are_row_major_with_two_subscripts() {
     let m = builtin("mlp_tanh");
     assert_eq!(m.params[1].id, "W_1_2");
     assert_eq!(m.params[1].latex, "W_{1,2}");
     assert_eq!(m.params[2].id, "W_2_1");
     assert_eq!(m.init[1], -0.3);
-    let defs: Vec<&str> = m.definitions.iter().map(|d| d.scalar.id.as_str()).collect();
+    let defs: Vec<&str> = m
+        .definitions()
+        .iter()
+        .map(|d| d.scalar.id.as_str())
+        .collect();
     assert_eq!(defs.len(), 9);
     assert_eq!(*defs.last().unwrap(), "yhat");
 }
@@ -75,7 +125,11 @@ expr = "a * 2"
 "#,
     )
     .unwrap();
-    let defs: Vec<&str> = m.definitions.iter().map(|d| d.scalar.id.as_str()).collect();
+    let defs: Vec<&str> = m
+        .definitions()
+        .iter()
+        .map(|d| d.scalar.id.as_str())
+        .collect();
     assert_eq!(defs, ["r", "q"]);
 }
 
@@ -96,7 +150,7 @@ fn matrix_products_and_transpose_expand_to_sums() {
         hessforge_spec::load_str("e.toml", explicit).unwrap_or_else(|e| panic!("{}", e.one_line()));
     let theta: Vec<f64> = (0..m.n_params()).map(|k| (k as f64 * 0.7).sin()).collect();
     let row = [0.3, -0.8, 1.1];
-    let value = |m: &hessforge_spec::Model| m.loss.eval(&m.environment(&theta, &row)).unwrap();
+    let value = |m: &hessforge_spec::Model| m.loss().eval(&m.environment(&theta, &row)).unwrap();
     assert!(
         (value(&m) - value(&e)).abs() < 1e-12,
         "{} vs {}",

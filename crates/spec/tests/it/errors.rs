@@ -141,7 +141,35 @@ fn regularizer_must_not_use_data() {
         "loss = \"b\"\nregularizer = \"dot(w, x)\"\n{PARAMS}"
     ));
     assert_eq!(e.kind(), ErrorKind::Invalid);
-    assert!(e.message().contains("data"));
+    assert!(e.message().contains("(`x_1`)"), "{}", e.message());
+    // Through a definition, naming the first data entry it meets.
+    let e = error(&format!(
+        "loss = \"b\"\nregularizer = \"q^2\"\n{PARAMS}[[define]]\nname = \"q\"\nexpr = \"b * x[2] + x[3]\"\n"
+    ));
+    assert_eq!(e.kind(), ErrorKind::Invalid);
+    assert!(e.message().contains("(`x_2`)"), "{}", e.message());
+}
+
+#[test]
+fn dependence_is_checked_entry_by_entry() {
+    // `v` is a vector of two entries: the first is data alone, the second
+    // the parameter b. The loss of the first does not depend on θ.
+    let define = "[[define]]\nname = \"v\"\nexpr = \"[x[1], b]\"\n";
+    let e = error(&format!("loss = \"v[1]^2\"\n{PARAMS}{define}"));
+    assert_eq!(e.kind(), ErrorKind::NoParameterDependence);
+    let e = error(&format!(
+        "loss = \"v[1]^2\"\n{PARAMS}[[define]]\nname = \"u\"\nfor = \"i = 1..3\"\nexpr = \"x[i] + i\"\n{define}"
+    ));
+    assert_eq!(e.kind(), ErrorKind::NoParameterDependence);
+    let body = format!("loss = \"v[2]^2 + v[1]\"\n{PARAMS}{define}");
+    let m = load_str("m.toml", &format!("{HEAD}{body}")).expect("the loss depends on b");
+    assert_eq!(m.loss().to_input_syntax(), "v_2^2+v_1");
+    let defs: Vec<String> = m
+        .definitions()
+        .iter()
+        .map(|d| format!("{} = {}", d.scalar.id, d.expr.to_input_syntax()))
+        .collect();
+    assert_eq!(defs, ["v_1 = x_1", "v_2 = b"]);
 }
 
 #[test]

@@ -96,11 +96,11 @@ fn check_model(m: &Model) {
             &ix.loss,
             &[],
             &[],
-            &[m.loss.eval(&env).unwrap()],
+            &[m.loss().eval(&env).unwrap()],
             &env,
             &what,
         );
-        if let (Some(r), Some(ri)) = (&m.regularizer, &ix.regularizer) {
+        if let (Some(r), Some(ri)) = (&m.regularizer(), &ix.regularizer) {
             agree(
                 ix,
                 ri,

@@ -111,7 +111,7 @@ impl<'a> Chain<'a> {
         let mut def_params: HashMap<String, BTreeSet<String>> = HashMap::new();
         let param_ids: BTreeSet<&str> = model.params.iter().map(|s| s.id.as_str()).collect();
         let mut resubstitute = Vec::new();
-        for (i, d) in model.definitions.iter().enumerate() {
+        for (i, d) in model.definitions().iter().enumerate() {
             let atom = engine.to_atom(&d.expr);
             let mut params = BTreeSet::new();
             for v in d.expr.free_vars() {
@@ -139,8 +139,8 @@ impl<'a> Chain<'a> {
         }
         // Products of two entries of one vector intermediate (s_1 s_2 in a
         // softmax Hessian) are merged by the CAS too; name them back.
-        for (a, da) in model.definitions.iter().enumerate() {
-            for db in &model.definitions[a + 1..] {
+        for (a, da) in model.definitions().iter().enumerate() {
+            for db in &model.definitions()[a + 1..] {
                 if da.scalar.tensor != db.scalar.tensor || da.scalar.index.is_empty() {
                     continue;
                 }
@@ -237,7 +237,7 @@ impl<'a> Chain<'a> {
             return a.clone();
         }
         let (i, atom) = self.defs[id].clone();
-        let vars = self.model.definitions[i].expr.free_vars();
+        let vars = self.model.definitions()[i].expr.free_vars();
         let result = self.total(&atom, Some(id), &vars, j);
         self.memo.insert((id.to_string(), j), result.clone());
         result
@@ -268,12 +268,12 @@ impl<'a> Chain<'a> {
     pub(super) fn record_local_partials(&mut self) -> Result<(), String> {
         let mut owners: Vec<(String, Expr)> = self
             .model
-            .definitions
+            .definitions()
             .iter()
             .map(|d| (d.scalar.id.clone(), d.expr.clone()))
             .collect();
-        owners.push((LOSS.to_string(), self.model.loss.clone()));
-        if let Some(r) = &self.model.regularizer {
+        owners.push((LOSS.to_string(), self.model.loss().clone()));
+        if let Some(r) = self.model.regularizer() {
             owners.push((REGULARIZER.to_string(), r.clone()));
         }
         let param_ids: BTreeSet<&str> = self.model.params.iter().map(|s| s.id.as_str()).collect();

@@ -409,7 +409,7 @@ impl Engine {
     pub(crate) fn equivalent(&self, model: &Model, a: &Expr, b: &Expr) -> bool {
         let inline = |e: &Expr| {
             let mut e = e.clone();
-            for d in model.definitions.iter().rev() {
+            for d in model.definitions().iter().rev() {
                 let map = HashMap::from([(d.scalar.id.clone(), d.expr.clone())]);
                 e = e.substitute(&map);
             }
@@ -448,11 +448,7 @@ impl Engine {
         };
         Ok(Derivation {
             // The scalar forms belong to the expansion (`expanded` is false).
-            forms: NormalForms {
-                definitions: Vec::new(),
-                loss: model.loss.clone(),
-                regularizer: model.regularizer.clone(),
-            },
+            forms: None,
             newton_step: None,
             index: Some(index),
             backprop: Some(backprop),
@@ -476,11 +472,11 @@ impl Engine {
         let mut chain = Chain::new(self, model)?;
         let p = model.params.len();
 
-        let loss = self.to_atom(&model.loss);
+        let loss = self.to_atom(model.loss());
         let mut gradient = Vec::with_capacity(p);
         let mut grad_atoms = Vec::with_capacity(p);
         for j in 0..p {
-            let g = chain.total(&loss, Some(LOSS), &model.loss.free_vars(), j);
+            let g = chain.total(&loss, Some(LOSS), &model.loss().free_vars(), j);
             let expr = self.checked(&g, || format!("∂ℓ/∂{}", model.params[j].id))?;
             gradient.push(GradientEntry {
                 param: model.params[j].id.clone(),
@@ -492,7 +488,7 @@ impl Engine {
         let hessian_atoms = chain.hessian(&grad_atoms);
         let hessian = atoms_to_matrix(self, &hessian_atoms, model, "ℓ")?;
 
-        let (reg_grad_atoms, reg_hess_atoms, reg_atom) = match &model.regularizer {
+        let (reg_grad_atoms, reg_hess_atoms, reg_atom) = match &model.regularizer() {
             Some(r) => {
                 let atom = self.to_atom(r);
                 let grads: Vec<Atom> = (0..p)
@@ -512,7 +508,7 @@ impl Engine {
 
         let symbolica = SymbolicaForms {
             definitions: model
-                .definitions
+                .definitions()
                 .iter()
                 .map(|d| (d.scalar.id.clone(), self.display(&self.to_atom(&d.expr))))
                 .collect(),
@@ -525,11 +521,11 @@ impl Engine {
         };
         let local_partials = chain.local_partials();
         let newton_step = (p <= 2 && model.data.is_empty()).then(|| {
-            let total = |j: usize| match &model.regularizer {
+            let total = |j: usize| match &model.regularizer() {
                 Some(_) => &grad_atoms[j] + &reg_grad_atoms[j],
                 None => grad_atoms[j].clone(),
             };
-            let hess = |j: usize, k: usize| match &model.regularizer {
+            let hess = |j: usize, k: usize| match &model.regularizer() {
                 Some(_) => &hessian_atoms[j][k] + &reg_hess_atoms[j][k],
                 None => hessian_atoms[j][k].clone(),
             };
@@ -553,14 +549,13 @@ impl Engine {
         let normal = |e: &Expr, what: &str| self.checked(&self.to_atom(e), || what.to_string());
         let forms = NormalForms {
             definitions: model
-                .definitions
+                .definitions()
                 .iter()
                 .map(|d| normal(&d.expr, &d.scalar.id))
                 .collect::<Result<_, _>>()?,
-            loss: normal(&model.loss, "the loss")?,
+            loss: normal(model.loss(), "the loss")?,
             regularizer: model
-                .regularizer
-                .as_ref()
+                .regularizer()
                 .map(|r| normal(r, "the regularizer"))
                 .transpose()?,
         };
@@ -583,7 +578,7 @@ impl Engine {
             _ => None,
         };
         Ok(Derivation {
-            forms,
+            forms: Some(forms),
             newton_step,
             index,
             backprop,

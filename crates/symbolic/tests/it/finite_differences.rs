@@ -11,10 +11,10 @@ use rand_chacha::ChaCha8Rng;
 fn objective(m: &Model, theta: &[f64], row: &[f64]) -> f64 {
     let env = m.environment(theta, row);
     let reg = m
-        .regularizer
+        .regularizer()
         .as_ref()
         .map_or(0.0, |r| r.eval(&env).unwrap());
-    m.loss.eval(&env).unwrap() + reg
+    m.loss().eval(&env).unwrap() + reg
 }
 
 /// The derived gradient of ℓ + R at θ.

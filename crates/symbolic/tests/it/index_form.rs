@@ -340,7 +340,7 @@ fn the_builtins_in_matrix_form_derive_the_values_of_their_per_index_originals() 
             let theta = point(new.n_params(), salt);
             let row = point(new.data.len(), salt + 50);
             let (en, eo) = (new.environment(&theta, &row), old.environment(&theta, &row));
-            let pairs = std::iter::once((&new.loss, &old.loss))
+            let pairs = std::iter::once((new.loss(), old.loss()))
                 .chain(
                     dn.gradient
                         .iter()

@@ -37,3 +37,24 @@ fn the_loop_ir_does_not_grow_with_the_tensors() {
         assert_eq!(size(&lowered(&common::mlp(h))), small, "H = {h}");
     }
 }
+
+/// The index-form track — `derive` of a tensor model (the derivation, its
+/// rewrites, the JSON document) and the loop IR — never builds the scalar
+/// expressions, whose size grows with the tensors.
+#[test]
+fn the_index_form_track_builds_no_scalar_expression() {
+    for m in [common::logistic(1000), common::mlp(16)] {
+        let name = m.name.clone();
+        lowered(&m);
+        let mut d = hessforge_symbolic::derive_unexpanded(m).unwrap();
+        d.rewrites = hessforge_symbolic::rewrites(&d).unwrap();
+        let json =
+            hessforge_derivation::render::render(&d, hessforge_derivation::render::Format::Json);
+        assert!(json.contains("\"index_form\""), "{name}");
+        assert!(
+            !d.model.scalar.definitions_are_built(),
+            "{name}: definitions"
+        );
+        assert!(!d.model.scalar.objective_is_built(), "{name}: loss");
+    }
+}

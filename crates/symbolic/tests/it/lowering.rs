@@ -31,7 +31,7 @@ fn direct(d: &Derivation, theta: &[f64], rows: &[Vec<f64>]) -> Vec<f64> {
                 0.0
             }
         };
-        out.push(s(&m.loss) + r(m.regularizer.as_ref()));
+        out.push(s(m.loss()) + r(m.regularizer()));
         for j in 0..p {
             out.push(s(&d.gradient[j].expr) + r(d.regularizer_gradient.get(j)));
         }
@@ -189,7 +189,7 @@ fn logistic_regression_is_stable_at_large_scores() {
             r
         },
     );
-    assert!(!d.model.loss.eval(&env).unwrap().is_finite());
+    assert!(!d.model.loss().eval(&env).unwrap().is_finite());
 }
 
 /// The bench model `mlp_tanh_scalar` (17 scalar parameters) with every

@@ -266,7 +266,7 @@ fn draw(rng: &mut impl Rng, signed: bool) -> f64 {
 fn expressions(d: &hessforge_derivation::Derivation) -> Vec<(String, Expr)> {
     let m = &d.model;
     let p = m.n_params();
-    let mut out = vec![("ℓ".to_string(), d.forms.loss.clone())];
+    let mut out = vec![("ℓ".to_string(), d.forms.as_ref().unwrap().loss.clone())];
     for (j, g) in d.gradient.iter().enumerate() {
         out.push((format!("∂ℓ/∂{}", m.params[j].id), g.expr.clone()));
     }
@@ -312,7 +312,7 @@ fn check(family: &Family, seed: u64) -> usize {
         for (s, v) in model.data.iter().zip(&row) {
             env.insert(s.id.clone(), big(*v));
         }
-        for def in &model.definitions {
+        for def in model.definitions() {
             let v = reference.eval(&def.expr, &env);
             env.insert(def.scalar.id.clone(), v);
         }
