@@ -147,7 +147,6 @@ impl Loader {
                 // An element-wise vector (or matrix) definition: re-declare with its shape.
                 self.symbols.remove(name);
                 self.names.retain(|n| n != name);
-                self.all_ids.remove(name);
                 self.declare(
                     name,
                     d.name.span(),

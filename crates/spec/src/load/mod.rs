@@ -20,7 +20,6 @@ use crate::model::{
     ScalarForm, Synthetic, TensorInfo,
 };
 use indexmap::IndexMap;
-use rustc_hash::FxHashSet;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -107,9 +106,6 @@ struct Loader {
     names: Vec<String>,
     /// Display name of each tensor, before subscripts (`w`, `\hat{y}`).
     bases: HashMap<String, String>,
-    /// Every scalar id so far, to find two that collide (an entry `w_3`
-    /// and a name `w_3`).
-    all_ids: FxHashSet<String>,
 }
 
 impl Loader {
@@ -119,7 +115,6 @@ impl Loader {
             symbols: HashMap::new(),
             names: Vec::new(),
             bases: HashMap::new(),
-            all_ids: FxHashSet::default(),
         }
     }
 
@@ -174,20 +169,23 @@ impl Loader {
                 "write `shape = [10]` for a vector or `shape = [4, 2]` for a matrix",
             ));
         }
+        for other in &self.names {
+            let theirs = (other.as_str(), self.symbols[other].shape.as_slice());
+            if let Some(id) = shared_entry_id((name, &shape), theirs) {
+                return Err(self.src.error(
+                    ErrorKind::Duplicate,
+                    Some(span),
+                    format!("`{name}` and `{other}` both have an entry called `{id}`"),
+                    "collision",
+                    "rename one of them; `w_3` is how entry 3 of a vector `w` is called",
+                ));
+            }
+        }
         let base = latex.unwrap_or_else(|| default_latex(name));
         self.bases.insert(name.to_string(), base.clone());
         let ids = scalar_ids(name, &shape);
         let mut scalars = Vec::with_capacity(ids.len());
         for (id, index) in ids {
-            if !self.all_ids.insert(id.clone()) {
-                return Err(self.src.error(
-                    ErrorKind::Duplicate,
-                    Some(span),
-                    format!("the entry `{id}` of `{name}` collides with another name"),
-                    "collision",
-                    "rename one of them; `w_3` is how entry 3 of a vector `w` is called",
-                ));
-            }
             scalars.push(Scalar {
                 latex: subscripted(&base, &index),
                 id,
@@ -307,9 +305,7 @@ struct ScalarRecipe {
 impl Loader {
     /// The model's scalar expressions, built on first use by this loader
     /// (its names, as the checks left them) from the recipe.
-    fn scalar_form(mut self, recipe: ScalarRecipe) -> ScalarForm {
-        // The collision check's set is done with; the rest is kept.
-        self.all_ids = FxHashSet::default();
+    fn scalar_form(self, recipe: ScalarRecipe) -> ScalarForm {
         let has_regularizer = recipe.regularizer.is_some();
         ScalarForm::lazy(
             has_regularizer,
@@ -388,7 +384,6 @@ pub fn parse_expression(model: &Model, text: &str) -> Result<Expr, SpecError> {
         symbols,
         names: vec![],
         bases: HashMap::new(),
-        all_ids: FxHashSet::default(),
     };
     let value = Spanned::new(0..text.len(), text.to_string());
     let ast = loader.scalar_ast(&value)?;

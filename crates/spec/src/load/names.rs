@@ -39,6 +39,33 @@ pub fn default_latex(name: &str) -> String {
     }
 }
 
+/// The id two tensors' entries would share, found from their names and
+/// shapes alone: entry 3 of a vector `w` and a scalar `w_3` are both
+/// `w_3`; entry (1, 2) of a matrix `W` and entry 2 of a vector `W_1` are
+/// both `W_1_2`. Entry ids are the name and one `_i` per axis, so the
+/// longer name must be the shorter one, `_`, and indices within the
+/// shorter tensor's first axes.
+pub(super) fn shared_entry_id(a: (&str, &[usize]), b: (&str, &[usize])) -> Option<String> {
+    let (short, long) = if a.0.len() <= b.0.len() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let rest = long.0.strip_prefix(short.0)?.strip_prefix('_')?;
+    // An index as an id writes it: digits without a leading zero.
+    let index = |s: &str| {
+        (!s.is_empty() && !s.starts_with('0') && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse::<usize>().ok())
+            .flatten()
+    };
+    let fixed: Vec<usize> = rest.split('_').map(index).collect::<Option<_>>()?;
+    let within = fixed.iter().zip(short.1).all(|(i, n)| i <= n);
+    if short.1.len() != fixed.len() + long.1.len() || !within {
+        return None;
+    }
+    Some(long.0.to_string() + &"_1".repeat(long.1.len()))
+}
+
 pub(super) fn scalar_ids(name: &str, shape: &[usize]) -> Vec<(String, Vec<usize>)> {
     match shape {
         [] => vec![(name.to_string(), vec![])],
@@ -55,7 +82,9 @@ pub(super) fn subscripted(latex: &str, index: &[usize]) -> String {
         return latex.to_string();
     }
     use std::fmt::Write;
-    let mut out = format!("{latex}_{{");
+    let mut out = String::with_capacity(latex.len() + 3 + 6 * index.len());
+    out.push_str(latex);
+    out.push_str("_{");
     for (k, i) in index.iter().enumerate() {
         let comma = if k > 0 { "," } else { "" };
         let _ = write!(out, "{comma}{i}");

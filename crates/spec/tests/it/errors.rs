@@ -311,3 +311,35 @@ fn a_character_of_the_notes_with_no_latex_spelling_is_named() {
     );
     assert!(load_str("m.toml", &ok).is_ok());
 }
+
+#[test]
+fn entries_that_collide_with_another_name() {
+    let head = "loss = \"b + sum(w)\"\n[parameters]\nb = {}\n";
+    // Entry 3 of `w` is called `w_3`, the name of a scalar.
+    let e = error(&format!("{head}w = {{ shape = [3] }}\nw_3 = {{}}\n"));
+    assert_eq!(e.kind(), ErrorKind::Duplicate);
+    assert_eq!(at(&e), (5, 7));
+    assert_eq!(e.message(), "`w_3` and `w` both have an entry called `w_3`");
+    // Entry (1, 2) of a matrix `W` and entry 2 of a vector `W_1`; declared
+    // the other way round, the later name is the one pointed at.
+    let e = error(&format!(
+        "{head}w = {{}}\nW_1 = {{ shape = [2] }}\nW = {{ shape = [2, 2] }}\n"
+    ));
+    assert_eq!(
+        e.message(),
+        "`W` and `W_1` both have an entry called `W_1_1`"
+    );
+    assert_eq!(at(&e).0, 6);
+    // A definition's entries collide too, once its shape is known.
+    let e = error(&format!(
+        "{head}w = {{ shape = [3] }}\n[[define]]\nname = \"u_2\"\nexpr = \"b\"\n[[define]]\nname = \"u\"\nexpr = \"2 * w\"\n"
+    ));
+    assert_eq!(e.message(), "`u` and `u_2` both have an entry called `u_2`");
+    // Names that only look alike do not collide: past the vector's length,
+    // an index written with a leading zero, a matrix's row of the wrong
+    // length, a name that continues with letters.
+    for extra in ["w_4 = {}\n", "w_03 = {}\n", "w_1_1 = {}\n", "w_b = {}\n"] {
+        let body = format!("{HEAD}{head}w = {{ shape = [3] }}\n{extra}");
+        load_str("m.toml", &body).unwrap_or_else(|e| panic!("{extra}: {}", e.one_line()));
+    }
+}
