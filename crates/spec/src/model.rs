@@ -400,6 +400,8 @@ pub(crate) trait BuildScalar: Send + Sync {
     fn definitions(&self) -> Vec<Definition>;
     /// The loss and the regularizer.
     fn objective(&self) -> (Expr, Option<Expr>);
+    /// Whether [`BuildScalar::objective`] has a regularizer.
+    fn has_regularizer(&self) -> bool;
 }
 
 /// A model's scalar expressions — every definition entry by entry, the
@@ -413,18 +415,15 @@ pub struct ScalarForm {
     definitions: OnceLock<Vec<Definition>>,
     objective: OnceLock<(Expr, Option<Expr>)>,
     build: Arc<dyn BuildScalar>,
-    has_regularizer: bool,
 }
 
 impl ScalarForm {
-    /// Expressions to build on first use; `has_regularizer` must say
-    /// whether the objective has a regularizer.
-    pub(crate) fn lazy(has_regularizer: bool, build: Arc<dyn BuildScalar>) -> ScalarForm {
+    /// Expressions to build on first use.
+    pub(crate) fn lazy(build: Arc<dyn BuildScalar>) -> ScalarForm {
         ScalarForm {
             definitions: OnceLock::new(),
             objective: OnceLock::new(),
             build,
-            has_regularizer,
         }
     }
 
@@ -560,7 +559,7 @@ impl Model {
 
     /// Whether the model has a regularizer, without building anything.
     pub fn has_regularizer(&self) -> bool {
-        self.scalar.has_regularizer
+        self.scalar.build.has_regularizer()
     }
 
     /// Every scalar (parameters, data, constants, intermediates) by id.

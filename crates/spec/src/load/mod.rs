@@ -306,14 +306,10 @@ impl Loader {
     /// The model's scalar expressions, built on first use by this loader
     /// (its names, as the checks left them) from the recipe.
     fn scalar_form(self, recipe: ScalarRecipe) -> ScalarForm {
-        let has_regularizer = recipe.regularizer.is_some();
-        ScalarForm::lazy(
-            has_regularizer,
-            Arc::new(ScalarBuilder {
-                loader: self,
-                recipe,
-            }),
-        )
+        ScalarForm::lazy(Arc::new(ScalarBuilder {
+            loader: self,
+            recipe,
+        }))
     }
 }
 
@@ -345,6 +341,10 @@ impl BuildScalar for ScalarBuilder {
             loss.expect("the loss of a checked model"),
             regularizer.expect("the regularizer of a checked model"),
         )
+    }
+
+    fn has_regularizer(&self) -> bool {
+        self.recipe.regularizer.is_some()
     }
 }
 

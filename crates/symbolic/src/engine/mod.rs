@@ -488,7 +488,7 @@ impl Engine {
         let hessian_atoms = chain.hessian(&grad_atoms);
         let hessian = atoms_to_matrix(self, &hessian_atoms, model, "ℓ")?;
 
-        let (reg_grad_atoms, reg_hess_atoms, reg_atom) = match &model.regularizer() {
+        let (reg_grad_atoms, reg_hess_atoms, reg_atom) = match model.regularizer() {
             Some(r) => {
                 let atom = self.to_atom(r);
                 let grads: Vec<Atom> = (0..p)
@@ -521,13 +521,19 @@ impl Engine {
         };
         let local_partials = chain.local_partials();
         let newton_step = (p <= 2 && model.data.is_empty()).then(|| {
-            let total = |j: usize| match &model.regularizer() {
-                Some(_) => &grad_atoms[j] + &reg_grad_atoms[j],
-                None => grad_atoms[j].clone(),
+            let total = |j: usize| {
+                if model.has_regularizer() {
+                    &grad_atoms[j] + &reg_grad_atoms[j]
+                } else {
+                    grad_atoms[j].clone()
+                }
             };
-            let hess = |j: usize, k: usize| match &model.regularizer() {
-                Some(_) => &hessian_atoms[j][k] + &reg_hess_atoms[j][k],
-                None => hessian_atoms[j][k].clone(),
+            let hess = |j: usize, k: usize| {
+                if model.has_regularizer() {
+                    &hessian_atoms[j][k] + &reg_hess_atoms[j][k]
+                } else {
+                    hessian_atoms[j][k].clone()
+                }
             };
             let step: Vec<Atom> = if p == 1 {
                 vec![-(total(0) / hess(0, 0))]
