@@ -156,6 +156,52 @@ impl LoopModel for LinearRegression {
         }
         true
     }
+    const WRITES_SHORT_PASS: bool = true;
+    /// A pass of fewer than 128 rows one row at a time, written out
+    /// whole: the scratch on the stack, then for each row the steps,
+    /// the fills, the loss, the gradient and the Hessian terms with
+    /// literal offsets, in the shared code's order (the same bits).
+    #[inline(always)]
+    fn short_pass<'r>(
+        level: Outputs,
+        t: &[f64],
+        c: &[f64],
+        rows: impl Iterator<Item = &'r [f64]>,
+        g: &mut [f64],
+        h: &mut [f64],
+    ) -> Option<(f64, usize)> {
+        const P: usize = 11;
+        let rank = level.rank();
+        if (rank >= 1 && g.len() < P) || (rank >= 2 && h.len() < 121) {
+            return None;
+        }
+        let mut s = [0.0f64; 14];
+        if rank >= 2 {
+            s[13] = 1.0;
+        }
+        let mut loss = 0.0;
+        let mut n = 0;
+        for x in rows {
+            Self::sample::<1>(level, t, x, c, &mut s);
+            loss += s[1];
+            if rank >= 1 {
+                let g = &mut g[..P];
+                g[10] += s[2];
+                {
+                    let a = 1f64 * s[2];
+                    for e in 0..10 {
+                        g[e] += a * x[e];
+                    }
+                }
+            }
+            if rank >= 2 {
+                let written = Self::row_terms(&s, x, h);
+                debug_assert!(written, "row_terms of a short pass");
+            }
+            n += 1;
+        }
+        Some((loss, n))
+    }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.

@@ -765,6 +765,61 @@ impl LoopModel for MlpTanh {
         }
         true
     }
+    const WRITES_SHORT_PASS: bool = true;
+    /// A pass of fewer than 128 rows one row at a time, written out
+    /// whole: the scratch on the stack, then for each row the steps,
+    /// the fills, the loss, the gradient and the Hessian terms with
+    /// literal offsets, in the shared code's order (the same bits).
+    #[inline(always)]
+    fn short_pass<'r>(
+        level: Outputs,
+        t: &[f64],
+        c: &[f64],
+        rows: impl Iterator<Item = &'r [f64]>,
+        g: &mut [f64],
+        h: &mut [f64],
+    ) -> Option<(f64, usize)> {
+        const P: usize = 17;
+        let rank = level.rank();
+        if (rank >= 1 && g.len() < P) || (rank >= 2 && h.len() < 289) {
+            return None;
+        }
+        let mut s = [0.0f64; 156];
+        if rank >= 2 {
+            for e in 0..4 {
+                s[151 + e] = 1.0;
+            }
+            s[155] = 1.0;
+        }
+        let mut loss = 0.0;
+        let mut n = 0;
+        for x in rows {
+            Self::sample::<1>(level, t, x, c, &mut s);
+            loss += s[9];
+            if rank >= 1 {
+                let g = &mut g[..P];
+                for e in 0..8 {
+                    g[e] += s[15 + e];
+                }
+                for e in 0..4 {
+                    g[8 + e] += s[23 + e];
+                }
+                g[16] += s[10];
+                {
+                    let a = 1f64 * s[10];
+                    for e in 0..4 {
+                        g[12 + e] += a * s[4 + e];
+                    }
+                }
+            }
+            if rank >= 2 {
+                let written = Self::row_terms(&s, x, h);
+                debug_assert!(written, "row_terms of a short pass");
+            }
+            n += 1;
+        }
+        Some((loss, n))
+    }
 }
 /// ∇²L·v = ∂ε ∇L(θ + εv)|₀: the forward derivative of the gradient's
 /// steps in the direction v (`hessforge_ir::tangent`), read from `v`.

@@ -2,7 +2,8 @@
 //! source of a 1 000-feature logistic regression has as many lines as a
 //! 10-feature one (only numbers differ), and the same for networks of 4 and
 //! 256 hidden units — but for the lane sums written out for the small
-//! Hessian terms, which only get fewer as the tensors grow.
+//! Hessian terms, which only get fewer as the tensors grow, and the short
+//! pass written out whole, which a model too large for it does not have.
 
 fn logistic(f: usize) -> hessforge_spec::Model {
     let text = format!(
@@ -57,12 +58,14 @@ fn source(m: &hessforge_spec::Model) -> String {
 /// additions and those functions (`LoopModel::lane_sums` and `row_terms`:
 /// a loop nest per Hessian term small enough to be summed lane by lane or
 /// added straight into ∇²L, so which terms they have depends on the
-/// tensors' lengths; each term's code does not).
+/// tensors' lengths; each term's code does not), with `short_pass` (there
+/// when no term is too large for `row_terms`).
 fn split_lane_sums(source: &str) -> (String, String) {
     let (mut rest, mut sums, mut inside) = (String::new(), String::new(), false);
     for line in source.lines() {
         inside |= line.starts_with("    /// The Hessian terms the pass in eight lanes")
-            || line.starts_with("    /// The Hessian terms a pass of fewer than");
+            || line.starts_with("    /// The Hessian terms a pass of fewer than")
+            || line.starts_with("    const WRITES_SHORT_PASS");
         let part = if inside { &mut sums } else { &mut rest };
         part.push_str(line);
         part.push('\n');

@@ -1,10 +1,11 @@
 //! `mlp_tanh` with 1, 4 and 16 hidden units (P = 5, 17, 65): loss, gradient
-//! and Hessian per sample, against CasADi's generated C (~52, ~139 and ~996 ns
-//! per sample on this machine). Two measurements each: a pass over 1 000
-//! seeded samples (divide by 1 000 for the time per sample: what a pass over
-//! a data set pays), and one call with a single sample (which also pays the
-//! kernel's fixed work per call: zeroing the accumulators, the θ-only
-//! program, unpacking the P×P Hessian).
+//! and Hessian per sample, against CasADi's generated C (`benches/compare`;
+//! the results pages have both, timed in turn). Two measurements each: a
+//! pass over 1 000 seeded samples (divide by 1 000 for the time per sample:
+//! what a pass over a data set pays), and one call with a single sample
+//! (which also pays a pass's fixed work: zeroing ∇²L, mirroring its upper
+//! triangle; time it with `-- one_sample --sample-size 1000`, since divan
+//! otherwise times each call alone against a 20 ns timer).
 //! The same three models compiled at run time from their files
 //! (`run_time::…`, the loop IR through Cranelift) beside their build-time
 //! kernels.

@@ -11,7 +11,7 @@ use crate::linearization::Linearization;
 use crate::runtime;
 use crate::{At, Kernel};
 use hessforge_ir::Outputs;
-use hessforge_ir::loop_ir::{LoopProgram, Phase, Steps};
+use hessforge_ir::loop_ir::{LoopProgram, Phase, RowSums, Steps};
 use std::marker::PhantomData;
 
 /// Rows the generated steps take at once in a pass (the lanes of
@@ -64,6 +64,25 @@ pub trait LoopModel: Send + Sync + 'static {
     }
     /// Whether the model has its `row_terms` written out.
     const WRITES_ROW_TERMS: bool = false;
+    /// A pass of fewer than 128 rows one row at a time at `level`, written
+    /// out whole (see `hessforge_ir::loop_ir::Steps::short_pass`): each of
+    /// `rows` (data rows of [`LoopModel::N_DATA`] columns) added into `g`
+    /// and `h` (cleared by the caller; ∇²L's upper blocks), returning Σ ℓ
+    /// and the number of rows; `None`, having added nothing, when the model
+    /// has none written out (the default) or `g` or `h` is too short.
+    fn short_pass<'r>(
+        level: Outputs,
+        t: &[f64],
+        c: &[f64],
+        rows: impl Iterator<Item = &'r [f64]>,
+        g: &mut [f64],
+        h: &mut [f64],
+    ) -> Option<(f64, usize)> {
+        let _ = (level, t, c, rows, g, h);
+        None
+    }
+    /// Whether the model has its `short_pass` written out.
+    const WRITES_SHORT_PASS: bool = false;
 }
 
 /// A model's tangent model (the forward derivative of its gradient's steps
@@ -156,6 +175,26 @@ impl<M: LoopModel> Steps for Primal<M> {
     #[inline]
     fn row_terms(&self, scratch: &[f64], row: &[f64], hess: &mut [f64]) -> bool {
         M::row_terms(scratch, row, hess)
+    }
+    fn short_pass(
+        &self,
+        level: Outputs,
+        at: At<'_>,
+        grad: &mut [f64],
+        hess: &mut [f64],
+    ) -> Option<RowSums> {
+        if !M::WRITES_SHORT_PASS || M::N_DATA == 0 {
+            return None;
+        }
+        let (cols, data, t, c) = (M::N_DATA, at.data, at.theta, at.constants);
+        let (loss, rows) = match at.rows.selected() {
+            Some(rows) => {
+                let rows = rows.iter().map(|&r| &data[r * cols..(r + 1) * cols]);
+                M::short_pass(level, t, c, rows, grad, hess)?
+            }
+            None => M::short_pass(level, t, c, data.chunks_exact(cols), grad, hess)?,
+        };
+        Some(RowSums { loss, rows })
     }
     fn lane_sums(&self, scratch: &[f64], rows: &[f64], sums: &mut [f64]) -> bool {
         #[cfg(target_arch = "x86_64")]

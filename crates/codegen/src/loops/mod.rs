@@ -18,7 +18,7 @@
 //! and registers, [`steps`] one step's function, [`stage`] a stage's
 //! function with its values numbered, and [`sums`] the Hessian terms'
 //! additions written out (a pass in lanes', and a short pass's one row at
-//! a time).
+//! a time), and [`short`] a short pass written out whole.
 
 use crate::{CodegenError, KernelInfo, call, n, type_name};
 use hessforge_ir::loop_ir::{Axis, HessianTerm, Load, LoopProgram, Reduction, Source, Stage, Step};
@@ -29,11 +29,13 @@ use std::collections::HashMap;
 
 mod operands;
 mod plan;
+mod short;
 mod stage;
 mod steps;
 mod sums;
 use operands::*;
 use plan::*;
+use short::*;
 use stage::*;
 use steps::*;
 use sums::*;
@@ -239,6 +241,7 @@ fn loop_tokens(m: &LoopProgram, info: &KernelInfo<'_>) -> TokenStream {
     };
     let runtime = m.plan_without_steps();
     let (lane_sums, row_terms) = (lane_sums_fn(&runtime), row_terms_fn(&runtime));
+    let short_pass = short_pass_fn(&runtime);
     let (tangent, tangent_type) = match &m.tangent {
         Some(t) => (tangent_items(t, &primal), quote!(tangent::Tangent)),
         None => (quote!(), quote!(())),
@@ -269,6 +272,7 @@ fn loop_tokens(m: &LoopProgram, info: &KernelInfo<'_>) -> TokenStream {
             #stages
             #lane_sums
             #row_terms
+            #short_pass
         }
 
         #tangent

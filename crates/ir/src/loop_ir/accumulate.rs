@@ -148,16 +148,21 @@ pub(super) struct OuterPlan {
 
 /// A Hessian factor that no step writes and that is not read where it is
 /// — ones, a constant, a buffer or data times its term's weight — written
-/// by [`Plan::fill`] after the steps, past the stage's own scratch.
+/// by a pass after the steps, past the stage's own scratch: entry e is
+/// `weight · from[e]` (the weight alone when there is no `from`, 1 when
+/// there is neither).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct Fill {
+pub struct Fill {
     /// Scratch offset of the entries.
-    at: usize,
-    len: usize,
-    /// Where entry e is read from (`None`: 1).
-    from: Option<(Source, usize)>,
-    /// A scalar multiplying every entry.
-    weight: Option<(Source, usize)>,
+    pub at: usize,
+    /// The number of entries.
+    pub len: usize,
+    /// Where entry e is read from (`None`: 1): the data row, the scratch
+    /// (a buffer before `at`), or a scalar constant (then `len` is 1).
+    pub from: Option<(Source, usize)>,
+    /// A scalar multiplying every entry: in the data row, the constants,
+    /// or the scratch.
+    pub weight: Option<(Source, usize)>,
 }
 
 /// A stage's outputs as scratch offsets, resolved once per kind of pass
@@ -570,6 +575,93 @@ impl LoopProgram {
                 })
             })
             .collect()
+    }
+}
+
+/// A pass of fewer than [`ROW_BLOCK`] rows, one row at a time, with its
+/// offsets resolved, when a model's generated code can write all of it out
+/// ([`Steps::short_pass`]): the scratch on the stack, the fills, the loss,
+/// the gradient and the Hessian terms ([`LoopProgram::row_terms`]) added
+/// with literal offsets in the shared code's order, so the same bits. A
+/// pass that gathers anything into a matrix product (a Hessian block of
+/// more than [`DIRECT_UPDATE_ENTRIES`] entries, an outer-product gradient
+/// whose u is not a scalar) has none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShortPass {
+    /// The scratch the pass needs: the stage's, then the fills.
+    pub scratch_len: usize,
+    /// The fills of ones and constants, written once before the rows (at
+    /// [`Outputs::LossGradHess`]).
+    pub constant_fills: Vec<Fill>,
+    /// The fills written after each row's steps (at
+    /// [`Outputs::LossGradHess`]).
+    pub fills: Vec<Fill>,
+    /// Scratch offset of a row's loss.
+    pub loss: Option<usize>,
+    /// ∇L's entries added from the scratch: (gradient offset, scratch
+    /// offset, length).
+    pub gradient: Vec<(usize, usize, usize)>,
+    /// The outer-product gradients `scale · u · v` of a scalar u, added
+    /// after those.
+    pub outer: Vec<ScaledGradient>,
+}
+
+/// ∇L's entries `at..at + len` += `(scale · u) · v[e]`: an outer-product
+/// gradient ([`OuterGradient`]) of a scalar u, in a [`ShortPass`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScaledGradient {
+    /// The first gradient entry.
+    pub at: usize,
+    /// The number of entries (v's length).
+    pub len: usize,
+    /// Where u is: (in the data row, else in the scratch; its offset).
+    pub u: (bool, usize),
+    /// Where v's entries start, as u.
+    pub v: (bool, usize),
+    /// The gradient's scale.
+    pub scale: f64,
+}
+
+impl LoopProgram {
+    /// The short pass of the per-sample stage ([`ShortPass`]), or `None`
+    /// when some of it is gathered, the model has no data, or its scratch
+    /// is longer than `max_scratch` entries.
+    pub fn short_pass(&self, max_scratch: usize) -> Option<ShortPass> {
+        if self.data.is_empty() {
+            return None;
+        }
+        let plan = self.plan(false, Outputs::LossGradHess, false, 1, 0);
+        let direct = |t: &Term| {
+            matches!(
+                t.kind,
+                TermKind::Dense | TermKind::Outer | TermKind::Paired(..)
+            )
+        };
+        if plan.scratch_len > max_scratch
+            || !plan.terms.iter().all(direct)
+            || plan.outer.iter().any(|o| o.rows != 1)
+        {
+            return None;
+        }
+        let in_row = |(source, at): (Source, usize)| (source == Source::Row, at);
+        Some(ShortPass {
+            scratch_len: plan.scratch_len,
+            constant_fills: plan.constant_fills.clone(),
+            fills: plan.fills.clone(),
+            loss: plan.loss,
+            gradient: plan.gradient.clone(),
+            outer: plan
+                .outer
+                .iter()
+                .map(|o| ScaledGradient {
+                    at: o.at,
+                    len: o.cols,
+                    u: in_row(o.u),
+                    v: in_row(o.v),
+                    scale: o.scale,
+                })
+                .collect(),
+        })
     }
 }
 

@@ -43,7 +43,10 @@ mod share;
 mod steps;
 mod transpose;
 use accumulate::*;
-pub use accumulate::{DeltaPattern, LANE_SUM_ENTRIES, LaneSumTerm, RowTerm, RowTermForm};
+pub use accumulate::{
+    DeltaPattern, Fill, LANE_SUM_ENTRIES, LaneSumTerm, RowTerm, RowTermForm, ScaledGradient,
+    ShortPass,
+};
 use pass::*;
 pub use pass::{DIRECT_UPDATE_ENTRIES, PlanCache, ROW_BLOCK, RowSums};
 pub use steps::{Interpreter, Phase, Steps, TangentInterpreter};

@@ -137,6 +137,12 @@ impl LoopProgram {
             w @ (4 | 8) if !self.data.is_empty() && n >= w => w,
             _ => 0,
         };
+        if lanes == 0
+            && n < ROW_BLOCK
+            && let Some(sums) = steps.short_pass(level, at, grad, hess)
+        {
+            return sums;
+        }
         with_workspace(|ws| {
             let Workspace {
                 scratch,

@@ -70,6 +70,24 @@ pub trait Steps {
     fn writes_row_terms(&self) -> bool {
         false
     }
+    /// The first half of a pass of fewer than [`ROW_BLOCK`] rows one row at
+    /// a time ([`LoopProgram::sum_rows_with`]) at `level`, whole, by code
+    /// written for this model ([`LoopProgram::short_pass`]): every selected
+    /// row's steps, fills, loss, gradient and Hessian terms (upper blocks)
+    /// added into `grad` and `hess` (cleared by the caller) in the shared
+    /// code's order, so the same bits. Returns `None`, having added nothing,
+    /// when the steps have no such code (the default) or the outputs are
+    /// shorter than the model's; the shared code runs the pass then.
+    fn short_pass(
+        &self,
+        level: Outputs,
+        at: At<'_>,
+        grad: &mut [f64],
+        hess: &mut [f64],
+    ) -> Option<RowSums> {
+        let _ = (level, at, grad, hess);
+        None
+    }
 }
 
 /// Which part of a tangent model's per-sample steps a call runs

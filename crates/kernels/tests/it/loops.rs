@@ -316,3 +316,73 @@ fn written_out_row_terms_give_the_shared_codes_bits() {
     check::<hessforge_kernels::mlp_tanh::MlpTanh>();
     check::<hessforge_kernels::softmax_regression::SoftmaxRegression>();
 }
+
+/// A short pass written out whole into a generated kernel
+/// ([`LoopModel::short_pass`]: the scratch on the stack, each row's steps,
+/// fills, loss, gradient and Hessian terms) gives the shared code's bits:
+/// one call with one sample, five rows, and three rows of nine selected, at
+/// each level, through the kernel, against the same pass run by the shared
+/// code. The models whose short pass gathers an outer-product gradient
+/// (`digits`, `softmax_regression`) have none and keep the shared code.
+#[test]
+fn written_out_short_passes_give_the_shared_codes_bits() {
+    fn bits(f: f64, g: &[f64], h: &[f64]) -> Vec<u64> {
+        std::iter::once(f)
+            .chain(g.iter().copied())
+            .chain(h.iter().copied())
+            .map(f64::to_bits)
+            .collect()
+    }
+    fn check<M: LoopModel>(writes: bool) {
+        assert_eq!(M::WRITES_SHORT_PASS, writes, "{}", M::NAME);
+        let k = hessforge_kernels::loop_kernel(M::NAME).expect("a loop kernel");
+        let (p, cols) = (M::N_PARAMS, M::N_DATA);
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let theta: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let data: Vec<f64> = (0..9 * cols).map(|_| rng.gen_range(-1.5..1.5)).collect();
+        let c = M::DEFAULT_CONSTANTS;
+        let shared = WrittenOut::<M> {
+            lanes: false,
+            written_out: false,
+            taken: std::cell::Cell::new(0),
+            model: std::marker::PhantomData,
+        };
+        let selected = [8, 0, 3];
+        let passes = [
+            At::new(&theta, c, &data[..cols]),
+            At::new(&theta, c, &data[..5 * cols]),
+            At::new(&theta, c, &data).rows(Rows::Selected(&selected)),
+        ];
+        for at in passes {
+            let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
+            let (mut g2, mut h2) = (vec![0.0; p], vec![0.0; p * p]);
+            for level in [Outputs::Loss, Outputs::LossGrad, Outputs::LossGradHess] {
+                let f = match level {
+                    Outputs::Loss => k.loss(at),
+                    Outputs::LossGrad => k.loss_grad(at, &mut g),
+                    Outputs::LossGradHess => k.loss_grad_hess(at, &mut g, &mut h),
+                };
+                let f2 = M::plan().evaluate_with(&shared, level, at, &mut g2, &mut h2);
+                assert!(
+                    bits(f, &g, &h) == bits(f2, &g2, &h2),
+                    "{} at {level:?}: not the shared code's bits",
+                    M::NAME
+                );
+            }
+        }
+        // The written-out pass runs (and reports its rows).
+        let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
+        let rows = data.chunks_exact(cols).take(5);
+        let level = Outputs::LossGradHess;
+        let taken = M::short_pass(level, &theta, c, rows, &mut g, &mut h).map(|(_, n)| n);
+        assert_eq!(taken, writes.then_some(5), "{}", M::NAME);
+        // Outputs shorter than the model's: nothing added.
+        let rows = data.chunks_exact(cols).take(1);
+        assert_eq!(M::short_pass(level, &theta, c, rows, &mut g, &mut []), None);
+    }
+    check::<hessforge_kernels::digits::Digits>(false);
+    check::<hessforge_kernels::linear_regression::LinearRegression>(true);
+    check::<hessforge_kernels::logistic_regression::LogisticRegression>(true);
+    check::<hessforge_kernels::mlp_tanh::MlpTanh>(true);
+    check::<hessforge_kernels::softmax_regression::SoftmaxRegression>(false);
+}
