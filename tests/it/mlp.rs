@@ -42,33 +42,33 @@ const SIZES: [(usize, u32); 3] = [(4, 10_000), (16, 4_000), (64, 400)];
 /// and 0.0159), at a linear rate.
 const EXPECTED: &str = "
 # hidden method status iterations
- 4 newton             saddle_point       36
- 4 newton-damped      converged          45
+ 4 newton             saddle_point       34
+ 4 newton-damped      converged          46
  4 newton-lm          converged          35
- 4 newton-saddle-free converged          63
+ 4 newton-saddle-free converged          57
  4 newton-tr          converged          32
  4 newton-exact-tr    converged          32
- 4 newton-cg          converged          44
+ 4 newton-cg          converged          48
  4 gauss-newton       converged          71
- 4 bfgs               converged         233
- 4 lbfgs              converged         951
-16 newton             saddle_point       53
-16 newton-damped      converged         159
+ 4 bfgs               converged         231
+ 4 lbfgs              converged         859
+16 newton             saddle_point       58
+16 newton-damped      converged         150
 16 newton-lm          converged         145
-16 newton-saddle-free converged         133
+16 newton-saddle-free converged         186
 16 newton-tr          converged         166
 16 newton-exact-tr    converged         166
-16 newton-cg          converged         122
+16 newton-cg          converged         125
 16 gauss-newton       converged         132
-16 bfgs               converged        1305
-16 lbfgs              converged        3596
-64 newton             saddle_point      205
-64 newton-damped      converged         335
+16 bfgs               converged        1286
+16 lbfgs              converged        3925
+64 newton             saddle_point      156
+64 newton-damped      converged         326
 64 newton-lm          converged         288
-64 newton-saddle-free converged         281
-64 newton-tr          converged         333
-64 newton-exact-tr    converged         351
-64 newton-cg          converged         231
+64 newton-saddle-free converged         303
+64 newton-tr          converged         330
+64 newton-exact-tr    converged         352
+64 newton-cg          converged         177
 64 gauss-newton       max_iterations    400
 64 bfgs               max_iterations    400
 64 lbfgs              max_iterations    400

@@ -321,6 +321,34 @@ const SHIFTER: f64 = 6_755_399_441_055_744.0;
 /// ln 2 split in a high part with trailing zero bits and the rest (fdlibm).
 const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
 const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+/// eʳ's Taylor coefficients to r¹³/13! (truncation below 2⁻⁵⁸ for
+/// |r| ≤ ½ ln 2).
+const EXP_TAYLOR: [f64; 14] = [
+    1.0,
+    1.0,
+    1.0 / 2.0,
+    1.0 / 6.0,
+    1.0 / 24.0,
+    1.0 / 120.0,
+    1.0 / 720.0,
+    1.0 / 5_040.0,
+    1.0 / 40_320.0,
+    1.0 / 362_880.0,
+    1.0 / 3_628_800.0,
+    1.0 / 39_916_800.0,
+    1.0 / 479_001_600.0,
+    1.0 / 6_227_020_800.0,
+];
+/// (eʳ − 1)/r's: [`EXP_TAYLOR`] from r¹ on.
+const EXP_M1_TAYLOR: [f64; 13] = {
+    let mut c = [0.0; 13];
+    let mut i = 0;
+    while i < 13 {
+        c[i] = EXP_TAYLOR[i + 1];
+        i += 1;
+    }
+    c
+};
 
 /// `W` i64 lanes: the bit patterns and exponents inside exp and ln, and
 /// comparison masks (all ones for true, zero for false).
@@ -462,40 +490,34 @@ impl<const W: usize> Lanes<W> {
         terms[0]
     }
 
+    /// x = k ln 2 + r with |r| ≤ ½ ln 2 (Cody–Waite, for |x| < 2⁵¹ ln 2):
+    /// k, k as an integer, r.
+    #[inline(always)]
+    fn reduce_ln2(self) -> (Lanes<W>, IntLanes<W>, Lanes<W>) {
+        let shifted = self * std::f64::consts::LOG2_E + SHIFTER;
+        let k = shifted - SHIFTER;
+        let k_int = shifted
+            .bits()
+            .sub(IntLanes::splat(SHIFTER.to_bits() as i64));
+        (k, k_int, (self - k * LN2_HI) - k * LN2_LO)
+    }
+
+    /// 2ᵏ for −1022 ≤ k ≤ 1023 by building the exponent field.
+    #[inline(always)]
+    fn pow2(k: IntLanes<W>) -> Lanes<W> {
+        k.add(IntLanes::splat(1023)).shl::<52>().as_f64()
+    }
+
     /// eˣ: x = k ln 2 + r with |r| ≤ ½ ln 2, eʳ by its Taylor polynomial to
     /// degree 13 (truncation below 2⁻⁵⁸), times 2ᵏ applied in two halves so
     /// that results in the subnormal range are rounded once.
     #[inline(always)]
     fn exp_lanes<const UNROLLED: bool>(self) -> Lanes<W> {
         // Beyond these bounds the result is ∞ or 0 anyway (NaN stays NaN).
-        let x = self.clamp(-746.0, 710.0);
-        let shifted = x * std::f64::consts::LOG2_E + SHIFTER;
-        let k = shifted - SHIFTER;
-        let k_int = shifted
-            .bits()
-            .sub(IntLanes::splat(SHIFTER.to_bits() as i64));
-        let r = (x - k * LN2_HI) - k * LN2_LO;
-        const TAYLOR: [f64; 14] = [
-            1.0,
-            1.0,
-            1.0 / 2.0,
-            1.0 / 6.0,
-            1.0 / 24.0,
-            1.0 / 120.0,
-            1.0 / 720.0,
-            1.0 / 5_040.0,
-            1.0 / 40_320.0,
-            1.0 / 362_880.0,
-            1.0 / 3_628_800.0,
-            1.0 / 39_916_800.0,
-            1.0 / 479_001_600.0,
-            1.0 / 6_227_020_800.0,
-        ];
-        let p = r.polynomial::<UNROLLED, 14>(&TAYLOR);
-        // 2ᵏ for −1022 ≤ k ≤ 1023 by building the exponent field.
-        let pow2 = |k: IntLanes<W>| k.add(IntLanes::splat(1023)).shl::<52>().as_f64();
+        let (_, k_int, r) = self.clamp(-746.0, 710.0).reduce_ln2();
+        let p = r.polynomial::<UNROLLED, 14>(&EXP_TAYLOR);
         let half = k_int.shr::<1>();
-        p * pow2(half) * pow2(k_int.sub(half))
+        p * Self::pow2(half) * Self::pow2(k_int.sub(half))
     }
 
     /// ln x: x = 2ᵉ m with √½ ≤ m < √2, ln m = 2 atanh(s), s = (m − 1)/(m + 1),
@@ -557,15 +579,23 @@ impl<const W: usize> Lanes<W> {
         Self::select(w.eq(1.0), self, r)
     }
 
-    /// eˣ − 1 = (u − 1) · x / ln u with u = eˣ rounded (Kahan).
+    /// eˣ − 1: x = k ln 2 + r with |r| ≤ ½ ln 2 (as `exp_lanes`), eʳ − 1
+    /// = r (1 + r/2 + … + r¹²/13!) by its series (truncated below 2⁻⁵⁶ of
+    /// it), then 2ᵏ (eʳ − 1) + (2ᵏ − 1): for k = 0 the series itself (no
+    /// cancellation near 0; −0 stays −0), for k > 56 (eʳ)·2ᵏ in two factors
+    /// as eˣ (the −1 below half an ulp). One polynomial, where Kahan's
+    /// (u − 1)·x / ln u with u = eˣ took two and a division.
     #[inline(always)]
     fn exp_m1_lanes<const UNROLLED: bool>(self) -> Lanes<W> {
-        let u = self.exp_lanes::<UNROLLED>();
-        let um1 = u - 1.0;
-        let r = um1 * (self / u.ln_lanes::<UNROLLED>());
-        let r = Self::select(u.eq(f64::INFINITY), u, r);
-        let r = Self::select(um1.eq(-1.0), -1.0, r);
-        Self::select(u.eq(1.0), self, r)
+        // Below −40 the result rounds to −1, past 710 it is ∞ (NaN stays
+        // NaN).
+        let (k, k_int, r) = self.clamp(-40.0, 710.0).reduce_ln2();
+        let em1 = r * r.polynomial::<UNROLLED, 13>(&EXP_M1_TAYLOR);
+        let s = Self::pow2(k_int);
+        let half = k_int.shr::<1>();
+        let large = (em1 + 1.0) * Self::pow2(half) * Self::pow2(k_int.sub(half));
+        let scaled = Self::select(k.gt(56.0), large, s * em1 + (s - 1.0));
+        Self::select(k.eq(0.0), em1, scaled)
     }
 
     /// tanh x = −t / (2 + t) with t = expm1(−2|x|), sign restored.
@@ -829,8 +859,11 @@ mod tests {
         assert_eq!(lane::ln_1p(f64::INFINITY), f64::INFINITY);
         let mut ys = samples(-40.0, 40.0, 10_000);
         ys.extend(samples(-1e-8, 1e-8, 2_000));
-        ys.extend([1e-300, -1e-300, 700.0, -800.0]);
+        ys.extend(samples(-1.0, 1.0, 2_000));
+        ys.extend(samples(-700.0, 709.7, 2_000));
+        ys.extend([1e-300, -1e-300, 700.0, 709.7, -38.5, -800.0]);
         check("exp_m1", lane::exp_m1, f64::exp_m1, &ys, 4);
+        assert!(lane::exp_m1(-0.0).is_sign_negative() && lane::exp_m1(f64::NAN).is_nan());
         assert_eq!(lane::exp_m1(800.0), f64::INFINITY);
     }
 
