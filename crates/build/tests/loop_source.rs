@@ -65,7 +65,7 @@ fn split_lane_sums(source: &str) -> (String, String) {
     for line in source.lines() {
         inside |= line.starts_with("    /// The Hessian terms the pass in eight lanes")
             || line.starts_with("    /// The Hessian terms a pass of fewer than")
-            || line.starts_with("    const WRITES_SHORT_PASS");
+            || line.starts_with("    /// A pass of fewer than 128 rows one row at a time");
         let part = if inside { &mut sums } else { &mut rest };
         part.push_str(line);
         part.push('\n');

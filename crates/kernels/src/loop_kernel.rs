@@ -81,8 +81,6 @@ pub trait LoopModel: Send + Sync + 'static {
         let _ = (level, t, c, rows, g, h);
         None
     }
-    /// Whether the model has its `short_pass` written out.
-    const WRITES_SHORT_PASS: bool = false;
 }
 
 /// A model's tangent model (the forward derivative of its gradient's steps
@@ -183,7 +181,8 @@ impl<M: LoopModel> Steps for Primal<M> {
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> Option<RowSums> {
-        if !M::WRITES_SHORT_PASS || M::N_DATA == 0 {
+        // A model without data has no short pass (and rows of no columns).
+        if M::N_DATA == 0 {
             return None;
         }
         let (cols, data, t, c) = (M::N_DATA, at.data, at.theta, at.constants);
