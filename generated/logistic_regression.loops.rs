@@ -217,6 +217,7 @@ impl LoopModel for LogisticRegression {
         }
         true
     }
+    const WRITES_SHORT_PASS: bool = true;
     /// A pass of fewer than 128 rows one row at a time, written out
     /// whole: the scratch on the stack, then for each row the steps,
     /// the fills, the loss, the gradient and the Hessian terms with

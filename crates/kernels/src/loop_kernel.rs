@@ -64,6 +64,9 @@ pub trait LoopModel: Send + Sync + 'static {
     }
     /// Whether the model has its `row_terms` written out.
     const WRITES_ROW_TERMS: bool = false;
+    /// Whether the model has its `short_pass` written out (then a short
+    /// pass is evaluated whole by [`short_evaluate`]).
+    const WRITES_SHORT_PASS: bool = false;
     /// A pass of fewer than 128 rows one row at a time at `level`, written
     /// out whole (see `hessforge_ir::loop_ir::Steps::short_pass`): each of
     /// `rows` (data rows of [`LoopModel::N_DATA`] columns) added into `g`
@@ -311,6 +314,19 @@ pub(crate) trait LoopParts: Sync {
     fn tangent<'a>(&'a self, v: &'a [f64], phase: Phase) -> impl Steps + Sync + 'a;
     /// The scratch entries the tangent model's primal steps write per row.
     fn primal_scratch(&self) -> Option<usize>;
+    /// A pass at `level` evaluated whole by code of this model alone, when
+    /// it has such code for this pass ([`short_evaluate`]); `None`, having
+    /// written nothing, otherwise (the default).
+    fn short_evaluate(
+        &self,
+        level: Outputs,
+        at: At<'_>,
+        grad: &mut [f64],
+        hess: &mut [f64],
+    ) -> Option<f64> {
+        let _ = (level, at, grad, hess);
+        None
+    }
 }
 
 /// A generated model's parts.
@@ -330,17 +346,132 @@ impl<M: LoopModel> LoopParts for M {
     fn primal_scratch(&self) -> Option<usize> {
         M::Tangent::PRIMAL_SCRATCH
     }
+    #[inline]
+    fn short_evaluate(
+        &self,
+        level: Outputs,
+        at: At<'_>,
+        grad: &mut [f64],
+        hess: &mut [f64],
+    ) -> Option<f64> {
+        if M::WRITES_SHORT_PASS {
+            short_evaluate::<M>(level, at, grad, hess)
+        } else {
+            None
+        }
+    }
+}
+
+/// A short pass (fewer than 128 rows, one at a time) of a model with its
+/// `short_pass` written out and no regularizer, evaluated whole with the
+/// model's sizes as constants: ∇L and ∇²L cleared, the short pass, the
+/// mean, the lower triangle mirrored — the shared pass's operations
+/// (`LoopProgram::evaluate_with`) in its order, so the same bits, without
+/// its dispatch, its sizes read at run time or its regularizer stage. One
+/// call with one sample is all fixed cost (a third of it, at P = 17, was
+/// the shared code's clearing, finish and mirror). `None`, having written
+/// nothing, when the pass is not such a pass: a parallel pass (its chunks
+/// are added into cleared outputs, which turns −0 into +0), a pass in
+/// lanes or of 128 rows or more, a model with a regularizer, or outputs
+/// shorter than the model's.
+fn short_evaluate<M: LoopModel>(
+    level: Outputs,
+    at: At<'_>,
+    grad: &mut [f64],
+    hess: &mut [f64],
+) -> Option<f64> {
+    let (p, cols) = (M::N_PARAMS, M::N_DATA);
+    let plan = M::plan();
+    if cols == 0 || at.rows == crate::Rows::Parallel || !plan.regularizer.adds_nothing() {
+        return None;
+    }
+    let n = plan.row_count(at);
+    let rank = level.rank();
+    if !plan.is_short_pass(plan.pass_lanes(LANES, n), n)
+        || (rank >= 1 && grad.len() < p)
+        || (rank >= 2 && hess.len() < p * p)
+    {
+        return None;
+    }
+    if rank >= 1 {
+        grad[..p].fill(0.0);
+    }
+    let hess = if rank >= 2 {
+        &mut hess[..p * p]
+    } else {
+        &mut [][..]
+    };
+    // Only the upper triangle: the short pass adds into no other entry,
+    // and the mirror overwrites the lower one whole.
+    for_upper_rows(p, hess, |row| row.fill(0.0));
+    let (data, t, c) = (at.data, at.theta, at.constants);
+    let (loss, rows) = match at.rows.selected() {
+        Some(rows) => {
+            let rows = rows.iter().map(|&r| &data[r * cols..(r + 1) * cols]);
+            M::short_pass(level, t, c, rows, grad, hess)?
+        }
+        None => M::short_pass(level, t, c, data.chunks_exact(cols), grad, hess)?,
+    };
+    let scale = RowSums { loss, rows }.scale();
+    if scale != 1.0 {
+        if rank >= 1 {
+            grad[..p].iter_mut().for_each(|g| *g *= scale);
+        }
+        for_upper_rows(p, hess, |row| row.iter_mut().for_each(|h| *h *= scale));
+    }
+    if rank >= 2 {
+        if p <= SMALL_MIRROR {
+            for i in 0..p {
+                for j in i + 1..p {
+                    hess[j * p + i] = hess[i * p + j];
+                }
+            }
+        } else {
+            hessforge_ir::loop_ir::mirror_upper(p, hess);
+        }
+    }
+    // The regularizer's empty sum, as the shared finish adds it.
+    Some(loss * scale + 0.0)
+}
+
+/// Up to this P a short evaluation mirrors ∇²L entry by entry (its loops
+/// unrolled with P constant); beyond it, in tiles (`mirror_upper`).
+const SMALL_MIRROR: usize = 24;
+
+/// `each` on the upper triangle of the P × P matrix `h`, row by row (row
+/// i from its diagonal on); nothing when `h` is empty.
+#[inline(always)]
+fn for_upper_rows(p: usize, h: &mut [f64], mut each: impl FnMut(&mut [f64])) {
+    if h.len() == p * p {
+        for i in 0..p {
+            each(&mut h[i * p + i..(i + 1) * p]);
+        }
+    }
 }
 
 /// The passes of a loop kernel from its [`LoopParts`].
 pub(crate) mod passes {
     use super::*;
 
+    /// One pass at `level`: whole by the model's own code when it has that
+    /// for this pass, else by the shared runtime.
+    fn evaluate(
+        k: &impl LoopParts,
+        level: Outputs,
+        at: At<'_>,
+        grad: &mut [f64],
+        hess: &mut [f64],
+    ) -> f64 {
+        match k.short_evaluate(level, at, grad, hess) {
+            Some(loss) => loss,
+            None => runtime::loops::evaluate(k.plan(), &k.primal(), level, at, grad, hess),
+        }
+    }
     pub(crate) fn loss(k: &impl LoopParts, at: At<'_>) -> f64 {
-        runtime::loops::evaluate(k.plan(), &k.primal(), Outputs::Loss, at, &mut [], &mut [])
+        evaluate(k, Outputs::Loss, at, &mut [], &mut [])
     }
     pub(crate) fn loss_grad(k: &impl LoopParts, at: At<'_>, grad: &mut [f64]) -> f64 {
-        runtime::loops::evaluate(k.plan(), &k.primal(), Outputs::LossGrad, at, grad, &mut [])
+        evaluate(k, Outputs::LossGrad, at, grad, &mut [])
     }
     pub(crate) fn loss_grad_hess(
         k: &impl LoopParts,
@@ -348,8 +479,7 @@ pub(crate) mod passes {
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> f64 {
-        let level = Outputs::LossGradHess;
-        runtime::loops::evaluate(k.plan(), &k.primal(), level, at, grad, hess)
+        evaluate(k, Outputs::LossGradHess, at, grad, hess)
     }
     /// A loss-and-gradient pass of the tangent model, or the Hessian terms
     /// contracted with v.

@@ -79,6 +79,7 @@ pub(super) fn short_pass_fn(runtime: &LoopProgram) -> TokenStream {
         }
     });
     quote! {
+        const WRITES_SHORT_PASS: bool = true;
         /// A pass of fewer than 128 rows one row at a time, written out
         /// whole: the scratch on the stack, then for each row the steps,
         /// the fills, the loss, the gradient and the Hessian terms with

@@ -50,6 +50,7 @@ pub use accumulate::{
 use pass::*;
 pub use pass::{DIRECT_UPDATE_ENTRIES, PlanCache, ROW_BLOCK, RowSums};
 pub use steps::{Interpreter, Phase, Steps, TangentInterpreter};
+pub use transpose::mirror_upper;
 use transpose::*;
 
 /// Where a tensor's entries live.

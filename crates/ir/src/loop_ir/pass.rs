@@ -133,12 +133,8 @@ impl LoopProgram {
         hess: &mut [f64],
     ) -> RowSums {
         let n = self.row_count(at);
-        let lanes = match steps.lanes() {
-            w @ (4 | 8) if !self.data.is_empty() && n >= w => w,
-            _ => 0,
-        };
-        if lanes == 0
-            && n < ROW_BLOCK
+        let lanes = self.pass_lanes(steps.lanes(), n);
+        if self.is_short_pass(lanes, n)
             && let Some(sums) = steps.short_pass(level, at, grad, hess)
         {
             return sums;
@@ -186,6 +182,22 @@ impl LoopProgram {
                 rows,
             }
         })
+    }
+
+    /// The lanes a pass over `n` rows takes with steps of `steps_lanes`
+    /// lanes ([`Steps::lanes`]): 4 or 8, or 0 for one row at a time.
+    pub fn pass_lanes(&self, steps_lanes: usize, n: usize) -> usize {
+        match steps_lanes {
+            w @ (4 | 8) if !self.data.is_empty() && n >= w => w,
+            _ => 0,
+        }
+    }
+
+    /// Whether a pass over `n` rows in `lanes` lanes ([`LoopProgram::pass_lanes`])
+    /// is short: one row at a time and fewer than [`ROW_BLOCK`] rows, the
+    /// pass [`Steps::short_pass`] may write out whole.
+    pub fn is_short_pass(&self, lanes: usize, n: usize) -> bool {
+        lanes == 0 && n < ROW_BLOCK
     }
 
     /// The second half of a pass: the mean of the row sums, the
@@ -328,8 +340,9 @@ impl LoopProgram {
             .get_or_init(|| Plan::new(self, stage, level, v, short, [0, 4, 8][lane_slot]))
     }
 
-    /// The number of rows a pass at `at` reads.
-    pub(super) fn row_count(&self, at: At<'_>) -> usize {
+    /// The number of rows a pass at `at` reads (1 for a model without
+    /// data, whose sample stage runs once).
+    pub fn row_count(&self, at: At<'_>) -> usize {
         match (at.rows.selected(), self.data.len()) {
             (_, 0) => 1,
             (Some(rows), _) => rows.len(),
@@ -644,7 +657,7 @@ pub struct RowSums {
 
 impl RowSums {
     /// The factor of the mean: 1/rows (0 for no rows).
-    pub(super) fn scale(self) -> f64 {
+    pub fn scale(self) -> f64 {
         if self.rows == 0 {
             0.0
         } else {

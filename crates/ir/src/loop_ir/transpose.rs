@@ -241,7 +241,8 @@ unsafe fn square_avx(src: [*const f64; TILE], dst: [*mut f64; TILE]) {
 /// the squares on the diagonal and the edges entry by entry. (Entry by
 /// entry down whole columns, block by block, the mirror of a 65 × 65
 /// Hessian cost more than a one-sample pass's steps and terms together.)
-pub(super) fn mirror_upper(p: usize, hess: &mut [f64]) {
+#[inline]
+pub fn mirror_upper(p: usize, hess: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     let avx = std::arch::is_x86_feature_detected!("avx");
     #[cfg(not(target_arch = "x86_64"))]
@@ -251,6 +252,7 @@ pub(super) fn mirror_upper(p: usize, hess: &mut [f64]) {
 
 /// [`mirror_upper`], its squares in AVX registers if `avx` (which the CPU
 /// must then support).
+#[inline]
 fn mirror_upper_with(p: usize, hess: &mut [f64], avx: bool) {
     let h = &mut hess[..p * p];
     let full = p / TILE * TILE;

@@ -320,9 +320,10 @@ fn written_out_row_terms_give_the_shared_codes_bits() {
 /// A short pass written out whole into a generated kernel
 /// ([`LoopModel::short_pass`]: the scratch on the stack, each row's steps,
 /// fills, loss, gradient and Hessian terms) gives the shared code's bits:
-/// one call with one sample, five rows, and three rows of nine selected, at
-/// each level, through the kernel, against the same pass run by the shared
-/// code. The models whose short pass gathers an outer-product gradient
+/// one call with one sample, five rows, three rows of nine selected and
+/// none, at each level, through the kernel (which evaluates such a pass
+/// whole, the outputs' earlier contents overwritten), against the same
+/// pass run by the shared code. The models whose short pass gathers an outer-product gradient
 /// (`digits`, `softmax_regression`) have none and keep the shared code.
 #[test]
 fn written_out_short_passes_give_the_shared_codes_bits() {
@@ -346,24 +347,36 @@ fn written_out_short_passes_give_the_shared_codes_bits() {
             taken: std::cell::Cell::new(0),
             model: std::marker::PhantomData,
         };
+        assert_eq!(M::WRITES_SHORT_PASS, writes, "{}", M::NAME);
         let selected = [8, 0, 3];
         let passes = [
             At::new(&theta, c, &data[..cols]),
             At::new(&theta, c, &data[..5 * cols]),
             At::new(&theta, c, &data).rows(Rows::Selected(&selected)),
+            At::new(&theta, c, &data).rows(Rows::Selected(&[])),
         ];
         for at in passes {
             let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
             let (mut g2, mut h2) = (vec![0.0; p], vec![0.0; p * p]);
             for level in [Outputs::Loss, Outputs::LossGrad, Outputs::LossGradHess] {
+                // Whatever the outputs held before is overwritten (a
+                // short pass evaluated whole clears what it adds into and
+                // mirrors the rest).
+                g.fill(7.5);
+                h.fill(f64::NAN);
                 let f = match level {
                     Outputs::Loss => k.loss(at),
                     Outputs::LossGrad => k.loss_grad(at, &mut g),
                     Outputs::LossGradHess => k.loss_grad_hess(at, &mut g, &mut h),
                 };
                 let f2 = M::plan().evaluate_with(&shared, level, at, &mut g2, &mut h2);
+                let (g, h, g2, h2) = match level.rank() {
+                    0 => (&[][..], &[][..], &[][..], &[][..]),
+                    1 => (&g[..], &[][..], &g2[..], &[][..]),
+                    _ => (&g[..], &h[..], &g2[..], &h2[..]),
+                };
                 assert!(
-                    bits(f, &g, &h) == bits(f2, &g2, &h2),
+                    bits(f, g, h) == bits(f2, g2, h2),
                     "{} at {level:?}: not the shared code's bits",
                     M::NAME
                 );
