@@ -58,11 +58,16 @@ fn source(m: &hessforge_spec::Model) -> String {
 /// additions and those functions (`LoopModel::lane_sums` and `row_terms`:
 /// a loop nest per Hessian term small enough to be summed lane by lane or
 /// added straight into ∇²L, so which terms they have depends on the
-/// tensors' lengths; each term's code does not), with `short_pass` (there
-/// when no term is too large for `row_terms`).
+/// tensors' lengths; each term's code does not), with `short_pass` and its
+/// flag (there when no term is too large for `row_terms`).
 fn split_lane_sums(source: &str) -> (String, String) {
     let (mut rest, mut sums, mut inside) = (String::new(), String::new(), false);
     for line in source.lines() {
+        if line == "    const WRITES_SHORT_PASS: bool = true;" {
+            sums.push_str(line);
+            sums.push('\n');
+            continue;
+        }
         inside |= line.starts_with("    /// The Hessian terms the pass in eight lanes")
             || line.starts_with("    /// The Hessian terms a pass of fewer than")
             || line.starts_with("    /// A pass of fewer than 128 rows one row at a time");
