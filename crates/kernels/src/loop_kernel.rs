@@ -184,19 +184,7 @@ impl<M: LoopModel> Steps for Primal<M> {
         grad: &mut [f64],
         hess: &mut [f64],
     ) -> Option<RowSums> {
-        // A model without data has no short pass (and rows of no columns).
-        if M::N_DATA == 0 {
-            return None;
-        }
-        let (cols, data, t, c) = (M::N_DATA, at.data, at.theta, at.constants);
-        let (loss, rows) = match at.rows.selected() {
-            Some(rows) => {
-                let rows = rows.iter().map(|&r| &data[r * cols..(r + 1) * cols]);
-                M::short_pass(level, t, c, rows, grad, hess)?
-            }
-            None => M::short_pass(level, t, c, data.chunks_exact(cols), grad, hess)?,
-        };
-        Some(RowSums { loss, rows })
+        written_short_pass::<M>(level, at, grad, hess)
     }
     fn lane_sums(&self, scratch: &[f64], rows: &[f64], sums: &mut [f64]) -> bool {
         #[cfg(target_arch = "x86_64")]
@@ -410,9 +398,9 @@ fn short_evaluate_here<M: LoopModel>(
     grad: &mut [f64],
     hess: &mut [f64],
 ) -> Option<f64> {
-    let (p, cols) = (M::N_PARAMS, M::N_DATA);
+    let p = M::N_PARAMS;
     let plan = M::plan();
-    if cols == 0 || at.rows == crate::Rows::Parallel || !plan.regularizer.adds_nothing() {
+    if M::N_DATA == 0 || at.rows == crate::Rows::Parallel || !plan.regularizer.adds_nothing() {
         return None;
     }
     let n = plan.row_count(at);
@@ -434,15 +422,8 @@ fn short_evaluate_here<M: LoopModel>(
     // Only the upper triangle: the short pass adds into no other entry,
     // and the mirror overwrites the lower one whole.
     for_upper_rows(p, hess, |row| row.fill(0.0));
-    let (data, t, c) = (at.data, at.theta, at.constants);
-    let (loss, rows) = match at.rows.selected() {
-        Some(rows) => {
-            let rows = rows.iter().map(|&r| &data[r * cols..(r + 1) * cols]);
-            M::short_pass(level, t, c, rows, grad, hess)?
-        }
-        None => M::short_pass(level, t, c, data.chunks_exact(cols), grad, hess)?,
-    };
-    let scale = RowSums { loss, rows }.scale();
+    let sums = written_short_pass::<M>(level, at, grad, hess)?;
+    let scale = sums.scale();
     if scale != 1.0 {
         if rank >= 1 {
             grad[..p].iter_mut().for_each(|g| *g *= scale);
@@ -461,7 +442,32 @@ fn short_evaluate_here<M: LoopModel>(
         }
     }
     // The regularizer's empty sum, as the shared finish adds it.
-    Some(loss * scale + 0.0)
+    Some(sums.loss * scale + 0.0)
+}
+
+/// The model's written-out short pass ([`LoopModel::short_pass`]) over the
+/// rows `at` selects, added into `grad` and `hess`; `None`, having added
+/// nothing, for a model without data (no short pass, and rows of no
+/// columns) or when the model has none written out.
+#[inline(always)]
+fn written_short_pass<M: LoopModel>(
+    level: Outputs,
+    at: At<'_>,
+    grad: &mut [f64],
+    hess: &mut [f64],
+) -> Option<RowSums> {
+    if M::N_DATA == 0 {
+        return None;
+    }
+    let (cols, data, t, c) = (M::N_DATA, at.data, at.theta, at.constants);
+    let (loss, rows) = match at.rows.selected() {
+        Some(rows) => {
+            let rows = rows.iter().map(|&r| &data[r * cols..(r + 1) * cols]);
+            M::short_pass(level, t, c, rows, grad, hess)?
+        }
+        None => M::short_pass(level, t, c, data.chunks_exact(cols), grad, hess)?,
+    };
+    Some(RowSums { loss, rows })
 }
 
 /// Up to this P a short evaluation mirrors ∇²L entry by entry (its loops
