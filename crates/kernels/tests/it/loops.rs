@@ -323,8 +323,9 @@ fn written_out_row_terms_give_the_shared_codes_bits() {
 /// one call with one sample, five rows, three rows of nine selected and
 /// none, at each level, through the kernel (which evaluates such a pass
 /// whole, the outputs' earlier contents overwritten), against the same
-/// pass run by the shared code. The models whose short pass gathers an outer-product gradient
-/// (`digits`, `softmax_regression`) have none and keep the shared code.
+/// pass run by the shared code. The models whose short pass gathers an
+/// outer-product gradient (`digits`, `softmax_regression`) have none and
+/// keep the shared code.
 #[test]
 fn written_out_short_passes_give_the_shared_codes_bits() {
     fn bits(f: f64, g: &[f64], h: &[f64]) -> Vec<u64> {
