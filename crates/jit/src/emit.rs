@@ -1,10 +1,13 @@
-//! One stage of a loop program as a Cranelift function: each step a guard
-//! (its position in the called range, its output level) around its loop
-//! nest with literal trip counts, the body's straight-line program over
-//! f64 values — `width` rows at once as `f64x2` pairs, lane r for row r —,
-//! and the functions of the derivation language called in the runtime
-//! (`FUNCTIONS`' values, the same as the interpreter's and, on lanes, the
-//! generated code's).
+//! One stage of a loop program as a Cranelift function: its steps in level
+//! order with a check of the called level before each higher one (a
+//! tangent model's primal steps and the rest as two segments, each run when
+//! the called range covers it; a stage out of level order one guarded step
+//! at a time), each step's loop nest with literal trip counts, the body's
+//! straight-line program over f64 values — `width` rows at once as `f64x2`
+//! pairs, lane r for row r —, what a step stores at a fixed entry kept as a
+//! value for the steps after it, and the functions of the derivation
+//! language called in the runtime (`FUNCTIONS`' values, the same as the
+//! interpreter's and, on lanes, the generated code's).
 
 use crate::JitError;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
@@ -83,7 +86,13 @@ pub(crate) fn stage_signature(module: &JITModule) -> Signature {
     s
 }
 
-/// Defines function `id` as `stage`'s steps for `width` rows at once.
+/// Defines function `id` as `stage`'s steps for `width` rows at once:
+/// with `split` = k (a tangent model's primal prefix), two segments, steps
+/// `..k` and `k..`, each run whole when the called range covers it. A
+/// segment whose steps are in level order is written as the generated
+/// code's stage is: its steps in order with a check of the level before
+/// each higher one, and what a step stores at a fixed entry kept as a value
+/// that later steps read instead of the scratch ([`Emitter::segment`]).
 pub(crate) fn define_stage(
     module: &mut JITModule,
     helpers: &Helpers,
@@ -91,6 +100,7 @@ pub(crate) fn define_stage(
     program: &LoopProgram,
     stage: &Stage,
     width: usize,
+    split: Option<usize>,
 ) -> Result<(), JitError> {
     let mut ctx = module.make_context();
     ctx.func.signature = stage_signature(module);
@@ -104,20 +114,40 @@ pub(crate) fn define_stage(
         width,
     );
     (e.theta, e.rows, e.constants, e.direction, e.scratch) = (p[3], p[4], p[5], p[6], p[7]);
-    for (k, step) in stage.steps.iter().enumerate() {
-        e.guarded_step(k as i64, step, p[0], p[1], p[2])?;
+    let n = stage.steps.len();
+    // (first step, end) of each segment.
+    let segments = match split {
+        Some(s) if s > 0 && s < n => vec![(0, s), (s, n)],
+        _ => vec![(0, n)],
+    };
+    let (level, first, end) = (p[0], p[1], p[2]);
+    for (start, stop) in segments {
+        let steps = &stage.steps[start..stop];
+        if steps.is_sorted_by_key(|s| s.level.rank()) {
+            e.segment(start, steps, level, first, end)?;
+        } else {
+            for (k, step) in steps.iter().enumerate() {
+                e.guarded_step((start + k) as i64, step, level, first, end)?;
+            }
+        }
     }
     e.finish(module);
     define(module, id, &mut ctx)
 }
 
-/// Defines function `id` as the function built in `ctx`.
+/// Defines function `id` as the function built in `ctx` (with
+/// `HESSFORGE_JIT_DISASM` set, its machine code printed to standard error).
 fn define(
     module: &mut JITModule,
     id: FuncId,
     ctx: &mut cranelift_codegen::Context,
 ) -> Result<(), JitError> {
+    let disasm = std::env::var_os("HESSFORGE_JIT_DISASM").is_some();
+    ctx.set_disasm(disasm);
     module.define_function(id, ctx).map_err(codegen)?;
+    if disasm && let Some(v) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
+        eprintln!("=== {id:?}\n{v}");
+    }
     module.clear_context(ctx);
     Ok(())
 }
@@ -228,12 +258,30 @@ struct Emitter<'a, 'f> {
     negated: HashMap<Value, Lanes>,
     exp_neg_abs: HashMap<Value, Lanes>,
     ln_1p: HashMap<Value, Lanes>,
+    /// Within a segment: what a step stored at a fixed entry of the
+    /// scratch outside every loop, which later steps read without a load.
+    /// So the steps' values flow from one to the next as in the generated
+    /// code, and Cranelift's value numbering merges the work they repeat
+    /// (h·h in several steps of a tanh network; the loads of θ and the rows
+    /// are merged by Cranelift itself, see [`read_only`]).
+    stored: HashMap<usize, Lanes>,
+    /// The value of each loop variable whose loop is written out.
+    unrolled: Vec<(Variable, usize)>,
+    /// How many loops (not written out) the code being emitted is inside.
+    loop_depth: usize,
 }
 
 /// Vector loads and stores: in range and never trapping, aligned to an f64
 /// only.
 fn vector_flags() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
+}
+
+/// `flags` for a load of memory the code does not write: it may move, and
+/// two of the same entry are one value (Cranelift places it where it is
+/// first used).
+fn read_only(flags: MemFlagsData) -> MemFlagsData {
+    flags.with_readonly().with_can_move()
 }
 
 fn scalar_flags() -> MemFlagsData {
@@ -290,6 +338,9 @@ impl<'a, 'f> Emitter<'a, 'f> {
             negated: HashMap::new(),
             exp_neg_abs: HashMap::new(),
             ln_1p: HashMap::new(),
+            stored: HashMap::new(),
+            unrolled: Vec::new(),
+            loop_depth: 0,
         };
         (e, p)
     }
@@ -299,6 +350,57 @@ impl<'a, 'f> Emitter<'a, 'f> {
         self.b.ins().return_(&[]);
         self.b.seal_all_blocks();
         self.b.finalize(module.isa().frontend_config());
+    }
+
+    /// Steps `start..start + steps.len()`, in level order, when the called
+    /// range covers them all: each step in turn, and before the first step
+    /// of a higher level a jump past the segment when the called level is
+    /// lower. Every step's code is dominated by the code of the steps before
+    /// it, so their stored values are read from [`Emitter::stored`].
+    fn segment(
+        &mut self,
+        start: usize,
+        steps: &[Step],
+        level: Value,
+        first: Value,
+        end: Value,
+    ) -> Result<(), JitError> {
+        let covered = {
+            let b = &mut self.b;
+            let from = b
+                .ins()
+                .icmp_imm_s(IntCC::SignedLessThanOrEqual, first, start as i64);
+            let to = b.ins().icmp_imm_s(
+                IntCC::SignedGreaterThanOrEqual,
+                end,
+                (start + steps.len()) as i64,
+            );
+            b.ins().band(from, to)
+        };
+        let (body, done) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(covered, body, &[], done, &[]);
+        self.b.switch_to_block(body);
+        self.stored.clear();
+        let mut rank = 0;
+        for step in steps {
+            if step.level.rank() > rank {
+                rank = step.level.rank();
+                let wanted = self.b.ins().icmp_imm_s(
+                    IntCC::SignedGreaterThanOrEqual,
+                    level,
+                    i64::from(rank),
+                );
+                let next = self.b.create_block();
+                self.b.ins().brif(wanted, next, &[], done, &[]);
+                self.b.switch_to_block(next);
+            }
+            self.step(step)?;
+        }
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+        // What the segment computed does not dominate what follows it.
+        self.stored.clear();
+        Ok(())
     }
 
     /// The step when `first ≤ k < end` and `level ≥` its level.
@@ -325,9 +427,11 @@ impl<'a, 'f> Emitter<'a, 'f> {
         let (body, next) = (self.b.create_block(), self.b.create_block());
         self.b.ins().brif(run, body, &[], next, &[]);
         self.b.switch_to_block(body);
+        self.stored.clear();
         self.step(step)?;
         self.b.ins().jump(next, &[]);
         self.b.switch_to_block(next);
+        self.stored.clear();
         Ok(())
     }
 
@@ -337,13 +441,15 @@ impl<'a, 'f> Emitter<'a, 'f> {
     fn step(&mut self, step: &Step) -> Result<(), JitError> {
         let out = &self.tensors[step.out];
         let rank = out.shape.len();
+        let entries = out.offset..out.offset + out.len();
+        self.stored.retain(|e, _| !entries.contains(e));
         if step.loops.contains(&0) {
             // An empty loop: the buffer is zero.
             let zero = self.splat(0.0);
-            let entries = out.len();
-            for e in 0..entries {
-                let addr = self.address(Source::Scratch, None, out.offset + e);
+            for e in entries {
+                let addr = self.address(Source::Scratch, None, e);
                 self.store(&zero, addr);
+                self.keep(e, &zero);
             }
             return Ok(());
         }
@@ -381,10 +487,41 @@ impl<'a, 'f> Emitter<'a, 'f> {
             self.body(step, vars)?
         };
         let out = &self.tensors[step.out];
-        let index = self.flat_index(&Axis::each_loop(rank), &out.shape, vars);
+        let each = Axis::each_loop(rank);
+        let fixed = self.fixed_entry(&each, &out.shape, vars);
+        let index = self.flat_index(&each, &out.shape, vars);
         let addr = self.address(Source::Scratch, Some(index.1), out.offset + index.0);
         self.store(&value, addr);
+        if let Some(e) = fixed {
+            self.keep(out.offset + e, &value);
+        }
         Ok(())
+    }
+
+    /// Remembers `value` as stored at scratch entry `entry` when the code
+    /// being emitted is outside every loop (so it dominates what follows in
+    /// the segment).
+    fn keep(&mut self, entry: usize, value: &[Value]) {
+        if self.loop_depth == 0 {
+            self.stored.insert(entry, value.to_vec());
+        }
+    }
+
+    /// The entry of `index` in a tensor of `shape` when it is the same on
+    /// every iteration (each loop variable it reads written out).
+    fn fixed_entry(&self, index: &[Axis], shape: &[usize], vars: &[Variable]) -> Option<usize> {
+        let mut flat = 0;
+        for (axis, &n) in index.iter().zip(shape) {
+            let position = match *axis {
+                Axis::Loop { var, shift } => {
+                    let (_, i) = self.unrolled.iter().find(|(v, _)| *v == vars[var])?;
+                    i + shift
+                }
+                Axis::Fixed(p) => p,
+            };
+            flat = flat * n + position;
+        }
+        Some(flat)
     }
 
     /// The summed loops from `depth`, adding each iteration's value to `sum`.
@@ -425,9 +562,12 @@ impl<'a, 'f> Emitter<'a, 'f> {
     ) -> Result<(), JitError> {
         if n == 1 || unroll {
             for i in 0..n {
+                self.unrolled.push((var, i));
                 let i = self.b.ins().iconst(I64, i as i64);
                 self.b.def_var(var, i);
-                inner(self)?;
+                let done = inner(self);
+                self.unrolled.pop();
+                done?;
             }
             return Ok(());
         }
@@ -436,7 +576,10 @@ impl<'a, 'f> Emitter<'a, 'f> {
         let (body, exit) = (self.b.create_block(), self.b.create_block());
         self.b.ins().jump(body, &[]);
         self.b.switch_to_block(body);
-        inner(self)?;
+        self.loop_depth += 1;
+        let done = inner(self);
+        self.loop_depth -= 1;
+        done?;
         let i = self.b.use_var(var);
         let next = self.b.ins().iadd_imm_s(i, 1);
         self.b.def_var(var, next);
@@ -491,17 +634,22 @@ impl<'a, 'f> Emitter<'a, 'f> {
     /// The value at `addr` of a source with one value per row, or one
     /// value for every row.
     fn load(&mut self, source: Source, addr: Value) -> Lanes {
+        // Only the scratch is written while the code runs.
+        let flags = |f: MemFlagsData| match source {
+            Source::Scratch => f,
+            _ => read_only(f),
+        };
         let per_row = matches!(source, Source::Row | Source::Scratch);
         if per_row && self.width > 1 {
             (0..self.chunks)
                 .map(|c| {
                     self.b
                         .ins()
-                        .load(F64X2, vector_flags(), addr, (c * 16) as i32)
+                        .load(F64X2, flags(vector_flags()), addr, (c * 16) as i32)
                 })
                 .collect()
         } else {
-            let x = self.b.ins().load(F64, scalar_flags(), addr, 0);
+            let x = self.b.ins().load(F64, flags(scalar_flags()), addr, 0);
             self.broadcast(x)
         }
     }
@@ -545,6 +693,16 @@ impl<'a, 'f> Emitter<'a, 'f> {
         match load {
             Load::Entry { tensor, index } => {
                 let t = &self.tensors[*tensor];
+                if let Some(e) = self.fixed_entry(index, &t.shape, vars) {
+                    let entry = t.offset + e;
+                    if let Some(value) = self.stored.get(&entry)
+                        && t.source == Source::Scratch
+                    {
+                        return value.clone();
+                    }
+                    let addr = self.address(t.source, None, entry);
+                    return self.load(t.source, addr);
+                }
                 let (fixed, varying) = self.flat_index(index, &t.shape, vars);
                 let addr = self.address(t.source, Some(varying), t.offset + fixed);
                 self.load(t.source, addr)

@@ -258,11 +258,13 @@ unsafe extern "C" fn pow_lanes(buf: *mut f64) {
 }
 
 impl Code {
-    /// `program`'s stages in a module of their own.
-    fn compile(program: &LoopProgram, name: &str) -> Result<Code, JitError> {
+    /// `program`'s stages in a module of their own; `split`, a tangent
+    /// model's primal prefix (its per-sample steps `..split` read no
+    /// direction and run apart from the rest).
+    fn compile(program: &LoopProgram, name: &str, split: Option<usize>) -> Result<Code, JitError> {
         let mut module = new_module()?;
         let helpers = emit::Helpers::declare(&mut module)?;
-        let declared = compile_program(&mut module, &helpers, program, name)?;
+        let declared = compile_program(&mut module, &helpers, program, name, split)?;
         module
             .finalize_definitions()
             .map_err(|e| JitError::Codegen(e.to_string()))?;
@@ -295,7 +297,7 @@ impl CompiledProgram {
         if let Some(t) = &program.tangent {
             t.validate()?;
         }
-        let primal = Code::compile(&program, "primal")?;
+        let primal = Code::compile(&program, "primal", None)?;
         let tangent = program.tangent.as_deref().map(|t| Tangent {
             primal_prefix: primal_prefix(t),
             code: OnceLock::new(),
@@ -330,8 +332,9 @@ impl CompiledProgram {
 
     fn tangent_code(&self) -> Option<&Code> {
         let (t, program) = (self.tangent.as_ref()?, self.program.tangent.as_deref()?);
+        let split = t.primal_prefix.map(|p| p.steps);
         t.code
-            .get_or_init(|| Code::compile(program, "tangent").ok())
+            .get_or_init(|| Code::compile(program, "tangent", split).ok())
             .as_ref()
     }
 
@@ -400,8 +403,9 @@ fn compile_program(
     helpers: &emit::Helpers,
     program: &LoopProgram,
     name: &str,
+    split: Option<usize>,
 ) -> Result<Declared, JitError> {
-    let mut define = |stage: &Stage, what: &str, width: usize| {
+    let mut define = |stage: &Stage, what: &str, width: usize, split: Option<usize>| {
         let id = module
             .declare_function(
                 &format!("{name}_{what}_{width}"),
@@ -409,12 +413,12 @@ fn compile_program(
                 &emit::stage_signature(module),
             )
             .map_err(|e| JitError::Codegen(e.to_string()))?;
-        emit::define_stage(module, helpers, id, program, stage, width)?;
+        emit::define_stage(module, helpers, id, program, stage, width, split)?;
         Ok::<_, JitError>(id)
     };
-    let sample = define(&program.sample, "sample", 1)?;
-    let sample_lanes = define(&program.sample, "sample", LANES)?;
-    let regularizer = define(&program.regularizer, "regularizer", 1)?;
+    let sample = define(&program.sample, "sample", 1, split)?;
+    let sample_lanes = define(&program.sample, "sample", LANES, split)?;
+    let regularizer = define(&program.regularizer, "regularizer", 1, None)?;
     Ok(Declared {
         sample,
         sample_lanes,

@@ -228,6 +228,39 @@ fn check_random(text: &str, compiled: &dyn Kernel, oracle: &dyn Kernel, seed: u6
     }
 }
 
+/// The run-time compiler writes a stage whose steps are in level order as
+/// the generated code does (a level's steps, then a check of the level,
+/// the values kept from step to step), and one out of order one guarded
+/// step at a time: `mlp_tanh` with its first step (a loss-level one)
+/// repeated after the Hessian's, which changes no value, gives the bits of
+/// the model as it is at every level, and agrees with the interpreter.
+#[test]
+fn steps_out_of_level_order_are_compiled_one_guarded_step_at_a_time() {
+    let ordered = program("../../derivations", "mlp_tanh");
+    let mut unordered = ordered.clone();
+    let first = unordered.sample.steps[0].clone();
+    assert_eq!(first.level.rank(), 0);
+    assert!(unordered.sample.steps.iter().any(|s| s.level.rank() == 2));
+    unordered.sample.steps.push(first);
+    let (a, b) = (
+        RunTimeKernel::compile(ordered).unwrap(),
+        RunTimeKernel::compile(unordered.clone()).unwrap(),
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(45);
+    let (p, cols) = (a.n_params(), a.n_data());
+    for n in [300, 5, 1] {
+        let theta: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let data: Vec<f64> = (0..n * cols).map(|_| rng.gen_range(-1.5..1.5)).collect();
+        let at = At::new(&theta, a.default_constants(), &data);
+        assert_eq!(pass(&a, at), pass(&b, at), "{n} rows");
+        let (mut ga, mut gb) = (vec![0.0; p], vec![0.0; p]);
+        assert_eq!(a.loss_grad(at, &mut ga), b.loss_grad(at, &mut gb));
+        assert_eq!(ga, gb, "{n} rows");
+        assert_eq!(a.loss(at), b.loss(at), "{n} rows");
+        check_against("mlp_tanh, unordered", &b, &unordered, n, 46);
+    }
+}
+
 /// A parallel pass over many chunks: the same bits with one thread and
 /// two, and on a second run.
 #[test]
