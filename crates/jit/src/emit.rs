@@ -44,7 +44,7 @@ pub(crate) struct Helpers {
     pow_lanes: FuncId,
 }
 
-fn codegen(e: impl std::fmt::Display) -> JitError {
+pub(crate) fn codegen(e: impl std::fmt::Display) -> JitError {
     JitError::Codegen(e.to_string())
 }
 
@@ -137,7 +137,7 @@ pub(crate) fn define_stage(
 
 /// Defines function `id` as the function built in `ctx` (with
 /// `HESSFORGE_JIT_DISASM` set, its machine code printed to standard error).
-fn define(
+pub(crate) fn define(
     module: &mut JITModule,
     id: FuncId,
     ctx: &mut cranelift_codegen::Context,

@@ -26,6 +26,7 @@
 //! sizes before it jumps into the code. Only validated IR is compiled.
 
 mod emit;
+mod row_terms;
 mod straight_line;
 
 pub use straight_line::{CompiledStraightLine, TIER_UP_RUNS};
@@ -36,6 +37,7 @@ use cranelift_module::{Linkage, Module, default_libcall_names};
 use hessforge_ir::loop_ir::{LoopProgram, Phase, Source, Stage, Steps};
 use hessforge_ir::tangent::{PrimalPrefix, primal_prefix};
 use hessforge_ir::{FUNCTIONS, InvalidProgram, Outputs};
+use row_terms::{RowTerms, RowTermsFn, RowTermsSizes};
 use std::sync::{Mutex, OnceLock};
 
 /// Rows one call of the lane function takes (the generated kernels' and
@@ -80,6 +82,9 @@ struct Functions {
     sample_steps: usize,
     regularizer_steps: usize,
     sizes: Sizes,
+    /// A short pass's Hessian terms of one row, entry by entry (a model's
+    /// own steps, at most `ENTRY_BY_ENTRY_PARAMS` parameters).
+    row_terms: Option<(RowTermsFn, RowTermsSizes)>,
 }
 
 /// A finished module: the owner of its code's memory, freed on drop
@@ -260,11 +265,19 @@ unsafe extern "C" fn pow_lanes(buf: *mut f64) {
 impl Code {
     /// `program`'s stages in a module of their own; `split`, a tangent
     /// model's primal prefix (its per-sample steps `..split` read no
-    /// direction and run apart from the rest).
+    /// direction and run apart from the rest). A model's own steps (no
+    /// `split`, not a tangent model) get their short pass's Hessian terms
+    /// too ([`RowTerms`]); a tangent model's are never asked for.
     fn compile(program: &LoopProgram, name: &str, split: Option<usize>) -> Result<Code, JitError> {
         let mut module = new_module()?;
         let helpers = emit::Helpers::declare(&mut module)?;
         let declared = compile_program(&mut module, &helpers, program, name, split)?;
+        let row_terms = match (name, RowTerms::of(program)) {
+            ("primal", Some(terms)) => {
+                Some((terms.define(&mut module, "primal_row_terms")?, terms.sizes))
+            }
+            _ => None,
+        };
         module
             .finalize_definitions()
             .map_err(|e| JitError::Codegen(e.to_string()))?;
@@ -281,6 +294,15 @@ impl Code {
             sample_steps: declared.sample_steps,
             regularizer_steps: declared.regularizer_steps,
             sizes: declared.sizes,
+            row_terms: row_terms.map(|(id, sizes)| {
+                let ptr = module.get_finalized_function(id);
+                // SAFETY: the function was defined with the signature of
+                // `RowTermsFn` (`RowTerms::define`).
+                (
+                    unsafe { std::mem::transmute::<*const u8, RowTermsFn>(ptr) },
+                    sizes,
+                )
+            }),
         };
         Ok(Code {
             functions,
@@ -549,6 +571,24 @@ impl Steps for CompiledSteps<'_> {
 
     fn lanes(&self) -> usize {
         LANES
+    }
+
+    fn writes_row_terms(&self) -> bool {
+        self.functions.row_terms.is_some()
+    }
+
+    #[inline]
+    fn row_terms(&self, scratch: &[f64], row: &[f64], hess: &mut [f64]) -> bool {
+        let Some((f, sizes)) = self.functions.row_terms else {
+            return false;
+        };
+        if scratch.len() < sizes.scratch || row.len() < sizes.row || hess.len() < sizes.hess {
+            return false;
+        }
+        // SAFETY: the code reads `scratch` and `row` and writes `hess` only
+        // below the lengths just checked (`RowTerms::of`).
+        unsafe { f(scratch.as_ptr(), row.as_ptr(), hess.as_mut_ptr()) };
+        true
     }
 
     #[inline]

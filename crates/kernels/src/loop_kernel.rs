@@ -431,10 +431,15 @@ fn short_evaluate_here<M: LoopModel>(
         for_upper_rows(p, hess, |row| row.iter_mut().for_each(|h| *h *= scale));
     }
     if rank >= 2 {
-        if p <= SMALL_MIRROR {
+        if p <= hessforge_ir::loop_ir::ENTRY_BY_ENTRY_PARAMS {
+            // Sliced again here, to a constant length: the loops unroll
+            // with no bounds check (on `hess`, whose length is one of two,
+            // they stayed loops with two checks per entry, a third of one
+            // call at P = 17).
+            let h = &mut hess[..p * p];
             for i in 0..p {
                 for j in i + 1..p {
-                    hess[j * p + i] = hess[i * p + j];
+                    h[j * p + i] = h[i * p + j];
                 }
             }
         } else {
@@ -469,10 +474,6 @@ fn written_short_pass<M: LoopModel>(
     };
     Some(RowSums { loss, rows })
 }
-
-/// Up to this P a short evaluation mirrors ∇²L entry by entry (its loops
-/// unrolled with P constant); beyond it, in tiles (`mirror_upper`).
-const SMALL_MIRROR: usize = 24;
 
 /// `each` on the upper triangle of the P × P matrix `h`, row by row (row
 /// i from its diagonal on); nothing when `h` is empty.

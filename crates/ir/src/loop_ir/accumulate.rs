@@ -544,6 +544,106 @@ pub enum RowTermForm {
     Pattern(DeltaPattern),
 }
 
+/// Up to this many parameters ∇²L is small enough to be written entry by
+/// entry: the run-time compiler writes a short pass's Hessian terms so
+/// ([`RowTerm::additions`]: each upper entry loaded once, its terms added
+/// in the shared code's order, stored once), and a generated kernel's short
+/// evaluation mirrors ∇²L so. Beyond it, code of P(P+1)/2 entries would
+/// grow with the model: the terms are added by the shared code and the
+/// mirror goes by tiles.
+pub const ENTRY_BY_ENTRY_PARAMS: usize = 24;
+
+/// One of a [`RowTerm`]'s additions for one row: ∇²L's `entry` (flat,
+/// P × P row-major) += u's entry · v's entry, or += u's entry alone for a
+/// dense block (`v` none); entries as (in the data row, else in the
+/// scratch; offset).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowTermAddition {
+    /// ∇²L's entry, `(row + i)·P + col + j`.
+    pub entry: usize,
+    /// u's entry.
+    pub u: (bool, usize),
+    /// v's entry; none for a dense block.
+    pub v: Option<(bool, usize)>,
+}
+
+impl RowTerm {
+    /// The term's additions for one row in ∇²L of `p` parameters, in the
+    /// order of the shared code's loops (rows of the block, then its
+    /// columns; for a δ pattern, u's entry ρ, then v's free axes): each
+    /// entry at most once, so the order matters only against the other
+    /// terms adding into the same entry.
+    pub fn additions(&self, p: usize) -> Vec<RowTermAddition> {
+        let at = |source: (bool, usize), e: usize| (source.0, source.1 + e);
+        let addition = |i: usize, j: usize, u: usize, v: Option<usize>| RowTermAddition {
+            entry: (self.row + i) * p + self.col + j,
+            u: at(self.u, u),
+            v: v.map(|v| at(self.v, v)),
+        };
+        let upper = |i: usize, j: usize| !self.diagonal || i <= j;
+        let mut out = Vec::new();
+        match &self.form {
+            RowTermForm::Dense | RowTermForm::Rank1 => {
+                let dense = self.form == RowTermForm::Dense;
+                for i in 0..self.rows {
+                    for j in (0..self.cols).filter(|&j| upper(i, j)) {
+                        out.push(if dense {
+                            addition(i, j, i * self.cols + j, None)
+                        } else {
+                            addition(i, j, i, Some(j))
+                        });
+                    }
+                }
+            }
+            RowTermForm::Pattern(pattern) => {
+                let DeltaPattern { row, col, pairs } = pattern;
+                let free: Vec<usize> = (0..col.len())
+                    .filter(|b| !pairs.iter().any(|&(_, pb)| pb == *b))
+                    .collect();
+                let flat = |index: &[usize], shape: &[usize]| {
+                    index.iter().zip(shape).fold(0, |f, (&e, &len)| f * len + e)
+                };
+                for rho in row_major(row) {
+                    let i = flat(&rho, row);
+                    let free_shape: Vec<usize> = free.iter().map(|&b| col[b]).collect();
+                    for f in row_major(&free_shape) {
+                        let mut gamma = vec![0; col.len()];
+                        for (&b, &e) in free.iter().zip(&f) {
+                            gamma[b] = e;
+                        }
+                        for &(a, b) in pairs {
+                            gamma[b] = rho[a];
+                        }
+                        let j = flat(&gamma, col);
+                        if upper(i, j) {
+                            out.push(addition(i, j, i, Some(j)));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Every multi-index of `shape`, row-major (one empty index for no axes).
+fn row_major(shape: &[usize]) -> Vec<Vec<usize>> {
+    let mut all = vec![Vec::new()];
+    for &len in shape {
+        all = all
+            .into_iter()
+            .flat_map(|prefix| {
+                (0..len).map(move |e| {
+                    let mut index = prefix.clone();
+                    index.push(e);
+                    index
+                })
+            })
+            .collect();
+    }
+    all
+}
+
 impl LoopProgram {
     /// The Hessian terms of the per-sample stage that a pass of fewer than
     /// [`ROW_BLOCK`] rows one row at a time (at [`Outputs::LossGradHess`])

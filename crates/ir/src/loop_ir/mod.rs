@@ -44,8 +44,8 @@ mod steps;
 mod transpose;
 use accumulate::*;
 pub use accumulate::{
-    DeltaPattern, Fill, LANE_SUM_ENTRIES, LaneSumTerm, RowTerm, RowTermForm, ScaledGradient,
-    ShortPass,
+    DeltaPattern, ENTRY_BY_ENTRY_PARAMS, Fill, LANE_SUM_ENTRIES, LaneSumTerm, RowTerm,
+    RowTermAddition, RowTermForm, ScaledGradient, ShortPass,
 };
 use pass::*;
 pub use pass::{DIRECT_UPDATE_ENTRIES, PlanCache, ROW_BLOCK, RowSums};

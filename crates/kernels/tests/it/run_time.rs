@@ -261,6 +261,120 @@ fn steps_out_of_level_order_are_compiled_one_guarded_step_at_a_time() {
     }
 }
 
+/// A short pass's Hessian terms compiled entry by entry (a model of at
+/// most `ENTRY_BY_ENTRY_PARAMS` parameters) add what the shared code adds
+/// when it walks the terms itself, in its order: the same bits, on every
+/// built-in and on random models, for one row, five, and three selected of
+/// nine; slices shorter than the code's are refused with nothing written.
+#[test]
+fn compiled_row_terms_give_the_shared_codes_bits() {
+    use hessforge_ir::loop_ir::{ENTRY_BY_ENTRY_PARAMS, Steps};
+    use hessforge_ir::{At as IrAt, Outputs};
+    use hessforge_jit::{CompiledProgram, CompiledSteps};
+    /// The compiled steps, their Hessian terms left to the shared code.
+    struct Shared<'a>(CompiledSteps<'a>);
+    impl Steps for Shared<'_> {
+        fn sample(&self, l: Outputs, t: &[f64], r: &[f64], c: &[f64], s: &mut [f64]) {
+            self.0.sample(l, t, r, c, s);
+        }
+        fn regularizer(&self, l: Outputs, t: &[f64], c: &[f64], s: &mut [f64]) {
+            self.0.regularizer(l, t, c, s);
+        }
+    }
+    fn bits(f: f64, g: &[f64], h: &[f64]) -> Vec<u64> {
+        let all = std::iter::once(f)
+            .chain(g.iter().copied())
+            .chain(h.iter().copied());
+        all.map(f64::to_bits).collect()
+    }
+    let check = |what: &str, program: &LoopProgram, seed: u64| {
+        let compiled = CompiledProgram::compile(program.clone()).unwrap();
+        let steps = compiled.steps();
+        let (p, cols) = (program.n_params(), program.data.len());
+        let written = p <= ENTRY_BY_ENTRY_PARAMS && !program.row_terms().is_empty();
+        assert_eq!(steps.writes_row_terms(), written, "{what}");
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let theta: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let data: Vec<f64> = (0..9 * cols).map(|_| rng.gen_range(-1.5..1.5)).collect();
+        let c = program.constant_defaults.clone();
+        let selected = [8, 0, 3];
+        let passes = [
+            IrAt::new(&theta, &c, &data[..cols]),
+            IrAt::new(&theta, &c, &data[..5 * cols]),
+            IrAt::new(&theta, &c, &data).rows(Rows::Selected(&selected)),
+        ];
+        let level = Outputs::LossGradHess;
+        for at in passes {
+            let (mut g, mut h) = (vec![0.0; p], vec![0.0; p * p]);
+            let (mut g2, mut h2) = (vec![0.0; p], vec![0.0; p * p]);
+            let f = program.evaluate_with(&steps, level, at, &mut g, &mut h);
+            let f2 = program.evaluate_with(&Shared(steps), level, at, &mut g2, &mut h2);
+            assert!(
+                bits(f, &g, &h) == bits(f2, &g2, &h2),
+                "{what}: not the shared code's bits"
+            );
+        }
+        if written {
+            // The scratch the terms read: the stage's and the pass's fills.
+            let additions = program
+                .row_terms()
+                .iter()
+                .flat_map(|t| t.additions(p))
+                .collect::<Vec<_>>();
+            let read = additions
+                .iter()
+                .flat_map(|a| std::iter::once(a.u).chain(a.v));
+            let end = read
+                .filter(|&(in_row, _)| !in_row)
+                .map(|(_, at)| at + 1)
+                .max();
+            let scratch = vec![0.0; end.unwrap_or(0)];
+            let mut h = vec![1.0; p * p];
+            assert!(steps.row_terms(&scratch, &data[..cols], &mut h), "{what}");
+            if !scratch.is_empty() {
+                let short = &scratch[..scratch.len() - 1];
+                assert!(!steps.row_terms(short, &data[..cols], &mut h), "{what}");
+            }
+            assert!(
+                !steps.row_terms(&scratch, &data[..cols], &mut h[..p]),
+                "{what}"
+            );
+        }
+        written
+    };
+    let mut written = 0;
+    for (k, built) in LOOP_REGISTRY.iter().enumerate() {
+        let name = built.name();
+        written += check(name, &program("../../derivations", name), k as u64) as usize;
+    }
+    assert!(
+        written >= 3,
+        "only {written} built-ins have their terms compiled"
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut checked = 0;
+    for case in 0..30 {
+        let (u, loss) = (expression(&mut rng, 3), expression(&mut rng, 4));
+        let text = format!(
+            "name = \"random_{case}\"\ntitle = \"Random\"\ndescription = \"generated\"\n\
+             loss = \"{loss} * u\"\n\n[parameters]\na = {{}}\nb = {{}}\n\
+             w = {{ shape = [3] }}\n\n[data]\nx = {{ shape = [3] }}\ny = {{}}\n\n\
+             [constants]\nk = 0.5\n\n[[define]]\nname = \"u\"\nexpr = \"{u}\"\n"
+        );
+        let Ok(model) = hessforge_spec::load_str("random.toml", &text) else {
+            continue;
+        };
+        let Ok(program) = hessforge_symbolic::lower_loop_ir(&model) else {
+            continue;
+        };
+        checked += check(&text, &program, case) as usize;
+    }
+    assert!(
+        checked >= 15,
+        "only {checked} random models had terms compiled"
+    );
+}
+
 /// A parallel pass over many chunks: the same bits with one thread and
 /// two, and on a second run.
 #[test]
