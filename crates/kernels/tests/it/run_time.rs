@@ -170,24 +170,38 @@ fn run_time_kernels_agree_with_the_interpreter_on_random_models() {
         } else {
             ""
         };
-        let text = format!(
-            "name = \"random_{case}\"\ntitle = \"Random\"\ndescription = \"generated\"\n\
-             loss = \"{loss} + u\"\n{regularizer}\n[parameters]\na = {{}}\nb = {{}}\n\
-             w = {{ shape = [3] }}\n\n[data]\nx = {{ shape = [3] }}\ny = {{}}\n\n\
-             [constants]\nk = 0.5\n\n[[define]]\nname = \"u\"\nexpr = \"{u}\"\n"
-        );
-        let Ok(model) = hessforge_spec::load_str("random.toml", &text) else {
-            continue;
-        };
-        let Ok(interpreted) = hessforge_symbolic::lower_loop_ir(&model) else {
+        let (text, interpreted) = random_model(case, &format!("{loss} + u"), regularizer, &u);
+        let Some(interpreted) = interpreted else {
             continue;
         };
         let compiled =
             RunTimeKernel::compile(interpreted.clone()).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        check_random(&text, &compiled, &interpreted, case);
+        check_random(&text, &compiled, &interpreted, case as u64);
         checked += 1;
     }
     assert!(checked >= 40, "only {checked} random models were accepted");
+}
+
+/// A random model of parameters a, b and w (3), data x (3) and y and the
+/// constant k = 0.5: `loss` (over `u`, defined as `u`) plus `regularizer`
+/// (a line of the file, or empty); its text, and its loop IR unless the
+/// loader or the lowering refuses it.
+fn random_model(
+    case: usize,
+    loss: &str,
+    regularizer: &str,
+    u: &str,
+) -> (String, Option<LoopProgram>) {
+    let text = format!(
+        "name = \"random_{case}\"\ntitle = \"Random\"\ndescription = \"generated\"\n\
+         loss = \"{loss}\"\n{regularizer}\n[parameters]\na = {{}}\nb = {{}}\n\
+         w = {{ shape = [3] }}\n\n[data]\nx = {{ shape = [3] }}\ny = {{}}\n\n\
+         [constants]\nk = 0.5\n\n[[define]]\nname = \"u\"\nexpr = \"{u}\"\n"
+    );
+    let program = hessforge_spec::load_str("random.toml", &text)
+        .ok()
+        .and_then(|model| hessforge_symbolic::lower_loop_ir(&model).ok());
+    (text, program)
 }
 
 /// [`check_against`] for a random model: each output vector to 1e-12 of
@@ -355,19 +369,10 @@ fn compiled_row_terms_give_the_shared_codes_bits() {
     let mut checked = 0;
     for case in 0..30 {
         let (u, loss) = (expression(&mut rng, 3), expression(&mut rng, 4));
-        let text = format!(
-            "name = \"random_{case}\"\ntitle = \"Random\"\ndescription = \"generated\"\n\
-             loss = \"{loss} * u\"\n\n[parameters]\na = {{}}\nb = {{}}\n\
-             w = {{ shape = [3] }}\n\n[data]\nx = {{ shape = [3] }}\ny = {{}}\n\n\
-             [constants]\nk = 0.5\n\n[[define]]\nname = \"u\"\nexpr = \"{u}\"\n"
-        );
-        let Ok(model) = hessforge_spec::load_str("random.toml", &text) else {
-            continue;
-        };
-        let Ok(program) = hessforge_symbolic::lower_loop_ir(&model) else {
-            continue;
-        };
-        checked += check(&text, &program, case) as usize;
+        let (text, program) = random_model(case, &format!("{loss} * u"), "", &u);
+        if let Some(program) = program {
+            checked += check(&text, &program, case as u64) as usize;
+        }
     }
     assert!(
         checked >= 15,
