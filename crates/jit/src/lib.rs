@@ -8,13 +8,14 @@
 //! [`LoopProgram`] (and its tangent
 //! model, for Hessian–vector products, when the first product asks) and
 //! compiles each stage's steps —
-//! the part a generated `*.loops.rs` file holds, but for its Hessian terms'
-//! additions written out (`lane_sums`, `row_terms`: the runtime's shared
-//! code adds them here) — into machine code: one
+//! the part a generated `*.loops.rs` file holds — into machine code: one
 //! function for one row, one for [`LANES`] rows at once (lane r for row r,
-//! as the generated code's `sample::<8>`), one for the regularizer. The
-//! passes, the accumulation of the gradient and Hessian terms, the parallel
-//! and the Hessian–vector passes stay the shared runtime's
+//! as the generated code's `sample::<8>`), one for the regularizer; and,
+//! for a model of at most `ENTRY_BY_ENTRY_PARAMS` parameters, its short
+//! pass's Hessian terms of one row entry by entry (`row_terms`, as the
+//! generated `row_terms`). The passes, the rest of the accumulation of the
+//! gradient and Hessian terms (the lane sums included: the shared sweep),
+//! the parallel and the Hessian–vector passes stay the shared runtime's
 //! ([`hessforge_ir::loop_ir::Steps`]): [`CompiledSteps`] is one more
 //! implementation of it, beside the interpreter and the generated code.
 //!
@@ -22,8 +23,9 @@
 //! slices [`CompiledSteps`] passes, at offsets proved in range by
 //! [`LoopProgram::validate`] (every load's axes within its tensor's shape,
 //! every tensor within its source, every buffer within its stage's
-//! scratch); each call checks the slices' lengths against the program's
-//! sizes before it jumps into the code. Only validated IR is compiled.
+//! scratch) or, for the Hessian terms, read off the plan with the lengths
+//! they need; each call checks the slices' lengths against those sizes
+//! before it jumps into the code. Only validated IR is compiled.
 
 mod emit;
 mod row_terms;
@@ -272,8 +274,8 @@ impl Code {
         let mut module = new_module()?;
         let helpers = emit::Helpers::declare(&mut module)?;
         let declared = compile_program(&mut module, &helpers, program, name, split)?;
-        let row_terms = match (name, RowTerms::of(program)) {
-            ("primal", Some(terms)) => {
+        let row_terms = match (name == "primal").then(|| RowTerms::of(program)) {
+            Some(Some(terms)) => {
                 Some((terms.define(&mut module, "primal_row_terms")?, terms.sizes))
             }
             _ => None,
