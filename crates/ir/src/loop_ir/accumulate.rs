@@ -650,52 +650,17 @@ impl RowTerm {
                 }
             }
             RowTermForm::Pattern(pattern) => {
+                // The shared code's list of the pattern's entries, in its order.
                 let DeltaPattern { row, col, pairs } = pattern;
-                let free: Vec<usize> = (0..col.len())
-                    .filter(|b| !pairs.iter().any(|&(_, pb)| pb == *b))
-                    .collect();
-                let flat = |index: &[usize], shape: &[usize]| {
-                    index.iter().zip(shape).fold(0, |f, (&e, &len)| f * len + e)
-                };
-                for rho in row_major(row) {
-                    let i = flat(&rho, row);
-                    let free_shape: Vec<usize> = free.iter().map(|&b| col[b]).collect();
-                    for f in row_major(&free_shape) {
-                        let mut gamma = vec![0; col.len()];
-                        for (&b, &e) in free.iter().zip(&f) {
-                            gamma[b] = e;
-                        }
-                        for &(a, b) in pairs {
-                            gamma[b] = rho[a];
-                        }
-                        let j = flat(&gamma, col);
-                        if upper(i, j) {
-                            out.push(addition(i, j, i, Some(j)));
-                        }
-                    }
+                let mut entries = Vec::new();
+                paired_entries(row, col, pairs, &mut Vec::new(), &mut entries);
+                for (i, j) in entries.into_iter().filter(|&(i, j)| upper(i, j)) {
+                    out.push(addition(i, j, i, Some(j)));
                 }
             }
         }
         out
     }
-}
-
-/// Every multi-index of `shape`, row-major (one empty index for no axes).
-fn row_major(shape: &[usize]) -> Vec<Vec<usize>> {
-    let mut all = vec![Vec::new()];
-    for &len in shape {
-        all = all
-            .into_iter()
-            .flat_map(|prefix| {
-                (0..len).map(move |e| {
-                    let mut index = prefix.clone();
-                    index.push(e);
-                    index
-                })
-            })
-            .collect();
-    }
-    all
 }
 
 impl LoopProgram {
