@@ -264,21 +264,45 @@ unsafe extern "C" fn pow_lanes(buf: *mut f64) {
     }
 }
 
+/// Which model of a [`CompiledProgram`] a [`Code`] holds.
+#[derive(Debug, Clone, Copy)]
+enum Model {
+    /// The model's own steps; their short pass's Hessian terms are
+    /// compiled too ([`RowTerms`]).
+    Own,
+    /// Its tangent model, whose Hessian terms are never asked for; `split`
+    /// its primal prefix (its per-sample steps `..split` read no direction
+    /// and run apart from the rest).
+    Tangent { split: Option<usize> },
+}
+
+impl Model {
+    /// The prefix of its functions' names.
+    fn name(self) -> &'static str {
+        match self {
+            Model::Own => "primal",
+            Model::Tangent { .. } => "tangent",
+        }
+    }
+}
+
 impl Code {
-    /// `program`'s stages in a module of their own; `split`, a tangent
-    /// model's primal prefix (its per-sample steps `..split` read no
-    /// direction and run apart from the rest). A model's own steps (no
-    /// `split`, not a tangent model) get their short pass's Hessian terms
-    /// too ([`RowTerms`]); a tangent model's are never asked for.
-    fn compile(program: &LoopProgram, name: &str, split: Option<usize>) -> Result<Code, JitError> {
+    /// `program`'s stages in a module of their own, as `model` says.
+    fn compile(program: &LoopProgram, model: Model) -> Result<Code, JitError> {
         let mut module = new_module()?;
         let helpers = emit::Helpers::declare(&mut module)?;
+        let name = model.name();
+        let (split, row_terms) = match model {
+            Model::Own => (None, RowTerms::of(program)),
+            Model::Tangent { split } => (split, None),
+        };
         let declared = compile_program(&mut module, &helpers, program, name, split)?;
-        let row_terms = match (name == "primal").then(|| RowTerms::of(program)) {
-            Some(Some(terms)) => {
-                Some((terms.define(&mut module, "primal_row_terms")?, terms.sizes))
-            }
-            _ => None,
+        let row_terms = match row_terms {
+            Some(terms) => Some((
+                terms.define(&mut module, &format!("{name}_row_terms"))?,
+                terms.sizes,
+            )),
+            None => None,
         };
         module
             .finalize_definitions()
@@ -321,7 +345,7 @@ impl CompiledProgram {
         if let Some(t) = &program.tangent {
             t.validate()?;
         }
-        let primal = Code::compile(&program, "primal", None)?;
+        let primal = Code::compile(&program, Model::Own)?;
         let tangent = program.tangent.as_deref().map(|t| Tangent {
             primal_prefix: primal_prefix(t),
             code: OnceLock::new(),
@@ -358,7 +382,7 @@ impl CompiledProgram {
         let (t, program) = (self.tangent.as_ref()?, self.program.tangent.as_deref()?);
         let split = t.primal_prefix.map(|p| p.steps);
         t.code
-            .get_or_init(|| Code::compile(program, "tangent", split).ok())
+            .get_or_init(|| Code::compile(program, Model::Tangent { split }).ok())
             .as_ref()
     }
 
