@@ -58,6 +58,16 @@ pub(super) struct Term {
 }
 
 impl Term {
+    /// A term a row adds straight into ∇²L (dense, rank-1 or δ-pattern):
+    /// what [`Steps::row_terms`] writes.
+    #[inline(always)]
+    pub(super) fn is_direct(&self) -> bool {
+        matches!(
+            self.kind,
+            TermKind::Dense | TermKind::Outer | TermKind::Paired(..)
+        )
+    }
+
     /// What u and v are read from, the scratch or the data row, given both
     /// (in the same layout: one row, or W rows in lanes).
     #[inline(always)]
@@ -246,6 +256,10 @@ pub(super) struct Plan {
     /// Length of the per-lane sums of a pass in W lanes: the loss (W), the
     /// gradient (P·W) and the lane-summed terms (rows·cols·W each).
     pub(super) lane_sums_len: usize,
+    /// Every Hessian term is one a row adds straight into ∇²L (dense,
+    /// rank-1 or δ-pattern: what [`Steps::row_terms`] writes), so a pass
+    /// whose steps wrote them has none left to walk.
+    pub(super) every_term_direct: bool,
 }
 
 impl Plan {
@@ -470,6 +484,7 @@ impl Plan {
                 diagonal: r == c,
             });
         }
+        plan.every_term_direct = plan.terms.iter().all(Term::is_direct);
         plan
     }
 }
@@ -877,13 +892,9 @@ impl<'a> Accumulator<'a> {
                 *x = pick(o.v, e);
             }
         }
-        if self.level >= 2 {
+        if self.level >= 2 && !(WRITTEN && plan.every_term_direct) {
             for term in &plan.terms {
-                let direct = matches!(
-                    term.kind,
-                    TermKind::Dense | TermKind::Outer | TermKind::Paired(..)
-                );
-                if WRITTEN && direct {
+                if WRITTEN && term.is_direct() {
                     continue;
                 }
                 let (lu, lv) = term.lengths();
@@ -1220,7 +1231,9 @@ impl<'a> Accumulator<'a> {
         let p = self.model.n_params();
         let k = self.rows;
         self.rows = 0;
-        if k == 0 {
+        // Nothing gathered (no outer product of a vector, no gathered
+        // term): nothing to multiply.
+        if k == 0 || self.plan.gathered_len == 0 {
             return;
         }
         for o in self.plan.outer.iter().filter(|o| o.rows > 1) {
