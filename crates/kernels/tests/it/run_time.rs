@@ -404,6 +404,55 @@ fn a_run_time_kernel_gives_the_same_bits_for_any_number_of_threads() {
     assert_eq!(one, on(2));
 }
 
+/// A parallel pass of one chunk of rows gives the bits of the same pass
+/// run serially, but for −0, which a parallel pass turns into +0 (it adds
+/// its chunks into cleared outputs), with one thread and two, for
+/// L + ∇ + H and ∇²L·v, on every built-in's generated kernel and on its
+/// file compiled at run time.
+#[test]
+fn a_parallel_pass_of_one_chunk_gives_the_serial_bits() {
+    use hessforge_kernels::runtime::PARALLEL_CHUNK_ROWS;
+    let positive_zero = |x: &[f64]| -> Vec<u64> { x.iter().map(|v| (v + 0.0).to_bits()).collect() };
+    let bits = |x: &[f64]| -> Vec<u64> { x.iter().map(|v| v.to_bits()).collect() };
+    let check = |what: &str, k: &dyn Kernel, seed: u64| {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (p, cols) = (k.n_params(), k.n_data());
+        let theta: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let v: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let c = k.default_constants().to_vec();
+        for n in [1, 5, 37, 300, PARALLEL_CHUNK_ROWS] {
+            let data: Vec<f64> = (0..n * cols).map(|_| rng.gen_range(-1.5..1.5)).collect();
+            let at = At::new(&theta, &c, &data);
+            let (f, g, h) = pass(k, at);
+            let mut hv = vec![0.0; p];
+            let fv = k.hess_vec(at, &v, &mut hv);
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let parallel = at.rows(Rows::Parallel);
+                let (fp, gp, hp) = pool.install(|| pass(k, parallel));
+                let mut hvp = vec![0.0; p];
+                let fvp = pool.install(|| k.hess_vec(parallel, &v, &mut hvp));
+                let what = format!("{what}, {n} rows, {threads} threads");
+                assert_eq!(f.to_bits(), fp.to_bits(), "{what}: L");
+                assert_eq!(positive_zero(&g), bits(&gp), "{what}: ∇L");
+                assert_eq!(positive_zero(&h), bits(&hp), "{what}: ∇²L");
+                assert_eq!(fv.to_bits(), fvp.to_bits(), "{what}: L of ∇²L·v");
+                assert_eq!(positive_zero(&hv), bits(&hvp), "{what}: ∇²L·v");
+            }
+        }
+    };
+    for (k, built) in LOOP_REGISTRY.iter().enumerate() {
+        let name = built.name();
+        let generated = hessforge_kernels::loop_kernel(name).expect("a loop kernel");
+        check(name, generated, k as u64);
+        let compiled = RunTimeKernel::compile(program("../../derivations", name)).unwrap();
+        check(&format!("{name} at run time"), &compiled, k as u64);
+    }
+}
+
 /// A program that does not validate is refused, and nothing runs: a load
 /// past its tensor, a buffer past the stage's scratch, a data row read by
 /// the regularizer, a Hessian term's factor the runtime cannot read, a
