@@ -765,14 +765,8 @@ impl LoopProgram {
             return None;
         }
         let plan = self.plan(false, Outputs::LossGradHess, false, 1, 0);
-        let direct = |t: &Term| {
-            matches!(
-                t.kind,
-                TermKind::Dense | TermKind::Outer | TermKind::Paired(..)
-            )
-        };
         if plan.scratch_len > max_scratch
-            || !plan.terms.iter().all(direct)
+            || !plan.every_term_direct
             || plan.outer.iter().any(|o| o.rows != 1)
         {
             return None;
