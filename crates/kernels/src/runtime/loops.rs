@@ -225,7 +225,8 @@ fn chunk_at<'a>(at: At<'a>, chunk: &'a [f64]) -> At<'a> {
 /// The row sums of a parallel pass: `sum_chunk(k, rows, grad, hess)` adds
 /// chunk k of [`PARALLEL_CHUNK_ROWS`] rows into fresh outputs, on rayon's
 /// threads, [`CHUNKS_AT_ONCE`] at a time; the parts are added into `grad`
-/// and `hess` in order.
+/// and `hess` in order. A model without data columns has no rows to
+/// chunk: no parts, the empty sums.
 fn parallel_sums(
     model: &LoopProgram,
     level: Outputs,
@@ -241,6 +242,9 @@ fn parallel_sums(
         _ => (p, p * p),
     };
     let mut sums = RowSums::default();
+    if model.data.is_empty() {
+        return sums;
+    }
     let chunks: Vec<(usize, &[f64])> = data
         .chunks(PARALLEL_CHUNK_ROWS * model.data.len())
         .enumerate()
