@@ -4,10 +4,11 @@
 
 use crate::output::Failure;
 use clap::ValueEnum;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use hessforge_derivation::render::Format;
 use hessforge_driver::figures::{FigureKind, FigureOptions};
 use hessforge_driver::{BackendChoice, Problem};
-use hessforge_optim::Stopping;
+use hessforge_optim::{Choice, HessianPath, MomentumForm, Preconditioner, Stopping, Subproblem};
 use std::path::PathBuf;
 
 /// Data, start and constants (shared by `run`, `compare` and `report`).
@@ -90,8 +91,8 @@ pub struct HyperArgs {
     #[arg(long)]
     momentum: Option<f64>,
     /// classic (v ← ρv + g) or average (v ← βv + (1−β)g).
-    #[arg(long, value_enum, default_value = "classic")]
-    momentum_form: MomentumFormArg,
+    #[arg(long, value_parser = choice::<MomentumForm>(), default_value = "classic")]
+    momentum_form: MomentumForm,
     /// Adam β₁.
     #[arg(long)]
     beta1: Option<f64>,
@@ -126,43 +127,26 @@ pub struct HyperArgs {
     /// parameters, or 400 when 8·rows·P bytes exceed 32 MiB;
     /// Hessian–vector products above), dense, or free. `dense` also lets a
     /// method form a Hessian over 512 MiB.
-    #[arg(long, value_enum, default_value = "auto")]
-    hessian: HessianArg,
+    #[arg(long, value_parser = choice::<HessianPath>(), default_value = "auto")]
+    hessian: HessianPath,
     /// How newton-tr solves its subproblem: auto (exactly, as
     /// newton-exact-tr, up to 200 parameters; Steihaug's CG above), exact,
     /// or steihaug.
-    #[arg(long, value_enum, default_value = "auto")]
-    subproblem: SubproblemArg,
+    #[arg(long, value_parser = choice::<Subproblem>(), default_value = "auto")]
+    subproblem: Subproblem,
     /// newton-cg's preconditioner: none, or diagonal (Jacobi: CG on
     /// diag(∇²L)⁻¹∇²L, one diagonal pass per Newton step).
-    #[arg(long, value_enum, default_value = "none")]
-    precondition: PreconditionArg,
+    #[arg(long, value_parser = choice::<Preconditioner>(), default_value = "none")]
+    precondition: Preconditioner,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum PreconditionArg {
-    None,
-    Diagonal,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum SubproblemArg {
-    Auto,
-    Exact,
-    Steihaug,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum HessianArg {
-    Auto,
-    Dense,
-    Free,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum MomentumFormArg {
-    Classic,
-    Average,
+/// The parser of a flag whose value is one of `T`'s names (the library's,
+/// which Python's keywords share).
+fn choice<T: Choice + Send + Sync>() -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(T::names()).map(|name| match T::named(&name) {
+        Some(choice) => choice,
+        None => unreachable!("clap passes only T's names"),
+    })
 }
 
 impl HyperArgs {
@@ -180,7 +164,7 @@ impl HyperArgs {
             lr: self.lr,
             curvature: None,
             momentum: self.momentum,
-            momentum_average: matches!(self.momentum_form, MomentumFormArg::Average),
+            momentum_form: self.momentum_form,
             beta1: self.beta1,
             beta2: self.beta2,
             eps: self.eps,
@@ -192,20 +176,9 @@ impl HyperArgs {
             memory: self.memory,
             damping: self.damping,
             radius: self.radius,
-            hessian: match self.hessian {
-                HessianArg::Auto => hessforge_optim::HessianPath::Auto,
-                HessianArg::Dense => hessforge_optim::HessianPath::Dense,
-                HessianArg::Free => hessforge_optim::HessianPath::Free,
-            },
-            subproblem: match self.subproblem {
-                SubproblemArg::Auto => hessforge_optim::Subproblem::Auto,
-                SubproblemArg::Exact => hessforge_optim::Subproblem::Exact,
-                SubproblemArg::Steihaug => hessforge_optim::Subproblem::Steihaug,
-            },
-            precondition: match self.precondition {
-                PreconditionArg::None => hessforge_optim::Preconditioner::None,
-                PreconditionArg::Diagonal => hessforge_optim::Preconditioner::Diagonal,
-            },
+            hessian: self.hessian,
+            subproblem: self.subproblem,
+            precondition: self.precondition,
         })
     }
 }

@@ -19,9 +19,7 @@ use hessforge_driver::data::Dataset;
 use hessforge_driver::figures::{FigureKind, FigureOptions};
 use hessforge_driver::{Prepared, fit, models, optimizer_for, prepare_without_data};
 use hessforge_kernels::{At, Kernel};
-use hessforge_optim::{
-    HessianPath, History, Observer, Outcome, Preconditioner, Record, Settings, Stopping, Subproblem,
-};
+use hessforge_optim::{Choice, History, Observer, Outcome, Record, Settings, Stopping};
 use hessforge_spec::Model;
 use numpy::{
     PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods,
@@ -700,14 +698,14 @@ fn settings(hyper: &Bound<'_, PyDict>) -> PyResult<Settings> {
                 .extract::<String>()
                 .map_err(|_| PyValueError::new_err(format!("{key}: expected a string")))
         };
-        let choice = |options: &[&str], got: &str| -> PyResult<usize> {
-            options.iter().position(|o| *o == got).ok_or_else(|| {
+        fn choice<T: Choice>(key: &str, got: &str) -> PyResult<T> {
+            T::named(got).ok_or_else(|| {
                 PyValueError::new_err(format!(
                     "{key}: `{got}` is not one of {}",
-                    options.join(", ")
+                    T::names().collect::<Vec<_>>().join(", ")
                 ))
             })
-        };
+        }
         match key.as_str() {
             "lr" => s.lr = Some(number()?),
             "momentum" => s.momentum = Some(number()?),
@@ -745,21 +743,10 @@ fn settings(hyper: &Bound<'_, PyDict>) -> PyResult<Settings> {
                             ))
                         })?;
             }
-            "momentum_form" => {
-                s.momentum_average = choice(&["classic", "average"], &word()?)? == 1;
-            }
-            "hessian" => {
-                s.hessian = [HessianPath::Auto, HessianPath::Dense, HessianPath::Free]
-                    [choice(&["auto", "dense", "free"], &word()?)?];
-            }
-            "subproblem" => {
-                s.subproblem = [Subproblem::Auto, Subproblem::Exact, Subproblem::Steihaug]
-                    [choice(&["auto", "exact", "steihaug"], &word()?)?];
-            }
-            "precondition" => {
-                s.precondition = [Preconditioner::None, Preconditioner::Diagonal]
-                    [choice(&["none", "diagonal"], &word()?)?];
-            }
+            "momentum_form" => s.momentum_form = choice(&key, &word()?)?,
+            "hessian" => s.hessian = choice(&key, &word()?)?,
+            "subproblem" => s.subproblem = choice(&key, &word()?)?,
+            "precondition" => s.precondition = choice(&key, &word()?)?,
             _ => {
                 return Err(PyValueError::new_err(format!(
                     "no hyper-parameter named `{key}`: expected lr, momentum, momentum_form, \

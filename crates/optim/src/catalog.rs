@@ -313,8 +313,8 @@ pub struct Settings {
     pub curvature: Option<f64>,
     /// ρ or β.
     pub momentum: Option<f64>,
-    /// Average instead of classic momentum.
-    pub momentum_average: bool,
+    /// Momentum's form (`momentum`; the others ignore it).
+    pub momentum_form: MomentumForm,
     /// β₁.
     pub beta1: Option<f64>,
     /// β₂.
@@ -384,11 +384,7 @@ impl Optimizer {
             Optimizer::Minibatch => (Rule::GradientDescent, lr(None)?, Some(32)),
             Optimizer::Momentum => {
                 let rho = rho()?;
-                let form = if s.momentum_average {
-                    MomentumForm::Average
-                } else {
-                    MomentumForm::Classic
-                };
+                let form = s.momentum_form;
                 let default = match form {
                     MomentumForm::Classic => inv_l.map(|i| (1.0 - rho) * i),
                     MomentumForm::Average => inv_l,
@@ -484,6 +480,31 @@ impl Optimizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optimizer::Choice;
+
+    /// A choice's names are distinct, each names back its own choice, and
+    /// the first is the one `Settings::default()` holds.
+    fn names_round_trip<T: Choice + PartialEq + std::fmt::Debug>(default: T) {
+        let names: Vec<&str> = T::names().collect();
+        let mut distinct = names.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), names.len(), "{names:?}");
+        for &(name, choice) in T::CHOICES {
+            assert_eq!(T::named(name), Some(choice), "{name}");
+        }
+        assert_eq!(T::CHOICES[0].1, default, "{names:?}");
+        assert_eq!(T::named("sideways"), None);
+    }
+
+    #[test]
+    fn every_setting_chosen_by_name_reads_its_names_back_and_defaults_to_the_first() {
+        let s = Settings::default();
+        names_round_trip(s.hessian);
+        names_round_trip(s.subproblem);
+        names_round_trip(s.precondition);
+        names_round_trip(s.momentum_form);
+    }
 
     #[test]
     fn every_optimizer_has_one_entry_a_name_that_parses_back_and_builds_with_its_defaults() {

@@ -17,7 +17,7 @@
 
 use crate::method::{Method, Point, Step};
 use crate::objective::Objective;
-use crate::optimizer::{BuildError, DefaultValue, Hyper, Optimizer, Range};
+use crate::optimizer::{BuildError, Choice, DefaultValue, Hyper, Optimizer, Range};
 use crate::schedule::Schedule;
 use hessforge_ir::Rows;
 use rand::SeedableRng;
@@ -115,12 +115,18 @@ pub fn learning_rate(optimizer: Optimizer) -> Hyper {
 }
 
 /// How momentum accumulates gradients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MomentumForm {
     /// v ← ρv + g (seed 002; CS231n, PyTorch `SGD(momentum)`).
+    #[default]
     Classic,
     /// v ← βv + (1−β)g, an exponential average (seed 004).
     Average,
+}
+
+impl Choice for MomentumForm {
+    const CHOICES: &'static [(&'static str, Self)] =
+        &[("classic", Self::Classic), ("average", Self::Average)];
 }
 
 /// One first-order rule and its state.

@@ -28,7 +28,7 @@
 //! loop, stopping, status), [`catalog`] (every optimizer by name,
 //! documented, and built from [`Settings`]), [`optimizer`] (the leaf every
 //! optimizer module imports: names, families, hyper-parameter descriptions,
-//! build errors), [`gradient_check`].
+//! settings chosen by name, build errors), [`gradient_check`].
 #![warn(missing_docs)]
 
 pub mod catalog;
@@ -47,12 +47,13 @@ pub mod schedule;
 pub mod trust_region;
 
 pub use catalog::{CATALOG, Entry, Settings, build};
+pub use first_order::MomentumForm;
 pub use method::{
     Curvature, HESSIAN_FREE_ABOVE, HessianPath, JACOBI_FLOOR, Method, Modification,
     PRODUCTS_IN_CACHE_BYTES, Point, Preconditioner, Step, dense_up_to,
 };
 pub use objective::{Counted, Evaluations, FnObjective, Objective, Rows};
-pub use optimizer::{BuildError, DefaultValue, Family, Hyper, Optimizer, Range};
+pub use optimizer::{BuildError, Choice, DefaultValue, Family, Hyper, Optimizer, Range};
 pub use run_loop::{History, HistoryRow, Observer, Outcome, Record, Status, Stopping, minimize};
 pub use schedule::Schedule;
 pub use trust_region::{EXACT_SUBPROBLEM_MAX, Subproblem};

@@ -3,6 +3,7 @@
 //! ([`Point`]), and what a step reports ([`Step`], [`Curvature`]).
 
 use crate::objective::Objective;
+use crate::optimizer::Choice;
 use serde::Serialize;
 
 /// The current iterate and what is known at it.
@@ -59,6 +60,14 @@ pub enum HessianPath {
     Dense,
     /// Always Hessian–vector products.
     Free,
+}
+
+impl Choice for HessianPath {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("auto", Self::Auto),
+        ("dense", Self::Dense),
+        ("free", Self::Free),
+    ];
 }
 
 /// Above this many parameters [`HessianPath::Auto`] goes Hessian-free
@@ -129,6 +138,11 @@ pub enum Preconditioner {
     /// where ∇²L's diagonal is zero or negative); one diagonal pass per
     /// Newton step.
     Diagonal,
+}
+
+impl Choice for Preconditioner {
+    const CHOICES: &'static [(&'static str, Self)] =
+        &[("none", Self::None), ("diagonal", Self::Diagonal)];
 }
 
 /// The smallest entry of the Jacobi preconditioner, relative to its

@@ -5,7 +5,9 @@
 //! range) with its checked [`Hyper::value`], and [`BuildError`]. Each
 //! optimizer module owns the `Hyper` constants of its hyper-parameters and
 //! checks its builders' arguments with them; [`crate::catalog`] lists the
-//! same constants in its documentation, so a flag is written once.
+//! same constants in its documentation, so a flag is written once. A
+//! setting chosen among names (`--hessian dense`, `hessian="dense"` from
+//! Python) is a [`Choice`], so its names are written once too.
 
 /// Every optimizer hessforge has; its entry in [`crate::catalog::CATALOG`]
 /// documents it and `Optimizer::build` (in [`crate::catalog`]) makes one.
@@ -312,3 +314,24 @@ impl std::fmt::Display for BuildError {
 }
 
 impl std::error::Error for BuildError {}
+
+/// A setting chosen by name, the same names on the command line and from
+/// Python (`--hessian dense`, `hessian="dense"`): the enum lists its
+/// choices once, and each front end reads them from here.
+pub trait Choice: Copy + 'static {
+    /// Every choice with its name, the default first.
+    const CHOICES: &'static [(&'static str, Self)];
+
+    /// The choice called `name`, if there is one.
+    fn named(name: &str) -> Option<Self> {
+        Self::CHOICES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, choice)| choice)
+    }
+
+    /// The names, the default first.
+    fn names() -> impl Iterator<Item = &'static str> {
+        Self::CHOICES.iter().map(|&(name, _)| name)
+    }
+}

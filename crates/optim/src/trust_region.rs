@@ -23,7 +23,7 @@ use crate::method::{
     Curvature, HESSIAN_FREE_ABOVE, HessianPath, Method, Modification, Point, Step, dot, norm,
 };
 use crate::objective::{Objective, dense_hess_vec};
-use crate::optimizer::{BuildError, Optimizer};
+use crate::optimizer::{BuildError, Choice, Optimizer};
 use hessforge_ir::Rows;
 
 /// How `newton-tr` solves its subproblem min gᵀp + ½pᵀHp, ‖p‖ ≤ Δ.
@@ -39,6 +39,14 @@ pub enum Subproblem {
     Exact,
     /// By Steihaug's truncated CG, at every size.
     Steihaug,
+}
+
+impl Choice for Subproblem {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("auto", Self::Auto),
+        ("exact", Self::Exact),
+        ("steihaug", Self::Steihaug),
+    ];
 }
 
 /// Up to this many parameters [`Subproblem::Auto`] solves the subproblem
