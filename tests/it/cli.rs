@@ -590,6 +590,25 @@ fn gradcheck_checks_the_run_time_compiled_loop_ir_by_finite_differences() {
 }
 
 #[test]
+fn an_unknown_momentum_form_is_bad_input_naming_the_library_s_choices() {
+    hessforge()
+        .args([
+            "run",
+            "rosenbrock",
+            "-O",
+            "momentum",
+            "--momentum-form",
+            "nesterov",
+        ])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "possible values: classic, average",
+        ));
+}
+
+#[test]
 fn an_unknown_preconditioner_is_bad_input() {
     hessforge()
         .args(["run", "digits", "-O", "newton-cg", "--precondition", "ilu"])
