@@ -681,6 +681,17 @@ impl Observer for Watch {
     }
 }
 
+/// The choice `got` of the setting `key` (`hessian="dense"`), by the
+/// library's names, which the command line's flags use too.
+fn choice<T: Choice>(key: &str, got: &str) -> PyResult<T> {
+    T::named(got).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "{key}: `{got}` is not one of {}",
+            T::names().collect::<Vec<_>>().join(", ")
+        ))
+    })
+}
+
 /// The optimizers' settings from keyword arguments named as the command
 /// line's flags without their dashes (`lr`, `memory`, `radius`, …); the
 /// catalogue checks their ranges when the optimizer is built.
@@ -698,14 +709,6 @@ fn settings(hyper: &Bound<'_, PyDict>) -> PyResult<Settings> {
                 .extract::<String>()
                 .map_err(|_| PyValueError::new_err(format!("{key}: expected a string")))
         };
-        fn choice<T: Choice>(key: &str, got: &str) -> PyResult<T> {
-            T::named(got).ok_or_else(|| {
-                PyValueError::new_err(format!(
-                    "{key}: `{got}` is not one of {}",
-                    T::names().collect::<Vec<_>>().join(", ")
-                ))
-            })
-        }
         match key.as_str() {
             "lr" => s.lr = Some(number()?),
             "momentum" => s.momentum = Some(number()?),
