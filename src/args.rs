@@ -91,7 +91,7 @@ pub struct HyperArgs {
     #[arg(long)]
     momentum: Option<f64>,
     /// classic (v ← ρv + g) or average (v ← βv + (1−β)g).
-    #[arg(long, value_parser = choice::<MomentumForm>(), default_value = "classic")]
+    #[arg(long, value_parser = choice::<MomentumForm>(), default_value = MomentumForm::default_name())]
     momentum_form: MomentumForm,
     /// Adam β₁.
     #[arg(long)]
@@ -127,16 +127,16 @@ pub struct HyperArgs {
     /// parameters, or 400 when 8·rows·P bytes exceed 32 MiB;
     /// Hessian–vector products above), dense, or free. `dense` also lets a
     /// method form a Hessian over 512 MiB.
-    #[arg(long, value_parser = choice::<HessianPath>(), default_value = "auto")]
+    #[arg(long, value_parser = choice::<HessianPath>(), default_value = HessianPath::default_name())]
     hessian: HessianPath,
     /// How newton-tr solves its subproblem: auto (exactly, as
     /// newton-exact-tr, up to 200 parameters; Steihaug's CG above), exact,
     /// or steihaug.
-    #[arg(long, value_parser = choice::<Subproblem>(), default_value = "auto")]
+    #[arg(long, value_parser = choice::<Subproblem>(), default_value = Subproblem::default_name())]
     subproblem: Subproblem,
     /// newton-cg's preconditioner: none, or diagonal (Jacobi: CG on
     /// diag(∇²L)⁻¹∇²L, one diagonal pass per Newton step).
-    #[arg(long, value_parser = choice::<Preconditioner>(), default_value = "none")]
+    #[arg(long, value_parser = choice::<Preconditioner>(), default_value = Preconditioner::default_name())]
     precondition: Preconditioner,
 }
 

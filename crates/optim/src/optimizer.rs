@@ -334,4 +334,9 @@ pub trait Choice: Copy + 'static {
     fn names() -> impl Iterator<Item = &'static str> {
         Self::CHOICES.iter().map(|&(name, _)| name)
     }
+
+    /// The default's name.
+    fn default_name() -> &'static str {
+        Self::CHOICES[0].0
+    }
 }
